@@ -1,0 +1,14 @@
+//! klaxon: scrape Prometheus targets, keep an in-memory time-series head,
+//! evaluate rules and route alerts, in one process.
+//!
+//! The modules follow the way data travels (see `docs/architecture.md`):
+//! [`config`] → [`scrape`] → [`tsdb`] → `promql` → `rules` → `notify`,
+//! with [`api`] serving HTTP beside them and [`model`] holding the few types
+//! every stage shares.
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod scrape;
+pub mod tsdb;
