@@ -7,6 +7,7 @@
 //! every stage shares.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod model;

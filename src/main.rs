@@ -1,3 +1,142 @@
-fn main() {
-    println!("klaxon skeleton");
+//! The `klaxon` binary: argument parsing and the process edge. Everything
+//! else lives in the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Default listen address (loopback: nothing is exposed unless asked).
+const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+
+#[derive(Parser)]
+#[command(name = "klaxon", version, about = "Prometheus-compatible scraping, rules and alerting in one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run klaxon (the default when no command is given).
+    Run(RunArgs),
+    /// Validate files without running anything.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct RunArgs {
+    /// Configuration file in prometheus.yml shape; without it an embedded
+    /// default scrapes klaxon itself.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address for the HTTP API, UI and /metrics.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: String,
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// Check a configuration file: exit 0 when valid, 1 with FILE:LINE:COL errors.
+    Config { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(RunArgs {
+        config: None,
+        listen: DEFAULT_LISTEN.to_string(),
+    })) {
+        Command::Check {
+            what: CheckWhat::Config { file },
+        } => check_config(&file),
+        Command::Run(args) => match run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match klaxon::config::load_file(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: SUCCESS: {} scrape configs, {} rule file patterns",
+                file.display(),
+                cfg.scrape_configs.len(),
+                cfg.rule_files.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            eprint!("{errs}");
+            if !errs.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // The config is validated before any port is bound.
+    let cfg = match &args.config {
+        Some(path) => match klaxon::config::load_file(path) {
+            Ok(c) => c,
+            Err(errs) => {
+                eprint!("{errs}");
+                if !errs.to_string().ends_with('\n') {
+                    eprintln!();
+                }
+                std::process::exit(1);
+            }
+        },
+        None => klaxon::config::embedded_default(&args.listen),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let running = klaxon::app::start(cfg, &args.listen).await?;
+        eprintln!("klaxon listening on http://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }

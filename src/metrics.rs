@@ -1,1 +1,400 @@
-//! own metrics
+//! klaxon's own metrics: a small registry of counters and gauges and the
+//! exposition writer for `GET /metrics`.
+//!
+//! We write our own instead of pulling in a client library because the set is
+//! small, we already own an exposition format on the read side, and the
+//! OpenMetrics/text negotiation must behave exactly like a Prometheus client's.
+
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A float stored in an atomic, so increments never take a lock.
+#[derive(Clone, Debug, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.inc_by(1.0)
+    }
+
+    pub fn inc_by(&self, v: f64) {
+        // The closure always returns Some, so fetch_update cannot fail.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A gauge: a float that can go up and down.
+#[derive(Clone, Debug, Default)]
+pub struct Gauge(Arc<AtomicU64>);
+
+impl Gauge {
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed)
+    }
+
+    pub fn add(&self, v: f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// The kinds of family we expose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A family of children keyed by label values.
+#[derive(Debug)]
+pub struct Family<T> {
+    label_names: Vec<&'static str>,
+    children: RwLock<BTreeMap<Vec<String>, T>>,
+}
+
+impl<T: Clone + Default> Family<T> {
+    fn new(label_names: &[&'static str]) -> Self {
+        Family {
+            label_names: label_names.to_vec(),
+            children: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// The child for these label values (created on first use).
+    pub fn with(&self, values: &[&str]) -> T {
+        debug_assert_eq!(values.len(), self.label_names.len());
+        if let Some(c) = self
+            .children
+            .read()
+            .get(&values.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        {
+            return c.clone();
+        }
+        self.children
+            .write()
+            .entry(values.iter().map(|s| s.to_string()).collect())
+            .or_default()
+            .clone()
+    }
+
+    /// Removes a child, e.g. when a scrape pool goes away.
+    pub fn remove(&self, values: &[&str]) {
+        let key: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+        self.children.write().remove(&key);
+    }
+}
+
+pub type CounterVec = Family<Counter>;
+pub type GaugeVec = Family<Gauge>;
+
+/// One family's samples at encoding time.
+pub struct FamilySnapshot {
+    pub name: String,
+    pub help: String,
+    pub kind: Kind,
+    pub samples: Vec<(Vec<(String, String)>, f64)>,
+}
+
+type CollectFn = Box<dyn Fn(&mut Vec<FamilySnapshot>) + Send + Sync>;
+
+enum Entry {
+    Counter(&'static str, &'static str, Arc<CounterVec>),
+    Gauge(&'static str, &'static str, Arc<GaugeVec>),
+    Collector(CollectFn),
+}
+
+/// All of klaxon's own metrics. Counter names are given without `_total`;
+/// the writer adds it as the format requires.
+#[derive(Default)]
+pub struct Registry {
+    entries: RwLock<Vec<Entry>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counter_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&'static str],
+    ) -> Arc<CounterVec> {
+        let v = Arc::new(CounterVec::new(labels));
+        self.entries
+            .write()
+            .push(Entry::Counter(name, help, v.clone()));
+        v
+    }
+
+    pub fn counter(&self, name: &'static str, help: &'static str) -> Counter {
+        self.counter_vec(name, help, &[]).with(&[])
+    }
+
+    pub fn gauge_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&'static str],
+    ) -> Arc<GaugeVec> {
+        let v = Arc::new(GaugeVec::new(labels));
+        self.entries.write().push(Entry::Gauge(name, help, v.clone()));
+        v
+    }
+
+    pub fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
+        self.gauge_vec(name, help, &[]).with(&[])
+    }
+
+    /// Registers a function called at every encoding, for values read from
+    /// elsewhere (head statistics, /proc).
+    pub fn collector(&self, f: impl Fn(&mut Vec<FamilySnapshot>) + Send + Sync + 'static) {
+        self.entries.write().push(Entry::Collector(Box::new(f)));
+    }
+
+    /// Every family, sorted by name.
+    pub fn gather(&self) -> Vec<FamilySnapshot> {
+        let mut out = Vec::new();
+        for e in self.entries.read().iter() {
+            match e {
+                Entry::Counter(n, h, v) => out.push(snapshot(n, h, Kind::Counter, v, |c| c.get())),
+                Entry::Gauge(n, h, v) => out.push(snapshot(n, h, Kind::Gauge, v, |g| g.get())),
+                Entry::Collector(f) => f(&mut out),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Encodes every family; `openmetrics` selects OpenMetrics 1.0 over text 0.0.4.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        encode(&self.gather(), openmetrics)
+    }
+}
+
+fn snapshot<T>(
+    name: &str,
+    help: &str,
+    kind: Kind,
+    v: &Family<T>,
+    get: impl Fn(&T) -> f64,
+) -> FamilySnapshot {
+    let children = v.children.read();
+    FamilySnapshot {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        samples: children
+            .iter()
+            .map(|(vals, c)| {
+                let labels = v
+                    .label_names
+                    .iter()
+                    .zip(vals)
+                    .map(|(n, v)| (n.to_string(), v.clone()))
+                    .collect();
+                (labels, get(c))
+            })
+            .collect(),
+    }
+}
+
+/// Content type for the text exposition format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type for OpenMetrics 1.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether an `Accept` header prefers OpenMetrics, as client_golang decides:
+/// OpenMetrics only when asked for explicitly.
+pub fn wants_openmetrics(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let mut it = part.split(';').map(str::trim);
+        let ok = it.next() == Some("application/openmetrics-text");
+        // A q=0 entry is an explicit refusal.
+        ok && !it.any(|p| p.replace(' ', "") == "q=0")
+    })
+}
+
+/// Formats a float as the exposition formats expect.
+pub fn format_value(v: f64, out: &mut String) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn escape_help(h: &str) -> String {
+    h.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Writes families in the text format or OpenMetrics.
+pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
+    let mut out = String::with_capacity(8192);
+    for f in families {
+        let sample_name = match f.kind {
+            Kind::Counter => format!("{}_total", f.name),
+            Kind::Gauge => f.name.clone(),
+        };
+        let family_name = if openmetrics { &f.name } else { &sample_name };
+        let kind = match f.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = writeln!(out, "# HELP {} {}", family_name, escape_help(&f.help));
+        let _ = writeln!(out, "# TYPE {family_name} {kind}");
+        for (labels, v) in &f.samples {
+            out.push_str(&sample_name);
+            if !labels.is_empty() {
+                out.push('{');
+                for (i, (n, val)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(
+                        out,
+                        "{}=\"{}\"",
+                        n,
+                        crate::model::labels::escape_label_value(val)
+                    );
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            format_value(*v, &mut out);
+            out.push('\n');
+        }
+    }
+    if openmetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_total_suffix_in_both_formats() {
+        let r = Registry::new();
+        let c = r.counter_vec("x_requests", "Requests.", &["code"]);
+        c.with(&["200"]).inc();
+        c.with(&["200"]).inc_by(2.5);
+        r.gauge("x_up", "Up.").set(1.0);
+        let text = r.encode(false);
+        assert!(text.contains("# TYPE x_requests_total counter\n"));
+        assert!(text.contains("x_requests_total{code=\"200\"} 3.5\n"));
+        assert!(text.contains("x_up 1\n"));
+        assert!(!text.contains("# EOF"));
+        let om = r.encode(true);
+        assert!(om.contains("# TYPE x_requests counter\n"));
+        assert!(om.contains("x_requests_total{code=\"200\"} 3.5\n"));
+        assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(wants_openmetrics(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        ));
+        assert!(!wants_openmetrics("text/plain;version=0.0.4"));
+        assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
+        assert!(!wants_openmetrics("*/*"));
+    }
+
+    #[test]
+    fn values_format() {
+        let mut s = String::new();
+        for v in [1.0, 0.25, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
+            format_value(v, &mut s);
+            s.push(' ');
+        }
+        assert_eq!(s, "1 0.25 NaN +Inf -Inf -3 ");
+    }
+}
+
+/// `process_*` families as client libraries expose them (Linux only: read
+/// from /proc; elsewhere nothing is reported).
+pub fn register_process_collector(r: &Registry) {
+    let start = crate::model::now_millis() as f64 / 1000.0;
+    r.collector(move |out| {
+        let mut g = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        g(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Kind::Gauge,
+            start,
+        );
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return;
+        };
+        // Fields after the command name (which may contain spaces) start at ")".
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        // After ")": state=0, utime=11, stime=12, vsize=20, rss=21 (pages).
+        let ticks = 100.0;
+        g(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            Kind::Counter,
+            (num(11) + num(12)) / ticks,
+        );
+        g(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            Kind::Gauge,
+            num(20),
+        );
+        g(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Kind::Gauge,
+            num(21) * 4096.0,
+        );
+        if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+            g(
+                "process_open_fds",
+                "Number of open file descriptors.",
+                Kind::Gauge,
+                rd.count() as f64,
+            );
+        }
+    });
+}

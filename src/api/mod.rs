@@ -1,1 +1,77 @@
-//! api
+//! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
+//! API. Each handler is thin; the data comes from the stage that owns it.
+
+pub mod targets;
+
+use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::scrape::manager::Manager;
+use crate::tsdb::Head;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Everything the handlers read.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub manager: Arc<Manager>,
+    pub head: Arc<Head>,
+    /// Set once the config is applied and the scrape pools run.
+    pub ready: AtomicBool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy).head(healthy))
+        .route("/-/ready", get(ready).head(ready))
+        .route("/api/v1/targets", get(targets::targets))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let om = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wants_openmetrics);
+    let body = s.registry.encode(om);
+    let ct = if om {
+        OPENMETRICS_CONTENT_TYPE
+    } else {
+        TEXT_CONTENT_TYPE
+    };
+    ([(header::CONTENT_TYPE, ct)], body).into_response()
+}
+
+async fn healthy() -> &'static str {
+    "Klaxon is Healthy.\n"
+}
+
+async fn ready(State(s): State<Arc<AppState>>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "Klaxon is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+/// `{"status":"success","data":...}`, Prometheus' envelope.
+pub fn success(data: serde_json::Value) -> Response {
+    axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+}
+
+/// Prometheus' error envelope with its status code.
+pub fn api_error(code: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
+    (
+        code,
+        axum::Json(serde_json::json!({
+            "status": "error",
+            "errorType": error_type,
+            "error": msg.into(),
+        })),
+    )
+        .into_response()
+}

@@ -4,6 +4,7 @@
 
 pub mod labels;
 pub mod matcher;
+pub mod time;
 pub mod value;
 
 pub use labels::{Label, Labels, LabelsBuilder};

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""klaxon vs Prometheus 2.42 scraping the same synthetic targets, in the same run.
+
+Starts ../shared/tools/synth_target.py (N targets x S series), then Prometheus and
+klaxon side by side, both scraping every target every 5 s, for --duration seconds.
+At the end reads from /proc each process's resident memory and CPU time, and from
+each one's /metrics its active series and appended samples, and prints:
+
+  memory per series = RSS / head series
+  CPU per million samples = (user+sys CPU seconds) / samples appended * 1e6
+
+as absolute values and klaxon/Prometheus ratios. Repeats --runs times and prints
+the medians. Everything listens on 127.0.0.1 and is stopped at the end.
+
+  cargo build --release
+  python3 benches/compare_prometheus.py --runs 3 --duration 180
+
+Needs /usr/bin/prometheus (bash ../shared/tools/install-peers.sh).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stats(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(rest[11]) + int(rest[12])) / CLK_TCK
+    rss = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    return cpu, rss
+
+
+def metric(url, name):
+    body = urllib.request.urlopen(url, timeout=10).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(f"{name} not in {url}")
+
+
+def wait_http(url, timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except Exception:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def one_run(args, tmp, run):
+    targets = [f"127.0.0.1:{args.port + i}" for i in range(args.targets)]
+    scrape = (
+        "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
+        "scrape_configs:\n  - job_name: synth\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n"
+    )
+    cfg = os.path.join(tmp, "bench.yml")
+    with open(cfg, "w") as f:
+        f.write(scrape)
+    procs = []
+    try:
+        synth = subprocess.Popen(
+            [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"),
+             "--port", str(args.port), "--targets", str(args.targets), "--series", str(args.series)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(synth)
+        wait_http(f"http://{targets[0]}/metrics")
+        data = os.path.join(tmp, f"prom-data-{run}")
+        prom = subprocess.Popen(
+            ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+             "--web.listen-address=127.0.0.1:19090", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(prom)
+        klaxon = subprocess.Popen(
+            [args.klaxon, "run", "--config", cfg, "--listen", "127.0.0.1:19470"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"})
+        procs.append(klaxon)
+        wait_http("http://127.0.0.1:19090/-/ready")
+        wait_http("http://127.0.0.1:19470/-/ready")
+        # Startup (loading, first allocations) is not what we compare: measure deltas.
+        time.sleep(args.warmup)
+        p0, k0 = proc_stats(prom.pid), proc_stats(klaxon.pid)
+        ps0 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks0 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        time.sleep(args.duration)
+        p1, k1 = proc_stats(prom.pid), proc_stats(klaxon.pid)
+        ps1 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks1 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        pser = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_series")
+        kser = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        r = {
+            "prom_rss": p1[1], "klaxon_rss": k1[1],
+            "prom_series": pser, "klaxon_series": kser,
+            "prom_cpu": p1[0] - p0[0], "klaxon_cpu": k1[0] - k0[0],
+            "prom_samples": ps1 - ps0, "klaxon_samples": ks1 - ks0,
+        }
+        r["prom_bytes_per_series"] = r["prom_rss"] / pser
+        r["klaxon_bytes_per_series"] = r["klaxon_rss"] / kser
+        r["prom_cpu_per_msample"] = r["prom_cpu"] / r["prom_samples"] * 1e6
+        r["klaxon_cpu_per_msample"] = r["klaxon_cpu"] / r["klaxon_samples"] * 1e6
+        r["mem_ratio"] = r["klaxon_bytes_per_series"] / r["prom_bytes_per_series"]
+        r["cpu_ratio"] = r["klaxon_cpu_per_msample"] / r["prom_cpu_per_msample"]
+        return r
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=180, help="measured seconds per run")
+    ap.add_argument("--warmup", type=int, default=20, help="seconds before measuring")
+    ap.add_argument("--targets", type=int, default=10)
+    ap.add_argument("--series", type=int, default=10000)
+    ap.add_argument("--port", type=int, default=19200)
+    ap.add_argument("--klaxon", default=os.path.join(ROOT, "target", "release", "klaxon"))
+    ap.add_argument("--json", help="write every run's figures here")
+    args = ap.parse_args()
+    if not os.path.exists("/usr/bin/prometheus"):
+        sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
+    runs = []
+    tmp = tempfile.mkdtemp(prefix="klaxon-bench-")
+    try:
+        for i in range(args.runs):
+            r = one_run(args, tmp, i)
+            runs.append(r)
+            print(f"run {i + 1}: series prom={r['prom_series']:.0f} klaxon={r['klaxon_series']:.0f}; "
+                  f"bytes/series prom={r['prom_bytes_per_series']:.0f} klaxon={r['klaxon_bytes_per_series']:.0f} "
+                  f"(ratio {r['mem_ratio']:.3f}); CPU s per 1M samples prom={r['prom_cpu_per_msample']:.3f} "
+                  f"klaxon={r['klaxon_cpu_per_msample']:.3f} (ratio {r['cpu_ratio']:.3f})", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"median of {len(runs)} runs ({args.targets} targets x {args.series} series, 5s interval, "
+          f"{args.duration}s measured): memory per series ratio {med['mem_ratio']:.3f}, "
+          f"CPU per sample ratio {med['cpu_ratio']:.3f}")
+    print(json.dumps(med, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "median": med}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

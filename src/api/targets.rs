@@ -1,0 +1,75 @@
+//! `GET /api/v1/targets` in Prometheus' JSON shape.
+
+use super::{api_error, success, AppState};
+use crate::model::time::rfc3339_millis;
+use crate::model::Labels;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub struct TargetsQuery {
+    state: Option<String>,
+    #[serde(rename = "scrapePool")]
+    scrape_pool: Option<String>,
+}
+
+fn labels_json(l: &Labels) -> Value {
+    let mut m = Map::new();
+    for x in l {
+        m.insert(x.name.clone(), Value::String(x.value.clone()));
+    }
+    Value::Object(m)
+}
+
+pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuery>) -> Response {
+    let state = q.state.as_deref().unwrap_or("any").to_ascii_lowercase();
+    let (show_active, show_dropped) = match state.as_str() {
+        "" | "any" => (true, true),
+        "active" => (true, false),
+        "dropped" => (false, true),
+        other => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                format!("invalid state {other:?}: want active, dropped or any"),
+            )
+        }
+    };
+    let mut active = Vec::new();
+    let mut dropped = Vec::new();
+    for pool in s.manager.targets() {
+        if q.scrape_pool.as_deref().is_some_and(|p| p != pool.job) {
+            continue;
+        }
+        if show_active {
+            for t in &pool.active {
+                let st = t.status();
+                active.push(json!({
+                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "labels": labels_json(&t.labels),
+                    "scrapePool": pool.job,
+                    "scrapeUrl": t.scrape_url,
+                    "globalUrl": t.scrape_url,
+                    "lastError": st.last_error,
+                    "lastScrape": st.last_scrape.map(rfc3339_millis)
+                        .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
+                    "lastScrapeDuration": st.last_scrape_duration.as_secs_f64(),
+                    "health": st.health.as_str(),
+                    "scrapeInterval": crate::config::format_duration(t.interval),
+                    "scrapeTimeout": crate::config::format_duration(t.timeout),
+                }));
+            }
+        }
+        if show_dropped {
+            for d in &pool.dropped {
+                dropped.push(json!({"discoveredLabels": labels_json(d)}));
+            }
+        }
+    }
+    // Both arrays are always present (empty when filtered out), as in Prometheus.
+    success(json!({"activeTargets": active, "droppedTargets": dropped}))
+}

@@ -1,0 +1,221 @@
+//! Wiring: builds every stage from a config, binds the listener, and runs
+//! until asked to stop. Used by the binary and by integration tests.
+
+use crate::api::{router, AppState};
+use crate::config::Config;
+use crate::metrics::{register_process_collector, FamilySnapshot, Kind, Registry};
+use crate::scrape::manager::Manager;
+use crate::scrape::ScrapeMetrics;
+use crate::tsdb::{Head, HeadOptions};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Why klaxon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A started klaxon.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<()>,
+    shutdown_tx: tokio::sync::oneshot::Sender<()>,
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Starts everything. The listener is bound before any scrape starts, so a
+/// port conflict fails fast.
+pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen.to_string(),
+        source,
+    })?;
+
+    let registry = Arc::new(Registry::new());
+    register_process_collector(&registry);
+    registry
+        .gauge_vec("klaxon_build_info", "klaxon build information.", &["version"])
+        .with(&[env!("CARGO_PKG_VERSION")])
+        .set(1.0);
+    let head = Arc::new(Head::new(HeadOptions::default()));
+    register_head_collector(&registry, head.clone());
+    let scrape_metrics = ScrapeMetrics::register(&registry);
+    let manager = Manager::new(head.clone(), scrape_metrics.clone());
+
+    let state = Arc::new(AppState {
+        registry,
+        manager: manager.clone(),
+        head: head.clone(),
+        ready: Default::default(),
+    });
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state.clone());
+    let server = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server");
+        }
+    });
+
+    manager.apply_config(&cfg.scrape_configs);
+    let mut tasks = Vec::new();
+    let base_dir = cfg
+        .source_path
+        .as_ref()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    for sc in &cfg.scrape_configs {
+        for (i, fsd) in sc.file_sd_configs.iter().enumerate() {
+            tasks.push(crate::scrape::discovery::spawn_file_sd(
+                manager.clone(),
+                scrape_metrics.clone(),
+                sc.job_name.clone(),
+                i,
+                fsd.clone(),
+                base_dir.clone(),
+            ));
+        }
+    }
+    let retention = cfg.storage.retention;
+    let h = head.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut t = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            t.tick().await;
+            let cutoff = crate::model::now_millis() - retention.as_millis() as i64;
+            let st = h.truncate(cutoff);
+            tracing::debug!(?st, "retention");
+        }
+    }));
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(%addr, jobs = cfg.scrape_configs.len(), "klaxon started");
+    Ok(Running {
+        addr,
+        state,
+        tasks,
+        server,
+        shutdown_tx,
+    })
+}
+
+impl Running {
+    /// Stops scraping, then the HTTP server.
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.state.manager.shutdown().await;
+        let _ = self.shutdown_tx.send(());
+        let _ = self.server.await;
+    }
+}
+
+fn register_head_collector(r: &Registry, head: Arc<Head>) {
+    r.collector(move |out| {
+        let s = head.stats();
+        let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        push(
+            "klaxon_tsdb_head_series",
+            "Series in the head.",
+            Kind::Gauge,
+            s.num_series as f64,
+        );
+        push(
+            "klaxon_tsdb_head_series_created",
+            "Series created in the head.",
+            Kind::Counter,
+            s.series_created as f64,
+        );
+        push(
+            "klaxon_tsdb_head_series_removed",
+            "Series removed from the head by retention.",
+            Kind::Counter,
+            s.series_removed as f64,
+        );
+        push(
+            "klaxon_tsdb_head_samples_appended",
+            "Samples appended to the head.",
+            Kind::Counter,
+            s.samples_appended as f64,
+        );
+        push(
+            "klaxon_tsdb_head_chunks",
+            "Chunks in the head.",
+            Kind::Gauge,
+            s.chunks as f64,
+        );
+        push(
+            "klaxon_tsdb_head_chunk_bytes",
+            "Bytes of compressed sample data in the head.",
+            Kind::Gauge,
+            s.chunk_bytes as f64,
+        );
+        push(
+            "klaxon_tsdb_head_memory_bytes",
+            "Estimated bytes held by the head (series, index, symbols, chunks).",
+            Kind::Gauge,
+            s.memory_bytes as f64,
+        );
+        push(
+            "klaxon_tsdb_out_of_order_samples",
+            "Samples rejected as out of order.",
+            Kind::Counter,
+            s.out_of_order as f64,
+        );
+        push(
+            "klaxon_tsdb_duplicate_samples",
+            "Samples rejected for a duplicate timestamp with another value.",
+            Kind::Counter,
+            s.duplicates as f64,
+        );
+        push(
+            "klaxon_tsdb_out_of_bounds_samples",
+            "Samples rejected as older than retention.",
+            Kind::Counter,
+            s.out_of_bounds as f64,
+        );
+        if s.num_series > 0 {
+            push(
+                "klaxon_tsdb_head_min_time_seconds",
+                "Lowest timestamp in the head.",
+                Kind::Gauge,
+                s.min_time as f64 / 1000.0,
+            );
+            push(
+                "klaxon_tsdb_head_max_time_seconds",
+                "Highest timestamp in the head.",
+                Kind::Gauge,
+                s.max_time as f64 / 1000.0,
+            );
+        }
+    });
+}

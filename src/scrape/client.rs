@@ -1,0 +1,194 @@
+//! The HTTP side of a scrape: one client per scrape config, content
+//! negotiation, auth, and a body read that stops at `body_size_limit`.
+
+use crate::config::{ScrapeConfig, ScrapeProtocol};
+use crate::scrape::parser::Format;
+use std::time::Duration;
+
+/// Builds the `Accept` header from `scrape_protocols` the way Prometheus
+/// does: decreasing q-values in the configured order, then `*/*`. The
+/// protobuf format is left out: klaxon does not parse it.
+pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+    let mut weight = 6;
+    let mut vals = Vec::new();
+    for p in protocols {
+        let media = match p {
+            ScrapeProtocol::PrometheusProto => continue,
+            ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
+            ScrapeProtocol::OpenMetricsText1_0_0 => "application/openmetrics-text;version=1.0.0",
+            ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
+            ScrapeProtocol::PrometheusText1_0_0 => "text/plain;version=1.0.0",
+        };
+        vals.push(format!("{media};q=0.{weight}"));
+        weight -= 1;
+    }
+    vals.push(format!("*/*;q=0.{weight}"));
+    vals.join(",")
+}
+
+/// Why a scrape produced no payload.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("Get {url:?}: context deadline exceeded (timeout {timeout:?})")]
+    Timeout { url: String, timeout: Duration },
+    #[error("server returned HTTP status {0}")]
+    Status(String),
+    #[error("body size limit exceeded: body is larger than {0} bytes")]
+    BodySizeLimit(u64),
+    #[error("Get {url:?}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl FetchError {
+    /// Short machine-readable reason, the `reason` label of the failure counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::Status(_) => "http_status",
+            FetchError::BodySizeLimit(_) => "body_size_limit",
+            FetchError::Http { .. } => "http",
+            FetchError::Config(_) => "config",
+        }
+    }
+}
+
+/// A scrape config's HTTP client plus the per-request pieces (auth headers
+/// whose secrets may live in files that change between scrapes).
+pub struct Scraper {
+    client: reqwest::Client,
+    auth: crate::config::HttpClientConfig,
+    accept: String,
+}
+
+impl Scraper {
+    pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
+        let h = &cfg.http_client;
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(5 * 60))
+            .redirect(if h.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        if !cfg.enable_compression {
+            b = b.no_gzip();
+        }
+        if !h.enable_http2 {
+            b = b.http1_only();
+        }
+        b = crate::scrape::tls::apply(b, &h.tls_config).map_err(FetchError::Config)?;
+        let client = b
+            .build()
+            .map_err(|e| FetchError::Config(format!("building HTTP client: {e}")))?;
+        Ok(Scraper {
+            client,
+            auth: h.clone(),
+            accept: accept_header(&cfg.scrape_protocols),
+        })
+    }
+
+    /// Fetches `url` into `buf` (cleared first) and returns the payload format.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        timeout: Duration,
+        body_limit: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Format, FetchError> {
+        buf.clear();
+        match tokio::time::timeout(timeout, self.fetch_inner(url, timeout, body_limit, buf)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout {
+                url: url.to_string(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn fetch_inner(
+        &self,
+        url: &str,
+        timeout: Duration,
+        body_limit: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Format, FetchError> {
+        let http_err = |e: reqwest::Error| FetchError::Http {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        };
+        let mut req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, self.accept.as_str())
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", timeout.as_secs_f64()),
+            );
+        if let Some(v) =
+            crate::scrape::tls::authorization_header(&self.auth).map_err(FetchError::Config)?
+        {
+            req = req.header(reqwest::header::AUTHORIZATION, v);
+        }
+        let mut resp = req.send().await.map_err(http_err)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FetchError::Status(format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )));
+        }
+        let format = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(Format::from_content_type)
+            .unwrap_or(Format::PrometheusText);
+        while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+            if body_limit > 0 && (buf.len() + chunk.len()) as u64 > body_limit {
+                return Err(FetchError::BodySizeLimit(body_limit));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(format)
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain
+/// says what actually went wrong (connection refused, TLS, ...).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_header_like_prometheus() {
+        let h = accept_header(&[
+            ScrapeProtocol::OpenMetricsText1_0_0,
+            ScrapeProtocol::OpenMetricsText0_0_1,
+            ScrapeProtocol::PrometheusText1_0_0,
+            ScrapeProtocol::PrometheusText0_0_4,
+        ]);
+        assert_eq!(
+            h,
+            "application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The scrape manager: one pool per `scrape_configs` job, one loop per
+//! target. Discovery pushes target groups in; the manager diffs them against
+//! the running loops so an unchanged target keeps its loop and its cache.
+
+use crate::config::{ScrapeConfig, TargetGroup};
+use crate::model::Labels;
+use crate::scrape::client::Scraper;
+use crate::scrape::scrape_loop::ScrapeLoop;
+use crate::scrape::target::{populate, Health, ScrapeStatus, Target};
+use crate::scrape::ScrapeMetrics;
+use crate::tsdb::Head;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+struct LoopHandle {
+    target: Arc<Target>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Pool {
+    cfg: Arc<ScrapeConfig>,
+    scraper: Arc<Result<Scraper, String>>,
+    /// Target groups by discovery source (`static/0`, `file_sd/0:path:1`, ...).
+    groups: BTreeMap<String, Vec<TargetGroup>>,
+    loops: HashMap<u64, LoopHandle>,
+    /// Targets listed but not scraped (target_limit exceeded).
+    held: Vec<Arc<Target>>,
+    dropped: Vec<Labels>,
+}
+
+/// Owns every scrape loop.
+pub struct Manager {
+    head: Arc<Head>,
+    metrics: Arc<ScrapeMetrics>,
+    pools: Mutex<BTreeMap<String, Pool>>,
+}
+
+/// What `/api/v1/targets` shows for one job.
+pub struct PoolView {
+    pub job: String,
+    pub active: Vec<Arc<Target>>,
+    pub dropped: Vec<Labels>,
+}
+
+impl Manager {
+    pub fn new(head: Arc<Head>, metrics: Arc<ScrapeMetrics>) -> Arc<Self> {
+        Arc::new(Manager {
+            head,
+            metrics,
+            pools: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Creates a pool per scrape config and feeds its static targets. Must be
+    /// called inside the tokio runtime.
+    pub fn apply_config(&self, cfgs: &[ScrapeConfig]) {
+        let mut pools = self.pools.lock();
+        for cfg in cfgs {
+            let scraper = Scraper::new(cfg).map_err(|e| e.to_string());
+            if let Err(e) = &scraper {
+                tracing::error!(job = %cfg.job_name, error = %e, "scrape pool HTTP client");
+            }
+            let mut groups = BTreeMap::new();
+            for (i, sc) in cfg.static_configs.iter().enumerate() {
+                groups.insert(
+                    format!("static/{i}"),
+                    vec![TargetGroup {
+                        targets: sc.targets.clone(),
+                        labels: sc.labels.clone(),
+                        source: format!("static/{i}"),
+                    }],
+                );
+            }
+            let pool = Pool {
+                cfg: Arc::new(cfg.clone()),
+                scraper: Arc::new(scraper),
+                groups,
+                loops: HashMap::new(),
+                held: Vec::new(),
+                dropped: Vec::new(),
+            };
+            pools.insert(cfg.job_name.clone(), pool);
+        }
+        let jobs: Vec<String> = pools.keys().cloned().collect();
+        for job in jobs {
+            if let Some(p) = pools.get_mut(&job) {
+                self.resync(p);
+            }
+        }
+    }
+
+    /// Replaces the groups one discovery source gave for `job`.
+    pub fn sync_groups(&self, job: &str, source: &str, groups: Vec<TargetGroup>) {
+        let mut pools = self.pools.lock();
+        let Some(pool) = pools.get_mut(job) else {
+            return;
+        };
+        pool.groups.insert(source.to_string(), groups);
+        self.resync(pool);
+    }
+
+    fn resync(&self, pool: &mut Pool) {
+        let cfg = pool.cfg.clone();
+        let mut wanted: Vec<Target> = Vec::new();
+        let mut dropped = Vec::new();
+        for groups in pool.groups.values() {
+            for g in groups {
+                for addr in &g.targets {
+                    match populate(addr, &g.labels, &cfg) {
+                        Ok(Some(t)) => wanted.push(t),
+                        Ok(None) => {
+                            let mut b = crate::model::LabelsBuilder::new();
+                            for (k, v) in &g.labels {
+                                b.set(k.as_str(), v.as_str());
+                            }
+                            b.set(crate::scrape::target::ADDRESS_LABEL, addr.as_str());
+                            dropped.push(b.build());
+                        }
+                        Err(e) => tracing::warn!(
+                            job = %cfg.job_name, target = %addr, error = %e,
+                            "creating target failed"
+                        ),
+                    }
+                }
+            }
+        }
+        // Two groups may name the same target; keep one.
+        let mut seen = std::collections::HashSet::new();
+        wanted.retain(|t| seen.insert(t.key()));
+        pool.dropped = dropped;
+        self.metrics
+            .pool_targets
+            .with(&[&cfg.job_name])
+            .set(wanted.len() as f64);
+
+        if cfg.target_limit > 0 && wanted.len() as u64 > cfg.target_limit {
+            // As Prometheus: the whole pool stops scraping and every target
+            // shows the reason.
+            self.metrics.target_limit_exceeded.inc();
+            let msg = format!(
+                "target_limit exceeded (number of targets: {}, limit: {})",
+                wanted.len(),
+                cfg.target_limit
+            );
+            tracing::warn!(job = %cfg.job_name, "{msg}");
+            for (_, h) in pool.loops.drain() {
+                let _ = h.stop.send(true);
+            }
+            pool.held = wanted
+                .into_iter()
+                .map(|t| {
+                    t.set_status(ScrapeStatus {
+                        health: Health::Down,
+                        last_error: msg.clone(),
+                        last_scrape: None,
+                        last_scrape_duration: Duration::ZERO,
+                    });
+                    Arc::new(t)
+                })
+                .collect();
+            return;
+        }
+        pool.held.clear();
+
+        let mut next: HashMap<u64, LoopHandle> = HashMap::with_capacity(wanted.len());
+        for t in wanted {
+            let key = t.key();
+            if let Some(h) = pool.loops.remove(&key) {
+                next.insert(key, h);
+                continue;
+            }
+            let target = Arc::new(t);
+            let (tx, rx) = watch::channel(false);
+            let lp = ScrapeLoop::new(
+                target.clone(),
+                cfg.clone(),
+                pool.scraper.clone(),
+                self.head.clone(),
+                self.metrics.clone(),
+            );
+            let task = tokio::spawn(lp.run(rx));
+            next.insert(
+                key,
+                LoopHandle {
+                    target,
+                    stop: tx,
+                    task,
+                },
+            );
+        }
+        // Whatever is left went away: stop with end-of-run staleness.
+        for (_, h) in pool.loops.drain() {
+            let _ = h.stop.send(true);
+        }
+        pool.loops = next;
+    }
+
+    /// Every pool's targets, sorted by job then scrape URL.
+    pub fn targets(&self) -> Vec<PoolView> {
+        let pools = self.pools.lock();
+        pools
+            .iter()
+            .map(|(job, p)| {
+                let mut active: Vec<Arc<Target>> =
+                    p.loops.values().map(|h| h.target.clone()).collect();
+                active.extend(p.held.iter().cloned());
+                active.sort_by(|a, b| a.scrape_url.cmp(&b.scrape_url));
+                PoolView {
+                    job: job.clone(),
+                    active,
+                    dropped: p.dropped.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops every loop without staleness markers (the process is exiting).
+    pub async fn shutdown(&self) {
+        let handles: Vec<LoopHandle> = {
+            let mut pools = self.pools.lock();
+            pools
+                .values_mut()
+                .flat_map(|p| p.loops.drain().map(|(_, h)| h).collect::<Vec<_>>())
+                .collect()
+        };
+        for h in &handles {
+            let _ = h.stop.send(false);
+        }
+        for h in handles {
+            let _ = h.task.await;
+        }
+    }
+}

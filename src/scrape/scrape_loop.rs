@@ -1,0 +1,559 @@
+//! One target's scrape loop: fetch, parse, attach target labels, relabel,
+//! append to the head, write staleness markers and the synthetic series.
+//!
+//! The hot path is a cache hit: the raw series text of a sample seen in an
+//! earlier scrape maps straight to its head reference, so steady-state scrapes
+//! decode no labels and allocate nothing per sample (Prometheus' scrape cache
+//! does the same).
+
+use crate::config::ScrapeConfig;
+use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
+use crate::scrape::client::{FetchError, Scraper};
+use crate::scrape::parser::{Entry, Format, Parser};
+use crate::scrape::target::{Health, ScrapeStatus, Target};
+use crate::scrape::ScrapeMetrics;
+use crate::tsdb::{AppendError, Head, SeriesRef};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// Why a payload was rejected as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("parse error at {0}")]
+    Parse(crate::scrape::parser::ParseError),
+    #[error("sample limit exceeded (limit: {0})")]
+    SampleLimit(u64),
+    #[error("{0}")]
+    LabelLimit(String),
+    #[error("duplicate sample for timestamp in one scrape: {0}")]
+    Duplicate(String),
+    #[error("invalid series {series:?}: {reason}")]
+    InvalidSeries { series: String, reason: String },
+}
+
+impl ScrapeError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScrapeError::Fetch(f) => f.reason(),
+            ScrapeError::Parse(_) => "parse",
+            ScrapeError::SampleLimit(_) => "sample_limit",
+            ScrapeError::LabelLimit(_) => "label_limit",
+            ScrapeError::Duplicate(_) => "duplicate",
+            ScrapeError::InvalidSeries { .. } => "invalid_series",
+        }
+    }
+}
+
+struct CacheEntry {
+    series: SeriesRef,
+    /// Dropped by metric_relabel_configs: remembered so it is not relabeled again.
+    dropped: bool,
+    /// The scrape iteration that last saw it, for evicting old entries.
+    last_iter: u64,
+}
+
+/// A sample parsed and labelled, waiting for the payload to prove good.
+#[derive(Clone, Copy)]
+struct Pending {
+    series: SeriesRef,
+    t: i64,
+    v: f64,
+    /// Sample carried its own timestamp: Prometheus writes no staleness
+    /// marker for such series.
+    explicit_ts: bool,
+}
+
+/// The per-target cache from raw series text to head reference.
+#[derive(Default)]
+struct ScrapeCache {
+    entries: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    /// Series appended by the last successful scrape (sorted): the ones that
+    /// get a staleness marker when they are missing from the next.
+    prev: Vec<SeriesRef>,
+}
+
+/// Counts one scrape reports in its synthetic series.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct AppendStats {
+    pub scraped: u64,
+    pub post_relabel: u64,
+    pub series_added: u64,
+}
+
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// State of one target's loop.
+pub struct ScrapeLoop {
+    target: Arc<Target>,
+    cfg: Arc<ScrapeConfig>,
+    scraper: Arc<Result<Scraper, String>>,
+    head: Arc<Head>,
+    metrics: Arc<ScrapeMetrics>,
+    cache: ScrapeCache,
+    /// Successful scrapes so far; iteration numbers in the cache refer to it.
+    iter: u64,
+    buf: Vec<u8>,
+    pending: Vec<Pending>,
+    report_refs: Option<[SeriesRef; 5]>,
+    /// Timestamp of the last scrape, for end-of-run staleness.
+    last_scrape_ts: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl ScrapeLoop {
+    pub fn new(
+        target: Arc<Target>,
+        cfg: Arc<ScrapeConfig>,
+        scraper: Arc<Result<Scraper, String>>,
+        head: Arc<Head>,
+        metrics: Arc<ScrapeMetrics>,
+    ) -> Self {
+        ScrapeLoop {
+            target,
+            cfg,
+            scraper,
+            head,
+            metrics,
+            cache: ScrapeCache::default(),
+            iter: 0,
+            buf: Vec::new(),
+            pending: Vec::new(),
+            report_refs: None,
+            last_scrape_ts: None,
+        }
+    }
+
+    /// Runs until `stop` changes. `true` in the channel means the target went
+    /// away (write end-of-run staleness markers); `false` means shutdown.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let interval = self.target.interval;
+        let now_nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let offset = crate::scrape::target::scrape_offset(self.target.key(), interval, now_nanos);
+        let start = tokio::time::Instant::now() + offset;
+        let mut ticker = tokio::time::interval_at(start, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                r = stop.changed() => {
+                    let removed = r.is_ok() && *stop.borrow();
+                    if removed {
+                        self.end_of_run_staleness(stop).await;
+                    }
+                    return;
+                }
+                _ = ticker.tick() => {
+                    let span = tracing::debug_span!("scrape", job = %self.target.job, url = %self.target.scrape_url);
+                    let _g = span.enter();
+                    drop(_g);
+                    self.scrape_once().await;
+                }
+            }
+        }
+    }
+
+    /// One scrape: the whole sequence, including the report series.
+    pub async fn scrape_once(&mut self) {
+        let ts = now_ms();
+        let started = Instant::now();
+        let result = match self.scraper.as_ref() {
+            Ok(s) => {
+                let mut buf = std::mem::take(&mut self.buf);
+                let r = s
+                    .fetch(
+                        &self.target.scrape_url,
+                        self.target.timeout,
+                        self.cfg.body_size_limit,
+                        &mut buf,
+                    )
+                    .await;
+                let out = match r {
+                    Ok(format) => self.append_payload(&buf, format, ts),
+                    Err(e) => Err(ScrapeError::Fetch(e)),
+                };
+                // Do not keep a one-off huge buffer for the target's lifetime.
+                if buf.capacity() > 4 * buf.len().max(1 << 16) {
+                    buf = Vec::new();
+                }
+                self.buf = buf;
+                out
+            }
+            Err(e) => Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
+        };
+        let duration = started.elapsed();
+        let (stats, err) = match result {
+            Ok(s) => (s, None),
+            Err(e) => {
+                // As Prometheus: a failed scrape counts as an empty one, so every
+                // series of the previous scrape gets a staleness marker.
+                self.pending.clear();
+                self.write_staleness(&[], ts);
+                (AppendStats::default(), Some(e))
+            }
+        };
+        self.report(ts, duration, err.is_none(), stats);
+        self.last_scrape_ts = Some(ts);
+        let job = self.target.job.as_str();
+        self.metrics.scrapes.with(&[job]).inc();
+        if let Some(e) = &err {
+            self.metrics.failures.with(&[job, e.reason()]).inc();
+            match e {
+                ScrapeError::SampleLimit(_) => self.metrics.exceeded_sample_limit.inc(),
+                ScrapeError::Fetch(FetchError::BodySizeLimit(_)) => {
+                    self.metrics.exceeded_body_size_limit.inc()
+                }
+                _ => {}
+            }
+            tracing::debug!(job, url = %self.target.scrape_url, error = %e, "scrape failed");
+        }
+        self.target.set_status(ScrapeStatus {
+            health: if err.is_none() { Health::Up } else { Health::Down },
+            last_error: err.map(|e| e.to_string()).unwrap_or_default(),
+            last_scrape: Some(ts),
+            last_scrape_duration: duration,
+        });
+    }
+
+    /// Parses a payload and appends it. Nothing reaches the head unless the
+    /// whole payload is good.
+    pub fn append_payload(
+        &mut self,
+        buf: &[u8],
+        format: Format,
+        ts: i64,
+    ) -> Result<AppendStats, ScrapeError> {
+        let iter = self.iter + 1;
+        let mut stats = AppendStats::default();
+        self.pending.clear();
+        let mut parser = Parser::new(buf, format);
+        let honor_ts = self.cfg.honor_timestamps;
+        let sample_limit = self.cfg.sample_limit;
+        loop {
+            let entry = match parser.next() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(ScrapeError::Parse(e)),
+            };
+            let Entry::Sample(s) = entry else { continue };
+            stats.scraped += 1;
+            let t = if honor_ts {
+                s.timestamp.unwrap_or(ts)
+            } else {
+                ts
+            };
+            let series = match self.cache.entries.get_mut(s.series) {
+                Some(e) => {
+                    if e.dropped {
+                        continue;
+                    }
+                    e.last_iter = iter;
+                    e.series
+                }
+                None => {
+                    let mut b = LabelsBuilder::new();
+                    s.labels_into(&mut b);
+                    merge_target_labels(&mut b, &self.target.labels, self.cfg.honor_labels);
+                    let keep = crate::scrape::relabel::process_builder(
+                        &mut b,
+                        &self.cfg.metric_relabel_configs,
+                    );
+                    let key: Box<[u8]> = s.series.into();
+                    if !keep {
+                        self.cache.entries.insert(
+                            key,
+                            CacheEntry {
+                                series: SeriesRef(0),
+                                dropped: true,
+                                last_iter: iter,
+                            },
+                        );
+                        continue;
+                    }
+                    let labels = b.build();
+                    check_limits(&labels, &self.cfg)?;
+                    if labels.metric_name().is_empty() {
+                        return Err(ScrapeError::InvalidSeries {
+                            series: String::from_utf8_lossy(s.series).into_owned(),
+                            reason: "metric name is empty after relabeling".into(),
+                        });
+                    }
+                    let (r, created) = self.head.get_or_create(&labels);
+                    if created {
+                        stats.series_added += 1;
+                    }
+                    self.cache.entries.insert(
+                        key,
+                        CacheEntry {
+                            series: r,
+                            dropped: false,
+                            last_iter: iter,
+                        },
+                    );
+                    r
+                }
+            };
+            self.pending.push(Pending {
+                series,
+                t,
+                v: s.value,
+                explicit_ts: honor_ts && s.timestamp.is_some(),
+            });
+            if sample_limit > 0 && self.pending.len() as u64 > sample_limit {
+                return Err(ScrapeError::SampleLimit(sample_limit));
+            }
+        }
+        stats.post_relabel = self.pending.len() as u64;
+        // Sorting by series (stable, so each series keeps its time order) puts
+        // two spellings of one series side by side. Payload order is nearly
+        // the creation order of the references, so this is close to linear.
+        self.pending.sort_by_key(|p| p.series.0);
+        if let Some(w) = self
+            .pending
+            .windows(2)
+            .find(|w| w[0].series == w[1].series && w[0].t == w[1].t)
+        {
+            let name = self
+                .head
+                .series_labels(w[0].series)
+                .map(|l| l.to_string())
+                .unwrap_or_default();
+            return Err(ScrapeError::Duplicate(name));
+        }
+        self.iter = iter;
+        let mut cur: Vec<SeriesRef> = self
+            .pending
+            .iter()
+            .filter(|p| !p.explicit_ts)
+            .map(|p| p.series)
+            .collect();
+        cur.dedup();
+        self.commit_pending();
+        self.write_staleness(&cur, ts);
+        self.cache.prev = cur;
+        self.cache_gc();
+        Ok(stats)
+    }
+
+    fn commit_pending(&mut self) {
+        let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
+        for &Pending { series: r, t, v, .. } in &self.pending {
+            match self.head.append(r, t, v) {
+                Ok(()) => {}
+                Err(AppendError::OutOfOrder) => ooo += 1,
+                Err(AppendError::DuplicateTimestamp) => dup += 1,
+                Err(AppendError::OutOfBounds) => oob += 1,
+                Err(AppendError::UnknownSeries) => {
+                    // Retention removed the series between scrapes: forget the
+                    // cached reference so the next scrape recreates it.
+                    self.cache.entries.retain(|_, e| e.series != r);
+                }
+            }
+        }
+        self.pending.clear();
+        if ooo > 0 {
+            self.metrics.sample_out_of_order.inc_by(ooo as f64);
+        }
+        if dup > 0 {
+            self.metrics.sample_duplicate_timestamp.inc_by(dup as f64);
+        }
+        if oob > 0 {
+            self.metrics.sample_out_of_bounds.inc_by(oob as f64);
+        }
+    }
+
+    /// Series of the previous successful scrape that are not in `cur` (both
+    /// sorted) get a staleness marker at `ts`; `cur` empty means the target
+    /// produced nothing (failed or removed).
+    fn write_staleness(&mut self, cur: &[SeriesRef], ts: i64) {
+        let prev = std::mem::take(&mut self.cache.prev);
+        let mut j = 0;
+        for r in prev {
+            while j < cur.len() && cur[j].0 < r.0 {
+                j += 1;
+            }
+            if j < cur.len() && cur[j] == r {
+                continue;
+            }
+            let _ = self.head.append(r, ts, STALE_NAN);
+        }
+    }
+
+    /// Forgets entries not seen for two successful scrapes, so a target whose
+    /// series churn does not grow the cache without bound.
+    fn cache_gc(&mut self) {
+        let iter = self.iter;
+        if iter % 4 != 0 {
+            return;
+        }
+        self.cache
+            .entries
+            .retain(|_, e| iter.saturating_sub(e.last_iter) <= 2);
+    }
+
+    fn report_refs(&mut self) -> [SeriesRef; 5] {
+        if let Some(r) = self.report_refs {
+            return r;
+        }
+        let refs = REPORT_NAMES.map(|name| {
+            let mut b = self.target.labels.builder();
+            b.set(crate::model::labels::METRIC_NAME, name);
+            self.head.get_or_create(&b.build()).0
+        });
+        self.report_refs = Some(refs);
+        refs
+    }
+
+    fn report(&mut self, ts: i64, duration: Duration, up: bool, s: AppendStats) {
+        let refs = self.report_refs();
+        let values = [
+            if up { 1.0 } else { 0.0 },
+            duration.as_secs_f64(),
+            s.scraped as f64,
+            s.post_relabel as f64,
+            s.series_added as f64,
+        ];
+        for (r, v) in refs.iter().zip(values) {
+            if let Err(AppendError::UnknownSeries) = self.head.append(*r, ts, v) {
+                self.report_refs = None;
+            }
+        }
+    }
+
+    /// When a target disappears, Prometheus waits until the next scrape would
+    /// have happened, then one more interval (in case the target came back in a
+    /// new loop), and writes staleness markers at the time of that missed scrape.
+    async fn end_of_run_staleness(&mut self, _stop: watch::Receiver<bool>) {
+        let Some(last) = self.last_scrape_ts else {
+            return;
+        };
+        let interval = self.target.interval;
+        let next = last + interval.as_millis() as i64;
+        let wait = (next - now_ms()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let stale_ts = now_ms();
+        tokio::time::sleep(interval).await;
+        self.write_staleness(&[], stale_ts);
+        let refs = self.report_refs();
+        for r in refs {
+            let _ = self.head.append(r, stale_ts, STALE_NAN);
+        }
+    }
+}
+
+/// Attaches the target's labels to a scraped series. With `honor_labels` the
+/// scraped value wins; otherwise the target's wins and the scraped one is kept
+/// as `exported_<name>` (repeating the prefix until the name is free).
+pub fn merge_target_labels(b: &mut LabelsBuilder, target: &Labels, honor_labels: bool) {
+    if honor_labels {
+        for l in target {
+            if b.get(&l.name).is_none() {
+                b.set(l.name.as_str(), l.value.as_str());
+            }
+        }
+        return;
+    }
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    for l in target {
+        if let Some(v) = b.get(&l.name) {
+            conflicts.push((l.name.clone(), v.to_string()));
+        }
+        b.set(l.name.as_str(), l.value.as_str());
+    }
+    for (name, value) in conflicts {
+        let mut new_name = format!("exported_{name}");
+        while b.get(&new_name).is_some() {
+            new_name = format!("exported_{new_name}");
+        }
+        b.set(new_name, value);
+    }
+}
+
+fn check_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<(), ScrapeError> {
+    let name = labels.metric_name();
+    let short = |s: &str| s.chars().take(50).collect::<String>();
+    if cfg.label_limit > 0 && labels.len() as u64 > cfg.label_limit {
+        return Err(ScrapeError::LabelLimit(format!(
+            "label_limit exceeded (metric: {}, number of labels: {}, limit: {})",
+            short(name),
+            labels.len(),
+            cfg.label_limit
+        )));
+    }
+    for l in labels {
+        if cfg.label_name_length_limit > 0 && l.name.len() as u64 > cfg.label_name_length_limit {
+            return Err(ScrapeError::LabelLimit(format!(
+                "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {})",
+                short(name),
+                short(&l.name),
+                l.name.len(),
+                cfg.label_name_length_limit
+            )));
+        }
+        if cfg.label_value_length_limit > 0
+            && l.value.len() as u64 > cfg.label_value_length_limit
+        {
+            return Err(ScrapeError::LabelLimit(format!(
+                "label_value_length_limit exceeded (metric: {}, label name: {}, value: {:?}, length: {}, limit: {})",
+                short(name),
+                short(&l.name),
+                short(&l.value),
+                l.value.len(),
+                cfg.label_value_length_limit
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a value is a staleness marker written by us (re-exported for tests).
+pub fn is_stale(v: f64) -> bool {
+    is_stale_nan(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_prefix_repeats_until_free() {
+        let mut b = LabelsBuilder::new();
+        b.set("__name__", "m").set("job", "scraped").set("exported_job", "x");
+        let target = Labels::from_pairs([("job", "j"), ("instance", "i")]);
+        merge_target_labels(&mut b, &target, false);
+        let l = b.build();
+        assert_eq!(l.get("job"), Some("j"));
+        assert_eq!(l.get("exported_job"), Some("x"));
+        assert_eq!(l.get("exported_exported_job"), Some("scraped"));
+        assert_eq!(l.get("instance"), Some("i"));
+    }
+
+    #[test]
+    fn honor_labels_keeps_scraped_values() {
+        let mut b = LabelsBuilder::new();
+        b.set("__name__", "m").set("job", "scraped");
+        merge_target_labels(&mut b, &Labels::from_pairs([("job", "j"), ("instance", "i")]), true);
+        let l = b.build();
+        assert_eq!(l.get("job"), Some("scraped"));
+        assert_eq!(l.get("instance"), Some("i"));
+        assert_eq!(l.get("exported_job"), None);
+    }
+}

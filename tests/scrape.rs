@@ -1,0 +1,335 @@
+//! End-to-end scrape behaviour on loopback: a fake target server with one
+//! route per kind of payload, klaxon started in-process, and assertions on
+//! `/api/v1/targets`, the head and `/metrics`.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use klaxon::model::{is_stale_nan, MatchType, Matcher};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const GOOD: &str = "# HELP m_total A counter.\n# TYPE m_total counter\nm_total{code=\"200\"} 7\nm_total{code=\"500\"} 1\n";
+
+/// Starts the fake target server; returns its address and a stop handle.
+async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
+    let toggle = Arc::new(AtomicUsize::new(0));
+    let big = Arc::new("x".repeat(2 << 20));
+    let app = Router::new()
+        .route("/good", get(|| async { GOOD }))
+        .route("/garbage", get(|| async { "this is {not a metric\n" }))
+        .route(
+            "/big",
+            get(move || {
+                let b = big.clone();
+                async move { format!("m{{l=\"{}\"}} 1\n", b) }
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                GOOD
+            }),
+        )
+        .route("/dup", get(|| async { "a 1\nb 2\na 3\n" }))
+        .route(
+            "/utf8",
+            get(|| async { axum::body::Bytes::from_static(b"m{l=\"\xff\xfe\"} 1\n") }),
+        )
+        .route(
+            "/longline",
+            get(|| async { format!("m {}\n", "9".repeat(1 << 20)) }),
+        )
+        .route(
+            "/longlabel",
+            get(|| async { format!("m{{l=\"{}\"}} 1\n", "v".repeat(1 << 20)) }),
+        )
+        .route(
+            "/many",
+            get(|| async {
+                (0..100)
+                    .map(|i| format!("s{{i=\"{i}\"}} {i}\n"))
+                    .collect::<String>()
+            }),
+        )
+        .route(
+            "/gzip",
+            get(|| async {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(GOOD.as_bytes()).unwrap();
+                (
+                    [(header::CONTENT_ENCODING, "gzip")],
+                    enc.finish().unwrap(),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/om",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    "# TYPE c counter\nc_total 3 1700000000.5\n# EOF\n",
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/toggle",
+            get(move || {
+                let n = toggle.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        "keep 1\ngone 2\n"
+                    } else {
+                        "keep 1\n"
+                    }
+                }
+            }),
+        )
+        .route("/labels", get(|| async { "m{job=\"inner\",instance=\"x\"} 1\n" }))
+        .route("/error500", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (addr, h)
+}
+
+fn job(name: &str, addr: &str, path: &str, extra: &str) -> String {
+    format!(
+        "  - job_name: {name}\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: {path}\n{extra}    static_configs:\n      - targets: ['{addr}']\n"
+    )
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+fn value_of(head: &klaxon::tsdb::Head, name: &str, job: &str) -> Vec<(i64, f64)> {
+    let m = [
+        Matcher::new(MatchType::Equal, "__name__", name).unwrap(),
+        Matcher::new(MatchType::Equal, "job", job).unwrap(),
+    ];
+    head.select(&m, i64::MIN, i64::MAX)
+        .into_iter()
+        .flat_map(|s| s.samples)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_fail_only_their_target() {
+    let (addr, server) = fake_targets().await;
+    let mut yaml = String::from("scrape_configs:\n");
+    yaml += &job("good", &addr, "/good", "");
+    yaml += &job("garbage", &addr, "/garbage", "");
+    yaml += &job("big", &addr, "/big", "    body_size_limit: 1MB\n");
+    yaml += &job("slow", &addr, "/slow", "");
+    yaml += &job("dup", &addr, "/dup", "");
+    yaml += &job("utf8", &addr, "/utf8", "");
+    yaml += &job("longline", &addr, "/longline", "");
+    yaml += &job("longlabel", &addr, "/longlabel", "");
+    yaml += &job(
+        "longlabel_limited",
+        &addr,
+        "/longlabel",
+        "    label_value_length_limit: 1000\n",
+    );
+    yaml += &job("many", &addr, "/many", "    sample_limit: 10\n");
+    yaml += &job("gzip", &addr, "/gzip", "");
+    yaml += &job("om", &addr, "/om", "");
+    yaml += &job("error500", &addr, "/error500", "");
+    let cfg = klaxon::config::load_str(&yaml, "test.yml").expect("config loads");
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+
+    // Long enough for every target to be scraped at least twice.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+
+    let t = get_json(&format!("{base}/api/v1/targets")).await;
+    assert_eq!(t["status"], "success");
+    let active = t["data"]["activeTargets"].as_array().unwrap();
+    assert_eq!(active.len(), 13, "{t:#}");
+    let by_job = |j: &str| {
+        active
+            .iter()
+            .find(|x| x["labels"]["job"] == j)
+            .unwrap_or_else(|| panic!("no target for {j}"))
+            .clone()
+    };
+    let expect = [
+        ("good", "up", ""),
+        ("gzip", "up", ""),
+        ("om", "up", ""),
+        ("longlabel", "up", ""),
+        ("garbage", "down", "parse error"),
+        ("big", "down", "body size limit"),
+        ("slow", "down", "deadline exceeded"),
+        ("dup", "down", "duplicate sample"),
+        ("utf8", "down", "parse error"),
+        ("longline", "down", "parse error"),
+        ("longlabel_limited", "down", "label_value_length_limit exceeded"),
+        ("many", "down", "sample limit exceeded"),
+        ("error500", "down", "500 Internal Server Error"),
+    ];
+    for (j, health, err) in expect {
+        let x = by_job(j);
+        assert_eq!(x["health"], health, "{j}: {x:#}");
+        let last_error = x["lastError"].as_str().unwrap();
+        if err.is_empty() {
+            assert_eq!(last_error, "", "{j}");
+        } else {
+            assert!(last_error.contains(err), "{j}: {last_error:?} lacks {err:?}");
+        }
+        assert_eq!(x["scrapePool"], j);
+        assert!(x["scrapeUrl"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert_ne!(x["lastScrape"], "0001-01-01T00:00:00Z", "{j} never scraped");
+    }
+
+    let head = app.state.head.clone();
+    for (j, health, _) in expect {
+        let ups = value_of(&head, "up", j);
+        assert!(!ups.is_empty(), "{j}: no up series");
+        let want = if health == "up" { 1.0 } else { 0.0 };
+        assert!(ups.iter().all(|(_, v)| *v == want), "{j}: up = {ups:?}");
+        for name in [
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ] {
+            assert!(!value_of(&head, name, j).is_empty(), "{j}: no {name}");
+        }
+    }
+    // The good target's series carry the target labels; gzip decoded; OM timestamp kept.
+    assert_eq!(value_of(&head, "m_total", "good").len() >= 2, true);
+    assert!(!value_of(&head, "m_total", "gzip").is_empty());
+    let om = value_of(&head, "c_total", "om");
+    assert_eq!(om.first().map(|s| s.0), Some(1_700_000_000_500));
+    // Nothing of a rejected payload reached the head.
+    assert!(value_of(&head, "a", "dup").is_empty());
+    assert!(value_of(&head, "s", "many").is_empty());
+    let samples = value_of(&head, "scrape_samples_scraped", "good");
+    assert!(samples.iter().all(|(_, v)| *v == 2.0), "{samples:?}");
+
+    // Failure counters by reason.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (j, reason) in [
+        ("garbage", "parse"),
+        ("big", "body_size_limit"),
+        ("slow", "timeout"),
+        ("dup", "duplicate"),
+        ("many", "sample_limit"),
+        ("longlabel_limited", "label_limit"),
+        ("error500", "http_status"),
+    ] {
+        let needle = format!("klaxon_target_scrape_failures_total{{job=\"{j}\",reason=\"{reason}\"}} ");
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&needle))
+            .unwrap_or_else(|| panic!("no {needle} in /metrics"));
+        let v: f64 = line[needle.len()..].parse().unwrap();
+        assert!(v >= 1.0, "{line}");
+    }
+    assert!(metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 1")
+        || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 2")
+        || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 3"));
+    app.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_and_label_conflicts() {
+    let (addr, server) = fake_targets().await;
+    let mut yaml = String::from("scrape_configs:\n");
+    yaml += &job("toggle", &addr, "/toggle", "");
+    yaml += &job("labels", &addr, "/labels", "");
+    yaml += &job("honor", &addr, "/labels", "    honor_labels: true\n");
+    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let head = app.state.head.clone();
+
+    // `gone` was in the first scrape only: it ends with a staleness marker at
+    // the second scrape's timestamp; `keep` has none.
+    let gone = value_of(&head, "gone", "toggle");
+    assert!(gone.len() >= 2, "{gone:?}");
+    assert_eq!(gone[0].1, 2.0);
+    assert!(is_stale_nan(gone[1].1), "{gone:?}");
+    let keep = value_of(&head, "keep", "toggle");
+    assert!(keep.len() >= 2 && keep.iter().all(|(_, v)| *v == 1.0), "{keep:?}");
+    assert_eq!(keep[1].0, gone[1].0, "marker written at the next scrape's time");
+
+    // Without honor_labels the scraped job/instance become exported_*.
+    let m = [Matcher::new(MatchType::Equal, "__name__", "m").unwrap()];
+    let series = head.select(&m, i64::MIN, i64::MAX);
+    let mut seen = 0;
+    for s in series {
+        match s.labels.get("job") {
+            Some("labels") => {
+                assert_eq!(s.labels.get("exported_job"), Some("inner"));
+                assert_eq!(s.labels.get("exported_instance"), Some("x"));
+                assert_eq!(s.labels.get("instance"), Some(addr.as_str()));
+                seen += 1;
+            }
+            Some("inner") => {
+                assert_eq!(s.labels.get("instance"), Some("x"));
+                assert_eq!(s.labels.get("exported_job"), None);
+                seen += 1;
+            }
+            other => panic!("unexpected job {other:?}"),
+        }
+    }
+    assert_eq!(seen, 2);
+    app.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_target_gets_staleness_markers() {
+    let (addr, server) = fake_targets().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    std::fs::write(&sd, format!(r#"[{{"targets":["{addr}"],"labels":{{"env":"t"}}}}]"#)).unwrap();
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: fsd\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    file_sd_configs:\n      - files: ['{}']\n",
+        sd.display()
+    );
+    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let head = app.state.head.clone();
+    let before = value_of(&head, "up", "fsd");
+    assert!(!before.is_empty(), "file_sd target never scraped");
+    let t = get_json(&format!("{base}/api/v1/targets")).await;
+    assert_eq!(t["data"]["activeTargets"][0]["labels"]["env"], "t");
+    assert_eq!(t["data"]["activeTargets"][0]["discoveredLabels"]["__address__"], addr.as_str());
+
+    // Remove the target: the file watcher notices within its poll interval,
+    // then the loop waits up to two intervals before writing markers.
+    std::fs::write(&sd, "[]").unwrap();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let t = get_json(&format!("{base}/api/v1/targets")).await;
+    assert_eq!(t["data"]["activeTargets"].as_array().unwrap().len(), 0, "{t:#}");
+    let up = value_of(&head, "up", "fsd");
+    assert!(is_stale_nan(up.last().unwrap().1), "up not stale: {up:?}");
+    let m = value_of(&head, "m_total", "fsd");
+    assert!(is_stale_nan(m.last().unwrap().1), "m_total not stale: {m:?}");
+    app.stop().await;
+    server.abort();
+}
