@@ -1,0 +1,272 @@
+//! The relabeling engine: applies `relabel_config` steps to a label set with
+//! Prometheus' exact semantics (2.42 … 3.x), for target relabeling, metric
+//! relabeling and alert relabeling alike.
+
+use crate::config::relabel::{is_valid_label_name, Action, RelabelConfig};
+use crate::model::{Labels, LabelsBuilder};
+use md5::{Digest, Md5};
+use regex::{Captures, Regex};
+
+/// Applies `cfgs` in order; `None` when a step drops the label set.
+///
+/// An empty result (every label removed) also counts as dropped, because a
+/// series or target without labels cannot exist.
+pub fn process(labels: &Labels, cfgs: &[RelabelConfig]) -> Option<Labels> {
+    let mut b = labels.builder();
+    if !process_builder(&mut b, cfgs) {
+        return None;
+    }
+    let out = b.build();
+    if out.is_empty() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Applies `cfgs` to a builder in place (the hot path: the caller reuses the
+/// builder). Returns false as soon as a step drops the labels; the builder's
+/// contents are unspecified then.
+pub fn process_builder(b: &mut LabelsBuilder, cfgs: &[RelabelConfig]) -> bool {
+    let mut joined = String::new();
+    for cfg in cfgs {
+        if !apply(cfg, b, &mut joined) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Joins the source label values with the separator; a missing label counts
+/// as the empty string.
+fn join_sources(cfg: &RelabelConfig, b: &LabelsBuilder, out: &mut String) {
+    out.clear();
+    for (i, name) in cfg.source_labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(&cfg.separator);
+        }
+        out.push_str(b.get(name).unwrap_or(""));
+    }
+}
+
+fn apply(cfg: &RelabelConfig, b: &mut LabelsBuilder, val: &mut String) -> bool {
+    // Actions that only look at label names need no joined value.
+    match cfg.action {
+        Action::LabelMap => {
+            label_map(cfg, b);
+            return true;
+        }
+        Action::LabelDrop => {
+            b.retain(|l| !cfg.regex.is_match(&l.name));
+            return true;
+        }
+        Action::LabelKeep => {
+            b.retain(|l| cfg.regex.is_match(&l.name));
+            return true;
+        }
+        _ => {}
+    }
+    join_sources(cfg, b, val);
+    let val = val.as_str();
+    match cfg.action {
+        Action::Drop => !cfg.regex.is_match(val),
+        Action::Keep => cfg.regex.is_match(val),
+        Action::DropEqual => b.get(&cfg.target_label).unwrap_or("") != val,
+        Action::KeepEqual => b.get(&cfg.target_label).unwrap_or("") == val,
+        Action::Replace => {
+            replace(cfg, b, val);
+            true
+        }
+        Action::Lowercase => {
+            let v: String = val.chars().flat_map(char::to_lowercase).collect();
+            b.set(cfg.target_label.as_str(), v);
+            true
+        }
+        Action::Uppercase => {
+            let v: String = val.chars().flat_map(char::to_uppercase).collect();
+            b.set(cfg.target_label.as_str(), v);
+            true
+        }
+        Action::HashMod => {
+            let m = hash_mod(val, cfg.modulus);
+            b.set(cfg.target_label.as_str(), m.to_string());
+            true
+        }
+        Action::LabelMap | Action::LabelDrop | Action::LabelKeep => true,
+    }
+}
+
+/// md5 of the value, last 8 bytes as a big-endian integer, modulo `modulus`
+/// (identical to upstream so sharding decisions agree with Prometheus).
+pub fn hash_mod(val: &str, modulus: u64) -> u64 {
+    let digest = Md5::digest(val.as_bytes());
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&digest[8..16]);
+    let n = u64::from_be_bytes(tail);
+    n.checked_rem(modulus).unwrap_or(0)
+}
+
+fn replace(cfg: &RelabelConfig, b: &mut LabelsBuilder, val: &str) {
+    let re = cfg.regex.regex();
+    let Some(caps) = re.captures(val) else {
+        return;
+    };
+    let mut target = String::new();
+    expand(re, &caps, &cfg.target_label, &mut target);
+    if !is_valid_label_name(&target) {
+        return;
+    }
+    let mut res = String::new();
+    expand(re, &caps, &cfg.replacement, &mut res);
+    // An empty result removes the target label (a builder set to "" deletes).
+    if res.is_empty() {
+        b.del(&target);
+    } else {
+        b.set(target, res);
+    }
+}
+
+fn label_map(cfg: &RelabelConfig, b: &mut LabelsBuilder) {
+    // Iterate over a snapshot: labels added by this step are not themselves
+    // re-mapped, as upstream ranges over the set as it was before the step.
+    let snapshot: Vec<(String, String)> = b
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect();
+    let re = cfg.regex.regex();
+    let mut name = String::new();
+    for (n, v) in snapshot {
+        if let Some(caps) = re.captures(&n) {
+            // The regex is anchored, so replacing "all" matches is one
+            // expansion of the template.
+            name.clear();
+            expand(re, &caps, &cfg.replacement, &mut name);
+            b.set(name.as_str(), v);
+        }
+    }
+}
+
+/// Expands `$1`, `${1}`, `$name`, `${name}` and `$$` in `template` exactly like
+/// Go's `regexp.Expand`: a name is the longest run of letters, digits and
+/// `_` (so `$1x` means the group named `1x`, which is empty), an unknown or
+/// unmatched group expands to nothing, a malformed reference keeps its `$`.
+pub fn expand(re: &Regex, caps: &Captures<'_>, template: &str, dst: &mut String) {
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        dst.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            dst.push('$');
+            rest = r;
+            continue;
+        }
+        match extract(rest) {
+            None => dst.push('$'),
+            Some((name, num, after)) => {
+                rest = after;
+                let m = match num {
+                    Some(n) => caps.get(n),
+                    None => re
+                        .capture_names()
+                        .position(|x| x == Some(name))
+                        .and_then(|i| caps.get(i)),
+                };
+                if let Some(m) = m {
+                    dst.push_str(m.as_str());
+                }
+            }
+        }
+    }
+    dst.push_str(rest);
+}
+
+/// Parses a reference after `$`: `name` or `{name}`. Returns the name, its
+/// group number if it is a plain decimal without leading zero, and the rest.
+fn extract(s: &str) -> Option<(&str, Option<usize>, &str)> {
+    let (brace, body) = match s.strip_prefix('{') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let end = body
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map(|(i, _)| i)
+        .unwrap_or(body.len());
+    if end == 0 {
+        return None;
+    }
+    let name = &body[..end];
+    let mut after = &body[end..];
+    if brace {
+        after = after.strip_prefix('}')?;
+    }
+    let num = if name.bytes().all(|c| c.is_ascii_digit())
+        && !(name.len() > 1 && name.starts_with('0'))
+        && name.len() <= 9
+    {
+        name.parse::<usize>().ok()
+    } else {
+        None
+    };
+    Some((name, num, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::relabel::RelabelRegex;
+
+    fn cfg(action: Action) -> RelabelConfig {
+        RelabelConfig {
+            action,
+            ..RelabelConfig::default()
+        }
+    }
+
+    fn rx(s: &str) -> RelabelRegex {
+        RelabelRegex::new(s).unwrap()
+    }
+
+    fn ls(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn go_expand_semantics() {
+        let re = Regex::new("^(?P<first>a+)(b+)$").unwrap();
+        let caps = re.captures("aabbb").unwrap();
+        let e = |t: &str| {
+            let mut s = String::new();
+            expand(&re, &caps, t, &mut s);
+            s
+        };
+        assert_eq!(e("$1"), "aa");
+        assert_eq!(e("${1}"), "aa");
+        assert_eq!(e("$2-$1"), "bbb-aa");
+        assert_eq!(e("$first"), "aa");
+        assert_eq!(e("${first}x"), "aax");
+        assert_eq!(e("$1x"), ""); // group named "1x" does not exist
+        assert_eq!(e("${1}x"), "aax");
+        assert_eq!(e("$$1"), "$1");
+        assert_eq!(e("$"), "$");
+        assert_eq!(e("a$-b"), "a$-b");
+        assert_eq!(e("${1"), "${1");
+        assert_eq!(e("$9"), "");
+        assert_eq!(e("$01"), ""); // leading zero: a name, not a number
+        assert_eq!(e("plain"), "plain");
+    }
+
+    #[test]
+    fn hashmod_matches_upstream() {
+        // md5("foo") = acbd18db4cc2f85cedef654fccc4a4d8; tail ed ef 65 4f cc c4 a4 d8.
+        let tail = u64::from_be_bytes([0xed, 0xef, 0x65, 0x4f, 0xcc, 0xc4, 0xa4, 0xd8]);
+        assert_eq!(hash_mod("foo", 1000), tail % 1000);
+        let c = RelabelConfig {
+            source_labels: vec!["a".into()],
+            target_label: "h".into(),
+            modulus: 1000,
+            ..cfg(Action::HashMod)
+        };
+        let out = process(&ls(&[("a", "foo")]), &[c]).unwrap();
+        assert_eq!(out.get("h"), Some((tail % 1000).to_string().as_str()));
+    }
+}
