@@ -220,7 +220,10 @@ mod tests {
             ("1d", 86_400_000),
             ("1w", 604_800_000),
             ("1y", 31_536_000_000),
-            ("1y2w3d4h5m6s7ms", 31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6_000 + 7),
+            (
+                "1y2w3d4h5m6s7ms",
+                31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6_000 + 7,
+            ),
         ];
         for (s, ms) in cases {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(*ms)), "{s}");
@@ -229,7 +232,9 @@ mod tests {
 
     #[test]
     fn durations_rejected_like_prometheus() {
-        for s in ["", "1.5h", "30m1h", "1h 30m", "-1s", "1", "10x", "1mm", "s", "1h1h", "1ms1s", " 1s"] {
+        for s in [
+            "", "1.5h", "30m1h", "1h 30m", "-1s", "1", "10x", "1mm", "s", "1h1h", "1ms1s", " 1s",
+        ] {
             assert!(parse_duration(s).is_err(), "{s:?} should fail");
         }
         assert_eq!(
@@ -256,10 +261,15 @@ mod tests {
         assert_eq!(parse_size("10MiB"), Ok(10 * 1024 * 1024));
         assert_eq!(parse_size("1KB"), Ok(1024));
         assert_eq!(parse_size("512B"), Ok(512));
-        assert_eq!(parse_size("1GB512MB"), Ok(1024 * 1024 * 1024 + 512 * 1024 * 1024));
+        assert_eq!(
+            parse_size("1GB512MB"),
+            Ok(1024 * 1024 * 1024 + 512 * 1024 * 1024)
+        );
         assert_eq!(parse_size("1.5KB"), Ok(1536));
         assert_eq!(parse_size("2TB"), Ok(2 * 1024u64.pow(4)));
-        for bad in ["", "10", "10mb", "10 MB", "MB", ".KB", "10XB", "-1KB", "1KiB1KB"] {
+        for bad in [
+            "", "10", "10mb", "10 MB", "MB", ".KB", "10XB", "-1KB", "1KiB1KB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -102,7 +102,11 @@ pub fn parse_file_sd(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
 
 /// Parses file SD content; `ext` selects the format (`json`, `yml`, `yaml`),
 /// `name` is used for error messages, sources and `__meta_filepath`.
-pub fn parse_file_sd_str(text: &str, name: &str, ext: &str) -> Result<Vec<TargetGroup>, FileSdError> {
+pub fn parse_file_sd_str(
+    text: &str,
+    name: &str,
+    ext: &str,
+) -> Result<Vec<TargetGroup>, FileSdError> {
     let err = |line: usize, column: usize, message: String| FileSdError {
         file: name.to_string(),
         line,
@@ -127,7 +131,7 @@ pub fn parse_file_sd_str(text: &str, name: &str, ext: &str) -> Result<Vec<Target
             };
             let v: Option<Vec<YamlGroup>> = serde_saphyr::from_str_with_options(text, opts)
                 .map_err(|e| {
-                    let c = super::errors::from_yaml_error(name, &e);
+                    let c = super::tidy_yaml_message(super::errors::from_yaml_error(name, &e));
                     err(c.line, c.column, c.message)
                 })?;
             v.unwrap_or_default()
@@ -181,7 +185,10 @@ mod tests {
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].targets, ["a:1", "b:2"]);
         assert_eq!(g[0].labels.get("env").map(String::as_str), Some("prod"));
-        assert_eq!(g[0].labels.get(META_FILEPATH).map(String::as_str), Some("x.json"));
+        assert_eq!(
+            g[0].labels.get(META_FILEPATH).map(String::as_str),
+            Some("x.json")
+        );
         assert_eq!(g[1].source, "x.json:1");
     }
 
@@ -190,12 +197,16 @@ mod tests {
         let text = "[\n  {\"targets\": [\"a:1\"], \"labels\": {\"bad-name\": \"x\"}}\n]";
         let e = parse_file_sd_str(text, "x.json", "json").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.message.contains("\"bad-name\" is not a valid label name"), "{e}");
+        assert!(
+            e.message.contains("\"bad-name\" is not a valid label name"),
+            "{e}"
+        );
     }
 
     #[test]
     fn json_syntax_error_position() {
-        let e = parse_file_sd_str("[\n  {\"targets\": [\"a:1\",]}\n]", "x.json", "json").unwrap_err();
+        let e =
+            parse_file_sd_str("[\n  {\"targets\": [\"a:1\",]}\n]", "x.json", "json").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.column > 0);
     }
@@ -206,7 +217,8 @@ mod tests {
         let e = parse_file_sd_str("- targats:\n    - a:1\n", "x.yml", "yml").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
         assert!(e.message.contains("targats"), "{e}");
-        let e = parse_file_sd_str("- targets: [a]\n  labels:\n    1x: y\n", "x.yml", "yml").unwrap_err();
+        let e = parse_file_sd_str("- targets: [a]\n  labels:\n    1x: y\n", "x.yml", "yml")
+            .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
     }
 

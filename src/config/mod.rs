@@ -21,8 +21,8 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
 pub use relabel::{Action, RelabelConfig, RelabelRegex};
 pub use scrape::{
-    Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig,
-    ScrapeProtocol, Secret, TlsConfig, TlsVersion,
+    Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig, ScrapeProtocol,
+    Secret, TlsConfig, TlsVersion,
 };
 
 use crate::model::Labels;
@@ -93,7 +93,7 @@ pub struct AlertingConfig {
 }
 
 /// A loaded, validated configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub global: GlobalConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
@@ -106,22 +106,6 @@ pub struct Config {
     pub storage: StorageConfig,
     pub source_path: Option<PathBuf>,
     source_text: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            global: GlobalConfig::default(),
-            scrape_configs: Vec::new(),
-            rule_files: Vec::new(),
-            alerting: AlertingConfig::default(),
-            remote_write: None,
-            remote_read: None,
-            storage: StorageConfig::default(),
-            source_path: None,
-            source_text: String::new(),
-        }
-    }
 }
 
 impl Config {
@@ -195,7 +179,7 @@ fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config,
     } else {
         let parsed: Option<RawConfig> =
             serde_saphyr::from_str_with_options(text, yaml_options())
-                .map_err(|e| ConfigErrors(vec![shorten_unknown_field(from_yaml_error(origin, &e))]))?;
+                .map_err(|e| ConfigErrors(vec![tidy_yaml_message(from_yaml_error(origin, &e))]))?;
         parsed.unwrap_or_default()
     };
     let mut sink = Sink::new(origin);
@@ -218,7 +202,15 @@ fn is_blank_yaml(text: &str) -> bool {
 /// serde lists every expected field after an unknown one; for a scrape
 /// config that is thirty names. Keep the message short and, for service
 /// discovery mechanisms klaxon lacks, say so plainly.
-fn shorten_unknown_field(mut e: ConfigError) -> ConfigError {
+pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
+    if let Some(rest) = e.message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        e.message = format!("duplicate key {key:?}");
+        return e;
+    }
     if let Some(rest) = e.message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
@@ -240,7 +232,10 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
     let mut rule_files = Vec::new();
     for rf in raw.rule_files.iter().flatten() {
         if !scrape::is_single_star_glob(&rf.value) {
-            sink.push(Pos::of(rf), format!("invalid rule file path {:?}", rf.value));
+            sink.push(
+                Pos::of(rf),
+                format!("invalid rule file path {:?}", rf.value),
+            );
             continue;
         }
         rule_files.push(join_dir(dir, &rf.value));
@@ -264,7 +259,10 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         })
         .unwrap_or_default();
 
-    for (name, v) in [("remote_write", &raw.remote_write), ("remote_read", &raw.remote_read)] {
+    for (name, v) in [
+        ("remote_write", &raw.remote_write),
+        ("remote_read", &raw.remote_read),
+    ] {
         if let Some(v) = v {
             let p = Pos::of(v);
             tracing::warn!(
@@ -289,7 +287,11 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
             }
             let d = StorageConfig::default();
             StorageConfig {
-                path: s.path.filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or(d.path),
+                path: s
+                    .path
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or(d.path),
                 retention: scrape::opt_duration(&s.retention, sink).unwrap_or(d.retention),
             }
         }
@@ -310,12 +312,16 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
 
 fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
     let d = GlobalConfig::default();
-    let scrape_interval = scrape::opt_duration(&g.scrape_interval, sink).unwrap_or(d.scrape_interval);
+    let scrape_interval =
+        scrape::opt_duration(&g.scrape_interval, sink).unwrap_or(d.scrape_interval);
     let scrape_timeout = match scrape::opt_duration(&g.scrape_timeout, sink) {
         Some(t) => {
             if t > scrape_interval {
                 if let Some(v) = &g.scrape_timeout {
-                    sink.push(Pos::of(v), "global scrape timeout greater than scrape interval");
+                    sink.push(
+                        Pos::of(v),
+                        "global scrape timeout greater than scrape interval",
+                    );
                 }
             }
             t
@@ -334,7 +340,10 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
     if let Some(m) = &g.external_labels {
         for (k, _) in &m.0 {
             if k.value == "__name__" {
-                sink.push(Pos::of(k), format!("{:?} is not a valid external label name", k.value));
+                sink.push(
+                    Pos::of(k),
+                    format!("{:?} is not a valid external label name", k.value),
+                );
             }
         }
         external.extend(scrape::resolve_label_map(m, sink));
@@ -370,7 +379,10 @@ pub fn embedded_default(listen: &str) -> Config {
     // Substituting into the text keeps `to_yaml()` truthful. If the address
     // would break the YAML (quotes, newlines), fall back to setting the
     // target directly on the parsed placeholder config.
-    if let Ok(c) = load_str(&DEFAULT_CONFIG_YAML.replace(LISTEN_PLACEHOLDER, listen), "<default>") {
+    if let Ok(c) = load_str(
+        &DEFAULT_CONFIG_YAML.replace(LISTEN_PLACEHOLDER, listen),
+        "<default>",
+    ) {
         if c.scrape_configs
             .first()
             .and_then(|s| s.static_configs.first())

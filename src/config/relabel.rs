@@ -237,7 +237,10 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
     if let Some(sl) = &r.source_labels {
         for l in &sl.value {
             if !is_valid_label_name(&l.value) {
-                sink.push(Pos::of(l), format!("{:?} is not a valid label name", l.value));
+                sink.push(
+                    Pos::of(l),
+                    format!("{:?} is not a valid label name", l.value),
+                );
             }
             cfg.source_labels.push(l.value.clone());
         }
@@ -250,11 +253,7 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
             Ok(x) => cfg.regex = x,
             Err(e) => sink.push(
                 Pos::of(re),
-                format!(
-                    "invalid regex {:?}: {}",
-                    re.value,
-                    one_line(&e.to_string())
-                ),
+                format!("invalid regex {:?}: {}", re.value, regex_reason(&e)),
             ),
         }
     }
@@ -290,23 +289,23 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
             at,
             format!("relabel configuration for {act} action requires 'target_label' value"),
         );
-    } else if act == Action::Replace && !is_valid_replace_target(&cfg.target_label) {
-        sink.push(
-            target_pos,
-            format!(
-                "{:?} is invalid 'target_label' for {act} action",
-                cfg.target_label
-            ),
-        );
-    } else if needs_target && act != Action::Replace && !is_valid_label_name(&cfg.target_label)
-    {
-        sink.push(
-            target_pos,
-            format!(
-                "{:?} is invalid 'target_label' for {act} action",
-                cfg.target_label
-            ),
-        );
+    } else if needs_target {
+        // Replace targets may be templates (`${1}`), re-checked per target at
+        // run time; every other action needs a literal label name.
+        let valid = if act == Action::Replace {
+            is_valid_replace_target(&cfg.target_label)
+        } else {
+            is_valid_label_name(&cfg.target_label)
+        };
+        if !valid {
+            sink.push(
+                target_pos,
+                format!(
+                    "{:?} is invalid 'target_label' for {act} action",
+                    cfg.target_label
+                ),
+            );
+        }
     }
     if matches!(act, Action::KeepEqual | Action::DropEqual)
         && (r.regex.as_ref().is_some_and(|x| x.value != DEFAULT_REGEX)
@@ -339,10 +338,19 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
     Some(cfg)
 }
 
-/// Regex errors span several lines (pattern, caret, reason); a config error
-/// must stay on one line for `FILE:LINE:COL: message` output.
-pub(crate) fn one_line(s: &str) -> String {
-    s.lines()
+/// The reason a regex failed, on one line: the regex crate's syntax errors
+/// span several lines (our anchored pattern, a caret, then `error: …`), and
+/// the anchored pattern would only confuse the user.
+pub(crate) fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    if let Some(reason) = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+    {
+        return reason.to_string();
+    }
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
@@ -355,7 +363,17 @@ mod tests {
 
     #[test]
     fn replace_target_pattern() {
-        for ok in ["a", "_x", "foo_bar1", "$1", "${1}", "a$1", "${foo}_bar", "$1x", "__param_target"] {
+        for ok in [
+            "a",
+            "_x",
+            "foo_bar1",
+            "$1",
+            "${1}",
+            "a$1",
+            "${foo}_bar",
+            "$1x",
+            "__param_target",
+        ] {
             assert!(is_valid_replace_target(ok), "{ok}");
         }
         for bad in ["", "1a", "foo-bar", "${}", "$", "a b", "${1", "$-"] {

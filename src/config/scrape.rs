@@ -259,14 +259,14 @@ pub(crate) fn resolve_protocols(
 }
 
 /// Validates label names of a `labels:` mapping; returns the valid pairs.
-pub(crate) fn resolve_label_map(
-    m: &SpannedMap,
-    sink: &mut Sink,
-) -> BTreeMap<String, String> {
+pub(crate) fn resolve_label_map(m: &SpannedMap, sink: &mut Sink) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in &m.0 {
         if !is_valid_label_name(&k.value) {
-            sink.push(Pos::of(k), format!("{:?} is not a valid label name", k.value));
+            sink.push(
+                Pos::of(k),
+                format!("{:?} is not a valid label name", k.value),
+            );
             continue;
         }
         out.insert(k.value.clone(), v.value.clone());
@@ -329,10 +329,17 @@ fn resolve_tls(raw: &S<RawTlsConfig>, dir: Option<&std::path::Path>, sink: &mut 
     let max_version = version(&r.max_version, sink);
     if let (Some(a), Some(b)) = (min_version, max_version) {
         if a > b {
-            sink.push(at, "max_version must be greater than or equal to min_version");
+            sink.push(
+                at,
+                "max_version must be greater than or equal to min_version",
+            );
         }
     }
-    let file = |f: &Option<String>| f.as_deref().filter(|s| !s.is_empty()).map(|s| PathBuf::from(join_dir(dir, s)));
+    let file = |f: &Option<String>| {
+        f.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| PathBuf::from(join_dir(dir, s)))
+    };
     TlsConfig {
         ca: r.ca.clone().filter(|s| !s.is_empty()),
         ca_file: file(&r.ca_file),
@@ -508,7 +515,11 @@ fn resolve_one(
 ) -> ScrapeConfig {
     let at = Pos::of(raw);
     let r = &raw.value;
-    let job_name = r.job_name.as_ref().map(|j| j.value.clone()).unwrap_or_default();
+    let job_name = r
+        .job_name
+        .as_ref()
+        .map(|j| j.value.clone())
+        .unwrap_or_default();
     if job_name.is_empty() {
         sink.push(
             r.job_name.as_ref().map(Pos::of).unwrap_or(at),
@@ -580,15 +591,16 @@ fn resolve_one(
             }
             files.push(join_dir(dir, &name.value));
         }
-        let refresh_interval = opt_duration(&f.value.refresh_interval, sink)
-            .unwrap_or(Duration::from_secs(300));
+        let refresh_interval =
+            opt_duration(&f.value.refresh_interval, sink).unwrap_or(Duration::from_secs(300));
         file_sd_configs.push(FileSdConfig {
             files,
             refresh_interval,
         });
     }
     let http_client = resolve_http_client(r, dir, sink);
-    let relabel_configs = resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);
+    let relabel_configs =
+        resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);
     let metric_relabel_configs =
         resolve_relabel_configs(r.metric_relabel_configs.as_deref().unwrap_or(&[]), sink);
     let scrape_protocols = r
@@ -618,10 +630,7 @@ fn resolve_one(
         sample_limit: or_global(r.sample_limit, g.sample_limit),
         label_limit: or_global(r.label_limit, g.label_limit),
         label_name_length_limit: or_global(r.label_name_length_limit, g.label_name_length_limit),
-        label_value_length_limit: or_global(
-            r.label_value_length_limit,
-            g.label_value_length_limit,
-        ),
+        label_value_length_limit: or_global(r.label_value_length_limit, g.label_value_length_limit),
         body_size_limit: or_global(opt_size(&r.body_size_limit, sink), g.body_size_limit),
         target_limit: or_global(r.target_limit, g.target_limit),
         scrape_protocols,

@@ -213,7 +213,6 @@ fn extract(s: &str) -> Option<(&str, Option<usize>, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::relabel::RelabelRegex;
 
     fn cfg(action: Action) -> RelabelConfig {
         RelabelConfig {
@@ -222,12 +221,263 @@ mod tests {
         }
     }
 
-    fn rx(s: &str) -> RelabelRegex {
-        RelabelRegex::new(s).unwrap()
-    }
-
     fn ls(pairs: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(pairs.iter().copied())
+    }
+
+    /// Relabel configs from YAML, through the real config loader, so the
+    /// tables below read like the `relabel_configs` users write.
+    fn rc(yaml: &str) -> Vec<RelabelConfig> {
+        let indented: String = yaml.lines().map(|l| format!("      {l}\n")).collect();
+        let text = format!("scrape_configs:\n  - job_name: t\n    relabel_configs:\n{indented}");
+        match crate::config::load_str(&text, "t.yml") {
+            Ok(c) => c.scrape_configs[0].relabel_configs.clone(),
+            Err(e) => panic!("bad test config:\n{text}\n{e}"),
+        }
+    }
+
+    /// (name, input labels, relabel configs as YAML, expected output or None = dropped)
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        Option<&'static [(&'static str, &'static str)]>,
+    );
+
+    const CASES: &[Case] = &[
+        (
+            "replace with groups in replacement",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- source_labels: [a]\n  regex: f(.*)\n  target_label: d\n  replacement: ch${1}-ch${1}",
+            Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "choo-choo")]),
+        ),
+        (
+            "replace joins sources with separator",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- source_labels: [a, b]\n  regex: f(.*);(.*)r\n  target_label: a\n  replacement: b${1}${2}m",
+            Some(&[("a", "boobam"), ("b", "bar"), ("c", "baz")]),
+        ),
+        (
+            "custom separator",
+            &[("a", "foo"), ("b", "bar")],
+            "- source_labels: [a, b]\n  separator: '|'\n  target_label: c",
+            Some(&[("a", "foo"), ("b", "bar"), ("c", "foo|bar")]),
+        ),
+        (
+            "sequence: later steps see earlier results",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- source_labels: [c]\n  regex: (b).*\n  target_label: d\n  replacement: $1\n- source_labels: [d]\n  regex: (b)\n  target_label: e\n  replacement: ${1}x",
+            Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "b"), ("e", "bx")]),
+        ),
+        (
+            "replace does nothing when the regex does not match",
+            &[("a", "foo")],
+            "- source_labels: [a]\n  regex: bar\n  target_label: b\n  replacement: x",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "regex is anchored at both ends",
+            &[("a", "foo")],
+            "- source_labels: [a]\n  regex: o\n  target_label: b\n  replacement: x",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "empty replacement result deletes the target",
+            &[("a", "foo"), ("b", "bar")],
+            "- source_labels: [a]\n  regex: (f).*\n  target_label: b\n  replacement: $2",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "$1x names group 1x, which is empty",
+            &[("a", "foo"), ("b", "bar")],
+            "- source_labels: [a]\n  regex: (f).*\n  target_label: b\n  replacement: $1x",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "named groups and templated target label",
+            &[("a", "some-name-value")],
+            "- source_labels: [a]\n  regex: some-(?P<n>[^-]+)-(?P<v>.*)\n  target_label: ${n}\n  replacement: ${v}",
+            Some(&[("a", "some-name-value"), ("name", "value")]),
+        ),
+        (
+            "templated target that expands to an invalid name is skipped",
+            &[("a", "some-1bad-value")],
+            "- source_labels: [a]\n  regex: some-([^-]+)-(.*)\n  target_label: ${1}\n  replacement: ${2}",
+            Some(&[("a", "some-1bad-value")]),
+        ),
+        (
+            "missing source label is the empty string",
+            &[("a", "foo")],
+            "- source_labels: [missing]\n  regex: ''\n  target_label: b\n  replacement: empty",
+            Some(&[("a", "foo"), ("b", "empty")]),
+        ),
+        (
+            "default regex with constant replacement sets a label",
+            &[("a", "foo")],
+            "- target_label: b\n  replacement: constant",
+            Some(&[("a", "foo"), ("b", "constant")]),
+        ),
+        (
+            "drop on match",
+            &[("a", "foo"), ("b", "bar")],
+            "- source_labels: [a]\n  regex: .*o.*\n  action: drop",
+            None,
+        ),
+        (
+            "drop keeps non-matching",
+            &[("a", "abc")],
+            "- source_labels: [a]\n  regex: f(.*)\n  action: drop",
+            Some(&[("a", "abc")]),
+        ),
+        (
+            "keep drops non-matching",
+            &[("a", "foo")],
+            "- source_labels: [a]\n  regex: no-match\n  action: keep",
+            None,
+        ),
+        (
+            "keep keeps matching",
+            &[("a", "foo")],
+            "- source_labels: [a]\n  regex: f.*\n  action: keep",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "keep with empty regex keeps targets lacking the label",
+            &[("a", "foo")],
+            "- source_labels: [b]\n  regex: ''\n  action: Keep",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "dot matches newline (Prometheus 3 (?s))",
+            &[("a", "x\ny")],
+            "- source_labels: [a]\n  regex: x.y\n  action: keep",
+            Some(&[("a", "x\ny")]),
+        ),
+        (
+            "hashmod as upstream (md5 tail, big endian)",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- source_labels: [c]\n  target_label: d\n  modulus: 1000\n  action: hashmod",
+            Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]),
+        ),
+        (
+            "hashmod then keep: sharding",
+            &[("__address__", "foo")],
+            "- source_labels: [__address__]\n  target_label: __tmp_hash\n  modulus: 1000\n  action: hashmod\n- source_labels: [__tmp_hash]\n  regex: '696'\n  action: keep",
+            Some(&[("__address__", "foo"), ("__tmp_hash", "696")]),
+        ),
+        (
+            "labelmap copies matching labels under new names",
+            &[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")],
+            "- regex: __meta_(my.*)\n  replacement: ${1}\n  action: labelmap",
+            Some(&[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc"), ("my_bar", "aaa"), ("my_baz", "bbb")]),
+        ),
+        (
+            "labelmap works on a snapshot, not on labels it adds",
+            &[("a", "1")],
+            "- regex: (.*)\n  replacement: x${1}\n  action: labelmap",
+            Some(&[("a", "1"), ("xa", "1")]),
+        ),
+        (
+            "labelmap overwrites existing labels",
+            &[("__meta_a", "new"), ("a", "old")],
+            "- regex: __meta_(.*)\n  action: labelmap",
+            Some(&[("__meta_a", "new"), ("a", "new")]),
+        ),
+        (
+            "labeldrop",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- regex: (b|c)\n  action: labeldrop",
+            Some(&[("a", "foo")]),
+        ),
+        (
+            "labeldrop is anchored",
+            &[("abc", "1"), ("b", "2")],
+            "- regex: b\n  action: labeldrop",
+            Some(&[("abc", "1")]),
+        ),
+        (
+            "labelkeep",
+            &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+            "- regex: (a|c)\n  action: labelkeep",
+            Some(&[("a", "foo"), ("c", "baz")]),
+        ),
+        (
+            "labelkeep of nothing drops the whole set",
+            &[("a", "foo")],
+            "- regex: zzz\n  action: labelkeep",
+            None,
+        ),
+        (
+            "lowercase",
+            &[("foo", "BaR"), ("x", "ÄÖ")],
+            "- source_labels: [foo, x]\n  target_label: low\n  action: lowercase",
+            Some(&[("foo", "BaR"), ("low", "bar;äö"), ("x", "ÄÖ")]),
+        ),
+        (
+            "uppercase",
+            &[("foo", "BaR")],
+            "- source_labels: [foo]\n  target_label: foo\n  action: uppercase",
+            Some(&[("foo", "BAR")]),
+        ),
+        (
+            "lowercase of a missing label deletes the target",
+            &[("foo", "BaR"), ("t", "x")],
+            "- source_labels: [missing]\n  target_label: t\n  action: lowercase",
+            Some(&[("foo", "BaR")]),
+        ),
+        (
+            "keepequal keeps when equal",
+            &[("__tmp_port", "9100"), ("port", "9100")],
+            "- source_labels: [__tmp_port]\n  target_label: port\n  action: keepequal",
+            Some(&[("__tmp_port", "9100"), ("port", "9100")]),
+        ),
+        (
+            "keepequal drops when different",
+            &[("__tmp_port", "9100"), ("port", "80")],
+            "- source_labels: [__tmp_port]\n  target_label: port\n  action: keepequal",
+            None,
+        ),
+        (
+            "dropequal drops when equal",
+            &[("a", "x"), ("b", "x")],
+            "- source_labels: [a]\n  target_label: b\n  action: dropequal",
+            None,
+        ),
+        (
+            "dropequal keeps when different, missing target is empty",
+            &[("a", "x")],
+            "- source_labels: [a]\n  target_label: b\n  action: dropequal",
+            Some(&[("a", "x")]),
+        ),
+        (
+            "keepequal: missing source and target are both empty",
+            &[("a", "x")],
+            "- source_labels: [m]\n  target_label: n\n  action: keepequal",
+            Some(&[("a", "x")]),
+        ),
+    ];
+
+    #[test]
+    fn relabel_table() {
+        for (name, input, yaml, want) in CASES {
+            let cfgs = rc(yaml);
+            let got = process(&ls(input), &cfgs);
+            let want = want.map(ls);
+            assert_eq!(got, want, "case {name:?}");
+            // The builder path must agree with the owned path.
+            let mut b = ls(input).builder();
+            let kept = process_builder(&mut b, &cfgs);
+            match &want {
+                Some(w) => {
+                    assert!(kept, "case {name:?} (builder)");
+                    assert_eq!(&b.build(), w, "case {name:?} (builder)");
+                }
+                None => {
+                    let out = b.build();
+                    assert!(!kept || out.is_empty(), "case {name:?} (builder)");
+                }
+            }
+        }
     }
 
     #[test]
