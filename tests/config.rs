@@ -419,3 +419,28 @@ fn file_sd_files() {
     );
     assert!(e.to_string().contains("bad-label.json:4:"), "{e}");
 }
+
+#[test]
+fn check_config_prints_every_error_and_exit_code() {
+    let mut out = Vec::new();
+    let code = config::check_config_files(
+        &[testdata("good-minimal.yml"), testdata("bad-semantic.yml")],
+        &mut out,
+    );
+    assert_eq!(code, 1);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with("good-minimal.yml: SUCCESS: 1 scrape configs, 0 rule file patterns"));
+    let bad = testdata("bad-semantic.yml").display().to_string();
+    assert_eq!(lines.len(), 1 + 10);
+    assert_eq!(
+        lines[1],
+        format!("{bad}:14:20: not a valid duration string: \"1.5m\"")
+    );
+    assert!(lines[1..].iter().all(|l| l.starts_with(&format!("{bad}:"))));
+    let mut out = Vec::new();
+    assert_eq!(
+        config::check_config_files(&[testdata("good-full.yml")], &mut out),
+        0
+    );
+}

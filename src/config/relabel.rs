@@ -74,7 +74,8 @@ impl fmt::Display for Action {
 /// A fully anchored relabel regex, remembering the text the user wrote.
 ///
 /// Anchored as `^(?s:…)$` like Prometheus 3.x, so `.` also matches newlines
-/// and a pattern must match the whole value.
+/// and a pattern must match the whole value; written in Go's RE2 syntax and
+/// translated (see `goregex`) so matching agrees with Prometheus exactly.
 #[derive(Clone, Debug)]
 pub struct RelabelRegex {
     source: String,
@@ -83,7 +84,8 @@ pub struct RelabelRegex {
 
 impl RelabelRegex {
     pub fn new(source: &str) -> Result<Self, regex::Error> {
-        let regex = regex::RegexBuilder::new(&format!("^(?s:{source})$"))
+        let translated = super::goregex::translate(source);
+        let regex = regex::RegexBuilder::new(&format!("^(?s:{translated})$"))
             .size_limit(REGEX_SIZE_LIMIT)
             .build()?;
         Ok(RelabelRegex {

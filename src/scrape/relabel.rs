@@ -110,11 +110,18 @@ fn replace(cfg: &RelabelConfig, b: &mut LabelsBuilder, val: &str) {
     let Some(caps) = re.captures(val) else {
         return;
     };
-    let mut target = String::new();
-    expand(re, &caps, &cfg.target_label, &mut target);
-    if !is_valid_label_name(&target) {
-        return;
-    }
+    // A literal target was validated when the config was loaded; only a
+    // templated one needs expanding and re-checking per label set.
+    let target = if cfg.target_label.contains('$') {
+        let mut t = String::new();
+        expand(re, &caps, &cfg.target_label, &mut t);
+        if !is_valid_label_name(&t) {
+            return;
+        }
+        t
+    } else {
+        cfg.target_label.clone()
+    };
     let mut res = String::new();
     expand(re, &caps, &cfg.replacement, &mut res);
     // An empty result removes the target label (a builder set to "" deletes).
