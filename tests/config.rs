@@ -444,3 +444,8 @@ fn check_config_prints_every_error_and_exit_code() {
         0
     );
 }
+
+#[test]
+fn bad_anchor_reported_once_at_definition() {
+    check_bad("bad-anchor.yml");
+}

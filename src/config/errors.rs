@@ -77,8 +77,11 @@ pub struct Pos {
 impl Pos {
     pub const UNKNOWN: Pos = Pos { line: 0, column: 0 };
 
+    /// Where the node is *defined*: for a value reached through an alias
+    /// (`*name`) that is the anchored original, which is what the user has
+    /// to edit.
     pub(crate) fn of<T>(s: &serde_saphyr::Spanned<T>) -> Pos {
-        Pos::from_location(&s.referenced)
+        Pos::from_location(&s.defined)
     }
 
     pub(crate) fn from_location(l: &serde_saphyr::Location) -> Pos {
@@ -104,13 +107,18 @@ impl Sink {
         }
     }
 
+    /// Records an error. The same error at the same place is kept once: a
+    /// node shared through an alias is validated at every use.
     pub(crate) fn push(&mut self, pos: Pos, message: impl Into<String>) {
-        self.errors.push(ConfigError {
+        let e = ConfigError {
             file: self.file.clone(),
             line: pos.line,
             column: pos.column,
             message: message.into(),
-        });
+        };
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
