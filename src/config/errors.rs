@@ -69,13 +69,13 @@ impl fmt::Display for ConfigErrors {
 /// A source position, 1-based; `Pos::UNKNOWN` when the YAML library could not
 /// tell (e.g. values that came through a flattening serde construct).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pos {
+pub(crate) struct Pos {
     pub line: usize,
     pub column: usize,
 }
 
 impl Pos {
-    pub const UNKNOWN: Pos = Pos { line: 0, column: 0 };
+    pub(crate) const UNKNOWN: Pos = Pos { line: 0, column: 0 };
 
     /// Where the node is *defined*: for a value reached through an alias
     /// (`*name`) that is the anchored original, which is what the user has
