@@ -1,1 +1,433 @@
-//! config
+//! Configuration: a `prometheus.yml`-shaped file, plus klaxon's own keys
+//! (`storage`), loaded into plain resolved values.
+//!
+//! Loading is two steps. The YAML is deserialized into position-carrying raw
+//! structs (`raw`), which catches syntax errors, wrong types and unknown
+//! keys. Then every semantic rule Prometheus applies is checked, collecting
+//! all errors with their positions, and the raw structs are turned into the
+//! resolved types below (defaults filled, globals inherited, regexes
+//! compiled). Callers never see positions or optional-ness they would have to
+//! re-interpret.
+
+pub mod duration;
+pub mod errors;
+pub mod file_sd;
+pub mod goregex;
+mod raw;
+pub mod relabel;
+pub mod scrape;
+
+pub use duration::{format_duration, parse_duration, parse_size};
+pub use errors::{ConfigError, ConfigErrors};
+pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
+pub use relabel::{Action, RelabelConfig, RelabelRegex};
+pub use scrape::{
+    Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig, ScrapeProtocol,
+    Secret, TlsConfig, TlsVersion,
+};
+
+use crate::model::Labels;
+use errors::{from_yaml_error, Pos, Sink};
+use raw::RawConfig;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings under `global:`, defaults as in Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalConfig {
+    pub scrape_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub evaluation_interval: Duration,
+    pub external_labels: Labels,
+    pub scrape_protocols: Vec<ScrapeProtocol>,
+    pub body_size_limit: u64,
+    pub sample_limit: u64,
+    pub target_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: Duration::from_secs(60),
+            scrape_timeout: Duration::from_secs(10),
+            evaluation_interval: Duration::from_secs(60),
+            external_labels: Labels::empty(),
+            scrape_protocols: ScrapeProtocol::DEFAULT.to_vec(),
+            body_size_limit: 0,
+            sample_limit: 0,
+            target_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+        }
+    }
+}
+
+/// klaxon-only `storage:` section: where the head is persisted and for how
+/// long samples are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// As written (relative paths are relative to the working directory,
+    /// like Prometheus' `--storage.tsdb.path`).
+    pub path: PathBuf,
+    pub retention: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("./data"),
+            retention: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// `alerting:`. Alert relabeling is validated now; the Alertmanager list is
+/// kept as parsed YAML for the notifier to interpret.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertingConfig {
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+    pub alertmanagers: Vec<serde_json::Value>,
+}
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    pub global: GlobalConfig,
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Globs, joined to the config file's directory when relative.
+    pub rule_files: Vec<String>,
+    pub alerting: AlertingConfig,
+    /// Accepted and kept, but not acted on yet.
+    pub remote_write: Option<serde_json::Value>,
+    pub remote_read: Option<serde_json::Value>,
+    pub storage: StorageConfig,
+    pub source_path: Option<PathBuf>,
+    source_text: String,
+}
+
+impl Config {
+    /// The configuration text as loaded, for `/api/v1/status/config`.
+    ///
+    /// Returned verbatim rather than re-serialized so comments and the
+    /// user's layout survive. Note: unlike Prometheus this does not mask
+    /// secrets; callers exposing it over HTTP must decide whether to.
+    pub fn to_yaml(&self) -> &str {
+        &self.source_text
+    }
+
+    pub fn scrape_config(&self, job: &str) -> Option<&ScrapeConfig> {
+        self.scrape_configs.iter().find(|s| s.job_name == job)
+    }
+}
+
+/// Joins a relative path to the config file's directory, as Prometheus does
+/// for every file reference (absolute paths and an unknown dir are kept).
+pub(crate) fn join_dir(dir: Option<&Path>, p: &str) -> String {
+    match dir {
+        Some(d) if !p.is_empty() && !Path::new(p).is_absolute() => {
+            d.join(p).to_string_lossy().into_owned()
+        }
+        _ => p.to_string(),
+    }
+}
+
+/// Reads and validates a configuration file; relative file references in it
+/// are resolved against the file's directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: origin.clone(),
+            line: 0,
+            column: 0,
+            message: format!("reading config: {e}"),
+        }])
+    })?;
+    let dir = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            d.to_path_buf()
+        }
+    });
+    let mut cfg = load_with_dir(&text, &origin, dir.as_deref())?;
+    cfg.source_path = Some(path.to_path_buf());
+    Ok(cfg)
+}
+
+/// Validates configuration text; `origin` names it in error messages.
+/// Relative file references are kept as written.
+pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    load_with_dir(text, origin, None)
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        // Prometheus (yaml.v2 UnmarshalStrict) rejects duplicate keys; a
+        // silently overwritten key is exactly the bug we want to surface.
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    }
+}
+
+fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = if is_blank_yaml(text) {
+        // An empty file is a valid, all-defaults configuration upstream.
+        RawConfig::default()
+    } else {
+        let parsed: Option<RawConfig> =
+            serde_saphyr::from_str_with_options(text, yaml_options())
+                .map_err(|e| ConfigErrors(vec![tidy_yaml_message(from_yaml_error(origin, &e))]))?;
+        parsed.unwrap_or_default()
+    };
+    let mut sink = Sink::new(origin);
+    let cfg = resolve(raw, dir, &mut sink);
+    let cfg = Config {
+        source_text: text.to_string(),
+        ..cfg
+    };
+    sink.into_result(cfg)
+}
+
+/// True for text with nothing but whitespace, comments and document markers.
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
+}
+
+/// serde lists every expected field after an unknown one; for a scrape
+/// config that is thirty names. Keep the message short and, for service
+/// discovery mechanisms klaxon lacks, say so plainly.
+pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
+    if let Some(rest) = e.message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        e.message = format!("duplicate key {key:?}");
+        return e;
+    }
+    if let Some(rest) = e.message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            let field = &rest[..end];
+            e.message = if field.ends_with("_sd_configs") {
+                format!(
+                    "unknown field `{field}`: this service discovery mechanism is not supported (only static_configs and file_sd_configs are)"
+                )
+            } else {
+                format!("unknown field `{field}`")
+            };
+        }
+    }
+    e
+}
+
+fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
+    let global = resolve_global(raw.global.unwrap_or_default(), sink);
+
+    let mut rule_files = Vec::new();
+    for rf in raw.rule_files.iter().flatten() {
+        if !scrape::is_single_star_glob(&rf.value) {
+            sink.push(
+                Pos::of(rf),
+                format!("invalid rule file path {:?}", rf.value),
+            );
+            continue;
+        }
+        rule_files.push(join_dir(dir, &rf.value));
+    }
+
+    let scrape_configs = scrape::resolve_scrape_configs(
+        raw.scrape_configs.as_deref().unwrap_or(&[]),
+        &global,
+        dir,
+        sink,
+    );
+
+    let alerting = raw
+        .alerting
+        .map(|a| AlertingConfig {
+            alert_relabel_configs: relabel::resolve_relabel_configs(
+                a.alert_relabel_configs.as_deref().unwrap_or(&[]),
+                sink,
+            ),
+            alertmanagers: a.alertmanagers.unwrap_or_default(),
+        })
+        .unwrap_or_default();
+
+    for (name, v) in [
+        ("remote_write", &raw.remote_write),
+        ("remote_read", &raw.remote_read),
+    ] {
+        if let Some(v) = v {
+            let p = Pos::of(v);
+            tracing::warn!(
+                file = sink.file(),
+                line = p.line,
+                "{name} is accepted but not used yet by klaxon"
+            );
+        }
+    }
+
+    let storage = match raw.storage {
+        None => StorageConfig::default(),
+        Some(s) => {
+            for (name, v) in [("tsdb", &s.tsdb), ("exemplars", &s.exemplars)] {
+                if let Some(v) = v {
+                    tracing::warn!(
+                        file = sink.file(),
+                        line = Pos::of(v).line,
+                        "storage.{name} is Prometheus-specific and ignored by klaxon"
+                    );
+                }
+            }
+            let d = StorageConfig::default();
+            StorageConfig {
+                path: s
+                    .path
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or(d.path),
+                retention: scrape::opt_duration(&s.retention, sink).unwrap_or(d.retention),
+            }
+        }
+    };
+
+    Config {
+        global,
+        scrape_configs,
+        rule_files,
+        alerting,
+        remote_write: raw.remote_write.map(|v| v.value),
+        remote_read: raw.remote_read.map(|v| v.value),
+        storage,
+        source_path: None,
+        source_text: String::new(),
+    }
+}
+
+fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
+    let d = GlobalConfig::default();
+    let scrape_interval =
+        scrape::opt_duration(&g.scrape_interval, sink).unwrap_or(d.scrape_interval);
+    let scrape_timeout = match scrape::opt_duration(&g.scrape_timeout, sink) {
+        Some(t) => {
+            if t > scrape_interval {
+                if let Some(v) = &g.scrape_timeout {
+                    sink.push(
+                        Pos::of(v),
+                        "global scrape timeout greater than scrape interval",
+                    );
+                }
+            }
+            t
+        }
+        // The default timeout must not exceed a short global interval.
+        None => d.scrape_timeout.min(scrape_interval),
+    };
+    if let Some(q) = &g.query_log_file {
+        tracing::warn!(
+            file = sink.file(),
+            line = Pos::of(q).line,
+            "global.query_log_file is not supported by klaxon and is ignored"
+        );
+    }
+    let mut external = Vec::new();
+    if let Some(m) = &g.external_labels {
+        for (k, _) in &m.0 {
+            if k.value == "__name__" {
+                sink.push(
+                    Pos::of(k),
+                    format!("{:?} is not a valid external label name", k.value),
+                );
+            }
+        }
+        external.extend(scrape::resolve_label_map(m, sink));
+    }
+    let scrape_protocols = g
+        .scrape_protocols
+        .as_ref()
+        .and_then(|p| scrape::resolve_protocols(p, sink))
+        .unwrap_or(d.scrape_protocols);
+    GlobalConfig {
+        scrape_interval,
+        scrape_timeout,
+        evaluation_interval: scrape::opt_duration(&g.evaluation_interval, sink)
+            .unwrap_or(d.evaluation_interval),
+        external_labels: Labels::from_pairs(external),
+        scrape_protocols,
+        body_size_limit: scrape::opt_size(&g.body_size_limit, sink).unwrap_or(0),
+        sample_limit: g.sample_limit.unwrap_or(0),
+        target_limit: g.target_limit.unwrap_or(0),
+        label_limit: g.label_limit.unwrap_or(0),
+        label_name_length_limit: g.label_name_length_limit.unwrap_or(0),
+        label_value_length_limit: g.label_value_length_limit.unwrap_or(0),
+    }
+}
+
+/// The text of the built-in configuration, with a placeholder target.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
+const LISTEN_PLACEHOLDER: &str = "__KLAXON_LISTEN_ADDRESS__";
+
+/// The built-in configuration: klaxon scraping itself at `listen`
+/// (`host:port`, as decided by the CLI).
+pub fn embedded_default(listen: &str) -> Config {
+    // Substituting into the text keeps `to_yaml()` truthful. If the address
+    // would break the YAML (quotes, newlines), fall back to setting the
+    // target directly on the parsed placeholder config.
+    if let Ok(c) = load_str(
+        &DEFAULT_CONFIG_YAML.replace(LISTEN_PLACEHOLDER, listen),
+        "<default>",
+    ) {
+        if c.scrape_configs
+            .first()
+            .and_then(|s| s.static_configs.first())
+            .is_some_and(|g| g.targets == [listen])
+        {
+            return c;
+        }
+    }
+    let mut c = load_str(DEFAULT_CONFIG_YAML, "<default>").unwrap_or_default();
+    for sc in &mut c.scrape_configs {
+        for g in &mut sc.static_configs {
+            for t in &mut g.targets {
+                if t == LISTEN_PLACEHOLDER {
+                    *t = listen.to_string();
+                }
+            }
+        }
+    }
+    c
+}
+
+/// `klaxon check config FILE…`: loads each file and writes either every
+/// error (`FILE:LINE:COL: message`, one per line) or a one-line success
+/// summary to `out`. Returns the process exit code: 0 when all files are
+/// valid, 1 otherwise. Kept here so the CLI stays a thin wrapper.
+pub fn check_config_files(paths: &[PathBuf], out: &mut dyn std::io::Write) -> i32 {
+    let mut code = 0;
+    for path in paths {
+        let written = match load_file(path) {
+            Ok(c) => writeln!(
+                out,
+                "{}: SUCCESS: {} scrape configs, {} rule file patterns",
+                path.display(),
+                c.scrape_configs.len(),
+                c.rule_files.len()
+            ),
+            Err(errs) => {
+                code = 1;
+                writeln!(out, "{errs}")
+            }
+        };
+        if written.is_err() {
+            return 1;
+        }
+    }
+    code
+}

@@ -1,0 +1,187 @@
+//! The configuration as written: serde shapes mirroring `prometheus.yml`,
+//! with source positions (`Spanned`) on every node a semantic check may have
+//! to point at. Nothing here is defaulted or validated; see `resolve`.
+//!
+//! All structs deny unknown fields: a misspelt key silently ignored is a
+//! config that does something else than the user thinks.
+
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+pub(crate) type S<T> = Spanned<T>;
+
+/// A string-to-string mapping that keeps each key's and value's position
+/// (serde-saphyr's `Spanned` is not `Ord`, so it cannot key a map).
+#[derive(Debug, Default)]
+pub(crate) struct SpannedMap(pub Vec<(S<String>, S<String>)>);
+
+impl<'de> Deserialize<'de> for SpannedMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SpannedMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of label names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<SpannedMap, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, val)) = m.next_entry::<S<String>, S<String>>()? {
+                    v.push((k, val));
+                }
+                Ok(SpannedMap(v))
+            }
+            fn visit_unit<E>(self) -> Result<SpannedMap, E> {
+                Ok(SpannedMap::default())
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub global: Option<RawGlobal>,
+    pub scrape_configs: Option<Vec<S<RawScrapeConfig>>>,
+    pub rule_files: Option<Vec<S<String>>>,
+    pub alerting: Option<RawAlerting>,
+    pub remote_write: Option<S<serde_json::Value>>,
+    pub remote_read: Option<S<serde_json::Value>>,
+    pub storage: Option<RawStorage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGlobal {
+    pub scrape_interval: Option<S<String>>,
+    pub scrape_timeout: Option<S<String>>,
+    pub evaluation_interval: Option<S<String>>,
+    pub external_labels: Option<SpannedMap>,
+    pub query_log_file: Option<S<String>>,
+    pub scrape_protocols: Option<S<Vec<S<String>>>>,
+    pub body_size_limit: Option<S<String>>,
+    pub sample_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerting {
+    pub alert_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
+    /// Kept generic: the notifier that uses it is a later piece of work.
+    pub alertmanagers: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStorage {
+    pub path: Option<String>,
+    pub retention: Option<S<String>>,
+    /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
+    /// existing file loads, ignored with a warning.
+    pub tsdb: Option<S<IgnoredAny>>,
+    pub exemplars: Option<S<IgnoredAny>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScrapeConfig {
+    pub job_name: Option<S<String>>,
+    pub scrape_interval: Option<S<String>>,
+    pub scrape_timeout: Option<S<String>>,
+    pub metrics_path: Option<String>,
+    pub scheme: Option<S<String>>,
+    pub params: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    pub honor_labels: Option<bool>,
+    pub honor_timestamps: Option<bool>,
+    pub static_configs: Option<Vec<S<RawStaticConfig>>>,
+    pub file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
+    pub relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
+    pub metric_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
+    pub sample_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub body_size_limit: Option<S<String>>,
+    pub scrape_protocols: Option<S<Vec<S<String>>>>,
+    pub enable_compression: Option<bool>,
+    // HTTP client settings: inline in the scrape config, as upstream.
+    pub basic_auth: Option<S<RawBasicAuth>>,
+    pub authorization: Option<S<RawAuthorization>>,
+    pub bearer_token: Option<S<String>>,
+    pub bearer_token_file: Option<S<String>>,
+    pub tls_config: Option<S<RawTlsConfig>>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    // Recognised so they get a clear "not supported" error at their line.
+    pub proxy_url: Option<S<IgnoredAny>>,
+    pub no_proxy: Option<S<IgnoredAny>>,
+    pub proxy_from_environment: Option<S<IgnoredAny>>,
+    pub proxy_connect_header: Option<S<IgnoredAny>>,
+    pub oauth2: Option<S<IgnoredAny>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStaticConfig {
+    pub targets: Option<Vec<S<String>>>,
+    pub labels: Option<SpannedMap>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFileSdConfig {
+    pub files: Option<Vec<S<String>>>,
+    pub refresh_interval: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBasicAuth {
+    pub username: Option<String>,
+    pub username_file: Option<S<String>>,
+    pub password: Option<S<String>>,
+    pub password_file: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTlsConfig {
+    pub ca: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert: Option<String>,
+    pub cert_file: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    pub min_version: Option<S<String>>,
+    pub max_version: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRelabelConfig {
+    pub source_labels: Option<S<Vec<S<String>>>>,
+    pub separator: Option<S<String>>,
+    pub regex: Option<S<String>>,
+    pub modulus: Option<S<u64>>,
+    pub target_label: Option<S<String>>,
+    pub replacement: Option<S<String>>,
+    pub action: Option<S<String>>,
+}
