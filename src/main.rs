@@ -40,8 +40,12 @@ struct RunArgs {
 
 #[derive(Subcommand)]
 enum CheckWhat {
-    /// Check a configuration file: exit 0 when valid, 1 with FILE:LINE:COL errors.
-    Config { file: PathBuf },
+    /// Check configuration files: exit 0 when all are valid, 1 with every
+    /// error as FILE:LINE:COL: message.
+    Config {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,8 +55,8 @@ fn main() -> ExitCode {
         listen: DEFAULT_LISTEN.to_string(),
     })) {
         Command::Check {
-            what: CheckWhat::Config { file },
-        } => check_config(&file),
+            what: CheckWhat::Config { files },
+        } => check_config(&files),
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -63,24 +67,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match klaxon::config::load_file(file) {
-        Ok(cfg) => {
-            println!(
+/// Like `promtool check config`: the verdict per file on stdout, errors on stderr.
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match klaxon::config::load_file(file) {
+            Ok(cfg) => println!(
                 "{}: SUCCESS: {} scrape configs, {} rule file patterns",
                 file.display(),
                 cfg.scrape_configs.len(),
                 cfg.rule_files.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errs) => {
-            eprint!("{errs}");
-            if !errs.to_string().ends_with('\n') {
-                eprintln!();
+            ),
+            Err(errs) => {
+                print_errors(&errs);
+                code = ExitCode::FAILURE;
             }
-            ExitCode::FAILURE
         }
+    }
+    code
+}
+
+fn print_errors(errs: &klaxon::config::ConfigErrors) {
+    let s = errs.to_string();
+    eprint!("{s}");
+    if !s.ends_with('\n') {
+        eprintln!();
     }
 }
 
@@ -97,10 +108,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => match klaxon::config::load_file(path) {
             Ok(c) => c,
             Err(errs) => {
-                eprint!("{errs}");
-                if !errs.to_string().ends_with('\n') {
-                    eprintln!();
-                }
+                print_errors(&errs);
                 std::process::exit(1);
             }
         },

@@ -422,27 +422,32 @@ fn file_sd_files() {
 
 #[test]
 fn check_config_prints_every_error_and_exit_code() {
-    let mut out = Vec::new();
-    let code = config::check_config_files(
-        &[testdata("good-minimal.yml"), testdata("bad-semantic.yml")],
-        &mut out,
-    );
-    assert_eq!(code, 1);
-    let text = String::from_utf8(out).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].ends_with("good-minimal.yml: SUCCESS: 1 scrape configs, 0 rule file patterns"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check", "config"])
+        .arg(testdata("good-minimal.yml"))
+        .arg(testdata("bad-semantic.yml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout
+        .trim_end()
+        .ends_with("good-minimal.yml: SUCCESS: 1 scrape configs, 0 rule file patterns"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
     let bad = testdata("bad-semantic.yml").display().to_string();
-    assert_eq!(lines.len(), 1 + 10);
+    assert_eq!(lines.len(), 10, "{stderr}");
     assert_eq!(
-        lines[1],
+        lines[0],
         format!("{bad}:14:20: not a valid duration string: \"1.5m\"")
     );
-    assert!(lines[1..].iter().all(|l| l.starts_with(&format!("{bad}:"))));
-    let mut out = Vec::new();
-    assert_eq!(
-        config::check_config_files(&[testdata("good-full.yml")], &mut out),
-        0
-    );
+    assert!(lines.iter().all(|l| l.starts_with(&format!("{bad}:"))));
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check", "config"])
+        .arg(testdata("good-full.yml"))
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
 }
 
 #[test]

@@ -405,29 +405,3 @@ pub fn embedded_default(listen: &str) -> Config {
     c
 }
 
-/// `klaxon check config FILE…`: loads each file and writes either every
-/// error (`FILE:LINE:COL: message`, one per line) or a one-line success
-/// summary to `out`. Returns the process exit code: 0 when all files are
-/// valid, 1 otherwise. Kept here so the CLI stays a thin wrapper.
-pub fn check_config_files(paths: &[PathBuf], out: &mut dyn std::io::Write) -> i32 {
-    let mut code = 0;
-    for path in paths {
-        let written = match load_file(path) {
-            Ok(c) => writeln!(
-                out,
-                "{}: SUCCESS: {} scrape configs, {} rule file patterns",
-                path.display(),
-                c.scrape_configs.len(),
-                c.rule_files.len()
-            ),
-            Err(errs) => {
-                code = 1;
-                writeln!(out, "{errs}")
-            }
-        };
-        if written.is_err() {
-            return 1;
-        }
-    }
-    code
-}
