@@ -1,1 +1,2 @@
 //! scrape
+pub mod parser;
