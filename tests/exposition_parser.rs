@@ -490,3 +490,55 @@ fn prometheus_compatible_mode_still_checks_structure() {
         "exemplar placement still checked"
     );
 }
+
+#[test]
+fn text_format_does_not_judge_values() {
+    // postgres_exporter-style payload: NaN counter, non-cumulative buckets,
+    // samples before their TYPE, a repeated family. Prometheus ingests it.
+    let input = b"pg_c_total NaN\n# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 2\nh_sum -3\nh_count 1\n# TYPE pg_c_total counter\npg_c_total -1\n";
+    let e = parse_all(input, Format::PrometheusText).expect("lenient text format");
+    assert_eq!(samples(&e).len(), 6);
+    assert!(parse_all(
+        b"# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 2\n# EOF\n",
+        Format::OpenMetrics
+    )
+    .is_err());
+}
+
+#[test]
+fn empty_label_values_count_but_do_not_decode() {
+    let s = one_sample("m{a=\"\",b=\"x\"} 1\n");
+    assert_eq!(s.label_count(), 2);
+    let l = s.labels();
+    assert_eq!(l.len(), 2);
+    assert_eq!(l.get("a"), None);
+    let pairs: Vec<_> = s
+        .label_pairs()
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("a".to_string(), String::new()),
+            ("b".to_string(), "x".to_string())
+        ]
+    );
+}
+
+#[test]
+fn duplicate_labels_are_errors() {
+    let e = err(b"m{a=\"1\",a=\"2\"} 1\n", Format::PrometheusText);
+    assert_eq!((e.line, e.column), (1, 9));
+    err(b"m{__name__=\"x\"} 1\n", Format::PrometheusText);
+    // Large label sets take the sorting path.
+    let mut big = String::from("m{");
+    for i in 0..40 {
+        big.push_str(&format!("l{i}=\"v\","));
+    }
+    let ok = format!("{big}}} 1\n");
+    assert_eq!(one_sample(&ok).label_count(), 40);
+    let dup = format!("{big}l3=\"w\"}} 1\n");
+    assert!(err(dup.as_bytes(), Format::PrometheusText)
+        .message
+        .contains("duplicate"));
+}
