@@ -334,7 +334,7 @@ fn concurrent_appends_and_queries() {
         std::thread::spawn(move || {
             let m = Matcher::new(MatchType::RegexMatch, "thread", "0|1").unwrap();
             for _ in 0..20 {
-                for s in head.select(&[m.clone()], i64::MIN, i64::MAX) {
+                for s in head.select(std::slice::from_ref(&m), i64::MIN, i64::MAX) {
                     assert!(s.samples.windows(2).all(|w| w[0].0 < w[1].0));
                 }
             }
