@@ -133,10 +133,6 @@ impl Default for Head {
     }
 }
 
-fn shard_of(r: u64) -> usize {
-    (r & SHARD_MASK) as usize
-}
-
 /// Whether the interned labels `ids` spell exactly `labels`.
 fn same_labels(ids: &[Sym], labels: &Labels, syms: &Symbols) -> bool {
     ids.len() == labels.len() * 2
@@ -177,6 +173,13 @@ impl Head {
         }
     }
 
+    /// The shard for a ref or label hash (their low bits). The mask keeps the
+    /// index below `SHARDS`, the length `new` gives the slice, so indexing
+    /// cannot fail whatever the caller passes.
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[(key & SHARD_MASK) as usize]
+    }
+
     fn find(&self, maps: &ShardMaps, hash: u64, labels: &Labels) -> Option<u64> {
         let mut candidates = maps.candidates(hash).peekable();
         candidates.peek()?;
@@ -191,11 +194,7 @@ impl Head {
     /// use [`Head::try_get_or_create`] to reject it as Prometheus does.
     pub fn get_or_create(&self, labels: &Labels) -> (SeriesRef, bool) {
         let hash = labels.hash64();
-        let idx = (hash & SHARD_MASK) as usize;
-        let Some(shard) = self.shards.get(idx) else {
-            // Unreachable: the index is masked to the shard count.
-            return (SeriesRef(0), false);
-        };
+        let shard = self.shard(hash);
         if let Some(r) = self.find(&shard.maps.read(), hash, labels) {
             return (SeriesRef(r), false);
         }
@@ -210,7 +209,7 @@ impl Head {
                 .flat_map(|l| [syms.acquire(&l.name), syms.acquire(&l.value)])
                 .collect()
         };
-        let r = (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | idx as u64;
+        let r = (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | (hash & SHARD_MASK);
         self.index.write().add(r, &ids);
         maps.insert(
             r,
@@ -239,9 +238,7 @@ impl Head {
     /// Appends one sample, with Prometheus' rules: out of bounds (older than
     /// the retention cutoff) is checked first, then order and duplicates.
     pub fn append(&self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
-        let Some(shard) = self.shards.get(shard_of(r.0)) else {
-            return Err(AppendError::UnknownSeries);
-        };
+        let shard = self.shard(r.0);
         if t < self.cutoff.load(Relaxed) {
             shard.out_of_bounds.fetch_add(1, Relaxed);
             return Err(AppendError::OutOfBounds);
@@ -281,13 +278,7 @@ impl Head {
     }
 
     fn series(&self, r: u64) -> Option<Arc<Series>> {
-        self.shards
-            .get(shard_of(r))?
-            .maps
-            .read()
-            .by_ref
-            .get(&r)
-            .cloned()
+        self.shard(r).maps.read().by_ref.get(&r).cloned()
     }
 
     pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
