@@ -384,3 +384,78 @@ fn memory_estimate_tracks_contents() {
     );
     assert_eq!(st.symbols, 1003, "__name__, m, i and 1000 values");
 }
+
+#[test]
+fn truncation_racing_appends_and_creation_stays_consistent() {
+    let head = Arc::new(Head::new(HeadOptions {
+        samples_per_chunk: 8,
+    }));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut writers = Vec::new();
+    for th in 0..3 {
+        let (head, stop, clock) = (Arc::clone(&head), Arc::clone(&stop), Arc::clone(&clock));
+        writers.push(std::thread::spawn(move || {
+            let mut rng = Rng(th as u64 + 1);
+            let mut recreated = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Short-lived series (churning pods) and long-lived ones.
+                let pod = format!("pod-{}", rng.below(50));
+                let l = Labels::from_pairs([("__name__", "churn"), ("pod", pod.as_str())]);
+                let (mut r, _) = head.get_or_create(&l);
+                let t = clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                loop {
+                    match head.append(r, t, 1.0) {
+                        Ok(()) | Err(AppendError::OutOfOrder) | Err(AppendError::OutOfBounds) => {
+                            break
+                        }
+                        Err(AppendError::UnknownSeries) => {
+                            recreated += 1;
+                            r = head.get_or_create(&l).0;
+                        }
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+            }
+            recreated
+        }));
+    }
+    let truncator = {
+        let (head, clock) = (Arc::clone(&head), Arc::clone(&clock));
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            for _ in 0..200 {
+                let now = clock.load(std::sync::atomic::Ordering::Relaxed);
+                removed += head.truncate(now - 50).series_removed;
+                for s in head.select(&[], i64::MIN, i64::MAX) {
+                    assert_eq!(s.labels.metric_name(), "churn");
+                    assert!(s.labels.get("pod").is_some_and(|p| p.starts_with("pod-")));
+                    assert!(s.samples.windows(2).all(|w| w[0].0 < w[1].0));
+                }
+                std::thread::yield_now();
+            }
+            removed
+        })
+    };
+    let removed = truncator.join().expect("truncator");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let st = head.stats();
+    assert!(removed > 0, "the race was not exercised");
+    assert_eq!(st.series_created - st.series_removed, st.num_series as u64);
+    // Every live series resolves to its own labels and is indexed under them.
+    for s in head.select(&[], i64::MIN, i64::MAX) {
+        let m: Vec<Matcher> = s
+            .labels
+            .iter()
+            .map(|l| Matcher::new(MatchType::Equal, &l.name, &l.value).unwrap())
+            .collect();
+        let again = head.select(&m, i64::MIN, i64::MAX);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].labels, s.labels);
+    }
+    let pods = head.label_values("pod", &[], i64::MIN, i64::MAX);
+    assert!(pods.len() <= 50 && pods.iter().all(|p| p.starts_with("pod-")));
+}
