@@ -2,7 +2,7 @@
 //! over 100k series, and (printed once, untimed) bytes per series for 10k
 //! series × 720 samples.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use klaxon::model::{Labels, MatchType, Matcher};
 use klaxon::tsdb::{Head, HeadOptions, SeriesRef};
 use std::hint::black_box;
@@ -72,35 +72,51 @@ fn rss_bytes() -> Option<usize> {
     Some(pages * 4096)
 }
 
-/// Printed, not timed: the memory figure the task asks for.
+/// Set in a child process that only measures memory, so its RSS is not
+/// polluted by earlier allocations of the benchmark process.
+const PROBE_ENV: &str = "KLAXON_HEAD_MEMORY_PROBE";
+
+/// Fills a head (10k series x 720 samples at 5 s, `jitter` ms of scrape
+/// jitter) and prints the estimate and the process' RSS growth.
+fn memory_probe(jitter: u64) {
+    let rss0 = rss_bytes();
+    let head = Head::new(HeadOptions::default());
+    let empty = head.stats().memory_bytes;
+    fill(&head, 10_000, 720, 5_000, jitter);
+    let st = head.stats();
+    let rss1 = rss_bytes();
+    let n = st.num_series;
+    println!(
+        "memory, 10k series x 720 samples, 0-{jitter} ms jitter: {} B/series estimated \
+         ({} B chunk data + {} B everything else; {:.2} B/sample); RSS growth {} B/series",
+        (st.memory_bytes - empty) / n,
+        st.chunk_bytes / n,
+        (st.memory_bytes - empty - st.chunk_bytes) / n,
+        st.chunk_bytes as f64 / (n as f64 * 720.0),
+        match (rss0, rss1) {
+            (Some(a), Some(b)) => (b.saturating_sub(a) / n).to_string(),
+            _ => "n/a".to_string(),
+        }
+    );
+}
+
+/// Printed, not timed: the memory figures, each from a fresh process.
 fn report_memory() {
-    for (jitter, what) in [(0, "exact 5 s intervals"), (4, "0-4 ms scrape jitter")] {
-        let rss0 = rss_bytes();
-        let head = Head::new(HeadOptions::default());
-        let empty = head.stats().memory_bytes;
-        fill(&head, 10_000, 720, 5_000, jitter);
-        let st = head.stats();
-        let rss1 = rss_bytes();
-        let n = st.num_series;
-        println!(
-            "memory, 10k series x 720 samples ({what}): {} B/series estimated \
-             ({} B/series chunk data, {} B/series everything else, {:.2} B/sample); \
-             RSS growth {} B/series",
-            (st.memory_bytes - empty) / n,
-            st.chunk_bytes / n,
-            (st.memory_bytes - empty - st.chunk_bytes) / n,
-            st.chunk_bytes as f64 / (n as f64 * 720.0),
-            match (rss0, rss1) {
-                (Some(a), Some(b)) => (b.saturating_sub(a) / n).to_string(),
-                _ => "n/a".to_string(),
-            }
-        );
-        drop(head);
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    for jitter in [0, 4] {
+        match std::process::Command::new(&exe)
+            .env(PROBE_ENV, jitter.to_string())
+            .output()
+        {
+            Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+            Err(e) => println!("memory probe failed: {e}"),
+        }
     }
 }
 
 fn bench_append(c: &mut Criterion) {
-    report_memory();
     let mut g = c.benchmark_group("append");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));
@@ -219,4 +235,13 @@ fn bench_select(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_append, bench_get_or_create, bench_select);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(jitter) = std::env::var(PROBE_ENV).ok().and_then(|j| j.parse().ok()) {
+        memory_probe(jitter);
+        return;
+    }
+    report_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -18,7 +18,7 @@
 
 use super::index::Postings;
 use super::intern::{Sym, Symbols};
-use super::mem::{hashmap_bytes, IdMap};
+use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks};
 use super::{AppendError, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats};
 use crate::model::{Label, Labels, Matcher};
@@ -476,7 +476,8 @@ impl Head {
                 + self.shards.len() * std::mem::size_of::<Shard>(),
             ..HeadStats::default()
         };
-        let per_series = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Series>();
+        // The Arc block: two counters and the series.
+        let per_series = block(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Series>());
         for shard in self.shards.iter() {
             st.samples_appended += shard.appended.load(Relaxed);
             st.out_of_order += shard.out_of_order.load(Relaxed);
@@ -489,7 +490,7 @@ impl Head {
                 st.num_series += 1;
                 st.chunks += data.num_chunks();
                 st.chunk_bytes += data.chunk_bytes();
-                st.memory_bytes += per_series + s.labels.len() * 4 + data.heap_bytes();
+                st.memory_bytes += per_series + block(s.labels.len() * 4) + data.heap_bytes();
             }
         }
         st.memory_bytes += self.index.read().memory_bytes();

@@ -8,7 +8,7 @@
 //! by subtracting the series whose value it rejects.
 
 use super::intern::{Sym, Symbols};
-use super::mem::{hashmap_bytes, IdMap};
+use super::mem::{block, hashmap_bytes, IdMap};
 use crate::model::{MatchType, Matcher};
 use std::collections::HashMap;
 
@@ -238,12 +238,15 @@ impl Postings {
             .values()
             .map(|vals| {
                 hashmap_bytes::<Sym, Vec<u64>>(vals.capacity())
-                    + vals.values().map(|l| l.capacity() * 8).sum::<usize>()
+                    + vals
+                        .values()
+                        .map(|l| block(l.capacity() * 8))
+                        .sum::<usize>()
             })
             .sum();
         hashmap_bytes::<Sym, IdMap<Sym, Vec<u64>>>(self.by_name.capacity())
             + inner
-            + self.all.capacity() * 8
+            + block(self.all.capacity() * 8)
     }
 }
 

@@ -99,7 +99,7 @@ impl Symbols {
             .strs
             .iter()
             .flatten()
-            .map(|s| s.len() + 2 * std::mem::size_of::<usize>())
+            .map(|s| super::mem::block(s.len() + 2 * std::mem::size_of::<usize>()))
             .sum();
         super::mem::hashmap_bytes::<Arc<str>, Sym>(self.ids.capacity())
             + self.strs.capacity() * std::mem::size_of::<Option<Arc<str>>>()

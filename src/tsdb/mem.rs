@@ -1,10 +1,26 @@
 //! Memory estimates and the cheap hasher for integer-keyed maps.
 //!
 //! `Head::stats().memory_bytes` sums capacities rather than asking the
-//! allocator, so it is an estimate: it counts every byte the head's structures
-//! reserve but not the allocator's own per-allocation overhead.
+//! allocator, so it is an estimate: every byte the head's structures reserve,
+//! plus [`ALLOC_OVERHEAD`] for each of the many small allocations (per series,
+//! per chunk, per postings list, per string), where the allocator's own cost
+//! is a sizeable fraction.
 
 use std::hash::{BuildHasherDefault, Hasher};
+
+/// Average allocator cost of one small heap block: glibc malloc keeps an
+/// 8-byte header and rounds blocks to 16 bytes.
+pub const ALLOC_OVERHEAD: usize = 16;
+
+/// Bytes of a heap block of `n` bytes including [`ALLOC_OVERHEAD`]; an empty
+/// (unallocated) block costs nothing.
+pub fn block(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n + ALLOC_OVERHEAD
+    }
+}
 
 /// Heap bytes of a std `HashMap` (hashbrown) with the given `capacity()`: one
 /// slot plus one control byte per bucket, plus a group of trailing control

@@ -73,7 +73,8 @@ impl SeriesChunks {
         if head.num_samples() < samples_per_chunk && head.append(t, v) {
             return Ok(Appended::Stored { cut: false });
         }
-        let full = std::mem::replace(head, HeadChunk::new(t, v));
+        let size_hint = head.bytes().len() + head.bytes().len() / 16;
+        let full = std::mem::replace(head, HeadChunk::with_capacity(t, v, size_hint));
         // Chunks are cut every `samples_per_chunk` samples: grow the list one
         // slot at a time rather than doubling.
         self.closed.reserve_exact(1);
@@ -106,11 +107,17 @@ impl SeriesChunks {
             + self.head.as_ref().map_or(0, |h| h.bytes().len())
     }
 
-    /// Heap bytes held by the chunks, capacities included.
+    /// Heap bytes held by the chunks, capacities and allocator overhead
+    /// included.
     pub fn heap_bytes(&self) -> usize {
-        self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-            + self.closed.iter().map(|c| c.data.len()).sum::<usize>()
-            + self.head.as_ref().map_or(0, HeadChunk::heap_bytes)
+        use super::mem::block;
+        block(self.closed.capacity() * std::mem::size_of::<ClosedChunk>())
+            + self
+                .closed
+                .iter()
+                .map(|c| block(c.data.len()))
+                .sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| block(h.heap_bytes()))
     }
 
     /// Drops whole chunks whose newest sample is older than `cutoff`; returns
