@@ -1,1 +1,99 @@
-//! tsdb
+//! The in-memory TSDB head: series with interned labels, an inverted index
+//! for label matchers, and samples in Gorilla/XOR chunks laid out as
+//! Prometheus lays them out.
+//!
+//! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
+//! * [`intern`]: the symbol table for label strings.
+//! * [`index`]: postings (label name → value → series refs) and matcher logic.
+//! * [`series`]: one series' chunks and the append rules.
+//! * [`head`]: the sharded, concurrent [`Head`] tying them together.
+
+pub mod chunk;
+pub mod head;
+pub mod index;
+pub mod intern;
+mod mem;
+pub mod series;
+
+pub use head::Head;
+
+use crate::model::Labels;
+
+/// Head settings.
+#[derive(Clone, Debug)]
+pub struct HeadOptions {
+    /// Samples per chunk before a new one is cut (Prometheus' target is 120).
+    /// Clamped to `1..=65535`, the range the chunk's 16-bit count can hold.
+    pub samples_per_chunk: usize,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions {
+            samples_per_chunk: 120,
+        }
+    }
+}
+
+/// A stable handle to a series, cached by scrapers to skip label lookups.
+/// Refs are never reused: after retention drops a series, appending with its
+/// old ref fails with [`AppendError::UnknownSeries`] and the caller re-creates it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesRef(pub u64);
+
+/// Why a sample or series was rejected. Messages are Prometheus' wording, as
+/// scrape reports and logs show them.
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    #[error("out of order sample")]
+    OutOfOrder,
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    #[error("out of bounds")]
+    OutOfBounds,
+    #[error("unknown series ref")]
+    UnknownSeries,
+    #[error("empty labelset")]
+    EmptyLabels,
+}
+
+/// One selected series with its samples in the requested range, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesData {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// What [`Head::truncate`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TruncateStats {
+    pub chunks_removed: usize,
+    pub series_removed: usize,
+    /// Label strings freed because no remaining series uses them.
+    pub symbols_freed: usize,
+}
+
+/// A snapshot of the head's size and counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    pub num_series: usize,
+    /// Samples stored since start (exact duplicates are not counted).
+    pub samples_appended: u64,
+    pub chunks: usize,
+    /// Encoded chunk bytes in use.
+    pub chunk_bytes: usize,
+    /// Estimate of every heap and inline byte the head holds (capacities
+    /// included, allocator overhead excluded).
+    pub memory_bytes: usize,
+    pub symbols: usize,
+    pub out_of_order: u64,
+    pub duplicates: u64,
+    pub out_of_bounds: u64,
+    pub series_created: u64,
+    pub series_removed: u64,
+    /// Oldest sample time, `i64::MAX` when the head has never held a sample
+    /// (Prometheus' convention for an empty head).
+    pub min_time: i64,
+    /// Newest sample time ever appended, `i64::MIN` when none.
+    pub max_time: i64,
+}

@@ -1,0 +1,564 @@
+//! The head: series sharded by label hash, each with its own lock.
+//!
+//! Concurrency design. The append path (`append` with a cached ref) takes one
+//! shard's read lock and the series' own mutex, nothing global: scrape tasks
+//! on different series never contend on a lock. Per-shard atomics hold the
+//! counters for the same reason. Global locks exist only where Prometheus
+//! has them too, on series creation/removal and on queries: the symbol table
+//! and the postings index.
+//!
+//! Lock order (never taken the other way round): shard → series → (nothing);
+//! shard → symbols; shard → index; index → symbols. Nothing is locked while
+//! holding the symbol table's lock, and a series lock is never held while
+//! taking the symbols or index lock.
+//!
+//! A ref is `(creation counter << SHARD_BITS) | shard`, so the shard of a
+//! ref is known without a second map, refs are never reused, and postings
+//! sorted by ref are sorted by creation.
+
+use super::index::Postings;
+use super::intern::{Sym, Symbols};
+use super::mem::{block, hashmap_bytes, IdMap};
+use super::series::{Appended, Series, SeriesChunks};
+use super::{AppendError, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats};
+use crate::model::{Label, Labels, Matcher};
+use parking_lot::{RwLock, RwLockReadGuard};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+const SHARD_BITS: u32 = 9;
+const SHARDS: usize = 1 << SHARD_BITS;
+const SHARD_MASK: u64 = SHARDS as u64 - 1;
+
+#[derive(Debug, Default)]
+struct ShardMaps {
+    by_ref: IdMap<u64, Arc<Series>>,
+    /// Label hash → ref. A second series with the same 64-bit hash goes to
+    /// `collisions`, so the common case costs one map entry.
+    by_hash: IdMap<u64, u64>,
+    collisions: IdMap<u64, Vec<u64>>,
+}
+
+impl ShardMaps {
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = (u64, &Arc<Series>)> {
+        let first = self.by_hash.get(&hash).into_iter();
+        let rest = self.collisions.get(&hash).into_iter().flatten();
+        first
+            .chain(rest)
+            .filter_map(|r| Some((*r, self.by_ref.get(r)?)))
+    }
+
+    fn insert(&mut self, r: u64, series: Arc<Series>) {
+        let hash = series.hash;
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(r)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r);
+            }
+        }
+        self.by_ref.insert(r, series);
+    }
+
+    fn remove(&mut self, r: u64) -> Option<Arc<Series>> {
+        let series = self.by_ref.remove(&r)?;
+        let hash = series.hash;
+        if self.by_hash.get(&hash) == Some(&r) {
+            self.by_hash.remove(&hash);
+            // Promote a colliding series, if any, to the main entry.
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|x| *x != r);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+        Some(series)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        hashmap_bytes::<u64, Arc<Series>>(self.by_ref.capacity())
+            + hashmap_bytes::<u64, u64>(self.by_hash.capacity())
+            + hashmap_bytes::<u64, Vec<u64>>(self.collisions.capacity())
+            + self
+                .collisions
+                .values()
+                .map(|v| v.capacity() * 8)
+                .sum::<usize>()
+    }
+}
+
+/// One stripe, cache-line aligned so stripes used by different threads do
+/// not share lines.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard {
+    maps: RwLock<ShardMaps>,
+    appended: AtomicU64,
+    out_of_order: AtomicU64,
+    duplicates: AtomicU64,
+    out_of_bounds: AtomicU64,
+}
+
+/// The in-memory head. `Send + Sync`; share it with `Arc`.
+#[derive(Debug)]
+pub struct Head {
+    samples_per_chunk: usize,
+    shards: Box<[Shard]>,
+    symbols: RwLock<Symbols>,
+    index: RwLock<Postings>,
+    next_id: AtomicU64,
+    /// Truncation generation, see [`Series::created_gen`].
+    gen: AtomicU32,
+    /// Samples older than this are out of bounds (raised by `truncate`).
+    cutoff: AtomicI64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    series_created: AtomicU64,
+    series_removed: AtomicU64,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head::new(HeadOptions::default())
+    }
+}
+
+/// Whether the interned labels `ids` spell exactly `labels`.
+fn same_labels(ids: &[Sym], labels: &Labels, syms: &Symbols) -> bool {
+    ids.len() == labels.len() * 2
+        && ids.chunks_exact(2).zip(labels.iter()).all(|(p, l)| {
+            syms.resolve(p[0]) == Some(l.name.as_str())
+                && syms.resolve(p[1]) == Some(l.value.as_str())
+        })
+}
+
+/// The label set of a live series; `None` if retention removed it (its ids
+/// may then name other strings). The caller holds the symbols read lock,
+/// which keeps ids from being recycled while it checks and resolves.
+fn resolve_labels(s: &Series, syms: &Symbols) -> Option<Labels> {
+    if s.removed.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    let mut v = Vec::with_capacity(s.labels.len() / 2);
+    for p in s.labels.chunks_exact(2) {
+        v.push(Label::new(syms.resolve(p[0])?, syms.resolve(p[1])?));
+    }
+    Some(Labels::from_sorted_unchecked(v))
+}
+
+impl Head {
+    pub fn new(opts: HeadOptions) -> Head {
+        Head {
+            samples_per_chunk: opts.samples_per_chunk.clamp(1, usize::from(u16::MAX)),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            symbols: RwLock::new(Symbols::new()),
+            index: RwLock::new(Postings::new()),
+            next_id: AtomicU64::new(1),
+            gen: AtomicU32::new(0),
+            cutoff: AtomicI64::new(i64::MIN),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            series_created: AtomicU64::new(0),
+            series_removed: AtomicU64::new(0),
+        }
+    }
+
+    /// The shard for a ref or label hash (their low bits). The mask keeps the
+    /// index below `SHARDS`, the length `new` gives the slice, so indexing
+    /// cannot fail whatever the caller passes.
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[(key & SHARD_MASK) as usize]
+    }
+
+    fn find(&self, maps: &ShardMaps, hash: u64, labels: &Labels) -> Option<u64> {
+        let mut candidates = maps.candidates(hash).peekable();
+        candidates.peek()?;
+        let syms = self.symbols.read();
+        candidates
+            .find(|(_, s)| same_labels(&s.labels, labels, &syms))
+            .map(|(r, _)| r)
+    }
+
+    /// Finds or creates the series; `bool` is true when created. An empty
+    /// label set is accepted here as a series no valid selector can reach;
+    /// use [`Head::try_get_or_create`] to reject it as Prometheus does.
+    pub fn get_or_create(&self, labels: &Labels) -> (SeriesRef, bool) {
+        let hash = labels.hash64();
+        let shard = self.shard(hash);
+        if let Some(r) = self.find(&shard.maps.read(), hash, labels) {
+            return (SeriesRef(r), false);
+        }
+        let mut maps = shard.maps.write();
+        if let Some(r) = self.find(&maps, hash, labels) {
+            return (SeriesRef(r), false);
+        }
+        let ids: Box<[Sym]> = {
+            let mut syms = self.symbols.write();
+            labels
+                .iter()
+                .flat_map(|l| [syms.acquire(&l.name), syms.acquire(&l.value)])
+                .collect()
+        };
+        let r = (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | (hash & SHARD_MASK);
+        self.index.write().add(r, &ids);
+        maps.insert(
+            r,
+            Arc::new(Series {
+                labels: ids,
+                hash,
+                created_gen: self.gen.load(Relaxed),
+                removed: AtomicBool::new(false),
+                data: Default::default(),
+            }),
+        );
+        drop(maps);
+        self.series_created.fetch_add(1, Relaxed);
+        tracing::trace!(series = %labels, r, "created series");
+        (SeriesRef(r), true)
+    }
+
+    /// Like [`Head::get_or_create`], but rejects an empty label set.
+    pub fn try_get_or_create(&self, labels: &Labels) -> Result<(SeriesRef, bool), AppendError> {
+        if labels.is_empty() {
+            return Err(AppendError::EmptyLabels);
+        }
+        Ok(self.get_or_create(labels))
+    }
+
+    /// Appends one sample, with Prometheus' rules: out of bounds (older than
+    /// the retention cutoff) is checked first, then order and duplicates.
+    pub fn append(&self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
+        let shard = self.shard(r.0);
+        if t < self.cutoff.load(Relaxed) {
+            shard.out_of_bounds.fetch_add(1, Relaxed);
+            return Err(AppendError::OutOfBounds);
+        }
+        let res = {
+            let maps = shard.maps.read();
+            let Some(series) = maps.by_ref.get(&r.0) else {
+                return Err(AppendError::UnknownSeries);
+            };
+            let res = series.data.lock().append(t, v, self.samples_per_chunk);
+            res
+        };
+        match res {
+            Ok(Appended::Stored { .. }) => {
+                shard.appended.fetch_add(1, Relaxed);
+                // Read first: the common case changes nothing and keeps the
+                // shared cache line clean.
+                if t > self.max_time.load(Relaxed) {
+                    self.max_time.fetch_max(t, Relaxed);
+                }
+                if t < self.min_time.load(Relaxed) {
+                    self.min_time.fetch_min(t, Relaxed);
+                }
+                Ok(())
+            }
+            Ok(Appended::Duplicate) => Ok(()),
+            Err(e) => {
+                let counter = match e {
+                    AppendError::OutOfOrder => &shard.out_of_order,
+                    AppendError::DuplicateTimestamp => &shard.duplicates,
+                    _ => &shard.out_of_bounds,
+                };
+                counter.fetch_add(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn series(&self, r: u64) -> Option<Arc<Series>> {
+        self.shard(r).maps.read().by_ref.get(&r).cloned()
+    }
+
+    pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
+        let s = self.series(r.0)?;
+        resolve_labels(&s, &self.symbols.read())
+    }
+
+    fn postings_for(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let index = self.index.read();
+        let syms = self.symbols.read();
+        index.select(matchers, &syms)
+    }
+
+    /// Series matching all matchers that have at least one sample in
+    /// `[mint, maxt]`, with those samples, sorted by label set (as
+    /// Prometheus' sorted `Select`).
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+        let mut found = Vec::new();
+        for r in self.postings_for(matchers) {
+            let Some(s) = self.series(r) else { continue };
+            let mut samples = Vec::new();
+            s.data.lock().samples_in(mint, maxt, &mut samples);
+            if !samples.is_empty() {
+                found.push((s, samples));
+            }
+        }
+        let mut out: Vec<SeriesData> = {
+            let syms = self.symbols.read();
+            found
+                .into_iter()
+                .filter_map(|(s, samples)| {
+                    Some(SeriesData {
+                        labels: resolve_labels(&s, &syms)?,
+                        samples,
+                    })
+                })
+                .collect()
+        };
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Whether `[mint, maxt]` covers every sample in the head, so label
+    /// queries without matchers can answer from the index alone.
+    fn covers_head(&self, mint: i64, maxt: i64) -> bool {
+        mint <= self.min_time.load(Relaxed) && maxt >= self.max_time.load(Relaxed)
+    }
+
+    /// Series matching `matchers` with a sample in `[mint, maxt]`.
+    fn matching_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Arc<Series>> {
+        self.postings_for(matchers)
+            .into_iter()
+            .filter_map(|r| self.series(r))
+            .filter(|s| s.data.lock().has_sample_in(mint, maxt))
+            .collect()
+    }
+
+    fn resolve_sorted(syms: &RwLockReadGuard<'_, Symbols>, ids: HashSet<Sym>) -> Vec<String> {
+        let mut out: Vec<String> = ids
+            .into_iter()
+            .filter_map(|id| syms.resolve(id).map(str::to_owned))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Sorted label names of the series matching `matchers` with a sample in
+    /// `[mint, maxt]`. (Prometheus' head is coarser: any series in a head
+    /// overlapping the range counts. We filter per series, as `select` does.)
+    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        if matchers.is_empty() && self.covers_head(mint, maxt) {
+            let index = self.index.read();
+            let syms = self.symbols.read();
+            return Self::resolve_sorted(&syms, index.names().collect());
+        }
+        let series = self.matching_series(matchers, mint, maxt);
+        let syms = self.symbols.read();
+        let mut ids = HashSet::new();
+        for s in series
+            .iter()
+            .filter(|s| !s.removed.load(std::sync::atomic::Ordering::Acquire))
+        {
+            ids.extend(s.labels.chunks_exact(2).map(|p| p[0]));
+        }
+        Self::resolve_sorted(&syms, ids)
+    }
+
+    /// Sorted values of label `name` over the series matching `matchers`
+    /// with a sample in `[mint, maxt]`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
+        if matchers.is_empty() && self.covers_head(mint, maxt) {
+            let index = self.index.read();
+            let syms = self.symbols.read();
+            let ids = syms
+                .lookup(name)
+                .map(|n| index.values(n).collect())
+                .unwrap_or_default();
+            return Self::resolve_sorted(&syms, ids);
+        }
+        let series = self.matching_series(matchers, mint, maxt);
+        let syms = self.symbols.read();
+        let Some(name_id) = syms.lookup(name) else {
+            return Vec::new();
+        };
+        let mut ids = HashSet::new();
+        for s in series
+            .iter()
+            .filter(|s| !s.removed.load(std::sync::atomic::Ordering::Acquire))
+        {
+            if let Some(p) = s.labels.chunks_exact(2).find(|p| p[0] == name_id) {
+                ids.insert(p[1]);
+            }
+        }
+        Self::resolve_sorted(&syms, ids)
+    }
+
+    /// Drops whole chunks whose newest sample is older than `cutoff`, then
+    /// series left without samples (a series that never had one survives one
+    /// truncation, so a just-created series is not lost to a race). Removed
+    /// series leave the postings, and label strings no remaining series uses
+    /// are freed (their ids recycled). Afterwards samples older than `cutoff`
+    /// are rejected as out of bounds.
+    pub fn truncate(&self, cutoff: i64) -> TruncateStats {
+        self.cutoff.fetch_max(cutoff, Relaxed);
+        let gen = self.gen.load(Relaxed);
+        let mut stats = TruncateStats::default();
+        let mut removed: Vec<(u64, Arc<Series>)> = Vec::new();
+        let mut new_min = i64::MAX;
+        for shard in self.shards.iter() {
+            let mut candidates = Vec::new();
+            for (r, s) in shard.maps.read().by_ref.iter() {
+                let mut data = s.data.lock();
+                let had = data.has_samples();
+                stats.chunks_removed += data.truncate(cutoff);
+                match data.min_time() {
+                    Some(t) => new_min = new_min.min(t),
+                    None if had || s.created_gen < gen => candidates.push(*r),
+                    None => {}
+                }
+            }
+            if candidates.is_empty() {
+                continue;
+            }
+            let mut maps = shard.maps.write();
+            for r in candidates {
+                // Re-check under the write lock: an append may have come in.
+                let still_empty = maps
+                    .by_ref
+                    .get(&r)
+                    .is_some_and(|s| !s.data.lock().has_samples());
+                if still_empty {
+                    if let Some(s) = maps.remove(r) {
+                        s.removed.store(true, std::sync::atomic::Ordering::Release);
+                        removed.push((r, s));
+                    }
+                }
+            }
+        }
+        self.gen.fetch_add(1, Relaxed);
+        self.min_time.store(new_min, Relaxed);
+        if !removed.is_empty() {
+            self.index
+                .write()
+                .remove(removed.iter().map(|(r, s)| (*r, &s.labels[..])));
+            let mut syms = self.symbols.write();
+            let before = syms.len();
+            for (_, s) in &removed {
+                for &id in s.labels.iter() {
+                    syms.release(id);
+                }
+            }
+            stats.symbols_freed = before - syms.len();
+        }
+        stats.series_removed = removed.len();
+        self.series_removed.fetch_add(removed.len() as u64, Relaxed);
+        tracing::debug!(cutoff, ?stats, "head truncated");
+        stats
+    }
+
+    /// Counters and sizes. Walks every series (taking each lock briefly), so
+    /// it costs O(series): meant for status pages and metrics, not hot paths.
+    pub fn stats(&self) -> HeadStats {
+        let mut st = HeadStats {
+            min_time: self.min_time.load(Relaxed),
+            max_time: self.max_time.load(Relaxed),
+            series_created: self.series_created.load(Relaxed),
+            series_removed: self.series_removed.load(Relaxed),
+            memory_bytes: std::mem::size_of::<Head>()
+                + self.shards.len() * std::mem::size_of::<Shard>(),
+            ..HeadStats::default()
+        };
+        // The Arc block: two counters and the series.
+        let per_series = block(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Series>());
+        for shard in self.shards.iter() {
+            st.samples_appended += shard.appended.load(Relaxed);
+            st.out_of_order += shard.out_of_order.load(Relaxed);
+            st.duplicates += shard.duplicates.load(Relaxed);
+            st.out_of_bounds += shard.out_of_bounds.load(Relaxed);
+            let maps = shard.maps.read();
+            st.memory_bytes += maps.memory_bytes();
+            for s in maps.by_ref.values() {
+                let data: &SeriesChunks = &s.data.lock();
+                st.num_series += 1;
+                st.chunks += data.num_chunks();
+                st.chunk_bytes += data.chunk_bytes();
+                st.memory_bytes += per_series + block(s.labels.len() * 4) + data.heap_bytes();
+            }
+        }
+        st.memory_bytes += self.index.read().memory_bytes();
+        let syms = self.symbols.read();
+        st.symbols = syms.len();
+        st.memory_bytes += syms.memory_bytes();
+        st
+    }
+
+    /// Number of live series (cheaper than `stats()`).
+    pub fn num_series(&self) -> usize {
+        self.shards.iter().map(|s| s.maps.read().by_ref.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn head_is_send_sync() {
+        assert_send_sync::<Head>();
+    }
+
+    #[test]
+    fn refs_are_stable_and_never_reused() {
+        let h = Head::default();
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let (r1, created) = h.get_or_create(&a);
+        assert!(created);
+        assert_eq!(h.get_or_create(&a), (r1, false));
+        assert_eq!(h.series_labels(r1), Some(a.clone()));
+        h.truncate(0); // never had a sample, created this generation: kept
+        assert_eq!(h.num_series(), 1);
+        h.truncate(0); // still empty one truncation later: removed
+        assert_eq!(h.num_series(), 0);
+        assert_eq!(h.append(r1, 10, 1.0), Err(AppendError::UnknownSeries));
+        let (r2, created) = h.get_or_create(&a);
+        assert!(created);
+        assert_ne!(r1, r2);
+        assert_eq!(h.series_labels(r1), None);
+    }
+
+    #[test]
+    fn hash_collisions_are_kept_apart() {
+        let mut maps = ShardMaps::default();
+        let mk = || {
+            Arc::new(Series {
+                labels: Box::new([]),
+                hash: 7,
+                created_gen: 0,
+                removed: AtomicBool::new(false),
+                data: Default::default(),
+            })
+        };
+        for r in [1, 2, 3] {
+            maps.insert(r, mk());
+        }
+        let got: Vec<u64> = maps.candidates(7).map(|(r, _)| r).collect();
+        assert_eq!(got, [1, 2, 3]);
+        maps.remove(1);
+        let mut got: Vec<u64> = maps.candidates(7).map(|(r, _)| r).collect();
+        got.sort_unstable();
+        assert_eq!(got, [2, 3]);
+        maps.remove(2);
+        maps.remove(3);
+        assert!(maps.by_hash.is_empty() && maps.collisions.is_empty());
+    }
+}

@@ -1,0 +1,247 @@
+//! One series: its interned labels and its chunks, with Prometheus' append
+//! rules.
+
+use super::chunk::{ClosedChunk, HeadChunk};
+use super::intern::Sym;
+use super::AppendError;
+use parking_lot::Mutex;
+use std::sync::atomic::AtomicBool;
+
+/// A series as the head stores it. Labels are symbol ids
+/// (`[name, value, name, value, ...]`, sorted by name like [`crate::model::Labels`]),
+/// never strings, to keep the per-series cost small.
+#[derive(Debug)]
+pub struct Series {
+    pub labels: Box<[Sym]>,
+    /// `Labels::hash64` of the label set, to find the hash entry on removal.
+    pub hash: u64,
+    /// Truncation generation the series was created in; a series that never
+    /// received a sample is only dropped by a later truncation, so a scraper
+    /// that just created it does not lose it to a concurrent one.
+    pub created_gen: u32,
+    /// Set (under the shard write lock) when retention removed the series;
+    /// readers holding an `Arc` check it before resolving label ids, which may
+    /// be recycled afterwards.
+    pub removed: AtomicBool,
+    pub data: Mutex<SeriesChunks>,
+}
+
+/// The mutable part of a series, behind its own lock.
+///
+/// Invariant: `head` is `None` only when `closed` is empty too (new series, or
+/// all data dropped by retention).
+#[derive(Debug, Default)]
+pub struct SeriesChunks {
+    pub closed: Vec<ClosedChunk>,
+    pub head: Option<HeadChunk>,
+}
+
+/// What an accepted append did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored (and whether a chunk was cut to store it).
+    Stored { cut: bool },
+    /// An exact duplicate of the last sample: ignored, as Prometheus does.
+    Duplicate,
+}
+
+impl SeriesChunks {
+    /// Appends with Prometheus' head rules: newer than the last sample is
+    /// stored; older is out of order; the same timestamp is a no-op when the
+    /// value bits are equal and a "duplicate sample" error otherwise.
+    pub fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        samples_per_chunk: usize,
+    ) -> Result<Appended, AppendError> {
+        let Some(head) = self.head.as_mut() else {
+            self.head = Some(HeadChunk::new(t, v));
+            return Ok(Appended::Stored { cut: false });
+        };
+        let last = head.max_time();
+        if t < last {
+            return Err(AppendError::OutOfOrder);
+        }
+        if t == last {
+            return if v.to_bits() == head.last_value_bits() {
+                Ok(Appended::Duplicate)
+            } else {
+                Err(AppendError::DuplicateTimestamp)
+            };
+        }
+        if head.num_samples() < samples_per_chunk && head.append(t, v) {
+            return Ok(Appended::Stored { cut: false });
+        }
+        let size_hint = head.bytes().len() + head.bytes().len() / 16;
+        let full = std::mem::replace(head, HeadChunk::with_capacity(t, v, size_hint));
+        // Chunks are cut every `samples_per_chunk` samples: grow the list one
+        // slot at a time rather than doubling.
+        self.closed.reserve_exact(1);
+        self.closed.push(full.close());
+        Ok(Appended::Stored { cut: true })
+    }
+
+    pub fn has_samples(&self) -> bool {
+        self.head.is_some()
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        match self.closed.first() {
+            Some(c) => Some(c.min_t),
+            None => self.head.as_ref().map(HeadChunk::min_time),
+        }
+    }
+
+    pub fn max_time(&self) -> Option<i64> {
+        self.head.as_ref().map(HeadChunk::max_time)
+    }
+
+    pub fn num_chunks(&self) -> usize {
+        self.closed.len() + usize::from(self.head.is_some())
+    }
+
+    /// Bytes of encoded chunk data (used length, not capacity).
+    pub fn chunk_bytes(&self) -> usize {
+        self.closed.iter().map(|c| c.data.len()).sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| h.bytes().len())
+    }
+
+    /// Heap bytes held by the chunks, capacities and allocator overhead
+    /// included.
+    pub fn heap_bytes(&self) -> usize {
+        use super::mem::block;
+        block(self.closed.capacity() * std::mem::size_of::<ClosedChunk>())
+            + self
+                .closed
+                .iter()
+                .map(|c| block(c.data.len()))
+                .sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| block(h.heap_bytes()))
+    }
+
+    /// Drops whole chunks whose newest sample is older than `cutoff`; returns
+    /// how many were dropped. A chunk straddling the cutoff is kept whole.
+    pub fn truncate(&mut self, cutoff: i64) -> usize {
+        let keep_from = self.closed.partition_point(|c| c.max_t < cutoff);
+        let mut dropped = keep_from;
+        if keep_from > 0 {
+            self.closed.drain(..keep_from);
+            self.closed.shrink_to_fit();
+        }
+        if self.closed.is_empty() && self.head.as_ref().is_some_and(|h| h.max_time() < cutoff) {
+            self.head = None;
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Whether some sample lies in `[mint, maxt]`; decodes at most the chunks
+    /// that straddle the range.
+    pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
+        self.chunks_in(mint, maxt).any(|(lo, hi, iter)| {
+            (mint <= lo && lo <= maxt)
+                || (mint <= hi && hi <= maxt)
+                || iter.into_iter().any(|(t, _)| mint <= t && t <= maxt)
+        })
+    }
+
+    /// Decoded samples in `[mint, maxt]`, in time order.
+    pub fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        for (lo, hi, iter) in self.chunks_in(mint, maxt) {
+            if mint <= lo && hi <= maxt {
+                out.extend(iter);
+            } else {
+                out.extend(
+                    iter.skip_while(|(t, _)| *t < mint)
+                        .take_while(|(t, _)| *t <= maxt),
+                );
+            }
+        }
+    }
+
+    /// Chunks overlapping the range, oldest first, with their bounds.
+    fn chunks_in(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> impl Iterator<Item = (i64, i64, super::chunk::ChunkIter<'_>)> + '_ {
+        let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, c.iter()));
+        let head = self
+            .head
+            .iter()
+            .map(|h| (h.min_time(), h.max_time(), h.iter()));
+        closed
+            .chain(head)
+            .filter(move |(lo, hi, _)| *lo <= maxt && *hi >= mint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::STALE_NAN;
+
+    #[test]
+    fn append_rules_match_prometheus() {
+        let mut s = SeriesChunks::default();
+        assert_eq!(s.append(100, 1.0, 120), Ok(Appended::Stored { cut: false }));
+        assert_eq!(s.append(100, 1.0, 120), Ok(Appended::Duplicate));
+        assert_eq!(
+            s.append(100, 2.0, 120),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(s.append(99, 1.0, 120), Err(AppendError::OutOfOrder));
+        assert_eq!(
+            s.append(200, STALE_NAN, 120),
+            Ok(Appended::Stored { cut: false })
+        );
+        // A stale marker is not a duplicate of a plain NaN: bits are compared.
+        assert_eq!(
+            s.append(200, f64::NAN, 120),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(s.append(200, STALE_NAN, 120), Ok(Appended::Duplicate));
+        // 0.0 and -0.0 compare equal as floats but differ in bits.
+        assert_eq!(s.append(300, 0.0, 120), Ok(Appended::Stored { cut: false }));
+        assert_eq!(
+            s.append(300, -0.0, 120),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        let mut out = Vec::new();
+        s.samples_in(i64::MIN, i64::MAX, &mut out);
+        let bits: Vec<(i64, u64)> = out.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+        assert_eq!(
+            bits,
+            [(100, 1f64.to_bits()), (200, STALE_NAN.to_bits()), (300, 0)]
+        );
+    }
+
+    #[test]
+    fn cuts_chunks_and_truncates_whole_chunks() {
+        let mut s = SeriesChunks::default();
+        for i in 0..250 {
+            let r = s.append(i * 10, i as f64, 120).unwrap();
+            assert_eq!(
+                r,
+                Appended::Stored {
+                    cut: i == 120 || i == 240
+                }
+            );
+        }
+        assert_eq!(s.num_chunks(), 3);
+        assert_eq!(s.closed[0].num_samples(), 120);
+        assert_eq!((s.min_time(), s.max_time()), (Some(0), Some(2490)));
+        let mut out = Vec::new();
+        s.samples_in(1195, 1215, &mut out);
+        assert_eq!(out, [(1200, 120.0), (1210, 121.0)]);
+        assert!(s.has_sample_in(1195, 1205));
+        assert!(!s.has_sample_in(1201, 1209));
+        // Chunk 0 holds 0..=1190: a cutoff inside chunk 1 drops only chunk 0.
+        assert_eq!(s.truncate(1500), 1);
+        assert_eq!(s.min_time(), Some(1200));
+        assert_eq!(s.truncate(2500), 2);
+        assert!(!s.has_samples());
+        assert_eq!(s.num_chunks(), 0);
+    }
+}
