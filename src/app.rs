@@ -52,7 +52,11 @@ pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
     let registry = Arc::new(Registry::new());
     register_process_collector(&registry);
     registry
-        .gauge_vec("klaxon_build_info", "klaxon build information.", &["version"])
+        .gauge_vec(
+            "klaxon_build_info",
+            "klaxon build information.",
+            &["version"],
+        )
         .with(&[env!("CARGO_PKG_VERSION")])
         .set(1.0);
     let head = Arc::new(Head::new(HeadOptions::default()));

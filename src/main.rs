@@ -10,7 +10,11 @@ use std::process::ExitCode;
 const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
 
 #[derive(Parser)]
-#[command(name = "klaxon", version, about = "Prometheus-compatible scraping, rules and alerting in one process")]
+#[command(
+    name = "klaxon",
+    version,
+    about = "Prometheus-compatible scraping, rules and alerting in one process"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

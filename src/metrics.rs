@@ -157,7 +157,9 @@ impl Registry {
         labels: &[&'static str],
     ) -> Arc<GaugeVec> {
         let v = Arc::new(GaugeVec::new(labels));
-        self.entries.write().push(Entry::Gauge(name, help, v.clone()));
+        self.entries
+            .write()
+            .push(Entry::Gauge(name, help, v.clone()));
         v
     }
 

@@ -14,7 +14,10 @@ fn version_prints_the_crate_version() {
     assert_eq!(s.trim(), format!("klaxon {}", env!("CARGO_PKG_VERSION")));
 }
 
-const BAD: &str = "global:\n  scrape_interval: 1x\nscrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n    bogus_field: 1\n";
+/// Two semantic errors: both must be reported.
+const BAD: &str = "global:\n  scrape_interval: 1x\nscrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n";
+/// A structural error stops deserialization: reported at its own position.
+const UNKNOWN_FIELD: &str = "scrape_configs:\n  - job_name: a\n    bogus_field: 1\n";
 
 #[test]
 fn check_config_lists_every_error_with_position() {
@@ -26,7 +29,12 @@ fn check_config_lists_every_error_with_position() {
     let err = String::from_utf8_lossy(&out.stderr);
     let prefix = format!("{}:", f.display());
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(&prefix)).collect();
-    assert!(!lines.is_empty(), "stderr: {err}");
+    assert_eq!(lines.len(), 2, "stderr: {err}");
+    assert!(lines[0].starts_with(&format!("{prefix}2:")), "{err}");
+    assert!(
+        lines[1].contains("scrape timeout greater than scrape interval"),
+        "{err}"
+    );
     for l in &lines {
         // FILE:LINE:COL: message
         let rest = &l[prefix.len()..];
@@ -36,14 +44,40 @@ fn check_config_lists_every_error_with_position() {
         assert!(line >= 1 && col >= 1, "{l}");
     }
 
+    let unknown = dir.path().join("unknown.yml");
+    std::fs::write(&unknown, UNKNOWN_FIELD).unwrap();
+    let out = klaxon()
+        .args(["check", "config"])
+        .arg(&unknown)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "{}:3:5: unknown field `bogus_field`",
+            unknown.display()
+        )),
+        "{err}"
+    );
+
     let good = dir.path().join("good.yml");
     std::fs::write(
         &good,
         "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['127.0.0.1:1']\n",
     )
     .unwrap();
-    let out = klaxon().args(["check", "config"]).arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = klaxon()
+        .args(["check", "config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

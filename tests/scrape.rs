@@ -14,6 +14,13 @@ use std::time::Duration;
 
 const GOOD: &str = "# HELP m_total A counter.\n# TYPE m_total counter\nm_total{code=\"200\"} 7\nm_total{code=\"500\"} 1\n";
 
+/// An explicit OpenMetrics timestamp inside the retention window: now - 10 s,
+/// with a fractional second, in ms.
+fn om_timestamp_ms() -> i64 {
+    static TS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *TS.get_or_init(|| (klaxon::model::now_millis() / 1000 - 10) * 1000 + 500)
+}
+
 /// Starts the fake target server; returns its address and a stop handle.
 async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
     let toggle = Arc::new(AtomicUsize::new(0));
@@ -42,7 +49,7 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
         )
         .route(
             "/longline",
-            get(|| async { format!("m {}\n", "9".repeat(1 << 20)) }),
+            get(|| async { format!("m {}\n", "z".repeat(1 << 20)) }),
         )
         .route(
             "/longlabel",
@@ -62,11 +69,7 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
                 let mut enc =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                 enc.write_all(GOOD.as_bytes()).unwrap();
-                (
-                    [(header::CONTENT_ENCODING, "gzip")],
-                    enc.finish().unwrap(),
-                )
-                    .into_response()
+                ([(header::CONTENT_ENCODING, "gzip")], enc.finish().unwrap()).into_response()
             }),
         )
         .route(
@@ -77,7 +80,10 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
                         header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    "# TYPE c counter\nc_total 3 1700000000.5\n# EOF\n",
+                    format!(
+                        "# TYPE c counter\nc_total 3 {}.5\n# EOF\n",
+                        om_timestamp_ms() / 1000
+                    ),
                 )
                     .into_response()
             }),
@@ -95,8 +101,14 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
                 }
             }),
         )
-        .route("/labels", get(|| async { "m{job=\"inner\",instance=\"x\"} 1\n" }))
-        .route("/error500", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }));
+        .route(
+            "/labels",
+            get(|| async { "m{job=\"inner\",instance=\"x\"} 1\n" }),
+        )
+        .route(
+            "/error500",
+            get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+        );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let h = tokio::spawn(async move {
@@ -112,7 +124,8 @@ fn job(name: &str, addr: &str, path: &str, extra: &str) -> String {
 }
 
 async fn get_json(url: &str) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 fn value_of(head: &klaxon::tsdb::Head, name: &str, job: &str) -> Vec<(i64, f64)> {
@@ -177,7 +190,11 @@ async fn bad_inputs_fail_only_their_target() {
         ("dup", "down", "duplicate sample"),
         ("utf8", "down", "parse error"),
         ("longline", "down", "parse error"),
-        ("longlabel_limited", "down", "label_value_length_limit exceeded"),
+        (
+            "longlabel_limited",
+            "down",
+            "label_value_length_limit exceeded",
+        ),
         ("many", "down", "sample limit exceeded"),
         ("error500", "down", "500 Internal Server Error"),
     ];
@@ -188,10 +205,16 @@ async fn bad_inputs_fail_only_their_target() {
         if err.is_empty() {
             assert_eq!(last_error, "", "{j}");
         } else {
-            assert!(last_error.contains(err), "{j}: {last_error:?} lacks {err:?}");
+            assert!(
+                last_error.contains(err),
+                "{j}: {last_error:?} lacks {err:?}"
+            );
         }
         assert_eq!(x["scrapePool"], j);
-        assert!(x["scrapeUrl"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert!(x["scrapeUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
         assert_ne!(x["lastScrape"], "0001-01-01T00:00:00Z", "{j} never scraped");
     }
 
@@ -214,7 +237,7 @@ async fn bad_inputs_fail_only_their_target() {
     assert_eq!(value_of(&head, "m_total", "good").len() >= 2, true);
     assert!(!value_of(&head, "m_total", "gzip").is_empty());
     let om = value_of(&head, "c_total", "om");
-    assert_eq!(om.first().map(|s| s.0), Some(1_700_000_000_500));
+    assert_eq!(om.first().map(|s| s.0), Some(om_timestamp_ms()));
     // Nothing of a rejected payload reached the head.
     assert!(value_of(&head, "a", "dup").is_empty());
     assert!(value_of(&head, "s", "many").is_empty());
@@ -237,7 +260,8 @@ async fn bad_inputs_fail_only_their_target() {
         ("longlabel_limited", "label_limit"),
         ("error500", "http_status"),
     ] {
-        let needle = format!("klaxon_target_scrape_failures_total{{job=\"{j}\",reason=\"{reason}\"}} ");
+        let needle =
+            format!("klaxon_target_scrape_failures_total{{job=\"{j}\",reason=\"{reason}\"}} ");
         let line = metrics
             .lines()
             .find(|l| l.starts_with(&needle))
@@ -245,9 +269,11 @@ async fn bad_inputs_fail_only_their_target() {
         let v: f64 = line[needle.len()..].parse().unwrap();
         assert!(v >= 1.0, "{line}");
     }
-    assert!(metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 1")
-        || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 2")
-        || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 3"));
+    assert!(
+        metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 1")
+            || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 2")
+            || metrics.contains("klaxon_target_scrapes_exceeded_sample_limit_total 3")
+    );
     app.stop().await;
     server.abort();
 }
@@ -271,8 +297,14 @@ async fn staleness_and_label_conflicts() {
     assert_eq!(gone[0].1, 2.0);
     assert!(is_stale_nan(gone[1].1), "{gone:?}");
     let keep = value_of(&head, "keep", "toggle");
-    assert!(keep.len() >= 2 && keep.iter().all(|(_, v)| *v == 1.0), "{keep:?}");
-    assert_eq!(keep[1].0, gone[1].0, "marker written at the next scrape's time");
+    assert!(
+        keep.len() >= 2 && keep.iter().all(|(_, v)| *v == 1.0),
+        "{keep:?}"
+    );
+    assert_eq!(
+        keep[1].0, gone[1].0,
+        "marker written at the next scrape's time"
+    );
 
     // Without honor_labels the scraped job/instance become exported_*.
     let m = [Matcher::new(MatchType::Equal, "__name__", "m").unwrap()];
@@ -304,7 +336,11 @@ async fn removed_target_gets_staleness_markers() {
     let (addr, server) = fake_targets().await;
     let dir = tempfile::tempdir().unwrap();
     let sd = dir.path().join("targets.json");
-    std::fs::write(&sd, format!(r#"[{{"targets":["{addr}"],"labels":{{"env":"t"}}}}]"#)).unwrap();
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets":["{addr}"],"labels":{{"env":"t"}}}}]"#),
+    )
+    .unwrap();
     let yaml = format!(
         "scrape_configs:\n  - job_name: fsd\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    file_sd_configs:\n      - files: ['{}']\n",
         sd.display()
@@ -318,18 +354,28 @@ async fn removed_target_gets_staleness_markers() {
     assert!(!before.is_empty(), "file_sd target never scraped");
     let t = get_json(&format!("{base}/api/v1/targets")).await;
     assert_eq!(t["data"]["activeTargets"][0]["labels"]["env"], "t");
-    assert_eq!(t["data"]["activeTargets"][0]["discoveredLabels"]["__address__"], addr.as_str());
+    assert_eq!(
+        t["data"]["activeTargets"][0]["discoveredLabels"]["__address__"],
+        addr.as_str()
+    );
 
     // Remove the target: the file watcher notices within its poll interval,
     // then the loop waits up to two intervals before writing markers.
     std::fs::write(&sd, "[]").unwrap();
     tokio::time::sleep(Duration::from_millis(5500)).await;
     let t = get_json(&format!("{base}/api/v1/targets")).await;
-    assert_eq!(t["data"]["activeTargets"].as_array().unwrap().len(), 0, "{t:#}");
+    assert_eq!(
+        t["data"]["activeTargets"].as_array().unwrap().len(),
+        0,
+        "{t:#}"
+    );
     let up = value_of(&head, "up", "fsd");
     assert!(is_stale_nan(up.last().unwrap().1), "up not stale: {up:?}");
     let m = value_of(&head, "m_total", "fsd");
-    assert!(is_stale_nan(m.last().unwrap().1), "m_total not stale: {m:?}");
+    assert!(
+        is_stale_nan(m.last().unwrap().1),
+        "m_total not stale: {m:?}"
+    );
     app.stop().await;
     server.abort();
 }

@@ -404,4 +404,3 @@ pub fn embedded_default(listen: &str) -> Config {
     }
     c
 }
-

@@ -39,7 +39,10 @@ mod tests {
     fn known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_795_400_000_123), "2026-11-23T02:13:20.123Z");
+        assert_eq!(
+            rfc3339_millis(1_795_400_000_123),
+            "2026-11-23T02:13:20.123Z"
+        );
         assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

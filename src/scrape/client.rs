@@ -99,8 +99,7 @@ impl Scraper {
         buf: &mut Vec<u8>,
     ) -> Result<Format, FetchError> {
         buf.clear();
-        match tokio::time::timeout(timeout, self.fetch_inner(url, timeout, body_limit, buf)).await
-        {
+        match tokio::time::timeout(timeout, self.fetch_inner(url, timeout, body_limit, buf)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
                 url: url.to_string(),

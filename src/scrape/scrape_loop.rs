@@ -226,7 +226,11 @@ impl ScrapeLoop {
             tracing::debug!(job, url = %self.target.scrape_url, error = %e, "scrape failed");
         }
         self.target.set_status(ScrapeStatus {
-            health: if err.is_none() { Health::Up } else { Health::Down },
+            health: if err.is_none() {
+                Health::Up
+            } else {
+                Health::Down
+            },
             last_error: err.map(|e| e.to_string()).unwrap_or_default(),
             last_scrape: Some(ts),
             last_scrape_duration: duration,
@@ -355,7 +359,10 @@ impl ScrapeLoop {
 
     fn commit_pending(&mut self) {
         let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
-        for &Pending { series: r, t, v, .. } in &self.pending {
+        for &Pending {
+            series: r, t, v, ..
+        } in &self.pending
+        {
             match self.head.append(r, t, v) {
                 Ok(()) => {}
                 Err(AppendError::OutOfOrder) => ooo += 1,
@@ -366,6 +373,8 @@ impl ScrapeLoop {
                     // cached reference so the next scrape recreates it.
                     self.cache.entries.retain(|_, e| e.series != r);
                 }
+                // Labels were checked non-empty before the series was created.
+                Err(AppendError::EmptyLabels) => {}
             }
         }
         self.pending.clear();
@@ -508,9 +517,7 @@ fn check_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<(), ScrapeError> 
                 cfg.label_name_length_limit
             )));
         }
-        if cfg.label_value_length_limit > 0
-            && l.value.len() as u64 > cfg.label_value_length_limit
-        {
+        if cfg.label_value_length_limit > 0 && l.value.len() as u64 > cfg.label_value_length_limit {
             return Err(ScrapeError::LabelLimit(format!(
                 "label_value_length_limit exceeded (metric: {}, label name: {}, value: {:?}, length: {}, limit: {})",
                 short(name),
@@ -536,7 +543,9 @@ mod tests {
     #[test]
     fn exported_prefix_repeats_until_free() {
         let mut b = LabelsBuilder::new();
-        b.set("__name__", "m").set("job", "scraped").set("exported_job", "x");
+        b.set("__name__", "m")
+            .set("job", "scraped")
+            .set("exported_job", "x");
         let target = Labels::from_pairs([("job", "j"), ("instance", "i")]);
         merge_target_labels(&mut b, &target, false);
         let l = b.build();
@@ -550,7 +559,11 @@ mod tests {
     fn honor_labels_keeps_scraped_values() {
         let mut b = LabelsBuilder::new();
         b.set("__name__", "m").set("job", "scraped");
-        merge_target_labels(&mut b, &Labels::from_pairs([("job", "j"), ("instance", "i")]), true);
+        merge_target_labels(
+            &mut b,
+            &Labels::from_pairs([("job", "j"), ("instance", "i")]),
+            true,
+        );
         let l = b.build();
         assert_eq!(l.get("job"), Some("scraped"));
         assert_eq!(l.get("instance"), Some("i"));

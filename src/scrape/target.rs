@@ -107,7 +107,7 @@ pub fn populate(
     // Scrape-config defaults fill in only what discovery did not set.
     let defaults = [
         ("job", cfg.job_name.clone()),
-        (SCHEME_LABEL, cfg.scheme.clone()),
+        (SCHEME_LABEL, cfg.scheme.as_str().to_string()),
         (METRICS_PATH_LABEL, cfg.metrics_path.clone()),
         (
             SCRAPE_INTERVAL_LABEL,

@@ -21,7 +21,9 @@ pub fn apply(
     tls: &TlsConfig,
 ) -> Result<reqwest::ClientBuilder, String> {
     if tls.server_name.is_some() {
-        return Err("tls_config.server_name is not supported yet (see docs/compatibility.md)".into());
+        return Err(
+            "tls_config.server_name is not supported yet (see docs/compatibility.md)".into(),
+        );
     }
     let ca = match (&tls.ca, &tls.ca_file) {
         (Some(s), _) => Some(s.as_bytes().to_vec()),
