@@ -299,49 +299,6 @@ pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_get_total_suffix_in_both_formats() {
-        let r = Registry::new();
-        let c = r.counter_vec("x_requests", "Requests.", &["code"]);
-        c.with(&["200"]).inc();
-        c.with(&["200"]).inc_by(2.5);
-        r.gauge("x_up", "Up.").set(1.0);
-        let text = r.encode(false);
-        assert!(text.contains("# TYPE x_requests_total counter\n"));
-        assert!(text.contains("x_requests_total{code=\"200\"} 3.5\n"));
-        assert!(text.contains("x_up 1\n"));
-        assert!(!text.contains("# EOF"));
-        let om = r.encode(true);
-        assert!(om.contains("# TYPE x_requests counter\n"));
-        assert!(om.contains("x_requests_total{code=\"200\"} 3.5\n"));
-        assert!(om.ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn accept_negotiation() {
-        assert!(wants_openmetrics(
-            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
-        ));
-        assert!(!wants_openmetrics("text/plain;version=0.0.4"));
-        assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
-        assert!(!wants_openmetrics("*/*"));
-    }
-
-    #[test]
-    fn values_format() {
-        let mut s = String::new();
-        for v in [1.0, 0.25, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
-            format_value(v, &mut s);
-            s.push(' ');
-        }
-        assert_eq!(s, "1 0.25 NaN +Inf -Inf -3 ");
-    }
-}
-
 /// `process_*` families as client libraries expose them (Linux only: read
 /// from /proc; elsewhere nothing is reported).
 pub fn register_process_collector(r: &Registry) {
@@ -399,4 +356,47 @@ pub fn register_process_collector(r: &Registry) {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_total_suffix_in_both_formats() {
+        let r = Registry::new();
+        let c = r.counter_vec("x_requests", "Requests.", &["code"]);
+        c.with(&["200"]).inc();
+        c.with(&["200"]).inc_by(2.5);
+        r.gauge("x_up", "Up.").set(1.0);
+        let text = r.encode(false);
+        assert!(text.contains("# TYPE x_requests_total counter\n"));
+        assert!(text.contains("x_requests_total{code=\"200\"} 3.5\n"));
+        assert!(text.contains("x_up 1\n"));
+        assert!(!text.contains("# EOF"));
+        let om = r.encode(true);
+        assert!(om.contains("# TYPE x_requests counter\n"));
+        assert!(om.contains("x_requests_total{code=\"200\"} 3.5\n"));
+        assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(wants_openmetrics(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        ));
+        assert!(!wants_openmetrics("text/plain;version=0.0.4"));
+        assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
+        assert!(!wants_openmetrics("*/*"));
+    }
+
+    #[test]
+    fn values_format() {
+        let mut s = String::new();
+        for v in [1.0, 0.25, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
+            format_value(v, &mut s);
+            s.push(' ');
+        }
+        assert_eq!(s, "1 0.25 NaN +Inf -Inf -3 ");
+    }
 }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Why a payload was rejected as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -162,10 +163,10 @@ impl ScrapeLoop {
                     return;
                 }
                 _ = ticker.tick() => {
-                    let span = tracing::debug_span!("scrape", job = %self.target.job, url = %self.target.scrape_url);
-                    let _g = span.enter();
-                    drop(_g);
-                    self.scrape_once().await;
+                    let span = tracing::debug_span!(
+                        "scrape", job = %self.target.job, url = %self.target.scrape_url
+                    );
+                    self.scrape_once().instrument(span).await;
                 }
             }
         }
@@ -410,7 +411,7 @@ impl ScrapeLoop {
     /// series churn does not grow the cache without bound.
     fn cache_gc(&mut self) {
         let iter = self.iter;
-        if iter % 4 != 0 {
+        if !iter.is_multiple_of(4) {
             return;
         }
         self.cache
