@@ -206,7 +206,7 @@ pub enum Cardinality {
     ManyToMany,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VectorMatching {
     pub card: Cardinality,
     /// `on(...)` when true, `ignoring(...)` otherwise.
@@ -214,6 +214,12 @@ pub struct VectorMatching {
     pub labels: Vec<String>,
     /// Labels of `group_left(...)` / `group_right(...)`.
     pub include: Vec<String>,
+    /// `fill_left(v)`: value used for series missing on the left side.
+    pub fill_lhs: Option<f64>,
+    /// `fill_right(v)`: value used for series missing on the right side.
+    pub fill_rhs: Option<f64>,
+    /// Written as `fill(v)`, which sets both sides (printed back that way).
+    pub fill_both: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -221,11 +221,21 @@ fn check_binary(b: &mut BinaryExpr, input: &str) -> Result<(), Perr> {
         ));
     }
     let both_vectors = lt == ValueType::InstantVector && rt == ValueType::InstantVector;
+    let has_fill = b
+        .matching
+        .as_ref()
+        .is_some_and(|vm| vm.fill_lhs.is_some() || vm.fill_rhs.is_some());
     if !both_vectors {
         if b.matching.as_ref().is_some_and(|vm| !vm.labels.is_empty()) {
             return Err(perr(
                 b.span.0,
                 "vector matching only allowed between instant vectors",
+            ));
+        }
+        if has_fill {
+            return Err(perr(
+                b.span.0,
+                "filling in missing series only allowed between instant vectors",
             ));
         }
         b.matching = None;

@@ -13,10 +13,12 @@ use super::util::{
 use super::ParseError;
 use crate::model::{MatchType, Matcher};
 
-/// Deepest nesting of sub-expressions accepted. Each level costs a few
-/// recursive frames; 256 levels fit well inside a 2 MiB thread stack even in
-/// debug builds, and real queries nest a few dozen levels at most.
-/// Prometheus itself has no limit (its yacc parser is not recursive).
+/// Highest syntax tree accepted: nesting (parentheses, calls, unary
+/// operators) plus the length of operator chains, since `a + b + c` is a
+/// left-deep tree that the checker, printer and evaluator walk recursively.
+/// A level costs up to ~5 KiB of stack in debug builds, so 256 fits a 2 MiB
+/// thread; real rules stay far below (a few dozen). Prometheus has no limit
+/// (its yacc parser is not recursive), so deeper input is a known difference.
 pub const MAX_DEPTH: usize = 256;
 
 /// Longest input accepted, in bytes.
@@ -239,11 +241,16 @@ impl<'a> Parser<'a> {
     fn parse_expr(&mut self, min_prec: u8) -> PResult<Expr> {
         self.enter()?;
         let mut lhs = self.parse_unary()?;
+        // Each operator of a left-assoc chain adds a tree level that the
+        // recursive checker, printer and evaluator walk: count it too.
+        let mut chain = 0;
         while let Some(op) = self.binary_op() {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
             }
+            self.enter()?;
+            chain += 1;
             self.bump()?;
             let (return_bool, matching) = self.parse_bin_modifiers()?;
             let next_min = if op.is_right_assoc() { prec } else { prec + 1 };
@@ -258,7 +265,7 @@ impl<'a> Parser<'a> {
                 span,
             }));
         }
-        self.depth -= 1;
+        self.depth -= 1 + chain;
         Ok(lhs)
     }
 
@@ -268,6 +275,9 @@ impl<'a> Parser<'a> {
             on: false,
             labels: Vec::new(),
             include: Vec::new(),
+            fill_lhs: None,
+            fill_rhs: None,
+            fill_both: false,
         };
         let mut return_bool = false;
         if self.peek_kind() == Some(Tok::Bool) {
@@ -289,7 +299,72 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        self.parse_fill_modifiers(&mut vm)?;
         Ok((return_bool, vm))
+    }
+
+    /// Which fill keyword, if any, starts here. Like Prometheus' lexer, the
+    /// words are keywords only when `(` follows, so `fill + fill` still
+    /// reads as two metrics.
+    fn fill_keyword(&self) -> Option<u8> {
+        let t = self.tokens.get(self.pos)?;
+        if t.kind != Tok::Identifier
+            || self.tokens.get(self.pos + 1).map(|t| t.kind) != Some(Tok::LParen)
+        {
+            return None;
+        }
+        match self.text(*t).to_ascii_lowercase().as_str() {
+            "fill" => Some(0),
+            "fill_left" => Some(1),
+            "fill_right" => Some(2),
+            _ => None,
+        }
+    }
+
+    /// `fill(v)`, `fill_left(v)`, `fill_right(v)` (Prometheus 3.x binop fill
+    /// modifiers, experimental upstream).
+    fn parse_fill_modifiers(&mut self, vm: &mut VectorMatching) -> PResult<()> {
+        while let Some(which) = self.fill_keyword() {
+            let kw = self.bump()?;
+            self.bump()?; // `(`
+            let mut neg = false;
+            if matches!(self.peek()?.kind, Tok::Add | Tok::Sub) {
+                neg = self.bump()?.kind == Tok::Sub;
+            }
+            let n = self.peek()?;
+            if n.kind != Tok::Number {
+                return Err(self.unexpected("fill modifier", "number"));
+            }
+            self.bump()?;
+            let mut v = parse_number(self.text(n))
+                .map_err(|e| perr(n.start, format!("error parsing number: {e}")))?;
+            if neg {
+                v = -v;
+            }
+            if self.peek()?.kind != Tok::RParen {
+                return Err(self.unexpected("fill modifier", "\")\""));
+            }
+            self.bump()?;
+            let dup = match which {
+                0 => vm.fill_lhs.is_some() || vm.fill_rhs.is_some(),
+                1 => vm.fill_lhs.is_some(),
+                _ => vm.fill_rhs.is_some(),
+            };
+            if dup {
+                return Err(perr(
+                    kw.start,
+                    "fill modifier may not be set multiple times",
+                ));
+            }
+            if which != 2 {
+                vm.fill_lhs = Some(v);
+            }
+            if which != 1 {
+                vm.fill_rhs = Some(v);
+            }
+            vm.fill_both = which == 0;
+        }
+        Ok(())
     }
 
     /// `( label, ... )` after by/without/on/ignoring/group_x.
@@ -375,8 +450,45 @@ impl<'a> Parser<'a> {
         self.parse_postfix(e)
     }
 
+    /// Dispatch only: every arm lives in its own function so this frame,
+    /// which recurses for each nesting level, stays small.
     fn parse_primary(&mut self) -> PResult<Expr> {
         let t = self.peek()?;
+        match t.kind {
+            Tok::Number | Tok::Duration | Tok::Str => self.parse_literal(t),
+            Tok::LParen => self.parse_paren(t),
+            Tok::LBrace => self.parse_braces_selector(t),
+            Tok::Aggregator
+                if matches!(
+                    self.tokens.get(self.pos + 1).map(|t| t.kind),
+                    Some(Tok::LParen | Tok::By | Tok::Without)
+                ) =>
+            {
+                self.parse_aggregate()
+            }
+            // `start()`/`end()` are functions too (experimental upstream).
+            Tok::Identifier | Tok::Start | Tok::End
+                if self.tokens.get(self.pos + 1).map(|t| t.kind) == Some(Tok::LParen) =>
+            {
+                self.parse_call()
+            }
+            Tok::Identifier
+            | Tok::MetricIdentifier
+            | Tok::Aggregator
+            | Tok::By
+            | Tok::Without
+            | Tok::Land
+            | Tok::Lor
+            | Tok::Lunless
+            | Tok::Offset
+            | Tok::Start
+            | Tok::End => self.parse_named_selector(t),
+            _ => Err(self.unexpected("", "")),
+        }
+    }
+
+    #[inline(never)]
+    fn parse_literal(&mut self, t: Token) -> PResult<Expr> {
         match t.kind {
             Tok::Number => {
                 self.bump()?;
@@ -405,77 +517,59 @@ impl<'a> Parser<'a> {
                     span: (t.start, t.end),
                 })))
             }
-            Tok::LParen => {
-                self.bump()?;
-                let inner = self.parse_expr(0)?;
-                let close = self.peek()?;
-                if close.kind != Tok::RParen {
-                    return Err(self.unexpected("", ""));
-                }
-                self.bump()?;
-                Ok(Expr::Paren(Box::new(ParenExpr {
-                    expr: inner,
-                    span: (t.start, close.end),
-                })))
-            }
-            Tok::LBrace => {
-                let (matchers, end) = self.parse_label_matchers()?;
-                Ok(Expr::VectorSelector(Box::new(VectorSelector {
-                    name: None,
-                    matchers,
-                    offset: 0,
-                    at: None,
-                    bypass_empty_matcher_check: false,
-                    span: (t.start, end),
-                })))
-            }
-            Tok::Aggregator
-                if matches!(
-                    self.tokens.get(self.pos + 1).map(|t| t.kind),
-                    Some(Tok::LParen | Tok::By | Tok::Without)
-                ) =>
-            {
-                self.parse_aggregate()
-            }
-            Tok::Identifier
-                if self.tokens.get(self.pos + 1).map(|t| t.kind) == Some(Tok::LParen) =>
-            {
-                self.parse_call()
-            }
-            Tok::Identifier
-            | Tok::MetricIdentifier
-            | Tok::Aggregator
-            | Tok::By
-            | Tok::Without
-            | Tok::Land
-            | Tok::Lor
-            | Tok::Lunless
-            | Tok::Offset
-            | Tok::Start
-            | Tok::End => {
-                self.bump()?;
-                let name = self.text(t).to_string();
-                let mut end = t.end;
-                let mut matchers = Vec::new();
-                if self.peek_kind() == Some(Tok::LBrace) {
-                    let (m, e) = self.parse_label_matchers()?;
-                    matchers = m;
-                    end = e;
-                }
-                let name_matcher = Matcher::new(MatchType::Equal, "__name__", name.clone())
-                    .map_err(|e| perr(t.start, e.to_string()))?;
-                matchers.push(name_matcher);
-                Ok(Expr::VectorSelector(Box::new(VectorSelector {
-                    name: Some(name),
-                    matchers,
-                    offset: 0,
-                    at: None,
-                    bypass_empty_matcher_check: false,
-                    span: (t.start, end),
-                })))
-            }
             _ => Err(self.unexpected("", "")),
         }
+    }
+
+    fn parse_paren(&mut self, t: Token) -> PResult<Expr> {
+        self.bump()?;
+        let inner = self.parse_expr(0)?;
+        let close = self.peek()?;
+        if close.kind != Tok::RParen {
+            return Err(self.unexpected("", ""));
+        }
+        self.bump()?;
+        Ok(Expr::Paren(Box::new(ParenExpr {
+            expr: inner,
+            span: (t.start, close.end),
+        })))
+    }
+
+    #[inline(never)]
+    fn parse_braces_selector(&mut self, t: Token) -> PResult<Expr> {
+        let (matchers, end) = self.parse_label_matchers()?;
+        Ok(Expr::VectorSelector(Box::new(VectorSelector {
+            name: None,
+            matchers,
+            offset: 0,
+            at: None,
+            bypass_empty_matcher_check: false,
+            span: (t.start, end),
+        })))
+    }
+
+    #[inline(never)]
+    fn parse_named_selector(&mut self, t: Token) -> PResult<Expr> {
+        self.bump()?;
+        let name = self.text(t).to_string();
+        let mut end = t.end;
+        let mut matchers = Vec::new();
+        if self.peek_kind() == Some(Tok::LBrace) {
+            let (m, e) = self.parse_label_matchers()?;
+            matchers = m;
+            end = e;
+        }
+        let name_matcher = Matcher::new(MatchType::Equal, "__name__", name.clone())
+            .map_err(|e| perr(t.start, e.to_string()))?;
+        matchers.push(name_matcher);
+        Ok(Expr::VectorSelector(Box::new(VectorSelector {
+            name: Some(name),
+            matchers,
+            offset: 0,
+            at: None,
+            bypass_empty_matcher_check: false,
+            span: (t.start, end),
+        })))
     }
 
     fn unquote_tok(&self, t: Token) -> PResult<String> {
@@ -802,18 +896,23 @@ impl<'a> Parser<'a> {
                 };
                 end = close.end;
             }
-            Tok::Number | Tok::Add | Tok::Sub => {
+            Tok::Number | Tok::Duration | Tok::Add | Tok::Sub => {
                 let mut neg = false;
-                if t.kind != Tok::Number {
+                if !matches!(t.kind, Tok::Number | Tok::Duration) {
                     self.bump()?;
                     neg = t.kind == Tok::Sub;
-                    if self.peek()?.kind != Tok::Number {
+                    if !matches!(self.peek()?.kind, Tok::Number | Tok::Duration) {
                         return Err(self.unexpected("@", "timestamp"));
                     }
                 }
                 let n = self.bump()?;
-                let mut v = parse_number(self.text(n))
-                    .map_err(|e| perr(n.start, format!("error parsing number: {e}")))?;
+                // Prometheus 3.x also takes a duration after the epoch here.
+                let mut v = if n.kind == Tok::Duration {
+                    parse_duration(self.text(n)).map_err(|e| perr(n.start, e))? as f64 / 1000.0
+                } else {
+                    parse_number(self.text(n))
+                        .map_err(|e| perr(n.start, format!("error parsing number: {e}")))?
+                };
                 if neg {
                     v = -v;
                 }

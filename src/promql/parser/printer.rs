@@ -4,7 +4,7 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use super::ast::*;
-use super::util::{format_duration, format_float, go_quote, is_legacy_label_name};
+use super::util::{format_duration, format_float, format_go_v, go_quote, is_legacy_label_name};
 use crate::model::MatchType;
 
 fn write_labels(f: &mut Formatter<'_>, labels: &[String]) -> fmt::Result {
@@ -135,6 +135,19 @@ impl Display for Expr {
                         })?;
                         write_labels(f, &vm.include)?;
                         f.write_char(')')?;
+                    }
+                    match (vm.fill_lhs, vm.fill_rhs) {
+                        (Some(l), Some(_)) if vm.fill_both => {
+                            write!(f, " fill ({})", format_go_v(l))?
+                        }
+                        (l, r) => {
+                            if let Some(l) = l {
+                                write!(f, " fill_left ({})", format_go_v(l))?;
+                            }
+                            if let Some(r) = r {
+                                write!(f, " fill_right ({})", format_go_v(r))?;
+                            }
+                        }
                     }
                 }
                 write!(f, " {}", b.rhs)

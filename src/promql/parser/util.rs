@@ -95,6 +95,29 @@ pub fn format_float(v: f64) -> String {
     }
 }
 
+/// Formats a float like Go's `%v` (shortest `%g`: exponent form from 1e6
+/// up and below 1e-4, e.g. `1e+06`, `1e-05`).
+pub fn format_go_v(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format_float(v);
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if (-4..6).contains(&exp) {
+        return format_float(v);
+    }
+    let s = format!("{v:e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
 /// Parses a PromQL number literal as Prometheus does: first as a Go integer
 /// literal with base prefix (so `0x1f`, `017` octal and `1_000` work), then
 /// as a float. Errors read like Go's `strconv` errors.
