@@ -175,8 +175,9 @@ fn differential_against_oracle() {
                     Err(err) => Err(format!("oracle print `{b}` does not reparse: {err}")),
                 }
             }
-            (Err(_), Err(_)) => {
+            (Err(a), Err(_)) => {
                 both_reject += 1;
+                println!("both reject {origin}: `{e}`: ours: {a}");
                 Ok(())
             }
             (Ok(a), Err(b)) => Err(format!("we accept (`{a}`), oracle rejects: {b}")),

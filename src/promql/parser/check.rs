@@ -251,6 +251,12 @@ fn check_binary(b: &mut BinaryExpr, input: &str) -> Result<(), Perr> {
                 ));
             }
         }
+        if has_fill {
+            return Err(perr(
+                b.span.0,
+                "filling in missing series not allowed for set operators",
+            ));
+        }
     }
     if (lt == ValueType::Scalar || rt == ValueType::Scalar) && b.op.is_set() {
         return Err(perr(

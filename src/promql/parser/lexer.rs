@@ -530,7 +530,15 @@ impl<'a> Lexer<'a> {
             }
             self.accept("s");
         }
-        !self.peek().is_some_and(is_alnum)
+        // Like Prometheus, a trailing alphanumeric is consumed so the error
+        // quotes it (`bad duration syntax: "5mm"`).
+        match self.peek() {
+            Some(c) if is_alnum(c) => {
+                self.next();
+                false
+            }
+            _ => true,
+        }
     }
 
     /// Prometheus' `scanNumber`: decimal, hex, `_` separators, one dot, one
@@ -538,11 +546,9 @@ impl<'a> Lexer<'a> {
     fn scan_number(&mut self) -> bool {
         let initial = self.pos;
         let mut digits = "0123456789";
-        if self.accept("0") {
-            if self.accept("xX") {
-                self.accept("_");
-                digits = "0123456789abcdefABCDEF";
-            }
+        if self.accept("0") && self.accept("xX") {
+            self.accept("_");
+            digits = "0123456789abcdefABCDEF";
         }
         self.accept(".");
         self.accept(digits);

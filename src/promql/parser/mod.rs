@@ -15,6 +15,9 @@ mod parser;
 mod printer;
 pub mod util;
 
+#[cfg(test)]
+mod tests;
+
 pub use ast::*;
 pub use functions::{get_function, Function};
 pub use parser::{parse, MAX_DEPTH, MAX_INPUT_LEN};

@@ -8,7 +8,8 @@ use super::check::check;
 use super::functions::{get_function, Function};
 use super::lexer::{lex, LexError, Tok, Token};
 use super::util::{
-    go_quote, go_quote_truncated, is_legacy_label_name, parse_duration, parse_number, unquote,
+    format_float, go_quote, go_quote_truncated, is_legacy_label_name, parse_duration, parse_number,
+    unquote,
 };
 use super::ParseError;
 use crate::model::{MatchType, Matcher};
@@ -919,7 +920,14 @@ impl<'a> Parser<'a> {
                 if !v.is_finite() || v >= i64::MAX as f64 || v <= i64::MIN as f64 {
                     return Err(perr(
                         e.span().0,
-                        format!("timestamp out of bounds for @ modifier: {v:.6}"),
+                        format!(
+                            "timestamp out of bounds for @ modifier: {}",
+                            if v.is_finite() {
+                                format!("{v:.6}")
+                            } else {
+                                format_float(v)
+                            }
+                        ),
                     ));
                 }
                 at = AtModifier::Timestamp((v * 1000.0).round() as i64);
