@@ -89,6 +89,8 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     /// Offset in milliseconds (negative allowed), 0 when absent.
     pub offset: i64,
+    /// Offset given as a duration expression (`offset (1h * 2)`).
+    pub offset_expr: Option<DurationExpr>,
     pub at: Option<AtModifier>,
     /// Set for the second argument of `info()`, which may match everything.
     pub bypass_empty_matcher_check: bool,
@@ -101,6 +103,8 @@ pub struct MatrixSelector {
     pub selector: VectorSelector,
     /// Range in milliseconds.
     pub range: i64,
+    /// Range given as a duration expression (`[5m + 1m]`, `[step()]`).
+    pub range_expr: Option<DurationExpr>,
     pub span: Span,
 }
 
@@ -108,9 +112,12 @@ pub struct MatrixSelector {
 pub struct SubqueryExpr {
     pub expr: Expr,
     pub range: i64,
+    pub range_expr: Option<DurationExpr>,
     /// Step in milliseconds; 0 means the default evaluation interval.
     pub step: i64,
+    pub step_expr: Option<DurationExpr>,
     pub offset: i64,
+    pub offset_expr: Option<DurationExpr>,
     pub at: Option<AtModifier>,
     pub span: Span,
 }
@@ -363,6 +370,75 @@ impl Expr {
             Expr::Paren(p) => p.expr.value_type(),
             Expr::Call(c) => c.func.return_type,
             Expr::Aggregate(_) => ValueType::InstantVector,
+        }
+    }
+}
+
+/// A duration expression (Prometheus 3.x, experimental upstream): used for
+/// ranges, subquery steps and offsets, evaluated per query because `step()`
+/// and `range()` depend on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationExpr {
+    pub kind: DurationKind,
+    /// Written inside parentheses; printed back with them.
+    pub wrapped: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationKind {
+    /// Seconds; `duration` when written like `5m`.
+    Number {
+        seconds: f64,
+        duration: bool,
+    },
+    /// Unary minus (unary plus is dropped, as upstream).
+    Neg(Box<DurationExpr>),
+    Binary {
+        op: BinaryOp,
+        lhs: Box<DurationExpr>,
+        rhs: Box<DurationExpr>,
+    },
+    Step,
+    Range,
+    MinOf(Box<DurationExpr>, Box<DurationExpr>),
+    MaxOf(Box<DurationExpr>, Box<DurationExpr>),
+}
+
+impl DurationExpr {
+    /// Evaluates to seconds given the query step and range (both seconds).
+    pub fn eval_seconds(&self, step: f64, range: f64) -> f64 {
+        match &self.kind {
+            DurationKind::Number { seconds, .. } => *seconds,
+            DurationKind::Neg(e) => -e.eval_seconds(step, range),
+            DurationKind::Step => step,
+            DurationKind::Range => range,
+            DurationKind::MinOf(a, b) => {
+                a.eval_seconds(step, range).min(b.eval_seconds(step, range))
+            }
+            DurationKind::MaxOf(a, b) => {
+                a.eval_seconds(step, range).max(b.eval_seconds(step, range))
+            }
+            DurationKind::Binary { op, lhs, rhs } => {
+                let (l, r) = (lhs.eval_seconds(step, range), rhs.eval_seconds(step, range));
+                match op {
+                    BinaryOp::Add => l + r,
+                    BinaryOp::Sub => l - r,
+                    BinaryOp::Mul => l * r,
+                    BinaryOp::Div => l / r,
+                    BinaryOp::Mod => l % r,
+                    BinaryOp::Pow => l.powf(r),
+                    _ => f64::NAN,
+                }
+            }
+        }
+    }
+
+    /// A plain literal, which Prometheus stores as a fixed duration.
+    pub fn as_literal_ms(&self) -> Option<i64> {
+        match self.kind {
+            DurationKind::Number { seconds, .. } => Some((seconds * 1000.0).round() as i64),
+            _ => None,
         }
     }
 }

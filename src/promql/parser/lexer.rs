@@ -264,6 +264,13 @@ impl<'a> Lexer<'a> {
                     if !self.bracket_open {
                         self.backup(Some(c));
                         self.lex_keyword_or_identifier();
+                    } else if c != ':' && self.duration_function_ahead(c) {
+                        // `step`, `range`, `min_of`, `max_of` of duration
+                        // expressions; emitted as identifiers.
+                        while self.peek().is_some_and(is_alnum) {
+                            self.next();
+                        }
+                        self.emit(Tok::Identifier);
                     } else if self.got_colon {
                         // Prometheus 2.42 reports any letter or colon here so.
                         return Err(
@@ -311,7 +318,14 @@ impl<'a> Lexer<'a> {
                     self.emit(Tok::LBracket);
                     self.skip_spaces();
                     self.bracket_open = true;
-                    self.lex_duration()?;
+                    // A literal first: 2.42's lexing and messages. Anything
+                    // else starts a 3.x duration expression (`[(1h+5m)]`,
+                    // `[step()]`, `[-5m+35m]`).
+                    let expr_start = self.peek().is_some_and(|c| "(+-".contains(c))
+                        || self.duration_function_at(self.pos);
+                    if !expr_start {
+                        self.lex_duration()?;
+                    }
                 }
                 Some(']') => {
                     if !self.bracket_open {
@@ -331,6 +345,20 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+    }
+
+    /// Whether the word starting with `first` (already consumed) is one of
+    /// the duration-expression functions, followed by `(`.
+    fn duration_function_ahead(&self, first: char) -> bool {
+        self.duration_function_at(self.pos - first.len_utf8())
+    }
+
+    fn duration_function_at(&self, begin: usize) -> bool {
+        let rest = self.input.get(begin..).unwrap_or("");
+        let end = rest.find(|c: char| !is_alnum(c)).unwrap_or(rest.len());
+        let word = rest[..end].to_ascii_lowercase();
+        let after = rest[end..].trim_start_matches(is_space);
+        matches!(word.as_str(), "step" | "range" | "min_of" | "max_of") && after.starts_with('(')
     }
 
     fn skip_comment(&mut self) {

@@ -30,8 +30,10 @@ fn write_at(f: &mut Formatter<'_>, at: Option<AtModifier>) -> fmt::Result {
     }
 }
 
-fn write_offset(f: &mut Formatter<'_>, offset: i64) -> fmt::Result {
-    if offset > 0 {
+fn write_offset(f: &mut Formatter<'_>, offset: i64, expr: &Option<DurationExpr>) -> fmt::Result {
+    if let Some(e) = expr {
+        write!(f, " offset {e}")
+    } else if offset > 0 {
         write!(f, " offset {}", format_duration(offset))
     } else if offset < 0 {
         write!(f, " offset -{}", format_duration(-offset))
@@ -93,22 +95,30 @@ impl Display for Expr {
             Expr::VectorSelector(vs) => {
                 write_selector_base(f, vs)?;
                 write_at(f, vs.at)?;
-                write_offset(f, vs.offset)
+                write_offset(f, vs.offset, &vs.offset_expr)
             }
             Expr::MatrixSelector(ms) => {
                 write_selector_base(f, &ms.selector)?;
-                write!(f, "[{}]", format_duration(ms.range))?;
+                match &ms.range_expr {
+                    Some(e) => write!(f, "[{e}]")?,
+                    None => write!(f, "[{}]", format_duration(ms.range))?,
+                }
                 write_at(f, ms.selector.at)?;
-                write_offset(f, ms.selector.offset)
+                write_offset(f, ms.selector.offset, &ms.selector.offset_expr)
             }
             Expr::SubqueryExpr(sq) => {
-                write!(f, "{}[{}:", sq.expr, format_duration(sq.range))?;
+                match &sq.range_expr {
+                    Some(e) => write!(f, "{}[{e}:", sq.expr)?,
+                    None => write!(f, "{}[{}:", sq.expr, format_duration(sq.range))?,
+                }
                 if sq.step != 0 {
                     f.write_str(&format_duration(sq.step))?;
+                } else if let Some(e) = &sq.step_expr {
+                    write!(f, "{e}")?;
                 }
                 f.write_char(']')?;
                 write_at(f, sq.at)?;
-                write_offset(f, sq.offset)
+                write_offset(f, sq.offset, &sq.offset_expr)
             }
             Expr::Unary(u) => {
                 let op = if u.op == UnaryOp::Neg { "-" } else { "+" };
@@ -181,5 +191,37 @@ impl Display for Expr {
                 write!(f, "{})", a.expr)
             }
         }
+    }
+}
+
+impl Display for DurationExpr {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.wrapped {
+            f.write_char('(')?;
+        }
+        match &self.kind {
+            DurationKind::Number { seconds, duration } => {
+                if *duration {
+                    let ms = (seconds * 1000.0).round() as i64;
+                    if ms < 0 {
+                        write!(f, "-{}", format_duration(-ms))?;
+                    } else {
+                        f.write_str(&format_duration(ms))?;
+                    }
+                } else {
+                    f.write_str(&format_float(*seconds))?;
+                }
+            }
+            DurationKind::Neg(e) => write!(f, "-{e}")?,
+            DurationKind::Binary { op, lhs, rhs } => write!(f, "{lhs} {} {rhs}", op.as_str())?,
+            DurationKind::Step => f.write_str("step()")?,
+            DurationKind::Range => f.write_str("range()")?,
+            DurationKind::MinOf(a, b) => write!(f, "min_of({a}, {b})")?,
+            DurationKind::MaxOf(a, b) => write!(f, "max_of({a}, {b})")?,
+        }
+        if self.wrapped {
+            f.write_char(')')?;
+        }
+        Ok(())
     }
 }

@@ -370,3 +370,28 @@ fn random_input_never_panics_and_round_trips() {
     }
     assert!(parsed > 100, "generator too weak: {parsed}");
 }
+
+#[test]
+fn duration_expressions() {
+    assert_eq!(p("rate(x[5m+1m])"), "rate(x[5m + 1m])");
+    assert_eq!(p("x offset (1h*2)"), "x offset (1h * 2)");
+    assert_eq!(p("x[step()]"), "x[step()]");
+    assert_eq!(p("x[1h:step()*2]"), "x[1h:step() * 2]");
+    assert_eq!(p("x[(5m)]"), "x[5m]");
+    assert_eq!(p("x offset -2 ^ 2"), "x offset -2s ^ 2");
+    assert_eq!(
+        p("x[max_of(1m, min_of(step(), 1h))]"),
+        "x[max_of(1m, min_of(step(), 1h))]"
+    );
+    assert_eq!(err("x[5m/0]"), "1:5: parse error: division by zero");
+    assert_eq!(err("x[5m%0]"), "1:5: parse error: modulo by zero");
+    let Ok(Expr::MatrixSelector(m)) = parse("x[2m*(10+5)]") else {
+        panic!("matrix")
+    };
+    let de = m.range_expr.expect("expression kept");
+    assert_eq!(de.eval_seconds(15.0, 0.0), 1800.0);
+    let Ok(Expr::MatrixSelector(m)) = parse("x[step()+1m]") else {
+        panic!("matrix")
+    };
+    assert_eq!(m.range_expr.expect("expr").eval_seconds(15.0, 0.0), 75.0);
+}
