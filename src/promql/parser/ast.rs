@@ -92,6 +92,10 @@ pub struct VectorSelector {
     /// Offset given as a duration expression (`offset (1h * 2)`).
     pub offset_expr: Option<DurationExpr>,
     pub at: Option<AtModifier>,
+    /// `anchored` / `smoothed` range modifiers (Prometheus 3.x, experimental
+    /// upstream).
+    pub anchored: bool,
+    pub smoothed: bool,
     /// Set for the second argument of `info()`, which may match everything.
     pub bypass_empty_matcher_check: bool,
     pub span: Span,

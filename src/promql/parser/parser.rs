@@ -545,6 +545,8 @@ impl<'a> Parser<'a> {
             offset: 0,
             offset_expr: None,
             at: None,
+            anchored: false,
+            smoothed: false,
             bypass_empty_matcher_check: false,
             span: (t.start, end),
         })))
@@ -570,6 +572,8 @@ impl<'a> Parser<'a> {
             offset: 0,
             offset_expr: None,
             at: None,
+            anchored: false,
+            smoothed: false,
             bypass_empty_matcher_check: false,
             span: (t.start, end),
         })))
@@ -754,9 +758,57 @@ impl<'a> Parser<'a> {
                 Some(Tok::LBracket) => e = self.parse_range(e)?,
                 Some(Tok::Offset) => e = self.parse_offset(e)?,
                 Some(Tok::At) => e = self.parse_at(e)?,
+                Some(Tok::Identifier) => match self.extended_range_modifier() {
+                    Some(anchored) => e = self.parse_extended_range_modifier(e, anchored)?,
+                    None => return Ok(e),
+                },
                 _ => return Ok(e),
             }
         }
+    }
+
+    /// `anchored` (true) or `smoothed` (false) in modifier position.
+    fn extended_range_modifier(&self) -> Option<bool> {
+        let t = self.tokens.get(self.pos)?;
+        match self.text(*t).to_ascii_lowercase().as_str() {
+            "anchored" => Some(true),
+            "smoothed" => Some(false),
+            _ => None,
+        }
+    }
+
+    fn parse_extended_range_modifier(&mut self, mut e: Expr, anchored: bool) -> PResult<Expr> {
+        let t = self.bump()?;
+        let start = e.span().0;
+        let name = if anchored { "anchored" } else { "smoothed" };
+        let vs = match &mut e {
+            Expr::VectorSelector(vs) => &mut **vs,
+            Expr::MatrixSelector(ms) => &mut ms.selector,
+            Expr::SubqueryExpr(_) => {
+                return Err(perr(
+                    start,
+                    format!("{name} modifier is not supported for subqueries"),
+                ))
+            }
+            _ => return Err(perr(start, format!("{name} modifier not implemented"))),
+        };
+        if anchored {
+            vs.anchored = true;
+        } else {
+            vs.smoothed = true;
+        }
+        if vs.anchored && vs.smoothed {
+            return Err(perr(
+                start,
+                "anchored and smoothed modifiers cannot be used together",
+            ));
+        }
+        match &mut e {
+            Expr::VectorSelector(vs) => vs.span.1 = t.end,
+            Expr::MatrixSelector(ms) => ms.span.1 = t.end,
+            _ => {}
+        }
+        Ok(e)
     }
 
     fn parse_range(&mut self, e: Expr) -> PResult<Expr> {

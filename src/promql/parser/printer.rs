@@ -42,6 +42,16 @@ fn write_offset(f: &mut Formatter<'_>, offset: i64, expr: &Option<DurationExpr>)
     }
 }
 
+fn write_extended(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
+    if vs.anchored {
+        f.write_str(" anchored")
+    } else if vs.smoothed {
+        f.write_str(" smoothed")
+    } else {
+        Ok(())
+    }
+}
+
 /// The selector without `@` and offset: `name{a="b",...}`.
 fn write_selector_base(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
     let name = vs.name.as_deref().unwrap_or("");
@@ -95,6 +105,7 @@ impl Display for Expr {
             Expr::VectorSelector(vs) => {
                 write_selector_base(f, vs)?;
                 write_at(f, vs.at)?;
+                write_extended(f, vs)?;
                 write_offset(f, vs.offset, &vs.offset_expr)
             }
             Expr::MatrixSelector(ms) => {
@@ -103,6 +114,7 @@ impl Display for Expr {
                     Some(e) => write!(f, "[{e}]")?,
                     None => write!(f, "[{}]", format_duration(ms.range))?,
                 }
+                write_extended(f, &ms.selector)?;
                 write_at(f, ms.selector.at)?;
                 write_offset(f, ms.selector.offset, &ms.selector.offset_expr)
             }
