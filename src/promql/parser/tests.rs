@@ -395,3 +395,28 @@ fn duration_expressions() {
     };
     assert_eq!(m.range_expr.expect("expr").eval_seconds(15.0, 0.0), 75.0);
 }
+
+#[test]
+fn anchored_and_smoothed() {
+    assert_eq!(p("increase(x[1m] anchored)"), "increase(x[1m] anchored)");
+    assert_eq!(
+        p("x @ 100 smoothed offset 1m"),
+        "x @ 100.000 smoothed offset 1m"
+    );
+    assert_eq!(
+        p("x[5m] smoothed @ 10 offset 1m"),
+        "x[5m] smoothed @ 10.000 offset 1m"
+    );
+    assert_eq!(
+        err("x[5m] anchored smoothed"),
+        "1:1: parse error: anchored and smoothed modifiers cannot be used together"
+    );
+    assert_eq!(
+        err("x[5m:1m] anchored"),
+        "1:1: parse error: anchored modifier is not supported for subqueries"
+    );
+    assert_eq!(
+        err("sum(x) smoothed"),
+        "1:1: parse error: smoothed modifier not implemented"
+    );
+}
