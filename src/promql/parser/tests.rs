@@ -420,3 +420,23 @@ fn anchored_and_smoothed() {
         "1:1: parse error: smoothed modifier not implemented"
     );
 }
+
+#[test]
+fn regex_cache_keeps_label_names_and_kinds_apart() {
+    assert_eq!(
+        p(r#"x{a=~"v.*"} or y{b=~"v.*"}"#),
+        r#"x{a=~"v.*"} or y{b=~"v.*"}"#
+    );
+    assert_eq!(
+        p(r#"x{a!~"v.*"} or y{b=~"v.*"}"#),
+        r#"x{a!~"v.*"} or y{b=~"v.*"}"#
+    );
+    let Ok(Expr::VectorSelector(vs)) = parse(r#"x{b!~"v.*"}"#) else {
+        panic!("selector")
+    };
+    let m = &vs.matchers[0];
+    assert_eq!(
+        (m.name.as_str(), m.matches("vx"), m.matches("w")),
+        ("b", false, true)
+    );
+}
