@@ -10,8 +10,10 @@ pub mod ast;
 mod check;
 pub mod functions;
 mod lexer;
+mod matchers;
 #[allow(clippy::module_inception)]
 mod parser;
+mod postfix;
 mod printer;
 pub mod util;
 
