@@ -11,5 +11,6 @@ pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod promql;
 pub mod scrape;
 pub mod tsdb;
