@@ -283,20 +283,18 @@ impl HeadChunk {
     /// Freezes the chunk, shrinking its buffer to the bytes used.
     pub fn close(self) -> ClosedChunk {
         ClosedChunk {
-            min_t: self.min_t,
-            max_t: self.t,
             data: self.w.buf.into_boxed_slice(),
         }
     }
 }
 
-/// A full chunk: immutable bytes plus its time bounds, so range queries and
-/// retention can skip it without decoding.
+/// A full chunk: just its immutable bytes (16 bytes inline, since every
+/// series holds several). Its first timestamp is read from the header
+/// varint; its last one is bounded by the next chunk's first, which is all
+/// range queries and retention need to skip it without decoding.
 #[derive(Debug)]
 pub struct ClosedChunk {
-    pub min_t: i64,
-    pub max_t: i64,
-    pub data: Box<[u8]>,
+    data: Box<[u8]>,
 }
 
 impl ClosedChunk {
@@ -305,6 +303,17 @@ impl ClosedChunk {
     }
     pub fn num_samples(&self) -> usize {
         chunk_len(&self.data)
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+    /// The first sample's timestamp (`i64::MIN` for bytes without one).
+    pub fn min_time(&self) -> i64 {
+        self.iter().next().map_or(i64::MIN, |(t, _)| t)
+    }
+    /// The last sample's timestamp; decodes the chunk.
+    pub fn max_time(&self) -> i64 {
+        self.iter().last().map_or(i64::MIN, |(t, _)| t)
     }
 }
 
@@ -509,7 +518,9 @@ mod tests {
             assert_eq!(decode_bits(c.bytes()), s, "case {case}");
             let closed = c.close();
             assert_eq!(closed.num_samples(), n);
-            assert_eq!(decode_bits(&closed.data), s, "case {case} closed");
+            assert_eq!(decode_bits(closed.bytes()), s, "case {case} closed");
+            assert_eq!(closed.min_time(), s[0].0);
+            assert_eq!(closed.max_time(), s[n - 1].0);
         }
     }
 
