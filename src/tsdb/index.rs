@@ -159,6 +159,7 @@ impl Postings {
             .flat_map(|m| m.keys().copied())
     }
 
+    #[cfg(test)]
     pub fn num_series(&self) -> usize {
         self.all.len()
     }

@@ -10,10 +10,10 @@
 
 pub mod chunk;
 pub mod head;
-pub mod index;
-pub mod intern;
+pub(crate) mod index;
+pub(crate) mod intern;
 mod mem;
-pub mod series;
+pub(crate) mod series;
 
 pub use head::Head;
 

@@ -93,6 +93,7 @@ impl SeriesChunks {
         }
     }
 
+    #[cfg(test)]
     pub fn max_time(&self) -> Option<i64> {
         self.head.as_ref().map(HeadChunk::max_time)
     }
