@@ -124,7 +124,7 @@ fn select_and_label_queries_match_brute_force() {
     );
     assert_eq!(head.num_series(), model.0.len());
     let mut non_empty = 0;
-    for q in 0..600 {
+    for q in 0..400 {
         let ms: Vec<Matcher> = (0..1 + rng.below(3))
             .map(|_| random_matcher(&mut rng))
             .collect();
@@ -165,7 +165,7 @@ fn select_and_label_queries_match_brute_force() {
         );
     }
     assert!(
-        non_empty > 100,
+        non_empty > 60,
         "too few queries selected anything: {non_empty}"
     );
 

@@ -31,21 +31,22 @@ fn fits(x: i64, nbits: u32) -> bool {
 
 /// Append-only bit stream over a byte vector that grows in small steps, because
 /// a head chunk lives for 120 samples and doubling would waste up to half of it.
-#[derive(Debug, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
+/// It borrows its state from the [`HeadChunk`] so that the chunk's small fields
+/// pack together (an owned writer would pad its one-byte field to 8).
+struct BitWriter<'a> {
+    buf: &'a mut Vec<u8>,
     /// Unused low bits in the last byte (0 means a new byte is needed).
-    free: u8,
+    free: &'a mut u8,
 }
 
-impl BitWriter {
+impl BitWriter<'_> {
     fn push_byte(&mut self) {
         if self.buf.len() == self.buf.capacity() {
             let grow = (self.buf.len() / 4).max(16);
             self.buf.reserve_exact(grow);
         }
         self.buf.push(0);
-        self.free = 8;
+        *self.free = 8;
     }
 
     /// Writes the low `nbits` bits of `v`, most significant first.
@@ -56,17 +57,17 @@ impl BitWriter {
         let mut v = v << (64 - nbits);
         let mut left = nbits;
         while left > 0 {
-            if self.free == 0 {
+            if *self.free == 0 {
                 self.push_byte();
             }
-            let take = left.min(u32::from(self.free));
+            let take = left.min(u32::from(*self.free));
             let bits = (v >> (64 - take)) as u8;
-            let shift = u32::from(self.free) - take;
+            let shift = u32::from(*self.free) - take;
             if let Some(last) = self.buf.last_mut() {
                 *last |= bits << shift;
             }
             v = v.checked_shl(take).unwrap_or(0);
-            self.free -= take as u8;
+            *self.free -= take as u8;
             left -= take;
         }
     }
@@ -138,7 +139,7 @@ impl<'a> BitReader<'a> {
 
 /// Encodes `delta = new ^ old` into the stream, updating the leading/trailing
 /// window the next value may reuse.
-fn write_xor(w: &mut BitWriter, delta: u64, leading: &mut u8, trailing: &mut u8) {
+fn write_xor(w: &mut BitWriter<'_>, delta: u64, leading: &mut u8, trailing: &mut u8) {
     if delta == 0 {
         w.write_bit(false);
         return;
@@ -166,11 +167,11 @@ fn write_xor(w: &mut BitWriter, delta: u64, leading: &mut u8, trailing: &mut u8)
 /// the encoder state), since every active series has one.
 #[derive(Debug)]
 pub struct HeadChunk {
-    w: BitWriter,
+    buf: Vec<u8>,
+    free: u8,
     n: u16,
     leading: u8,
     trailing: u8,
-    min_t: i64,
     t: i64,
     t_delta: i64,
     v: u64,
@@ -186,29 +187,33 @@ impl HeadChunk {
     /// have similar sizes, so sizing the next chunk from the previous one
     /// replaces a dozen reallocations (and the heap holes they leave) by one.
     pub fn with_capacity(t: i64, v: f64, bytes: usize) -> Self {
-        let mut w = BitWriter {
+        let mut c = HeadChunk {
             buf: Vec::with_capacity(bytes),
             free: 0,
-        };
-        w.write_bits(0, 16);
-        w.write_varint(t);
-        w.write_bits(v.to_bits(), 64);
-        let mut c = HeadChunk {
-            w,
             n: 1,
             leading: NO_WINDOW,
             trailing: 0,
-            min_t: t,
             t,
             t_delta: 0,
             v: v.to_bits(),
         };
+        let mut w = c.writer();
+        w.write_bits(0, 16);
+        w.write_varint(t);
+        w.write_bits(v.to_bits(), 64);
         c.write_count();
         c
     }
 
+    fn writer(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            buf: &mut self.buf,
+            free: &mut self.free,
+        }
+    }
+
     fn write_count(&mut self) {
-        if let Some(h) = self.w.buf.get_mut(..HEADER_BYTES) {
+        if let Some(h) = self.buf.get_mut(..HEADER_BYTES) {
             h.copy_from_slice(&self.n.to_be_bytes());
         }
     }
@@ -221,33 +226,32 @@ impl HeadChunk {
             return false;
         }
         let delta = t.wrapping_sub(self.t);
+        let mut w = BitWriter {
+            buf: &mut self.buf,
+            free: &mut self.free,
+        };
         if self.n == 1 {
-            self.w.write_uvarint(delta as u64);
+            w.write_uvarint(delta as u64);
         } else {
             let dod = delta.wrapping_sub(self.t_delta);
             if dod == 0 {
-                self.w.write_bit(false);
+                w.write_bit(false);
             } else if fits(dod, 14) {
-                self.w.write_bits(0b10, 2);
-                self.w.write_bits(dod as u64, 14);
+                w.write_bits(0b10, 2);
+                w.write_bits(dod as u64, 14);
             } else if fits(dod, 17) {
-                self.w.write_bits(0b110, 3);
-                self.w.write_bits(dod as u64, 17);
+                w.write_bits(0b110, 3);
+                w.write_bits(dod as u64, 17);
             } else if fits(dod, 20) {
-                self.w.write_bits(0b1110, 4);
-                self.w.write_bits(dod as u64, 20);
+                w.write_bits(0b1110, 4);
+                w.write_bits(dod as u64, 20);
             } else {
-                self.w.write_bits(0b1111, 4);
-                self.w.write_bits(dod as u64, 64);
+                w.write_bits(0b1111, 4);
+                w.write_bits(dod as u64, 64);
             }
         }
         let bits = v.to_bits();
-        write_xor(
-            &mut self.w,
-            bits ^ self.v,
-            &mut self.leading,
-            &mut self.trailing,
-        );
+        write_xor(&mut w, bits ^ self.v, &mut self.leading, &mut self.trailing);
         self.t = t;
         self.t_delta = delta;
         self.v = bits;
@@ -260,7 +264,7 @@ impl HeadChunk {
         self.n.into()
     }
     pub fn min_time(&self) -> i64 {
-        self.min_t
+        first_timestamp(&self.buf)
     }
     pub fn max_time(&self) -> i64 {
         self.t
@@ -270,33 +274,31 @@ impl HeadChunk {
         self.v
     }
     pub fn bytes(&self) -> &[u8] {
-        &self.w.buf
+        &self.buf
     }
     /// Heap bytes held, including unused capacity.
     pub fn heap_bytes(&self) -> usize {
-        self.w.buf.capacity()
+        self.buf.capacity()
     }
     pub fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter::new(&self.w.buf)
+        ChunkIter::new(&self.buf)
     }
 
     /// Freezes the chunk, shrinking its buffer to the bytes used.
     pub fn close(self) -> ClosedChunk {
         ClosedChunk {
-            min_t: self.min_t,
-            max_t: self.t,
-            data: self.w.buf.into_boxed_slice(),
+            data: self.buf.into_boxed_slice(),
         }
     }
 }
 
-/// A full chunk: immutable bytes plus its time bounds, so range queries and
-/// retention can skip it without decoding.
+/// A full chunk: just its immutable bytes (16 bytes inline, since every
+/// series holds several). Its first timestamp is read from the header
+/// varint; its last one is bounded by the next chunk's first, which is all
+/// range queries and retention need to skip it without decoding.
 #[derive(Debug)]
 pub struct ClosedChunk {
-    pub min_t: i64,
-    pub max_t: i64,
-    pub data: Box<[u8]>,
+    data: Box<[u8]>,
 }
 
 impl ClosedChunk {
@@ -306,6 +308,30 @@ impl ClosedChunk {
     pub fn num_samples(&self) -> usize {
         chunk_len(&self.data)
     }
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+    /// The first sample's timestamp.
+    pub fn min_time(&self) -> i64 {
+        first_timestamp(&self.data)
+    }
+    /// The last sample's timestamp; decodes the chunk.
+    pub fn max_time(&self) -> i64 {
+        self.iter().last().map_or(i64::MIN, |(t, _)| t)
+    }
+}
+
+/// The first timestamp of a chunk, read from its varint without decoding
+/// further (`i64::MIN` for bytes without one: the widest, safe bound).
+pub fn first_timestamp(data: &[u8]) -> i64 {
+    if chunk_len(data) == 0 {
+        return i64::MIN;
+    }
+    let mut r = BitReader {
+        data,
+        pos: HEADER_BYTES * 8,
+    };
+    r.read_varint().unwrap_or(i64::MIN)
 }
 
 /// Sample count from a chunk's header (0 for a buffer too short to have one).
@@ -509,7 +535,9 @@ mod tests {
             assert_eq!(decode_bits(c.bytes()), s, "case {case}");
             let closed = c.close();
             assert_eq!(closed.num_samples(), n);
-            assert_eq!(decode_bits(&closed.data), s, "case {case} closed");
+            assert_eq!(decode_bits(closed.bytes()), s, "case {case} closed");
+            assert_eq!(closed.min_time(), s[0].0);
+            assert_eq!(closed.max_time(), s[n - 1].0);
         }
     }
 

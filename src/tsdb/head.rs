@@ -562,3 +562,19 @@ mod tests {
         assert!(maps.by_hash.is_empty() && maps.collisions.is_empty());
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::super::chunk::{ClosedChunk, HeadChunk};
+    use super::*;
+
+    /// Per-series structs are multiplied by millions: keep them from growing
+    /// unnoticed.
+    #[test]
+    fn per_series_structs_stay_small() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<ClosedChunk>(), 16);
+        assert!(size_of::<HeadChunk>() <= 56);
+        assert!(size_of::<Series>() <= 120);
+    }
+}

@@ -79,10 +79,20 @@ fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
+fn is_regex_meta(c: char) -> bool {
+    "\\.+*?()[]{}^$|".contains(c)
+}
+
 /// The alternatives of a regex that is only literals joined by `|`, if it is.
 fn literal_alternatives(re: &str) -> Option<std::str::Split<'_, char>> {
-    let meta = |c: char| "\\.+*?()[]{}^$".contains(c);
-    (!re.chars().any(meta)).then(|| re.split('|'))
+    (!re.chars().any(|c| c != '|' && is_regex_meta(c))).then(|| re.split('|'))
+}
+
+/// The prefix of a regex of the form `literal.*`, which (anchored, with `.`
+/// matching newlines as Prometheus compiles it) is a plain prefix test.
+fn literal_prefix(re: &str) -> Option<&str> {
+    re.strip_suffix(".*")
+        .filter(|p| !p.chars().any(is_regex_meta))
 }
 
 impl Postings {
@@ -149,6 +159,7 @@ impl Postings {
             .flat_map(|m| m.keys().copied())
     }
 
+    #[cfg(test)]
     pub fn num_series(&self) -> usize {
         self.all.len()
     }
@@ -209,8 +220,18 @@ impl Postings {
                 lists.extend(alts.into_iter().filter_map(list_of));
             }
             _ => {
+                let prefix = match m.kind {
+                    MatchType::RegexMatch | MatchType::RegexNoMatch => literal_prefix(&m.value),
+                    _ => None,
+                };
+                let negated = m.kind == MatchType::RegexNoMatch;
                 for (v, list) in values {
-                    if syms.resolve(*v).is_some_and(|s| m.matches(s) == want) {
+                    let Some(s) = syms.resolve(*v) else { continue };
+                    let hit = match prefix {
+                        Some(p) => s.starts_with(p) != negated,
+                        None => m.matches(s),
+                    };
+                    if hit == want {
                         lists.push(list);
                     }
                 }
@@ -278,6 +299,10 @@ mod tests {
         assert_eq!(alts, ["a", "b-c", "d_e"]);
         assert!(literal_alternatives("a.*").is_none());
         assert!(literal_alternatives("(?i)a").is_none());
+        assert_eq!(literal_prefix("host-1.*"), Some("host-1"));
+        assert_eq!(literal_prefix(".*"), Some(""));
+        assert_eq!(literal_prefix("a|b.*"), None);
+        assert_eq!(literal_prefix("a.b.*"), None);
     }
 
     #[test]

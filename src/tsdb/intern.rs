@@ -89,10 +89,6 @@ impl Symbols {
         self.ids.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// Estimated heap bytes: the map, the id-indexed vectors and the strings.
     pub fn memory_bytes(&self) -> usize {
         let strings: usize = self

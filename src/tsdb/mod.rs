@@ -3,17 +3,17 @@
 //! Prometheus lays them out.
 //!
 //! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
-//! * [`intern`]: the symbol table for label strings.
-//! * [`index`]: postings (label name → value → series refs) and matcher logic.
-//! * [`series`]: one series' chunks and the append rules.
+//! * `intern`: the symbol table for label strings.
+//! * `index`: postings (label name → value → series refs) and matcher logic.
+//! * `series`: one series' chunks and the append rules.
 //! * [`head`]: the sharded, concurrent [`Head`] tying them together.
 
 pub mod chunk;
 pub mod head;
-pub mod index;
-pub mod intern;
+pub(crate) mod index;
+pub(crate) mod intern;
 mod mem;
-pub mod series;
+pub(crate) mod series;
 
 pub use head::Head;
 

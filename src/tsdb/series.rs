@@ -88,11 +88,12 @@ impl SeriesChunks {
 
     pub fn min_time(&self) -> Option<i64> {
         match self.closed.first() {
-            Some(c) => Some(c.min_t),
+            Some(c) => Some(c.min_time()),
             None => self.head.as_ref().map(HeadChunk::min_time),
         }
     }
 
+    #[cfg(test)]
     pub fn max_time(&self) -> Option<i64> {
         self.head.as_ref().map(HeadChunk::max_time)
     }
@@ -103,7 +104,7 @@ impl SeriesChunks {
 
     /// Bytes of encoded chunk data (used length, not capacity).
     pub fn chunk_bytes(&self) -> usize {
-        self.closed.iter().map(|c| c.data.len()).sum::<usize>()
+        self.closed.iter().map(|c| c.bytes().len()).sum::<usize>()
             + self.head.as_ref().map_or(0, |h| h.bytes().len())
     }
 
@@ -115,7 +116,7 @@ impl SeriesChunks {
             + self
                 .closed
                 .iter()
-                .map(|c| block(c.data.len()))
+                .map(|c| block(c.bytes().len()))
                 .sum::<usize>()
             + self.head.as_ref().map_or(0, |h| block(h.heap_bytes()))
     }
@@ -123,33 +124,55 @@ impl SeriesChunks {
     /// Drops whole chunks whose newest sample is older than `cutoff`; returns
     /// how many were dropped. A chunk straddling the cutoff is kept whole.
     pub fn truncate(&mut self, cutoff: i64) -> usize {
-        let keep_from = self.closed.partition_point(|c| c.max_t < cutoff);
-        let mut dropped = keep_from;
-        if keep_from > 0 {
-            self.closed.drain(..keep_from);
+        // Chunks whose upper bound is below the cutoff go for sure; the first
+        // one past that may still end before the cutoff (a gap in the data):
+        // decode it to know.
+        let bounds = self.bounds();
+        let mut dropped = 0;
+        let mut first_kept = None;
+        for b in bounds {
+            if b.hi >= cutoff {
+                first_kept = Some(b);
+                break;
+            }
+            dropped += 1;
+        }
+        if let Some(b) = first_kept {
+            if b.lo < cutoff
+                && !b.exact_hi
+                && self
+                    .closed
+                    .get(dropped)
+                    .is_some_and(|c| c.max_time() < cutoff)
+            {
+                dropped += 1;
+            }
+        }
+        let closed_drop = dropped.min(self.closed.len());
+        if closed_drop > 0 {
+            self.closed.drain(..closed_drop);
             self.closed.shrink_to_fit();
         }
-        if self.closed.is_empty() && self.head.as_ref().is_some_and(|h| h.max_time() < cutoff) {
+        if dropped > closed_drop {
             self.head = None;
-            dropped += 1;
         }
         dropped
     }
 
     /// Whether some sample lies in `[mint, maxt]`; decodes at most the chunks
-    /// that straddle the range.
+    /// whose bounds do not settle it.
     pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
-        self.chunks_in(mint, maxt).any(|(lo, hi, iter)| {
-            (mint <= lo && lo <= maxt)
-                || (mint <= hi && hi <= maxt)
+        self.chunks_in(mint, maxt).any(|(b, iter)| {
+            (mint <= b.lo && b.lo <= maxt)
+                || (b.exact_hi && mint <= b.hi && b.hi <= maxt)
                 || iter.into_iter().any(|(t, _)| mint <= t && t <= maxt)
         })
     }
 
     /// Decoded samples in `[mint, maxt]`, in time order.
     pub fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        for (lo, hi, iter) in self.chunks_in(mint, maxt) {
-            if mint <= lo && hi <= maxt {
+        for (b, iter) in self.chunks_in(mint, maxt) {
+            if mint <= b.lo && b.hi <= maxt {
                 out.extend(iter);
             } else {
                 out.extend(
@@ -160,21 +183,62 @@ impl SeriesChunks {
         }
     }
 
+    /// Time bounds of every chunk, oldest first. A closed chunk's upper bound
+    /// is one before the next chunk's first sample (its samples are all
+    /// older); only the head chunk's is its exact last sample.
+    fn bounds(&self) -> impl Iterator<Item = ChunkBounds> + '_ {
+        let head_lo = self.head.as_ref().map(HeadChunk::min_time);
+        let closed = self.closed.iter().enumerate().map(move |(i, c)| {
+            let next_lo = match self.closed.get(i + 1) {
+                Some(n) => Some(n.min_time()),
+                None => head_lo,
+            };
+            match next_lo {
+                Some(n) => ChunkBounds {
+                    lo: c.min_time(),
+                    hi: n.saturating_sub(1),
+                    exact_hi: false,
+                },
+                // Unreachable while the invariant holds; decode to be exact.
+                None => ChunkBounds {
+                    lo: c.min_time(),
+                    hi: c.max_time(),
+                    exact_hi: true,
+                },
+            }
+        });
+        let head = self.head.as_ref().map(|h| ChunkBounds {
+            lo: h.min_time(),
+            hi: h.max_time(),
+            exact_hi: true,
+        });
+        closed.chain(head)
+    }
+
     /// Chunks overlapping the range, oldest first, with their bounds.
     fn chunks_in(
         &self,
         mint: i64,
         maxt: i64,
-    ) -> impl Iterator<Item = (i64, i64, super::chunk::ChunkIter<'_>)> + '_ {
-        let closed = self.closed.iter().map(|c| (c.min_t, c.max_t, c.iter()));
-        let head = self
-            .head
+    ) -> impl Iterator<Item = (ChunkBounds, super::chunk::ChunkIter<'_>)> + '_ {
+        let iters = self
+            .closed
             .iter()
-            .map(|h| (h.min_time(), h.max_time(), h.iter()));
-        closed
-            .chain(head)
-            .filter(move |(lo, hi, _)| *lo <= maxt && *hi >= mint)
+            .map(ClosedChunk::iter)
+            .chain(self.head.iter().map(HeadChunk::iter));
+        self.bounds()
+            .zip(iters)
+            .filter(move |(b, _)| b.lo <= maxt && b.hi >= mint)
     }
+}
+
+/// A chunk's time bounds: `lo` is its first sample, `hi` an upper bound on
+/// its last one (exact when `exact_hi`).
+#[derive(Clone, Copy, Debug)]
+struct ChunkBounds {
+    lo: i64,
+    hi: i64,
+    exact_hi: bool,
 }
 
 #[cfg(test)]
@@ -243,5 +307,25 @@ mod tests {
         assert_eq!(s.truncate(2500), 2);
         assert!(!s.has_samples());
         assert_eq!(s.num_chunks(), 0);
+    }
+
+    #[test]
+    fn gaps_between_chunks_are_decoded_not_guessed() {
+        let mut s = SeriesChunks::default();
+        for t in [0, 1, 2, 3, 1000, 1001, 1002, 1003, 2000] {
+            s.append(t, t as f64, 4).unwrap();
+        }
+        assert_eq!(s.num_chunks(), 3);
+        // Chunk 0's bound reaches 999, its data ends at 3.
+        assert!(!s.has_sample_in(10, 900));
+        assert!(s.has_sample_in(3, 900));
+        let mut out = Vec::new();
+        s.samples_in(2, 999, &mut out);
+        assert_eq!(out, [(2, 2.0), (3, 3.0)]);
+        assert_eq!(s.truncate(500), 1);
+        assert_eq!(s.min_time(), Some(1000));
+        assert_eq!(s.truncate(1003), 0, "1003 is still needed");
+        assert_eq!(s.truncate(1004), 1);
+        assert_eq!((s.min_time(), s.max_time()), (Some(2000), Some(2000)));
     }
 }
