@@ -542,3 +542,24 @@ fn duplicate_labels_are_errors() {
         .message
         .contains("duplicate"));
 }
+
+#[test]
+fn openmetrics_quoted_utf8_names() {
+    let e = parse_all(
+        b"# TYPE \"a.b\" gauge\n{\"a.b\",\"c.d\"=\"x\"} 1\n# EOF\n",
+        Format::OpenMetrics,
+    )
+    .expect("parses");
+    let s = samples(&e);
+    assert_eq!(s[0].metric_name(), "a.b");
+    assert_eq!(s[0].labels().get("c.d"), Some("x"));
+    // No blanks inside OpenMetrics label sets.
+    err(b"{\"a.b\", \"c.d\"=\"x\"} 1\n# EOF\n", Format::OpenMetrics);
+}
+
+#[test]
+fn float_overflow_is_an_error_like_go() {
+    let e = err(b"m 1e400\n", Format::PrometheusText);
+    assert_eq!((e.line, e.column), (1, 3));
+    err(b"a 1e400\n# EOF\n", Format::OpenMetrics);
+}

@@ -12,6 +12,7 @@
 //! is validated strictly (family grouping, suffixes, histogram rules, `# EOF`),
 //! following the upstream conformance suite.
 
+mod om_state;
 mod openmetrics;
 mod sample;
 mod scan;
@@ -137,7 +138,7 @@ pub struct Parser<'a> {
     /// Exemplar label spans (OpenMetrics only).
     ex_spans: Vec<scan::LabelSpan>,
     /// Cross-line OpenMetrics validation state; `None` for the text format.
-    om: Option<Box<openmetrics::State>>,
+    om: Option<Box<om_state::State>>,
 }
 
 impl<'a> Parser<'a> {
@@ -158,7 +159,7 @@ impl<'a> Parser<'a> {
             ex_spans: Vec::new(),
             om: match format {
                 Format::OpenMetrics => {
-                    let mut st = Box::<openmetrics::State>::default();
+                    let mut st = Box::<om_state::State>::default();
                     st.lenient_values = validation == Validation::PrometheusCompatible;
                     Some(st)
                 }

@@ -173,7 +173,13 @@ pub(crate) fn parse_float(tok: &[u8]) -> Option<f64> {
     {
         return None;
     }
-    std::str::from_utf8(tok).ok()?.parse::<f64>().ok()
+    let v = std::str::from_utf8(tok).ok()?.parse::<f64>().ok()?;
+    // Go's ParseFloat reports overflow ("1e400") as an error where Rust rounds
+    // to infinity; Prometheus fails the scrape, so do we.
+    if v.is_infinite() && tok.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v)
 }
 
 /// Parses a text-format timestamp: decimal digits only (the Prometheus lexer
@@ -411,6 +417,10 @@ mod tests {
         assert_eq!(parse_float(b"0x1p-3"), None);
         assert_eq!(parse_float(b"1_000"), None);
         assert_eq!(parse_float(b""), None);
+        assert_eq!(parse_float(b"1e400"), None);
+        assert_eq!(parse_float(b"-1e400"), None);
+        assert_eq!(parse_float(b"1e-400"), Some(0.0));
+        assert_eq!(parse_float(b"-Infinity"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_float(b"9007199254740993"), Some(9007199254740992.0));
     }
 
