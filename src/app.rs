@@ -38,6 +38,24 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// Starts everything. The listener is bound before any scrape starts, so a
 /// port conflict fails fast.
 pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
+    let mut flags = std::collections::BTreeMap::new();
+    flags.insert("listen".to_string(), listen.to_string());
+    flags.insert(
+        "config".to_string(),
+        cfg.source_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    start_with_flags(cfg, listen, flags).await
+}
+
+/// [`start`] with the command-line flags to report on `/api/v1/status/flags`.
+pub async fn start_with_flags(
+    cfg: Config,
+    listen: &str,
+    flags: std::collections::BTreeMap<String, String>,
+) -> Result<Running, StartError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -69,6 +87,10 @@ pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
         manager: manager.clone(),
         head: head.clone(),
         ready: Default::default(),
+        config_yaml: cfg.to_yaml().to_string(),
+        flags,
+        start_time_ms: crate::model::now_millis(),
+        retention: cfg.storage.retention,
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());

@@ -1,6 +1,8 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod params;
+pub mod prom;
 pub mod targets;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
@@ -21,6 +23,12 @@ pub struct AppState {
     pub head: Arc<Head>,
     /// Set once the config is applied and the scrape pools run.
     pub ready: AtomicBool,
+    /// The config file's text (served with secrets redacted).
+    pub config_yaml: String,
+    /// Command-line flags for `/api/v1/status/flags`.
+    pub flags: std::collections::BTreeMap<String, String>,
+    pub start_time_ms: i64,
+    pub retention: std::time::Duration,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -29,6 +37,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/series", get(prom::series).post(prom::series))
+        .route(
+            "/api/v1/labels",
+            get(prom::label_names).post(prom::label_names),
+        )
+        .route("/api/v1/label/{name}/values", get(prom::label_values))
+        .route(
+            "/api/v1/format_query",
+            get(prom::format_query).post(prom::format_query),
+        )
+        .route("/api/v1/status/buildinfo", get(prom::buildinfo))
+        .route("/api/v1/status/config", get(prom::config))
+        .route("/api/v1/status/flags", get(prom::flags))
+        .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
+        .route("/api/v1/status/tsdb", get(prom::tsdb_status))
         .with_state(state)
 }
 

@@ -404,3 +404,68 @@ pub fn embedded_default(listen: &str) -> Config {
     }
     c
 }
+
+/// Keys whose values are secrets wherever they appear (Prometheus' and
+/// Alertmanager's `Secret` fields).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "bearer_token",
+    "credentials",
+    "key",
+    "client_secret",
+    "auth_password",
+    "auth_secret",
+    "routing_key",
+    "service_key",
+    "api_key",
+    "api_url",
+    "slack_api_url",
+    "secret",
+    "token",
+];
+
+/// The config text with every secret value replaced by `<secret>`, as
+/// Prometheus shows it on `/api/v1/status/config`. Works on the text so the
+/// user's layout and comments survive.
+pub fn redact_secrets(yaml: &str) -> String {
+    let mut out = String::with_capacity(yaml.len());
+    for line in yaml.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        let after_dash = trimmed.strip_prefix("- ").unwrap_or(trimmed).trim_start();
+        let redacted = after_dash.split_once(':').and_then(|(k, v)| {
+            let k = k.trim().trim_matches(['"', '\'']);
+            let v = v.trim();
+            (SECRET_KEYS.contains(&k) && !v.is_empty() && !v.starts_with('#')).then(|| {
+                let prefix_len = body.len() - after_dash.len();
+                format!("{}{}: <secret>", &body[..prefix_len], k)
+            })
+        });
+        match redacted {
+            Some(r) => {
+                out.push_str(&r);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn secrets_are_masked_layout_kept() {
+        let y = "basic_auth:\n  username: u\n  password: hunter2\nauthorization:\n  credentials: \"abc\"\n- bearer_token: t0k\npassword_file: /p\n";
+        let r = redact_secrets(y);
+        assert!(
+            !r.contains("hunter2") && !r.contains("abc") && !r.contains("t0k"),
+            "{r}"
+        );
+        assert!(r.contains("  password: <secret>\n"));
+        assert!(r.contains("- bearer_token: <secret>\n"));
+        assert!(r.contains("username: u\n") && r.contains("password_file: /p\n"));
+    }
+}

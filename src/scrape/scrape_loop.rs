@@ -9,7 +9,7 @@
 use crate::config::ScrapeConfig;
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
-use crate::scrape::parser::{Entry, Format, Parser};
+use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::target::{Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
 use crate::tsdb::{AppendError, Head, SeriesRef};
@@ -249,7 +249,10 @@ impl ScrapeLoop {
         let iter = self.iter + 1;
         let mut stats = AppendStats::default();
         self.pending.clear();
-        let mut parser = Parser::new(buf, format);
+        // Syntax and OpenMetrics structure are enforced; value rules that
+        // Prometheus does not check at scrape time (negative buckets, say) are
+        // not, so a target Prometheus ingests is not failed here.
+        let mut parser = Parser::with_validation(buf, format, Validation::PrometheusCompatible);
         let honor_ts = self.cfg.honor_timestamps;
         let sample_limit = self.cfg.sample_limit;
         loop {

@@ -20,10 +20,12 @@ use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks};
-use super::{AppendError, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats};
+use super::{
+    AppendError, Cardinality, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats,
+};
 use crate::model::{Label, Labels, Matcher};
 use parking_lot::{RwLock, RwLockReadGuard};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -343,6 +345,52 @@ impl Head {
             .collect();
         out.sort_unstable();
         out
+    }
+
+    /// Cardinality figures for `/api/v1/status/tsdb`: the `limit` largest
+    /// entries of each list, computed from the postings (no series walk).
+    pub fn cardinality(&self, limit: usize) -> Cardinality {
+        let index = self.index.read();
+        let syms = self.symbols.read();
+        let name_sym = syms.lookup(crate::model::labels::METRIC_NAME);
+        let mut by_metric = Vec::new();
+        let mut by_pair = Vec::new();
+        let mut values_per_name: HashMap<Sym, (u64, u64)> = HashMap::new();
+        let mut pairs = 0u64;
+        for (n, v, count) in index.pair_counts() {
+            pairs += 1;
+            let (Some(ns), Some(vs)) = (syms.resolve(n), syms.resolve(v)) else {
+                continue;
+            };
+            if Some(n) == name_sym {
+                by_metric.push((vs.to_string(), count as u64));
+            }
+            by_pair.push((format!("{ns}={vs}"), count as u64));
+            let e = values_per_name.entry(n).or_default();
+            e.0 += 1;
+            // Bytes of the value strings times the series using them.
+            e.1 += (vs.len() * count) as u64;
+        }
+        let mut value_counts = Vec::new();
+        let mut memory = Vec::new();
+        for (n, (values, bytes)) in values_per_name {
+            if let Some(ns) = syms.resolve(n) {
+                value_counts.push((ns.to_string(), values));
+                memory.push((ns.to_string(), bytes));
+            }
+        }
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        Cardinality {
+            num_label_pairs: pairs,
+            series_by_metric_name: top(by_metric),
+            label_value_count_by_name: top(value_counts),
+            memory_by_label_name: top(memory),
+            series_by_label_pair: top(by_pair),
+        }
     }
 
     /// Sorted label names of the series matching `matchers` with a sample in

@@ -159,6 +159,13 @@ impl Postings {
             .flat_map(|m| m.keys().copied())
     }
 
+    /// Every (name, value, series count) triple, for cardinality reports.
+    pub fn pair_counts(&self) -> impl Iterator<Item = (Sym, Sym, usize)> + '_ {
+        self.by_name
+            .iter()
+            .flat_map(|(n, vals)| vals.iter().map(move |(v, list)| (*n, *v, list.len())))
+    }
+
     #[cfg(test)]
     pub fn num_series(&self) -> usize {
         self.all.len()

@@ -64,6 +64,16 @@ pub struct SeriesData {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// Cardinality figures from [`Head::cardinality`], largest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cardinality {
+    pub num_label_pairs: u64,
+    pub series_by_metric_name: Vec<(String, u64)>,
+    pub label_value_count_by_name: Vec<(String, u64)>,
+    pub memory_by_label_name: Vec<(String, u64)>,
+    pub series_by_label_pair: Vec<(String, u64)>,
+}
+
 /// What [`Head::truncate`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TruncateStats {
