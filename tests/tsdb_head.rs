@@ -459,3 +459,21 @@ fn truncation_racing_appends_and_creation_stays_consistent() {
     let pods = head.label_values("pod", &[], i64::MIN, i64::MAX);
     assert!(pods.len() <= 50 && pods.iter().all(|p| p.starts_with("pod-")));
 }
+
+#[test]
+fn handle_appends_and_sees_removal() {
+    use klaxon::tsdb::{AppendError, Head, HeadOptions};
+    let h = Head::new(HeadOptions::default());
+    let l = klaxon::model::Labels::from_pairs([("__name__", "m"), ("a", "1")]);
+    let (r, _) = h.get_or_create(&l);
+    let handle = h.handle(r).expect("live series has a handle");
+    assert_eq!(handle.series_ref(), r);
+    h.append_to(&handle, 1000, 1.0).unwrap();
+    assert_eq!(h.append_to(&handle, 500, 2.0), Err(AppendError::OutOfOrder));
+    assert_eq!(h.stats().samples_appended, 1);
+    // Retention removes the series; the stale handle must not write into it.
+    h.truncate(10_000);
+    assert_eq!(h.num_series(), 0);
+    assert_eq!(h.append_to(&handle, 20_000, 3.0), Err(AppendError::UnknownSeries));
+    assert!(h.handle(r).is_none());
+}

@@ -5,7 +5,7 @@
 use crate::config::{ScrapeConfig, TargetGroup};
 use crate::model::Labels;
 use crate::scrape::client::Scraper;
-use crate::scrape::scrape_loop::ScrapeLoop;
+use crate::scrape::scrape_loop::{ScrapeLoop, ScrapePools};
 use crate::scrape::target::{populate, Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
 use crate::tsdb::Head;
@@ -38,6 +38,7 @@ pub struct Manager {
     head: Arc<Head>,
     metrics: Arc<ScrapeMetrics>,
     pools: Mutex<BTreeMap<String, Pool>>,
+    buffers: Arc<ScrapePools>,
 }
 
 /// What `/api/v1/targets` shows for one job.
@@ -53,6 +54,7 @@ impl Manager {
             head,
             metrics,
             pools: Mutex::new(BTreeMap::new()),
+            buffers: ScrapePools::new(),
         })
     }
 
@@ -182,6 +184,7 @@ impl Manager {
                 pool.scraper.clone(),
                 self.head.clone(),
                 self.metrics.clone(),
+                self.buffers.clone(),
             );
             let task = tokio::spawn(lp.run(rx));
             next.insert(

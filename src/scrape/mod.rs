@@ -5,6 +5,7 @@ pub mod client;
 pub mod discovery;
 pub mod manager;
 pub mod parser;
+pub mod pool;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;

@@ -10,9 +10,10 @@ use crate::config::ScrapeConfig;
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
 use crate::scrape::parser::{Entry, Format, Parser, Validation};
+use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
-use crate::tsdb::{AppendError, Head, SeriesRef};
+use crate::tsdb::{AppendError, Head, SeriesHandle, SeriesRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -50,17 +51,33 @@ impl ScrapeError {
 }
 
 struct CacheEntry {
-    series: SeriesRef,
-    /// Dropped by metric_relabel_configs: remembered so it is not relabeled again.
-    dropped: bool,
+    /// `None`: dropped by metric_relabel_configs, remembered so it is not
+    /// relabeled again.
+    series: Option<SeriesHandle>,
     /// The scrape iteration that last saw it, for evicting old entries.
     last_iter: u64,
 }
 
+/// Buffers shared by every loop (see [`crate::scrape::pool`]).
+pub struct ScrapePools {
+    bodies: Pool<u8>,
+    pending: Pool<Pending>,
+}
+
+impl ScrapePools {
+    pub fn new() -> Arc<Self> {
+        // Two cores run at most a few scrapes at once; a few spare buffers
+        // absorb bursts without keeping one per target.
+        Arc::new(ScrapePools {
+            bodies: Pool::new(4),
+            pending: Pool::new(4),
+        })
+    }
+}
+
 /// A sample parsed and labelled, waiting for the payload to prove good.
-#[derive(Clone, Copy)]
-struct Pending {
-    series: SeriesRef,
+pub struct Pending {
+    series: SeriesHandle,
     t: i64,
     v: f64,
     /// Sample carried its own timestamp: Prometheus writes no staleness
@@ -69,9 +86,14 @@ struct Pending {
 }
 
 /// The per-target cache from raw series text to head reference.
+///
+/// Keyed by a 128-bit hash of the text rather than the text itself: the
+/// text is 50-200 bytes per series, the hash 16, and that difference is a
+/// large share of klaxon's memory per series. A collision needs about 2^64
+/// distinct series in one target before it becomes likely.
 #[derive(Default)]
 struct ScrapeCache {
-    entries: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    entries: HashMap<u128, CacheEntry, foldhash::fast::RandomState>,
     /// Series appended by the last successful scrape (sorted): the ones that
     /// get a staleness marker when they are missing from the next.
     prev: Vec<SeriesRef>,
@@ -103,7 +125,7 @@ pub struct ScrapeLoop {
     cache: ScrapeCache,
     /// Successful scrapes so far; iteration numbers in the cache refer to it.
     iter: u64,
-    buf: Vec<u8>,
+    pools: Arc<ScrapePools>,
     pending: Vec<Pending>,
     report_refs: Option<[SeriesRef; 5]>,
     /// Timestamp of the last scrape, for end-of-run staleness.
@@ -124,6 +146,7 @@ impl ScrapeLoop {
         scraper: Arc<Result<Scraper, String>>,
         head: Arc<Head>,
         metrics: Arc<ScrapeMetrics>,
+        pools: Arc<ScrapePools>,
     ) -> Self {
         ScrapeLoop {
             target,
@@ -133,7 +156,7 @@ impl ScrapeLoop {
             metrics,
             cache: ScrapeCache::default(),
             iter: 0,
-            buf: Vec::new(),
+            pools,
             pending: Vec::new(),
             report_refs: None,
             last_scrape_ts: None,
@@ -178,7 +201,7 @@ impl ScrapeLoop {
         let started = Instant::now();
         let result = match self.scraper.as_ref() {
             Ok(s) => {
-                let mut buf = std::mem::take(&mut self.buf);
+                let mut buf = self.pools.bodies.get();
                 let r = s
                     .fetch(
                         &self.target.scrape_url,
@@ -191,22 +214,18 @@ impl ScrapeLoop {
                     Ok(format) => self.append_payload(&buf, format, ts),
                     Err(e) => Err(ScrapeError::Fetch(e)),
                 };
-                // Do not keep a one-off huge buffer for the target's lifetime.
-                if buf.capacity() > 4 * buf.len().max(1 << 16) {
-                    buf = Vec::new();
-                }
-                self.buf = buf;
+                self.pools.bodies.put(buf);
                 out
             }
             Err(e) => Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
         };
         let duration = started.elapsed();
+        self.pools.pending.put(std::mem::take(&mut self.pending));
         let (stats, err) = match result {
             Ok(s) => (s, None),
             Err(e) => {
                 // As Prometheus: a failed scrape counts as an empty one, so every
                 // series of the previous scrape gets a staleness marker.
-                self.pending.clear();
                 self.write_staleness(&[], ts);
                 (AppendStats::default(), Some(e))
             }
@@ -248,7 +267,7 @@ impl ScrapeLoop {
     ) -> Result<AppendStats, ScrapeError> {
         let iter = self.iter + 1;
         let mut stats = AppendStats::default();
-        self.pending.clear();
+        self.pending = self.pools.pending.get();
         // Syntax and OpenMetrics structure are enforced; value rules that
         // Prometheus does not check at scrape time (negative buckets, say) are
         // not, so a target Prometheus ingests is not failed here.
@@ -268,13 +287,14 @@ impl ScrapeLoop {
             } else {
                 ts
             };
-            let series = match self.cache.entries.get_mut(s.series) {
+            let key = xxhash_rust::xxh3::xxh3_128(s.series);
+            let series = match self.cache.entries.get_mut(&key) {
                 Some(e) => {
-                    if e.dropped {
-                        continue;
-                    }
                     e.last_iter = iter;
-                    e.series
+                    match &e.series {
+                        Some(h) => h.clone(),
+                        None => continue,
+                    }
                 }
                 None => {
                     let mut b = LabelsBuilder::new();
@@ -284,13 +304,11 @@ impl ScrapeLoop {
                         &mut b,
                         &self.cfg.metric_relabel_configs,
                     );
-                    let key: Box<[u8]> = s.series.into();
                     if !keep {
                         self.cache.entries.insert(
                             key,
                             CacheEntry {
-                                series: SeriesRef(0),
-                                dropped: true,
+                                series: None,
                                 last_iter: iter,
                             },
                         );
@@ -308,15 +326,19 @@ impl ScrapeLoop {
                     if created {
                         stats.series_added += 1;
                     }
+                    // Retention may remove the series right after creation:
+                    // then nothing is cached and the next scrape retries.
+                    let Some(h) = self.head.handle(r) else {
+                        continue;
+                    };
                     self.cache.entries.insert(
                         key,
                         CacheEntry {
-                            series: r,
-                            dropped: false,
+                            series: Some(h.clone()),
                             last_iter: iter,
                         },
                     );
-                    r
+                    h
                 }
             };
             self.pending.push(Pending {
@@ -333,15 +355,15 @@ impl ScrapeLoop {
         // Sorting by series (stable, so each series keeps its time order) puts
         // two spellings of one series side by side. Payload order is nearly
         // the creation order of the references, so this is close to linear.
-        self.pending.sort_by_key(|p| p.series.0);
+        self.pending.sort_by_key(|p| p.series.series_ref().0);
         if let Some(w) = self
             .pending
             .windows(2)
-            .find(|w| w[0].series == w[1].series && w[0].t == w[1].t)
+            .find(|w| w[0].series.series_ref() == w[1].series.series_ref() && w[0].t == w[1].t)
         {
             let name = self
                 .head
-                .series_labels(w[0].series)
+                .series_labels(w[0].series.series_ref())
                 .map(|l| l.to_string())
                 .unwrap_or_default();
             return Err(ScrapeError::Duplicate(name));
@@ -351,7 +373,7 @@ impl ScrapeLoop {
             .pending
             .iter()
             .filter(|p| !p.explicit_ts)
-            .map(|p| p.series)
+            .map(|p| p.series.series_ref())
             .collect();
         cur.dedup();
         self.commit_pending();
@@ -363,11 +385,8 @@ impl ScrapeLoop {
 
     fn commit_pending(&mut self) {
         let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
-        for &Pending {
-            series: r, t, v, ..
-        } in &self.pending
-        {
-            match self.head.append(r, t, v) {
+        for Pending { series, t, v, .. } in &self.pending {
+            match self.head.append_to(series, *t, *v) {
                 Ok(()) => {}
                 Err(AppendError::OutOfOrder) => ooo += 1,
                 Err(AppendError::DuplicateTimestamp) => dup += 1,
@@ -375,13 +394,15 @@ impl ScrapeLoop {
                 Err(AppendError::UnknownSeries) => {
                     // Retention removed the series between scrapes: forget the
                     // cached reference so the next scrape recreates it.
-                    self.cache.entries.retain(|_, e| e.series != r);
+                    let r = series.series_ref();
+                    self.cache
+                        .entries
+                        .retain(|_, e| e.series.as_ref().map(|h| h.series_ref()) != Some(r));
                 }
                 // Labels were checked non-empty before the series was created.
                 Err(AppendError::EmptyLabels) => {}
             }
         }
-        self.pending.clear();
         if ooo > 0 {
             self.metrics.sample_out_of_order.inc_by(ooo as f64);
         }

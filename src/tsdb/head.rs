@@ -23,6 +23,19 @@ use super::series::{Appended, Series, SeriesChunks};
 use super::{
     AppendError, Cardinality, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats,
 };
+
+/// See [`Head::handle`].
+#[derive(Clone)]
+pub struct SeriesHandle {
+    r: SeriesRef,
+    series: Arc<Series>,
+}
+
+impl SeriesHandle {
+    pub fn series_ref(&self) -> SeriesRef {
+        self.r
+    }
+}
 use crate::model::{Label, Labels, Matcher};
 use parking_lot::{RwLock, RwLockReadGuard};
 use std::collections::{HashMap, HashSet};
@@ -253,6 +266,41 @@ impl Head {
             let res = series.data.lock().append(t, v, self.samples_per_chunk);
             res
         };
+        self.account(shard, t, res)
+    }
+
+    /// A direct handle on a series, for appenders that keep their own cache
+    /// (the scrape loop): appending through it skips the reference lookup,
+    /// which is most of the cost of an append on a large head.
+    pub fn handle(&self, r: SeriesRef) -> Option<SeriesHandle> {
+        self.series(r.0).map(|series| SeriesHandle { r, series })
+    }
+
+    /// [`Head::append`] through a handle. `UnknownSeries` when retention
+    /// removed the series since the handle was taken.
+    pub fn append_to(&self, h: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        let shard = self.shard(h.r.0);
+        if t < self.cutoff.load(Relaxed) {
+            shard.out_of_bounds.fetch_add(1, Relaxed);
+            return Err(AppendError::OutOfBounds);
+        }
+        let res = {
+            let mut data = h.series.data.lock();
+            if h.series.removed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(AppendError::UnknownSeries);
+            }
+            data.append(t, v, self.samples_per_chunk)
+        };
+        self.account(shard, t, res)
+    }
+
+    /// Counters and time bounds after one append attempt.
+    fn account(
+        &self,
+        shard: &Shard,
+        t: i64,
+        res: Result<Appended, AppendError>,
+    ) -> Result<(), AppendError> {
         match res {
             Ok(Appended::Stored { .. }) => {
                 shard.appended.fetch_add(1, Relaxed);
@@ -479,13 +527,18 @@ impl Head {
             let mut maps = shard.maps.write();
             for r in candidates {
                 // Re-check under the write lock: an append may have come in.
-                let still_empty = maps
-                    .by_ref
-                    .get(&r)
-                    .is_some_and(|s| !s.data.lock().has_samples());
+                // The flag is set under the series lock, so an append through
+                // a `SeriesHandle` either lands before or sees the removal.
+                let still_empty = maps.by_ref.get(&r).is_some_and(|s| {
+                    let data = s.data.lock();
+                    let empty = !data.has_samples();
+                    if empty {
+                        s.removed.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    empty
+                });
                 if still_empty {
                     if let Some(s) = maps.remove(r) {
-                        s.removed.store(true, std::sync::atomic::Ordering::Release);
                         removed.push((r, s));
                     }
                 }

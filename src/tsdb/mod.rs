@@ -15,7 +15,7 @@ pub(crate) mod intern;
 mod mem;
 pub(crate) mod series;
 
-pub use head::Head;
+pub use head::{Head, SeriesHandle};
 
 use crate::model::Labels;
 
