@@ -1,0 +1,320 @@
+//! Binary operators: scalar/vector arithmetic and comparisons, vector
+//! matching (`on`, `ignoring`, `group_left`, `group_right`) and the set
+//! operators, with Prometheus' error texts.
+
+use std::collections::{HashMap, HashSet};
+
+use super::eval::{Evaluator, StepValue};
+use super::value::{EvalError, EvalResult, Sample};
+use crate::model::labels::METRIC_NAME;
+use crate::model::Labels;
+use crate::promql::parser::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
+
+/// Applies an arithmetic operator (`None` for comparisons and set ops).
+pub(crate) fn arith(op: BinaryOp, l: f64, r: f64) -> Option<f64> {
+    use BinaryOp::*;
+    Some(match op {
+        Add => l + r,
+        Sub => l - r,
+        Mul => l * r,
+        Div => l / r,
+        Mod => l % r,
+        Pow => l.powf(r),
+        Atan2 => l.atan2(r),
+        _ => return None,
+    })
+}
+
+/// Applies a comparison operator (`None` for other operators).
+pub(crate) fn compare(op: BinaryOp, l: f64, r: f64) -> Option<bool> {
+    use BinaryOp::*;
+    Some(match op {
+        Eql => l == r,
+        Neq => l != r,
+        Gtr => l > r,
+        Lss => l < r,
+        Gte => l >= r,
+        Lte => l <= r,
+        _ => return None,
+    })
+}
+
+/// `(value, keep)` for one pair of operands, as Prometheus' element binop:
+/// comparisons keep the left value and filter.
+fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
+    if let Some(v) = arith(op, l, r) {
+        return (v, true);
+    }
+    match compare(op, l, r) {
+        Some(k) => (l, k),
+        None => (f64::NAN, false),
+    }
+}
+
+fn is_arith(op: BinaryOp) -> bool {
+    !op.is_comparison() && !op.is_set()
+}
+
+/// The match signature of a label set: the `on` labels, or everything but
+/// the `ignoring` labels and the metric name.
+pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> String {
+    let mut key = String::new();
+    for lab in l.iter() {
+        let listed = names.iter().any(|n| n == &lab.name);
+        let take = if on {
+            listed
+        } else {
+            !listed && lab.name != METRIC_NAME
+        };
+        if take {
+            key.push_str(&lab.name);
+            key.push('\u{ff}');
+            key.push_str(&lab.value);
+            key.push('\u{fe}');
+        }
+    }
+    key
+}
+
+fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
+    let mut b = l.builder();
+    b.retain(|lab| {
+        let listed = names.iter().any(|n| n == &lab.name);
+        if on {
+            listed
+        } else {
+            !listed && lab.name != METRIC_NAME
+        }
+    });
+    b.build()
+}
+
+fn default_matching(op: BinaryOp) -> VectorMatching {
+    VectorMatching {
+        card: if op.is_set() {
+            Cardinality::ManyToMany
+        } else {
+            Cardinality::OneToOne
+        },
+        on: false,
+        labels: Vec::new(),
+        include: Vec::new(),
+        fill_lhs: None,
+        fill_rhs: None,
+        fill_both: false,
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn binary(&mut self, b: &BinaryExpr, t: i64) -> EvalResult<StepValue> {
+        if let Some(m) = &b.matching {
+            if m.fill_lhs.is_some() || m.fill_rhs.is_some() {
+                return Err(EvalError::exec("unsupported: fill modifiers"));
+            }
+        }
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        let op = b.op;
+        match (lhs, rhs) {
+            (StepValue::Scalar(l), StepValue::Scalar(r)) => {
+                let v = match compare(op, l, r) {
+                    Some(k) => {
+                        if k {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }
+                    None => arith(op, l, r).unwrap_or(f64::NAN),
+                };
+                Ok(StepValue::Scalar(v))
+            }
+            (StepValue::Vector(v), StepValue::Scalar(s)) => Ok(StepValue::Vector(vector_scalar(
+                op,
+                v,
+                s,
+                false,
+                b.return_bool,
+            ))),
+            (StepValue::Scalar(s), StepValue::Vector(v)) => Ok(StepValue::Vector(vector_scalar(
+                op,
+                v,
+                s,
+                true,
+                b.return_bool,
+            ))),
+            (StepValue::Vector(l), StepValue::Vector(r)) => {
+                let def;
+                let m = match &b.matching {
+                    Some(m) => m,
+                    None => {
+                        def = default_matching(op);
+                        &def
+                    }
+                };
+                let out = match op {
+                    BinaryOp::And => vector_and(l, r, m),
+                    BinaryOp::Or => vector_or(l, r, m),
+                    BinaryOp::Unless => vector_unless(l, r, m),
+                    _ => vector_binop(op, l, r, m, b.return_bool)?,
+                };
+                Ok(StepValue::Vector(out))
+            }
+            (l, r) => Err(EvalError::exec(format!(
+                "unsupported operand types {} and {} for binary operator {}",
+                l.type_name(),
+                r.type_name(),
+                op.as_str()
+            ))),
+        }
+    }
+}
+
+fn vector_scalar(op: BinaryOp, v: Vec<Sample>, s: f64, swap: bool, ret_bool: bool) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(v.len());
+    for mut smp in v {
+        let (l, r) = if swap { (s, smp.value) } else { (smp.value, s) };
+        let (mut val, keep) = elem(op, l, r);
+        if op.is_comparison() {
+            val = smp.value;
+        }
+        if ret_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        smp.value = val;
+        if is_arith(op) || ret_bool {
+            smp.drop_name = true;
+        }
+        out.push(smp);
+    }
+    out
+}
+
+fn vector_and(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    let right: HashSet<String> = r
+        .iter()
+        .map(|s| signature(&s.labels, m.on, &m.labels))
+        .collect();
+    l.into_iter()
+        .filter(|s| right.contains(&signature(&s.labels, m.on, &m.labels)))
+        .collect()
+}
+
+fn vector_unless(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    let right: HashSet<String> = r
+        .iter()
+        .map(|s| signature(&s.labels, m.on, &m.labels))
+        .collect();
+    l.into_iter()
+        .filter(|s| !right.contains(&signature(&s.labels, m.on, &m.labels)))
+        .collect()
+}
+
+fn vector_or(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
+    let left: HashSet<String> = l
+        .iter()
+        .map(|s| signature(&s.labels, m.on, &m.labels))
+        .collect();
+    let mut out = l;
+    out.extend(
+        r.into_iter()
+            .filter(|s| !left.contains(&signature(&s.labels, m.on, &m.labels))),
+    );
+    out
+}
+
+fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
+    let mut b = ls.builder();
+    if m.card == Cardinality::OneToOne {
+        if m.on {
+            b.retain(|l| m.labels.iter().any(|n| n == &l.name));
+        } else {
+            b.retain(|l| !m.labels.iter().any(|n| n == &l.name));
+        }
+    }
+    for n in &m.include {
+        match rs.get(n) {
+            Some(v) => {
+                b.set(n.clone(), v.to_string());
+            }
+            None => {
+                b.del(n);
+            }
+        }
+    }
+    b.build()
+}
+
+fn vector_binop(
+    op: BinaryOp,
+    lhs: Vec<Sample>,
+    rhs: Vec<Sample>,
+    m: &VectorMatching,
+    ret_bool: bool,
+) -> EvalResult<Vec<Sample>> {
+    let swapped = m.card == Cardinality::OneToMany;
+    let (lhs, rhs) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
+    let mut right: HashMap<String, usize> = HashMap::with_capacity(rhs.len());
+    for (i, rs) in rhs.iter().enumerate() {
+        let sig = signature(&rs.labels, m.on, &m.labels);
+        if let Some(&j) = right.get(&sig) {
+            let dup = rhs.get(j).map(|s| s.labels.to_string()).unwrap_or_default();
+            return Err(EvalError::exec(format!(
+                "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                match_labels(&rs.labels, m.on, &m.labels),
+                if swapped { "left" } else { "right" },
+                rs.labels,
+                dup
+            )));
+        }
+        right.insert(sig, i);
+    }
+    let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
+    let mut out = Vec::new();
+    for ls in lhs {
+        let sig = signature(&ls.labels, m.on, &m.labels);
+        let Some(rs) = right.get(&sig).and_then(|&i| rhs.get(i)) else {
+            continue;
+        };
+        let (vl, vr) = if swapped {
+            (rs.value, ls.value)
+        } else {
+            (ls.value, rs.value)
+        };
+        let (mut val, keep) = elem(op, vl, vr);
+        if ret_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let labels = result_labels(&ls.labels, &rs.labels, m);
+        let entry = matched.entry(sig);
+        match m.card {
+            Cardinality::OneToOne => {
+                if let std::collections::hash_map::Entry::Occupied(_) = entry {
+                    return Err(EvalError::exec(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                    ));
+                }
+                entry.or_default();
+            }
+            _ => {
+                let set = entry.or_default();
+                if !set.insert(labels.clone()) {
+                    return Err(EvalError::exec(
+                        "multiple matches for labels: grouping labels must ensure unique matches",
+                    ));
+                }
+            }
+        }
+        out.push(Sample {
+            labels,
+            t: ls.t,
+            value: val,
+            drop_name: ls.drop_name || is_arith(op) || ret_bool,
+        });
+    }
+    Ok(out)
+}
