@@ -310,6 +310,16 @@ fn parse_script(src: &str) -> Vec<Cmd> {
         if l.is_empty() {
             continue;
         }
+        let kw = l
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if kw == "clear" {
+            // `clear` has no block: the next line is a new command.
+            cmds.push(Cmd::Clear);
+            continue;
+        }
         let mut block = Vec::new();
         while i < lines.len() && !lines[i].is_empty() {
             block.push(lines[i].clone());
@@ -367,8 +377,10 @@ fn parse_eval(l: &str, kw: &str, block: Vec<String>, line: usize) -> Result<Cmd,
         let (t, e) = r.split_once(char::is_whitespace).ok_or("missing expr")?;
         (None, parse_dur(t)?, e.trim().to_string())
     } else if let Some(r) = rest.strip_prefix("range") {
-        let toks: Vec<&str> = r.split_whitespace().collect();
-        if toks.len() < 7 || toks[0] != "from" || toks[2] != "to" || toks[4] != "step" {
+        let mut parts = r.trim().splitn(7, char::is_whitespace);
+        let toks: Vec<&str> = (&mut parts).take(6).collect();
+        let expr = parts.next().unwrap_or("").trim().to_string();
+        if toks.len() < 6 || toks[0] != "from" || toks[2] != "to" || toks[4] != "step" {
             return Err("bad range header".into());
         }
         let (s, e, st) = (
@@ -376,11 +388,6 @@ fn parse_eval(l: &str, kw: &str, block: Vec<String>, line: usize) -> Result<Cmd,
             parse_dur(toks[3])?,
             parse_dur(toks[5])?,
         );
-        // expr: everything after the step token.
-        let idx = r.find(toks[5]).unwrap_or(0) + toks[5].len();
-        let idx = r[..idx].rfind(toks[5]).unwrap_or(0) + toks[5].len();
-        let expr = r[idx..].trim().to_string();
-        let _ = &toks[6];
         (Some((s, e, st)), e, expr)
     } else {
         return Err("bad eval header".into());
@@ -804,6 +811,7 @@ impl Storage {
     }
 
     fn load(&mut self, interval: i64, lines: &[String], nhcb: bool) -> Result<(), String> {
+        let mut block: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
         for l in lines {
             let first = l.split_whitespace().next().unwrap_or("");
             if first.ends_with("@st") {
@@ -825,12 +833,28 @@ impl Storage {
                     }
                 }
             }
-            let (r, _) = self.head.get_or_create(&s.labels);
-            for (i, v) in s.values.iter().enumerate() {
+            // A series listed twice in one block: later samples win.
+            match block.iter_mut().find(|(l, _)| *l == s.labels) {
+                Some((_, vals)) => {
+                    if vals.len() < s.values.len() {
+                        vals.resize(s.values.len(), None);
+                    }
+                    for (i, v) in s.values.iter().enumerate() {
+                        if v.is_some() {
+                            vals[i] = *v;
+                        }
+                    }
+                }
+                None => block.push((s.labels, s.values)),
+            }
+        }
+        for (labels, values) in block {
+            let (r, _) = self.head.get_or_create(&labels);
+            for (i, v) in values.iter().enumerate() {
                 if let Some(v) = v {
                     self.head
                         .append(r, i as i64 * interval, *v)
-                        .map_err(|e| format!("append {}: {e}", s.labels))?;
+                        .map_err(|e| format!("append {labels}: {e}"))?;
                 }
             }
         }
