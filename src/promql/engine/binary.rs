@@ -76,6 +76,21 @@ pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> String {
     key
 }
 
+/// Go's `labels.Labels.String()`: every label in braces, name included.
+fn go_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| {
+            format!(
+                "{}={}",
+                x.name,
+                crate::promql::parser::util::go_quote(&x.value)
+            )
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
     let mut b = l.builder();
     b.retain(|lab| {
@@ -260,13 +275,13 @@ fn vector_binop(
     for (i, rs) in rhs.iter().enumerate() {
         let sig = signature(&rs.labels, m.on, &m.labels);
         if let Some(&j) = right.get(&sig) {
-            let dup = rhs.get(j).map(|s| s.labels.to_string()).unwrap_or_default();
+            let dup = rhs.get(j).map(|s| go_labels(&s.labels)).unwrap_or_default();
             return Err(EvalError::exec(format!(
                 "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                match_labels(&rs.labels, m.on, &m.labels),
+                go_labels(&match_labels(&rs.labels, m.on, &m.labels)),
                 if swapped { "left" } else { "right" },
-                rs.labels,
-                dup
+                dup,
+                go_labels(&rs.labels)
             )));
         }
         right.insert(sig, i);
@@ -278,17 +293,7 @@ fn vector_binop(
         let Some(rs) = right.get(&sig).and_then(|&i| rhs.get(i)) else {
             continue;
         };
-        let (vl, vr) = if swapped {
-            (rs.value, ls.value)
-        } else {
-            (ls.value, rs.value)
-        };
-        let (mut val, keep) = elem(op, vl, vr);
-        if ret_bool {
-            val = if keep { 1.0 } else { 0.0 };
-        } else if !keep {
-            continue;
-        }
+        // Matching errors are raised before comparisons filter anything.
         let labels = result_labels(&ls.labels, &rs.labels, m);
         let entry = matched.entry(sig);
         match m.card {
@@ -308,6 +313,17 @@ fn vector_binop(
                     ));
                 }
             }
+        }
+        let (vl, vr) = if swapped {
+            (rs.value, ls.value)
+        } else {
+            (ls.value, rs.value)
+        };
+        let (mut val, keep) = elem(op, vl, vr);
+        if ret_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
         }
         out.push(Sample {
             labels,

@@ -272,6 +272,9 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         t: i64,
     ) -> EvalResult<Vec<Sample>> {
+        if vs.anchored || vs.smoothed {
+            return Err(EvalError::exec("unsupported: anchored/smoothed modifiers"));
+        }
         let data = self.series_of(vs);
         let off = self.duration(vs.offset, &vs.offset_expr);
         let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
@@ -477,10 +480,12 @@ pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
 }
 
 pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
-    if l.get(crate::model::labels::METRIC_NAME).is_none() {
+    // Type-and-unit metadata labels describe the metric name and go with it.
+    const META: [&str; 3] = [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
+    if !l.iter().any(|x| META.contains(&x.name.as_str())) {
         return l.clone();
     }
     let mut b = l.builder();
-    b.del(crate::model::labels::METRIC_NAME);
+    b.retain(|x| !META.contains(&x.name.as_str()));
     b.build()
 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use super::aggregate::format_float;
 use super::eval::{Evaluator, StepValue};
 use super::value::{EvalError, EvalResult, Sample};
-use crate::model::labels::METRIC_NAME;
 use crate::model::Labels;
 use crate::promql::parser::Call;
 
@@ -133,7 +132,17 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
             f64::NEG_INFINITY
         };
         let ub = b.upper;
-        let interp = |v: f64| rank + (b.count - rank) * (v - lb) / (ub - lb);
+        // Infinite-width buckets cannot be interpolated: a value inside the
+        // lowest one counts as its upper end, inside +Inf as its lower end.
+        let interp = |v: f64| {
+            if lb == f64::NEG_INFINITY {
+                b.count
+            } else if ub == f64::INFINITY {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lb) / (ub - lb)
+            }
+        };
         if !ls && lb >= lower {
             lr = rank;
             ls = true;
@@ -213,9 +222,10 @@ impl Evaluator<'_> {
                 );
                 continue;
             };
+            // Grouped with the name still on (delayed name removal): buckets
+            // of different metrics stay apart and collide only at the end.
             let mut b = s.labels.builder();
             b.del("le");
-            b.del(METRIC_NAME);
             let key = b.build();
             let e = groups.entry(key.clone()).or_insert_with(|| {
                 order.push(key);
@@ -247,7 +257,7 @@ impl Evaluator<'_> {
                 labels: key,
                 t,
                 value: v,
-                drop_name: false,
+                drop_name: true,
             });
         }
         Ok(StepValue::Vector(out))

@@ -358,6 +358,7 @@ impl Evaluator<'_> {
                 }
                 "stddev_over_time" => Some(variance_over_time(pts).sqrt()),
                 "stdvar_over_time" => Some(variance_over_time(pts)),
+                "mad_over_time" if pts.iter().any(|p| p.1.is_nan()) => Some(f64::NAN),
                 "mad_over_time" => {
                     let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
                     let med = quantile(0.5, &mut vals);
