@@ -41,7 +41,9 @@ fn build_head() -> Head {
         ));
     }
     // 2000 histogram buckets: 200 instances x 10 bounds.
-    let les = ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "2.5", "5", "10", "+Inf"];
+    let les = [
+        "0.005", "0.01", "0.05", "0.1", "0.5", "1", "2.5", "5", "10", "+Inf",
+    ];
     for i in 0..200 {
         for (k, le) in les.iter().enumerate() {
             series.push((
@@ -105,7 +107,9 @@ fn bench(c: &mut Criterion) {
     for (name, q) in queries {
         let expr = parse(q).expect("bench query parses");
         // Sanity: every query returns data.
-        let r = engine.instant(&head, &expr, HOUR_MS).expect("bench query runs");
+        let r = engine
+            .instant(&head, &expr, HOUR_MS)
+            .expect("bench query runs");
         assert!(!matches!(r.value, klaxon::promql::Value::Vector(ref v) if v.is_empty()));
         g.bench_function(name, |b| {
             b.iter(|| engine.instant(&head, &expr, HOUR_MS).expect("query"))

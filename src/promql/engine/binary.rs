@@ -122,11 +122,6 @@ fn default_matching(op: BinaryOp) -> VectorMatching {
 
 impl Evaluator<'_> {
     pub(crate) fn binary(&mut self, b: &BinaryExpr, t: i64) -> EvalResult<StepValue> {
-        if let Some(m) = &b.matching {
-            if m.fill_lhs.is_some() || m.fill_rhs.is_some() {
-                return Err(EvalError::exec("unsupported: fill modifiers"));
-            }
-        }
         let lhs = self.eval(&b.lhs, t)?;
         let rhs = self.eval(&b.rhs, t)?;
         let op = b.op;
@@ -262,6 +257,29 @@ fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
     b.build()
 }
 
+/// One result element built from a filled operand.
+fn fill_result(
+    op: BinaryOp,
+    vl: f64,
+    vr: f64,
+    ret_bool: bool,
+    labels: Labels,
+    drop: bool,
+) -> Option<Sample> {
+    let (mut val, keep) = elem(op, vl, vr);
+    if ret_bool {
+        val = if keep { 1.0 } else { 0.0 };
+    } else if !keep {
+        return None;
+    }
+    Some(Sample {
+        labels,
+        t: 0,
+        value: val,
+        drop_name: drop || is_arith(op) || ret_bool,
+    })
+}
+
 fn vector_binop(
     op: BinaryOp,
     lhs: Vec<Sample>,
@@ -288,10 +306,49 @@ fn vector_binop(
     }
     let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
+    let empty = Sample {
+        labels: Labels::empty(),
+        t: 0,
+        value: 0.0,
+        drop_name: false,
+    };
+    let mut seen_sigs: HashSet<String> = HashSet::new();
     for ls in lhs {
         let sig = signature(&ls.labels, m.on, &m.labels);
-        let Some(rs) = right.get(&sig).and_then(|&i| rhs.get(i)) else {
-            continue;
+        let filled;
+        let rs = match right.get(&sig).and_then(|&i| rhs.get(i)) {
+            Some(rs) => {
+                if m.fill_lhs.is_some() {
+                    seen_sigs.insert(sig.clone());
+                }
+                rs
+            }
+            // `fill_right(v)`: a missing right operand takes the value v.
+            None => match m.fill_rhs {
+                Some(v) => {
+                    filled = Sample {
+                        value: v,
+                        ..empty.clone()
+                    };
+                    let (vl, vr) = if swapped {
+                        (v, ls.value)
+                    } else {
+                        (ls.value, v)
+                    };
+                    if let Some(s) = fill_result(
+                        op,
+                        vl,
+                        vr,
+                        ret_bool,
+                        result_labels(&ls.labels, &filled.labels, m),
+                        ls.drop_name,
+                    ) {
+                        out.push(s);
+                    }
+                    continue;
+                }
+                None => continue,
+            },
         };
         // Matching errors are raised before comparisons filter anything.
         let labels = result_labels(&ls.labels, &rs.labels, m);
@@ -331,6 +388,31 @@ fn vector_binop(
             value: val,
             drop_name: ls.drop_name || is_arith(op) || ret_bool,
         });
+    }
+    // `fill_left(v)`: right operands nothing matched get a left value v and
+    // the labels of their match group.
+    if let Some(v) = m.fill_lhs {
+        for rs in &rhs {
+            let sig = signature(&rs.labels, m.on, &m.labels);
+            if seen_sigs.contains(&sig) {
+                continue;
+            }
+            let (vl, vr) = if swapped {
+                (rs.value, v)
+            } else {
+                (v, rs.value)
+            };
+            if let Some(s) = fill_result(
+                op,
+                vl,
+                vr,
+                ret_bool,
+                match_labels(&rs.labels, m.on, &m.labels),
+                false,
+            ) {
+                out.push(s);
+            }
+        }
     }
     Ok(out)
 }
