@@ -387,6 +387,7 @@ impl Evaluator<'_> {
                 Ok(StepValue::Vector(v))
             }
             "label_replace" => self.label_replace(c, t),
+            "info" => self.info_fn(c, t),
             "label_join" => self.label_join(c, t),
             "histogram_quantile" | "histogram_fraction" => self.histogram_fn(c, t),
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"

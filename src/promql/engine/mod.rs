@@ -11,6 +11,7 @@ mod binary;
 mod eval;
 mod functions;
 mod histogram;
+mod info;
 mod range_fns;
 pub mod value;
 
