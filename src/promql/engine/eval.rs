@@ -173,10 +173,11 @@ impl<'a> Evaluator<'a> {
                 let (s, e) = self.at_time(vs.at).map_or((s, e), |a| (a, a));
                 let off = self.duration(vs.offset, &vs.offset_expr);
                 let k = key(&**vs);
+                let ahead = if vs.smoothed { self.lookback } else { 0 };
                 self.widen(
                     k,
                     s.saturating_sub(off).saturating_sub(self.lookback),
-                    e.saturating_sub(off),
+                    e.saturating_sub(off).saturating_add(ahead),
                 );
             }
             Expr::MatrixSelector(ms) => {
@@ -184,10 +185,17 @@ impl<'a> Evaluator<'a> {
                 let (s, e) = self.at_time(vs.at).map_or((s, e), |a| (a, a));
                 let off = self.duration(vs.offset, &vs.offset_expr);
                 let range = self.duration(ms.range, &ms.range_expr);
+                let (back, ahead) = match (vs.anchored, vs.smoothed) {
+                    (_, true) => (self.lookback, self.lookback),
+                    (true, _) => (self.lookback, 0),
+                    _ => (0, 0),
+                };
                 self.widen(
                     key(vs),
-                    s.saturating_sub(off).saturating_sub(range),
-                    e.saturating_sub(off),
+                    s.saturating_sub(off)
+                        .saturating_sub(range)
+                        .saturating_sub(back),
+                    e.saturating_sub(off).saturating_add(ahead),
                 );
             }
             Expr::SubqueryExpr(sq) => {
@@ -219,6 +227,10 @@ impl<'a> Evaluator<'a> {
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
         }
+    }
+
+    pub(crate) fn series_data(&mut self, vs: &VectorSelector) -> Rc<Vec<SeriesData>> {
+        self.series_of(vs)
     }
 
     fn series_of(&mut self, vs: &VectorSelector) -> Rc<Vec<SeriesData>> {
@@ -274,8 +286,8 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         t: i64,
     ) -> EvalResult<Vec<Sample>> {
-        if vs.anchored || vs.smoothed {
-            return Err(EvalError::exec("unsupported: anchored/smoothed modifiers"));
+        if vs.smoothed {
+            return self.smoothed_vector(vs, t);
         }
         let data = self.series_of(vs);
         let off = self.duration(vs.offset, &vs.offset_expr);

@@ -176,6 +176,13 @@ fn double_exp_smoothing(pts: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
     Some(s1)
 }
 
+fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        e => e,
+    }
+}
+
 const COUNTER_SUFFIXES: [&str; 4] = ["_total", "_sum", "_count", "_bucket"];
 
 impl Evaluator<'_> {
@@ -186,9 +193,6 @@ impl Evaluator<'_> {
             Expr::Paren(p) => self.matrix_arg(&p.expr, t),
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.selector;
-                if vs.anchored || vs.smoothed {
-                    return Err(EvalError::exec("unsupported: anchored/smoothed modifiers"));
-                }
                 let off = self.duration(vs.offset, &vs.offset_expr);
                 let range = self.duration(ms.range, &ms.range_expr);
                 let end = self.at_time(vs.at).unwrap_or(t) - off;
@@ -225,6 +229,11 @@ impl Evaluator<'_> {
         }
         let p0 = params.first().copied().unwrap_or(f64::NAN);
         let p1 = params.get(1).copied().unwrap_or(f64::NAN);
+        if let Expr::MatrixSelector(ms) = unwrap_parens(marg) {
+            if ms.selector.anchored || ms.selector.smoothed {
+                return Ok(StepValue::Vector(self.extended_range(ms, name, t)?));
+            }
+        }
         let (m, rs, re, range) = self.matrix_arg(marg, t)?;
         match name {
             "absent_over_time" => return Ok(StepValue::Vector(self.absent_over_time(marg, &m, t))),
