@@ -389,7 +389,9 @@ impl Evaluator<'_> {
             "label_replace" => self.label_replace(c, t),
             "info" => self.info_fn(c, t),
             "label_join" => self.label_join(c, t),
-            "histogram_quantile" | "histogram_fraction" => self.histogram_fn(c, t),
+            "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                self.histogram_fn(c, t)
+            }
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
             | "histogram_stdvar" => {
                 // Only native histograms carry these; float samples are ignored.

@@ -8,9 +8,9 @@ use super::aggregate::format_float;
 use super::eval::{Evaluator, StepValue};
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::Labels;
-use crate::promql::parser::Call;
+use crate::promql::parser::{Call, Expr};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Bucket {
     upper: f64,
     count: f64,
@@ -178,16 +178,35 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
 
 impl Evaluator<'_> {
     pub(crate) fn histogram_fn(&mut self, c: &Call, t: i64) -> EvalResult<StepValue> {
-        let quantile = c.func.name == "histogram_quantile";
-        let nscalar = if quantile { 1 } else { 2 };
+        let multi = c.func.name == "histogram_quantiles";
+        let quantile = multi || c.func.name == "histogram_quantile";
+        // Argument layout: histogram_quantile(q, v), histogram_fraction(lo,
+        // hi, v), histogram_quantiles(v, "label", q...).
+        let (varg, scalar_args, out_label): (&Expr, Vec<&Expr>, Option<&Expr>) = if multi {
+            let v = c
+                .args
+                .first()
+                .ok_or_else(|| EvalError::exec("missing argument"))?;
+            (v, c.args.iter().skip(2).collect(), c.args.get(1))
+        } else {
+            let n = if quantile { 1 } else { 2 };
+            let v = c
+                .args
+                .get(n)
+                .ok_or_else(|| EvalError::exec("missing argument"))?;
+            (v, c.args.iter().take(n).collect(), None)
+        };
         let mut params = Vec::new();
-        for a in c.args.iter().take(nscalar) {
+        for a in &scalar_args {
             params.push(self.scalar_arg(a, t)?);
         }
-        let varg = c
-            .args
-            .get(nscalar)
-            .ok_or_else(|| EvalError::exec("missing argument"))?;
+        let label = match out_label {
+            Some(e) => match self.eval(e, t)? {
+                StepValue::Str(s) => Some(s),
+                _ => None,
+            },
+            None => None,
+        };
         let input = match self.eval(varg, t)? {
             StepValue::Vector(v) => v,
             other => {
@@ -197,16 +216,27 @@ impl Evaluator<'_> {
                 )))
             }
         };
-        let q = params.first().copied().unwrap_or(f64::NAN);
-        if quantile && !(0.0..=1.0).contains(&q) {
-            self.warn(
-                format!(
-                    "quantile value should be between 0 and 1, got {}",
-                    format_float(q)
-                ),
-                c.args.first().map_or(c.span.0, |a| a.span().0),
-            );
+        if let Some(l) = &label {
+            if let Some(s) = input.iter().find(|s| s.labels.get(l).is_some()) {
+                return Err(EvalError::exec(format!(
+                    "label {l:?} already exists on series {}",
+                    s.labels
+                )));
+            }
         }
+        let quantiles: Vec<f64> = if quantile { params.clone() } else { Vec::new() };
+        for (i, q) in quantiles.iter().enumerate() {
+            if !(0.0..=1.0).contains(q) {
+                self.warn(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        format_float(*q)
+                    ),
+                    scalar_args.get(i).map_or(c.span.0, |a| a.span().0),
+                );
+            }
+        }
+        let q = params.first().copied().unwrap_or(f64::NAN);
         let mut order: Vec<Labels> = Vec::new();
         let mut groups: HashMap<Labels, (Vec<Bucket>, String)> = HashMap::new();
         for s in input {
@@ -241,26 +271,50 @@ impl Evaluator<'_> {
             let Some((buckets, mname)) = groups.remove(&key) else {
                 continue;
             };
-            let v = if quantile {
-                let (v, forced) = bucket_quantile(q, buckets);
+            if !quantile {
+                out.push(Sample {
+                    labels: key,
+                    t,
+                    value: bucket_fraction(q, params.get(1).copied().unwrap_or(f64::NAN), buckets),
+                    drop_name: true,
+                });
+                continue;
+            }
+            for q in &quantiles {
+                let (v, forced) = bucket_quantile(*q, buckets.clone());
                 if forced {
                     self.info(
                         format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {mname:?}"),
                         varg.span().0,
                     );
                 }
-                v
-            } else {
-                bucket_fraction(q, params.get(1).copied().unwrap_or(f64::NAN), buckets)
-            };
-            out.push(Sample {
-                labels: key,
-                t,
-                value: v,
-                drop_name: true,
-            });
+                let labels = match &label {
+                    Some(l) => {
+                        let mut b = key.builder();
+                        b.set(l.clone(), label_float(*q));
+                        b.build()
+                    }
+                    None => key.clone(),
+                };
+                out.push(Sample {
+                    labels,
+                    t,
+                    value: v,
+                    drop_name: true,
+                });
+            }
         }
         Ok(StepValue::Vector(out))
+    }
+}
+
+/// A quantile as a label value: shortest form, integers with `.0`.
+fn label_float(q: f64) -> String {
+    let s = format_float(q);
+    if q.is_finite() && !s.contains(['.', 'e']) {
+        format!("{s}.0")
+    } else {
+        s
     }
 }
 
