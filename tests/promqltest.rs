@@ -247,7 +247,7 @@ enum Cmd {
         expr: String,
         range: Option<(i64, i64, i64)>,
         at: i64,
-        exp: Expect,
+        exp: Box<Expect>,
     },
     Bad {
         line: usize,
@@ -437,7 +437,7 @@ fn parse_eval(l: &str, kw: &str, block: Vec<String>, line: usize) -> Result<Cmd,
         expr,
         range,
         at,
-        exp,
+        exp: Box::new(exp),
     })
 }
 
@@ -757,20 +757,14 @@ fn uses_time_fn(e: &Expr) -> bool {
 /// into subqueries, whose inner times must keep moving).
 fn add_at(e: &mut Expr, t: i64) {
     match e {
-        Expr::VectorSelector(v) => {
-            if v.at.is_none() {
-                v.at = Some(AtModifier::Timestamp(t));
-            }
+        Expr::VectorSelector(v) if v.at.is_none() => {
+            v.at = Some(AtModifier::Timestamp(t));
         }
-        Expr::MatrixSelector(m) => {
-            if m.selector.at.is_none() {
-                m.selector.at = Some(AtModifier::Timestamp(t));
-            }
+        Expr::MatrixSelector(m) if m.selector.at.is_none() => {
+            m.selector.at = Some(AtModifier::Timestamp(t));
         }
-        Expr::SubqueryExpr(s) => {
-            if s.at.is_none() {
-                s.at = Some(AtModifier::Timestamp(t));
-            }
+        Expr::SubqueryExpr(s) if s.at.is_none() => {
+            s.at = Some(AtModifier::Timestamp(t));
         }
         Expr::Unary(u) => add_at(&mut u.expr, t),
         Expr::Paren(p) => add_at(&mut p.expr, t),

@@ -116,10 +116,8 @@ impl Evaluator<'_> {
         let op = a.op;
         let pos = a.param.as_ref().map(|p| p.span().0).unwrap_or(a.span.0);
         match op {
-            AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk => {
-                if param_f.is_nan() {
-                    return Err(EvalError::exec("Parameter value is NaN"));
-                }
+            AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk if param_f.is_nan() => {
+                return Err(EvalError::exec("Parameter value is NaN"));
             }
             AggregateOp::LimitRatio => {
                 if param_f.is_nan() {
@@ -138,21 +136,17 @@ impl Evaluator<'_> {
                     param_f = capped;
                 }
             }
-            AggregateOp::Quantile => {
-                if !(0.0..=1.0).contains(&param_f) {
-                    self.warn(
-                        format!(
-                            "quantile value should be between 0 and 1, got {}",
-                            format_float(param_f)
-                        ),
-                        pos,
-                    );
-                }
+            AggregateOp::Quantile if !(0.0..=1.0).contains(&param_f) => {
+                self.warn(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        format_float(param_f)
+                    ),
+                    pos,
+                );
             }
-            AggregateOp::CountValues => {
-                if !valid_label_name(&param_s) {
-                    return Err(EvalError::exec(format!("invalid label name {param_s:?}")));
-                }
+            AggregateOp::CountValues if !valid_label_name(&param_s) => {
+                return Err(EvalError::exec(format!("invalid label name {param_s:?}")));
             }
             _ => {}
         }

@@ -120,7 +120,7 @@ impl<'a> Evaluator<'a> {
     /// Checks the deadline every few hundred operations.
     pub(crate) fn tick(&mut self) -> EvalResult<()> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % 256 == 0 && Instant::now() > self.deadline {
+        if self.ticks.is_multiple_of(256) && Instant::now() > self.deadline {
             return Err(EvalError::timeout());
         }
         Ok(())

@@ -219,8 +219,7 @@ impl Evaluator<'_> {
         {
             return self.range_call(c, t);
         }
-        if let Some(f) = math_fn(name, 0.0).map(|_| ()) {
-            let _ = f;
+        if math_fn(name, 0.0).is_some() {
             let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
             for s in &mut v {
                 s.value = math_fn(name, s.value).unwrap_or(f64::NAN);

@@ -240,7 +240,7 @@ impl Evaluator<'_> {
         let mut order: Vec<Labels> = Vec::new();
         let mut groups: HashMap<Labels, (Vec<Bucket>, String)> = HashMap::new();
         for s in input {
-            let le = s.labels.get("le").and_then(|v| parse_go_float(v));
+            let le = s.labels.get("le").and_then(parse_go_float);
             let Some(upper) = le else {
                 self.warn(
                     format!(

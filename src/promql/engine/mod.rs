@@ -212,3 +212,6 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
