@@ -304,7 +304,7 @@ fn vector_binop(
         }
         right.insert(sig, i);
     }
-    let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
+    let mut matched: HashMap<String, HashSet<u64>> = HashMap::new();
     let mut out = Vec::new();
     let empty = Sample {
         labels: Labels::empty(),
@@ -364,7 +364,7 @@ fn vector_binop(
             }
             _ => {
                 let set = entry.or_default();
-                if !set.insert(labels.clone()) {
+                if !set.insert(labels.hash64()) {
                     return Err(EvalError::exec(
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     ));

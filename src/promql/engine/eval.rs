@@ -364,9 +364,9 @@ impl<'a> Evaluator<'a> {
         }
         let rt = self.at_time(sq.at).unwrap_or(t).saturating_sub(off);
         let lo = rt.saturating_sub(range);
-        let mut ts = step * (lo / step);
+        let mut ts = step.saturating_mul(lo / step);
         if ts <= lo {
-            ts += step;
+            ts = ts.saturating_add(step);
         }
         let mut acc = Collator::default();
         while ts <= rt {
@@ -382,7 +382,10 @@ impl<'a> Evaluator<'a> {
                 }
             }
             self.check_samples(acc.points)?;
-            ts += step;
+            ts = match ts.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
         }
         Ok(acc.finish())
     }

@@ -27,7 +27,7 @@ fn around(samples: &[Pt], start: i64, end: i64, lookback: i64) -> Around {
         .checked_sub(1)
         .and_then(|i| samples.get(i))
         .copied()
-        .filter(|p| p.0 > start - lookback && !is_stale_nan(p.1));
+        .filter(|p| p.0 > start.saturating_sub(lookback) && !is_stale_nan(p.1));
     let window = samples
         .get(a..b)
         .unwrap_or_default()
@@ -38,7 +38,7 @@ fn around(samples: &[Pt], start: i64, end: i64, lookback: i64) -> Around {
     let next = samples
         .get(b)
         .copied()
-        .filter(|p| p.0 <= end + lookback && !is_stale_nan(p.1));
+        .filter(|p| p.0 <= end.saturating_add(lookback) && !is_stale_nan(p.1));
     Around { prev, window, next }
 }
 
@@ -90,8 +90,8 @@ impl Evaluator<'_> {
         let data = self.series_data(vs);
         let off = self.duration(vs.offset, &vs.offset_expr);
         let range = self.duration(ms.range, &ms.range_expr);
-        let end = self.at_time(vs.at).unwrap_or(t) - off;
-        let start = end - range;
+        let end = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
+        let start = end.saturating_sub(range);
         let counter = matches!(func, "rate" | "increase");
         let mut out = Vec::new();
         for s in data.iter() {
@@ -186,7 +186,7 @@ impl Evaluator<'_> {
     ) -> EvalResult<Vec<Sample>> {
         let data = self.series_data(vs);
         let off = self.duration(vs.offset, &vs.offset_expr);
-        let rt = self.at_time(vs.at).unwrap_or(t) - off;
+        let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
         let mut out = Vec::new();
         for s in data.iter() {
             let ar = around(&s.samples, rt, rt, self.lookback);

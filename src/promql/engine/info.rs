@@ -19,14 +19,18 @@ impl Evaluator<'_> {
     /// `offset` of its (first) selector or subquery, applied outside in.
     fn ref_time(&self, e: &Expr, t: i64) -> i64 {
         match e {
-            Expr::VectorSelector(v) => {
-                self.at_time(v.at).unwrap_or(t) - self.duration(v.offset, &v.offset_expr)
-            }
+            Expr::VectorSelector(v) => self
+                .at_time(v.at)
+                .unwrap_or(t)
+                .saturating_sub(self.duration(v.offset, &v.offset_expr)),
             Expr::MatrixSelector(m) => {
                 self.ref_time(&Expr::VectorSelector(Box::new(m.selector.clone())), t)
             }
             Expr::SubqueryExpr(s) => {
-                let st = self.at_time(s.at).unwrap_or(t) - self.duration(s.offset, &s.offset_expr);
+                let st = self
+                    .at_time(s.at)
+                    .unwrap_or(t)
+                    .saturating_sub(self.duration(s.offset, &s.offset_expr));
                 self.ref_time(&s.expr, st)
             }
             Expr::Paren(p) => self.ref_time(&p.expr, t),
@@ -93,7 +97,7 @@ impl Evaluator<'_> {
             }
         };
         let rt = self.ref_time(base_e, t);
-        let lo = rt - self.lookback;
+        let lo = rt.saturating_sub(self.lookback);
         // Info series with a live sample at the reference time, newest per
         // (name, identifying labels) winning.
         let mut live: HashMap<(String, String, String), (i64, usize)> = HashMap::new();

@@ -175,6 +175,12 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
+        // The same resolution limit as Prometheus' HTTP API.
+        if end.saturating_sub(start) / step > 11_000 {
+            return Err(EvalError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
         match expr.value_type() {
             ValueType::Scalar | ValueType::InstantVector => {}
             other => {

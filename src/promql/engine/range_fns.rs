@@ -195,16 +195,16 @@ impl Evaluator<'_> {
                 let vs = &ms.selector;
                 let off = self.duration(vs.offset, &vs.offset_expr);
                 let range = self.duration(ms.range, &ms.range_expr);
-                let end = self.at_time(vs.at).unwrap_or(t) - off;
+                let end = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
                 let m = self.matrix_selector(ms, t)?;
-                Ok((m, end - range, end, range))
+                Ok((m, end.saturating_sub(range), end, range))
             }
             Expr::SubqueryExpr(sq) => {
                 let off = self.duration(sq.offset, &sq.offset_expr);
                 let range = self.duration(sq.range, &sq.range_expr);
-                let end = self.at_time(sq.at).unwrap_or(t) - off;
+                let end = self.at_time(sq.at).unwrap_or(t).saturating_sub(off);
                 let m = self.subquery(sq, t)?;
-                Ok((m, end - range, end, range))
+                Ok((m, end.saturating_sub(range), end, range))
             }
             other => match self.eval(other, t)? {
                 StepValue::Matrix(m) => Ok((m, t, t, 0)),
