@@ -1156,3 +1156,71 @@ fn promqltest() {
         );
     }
 }
+
+/// Every expression of the shared rule corpora evaluates (instant and range)
+/// without panicking, over a head holding a few generic series.
+#[test]
+fn corpus_expressions_never_panic() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora/rules");
+    if !Path::new(root).is_dir() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "rule corpus missing at {root}"
+        );
+        return;
+    }
+    let mut exprs = Vec::new();
+    let mut stack = vec![PathBuf::from(root)];
+    let re = regex::Regex::new(r"(?m)^\s*expr:\s*(.+)$").expect("regex");
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for p in rd.flatten().map(|e| e.path()) {
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(text) = std::fs::read_to_string(&p) {
+                for c in re.captures_iter(&text) {
+                    let e = c[1].trim().trim_matches(['\'', '"', '|', '>']).trim();
+                    if !e.is_empty() {
+                        exprs.push(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let head = Head::default();
+    for (i, l) in [
+        Labels::from_pairs([("__name__", "up"), ("job", "a"), ("instance", "x")]),
+        Labels::from_pairs([("__name__", "up"), ("job", "b"), ("instance", "y")]),
+        Labels::from_pairs([("__name__", "x_bucket"), ("job", "a"), ("le", "1")]),
+        Labels::from_pairs([("__name__", "x_bucket"), ("job", "a"), ("le", "+Inf")]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (r, _) = head.get_or_create(l);
+        for k in 0..40 {
+            head.append(r, k * 15_000, (k as f64) * (i as f64 + 1.0))
+                .expect("append");
+        }
+    }
+    let engine = Engine::new(EngineOptions::default());
+    let mut parsed = 0;
+    for e in &exprs {
+        let Ok(expr) = parser::parse(e) else { continue };
+        parsed += 1;
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = engine.instant(&head, &expr, 600_000);
+            if matches!(
+                expr.value_type(),
+                parser::ValueType::Scalar | parser::ValueType::InstantVector
+            ) {
+                let _ = engine.range(&head, &expr, 0, 600_000, 60_000);
+            }
+        }));
+        assert!(ok.is_ok(), "panic evaluating {e}");
+    }
+    println!("corpus: {parsed} of {} expressions evaluated", exprs.len());
+    assert!(parsed > 100, "too few corpus expressions parsed: {parsed}");
+}

@@ -138,3 +138,35 @@ fn annotations_carry_positions() {
         ]
     );
 }
+
+#[test]
+fn odd_parameters_do_not_panic() {
+    let head = head_with(&[("up", &[(0, 1.0), (15_000, 2.0)]), ("up", &[(0, 3.0)])]);
+    let e = Engine::default();
+    for q in [
+        "topk(1e300, up)",
+        "topk(-1e300, up)",
+        "bottomk(9.3e18, up)",
+        "limitk(1e19, up)",
+        "limit_ratio(-5, up)",
+        "quantile(NaN, up)",
+        "round(up, 0)",
+        "label_replace(up, \"a\", \"$99999999999${x}\", \"job\", \"(.*)\")",
+        "up offset -1y",
+        "up @ 9e12",
+        "rate(up[1ms])",
+        "sum_over_time(up[1m:1ms])",
+        "histogram_quantile(0.5, up)",
+        "histogram_fraction(1, 0, up)",
+        "day_of_month(vector(1e300))",
+        "year(vector(-1e18))",
+        "count_values(\"le\", up) / on() group_left sum(up)",
+        "sort_by_label(up, \"\")",
+        "clamp(up, NaN, NaN)",
+        "predict_linear(up[1m], 1e308)",
+        "double_exponential_smoothing(up[1m], 0.5, 0.5)",
+    ] {
+        let _ = e.instant(&head, q, 20_000);
+        let _ = e.range(&head, q, -60_000, 60_000, 15_000);
+    }
+}
