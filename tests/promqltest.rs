@@ -556,7 +556,7 @@ fn check_matrix(
         return Err(format!("wrong number of series: {}", show()));
     }
     for w in &want {
-        let Some(g) = got.iter().find(|g| g.labels == w.0) else {
+        let Some(g) = got.iter().find(|g| *g.labels == w.0) else {
             return Err(format!("missing series {}: {}", w.0, show()));
         };
         if g.points.len() != w.1.len()
@@ -659,7 +659,8 @@ fn check_instant(res: Result<QueryResult, String>, exp: &Expect) -> Result<(), S
             if exp.scalar.is_some() {
                 return Err("got vector, expected scalar".into());
             }
-            let got: Vec<(Labels, f64)> = v.iter().map(|s| (s.labels.clone(), s.value)).collect();
+            let got: Vec<(Labels, f64)> =
+                v.iter().map(|s| ((*s.labels).clone(), s.value)).collect();
             check_vector(&got, exp)
         }
         Value::Matrix(m) => match exp.range_vector {
@@ -688,7 +689,7 @@ fn check_range_at(res: Result<QueryResult, String>, exp: &Expect, t: i64) -> Res
             s.points
                 .iter()
                 .find(|p| p.0 == t)
-                .map(|p| (s.labels.clone(), p.1))
+                .map(|p| ((*s.labels).clone(), p.1))
         })
         .collect();
     if let Some(w) = exp.scalar {

@@ -314,7 +314,7 @@ impl Evaluator<'_> {
                 _ => g.value,
             };
             out.push(Sample {
-                labels: g.labels,
+                labels: g.labels.into(),
                 t,
                 value,
                 drop_name: g.drop_name,

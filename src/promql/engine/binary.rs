@@ -273,7 +273,7 @@ fn fill_result(
         return None;
     }
     Some(Sample {
-        labels,
+        labels: labels.into(),
         t: 0,
         value: val,
         drop_name: drop || is_arith(op) || ret_bool,
@@ -307,7 +307,7 @@ fn vector_binop(
     let mut matched: HashMap<String, HashSet<u64>> = HashMap::new();
     let mut out = Vec::new();
     let empty = Sample {
-        labels: Labels::empty(),
+        labels: Labels::empty().into(),
         t: 0,
         value: 0.0,
         drop_name: false,
@@ -383,7 +383,7 @@ fn vector_binop(
             continue;
         }
         out.push(Sample {
-            labels,
+            labels: labels.into(),
             t: ls.t,
             value: val,
             drop_name: ls.drop_name || is_arith(op) || ret_bool,

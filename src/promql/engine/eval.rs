@@ -15,7 +15,25 @@ use crate::model::{is_stale_nan, Labels};
 use crate::promql::parser::{
     AtModifier, DurationExpr, Expr, MatrixSelector, SubqueryExpr, UnaryOp, VectorSelector,
 };
-use crate::tsdb::{Head, SeriesData};
+use std::sync::Arc;
+
+use crate::tsdb::Head;
+
+/// A selected series as the query caches it: labels shared by every step.
+pub(crate) struct SeriesData {
+    pub labels: Arc<Labels>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// Wraps the head's selection result for sharing.
+pub(crate) fn share(v: Vec<crate::tsdb::SeriesData>) -> Vec<SeriesData> {
+    v.into_iter()
+        .map(|s| SeriesData {
+            labels: Arc::new(s.labels),
+            samples: s.samples,
+        })
+        .collect()
+}
 
 /// A value at one evaluation step.
 #[derive(Debug, Clone)]
@@ -239,7 +257,7 @@ impl<'a> Evaluator<'a> {
             return c.clone();
         }
         let (mint, maxt) = self.ranges.get(&k).copied().unwrap_or((i64::MIN, i64::MAX));
-        let data = Rc::new(self.head.select(&vs.matchers, mint, maxt));
+        let data = Rc::new(share(self.head.select(&vs.matchers, mint, maxt)));
         self.cache.insert(k, data.clone());
         data
     }
@@ -373,7 +391,7 @@ impl<'a> Evaluator<'a> {
             let v = self.eval(&sq.expr, ts)?;
             match v {
                 StepValue::Vector(vec) => acc.add_vector(vec, ts)?,
-                StepValue::Scalar(f) => acc.add(Labels::empty(), false, ts, f)?,
+                StepValue::Scalar(f) => acc.add(Arc::new(Labels::empty()), false, ts, f)?,
                 other => {
                     return Err(EvalError::exec(format!(
                         "unexpected value type {} in subquery",
@@ -394,13 +412,19 @@ impl<'a> Evaluator<'a> {
 /// Gathers per-step vectors into a matrix keyed by label set.
 #[derive(Default)]
 pub(crate) struct Collator {
-    index: HashMap<(Labels, bool), usize>,
+    index: HashMap<(Arc<Labels>, bool), usize>,
     series: Vec<Series>,
     pub points: usize,
 }
 
 impl Collator {
-    pub(crate) fn add(&mut self, labels: Labels, drop: bool, t: i64, v: f64) -> EvalResult<()> {
+    pub(crate) fn add(
+        &mut self,
+        labels: Arc<Labels>,
+        drop: bool,
+        t: i64,
+        v: f64,
+    ) -> EvalResult<()> {
         self.points += 1;
         let key = (labels, drop);
         match self.index.get(&key) {
@@ -469,7 +493,7 @@ pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
     if !m.iter().any(|s| s.drop_name) {
         return Ok(m);
     }
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
     let mut out: Vec<Series> = Vec::new();
     for mut s in m {
         if s.drop_name {
@@ -496,7 +520,7 @@ pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
     Ok(out)
 }
 
-pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
+pub(crate) fn drop_metric_name(l: &Arc<Labels>) -> Arc<Labels> {
     // Type-and-unit metadata labels describe the metric name and go with it.
     const META: [&str; 3] = [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
     if !l.iter().any(|x| META.contains(&x.name.as_str())) {
@@ -504,5 +528,5 @@ pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
     }
     let mut b = l.builder();
     b.retain(|x| !META.contains(&x.name.as_str()));
-    b.build()
+    Arc::new(b.build())
 }

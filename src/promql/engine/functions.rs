@@ -246,7 +246,7 @@ impl Evaluator<'_> {
             "vector" => {
                 let f = self.scalar_arg(arg(0).ok_or_else(missing)?, t)?;
                 Ok(StepValue::Vector(vec![Sample {
-                    labels: Labels::empty(),
+                    labels: Labels::empty().into(),
                     t,
                     value: f,
                     drop_name: false,
@@ -298,7 +298,7 @@ impl Evaluator<'_> {
                 let mut v = match arg(0) {
                     Some(e) => self.vec_arg(e, t)?,
                     None => vec![Sample {
-                        labels: Labels::empty(),
+                        labels: Labels::empty().into(),
                         t,
                         value: t as f64 / 1000.0,
                         drop_name: false,
@@ -331,7 +331,7 @@ impl Evaluator<'_> {
                     return Ok(StepValue::Vector(Vec::new()));
                 }
                 Ok(StepValue::Vector(vec![Sample {
-                    labels: absent_labels(a),
+                    labels: absent_labels(a).into(),
                     t,
                     value: 1.0,
                     drop_name: false,
@@ -435,7 +435,7 @@ impl Evaluator<'_> {
                 caps.expand(&repl, &mut res);
                 let mut b = s.labels.builder();
                 b.set(dst.clone(), res);
-                s.labels = b.build();
+                s.labels = b.build().into();
                 if dst == METRIC_NAME {
                     s.drop_name = false;
                 }
@@ -464,7 +464,7 @@ impl Evaluator<'_> {
             let joined = joined.join(&sep);
             let mut b = s.labels.builder();
             b.set(dst.clone(), joined);
-            s.labels = b.build();
+            s.labels = b.build().into();
             if dst == METRIC_NAME {
                 s.drop_name = false;
             }
@@ -479,7 +479,7 @@ impl Evaluator<'_> {
             return Vec::new();
         }
         vec![Sample {
-            labels: absent_labels(arg),
+            labels: absent_labels(arg).into(),
             t,
             value: 1.0,
             drop_name: false,

@@ -273,7 +273,7 @@ impl Evaluator<'_> {
             };
             if !quantile {
                 out.push(Sample {
-                    labels: key,
+                    labels: key.into(),
                     t,
                     value: bucket_fraction(q, params.get(1).copied().unwrap_or(f64::NAN), buckets),
                     drop_name: true,
@@ -297,7 +297,7 @@ impl Evaluator<'_> {
                     None => key.clone(),
                 };
                 out.push(Sample {
-                    labels,
+                    labels: labels.into(),
                     t,
                     value: v,
                     drop_name: true,

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::eval::{share, SeriesData};
 use super::eval::{Evaluator, StepValue};
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::labels::METRIC_NAME;
 use crate::model::{is_stale_nan, MatchType, Matcher};
 use crate::promql::parser::{Call, Expr};
-use crate::tsdb::SeriesData;
 
 const IDENTIFYING: [&str; 2] = ["instance", "job"];
 
@@ -90,7 +90,7 @@ impl Evaluator<'_> {
             None => {
                 let mut all = name_ms.clone();
                 all.extend(data_ms.iter().cloned());
-                let v: Vec<SeriesData> = self.head.select(&all, i64::MIN, i64::MAX);
+                let v: Vec<SeriesData> = share(self.head.select(&all, i64::MIN, i64::MAX));
                 let v = Rc::new(v);
                 self.info_cache.insert(key, v.clone());
                 v
@@ -181,7 +181,7 @@ impl Evaluator<'_> {
                 b.set(n, v);
             }
             out.push(Sample {
-                labels: b.build(),
+                labels: b.build().into(),
                 ..s
             });
         }

@@ -195,7 +195,9 @@ impl Engine {
         let mut t = start;
         while t <= end {
             match ev.eval(&expr, t)? {
-                StepValue::Scalar(v) => acc.add(crate::model::Labels::empty(), false, t, v)?,
+                StepValue::Scalar(v) => {
+                    acc.add(crate::model::Labels::empty().into(), false, t, v)?
+                }
                 StepValue::Vector(v) => acc.add_vector(v, t)?,
                 other => {
                     return Err(EvalError::exec(format!(

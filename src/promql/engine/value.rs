@@ -1,14 +1,19 @@
 //! Values a query produces and the error type of evaluation.
 
+use std::sync::Arc;
+
 use crate::model::Labels;
 
 /// One element of an instant vector. `drop_name` implements Prometheus'
 /// delayed `__name__` removal: name-dropping operations only mark the sample,
 /// and the name is removed when the query finishes, so `label_replace` and
 /// `by (__name__)` can still see it in between.
+///
+/// Labels are shared (`Arc`): a series keeps one label set for the whole
+/// query however many steps it appears in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub t: i64,
     pub value: f64,
     pub drop_name: bool,
@@ -17,7 +22,7 @@ pub struct Sample {
 /// One series of a range vector (matrix).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub points: Vec<(i64, f64)>,
     pub drop_name: bool,
 }
