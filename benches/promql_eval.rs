@@ -115,6 +115,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| engine.instant(&head, &expr, HOUR_MS).expect("query"))
         });
     }
+    // A range query (61 steps): selection happens once, steps slice it.
+    let rexpr = parse("sum by (job) (rate(x[5m]))").expect("parses");
+    g.bench_function("range_sum_by_job_rate_1h_step_1m", |b| {
+        b.iter(|| {
+            engine
+                .range(&head, &rexpr, 0, HOUR_MS, 60_000)
+                .expect("range query")
+        })
+    });
     // For reference: the head's own cost of reading the samples that
     // `rate(x[5m])` needs (5000 series, 5 minutes).
     let sel = match parse("x").expect("parses") {

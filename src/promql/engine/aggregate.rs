@@ -150,14 +150,16 @@ impl Evaluator<'_> {
             }
             _ => {}
         }
-        let mut order: Vec<String> = Vec::new();
-        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut order: Vec<u64> = Vec::new();
+        let mut groups: HashMap<u64, Group> = HashMap::new();
         let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
         for s in input {
             self.tick()?;
             let key = super::binary::signature(&s.labels, !a.without, &a.grouping);
             let key = if op == AggregateOp::CountValues {
-                format!("{key}\u{fd}{}", format_float(s.value))
+                let mut h = xxhash_rust::xxh64::Xxh64::new(key);
+                h.update(format_float(s.value).as_bytes());
+                h.digest()
             } else {
                 key
             };
@@ -212,7 +214,7 @@ impl Evaluator<'_> {
                     {
                         g.members.push(s);
                     }
-                    order.push(key.clone());
+                    order.push(key);
                     groups.insert(key, g);
                 }
                 Some(g) => {

@@ -57,8 +57,9 @@ fn is_arith(op: BinaryOp) -> bool {
 
 /// The match signature of a label set: the `on` labels, or everything but
 /// the `ignoring` labels and the metric name.
-pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> String {
-    let mut key = String::new();
+pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> u64 {
+    // A hash, as Prometheus uses: no allocation per sample and step.
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
     for lab in l.iter() {
         let listed = names.iter().any(|n| n == &lab.name);
         let take = if on {
@@ -67,13 +68,13 @@ pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> String {
             !listed && lab.name != METRIC_NAME
         };
         if take {
-            key.push_str(&lab.name);
-            key.push('\u{ff}');
-            key.push_str(&lab.value);
-            key.push('\u{fe}');
+            h.update(lab.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(lab.value.as_bytes());
+            h.update(&[0xfe]);
         }
     }
-    key
+    h.digest()
 }
 
 /// Go's `labels.Labels.String()`: every label in braces, name included.
@@ -203,7 +204,7 @@ fn vector_scalar(op: BinaryOp, v: Vec<Sample>, s: f64, swap: bool, ret_bool: boo
 }
 
 fn vector_and(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
-    let right: HashSet<String> = r
+    let right: HashSet<u64> = r
         .iter()
         .map(|s| signature(&s.labels, m.on, &m.labels))
         .collect();
@@ -213,7 +214,7 @@ fn vector_and(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample>
 }
 
 fn vector_unless(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
-    let right: HashSet<String> = r
+    let right: HashSet<u64> = r
         .iter()
         .map(|s| signature(&s.labels, m.on, &m.labels))
         .collect();
@@ -223,7 +224,7 @@ fn vector_unless(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Samp
 }
 
 fn vector_or(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
-    let left: HashSet<String> = l
+    let left: HashSet<u64> = l
         .iter()
         .map(|s| signature(&s.labels, m.on, &m.labels))
         .collect();
@@ -289,7 +290,7 @@ fn vector_binop(
 ) -> EvalResult<Vec<Sample>> {
     let swapped = m.card == Cardinality::OneToMany;
     let (lhs, rhs) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
-    let mut right: HashMap<String, usize> = HashMap::with_capacity(rhs.len());
+    let mut right: HashMap<u64, usize> = HashMap::with_capacity(rhs.len());
     for (i, rs) in rhs.iter().enumerate() {
         let sig = signature(&rs.labels, m.on, &m.labels);
         if let Some(&j) = right.get(&sig) {
@@ -304,7 +305,7 @@ fn vector_binop(
         }
         right.insert(sig, i);
     }
-    let mut matched: HashMap<String, HashSet<u64>> = HashMap::new();
+    let mut matched: HashMap<u64, HashSet<u64>> = HashMap::new();
     let mut out = Vec::new();
     let empty = Sample {
         labels: Labels::empty().into(),
@@ -312,14 +313,14 @@ fn vector_binop(
         value: 0.0,
         drop_name: false,
     };
-    let mut seen_sigs: HashSet<String> = HashSet::new();
+    let mut seen_sigs: HashSet<u64> = HashSet::new();
     for ls in lhs {
         let sig = signature(&ls.labels, m.on, &m.labels);
         let filled;
         let rs = match right.get(&sig).and_then(|&i| rhs.get(i)) {
             Some(rs) => {
                 if m.fill_lhs.is_some() {
-                    seen_sigs.insert(sig.clone());
+                    seen_sigs.insert(sig);
                 }
                 rs
             }

@@ -262,13 +262,19 @@ impl Evaluator<'_> {
             _ => {}
         }
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        let mut last_noted: Option<String> = None;
         let mut out = Vec::with_capacity(m.len());
         for s in m {
             self.tick()?;
             let pts = &s.points;
             if matches!(name, "rate" | "increase") {
                 let mn = s.labels.metric_name();
-                if !mn.is_empty() && !COUNTER_SUFFIXES.iter().any(|x| mn.ends_with(x)) {
+                // Series come sorted by labels, so one check per name.
+                if !mn.is_empty()
+                    && last_noted.as_deref() != Some(mn)
+                    && !COUNTER_SUFFIXES.iter().any(|x| mn.ends_with(x))
+                {
+                    last_noted = Some(mn.to_string());
                     self.info(
                         format!(
                             "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {mn:?}"
