@@ -69,6 +69,8 @@ pub(crate) struct Evaluator<'a> {
     pub default_sub_step: i64,
     cache: HashMap<usize, Rc<Vec<SeriesData>>>,
     pub(crate) info_cache: HashMap<usize, Rc<Vec<SeriesData>>>,
+    /// Per matrix selector, where each series' window started last step.
+    cursors: HashMap<usize, Vec<usize>>,
     ranges: HashMap<usize, (i64, i64)>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
@@ -103,6 +105,7 @@ impl<'a> Evaluator<'a> {
             default_sub_step: 60_000,
             cache: HashMap::new(),
             info_cache: HashMap::new(),
+            cursors: HashMap::new(),
             ranges: HashMap::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
@@ -349,9 +352,30 @@ impl<'a> Evaluator<'a> {
         let lo = rt.saturating_sub(range);
         let mut out = Vec::new();
         let mut total = 0usize;
-        for s in data.iter() {
-            let a = s.samples.partition_point(|p| p.0 <= lo);
-            let b = s.samples.partition_point(|p| p.0 <= rt);
+        // Steps move forward, so each series' window start is found by
+        // walking on from where the previous step left it: sequential
+        // memory access instead of a binary search per series and step.
+        let mut cursors = self
+            .cursors
+            .remove(&key(vs))
+            .unwrap_or_else(|| vec![0; data.len()]);
+        cursors.resize(data.len(), 0);
+        for (s, cur) in data.iter().zip(cursors.iter_mut()) {
+            let n = s.samples.len();
+            let mut a = (*cur).min(n);
+            let behind = a > 0 && s.samples.get(a - 1).is_some_and(|p| p.0 > lo);
+            if behind {
+                a = s.samples.partition_point(|p| p.0 <= lo);
+            } else {
+                while s.samples.get(a).is_some_and(|p| p.0 <= lo) {
+                    a += 1;
+                }
+            }
+            *cur = a;
+            let mut b = a;
+            while s.samples.get(b).is_some_and(|p| p.0 <= rt) {
+                b += 1;
+            }
             let Some(win) = s.samples.get(a..b) else {
                 continue;
             };
@@ -368,6 +392,7 @@ impl<'a> Evaluator<'a> {
                 drop_name: false,
             });
         }
+        self.cursors.insert(key(vs), cursors);
         Ok(out)
     }
 
