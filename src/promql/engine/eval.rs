@@ -315,8 +315,22 @@ impl<'a> Evaluator<'a> {
         let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
         let lo = rt.saturating_sub(self.lookback);
         let mut out = Vec::new();
-        for s in data.iter() {
-            let idx = s.samples.partition_point(|p| p.0 <= rt);
+        // As in `matrix_selector`: walk on from the previous step's position.
+        let mut cursors = self
+            .cursors
+            .remove(&key(vs))
+            .unwrap_or_else(|| vec![0; data.len()]);
+        cursors.resize(data.len(), 0);
+        for (s, cur) in data.iter().zip(cursors.iter_mut()) {
+            let mut idx = (*cur).min(s.samples.len());
+            if idx > 0 && s.samples.get(idx - 1).is_some_and(|p| p.0 > rt) {
+                idx = s.samples.partition_point(|p| p.0 <= rt);
+            } else {
+                while s.samples.get(idx).is_some_and(|p| p.0 <= rt) {
+                    idx += 1;
+                }
+            }
+            *cur = idx;
             if idx == 0 {
                 continue;
             }
@@ -333,6 +347,7 @@ impl<'a> Evaluator<'a> {
                 drop_name: false,
             });
         }
+        self.cursors.insert(key(vs), cursors);
         self.check_samples(out.len())?;
         Ok(out)
     }
