@@ -1,0 +1,572 @@
+//! The evaluator: walks the syntax tree once per evaluation timestamp.
+//!
+//! Why per step: it keeps every operator a plain function of instant
+//! vectors (the way Prometheus defines them), while selection stays cheap
+//! because each selector node reads the head once for the whole query range
+//! (planned up front by [`Evaluator::plan`]) and later steps only slice the
+//! cached samples.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::value::{EvalError, EvalResult, Sample, Series};
+use crate::model::{is_stale_nan, Labels};
+use crate::promql::parser::{
+    AtModifier, DurationExpr, Expr, MatrixSelector, SubqueryExpr, UnaryOp, VectorSelector,
+};
+use std::sync::Arc;
+
+use crate::tsdb::Head;
+
+/// A selected series as the query caches it: labels shared by every step.
+pub(crate) struct SeriesData {
+    pub labels: Arc<Labels>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// Wraps the head's selection result for sharing.
+pub(crate) fn share(v: Vec<crate::tsdb::SeriesData>) -> Vec<SeriesData> {
+    v.into_iter()
+        .map(|s| SeriesData {
+            labels: Arc::new(s.labels),
+            samples: s.samples,
+        })
+        .collect()
+}
+
+/// A value at one evaluation step.
+#[derive(Debug, Clone)]
+pub(crate) enum StepValue {
+    Scalar(f64),
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+    Str(String),
+}
+
+impl StepValue {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            StepValue::Scalar(_) => "scalar",
+            StepValue::Vector(_) => "vector",
+            StepValue::Matrix(_) => "matrix",
+            StepValue::Str(_) => "string",
+        }
+    }
+}
+
+/// Per-query state.
+pub(crate) struct Evaluator<'a> {
+    pub head: &'a Head,
+    pub query: Option<&'a str>,
+    /// Query start/end/step in milliseconds (`@ start()`, `step()`...).
+    pub start: i64,
+    pub end: i64,
+    pub interval: i64,
+    pub lookback: i64,
+    pub max_samples: usize,
+    pub deadline: Instant,
+    pub default_sub_step: i64,
+    cache: HashMap<usize, Rc<Vec<SeriesData>>>,
+    pub(crate) info_cache: HashMap<usize, Rc<Vec<SeriesData>>>,
+    /// Per matrix selector, where each series' window started last step.
+    cursors: HashMap<usize, Vec<usize>>,
+    ranges: HashMap<usize, (i64, i64)>,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    ticks: u32,
+}
+
+fn key<T>(r: &T) -> usize {
+    r as *const T as usize
+}
+
+impl<'a> Evaluator<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        head: &'a Head,
+        query: Option<&'a str>,
+        start: i64,
+        end: i64,
+        interval: i64,
+        lookback: i64,
+        max_samples: usize,
+        deadline: Instant,
+    ) -> Self {
+        Evaluator {
+            head,
+            query,
+            start,
+            end,
+            interval,
+            lookback,
+            max_samples,
+            deadline,
+            default_sub_step: 60_000,
+            cache: HashMap::new(),
+            info_cache: HashMap::new(),
+            cursors: HashMap::new(),
+            ranges: HashMap::new(),
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            ticks: 0,
+        }
+    }
+
+    /// An annotation text with Prometheus' position suffix `(line:col)`.
+    pub(crate) fn annotate(&self, text: String, pos: usize) -> String {
+        match self.query {
+            Some(q) => {
+                let p = crate::promql::ParseError::at(q, pos, "");
+                format!("{text} ({}:{})", p.line, p.column)
+            }
+            None => text,
+        }
+    }
+
+    pub(crate) fn warn(&mut self, text: String, pos: usize) {
+        let s = self.annotate(format!("PromQL warning: {text}"), pos);
+        if !self.warnings.contains(&s) {
+            self.warnings.push(s);
+        }
+    }
+
+    pub(crate) fn info(&mut self, text: String, pos: usize) {
+        let s = self.annotate(format!("PromQL info: {text}"), pos);
+        if !self.infos.contains(&s) {
+            self.infos.push(s);
+        }
+    }
+
+    /// Checks the deadline every few hundred operations.
+    pub(crate) fn tick(&mut self) -> EvalResult<()> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(256) && Instant::now() > self.deadline {
+            return Err(EvalError::timeout());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_samples(&self, n: usize) -> EvalResult<()> {
+        if n > self.max_samples {
+            return Err(EvalError::too_many_samples());
+        }
+        Ok(())
+    }
+
+    /// Evaluates a duration expression (seconds) to milliseconds.
+    pub(crate) fn duration(&self, lit: i64, e: &Option<DurationExpr>) -> i64 {
+        match e {
+            None => lit,
+            Some(d) => {
+                let step = self.interval as f64 / 1000.0;
+                let range = (self.end - self.start) as f64 / 1000.0;
+                let s = d.eval_seconds(step, range);
+                if s.is_finite() {
+                    (s * 1000.0).round() as i64
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    pub(crate) fn at_time(&self, at: Option<AtModifier>) -> Option<i64> {
+        at.map(|a| match a {
+            AtModifier::Timestamp(t) => t,
+            AtModifier::Start => self.start,
+            AtModifier::End => self.end,
+        })
+    }
+
+    fn widen(&mut self, k: usize, mint: i64, maxt: i64) {
+        let e = self.ranges.entry(k).or_insert((mint, maxt));
+        e.0 = e.0.min(mint);
+        e.1 = e.1.max(maxt);
+    }
+
+    /// Records, for every selector, the time range the query can read when
+    /// its node is evaluated at times in `[s, e]`, so each selector reads the
+    /// head once.
+    pub(crate) fn plan(&mut self, expr: &Expr, s: i64, e: i64) {
+        match expr {
+            Expr::VectorSelector(vs) => {
+                let (s, e) = self.at_time(vs.at).map_or((s, e), |a| (a, a));
+                let off = self.duration(vs.offset, &vs.offset_expr);
+                let k = key(&**vs);
+                let ahead = if vs.smoothed { self.lookback } else { 0 };
+                self.widen(
+                    k,
+                    s.saturating_sub(off).saturating_sub(self.lookback),
+                    e.saturating_sub(off).saturating_add(ahead),
+                );
+            }
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.selector;
+                let (s, e) = self.at_time(vs.at).map_or((s, e), |a| (a, a));
+                let off = self.duration(vs.offset, &vs.offset_expr);
+                let range = self.duration(ms.range, &ms.range_expr);
+                let (back, ahead) = match (vs.anchored, vs.smoothed) {
+                    (_, true) => (self.lookback, self.lookback),
+                    (true, _) => (self.lookback, 0),
+                    _ => (0, 0),
+                };
+                self.widen(
+                    key(vs),
+                    s.saturating_sub(off)
+                        .saturating_sub(range)
+                        .saturating_sub(back),
+                    e.saturating_sub(off).saturating_add(ahead),
+                );
+            }
+            Expr::SubqueryExpr(sq) => {
+                let (s, e) = self.at_time(sq.at).map_or((s, e), |a| (a, a));
+                let off = self.duration(sq.offset, &sq.offset_expr);
+                let range = self.duration(sq.range, &sq.range_expr);
+                self.plan(
+                    &sq.expr,
+                    s.saturating_sub(off).saturating_sub(range),
+                    e.saturating_sub(off),
+                );
+            }
+            Expr::Unary(u) => self.plan(&u.expr, s, e),
+            Expr::Paren(p) => self.plan(&p.expr, s, e),
+            Expr::Binary(b) => {
+                self.plan(&b.lhs, s, e);
+                self.plan(&b.rhs, s, e);
+            }
+            Expr::Call(c) => {
+                for a in &c.args {
+                    self.plan(a, s, e);
+                }
+            }
+            Expr::Aggregate(a) => {
+                self.plan(&a.expr, s, e);
+                if let Some(p) = &a.param {
+                    self.plan(p, s, e);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        }
+    }
+
+    pub(crate) fn series_data(&mut self, vs: &VectorSelector) -> Rc<Vec<SeriesData>> {
+        self.series_of(vs)
+    }
+
+    fn series_of(&mut self, vs: &VectorSelector) -> Rc<Vec<SeriesData>> {
+        let k = key(vs);
+        if let Some(c) = self.cache.get(&k) {
+            return c.clone();
+        }
+        let (mint, maxt) = self.ranges.get(&k).copied().unwrap_or((i64::MIN, i64::MAX));
+        let data = Rc::new(share(self.head.select(&vs.matchers, mint, maxt)));
+        self.cache.insert(k, data.clone());
+        data
+    }
+
+    pub(crate) fn eval(&mut self, expr: &Expr, t: i64) -> EvalResult<StepValue> {
+        self.tick()?;
+        match expr {
+            Expr::NumberLiteral(n) => Ok(StepValue::Scalar(n.value)),
+            Expr::StringLiteral(s) => Ok(StepValue::Str(s.value.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => {
+                let v = self.eval(&u.expr, t)?;
+                Ok(match (u.op, v) {
+                    (UnaryOp::Pos, v) => v,
+                    (UnaryOp::Neg, StepValue::Scalar(f)) => StepValue::Scalar(-f),
+                    (UnaryOp::Neg, StepValue::Vector(mut vec)) => {
+                        for s in &mut vec {
+                            s.value = -s.value;
+                            s.drop_name = true;
+                        }
+                        StepValue::Vector(vec)
+                    }
+                    (_, v) => {
+                        return Err(EvalError::exec(format!(
+                            "unexpected value type {} for unary expression",
+                            v.type_name()
+                        )))
+                    }
+                })
+            }
+            Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.vector_selector(vs, t)?)),
+            Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, t)?)),
+            Expr::SubqueryExpr(sq) => Ok(StepValue::Matrix(self.subquery(sq, t)?)),
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Call(c) => self.call(c, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+        }
+    }
+
+    /// The instant vector of a selector at `t`: per series, the newest
+    /// sample in `(ref - lookback, ref]` unless it is a staleness marker.
+    pub(crate) fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> EvalResult<Vec<Sample>> {
+        if vs.smoothed {
+            return self.smoothed_vector(vs, t);
+        }
+        let data = self.series_of(vs);
+        let off = self.duration(vs.offset, &vs.offset_expr);
+        let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
+        let lo = rt.saturating_sub(self.lookback);
+        let mut out = Vec::new();
+        // As in `matrix_selector`: walk on from the previous step's position.
+        let mut cursors = self
+            .cursors
+            .remove(&key(vs))
+            .unwrap_or_else(|| vec![0; data.len()]);
+        cursors.resize(data.len(), 0);
+        for (s, cur) in data.iter().zip(cursors.iter_mut()) {
+            let mut idx = (*cur).min(s.samples.len());
+            if idx > 0 && s.samples.get(idx - 1).is_some_and(|p| p.0 > rt) {
+                idx = s.samples.partition_point(|p| p.0 <= rt);
+            } else {
+                while s.samples.get(idx).is_some_and(|p| p.0 <= rt) {
+                    idx += 1;
+                }
+            }
+            *cur = idx;
+            if idx == 0 {
+                continue;
+            }
+            let Some(&(ts, v)) = s.samples.get(idx - 1) else {
+                continue;
+            };
+            if ts <= lo || is_stale_nan(v) {
+                continue;
+            }
+            out.push(Sample {
+                labels: s.labels.clone(),
+                t: ts,
+                value: v,
+                drop_name: false,
+            });
+        }
+        self.cursors.insert(key(vs), cursors);
+        self.check_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// Points of each series in `(ref - range, ref]`, staleness markers
+    /// removed; series without points are left out.
+    pub(crate) fn matrix_selector(
+        &mut self,
+        ms: &MatrixSelector,
+        t: i64,
+    ) -> EvalResult<Vec<Series>> {
+        let vs = &ms.selector;
+        let data = self.series_of(vs);
+        let off = self.duration(vs.offset, &vs.offset_expr);
+        let range = self.duration(ms.range, &ms.range_expr);
+        let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
+        let lo = rt.saturating_sub(range);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        // Steps move forward, so each series' window start is found by
+        // walking on from where the previous step left it: sequential
+        // memory access instead of a binary search per series and step.
+        let mut cursors = self
+            .cursors
+            .remove(&key(vs))
+            .unwrap_or_else(|| vec![0; data.len()]);
+        cursors.resize(data.len(), 0);
+        for (s, cur) in data.iter().zip(cursors.iter_mut()) {
+            let n = s.samples.len();
+            let mut a = (*cur).min(n);
+            let behind = a > 0 && s.samples.get(a - 1).is_some_and(|p| p.0 > lo);
+            if behind {
+                a = s.samples.partition_point(|p| p.0 <= lo);
+            } else {
+                while s.samples.get(a).is_some_and(|p| p.0 <= lo) {
+                    a += 1;
+                }
+            }
+            *cur = a;
+            let mut b = a;
+            while s.samples.get(b).is_some_and(|p| p.0 <= rt) {
+                b += 1;
+            }
+            let Some(win) = s.samples.get(a..b) else {
+                continue;
+            };
+            let points: Vec<(i64, f64)> =
+                win.iter().copied().filter(|p| !is_stale_nan(p.1)).collect();
+            if points.is_empty() {
+                continue;
+            }
+            total += points.len();
+            self.check_samples(total)?;
+            out.push(Series {
+                labels: s.labels.clone(),
+                points,
+                drop_name: false,
+            });
+        }
+        self.cursors.insert(key(vs), cursors);
+        Ok(out)
+    }
+
+    /// Evaluates the inner expression at the subquery's step-aligned times:
+    /// the first multiple of the step after `ref - range`, through `ref`.
+    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> EvalResult<Vec<Series>> {
+        let off = self.duration(sq.offset, &sq.offset_expr);
+        let range = self.duration(sq.range, &sq.range_expr);
+        let mut step = self.duration(sq.step, &sq.step_expr);
+        if step <= 0 {
+            step = self.default_sub_step;
+        }
+        let rt = self.at_time(sq.at).unwrap_or(t).saturating_sub(off);
+        let lo = rt.saturating_sub(range);
+        let mut ts = step.saturating_mul(lo / step);
+        if ts <= lo {
+            ts = ts.saturating_add(step);
+        }
+        let mut acc = Collator::default();
+        while ts <= rt {
+            let v = self.eval(&sq.expr, ts)?;
+            match v {
+                StepValue::Vector(vec) => acc.add_vector(vec, ts)?,
+                StepValue::Scalar(f) => acc.add(Arc::new(Labels::empty()), false, ts, f)?,
+                other => {
+                    return Err(EvalError::exec(format!(
+                        "unexpected value type {} in subquery",
+                        other.type_name()
+                    )))
+                }
+            }
+            self.check_samples(acc.points)?;
+            ts = match ts.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        Ok(acc.finish())
+    }
+}
+
+/// Gathers per-step vectors into a matrix keyed by label set.
+#[derive(Default)]
+pub(crate) struct Collator {
+    index: HashMap<(Arc<Labels>, bool), usize>,
+    series: Vec<Series>,
+    pub points: usize,
+}
+
+impl Collator {
+    pub(crate) fn add(
+        &mut self,
+        labels: Arc<Labels>,
+        drop: bool,
+        t: i64,
+        v: f64,
+    ) -> EvalResult<()> {
+        self.points += 1;
+        let key = (labels, drop);
+        match self.index.get(&key) {
+            Some(&i) => {
+                if let Some(s) = self.series.get_mut(i) {
+                    if s.points.last().is_some_and(|p| p.0 == t) {
+                        return Err(EvalError::same_labelset());
+                    }
+                    s.points.push((t, v));
+                }
+            }
+            None => {
+                self.index.insert(key.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: key.0,
+                    points: vec![(t, v)],
+                    drop_name: key.1,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_vector(&mut self, vec: Vec<Sample>, t: i64) -> EvalResult<()> {
+        for s in vec {
+            self.add(s.labels, s.drop_name, t, s.value)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Vec<Series> {
+        let mut v = self.series;
+        v.sort_by(|a, b| a.labels.cmp(&b.labels));
+        v
+    }
+}
+
+/// Removes `__name__` from samples marked for it (delayed name removal) and
+/// rejects a vector whose label sets then collide.
+pub(crate) fn cleanup_vector(vec: &mut [Sample]) -> EvalResult<()> {
+    for s in vec.iter_mut() {
+        if s.drop_name {
+            s.labels = drop_metric_name(&s.labels);
+            s.drop_name = false;
+        }
+    }
+    check_unique(vec)
+}
+
+pub(crate) fn check_unique(vec: &[Sample]) -> EvalResult<()> {
+    if vec.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(vec.len());
+    for s in vec {
+        if !seen.insert((&s.labels, s.drop_name)) {
+            return Err(EvalError::same_labelset());
+        }
+    }
+    Ok(())
+}
+
+/// Matrix form of [`cleanup_vector`]: series that become equal are merged
+/// when their timestamps do not overlap, as Prometheus does.
+pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
+    if !m.iter().any(|s| s.drop_name) {
+        return Ok(m);
+    }
+    let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
+    let mut out: Vec<Series> = Vec::new();
+    for mut s in m {
+        if s.drop_name {
+            s.labels = drop_metric_name(&s.labels);
+            s.drop_name = false;
+        }
+        match index.get(&s.labels) {
+            Some(&i) => {
+                if let Some(o) = out.get_mut(i) {
+                    o.points.extend(s.points);
+                    o.points.sort_by_key(|p| p.0);
+                    if o.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                        return Err(EvalError::same_labelset());
+                    }
+                }
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+pub(crate) fn drop_metric_name(l: &Arc<Labels>) -> Arc<Labels> {
+    // Type-and-unit metadata labels describe the metric name and go with it.
+    const META: [&str; 3] = [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
+    if !l.iter().any(|x| META.contains(&x.name.as_str())) {
+        return l.clone();
+    }
+    let mut b = l.builder();
+    b.retain(|x| !META.contains(&x.name.as_str()));
+    Arc::new(b.build())
+}

@@ -1,0 +1,225 @@
+//! The PromQL evaluator: instant and range queries over the TSDB head with
+//! Prometheus 3.x semantics (left-open windows, delayed `__name__`
+//! removal, Kahan-compensated sums).
+//!
+//! * [`value`]: result values and [`EvalError`].
+//! * `eval`: the per-step tree walk, selectors and subqueries.
+//! * `binary`, `aggregate`, `functions`, `range_fns`, `histogram`: operators.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod extended;
+mod functions;
+mod histogram;
+mod info;
+mod range_fns;
+pub mod value;
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+pub use value::{ErrorKind, EvalError, QueryResult, Sample, Series, Value};
+
+use crate::promql::parser::{parse, Expr, ValueType};
+use crate::tsdb::Head;
+use eval::{cleanup_matrix, cleanup_vector, Collator, Evaluator, StepValue};
+
+/// Engine limits, Prometheus' flags of the same names.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (default 5m).
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold at once (default 50M).
+    pub max_samples: usize,
+    /// Wall-clock limit of one query (default 2m).
+    pub timeout: Duration,
+    /// Step of subqueries written without one (`[5m:]`), default 1m.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A query given as text (parsed here; positions in annotations refer to
+/// it) or as an already parsed expression.
+pub enum Query<'a> {
+    Text(&'a str),
+    Parsed(&'a Expr, Option<&'a str>),
+}
+
+impl<'a> From<&'a str> for Query<'a> {
+    fn from(s: &'a str) -> Self {
+        Query::Text(s)
+    }
+}
+
+impl<'a> From<&'a String> for Query<'a> {
+    fn from(s: &'a String) -> Self {
+        Query::Text(s)
+    }
+}
+
+impl<'a> From<&'a Expr> for Query<'a> {
+    fn from(e: &'a Expr) -> Self {
+        Query::Parsed(e, None)
+    }
+}
+
+/// The query engine. Cheap to share: queries keep their state on the stack.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    fn prepare<'q>(q: Query<'q>) -> Result<(Cow<'q, Expr>, Option<&'q str>), EvalError> {
+        match q {
+            Query::Text(s) => {
+                let e = parse(s).map_err(|e| EvalError::bad_data(e.to_string()))?;
+                Ok((Cow::Owned(e), Some(s)))
+            }
+            Query::Parsed(e, s) => Ok((Cow::Borrowed(e), s)),
+        }
+    }
+
+    fn evaluator<'a>(
+        &self,
+        head: &'a Head,
+        text: Option<&'a str>,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Evaluator<'a> {
+        let mut ev = Evaluator::new(
+            head,
+            text,
+            start,
+            end,
+            step,
+            ms(self.opts.lookback_delta),
+            self.opts.max_samples,
+            Instant::now() + self.opts.timeout,
+        );
+        ev.default_sub_step = ms(self.opts.default_subquery_step).max(1);
+        ev
+    }
+
+    /// Evaluates `query` at `t` (milliseconds).
+    pub fn instant<'q>(
+        &self,
+        head: &Head,
+        query: impl Into<Query<'q>>,
+        t: i64,
+    ) -> Result<QueryResult, EvalError> {
+        let (expr, text) = Self::prepare(query.into())?;
+        let mut ev = self.evaluator(head, text, t, t, 0);
+        ev.plan(&expr, t, t);
+        let value = match ev.eval(&expr, t)? {
+            StepValue::Scalar(v) => Value::Scalar { t, v },
+            StepValue::Str(v) => Value::String { t, v },
+            StepValue::Vector(mut v) => {
+                cleanup_vector(&mut v)?;
+                for s in &mut v {
+                    s.t = t;
+                }
+                Value::Vector(v)
+            }
+            StepValue::Matrix(m) => Value::Matrix(cleanup_matrix(m)?),
+        };
+        Ok(QueryResult {
+            value,
+            warnings: ev.warnings,
+            infos: ev.infos,
+        })
+    }
+
+    /// Evaluates `query` at every step from `start` to `end` (inclusive,
+    /// milliseconds) and returns a matrix sorted by labels.
+    pub fn range<'q>(
+        &self,
+        head: &Head,
+        query: impl Into<Query<'q>>,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, EvalError> {
+        let (expr, text) = Self::prepare(query.into())?;
+        if step <= 0 {
+            return Err(EvalError::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end < start {
+            return Err(EvalError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        // The same resolution limit as Prometheus' HTTP API.
+        if end.saturating_sub(start) / step > 11_000 {
+            return Err(EvalError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::InstantVector => {}
+            other => {
+                return Err(EvalError::bad_data(format!(
+                    "invalid expression type \"{other}\" for range query, must be Scalar or instant Vector"
+                )))
+            }
+        }
+        let mut ev = self.evaluator(head, text, start, end, step);
+        ev.plan(&expr, start, end);
+        let mut acc = Collator::default();
+        let mut t = start;
+        while t <= end {
+            match ev.eval(&expr, t)? {
+                StepValue::Scalar(v) => {
+                    acc.add(crate::model::Labels::empty().into(), false, t, v)?
+                }
+                StepValue::Vector(v) => acc.add_vector(v, t)?,
+                other => {
+                    return Err(EvalError::exec(format!(
+                        "unexpected {} result in range query",
+                        other.type_name()
+                    )))
+                }
+            }
+            ev.check_samples(acc.points)?;
+            t = match t.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        let m = cleanup_matrix(acc.finish())?;
+        Ok(QueryResult {
+            value: Value::Matrix(m),
+            warnings: ev.warnings,
+            infos: ev.infos,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! Functions over range vectors: `rate` and friends with Prometheus'
+//! extrapolation, `*_over_time`, regression and smoothing.
+
+use super::aggregate::{format_float, kahan_inc, quantile};
+use super::eval::{Evaluator, StepValue};
+use super::functions::{gmax, gmin};
+use super::value::{EvalError, EvalResult, Sample, Series};
+use crate::promql::parser::{Call, Expr};
+
+/// `rate`, `increase` and `delta` as Prometheus computes them: the change
+/// over the samples in the window, extrapolated towards the window edges
+/// (at most half an average sample interval, never below a counter's zero).
+fn extrapolated_rate(
+    pts: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if pts.len() < 2 {
+        return None;
+    }
+    let (first, last) = (pts.first()?, pts.last()?);
+    let n1 = (pts.len() - 1) as f64;
+    let mut result = last.1 - first.1;
+    if counter {
+        let mut prev = first.1;
+        for p in pts.iter().skip(1) {
+            if p.1 < prev {
+                result += prev;
+            }
+            prev = p.1;
+        }
+    }
+    let mut to_start = (first.0 - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let avg = sampled / n1;
+    let threshold = avg * 1.1;
+    let mut interval = sampled;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if counter && result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    interval += to_start;
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    interval += to_end;
+    let mut factor = interval / sampled;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` / `idelta`: the last two samples only.
+fn instant_value(pts: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+    if pts.len() < 2 {
+        return None;
+    }
+    let a = pts.get(pts.len() - 2)?;
+    let b = pts.last()?;
+    let mut v = if is_rate && b.1 < a.1 { b.1 } else { b.1 - a.1 };
+    let dt = b.0 - a.0;
+    if dt == 0 {
+        return None;
+    }
+    if is_rate {
+        v /= dt as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+/// Least-squares fit with Kahan-compensated sums, x in seconds relative to
+/// `intercept_t`.
+pub(crate) fn linear_regression(pts: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = pts.first().map(|p| p.1).unwrap_or(f64::NAN);
+    let mut const_y = true;
+    for (i, &(t, v)) in pts.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+fn avg_over_time(pts: &[(i64, f64)]) -> f64 {
+    let (mut sum, mut mean, mut count, mut c) = (0.0, 0.0, 0.0, 0.0);
+    let mut incremental = false;
+    for &(_, f) in pts {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(f, sum, c);
+            if count == 1.0 || !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let cur = mean + c;
+        (mean, c) = kahan_inc(f / count - cur / count, mean, c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
+}
+
+fn variance_over_time(pts: &[(i64, f64)]) -> f64 {
+    let (mut count, mut mean, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(_, f) in pts {
+        count += 1.0;
+        let delta = f - (mean + cm);
+        (mean, cm) = kahan_inc(delta / count, mean, cm);
+        (aux, ca) = kahan_inc(delta * (f - (mean + cm)), aux, ca);
+    }
+    (aux + ca) / count
+}
+
+fn double_exp_smoothing(pts: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
+    if pts.len() < 2 {
+        return None;
+    }
+    let v = |i: usize| pts.get(i).map(|p| p.1).unwrap_or(f64::NAN);
+    let (mut s0, mut s1) = (0.0, v(0));
+    let mut b = v(1) - v(0);
+    for i in 1..pts.len() {
+        let x = sf * v(i);
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        e => e,
+    }
+}
+
+const COUNTER_SUFFIXES: [&str; 4] = ["_total", "_sum", "_count", "_bucket"];
+
+impl Evaluator<'_> {
+    /// Evaluates a range-vector argument and returns it with its window
+    /// `(start, end]` at `t` and the range length.
+    fn matrix_arg(&mut self, e: &Expr, t: i64) -> EvalResult<(Vec<Series>, i64, i64, i64)> {
+        match e {
+            Expr::Paren(p) => self.matrix_arg(&p.expr, t),
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.selector;
+                let off = self.duration(vs.offset, &vs.offset_expr);
+                let range = self.duration(ms.range, &ms.range_expr);
+                let end = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
+                let m = self.matrix_selector(ms, t)?;
+                Ok((m, end.saturating_sub(range), end, range))
+            }
+            Expr::SubqueryExpr(sq) => {
+                let off = self.duration(sq.offset, &sq.offset_expr);
+                let range = self.duration(sq.range, &sq.range_expr);
+                let end = self.at_time(sq.at).unwrap_or(t).saturating_sub(off);
+                let m = self.subquery(sq, t)?;
+                Ok((m, end.saturating_sub(range), end, range))
+            }
+            other => match self.eval(other, t)? {
+                StepValue::Matrix(m) => Ok((m, t, t, 0)),
+                v => Err(EvalError::exec(format!(
+                    "expected range vector argument, got {}",
+                    v.type_name()
+                ))),
+            },
+        }
+    }
+
+    pub(crate) fn range_call(&mut self, c: &Call, t: i64) -> EvalResult<StepValue> {
+        let name = c.func.name;
+        let missing = || EvalError::exec(format!("missing argument to {name}"));
+        let mi = usize::from(name == "quantile_over_time");
+        let marg = c.args.get(mi).ok_or_else(missing)?;
+        let mut params = Vec::new();
+        for (i, a) in c.args.iter().enumerate() {
+            if i != mi {
+                params.push(self.scalar_arg(a, t)?);
+            }
+        }
+        let p0 = params.first().copied().unwrap_or(f64::NAN);
+        let p1 = params.get(1).copied().unwrap_or(f64::NAN);
+        if let Expr::MatrixSelector(ms) = unwrap_parens(marg) {
+            if ms.selector.anchored || ms.selector.smoothed {
+                return Ok(StepValue::Vector(self.extended_range(ms, name, t)?));
+            }
+        }
+        let (m, rs, re, range) = self.matrix_arg(marg, t)?;
+        match name {
+            "absent_over_time" => return Ok(StepValue::Vector(self.absent_over_time(marg, &m, t))),
+            "quantile_over_time" if !(0.0..=1.0).contains(&p0) => {
+                self.warn(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        format_float(p0)
+                    ),
+                    c.args.first().map(|a| a.span().0).unwrap_or(c.span.0),
+                );
+            }
+            "double_exponential_smoothing" | "holt_winters" => {
+                if p0 <= 0.0 || p0 >= 1.0 || p0.is_nan() {
+                    return Err(EvalError::exec(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {p0:.6}"
+                    )));
+                }
+                if p1 <= 0.0 || p1 >= 1.0 || p1.is_nan() {
+                    return Err(EvalError::exec(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {p1:.6}"
+                    )));
+                }
+            }
+            "integral" => return Err(EvalError::exec("unsupported: function integral")),
+            _ => {}
+        }
+        let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        let mut last_noted: Option<String> = None;
+        let mut out = Vec::with_capacity(m.len());
+        for s in m {
+            self.tick()?;
+            let pts = &s.points;
+            if matches!(name, "rate" | "increase") {
+                let mn = s.labels.metric_name();
+                // Series come sorted by labels, so one check per name.
+                if !mn.is_empty()
+                    && last_noted.as_deref() != Some(mn)
+                    && !COUNTER_SUFFIXES.iter().any(|x| mn.ends_with(x))
+                {
+                    last_noted = Some(mn.to_string());
+                    self.info(
+                        format!(
+                            "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {mn:?}"
+                        ),
+                        marg.span().0,
+                    );
+                }
+            }
+            let v = match name {
+                "rate" => extrapolated_rate(pts, rs, re, range, true, true),
+                "increase" => extrapolated_rate(pts, rs, re, range, true, false),
+                "delta" => extrapolated_rate(pts, rs, re, range, false, false),
+                "irate" => instant_value(pts, true),
+                "idelta" => instant_value(pts, false),
+                "changes" | "resets" => {
+                    let mut n = 0.0;
+                    for w in pts.windows(2) {
+                        let (p, cur) = (w[0].1, w[1].1);
+                        let hit = if name == "changes" {
+                            cur != p && !(cur.is_nan() && p.is_nan())
+                        } else {
+                            cur < p
+                        };
+                        if hit {
+                            n += 1.0;
+                        }
+                    }
+                    Some(n)
+                }
+                "deriv" => {
+                    if pts.len() < 2 {
+                        None
+                    } else {
+                        Some(linear_regression(pts, pts.first().map_or(0, |p| p.0)).0)
+                    }
+                }
+                "predict_linear" => {
+                    if pts.len() < 2 {
+                        None
+                    } else {
+                        let (slope, icpt) = linear_regression(pts, t);
+                        Some(slope * p0 + icpt)
+                    }
+                }
+                "double_exponential_smoothing" | "holt_winters" => {
+                    double_exp_smoothing(pts, p0, p1)
+                }
+                "avg_over_time" => Some(avg_over_time(pts)),
+                "sum_over_time" => {
+                    let (mut sum, mut cc) = (0.0, 0.0);
+                    for p in pts {
+                        (sum, cc) = kahan_inc(p.1, sum, cc);
+                    }
+                    Some(sum + cc)
+                }
+                "count_over_time" => Some(pts.len() as f64),
+                "min_over_time" | "max_over_time" => {
+                    let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
+                    for p in pts.iter().skip(1) {
+                        let better = if name == "min_over_time" {
+                            p.1 < acc
+                        } else {
+                            p.1 > acc
+                        };
+                        if better || acc.is_nan() {
+                            acc = p.1;
+                        }
+                    }
+                    let _ = (gmax, gmin);
+                    Some(acc)
+                }
+                "ts_of_min_over_time" | "ts_of_max_over_time" => {
+                    let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
+                    let mut ts = pts.first().map_or(0, |p| p.0);
+                    for p in pts.iter().skip(1) {
+                        let better = if name == "ts_of_min_over_time" {
+                            p.1 <= acc
+                        } else {
+                            p.1 >= acc
+                        };
+                        if better || acc.is_nan() {
+                            acc = p.1;
+                            ts = p.0;
+                        }
+                    }
+                    Some(ts as f64 / 1000.0)
+                }
+                "last_over_time" => pts.last().map(|p| p.1),
+                "first_over_time" => pts.first().map(|p| p.1),
+                "ts_of_last_over_time" => pts.last().map(|p| p.0 as f64 / 1000.0),
+                "ts_of_first_over_time" => pts.first().map(|p| p.0 as f64 / 1000.0),
+                "present_over_time" => Some(1.0),
+                "quantile_over_time" => {
+                    let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
+                    Some(quantile(p0, &mut vals))
+                }
+                "stddev_over_time" => Some(variance_over_time(pts).sqrt()),
+                "stdvar_over_time" => Some(variance_over_time(pts)),
+                "mad_over_time" if pts.iter().any(|p| p.1.is_nan()) => Some(f64::NAN),
+                "mad_over_time" => {
+                    let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
+                    let med = quantile(0.5, &mut vals);
+                    let mut dev: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
+                    Some(quantile(0.5, &mut dev))
+                }
+                other => return Err(EvalError::exec(format!("unsupported: function {other}"))),
+            };
+            if let Some(v) = v {
+                out.push(Sample {
+                    labels: s.labels,
+                    t,
+                    value: v,
+                    drop_name: if keep_name { s.drop_name } else { true },
+                });
+            }
+        }
+        Ok(StepValue::Vector(out))
+    }
+}
