@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/format_query",
             get(prom::format_query).post(prom::format_query),
         )
+        .route("/api/v1/metadata", get(prom::metadata))
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))
         .route("/api/v1/status/config", get(prom::config))
         .route("/api/v1/status/flags", get(prom::flags))

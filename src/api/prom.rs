@@ -256,3 +256,56 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
         "seriesCountByLabelValuePair": pairs(card.series_by_label_pair),
     }))
 }
+
+/// `GET /api/v1/metadata`: family → distinct metadata across targets.
+pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+    let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
+    let parse_limit = |name: &str| -> Result<Option<usize>, Response> {
+        match p.get(name) {
+            None | Some("") => Ok(None),
+            Some(x) => x
+                .parse::<i64>()
+                .map(|n| usize::try_from(n).ok().filter(|n| *n > 0))
+                .map_err(|_| {
+                    bad_data(format!("invalid parameter {name:?}: {x:?} is not a number"))
+                }),
+        }
+    };
+    let (limit, per_metric) = match (parse_limit("limit"), parse_limit("limit_per_metric")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let only = p.get("metric").filter(|m| !m.is_empty());
+    let mut all: std::collections::BTreeMap<String, Vec<crate::scrape::target::Metadata>> =
+        Default::default();
+    for pool in s.manager.targets() {
+        for t in &pool.active {
+            for (family, md) in t.metadata() {
+                if only.is_some_and(|m| m != family) {
+                    continue;
+                }
+                let list = all.entry(family).or_default();
+                if !list.contains(&md) {
+                    list.push(md);
+                }
+            }
+        }
+    }
+    let mut out = Map::new();
+    for (family, list) in all {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        let take = per_metric.unwrap_or(usize::MAX);
+        out.insert(
+            family,
+            Value::Array(
+                list.into_iter()
+                    .take(take)
+                    .map(|m| json!({"type": m.kind, "help": m.help, "unit": m.unit}))
+                    .collect(),
+            ),
+        );
+    }
+    success(Value::Object(out))
+}

@@ -280,7 +280,25 @@ impl ScrapeLoop {
                 Ok(None) => break,
                 Err(e) => return Err(ScrapeError::Parse(e)),
             };
-            let Entry::Sample(s) = entry else { continue };
+            let s = match entry {
+                Entry::Sample(s) => s,
+                Entry::Type { family, kind } => {
+                    let k = kind.as_str();
+                    self.target
+                        .note_metadata(&family, |m| set_if_changed(&mut m.kind, k));
+                    continue;
+                }
+                Entry::Help { family, text } => {
+                    self.target
+                        .note_metadata(&family, |m| set_if_changed(&mut m.help, &text));
+                    continue;
+                }
+                Entry::Unit { family, unit } => {
+                    self.target
+                        .note_metadata(&family, |m| set_if_changed(&mut m.unit, &unit));
+                    continue;
+                }
+            };
             stats.scraped += 1;
             let t = if honor_ts {
                 s.timestamp.unwrap_or(ts)
@@ -490,6 +508,16 @@ impl ScrapeLoop {
         for r in refs {
             let _ = self.head.append(r, stale_ts, STALE_NAN);
         }
+    }
+}
+
+/// Sets `field` to `v` unless equal; returns whether it changed.
+fn set_if_changed(field: &mut String, v: &str) -> bool {
+    if field != v {
+        v.clone_into(field);
+        true
+    } else {
+        false
     }
 }
 

@@ -61,6 +61,14 @@ pub struct ScrapeStatus {
     pub last_scrape_duration: Duration,
 }
 
+/// A metric family's metadata as the target last exposed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
 /// One scrape target.
 #[derive(Debug)]
 pub struct Target {
@@ -73,6 +81,8 @@ pub struct Target {
     pub interval: Duration,
     pub timeout: Duration,
     status: Mutex<ScrapeStatus>,
+    /// Family name → metadata, from the target's TYPE/HELP/UNIT lines.
+    metadata: Mutex<BTreeMap<String, Metadata>>,
 }
 
 impl Target {
@@ -89,6 +99,27 @@ impl Target {
 
     pub fn set_status(&self, s: ScrapeStatus) {
         *self.status.lock() = s;
+    }
+
+    /// Updates one field of a family's metadata; allocates only on change,
+    /// so a steady target costs a lookup per metadata line.
+    pub fn note_metadata(&self, family: &str, f: impl FnOnce(&mut Metadata) -> bool) {
+        let mut m = self.metadata.lock();
+        match m.get_mut(family) {
+            Some(md) => {
+                f(md);
+            }
+            None => {
+                let mut md = Metadata::default();
+                if f(&mut md) {
+                    m.insert(family.to_string(), md);
+                }
+            }
+        }
+    }
+
+    pub fn metadata(&self) -> BTreeMap<String, Metadata> {
+        self.metadata.lock().clone()
     }
 }
 
@@ -216,6 +247,7 @@ pub fn populate(
             last_scrape: None,
             last_scrape_duration: Duration::ZERO,
         }),
+        metadata: Mutex::new(BTreeMap::new()),
     }))
 }
 
