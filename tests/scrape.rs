@@ -24,6 +24,7 @@ fn om_timestamp_ms() -> i64 {
 /// Starts the fake target server; returns its address and a stop handle.
 async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
     let toggle = Arc::new(AtomicUsize::new(0));
+    let shuffle = Arc::new(AtomicUsize::new(0));
     let big = Arc::new("x".repeat(2 << 20));
     let app = Router::new()
         .route("/good", get(|| async { GOOD }))
@@ -104,6 +105,20 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
         .route(
             "/labels",
             get(|| async { "m{job=\"inner\",instance=\"x\"} 1\n" }),
+        )
+        .route(
+            "/shuffle",
+            get(move || {
+                let n = shuffle.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut lines = vec!["a 1\n", "b 2\n", "c 3\n", "d 4\n"];
+                    lines.rotate_left(n % 4);
+                    if n % 2 == 1 {
+                        lines.swap(0, 2);
+                    }
+                    lines.concat()
+                }
+            }),
         )
         .route(
             "/error500",
@@ -376,6 +391,37 @@ async fn removed_target_gets_staleness_markers() {
         is_stale_nan(m.last().unwrap().1),
         "m_total not stale: {m:?}"
     );
+    app.stop().await;
+    server.abort();
+}
+
+/// The scrape cache looks samples up by position first: when the exporter
+/// reorders its series, every value must still land on its own series, and
+/// series dropped by metric relabeling stay dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_payloads_keep_values_on_their_series() {
+    let (addr, server) = fake_targets().await;
+    let mut yaml = String::from("scrape_configs:\n");
+    yaml += &job(
+        "shuffle",
+        &addr,
+        "/shuffle",
+        "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: c\n        action: drop\n",
+    );
+    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4600)).await;
+    let head = app.state.head.clone();
+    let t = get_json(&format!("http://{}/api/v1/targets", app.addr)).await;
+    assert_eq!(t["data"]["activeTargets"][0]["health"], "up", "{t:#}");
+    for (name, want) in [("a", 1.0), ("b", 2.0), ("d", 4.0)] {
+        let got = value_of(&head, name, "shuffle");
+        assert!(got.len() >= 4, "{name}: {got:?}");
+        assert!(got.iter().all(|(_, v)| *v == want), "{name}: {got:?}");
+    }
+    assert!(value_of(&head, "c", "shuffle").is_empty());
+    let post = value_of(&head, "scrape_samples_post_metric_relabeling", "shuffle");
+    assert!(post.iter().all(|(_, v)| *v == 3.0), "{post:?}");
     app.stop().await;
     server.abort();
 }

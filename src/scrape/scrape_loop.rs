@@ -50,13 +50,18 @@ impl ScrapeError {
     }
 }
 
-struct CacheEntry {
-    /// `None`: dropped by metric_relabel_configs, remembered so it is not
-    /// relabeled again.
-    series: Option<SeriesHandle>,
-    /// The scrape iteration that last saw it, for evicting old entries.
-    last_iter: u64,
+/// What the cache knows of one series text.
+#[derive(Clone)]
+enum CacheEntry {
+    /// Dropped by metric_relabel_configs: remembered so it is not relabeled
+    /// again.
+    Dropped,
+    Series(SeriesHandle),
 }
+
+/// One sample position of a scrape: the hash of its series text and what it
+/// resolved to (`None`: not cached, e.g. lost to a retention race).
+type Slot = (u128, Option<CacheEntry>);
 
 /// Buffers shared by every loop (see [`crate::scrape::pool`]).
 pub struct ScrapePools {
@@ -77,7 +82,9 @@ impl ScrapePools {
 
 /// A sample parsed and labelled, waiting for the payload to prove good.
 pub struct Pending {
-    series: SeriesHandle,
+    /// Position of the sample in this scrape's `order`, which holds its handle.
+    slot: u32,
+    series: SeriesRef,
     t: i64,
     v: f64,
     /// Sample carried its own timestamp: Prometheus writes no staleness
@@ -91,9 +98,19 @@ pub struct Pending {
 /// text is 50-200 bytes per series, the hash 16, and that difference is a
 /// large share of klaxon's memory per series. A collision needs about 2^64
 /// distinct series in one target before it becomes likely.
+///
+/// Exporters write the same series in the same order every scrape, so the
+/// first lookup is positional: sample *i* is checked against sample *i* of
+/// the previous scrape, a sequential read. The hash map is the fallback for
+/// series that moved, and costs a random memory access per lookup, which on a
+/// large target is most of the price of a sample.
 #[derive(Default)]
 struct ScrapeCache {
     entries: HashMap<u128, CacheEntry, foldhash::fast::RandomState>,
+    /// The last successful scrape's samples in payload order.
+    order: Vec<Slot>,
+    /// The allocation the next scrape's order is built in.
+    spare: Vec<Slot>,
     /// Series appended by the last successful scrape (sorted): the ones that
     /// get a staleness marker when they are missing from the next.
     prev: Vec<SeriesRef>,
@@ -274,6 +291,11 @@ impl ScrapeLoop {
         let mut parser = Parser::with_validation(buf, format, Validation::PrometheusCompatible);
         let honor_ts = self.cfg.honor_timestamps;
         let sample_limit = self.cfg.sample_limit;
+        // Both are taken out: an error below leaves them empty, and the next
+        // scrape falls back to the hash map, which is always complete.
+        let mut prev_order = std::mem::take(&mut self.cache.order);
+        let mut order = std::mem::take(&mut self.cache.spare);
+        order.clear();
         loop {
             let entry = match parser.next() {
                 Ok(Some(e)) => e,
@@ -306,60 +328,28 @@ impl ScrapeLoop {
                 ts
             };
             let key = xxhash_rust::xxh3::xxh3_128(s.series);
-            let series = match self.cache.entries.get_mut(&key) {
-                Some(e) => {
-                    e.last_iter = iter;
-                    match &e.series {
-                        Some(h) => h.clone(),
-                        None => continue,
-                    }
-                }
-                None => {
-                    let mut b = LabelsBuilder::new();
-                    s.labels_into(&mut b);
-                    merge_target_labels(&mut b, &self.target.labels, self.cfg.honor_labels);
-                    let keep = crate::scrape::relabel::process_builder(
-                        &mut b,
-                        &self.cfg.metric_relabel_configs,
-                    );
-                    if !keep {
-                        self.cache.entries.insert(
-                            key,
-                            CacheEntry {
-                                series: None,
-                                last_iter: iter,
-                            },
-                        );
-                        continue;
-                    }
-                    let labels = b.build();
-                    check_limits(&labels, &self.cfg)?;
-                    if labels.metric_name().is_empty() {
-                        return Err(ScrapeError::InvalidSeries {
-                            series: String::from_utf8_lossy(s.series).into_owned(),
-                            reason: "metric name is empty after relabeling".into(),
-                        });
-                    }
-                    let (r, created) = self.head.get_or_create(&labels);
-                    if created {
-                        stats.series_added += 1;
-                    }
-                    // Retention may remove the series right after creation:
-                    // then nothing is cached and the next scrape retries.
-                    let Some(h) = self.head.handle(r) else {
-                        continue;
-                    };
-                    self.cache.entries.insert(
-                        key,
-                        CacheEntry {
-                            series: Some(h.clone()),
-                            last_iter: iter,
-                        },
-                    );
-                    h
-                }
+            let pos = order.len();
+            let hit = prev_order
+                .get_mut(pos)
+                .filter(|e| e.0 == key)
+                .and_then(|e| e.1.take());
+            let entry = match hit {
+                Some(e) => Some(e),
+                None => match self.cache.entries.get(&key) {
+                    Some(e) => Some(e.clone()),
+                    None => self.resolve(&s, key, &mut stats)?,
+                },
+            };
+            let series = match &entry {
+                Some(CacheEntry::Series(h)) => Some(h.series_ref()),
+                _ => None,
+            };
+            order.push((key, entry));
+            let Some(series) = series else {
+                continue;
             };
             self.pending.push(Pending {
+                slot: pos as u32,
                 series,
                 t,
                 v: s.value,
@@ -373,15 +363,15 @@ impl ScrapeLoop {
         // Sorting by series (stable, so each series keeps its time order) puts
         // two spellings of one series side by side. Payload order is nearly
         // the creation order of the references, so this is close to linear.
-        self.pending.sort_by_key(|p| p.series.series_ref().0);
+        self.pending.sort_by_key(|p| p.series.0);
         if let Some(w) = self
             .pending
             .windows(2)
-            .find(|w| w[0].series.series_ref() == w[1].series.series_ref() && w[0].t == w[1].t)
+            .find(|w| w[0].series == w[1].series && w[0].t == w[1].t)
         {
             let name = self
                 .head
-                .series_labels(w[0].series.series_ref())
+                .series_labels(w[0].series)
                 .map(|l| l.to_string())
                 .unwrap_or_default();
             return Err(ScrapeError::Duplicate(name));
@@ -391,20 +381,69 @@ impl ScrapeLoop {
             .pending
             .iter()
             .filter(|p| !p.explicit_ts)
-            .map(|p| p.series.series_ref())
+            .map(|p| p.series)
             .collect();
         cur.dedup();
-        self.commit_pending();
+        let complete = self.commit_pending(&order);
         self.write_staleness(&cur, ts);
         self.cache.prev = cur;
+        prev_order.clear();
+        self.cache.spare = prev_order;
+        if complete {
+            self.cache.order = order;
+        }
         self.cache_gc();
         Ok(stats)
     }
 
-    fn commit_pending(&mut self) {
+    /// A series text not in the cache: decode its labels, attach the
+    /// target's, relabel, check limits, find or create the head series, and
+    /// cache the outcome.
+    fn resolve(
+        &mut self,
+        s: &crate::scrape::parser::Sample<'_>,
+        key: u128,
+        stats: &mut AppendStats,
+    ) -> Result<Option<CacheEntry>, ScrapeError> {
+        let mut b = LabelsBuilder::new();
+        s.labels_into(&mut b);
+        merge_target_labels(&mut b, &self.target.labels, self.cfg.honor_labels);
+        if !crate::scrape::relabel::process_builder(&mut b, &self.cfg.metric_relabel_configs) {
+            self.cache.entries.insert(key, CacheEntry::Dropped);
+            return Ok(Some(CacheEntry::Dropped));
+        }
+        let labels = b.build();
+        check_limits(&labels, &self.cfg)?;
+        if labels.metric_name().is_empty() {
+            return Err(ScrapeError::InvalidSeries {
+                series: String::from_utf8_lossy(s.series).into_owned(),
+                reason: "metric name is empty after relabeling".into(),
+            });
+        }
+        let (r, created) = self.head.get_or_create(&labels);
+        if created {
+            stats.series_added += 1;
+        }
+        // Retention may remove the series right after creation: then nothing
+        // is cached and the next scrape retries.
+        let Some(h) = self.head.handle(r) else {
+            return Ok(None);
+        };
+        let e = CacheEntry::Series(h);
+        self.cache.entries.insert(key, e.clone());
+        Ok(Some(e))
+    }
+
+    /// Appends the batch; returns false when a cached series turned out to
+    /// be gone (the positional cache must then not be reused).
+    fn commit_pending(&mut self, order: &[Slot]) -> bool {
         let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
-        for Pending { series, t, v, .. } in &self.pending {
-            match self.head.append_to(series, *t, *v) {
+        let mut complete = true;
+        for p in &self.pending {
+            let Some((_, Some(CacheEntry::Series(h)))) = order.get(p.slot as usize) else {
+                continue;
+            };
+            match self.head.append_to(h, p.t, p.v) {
                 Ok(()) => {}
                 Err(AppendError::OutOfOrder) => ooo += 1,
                 Err(AppendError::DuplicateTimestamp) => dup += 1,
@@ -412,10 +451,12 @@ impl ScrapeLoop {
                 Err(AppendError::UnknownSeries) => {
                     // Retention removed the series between scrapes: forget the
                     // cached reference so the next scrape recreates it.
-                    let r = series.series_ref();
-                    self.cache
-                        .entries
-                        .retain(|_, e| e.series.as_ref().map(|h| h.series_ref()) != Some(r));
+                    let r = p.series;
+                    self.cache.entries.retain(|_, e| match e {
+                        CacheEntry::Series(h) => h.series_ref() != r,
+                        CacheEntry::Dropped => true,
+                    });
+                    complete = false;
                 }
                 // Labels were checked non-empty before the series was created.
                 Err(AppendError::EmptyLabels) => {}
@@ -430,6 +471,7 @@ impl ScrapeLoop {
         if oob > 0 {
             self.metrics.sample_out_of_bounds.inc_by(oob as f64);
         }
+        complete
     }
 
     /// Series of the previous successful scrape that are not in `cur` (both
@@ -449,16 +491,19 @@ impl ScrapeLoop {
         }
     }
 
-    /// Forgets entries not seen for two successful scrapes, so a target whose
-    /// series churn does not grow the cache without bound.
+    /// Every few scrapes, forgets the series texts the last scrape did not
+    /// contain, so a target whose series churn does not grow the cache
+    /// without bound.
     fn cache_gc(&mut self) {
-        let iter = self.iter;
-        if !iter.is_multiple_of(4) {
+        if !self.iter.is_multiple_of(4) {
             return;
         }
-        self.cache
-            .entries
-            .retain(|_, e| iter.saturating_sub(e.last_iter) <= 2);
+        let live: std::collections::HashSet<u128, foldhash::fast::RandomState> =
+            self.cache.order.iter().map(|e| e.0).collect();
+        if live.is_empty() {
+            return;
+        }
+        self.cache.entries.retain(|k, _| live.contains(k));
     }
 
     fn report_refs(&mut self) -> [SeriesRef; 5] {
