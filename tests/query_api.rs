@@ -27,7 +27,7 @@ async fn fixture() -> Fixture {
     let t = (klaxon::model::now_millis() / 60_000) * 60_000 - 60_000;
     let start = t - POINTS * STEP_MS;
     let head = &app.state.head;
-    let mut add = |pairs: &[(&str, &str)], f: &dyn Fn(i64) -> f64| {
+    let add = |pairs: &[(&str, &str)], f: &dyn Fn(i64) -> f64| {
         let (r, _) = head
             .try_get_or_create(&Labels::from_pairs(pairs.iter().copied()))
             .unwrap();
@@ -391,5 +391,285 @@ async fn errors_like_prometheus() {
     ))
     .await;
     assert_eq!(c, 200);
+    f.app.stop().await;
+}
+
+fn tool_available(name: &str, present: bool, how: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{name} missing under CI: {how}"
+    );
+    eprintln!("note: {name} not installed; its checks did not run");
+    false
+}
+
+/// A label set the way Prometheus' Go client prints it
+/// (`name{a="b", c="d"}`), which is promtool's output format.
+fn go_metric(l: &Labels) -> String {
+    let name = l.metric_name();
+    let rest: Vec<String> = l
+        .iter()
+        .filter(|x| x.name != "__name__")
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
+    format!("{name}{{{}}}", rest.join(", "))
+}
+
+fn go_time(ms: i64) -> String {
+    format_value(ms as f64 / 1000.0)
+}
+
+fn run_promtool(args: &[&str]) -> String {
+    let out = Command::new("/usr/bin/promtool")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_matches_engine() {
+    if !tool_available(
+        "promtool",
+        std::path::Path::new("/usr/bin/promtool").exists(),
+        ".ci/run must install it (../shared/tools/install-peers.sh)",
+    ) {
+        return;
+    }
+    let f = fixture().await;
+    let head = f.app.state.head.clone();
+    let (b, t) = (f.base.clone(), f.t);
+    let eng = Engine::default();
+    for q in [
+        "qa_requests_total",
+        "sum by (path) (rate(qa_requests_total[1m]))",
+        "qa_temp * 2 + on() group_left() vector(0.125)",
+        "avg_over_time(qa_temp[1m])",
+    ] {
+        let Value::Vector(v) = eng.instant(&head, q, t).unwrap().value else {
+            panic!("{q}")
+        };
+        assert!(!v.is_empty(), "{q}");
+        let mut want: Vec<String> = v
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} => {} @[{}]",
+                    go_metric(&s.labels),
+                    format_value(s.value),
+                    go_time(s.t)
+                )
+            })
+            .collect();
+        want.sort();
+        let text = tokio::task::spawn_blocking({
+            let (b, ts) = (b.clone(), secs(t));
+            let q = q.to_string();
+            move || run_promtool(&["query", "instant", &format!("--time={ts}"), &b, &q])
+        })
+        .await
+        .unwrap();
+        let mut got: Vec<String> = text.lines().map(str::to_string).collect();
+        got.sort();
+        assert_eq!(got, want, "{q}");
+    }
+
+    let q = "sum by (code) (rate(qa_requests_total[1m]))";
+    let (start, end) = (t - 300_000, t);
+    let Value::Matrix(m) = eng.range(&head, q, start, end, 30_000).unwrap().value else {
+        panic!()
+    };
+    let mut want = String::new();
+    for s in &m {
+        want.push_str(&format!("{} =>\n", go_metric(&s.labels)));
+        for (pt, pv) in &s.points {
+            want.push_str(&format!("{} @[{}]\n", format_value(*pv), go_time(*pt)));
+        }
+    }
+    let text = tokio::task::spawn_blocking({
+        let (b, s0, s1) = (b.clone(), secs(start), secs(end));
+        move || {
+            run_promtool(&[
+                "query",
+                "range",
+                &format!("--start={s0}"),
+                &format!("--end={s1}"),
+                "--step=30s",
+                &b,
+                q,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(text.trim_end(), want.trim_end());
+    f.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_prometheus_api_client() {
+    let importable = Command::new("python3")
+        .args(["-c", "import prometheus_api_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !tool_available(
+        "python module prometheus_api_client",
+        importable,
+        ".ci/run must run `python3 -m pip install prometheus-api-client==0.7.2`",
+    ) {
+        return;
+    }
+    let f = fixture().await;
+    let head = f.app.state.head.clone();
+    let t = f.t;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/prom_api_client.py"
+    );
+    let out = tokio::task::spawn_blocking({
+        let (b, ts) = (f.base.clone(), secs(t));
+        move || {
+            Command::new("python3")
+                .args([script, &b, &ts])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: J = serde_json::from_slice(&out.stdout).unwrap();
+    let eng = Engine::default();
+    let q = "sum by (code) (rate(qa_requests_total[1m]))";
+
+    let Value::Vector(iv) = eng.instant(&head, q, t).unwrap().value else {
+        panic!()
+    };
+    let mut want: Vec<J> = iv
+        .iter()
+        .map(|s| {
+            serde_json::json!([
+                {"code": s.labels.get("code").unwrap()},
+                s.t as f64 / 1000.0,
+                format_value(s.value)
+            ])
+        })
+        .collect();
+    want.sort_by_key(|x| x[0]["code"].as_str().unwrap().to_string());
+    assert_eq!(v["instant"], J::Array(want));
+
+    let start = v["range_start"].as_i64().unwrap() * 1000;
+    let end = v["range_end"].as_i64().unwrap() * 1000;
+    let Value::Matrix(m) = eng.range(&head, q, start, end, 60_000).unwrap().value else {
+        panic!()
+    };
+    let want: Vec<J> = m
+        .iter()
+        .map(|s| {
+            let pts: Vec<J> = s
+                .points
+                .iter()
+                .map(|(pt, pv)| serde_json::json!([*pt as f64 / 1000.0, format_value(*pv)]))
+                .collect();
+            serde_json::json!([{"code": s.labels.get("code").unwrap()}, pts])
+        })
+        .collect();
+    assert_eq!(v["range"], J::Array(want));
+    assert_eq!(v["codes"], serde_json::json!(["200", "500"]));
+    let metrics = v["metrics"].as_array().unwrap();
+    for n in ["qa_requests_total", "qa_special", "qa_temp"] {
+        assert!(metrics.contains(&J::from(n)), "{metrics:?}");
+    }
+    f.app.stop().await;
+}
+
+/// Exactly the requests Grafana's Prometheus datasource makes for its health
+/// check and its label browser, in both the GET and POST forms it can use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_datasource_requests() {
+    let f = fixture().await;
+    let (b, t) = (&f.base, f.t);
+    let ts = secs(t);
+    let (s0, s1) = (secs(t - 3_600_000), ts.clone());
+
+    let (c, v) = get(&format!("{b}/api/v1/query?query=1%2B1&time={ts}")).await;
+    assert_eq!(c, 200);
+    assert_eq!(v["data"]["resultType"], "scalar");
+    assert_eq!(v["data"]["result"][1], "2");
+    let (c, body) = post(
+        &format!("{b}/api/v1/query"),
+        &[("query", "1+1"), ("time", &ts)],
+    )
+    .await;
+    assert_eq!(c, 200);
+    let v: J = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["result"][0].as_f64(), Some(t as f64 / 1000.0));
+    assert_eq!(v["data"]["result"][1], "2");
+    let (c, v) = get(&format!("{b}/api/v1/status/buildinfo")).await;
+    assert_eq!(c, 200);
+    assert!(v["data"]["version"].is_string(), "{v}");
+
+    let (c, v) = get(&format!("{b}/api/v1/labels?start={s0}&end={s1}")).await;
+    assert_eq!(c, 200);
+    let names = v["data"].as_array().unwrap().clone();
+    for n in ["__name__", "code", "kind", "path", "room"] {
+        assert!(names.contains(&J::from(n)), "{names:?}");
+    }
+    let (c, body) = post(
+        &format!("{b}/api/v1/labels"),
+        &[("start", &s0), ("end", &s1)],
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        serde_json::from_str::<J>(&body).unwrap()["data"],
+        J::Array(names)
+    );
+
+    let (c, v) = get(&format!(
+        "{b}/api/v1/label/__name__/values?start={s0}&end={s1}"
+    ))
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        v["data"],
+        serde_json::json!(["qa_requests_total", "qa_special", "qa_temp"])
+    );
+    let (_, v) = get(&format!("{b}/api/v1/label/code/values?start={s0}&end={s1}")).await;
+    assert_eq!(v["data"], serde_json::json!(["200", "500"]));
+
+    let m = "{__name__=\"qa_requests_total\"}";
+    let (c, v) = get(&format!(
+        "{b}/api/v1/series?match%5B%5D={}&start={s0}&end={s1}",
+        enc(m)
+    ))
+    .await;
+    assert_eq!(c, 200);
+    let series = v["data"].as_array().unwrap().clone();
+    assert_eq!(series.len(), 2, "{v}");
+    assert_eq!(series[0]["code"], "200");
+    assert_eq!(series[1]["path"], "/a");
+    let (c, body) = post(
+        &format!("{b}/api/v1/series"),
+        &[("match[]", m), ("start", &s0), ("end", &s1)],
+    )
+    .await;
+    assert_eq!(c, 200);
+    assert_eq!(
+        serde_json::from_str::<J>(&body).unwrap()["data"],
+        J::Array(series)
+    );
     f.app.stop().await;
 }
