@@ -19,18 +19,38 @@ use std::time::Duration;
 /// Prometheus' limit on points per series of a range query.
 const MAX_POINTS: i128 = 11_000;
 
-fn bad_data(msg: impl Into<String>) -> Response {
-    api_error(StatusCode::BAD_REQUEST, "bad_data", msg)
+/// A refused or failed query: Prometheus' `errorType`, the HTTP status it
+/// goes with, and the message clients show.
+#[derive(Debug, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct QueryApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl IntoResponse for QueryApiError {
+    fn into_response(self) -> Response {
+        api_error(self.status, self.error_type, self.message)
+    }
+}
+
+fn bad_data(msg: impl Into<String>) -> QueryApiError {
+    QueryApiError {
+        status: StatusCode::BAD_REQUEST,
+        error_type: "bad_data",
+        message: msg.into(),
+    }
 }
 
 /// Prometheus' `invalidParamError`: the parameter's name leads the message.
-fn invalid_param(name: &str, msg: impl std::fmt::Display) -> Response {
+fn invalid_param(name: &str, msg: impl std::fmt::Display) -> QueryApiError {
     bad_data(format!("invalid parameter {name:?}: {msg}"))
 }
 
 /// A time parameter that has a default when absent (`time`), worded like
 /// Prometheus' `parseTimeParam`.
-fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
+fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, QueryApiError> {
     match p.get(name) {
         None | Some("") => Ok(default),
         Some(s) => parse_time(s)
@@ -40,7 +60,7 @@ fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
 
 /// A required time parameter (`start`, `end` of a range query): absent is
 /// the same error as unparseable, as in Prometheus.
-fn required_time(p: &Params, name: &str) -> Result<i64, Response> {
+fn required_time(p: &Params, name: &str) -> Result<i64, QueryApiError> {
     let s = p.get(name).unwrap_or("");
     parse_time(s).map_err(|e| invalid_param(name, e))
 }
@@ -64,7 +84,7 @@ pub fn parse_api_duration(s: &str) -> Result<i128, String> {
 }
 
 /// The `timeout` parameter, if given.
-fn timeout_param(p: &Params) -> Result<Option<Duration>, Response> {
+fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryApiError> {
     match p.get("timeout") {
         None | Some("") => Ok(None),
         Some(s) => {
@@ -75,7 +95,7 @@ fn timeout_param(p: &Params) -> Result<Option<Duration>, Response> {
 }
 
 /// The 3.x `limit` parameter: 0 or absent means no limit.
-fn limit_param(p: &Params) -> Result<usize, Response> {
+fn limit_param(p: &Params) -> Result<usize, QueryApiError> {
     match p.get("limit") {
         None | Some("") => Ok(0),
         Some(s) => match s.parse::<i64>() {
@@ -89,7 +109,7 @@ fn limit_param(p: &Params) -> Result<usize, Response> {
     }
 }
 
-fn parse_query(p: &Params) -> Result<(Expr, String), Response> {
+fn parse_query(p: &Params) -> Result<(Expr, String), QueryApiError> {
     let text = p.get("query").unwrap_or("").to_string();
     match crate::promql::parse(&text) {
         Ok(e) => Ok((e, text)),
@@ -184,11 +204,11 @@ pub async fn query(
         let t = time_param(&p, "time", crate::model::now_millis())?;
         let timeout = timeout_param(&p)?;
         let (expr, text) = parse_query(&p)?;
-        Ok::<_, Response>((limit, t, timeout, expr, text))
+        Ok::<_, QueryApiError>((limit, t, timeout, expr, text))
     })();
     let (limit, t, timeout, expr, text) = match prepared {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
     let head = s.head.clone();
@@ -247,11 +267,11 @@ pub async fn query_range(
         let step = i64::try_from(step_ns / 1_000_000)
             .unwrap_or(i64::MAX)
             .max(1);
-        Ok::<_, Response>((limit, start, end, step, timeout, expr, text))
+        Ok::<_, QueryApiError>((limit, start, end, step, timeout, expr, text))
     })();
     let (limit, start, end, step, timeout, expr, text) = match prepared {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
     let head = s.head.clone();
@@ -270,17 +290,17 @@ pub async fn query_exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Respo
     let p = Params::from_request(&uri, &headers, &body);
     let start = match time_param(&p, "start", i64::MIN) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let end = match time_param(&p, "end", i64::MAX) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     if end < start {
-        return bad_data("end timestamp must not be before start timestamp");
+        return bad_data("end timestamp must not be before start timestamp").into_response();
     }
     if let Err(e) = crate::promql::parse(p.get("query").unwrap_or("")) {
-        return bad_data(e.to_string());
+        return bad_data(e.to_string()).into_response();
     }
     success(serde_json::Value::Array(Vec::new()))
 }
