@@ -86,6 +86,7 @@ pub async fn start_with_flags(
         registry,
         manager: manager.clone(),
         head: head.clone(),
+        engine: crate::promql::Engine::default(),
         ready: Default::default(),
         config_yaml: cfg.to_yaml().to_string(),
         flags,

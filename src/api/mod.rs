@@ -3,9 +3,12 @@
 
 pub mod params;
 pub mod prom;
+pub mod query;
+pub mod query_json;
 pub mod targets;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::promql::Engine;
 use crate::scrape::manager::Manager;
 use crate::tsdb::Head;
 use axum::extract::State;
@@ -21,6 +24,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub manager: Arc<Manager>,
     pub head: Arc<Head>,
+    /// The PromQL engine behind `/api/v1/query*` (its options are the
+    /// server-wide limits; a request's `timeout` can only shorten them).
+    pub engine: Engine,
     /// Set once the config is applied and the scrape pools run.
     pub ready: AtomicBool,
     /// The config file's text (served with secrets redacted).
@@ -37,6 +43,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
         .route("/api/v1/series", get(prom::series).post(prom::series))
         .route(
             "/api/v1/labels",

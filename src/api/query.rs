@@ -1,0 +1,326 @@
+//! `/api/v1/query`, `/api/v1/query_range` and `/api/v1/query_exemplars`:
+//! Prometheus' query endpoints over [`crate::promql::Engine`], with its
+//! parameter syntax, error wording, error types and status codes, so
+//! promtool, Grafana and the client libraries cannot tell the difference.
+
+use super::params::Params;
+use super::query_json::encode_success;
+use super::{api_error, success, AppState};
+use crate::model::time::parse_time;
+use crate::promql::engine::{EngineOptions, ErrorKind, EvalError, Query, QueryResult, Value};
+use crate::promql::{Engine, Expr, ValueType};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Prometheus' limit on points per series of a range query.
+const MAX_POINTS: i128 = 11_000;
+
+/// A refused or failed query: Prometheus' `errorType`, the HTTP status it
+/// goes with, and the message clients show.
+#[derive(Debug, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct QueryApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl IntoResponse for QueryApiError {
+    fn into_response(self) -> Response {
+        api_error(self.status, self.error_type, self.message)
+    }
+}
+
+fn bad_data(msg: impl Into<String>) -> QueryApiError {
+    QueryApiError {
+        status: StatusCode::BAD_REQUEST,
+        error_type: "bad_data",
+        message: msg.into(),
+    }
+}
+
+/// Prometheus' `invalidParamError`: the parameter's name leads the message.
+fn invalid_param(name: &str, msg: impl std::fmt::Display) -> QueryApiError {
+    bad_data(format!("invalid parameter {name:?}: {msg}"))
+}
+
+/// A time parameter that has a default when absent (`time`), worded like
+/// Prometheus' `parseTimeParam`.
+fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, QueryApiError> {
+    match p.get(name) {
+        None | Some("") => Ok(default),
+        Some(s) => parse_time(s)
+            .map_err(|e| invalid_param(name, format!("Invalid time value for '{name}': {e}"))),
+    }
+}
+
+/// A required time parameter (`start`, `end` of a range query): absent is
+/// the same error as unparseable, as in Prometheus.
+fn required_time(p: &Params, name: &str) -> Result<i64, QueryApiError> {
+    let s = p.get(name).unwrap_or("");
+    parse_time(s).map_err(|e| invalid_param(name, e))
+}
+
+/// Parses a duration as Prometheus' API does: float seconds first, then the
+/// duration syntax (`5m`). Nanoseconds, so sub-millisecond steps are still
+/// seen as positive when checking them.
+pub fn parse_api_duration(s: &str) -> Result<i128, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ns = f * 1e9;
+        if !ns.is_finite() || ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok(ns as i128);
+    }
+    crate::config::duration::parse_duration(s)
+        .map(|d| d.as_nanos() as i128)
+        .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
+}
+
+/// The `timeout` parameter, if given.
+fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryApiError> {
+    match p.get("timeout") {
+        None | Some("") => Ok(None),
+        Some(s) => {
+            let ns = parse_api_duration(s).map_err(|e| invalid_param("timeout", e))?;
+            Ok(Some(Duration::from_nanos(ns.max(0) as u64)))
+        }
+    }
+}
+
+/// The 3.x `limit` parameter: 0 or absent means no limit.
+fn limit_param(p: &Params) -> Result<usize, QueryApiError> {
+    match p.get("limit") {
+        None | Some("") => Ok(0),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n < 0 => Err(invalid_param("limit", "limit must be non-negative")),
+            Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            Err(_) => Err(invalid_param(
+                "limit",
+                format!("strconv.Atoi: parsing {s:?}: invalid syntax"),
+            )),
+        },
+    }
+}
+
+fn parse_query(p: &Params) -> Result<(Expr, String), QueryApiError> {
+    let text = p.get("query").unwrap_or("").to_string();
+    match crate::promql::parse(&text) {
+        Ok(e) => Ok((e, text)),
+        Err(e) => Err(invalid_param("query", e)),
+    }
+}
+
+/// The engine for one request: the request's `timeout` only ever shortens
+/// the engine's own limit, never extends it.
+fn engine_for(base: &Engine, timeout: Option<Duration>) -> Engine {
+    match timeout {
+        Some(t) if t < base.options().timeout => Engine::new(EngineOptions {
+            timeout: t,
+            ..base.options().clone()
+        }),
+        _ => base.clone(),
+    }
+}
+
+/// Prometheus' `returnAPIError` + `respondError` mapping.
+fn eval_error(e: EvalError) -> Response {
+    let code = match e.kind {
+        ErrorKind::BadData => StatusCode::BAD_REQUEST,
+        ErrorKind::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        // Prometheus' statusClientClosedConnection.
+        ErrorKind::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+    };
+    api_error(code, e.kind.as_str(), e.message)
+}
+
+/// Cuts vectors and matrices to `limit` series, as Prometheus 3.x does.
+fn truncate(r: &mut QueryResult, limit: usize) {
+    if limit == 0 {
+        return;
+    }
+    let cut = match &mut r.value {
+        Value::Vector(v) if v.len() > limit => {
+            v.truncate(limit);
+            true
+        }
+        Value::Matrix(m) if m.len() > limit => {
+            m.truncate(limit);
+            true
+        }
+        _ => false,
+    };
+    if cut {
+        r.warnings
+            .push("results truncated due to limit".to_string());
+    }
+}
+
+/// Runs an evaluation on tokio's blocking pool, so a long query does not
+/// hold a runtime worker the scrape loops need, and encodes the answer
+/// there too (large results take real time to serialize).
+async fn run<F>(eval: F, limit: usize) -> Response
+where
+    F: FnOnce() -> Result<QueryResult, EvalError> + Send + 'static,
+{
+    let joined = tokio::task::spawn_blocking(move || {
+        eval().map(|mut r| {
+            truncate(&mut r, limit);
+            encode_success(&r)
+        })
+    })
+    .await;
+    match joined {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Err(e)) => eval_error(e),
+        Err(e) => {
+            tracing::error!(error = %e, "query task failed");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "query evaluation failed",
+            )
+        }
+    }
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn query(
+    State(s): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&uri, &headers, &body);
+    let prepared = (|| {
+        let limit = limit_param(&p)?;
+        let t = time_param(&p, "time", crate::model::now_millis())?;
+        let timeout = timeout_param(&p)?;
+        let (expr, text) = parse_query(&p)?;
+        Ok::<_, QueryApiError>((limit, t, timeout, expr, text))
+    })();
+    let (limit, t, timeout, expr, text) = match prepared {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let engine = engine_for(&s.engine, timeout);
+    let head = s.head.clone();
+    tracing::debug!(query = %text, t, "instant query");
+    run(
+        move || engine.instant(&head, Query::Parsed(&expr, Some(&text)), t),
+        limit,
+    )
+    .await
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn query_range(
+    State(s): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::from_request(&uri, &headers, &body);
+    let prepared = (|| {
+        let limit = limit_param(&p)?;
+        let start = required_time(&p, "start")?;
+        let end = required_time(&p, "end")?;
+        if end < start {
+            return Err(invalid_param(
+                "end",
+                "end timestamp must not be before start time",
+            ));
+        }
+        let step_ns = parse_api_duration(p.get("step").unwrap_or(""))
+            .map_err(|e| invalid_param("step", e))?;
+        if step_ns <= 0 {
+            return Err(invalid_param(
+                "step",
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end as i128 - start as i128) * 1_000_000 / step_ns > MAX_POINTS {
+            return Err(bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        let timeout = timeout_param(&p)?;
+        let (expr, text) = parse_query(&p)?;
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::InstantVector => {}
+            other => {
+                return Err(invalid_param(
+                    "query",
+                    format!("invalid expression type \"{other}\" for range query, must be Scalar or instant Vector"),
+                ))
+            }
+        }
+        // The engine works in milliseconds; a sub-millisecond step that
+        // passed the checks above is one millisecond.
+        let step = i64::try_from(step_ns / 1_000_000)
+            .unwrap_or(i64::MAX)
+            .max(1);
+        Ok::<_, QueryApiError>((limit, start, end, step, timeout, expr, text))
+    })();
+    let (limit, start, end, step, timeout, expr, text) = match prepared {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let engine = engine_for(&s.engine, timeout);
+    let head = s.head.clone();
+    tracing::debug!(query = %text, start, end, step, "range query");
+    run(
+        move || engine.range(&head, Query::Parsed(&expr, Some(&text)), start, end, step),
+        limit,
+    )
+    .await
+}
+
+/// `GET|POST /api/v1/query_exemplars`: klaxon keeps no exemplars, so a
+/// valid request always gets an empty list; invalid ones get Prometheus'
+/// errors so clients see the same validation.
+pub async fn query_exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::from_request(&uri, &headers, &body);
+    let start = match time_param(&p, "start", i64::MIN) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let end = match time_param(&p, "end", i64::MAX) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    if end < start {
+        return bad_data("end timestamp must not be before start timestamp").into_response();
+    }
+    if let Err(e) = crate::promql::parse(p.get("query").unwrap_or("")) {
+        return bad_data(e.to_string()).into_response();
+    }
+    success(serde_json::Value::Array(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_durations() {
+        assert_eq!(parse_api_duration("15"), Ok(15_000_000_000));
+        assert_eq!(parse_api_duration("0.5"), Ok(500_000_000));
+        assert_eq!(parse_api_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(parse_api_duration("-1"), Ok(-1_000_000_000));
+        assert_eq!(
+            parse_api_duration("x"),
+            Err("cannot parse \"x\" to a valid duration".to_string())
+        );
+        assert!(parse_api_duration("1e20")
+            .unwrap_err()
+            .contains("overflows"));
+    }
+}

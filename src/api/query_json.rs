@@ -1,0 +1,239 @@
+//! Query results in the exact JSON Prometheus' API writes. Built by hand
+//! rather than through `serde_json::Value`: Prometheus writes timestamps as
+//! raw numbers with a fixed millisecond fraction (`1.500`) and sample values
+//! as strings in Go's float syntax (`+Inf`, `1e-07`), neither of which a
+//! generic JSON value can express; hand-writing also avoids building a tree
+//! for results with millions of points.
+
+use crate::model::Labels;
+use crate::promql::engine::{QueryResult, Value};
+use std::fmt::Write;
+
+/// Appends `s` as a JSON string, escaping like Go's JSON encoders do for
+/// the characters that must be escaped.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            c if (c as u32) < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends a millisecond timestamp as Unix seconds the way Prometheus does:
+/// integer seconds, then `.` and exactly three digits when the fraction is
+/// not zero (`1435781451.781`, `1.500`, `-0.005`).
+pub fn write_ts(out: &mut String, t: i64) {
+    let neg = t < 0;
+    let a = t.unsigned_abs();
+    if neg {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", a / 1000);
+    let frac = a % 1000;
+    if frac != 0 {
+        let _ = write!(out, ".{frac:03}");
+    }
+}
+
+/// Formats a sample value like Prometheus (Go's `strconv.AppendFloat` with
+/// the shortest representation, `'f'` format except for magnitudes below
+/// 1e-6 or from 1e21 up, which use `'e'`).
+pub fn format_value(v: f64) -> String {
+    let mut s = String::new();
+    write_value_raw(&mut s, v);
+    s
+}
+
+fn write_value_raw(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        // Rust's `{:e}` is the shortest round-trip mantissa too; only the
+        // exponent differs: Go always signs it and pads it to two digits.
+        let e = format!("{v:e}");
+        let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        let _ = write!(out, "{mant}e{sign}{digits:0>2}");
+    } else {
+        // `{}` on f64 is the shortest round-trip digits without exponent,
+        // as Go's 'f' with precision -1.
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_ts(out, t);
+    out.push_str(",\"");
+    write_value_raw(out, v);
+    out.push_str("\"]");
+}
+
+fn write_labels(out: &mut String, l: &Labels) {
+    out.push('{');
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &x.name);
+        out.push(':');
+        write_str(out, &x.value);
+    }
+    out.push('}');
+}
+
+fn write_str_array(out: &mut String, key: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = write!(out, ",\"{key}\":[");
+    for (i, w) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, w);
+    }
+    out.push(']');
+}
+
+/// The whole success body of `/api/v1/query` or `/api/v1/query_range`:
+/// `{"status":"success","data":{"resultType":..,"result":..}}`, then
+/// `warnings` and `infos` when there are any (Prometheus omits empty ones).
+pub fn encode_success(r: &QueryResult) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
+    match &r.value {
+        Value::Scalar { t, v } => {
+            out.push_str("\"scalar\",\"result\":");
+            write_point(&mut out, *t, *v);
+        }
+        Value::String { t, v } => {
+            out.push_str("\"string\",\"result\":[");
+            write_ts(&mut out, *t);
+            out.push(',');
+            write_str(&mut out, v);
+            out.push(']');
+        }
+        Value::Vector(samples) => {
+            out.reserve(samples.len() * 96);
+            out.push_str("\"vector\",\"result\":[");
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"value\":");
+                write_point(&mut out, s.t, s.value);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(series) => {
+            out.push_str("\"matrix\",\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.reserve(64 + s.points.len() * 24);
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, &s.labels);
+                out.push_str(",\"values\":[");
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, *t, *v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    write_str_array(&mut out, "warnings", &r.warnings);
+    write_str_array(&mut out, "infos", &r.infos);
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_like_go() {
+        for (v, want) in [
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (1e6, "1000000"),
+            (1e20, "100000000000000000000"),
+            (1e21, "1e+21"),
+            (1.5e22, "1.5e+22"),
+            (1e-6, "0.000001"),
+            (1e-7, "1e-07"),
+            (-2.5e-10, "-2.5e-10"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-0.0, "-0"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(format_value(v), want, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn timestamps_keep_three_fraction_digits() {
+        for (t, want) in [
+            (1_435_781_451_781, "1435781451.781"),
+            (1500, "1.500"),
+            (1005, "1.005"),
+            (2000, "2"),
+            (-5, "-0.005"),
+            (0, "0"),
+        ] {
+            let mut s = String::new();
+            write_ts(&mut s, t);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn strings_escaped() {
+        let mut s = String::new();
+        write_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+}
