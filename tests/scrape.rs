@@ -111,7 +111,7 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
             get(move || {
                 let n = shuffle.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    let mut lines = vec!["a 1\n", "b 2\n", "c 3\n", "d 4\n"];
+                    let mut lines = ["a 1\n", "b 2\n", "c 3\n", "d 4\n"];
                     lines.rotate_left(n % 4);
                     if n % 2 == 1 {
                         lines.swap(0, 2);

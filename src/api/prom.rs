@@ -1,13 +1,13 @@
 //! The metadata side of Prometheus' HTTP API: series, label names and values,
 //! status pages and `format_query`. Queries themselves live beside the engine.
 
-use super::params::Params;
-use super::{api_error, success, AppState};
-use crate::model::time::{parse_time, rfc3339_millis};
+use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
+use super::{success, AppState};
+use crate::model::time::rfc3339_millis;
 use crate::model::Matcher;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -16,32 +16,40 @@ use std::sync::Arc;
 const MIN_TIME: i64 = i64::MIN / 2;
 const MAX_TIME: i64 = i64::MAX / 2;
 
-fn bad_data(msg: impl Into<String>) -> Response {
-    api_error(StatusCode::BAD_REQUEST, "bad_data", msg)
-}
-
-fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
-    match p.get(name) {
-        None | Some("") => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| bad_data(format!("invalid parameter {name:?}: {e}"))),
-    }
-}
-
 /// Parses each `match[]` selector into matchers.
-fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, Response> {
+fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut out = Vec::new();
     for s in p.get_all("match[]") {
         match crate::promql::parse(s) {
             Ok(crate::promql::Expr::VectorSelector(vs)) => out.push(vs.matchers.clone()),
             Ok(_) => {
-                return Err(bad_data(format!(
-                    "invalid parameter \"match[]\": 1:1: parse error: expected vector selector, got {s:?}"
-                )))
+                return Err(invalid_param(
+                    "match[]",
+                    format!("1:1: parse error: expected vector selector, got {s:?}"),
+                ))
             }
-            Err(e) => return Err(bad_data(format!("invalid parameter \"match[]\": {e}"))),
+            Err(e) => return Err(invalid_param("match[]", e)),
         }
     }
     Ok(out)
+}
+
+/// `match[]`, `start`, `end` and `limit`: what the series and label
+/// endpoints share.
+struct SeriesParams {
+    selectors: Vec<Vec<Matcher>>,
+    start: i64,
+    end: i64,
+    limit: usize,
+}
+
+fn series_params(p: &Params) -> Result<SeriesParams, ApiError> {
+    Ok(SeriesParams {
+        selectors: selectors(p)?,
+        start: time_param(p, "start", MIN_TIME)?,
+        end: time_param(p, "end", MAX_TIME)?,
+        limit: limit_param(p)?,
+    })
 }
 
 fn labels_object(l: &crate::model::Labels) -> Value {
@@ -52,19 +60,7 @@ fn labels_object(l: &crate::model::Labels) -> Value {
     Value::Object(m)
 }
 
-/// The `limit` parameter (0 or absent: no limit); Prometheus adds a warning
-/// when it cuts the answer.
-fn limit_param(p: &Params) -> Result<usize, Response> {
-    match p.get("limit") {
-        None | Some("") => Ok(0),
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            bad_data(format!(
-                "invalid parameter \"limit\": cannot parse {s:?} to a valid limit"
-            ))
-        }),
-    }
-}
-
+/// Prometheus adds a warning when `limit` cuts the answer.
 fn limited(mut v: Vec<Value>, limit: usize) -> Response {
     if limit > 0 && v.len() > limit {
         v.truncate(limit);
@@ -85,26 +81,46 @@ pub async fn series(
     body: Bytes,
 ) -> Response {
     let p = Params::from_request(&uri, &headers, &body);
-    let sels = match selectors(&p) {
-        Ok(v) if v.is_empty() => return bad_data("no match[] parameter provided"),
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let (start, end, limit) = match (
-        time_param(&p, "start", MIN_TIME),
-        time_param(&p, "end", MAX_TIME),
-        limit_param(&p),
-    ) {
-        (Ok(a), Ok(b), Ok(l)) => (a, b, l),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    let q = match series_params(&p) {
+        Ok(q) if q.selectors.is_empty() => {
+            return bad_data("no match[] parameter provided").into_response()
+        }
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
     };
     let mut all: Vec<crate::model::Labels> = Vec::new();
-    for m in &sels {
-        all.extend(s.head.select(m, start, end).into_iter().map(|sd| sd.labels));
+    for m in &q.selectors {
+        all.extend(
+            s.head
+                .select(m, q.start, q.end)
+                .into_iter()
+                .map(|sd| sd.labels),
+        );
     }
     all.sort();
     all.dedup();
-    limited(all.iter().map(labels_object).collect(), limit)
+    limited(all.iter().map(labels_object).collect(), q.limit)
+}
+
+/// Label names (`name` None) or one label's values over the series the
+/// selectors pick (all series when there are none), sorted and deduplicated.
+fn label_answer(s: &AppState, p: &Params, name: Option<&str>) -> Response {
+    let q = match series_params(p) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let lookup = |m: &[Matcher]| match name {
+        None => s.head.label_names(m, q.start, q.end),
+        Some(n) => s.head.label_values(n, m, q.start, q.end),
+    };
+    let mut out: Vec<String> = if q.selectors.is_empty() {
+        lookup(&[])
+    } else {
+        q.selectors.iter().flat_map(|m| lookup(m)).collect()
+    };
+    out.sort();
+    out.dedup();
+    limited(out.into_iter().map(Value::String).collect(), q.limit)
 }
 
 pub async fn label_names(
@@ -113,26 +129,7 @@ pub async fn label_names(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::from_request(&uri, &headers, &body);
-    let (sels, start, end, limit) = match (
-        selectors(&p),
-        time_param(&p, "start", MIN_TIME),
-        time_param(&p, "end", MAX_TIME),
-        limit_param(&p),
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
-    };
-    let mut names: Vec<String> = if sels.is_empty() {
-        s.head.label_names(&[], start, end)
-    } else {
-        sels.iter()
-            .flat_map(|m| s.head.label_names(m, start, end))
-            .collect()
-    };
-    names.sort();
-    names.dedup();
-    limited(names.into_iter().map(Value::String).collect(), limit)
+    label_answer(&s, &Params::from_request(&uri, &headers, &body), None)
 }
 
 pub async fn label_values(
@@ -142,40 +139,24 @@ pub async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Prometheus 3 accepts `U__`-escaped UTF-8 names; plain names are the common case.
     if name.is_empty() {
-        return bad_data(format!("invalid label name: {name:?}"));
+        return bad_data(format!("invalid label name: {name:?}")).into_response();
     }
-    let p = Params::from_request(&uri, &headers, &body);
-    let (sels, start, end, limit) = match (
-        selectors(&p),
-        time_param(&p, "start", MIN_TIME),
-        time_param(&p, "end", MAX_TIME),
-        limit_param(&p),
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
-    };
-    let mut values: Vec<String> = if sels.is_empty() {
-        s.head.label_values(&name, &[], start, end)
-    } else {
-        sels.iter()
-            .flat_map(|m| s.head.label_values(&name, m, start, end))
-            .collect()
-    };
-    values.sort();
-    values.dedup();
-    limited(values.into_iter().map(Value::String).collect(), limit)
+    label_answer(
+        &s,
+        &Params::from_request(&uri, &headers, &body),
+        Some(&name),
+    )
 }
 
 pub async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let p = Params::from_request(&uri, &headers, &body);
     let Some(q) = p.get("query") else {
-        return bad_data("invalid parameter \"query\": query is empty");
+        return invalid_param("query", "query is empty").into_response();
     };
     match crate::promql::parse(q) {
         Ok(e) => success(Value::String(e.to_string())),
-        Err(e) => bad_data(format!("invalid parameter \"query\": {e}")),
+        Err(e) => invalid_param("query", e).into_response(),
     }
 }
 
@@ -230,7 +211,7 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
         None | Some("") => 10,
         Some(x) => match x.parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => return bad_data("limit must be a positive number"),
+            _ => return bad_data("limit must be a positive number").into_response(),
         },
     };
     let st = s.head.stats();
@@ -260,20 +241,18 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
 /// `GET /api/v1/metadata`: family → distinct metadata across targets.
 pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
-    let parse_limit = |name: &str| -> Result<Option<usize>, Response> {
+    let parse_limit = |name: &str| -> Result<Option<usize>, ApiError> {
         match p.get(name) {
             None | Some("") => Ok(None),
             Some(x) => x
                 .parse::<i64>()
                 .map(|n| usize::try_from(n).ok().filter(|n| *n > 0))
-                .map_err(|_| {
-                    bad_data(format!("invalid parameter {name:?}: {x:?} is not a number"))
-                }),
+                .map_err(|_| invalid_param(name, format!("{x:?} is not a number"))),
         }
     };
     let (limit, per_metric) = match (parse_limit("limit"), parse_limit("limit_per_metric")) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
     let only = p.get("metric").filter(|m| !m.is_empty());
     let mut all: std::collections::BTreeMap<String, Vec<crate::scrape::target::Metadata>> =

@@ -3,7 +3,7 @@
 //! parameter syntax, error wording, error types and status codes, so
 //! promtool, Grafana and the client libraries cannot tell the difference.
 
-use super::params::Params;
+use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
 use super::query_json::encode_success;
 use super::{api_error, success, AppState};
 use crate::model::time::parse_time;
@@ -19,48 +19,9 @@ use std::time::Duration;
 /// Prometheus' limit on points per series of a range query.
 const MAX_POINTS: i128 = 11_000;
 
-/// A refused or failed query: Prometheus' `errorType`, the HTTP status it
-/// goes with, and the message clients show.
-#[derive(Debug, thiserror::Error)]
-#[error("{error_type}: {message}")]
-pub struct QueryApiError {
-    pub status: StatusCode,
-    pub error_type: &'static str,
-    pub message: String,
-}
-
-impl IntoResponse for QueryApiError {
-    fn into_response(self) -> Response {
-        api_error(self.status, self.error_type, self.message)
-    }
-}
-
-fn bad_data(msg: impl Into<String>) -> QueryApiError {
-    QueryApiError {
-        status: StatusCode::BAD_REQUEST,
-        error_type: "bad_data",
-        message: msg.into(),
-    }
-}
-
-/// Prometheus' `invalidParamError`: the parameter's name leads the message.
-fn invalid_param(name: &str, msg: impl std::fmt::Display) -> QueryApiError {
-    bad_data(format!("invalid parameter {name:?}: {msg}"))
-}
-
-/// A time parameter that has a default when absent (`time`), worded like
-/// Prometheus' `parseTimeParam`.
-fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, QueryApiError> {
-    match p.get(name) {
-        None | Some("") => Ok(default),
-        Some(s) => parse_time(s)
-            .map_err(|e| invalid_param(name, format!("Invalid time value for '{name}': {e}"))),
-    }
-}
-
 /// A required time parameter (`start`, `end` of a range query): absent is
 /// the same error as unparseable, as in Prometheus.
-fn required_time(p: &Params, name: &str) -> Result<i64, QueryApiError> {
+fn required_time(p: &Params, name: &str) -> Result<i64, ApiError> {
     let s = p.get(name).unwrap_or("");
     parse_time(s).map_err(|e| invalid_param(name, e))
 }
@@ -84,7 +45,7 @@ pub fn parse_api_duration(s: &str) -> Result<i128, String> {
 }
 
 /// The `timeout` parameter, if given.
-fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryApiError> {
+fn timeout_param(p: &Params) -> Result<Option<Duration>, ApiError> {
     match p.get("timeout") {
         None | Some("") => Ok(None),
         Some(s) => {
@@ -94,22 +55,7 @@ fn timeout_param(p: &Params) -> Result<Option<Duration>, QueryApiError> {
     }
 }
 
-/// The 3.x `limit` parameter: 0 or absent means no limit.
-fn limit_param(p: &Params) -> Result<usize, QueryApiError> {
-    match p.get("limit") {
-        None | Some("") => Ok(0),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if n < 0 => Err(invalid_param("limit", "limit must be non-negative")),
-            Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-            Err(_) => Err(invalid_param(
-                "limit",
-                format!("strconv.Atoi: parsing {s:?}: invalid syntax"),
-            )),
-        },
-    }
-}
-
-fn parse_query(p: &Params) -> Result<(Expr, String), QueryApiError> {
+fn parse_query(p: &Params) -> Result<(Expr, String), ApiError> {
     let text = p.get("query").unwrap_or("").to_string();
     match crate::promql::parse(&text) {
         Ok(e) => Ok((e, text)),
@@ -204,7 +150,7 @@ pub async fn query(
         let t = time_param(&p, "time", crate::model::now_millis())?;
         let timeout = timeout_param(&p)?;
         let (expr, text) = parse_query(&p)?;
-        Ok::<_, QueryApiError>((limit, t, timeout, expr, text))
+        Ok::<_, ApiError>((limit, t, timeout, expr, text))
     })();
     let (limit, t, timeout, expr, text) = match prepared {
         Ok(x) => x,
@@ -267,7 +213,7 @@ pub async fn query_range(
         let step = i64::try_from(step_ns / 1_000_000)
             .unwrap_or(i64::MAX)
             .max(1);
-        Ok::<_, QueryApiError>((limit, start, end, step, timeout, expr, text))
+        Ok::<_, ApiError>((limit, start, end, step, timeout, expr, text))
     })();
     let (limit, start, end, step, timeout, expr, text) = match prepared {
         Ok(x) => x,
