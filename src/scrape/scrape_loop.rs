@@ -52,7 +52,7 @@ impl ScrapeError {
 
 /// What the cache knows of one series text.
 #[derive(Clone)]
-enum CacheEntry {
+pub enum CacheEntry {
     /// Dropped by metric_relabel_configs: remembered so it is not relabeled
     /// again.
     Dropped,
@@ -61,12 +61,13 @@ enum CacheEntry {
 
 /// One sample position of a scrape: the hash of its series text and what it
 /// resolved to (`None`: not cached, e.g. lost to a retention race).
-type Slot = (u128, Option<CacheEntry>);
+pub type Slot = (u128, Option<CacheEntry>);
 
 /// Buffers shared by every loop (see [`crate::scrape::pool`]).
 pub struct ScrapePools {
     bodies: Pool<u8>,
     pending: Pool<Pending>,
+    slots: Pool<Slot>,
 }
 
 impl ScrapePools {
@@ -76,6 +77,7 @@ impl ScrapePools {
         Arc::new(ScrapePools {
             bodies: Pool::new(4),
             pending: Pool::new(4),
+            slots: Pool::new(4),
         })
     }
 }
@@ -109,8 +111,6 @@ struct ScrapeCache {
     entries: HashMap<u128, CacheEntry, foldhash::fast::RandomState>,
     /// The last successful scrape's samples in payload order.
     order: Vec<Slot>,
-    /// The allocation the next scrape's order is built in.
-    spare: Vec<Slot>,
     /// Series appended by the last successful scrape (sorted): the ones that
     /// get a staleness marker when they are missing from the next.
     prev: Vec<SeriesRef>,
@@ -294,8 +294,7 @@ impl ScrapeLoop {
         // Both are taken out: an error below leaves them empty, and the next
         // scrape falls back to the hash map, which is always complete.
         let mut prev_order = std::mem::take(&mut self.cache.order);
-        let mut order = std::mem::take(&mut self.cache.spare);
-        order.clear();
+        let mut order = self.pools.slots.get();
         loop {
             let entry = match parser.next() {
                 Ok(Some(e)) => e,
@@ -387,8 +386,7 @@ impl ScrapeLoop {
         let complete = self.commit_pending(&order);
         self.write_staleness(&cur, ts);
         self.cache.prev = cur;
-        prev_order.clear();
-        self.cache.spare = prev_order;
+        self.pools.slots.put(prev_order);
         if complete {
             self.cache.order = order;
         }
