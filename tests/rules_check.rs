@@ -464,3 +464,46 @@ fn cli_check_rules_reports_like_promtool() {
         )
     );
 }
+
+#[test]
+fn truncated_and_mangled_files_never_panic() {
+    let Some(root) = data_dir("corpora/rules/bad") else {
+        return;
+    };
+    let mut inputs = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("bad dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let bytes = std::fs::read(&p).expect("read");
+        // Every prefix at a handful of cut points, and the file with one
+        // byte flipped to a structural YAML character.
+        let step = (bytes.len() / 16).max(1);
+        for cut in (0..bytes.len()).step_by(step) {
+            let _ = parse_rule_file("x.yml", &bytes[..cut], Dialect::default());
+            let mut flipped = bytes.clone();
+            flipped[cut] = b"[{:-&*!|>"[cut % 9];
+            let _ = parse_rule_file("x.yml", &flipped, Dialect::Prometheus3);
+            inputs += 2;
+        }
+    }
+    assert!(inputs > 500, "only {inputs} inputs tried");
+}
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let p = i - 1;
+        src.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    src.push_str("groups: *a8\n");
+    let err = parse_rule_file("bomb.yml", src.as_bytes(), Dialect::default()).expect_err("bomb");
+    assert!(err.to_string().contains("excessive aliasing"), "{err}");
+}

@@ -243,3 +243,22 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
     };
     (p, rule)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules() {
+        assert!(is_metric_name("job:up:sum"));
+        assert!(is_metric_name("_x"));
+        assert!(!is_metric_name("5m_rate"));
+        assert!(!is_metric_name("a-b"));
+        assert!(!is_metric_name(""));
+        assert!(is_legacy_label_name("team_name"));
+        assert!(!is_legacy_label_name("a:b"));
+        assert!(!is_legacy_label_name("1a"));
+        assert!(label_name_ok("ins-tance", Dialect::Prometheus3));
+        assert!(!label_name_ok("", Dialect::Prometheus3));
+    }
+}

@@ -306,7 +306,10 @@ fn count_nodes(n: &Node) -> usize {
 }
 
 /// Words a scanner/parser error the way libyaml (via yaml.v3) does for the
-/// common cases; others keep the parser's own wording.
+/// common cases; others keep the parser's own wording. The parser's nesting
+/// limits (hundreds of levels, far beyond any rule file) are lower than
+/// yaml.v3's 10000; hitting them is reported with yaml.v3's "too deep"
+/// wording because it is the same verdict for the same reason.
 fn syntax_error(e: &ScanError) -> SyntaxError {
     let m = e.marker();
     let line = m.line();
@@ -335,5 +338,84 @@ fn syntax_error(e: &ScanError) -> SyntaxError {
         line,
         column: m.col() + 1,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(src: &str) -> Node {
+        parse_first_document(src)
+            .expect("valid")
+            .expect("a document")
+    }
+
+    #[test]
+    fn positions_are_one_based_like_yaml_v3() {
+        let n = root("groups:\n  - name: x\n    rules: []\n");
+        let Kind::Map(top) = &n.kind else {
+            panic!("map")
+        };
+        let Kind::Seq(groups) = &top[0].1.kind else {
+            panic!("seq")
+        };
+        assert_eq!((groups[0].line, groups[0].column), (2, 5));
+        let Kind::Map(g) = &groups[0].kind else {
+            panic!("map")
+        };
+        assert_eq!((g[0].1.line, g[0].1.column), (2, 11));
+    }
+
+    #[test]
+    fn tags_and_descriptions_follow_yaml_v3() {
+        let n = root("[ten, 10, 1.5, true, ~, 'x', all-my-groups, !!str 3]");
+        let Kind::Seq(items) = &n.kind else {
+            panic!("seq")
+        };
+        let d: Vec<String> = items.iter().map(Node::describe).collect();
+        assert_eq!(
+            d,
+            [
+                "!!str `ten`",
+                "!!int `10`",
+                "!!float `1.5`",
+                "!!bool `true`",
+                "!!null `~`",
+                "!!str `x`",
+                "!!str `all-my-...`",
+                "!!str `3`"
+            ]
+        );
+        assert!(items[4].is_null());
+        assert!(!items[5].is_null());
+    }
+
+    #[test]
+    fn only_the_first_document_counts() {
+        let n = root("a: 1\n---\n[unclosed\n");
+        assert!(matches!(n.kind, Kind::Map(_)));
+        assert!(parse_first_document("").expect("empty").is_none());
+        assert!(parse_first_document("# only a comment\n")
+            .expect("ok")
+            .is_none());
+    }
+
+    #[test]
+    fn aliases_are_resolved_to_copies() {
+        let n = root("a: &x {k: v}\nb: *x\n");
+        let Kind::Map(m) = &n.kind else { panic!("map") };
+        let Kind::Map(b) = &m[1].1.kind else {
+            panic!("alias resolved to a map")
+        };
+        assert_eq!(b[0].1.value(), "v");
+    }
+
+    #[test]
+    fn ints_parse_as_yaml_resolves_them() {
+        assert_eq!(parse_int("1_000"), Some(1000));
+        assert_eq!(parse_int("-0x10"), Some(-16));
+        assert_eq!(parse_int("ten"), None);
+        assert_eq!(parse_int("-"), None);
     }
 }
