@@ -50,6 +50,18 @@ enum CheckWhat {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check rule files like `promtool check rules` (2.42): per-file
+    /// SUCCESS/FAILED report, exit 1 when any file is invalid.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `duplicate-rules` (default) or `none`.
+        #[arg(long, default_value = "duplicate-rules")]
+        lint: String,
+        /// Exit 3 when lint finds problems.
+        #[arg(long)]
+        lint_fatal: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +73,34 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckWhat::Config { files },
         } => check_config(&files),
+        Command::Check {
+            what:
+                CheckWhat::Rules {
+                    files,
+                    lint,
+                    lint_fatal,
+                },
+        } => {
+            let opts = klaxon::rules::file::LintOptions {
+                duplicate_rules: lint
+                    .split(',')
+                    .any(|l| l == "duplicate-rules" || l == "all"),
+                fatal: lint_fatal,
+            };
+            let code = klaxon::rules::file::check_rule_files(
+                &files,
+                opts,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            match code {
+                Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+                Err(e) => {
+                    eprintln!("klaxon: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
