@@ -149,13 +149,6 @@ pub struct ScrapeLoop {
     last_scrape_ts: Option<i64>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl ScrapeLoop {
     pub fn new(
         target: Arc<Target>,
@@ -198,7 +191,7 @@ impl ScrapeLoop {
                 r = stop.changed() => {
                     let removed = r.is_ok() && *stop.borrow();
                     if removed {
-                        self.end_of_run_staleness(stop).await;
+                        self.end_of_run_staleness().await;
                     }
                     return;
                 }
@@ -214,7 +207,7 @@ impl ScrapeLoop {
 
     /// One scrape: the whole sequence, including the report series.
     pub async fn scrape_once(&mut self) {
-        let ts = now_ms();
+        let ts = crate::model::now_millis();
         let started = Instant::now();
         let result = match self.scraper.as_ref() {
             Ok(s) => {
@@ -536,15 +529,15 @@ impl ScrapeLoop {
     /// When a target disappears, Prometheus waits until the next scrape would
     /// have happened, then one more interval (in case the target came back in a
     /// new loop), and writes staleness markers at the time of that missed scrape.
-    async fn end_of_run_staleness(&mut self, _stop: watch::Receiver<bool>) {
+    async fn end_of_run_staleness(&mut self) {
         let Some(last) = self.last_scrape_ts else {
             return;
         };
         let interval = self.target.interval;
         let next = last + interval.as_millis() as i64;
-        let wait = (next - now_ms()).max(0) as u64;
+        let wait = (next - crate::model::now_millis()).max(0) as u64;
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let stale_ts = now_ms();
+        let stale_ts = crate::model::now_millis();
         tokio::time::sleep(interval).await;
         self.write_staleness(&[], stale_ts);
         let refs = self.report_refs();
