@@ -56,8 +56,16 @@ fn build_head() -> Head {
             v.extend_from_slice(extra);
             v
         };
-        add(&head, &with(&[("__name__", "http_requests_total"), ("code", "200")]), |i, _| Some((i * 3) as f64));
-        add(&head, &with(&[("__name__", "http_requests_total"), ("code", "500")]), |i, _| Some(((i % 97) * 2) as f64));
+        add(
+            &head,
+            &with(&[("__name__", "http_requests_total"), ("code", "200")]),
+            |i, _| Some((i * 3) as f64),
+        );
+        add(
+            &head,
+            &with(&[("__name__", "http_requests_total"), ("code", "500")]),
+            |i, _| Some(((i % 97) * 2) as f64),
+        );
         add(&head, &with(&[("__name__", "temperature")]), |i, _| {
             Some(match i % 50 {
                 7 => f64::NAN,
@@ -67,23 +75,60 @@ fn build_head() -> Head {
             })
         });
         for (le, k) in [("0.1", 1), ("0.5", 3), ("1", 4), ("5", 6), ("+Inf", 7)] {
-            add(&head, &with(&[("__name__", "rpc_duration_seconds_bucket"), ("le", le)]), move |i, _| {
-                Some(if i == 100 && k == 4 { 0.0 } else { (i * k) as f64 })
-            });
+            add(
+                &head,
+                &with(&[("__name__", "rpc_duration_seconds_bucket"), ("le", le)]),
+                move |i, _| {
+                    Some(if i == 100 && k == 4 {
+                        0.0
+                    } else {
+                        (i * k) as f64
+                    })
+                },
+            );
         }
-        add(&head, &with(&[("__name__", "rpc_duration_seconds_count")]), |i, _| Some((i * 7) as f64));
-        add(&head, &with(&[("__name__", "up")]), |i, _| Some(if i % 40 < 35 { 1.0 } else { 0.0 }));
+        add(
+            &head,
+            &with(&[("__name__", "rpc_duration_seconds_count")]),
+            |i, _| Some((i * 7) as f64),
+        );
+        add(&head, &with(&[("__name__", "up")]), |i, _| {
+            Some(if i % 40 < 35 { 1.0 } else { 0.0 })
+        });
     }
-    add(&head, &[("__name__", "flappy"), ("job", "api")], |i, _| match i % 60 {
-        20 => Some(STALE_NAN),
-        21..=30 => None,
-        n => Some(n as f64),
+    add(
+        &head,
+        &[("__name__", "flappy"), ("job", "api")],
+        |i, _| match i % 60 {
+            20 => Some(STALE_NAN),
+            21..=30 => None,
+            n => Some(n as f64),
+        },
+    );
+    add(&head, &[("__name__", "sparse"), ("job", "db")], |i, _| {
+        (i % 17 == 0).then_some(i as f64)
     });
-    add(&head, &[("__name__", "sparse"), ("job", "db")], |i, _| (i % 17 == 0).then_some(i as f64));
-    add(&head, &[("__name__", "early"), ("job", "db")], |_, t| (t < 5 * MIN).then_some(1.0));
-    add(&head, &[("__name__", "odd"), ("job", ""), ("path", "/a/b")], |i, _| Some(-(i as f64)));
-    add(&head, &[("__name__", "odd"), ("path", "")], |_, _| Some(0.0));
-    add(&head, &[("__name__", "target_info"), ("job", "api"), ("instance", "a:1"), ("region", "eu")], |_, _| Some(1.0));
+    add(&head, &[("__name__", "early"), ("job", "db")], |_, t| {
+        (t < 5 * MIN).then_some(1.0)
+    });
+    add(
+        &head,
+        &[("__name__", "odd"), ("job", ""), ("path", "/a/b")],
+        |i, _| Some(-(i as f64)),
+    );
+    add(&head, &[("__name__", "odd"), ("path", "")], |_, _| {
+        Some(0.0)
+    });
+    add(
+        &head,
+        &[
+            ("__name__", "target_info"),
+            ("job", "api"),
+            ("instance", "a:1"),
+            ("region", "eu"),
+        ],
+        |_, _| Some(1.0),
+    );
     head
 }
 
@@ -141,25 +186,96 @@ const AT_OFFSET: &[&str] = &[
     " @ end()",
     " @ 3000 offset 1m",
 ];
-const NUMBERS: &[&str] = &["0", "1", "2", "0.5", "-1", "0.9", "10", "1e3", "Inf", "-Inf", "NaN", "0x10"];
+const NUMBERS: &[&str] = &[
+    "0", "1", "2", "0.5", "-1", "0.9", "10", "1e3", "Inf", "-Inf", "NaN", "0x10",
+];
 
 /// Functions the generator calls; the signatures come from the parser's own
 /// table so the two cannot drift apart. `start`, `end`, `range`, `step`,
 /// `min_of` and `max_of` belong to duration expressions and are left out.
 const FUNCTIONS: &[&str] = &[
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-    "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
-    "count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
-    "delta", "deriv", "double_exponential_smoothing", "exp", "first_over_time", "floor",
-    "histogram_avg", "histogram_count", "histogram_fraction", "histogram_quantile",
-    "histogram_stddev", "histogram_stdvar", "histogram_sum", "hour", "idelta", "increase",
-    "info", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-    "mad_over_time", "max_over_time", "min_over_time", "minute", "month", "pi",
-    "predict_linear", "present_over_time", "quantile_over_time", "rad", "rate", "resets",
-    "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_by_label", "sort_by_label_desc",
-    "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan",
-    "tanh", "time", "timestamp", "ts_of_first_over_time", "ts_of_last_over_time",
-    "ts_of_max_over_time", "ts_of_min_over_time", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "delta",
+    "deriv",
+    "double_exponential_smoothing",
+    "exp",
+    "first_over_time",
+    "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "histogram_sum",
+    "hour",
+    "idelta",
+    "increase",
+    "info",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "mad_over_time",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "vector",
+    "year",
 ];
 
 struct Gen {
@@ -208,8 +324,14 @@ impl Gen {
             0 => format!("scalar({})", self.vector(depth - 1)),
             1 => self.rng.pick(&["time()", "pi()"]).to_string(),
             2 => {
-                let op = self.rng.pick(&["+", "-", "*", "/", "%", "^", "atan2", "== bool", "> bool"]);
-                format!("({} {op} {})", self.scalar(depth - 1), self.scalar(depth - 1))
+                let op = self
+                    .rng
+                    .pick(&["+", "-", "*", "/", "%", "^", "atan2", "== bool", "> bool"]);
+                format!(
+                    "({} {op} {})",
+                    self.scalar(depth - 1),
+                    self.scalar(depth - 1)
+                )
             }
             3 => format!("-({})", self.scalar(depth - 1)),
             _ => format!("({})", self.scalar(depth - 1)),
@@ -255,7 +377,9 @@ impl Gen {
                 self.string(),
                 self.rng.pick(&["\"$1\"", "\"x-$1\"", "\"\""]).to_string(),
                 self.string(),
-                self.rng.pick(&["\"(.*)\"", "\"(a).*\"", "\"\""]).to_string(),
+                self.rng
+                    .pick(&["\"(.*)\"", "\"(a).*\"", "\"\""])
+                    .to_string(),
             ],
             // `info`'s second argument must be a selector.
             "info" => {
@@ -285,8 +409,20 @@ impl Gen {
 
     fn aggregation(&mut self, depth: u32) -> String {
         let op = self.rng.pick(&[
-            "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk", "bottomk",
-            "limitk", "quantile", "count_values", "limit_ratio",
+            "sum",
+            "avg",
+            "count",
+            "min",
+            "max",
+            "group",
+            "stddev",
+            "stdvar",
+            "topk",
+            "bottomk",
+            "limitk",
+            "quantile",
+            "count_values",
+            "limit_ratio",
         ]);
         let param = match op {
             "topk" | "bottomk" | "limitk" => format!("{}, ", self.rng.pick(&["1", "2", "0", "5"])),
@@ -324,7 +460,11 @@ impl Gen {
             "+", "-", "*", "/", "%", "^", "atan2", "==", "!=", ">", "<", ">=", "<=",
         ]);
         let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
-        let b = if comparison && self.rng.chance(40) { " bool" } else { "" };
+        let b = if comparison && self.rng.chance(40) {
+            " bool"
+        } else {
+            ""
+        };
         if self.rng.chance(30) {
             // Vector-scalar in either order.
             let s = self.scalar(depth - 1);
@@ -389,10 +529,14 @@ fn same_value(a: f64, b: f64) -> bool {
 
 fn same_result(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Scalar { t: ta, v: va }, Value::Scalar { t: tb, v: vb }) => ta == tb && same_value(*va, *vb),
+        (Value::Scalar { t: ta, v: va }, Value::Scalar { t: tb, v: vb }) => {
+            ta == tb && same_value(*va, *vb)
+        }
         (Value::Vector(x), Value::Vector(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|(p, q)| p.labels == q.labels && same_value(p.value, q.value))
+                && x.iter()
+                    .zip(y)
+                    .all(|(p, q)| p.labels == q.labels && same_value(p.value, q.value))
         }
         _ => a == b,
     }
@@ -403,7 +547,8 @@ fn same_result(a: &Value, b: &Value) -> bool {
 fn check_expr(engine: &Engine, head: &Head, q: &str, t: i64) -> bool {
     let expr = parse(q).unwrap_or_else(|e| panic!("generated query does not parse: {q}\n{e}"));
     let printed = expr.to_string();
-    let again = parse(&printed).unwrap_or_else(|e| panic!("printed form of {q} does not parse: {printed}\n{e}"));
+    let again = parse(&printed)
+        .unwrap_or_else(|e| panic!("printed form of {q} does not parse: {printed}\n{e}"));
     // The printed text need not be a fixpoint: like Prometheus, `-Inf ^ 0`
     // prints as `-+Inf ^ 0`, which reparses with an extra unary `+` (and so
     // prints `-++Inf ^ 0`). It must mean the same, checked below by
@@ -430,22 +575,44 @@ fn check_expr(engine: &Engine, head: &Head, q: &str, t: i64) -> bool {
             // label set -> value at t, from the range query.
             let mut from_range: HashMap<String, f64> = HashMap::new();
             for s in m {
-                assert_eq!(s.points.len(), 1, "one-step range query of {q}: {:?}", s.points);
+                assert_eq!(
+                    s.points.len(),
+                    1,
+                    "one-step range query of {q}: {:?}",
+                    s.points
+                );
                 assert_eq!(s.points[0].0, t, "{q}");
                 let dup = from_range.insert(s.labels.to_string(), s.points[0].1);
-                assert!(dup.is_none(), "duplicate series {} in range query of {q}", s.labels);
+                assert!(
+                    dup.is_none(),
+                    "duplicate series {} in range query of {q}",
+                    s.labels
+                );
             }
             match &i.value {
                 Value::Vector(v) => {
-                    assert_eq!(v.len(), from_range.len(), "instant vs range series count for {q}");
+                    assert_eq!(
+                        v.len(),
+                        from_range.len(),
+                        "instant vs range series count for {q}"
+                    );
                     for s in v {
                         let key = s.labels.to_string();
-                        let rv = from_range.get(&key).unwrap_or_else(|| panic!("{key} missing from range result of {q}"));
-                        assert!(same_value(s.value, *rv), "{q}: {key} instant {} range {}", s.value, rv);
+                        let rv = from_range
+                            .get(&key)
+                            .unwrap_or_else(|| panic!("{key} missing from range result of {q}"));
+                        assert!(
+                            same_value(s.value, *rv),
+                            "{q}: {key} instant {} range {}",
+                            s.value,
+                            rv
+                        );
                     }
                 }
                 Value::Scalar { v, .. } => {
-                    let rv = from_range.get("{}").unwrap_or_else(|| panic!("scalar {q} missing from range result"));
+                    let rv = from_range
+                        .get("{}")
+                        .unwrap_or_else(|| panic!("scalar {q} missing from range result"));
                     assert!(same_value(*v, *rv), "{q}: instant {v} range {rv}");
                 }
                 other => panic!("instant query of {q} returned {other:?}"),
@@ -458,16 +625,25 @@ fn check_expr(engine: &Engine, head: &Head, q: &str, t: i64) -> bool {
     // A multi-step range: structural invariants only.
     let (start, step) = (t - 10 * MIN, 150_000);
     if let Ok(r) = engine.range(head, &expr, start, t, step) {
-        let Value::Matrix(m) = &r.value else { panic!("range query of {q} returned {:?}", r.value) };
+        let Value::Matrix(m) = &r.value else {
+            panic!("range query of {q} returned {:?}", r.value)
+        };
         let mut seen = std::collections::HashSet::new();
         for s in m {
-            assert!(seen.insert(s.labels.to_string()), "duplicate series {} in {q}", s.labels);
+            assert!(
+                seen.insert(s.labels.to_string()),
+                "duplicate series {} in {q}",
+                s.labels
+            );
             assert!(!s.points.is_empty(), "empty series {} in {q}", s.labels);
             for w in s.points.windows(2) {
                 assert!(w[0].0 < w[1].0, "unsorted points in {} for {q}", s.labels);
             }
             for &(pt, _) in &s.points {
-                assert!(pt >= start && pt <= t && (pt - start) % step == 0, "{q}: point at {pt} off the grid");
+                assert!(
+                    pt >= start && pt <= t && (pt - start) % step == 0,
+                    "{q}: point at {pt} off the grid"
+                );
             }
         }
     }
@@ -482,7 +658,13 @@ fn generated_expressions_parse_and_evaluate() {
         timeout: Duration::from_secs(5),
         ..EngineOptions::default()
     });
-    let mut g = Gen { rng: Rng(0x5EED_0F_C0FFEE) };
+    // Fixed by default so failures reproduce; `PROMQL_FUZZ_SEED` explores
+    // other sequences by hand.
+    let seed = std::env::var("PROMQL_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_0F_C0FFEE);
+    let mut g = Gen { rng: Rng(seed) };
     let times = [30 * MIN, END, 3 * MIN, END + 7 * MIN];
     let total = 2000;
     let mut ok = 0;
@@ -495,5 +677,8 @@ fn generated_expressions_parse_and_evaluate() {
     eprintln!("{ok} of {total} generated queries evaluated without error");
     // Well-typed input should mostly evaluate; errors are legitimate only for
     // matching conflicts (many-to-many, duplicate label sets) and the like.
-    assert!(ok * 10 >= total * 7, "only {ok} of {total} generated queries evaluated");
+    assert!(
+        ok * 10 >= total * 7,
+        "only {ok} of {total} generated queries evaluated"
+    );
 }
