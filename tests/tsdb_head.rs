@@ -474,9 +474,6 @@ fn handle_appends_and_sees_removal() {
     // Retention removes the series; the stale handle must not write into it.
     h.truncate(10_000);
     assert_eq!(h.num_series(), 0);
-    assert_eq!(
-        h.append_to(&handle, 20_000, 3.0),
-        Err(AppendError::UnknownSeries)
-    );
+    assert_eq!(h.append_to(&handle, 20_000, 3.0), Err(AppendError::UnknownSeries));
     assert!(h.handle(r).is_none());
 }

@@ -45,43 +45,145 @@ fn build_head() -> Head {
     let head = Head::default();
     for (job, inst) in [("api", "a:1"), ("api", "b:1"), ("db", "c:2")] {
         // Counters, one with a reset in the middle.
-        add(&head, &[("__name__", "http_requests_total"), ("job", job), ("instance", inst), ("code", "200")], |i, _| Some((i * 3) as f64));
-        add(&head, &[("__name__", "http_requests_total"), ("job", job), ("instance", inst), ("code", "500")], |i, _| Some(((i % 97) * 2) as f64));
+        add(
+            &head,
+            &[
+                ("__name__", "http_requests_total"),
+                ("job", job),
+                ("instance", inst),
+                ("code", "200"),
+            ],
+            |i, _| Some((i * 3) as f64),
+        );
+        add(
+            &head,
+            &[
+                ("__name__", "http_requests_total"),
+                ("job", job),
+                ("instance", inst),
+                ("code", "500"),
+            ],
+            |i, _| Some(((i % 97) * 2) as f64),
+        );
         // Gauges with NaN, ±Inf and negative values.
-        add(&head, &[("__name__", "temperature"), ("job", job), ("instance", inst)], |i, _| {
-            Some(match i % 50 {
-                7 => f64::NAN,
-                13 => f64::INFINITY,
-                29 => f64::NEG_INFINITY,
-                n => (n as f64 - 20.0) * 1.5,
-            })
-        });
+        add(
+            &head,
+            &[
+                ("__name__", "temperature"),
+                ("job", job),
+                ("instance", inst),
+            ],
+            |i, _| {
+                Some(match i % 50 {
+                    7 => f64::NAN,
+                    13 => f64::INFINITY,
+                    29 => f64::NEG_INFINITY,
+                    n => (n as f64 - 20.0) * 1.5,
+                })
+            },
+        );
         // Classic histogram buckets, including a non-monotonic dip.
         for (le, k) in [("0.1", 1), ("0.5", 3), ("1", 4), ("5", 6), ("+Inf", 7)] {
-            add(&head, &[("__name__", "rpc_duration_seconds_bucket"), ("job", job), ("instance", inst), ("le", le)], move |i, _| {
-                Some(if i == 100 && k == 4 { 0.0 } else { (i * k) as f64 })
-            });
+            add(
+                &head,
+                &[
+                    ("__name__", "rpc_duration_seconds_bucket"),
+                    ("job", job),
+                    ("instance", inst),
+                    ("le", le),
+                ],
+                move |i, _| {
+                    Some(if i == 100 && k == 4 {
+                        0.0
+                    } else {
+                        (i * k) as f64
+                    })
+                },
+            );
         }
-        add(&head, &[("__name__", "rpc_duration_seconds_sum"), ("job", job), ("instance", inst)], |i, _| Some(i as f64 * 0.7));
-        add(&head, &[("__name__", "rpc_duration_seconds_count"), ("job", job), ("instance", inst)], |i, _| Some((i * 7) as f64));
-        add(&head, &[("__name__", "up"), ("job", job), ("instance", inst)], |i, _| Some(if i % 40 < 35 { 1.0 } else { 0.0 }));
+        add(
+            &head,
+            &[
+                ("__name__", "rpc_duration_seconds_sum"),
+                ("job", job),
+                ("instance", inst),
+            ],
+            |i, _| Some(i as f64 * 0.7),
+        );
+        add(
+            &head,
+            &[
+                ("__name__", "rpc_duration_seconds_count"),
+                ("job", job),
+                ("instance", inst),
+            ],
+            |i, _| Some((i * 7) as f64),
+        );
+        add(
+            &head,
+            &[("__name__", "up"), ("job", job), ("instance", inst)],
+            |i, _| Some(if i % 40 < 35 { 1.0 } else { 0.0 }),
+        );
     }
     // A series that goes stale mid-way and comes back.
-    add(&head, &[("__name__", "flappy"), ("job", "api")], |i, _| match i % 60 {
-        20 => Some(STALE_NAN),
-        21..=30 => None,
-        n => Some(n as f64),
-    });
+    add(
+        &head,
+        &[("__name__", "flappy"), ("job", "api")],
+        |i, _| match i % 60 {
+            20 => Some(STALE_NAN),
+            21..=30 => None,
+            n => Some(n as f64),
+        },
+    );
     // Sparse samples and a series that only exists in the first minutes.
-    add(&head, &[("__name__", "sparse"), ("job", "db")], |i, _| (i % 17 == 0).then_some(i as f64));
-    add(&head, &[("__name__", "early"), ("job", "db")], |_, t| (t < 5 * MIN).then_some(1.0));
+    add(&head, &[("__name__", "sparse"), ("job", "db")], |i, _| {
+        (i % 17 == 0).then_some(i as f64)
+    });
+    add(&head, &[("__name__", "early"), ("job", "db")], |_, t| {
+        (t < 5 * MIN).then_some(1.0)
+    });
     // Label values that match the empty string, odd characters and UTF-8.
-    add(&head, &[("__name__", "odd"), ("job", ""), ("path", "/a/b"), ("x", "é\"\\\n")], |i, _| Some(-(i as f64)));
-    add(&head, &[("__name__", "odd"), ("path", "")], |_, _| Some(0.0));
-    add(&head, &[("__name__", "info_metric"), ("job", "api"), ("instance", "a:1"), ("version", "1.2")], |_, _| Some(1.0));
-    add(&head, &[("__name__", "target_info"), ("job", "api"), ("instance", "a:1"), ("region", "eu")], |_, _| Some(1.0));
+    add(
+        &head,
+        &[
+            ("__name__", "odd"),
+            ("job", ""),
+            ("path", "/a/b"),
+            ("x", "é\"\\\n"),
+        ],
+        |i, _| Some(-(i as f64)),
+    );
+    add(&head, &[("__name__", "odd"), ("path", "")], |_, _| {
+        Some(0.0)
+    });
+    add(
+        &head,
+        &[
+            ("__name__", "info_metric"),
+            ("job", "api"),
+            ("instance", "a:1"),
+            ("version", "1.2"),
+        ],
+        |_, _| Some(1.0),
+    );
+    add(
+        &head,
+        &[
+            ("__name__", "target_info"),
+            ("job", "api"),
+            ("instance", "a:1"),
+            ("region", "eu"),
+        ],
+        |_, _| Some(1.0),
+    );
     // Extreme magnitudes.
-    add(&head, &[("__name__", "huge")], |i, _| Some(if i % 2 == 0 { f64::MAX } else { -f64::MIN_POSITIVE }));
+    add(&head, &[("__name__", "huge")], |i, _| {
+        Some(if i % 2 == 0 {
+            f64::MAX
+        } else {
+            -f64::MIN_POSITIVE
+        })
+    });
     head
 }
 
@@ -111,18 +213,34 @@ fn check_range(res: &QueryResult, start: i64, end: i64, step: i64) {
     };
     let mut seen = std::collections::HashSet::new();
     for s in m {
-        assert!(seen.insert(s.labels.to_string()), "duplicate series {}", s.labels);
+        assert!(
+            seen.insert(s.labels.to_string()),
+            "duplicate series {}",
+            s.labels
+        );
         assert!(!s.points.is_empty(), "empty series {}", s.labels);
         for w in s.points.windows(2) {
             assert!(w[0].0 < w[1].0, "unsorted points in {}", s.labels);
         }
         for &(t, _) in &s.points {
-            assert!(t >= start && t <= end && (t - start) % step == 0, "point at {t} off the grid");
+            assert!(
+                t >= start && t <= end && (t - start) % step == 0,
+                "point at {t} off the grid"
+            );
         }
     }
 }
 
-const TIMES: [i64; 8] = [END / 2, END, 0, END + 10 * MIN, -5 * MIN, 7_123, END - 1, 30 * MIN + 1];
+const TIMES: [i64; 8] = [
+    END / 2,
+    END,
+    0,
+    END + 10 * MIN,
+    -5 * MIN,
+    7_123,
+    END - 1,
+    30 * MIN + 1,
+];
 const STEPS: [i64; 8] = [60_000, 15_000, 1, 7_001, 300_000, 1_000, 3_600_000, 45_000];
 
 fuzz_target!(|data: &[u8]| {
