@@ -482,11 +482,11 @@ impl Gen {
             if self.rng.chance(40) {
                 let g = self.rng.pick(&["group_left", "group_right"]);
                 // A label may not be in both `on` and the group clause.
-                let extra: Vec<&str> = self
-                    .labels()
+                let group = self.labels();
+                let extra: Vec<&str> = group
                     .split(", ")
-                    .filter(|l| !l.is_empty() && !(kw == "on" && on.split(", ").any(|o| o == *l)))
-                    .map(|l| LABELS.iter().copied().find(|x| *x == l).unwrap_or("job"))
+                    .filter(|l| !l.is_empty())
+                    .filter(|l| kw != "on" || !on.split(", ").any(|o| o == *l))
                     .collect();
                 m.push_str(&format!(" {g} ({})", extra.join(", ")));
             }
@@ -663,7 +663,7 @@ fn generated_expressions_parse_and_evaluate() {
     let seed = std::env::var("PROMQL_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F_C0FFEE);
+        .unwrap_or(0x5EED_0FC0_FFEE);
     let mut g = Gen { rng: Rng(seed) };
     let times = [30 * MIN, END, 3 * MIN, END + 7 * MIN];
     let total = 2000;

@@ -79,7 +79,7 @@ pub fn format_duration(ms: i64) -> String {
     for (i, (unit, mult)) in MS_PER_UNIT.iter().enumerate() {
         let mult = mult.unsigned_abs();
         let exact = i < 2;
-        if exact && rest % mult != 0 {
+        if exact && !rest.is_multiple_of(mult) {
             continue;
         }
         let v = rest / mult;
