@@ -682,3 +682,72 @@ fn generated_expressions_parse_and_evaluate() {
         "only {ok} of {total} generated queries evaluated"
     );
 }
+
+/// Stack of the thread running the deep queries: 2 MiB, the default of
+/// Rust and tokio threads, where the API and rule evaluation run queries.
+/// Debug builds need 8 MiB (the main thread's default): unoptimised frames
+/// of the evaluator's call path are several times larger (a nesting of
+/// ~200 function calls overflows 2 MiB there), which does not occur in
+/// optimised builds.
+const QUERY_STACK: usize = if cfg!(debug_assertions) {
+    8 << 20
+} else {
+    2 << 20
+};
+
+/// The parser caps nesting at `MAX_DEPTH` because checking, printing and
+/// evaluating are all recursive. Queries just under the cap must evaluate on
+/// a thread with the usual stack, and deeper ones must be rejected with an
+/// error: never a stack overflow, which would abort the whole server.
+#[test]
+fn deepest_accepted_queries_evaluate_without_stack_overflow() {
+    use klaxon::promql::parser::MAX_DEPTH;
+    let n = std::env::var("DEEP_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MAX_DEPTH - 8);
+    let shapes = vec![
+        format!("{}up{}", "abs(".repeat(n), ")".repeat(n)),
+        format!("{}up{}", "-(".repeat(n / 3), ")".repeat(n / 3)),
+        format!("{}up{}", "sum(".repeat(n), ")".repeat(n)),
+        format!("up{}", " + up".repeat(n)),
+        format!("{}up{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}1{}", "scalar(vector(".repeat(n / 2), "))".repeat(n / 2)),
+        format!(
+            "{}up{}",
+            "max_over_time((".repeat(n / 3),
+            // One inner step per level: `[5m:1m]` would multiply the work
+            // by five per level (bounded only by the engine's timeout).
+            ")[1m:1m])".repeat(n / 3)
+        ),
+    ];
+    let worker = std::thread::Builder::new()
+        .stack_size(QUERY_STACK)
+        .spawn(move || {
+            let head = build_head();
+            let engine = Engine::default();
+            for q in &shapes {
+                let short = q.get(..40).unwrap_or(q);
+                let expr = parse(q).unwrap_or_else(|e| panic!("{short}...: {e}"));
+                let _ = expr.to_string();
+                engine
+                    .instant(&head, &expr, 30 * MIN)
+                    .unwrap_or_else(|e| panic!("{short}...: {e}"));
+                engine
+                    .range(&head, &expr, 20 * MIN, 30 * MIN, 5 * MIN)
+                    .unwrap_or_else(|e| panic!("{short}...: {e}"));
+            }
+        })
+        .expect("spawn query thread");
+    worker.join().expect("deep queries evaluate");
+    let too_deep = format!(
+        "{}up{}",
+        "abs(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
+    assert!(
+        parse(&too_deep).is_err(),
+        "{} levels accepted",
+        MAX_DEPTH + 1
+    );
+}
