@@ -285,7 +285,13 @@ struct Gen {
 impl Gen {
     fn selector(&mut self) -> String {
         let n = self.rng.below(3);
-        let ms: Vec<&str> = (0..n).map(|_| self.rng.pick(MATCHERS)).collect();
+        let mut ms: Vec<&str> = (0..n).map(|_| self.rng.pick(MATCHERS)).collect();
+        // One matcher per label name: with two (`{job=~"a.*",job="api"}`)
+        // the labels `absent` derives depend on matcher order, which the
+        // printer (like Prometheus') sorts, so the printed form could
+        // legitimately evaluate differently.
+        let label = |m: &str| m.split(['=', '!']).next().unwrap_or("").to_string();
+        ms.dedup_by(|a, b| label(a) == label(b));
         if self.rng.chance(8) {
             // A name-less selector needs a matcher that cannot match empty.
             return format!(r#"{{__name__=~"rpc.*|up",{}}}"#, ms.join(","));
