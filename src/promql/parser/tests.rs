@@ -440,3 +440,16 @@ fn regex_cache_keeps_label_names_and_kinds_apart() {
         ("b", false, true)
     );
 }
+
+/// Fuzz finding: a negative literal range printed as `metric[]`, which does
+/// not parse. The sign is kept now, so the printed form round-trips.
+#[test]
+fn negative_literal_range_prints_with_its_sign() {
+    assert_eq!(
+        p("resets(metric[-1m] anchored)"),
+        "resets(metric[-1m] anchored)"
+    );
+    assert_eq!(p(&p("metric[-90s]")), "metric[-1m30s]");
+    assert_eq!(p("(metric)[-5m:-1m]"), "(metric)[-5m:-1m]");
+    assert_eq!(util::format_duration(i64::MIN).chars().next(), Some('-'));
+}

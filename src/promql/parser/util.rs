@@ -62,23 +62,31 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 }
 
 /// Formats milliseconds like Prometheus' `model.Duration.String()`: years and
-/// weeks only when they divide evenly, `0s` for zero.
+/// weeks only when they divide evenly, `0s` for zero. A negative value (a
+/// literal range such as `[-1m]`, which the grammar accepts) keeps its sign:
+/// printing it as nothing made the printed query unparseable (found by the
+/// PromQL fuzz target).
 pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".to_string();
     }
-    let mut ms = ms;
+    // Unsigned so that `i64::MIN` has a magnitude too.
+    let mut rest = ms.unsigned_abs();
     let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+    }
     for (i, (unit, mult)) in MS_PER_UNIT.iter().enumerate() {
+        let mult = mult.unsigned_abs();
         let exact = i < 2;
-        if exact && ms % mult != 0 {
+        if exact && !rest.is_multiple_of(mult) {
             continue;
         }
-        let v = ms / mult;
+        let v = rest / mult;
         if v > 0 {
             out.push_str(&v.to_string());
             out.push_str(unit);
-            ms -= v * mult;
+            rest -= v * mult;
         }
     }
     out
