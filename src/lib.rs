@@ -12,5 +12,6 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod promql;
+pub mod rules;
 pub mod scrape;
 pub mod tsdb;

@@ -1,0 +1,3 @@
+//! Rule evaluation support: alert templates (and, in other branches, rule files).
+
+pub mod template;
