@@ -38,14 +38,6 @@ fn cases() -> Vec<Case> {
     f.cases
 }
 
-fn case_number(c: &Case) -> String {
-    c.name
-        .trim_start_matches('C')
-        .trim_start_matches('0')
-        .to_string()
-        .replace("", "")
-}
-
 fn case_labels(c: &Case) -> Labels {
     let n: u32 = c.name[1..].parse().expect("case number");
     let mut pairs: Vec<(String, String)> = c
@@ -118,7 +110,6 @@ fn oracle_cases_render_like_promtool() {
             ),
         }
     }
-    let _ = case_number;
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",

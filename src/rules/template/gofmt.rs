@@ -411,6 +411,7 @@ fn fmt_float(v: f64, verb: char, f: &Flags) -> Option<String> {
         'v' | 'g' | 'G' => format_float(v, if verb == 'G' { 'G' } else { 'g' }, prec.unwrap_or(-1)),
         'e' | 'E' => format_float(v, verb, prec.unwrap_or(6)),
         'f' | 'F' => format_float(v, 'f', prec.unwrap_or(6)),
+        'x' | 'X' => hex_float(v, verb == 'X'),
         _ => return None,
     };
     if v.is_nan() {
@@ -440,7 +441,8 @@ fn fmt_float(v: f64, verb: char, f: &Flags) -> Option<String> {
 
 fn fmt_str(s: &str, verb: char, f: &Flags) -> Option<String> {
     let s: String = match f.prec {
-        Some(p) if verb != 'q' || true => s.chars().take(p).collect(),
+        // Go truncates the operand to the precision for %s, %q and %x alike.
+        Some(p) => s.chars().take(p).collect(),
         _ => s.to_string(),
     };
     let body = match verb {
@@ -555,4 +557,45 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         out.push(')');
     }
     out
+}
+
+/// Go's `%x` of a float64 (`strconv.FormatFloat(v, 'x', -1, 64)`): shortest
+/// hexadecimal mantissa, binary exponent with at least two digits.
+fn hex_float(v: f64, upper: bool) -> String {
+    if !v.is_finite() {
+        return format_float(v, 'g', -1);
+    }
+    let neg = v.is_sign_negative();
+    let bits = v.to_bits();
+    let mut exp = ((bits >> 52) & 0x7ff) as i32;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    let s = if exp == 0 && mant == 0 {
+        "0x0p+00".to_string()
+    } else {
+        if exp == 0 {
+            // Subnormal: shift the leading one into the implicit position.
+            exp = 1;
+            while mant & (1u64 << 52) == 0 {
+                mant <<= 1;
+                exp -= 1;
+            }
+            mant &= (1u64 << 52) - 1;
+        }
+        let e = exp - 1023;
+        let digits = format!("{mant:013x}");
+        let digits = digits.trim_end_matches('0');
+        let sign = if e < 0 { '-' } else { '+' };
+        let frac = if digits.is_empty() {
+            String::new()
+        } else {
+            format!(".{digits}")
+        };
+        format!("0x1{frac}p{sign}{:02}", e.unsigned_abs())
+    };
+    let s = if upper { s.to_uppercase() } else { s };
+    if neg {
+        format!("-{s}")
+    } else {
+        s
+    }
 }

@@ -29,6 +29,7 @@ pub enum Tok {
     Assign,
     Comma,
     Keyword(&'static str),
+    Punct(char),
     Eof,
 }
 
@@ -304,11 +305,20 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
                     out.push(mk(tok));
                     pos = q;
                 }
+                c if c.is_ascii_graphic() => {
+                    // Go emits other printable ASCII as a one-character item
+                    // that the parser then rejects in context.
+                    out.push(mk(Tok::Punct(c as char)));
+                    pos += 1;
+                }
                 _ => {
                     let ch = src[pos..].chars().next().unwrap_or('?');
                     return Err(err(
                         pos,
-                        format!("unexpected {} in command", super::gofmt::quote_rune(ch)),
+                        format!(
+                            "unrecognized character in action: {}",
+                            crate::promql::parser::util::go_unicode_verb(ch)
+                        ),
                     ));
                 }
             }

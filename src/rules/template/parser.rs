@@ -149,8 +149,8 @@ pub struct Parser<'a> {
     is_func: &'a dyn Fn(&str) -> bool,
 }
 
-enum End {
-    End,
+enum ListEnd {
+    Close,
     Else(bool),
     Eof,
 }
@@ -178,6 +178,7 @@ fn describe(t: &Tok) -> String {
         Tok::Declare => ":=".into(),
         Tok::Assign => "=".into(),
         Tok::Comma => ",".into(),
+        Tok::Punct(c) => c.to_string(),
     };
     if s.chars().count() > 10 {
         format!(
@@ -253,20 +254,20 @@ impl<'a> Parser<'a> {
     pub fn parse(mut self) -> Result<Vec<Node>, TemplateError> {
         let (list, end) = self.item_list(true)?;
         match end {
-            End::Eof => Ok(list),
-            End::End => Err(self.err("unexpected {{end}}".into())),
-            End::Else(_) => Err(self.err("unexpected {{else}}".into())),
+            ListEnd::Eof => Ok(list),
+            ListEnd::Close => Err(self.err("unexpected {{end}}".into())),
+            ListEnd::Else(_) => Err(self.err("unexpected {{else}}".into())),
         }
     }
 
-    fn item_list(&mut self, top: bool) -> Result<(Vec<Node>, End), TemplateError> {
+    fn item_list(&mut self, top: bool) -> Result<(Vec<Node>, ListEnd), TemplateError> {
         let mut list = Vec::new();
         loop {
             let t = self.next();
             match t.tok {
                 Tok::Eof => {
                     if top {
-                        return Ok((list, End::Eof));
+                        return Ok((list, ListEnd::Eof));
                     }
                     return Err(self.err("unexpected EOF".into()));
                 }
@@ -277,17 +278,17 @@ impl<'a> Parser<'a> {
                         Tok::Keyword("end") => {
                             self.next_non_space();
                             self.expect(Tok::RightDelim, "end")?;
-                            return Ok((list, End::End));
+                            return Ok((list, ListEnd::Close));
                         }
                         Tok::Keyword("else") => {
                             self.next_non_space();
                             let n = self.peek_non_space();
                             if n.tok == Tok::Keyword("if") {
                                 self.next_non_space();
-                                return Ok((list, End::Else(true)));
+                                return Ok((list, ListEnd::Else(true)));
                             }
                             self.expect(Tok::RightDelim, "else")?;
-                            return Ok((list, End::Else(false)));
+                            return Ok((list, ListEnd::Else(false)));
                         }
                         _ => list.push(self.action()?),
                     }
@@ -366,16 +367,16 @@ impl<'a> Parser<'a> {
         let pipe = self.pipeline(ctx, Tok::RightDelim)?;
         let (list, end) = self.item_list(false)?;
         let else_list = match end {
-            End::End => None,
-            End::Eof => return Err(self.err("unexpected EOF".into())),
-            End::Else(true) => {
+            ListEnd::Close => None,
+            ListEnd::Eof => return Err(self.err("unexpected EOF".into())),
+            ListEnd::Else(true) => {
                 // `{{else if x}}` is `{{else}}{{if x}}...{{end}}` sharing the end.
                 Some(vec![Node::If(self.control("if")?)])
             }
-            End::Else(false) => {
+            ListEnd::Else(false) => {
                 let (l, e) = self.item_list(false)?;
                 match e {
-                    End::End => Some(l),
+                    ListEnd::Close => Some(l),
                     _ => return Err(self.err("expected end; found {{else}}".into())),
                 }
             }
@@ -426,7 +427,7 @@ impl<'a> Parser<'a> {
                 Tok::Comma => return Err(self.err(format!("too many declarations in {ctx}"))),
                 _ => {
                     if !pipe.decl.is_empty() {
-                        return Err(self.err(format!("missing := after range variables")));
+                        return Err(self.err("missing := after range variables".to_string()));
                     }
                     self.i = save;
                     break;
@@ -435,9 +436,6 @@ impl<'a> Parser<'a> {
         }
         if pipe.decl.len() == 2 && ctx != "range" {
             return Err(self.err(format!("too many declarations in {ctx}")));
-        }
-        if pipe.decl.len() == 1 && pipe.decl[0] != "" && ctx == "range" {
-            // fine: single range variable
         }
         loop {
             let t = self.next_non_space();
@@ -631,6 +629,10 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
+        let fits_u64 = int.is_some() || lower.parse::<u64>().is_ok();
+        if !fits_u64 && float.is_some() && !body.contains(['.', 'e', 'E', 'p', 'P']) {
+            return Err(self.err(format!("integer overflow: {:?}", text)));
+        }
         let int = int.or_else(|| {
             float
                 .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
