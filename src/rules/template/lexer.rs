@@ -80,7 +80,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
                 out.push(Token {
                     tok: Tok::Text(text.to_string()),
                     pos: start,
-                    line: line_of(src, start),
+                    line: 0,
                 });
             }
             break;
@@ -95,7 +95,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
             out.push(Token {
                 tok: Tok::Text(text.to_string()),
                 pos: start,
-                line: line_of(src, start),
+                line: 0,
             });
         }
         trim_next_text = false;
@@ -121,7 +121,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
         out.push(Token {
             tok: Tok::LeftDelim,
             pos: open,
-            line: line_of(src, open),
+            line: 0,
         });
         // Inside the action.
         let mut paren = 0i32;
@@ -134,7 +134,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
             let mk = |tok: Tok| Token {
                 tok,
                 pos: tpos,
-                line: line_of(src, tpos),
+                line: 0,
             };
             if src[pos..].starts_with(" -}}")
                 || src[pos..].starts_with("\t-}}")
@@ -327,8 +327,17 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
     out.push(Token {
         tok: Tok::Eof,
         pos: src.len(),
-        line: line_of(src, src.len()),
+        line: 0,
     });
+    // Lines in one forward pass: tokens are in source order, and counting
+    // per token from the start would be quadratic in the template size.
+    let (mut line, mut at) = (1usize, 0usize);
+    for t in &mut out {
+        let to = t.pos.min(b.len());
+        line += b[at.min(to)..to].iter().filter(|c| **c == b'\n').count();
+        at = to;
+        t.line = line;
+    }
     Ok(out)
 }
 
@@ -375,7 +384,7 @@ fn lex_number(
     out.push(Token {
         tok: Tok::Number(text.to_string()),
         pos,
-        line: line_of(src, pos),
+        line: 0,
     });
     Ok(q)
 }

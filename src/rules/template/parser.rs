@@ -140,12 +140,19 @@ impl fmt::Display for Pipe {
     }
 }
 
+/// Deepest nesting accepted (Go has no limit, but no real template nests
+/// anywhere near this).
+pub const MAX_DEPTH: usize = 100;
+
 pub struct Parser<'a> {
     name: &'a str,
     toks: Vec<Token>,
     i: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Nesting of controls and parenthesized pipelines; bounded so a
+    /// hostile template cannot overflow the stack.
+    depth: usize,
     is_func: &'a dyn Fn(&str) -> bool,
 }
 
@@ -198,6 +205,7 @@ impl<'a> Parser<'a> {
             i: 0,
             vars: vec!["$".into()],
             range_depth: 0,
+            depth: 0,
             is_func,
         }
     }
@@ -358,7 +366,9 @@ impl<'a> Parser<'a> {
 
     fn control(&mut self, ctx: &str) -> Result<Control, TemplateError> {
         let mark = self.vars.len();
+        self.enter()?;
         let res = self.control_inner(ctx);
+        self.depth -= 1;
         self.vars.truncate(mark);
         res
     }
@@ -388,7 +398,22 @@ impl<'a> Parser<'a> {
         })
     }
 
+    fn enter(&mut self) -> Result<(), TemplateError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!("template nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn pipeline(&mut self, ctx: &str, end: Tok) -> Result<Pipe, TemplateError> {
+        self.enter()?;
+        let res = self.pipeline_inner(ctx, end);
+        self.depth -= 1;
+        res
+    }
+
+    fn pipeline_inner(&mut self, ctx: &str, end: Tok) -> Result<Pipe, TemplateError> {
         let start = self.peek_non_space();
         let mut pipe = Pipe {
             pos: start.pos,

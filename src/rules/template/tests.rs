@@ -406,3 +406,17 @@ fn go_float_formatting() {
     assert_eq!(gofmt::duration_string(90_000_000_000), "1m30s");
     assert_eq!(gofmt::duration_string(3_600_000_000_000), "1h0m0s");
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
+    assert!(err(&deep).contains("nested deeper"));
+    let ifs = format!(
+        "{}x{}",
+        "{{ if true }}".repeat(5000),
+        "{{ end }}".repeat(5000)
+    );
+    assert!(err(&ifs).contains("nested deeper"));
+    let ok = format!("{{{{ {}1{} }}}}", "(".repeat(50), ")".repeat(50));
+    assert_eq!(r(&ok, 0.0), "1");
+}
