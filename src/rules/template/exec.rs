@@ -30,8 +30,9 @@ pub enum Value {
     Time(i128),
     /// Nanoseconds.
     Duration(i64),
-    /// The root dot: `.Labels`, `.Value`, ...
-    Data(()),
+    /// The root dot (`.Labels`, `.Value`, ...); holds its Go `%v` text
+    /// because fields are read from the context, not from the value.
+    Data(Rc<str>),
 }
 
 impl Value {
@@ -79,7 +80,7 @@ impl<'c, 'a> State<'c, 'a> {
             ctx,
             name,
             src,
-            vars: vec![("$".into(), Value::Data(()))],
+            vars: vec![],
             out: String::new(),
             at: None,
             depth: 0,
@@ -111,6 +112,14 @@ impl<'c, 'a> State<'c, 'a> {
         }
     }
 
+    /// Runs the whole template with the root data as dot and `$`.
+    pub fn run(&mut self, nodes: &[Node]) -> R<()> {
+        let root = self.root();
+        self.vars.push(("$".into(), root.clone()));
+        self.walk(&root, nodes)?;
+        Ok(())
+    }
+
     pub fn walk(&mut self, dot: &Value, nodes: &[Node]) -> R<Flow> {
         for n in nodes {
             if self.out.len() > MAX_OUTPUT {
@@ -121,7 +130,7 @@ impl<'c, 'a> State<'c, 'a> {
                 Node::Action(p) => {
                     let v = self.eval_pipeline(dot, p)?;
                     if p.decl.is_empty() {
-                        self.print(p, &v)?;
+                        self.print(&v)?;
                     }
                 }
                 Node::If(c) | Node::With(c) => {
@@ -157,21 +166,21 @@ impl<'c, 'a> State<'c, 'a> {
         Ok(Flow::Normal)
     }
 
-    fn print(&mut self, p: &Pipe, v: &Value) -> R<()> {
-        if let Value::Data(_) = v {
-            let _ = p;
-            let c = self.ctx;
-            self.out.push_str(&format!(
-                "{{{} {} {} {}}}",
-                gofmt::sprint_value(&Value::Labels(Rc::new(c.labels.clone()))),
-                gofmt::sprint_value(&Value::Labels(Rc::new(c.external_labels.clone()))),
-                c.external_url,
-                gofmt::float_v(c.value)
-            ));
-            return Ok(());
-        }
+    fn print(&mut self, v: &Value) -> R<()> {
         self.out.push_str(&gofmt::sprint_value(v));
         Ok(())
+    }
+
+    /// The root data value; prints like Prometheus' anonymous data struct.
+    pub fn root(&self) -> Value {
+        let c = self.ctx;
+        Value::Data(Rc::from(format!(
+            "{{{} {} {} {}}}",
+            gofmt::sprint_value(&Value::Labels(Rc::new(c.labels.clone()))),
+            gofmt::sprint_value(&Value::Labels(Rc::new(c.external_labels.clone()))),
+            c.external_url,
+            gofmt::float_v(c.value)
+        )))
     }
 
     fn range(&mut self, dot: &Value, c: &Control) -> R<()> {
@@ -484,6 +493,20 @@ impl<'c, 'a> State<'c, 'a> {
                 (funcs::P::Str, Arg::Number(..) | Arg::Bool(..)) => {
                     self.at(a.pos(), a.to_string());
                     return Err(self.error(format!("expected string; found {a}")));
+                }
+                (funcs::P::Str, Arg::Nil(_)) => {
+                    self.at(a.pos(), a.to_string());
+                    return Err(self.error("cannot assign nil to string".into()));
+                }
+                (
+                    funcs::P::Sample | funcs::P::Vector,
+                    Arg::Number(..) | Arg::Bool(..) | Arg::Str(..),
+                ) => {
+                    self.at(a.pos(), a.to_string());
+                    return Err(self.error(format!(
+                        "can't handle {a} for arg of type {}",
+                        kind.go_name()
+                    )));
                 }
                 _ => self.eval_arg(dot, a)?,
             };

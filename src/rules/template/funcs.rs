@@ -100,6 +100,7 @@ pub fn call(st: &mut State<'_, '_>, name: &str, args: Vec<Value>) -> F {
             Value::Labels(l) => l.len() as i64,
             Value::Map(m) => m.len() as i64,
             Value::Vector(v) => v.len() as i64,
+            Value::Missing | Value::Nil => return Err("len of nil pointer".into()),
             other => return Err(format!("len of type {}", gofmt::type_name(other))),
         }),
         "index" => index(&args)?,
@@ -556,7 +557,7 @@ fn eq(a: &Value, rest: &[Value]) -> Result<bool, String> {
                 (Value::Int(x), Value::Int(y)) => x == y,
                 (Value::Float(x), Value::Float(y)) => x == y,
                 (Value::Str(x) | Value::Html(x), Value::Str(y) | Value::Html(y)) => x == y,
-                (Value::Missing, Value::Missing) | (Value::Nil, Value::Nil) => true,
+                (Value::Missing | Value::Nil, Value::Missing | Value::Nil) => true,
                 (Value::Sample(x), Value::Sample(y)) => Rc::ptr_eq(x, y),
                 (Value::Labels(_) | Value::Map(_) | Value::Vector(_), _) => {
                     return Err(format!(

@@ -295,7 +295,7 @@ pub fn sprint_value(v: &Value) -> String {
         }
         Value::Time(ns) => time_string(*ns),
         Value::Duration(ns) => duration_string(*ns),
-        Value::Data(_) => "{...}".into(),
+        Value::Data(s) => s.to_string(),
     }
 }
 
@@ -352,10 +352,11 @@ fn pad(s: String, f: &Flags, allow_zero: bool) -> String {
     format!("{}{s}", " ".repeat(fill))
 }
 
-fn bad_verb(verb: char, v: &Value) -> String {
+fn bad_verb(verb: char, v: &Value, f: &Flags) -> String {
     match v {
         Value::Missing | Value::Nil => format!("%!{verb}(<nil>)"),
-        _ => format!("%!{verb}({}={})", type_name(v), sprint_value(v)),
+        // Go prints the operand with %v and the verb's flags, width and precision.
+        _ => format!("%!{verb}({}={})", type_name(v), fmt_one(v, 'v', f)),
     }
 }
 
@@ -454,14 +455,44 @@ fn fmt_str(s: &str, verb: char, f: &Flags) -> Option<String> {
                 quote(&s)
             }
         }
-        'x' => s.bytes().map(|b| format!("{b:02x}")).collect(),
-        'X' => s.bytes().map(|b| format!("{b:02X}")).collect(),
+        'x' | 'X' => {
+            let sep = if f.space { " " } else { "" };
+            let hex: Vec<String> = s
+                .bytes()
+                .map(|b| {
+                    let h = if verb == 'x' {
+                        format!("{b:02x}")
+                    } else {
+                        format!("{b:02X}")
+                    };
+                    if f.sharp {
+                        format!("0{verb}{h}")
+                    } else {
+                        h
+                    }
+                })
+                .collect();
+            hex.join(sep)
+        }
         _ => return None,
     };
-    Some(pad(body, f, false))
+    // Go zero-pads strings too when asked (`%03s` is `00a`), sign or not.
+    match f.width {
+        Some(w) if f.zero && !f.minus && body.chars().count() < w => {
+            Some(format!("{}{body}", "0".repeat(w - body.chars().count())))
+        }
+        _ => Some(pad(body, f, false)),
+    }
 }
 
 fn fmt_one(v: &Value, verb: char, f: &Flags) -> String {
+    if verb == 'T' {
+        let t = match v {
+            Value::Missing | Value::Nil => "<nil>",
+            other => type_name(other),
+        };
+        return pad(t.to_string(), f, false);
+    }
     let r = match v {
         Value::Int(i) => fmt_int(*i, verb, f),
         Value::Float(x) => fmt_float(*x, verb, f),
@@ -471,12 +502,14 @@ fn fmt_one(v: &Value, verb: char, f: &Flags) -> String {
         Value::Time(_) | Value::Duration(_) if matches!(verb, 'v' | 's' | 'q') => {
             fmt_str(&sprint_value(v), verb, f)
         }
-        Value::Labels(_) | Value::Map(_) | Value::Sample(_) | Value::Vector(_) if verb == 'v' => {
+        Value::Labels(_) | Value::Map(_) | Value::Sample(_) | Value::Vector(_) | Value::Data(_)
+            if verb == 'v' =>
+        {
             Some(pad(sprint_value(v), f, false))
         }
         _ => None,
     };
-    r.unwrap_or_else(|| bad_verb(verb, v))
+    r.unwrap_or_else(|| bad_verb(verb, v, f))
 }
 
 /// `fmt.Sprintf(format, args...)` for the verbs templates use.

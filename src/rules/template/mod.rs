@@ -104,7 +104,7 @@ impl Template {
     /// Renders the template.
     pub fn execute(&self, ctx: &TemplateContext<'_>) -> Result<String, TemplateError> {
         let mut st = exec::State::new(ctx, &self.name, &self.src);
-        st.walk(&exec::Value::Data(()), &self.nodes)?;
+        st.run(&self.nodes)?;
         Ok(st.out)
     }
 }
