@@ -139,7 +139,7 @@ fn go_unquote(q: &str) -> String {
 /// stored expectation, so cases.yml cannot drift from the reference.
 #[test]
 fn promtool_confirms_stored_cases() {
-    let Some(promtool) = promtool() else {
+    let Some(promtool_path) = promtool() else {
         eprintln!("promtool not installed; stored expectations checked by oracle_cases_render_like_promtool only");
         return;
     };
@@ -178,7 +178,7 @@ fn promtool_confirms_stored_cases() {
             "input_series": series, "alert_rule_test": tests}]});
     std::fs::write(dir.path().join("rules.yml"), rules.to_string()).expect("write rules");
     std::fs::write(dir.path().join("test.yml"), test.to_string()).expect("write test");
-    let out = Command::new(promtool)
+    let out = Command::new(&promtool_path)
         .args(["test", "rules", "test.yml"])
         .current_dir(dir.path())
         .output()
@@ -207,6 +207,36 @@ fn promtool_confirms_stored_cases() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} cases confirmed");
+
+    // Parse errors: promtool rejects the rule file at load, one line per rule.
+    let bad: Vec<&Case> = cases.iter().filter(|c| c.parse_error.is_some()).collect();
+    let rules: Vec<serde_json::Value> = bad
+        .iter()
+        .map(|c| serde_json::json!({"alert": c.name, "expr": "up", "annotations": {"a": c.template}}))
+        .collect();
+    let rules = serde_json::json!({"groups": [{"name": "g", "rules": rules}]});
+    std::fs::write(dir.path().join("bad.yml"), rules.to_string()).expect("write bad rules");
+    let out = Command::new(&promtool_path)
+        .args(["check", "rules", "bad.yml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run promtool check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for c in bad {
+        let marker = format!("\"{}\": annotation \"a\": ", c.name);
+        let line = text
+            .lines()
+            .find(|l| l.contains(&marker))
+            .unwrap_or_else(|| panic!("promtool reported nothing for {}", c.name));
+        let got = &line[line.find(&marker).map(|i| i + marker.len()).unwrap_or(0)..];
+        assert_eq!(
+            Some(got),
+            c.parse_error.as_deref(),
+            "promtool now rejects {} differently",
+            c.name
+        );
+    }
 }
 
 fn shared_dir() -> Option<PathBuf> {

@@ -502,9 +502,10 @@ fn fmt_one(v: &Value, verb: char, f: &Flags) -> String {
         Value::Time(_) | Value::Duration(_) if matches!(verb, 'v' | 's' | 'q') => {
             fmt_str(&sprint_value(v), verb, f)
         }
-        Value::Labels(_) | Value::Map(_) | Value::Sample(_) | Value::Vector(_) | Value::Data(_)
-            if verb == 'v' =>
-        {
+        // fmt shows a pointer to a struct as `&{...}` (printing it as an
+        // action dereferences it first, so `{{ . }}` has no `&`).
+        Value::Sample(_) if verb == 'v' => Some(pad(format!("&{}", sprint_value(v)), f, false)),
+        Value::Labels(_) | Value::Map(_) | Value::Vector(_) | Value::Data(_) if verb == 'v' => {
             Some(pad(sprint_value(v), f, false))
         }
         _ => None,
