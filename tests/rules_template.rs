@@ -522,3 +522,200 @@ fn random_templates_never_panic() {
     }
     assert!(ok > 0, "the generator should produce some valid templates");
 }
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "bad") {
+                collect_yaml(&p, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every templated label and annotation in the shared real-world rule
+/// corpus (except those calling `query`, which needs promtool's own data),
+/// rendered by klaxon and by promtool at test time.
+#[test]
+fn shared_rule_corpus_templates_match_promtool() {
+    let root = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpora/rules"
+    ));
+    if !root.is_dir() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "shared rule corpus missing at {}",
+            root.display()
+        );
+        eprintln!("shared rule corpus not found; skipping (not counted)");
+        return;
+    }
+    let Some(promtool_path) = promtool() else {
+        eprintln!("promtool not installed; skipping (not counted)");
+        return;
+    };
+    let mut files = Vec::new();
+    collect_yaml(&root, &mut files);
+    let label_ref =
+        regex::Regex::new(r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)").expect("regex");
+    let mut templates = std::collections::BTreeSet::new();
+    for f in &files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        for g in doc["groups"].as_array().into_iter().flatten() {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                for key in ["annotations", "labels"] {
+                    for v in r[key].as_object().into_iter().flat_map(|m| m.values()) {
+                        if let Some(s) = v.as_str() {
+                            if s.contains("{{") && !s.contains("query") {
+                                templates.insert(s.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        templates.len() >= 100,
+        "expected many corpus templates, found {}",
+        templates.len()
+    );
+    const VALUES: [&str; 5] = ["0.0734", "1234.5678", "3725", "0.999", "1e9"];
+    struct Item {
+        name: String,
+        template: String,
+        labels: BTreeMap<String, String>,
+        value: &'static str,
+    }
+    let items: Vec<Item> = templates
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut labels = BTreeMap::new();
+            labels.insert(
+                "instance".to_string(),
+                "host-1.example.org:9100".to_string(),
+            );
+            for c in label_ref.captures_iter(&t) {
+                let n = c[1].to_string();
+                if n != "instance" && n != "__name__" {
+                    labels.insert(n.clone(), format!("{n}-v"));
+                }
+            }
+            labels.insert("case".into(), i.to_string());
+            Item {
+                name: format!("R{i:04}"),
+                template: t,
+                labels,
+                value: VALUES[i % VALUES.len()],
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules: Vec<serde_json::Value> = items
+        .iter()
+        .map(|it| {
+            serde_json::json!({"alert": it.name, "expr": format!("corpus_value{{case=\"{}\"}}", it.labels["case"]),
+                "annotations": {"a": it.template}})
+        })
+        .collect();
+    let series: Vec<serde_json::Value> = items
+        .iter()
+        .map(|it| {
+            let sel: Vec<String> = it
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap()))
+                .collect();
+            serde_json::json!({"series": format!("corpus_value{{{}}}", sel.join(",")),
+                "values": format!("{v} {v} {v}", v = it.value)})
+        })
+        .collect();
+    let tests: Vec<serde_json::Value> = items
+        .iter()
+        .map(|it| {
+            serde_json::json!({"eval_time": "1m", "alertname": it.name,
+                "exp_alerts": [{"exp_labels": it.labels, "exp_annotations": {"a": "WRONG"}}]})
+        })
+        .collect();
+    let rules = serde_json::json!({"groups": [{"name": "g", "rules": rules}]});
+    let test = serde_json::json!({"rule_files": ["rules.yml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "external_labels": {"cluster": "prod"}, "external_url": EXTERNAL_URL,
+            "input_series": series, "alert_rule_test": tests}]});
+    std::fs::write(dir.path().join("rules.yml"), rules.to_string()).expect("write rules");
+    std::fs::write(dir.path().join("test.yml"), test.to_string()).expect("write test");
+    let out = Command::new(&promtool_path)
+        .args(["test", "rules", "test.yml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run promtool");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let ext = Labels::from_pairs([("cluster", "prod")]);
+    let mut failures = Vec::new();
+    for it in &items {
+        let marker = format!("alertname: {}, time: 1m,", it.name);
+        let Some(start) = text.find(&marker) else {
+            failures.push(format!(
+                "{}: promtool printed nothing for {:?}",
+                it.name, it.template
+            ));
+            continue;
+        };
+        let rest = &text[start..];
+        let got_at = rest.find("got:[").expect("got section");
+        let ann_at = rest[got_at..].find("Annotations:{a=").expect("annotations")
+            + got_at
+            + "Annotations:{a=".len();
+        let end = rest[ann_at..].find("}\n").expect("end of annotations") + ann_at;
+        let want = go_unquote(&rest[ann_at..end]);
+        let mut pairs: Vec<(String, String)> = it
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.push(("__name__".into(), "corpus_value".into()));
+        let labels = Labels::from_pairs(pairs);
+        let ctx = TemplateContext {
+            labels: &labels,
+            external_labels: &ext,
+            external_url: EXTERNAL_URL,
+            value: it.value.parse().expect("value"),
+            now_ms: 0,
+            query: None,
+        };
+        let got = expand_for_alert(&it.name, &it.template, &ctx);
+        if got != want {
+            failures.push(format!(
+                "{}: {:?}\n   want {want:?}\n   got  {got:?}",
+                it.name, it.template
+            ));
+        }
+    }
+    eprintln!(
+        "{} corpus templates from {} rule files compared with promtool",
+        items.len(),
+        files.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus templates differ:\n{}",
+        failures.len(),
+        items.len(),
+        failures.join("\n")
+    );
+}
