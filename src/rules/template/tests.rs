@@ -330,6 +330,11 @@ fn pipelines_and_literals() {
 
 #[test]
 fn parse_errors_read_like_go() {
+    // `tmpl` exists only for console templates; promtool 2.42 rejects it in rules.
+    assert_eq!(
+        err("{{ tmpl \"x\" . }}"),
+        "template: __alert_:1: function \"tmpl\" not defined"
+    );
     assert_eq!(
         err("{{ nosuch }}"),
         "template: __alert_:1: function \"nosuch\" not defined"
