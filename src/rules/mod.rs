@@ -1,2 +1,5 @@
-//! Rules: rule files as Prometheus writes them, for `check rules` and the rule engine.
+//! Rules: rule files as Prometheus writes them (`check rules`, and the rule
+//! engine to come) and the Go-template subset their labels and annotations use.
+
 pub mod file;
+pub mod template;

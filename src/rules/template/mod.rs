@@ -1,0 +1,154 @@
+//! Alert templates: the subset of Go's text/template that Prometheus rule
+//! files use in labels and annotations, with Prometheus' function map.
+//!
+//! Output must be byte-identical to Prometheus because users match alerts on
+//! rendered labels and read annotations in notifications, so numbers are
+//! formatted with Go's `fmt` rules (see `gofmt`) and errors carry Go's
+//! `template: NAME:LINE:COL: executing ...` text.
+
+mod exec;
+mod funcs;
+mod gofmt;
+mod lexer;
+mod parser;
+
+use crate::model::{Labels, Timestamp};
+use thiserror::Error;
+
+/// One element of a `query` result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// Runs a PromQL query at the alert's evaluation time; the error text is
+/// what Prometheus would put after `error calling query: `.
+pub type QueryFn<'a> = dyn Fn(&str) -> Result<Vec<QuerySample>, String> + 'a;
+
+/// Everything a template can see.
+pub struct TemplateContext<'a> {
+    /// `$labels` / `.Labels`: the alert's labels (with `__name__` when the
+    /// expression kept it, as Prometheus does).
+    pub labels: &'a Labels,
+    pub external_labels: &'a Labels,
+    pub external_url: &'a str,
+    pub value: f64,
+    /// Evaluation time, for `now`.
+    pub now_ms: Timestamp,
+    pub query: Option<&'a QueryFn<'a>>,
+}
+
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum TemplateError {
+    /// Go: `template: NAME:LINE: MSG`.
+    #[error("template: {name}:{line}: {msg}")]
+    Parse {
+        name: String,
+        line: usize,
+        msg: String,
+    },
+    /// Go: `template: NAME:LINE:COL: executing "NAME" at <CTX>: MSG`.
+    #[error("{}", fmt_exec(.name, .location, .msg))]
+    Exec {
+        name: String,
+        location: Option<(usize, usize, String)>,
+        msg: String,
+    },
+}
+
+fn fmt_exec(name: &str, location: &Option<(usize, usize, String)>, msg: &str) -> String {
+    match location {
+        None => format!("template: {name}: {msg}"),
+        Some((line, col, ctx)) => {
+            format!(
+                "template: {name}:{line}:{col}: executing {} at <{ctx}>: {msg}",
+                gofmt::quote(name)
+            )
+        }
+    }
+}
+
+/// The variable definitions Prometheus' alerting rule prepends to every
+/// label and annotation template; they shift error columns, so keep them.
+const ALERT_DEFS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
+
+/// A template parsed once (at rule load) and executed per alert.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    src: String,
+    nodes: Vec<parser::Node>,
+}
+
+impl Template {
+    /// Parses `text` the way Prometheus' alerting rule does: with the
+    /// `$labels`, `$externalLabels`, `$externalURL` and `$value` definitions
+    /// in front, under the template name `name` (Prometheus uses
+    /// `__alert_<alertname>`).
+    pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
+        let src = format!("{ALERT_DEFS}{text}");
+        let toks = lexer::lex(name, &src)?;
+        let nodes = parser::Parser::new(name, toks, &funcs::is_defined).parse()?;
+        Ok(Template {
+            name: name.to_string(),
+            src,
+            nodes,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renders the template.
+    pub fn execute(&self, ctx: &TemplateContext<'_>) -> Result<String, TemplateError> {
+        let mut st = exec::State::new(ctx, &self.name, &self.src);
+        st.run(&self.nodes)?;
+        Ok(st.out)
+    }
+}
+
+/// Parses and renders in one go, under the name `__alert_`.
+pub fn render(text: &str, ctx: &TemplateContext<'_>) -> Result<String, TemplateError> {
+    Template::parse("__alert_", text)?.execute(ctx)
+}
+
+/// Prometheus' `Expander.Expand` error wrapping.
+pub fn expand_error_text(name: &str, err: &TemplateError) -> String {
+    match err {
+        TemplateError::Parse { .. } => format!("error parsing template {name}: {err}"),
+        TemplateError::Exec { .. } => format!("error executing template {name}: {err}"),
+    }
+}
+
+/// What Prometheus' alerting rule writes into a label or annotation: the
+/// expansion, or `<error expanding template: ...>` when it failed.
+pub fn expand_for_alert(alert_name: &str, text: &str, ctx: &TemplateContext<'_>) -> String {
+    let name = format!("__alert_{alert_name}");
+    let res = Template::parse(&name, text).and_then(|t| t.execute(ctx));
+    match res {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(alert = alert_name, error = %e, "expanding alert template failed");
+            format!(
+                "<error expanding template: {}>",
+                expand_error_text(&name, &e)
+            )
+        }
+    }
+}
+
+/// Renders an already parsed template with Prometheus' error handling.
+pub fn execute_for_alert(t: &Template, ctx: &TemplateContext<'_>) -> String {
+    match t.execute(ctx) {
+        Ok(s) => s,
+        Err(e) => format!(
+            "<error expanding template: {}>",
+            expand_error_text(&t.name, &e)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
