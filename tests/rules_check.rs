@@ -106,26 +106,6 @@ fn upstream_rule_collections_get_promtools_verdicts() {
 /// The test fails if one of them starts agreeing, so the list stays true.
 const KNOWN_VERDICT_DIFFERENCES: &[(&str, &str)] = &[
     (
-        "bad/annotation-template-bare-word-in-action.yml",
-        "alert templates are not syntax-checked yet (no template module)",
-    ),
-    (
-        "bad/annotation-template-unclosed-action.yml",
-        "alert templates are not syntax-checked yet (no template module)",
-    ),
-    (
-        "bad/annotation-template-undefined-variable.yml",
-        "alert templates are not syntax-checked yet (no template module)",
-    ),
-    (
-        "bad/annotation-template-unknown-function.yml",
-        "alert templates are not syntax-checked yet (no template module)",
-    ),
-    (
-        "bad/label-template-unclosed-if.yml",
-        "alert templates are not syntax-checked yet (no template module)",
-    ),
-    (
         "bad/huge-nesting-promql.yml",
         "klaxon's PromQL parser refuses nesting beyond promql::parser::MAX_DEPTH; promtool has no limit",
     ),

@@ -219,6 +219,26 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
             });
         }
     }
+    // As Prometheus: an alerting rule's label and annotation values must
+    // parse as templates (they are rendered for every alert).
+    if !alert.is_empty() {
+        let name = format!("__alert_{alert}");
+        let mut check = |kind: &str, entries: &Option<Vec<Entry>>| {
+            let mut sorted: Vec<&Entry> = entries.iter().flatten().collect();
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+            for e in sorted {
+                if let Err(err) = crate::rules::template::Template::parse(&name, &e.value) {
+                    p.push(RuleProblem {
+                        nodes: Vec::new(),
+                        hidden: Some((e.line, e.column)),
+                        text: format!("{kind} {:?}: {err}", e.key),
+                    });
+                }
+            }
+        };
+        check("label", &r.labels);
+        check("annotation", &r.annotations);
+    }
     let rule = match expr {
         Some(expr) if p.is_empty() => Some(Rule {
             kind: if alert.is_empty() {
