@@ -425,3 +425,30 @@ async fn reordered_payloads_keep_values_on_their_series() {
     app.stop().await;
     server.abort();
 }
+
+/// More targets than `target_limit`: the whole pool stops and every target
+/// shows the reason, as in Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_limit_stops_the_pool() {
+    let (addr, server) = fake_targets().await;
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: limited\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    target_limit: 1\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
+        addr.rsplit(':').next().unwrap()
+    );
+    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = get_json(&format!("http://{}/api/v1/targets", app.addr)).await;
+    let active = t["data"]["activeTargets"].as_array().unwrap();
+    assert_eq!(active.len(), 2, "{t:#}");
+    for x in active {
+        assert_eq!(x["health"], "down");
+        assert_eq!(
+            x["lastError"],
+            "target_limit exceeded (number of targets: 2, limit: 1)"
+        );
+    }
+    assert!(value_of(&app.state.head, "up", "limited").is_empty());
+    app.stop().await;
+    server.abort();
+}

@@ -307,6 +307,70 @@ mod tests {
         }
     }
 
+    fn scrape_config(yaml_job: &str) -> ScrapeConfig {
+        let text = format!("scrape_configs:\n{yaml_job}");
+        let mut c = crate::config::load_str(&text, "t.yml").expect("test config loads");
+        c.scrape_configs.remove(0)
+    }
+
+    #[test]
+    fn target_labels_and_url_like_prometheus() {
+        let cfg = scrape_config(
+            "  - job_name: j\n    scheme: https\n    metrics_path: /probe\n    params:\n      module: [http_2xx, extra]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - target_label: __address__\n        replacement: exporter:9115\n      - source_labels: [__meta_x]\n        target_label: meta_copied\n",
+        );
+        let mut group = BTreeMap::new();
+        group.insert("__meta_x".to_string(), "m".to_string());
+        group.insert("env".to_string(), "prod".to_string());
+        let t = populate("example.org:443", &group, &cfg)
+            .expect("valid target")
+            .expect("kept");
+        // __param_* overrides the first value of a configured param and adds
+        // the others; the address is the relabeled one.
+        assert_eq!(
+            t.scrape_url,
+            "https://exporter:9115/probe?module=http_2xx&module=extra&target=example.org%3A443"
+        );
+        assert_eq!(t.labels.get("instance"), Some("exporter:9115"));
+        assert_eq!(t.labels.get("job"), Some("j"));
+        assert_eq!(t.labels.get("env"), Some("prod"));
+        assert_eq!(t.labels.get("meta_copied"), Some("m"));
+        // Reserved labels are gone from the final set, kept in the discovered one.
+        assert!(t.labels.iter().all(|l| !l.name.starts_with("__")));
+        assert_eq!(
+            t.discovered_labels.get("__address__"),
+            Some("example.org:443")
+        );
+        assert_eq!(t.discovered_labels.get("__scheme__"), Some("https"));
+        assert_eq!(t.discovered_labels.get("__param_module"), Some("http_2xx"));
+        assert_eq!(t.interval, cfg.scrape_interval);
+    }
+
+    #[test]
+    fn relabel_drop_and_bad_targets() {
+        let cfg = scrape_config(
+            "  - job_name: j\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: 'drop.*'\n        action: drop\n",
+        );
+        let none = BTreeMap::new();
+        assert!(populate("drop-me:1", &none, &cfg).unwrap().is_none());
+        assert!(populate("keep:1", &none, &cfg).unwrap().is_some());
+        assert_eq!(
+            populate("", &none, &cfg).unwrap_err(),
+            TargetError::NoAddress
+        );
+        assert!(matches!(
+            populate("host:1/path", &none, &cfg),
+            Err(TargetError::InvalidLabel {
+                label: ADDRESS_LABEL,
+                ..
+            })
+        ));
+        // An instance label set by discovery is kept.
+        let mut g = BTreeMap::new();
+        g.insert("instance".to_string(), "named".to_string());
+        let t = populate("h:1", &g, &cfg).unwrap().unwrap();
+        assert_eq!(t.labels.get("instance"), Some("named"));
+    }
+
     #[test]
     fn escape() {
         assert_eq!(url_escape("a b/c"), "a+b%2Fc");
