@@ -4,16 +4,10 @@ use std::path::{Path, PathBuf};
 
 use klaxon::scrape::parser::{Entry, Format, MetricType, ParseError, Parser, Validation};
 
+mod common;
+
 fn shared_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared data dir {} is missing (CI=true)", dir.display());
-    }
-    eprintln!("note: shared data dir {} missing, skipping", dir.display());
-    None
+    common::data_dir("")
 }
 
 fn parse_all(input: &[u8], format: Format) -> Result<Vec<Entry<'_>>, ParseError> {

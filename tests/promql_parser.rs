@@ -6,23 +6,8 @@ use std::path::{Path, PathBuf};
 
 use klaxon::promql::parser::{parse, MAX_DEPTH};
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/")).join(rel)
-}
-
-/// Returns the directory, or `None` (a skip) when the shared data is absent
-/// outside CI. Under `CI=true` a missing directory fails the test.
-fn data_dir(rel: &str) -> Option<PathBuf> {
-    let p = shared(rel);
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared test data missing: {}", p.display());
-    }
-    eprintln!("SKIPPED: shared test data missing: {}", p.display());
-    None
-}
+mod common;
+use common::data_dir;
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {

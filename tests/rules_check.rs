@@ -10,23 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/")).join(rel)
-}
-
-/// The directory, or `None` (a loudly reported skip) when the shared data
-/// is absent outside CI; under `CI=true` a missing directory fails.
-fn data_dir(rel: &str) -> Option<PathBuf> {
-    let p = shared(rel);
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared test data missing: {}", p.display());
-    }
-    eprintln!("SKIPPED: shared test data missing: {}", p.display());
-    None
-}
+mod common;
+use common::data_dir;
 
 /// Runs `check rules` on one file as the library does for the CLI; returns
 /// the exit code and stdout+stderr lines with `root/` removed from paths, so

@@ -239,18 +239,10 @@ fn promtool_confirms_stored_cases() {
     }
 }
 
+mod common;
+
 fn shared_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpora/unittests/03-annotation-templates"
-    ));
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared corpus missing at {}", p.display());
-    }
-    None
+    common::data_dir("corpora/unittests/03-annotation-templates")
 }
 
 /// Expands promtool's `a+bxN` / `axN` / plain series notation (enough for the corpus).
@@ -545,20 +537,9 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 /// rendered by klaxon and by promtool at test time.
 #[test]
 fn shared_rule_corpus_templates_match_promtool() {
-    let root = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpora/rules"
-    ));
-    if !root.is_dir() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "shared rule corpus missing at {}",
-            root.display()
-        );
-        eprintln!("shared rule corpus not found; skipping (not counted)");
+    let Some(root) = common::data_dir("corpora/rules") else {
         return;
-    }
+    };
     let Some(promtool_path) = promtool() else {
         eprintln!("promtool not installed; skipping (not counted)");
         return;
