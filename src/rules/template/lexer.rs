@@ -56,9 +56,34 @@ fn line_of(src: &str, pos: usize) -> usize {
 }
 
 /// Splits `src` into tokens, applying trim markers and dropping comments.
-pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
-    let b = src.as_bytes();
+/// A lexing error does not discard the tokens before it:
+/// Go's lexer runs lazily, so its parser reports an error in those tokens
+/// (`function "is" not defined`) before the lexer reaches a later one
+/// (`unclosed action`). The caller parses the tokens first and reports the
+/// lexing error only when the parser got as far as it.
+pub fn lex_lazy(name: &str, src: &str) -> (Vec<Token>, Option<TemplateError>) {
     let mut out: Vec<Token> = Vec::new();
+    let res = lex_into(name, src, &mut out);
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: src.len(),
+        line: 0,
+    });
+    // Lines in one forward pass: tokens are in source order, and counting
+    // per token from the start would be quadratic in the template size.
+    let b = src.as_bytes();
+    let (mut line, mut at) = (1usize, 0usize);
+    for t in &mut out {
+        let to = t.pos.min(b.len());
+        line += b[at.min(to)..to].iter().filter(|c| **c == b'\n').count();
+        at = to;
+        t.line = line;
+    }
+    (out, res.err())
+}
+
+fn lex_into(name: &str, src: &str, out: &mut Vec<Token>) -> Result<(), TemplateError> {
+    let b = src.as_bytes();
     let mut pos = 0usize;
     let err = |pos: usize, msg: String| TemplateError::Parse {
         name: name.to_string(),
@@ -263,8 +288,8 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
                 }
                 b'.' => {
                     let nb = b.get(pos + 1).copied();
-                    if nb.is_some_and(|d| d.is_ascii_digit()) && !prev_is_operand(&out) {
-                        pos = lex_number(src, pos, &mut out, &err)?;
+                    if nb.is_some_and(|d| d.is_ascii_digit()) && !prev_is_operand(out) {
+                        pos = lex_number(src, pos, out, &err)?;
                     } else {
                         let mut q = pos + 1;
                         while q < b.len()
@@ -282,7 +307,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
                     }
                 }
                 b'+' | b'-' | b'0'..=b'9' => {
-                    pos = lex_number(src, pos, &mut out, &err)?;
+                    pos = lex_number(src, pos, out, &err)?;
                 }
                 c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                     let mut q = pos;
@@ -324,21 +349,7 @@ pub fn lex(name: &str, src: &str) -> Result<Vec<Token>, TemplateError> {
             }
         }
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        pos: src.len(),
-        line: 0,
-    });
-    // Lines in one forward pass: tokens are in source order, and counting
-    // per token from the start would be quadratic in the template size.
-    let (mut line, mut at) = (1usize, 0usize);
-    for t in &mut out {
-        let to = t.pos.min(b.len());
-        line += b[at.min(to)..to].iter().filter(|c| **c == b'\n').count();
-        at = to;
-        t.line = line;
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Moves a byte index forward to the next char boundary.

@@ -88,8 +88,16 @@ impl Template {
     /// `__alert_<alertname>`).
     pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
         let src = format!("{ALERT_DEFS}{text}");
-        let toks = lexer::lex(name, &src)?;
-        let nodes = parser::Parser::new(name, toks, &funcs::is_defined).parse()?;
+        let (toks, lex_err) = lexer::lex_lazy(name, &src);
+        let parsed = parser::Parser::new(name, toks, &funcs::is_defined).parse_reporting_end();
+        let nodes = match (parsed, lex_err) {
+            (Ok(n), None) => n,
+            // The parser stopped before the tokens ran out: its error comes
+            // first, as with Go's lazily running lexer.
+            (Err((e, false)), _) => return Err(e),
+            (_, Some(e)) => return Err(e),
+            (Err((e, true)), None) => return Err(e),
+        };
         Ok(Template {
             name: name.to_string(),
             src,

@@ -259,7 +259,19 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
-    pub fn parse(mut self) -> Result<Vec<Node>, TemplateError> {
+    /// Parses; on error also says whether the parser had reached the end of
+    /// the tokens (see [`super::lexer::lex_lazy`]).
+    pub fn parse_reporting_end(mut self) -> Result<Vec<Node>, (TemplateError, bool)> {
+        match self.parse_inner() {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                let at_end = self.i + 1 >= self.toks.len();
+                Err((e, at_end))
+            }
+        }
+    }
+
+    fn parse_inner(&mut self) -> Result<Vec<Node>, TemplateError> {
         let (list, end) = self.item_list(true)?;
         match end {
             ListEnd::Eof => Ok(list),

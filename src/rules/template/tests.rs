@@ -366,6 +366,12 @@ fn parse_errors_read_like_go() {
         "template: __alert_:1: unrecognized character in action: U+007F"
     );
     assert_eq!(err("{{ 1 "), "template: __alert_:1: unclosed action");
+    // Go's lexer runs lazily: the parser trips over the undefined function
+    // before the lexer reaches the missing "}}".
+    assert_eq!(
+        err("{{ $labels.instance is down"),
+        "template: __alert_:1: function \"is\" not defined"
+    );
 }
 
 #[test]
