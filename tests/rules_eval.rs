@@ -642,13 +642,14 @@ fn dur(s: &str) -> i64 {
 }
 
 type AlertSet = Vec<(Labels, BTreeMap<String, String>)>;
+type SampleSet = Vec<(Labels, f64)>;
 
 /// What one test group produced: per alert test (alertname, eval_time ms)
 /// the firing alerts, and per expression test the samples.
 struct Outcome {
     name: String,
     alerts: Vec<(String, i64, AlertSet, AlertSet)>,
-    exprs: Vec<(String, i64, Vec<(Labels, f64)>, Vec<(Labels, f64)>)>,
+    exprs: Vec<(String, i64, SampleSet, SampleSet)>,
 }
 
 /// Runs one unit-test file the way promtool does: every group evaluated at
@@ -830,6 +831,151 @@ fn promtool_02_recording_rules() {
 }
 
 #[test]
+fn promtool_03_annotation_templates() {
+    assert_all_pass("03-annotation-templates", &[]);
+}
+
+#[test]
 fn promtool_04_external_labels() {
     assert_all_pass("04-external-labels", &[]);
+}
+
+/// One failure block of promtool's output: the test (alert name or
+/// expression, eval time) and what promtool got.
+#[derive(Debug)]
+enum Failure {
+    Alert(String, i64, AlertSet),
+    Expr(String, i64, SampleSet),
+}
+
+/// `{a="b", c="d"}` as promtool prints label sets; `{}` is empty.
+fn printed_labels(s: &str) -> Labels {
+    if s.trim() == "{}" {
+        Labels::empty()
+    } else {
+        series_labels(s.trim())
+    }
+}
+
+/// Splits `{..} v, {..} v` (promtool's sample list) at top-level braces.
+fn printed_samples(s: &str) -> SampleSet {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while let Some(open) = rest.find('{') {
+        let b = rest.as_bytes();
+        let (mut i, mut in_q) = (open, false);
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_q => i += 1,
+                b'"' => in_q = !in_q,
+                b'}' if !in_q => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let labels = printed_labels(&rest[open..=i]);
+        let after = &rest[i + 1..];
+        let end = after.find(',').unwrap_or(after.len());
+        let v: f64 = after[..end].trim().parse().expect("printed value");
+        out.push((labels, v));
+        rest = &after[end..];
+    }
+    out
+}
+
+fn parse_failures(text: &str) -> Vec<Failure> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].trim();
+        if let Some(rest) = l.strip_prefix("alertname: ") {
+            let (name, rest) = rest.split_once(", time: ").expect("time");
+            let t = dur(rest.trim().trim_end_matches(','));
+            // find the got block
+            while !lines[i].trim().starts_with("got:[") {
+                i += 1;
+            }
+            let mut got = Vec::new();
+            if lines[i].trim() != "got:[]" {
+                i += 1;
+                while lines[i].trim() != "]" {
+                    if let Some(lb) = lines[i].trim().strip_prefix("Labels:") {
+                        let ann = lines[i + 1]
+                            .trim()
+                            .strip_prefix("Annotations:")
+                            .expect("annotations line");
+                        let ann: BTreeMap<String, String> = printed_labels(ann)
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect();
+                        got.push((printed_labels(lb), ann));
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push(Failure::Alert(name.to_string(), t, got));
+        } else if let Some(rest) = l.strip_prefix("expr: ") {
+            let (expr, rest) = rest.rsplit_once(", time: ").expect("time");
+            let expr: String = serde_json::from_str(expr).expect("quoted expr");
+            let t = dur(rest.trim().trim_end_matches(','));
+            let got_line = lines[i + 2].trim().strip_prefix("got:").expect("got line");
+            let mut got = printed_samples(got_line);
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push(Failure::Expr(expr, t, got));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// An intentionally failing file: every test promtool reported as failed
+/// must fail for us with exactly promtool's `got`, and every other test
+/// must pass.
+#[test]
+fn promtool_05_failures_match_promtool_got() {
+    let Some(root) = common::data_dir("corpora/unittests") else {
+        return;
+    };
+    let text =
+        std::fs::read_to_string(root.join("expected-output/05-intentionally-failing--test.txt"))
+            .expect("expected output");
+    let failures = parse_failures(&text);
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    let outcomes = run_unit_file(&root.join("05-intentionally-failing"), "test.yml");
+    let mut matched = 0;
+    for oc in &outcomes {
+        for (name, t, exp, got) in &oc.alerts {
+            let pf = failures.iter().find_map(|f| match f {
+                Failure::Alert(n, ft, g) if n == name && ft == t => Some(g),
+                _ => None,
+            });
+            match pf {
+                Some(g) => {
+                    assert_eq!(got, g, "{}: alert {name}@{t}", oc.name);
+                    assert_ne!(got, exp);
+                    matched += 1;
+                }
+                None => assert_eq!(got, exp, "{}: alert {name}@{t}", oc.name),
+            }
+        }
+        for (expr, t, exp, got) in &oc.exprs {
+            let pf = failures.iter().find_map(|f| match f {
+                Failure::Expr(e, ft, g) if e == expr && ft == t => Some(g),
+                _ => None,
+            });
+            // the passing group has the same expression and time: a
+            // promtool failure only applies where expectations differ
+            match pf {
+                Some(g) if got != exp => {
+                    assert_eq!(got, g, "{}: expr {expr}@{t}", oc.name);
+                    matched += 1;
+                }
+                _ => assert_eq!(got, exp, "{}: expr {expr}@{t}", oc.name),
+            }
+        }
+    }
+    assert_eq!(matched, failures.len());
 }

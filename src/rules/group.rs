@@ -51,6 +51,9 @@ pub struct RuleState {
     pub last_duration: Duration,
     /// Alerts of an alerting rule (empty for recording rules).
     pub alerts: ActiveAlerts,
+    /// Whether the last evaluation's query and state update succeeded;
+    /// Prometheus only sends a rule's alerts after such an evaluation.
+    eval_ok: bool,
     /// Series appended by the last successful evaluation, for stale markers.
     previous: HashMap<Labels, ()>,
     labels: Vec<(String, Result<Template, String>)>,
@@ -188,6 +191,7 @@ impl GroupState {
                     last_evaluation: None,
                     last_duration: Duration::ZERO,
                     alerts: ActiveAlerts::default(),
+                    eval_ok: false,
                     previous: HashMap::new(),
                     labels,
                     annotations,
@@ -241,6 +245,7 @@ impl GroupState {
                 ),
             };
             st.last_evaluation = Some(t);
+            st.eval_ok = res.is_ok();
             match res {
                 Err(e) => {
                     tracing::warn!(group = %self.group.name, rule = %st.name, index = i, error = %e, "evaluating rule failed");
@@ -276,7 +281,7 @@ impl GroupState {
         let rd = ms(resend_delay);
         let mut out = Vec::new();
         for (rule, st) in self.group.rules.iter().zip(&mut self.rules) {
-            if matches!(rule.kind, RuleKind::Alert(_)) && st.health != RuleHealth::Err {
+            if matches!(rule.kind, RuleKind::Alert(_)) && st.eval_ok {
                 out.extend(st.alerts.to_send(t, rd, iv, &rule.expr_text));
             }
         }
