@@ -979,3 +979,47 @@ fn promtool_05_failures_match_promtool_got() {
     }
     assert_eq!(matched, failures.len());
 }
+
+#[test]
+fn query_offset_and_group_labels() {
+    let head = Head::default();
+    load(&head, r#"x{job="a"}"#, "1 2 3 4", MIN);
+    let mut gs = group_state(
+        r#"
+groups:
+  - name: g
+    query_offset: 1m
+    labels:
+      team: core
+      env: prod
+    rules:
+      - record: r
+        expr: x
+        labels:
+          env: dev
+      - alert: A
+        expr: x > 0
+"#,
+    );
+    let rep = eval(&mut gs, &head, 3 * MIN);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    // queried and written at t - offset: x at 2m is 3
+    assert_eq!(
+        raw(&head, r#"r{env="dev", job="a", team="core"}"#, 0, 10 * MIN),
+        vec![(2 * MIN, 3.0)]
+    );
+    let a = gs.rules[1].alerts.alerts()[0].clone();
+    // the alert itself lives at the evaluation time
+    assert_eq!(a.active_at, 3 * MIN);
+    assert_eq!(a.labels.get("team"), Some("core"));
+    assert_eq!(a.labels.get("env"), Some("prod"));
+    assert_eq!(
+        raw(
+            &head,
+            r#"ALERTS{alertname="A", alertstate="firing", env="prod", job="a", team="core"}"#,
+            0,
+            10 * MIN
+        ),
+        vec![(2 * MIN, 1.0)]
+    );
+}
