@@ -1,0 +1,469 @@
+//! Evaluation of one rule group at a timestamp, as Prometheus' `Group.Eval`
+//! does it: rules in order, each rule's output appended to the head before
+//! the next rule runs (so later rules see it), stale markers for series a
+//! rule stopped producing, and per-rule health for the rules API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::model::{Labels, Timestamp, STALE_NAN};
+use crate::promql::engine::{Engine, Query, Sample};
+use crate::promql::{EvalError, Value};
+use crate::rules::alert::{
+    state_series, ActiveAlerts, Alert, AlertEvalError, AlertToSend, Candidate,
+};
+use crate::rules::file::{Rule, RuleGroup, RuleKind};
+use crate::rules::template::{expand_error_text, QuerySample, Template, TemplateContext};
+use crate::tsdb::{AppendError, Head};
+
+/// Why one rule's evaluation failed; the texts are Prometheus'.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    #[error("{0}")]
+    Query(#[from] EvalError),
+    #[error("rule result is not a vector or scalar")]
+    NotVector,
+    #[error("vector contains metrics with the same labelset after applying rule labels")]
+    DuplicateRecorded,
+    #[error("exceeded limit of {limit} with {count} series")]
+    SeriesLimit { limit: u64, count: usize },
+    #[error(transparent)]
+    Alert(#[from] AlertEvalError),
+    /// Appending an output sample failed; the other samples were kept.
+    #[error("{error} (series {series})")]
+    Append { series: String, error: AppendError },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleHealth {
+    Unknown,
+    Ok,
+    Err,
+}
+
+/// State kept per rule between evaluations.
+#[derive(Debug)]
+pub struct RuleState {
+    pub name: String,
+    pub health: RuleHealth,
+    pub last_error: Option<RuleError>,
+    pub last_evaluation: Option<Timestamp>,
+    pub last_duration: Duration,
+    /// Alerts of an alerting rule (empty for recording rules).
+    pub alerts: ActiveAlerts,
+    /// Whether the last evaluation's query and state update succeeded;
+    /// Prometheus only sends a rule's alerts after such an evaluation.
+    eval_ok: bool,
+    /// Series appended by the last successful evaluation, for stale markers.
+    previous: HashMap<Labels, ()>,
+    labels: Vec<(String, Result<Template, String>)>,
+    annotations: Vec<(String, Result<Template, String>)>,
+}
+
+/// What one evaluation did.
+#[derive(Debug, Default)]
+pub struct EvalReport {
+    pub t: Timestamp,
+    pub duration: Duration,
+    /// Samples appended (outputs, `ALERTS*`, not stale markers).
+    pub samples: usize,
+    /// `(rule index, rule name, error)` for every rule that failed.
+    pub errors: Vec<(usize, String, RuleError)>,
+}
+
+/// A group's rules and their evaluation state.
+#[derive(Debug)]
+pub struct GroupState {
+    pub file: String,
+    pub group: RuleGroup,
+    pub interval: Duration,
+    pub external_url: String,
+    pub rules: Vec<RuleState>,
+    pub last_evaluation: Option<Timestamp>,
+    pub last_duration: Duration,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Prometheus' group hash: the label set `{file, name}` hashed like labels.
+pub fn group_hash(file: &str, name: &str) -> u64 {
+    Labels::from_pairs([("name", name), ("file", file)]).hash64()
+}
+
+/// Prometheus' `EvalTimestamp`: the latest slot at or before `now_ns` of the
+/// group's interval grid, shifted by `hash(group) % interval` so groups
+/// spread over the interval instead of all running at once. Nanoseconds.
+pub fn eval_timestamp(file: &str, name: &str, interval: Duration, now_ns: i64) -> i64 {
+    let iv = i64::try_from(interval.as_nanos())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let offset = (group_hash(file, name) % iv as u64) as i64;
+    let adj = now_ns - offset;
+    // Go's `%` keeps the dividend's sign; so does Rust's.
+    adj - adj % iv + offset
+}
+
+fn compile(alert: &str, entries: Vec<(String, String)>) -> Vec<(String, Result<Template, String>)> {
+    let tname = format!("__alert_{alert}");
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let t = Template::parse(&tname, &v).map_err(|e| expand_error_text(&tname, &e));
+            (k, t)
+        })
+        .collect()
+}
+
+/// Applies a vector's `drop_name` mark (the engine leaves it to callers).
+fn sample_labels(s: &Sample) -> Labels {
+    if s.drop_name && s.labels.get("__name__").is_some() {
+        let mut b = s.labels.builder();
+        b.del("__name__");
+        b.build()
+    } else {
+        (*s.labels).clone()
+    }
+}
+
+/// Runs a rule's query; a scalar becomes one sample without labels, as
+/// Prometheus' `EngineQueryFunc` does.
+fn query_vector(
+    engine: &Engine,
+    head: &Head,
+    q: Query<'_>,
+    t: Timestamp,
+) -> Result<Vec<(Labels, f64)>, RuleError> {
+    match engine.instant(head, q, t)?.value {
+        Value::Vector(v) => Ok(v.iter().map(|s| (sample_labels(s), s.value)).collect()),
+        Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+        _ => Err(RuleError::NotVector),
+    }
+}
+
+impl GroupState {
+    /// State for `group` from `file`; `default_interval` applies when the
+    /// group has none. Group labels (3.x) are merged under each rule's own.
+    pub fn new(
+        file: &str,
+        group: RuleGroup,
+        default_interval: Duration,
+        external_url: &str,
+    ) -> GroupState {
+        let mut group = group;
+        if !group.labels.is_empty() {
+            for r in &mut group.rules {
+                let mut b = group.labels.builder();
+                for l in &r.labels {
+                    b.set(l.name.clone(), l.value.clone());
+                }
+                r.labels = b.build();
+            }
+        }
+        let rules = group
+            .rules
+            .iter()
+            .map(|r| {
+                let (labels, annotations) = match &r.kind {
+                    RuleKind::Alert(n) => (
+                        compile(
+                            n,
+                            r.labels
+                                .iter()
+                                .map(|l| (l.name.clone(), l.value.clone()))
+                                .collect(),
+                        ),
+                        compile(
+                            n,
+                            r.annotations
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        ),
+                    ),
+                    RuleKind::Record(_) => (Vec::new(), Vec::new()),
+                };
+                RuleState {
+                    name: r.kind.name().to_string(),
+                    health: RuleHealth::Unknown,
+                    last_error: None,
+                    last_evaluation: None,
+                    last_duration: Duration::ZERO,
+                    alerts: ActiveAlerts::default(),
+                    eval_ok: false,
+                    previous: HashMap::new(),
+                    labels,
+                    annotations,
+                }
+            })
+            .collect();
+        GroupState {
+            file: file.to_string(),
+            interval: group.interval.unwrap_or(default_interval),
+            group,
+            external_url: external_url.to_string(),
+            rules,
+            last_evaluation: None,
+            last_duration: Duration::ZERO,
+        }
+    }
+
+    /// Evaluates every rule at `t` (ms) in order, appending outputs to `head`.
+    /// A failing rule is recorded and the next one still runs.
+    pub fn eval_group(
+        &mut self,
+        head: &Head,
+        engine: &Engine,
+        t: Timestamp,
+        external_labels: &Labels,
+    ) -> EvalReport {
+        let start = Instant::now();
+        let offset = self.group.query_offset.map_or(0, ms);
+        let qt = t - offset;
+        let mut report = EvalReport {
+            t,
+            ..EvalReport::default()
+        };
+        for (i, (rule, st)) in self.group.rules.iter().zip(&mut self.rules).enumerate() {
+            let rstart = Instant::now();
+            let res = match &rule.kind {
+                RuleKind::Record(name) => {
+                    eval_recording(rule, name, engine, head, qt, self.group.limit)
+                }
+                RuleKind::Alert(name) => eval_alerting(
+                    rule,
+                    name,
+                    st,
+                    engine,
+                    head,
+                    t,
+                    qt,
+                    self.group.limit,
+                    external_labels,
+                    &self.external_url,
+                ),
+            };
+            st.last_evaluation = Some(t);
+            st.eval_ok = res.is_ok();
+            match res {
+                Err(e) => {
+                    tracing::warn!(group = %self.group.name, rule = %st.name, index = i, error = %e, "evaluating rule failed");
+                    st.health = RuleHealth::Err;
+                    st.last_error = Some(e.clone());
+                    report.errors.push((i, st.name.clone(), e));
+                }
+                Ok(out) => {
+                    st.health = RuleHealth::Ok;
+                    st.last_error = None;
+                    let (n, err) = append_outputs(head, st, out, qt);
+                    report.samples += n;
+                    if let Some(e) = err {
+                        st.health = RuleHealth::Err;
+                        st.last_error = Some(e.clone());
+                        report.errors.push((i, st.name.clone(), e));
+                    }
+                }
+            }
+            st.last_duration = rstart.elapsed();
+        }
+        self.last_evaluation = Some(t);
+        self.last_duration = start.elapsed();
+        report.duration = self.last_duration;
+        report
+    }
+
+    /// Prometheus' `sendAlerts` over all alerting rules whose last evaluation
+    /// succeeded: firing alerts once per `resend_delay`, resolutions until
+    /// they leave the retention window.
+    pub fn alerts_to_send(&mut self, t: Timestamp, resend_delay: Duration) -> Vec<AlertToSend> {
+        let iv = ms(self.interval);
+        let rd = ms(resend_delay);
+        let mut out = Vec::new();
+        for (rule, st) in self.group.rules.iter().zip(&mut self.rules) {
+            if matches!(rule.kind, RuleKind::Alert(_)) && st.eval_ok {
+                out.extend(st.alerts.to_send(t, rd, iv, &rule.expr_text));
+            }
+        }
+        out
+    }
+
+    /// The pending and firing alerts of the rule named `alertname`.
+    pub fn active_alerts(&self, alertname: &str) -> Vec<&Alert> {
+        self.rules
+            .iter()
+            .filter(|r| r.name == alertname)
+            .flat_map(|r| r.alerts.alerts())
+            .filter(|a| a.state != crate::rules::alert::AlertState::Inactive)
+            .collect()
+    }
+}
+
+/// Appends a rule's output and stale markers for series it no longer
+/// produces. Out-of-order/duplicate stale markers are expected (another rule
+/// may write the same series) and ignored, as in Prometheus.
+fn append_outputs(
+    head: &Head,
+    st: &mut RuleState,
+    out: Vec<(Labels, f64)>,
+    t: Timestamp,
+) -> (usize, Option<RuleError>) {
+    let mut returned = HashMap::with_capacity(out.len());
+    let mut n = 0;
+    let mut err = None;
+    for (l, v) in out {
+        let r = head
+            .try_get_or_create(&l)
+            .and_then(|(r, _)| head.append(r, t, v));
+        match r {
+            Ok(()) => {
+                n += 1;
+                returned.insert(l, ());
+            }
+            Err(e) => {
+                tracing::warn!(rule = %st.name, series = %l, error = %e, "appending rule output failed");
+                err = Some(RuleError::Append {
+                    series: l.to_string(),
+                    error: e,
+                });
+            }
+        }
+    }
+    for l in st.previous.keys() {
+        if !returned.contains_key(l) {
+            let r = head
+                .try_get_or_create(l)
+                .and_then(|(r, _)| head.append(r, t, STALE_NAN));
+            if let Err(e) = r {
+                if !matches!(
+                    e,
+                    AppendError::OutOfOrder
+                        | AppendError::DuplicateTimestamp
+                        | AppendError::OutOfBounds
+                ) {
+                    tracing::warn!(rule = %st.name, series = %l, error = %e, "writing stale marker failed");
+                }
+            }
+        }
+    }
+    st.previous = returned;
+    (n, err)
+}
+
+fn eval_recording(
+    rule: &Rule,
+    name: &str,
+    engine: &Engine,
+    head: &Head,
+    t: Timestamp,
+    limit: u64,
+) -> Result<Vec<(Labels, f64)>, RuleError> {
+    let v = query_vector(
+        engine,
+        head,
+        Query::Parsed(&rule.expr, Some(&rule.expr_text)),
+        t,
+    )?;
+    let mut out = Vec::with_capacity(v.len());
+    let mut seen = HashMap::with_capacity(v.len());
+    for (l, val) in v {
+        let mut b = l.builder();
+        b.set("__name__", name);
+        for rl in &rule.labels {
+            b.set(rl.name.clone(), rl.value.clone());
+        }
+        let l = b.build();
+        if seen.insert(l.clone(), ()).is_some() {
+            return Err(RuleError::DuplicateRecorded);
+        }
+        out.push((l, val));
+    }
+    if limit > 0 && out.len() as u64 > limit {
+        return Err(RuleError::SeriesLimit {
+            limit,
+            count: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_alerting(
+    rule: &Rule,
+    name: &str,
+    st: &mut RuleState,
+    engine: &Engine,
+    head: &Head,
+    t: Timestamp,
+    qt: Timestamp,
+    limit: u64,
+    external_labels: &Labels,
+    external_url: &str,
+) -> Result<Vec<(Labels, f64)>, RuleError> {
+    let v = query_vector(
+        engine,
+        head,
+        Query::Parsed(&rule.expr, Some(&rule.expr_text)),
+        qt,
+    )?;
+    // `query` in templates runs at the evaluation time, as in Prometheus.
+    let qf = |q: &str| -> Result<Vec<QuerySample>, String> {
+        query_vector(engine, head, Query::Text(q), t)
+            .map(|v| {
+                v.into_iter()
+                    .map(|(labels, value)| QuerySample { labels, value })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    };
+    let mut candidates = Vec::with_capacity(v.len());
+    for (l, value) in v {
+        let ctx = TemplateContext {
+            labels: &l,
+            external_labels,
+            external_url,
+            value,
+            now_ms: t,
+            query: Some(&qf),
+        };
+        let expand = |tmpl: &Result<Template, String>| -> String {
+            match tmpl {
+                Ok(tm) => tm.execute(&ctx).unwrap_or_else(|e| {
+                    tracing::warn!(alert = name, error = %e, "expanding alert template failed");
+                    format!(
+                        "<error expanding template: {}>",
+                        expand_error_text(tm.name(), &e)
+                    )
+                }),
+                Err(msg) => format!("<error expanding template: {msg}>"),
+            }
+        };
+        let mut b = l.builder();
+        b.del("__name__");
+        for (k, tmpl) in &st.labels {
+            b.set(k.clone(), expand(tmpl));
+        }
+        b.set("alertname", name);
+        let annotations: BTreeMap<String, String> = st
+            .annotations
+            .iter()
+            .map(|(k, tmpl)| (k.clone(), expand(tmpl)))
+            .collect();
+        candidates.push(Candidate {
+            labels: b.build(),
+            annotations,
+            value,
+        });
+    }
+    let active = st.alerts.update(
+        candidates,
+        t,
+        ms(rule.for_),
+        ms(rule.keep_firing_for),
+        limit,
+    )?;
+    Ok(active
+        .iter()
+        .flat_map(|a| state_series(&rule.labels, name, a))
+        .collect())
+}
