@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 /// Why klaxon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Rule files that do not load, one `FILE:LINE:COL: message` per line.
+    #[error("{}", .0.join("\n"))]
+    Rules(Vec<String>),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -56,6 +59,11 @@ pub async fn start_with_flags(
     listen: &str,
     flags: std::collections::BTreeMap<String, String>,
 ) -> Result<Running, StartError> {
+    // Rule files are checked before the port is bound, like the config.
+    let rules = Arc::new(
+        crate::rules::manager::RuleManager::load(&cfg, &format!("http://{listen}"))
+            .map_err(StartError::Rules)?,
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -92,6 +100,7 @@ pub async fn start_with_flags(
         flags,
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
+        rules: rules.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -125,6 +134,11 @@ pub async fn start_with_flags(
             ));
         }
     }
+    tasks.extend(rules.spawn(
+        head.clone(),
+        state.engine.clone(),
+        cfg.global.external_labels.clone(),
+    ));
     let retention = cfg.storage.retention;
     let h = head.clone();
     tasks.push(tokio::spawn(async move {

@@ -163,7 +163,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let running = klaxon::app::start(cfg, &args.listen).await?;
+        let running = match klaxon::app::start(cfg, &args.listen).await {
+            Ok(r) => r,
+            Err(klaxon::app::StartError::Rules(lines)) => {
+                for l in lines {
+                    eprintln!("{l}");
+                }
+                std::process::exit(1);
+            }
+            Err(e) => return Err(e.into()),
+        };
         eprintln!("klaxon listening on http://{}", running.addr);
         shutdown_signal().await;
         tracing::info!("shutting down");

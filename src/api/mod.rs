@@ -5,6 +5,7 @@ pub mod params;
 pub mod prom;
 pub mod query;
 pub mod query_json;
+pub mod rules;
 pub mod targets;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub flags: std::collections::BTreeMap<String, String>,
     pub start_time_ms: i64,
     pub retention: std::time::Duration,
+    /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
+    pub rules: Arc<crate::rules::manager::RuleManager>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -63,6 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prom::format_query).post(prom::format_query),
         )
         .route("/api/v1/metadata", get(prom::metadata))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))
         .route("/api/v1/status/config", get(prom::config))
         .route("/api/v1/status/flags", get(prom::flags))

@@ -4,4 +4,5 @@
 pub mod alert;
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod template;

@@ -1,0 +1,174 @@
+//! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
+
+use super::{success, AppState};
+use crate::model::time::rfc3339_millis;
+use crate::model::Labels;
+use crate::rules::alert::{Alert, AlertState};
+use crate::rules::file::RuleKind;
+use crate::rules::group::RuleHealth;
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn labels_json(l: &Labels) -> Value {
+    let mut m = Map::new();
+    for x in l {
+        m.insert(x.name.clone(), Value::String(x.value.clone()));
+    }
+    Value::Object(m)
+}
+
+fn map_json(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, which Prometheus uses for an
+/// alert's value: `1e+00`, `5e-01`, `1.25e+02`.
+fn go_exp(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+fn state_str(s: AlertState) -> &'static str {
+    match s {
+        AlertState::Inactive => "inactive",
+        AlertState::Pending => "pending",
+        AlertState::Firing => "firing",
+    }
+}
+
+fn alert_json(a: &Alert) -> Value {
+    json!({
+        "labels": labels_json(&a.labels),
+        "annotations": map_json(&a.annotations),
+        "state": state_str(a.state),
+        "activeAt": rfc3339_millis(a.active_at),
+        "value": go_exp(a.value),
+    })
+}
+
+fn time_or_zero(t: Option<i64>) -> String {
+    t.map(rfc3339_millis)
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string())
+}
+
+pub async fn rules(State(s): State<Arc<AppState>>) -> Response {
+    let mut groups = Vec::new();
+    for g in s.rules.groups() {
+        let g = g.lock();
+        let mut rules = Vec::new();
+        for (def, st) in g.group.rules.iter().zip(&g.rules) {
+            let health = match st.health {
+                RuleHealth::Unknown => "unknown",
+                RuleHealth::Ok => "ok",
+                RuleHealth::Err => "err",
+            };
+            let common = json!({
+                "name": st.name,
+                "query": def.expr_text,
+                "labels": labels_json(&def.labels),
+                "health": health,
+                "lastError": st.last_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                "evaluationTime": st.last_duration.as_secs_f64(),
+                "lastEvaluation": time_or_zero(st.last_evaluation),
+            });
+            let Value::Object(mut r) = common else {
+                continue;
+            };
+            match def.kind {
+                RuleKind::Alert(_) => {
+                    let alerts: Vec<&Alert> = st
+                        .alerts
+                        .alerts()
+                        .into_iter()
+                        .filter(|a| a.state != AlertState::Inactive)
+                        .collect();
+                    let state = alerts
+                        .iter()
+                        .map(|a| a.state)
+                        .max_by_key(|s| match s {
+                            AlertState::Inactive => 0,
+                            AlertState::Pending => 1,
+                            AlertState::Firing => 2,
+                        })
+                        .unwrap_or(AlertState::Inactive);
+                    r.insert("type".into(), "alerting".into());
+                    r.insert("duration".into(), json!(def.for_.as_secs_f64()));
+                    r.insert(
+                        "keepFiringFor".into(),
+                        json!(def.keep_firing_for.as_secs_f64()),
+                    );
+                    r.insert("annotations".into(), map_json(&def.annotations));
+                    r.insert(
+                        "alerts".into(),
+                        Value::Array(alerts.iter().map(|a| alert_json(a)).collect()),
+                    );
+                    r.insert("state".into(), state_str(state).into());
+                }
+                RuleKind::Record(_) => {
+                    r.insert("type".into(), "recording".into());
+                }
+            }
+            rules.push(Value::Object(r));
+        }
+        groups.push(json!({
+            "name": g.group.name,
+            "file": g.file,
+            "interval": g.interval.as_secs_f64(),
+            "limit": g.group.limit,
+            "evaluationTime": g.last_duration.as_secs_f64(),
+            "lastEvaluation": time_or_zero(g.last_evaluation),
+            "rules": rules,
+        }));
+    }
+    success(json!({ "groups": groups }))
+}
+
+pub async fn alerts(State(s): State<Arc<AppState>>) -> Response {
+    let mut out = Vec::new();
+    for g in s.rules.groups() {
+        let g = g.lock();
+        for st in &g.rules {
+            for a in st.alerts.alerts() {
+                if a.state != AlertState::Inactive {
+                    out.push(alert_json(a));
+                }
+            }
+        }
+    }
+    success(json!({ "alerts": out }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_exp;
+
+    #[test]
+    fn alert_values_like_go() {
+        assert_eq!(go_exp(1.0), "1e+00");
+        assert_eq!(go_exp(0.5), "5e-01");
+        assert_eq!(go_exp(125.0), "1.25e+02");
+        assert_eq!(go_exp(1e-10), "1e-10");
+        assert_eq!(go_exp(f64::NAN), "NaN");
+        assert_eq!(go_exp(f64::NEG_INFINITY), "-Inf");
+    }
+}

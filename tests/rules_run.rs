@@ -1,0 +1,123 @@
+//! Rule groups running inside `klaxon run`: recording and alerting rules
+//! evaluated on their interval over scraped data, visible in the head and on
+//! `/api/v1/rules` and `/api/v1/alerts`; a bad rule file stops the start.
+
+use axum::routing::get;
+use axum::Router;
+use klaxon::model::{MatchType, Matcher};
+use std::time::Duration;
+
+async fn target() -> (String, tokio::task::JoinHandle<()>) {
+    let app = Router::new().route(
+        "/metrics",
+        get(|| async { "errors_total 3\nrequests_total 12\n" }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (
+        addr,
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        }),
+    )
+}
+
+async fn json(url: &str) -> serde_json::Value {
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+const RULES: &str = r#"groups:
+  - name: g
+    interval: 1s
+    rules:
+      - record: job:error_ratio
+        expr: errors_total / requests_total
+      - alert: ErrorRatioHigh
+        expr: job:error_ratio > 0.2
+        labels:
+          severity: page
+        annotations:
+          summary: "ratio {{ $value }} on {{ $labels.instance }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_run_and_show_on_the_api() {
+    let (addr, server) = target().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.rules"), RULES).unwrap();
+    let cfg_path = dir.path().join("k.yml");
+    std::fs::write(
+        &cfg_path,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nrule_files: ['*.rules']\nscrape_configs:\n  - job_name: web\n    static_configs:\n      - targets: ['{addr}']\n"),
+    )
+    .unwrap();
+    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+
+    // The recording rule's output is in the head, with the scraped labels.
+    let m = [Matcher::new(MatchType::Equal, "__name__", "job:error_ratio").unwrap()];
+    let rec = app.state.head.select(&m, i64::MIN, i64::MAX);
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert_eq!(rec[0].labels.get("job"), Some("web"));
+    assert!(
+        rec[0].samples.iter().all(|(_, v)| *v == 0.25),
+        "{:?}",
+        rec[0].samples
+    );
+
+    let r = json(&format!("{base}/api/v1/rules")).await;
+    let g = &r["data"]["groups"][0];
+    assert_eq!(g["name"], "g");
+    assert_eq!(g["interval"], 1.0);
+    assert_eq!(g["rules"][0]["type"], "recording");
+    assert_eq!(g["rules"][0]["health"], "ok", "{r:#}");
+    assert_eq!(g["rules"][1]["type"], "alerting");
+    assert_eq!(g["rules"][1]["state"], "firing", "{r:#}");
+
+    let a = json(&format!("{base}/api/v1/alerts")).await;
+    let alerts = a["data"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{a:#}");
+    assert_eq!(alerts[0]["labels"]["alertname"], "ErrorRatioHigh");
+    assert_eq!(alerts[0]["labels"]["severity"], "page");
+    assert_eq!(alerts[0]["state"], "firing");
+    assert_eq!(alerts[0]["value"], "2.5e-01");
+    assert_eq!(
+        alerts[0]["annotations"]["summary"],
+        format!("ratio 0.25 on {addr}")
+    );
+    // ALERTS series written by the rule.
+    let m = [Matcher::new(MatchType::Equal, "__name__", "ALERTS").unwrap()];
+    let s = app.state.head.select(&m, i64::MIN, i64::MAX);
+    assert!(
+        s.iter()
+            .any(|x| x.labels.get("alertstate") == Some("firing")),
+        "{s:?}"
+    );
+    app.stop().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_bad_rule_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: up ==\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("k.yml");
+    std::fs::write(&cfg_path, "rule_files: ['bad.yml']\n").unwrap();
+    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    match klaxon::app::start(cfg, "127.0.0.1:0").await {
+        Err(klaxon::app::StartError::Rules(lines)) => {
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(lines[0].contains("bad.yml"), "{lines:?}");
+            assert!(lines[0].contains("could not parse expression"), "{lines:?}");
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("started with a bad rule file"),
+    }
+}
