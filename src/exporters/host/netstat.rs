@@ -5,38 +5,35 @@
 use super::{num, parse_err, read, HostError, HostOptions, Out};
 use std::path::Path;
 
-/// node_exporter 1.5's default `--collector.netstat.fields`, as a predicate.
+/// node_exporter 1.5's default `--collector.netstat.fields`, as a predicate:
+/// `^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$`
 fn wanted(proto: &str, field: &str) -> bool {
+    if matches!(field, "InErrors" | "InErrs") {
+        return true;
+    }
     match proto {
-        "Ip6" | "IpExt" => field.ends_with("Octets"),
         "Ip" => field == "Forwarding",
-        "Icmp" | "Icmp6" => matches!(field, "InErrors" | "OutErrors" | "InMsgs" | "OutMsgs"),
-        "Tcp" => matches!(
-            field,
-            "ActiveOpens"
-                | "CurrEstab"
-                | "InErrs"
-                | "InSegs"
-                | "OutRsts"
-                | "OutSegs"
-                | "PassiveOpens"
-                | "RetransSegs"
-        ),
+        "Ip6" | "IpExt" => matches!(field, "InOctets" | "OutOctets"),
+        "Icmp" | "Icmp6" => matches!(field, "InMsgs" | "OutMsgs"),
         "TcpExt" => {
             field.starts_with("Listen")
                 || field.starts_with("Syncookies")
-                || matches!(field, "TCPSynRetrans" | "TCPTimeouts" | "TCPOFOQueue")
+                || matches!(field, "TCPSynRetrans" | "TCPTimeouts")
         }
+        "Tcp" => matches!(
+            field,
+            "ActiveOpens"
+                | "InSegs"
+                | "OutSegs"
+                | "OutRsts"
+                | "PassiveOpens"
+                | "RetransSegs"
+                | "CurrEstab"
+        ),
         "Udp" | "Udp6" => matches!(
             field,
-            "InDatagrams"
-                | "OutDatagrams"
-                | "NoPorts"
-                | "RcvbufErrors"
-                | "SndbufErrors"
-                | "InErrors"
+            "InDatagrams" | "OutDatagrams" | "NoPorts" | "RcvbufErrors" | "SndbufErrors"
         ),
-        "UdpLite" | "UdpLite6" => field == "InErrors",
         _ => false,
     }
 }
