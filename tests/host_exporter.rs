@@ -199,7 +199,7 @@ fn families_match_node_exporter_reference() {
         .filter(|n| !reference.contains_key(*n))
         .collect();
     println!(
-        "unlisted reference families we do not export: {}",
+        "unlisted reference families we do not export ({}): {missing:?}",
         missing.len()
     );
     println!("families we export that the reference lacks: {extra:?}");

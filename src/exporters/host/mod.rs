@@ -18,6 +18,7 @@ mod netdev;
 mod netstat;
 mod pressure;
 mod sockstat;
+mod softnet;
 mod stat;
 mod time;
 mod uname;
@@ -159,6 +160,7 @@ const SOURCES: &[(&str, Source)] = &[
     ("os", uname::collect_os),
     ("pressure", pressure::collect),
     ("sockstat", sockstat::collect),
+    ("softnet", softnet::collect),
     ("stat", stat::collect_stat),
     ("time", time::collect),
     ("uname", uname::collect_uname),
@@ -171,7 +173,10 @@ pub fn collect(opts: &HostOptions) -> Vec<FamilySnapshot> {
     let mut success = Vec::with_capacity(SOURCES.len());
     for (name, f) in SOURCES {
         let mut out = Out::default();
-        let ok = match f(opts, &mut out) {
+        let start = std::time::Instant::now();
+        let res = f(opts, &mut out);
+        let took = start.elapsed().as_secs_f64();
+        let ok = match res {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(collector = name, error = %e, "host collector failed");
@@ -193,9 +198,15 @@ pub fn collect(opts: &HostOptions) -> Vec<FamilySnapshot> {
                 }
             }
         }
-        success.push((*name, ok));
+        success.push((*name, ok, took));
     }
-    for (name, ok) in success {
+    for (name, ok, took) in success {
+        all.gauge(
+            "node_scrape_collector_duration_seconds",
+            "How long a host collector took.",
+            &[("collector", name)],
+            took,
+        );
         all.gauge(
             "node_scrape_collector_success",
             "Whether a host collector succeeded.",

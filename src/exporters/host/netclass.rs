@@ -63,10 +63,15 @@ pub(crate) fn collect(opts: &HostOptions, out: &mut Out) -> Result<(), HostError
             ("iflink", "node_network_iface_link", 1.0),
             ("type", "node_network_protocol_type", 1.0),
             ("dormant", "node_network_dormant", 1.0),
+            ("addr_assign_type", "node_network_address_assign_type", 1.0),
+            ("dev_id", "node_network_device_id", 1.0),
+            ("link_mode", "node_network_iface_link_mode", 1.0),
+            ("name_assign_type", "node_network_name_assign_type", 1.0),
+            ("netdev_group", "node_network_net_dev_group", 1.0),
         ];
         for (file, name, scale) in g {
-            // `flags` is hex.
-            let v = if file == "flags" {
+            // `flags` and `dev_id` are hex.
+            let v = if file == "flags" || file == "dev_id" {
                 attr(&dir, file)
                     .and_then(|s| i64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
                     .map(|v| v as f64)

@@ -117,5 +117,19 @@ pub(crate) fn collect_os(opts: &HostOptions, out: &mut Out) -> Result<(), HostEr
         ],
         1.0,
     );
+    // The numeric VERSION_ID ("12", "22.04"); distributions without one
+    // (rolling releases) get no sample, as in node_exporter.
+    if let Ok(v) = get("VERSION_ID").parse::<f64>() {
+        out.gauge(
+            "node_os_version",
+            "Metric containing the major.minor part of the OS version.",
+            &[
+                ("id", get("ID")),
+                ("id_like", get("ID_LIKE")),
+                ("name", get("NAME")),
+            ],
+            v,
+        );
+    }
     Ok(())
 }
