@@ -186,6 +186,32 @@ fn families_match_node_exporter_reference() {
             failures.push(format!("{name}: {status}, type {} vs {}", r.kind, o.kind));
         }
     }
+    // Every other family both export must agree too.
+    for (name, o) in &ours {
+        let Some(r) = reference.get(name) else {
+            continue;
+        };
+        if LISTED.contains(&name.as_str()) {
+            continue;
+        }
+        let type_ok = r.kind == o.kind
+            || (r.kind == MetricType::Unknown
+                && o.kind == MetricType::Gauge
+                && untyped_as_gauge(name));
+        if !type_ok || r.labels != o.labels {
+            println!(
+                "{name:<48} {:<10} {:<10} MISMATCH labels {:?} vs {:?}",
+                r.kind.as_str(),
+                o.kind.as_str(),
+                r.labels,
+                o.labels
+            );
+            failures.push(format!(
+                "{name}: type {} vs {}, labels {:?} vs {:?}",
+                r.kind, o.kind, r.labels, o.labels
+            ));
+        }
+    }
     // Beyond the listed set: report what else differs, without failing.
     let node = |n: &&String| n.starts_with("node_");
     let missing: Vec<_> = reference

@@ -7,6 +7,7 @@
 //! `node_scrape_collector_success{collector} 0`, as node_exporter does, so
 //! one broken file never hides the rest.
 
+mod conntrack;
 mod diskstats;
 mod entropy;
 mod filefd;
@@ -21,6 +22,8 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod time;
+mod timex;
+mod udp_queues;
 mod uname;
 mod vmstat;
 
@@ -148,6 +151,7 @@ type Source = fn(&HostOptions, &mut Out) -> Result<(), HostError>;
 /// carries the same `collector` label values.
 const SOURCES: &[(&str, Source)] = &[
     ("cpu", stat::collect_cpu),
+    ("conntrack", conntrack::collect),
     ("diskstats", diskstats::collect),
     ("entropy", entropy::collect),
     ("filefd", filefd::collect),
@@ -163,6 +167,8 @@ const SOURCES: &[(&str, Source)] = &[
     ("softnet", softnet::collect),
     ("stat", stat::collect_stat),
     ("time", time::collect),
+    ("timex", timex::collect),
+    ("udp_queues", udp_queues::collect),
     ("uname", uname::collect_uname),
     ("vmstat", vmstat::collect),
 ];
