@@ -93,6 +93,28 @@ async fn metadata_endpoints_and_promtool() {
     assert!(metric_names.contains(&serde_json::json!("up")), "{v}");
     assert!(metric_names.contains(&serde_json::json!("http_requests_total")));
 
+    let (_, v) = json(&format!("{base}/api/v1/metadata")).await;
+    assert_eq!(
+        v["data"]["http_requests_total"],
+        serde_json::json!([{"type": "counter", "help": "", "unit": ""}]),
+        "{v}"
+    );
+    let (_, v) = json(&format!("{base}/api/v1/metadata?metric=nope")).await;
+    assert_eq!(v["data"], serde_json::json!({}));
+
+    // The host exporter under node_exporter's names.
+    let host = reqwest::get(format!("{base}/metrics/host"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        host.contains("# TYPE node_cpu_seconds_total counter\n"),
+        "{host}"
+    );
+    assert!(host.contains("node_memory_MemTotal_bytes "), "{host}");
+
     let (_, v) = json(&format!(
         "{base}/api/v1/format_query?query=sum(rate(x[5m]))by(job)"
     ))

@@ -43,6 +43,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/metrics/host", get(host_metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/api/v1/targets", get(targets::targets))
@@ -77,17 +78,33 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    negotiated(&headers, |om| s.registry.encode(om))
+}
+
+/// Text 0.0.4 or OpenMetrics, as the `Accept` header asks.
+fn negotiated(headers: &HeaderMap, encode: impl FnOnce(bool) -> String) -> Response {
     let om = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(wants_openmetrics);
-    let body = s.registry.encode(om);
     let ct = if om {
         OPENMETRICS_CONTENT_TYPE
     } else {
         TEXT_CONTENT_TYPE
     };
-    ([(header::CONTENT_TYPE, ct)], body).into_response()
+    ([(header::CONTENT_TYPE, ct)], encode(om)).into_response()
+}
+
+/// The host exporter, under node_exporter's names, on its own path so it can
+/// be scraped as its own job (`job="node"` in the embedded default).
+async fn host_metrics(headers: HeaderMap) -> Response {
+    // /proc and /sys reads block; keep them off the async workers.
+    let families = tokio::task::spawn_blocking(|| {
+        crate::exporters::host::collect(&crate::exporters::host::HostOptions::default())
+    })
+    .await
+    .unwrap_or_default();
+    negotiated(&headers, |om| crate::metrics::encode(&families, om))
 }
 
 async fn healthy() -> &'static str {
