@@ -61,6 +61,9 @@ impl Gauge {
 pub enum Kind {
     Counter,
     Gauge,
+    /// No declared type (node_exporter's vmstat and netstat families):
+    /// `untyped` in the text format, `unknown` in OpenMetrics.
+    Untyped,
 }
 
 /// A family of children keyed by label values.
@@ -262,12 +265,14 @@ pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
     for f in families {
         let sample_name = match f.kind {
             Kind::Counter => format!("{}_total", f.name),
-            Kind::Gauge => f.name.clone(),
+            Kind::Gauge | Kind::Untyped => f.name.clone(),
         };
         let family_name = if openmetrics { &f.name } else { &sample_name };
         let kind = match f.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Untyped if openmetrics => "unknown",
+            Kind::Untyped => "untyped",
         };
         let _ = writeln!(out, "# HELP {} {}", family_name, escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {family_name} {kind}");

@@ -97,12 +97,6 @@ const LISTED: &[&str] = &[
     "node_entropy_available_bits",
 ];
 
-/// node_exporter types these `untyped`; klaxon's registry can only say
-/// counter or gauge, so gauge is the accepted stand-in (reported, not hidden).
-fn untyped_as_gauge(name: &str) -> bool {
-    name.starts_with("node_vmstat_") || name.starts_with("node_netstat_")
-}
-
 struct Fam {
     kind: MetricType,
     labels: BTreeSet<String>,
@@ -167,13 +161,9 @@ fn families_match_node_exporter_reference() {
             failures.push(format!("{name}: missing"));
             continue;
         };
-        let type_ok = r.kind == o.kind
-            || (r.kind == MetricType::Unknown
-                && o.kind == MetricType::Gauge
-                && untyped_as_gauge(name));
+        let type_ok = r.kind == o.kind;
         let labels_ok = r.labels == o.labels;
         let status = match (type_ok, labels_ok) {
-            (true, true) if r.kind != o.kind => "ok (untyped as gauge)".to_string(),
             (true, true) => "ok".to_string(),
             _ => format!("MISMATCH labels {:?} vs {:?}", r.labels, o.labels),
         };
@@ -194,10 +184,7 @@ fn families_match_node_exporter_reference() {
         if LISTED.contains(&name.as_str()) {
             continue;
         }
-        let type_ok = r.kind == o.kind
-            || (r.kind == MetricType::Unknown
-                && o.kind == MetricType::Gauge
-                && untyped_as_gauge(name));
+        let type_ok = r.kind == o.kind;
         if !type_ok || r.labels != o.labels {
             println!(
                 "{name:<48} {:<10} {:<10} MISMATCH labels {:?} vs {:?}",

@@ -143,6 +143,10 @@ impl Out {
     pub(crate) fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
         self.push(name, help, Kind::Counter, labels, v)
     }
+
+    pub(crate) fn untyped(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
+        self.push(name, help, Kind::Untyped, labels, v)
+    }
 }
 
 type Source = fn(&HostOptions, &mut Out) -> Result<(), HostError>;

@@ -41,7 +41,7 @@ fn wanted(proto: &str, field: &str) -> bool {
 fn emit(out: &mut Out, proto: &str, field: &str, v: f64) {
     if wanted(proto, field) {
         let name = format!("node_netstat_{proto}_{field}");
-        out.gauge(&name, &format!("Statistic {proto}{field}."), &[], v);
+        out.untyped(&name, &format!("Statistic {proto}{field}."), &[], v);
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn collect(opts: &HostOptions, out: &mut Out) -> Result<(), HostError
         };
         if wanted(k) {
             let v = num(&p, i + 1, k, v)?;
-            out.gauge(
+            out.untyped(
                 &format!("node_vmstat_{k}"),
                 &format!("/proc/vmstat information field {k}."),
                 &[],
