@@ -63,6 +63,8 @@ pub struct TestGroup {
 pub struct InputSeries {
     pub series: String,
     pub values: String,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -72,6 +74,8 @@ pub struct AlertTest {
     pub alertname: String,
     #[serde(default)]
     pub exp_alerts: Vec<ExpAlert>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -80,6 +84,8 @@ pub struct ExpAlert {
     pub exp_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub exp_annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -88,12 +94,16 @@ pub struct ExprTest {
     pub eval_time: String,
     #[serde(default)]
     pub exp_samples: Vec<ExpSample>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
 pub struct ExpSample {
     pub labels: String,
     pub value: f64,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// Firing alerts as (labels, annotations), sorted by labels like promtool.
@@ -299,8 +309,10 @@ fn go_duration(ms: i64) -> String {
     out
 }
 
-/// Line (1-based) of the first `key:` at or after `from` in `text`, for
-/// promtool's strict-YAML "field not found" messages.
+/// Line (1-based) of the first `key:` in `text` (at column 0 for top-level
+/// keys), for promtool's strict-YAML "field not found" messages. A nested key
+/// that also appears earlier under another parent gets that earlier line: an
+/// approximation, serde's flatten keeps no positions.
 fn key_line(text: &str, key: &str, top_level: bool) -> usize {
     for (i, l) in text.lines().enumerate() {
         let t = if top_level {
@@ -331,12 +343,30 @@ pub fn parse_unit_file(text: &str) -> Result<UnitTestFile, UnitTestError> {
             )
         })
         .collect();
-    for tg in &uf.tests {
-        for k in tg.unknown.keys() {
+    let mut nested = |keys: &BTreeMap<String, serde::de::IgnoredAny>, ty: &str| {
+        for k in keys.keys() {
             unknown.push((
                 key_line(text, k, false),
-                format!("field {k} not found in type main.testGroup"),
+                format!("field {k} not found in type main.{ty}"),
             ));
+        }
+    };
+    for tg in &uf.tests {
+        nested(&tg.unknown, "testGroup");
+        for s in &tg.input_series {
+            nested(&s.unknown, "series");
+        }
+        for a in &tg.alert_rule_test {
+            nested(&a.unknown, "alertTestCase");
+            for e in &a.exp_alerts {
+                nested(&e.unknown, "alert");
+            }
+        }
+        for e in &tg.promql_expr_test {
+            nested(&e.unknown, "promqlTestCase");
+            for s in &e.exp_samples {
+                nested(&s.unknown, "sample");
+            }
         }
     }
     if unknown.is_empty() {
@@ -689,6 +719,18 @@ mod tests {
         assert_eq!(go_float_e(0.0), "0E+00");
         assert_eq!(go_duration(90_000), "1m30s");
         assert_eq!(go_duration(3_600_000), "1h0m0s");
+    }
+
+    #[test]
+    fn unknown_nested_field_rejected_with_line() {
+        let e = parse_unit_file(
+            "rule_files: []\ntests:\n  - interval: 1m\n    alert_rule_test:\n      - eval_time: 1m\n        alertname: A\n        exp_alert: []\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "yaml: unmarshal errors:\n  line 7: field exp_alert not found in type main.alertTestCase"
+        );
     }
 
     #[test]
