@@ -29,6 +29,21 @@ enum Command {
         #[command(subcommand)]
         what: CheckWhat,
     },
+    /// Run unit tests.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestWhat {
+    /// Run promtool rule unit-test files; output and exit code like
+    /// `promtool test rules` (2.42).
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -100,6 +115,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Test {
+            what: TestWhat::Rules { files },
+        } => {
+            let code = klaxon::rules::unittest::test_rule_files(
+                &files,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,

@@ -9,8 +9,8 @@ use klaxon::promql::{Engine, Value as QValue};
 use klaxon::rules::alert::{AlertState, RESOLVED_RETENTION_MS};
 use klaxon::rules::file::{parse_rule_file, Dialect, RuleGroup};
 use klaxon::rules::group::{eval_timestamp, group_hash, GroupState, RuleError, RuleHealth};
+use klaxon::rules::unittest::{load_series, parse_series};
 use klaxon::tsdb::Head;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -31,62 +31,11 @@ fn group_state(yaml: &str) -> GroupState {
 }
 
 fn series_labels(s: &str) -> Labels {
-    let expr = klaxon::promql::parse(s).unwrap_or_else(|e| panic!("series {s}: {e}"));
-    let klaxon::promql::Expr::VectorSelector(vs) = expr else {
-        panic!("not a selector: {s}")
-    };
-    Labels::from_pairs(
-        vs.matchers
-            .iter()
-            .map(|m| (m.name.clone(), m.value.clone())),
-    )
-}
-
-/// promtool's series notation: `a`, `a+bxN`, `a-bxN`, `axN`, `_`, `_xN`, `stale`.
-/// `None` is a missing sample.
-fn expand_values(s: &str) -> Vec<Option<f64>> {
-    let mut out = Vec::new();
-    for tok in s.split_whitespace() {
-        if tok == "stale" {
-            out.push(Some(STALE_NAN));
-            continue;
-        }
-        if tok == "_" {
-            out.push(None);
-            continue;
-        }
-        match tok.split_once('x') {
-            Some(("_", n)) => {
-                let n: usize = n.parse().expect("repeat count");
-                out.extend(std::iter::repeat_n(None, n));
-            }
-            Some((a, n)) => {
-                let n: usize = n.parse().expect("repeat count");
-                let (start, step) = match a.rfind(['+', '-']).filter(|i| *i > 0) {
-                    Some(i) => (
-                        a[..i].parse::<f64>().expect("start"),
-                        a[i..].parse::<f64>().expect("step"),
-                    ),
-                    None => (a.parse::<f64>().expect("value"), 0.0),
-                };
-                for k in 0..=n {
-                    out.push(Some(start + step * k as f64));
-                }
-            }
-            None => out.push(Some(tok.parse().expect("value"))),
-        }
-    }
-    out
+    parse_series(s).unwrap_or_else(|e| panic!("series {s}: {e}"))
 }
 
 fn load(head: &Head, series: &str, values: &str, step: i64) {
-    let l = series_labels(series);
-    let (r, _) = head.get_or_create(&l);
-    for (i, v) in expand_values(values).into_iter().enumerate() {
-        if let Some(v) = v {
-            head.append(r, i as i64 * step, v).expect("append input");
-        }
-    }
+    load_series(head, series, values, step).unwrap_or_else(|e| panic!("input {series}: {e}"));
 }
 
 /// Instant query result as `labels display -> value`.
@@ -575,195 +524,42 @@ fn eval_timestamp_is_aligned_to_the_group_offset() {
 
 // ----------------------------------------------------- promtool oracle
 
-#[derive(Deserialize)]
-struct UnitFile {
-    rule_files: Vec<String>,
-    #[serde(default)]
-    evaluation_interval: Option<String>,
-    tests: Vec<TestGroup>,
-}
-
-#[derive(Deserialize)]
-struct TestGroup {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    interval: Option<String>,
-    #[serde(default)]
-    input_series: Vec<InputSeries>,
-    #[serde(default)]
-    alert_rule_test: Vec<AlertTest>,
-    #[serde(default)]
-    promql_expr_test: Vec<ExprTest>,
-    #[serde(default)]
-    external_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    external_url: String,
-}
-
-#[derive(Deserialize)]
-struct InputSeries {
-    series: String,
-    values: String,
-}
-
-#[derive(Deserialize)]
-struct AlertTest {
-    eval_time: String,
-    alertname: String,
-    #[serde(default)]
-    exp_alerts: Vec<ExpAlert>,
-}
-
-#[derive(Deserialize)]
-struct ExpAlert {
-    #[serde(default)]
-    exp_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    exp_annotations: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct ExprTest {
-    expr: String,
-    eval_time: String,
-    #[serde(default)]
-    exp_samples: Vec<ExpSample>,
-}
-
-#[derive(Deserialize)]
-struct ExpSample {
-    labels: String,
-    value: f64,
-}
-
 fn dur(s: &str) -> i64 {
     klaxon::promql::parser::util::parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-type AlertSet = Vec<(Labels, BTreeMap<String, String>)>;
-type SampleSet = Vec<(Labels, f64)>;
+type AlertSet = klaxon::rules::unittest::AlertSet;
+type SampleSet = klaxon::rules::unittest::SampleSet;
 
 /// What one test group produced: per alert test (alertname, eval_time ms)
-/// the firing alerts, and per expression test the samples.
+/// expected and got, and the same per expression test.
 struct Outcome {
     name: String,
     alerts: Vec<(String, i64, AlertSet, AlertSet)>,
     exprs: Vec<(String, i64, SampleSet, SampleSet)>,
 }
 
-/// Runs one unit-test file the way promtool does: every group evaluated at
-/// 0, interval, 2×interval … up to the largest eval_time; alerts compared
-/// after the evaluation at the slot holding their eval_time.
+/// Runs one unit-test file through the library's promtool-compatible runner
+/// (which `klaxon test rules` uses) and returns every comparison it made.
 fn run_unit_file(dir: &Path, file: &str) -> Vec<Outcome> {
-    let text = std::fs::read_to_string(dir.join(file)).expect("test file");
-    let uf: UnitFile = serde_saphyr::from_str(&text).expect("unit test yaml");
-    let eval_iv = dur(uf.evaluation_interval.as_deref().unwrap_or("1m"));
-    let mut out = Vec::new();
-    for tg in &uf.tests {
-        let step = dur(tg.interval.as_deref().unwrap_or("1m"));
-        let head = Head::default();
-        for s in &tg.input_series {
-            load(&head, &s.series, &s.values, step);
-        }
-        let mut groups: Vec<GroupState> = Vec::new();
-        for rf in &uf.rule_files {
-            let path = dir.join(rf);
-            let f = klaxon::rules::file::load_rule_file(&path).expect("rule file");
-            for g in f.groups {
-                groups.push(GroupState::new(
-                    &path.display().to_string(),
-                    g,
-                    Duration::from_millis(eval_iv as u64),
-                    &tg.external_url,
-                ));
-            }
-        }
-        let ext = Labels::from_pairs(tg.external_labels.clone());
-        let alert_times: Vec<i64> = tg
-            .alert_rule_test
-            .iter()
-            .map(|a| dur(&a.eval_time))
-            .collect();
-        let max_t = alert_times
-            .iter()
-            .chain(
-                tg.promql_expr_test
-                    .iter()
-                    .map(|e| dur(&e.eval_time))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-            .copied()
-            .max()
-            .unwrap_or(0);
-        let engine = Engine::default();
-        let mut oc = Outcome {
-            name: tg.name.clone(),
-            alerts: Vec::new(),
-            exprs: Vec::new(),
-        };
-        let mut ts = 0;
-        while ts <= max_t {
-            for g in &mut groups {
-                g.eval_group(&head, &engine, ts, &ext);
-            }
-            for (at, &et) in tg.alert_rule_test.iter().zip(&alert_times) {
-                if !(ts <= et && et < ts + eval_iv) {
-                    continue;
-                }
-                let mut got: AlertSet = groups
-                    .iter()
-                    .flat_map(|g| g.active_alerts(&at.alertname))
-                    .filter(|a| a.state == AlertState::Firing)
-                    .map(|a| (a.labels.clone(), a.annotations.clone()))
-                    .collect();
-                got.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut exp: AlertSet = at
-                    .exp_alerts
-                    .iter()
-                    .map(|e| {
-                        let mut l = e.exp_labels.clone();
-                        l.insert("alertname".into(), at.alertname.clone());
-                        (Labels::from_pairs(l), e.exp_annotations.clone())
-                    })
-                    .collect();
-                exp.sort_by(|a, b| a.0.cmp(&b.0));
-                oc.alerts.push((at.alertname.clone(), et, exp, got));
-            }
-            ts += eval_iv;
-        }
-        for et in &tg.promql_expr_test {
-            let t = dur(&et.eval_time);
-            let r = engine
-                .instant(&head, et.expr.as_str(), t)
-                .expect("expr test query");
-            let mut got: Vec<(Labels, f64)> = match r.value {
-                QValue::Vector(v) => v
-                    .iter()
-                    .map(|s| {
-                        let mut b = s.labels.builder();
-                        if s.drop_name {
-                            b.del("__name__");
-                        }
-                        (b.build(), s.value)
-                    })
-                    .collect(),
-                QValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
-                other => panic!("unexpected {other:?}"),
-            };
-            got.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut exp: Vec<(Labels, f64)> = et
-                .exp_samples
-                .iter()
-                .map(|s| (series_labels(&s.labels), s.value))
-                .collect();
-            exp.sort_by(|a, b| a.0.cmp(&b.0));
-            oc.exprs.push((et.expr.clone(), t, exp, got));
-        }
-        out.push(oc);
-    }
-    out
+    let (outcomes, _) = klaxon::rules::unittest::run_file(&dir.join(file));
+    assert!(!outcomes.is_empty(), "{file}: no test group ran");
+    outcomes
+        .into_iter()
+        .map(|g| Outcome {
+            name: g.name,
+            alerts: g
+                .alerts
+                .into_iter()
+                .map(|a| (a.alertname, a.eval_time, a.exp, a.got))
+                .collect(),
+            exprs: g
+                .exprs
+                .into_iter()
+                .map(|e| (e.expr, e.eval_time, e.exp, e.got))
+                .collect(),
+        })
+        .collect()
 }
 
 /// Checks every alert and expression test of `case` against promtool's

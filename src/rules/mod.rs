@@ -6,3 +6,4 @@ pub mod file;
 pub mod group;
 pub mod manager;
 pub mod template;
+pub mod unittest;
