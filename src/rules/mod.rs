@@ -1,5 +1,7 @@
-//! Rules: rule files as Prometheus writes them (`check rules`, and the rule
-//! engine to come) and the Go-template subset their labels and annotations use.
+//! Rules: rule files as Prometheus writes them (`check rules`), the
+//! Go-template subset their labels and annotations use, group evaluation and
+//! alert state, the manager that runs groups in `klaxon run`, and promtool's
+//! unit-test format (`test rules`).
 
 pub mod alert;
 pub mod file;
