@@ -119,6 +119,15 @@ async fn ready(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// A label set as the JSON object Prometheus' API uses: `{"name": "value"}`.
+pub fn labels_json(l: &crate::model::Labels) -> serde_json::Value {
+    serde_json::Value::Object(
+        l.iter()
+            .map(|x| (x.name.clone(), serde_json::Value::String(x.value.clone())))
+            .collect(),
+    )
+}
+
 /// `{"status":"success","data":...}`, Prometheus' envelope.
 pub fn success(data: serde_json::Value) -> Response {
     axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()

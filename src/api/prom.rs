@@ -2,7 +2,7 @@
 //! status pages and `format_query`. Queries themselves live beside the engine.
 
 use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
-use super::{success, AppState};
+use super::{labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
 use crate::model::Matcher;
 use axum::body::Bytes;
@@ -52,14 +52,6 @@ fn series_params(p: &Params) -> Result<SeriesParams, ApiError> {
     })
 }
 
-fn labels_object(l: &crate::model::Labels) -> Value {
-    let mut m = Map::new();
-    for x in l {
-        m.insert(x.name.clone(), Value::String(x.value.clone()));
-    }
-    Value::Object(m)
-}
-
 /// Prometheus adds a warning when `limit` cuts the answer.
 fn limited(mut v: Vec<Value>, limit: usize) -> Response {
     if limit > 0 && v.len() > limit {
@@ -99,7 +91,7 @@ pub async fn series(
     }
     all.sort();
     all.dedup();
-    limited(all.iter().map(labels_object).collect(), q.limit)
+    limited(all.iter().map(labels_json).collect(), q.limit)
 }
 
 /// Label names (`name` None) or one label's values over the series the

@@ -1,24 +1,15 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
 
-use super::{success, AppState};
+use super::{labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
-use crate::model::Labels;
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::file::RuleKind;
 use crate::rules::group::RuleHealth;
 use axum::extract::State;
 use axum::response::Response;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn labels_json(l: &Labels) -> Value {
-    let mut m = Map::new();
-    for x in l {
-        m.insert(x.name.clone(), Value::String(x.value.clone()));
-    }
-    Value::Object(m)
-}
 
 fn map_json(m: &BTreeMap<String, String>) -> Value {
     Value::Object(

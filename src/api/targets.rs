@@ -1,13 +1,12 @@
 //! `GET /api/v1/targets` in Prometheus' JSON shape.
 
-use super::{api_error, success, AppState};
+use super::{api_error, labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
-use crate::model::Labels;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Deserialize)]
@@ -15,14 +14,6 @@ pub struct TargetsQuery {
     state: Option<String>,
     #[serde(rename = "scrapePool")]
     scrape_pool: Option<String>,
-}
-
-fn labels_json(l: &Labels) -> Value {
-    let mut m = Map::new();
-    for x in l {
-        m.insert(x.name.clone(), Value::String(x.value.clone()));
-    }
-    Value::Object(m)
 }
 
 pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuery>) -> Response {

@@ -5,6 +5,7 @@
 pub mod labels;
 pub mod matcher;
 pub mod time;
+pub mod url;
 pub mod value;
 
 pub use labels::{Label, Labels, LabelsBuilder};

@@ -2,6 +2,7 @@
 //! URL a scrape loop uses, as Prometheus' `PopulateLabels` does.
 
 use crate::config::ScrapeConfig;
+use crate::model::url::query_escape;
 use crate::model::{Labels, LabelsBuilder, Timestamp};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -224,7 +225,7 @@ pub fn populate(
         scrape_url.push(if path.contains('?') { '&' } else { '?' });
         let enc: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
+            .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
             .collect();
         scrape_url.push_str(&enc.join("&"));
     }
@@ -258,21 +259,6 @@ fn parse_label_duration(b: &LabelsBuilder, label: &'static str) -> Result<Durati
         value: v.to_string(),
         reason: e.to_string(),
     })
-}
-
-/// Percent-encodes a query component (RFC 3986 unreserved characters stay).
-fn url_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Prometheus spreads scrapes of a pool across the interval by a hash of the
@@ -373,6 +359,6 @@ mod tests {
 
     #[test]
     fn escape() {
-        assert_eq!(url_escape("a b/c"), "a+b%2Fc");
+        assert_eq!(query_escape("a b/c"), "a+b%2Fc");
     }
 }

@@ -539,17 +539,7 @@ impl<'a> Parser<'a> {
     #[inline(never)]
     fn parse_braces_selector(&mut self, t: Token) -> PResult<Expr> {
         let (matchers, end) = self.parse_label_matchers()?;
-        Ok(Expr::VectorSelector(Box::new(VectorSelector {
-            name: None,
-            matchers,
-            offset: 0,
-            offset_expr: None,
-            at: None,
-            anchored: false,
-            smoothed: false,
-            bypass_empty_matcher_check: false,
-            span: (t.start, end),
-        })))
+        Ok(plain_selector(None, matchers, (t.start, end)))
     }
 
     #[inline(never)]
@@ -566,17 +556,7 @@ impl<'a> Parser<'a> {
         let name_matcher = Matcher::new(MatchType::Equal, "__name__", name.clone())
             .map_err(|e| perr(t.start, e.to_string()))?;
         matchers.push(name_matcher);
-        Ok(Expr::VectorSelector(Box::new(VectorSelector {
-            name: Some(name),
-            matchers,
-            offset: 0,
-            offset_expr: None,
-            at: None,
-            anchored: false,
-            smoothed: false,
-            bypass_empty_matcher_check: false,
-            span: (t.start, end),
-        })))
+        Ok(plain_selector(Some(name), matchers, (t.start, end)))
     }
 
     pub(super) fn unquote_tok(&self, t: Token) -> PResult<String> {
@@ -749,4 +729,19 @@ impl<'a> Parser<'a> {
             span,
         })))
     }
+}
+
+/// A selector as written before any modifier (`offset`, `@`, ...) applies.
+fn plain_selector(name: Option<String>, matchers: Vec<Matcher>, span: Span) -> Expr {
+    Expr::VectorSelector(Box::new(VectorSelector {
+        name,
+        matchers,
+        offset: 0,
+        offset_expr: None,
+        at: None,
+        anchored: false,
+        smoothed: false,
+        bypass_empty_matcher_check: false,
+        span,
+    }))
 }
