@@ -15,4 +15,5 @@ pub mod model;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod store;
 pub mod tsdb;
