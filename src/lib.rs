@@ -12,6 +12,7 @@ pub mod config;
 pub mod exporters;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

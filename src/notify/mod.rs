@@ -1,0 +1,74 @@
+//! notify: the Alertmanager half of klaxon. Alerts from klaxon's own rules
+//! and from `POST /api/v2/alerts` enter one dispatcher, which routes them
+//! (route tree, grouping, inhibition, silences) and, at each group flush,
+//! hands a [`Notification`] to the outbox; the outbox stores it before the
+//! first attempt and delivers it to the receiver's integrations (PagerDuty,
+//! Slack, email, webhook) with retries.
+//!
+//! The types in this file are the seams between those stages:
+//! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
+
+pub mod config;
+pub mod receivers;
+
+use crate::model::{Labels, Timestamp};
+
+/// An alert as Alertmanager models it: label set (its identity), annotations,
+/// and the interval it is active in. This is what rules send and what
+/// `POST /api/v2/alerts` carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// Milliseconds since the epoch.
+    pub starts_at: Timestamp,
+    /// Milliseconds since the epoch; `None` while the sender did not say
+    /// (the dispatcher then applies `resolve_timeout`, as Alertmanager).
+    pub ends_at: Option<Timestamp>,
+    pub generator_url: String,
+    /// When the dispatcher last saw this alert updated.
+    pub updated_at: Timestamp,
+}
+
+impl Alert {
+    /// Alertmanager's fingerprint: a hash of the label set only.
+    pub fn fingerprint(&self) -> u64 {
+        self.labels.hash64()
+    }
+
+    /// Resolved at `now` when its end lies in the past.
+    pub fn resolved_at(&self, now: Timestamp) -> bool {
+        matches!(self.ends_at, Some(e) if e <= now)
+    }
+}
+
+/// One flush of one aggregation group for one receiver: what a template
+/// renders and what the outbox stores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// Receiver name, as in the config.
+    pub receiver: String,
+    /// Alertmanager's group key, e.g. `{}/{severity="page"}:{alertname="X"}`:
+    /// stable across restarts, the base of PagerDuty's dedup_key.
+    pub group_key: String,
+    pub group_labels: Labels,
+    /// Firing and resolved alerts of the group at flush time.
+    pub alerts: Vec<Alert>,
+    /// Base URL of klaxon's UI, for silence links and `.ExternalURL`.
+    pub external_url: String,
+    /// Flush time, milliseconds since the epoch.
+    pub created_at: Timestamp,
+}
+
+/// Where alerts go after evaluation. Implemented by the dispatcher; the rules
+/// stage only knows this trait, so it can run without notify configured.
+pub trait AlertSink: Send + Sync {
+    /// Takes new or updated alerts (firing, or resolved with `ends_at` set).
+    fn send(&self, alerts: Vec<Alert>);
+}
+
+/// Where the dispatcher hands a flushed group. Implemented by the outbox,
+/// which persists the notification before the first delivery attempt.
+pub trait NotificationSink: Send + Sync {
+    fn enqueue(&self, n: Notification);
+}
