@@ -113,7 +113,11 @@ async fn host_metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Res
 /// as upstream: its counters are not all `_total`-suffixed).
 async fn postgres_metrics(State(s): State<Arc<AppState>>) -> Response {
     match &s.exporters.postgres {
-        Some(pg) => ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], pg.render().await).into_response(),
+        Some(pg) => (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            pg.render().await,
+        )
+            .into_response(),
         None => (
             axum::http::StatusCode::NOT_FOUND,
             "PostgreSQL exporter not configured (exporters.postgres or DATA_SOURCE_NAME)\n",

@@ -181,8 +181,14 @@ pub(crate) fn resolve(
         return ExportersConfig::default();
     };
     for (job, node) in [
-        (HOST_JOB, raw.host.as_ref().map(|h| (Pos::of(h), h.value.enabled))),
-        (POSTGRES_JOB, raw.postgres.as_ref().map(|p| (Pos::of(p), p.value.enabled))),
+        (
+            HOST_JOB,
+            raw.host.as_ref().map(|h| (Pos::of(h), h.value.enabled)),
+        ),
+        (
+            POSTGRES_JOB,
+            raw.postgres.as_ref().map(|p| (Pos::of(p), p.value.enabled)),
+        ),
     ] {
         if let Some((at, enabled)) = node {
             if enabled != Some(false) && jobs.contains(&job) {

@@ -61,13 +61,7 @@ impl Exporters {
     }
 }
 
-fn scrape_config(
-    cfg: &Config,
-    j: &JobConfig,
-    job: &str,
-    path: &str,
-    listen: &str,
-) -> ScrapeConfig {
+fn scrape_config(cfg: &Config, j: &JobConfig, job: &str, path: &str, listen: &str) -> ScrapeConfig {
     let g = &cfg.global;
     let scrape_interval = j.scrape_interval.unwrap_or(g.scrape_interval);
     let scrape_timeout = j

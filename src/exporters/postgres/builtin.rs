@@ -148,60 +148,69 @@ const STAT_DATABASE_COUNTERS: &[(&str, &str)] = &[
     ("xact_commit", "Transactions committed in this database"),
     ("xact_rollback", "Transactions rolled back in this database"),
     ("blks_read", "Disk blocks read in this database"),
-    ("blks_hit", "Disk blocks found in the buffer cache (no read needed)"),
+    (
+        "blks_hit",
+        "Disk blocks found in the buffer cache (no read needed)",
+    ),
     ("tup_returned", "Rows returned by queries in this database"),
     ("tup_fetched", "Rows fetched by queries in this database"),
     ("tup_inserted", "Rows inserted by queries in this database"),
     ("tup_updated", "Rows updated by queries in this database"),
     ("tup_deleted", "Rows deleted by queries in this database"),
-    ("conflicts", "Queries canceled due to conflicts with recovery in this database"),
-    ("temp_files", "Temporary files created by queries in this database"),
-    ("temp_bytes", "Bytes written to temporary files by queries in this database"),
+    (
+        "conflicts",
+        "Queries canceled due to conflicts with recovery in this database",
+    ),
+    (
+        "temp_files",
+        "Temporary files created by queries in this database",
+    ),
+    (
+        "temp_bytes",
+        "Bytes written to temporary files by queries in this database",
+    ),
     ("deadlocks", "Deadlocks detected in this database"),
-    ("blk_read_time", "Time spent reading data file blocks by backends, in milliseconds"),
-    ("blk_write_time", "Time spent writing data file blocks by backends, in milliseconds"),
-    ("stats_reset", "Time at which these statistics were last reset"),
+    (
+        "blk_read_time",
+        "Time spent reading data file blocks by backends, in milliseconds",
+    ),
+    (
+        "blk_write_time",
+        "Time spent writing data file blocks by backends, in milliseconds",
+    ),
+    (
+        "stats_reset",
+        "Time at which these statistics were last reset",
+    ),
 ];
 
 fn stat_database(server: &str, rows: &[SimpleQueryRow], out: &mut Fams) {
-    per_database_columns(
-        server,
-        rows,
-        out,
-        "pg_stat_database",
-        |col| {
-            if col == "numbackends" {
-                return Some((
-                    "Backends currently connected to this database",
-                    crate::metrics::Kind::Gauge,
-                ));
-            }
-            STAT_DATABASE_COUNTERS
-                .iter()
-                .find(|(c, _)| *c == col)
-                .map(|(_, h)| (*h, crate::metrics::Kind::Counter))
-        },
-    );
+    per_database_columns(server, rows, out, "pg_stat_database", |col| {
+        if col == "numbackends" {
+            return Some((
+                "Backends currently connected to this database",
+                crate::metrics::Kind::Gauge,
+            ));
+        }
+        STAT_DATABASE_COUNTERS
+            .iter()
+            .find(|(c, _)| *c == col)
+            .map(|(_, h)| (*h, crate::metrics::Kind::Counter))
+    });
 }
 
 fn conflicts(server: &str, rows: &[SimpleQueryRow], out: &mut Fams) {
-    per_database_columns(
-        server,
-        rows,
-        out,
-        "pg_stat_database_conflicts",
-        |col| {
-            let help = match col {
-                "confl_tablespace" => "Queries canceled due to dropped tablespaces",
-                "confl_lock" => "Queries canceled due to lock timeouts",
-                "confl_snapshot" => "Queries canceled due to old snapshots",
-                "confl_bufferpin" => "Queries canceled due to pinned buffers",
-                "confl_deadlock" => "Queries canceled due to deadlocks",
-                _ => return None,
-            };
-            Some((help, crate::metrics::Kind::Counter))
-        },
-    );
+    per_database_columns(server, rows, out, "pg_stat_database_conflicts", |col| {
+        let help = match col {
+            "confl_tablespace" => "Queries canceled due to dropped tablespaces",
+            "confl_lock" => "Queries canceled due to lock timeouts",
+            "confl_snapshot" => "Queries canceled due to old snapshots",
+            "confl_bufferpin" => "Queries canceled due to pinned buffers",
+            "confl_deadlock" => "Queries canceled due to deadlocks",
+            _ => return None,
+        };
+        Some((help, crate::metrics::Kind::Counter))
+    });
 }
 
 /// `SELECT *` views keyed by (datid, datname): known columns get their
@@ -283,17 +292,61 @@ fn database_size(server: &str, rows: &[SimpleQueryRow], out: &mut Fams) {
 }
 
 const BGWRITER: &[(&str, &str, &str)] = &[
-    ("checkpoints_timed", "pg_stat_bgwriter_checkpoints_timed_total", "Scheduled checkpoints performed"),
-    ("checkpoints_req", "pg_stat_bgwriter_checkpoints_req_total", "Requested checkpoints performed"),
-    ("checkpoint_write_time", "pg_stat_bgwriter_checkpoint_write_time_total", "Time spent writing files to disk in checkpoints, in milliseconds"),
-    ("checkpoint_sync_time", "pg_stat_bgwriter_checkpoint_sync_time_total", "Time spent synchronizing files to disk in checkpoints, in milliseconds"),
-    ("buffers_checkpoint", "pg_stat_bgwriter_buffers_checkpoint_total", "Buffers written during checkpoints"),
-    ("buffers_clean", "pg_stat_bgwriter_buffers_clean_total", "Buffers written by the background writer"),
-    ("maxwritten_clean", "pg_stat_bgwriter_maxwritten_clean_total", "Times the background writer stopped a scan for writing too many buffers"),
-    ("buffers_backend", "pg_stat_bgwriter_buffers_backend_total", "Buffers written directly by a backend"),
-    ("buffers_backend_fsync", "pg_stat_bgwriter_buffers_backend_fsync_total", "Times a backend had to execute its own fsync call"),
-    ("buffers_alloc", "pg_stat_bgwriter_buffers_alloc_total", "Buffers allocated"),
-    ("stats_reset_epoch", "pg_stat_bgwriter_stats_reset_total", "Time at which these statistics were last reset"),
+    (
+        "checkpoints_timed",
+        "pg_stat_bgwriter_checkpoints_timed_total",
+        "Scheduled checkpoints performed",
+    ),
+    (
+        "checkpoints_req",
+        "pg_stat_bgwriter_checkpoints_req_total",
+        "Requested checkpoints performed",
+    ),
+    (
+        "checkpoint_write_time",
+        "pg_stat_bgwriter_checkpoint_write_time_total",
+        "Time spent writing files to disk in checkpoints, in milliseconds",
+    ),
+    (
+        "checkpoint_sync_time",
+        "pg_stat_bgwriter_checkpoint_sync_time_total",
+        "Time spent synchronizing files to disk in checkpoints, in milliseconds",
+    ),
+    (
+        "buffers_checkpoint",
+        "pg_stat_bgwriter_buffers_checkpoint_total",
+        "Buffers written during checkpoints",
+    ),
+    (
+        "buffers_clean",
+        "pg_stat_bgwriter_buffers_clean_total",
+        "Buffers written by the background writer",
+    ),
+    (
+        "maxwritten_clean",
+        "pg_stat_bgwriter_maxwritten_clean_total",
+        "Times the background writer stopped a scan for writing too many buffers",
+    ),
+    (
+        "buffers_backend",
+        "pg_stat_bgwriter_buffers_backend_total",
+        "Buffers written directly by a backend",
+    ),
+    (
+        "buffers_backend_fsync",
+        "pg_stat_bgwriter_buffers_backend_fsync_total",
+        "Times a backend had to execute its own fsync call",
+    ),
+    (
+        "buffers_alloc",
+        "pg_stat_bgwriter_buffers_alloc_total",
+        "Buffers allocated",
+    ),
+    (
+        "stats_reset_epoch",
+        "pg_stat_bgwriter_stats_reset_total",
+        "Time at which these statistics were last reset",
+    ),
 ];
 
 fn bgwriter(server: &str, rows: &[SimpleQueryRow], out: &mut Fams) {

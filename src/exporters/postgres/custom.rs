@@ -173,7 +173,13 @@ pub fn handle(q: &CustomQuery, server: &str, rows: &[SimpleQueryRow], out: &mut 
     for r in rows {
         let mut labels: Vec<(&str, &str)> = Vec::new();
         for c in r.columns() {
-            if matches!(q.columns.get(c.name()), Some(Column { usage: Usage::Label, .. })) {
+            if matches!(
+                q.columns.get(c.name()),
+                Some(Column {
+                    usage: Usage::Label,
+                    ..
+                })
+            ) {
                 labels.push((c.name(), text(r, c.name())));
             }
         }
@@ -183,22 +189,36 @@ pub fn handle(q: &CustomQuery, server: &str, rows: &[SimpleQueryRow], out: &mut 
             let raw = text(r, col);
             let name = format!("{}_{}", q.namespace, col);
             match q.columns.get(col) {
-                Some(Column { usage: Usage::Label | Usage::Discard, .. }) => {}
-                Some(Column { usage: Usage::Counter, help }) => {
-                    out.counter(&name, help, &labels, num(r, col, raw))
-                }
-                Some(Column { usage: Usage::Gauge, help }) => {
-                    out.gauge(&name, help, &labels, num(r, col, raw))
-                }
-                Some(Column { usage: Usage::Duration, help }) => out.gauge(
+                Some(Column {
+                    usage: Usage::Label | Usage::Discard,
+                    ..
+                }) => {}
+                Some(Column {
+                    usage: Usage::Counter,
+                    help,
+                }) => out.counter(&name, help, &labels, num(r, col, raw)),
+                Some(Column {
+                    usage: Usage::Gauge,
+                    help,
+                }) => out.gauge(&name, help, &labels, num(r, col, raw)),
+                Some(Column {
+                    usage: Usage::Duration,
+                    help,
+                }) => out.gauge(
                     &format!("{name}_milliseconds"),
                     help,
                     &labels,
                     num(r, col, raw),
                 ),
-                Some(Column { usage: Usage::Mapped(m), help }) => {
-                    out.gauge(&name, help, &labels, m.get(raw).copied().unwrap_or(f64::NAN))
-                }
+                Some(Column {
+                    usage: Usage::Mapped(m),
+                    help,
+                }) => out.gauge(
+                    &name,
+                    help,
+                    &labels,
+                    m.get(raw).copied().unwrap_or(f64::NAN),
+                ),
                 None => out.untyped(&name, &unknown, &labels, num(r, col, raw)),
             }
         }
@@ -241,7 +261,10 @@ mod tests {
 
     #[test]
     fn the_shipped_example_file_loads() {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/exporters/postgres_queries.yml");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/exporters/postgres_queries.yml"
+        );
         let q = load_file(p).unwrap();
         assert!(q.len() >= 3, "{}", q.len());
     }

@@ -28,10 +28,11 @@ pub struct ParsedDsn {
 
 /// Parses and checks one DSN.
 pub fn parse(dsn: &str) -> Result<ParsedDsn, DsnError> {
-    let config: tokio_postgres::Config = dsn.trim().parse().map_err(|e: tokio_postgres::Error| {
-        // tokio-postgres' parse errors name the option, never its value.
-        DsnError::Invalid(e.to_string())
-    })?;
+    let config: tokio_postgres::Config =
+        dsn.trim().parse().map_err(|e: tokio_postgres::Error| {
+            // tokio-postgres' parse errors name the option, never its value.
+            DsnError::Invalid(e.to_string())
+        })?;
     if config.get_ssl_mode() != SslMode::Disable && config.get_ssl_mode() != SslMode::Prefer {
         return Err(DsnError::TlsRequired);
     }
@@ -91,6 +92,9 @@ mod tests {
     #[test]
     fn env_and_file_lists() {
         assert_eq!(split_env("a=1, b=2,,"), vec!["a=1", "b=2"]);
-        assert_eq!(split_file("# c\n\nhost=a\n host=b \n"), vec!["host=a", "host=b"]);
+        assert_eq!(
+            split_file("# c\n\nhost=a\n host=b \n"),
+            vec!["host=a", "host=b"]
+        );
     }
 }

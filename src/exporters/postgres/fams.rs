@@ -70,7 +70,13 @@ impl Fams {
         if f.samples.is_empty() {
             return None;
         }
-        Some(f.samples.iter().map(|(_, v)| v).filter(|v| !v.is_nan()).sum())
+        Some(
+            f.samples
+                .iter()
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_nan())
+                .sum(),
+        )
     }
 
     /// Moves every family of `other` in (samples appended to same-named ones).

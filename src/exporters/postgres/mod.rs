@@ -133,7 +133,12 @@ impl PostgresExporter {
     pub async fn collect(&self) -> Vec<PgFamily> {
         let started = std::time::Instant::now();
         let deadline = Instant::now() + self.cfg.query_timeout;
-        let outcomes = join_all(self.servers.iter().map(|s| self.collect_server(s, deadline))).await;
+        let outcomes = join_all(
+            self.servers
+                .iter()
+                .map(|s| self.collect_server(s, deadline)),
+        )
+        .await;
         let mut all = Fams::default();
         let multi = self.servers.len() > 1;
         let mut any_error = false;
@@ -235,12 +240,7 @@ impl PostgresExporter {
         if self.cfg.statements.enabled {
             jobs.push(Job::Statements);
         }
-        jobs.extend(
-            self.custom
-                .iter()
-                .enumerate()
-                .map(|(i, _)| Job::Custom(i)),
-        );
+        jobs.extend(self.custom.iter().enumerate().map(|(i, _)| Job::Custom(i)));
         if self.cfg.auto_discover_databases {
             jobs.push(Job::Discover);
         }
@@ -330,7 +330,8 @@ impl PostgresExporter {
         }
         builtin::saturation(&s.label, &mut out.fams);
         if !discovered.is_empty() {
-            self.collect_discovered(s, &discovered, deadline, &mut out).await;
+            self.collect_discovered(s, &discovered, deadline, &mut out)
+                .await;
         }
         out
     }

@@ -137,9 +137,11 @@ impl Server {
         if let Some(c) = self.client.lock().await.take() {
             let token = c.cancel_token();
             tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_secs(2), token.cancel_query(NoTls))
-                        .await;
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    token.cancel_query(NoTls),
+                )
+                .await;
             });
         }
     }

@@ -76,7 +76,10 @@ pub fn handle(server: &str, rows: &[SimpleQueryRow], out: &mut Fams) {
             text(r, "vartype"),
         ) {
             Some((metric, help, v)) => out.gauge(&metric, &help, &[("server", server)], v),
-            None => tracing::debug!(setting = name, "pg_settings: unknown unit or value, skipped"),
+            None => tracing::debug!(
+                setting = name,
+                "pg_settings: unknown unit or value, skipped"
+            ),
         }
     }
 }
