@@ -46,7 +46,10 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations and bytes of `n` runs of `f`, per run.
 fn count<T>(n: u64, mut f: impl FnMut() -> T) -> (u64, u64) {
-    let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+    let (a0, b0) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
     for _ in 0..n {
         black_box(f());
     }

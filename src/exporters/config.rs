@@ -254,3 +254,75 @@ fn resolve_postgres(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use std::time::Duration;
+
+    #[test]
+    fn full_section_resolves_with_defaults() {
+        let c = load_str(
+            "exporters:\n  host: {instance: h1, scrape_interval: 5s}\n  postgres:\n    dsns: ['host=127.0.0.1 user=m password=pw sslmode=disable']\n    query_timeout: 2s\n    exclude_databases: [a]\n    statements: {limit: 5, include_query: true}\n",
+            "e.yml",
+        )
+        .unwrap();
+        let h = c.exporters.host.unwrap();
+        assert_eq!(h.instance.as_deref(), Some("h1"));
+        assert_eq!(h.scrape_interval, Some(Duration::from_secs(5)));
+        let p = c.exporters.postgres.unwrap();
+        assert_eq!(p.dsns.len(), 1);
+        assert_eq!(p.query_timeout, Duration::from_secs(2));
+        assert_eq!(p.exclude_databases, ["a"]);
+        assert_eq!(p.statements.limit, 5);
+        assert!(p.statements.include_query && p.statements.enabled);
+        assert!(!format!("{p:?}").contains("pw"), "Debug shows the DSN");
+    }
+
+    #[test]
+    fn errors_name_their_position_and_never_the_dsn() {
+        let e = load_str(
+            "scrape_configs:\n  - job_name: host\nexporters:\n  host: {}\n  postgres:\n    dsns:\n      - postgresql://u:hunter2@h/db?sslmode=require\n    query_timeout: soon\n    bogus: 1\n",
+            "e.yml",
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("bogus"), "{s}");
+        let e = load_str(
+            "scrape_configs:\n  - job_name: host\nexporters:\n  host: {}\n  postgres:\n    dsns:\n      - postgresql://u:hunter2@h/db?sslmode=require\n    query_timeout: soon\n",
+            "e.yml",
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains("hunter2"), "{s}");
+        let lines: Vec<(usize, &str)> = e
+            .errors()
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 4 && m.contains("already has")),
+            "{s}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 7 && m.contains("sslmode=require")),
+            "{s}"
+        );
+        assert!(lines.iter().any(|(l, _)| *l == 8), "{s}");
+    }
+
+    #[test]
+    fn disabled_exporters_are_absent() {
+        let c = load_str(
+            "exporters:\n  host: {enabled: false}\n  postgres: {enabled: false}\n",
+            "e.yml",
+        )
+        .unwrap();
+        assert_eq!(c.exporters, Default::default());
+    }
+}

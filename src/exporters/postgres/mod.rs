@@ -224,7 +224,11 @@ impl PostgresExporter {
             Ok(c) => c,
             Err(e) => {
                 s.count_error();
-                tracing::warn!(error = %e, "postgres exporter: server unreachable");
+                if s.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "postgres exporter: server unreachable");
+                } else {
+                    tracing::debug!(error = %e, "postgres exporter: server still unreachable");
+                }
                 out.error = true;
                 for b in builtin::BUILTINS {
                     if let Some(c) = b.collector {
@@ -234,6 +238,9 @@ impl PostgresExporter {
                 return out;
             }
         };
+        if !s.reachable.swap(true, Ordering::Relaxed) {
+            tracing::info!(server = %s.label, "postgres exporter: server reachable again");
+        }
         let mut jobs = vec![Job::Version];
         jobs.extend((0..builtin::BUILTINS.len()).map(Job::Builtin));
         let statements_sql = statements::sql(&self.cfg.statements);

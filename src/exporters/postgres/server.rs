@@ -45,6 +45,9 @@ pub struct Server {
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Failed connects and queries, `pg_exporter_errors_total{server}`.
     pub errors: AtomicU64,
+    /// Whether the last connect worked: a down server is logged once at
+    /// warn (then at debug every scrape), not every scrape interval.
+    pub reachable: std::sync::atomic::AtomicBool,
     /// Auto-discovered databases of this server, by name.
     pub children: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Server>>>,
 }
@@ -73,6 +76,7 @@ impl Server {
             config,
             client: tokio::sync::Mutex::new(None),
             errors: AtomicU64::new(0),
+            reachable: std::sync::atomic::AtomicBool::new(true),
             children: Default::default(),
         }
     }
@@ -87,6 +91,7 @@ impl Server {
             config,
             client: tokio::sync::Mutex::new(None),
             errors: AtomicU64::new(0),
+            reachable: std::sync::atomic::AtomicBool::new(true),
             children: Default::default(),
         }
     }
