@@ -207,6 +207,42 @@ async fn families_statements_saturation_and_custom_queries() {
     );
     assert!(value(&second, "pg_exporter_scrapes_total", &[]) == Some(2.0));
     drop(held);
+
+    // Auto-discovery runs the non-master custom queries on other databases,
+    // minus exclude_databases.
+    pg.psql("CREATE DATABASE app");
+    pg.psql("CREATE DATABASE skipme");
+    for db in ["app", "skipme"] {
+        pg.psql_in(
+            db,
+            "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2); ANALYZE t",
+        );
+    }
+    cfg.auto_discover_databases = true;
+    cfg.exclude_databases = vec!["skipme".into()];
+    let disc = PostgresExporter::new(&cfg).unwrap().collect().await;
+    let tables = disc
+        .iter()
+        .find(|f| f.name == "pg_stat_user_tables_n_live_tup")
+        .expect("per-table custom query family");
+    let dbs: BTreeSet<&str> = tables
+        .samples
+        .iter()
+        .flat_map(|(l, _)| {
+            l.iter()
+                .filter(|(k, _)| k == "datname")
+                .map(|(_, v)| v.as_str())
+        })
+        .collect();
+    assert!(dbs.contains("app") && !dbs.contains("skipme"), "{dbs:?}");
+    assert_eq!(
+        value(
+            &disc,
+            "pg_stat_user_tables_n_live_tup",
+            &[("datname", "app"), ("relname", "t")]
+        ),
+        Some(2.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

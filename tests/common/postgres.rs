@@ -130,8 +130,13 @@ impl PgServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Runs SQL with psql, returning its unaligned output.
+    /// Runs SQL with psql in database `postgres`, returning its unaligned output.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs SQL with psql in database `db`.
+    pub fn psql_in(&self, db: &str, sql: &str) -> String {
         let port = self.port.to_string();
         let out = self.run(
             "psql",
@@ -146,7 +151,7 @@ impl PgServer {
                 "-U",
                 "postgres",
                 "-d",
-                "postgres",
+                db,
                 "-c",
                 sql,
             ],
