@@ -19,6 +19,8 @@ pub enum StartError {
     /// Rule files that do not load, one `FILE:LINE:COL: message` per line.
     #[error("{}", .0.join("\n"))]
     Rules(Vec<String>),
+    #[error("{0}")]
+    Exporter(#[from] crate::exporters::postgres::PostgresError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -64,6 +66,7 @@ pub async fn start_with_flags(
         crate::rules::manager::RuleManager::load(&cfg, &format!("http://{listen}"))
             .map_err(StartError::Rules)?,
     );
+    let exporters = Arc::new(crate::exporters::Exporters::build(&cfg)?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -101,6 +104,7 @@ pub async fn start_with_flags(
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
         rules: rules.clone(),
+        exporters: exporters.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -115,7 +119,12 @@ pub async fn start_with_flags(
         }
     });
 
-    manager.apply_config(&cfg.scrape_configs);
+    let mut scrape_configs = cfg.scrape_configs.clone();
+    for (sc, src) in exporters.scrape_jobs(&cfg, &addr.to_string()) {
+        manager.set_local_source(&sc.job_name, src);
+        scrape_configs.push(sc);
+    }
+    manager.apply_config(&scrape_configs);
     let mut tasks = Vec::new();
     let base_dir = cfg
         .source_path

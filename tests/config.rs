@@ -298,14 +298,13 @@ fn load_str_keeps_relative_paths() {
 #[test]
 fn embedded_default_scrapes_itself() {
     let c = embedded_default("0.0.0.0:9464");
-    assert_eq!(c.scrape_configs.len(), 2);
+    assert_eq!(c.scrape_configs.len(), 1);
     let s = &c.scrape_configs[0];
     assert_eq!(s.job_name, "klaxon");
     assert_eq!(s.static_configs[0].targets, ["0.0.0.0:9464"]);
-    let node = &c.scrape_configs[1];
-    assert_eq!(node.job_name, "node");
-    assert_eq!(node.metrics_path, "/metrics/host");
-    assert_eq!(node.static_configs[0].targets, ["0.0.0.0:9464"]);
+    // The host exporter feeds the head in-process (job="host"), not over HTTP.
+    assert!(c.exporters.host.is_some());
+    assert!(c.exporters.postgres.is_none());
     assert_eq!(c.rule_files, ["rules/*.yml", "recording_rules/*.yml"]);
     assert!(c.to_yaml().contains("0.0.0.0:9464"));
     // An address that would break the YAML text still ends up as the target.

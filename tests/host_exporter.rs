@@ -327,6 +327,7 @@ fn fixture() -> HostOptions {
         proc_path: root.join("proc"),
         sys_path: root.join("sys"),
         rootfs: root.join("no-rootfs"),
+        ..Default::default()
     }
 }
 
@@ -432,6 +433,7 @@ fn malformed_source_is_skipped_not_fatal() {
         proc_path: proc_,
         sys_path: dir.path().join("sys"),
         rootfs: dir.path().to_path_buf(),
+        ..Default::default()
     });
     let ok = |c: &str| value(&f, "node_scrape_collector_success", &[("collector", c)]);
     assert_eq!(ok("meminfo"), Some(0.0));
@@ -443,4 +445,55 @@ fn malformed_source_is_skipped_not_fatal() {
     assert!(!f
         .iter()
         .any(|x| x.name.starts_with("node_memory_") || x.name.starts_with("node_load")));
+}
+
+async fn instant_query(base: &str, q: &str) -> Vec<serde_json::Value> {
+    let url = format!(
+        "{base}/api/v1/query?query={}",
+        klaxon::model::url::query_escape(q)
+    );
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The embedded default feeds the host exporter to the head in-process as
+/// `job="host"`, with the report series of an ordinary target, while
+/// klaxon's own /metrics stays klaxon's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_feeds_host_job_in_process() {
+    let yaml = klaxon::config::DEFAULT_CONFIG_YAML
+        .replace("15s", "1s")
+        .replace(
+            "rule_files:\n  - rules/*.yml\n  - recording_rules/*.yml\n",
+            "",
+        );
+    let cfg = klaxon::config::load_str(&yaml, "default.yml").unwrap();
+    assert!(cfg.exporters.host.is_some());
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let instance = app.addr.to_string();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+
+    let up = instant_query(&base, "up{job=\"host\"}").await;
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0]["metric"]["instance"], instance.as_str());
+    assert_eq!(up[0]["value"][1], "1");
+    let load = instant_query(&base, "node_load1{job=\"host\"}").await;
+    assert_eq!(load.len(), 1, "{load:?}");
+    let n = instant_query(&base, "scrape_samples_scraped{job=\"host\"}").await;
+    let samples: f64 = n[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(samples > 100.0, "{samples}");
+
+    let own = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !own.contains("node_load1"),
+        "host families leaked into /metrics"
+    );
+    app.stop().await;
 }

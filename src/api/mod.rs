@@ -38,12 +38,15 @@ pub struct AppState {
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
     pub rules: Arc<crate::rules::manager::RuleManager>,
+    /// Built-in exporters, for `/metrics/host` and `/metrics/postgres`.
+    pub exporters: Arc<crate::exporters::Exporters>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/metrics/host", get(host_metrics))
+        .route("/metrics/postgres", get(postgres_metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/api/v1/targets", get(targets::targets))
@@ -95,16 +98,32 @@ fn negotiated(headers: &HeaderMap, encode: impl FnOnce(bool) -> String) -> Respo
     ([(header::CONTENT_TYPE, ct)], encode(om)).into_response()
 }
 
-/// The host exporter, under node_exporter's names, on its own path so it can
-/// be scraped as its own job (`job="node"` in the embedded default).
-async fn host_metrics(headers: HeaderMap) -> Response {
+/// The host exporter, under node_exporter's names, on its own path so an
+/// existing Prometheus can scrape it as a node_exporter drop-in.
+async fn host_metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     // /proc and /sys reads block; keep them off the async workers.
-    let families = tokio::task::spawn_blocking(|| {
-        crate::exporters::host::collect(&crate::exporters::host::HostOptions::default())
-    })
-    .await
-    .unwrap_or_default();
+    let opts = s.exporters.host.opts.clone();
+    let families = tokio::task::spawn_blocking(move || crate::exporters::host::collect(&opts))
+        .await
+        .unwrap_or_default();
     negotiated(&headers, |om| crate::metrics::encode(&families, om))
+}
+
+/// The PostgreSQL exporter, a postgres_exporter drop-in (text format only,
+/// as upstream: its counters are not all `_total`-suffixed).
+async fn postgres_metrics(State(s): State<Arc<AppState>>) -> Response {
+    match &s.exporters.postgres {
+        Some(pg) => (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            pg.render().await,
+        )
+            .into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            "PostgreSQL exporter not configured (exporters.postgres or DATA_SOURCE_NAME)\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn healthy() -> &'static str {

@@ -105,6 +105,8 @@ pub struct Config {
     pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
+    /// Built-in exporters run as in-process scrape jobs (`exporters:`).
+    pub exporters: crate::exporters::config::ExportersConfig,
     pub source_path: Option<PathBuf>,
     source_text: String,
 }
@@ -298,6 +300,9 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         }
     };
 
+    let jobs: Vec<&str> = scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+    let exporters = crate::exporters::config::resolve(raw.exporters, dir, &jobs, sink);
+
     Config {
         global,
         scrape_configs,
@@ -306,6 +311,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         remote_write: raw.remote_write.map(|v| v.value),
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
+        exporters,
         source_path: None,
         source_text: String::new(),
     }

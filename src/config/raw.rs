@@ -50,6 +50,7 @@ pub(crate) struct RawConfig {
     pub remote_write: Option<S<serde_json::Value>>,
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
+    pub exporters: Option<crate::exporters::config::RawExporters>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@
 use crate::config::{ScrapeConfig, TargetGroup};
 use crate::model::Labels;
 use crate::scrape::client::Scraper;
+use crate::scrape::local::LocalSource;
 use crate::scrape::scrape_loop::{ScrapeLoop, ScrapePools};
 use crate::scrape::target::{populate, Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
@@ -25,6 +26,8 @@ struct LoopHandle {
 struct Pool {
     cfg: Arc<ScrapeConfig>,
     scraper: Arc<Result<Scraper, String>>,
+    /// Set for in-process jobs: bodies come from here, not HTTP.
+    local: Option<Arc<dyn LocalSource>>,
     /// Target groups by discovery source (`static/0`, `file_sd/0:path:1`, ...).
     groups: BTreeMap<String, Vec<TargetGroup>>,
     loops: HashMap<u64, LoopHandle>,
@@ -39,6 +42,7 @@ pub struct Manager {
     metrics: Arc<ScrapeMetrics>,
     pools: Mutex<BTreeMap<String, Pool>>,
     buffers: Arc<ScrapePools>,
+    local: Mutex<HashMap<String, Arc<dyn LocalSource>>>,
 }
 
 /// What `/api/v1/targets` shows for one job.
@@ -55,7 +59,14 @@ impl Manager {
             metrics,
             pools: Mutex::new(BTreeMap::new()),
             buffers: ScrapePools::new(),
+            local: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes `job` an in-process job: its targets' bodies come from `src`.
+    /// Call before `apply_config`.
+    pub fn set_local_source(&self, job: &str, src: Arc<dyn LocalSource>) {
+        self.local.lock().insert(job.to_string(), src);
     }
 
     /// Creates a pool per scrape config and feeds its static targets. Must be
@@ -81,6 +92,7 @@ impl Manager {
             let pool = Pool {
                 cfg: Arc::new(cfg.clone()),
                 scraper: Arc::new(scraper),
+                local: self.local.lock().get(&cfg.job_name).cloned(),
                 groups,
                 loops: HashMap::new(),
                 held: Vec::new(),
@@ -185,7 +197,8 @@ impl Manager {
                 self.head.clone(),
                 self.metrics.clone(),
                 self.buffers.clone(),
-            );
+            )
+            .with_local(pool.local.clone());
             let task = tokio::spawn(lp.run(rx));
             next.insert(
                 key,

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod local;
 pub mod manager;
 pub mod parser;
 pub mod pool;

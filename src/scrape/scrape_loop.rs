@@ -147,6 +147,8 @@ pub struct ScrapeLoop {
     report_refs: Option<[SeriesRef; 5]>,
     /// Timestamp of the last scrape, for end-of-run staleness.
     last_scrape_ts: Option<i64>,
+    /// In-process body source replacing the HTTP fetch.
+    local: Option<Arc<dyn crate::scrape::local::LocalSource>>,
 }
 
 impl ScrapeLoop {
@@ -170,7 +172,14 @@ impl ScrapeLoop {
             pending: Vec::new(),
             report_refs: None,
             last_scrape_ts: None,
+            local: None,
         }
+    }
+
+    /// Takes bodies from `local` instead of HTTP (in-process exporters).
+    pub fn with_local(mut self, local: Option<Arc<dyn crate::scrape::local::LocalSource>>) -> Self {
+        self.local = local;
+        self
     }
 
     /// Runs until `stop` changes. `true` in the channel means the target went
@@ -209,25 +218,24 @@ impl ScrapeLoop {
     pub async fn scrape_once(&mut self) {
         let ts = crate::model::now_millis();
         let started = Instant::now();
-        let result = match self.scraper.as_ref() {
-            Ok(s) => {
-                let mut buf = self.pools.bodies.get();
-                let r = s
-                    .fetch(
-                        &self.target.scrape_url,
-                        self.target.timeout,
-                        self.cfg.body_size_limit,
-                        &mut buf,
-                    )
-                    .await;
-                let out = match r {
-                    Ok(format) => self.append_payload(&buf, format, ts),
-                    Err(e) => Err(ScrapeError::Fetch(e)),
-                };
-                self.pools.bodies.put(buf);
-                out
-            }
-            Err(e) => Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
+        let result = if let Some(src) = self.local.clone() {
+            let mut buf = self.pools.bodies.get();
+            let timeout = self.target.timeout;
+            let out = match tokio::time::timeout(timeout, src.scrape(&mut buf)).await {
+                Ok(Ok(())) => self.append_payload(&buf, Format::PrometheusText, ts),
+                Ok(Err(reason)) => Err(ScrapeError::Fetch(FetchError::Http {
+                    url: self.target.scrape_url.clone(),
+                    reason,
+                })),
+                Err(_) => Err(ScrapeError::Fetch(FetchError::Timeout {
+                    url: self.target.scrape_url.clone(),
+                    timeout,
+                })),
+            };
+            self.pools.bodies.put(buf);
+            out
+        } else {
+            self.fetch_http(ts).await
         };
         let duration = started.elapsed();
         self.pools.pending.put(std::mem::take(&mut self.pending));
@@ -265,6 +273,30 @@ impl ScrapeLoop {
             last_scrape: Some(ts),
             last_scrape_duration: duration,
         });
+    }
+
+    /// The HTTP fetch of one scrape, parsed and appended.
+    async fn fetch_http(&mut self, ts: i64) -> Result<AppendStats, ScrapeError> {
+        match self.scraper.as_ref() {
+            Ok(s) => {
+                let mut buf = self.pools.bodies.get();
+                let r = s
+                    .fetch(
+                        &self.target.scrape_url,
+                        self.target.timeout,
+                        self.cfg.body_size_limit,
+                        &mut buf,
+                    )
+                    .await;
+                let out = match r {
+                    Ok(format) => self.append_payload(&buf, format, ts),
+                    Err(e) => Err(ScrapeError::Fetch(e)),
+                };
+                self.pools.bodies.put(buf);
+                out
+            }
+            Err(e) => Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
+        }
     }
 
     /// Parses a payload and appends it. Nothing reaches the head unless the

@@ -24,3 +24,5 @@ pub fn data_dir(rel: &str) -> Option<PathBuf> {
     eprintln!("SKIPPED: shared test data missing: {}", p.display());
     None
 }
+
+pub mod postgres;

@@ -38,6 +38,9 @@ pub struct HostOptions {
     pub proc_path: PathBuf,
     pub sys_path: PathBuf,
     pub rootfs: PathBuf,
+    /// How long one `statvfs` may take before its mount is reported with
+    /// `node_filesystem_device_error 1` (node_exporter's mount timeout).
+    pub mount_timeout: std::time::Duration,
 }
 
 impl Default for HostOptions {
@@ -46,6 +49,7 @@ impl Default for HostOptions {
             proc_path: PathBuf::from("/proc"),
             sys_path: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
+            mount_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
