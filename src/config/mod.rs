@@ -13,7 +13,7 @@ pub mod duration;
 pub mod errors;
 pub mod file_sd;
 pub mod goregex;
-mod raw;
+pub(crate) mod raw;
 pub mod relabel;
 pub mod scrape;
 
@@ -105,6 +105,10 @@ pub struct Config {
     pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
+    /// `auth:` (RBAC, rate limits); `None` when the section is absent.
+    pub auth: Option<crate::ops::config::AuthConfig>,
+    /// `command_center:` (heartbeat, signed commands).
+    pub command_center: Option<crate::ops::config::CommandCenterConfig>,
     pub source_path: Option<PathBuf>,
     source_text: String,
 }
@@ -306,6 +310,12 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         remote_write: raw.remote_write.map(|v| v.value),
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
+        auth: raw
+            .auth
+            .map(|a| crate::ops::config::resolve_auth(a, dir, sink)),
+        command_center: raw
+            .command_center
+            .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         source_path: None,
         source_text: String::new(),
     }

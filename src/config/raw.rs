@@ -50,6 +50,8 @@ pub(crate) struct RawConfig {
     pub remote_write: Option<S<serde_json::Value>>,
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
+    pub auth: Option<crate::ops::config::RawAuth>,
+    pub command_center: Option<crate::ops::config::RawCommandCenter>,
 }
 
 #[derive(Debug, Default, Deserialize)]
