@@ -297,21 +297,21 @@ pub(crate) fn resolve_command_center(
             None
         }
     });
-    let pick =
-        |inline: &Option<S<String>>, file: &Option<S<String>>, what: &str, sink: &mut Sink| match (
-            inline, file,
-        ) {
-            (Some(_), Some(f)) => {
-                sink.push(
-                    Pos::of(f),
-                    format!("{what} and {what}_file are mutually exclusive"),
-                );
-                None
-            }
-            (Some(v), None) => Some(Secret::new(v.value.clone())),
-            (None, Some(f)) => read_secret(f, dir, sink).map(Secret::new),
-            (None, None) => None,
-        };
+    let pick = |inline: &Option<S<String>>,
+                file: &Option<S<String>>,
+                what: &str,
+                sink: &mut Sink| match (inline, file) {
+        (Some(_), Some(f)) => {
+            sink.push(
+                Pos::of(f),
+                format!("{what} and {what}_file are mutually exclusive"),
+            );
+            None
+        }
+        (Some(v), None) => Some(Secret::new(v.value.clone())),
+        (None, Some(f)) => read_secret(f, dir, sink).map(Secret::new),
+        (None, None) => None,
+    };
     let api_key = pick(&raw.api_key, &raw.api_key_file, "api_key", sink);
     let command_secret = pick(
         &raw.command_secret,
