@@ -17,6 +17,34 @@ pub struct AppHealth {
     pub store: Arc<Store>,
 }
 
+impl AppHealth {
+    /// `klaxon_rule_groups_failing` / `klaxon_rule_groups` on /metrics, so
+    /// `rules/klaxon.yml` can alert on rule evaluation failing (the rules
+    /// stage exposes no failure counter of its own yet).
+    pub fn register_metrics(self: &Arc<Self>, r: &crate::metrics::Registry) {
+        let me = self.clone();
+        r.collector(move |out| {
+            if let Some((failing, total)) = me.rule_groups() {
+                for (name, help, v) in [
+                    (
+                        "klaxon_rule_groups_failing",
+                        "Rule groups with a rule whose last evaluation failed.",
+                        failing,
+                    ),
+                    ("klaxon_rule_groups", "Loaded rule groups.", total),
+                ] {
+                    out.push(crate::metrics::FamilySnapshot {
+                        name: name.into(),
+                        help: help.into(),
+                        kind: crate::metrics::Kind::Gauge,
+                        samples: vec![(Vec::new(), v as f64)],
+                    });
+                }
+            }
+        });
+    }
+}
+
 impl HealthInputs for AppHealth {
     fn rule_groups(&self) -> Option<(usize, usize)> {
         let groups = self.rules.groups();
