@@ -106,8 +106,8 @@ pub async fn command(State(s): State<Arc<AppState>>, req: axum::extract::Request
         return error_response(StatusCode::NOT_FOUND, "not_found", "unknown command", &rid);
     };
     let h = SignedHeaders {
-        signature: header(&headers, "x-signature"),
-        timestamp: header(&headers, "x-timestamp"),
+        signature: header(headers, "x-signature"),
+        timestamp: header(headers, "x-timestamp"),
         correlation_id: header(headers, "x-correlation-id"),
     };
     // Who/why from the body are audited even for rejected commands, marked
