@@ -30,6 +30,8 @@ struct Cmd<'a> {
     ts: i64,
     cid: &'a str,
     secret: &'a str,
+    /// An invalid bearer token sent along (must not block signed commands).
+    stale_token: bool,
 }
 
 impl<'a> Cmd<'a> {
@@ -40,14 +42,18 @@ impl<'a> Cmd<'a> {
             ts: now_s(),
             cid,
             secret: SECRET,
+            stale_token: false,
         }
     }
 
     async fn send(&self, c: &reqwest::Client, base: &str) -> (u16, serde_json::Value) {
         let ts = self.ts.to_string();
         let sig = sign_request(self.secret.as_bytes(), &ts, self.body.as_bytes());
-        let r = c
-            .post(format!("{base}/internal/commands/{}", self.name))
+        let mut rb = c.post(format!("{base}/internal/commands/{}", self.name));
+        if self.stale_token {
+            rb = rb.bearer_auth("stale-token");
+        }
+        let r = rb
             .header("X-Timestamp", &ts)
             .header("X-Correlation-ID", self.cid)
             .header("X-Signature", format!("sha256={sig}"))
@@ -117,7 +123,10 @@ async fn signatures_maintenance_and_audit() {
     assert_eq!(get(&c, format!("{base}/-/ready")).await.0, 200);
 
     // A good kill-switch: signed ACK, ready 503 with reason, metric 1.
-    let ok = Cmd::new("kill-switch", "c-ok-1");
+    let ok = Cmd {
+        stale_token: true,
+        ..Cmd::new("kill-switch", "c-ok-1")
+    };
     let (code, ack) = ok.send(&c, &base).await;
     assert_eq!(code, 200, "{ack}");
     assert_eq!(ack["status"], "acknowledged");
