@@ -432,6 +432,9 @@ const SECRET_KEYS: &[&str] = &[
     "slack_api_url",
     "secret",
     "token",
+    // auth: / command_center: (issue 8).
+    "command_secret",
+    "token_sha256",
 ];
 
 /// The config text with every secret value replaced by `<secret>`, as

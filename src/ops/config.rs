@@ -374,6 +374,15 @@ mod tests {
     }
 
     #[test]
+    fn secrets_of_these_sections_are_redacted() {
+        let y = "command_center:\n  command_secret: hunter2\n  api_key: k3y\nauth:\n  tokens:\n    - name: a\n      token_sha256: abcd\n";
+        let r = crate::config::redact_secrets(y);
+        for s in ["hunter2", "k3y", "abcd"] {
+            assert!(!r.contains(s), "{r}");
+        }
+    }
+
+    #[test]
     fn command_center_env_overlay_and_missing_file() {
         let c = auth("command_center:\n  base_url: http://cc/\n  interval: 5s\n").unwrap();
         let cc = c

@@ -5,6 +5,17 @@
 //!
 //! [`Ops`] bundles the shared state; the HTTP side is `api::middleware`
 //! (cross-cutting layer) and `api::ops` (endpoints).
+//!
+//! Seams for the other stages (all through `AppState::ops`):
+//! - `ops.maintenance.is_on()`: the outbox holds deliveries while true and
+//!   sends them on resume unless resolved meanwhile; scheduled probes skip.
+//! - `ops.events.publish(kind, json)`: rules on alert state changes
+//!   (`alert`), the outbox on sent/failed (`notification`), scrape on
+//!   target up/down (`target`), `/-/reload` via `ops.reload(cause)`.
+//! - `ops.set_reload_hook` / `set_refresh_hook`: the app's reload function
+//!   and an immediate re-discovery.
+//! - `Extension<RequestId>` in handlers: stamp notifications an API call
+//!   causes (webhook `X-Request-ID`, PagerDuty `custom_details`).
 
 pub mod audit;
 pub mod auth;
