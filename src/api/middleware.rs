@@ -111,8 +111,13 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
         error_type.as_deref(),
     );
     let _e = span.enter();
+    // request_id and route repeated as fields of the line itself, so a JSON
+    // log has them at the top level, not only under "span".
     tracing::info!(
         target: "klaxon::access",
+        request_id = %rid,
+        route = %route,
+        method = %method,
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"

@@ -19,15 +19,34 @@ pub struct MaintenanceState {
 }
 
 /// Shared maintenance flag; share it as `Arc<Maintenance>`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Maintenance {
     on: AtomicBool,
     state: RwLock<Option<MaintenanceState>>,
+    /// For stages that park while on (the outbox) instead of polling.
+    changes: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            on: AtomicBool::new(false),
+            state: RwLock::new(None),
+            changes: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl Maintenance {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Resolves once maintenance is off (at once when it already is).
+    pub async fn wait_until_off(&self) {
+        let mut rx = self.changes.subscribe();
+        // Err only if the sender is gone, which it cannot be while &self lives.
+        let _ = rx.wait_for(|on| !*on).await;
     }
 
     pub fn is_on(&self) -> bool {
@@ -44,12 +63,14 @@ impl Maintenance {
         let mut g = self.state.write();
         *g = Some(st);
         self.on.store(true, Ordering::Release);
+        self.changes.send_replace(true);
     }
 
     /// Switches off; returns the state that was in force.
     pub fn disable(&self) -> Option<MaintenanceState> {
         let mut g = self.state.write();
         self.on.store(false, Ordering::Release);
+        self.changes.send_replace(false);
         g.take()
     }
 }
@@ -72,5 +93,26 @@ mod tests {
         assert_eq!(m.state().unwrap().reason, "db migration");
         assert_eq!(m.disable().unwrap().operator, "ana");
         assert!(!m.is_on() && m.state().is_none());
+    }
+
+    #[tokio::test]
+    async fn waiters_are_released_on_resume() {
+        let m = std::sync::Arc::new(Maintenance::new());
+        m.wait_until_off().await; // off: immediate
+        m.enable(MaintenanceState {
+            reason: "r".into(),
+            operator: "o".into(),
+            since_ms: 0,
+            correlation_id: "c".into(),
+        });
+        let m2 = m.clone();
+        let waiter = tokio::spawn(async move { m2.wait_until_off().await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        m.disable();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
