@@ -241,4 +241,16 @@ async fn rate_limit_per_token_answers_429_with_retry_after() {
     let (code, _, _) = call(&c, "GET", &format!("{base}/-/healthy"), Some("tok-viewer")).await;
     assert_eq!(code, 200);
     app.stop().await;
+
+    // Anonymous callers are limited per client address.
+    let (app, base, _d) = start(
+        "auth:\n  anonymous_role: viewer\n  rate_limit: {requests_per_second: 0.5, burst: 1}\n",
+    )
+    .await;
+    let url = format!("{base}/api/v1/status/buildinfo");
+    assert_eq!(call(&c, "GET", &url, None).await.0, 200);
+    let (code, body, h) = call(&c, "GET", &url, None).await;
+    assert_eq!(code, 429, "{body}");
+    assert!(h.contains_key("retry-after"));
+    app.stop().await;
 }
