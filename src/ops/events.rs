@@ -65,7 +65,10 @@ impl Events {
         }
     }
 
-    /// Persists and broadcasts an event; returns it.
+    /// Persists and broadcasts an event; returns it. Synchronous: the
+    /// insert commits (fsync) before subscribers see the event, so a client
+    /// can always resume from the store. Callers on a hot async path wrap it
+    /// in `spawn_blocking`.
     pub fn publish(&self, kind: &str, data: serde_json::Value) -> Event {
         let _g = self.order.lock();
         let at_ms = crate::model::now_millis();
