@@ -189,7 +189,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_span_list(false)
             .init();
     } else {
-        fmt.with_ansi(false).init();
+        fmt.fmt_fields(klaxon::ops::logfmt::LogfmtFields)
+            .event_format(klaxon::ops::logfmt::Logfmt)
+            .init();
     }
     // The config is validated before any port is bound.
     let cfg = match &args.config {

@@ -25,6 +25,7 @@ pub mod events;
 pub mod health;
 pub mod heartbeat;
 pub mod http_metrics;
+pub mod logfmt;
 pub mod maintenance;
 pub mod request_id;
 pub mod time;
