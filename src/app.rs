@@ -21,6 +21,8 @@ pub enum StartError {
     Rules(Vec<String>),
     #[error("{0}")]
     Exporter(#[from] crate::exporters::postgres::PostgresError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -93,6 +95,20 @@ pub async fn start_with_flags(
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
 
+    let store = Arc::new(crate::store::Store::open(&cfg.storage.path)?);
+    let cc = cfg
+        .command_center
+        .clone()
+        .unwrap_or_default()
+        .with_env(|k| std::env::var(k).ok());
+    let ops = crate::ops::Ops::new(crate::ops::OpsOptions {
+        registry: &registry,
+        store: store.clone(),
+        auth: cfg.auth.as_ref(),
+        command_center: &cc,
+        listen_is_loopback: crate::ops::is_loopback_listen(listen),
+    });
+
     let state = Arc::new(AppState {
         registry,
         manager: manager.clone(),
@@ -105,15 +121,20 @@ pub async fn start_with_flags(
         retention: cfg.storage.retention,
         rules: rules.clone(),
         exporters: exporters.clone(),
+        ops: ops.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
     let server = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = shutdown_rx.await;
-            })
-            .await;
+        // Peer addresses feed the audit log and per-address rate limits.
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = shutdown_rx.await;
+        })
+        .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "HTTP server");
         }
@@ -147,6 +168,23 @@ pub async fn start_with_flags(
         head.clone(),
         state.engine.clone(),
         cfg.global.external_labels.clone(),
+    ));
+    tasks.push(crate::ops::audit::spawn_retention(
+        ops.events.clone(),
+        cc.events_retention,
+    ));
+    tasks.extend(crate::ops::heartbeat::spawn(
+        crate::ops::heartbeat::HeartbeatDeps {
+            cfg: cc,
+            inputs: Arc::new(crate::ops::health::AppHealth {
+                rules: rules.clone(),
+                scrape: manager.clone(),
+                store: store.clone(),
+            }),
+            http: ops.http.clone(),
+            state: ops.heartbeat.clone(),
+            started: std::time::Instant::now(),
+        },
     ));
     let retention = cfg.storage.retention;
     let h = head.clone();

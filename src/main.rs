@@ -55,6 +55,14 @@ struct RunArgs {
     /// Address for the HTTP API, UI and /metrics.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
+    /// Log line format: `logfmt` (key=value text) or `json` (one object per
+    /// line with timestamp, level, target, fields and the request span).
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    log_format: String,
+    /// Lowest level logged: debug, info, warn or error. `KLAXON_LOG` (an
+    /// env-filter directive) overrides it when set.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    log_level: String,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +92,8 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run(RunArgs {
         config: None,
         listen: DEFAULT_LISTEN.to_string(),
+        log_format: "logfmt".to_string(),
+        log_level: "info".to_string(),
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -165,13 +175,24 @@ fn print_errors(errs: &klaxon::config::ConfigErrors) {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        // Span fields (request_id, route) ride along with every event
+        // logged while a request is handled.
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.fmt_fields(klaxon::ops::logfmt::LogfmtFields)
+            .event_format(klaxon::ops::logfmt::Logfmt)
+            .init();
+    }
     // The config is validated before any port is bound.
     let cfg = match &args.config {
         Some(path) => match klaxon::config::load_file(path) {

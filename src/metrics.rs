@@ -64,6 +64,176 @@ pub enum Kind {
     /// No declared type (node_exporter's vmstat and netstat families):
     /// `untyped` in the text format, `unknown` in OpenMetrics.
     Untyped,
+    /// Cumulative buckets plus `_sum` and `_count`. Each snapshot sample
+    /// carries its name suffix as a leading [`SUFFIX_LABEL`] pair, which the
+    /// writer strips: that keeps `FamilySnapshot` unchanged for every other
+    /// kind.
+    Histogram,
+}
+
+/// Pseudo-label naming a histogram sample's suffix (`_bucket`, `_sum`,
+/// `_count`) inside a [`FamilySnapshot`]; never written out.
+pub const SUFFIX_LABEL: &str = "__suffix__";
+
+/// Default buckets for request latencies in seconds (client_golang's
+/// `DefBuckets`), so dashboards written for Prometheus' own
+/// `http_request_duration_seconds` work unchanged.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram child: per-bucket counters (non-cumulative, summed at
+/// encoding), a float sum and a count, all lock-free.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    upper: Arc<[f64]>,
+    counts: Arc<[AtomicU64]>,
+    sum: Counter,
+    count: Arc<AtomicU64>,
+}
+
+impl Histogram {
+    /// A free-standing histogram (not registered), e.g. for a value only
+    /// reported elsewhere.
+    pub fn with_buckets(buckets: &[f64]) -> Self {
+        let mut upper: Vec<f64> = buckets.iter().copied().filter(|b| b.is_finite()).collect();
+        upper.sort_by(f64::total_cmp);
+        upper.dedup();
+        Histogram::new(upper.into())
+    }
+
+    fn new(upper: Arc<[f64]>) -> Self {
+        let counts = (0..upper.len()).map(|_| AtomicU64::new(0)).collect();
+        Histogram {
+            upper,
+            counts,
+            sum: Counter::default(),
+            count: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        let i = self.upper.partition_point(|b| *b < v);
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.inc_by(v);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.sum.get()
+    }
+
+    /// `(upper bound, cumulative count)` per bucket, `+Inf` excluded.
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut acc = 0;
+        self.upper
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(b, c)| {
+                acc += c.load(Ordering::Relaxed);
+                (*b, acc)
+            })
+            .collect()
+    }
+
+    /// The `q` quantile estimated like PromQL's `histogram_quantile` (linear
+    /// interpolation inside the bucket); `None` without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = q * total as f64;
+        let mut lower = 0.0;
+        let mut below = 0u64;
+        for (b, c) in self.cumulative() {
+            if c as f64 >= rank {
+                let in_bucket = (c - below) as f64;
+                if in_bucket == 0.0 {
+                    return Some(b);
+                }
+                return Some(lower + (b - lower) * (rank - below as f64) / in_bucket);
+            }
+            lower = b;
+            below = c;
+        }
+        Some(lower)
+    }
+}
+
+/// Histograms keyed by label values, all with the same buckets.
+#[derive(Debug)]
+pub struct HistogramVec {
+    label_names: Vec<&'static str>,
+    upper: Arc<[f64]>,
+    children: RwLock<BTreeMap<Vec<String>, Histogram>>,
+}
+
+impl HistogramVec {
+    /// The child for these label values (created on first use).
+    pub fn with(&self, values: &[&str]) -> Histogram {
+        let key: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+        if let Some(h) = self.children.read().get(&key) {
+            return h.clone();
+        }
+        self.children
+            .write()
+            .entry(key)
+            .or_insert_with(|| Histogram::new(self.upper.clone()))
+            .clone()
+    }
+
+    /// Every child with its label values, for callers that aggregate.
+    pub fn children(&self) -> Vec<(Vec<String>, Histogram)> {
+        self.children
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn snapshot(&self, name: &str, help: &str) -> FamilySnapshot {
+        let mut samples = Vec::new();
+        for (vals, h) in self.children.read().iter() {
+            let base: Vec<(String, String)> = self
+                .label_names
+                .iter()
+                .zip(vals)
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            let with = |suffix: &str, extra: Option<(String, String)>| {
+                let mut l = vec![(SUFFIX_LABEL.to_string(), suffix.to_string())];
+                l.extend(base.iter().cloned());
+                l.extend(extra);
+                l
+            };
+            let mut bound = String::new();
+            for (b, c) in h.cumulative() {
+                bound.clear();
+                format_value(b, &mut bound);
+                samples.push((
+                    with("_bucket", Some(("le".into(), bound.clone()))),
+                    c as f64,
+                ));
+            }
+            let count = h.count() as f64;
+            samples.push((with("_bucket", Some(("le".into(), "+Inf".into()))), count));
+            samples.push((with("_sum", None), h.sum()));
+            samples.push((with("_count", None), count));
+        }
+        FamilySnapshot {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind: Kind::Histogram,
+            samples,
+        }
+    }
 }
 
 /// A family of children keyed by label values.
@@ -121,6 +291,7 @@ type CollectFn = Box<dyn Fn(&mut Vec<FamilySnapshot>) + Send + Sync>;
 enum Entry {
     Counter(&'static str, &'static str, Arc<CounterVec>),
     Gauge(&'static str, &'static str, Arc<GaugeVec>),
+    Histogram(&'static str, &'static str, Arc<HistogramVec>),
     Collector(CollectFn),
 }
 
@@ -170,6 +341,29 @@ impl Registry {
         self.gauge_vec(name, help, &[]).with(&[])
     }
 
+    /// A histogram family with the given bucket upper bounds (sorted,
+    /// `+Inf` implied).
+    pub fn histogram_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&'static str],
+        buckets: &[f64],
+    ) -> Arc<HistogramVec> {
+        let mut upper: Vec<f64> = buckets.iter().copied().filter(|b| b.is_finite()).collect();
+        upper.sort_by(f64::total_cmp);
+        upper.dedup();
+        let v = Arc::new(HistogramVec {
+            label_names: labels.to_vec(),
+            upper: upper.into(),
+            children: RwLock::new(BTreeMap::new()),
+        });
+        self.entries
+            .write()
+            .push(Entry::Histogram(name, help, v.clone()));
+        v
+    }
+
     /// Registers a function called at every encoding, for values read from
     /// elsewhere (head statistics, /proc).
     pub fn collector(&self, f: impl Fn(&mut Vec<FamilySnapshot>) + Send + Sync + 'static) {
@@ -183,6 +377,7 @@ impl Registry {
             match e {
                 Entry::Counter(n, h, v) => out.push(snapshot(n, h, Kind::Counter, v, |c| c.get())),
                 Entry::Gauge(n, h, v) => out.push(snapshot(n, h, Kind::Gauge, v, |g| g.get())),
+                Entry::Histogram(n, h, v) => out.push(v.snapshot(n, h)),
                 Entry::Collector(f) => f(&mut out),
             }
         }
@@ -259,25 +454,42 @@ fn escape_help(h: &str) -> String {
     h.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+impl Kind {
+    /// The type's name in the text format 0.0.4 (`# TYPE`).
+    pub fn text_name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Untyped => "untyped",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
 /// Writes families in the text format or OpenMetrics.
 pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
     let mut out = String::with_capacity(8192);
     for f in families {
         let sample_name = match f.kind {
             Kind::Counter => format!("{}_total", f.name),
-            Kind::Gauge | Kind::Untyped => f.name.clone(),
+            Kind::Gauge | Kind::Untyped | Kind::Histogram => f.name.clone(),
         };
         let family_name = if openmetrics { &f.name } else { &sample_name };
         let kind = match f.kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
             Kind::Untyped if openmetrics => "unknown",
-            Kind::Untyped => "untyped",
+            k => k.text_name(),
         };
         let _ = writeln!(out, "# HELP {} {}", family_name, escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {family_name} {kind}");
         for (labels, v) in &f.samples {
             out.push_str(&sample_name);
+            let labels = match labels.split_first() {
+                Some(((n, suffix), rest)) if n == SUFFIX_LABEL => {
+                    out.push_str(suffix);
+                    rest
+                }
+                _ => &labels[..],
+            };
             if !labels.is_empty() {
                 out.push('{');
                 for (i, (n, val)) in labels.iter().enumerate() {
@@ -383,6 +595,37 @@ mod tests {
         assert!(om.contains("# TYPE x_requests counter\n"));
         assert!(om.contains("x_requests_total{code=\"200\"} 3.5\n"));
         assert!(om.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_sum_and_count() {
+        let r = Registry::new();
+        let h = r.histogram_vec("x_seconds", "Latency.", &["route"], &[0.1, 1.0]);
+        for v in [0.05, 0.1, 0.5, 3.0] {
+            h.with(&["/a"]).observe(v);
+        }
+        let text = r.encode(false);
+        assert!(text.contains("# TYPE x_seconds histogram\n"), "{text}");
+        assert!(
+            text.contains("x_seconds_bucket{route=\"/a\",le=\"0.1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{route=\"/a\",le=\"1\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_sum{route=\"/a\"} 3.65\n"),
+            "{text}"
+        );
+        assert!(text.contains("x_seconds_count{route=\"/a\"} 4\n"), "{text}");
+        assert!(!text.contains(SUFFIX_LABEL));
+        let q = h.with(&["/a"]).quantile(0.5).unwrap();
+        assert!((q - 0.1).abs() < 1e-9, "{q}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod middleware;
+pub mod ops;
 pub mod params;
 pub mod prom;
 pub mod query;
@@ -15,7 +17,7 @@ use crate::tsdb::Head;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub rules: Arc<crate::rules::manager::RuleManager>,
     /// Built-in exporters, for `/metrics/host` and `/metrics/postgres`.
     pub exporters: Arc<crate::exporters::Exporters>,
+    /// Operations: RBAC, maintenance, events, heartbeat state.
+    pub ops: Arc<crate::ops::Ops>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -77,6 +81,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(prom::flags))
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/api/v1/status/tsdb", get(prom::tsdb_status))
+        .route("/healthz", get(ops::healthz))
+        .route("/meta", get(ops::meta))
+        .route("/api/v1/events/stream", get(ops::stream))
+        .route("/api/v1/events/audit", get(ops::audit_list))
+        .route("/internal/commands/kill-switch", post(ops::command))
+        .route("/internal/commands/resume", post(ops::command))
+        .route("/internal/commands/reload", post(ops::command))
+        .route("/internal/commands/refresh", post(ops::command))
+        // After every route (and before with_state): applies to all of them
+        // and to the fallback.
+        .layer(axum::middleware::from_fn_with_state(
+            state.ops.clone(),
+            middleware::layer,
+        ))
         .with_state(state)
 }
 
@@ -131,6 +149,9 @@ async fn healthy() -> &'static str {
 }
 
 async fn ready(State(s): State<Arc<AppState>>) -> Response {
+    if let Some(r) = ops::maintenance_unready(&s) {
+        return r;
+    }
     if s.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "Klaxon is Ready.\n").into_response()
     } else {

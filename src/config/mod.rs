@@ -13,7 +13,7 @@ pub mod duration;
 pub mod errors;
 pub mod file_sd;
 pub mod goregex;
-mod raw;
+pub(crate) mod raw;
 pub mod relabel;
 pub mod scrape;
 
@@ -107,6 +107,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Built-in exporters run as in-process scrape jobs (`exporters:`).
     pub exporters: crate::exporters::config::ExportersConfig,
+    /// `auth:` (RBAC, rate limits); `None` when the section is absent.
+    pub auth: Option<crate::ops::config::AuthConfig>,
+    /// `command_center:` (heartbeat, signed commands).
+    pub command_center: Option<crate::ops::config::CommandCenterConfig>,
     pub source_path: Option<PathBuf>,
     source_text: String,
 }
@@ -312,6 +316,12 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
         exporters,
+        auth: raw
+            .auth
+            .map(|a| crate::ops::config::resolve_auth(a, dir, sink)),
+        command_center: raw
+            .command_center
+            .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         source_path: None,
         source_text: String::new(),
     }
@@ -428,6 +438,9 @@ const SECRET_KEYS: &[&str] = &[
     "slack_api_url",
     "secret",
     "token",
+    // auth: / command_center: (issue 8).
+    "command_secret",
+    "token_sha256",
 ];
 
 /// The config text with every secret value replaced by `<secret>`, as

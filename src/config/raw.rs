@@ -51,6 +51,8 @@ pub(crate) struct RawConfig {
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
     pub exporters: Option<crate::exporters::config::RawExporters>,
+    pub auth: Option<crate::ops::config::RawAuth>,
+    pub command_center: Option<crate::ops::config::RawCommandCenter>,
 }
 
 #[derive(Debug, Default, Deserialize)]

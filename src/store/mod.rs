@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
 pub mod alerts;
+pub mod audit;
 pub mod notify;
 
 /// File name of the database inside `storage.path`.
@@ -23,7 +24,11 @@ pub const DB_FILE: &str = "klaxon.db";
 
 /// Every schema, applied in order at open. Statements use
 /// `CREATE ... IF NOT EXISTS`, so applying them to an existing file is a no-op.
-const SCHEMAS: &[(&str, &str)] = &[("alerts", alerts::SCHEMA), ("notify", notify::SCHEMA)];
+const SCHEMAS: &[(&str, &str)] = &[
+    ("alerts", alerts::SCHEMA),
+    ("notify", notify::SCHEMA),
+    ("audit", audit::SCHEMA),
+];
 
 /// Why the store could not be opened or used.
 #[derive(Debug, thiserror::Error)]

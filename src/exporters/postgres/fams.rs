@@ -114,11 +114,7 @@ impl Fams {
 /// OpenMetrics either).
 pub fn encode_text(fams: &[PgFamily], out: &mut String) {
     for f in fams {
-        let kind = match f.kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Untyped => "untyped",
-        };
+        let kind = f.kind.text_name();
         out.push_str("# HELP ");
         out.push_str(&f.name);
         out.push(' ');

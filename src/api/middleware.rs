@@ -1,0 +1,220 @@
+//! The cross-cutting HTTP layer, applied to every route (and the fallback):
+//! request id, tracing span, RBAC, rate limit, golden-signal metrics, one
+//! access-log line per request, and `request_id` in JSON error bodies.
+//!
+//! One function rather than a stack of tower layers so the order is
+//! visible: the id comes first (every refusal carries it), authentication
+//! before rate limiting (a token's budget is per token, not per address).
+
+use crate::ops::auth::{self, AuthError, Authorizer, Required};
+use crate::ops::request_id::{self, RequestId};
+use crate::ops::Ops;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Route label for requests that matched no route or table pattern (one
+/// label value, so scanners cannot create series).
+pub const UNMATCHED: &str = "unmatched";
+
+/// Error bodies larger than this are passed through untouched.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Our JSON error: Prometheus' envelope plus the request id.
+pub fn error_response(code: StatusCode, error_type: &str, msg: &str, rid: &RequestId) -> Response {
+    (
+        code,
+        axum::Json(serde_json::json!({
+            "status": "error",
+            "errorType": error_type,
+            "error": msg,
+            "request_id": rid.as_str(),
+        })),
+    )
+        .into_response()
+}
+
+pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let rid = RequestId::accept_or_generate(
+        req.headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let method = req.method().as_str().to_string();
+    let route: String = match req.extensions().get::<MatchedPath>() {
+        Some(m) => m.as_str().to_string(),
+        None => auth::route_for_path(req.uri().path())
+            .unwrap_or(UNMATCHED)
+            .to_string(),
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let span = tracing::info_span!("request", request_id = %rid, route = %route, method = %method);
+    req.extensions_mut().insert(rid.clone());
+
+    let need = auth::required(&method, &route);
+    let refused = match check_access(&ops.auth, &req, need, peer) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            None
+        }
+        Err(r) => Some(r),
+    };
+    let resp = match refused {
+        Some(Refusal::Auth(e)) => {
+            let (code, t) = match e {
+                AuthError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            };
+            let mut r = error_response(code, t, &e.to_string(), &rid);
+            if code == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"klaxon\""),
+                );
+            }
+            r
+        }
+        Some(Refusal::Rate(secs)) => {
+            let mut r = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!("rate limit exceeded, retry in {secs} s"),
+                &rid,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
+        None => next.run(req).instrument(span.clone()).await,
+    };
+    let (mut resp, error_type) = annotate_error(resp, &rid).await;
+    if let Ok(v) = HeaderValue::from_str(rid.as_str()) {
+        resp.headers_mut().insert(request_id::HEADER, v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    ops.http.observe(
+        &method,
+        &route,
+        status,
+        elapsed.as_secs_f64(),
+        error_type.as_deref(),
+    );
+    let _e = span.enter();
+    // request_id and route repeated as fields of the line itself, so a JSON
+    // log has them at the top level, not only under "span".
+    tracing::info!(
+        target: "klaxon::access",
+        request_id = %rid,
+        route = %route,
+        method = %method,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+enum Refusal {
+    Auth(AuthError),
+    Rate(u64),
+}
+
+fn check_access(
+    a: &Authorizer,
+    req: &Request,
+    need: Required,
+    peer: Option<SocketAddr>,
+) -> Result<crate::ops::Principal, Refusal> {
+    let authz = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if need == Required::Public {
+        // Probes never need (or are refused for) credentials.
+        return Ok(a.authenticate(None).unwrap_or_else(|_| anonymous()));
+    }
+    let p = if need == Required::Signed {
+        // The signature authenticates; a stale token must not block an
+        // emergency command. A valid one still names the caller.
+        a.authenticate(authz).unwrap_or_else(|_| anonymous())
+    } else {
+        a.authenticate(authz).map_err(Refusal::Auth)?
+    };
+    Authorizer::authorize(&p, need).map_err(Refusal::Auth)?;
+    a.check_rate(&p, peer.map(|s| s.ip()))
+        .map_err(Refusal::Rate)?;
+    Ok(p)
+}
+
+fn anonymous() -> crate::ops::Principal {
+    crate::ops::Principal {
+        name: "anonymous".into(),
+        role: None,
+        authenticated: false,
+    }
+}
+
+/// For an error status: the error type for `http_errors_total` and, when
+/// the body is a JSON object with an `error` field, `request_id` added to it
+/// (an extra field: Prometheus API clients ignore unknown keys).
+async fn annotate_error(resp: Response, rid: &RequestId) -> (Response, Option<String>) {
+    let code = resp.status();
+    if !(code.is_client_error() || code.is_server_error()) {
+        return (resp, None);
+    }
+    let fallback = match code {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        c if c.is_client_error() => "client_error",
+        _ => "server_error",
+    }
+    .to_string();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return (resp, Some(fallback));
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            // Too large or broken: say so rather than forward half a body.
+            return (
+                error_response(code, &fallback, "error body unavailable", rid),
+                Some(fallback),
+            );
+        }
+    };
+    let mut error_type = fallback;
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut m)) if m.contains_key("error") => {
+            if let Some(t) = m.get("errorType").and_then(|t| t.as_str()) {
+                error_type = t.to_string();
+            }
+            m.entry("request_id")
+                .or_insert_with(|| serde_json::Value::String(rid.as_str().to_string()));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Body::from(serde_json::Value::Object(m).to_string())
+        }
+        _ => Body::from(bytes),
+    };
+    (Response::from_parts(parts, body), Some(error_type))
+}

@@ -1,0 +1,414 @@
+//! RBAC for klaxon's HTTP API: who is calling (a bearer token from the
+//! config, or anonymous) and what each route requires, in ONE table.
+//!
+//! Roles are never taken from a client-supplied header: the only identity
+//! is a token whose SHA-256 matches a configured digest. Digests are
+//! compared in constant time, and every configured token is compared (no
+//! early exit), so timing reveals neither a prefix nor which token matched.
+
+use crate::ops::config::{AuthConfig, RateLimitConfig, TokenConfig};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// Roles, each including the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// What a route asks of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Required {
+    /// Liveness/readiness probes: orchestrators call them without tokens.
+    Public,
+    Role(Role),
+    /// Authenticated by the HMAC signature alone (the emergency kill-switch
+    /// must work even when token distribution is broken); the handler
+    /// verifies it.
+    Signed,
+}
+
+use Required::{Public, Signed};
+const VIEWER: Required = Required::Role(Role::Viewer);
+const OPERATOR: Required = Required::Role(Role::Operator);
+const ADMIN: Required = Required::Role(Role::Admin);
+
+/// Every route klaxon (and the branches being merged into it) serves, with
+/// the role it needs. A route missing here falls back to [`default_for`]:
+/// viewer for reads, admin for anything else.
+pub const ROUTES: &[(&str, &str, Required)] = &[
+    ("GET", "/-/healthy", Public),
+    ("HEAD", "/-/healthy", Public),
+    ("GET", "/-/ready", Public),
+    ("HEAD", "/-/ready", Public),
+    ("GET", "/healthz", Public),
+    ("GET", "/meta", VIEWER),
+    ("GET", "/metrics", VIEWER),
+    ("GET", "/metrics/host", VIEWER),
+    ("GET", "/metrics/postgres", VIEWER),
+    ("GET", "/probe", VIEWER),
+    ("GET", "/runbooks/{name}", VIEWER),
+    ("GET", "/api/v1/targets", VIEWER),
+    ("GET", "/api/v1/query", VIEWER),
+    ("POST", "/api/v1/query", VIEWER),
+    ("GET", "/api/v1/query_range", VIEWER),
+    ("POST", "/api/v1/query_range", VIEWER),
+    ("GET", "/api/v1/query_exemplars", VIEWER),
+    ("POST", "/api/v1/query_exemplars", VIEWER),
+    ("GET", "/api/v1/series", VIEWER),
+    ("POST", "/api/v1/series", VIEWER),
+    ("GET", "/api/v1/labels", VIEWER),
+    ("POST", "/api/v1/labels", VIEWER),
+    ("GET", "/api/v1/label/{name}/values", VIEWER),
+    ("GET", "/api/v1/format_query", VIEWER),
+    ("POST", "/api/v1/format_query", VIEWER),
+    ("GET", "/api/v1/metadata", VIEWER),
+    ("GET", "/api/v1/rules", VIEWER),
+    ("GET", "/api/v1/alerts", VIEWER),
+    ("GET", "/api/v1/status/buildinfo", VIEWER),
+    ("GET", "/api/v1/status/config", ADMIN),
+    ("GET", "/api/v1/status/flags", VIEWER),
+    ("GET", "/api/v1/status/runtimeinfo", VIEWER),
+    ("GET", "/api/v1/status/tsdb", VIEWER),
+    ("GET", "/api/v1/events/stream", VIEWER),
+    ("GET", "/api/v1/events/audit", VIEWER),
+    ("GET", "/api/v1/deliveries", VIEWER),
+    ("POST", "/api/v1/deliveries/{id}/replay", OPERATOR),
+    ("GET", "/api/v2/alerts", VIEWER),
+    ("POST", "/api/v2/alerts", OPERATOR),
+    ("GET", "/api/v2/alerts/groups", VIEWER),
+    ("GET", "/api/v2/silences", VIEWER),
+    ("POST", "/api/v2/silences", OPERATOR),
+    ("GET", "/api/v2/silence/{id}", VIEWER),
+    ("DELETE", "/api/v2/silence/{id}", OPERATOR),
+    ("GET", "/api/v2/status", VIEWER),
+    ("GET", "/api/v2/receivers", VIEWER),
+    ("POST", "/-/reload", ADMIN),
+    ("PUT", "/-/reload", ADMIN),
+    ("POST", "/internal/commands/kill-switch", Signed),
+    ("POST", "/internal/commands/resume", Signed),
+    ("POST", "/internal/commands/reload", ADMIN),
+    ("POST", "/internal/commands/refresh", ADMIN),
+];
+
+/// For a route not in [`ROUTES`]: reads need a viewer, anything else an admin.
+pub fn default_for(method: &str) -> Required {
+    if method == "GET" || method == "HEAD" {
+        VIEWER
+    } else {
+        ADMIN
+    }
+}
+
+/// Whether a concrete path matches a route pattern with `{param}` segments.
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut q = path.split('/');
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) => {
+                let param = a.starts_with('{') && a.ends_with('}');
+                if !(param && !b.is_empty() || a == b) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The table's pattern for a raw path (used when the router matched
+/// nothing, so a route another branch adds later is still protected).
+pub fn route_for_path(path: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .map(|r| r.1)
+        .find(|pat| pattern_matches(pat, path))
+}
+
+/// What `method route` requires.
+pub fn required(method: &str, route: &str) -> Required {
+    ROUTES
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|r| r.2)
+        .unwrap_or_else(|| default_for(method))
+}
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's configured name, or `anonymous`.
+    pub name: String,
+    pub role: Option<Role>,
+    pub authenticated: bool,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("role {needed} required")]
+    Forbidden { needed: &'static str },
+}
+
+/// Authenticates requests against the configured tokens.
+pub struct Authorizer {
+    tokens: Vec<TokenConfig>,
+    anonymous: Option<Role>,
+    limiter: Option<RateLimiter>,
+}
+
+impl Authorizer {
+    /// `listen_is_loopback` decides the defaults: with no `auth:` section a
+    /// loopback listener is anonymous admin (klaxon behaves like Prometheus,
+    /// which has no auth, so `cargo run` + Grafana keeps working) and any
+    /// other listener is anonymous viewer (reads work, changes are refused).
+    /// With an `auth:` section, anonymous is `anonymous_role` or else viewer
+    /// on loopback and nothing otherwise.
+    pub fn new(cfg: Option<&AuthConfig>, listen_is_loopback: bool) -> Self {
+        let anonymous = match cfg {
+            None if listen_is_loopback => Some(Role::Admin),
+            None => Some(Role::Viewer),
+            Some(c) => match c.anonymous_role {
+                Some(explicit) => explicit,
+                None if listen_is_loopback => Some(Role::Viewer),
+                None => None,
+            },
+        };
+        Authorizer {
+            tokens: cfg.map(|c| c.tokens.clone()).unwrap_or_default(),
+            anonymous,
+            limiter: cfg.and_then(|c| c.rate_limit).map(RateLimiter::new),
+        }
+    }
+
+    /// The caller named by an `Authorization` header value (or its absence).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let Some(h) = authorization else {
+            return Ok(Principal {
+                name: "anonymous".into(),
+                role: self.anonymous,
+                authenticated: false,
+            });
+        };
+        let token = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Unauthorized)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found: Option<&TokenConfig> = None;
+        for t in &self.tokens {
+            // Every token is compared; the branch below only records.
+            if bool::from(t.sha256.ct_eq(&digest)) {
+                found = Some(t);
+            }
+        }
+        let t = found.ok_or(AuthError::Unauthorized)?;
+        Ok(Principal {
+            name: t.name.clone(),
+            role: t.roles.iter().max().copied(),
+            authenticated: true,
+        })
+    }
+
+    pub fn rate_limited(&self) -> bool {
+        self.limiter.is_some()
+    }
+
+    /// Whether `p` may call a route needing `need`.
+    pub fn authorize(p: &Principal, need: Required) -> Result<(), AuthError> {
+        let role = match need {
+            Required::Public | Required::Signed => return Ok(()),
+            Required::Role(r) => r,
+        };
+        match p.role {
+            Some(have) if have >= role => Ok(()),
+            // An anonymous caller refused is asked to authenticate.
+            _ if !p.authenticated => Err(AuthError::Unauthorized),
+            _ => Err(AuthError::Forbidden {
+                needed: role.as_str(),
+            }),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the caller is over its rate.
+    pub fn check_rate(&self, p: &Principal, addr: Option<IpAddr>) -> Result<(), u64> {
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        let key = if p.authenticated {
+            format!("token:{}", p.name)
+        } else {
+            format!("addr:{}", addr.map(|a| a.to_string()).unwrap_or_default())
+        };
+        l.take(&key, Instant::now())
+    }
+}
+
+/// Token buckets per key: `burst` capacity, refilled at
+/// `requests_per_second`.
+pub struct RateLimiter {
+    cfg: RateLimitConfig,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Above this many keys, buckets full again are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(cfg: RateLimitConfig) -> Self {
+        RateLimiter {
+            cfg,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn take(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let rate = self.cfg.requests_per_second;
+        let cap = f64::from(self.cfg.burst);
+        let mut b = self.buckets.lock();
+        if b.len() > MAX_BUCKETS {
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
+            });
+        }
+        let (tokens, at) = b.entry(key.to_string()).or_insert((cap, now));
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * rate).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn cfg(anon: Option<Option<Role>>) -> AuthConfig {
+        AuthConfig {
+            tokens: vec![TokenConfig {
+                name: "ops".into(),
+                sha256: Sha256::digest(b"s3cret").into(),
+                roles: vec![Role::Operator],
+            }],
+            anonymous_role: anon,
+            rate_limit: None,
+        }
+    }
+
+    #[test]
+    fn tokens_and_anonymous_defaults() {
+        let a = Authorizer::new(Some(&cfg(None)), false);
+        let p = a.authenticate(Some("Bearer s3cret")).unwrap();
+        assert_eq!((p.name.as_str(), p.role), ("ops", Some(Role::Operator)));
+        assert_eq!(
+            a.authenticate(Some("Bearer nope")),
+            Err(AuthError::Unauthorized)
+        );
+        assert_eq!(
+            a.authenticate(Some("Basic s3cret")),
+            Err(AuthError::Unauthorized)
+        );
+        assert_eq!(a.authenticate(None).unwrap().role, None);
+        assert_eq!(
+            Authorizer::new(Some(&cfg(None)), true)
+                .authenticate(None)
+                .unwrap()
+                .role,
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            Authorizer::new(None, true).authenticate(None).unwrap().role,
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            Authorizer::new(None, false)
+                .authenticate(None)
+                .unwrap()
+                .role,
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            Authorizer::authorize(&p, required("POST", "/-/reload")),
+            Err(AuthError::Forbidden { needed: "admin" })
+        );
+        assert_eq!(
+            Authorizer::authorize(&p, required("POST", "/api/v2/silences")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn table_defaults_and_patterns() {
+        assert_eq!(required("POST", "/api/v1/query"), VIEWER);
+        assert_eq!(required("POST", "/nope"), ADMIN);
+        assert_eq!(required("GET", "/nope"), VIEWER);
+        assert_eq!(
+            route_for_path("/api/v2/silence/abc"),
+            Some("/api/v2/silence/{id}")
+        );
+        assert_eq!(route_for_path("/api/v2/silence/"), None);
+        assert_eq!(
+            route_for_path("/api/v1/deliveries/7/replay"),
+            Some("/api/v1/deliveries/{id}/replay")
+        );
+        // No method/route pair twice: one place, one answer.
+        for (i, a) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[i + 1..].iter().any(|b| a.0 == b.0 && a.1 == b.1),
+                "{a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bucket_refills_at_rate() {
+        let l = RateLimiter::new(RateLimitConfig {
+            requests_per_second: 2.0,
+            burst: 2,
+        });
+        let t0 = Instant::now();
+        assert!(l.take("a", t0).is_ok());
+        assert!(l.take("a", t0).is_ok());
+        assert_eq!(l.take("a", t0), Err(1));
+        assert!(l.take("b", t0).is_ok());
+        assert!(l.take("a", t0 + Duration::from_millis(500)).is_ok());
+        assert!(l.take("a", t0 + Duration::from_millis(500)).is_err());
+    }
+}
