@@ -199,11 +199,45 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         eprintln!("klaxon listening on http://{}", running.addr);
+        let hup = reload_on_sighup(running.state.reload.clone());
         shutdown_signal().await;
+        if let Some(h) = hup {
+            h.abort();
+        }
         tracing::info!("shutting down");
         running.stop().await;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the configuration and rule files, as in Prometheus; the
+/// outcome is logged by the reloader.
+fn reload_on_sighup(
+    reloader: std::sync::Arc<klaxon::app::Reloader>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload via POST /-/reload");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading configuration");
+                let r = reloader.clone();
+                // The reloader logs success and failure itself.
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        None
+    }
 }
 
 async fn shutdown_signal() {

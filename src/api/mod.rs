@@ -38,6 +38,8 @@ pub struct AppState {
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
     pub rules: Arc<crate::rules::manager::RuleManager>,
+    /// Config reload (`/-/reload`, SIGHUP) and its last outcome.
+    pub reload: Arc<crate::app::Reloader>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -46,6 +48,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics/host", get(host_metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
+        .route(
+            "/-/reload",
+            axum::routing::post(crate::app::reload::http_reload)
+                .put(crate::app::reload::http_reload),
+        )
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(

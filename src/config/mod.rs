@@ -106,6 +106,9 @@ pub struct Config {
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
     pub source_path: Option<PathBuf>,
+    /// True for [`embedded_default`]: its `rule_files` then name the rule
+    /// files compiled into the binary, not files on disk.
+    pub embedded: bool,
     source_text: String,
 }
 
@@ -307,6 +310,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
         source_path: None,
+        embedded: false,
         source_text: String::new(),
     }
 }
@@ -389,10 +393,14 @@ pub fn embedded_default(listen: &str) -> Config {
             .and_then(|s| s.static_configs.first())
             .is_some_and(|g| g.targets == [listen])
         {
-            return c;
+            return Config {
+                embedded: true,
+                ..c
+            };
         }
     }
     let mut c = load_str(DEFAULT_CONFIG_YAML, "<default>").unwrap_or_default();
+    c.embedded = true;
     for sc in &mut c.scrape_configs {
         for g in &mut sc.static_configs {
             for t in &mut g.targets {
