@@ -500,6 +500,24 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
+        let cfg = crate::config::embedded_default("127.0.0.1:9470");
+        assert!(cfg.embedded);
+        // Whatever is bundled (possibly nothing) loads, and only it.
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        let files: Vec<String> = m.groups().iter().map(|g| g.lock().file.clone()).collect();
+        for f in &files {
+            assert!(embedded_sources().iter().any(|(n, _)| n == f), "{f}");
+        }
+        let bundled_groups = embedded_sources()
+            .iter()
+            .filter(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml"))
+            .count();
+        assert!(files.len() >= bundled_groups.min(1) || bundled_groups == 0);
+        assert!(embedded_sources().iter().all(|(n, _)| !n.ends_with(".md")));
+    }
+
+    #[test]
     fn embedded_sources_load_when_they_match_the_globs() {
         let cfg = crate::config::load_str(
             "rule_files: ['rules/*.yml', 'recording_rules/*.yml']\n",
