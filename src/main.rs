@@ -70,12 +70,16 @@ enum CheckWhat {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// `duplicate-rules` (default) or `none`.
+        /// `duplicate-rules` (default), `none`, or `all` (duplicate rules
+        /// plus klaxon's extra lints; `klaxon` selects only the extras).
         #[arg(long, default_value = "duplicate-rules")]
         lint: String,
         /// Exit 3 when lint finds problems.
         #[arg(long)]
         lint_fatal: bool,
+        /// Config file whose scrape intervals the rate-window lint uses.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -94,14 +98,20 @@ fn main() -> ExitCode {
                     files,
                     lint,
                     lint_fatal,
+                    config,
                 },
         } => {
-            let opts = klaxon::rules::file::LintOptions {
-                duplicate_rules: lint
-                    .split(',')
-                    .any(|l| l == "duplicate-rules" || l == "all"),
-                fatal: lint_fatal,
+            let ctx = match &config {
+                None => klaxon::rules::file::lint::LintContext::default(),
+                Some(p) => match klaxon::config::load_file(p) {
+                    Ok(c) => klaxon::rules::file::lint::LintContext::from_config(&c),
+                    Err(errs) => {
+                        print_errors(&errs);
+                        return ExitCode::FAILURE;
+                    }
+                },
             };
+            let opts = klaxon::rules::file::LintOptions::from_flag(&lint, lint_fatal, ctx);
             let code = klaxon::rules::file::check_rule_files(
                 &files,
                 opts,

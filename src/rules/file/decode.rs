@@ -25,6 +25,9 @@ pub(crate) struct RawGroup {
 
 pub(crate) struct RawRule {
     pub line: usize,
+    pub column: usize,
+    /// Position of the `for:` value, when given.
+    pub for_at: Option<(usize, usize)>,
     pub record: Option<Node>,
     pub alert: Option<Node>,
     pub expr: Option<Node>,
@@ -278,6 +281,8 @@ impl Dec {
         };
         let mut r = RawRule {
             line: n.line,
+            column: n.column,
+            for_at: None,
             record: None,
             alert: None,
             expr: None,
@@ -291,7 +296,10 @@ impl Dec {
                 "record" => r.record = Some(v.clone()),
                 "alert" => r.alert = Some(v.clone()),
                 "expr" => r.expr = Some(v.clone()),
-                "for" => r.for_ = self.duration(v)?.unwrap_or_default(),
+                "for" => {
+                    r.for_at = Some((v.line, v.column));
+                    r.for_ = self.duration(v)?.unwrap_or_default()
+                }
                 "keep_firing_for" => r.keep_firing_for = self.duration(v)?.unwrap_or_default(),
                 "labels" => r.labels = self.string_map(v),
                 _ => r.annotations = self.string_map(v),

@@ -10,6 +10,7 @@
 
 mod check;
 mod decode;
+pub mod lint;
 mod validate;
 mod yaml;
 
@@ -87,6 +88,18 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
     /// 1-based line of the rule's mapping in the file.
     pub line: usize,
+    /// Where the rule's parts are in the file, for lint warnings.
+    pub pos: RulePos,
+}
+
+/// 1-based `(line, column)` positions of a rule's parts; `(0, 0)` unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulePos {
+    pub rule: (usize, usize),
+    pub expr: (usize, usize),
+    pub for_: Option<(usize, usize)>,
+    /// `(name, line, column)` of each label key.
+    pub labels: Vec<(String, usize, usize)>,
 }
 
 /// One problem in a rule file. `message` is promtool's text after the

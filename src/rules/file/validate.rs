@@ -4,7 +4,7 @@
 
 use super::decode::{Entry, RawGroup, RawRule};
 use super::yaml::Node;
-use super::{Dialect, Rule, RuleFile, RuleFileError, RuleFileErrors, RuleGroup, RuleKind};
+use super::{Dialect, Rule, RuleFile, RuleFileError, RuleFileErrors, RuleGroup, RuleKind, RulePos};
 use crate::model::Labels;
 use std::collections::{BTreeMap, HashSet};
 
@@ -258,6 +258,17 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
                 .map(|e| (e.key.clone(), e.value.clone()))
                 .collect::<BTreeMap<_, _>>(),
             line: r.line,
+            pos: RulePos {
+                rule: (r.line, r.column),
+                expr: at(r.expr.as_ref()),
+                for_: r.for_at,
+                labels: r
+                    .labels
+                    .iter()
+                    .flatten()
+                    .map(|e| (e.key.clone(), e.line, e.column))
+                    .collect(),
+            },
         }),
         _ => None,
     };
