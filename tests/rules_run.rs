@@ -214,3 +214,57 @@ async fn rules_api_filters_like_prometheus() {
     );
     app.stop().await;
 }
+
+/// A runaway template (megabytes of output, or nested ranges over a large
+/// query result) is cut off with an error in the annotation, like any
+/// template error; the rule and its other annotations keep working.
+#[test]
+fn runaway_templates_are_cut_off_and_the_rule_keeps_running() {
+    use klaxon::rules::file::{parse_rule_file, Dialect};
+    use klaxon::rules::group::{GroupState, RuleHealth};
+    let head = klaxon::tsdb::Head::new(klaxon::tsdb::HeadOptions::default());
+    for i in 0..1500 {
+        let l = klaxon::model::Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]);
+        let (r, _) = head.try_get_or_create(&l).unwrap();
+        head.append(r, 0, 1.0).unwrap();
+    }
+    let yaml = r#"groups:
+  - name: g
+    rules:
+      - alert: Runaway
+        expr: vector(1)
+        annotations:
+          big: '{{ range query "m" }}{{ printf "%01000d" 1 }}{{ end }}'
+          loop: '{{ $all := query "m" }}{{ range $all }}{{ range $all }}{{ end }}{{ end }}'
+          fine: 'value {{ $value }}'
+"#;
+    let g = parse_rule_file("t.yml", yaml.as_bytes(), Dialect::Prometheus3)
+        .unwrap()
+        .groups
+        .remove(0);
+    let mut gs = GroupState::new("t.yml", g, Duration::from_secs(60), "http://x");
+    let engine = klaxon::promql::Engine::default();
+    let start = std::time::Instant::now();
+    let report = gs.eval_group(&head, &engine, 1000, &klaxon::model::Labels::empty());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert_eq!(gs.rules[0].health, RuleHealth::Ok);
+    let alerts = gs.active_alerts("Runaway");
+    assert_eq!(alerts.len(), 1);
+    let ann = &alerts[0].annotations;
+    assert!(
+        ann["big"].starts_with("<error expanding template: error executing template __alert_Runaway: template: __alert_Runaway:1:")
+            && ann["big"].contains("template output exceeds the limit of 1048576 bytes>"),
+        "{}",
+        &ann["big"][..ann["big"].len().min(300)]
+    );
+    assert!(
+        ann["loop"].contains("template exceeds the limit of 1000000 execution steps"),
+        "{}",
+        &ann["loop"][..ann["loop"].len().min(300)]
+    );
+    assert_eq!(ann["fine"], "value 1");
+    // The next evaluation runs normally.
+    let report = gs.eval_group(&head, &engine, 61_000, &klaxon::model::Labels::empty());
+    assert!(report.errors.is_empty());
+}
