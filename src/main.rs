@@ -80,6 +80,10 @@ enum CheckWhat {
         /// Config file whose scrape intervals the rate-window lint uses.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// klaxon's error form: every error as FILE:LINE:COL: group, rule:
+        /// message (default: promtool's exact text).
+        #[arg(long)]
+        positions: bool,
     },
 }
 
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
                     lint,
                     lint_fatal,
                     config,
+                    positions,
                 },
         } => {
             let ctx = match &config {
@@ -111,7 +116,10 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            let opts = klaxon::rules::file::LintOptions::from_flag(&lint, lint_fatal, ctx);
+            let opts = klaxon::rules::file::LintOptions {
+                positions,
+                ..klaxon::rules::file::LintOptions::from_flag(&lint, lint_fatal, ctx)
+            };
             let code = klaxon::rules::file::check_rule_files(
                 &files,
                 opts,

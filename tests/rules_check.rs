@@ -529,3 +529,76 @@ fn cli_lint_all_adds_klaxon_warnings_without_changing_the_default() {
         String::from_utf8_lossy(&no_cfg.stderr)
     );
 }
+
+/// `--positions`: every error of every bad-corpus file names FILE:LINE:COL,
+/// and every rule-level error its group and rule; PromQL errors keep their
+/// position inside the expression. promtool's default text is unchanged
+/// (the verdict tests above compare it).
+#[test]
+fn positioned_errors_name_file_line_col_group_and_rule() {
+    let Some(root) = data_dir("corpora/rules/bad") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("read corpus")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    let mut checked = 0;
+    for f in &files {
+        let Err(errs) = load_rule_file(f) else {
+            continue;
+        };
+        for e in errs.errors() {
+            let p = e.positioned();
+            let prefix = format!("{}:", f.display());
+            let rest = p.strip_prefix(&prefix).unwrap_or_else(|| panic!("{p}"));
+            let mut it = rest.splitn(3, ':');
+            let line: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            let col: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            assert!(line > 0 && col > 0, "no position: {p}");
+            let rule_level = e.message.contains(", rule ")
+                || e.message.contains("must be set")
+                || e.message.contains("not found in type rulefmt.RuleNode");
+            if rule_level {
+                assert!(p.contains("group \"") && p.contains(", rule "), "{p}");
+            }
+            if e.message.contains("duration string") {
+                assert!(p.contains("group \""), "{p}");
+            }
+            if e.message.contains("could not parse expression") {
+                assert!(p.contains("could not parse expression: 1:"), "{p}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "only {checked} errors checked");
+    // The CLI flag switches to this form; without it promtool's text stays.
+    let f = root.join("for-bad-duration.yml");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["check", "rules"])
+            .args(extra)
+            .arg(&f)
+            .output()
+            .expect("run klaxon")
+    };
+    let plain = String::from_utf8_lossy(&run(&[]).stderr).to_string();
+    assert_eq!(
+        plain,
+        format!(
+            "  FAILED:\n{}: not a valid duration string: \"5 minutes\"\n",
+            f.display()
+        )
+    );
+    let rich = String::from_utf8_lossy(&run(&["--positions"]).stderr).to_string();
+    assert_eq!(
+        rich,
+        format!(
+            "  FAILED:\n{}:7:14: group \"dur\", rule 1, \"A\": not a valid duration string: \"5 minutes\"\n",
+            f.display()
+        )
+    );
+}

@@ -58,6 +58,9 @@ pub struct LintOptions {
     pub fatal: bool,
     /// klaxon's extra lints ([`super::lint`]); `None` keeps promtool's output.
     pub extra: Option<LintContext>,
+    /// Errors in klaxon's positioned form (`--positions`) instead of
+    /// promtool's text; see [`super::RuleFileError::positioned`].
+    pub positions: bool,
 }
 
 impl Default for LintOptions {
@@ -66,6 +69,7 @@ impl Default for LintOptions {
             duplicate_rules: true,
             fatal: false,
             extra: None,
+            positions: false,
         }
     }
 }
@@ -80,6 +84,7 @@ impl LintOptions {
             duplicate_rules: has("duplicate-rules") || has("all"),
             fatal,
             extra: (has("all") || has("klaxon")).then_some(ctx),
+            positions: false,
         }
     }
 }
@@ -103,7 +108,16 @@ pub fn check_rule_files<P: AsRef<Path>>(
         let problems: Vec<String> = match load_rule_file(f) {
             Err(errs) => {
                 has_errors = true;
-                errs.errors().iter().map(|e| e.to_string()).collect()
+                errs.errors()
+                    .iter()
+                    .map(|e| {
+                        if lint.positions {
+                            e.positioned()
+                        } else {
+                            e.to_string()
+                        }
+                    })
+                    .collect()
             }
             Ok(file) => {
                 if let Some(ctx) = &lint.extra {

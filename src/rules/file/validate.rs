@@ -37,6 +37,7 @@ pub(crate) fn validate(
             line,
             column,
             message,
+            context: String::new(),
         })
     };
     let mut seen = HashSet::new();
@@ -72,7 +73,15 @@ pub(crate) fn validate(
                 for (l, c) in &p.nodes {
                     prefix.push_str(&format!("{l}:{c}: "));
                 }
-                let (line, column) = p.nodes.first().copied().or(p.hidden).unwrap_or((r.line, 0));
+                // promtool prints `0:0` for a missing node; the position
+                // kept for klaxon's own form falls back to the rule's.
+                let (line, column) = p
+                    .nodes
+                    .iter()
+                    .copied()
+                    .find(|&(l, _)| l > 0)
+                    .or(p.hidden)
+                    .unwrap_or((r.line, r.column));
                 push(
                     line,
                     column,
