@@ -216,8 +216,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        eprintln!("klaxon listening on http://{}", running.addr);
+        // Installed before announcing the address: until then SIGHUP's
+        // default action would terminate the process.
         let hup = reload_on_sighup(running.state.reload.clone());
+        eprintln!("klaxon listening on http://{}", running.addr);
         shutdown_signal().await;
         if let Some(h) = hup {
             h.abort();

@@ -335,9 +335,12 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
                 // Retired by a reload, or the evaluation panicked.
                 return;
             };
+            // Prometheus: an overrun skips `missed` slots and evaluates the
+            // latest one that has begun next (late), counting the skipped.
+            let missed = missed_slots(slot, now, iv_ns);
             if let Some(m) = &ctx.metrics {
                 m.evaluated(&ev.key, ev.rules, &ev.report);
-                m.missed(&ev.key, missed_slots(slot, now, iv_ns));
+                m.missed(&ev.key, missed);
             }
             for (_, rule, err) in &ev.report.errors {
                 tracing::warn!(group = %ev.name, rule = %rule, error = %err, "rule evaluation failed");
@@ -360,12 +363,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
                     }
                 }
             }
-            // The next slot after now: slots an overrunning evaluation
-            // covered are skipped (and counted as missed above).
-            next = slot + iv_ns;
-            if next <= now {
-                next += (now - next) / iv_ns * iv_ns + iv_ns;
-            }
+            next = slot + (i64::try_from(missed).unwrap_or(0) + 1) * iv_ns;
         }
     })
 }

@@ -88,7 +88,7 @@ pub fn save_group(
     rules: &[RuleAlerts],
 ) -> Result<(), StoreError> {
     store.with_conn(|c| {
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM rule_alerts WHERE file = ?1 AND grp = ?2",
             params![file, group],
@@ -191,7 +191,7 @@ pub fn load_all(store: &Store) -> Result<Vec<GroupAlerts>, StoreError> {
 /// groups that were removed from the configuration.
 pub fn retain_groups(store: &Store, keep: &[(String, String)]) -> Result<usize, StoreError> {
     store.with_conn(|c| {
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Vec<(String, String)> = {
             let mut st = tx.prepare("SELECT DISTINCT file, grp FROM rule_alerts")?;
             let v = st
