@@ -501,18 +501,75 @@ mod tests {
     fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
         let cfg = crate::config::embedded_default("127.0.0.1:9470");
         assert!(cfg.embedded);
-        // Whatever is bundled (possibly nothing) loads, and only it.
-        let m = RuleManager::load(&cfg, "http://x").unwrap();
-        let files: Vec<String> = m.groups().iter().map(|g| g.lock().file.clone()).collect();
-        for f in &files {
-            assert!(embedded_sources().iter().any(|(n, _)| n == f), "{f}");
-        }
-        let bundled_groups = embedded_sources()
+        assert!(embedded_sources()
             .iter()
-            .filter(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml"))
-            .count();
-        assert!(files.len() >= bundled_groups.min(1) || bundled_groups == 0);
-        assert!(embedded_sources().iter().all(|(n, _)| !n.ends_with(".md")));
+            .all(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml")));
+        // Exactly the bundled files' groups, whatever is bundled (an empty
+        // folder included), even from a directory without those folders.
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        let got: Vec<String> = m.groups().iter().map(|g| g.lock().key()).collect();
+        let mut want = Vec::new();
+        for (name, text) in embedded_sources() {
+            let rf = parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3).unwrap();
+            want.extend(rf.groups.iter().map(|g| format!("{name};{}", g.name)));
+        }
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+    }
+
+    #[test]
+    fn restore_puts_alerts_back_and_drops_state_of_removed_rules() {
+        use crate::rules::alert::{Alert, AlertState};
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("r.yml");
+        let write = |alert: &str| {
+            std::fs::write(
+                &rules,
+                format!("groups:\n  - name: g\n    rules:\n      - alert: {alert}\n        expr: vector(1)\n"),
+            )
+            .unwrap()
+        };
+        let cfg = crate::config::load_str(&format!("rule_files: ['{}']\n", rules.display()), "<t>")
+            .unwrap();
+        let store = Store::open_in_memory().unwrap();
+        let file = rules.display().to_string();
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "A")]),
+            annotations: Default::default(),
+            state: AlertState::Firing,
+            value: 1.0,
+            active_at: 1_000,
+            fired_at: Some(2_000),
+            resolved_at: None,
+            last_sent_at: Some(2_000),
+            valid_until: Some(242_000),
+            keep_firing_since: None,
+        };
+        let saved = [RuleAlerts {
+            rule: "A".into(),
+            expr: "vector(1)".into(),
+            alerts: vec![alert.clone()],
+        }];
+        stored::save_group(&store, &file, "g", &saved).unwrap();
+        stored::save_group(&store, "gone.yml", "old", &saved).unwrap();
+
+        write("A");
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        assert_eq!(m.restore(&store).unwrap(), 1);
+        assert_eq!(m.groups()[0].lock().active_alerts("A"), vec![&alert]);
+        // The removed group's state is gone; the live one is kept.
+        let left = stored::load_all(&store).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].file, file);
+
+        // The rule was renamed: nothing comes back, and its state is dropped.
+        write("B");
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        assert_eq!(m.restore(&store).unwrap(), 0);
+        assert!(m.groups()[0].lock().active_alerts("B").is_empty());
+        assert!(stored::load_all(&store).unwrap().is_empty());
     }
 
     #[test]
