@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+pub mod reload;
+pub use reload::{ReloadError, ReloadStatus, Reloader};
+
 /// Why klaxon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -21,8 +24,12 @@ pub enum StartError {
     Rules(Vec<String>),
     #[error("{0}")]
     Exporter(#[from] crate::exporters::postgres::PostgresError),
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    /// The embedded store (alert state) under `storage.path`.
+    #[error("opening the store in {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -63,12 +70,30 @@ pub async fn start_with_flags(
     listen: &str,
     flags: std::collections::BTreeMap<String, String>,
 ) -> Result<Running, StartError> {
-    // Rule files are checked before the port is bound, like the config.
+    start_with_sink(cfg, listen, flags, None).await
+}
+
+/// [`start_with_flags`] with the dispatcher that takes the rules' alerts
+/// (`None`: firing and resolved alerts are logged).
+pub async fn start_with_sink(
+    cfg: Config,
+    listen: &str,
+    flags: std::collections::BTreeMap<String, String>,
+    sink: Option<Arc<dyn crate::notify::AlertSink>>,
+) -> Result<Running, StartError> {
+    // Rule files and the store are checked before the port is bound, like
+    // the config; saved alert state is back before the first evaluation.
     let rules = Arc::new(
         crate::rules::manager::RuleManager::load(&cfg, &format!("http://{listen}"))
             .map_err(StartError::Rules)?,
     );
     let exporters = Arc::new(crate::exporters::Exporters::build(&cfg)?);
+    let store_err = |source| StartError::Store {
+        path: cfg.storage.path.display().to_string(),
+        source,
+    };
+    let store = Arc::new(crate::store::Store::open(&cfg.storage.path).map_err(store_err)?);
+    rules.restore(&store).map_err(store_err)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -94,8 +119,15 @@ pub async fn start_with_flags(
     register_head_collector(&registry, head.clone());
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
+    let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
+    let reload = Arc::new(Reloader::new(
+        &cfg,
+        listen,
+        rules.clone(),
+        manager.clone(),
+        &registry,
+    ));
 
-    let store = Arc::new(crate::store::Store::open(&cfg.storage.path)?);
     let cc = cfg
         .command_center
         .clone()
@@ -108,6 +140,8 @@ pub async fn start_with_flags(
         command_center: &cc,
         listen_is_loopback: crate::ops::is_loopback_listen(listen),
     });
+    let r = reload.clone();
+    ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
     let state = Arc::new(AppState {
         registry,
@@ -122,6 +156,7 @@ pub async fn start_with_flags(
         rules: rules.clone(),
         exporters: exporters.clone(),
         ops: ops.clone(),
+        reload,
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -164,11 +199,6 @@ pub async fn start_with_flags(
             ));
         }
     }
-    tasks.extend(rules.spawn(
-        head.clone(),
-        state.engine.clone(),
-        cfg.global.external_labels.clone(),
-    ));
     tasks.push(crate::ops::audit::spawn_retention(
         ops.events.clone(),
         cc.events_retention,
@@ -186,6 +216,14 @@ pub async fn start_with_flags(
             started: std::time::Instant::now(),
         },
     ));
+    rules.spawn(crate::rules::manager::RunContext {
+        head: head.clone(),
+        engine: state.engine.clone(),
+        external_labels: cfg.global.external_labels.clone(),
+        store: Some(store.clone()),
+        sink,
+        metrics: Some(rule_metrics),
+    });
     let retention = cfg.storage.retention;
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
@@ -215,6 +253,7 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
+        self.state.rules.stop();
         self.state.manager.shutdown().await;
         let _ = self.shutdown_tx.send(());
         let _ = self.server.await;

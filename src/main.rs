@@ -78,12 +78,20 @@ enum CheckWhat {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// `duplicate-rules` (default) or `none`.
+        /// `duplicate-rules` (default), `none`, or `all` (duplicate rules
+        /// plus klaxon's extra lints; `klaxon` selects only the extras).
         #[arg(long, default_value = "duplicate-rules")]
         lint: String,
         /// Exit 3 when lint finds problems.
         #[arg(long)]
         lint_fatal: bool,
+        /// Config file whose scrape intervals the rate-window lint uses.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// klaxon's error form: every error as FILE:LINE:COL: group, rule:
+        /// message (default: promtool's exact text).
+        #[arg(long)]
+        positions: bool,
     },
 }
 
@@ -104,13 +112,23 @@ fn main() -> ExitCode {
                     files,
                     lint,
                     lint_fatal,
+                    config,
+                    positions,
                 },
         } => {
+            let ctx = match &config {
+                None => klaxon::rules::file::lint::LintContext::default(),
+                Some(p) => match klaxon::config::load_file(p) {
+                    Ok(c) => klaxon::rules::file::lint::LintContext::from_config(&c),
+                    Err(errs) => {
+                        print_errors(&errs);
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
             let opts = klaxon::rules::file::LintOptions {
-                duplicate_rules: lint
-                    .split(',')
-                    .any(|l| l == "duplicate-rules" || l == "all"),
-                fatal: lint_fatal,
+                positions,
+                ..klaxon::rules::file::LintOptions::from_flag(&lint, lint_fatal, ctx)
             };
             let code = klaxon::rules::file::check_rule_files(
                 &files,
@@ -219,12 +237,46 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
+        // Installed before announcing the address: until then SIGHUP's
+        // default action would terminate the process.
+        let hup = reload_on_sighup(running.state.ops.clone());
         eprintln!("klaxon listening on http://{}", running.addr);
         shutdown_signal().await;
+        if let Some(h) = hup {
+            h.abort();
+        }
         tracing::info!("shutting down");
         running.stop().await;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the configuration and rule files, as in Prometheus; the
+/// outcome is logged by the reloader.
+fn reload_on_sighup(ops: std::sync::Arc<klaxon::ops::Ops>) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload via POST /-/reload");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading configuration");
+                let ops = ops.clone();
+                // The reloader logs success and failure itself.
+                let _ = tokio::task::spawn_blocking(move || ops.reload("sighup")).await;
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ops;
+        None
+    }
 }
 
 async fn shutdown_signal() {

@@ -364,6 +364,7 @@ fn duplicate_lint_lists_labels_and_exit_codes_follow_promtool() {
     let fatal = LintOptions {
         duplicate_rules: true,
         fatal: true,
+        ..LintOptions::default()
     };
     assert_eq!(
         check_rule_files(&[&dup], fatal, &mut out, &mut err).unwrap(),
@@ -471,4 +472,133 @@ fn alias_bombs_are_refused() {
     src.push_str("groups: *a8\n");
     let err = parse_rule_file("bomb.yml", src.as_bytes(), Dialect::default()).expect_err("bomb");
     assert!(err.to_string().contains("excessive aliasing"), "{err}");
+}
+
+#[test]
+fn cli_lint_all_adds_klaxon_warnings_without_changing_the_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("r.yml");
+    std::fs::write(
+        &f,
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x{job=\"web\"}[1m]) > 0\n        annotations:\n          summary: s\n          runbook_url: u\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("k.yml");
+    std::fs::write(
+        &cfg,
+        "scrape_configs:\n  - job_name: web\n    scrape_interval: 30s\n    static_configs:\n      - targets: ['a:1']\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["check", "rules"])
+            .args(extra)
+            .arg(&f)
+            .output()
+            .expect("run klaxon")
+    };
+    // Default: promtool's output, no warnings.
+    let plain = run(&[]);
+    assert_eq!(plain.status.code(), Some(0));
+    assert!(
+        plain.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    // --lint=all with the config: the rate window is too short for job web.
+    let cfg_s = cfg.display().to_string();
+    let linted = run(&["--lint=all", "--config", &cfg_s]);
+    assert_eq!(linted.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&linted.stderr);
+    assert_eq!(
+        err,
+        format!(
+            "  WARNING: {}:5:15: group \"g\", rule \"A\": rate() range 1m (expression offset 5) is shorter than 4x the scrape interval 30s of job \"web\"\n",
+            f.display()
+        )
+    );
+    assert!(String::from_utf8_lossy(&linted.stdout).contains("SUCCESS: 1 rules found"));
+    let fatal = run(&["--lint=klaxon", "--lint-fatal", "--config", &cfg_s]);
+    assert_eq!(fatal.status.code(), Some(3));
+    // Without a config the rate lint is off and this file is clean.
+    let no_cfg = run(&["--lint=all", "--lint-fatal"]);
+    assert_eq!(
+        no_cfg.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&no_cfg.stderr)
+    );
+}
+
+/// `--positions`: every error of every bad-corpus file names FILE:LINE:COL,
+/// and every rule-level error its group and rule; PromQL errors keep their
+/// position inside the expression. promtool's default text is unchanged
+/// (the verdict tests above compare it).
+#[test]
+fn positioned_errors_name_file_line_col_group_and_rule() {
+    let Some(root) = data_dir("corpora/rules/bad") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("read corpus")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    let mut checked = 0;
+    for f in &files {
+        let Err(errs) = load_rule_file(f) else {
+            continue;
+        };
+        for e in errs.errors() {
+            let p = e.positioned();
+            let prefix = format!("{}:", f.display());
+            let rest = p.strip_prefix(&prefix).unwrap_or_else(|| panic!("{p}"));
+            let mut it = rest.splitn(3, ':');
+            let line: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            let col: usize = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            assert!(line > 0 && col > 0, "no position: {p}");
+            let rule_level = e.message.contains(", rule ")
+                || e.message.contains("must be set")
+                || e.message.contains("not found in type rulefmt.RuleNode");
+            if rule_level {
+                assert!(p.contains("group \"") && p.contains(", rule "), "{p}");
+            }
+            if e.message.contains("duration string") {
+                assert!(p.contains("group \""), "{p}");
+            }
+            if e.message.contains("could not parse expression") {
+                assert!(p.contains("could not parse expression: 1:"), "{p}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "only {checked} errors checked");
+    // The CLI flag switches to this form; without it promtool's text stays.
+    let f = root.join("for-bad-duration.yml");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["check", "rules"])
+            .args(extra)
+            .arg(&f)
+            .output()
+            .expect("run klaxon")
+    };
+    let plain = String::from_utf8_lossy(&run(&[]).stderr).to_string();
+    assert_eq!(
+        plain,
+        format!(
+            "  FAILED:\n{}: not a valid duration string: \"5 minutes\"\n",
+            f.display()
+        )
+    );
+    let rich = String::from_utf8_lossy(&run(&["--positions"]).stderr).to_string();
+    assert_eq!(
+        rich,
+        format!(
+            "  FAILED:\n{}:7:14: group \"dur\", rule 1, \"A\": not a valid duration string: \"5 minutes\"\n",
+            f.display()
+        )
+    );
 }

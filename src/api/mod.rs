@@ -44,6 +44,8 @@ pub struct AppState {
     pub exporters: Arc<crate::exporters::Exporters>,
     /// Operations: RBAC, maintenance, events, heartbeat state.
     pub ops: Arc<crate::ops::Ops>,
+    /// Config reload (`/-/reload`, SIGHUP) and its last outcome.
+    pub reload: Arc<crate::app::Reloader>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -53,6 +55,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics/postgres", get(postgres_metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
+        .route(
+            "/-/reload",
+            axum::routing::post(crate::app::reload::http_reload)
+                .put(crate::app::reload::http_reload),
+        )
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(

@@ -185,8 +185,8 @@ pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
     success(json!({
         "startTime": rfc3339_millis(s.start_time_ms),
         "CWD": cwd,
-        "reloadConfigSuccess": true,
-        "lastConfigTime": rfc3339_millis(s.start_time_ms),
+        "reloadConfigSuccess": s.reload.status().success,
+        "lastConfigTime": rfc3339_millis(s.reload.status().last_success_ms),
         "corruptionCount": 0,
         "goroutineCount": 0,
         "GOMAXPROCS": threads,

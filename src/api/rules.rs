@@ -1,12 +1,15 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
 
+use super::params::{bad_data, Params};
 use super::{labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::file::RuleKind;
 use crate::rules::group::RuleHealth;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,12 +65,82 @@ fn time_or_zero(t: Option<i64>) -> String {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string())
 }
 
-pub async fn rules(State(s): State<Arc<AppState>>) -> Response {
+/// The `/api/v1/rules` query: Prometheus' `type`, `rule_name[]`,
+/// `rule_group[]`, `file[]` and `exclude_alerts` (3.x).
+#[derive(Debug, Default, PartialEq)]
+pub struct RulesFilter {
+    pub alerts: bool,
+    pub records: bool,
+    pub rule_names: Vec<String>,
+    pub groups: Vec<String>,
+    pub files: Vec<String>,
+    pub exclude_alerts: bool,
+}
+
+impl RulesFilter {
+    /// Parses the parameters; errors are Prometheus' `bad_data` texts.
+    pub fn from_params(p: &Params) -> Result<RulesFilter, String> {
+        let typ = p.get("type").unwrap_or_default().to_lowercase();
+        if !typ.is_empty() && typ != "alert" && typ != "record" {
+            return Err(format!("not supported value {typ:?}"));
+        }
+        let exclude_alerts = match p.get("exclude_alerts") {
+            None | Some("") => false,
+            Some(v) => go_parse_bool(v).ok_or_else(|| {
+                format!("error converting exclude_alerts: strconv.ParseBool: parsing {v:?}: invalid syntax")
+            })?,
+        };
+        let all = |n: &str| p.get_all(n).into_iter().map(str::to_string).collect();
+        Ok(RulesFilter {
+            alerts: typ.is_empty() || typ == "alert",
+            records: typ.is_empty() || typ == "record",
+            rule_names: all("rule_name[]"),
+            groups: all("rule_group[]"),
+            files: all("file[]"),
+            exclude_alerts,
+        })
+    }
+
+    fn group_wanted(&self, name: &str, file: &str) -> bool {
+        (self.groups.is_empty() || self.groups.iter().any(|g| g == name))
+            && (self.files.is_empty() || self.files.iter().any(|f| f == file))
+    }
+
+    fn rule_wanted(&self, name: &str, kind: &RuleKind) -> bool {
+        let kind_ok = match kind {
+            RuleKind::Alert(_) => self.alerts,
+            RuleKind::Record(_) => self.records,
+        };
+        kind_ok && (self.rule_names.is_empty() || self.rule_names.iter().any(|n| n == name))
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+pub async fn rules(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+    let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
+    let filter = match RulesFilter::from_params(&p) {
+        Ok(f) => f,
+        Err(e) => return bad_data(e).into_response(),
+    };
     let mut groups = Vec::new();
     for g in s.rules.groups() {
         let g = g.lock();
+        if !filter.group_wanted(&g.group.name, &g.file) {
+            continue;
+        }
         let mut rules = Vec::new();
         for (def, st) in g.group.rules.iter().zip(&g.rules) {
+            if !filter.rule_wanted(&st.name, &def.kind) {
+                continue;
+            }
             let health = match st.health {
                 RuleHealth::Unknown => "unknown",
                 RuleHealth::Ok => "ok",
@@ -109,10 +182,13 @@ pub async fn rules(State(s): State<Arc<AppState>>) -> Response {
                         json!(def.keep_firing_for.as_secs_f64()),
                     );
                     r.insert("annotations".into(), map_json(&def.annotations));
-                    r.insert(
-                        "alerts".into(),
-                        Value::Array(alerts.iter().map(|a| alert_json(a)).collect()),
-                    );
+                    // Upstream leaves the slice nil (JSON null) when excluded.
+                    let alerts_json = if filter.exclude_alerts {
+                        Value::Null
+                    } else {
+                        Value::Array(alerts.iter().map(|a| alert_json(a)).collect())
+                    };
+                    r.insert("alerts".into(), alerts_json);
                     r.insert("state".into(), state_str(state).into());
                 }
                 RuleKind::Record(_) => {
@@ -120,6 +196,10 @@ pub async fn rules(State(s): State<Arc<AppState>>) -> Response {
                 }
             }
             rules.push(Value::Object(r));
+        }
+        // As upstream: a group left without rules (filtered out) is dropped.
+        if rules.is_empty() {
+            continue;
         }
         groups.push(json!({
             "name": g.group.name,
@@ -151,7 +231,39 @@ pub async fn alerts(State(s): State<Arc<AppState>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::go_exp;
+    use super::*;
+
+    fn filter(q: &str) -> Result<RulesFilter, String> {
+        let uri: Uri = format!("/api/v1/rules?{q}").parse().unwrap();
+        RulesFilter::from_params(&Params::from_request(
+            &uri,
+            &HeaderMap::new(),
+            &Bytes::new(),
+        ))
+    }
+
+    #[test]
+    fn rules_filters_parse_like_prometheus() {
+        let f = filter("").unwrap();
+        assert!(f.alerts && f.records && !f.exclude_alerts);
+        let f =
+            filter("type=ALERT&rule_name[]=A&rule_name[]=B&file[]=x.yml&exclude_alerts=1").unwrap();
+        assert!(f.alerts && !f.records && f.exclude_alerts);
+        assert_eq!(f.rule_names, ["A", "B"]);
+        assert_eq!(f.files, ["x.yml"]);
+        assert!(f.group_wanted("any", "x.yml"));
+        assert!(!f.group_wanted("any", "y.yml"));
+        assert!(f.rule_wanted("A", &RuleKind::Alert("A".into())));
+        assert!(!f.rule_wanted("C", &RuleKind::Alert("C".into())));
+        assert!(!f.rule_wanted("A", &RuleKind::Record("A".into())));
+        assert_eq!(
+            filter("type=foo").unwrap_err(),
+            "not supported value \"foo\""
+        );
+        assert!(filter("exclude_alerts=yes")
+            .unwrap_err()
+            .contains("exclude_alerts"));
+    }
 
     #[test]
     fn alert_values_like_go() {

@@ -112,6 +112,9 @@ pub struct Config {
     /// `command_center:` (heartbeat, signed commands).
     pub command_center: Option<crate::ops::config::CommandCenterConfig>,
     pub source_path: Option<PathBuf>,
+    /// True for [`embedded_default`]: its `rule_files` then name the rule
+    /// files compiled into the binary, not files on disk.
+    pub embedded: bool,
     source_text: String,
 }
 
@@ -323,6 +326,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
             .command_center
             .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         source_path: None,
+        embedded: false,
         source_text: String::new(),
     }
 }
@@ -405,10 +409,14 @@ pub fn embedded_default(listen: &str) -> Config {
             .and_then(|s| s.static_configs.first())
             .is_some_and(|g| g.targets == [listen])
         {
-            return c;
+            return Config {
+                embedded: true,
+                ..c
+            };
         }
     }
     let mut c = load_str(DEFAULT_CONFIG_YAML, "<default>").unwrap_or_default();
+    c.embedded = true;
     for sc in &mut c.scrape_configs {
         for g in &mut sc.static_configs {
             for t in &mut g.targets {

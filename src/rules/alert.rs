@@ -116,6 +116,12 @@ impl ActiveAlerts {
         v
     }
 
+    /// Puts back an alert saved before a restart or carried over a reload,
+    /// keyed by its labels like a fresh one.
+    pub fn restore(&mut self, a: Alert) {
+        self.active.insert(a.labels.hash64(), a);
+    }
+
     /// Applies one evaluation at `t` and returns the alerts that are pending
     /// or firing afterwards (the ones that get `ALERTS` samples).
     pub fn update(

@@ -14,6 +14,7 @@ use crate::rules::alert::{
 };
 use crate::rules::file::{Rule, RuleGroup, RuleKind};
 use crate::rules::template::{expand_error_text, QuerySample, Template, TemplateContext};
+use crate::store::alerts::RuleAlerts;
 use crate::tsdb::{AppendError, Head};
 
 /// Why one rule's evaluation failed; the texts are Prometheus'.
@@ -81,6 +82,12 @@ pub struct GroupState {
     pub rules: Vec<RuleState>,
     pub last_evaluation: Option<Timestamp>,
     pub last_duration: Duration,
+    /// Set when a reload replaced this group: an evaluation already queued
+    /// for it must not run any more (its successor owns the state now).
+    pub retired: bool,
+    /// Series of rules a reload removed from this group; they get stale
+    /// markers at the next evaluation, as in Prometheus' `CopyState`.
+    pending_stale: Vec<Labels>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -206,7 +213,95 @@ impl GroupState {
             rules,
             last_evaluation: None,
             last_duration: Duration::ZERO,
+            retired: false,
+            pending_stale: Vec::new(),
         }
+    }
+
+    /// Prometheus' group key, the `rule_group` label of the group metrics.
+    pub fn key(&self) -> String {
+        format!("{};{}", self.file, self.group.name)
+    }
+
+    /// The alerts of every alerting rule that has any, for the store.
+    pub fn rule_alerts(&self) -> Vec<RuleAlerts> {
+        self.group
+            .rules
+            .iter()
+            .zip(&self.rules)
+            .filter(|(r, st)| matches!(r.kind, RuleKind::Alert(_)) && !st.alerts.active.is_empty())
+            .map(|(r, st)| RuleAlerts {
+                rule: st.name.clone(),
+                expr: r.expr_text.clone(),
+                alerts: st.alerts.alerts().into_iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Puts back alerts saved by [`rule_alerts`](Self::rule_alerts) onto the
+    /// alerting rules with the same name and expression; returns how many.
+    /// Saved alerts of rules that no longer exist are ignored.
+    pub fn restore_alerts(&mut self, saved: &[RuleAlerts]) -> usize {
+        let mut n = 0;
+        for (r, st) in self.group.rules.iter().zip(&mut self.rules) {
+            if !matches!(r.kind, RuleKind::Alert(_)) {
+                continue;
+            }
+            if let Some(s) = saved
+                .iter()
+                .find(|s| s.rule == st.name && s.expr == r.expr_text)
+            {
+                for a in &s.alerts {
+                    st.alerts.restore(a.clone());
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Prometheus' `Group.CopyState` on reload: each rule that also exists
+    /// in `old` (same name, labels and expression, matched in order for
+    /// duplicates) takes over its active alerts and the series it wrote, so
+    /// a reload neither resets `for` nor writes needless stale markers. The
+    /// series of old rules without a successor become stale at the next
+    /// evaluation.
+    pub fn copy_state_from(&mut self, old: &mut GroupState) {
+        self.last_evaluation = old.last_evaluation;
+        self.last_duration = old.last_duration;
+        let mut used = vec![false; old.rules.len()];
+        for (r, st) in self.group.rules.iter().zip(&mut self.rules) {
+            let found = old.group.rules.iter().enumerate().position(|(i, o)| {
+                !used.get(i).copied().unwrap_or(true)
+                    && o.kind == r.kind
+                    && o.labels == r.labels
+                    && o.expr_text == r.expr_text
+            });
+            let Some(i) = found else { continue };
+            if let (Some(u), Some(ost)) = (used.get_mut(i), old.rules.get_mut(i)) {
+                *u = true;
+                st.previous = std::mem::take(&mut ost.previous);
+                st.alerts = std::mem::take(&mut ost.alerts);
+                st.eval_ok = ost.eval_ok;
+            }
+        }
+        self.pending_stale = std::mem::take(&mut old.pending_stale);
+        for (i, ost) in old.rules.iter_mut().enumerate() {
+            if !used.get(i).copied().unwrap_or(true) {
+                self.pending_stale
+                    .extend(ost.previous.drain().map(|(l, _)| l));
+            }
+        }
+    }
+
+    /// Stale markers at `t` for every series this group wrote last: the
+    /// group was removed by a reload.
+    pub fn mark_stale(&mut self, head: &Head, t: Timestamp) {
+        let mut all = std::mem::take(&mut self.pending_stale);
+        for st in &mut self.rules {
+            all.extend(st.previous.drain().map(|(l, _)| l));
+        }
+        write_stale(head, &all, t);
     }
 
     /// Evaluates every rule at `t` (ms) in order, appending outputs to `head`.
@@ -225,6 +320,10 @@ impl GroupState {
             t,
             ..EvalReport::default()
         };
+        if !self.pending_stale.is_empty() {
+            let stale = std::mem::take(&mut self.pending_stale);
+            write_stale(head, &stale, qt);
+        }
         for (i, (rule, st)) in self.group.rules.iter().zip(&mut self.rules).enumerate() {
             let rstart = Instant::now();
             let res = match &rule.kind {
@@ -296,6 +395,26 @@ impl GroupState {
             .flat_map(|r| r.alerts.alerts())
             .filter(|a| a.state != crate::rules::alert::AlertState::Inactive)
             .collect()
+    }
+}
+
+/// Stale markers for `series`; as for a rule's own, a marker that lands
+/// out of order (another rule wrote the series meanwhile) is dropped.
+fn write_stale(head: &Head, series: &[Labels], t: Timestamp) {
+    for l in series {
+        let r = head
+            .try_get_or_create(l)
+            .and_then(|(r, _)| head.append(r, t, STALE_NAN));
+        if let Err(e) = r {
+            if !matches!(
+                e,
+                AppendError::OutOfOrder
+                    | AppendError::DuplicateTimestamp
+                    | AppendError::OutOfBounds
+            ) {
+                tracing::warn!(series = %l, error = %e, "writing stale marker failed");
+            }
+        }
     }
 }
 

@@ -1,22 +1,64 @@
 //! Runs the rule groups of `rule_files` inside `klaxon run`: each group on
 //! its own interval, at Prometheus' hash-spread slot, evaluated on the
 //! blocking pool so a slow query never stalls the scrape tasks.
+//!
+//! After each evaluation the group's alerts go three ways: to the
+//! [`AlertSink`] (the dispatcher) when one is given, else to the log; to the
+//! store when they changed, so a restart neither resets `for` nor re-pages;
+//! and into the per-group metrics. A reload swaps in new groups at once,
+//! carrying over the state of rules that did not change.
 
 use crate::config::Config;
-use crate::model::Labels;
+use crate::model::{Labels, Timestamp};
+use crate::notify::AlertSink;
 use crate::promql::Engine;
-use crate::rules::file::{load_rule_file_with, Dialect};
+use crate::rules::alert::AlertToSend;
+use crate::rules::file::{load_rule_file_with, parse_rule_file, Dialect, RuleFile};
 use crate::rules::group::{eval_timestamp, GroupState};
+use crate::rules::metrics::{missed_slots, RuleMetrics};
+use crate::store::alerts::{self as stored, RuleAlerts};
+use crate::store::Store;
 use crate::tsdb::Head;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Every loaded group, shared with the API.
+/// Prometheus' default `--rules.alert.resend-delay`: a firing alert is
+/// re-sent at most this often.
+pub const RESEND_DELAY: Duration = Duration::from_secs(60);
+
+/// What running groups need besides their own state.
+#[derive(Clone)]
+pub struct RunContext {
+    pub head: Arc<Head>,
+    pub engine: Engine,
+    pub external_labels: Labels,
+    /// Where alert state is saved; `None` keeps it in memory only.
+    pub store: Option<Arc<Store>>,
+    /// The dispatcher; `None` logs firing and resolved alerts instead.
+    pub sink: Option<Arc<dyn AlertSink>>,
+    pub metrics: Option<Arc<RuleMetrics>>,
+}
+
+struct Running {
+    ctx: RunContext,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Every loaded group, shared with the API; replaced whole by a reload.
 #[derive(Default)]
 pub struct RuleManager {
-    groups: Vec<Arc<Mutex<GroupState>>>,
+    groups: RwLock<Vec<Arc<Mutex<GroupState>>>>,
+    external_url: String,
+    running: Mutex<Option<Running>>,
+}
+
+/// Rule sources compiled into the binary (the bundled `rules/` and
+/// `recording_rules/` folders), as `(path relative to the repo, content)`.
+pub fn embedded_sources() -> &'static [(&'static str, &'static str)] {
+    crate::rules::embedded::SOURCES
 }
 
 impl RuleManager {
@@ -24,79 +66,400 @@ impl RuleManager {
     /// nothing is fine, as in Prometheus). Errors come back as
     /// `FILE:LINE:COL: message` lines, all of them.
     pub fn load(cfg: &Config, external_url: &str) -> Result<RuleManager, Vec<String>> {
-        let mut errors = Vec::new();
-        let mut files = Vec::new();
-        for pattern in &cfg.rule_files {
-            match glob::glob(pattern) {
-                Ok(paths) => files.extend(paths.flatten()),
-                Err(e) => errors.push(format!("rule_files: bad pattern {pattern:?}: {e}")),
-            }
-        }
-        files.sort();
-        files.dedup();
-        let mut groups = Vec::new();
-        for f in files {
-            // `klaxon run` takes current Prometheus files (query_offset,
-            // group labels); `check rules` stays with promtool 2.42's verdicts.
-            match load_rule_file_with(&f, Dialect::Prometheus3) {
-                Ok(rf) => {
-                    let name = f.display().to_string();
-                    for g in rf.groups {
-                        groups.push(Arc::new(Mutex::new(GroupState::new(
-                            &name,
-                            g,
-                            cfg.global.evaluation_interval,
-                            external_url,
-                        ))));
-                    }
-                }
-                Err(e) => errors.extend(e.0.iter().map(|x| x.to_string())),
-            }
-        }
-        if errors.is_empty() {
-            Ok(RuleManager { groups })
-        } else {
-            Err(errors)
-        }
+        let groups = load_groups(cfg, external_url)?;
+        Ok(RuleManager {
+            groups: RwLock::new(
+                groups
+                    .into_iter()
+                    .map(|g| Arc::new(Mutex::new(g)))
+                    .collect(),
+            ),
+            external_url: external_url.to_string(),
+            running: Mutex::new(None),
+        })
     }
 
-    pub fn groups(&self) -> &[Arc<Mutex<GroupState>>] {
-        &self.groups
+    /// The current groups (a snapshot: a reload may replace them).
+    pub fn groups(&self) -> Vec<Arc<Mutex<GroupState>>> {
+        self.groups.read().clone()
     }
 
-    /// One task per group, evaluating at the group's slots until aborted.
-    pub fn spawn(&self, head: Arc<Head>, engine: Engine, external: Labels) -> Vec<JoinHandle<()>> {
-        self.groups
+    /// Puts back the alerts saved in `store` before the first evaluation,
+    /// then forgets saved state of groups and rules that no longer exist.
+    /// Returns how many alerts came back.
+    pub fn restore(&self, store: &Store) -> Result<usize, crate::store::StoreError> {
+        let saved = stored::load_all(store)?;
+        let mut n = 0;
+        let mut keep = Vec::new();
+        for g in self.groups.read().iter() {
+            let mut g = g.lock();
+            if let Some(s) = saved
+                .iter()
+                .find(|s| s.file == g.file && s.group == g.group.name)
+            {
+                n += g.restore_alerts(&s.rules);
+            }
+            // Rewriting the group drops rows of rules that went away.
+            stored::save_group(store, &g.file, &g.group.name, &g.rule_alerts())?;
+            keep.push((g.file.clone(), g.group.name.clone()));
+        }
+        stored::retain_groups(store, &keep)?;
+        tracing::info!(alerts = n, "restored alert state");
+        Ok(n)
+    }
+
+    /// Starts one task per group, evaluating at the group's slots until
+    /// [`stop`](Self::stop) or a reload replaces them.
+    pub fn spawn(&self, ctx: RunContext) {
+        let mut running = self.running.lock();
+        if let Some(old) = running.take() {
+            for t in old.tasks {
+                t.abort();
+            }
+        }
+        let groups = self.groups.read().clone();
+        let tasks = groups
             .iter()
             .map(|g| {
-                let (g, head, engine, external) =
-                    (g.clone(), head.clone(), engine.clone(), external.clone());
-                tokio::spawn(async move {
-                    let (file, name, interval) = {
-                        let s = g.lock();
-                        (s.file.clone(), s.group.name.clone(), s.interval)
-                    };
-                    let iv_ns = i64::try_from(interval.as_nanos()).unwrap_or(i64::MAX).max(1);
-                    loop {
-                        let now_ns = now_nanos();
-                        let next = eval_timestamp(&file, &name, interval, now_ns) + iv_ns;
-                        let wait = u64::try_from(next - now_ns).unwrap_or(0);
-                        tokio::time::sleep(Duration::from_nanos(wait)).await;
-                        let (g, head, engine, external) =
-                            (g.clone(), head.clone(), engine.clone(), external.clone());
-                        let span = tracing::debug_span!("rules", group = %name);
-                        let _ = tokio::task::spawn_blocking(move || {
-                            let _e = span.enter();
-                            let report = g.lock().eval_group(&head, &engine, next / 1_000_000, &external);
-                            for (_, rule, err) in &report.errors {
-                                tracing::warn!(rule = %rule, error = %err, "rule evaluation failed");
-                            }
-                        })
-                        .await;
-                    }
-                })
+                if let Some(m) = &ctx.metrics {
+                    let s = g.lock();
+                    m.group_added(&s.key(), s.interval, s.rules.len());
+                }
+                spawn_group(g.clone(), ctx.clone())
             })
-            .collect()
+            .collect();
+        *running = Some(Running { ctx, tasks });
+    }
+
+    /// Stops every group task.
+    pub fn stop(&self) {
+        if let Some(r) = self.running.lock().take() {
+            for t in r.tasks {
+                t.abort();
+            }
+        }
+    }
+
+    /// Replaces the groups by those of `cfg` in one step. Nothing changes
+    /// when a file does not load (the errors come back). Groups with the
+    /// same file and name take over the alerts and series of their
+    /// unchanged rules; removed groups get stale markers and lose their
+    /// metrics and saved state.
+    pub fn reload(&self, cfg: &Config) -> Result<(), Vec<String>> {
+        let mut new_groups = load_groups(cfg, &self.external_url)?;
+        let mut running = self.running.lock();
+        if let Some(r) = running.as_mut() {
+            for t in r.tasks.drain(..) {
+                t.abort();
+            }
+            r.ctx.external_labels = cfg.global.external_labels.clone();
+        }
+        let old_groups = std::mem::take(&mut *self.groups.write());
+        let now = crate::model::now_millis();
+        let mut removed = Vec::new();
+        for old in &old_groups {
+            let mut old = old.lock();
+            old.retired = true;
+            match new_groups
+                .iter_mut()
+                .find(|n| n.file == old.file && n.group.name == old.group.name)
+            {
+                Some(n) => n.copy_state_from(&mut old),
+                None => {
+                    if let Some(r) = running.as_ref() {
+                        old.mark_stale(&r.ctx.head, now);
+                    }
+                    removed.push(old.key());
+                }
+            }
+        }
+        let new_groups: Vec<_> = new_groups
+            .into_iter()
+            .map(|g| Arc::new(Mutex::new(g)))
+            .collect();
+        *self.groups.write() = new_groups.clone();
+        if let Some(r) = running.as_mut() {
+            if let Some(m) = &r.ctx.metrics {
+                for k in &removed {
+                    m.group_removed(k);
+                }
+            }
+            if let Some(store) = &r.ctx.store {
+                let keep: Vec<(String, String)> = new_groups
+                    .iter()
+                    .map(|g| {
+                        let g = g.lock();
+                        (g.file.clone(), g.group.name.clone())
+                    })
+                    .collect();
+                if let Err(e) = stored::retain_groups(store, &keep) {
+                    tracing::warn!(error = %e, "forgetting alert state of removed groups");
+                }
+            }
+            r.tasks = new_groups
+                .iter()
+                .map(|g| {
+                    if let Some(m) = &r.ctx.metrics {
+                        let s = g.lock();
+                        m.group_added(&s.key(), s.interval, s.rules.len());
+                    }
+                    spawn_group(g.clone(), r.ctx.clone())
+                })
+                .collect();
+        }
+        tracing::info!(
+            groups = new_groups.len(),
+            removed = removed.len(),
+            "rule groups reloaded"
+        );
+        Ok(())
+    }
+}
+
+/// Reads and validates every rule file of `cfg`; the bundled sources when
+/// `cfg` is the embedded default (so the binary works outside the repo).
+fn load_groups(cfg: &Config, external_url: &str) -> Result<Vec<GroupState>, Vec<String>> {
+    if cfg.embedded {
+        return load_sources(cfg, embedded_sources(), external_url);
+    }
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for pattern in &cfg.rule_files {
+        match glob::glob(pattern) {
+            Ok(paths) => files.extend(paths.flatten()),
+            Err(e) => errors.push(format!("rule_files: bad pattern {pattern:?}: {e}")),
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut groups = Vec::new();
+    for f in files {
+        // `klaxon run` takes current Prometheus files (query_offset,
+        // group labels); `check rules` stays with promtool 2.42's verdicts.
+        match load_rule_file_with(&f, Dialect::Prometheus3) {
+            Ok(rf) => add_groups(&mut groups, &f.display().to_string(), rf, cfg, external_url),
+            Err(e) => errors.extend(e.0.iter().map(|x| x.to_string())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Loads the `sources` (`(name, content)`) whose names match one of the
+/// config's `rule_files` globs, in name order.
+pub fn load_sources(
+    cfg: &Config,
+    sources: &[(&str, &str)],
+    external_url: &str,
+) -> Result<Vec<GroupState>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut patterns = Vec::new();
+    for p in &cfg.rule_files {
+        match glob::Pattern::new(p) {
+            Ok(x) => patterns.push(x),
+            Err(e) => errors.push(format!("rule_files: bad pattern {p:?}: {e}")),
+        }
+    }
+    let mut chosen: Vec<&(&str, &str)> = sources
+        .iter()
+        .filter(|(name, _)| patterns.iter().any(|p| p.matches(name)))
+        .collect();
+    chosen.sort_by_key(|(name, _)| *name);
+    let mut groups = Vec::new();
+    for (name, text) in chosen {
+        match parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3) {
+            Ok(rf) => add_groups(&mut groups, name, rf, cfg, external_url),
+            Err(e) => errors.extend(e.0.iter().map(|x| x.to_string())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+fn add_groups(out: &mut Vec<GroupState>, file: &str, rf: RuleFile, cfg: &Config, url: &str) {
+    for g in rf.groups {
+        out.push(GroupState::new(
+            file,
+            g,
+            cfg.global.evaluation_interval,
+            url,
+        ));
+    }
+}
+
+/// What one evaluation leaves for the follow-up work outside the lock.
+struct Evaluated {
+    key: String,
+    rules: usize,
+    report: crate::rules::group::EvalReport,
+    to_send: Vec<AlertToSend>,
+    alerts: Vec<RuleAlerts>,
+    file: String,
+    name: String,
+}
+
+fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (file, name, interval) = {
+            let s = g.lock();
+            (s.file.clone(), s.group.name.clone(), s.interval)
+        };
+        let iv_ns = i64::try_from(interval.as_nanos())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        // What the store holds for this group (None: not written yet by
+        // this task, so the first evaluation writes).
+        let mut saved: Option<Vec<RuleAlerts>> = None;
+        // Alerts logged as firing, when there is no sink.
+        let mut logged: HashSet<u64> = HashSet::new();
+        let mut next = eval_timestamp(&file, &name, interval, now_nanos()) + iv_ns;
+        loop {
+            let wait = u64::try_from(next - now_nanos()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_nanos(wait)).await;
+            let slot = next;
+            let (g2, ctx2) = (g.clone(), ctx.clone());
+            let span = tracing::debug_span!("rules", group = %name);
+            let res = tokio::task::spawn_blocking(move || {
+                let _e = span.enter();
+                evaluate(&g2, &ctx2, slot / 1_000_000)
+            })
+            .await;
+            let now = now_nanos();
+            let Ok(Some(ev)) = res else {
+                // Retired by a reload, or the evaluation panicked.
+                return;
+            };
+            // Prometheus: an overrun skips `missed` slots and evaluates the
+            // latest one that has begun next (late), counting the skipped.
+            let missed = missed_slots(slot, now, iv_ns);
+            if let Some(m) = &ctx.metrics {
+                m.evaluated(&ev.key, ev.rules, &ev.report);
+                m.missed(&ev.key, missed);
+            }
+            for (_, rule, err) in &ev.report.errors {
+                tracing::warn!(group = %ev.name, rule = %rule, error = %err, "rule evaluation failed");
+            }
+            deliver(&ctx, &g, &ev, &mut logged);
+            if let Some(store) = &ctx.store {
+                if saved.as_ref() != Some(&ev.alerts) {
+                    let (store, gfile, gname, alerts) =
+                        (store.clone(), ev.file.clone(), ev.name.clone(), ev.alerts);
+                    let r = tokio::task::spawn_blocking(move || {
+                        stored::save_group(&store, &gfile, &gname, &alerts).map(|_| alerts)
+                    })
+                    .await;
+                    match r {
+                        Ok(Ok(a)) => saved = Some(a),
+                        Ok(Err(e)) => {
+                            tracing::warn!(group = %name, error = %e, "saving alert state failed")
+                        }
+                        Err(e) => tracing::warn!(group = %name, error = %e, "saving alert state"),
+                    }
+                }
+            }
+            next = slot + (i64::try_from(missed).unwrap_or(0) + 1) * iv_ns;
+        }
+    })
+}
+
+/// Runs one evaluation at `t` (ms) unless the group was retired.
+fn evaluate(g: &Mutex<GroupState>, ctx: &RunContext, t: Timestamp) -> Option<Evaluated> {
+    let mut s = g.lock();
+    if s.retired {
+        return None;
+    }
+    let report = s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels);
+    let to_send = s.alerts_to_send(t, RESEND_DELAY);
+    let alerts = if ctx.store.is_some() {
+        s.rule_alerts()
+    } else {
+        Vec::new()
+    };
+    Some(Evaluated {
+        key: s.key(),
+        rules: s.rules.len(),
+        report,
+        to_send,
+        alerts,
+        file: s.file.clone(),
+        name: s.group.name.clone(),
+    })
+}
+
+/// Hands the alerts to the sink, or logs transitions when there is none.
+fn deliver(ctx: &RunContext, g: &Mutex<GroupState>, ev: &Evaluated, logged: &mut HashSet<u64>) {
+    if ev.to_send.is_empty() {
+        return;
+    }
+    let external_url = g.lock().external_url.clone();
+    match &ctx.sink {
+        Some(sink) => {
+            let now = crate::model::now_millis();
+            let alerts = ev
+                .to_send
+                .iter()
+                .map(|a| to_notify(a, &external_url, &ctx.external_labels, now))
+                .collect();
+            sink.send(alerts);
+        }
+        None => {
+            for a in &ev.to_send {
+                let fp = a.labels.hash64();
+                let resolved = a.ends_at <= ev.report.t;
+                if resolved && logged.remove(&fp) {
+                    tracing::info!(alert = %a.labels, "alert resolved");
+                } else if !resolved && logged.insert(fp) {
+                    tracing::info!(alert = %a.labels, annotations = ?a.annotations, "alert firing");
+                }
+            }
+        }
+    }
+}
+
+/// Prometheus' `strutil.TableLinkForExpression`, after the external URL.
+pub fn generator_url(external_url: &str, expr: &str) -> String {
+    format!(
+        "{}/graph?g0.expr={}&g0.tab=1",
+        external_url.trim_end_matches('/'),
+        crate::model::url::query_escape(expr)
+    )
+}
+
+/// An alert as the notifier sends it: external labels added where the
+/// alert has no such label (as Prometheus' notifier does), starts at its
+/// `firedAt`.
+pub fn to_notify(
+    a: &AlertToSend,
+    external_url: &str,
+    external_labels: &Labels,
+    now: Timestamp,
+) -> crate::notify::Alert {
+    let labels = if external_labels.is_empty() {
+        a.labels.clone()
+    } else {
+        let mut b = a.labels.builder();
+        for l in external_labels {
+            if a.labels.get(&l.name).is_none() {
+                b.set(l.name.clone(), l.value.clone());
+            }
+        }
+        b.build()
+    };
+    crate::notify::Alert {
+        labels,
+        annotations: Labels::from_pairs(
+            a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+        starts_at: a.starts_at.unwrap_or(0),
+        ends_at: Some(a.ends_at),
+        generator_url: generator_url(external_url, &a.generator_expr),
+        updated_at: now,
     }
 }
 
@@ -105,4 +468,137 @@ fn now_nanos() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn notify_alerts_carry_external_labels_and_a_graph_link() {
+        let a = AlertToSend {
+            labels: Labels::from_pairs([("alertname", "A"), ("env", "own")]),
+            annotations: BTreeMap::from([("summary".to_string(), "s".to_string())]),
+            starts_at: Some(5_000),
+            ends_at: 65_000,
+            generator_expr: "up == 0".into(),
+        };
+        let ext = Labels::from_pairs([("env", "ext"), ("dc", "x")]);
+        let n = to_notify(&a, "http://k:9470/", &ext, 7);
+        assert_eq!(n.labels.get("env"), Some("own"));
+        assert_eq!(n.labels.get("dc"), Some("x"));
+        assert_eq!(n.annotations.get("summary"), Some("s"));
+        assert_eq!(n.starts_at, 5_000);
+        assert_eq!(n.ends_at, Some(65_000));
+        assert_eq!(
+            n.generator_url,
+            "http://k:9470/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
+        );
+    }
+
+    #[test]
+    fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
+        let cfg = crate::config::embedded_default("127.0.0.1:9470");
+        assert!(cfg.embedded);
+        assert!(embedded_sources()
+            .iter()
+            .all(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml")));
+        // Exactly the bundled files' groups, whatever is bundled (an empty
+        // folder included), even from a directory without those folders.
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        let got: Vec<String> = m.groups().iter().map(|g| g.lock().key()).collect();
+        let mut want = Vec::new();
+        for (name, text) in embedded_sources() {
+            let rf = parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3).unwrap();
+            want.extend(rf.groups.iter().map(|g| format!("{name};{}", g.name)));
+        }
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+    }
+
+    #[test]
+    fn restore_puts_alerts_back_and_drops_state_of_removed_rules() {
+        use crate::rules::alert::{Alert, AlertState};
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("r.yml");
+        let write = |alert: &str| {
+            std::fs::write(
+                &rules,
+                format!("groups:\n  - name: g\n    rules:\n      - alert: {alert}\n        expr: vector(1)\n"),
+            )
+            .unwrap()
+        };
+        let cfg = crate::config::load_str(&format!("rule_files: ['{}']\n", rules.display()), "<t>")
+            .unwrap();
+        let store = Store::open_in_memory().unwrap();
+        let file = rules.display().to_string();
+        let alert = Alert {
+            labels: Labels::from_pairs([("alertname", "A")]),
+            annotations: Default::default(),
+            state: AlertState::Firing,
+            value: 1.0,
+            active_at: 1_000,
+            fired_at: Some(2_000),
+            resolved_at: None,
+            last_sent_at: Some(2_000),
+            valid_until: Some(242_000),
+            keep_firing_since: None,
+        };
+        let saved = [RuleAlerts {
+            rule: "A".into(),
+            expr: "vector(1)".into(),
+            alerts: vec![alert.clone()],
+        }];
+        stored::save_group(&store, &file, "g", &saved).unwrap();
+        stored::save_group(&store, "gone.yml", "old", &saved).unwrap();
+
+        write("A");
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        assert_eq!(m.restore(&store).unwrap(), 1);
+        assert_eq!(m.groups()[0].lock().active_alerts("A"), vec![&alert]);
+        // The removed group's state is gone; the live one is kept.
+        let left = stored::load_all(&store).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].file, file);
+
+        // The rule was renamed: nothing comes back, and its state is dropped.
+        write("B");
+        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        assert_eq!(m.restore(&store).unwrap(), 0);
+        assert!(m.groups()[0].lock().active_alerts("B").is_empty());
+        assert!(stored::load_all(&store).unwrap().is_empty());
+    }
+
+    #[test]
+    fn embedded_sources_load_when_they_match_the_globs() {
+        let cfg = crate::config::load_str(
+            "rule_files: ['rules/*.yml', 'recording_rules/*.yml']\n",
+            "<t>",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yml");
+        std::fs::write(
+            &p,
+            "groups:\n  - name: g\n    rules:\n      - record: a:b:c\n        expr: vector(1)\n",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let srcs = [
+            ("rules/x.yml", text.as_str()),
+            ("rules/README.md", "not yaml: ["),
+            ("other/y.yml", text.as_str()),
+        ];
+        let g = load_sources(&cfg, &srcs, "http://x").unwrap();
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].file, "rules/x.yml");
+        // No bundled sources at all is fine too.
+        assert!(load_sources(&cfg, &[], "http://x").unwrap().is_empty());
+        // A broken bundled file is an error naming it.
+        let e = load_sources(&cfg, &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
+        assert!(e[0].contains("rules/bad.yml"), "{e:?}");
+    }
 }

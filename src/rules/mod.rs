@@ -4,8 +4,10 @@
 //! unit-test format (`test rules`).
 
 pub mod alert;
+pub mod embedded;
 pub mod file;
 pub mod group;
 pub mod manager;
+pub mod metrics;
 pub mod template;
 pub mod unittest;

@@ -76,7 +76,9 @@ impl Store {
             source,
         })?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+            // busy_timeout first: switching a new file to WAL while another
+            // process opens it too would otherwise fail at once as "locked".
+            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         )
         .map_err(|source| StoreError::Open {
             path: shown,

@@ -1,6 +1,7 @@
 //! `check rules`: promtool 2.42's per-file report and exit codes, and its
 //! duplicate-rule lint.
 
+use super::lint::{lint_file, LintContext};
 use super::{load_rule_file, RuleFile};
 use crate::model::Labels;
 use std::io::{self, Write};
@@ -50,11 +51,16 @@ pub fn duplicate_rules(file: &RuleFile) -> Vec<DuplicateRule> {
 }
 
 /// Lint settings of `promtool check rules` (`--lint`, `--lint-fatal`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LintOptions {
     pub duplicate_rules: bool,
     /// Lint findings make the exit code 3 instead of 0.
     pub fatal: bool,
+    /// klaxon's extra lints ([`super::lint`]); `None` keeps promtool's output.
+    pub extra: Option<LintContext>,
+    /// Errors in klaxon's positioned form (`--positions`) instead of
+    /// promtool's text; see [`super::RuleFileError::positioned`].
+    pub positions: bool,
 }
 
 impl Default for LintOptions {
@@ -62,6 +68,23 @@ impl Default for LintOptions {
         LintOptions {
             duplicate_rules: true,
             fatal: false,
+            extra: None,
+            positions: false,
+        }
+    }
+}
+
+impl LintOptions {
+    /// From `--lint` values as promtool takes them (comma-separated):
+    /// `duplicate-rules` and `none` as promtool; `all` and the klaxon-only
+    /// `klaxon` add the extra lints, with `ctx` from `--config` if given.
+    pub fn from_flag(lint: &str, fatal: bool, ctx: LintContext) -> LintOptions {
+        let has = |v: &str| lint.split(',').any(|l| l.trim() == v);
+        LintOptions {
+            duplicate_rules: has("duplicate-rules") || has("all"),
+            fatal,
+            extra: (has("all") || has("klaxon")).then_some(ctx),
+            positions: false,
         }
     }
 }
@@ -81,12 +104,25 @@ pub fn check_rule_files<P: AsRef<Path>>(
     for f in files {
         let f = f.as_ref();
         writeln!(out, "Checking {}", f.display())?;
+        let mut warnings = Vec::new();
         let problems: Vec<String> = match load_rule_file(f) {
             Err(errs) => {
                 has_errors = true;
-                errs.errors().iter().map(|e| e.to_string()).collect()
+                errs.errors()
+                    .iter()
+                    .map(|e| {
+                        if lint.positions {
+                            e.positioned()
+                        } else {
+                            e.to_string()
+                        }
+                    })
+                    .collect()
             }
             Ok(file) => {
+                if let Some(ctx) = &lint.extra {
+                    warnings = lint_file(&f.display().to_string(), &file, ctx);
+                }
                 let dups = if lint.duplicate_rules {
                     duplicate_rules(&file)
                 } else {
@@ -105,6 +141,12 @@ pub fn check_rule_files<P: AsRef<Path>>(
             writeln!(err, "  FAILED:")?;
             for p in &problems {
                 writeln!(err, "{p}")?;
+            }
+        }
+        if !warnings.is_empty() {
+            failed = true;
+            for w in &warnings {
+                writeln!(err, "  WARNING: {w}")?;
             }
         }
         writeln!(out)?;

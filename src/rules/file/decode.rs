@@ -25,6 +25,9 @@ pub(crate) struct RawGroup {
 
 pub(crate) struct RawRule {
     pub line: usize,
+    pub column: usize,
+    /// Position of the `for:` value, when given.
+    pub for_at: Option<(usize, usize)>,
     pub record: Option<Node>,
     pub alert: Option<Node>,
     pub expr: Option<Node>,
@@ -68,23 +71,43 @@ impl Failure {
 struct Dec {
     errs: Vec<String>,
     dialect: Dialect,
+    /// Where the first problem is, for klaxon's positioned error form
+    /// (promtool's own text for these errors carries at most a line).
+    first: Option<Where>,
+    cur_group: Option<String>,
+    cur_rule: Option<(usize, String)>,
+}
+
+/// Position and group/rule context of a decode problem.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Where {
+    pub line: usize,
+    pub column: usize,
+    /// `group "g", rule 2, "Name"`, `group "g"`, or empty at file level.
+    pub context: String,
 }
 
 type Abort = String;
 
 /// The strict decode of the first document (`None`: empty stream).
-pub(crate) fn decode(root: Option<&Node>, dialect: Dialect) -> Result<Vec<RawGroup>, Failure> {
+pub(crate) fn decode(
+    root: Option<&Node>,
+    dialect: Dialect,
+) -> Result<Vec<RawGroup>, (Failure, Option<Where>)> {
     let mut d = Dec {
         errs: Vec::new(),
         dialect,
+        first: None,
+        cur_group: None,
+        cur_rule: None,
     };
     let groups = match root {
         None => Ok(Vec::new()),
         Some(r) => d.groups_file(r),
     };
     match groups {
-        Err(abort) => Err(Failure::Abort(abort)),
-        Ok(_) if !d.errs.is_empty() => Err(Failure::Unmarshal(d.errs)),
+        Err(abort) => Err((Failure::Abort(abort), d.first)),
+        Ok(_) if !d.errs.is_empty() => Err((Failure::Unmarshal(d.errs), d.first)),
         Ok(g) => Ok(g),
     }
 }
@@ -120,6 +143,37 @@ fn type_error(n: &Node, ty: &str) -> String {
 }
 
 impl Dec {
+    fn note(&mut self, n: &Node) {
+        if self.first.is_none() {
+            let context = match (&self.cur_group, &self.cur_rule) {
+                (Some(g), Some((i, r))) => format!("group {g:?}, rule {i}, {r:?}"),
+                (Some(g), None) => format!("group {g:?}"),
+                _ => String::new(),
+            };
+            self.first = Some(Where {
+                line: n.line,
+                column: n.column,
+                context,
+            });
+        }
+    }
+
+    fn push_err(&mut self, n: &Node, msg: String) {
+        self.note(n);
+        self.errs.push(msg);
+    }
+
+    /// The scalar under `key` of a mapping node, for error context.
+    fn peek(n: &Node, key: &str) -> Option<String> {
+        let Kind::Map(entries) = &n.kind else {
+            return None;
+        };
+        entries
+            .iter()
+            .find(|(k, _)| k.scalar() == Some(key))
+            .and_then(|(_, v)| v.scalar().map(str::to_string))
+    }
+
     /// The mapping entries of a struct-typed node, with `<<` merge keys
     /// expanded (explicit keys win) and duplicates/unknown keys reported.
     fn fields<'a>(
@@ -132,14 +186,14 @@ impl Dec {
             return Some(Vec::new());
         }
         let Kind::Map(entries) = &n.kind else {
-            self.errs.push(type_error(n, ty));
+            self.push_err(n, type_error(n, ty));
             return None;
         };
         let mut out: Vec<(&'a str, &'a Node, usize)> = Vec::new();
         let mut merged: Vec<(&'a str, &'a Node)> = Vec::new();
         for (k, v) in entries {
             let Some(key) = k.scalar() else {
-                self.errs.push(type_error(k, "string"));
+                self.push_err(k, type_error(k, "string"));
                 continue;
             };
             if key == "<<" && k.tag.is_none() {
@@ -155,26 +209,32 @@ impl Dec {
                             }
                         }
                     } else {
-                        self.errs.push(format!(
-                            "line {}: map merge requires map or sequence of maps as the value",
-                            v.line
-                        ));
+                        self.push_err(
+                            v,
+                            format!(
+                                "line {}: map merge requires map or sequence of maps as the value",
+                                v.line
+                            ),
+                        );
                     }
                 }
                 continue;
             }
             if let Some((_, _, first)) = out.iter().find(|(name, _, _)| *name == key) {
-                self.errs.push(format!(
-                    "line {}: mapping key {:?} already defined at line {}",
-                    k.line, key, first
-                ));
+                self.push_err(
+                    k,
+                    format!(
+                        "line {}: mapping key {:?} already defined at line {}",
+                        k.line, key, first
+                    ),
+                );
                 continue;
             }
             if !known.contains(&key) {
-                self.errs.push(format!(
-                    "line {}: field {} not found in type {}",
-                    k.line, key, ty
-                ));
+                self.push_err(
+                    k,
+                    format!("line {}: field {} not found in type {}", k.line, key, ty),
+                );
                 continue;
             }
             out.push((key, v, k.line));
@@ -212,7 +272,7 @@ impl Dec {
             Kind::Seq(items) => items,
             _ => {
                 if !n.is_null() {
-                    self.errs.push(type_error(n, ty));
+                    self.push_err(n, type_error(n, ty));
                 }
                 &[]
             }
@@ -231,6 +291,13 @@ impl Dec {
                 "labels",
             ],
         };
+        self.cur_group = Self::peek(n, "name");
+        let g = self.group_fields(n, known);
+        self.cur_group = None;
+        g
+    }
+
+    fn group_fields(&mut self, n: &Node, known: &[&str]) -> Result<Option<RawGroup>, Abort> {
         let Some(fields) = self.fields(n, "rulefmt.RuleGroup", known) else {
             return Ok(None);
         };
@@ -252,8 +319,14 @@ impl Dec {
                 "limit" => g.limit = self.int(v),
                 "labels" => g.labels = self.string_map(v),
                 _ => {
-                    for item in self.seq(v, "[]rulefmt.RuleNode") {
-                        if let Some(r) = self.rule(item)? {
+                    for (i, item) in self.seq(v, "[]rulefmt.RuleNode").iter().enumerate() {
+                        let name = Self::peek(item, "alert")
+                            .or_else(|| Self::peek(item, "record"))
+                            .unwrap_or_default();
+                        self.cur_rule = Some((i + 1, name));
+                        let r = self.rule(item);
+                        self.cur_rule = None;
+                        if let Some(r) = r? {
                             g.rules.push(r);
                         }
                     }
@@ -278,6 +351,8 @@ impl Dec {
         };
         let mut r = RawRule {
             line: n.line,
+            column: n.column,
+            for_at: None,
             record: None,
             alert: None,
             expr: None,
@@ -291,7 +366,10 @@ impl Dec {
                 "record" => r.record = Some(v.clone()),
                 "alert" => r.alert = Some(v.clone()),
                 "expr" => r.expr = Some(v.clone()),
-                "for" => r.for_ = self.duration(v)?.unwrap_or_default(),
+                "for" => {
+                    r.for_at = Some((v.line, v.column));
+                    r.for_ = self.duration(v)?.unwrap_or_default()
+                }
                 "keep_firing_for" => r.keep_firing_for = self.duration(v)?.unwrap_or_default(),
                 "labels" => r.labels = self.string_map(v),
                 _ => r.annotations = self.string_map(v),
@@ -307,7 +385,7 @@ impl Dec {
         match n.scalar() {
             Some(s) => s.to_string(),
             None => {
-                self.errs.push(type_error(n, "string"));
+                self.push_err(n, type_error(n, "string"));
                 String::new()
             }
         }
@@ -320,10 +398,14 @@ impl Dec {
             return Ok(None);
         }
         let Some(s) = n.scalar() else {
-            self.errs.push(type_error(n, "string"));
+            self.push_err(n, type_error(n, "string"));
             return Ok(None);
         };
-        parse_duration(s).map(Some)
+        let r = parse_duration(s).map(Some);
+        if r.is_err() {
+            self.note(n);
+        }
+        r
     }
 
     fn int(&mut self, n: &Node) -> i64 {
@@ -343,7 +425,7 @@ impl Dec {
         match parsed {
             Some(v) => v,
             None => {
-                self.errs.push(type_error(n, "int"));
+                self.push_err(n, type_error(n, "int"));
                 0
             }
         }
@@ -354,17 +436,20 @@ impl Dec {
             return None;
         }
         let Kind::Map(entries) = &n.kind else {
-            self.errs.push(type_error(n, "map[string]string"));
+            self.push_err(n, type_error(n, "map[string]string"));
             return None;
         };
         let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             let key = self.string(k);
             if let Some(first) = out.iter().find(|e| e.key == key) {
-                self.errs.push(format!(
-                    "line {}: mapping key {:?} already defined at line {}",
-                    k.line, key, first.line
-                ));
+                self.push_err(
+                    k,
+                    format!(
+                        "line {}: mapping key {:?} already defined at line {}",
+                        k.line, key, first.line
+                    ),
+                );
                 continue;
             }
             let value = self.string(v);

@@ -10,6 +10,7 @@
 
 mod check;
 mod decode;
+pub mod lint;
 mod validate;
 mod yaml;
 
@@ -87,6 +88,18 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
     /// 1-based line of the rule's mapping in the file.
     pub line: usize,
+    /// Where the rule's parts are in the file, for lint warnings.
+    pub pos: RulePos,
+}
+
+/// 1-based `(line, column)` positions of a rule's parts; `(0, 0)` unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulePos {
+    pub rule: (usize, usize),
+    pub expr: (usize, usize),
+    pub for_: Option<(usize, usize)>,
+    /// `(name, line, column)` of each label key.
+    pub labels: Vec<(String, usize, usize)>,
 }
 
 /// One problem in a rule file. `message` is promtool's text after the
@@ -98,12 +111,46 @@ pub struct RuleFileError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// `group "g", rule N, "name"` when the message itself does not say
+    /// (promtool's decode errors); empty otherwise.
+    pub context: String,
 }
 
 impl fmt::Display for RuleFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.file, self.message)
     }
+}
+
+impl RuleFileError {
+    /// klaxon's richer form (`check rules --positions`): always
+    /// `FILE:LINE:COL: ` first (when the position is known), then the
+    /// group and rule, then promtool's message without its own leading
+    /// positions. PromQL errors keep their position inside the expression.
+    pub fn positioned(&self) -> String {
+        let mut msg = self.message.as_str();
+        while let Some(rest) = strip_position(msg) {
+            msg = rest;
+        }
+        let head = if self.line > 0 {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        } else {
+            self.file.clone()
+        };
+        if self.context.is_empty() {
+            format!("{head}: {msg}")
+        } else {
+            format!("{head}: {}: {msg}", self.context)
+        }
+    }
+}
+
+/// `"12:5: rest"` → `"rest"`.
+fn strip_position(s: &str) -> Option<&str> {
+    let (l, rest) = s.split_once(':')?;
+    let (c, rest) = rest.split_once(": ")?;
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    (digits(l) && digits(c)).then_some(rest)
 }
 
 /// Every problem found in one file, in promtool's order; never empty.
@@ -146,6 +193,7 @@ pub fn load_rule_file_with(
             file: name,
             line: 0,
             column: 0,
+            context: String::new(),
         }])),
     }
 }
@@ -170,13 +218,20 @@ pub fn parse_rule_file(
         line,
         column,
         message,
+        context: String::new(),
     };
     let text = match std::str::from_utf8(content) {
         Ok(t) => t,
         Err(e) => {
             // Both of promtool's decodes fail on the reader, so it prints twice.
             let m = format!("yaml: {}", utf8_problem(content, &e));
-            return Err(RuleFileErrors(vec![err(0, 0, m.clone()), err(0, 0, m)]));
+            let good = content.get(..e.valid_up_to()).unwrap_or_default();
+            let line = 1 + good.iter().filter(|b| **b == b'\n').count();
+            let column = 1 + good.iter().rev().take_while(|b| **b != b'\n').count();
+            return Err(RuleFileErrors(vec![
+                err(line, column, m.clone()),
+                err(line, column, m),
+            ]));
         }
     };
     let root = match yaml::parse_first_document(text) {
@@ -191,11 +246,16 @@ pub fn parse_rule_file(
     };
     let mut errors = Vec::new();
     let decoded = decode::decode(root.as_ref(), dialect);
-    if let Err(f) = &decoded {
-        errors.push(err(0, 0, f.message()));
+    if let Err((f, at)) = &decoded {
+        let at = at.clone().unwrap_or_default();
+        errors.push(RuleFileError {
+            context: at.context,
+            ..err(at.line, at.column, f.message())
+        });
     }
     if let Some(f) = decode::shape_check(root.as_ref()) {
-        errors.push(err(0, 0, f.message()));
+        let (line, column) = root.as_ref().map_or((0, 0), |r| (r.line, r.column));
+        errors.push(err(line, column, f.message()));
     }
     match decoded {
         Ok(groups) if errors.is_empty() => validate::validate(file, groups, dialect),

@@ -4,7 +4,7 @@
 
 use super::decode::{Entry, RawGroup, RawRule};
 use super::yaml::Node;
-use super::{Dialect, Rule, RuleFile, RuleFileError, RuleFileErrors, RuleGroup, RuleKind};
+use super::{Dialect, Rule, RuleFile, RuleFileError, RuleFileErrors, RuleGroup, RuleKind, RulePos};
 use crate::model::Labels;
 use std::collections::{BTreeMap, HashSet};
 
@@ -37,6 +37,7 @@ pub(crate) fn validate(
             line,
             column,
             message,
+            context: String::new(),
         })
     };
     let mut seen = HashSet::new();
@@ -72,7 +73,15 @@ pub(crate) fn validate(
                 for (l, c) in &p.nodes {
                     prefix.push_str(&format!("{l}:{c}: "));
                 }
-                let (line, column) = p.nodes.first().copied().or(p.hidden).unwrap_or((r.line, 0));
+                // promtool prints `0:0` for a missing node; the position
+                // kept for klaxon's own form falls back to the rule's.
+                let (line, column) = p
+                    .nodes
+                    .iter()
+                    .copied()
+                    .find(|&(l, _)| l > 0)
+                    .or(p.hidden)
+                    .unwrap_or((r.line, r.column));
                 push(
                     line,
                     column,
@@ -258,6 +267,17 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
                 .map(|e| (e.key.clone(), e.value.clone()))
                 .collect::<BTreeMap<_, _>>(),
             line: r.line,
+            pos: RulePos {
+                rule: (r.line, r.column),
+                expr: at(r.expr.as_ref()),
+                for_: r.for_at,
+                labels: r
+                    .labels
+                    .iter()
+                    .flatten()
+                    .map(|e| (e.key.clone(), e.line, e.column))
+                    .collect(),
+            },
         }),
         _ => None,
     };

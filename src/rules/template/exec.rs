@@ -59,8 +59,14 @@ pub enum Flow {
 
 /// Upper bound on output size and loop work: templates come from rule files
 /// but their data comes from queries, and a runaway template must not take
-/// the process down.
-const MAX_OUTPUT: usize = 16 << 20;
+/// the process down or stall its rule group. An annotation of 1 MiB is far
+/// beyond any notification payload, so nothing legitimate is cut.
+pub const MAX_OUTPUT: usize = 1 << 20;
+
+/// Upper bound on executed template nodes (every node of every range
+/// iteration): nested `range`s over large query results that print nothing
+/// would otherwise run unbounded without ever reaching [`MAX_OUTPUT`].
+pub const MAX_STEPS: u64 = 1_000_000;
 
 pub struct State<'c, 'a> {
     pub ctx: &'c TemplateContext<'a>,
@@ -70,6 +76,7 @@ pub struct State<'c, 'a> {
     pub out: String,
     at: Option<(usize, String)>,
     depth: usize,
+    steps: u64,
 }
 
 type R<T> = Result<T, TemplateError>;
@@ -84,6 +91,7 @@ impl<'c, 'a> State<'c, 'a> {
             out: String::new(),
             at: None,
             depth: 0,
+            steps: 0,
         }
     }
 
@@ -117,13 +125,27 @@ impl<'c, 'a> State<'c, 'a> {
         let root = self.root();
         self.vars.push(("$".into(), root.clone()));
         self.walk(&root, nodes)?;
+        // The last node's output is not checked by `walk`.
+        if self.out.len() > MAX_OUTPUT {
+            return Err(self.error(format!(
+                "template output exceeds the limit of {MAX_OUTPUT} bytes"
+            )));
+        }
         Ok(())
     }
 
     pub fn walk(&mut self, dot: &Value, nodes: &[Node]) -> R<Flow> {
         for n in nodes {
             if self.out.len() > MAX_OUTPUT {
-                return Err(self.error("template output too large".into()));
+                return Err(self.error(format!(
+                    "template output exceeds the limit of {MAX_OUTPUT} bytes"
+                )));
+            }
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return Err(self.error(format!(
+                    "template exceeds the limit of {MAX_STEPS} execution steps"
+                )));
             }
             match n {
                 Node::Text(t) => self.out.push_str(t),
@@ -218,6 +240,13 @@ impl<'c, 'a> State<'c, 'a> {
             return Ok(());
         }
         for (k, elem) in items {
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                self.at(c.pipe.pos, c.pipe.to_string());
+                return Err(self.error(format!(
+                    "template exceeds the limit of {MAX_STEPS} execution steps"
+                )));
+            }
             match c.pipe.decl.len() {
                 1 => self.vars.push((c.pipe.decl[0].clone(), elem.clone())),
                 2 => {

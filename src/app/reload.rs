@@ -1,0 +1,155 @@
+//! Configuration reload (SIGHUP, `POST /-/reload`): re-read the config file
+//! and the rule files, and swap them in only when all of them are valid, so
+//! a typo never takes down what is running. Each stage that can reload
+//! hooks in here (rules and scrape configs today; notify later), in one
+//! function, so the success metric and `/api/v1/status/runtimeinfo` speak
+//! for the whole reload.
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::metrics::{Gauge, Registry};
+use crate::rules::manager::RuleManager;
+use crate::scrape::manager::Manager;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a reload was refused; the old configuration keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file does not load; every error as `FILE:LINE:COL: message`.
+    #[error("loading config {path}: {errors}")]
+    Config { path: String, errors: String },
+    /// A rule file does not load, one `FILE:LINE:COL: message` per line.
+    #[error("loading rule files: {}", .0.join("; "))]
+    Rules(Vec<String>),
+}
+
+/// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadStatus {
+    pub success: bool,
+    /// Milliseconds: when the running configuration was last applied.
+    pub last_success_ms: i64,
+}
+
+/// Everything a reload touches.
+pub struct Reloader {
+    /// `None`: the embedded default, which reloads as itself.
+    config_path: Option<PathBuf>,
+    listen: String,
+    rules: Arc<RuleManager>,
+    scrape: Arc<Manager>,
+    success: Gauge,
+    success_ts: Gauge,
+    status: parking_lot::Mutex<ReloadStatus>,
+    /// Reloads run one at a time.
+    serial: parking_lot::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(
+        cfg: &Config,
+        listen: &str,
+        rules: Arc<RuleManager>,
+        scrape: Arc<Manager>,
+        registry: &Registry,
+    ) -> Reloader {
+        let success = registry.gauge(
+            "klaxon_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+        );
+        let success_ts = registry.gauge(
+            "klaxon_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+        );
+        let now = crate::model::now_millis();
+        success.set(1.0);
+        success_ts.set(now as f64 / 1000.0);
+        Reloader {
+            config_path: if cfg.embedded {
+                None
+            } else {
+                cfg.source_path.clone()
+            },
+            listen: listen.to_string(),
+            rules,
+            scrape,
+            success,
+            success_ts,
+            status: parking_lot::Mutex::new(ReloadStatus {
+                success: true,
+                last_success_ms: now,
+            }),
+            serial: parking_lot::Mutex::new(()),
+        }
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        *self.status.lock()
+    }
+
+    /// Re-reads everything and applies it, or nothing. Blocking (file
+    /// reads, waits for running rule evaluations): call it off the async
+    /// workers.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let _one = self.serial.lock();
+        let r = self.try_reload();
+        let mut st = self.status.lock();
+        match &r {
+            Ok(()) => {
+                let now = crate::model::now_millis();
+                *st = ReloadStatus {
+                    success: true,
+                    last_success_ms: now,
+                };
+                self.success.set(1.0);
+                self.success_ts.set(now as f64 / 1000.0);
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                st.success = false;
+                self.success.set(0.0);
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+            }
+        }
+        r
+    }
+
+    fn try_reload(&self) -> Result<(), ReloadError> {
+        let cfg = match &self.config_path {
+            Some(p) => crate::config::load_file(p).map_err(|e| ReloadError::Config {
+                path: p.display().to_string(),
+                errors: e.to_string().trim_end().to_string(),
+            })?,
+            None => crate::config::embedded_default(&self.listen),
+        };
+        // Rules first: they are the part that can still fail. Only then is
+        // the scrape config applied, so a failure changes nothing.
+        self.rules.reload(&cfg).map_err(ReloadError::Rules)?;
+        self.scrape.apply_config(&cfg.scrape_configs);
+        Ok(())
+    }
+}
+
+/// `POST`/`PUT /-/reload`, as Prometheus (with `--web.enable-lifecycle`):
+/// 200 and an empty body, or 500 with the error. Goes through `ops` so the
+/// reload is published as an event like SIGHUP and signed commands.
+pub async fn http_reload(State(s): State<Arc<AppState>>) -> Response {
+    let ops = s.ops.clone();
+    match tokio::task::spawn_blocking(move || ops.reload("http")).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
