@@ -16,5 +16,6 @@ pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod slo;
 pub mod store;
 pub mod tsdb;
