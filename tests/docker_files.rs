@@ -301,7 +301,7 @@ fn dockerfile_is_multistage_non_root_with_healthcheck() {
         .expect("USER");
     assert!(user != "root" && user != "0", "runs as {user}");
     assert!(d.contains("HEALTHCHECK") && d.contains("http://127.0.0.1:9470/-/healthy"));
-    assert!(lines.iter().any(|l| *l == "EXPOSE 9470"));
+    assert!(lines.contains(&"EXPOSE 9470"));
     assert!(d.contains("VOLUME [\"/etc/klaxon\""));
     assert!(d.contains("\"--listen\", \"0.0.0.0:9470\""));
     // Every COPY source from the build context exists.
