@@ -17,5 +17,6 @@ pub mod ops;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod slo;
 pub mod store;
 pub mod tsdb;

@@ -34,6 +34,24 @@ enum Command {
         #[command(subcommand)]
         what: TestWhat,
     },
+    /// Service level objectives.
+    Slo {
+        #[command(subcommand)]
+        what: SloWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum SloWhat {
+    /// Generate multi-window multi-burn-rate recording and alerting rules
+    /// (and their promtool unit tests) from an SLO definition file. Without
+    /// -o the rules are printed; with -o DIR, DIR/<service>.yml and
+    /// DIR/tests/<service>.test.yml are written.
+    Generate {
+        file: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +172,15 @@ fn main() -> ExitCode {
             );
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
+        Command::Slo {
+            what: SloWhat::Generate { file, output },
+        } => match slo_generate(&file, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -162,6 +189,30 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `klaxon slo generate`: the rules to stdout, or both files under `out`.
+fn slo_generate(file: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let spec = klaxon::slo::load_file(file)?;
+    let source = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let g = klaxon::slo::generate(&spec, &source);
+    let Some(dir) = out else {
+        print!("{}", g.rules);
+        return Ok(());
+    };
+    for (rel, text) in [(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)] {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// Like `promtool check config`: the verdict per file on stdout, errors on stderr.

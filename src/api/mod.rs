@@ -8,6 +8,7 @@ pub mod prom;
 pub mod query;
 pub mod query_json;
 pub mod rules;
+pub mod runbooks;
 pub mod targets;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
@@ -88,6 +89,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(prom::flags))
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/api/v1/status/tsdb", get(prom::tsdb_status))
+        .route("/runbooks/", get(runbooks::index))
+        .route("/runbooks/{name}", get(runbooks::runbook))
         .route("/healthz", get(ops::healthz))
         .route("/meta", get(ops::meta))
         .route("/api/v1/events/stream", get(ops::stream))

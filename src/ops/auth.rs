@@ -72,6 +72,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/metrics/host", VIEWER),
     ("GET", "/metrics/postgres", VIEWER),
     ("GET", "/probe", VIEWER),
+    ("GET", "/runbooks/", VIEWER),
     ("GET", "/runbooks/{name}", VIEWER),
     ("GET", "/api/v1/targets", VIEWER),
     ("GET", "/api/v1/query", VIEWER),
