@@ -13,6 +13,7 @@ pub mod exporters;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod probe;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

@@ -1,0 +1,1 @@
+//! One-shot probe runner for `klaxon probe`.

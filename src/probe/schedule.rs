@@ -1,0 +1,1 @@
+//! Scheduled probes written into the head.
