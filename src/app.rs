@@ -101,6 +101,7 @@ pub async fn start_with_flags(
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
         rules: rules.clone(),
+        probe_modules: cfg.probes.modules.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -138,6 +139,10 @@ pub async fn start_with_flags(
         head.clone(),
         state.engine.clone(),
         cfg.global.external_labels.clone(),
+    ));
+    tasks.extend(crate::probe::schedule::spawn(
+        head.clone(),
+        &cfg.probes.probes,
     ));
     let retention = cfg.storage.retention;
     let h = head.clone();

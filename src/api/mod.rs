@@ -2,6 +2,7 @@
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
 pub mod params;
+pub mod probe;
 pub mod prom;
 pub mod query;
 pub mod query_json;
@@ -38,12 +39,15 @@ pub struct AppState {
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
     pub rules: Arc<crate::rules::manager::RuleManager>,
+    /// Modules served by `/probe` (shipped defaults plus the config's).
+    pub probe_modules: Arc<crate::probe::Modules>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/metrics/host", get(host_metrics))
+        .route("/probe", get(probe::probe))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/api/v1/targets", get(targets::targets))

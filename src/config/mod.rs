@@ -105,6 +105,8 @@ pub struct Config {
     pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
+    /// Scheduled probes and the probe modules (`probes:`).
+    pub probes: crate::probe::schedule::ProbesSection,
     pub source_path: Option<PathBuf>,
     source_text: String,
 }
@@ -298,7 +300,10 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         }
     };
 
+    let probes =
+        crate::probe::schedule::resolve_section(raw.probes, dir, global.scrape_interval, sink);
     Config {
+        probes,
         global,
         scrape_configs,
         rule_files,

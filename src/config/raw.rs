@@ -50,6 +50,7 @@ pub(crate) struct RawConfig {
     pub remote_write: Option<S<serde_json::Value>>,
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
+    pub probes: Option<Vec<S<crate::probe::schedule::RawProbe>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
