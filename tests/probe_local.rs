@@ -51,7 +51,7 @@ async fn http_success_and_metrics() {
             .metrics
             .get_labeled("probe_http_duration_seconds", &[("phase", phase)])
             .unwrap();
-        assert!(v >= 0.0 && v < 5.0, "{phase} {v}");
+        assert!((0.0..5.0).contains(&v), "{phase} {v}");
     }
     let connect = o
         .metrics
