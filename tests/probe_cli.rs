@@ -352,3 +352,39 @@ async fn stale_marker_for_vanished_series() {
     assert_eq!(samples[0].1, cert.not_after as f64);
     assert!(klaxon::model::is_stale_nan(samples[1].1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_file_only_entry_serves_modules_on_probe() {
+    let http = http_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mods = dir.path().join("mods.yml");
+    std::fs::write(
+        &mods,
+        "modules:\n  teapot:\n    prober: http\n    http:\n      valid_status_codes: [418]\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("klaxon.yml");
+    std::fs::write(&cfg_path, "probes:\n  - modules_file: mods.yml\n").unwrap();
+    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    assert!(cfg.probes.probes.is_empty());
+    assert!(cfg.probes.modules.get("teapot").is_some());
+    assert!(cfg.probes.modules.get("http_2xx").is_some());
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let body = reqwest::get(format!(
+        "http://{}/probe?module=teapot&target=http://{http}/status/418",
+        app.addr
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("probe_success 1\n"), "{body}");
+    app.stop().await;
+
+    std::fs::write(&cfg_path, "probes:\n  - module: http_2xx\n").unwrap();
+    let e = klaxon::config::load_file(&cfg_path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("targets must be set"), "{e}");
+}

@@ -330,12 +330,7 @@ async fn hop(
 }
 
 /// Runs the HTTP probe; true on success.
-pub async fn probe(
-    ctx: &mut Ctx,
-    h: &HttpModule,
-    target: &str,
-    _deadline: tokio::time::Instant,
-) -> bool {
+pub async fn probe(ctx: &mut Ctx, h: &HttpModule, target: &str) -> bool {
     let m = &mut ctx.metrics;
     for p in PHASES {
         m.set_labeled(DUR, DUR_HELP, &[("phase", p)], 0.0);

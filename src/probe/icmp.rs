@@ -151,7 +151,9 @@ pub(crate) async fn probe(ctx: &mut Ctx, m: &IcmpModule, target: &str) -> bool {
         },
     };
     ctx.info("Creating socket", &[]);
-    let r = tokio::task::spawn_blocking(move || echo(v4, Duration::from_secs(10))).await;
+    // Never zero: SO_RCVTIMEO 0 would wait forever.
+    let budget = ctx.timeout.max(Duration::from_millis(1));
+    let r = tokio::task::spawn_blocking(move || echo(v4, budget)).await;
     match r {
         Ok(Ok(rtt)) => {
             ctx.metrics

@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 /// one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Upper bound on any probe timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Bad probe requests, reported as HTTP 400 / CLI exit 2.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProbeError {
@@ -84,6 +87,8 @@ pub(crate) struct Ctx {
     log: Vec<String>,
     reason: Option<String>,
     pub status: Option<u16>,
+    /// The probe's whole budget (ICMP's blocking wait is bounded by it).
+    pub timeout: Duration,
     module: String,
     target: String,
 }
@@ -95,6 +100,7 @@ impl Ctx {
             log: Vec::new(),
             reason: None,
             status: None,
+            timeout: DEFAULT_TIMEOUT,
             module: module.to_string(),
             target: target.to_string(),
         }
@@ -180,7 +186,9 @@ pub fn effective_timeout(module: &Module, scrape_timeout_secs: Option<f64>) -> D
             if max <= 0.0 {
                 return own.unwrap_or(DEFAULT_TIMEOUT);
             }
-            let max = Duration::from_secs_f64(max);
+            let Ok(max) = Duration::try_from_secs_f64(max) else {
+                return own.unwrap_or(DEFAULT_TIMEOUT);
+            };
             match own {
                 Some(o) if o < max => o,
                 _ => max,
@@ -231,7 +239,10 @@ pub fn check_target(module: &Module, target: &str) -> Result<(), ProbeError> {
 /// Runs one probe to completion or timeout. Never fails: problems are in
 /// `success`, `reason` and the log.
 pub async fn run_probe(module: &Module, target: &str, timeout: Duration) -> ProbeOutcome {
+    // A deadline must stay representable; no probe needs more than a day.
+    let timeout = timeout.min(MAX_TIMEOUT);
     let mut ctx = Ctx::new(&module.name, target);
+    ctx.timeout = timeout;
     let start = Instant::now();
     ctx.info(
         "Beginning probe",
@@ -243,7 +254,7 @@ pub async fn run_probe(module: &Module, target: &str, timeout: Duration) -> Prob
     let deadline = tokio::time::Instant::now() + timeout;
     let fut = async {
         match &module.prober {
-            Prober::Http(h) => http::probe(&mut ctx, h, target, deadline).await,
+            Prober::Http(h) => http::probe(&mut ctx, h, target).await,
             Prober::Tcp(t) => tcp::probe(&mut ctx, t, target).await,
             Prober::Dns(d) => dns::probe(&mut ctx, d, target).await,
             Prober::Icmp(i) => icmp::probe(&mut ctx, i, target).await,
@@ -324,6 +335,11 @@ mod tests {
         );
         assert_eq!(effective_timeout(&five, Some(30.0)), Duration::from_secs(5));
         assert_eq!(effective_timeout(&five, Some(0.2)), Duration::from_secs(5));
+        assert_eq!(
+            effective_timeout(&five, Some(1e300)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(effective_timeout(&none, Some(f64::NAN)), DEFAULT_TIMEOUT);
     }
 
     #[test]

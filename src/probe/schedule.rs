@@ -3,6 +3,9 @@
 //! head, so rules can alert on `probe_success == 0` or on certificate
 //! expiry without any external exporter.
 //!
+//! An entry may also hold only `modules_file`, to add modules that
+//! `GET /probe` serves without scheduling anything.
+//!
 //! Each result is written with `job`, `instance` (the target) and `module`
 //! labels plus the configured ones. A series the previous run had but this
 //! one lacks (a TLS metric after a fallback to plain HTTP, say) gets a stale
@@ -29,8 +32,8 @@ pub const DEFAULT_JOB: &str = "probe";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProbe {
-    targets: S<Vec<S<String>>>,
-    module: S<String>,
+    targets: Option<S<Vec<S<String>>>>,
+    module: Option<S<String>>,
     interval: Option<S<String>>,
     timeout: Option<S<String>>,
     job: Option<S<String>>,
@@ -88,10 +91,23 @@ pub(crate) fn resolve(
     let mut out = Vec::new();
     for p in raw {
         let r = &p.value;
-        let Some(module) = modules.get(&r.module.value) else {
+        // An entry with only `modules_file` just adds modules (for /probe).
+        let (rtargets, rmodule) = match (&r.targets, &r.module) {
+            (Some(t), Some(m)) => (t, m),
+            (None, None) if r.modules_file.is_some() => continue,
+            (None, _) => {
+                sink.push(Pos::of(p), "probes: targets must be set");
+                continue;
+            }
+            (_, None) => {
+                sink.push(Pos::of(p), "probes: module must be set");
+                continue;
+            }
+        };
+        let Some(module) = modules.get(&rmodule.value) else {
             sink.push(
-                Pos::of(&r.module),
-                format!("probes: unknown module {:?}", r.module.value),
+                Pos::of(rmodule),
+                format!("probes: unknown module {:?}", rmodule.value),
             );
             continue;
         };
@@ -118,14 +134,14 @@ pub(crate) fn resolve(
             effective_timeout(&module, Some(interval.as_secs_f64())).min(interval)
         });
         let mut targets = Vec::new();
-        for t in &r.targets.value {
+        for t in &rtargets.value {
             match super::check_target(&module, &t.value) {
                 Ok(()) => targets.push(t.value.clone()),
                 Err(e) => sink.push(Pos::of(t), format!("probes: {e}")),
             }
         }
-        if targets.is_empty() && r.targets.value.is_empty() {
-            sink.push(Pos::of(&r.targets), "probes: targets must not be empty");
+        if rtargets.value.is_empty() {
+            sink.push(Pos::of(rtargets), "probes: targets must not be empty");
         }
         let mut labels = Vec::new();
         for (k, v) in r.labels.clone().unwrap_or_default() {
