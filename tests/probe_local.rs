@@ -326,6 +326,17 @@ const TCP: &str = "modules:
       tls: true
       tls_config:
         insecure_skip_verify: true
+  starttls:
+    prober: tcp
+    tcp:
+      tls_config:
+        insecure_skip_verify: true
+      query_response:
+        - expect: '^220 ready'
+          send: STARTTLS
+        - expect: '^220 go ahead'
+          starttls: true
+        - expect: '^250 secure'
 ";
 
 #[tokio::test]
@@ -372,6 +383,22 @@ const DNS: &str = "modules:
     dns:
       query_name: missing.test
       query_type: A
+  tcp:
+    prober: dns
+    dns:
+      query_name: ok.test
+      query_type: A
+      transport_protocol: tcp
+      recursion_desired: false
+      validate_answer_rrs:
+        fail_if_matches_regexp: ['192\\.0\\.2\\.7']
+        fail_if_none_matches_regexp: ['192\\.0\\.2\\.8']
+  tcprefused:
+    prober: dns
+    dns:
+      query_name: other.test
+      transport_protocol: tcp
+      valid_rcodes: [NOERROR, NXDOMAIN]
   nxok:
     prober: dns
     dns:
@@ -396,6 +423,21 @@ async fn dns_queries_on_loopback() {
     assert_eq!(val(&o, "probe_dns_query_succeeded"), 1.0);
     let o = probe(DNS, "nxok", &addr.to_string()).await;
     assert!(o.success, "{:?}", o.log);
+    let tcp = dns_tcp_server().await;
+    let o = probe(DNS, "tcp", &tcp.to_string()).await;
+    assert!(o.success, "{:?}", o.log);
+    assert_eq!(val(&o, "probe_dns_answer_rrs"), 1.0);
+    let o = probe(DNS, "tcprefused", &tcp.to_string()).await;
+    assert!(!o.success);
+    assert!(
+        o.reason.clone().unwrap_or_default().contains("Rcode"),
+        "{:?}",
+        o.reason
+    );
+    // The UDP server does not listen on TCP.
+    let o = probe(DNS, "tcp", &closed_port().await.to_string()).await;
+    assert!(!o.success);
+    assert_eq!(val(&o, "probe_dns_query_succeeded"), 0.0);
 }
 
 #[tokio::test]

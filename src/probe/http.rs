@@ -514,6 +514,13 @@ fn finish(ctx: &mut Ctx, h: &HttpModule, hop: Hop) -> bool {
             b.len()
         }
         Err(e) => {
+            // blackbox reads the body inside its regex check when regexes
+            // are configured, so a read error then counts as a regex failure.
+            if success
+                && !(h.fail_if_body_matches.is_empty() && h.fail_if_body_not_matches.is_empty())
+            {
+                regex_fail(ctx, 1.0);
+            }
             ctx.error("Failed to read HTTP response body", &[("err", &e)]);
             success = false;
             0

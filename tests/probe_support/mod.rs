@@ -260,3 +260,80 @@ pub fn require(path: &str) -> bool {
     eprintln!("note: {path} missing; check not run");
     false
 }
+
+/// A STARTTLS line server: `220 ready`, then on `STARTTLS` answers
+/// `220 go ahead` and switches to TLS with `cert`, greeting `250 secure`.
+pub async fn starttls_server(cert: &TestCert) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(
+                cert.cert_der.clone(),
+            )],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let acc = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = s.write_all(b"220 ready\r\n").await;
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n]).trim() != "STARTTLS" {
+                    return;
+                }
+                let _ = s.write_all(b"220 go ahead\r\n").await;
+                if let Ok(mut tls) = acc.accept(s).await {
+                    let _ = tls.write_all(b"250 secure\r\n").await;
+                    let _ = tls.flush().await;
+                    let _ = tls.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The DNS responder's answers over TCP (2-byte length framing).
+pub async fn dns_tcp_server() -> SocketAddr {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Ok(n) = s.read_u16().await else { return };
+                let mut q = vec![0u8; usize::from(n)];
+                if s.read_exact(&mut q).await.is_err() {
+                    return;
+                }
+                let Ok(q) = Message::from_vec(&q) else { return };
+                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+                r.add_queries(q.queries.clone());
+                if q.queries.first().map(|q| q.name().to_string()).as_deref() == Some("ok.test.") {
+                    r.answers.push(Record::from_rdata(
+                        Name::from_ascii("ok.test.").unwrap(),
+                        60,
+                        RData::A(A::new(192, 0, 2, 8)),
+                    ));
+                } else {
+                    r.metadata.response_code = ResponseCode::Refused;
+                }
+                let b = r.to_vec().unwrap();
+                let mut out = (b.len() as u16).to_be_bytes().to_vec();
+                out.extend_from_slice(&b);
+                let _ = s.write_all(&out).await;
+            });
+        }
+    });
+    addr
+}
