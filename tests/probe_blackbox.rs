@@ -25,6 +25,17 @@ fn families(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `# HELP` lines as name → text.
+fn helps(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| {
+            let (n, h) = l.split_once(' ')?;
+            Some((n.to_string(), h.to_string()))
+        })
+        .collect()
+}
+
 /// The unlabelled sample value of `name`.
 fn value(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -107,6 +118,7 @@ async fn families_match_recorded_blackbox_output() {
         let want = std::fs::read_to_string(format!("{REF}/{file}")).unwrap();
         let got = ours(module, &target).await;
         assert_eq!(families(&got), families(&want), "{file}\n{got}");
+        assert_eq!(helps(&got), helps(&want), "{file}");
         assert_eq!(
             value(&got, "probe_success"),
             value(&want, "probe_success"),
@@ -218,5 +230,6 @@ async fn side_by_side_with_blackbox_exporter() {
         let a: BTreeSet<_> = families(&got).into_iter().collect();
         let b: BTreeSet<_> = families(&theirs).into_iter().collect();
         assert_eq!(a, b, "{what}");
+        assert_eq!(helps(&got), helps(&theirs), "{what}");
     }
 }
