@@ -214,6 +214,10 @@ async fn probe_endpoint_and_scheduled_probes() {
     assert!(body.contains("msg=\"Beginning probe\""));
     assert!(body.contains("Metrics that would have been returned:\n"));
     assert!(body.contains("probe_success 1"));
+    assert!(
+        body.contains("Module configuration:\nprober: http\nhttp:\n  method: GET\n"),
+        "{body}"
+    );
 
     for (q, msg) in [
         ("target=x&module=nope", "unknown module"),

@@ -79,8 +79,9 @@ fn echo(ip: Ipv4Addr, timeout: Duration) -> Result<Duration, String> {
     let mut pkt = vec![8u8, 0, 0, 0, 0, 0, 0, 1];
     pkt.extend_from_slice(b"klaxon-probe");
     let cs = checksum(&pkt).to_be_bytes();
-    pkt[2] = cs[0];
-    pkt[3] = cs[1];
+    if let Some(slot) = pkt.get_mut(2..4) {
+        slot.copy_from_slice(&cs);
+    }
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,

@@ -73,10 +73,7 @@ impl ProbeOutcome {
         s.push_str("\n\n\nMetrics that would have been returned:\n");
         s.push_str(&self.metrics.render());
         s.push_str("\n\n\nModule configuration:\n");
-        s.push_str(&format!("prober: {}\n", module.prober.kind()));
-        if let Some(t) = module.timeout {
-            s.push_str(&format!("timeout: {}\n", crate::config::format_duration(t)));
-        }
+        s.push_str(&module.describe());
         s
     }
 }

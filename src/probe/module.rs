@@ -790,3 +790,114 @@ mod tests {
         assert!(m.get("tcp_connect").is_some());
     }
 }
+
+fn yaml_list<T: std::fmt::Display>(out: &mut String, key: &str, v: &[T]) {
+    if v.is_empty() {
+        return;
+    }
+    let items: Vec<String> = v.iter().map(|x| format!("{:?}", x.to_string())).collect();
+    out.push_str(&format!("  {key}: [{}]\n", items.join(", ")));
+}
+
+fn yaml_ip(out: &mut String, ip: &IpOptions) {
+    let p = match ip.preferred {
+        IpProtocol::Ip4 => "ip4",
+        IpProtocol::Ip6 => "ip6",
+    };
+    out.push_str(&format!(
+        "  preferred_ip_protocol: {p}\n  ip_protocol_fallback: {}\n",
+        ip.fallback
+    ));
+}
+
+fn yaml_tls(out: &mut String, key: &str, t: &TlsOptions) {
+    out.push_str(&format!(
+        "  {key}:\n    insecure_skip_verify: {}\n",
+        t.insecure_skip_verify
+    ));
+    if let Some(c) = &t.ca_file {
+        out.push_str(&format!("    ca_file: {c:?}\n"));
+    }
+    if let Some(s) = &t.server_name {
+        out.push_str(&format!("    server_name: {s:?}\n"));
+    }
+}
+
+impl Module {
+    /// The module with defaults filled in, YAML-shaped, for the
+    /// "Module configuration" part of `/probe?debug=true` (secrets left
+    /// out).
+    pub fn describe(&self) -> String {
+        let mut o = format!("prober: {}\n", self.prober.kind());
+        if let Some(t) = self.timeout {
+            o.push_str(&format!("timeout: {}\n", crate::config::format_duration(t)));
+        }
+        match &self.prober {
+            Prober::Http(h) => {
+                o.push_str("http:\n");
+                o.push_str(&format!("  method: {}\n", h.method));
+                yaml_list(&mut o, "valid_status_codes", &h.valid_status_codes);
+                yaml_list(&mut o, "valid_http_versions", &h.valid_http_versions);
+                o.push_str(&format!("  follow_redirects: {}\n", h.follow_redirects));
+                o.push_str(&format!("  fail_if_ssl: {}\n", h.fail_if_ssl));
+                o.push_str(&format!("  fail_if_not_ssl: {}\n", h.fail_if_not_ssl));
+                let re = |v: &[Regex]| v.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>();
+                yaml_list(
+                    &mut o,
+                    "fail_if_body_matches_regexp",
+                    &re(&h.fail_if_body_matches),
+                );
+                yaml_list(
+                    &mut o,
+                    "fail_if_body_not_matches_regexp",
+                    &re(&h.fail_if_body_not_matches),
+                );
+                yaml_tls(&mut o, "tls_config", &h.tls);
+                yaml_ip(&mut o, &h.ip);
+                if h.body_size_limit > 0 {
+                    o.push_str(&format!("  body_size_limit: {}\n", h.body_size_limit));
+                }
+            }
+            Prober::Tcp(t) => {
+                o.push_str("tcp:\n");
+                yaml_ip(&mut o, &t.ip);
+                o.push_str(&format!("  tls: {}\n", t.tls));
+                yaml_tls(&mut o, "tls_config", &t.tls_config);
+                if !t.query_response.is_empty() {
+                    o.push_str("  query_response:\n");
+                    for q in &t.query_response {
+                        o.push_str("    -");
+                        if let Some(e) = &q.expect {
+                            o.push_str(&format!(" expect: {:?}", e.as_str()));
+                        }
+                        if let Some(s) = &q.send {
+                            o.push_str(&format!(" send: {s:?}"));
+                        }
+                        if q.starttls {
+                            o.push_str(" starttls: true");
+                        }
+                        o.push('\n');
+                    }
+                }
+            }
+            Prober::Dns(d) => {
+                o.push_str("dns:\n");
+                yaml_ip(&mut o, &d.ip);
+                o.push_str(&format!(
+                    "  transport_protocol: {}\n  query_name: {:?}\n  query_type: {}\n  query_class: {}\n  recursion_desired: {}\n",
+                    if d.tcp { "tcp" } else { "udp" },
+                    d.query_name,
+                    d.query_type,
+                    d.query_class,
+                    d.recursion_desired
+                ));
+                yaml_list(&mut o, "valid_rcodes", &d.valid_rcodes);
+            }
+            Prober::Icmp(i) => {
+                o.push_str("icmp:\n");
+                yaml_ip(&mut o, &i.ip);
+            }
+        }
+        o
+    }
+}
