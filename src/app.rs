@@ -157,6 +157,7 @@ pub async fn start_with_sink(
         exporters: exporters.clone(),
         ops: ops.clone(),
         reload,
+        probe_modules: cfg.probes.modules.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -224,6 +225,11 @@ pub async fn start_with_sink(
         sink,
         metrics: Some(rule_metrics),
     });
+    tasks.extend(crate::probe::schedule::spawn(
+        head.clone(),
+        &cfg.probes.probes,
+        ops.maintenance.clone(),
+    ));
     let retention = cfg.storage.retention;
     let h = head.clone();
     tasks.push(tokio::spawn(async move {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod ops;
+pub mod probe;
 pub mod promql;
 pub mod rules;
 pub mod scrape;

@@ -29,6 +29,10 @@ enum Command {
         #[command(subcommand)]
         what: CheckWhat,
     },
+    /// Probe a target once (or the checks of --config concurrently), like a
+    /// blackbox_exporter module; exit 0 all passed, 1 a probe failed, 2 bad
+    /// usage.
+    Probe(ProbeCmd),
     /// Run unit tests.
     Test {
         #[command(subcommand)]
@@ -62,6 +66,33 @@ enum TestWhat {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct ProbeCmd {
+    /// URL (http_2xx by default) or HOST:PORT (tcp_connect by default).
+    target: Option<String>,
+    /// Module name from the shipped modules or --modules.
+    #[arg(long)]
+    module: Option<String>,
+    /// A blackbox.yml-shaped modules file adding to the shipped modules.
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// Accepted status code (repeatable); default any 2xx.
+    #[arg(long)]
+    expect_status: Vec<u16>,
+    /// Regex the response body must match.
+    #[arg(long)]
+    expect_body: Option<String>,
+    /// Probe timeout, e.g. 5s (default: the module's, else 10s).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// A smoke file with `checks:` to run concurrently.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Default)]
@@ -161,6 +192,21 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Probe(p) => {
+            let args = klaxon::probe::cli::ProbeArgs {
+                target: p.target,
+                module: p.module,
+                modules: p.modules,
+                expect_status: p.expect_status,
+                expect_body: p.expect_body,
+                timeout: p.timeout,
+                json: p.json,
+                config: p.config,
+            };
+            let code =
+                klaxon::probe::cli::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
         }
         Command::Test {
             what: TestWhat::Rules { files },

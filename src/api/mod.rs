@@ -4,6 +4,7 @@
 pub mod middleware;
 pub mod ops;
 pub mod params;
+pub mod probe;
 pub mod prom;
 pub mod query;
 pub mod query_json;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub ops: Arc<crate::ops::Ops>,
     /// Config reload (`/-/reload`, SIGHUP) and its last outcome.
     pub reload: Arc<crate::app::Reloader>,
+    /// Modules served by `/probe` (shipped defaults plus the config's).
+    pub probe_modules: Arc<crate::probe::Modules>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -54,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/metrics/host", get(host_metrics))
         .route("/metrics/postgres", get(postgres_metrics))
+        .route("/probe", get(probe::probe))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route(

@@ -111,6 +111,8 @@ pub struct Config {
     pub auth: Option<crate::ops::config::AuthConfig>,
     /// `command_center:` (heartbeat, signed commands).
     pub command_center: Option<crate::ops::config::CommandCenterConfig>,
+    /// Scheduled probes and the probe modules (`probes:`).
+    pub probes: crate::probe::schedule::ProbesSection,
     pub source_path: Option<PathBuf>,
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
@@ -310,7 +312,10 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
     let jobs: Vec<&str> = scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
     let exporters = crate::exporters::config::resolve(raw.exporters, dir, &jobs, sink);
 
+    let probes =
+        crate::probe::schedule::resolve_section(raw.probes, dir, global.scrape_interval, sink);
     Config {
+        probes,
         global,
         scrape_configs,
         rule_files,

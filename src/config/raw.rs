@@ -53,6 +53,7 @@ pub(crate) struct RawConfig {
     pub exporters: Option<crate::exporters::config::RawExporters>,
     pub auth: Option<crate::ops::config::RawAuth>,
     pub command_center: Option<crate::ops::config::RawCommandCenter>,
+    pub probes: Option<Vec<S<crate::probe::schedule::RawProbe>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

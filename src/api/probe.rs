@@ -1,0 +1,59 @@
+//! `GET /probe`: klaxon as a blackbox_exporter-style multi-target exporter,
+//! so an existing Prometheus scrape job written for blackbox works against
+//! klaxon unchanged. Bad requests (unknown module, malformed target) get a
+//! 400 with the reason instead of a failed probe, so a misconfigured scrape
+//! job is visible as a scrape error rather than as a down target.
+
+use super::AppState;
+use crate::probe::{check_target, effective_timeout, find_module, run_probe, ProbeError};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn bad_request(e: ProbeError) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{e}\n"),
+    )
+        .into_response()
+}
+
+pub async fn probe(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    // blackbox's default module when none is given.
+    let name = q
+        .get("module")
+        .filter(|m| !m.is_empty())
+        .map(String::as_str)
+        .unwrap_or("http_2xx");
+    let module = match find_module(&s.probe_modules, name) {
+        Ok(m) => m,
+        Err(e) => return bad_request(e),
+    };
+    let target = q.get("target").map(String::as_str).unwrap_or("");
+    if let Err(e) = check_target(&module, target) {
+        return bad_request(e);
+    }
+    let scrape_timeout = headers
+        .get("X-Prometheus-Scrape-Timeout-Seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let timeout = effective_timeout(&module, scrape_timeout);
+    let outcome = run_probe(&module, target, timeout).await;
+    if q.get("debug").is_some_and(|d| d == "true") {
+        return (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            outcome.debug_text(&module),
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, TEXT)], outcome.metrics.render()).into_response()
+}
