@@ -64,6 +64,10 @@ pub enum Kind {
     /// No declared type (node_exporter's vmstat and netstat families):
     /// `untyped` in the text format, `unknown` in OpenMetrics.
     Untyped,
+    /// Samples carry their series suffix (`_bucket`, `_sum`, `_count`) as a
+    /// first label pair with an empty name, which the writer turns into the
+    /// sample name (collectors build these; see `notify::outbox`).
+    Histogram,
 }
 
 /// A family of children keyed by label values.
@@ -265,7 +269,7 @@ pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
     for f in families {
         let sample_name = match f.kind {
             Kind::Counter => format!("{}_total", f.name),
-            Kind::Gauge | Kind::Untyped => f.name.clone(),
+            Kind::Gauge | Kind::Untyped | Kind::Histogram => f.name.clone(),
         };
         let family_name = if openmetrics { &f.name } else { &sample_name };
         let kind = match f.kind {
@@ -273,11 +277,19 @@ pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
             Kind::Gauge => "gauge",
             Kind::Untyped if openmetrics => "unknown",
             Kind::Untyped => "untyped",
+            Kind::Histogram => "histogram",
         };
         let _ = writeln!(out, "# HELP {} {}", family_name, escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {family_name} {kind}");
         for (labels, v) in &f.samples {
             out.push_str(&sample_name);
+            let labels: &[(String, String)] = match labels.split_first() {
+                Some(((n, suffix), rest)) if n.is_empty() => {
+                    out.push_str(suffix);
+                    rest
+                }
+                _ => labels,
+            };
             if !labels.is_empty() {
                 out.push('{');
                 for (i, (n, val)) in labels.iter().enumerate() {

@@ -184,6 +184,10 @@ pub fn type_name(v: &Value) -> &'static str {
         Value::Time(_) => "*time.Time",
         Value::Duration(_) => "*time.Duration",
         Value::Data(_) => "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }",
+        Value::Slice(_) => "[]interface {}",
+        Value::Alerts(_) => "template.Alerts",
+        Value::Kv(_) => "template.KV",
+        Value::Struct(s) => s.type_name,
     }
 }
 
@@ -296,6 +300,21 @@ pub fn sprint_value(v: &Value) -> String {
         Value::Time(ns) => time_string(*ns),
         Value::Duration(ns) => duration_string(*ns),
         Value::Data(s) => s.to_string(),
+        Value::Slice(v) | Value::Alerts(v) => {
+            let parts: Vec<String> = v.iter().map(sprint_value).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Kv(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|l| format!("{}:{}", l.name, l.value))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::Struct(s) => {
+            let parts: Vec<String> = s.fields.iter().map(|(_, v)| sprint_value(v)).collect();
+            format!("{{{}}}", parts.join(" "))
+        }
     }
 }
 
@@ -505,7 +524,16 @@ fn fmt_one(v: &Value, verb: char, f: &Flags) -> String {
         // fmt shows a pointer to a struct as `&{...}` (printing it as an
         // action dereferences it first, so `{{ . }}` has no `&`).
         Value::Sample(_) if verb == 'v' => Some(pad(format!("&{}", sprint_value(v)), f, false)),
-        Value::Labels(_) | Value::Map(_) | Value::Vector(_) | Value::Data(_) if verb == 'v' => {
+        Value::Labels(_)
+        | Value::Map(_)
+        | Value::Vector(_)
+        | Value::Data(_)
+        | Value::Slice(_)
+        | Value::Alerts(_)
+        | Value::Kv(_)
+        | Value::Struct(_)
+            if verb == 'v' =>
+        {
             Some(pad(sprint_value(v), f, false))
         }
         _ => None,
