@@ -355,15 +355,16 @@ impl Outbox {
         if let Some(c) = self.clients.lock().get(&key) {
             return Ok(c.clone());
         }
-        let http = match integ {
-            Integration::PagerDuty(c) => &c.http_config,
-            Integration::Slack(c) => &c.http_config,
-            Integration::Webhook(c) => &c.http_config,
+        let (http, proxy) = match integ {
+            Integration::PagerDuty(c) => (&c.http_config, &c.proxy_url),
+            Integration::Slack(c) => (&c.http_config, &c.proxy_url),
+            Integration::Webhook(c) => (&c.http_config, &c.proxy_url),
             Integration::Email(_) => {
                 return Err(SendError::permanent("config", "no HTTP client for email"))
             }
         };
-        let c = receivers::http_client(http).map_err(|e| SendError::permanent("config", e))?;
+        let c = receivers::http_client(http, proxy.as_deref())
+            .map_err(|e| SendError::permanent("config", e))?;
         self.clients.lock().insert(key, c.clone());
         Ok(c)
     }

@@ -231,7 +231,7 @@ mod tests {
             r("{{ (.CommonLabels.Remove .GroupLabels.Names).Values | join \" \" }}"),
             "a:1 critical"
         );
-        assert_eq!(r("{{ join (stringSlice \"a\" \"b\") \"-\" }}"), "a-b");
+        assert_eq!(r("{{ join \"-\" (stringSlice \"a\" \"b\") }}"), "a-b");
         assert_eq!(
             r("{{ toUpper .Status }} {{ trimSpace \"  x \" }}"),
             "FIRING x"

@@ -29,6 +29,10 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
     "webex_configs",
     "discord_configs",
     "msteams_configs",
+    "mattermost_configs",
+    "rocketchat_configs",
+    "jira_configs",
+    "incidentio_configs",
 ];
 
 /// One entry of `receivers:` as written.
@@ -53,6 +57,10 @@ pub struct RawReceiver {
     pub webex_configs: Option<S<IgnoredAny>>,
     pub discord_configs: Option<S<IgnoredAny>>,
     pub msteams_configs: Option<S<IgnoredAny>>,
+    pub mattermost_configs: Option<S<IgnoredAny>>,
+    pub rocketchat_configs: Option<S<IgnoredAny>>,
+    pub jira_configs: Option<S<IgnoredAny>>,
+    pub incidentio_configs: Option<S<IgnoredAny>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,6 +314,10 @@ impl RawReceiver {
             &self.webex_configs,
             &self.discord_configs,
             &self.msteams_configs,
+            &self.mattermost_configs,
+            &self.rocketchat_configs,
+            &self.jira_configs,
+            &self.incidentio_configs,
         ];
         for (field, v) in UNSUPPORTED_INTEGRATIONS.iter().zip(refused) {
             if let Some(v) = v {
@@ -393,13 +405,18 @@ fn tls(raw: &Option<RawTls>, ctx: &Ctx<'_>, sink: &mut Sink) -> TlsConfig {
     }
 }
 
+/// `http_config.proxy_url`, when set.
+fn proxy(raw: &Option<RawHttp>) -> Option<String> {
+    raw.as_ref()
+        .and_then(|h| h.proxy_url.as_ref())
+        .map(|p| p.value.clone())
+        .filter(|p| !p.is_empty())
+}
+
 fn http(raw: &Option<RawHttp>, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> HttpClientConfig {
     let Some(h) = raw else {
         return ctx.global.http_config.clone();
     };
-    if let Some(p) = &h.proxy_url {
-        sink.push(Pos::of(p), "http_config.proxy_url is not supported yet");
-    }
     if let Some(o) = &h.oauth2 {
         sink.push(Pos::of(o), "http_config.oauth2 is not supported yet");
     }
@@ -558,6 +575,7 @@ fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<Page
             })
             .collect(),
         http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
     })
 }
 
@@ -680,6 +698,7 @@ fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig>
             })
             .collect(),
         http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
     })
 }
 
@@ -817,6 +836,7 @@ fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookC
         url,
         max_alerts: r.max_alerts.unwrap_or(0),
         http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
     })
 }
 

@@ -82,10 +82,18 @@ pub fn with_secret_field(body: &str, field: &str, secret: &str) -> String {
     }
 }
 
-/// A client for one integration's TLS and redirect settings.
-pub fn build_client(http: &HttpClientConfig) -> Result<reqwest::Client, String> {
+/// A client for one integration's TLS, proxy and redirect settings.
+pub fn build_client(
+    http: &HttpClientConfig,
+    proxy_url: Option<&str>,
+) -> Result<reqwest::Client, String> {
     let mut b =
         reqwest::Client::builder().user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")));
+    if let Some(p) = proxy_url {
+        let proxy = reqwest::Proxy::all(p)
+            .map_err(|e| format!("http_config.proxy_url: {}", e.without_url()))?;
+        b = b.proxy(proxy);
+    }
     if !http.follow_redirects {
         b = b.redirect(reqwest::redirect::Policy::none());
     }

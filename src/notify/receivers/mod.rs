@@ -162,6 +162,8 @@ pub struct PagerDutyConfig {
     pub links: Vec<PagerDutyLink>,
     pub images: Vec<PagerDutyImage>,
     pub http_config: HttpClientConfig,
+    /// `http_config.proxy_url`.
+    pub proxy_url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -207,6 +209,8 @@ pub struct SlackConfig {
     /// Empty means klaxon's default buttons (runbook, silence).
     pub actions: Vec<SlackAction>,
     pub http_config: HttpClientConfig,
+    /// `http_config.proxy_url`.
+    pub proxy_url: Option<String>,
 }
 
 /// `email_configs` entry. `to`, `from`, `html`, `text`, headers are templates.
@@ -236,4 +240,6 @@ pub struct WebhookConfig {
     /// 0 = all alerts.
     pub max_alerts: u64,
     pub http_config: HttpClientConfig,
+    /// `http_config.proxy_url`.
+    pub proxy_url: Option<String>,
 }

@@ -62,7 +62,7 @@ pub fn spec(name: &str) -> Option<Spec> {
         "label" => s(&[Str, Sample], false),
         "value" | "strvalue" => s(&[Sample], false),
         "args" => s(&[], true),
-        "join" => s(&[Any, Str], false),
+        "join" => s(&[Str, Any], false),
         "stringSlice" => s(&[], true),
         "trimSpace" => s(&[Str], false),
         "reReplaceAll" => s(&[Str, Str, Str], false),
@@ -230,13 +230,12 @@ pub fn call(st: &mut State<'_, '_>, name: &str, args: Vec<Value>) -> F {
         "stringSlice" => Value::Slice(Rc::new(
             args.iter().map(|v| Value::Str(string(v))).collect(),
         )),
-        "join" => match a0 {
-            Value::Slice(v) => Value::Str(
-                v.iter()
-                    .map(string)
-                    .collect::<Vec<_>>()
-                    .join(&string(arg(&args, 1))),
-            ),
+        // Alertmanager's `join` takes the separator first, so that
+        // `{{ .Names | join "," }}` pipes the slice in last.
+        "join" => match arg(&args, 1) {
+            Value::Slice(v) => {
+                Value::Str(v.iter().map(string).collect::<Vec<_>>().join(&string(a0)))
+            }
             Value::Missing | Value::Nil => Value::Str(String::new()),
             other => {
                 return Err(format!(
