@@ -148,7 +148,9 @@ async fn pagerduty_v2_event_fields() {
     let ob = outbox(store.clone(), recv, &Registry::new());
     let now = now_millis();
     let mut big = alert("DiskFull", "a:1", false, now);
-    big.labels = big.labels.builder().set("huge", "x".repeat(3000)).build();
+    let mut b = big.labels.builder();
+    b.set("huge", "x".repeat(3000));
+    big.labels = b.build();
     ob.enqueue(notification("pd", vec![big], now));
     let reqs = mock.wait_reqs(1, WAIT).await;
     assert_eq!(reqs.len(), 1);
@@ -515,8 +517,9 @@ async fn history_api_lists_pages_and_replays() {
                 .send()
                 .await
                 .unwrap()
-                .json::<Value>()
+                .text()
                 .await
+                .map(|t| serde_json::from_str::<Value>(&t).unwrap())
                 .unwrap()
         }
     };
@@ -553,7 +556,11 @@ async fn history_api_lists_pages_and_replays() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let bad: Value = bad.json().await.unwrap();
+    let bad: Value = bad
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap();
     assert!(bad["error"].as_str().unwrap().contains("\"status\""));
 
     let before = mock.reqs().len();
@@ -562,8 +569,9 @@ async fn history_api_lists_pages_and_replays() {
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
         .unwrap();
     assert_eq!(r["status"], "success");
     assert_eq!(r["data"]["delivery"]["attempts"], 2);

@@ -69,7 +69,8 @@ async fn handle(
     let (code, hdrs) = s.script.lock().pop_front().unwrap_or((200, vec![]));
     let mut r = (StatusCode::from_u16(code).unwrap(), "{}").into_response();
     for (k, v) in hdrs {
-        r.headers_mut().insert(*k, v.parse().unwrap());
+        let k: &'static str = k;
+        r.headers_mut().insert(k, v.parse().unwrap());
     }
     r
 }
