@@ -159,15 +159,15 @@ async fn list(State(ob): State<Arc<Outbox>>, RawQuery(raw): RawQuery) -> Respons
     }))
 }
 
-fn parse_id(id: &str) -> Result<i64, Response> {
+fn parse_id(id: &str) -> Result<i64, String> {
     id.parse::<i64>()
-        .map_err(|_| bad(format!("invalid delivery id {id:?}")))
+        .map_err(|_| format!("invalid delivery id {id:?}"))
 }
 
 async fn one(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let s = ob.store();
     match (s.get_delivery(id), s.delivery_attempts(id)) {
@@ -187,7 +187,7 @@ async fn one(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response 
 async fn replay(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     match ob.replay(id).await {
         Ok(d) => {

@@ -35,11 +35,14 @@ impl Req {
     }
 }
 
+/// A scripted reply: status and headers.
+pub type Reply = (u16, Vec<(&'static str, &'static str)>);
+
 #[derive(Default)]
 pub struct MockState {
     pub reqs: Mutex<Vec<Req>>,
     /// Replies to give, in order; 200 when exhausted.
-    pub script: Mutex<VecDeque<(u16, Vec<(&'static str, &'static str)>)>>,
+    pub script: Mutex<VecDeque<Reply>>,
 }
 
 pub struct Mock {
@@ -76,14 +79,11 @@ async fn handle(
 }
 
 impl Mock {
-    pub async fn start(script: Vec<(u16, Vec<(&'static str, &'static str)>)>) -> Mock {
+    pub async fn start(script: Vec<Reply>) -> Mock {
         Self::start_on("127.0.0.1:0", script).await
     }
 
-    pub async fn start_on(
-        addr: &str,
-        script: Vec<(u16, Vec<(&'static str, &'static str)>)>,
-    ) -> Mock {
+    pub async fn start_on(addr: &str, script: Vec<Reply>) -> Mock {
         let state = Arc::new(MockState {
             reqs: Mutex::new(vec![]),
             script: Mutex::new(script.into()),

@@ -139,10 +139,7 @@ pub struct NotifyTemplate {
     local: HashMap<String, Vec<parser::Node>>,
 }
 
-fn parse_notify(
-    name: &str,
-    text: &str,
-) -> Result<(Vec<parser::Node>, HashMap<String, Vec<parser::Node>>), TemplateError> {
+fn parse_notify(name: &str, text: &str) -> Result<(Vec<parser::Node>, exec::Defs), TemplateError> {
     let (toks, lex_err) = lexer::lex_lazy(name, text);
     if let Some(e) = lex_err {
         return Err(e);

@@ -19,6 +19,9 @@ pub enum Node {
     Template(usize, String, Option<Pipe>),
 }
 
+/// `{{define}}`d templates of one text, in order.
+pub type Defines = Vec<(String, Vec<Node>)>;
+
 #[derive(Debug, Clone)]
 pub struct Control {
     pub pipe: Pipe,
@@ -156,7 +159,7 @@ pub struct Parser<'a> {
     depth: usize,
     is_func: &'a dyn Fn(&str) -> bool,
     /// `Some` when `{{define}}` is allowed (notification templates).
-    defines: Option<Vec<(String, Vec<Node>)>>,
+    defines: Option<Defines>,
 }
 
 enum ListEnd {
@@ -222,9 +225,7 @@ impl<'a> Parser<'a> {
 
     /// Parses a template that may `define` others: the main list and the
     /// definitions, in file order.
-    pub fn parse_with_defines(
-        mut self,
-    ) -> Result<(Vec<Node>, Vec<(String, Vec<Node>)>), TemplateError> {
+    pub fn parse_with_defines(mut self) -> Result<(Vec<Node>, Defines), TemplateError> {
         let main = self.parse_inner()?;
         Ok((main, self.defines.take().unwrap_or_default()))
     }
