@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS notify_deliveries (
 );
 CREATE INDEX IF NOT EXISTS notify_deliveries_due ON notify_deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS notify_deliveries_created ON notify_deliveries (created_at, id);
+CREATE INDEX IF NOT EXISTS notify_deliveries_group ON notify_deliveries (group_key, receiver, integration_index, status);
 CREATE TABLE IF NOT EXISTS notify_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id INTEGER NOT NULL REFERENCES notify_deliveries (id),
@@ -195,6 +196,9 @@ impl Store {
     }
 
     /// Claims up to `limit` pending rows due at `now` (status → `sending`).
+    /// A row waits while an older row of the same group and integration is
+    /// unfinished, so a group's notifications arrive in order (a PagerDuty
+    /// `resolve` never overtakes its retried `trigger`).
     pub fn claim_due_deliveries(
         &self,
         now: i64,
@@ -204,7 +208,9 @@ impl Store {
             let tx = c.transaction()?;
             let rows = {
                 let mut st = tx.prepare_cached(&format!(
-                    "SELECT {COLS} FROM notify_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+                    "SELECT {COLS} FROM notify_deliveries d WHERE status = 'pending' AND next_attempt_at <= ?1
+                     AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)
+                     ORDER BY next_attempt_at, id LIMIT ?2"
                 ))?;
                 let rows = st
                     .query_map(params![now, limit as i64], row)?
@@ -322,11 +328,14 @@ impl Store {
         })
     }
 
-    /// When the next pending row is due, if any.
+    /// When the next claimable pending row is due, if any (rows waiting on
+    /// an older row of their group do not count: the worker must not spin
+    /// on them).
     pub fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
         self.with_conn(|c| {
             Ok(c.query_row(
-                "SELECT MIN(next_attempt_at) FROM notify_deliveries WHERE status = 'pending'",
+                "SELECT MIN(next_attempt_at) FROM notify_deliveries d WHERE status = 'pending'
+                 AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)",
                 [],
                 |r| r.get::<_, Option<i64>>(0),
             )?)
@@ -473,6 +482,47 @@ mod tests {
         assert_eq!(s.requeue_in_flight_deliveries(60).unwrap(), 1);
         assert_eq!(s.count_unfinished_deliveries().unwrap(), 1);
         assert_eq!(s.claim_due_deliveries(60, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_group_is_delivered_in_order() {
+        let s = Store::open_in_memory().unwrap();
+        let mut other = new("r", "B", 10);
+        other.group_key = "{}:{b}".into();
+        let ids = s
+            .insert_deliveries(&[new("r", "A", 10), new("r", "A", 11), other])
+            .unwrap();
+        let first: Vec<i64> = s
+            .claim_due_deliveries(20, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(first, vec![ids[0], ids[2]]);
+        let retry = Outcome::Retry {
+            error: "e".into(),
+            reason: "r".into(),
+            next_at: 30,
+        };
+        s.finish_delivery_attempt(ids[0], 20, 1, &retry).unwrap();
+        // The second of the group waits for the first, even when due.
+        assert!(s.claim_due_deliveries(25, 10).unwrap().is_empty());
+        let again: Vec<i64> = s
+            .claim_due_deliveries(30, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(again, vec![ids[0]]);
+        s.finish_delivery_attempt(ids[0], 30, 1, &Outcome::Success)
+            .unwrap();
+        let last: Vec<i64> = s
+            .claim_due_deliveries(30, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(last, vec![ids[1]]);
     }
 
     #[test]
