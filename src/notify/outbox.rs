@@ -173,11 +173,17 @@ impl Metrics {
     }
 }
 
+/// Receivers and templates of the current config.
+struct Live {
+    receivers: HashMap<String, Receiver>,
+    templates: TemplateSet,
+}
+
 /// The outbox; see the module docs.
 pub struct Outbox {
     store: Arc<Store>,
-    receivers: HashMap<String, Receiver>,
-    templates: TemplateSet,
+    /// Swapped as a whole on config reload ([`Outbox::update_config`]).
+    config: parking_lot::RwLock<Arc<Live>>,
     opts: OutboxOptions,
     clients: Mutex<HashMap<(String, usize), reqwest::Client>>,
     wake: Arc<Notify>,
@@ -226,8 +232,10 @@ impl Outbox {
         }
         let ob = Arc::new(Outbox {
             store,
-            receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            templates,
+            config: parking_lot::RwLock::new(Arc::new(Live {
+                receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                templates,
+            })),
             opts,
             clients: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
@@ -238,6 +246,19 @@ impl Outbox {
         let wake = ob.wake.clone();
         tokio::spawn(worker(weak, wake));
         Ok(ob)
+    }
+
+    /// Applies a reloaded config: new rows use the new receivers and
+    /// templates; stored rows keep their rendered payload and are sent with
+    /// the new keys and URLs of the same receiver and integration.
+    pub fn update_config(&self, receivers: Vec<Receiver>, templates: TemplateSet) {
+        *self.config.write() = Arc::new(Live {
+            receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            templates,
+        });
+        // Clients carry TLS settings of the old config.
+        self.clients.lock().clear();
+        self.wake.notify_one();
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -262,7 +283,8 @@ impl Outbox {
     /// returns the new row ids. Integrations without `send_resolved` get
     /// only the firing alerts, and nothing when none fire.
     pub fn enqueue_notification(&self, n: &Notification) -> Result<Vec<i64>, StoreError> {
-        let Some(r) = self.receivers.get(&n.receiver) else {
+        let live = self.config.read().clone();
+        let Some(r) = live.receivers.get(&n.receiver) else {
             tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
             return Ok(vec![]);
         };
@@ -300,7 +322,7 @@ impl Outbox {
                 .iter()
                 .filter(|a| alert_status(a, n.created_at) == "firing")
                 .count();
-            let (payload, error) = match render(integ, n, &self.templates) {
+            let (payload, error) = match render(integ, n, &live.templates) {
                 Ok(p) => (serde_json::to_string(&p).unwrap_or_default(), None),
                 Err(e) => (String::new(), Some(e)),
             };
@@ -371,7 +393,8 @@ impl Outbox {
 
     /// One attempt at sending a stored row.
     async fn send_row(&self, d: &Delivery) -> Result<(), SendError> {
-        let integ = self
+        let live = self.config.read().clone();
+        let integ = live
             .receivers
             .get(&d.receiver)
             .and_then(|r| r.integrations.get(d.integration_index))
