@@ -28,6 +28,25 @@ pub fn template_set(files: &[(String, String)]) -> Result<TemplateSet, TemplateE
     Ok(set)
 }
 
+/// The default set plus every file matching the `templates:` globs
+/// (relative ones already joined to the config file's directory), in
+/// glob order as Alertmanager reads them. A glob matching nothing is not
+/// an error (Alertmanager's behaviour); an unreadable or invalid file is,
+/// naming the file.
+pub fn load_templates(globs: &[String]) -> Result<TemplateSet, String> {
+    let mut files = Vec::new();
+    for g in globs {
+        let paths = glob::glob(g).map_err(|e| format!("templates: invalid pattern {g:?}: {e}"))?;
+        for p in paths {
+            let p = p.map_err(|e| format!("templates: {e}"))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("templates: reading {}: {e}", p.display()))?;
+            files.push((p.display().to_string(), text));
+        }
+    }
+    template_set(&files).map_err(|e| format!("templates: {e}"))
+}
+
 /// The link that opens klaxon's UI on a new silence pre-filled with
 /// `labels` as equality matchers. The one place this URL is built.
 pub fn silence_url(external_url: &str, labels: &Labels) -> String {
@@ -239,6 +258,11 @@ mod tests {
         assert_eq!(r("{{ (index .Alerts 0).Fingerprint | len }}"), "16");
         assert_eq!(r("{{ .ExternalURL }}"), "http://klaxon:9090");
         assert_eq!(
+            r("{{ (index .Alerts 0).StartsAt.Format \"2006-01-02 15:04:05 MST\" }}"),
+            "2023-11-14 22:13:20 UTC"
+        );
+        assert_eq!(r("{{ (index .Alerts 1).EndsAt.Unix }}"), "1700000050");
+        assert_eq!(
             r("{{ define \"x\" }}[{{ . }}]{{ end }}{{ template \"x\" .Status }}"),
             "[firing]"
         );
@@ -310,6 +334,28 @@ mod tests {
             u,
             "http://k:9090/#/silences/new?filter=%7Balertname%3D%22A%20B%22%2C%20job%3D%22x%22%7D"
         );
+    }
+
+    #[test]
+    fn template_files_load_by_glob_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.tmpl"),
+            "{{ define \"team.title\" }}T {{ .Status }}{{ end }}",
+        )
+        .unwrap();
+        let glob = format!("{}/*.tmpl", dir.path().display());
+        let set = load_templates(std::slice::from_ref(&glob)).unwrap();
+        let d = data(&notif(vec![alert("A", "r", None)]));
+        assert_eq!(
+            set.render("{{ template \"team.title\" . }}", &d, false)
+                .unwrap(),
+            "T firing"
+        );
+        assert!(load_templates(&[format!("{}/none-*.tmpl", dir.path().display())]).is_ok());
+        std::fs::write(dir.path().join("b.tmpl"), "{{ define \"x\" }}{{ .Status ").unwrap();
+        let e = load_templates(&[glob]).unwrap_err();
+        assert!(e.contains("b.tmpl"), "{e}");
     }
 
     #[test]

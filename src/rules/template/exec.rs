@@ -473,6 +473,17 @@ impl<'c, 'a> State<'c, 'a> {
                 }
                 Value::Kv(Rc::new(b.build()))
             }
+            (Value::Time(ns), "Format") => match args.first() {
+                Some(Value::Str(l) | Value::Html(l)) => Value::Str(gofmt::time_format(*ns, l)),
+                other => {
+                    return Err(self.error(format!(
+                        "wrong type for value; expected string; got {}",
+                        other.map_or("<nil>", gofmt::type_name)
+                    )))
+                }
+            },
+            (Value::Time(ns), "UTC") => Value::Time(*ns),
+            (Value::Time(ns), "Unix") => Value::Int(ns.div_euclid(1_000_000_000) as i64),
             (Value::Alerts(v), "Firing" | "Resolved") => {
                 let want = if name == "Firing" {
                     "firing"
@@ -740,6 +751,8 @@ fn method_arity(recv: &Value, name: &str) -> Option<usize> {
         (Value::Kv(_), "SortedPairs" | "Names" | "Values") => Some(0),
         (Value::Kv(_), "Remove") => Some(1),
         (Value::Alerts(_), "Firing" | "Resolved") => Some(0),
+        (Value::Time(_), "Format") => Some(1),
+        (Value::Time(_), "UTC" | "Unix") => Some(0),
         _ => None,
     }
 }
