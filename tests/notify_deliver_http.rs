@@ -70,7 +70,7 @@ async fn webhook_body_matches_alertmanager_fields_and_order() {
     let mock = Mock::start(vec![]).await;
     let recv = receivers(
         &format!(
-            "- name: hook\n  webhook_configs:\n    - url: '{}'\n      max_alerts: 1\n",
+            "- name: hook\n  webhook_configs:\n    - url: '{}'\n      max_alerts: 1\n      http_config:\n        authorization:\n          credentials: t0ken\n",
             mock.url("/hook")
         ),
         &GlobalConfig::default(),
@@ -91,6 +91,7 @@ async fn webhook_body_matches_alertmanager_fields_and_order() {
     assert_eq!(reqs.len(), 1);
     let body = reqs[0].json();
     assert_eq!(reqs[0].headers["content-type"], "application/json");
+    assert_eq!(reqs[0].headers["authorization"], "Bearer t0ken");
 
     let reference_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
