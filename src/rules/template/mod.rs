@@ -128,7 +128,14 @@ impl Template {
 #[derive(Debug, Clone, Default)]
 pub struct TemplateSet {
     defs: HashMap<String, Vec<parser::Node>>,
+    /// Parsed config field texts: the same few texts render for every
+    /// notification, and parsing dominated rendering. Parsing does not
+    /// depend on `defs`, so entries stay valid when definitions change.
+    parsed: std::sync::Arc<parking_lot::Mutex<HashMap<String, std::sync::Arc<NotifyTemplate>>>>,
 }
+
+/// Bound on cached field texts (render() also takes ad-hoc texts).
+const PARSED_CACHE_MAX: usize = 4096;
 
 /// A notification template parsed against a [`TemplateSet`].
 #[derive(Debug, Clone)]
@@ -208,7 +215,19 @@ impl TemplateSet {
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
-        let t = self.parse("", text)?;
+        let cached = self.parsed.lock().get(text).cloned();
+        let t = match cached {
+            Some(t) => t,
+            None => {
+                let t = std::sync::Arc::new(self.parse("", text)?);
+                let mut c = self.parsed.lock();
+                if c.len() >= PARSED_CACHE_MAX {
+                    c.clear();
+                }
+                c.insert(text.to_string(), t.clone());
+                t
+            }
+        };
         self.execute(&t, data, html)
     }
 }
