@@ -580,8 +580,12 @@ async fn history_api_lists_pages_and_replays() {
     assert_eq!(r["data"]["attempt"]["success"], true);
     let reqs = mock.reqs();
     assert_eq!(reqs.len(), before + 1);
+    // Delivery 1 was the first request to /a (deliveries 1 and 3 share a
+    // group and are sent in order; 2 went to /b concurrently).
+    let first_a = reqs.iter().find(|r| r.path == "/a").unwrap();
+    assert_eq!(reqs[before].path, "/a");
     assert_eq!(
-        reqs[before].body, reqs[0].body,
+        reqs[before].body, first_a.body,
         "replay re-sends the stored payload"
     );
     assert_eq!(store.delivery_attempts(1).unwrap().len(), 2);
