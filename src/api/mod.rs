@@ -1,6 +1,7 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod deliveries;
 pub mod middleware;
 pub mod ops;
 pub mod params;

@@ -9,7 +9,9 @@
 //! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
 
 pub mod config;
+pub mod outbox;
 pub mod receivers;
+pub mod template;
 
 use crate::model::{Labels, Timestamp};
 

@@ -33,7 +33,33 @@ pub enum Value {
     /// The root dot (`.Labels`, `.Value`, ...); holds its Go `%v` text
     /// because fields are read from the context, not from the value.
     Data(Rc<str>),
+    /// A Go slice (`[]string`, `template.Pairs`): notification templates.
+    Slice(Rc<Vec<Value>>),
+    /// Alertmanager's `template.Alerts`: a slice with `Firing`/`Resolved`.
+    Alerts(Rc<Vec<Value>>),
+    /// Alertmanager's `template.KV`: a string map whose methods
+    /// (`SortedPairs`, `Names`, `Values`, `Remove`) shadow its keys.
+    Kv(Rc<Labels>),
+    /// A Go struct (Alertmanager's `Data`, `Alert`, `Pair`).
+    Struct(Rc<Struct>),
 }
+
+/// A Go struct value: its type name (for errors) and its fields in
+/// declaration order (for `%v`).
+#[derive(Debug, Clone)]
+pub struct Struct {
+    pub type_name: &'static str,
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+impl Struct {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+/// Named templates (`{{define}}`) visible to `{{template}}`.
+pub type Defs = std::collections::HashMap<String, Vec<Node>>;
 
 impl Value {
     pub fn truth(&self) -> bool {
@@ -46,7 +72,13 @@ impl Value {
             Value::Labels(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
             Value::Vector(v) => !v.is_empty(),
-            Value::Sample(_) | Value::Time(_) | Value::Duration(_) | Value::Data(_) => true,
+            Value::Slice(v) | Value::Alerts(v) => !v.is_empty(),
+            Value::Kv(l) => !l.is_empty(),
+            Value::Sample(_)
+            | Value::Struct(_)
+            | Value::Time(_)
+            | Value::Duration(_)
+            | Value::Data(_) => true,
         }
     }
 }
@@ -77,6 +109,12 @@ pub struct State<'c, 'a> {
     at: Option<(usize, String)>,
     depth: usize,
     steps: u64,
+    /// Root data for notification templates (rules read it from `ctx`).
+    pub data: Option<Value>,
+    /// `{{define}}`d templates, searched in order.
+    pub defs: Vec<&'c Defs>,
+    /// html/template-like escaping of printed values (email HTML bodies).
+    pub html: bool,
 }
 
 type R<T> = Result<T, TemplateError>;
@@ -92,6 +130,9 @@ impl<'c, 'a> State<'c, 'a> {
             at: None,
             depth: 0,
             steps: 0,
+            data: None,
+            defs: vec![],
+            html: false,
         }
     }
 
@@ -177,10 +218,34 @@ impl<'c, 'a> State<'c, 'a> {
                 }
                 Node::Range(c) => self.range(dot, c)?,
                 Node::Break => return Ok(Flow::Break),
-                Node::Template(pos, name) => {
-                    // No `define` exists in an alert template, so Go fails here at run time.
-                    self.at(*pos, format!("{{{{template {}}}}}", gofmt::quote(name)));
-                    return Err(self.error(format!("template {} not defined", gofmt::quote(name))));
+                Node::Template(pos, name, pipe) => {
+                    let found = self.defs.iter().find_map(|d| d.get(name));
+                    let Some(body) = found else {
+                        // No `define` exists in an alert template, so Go fails here at run time.
+                        self.at(*pos, format!("{{{{template {}}}}}", gofmt::quote(name)));
+                        return Err(
+                            self.error(format!("template {} not defined", gofmt::quote(name)))
+                        );
+                    };
+                    let new_dot = match pipe {
+                        Some(p) => self.eval_pipeline(dot, p)?,
+                        None => Value::Nil,
+                    };
+                    self.depth += 1;
+                    if self.depth > 100 {
+                        self.depth -= 1;
+                        return Err(self.error(format!(
+                            "exceeded maximum template depth (100) in {}",
+                            gofmt::quote(name)
+                        )));
+                    }
+                    // A called template sees only its own `$`.
+                    let saved =
+                        std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
+                    let res = self.walk(&new_dot, body);
+                    self.vars = saved;
+                    self.depth -= 1;
+                    res?;
                 }
                 Node::Continue => return Ok(Flow::Continue),
             }
@@ -189,12 +254,19 @@ impl<'c, 'a> State<'c, 'a> {
     }
 
     fn print(&mut self, v: &Value) -> R<()> {
-        self.out.push_str(&gofmt::sprint_value(v));
+        match v {
+            Value::Html(s) if self.html => self.out.push_str(s),
+            _ if self.html => html_escape_into(&mut self.out, &gofmt::sprint_value(v)),
+            _ => self.out.push_str(&gofmt::sprint_value(v)),
+        }
         Ok(())
     }
 
     /// The root data value; prints like Prometheus' anonymous data struct.
     pub fn root(&self) -> Value {
+        if let Some(d) = &self.data {
+            return d.clone();
+        }
         let c = self.ctx;
         Value::Data(Rc::from(format!(
             "{{{} {} {} {}}}",
@@ -223,6 +295,15 @@ impl<'c, 'a> State<'c, 'a> {
             Value::Map(m) => m
                 .iter()
                 .map(|(k, v)| (Value::Str(k.clone()), v.clone()))
+                .collect(),
+            Value::Slice(v) | Value::Alerts(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (Value::Int(i as i64), x.clone()))
+                .collect(),
+            Value::Kv(l) => l
+                .iter()
+                .map(|x| (Value::Str(x.name.clone()), Value::Str(x.value.clone())))
                 .collect(),
             Value::Missing | Value::Nil => vec![],
             other => {
@@ -311,10 +392,10 @@ impl<'c, 'a> State<'c, 'a> {
         };
         self.at(first.pos(), first.to_string());
         match first {
-            Arg::Field(_, names) => self.eval_chain(dot.clone(), names, cmd, fin),
+            Arg::Field(_, names) => self.eval_chain(dot, dot.clone(), names, cmd, fin),
             Arg::Chain(_, base, names) => {
                 let recv = self.eval_arg(dot, base)?;
-                self.eval_chain(recv, names, cmd, fin)
+                self.eval_chain(dot, recv, names, cmd, fin)
             }
             Arg::Variable(_, names) => {
                 let v = self.var(&names[0])?;
@@ -322,7 +403,7 @@ impl<'c, 'a> State<'c, 'a> {
                     self.not_a_function(cmd, &fin)?;
                     return Ok(v);
                 }
-                self.eval_chain(v, &names[1..], cmd, fin)
+                self.eval_chain(dot, v, &names[1..], cmd, fin)
             }
             Arg::Ident(_, name) => self.eval_function(dot, name, cmd, fin),
             Arg::Pipe(p) => {
@@ -348,18 +429,115 @@ impl<'c, 'a> State<'c, 'a> {
 
     fn eval_chain(
         &mut self,
+        dot: &Value,
         mut recv: Value,
         names: &[String],
         cmd: &Command,
-        fin: Option<Value>,
+        mut fin: Option<Value>,
     ) -> R<Value> {
         let n = names.len();
         for (i, name) in names.iter().enumerate() {
             let last = i + 1 == n;
             let has_args = last && (cmd.args.len() > 1 || fin.is_some());
+            if let Some(want) = method_arity(&recv, name) {
+                let mut args = Vec::new();
+                if last {
+                    for a in cmd.args.iter().skip(1) {
+                        args.push(self.eval_arg(dot, a)?);
+                    }
+                    if let Some(f) = fin.take() {
+                        args.push(f);
+                    }
+                }
+                if args.len() != want {
+                    return Err(self.error(format!(
+                        "wrong number of args for {name}: want {want} got {}",
+                        args.len()
+                    )));
+                }
+                recv = self.method(&recv, name, args)?;
+                continue;
+            }
             recv = self.field(recv, name, has_args)?;
         }
         Ok(recv)
+    }
+
+    /// Alertmanager's methods on its template types.
+    fn method(&mut self, recv: &Value, name: &str, args: Vec<Value>) -> R<Value> {
+        Ok(match (recv, name) {
+            (Value::Kv(l), "SortedPairs") => Value::Slice(Rc::new(
+                l.iter()
+                    .map(|p| {
+                        Value::Struct(Rc::new(Struct {
+                            type_name: "template.Pair",
+                            fields: vec![
+                                ("Name", Value::Str(p.name.clone())),
+                                ("Value", Value::Str(p.value.clone())),
+                            ],
+                        }))
+                    })
+                    .collect(),
+            )),
+            (Value::Kv(l), "Names") => Value::Slice(Rc::new(
+                l.iter().map(|p| Value::Str(p.name.clone())).collect(),
+            )),
+            (Value::Kv(l), "Values") => Value::Slice(Rc::new(
+                l.iter().map(|p| Value::Str(p.value.clone())).collect(),
+            )),
+            (Value::Kv(l), "Remove") => {
+                let keys: Vec<String> = match args.first() {
+                    Some(Value::Slice(v)) => v.iter().map(gofmt::sprint_value).collect(),
+                    Some(Value::Missing | Value::Nil) | None => vec![],
+                    Some(other) => {
+                        return Err(self.error(format!(
+                            "wrong type for value; expected []string; got {}",
+                            gofmt::type_name(other)
+                        )))
+                    }
+                };
+                let mut b = l.builder();
+                for k in &keys {
+                    b.del(k);
+                }
+                Value::Kv(Rc::new(b.build()))
+            }
+            (Value::Time(ns), "Format") => match args.first() {
+                Some(Value::Str(l) | Value::Html(l)) => Value::Str(gofmt::time_format(*ns, l)),
+                other => {
+                    return Err(self.error(format!(
+                        "wrong type for value; expected string; got {}",
+                        other.map_or("<nil>", gofmt::type_name)
+                    )))
+                }
+            },
+            (Value::Time(ns), "UTC") => Value::Time(*ns),
+            (Value::Time(ns), "Unix") => Value::Int(ns.div_euclid(1_000_000_000) as i64),
+            (Value::Alerts(v), "Firing" | "Resolved") => {
+                let want = if name == "Firing" {
+                    "firing"
+                } else {
+                    "resolved"
+                };
+                Value::Alerts(Rc::new(
+                    v.iter()
+                        .filter(|a| match a {
+                            Value::Struct(s) => {
+                                matches!(s.get("Status"), Some(Value::Str(st)) if st == want)
+                            }
+                            _ => false,
+                        })
+                        .cloned()
+                        .collect(),
+                ))
+            }
+            _ => {
+                return Err(self.error(format!(
+                    "can't evaluate field {name} in type {}",
+                    gofmt::type_name(recv)
+                )))
+            }
+        })
     }
 
     fn field(&mut self, recv: Value, name: &str, has_args: bool) -> R<Value> {
@@ -413,6 +591,24 @@ impl<'c, 'a> State<'c, 'a> {
                     ))),
                 }
             }
+            Value::Kv(l) => {
+                map_args(self)?;
+                Ok(Value::Str(l.get(name).unwrap_or("").to_string()))
+            }
+            Value::Struct(st) => {
+                if has_args {
+                    return Err(self.error(format!(
+                        "{name} has arguments but cannot be invoked as function"
+                    )));
+                }
+                match st.get(name) {
+                    Some(v) => Ok(v.clone()),
+                    None => Err(self.error(format!(
+                        "can't evaluate field {name} in type {}",
+                        st.type_name
+                    ))),
+                }
+            }
             Value::Nil => Err(self.error(format!("nil pointer evaluating interface {{}}.{name}"))),
             other => Err(self.error(format!(
                 "can't evaluate field {name} in type {}",
@@ -436,7 +632,7 @@ impl<'c, 'a> State<'c, 'a> {
                     pos: a.pos(),
                     args: vec![a.clone()],
                 };
-                self.eval_chain(dot.clone(), names, &cmd, None)?
+                self.eval_chain(dot, dot.clone(), names, &cmd, None)?
             }
             Arg::Variable(_, names) => {
                 let v = self.var(&names[0])?;
@@ -444,7 +640,7 @@ impl<'c, 'a> State<'c, 'a> {
                     pos: a.pos(),
                     args: vec![a.clone()],
                 };
-                self.eval_chain(v, &names[1..], &cmd, None)?
+                self.eval_chain(dot, v, &names[1..], &cmd, None)?
             }
             Arg::Chain(_, base, names) => {
                 let recv = self.eval_arg(dot, base)?;
@@ -452,7 +648,7 @@ impl<'c, 'a> State<'c, 'a> {
                     pos: a.pos(),
                     args: vec![a.clone()],
                 };
-                self.eval_chain(recv, names, &cmd, None)?
+                self.eval_chain(dot, recv, names, &cmd, None)?
             }
             Arg::Pipe(p) => self.eval_pipeline(dot, p)?,
             Arg::Ident(_, name) => {
@@ -574,5 +770,34 @@ impl<'c, 'a> State<'c, 'a> {
             )));
         }
         Ok(v)
+    }
+}
+
+/// How many arguments a method of Alertmanager's template types takes;
+/// `None` when `name` is not a method of `recv` (then it is a field or key).
+fn method_arity(recv: &Value, name: &str) -> Option<usize> {
+    match (recv, name) {
+        (Value::Kv(_), "SortedPairs" | "Names" | "Values") => Some(0),
+        (Value::Kv(_), "Remove") => Some(1),
+        (Value::Alerts(_), "Firing" | "Resolved") => Some(0),
+        (Value::Time(_), "Format") => Some(1),
+        (Value::Time(_), "UTC" | "Unix") => Some(0),
+        _ => None,
+    }
+}
+
+/// Go's `html/template` escaping of text printed into HTML.
+pub fn html_escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '+' => out.push_str("&#43;"),
+            '\0' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
     }
 }

@@ -62,6 +62,9 @@ pub fn spec(name: &str) -> Option<Spec> {
         "label" => s(&[Str, Sample], false),
         "value" | "strvalue" => s(&[Sample], false),
         "args" => s(&[], true),
+        "join" => s(&[Str, Any], false),
+        "stringSlice" => s(&[], true),
+        "trimSpace" => s(&[Str], false),
         "reReplaceAll" => s(&[Str, Str, Str], false),
         "safeHtml" | "title" | "toUpper" | "toLower" | "graphLink" | "tableLink" | "stripPort"
         | "stripDomain" | "parseDuration" | "urlQueryEscape" => s(&[Str], false),
@@ -75,7 +78,44 @@ pub fn spec(name: &str) -> Option<Spec> {
 }
 
 pub fn is_defined(name: &str) -> bool {
-    spec(name).is_some()
+    spec(name).is_some() && !NOTIFY_ONLY.contains(&name)
+}
+
+/// Functions only Alertmanager's template map has.
+const NOTIFY_ONLY: &[&str] = &["join", "stringSlice", "trimSpace"];
+
+/// Alertmanager's function map (plus text/template's builtins).
+pub fn is_notify_defined(name: &str) -> bool {
+    matches!(
+        name,
+        "and"
+            | "or"
+            | "not"
+            | "len"
+            | "index"
+            | "eq"
+            | "ne"
+            | "lt"
+            | "le"
+            | "gt"
+            | "ge"
+            | "print"
+            | "println"
+            | "printf"
+            | "urlquery"
+            | "html"
+            | "toUpper"
+            | "toLower"
+            | "title"
+            | "trimSpace"
+            | "join"
+            | "match"
+            | "safeHtml"
+            | "reReplaceAll"
+            | "stringSlice"
+            | "humanizeDuration"
+            | "urlQueryEscape"
+    )
 }
 
 fn arg(args: &[Value], i: usize) -> &Value {
@@ -100,6 +140,8 @@ pub fn call(st: &mut State<'_, '_>, name: &str, args: Vec<Value>) -> F {
             Value::Labels(l) => l.len() as i64,
             Value::Map(m) => m.len() as i64,
             Value::Vector(v) => v.len() as i64,
+            Value::Slice(v) | Value::Alerts(v) => v.len() as i64,
+            Value::Kv(l) => l.len() as i64,
             Value::Missing | Value::Nil => return Err("len of nil pointer".into()),
             other => return Err(format!("len of type {}", gofmt::type_name(other))),
         }),
@@ -184,6 +226,24 @@ pub fn call(st: &mut State<'_, '_>, name: &str, args: Vec<Value>) -> F {
             Value::Bool(re.is_match(&string(arg(&args, 1))))
         }
         "safeHtml" => Value::Html(string(a0)),
+        "trimSpace" => Value::Str(string(a0).trim().to_string()),
+        "stringSlice" => Value::Slice(Rc::new(
+            args.iter().map(|v| Value::Str(string(v))).collect(),
+        )),
+        // Alertmanager's `join` takes the separator first, so that
+        // `{{ .Names | join "," }}` pipes the slice in last.
+        "join" => match arg(&args, 1) {
+            Value::Slice(v) => {
+                Value::Str(v.iter().map(string).collect::<Vec<_>>().join(&string(a0)))
+            }
+            Value::Missing | Value::Nil => Value::Str(String::new()),
+            other => {
+                return Err(format!(
+                    "wrong type for value; expected []string; got {}",
+                    gofmt::type_name(other)
+                ))
+            }
+        },
         "title" => Value::Str(title(&string(a0))),
         "toUpper" => Value::Str(string(a0).to_uppercase()),
         "toLower" => Value::Str(string(a0).to_lowercase()),
@@ -583,7 +643,15 @@ fn index(args: &[Value]) -> F {
     let mut item = arg(args, 0).clone();
     for ix in args.iter().skip(1) {
         item = match (&item, ix) {
-            (Value::Labels(l), Value::Str(k)) => Value::Str(l.get(k).unwrap_or("").to_string()),
+            (Value::Labels(l) | Value::Kv(l), Value::Str(k)) => {
+                Value::Str(l.get(k).unwrap_or("").to_string())
+            }
+            (Value::Slice(v) | Value::Alerts(v), Value::Int(i)) => {
+                match usize::try_from(*i).ok().and_then(|i| v.get(i)) {
+                    Some(x) => x.clone(),
+                    None => return Err(format!("index out of range: {i}")),
+                }
+            }
             (Value::Map(m), Value::Str(k)) => m.get(k).cloned().unwrap_or(Value::Nil),
             (Value::Labels(_) | Value::Map(_), other) => {
                 return Err(format!(

@@ -184,6 +184,10 @@ pub fn type_name(v: &Value) -> &'static str {
         Value::Time(_) => "*time.Time",
         Value::Duration(_) => "*time.Duration",
         Value::Data(_) => "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }",
+        Value::Slice(_) => "[]interface {}",
+        Value::Alerts(_) => "template.Alerts",
+        Value::Kv(_) => "template.KV",
+        Value::Struct(s) => s.type_name,
     }
 }
 
@@ -296,6 +300,21 @@ pub fn sprint_value(v: &Value) -> String {
         Value::Time(ns) => time_string(*ns),
         Value::Duration(ns) => duration_string(*ns),
         Value::Data(s) => s.to_string(),
+        Value::Slice(v) | Value::Alerts(v) => {
+            let parts: Vec<String> = v.iter().map(sprint_value).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Kv(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|l| format!("{}:{}", l.name, l.value))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::Struct(s) => {
+            let parts: Vec<String> = s.fields.iter().map(|(_, v)| sprint_value(v)).collect();
+            format!("{{{}}}", parts.join(" "))
+        }
     }
 }
 
@@ -505,7 +524,16 @@ fn fmt_one(v: &Value, verb: char, f: &Flags) -> String {
         // fmt shows a pointer to a struct as `&{...}` (printing it as an
         // action dereferences it first, so `{{ . }}` has no `&`).
         Value::Sample(_) if verb == 'v' => Some(pad(format!("&{}", sprint_value(v)), f, false)),
-        Value::Labels(_) | Value::Map(_) | Value::Vector(_) | Value::Data(_) if verb == 'v' => {
+        Value::Labels(_)
+        | Value::Map(_)
+        | Value::Vector(_)
+        | Value::Data(_)
+        | Value::Slice(_)
+        | Value::Alerts(_)
+        | Value::Kv(_)
+        | Value::Struct(_)
+            if verb == 'v' =>
+        {
             Some(pad(sprint_value(v), f, false))
         }
         _ => None,
@@ -631,5 +659,173 @@ fn hex_float(v: f64, upper: bool) -> String {
         format!("-{s}")
     } else {
         s
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Go's `time.Time.Format(layout)` for a UTC time in nanoseconds, with
+/// Go's reference-time layout (`2006-01-02 15:04:05.000 MST`). Templates
+/// call it as `{{ .StartsAt.Format "..." }}`.
+pub fn time_format(ns: i128, layout: &str) -> String {
+    let secs = ns.div_euclid(1_000_000_000) as i64;
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = crate::model::time::civil_from_days(days);
+    let (h, min, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+    let yday = days - crate::model::time::days_from_civil(y, 1, 1) + 1;
+    let wday = (days + 4).rem_euclid(7) as usize;
+    let month = MONTHS[(m as usize).saturating_sub(1).min(11)];
+    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    let b = layout.as_bytes();
+    let mut out = String::with_capacity(layout.len() + 8);
+    let mut i = 0;
+    let rest = |i: usize| &layout[i..];
+    while i < b.len() {
+        let r = rest(i);
+        let (text, n): (String, usize) = if r.starts_with("January") {
+            (month.to_string(), 7)
+        } else if r.starts_with("Jan") {
+            (month[..3].to_string(), 3)
+        } else if r.starts_with("Monday") {
+            (DAYS[wday].to_string(), 6)
+        } else if r.starts_with("Mon") {
+            (DAYS[wday][..3].to_string(), 3)
+        } else if r.starts_with("MST") {
+            ("UTC".into(), 3)
+        } else if r.starts_with("2006") {
+            (format!("{y:04}"), 4)
+        } else if r.starts_with("002") {
+            (format!("{yday:03}"), 3)
+        } else if r.starts_with("01") {
+            (format!("{m:02}"), 2)
+        } else if r.starts_with("02") {
+            (format!("{d:02}"), 2)
+        } else if r.starts_with("03") {
+            (format!("{h12:02}"), 2)
+        } else if r.starts_with("04") {
+            (format!("{min:02}"), 2)
+        } else if r.starts_with("05") {
+            (format!("{s:02}"), 2)
+        } else if r.starts_with("06") {
+            (format!("{:02}", y.rem_euclid(100)), 2)
+        } else if r.starts_with("15") {
+            (format!("{h:02}"), 2)
+        } else if r.starts_with("__2") {
+            (format!("{yday:>3}"), 3)
+        } else if r.starts_with("_2") && !r.starts_with("_2006") {
+            (format!("{d:>2}"), 2)
+        } else if r.starts_with("PM") {
+            ((if h >= 12 { "PM" } else { "AM" }).into(), 2)
+        } else if r.starts_with("pm") {
+            ((if h >= 12 { "pm" } else { "am" }).into(), 2)
+        } else if let Some(z) = ["Z07:00:00", "Z070000", "Z07:00", "Z0700", "Z07"]
+            .iter()
+            .find(|z| r.starts_with(**z))
+        {
+            ("Z".into(), z.len())
+        } else if let Some(z) = ["-07:00:00", "-070000", "-07:00", "-0700", "-07"]
+            .iter()
+            .find(|z| r.starts_with(**z))
+        {
+            let t = match *z {
+                "-07:00:00" => "+00:00:00",
+                "-070000" => "+000000",
+                "-07:00" => "+00:00",
+                "-0700" => "+0000",
+                _ => "+00",
+            };
+            (t.into(), z.len())
+        } else if (b[i] == b'.' || b[i] == b',') && matches!(b.get(i + 1), Some(b'0') | Some(b'9'))
+        {
+            let digit = b[i + 1];
+            let mut j = i + 1;
+            while j < b.len() && b[j] == digit {
+                j += 1;
+            }
+            if j < b.len() && b[j].is_ascii_digit() {
+                (char::from(b[i]).to_string(), 1)
+            } else {
+                let width = j - i - 1;
+                let full = format!("{nanos:09}");
+                let mut f = full[..width.min(9)].to_string();
+                if digit == b'9' {
+                    f = f.trim_end_matches('0').to_string();
+                }
+                let t = if f.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}{f}", char::from(b[i]))
+                };
+                (t, j - i)
+            }
+        } else if b[i] == b'1' {
+            (m.to_string(), 1)
+        } else if b[i] == b'2' {
+            (d.to_string(), 1)
+        } else if b[i] == b'3' {
+            (h12.to_string(), 1)
+        } else if b[i] == b'4' {
+            (min.to_string(), 1)
+        } else if b[i] == b'5' {
+            (s.to_string(), 1)
+        } else {
+            let c = r.chars().next().unwrap_or(' ');
+            (c.to_string(), c.len_utf8())
+        };
+        out.push_str(&text);
+        i += n;
+    }
+    out
+}
+
+#[cfg(test)]
+mod time_format_tests {
+    use super::time_format;
+
+    #[test]
+    fn go_layouts() {
+        // 2023-11-14T22:13:20.120Z, a Tuesday, day 318.
+        let ns = 1_700_000_000_120_000_000i128;
+        assert_eq!(
+            time_format(ns, "2006-01-02 15:04:05"),
+            "2023-11-14 22:13:20"
+        );
+        assert_eq!(
+            time_format(ns, "2006-01-02T15:04:05.000Z07:00"),
+            "2023-11-14T22:13:20.120Z"
+        );
+        assert_eq!(
+            time_format(ns, "Mon Jan _2 3:04PM MST"),
+            "Tue Nov 14 10:13PM UTC"
+        );
+        assert_eq!(
+            time_format(ns, "Monday, 2 January 06 -0700 .999 002"),
+            "Tuesday, 14 November 23 +0000 .12 318"
+        );
+        assert_eq!(time_format(ns, "15h04"), "22h13");
     }
 }

@@ -13,7 +13,10 @@ mod lexer;
 mod parser;
 
 use crate::model::{Labels, Timestamp};
+use std::collections::HashMap;
 use thiserror::Error;
+
+pub use exec::{html_escape_into, Struct, Value};
 
 /// One element of a `query` result.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +117,118 @@ impl Template {
         let mut st = exec::State::new(ctx, &self.name, &self.src);
         st.run(&self.nodes)?;
         Ok(st.out)
+    }
+}
+
+/// Alertmanager's notification templates: the same engine with `define` /
+/// `template`, Alertmanager's function map and data model ([`Value::Struct`],
+/// [`Value::Kv`], [`Value::Alerts`]). Holds the named templates of the
+/// default set and the `templates:` files; later definitions of a name
+/// replace earlier ones, as in Go.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSet {
+    defs: HashMap<String, Vec<parser::Node>>,
+    /// Parsed config field texts: the same few texts render for every
+    /// notification, and parsing dominated rendering. Parsing does not
+    /// depend on `defs`, so entries stay valid when definitions change.
+    parsed: std::sync::Arc<parking_lot::Mutex<HashMap<String, std::sync::Arc<NotifyTemplate>>>>,
+}
+
+/// Bound on cached field texts (render() also takes ad-hoc texts).
+const PARSED_CACHE_MAX: usize = 4096;
+
+/// A notification template parsed against a [`TemplateSet`].
+#[derive(Debug, Clone)]
+pub struct NotifyTemplate {
+    name: String,
+    src: String,
+    nodes: Vec<parser::Node>,
+    local: HashMap<String, Vec<parser::Node>>,
+}
+
+fn parse_notify(name: &str, text: &str) -> Result<(Vec<parser::Node>, exec::Defs), TemplateError> {
+    let (toks, lex_err) = lexer::lex_lazy(name, text);
+    if let Some(e) = lex_err {
+        return Err(e);
+    }
+    let (nodes, defs) = parser::Parser::new(name, toks, &funcs::is_notify_defined)
+        .allow_define()
+        .parse_with_defines()?;
+    Ok((nodes, defs.into_iter().collect()))
+}
+
+impl TemplateSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the `define`s of one file (text outside them is ignored, as
+    /// Alertmanager ignores it).
+    pub fn add(&mut self, name: &str, text: &str) -> Result<(), TemplateError> {
+        let (_, defs) = parse_notify(name, text)?;
+        self.defs.extend(defs);
+        Ok(())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.defs.contains_key(name)
+    }
+
+    /// Parses a config field's text (which may itself `define`).
+    pub fn parse(&self, name: &str, text: &str) -> Result<NotifyTemplate, TemplateError> {
+        let (nodes, local) = parse_notify(name, text)?;
+        Ok(NotifyTemplate {
+            name: name.to_string(),
+            src: text.to_string(),
+            nodes,
+            local,
+        })
+    }
+
+    /// Renders `t` with `data` as dot; `html` escapes printed values like
+    /// Go's html/template does in element content.
+    pub fn execute(
+        &self,
+        t: &NotifyTemplate,
+        data: &Value,
+        html: bool,
+    ) -> Result<String, TemplateError> {
+        let empty = Labels::empty();
+        let ctx = TemplateContext {
+            labels: &empty,
+            external_labels: &empty,
+            external_url: "",
+            value: 0.0,
+            now_ms: 0,
+            query: None,
+        };
+        let mut st = exec::State::new(&ctx, &t.name, &t.src);
+        st.data = Some(data.clone());
+        st.defs = vec![&t.local, &self.defs];
+        st.html = html;
+        st.run(&t.nodes)?;
+        Ok(st.out)
+    }
+
+    /// Parses and renders a field's text in one go.
+    pub fn render(&self, text: &str, data: &Value, html: bool) -> Result<String, TemplateError> {
+        if !text.contains("{{") {
+            return Ok(text.to_string());
+        }
+        let cached = self.parsed.lock().get(text).cloned();
+        let t = match cached {
+            Some(t) => t,
+            None => {
+                let t = std::sync::Arc::new(self.parse("", text)?);
+                let mut c = self.parsed.lock();
+                if c.len() >= PARSED_CACHE_MAX {
+                    c.clear();
+                }
+                c.insert(text.to_string(), t.clone());
+                t
+            }
+        };
+        self.execute(&t, data, html)
     }
 }
 

@@ -14,9 +14,13 @@ pub enum Node {
     With(Control),
     Break,
     Continue,
-    /// `{{template "name"}}`, kept so execution can fail like Go does.
-    Template(usize, String),
+    /// `{{template "name" pipeline}}`: rule templates have no `define`, so
+    /// execution fails like Go; notification templates look the name up.
+    Template(usize, String, Option<Pipe>),
 }
+
+/// `{{define}}`d templates of one text, in order.
+pub type Defines = Vec<(String, Vec<Node>)>;
 
 #[derive(Debug, Clone)]
 pub struct Control {
@@ -154,6 +158,8 @@ pub struct Parser<'a> {
     /// hostile template cannot overflow the stack.
     depth: usize,
     is_func: &'a dyn Fn(&str) -> bool,
+    /// `Some` when `{{define}}` is allowed (notification templates).
+    defines: Option<Defines>,
 }
 
 enum ListEnd {
@@ -207,7 +213,21 @@ impl<'a> Parser<'a> {
             range_depth: 0,
             depth: 0,
             is_func,
+            defines: None,
         }
+    }
+
+    /// Accepts `{{define "name"}}...{{end}}` (Alertmanager's template files).
+    pub fn allow_define(mut self) -> Self {
+        self.defines = Some(Vec::new());
+        self
+    }
+
+    /// Parses a template that may `define` others: the main list and the
+    /// definitions, in file order.
+    pub fn parse_with_defines(mut self) -> Result<(Vec<Node>, Defines), TemplateError> {
+        let main = self.parse_inner()?;
+        Ok((main, self.defines.take().unwrap_or_default()))
     }
 
     fn err(&self, msg: String) -> TemplateError {
@@ -362,12 +382,41 @@ impl<'a> Parser<'a> {
                     }
                 };
                 let n2 = self.peek_non_space();
-                if n2.tok != Tok::RightDelim {
-                    self.pipeline("template clause", Tok::RightDelim)?;
+                let pipe = if n2.tok != Tok::RightDelim {
+                    Some(self.pipeline("template clause", Tok::RightDelim)?)
                 } else {
                     self.next_non_space();
+                    None
+                };
+                Ok(Node::Template(name_pos, name, pipe))
+            }
+            Tok::Keyword("define") if self.defines.is_some() => {
+                self.next_non_space();
+                let n = self.next_non_space();
+                let name = match n.tok {
+                    Tok::Str(_, v) | Tok::RawStr(_, v) => v,
+                    other => {
+                        return Err(
+                            self.err(format!("unexpected {} in define clause", describe(&other)))
+                        )
+                    }
+                };
+                self.expect(Tok::RightDelim, "define clause")?;
+                self.enter()?;
+                // A definition has its own variable scope with only `$`.
+                let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
+                let res = self.item_list(false);
+                self.vars = saved;
+                self.depth -= 1;
+                let (body, end) = res?;
+                match end {
+                    ListEnd::Close => {}
+                    _ => return Err(self.err("unexpected {{else}} in define".into())),
                 }
-                Ok(Node::Template(name_pos, name))
+                if let Some(d) = self.defines.as_mut() {
+                    d.push((name, body));
+                }
+                Ok(Node::Text(String::new()))
             }
             Tok::Keyword(k) => {
                 Err(self.err(format!("{{{{{k}}}}} is not supported in alert templates")))

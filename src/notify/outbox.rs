@@ -1,0 +1,530 @@
+//! The outbox: the [`NotificationSink`] the dispatcher hands flushed groups
+//! to. Each notification × integration is rendered once and written to the
+//! store *before* the first attempt; a worker delivers due rows with a
+//! per-receiver timeout and retries transient failures (timeouts,
+//! connection errors, 429 with its Retry-After, 5xx) with exponential
+//! backoff and jitter until the delivery's deadline. Other 4xx fail at once
+//! with the reason kept. A restarted process resumes the pending rows.
+
+use super::receivers::{self, email, Integration, Payload, Receiver, SendError};
+use super::template::alert_status;
+use super::{Notification, NotificationSink};
+use crate::metrics::{CounterVec, Gauge, HistogramVec, Registry};
+use crate::model::now_millis;
+use crate::rules::template::TemplateSet;
+use crate::store::notify::{Delivery, NewDelivery, Outcome};
+use crate::store::{Store, StoreError};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Delivery tuning; the defaults suit paging (fast first retries, give up
+/// after an hour so a stale page is not sent late).
+#[derive(Clone, Debug)]
+pub struct OutboxOptions {
+    /// Per-attempt timeout for receivers not in `receiver_timeouts`.
+    pub timeout: Duration,
+    pub receiver_timeouts: HashMap<String, Duration>,
+    /// Retries stop this long after the notification was created.
+    pub deadline: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Rows claimed per worker round.
+    pub batch: usize,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            timeout: Duration::from_secs(10),
+            receiver_timeouts: HashMap::new(),
+            deadline: Duration::from_secs(3600),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            batch: 64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("delivery {0} not found")]
+    NotFound(i64),
+    #[error("delivery {id}: {msg}")]
+    Send { id: i64, msg: String },
+}
+
+/// Upper bounds of the latency histogram, seconds.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+struct Metrics {
+    total: Arc<CounterVec>,
+    failed: Arc<CounterVec>,
+    queue: Gauge,
+    /// `klaxon_notification_latency_seconds{integration}`: per-attempt time.
+    latency: Arc<HistogramVec>,
+}
+
+impl Metrics {
+    fn new(r: &Registry) -> Self {
+        let latency = r.histogram_vec(
+            "klaxon_notification_latency_seconds",
+            "Latency of notification delivery attempts.",
+            &["integration"],
+            BUCKETS,
+        );
+        Metrics {
+            total: r.counter_vec(
+                "klaxon_notifications",
+                "Notification delivery attempts.",
+                &["receiver", "integration"],
+            ),
+            failed: r.counter_vec(
+                "klaxon_notifications_failed",
+                "Failed notification delivery attempts.",
+                &["receiver", "integration", "reason"],
+            ),
+            queue: r.gauge(
+                "klaxon_notification_queue_length",
+                "Notifications stored and not yet delivered or failed.",
+            ),
+            latency,
+        }
+    }
+}
+
+/// Receivers and templates of the current config.
+struct Live {
+    receivers: HashMap<String, Receiver>,
+    templates: TemplateSet,
+}
+
+/// The outbox; see the module docs.
+pub struct Outbox {
+    store: Arc<Store>,
+    /// Swapped as a whole on config reload ([`Outbox::update_config`]).
+    config: parking_lot::RwLock<Arc<Live>>,
+    opts: OutboxOptions,
+    clients: Mutex<HashMap<(String, usize), reqwest::Client>>,
+    wake: Arc<Notify>,
+    metrics: Metrics,
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // Lets the worker see the outbox is gone and stop.
+        self.wake.notify_one();
+    }
+}
+
+impl Outbox {
+    /// Opens the outbox on `store` with default options and starts its
+    /// worker on the current tokio runtime; rows a previous process left
+    /// unfinished are resumed.
+    pub fn start(
+        store: Arc<Store>,
+        receivers: Vec<Receiver>,
+        templates: TemplateSet,
+        registry: &Registry,
+    ) -> Result<Arc<Outbox>, StoreError> {
+        Self::start_with(
+            store,
+            receivers,
+            templates,
+            registry,
+            OutboxOptions::default(),
+        )
+    }
+
+    pub fn start_with(
+        store: Arc<Store>,
+        receivers: Vec<Receiver>,
+        templates: TemplateSet,
+        registry: &Registry,
+        opts: OutboxOptions,
+    ) -> Result<Arc<Outbox>, StoreError> {
+        let resumed = store.requeue_in_flight_deliveries(now_millis())?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "outbox: resuming deliveries interrupted by a restart"
+            );
+        }
+        let ob = Arc::new(Outbox {
+            store,
+            config: parking_lot::RwLock::new(Arc::new(Live {
+                receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                templates,
+            })),
+            opts,
+            clients: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+            metrics: Metrics::new(registry),
+        });
+        ob.update_queue_gauge();
+        let weak = Arc::downgrade(&ob);
+        let wake = ob.wake.clone();
+        tokio::spawn(worker(weak, wake));
+        Ok(ob)
+    }
+
+    /// Applies a reloaded config: new rows use the new receivers and
+    /// templates; stored rows keep their rendered payload and are sent with
+    /// the new keys and URLs of the same receiver and integration.
+    pub fn update_config(&self, receivers: Vec<Receiver>, templates: TemplateSet) {
+        *self.config.write() = Arc::new(Live {
+            receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            templates,
+        });
+        // Clients carry TLS settings of the old config.
+        self.clients.lock().clear();
+        self.wake.notify_one();
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn update_queue_gauge(&self) {
+        if let Ok(n) = self.store.count_unfinished_deliveries() {
+            self.metrics.queue.set(n as f64);
+        }
+    }
+
+    fn timeout_for(&self, receiver: &str) -> Duration {
+        self.opts
+            .receiver_timeouts
+            .get(receiver)
+            .copied()
+            .unwrap_or(self.opts.timeout)
+    }
+
+    /// Renders and stores `n` for every integration of its receiver;
+    /// returns the new row ids. Integrations without `send_resolved` get
+    /// only the firing alerts, and nothing when none fire.
+    pub fn enqueue_notification(&self, n: &Notification) -> Result<Vec<i64>, StoreError> {
+        let live = self.config.read().clone();
+        let Some(r) = live.receivers.get(&n.receiver) else {
+            tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
+            return Ok(vec![]);
+        };
+        let deadline = n.created_at + self.opts.deadline.as_millis() as i64;
+        let mut rows = Vec::new();
+        for (idx, integ) in r.integrations.iter().enumerate() {
+            let filtered;
+            let n = if integ.send_resolved() {
+                n
+            } else {
+                let firing: Vec<_> = n
+                    .alerts
+                    .iter()
+                    .filter(|a| !a.resolved_at(n.created_at))
+                    .cloned()
+                    .collect();
+                if firing.is_empty() {
+                    continue;
+                }
+                filtered = Notification {
+                    alerts: firing,
+                    ..n.clone()
+                };
+                &filtered
+            };
+            let mut names: Vec<String> = n
+                .alerts
+                .iter()
+                .filter_map(|a| a.labels.get("alertname").map(str::to_string))
+                .collect();
+            names.sort();
+            names.dedup();
+            let firing = n
+                .alerts
+                .iter()
+                .filter(|a| alert_status(a, n.created_at) == "firing")
+                .count();
+            let (payload, error) = match render(integ, n, &live.templates) {
+                Ok(p) => (serde_json::to_string(&p).unwrap_or_default(), None),
+                Err(e) => (String::new(), Some(e)),
+            };
+            if let Some(e) = &error {
+                tracing::error!(receiver = %r.name, integration = integ.kind(), error = %e, "outbox: rendering notification failed");
+            }
+            rows.push((
+                NewDelivery {
+                    receiver: r.name.clone(),
+                    integration: integ.kind().to_string(),
+                    integration_index: idx,
+                    group_key: n.group_key.clone(),
+                    alertnames: names,
+                    firing,
+                    resolved: n.alerts.len() - firing,
+                    payload,
+                    created_at: n.created_at,
+                    deadline_at: deadline,
+                },
+                error,
+            ));
+        }
+        let news: Vec<NewDelivery> = rows.iter().map(|(d, _)| d.clone()).collect();
+        let ids = self.store.insert_deliveries(&news)?;
+        // A payload that cannot be rendered will not render on retry either.
+        for (id, (_, err)) in ids.iter().zip(&rows) {
+            if let Some(e) = err {
+                self.store.claim_by_id(*id)?;
+                self.store.finish_delivery_attempt(
+                    *id,
+                    now_millis(),
+                    0,
+                    &Outcome::Failed {
+                        error: e.clone(),
+                        reason: "template".into(),
+                    },
+                )?;
+            }
+        }
+        self.update_queue_gauge();
+        self.wake.notify_one();
+        Ok(ids)
+    }
+
+    fn client(
+        &self,
+        receiver: &str,
+        idx: usize,
+        integ: &Integration,
+    ) -> Result<reqwest::Client, SendError> {
+        let key = (receiver.to_string(), idx);
+        if let Some(c) = self.clients.lock().get(&key) {
+            return Ok(c.clone());
+        }
+        let (http, proxy) = match integ {
+            Integration::PagerDuty(c) => (&c.http_config, &c.proxy_url),
+            Integration::Slack(c) => (&c.http_config, &c.proxy_url),
+            Integration::Webhook(c) => (&c.http_config, &c.proxy_url),
+            Integration::Email(_) => {
+                return Err(SendError::permanent("config", "no HTTP client for email"))
+            }
+        };
+        let c = receivers::http_client(http, proxy.as_deref())
+            .map_err(|e| SendError::permanent("config", e))?;
+        self.clients.lock().insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// One attempt at sending a stored row.
+    async fn send_row(&self, d: &Delivery) -> Result<(), SendError> {
+        let live = self.config.read().clone();
+        let integ = live
+            .receivers
+            .get(&d.receiver)
+            .and_then(|r| r.integrations.get(d.integration_index))
+            .filter(|i| i.kind() == d.integration)
+            .ok_or_else(|| {
+                SendError::permanent(
+                    "config",
+                    format!(
+                        "receiver {:?} has no {} integration #{} in the current config",
+                        d.receiver, d.integration, d.integration_index
+                    ),
+                )
+            })?;
+        let payload: Payload = serde_json::from_str(&d.payload).map_err(|e| {
+            SendError::permanent("payload", format!("stored payload unreadable: {e}"))
+        })?;
+        let timeout = self.timeout_for(&d.receiver);
+        match integ {
+            Integration::Email(c) => email::send(c, &payload, timeout).await,
+            other => {
+                let client = self.client(&d.receiver, d.integration_index, other)?;
+                receivers::send_http(other, &payload, &client, timeout).await
+            }
+        }
+    }
+
+    /// Backoff before attempt `attempts + 1`: exponential, capped, with
+    /// jitter in [50%, 100%] so receivers recovering from an outage are not
+    /// hit by every sender at once.
+    fn backoff(&self, attempts: u32, id: i64) -> Duration {
+        let base = self.opts.initial_backoff.as_millis() as u64;
+        let max = self.opts.max_backoff.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << attempts.min(30)).min(max);
+        let seed = (now_millis() as u64)
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(id as u64)
+            .rotate_left(17);
+        let frac = 500 + seed % 501; // per mille
+        Duration::from_millis(exp * frac / 1000)
+    }
+
+    async fn attempt(self: Arc<Self>, d: Delivery) {
+        let at = now_millis();
+        let t0 = Instant::now();
+        let res = self.send_row(&d).await;
+        let took = t0.elapsed();
+        self.metrics
+            .latency
+            .with(&[&d.integration])
+            .observe(took.as_secs_f64());
+        self.metrics
+            .total
+            .with(&[&d.receiver, &d.integration])
+            .inc();
+        let outcome = match res {
+            Ok(()) => {
+                tracing::debug!(id = d.id, receiver = %d.receiver, integration = %d.integration, "notification delivered");
+                Outcome::Success
+            }
+            Err(e) => {
+                self.metrics
+                    .failed
+                    .with(&[&d.receiver, &d.integration, e.reason])
+                    .inc();
+                let now = now_millis();
+                let next_at = now
+                    + e.retry_after
+                        .unwrap_or_else(|| self.backoff(d.attempts, d.id))
+                        .as_millis() as i64;
+                if e.retry && next_at <= d.deadline_at {
+                    tracing::warn!(id = d.id, receiver = %d.receiver, integration = %d.integration, attempt = d.attempts + 1, error = %e.message, "notification attempt failed; retrying");
+                    Outcome::Retry {
+                        error: e.message,
+                        reason: e.reason.into(),
+                        next_at,
+                    }
+                } else {
+                    let error = if e.retry {
+                        format!("{} (retry deadline reached)", e.message)
+                    } else {
+                        e.message
+                    };
+                    tracing::error!(id = d.id, receiver = %d.receiver, integration = %d.integration, error = %error, "notification failed");
+                    Outcome::Failed {
+                        error,
+                        reason: e.reason.into(),
+                    }
+                }
+            }
+        };
+        let store = self.store.clone();
+        let id = d.id;
+        let dur = took.as_millis() as i64;
+        let r = tokio::task::spawn_blocking(move || {
+            store.finish_delivery_attempt(id, at, dur, &outcome)
+        })
+        .await;
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
+            Err(e) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
+        }
+        self.update_queue_gauge();
+    }
+
+    /// Re-sends a stored row's payload now and records the attempt (the
+    /// row's retry state is left alone; a failed row that now succeeds is
+    /// marked delivered).
+    pub async fn replay(&self, id: i64) -> Result<Delivery, OutboxError> {
+        let d = self
+            .store
+            .get_delivery(id)?
+            .ok_or(OutboxError::NotFound(id))?;
+        if d.payload.is_empty() {
+            return Err(OutboxError::Send {
+                id,
+                msg: "no payload stored (rendering had failed)".into(),
+            });
+        }
+        let at = now_millis();
+        let t0 = Instant::now();
+        let res = self.send_row(&d).await;
+        let took = t0.elapsed();
+        self.metrics
+            .latency
+            .with(&[&d.integration])
+            .observe(took.as_secs_f64());
+        self.metrics
+            .total
+            .with(&[&d.receiver, &d.integration])
+            .inc();
+        if let Err(e) = &res {
+            self.metrics
+                .failed
+                .with(&[&d.receiver, &d.integration, e.reason])
+                .inc();
+        }
+        let err = res.err().map(|e| e.message);
+        self.store
+            .record_replay_attempt(id, at, took.as_millis() as i64, err.as_deref())?;
+        self.update_queue_gauge();
+        self.store
+            .get_delivery(id)?
+            .ok_or(OutboxError::NotFound(id))
+    }
+}
+
+impl NotificationSink for Outbox {
+    fn enqueue(&self, n: Notification) {
+        if let Err(e) = self.enqueue_notification(&n) {
+            // Nothing was written: the dispatcher's next flush re-sends the group.
+            tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed");
+        }
+    }
+}
+
+/// The payload of `n` for one integration.
+pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+    match integ {
+        Integration::PagerDuty(c) => receivers::pagerduty::render(c, n, set),
+        Integration::Slack(c) => receivers::slack::render(c, n, set),
+        Integration::Email(c) => email::render(c, n, set),
+        Integration::Webhook(c) => Ok(receivers::webhook::render(c, n)),
+    }
+}
+
+/// Claims and sends due rows until the outbox is dropped.
+async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let Some(ob) = weak.upgrade() else { return };
+        let store = ob.store.clone();
+        let batch = ob.opts.batch;
+        let now = now_millis();
+        let claimed =
+            tokio::task::spawn_blocking(move || store.claim_due_deliveries(now, batch)).await;
+        let rows = match claimed {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "outbox: reading due deliveries failed");
+                vec![]
+            }
+            Err(_) => vec![],
+        };
+        if rows.is_empty() {
+            let next = ob.store.next_delivery_due().ok().flatten();
+            drop(ob);
+            let wait = match next {
+                Some(t) => Duration::from_millis((t - now_millis()).clamp(1, 60_000) as u64),
+                None => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for d in rows {
+            set.spawn(ob.clone().attempt(d));
+        }
+        drop(ob);
+        while set.join_next().await.is_some() {}
+    }
+}

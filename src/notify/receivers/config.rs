@@ -1,0 +1,853 @@
+//! `receivers:` as written (Alertmanager 0.25's shapes) and its resolution
+//! into typed integrations with Alertmanager's defaults.
+
+use super::{
+    EmailConfig, Integration, PagerDutyConfig, PagerDutyImage, PagerDutyLink, Receiver,
+    SecretSource, SlackAction, SlackConfig, SlackField, WebhookConfig,
+};
+use crate::config::errors::{Pos, Sink};
+use crate::config::{
+    join_dir, Authorization, BasicAuth, ConfigErrors, HttpClientConfig, Secret, TlsConfig,
+};
+use crate::notify::config::GlobalConfig;
+use crate::rules::template::TemplateSet;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_saphyr::Spanned as S;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Alertmanager integrations klaxon does not implement: a config using them
+/// is refused (naming the field) rather than silently not paging anyone.
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
+    "opsgenie_configs",
+    "victorops_configs",
+    "pushover_configs",
+    "sns_configs",
+    "telegram_configs",
+    "wechat_configs",
+    "webex_configs",
+    "discord_configs",
+    "msteams_configs",
+    "mattermost_configs",
+    "rocketchat_configs",
+    "jira_configs",
+    "incidentio_configs",
+];
+
+/// One entry of `receivers:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: String,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<S<RawPagerDuty>>,
+    #[serde(default)]
+    pub slack_configs: Vec<S<RawSlack>>,
+    #[serde(default)]
+    pub email_configs: Vec<S<RawEmail>>,
+    #[serde(default)]
+    pub webhook_configs: Vec<S<RawWebhook>>,
+    pub opsgenie_configs: Option<S<IgnoredAny>>,
+    pub victorops_configs: Option<S<IgnoredAny>>,
+    pub pushover_configs: Option<S<IgnoredAny>>,
+    pub sns_configs: Option<S<IgnoredAny>>,
+    pub telegram_configs: Option<S<IgnoredAny>>,
+    pub wechat_configs: Option<S<IgnoredAny>>,
+    pub webex_configs: Option<S<IgnoredAny>>,
+    pub discord_configs: Option<S<IgnoredAny>>,
+    pub msteams_configs: Option<S<IgnoredAny>>,
+    pub mattermost_configs: Option<S<IgnoredAny>>,
+    pub rocketchat_configs: Option<S<IgnoredAny>>,
+    pub jira_configs: Option<S<IgnoredAny>>,
+    pub incidentio_configs: Option<S<IgnoredAny>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: Option<String>,
+    pub username_file: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert: Option<String>,
+    pub cert_file: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<S<String>>,
+    pub insecure_skip_verify: Option<bool>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+}
+
+/// `http_config` (Prometheus common's HTTPClientConfig subset).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub basic_auth: Option<RawBasicAuth>,
+    pub authorization: Option<RawAuthorization>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub tls_config: Option<RawTls>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    pub proxy_url: Option<S<String>>,
+    pub oauth2: Option<S<IgnoredAny>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPdLink {
+    pub href: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPdImage {
+    pub src: Option<String>,
+    pub alt: Option<String>,
+    pub href: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagerDuty {
+    pub send_resolved: Option<bool>,
+    pub http_config: Option<RawHttp>,
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<String>,
+    pub service_key: Option<String>,
+    pub service_key_file: Option<String>,
+    pub url: Option<S<String>>,
+    pub client: Option<S<String>>,
+    pub client_url: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub severity: Option<S<String>>,
+    pub class: Option<S<String>>,
+    pub component: Option<S<String>>,
+    pub group: Option<S<String>>,
+    pub source: Option<S<String>>,
+    pub details: Option<BTreeMap<String, String>>,
+    pub links: Option<Vec<RawPdLink>>,
+    pub images: Option<Vec<RawPdImage>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlackField {
+    pub title: Option<String>,
+    pub value: Option<String>,
+    pub short: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlackAction {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub text: Option<String>,
+    pub url: Option<String>,
+    pub style: Option<String>,
+    pub name: Option<String>,
+    pub value: Option<String>,
+    pub confirm: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlack {
+    pub send_resolved: Option<bool>,
+    pub http_config: Option<RawHttp>,
+    pub api_url: Option<String>,
+    pub api_url_file: Option<String>,
+    pub channel: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub color: Option<S<String>>,
+    pub title: Option<S<String>>,
+    pub title_link: Option<S<String>>,
+    pub pretext: Option<S<String>>,
+    pub text: Option<S<String>>,
+    pub footer: Option<S<String>>,
+    pub fallback: Option<S<String>>,
+    pub callback_id: Option<S<String>>,
+    pub icon_emoji: Option<S<String>>,
+    pub icon_url: Option<S<String>>,
+    pub image_url: Option<S<String>>,
+    pub thumb_url: Option<S<String>>,
+    pub link_names: Option<bool>,
+    pub short_fields: Option<bool>,
+    pub mrkdwn_in: Option<Vec<String>>,
+    pub fields: Option<Vec<RawSlackField>>,
+    pub actions: Option<Vec<RawSlackAction>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub send_resolved: Option<bool>,
+    pub to: Option<S<String>>,
+    pub from: Option<S<String>>,
+    pub hello: Option<String>,
+    pub smarthost: Option<S<String>>,
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    pub auth_password_file: Option<String>,
+    pub auth_secret: Option<S<String>>,
+    pub auth_identity: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub html: Option<S<String>>,
+    pub text: Option<S<String>>,
+    pub require_tls: Option<bool>,
+    pub tls_config: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub send_resolved: Option<bool>,
+    pub http_config: Option<RawHttp>,
+    pub url: Option<S<String>>,
+    pub url_file: Option<String>,
+    pub max_alerts: Option<u64>,
+}
+
+/// Resolution context shared by all receivers of one file.
+struct Ctx<'a> {
+    global: &'a GlobalConfig,
+    dir: Option<&'a Path>,
+    /// Only parses: checks template syntax at load, not at the first page.
+    templates: TemplateSet,
+}
+
+impl Ctx<'_> {
+    fn path(&self, p: &str) -> PathBuf {
+        PathBuf::from(join_dir(self.dir, p))
+    }
+
+    /// A template field: the user's text (checked) or the default.
+    fn tmpl(&self, v: &Option<S<String>>, default: &str, field: &str, sink: &mut Sink) -> String {
+        match v {
+            Some(s) => {
+                if let Err(e) = self.templates.parse(field, &s.value) {
+                    sink.push(Pos::of(s), format!("{field}: {e}"));
+                }
+                s.value.clone()
+            }
+            None => default.to_string(),
+        }
+    }
+}
+
+/// Resolves every receiver; `file` is the config file's name for errors and
+/// `dir` its directory for relative `*_file` paths. Names must be unique.
+pub fn resolve_receivers(
+    raw: &[S<RawReceiver>],
+    global: &GlobalConfig,
+    file: &str,
+    dir: Option<&Path>,
+) -> Result<Vec<Receiver>, ConfigErrors> {
+    let mut sink = Sink::new(file);
+    let ctx = Ctx {
+        global,
+        dir,
+        templates: TemplateSet::new(),
+    };
+    let mut out: Vec<Receiver> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let pos = Pos::of(r);
+        if r.value.name.is_empty() {
+            sink.push(pos, "missing name in receiver");
+        } else if out.iter().any(|o| o.name == r.value.name) {
+            sink.push(
+                pos,
+                format!("notification config name {:?} is not unique", r.value.name),
+            );
+        }
+        out.push(r.value.resolve_at(pos, &ctx, &mut sink));
+    }
+    sink.into_result(out)
+}
+
+impl RawReceiver {
+    /// Resolves this receiver alone (positions relative to `file`).
+    pub fn resolve(
+        &self,
+        global: &GlobalConfig,
+        file: &str,
+        dir: Option<&Path>,
+    ) -> Result<Receiver, ConfigErrors> {
+        let mut sink = Sink::new(file);
+        let ctx = Ctx {
+            global,
+            dir,
+            templates: TemplateSet::new(),
+        };
+        let r = self.resolve_at(Pos::UNKNOWN, &ctx, &mut sink);
+        sink.into_result(r)
+    }
+
+    fn resolve_at(&self, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> Receiver {
+        let refused = [
+            &self.opsgenie_configs,
+            &self.victorops_configs,
+            &self.pushover_configs,
+            &self.sns_configs,
+            &self.telegram_configs,
+            &self.wechat_configs,
+            &self.webex_configs,
+            &self.discord_configs,
+            &self.msteams_configs,
+            &self.mattermost_configs,
+            &self.rocketchat_configs,
+            &self.jira_configs,
+            &self.incidentio_configs,
+        ];
+        for (field, v) in UNSUPPORTED_INTEGRATIONS.iter().zip(refused) {
+            if let Some(v) = v {
+                sink.push(
+                    Pos::of(v),
+                    format!(
+                        "receiver {:?}: {field} is not supported by klaxon (supported: pagerduty_configs, slack_configs, email_configs, webhook_configs; see docs/compatibility.md)",
+                        self.name
+                    ),
+                );
+            }
+        }
+        let _ = pos;
+        let mut integrations = Vec::new();
+        for c in &self.pagerduty_configs {
+            if let Some(i) = pagerduty(c, ctx, sink) {
+                integrations.push(Integration::PagerDuty(i));
+            }
+        }
+        for c in &self.slack_configs {
+            if let Some(i) = slack(c, ctx, sink) {
+                integrations.push(Integration::Slack(i));
+            }
+        }
+        for c in &self.email_configs {
+            if let Some(i) = email(c, ctx, sink) {
+                integrations.push(Integration::Email(i));
+            }
+        }
+        for c in &self.webhook_configs {
+            if let Some(i) = webhook(c, ctx, sink) {
+                integrations.push(Integration::Webhook(i));
+            }
+        }
+        Receiver {
+            name: self.name.clone(),
+            integrations,
+        }
+    }
+}
+
+fn secret(
+    inline: &Option<String>,
+    file: &Option<String>,
+    what: &str,
+    pos: Pos,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink,
+) -> Option<SecretSource> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            sink.push(
+                pos,
+                format!("at most one of {what} & {what}_file must be configured"),
+            );
+            None
+        }
+        (Some(s), None) => Some(SecretSource::Inline(Secret::new(s.clone()))),
+        (None, Some(f)) => Some(SecretSource::File(ctx.path(f))),
+        (None, None) => None,
+    }
+}
+
+fn tls(raw: &Option<RawTls>, ctx: &Ctx<'_>, sink: &mut Sink) -> TlsConfig {
+    let Some(t) = raw else {
+        return TlsConfig::default();
+    };
+    if let Some(sn) = &t.server_name {
+        sink.push(
+            Pos::of(sn),
+            "tls_config.server_name is not supported yet (see docs/compatibility.md)",
+        );
+    }
+    TlsConfig {
+        ca: t.ca.clone(),
+        ca_file: t.ca_file.as_deref().map(|p| ctx.path(p)),
+        cert: t.cert.clone(),
+        cert_file: t.cert_file.as_deref().map(|p| ctx.path(p)),
+        key: t.key.clone().map(Secret::new),
+        key_file: t.key_file.as_deref().map(|p| ctx.path(p)),
+        server_name: None,
+        insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+        min_version: None,
+        max_version: None,
+    }
+}
+
+/// `http_config.proxy_url`, when set.
+fn proxy(raw: &Option<RawHttp>) -> Option<String> {
+    raw.as_ref()
+        .and_then(|h| h.proxy_url.as_ref())
+        .map(|p| p.value.clone())
+        .filter(|p| !p.is_empty())
+}
+
+fn http(raw: &Option<RawHttp>, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> HttpClientConfig {
+    let Some(h) = raw else {
+        return ctx.global.http_config.clone();
+    };
+    if let Some(o) = &h.oauth2 {
+        sink.push(Pos::of(o), "http_config.oauth2 is not supported yet");
+    }
+    let basic_auth = h.basic_auth.as_ref().map(|b| BasicAuth {
+        username: b.username.clone().unwrap_or_default(),
+        username_file: b.username_file.as_deref().map(|p| ctx.path(p)),
+        password: b.password.clone().map(Secret::new),
+        password_file: b.password_file.as_deref().map(|p| ctx.path(p)),
+    });
+    let mut authorization = h.authorization.as_ref().map(|a| Authorization {
+        kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
+        credentials: a.credentials.clone().map(Secret::new),
+        credentials_file: a.credentials_file.as_deref().map(|p| ctx.path(p)),
+    });
+    if h.bearer_token.is_some() || h.bearer_token_file.is_some() {
+        if authorization.is_some() {
+            sink.push(
+                pos,
+                "at most one of bearer_token, bearer_token_file & authorization must be configured",
+            );
+        }
+        authorization = Some(Authorization {
+            kind: "Bearer".into(),
+            credentials: h.bearer_token.clone().map(Secret::new),
+            credentials_file: h.bearer_token_file.as_deref().map(|p| ctx.path(p)),
+        });
+    }
+    if basic_auth.is_some() && authorization.is_some() {
+        sink.push(
+            pos,
+            "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
+        );
+    }
+    HttpClientConfig {
+        basic_auth,
+        authorization,
+        tls_config: tls(&h.tls_config, ctx, sink),
+        follow_redirects: h.follow_redirects.unwrap_or(true),
+        enable_http2: h.enable_http2.unwrap_or(true),
+    }
+}
+
+fn check_url(s: &S<String>, field: &str, sink: &mut Sink) {
+    let ok = s.value.starts_with("http://") || s.value.starts_with("https://");
+    if !ok {
+        // The URL itself may hold a token: name the field, not the value.
+        sink.push(
+            Pos::of(s),
+            format!("{field}: unsupported scheme or invalid URL"),
+        );
+    }
+}
+
+fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<PagerDutyConfig> {
+    let pos = Pos::of(c);
+    let r = &c.value;
+    let routing_key = secret(
+        &r.routing_key,
+        &r.routing_key_file,
+        "routing_key",
+        pos,
+        ctx,
+        sink,
+    );
+    let service_key = secret(
+        &r.service_key,
+        &r.service_key_file,
+        "service_key",
+        pos,
+        ctx,
+        sink,
+    );
+    if routing_key.is_none() && service_key.is_none() {
+        sink.push(pos, "missing service or routing key in PagerDuty config");
+        return None;
+    }
+    if let Some(u) = &r.url {
+        check_url(u, "url", sink);
+    }
+    let t = |v: &Option<S<String>>, d: &str, f: &str, sink: &mut Sink| ctx.tmpl(v, d, f, sink);
+    let details = match &r.details {
+        Some(d) => d.clone(),
+        None => [
+            (
+                "firing",
+                "{{ template \"pagerduty.default.instances\" .Alerts.Firing }}",
+            ),
+            (
+                "resolved",
+                "{{ template \"pagerduty.default.instances\" .Alerts.Resolved }}",
+            ),
+            ("num_firing", "{{ .Alerts.Firing | len }}"),
+            ("num_resolved", "{{ .Alerts.Resolved | len }}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    };
+    Some(PagerDutyConfig {
+        send_resolved: r.send_resolved.unwrap_or(true),
+        routing_key,
+        service_key,
+        url: match &r.url {
+            Some(u) => u.value.clone(),
+            None if r.service_key.is_some() || r.service_key_file.is_some() => {
+                "https://events.pagerduty.com/generic/2010-04-15/create_event.json".into()
+            }
+            None => ctx.global.pagerduty_url.clone(),
+        },
+        client: t(
+            &r.client,
+            "{{ template \"pagerduty.default.client\" . }}",
+            "client",
+            sink,
+        ),
+        client_url: t(
+            &r.client_url,
+            "{{ template \"pagerduty.default.clientURL\" . }}",
+            "client_url",
+            sink,
+        ),
+        description: t(
+            &r.description,
+            "{{ template \"pagerduty.default.description\" .}}",
+            "description",
+            sink,
+        ),
+        severity: t(
+            &r.severity,
+            "{{ template \"pagerduty.default.severity\" . }}",
+            "severity",
+            sink,
+        ),
+        class: t(&r.class, "", "class", sink),
+        component: t(&r.component, "", "component", sink),
+        group: t(&r.group, "", "group", sink),
+        source: t(&r.source, "", "source", sink),
+        details,
+        links: r
+            .links
+            .iter()
+            .flatten()
+            .map(|l| PagerDutyLink {
+                href: l.href.clone().unwrap_or_default(),
+                text: l.text.clone().unwrap_or_default(),
+            })
+            .collect(),
+        images: r
+            .images
+            .iter()
+            .flatten()
+            .map(|i| PagerDutyImage {
+                src: i.src.clone().unwrap_or_default(),
+                alt: i.alt.clone().unwrap_or_default(),
+                href: i.href.clone().unwrap_or_default(),
+            })
+            .collect(),
+        http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
+    })
+}
+
+fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig> {
+    let pos = Pos::of(c);
+    let r = &c.value;
+    let api_url = match secret(&r.api_url, &r.api_url_file, "api_url", pos, ctx, sink) {
+        Some(u) => u,
+        None => match &ctx.global.slack_api_url {
+            Some(u) => SecretSource::Inline(u.clone()),
+            None => {
+                sink.push(
+                    pos,
+                    "no global Slack API URL set either inline or in a file",
+                );
+                return None;
+            }
+        },
+    };
+    let t = |v: &Option<S<String>>, d: &str, f: &str, sink: &mut Sink| ctx.tmpl(v, d, f, sink);
+    Some(SlackConfig {
+        send_resolved: r.send_resolved.unwrap_or(false),
+        api_url,
+        channel: t(&r.channel, "", "channel", sink),
+        username: t(
+            &r.username,
+            "{{ template \"slack.default.username\" . }}",
+            "username",
+            sink,
+        ),
+        color: t(
+            &r.color,
+            "{{ if eq .Status \"firing\" }}danger{{ else }}good{{ end }}",
+            "color",
+            sink,
+        ),
+        title: t(
+            &r.title,
+            "{{ template \"slack.default.title\" . }}",
+            "title",
+            sink,
+        ),
+        title_link: t(
+            &r.title_link,
+            "{{ template \"slack.default.titlelink\" . }}",
+            "title_link",
+            sink,
+        ),
+        pretext: t(
+            &r.pretext,
+            "{{ template \"slack.default.pretext\" . }}",
+            "pretext",
+            sink,
+        ),
+        text: t(
+            &r.text,
+            "{{ template \"slack.default.text\" . }}",
+            "text",
+            sink,
+        ),
+        footer: t(
+            &r.footer,
+            "{{ template \"slack.default.footer\" . }}",
+            "footer",
+            sink,
+        ),
+        fallback: t(
+            &r.fallback,
+            "{{ template \"slack.default.fallback\" . }}",
+            "fallback",
+            sink,
+        ),
+        callback_id: t(
+            &r.callback_id,
+            "{{ template \"slack.default.callbackid\" . }}",
+            "callback_id",
+            sink,
+        ),
+        icon_emoji: t(
+            &r.icon_emoji,
+            "{{ template \"slack.default.iconemoji\" . }}",
+            "icon_emoji",
+            sink,
+        ),
+        icon_url: t(
+            &r.icon_url,
+            "{{ template \"slack.default.iconurl\" . }}",
+            "icon_url",
+            sink,
+        ),
+        image_url: t(&r.image_url, "", "image_url", sink),
+        thumb_url: t(&r.thumb_url, "", "thumb_url", sink),
+        link_names: r.link_names.unwrap_or(false),
+        short_fields: r.short_fields.unwrap_or(false),
+        mrkdwn_in: r
+            .mrkdwn_in
+            .clone()
+            .unwrap_or_else(|| vec!["fallback".into(), "pretext".into(), "text".into()]),
+        fields: r
+            .fields
+            .iter()
+            .flatten()
+            .map(|f| SlackField {
+                title: f.title.clone().unwrap_or_default(),
+                value: f.value.clone().unwrap_or_default(),
+                short: f.short,
+            })
+            .collect(),
+        actions: r
+            .actions
+            .iter()
+            .flatten()
+            .map(|a| SlackAction {
+                kind: a.kind.clone().unwrap_or_else(|| "button".into()),
+                text: a.text.clone().unwrap_or_default(),
+                url: a.url.clone().unwrap_or_default(),
+                style: a.style.clone().unwrap_or_default(),
+                name: a.name.clone().unwrap_or_default(),
+                value: a.value.clone().unwrap_or_default(),
+            })
+            .collect(),
+        http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
+    })
+}
+
+fn email(c: &S<RawEmail>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<EmailConfig> {
+    let pos = Pos::of(c);
+    let r = &c.value;
+    let g = ctx.global;
+    let Some(to) = &r.to else {
+        sink.push(pos, "missing to address in email config");
+        return None;
+    };
+    if let Some(s) = &r.auth_secret {
+        sink.push(
+            Pos::of(s),
+            "auth_secret (CRAM-MD5) is not supported by klaxon",
+        );
+    }
+    let from = match (&r.from, &g.smtp_from) {
+        (Some(f), _) => ctx.tmpl(&Some(f.clone_spanned()), "", "from", sink),
+        (None, Some(f)) => f.clone(),
+        (None, None) => {
+            sink.push(pos, "no global SMTP from set");
+            return None;
+        }
+    };
+    let smarthost = match (&r.smarthost, &g.smtp_smarthost) {
+        (Some(s), _) => {
+            if s.value
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                sink.push(
+                    Pos::of(s),
+                    format!("smarthost {:?}: address must be host:port", s.value),
+                );
+            }
+            s.value.clone()
+        }
+        (None, Some(s)) => s.clone(),
+        (None, None) => {
+            sink.push(pos, "no global SMTP smarthost set");
+            return None;
+        }
+    };
+    let mut password = secret(
+        &r.auth_password,
+        &r.auth_password_file,
+        "auth_password",
+        pos,
+        ctx,
+        sink,
+    );
+    if password.is_none() {
+        password = g.smtp_auth_password.clone().map(SecretSource::Inline);
+    }
+    let mut headers = r.headers.clone().unwrap_or_default();
+    // Header names are case-insensitive; Alertmanager title-cases them.
+    headers = headers
+        .into_iter()
+        .map(|(k, v)| (title_case_header(&k), v))
+        .collect();
+    headers
+        .entry("Subject".into())
+        .or_insert_with(|| "{{ template \"email.default.subject\" . }}".into());
+    headers
+        .entry("To".into())
+        .or_insert_with(|| to.value.clone());
+    headers.entry("From".into()).or_insert_with(|| from.clone());
+    Some(EmailConfig {
+        send_resolved: r.send_resolved.unwrap_or(false),
+        to: ctx.tmpl(&Some(to.clone_spanned()), "", "to", sink),
+        from,
+        hello: r.hello.clone().unwrap_or_else(|| g.smtp_hello.clone()),
+        smarthost,
+        auth_username: r
+            .auth_username
+            .clone()
+            .or_else(|| g.smtp_auth_username.clone()),
+        auth_password: password,
+        auth_identity: r
+            .auth_identity
+            .clone()
+            .or_else(|| g.smtp_auth_identity.clone()),
+        require_tls: r.require_tls.unwrap_or(g.smtp_require_tls),
+        tls_config: tls(&r.tls_config, ctx, sink),
+        html: ctx.tmpl(
+            &r.html,
+            "{{ template \"email.default.html\" . }}",
+            "html",
+            sink,
+        ),
+        text: ctx.tmpl(
+            &r.text,
+            "{{ template \"email.default.text\" . }}",
+            "text",
+            sink,
+        ),
+        headers,
+    })
+}
+
+fn title_case_header(k: &str) -> String {
+    k.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + &c.as_str().to_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookConfig> {
+    let pos = Pos::of(c);
+    let r = &c.value;
+    let url = match (&r.url, &r.url_file) {
+        (Some(_), Some(_)) => {
+            sink.push(pos, "at most one of url & url_file must be configured");
+            return None;
+        }
+        (Some(u), None) => {
+            check_url(u, "url", sink);
+            SecretSource::Inline(Secret::new(u.value.clone()))
+        }
+        (None, Some(f)) => SecretSource::File(ctx.path(f)),
+        (None, None) => {
+            sink.push(pos, "one of url or url_file must be configured");
+            return None;
+        }
+    };
+    Some(WebhookConfig {
+        send_resolved: r.send_resolved.unwrap_or(true),
+        url,
+        max_alerts: r.max_alerts.unwrap_or(0),
+        http_config: http(&r.http_config, pos, ctx, sink),
+        proxy_url: proxy(&r.http_config),
+    })
+}
+
+/// `Spanned` is not `Clone` for every `T` in all versions; this keeps the
+/// position when a field is re-checked.
+trait CloneSpanned {
+    fn clone_spanned(&self) -> Self;
+}
+
+impl CloneSpanned for S<String> {
+    fn clone_spanned(&self) -> Self {
+        S::new(self.value.clone(), self.referenced, self.defined)
+    }
+}
