@@ -105,6 +105,8 @@ pub struct Config {
     pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
+    /// `notify:` (or the `--notify-config` file set by the caller).
+    pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
     pub source_path: Option<PathBuf>,
     source_text: String,
 }
@@ -174,7 +176,7 @@ fn yaml_options() -> serde_saphyr::Options {
 }
 
 fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = if is_blank_yaml(text) {
+    let mut raw: RawConfig = if is_blank_yaml(text) {
         // An empty file is a valid, all-defaults configuration upstream.
         RawConfig::default()
     } else {
@@ -184,8 +186,12 @@ fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config,
         parsed.unwrap_or_default()
     };
     let mut sink = Sink::new(origin);
+    let notify = raw.notify.take().map(|n| {
+        std::sync::Arc::new(crate::notify::config::resolve_section(n, text, dir, &mut sink))
+    });
     let cfg = resolve(raw, dir, &mut sink);
     let cfg = Config {
+        notify,
         source_text: text.to_string(),
         ..cfg
     };
@@ -306,6 +312,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         remote_write: raw.remote_write.map(|v| v.value),
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
+        notify: None,
         source_path: None,
         source_text: String::new(),
     }

@@ -50,6 +50,8 @@ pub(crate) struct RawConfig {
     pub remote_write: Option<S<serde_json::Value>>,
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
+    /// Alert routing, in `alertmanager.yml`'s shape (see `notify::config`).
+    pub notify: Option<crate::notify::config::RawNotifyConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

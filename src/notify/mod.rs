@@ -9,7 +9,13 @@
 //! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
 
 pub mod config;
+pub mod dispatch;
+pub mod inhibit;
+pub mod matchers;
 pub mod receivers;
+pub mod route;
+pub mod silence;
+pub mod timeinterval;
 
 use crate::model::{Labels, Timestamp};
 

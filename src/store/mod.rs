@@ -17,13 +17,20 @@ use std::path::{Path, PathBuf};
 
 pub mod alerts;
 pub mod notify;
+pub mod notify_log;
+pub mod silences;
 
 /// File name of the database inside `storage.path`.
 pub const DB_FILE: &str = "klaxon.db";
 
 /// Every schema, applied in order at open. Statements use
 /// `CREATE ... IF NOT EXISTS`, so applying them to an existing file is a no-op.
-const SCHEMAS: &[(&str, &str)] = &[("alerts", alerts::SCHEMA), ("notify", notify::SCHEMA)];
+const SCHEMAS: &[(&str, &str)] = &[
+    ("alerts", alerts::SCHEMA),
+    ("notify", notify::SCHEMA),
+    ("notify_log", notify_log::SCHEMA),
+    ("silences", silences::SCHEMA),
+];
 
 /// Why the store could not be opened or used.
 #[derive(Debug, thiserror::Error)]
