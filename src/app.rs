@@ -19,6 +19,9 @@ pub enum StartError {
     /// Rule files that do not load, one `FILE:LINE:COL: message` per line.
     #[error("{}", .0.join("\n"))]
     Rules(Vec<String>),
+    /// The notify stage (store, silences, notification log) did not start.
+    #[error("notify: {0}")]
+    Notify(String),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -90,6 +93,9 @@ pub async fn start_with_flags(
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
 
+    let dispatcher = crate::notify::wiring::build_dispatcher(&cfg, &format!("http://{addr}"))
+        .map_err(StartError::Notify)?;
+    rules.set_sink(dispatcher.clone());
     let state = Arc::new(AppState {
         registry,
         manager: manager.clone(),
@@ -101,6 +107,7 @@ pub async fn start_with_flags(
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
         rules: rules.clone(),
+        dispatcher,
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());

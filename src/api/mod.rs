@@ -1,6 +1,7 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod alertmanager;
 pub mod params;
 pub mod prom;
 pub mod query;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
     pub rules: Arc<crate::rules::manager::RuleManager>,
+    /// Alert routing: the Alertmanager v2 API reads and feeds it.
+    pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -74,7 +77,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(prom::flags))
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/api/v1/status/tsdb", get(prom::tsdb_status))
+        .merge(alertmanager_routes())
         .with_state(state)
+}
+
+/// Alertmanager API v2 (see `alertmanager`).
+fn alertmanager_routes() -> Router<Arc<AppState>> {
+    use alertmanager as am;
+    Router::new()
+        .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
+        .route("/api/v2/alerts/groups", get(am::alert_groups))
+        .route(
+            "/api/v2/silences",
+            get(am::get_silences).post(am::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(am::get_silence).delete(am::delete_silence),
+        )
+        .route("/api/v2/status", get(am::status))
+        .route("/api/v2/receivers", get(am::receivers))
 }
 
 async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {

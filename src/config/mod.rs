@@ -187,7 +187,9 @@ fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config,
     };
     let mut sink = Sink::new(origin);
     let notify = raw.notify.take().map(|n| {
-        std::sync::Arc::new(crate::notify::config::resolve_section(n, text, dir, &mut sink))
+        std::sync::Arc::new(crate::notify::config::resolve_section(
+            n, text, dir, &mut sink,
+        ))
     });
     let cfg = resolve(raw, dir, &mut sink);
     let cfg = Config {

@@ -8,11 +8,11 @@
 
 use crate::config::errors::{from_yaml_error, Pos, Sink};
 use crate::config::{parse_duration, ConfigError, ConfigErrors, Secret};
+use crate::model::{MatchType, Matcher};
 use crate::notify::matchers::{parse_matchers, sort_matchers};
 use crate::notify::receivers::RawReceiver;
 use crate::notify::route::{GroupBy, Route};
 use crate::notify::timeinterval::{RawPeriod, TimeInterval};
-use crate::model::{MatchType, Matcher};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
@@ -266,15 +266,23 @@ pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigErrors> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| read_error(&origin, format!("reading notify config: {e}")))?;
-    let dir = path
-        .parent()
-        .map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let dir = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    });
     load_str(&text, &origin, dir)
 }
 
 /// Loads `alertmanager.yml`-shaped text; `origin` names it in errors and
 /// relative template globs are joined to `dir`.
-pub fn load_str(text: &str, origin: &str, dir: Option<&Path>) -> Result<NotifyConfig, ConfigErrors> {
+pub fn load_str(
+    text: &str,
+    origin: &str,
+    dir: Option<&Path>,
+) -> Result<NotifyConfig, ConfigErrors> {
     let raw: Option<RawNotifyConfig> = serde_saphyr::from_str_with_options(text, yaml_options())
         .map_err(|e| {
             ConfigErrors(vec![crate::config::tidy_yaml_message(from_yaml_error(
@@ -283,8 +291,68 @@ pub fn load_str(text: &str, origin: &str, dir: Option<&Path>) -> Result<NotifyCo
         })?;
     let raw = raw.ok_or_else(|| read_error(origin, "no route provided in config".into()))?;
     let mut sink = Sink::new(origin);
-    let cfg = resolve(raw, dir, crate::config::redact_secrets(text), &mut sink);
+    let cfg = resolve(raw, dir, redact(text), &mut sink);
     sink.into_result(cfg)
+}
+
+/// Alertmanager's secret-typed keys beyond the ones Prometheus has: shown as
+/// `<secret>` (which Alertmanager and amtool accept back when parsing).
+const NOTIFY_SECRET_KEYS: &[&str] = &[
+    "smtp_auth_password",
+    "smtp_auth_secret",
+    "opsgenie_api_key",
+    "victorops_api_key",
+    "wechat_api_secret",
+    "telegram_bot_token",
+    "bot_token",
+    "rocketchat_token",
+    "rocketchat_token_id",
+    "token_id",
+    "mattermost_webhook_url",
+    "slack_app_token",
+    "app_token",
+    "user_key",
+    "webhook_url",
+];
+
+/// Masks secrets in the text shown by the API, keeping the layout.
+fn redact(text: &str) -> String {
+    let base = crate::config::redact_secrets(text);
+    let mut out = String::with_capacity(base.len());
+    for line in base.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let after_dash = body.trim_start();
+        let after_dash = after_dash
+            .strip_prefix("- ")
+            .unwrap_or(after_dash)
+            .trim_start();
+        let masked = after_dash.split_once(':').and_then(|(k, v)| {
+            let k = k.trim().trim_matches(['"', '\'']);
+            let v = v.trim();
+            (NOTIFY_SECRET_KEYS.contains(&k) && !v.is_empty() && !v.starts_with('#'))
+                .then(|| format!("{}{k}: <secret>", &body[..body.len() - after_dash.len()]))
+        });
+        match masked {
+            Some(m) => {
+                out.push_str(&m);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Whether a file is an `alertmanager.yml` rather than a klaxon config:
+/// it has a top-level `route:`/`receivers:` key (klaxon nests those under
+/// `notify:`). Lets `klaxon check config` take either kind of file.
+pub fn looks_like_alertmanager(text: &str) -> bool {
+    text.lines().any(|l| {
+        let k = l.split(':').next().unwrap_or("").trim_end();
+        !l.starts_with([' ', '\t', '#', '-'])
+            && l.contains(':')
+            && matches!(k, "route" | "receivers" | "inhibit_rules")
+    })
 }
 
 /// The text of a top-level `notify:` block, dedented, so the API can show it
@@ -328,11 +396,16 @@ pub(crate) fn resolve_section(
     dir: Option<&Path>,
     sink: &mut Sink,
 ) -> NotifyConfig {
-    let original = crate::config::redact_secrets(&extract_section(full_text, "notify"));
+    let original = redact(&extract_section(full_text, "notify"));
     resolve(raw, dir, original, sink)
 }
 
-fn resolve(raw: RawNotifyConfig, dir: Option<&Path>, original: String, sink: &mut Sink) -> NotifyConfig {
+fn resolve(
+    raw: RawNotifyConfig,
+    dir: Option<&Path>,
+    original: String,
+    sink: &mut Sink,
+) -> NotifyConfig {
     let global = raw
         .global
         .as_ref()
@@ -379,7 +452,10 @@ fn resolve(raw: RawNotifyConfig, dir: Option<&Path>, original: String, sink: &mu
                 }
             }
             if time_intervals.contains_key(&name.value) {
-                sink.push(Pos::of(name), format!("{what} {:?} is not unique", name.value));
+                sink.push(
+                    Pos::of(name),
+                    format!("{what} {:?} is not unique", name.value),
+                );
                 continue;
             }
             time_intervals.insert(
@@ -416,7 +492,10 @@ fn resolve(raw: RawNotifyConfig, dir: Option<&Path>, original: String, sink: &mu
         let mut equal = Vec::new();
         for e in r.equal.iter().flatten() {
             if !crate::config::relabel::is_valid_label_name(&e.value) {
-                sink.push(Pos::of(e), format!("invalid label name {:?} in equal list", e.value));
+                sink.push(
+                    Pos::of(e),
+                    format!("invalid label name {:?} in equal list", e.value),
+                );
             }
             equal.push(e.value.clone());
         }
@@ -430,7 +509,10 @@ fn resolve(raw: RawNotifyConfig, dir: Option<&Path>, original: String, sink: &mu
     let mut templates = Vec::new();
     for t in raw.templates.iter().flatten() {
         if let Err(e) = glob::Pattern::new(&t.value) {
-            sink.push(Pos::of(t), format!("invalid template glob {:?}: {e}", t.value));
+            sink.push(
+                Pos::of(t),
+                format!("invalid template glob {:?}: {e}", t.value),
+            );
             continue;
         }
         templates.push(crate::config::join_dir(dir, &t.value));
@@ -459,15 +541,60 @@ fn at_most_one(a: &Option<S<String>>, b: &Option<S<String>>, what: &str, sink: &
 fn resolve_global(g: &S<RawGlobal>, sink: &mut Sink) -> GlobalConfig {
     let r = &g.value;
     let d = GlobalConfig::default();
-    at_most_one(&r.smtp_auth_password, &r.smtp_auth_password_file, "smtp_auth_password", sink);
-    at_most_one(&r.slack_api_url, &r.slack_api_url_file, "slack_api_url", sink);
-    at_most_one(&r.slack_app_token, &r.slack_app_token_file, "slack_app_token", sink);
-    at_most_one(&r.opsgenie_api_key, &r.opsgenie_api_key_file, "opsgenie_api_key", sink);
-    at_most_one(&r.victorops_api_key, &r.victorops_api_key_file, "victorops_api_key", sink);
-    at_most_one(&r.wechat_api_secret, &r.wechat_api_secret_file, "wechat_api_secret", sink);
-    at_most_one(&r.telegram_bot_token, &r.telegram_bot_token_file, "telegram_bot_token", sink);
-    at_most_one(&r.rocketchat_token, &r.rocketchat_token_file, "rocketchat_token", sink);
-    at_most_one(&r.rocketchat_token_id, &r.rocketchat_token_id_file, "rocketchat_token_id", sink);
+    at_most_one(
+        &r.smtp_auth_password,
+        &r.smtp_auth_password_file,
+        "smtp_auth_password",
+        sink,
+    );
+    at_most_one(
+        &r.slack_api_url,
+        &r.slack_api_url_file,
+        "slack_api_url",
+        sink,
+    );
+    at_most_one(
+        &r.slack_app_token,
+        &r.slack_app_token_file,
+        "slack_app_token",
+        sink,
+    );
+    at_most_one(
+        &r.opsgenie_api_key,
+        &r.opsgenie_api_key_file,
+        "opsgenie_api_key",
+        sink,
+    );
+    at_most_one(
+        &r.victorops_api_key,
+        &r.victorops_api_key_file,
+        "victorops_api_key",
+        sink,
+    );
+    at_most_one(
+        &r.wechat_api_secret,
+        &r.wechat_api_secret_file,
+        "wechat_api_secret",
+        sink,
+    );
+    at_most_one(
+        &r.telegram_bot_token,
+        &r.telegram_bot_token_file,
+        "telegram_bot_token",
+        sink,
+    );
+    at_most_one(
+        &r.rocketchat_token,
+        &r.rocketchat_token_file,
+        "rocketchat_token",
+        sink,
+    );
+    at_most_one(
+        &r.rocketchat_token_id,
+        &r.rocketchat_token_id_file,
+        "rocketchat_token_id",
+        sink,
+    );
     at_most_one(
         &r.mattermost_webhook_url,
         &r.mattermost_webhook_url_file,
@@ -476,7 +603,13 @@ fn resolve_global(g: &S<RawGlobal>, sink: &mut Sink) -> GlobalConfig {
     );
     let has_url = r.slack_api_url.is_some() || r.slack_api_url_file.is_some();
     let has_token = r.slack_app_token.is_some() || r.slack_app_token_file.is_some();
-    if has_url && has_token {
+    // Alertmanager allows both only for the old bot-token workaround: the
+    // API URL pointing at Slack's Web API rather than a webhook.
+    let web_api = r
+        .slack_api_url
+        .as_ref()
+        .is_some_and(|u| u.value.starts_with("https://slack.com/api/"));
+    if has_url && has_token && !web_api {
         sink.push(
             Pos::of(g),
             "at most one of slack_app_token/slack_app_token_file & slack_api_url/slack_api_url_file must be configured",
@@ -532,7 +665,10 @@ fn resolve_global(g: &S<RawGlobal>, sink: &mut Sink) -> GlobalConfig {
         ("rocketchat_token_id", &r.rocketchat_token_id),
         ("rocketchat_token_id_file", &r.rocketchat_token_id_file),
         ("mattermost_webhook_url", &r.mattermost_webhook_url),
-        ("mattermost_webhook_url_file", &r.mattermost_webhook_url_file),
+        (
+            "mattermost_webhook_url_file",
+            &r.mattermost_webhook_url_file,
+        ),
         ("slack_app_token", &r.slack_app_token),
         ("slack_app_token_file", &r.slack_app_token_file),
     ] {
@@ -579,8 +715,15 @@ fn old_matchers(m: &Option<OptMap>, re: &Option<OptMap>, sink: &mut Sink) -> Vec
                 continue;
             }
             let Some(v) = v else {
-                let what = if kind == MatchType::Equal { "value" } else { "regular expression" };
-                sink.push(Pos::of(k), format!("missing {what} for label {:?}", k.value));
+                let what = if kind == MatchType::Equal {
+                    "value"
+                } else {
+                    "regular expression"
+                };
+                sink.push(
+                    Pos::of(k),
+                    format!("missing {what} for label {:?}", k.value),
+                );
                 continue;
             };
             match Matcher::new(kind, k.value.clone(), v.value.clone()) {
@@ -604,7 +747,12 @@ fn new_matchers(lines: &Option<Vec<S<String>>>, sink: &mut Sink) -> Vec<Matcher>
     out
 }
 
-fn opt_interval(v: &Option<S<String>>, what: &str, zero_ok: bool, sink: &mut Sink) -> Option<Duration> {
+fn opt_interval(
+    v: &Option<S<String>>,
+    what: &str,
+    zero_ok: bool,
+    sink: &mut Sink,
+) -> Option<Duration> {
     let v = v.as_ref()?;
     match parse_duration(&v.value) {
         Ok(d) if d.is_zero() && !zero_ok => {
@@ -641,9 +789,15 @@ fn build_route(r: &S<RawRoute>, parent: Option<&Route>, sink: &mut Sink) -> Rout
                     continue;
                 }
                 if !crate::config::relabel::is_valid_label_name(&l.value) {
-                    sink.push(Pos::of(l), format!("invalid label name {:?} in group_by list", l.value));
+                    sink.push(
+                        Pos::of(l),
+                        format!("invalid label name {:?} in group_by list", l.value),
+                    );
                 } else if labels.contains(&l.value) {
-                    sink.push(Pos::of(l), format!("duplicated label {:?} in group_by", l.value));
+                    sink.push(
+                        Pos::of(l),
+                        format!("duplicated label {:?} in group_by", l.value),
+                    );
                 } else {
                     labels.push(l.value.clone());
                 }
@@ -719,17 +873,34 @@ fn check_root(r: &S<RawRoute>, sink: &mut Sink) {
         sink.push(Pos::of(r), "root route must specify a default receiver");
     }
     let has = |m: &Option<OptMap>| m.as_ref().is_some_and(|m| !m.0.is_empty());
-    if has(&raw.match_) || has(&raw.match_re) || raw.matchers.as_ref().is_some_and(|m| !m.is_empty()) {
+    if has(&raw.match_)
+        || has(&raw.match_re)
+        || raw.matchers.as_ref().is_some_and(|m| !m.is_empty())
+    {
         sink.push(Pos::of(r), "root route must not have any matchers");
     }
     if let Some(c) = raw.continue_.as_ref().filter(|c| c.value) {
         sink.push(Pos::of(c), "cannot have continue in root route");
     }
-    if raw.mute_time_intervals.as_ref().is_some_and(|m| !m.is_empty()) {
-        sink.push(Pos::of(r), "root route must not have any mute time intervals");
+    if raw
+        .mute_time_intervals
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        sink.push(
+            Pos::of(r),
+            "root route must not have any mute time intervals",
+        );
     }
-    if raw.active_time_intervals.as_ref().is_some_and(|m| !m.is_empty()) {
-        sink.push(Pos::of(r), "root route must not have any active time intervals");
+    if raw
+        .active_time_intervals
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        sink.push(
+            Pos::of(r),
+            "root route must not have any active time intervals",
+        );
     }
 }
 
@@ -742,13 +913,27 @@ fn check_route_refs(
     sink: &mut Sink,
 ) {
     if !route.receiver.is_empty() && !receivers.contains(&route.receiver) {
-        let pos = raw.value.receiver.as_ref().map(Pos::of).unwrap_or(Pos::of(raw));
-        sink.push(pos, format!("undefined receiver {:?} used in route", route.receiver));
+        let pos = raw
+            .value
+            .receiver
+            .as_ref()
+            .map(Pos::of)
+            .unwrap_or(Pos::of(raw));
+        sink.push(
+            pos,
+            format!("undefined receiver {:?} used in route", route.receiver),
+        );
     }
-    for list in [&raw.value.mute_time_intervals, &raw.value.active_time_intervals] {
+    for list in [
+        &raw.value.mute_time_intervals,
+        &raw.value.active_time_intervals,
+    ] {
         for n in list.iter().flatten() {
             if !intervals.contains_key(&n.value) {
-                sink.push(Pos::of(n), format!("undefined time interval {:?} used in route", n.value));
+                sink.push(
+                    Pos::of(n),
+                    format!("undefined time interval {:?} used in route", n.value),
+                );
             }
         }
     }
@@ -776,7 +961,11 @@ mod tests {
         let c0 = &r.routes[0];
         assert_eq!(
             (c0.receiver.as_str(), c0.group_wait, &c0.group_by),
-            ("b", Duration::from_secs(1), &GroupBy::Labels(vec!["x".into()]))
+            (
+                "b",
+                Duration::from_secs(1),
+                &GroupBy::Labels(vec!["x".into()])
+            )
         );
         assert_eq!(r.routes[1].receiver, "a");
         assert_eq!(c0.key, "{}/{y=\"1\"}");
@@ -804,8 +993,13 @@ mod tests {
 
     #[test]
     fn root_rules() {
-        let e = load("route:\n  match: {a: b}\nreceivers: []\n").unwrap_err().to_string();
-        assert!(e.contains("root route must specify a default receiver"), "{e}");
+        let e = load("route:\n  match: {a: b}\nreceivers: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("root route must specify a default receiver"),
+            "{e}"
+        );
         assert!(e.contains("root route must not have any matchers"), "{e}");
         let e = load("receivers: [{name: a}]\n").unwrap_err().to_string();
         assert!(e.contains("no routes provided"), "{e}");

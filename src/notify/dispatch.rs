@@ -81,7 +81,9 @@ fn go_quote(s: &str) -> String {
             '\u{8}' => o.push_str("\\b"),
             '\u{c}' => o.push_str("\\f"),
             '\u{b}' => o.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                o.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => o.push(c),
         }
     }
@@ -433,7 +435,12 @@ impl Dispatcher {
 
     /// Whether a route's time intervals mute it at `now`.
     fn time_muted(&self, r: &RouteOpts, now: Timestamp) -> bool {
-        let active = |n: &String| self.cfg.time_intervals.get(n).is_some_and(|t| t.contains(now));
+        let active = |n: &String| {
+            self.cfg
+                .time_intervals
+                .get(n)
+                .is_some_and(|t| t.contains(now))
+        };
         if r.mute_time_intervals.iter().any(active) {
             return true;
         }

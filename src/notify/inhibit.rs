@@ -96,7 +96,11 @@ mod tests {
 
     #[test]
     fn source_mutes_target_with_equal_labels() {
-        let i = Inhibitor::new(vec![rule("severity=critical", "severity=warning", &["alertname", "zone"])]);
+        let i = Inhibitor::new(vec![rule(
+            "severity=critical",
+            "severity=warning",
+            &["alertname", "zone"],
+        )]);
         let crit = Labels::from_pairs([("alertname", "X"), ("severity", "critical")]);
         i.observe(1, &crit, None);
         let warn = Labels::from_pairs([("alertname", "X"), ("severity", "warning")]);

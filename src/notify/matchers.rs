@@ -63,7 +63,13 @@ pub fn parse_matcher(s: &str) -> Result<Matcher, MatcherParseError> {
     let t = s.trim_start();
     let name_len = t
         .char_indices()
-        .find(|&(i, c)| if i == 0 { !is_name_start(c) } else { !is_name_char(c) })
+        .find(|&(i, c)| {
+            if i == 0 {
+                !is_name_start(c)
+            } else {
+                !is_name_char(c)
+            }
+        })
         .map(|(i, _)| i)
         .unwrap_or(t.len());
     if name_len == 0 {
@@ -90,8 +96,11 @@ pub fn parse_matcher(s: &str) -> Result<Matcher, MatcherParseError> {
 /// Alertmanager's value unescaping: an optional surrounding pair of quotes,
 /// `\n`, `\"` and `\\` escapes, other backslashes kept.
 fn unquote(raw: &str) -> Result<String, MatcherParseError> {
-    let unescaped_quote =
-        || MatcherParseError(format!("matcher value contains unescaped double quote: {raw}"));
+    let unescaped_quote = || {
+        MatcherParseError(format!(
+            "matcher value contains unescaped double quote: {raw}"
+        ))
+    };
     let (body, mut expect_trailing) = match raw.strip_prefix('"') {
         Some(b) => (b, true),
         None => (raw, false),
@@ -200,9 +209,15 @@ mod tests {
     #[test]
     fn bare_and_quoted_values() {
         let m = one("foo=bar");
-        assert_eq!((m.name.as_str(), m.kind, m.value.as_str()), ("foo", MatchType::Equal, "bar"));
+        assert_eq!(
+            (m.name.as_str(), m.kind, m.value.as_str()),
+            ("foo", MatchType::Equal, "bar")
+        );
         let m = one(r#"foo =~ "a,b\"c""#);
-        assert_eq!((m.kind, m.value.as_str()), (MatchType::RegexMatch, "a,b\"c"));
+        assert_eq!(
+            (m.kind, m.value.as_str()),
+            (MatchType::RegexMatch, "a,b\"c")
+        );
         let m = one(r#"{foo!="x\ny\\z\q"}"#);
         assert_eq!(m.value, "x\\ny\\z\\q".replace("\\n", "\n"));
         let m = one("foo!=");
@@ -223,9 +238,18 @@ mod tests {
             parse_matchers("a=1,,b=2").unwrap_err().0,
             "bad matcher format: "
         );
-        assert!(parse_matcher("1a=b").unwrap_err().0.starts_with("bad matcher format"));
-        assert!(parse_matcher(r#"a="b"#).unwrap_err().0.contains("unescaped double quote"));
-        assert!(parse_matcher(r#"a=b"c"#).unwrap_err().0.contains("unescaped double quote"));
+        assert!(parse_matcher("1a=b")
+            .unwrap_err()
+            .0
+            .starts_with("bad matcher format"));
+        assert!(parse_matcher(r#"a="b"#)
+            .unwrap_err()
+            .0
+            .contains("unescaped double quote"));
+        assert!(parse_matcher(r#"a=b"c"#)
+            .unwrap_err()
+            .0
+            .contains("unescaped double quote"));
         assert!(parse_matcher("a=~(").is_err());
     }
 

@@ -16,6 +16,7 @@ pub mod receivers;
 pub mod route;
 pub mod silence;
 pub mod timeinterval;
+pub mod wiring;
 
 use crate::model::{Labels, Timestamp};
 

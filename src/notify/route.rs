@@ -8,7 +8,7 @@
 //! parent at load time, so a matched node is self-contained.
 
 use crate::model::{Labels, Matcher};
-use crate::notify::matchers::{matches_all, matchers_string};
+use crate::notify::matchers::{matchers_string, matches_all};
 use std::time::Duration;
 
 /// How a route groups its alerts.
@@ -127,7 +127,10 @@ mod tests {
 
     #[test]
     fn upstream_routing_testdata() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/upstream/alertmanager/cli/testdata/");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/upstream/alertmanager/cli/testdata/"
+        );
         let Ok(routing) = std::fs::read_to_string(format!("{dir}conf.routing.yml")) else {
             assert!(std::env::var("CI").is_err(), "shared data missing under CI");
             return;
@@ -147,6 +150,9 @@ mod tests {
         assert_eq!(receivers(y, &[("team", "b")]), ["ab"]);
         assert_eq!(receivers(y, &[("team", "c")]), ["root"]);
         let c = load_str(y, "t.yml", None).unwrap();
-        assert_eq!(c.route.routes[0].routes[0].key, "{}/{team=\"a\"}/{sev=\"page\"}");
+        assert_eq!(
+            c.route.routes[0].routes[0].key,
+            "{}/{team=\"a\"}/{sev=\"page\"}"
+        );
     }
 }

@@ -80,7 +80,12 @@ impl Silence {
                 .ok_or_else(|| SilenceError::Invalid(format!("{k}: invalid time {raw:?}")))
         };
         let mut matchers = Vec::new();
-        for m in v.get("matchers").and_then(|m| m.as_array()).into_iter().flatten() {
+        for m in v
+            .get("matchers")
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+        {
             matchers.push(matcher_from_json(m)?);
         }
         Ok(Silence {
@@ -157,7 +162,14 @@ fn new_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl Silences {
@@ -192,7 +204,9 @@ impl Silences {
 
     fn validate(s: &Silence) -> Result<(), SilenceError> {
         if s.matchers.is_empty() {
-            return Err(SilenceError::Invalid("at least one matcher required".into()));
+            return Err(SilenceError::Invalid(
+                "at least one matcher required".into(),
+            ));
         }
         if s.matchers.iter().all(|m| m.matches("")) {
             return Err(SilenceError::Invalid(
@@ -211,7 +225,9 @@ impl Silences {
     pub fn set(&self, mut s: Silence, now: Timestamp) -> Result<String, SilenceError> {
         Self::validate(&s)?;
         if s.ends_at <= now {
-            return Err(SilenceError::Invalid("end time can't be in the past".into()));
+            return Err(SilenceError::Invalid(
+                "end time can't be in the past".into(),
+            ));
         }
         let mut items = self.items.write();
         if !s.id.is_empty() {
@@ -334,8 +350,14 @@ mod tests {
         assert_eq!(s.get(&pend).unwrap().state(2000), SilenceState::Pending);
         s.expire(&id, 2500).unwrap();
         assert!(s.mutes(&l, 2600).is_empty());
-        assert!(matches!(s.expire(&id, 2600), Err(SilenceError::AlreadyExpired(_))));
-        assert!(matches!(s.expire("nope", 2600), Err(SilenceError::NotFound(_))));
+        assert!(matches!(
+            s.expire(&id, 2600),
+            Err(SilenceError::AlreadyExpired(_))
+        ));
+        assert!(matches!(
+            s.expire("nope", 2600),
+            Err(SilenceError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -374,6 +396,9 @@ mod tests {
         let got = s.get(&id).unwrap();
         assert_eq!(got.matchers[0].kind, MatchType::RegexMatch);
         assert_eq!(got.created_by, "me");
-        assert_eq!(s.mutes(&Labels::from_pairs([("job", "b")]), now + 1).len(), 1);
+        assert_eq!(
+            s.mutes(&Labels::from_pairs([("job", "b")]), now + 1).len(),
+            1
+        );
     }
 }

@@ -54,7 +54,11 @@ impl Zone {
     fn offset_at(&self, secs: i64) -> i32 {
         match self.transitions.partition_point(|(t, _)| *t <= secs) {
             0 => self.initial,
-            i => self.transitions.get(i - 1).map(|x| x.1).unwrap_or(self.initial),
+            i => self
+                .transitions
+                .get(i - 1)
+                .map(|x| x.1)
+                .unwrap_or(self.initial),
         }
     }
 }
@@ -130,9 +134,7 @@ fn range<T: PartialOrd + Copy>(
         }
     };
     if a > b {
-        return Err(format!(
-            "start {what} cannot be after end {what}: {s}"
-        ));
+        return Err(format!("start {what} cannot be after end {what}: {s}"));
     }
     Ok((a, b))
 }
@@ -169,7 +171,10 @@ impl RawPeriod {
         }
         for d in self.days_of_month.iter().flatten() {
             let one = |x: &str| -> Result<i32, String> {
-                let n: i32 = x.trim().parse().map_err(|_| format!("invalid day of month {x}"))?;
+                let n: i32 = x
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid day of month {x}"))?;
                 if n == 0 || !(-31..=31).contains(&n) {
                     return Err(format!("{n} is not a valid day of the month: out of range"));
                 }
@@ -318,7 +323,8 @@ impl Period {
         let minute = (local.rem_euclid(86_400) / 60) as u32;
         let (y, m, d) = crate::model::time::civil_from_days(days);
         let weekday = (days + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
-        let in_any = |v: &[(u32, u32)], x: u32| v.is_empty() || v.iter().any(|(a, b)| *a <= x && x <= *b);
+        let in_any =
+            |v: &[(u32, u32)], x: u32| v.is_empty() || v.iter().any(|(a, b)| *a <= x && x <= *b);
         if !self.times.is_empty() && !self.times.iter().any(|(a, b)| *a <= minute && minute < *b) {
             return false;
         }
@@ -326,7 +332,10 @@ impl Period {
             return false;
         }
         if !self.years.is_empty()
-            && !self.years.iter().any(|(a, b)| (*a as i64) <= y && y <= (*b as i64))
+            && !self
+                .years
+                .iter()
+                .any(|(a, b)| (*a as i64) <= y && y <= (*b as i64))
         {
             return false;
         }
@@ -366,7 +375,10 @@ mod tests {
 
     #[test]
     fn weekday_and_time_window() {
-        let p = period("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n").unwrap();
+        let p = period(
+            "times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n",
+        )
+        .unwrap();
         assert!(p.contains(MON_2024_03_04_1000_UTC));
         assert!(!p.contains(MON_2024_03_04_1000_UTC + 8 * 3_600_000)); // 18:00
         assert!(!p.contains(MON_2024_03_04_1000_UTC - 2 * 86_400_000)); // Saturday
@@ -374,7 +386,8 @@ mod tests {
 
     #[test]
     fn negative_days_months_years() {
-        let p = period("days_of_month: ['-3:-1']\nmonths: ['february']\nyears: ['2024']\n").unwrap();
+        let p =
+            period("days_of_month: ['-3:-1']\nmonths: ['february']\nyears: ['2024']\n").unwrap();
         // 2024-02-29 12:00 UTC (leap year: last day)
         assert!(p.contains(1_709_208_000_000));
         // 2024-02-26: 4th from the end
@@ -401,9 +414,11 @@ mod tests {
             return;
         }
         // 10:00 UTC is 19:00 in Tokyo (UTC+9, no DST).
-        let p = period("times: [{start_time: '18:30', end_time: '19:30'}]\nlocation: Asia/Tokyo\n").unwrap();
+        let p = period("times: [{start_time: '18:30', end_time: '19:30'}]\nlocation: Asia/Tokyo\n")
+            .unwrap();
         assert!(p.contains(MON_2024_03_04_1000_UTC));
-        let p = period("times: [{start_time: '09:30', end_time: '10:30'}]\nlocation: Asia/Tokyo\n").unwrap();
+        let p = period("times: [{start_time: '09:30', end_time: '10:30'}]\nlocation: Asia/Tokyo\n")
+            .unwrap();
         assert!(!p.contains(MON_2024_03_04_1000_UTC));
     }
 }

@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 pub struct RuleManager {
     groups: Vec<Arc<Mutex<GroupState>>>,
+    /// Where firing/resolved alerts go after each evaluation (the notify
+    /// dispatcher); unset = kept in the rule state only.
+    sink: Arc<parking_lot::RwLock<Option<Arc<dyn crate::notify::AlertSink>>>>,
 }
 
 impl RuleManager {
@@ -54,10 +57,18 @@ impl RuleManager {
             }
         }
         if errors.is_empty() {
-            Ok(RuleManager { groups })
+            Ok(RuleManager {
+                groups,
+                sink: Default::default(),
+            })
         } else {
             Err(errors)
         }
+    }
+
+    /// Sends each evaluation's alerts (Prometheus' `sendAlerts`) to `sink`.
+    pub fn set_sink(&self, sink: Arc<dyn crate::notify::AlertSink>) {
+        *self.sink.write() = Some(sink);
     }
 
     pub fn groups(&self) -> &[Arc<Mutex<GroupState>>] {
@@ -71,6 +82,7 @@ impl RuleManager {
             .map(|g| {
                 let (g, head, engine, external) =
                     (g.clone(), head.clone(), engine.clone(), external.clone());
+                let sink = self.sink.clone();
                 tokio::spawn(async move {
                     let (file, name, interval) = {
                         let s = g.lock();
@@ -82,8 +94,13 @@ impl RuleManager {
                         let next = eval_timestamp(&file, &name, interval, now_ns) + iv_ns;
                         let wait = u64::try_from(next - now_ns).unwrap_or(0);
                         tokio::time::sleep(Duration::from_nanos(wait)).await;
-                        let (g, head, engine, external) =
-                            (g.clone(), head.clone(), engine.clone(), external.clone());
+                        let (g, head, engine, external, sink) = (
+                            g.clone(),
+                            head.clone(),
+                            engine.clone(),
+                            external.clone(),
+                            sink.clone(),
+                        );
                         let span = tracing::debug_span!("rules", group = %name);
                         let _ = tokio::task::spawn_blocking(move || {
                             let _e = span.enter();
@@ -91,12 +108,46 @@ impl RuleManager {
                             for (_, rule, err) in &report.errors {
                                 tracing::warn!(rule = %rule, error = %err, "rule evaluation failed");
                             }
+                            let target = sink.read().clone();
+                            if let Some(target) = target {
+                                let t = next / 1_000_000;
+                                let mut st = g.lock();
+                                let sends = st.alerts_to_send(t, RESEND_DELAY);
+                                let url = st.external_url.clone();
+                                drop(st);
+                                if !sends.is_empty() {
+                                    target.send(sends.into_iter().map(|a| to_notify_alert(a, &url, t)).collect());
+                                }
+                            }
                         })
                         .await;
                     }
                 })
             })
             .collect()
+    }
+}
+
+/// Prometheus' `--rules.alert.resend-delay` default.
+const RESEND_DELAY: Duration = Duration::from_secs(60);
+
+/// A rule alert as the notifier sends it (Prometheus' `notifier.Alert`).
+fn to_notify_alert(
+    a: crate::rules::alert::AlertToSend,
+    external_url: &str,
+    now: crate::model::Timestamp,
+) -> crate::notify::Alert {
+    crate::notify::Alert {
+        labels: a.labels,
+        annotations: Labels::from_pairs(a.annotations),
+        starts_at: a.starts_at.unwrap_or(0),
+        ends_at: Some(a.ends_at),
+        generator_url: format!(
+            "{}/graph?g0.expr={}&g0.tab=1",
+            external_url.trim_end_matches('/'),
+            crate::model::url::query_escape(&a.generator_expr)
+        ),
+        updated_at: now,
     }
 }
 
