@@ -224,15 +224,15 @@ pub fn parse_postable_alerts(
                 starts = if ends == 0 { now } else { ends };
             }
             if labels.is_empty() {
-                return Err(format!("alert {i}: at least one label pair required"));
+                return Err("at least one label pair required".to_string());
             }
             for l in labels.iter().chain(annotations.iter()) {
                 if !crate::config::relabel::is_valid_label_name(&l.name) {
-                    return Err(format!("alert {i}: invalid name {:?}", l.name));
+                    return Err(format!("invalid label set: invalid name {:?}", l.name));
                 }
             }
             if ends != 0 && ends < starts {
-                return Err(format!("alert {i}: start time must be before end time"));
+                return Err("start time must be before end time".to_string());
             }
             Ok(Alert {
                 labels,
@@ -400,7 +400,7 @@ pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<Strin
         .expire(&id, crate::model::now_millis())
     {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(SilenceError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
+        // Alertmanager 0.25 answers an unknown id here with a 500.
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

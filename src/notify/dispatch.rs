@@ -222,7 +222,7 @@ pub enum DispatchError {
 
 pub struct Dispatcher {
     cfg: Arc<NotifyConfig>,
-    sink: Arc<dyn NotificationSink>,
+    sink: RwLock<Arc<dyn NotificationSink>>,
     silences: Arc<Silences>,
     inhibitor: Inhibitor,
     alerts: RwLock<HashMap<u64, StoredAlert>>,
@@ -298,7 +298,7 @@ impl Dispatcher {
         let d = Arc::new_cyclic(|me| Dispatcher {
             inhibitor: Inhibitor::new(cfg.inhibit_rules.clone()),
             cfg,
-            sink,
+            sink: RwLock::new(sink),
             silences,
             alerts: RwLock::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
@@ -319,6 +319,12 @@ impl Dispatcher {
             }
         });
         Ok(d)
+    }
+
+    /// Replaces where flushed notifications go (the delivery stage's outbox,
+    /// or a test's collector), keeping alerts, groups and the log.
+    pub fn set_sink(&self, sink: Arc<dyn NotificationSink>) {
+        *self.sink.write() = sink;
     }
 
     pub fn config(&self) -> &Arc<NotifyConfig> {
@@ -521,7 +527,8 @@ impl Dispatcher {
             return;
         }
         if !alerts.is_empty() {
-            self.sink.enqueue(Notification {
+            let sink = self.sink.read().clone();
+            sink.enqueue(Notification {
                 receiver: receiver.clone(),
                 group_key: g.key.clone(),
                 group_labels: g.labels.clone(),

@@ -132,7 +132,8 @@ pub fn matcher_from_json(m: &serde_json::Value) -> Result<Matcher, SilenceError>
 pub enum SilenceError {
     #[error("{0}")]
     Invalid(String),
-    #[error("silence {0} not found")]
+    /// Alertmanager's message, without the id.
+    #[error("silence not found")]
     NotFound(String),
     #[error("silence {0} already expired")]
     AlreadyExpired(String),
