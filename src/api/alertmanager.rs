@@ -23,15 +23,15 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(Value::String(msg.into()))).into_response()
 }
 
-fn bool_param(p: &Params, name: &str) -> Result<bool, Response> {
+/// A bad query parameter, answered with 400 and the message.
+type BadParam = String;
+
+fn bool_param(p: &Params, name: &str) -> Result<bool, BadParam> {
     match p.get(name) {
         None => Ok(true),
         Some("true") | Some("1") => Ok(true),
         Some("false") | Some("0") => Ok(false),
-        Some(v) => Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("{name} in query must be of type boolean: {v:?}"),
-        )),
+        Some(v) => Err(format!("{name} in query must be of type boolean: {v:?}")),
     }
 }
 
@@ -44,19 +44,17 @@ struct Filters {
     inhibited: bool,
 }
 
-fn filters(p: &Params) -> Result<Filters, Response> {
+fn filters(p: &Params) -> Result<Filters, BadParam> {
     let mut matchers = Vec::new();
     for f in p.get_all("filter") {
-        matchers.extend(parse_matchers(f).map_err(|e| err(StatusCode::BAD_REQUEST, e.0))?);
+        matchers.extend(parse_matchers(f).map_err(|e| e.0)?);
     }
     let receiver = match p.get("receiver").filter(|r| !r.is_empty()) {
         None => None,
-        Some(r) => Some(regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-            err(
-                StatusCode::BAD_REQUEST,
-                format!("failed to parse receiver param: {e}"),
-            )
-        })?),
+        Some(r) => Some(
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| format!("failed to parse receiver param: {e}"))?,
+        ),
     };
     Ok(Filters {
         matchers,
@@ -117,7 +115,7 @@ pub async fn get_alerts(State(s): State<Arc<AppState>>, uri: Uri, headers: Heade
     let p = Params::from_request(&uri, &headers, &Bytes::new());
     let f = match filters(&p) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
     let d = &s.dispatcher;
     let now = crate::model::now_millis();
@@ -143,7 +141,7 @@ pub async fn alert_groups(
     let p = Params::from_request(&uri, &headers, &Bytes::new());
     let f = match filters(&p) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
     let d = &s.dispatcher;
     let now = crate::model::now_millis();

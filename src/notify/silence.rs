@@ -345,7 +345,7 @@ mod tests {
         let id = s.set(sil("a=1", 1000, 5000), 1000).unwrap();
         let pend = s.set(sil("a=1", 3000, 5000), 1000).unwrap();
         let l = Labels::from_pairs([("a", "1")]);
-        assert_eq!(s.mutes(&l, 2000), [id.clone()]);
+        assert_eq!(s.mutes(&l, 2000), std::slice::from_ref(&id));
         assert_eq!(s.mutes(&l, 3000).len(), 2);
         assert!(s.mutes(&Labels::from_pairs([("a", "2")]), 2000).is_empty());
         assert_eq!(s.get(&pend).unwrap().state(2000), SilenceState::Pending);

@@ -119,7 +119,7 @@ mod tests {
             expires_at: 100,
         };
         put(&s, &e).unwrap();
-        assert_eq!(load_live(&s, 50).unwrap(), [e.clone()]);
+        assert_eq!(load_live(&s, 50).unwrap(), std::slice::from_ref(&e));
         assert!(load_live(&s, 100).unwrap().is_empty());
         assert_eq!(gc(&s, 100).unwrap(), 1);
     }
