@@ -255,6 +255,10 @@ fn parse_tzif(name: &str, d: &[u8]) -> Option<Zone> {
     };
     let c = counts(base)?;
     let (timecnt, typecnt) = (c[3], c[4]);
+    // Counts larger than the file are corrupt; refuse before allocating.
+    if timecnt > d.len() || typecnt > d.len() {
+        return None;
+    }
     let mut p = base + 44;
     let mut times = Vec::with_capacity(timecnt);
     for i in 0..timecnt {
