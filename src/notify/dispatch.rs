@@ -409,9 +409,13 @@ impl Dispatcher {
         self.rt.spawn(async move {
             let mut next = tokio::time::Instant::now() + g.route.group_wait;
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(next) => {}
-                    _ = g.wake.notified() => {}
+                // A due deadline (group_wait 0) flushes now: a timer would
+                // round up to the next millisecond tick.
+                if next > tokio::time::Instant::now() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => {}
+                        _ = g.wake.notified() => {}
+                    }
                 }
                 next = tokio::time::Instant::now() + g.route.group_interval;
                 g.has_flushed.store(true, Ordering::Release);
