@@ -154,3 +154,35 @@ fn group_by_all_and_empty_fields_semantics() {
         "secrets must be masked in original"
     );
 }
+
+#[test]
+fn notify_section_errors_point_into_the_klaxon_config() {
+    let text = "global:\n  scrape_interval: 15s\nnotify:\n  route:\n    receiver: missing\n  receivers:\n  - name: a\n  - name: a\n";
+    let e = klaxon::config::load_str(text, "klaxon.yml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("klaxon.yml:5:15: undefined receiver \"missing\" used in route"),
+        "{e}"
+    );
+    assert!(
+        e.contains("klaxon.yml:8:5: notification config name \"a\" is not unique"),
+        "{e}"
+    );
+    let e = klaxon::config::load_str("notify:\n  routes: {}\n", "k.yml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("k.yml:2:3: unknown field `routes`"), "{e}");
+    let ok = klaxon::config::load_str(
+        "notify:\n  route: {receiver: a}\n  receivers: [{name: a}]\n",
+        "k.yml",
+    )
+    .unwrap();
+    let n = ok.notify.unwrap();
+    assert_eq!(n.route.receiver, "a");
+    assert_eq!(n.original, "route: {receiver: a}\nreceivers: [{name: a}]\n");
+    assert!(klaxon::config::load_str("global: {}\n", "k.yml")
+        .unwrap()
+        .notify
+        .is_none());
+}
