@@ -234,3 +234,52 @@ fn check_config_takes_an_alertmanager_yml() {
         "{err}"
     );
 }
+
+/// Restart without re-paging, end to end: a klaxon whose rule fires
+/// notifies once; stopped and started again on the same storage path, the
+/// same firing alert is not notified again within repeat_interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_klaxon_does_not_repage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.rules"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - alert: Page\n    expr: vector(1)\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("k.yml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['*.rules']\nstorage:\n  path: {}\nnotify:\n  route:\n    receiver: pager\n    group_wait: 100ms\n    group_interval: 200ms\n  receivers:\n  - name: pager\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let start = || async {
+        let app = klaxon::app::start(klaxon::config::load_file(&cfg_path).unwrap(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let sink = Arc::new(Collect::default());
+        app.state.dispatcher.set_sink(sink.clone());
+        (app, sink)
+    };
+    let (app, sink) = start().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.0.lock().is_empty() {
+        assert!(Instant::now() < deadline, "first page never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+
+    let (app, sink) = start().await;
+    // The rule fires again at once and is flushed every 200 ms from here.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let listed = app.state.dispatcher.alerts();
+    assert_eq!(listed.len(), 1, "the alert is back in the store");
+    assert!(
+        sink.0.lock().is_empty(),
+        "re-paged after restart: {:?}",
+        sink.0.lock()
+    );
+    app.stop().await;
+}
