@@ -30,6 +30,9 @@ pub enum StartError {
         path: String,
         source: crate::store::StoreError,
     },
+    /// The notify stage (store, silences, notification log) did not start.
+    #[error("notify: {0}")]
+    Notify(String),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -143,6 +146,16 @@ pub async fn start_with_sink(
     let r = reload.clone();
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
+    let notify = crate::notify::wiring::build(
+        &cfg,
+        &format!("http://{addr}"),
+        store.clone(),
+        &registry,
+        ops.maintenance.clone(),
+    )
+    .map_err(StartError::Notify)?;
+    let dispatcher = notify.dispatcher.clone();
+    let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
     let state = Arc::new(AppState {
         registry,
         manager: manager.clone(),
@@ -158,6 +171,8 @@ pub async fn start_with_sink(
         ops: ops.clone(),
         reload,
         probe_modules: cfg.probes.modules.clone(),
+        dispatcher,
+        outbox: notify.outbox.clone(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());

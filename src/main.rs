@@ -101,6 +101,10 @@ struct RunArgs {
     /// default scrapes klaxon itself.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Alert routing in alertmanager.yml's shape, instead of a `notify:`
+    /// section in the config.
+    #[arg(long)]
+    notify_config: Option<PathBuf>,
     /// Address for the HTTP API, UI and /metrics.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs {
         config: None,
+        notify_config: None,
         listen: DEFAULT_LISTEN.to_string(),
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
@@ -265,6 +270,24 @@ fn slo_generate(file: &std::path::Path, out: Option<&std::path::Path>) -> anyhow
 fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for file in files {
+        // An alertmanager.yml is checked as a notify config.
+        let is_am = std::fs::read_to_string(file)
+            .is_ok_and(|t| klaxon::notify::config::looks_like_alertmanager(&t));
+        if is_am {
+            match klaxon::notify::config::load_file(file) {
+                Ok(n) => println!(
+                    "{}: SUCCESS: notify config, {} receivers, {} inhibit rules",
+                    file.display(),
+                    n.receivers.len(),
+                    n.inhibit_rules.len()
+                ),
+                Err(errs) => {
+                    print_errors(&errs);
+                    code = ExitCode::FAILURE;
+                }
+            }
+            continue;
+        }
         match klaxon::config::load_file(file) {
             Ok(cfg) => println!(
                 "{}: SUCCESS: {} scrape configs, {} rule file patterns",
@@ -309,7 +332,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .init();
     }
     // The config is validated before any port is bound.
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(path) => match klaxon::config::load_file(path) {
             Ok(c) => c,
             Err(errs) => {
@@ -319,6 +342,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         None => klaxon::config::embedded_default(&args.listen),
     };
+    if let Some(path) = &args.notify_config {
+        if cfg.notify.is_some() {
+            eprintln!(
+                "klaxon: --notify-config {} given while the config has a notify: section; use one",
+                path.display()
+            );
+            std::process::exit(1);
+        }
+        match klaxon::notify::config::load_file(path) {
+            Ok(n) => cfg.notify = Some(std::sync::Arc::new(n)),
+            Err(errs) => {
+                print_errors(&errs);
+                std::process::exit(1);
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -23,11 +23,26 @@ const MAX_LIMIT: usize = 1000;
 
 /// The routes, with the outbox as their state; merge into the main router.
 pub fn routes(outbox: Arc<Outbox>) -> Router {
-    Router::new()
-        .route("/api/v1/deliveries", get(list))
-        .route("/api/v1/deliveries/{id}", get(one))
-        .route("/api/v1/deliveries/{id}/replay", post(replay))
-        .with_state(outbox)
+    mount(Router::new()).with_state(outbox)
+}
+
+/// Router state that can hand out the outbox (klaxon's `AppState`, or the
+/// outbox itself in tests).
+pub trait HasOutbox: Clone + Send + Sync + 'static {
+    fn outbox(&self) -> &Arc<Outbox>;
+}
+
+impl HasOutbox for Arc<Outbox> {
+    fn outbox(&self) -> &Arc<Outbox> {
+        self
+    }
+}
+
+/// Adds the delivery routes to a router.
+pub fn mount<S: HasOutbox>(r: Router<S>) -> Router<S> {
+    r.route("/api/v1/deliveries", get(list::<S>))
+        .route("/api/v1/deliveries/{id}", get(one::<S>))
+        .route("/api/v1/deliveries/{id}/replay", post(replay::<S>))
 }
 
 /// The stored payload as JSON, with a JSON body shown as a value rather
@@ -96,10 +111,10 @@ fn parse_query(raw: Option<&str>) -> Result<Query, String> {
         }
         match k.as_ref() {
             "status" => match v.as_str() {
-                "pending" | "sending" | "success" | "failed" => q.status = Some(v),
+                "pending" | "sending" | "success" | "failed" | "superseded" => q.status = Some(v),
                 _ => {
                     return Err(format!(
-                        "invalid parameter \"status\": {v:?} is not one of pending, sending, success, failed"
+                        "invalid parameter \"status\": {v:?} is not one of pending, sending, success, failed, superseded"
                     ))
                 }
             },
@@ -132,7 +147,8 @@ fn parse_query(raw: Option<&str>) -> Result<Query, String> {
     Ok(q)
 }
 
-async fn list(State(ob): State<Arc<Outbox>>, RawQuery(raw): RawQuery) -> Response {
+async fn list<S: HasOutbox>(State(s): State<S>, RawQuery(raw): RawQuery) -> Response {
+    let ob = s.outbox();
     let mut q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return bad(e),
@@ -164,7 +180,8 @@ fn parse_id(id: &str) -> Result<i64, String> {
         .map_err(|_| format!("invalid delivery id {id:?}"))
 }
 
-async fn one(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response {
+async fn one<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Response {
+    let ob = s.outbox();
     let id = match parse_id(&id) {
         Ok(i) => i,
         Err(e) => return bad(e),
@@ -184,7 +201,8 @@ async fn one(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response 
     }
 }
 
-async fn replay(State(ob): State<Arc<Outbox>>, Path(id): Path<String>) -> Response {
+async fn replay<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Response {
+    let ob = s.outbox();
     let id = match parse_id(&id) {
         Ok(i) => i,
         Err(e) => return bad(e),

@@ -1,6 +1,7 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod alertmanager;
 pub mod deliveries;
 pub mod middleware;
 pub mod ops;
@@ -51,10 +52,20 @@ pub struct AppState {
     pub reload: Arc<crate::app::Reloader>,
     /// Modules served by `/probe` (shipped defaults plus the config's).
     pub probe_modules: Arc<crate::probe::Modules>,
+    /// Alert routing: the Alertmanager v2 API reads and feeds it.
+    pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
+    /// Notification outbox, for the delivery history API.
+    pub outbox: Arc<crate::notify::outbox::Outbox>,
+}
+
+impl deliveries::HasOutbox for Arc<AppState> {
+    fn outbox(&self) -> &Arc<crate::notify::outbox::Outbox> {
+        &self.outbox
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let r = Router::new()
         .route("/metrics", get(metrics))
         .route("/metrics/host", get(host_metrics))
         .route("/metrics/postgres", get(postgres_metrics))
@@ -104,6 +115,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/internal/commands/resume", post(ops::command))
         .route("/internal/commands/reload", post(ops::command))
         .route("/internal/commands/refresh", post(ops::command))
+        .merge(alertmanager_routes());
+    deliveries::mount(r)
         // After every route (and before with_state): applies to all of them
         // and to the fallback.
         .layer(axum::middleware::from_fn_with_state(
@@ -111,6 +124,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             middleware::layer,
         ))
         .with_state(state)
+}
+
+/// Alertmanager API v2 (see `alertmanager`).
+fn alertmanager_routes() -> Router<Arc<AppState>> {
+    use alertmanager as am;
+    Router::new()
+        .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
+        .route("/api/v2/alerts/groups", get(am::alert_groups))
+        .route(
+            "/api/v2/silences",
+            get(am::get_silences).post(am::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(am::get_silence).delete(am::delete_silence),
+        )
+        .route("/api/v2/status", get(am::status))
+        .route("/api/v2/receivers", get(am::receivers))
 }
 
 async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -125,6 +125,15 @@ impl Sink {
         self.errors.len()
     }
 
+    /// Takes over errors a sub-parser collected with positions of its own.
+    pub(crate) fn extend(&mut self, errors: ConfigErrors) {
+        for e in errors.0 {
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
+    }
+
     pub(crate) fn file(&self) -> &str {
         &self.file
     }

@@ -113,6 +113,8 @@ pub struct Config {
     pub command_center: Option<crate::ops::config::CommandCenterConfig>,
     /// Scheduled probes and the probe modules (`probes:`).
     pub probes: crate::probe::schedule::ProbesSection,
+    /// `notify:` (or the `--notify-config` file set by the caller).
+    pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
     pub source_path: Option<PathBuf>,
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
@@ -185,7 +187,7 @@ fn yaml_options() -> serde_saphyr::Options {
 }
 
 fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = if is_blank_yaml(text) {
+    let mut raw: RawConfig = if is_blank_yaml(text) {
         // An empty file is a valid, all-defaults configuration upstream.
         RawConfig::default()
     } else {
@@ -195,8 +197,14 @@ fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config,
         parsed.unwrap_or_default()
     };
     let mut sink = Sink::new(origin);
+    let notify = raw.notify.take().map(|n| {
+        std::sync::Arc::new(crate::notify::config::resolve_section(
+            n, text, dir, &mut sink,
+        ))
+    });
     let cfg = resolve(raw, dir, &mut sink);
     let cfg = Config {
+        notify,
         source_text: text.to_string(),
         ..cfg
     };
@@ -330,6 +338,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         command_center: raw
             .command_center
             .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
+        notify: None,
         source_path: None,
         embedded: false,
         source_text: String::new(),

@@ -54,6 +54,8 @@ pub(crate) struct RawConfig {
     pub auth: Option<crate::ops::config::RawAuth>,
     pub command_center: Option<crate::ops::config::RawCommandCenter>,
     pub probes: Option<Vec<S<crate::probe::schedule::RawProbe>>>,
+    /// Alert routing, in `alertmanager.yml`'s shape (see `notify::config`).
+    pub notify: Option<crate::notify::config::RawNotifyConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

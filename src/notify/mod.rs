@@ -9,9 +9,16 @@
 //! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
 
 pub mod config;
+pub mod dispatch;
+pub mod inhibit;
+pub mod matchers;
 pub mod outbox;
 pub mod receivers;
+pub mod route;
+pub mod silence;
 pub mod template;
+pub mod timeinterval;
+pub mod wiring;
 
 use crate::model::{Labels, Timestamp};
 

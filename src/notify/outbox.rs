@@ -114,6 +114,8 @@ pub struct Outbox {
     clients: Mutex<HashMap<(String, usize), reqwest::Client>>,
     wake: Arc<Notify>,
     metrics: Metrics,
+    /// While on (kill-switch), nothing is sent: rows wait in the store.
+    hold: parking_lot::RwLock<Option<Arc<crate::ops::Maintenance>>>,
 }
 
 impl Drop for Outbox {
@@ -166,6 +168,7 @@ impl Outbox {
             clients: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             metrics: Metrics::new(registry),
+            hold: parking_lot::RwLock::new(None),
         });
         ob.update_queue_gauge();
         let weak = Arc::downgrade(&ob);
@@ -184,6 +187,13 @@ impl Outbox {
         });
         // Clients carry TLS settings of the old config.
         self.clients.lock().clear();
+        self.wake.notify_one();
+    }
+
+    /// Holds every delivery while `m` is on (maintenance mode); on resume
+    /// the held rows go out, minus those a newer notification superseded.
+    pub fn hold_during(&self, m: Arc<crate::ops::Maintenance>) {
+        *self.hold.write() = Some(m);
         self.wake.notify_one();
     }
 
@@ -494,6 +504,15 @@ async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let Some(ob) = weak.upgrade() else { return };
+        let hold = ob.hold.read().clone();
+        if let Some(m) = hold.filter(|m| m.is_on()) {
+            drop(ob);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = m.wait_until_off() => {}
+            }
+            continue;
+        }
         let store = ob.store.clone();
         let batch = ob.opts.batch;
         let now = now_millis();

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub mod alerts;
 pub mod audit;
 pub mod notify;
+pub mod notify_log;
+pub mod silences;
 
 /// File name of the database inside `storage.path`.
 pub const DB_FILE: &str = "klaxon.db";
@@ -28,6 +30,8 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("alerts", alerts::SCHEMA),
     ("notify", notify::SCHEMA),
     ("audit", audit::SCHEMA),
+    ("notify_log", notify_log::SCHEMA),
+    ("silences", silences::SCHEMA),
 ];
 
 /// Why the store could not be opened or used.

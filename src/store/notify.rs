@@ -4,7 +4,9 @@
 //!
 //! The row's status is the outbox's state machine:
 //! `pending` → `sending` (claimed by this process) → `success` | `failed`,
-//! or back to `pending` with a later `next_attempt_at`. Only an update
+//! or back to `pending` with a later `next_attempt_at`; a `pending` row
+//! becomes `superseded` once a newer notification of the same group exists
+//! for the same integration. Only an update
 //! `WHERE status = 'sending'` can record a success, so a row is never
 //! marked delivered twice; rows left `sending` by a crash are put back to
 //! `pending` at start (at-least-once: the receiver may see that attempt
@@ -206,6 +208,18 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
+            // A pending row with a newer row for the same group, receiver and
+            // integration is obsolete: the newer one carries the group's
+            // current state (Alertmanager, too, stops retrying a flush once
+            // the next one is due). This is what drops a held "firing" whose
+            // alerts resolved meanwhile, e.g. during maintenance mode.
+            tx.execute(
+                "UPDATE notify_deliveries SET status = 'superseded', updated_at = ?1
+                 WHERE status = 'pending' AND EXISTS (SELECT 1 FROM notify_deliveries n
+                   WHERE n.group_key = notify_deliveries.group_key AND n.receiver = notify_deliveries.receiver
+                   AND n.integration_index = notify_deliveries.integration_index AND n.id > notify_deliveries.id)",
+                params![now],
+            )?;
             let rows = {
                 let mut st = tx.prepare_cached(&format!(
                     "SELECT {COLS} FROM notify_deliveries d WHERE status = 'pending' AND next_attempt_at <= ?1

@@ -1,0 +1,458 @@
+//! Alertmanager API v2, the subset Prometheus and `amtool` use: alerts
+//! (list, post, groups), silences (list, post, get, expire), status and
+//! receivers. JSON shapes follow Alertmanager's OpenAPI spec, so existing
+//! clients work against klaxon unchanged.
+
+use super::params::Params;
+use super::{labels_json, AppState};
+use crate::model::{Labels, Timestamp};
+use crate::notify::dispatch::{parse_rfc3339, rfc3339, Dispatcher, StoredAlert};
+use crate::notify::matchers::parse_matchers;
+use crate::notify::silence::{matcher_from_json, Silence, SilenceError, SilenceState};
+use crate::notify::Alert;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Alertmanager answers client errors with the message as a JSON string.
+fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(Value::String(msg.into()))).into_response()
+}
+
+/// A bad query parameter, answered with 400 and the message.
+type BadParam = String;
+
+fn bool_param(p: &Params, name: &str) -> Result<bool, BadParam> {
+    match p.get(name) {
+        None => Ok(true),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(format!("{name} in query must be of type boolean: {v:?}")),
+    }
+}
+
+/// `filter` (matchers) and `receiver` (regex) parameters.
+struct Filters {
+    matchers: Vec<crate::model::Matcher>,
+    receiver: Option<regex::Regex>,
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+}
+
+fn filters(p: &Params) -> Result<Filters, BadParam> {
+    let mut matchers = Vec::new();
+    for f in p.get_all("filter") {
+        matchers.extend(parse_matchers(f).map_err(|e| e.0)?);
+    }
+    let receiver = match p.get("receiver").filter(|r| !r.is_empty()) {
+        None => None,
+        Some(r) => Some(
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| format!("failed to parse receiver param: {e}"))?,
+        ),
+    };
+    Ok(Filters {
+        matchers,
+        receiver,
+        active: bool_param(p, "active")?,
+        silenced: bool_param(p, "silenced")?,
+        inhibited: bool_param(p, "inhibited")?,
+    })
+}
+
+/// `gettableAlert`, with its status computed now (as Alertmanager does at
+/// query time). `None` when the filters exclude it.
+fn alert_json(
+    d: &Dispatcher,
+    a: &StoredAlert,
+    receivers: Vec<String>,
+    f: &Filters,
+    now: Timestamp,
+) -> Option<Value> {
+    let (silenced_by, inhibited_by) = d.mute_status(&a.alert.labels, now);
+    let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
+    if (!f.silenced && !silenced_by.is_empty())
+        || (!f.inhibited && !inhibited_by.is_empty())
+        || (!f.active && !suppressed)
+    {
+        return None;
+    }
+    Some(json!({
+        "labels": labels_json(&a.alert.labels),
+        "annotations": labels_json(&a.alert.annotations),
+        "startsAt": rfc3339(a.alert.starts_at),
+        "endsAt": rfc3339(a.alert.ends_at.unwrap_or(0)),
+        "updatedAt": rfc3339(a.alert.updated_at),
+        "generatorURL": a.alert.generator_url,
+        "fingerprint": format!("{:016x}", a.fingerprint),
+        "receivers": receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+        "status": {
+            "state": if suppressed { "suppressed" } else { "active" },
+            "silencedBy": silenced_by,
+            "inhibitedBy": inhibited_by.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>(),
+        },
+    }))
+}
+
+fn selected(f: &Filters, a: &StoredAlert, receivers: &[String], now: Timestamp) -> bool {
+    if a.resolved_at(now) {
+        return false;
+    }
+    if let Some(re) = &f.receiver {
+        if !receivers.iter().any(|r| re.is_match(r)) {
+            return false;
+        }
+    }
+    crate::notify::matchers::matches_all(&f.matchers, &a.alert.labels)
+}
+
+pub async fn get_alerts(State(s): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = Params::from_request(&uri, &headers, &Bytes::new());
+    let f = match filters(&p) {
+        Ok(f) => f,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let d = &s.dispatcher;
+    let now = crate::model::now_millis();
+    let mut out: Vec<(u64, Value)> = Vec::new();
+    for a in d.alerts() {
+        let receivers = d.receivers_for(&a.alert.labels);
+        if !selected(&f, &a, &receivers, now) {
+            continue;
+        }
+        if let Some(v) = alert_json(d, &a, receivers, &f, now) {
+            out.push((a.fingerprint, v));
+        }
+    }
+    out.sort_by_key(|(fp, _)| format!("{fp:016x}"));
+    Json(Value::Array(out.into_iter().map(|(_, v)| v).collect())).into_response()
+}
+
+pub async fn alert_groups(
+    State(s): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::from_request(&uri, &headers, &Bytes::new());
+    let f = match filters(&p) {
+        Ok(f) => f,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let d = &s.dispatcher;
+    let now = crate::model::now_millis();
+    let mut out = Vec::new();
+    for g in d.groups() {
+        if let Some(re) = &f.receiver {
+            if !re.is_match(&g.receiver) {
+                continue;
+            }
+        }
+        let alerts: Vec<Value> = g
+            .alerts
+            .iter()
+            .filter(|a| selected(&f, a, std::slice::from_ref(&g.receiver), now))
+            .filter_map(|a| alert_json(d, a, vec![g.receiver.clone()], &f, now))
+            .collect();
+        if alerts.is_empty() {
+            continue;
+        }
+        out.push(json!({
+            "labels": labels_json(&g.labels),
+            "receiver": {"name": g.receiver},
+            "alerts": alerts,
+        }));
+    }
+    Json(Value::Array(out)).into_response()
+}
+
+fn string_map(v: Option<&Value>, what: &str, i: usize) -> Result<Labels, String> {
+    let mut pairs = Vec::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let Some(s) = v.as_str() else {
+                    return Err(format!("alert {i}: {what}.{k} must be a string"));
+                };
+                pairs.push((k.clone(), s.to_string()));
+            }
+        }
+        Some(_) => return Err(format!("alert {i}: {what} must be an object")),
+    }
+    Ok(Labels::from_pairs(pairs))
+}
+
+fn time_field(v: &Value, k: &str, i: usize) -> Result<Timestamp, String> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::String(s)) if s.is_empty() => Ok(0),
+        Some(Value::String(s)) => parse_rfc3339(s)
+            .ok_or_else(|| format!("alert {i}: {k} must be an RFC 3339 time: {s:?}")),
+        Some(_) => Err(format!("alert {i}: {k} must be a string")),
+    }
+}
+
+/// Parses and validates `postableAlerts` as Alertmanager does: valid alerts
+/// are accepted even when others in the batch are not.
+pub fn parse_postable_alerts(
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(Vec<Alert>, Vec<String>), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("parsing alerts: {e}"))?;
+    let Value::Array(items) = v else {
+        return Err("parsing alerts: expected a JSON array".into());
+    };
+    let mut ok = Vec::with_capacity(items.len());
+    let mut errs = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let parsed = (|| -> Result<Alert, String> {
+            if !it.is_object() {
+                return Err(format!("alert {i}: expected an object"));
+            }
+            let labels = string_map(it.get("labels"), "labels", i)?;
+            let annotations = string_map(it.get("annotations"), "annotations", i)?;
+            let mut starts = time_field(it, "startsAt", i)?;
+            let ends = time_field(it, "endsAt", i)?;
+            if starts == 0 {
+                starts = if ends == 0 { now } else { ends };
+            }
+            if labels.is_empty() {
+                return Err("at least one label pair required".to_string());
+            }
+            for l in labels.iter().chain(annotations.iter()) {
+                if !crate::config::relabel::is_valid_label_name(&l.name) {
+                    return Err(format!("invalid label set: invalid name {:?}", l.name));
+                }
+            }
+            if ends != 0 && ends < starts {
+                return Err("start time must be before end time".to_string());
+            }
+            Ok(Alert {
+                labels,
+                annotations,
+                starts_at: starts,
+                ends_at: (ends != 0).then_some(ends),
+                generator_url: it
+                    .get("generatorURL")
+                    .and_then(|g| g.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                updated_at: now,
+            })
+        })();
+        match parsed {
+            Ok(a) => ok.push(a),
+            Err(e) => errs.push(e),
+        }
+    }
+    Ok((ok, errs))
+}
+
+pub async fn post_alerts(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let now = crate::model::now_millis();
+    let (alerts, errs) = match parse_postable_alerts(&body, now) {
+        Ok(x) => x,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    s.dispatcher.ingest(alerts, now);
+    if !errs.is_empty() {
+        return err(StatusCode::BAD_REQUEST, errs.join("; "));
+    }
+    StatusCode::OK.into_response()
+}
+
+/// Active first (soonest end first), then pending (soonest start), then
+/// expired (latest end first), as Alertmanager lists them.
+fn sort_silences(v: &mut [Silence], now: Timestamp) {
+    fn rank(s: SilenceState) -> u8 {
+        match s {
+            SilenceState::Active => 0,
+            SilenceState::Pending => 1,
+            SilenceState::Expired => 2,
+        }
+    }
+    v.sort_by(|a, b| {
+        let (sa, sb) = (a.state(now), b.state(now));
+        rank(sa).cmp(&rank(sb)).then_with(|| match sa {
+            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
+            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
+            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
+        })
+    });
+}
+
+/// Alertmanager's silence filter: each filter matcher must accept the value
+/// the silence's matcher of that name has.
+fn silence_matches_filter(s: &Silence, f: &[crate::model::Matcher]) -> bool {
+    f.iter().all(|m| {
+        let v = s
+            .matchers
+            .iter()
+            .find(|x| x.name == m.name)
+            .map(|x| x.value.as_str());
+        if m.value.is_empty() && v.is_none() && m.matches("") {
+            return true;
+        }
+        m.matches(v.unwrap_or(""))
+    })
+}
+
+pub async fn get_silences(
+    State(s): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::from_request(&uri, &headers, &Bytes::new());
+    let mut f = Vec::new();
+    for x in p.get_all("filter") {
+        match parse_matchers(x) {
+            Ok(m) => f.extend(m),
+            Err(e) => return err(StatusCode::BAD_REQUEST, e.0),
+        }
+    }
+    let now = crate::model::now_millis();
+    let mut list: Vec<Silence> = s
+        .dispatcher
+        .silences()
+        .list()
+        .into_iter()
+        .filter(|x| silence_matches_filter(x, &f))
+        .collect();
+    sort_silences(&mut list, now);
+    Json(Value::Array(list.iter().map(|x| x.to_json(now)).collect())).into_response()
+}
+
+pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let now = crate::model::now_millis();
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return err(StatusCode::BAD_REQUEST, format!("parsing silence: {e}")),
+    };
+    let mut matchers = Vec::new();
+    for m in v
+        .get("matchers")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+    {
+        match matcher_from_json(m) {
+            Ok(m) => matchers.push(m),
+            Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    }
+    let get_t = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(parse_rfc3339);
+    let (Some(starts), Some(ends)) = (get_t("startsAt"), get_t("endsAt")) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "startsAt and endsAt are required RFC 3339 times",
+        );
+    };
+    if starts >= ends {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "failed to create silence: start time must be before end time",
+        );
+    }
+    if ends < now {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "failed to create silence: end time can't be in the past",
+        );
+    }
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let sil = Silence {
+        id: text("id"),
+        matchers,
+        starts_at: starts,
+        ends_at: ends,
+        updated_at: now,
+        created_by: text("createdBy"),
+        comment: text("comment"),
+    };
+    match s.dispatcher.silences().set(sil, now) {
+        Ok(id) => Json(json!({"silenceID": id})).into_response(),
+        Err(SilenceError::NotFound(id)) => {
+            err(StatusCode::NOT_FOUND, format!("silence {id} not found"))
+        }
+        Err(SilenceError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => err(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match s.dispatcher.silences().get(&id) {
+        Some(x) => Json(x.to_json(crate::model::now_millis())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match s
+        .dispatcher
+        .silences()
+        .expire(&id, crate::model::now_millis())
+    {
+        Ok(()) => StatusCode::OK.into_response(),
+        // Alertmanager 0.25 answers an unknown id here with a 500.
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+pub async fn status(State(s): State<Arc<AppState>>) -> Response {
+    Json(json!({
+        "cluster": {"status": "disabled", "peers": []},
+        "config": {"original": s.dispatcher.config().original},
+        "uptime": rfc3339(s.start_time_ms),
+        "versionInfo": {
+            "branch": "",
+            "buildDate": "",
+            "buildUser": "",
+            "goVersion": "",
+            "revision": "",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+    }))
+    .into_response()
+}
+
+pub async fn receivers(State(s): State<Arc<AppState>>) -> Response {
+    let names: Vec<Value> = s
+        .dispatcher
+        .config()
+        .receiver_names()
+        .map(|n| json!({"name": n}))
+        .collect();
+    Json(Value::Array(names)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postable_alerts_validated_like_alertmanager() {
+        let body = br#"[
+            {"labels": {"alertname": "A"}},
+            {"labels": {}},
+            {"labels": {"a": "1"}, "startsAt": "2026-01-01T00:00:10Z", "endsAt": "2026-01-01T00:00:00Z"},
+            {"labels": {"a": "2"}, "endsAt": "2026-01-01T00:00:00Z", "annotations": {"summary": "s"}, "generatorURL": "http://x"}
+        ]"#;
+        let (ok, errs) = parse_postable_alerts(body, 5).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!((ok[0].starts_at, ok[0].ends_at), (5, None));
+        assert_eq!(ok[1].starts_at, ok[1].ends_at.unwrap());
+        assert_eq!(ok[1].annotations.get("summary"), Some("s"));
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].contains("at least one label pair"), "{errs:?}");
+        assert!(
+            errs[1].contains("start time must be before end time"),
+            "{errs:?}"
+        );
+        assert!(parse_postable_alerts(b"{}", 0).is_err());
+    }
+}

@@ -1,0 +1,720 @@
+//! The dispatcher: Alertmanager's alert store, aggregation groups and
+//! notification pipeline in one place.
+//!
+//! Alerts (from rules through [`AlertSink`], from `POST /api/v2/alerts`
+//! through [`Dispatcher::ingest`]) are merged by fingerprint into the alert
+//! store, then inserted into one aggregation group per matching route and
+//! group-label set. Each group runs its own timer task: first flush after
+//! `group_wait` (at once when an alert is already older than that), then every
+//! `group_interval`. A flush drops muted alerts (time intervals, inhibition,
+//! silences) and consults the notification log: a [`Notification`] goes to
+//! the [`NotificationSink`] only when the firing set grew, alerts resolved, or
+//! `repeat_interval` passed since the last one. The log is persisted in the
+//! store, so a restart neither loses nor repeats a page.
+
+use crate::model::{Labels, Timestamp};
+use crate::notify::config::NotifyConfig;
+use crate::notify::inhibit::Inhibitor;
+use crate::notify::route::Route;
+use crate::notify::silence::Silences;
+use crate::notify::{Alert, AlertSink, Notification, NotificationSink};
+use crate::store::notify_log::LogEntry;
+use crate::store::Store;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// RFC 3339 with milliseconds, UTC (the API's time format).
+pub fn rfc3339(ms: Timestamp) -> String {
+    crate::model::time::rfc3339_millis(ms)
+}
+
+/// Parses an RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`, what
+/// clients send for "unset") gives 0.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    if s.starts_with("0001-01-01T00:00:00") {
+        return Some(0);
+    }
+    if s.is_empty() || !s.contains('T') {
+        return None;
+    }
+    crate::model::time::parse_time(s).ok()
+}
+
+/// Alertmanager's alert fingerprint (`model.LabelSet.Fingerprint`): FNV-1a
+/// 64 over sorted names and values, each followed by 0xff. Shown in the API
+/// as 16 hex digits and stored in the notification log, so it must not
+/// change between versions.
+pub fn fingerprint(labels: &Labels) -> u64 {
+    const OFFSET: u64 = 14_695_981_039_346_656_037;
+    const PRIME: u64 = 1_099_511_628_211;
+    let mut h = OFFSET;
+    let mut add = |b: &[u8]| {
+        for x in b {
+            h ^= *x as u64;
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for l in labels {
+        add(l.name.as_bytes());
+        add(&[0xff]);
+        add(l.value.as_bytes());
+        add(&[0xff]);
+    }
+    h
+}
+
+/// Go's `%q` for a label value, as in `model.LabelSet.String()`.
+fn go_quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            '\u{7}' => o.push_str("\\a"),
+            '\u{8}' => o.push_str("\\b"),
+            '\u{c}' => o.push_str("\\f"),
+            '\u{b}' => o.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                o.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// `{a="1", b="2"}` as Alertmanager prints group labels in a group key.
+pub fn labelset_string(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={}", x.name, go_quote(&x.value)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// An alert as the store keeps it: `ends_at` always set (from the sender or
+/// `resolve_timeout`), with whether it came from the timeout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredAlert {
+    pub alert: Alert,
+    pub fingerprint: u64,
+    /// `ends_at` was not given by the sender.
+    pub timeout: bool,
+}
+
+impl StoredAlert {
+    fn ends(&self) -> Timestamp {
+        self.alert.ends_at.unwrap_or(i64::MAX)
+    }
+
+    pub fn resolved_at(&self, now: Timestamp) -> bool {
+        self.ends() <= now
+    }
+
+    /// Alertmanager's `Alert.Merge`: the younger update wins, the earliest
+    /// start is kept, and an explicit end beats one from the timeout.
+    fn merge(&self, newer: &StoredAlert, now: Timestamp) -> StoredAlert {
+        let (a, o) = if newer.alert.updated_at < self.alert.updated_at {
+            (newer, self)
+        } else {
+            (self, newer)
+        };
+        let mut res = o.clone();
+        res.alert.starts_at = a.alert.starts_at.min(o.alert.starts_at);
+        if o.resolved_at(now) {
+            if a.resolved_at(now) && a.ends() > o.ends() {
+                res.alert.ends_at = a.alert.ends_at;
+            }
+        } else if a.ends() > o.ends() && !a.timeout {
+            res.alert.ends_at = a.alert.ends_at;
+            res.timeout = false;
+        }
+        res
+    }
+}
+
+/// Settings a group needs from its route (copied: the tree stays immutable).
+#[derive(Clone, Debug)]
+struct RouteOpts {
+    receiver: String,
+    group_wait: Duration,
+    group_interval: Duration,
+    repeat_interval: Duration,
+    mute_time_intervals: Vec<String>,
+    active_time_intervals: Vec<String>,
+}
+
+impl RouteOpts {
+    fn of(r: &Route) -> RouteOpts {
+        RouteOpts {
+            receiver: r.receiver.clone(),
+            group_wait: r.group_wait,
+            group_interval: r.group_interval,
+            repeat_interval: r.repeat_interval,
+            mute_time_intervals: r.mute_time_intervals.clone(),
+            active_time_intervals: r.active_time_intervals.clone(),
+        }
+    }
+}
+
+struct AggrGroup {
+    route: RouteOpts,
+    labels: Labels,
+    key: String,
+    alerts: Mutex<HashMap<u64, StoredAlert>>,
+    has_flushed: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+/// A group as the API lists it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub labels: Labels,
+    pub receiver: String,
+    pub key: String,
+    pub alerts: Vec<StoredAlert>,
+}
+
+/// Tunables; defaults as Alertmanager's.
+#[derive(Clone)]
+pub struct DispatcherOptions {
+    /// Base URL of klaxon, for links in notifications.
+    pub external_url: String,
+    /// Where the notification log and silences persist; `None` = memory only.
+    pub store: Option<Arc<Store>>,
+    /// How often resolved alerts, old silences and log entries are dropped.
+    pub gc_interval: Duration,
+    /// How long a notification log entry is kept.
+    pub nflog_retention: Duration,
+    /// Whether a receiver wants resolved notifications (its integrations'
+    /// `send_resolved`; set by the delivery stage). Default: yes.
+    pub send_resolved: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+impl Default for DispatcherOptions {
+    fn default() -> Self {
+        DispatcherOptions {
+            external_url: String::new(),
+            store: None,
+            gc_interval: Duration::from_secs(30 * 60),
+            nflog_retention: Duration::from_secs(120 * 3600),
+            send_resolved: Arc::new(|_| true),
+        }
+    }
+}
+
+/// Why a dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("loading silences: {0}")]
+    Silences(#[from] crate::notify::silence::SilenceError),
+    #[error("loading the notification log: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub struct Dispatcher {
+    cfg: Arc<NotifyConfig>,
+    sink: RwLock<Arc<dyn NotificationSink>>,
+    silences: Arc<Silences>,
+    inhibitor: Inhibitor,
+    alerts: RwLock<HashMap<u64, StoredAlert>>,
+    /// (route address, group labels fingerprint) → group.
+    groups: Mutex<HashMap<(usize, u64), Arc<AggrGroup>>>,
+    nflog: Mutex<HashMap<(String, String), LogEntry>>,
+    opts: DispatcherOptions,
+    rt: tokio::runtime::Handle,
+    me: Weak<Dispatcher>,
+}
+
+/// The configuration used without a notify section: every alert in one
+/// group for a receiver named `default`, which the logging sink reports.
+pub fn default_config() -> Arc<NotifyConfig> {
+    let text = "route:\n  receiver: default\nreceivers:\n- name: default\n";
+    match crate::notify::config::load_str(text, "<default notify>", None) {
+        Ok(c) => Arc::new(c),
+        // The text above is fixed and valid; keep a usable fallback anyway.
+        Err(_) => Arc::new(NotifyConfig {
+            global: Default::default(),
+            route: Route {
+                receiver: "default".into(),
+                key: "{}".into(),
+                group_wait: Duration::from_secs(30),
+                group_interval: Duration::from_secs(300),
+                repeat_interval: Duration::from_secs(4 * 3600),
+                ..Default::default()
+            },
+            inhibit_rules: vec![],
+            time_intervals: Default::default(),
+            templates: vec![],
+            receivers: vec![],
+            original: text.into(),
+        }),
+    }
+}
+
+/// A [`NotificationSink`] that only logs: what runs until a delivery stage
+/// is configured.
+pub struct LoggingSink;
+
+impl NotificationSink for LoggingSink {
+    fn enqueue(&self, n: Notification) {
+        let firing = n.alerts.iter().filter(|a| a.ends_at.is_none()).count();
+        tracing::info!(
+            receiver = %n.receiver,
+            group_key = %n.group_key,
+            firing,
+            resolved = n.alerts.len() - firing,
+            "notification"
+        );
+    }
+}
+
+impl Dispatcher {
+    /// Builds a dispatcher and its garbage-collection task; must be called
+    /// inside a Tokio runtime (groups run as tasks on it).
+    pub fn new(
+        cfg: Arc<NotifyConfig>,
+        sink: Arc<dyn NotificationSink>,
+        opts: DispatcherOptions,
+    ) -> Result<Arc<Dispatcher>, DispatchError> {
+        let silences = Arc::new(Silences::new(opts.store.clone())?);
+        let now = crate::model::now_millis();
+        let mut nflog = HashMap::new();
+        if let Some(st) = &opts.store {
+            crate::store::notify_log::gc(st, now)?;
+            for e in crate::store::notify_log::load_live(st, now)? {
+                nflog.insert((e.receiver.clone(), e.group_key.clone()), e);
+            }
+        }
+        let rt = tokio::runtime::Handle::current();
+        let d = Arc::new_cyclic(|me| Dispatcher {
+            inhibitor: Inhibitor::new(cfg.inhibit_rules.clone()),
+            cfg,
+            sink: RwLock::new(sink),
+            silences,
+            alerts: RwLock::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
+            nflog: Mutex::new(nflog),
+            opts,
+            rt,
+            me: me.clone(),
+        });
+        let weak = Arc::downgrade(&d);
+        let every = d.opts.gc_interval;
+        d.rt.spawn(async move {
+            let mut t = tokio::time::interval(every);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let Some(d) = weak.upgrade() else { return };
+                d.gc(crate::model::now_millis());
+            }
+        });
+        Ok(d)
+    }
+
+    /// Replaces where flushed notifications go (the delivery stage's outbox,
+    /// or a test's collector), keeping alerts, groups and the log.
+    pub fn set_sink(&self, sink: Arc<dyn NotificationSink>) {
+        *self.sink.write() = sink;
+    }
+
+    pub fn config(&self) -> &Arc<NotifyConfig> {
+        &self.cfg
+    }
+
+    pub fn silences(&self) -> &Arc<Silences> {
+        &self.silences
+    }
+
+    /// Takes alerts as `POST /api/v2/alerts` does: a missing start is now
+    /// (or the end when only that is given), a missing end is now +
+    /// `resolve_timeout`.
+    pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) {
+        let resolve = self.cfg.global.resolve_timeout.as_millis() as i64;
+        for mut a in alerts {
+            if a.starts_at == 0 {
+                a.starts_at = a.ends_at.filter(|e| *e != 0).unwrap_or(now);
+            }
+            let timeout = a.ends_at.is_none_or(|e| e == 0);
+            if timeout {
+                a.ends_at = Some(now + resolve);
+            }
+            a.updated_at = now;
+            let fp = fingerprint(&a.labels);
+            let mut sa = StoredAlert {
+                alert: a,
+                fingerprint: fp,
+                timeout,
+            };
+            {
+                let mut store = self.alerts.write();
+                if let Some(old) = store.get(&fp) {
+                    let (s, e) = (old.alert.starts_at, old.ends());
+                    let (ns, ne) = (sa.alert.starts_at, sa.ends());
+                    if (ne > s && ne < e) || (ns > s && ns < e) {
+                        sa = old.merge(&sa, now);
+                    }
+                }
+                store.insert(fp, sa.clone());
+            }
+            self.inhibitor
+                .observe(fp, &sa.alert.labels, sa.alert.ends_at);
+            self.route_alert(sa, now);
+        }
+    }
+
+    fn route_alert(&self, sa: StoredAlert, now: Timestamp) {
+        let routes = self.cfg.route.match_labels(&sa.alert.labels);
+        let mut groups = self.groups.lock();
+        for r in routes {
+            let glabels = r.group_by.group_labels(&sa.alert.labels);
+            let id = (r as *const Route as usize, fingerprint(&glabels));
+            let g = match groups.get(&id) {
+                Some(g) => g.clone(),
+                None => {
+                    let g = Arc::new(AggrGroup {
+                        route: RouteOpts::of(r),
+                        key: format!("{}:{}", r.key, labelset_string(&glabels)),
+                        labels: glabels,
+                        alerts: Mutex::new(HashMap::new()),
+                        has_flushed: AtomicBool::new(false),
+                        wake: tokio::sync::Notify::new(),
+                    });
+                    groups.insert(id, g.clone());
+                    self.spawn_group(id, g.clone());
+                    g
+                }
+            };
+            g.alerts.lock().insert(sa.fingerprint, sa.clone());
+            // An alert older than group_wait needs no more waiting.
+            if !g.has_flushed.load(Ordering::Acquire)
+                && sa.alert.starts_at + (g.route.group_wait.as_millis() as i64) < now
+            {
+                g.wake.notify_one();
+            }
+        }
+    }
+
+    fn spawn_group(&self, id: (usize, u64), g: Arc<AggrGroup>) {
+        let me = self.me.clone();
+        self.rt.spawn(async move {
+            let mut next = tokio::time::Instant::now() + g.route.group_wait;
+            loop {
+                // A due deadline (group_wait 0) flushes now: a timer would
+                // round up to the next millisecond tick.
+                if next > tokio::time::Instant::now() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => {}
+                        _ = g.wake.notified() => {}
+                    }
+                }
+                next = tokio::time::Instant::now() + g.route.group_interval;
+                g.has_flushed.store(true, Ordering::Release);
+                let Some(d) = me.upgrade() else { return };
+                let g2 = g.clone();
+                let d2 = d.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    d2.flush(&g2, crate::model::now_millis());
+                })
+                .await;
+                if d.remove_if_empty(id, &g) {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn remove_if_empty(&self, id: (usize, u64), g: &Arc<AggrGroup>) -> bool {
+        let mut groups = self.groups.lock();
+        if g.alerts.lock().is_empty() {
+            groups.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a route's time intervals mute it at `now`.
+    fn time_muted(&self, r: &RouteOpts, now: Timestamp) -> bool {
+        let active = |n: &String| {
+            self.cfg
+                .time_intervals
+                .get(n)
+                .is_some_and(|t| t.contains(now))
+        };
+        if r.mute_time_intervals.iter().any(active) {
+            return true;
+        }
+        !r.active_time_intervals.is_empty() && !r.active_time_intervals.iter().any(active)
+    }
+
+    /// Ids of the silences muting `labels` and fingerprints of the alerts
+    /// inhibiting it, at `now`.
+    pub fn mute_status(&self, labels: &Labels, now: Timestamp) -> (Vec<String>, Vec<u64>) {
+        (
+            self.silences.mutes(labels, now),
+            self.inhibitor.inhibited_by(labels, now),
+        )
+    }
+
+    fn flush(&self, g: &AggrGroup, now: Timestamp) {
+        let mut snapshot: Vec<StoredAlert> = g.alerts.lock().values().cloned().collect();
+        sort_alerts(&mut snapshot);
+        let muted_by_time = self.time_muted(&g.route, now);
+        if muted_by_time {
+            tracing::debug!(group = %g.key, "muted by time interval");
+        } else {
+            let kept: Vec<Alert> = snapshot
+                .iter()
+                .filter(|a| {
+                    let (s, i) = self.mute_status(&a.alert.labels, now);
+                    s.is_empty() && i.is_empty()
+                })
+                .map(|a| {
+                    let mut x = a.alert.clone();
+                    // Alerts do not resolve as time moves on during delivery.
+                    if !a.resolved_at(now) {
+                        x.ends_at = None;
+                    }
+                    x
+                })
+                .collect();
+            self.notify(g, kept, now);
+        }
+        // Forget resolved alerts unless they were updated meanwhile.
+        let mut alerts = g.alerts.lock();
+        for a in snapshot.iter().filter(|a| a.resolved_at(now)) {
+            if alerts
+                .get(&a.fingerprint)
+                .is_some_and(|cur| cur.alert.updated_at == a.alert.updated_at)
+            {
+                alerts.remove(&a.fingerprint);
+            }
+        }
+    }
+
+    /// Alertmanager's dedup stage against the notification log.
+    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) {
+        let mut firing = Vec::new();
+        let mut resolved = Vec::new();
+        for a in &alerts {
+            let fp = fingerprint(&a.labels);
+            if a.ends_at.is_none() {
+                firing.push(fp);
+            } else {
+                resolved.push(fp);
+            }
+        }
+        firing.sort_unstable();
+        resolved.sort_unstable();
+        let receiver = &g.route.receiver;
+        let key = (receiver.clone(), g.key.clone());
+        let entry = self.nflog.lock().get(&key).cloned();
+        let send_resolved = (self.opts.send_resolved)(receiver);
+        if !needs_update(
+            entry.as_ref(),
+            &firing,
+            &resolved,
+            send_resolved,
+            g.route.repeat_interval,
+            now,
+        ) {
+            return;
+        }
+        if !alerts.is_empty() {
+            let sink = self.sink.read().clone();
+            sink.enqueue(Notification {
+                receiver: receiver.clone(),
+                group_key: g.key.clone(),
+                group_labels: g.labels.clone(),
+                alerts,
+                external_url: self.opts.external_url.clone(),
+                created_at: now,
+            });
+        }
+        let e = LogEntry {
+            receiver: receiver.clone(),
+            group_key: g.key.clone(),
+            firing,
+            resolved,
+            sent_at: now,
+            expires_at: now + self.opts.nflog_retention.as_millis() as i64,
+        };
+        if let Some(st) = &self.opts.store {
+            if let Err(err) = crate::store::notify_log::put(st, &e) {
+                tracing::error!(error = %err, group = %g.key, "writing the notification log");
+            }
+        }
+        self.nflog.lock().insert(key, e);
+    }
+
+    /// Drops resolved alerts, expired log entries and old silences.
+    pub fn gc(&self, now: Timestamp) {
+        let gone: Vec<u64> = {
+            let mut store = self.alerts.write();
+            let gone: Vec<u64> = store
+                .values()
+                .filter(|a| a.resolved_at(now))
+                .map(|a| a.fingerprint)
+                .collect();
+            for fp in &gone {
+                store.remove(fp);
+            }
+            gone
+        };
+        for fp in gone {
+            self.inhibitor.forget(fp);
+        }
+        self.nflog.lock().retain(|_, e| e.expires_at > now);
+        if let Some(st) = &self.opts.store {
+            if let Err(e) = crate::store::notify_log::gc(st, now) {
+                tracing::warn!(error = %e, "notification log gc");
+            }
+        }
+        if let Err(e) = self.silences.gc(now) {
+            tracing::warn!(error = %e, "silence gc");
+        }
+    }
+
+    /// Every alert in the store (firing and not yet collected resolved ones).
+    pub fn alerts(&self) -> Vec<StoredAlert> {
+        let mut v: Vec<StoredAlert> = self.alerts.read().values().cloned().collect();
+        sort_alerts(&mut v);
+        v
+    }
+
+    /// Receivers an alert routes to, in tree order, without repeats.
+    pub fn receivers_for(&self, labels: &Labels) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.cfg
+            .route
+            .match_labels(labels)
+            .into_iter()
+            .filter(|r| seen.insert(r.receiver.clone()))
+            .map(|r| r.receiver.clone())
+            .collect()
+    }
+
+    /// The current aggregation groups with their alerts.
+    pub fn groups(&self) -> Vec<GroupView> {
+        let groups: Vec<Arc<AggrGroup>> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<GroupView> = groups
+            .iter()
+            .map(|g| {
+                let mut alerts: Vec<StoredAlert> = g.alerts.lock().values().cloned().collect();
+                sort_alerts(&mut alerts);
+                GroupView {
+                    labels: g.labels.clone(),
+                    receiver: g.route.receiver.clone(),
+                    key: g.key.clone(),
+                    alerts,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.receiver.cmp(&b.receiver)));
+        out
+    }
+}
+
+/// Should a group with these firing/resolved fingerprints notify, given the
+/// last log entry? (Alertmanager's `DedupStage.needsUpdate`.)
+fn needs_update(
+    entry: Option<&LogEntry>,
+    firing: &[u64],
+    resolved: &[u64],
+    send_resolved: bool,
+    repeat: Duration,
+    now: Timestamp,
+) -> bool {
+    let Some(e) = entry else {
+        return !firing.is_empty();
+    };
+    let subset = |small: &[u64], big: &[u64]| small.iter().all(|f| big.contains(f));
+    if !subset(firing, &e.firing) {
+        return true;
+    }
+    if firing.is_empty() {
+        return !e.firing.is_empty();
+    }
+    if send_resolved && !subset(resolved, &e.resolved) {
+        return true;
+    }
+    e.sent_at < now - repeat.as_millis() as i64
+}
+
+/// Alertmanager's alert order: by `job`, then `instance`, then label set.
+fn sort_alerts(v: &mut [StoredAlert]) {
+    v.sort_by(|a, b| {
+        for k in ["job", "instance"] {
+            match (a.alert.labels.get(k), b.alert.labels.get(k)) {
+                (None, None) => continue,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (Some(x), Some(y)) if x != y => return x.cmp(y),
+                _ => continue,
+            }
+        }
+        a.alert.labels.cmp(&b.alert.labels)
+    });
+}
+
+impl AlertSink for Dispatcher {
+    fn send(&self, alerts: Vec<Alert>) {
+        self.ingest(alerts, crate::model::now_millis());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_alertmanagers() {
+        // Values from prometheus/common's fingerprinting of these label sets
+        // (FNV-1a; the empty set is the offset basis).
+        assert_eq!(fingerprint(&Labels::empty()), 14_695_981_039_346_656_037);
+        let l = Labels::from_pairs([("alertname", "A")]);
+        let mut h: u64 = 14_695_981_039_346_656_037;
+        for b in b"alertname\xffA\xff" {
+            h = (h ^ *b as u64).wrapping_mul(1_099_511_628_211);
+        }
+        assert_eq!(fingerprint(&l), h);
+    }
+
+    #[test]
+    fn group_label_string_like_go() {
+        let l = Labels::from_pairs([("b", "x\"y"), ("a", "1\n")]);
+        assert_eq!(labelset_string(&l), r#"{a="1\n", b="x\"y"}"#);
+        assert_eq!(labelset_string(&Labels::empty()), "{}");
+    }
+
+    #[test]
+    fn dedup_rules() {
+        let e = LogEntry {
+            receiver: "r".into(),
+            group_key: "k".into(),
+            firing: vec![1, 2],
+            resolved: vec![],
+            sent_at: 1000,
+            expires_at: i64::MAX,
+        };
+        let rep = Duration::from_millis(500);
+        assert!(!needs_update(None, &[], &[1], true, rep, 1100));
+        assert!(needs_update(None, &[1], &[], true, rep, 1100));
+        assert!(!needs_update(Some(&e), &[1, 2], &[], true, rep, 1100));
+        assert!(!needs_update(Some(&e), &[1], &[], false, rep, 1100));
+        assert!(needs_update(Some(&e), &[1], &[2], true, rep, 1100));
+        assert!(needs_update(Some(&e), &[1, 2, 3], &[], true, rep, 1100));
+        assert!(needs_update(Some(&e), &[], &[1, 2], false, rep, 1100));
+        assert!(needs_update(Some(&e), &[1, 2], &[], true, rep, 1600));
+    }
+}
