@@ -106,7 +106,7 @@ fn errors_carry_file_line_and_column() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("am.yml:13:7: ") && l.contains("no global Slack API URL")),
+            .any(|l| l.starts_with("am.yml:13:7: ") && l.contains("no Slack API URL")),
         "{e}"
     );
     assert!(

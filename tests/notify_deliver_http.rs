@@ -8,7 +8,7 @@ use klaxon::metrics::Registry;
 use klaxon::model::now_millis;
 use klaxon::notify::config::GlobalConfig;
 use klaxon::notify::receivers::pagerduty::dedup_key;
-use klaxon::notify::NotificationSink;
+use klaxon::notify::{Notification, NotificationSink};
 use klaxon::store::Store;
 use notify_deliver_support::*;
 use serde_json::{json, Value};
@@ -497,11 +497,12 @@ async fn history_api_lists_pages_and_replays() {
         vec![alert("CPUHot", "b:1", false, now)],
         now,
     ));
-    ob.enqueue(notification(
-        "hook",
-        vec![alert("DiskFull", "c:1", false, now)],
-        now,
-    ));
+    // Another group of the same receiver (a second flush of the first group
+    // would supersede the first while it is still pending).
+    ob.enqueue(Notification {
+        group_key: "{}:{alertname=\"DiskFull\",instance=\"c:1\"}".into(),
+        ..notification("hook", vec![alert("DiskFull", "c:1", false, now)], now)
+    });
     assert_eq!(mock.wait_reqs(3, WAIT).await.len(), 3);
     assert!(eventually(WAIT, || store.count_unfinished_deliveries().unwrap() == 0).await);
 

@@ -118,7 +118,12 @@ impl ActiveAlerts {
 
     /// Puts back an alert saved before a restart or carried over a reload,
     /// keyed by its labels like a fresh one.
-    pub fn restore(&mut self, a: Alert) {
+    /// Puts back an alert saved before a restart. It is sent again at the
+    /// first evaluation, as Prometheus does after a restart: the
+    /// dispatcher's in-memory alerts are gone too, and its persisted
+    /// notification log is what keeps the receiver from being paged twice.
+    pub fn restore(&mut self, mut a: Alert) {
+        a.last_sent_at = None;
         self.active.insert(a.labels.hash64(), a);
     }
 

@@ -1,7 +1,8 @@
 //! Alert state across restarts (issue 4): the active alerts of every
 //! alerting rule, so that after a restart a `for: 10m` alert that was firing
-//! is firing again at once, keeps its `activeAt`, and is not re-sent as new
-//! (its `last_sent_at` comes back too, so the resend delay holds).
+//! is firing again at once and keeps its `activeAt`. It is handed to the
+//! dispatcher again at the first evaluation (with the same `startsAt`); the
+//! dispatcher's persisted notification log is what prevents a second page.
 //!
 //! Rows are keyed by (rule file, group, rule name, rule expression, alert
 //! fingerprint): a rule whose expression changed is a different rule, and

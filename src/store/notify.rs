@@ -499,44 +499,39 @@ mod tests {
     }
 
     #[test]
-    fn a_group_is_delivered_in_order() {
+    fn a_group_is_delivered_in_order_and_newer_supersedes_pending() {
         let s = Store::open_in_memory().unwrap();
         let mut other = new("r", "B", 10);
         other.group_key = "{}:{b}".into();
-        let ids = s
-            .insert_deliveries(&[new("r", "A", 10), new("r", "A", 11), other])
-            .unwrap();
+        let ids = s.insert_deliveries(&[new("r", "A", 10), other]).unwrap();
         let first: Vec<i64> = s
             .claim_due_deliveries(20, 10)
             .unwrap()
             .iter()
             .map(|d| d.id)
             .collect();
-        assert_eq!(first, vec![ids[0], ids[2]]);
+        assert_eq!(first, vec![ids[0], ids[1]]);
+        // A newer flush of group A while the first is being sent waits for it.
+        let newer = s.insert_deliveries(&[new("r", "A", 21)]).unwrap()[0];
+        assert!(s.claim_due_deliveries(25, 10).unwrap().is_empty());
+        // The first attempt fails and would be retried: the newer row carries
+        // the group's current state, so the older one is superseded.
         let retry = Outcome::Retry {
             error: "e".into(),
             reason: "r".into(),
             next_at: 30,
         };
-        s.finish_delivery_attempt(ids[0], 20, 1, &retry).unwrap();
-        // The second of the group waits for the first, even when due.
-        assert!(s.claim_due_deliveries(25, 10).unwrap().is_empty());
+        s.finish_delivery_attempt(ids[0], 26, 1, &retry).unwrap();
         let again: Vec<i64> = s
             .claim_due_deliveries(30, 10)
             .unwrap()
             .iter()
             .map(|d| d.id)
             .collect();
-        assert_eq!(again, vec![ids[0]]);
-        s.finish_delivery_attempt(ids[0], 30, 1, &Outcome::Success)
-            .unwrap();
-        let last: Vec<i64> = s
-            .claim_due_deliveries(30, 10)
-            .unwrap()
-            .iter()
-            .map(|d| d.id)
-            .collect();
-        assert_eq!(last, vec![ids[1]]);
+        assert_eq!(again, vec![newer]);
+        let old = s.get_delivery(ids[0]).unwrap().unwrap();
+        assert_eq!(old.status, "superseded");
+        assert_eq!(s.count_unfinished_deliveries().unwrap(), 2);
     }
 
     #[test]

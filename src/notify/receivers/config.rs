@@ -196,6 +196,11 @@ pub struct RawSlack {
     pub mrkdwn_in: Option<Vec<String>>,
     pub fields: Option<Vec<RawSlackField>>,
     pub actions: Option<Vec<RawSlackAction>>,
+    /// Bot-token delivery (newer Alertmanagers): refused with a clear error.
+    pub app_token: Option<S<IgnoredAny>>,
+    pub app_token_file: Option<S<IgnoredAny>>,
+    pub app_url: Option<S<IgnoredAny>>,
+    pub update_message: Option<S<IgnoredAny>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +215,7 @@ pub struct RawEmail {
     pub auth_password: Option<String>,
     pub auth_password_file: Option<String>,
     pub auth_secret: Option<S<String>>,
+    pub auth_secret_file: Option<S<String>>,
     pub auth_identity: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub html: Option<S<String>>,
@@ -582,14 +588,28 @@ fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<Page
 fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig> {
     let pos = Pos::of(c);
     let r = &c.value;
+    for (field, v) in [
+        ("app_token", &r.app_token),
+        ("app_token_file", &r.app_token_file),
+        ("app_url", &r.app_url),
+        ("update_message", &r.update_message),
+    ] {
+        if let Some(v) = v {
+            sink.push(
+                Pos::of(v),
+                format!("slack_configs: {field} is not supported by klaxon (incoming webhooks only; see docs/compatibility.md)"),
+            );
+        }
+    }
     let api_url = match secret(&r.api_url, &r.api_url_file, "api_url", pos, ctx, sink) {
         Some(u) => u,
-        None => match &ctx.global.slack_api_url {
-            Some(u) => SecretSource::Inline(u.clone()),
-            None => {
+        None => match (&ctx.global.slack_api_url, &ctx.global.slack_api_url_file) {
+            (Some(u), _) => SecretSource::Inline(u.clone()),
+            (None, Some(f)) => SecretSource::File(f.into()),
+            (None, None) => {
                 sink.push(
                     pos,
-                    "no global Slack API URL set either inline or in a file",
+                    "no Slack API URL nor App token set either inline or in a file",
                 );
                 return None;
             }
@@ -710,7 +730,7 @@ fn email(c: &S<RawEmail>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<EmailConfig>
         sink.push(pos, "missing to address in email config");
         return None;
     };
-    if let Some(s) = &r.auth_secret {
+    for s in [&r.auth_secret, &r.auth_secret_file].into_iter().flatten() {
         sink.push(
             Pos::of(s),
             "auth_secret (CRAM-MD5) is not supported by klaxon",
@@ -752,7 +772,11 @@ fn email(c: &S<RawEmail>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<EmailConfig>
         sink,
     );
     if password.is_none() {
-        password = g.smtp_auth_password.clone().map(SecretSource::Inline);
+        password = match (&g.smtp_auth_password, &g.smtp_auth_password_file) {
+            (Some(p), _) => Some(SecretSource::Inline(p.clone())),
+            (None, Some(f)) => Some(SecretSource::File(f.into())),
+            (None, None) => None,
+        };
     }
     let mut headers = r.headers.clone().unwrap_or_default();
     // Header names are case-insensitive; Alertmanager title-cases them.
