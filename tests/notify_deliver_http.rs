@@ -581,9 +581,12 @@ async fn history_api_lists_pages_and_replays() {
     assert_eq!(r["data"]["attempt"]["success"], true);
     let reqs = mock.reqs();
     assert_eq!(reqs.len(), before + 1);
-    // Delivery 1 was the first request to /a (deliveries 1 and 3 share a
-    // group and are sent in order; 2 went to /b concurrently).
-    let first_a = reqs.iter().find(|r| r.path == "/a").unwrap();
+    // Delivery 1 is the request to /a about instance a:1 (3 is another
+    // group of the same receiver, 2 went to /b).
+    let first_a = reqs
+        .iter()
+        .find(|r| r.path == "/a" && r.body.contains("\"instance\":\"a:1\""))
+        .unwrap();
     assert_eq!(reqs[before].path, "/a");
     assert_eq!(
         reqs[before].body, first_a.body,

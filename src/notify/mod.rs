@@ -40,9 +40,10 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Alertmanager's fingerprint: a hash of the label set only.
+    /// Alertmanager's fingerprint of the label set (the same 16 hex digits
+    /// Alertmanager shows in its API and webhook payloads).
     pub fn fingerprint(&self) -> u64 {
-        self.labels.hash64()
+        dispatch::fingerprint(&self.labels)
     }
 
     /// Resolved at `now` when its end lies in the past.
