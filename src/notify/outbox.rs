@@ -116,6 +116,8 @@ pub struct Outbox {
     metrics: Metrics,
     /// While on (kill-switch), nothing is sent: rows wait in the store.
     hold: parking_lot::RwLock<Option<Arc<crate::ops::Maintenance>>>,
+    /// This outbox, for first attempts started from `enqueue`.
+    me: Weak<Outbox>,
 }
 
 impl Drop for Outbox {
@@ -158,7 +160,8 @@ impl Outbox {
                 "outbox: resuming deliveries interrupted by a restart"
             );
         }
-        let ob = Arc::new(Outbox {
+        let ob = Arc::new_cyclic(|me| Outbox {
+            me: me.clone(),
             store,
             config: parking_lot::RwLock::new(Arc::new(Live {
                 receivers: receivers.into_iter().map(|r| (r.name.clone(), r)).collect(),
@@ -282,7 +285,27 @@ impl Outbox {
             ));
         }
         let news: Vec<NewDelivery> = rows.iter().map(|(d, _)| d.clone()).collect();
-        let ids = self.store.insert_deliveries(&news)?;
+        // First attempts start right here, claimed in the insert's commit,
+        // unless deliveries are held or there is no runtime to run them on
+        // (the worker then picks the rows up).
+        let held = self.hold.read().as_ref().is_some_and(|m| m.is_on());
+        let rt = tokio::runtime::Handle::try_current().ok().filter(|_| !held);
+        let (ids, claimed) = self
+            .store
+            .insert_deliveries_claiming(&news, rt.as_ref().map(|_| now_millis()))?;
+        let failed_render: Vec<i64> = ids
+            .iter()
+            .zip(&rows)
+            .filter(|(_, (_, e))| e.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if let (Some(rt), Some(me)) = (&rt, self.me.upgrade()) {
+            for d in claimed {
+                if !failed_render.contains(&d.id) {
+                    rt.spawn(me.clone().attempt(d));
+                }
+            }
+        }
         // A payload that cannot be rendered will not render on retry either.
         for (id, (_, err)) in ids.iter().zip(&rows) {
             if let Some(e) = err {
@@ -434,6 +457,9 @@ impl Outbox {
             Err(e) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
         }
         self.update_queue_gauge();
+        // The worker plans its next round from the rows' due times: a retry
+        // scheduled here, or a row that waited for this one, needs it awake.
+        self.wake.notify_one();
     }
 
     /// Re-sends a stored row's payload now and records the attempt (the

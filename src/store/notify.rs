@@ -162,10 +162,64 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// Claims, inside `tx`, up to `limit` pending rows due at `now` with id ≥
+/// `min_id` (all when `None`), first marking obsolete pending rows: a pending
+/// row with a newer row for the same group, receiver and integration is
+/// `superseded`, since the newer one carries the group's current state
+/// (Alertmanager, too, stops retrying a flush once the next one is due); this
+/// is what drops a held "firing" whose alerts resolved meanwhile, e.g. during
+/// maintenance mode. A row waits while an older row of its group and
+/// integration is unfinished, so a group's notifications arrive in order.
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    limit: usize,
+    min_id: Option<i64>,
+) -> Result<Vec<Delivery>, StoreError> {
+    tx.execute(
+        "UPDATE notify_deliveries SET status = 'superseded', updated_at = ?1
+         WHERE status = 'pending' AND EXISTS (SELECT 1 FROM notify_deliveries n
+           WHERE n.group_key = notify_deliveries.group_key AND n.receiver = notify_deliveries.receiver
+           AND n.integration_index = notify_deliveries.integration_index AND n.id > notify_deliveries.id)",
+        params![now],
+    )?;
+    let mut rows = {
+        let mut st = tx.prepare_cached(&format!(
+            "SELECT {COLS} FROM notify_deliveries d WHERE status = 'pending' AND next_attempt_at <= ?1 AND d.id >= ?3
+             AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)
+             ORDER BY next_attempt_at, id LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![now, limit as i64, min_id.unwrap_or(i64::MIN)], row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    for d in &mut rows {
+        tx.execute(
+            "UPDATE notify_deliveries SET status = 'sending', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+            params![d.id, now],
+        )?;
+        d.status = "sending".into();
+    }
+    Ok(rows)
+}
+
 impl Store {
     /// Writes deliveries as `pending`, due now, in one transaction; returns
     /// their ids in order.
     pub fn insert_deliveries(&self, ds: &[NewDelivery]) -> Result<Vec<i64>, StoreError> {
+        Ok(self.insert_deliveries_claiming(ds, None)?.0)
+    }
+
+    /// [`Store::insert_deliveries`], and with `claim_at` the new rows that
+    /// may be sent now are claimed (status `sending`) in the same commit:
+    /// the outbox makes their first attempt at once, with one durable commit
+    /// on the way instead of two.
+    pub fn insert_deliveries_claiming(
+        &self,
+        ds: &[NewDelivery],
+        claim_at: Option<i64>,
+    ) -> Result<(Vec<i64>, Vec<Delivery>), StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let mut ids = Vec::with_capacity(ds.len());
@@ -192,8 +246,12 @@ impl Store {
                     ids.push(tx.last_insert_rowid());
                 }
             }
+            let claimed = match claim_at {
+                Some(now) => claim_in(&tx, now, ids.len(), ids.first().copied())?,
+                None => Vec::new(),
+            };
             tx.commit()?;
-            Ok(ids)
+            Ok((ids, claimed))
         })
     }
 
@@ -208,43 +266,9 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            // A pending row with a newer row for the same group, receiver and
-            // integration is obsolete: the newer one carries the group's
-            // current state (Alertmanager, too, stops retrying a flush once
-            // the next one is due). This is what drops a held "firing" whose
-            // alerts resolved meanwhile, e.g. during maintenance mode.
-            tx.execute(
-                "UPDATE notify_deliveries SET status = 'superseded', updated_at = ?1
-                 WHERE status = 'pending' AND EXISTS (SELECT 1 FROM notify_deliveries n
-                   WHERE n.group_key = notify_deliveries.group_key AND n.receiver = notify_deliveries.receiver
-                   AND n.integration_index = notify_deliveries.integration_index AND n.id > notify_deliveries.id)",
-                params![now],
-            )?;
-            let rows = {
-                let mut st = tx.prepare_cached(&format!(
-                    "SELECT {COLS} FROM notify_deliveries d WHERE status = 'pending' AND next_attempt_at <= ?1
-                     AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)
-                     ORDER BY next_attempt_at, id LIMIT ?2"
-                ))?;
-                let rows = st
-                    .query_map(params![now, limit as i64], row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                rows
-            };
-            for d in &rows {
-                tx.execute(
-                    "UPDATE notify_deliveries SET status = 'sending', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
-                    params![d.id, now],
-                )?;
-            }
+            let rows = claim_in(&tx, now, limit, None)?;
             tx.commit()?;
-            Ok(rows
-                .into_iter()
-                .map(|mut d| {
-                    d.status = "sending".into();
-                    d
-                })
-                .collect())
+            Ok(rows)
         })
     }
 
