@@ -454,6 +454,36 @@ fn escape_help(h: &str) -> String {
     h.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// The `# HELP` and `# TYPE` lines of a family in the text formats (every
+/// encoder in klaxon writes them through here).
+pub fn write_header(out: &mut String, name: &str, help: &str, type_name: &str) {
+    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {name} {type_name}");
+}
+
+/// A sample line up to its value: `name` + `suffix`, the label block when
+/// there are labels, and the separating space. The caller appends the value
+/// in its own float format and the newline.
+pub fn write_series(out: &mut String, name: &str, suffix: &str, labels: &[(String, String)]) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (n, val)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{n}=\"{}\"",
+                crate::model::labels::escape_label_value(val)
+            );
+        }
+        out.push('}');
+    }
+    out.push(' ');
+}
+
 impl Kind {
     /// The type's name in the text format 0.0.4 (`# TYPE`).
     pub fn text_name(self) -> &'static str {
@@ -479,33 +509,13 @@ pub fn encode(families: &[FamilySnapshot], openmetrics: bool) -> String {
             Kind::Untyped if openmetrics => "unknown",
             k => k.text_name(),
         };
-        let _ = writeln!(out, "# HELP {} {}", family_name, escape_help(&f.help));
-        let _ = writeln!(out, "# TYPE {family_name} {kind}");
+        write_header(&mut out, family_name, &f.help, kind);
         for (labels, v) in &f.samples {
-            out.push_str(&sample_name);
-            let labels = match labels.split_first() {
-                Some(((n, suffix), rest)) if n == SUFFIX_LABEL => {
-                    out.push_str(suffix);
-                    rest
-                }
-                _ => &labels[..],
+            let (suffix, labels) = match labels.split_first() {
+                Some(((n, suffix), rest)) if n == SUFFIX_LABEL => (suffix.as_str(), rest),
+                _ => ("", &labels[..]),
             };
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, (n, val)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(
-                        out,
-                        "{}=\"{}\"",
-                        n,
-                        crate::model::labels::escape_label_value(val)
-                    );
-                }
-                out.push('}');
-            }
-            out.push(' ');
+            write_series(&mut out, &sample_name, suffix, labels);
             format_value(*v, &mut out);
             out.push('\n');
         }

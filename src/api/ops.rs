@@ -38,7 +38,7 @@ pub async fn meta(State(s): State<Arc<AppState>>) -> Response {
         },
         "heartbeat": {
             "enabled": s.ops.heartbeat_enabled,
-            "last_ack": ack.last_ack_ms.map(crate::ops::time::rfc3339_utc),
+            "last_ack": ack.last_ack_ms.map(crate::model::time::rfc3339_millis),
             "last_ack_correlation_id": ack.last_correlation_id,
             "last_status": ack.last_status,
             "consecutive_failed_beats": ack.consecutive_failed_beats,

@@ -266,7 +266,7 @@ pub struct HeartbeatDeps {
 }
 
 fn rfc3339_now() -> String {
-    crate::ops::time::rfc3339_utc(crate::model::now_millis())
+    crate::model::time::rfc3339_millis(crate::model::now_millis())
 }
 
 /// Builds one heartbeat from the current state.

@@ -92,7 +92,7 @@ where
         write!(
             w,
             "ts={} level={} target={}",
-            crate::ops::time::rfc3339_utc(crate::model::now_millis()),
+            crate::model::time::rfc3339_millis(crate::model::now_millis()),
             meta.level().as_str().to_ascii_lowercase(),
             meta.target()
         )?;

@@ -28,7 +28,6 @@ pub mod http_metrics;
 pub mod logfmt;
 pub mod maintenance;
 pub mod request_id;
-pub mod time;
 
 pub use auth::{Principal, Role};
 pub use events::Events;

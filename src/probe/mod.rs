@@ -107,7 +107,7 @@ impl Ctx {
         let ts = crate::model::now_millis();
         let mut l = format!(
             "ts={} caller=probe module={} target={} level={level} msg={}",
-            format_ts(ts),
+            crate::model::time::rfc3339_millis(ts),
             logfmt(&self.module),
             logfmt(&self.target),
             logfmt(msg)
@@ -141,35 +141,6 @@ fn logfmt(s: &str) -> String {
     } else {
         format!("{s:?}")
     }
-}
-
-/// RFC 3339 UTC with milliseconds (go-kit's `DefaultTimestampUTC` style).
-fn format_ts(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// The probe timeout: blackbox's rule when a scrape timeout is known
@@ -364,7 +335,13 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_ts(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            crate::model::time::rfc3339_millis(0),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            crate::model::time::rfc3339_millis(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }

@@ -92,21 +92,9 @@ impl ProbeMetrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for f in self.families() {
-            out.push_str(&format!("# HELP {} {}\n", f.name, escape_help(&f.help)));
-            out.push_str(&format!("# TYPE {} gauge\n", f.name));
+            crate::metrics::write_header(&mut out, &f.name, &f.help, "gauge");
             for (labels, v) in f.samples.values() {
-                out.push_str(&f.name);
-                if !labels.is_empty() {
-                    out.push('{');
-                    for (i, (n, val)) in labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push_str(&format!("{n}=\"{}\"", escape_value(val)));
-                    }
-                    out.push('}');
-                }
-                out.push(' ');
+                crate::metrics::write_series(&mut out, &f.name, "", labels);
                 out.push_str(&go_float(*v));
                 out.push('\n');
             }
@@ -124,16 +112,6 @@ impl ProbeMetrics {
             })
             .collect()
     }
-}
-
-fn escape_help(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn escape_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, which client_golang uses for

@@ -3,9 +3,8 @@
 //! `pg_stat_bgwriter_buffers_alloc_total` has), which the shared
 //! `metrics::FamilySnapshot` (always appending `_total`) cannot express.
 
-use crate::metrics::{format_value, Kind};
+use crate::metrics::{format_value, write_header, write_series, Kind};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// One family: `name` is the exposed sample name.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,35 +113,9 @@ impl Fams {
 /// OpenMetrics either).
 pub fn encode_text(fams: &[PgFamily], out: &mut String) {
     for f in fams {
-        let kind = f.kind.text_name();
-        out.push_str("# HELP ");
-        out.push_str(&f.name);
-        out.push(' ');
-        for c in f.help.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        let _ = writeln!(out, "\n# TYPE {} {kind}", f.name);
+        write_header(out, &f.name, &f.help, f.kind.text_name());
         for (labels, v) in &f.samples {
-            out.push_str(&f.name);
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, (n, val)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(
-                        out,
-                        "{n}=\"{}\"",
-                        crate::model::labels::escape_label_value(val)
-                    );
-                }
-                out.push('}');
-            }
-            out.push(' ');
+            write_series(out, &f.name, "", labels);
             format_value(*v, out);
             out.push('\n');
         }
