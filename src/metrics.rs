@@ -6,7 +6,7 @@
 //! OpenMetrics/text negotiation must behave exactly like a Prometheus client's.
 
 use parking_lot::RwLock;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -284,6 +284,100 @@ pub struct FamilySnapshot {
     pub help: String,
     pub kind: Kind,
     pub samples: Vec<(Vec<(String, String)>, f64)>,
+}
+
+/// Families being built by a collector (host, PostgreSQL), looked up by
+/// name so samples of one family from different sources land together.
+#[derive(Default)]
+pub struct FamilyBuilder {
+    fams: Vec<FamilySnapshot>,
+    index: HashMap<String, usize>,
+}
+
+impl FamilyBuilder {
+    /// Adds one sample. The first call for a name fixes its help and kind.
+    pub fn push(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], v: f64) {
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.fams.push(FamilySnapshot {
+                    name: name.to_string(),
+                    help: help.to_string(),
+                    kind,
+                    samples: Vec::new(),
+                });
+                let i = self.fams.len() - 1;
+                self.index.insert(name.to_string(), i);
+                i
+            }
+        };
+        if let Some(f) = self.fams.get_mut(i) {
+            f.samples.push((
+                labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                v,
+            ));
+        }
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
+        self.push(name, help, Kind::Gauge, labels, v)
+    }
+
+    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
+        self.push(name, help, Kind::Counter, labels, v)
+    }
+
+    pub fn untyped(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
+        self.push(name, help, Kind::Untyped, labels, v)
+    }
+
+    /// Sum of a family's samples; `None` when it has none (its query failed).
+    pub fn sum(&self, name: &str) -> Option<f64> {
+        let f = self.fams.get(*self.index.get(name)?)?;
+        if f.samples.is_empty() {
+            return None;
+        }
+        Some(
+            f.samples
+                .iter()
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_nan())
+                .sum(),
+        )
+    }
+
+    /// Moves every family of `other` in (samples appended to same-named ones).
+    pub fn merge(&mut self, other: FamilyBuilder) {
+        for f in other.fams {
+            match self.index.get(&f.name) {
+                Some(&i) => {
+                    if let Some(mine) = self.fams.get_mut(i) {
+                        mine.samples.extend(f.samples);
+                    }
+                }
+                None => {
+                    self.index.insert(f.name.clone(), self.fams.len());
+                    self.fams.push(f);
+                }
+            }
+        }
+    }
+
+    /// The families sorted by name, samples sorted by labels, as
+    /// client_golang exposes them (stable output for diffing).
+    pub fn finish(mut self) -> Vec<FamilySnapshot> {
+        self.fams.sort_by(|a, b| a.name.cmp(&b.name));
+        for f in &mut self.fams {
+            f.samples.sort_by(|a, b| a.0.cmp(&b.0));
+            for (labels, _) in &mut f.samples {
+                labels.sort();
+            }
+        }
+        self.fams
+    }
 }
 
 type CollectFn = Box<dyn Fn(&mut Vec<FamilySnapshot>) + Send + Sync>;

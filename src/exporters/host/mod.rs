@@ -27,8 +27,7 @@ mod udp_queues;
 mod uname;
 mod vmstat;
 
-use crate::metrics::{FamilySnapshot, Kind};
-use std::collections::HashMap;
+use crate::metrics::FamilySnapshot;
 use std::path::{Path, PathBuf};
 
 /// Where the host's pseudo file systems are mounted; tests point these at
@@ -97,61 +96,8 @@ pub(crate) fn parse_err(path: &Path, line: usize, what: impl Into<String>) -> Ho
     }
 }
 
-/// Families being built by one source, looked up by name so samples of the
-/// same family from different lines land together.
-#[derive(Default)]
-pub(crate) struct Out {
-    fams: Vec<FamilySnapshot>,
-    index: HashMap<String, usize>,
-}
-
-impl Out {
-    /// Adds one sample; counter names are given without `_total`.
-    pub(crate) fn push(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: Kind,
-        labels: &[(&str, &str)],
-        v: f64,
-    ) {
-        let i = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                self.fams.push(FamilySnapshot {
-                    name: name.to_string(),
-                    help: help.to_string(),
-                    kind,
-                    samples: Vec::new(),
-                });
-                let i = self.fams.len() - 1;
-                self.index.insert(name.to_string(), i);
-                i
-            }
-        };
-        if let Some(f) = self.fams.get_mut(i) {
-            f.samples.push((
-                labels
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect(),
-                v,
-            ));
-        }
-    }
-
-    pub(crate) fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
-        self.push(name, help, Kind::Gauge, labels, v)
-    }
-
-    pub(crate) fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
-        self.push(name, help, Kind::Counter, labels, v)
-    }
-
-    pub(crate) fn untyped(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: f64) {
-        self.push(name, help, Kind::Untyped, labels, v)
-    }
-}
+/// Families being built by one source (shared with the PostgreSQL exporter).
+pub(crate) type Out = crate::metrics::FamilyBuilder;
 
 type Source = fn(&HostOptions, &mut Out) -> Result<(), HostError>;
 
@@ -198,19 +144,7 @@ pub fn collect(opts: &HostOptions) -> Vec<FamilySnapshot> {
             }
         };
         if ok {
-            for fam in out.fams {
-                match all.index.get(&fam.name) {
-                    Some(&i) => {
-                        if let Some(f) = all.fams.get_mut(i) {
-                            f.samples.extend(fam.samples);
-                        }
-                    }
-                    None => {
-                        all.index.insert(fam.name.clone(), all.fams.len());
-                        all.fams.push(fam);
-                    }
-                }
-            }
+            all.merge(out);
         }
         success.push((*name, ok, took));
     }
@@ -228,7 +162,5 @@ pub fn collect(opts: &HostOptions) -> Vec<FamilySnapshot> {
             if ok { 1.0 } else { 0.0 },
         );
     }
-    let mut fams = all.fams;
-    fams.sort_by(|a, b| a.name.cmp(&b.name));
-    fams
+    all.finish()
 }
