@@ -200,3 +200,157 @@ async fn receiver_down_across_sigkill_is_delivered_once_after_restart() {
     drop(k);
     server.abort();
 }
+
+/// Signs and sends one remote command, as a command center would.
+async fn command(base: &str, name: &str, cid: &str, secret: &str) -> u16 {
+    let body = format!(r#"{{"reason":"{name} drill","operator":"ana"}}"#);
+    let ts = (klaxon::model::now_millis() / 1000).to_string();
+    let sig = klaxon::ops::commands::sign_request(secret.as_bytes(), &ts, body.as_bytes());
+    reqwest::Client::new()
+        .post(format!("{base}/internal/commands/{name}"))
+        .header("X-Timestamp", &ts)
+        .header("X-Correlation-ID", cid)
+        .header("X-Signature", format!("sha256={sig}"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("command")
+        .status()
+        .as_u16()
+}
+
+async fn post_alerts(base: &str, alerts: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v2/alerts"))
+        .header("content-type", "application/json")
+        .body(alerts.to_string())
+        .send()
+        .await
+        .expect("POST alerts");
+    assert_eq!(r.status(), 200);
+}
+
+/// A webhook receiver on `port` keeping every body posted to /hook.
+async fn recording_sink(
+    port: u16,
+    bodies: Arc<parking_lot::Mutex<Vec<serde_json::Value>>>,
+) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let bodies = bodies.clone();
+            async move {
+                if let Ok(v) = serde_json::from_str(&body) {
+                    bodies.lock().push(v);
+                }
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind sink");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
+    const SECRET: &str = "maintenance-test-secret";
+    let port = free_port();
+    let bodies = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let server = recording_sink(port, bodies.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "storage:\n  path: {}\ncommand_center:\n  command_secret: {SECRET}\nnotify:\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 0s\n    group_interval: 1s\n  receivers:\n  - name: hook\n    webhook_configs:\n    - url: http://127.0.0.1:{port}/hook\n",
+        dir.path().display()
+    );
+    let cfg = klaxon::config::load_str(&yaml, "k.yml").expect("config");
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
+    let base = format!("http://{}", app.addr);
+
+    assert_eq!(command(&base, "kill-switch", "m-1", SECRET).await, 200);
+    let now = klaxon::model::now_millis();
+    let at = |ms: i64| klaxon::model::time::rfc3339_millis(ms);
+    post_alerts(
+        &base,
+        serde_json::json!([
+            {"labels": {"alertname": "StillFiring", "instance": "a"}, "startsAt": at(now)},
+            {"labels": {"alertname": "GoneMeanwhile", "instance": "b"}, "startsAt": at(now)},
+        ]),
+    )
+    .await;
+    // Held: stored, not sent.
+    let end = Instant::now() + Duration::from_secs(10);
+    while deliveries(&base).await.len() < 2 {
+        assert!(Instant::now() < end, "notifications were not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One alert resolves while klaxon is in maintenance; the next flush of
+    // its group stores a resolved notification that supersedes the held one.
+    post_alerts(
+        &base,
+        serde_json::json!([{"labels": {"alertname": "GoneMeanwhile", "instance": "b"},
+            "startsAt": at(now), "endsAt": at(klaxon::model::now_millis() - 1)}]),
+    )
+    .await;
+    let end = Instant::now() + Duration::from_secs(10);
+    while deliveries(&base).await.len() < 3 {
+        assert!(Instant::now() < end, "the resolved flush was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        bodies.lock().is_empty(),
+        "sent during maintenance: {:?}",
+        bodies.lock()
+    );
+
+    assert_eq!(command(&base, "resume", "m-2", SECRET).await, 200);
+    let end = Instant::now() + Duration::from_secs(10);
+    while bodies.lock().len() < 2 {
+        assert!(
+            Instant::now() < end,
+            "held notifications not sent on resume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got: Vec<(String, String)> = bodies
+        .lock()
+        .iter()
+        .map(|b| {
+            (
+                b["groupLabels"]["alertname"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                b["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("GoneMeanwhile".to_string(), "resolved".to_string()),
+            ("StillFiring".to_string(), "firing".to_string()),
+        ],
+        "the held firing notification of the resolved alert must not be sent"
+    );
+    let statuses: Vec<String> = deliveries(&base)
+        .await
+        .iter()
+        .map(|d| d["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "superseded").count(),
+        1,
+        "{statuses:?}"
+    );
+    app.stop().await;
+    server.abort();
+}
