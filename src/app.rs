@@ -226,6 +226,8 @@ pub async fn start_with_sink(
                 rules: rules.clone(),
                 scrape: manager.clone(),
                 store: store.clone(),
+                outbox: Some(notify.outbox.clone()),
+                postgres: exporters.postgres.clone(),
             }),
             http: ops.http.clone(),
             state: ops.heartbeat.clone(),

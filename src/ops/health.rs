@@ -1,6 +1,6 @@
-//! [`HealthInputs`] over the stages in this build: rule groups, scrape
-//! targets, alerts and the store. The outbox and PostgreSQL are added by
-//! wrapping this (or overriding the trait's methods) when they are merged.
+//! [`HealthInputs`] over the stages of a running klaxon: rule groups,
+//! scrape targets, alerts, the store, the notification outbox and the
+//! PostgreSQL exporter when one is configured.
 
 use crate::ops::heartbeat::HealthInputs;
 use crate::rules::alert::AlertState;
@@ -15,7 +15,13 @@ pub struct AppHealth {
     pub rules: Arc<RuleManager>,
     pub scrape: Arc<Manager>,
     pub store: Arc<Store>,
+    pub outbox: Option<Arc<crate::notify::outbox::Outbox>>,
+    pub postgres: Option<Arc<crate::exporters::postgres::PostgresExporter>>,
 }
+
+/// A notification due this long ago and still not sent means the outbox is
+/// not keeping up (or a receiver keeps failing).
+const QUEUE_STALL_MS: i64 = 60_000;
 
 impl AppHealth {
     /// `klaxon_rule_groups_failing` / `klaxon_rule_groups` on /metrics, so
@@ -53,6 +59,18 @@ impl HealthInputs for AppHealth {
             .filter(|g| g.lock().rules.iter().any(|r| r.health == RuleHealth::Err))
             .count();
         Some((failing, groups.len()))
+    }
+
+    fn notification_queue(&self) -> Option<crate::ops::heartbeat::QueueState> {
+        let ob = self.outbox.as_ref()?;
+        let pending = ob.store().count_unfinished_deliveries().ok()? as u64;
+        let due = ob.store().next_delivery_due().ok()?;
+        let draining = due.is_none_or(|t| t > crate::model::now_millis() - QUEUE_STALL_MS);
+        Some(crate::ops::heartbeat::QueueState { pending, draining })
+    }
+
+    fn postgres(&self) -> Option<Result<(), String>> {
+        self.postgres.as_ref()?.reachable()
     }
 
     fn store_writable(&self) -> Option<Result<(), String>> {

@@ -52,6 +52,9 @@ pub struct PostgresExporter {
     custom: Vec<CustomQuery>,
     scrapes: AtomicU64,
     last: Mutex<(f64, bool)>,
+    /// Servers that could not be reached in the last collection (`None`
+    /// before the first one), for the heartbeat's health check.
+    unreachable: Mutex<Option<Vec<String>>>,
 }
 
 /// One work item pipelined on a connection.
@@ -113,6 +116,18 @@ impl PostgresExporter {
             custom,
             scrapes: AtomicU64::new(0),
             last: Mutex::new((0.0, false)),
+            unreachable: Mutex::new(None),
+        })
+    }
+
+    /// Whether every server answered the last collection: `None` before the
+    /// first one, else the unreachable servers' labels as the error.
+    pub fn reachable(&self) -> Option<Result<(), String>> {
+        let down = self.unreachable.lock().clone()?;
+        Some(if down.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("PostgreSQL unreachable: {}", down.join(", ")))
         })
     }
 
@@ -143,8 +158,12 @@ impl PostgresExporter {
         let multi = self.servers.len() > 1;
         let mut any_error = false;
         let mut collectors: Vec<(&'static str, bool, f64)> = Vec::new();
+        let mut down = Vec::new();
         for (s, o) in self.servers.iter().zip(outcomes) {
             any_error |= o.error || !o.up;
+            if !o.up {
+                down.push(s.label.clone());
+            }
             let up = if o.up { 1.0 } else { 0.0 };
             let help = "Whether the last scrape of metrics from PostgreSQL was able to connect to the server (1 for yes, 0 for no).";
             if multi {
@@ -183,6 +202,7 @@ impl PostgresExporter {
                 if ok { 1.0 } else { 0.0 },
             );
         }
+        *self.unreachable.lock() = Some(down);
         let scrapes = self.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
         let (prev_duration, prev_error) = {
             let mut last = self.last.lock();
