@@ -143,6 +143,7 @@ pub async fn start_with_sink(
         command_center: &cc,
         listen_is_loopback: crate::ops::is_loopback_listen(listen),
     });
+    let _ = scrape_metrics.events.set(ops.events.clone());
     let r = reload.clone();
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
@@ -152,6 +153,7 @@ pub async fn start_with_sink(
         store.clone(),
         &registry,
         ops.maintenance.clone(),
+        ops.events.clone(),
     )
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();

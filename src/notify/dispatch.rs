@@ -197,6 +197,8 @@ pub struct DispatcherOptions {
     /// Whether a receiver wants resolved notifications (its integrations'
     /// `send_resolved`; set by the delivery stage). Default: yes.
     pub send_resolved: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Where `alert` events (an alert starts firing or resolves) go.
+    pub events: Option<crate::ops::Events>,
 }
 
 impl Default for DispatcherOptions {
@@ -207,6 +209,7 @@ impl Default for DispatcherOptions {
             gc_interval: Duration::from_secs(30 * 60),
             nflog_retention: Duration::from_secs(120 * 3600),
             send_resolved: Arc::new(|_| true),
+            events: None,
         }
     }
 }
@@ -355,8 +358,9 @@ impl Dispatcher {
                 fingerprint: fp,
                 timeout,
             };
-            {
+            let was_active = {
                 let mut store = self.alerts.write();
+                let was_active = store.get(&fp).map(|old| !old.resolved_at(now));
                 if let Some(old) = store.get(&fp) {
                     let (s, e) = (old.alert.starts_at, old.ends());
                     let (ns, ne) = (sa.alert.starts_at, sa.ends());
@@ -365,11 +369,37 @@ impl Dispatcher {
                     }
                 }
                 store.insert(fp, sa.clone());
+                was_active
+            };
+            let active = !sa.resolved_at(now);
+            if was_active != Some(active) && (active || was_active.is_some()) {
+                self.publish_state(&sa, active);
             }
             self.inhibitor
                 .observe(fp, &sa.alert.labels, sa.alert.ends_at);
             self.route_alert(sa, now);
         }
+    }
+
+    /// An `alert` event for the operations stream: this alert started
+    /// firing (or came back) or resolved.
+    fn publish_state(&self, sa: &StoredAlert, firing: bool) {
+        let Some(ev) = &self.opts.events else { return };
+        let labels: serde_json::Map<String, serde_json::Value> = sa
+            .alert
+            .labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string().into()))
+            .collect();
+        ev.publish_later(
+            crate::ops::events::KIND_ALERT,
+            serde_json::json!({
+                "fingerprint": format!("{:016x}", sa.fingerprint),
+                "status": if firing { "firing" } else { "resolved" },
+                "labels": labels,
+                "startsAt": rfc3339(sa.alert.starts_at),
+            }),
+        );
     }
 
     fn route_alert(&self, sa: StoredAlert, now: Timestamp) {

@@ -118,6 +118,8 @@ pub struct Outbox {
     hold: parking_lot::RwLock<Option<Arc<crate::ops::Maintenance>>>,
     /// This outbox, for first attempts started from `enqueue`.
     me: Weak<Outbox>,
+    /// Where `notification` events (sent, retrying, failed) go.
+    events: parking_lot::RwLock<Option<crate::ops::Events>>,
 }
 
 impl Drop for Outbox {
@@ -172,6 +174,7 @@ impl Outbox {
             wake: Arc::new(Notify::new()),
             metrics: Metrics::new(registry),
             hold: parking_lot::RwLock::new(None),
+            events: parking_lot::RwLock::new(None),
         });
         ob.update_queue_gauge();
         let weak = Arc::downgrade(&ob);
@@ -198,6 +201,11 @@ impl Outbox {
     pub fn hold_during(&self, m: Arc<crate::ops::Maintenance>) {
         *self.hold.write() = Some(m);
         self.wake.notify_one();
+    }
+
+    /// Publishes the outcome of every attempt as a `notification` event.
+    pub fn publish_to(&self, events: crate::ops::Events) {
+        *self.events.write() = Some(events);
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -444,6 +452,25 @@ impl Outbox {
                 }
             }
         };
+        if let Some(ev) = self.events.read().as_ref() {
+            let (result, error) = match &outcome {
+                Outcome::Success => ("sent", None),
+                Outcome::Retry { error, .. } => ("retrying", Some(error.clone())),
+                Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
+            };
+            ev.publish_later(
+                crate::ops::events::KIND_NOTIFICATION,
+                serde_json::json!({
+                    "delivery_id": d.id,
+                    "receiver": d.receiver,
+                    "integration": d.integration,
+                    "group_key": d.group_key,
+                    "attempt": d.attempts + 1,
+                    "result": result,
+                    "error": error,
+                }),
+            );
+        }
         let store = self.store.clone();
         let id = d.id;
         let dur = took.as_millis() as i64;

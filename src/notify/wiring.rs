@@ -28,6 +28,7 @@ pub fn build(
     store: Arc<Store>,
     registry: &Registry,
     maintenance: Arc<crate::ops::Maintenance>,
+    events: crate::ops::Events,
 ) -> Result<NotifyStage, String> {
     let (notify, receivers, templates) = match &cfg.notify {
         Some(n) => (
@@ -44,6 +45,7 @@ pub fn build(
     let outbox = Outbox::start(store.clone(), receivers.clone(), templates, registry)
         .map_err(|e| e.to_string())?;
     outbox.hold_during(maintenance);
+    outbox.publish_to(events.clone());
     let sink: Arc<dyn NotificationSink> = if cfg.notify.is_some() {
         outbox.clone()
     } else {
@@ -64,6 +66,7 @@ pub fn build(
         send_resolved: Arc::new(move |name: &str| {
             wants_resolved.get(name).copied().unwrap_or(true)
         }),
+        events: Some(events),
         ..Default::default()
     };
     let dispatcher = Dispatcher::new(notify, sink, opts).map_err(|e| e.to_string())?;

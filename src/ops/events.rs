@@ -54,6 +54,9 @@ pub struct Events {
     tx: broadcast::Sender<Event>,
     /// Insert and send under one lock, so subscribers see ids in order.
     order: Arc<Mutex<()>>,
+    /// Events handed over by hot paths ([`Events::publish_later`]), written
+    /// by a background thread in batches.
+    later: Arc<std::sync::OnceLock<std::sync::mpsc::Sender<(String, serde_json::Value)>>>,
 }
 
 impl Events {
@@ -62,6 +65,62 @@ impl Events {
             store,
             tx: broadcast::channel(CHANNEL).0,
             order: Arc::new(Mutex::new(())),
+            later: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Queues an event without waiting for the store: for the alert,
+    /// notification and target paths, where a commit per event would slow
+    /// delivery. A background thread persists whatever has queued in one
+    /// commit, then broadcasts it, in order.
+    pub fn publish_later(&self, kind: &str, data: serde_json::Value) {
+        let tx = self.later.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<(String, serde_json::Value)>();
+            let me = Events {
+                later: Arc::new(std::sync::OnceLock::new()),
+                ..self.clone()
+            };
+            let spawned = std::thread::Builder::new()
+                .name("klaxon-events".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        let mut batch = vec![first];
+                        batch.extend(rx.try_iter().take(1023));
+                        me.publish_batch(batch);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the event writer");
+            }
+            tx
+        });
+        // The writer only stops when the bus is gone.
+        let _ = tx.send((kind.to_string(), data));
+    }
+
+    fn publish_batch(&self, batch: Vec<(String, serde_json::Value)>) {
+        let _g = self.order.lock();
+        let at_ms = crate::model::now_millis();
+        let texts: Vec<String> = batch.iter().map(|(_, d)| d.to_string()).collect();
+        let rows: Vec<(i64, &str, &str)> = batch
+            .iter()
+            .zip(&texts)
+            .map(|((k, _), t)| (at_ms, k.as_str(), t.as_str()))
+            .collect();
+        let ids = match self.store.insert_events(&rows) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "persisting events");
+                vec![0; batch.len()]
+            }
+        };
+        for ((kind, data), id) in batch.into_iter().zip(ids) {
+            let _ = self.tx.send(Event {
+                id,
+                at_ms,
+                kind,
+                data,
+            });
         }
     }
 

@@ -27,6 +27,9 @@ pub struct ScrapeMetrics {
     pub target_limit_exceeded: Counter,
     pub pool_targets: Arc<GaugeVec>,
     pub sd_file_read_errors: Counter,
+    /// Where `target` events (a target went up or down) go, once the
+    /// operations stage exists.
+    pub events: std::sync::OnceLock<crate::ops::Events>,
 }
 
 impl ScrapeMetrics {
@@ -75,6 +78,7 @@ impl ScrapeMetrics {
                 "klaxon_sd_file_read_errors",
                 "file_sd files that could not be read or parsed.",
             ),
+            events: std::sync::OnceLock::new(),
         })
     }
 }

@@ -263,12 +263,30 @@ impl ScrapeLoop {
             }
             tracing::debug!(job, url = %self.target.scrape_url, error = %e, "scrape failed");
         }
+        let health = if err.is_none() {
+            Health::Up
+        } else {
+            Health::Down
+        };
+        let before = self.target.health();
+        // Going down is news from the first scrape on; coming up only after
+        // having been down.
+        if health != before && (before != Health::Unknown || health == Health::Down) {
+            if let Some(ev) = self.metrics.events.get() {
+                ev.publish_later(
+                    crate::ops::events::KIND_TARGET,
+                    serde_json::json!({
+                        "job": job,
+                        "instance": self.target.labels.get("instance").unwrap_or(""),
+                        "scrape_url": self.target.scrape_url.as_str(),
+                        "health": health.as_str(),
+                        "error": err.as_ref().map(|e| e.to_string()),
+                    }),
+                );
+            }
+        }
         self.target.set_status(ScrapeStatus {
-            health: if err.is_none() {
-                Health::Up
-            } else {
-                Health::Down
-            },
+            health,
             last_error: err.map(|e| e.to_string()).unwrap_or_default(),
             last_scrape: Some(ts),
             last_scrape_duration: duration,

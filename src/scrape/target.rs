@@ -98,6 +98,10 @@ impl Target {
         self.status.lock().clone()
     }
 
+    pub fn health(&self) -> Health {
+        self.status.lock().health
+    }
+
     pub fn set_status(&self, s: ScrapeStatus) {
         *self.status.lock() = s;
     }

@@ -43,12 +43,26 @@ pub struct EventQuery {
 impl Store {
     /// Appends an event and returns its id.
     pub fn insert_event(&self, at_ms: i64, kind: &str, data: &str) -> Result<i64, StoreError> {
+        Ok(self.insert_events(&[(at_ms, kind, data)])?[0])
+    }
+
+    /// Several events in one commit (one fsync for a burst); their ids in
+    /// order.
+    pub fn insert_events(&self, evs: &[(i64, &str, &str)]) -> Result<Vec<i64>, StoreError> {
         self.with_conn(|c| {
-            c.execute(
-                "INSERT INTO ops_events (at_ms, kind, data) VALUES (?1, ?2, ?3)",
-                params![at_ms, kind, data],
-            )?;
-            Ok(c.last_insert_rowid())
+            let tx = c.transaction()?;
+            let mut ids = Vec::with_capacity(evs.len());
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO ops_events (at_ms, kind, data) VALUES (?1, ?2, ?3)",
+                )?;
+                for (at_ms, kind, data) in evs {
+                    st.execute(params![at_ms, kind, data])?;
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
         })
     }
 
