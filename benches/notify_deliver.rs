@@ -47,6 +47,7 @@ fn group(n: usize) -> Notification {
             starts_at: 1_700_000_000_000,
             ends_at: None,
             generator_url: "http://prometheus:9090/graph?g0.expr=x".into(),
+            request_id: None,
             updated_at: 1_700_000_000_000,
         })
         .collect();

@@ -177,6 +177,7 @@ async fn time_intervals_mute_routes() {
         starts_at: now,
         ends_at: None,
         generator_url: String::new(),
+        request_id: None,
         updated_at: now,
     };
     d.ingest(vec![mk("mute"), mk("inactive"), mk("active")], now);

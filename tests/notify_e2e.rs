@@ -68,15 +68,22 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// The `X-Request-ID` headers a sink received.
+type Ids = Arc<parking_lot::Mutex<Vec<String>>>;
+
 /// A webhook receiver on `port` counting POSTs to /hook.
-async fn sink(port: u16, hits: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
+async fn sink(port: u16, hits: Arc<AtomicUsize>, ids: Ids) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new().route(
         "/hook",
-        post(move |body: String| {
+        post(move |headers: axum::http::HeaderMap, body: String| {
             let hits = hits.clone();
+            let ids = ids.clone();
             async move {
                 assert!(body.contains("\"version\":\"4\""), "{body}");
                 assert!(body.contains("DiskFull"), "{body}");
+                if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+                    ids.lock().push(v.to_string());
+                }
                 hits.fetch_add(1, Ordering::SeqCst);
                 "ok"
             }
@@ -128,6 +135,7 @@ async fn post_alert(base: &str) {
     let r = reqwest::Client::new()
         .post(format!("{base}/api/v2/alerts"))
         .header("content-type", "application/json")
+        .header("x-request-id", "e2e-request-1")
         .body(
             serde_json::json!([{
                 "labels": {"alertname": "DiskFull", "instance": "db1:9100", "severity": "page"},
@@ -146,7 +154,8 @@ async fn post_alert(base: &str) {
 async fn posted_alert_reaches_the_webhook() {
     let port = free_port();
     let hits = Arc::new(AtomicUsize::new(0));
-    let server = sink(port, hits.clone()).await;
+    let ids = Ids::default();
+    let server = sink(port, hits.clone(), ids.clone()).await;
     let dir = setup(port);
     let k = Klaxon::start(dir.path());
     post_alert(&k.base).await;
@@ -155,6 +164,8 @@ async fn posted_alert_reaches_the_webhook() {
         assert!(Instant::now() < end, "webhook never called");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The notification carries the id of the API call that caused it.
+    assert_eq!(*ids.lock(), vec!["e2e-request-1".to_string()]);
     let d = deliveries(&k.base).await;
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0]["status"], "success");
@@ -183,7 +194,7 @@ async fn receiver_down_across_sigkill_is_delivered_once_after_restart() {
 
     // The receiver comes back, then klaxon does.
     let hits = Arc::new(AtomicUsize::new(0));
-    let server = sink(port, hits.clone()).await;
+    let server = sink(port, hits.clone(), Ids::default()).await;
     let k = Klaxon::start(dir.path());
     let end = Instant::now() + Duration::from_secs(30);
     while hits.load(Ordering::SeqCst) == 0 {

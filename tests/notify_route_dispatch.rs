@@ -50,6 +50,7 @@ fn alert(pairs: &[(&str, &str)], starts_at: i64, ends_at: Option<i64>) -> Alert 
         starts_at,
         ends_at,
         generator_url: "http://gen".into(),
+        request_id: None,
         updated_at: 0,
     }
 }

@@ -243,6 +243,7 @@ pub fn parse_postable_alerts(
                     .unwrap_or("")
                     .to_string(),
                 updated_at: now,
+                request_id: None,
             })
         })();
         match parsed {
@@ -253,12 +254,21 @@ pub fn parse_postable_alerts(
     Ok((ok, errs))
 }
 
-pub async fn post_alerts(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn post_alerts(
+    State(s): State<Arc<AppState>>,
+    rid: Option<axum::Extension<crate::ops::RequestId>>,
+    body: Bytes,
+) -> Response {
     let now = crate::model::now_millis();
-    let (alerts, errs) = match parse_postable_alerts(&body, now) {
+    let (mut alerts, errs) = match parse_postable_alerts(&body, now) {
         Ok(x) => x,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
+    if let Some(axum::Extension(id)) = rid {
+        for a in &mut alerts {
+            a.request_id = Some(id.as_str().to_string());
+        }
+    }
     s.dispatcher.ingest(alerts, now);
     if !errs.is_empty() {
         return err(StatusCode::BAD_REQUEST, errs.join("; "));

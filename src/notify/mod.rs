@@ -37,6 +37,10 @@ pub struct Alert {
     pub generator_url: String,
     /// When the dispatcher last saw this alert updated.
     pub updated_at: Timestamp,
+    /// `X-Request-ID` of the API call that posted it (none for klaxon's own
+    /// rules): notifications it causes carry it (webhook header, PagerDuty
+    /// custom_details) so a delivery can be traced to the request.
+    pub request_id: Option<String>,
 }
 
 impl Alert {
@@ -68,6 +72,18 @@ pub struct Notification {
     pub external_url: String,
     /// Flush time, milliseconds since the epoch.
     pub created_at: Timestamp,
+}
+
+impl Notification {
+    /// The request id of the newest alert posted through the API, if any:
+    /// what ties this notification to the call that caused it.
+    pub fn request_id(&self) -> Option<&str> {
+        self.alerts
+            .iter()
+            .filter(|a| a.request_id.is_some())
+            .max_by_key(|a| a.updated_at)
+            .and_then(|a| a.request_id.as_deref())
+    }
 }
 
 /// Where alerts go after evaluation. Implemented by the dispatcher; the rules

@@ -207,6 +207,7 @@ mod tests {
             starts_at: 1_700_000_000_000,
             ends_at: ends,
             generator_url: "http://prom/graph?g0.expr=up".into(),
+            request_id: None,
             updated_at: 0,
         }
     }

@@ -459,6 +459,7 @@ pub fn to_notify(
         starts_at: a.starts_at.unwrap_or(0),
         ends_at: Some(a.ends_at),
         generator_url: generator_url(external_url, &a.generator_expr),
+        request_id: None,
         updated_at: now,
     }
 }

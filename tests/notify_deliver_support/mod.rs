@@ -159,6 +159,7 @@ pub fn alert(name: &str, instance: &str, resolved: bool, now: i64) -> Alert {
         starts_at: now - 60_000,
         ends_at: if resolved { Some(now - 1000) } else { None },
         generator_url: "http://prometheus:9090/graph?g0.expr=disk".into(),
+        request_id: None,
         updated_at: now,
     }
 }

@@ -20,6 +20,9 @@ pub enum Payload {
         body: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret_field: Option<String>,
+        /// Sent as `X-Request-ID` (the API call that caused it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
     /// A multipart e-mail.
     Email {
@@ -113,6 +116,7 @@ pub async fn post_json(
     client: &reqwest::Client,
     target: HttpTarget<'_>,
     body: String,
+    request_id: Option<&str>,
     timeout: Duration,
 ) -> Result<(), SendError> {
     let mut req = client
@@ -120,6 +124,9 @@ pub async fn post_json(
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
+    if let Some(id) = request_id {
+        req = req.header("X-Request-ID", id);
+    }
     match crate::scrape::tls::authorization_header(target.http) {
         Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),
         Ok(None) => {}

@@ -28,7 +28,12 @@ pub async fn send_http(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let Payload::Json { body, secret_field } = payload else {
+    let Payload::Json {
+        body,
+        secret_field,
+        request_id,
+    } = payload
+    else {
         return Err(SendError::permanent("payload", "payload is not JSON"));
     };
     let cfg_err = |e: String| SendError::permanent("config", e);
@@ -63,7 +68,14 @@ pub async fn send_http(
         (Some(f), Some(k)) => http::with_secret_field(body, f, k.expose()),
         _ => body.clone(),
     };
-    http::post_json(client, HttpTarget { url: &url, http }, body, timeout).await
+    http::post_json(
+        client,
+        HttpTarget { url: &url, http },
+        body,
+        request_id.as_deref(),
+        timeout,
+    )
+    .await
 }
 
 use crate::config::{HttpClientConfig, Secret, TlsConfig};

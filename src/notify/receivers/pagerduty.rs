@@ -117,6 +117,7 @@ pub fn render(
         return Ok(Payload::Json {
             body: body.to_string(),
             secret_field: Some("service_key".into()),
+            request_id: n.request_id().map(str::to_string),
         });
     }
     let labels: Vec<&crate::model::Labels> = n.alerts.iter().map(|a| &a.labels).collect();
@@ -144,6 +145,9 @@ pub fn render(
             payload.insert(name.into(), json!(v));
         }
     }
+    if let Some(id) = n.request_id() {
+        details.insert("request_id".into(), json!(id));
+    }
     payload.insert("custom_details".into(), serde_json::Value::Object(details));
     let mut images = Vec::new();
     for i in &cfg.images {
@@ -169,6 +173,7 @@ pub fn render(
     Ok(Payload::Json {
         body: serde_json::Value::Object(body).to_string(),
         secret_field: Some("routing_key".into()),
+        request_id: n.request_id().map(str::to_string),
     })
 }
 

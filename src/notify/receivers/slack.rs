@@ -92,5 +92,6 @@ pub fn render(cfg: &SlackConfig, n: &Notification, set: &TemplateSet) -> Result<
     Ok(Payload::Json {
         body: J::Object(body).to_string(),
         secret_field: None,
+        request_id: n.request_id().map(str::to_string),
     })
 }

@@ -82,5 +82,6 @@ pub fn render(cfg: &WebhookConfig, n: &Notification) -> Payload {
     Payload::Json {
         body: serde_json::to_string(&msg).unwrap_or_else(|_| "{}".into()),
         secret_field: None,
+        request_id: n.request_id().map(str::to_string),
     }
 }
