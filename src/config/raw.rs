@@ -180,6 +180,23 @@ pub(crate) struct RawTlsConfig {
     pub max_version: Option<S<String>>,
 }
 
+/// An `http_config:` block (Alertmanager's receivers and `global`): the
+/// HTTP client settings a scrape config has inline, plus `proxy_url`, which
+/// the notifier supports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpClientConfig {
+    pub basic_auth: Option<S<RawBasicAuth>>,
+    pub authorization: Option<S<RawAuthorization>>,
+    pub bearer_token: Option<S<String>>,
+    pub bearer_token_file: Option<S<String>>,
+    pub tls_config: Option<S<RawTlsConfig>>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    pub proxy_url: Option<S<String>>,
+    pub oauth2: Option<S<IgnoredAny>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRelabelConfig {

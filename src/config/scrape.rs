@@ -4,7 +4,10 @@
 use super::duration::{parse_duration, parse_size};
 use super::errors::{Pos, Sink};
 use super::file_sd::TargetGroup;
-use super::raw::{RawScrapeConfig, RawTlsConfig, SpannedMap, S};
+use super::raw::{
+    RawAuthorization, RawBasicAuth, RawHttpClientConfig, RawScrapeConfig, RawTlsConfig, SpannedMap,
+    S,
+};
 use super::relabel::{is_valid_label_name, resolve_relabel_configs, RelabelConfig};
 use super::{join_dir, GlobalConfig};
 use std::collections::{BTreeMap, HashMap};
@@ -291,7 +294,11 @@ pub(crate) fn is_single_star_glob(s: &str) -> bool {
     }
 }
 
-fn resolve_tls(raw: &S<RawTlsConfig>, dir: Option<&std::path::Path>, sink: &mut Sink) -> TlsConfig {
+pub(crate) fn resolve_tls(
+    raw: &S<RawTlsConfig>,
+    dir: Option<&std::path::Path>,
+    sink: &mut Sink,
+) -> TlsConfig {
     let at = Pos::of(raw);
     let r = &raw.value;
     let nonempty = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.is_empty());
@@ -370,9 +377,59 @@ fn resolve_http_client(
             sink.push(Pos::of(v), format!("{name} is not supported"));
         }
     }
+    resolve_http_fields(
+        HttpFields {
+            basic_auth: r.basic_auth.as_ref(),
+            authorization: r.authorization.as_ref(),
+            bearer_token: r.bearer_token.as_ref(),
+            bearer_token_file: r.bearer_token_file.as_ref(),
+            tls_config: r.tls_config.as_ref(),
+            follow_redirects: r.follow_redirects,
+            enable_http2: r.enable_http2,
+        },
+        dir,
+        sink,
+    )
+}
+
+/// The HTTP client settings of one config block, as written: inline in a
+/// scrape config, or an Alertmanager `http_config:`
+/// ([`RawHttpClientConfig::fields`]).
+pub(crate) struct HttpFields<'a> {
+    pub basic_auth: Option<&'a S<RawBasicAuth>>,
+    pub authorization: Option<&'a S<RawAuthorization>>,
+    pub bearer_token: Option<&'a S<String>>,
+    pub bearer_token_file: Option<&'a S<String>>,
+    pub tls_config: Option<&'a S<RawTlsConfig>>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+}
+
+impl RawHttpClientConfig {
+    pub(crate) fn fields(&self) -> HttpFields<'_> {
+        HttpFields {
+            basic_auth: self.basic_auth.as_ref(),
+            authorization: self.authorization.as_ref(),
+            bearer_token: self.bearer_token.as_ref(),
+            bearer_token_file: self.bearer_token_file.as_ref(),
+            tls_config: self.tls_config.as_ref(),
+            follow_redirects: self.follow_redirects,
+            enable_http2: self.enable_http2,
+        }
+    }
+}
+
+/// Validates and resolves HTTP client settings with Prometheus common's
+/// rules (mutually exclusive auth kinds, `X`/`X_file` pairs, TLS versions);
+/// relative files are joined to `dir`.
+pub(crate) fn resolve_http_fields(
+    r: HttpFields<'_>,
+    dir: Option<&std::path::Path>,
+    sink: &mut Sink,
+) -> HttpClientConfig {
     let path = |s: &S<String>| PathBuf::from(join_dir(dir, &s.value));
-    let bearer = r.bearer_token.as_ref().filter(|s| !s.value.is_empty());
-    let bearer_file = r.bearer_token_file.as_ref().filter(|s| !s.value.is_empty());
+    let bearer = r.bearer_token.filter(|s| !s.value.is_empty());
+    let bearer_file = r.bearer_token_file.filter(|s| !s.value.is_empty());
     if let (Some(_), Some(f)) = (bearer, bearer_file) {
         sink.push(
             Pos::of(f),
@@ -380,7 +437,7 @@ fn resolve_http_client(
         );
     }
     let bearer_pos = bearer.or(bearer_file).map(Pos::of);
-    let basic_auth = r.basic_auth.as_ref().map(|b| {
+    let basic_auth = r.basic_auth.map(|b| {
         let bp = Pos::of(b);
         let v = &b.value;
         if let Some(p) = bearer_pos {
@@ -412,7 +469,7 @@ fn resolve_http_client(
             password_file: password_file.map(path),
         }
     });
-    let authorization = match &r.authorization {
+    let authorization = match r.authorization {
         Some(a) => {
             let ap = Pos::of(a);
             let v = &a.value;
@@ -467,7 +524,6 @@ fn resolve_http_client(
         authorization,
         tls_config: r
             .tls_config
-            .as_ref()
             .map(|t| resolve_tls(t, dir, sink))
             .unwrap_or_default(),
         follow_redirects: r.follow_redirects.unwrap_or(true),

@@ -6,9 +6,9 @@ use super::{
     SecretSource, SlackAction, SlackConfig, SlackField, WebhookConfig,
 };
 use crate::config::errors::{Pos, Sink};
-use crate::config::{
-    join_dir, Authorization, BasicAuth, ConfigErrors, HttpClientConfig, Secret, TlsConfig,
-};
+use crate::config::raw::{RawHttpClientConfig, RawTlsConfig};
+use crate::config::scrape::{resolve_http_fields, resolve_tls};
+use crate::config::{join_dir, ConfigErrors, HttpClientConfig, Secret, TlsConfig};
 use crate::notify::config::GlobalConfig;
 use crate::rules::template::TemplateSet;
 use serde::de::IgnoredAny;
@@ -41,86 +41,38 @@ pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
 pub struct RawReceiver {
     pub name: String,
     #[serde(default)]
-    pub pagerduty_configs: Vec<S<RawPagerDuty>>,
+    pub(crate) pagerduty_configs: Vec<S<RawPagerDuty>>,
     #[serde(default)]
-    pub slack_configs: Vec<S<RawSlack>>,
+    pub(crate) slack_configs: Vec<S<RawSlack>>,
     #[serde(default)]
-    pub email_configs: Vec<S<RawEmail>>,
+    pub(crate) email_configs: Vec<S<RawEmail>>,
     #[serde(default)]
-    pub webhook_configs: Vec<S<RawWebhook>>,
-    pub opsgenie_configs: Option<S<IgnoredAny>>,
-    pub victorops_configs: Option<S<IgnoredAny>>,
-    pub pushover_configs: Option<S<IgnoredAny>>,
-    pub sns_configs: Option<S<IgnoredAny>>,
-    pub telegram_configs: Option<S<IgnoredAny>>,
-    pub wechat_configs: Option<S<IgnoredAny>>,
-    pub webex_configs: Option<S<IgnoredAny>>,
-    pub discord_configs: Option<S<IgnoredAny>>,
-    pub msteams_configs: Option<S<IgnoredAny>>,
-    pub mattermost_configs: Option<S<IgnoredAny>>,
-    pub rocketchat_configs: Option<S<IgnoredAny>>,
-    pub jira_configs: Option<S<IgnoredAny>>,
-    pub incidentio_configs: Option<S<IgnoredAny>>,
+    pub(crate) webhook_configs: Vec<S<RawWebhook>>,
+    pub(crate) opsgenie_configs: Option<S<IgnoredAny>>,
+    pub(crate) victorops_configs: Option<S<IgnoredAny>>,
+    pub(crate) pushover_configs: Option<S<IgnoredAny>>,
+    pub(crate) sns_configs: Option<S<IgnoredAny>>,
+    pub(crate) telegram_configs: Option<S<IgnoredAny>>,
+    pub(crate) wechat_configs: Option<S<IgnoredAny>>,
+    pub(crate) webex_configs: Option<S<IgnoredAny>>,
+    pub(crate) discord_configs: Option<S<IgnoredAny>>,
+    pub(crate) msteams_configs: Option<S<IgnoredAny>>,
+    pub(crate) mattermost_configs: Option<S<IgnoredAny>>,
+    pub(crate) rocketchat_configs: Option<S<IgnoredAny>>,
+    pub(crate) jira_configs: Option<S<IgnoredAny>>,
+    pub(crate) incidentio_configs: Option<S<IgnoredAny>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBasicAuth {
-    pub username: Option<String>,
-    pub username_file: Option<String>,
-    pub password: Option<String>,
-    pub password_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAuthorization {
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub credentials: Option<String>,
-    pub credentials_file: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    pub ca: Option<String>,
-    pub ca_file: Option<String>,
-    pub cert: Option<String>,
-    pub cert_file: Option<String>,
-    pub key: Option<String>,
-    pub key_file: Option<String>,
-    pub server_name: Option<S<String>>,
-    pub insecure_skip_verify: Option<bool>,
-    pub min_version: Option<String>,
-    pub max_version: Option<String>,
-}
-
-/// `http_config` (Prometheus common's HTTPClientConfig subset).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHttp {
-    pub basic_auth: Option<RawBasicAuth>,
-    pub authorization: Option<RawAuthorization>,
-    pub bearer_token: Option<String>,
-    pub bearer_token_file: Option<String>,
-    pub tls_config: Option<RawTls>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
-    pub proxy_url: Option<S<String>>,
-    pub oauth2: Option<S<IgnoredAny>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPdLink {
+pub(crate) struct RawPdLink {
     pub href: Option<String>,
     pub text: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPdImage {
+pub(crate) struct RawPdImage {
     pub src: Option<String>,
     pub alt: Option<String>,
     pub href: Option<String>,
@@ -128,9 +80,9 @@ pub struct RawPdImage {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPagerDuty {
+pub(crate) struct RawPagerDuty {
     pub send_resolved: Option<bool>,
-    pub http_config: Option<RawHttp>,
+    pub http_config: Option<RawHttpClientConfig>,
     pub routing_key: Option<String>,
     pub routing_key_file: Option<String>,
     pub service_key: Option<String>,
@@ -151,7 +103,7 @@ pub struct RawPagerDuty {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSlackField {
+pub(crate) struct RawSlackField {
     pub title: Option<String>,
     pub value: Option<String>,
     pub short: Option<bool>,
@@ -159,7 +111,7 @@ pub struct RawSlackField {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSlackAction {
+pub(crate) struct RawSlackAction {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub text: Option<String>,
@@ -167,14 +119,16 @@ pub struct RawSlackAction {
     pub style: Option<String>,
     pub name: Option<String>,
     pub value: Option<String>,
-    pub confirm: Option<IgnoredAny>,
+    /// Accepted and not rendered (interactive confirmations need a Slack app).
+    #[serde(rename = "confirm")]
+    pub _confirm: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSlack {
+pub(crate) struct RawSlack {
     pub send_resolved: Option<bool>,
-    pub http_config: Option<RawHttp>,
+    pub http_config: Option<RawHttpClientConfig>,
     pub api_url: Option<String>,
     pub api_url_file: Option<String>,
     pub channel: Option<S<String>>,
@@ -205,7 +159,7 @@ pub struct RawSlack {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEmail {
+pub(crate) struct RawEmail {
     pub send_resolved: Option<bool>,
     pub to: Option<S<String>>,
     pub from: Option<S<String>>,
@@ -221,14 +175,14 @@ pub struct RawEmail {
     pub html: Option<S<String>>,
     pub text: Option<S<String>>,
     pub require_tls: Option<bool>,
-    pub tls_config: Option<RawTls>,
+    pub tls_config: Option<S<RawTlsConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawWebhook {
+pub(crate) struct RawWebhook {
     pub send_resolved: Option<bool>,
-    pub http_config: Option<RawHttp>,
+    pub http_config: Option<RawHttpClientConfig>,
     pub url: Option<S<String>>,
     pub url_file: Option<String>,
     pub max_alerts: Option<u64>,
@@ -387,82 +341,54 @@ fn secret(
     }
 }
 
-fn tls(raw: &Option<RawTls>, ctx: &Ctx<'_>, sink: &mut Sink) -> TlsConfig {
+/// `tls_config`, resolved as everywhere else in klaxon, minus
+/// `server_name`, which the notifier's clients do not support yet.
+fn tls(raw: &Option<S<RawTlsConfig>>, ctx: &Ctx<'_>, sink: &mut Sink) -> TlsConfig {
     let Some(t) = raw else {
         return TlsConfig::default();
     };
-    if let Some(sn) = &t.server_name {
+    refuse_server_name(t, sink);
+    let mut tls = resolve_tls(t, ctx.dir, sink);
+    tls.server_name = None;
+    tls
+}
+
+fn refuse_server_name(t: &S<RawTlsConfig>, sink: &mut Sink) {
+    if t.value
+        .server_name
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
         sink.push(
-            Pos::of(sn),
+            Pos::of(t),
             "tls_config.server_name is not supported yet (see docs/compatibility.md)",
         );
-    }
-    TlsConfig {
-        ca: t.ca.clone(),
-        ca_file: t.ca_file.as_deref().map(|p| ctx.path(p)),
-        cert: t.cert.clone(),
-        cert_file: t.cert_file.as_deref().map(|p| ctx.path(p)),
-        key: t.key.clone().map(Secret::new),
-        key_file: t.key_file.as_deref().map(|p| ctx.path(p)),
-        server_name: None,
-        insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
-        min_version: None,
-        max_version: None,
     }
 }
 
 /// `http_config.proxy_url`, when set.
-fn proxy(raw: &Option<RawHttp>) -> Option<String> {
+fn proxy(raw: &Option<RawHttpClientConfig>) -> Option<String> {
     raw.as_ref()
         .and_then(|h| h.proxy_url.as_ref())
         .map(|p| p.value.clone())
         .filter(|p| !p.is_empty())
 }
 
-fn http(raw: &Option<RawHttp>, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> HttpClientConfig {
+/// `http_config`, resolved with the scrape configs' rules; the global
+/// one when absent.
+fn http(raw: &Option<RawHttpClientConfig>, ctx: &Ctx<'_>, sink: &mut Sink) -> HttpClientConfig {
     let Some(h) = raw else {
         return ctx.global.http_config.clone();
     };
     if let Some(o) = &h.oauth2 {
         sink.push(Pos::of(o), "http_config.oauth2 is not supported yet");
     }
-    let basic_auth = h.basic_auth.as_ref().map(|b| BasicAuth {
-        username: b.username.clone().unwrap_or_default(),
-        username_file: b.username_file.as_deref().map(|p| ctx.path(p)),
-        password: b.password.clone().map(Secret::new),
-        password_file: b.password_file.as_deref().map(|p| ctx.path(p)),
-    });
-    let mut authorization = h.authorization.as_ref().map(|a| Authorization {
-        kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
-        credentials: a.credentials.clone().map(Secret::new),
-        credentials_file: a.credentials_file.as_deref().map(|p| ctx.path(p)),
-    });
-    if h.bearer_token.is_some() || h.bearer_token_file.is_some() {
-        if authorization.is_some() {
-            sink.push(
-                pos,
-                "at most one of bearer_token, bearer_token_file & authorization must be configured",
-            );
-        }
-        authorization = Some(Authorization {
-            kind: "Bearer".into(),
-            credentials: h.bearer_token.clone().map(Secret::new),
-            credentials_file: h.bearer_token_file.as_deref().map(|p| ctx.path(p)),
-        });
+    if let Some(t) = &h.tls_config {
+        refuse_server_name(t, sink);
     }
-    if basic_auth.is_some() && authorization.is_some() {
-        sink.push(
-            pos,
-            "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
-        );
-    }
-    HttpClientConfig {
-        basic_auth,
-        authorization,
-        tls_config: tls(&h.tls_config, ctx, sink),
-        follow_redirects: h.follow_redirects.unwrap_or(true),
-        enable_http2: h.enable_http2.unwrap_or(true),
-    }
+    let mut c = resolve_http_fields(h.fields(), ctx.dir, sink);
+    c.tls_config.server_name = None;
+    c
 }
 
 fn check_url(s: &S<String>, field: &str, sink: &mut Sink) {
@@ -580,7 +506,7 @@ fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<Page
                 href: i.href.clone().unwrap_or_default(),
             })
             .collect(),
-        http_config: http(&r.http_config, pos, ctx, sink),
+        http_config: http(&r.http_config, ctx, sink),
         proxy_url: proxy(&r.http_config),
     })
 }
@@ -717,7 +643,7 @@ fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig>
                 value: a.value.clone().unwrap_or_default(),
             })
             .collect(),
-        http_config: http(&r.http_config, pos, ctx, sink),
+        http_config: http(&r.http_config, ctx, sink),
         proxy_url: proxy(&r.http_config),
     })
 }
@@ -859,7 +785,7 @@ fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookC
         send_resolved: r.send_resolved.unwrap_or(true),
         url,
         max_alerts: r.max_alerts.unwrap_or(0),
-        http_config: http(&r.http_config, pos, ctx, sink),
+        http_config: http(&r.http_config, ctx, sink),
         proxy_url: proxy(&r.http_config),
     })
 }
