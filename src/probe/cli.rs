@@ -201,13 +201,26 @@ fn build(a: &ProbeArgs) -> Result<Vec<Check>, String> {
 async fn run_checks(checks: Vec<Check>) -> Vec<ProbeOutcome> {
     let handles: Vec<_> = checks
         .into_iter()
-        .map(|c| tokio::spawn(async move { run_probe(&c.module, &c.target, c.timeout).await }))
+        .map(|c| {
+            let (target, module) = (c.target.clone(), c.module.name.clone());
+            let h = tokio::spawn(async move { run_probe(&c.module, &c.target, c.timeout).await });
+            (target, module, h)
+        })
         .collect();
     let mut out = Vec::new();
-    for h in handles {
-        if let Ok(o) = h.await {
-            out.push(o);
-        }
+    for (target, module, h) in handles {
+        // A check whose task died is a failed check, never a missing one
+        // (which would let the smoke run exit 0).
+        out.push(h.await.unwrap_or_else(|e| ProbeOutcome {
+            target,
+            module,
+            success: false,
+            duration: Duration::ZERO,
+            metrics: Default::default(),
+            log: Vec::new(),
+            reason: Some(format!("probe task failed: {e}")),
+            status: None,
+        }));
     }
     out
 }

@@ -273,17 +273,31 @@ fn check_body(ctx: &mut Ctx, body: &[u8], h: &HttpModule) -> bool {
     true
 }
 
-fn decompress(c: Compression, raw: &[u8]) -> Result<Vec<u8>, String> {
+/// Decompressed bodies are capped like raw ones: at `body_size_limit`, or
+/// at this much without one, so a small compressed body from the target
+/// cannot expand into all of klaxon's memory.
+const MAX_DECOMPRESSED: u64 = 256 << 20;
+
+fn decompress(c: Compression, raw: &[u8], limit: u64) -> Result<Vec<u8>, String> {
+    let cap = if limit > 0 { limit } else { MAX_DECOMPRESSED };
     let mut out = Vec::new();
     let r = match c {
-        Compression::Gzip => flate2::read::GzDecoder::new(raw).read_to_end(&mut out),
-        Compression::Deflate => flate2::read::DeflateDecoder::new(raw).read_to_end(&mut out),
+        Compression::Gzip => flate2::read::GzDecoder::new(raw)
+            .take(cap + 1)
+            .read_to_end(&mut out),
+        Compression::Deflate => flate2::read::DeflateDecoder::new(raw)
+            .take(cap + 1)
+            .read_to_end(&mut out),
         Compression::Identity => {
             out.extend_from_slice(raw);
             Ok(out.len())
         }
     };
-    r.map(|_| out).map_err(|e| e.to_string())
+    r.map_err(|e| e.to_string())?;
+    if out.len() as u64 > cap {
+        return Err(format!("decompressed body larger than {cap} bytes"));
+    }
+    Ok(out)
 }
 
 /// One hop: resolve (if the host changed), connect, TLS, exchange.
@@ -496,10 +510,7 @@ fn finish(ctx: &mut Ctx, h: &HttpModule, hop: Hop) -> bool {
         }
     }
     let body = match (h.compression, &r.body_error) {
-        (Some(c), None) => match decompress(c, &r.body) {
-            Ok(b) => Ok(b),
-            Err(e) => Err(e),
-        },
+        (Some(c), None) => decompress(c, &r.body, h.body_size_limit),
         (_, Some(e)) => Err(e.clone()),
         (None, None) => Ok(r.body),
     };
@@ -612,24 +623,28 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     if *zone != "GMT" && *zone != "UTC" {
         return None;
     }
-    let d: i64 = day.parse().ok()?;
+    // The header comes from the probed server: every field is range-checked
+    // so no arithmetic below can overflow.
+    let d: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let m = months.iter().position(|x| x == mon)? as i64 + 1;
-    let y: i64 = year.parse().ok()?;
-    let hms: Vec<i64> = time.split(':').filter_map(|x| x.parse().ok()).collect();
-    let [hh, mm, ss] = hms.as_slice() else {
+    let m = months.iter().position(|x| x == mon)? as u32 + 1;
+    let y: i64 = year.parse().ok().filter(|y| (0..=9999).contains(y))?;
+    let mut hms = [0i64; 3];
+    let mut fields = time.split(':');
+    for (slot, max) in hms.iter_mut().zip([23, 59, 60]) {
+        *slot = fields
+            .next()?
+            .parse()
+            .ok()
+            .filter(|v| (0..=max).contains(v))?;
+    }
+    if fields.next().is_some() {
         return None;
-    };
-    // days_from_civil
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    }
+    let [hh, mm, ss] = hms;
+    let days = crate::model::time::days_from_civil(y, m, d);
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 

@@ -107,8 +107,16 @@ pub fn build_client(
 /// Parses `Retry-After` (delay-seconds; an HTTP date is not honoured and
 /// falls back to our backoff).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    // The receiver's number: capped so adding it to a timestamp cannot
+    // overflow (a day is past any delivery deadline anyway).
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_S)))
 }
+
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER_S: u64 = 86_400;
 
 /// POSTs `body` as JSON and classifies the outcome: 2xx success; 429 and
 /// 5xx retried (429 with its Retry-After); other statuses are permanent.
