@@ -71,9 +71,6 @@ pub async fn command(State(s): State<Arc<AppState>>, req: axum::extract::Request
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(RequestId::generate);
-    let principal = parts.extensions.get::<Principal>();
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-    let headers = &parts.headers;
     let body: Bytes = match axum::body::to_bytes(body, MAX_COMMAND_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -85,6 +82,30 @@ pub async fn command(State(s): State<Arc<AppState>>, req: axum::extract::Request
             )
         }
     };
+    // Verifying (replay check), applying (a reload reads files and waits for
+    // rule evaluations) and auditing all touch the disk: off the workers.
+    let rid2 = rid.clone();
+    match tokio::task::spawn_blocking(move || execute(&s, &parts, &body, rid2)).await {
+        Ok(r) => r,
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "execution",
+            &format!("command failed: {e}"),
+            &rid,
+        ),
+    }
+}
+
+/// A command after its body was read: verify, apply, audit, acknowledge.
+fn execute(
+    s: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    rid: RequestId,
+) -> Response {
+    let principal = parts.extensions.get::<Principal>();
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    let headers = &parts.headers;
     let name = parts.uri.path().rsplit('/').next().unwrap_or_default();
     let ops = &s.ops;
     let mut a = CommandAudit {
@@ -112,14 +133,14 @@ pub async fn command(State(s): State<Arc<AppState>>, req: axum::extract::Request
     };
     // Who/why from the body are audited even for rejected commands, marked
     // as unverified claims by the result.
-    let parsed: Result<CommandBody, _> = serde_json::from_slice(&body);
+    let parsed: Result<CommandBody, _> = serde_json::from_slice(body);
     if let Ok(b) = &parsed {
         if a.who.is_empty() {
             a.who = b.operator.chars().take(200).collect();
         }
         a.reason = b.reason.chars().take(1000).collect();
     }
-    if let Err(e) = ops.verifier.verify(h, &body, crate::model::now_millis()) {
+    if let Err(e) = ops.verifier.verify(h, body, crate::model::now_millis()) {
         a.result = format!("rejected: {e}");
         audit::record(&ops.events, &a);
         let code = match e {

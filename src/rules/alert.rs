@@ -3,7 +3,7 @@
 //! and resolved alerts kept for `RESOLVED_RETENTION_MS` so the resolution is
 //! still sent to Alertmanager after the condition went away.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::model::{Labels, LabelsBuilder, Timestamp};
 
@@ -159,7 +159,7 @@ impl ActiveAlerts {
                 },
             );
         }
-        let seen: Vec<u64> = fresh.keys().copied().collect();
+        let seen: HashSet<u64> = fresh.keys().copied().collect();
         for (h, a) in fresh {
             match self.active.get_mut(&h) {
                 // A resolved alert that comes back starts over as pending.

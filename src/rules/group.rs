@@ -238,6 +238,34 @@ impl GroupState {
             .collect()
     }
 
+    /// A digest of what a restart needs of the active alerts (identity,
+    /// state and its timestamps; not the value, annotations or resend
+    /// bookkeeping, which change every evaluation and are recomputed by the
+    /// first one after a restart): saving is skipped while it is unchanged.
+    pub fn alert_state_digest(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (r, st) in self.group.rules.iter().zip(&self.rules) {
+            if !matches!(r.kind, RuleKind::Alert(_)) {
+                continue;
+            }
+            h.update(st.name.as_bytes());
+            h.update(r.expr_text.as_bytes());
+            for a in st.alerts.alerts() {
+                h.update(&a.labels.hash64().to_le_bytes());
+                h.update(a.state.as_str().as_bytes());
+                for t in [
+                    Some(a.active_at),
+                    a.fired_at,
+                    a.resolved_at,
+                    a.keep_firing_since,
+                ] {
+                    h.update(&t.unwrap_or(i64::MIN).to_le_bytes());
+                }
+            }
+        }
+        h.digest()
+    }
+
     /// Puts back alerts saved by [`rule_alerts`](Self::rule_alerts) onto the
     /// alerting rules with the same name and expression; returns how many.
     /// Saved alerts of rules that no longer exist are ignored.

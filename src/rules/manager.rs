@@ -299,7 +299,9 @@ struct Evaluated {
     rules: usize,
     report: crate::rules::group::EvalReport,
     to_send: Vec<AlertToSend>,
-    alerts: Vec<RuleAlerts>,
+    /// The group's alert state and its digest, when it differs from what
+    /// was last saved.
+    alerts: Option<(u64, Vec<RuleAlerts>)>,
     file: String,
     name: String,
 }
@@ -315,7 +317,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             .max(1);
         // What the store holds for this group (None: not written yet by
         // this task, so the first evaluation writes).
-        let mut saved: Option<Vec<RuleAlerts>> = None;
+        let mut saved: Option<u64> = None;
         // Alerts logged as firing, when there is no sink.
         let mut logged: HashSet<u64> = HashSet::new();
         let mut next = eval_timestamp(&file, &name, interval, now_nanos()) + iv_ns;
@@ -327,7 +329,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             let span = tracing::debug_span!("rules", group = %name);
             let res = tokio::task::spawn_blocking(move || {
                 let _e = span.enter();
-                evaluate(&g2, &ctx2, slot / 1_000_000)
+                evaluate(&g2, &ctx2, slot / 1_000_000, saved)
             })
             .await;
             let now = now_nanos();
@@ -347,15 +349,14 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             }
             deliver(&ctx, &g, &ev, &mut logged);
             if let Some(store) = &ctx.store {
-                if saved.as_ref() != Some(&ev.alerts) {
-                    let (store, gfile, gname, alerts) =
-                        (store.clone(), ev.file.clone(), ev.name.clone(), ev.alerts);
+                if let Some((digest, alerts)) = ev.alerts {
+                    let (store, gfile, gname) = (store.clone(), ev.file.clone(), ev.name.clone());
                     let r = tokio::task::spawn_blocking(move || {
-                        stored::save_group(&store, &gfile, &gname, &alerts).map(|_| alerts)
+                        stored::save_group(&store, &gfile, &gname, &alerts)
                     })
                     .await;
                     match r {
-                        Ok(Ok(a)) => saved = Some(a),
+                        Ok(Ok(_)) => saved = Some(digest),
                         Ok(Err(e)) => {
                             tracing::warn!(group = %name, error = %e, "saving alert state failed")
                         }
@@ -369,17 +370,25 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
 }
 
 /// Runs one evaluation at `t` (ms) unless the group was retired.
-fn evaluate(g: &Mutex<GroupState>, ctx: &RunContext, t: Timestamp) -> Option<Evaluated> {
+fn evaluate(
+    g: &Mutex<GroupState>,
+    ctx: &RunContext,
+    t: Timestamp,
+    saved: Option<u64>,
+) -> Option<Evaluated> {
     let mut s = g.lock();
     if s.retired {
         return None;
     }
     let report = s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels);
     let to_send = s.alerts_to_send(t, RESEND_DELAY);
-    let alerts = if ctx.store.is_some() {
-        s.rule_alerts()
-    } else {
-        Vec::new()
+    // Alert state is copied out for saving only when it changed.
+    let alerts = match ctx.store {
+        Some(_) => {
+            let digest = s.alert_state_digest();
+            (saved != Some(digest)).then(|| (digest, s.rule_alerts()))
+        }
+        None => None,
     };
     Some(Evaluated {
         key: s.key(),
