@@ -207,11 +207,7 @@ async fn ready(State(s): State<Arc<AppState>>) -> Response {
 
 /// A label set as the JSON object Prometheus' API uses: `{"name": "value"}`.
 pub fn labels_json(l: &crate::model::Labels) -> serde_json::Value {
-    serde_json::Value::Object(
-        l.iter()
-            .map(|x| (x.name.clone(), serde_json::Value::String(x.value.clone())))
-            .collect(),
-    )
+    l.to_json()
 }
 
 /// `{"status":"success","data":...}`, Prometheus' envelope.

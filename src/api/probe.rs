@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::metrics::TEXT_CONTENT_TYPE as TEXT;
 
 fn bad_request(e: ProbeError) -> Response {
     (

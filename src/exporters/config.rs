@@ -4,7 +4,6 @@
 //! exporters own their whole configuration surface.
 
 use crate::config::errors::{Pos, Sink};
-use crate::config::parse_duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::time::Duration;
@@ -135,17 +134,7 @@ impl Default for StatementsConfig {
     }
 }
 
-fn duration(v: &Option<S<String>>, sink: &mut Sink) -> Option<Duration> {
-    let v = v.as_ref()?;
-    match parse_duration(&v.value) {
-        Ok(d) if !d.is_zero() => Some(d),
-        Ok(_) => None,
-        Err(e) => {
-            sink.push(Pos::of(v), e);
-            None
-        }
-    }
-}
+use crate::config::scrape::opt_duration as duration;
 
 fn job(
     instance: &Option<S<String>>,

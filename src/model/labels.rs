@@ -31,6 +31,16 @@ impl Label {
 pub struct Labels(Vec<Label>);
 
 impl Labels {
+    /// The label set as the JSON object Prometheus' and Alertmanager's APIs
+    /// use: `{"name": "value"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.iter()
+                .map(|x| (x.name.clone(), serde_json::Value::String(x.value.clone())))
+                .collect(),
+        )
+    }
+
     pub fn empty() -> Self {
         Labels(Vec::new())
     }

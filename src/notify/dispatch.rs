@@ -385,12 +385,7 @@ impl Dispatcher {
     /// firing (or came back) or resolved.
     fn publish_state(&self, sa: &StoredAlert, firing: bool) {
         let Some(ev) = &self.opts.events else { return };
-        let labels: serde_json::Map<String, serde_json::Value> = sa
-            .alert
-            .labels
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string().into()))
-            .collect();
+        let labels = sa.alert.labels.to_json();
         ev.publish_later(
             crate::ops::events::KIND_ALERT,
             serde_json::json!({
@@ -668,7 +663,11 @@ fn needs_update(
     let Some(e) = entry else {
         return !firing.is_empty();
     };
-    let subset = |small: &[u64], big: &[u64]| small.iter().all(|f| big.contains(f));
+    // Linear in both sizes: groups can hold thousands of alerts.
+    let subset = |small: &[u64], big: &[u64]| {
+        let big: std::collections::HashSet<u64> = big.iter().copied().collect();
+        small.iter().all(|f| big.contains(f))
+    };
     if !subset(firing, &e.firing) {
         return true;
     }

@@ -100,14 +100,6 @@ impl Route {
         }
         true
     }
-
-    /// Every node, depth first (the root first).
-    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Route)) {
-        f(self);
-        for c in &self.routes {
-            c.walk(f);
-        }
-    }
 }
 
 #[cfg(test)]

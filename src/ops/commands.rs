@@ -178,12 +178,7 @@ impl CommandVerifier {
         if skew.abs() > MAX_SKEW_SECS {
             return Err(CommandError::Expired { skew });
         }
-        if cid.is_empty()
-            || cid.len() > 128
-            || !cid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        {
+        if !crate::ops::request_id::is_sane(cid) {
             return Err(CommandError::BadCorrelationId);
         }
         let tag = sig

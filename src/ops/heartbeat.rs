@@ -194,10 +194,6 @@ impl HeartbeatState {
     pub fn ack(&self) -> AckInfo {
         self.ack.lock().clone()
     }
-
-    pub fn failures(&self) -> f64 {
-        self.failures.get()
-    }
 }
 
 /// CPU use of this process between two calls, in percent of one machine.

@@ -43,7 +43,9 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-fn is_sane(v: &str) -> bool {
+/// An id safe to echo in headers and logs (also the rule for command
+/// correlation ids).
+pub(crate) fn is_sane(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= MAX_LEN
         && v.bytes()

@@ -82,11 +82,6 @@ impl ProbeMetrics {
         self.families.values().filter(|f| !f.samples.is_empty())
     }
 
-    /// The family names that would be exposed.
-    pub fn names(&self) -> Vec<String> {
-        self.families().map(|f| f.name.clone()).collect()
-    }
-
     /// Prometheus text format 0.0.4, families sorted by name and samples by
     /// label values, as client_golang's gatherer writes them.
     pub fn render(&self) -> String {

@@ -69,11 +69,7 @@ fn parse_state(s: &str) -> Result<AlertState, StoreError> {
 }
 
 fn labels_text(l: &Labels) -> String {
-    let m: serde_json::Map<String, serde_json::Value> = l
-        .iter()
-        .map(|x| (x.name.clone(), serde_json::Value::String(x.value.clone())))
-        .collect();
-    serde_json::Value::Object(m).to_string()
+    l.to_json().to_string()
 }
 
 fn parse_map(field: &str, s: &str) -> Result<BTreeMap<String, String>, StoreError> {

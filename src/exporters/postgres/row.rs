@@ -47,8 +47,8 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
     let (date, rest) = s.split_once(' ')?;
     let mut d = date.splitn(3, '-');
     let y: i64 = d.next()?.parse().ok()?;
-    let m: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
+    let m: u32 = d.next()?.parse().ok().filter(|m| (1..=12).contains(m))?;
+    let day: u32 = d.next()?.parse().ok().filter(|d| (1..=31).contains(d))?;
     let tz_at = rest.find(['+', '-']).unwrap_or(rest.len());
     let (time, tz) = rest.split_at(tz_at);
     let mut t = time.splitn(3, ':');
@@ -64,19 +64,13 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         let om: f64 = p.next().map(|x| x.parse().ok()).unwrap_or(Some(0.0))?;
         sign * (oh * 3600.0 + om * 60.0)
     };
-    Some(days_from_civil(y, m, day) as f64 * 86400.0 + hh * 3600.0 + mm * 60.0 + ss - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
+    Some(
+        crate::model::time::days_from_civil(y, m, day) as f64 * 86400.0
+            + hh * 3600.0
+            + mm * 60.0
+            + ss
+            - offset,
+    )
 }
 
 #[cfg(test)]

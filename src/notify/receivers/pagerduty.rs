@@ -178,7 +178,7 @@ pub fn render(
 }
 
 fn labels_json(l: &crate::model::Labels) -> serde_json::Value {
-    serde_json::Value::Object(l.iter().map(|x| (x.name.clone(), json!(x.value))).collect())
+    l.to_json()
 }
 
 #[cfg(test)]

@@ -124,11 +124,7 @@ fn labels_of(entries: Option<&[Entry]>) -> Labels {
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, 2.42's (legacy) label name rule.
-pub(crate) fn is_legacy_label_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
+use crate::config::relabel::is_valid_label_name as is_legacy_label_name;
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`; kept in 3.x too for record names, which must
 /// be usable as metric names in PromQL without quoting.
