@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
         payload,
         created_at: n.created_at,
         deadline_at: n.created_at + 3_600_000,
+        unsendable: false,
     };
     c.bench_function("store_insert_delivery_in_memory", |b| {
         b.iter(|| black_box(store.insert_deliveries(std::slice::from_ref(&row))))

@@ -288,11 +288,12 @@ impl Outbox {
                     payload,
                     created_at: n.created_at,
                     deadline_at: deadline,
+                    unsendable: error.is_some(),
                 },
                 error,
             ));
         }
-        let news: Vec<NewDelivery> = rows.iter().map(|(d, _)| d.clone()).collect();
+        let (news, errors): (Vec<NewDelivery>, Vec<Option<String>>) = rows.into_iter().unzip();
         // First attempts start right here, claimed in the insert's commit,
         // unless deliveries are held or there is no runtime to run them on
         // (the worker then picks the rows up).
@@ -301,23 +302,15 @@ impl Outbox {
         let (ids, claimed) = self
             .store
             .insert_deliveries_claiming(&news, rt.as_ref().map(|_| now_millis()))?;
-        let failed_render: Vec<i64> = ids
-            .iter()
-            .zip(&rows)
-            .filter(|(_, (_, e))| e.is_some())
-            .map(|(id, _)| *id)
-            .collect();
         if let (Some(rt), Some(me)) = (&rt, self.me.upgrade()) {
             for d in claimed {
-                if !failed_render.contains(&d.id) {
-                    rt.spawn(me.clone().attempt(d));
-                }
+                rt.spawn(me.clone().attempt(d));
             }
         }
-        // A payload that cannot be rendered will not render on retry either.
-        for (id, (_, err)) in ids.iter().zip(&rows) {
+        // A payload that cannot be rendered will not render on retry either;
+        // its row was written claimed, so nothing sent it meanwhile.
+        for (id, err) in ids.iter().zip(&errors) {
             if let Some(e) = err {
-                self.store.claim_by_id(*id)?;
                 self.store.finish_delivery_attempt(
                     *id,
                     now_millis(),

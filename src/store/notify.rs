@@ -67,6 +67,10 @@ pub struct NewDelivery {
     pub payload: String,
     pub created_at: i64,
     pub deadline_at: i64,
+    /// The payload could not be rendered: the row is written as already
+    /// claimed (`sending`), so no worker ever sends it, and the outbox then
+    /// records the failure.
+    pub unsendable: bool,
 }
 
 /// One row of the delivery log.
@@ -226,10 +230,10 @@ impl Store {
             {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO notify_deliveries (receiver, integration, integration_index, group_key, alertnames, firing, resolved, payload, status, attempts, created_at, updated_at, next_attempt_at, deadline_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9, ?10)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?11, 0, ?9, ?9, ?9, ?10)",
                 )?;
                 for d in ds {
-                    // Newline-separated with guards so `LIKE '%\nname\n%'` matches whole names.
+                    // Newline-separated with guards so `instr(names, '\nname\n')` matches whole names.
                     let names = format!("\n{}\n", d.alertnames.join("\n"));
                     st.execute(params![
                         d.receiver,
@@ -241,7 +245,8 @@ impl Store {
                         d.resolved as i64,
                         d.payload,
                         d.created_at,
-                        d.deadline_at
+                        d.deadline_at,
+                        if d.unsendable { "sending" } else { "pending" }
                     ])?;
                     ids.push(tx.last_insert_rowid());
                 }
@@ -343,16 +348,6 @@ impl Store {
             )?;
             tx.commit()?;
             Ok(())
-        })
-    }
-
-    /// Claims one row by id (pending → sending); false when it was not pending.
-    pub fn claim_by_id(&self, id: i64) -> Result<bool, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.execute(
-                "UPDATE notify_deliveries SET status = 'sending' WHERE id = ?1 AND status = 'pending'",
-                params![id],
-            )? == 1)
         })
     }
 
@@ -482,7 +477,21 @@ mod tests {
             payload: "{}".into(),
             created_at: at,
             deadline_at: at + 1000,
+            unsendable: false,
         }
+    }
+
+    #[test]
+    fn an_unsendable_row_is_never_claimed() {
+        let s = Store::open_in_memory().unwrap();
+        let bad = NewDelivery {
+            unsendable: true,
+            ..new("r", "A", 10)
+        };
+        let (ids, claimed) = s.insert_deliveries_claiming(&[bad], Some(20)).unwrap();
+        assert!(claimed.is_empty());
+        assert!(s.claim_due_deliveries(30, 10).unwrap().is_empty());
+        assert_eq!(s.get_delivery(ids[0]).unwrap().unwrap().status, "sending");
     }
 
     #[test]
