@@ -56,6 +56,9 @@ pub struct AppState {
     pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
     /// Notification outbox, for the delivery history API.
     pub outbox: Arc<crate::notify::outbox::Outbox>,
+    /// Turns `true` when the server stops: long-lived responses (the event
+    /// stream) end, so graceful shutdown does not wait on them forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl deliveries::HasOutbox for Arc<AppState> {
