@@ -160,6 +160,7 @@ pub async fn start_with_sink(
     )
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
+    reload.set_notify(notify.clone());
     let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {

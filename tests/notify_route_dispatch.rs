@@ -318,3 +318,82 @@ async fn merge_keeps_earliest_start_and_explicit_end() {
     d.gc(now + 3);
     assert!(d.alerts().is_empty(), "gc drops resolved alerts");
 }
+
+/// Alertmanager's pipeline stops when silences leave nothing to send, so
+/// the notification log keeps the last notification: an alert silenced
+/// after it was notified and unsilenced before `repeat_interval` is not
+/// notified again until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_in_between_does_not_reset_the_log() {
+    let sink = Arc::new(Collect::default());
+    let d = dispatcher(sink.clone(), None);
+    let now = now_millis();
+    let t0 = Instant::now();
+    d.send(vec![alert(&[("alertname", "Flappy")], now - 60_000, None)]);
+    sink.wait_for(1).await;
+    let id = d
+        .silences()
+        .set(
+            Silence {
+                id: String::new(),
+                matchers: klaxon::notify::matchers::parse_matchers("alertname=Flappy").unwrap(),
+                starts_at: now_millis(),
+                ends_at: now_millis() + 60_000,
+                updated_at: now_millis(),
+                created_by: "t".into(),
+                comment: "c".into(),
+            },
+            now_millis(),
+        )
+        .unwrap();
+    // Two group_interval flushes with everything silenced.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    d.silences().expire(&id, now_millis()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "machine too slow"
+    );
+    assert_eq!(
+        sink.len(),
+        1,
+        "re-notified after the silence: {:?}",
+        sink.all()
+    );
+    // The repeat comes as scheduled.
+    sink.wait_for(2).await;
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+}
+
+/// A reload rebuilds the groups under the new routes: an unchanged group
+/// is not notified again, a new receiver gets what is flushed next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_config_keeps_the_log_and_uses_new_routes() {
+    let sink = Arc::new(Collect::default());
+    let d = dispatcher(sink.clone(), None);
+    let now = now_millis();
+    d.send(vec![alert(&[("alertname", "Old")], now - 60_000, None)]);
+    sink.wait_for(1).await;
+    let moved = BASE.replace(
+        "  receiver: default\n  group_by",
+        "  receiver: team-ab\n  group_by",
+    );
+    assert_ne!(moved, BASE);
+    let cfg = Arc::new(load_str(&moved, "test.yml", None).unwrap());
+    d.apply_config(cfg, Arc::new(|_: &str| true));
+    // The old group's alert now routes to team-ab, which was never
+    // notified: that is a new group for the log, notified once.
+    let got = sink.wait_for(2).await;
+    assert_eq!(got[1].receiver, "team-ab");
+    assert_eq!(got[1].group_key, got[0].group_key);
+    d.send(vec![alert(&[("alertname", "New")], now_millis(), None)]);
+    let got = sink.wait_for(3).await;
+    assert_eq!(got[2].receiver, "team-ab");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sink.len(), 3, "{:?}", sink.all());
+    // Applying the same config again notifies nobody.
+    let same = Arc::new(load_str(&moved, "test.yml", None).unwrap());
+    d.apply_config(same, Arc::new(|_: &str| true));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sink.len(), 3, "{:?}", sink.all());
+}

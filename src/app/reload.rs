@@ -1,7 +1,7 @@
 //! Configuration reload (SIGHUP, `POST /-/reload`): re-read the config file
 //! and the rule files, and swap them in only when all of them are valid, so
 //! a typo never takes down what is running. Each stage that can reload
-//! hooks in here (rules and scrape configs today; notify later), in one
+//! hooks in here (rules, scrape configs, notify), in one
 //! function, so the success metric and `/api/v1/status/runtimeinfo` speak
 //! for the whole reload.
 
@@ -25,6 +25,9 @@ pub enum ReloadError {
     /// A rule file does not load, one `FILE:LINE:COL: message` per line.
     #[error("loading rule files: {}", .0.join("; "))]
     Rules(Vec<String>),
+    /// The notify config (section or `--notify-config` file) does not load.
+    #[error("loading notify config: {0}")]
+    Notify(String),
 }
 
 /// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
@@ -47,6 +50,9 @@ pub struct Reloader {
     status: parking_lot::Mutex<ReloadStatus>,
     /// Reloads run one at a time.
     serial: parking_lot::Mutex<()>,
+    /// Set once the notify stage is built (it is built after the reloader,
+    /// which the operations stage needs first).
+    notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
 }
 
 impl Reloader {
@@ -84,7 +90,13 @@ impl Reloader {
                 last_success_ms: now,
             }),
             serial: parking_lot::Mutex::new(()),
+            notify: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes reloads re-read the notify config too.
+    pub fn set_notify(&self, stage: crate::notify::wiring::NotifyStage) {
+        let _ = self.notify.set(stage);
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -126,11 +138,45 @@ impl Reloader {
             })?,
             None => crate::config::embedded_default(&self.listen),
         };
-        // Rules first: they are the part that can still fail. Only then is
-        // the scrape config applied, so a failure changes nothing.
+        let notify = match self.notify.get() {
+            Some(stage) => Some((stage, self.prepare_notify(stage, &cfg)?)),
+            None => None,
+        };
+        // Rules last of what can fail (their reload applies itself when it
+        // succeeds); then the rest, which cannot fail, so a failure anywhere
+        // changes nothing.
         self.rules.reload(&cfg).map_err(ReloadError::Rules)?;
         self.scrape.apply_config(&cfg.scrape_configs);
+        if let Some((stage, prepared)) = notify {
+            stage.apply(prepared);
+        }
         Ok(())
+    }
+
+    /// The new notify config, loaded and checked: the reloaded config's
+    /// `notify:` section or, when the running one came from
+    /// `--notify-config`, that file read again.
+    fn prepare_notify(
+        &self,
+        stage: &crate::notify::wiring::NotifyStage,
+        cfg: &Config,
+    ) -> Result<crate::notify::wiring::Prepared, ReloadError> {
+        let file = stage.dispatcher.config().source_file.clone();
+        let notify = match (&cfg.notify, file) {
+            (Some(_), Some(f)) => {
+                return Err(ReloadError::Notify(format!(
+                    "--notify-config {} given while the config has a notify: section; use one",
+                    f.display()
+                )))
+            }
+            (Some(n), None) => Some(n.clone()),
+            (None, Some(f)) => Some(Arc::new(
+                crate::notify::config::load_file(&f)
+                    .map_err(|e| ReloadError::Notify(e.to_string().trim_end().to_string()))?,
+            )),
+            (None, None) => None,
+        };
+        crate::notify::wiring::prepare(notify.as_ref()).map_err(ReloadError::Notify)
     }
 }
 

@@ -96,6 +96,9 @@ pub struct NotifyConfig {
     /// The Alertmanager-shaped YAML with secrets masked, for
     /// `/api/v2/status` (`amtool config routes` parses it).
     pub original: String,
+    /// The file it was loaded from when it is a file of its own
+    /// (`--notify-config`), so a reload reads that file again.
+    pub source_file: Option<std::path::PathBuf>,
 }
 
 impl NotifyConfig {
@@ -274,7 +277,9 @@ pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigErrors> {
             d
         }
     });
-    load_str(&text, &origin, dir)
+    let mut cfg = load_str(&text, &origin, dir)?;
+    cfg.source_file = Some(path.to_path_buf());
+    Ok(cfg)
 }
 
 /// Loads `alertmanager.yml`-shaped text; `origin` names it in errors and
@@ -536,6 +541,7 @@ fn resolve(
         templates,
         receivers,
         original,
+        source_file: None,
     }
 }
 

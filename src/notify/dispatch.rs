@@ -171,6 +171,13 @@ struct AggrGroup {
     key: String,
     alerts: Mutex<HashMap<u64, StoredAlert>>,
     has_flushed: AtomicBool,
+    /// Set when a config reload replaced the groups: the task ends without
+    /// flushing (the new group for the same alerts takes over).
+    stopped: AtomicBool,
+    /// Held while the group flushes; a reload takes it after `stopped` is
+    /// set, so the old group's last flush (and its notification log entry)
+    /// is complete before the new group for the same key checks the log.
+    flushing: Mutex<()>,
     wake: tokio::sync::Notify,
 }
 
@@ -223,11 +230,19 @@ pub enum DispatchError {
     Store(#[from] crate::store::StoreError),
 }
 
-pub struct Dispatcher {
+/// What a config reload replaces, swapped as one snapshot.
+struct Live {
     cfg: Arc<NotifyConfig>,
+    inhibitor: Inhibitor,
+    /// Whether a receiver wants resolved notifications (see
+    /// [`DispatcherOptions::send_resolved`]).
+    send_resolved: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+pub struct Dispatcher {
+    live: RwLock<Arc<Live>>,
     sink: RwLock<Arc<dyn NotificationSink>>,
     silences: Arc<Silences>,
-    inhibitor: Inhibitor,
     alerts: RwLock<HashMap<u64, StoredAlert>>,
     /// (route address, group labels fingerprint) → group.
     groups: Mutex<HashMap<(usize, u64), Arc<AggrGroup>>>,
@@ -259,6 +274,7 @@ pub fn default_config() -> Arc<NotifyConfig> {
             templates: vec![],
             receivers: vec![],
             original: text.into(),
+            source_file: None,
         }),
     }
 }
@@ -299,8 +315,11 @@ impl Dispatcher {
         }
         let rt = tokio::runtime::Handle::current();
         let d = Arc::new_cyclic(|me| Dispatcher {
-            inhibitor: Inhibitor::new(cfg.inhibit_rules.clone()),
-            cfg,
+            live: RwLock::new(Arc::new(Live {
+                inhibitor: Inhibitor::new(cfg.inhibit_rules.clone()),
+                send_resolved: opts.send_resolved.clone(),
+                cfg,
+            })),
             sink: RwLock::new(sink),
             silences,
             alerts: RwLock::new(HashMap::new()),
@@ -330,8 +349,53 @@ impl Dispatcher {
         *self.sink.write() = sink;
     }
 
-    pub fn config(&self) -> &Arc<NotifyConfig> {
-        &self.cfg
+    /// The routing configuration in force.
+    pub fn config(&self) -> Arc<NotifyConfig> {
+        self.live.read().cfg.clone()
+    }
+
+    fn live(&self) -> Arc<Live> {
+        self.live.read().clone()
+    }
+
+    /// Applies a reloaded configuration the way Alertmanager does: alerts,
+    /// silences and the notification log are kept; the aggregation groups
+    /// are rebuilt under the new routes (a group's alerts older than its
+    /// `group_wait` flush at once, and the log keeps an unchanged group
+    /// from notifying again); inhibition starts over from the stored alerts.
+    pub fn apply_config(
+        &self,
+        cfg: Arc<NotifyConfig>,
+        send_resolved: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    ) {
+        let now = crate::model::now_millis();
+        let live = Arc::new(Live {
+            inhibitor: Inhibitor::new(cfg.inhibit_rules.clone()),
+            cfg,
+            send_resolved,
+        });
+        // Swapped under the groups lock, which `route_alert` holds while it
+        // reads the routes: no group keyed by the old tree is added after
+        // the old groups are taken out.
+        let old = {
+            let mut groups = self.groups.lock();
+            *self.live.write() = live.clone();
+            std::mem::take(&mut *groups)
+        };
+        for g in old.into_values() {
+            g.stopped.store(true, Ordering::Release);
+            g.wake.notify_one();
+            // Waits for a flush in progress; none starts after this.
+            drop(g.flushing.lock());
+        }
+        // Read after the swap: an alert ingested meanwhile is either here or
+        // observed and routed by `ingest` under the new snapshot.
+        let alerts: Vec<StoredAlert> = self.alerts.read().values().cloned().collect();
+        for sa in alerts {
+            live.inhibitor
+                .observe(sa.fingerprint, &sa.alert.labels, sa.alert.ends_at);
+            self.route_alert(sa, now);
+        }
     }
 
     pub fn silences(&self) -> &Arc<Silences> {
@@ -342,7 +406,7 @@ impl Dispatcher {
     /// (or the end when only that is given), a missing end is now +
     /// `resolve_timeout`.
     pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) {
-        let resolve = self.cfg.global.resolve_timeout.as_millis() as i64;
+        let resolve = self.live().cfg.global.resolve_timeout.as_millis() as i64;
         for mut a in alerts {
             if a.starts_at == 0 {
                 a.starts_at = a.ends_at.filter(|e| *e != 0).unwrap_or(now);
@@ -375,7 +439,10 @@ impl Dispatcher {
             if was_active != Some(active) && (active || was_active.is_some()) {
                 self.publish_state(&sa, active);
             }
-            self.inhibitor
+            // A fresh snapshot, taken after the store insert (see
+            // `apply_config`).
+            self.live()
+                .inhibitor
                 .observe(fp, &sa.alert.labels, sa.alert.ends_at);
             self.route_alert(sa, now);
         }
@@ -398,13 +465,14 @@ impl Dispatcher {
     }
 
     fn route_alert(&self, sa: StoredAlert, now: Timestamp) {
-        let routes = self.cfg.route.match_labels(&sa.alert.labels);
         let mut groups = self.groups.lock();
+        let live = self.live();
+        let routes = live.cfg.route.match_labels(&sa.alert.labels);
         for r in routes {
             let glabels = r.group_by.group_labels(&sa.alert.labels);
             let id = (r as *const Route as usize, fingerprint(&glabels));
-            let g = match groups.get(&id) {
-                Some(g) => g.clone(),
+            let (g, new) = match groups.get(&id) {
+                Some(g) => (g.clone(), false),
                 None => {
                     let g = Arc::new(AggrGroup {
                         route: RouteOpts::of(r),
@@ -412,14 +480,20 @@ impl Dispatcher {
                         labels: glabels,
                         alerts: Mutex::new(HashMap::new()),
                         has_flushed: AtomicBool::new(false),
+                        stopped: AtomicBool::new(false),
+                        flushing: Mutex::new(()),
                         wake: tokio::sync::Notify::new(),
                     });
                     groups.insert(id, g.clone());
-                    self.spawn_group(id, g.clone());
-                    g
+                    (g, true)
                 }
             };
             g.alerts.lock().insert(sa.fingerprint, sa.clone());
+            // Started once it holds the alert: with group_wait 0 it flushes
+            // at once, and an empty first flush would notify nothing.
+            if new {
+                self.spawn_group(id, g.clone());
+            }
             // An alert older than group_wait needs no more waiting.
             if !g.has_flushed.load(Ordering::Acquire)
                 && sa.alert.starts_at + (g.route.group_wait.as_millis() as i64) < now
@@ -442,13 +516,19 @@ impl Dispatcher {
                         _ = g.wake.notified() => {}
                     }
                 }
+                if g.stopped.load(Ordering::Acquire) {
+                    return;
+                }
                 next = tokio::time::Instant::now() + g.route.group_interval;
                 g.has_flushed.store(true, Ordering::Release);
                 let Some(d) = me.upgrade() else { return };
                 let g2 = g.clone();
                 let d2 = d.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    d2.flush(&g2, crate::model::now_millis());
+                    let _flushing = g2.flushing.lock();
+                    if !g2.stopped.load(Ordering::Acquire) {
+                        d2.flush(&g2, crate::model::now_millis());
+                    }
                 })
                 .await;
                 if d.remove_if_empty(id, &g) {
@@ -470,8 +550,9 @@ impl Dispatcher {
 
     /// Whether a route's time intervals mute it at `now`.
     fn time_muted(&self, r: &RouteOpts, now: Timestamp) -> bool {
+        let live = self.live();
         let active = |n: &String| {
-            self.cfg
+            live.cfg
                 .time_intervals
                 .get(n)
                 .is_some_and(|t| t.contains(now))
@@ -487,7 +568,7 @@ impl Dispatcher {
     pub fn mute_status(&self, labels: &Labels, now: Timestamp) -> (Vec<String>, Vec<u64>) {
         (
             self.silences.mutes(labels, now),
-            self.inhibitor.inhibited_by(labels, now),
+            self.live().inhibitor.inhibited_by(labels, now),
         )
     }
 
@@ -529,6 +610,13 @@ impl Dispatcher {
 
     /// Alertmanager's dedup stage against the notification log.
     fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) {
+        // Nothing left after silences and inhibition: like Alertmanager,
+        // whose pipeline stops at its mute stages, the log is not touched,
+        // so an alert unmuted later is not notified again before its
+        // repeat_interval.
+        if alerts.is_empty() {
+            return;
+        }
         let mut firing = Vec::new();
         let mut resolved = Vec::new();
         for a in &alerts {
@@ -544,7 +632,7 @@ impl Dispatcher {
         let receiver = &g.route.receiver;
         let key = (receiver.clone(), g.key.clone());
         let entry = self.nflog.lock().get(&key).cloned();
-        let send_resolved = (self.opts.send_resolved)(receiver);
+        let send_resolved = (self.live().send_resolved)(receiver);
         if !needs_update(
             entry.as_ref(),
             &firing,
@@ -555,17 +643,15 @@ impl Dispatcher {
         ) {
             return;
         }
-        if !alerts.is_empty() {
-            let sink = self.sink.read().clone();
-            sink.enqueue(Notification {
-                receiver: receiver.clone(),
-                group_key: g.key.clone(),
-                group_labels: g.labels.clone(),
-                alerts,
-                external_url: self.opts.external_url.clone(),
-                created_at: now,
-            });
-        }
+        let sink = self.sink.read().clone();
+        sink.enqueue(Notification {
+            receiver: receiver.clone(),
+            group_key: g.key.clone(),
+            group_labels: g.labels.clone(),
+            alerts,
+            external_url: self.opts.external_url.clone(),
+            created_at: now,
+        });
         let e = LogEntry {
             receiver: receiver.clone(),
             group_key: g.key.clone(),
@@ -596,8 +682,9 @@ impl Dispatcher {
             }
             gone
         };
+        let live = self.live();
         for fp in gone {
-            self.inhibitor.forget(fp);
+            live.inhibitor.forget(fp);
         }
         self.nflog.lock().retain(|_, e| e.expires_at > now);
         if let Some(st) = &self.opts.store {
@@ -620,7 +707,8 @@ impl Dispatcher {
     /// Receivers an alert routes to, in tree order, without repeats.
     pub fn receivers_for(&self, labels: &Labels) -> Vec<String> {
         let mut seen = HashSet::new();
-        self.cfg
+        self.live()
+            .cfg
             .route
             .match_labels(labels)
             .into_iter()

@@ -3,18 +3,75 @@
 
 use crate::config::Config;
 use crate::metrics::Registry;
+use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{default_config, Dispatcher, DispatcherOptions, LoggingSink};
 use crate::notify::outbox::Outbox;
+use crate::notify::receivers::Receiver;
 use crate::notify::NotificationSink;
+use crate::rules::template::TemplateSet;
 use crate::store::Store;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The notify stage of a running klaxon.
+#[derive(Clone)]
 pub struct NotifyStage {
     pub dispatcher: Arc<Dispatcher>,
     /// Always present (empty without receivers) so the delivery history API
     /// answers the same way whether or not a notify section exists.
     pub outbox: Arc<Outbox>,
+}
+
+/// A notify configuration with everything that can fail done: templates
+/// parsed, receivers resolved. Applying it cannot fail, so a reload either
+/// applies all of it or, on error, none.
+pub struct Prepared {
+    cfg: Arc<NotifyConfig>,
+    templates: TemplateSet,
+    /// A notify section exists: flushes go to the outbox (else logged).
+    configured: bool,
+}
+
+impl Prepared {
+    /// The receivers deliveries go to: none for the default route, whose
+    /// flushes are only logged.
+    fn receivers(&self) -> &[Receiver] {
+        if self.configured {
+            &self.cfg.receivers
+        } else {
+            &[]
+        }
+    }
+}
+
+/// Prepares `notify` (`None`: no notify section, the default route).
+pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, String> {
+    Ok(match notify {
+        Some(n) => Prepared {
+            cfg: n.clone(),
+            templates: crate::notify::template::load_templates(&n.templates)?,
+            configured: true,
+        },
+        None => Prepared {
+            cfg: default_config(),
+            templates: crate::notify::template::template_set(&[]).map_err(|e| e.to_string())?,
+            configured: false,
+        },
+    })
+}
+
+/// Whether a receiver wants resolved notifications: a receiver whose
+/// integrations all skip them gets no resolved-only flush (Alertmanager's
+/// per-integration `send_resolved`).
+fn send_resolved_of(receivers: &[Receiver]) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
+    let wants: HashMap<String, bool> = receivers
+        .iter()
+        .map(|r| {
+            let any = r.integrations.iter().any(|i| i.send_resolved());
+            (r.name.clone(), any)
+        })
+        .collect();
+    Arc::new(move |name: &str| wants.get(name).copied().unwrap_or(true))
 }
 
 /// The dispatcher and outbox for `cfg`. With a notify section (or
@@ -30,45 +87,42 @@ pub fn build(
     maintenance: Arc<crate::ops::Maintenance>,
     events: crate::ops::Events,
 ) -> Result<NotifyStage, String> {
-    let (notify, receivers, templates) = match &cfg.notify {
-        Some(n) => (
-            n.clone(),
-            n.receivers.clone(),
-            crate::notify::template::load_templates(&n.templates)?,
-        ),
-        None => (
-            default_config(),
-            Vec::new(),
-            crate::notify::template::template_set(&[]).map_err(|e| e.to_string())?,
-        ),
-    };
-    let outbox = Outbox::start(store.clone(), receivers.clone(), templates, registry)
+    let p = prepare(cfg.notify.as_ref())?;
+    let send_resolved = send_resolved_of(p.receivers());
+    let outbox = Outbox::start(store.clone(), p.receivers().to_vec(), p.templates, registry)
         .map_err(|e| e.to_string())?;
     outbox.hold_during(maintenance);
     outbox.publish_to(events.clone());
-    let sink: Arc<dyn NotificationSink> = if cfg.notify.is_some() {
-        outbox.clone()
-    } else {
-        Arc::new(LoggingSink)
-    };
-    // A receiver whose integrations all skip resolved notifications gets
-    // no resolved-only flush (Alertmanager's per-integration send_resolved).
-    let wants_resolved: std::collections::HashMap<String, bool> = receivers
-        .iter()
-        .map(|r| {
-            let any = r.integrations.iter().any(|i| i.send_resolved());
-            (r.name.clone(), any)
-        })
-        .collect();
     let opts = DispatcherOptions {
         external_url: external_url.to_string(),
         store: Some(store),
-        send_resolved: Arc::new(move |name: &str| {
-            wants_resolved.get(name).copied().unwrap_or(true)
-        }),
+        send_resolved,
         events: Some(events),
         ..Default::default()
     };
-    let dispatcher = Dispatcher::new(notify, sink, opts).map_err(|e| e.to_string())?;
+    let sink = sink_for(p.configured, &outbox);
+    let dispatcher = Dispatcher::new(p.cfg, sink, opts).map_err(|e| e.to_string())?;
     Ok(NotifyStage { dispatcher, outbox })
+}
+
+fn sink_for(configured: bool, outbox: &Arc<Outbox>) -> Arc<dyn NotificationSink> {
+    if configured {
+        outbox.clone()
+    } else {
+        Arc::new(LoggingSink)
+    }
+}
+
+impl NotifyStage {
+    /// Swaps in a reloaded configuration: receivers and templates for the
+    /// deliveries not yet made, routes, inhibition and time intervals for
+    /// the alerts held (see [`Dispatcher::apply_config`]).
+    pub fn apply(&self, p: Prepared) {
+        let send_resolved = send_resolved_of(p.receivers());
+        self.outbox
+            .update_config(p.receivers().to_vec(), p.templates);
+        self.dispatcher
+            .set_sink(sink_for(p.configured, &self.outbox));
+        self.dispatcher.apply_config(p.cfg, send_resolved);
+    }
 }
