@@ -8,7 +8,7 @@ use super::{labels_json, AppState};
 use crate::model::{Labels, Timestamp};
 use crate::notify::dispatch::{parse_rfc3339, rfc3339, Dispatcher, StoredAlert};
 use crate::notify::matchers::parse_matchers;
-use crate::notify::silence::{matcher_from_json, Silence, SilenceError, SilenceState};
+use crate::notify::silence::{Silence, SilenceError, SilenceState};
 use crate::notify::Alert;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -343,47 +343,24 @@ pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
         Ok(v) => v,
         Err(e) => return err(StatusCode::BAD_REQUEST, format!("parsing silence: {e}")),
     };
-    let mut matchers = Vec::new();
-    for m in v
-        .get("matchers")
-        .and_then(|m| m.as_array())
-        .into_iter()
-        .flatten()
-    {
-        match matcher_from_json(m) {
-            Ok(m) => matchers.push(m),
-            Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
-        }
-    }
-    let get_t = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(parse_rfc3339);
-    let (Some(starts), Some(ends)) = (get_t("startsAt"), get_t("endsAt")) else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "startsAt and endsAt are required RFC 3339 times",
-        );
+    // The same parser as the store's: one definition of the silence shape.
+    let mut sil = match Silence::from_json(&v) {
+        Ok(x) => x,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if starts >= ends {
+    if sil.starts_at >= sil.ends_at {
         return err(
             StatusCode::BAD_REQUEST,
             "failed to create silence: start time must be before end time",
         );
     }
-    if ends < now {
+    if sil.ends_at < now {
         return err(
             StatusCode::BAD_REQUEST,
             "failed to create silence: end time can't be in the past",
         );
     }
-    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-    let sil = Silence {
-        id: text("id"),
-        matchers,
-        starts_at: starts,
-        ends_at: ends,
-        updated_at: now,
-        created_by: text("createdBy"),
-        comment: text("comment"),
-    };
+    sil.updated_at = now;
     match s.dispatcher.silences().set(sil, now) {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(SilenceError::NotFound(id)) => {
