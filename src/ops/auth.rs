@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// Roles, each including the ones before it.
@@ -280,30 +280,43 @@ impl Authorizer {
 /// `requests_per_second`.
 pub struct RateLimiter {
     cfg: RateLimitConfig,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<Buckets>,
 }
 
-/// Above this many keys, buckets full again are dropped.
+#[derive(Default)]
+struct Buckets {
+    by_key: HashMap<String, (f64, Instant)>,
+    /// When buckets full again were last dropped.
+    swept: Option<Instant>,
+}
+
+/// Above this many keys, buckets full again are dropped, at most once a
+/// second: many clients at once must not turn every request into a scan.
 const MAX_BUCKETS: usize = 10_000;
 
 impl RateLimiter {
     pub fn new(cfg: RateLimitConfig) -> Self {
         RateLimiter {
             cfg,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
         }
     }
 
     pub fn take(&self, key: &str, now: Instant) -> Result<(), u64> {
         let rate = self.cfg.requests_per_second;
         let cap = f64::from(self.cfg.burst);
-        let mut b = self.buckets.lock();
-        if b.len() > MAX_BUCKETS {
-            b.retain(|_, (tokens, at)| {
+        let mut guard = self.buckets.lock();
+        let bs = &mut *guard;
+        let due = bs
+            .swept
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if bs.by_key.len() > MAX_BUCKETS && due {
+            bs.swept = Some(now);
+            bs.by_key.retain(|_, (tokens, at)| {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
             });
         }
-        let (tokens, at) = b.entry(key.to_string()).or_insert((cap, now));
+        let (tokens, at) = bs.by_key.entry(key.to_string()).or_insert((cap, now));
         let elapsed = now.saturating_duration_since(*at).as_secs_f64();
         *tokens = (*tokens + elapsed * rate).min(cap);
         *at = now;
@@ -319,7 +332,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn cfg(anon: Option<Option<Role>>) -> AuthConfig {
         AuthConfig {
