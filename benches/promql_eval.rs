@@ -124,6 +124,16 @@ fn bench(c: &mut Criterion) {
                 .expect("range query")
         })
     });
+    // A range query whose output keeps every input series (5000 series ×
+    // 61 steps): what a graph of `rate()` asks for.
+    let rate = parse("rate(x[5m])").expect("parses");
+    g.bench_function("range_rate_1h_step_1m", |b| {
+        b.iter(|| {
+            engine
+                .range(&head, &rate, 0, HOUR_MS, 60_000)
+                .expect("range query")
+        })
+    });
     // For reference: the head's own cost of reading the samples that
     // `rate(x[5m])` needs (5000 series, 5 minutes).
     let sel = match parse("x").expect("parses") {

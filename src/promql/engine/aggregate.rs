@@ -151,11 +151,16 @@ impl Evaluator<'_> {
             _ => {}
         }
         let mut order: Vec<u64> = Vec::new();
-        let mut groups: HashMap<u64, Group> = HashMap::new();
+        let mut groups: HashMap<u64, Group, foldhash::fast::RandomState> = HashMap::default();
         let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
         for s in input {
             self.tick()?;
-            let key = super::binary::signature(&s.labels, !a.without, &a.grouping);
+            let key = self.cached_signature(
+                super::eval::key(a),
+                &s.labels,
+                !a.without,
+                &a.grouping,
+            );
             let key = if op == AggregateOp::CountValues {
                 let mut h = xxhash_rust::xxh64::Xxh64::new(key);
                 h.update(format_float(s.value).as_bytes());

@@ -72,12 +72,16 @@ pub(crate) struct Evaluator<'a> {
     /// Per matrix selector, where each series' window started last step.
     cursors: HashMap<usize, Vec<usize>>,
     ranges: HashMap<usize, (i64, i64)>,
+    /// Grouping signatures by (aggregation node, label-set address): a
+    /// series met at every step is hashed once per query. The `Arc` is held
+    /// so its address is not reused by other labels during the query.
+    sigs: HashMap<(usize, usize), (Arc<Labels>, u64), foldhash::fast::RandomState>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
     ticks: u32,
 }
 
-fn key<T>(r: &T) -> usize {
+pub(crate) fn key<T>(r: &T) -> usize {
     r as *const T as usize
 }
 
@@ -107,10 +111,29 @@ impl<'a> Evaluator<'a> {
             info_cache: HashMap::new(),
             cursors: HashMap::new(),
             ranges: HashMap::new(),
+            sigs: HashMap::default(),
             warnings: Vec::new(),
             infos: Vec::new(),
             ticks: 0,
         }
+    }
+
+    /// `binary::signature` of `labels`, computed once per query for each
+    /// label set met at aggregation node `node`.
+    pub(crate) fn cached_signature(
+        &mut self,
+        node: usize,
+        labels: &Arc<Labels>,
+        on: bool,
+        names: &[String],
+    ) -> u64 {
+        let k = (node, Arc::as_ptr(labels) as usize);
+        if let Some((_, sig)) = self.sigs.get(&k) {
+            return *sig;
+        }
+        let sig = super::binary::signature(labels, on, names);
+        self.sigs.insert(k, (labels.clone(), sig));
+        sig
     }
 
     /// An annotation text with Prometheus' position suffix `(line:col)`.
@@ -452,6 +475,11 @@ impl<'a> Evaluator<'a> {
 /// Gathers per-step vectors into a matrix keyed by label set.
 #[derive(Default)]
 pub(crate) struct Collator {
+    /// By label-set address. A selected series hands out the same `Arc` at
+    /// every step, so most lookups hit here without hashing or comparing
+    /// label contents. Only addresses of `Arc`s kept in `series` are
+    /// entered, so an address cannot be reused by other labels meanwhile.
+    by_ptr: HashMap<(usize, bool), usize, foldhash::fast::RandomState>,
     index: HashMap<(Arc<Labels>, bool), usize>,
     series: Vec<Series>,
     pub points: usize,
@@ -466,9 +494,14 @@ impl Collator {
         v: f64,
     ) -> EvalResult<()> {
         self.points += 1;
+        let ptr = (Arc::as_ptr(&labels) as usize, drop);
         let key = (labels, drop);
-        match self.index.get(&key) {
-            Some(&i) => {
+        let found = match self.by_ptr.get(&ptr) {
+            Some(&i) => Some(i),
+            None => self.index.get(&key).copied(),
+        };
+        match found {
+            Some(i) => {
                 if let Some(s) = self.series.get_mut(i) {
                     if s.points.last().is_some_and(|p| p.0 == t) {
                         return Err(EvalError::same_labelset());
@@ -477,6 +510,7 @@ impl Collator {
                 }
             }
             None => {
+                self.by_ptr.insert(ptr, self.series.len());
                 self.index.insert(key.clone(), self.series.len());
                 self.series.push(Series {
                     labels: key.0,
