@@ -323,7 +323,7 @@ mod tests {
         let mut g = group("10m");
         g.rules[0].alerts.restore(Alert {
             active_at: 970 * MIN,
-            ..b.clone().clone()
+            ..(*b).clone()
         });
         assert_eq!(restore_group(&mut g, &fetch, now, opts), 2);
         let b = g
