@@ -402,3 +402,337 @@ async fn a_failing_datasource_keeps_active_alerts() {
     assert!(s.rules[0].last_error.is_none());
     check_firing(&s);
 }
+
+// ------------------------------------------------------- real Prometheus
+
+/// A child process, killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The peer binary, or `None` outside CI when it is not installed (under
+/// `CI=true` that is a failure).
+fn peer(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} missing under CI: run ../shared/tools/install-peers.sh"
+        );
+        eprintln!("SKIPPED: {name} not installed");
+    }
+    found
+}
+
+fn synth_target(port: u16) -> Proc {
+    let script = common::shared("tools/synth_target.py");
+    assert!(script.is_file(), "missing {}", script.display());
+    Proc(
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--series", "60"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    )
+}
+
+/// Prometheus on `port` with `dir/prometheus.yml`, data in `dir/data`;
+/// returns once it is ready.
+async fn prometheus(bin: &std::path::Path, dir: &std::path::Path, port: u16) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus");
+    let p = Proc(child);
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            if r.status().is_success() {
+                return p;
+            }
+        }
+        assert!(Instant::now() < deadline, "prometheus did not become ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let r = reqwest::get(url).await.unwrap();
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Polls `f` every 250 ms until it returns `Some`, for at most `secs`.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+const ALERT_RULE: &str = "  - alert: SynthUp\n    expr: up{job=\"synth\"} == 1\n    for: 3s\n    labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} is up'}\n";
+
+fn prometheus_yml(dir: &std::path::Path, synth: u16, rules: Option<&str>) {
+    let mut y = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: synth\n    static_configs: [{{targets: ['127.0.0.1:{synth}']}}]\n"
+    );
+    if let Some(r) = rules {
+        let p = dir.join("prom-rules.yml");
+        std::fs::write(&p, r).unwrap();
+        y.push_str(&format!("rule_files: ['{}']\n", p.display()));
+    }
+    std::fs::write(dir.join("prometheus.yml"), y).unwrap();
+}
+
+async fn start_klaxon(dir: &std::path::Path, prom: u16, rules: &str) -> klaxon::app::Running {
+    let rp = dir.join("klaxon-rules.yml");
+    std::fs::write(&rp, rules).unwrap();
+    let yaml = format!(
+        "storage: {{path: '{}'}}\nrule_files: ['{}']\nrule_evaluation:\n  for_grace_period: 0s\n  datasource:\n    url: http://127.0.0.1:{prom}\n    timeout: 2s\n    query_offset: 2s\n",
+        dir.join("klaxon-store").display(),
+        rp.display()
+    );
+    klaxon::app::start(load_str(&yaml, "klaxon.yml").unwrap(), "127.0.0.1:0")
+        .await
+        .expect("klaxon starts")
+}
+
+/// klaxon's one SynthUp alert as the alerts API shows it, when firing.
+async fn firing_alert(base: &str) -> Option<serde_json::Value> {
+    let v = get_json(&format!("{base}/api/v1/alerts")).await;
+    let a = v["data"]["alerts"].as_array()?;
+    a.iter()
+        .find(|a| a["labels"]["alertname"] == "SynthUp" && a["state"] == "firing")
+        .cloned()
+}
+
+async fn rules_health(base: &str) -> Vec<(String, String)> {
+    let v = get_json(&format!("{base}/api/v1/rules")).await;
+    v["data"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["health"].as_str().unwrap().to_string(),
+                r["lastError"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluates_against_a_real_prometheus() {
+    let Some(bin) = peer("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sp, pp) = (free_port(), free_port());
+    let _synth = synth_target(sp);
+    prometheus_yml(dir.path(), sp, None);
+    let prom_base = format!("http://127.0.0.1:{pp}");
+    let mut prom = Some(prometheus(&bin, dir.path(), pp).await);
+    wait_for("prometheus to scrape", 30, || async {
+        let v = get_json(&format!(
+            "{prom_base}/api/v1/query?query={}",
+            enc("up{job=\"synth\"} == 1")
+        ))
+        .await;
+        (v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)).then_some(())
+    })
+    .await;
+
+    let rules = format!(
+        "groups:\n- name: ds\n  interval: 1s\n  rules:\n  - record: service:synth_queue_depth:sum\n    expr: sum by (service) (synth_queue_depth)\n{ALERT_RULE}"
+    );
+    let app = start_klaxon(dir.path(), pp, &rules).await;
+    let base = format!("http://{}", app.addr);
+    let alert = wait_for("the alert to fire", 30, || firing_alert(&base)).await;
+    let labels = &alert["labels"];
+    assert_eq!(
+        labels,
+        &serde_json::json!({"alertname": "SynthUp", "instance": format!("127.0.0.1:{sp}"), "job": "synth", "severity": "page"})
+    );
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("127.0.0.1:{sp} is up")
+    );
+    assert_eq!(
+        alert["value"].as_str().unwrap().parse::<f64>().unwrap(),
+        1.0
+    );
+    let active_at = alert["activeAt"].clone();
+    // ALERTS went to klaxon's own head (from where remote write ships it).
+    let v = get_json(&format!(
+        "{base}/api/v1/query?query={}",
+        enc("ALERTS{alertstate=\"firing\"}")
+    ))
+    .await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
+
+    // Every recorded sample equals Prometheus' answer at its timestamp.
+    let v = get_json(&format!(
+        "{base}/api/v1/query?query={}",
+        enc("service:synth_queue_depth:sum[20s]")
+    ))
+    .await;
+    let series = v["data"]["result"].as_array().unwrap().clone();
+    assert_eq!(series.len(), 10, "one per synth service: {v}");
+    let mut compared = 0;
+    for s in &series {
+        let service = s["metric"]["service"].as_str().unwrap();
+        for p in s["values"].as_array().unwrap() {
+            let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+            let ours: f64 = p[1].as_str().unwrap().parse().unwrap();
+            let pv = get_json(&format!(
+                "{prom_base}/api/v1/query?query={}&time={}",
+                enc("sum by (service) (synth_queue_depth)"),
+                klaxon::rules::datasource::format_time(t)
+            ))
+            .await;
+            let theirs: f64 = pv["data"]["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["metric"]["service"] == service)
+                .unwrap_or_else(|| panic!("{service} missing at {t}: {pv}"))["value"][1]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(ours, theirs, "{service} at {t}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} samples compared");
+
+    // Prometheus goes away: rules unhealthy with the error, failures
+    // counted, the alert still firing since the same time.
+    drop(prom.take());
+    let health = wait_for("rules to turn unhealthy", 20, || async {
+        let h = rules_health(&base).await;
+        h.iter().all(|(s, _)| s == "err").then_some(h)
+    })
+    .await;
+    for (_, e) in &health {
+        assert!(e.contains("datasource unreachable"), "{e}");
+    }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("klaxon_rule_evaluation_failures_total{") && l.contains(";ds\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no failure counter in\n{metrics}"));
+    assert!(failures >= 2.0, "{failures}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let still = firing_alert(&base).await.expect("alert still firing");
+    assert_eq!(still["activeAt"], active_at);
+
+    // Back again: healthy, same alert.
+    let _prom = prometheus(&bin, dir.path(), pp).await;
+    wait_for("rules to turn healthy", 30, || async {
+        let h = rules_health(&base).await;
+        h.iter()
+            .all(|(s, e)| s == "ok" && e.is_empty())
+            .then_some(())
+    })
+    .await;
+    let again = firing_alert(&base).await.expect("alert still firing");
+    assert_eq!(again["activeAt"], active_at);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_for_state_from_prometheus() {
+    let Some(bin) = peer("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sp, pp) = (free_port(), free_port());
+    let _synth = synth_target(sp);
+    let rules = format!("groups:\n- name: ds\n  interval: 1s\n  rules:\n{ALERT_RULE}");
+    prometheus_yml(dir.path(), sp, Some(&rules));
+    let prom_base = format!("http://127.0.0.1:{pp}");
+    let _prom = prometheus(&bin, dir.path(), pp).await;
+    // Prometheus itself runs the rule long enough to fire, writing
+    // ALERTS_FOR_STATE with its activeAt.
+    let prom_alert = wait_for("prometheus' alert to fire", 40, || async {
+        let v = get_json(&format!("{prom_base}/api/v1/alerts")).await;
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["state"] == "firing")
+            .cloned()
+    })
+    .await;
+    let prom_active = prom_alert["activeAt"].as_str().unwrap().to_string();
+
+    // klaxon with an empty store: the alert comes back with Prometheus'
+    // activeAt (to the second, the precision of ALERTS_FOR_STATE) and fires
+    // at its first evaluation instead of waiting `for` (3s) again.
+    let started = Instant::now();
+    let app = start_klaxon(dir.path(), pp, &rules).await;
+    let base = format!("http://{}", app.addr);
+    let a = wait_for("klaxon's alert to fire", 30, || firing_alert(&base)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let ours = a["activeAt"].as_str().unwrap();
+    assert_eq!(ours[..19], prom_active[..19], "{ours} vs {prom_active}");
+    assert_eq!(a["labels"], prom_alert["labels"]);
+    app.stop().await;
+}
