@@ -101,14 +101,31 @@ pub fn selector(alertname: &str, rule_labels: &Labels, tolerance: Duration) -> S
     )
 }
 
+/// Whether an error means the datasource cannot be reached at all (as
+/// opposed to one query being refused): restoring the other rules would
+/// only wait for the same timeout again.
+fn unreachable(e: &DatasourceError) -> bool {
+    matches!(
+        e,
+        DatasourceError::Connect(_) | DatasourceError::Timeout(_) | DatasourceError::Request(_)
+    )
+}
+
 /// Restores the alerts of one group from what `fetch` (an instant query at
-/// `now`) returns; returns how many alerts were taken from it.
-pub fn restore_group<F>(g: &mut GroupState, fetch: &F, now: Timestamp, o: RestoreOptions) -> usize
+/// `now`) returns; returns how many alerts were taken from it. A query the
+/// datasource refuses is logged and skipped; an unreachable datasource
+/// ends the restore (the error comes back).
+pub fn restore_group<F>(
+    g: &mut GroupState,
+    fetch: &F,
+    now: Timestamp,
+    o: RestoreOptions,
+) -> Result<usize, DatasourceError>
 where
     F: Fn(&str, Timestamp) -> Result<QueryData, DatasourceError>,
 {
     if o.outage_tolerance.is_zero() {
-        return 0;
+        return Ok(0);
     }
     let grace = ms(o.grace_period);
     let mut n = 0;
@@ -129,6 +146,7 @@ where
                 tracing::warn!(group = %key, alert = %name, "restoring 'for' state: datasource did not return a matrix");
                 continue;
             }
+            Err(e) if unreachable(&e) => return Err(e),
             Err(e) => {
                 // As upstream: no retry; the alert starts its `for` afresh.
                 tracing::warn!(group = %key, alert = %name, error = %e, "restoring 'for' state from the datasource failed");
@@ -176,7 +194,7 @@ where
             n += 1;
         }
     }
-    n
+    Ok(n)
 }
 
 /// [`restore_group`] over every group; run once at start, before the first
@@ -190,10 +208,16 @@ pub fn restore_all<F>(
 where
     F: Fn(&str, Timestamp) -> Result<QueryData, DatasourceError>,
 {
-    let n = groups
-        .iter()
-        .map(|g| restore_group(&mut g.lock(), fetch, now, o))
-        .sum();
+    let mut n = 0;
+    for g in groups {
+        match restore_group(&mut g.lock(), fetch, now, o) {
+            Ok(k) => n += k,
+            Err(e) => {
+                tracing::warn!(error = %e, restored = n, "datasource unavailable at start: 'for' state not restored from it");
+                return n;
+            }
+        }
+    }
     tracing::info!(alerts = n, "restored 'for' state from the datasource");
     n
 }
@@ -299,7 +323,7 @@ mod tests {
                 series("b", 980 * 60, now - 30_000),
             ]))
         };
-        assert_eq!(restore_group(&mut g, &fetch, now, opts), 1);
+        assert_eq!(restore_group(&mut g, &fetch, now, opts), Ok(1));
         // One query, for the alerting rule only, at `now`.
         assert_eq!(
             *queries.borrow(),
@@ -325,7 +349,7 @@ mod tests {
             active_at: 970 * MIN,
             ..(*b).clone()
         });
-        assert_eq!(restore_group(&mut g, &fetch, now, opts), 2);
+        assert_eq!(restore_group(&mut g, &fetch, now, opts), Ok(2));
         let b = g
             .active_alerts("A")
             .into_iter()
@@ -348,11 +372,28 @@ mod tests {
             Ok(QueryData::Matrix(vec![series("a", 900 * 60, now)]))
         };
         // `for` below the grace period: not even queried.
-        assert_eq!(restore_group(&mut group("5m"), &fetch, now, opts), 0);
+        assert_eq!(restore_group(&mut group("5m"), &fetch, now, opts), Ok(0));
         assert_eq!(called.get(), 0);
-        let failing = |_: &str, _: Timestamp| Err(DatasourceError::Connect("refused".into()));
+        // A refused query skips the rule; an unreachable datasource stops
+        // the whole restore after one attempt.
+        let refused = |_: &str, _: Timestamp| {
+            called.set(called.get() + 1);
+            Err(DatasourceError::Api {
+                status: 400,
+                error_type: "bad_data".into(),
+                error: "x".into(),
+            })
+        };
         let mut g = group("10m");
-        assert_eq!(restore_group(&mut g, &failing, now, opts), 0);
+        assert_eq!(restore_group(&mut g, &refused, now, opts), Ok(0));
         assert!(g.active_alerts("A").is_empty());
+        called.set(0);
+        let down = |_: &str, _: Timestamp| {
+            called.set(called.get() + 1);
+            Err(DatasourceError::Connect("refused".into()))
+        };
+        let groups: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(group("10m")))).collect();
+        assert_eq!(restore_all(&groups, &down, now, opts), 0);
+        assert_eq!(called.get(), 1);
     }
 }
