@@ -516,7 +516,7 @@ where
     }
 }
 
-const ALERT_RULE: &str = "  - alert: SynthUp\n    expr: up{job=\"synth\"} == 1\n    for: 3s\n    labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} is up'}\n";
+const ALERT_RULE: &str = "  - alert: SynthUp\n    expr: up{job=\"synth\"} == 1\n    for: 8s\n    labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} is up'}\n";
 
 fn prometheus_yml(dir: &std::path::Path, synth: u16, rules: Option<&str>) {
     let mut y = format!(
@@ -721,13 +721,13 @@ async fn restores_for_state_from_prometheus() {
 
     // klaxon with an empty store: the alert comes back with Prometheus'
     // activeAt (to the second, the precision of ALERTS_FOR_STATE) and fires
-    // at its first evaluation instead of waiting `for` (3s) again.
+    // at its first evaluation instead of waiting `for` (8s) again.
     let started = Instant::now();
     let app = start_klaxon(dir.path(), pp, &rules).await;
     let base = format!("http://{}", app.addr);
     let a = wait_for("klaxon's alert to fire", 30, || firing_alert(&base)).await;
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
