@@ -33,6 +33,9 @@ pub enum StartError {
     /// The notify stage (store, silences, notification log) did not start.
     #[error("notify: {0}")]
     Notify(String),
+    /// `rule_evaluation.datasource` (datasource mode) could not be set up.
+    #[error("{0}")]
+    Datasource(#[from] crate::rules::datasource::DatasourceError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -100,6 +103,7 @@ pub async fn start_with_sink(
     };
     let store = Arc::new(crate::store::Store::open(&cfg.storage.path).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
+    let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -248,6 +252,7 @@ pub async fn start_with_sink(
         store: Some(store.clone()),
         sink,
         metrics: Some(rule_metrics),
+        querier,
     });
     tasks.extend(crate::probe::schedule::spawn(
         head.clone(),

@@ -115,6 +115,8 @@ pub struct Config {
     pub probes: crate::probe::schedule::ProbesSection,
     /// `notify:` (or the `--notify-config` file set by the caller).
     pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
+    /// `rule_evaluation:` (datasource mode, `for` restore settings).
+    pub rule_evaluation: crate::rules::datasource::config::RuleEvaluationConfig,
     pub source_path: Option<PathBuf>,
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
@@ -339,6 +341,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
             .command_center
             .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         notify: None,
+        rule_evaluation: crate::rules::datasource::config::resolve(raw.rule_evaluation, dir, sink),
         source_path: None,
         embedded: false,
         source_text: String::new(),

@@ -56,6 +56,8 @@ pub(crate) struct RawConfig {
     pub probes: Option<Vec<S<crate::probe::schedule::RawProbe>>>,
     /// Alert routing, in `alertmanager.yml`'s shape (see `notify::config`).
     pub notify: Option<crate::notify::config::RawNotifyConfig>,
+    /// Where rules are evaluated (local head or a remote datasource).
+    pub rule_evaluation: Option<crate::rules::datasource::config::RawRuleEvaluation>,
 }
 
 #[derive(Debug, Default, Deserialize)]

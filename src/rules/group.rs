@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::model::{Labels, Timestamp, STALE_NAN};
-use crate::promql::engine::{Engine, Query, Sample};
-use crate::promql::{EvalError, Value};
+use crate::promql::engine::Engine;
+use crate::promql::EvalError;
 use crate::rules::alert::{
     state_series, ActiveAlerts, Alert, AlertEvalError, AlertToSend, Candidate,
 };
+use crate::rules::datasource::DatasourceError;
 use crate::rules::file::{Rule, RuleGroup, RuleKind};
+use crate::rules::querier::{LocalQuerier, Querier};
 use crate::rules::template::{expand_error_text, QuerySample, Template, TemplateContext};
 use crate::store::alerts::RuleAlerts;
 use crate::tsdb::{AppendError, Head};
@@ -22,6 +24,9 @@ use crate::tsdb::{AppendError, Head};
 pub enum RuleError {
     #[error("{0}")]
     Query(#[from] EvalError),
+    /// The remote datasource did not answer (datasource mode).
+    #[error("{0}")]
+    Datasource(#[from] DatasourceError),
     #[error("rule result is not a vector or scalar")]
     NotVector,
     #[error("vector contains metrics with the same labelset after applying rule labels")]
@@ -121,32 +126,6 @@ fn compile(alert: &str, entries: Vec<(String, String)>) -> Vec<(String, Result<T
             (k, t)
         })
         .collect()
-}
-
-/// Applies a vector's `drop_name` mark (the engine leaves it to callers).
-fn sample_labels(s: &Sample) -> Labels {
-    if s.drop_name && s.labels.get("__name__").is_some() {
-        let mut b = s.labels.builder();
-        b.del("__name__");
-        b.build()
-    } else {
-        (*s.labels).clone()
-    }
-}
-
-/// Runs a rule's query; a scalar becomes one sample without labels, as
-/// Prometheus' `EngineQueryFunc` does.
-fn query_vector(
-    engine: &Engine,
-    head: &Head,
-    q: Query<'_>,
-    t: Timestamp,
-) -> Result<Vec<(Labels, f64)>, RuleError> {
-    match engine.instant(head, q, t)?.value {
-        Value::Vector(v) => Ok(v.iter().map(|s| (sample_labels(s), s.value)).collect()),
-        Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
-        _ => Err(RuleError::NotVector),
-    }
 }
 
 impl GroupState {
@@ -332,8 +311,9 @@ impl GroupState {
         write_stale(head, &all, t);
     }
 
-    /// Evaluates every rule at `t` (ms) in order, appending outputs to `head`.
-    /// A failing rule is recorded and the next one still runs.
+    /// Evaluates every rule at `t` (ms) in order with the local engine,
+    /// appending outputs to `head`. A failing rule is recorded and the next
+    /// one still runs.
     pub fn eval_group(
         &mut self,
         head: &Head,
@@ -341,8 +321,26 @@ impl GroupState {
         t: Timestamp,
         external_labels: &Labels,
     ) -> EvalReport {
+        self.eval_group_with(head, &LocalQuerier { engine, head }, t, external_labels)
+    }
+
+    /// [`eval_group`](Self::eval_group) with the queries answered by `q`
+    /// (datasource mode); outputs still go to the local `head`. A failed
+    /// query leaves the rule's alerts exactly as they were (Prometheus
+    /// returns before touching them): nothing resolves because the
+    /// datasource was unreachable for one evaluation.
+    pub fn eval_group_with(
+        &mut self,
+        head: &Head,
+        q: &dyn Querier,
+        t: Timestamp,
+        external_labels: &Labels,
+    ) -> EvalReport {
         let start = Instant::now();
-        let offset = self.group.query_offset.map_or(0, ms);
+        let offset = ms(self
+            .group
+            .query_offset
+            .unwrap_or_else(|| q.default_query_offset()));
         let qt = t - offset;
         let mut report = EvalReport {
             t,
@@ -355,15 +353,12 @@ impl GroupState {
         for (i, (rule, st)) in self.group.rules.iter().zip(&mut self.rules).enumerate() {
             let rstart = Instant::now();
             let res = match &rule.kind {
-                RuleKind::Record(name) => {
-                    eval_recording(rule, name, engine, head, qt, self.group.limit)
-                }
+                RuleKind::Record(name) => eval_recording(rule, name, q, qt, self.group.limit),
                 RuleKind::Alert(name) => eval_alerting(
                     rule,
                     name,
                     st,
-                    engine,
-                    head,
+                    q,
                     t,
                     qt,
                     self.group.limit,
@@ -500,17 +495,11 @@ fn append_outputs(
 fn eval_recording(
     rule: &Rule,
     name: &str,
-    engine: &Engine,
-    head: &Head,
+    q: &dyn Querier,
     t: Timestamp,
     limit: u64,
 ) -> Result<Vec<(Labels, f64)>, RuleError> {
-    let v = query_vector(
-        engine,
-        head,
-        Query::Parsed(&rule.expr, Some(&rule.expr_text)),
-        t,
-    )?;
+    let v = q.instant(&rule.expr_text, Some(&rule.expr), t)?;
     let mut out = Vec::with_capacity(v.len());
     let mut seen = HashMap::with_capacity(v.len());
     for (l, val) in v {
@@ -539,23 +528,17 @@ fn eval_alerting(
     rule: &Rule,
     name: &str,
     st: &mut RuleState,
-    engine: &Engine,
-    head: &Head,
+    q: &dyn Querier,
     t: Timestamp,
     qt: Timestamp,
     limit: u64,
     external_labels: &Labels,
     external_url: &str,
 ) -> Result<Vec<(Labels, f64)>, RuleError> {
-    let v = query_vector(
-        engine,
-        head,
-        Query::Parsed(&rule.expr, Some(&rule.expr_text)),
-        qt,
-    )?;
+    let v = q.instant(&rule.expr_text, Some(&rule.expr), qt)?;
     // `query` in templates runs at the evaluation time, as in Prometheus.
-    let qf = |q: &str| -> Result<Vec<QuerySample>, String> {
-        query_vector(engine, head, Query::Text(q), t)
+    let qf = |text: &str| -> Result<Vec<QuerySample>, String> {
+        q.instant(text, None, t)
             .map(|v| {
                 v.into_iter()
                     .map(|(labels, value)| QuerySample { labels, value })

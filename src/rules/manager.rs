@@ -16,6 +16,7 @@ use crate::rules::alert::AlertToSend;
 use crate::rules::file::{load_rule_file_with, parse_rule_file, Dialect, RuleFile};
 use crate::rules::group::{eval_timestamp, GroupState};
 use crate::rules::metrics::{missed_slots, RuleMetrics};
+use crate::rules::querier::Querier;
 use crate::store::alerts::{self as stored, RuleAlerts};
 use crate::store::Store;
 use crate::tsdb::Head;
@@ -40,6 +41,9 @@ pub struct RunContext {
     /// The dispatcher; `None` logs firing and resolved alerts instead.
     pub sink: Option<Arc<dyn AlertSink>>,
     pub metrics: Option<Arc<RuleMetrics>>,
+    /// Datasource mode: queries go here instead of `engine` over `head`
+    /// (outputs are still appended to `head`).
+    pub querier: Option<Arc<dyn Querier>>,
 }
 
 struct Running {
@@ -380,7 +384,10 @@ fn evaluate(
     if s.retired {
         return None;
     }
-    let report = s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels);
+    let report = match &ctx.querier {
+        Some(q) => s.eval_group_with(&ctx.head, q.as_ref(), t, &ctx.external_labels),
+        None => s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels),
+    };
     let to_send = s.alerts_to_send(t, RESEND_DELAY);
     // Alert state is copied out for saving only when it changed.
     let alerts = match ctx.store {

@@ -4,10 +4,12 @@
 //! unit-test format (`test rules`).
 
 pub mod alert;
+pub mod datasource;
 pub mod embedded;
 pub mod file;
 pub mod group;
 pub mod manager;
 pub mod metrics;
+pub mod querier;
 pub mod template;
 pub mod unittest;
