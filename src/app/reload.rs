@@ -47,6 +47,8 @@ pub struct Reloader {
     status: parking_lot::Mutex<ReloadStatus>,
     /// Reloads run one at a time.
     serial: parking_lot::Mutex<()>,
+    /// Remote write queues, set once at start (see `set_remote_write`).
+    remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
 }
 
 impl Reloader {
@@ -84,7 +86,13 @@ impl Reloader {
                 last_success_ms: now,
             }),
             serial: parking_lot::Mutex::new(()),
+            remote_write: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hooks remote write into reloads: queues whose entry changed restart.
+    pub fn set_remote_write(&self, rw: Arc<crate::remote::RemoteWrite>) {
+        let _ = self.remote_write.set(rw);
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -130,6 +138,11 @@ impl Reloader {
         // the scrape config applied, so a failure changes nothing.
         self.rules.reload(&cfg).map_err(ReloadError::Rules)?;
         self.scrape.apply_config(&cfg.scrape_configs);
+        if let Some(rw) = self.remote_write.get() {
+            // An entry that cannot start is logged and skipped; the
+            // others, and everything above, are applied.
+            rw.apply_config(&cfg.remote_write, &cfg.global.external_labels);
+        }
         Ok(())
     }
 }

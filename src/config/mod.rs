@@ -101,8 +101,9 @@ pub struct Config {
     /// Globs, joined to the config file's directory when relative.
     pub rule_files: Vec<String>,
     pub alerting: AlertingConfig,
+    /// `remote_write:` entries (see `remote::config`).
+    pub remote_write: Vec<crate::remote::config::RemoteWriteConfig>,
     /// Accepted and kept, but not acted on yet.
-    pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
     /// Built-in exporters run as in-process scrape jobs (`exporters:`).
@@ -279,19 +280,14 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         })
         .unwrap_or_default();
 
-    for (name, v) in [
-        ("remote_write", &raw.remote_write),
-        ("remote_read", &raw.remote_read),
-    ] {
-        if let Some(v) = v {
-            let p = Pos::of(v);
-            tracing::warn!(
-                file = sink.file(),
-                line = p.line,
-                "{name} is accepted but not used yet by klaxon"
-            );
-        }
+    if let Some(v) = &raw.remote_read {
+        tracing::warn!(
+            file = sink.file(),
+            line = Pos::of(v).line,
+            "remote_read is accepted but not used yet by klaxon"
+        );
     }
+    let remote_write = crate::remote::config::resolve(raw.remote_write, dir, sink);
 
     let storage = match raw.storage {
         None => StorageConfig::default(),
@@ -328,7 +324,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         scrape_configs,
         rule_files,
         alerting,
-        remote_write: raw.remote_write.map(|v| v.value),
+        remote_write,
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
         exporters,
