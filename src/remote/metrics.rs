@@ -21,7 +21,8 @@ pub const QUEUE_FULL: usize = 1;
 pub const UNKNOWN_SERIES: usize = 2;
 pub const SHUTDOWN: usize = 3;
 
-/// The registered families.
+/// The registered families. Counter names are registered without
+/// `_total`, which the exposition writer appends.
 pub struct RemoteMetrics {
     samples_total: Arc<CounterVec>,
     failed: Arc<CounterVec>,
@@ -68,22 +69,22 @@ impl RemoteMetrics {
         const L: &[&str] = &["remote_name", "url"];
         RemoteMetrics {
             samples_total: r.counter_vec(
-                "klaxon_remote_storage_samples_total",
+                "klaxon_remote_storage_samples",
                 "Total number of samples sent to remote storage.",
                 L,
             ),
             failed: r.counter_vec(
-                "klaxon_remote_storage_samples_failed_total",
+                "klaxon_remote_storage_samples_failed",
                 "Total number of samples which failed on send to remote storage, non-recoverable errors.",
                 L,
             ),
             retried: r.counter_vec(
-                "klaxon_remote_storage_samples_retried_total",
+                "klaxon_remote_storage_samples_retried",
                 "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable.",
                 L,
             ),
             dropped: r.counter_vec(
-                "klaxon_remote_storage_samples_dropped_total",
+                "klaxon_remote_storage_samples_dropped",
                 "Total number of samples which were dropped before being sent to remote storage, by reason.",
                 &["remote_name", "url", "reason"],
             ),
@@ -124,7 +125,7 @@ impl RemoteMetrics {
                 BATCH_BUCKETS,
             ),
             bytes: r.counter_vec(
-                "klaxon_remote_storage_bytes_total",
+                "klaxon_remote_storage_bytes",
                 "The total number of bytes of data (not metadata) sent by the queue after compression.",
                 L,
             ),
@@ -134,12 +135,12 @@ impl RemoteMetrics {
                 L,
             ),
             enqueue_retries: r.counter_vec(
-                "klaxon_remote_storage_enqueue_retries_total",
+                "klaxon_remote_storage_enqueue_retries",
                 "Total number of times enqueue has failed because a shards queue was full (always 0: klaxon drops instead, see samples_dropped_total{reason=\"queue_full\"}).",
                 L,
             ),
             samples_in: r.counter(
-                "klaxon_remote_storage_samples_in_total",
+                "klaxon_remote_storage_samples_in",
                 "Samples stored in the head while remote write is configured.",
             ),
             highest_in: r.gauge(
