@@ -175,6 +175,7 @@ storage: {{path: kx}}
 remote_write:
   - url: {prom}/api/v1/write
     name: prom
+    basic_auth: {{username: u, password: hunter2}}
     queue_config: {{capacity: 100000, batch_send_deadline: 500ms}}
 "#
     );
@@ -185,6 +186,16 @@ remote_write:
         .await
         .unwrap();
     let state = app.state.clone();
+    let status = reqwest::get(format!("http://127.0.0.1:{kx_port}/api/v1/status/config"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("remote_write") && !status.contains("hunter2"),
+        "{status}"
+    );
     tokio::time::sleep(Duration::from_secs(8)).await;
     // Stop ingestion; stopping flushes the queue.
     app.stop().await;
@@ -654,4 +665,89 @@ async fn reload_restarts_only_changed_queues() {
     // Removing every entry stops sending.
     assert!(rw.apply_config(&[], &Labels::empty()).is_empty());
     assert!(rw.queues().is_empty());
+}
+
+/// A `remote_write` section as Prometheus 2.42 documents it, every field we
+/// support set. promtool is the referee for "Prometheus' shape".
+const FULL_SECTION: &str = r#"
+global:
+  external_labels: {cluster: c1}
+remote_write:
+  - url: https://mimir.example/api/v1/push
+    name: mimir
+    remote_timeout: 10s
+    headers: {X-Scope-OrgID: tenant-1}
+    basic_auth: {username: u, password: hunter2}
+    tls_config: {insecure_skip_verify: true, min_version: TLS12}
+    follow_redirects: false
+    enable_http2: false
+    send_exemplars: false
+    write_relabel_configs:
+      - {source_labels: [__name__], regex: 'go_.*', action: drop}
+    queue_config:
+      capacity: 5000
+      max_shards: 50
+      min_shards: 2
+      max_samples_per_send: 1000
+      batch_send_deadline: 2s
+      min_backoff: 50ms
+      max_backoff: 10s
+      retry_on_http_429: true
+    metadata_config: {send: true, send_interval: 1m, max_samples_per_send: 500}
+  - url: http://127.0.0.1:9090/api/v1/write
+    authorization: {type: Bearer, credentials: s3cr3t}
+"#;
+
+#[test]
+fn check_config_accepts_prometheus_remote_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("prometheus.yml");
+    std::fs::write(&p, FULL_SECTION).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check", "config"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = klaxon::config::load_file(&p).unwrap();
+    assert_eq!(cfg.remote_write.len(), 2);
+    assert_eq!(cfg.remote_write[0].queue.max_shards, 50);
+    match Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&p)
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success(),
+            "promtool rejects our example: {}",
+            String::from_utf8_lossy(&o.stdout)
+        ),
+        Err(_) => assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool missing under CI"
+        ),
+    }
+
+    // A misspelt field is an error naming it, at its line.
+    std::fs::write(
+        &p,
+        "remote_write:\n  - url: http://a/w\n    queue_config:\n      max_shard: 3\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check", "config"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":4:") && err.contains("unknown field `max_shard`"),
+        "{err}"
+    );
 }

@@ -478,7 +478,7 @@ pub fn redact_secrets(yaml: &str) -> String {
                 format!("{}{}: <secret>", &body[..prefix_len], k)
             })
         });
-        match redacted {
+        match redacted.or_else(|| redact_flow(body)) {
             Some(r) => {
                 out.push_str(&r);
                 out.push_str(&line[body.len()..]);
@@ -487,6 +487,70 @@ pub fn redact_secrets(yaml: &str) -> String {
         }
     }
     out
+}
+
+/// Secrets inside flow mappings on one line (`basic_auth: {username: u,
+/// password: p}`), which the key-per-line rule above misses. `None` when
+/// the line has none.
+fn redact_flow(line: &str) -> Option<String> {
+    if !line.contains('{') {
+        return None;
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    let mut rest = line.char_indices().peekable();
+    while let Some((i, c)) = rest.next() {
+        if c != '{' && c != ',' {
+            continue;
+        }
+        // A key starts after the separator and optional spaces.
+        let after = line.get(i + 1..).unwrap_or("");
+        let key_start = i + 1 + (after.len() - after.trim_start().len());
+        let tail = line.get(key_start..).unwrap_or("");
+        let Some(colon) = tail.find(':') else {
+            continue;
+        };
+        let key = tail
+            .get(..colon)
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        if !SECRET_KEYS.contains(&key) {
+            continue;
+        }
+        // The value runs to the next `,` or `}` outside quotes.
+        let vstart = key_start + colon + 1;
+        let mut quote = None;
+        let mut vend = line.len();
+        for (j, ch) in line.get(vstart..).unwrap_or("").char_indices() {
+            match quote {
+                Some(q) if ch == q => quote = None,
+                Some(_) => {}
+                None if ch == '"' || ch == '\'' => quote = Some(ch),
+                None if ch == ',' || ch == '}' => {
+                    vend = vstart + j;
+                    break;
+                }
+                None => {}
+            }
+        }
+        let value = line.get(vstart..vend).unwrap_or("");
+        if value.trim().is_empty() {
+            continue;
+        }
+        let lead = value.len() - value.trim_start().len();
+        out.push_str(line.get(copied..vstart + lead).unwrap_or(""));
+        out.push_str("<secret>");
+        copied = vend;
+        while rest.peek().is_some_and(|(j, _)| *j < vend) {
+            rest.next();
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(line.get(copied..).unwrap_or(""));
+    Some(out)
 }
 
 #[cfg(test)]
