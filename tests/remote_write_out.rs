@@ -156,8 +156,6 @@ async fn every_sample_reaches_a_real_prometheus() {
     )
     .unwrap();
     let kx_port = free_port();
-    // A capacity well above one scrape's burst: this test is about what is
-    // sent, the full-queue path has its own test below.
     let text = format!(
         r#"
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
@@ -176,7 +174,7 @@ remote_write:
   - url: {prom}/api/v1/write
     name: prom
     basic_auth: {{username: u, password: hunter2}}
-    queue_config: {{capacity: 100000, batch_send_deadline: 500ms}}
+    queue_config: {{batch_send_deadline: 500ms}}
 "#
     );
     let cfg_path = dir.path().join("klaxon.yml");
@@ -586,7 +584,8 @@ async fn headers_external_labels_and_write_relabeling() {
 async fn a_full_queue_drops_and_counts_without_blocking() {
     let (mock, url) = start_mock().await;
     *mock.delay.lock() = Duration::from_millis(300);
-    let extra = "    queue_config: {capacity: 10, max_samples_per_send: 5, batch_send_deadline: 50ms, min_backoff: 10ms}\n";
+    // One shard at most: the queue holds capacity × max_shards = 10.
+    let extra = "    queue_config: {capacity: 10, max_shards: 1, max_samples_per_send: 5, batch_send_deadline: 50ms, min_backoff: 10ms}\n";
     let (head, rw, reg) = setup(&url, extra, "  scrape_interval: 1m");
     let start = Instant::now();
     append(&head, 1, 200, 1_000_000);
@@ -612,7 +611,7 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
 async fn resharding_keeps_order_and_loses_nothing() {
     let (mock, url) = start_mock().await;
     *mock.delay.lock() = Duration::from_millis(5);
-    let extra = "    queue_config: {capacity: 100000, max_samples_per_send: 20, batch_send_deadline: 20ms, min_backoff: 10ms}\n";
+    let extra = "    queue_config: {max_samples_per_send: 20, batch_send_deadline: 20ms, min_backoff: 10ms}\n";
     let (head, rw, _reg) = setup(&url, extra, "  scrape_interval: 1m");
     let q = rw.queues().pop().unwrap();
     let mut want: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();

@@ -4,8 +4,9 @@
 //! Difference from Prometheus, by design: Prometheus' queues read the WAL,
 //! so a full queue makes the WAL reader wait (`enqueue_retries_total`) and
 //! nothing is lost while the WAL still has the data. klaxon has no WAL, and
-//! blocking would stall scrapes and rule evaluations, so a sample that
-//! finds its shard full is dropped and counted in
+//! blocking would stall scrapes and rule evaluations, so the queue is
+//! sized for its largest shard count up front (`ShardSet::buffer`) and a
+//! sample that still finds its shard full is dropped and counted in
 //! `klaxon_remote_storage_samples_dropped_total{reason="queue_full"}`
 //! (docs/compatibility.md).
 
@@ -173,11 +174,12 @@ impl Queue {
         drop(set);
         match res {
             Ok(()) => s.metrics.pending.add(1.0),
+            // Not counted in `samples_dropped`: these samples did need
+            // sending, so they count for the shard calculation.
             Err(reason) => {
                 if let Some(c) = s.metrics.dropped.get(reason) {
                     c.inc();
                 }
-                s.samples_dropped.fetch_add(1, Relaxed);
             }
         }
     }

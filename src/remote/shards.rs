@@ -35,7 +35,9 @@ pub(crate) struct QueueShared {
     /// Becomes true when the flush deadline of a shutdown has passed:
     /// retries stop and what is left is dropped.
     pub hard_stop: watch::Receiver<bool>,
-    /// Throughput accounting for resharding (see `queue::desired_shards`).
+    /// Throughput accounting for resharding (see `queue::desired_shards`);
+    /// `samples_dropped` counts only samples that never needed sending
+    /// (relabeled away, unknown series), not those a full queue lost.
     pub samples_in: AtomicU64,
     pub samples_out: AtomicU64,
     pub samples_dropped: AtomicU64,
@@ -55,7 +57,9 @@ impl QueueShared {
             c.inc_by(n as f64);
         }
         self.metrics.pending.add(-(n as f64));
-        self.samples_dropped.fetch_add(n as u64, Relaxed);
+        if reason == DROPPED_SERIES || reason == UNKNOWN_SERIES {
+            self.samples_dropped.fetch_add(n as u64, Relaxed);
+        }
     }
 
     fn stopping_hard(&self) -> bool {
@@ -87,13 +91,25 @@ impl ShardSet {
     ) -> ShardSet {
         let n = n.max(1);
         let mut set = ShardSet::empty();
+        let per_shard = Self::buffer(&shared.cfg.queue, n);
         for _ in 0..n {
-            let (tx, rx) = mpsc::channel(shared.cfg.queue.capacity.max(1));
+            let (tx, rx) = mpsc::channel(per_shard);
             set.senders.push(tx);
             set.handles
                 .push(rt.spawn(run_shard(shared.clone(), rx, gate.clone())));
         }
         set
+    }
+
+    /// Samples each of `n` shards may hold: `capacity × max_shards` in
+    /// all, whatever the current count. Prometheus holds `capacity` per
+    /// running shard, but its WAL absorbs a scrape's burst while shards
+    /// are added; without a WAL the burst has to fit in memory from the
+    /// first scrape, so the queue is sized for the most shards it may run
+    /// (2500 × 200 × 24 bytes ≈ 12 MB at the defaults, allocated only as
+    /// samples wait).
+    pub fn buffer(q: &super::config::QueueConfig, n: usize) -> usize {
+        (q.capacity.saturating_mul(q.max_shards.max(1)) / n.max(1)).max(1)
     }
 
     /// The shard a series goes to: stable for a ref and a shard count.
@@ -344,7 +360,6 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
                 }
                 if shared.stopping_hard() {
                     shared.metrics.dropped[SHUTDOWN].inc_by(n as f64);
-                    shared.samples_dropped.fetch_add(n as u64, Relaxed);
                     return;
                 }
                 backoff = (wait * 2).min(q.max_backoff).max(q.min_backoff);
@@ -356,6 +371,20 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_is_sized_for_max_shards() {
+        let q = crate::remote::config::QueueConfig::default();
+        assert_eq!(ShardSet::buffer(&q, 1), 2500 * 200);
+        assert_eq!(ShardSet::buffer(&q, 200), 2500);
+        assert_eq!(ShardSet::buffer(&q, 0), 2500 * 200);
+        let tiny = crate::remote::config::QueueConfig {
+            capacity: 1,
+            max_shards: 1,
+            ..q
+        };
+        assert_eq!(ShardSet::buffer(&tiny, 7), 1);
+    }
 
     #[test]
     fn shard_index_is_stable_and_in_range() {
