@@ -36,6 +36,9 @@ pub enum StartError {
     /// `rule_evaluation.datasource` (datasource mode) could not be set up.
     #[error("{0}")]
     Datasource(#[from] crate::rules::datasource::DatasourceError),
+    /// A `remote_write` entry whose client cannot be built (TLS files...).
+    #[error("{}", .0.join("\n"))]
+    RemoteWrite(Vec<String>),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -53,6 +56,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
+    remote_write: Arc<crate::remote::RemoteWrite>,
 }
 
 /// How often retention runs.
@@ -127,6 +131,13 @@ pub async fn start_with_sink(
         .set(1.0);
     let head = Arc::new(Head::new(HeadOptions::default()));
     register_head_collector(&registry, head.clone());
+    // Before any appender starts, so remote write sees every sample.
+    let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
+    let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
+    if !rw_errors.is_empty() {
+        remote_write.stop(Duration::ZERO).await;
+        return Err(StartError::RemoteWrite(rw_errors));
+    }
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
@@ -151,6 +162,7 @@ pub async fn start_with_sink(
         listen_is_loopback: crate::ops::is_loopback_listen(listen),
     });
     let _ = scrape_metrics.events.set(ops.events.clone());
+    reload.set_remote_write(remote_write.clone());
     let r = reload.clone();
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
@@ -279,6 +291,7 @@ pub async fn start_with_sink(
         tasks,
         server,
         shutdown_tx,
+        remote_write,
     })
 }
 
@@ -290,6 +303,10 @@ impl Running {
         }
         self.state.rules.stop();
         self.state.manager.shutdown().await;
+        // Ingestion has stopped: send what the remote-write queues hold.
+        self.remote_write
+            .stop(crate::remote::queue::FLUSH_DEADLINE)
+            .await;
         let _ = self.shutdown_tx.send(true);
         // Open responses end on the signal (see `AppState::shutdown`); a
         // client that stops reading must not hold the process forever.

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod ops;
 pub mod probe;
 pub mod promql;
+pub mod remote;
 pub mod rules;
 pub mod scrape;
 pub mod slo;

@@ -162,7 +162,7 @@ fn good_full_resolves_every_field() {
         Action::LabelDrop
     );
     assert_eq!(c.alerting.alertmanagers.len(), 1);
-    assert!(c.remote_write.is_some());
+    assert_eq!(c.remote_write[0].url, "http://remote.example/api/v1/write");
     assert_eq!(c.storage.path, PathBuf::from("/var/lib/klaxon"));
     assert_eq!(c.storage.retention, Duration::from_secs(2 * 86400));
     assert_eq!(c.source_path.as_deref(), Some(path.as_path()));

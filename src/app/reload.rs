@@ -53,6 +53,8 @@ pub struct Reloader {
     /// Set once the notify stage is built (it is built after the reloader,
     /// which the operations stage needs first).
     notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
+    /// Remote write queues, set once at start (see `set_remote_write`).
+    remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
 }
 
 impl Reloader {
@@ -91,12 +93,18 @@ impl Reloader {
             }),
             serial: parking_lot::Mutex::new(()),
             notify: std::sync::OnceLock::new(),
+            remote_write: std::sync::OnceLock::new(),
         }
     }
 
     /// Makes reloads re-read the notify config too.
     pub fn set_notify(&self, stage: crate::notify::wiring::NotifyStage) {
         let _ = self.notify.set(stage);
+    }
+
+    /// Hooks remote write into reloads: queues whose entry changed restart.
+    pub fn set_remote_write(&self, rw: Arc<crate::remote::RemoteWrite>) {
+        let _ = self.remote_write.set(rw);
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -149,6 +157,11 @@ impl Reloader {
         self.scrape.apply_config(&cfg.scrape_configs);
         if let Some((stage, prepared)) = notify {
             stage.apply(prepared);
+        }
+        if let Some(rw) = self.remote_write.get() {
+            // An entry that cannot start is logged and skipped; the
+            // others, and everything above, are applied.
+            rw.apply_config(&cfg.remote_write, &cfg.global.external_labels);
         }
         Ok(())
     }

@@ -101,8 +101,9 @@ pub struct Config {
     /// Globs, joined to the config file's directory when relative.
     pub rule_files: Vec<String>,
     pub alerting: AlertingConfig,
+    /// `remote_write:` entries (see `remote::config`).
+    pub remote_write: Vec<crate::remote::config::RemoteWriteConfig>,
     /// Accepted and kept, but not acted on yet.
-    pub remote_write: Option<serde_json::Value>,
     pub remote_read: Option<serde_json::Value>,
     pub storage: StorageConfig,
     /// Built-in exporters run as in-process scrape jobs (`exporters:`).
@@ -281,19 +282,14 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         })
         .unwrap_or_default();
 
-    for (name, v) in [
-        ("remote_write", &raw.remote_write),
-        ("remote_read", &raw.remote_read),
-    ] {
-        if let Some(v) = v {
-            let p = Pos::of(v);
-            tracing::warn!(
-                file = sink.file(),
-                line = p.line,
-                "{name} is accepted but not used yet by klaxon"
-            );
-        }
+    if let Some(v) = &raw.remote_read {
+        tracing::warn!(
+            file = sink.file(),
+            line = Pos::of(v).line,
+            "remote_read is accepted but not used yet by klaxon"
+        );
     }
+    let remote_write = crate::remote::config::resolve(raw.remote_write, dir, sink);
 
     let storage = match raw.storage {
         None => StorageConfig::default(),
@@ -330,7 +326,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         scrape_configs,
         rule_files,
         alerting,
-        remote_write: raw.remote_write.map(|v| v.value),
+        remote_write,
         remote_read: raw.remote_read.map(|v| v.value),
         storage,
         exporters,
@@ -485,7 +481,7 @@ pub fn redact_secrets(yaml: &str) -> String {
                 format!("{}{}: <secret>", &body[..prefix_len], k)
             })
         });
-        match redacted {
+        match redacted.or_else(|| redact_flow(body)) {
             Some(r) => {
                 out.push_str(&r);
                 out.push_str(&line[body.len()..]);
@@ -494,6 +490,70 @@ pub fn redact_secrets(yaml: &str) -> String {
         }
     }
     out
+}
+
+/// Secrets inside flow mappings on one line (`basic_auth: {username: u,
+/// password: p}`), which the key-per-line rule above misses. `None` when
+/// the line has none.
+fn redact_flow(line: &str) -> Option<String> {
+    if !line.contains('{') {
+        return None;
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    let mut rest = line.char_indices().peekable();
+    while let Some((i, c)) = rest.next() {
+        if c != '{' && c != ',' {
+            continue;
+        }
+        // A key starts after the separator and optional spaces.
+        let after = line.get(i + 1..).unwrap_or("");
+        let key_start = i + 1 + (after.len() - after.trim_start().len());
+        let tail = line.get(key_start..).unwrap_or("");
+        let Some(colon) = tail.find(':') else {
+            continue;
+        };
+        let key = tail
+            .get(..colon)
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        if !SECRET_KEYS.contains(&key) {
+            continue;
+        }
+        // The value runs to the next `,` or `}` outside quotes.
+        let vstart = key_start + colon + 1;
+        let mut quote = None;
+        let mut vend = line.len();
+        for (j, ch) in line.get(vstart..).unwrap_or("").char_indices() {
+            match quote {
+                Some(q) if ch == q => quote = None,
+                Some(_) => {}
+                None if ch == '"' || ch == '\'' => quote = Some(ch),
+                None if ch == ',' || ch == '}' => {
+                    vend = vstart + j;
+                    break;
+                }
+                None => {}
+            }
+        }
+        let value = line.get(vstart..vend).unwrap_or("");
+        if value.trim().is_empty() {
+            continue;
+        }
+        let lead = value.len() - value.trim_start().len();
+        out.push_str(line.get(copied..vstart + lead).unwrap_or(""));
+        out.push_str("<secret>");
+        copied = vend;
+        while rest.peek().is_some_and(|(j, _)| *j < vend) {
+            rest.next();
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(line.get(copied..).unwrap_or(""));
+    Some(out)
 }
 
 #[cfg(test)]

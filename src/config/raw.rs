@@ -47,7 +47,7 @@ pub(crate) struct RawConfig {
     pub scrape_configs: Option<Vec<S<RawScrapeConfig>>>,
     pub rule_files: Option<Vec<S<String>>>,
     pub alerting: Option<RawAlerting>,
-    pub remote_write: Option<S<serde_json::Value>>,
+    pub remote_write: Option<Vec<S<crate::remote::config::RawRemoteWrite>>>,
     pub remote_read: Option<S<serde_json::Value>>,
     pub storage: Option<RawStorage>,
     pub exporters: Option<crate::exporters::config::RawExporters>,

@@ -40,7 +40,35 @@ use crate::model::{Label, Labels, Matcher};
 use parking_lot::{RwLock, RwLockReadGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Told about every sample the head stores, after it is stored (remote
+/// write's queues use it the way Prometheus' WAL watcher reads the WAL).
+///
+/// Called on the appending thread with no head lock held, so an observer may
+/// call back into the head (e.g. [`Head::series_labels`] on a ref it has not
+/// seen yet). It must not block: the appender is a scrape, a rule
+/// evaluation or an HTTP request. Rejected samples (out of order, out of
+/// bounds) and exact duplicates are not reported, as they are not in the
+/// WAL either.
+pub trait AppendObserver: Send + Sync {
+    fn on_append(&self, head: &Head, r: SeriesRef, t: i64, v: f64);
+}
+
+/// Holds the observer; a `OnceLock` so the check on each append is one
+/// atomic load and no head without an observer pays more.
+#[derive(Default)]
+struct ObserverSlot(OnceLock<Arc<dyn AppendObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ObserverSlot(set)"
+        } else {
+            "ObserverSlot(empty)"
+        })
+    }
+}
 
 const SHARD_BITS: u32 = 9;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -140,6 +168,7 @@ pub struct Head {
     max_time: AtomicI64,
     series_created: AtomicU64,
     series_removed: AtomicU64,
+    observer: ObserverSlot,
 }
 
 impl Default for Head {
@@ -185,7 +214,18 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
+            observer: ObserverSlot::default(),
         }
+    }
+
+    /// Installs the append observer. There is at most one for the head's
+    /// life (the remote-write manager, which swaps its own queues on
+    /// reload); a second call is refused and hands the observer back.
+    pub fn set_append_observer(
+        &self,
+        o: Arc<dyn AppendObserver>,
+    ) -> Result<(), Arc<dyn AppendObserver>> {
+        self.observer.0.set(o)
     }
 
     /// The shard for a ref or label hash (their low bits). The mask keeps the
@@ -266,7 +306,7 @@ impl Head {
             let res = series.data.lock().append(t, v, self.samples_per_chunk);
             res
         };
-        self.account(shard, t, res)
+        self.account(shard, r, t, v, res)
     }
 
     /// A direct handle on a series, for appenders that keep their own cache
@@ -291,19 +331,24 @@ impl Head {
             }
             data.append(t, v, self.samples_per_chunk)
         };
-        self.account(shard, t, res)
+        self.account(shard, h.r, t, v, res)
     }
 
     /// Counters and time bounds after one append attempt.
     fn account(
         &self,
         shard: &Shard,
+        r: SeriesRef,
         t: i64,
+        v: f64,
         res: Result<Appended, AppendError>,
     ) -> Result<(), AppendError> {
         match res {
             Ok(Appended::Stored { .. }) => {
                 shard.appended.fetch_add(1, Relaxed);
+                if let Some(o) = self.observer.0.get() {
+                    o.on_append(self, r, t, v);
+                }
                 // Read first: the common case changes nothing and keeps the
                 // shared cache line clean.
                 if t > self.max_time.load(Relaxed) {
@@ -661,6 +706,46 @@ mod tests {
         maps.remove(2);
         maps.remove(3);
         assert!(maps.by_hash.is_empty() && maps.collisions.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod observer_tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<(Option<Labels>, i64, u64)>>);
+
+    impl AppendObserver for Rec {
+        fn on_append(&self, head: &Head, r: SeriesRef, t: i64, v: f64) {
+            // Calling back into the head must not deadlock.
+            let l = head.series_labels(r);
+            self.0.lock().push((l, t, v.to_bits()));
+        }
+    }
+
+    #[test]
+    fn observer_sees_stored_samples_only() {
+        let h = Head::default();
+        let rec = Arc::new(Rec::default());
+        assert!(h.set_append_observer(rec.clone()).is_ok());
+        assert!(h.set_append_observer(rec.clone()).is_err());
+        let a = Labels::from_pairs([("__name__", "x")]);
+        let (r, _) = h.get_or_create(&a);
+        h.append(r, 10, 1.0).unwrap();
+        h.append(r, 10, 1.0).unwrap(); // exact duplicate: not reported
+        assert!(h.append(r, 5, 2.0).is_err()); // out of order
+        let hd = h.handle(r).unwrap();
+        h.append_to(&hd, 20, f64::NAN).unwrap();
+        let got = rec.0.lock().clone();
+        assert_eq!(
+            got,
+            vec![
+                (Some(a.clone()), 10, 1.0f64.to_bits()),
+                (Some(a), 20, f64::NAN.to_bits())
+            ]
+        );
     }
 }
 

@@ -1,0 +1,456 @@
+//! Remote write out: one queue per `remote_write` entry, fed by the head's
+//! appends ([`AppendObserver`]) and drained by shards (`shards.rs`).
+//!
+//! Difference from Prometheus, by design: Prometheus' queues read the WAL,
+//! so a full queue makes the WAL reader wait (`enqueue_retries_total`) and
+//! nothing is lost while the WAL still has the data. klaxon has no WAL, and
+//! blocking would stall scrapes and rule evaluations, so the queue is
+//! sized for its largest shard count up front (`ShardSet::buffer`) and a
+//! sample that still finds its shard full is dropped and counted in
+//! `klaxon_remote_storage_samples_dropped_total{reason="queue_full"}`
+//! (docs/compatibility.md).
+
+use super::client::WriteClient;
+use super::config::RemoteWriteConfig;
+use super::metrics::{RemoteMetrics, QUEUE_FULL, SHUTDOWN};
+use super::shards::{Item, QueueShared, ShardSet};
+use crate::metrics::Registry;
+use crate::model::Labels;
+use crate::tsdb::head::AppendObserver;
+use crate::tsdb::{Head, SeriesRef};
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc::error::TrySendError, watch};
+use tokio::task::JoinHandle;
+
+/// How often the shard count is recomputed (Prometheus' `shardUpdateDuration`).
+const SHARD_UPDATE: Duration = Duration::from_secs(10);
+/// Weight of the newest interval in the rate averages.
+const EWMA_WEIGHT: f64 = 0.2;
+/// How long a shutdown waits for queued samples to be sent (Prometheus'
+/// `--storage.remote.flush-deadline` default).
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Rates, per second, that the shard count is derived from.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    /// Samples entering the queue.
+    pub samples_in: f64,
+    /// Samples leaving it by a send (accepted or refused for good).
+    pub samples_out: f64,
+    /// Samples dropped before sending (relabeling, full queue...).
+    pub samples_dropped: f64,
+    /// Seconds spent in send calls per second, summed over shards.
+    pub send_seconds: f64,
+}
+
+/// The shard count that keeps up with the input, in Prometheus' spirit:
+/// time per sample (from the send rate) times the rate of samples that
+/// must go out, plus 5% of the backlog (`delay_s` seconds of input) per
+/// interval; a change within 30% of `current` is not worth a reshard.
+/// Clamped to `[min, max]`.
+pub fn desired_shards(current: usize, r: Rates, delay_s: f64, min: usize, max: usize) -> usize {
+    let clamp = |n: usize| n.clamp(min.max(1), max.max(min).max(1));
+    if r.samples_out <= 0.0 || !r.send_seconds.is_finite() {
+        return clamp(current);
+    }
+    let kept = r.samples_out / (r.samples_out + r.samples_dropped.max(0.0));
+    let time_per_sample = r.send_seconds / r.samples_out;
+    let backlog = delay_s.max(0.0) * r.samples_in * kept;
+    let desired = time_per_sample * (r.samples_in * kept + 0.05 * backlog);
+    let cur = current as f64;
+    if desired >= cur * 0.7 && desired <= cur * 1.3 {
+        return clamp(current);
+    }
+    if !desired.is_finite() {
+        return clamp(current);
+    }
+    clamp(desired.ceil().max(1.0).min(usize::MAX as f64) as usize)
+}
+
+/// One `remote_write` entry's queue.
+pub struct Queue {
+    shared: Arc<QueueShared>,
+    shards: RwLock<ShardSet>,
+    hard_tx: watch::Sender<bool>,
+    resharder: Mutex<Option<JoinHandle<()>>>,
+    rt: tokio::runtime::Handle,
+}
+
+/// Counter values at the last shard update.
+#[derive(Default)]
+struct Last {
+    inn: u64,
+    out: u64,
+    dropped: u64,
+    nanos: u64,
+    rates: Option<Rates>,
+}
+
+impl Queue {
+    fn start(
+        cfg: &RemoteWriteConfig,
+        external_labels: &Labels,
+        head: Weak<Head>,
+        metrics: &RemoteMetrics,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Arc<Queue>, String> {
+        let client = WriteClient::new(cfg)?;
+        let (hard_tx, hard_rx) = watch::channel(false);
+        let m = metrics.queue(&cfg.name, &cfg.url);
+        let q = &cfg.queue;
+        m.min.set(q.min_shards as f64);
+        m.max.set(q.max_shards as f64);
+        m.capacity.set(q.capacity as f64);
+        m.shards.set(q.min_shards as f64);
+        m.desired.set(q.min_shards as f64);
+        m.pending.set(0.0);
+        let shared = Arc::new(QueueShared {
+            cfg: cfg.clone(),
+            external_labels: external_labels.clone(),
+            client,
+            metrics: m,
+            head,
+            hard_stop: hard_rx,
+            samples_in: AtomicU64::new(0),
+            samples_out: AtomicU64::new(0),
+            samples_dropped: AtomicU64::new(0),
+            send_nanos: AtomicU64::new(0),
+            highest_in_ms: AtomicI64::new(i64::MIN),
+            highest_sent_ms: AtomicI64::new(i64::MIN),
+            last_ok_ms: AtomicI64::new(crate::model::now_millis()),
+        });
+        let shards = ShardSet::spawn(&shared, rt, q.min_shards, None);
+        let queue = Arc::new(Queue {
+            shared,
+            shards: RwLock::new(shards),
+            hard_tx,
+            resharder: Mutex::new(None),
+            rt: rt.clone(),
+        });
+        let weak = Arc::downgrade(&queue);
+        *queue.resharder.lock() = Some(rt.spawn(async move {
+            let mut tick = tokio::time::interval(SHARD_UPDATE);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut last = Last::default();
+            loop {
+                tick.tick().await;
+                let Some(q) = weak.upgrade() else { return };
+                q.update_shards(&mut last);
+            }
+        }));
+        tracing::info!(remote_name = %cfg.name, url = %cfg.url, "remote write queue started");
+        Ok(queue)
+    }
+
+    pub fn config(&self) -> &RemoteWriteConfig {
+        &self.shared.cfg
+    }
+
+    /// Number of running shards.
+    pub fn num_shards(&self) -> usize {
+        self.shards.read().senders.len()
+    }
+
+    /// Never blocks: a full shard drops the sample (see the module doc).
+    fn enqueue(&self, r: u64, t: i64, v: f64) {
+        let s = &self.shared;
+        s.samples_in.fetch_add(1, Relaxed);
+        if t > s.highest_in_ms.load(Relaxed) {
+            s.highest_in_ms.fetch_max(t, Relaxed);
+        }
+        let set = self.shards.read();
+        let item: Item = (r, t, v);
+        let res = match set.senders.get(ShardSet::index(r, set.senders.len())) {
+            Some(tx) => tx.try_send(item).map_err(|e| match e {
+                TrySendError::Full(_) => QUEUE_FULL,
+                TrySendError::Closed(_) => SHUTDOWN,
+            }),
+            None => Err(SHUTDOWN),
+        };
+        drop(set);
+        match res {
+            Ok(()) => s.metrics.pending.add(1.0),
+            // Not counted in `samples_dropped`: these samples did need
+            // sending, so they count for the shard calculation.
+            Err(reason) => {
+                if let Some(c) = s.metrics.dropped.get(reason) {
+                    c.inc();
+                }
+            }
+        }
+    }
+
+    fn update_shards(&self, last: &mut Last) {
+        let s = &self.shared;
+        let secs = SHARD_UPDATE.as_secs_f64();
+        let (inn, out, dropped, nanos) = (
+            s.samples_in.load(Relaxed),
+            s.samples_out.load(Relaxed),
+            s.samples_dropped.load(Relaxed),
+            s.send_nanos.load(Relaxed),
+        );
+        let now = Rates {
+            samples_in: inn.wrapping_sub(last.inn) as f64 / secs,
+            samples_out: out.wrapping_sub(last.out) as f64 / secs,
+            samples_dropped: dropped.wrapping_sub(last.dropped) as f64 / secs,
+            send_seconds: nanos.wrapping_sub(last.nanos) as f64 / 1e9 / secs,
+        };
+        (last.inn, last.out, last.dropped, last.nanos) = (inn, out, dropped, nanos);
+        let avg = |old: f64, new: f64| EWMA_WEIGHT * new + (1.0 - EWMA_WEIGHT) * old;
+        let rates = match last.rates {
+            None => now,
+            Some(o) => Rates {
+                samples_in: avg(o.samples_in, now.samples_in),
+                samples_out: avg(o.samples_out, now.samples_out),
+                samples_dropped: avg(o.samples_dropped, now.samples_dropped),
+                send_seconds: avg(o.send_seconds, now.send_seconds),
+            },
+        };
+        last.rates = Some(rates);
+        let hi_in = s.highest_in_ms.load(Relaxed);
+        let hi_sent = s.highest_sent_ms.load(Relaxed);
+        let delay_s = if hi_in == i64::MIN || hi_sent == i64::MIN {
+            0.0
+        } else {
+            hi_in.saturating_sub(hi_sent) as f64 / 1000.0
+        };
+        let q = &s.cfg.queue;
+        let current = self.num_shards();
+        let desired = desired_shards(current, rates, delay_s, q.min_shards, q.max_shards);
+        s.metrics.desired.set(desired as f64);
+        // Resharding while sends fail only piles more shards onto a sick
+        // endpoint (Prometheus holds off too).
+        let healthy = crate::model::now_millis() - s.last_ok_ms.load(Relaxed)
+            < 2 * SHARD_UPDATE.as_millis() as i64;
+        if desired != current && healthy {
+            tracing::info!(remote_name = %s.cfg.name, from = current, to = desired, "remote write resharding");
+            self.reshard(desired);
+        }
+    }
+
+    /// Replaces the shards with `n` new ones. The new ones queue samples at
+    /// once but send only after every old shard has flushed, so a series'
+    /// samples stay in order across the change.
+    pub fn reshard(&self, n: usize) {
+        let n = n.max(1);
+        let (gate_tx, gate_rx) = watch::channel(false);
+        let new = ShardSet::spawn(&self.shared, &self.rt, n, Some(gate_rx));
+        let old = std::mem::replace(&mut *self.shards.write(), new);
+        self.shared.metrics.shards.set(n as f64);
+        let ShardSet { senders, handles } = old;
+        drop(senders);
+        self.rt.spawn(async move {
+            for h in handles {
+                let _ = h.await;
+            }
+            let _ = gate_tx.send(true);
+        });
+    }
+
+    /// Stops taking samples and sends what is queued; after `deadline`,
+    /// retries stop and the rest is dropped (`reason="shutdown"`).
+    pub async fn stop(&self, deadline: Duration) {
+        if let Some(h) = self.resharder.lock().take() {
+            h.abort();
+        }
+        let ShardSet { senders, handles } =
+            std::mem::replace(&mut *self.shards.write(), ShardSet::empty());
+        drop(senders);
+        let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+        let mut all = futures_util::future::join_all(handles);
+        if tokio::time::timeout(deadline, &mut all).await.is_err() {
+            tracing::warn!(remote_name = %self.shared.cfg.name, "remote write flush deadline passed; dropping what is left");
+            let _ = self.hard_tx.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), all)
+                .await
+                .is_err()
+            {
+                for a in aborts {
+                    a.abort();
+                }
+            }
+        }
+        tracing::info!(remote_name = %self.shared.cfg.name, "remote write queue stopped");
+    }
+}
+
+/// All remote-write queues; the head's append observer. Created once at
+/// start; [`RemoteWrite::apply_config`] swaps queues on reload.
+pub struct RemoteWrite {
+    head: Weak<Head>,
+    rt: tokio::runtime::Handle,
+    metrics: RemoteMetrics,
+    queues: RwLock<Vec<Arc<Queue>>>,
+    installed: AtomicBool,
+    highest_in_ms: AtomicI64,
+}
+
+impl AppendObserver for RemoteWrite {
+    fn on_append(&self, _head: &Head, r: SeriesRef, t: i64, v: f64) {
+        let queues = self.queues.read();
+        if queues.is_empty() {
+            return;
+        }
+        self.metrics.samples_in.inc();
+        if t > self.highest_in_ms.load(Relaxed) {
+            self.highest_in_ms.fetch_max(t, Relaxed);
+            self.metrics.highest_in.set(t as f64 / 1000.0);
+        }
+        for q in queues.iter() {
+            q.enqueue(r.0, t, v);
+        }
+    }
+}
+
+impl RemoteWrite {
+    /// Registers the metrics. Must be called inside a Tokio runtime, which
+    /// runs the shards (reloads may then come from any thread).
+    pub fn new(head: &Arc<Head>, registry: &Registry) -> Arc<RemoteWrite> {
+        Arc::new(RemoteWrite {
+            head: Arc::downgrade(head),
+            rt: tokio::runtime::Handle::current(),
+            metrics: RemoteMetrics::register(registry),
+            queues: RwLock::new(Vec::new()),
+            installed: AtomicBool::new(false),
+            highest_in_ms: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    /// Makes the running queues match `cfgs`: an entry whose settings (and
+    /// the external labels) are unchanged keeps its queue and whatever it
+    /// holds; any other is started afresh, and queues no longer configured
+    /// flush and stop in the background. Returns one message per entry that
+    /// could not start (e.g. an unreadable CA file); the others run.
+    pub fn apply_config(
+        self: &Arc<Self>,
+        cfgs: &[RemoteWriteConfig],
+        external_labels: &Labels,
+    ) -> Vec<String> {
+        let old = self.queues.read().clone();
+        let mut keep = Vec::new();
+        let mut errors = Vec::new();
+        for c in cfgs {
+            let same = old
+                .iter()
+                .find(|q| q.shared.cfg == *c && q.shared.external_labels == *external_labels);
+            match same {
+                Some(q) => keep.push(q.clone()),
+                None => match Queue::start(
+                    c,
+                    external_labels,
+                    self.head.clone(),
+                    &self.metrics,
+                    &self.rt,
+                ) {
+                    Ok(q) => keep.push(q),
+                    Err(e) => {
+                        tracing::error!(remote_name = %c.name, error = %e, "remote write queue not started");
+                        errors.push(format!("remote_write {}: {e}", c.name));
+                    }
+                },
+            }
+        }
+        let gone: Vec<Arc<Queue>> = old
+            .into_iter()
+            .filter(|q| !keep.iter().any(|k| Arc::ptr_eq(k, q)))
+            .collect();
+        let any = !keep.is_empty();
+        *self.queues.write() = keep;
+        for q in gone {
+            let metrics_name = (q.shared.cfg.name.clone(), q.shared.cfg.url.clone());
+            let still_used = self
+                .queues
+                .read()
+                .iter()
+                .any(|k| (k.shared.cfg.name.clone(), k.shared.cfg.url.clone()) == metrics_name);
+            let me = self.clone();
+            self.rt.spawn(async move {
+                q.stop(FLUSH_DEADLINE).await;
+                if !still_used {
+                    me.metrics.forget(&metrics_name.0, &metrics_name.1);
+                }
+            });
+        }
+        if any && !self.installed.swap(true, Relaxed) {
+            if let Some(h) = self.head.upgrade() {
+                if h.set_append_observer(self.clone()).is_err() {
+                    tracing::error!(
+                        "the head already has an append observer; remote write gets no samples"
+                    );
+                }
+            }
+        }
+        errors
+    }
+
+    /// The running queues.
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().clone()
+    }
+
+    /// Samples queued and not yet sent or dropped, over all queues.
+    pub fn pending(&self) -> f64 {
+        self.queues
+            .read()
+            .iter()
+            .map(|q| q.shared.metrics.pending.get())
+            .sum()
+    }
+
+    /// Flushes and stops every queue (bounded by `deadline`). Samples
+    /// appended afterwards are not sent.
+    pub async fn stop(&self, deadline: Duration) {
+        let qs = std::mem::take(&mut *self.queues.write());
+        futures_util::future::join_all(qs.iter().map(|q| q.stop(deadline))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(inn: f64, out: f64, send_seconds: f64) -> Rates {
+        Rates {
+            samples_in: inn,
+            samples_out: out,
+            samples_dropped: 0.0,
+            send_seconds,
+        }
+    }
+
+    #[test]
+    fn shards_follow_throughput() {
+        // 1000 samples/s in and out, each send-second moves 100 samples:
+        // ten shards are needed.
+        assert_eq!(
+            desired_shards(1, rates(1000.0, 1000.0, 10.0), 0.0, 1, 200),
+            10
+        );
+        // Within 30% of the current count: keep it.
+        assert_eq!(
+            desired_shards(10, rates(1100.0, 1000.0, 10.0), 0.0, 1, 200),
+            10
+        );
+        // Idle: shrink to the minimum.
+        assert_eq!(desired_shards(10, rates(10.0, 10.0, 0.01), 0.0, 1, 200), 1);
+        // Clamped to max and min.
+        assert_eq!(desired_shards(1, rates(1e6, 1e6, 1e4), 0.0, 1, 50), 50);
+        assert_eq!(desired_shards(1, rates(1.0, 1.0, 0.0001), 0.0, 3, 5), 3);
+        // Nothing sent yet: no basis for a change.
+        assert_eq!(desired_shards(4, rates(1000.0, 0.0, 0.0), 0.0, 1, 200), 4);
+        // A backlog asks for more than the input rate alone.
+        let no_lag = desired_shards(1, rates(1000.0, 1000.0, 10.0), 0.0, 1, 200);
+        let lag = desired_shards(1, rates(1000.0, 1000.0, 10.0), 60.0, 1, 200);
+        assert!(lag > no_lag, "{lag} {no_lag}");
+        // Dropped samples do not need shards.
+        let r = Rates {
+            samples_dropped: 1000.0,
+            ..rates(2000.0, 1000.0, 10.0)
+        };
+        assert_eq!(desired_shards(1, r, 0.0, 1, 200), 10);
+    }
+}
