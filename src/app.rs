@@ -95,7 +95,7 @@ pub async fn start_with_sink(
         path: cfg.storage.path.display().to_string(),
         source,
     };
-    let store = Arc::new(crate::store::Store::open(&cfg.storage.path).map_err(store_err)?);
+    let store = Arc::new(crate::store::Store::open_config(&cfg.storage).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -144,6 +144,16 @@ pub async fn start_with_sink(
         listen_is_loopback: crate::ops::is_loopback_listen(listen),
     });
     let _ = scrape_metrics.events.set(ops.events.clone());
+    crate::store::leader::register_metrics(&registry, store.clone());
+    let ev = ops.events.clone();
+    crate::store::leader::spawn(
+        store.clone(),
+        &cfg.storage.db.cluster,
+        cfg.storage.db.lease,
+        move |c| {
+            ev.publish("ha", serde_json::json!({"role": if c.leader { "leader" } else { "follower" }, "requeued": c.requeued, "reason": c.reason}));
+        },
+    );
     let r = reload.clone();
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 

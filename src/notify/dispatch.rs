@@ -543,7 +543,21 @@ impl Dispatcher {
         resolved.sort_unstable();
         let receiver = &g.route.receiver;
         let key = (receiver.clone(), g.key.clone());
-        let entry = self.nflog.lock().get(&key).cloned();
+        // HA pair (shared store): only the leader notifies, against the
+        // shared log, so a new leader does not page again for what the old
+        // one already sent.
+        let shared = self.opts.store.as_ref().filter(|s| s.is_shared());
+        if shared.is_some_and(|s| !s.is_leader()) {
+            return;
+        }
+        let entry = match shared.map(|s| crate::store::notify_log::get(s, receiver, &g.key)) {
+            Some(Ok(e)) => e,
+            Some(Err(err)) => {
+                tracing::error!(error = %err, group = %g.key, "reading the notification log");
+                self.nflog.lock().get(&key).cloned()
+            }
+            None => self.nflog.lock().get(&key).cloned(),
+        };
         let send_resolved = (self.opts.send_resolved)(receiver);
         if !needs_update(
             entry.as_ref(),
