@@ -39,7 +39,7 @@ CREATE TABLE ops_command_ids (
 
 const INSERT: &str = "INSERT INTO ops_events (at_ms, kind, data) VALUES (?1, ?2, ?3)";
 const QUERY: &str = "SELECT id, at_ms, kind, data FROM ops_events
-    WHERE id > ?1 AND at_ms >= ?2 AND at_ms <= ?3 AND (?4 IS NULL OR kind = ?4)
+    WHERE id > ?1 AND at_ms >= ?2 AND at_ms <= ?3 AND (CAST(?4 AS TEXT) IS NULL OR kind = ?4)
     ORDER BY id LIMIT ?5";
 const PRUNE: &str = "DELETE FROM ops_events WHERE at_ms < ?1";
 const FORGET_IDS: &str = "DELETE FROM ops_command_ids WHERE seen_ms < ?1";
