@@ -310,6 +310,19 @@ impl Dispatcher {
             rt,
             me: me.clone(),
         });
+        if d.opts.store.as_ref().is_some_and(|s| s.is_shared()) {
+            // HA pair: silences made on the other replica, within 5 s.
+            let weak = Arc::downgrade(&d.silences);
+            d.rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let Some(s) = weak.upgrade() else { return };
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.reload()).await {
+                        tracing::warn!(error = %e, "reloading silences from the store");
+                    }
+                }
+            });
+        }
         let weak = Arc::downgrade(&d);
         let every = d.opts.gc_interval;
         d.rt.spawn(async move {
