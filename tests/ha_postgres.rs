@@ -154,8 +154,10 @@ async fn leader_killed_mid_stream_follower_sends_everything_once() {
     let (ra, rb) = loop {
         let ra = role(&a.as_ref().unwrap().base).await;
         let rb = role(&b.as_ref().unwrap().base).await;
-        if ra.is_some() && rb.is_some() && ra != rb {
-            break (ra.unwrap(), rb.unwrap());
+        if let (Some(x), Some(y)) = (&ra, &rb) {
+            if x != y {
+                break (x.clone(), y.clone());
+            }
         }
         assert!(
             Instant::now() < end,

@@ -84,7 +84,7 @@ pub enum StoreError {
 /// Where the rows live.
 pub(crate) enum Backend {
     Sqlite(Mutex<Connection>),
-    Postgres(pg::Pg),
+    Postgres(Box<pg::Pg>),
 }
 
 /// A handle on the database; cheap to share behind an `Arc`.
@@ -115,7 +115,7 @@ impl Store {
         let applied = pg::migrate(&pg)?;
         tracing::info!(server = %pg.label, ?applied, "store: postgres ready");
         Ok(Store {
-            backend: Backend::Postgres(pg),
+            backend: Backend::Postgres(Box::new(pg)),
             path: None,
             leader: tokio::sync::watch::Sender::new(false),
             election: Default::default(),
