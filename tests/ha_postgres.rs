@@ -168,7 +168,43 @@ async fn leader_killed_mid_stream_follower_sends_everything_once() {
     let a_leads = ra == "leader";
     eprintln!("roles: a={ra} b={rb}");
 
+    // A silence made on the follower mutes the leader's notifications too
+    // (replicas re-read silences from the store every 5 s).
+    let follower = if a_leads { &b } else { &a };
+    let now = klaxon::model::now_millis();
+    let silence = serde_json::json!({
+        "matchers": [{"name": "id", "value": "silenced", "isRegex": false, "isEqual": true}],
+        "startsAt": klaxon::model::time::rfc3339_millis(now - 1000),
+        "endsAt": klaxon::model::time::rfc3339_millis(now + 3_600_000),
+        "createdBy": "ha test",
+        "comment": "made on the follower",
+    });
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v2/silences",
+            follower.as_ref().unwrap().base
+        ))
+        .header("content-type", "application/json")
+        .body(silence.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let at = klaxon::model::time::rfc3339_millis(klaxon::model::now_millis());
+    for r in [&a, &b].into_iter().flatten() {
+        let body = serde_json::json!([
+            {"labels": {"alertname": "HaStream", "id": "silenced"}, "startsAt": at}
+        ]);
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", r.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
     let mut killed_at = None;
     let mut takeover = None;
     for id in 0..ALERTS {
@@ -230,6 +266,10 @@ async fn leader_killed_mid_stream_follower_sends_everything_once() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let counts = counts.lock().clone();
+    assert!(
+        !counts.contains_key("silenced"),
+        "the follower's silence did not reach the leader"
+    );
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "notified more than once: {twice:?}");
     assert_eq!(counts.len(), ALERTS);
