@@ -206,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn the_dsn_is_redacted_in_the_served_config() {
+        let y = "storage:\n  backend: postgres\n  dsn: postgresql://u:hunter2@h/db\n";
+        let r = crate::config::redact_secrets(y);
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(r.contains("  dsn: <secret>\n"), "{r}");
+        assert!(r.contains("backend: postgres"), "{r}");
+    }
+
+    #[test]
     fn default_is_sqlite() {
         let c = load("  path: /tmp/x\n").unwrap();
         assert_eq!(c.storage.db, super::DbConfig::default());
