@@ -105,7 +105,7 @@ pub async fn start_with_sink(
         path: cfg.storage.path.display().to_string(),
         source,
     };
-    let store = Arc::new(crate::store::Store::open(&cfg.storage.path).map_err(store_err)?);
+    let store = Arc::new(crate::store::Store::open_config(&cfg.storage).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -163,6 +163,16 @@ pub async fn start_with_sink(
     });
     let _ = scrape_metrics.events.set(ops.events.clone());
     reload.set_remote_write(remote_write.clone());
+    crate::store::leader::register_metrics(&registry, store.clone());
+    let ev = ops.events.clone();
+    crate::store::leader::spawn(
+        store.clone(),
+        &cfg.storage.db.cluster,
+        cfg.storage.db.lease,
+        move |c| {
+            ev.publish("ha", serde_json::json!({"role": if c.leader { "leader" } else { "follower" }, "requeued": c.requeued, "reason": c.reason}));
+        },
+    );
     let r = reload.clone();
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 

@@ -36,6 +36,7 @@ pub async fn meta(State(s): State<Arc<AppState>>) -> Response {
             "enabled": s.ops.maintenance.is_on(),
             "state": s.ops.maintenance.state(),
         },
+        "ha": crate::store::leader::status(s.outbox.store()),
         "heartbeat": {
             "enabled": s.ops.heartbeat_enabled,
             "last_ack": ack.last_ack_ms.map(crate::model::time::rfc3339_millis),

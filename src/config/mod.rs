@@ -74,6 +74,8 @@ pub struct StorageConfig {
     /// like Prometheus' `--storage.tsdb.path`).
     pub path: PathBuf,
     pub retention: Duration,
+    /// Backend (sqlite or postgres) and HA settings.
+    pub db: crate::store::config::DbConfig,
 }
 
 impl Default for StorageConfig {
@@ -81,6 +83,7 @@ impl Default for StorageConfig {
         StorageConfig {
             path: PathBuf::from("./data"),
             retention: Duration::from_secs(6 * 3600),
+            db: Default::default(),
         }
     }
 }
@@ -311,6 +314,16 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
                     .map(PathBuf::from)
                     .unwrap_or(d.path),
                 retention: scrape::opt_duration(&s.retention, sink).unwrap_or(d.retention),
+                db: crate::store::config::resolve(
+                    crate::store::config::RawDb {
+                        backend: &s.backend,
+                        dsn: &s.dsn,
+                        dsn_file: &s.dsn_file,
+                        ha: &s.ha,
+                    },
+                    dir.unwrap_or(Path::new(".")),
+                    sink,
+                ),
             }
         }
     };
@@ -462,6 +475,8 @@ const SECRET_KEYS: &[&str] = &[
     // auth: / command_center: (issue 8).
     "command_secret",
     "token_sha256",
+    // storage: (issue 10).
+    "dsn",
 ];
 
 /// The config text with every secret value replaced by `<secret>`, as

@@ -94,6 +94,11 @@ pub(crate) struct RawStorage {
     /// existing file loads, ignored with a warning.
     pub tsdb: Option<S<IgnoredAny>>,
     pub exemplars: Option<S<IgnoredAny>>,
+    /// The store backend (`store::config`).
+    pub backend: Option<S<String>>,
+    pub dsn: Option<S<String>>,
+    pub dsn_file: Option<S<String>>,
+    pub ha: Option<S<crate::store::config::RawHa>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -329,6 +329,19 @@ impl Dispatcher {
             rt,
             me: me.clone(),
         });
+        if d.opts.store.as_ref().is_some_and(|s| s.is_shared()) {
+            // HA pair: silences made on the other replica, within 5 s.
+            let weak = Arc::downgrade(&d.silences);
+            d.rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    let Some(s) = weak.upgrade() else { return };
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.reload()).await {
+                        tracing::warn!(error = %e, "reloading silences from the store");
+                    }
+                }
+            });
+        }
         let weak = Arc::downgrade(&d);
         let every = d.opts.gc_interval;
         d.rt.spawn(async move {
@@ -631,7 +644,21 @@ impl Dispatcher {
         resolved.sort_unstable();
         let receiver = &g.route.receiver;
         let key = (receiver.clone(), g.key.clone());
-        let entry = self.nflog.lock().get(&key).cloned();
+        // HA pair (shared store): only the leader notifies, against the
+        // shared log, so a new leader does not page again for what the old
+        // one already sent.
+        let shared = self.opts.store.as_ref().filter(|s| s.is_shared());
+        if shared.is_some_and(|s| !s.is_leader()) {
+            return;
+        }
+        let entry = match shared.map(|s| crate::store::notify_log::get(s, receiver, &g.key)) {
+            Some(Ok(e)) => e,
+            Some(Err(err)) => {
+                tracing::error!(error = %err, group = %g.key, "reading the notification log");
+                self.nflog.lock().get(&key).cloned()
+            }
+            None => self.nflog.lock().get(&key).cloned(),
+        };
         let send_resolved = (self.live().send_resolved)(receiver);
         if !needs_update(
             entry.as_ref(),

@@ -155,7 +155,13 @@ impl Outbox {
         registry: &Registry,
         opts: OutboxOptions,
     ) -> Result<Arc<Outbox>, StoreError> {
-        let resumed = store.requeue_in_flight_deliveries(now_millis())?;
+        // A follower must not take back rows the HA leader is sending; the
+        // election requeues them when this process takes over.
+        let resumed = if store.is_shared() {
+            0
+        } else {
+            store.requeue_in_flight_deliveries(now_millis())?
+        };
         if resumed > 0 {
             tracing::info!(
                 resumed,
@@ -297,7 +303,7 @@ impl Outbox {
         // First attempts start right here, claimed in the insert's commit,
         // unless deliveries are held or there is no runtime to run them on
         // (the worker then picks the rows up).
-        let held = self.hold.read().as_ref().is_some_and(|m| m.is_on());
+        let held = self.hold.read().as_ref().is_some_and(|m| m.is_on()) || !self.store.is_leader();
         let rt = tokio::runtime::Handle::try_current().ok().filter(|_| !held);
         let (ids, claimed) = self
             .store
@@ -556,6 +562,16 @@ async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = m.wait_until_off() => {}
+            }
+            continue;
+        }
+        // HA: only the leader claims; a follower waits to be elected.
+        if !ob.store.is_leader() {
+            let mut role = ob.store.leader_watch();
+            drop(ob);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = role.wait_for(|l| *l) => {}
             }
             continue;
         }

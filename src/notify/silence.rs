@@ -196,6 +196,17 @@ impl Silences {
         })
     }
 
+    /// Replaces the list by the store's: with a store shared by an HA
+    /// pair, silences the other replica created or expired appear here.
+    pub fn reload(&self) -> Result<(), SilenceError> {
+        let Some(st) = &self.store else {
+            return Ok(());
+        };
+        let fresh = Self::new(Some(st.clone()))?;
+        *self.items.write() = fresh.items.into_inner();
+        Ok(())
+    }
+
     fn persist(&self, s: &Silence) -> Result<(), SilenceError> {
         if let Some(st) = &self.store {
             crate::store::silences::put(st, &s.id, &s.to_json(0).to_string())?;

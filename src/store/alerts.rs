@@ -9,8 +9,9 @@
 //! its old alerts are not restored onto it. A group is always written whole
 //! in one transaction, so a crash never leaves half of a group's alerts.
 
+use super::pg::{col, sql};
 use super::{Store, StoreError};
-use crate::model::{Labels, Timestamp};
+use crate::model::Labels;
 use crate::rules::alert::{Alert, AlertState};
 use rusqlite::params;
 use std::collections::BTreeMap;
@@ -36,6 +37,99 @@ CREATE TABLE IF NOT EXISTS rule_alerts (
     PRIMARY KEY (file, grp, rule, expr, fingerprint)
 );
 ";
+
+/// The same, as PostgreSQL migration 1.
+pub(crate) const PG_SCHEMA: &str = "
+CREATE TABLE rule_alerts (
+    file TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    expr TEXT NOT NULL,
+    fingerprint BIGINT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value_bits BIGINT NOT NULL,
+    active_at BIGINT NOT NULL,
+    fired_at BIGINT,
+    resolved_at BIGINT,
+    keep_firing_since BIGINT,
+    last_sent_at BIGINT,
+    valid_until BIGINT,
+    PRIMARY KEY (file, grp, rule, expr, fingerprint)
+);
+";
+
+const DELETE_GROUP: &str = "DELETE FROM rule_alerts WHERE file = ?1 AND grp = ?2";
+const INSERT: &str = "INSERT INTO rule_alerts (file, grp, rule, expr, fingerprint, labels,
+    annotations, state, value_bits, active_at, fired_at, resolved_at,
+    keep_firing_since, last_sent_at, valid_until)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+    ON CONFLICT (file, grp, rule, expr, fingerprint) DO UPDATE SET labels = excluded.labels,
+    annotations = excluded.annotations, state = excluded.state, value_bits = excluded.value_bits,
+    active_at = excluded.active_at, fired_at = excluded.fired_at, resolved_at = excluded.resolved_at,
+    keep_firing_since = excluded.keep_firing_since, last_sent_at = excluded.last_sent_at,
+    valid_until = excluded.valid_until";
+const LOAD: &str =
+    "SELECT file, grp, rule, expr, labels, annotations, state, value_bits, active_at,
+    fired_at, resolved_at, keep_firing_since, last_sent_at, valid_until
+    FROM rule_alerts ORDER BY file, grp, rule, expr, fingerprint";
+const GROUPS: &str = "SELECT DISTINCT file, grp FROM rule_alerts";
+
+/// One row as stored, either backend.
+struct RawRow {
+    file: String,
+    group: String,
+    rule: String,
+    expr: String,
+    labels: String,
+    annotations: String,
+    state: String,
+    value_bits: i64,
+    times: [Option<i64>; 6],
+}
+
+/// The columns of one saved alert, in `INSERT` order after the group.
+struct Flat {
+    rule: String,
+    expr: String,
+    fingerprint: i64,
+    labels: String,
+    annotations: String,
+    state: &'static str,
+    value_bits: i64,
+    active_at: i64,
+    fired_at: Option<i64>,
+    resolved_at: Option<i64>,
+    keep_firing_since: Option<i64>,
+    last_sent_at: Option<i64>,
+    valid_until: Option<i64>,
+}
+
+fn flatten(rules: &[RuleAlerts]) -> Result<Vec<Flat>, StoreError> {
+    let mut out = Vec::new();
+    for r in rules {
+        for a in &r.alerts {
+            out.push(Flat {
+                rule: r.rule.clone(),
+                expr: r.expr.clone(),
+                fingerprint: a.labels.hash64() as i64,
+                labels: labels_text(&a.labels),
+                annotations: serde_json::to_string(&a.annotations)
+                    .map_err(|e| StoreError::Data(e.to_string()))?,
+                state: state_text(a.state),
+                value_bits: a.value.to_bits() as i64,
+                active_at: a.active_at,
+                fired_at: a.fired_at,
+                resolved_at: a.resolved_at,
+                keep_firing_since: a.keep_firing_since,
+                last_sent_at: a.last_sent_at,
+                valid_until: a.valid_until,
+            });
+        }
+    }
+    Ok(out)
+}
 
 /// The alerts of one rule, as saved and restored.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,41 +178,65 @@ pub fn save_group(
     group: &str,
     rules: &[RuleAlerts],
 ) -> Result<(), StoreError> {
+    let flat = flatten(rules)?;
+    if let Some(pg) = store.pg() {
+        let (f2, g2) = (file.to_string(), group.to_string());
+        return pg.run(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                tx.execute(&sql(DELETE_GROUP), &[&f2, &g2]).await?;
+                let ins = tx.prepare(&sql(INSERT)).await?;
+                for a in &flat {
+                    tx.execute(
+                        &ins,
+                        &[
+                            &f2,
+                            &g2,
+                            &a.rule,
+                            &a.expr,
+                            &a.fingerprint,
+                            &a.labels,
+                            &a.annotations,
+                            &a.state,
+                            &a.value_bits,
+                            &a.active_at,
+                            &a.fired_at,
+                            &a.resolved_at,
+                            &a.keep_firing_since,
+                            &a.last_sent_at,
+                            &a.valid_until,
+                        ],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        });
+    }
     store.with_conn(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM rule_alerts WHERE file = ?1 AND grp = ?2",
-            params![file, group],
-        )?;
+        tx.execute(DELETE_GROUP, params![file, group])?;
         {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO rule_alerts (file, grp, rule, expr, fingerprint, labels,
-                 annotations, state, value_bits, active_at, fired_at, resolved_at,
-                 keep_firing_since, last_sent_at, valid_until)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            for r in rules {
-                for a in &r.alerts {
-                    let annotations = serde_json::to_string(&a.annotations)
-                        .map_err(|e| StoreError::Data(e.to_string()))?;
-                    ins.execute(params![
-                        file,
-                        group,
-                        r.rule,
-                        r.expr,
-                        a.labels.hash64() as i64,
-                        labels_text(&a.labels),
-                        annotations,
-                        state_text(a.state),
-                        a.value.to_bits() as i64,
-                        a.active_at,
-                        a.fired_at,
-                        a.resolved_at,
-                        a.keep_firing_since,
-                        a.last_sent_at,
-                        a.valid_until,
-                    ])?;
-                }
+            let mut ins = tx.prepare_cached(INSERT)?;
+            for a in &flat {
+                ins.execute(params![
+                    file,
+                    group,
+                    a.rule,
+                    a.expr,
+                    a.fingerprint,
+                    a.labels,
+                    a.annotations,
+                    a.state,
+                    a.value_bits,
+                    a.active_at,
+                    a.fired_at,
+                    a.resolved_at,
+                    a.keep_firing_since,
+                    a.last_sent_at,
+                    a.valid_until,
+                ])?;
             }
         }
         tx.commit()?;
@@ -128,86 +246,147 @@ pub fn save_group(
 
 /// Every saved alert, grouped by group and rule, in key order.
 pub fn load_all(store: &Store) -> Result<Vec<GroupAlerts>, StoreError> {
-    store.with_conn(|c| {
-        let mut st = c.prepare(
-            "SELECT file, grp, rule, expr, labels, annotations, state, value_bits, active_at,
-             fired_at, resolved_at, keep_firing_since, last_sent_at, valid_until
-             FROM rule_alerts ORDER BY file, grp, rule, expr, fingerprint",
-        )?;
-        let mut rows = st.query([])?;
-        let mut out: Vec<GroupAlerts> = Vec::new();
-        while let Some(row) = rows.next()? {
-            let file: String = row.get(0)?;
-            let group: String = row.get(1)?;
-            let rule: String = row.get(2)?;
-            let expr: String = row.get(3)?;
-            let labels: String = row.get(4)?;
-            let annotations: String = row.get(5)?;
-            let state: String = row.get(6)?;
-            let value_bits: i64 = row.get(7)?;
-            let alert = Alert {
-                labels: Labels::from_pairs(parse_map("labels", &labels)?),
-                annotations: parse_map("annotations", &annotations)?,
-                state: parse_state(&state)?,
-                value: f64::from_bits(value_bits as u64),
-                active_at: row.get::<_, Timestamp>(8)?,
-                fired_at: row.get(9)?,
-                resolved_at: row.get(10)?,
-                keep_firing_since: row.get(11)?,
-                last_sent_at: row.get(12)?,
-                valid_until: row.get(13)?,
-            };
-            let g = match out.last_mut() {
-                Some(g) if g.file == file && g.group == group => g,
-                _ => {
-                    out.push(GroupAlerts {
-                        file,
-                        group,
-                        rules: Vec::new(),
-                    });
-                    let Some(g) = out.last_mut() else {
-                        continue;
-                    };
-                    g
-                }
-            };
-            match g.rules.last_mut() {
-                Some(r) if r.rule == rule && r.expr == expr => r.alerts.push(alert),
-                _ => g.rules.push(RuleAlerts {
-                    rule,
-                    expr,
-                    alerts: vec![alert],
-                }),
+    let raw = store.dispatch(
+        |c| {
+            let mut st = c.prepare(LOAD)?;
+            let rows = st.query_map([], |r| {
+                Ok(RawRow {
+                    file: r.get(0)?,
+                    group: r.get(1)?,
+                    rule: r.get(2)?,
+                    expr: r.get(3)?,
+                    labels: r.get(4)?,
+                    annotations: r.get(5)?,
+                    state: r.get(6)?,
+                    value_bits: r.get(7)?,
+                    times: [
+                        Some(r.get(8)?),
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                        r.get(12)?,
+                        r.get(13)?,
+                    ],
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        },
+        |c| {
+            Box::pin(async move {
+                c.query(LOAD, &[])
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(RawRow {
+                            file: col(r, 0)?,
+                            group: col(r, 1)?,
+                            rule: col(r, 2)?,
+                            expr: col(r, 3)?,
+                            labels: col(r, 4)?,
+                            annotations: col(r, 5)?,
+                            state: col(r, 6)?,
+                            value_bits: col(r, 7)?,
+                            times: [
+                                Some(col(r, 8)?),
+                                col(r, 9)?,
+                                col(r, 10)?,
+                                col(r, 11)?,
+                                col(r, 12)?,
+                                col(r, 13)?,
+                            ],
+                        })
+                    })
+                    .collect()
+            })
+        },
+    )?;
+    let mut out: Vec<GroupAlerts> = Vec::new();
+    for row in raw {
+        let [active_at, fired_at, resolved_at, keep_firing_since, last_sent_at, valid_until] =
+            row.times;
+        let alert = Alert {
+            labels: Labels::from_pairs(parse_map("labels", &row.labels)?),
+            annotations: parse_map("annotations", &row.annotations)?,
+            state: parse_state(&row.state)?,
+            value: f64::from_bits(row.value_bits as u64),
+            active_at: active_at.unwrap_or_default(),
+            fired_at,
+            resolved_at,
+            keep_firing_since,
+            last_sent_at,
+            valid_until,
+        };
+        let g = match out.last_mut() {
+            Some(g) if g.file == row.file && g.group == row.group => g,
+            _ => {
+                out.push(GroupAlerts {
+                    file: row.file,
+                    group: row.group,
+                    rules: Vec::new(),
+                });
+                let Some(g) = out.last_mut() else {
+                    continue;
+                };
+                g
             }
+        };
+        match g.rules.last_mut() {
+            Some(r) if r.rule == row.rule && r.expr == row.expr => r.alerts.push(alert),
+            _ => g.rules.push(RuleAlerts {
+                rule: row.rule,
+                expr: row.expr,
+                alerts: vec![alert],
+            }),
         }
-        Ok(out)
-    })
+    }
+    Ok(out)
 }
 
 /// Forgets every group not in `keep` (`(file, group)` pairs): the state of
 /// groups that were removed from the configuration.
 pub fn retain_groups(store: &Store, keep: &[(String, String)]) -> Result<usize, StoreError> {
-    store.with_conn(|c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Vec<(String, String)> = {
-            let mut st = tx.prepare("SELECT DISTINCT file, grp FROM rule_alerts")?;
-            let v = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            v
-        };
-        let mut n = 0;
-        for (f, g) in existing {
-            if !keep.iter().any(|(kf, kg)| *kf == f && *kg == g) {
-                n += tx.execute(
-                    "DELETE FROM rule_alerts WHERE file = ?1 AND grp = ?2",
-                    params![f, g],
-                )?;
+    let keep2 = keep.to_vec();
+    let gone = |existing: Vec<(String, String)>, keep: &[(String, String)]| {
+        existing
+            .into_iter()
+            .filter(|(f, g)| !keep.iter().any(|(kf, kg)| kf == f && kg == g))
+            .collect::<Vec<_>>()
+    };
+    store.dispatch(
+        |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let existing: Vec<(String, String)> = {
+                let mut st = tx.prepare(GROUPS)?;
+                let v = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                v
+            };
+            let mut n = 0;
+            for (f, g) in gone(existing, keep) {
+                n += tx.execute(DELETE_GROUP, params![f, g])?;
             }
-        }
-        tx.commit()?;
-        Ok(n)
-    })
+            tx.commit()?;
+            Ok(n)
+        },
+        move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let existing = tx
+                    .query(GROUPS, &[])
+                    .await?
+                    .iter()
+                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+                    .collect::<Result<Vec<(String, String)>, StoreError>>()?;
+                let mut n = 0;
+                for (f, g) in gone(existing, &keep2) {
+                    n += tx.execute(&sql(DELETE_GROUP), &[&f, &g]).await? as usize;
+                }
+                tx.commit().await?;
+                Ok(n)
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! whose ids are the SSE event ids (so `Last-Event-ID` resumes from here),
 //! plus the command correlation ids seen, for replay protection.
 
+use super::pg::{col, sql};
 use super::{Store, StoreError};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 /// Tables of this concern.
 pub(crate) const SCHEMA: &str = "
@@ -19,6 +20,31 @@ CREATE TABLE IF NOT EXISTS ops_command_ids (
     seen_ms INTEGER NOT NULL
 );
 ";
+
+/// The same, as PostgreSQL migration 3 (ids from one sequence, so both
+/// replicas' events share one `Last-Event-ID` order).
+pub(crate) const PG_SCHEMA: &str = "
+CREATE TABLE ops_events (
+    id BIGSERIAL PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX ops_events_at ON ops_events (at_ms);
+CREATE TABLE ops_command_ids (
+    correlation_id TEXT PRIMARY KEY,
+    seen_ms BIGINT NOT NULL
+);
+";
+
+const INSERT: &str = "INSERT INTO ops_events (at_ms, kind, data) VALUES (?1, ?2, ?3)";
+const QUERY: &str = "SELECT id, at_ms, kind, data FROM ops_events
+    WHERE id > ?1 AND at_ms >= ?2 AND at_ms <= ?3 AND (CAST(?4 AS TEXT) IS NULL OR kind = ?4)
+    ORDER BY id LIMIT ?5";
+const PRUNE: &str = "DELETE FROM ops_events WHERE at_ms < ?1";
+const FORGET_IDS: &str = "DELETE FROM ops_command_ids WHERE seen_ms < ?1";
+const REMEMBER_ID: &str = "INSERT INTO ops_command_ids (correlation_id, seen_ms) VALUES (?1, ?2)
+    ON CONFLICT (correlation_id) DO NOTHING";
 
 /// One stored event.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,86 +75,113 @@ impl Store {
     /// Several events in one commit (one fsync for a burst); their ids in
     /// order.
     pub fn insert_events(&self, evs: &[(i64, &str, &str)]) -> Result<Vec<i64>, StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction()?;
-            let mut ids = Vec::with_capacity(evs.len());
-            {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO ops_events (at_ms, kind, data) VALUES (?1, ?2, ?3)",
-                )?;
-                for (at_ms, kind, data) in evs {
-                    st.execute(params![at_ms, kind, data])?;
-                    ids.push(tx.last_insert_rowid());
+        let owned: Vec<(i64, String, String)> = evs
+            .iter()
+            .map(|(t, k, d)| (*t, k.to_string(), d.to_string()))
+            .collect();
+        self.dispatch(
+            |c| {
+                let tx = c.transaction()?;
+                let mut ids = Vec::with_capacity(evs.len());
+                {
+                    let mut st = tx.prepare_cached(INSERT)?;
+                    for (at_ms, kind, data) in evs {
+                        st.execute(params![at_ms, kind, data])?;
+                        ids.push(tx.last_insert_rowid());
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(ids)
-        })
+                tx.commit()?;
+                Ok(ids)
+            },
+            move |c| {
+                Box::pin(async move {
+                    let tx = c.transaction().await?;
+                    let st = tx.prepare(&format!("{} RETURNING id", sql(INSERT))).await?;
+                    let mut ids = Vec::with_capacity(owned.len());
+                    for (at_ms, kind, data) in &owned {
+                        let r = tx.query_one(&st, &[at_ms, kind, data]).await?;
+                        ids.push(col(&r, 0)?);
+                    }
+                    tx.commit().await?;
+                    Ok(ids)
+                })
+            },
+        )
     }
 
     /// Events in id order, filtered.
     pub fn query_events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
-        self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, at_ms, kind, data FROM ops_events
-                 WHERE id > ?1 AND at_ms >= ?2 AND at_ms <= ?3 AND (?4 IS NULL OR kind = ?4)
-                 ORDER BY id LIMIT ?5",
-            )?;
-            let rows = st.query_map(
-                params![
-                    q.after_id.unwrap_or(0),
-                    q.since_ms.unwrap_or(i64::MIN),
-                    q.until_ms.unwrap_or(i64::MAX),
-                    q.kind,
-                    i64::try_from(q.limit).unwrap_or(i64::MAX),
-                ],
-                |r| {
+        let after = q.after_id.unwrap_or(0);
+        let since = q.since_ms.unwrap_or(i64::MIN);
+        let until = q.until_ms.unwrap_or(i64::MAX);
+        let kind = q.kind.clone();
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let kind2 = kind.clone();
+        self.dispatch(
+            |c| {
+                let mut st = c.prepare_cached(QUERY)?;
+                let rows = st.query_map(params![after, since, until, kind, limit], |r| {
                     Ok(EventRow {
                         id: r.get(0)?,
                         at_ms: r.get(1)?,
                         kind: r.get(2)?,
                         data: r.get(3)?,
                     })
-                },
-            )?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            },
+            move |c| {
+                Box::pin(async move {
+                    c.query(&sql(QUERY), &[&after, &since, &until, &kind2, &limit])
+                        .await?
+                        .iter()
+                        .map(|r| {
+                            Ok(EventRow {
+                                id: col(r, 0)?,
+                                at_ms: col(r, 1)?,
+                                kind: col(r, 2)?,
+                                data: col(r, 3)?,
+                            })
+                        })
+                        .collect()
+                })
+            },
+        )
     }
 
     /// Deletes events older than `before_ms`; returns how many.
     pub fn prune_events(&self, before_ms: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM ops_events WHERE at_ms < ?1", [before_ms])?))
+        self.dispatch(
+            |c| Ok(c.execute(PRUNE, [before_ms])?),
+            move |c| {
+                Box::pin(async move { Ok(c.execute(&sql(PRUNE), &[&before_ms]).await? as usize) })
+            },
+        )
     }
 
     /// Records a command correlation id; `false` when it was seen before
-    /// (a replay). Ids older than `forget_before_ms` are dropped first.
+    /// (a replay). Ids older than `forget_before_ms` are dropped first. The
+    /// insert itself decides (`ON CONFLICT DO NOTHING`), so two replicas
+    /// sharing a store cannot both accept one id.
     pub fn remember_command_id(
         &self,
         id: &str,
         now_ms: i64,
         forget_before_ms: i64,
     ) -> Result<bool, StoreError> {
-        self.with_conn(|c| {
-            c.execute(
-                "DELETE FROM ops_command_ids WHERE seen_ms < ?1",
-                [forget_before_ms],
-            )?;
-            let seen: Option<i64> = c
-                .query_row(
-                    "SELECT seen_ms FROM ops_command_ids WHERE correlation_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if seen.is_some() {
-                return Ok(false);
-            }
-            c.execute(
-                "INSERT INTO ops_command_ids (correlation_id, seen_ms) VALUES (?1, ?2)",
-                params![id, now_ms],
-            )?;
-            Ok(true)
-        })
+        let id2 = id.to_string();
+        self.dispatch(
+            |c| {
+                c.execute(FORGET_IDS, [forget_before_ms])?;
+                Ok(c.execute(REMEMBER_ID, params![id, now_ms])? == 1)
+            },
+            move |c| {
+                Box::pin(async move {
+                    c.execute(&sql(FORGET_IDS), &[&forget_before_ms]).await?;
+                    Ok(c.execute(&sql(REMEMBER_ID), &[&id2, &now_ms]).await? == 1)
+                })
+            },
+        )
     }
 }
 

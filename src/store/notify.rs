@@ -12,6 +12,7 @@
 //! `pending` at start (at-least-once: the receiver may see that attempt
 //! again, PagerDuty dedups it by `dedup_key`).
 
+use super::pg::{col, sql};
 use super::{Store, StoreError};
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -51,6 +52,67 @@ CREATE TABLE IF NOT EXISTS notify_attempts (
 );
 CREATE INDEX IF NOT EXISTS notify_attempts_delivery ON notify_attempts (delivery_id);
 ";
+
+/// The same, as PostgreSQL migration 2.
+pub(crate) const PG_SCHEMA: &str = "
+CREATE TABLE notify_deliveries (
+    id BIGSERIAL PRIMARY KEY,
+    receiver TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    integration_index BIGINT NOT NULL,
+    group_key TEXT NOT NULL,
+    alertnames TEXT NOT NULL,
+    firing BIGINT NOT NULL,
+    resolved BIGINT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_reason TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    deadline_at BIGINT NOT NULL,
+    delivered_at BIGINT
+);
+CREATE INDEX notify_deliveries_due ON notify_deliveries (status, next_attempt_at);
+CREATE INDEX notify_deliveries_created ON notify_deliveries (created_at, id);
+CREATE INDEX notify_deliveries_group ON notify_deliveries (group_key, receiver, integration_index, status);
+CREATE TABLE notify_attempts (
+    id BIGSERIAL PRIMARY KEY,
+    delivery_id BIGINT NOT NULL REFERENCES notify_deliveries (id),
+    at BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    ok BOOLEAN NOT NULL,
+    error TEXT,
+    replay BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX notify_attempts_delivery ON notify_attempts (delivery_id);
+";
+
+// SQL shared by both backends (`?N` becomes `$N` for PostgreSQL).
+const SUPERSEDE: &str = "UPDATE notify_deliveries SET status = 'superseded', updated_at = ?1
+    WHERE status = 'pending' AND EXISTS (SELECT 1 FROM notify_deliveries n
+      WHERE n.group_key = notify_deliveries.group_key AND n.receiver = notify_deliveries.receiver
+      AND n.integration_index = notify_deliveries.integration_index AND n.id > notify_deliveries.id)";
+const DUE_WHERE: &str = "status = 'pending' AND next_attempt_at <= ?1 AND d.id >= ?3
+    AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)
+    ORDER BY next_attempt_at, id LIMIT ?2";
+const MARK_SENDING: &str = "UPDATE notify_deliveries SET status = 'sending', updated_at = ?2 WHERE id = ?1 AND status = 'pending'";
+const INSERT: &str = "INSERT INTO notify_deliveries (receiver, integration, integration_index, group_key, alertnames, firing, resolved, payload, status, attempts, created_at, updated_at, next_attempt_at, deadline_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?11, 0, ?9, ?9, ?9, ?10)";
+const FINISH_SUCCESS: &str = "UPDATE notify_deliveries SET status = 'success', attempts = attempts + 1, updated_at = ?2, delivered_at = ?2, last_error = NULL, last_reason = NULL WHERE id = ?1 AND status = 'sending'";
+const FINISH_RETRY: &str = "UPDATE notify_deliveries SET status = 'pending', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4, next_attempt_at = ?5 WHERE id = ?1 AND status = 'sending'";
+const FINISH_FAILED: &str = "UPDATE notify_deliveries SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4 WHERE id = ?1 AND status = 'sending'";
+const INSERT_ATTEMPT: &str = "INSERT INTO notify_attempts (delivery_id, at, duration_ms, ok, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const REPLAY_OK: &str = "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, status = CASE WHEN status = 'failed' THEN 'success' ELSE status END, delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1";
+const REPLAY_ERR: &str = "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1";
+const REQUEUE: &str = "UPDATE notify_deliveries SET status = 'pending', next_attempt_at = CASE WHEN next_attempt_at < ?1 THEN next_attempt_at ELSE ?1 END, updated_at = ?1 WHERE status = 'sending'";
+const NEXT_DUE: &str = "SELECT MIN(next_attempt_at) FROM notify_deliveries d WHERE status = 'pending'
+    AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)";
+const COUNT_UNFINISHED: &str =
+    "SELECT COUNT(*) FROM notify_deliveries WHERE status IN ('pending', 'sending')";
+const ATTEMPTS: &str = "SELECT at, duration_ms, ok, error, replay FROM notify_attempts WHERE delivery_id = ?1 ORDER BY id";
 
 /// A delivery to write: everything but the id and attempt state.
 #[derive(Clone, Debug)]
@@ -146,11 +208,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         integration: r.get(2)?,
         integration_index: r.get::<_, i64>(3)?.max(0) as usize,
         group_key: r.get(4)?,
-        alertnames: names
-            .split('\n')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        alertnames: names_of(&names),
         firing: r.get::<_, i64>(6)?.max(0) as usize,
         resolved: r.get::<_, i64>(7)?.max(0) as usize,
         payload: r.get(8)?,
@@ -164,6 +222,67 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         deadline_at: r.get(16)?,
         delivered_at: r.get(17)?,
     })
+}
+
+fn names_of(s: &str) -> Vec<String> {
+    s.split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn pg_row(r: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
+    let names: String = col(r, 5)?;
+    Ok(Delivery {
+        id: col(r, 0)?,
+        receiver: col(r, 1)?,
+        integration: col(r, 2)?,
+        integration_index: col::<i64>(r, 3)?.max(0) as usize,
+        group_key: col(r, 4)?,
+        alertnames: names_of(&names),
+        firing: col::<i64>(r, 6)?.max(0) as usize,
+        resolved: col::<i64>(r, 7)?.max(0) as usize,
+        payload: col(r, 8)?,
+        status: col(r, 9)?,
+        attempts: col::<i64>(r, 10)?.max(0) as u32,
+        last_error: col(r, 11)?,
+        last_reason: col(r, 12)?,
+        created_at: col(r, 13)?,
+        updated_at: col(r, 14)?,
+        next_attempt_at: col(r, 15)?,
+        deadline_at: col(r, 16)?,
+        delivered_at: col(r, 17)?,
+    })
+}
+
+/// [`claim_in`] for PostgreSQL. A row another session claimed between the
+/// select and the update is left out (the update's count decides), so two
+/// replicas briefly both believing they lead cannot both send a row.
+async fn pg_claim_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    now: i64,
+    limit: usize,
+    min_id: Option<i64>,
+) -> Result<Vec<Delivery>, StoreError> {
+    tx.execute(&sql(SUPERSEDE), &[&now]).await?;
+    let rows = tx
+        .query(
+            &sql(&format!(
+                "SELECT {COLS} FROM notify_deliveries d WHERE {DUE_WHERE}"
+            )),
+            &[&now, &(limit as i64), &min_id.unwrap_or(i64::MIN)],
+        )
+        .await?;
+    let mark = tx.prepare(&sql(MARK_SENDING)).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut d = pg_row(r)?;
+        if tx.execute(&mark, &[&d.id, &now]).await? == 1 {
+            d.status = "sending".into();
+            out.push(d);
+        }
+    }
+    Ok(out)
 }
 
 /// Claims, inside `tx`, up to `limit` pending rows due at `now` with id ≥
@@ -180,32 +299,24 @@ fn claim_in(
     limit: usize,
     min_id: Option<i64>,
 ) -> Result<Vec<Delivery>, StoreError> {
-    tx.execute(
-        "UPDATE notify_deliveries SET status = 'superseded', updated_at = ?1
-         WHERE status = 'pending' AND EXISTS (SELECT 1 FROM notify_deliveries n
-           WHERE n.group_key = notify_deliveries.group_key AND n.receiver = notify_deliveries.receiver
-           AND n.integration_index = notify_deliveries.integration_index AND n.id > notify_deliveries.id)",
-        params![now],
-    )?;
-    let mut rows = {
+    tx.execute(SUPERSEDE, params![now])?;
+    let rows = {
         let mut st = tx.prepare_cached(&format!(
-            "SELECT {COLS} FROM notify_deliveries d WHERE status = 'pending' AND next_attempt_at <= ?1 AND d.id >= ?3
-             AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)
-             ORDER BY next_attempt_at, id LIMIT ?2"
+            "SELECT {COLS} FROM notify_deliveries d WHERE {DUE_WHERE}"
         ))?;
         let rows = st
             .query_map(params![now, limit as i64, min_id.unwrap_or(i64::MIN)], row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows
     };
-    for d in &mut rows {
-        tx.execute(
-            "UPDATE notify_deliveries SET status = 'sending', updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
-            params![d.id, now],
-        )?;
-        d.status = "sending".into();
+    let mut out = Vec::with_capacity(rows.len());
+    for mut d in rows {
+        if tx.execute(MARK_SENDING, params![d.id, now])? == 1 {
+            d.status = "sending".into();
+            out.push(d);
+        }
     }
-    Ok(rows)
+    Ok(out)
 }
 
 impl Store {
@@ -224,14 +335,50 @@ impl Store {
         ds: &[NewDelivery],
         claim_at: Option<i64>,
     ) -> Result<(Vec<i64>, Vec<Delivery>), StoreError> {
+        if let Some(pg) = self.pg() {
+            let ds = ds.to_vec();
+            return pg.run(move |c| {
+                Box::pin(async move {
+                    let tx = c.transaction().await?;
+                    let st = tx.prepare(&format!("{} RETURNING id", sql(INSERT))).await?;
+                    let mut ids = Vec::with_capacity(ds.len());
+                    for d in &ds {
+                        let names = format!("\n{}\n", d.alertnames.join("\n"));
+                        let status = if d.unsendable { "sending" } else { "pending" };
+                        let r = tx
+                            .query_one(
+                                &st,
+                                &[
+                                    &d.receiver,
+                                    &d.integration,
+                                    &(d.integration_index as i64),
+                                    &d.group_key,
+                                    &names,
+                                    &(d.firing as i64),
+                                    &(d.resolved as i64),
+                                    &d.payload,
+                                    &d.created_at,
+                                    &d.deadline_at,
+                                    &status,
+                                ],
+                            )
+                            .await?;
+                        ids.push(col(&r, 0)?);
+                    }
+                    let claimed = match claim_at {
+                        Some(now) => pg_claim_in(&tx, now, ids.len(), ids.first().copied()).await?,
+                        None => Vec::new(),
+                    };
+                    tx.commit().await?;
+                    Ok((ids, claimed))
+                })
+            });
+        }
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let mut ids = Vec::with_capacity(ds.len());
             {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO notify_deliveries (receiver, integration, integration_index, group_key, alertnames, firing, resolved, payload, status, attempts, created_at, updated_at, next_attempt_at, deadline_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?11, 0, ?9, ?9, ?9, ?10)",
-                )?;
+                let mut st = tx.prepare_cached(INSERT)?;
                 for d in ds {
                     // Newline-separated with guards so `instr(names, '\nname\n')` matches whole names.
                     let names = format!("\n{}\n", d.alertnames.join("\n"));
@@ -269,12 +416,22 @@ impl Store {
         now: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction()?;
-            let rows = claim_in(&tx, now, limit, None)?;
-            tx.commit()?;
-            Ok(rows)
-        })
+        self.dispatch(
+            |c| {
+                let tx = c.transaction()?;
+                let rows = claim_in(&tx, now, limit, None)?;
+                tx.commit()?;
+                Ok(rows)
+            },
+            move |c| {
+                Box::pin(async move {
+                    let tx = c.transaction().await?;
+                    let rows = pg_claim_in(&tx, now, limit, None).await?;
+                    tx.commit().await?;
+                    Ok(rows)
+                })
+            },
+        )
     }
 
     /// Records the end of an attempt of a claimed row. Returns false when
@@ -286,34 +443,60 @@ impl Store {
         duration_ms: i64,
         outcome: &Outcome,
     ) -> Result<bool, StoreError> {
+        let now = at + duration_ms;
+        let (ok, err) = match outcome {
+            Outcome::Success => (true, None),
+            Outcome::Retry { error, .. } | Outcome::Failed { error, .. } => {
+                (false, Some(error.clone()))
+            }
+        };
+        if let Some(pg) = self.pg() {
+            let outcome = outcome.clone();
+            return pg.run(move |c| {
+                Box::pin(async move {
+                    let tx = c.transaction().await?;
+                    let n = match &outcome {
+                        Outcome::Success => tx.execute(&sql(FINISH_SUCCESS), &[&id, &now]).await?,
+                        Outcome::Retry {
+                            error,
+                            reason,
+                            next_at,
+                        } => {
+                            tx.execute(&sql(FINISH_RETRY), &[&id, &now, error, reason, next_at])
+                                .await?
+                        }
+                        Outcome::Failed { error, reason } => {
+                            tx.execute(&sql(FINISH_FAILED), &[&id, &now, error, reason])
+                                .await?
+                        }
+                    };
+                    if n == 1 {
+                        tx.execute(
+                            &sql(INSERT_ATTEMPT),
+                            &[&id, &at, &duration_ms, &ok, &err, &false],
+                        )
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(n == 1)
+                })
+            });
+        }
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            let now = at + duration_ms;
             let n = match outcome {
-                Outcome::Success => tx.execute(
-                    "UPDATE notify_deliveries SET status = 'success', attempts = attempts + 1, updated_at = ?2, delivered_at = ?2, last_error = NULL, last_reason = NULL WHERE id = ?1 AND status = 'sending'",
-                    params![id, now],
-                )?,
-                Outcome::Retry { error, reason, next_at } => tx.execute(
-                    "UPDATE notify_deliveries SET status = 'pending', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4, next_attempt_at = ?5 WHERE id = ?1 AND status = 'sending'",
-                    params![id, now, error, reason, next_at],
-                )?,
-                Outcome::Failed { error, reason } => tx.execute(
-                    "UPDATE notify_deliveries SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4 WHERE id = ?1 AND status = 'sending'",
-                    params![id, now, error, reason],
-                )?,
+                Outcome::Success => tx.execute(FINISH_SUCCESS, params![id, now])?,
+                Outcome::Retry {
+                    error,
+                    reason,
+                    next_at,
+                } => tx.execute(FINISH_RETRY, params![id, now, error, reason, next_at])?,
+                Outcome::Failed { error, reason } => {
+                    tx.execute(FINISH_FAILED, params![id, now, error, reason])?
+                }
             };
             if n == 1 {
-                let (ok, err) = match outcome {
-                    Outcome::Success => (true, None),
-                    Outcome::Retry { error, .. } | Outcome::Failed { error, .. } => {
-                        (false, Some(error.as_str()))
-                    }
-                };
-                tx.execute(
-                    "INSERT INTO notify_attempts (delivery_id, at, duration_ms, ok, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-                    params![id, at, duration_ms, ok, err],
-                )?;
+                tx.execute(INSERT_ATTEMPT, params![id, at, duration_ms, ok, err, false])?;
             }
             tx.commit()?;
             Ok(n == 1)
@@ -329,132 +512,185 @@ impl Store {
         duration_ms: i64,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction()?;
-            let now = at + duration_ms;
-            match error {
-                None => tx.execute(
-                    "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, status = CASE WHEN status = 'failed' THEN 'success' ELSE status END, delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1",
-                    params![id, now],
-                )?,
-                Some(e) => tx.execute(
-                    "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, now, e],
-                )?,
-            };
-            tx.execute(
-                "INSERT INTO notify_attempts (delivery_id, at, duration_ms, ok, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                params![id, at, duration_ms, error.is_none(), error],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
+        let now = at + duration_ms;
+        let err = error.map(str::to_string);
+        let ok = error.is_none();
+        let err2 = err.clone();
+        self.dispatch(
+            |c| {
+                let tx = c.transaction()?;
+                match &err {
+                    None => tx.execute(REPLAY_OK, params![id, now])?,
+                    Some(e) => tx.execute(REPLAY_ERR, params![id, now, e])?,
+                };
+                tx.execute(INSERT_ATTEMPT, params![id, at, duration_ms, ok, err, true])?;
+                tx.commit()?;
+                Ok(())
+            },
+            move |c| {
+                Box::pin(async move {
+                    let tx = c.transaction().await?;
+                    match &err2 {
+                        None => tx.execute(&sql(REPLAY_OK), &[&id, &now]).await?,
+                        Some(e) => tx.execute(&sql(REPLAY_ERR), &[&id, &now, e]).await?,
+                    };
+                    tx.execute(
+                        &sql(INSERT_ATTEMPT),
+                        &[&id, &at, &duration_ms, &ok, &err2, &true],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            },
+        )
     }
 
-    /// Puts rows a previous process left `sending` back to `pending`.
+    /// Puts rows a previous process (or a dead HA leader) left `sending`
+    /// back to `pending`.
     pub fn requeue_in_flight_deliveries(&self, now: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.execute(
-                "UPDATE notify_deliveries SET status = 'pending', next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1 WHERE status = 'sending'",
-                params![now],
-            )?)
-        })
+        self.dispatch(
+            |c| Ok(c.execute(REQUEUE, params![now])?),
+            move |c| Box::pin(async move { Ok(c.execute(&sql(REQUEUE), &[&now]).await? as usize) }),
+        )
     }
 
     /// When the next claimable pending row is due, if any (rows waiting on
     /// an older row of their group do not count: the worker must not spin
     /// on them).
     pub fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT MIN(next_attempt_at) FROM notify_deliveries d WHERE status = 'pending'
-                 AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.group_key = d.group_key AND p.receiver = d.receiver AND p.integration_index = d.integration_index AND p.status IN ('pending', 'sending') AND p.id < d.id)",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
-            )?)
-        })
+        self.dispatch(
+            |c| Ok(c.query_row(NEXT_DUE, [], |r| r.get::<_, Option<i64>>(0))?),
+            |c| Box::pin(async move { col(&c.query_one(NEXT_DUE, &[]).await?, 0) }),
+        )
     }
 
     /// Rows not finished yet (pending or being sent).
     pub fn count_unfinished_deliveries(&self) -> Result<usize, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM notify_deliveries WHERE status IN ('pending', 'sending')",
-                [],
-                |r| r.get::<_, i64>(0),
-            )?
-            .max(0) as usize)
-        })
+        let n = self.dispatch(
+            |c| Ok(c.query_row(COUNT_UNFINISHED, [], |r| r.get::<_, i64>(0))?),
+            |c| Box::pin(async move { col::<i64>(&c.query_one(COUNT_UNFINISHED, &[]).await?, 0) }),
+        )?;
+        Ok(n.max(0) as usize)
     }
 
     pub fn get_delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {COLS} FROM notify_deliveries WHERE id = ?1"),
-                params![id],
-                row,
-            )
-            .optional()?)
-        })
+        let q = format!("SELECT {COLS} FROM notify_deliveries WHERE id = ?1");
+        let q2 = sql(&q);
+        self.dispatch(
+            |c| Ok(c.query_row(&q, params![id], row).optional()?),
+            move |c| {
+                Box::pin(async move {
+                    c.query_opt(&q2, &[&id])
+                        .await?
+                        .as_ref()
+                        .map(pg_row)
+                        .transpose()
+                })
+            },
+        )
     }
 
     pub fn delivery_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
-        self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT at, duration_ms, ok, error, replay FROM notify_attempts WHERE delivery_id = ?1 ORDER BY id",
-            )?;
-            let v = st
-                .query_map(params![id], |r| {
-                    Ok(Attempt {
-                        at: r.get(0)?,
-                        duration_ms: r.get(1)?,
-                        ok: r.get(2)?,
-                        error: r.get(3)?,
-                        replay: r.get(4)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(v)
-        })
+        self.dispatch(
+            |c| {
+                let mut st = c.prepare_cached(ATTEMPTS)?;
+                let v = st
+                    .query_map(params![id], |r| {
+                        Ok(Attempt {
+                            at: r.get(0)?,
+                            duration_ms: r.get(1)?,
+                            ok: r.get(2)?,
+                            error: r.get(3)?,
+                            replay: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            },
+            move |c| {
+                Box::pin(async move {
+                    c.query(&sql(ATTEMPTS), &[&id])
+                        .await?
+                        .iter()
+                        .map(|r| {
+                            Ok(Attempt {
+                                at: col(r, 0)?,
+                                duration_ms: col(r, 1)?,
+                                ok: col(r, 2)?,
+                                error: col(r, 3)?,
+                                replay: col(r, 4)?,
+                            })
+                        })
+                        .collect()
+                })
+            },
+        )
     }
 
     /// The history, newest first (by id), filtered.
     pub fn list_deliveries(&self, q: &Query) -> Result<Vec<Delivery>, StoreError> {
+        /// A bound value of either backend.
+        enum V {
+            T(String),
+            I(i64),
+        }
+        let pg = self.is_shared();
+        let mut sql_text = format!("SELECT {COLS} FROM notify_deliveries WHERE 1=1");
+        let mut args: Vec<V> = Vec::new();
+        let add = |sql_text: &mut String, args: &mut Vec<V>, cond: &str, v: V| {
+            args.push(v);
+            sql_text.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(s) = &q.status {
+            add(&mut sql_text, &mut args, "status =", V::T(s.clone()));
+        }
+        if let Some(r) = &q.receiver {
+            add(&mut sql_text, &mut args, "receiver =", V::T(r.clone()));
+        }
+        if let Some(a) = &q.alertname {
+            // instr()/strpos() avoid LIKE's wildcard characters in names.
+            let f = if pg { "strpos" } else { "instr" };
+            args.push(V::T(format!("\n{a}\n")));
+            sql_text.push_str(&format!(" AND {f}(alertnames, ?{}) > 0", args.len()));
+        }
+        if let Some(s) = q.since {
+            add(&mut sql_text, &mut args, "created_at >=", V::I(s));
+        }
+        if let Some(u) = q.until {
+            add(&mut sql_text, &mut args, "created_at <=", V::I(u));
+        }
+        if let Some(b) = q.before_id {
+            add(&mut sql_text, &mut args, "id <", V::I(b));
+        }
+        args.push(V::I(q.limit as i64));
+        sql_text.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        if let Some(p) = self.pg() {
+            let text = sql(&sql_text);
+            return p.run(move |c| {
+                Box::pin(async move {
+                    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+                        .iter()
+                        .map(|v| match v {
+                            V::T(s) => s as &(dyn tokio_postgres::types::ToSql + Sync),
+                            V::I(i) => i as &(dyn tokio_postgres::types::ToSql + Sync),
+                        })
+                        .collect();
+                    c.query(&text, &params).await?.iter().map(pg_row).collect()
+                })
+            });
+        }
         self.with_conn(|c| {
-            let mut sql = format!("SELECT {COLS} FROM notify_deliveries WHERE 1=1");
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            let mut add = |cond: &str, v: rusqlite::types::Value| {
-                args.push(v);
-                sql.push_str(&format!(" AND {cond} ?{}", args.len()));
-            };
-            if let Some(s) = &q.status {
-                add("status =", s.clone().into());
-            }
-            if let Some(r) = &q.receiver {
-                add("receiver =", r.clone().into());
-            }
-            if let Some(a) = &q.alertname {
-                // instr() avoids LIKE's wildcard characters in names.
-                args.push(format!("\n{a}\n").into());
-                sql.push_str(&format!(" AND instr(alertnames, ?{}) > 0", args.len()));
-            }
-            if let Some(s) = q.since {
-                args.push(s.into());
-                sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
-            }
-            if let Some(u) = q.until {
-                args.push(u.into());
-                sql.push_str(&format!(" AND created_at <= ?{}", args.len()));
-            }
-            if let Some(b) = q.before_id {
-                args.push(b.into());
-                sql.push_str(&format!(" AND id < ?{}", args.len()));
-            }
-            args.push((q.limit as i64).into());
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
-            let mut st = c.prepare(&sql)?;
+            let vals: Vec<rusqlite::types::Value> = args
+                .into_iter()
+                .map(|v| match v {
+                    V::T(s) => s.into(),
+                    V::I(i) => i.into(),
+                })
+                .collect();
+            let mut st = c.prepare(&sql_text)?;
             let v = st
-                .query_map(rusqlite::params_from_iter(args), row)?
+                .query_map(rusqlite::params_from_iter(vals), row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(v)
         })

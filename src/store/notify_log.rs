@@ -4,6 +4,7 @@
 //! flush, so a restarted klaxon does not page again for a firing set it
 //! already notified within `repeat_interval`.
 
+use super::pg::{col, sql};
 use super::{Store, StoreError};
 
 /// Tables of this concern.
@@ -16,6 +17,64 @@ pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS notify_log (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (receiver, group_key)
 );";
+
+/// The same, as PostgreSQL migration 4.
+pub(crate) const PG_SCHEMA: &str = "CREATE TABLE notify_log (
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    firing TEXT NOT NULL,
+    resolved TEXT NOT NULL,
+    sent_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (receiver, group_key)
+);";
+
+const PUT: &str = "INSERT INTO notify_log
+    (receiver, group_key, firing, resolved, sent_at, expires_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing,
+    resolved = excluded.resolved, sent_at = excluded.sent_at, expires_at = excluded.expires_at";
+const LOAD: &str = "SELECT receiver, group_key, firing, resolved, sent_at, expires_at
+    FROM notify_log WHERE expires_at > ?1";
+const GET: &str = "SELECT receiver, group_key, firing, resolved, sent_at, expires_at
+    FROM notify_log WHERE receiver = ?1 AND group_key = ?2";
+const GC: &str = "DELETE FROM notify_log WHERE expires_at <= ?1";
+
+type RawEntry = (String, String, String, String, i64, i64);
+
+fn entry(r: RawEntry) -> Result<LogEntry, StoreError> {
+    let (receiver, group_key, f, res, sent_at, expires_at) = r;
+    Ok(LogEntry {
+        receiver,
+        group_key,
+        firing: decode(&f)?,
+        resolved: decode(&res)?,
+        sent_at,
+        expires_at,
+    })
+}
+
+fn lite_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn pg_raw(r: &tokio_postgres::Row) -> Result<RawEntry, StoreError> {
+    Ok((
+        col(r, 0)?,
+        col(r, 1)?,
+        col(r, 2)?,
+        col(r, 3)?,
+        col(r, 4)?,
+        col(r, 5)?,
+    ))
+}
 
 /// One entry: fingerprints as numbers, times in ms since the epoch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,60 +106,87 @@ fn decode(s: &str) -> Result<Vec<u64>, StoreError> {
 
 /// Writes (replaces) the entry of its receiver and group key.
 pub fn put(store: &Store, e: &LogEntry) -> Result<(), StoreError> {
-    store.with_conn(|c| {
-        c.execute(
-            "INSERT OR REPLACE INTO notify_log
-             (receiver, group_key, firing, resolved, sent_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (
-                &e.receiver,
-                &e.group_key,
-                encode(&e.firing),
-                encode(&e.resolved),
-                e.sent_at,
-                e.expires_at,
-            ),
-        )?;
-        Ok(())
-    })
+    let (f, r) = (encode(&e.firing), encode(&e.resolved));
+    let e2 = e.clone();
+    let (f2, r2) = (f.clone(), r.clone());
+    store.dispatch(
+        |c| {
+            c.execute(
+                PUT,
+                (&e.receiver, &e.group_key, f, r, e.sent_at, e.expires_at),
+            )?;
+            Ok(())
+        },
+        move |c| {
+            Box::pin(async move {
+                c.execute(
+                    &sql(PUT),
+                    &[
+                        &e2.receiver,
+                        &e2.group_key,
+                        &f2,
+                        &r2,
+                        &e2.sent_at,
+                        &e2.expires_at,
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+        },
+    )
 }
 
 /// Every entry not expired at `now`.
 pub fn load_live(store: &Store, now: i64) -> Result<Vec<LogEntry>, StoreError> {
-    store.with_conn(|c| {
-        let mut st = c.prepare(
-            "SELECT receiver, group_key, firing, resolved, sent_at, expires_at
-             FROM notify_log WHERE expires_at > ?1",
-        )?;
-        let rows = st.query_map([now], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (receiver, group_key, f, r, sent_at, expires_at) = row?;
-            out.push(LogEntry {
-                receiver,
-                group_key,
-                firing: decode(&f)?,
-                resolved: decode(&r)?,
-                sent_at,
-                expires_at,
-            });
-        }
-        Ok(out)
-    })
+    let raw = store.dispatch(
+        |c| {
+            let mut st = c.prepare(LOAD)?;
+            let rows = st.query_map([now], lite_raw)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        },
+        move |c| {
+            Box::pin(async move {
+                c.query(&sql(LOAD), &[&now])
+                    .await?
+                    .iter()
+                    .map(pg_raw)
+                    .collect()
+            })
+        },
+    )?;
+    raw.into_iter().map(entry).collect()
+}
+
+/// The current entry of one receiver and group. An HA follower's
+/// dispatcher reads this instead of its memory: the leader wrote it.
+pub fn get(store: &Store, receiver: &str, group_key: &str) -> Result<Option<LogEntry>, StoreError> {
+    let (r2, g2) = (receiver.to_string(), group_key.to_string());
+    let raw = store.dispatch(
+        |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(GET, [receiver, group_key], lite_raw)
+                .optional()?)
+        },
+        move |c| {
+            Box::pin(async move {
+                c.query_opt(&sql(GET), &[&r2, &g2])
+                    .await?
+                    .as_ref()
+                    .map(pg_raw)
+                    .transpose()
+            })
+        },
+    )?;
+    raw.map(entry).transpose()
 }
 
 /// Drops entries expired at `now`; returns how many.
 pub fn gc(store: &Store, now: i64) -> Result<usize, StoreError> {
-    store.with_conn(|c| Ok(c.execute("DELETE FROM notify_log WHERE expires_at <= ?1", [now])?))
+    store.dispatch(
+        |c| Ok(c.execute(GC, [now])?),
+        move |c| Box::pin(async move { Ok(c.execute(&sql(GC), &[&now]).await? as usize) }),
+    )
 }
 
 #[cfg(test)]
@@ -120,6 +206,8 @@ mod tests {
         };
         put(&s, &e).unwrap();
         assert_eq!(load_live(&s, 50).unwrap(), std::slice::from_ref(&e));
+        assert_eq!(get(&s, "r", &e.group_key).unwrap().as_ref(), Some(&e));
+        assert_eq!(get(&s, "r2", &e.group_key).unwrap(), None);
         assert!(load_live(&s, 100).unwrap().is_empty());
         assert_eq!(gc(&s, 100).unwrap(), 1);
     }

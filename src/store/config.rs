@@ -1,0 +1,222 @@
+//! The store's part of `storage:`: `backend: sqlite|postgres`, `dsn` or
+//! `dsn_file`, and `ha: {lease, cluster}` for the PostgreSQL leader
+//! election. Parsed here so the config module only carries one field.
+
+use crate::config::errors::{Pos, Sink};
+use crate::config::raw::S;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `storage.ha` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHa {
+    pub lease: Option<S<String>>,
+    pub cluster: Option<S<String>>,
+}
+
+/// The raw fields `storage:` gains for the store.
+#[derive(Debug)]
+pub(crate) struct RawDb<'a> {
+    pub backend: &'a Option<S<String>>,
+    pub dsn: &'a Option<S<String>>,
+    pub dsn_file: &'a Option<S<String>>,
+    pub ha: &'a Option<S<RawHa>>,
+}
+
+/// A connection string. `Debug` never shows it: it may hold a password.
+#[derive(Clone, PartialEq)]
+pub enum Dsn {
+    Inline(String),
+    /// Read at open (relative paths are relative to the config file).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dsn::Inline(_) => f.write_str("Dsn(<secret>)"),
+            Dsn::File(p) => write!(f, "DsnFile({})", p.display()),
+        }
+    }
+}
+
+impl Dsn {
+    /// The connection string (from the file for `dsn_file`, trimmed).
+    pub fn read(&self) -> Result<String, super::StoreError> {
+        match self {
+            Dsn::Inline(s) => Ok(s.clone()),
+            Dsn::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    super::StoreError::Config(format!("storage.dsn_file {}: {e}", p.display()))
+                }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Postgres(Dsn),
+}
+
+/// The resolved store settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbConfig {
+    pub backend: Backend,
+    /// Leader lease: renewed (checked) every third of it; a follower takes
+    /// over within two leases of the leader's death.
+    pub lease: Duration,
+    /// Names the election lock: pairs sharing one database need distinct
+    /// names.
+    pub cluster: String,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            backend: Backend::Sqlite,
+            lease: Duration::from_secs(15),
+            cluster: "klaxon".into(),
+        }
+    }
+}
+
+/// Resolves the store fields of `storage:`, reporting errors at their
+/// position.
+pub(crate) fn resolve(raw: RawDb<'_>, dir: &Path, sink: &mut Sink) -> DbConfig {
+    let mut out = DbConfig::default();
+    if let Some(h) = raw.ha {
+        if let Some(d) = crate::config::scrape::opt_duration(&h.value.lease, sink) {
+            if d < Duration::from_secs(1) {
+                if let Some(l) = &h.value.lease {
+                    sink.push(
+                        Pos::of(l),
+                        "storage.ha.lease must be at least 1s".to_string(),
+                    );
+                }
+            } else {
+                out.lease = d;
+            }
+        }
+        if let Some(c) = &h.value.cluster {
+            if c.value.is_empty() {
+                sink.push(
+                    Pos::of(c),
+                    "storage.ha.cluster must not be empty".to_string(),
+                );
+            } else {
+                out.cluster = c.value.clone();
+            }
+        }
+    }
+    let backend = raw.backend.as_ref();
+    match backend.map(|b| b.value.as_str()) {
+        None | Some("sqlite") => {
+            for (name, v) in [("dsn", raw.dsn), ("dsn_file", raw.dsn_file)] {
+                if let Some(v) = v {
+                    sink.push(
+                        Pos::of(v),
+                        format!("storage.{name} needs storage.backend: postgres"),
+                    );
+                }
+            }
+        }
+        Some("postgres") => {
+            let dsn = match (raw.dsn, raw.dsn_file) {
+                (Some(d), None) if !d.value.trim().is_empty() => {
+                    // Checked now so a typo fails `check config`; the error
+                    // never echoes the string.
+                    if let Err(e) = crate::exporters::postgres::dsn::parse(&d.value) {
+                        sink.push(Pos::of(d), format!("storage.dsn: {e}"));
+                    }
+                    Some(Dsn::Inline(d.value.clone()))
+                }
+                (None, Some(f)) if !f.value.is_empty() => Some(Dsn::File(dir.join(&f.value))),
+                (Some(d), Some(_)) => {
+                    sink.push(
+                        Pos::of(d),
+                        "storage: dsn and dsn_file are mutually exclusive".to_string(),
+                    );
+                    None
+                }
+                _ => {
+                    if let Some(b) = backend {
+                        sink.push(
+                            Pos::of(b),
+                            "storage.backend postgres needs storage.dsn or storage.dsn_file"
+                                .to_string(),
+                        );
+                    }
+                    None
+                }
+            };
+            if let Some(d) = dsn {
+                out.backend = Backend::Postgres(d);
+            }
+        }
+        Some(other) => {
+            if let Some(b) = backend {
+                sink.push(
+                    Pos::of(b),
+                    format!("storage.backend: unknown backend {other:?} (sqlite or postgres)"),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    fn load(storage: &str) -> Result<crate::config::Config, String> {
+        load_str(&format!("storage:\n{storage}"), "k.yml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn postgres_backend_with_ha() {
+        let c = load(
+            "  backend: postgres\n  dsn: postgresql://u:pw@127.0.0.1:5432/k\n  ha:\n    lease: 9s\n    cluster: pair1\n",
+        )
+        .unwrap();
+        assert!(matches!(c.storage.db.backend, super::Backend::Postgres(_)));
+        assert_eq!(c.storage.db.lease, std::time::Duration::from_secs(9));
+        assert_eq!(c.storage.db.cluster, "pair1");
+        assert!(!format!("{:?}", c.storage).contains("pw@"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = load("  backend: mysql\n").unwrap_err();
+        assert!(
+            e.contains("k.yml:2:") && e.contains("unknown backend"),
+            "{e}"
+        );
+        let e = load("  backend: postgres\n").unwrap_err();
+        assert!(e.contains("needs storage.dsn"), "{e}");
+        let e = load("  dsn: postgresql://h/db\n").unwrap_err();
+        assert!(e.contains("needs storage.backend: postgres"), "{e}");
+        let e = load("  backend: postgres\n  dsn: 'postgresql://u:hunter2@h:x/db'\n").unwrap_err();
+        assert!(e.contains("storage.dsn") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn the_dsn_is_redacted_in_the_served_config() {
+        let y = "storage:\n  backend: postgres\n  dsn: postgresql://u:hunter2@h/db\n";
+        let r = crate::config::redact_secrets(y);
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(r.contains("  dsn: <secret>\n"), "{r}");
+        assert!(r.contains("backend: postgres"), "{r}");
+    }
+
+    #[test]
+    fn default_is_sqlite() {
+        let c = load("  path: /tmp/x\n").unwrap();
+        assert_eq!(c.storage.db, super::DbConfig::default());
+    }
+}
