@@ -1,0 +1,6 @@
+// Placeholder until the page is written.
+import { h, replace } from '../lib/dom.js';
+
+export async function render(view) {
+  replace(view, h('h1', null, 'probes'), h('p', null, 'Coming soon.'));
+}
