@@ -36,11 +36,15 @@ export function niceTicks(lo, hi, count) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const norm = raw / mag;
   const step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
+  // The domain is widened to whole ticks so the top line is labelled.
+  const first = Math.floor(lo / step) * step;
+  const last = Math.ceil(hi / step) * step;
   const ticks = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  for (let i = 0; first + i * step <= last + step * 1e-9; i++) {
+    const v = first + i * step;
+    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12)));
   }
-  return { ticks, lo: Math.min(lo, ticks[0] ?? lo), hi: Math.max(hi, ticks[ticks.length - 1] ?? hi) };
+  return { ticks, lo: first, hi: last };
 }
 
 function timeLabel(sec, spanSec) {
@@ -96,7 +100,12 @@ export function drawChart(container, series, { start, end, step }) {
     s('line', { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ht }),
     yt.ticks.map((v) => s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v))),
     xt.ticks.filter((t) => t >= start && t <= end).map((t) =>
-      s('text', { x: x(t), y: m.top + ht + 18, 'text-anchor': 'middle' }, timeLabel(t, end - start)))));
+      s('text', {
+        x: x(t),
+        y: m.top + ht + 18,
+        // Labels at the edges stay inside the drawing.
+        'text-anchor': x(t) > width - 40 ? 'end' : x(t) < m.left + 30 ? 'start' : 'middle',
+      }, timeLabel(t, end - start)))));
 
   const gap = (step || 1) * 1.5;
   const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
