@@ -5,6 +5,9 @@
 import { h, s, replace } from './dom.js';
 import { fmtValue } from './time.js';
 
+/** Series drawn at most. */
+export const MAX_SERIES = 500;
+
 const PALETTE = [
   '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b',
   '#e377c2', '#17becf', '#bcbd22', '#7f7f7f', '#3b5bdb', '#e8590c',
@@ -60,7 +63,10 @@ function timeLabel(sec, spanSec) {
  * Draws `series` ([{metric, values: [[t, "v"], ...]}]) for [start, end]
  * (Unix seconds) with `step` into `container`.
  */
-export function drawChart(container, series, { start, end, step }) {
+export function drawChart(container, allSeries, { start, end, step }) {
+  // Thousands of lines are unreadable and slow to draw; the table view
+  // still lists every series.
+  const series = allSeries.slice(0, MAX_SERIES);
   const width = Math.max(320, Math.round(container.clientWidth || 900));
   const height = width < 600 ? 240 : 340;
   const m = { left: 64, right: 12, top: 10, bottom: 28 };
@@ -187,5 +193,8 @@ export function drawChart(container, series, { start, end, step }) {
     tip.style.top = `${ev.clientY - bx.top + 14}px`;
   });
 
-  replace(container, box, legend);
+  const note = allSeries.length > series.length
+    ? h('p', { class: 'hint', id: 'graph-truncated' }, `Showing the first ${series.length} of ${allSeries.length} series; the table lists all.`)
+    : null;
+  replace(container, note, box, legend);
 }
