@@ -29,7 +29,9 @@ export function promDuration(sec) {
 
 function block(key, text, indent) {
   const pad = ' '.repeat(indent);
-  if (!String(text).includes('\n')) return `${pad}${key}: ${scalar(text)}\n`;
+  // A block scalar cannot start with an indented line (YAML would take
+  // that indentation for the block's): such text stays quoted.
+  if (!String(text).includes('\n') || /^\s/.test(String(text))) return `${pad}${key}: ${scalar(text)}\n`;
   const body = String(text).replace(/\n+$/, '').split('\n').map((l) => (l ? `${pad}  ${l}` : '')).join('\n');
   return `${pad}${key}: |\n${body}\n`;
 }
