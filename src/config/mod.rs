@@ -458,15 +458,15 @@ const SECRET_KEYS: &[&str] = &[
     "api_key",
     "api_url",
     "slack_api_url",
+    // Alertmanager's global SMTP secrets and the chat webhooks' URLs.
+    "smtp_auth_password",
+    "smtp_auth_secret",
+    "webhook_url",
     "secret",
     "token",
     // auth: / command_center: (issue 8).
     "command_secret",
     "token_sha256",
-    // Alertmanager's global SMTP secrets and the chat webhooks' URLs.
-    "smtp_auth_password",
-    "smtp_auth_secret",
-    "webhook_url",
 ];
 
 /// Secrets a key-per-line pass misses: values in flow mappings
