@@ -41,12 +41,15 @@ pub enum StartError {
 }
 
 /// A started klaxon.
+/// How long `Running::stop` lets open HTTP responses finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Running {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
-    shutdown_tx: tokio::sync::oneshot::Sender<()>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
 }
 
 /// How often retention runs.
@@ -158,6 +161,7 @@ pub async fn start_with_sink(
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         registry,
         manager: manager.clone(),
@@ -175,9 +179,9 @@ pub async fn start_with_sink(
         probe_modules: cfg.probes.modules.clone(),
         dispatcher,
         outbox: notify.outbox.clone(),
+        shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
     });
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         // Peer addresses feed the audit log and per-address rate limits.
@@ -185,8 +189,8 @@ pub async fn start_with_sink(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async {
-            let _ = shutdown_rx.await;
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_rx.wait_for(|stop| *stop).await;
         })
         .await;
         if let Err(e) = r {
@@ -282,8 +286,17 @@ impl Running {
         }
         self.state.rules.stop();
         self.state.manager.shutdown().await;
-        let _ = self.shutdown_tx.send(());
-        let _ = self.server.await;
+        let _ = self.shutdown_tx.send(true);
+        // Open responses end on the signal (see `AppState::shutdown`); a
+        // client that stops reading must not hold the process forever.
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "HTTP connections still open at shutdown; closing them");
+            server.abort();
+        }
     }
 }
 

@@ -468,7 +468,10 @@ async fn embedded_default_feeds_host_job_in_process() {
             "rule_files:\n  - rules/*.yml\n  - recording_rules/*.yml\n",
             "",
         );
-    let cfg = klaxon::config::load_str(&yaml, "default.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "default.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     assert!(cfg.exporters.host.is_some());
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);

@@ -182,7 +182,10 @@ async fn probe_endpoint_and_scheduled_probes() {
       team: web
 "
     );
-    let cfg = klaxon::config::load_str(&yaml, "probes.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "probes.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     assert_eq!(cfg.probes.probes.len(), 1);
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
@@ -369,7 +372,8 @@ async fn modules_file_only_entry_serves_modules_on_probe() {
     .unwrap();
     let cfg_path = dir.path().join("klaxon.yml");
     std::fs::write(&cfg_path, "probes:\n  - modules_file: mods.yml\n").unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    cfg.storage.path = dir.path().join("data");
     assert!(cfg.probes.probes.is_empty());
     assert!(cfg.probes.modules.get("teapot").is_some());
     assert!(cfg.probes.modules.get("http_2xx").is_some());

@@ -22,7 +22,10 @@ struct Fixture {
 /// A klaxon with no targets whose head holds 10 minutes of known samples
 /// ending at `t`.
 async fn fixture() -> Fixture {
-    let cfg = klaxon::config::load_str("global:\n  scrape_interval: 15s\n", "q.yml").unwrap();
+    let mut cfg = klaxon::config::load_str("global:\n  scrape_interval: 15s\n", "q.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let t = (klaxon::model::now_millis() / 60_000) * 60_000 - 60_000;
     let start = t - POINTS * STEP_MS;

@@ -52,7 +52,10 @@ async fn groups_run_and_show_on_the_api() {
         format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nrule_files: ['*.rules']\nscrape_configs:\n  - job_name: web\n    static_configs:\n      - targets: ['{addr}']\n"),
     )
     .unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -110,7 +113,10 @@ async fn a_bad_rule_file_stops_the_start() {
     .unwrap();
     let cfg_path = dir.path().join("k.yml");
     std::fs::write(&cfg_path, "rule_files: ['bad.yml']\n").unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     match klaxon::app::start(cfg, "127.0.0.1:0").await {
         Err(klaxon::app::StartError::Rules(lines)) => {
             assert_eq!(lines.len(), 1, "{lines:?}");

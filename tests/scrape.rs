@@ -176,7 +176,10 @@ async fn bad_inputs_fail_only_their_target() {
     yaml += &job("gzip", &addr, "/gzip", "");
     yaml += &job("om", &addr, "/om", "");
     yaml += &job("error500", &addr, "/error500", "");
-    let cfg = klaxon::config::load_str(&yaml, "test.yml").expect("config loads");
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").expect("config loads");
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
 
@@ -300,7 +303,10 @@ async fn staleness_and_label_conflicts() {
     yaml += &job("toggle", &addr, "/toggle", "");
     yaml += &job("labels", &addr, "/labels", "");
     yaml += &job("honor", &addr, "/labels", "    honor_labels: true\n");
-    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let head = app.state.head.clone();
@@ -360,7 +366,10 @@ async fn removed_target_gets_staleness_markers() {
         "scrape_configs:\n  - job_name: fsd\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    file_sd_configs:\n      - files: ['{}']\n",
         sd.display()
     );
-    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -408,7 +417,10 @@ async fn reordered_payloads_keep_values_on_their_series() {
         "/shuffle",
         "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: c\n        action: drop\n",
     );
-    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     tokio::time::sleep(Duration::from_millis(4600)).await;
     let head = app.state.head.clone();
@@ -435,7 +447,10 @@ async fn target_limit_stops_the_pool() {
         "scrape_configs:\n  - job_name: limited\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    target_limit: 1\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
         addr.rsplit(':').next().unwrap()
     );
-    let cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    // Its own store: tests in one binary run in parallel.
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t = get_json(&format!("http://{}/api/v1/targets", app.addr)).await;

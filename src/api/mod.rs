@@ -57,6 +57,9 @@ pub struct AppState {
     pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
     /// Notification outbox, for the delivery history API.
     pub outbox: Arc<crate::notify::outbox::Outbox>,
+    /// Turns `true` when the server stops: long-lived responses (the event
+    /// stream) end, so graceful shutdown does not wait on them forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Scheduled probes' last results, for `/api/v1/probes`.
     pub probe_results: Arc<crate::probe::schedule::ProbeResults>,
 }

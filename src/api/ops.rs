@@ -236,6 +236,7 @@ struct StreamState {
     last: i64,
     replay: bool,
     kind: Option<String>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 fn to_sse(e: &Event) -> axum::response::sse::Event {
@@ -281,6 +282,7 @@ pub async fn stream(
         last: last.unwrap_or(0),
         replay: last.is_some(),
         kind: p.kind,
+        shutdown: s.shutdown.clone(),
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -311,7 +313,11 @@ pub async fn stream(
                 }
                 continue;
             }
-            match st.rx.recv().await {
+            let next = tokio::select! {
+                r = st.rx.recv() => r,
+                _ = st.shutdown.wait_for(|stop| *stop) => return None,
+            };
+            match next {
                 Ok(e) if e.id != 0 && e.id <= st.last => continue,
                 Ok(e) => st.backlog.push_back(e),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -323,7 +329,7 @@ pub async fn stream(
         }
     });
     Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text(" keepalive"))
+        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response()
 }
 
