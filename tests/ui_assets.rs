@@ -479,9 +479,12 @@ async fn probes_api_reports_last_results() {
         .iter()
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
-    for p in ["resolve", "connect", "processing", "transfer"] {
-        assert!(phases.contains(&p), "{phases:?}");
-    }
+    // In request order, not alphabetical.
+    assert_eq!(
+        phases,
+        ["resolve", "connect", "tls", "processing", "transfer"],
+        "{ok}"
+    );
     assert!(ok["durationSeconds"].as_f64().unwrap() > 0.0);
     assert!(ok["certExpiry"].is_null());
     assert!(ok["lastRun"].as_str().unwrap().ends_with('Z'));

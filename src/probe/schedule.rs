@@ -279,8 +279,9 @@ pub struct LastResult {
     pub reason: Option<String>,
     /// Final HTTP status, for HTTP probes that got a response.
     pub status: Option<u16>,
-    /// `(phase, seconds)` from the `*_duration_seconds{phase=...}` metrics
-    /// (resolve, connect, tls, processing, transfer...), in metric order.
+    /// `(phase, seconds)` from the `*_duration_seconds{phase=...}` metrics,
+    /// in the order a request goes through them (resolve, connect, tls,
+    /// processing, transfer; other phases after, by name).
     pub phases: Vec<(String, f64)>,
     /// `probe_ssl_earliest_cert_expiry` (Unix seconds), for TLS probes.
     pub cert_expiry: Option<f64>,
@@ -297,6 +298,19 @@ impl LastResult {
                 phases.push((phase.clone(), v));
             }
         }
+        // The metrics come sorted by label value; a reader wants time order.
+        const ORDER: [&str; 8] = [
+            "resolve",
+            "setup",
+            "rtt",
+            "connect",
+            "tls",
+            "request",
+            "processing",
+            "transfer",
+        ];
+        let rank = |p: &str| ORDER.iter().position(|o| *o == p).unwrap_or(ORDER.len());
+        phases.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
         LastResult {
             job: cfg.job.clone(),
             target: outcome.target.clone(),
