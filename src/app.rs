@@ -207,6 +207,7 @@ pub async fn start_with_sink(
         dispatcher,
         outbox: notify.outbox.clone(),
         shutdown: shutdown_rx.clone(),
+        probe_results: Default::default(),
     });
     let app = router(state.clone());
     let server = tokio::spawn(async move {
@@ -276,10 +277,11 @@ pub async fn start_with_sink(
         metrics: Some(rule_metrics),
         querier,
     });
-    tasks.extend(crate::probe::schedule::spawn(
+    tasks.extend(crate::probe::schedule::spawn_recording(
         head.clone(),
         &cfg.probes.probes,
         ops.maintenance.clone(),
+        state.probe_results.clone(),
     ));
     let retention = cfg.storage.retention;
     let h = head.clone();

@@ -13,6 +13,7 @@ pub mod query_json;
 pub mod rules;
 pub mod runbooks;
 pub mod targets;
+pub mod ui;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::promql::Engine;
@@ -59,6 +60,8 @@ pub struct AppState {
     /// Turns `true` when the server stops: long-lived responses (the event
     /// stream) end, so graceful shutdown does not wait on them forever.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Scheduled probes' last results, for `/api/v1/probes`.
+    pub probe_results: Arc<crate::probe::schedule::ProbeResults>,
 }
 
 impl deliveries::HasOutbox for Arc<AppState> {
@@ -113,6 +116,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/meta", get(ops::meta))
         .route("/api/v1/events/stream", get(ops::stream))
+        .route("/api/v1/auth/whoami", get(ops::whoami))
+        .route("/api/v1/probes", get(probe::results))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/api/v1/events/audit", get(ops::audit_list))
         .route("/internal/commands/kill-switch", post(ops::command))
         .route("/internal/commands/resume", post(ops::command))
