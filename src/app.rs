@@ -175,6 +175,7 @@ pub async fn start_with_sink(
         probe_modules: cfg.probes.modules.clone(),
         dispatcher,
         outbox: notify.outbox.clone(),
+        probe_results: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
@@ -244,10 +245,11 @@ pub async fn start_with_sink(
         sink,
         metrics: Some(rule_metrics),
     });
-    tasks.extend(crate::probe::schedule::spawn(
+    tasks.extend(crate::probe::schedule::spawn_recording(
         head.clone(),
         &cfg.probes.probes,
         ops.maintenance.clone(),
+        state.probe_results.clone(),
     ));
     let retention = cfg.storage.retention;
     let h = head.clone();

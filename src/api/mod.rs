@@ -13,6 +13,7 @@ pub mod query_json;
 pub mod rules;
 pub mod runbooks;
 pub mod targets;
+pub mod ui;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::promql::Engine;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
     /// Notification outbox, for the delivery history API.
     pub outbox: Arc<crate::notify::outbox::Outbox>,
+    /// Scheduled probes' last results, for `/api/v1/probes`.
+    pub probe_results: Arc<crate::probe::schedule::ProbeResults>,
 }
 
 impl deliveries::HasOutbox for Arc<AppState> {
@@ -110,6 +113,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/meta", get(ops::meta))
         .route("/api/v1/events/stream", get(ops::stream))
+        .route("/api/v1/auth/whoami", get(ops::whoami))
+        .route("/api/v1/probes", get(probe::results))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/api/v1/events/audit", get(ops::audit_list))
         .route("/internal/commands/kill-switch", post(ops::command))
         .route("/internal/commands/resume", post(ops::command))

@@ -407,3 +407,36 @@ pub async fn audit_list(
     };
     super::success(serde_json::json!({"events": rows, "next_cursor": next}))
 }
+
+/// `GET /api/v1/auth/whoami`: the caller as the server sees it, so the web
+/// UI shows only the buttons the caller may use (the API still enforces
+/// every role). `roles` lists every role held: each includes the ones
+/// before it, so an operator is also a viewer.
+pub async fn whoami(principal: Option<Extension<Principal>>) -> Response {
+    let (name, role, authenticated) = match principal {
+        Some(Extension(p)) => (p.name, p.role, p.authenticated),
+        None => ("anonymous".to_string(), None, false),
+    };
+    // A bare object, as the UI contract names it (not Prometheus' envelope:
+    // this is klaxon's own endpoint, not part of the Prometheus API).
+    axum::Json(whoami_json(&name, role, authenticated)).into_response()
+}
+
+/// The body of [`whoami`] (a function of its own for the unit test).
+pub fn whoami_json(
+    name: &str,
+    role: Option<crate::ops::Role>,
+    authenticated: bool,
+) -> serde_json::Value {
+    use crate::ops::Role;
+    let roles: Vec<&str> = [Role::Viewer, Role::Operator, Role::Admin]
+        .into_iter()
+        .filter(|r| role.is_some_and(|have| have >= *r))
+        .map(Role::as_str)
+        .collect();
+    serde_json::json!({
+        "name": name,
+        "roles": roles,
+        "authenticated": authenticated,
+    })
+}

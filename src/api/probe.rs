@@ -57,3 +57,41 @@ pub async fn probe(
     }
     ([(header::CONTENT_TYPE, TEXT)], outcome.metrics.render()).into_response()
 }
+
+/// `GET /api/v1/probes`: each scheduled probe's last result (the probes
+/// page). Probes that have not run yet are absent; times are RFC 3339,
+/// durations seconds, `certExpiry` the earliest certificate's `notAfter`.
+pub async fn results(State(s): State<Arc<AppState>>) -> Response {
+    let probes: Vec<serde_json::Value> =
+        s.probe_results.snapshot().iter().map(result_json).collect();
+    super::success(serde_json::json!({ "probes": probes }))
+}
+
+fn result_json(r: &crate::probe::schedule::LastResult) -> serde_json::Value {
+    use crate::model::time::rfc3339_millis;
+    // A list, not an object: the order is the probe's (resolve, connect,
+    // tls, processing, transfer), which a JSON object would not keep.
+    let phases: Vec<serde_json::Value> = r
+        .phases
+        .iter()
+        .map(|(p, v)| serde_json::json!({"phase": p, "seconds": v}))
+        .collect();
+    serde_json::json!({
+        "job": r.job,
+        "target": r.target,
+        "module": r.module,
+        "intervalSeconds": r.interval.as_secs_f64(),
+        "lastRun": rfc3339_millis(r.at_ms),
+        "success": r.success,
+        "durationSeconds": r.duration.as_secs_f64(),
+        "error": r.reason.clone().unwrap_or_default(),
+        "httpStatus": r.status,
+        "phases": phases,
+        // Seconds since the epoch can exceed i64 millis only in theory;
+        // out-of-range values are dropped rather than wrapped.
+        "certExpiry": r
+            .cert_expiry
+            .filter(|s| s.is_finite() && s.abs() < 1e14)
+            .map(|s| rfc3339_millis((s * 1000.0) as i64)),
+    })
+}

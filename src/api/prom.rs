@@ -222,6 +222,10 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
             "chunkCount": st.chunks,
             "minTime": st.min_time,
             "maxTime": st.max_time,
+            // klaxon's additions (the web UI's status page): samples stored
+            // since start and the head's estimated memory.
+            "samplesAppended": st.samples_appended,
+            "memoryBytes": st.memory_bytes,
         },
         "seriesCountByMetricName": pairs(card.series_by_metric_name),
         "labelValueCountByLabelName": pairs(card.label_value_count_by_name),

@@ -463,7 +463,42 @@ const SECRET_KEYS: &[&str] = &[
     // auth: / command_center: (issue 8).
     "command_secret",
     "token_sha256",
+    // Alertmanager's global SMTP secrets and the chat webhooks' URLs.
+    "smtp_auth_password",
+    "smtp_auth_secret",
+    "webhook_url",
 ];
+
+/// Secrets a key-per-line pass misses: values in flow mappings
+/// (`basic_auth: {username: u, password: p}`) and the password in a URL's
+/// userinfo (`http://user:pass@host`).
+fn redact_inline(line: &str) -> String {
+    use std::sync::OnceLock;
+    static FLOW: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    static USERINFO: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    let flow = FLOW.get_or_init(|| {
+        regex::Regex::new(r#"([{,]\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?\s*:\s*)([^,}\s][^,}]*)"#)
+            .ok()
+    });
+    let userinfo = USERINFO
+        .get_or_init(|| regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)[^@/\s]+@").ok());
+    let mut out = line.to_string();
+    if let Some(re) = flow {
+        out = re
+            .replace_all(&out, |c: &regex::Captures| {
+                if SECRET_KEYS.contains(&&c[2]) {
+                    format!("{}<secret>", &c[1])
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+    }
+    if let Some(re) = userinfo {
+        out = re.replace_all(&out, "${1}<secret>@").into_owned();
+    }
+    out
+}
 
 /// The config text with every secret value replaced by `<secret>`, as
 /// Prometheus shows it on `/api/v1/status/config`. Works on the text so the
@@ -487,7 +522,7 @@ pub fn redact_secrets(yaml: &str) -> String {
                 out.push_str(&r);
                 out.push_str(&line[body.len()..]);
             }
-            None => out.push_str(line),
+            None => out.push_str(&redact_inline(line)),
         }
     }
     out
@@ -508,5 +543,17 @@ mod redact_tests {
         assert!(r.contains("  password: <secret>\n"));
         assert!(r.contains("- bearer_token: <secret>\n"));
         assert!(r.contains("username: u\n") && r.contains("password_file: /p\n"));
+    }
+
+    #[test]
+    fn flow_mappings_smtp_and_url_userinfo_are_masked() {
+        let y = "basic_auth: {username: u, password: flow1}\nglobal:\n  smtp_auth_password: smtp2\n- url: http://user:pw3@127.0.0.1:9/hook\n- url: http://127.0.0.1:9/plain\n";
+        let r = redact_secrets(y);
+        for leak in ["flow1", "smtp2", "pw3"] {
+            assert!(!r.contains(leak), "{leak} in {r}");
+        }
+        assert!(r.contains("{username: u, password: <secret>}"), "{r}");
+        assert!(r.contains("http://user:<secret>@127.0.0.1:9/hook"), "{r}");
+        assert!(r.contains("- url: http://127.0.0.1:9/plain\n"), "{r}");
     }
 }

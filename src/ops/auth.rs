@@ -68,6 +68,14 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("HEAD", "/-/ready", Public),
     ("GET", "/healthz", Public),
     ("GET", "/meta", VIEWER),
+    // The web UI's files hold no data (the pages call the APIs below with
+    // the user's token), so a browser can load them before it has one.
+    ("GET", "/", Public),
+    ("HEAD", "/", Public),
+    ("GET", "/ui/{*path}", Public),
+    ("HEAD", "/ui/{*path}", Public),
+    ("GET", "/api/v1/auth/whoami", VIEWER),
+    ("GET", "/api/v1/probes", VIEWER),
     ("GET", "/metrics", VIEWER),
     ("GET", "/metrics/host", VIEWER),
     ("GET", "/metrics/postgres", VIEWER),
@@ -133,6 +141,8 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     loop {
         match (p.next(), q.next()) {
             (None, None) => return true,
+            // A `{*rest}` catch-all takes the remaining segments (one at least).
+            (Some(a), Some(b)) if a.starts_with("{*") && a.ends_with('}') => return !b.is_empty(),
             (Some(a), Some(b)) => {
                 let param = a.starts_with('{') && a.ends_with('}');
                 if !(param && !b.is_empty() || a == b) {
@@ -385,6 +395,10 @@ mod tests {
             Some("/api/v2/silence/{id}")
         );
         assert_eq!(route_for_path("/api/v2/silence/"), None);
+        assert_eq!(route_for_path("/ui/pages/alerts.js"), Some("/ui/{*path}"));
+        assert_eq!(route_for_path("/ui/"), None);
+        assert_eq!(required("GET", "/ui/{*path}"), Public);
+        assert_eq!(required("GET", "/api/v1/auth/whoami"), VIEWER);
         assert_eq!(
             route_for_path("/api/v1/deliveries/7/replay"),
             Some("/api/v1/deliveries/{id}/replay")

@@ -262,6 +262,76 @@ fn append(head: &Head, labels: &Labels, ts: i64, v: f64) {
     }
 }
 
+/// The last outcome of one scheduled (job, target, module), as the probes
+/// page shows it. Kept beside the series because phases and the failure
+/// reason are awkward to reassemble from PromQL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastResult {
+    pub job: String,
+    pub target: String,
+    pub module: String,
+    pub interval: Duration,
+    /// When the probe started (Unix millis).
+    pub at_ms: i64,
+    pub success: bool,
+    pub duration: Duration,
+    /// The one-line failure reason, if it failed.
+    pub reason: Option<String>,
+    /// Final HTTP status, for HTTP probes that got a response.
+    pub status: Option<u16>,
+    /// `(phase, seconds)` from the `*_duration_seconds{phase=...}` metrics
+    /// (resolve, connect, tls, processing, transfer...), in metric order.
+    pub phases: Vec<(String, f64)>,
+    /// `probe_ssl_earliest_cert_expiry` (Unix seconds), for TLS probes.
+    pub cert_expiry: Option<f64>,
+}
+
+impl LastResult {
+    fn from_outcome(cfg: &ProbeConfig, outcome: &ProbeOutcome, at_ms: i64) -> LastResult {
+        let mut phases = Vec::new();
+        for (name, labels, v) in outcome.metrics.samples() {
+            if !name.ends_with("_duration_seconds") {
+                continue;
+            }
+            if let Some((_, phase)) = labels.iter().find(|(k, _)| k == "phase") {
+                phases.push((phase.clone(), v));
+            }
+        }
+        LastResult {
+            job: cfg.job.clone(),
+            target: outcome.target.clone(),
+            module: outcome.module.clone(),
+            interval: cfg.interval,
+            at_ms,
+            success: outcome.success,
+            duration: outcome.duration,
+            reason: outcome.reason.clone(),
+            status: outcome.status,
+            phases,
+            cert_expiry: outcome.metrics.get("probe_ssl_earliest_cert_expiry"),
+        }
+    }
+}
+
+/// The last result of every scheduled probe, keyed by (job, target,
+/// module). Written by the probe loops, read by `GET /api/v1/probes`.
+#[derive(Debug, Default)]
+pub struct ProbeResults {
+    map: parking_lot::RwLock<BTreeMap<(String, String, String), LastResult>>,
+}
+
+impl ProbeResults {
+    pub fn record(&self, r: LastResult) {
+        let key = (r.job.clone(), r.target.clone(), r.module.clone());
+        self.map.write().insert(key, r);
+    }
+
+    /// Every recorded result, ordered by job, target, module.
+    pub fn snapshot(&self) -> Vec<LastResult> {
+        self.map.read().values().cloned().collect()
+    }
+}
+
 /// Starts one loop per (entry, target). Loops run until aborted.
 /// Scheduled probes pause while `maintenance` is on (a kill-switch): their
 /// series keep their last values instead of paging on a planned outage.
@@ -270,6 +340,16 @@ pub fn spawn(
     probes: &[ProbeConfig],
     maintenance: Arc<crate::ops::Maintenance>,
 ) -> Vec<JoinHandle<()>> {
+    spawn_recording(head, probes, maintenance, Arc::new(ProbeResults::default()))
+}
+
+/// [`spawn`], keeping each probe's last result in `results`.
+pub fn spawn_recording(
+    head: Arc<Head>,
+    probes: &[ProbeConfig],
+    maintenance: Arc<crate::ops::Maintenance>,
+    results: Arc<ProbeResults>,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for cfg in probes {
         for target in &cfg.targets {
@@ -277,6 +357,7 @@ pub fn spawn(
             let target = target.clone();
             let head = head.clone();
             let maintenance = maintenance.clone();
+            let results = results.clone();
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(cfg.interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -297,6 +378,7 @@ pub fn spawn(
                         );
                     }
                     previous = write_outcome(&head, &cfg, &outcome, ts, &previous);
+                    results.record(LastResult::from_outcome(&cfg, &outcome, ts));
                 }
             }));
         }
