@@ -453,8 +453,21 @@ async fn graph_page_draws_rate_and_shows_parse_error_position() {
             "const p = [...document.querySelectorAll('#graph-chart svg path[data-testid=series-line]')]\
                .filter(p => (p.getAttribute('d') || '').trim().length > 1); return p.length;",
         )
-        .await
-        .unwrap();
+        .await;
+    let drawn = match drawn {
+        Ok(v) => v,
+        Err(e) => {
+            shot(&b, "graph-failed").await;
+            let page = b
+                .execute(
+                    "return document.querySelector('main').innerHTML + ' URL ' + location.href;",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("{e}\n{page}");
+        }
+    };
     assert!(drawn.as_u64().unwrap_or(0) >= 1, "{drawn}");
     let legend = b
         .find_all("#graph-chart [data-testid=legend-item], [data-testid=legend-item]")
@@ -489,11 +502,12 @@ async fn graph_page_draws_rate_and_shows_parse_error_position() {
     assert_eq!(api.status().as_u16(), 400);
     let api: Value = serde_json::from_slice(&api.bytes().await.unwrap()).unwrap();
     let api_err = api["error"].as_str().unwrap_or_default().to_string();
-    let position = api_err.split(':').take(2).collect::<Vec<_>>().join(":");
-    assert!(
-        position.split(':').all(|n| n.trim().parse::<u32>().is_ok()),
-        "the API error starts with line:col: {api_err}"
-    );
+    // Prometheus' form: `invalid parameter "query": 1:29: parse error: ...`.
+    let position = regex::Regex::new(r"\b(\d+:\d+):")
+        .unwrap()
+        .captures(&api_err)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("no line:col in the API error {api_err:?}"));
     let input = b.one("#expr-input").await.unwrap();
     b.clear(&input).await.unwrap();
     b.send_keys(&input, bad).await.unwrap();
@@ -664,6 +678,23 @@ async fn every_control_on_every_page_has_an_accessible_name() {
     })
     .await;
     login(&b, &fx.base, ADMIN).await.unwrap();
+    // The checker itself finds an unlabelled input and accepts a labelled one.
+    open(&b, &fx.base, "alerts", "alerts").await.unwrap();
+    let probe = b
+        .execute(
+            &format!(
+                "const a = document.createElement('input'); a.id = 'ui-test-unnamed'; document.body.append(a);\
+                 const l = document.createElement('label'); l.htmlFor = 'ui-test-named'; l.textContent = 'Named';\
+                 const c = document.createElement('input'); c.id = 'ui-test-named'; document.body.append(l, c);\
+                 const bad = (() => {{ {UNNAMED_CONTROLS} }})(); a.remove(); l.remove(); c.remove(); return bad;"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let probe = probe.to_string();
+    assert!(probe.contains("ui-test-unnamed"), "{probe}");
+    assert!(!probe.contains("ui-test-named"), "{probe}");
     let mut unnamed = Vec::new();
     let mut controls = 0;
     for page in [
