@@ -435,13 +435,33 @@ async fn graph_page_draws_rate_and_shows_parse_error_position() {
     };
     let fx = Fixture::start().await;
     let expr = "rate(http_requests_total[1m])";
-    // Two self-scrapes are needed before rate() has a value.
-    fx.api_until(&format!("/api/v1/query?query={}", urlencode(expr)), |v| {
-        v["data"]["result"]
+    // Enough self-scrapes that rate() has several points: a line, not a dot.
+    let end = Instant::now() + T;
+    loop {
+        let now = klaxon::model::now_millis() / 1000;
+        let v = fx
+            .api(
+                &format!(
+                    "/api/v1/query_range?query={}&start={}&end={now}&step=1",
+                    urlencode(expr),
+                    now - 120
+                ),
+                VIEWER,
+            )
+            .await;
+        let points = v["data"]["result"]
             .as_array()
-            .is_some_and(|r| !r.is_empty())
-    })
-    .await;
+            .into_iter()
+            .flatten()
+            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(0);
+        if points >= 4 {
+            break;
+        }
+        assert!(Instant::now() < end, "rate() never had 4 points: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     login(&b, &fx.base, VIEWER).await.unwrap();
     open(&b, &fx.base, "graph", "graph").await.unwrap();
     b.fill("#expr-input", expr).await.unwrap();
@@ -451,7 +471,8 @@ async fn graph_page_draws_rate_and_shows_parse_error_position() {
         .wait_script(
             T,
             "const p = [...document.querySelectorAll('#graph-chart svg path[data-testid=series-line]')]\
-               .filter(p => (p.getAttribute('d') || '').trim().length > 1); return p.length;",
+               .filter(p => (p.getAttribute('d') || '').trim().length > 1 && p.getTotalLength() > 0\
+                 && getComputedStyle(p).stroke !== 'none'); return p.length;",
         )
         .await;
     let drawn = match drawn {
