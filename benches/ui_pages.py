@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -169,8 +170,15 @@ def wait(what, fn, timeout):
     sys.exit(f"ui_pages: timed out waiting for {what} (last: {last})")
 
 
-def page_calls():
-    """The render-time calls per page (paths with their query strings)."""
+def page_calls(filled=None):
+    """The render-time calls per page (paths with their query strings).
+
+    The graph page's default range is 1h, but the bench has only `filled`
+    seconds of data, so most 1h steps are empty; each graph query is also
+    timed over the filled window at a step giving as many points as that
+    window allows (up to the page's 250), every step with data: the cost of
+    a 1h graph on a server with an hour of data, within a factor of
+    points/250."""
     now = int(time.time())
     pages = [
         ("shell (every page)", ["/", "/ui/app.js", "/api/v1/auth/whoami"]),
@@ -178,10 +186,17 @@ def page_calls():
     ]
     for name, expr in GRAPH_EXPRS:
         q = urllib.parse.quote(expr, safe="")
-        pages.append((name, [
+        pages.append((name + ", 1h", [
             f"/api/v1/query_range?query={q}&start={now - GRAPH_RANGE}&end={now}&step={GRAPH_STEP}",
             f"/api/v1/query?query={q}&time={now}",
         ]))
+        if filled:
+            rng = filled - 60  # rate()'s first minute has no value
+            step = max(1, round(rng / 250))
+            pages.append((f"{name}, last {rng}s (step {step}s, every step has data)", [
+                f"/api/v1/query_range?query={q}&start={now - rng}&end={now}&step={step}",
+                f"/api/v1/query?query={q}&time={now}",
+            ]))
     pages += [
         ("rules", ["/api/v1/rules"]),
         ("targets", ["/api/v1/targets?state=active"]),
@@ -230,14 +245,35 @@ def time_call(port, path, runs):
     return statistics.median(times[1:]), max(times[1:]), size, status
 
 
+def profile(pid, port, slowest):
+    """`perf record` of klaxon while it answers the slowest call 5 times; the
+    top of `perf report` goes to stderr."""
+    med, path = slowest
+    data = os.path.join(tempfile.mkdtemp(prefix="ui-pages-perf-"), "perf.data")
+    rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", data],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    time_call(port, path, 5)
+    rec.send_signal(2)
+    rec.wait(timeout=60)
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "2",
+                          "-g", "none", "--sort", "symbol"], capture_output=True, text=True)
+    print(f"ui_pages: perf profile of {urllib.parse.unquote(path)} ({med:.0f} ms median):", file=sys.stderr)
+    lines = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+    print("\n".join(lines[:25]), file=sys.stderr)
+    shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--klaxon", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                      "release", "klaxon"))
     ap.add_argument("--series", type=int, default=10000)
     ap.add_argument("--scrape-interval", default="2s")
-    ap.add_argument("--fill", type=int, default=120, help="seconds of scraping before timing (range-query data)")
+    ap.add_argument("--fill", type=int, default=360, help="seconds of scraping before timing (range-query data)")
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--profile", action="store_true",
+                    help="perf-record klaxon answering the slowest call; the report goes to stderr")
     args = ap.parse_args()
     check_coverage()
     if not os.access(args.klaxon, os.X_OK):
@@ -253,7 +289,7 @@ def main():
              "--series", str(args.series)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         secs = float(args.scrape_interval.rstrip("s"))
         with open(os.path.join(tmp, "klaxon.yml"), "w") as f:
-            f.write(CONFIG.format(scrape=args.scrape_interval, timeout=f"{max(secs * 0.9, 0.5):.1f}s",
+            f.write(CONFIG.format(scrape=args.scrape_interval, timeout=f"{max(int(secs * 900), 500)}ms",
                                   synth_port=synth_port, hook_port=hook.port, data=os.path.join(tmp, "data")))
         with open(os.path.join(tmp, "rules.yml"), "w") as f:
             f.write(RULES)
@@ -261,7 +297,11 @@ def main():
             [args.klaxon, "run", "--listen", f"127.0.0.1:{port}", "--config", os.path.join(tmp, "klaxon.yml")],
             cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "klaxon.log"), "w")))
 
-        wait("klaxon ready", lambda: get(port, "/-/ready")[0] == 200, 60)
+        def ready():
+            if procs[-1].poll() is not None:
+                sys.exit("ui_pages: klaxon exited: " + open(os.path.join(tmp, "klaxon.log")).read()[-2000:])
+            return get(port, "/-/ready")[0] == 200
+        wait("klaxon ready", ready, 60)
         wait(f">= {args.series} head series", lambda: get_json(port, "/api/v1/status/tsdb")["data"]["headStats"][
             "numSeries"] >= args.series, 120)
 
@@ -277,6 +317,7 @@ def main():
             status, body = get(port, "/api/v2/silences", "POST", s)
             if status != 200:
                 sys.exit(f"ui_pages: POST silence: {status} {body[:200]!r}")
+        fill_start = time.time()
         print(f"ui_pages: filling for {args.fill}s (scrape every {args.scrape_interval})", file=sys.stderr)
         time.sleep(args.fill)
 
@@ -289,17 +330,23 @@ def main():
         print("| page | call | median ms | max ms | bytes |")
         print("|---|---|---:|---:|---:|")
         totals = []
-        for page, calls in page_calls():
+        slowest = (0.0, "")
+        filled = int(time.time() - fill_start)
+        for page, calls in page_calls(filled):
             total = 0.0
             for path in calls:
                 med, worst, size, status = time_call(port, path, args.runs)
                 total += med
+                if med > slowest[0]:
+                    slowest = (med, path)
                 shown = urllib.parse.unquote(path)
                 if len(shown) > 90:
                     shown = shown[:87] + "..."
                 note = "" if status == 200 else f" (HTTP {status})"
                 print(f"| {page} | `{shown}`{note} | {med:.1f} | {worst:.1f} | {size} |")
             totals.append((page, total))
+        if args.profile:
+            profile(procs[-1].pid, port, slowest)
         print("\n| page | server time (sum of call medians), ms |")
         print("|---|---:|")
         for page, total in totals:
@@ -313,6 +360,7 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         hook.server.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 import { h, s, replace } from './dom.js';
 import { fmtValue } from './time.js';
 
+/** Series drawn at most. */
+export const MAX_SERIES = 500;
+
 const PALETTE = [
   '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b',
   '#e377c2', '#17becf', '#bcbd22', '#7f7f7f', '#3b5bdb', '#e8590c',
@@ -36,11 +39,15 @@ export function niceTicks(lo, hi, count) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const norm = raw / mag;
   const step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
+  // The domain is widened to whole ticks so the top line is labelled.
+  const first = Math.floor(lo / step) * step;
+  const last = Math.ceil(hi / step) * step;
   const ticks = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  for (let i = 0; first + i * step <= last + step * 1e-9; i++) {
+    const v = first + i * step;
+    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12)));
   }
-  return { ticks, lo: Math.min(lo, ticks[0] ?? lo), hi: Math.max(hi, ticks[ticks.length - 1] ?? hi) };
+  return { ticks, lo: first, hi: last };
 }
 
 function timeLabel(sec, spanSec) {
@@ -56,7 +63,10 @@ function timeLabel(sec, spanSec) {
  * Draws `series` ([{metric, values: [[t, "v"], ...]}]) for [start, end]
  * (Unix seconds) with `step` into `container`.
  */
-export function drawChart(container, series, { start, end, step }) {
+export function drawChart(container, allSeries, { start, end, step }) {
+  // Thousands of lines are unreadable and slow to draw; the table view
+  // still lists every series.
+  const series = allSeries.slice(0, MAX_SERIES);
   const width = Math.max(320, Math.round(container.clientWidth || 900));
   const height = width < 600 ? 240 : 340;
   const m = { left: 64, right: 12, top: 10, bottom: 28 };
@@ -96,7 +106,12 @@ export function drawChart(container, series, { start, end, step }) {
     s('line', { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ht }),
     yt.ticks.map((v) => s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v))),
     xt.ticks.filter((t) => t >= start && t <= end).map((t) =>
-      s('text', { x: x(t), y: m.top + ht + 18, 'text-anchor': 'middle' }, timeLabel(t, end - start)))));
+      s('text', {
+        x: x(t),
+        y: m.top + ht + 18,
+        // Labels at the edges stay inside the drawing.
+        'text-anchor': x(t) > width - 40 ? 'end' : x(t) < m.left + 30 ? 'start' : 'middle',
+      }, timeLabel(t, end - start)))));
 
   const gap = (step || 1) * 1.5;
   const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
@@ -178,5 +193,8 @@ export function drawChart(container, series, { start, end, step }) {
     tip.style.top = `${ev.clientY - bx.top + 14}px`;
   });
 
-  replace(container, box, legend);
+  const note = allSeries.length > series.length
+    ? h('p', { class: 'hint', id: 'graph-truncated' }, `Showing the first ${series.length} of ${allSeries.length} series; the table lists all.`)
+    : null;
+  replace(container, note, box, legend);
 }

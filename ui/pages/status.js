@@ -1,7 +1,7 @@
 // Status: version and uptime, heartbeat and maintenance (/meta), head
 // stats (/api/v1/status/tsdb), runtime, and the redacted config (admin).
 
-import { api, apiData } from '../lib/api.js';
+import { api, apiData, whoami } from '../lib/api.js';
 import { h, replace, badge } from '../lib/dom.js';
 import { fmtTime, fmtAgo, fmtDuration } from '../lib/time.js';
 
@@ -47,21 +47,21 @@ function orError(r, f) {
 export async function render(view, ctx) {
   replace(view, h('h1', null, 'Status'), h('p', { class: 'muted' }, 'Loading…'));
   const signal = ctx.abort.signal;
+  // The config is admin-only: others get a note instead of a 403 banner.
+  const who = await whoami();
+  const isAdmin = ((who && who.roles) || []).includes('admin');
   const [build, runtime, meta, tsdb, health, config, flags] = await Promise.allSettled([
     apiData('/api/v1/status/buildinfo', { signal }),
     apiData('/api/v1/status/runtimeinfo', { signal }),
     api('/meta', { signal }),
     apiData('/api/v1/status/tsdb?limit=5', { signal }),
     api('/healthz', { signal }),
-    apiData('/api/v1/status/config', { signal }),
+    isAdmin
+      ? apiData('/api/v1/status/config', { signal })
+      : Promise.reject(Object.assign(new Error('the configuration is shown to admins only'), { status: 403 })),
     apiData('/api/v1/status/flags', { signal }),
   ]);
   if (!ctx.live()) return;
-  // A 403 on the admin-only config is expected for viewers: not a banner.
-  if (config.status === 'rejected' && config.reason && config.reason.status === 403) {
-    const msg = document.getElementById('auth-message');
-    if (msg) msg.hidden = true;
-  }
   replace(view,
     h('h1', null, 'Status'),
     h('div', { class: 'sections' },
