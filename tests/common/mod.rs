@@ -26,3 +26,4 @@ pub fn data_dir(rel: &str) -> Option<PathBuf> {
 }
 
 pub mod postgres;
+pub mod webdriver;
