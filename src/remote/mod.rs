@@ -2,3 +2,4 @@
 //! a sidecar, fed by a Prometheus) and the sender.
 
 pub mod proto;
+pub mod receive;
