@@ -387,7 +387,10 @@ fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
-fn request(series: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)>) -> Vec<u8> {
+/// One series of a test request: labels as sent, then (timestamp, value).
+type RawSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+fn request(series: Vec<RawSeries>) -> Vec<u8> {
     encode_snappy(&WriteRequest {
         timeseries: series
             .into_iter()
