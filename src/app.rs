@@ -65,6 +65,14 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// Starts everything. The listener is bound before any scrape starts, so a
 /// port conflict fails fast.
 pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
+    let flags = default_flags(&cfg, listen);
+    start_with_flags(cfg, listen, flags).await
+}
+
+/// The flags [`start`] reports; the binary adds its own switches (such as
+/// [`crate::remote::receive::ENABLE_FLAG`]) before calling
+/// [`start_with_flags`].
+pub fn default_flags(cfg: &Config, listen: &str) -> std::collections::BTreeMap<String, String> {
     let mut flags = std::collections::BTreeMap::new();
     flags.insert("listen".to_string(), listen.to_string());
     flags.insert(
@@ -74,7 +82,7 @@ pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     );
-    start_with_flags(cfg, listen, flags).await
+    flags
 }
 
 /// [`start`] with the command-line flags to report on `/api/v1/status/flags`.

@@ -116,6 +116,10 @@ struct RunArgs {
     /// env-filter directive) overrides it when set.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     log_level: String,
+    /// Accept Prometheus remote write on `POST /api/v1/write` (sidecar
+    /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         listen: DEFAULT_LISTEN.to_string(),
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
+        enable_remote_write_receiver: false,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -363,7 +368,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let running = match klaxon::app::start(cfg, &args.listen).await {
+        let mut flags = klaxon::app::default_flags(&cfg, &args.listen);
+        flags.insert(
+            klaxon::remote::receive::ENABLE_FLAG.to_string(),
+            args.enable_remote_write_receiver.to_string(),
+        );
+        let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
             Ok(r) => r,
             Err(klaxon::app::StartError::Rules(lines)) => {
                 for l in lines {

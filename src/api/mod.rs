@@ -104,6 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prom::format_query).post(prom::format_query),
         )
         .route("/api/v1/metadata", get(prom::metadata))
+        .route("/api/v1/write", crate::remote::receive::route(&state))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))

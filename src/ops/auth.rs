@@ -97,6 +97,9 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/api/v1/format_query", VIEWER),
     ("POST", "/api/v1/format_query", VIEWER),
     ("GET", "/api/v1/metadata", VIEWER),
+    // Remote write appends data, so it is a change, but one a sidecar
+    // Prometheus makes continuously: operator, like posting alerts.
+    ("POST", "/api/v1/write", OPERATOR),
     ("GET", "/api/v1/rules", VIEWER),
     ("GET", "/api/v1/alerts", VIEWER),
     ("GET", "/api/v1/status/buildinfo", VIEWER),

@@ -2,10 +2,11 @@
 //! a sidecar, fed by a Prometheus) and the sender.
 
 pub mod proto;
-// Remote write out (wt/rwout): config, queues, shards, HTTP client, metrics.
+// Remote write out: config, queues, shards, HTTP client, metrics; in: receive.
 pub mod client;
 pub mod config;
 pub mod metrics;
 pub mod queue;
 pub mod shards;
 pub use queue::RemoteWrite;
+pub mod receive;

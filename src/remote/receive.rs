@@ -1,0 +1,470 @@
+//! `POST /api/v1/write`: klaxon as a remote-write receiver, so a Prometheus
+//! that scrapes can feed klaxon's head and klaxon evaluates rules over the
+//! very samples Prometheus stored (sidecar mode).
+//!
+//! Semantics follow Prometheus 2.42's receiver where it is defined, and the
+//! remote-write 1.0 spec where 2.42 is lax:
+//! - Off unless `--web.enable-remote-write-receiver`; then 404 with
+//!   Prometheus' message, as 2.42 does.
+//! - Headers are not checked (2.42 does not either): a body that is not a
+//!   snappy block of a `WriteRequest` is a 400 with the decode error.
+//! - Label sets must be valid as the spec requires (names sorted, unique,
+//!   well-formed, `__name__` present and a valid metric name). 2.42 sorted
+//!   silently and accepted the rest; klaxon answers 400 naming the series,
+//!   and checks every series before appending anything, so a request
+//!   refused for its labels stored nothing.
+//! - Out-of-order, duplicate-timestamp and out-of-bounds (older than
+//!   retention) samples make the answer a 400, as in 2.42 ("bad request to
+//!   prevent retries"). Unlike 2.42, whose appender rolled back the whole
+//!   request, the head has no transaction: the other samples of the request
+//!   are kept. The sender does not retry a 400, so keeping them loses less.
+//! - Native histograms and exemplars are skipped (the head has neither),
+//!   counted as rejected samples with reason `native_histogram`; metadata is
+//!   ignored (klaxon's `/api/v1/metadata` comes from scrape targets).
+
+use super::proto::{decode_snappy_with_stats, DecodeError, TimeSeries};
+use crate::api::AppState;
+use crate::config::relabel::is_valid_label_name;
+use crate::metrics::{Counter, CounterVec, Registry};
+use crate::model::labels::METRIC_NAME;
+use crate::model::{Label, Labels};
+use crate::tsdb::{AppendError, Head};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use std::sync::Arc;
+
+/// The flag that turns the receiver on, as Prometheus names it. Its value
+/// travels in the app's flag map (shown on `/api/v1/status/flags`).
+pub const ENABLE_FLAG: &str = "web.enable-remote-write-receiver";
+
+/// Largest decompressed request accepted. Prometheus sends batches of a
+/// few thousand samples at most (well under 1 MiB); 32 MiB leaves room for
+/// other senders while bounding what one request can make klaxon allocate.
+pub const MAX_DECOMPRESSED: usize = 32 << 20;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// An invalid label set, with the index of its series in the request.
+    #[error("timeseries[{index}] {labels}: {reason}")]
+    InvalidLabels {
+        index: usize,
+        labels: String,
+        reason: String,
+    },
+    /// Some samples were not appendable (the others were stored).
+    #[error("{first} for series {series} (and {more} more rejected samples)")]
+    Rejected {
+        first: AppendError,
+        series: String,
+        more: u64,
+    },
+}
+
+impl ReceiveError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ReceiveError::Decode(DecodeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// What one accepted request did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub series: usize,
+    pub samples: u64,
+}
+
+/// Decodes requests and appends them to the head.
+pub struct Receiver {
+    head: Arc<Head>,
+    max_len: usize,
+    received: Counter,
+    rejected: Arc<CounterVec>,
+}
+
+impl Receiver {
+    /// Registers the receiver's counters in `registry`; build one per
+    /// registry (a second would register the families twice).
+    pub fn new(head: Arc<Head>, registry: &Registry) -> Self {
+        Receiver {
+            head,
+            max_len: MAX_DECOMPRESSED,
+            received: registry.counter(
+                "klaxon_remote_write_received_samples",
+                "Samples received by the remote-write receiver and appended to the head.",
+            ),
+            rejected: registry.counter_vec(
+                "klaxon_remote_write_rejected_samples",
+                "Samples received by the remote-write receiver and not appended, by reason.",
+                &["reason"],
+            ),
+        }
+    }
+
+    /// Handles one request body (snappy-compressed protobuf).
+    pub fn receive(&self, body: &[u8]) -> Result<Summary, ReceiveError> {
+        let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
+        if stats.histograms > 0 {
+            self.rejected
+                .with(&["native_histogram"])
+                .inc_by(stats.histograms as f64);
+        }
+        if stats.exemplars > 0 {
+            tracing::debug!(
+                exemplars = stats.exemplars,
+                "remote write: exemplars ignored"
+            );
+        }
+        // Every label set is checked before anything is appended.
+        let mut sets = Vec::with_capacity(req.timeseries.len());
+        for (index, ts) in req.timeseries.iter().enumerate() {
+            match validate(ts) {
+                Ok(l) => sets.push(l),
+                Err(reason) => {
+                    let samples = req
+                        .timeseries
+                        .iter()
+                        .map(|t| t.samples.len())
+                        .sum::<usize>();
+                    self.rejected
+                        .with(&["invalid_labels"])
+                        .inc_by(samples as f64);
+                    return Err(ReceiveError::InvalidLabels {
+                        index,
+                        labels: display_raw(&ts.labels),
+                        reason,
+                    });
+                }
+            }
+        }
+        let mut summary = Summary::default();
+        let mut first: Option<(AppendError, String)> = None;
+        let mut rejected = 0u64;
+        for (ts, labels) in req.timeseries.iter().zip(&sets) {
+            if ts.samples.is_empty() {
+                continue;
+            }
+            // Validated above: never empty, so this cannot fail; handled
+            // anyway rather than unwrapped.
+            let r = match self.head.try_get_or_create(labels) {
+                Ok((r, _)) => r,
+                Err(e) => {
+                    self.reject(e, ts.samples.len() as u64);
+                    rejected += ts.samples.len() as u64;
+                    first.get_or_insert((e, labels.to_string()));
+                    continue;
+                }
+            };
+            summary.series += 1;
+            for s in &ts.samples {
+                match self.head.append(r, s.timestamp, s.value) {
+                    Ok(()) => summary.samples += 1,
+                    Err(e) => {
+                        self.reject(e, 1);
+                        rejected += 1;
+                        first.get_or_insert_with(|| (e, labels.to_string()));
+                    }
+                }
+            }
+        }
+        self.received.inc_by(summary.samples as f64);
+        match first {
+            None => Ok(summary),
+            Some((first, series)) => {
+                tracing::warn!(error = %first, %series, rejected, "remote write: samples rejected");
+                Err(ReceiveError::Rejected {
+                    first,
+                    series,
+                    more: rejected - 1,
+                })
+            }
+        }
+    }
+
+    fn reject(&self, e: AppendError, n: u64) {
+        let reason = match e {
+            AppendError::OutOfOrder => "out_of_order",
+            AppendError::DuplicateTimestamp => "duplicate_timestamp",
+            AppendError::OutOfBounds => "out_of_bounds",
+            AppendError::UnknownSeries | AppendError::EmptyLabels => "invalid_labels",
+        };
+        self.rejected.with(&[reason]).inc_by(n as f64);
+    }
+}
+
+/// The label set of one series as the head keeps it, or why it is invalid.
+/// Empty values are dropped, as Prometheus' head does.
+fn validate(ts: &TimeSeries) -> Result<Labels, String> {
+    let mut prev: Option<&str> = None;
+    for l in &ts.labels {
+        if !is_valid_label_name(&l.name) {
+            return Err(format!("invalid label name {:?}", l.name));
+        }
+        if let Some(p) = prev {
+            if p == l.name {
+                return Err(format!("duplicate label name {:?}", l.name));
+            }
+            if p > l.name.as_str() {
+                return Err(format!("labels not sorted: {:?} after {:?}", l.name, p));
+            }
+        }
+        prev = Some(&l.name);
+    }
+    let name = ts
+        .labels
+        .iter()
+        .find(|l| l.name == METRIC_NAME)
+        .map(|l| l.value.as_str())
+        .unwrap_or("");
+    if name.is_empty() {
+        return Err("missing metric name (__name__ label)".into());
+    }
+    if !is_valid_metric_name(name) {
+        return Err(format!("invalid metric name {name:?}"));
+    }
+    Ok(Labels::from_sorted_unchecked(
+        ts.labels
+            .iter()
+            .filter(|l| !l.value.is_empty())
+            .cloned()
+            .collect(),
+    ))
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+fn is_valid_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Labels in the order sent, for error messages.
+fn display_raw(labels: &[Label]) -> String {
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// The `/api/v1/write` route: the receiver when the flag in `state.flags`
+/// is on, else Prometheus' 404. Called once per app (it registers metrics).
+pub fn route(state: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
+    let enabled = state.flags.get(ENABLE_FLAG).is_some_and(|v| v == "true");
+    if !enabled {
+        return post(disabled);
+    }
+    let recv = Arc::new(Receiver::new(state.head.clone(), &state.registry));
+    // The compressed body can be a little larger than the decompressed
+    // limit (snappy's worst case); the exact limit is checked on the
+    // snappy header.
+    post(write)
+        .layer(DefaultBodyLimit::max(snap::raw::max_compress_len(
+            MAX_DECOMPRESSED,
+        )))
+        .with_state(recv)
+}
+
+async fn disabled() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "remote write receiver needs to be enabled with --web.enable-remote-write-receiver",
+    )
+}
+
+async fn write(State(recv): State<Arc<Receiver>>, body: Bytes) -> Response {
+    // Decoding and appending a large batch is CPU work: off the async
+    // workers.
+    let res = tokio::task::spawn_blocking(move || recv.receive(&body)).await;
+    match res {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "remote write refused");
+            text(e.status(), &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "remote write task failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// Plain text with a trailing newline, like Go's `http.Error`.
+fn text(code: StatusCode, msg: &str) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Matcher;
+    use crate::remote::proto::{encode_snappy, Sample, WriteRequest};
+    use crate::tsdb::HeadOptions;
+
+    fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+        }
+    }
+
+    fn body(ts: Vec<TimeSeries>) -> Vec<u8> {
+        encode_snappy(&WriteRequest {
+            timeseries: ts,
+            metadata: vec![],
+        })
+    }
+
+    fn setup() -> (Arc<Head>, Registry, Receiver) {
+        let head = Arc::new(Head::new(HeadOptions::default()));
+        let reg = Registry::new();
+        let r = Receiver::new(head.clone(), &reg);
+        (head, reg, r)
+    }
+
+    fn all(head: &Head) -> Vec<crate::tsdb::SeriesData> {
+        let m = Matcher::new(crate::model::MatchType::RegexMatch, METRIC_NAME, ".+").unwrap();
+        head.select(&[m], i64::MIN, i64::MAX)
+    }
+
+    #[test]
+    fn appends_and_drops_empty_values() {
+        let (head, reg, r) = setup();
+        let s = r
+            .receive(&body(vec![
+                series(
+                    &[("__name__", "up"), ("empty", ""), ("job", "a")],
+                    &[(1000, 1.0), (2000, 0.0)],
+                ),
+                series(&[("__name__", "nothing")], &[]),
+            ]))
+            .unwrap();
+        assert_eq!(
+            s,
+            Summary {
+                series: 1,
+                samples: 2
+            }
+        );
+        let got = all(&head);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].labels,
+            Labels::from_pairs([("__name__", "up"), ("job", "a")])
+        );
+        assert_eq!(got[0].samples, vec![(1000, 1.0), (2000, 0.0)]);
+        assert!(reg
+            .encode(false)
+            .contains("klaxon_remote_write_received_samples_total 2\n"));
+    }
+
+    #[test]
+    fn invalid_labels_store_nothing() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("job", "a"), ("__name__", "m")], "not sorted"),
+            (&[("job", "a")], "missing metric name"),
+            (&[("__name__", ""), ("job", "a")], "missing metric name"),
+            (&[("__name__", "m"), ("b", "1"), ("a", "2")], "not sorted"),
+            (
+                &[("__name__", "m"), ("job", "1"), ("job", "2")],
+                "duplicate label name",
+            ),
+            (
+                &[("__name__", "m"), ("bad-name", "1")],
+                "invalid label name",
+            ),
+            (&[("__name__", "1m")], "invalid metric name"),
+        ];
+        for (labels, want) in cases {
+            let (head, reg, r) = setup();
+            let good = series(&[("__name__", "ok")], &[(1, 1.0)]);
+            let err = r
+                .receive(&body(vec![good, series(labels, &[(1, 1.0)])]))
+                .unwrap_err();
+            assert!(
+                matches!(err, ReceiveError::InvalidLabels { index: 1, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(want), "{labels:?}: {err}");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+            assert!(all(&head).is_empty(), "{labels:?}: nothing stored");
+            assert!(reg.encode(false).contains(
+                "klaxon_remote_write_rejected_samples_total{reason=\"invalid_labels\"} 2\n"
+            ));
+        }
+    }
+
+    #[test]
+    fn out_of_order_is_400_but_keeps_the_rest() {
+        let (head, reg, r) = setup();
+        r.receive(&body(vec![series(&[("__name__", "m")], &[(2000, 1.0)])]))
+            .unwrap();
+        let err = r
+            .receive(&body(vec![
+                series(
+                    &[("__name__", "m")],
+                    &[(1000, 5.0), (2000, 2.0), (2000, 1.0), (3000, 3.0)],
+                ),
+                series(&[("__name__", "n")], &[(1000, 7.0)]),
+            ]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ReceiveError::Rejected {
+                first: AppendError::OutOfOrder,
+                series: "m".into(),
+                more: 1
+            }
+        );
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let got = all(&head);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].samples, vec![(2000, 1.0), (3000, 3.0)]);
+        assert_eq!(got[1].samples, vec![(1000, 7.0)]);
+        let text = reg.encode(false);
+        assert!(text.contains("{reason=\"out_of_order\"} 1\n"), "{text}");
+        assert!(
+            text.contains("{reason=\"duplicate_timestamp\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("klaxon_remote_write_received_samples_total 4\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_size() {
+        let (_, _, r) = setup();
+        assert!(matches!(
+            r.receive(b"definitely not snappy"),
+            Err(ReceiveError::Decode(_))
+        ));
+        let (_, _, mut r) = setup();
+        r.max_len = 10;
+        let e = r
+            .receive(&body(vec![series(
+                &[("__name__", "a_long_name")],
+                &[(1, 1.0)],
+            )]))
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.receive(&body(vec![])), Ok(Summary::default()));
+    }
+}
