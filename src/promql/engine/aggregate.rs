@@ -155,12 +155,8 @@ impl Evaluator<'_> {
         let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
         for s in input {
             self.tick()?;
-            let key = self.cached_signature(
-                super::eval::key(a),
-                &s.labels,
-                !a.without,
-                &a.grouping,
-            );
+            let key =
+                self.cached_signature(super::eval::key(a), &s.labels, !a.without, &a.grouping);
             let key = if op == AggregateOp::CountValues {
                 let mut h = xxhash_rust::xxh64::Xxh64::new(key);
                 h.update(format_float(s.value).as_bytes());
