@@ -288,6 +288,44 @@ async fn alerts_page_shows_firing_alert_with_runbook_and_dashboard_links() {
     let groups = b.find_all("[data-testid=alert-group]").await.unwrap();
     assert!(!groups.is_empty());
 
+    // An alert only the Alertmanager API knows (posted by a Prometheus) is
+    // listed too, firing, with its sender's link instead of an expression.
+    let ext = serde_json::json!([{
+        "labels": {"alertname": "UiExternalAlert", "severity": "ticket"},
+        "annotations": {"summary": "posted to /api/v2/alerts"},
+        "generatorURL": "http://prometheus.example.org/graph?g0.expr=up",
+    }]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/alerts", fx.base))
+        .bearer_auth(OPERATOR)
+        .header("content-type", "application/json")
+        .body(ext.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    open(&b, &fx.base, "alerts", "alerts").await.unwrap();
+    let posted = b
+        .wait_element(T, &css_alert("UiExternalAlert"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.attr(&posted, "data-state").await.unwrap().as_deref(),
+        Some("firing")
+    );
+    let src = b
+        .find_in(&posted, "a[data-testid=source-link]")
+        .await
+        .unwrap();
+    assert_eq!(src.len(), 1, "the sender's link");
+    assert!(b
+        .find_in(&posted, "a[data-testid=expr-link]")
+        .await
+        .unwrap()
+        .is_empty());
+    // The rule's alert is listed once, not again from the v2 API.
+    assert_eq!(b.find_all(&css_alert(ALWAYS)).await.unwrap().len(), 1);
+
     // The state filter hides firing alerts when "pending" is chosen.
     let state = b.one("#alert-state").await.unwrap();
     b.execute_on(

@@ -54,6 +54,11 @@ export function replace(el, ...children) {
  * A URL from data (an annotation) made safe for href: http(s) and
  * same-origin relative links only, so `javascript:` never becomes a link.
  */
+/** `1 alert`, `2 alerts`: a count with its noun in the right number. */
+export function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 export function safeHref(url) {
   if (typeof url !== 'string' || url.trim() === '') return null;
   try {

@@ -1,9 +1,10 @@
 // Alerts: what fires and why. Rules API (alerts with their rule's
-// expression) joined with the Alertmanager v2 API (silenced or not);
-// live refresh from the event stream.
+// expression) joined with the Alertmanager v2 API (silenced or not), plus
+// the alerts only the v2 API knows (sent by a Prometheus or another client
+// to /api/v2/alerts); live refresh from the event stream.
 
 import { apiData, api, whoami, canOperate } from '../lib/api.js';
-import { h, replace, labelChips, badge, safeHref, errorBox } from '../lib/dom.js';
+import { h, replace, labelChips, badge, safeHref, errorBox, plural } from '../lib/dom.js';
 import { parseMatchers, matches, formatMatchers } from '../lib/matchers.js';
 import { fmtTime, fmtAgo, fmtValue } from '../lib/time.js';
 import { subscribe } from '../lib/sse.js';
@@ -46,9 +47,11 @@ function labelKey(labels, skip) {
  * Marks alerts that Alertmanager v2 reports as silenced or inhibited. The
  * v2 labels may carry extra labels (external labels) the rules API does
  * not show; their names are learnt from the first match, so the join stays
- * a hash lookup for 1k+ alerts instead of a scan per alert.
+ * a hash lookup for 1k+ alerts instead of a scan per alert. Returns the v2
+ * alerts that matched a rule's alert.
  */
 export function markMuted(alerts, amAlerts) {
+  const matched = new Set();
   const am = (amAlerts || []).filter((a) => a && a.labels);
   const exact = new Map(am.map((a) => [labelKey(a.labels), a]));
   let extra = null;
@@ -65,11 +68,45 @@ export function markMuted(alerts, amAlerts) {
       }
     }
     if (!same && byReduced) same = byReduced.get(labelKey(a.labels));
-    if (!same || !same.status) continue;
+    if (!same) continue;
+    matched.add(same);
+    if (!same.status) continue;
     a.silencedBy = same.status.silencedBy || [];
     a.silenced = a.silencedBy.length > 0;
     a.inhibited = (same.status.inhibitedBy || []).length > 0;
   }
+  return matched;
+}
+
+/**
+ * The v2 alerts no rule of this klaxon produced (posted by a Prometheus
+ * or another client): firing, with what the v2 API gives (no rule, no
+ * value; the sender's generator URL instead of the expression).
+ */
+export function externalAlerts(amAlerts, matched) {
+  const now = Date.now();
+  const out = [];
+  for (const x of amAlerts || []) {
+    if (!x || !x.labels || matched.has(x)) continue;
+    if (x.endsAt && Date.parse(x.endsAt) <= now) continue;
+    const silencedBy = (x.status && x.status.silencedBy) || [];
+    out.push({
+      alertname: x.labels.alertname || '',
+      severity: x.labels.severity || '',
+      state: 'firing',
+      labels: x.labels,
+      annotations: x.annotations || {},
+      activeAt: x.startsAt,
+      value: null,
+      expr: null,
+      source: x.generatorURL || '',
+      group: 'received on /api/v2/alerts',
+      silencedBy,
+      silenced: silencedBy.length > 0,
+      inhibited: ((x.status && x.status.inhibitedBy) || []).length > 0,
+    });
+  }
+  return out;
 }
 
 function groupAlerts(alerts) {
@@ -94,6 +131,7 @@ function alertView(a, operator) {
   const ann = a.annotations;
   const runbook = safeHref(ann.runbook_url || ann.runbook);
   const dashboard = safeHref(ann.dashboard_url || ann.dashboard || ann.grafana_url);
+  const source = a.source ? safeHref(a.source) : null;
   const silenceTo = `#/silences?${new URLSearchParams({ matchers: formatMatchers(a.labels) }).toString()}`;
   return h('article', {
     class: 'alert',
@@ -112,13 +150,14 @@ function alertView(a, operator) {
   h('div', { class: 'meta' },
     h('span', null, 'active since ', h('time', { datetime: a.activeAt, title: fmtTime(a.activeAt) }, `${fmtTime(a.activeAt)} (${fmtAgo(a.activeAt)})`)),
     h('span', null, 'value ', h('span', { class: 'mono' }, fmtValue(a.value))),
-    h('span', null, `group ${a.group}`)),
+    h('span', null, a.expr === null ? a.group : `group ${a.group}`)),
   h('div', { class: 'actions' },
     runbook
       ? h('a', { class: 'button runbook', href: runbook, 'data-testid': 'runbook-link', rel: 'noopener noreferrer' }, 'Runbook')
       : h('span', { class: 'muted' }, 'no runbook'),
     dashboard ? h('a', { class: 'button', href: dashboard, 'data-testid': 'dashboard-link', rel: 'noopener noreferrer' }, 'Dashboard') : null,
     a.expr ? h('a', { class: 'button', href: graphLink(a.expr), 'data-testid': 'expr-link', title: a.expr }, 'Expression') : null,
+    source ? h('a', { class: 'button', href: source, 'data-testid': 'source-link', rel: 'noopener noreferrer' }, 'Source') : null,
     operator
       ? h('button', {
         type: 'button',
@@ -141,7 +180,7 @@ function groupView(g, operator) {
       type: 'button',
       class: 'show-all',
       'data-testid': 'alert-group-more',
-    }, `Show all ${g.alerts.length} alerts of ${g.alertname}`);
+    }, `Show all ${plural(g.alerts.length, 'alert')} of ${g.alertname}`);
     rest.addEventListener('click', () => {
       rest.replaceWith(...g.alerts.slice(GROUP_PAGE).map((a) => alertView(a, operator)));
     });
@@ -203,7 +242,7 @@ export async function render(view, ctx) {
     const shown = alerts.filter((a) => (st === 'all' || a.state === st) && matches(a.labels, ms));
     const groups = groupAlerts(shown);
     const firing = shown.filter((a) => a.state === 'firing').length;
-    summary.textContent = `${shown.length} alerts (${firing} firing, ${shown.length - firing} pending) in ${groups.length} groups`
+    summary.textContent = `${plural(shown.length, 'alert')} (${firing} firing, ${shown.length - firing} pending) in ${plural(groups.length, 'group')}`
       + (shown.length !== alerts.length ? `, ${alerts.length - shown.length} hidden by the filter` : '');
     replace(list, groups.length
       ? groups.map((g) => groupView(g, operator))
@@ -221,7 +260,8 @@ export async function render(view, ctx) {
     ]);
     if (!ctx.live()) return;
     const next = collectAlerts(rules && rules.groups);
-    markMuted(next, Array.isArray(am) ? am : []);
+    const amList = Array.isArray(am) ? am : [];
+    next.push(...externalAlerts(amList, markMuted(next, amList)));
     alerts = next;
     operator = canOperate(who);
     draw();

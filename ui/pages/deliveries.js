@@ -2,7 +2,7 @@
 // with a replay button for operators (POST .../replay).
 
 import { api, apiData, whoami, canOperate, qs } from '../lib/api.js';
-import { h, replace, badge, table, scrollable } from '../lib/dom.js';
+import { h, replace, badge, table, scrollable, plural } from '../lib/dom.js';
 import { fmtTime, fmtAgo } from '../lib/time.js';
 
 const STATUSES = ['', 'pending', 'sending', 'success', 'failed', 'superseded'];
@@ -92,7 +92,7 @@ export async function render(view, ctx) {
     count += list.length;
     cursor = data && data.nextCursor;
     more.hidden = !cursor;
-    summary.textContent = count ? `${count} deliveries shown, newest first` : '';
+    summary.textContent = count ? `${plural(count, 'delivery', 'deliveries')} shown, newest first` : '';
     if (!count) body.append(h('tr', null, h('td', { colspan: 8, class: 'muted' }, 'No deliveries.')));
   };
 

@@ -2,7 +2,7 @@
 // certificate expiry (GET /api/v1/probes).
 
 import { apiData } from '../lib/api.js';
-import { h, replace, badge, table, scrollable } from '../lib/dom.js';
+import { h, replace, badge, table, scrollable, plural } from '../lib/dom.js';
 import { fmtTime, fmtAgo, fmtDuration, toDate } from '../lib/time.js';
 
 function certCell(expiry) {
@@ -36,7 +36,7 @@ export async function render(view, ctx) {
   const failing = probes.filter((p) => !p.success).length;
   replace(view,
     h('h1', null, 'Probes'),
-    h('p', { class: 'summary-line' }, `${probes.length} scheduled probes, ${failing} failing`),
+    h('p', { class: 'summary-line' }, `${plural(probes.length, 'scheduled probe')}, ${failing} failing`),
     probes.length
       ? scrollable(table(['Target', 'Module', 'Job', 'Result', 'Duration', 'Phases', 'Certificate expiry', 'Last run', 'Error'],
         probes.map(row), { id: 'probe-table' }), 'Probe results')

@@ -2,7 +2,7 @@
 // with its health, last error and YAML.
 
 import { apiData } from '../lib/api.js';
-import { h, replace, badge, labelChips } from '../lib/dom.js';
+import { h, replace, badge, labelChips, plural } from '../lib/dom.js';
 import { fmtTime, fmtAgo, fmtDuration } from '../lib/time.js';
 import { ruleYaml } from '../lib/yaml.js';
 
@@ -71,7 +71,7 @@ export async function render(view, ctx) {
     })).filter((g) => g.rules.length);
     const total = groups.reduce((n, g) => n + g.rules.length, 0);
     const failing = groups.reduce((n, g) => n + g.rules.filter((r) => r.health === 'err').length, 0);
-    summary.textContent = `${groups.length} groups, ${total} rules, ${failing} failing`;
+    summary.textContent = `${plural(groups.length, 'group')}, ${plural(total, 'rule')}, ${failing} failing`;
     replace(list, shown.length ? shown.map(groupView) : h('p', { class: 'muted' }, groups.length ? 'No rule matches.' : 'No rules loaded.'));
   };
   filter.addEventListener('input', draw);

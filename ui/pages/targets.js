@@ -2,7 +2,7 @@
 // scrape, duration and error.
 
 import { apiData } from '../lib/api.js';
-import { h, replace, badge, labelChips, table, scrollable } from '../lib/dom.js';
+import { h, replace, badge, labelChips, table, scrollable, plural } from '../lib/dom.js';
 import { fmtTime, fmtAgo, fmtDuration } from '../lib/time.js';
 
 function row(t) {
@@ -42,7 +42,7 @@ export async function render(view, ctx) {
       pools.get(t.scrapePool).push(t);
     }
     const down = all.filter((t) => t.health !== 'up').length;
-    summary.textContent = `${all.length} targets, ${down} not up`;
+    summary.textContent = `${plural(all.length, 'target')}, ${down} not up`;
     replace(list, pools.size
       ? [...pools.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([n, ts]) => poolView(n, ts))
       : h('p', { class: 'muted' }, all.length ? 'Every target is up.' : 'No scrape targets configured.'));
