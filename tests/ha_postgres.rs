@@ -8,6 +8,7 @@
 //! Under `CI=true` a missing PostgreSQL is a failure.
 
 mod common;
+use common::free_port;
 
 use axum::routing::post;
 use common::postgres::PgServer;
@@ -31,14 +32,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_replica(dir: &std::path::Path, name: &str, config: &str) -> Replica {

@@ -2,6 +2,9 @@
 //! and against a real Alertmanager 0.25 started here with the same routing
 //! config: exit codes and (time/id-masked) output must be the same.
 
+mod common;
+use common::free_port;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,14 +39,6 @@ fn peers_present() -> bool {
         eprintln!("SKIPPED: amtool or alertmanager not installed");
     }
     ok
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real Alertmanager, killed on drop.

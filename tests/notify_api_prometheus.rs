@@ -2,6 +2,9 @@
 //! rule's alert arrives through `POST /api/v2/alerts`, is listed by
 //! `GET /api/v2/alerts` and flushed to the notification sink.
 
+mod common;
+use common::{free_port, Proc};
+
 use klaxon::notify::{Notification, NotificationSink};
 use parking_lot::Mutex;
 use std::path::Path;
@@ -18,23 +21,6 @@ impl NotificationSink for Collect {
     fn enqueue(&self, n: Notification) {
         self.0.lock().push(n);
     }
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +57,7 @@ async fn prometheus_alerts_flow_through_klaxon() {
         ),
     )
     .unwrap();
-    let _prom = Child(
+    let _prom = Proc(
         Command::new(PROMETHEUS)
             .arg(format!(
                 "--config.file={}",

@@ -4,6 +4,9 @@
 //! mid-retry, the restarted klaxon delivers the stored notification exactly
 //! once.
 
+mod common;
+use common::free_port;
+
 use axum::routing::post;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -61,11 +64,6 @@ impl Klaxon {
         }
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// The `X-Request-ID` headers a sink received.

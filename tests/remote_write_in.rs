@@ -8,6 +8,7 @@
 //! empty and bad requests, and 404 without the flag.
 
 mod common;
+use common::{free_port, Proc};
 
 use klaxon::model::Label;
 use klaxon::remote::proto::{encode_snappy, Sample, TimeSeries, WriteRequest};
@@ -18,24 +19,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// A child process killed (and reaped) when the test ends, pass or fail.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Whether the peers exist; under CI their absence fails the test.
 fn peers_present() -> bool {
@@ -146,7 +129,7 @@ async fn prometheus_remote_write_matches_prometheus_queries() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (t1, t2) = (free_port(), free_port());
-    let _synth = Child(
+    let _synth = Proc(
         Command::new("python3")
             .arg(common::shared("tools/synth_target.py"))
             .arg(format!("--ports={t1},{t2}"))
@@ -163,7 +146,7 @@ async fn prometheus_remote_write_matches_prometheus_queries() {
         format!("storage:\n  path: {}\n", dir.path().join("kx").display()),
     )
     .unwrap();
-    let _klaxon = Child(
+    let _klaxon = Proc(
         Command::new(env!("CARGO_BIN_EXE_klaxon"))
             .arg("run")
             .arg(format!(
@@ -189,7 +172,7 @@ async fn prometheus_remote_write_matches_prometheus_queries() {
         ),
     )
     .unwrap();
-    let _prom = Child(
+    let _prom = Proc(
         Command::new(PROMETHEUS)
             .arg(format!(
                 "--config.file={}",

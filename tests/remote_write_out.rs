@@ -8,6 +8,7 @@
 //! relabeling, a full queue, and resharding without loss or reordering.
 
 mod common;
+use common::{free_port, Proc};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,23 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Sum of the samples of `name` whose labels include every `k="v"` in
 /// `with`, from the registry's text exposition.
@@ -113,7 +97,7 @@ async fn every_sample_reaches_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
 
     let synth_port = free_port();
-    let _synth = Child(
+    let _synth = Proc(
         Command::new("python3")
             .arg(tools.join("synth_target.py"))
             .args(["--port", &synth_port.to_string(), "--series", "60"])
@@ -124,7 +108,7 @@ async fn every_sample_reaches_a_real_prometheus() {
     );
     let prom_port = free_port();
     std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
-    let _prom = Child(
+    let _prom = Proc(
         Command::new(PROMETHEUS)
             .arg(format!(
                 "--config.file={}",

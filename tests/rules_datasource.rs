@@ -4,6 +4,7 @@
 //! real Prometheus 2.42 started by the test.
 
 mod common;
+use common::{free_port, peer, Proc};
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -404,42 +405,6 @@ async fn a_failing_datasource_keeps_active_alerts() {
 }
 
 // ------------------------------------------------------- real Prometheus
-
-/// A child process, killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The peer binary, or `None` outside CI when it is not installed (under
-/// `CI=true` that is a failure).
-fn peer(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} missing under CI: run ../shared/tools/install-peers.sh"
-        );
-        eprintln!("SKIPPED: {name} not installed");
-    }
-    found
-}
 
 fn synth_target(port: u16) -> Proc {
     let script = common::shared("tools/synth_target.py");

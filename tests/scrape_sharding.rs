@@ -4,46 +4,13 @@
 //! Prometheus 2.42 makes with the same configs.
 
 mod common;
+use common::{free_port, peer, Proc};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 const N: usize = 3;
 const TARGETS: u16 = 30;
-
-/// A child process, killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn prometheus_bin() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("prometheus"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus missing under CI: run ../shared/tools/install-peers.sh"
-        );
-        eprintln!("SKIPPED: prometheus not installed");
-    }
-    found
-}
 
 /// The docs/scaling.md recipe for replica `i` of `n`, as one scrape job.
 fn shard_job(job: &str, sd_file: &std::path::Path, i: usize, n: usize) -> String {
@@ -160,7 +127,9 @@ async fn hashmod_splits_targets_like_prometheus() {
 
     // Prometheus 2.42 with the same N jobs (one per replica), plus a job
     // that exposes the raw hash mod 1000 as a label.
-    let Some(bin) = prometheus_bin() else { return };
+    let Some(bin) = peer("prometheus") else {
+        return;
+    };
     let mut y = String::from("global: {scrape_interval: 1h}\nscrape_configs:\n");
     for i in 0..N {
         y.push_str(&shard_job(&format!("shard{i}"), &sd, i, N));

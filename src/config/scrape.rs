@@ -377,20 +377,26 @@ fn resolve_http_client(
             sink.push(Pos::of(v), format!("{name} is not supported"));
         }
     }
-    resolve_http_fields(
-        HttpFields {
-            basic_auth: r.basic_auth.as_ref(),
-            authorization: r.authorization.as_ref(),
-            bearer_token: r.bearer_token.as_ref(),
-            bearer_token_file: r.bearer_token_file.as_ref(),
-            tls_config: r.tls_config.as_ref(),
-            follow_redirects: r.follow_redirects,
-            enable_http2: r.enable_http2,
-        },
-        dir,
-        sink,
-    )
+    resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
 }
+
+/// [`HttpFields`] of a raw config block that carries the HTTP client
+/// settings inline under their upstream names (scrape configs,
+/// `remote_write`, the rule datasource, Alertmanager's `http_config`).
+macro_rules! http_fields {
+    ($r:expr) => {
+        $crate::config::scrape::HttpFields {
+            basic_auth: $r.basic_auth.as_ref(),
+            authorization: $r.authorization.as_ref(),
+            bearer_token: $r.bearer_token.as_ref(),
+            bearer_token_file: $r.bearer_token_file.as_ref(),
+            tls_config: $r.tls_config.as_ref(),
+            follow_redirects: $r.follow_redirects,
+            enable_http2: $r.enable_http2,
+        }
+    };
+}
+pub(crate) use http_fields;
 
 /// The HTTP client settings of one config block, as written: inline in a
 /// scrape config, or an Alertmanager `http_config:`
@@ -407,15 +413,7 @@ pub(crate) struct HttpFields<'a> {
 
 impl RawHttpClientConfig {
     pub(crate) fn fields(&self) -> HttpFields<'_> {
-        HttpFields {
-            basic_auth: self.basic_auth.as_ref(),
-            authorization: self.authorization.as_ref(),
-            bearer_token: self.bearer_token.as_ref(),
-            bearer_token_file: self.bearer_token_file.as_ref(),
-            tls_config: self.tls_config.as_ref(),
-            follow_redirects: self.follow_redirects,
-            enable_http2: self.enable_http2,
-        }
+        crate::config::scrape::http_fields!(self)
     }
 }
 

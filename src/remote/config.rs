@@ -288,19 +288,7 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
             d.iter().take(3).map(|b| format!("{b:02x}")).collect()
         }
     };
-    let http_client = resolve_http_fields(
-        HttpFields {
-            basic_auth: r.basic_auth.as_ref(),
-            authorization: r.authorization.as_ref(),
-            bearer_token: r.bearer_token.as_ref(),
-            bearer_token_file: r.bearer_token_file.as_ref(),
-            tls_config: r.tls_config.as_ref(),
-            follow_redirects: r.follow_redirects,
-            enable_http2: r.enable_http2,
-        },
-        dir,
-        sink,
-    );
+    let http_client = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
     RemoteWriteConfig {
         url,
         name,

@@ -159,7 +159,7 @@ impl Scraper {
 
 /// reqwest's Display hides the cause ("error sending request"); the chain
 /// says what actually went wrong (connection refused, TLS, ...).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -25,5 +25,43 @@ pub fn data_dir(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// A child process killed (and reaped) when the test drops it, pass or
+/// fail: every process a test starts, the test stops.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago (the listener is closed again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// The peer binary `name` from `PATH`, or `None` (with a SKIPPED line)
+/// when it is not installed outside CI; under `CI=true` that is a failure.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} missing under CI: run ../shared/tools/install-peers.sh"
+        );
+        eprintln!("SKIPPED: {name} not installed");
+    }
+    found
+}
+
 pub mod postgres;
 pub mod webdriver;

@@ -213,19 +213,7 @@ fn resolve_datasource(
         }
         headers.push((k.value.clone(), Secret::new(v.value.clone())));
     }
-    let http = resolve_http_fields(
-        HttpFields {
-            basic_auth: r.basic_auth.as_ref(),
-            authorization: r.authorization.as_ref(),
-            bearer_token: r.bearer_token.as_ref(),
-            bearer_token_file: r.bearer_token_file.as_ref(),
-            tls_config: r.tls_config.as_ref(),
-            follow_redirects: r.follow_redirects,
-            enable_http2: r.enable_http2,
-        },
-        dir,
-        sink,
-    );
+    let http = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
     if http.tls_config.server_name.is_some() {
         if let Some(t) = &r.tls_config {
             sink.push(

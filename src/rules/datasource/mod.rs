@@ -219,13 +219,7 @@ fn classify(e: reqwest::Error, timeout: Duration) -> DatasourceError {
     if e.is_timeout() {
         DatasourceError::Timeout(format_duration(timeout))
     } else if e.is_connect() {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        DatasourceError::Connect(msg)
+        DatasourceError::Connect(crate::scrape::client::error_chain(&e))
     } else {
         DatasourceError::Request(e.to_string())
     }
