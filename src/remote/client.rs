@@ -109,7 +109,11 @@ impl WriteClient {
             Ok(r) => r,
             Err(e) => {
                 return Err(SendError::Recoverable {
-                    message: format!("sending to {}: {}", self.url, error_chain(&e)),
+                    message: format!(
+                        "sending to {}: {}",
+                        crate::model::url::redact_userinfo(&self.url),
+                        error_chain(&e.without_url())
+                    ),
                     retry_after: None,
                 })
             }

@@ -99,7 +99,8 @@ impl Queue {
     ) -> Result<Arc<Queue>, String> {
         let client = WriteClient::new(cfg)?;
         let (hard_tx, hard_rx) = watch::channel(false);
-        let m = metrics.queue(&cfg.name, &cfg.url);
+        // The label must not carry a password from the URL's userinfo.
+        let m = metrics.queue(&cfg.name, &crate::model::url::redact_userinfo(&cfg.url));
         let q = &cfg.queue;
         m.min.set(q.min_shards as f64);
         m.max.set(q.max_shards as f64);
@@ -371,7 +372,10 @@ impl RemoteWrite {
             self.rt.spawn(async move {
                 q.stop(FLUSH_DEADLINE).await;
                 if !still_used {
-                    me.metrics.forget(&metrics_name.0, &metrics_name.1);
+                    me.metrics.forget(
+                        &metrics_name.0,
+                        &crate::model::url::redact_userinfo(&metrics_name.1),
+                    );
                 }
             });
         }
