@@ -42,19 +42,7 @@ pub struct WriteClient {
 impl WriteClient {
     pub fn new(cfg: &RemoteWriteConfig) -> Result<Self, String> {
         let h = &cfg.http_client;
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(5 * 60))
-            .redirect(if h.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            });
-        if !h.enable_http2 {
-            b = b.http1_only();
-        }
-        b = crate::scrape::tls::apply(b, &h.tls_config)?;
-        let client = b
+        let client = crate::scrape::tls::client_builder(h)?
             .build()
             .map_err(|e| format!("building HTTP client: {e}"))?;
         let mut headers = HeaderMap::new();

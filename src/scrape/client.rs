@@ -65,21 +65,10 @@ pub struct Scraper {
 impl Scraper {
     pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
         let h = &cfg.http_client;
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(5 * 60))
-            .redirect(if h.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            });
+        let mut b = crate::scrape::tls::client_builder(h).map_err(FetchError::Config)?;
         if !cfg.enable_compression {
             b = b.no_gzip();
         }
-        if !h.enable_http2 {
-            b = b.http1_only();
-        }
-        b = crate::scrape::tls::apply(b, &h.tls_config).map_err(FetchError::Config)?;
         let client = b
             .build()
             .map_err(|e| FetchError::Config(format!("building HTTP client: {e}")))?;

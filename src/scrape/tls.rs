@@ -15,6 +15,26 @@ fn read_trimmed(path: &std::path::Path, what: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&b).trim().to_string())
 }
 
+/// A client builder with what every outgoing HTTP client of klaxon takes
+/// from an `HttpClientConfig` (scrapes, remote write, the rule datasource,
+/// notification receivers): klaxon's user agent, redirects as
+/// `follow_redirects` says, HTTP/1.1 only without `enable_http2`, TLS.
+/// Callers add what is theirs (compression, proxies, timeouts).
+pub fn client_builder(h: &HttpClientConfig) -> Result<reqwest::ClientBuilder, String> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(std::time::Duration::from_secs(5 * 60))
+        .redirect(if h.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        });
+    if !h.enable_http2 {
+        b = b.http1_only();
+    }
+    apply(b, &h.tls_config)
+}
+
 /// Configures certificates and verification on a client builder.
 pub fn apply(
     mut b: reqwest::ClientBuilder,

@@ -90,17 +90,12 @@ pub fn build_client(
     http: &HttpClientConfig,
     proxy_url: Option<&str>,
 ) -> Result<reqwest::Client, String> {
-    let mut b =
-        reqwest::Client::builder().user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")));
+    let mut b = crate::scrape::tls::client_builder(http)?;
     if let Some(p) = proxy_url {
         let proxy = reqwest::Proxy::all(p)
             .map_err(|e| format!("http_config.proxy_url: {}", e.without_url()))?;
         b = b.proxy(proxy);
     }
-    if !http.follow_redirects {
-        b = b.redirect(reqwest::redirect::Policy::none());
-    }
-    b = crate::scrape::tls::apply(b, &http.tls_config)?;
     b.build().map_err(|e| format!("building HTTP client: {e}"))
 }
 

@@ -75,16 +75,8 @@ impl Datasource {
         cfg: &DatasourceConfig,
         runtime: tokio::runtime::Handle,
     ) -> Result<Datasource, DatasourceError> {
-        let mut b =
-            reqwest::Client::builder().user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")));
-        if !cfg.http.follow_redirects {
-            b = b.redirect(reqwest::redirect::Policy::none());
-        }
-        if !cfg.http.enable_http2 {
-            b = b.http1_only();
-        }
-        b = crate::scrape::tls::apply(b, &cfg.http.tls_config).map_err(DatasourceError::Config)?;
-        let client = b
+        let client = crate::scrape::tls::client_builder(&cfg.http)
+            .map_err(DatasourceError::Config)?
             .build()
             .map_err(|e| DatasourceError::Config(format!("building HTTP client: {e}")))?;
         let mut endpoint = reqwest::Url::parse(&cfg.url)
