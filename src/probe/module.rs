@@ -711,86 +711,6 @@ fn resolve_dns(d: RawDns, pos: Pos, sink: &mut Sink) -> Option<DnsModule> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_parse() {
-        let m = Modules::parse(DEFAULT_MODULES, "probes.yml");
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => panic!("{e}"),
-        };
-        let names: Vec<&str> = m.names().collect();
-        for n in [
-            "http_2xx",
-            "http_post_2xx",
-            "tcp_connect",
-            "tls_connect",
-            "dns_a",
-        ] {
-            assert!(names.contains(&n), "{n} missing from {names:?}");
-        }
-        let Some(post) = m.get("http_post_2xx") else {
-            panic!("no http_post_2xx")
-        };
-        match &post.prober {
-            Prober::Http(h) => assert_eq!(h.method, "POST"),
-            p => panic!("wrong prober {}", p.kind()),
-        }
-    }
-
-    #[test]
-    fn invalid_regex_names_field_and_position() {
-        let text = "modules:\n  bad:\n    prober: http\n    http:\n      fail_if_body_matches_regexp: ['(']\n";
-        let e = Modules::parse(text, "m.yml")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("m.yml:5:"), "{e}");
-        assert!(e.contains("fail_if_body_matches_regexp"), "{e}");
-    }
-
-    #[test]
-    fn unknown_field_is_an_error() {
-        let text = "modules:\n  bad:\n    prober: http\n    http:\n      metod: GET\n";
-        let e = Modules::parse(text, "m.yml")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("metod"), "{e}");
-        assert!(e.contains("m.yml:5"), "{e}");
-    }
-
-    #[test]
-    fn unknown_prober_is_an_error() {
-        let text = "modules:\n  bad:\n    prober: smtp\n";
-        let e = Modules::parse(text, "m.yml")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("m.yml:3:13") && e.contains("smtp"), "{e}");
-    }
-
-    #[test]
-    fn user_file_extends_defaults() {
-        let mut m = Modules::defaults();
-        let user = Modules::parse(
-            "modules:\n  http_2xx:\n    prober: http\n    timeout: 3s\n    http:\n      method: HEAD\n  mine:\n    prober: tcp\n",
-            "u.yml",
-        );
-        let Ok(user) = user else { panic!("user file") };
-        m.extend(user);
-        let Some(h) = m.get("http_2xx") else {
-            panic!("no http_2xx")
-        };
-        assert_eq!(h.timeout, Some(Duration::from_secs(3)));
-        assert!(m.get("mine").is_some());
-        assert!(m.get("tcp_connect").is_some());
-    }
-}
-
 fn yaml_list<T: std::fmt::Display>(out: &mut String, key: &str, v: &[T]) {
     if v.is_empty() {
         return;
@@ -899,5 +819,85 @@ impl Module {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let m = Modules::parse(DEFAULT_MODULES, "probes.yml");
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<&str> = m.names().collect();
+        for n in [
+            "http_2xx",
+            "http_post_2xx",
+            "tcp_connect",
+            "tls_connect",
+            "dns_a",
+        ] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        let Some(post) = m.get("http_post_2xx") else {
+            panic!("no http_post_2xx")
+        };
+        match &post.prober {
+            Prober::Http(h) => assert_eq!(h.method, "POST"),
+            p => panic!("wrong prober {}", p.kind()),
+        }
+    }
+
+    #[test]
+    fn invalid_regex_names_field_and_position() {
+        let text = "modules:\n  bad:\n    prober: http\n    http:\n      fail_if_body_matches_regexp: ['(']\n";
+        let e = Modules::parse(text, "m.yml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("m.yml:5:"), "{e}");
+        assert!(e.contains("fail_if_body_matches_regexp"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_an_error() {
+        let text = "modules:\n  bad:\n    prober: http\n    http:\n      metod: GET\n";
+        let e = Modules::parse(text, "m.yml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("metod"), "{e}");
+        assert!(e.contains("m.yml:5"), "{e}");
+    }
+
+    #[test]
+    fn unknown_prober_is_an_error() {
+        let text = "modules:\n  bad:\n    prober: smtp\n";
+        let e = Modules::parse(text, "m.yml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("m.yml:3:13") && e.contains("smtp"), "{e}");
+    }
+
+    #[test]
+    fn user_file_extends_defaults() {
+        let mut m = Modules::defaults();
+        let user = Modules::parse(
+            "modules:\n  http_2xx:\n    prober: http\n    timeout: 3s\n    http:\n      method: HEAD\n  mine:\n    prober: tcp\n",
+            "u.yml",
+        );
+        let Ok(user) = user else { panic!("user file") };
+        m.extend(user);
+        let Some(h) = m.get("http_2xx") else {
+            panic!("no http_2xx")
+        };
+        assert_eq!(h.timeout, Some(Duration::from_secs(3)));
+        assert!(m.get("mine").is_some());
+        assert!(m.get("tcp_connect").is_some());
     }
 }

@@ -6,7 +6,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::{
     RawAuthorization, RawBasicAuth, RawRelabelConfig, RawTlsConfig, SpannedMap, S,
 };
-use crate::config::scrape::{opt_duration, resolve_http_fields, HttpFields};
+use crate::config::scrape::{opt_duration, resolve_http_fields};
 use crate::config::{HttpClientConfig, RelabelConfig};
 use serde::de::IgnoredAny;
 use serde::Deserialize;

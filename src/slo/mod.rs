@@ -235,7 +235,7 @@ impl Validator<'_> {
         // Positions are the values' (the map keys carry none): the same line.
         for (name, v) in l.into_iter().flatten() {
             let k = v;
-            if !crate::config::relabel::is_valid_label_name(&name) {
+            if !crate::config::relabel::is_valid_label_name(name) {
                 return Err(self.err(k, field, format!("{name:?} is not a valid label name")));
             }
             if name.starts_with("slo_") || name.starts_with("__") || name == "severity" {

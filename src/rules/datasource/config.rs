@@ -18,7 +18,7 @@
 
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::{RawAuthorization, RawBasicAuth, RawTlsConfig, SpannedMap};
-use crate::config::scrape::{resolve_http_fields, HttpFields};
+use crate::config::scrape::resolve_http_fields;
 use crate::config::{parse_duration, HttpClientConfig, Secret};
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
