@@ -44,6 +44,10 @@ INSTANT = [
     "synth_queue_depth * on(instance) group_left() up",
 ]
 RANGE = "sum by (service) (rate(synth_http_requests_total[1m]))"
+GRAPH = [
+    "rate(synth_http_requests_total[1m])",
+    "sum by (service) (rate(synth_http_requests_total[1m]))",
+]
 
 
 def wait_http(url, timeout=60):
@@ -143,6 +147,12 @@ def main():
         cases = [("instant", q, "/api/v1/query", {"query": q, "time": t}) for q in INSTANT]
         cases.append(("range 2m/15s", RANGE, "/api/v1/query_range",
                       {"query": RANGE, "start": t - 120, "end": t, "step": 15}))
+        # What the UI's graph page asks: the whole filled window in 250
+        # steps (every step has data).
+        span = args.wait - 20
+        for q in GRAPH:
+            cases.append(("graph 250 steps", q, "/api/v1/query_range",
+                          {"query": q, "start": t - span, "end": t, "step": span / 250}))
         for kind, q, path, params in cases:
             # One warm-up request each (first-touch effects are not the point).
             _, pa = fetch(prom_base, path, params)
