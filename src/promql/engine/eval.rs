@@ -76,6 +76,12 @@ pub(crate) struct Evaluator<'a> {
     /// series met at every step is hashed once per query. The `Arc` is held
     /// so its address is not reused by other labels during the query.
     sigs: HashMap<(usize, usize), (Arc<Labels>, u64), foldhash::fast::RandomState>,
+    /// Series whose name `rate`/`increase` already checked for a counter
+    /// suffix in this query (held, as in `sigs`, so addresses stay unique).
+    pub(crate) counter_checked: HashMap<usize, Arc<Labels>, foldhash::fast::RandomState>,
+    /// Emptied window buffers: a range function hands its windows back, the
+    /// next step's matrix selector refills them instead of allocating.
+    pub(crate) point_pool: Vec<Vec<(i64, f64)>>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
     ticks: u32,
@@ -112,6 +118,8 @@ impl<'a> Evaluator<'a> {
             cursors: HashMap::new(),
             ranges: HashMap::new(),
             sigs: HashMap::default(),
+            counter_checked: HashMap::default(),
+            point_pool: Vec::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
             ticks: 0,
@@ -417,9 +425,10 @@ impl<'a> Evaluator<'a> {
             let Some(win) = s.samples.get(a..b) else {
                 continue;
             };
-            let points: Vec<(i64, f64)> =
-                win.iter().copied().filter(|p| !is_stale_nan(p.1)).collect();
+            let mut points = self.point_pool.pop().unwrap_or_default();
+            points.extend(win.iter().copied().filter(|p| !is_stale_nan(p.1)));
             if points.is_empty() {
+                self.point_pool.push(points);
                 continue;
             }
             total += points.len();

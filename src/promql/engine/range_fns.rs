@@ -6,6 +6,7 @@ use super::eval::{Evaluator, StepValue};
 use super::functions::{gmax, gmin};
 use super::value::{EvalError, EvalResult, Sample, Series};
 use crate::promql::parser::{Call, Expr};
+use std::sync::Arc;
 
 /// `rate`, `increase` and `delta` as Prometheus computes them: the change
 /// over the samples in the window, extrapolated towards the window edges
@@ -266,9 +267,19 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(m.len());
         for s in m {
             self.tick()?;
-            let pts = &s.points;
-            if matches!(name, "rate" | "increase") {
-                let mn = s.labels.metric_name();
+            let Series {
+                labels,
+                mut points,
+                drop_name,
+            } = s;
+            let pts = &points;
+            if matches!(name, "rate" | "increase")
+                && self
+                    .counter_checked
+                    .insert(Arc::as_ptr(&labels) as usize, labels.clone())
+                    .is_none()
+            {
+                let mn = labels.metric_name();
                 // Series come sorted by labels, so one check per name.
                 if !mn.is_empty()
                     && last_noted.as_deref() != Some(mn)
@@ -382,12 +393,14 @@ impl Evaluator<'_> {
                 }
                 other => return Err(EvalError::exec(format!("unsupported: function {other}"))),
             };
+            points.clear();
+            self.point_pool.push(points);
             if let Some(v) = v {
                 out.push(Sample {
-                    labels: s.labels,
+                    labels,
                     t,
                     value: v,
-                    drop_name: if keep_name { s.drop_name } else { true },
+                    drop_name: if keep_name { drop_name } else { true },
                 });
             }
         }
