@@ -114,7 +114,7 @@ impl WriteClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(|v| crate::notify::receivers::http::parse_retry_after(v, MAX_RETRY_AFTER));
         // The first line of the body says why; bounded so a chatty server
         // cannot fill the log.
         let body = resp.text().await.unwrap_or_default();
@@ -125,15 +125,10 @@ impl WriteClient {
     }
 }
 
-/// `Retry-After` in delay-seconds, capped at an hour so a confused server
-/// cannot park a shard for days. (An HTTP date, which Prometheus also
-/// reads, falls back to our own backoff.)
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(3600)))
-}
+/// Longest `Retry-After` a shard waits: a confused server must not park it
+/// for days. (An HTTP date, which Prometheus also reads, falls back to our
+/// own backoff.)
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// 5xx, and 429 when allowed, are worth retrying; anything else is not.
 fn classify(

@@ -69,7 +69,10 @@ pub struct EventQuery {
 impl Store {
     /// Appends an event and returns its id.
     pub fn insert_event(&self, at_ms: i64, kind: &str, data: &str) -> Result<i64, StoreError> {
-        Ok(self.insert_events(&[(at_ms, kind, data)])?[0])
+        self.insert_events(&[(at_ms, kind, data)])?
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Data("event insert returned no id".into()))
     }
 
     /// Several events in one commit (one fsync for a burst); their ids in

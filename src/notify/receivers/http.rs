@@ -100,18 +100,18 @@ pub fn build_client(
 }
 
 /// Parses `Retry-After` (delay-seconds; an HTTP date is not honoured and
-/// falls back to our backoff).
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    // The receiver's number: capped so adding it to a timestamp cannot
-    // overflow (a day is past any delivery deadline anyway).
+/// falls back to our backoff), capped at `max`: the server's number must
+/// not park a sender for days or overflow a timestamp it is added to.
+pub fn parse_retry_after(v: &str, max: Duration) -> Option<Duration> {
     v.trim()
         .parse::<u64>()
         .ok()
-        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_S)))
+        .map(|s| Duration::from_secs(s).min(max))
 }
 
-/// Longest `Retry-After` honoured.
-const MAX_RETRY_AFTER_S: u64 = 86_400;
+/// Longest `Retry-After` honoured for a notification (a day is past any
+/// delivery deadline anyway).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 /// POSTs `body` as JSON and classifies the outcome: 2xx success; 429 and
 /// 5xx retried (429 with its Retry-After); other statuses are permanent.
@@ -157,7 +157,7 @@ pub async fn post_json(
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(|v| parse_retry_after(v, MAX_RETRY_AFTER));
     let text = resp.text().await.unwrap_or_default();
     let snippet: String = text.chars().take(256).collect();
     let message = format!(
@@ -235,7 +235,13 @@ mod tests {
 
     #[test]
     fn retry_after_seconds() {
-        assert_eq!(parse_retry_after(" 3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            parse_retry_after(" 3", MAX_RETRY_AFTER),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", MAX_RETRY_AFTER),
+            None
+        );
     }
 }

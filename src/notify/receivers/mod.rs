@@ -10,7 +10,7 @@
 
 mod config;
 pub mod email;
-mod http;
+pub(crate) mod http;
 pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
