@@ -1,6 +1,8 @@
 //! Prometheus' metadata API on loopback, checked with our own client and with
 //! promtool (Prometheus 2.42's CLI) as a real peer.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
 use std::process::Command;
@@ -38,7 +40,7 @@ fn promtool() -> Option<&'static str> {
         return Some(p);
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !common::is_ci(),
         "promtool missing under CI: .ci/run must install it (../shared/tools/install-peers.sh)"
     );
     eprintln!("note: promtool not installed; promtool checks not run");

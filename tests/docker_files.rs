@@ -2,6 +2,8 @@
 //! them (mounted files, ports, flags, paths) and the configuration files with
 //! `klaxon check config` and `promtool check config`.
 
+mod common;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,7 +170,7 @@ fn promtool() -> Option<PathBuf> {
         return Some(p);
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !common::is_ci(),
         "promtool missing under CI ({})",
         p.display()
     );

@@ -33,7 +33,7 @@ fn peers_present() -> bool {
     let ok = Path::new(AMTOOL).exists() && Path::new(ALERTMANAGER).exists();
     if !ok {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !common::is_ci(),
             "amtool / alertmanager missing under CI (../shared/tools/install-peers.sh)"
         );
         eprintln!("SKIPPED: amtool or alertmanager not installed");

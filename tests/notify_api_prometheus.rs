@@ -27,7 +27,7 @@ impl NotificationSink for Collect {
 async fn prometheus_alerts_flow_through_klaxon() {
     if !Path::new(PROMETHEUS).exists() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !common::is_ci(),
             "prometheus missing under CI (../shared/tools/install-peers.sh)"
         );
         eprintln!("SKIPPED: {PROMETHEUS} not installed");

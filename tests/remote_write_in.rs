@@ -26,7 +26,7 @@ fn peers_present() -> bool {
     let ok = Path::new(PROMETHEUS).exists() && synth.exists();
     if !ok {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !common::is_ci(),
             "prometheus or {} missing under CI (../shared/tools/install-peers.sh)",
             synth.display()
         );

@@ -124,7 +124,7 @@ fn promtool() -> Option<PathBuf> {
     if p.exists() {
         return Some(p.to_path_buf());
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if common::is_ci() {
         panic!("promtool must be installed under CI=true (the template oracle re-runs it)");
     }
     None

@@ -3,6 +3,8 @@
 //! each and a runbook per alert: checked with klaxon and with promtool 2.42,
 //! and the runbooks are checked against the alerts and served over HTTP.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,7 +62,7 @@ fn promtool() -> Option<PathBuf> {
         return Some(p);
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !common::is_ci(),
         "promtool missing under CI: .ci/run must install it ({})",
         p.display()
     );

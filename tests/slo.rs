@@ -1,6 +1,8 @@
 //! `klaxon slo generate`: the committed example is what the generator
 //! writes today, and generated rules and tests pass in klaxon and promtool.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +24,7 @@ fn promtool() -> Option<PathBuf> {
         return Some(p);
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !common::is_ci(),
         "promtool missing under CI ({})",
         p.display()
     );

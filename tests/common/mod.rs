@@ -10,6 +10,12 @@ pub fn shared(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/")).join(rel)
 }
 
+/// Whether this run is CI: any non-empty `CI` other than `false`/`0` (runners
+/// export `true` or `1`). Under CI a missing peer or data set is a failure.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The shared directory `rel`, or `None` when it is absent outside CI (the
 /// caller reports the skip). Under `CI=true` a missing directory is a
 /// failure, never a silent skip.
@@ -18,7 +24,7 @@ pub fn data_dir(rel: &str) -> Option<PathBuf> {
     if p.is_dir() {
         return Some(p);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if is_ci() {
         panic!("shared test data missing: {}", p.display());
     }
     eprintln!("SKIPPED: shared test data missing: {}", p.display());
@@ -55,7 +61,7 @@ pub fn peer(name: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !is_ci(),
             "{name} missing under CI: run ../shared/tools/install-peers.sh"
         );
         eprintln!("SKIPPED: {name} not installed");

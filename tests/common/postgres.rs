@@ -38,7 +38,7 @@ impl PgServer {
     pub fn start(extra_conf: &[&str]) -> Option<PgServer> {
         if !Path::new(PG_BIN).join("initdb").exists() {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !super::is_ci(),
                 "PostgreSQL 15 missing under CI ({PG_BIN}): .ci/run must install postgresql-15"
             );
             eprintln!("\n*** SKIPPED: PostgreSQL 15 not installed ({PG_BIN}); postgres tests not run ***\n");

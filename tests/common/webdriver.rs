@@ -55,7 +55,7 @@ pub type WdResult<T> = Result<T, WdError>;
 /// is a failure (panics); elsewhere the caller prints a skip line.
 pub fn browser_available() -> bool {
     let ok = Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file();
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
+    if !ok && super::is_ci() {
         panic!("{CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)");
     }
     ok

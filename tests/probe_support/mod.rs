@@ -254,7 +254,7 @@ pub fn require(path: &str) -> bool {
         return true;
     }
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
+        !crate::common::is_ci(),
         "{path} missing under CI (install with ../shared/tools/install-peers.sh)"
     );
     eprintln!("note: {path} missing; check not run");
