@@ -823,15 +823,38 @@ mod tests {
 
     #[test]
     fn fingerprint_is_alertmanagers() {
-        // Values from prometheus/common's fingerprinting of these label sets
-        // (FNV-1a; the empty set is the offset basis).
-        assert_eq!(fingerprint(&Labels::empty()), 14_695_981_039_346_656_037);
-        let l = Labels::from_pairs([("alertname", "A")]);
-        let mut h: u64 = 14_695_981_039_346_656_037;
-        for b in b"alertname\xffA\xff" {
-            h = (h ^ *b as u64).wrapping_mul(1_099_511_628_211);
+        // prometheus/common's own vectors for `LabelSet.Fingerprint`
+        // (model/signature_test.go), which Alertmanager shows and stores.
+        let cases: [(&[(&str, &str)], u64); 5] = [
+            (&[], 14_695_981_039_346_656_037),
+            (
+                &[("name", "garland, briggs"), ("fear", "love is not enough")],
+                5_799_056_148_416_392_346,
+            ),
+            (
+                &[("first-label", "first-label-value")],
+                5_146_282_821_936_882_169,
+            ),
+            (
+                &[
+                    ("first-label", "first-label-value"),
+                    ("second-label", "second-label-value"),
+                ],
+                3_195_800_080_984_914_717,
+            ),
+            (
+                &[
+                    ("first-label", "first-label-value"),
+                    ("second-label", "second-label-value"),
+                    ("third-label", "third-label-value"),
+                ],
+                13_843_036_195_897_128_121,
+            ),
+        ];
+        for (pairs, want) in cases {
+            let l = Labels::from_pairs(pairs.iter().copied());
+            assert_eq!(fingerprint(&l), want, "{pairs:?}");
         }
-        assert_eq!(fingerprint(&l), h);
     }
 
     #[test]

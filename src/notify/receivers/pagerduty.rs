@@ -14,9 +14,13 @@ use serde_json::{json, Map};
 /// PagerDuty's limit on `payload.summary` / v1 `description`.
 pub const MAX_SUMMARY: usize = 1024;
 
-/// Stable per group: hex SHA-256-sized xxh3-128 of the group key.
+/// Alertmanager's key for a group's incident: the lowercase hex SHA-256 of
+/// the group key. Equal to Alertmanager's, so an incident opened by an
+/// Alertmanager is resolved by klaxon after a switch (and the other way).
 pub fn dedup_key(group_key: &str) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(group_key.as_bytes()))
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(group_key.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// PagerDuty accepts exactly these severities; common spellings of
@@ -199,7 +203,11 @@ mod tests {
     fn dedup_key_is_stable_and_distinct() {
         assert_eq!(dedup_key("{}:{a=\"b\"}"), dedup_key("{}:{a=\"b\"}"));
         assert_ne!(dedup_key("{}:{a=\"b\"}"), dedup_key("{}:{a=\"c\"}"));
-        assert_eq!(dedup_key("x").len(), 32);
+        // `printf '%s' '{}:{alertname="DiskFull"}' | sha256sum`
+        assert_eq!(
+            dedup_key("{}:{alertname=\"DiskFull\"}"),
+            "17c4e445d234645c9e547ff6d32a864af0ebdadcd1902771c24c8d366637ff41"
+        );
     }
 
     #[test]
