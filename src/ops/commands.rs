@@ -216,6 +216,26 @@ mod tests {
         )
     }
 
+    /// The recipes of docs/operations.md ("Signing a command"), with the
+    /// digests `openssl dgst -sha256 -hmac s3cret` printed for them.
+    #[test]
+    fn signatures_match_the_documented_openssl_recipe() {
+        // printf '%s.%s' 1700000000 "$BODY" | openssl dgst -sha256 -hmac s3cret -hex
+        assert_eq!(
+            sign_request(
+                b"s3cret",
+                "1700000000",
+                br#"{"reason":"database failover","operator":"ana"}"#
+            ),
+            "ea33ee370633039ef2590425f9d2fd7d16e129d04050a0c1d5bd07c2c266c6e8"
+        );
+        // printf '%s.%s.%s' acknowledged 3f1c-cid true | openssl dgst -sha256 -hmac s3cret
+        assert_eq!(
+            sign_ack(b"s3cret", "acknowledged", "3f1c-cid", true),
+            "ebeab7ae05e7b1a7046c5da53f60b6acaab55e632a4c4c62e3fc3316d87c8be4"
+        );
+    }
+
     #[test]
     fn hmac_matches_rfc4231_case_2() {
         assert_eq!(
