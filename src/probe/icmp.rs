@@ -46,6 +46,9 @@ pub fn available() -> Result<(), String> {
     open_socket().map(|_| ())
 }
 
+/// The Internet checksum (RFC 1071): the ones' complement of the ones'
+/// complement sum of 16-bit big-endian words, an odd last byte padded with
+/// zero.
 fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for c in b.chunks(2) {
@@ -57,6 +60,35 @@ fn checksum(b: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+/// The payload of klaxon's echo requests: a reply carrying another payload
+/// answers someone else's request.
+const PAYLOAD: &[u8] = b"klaxon-probe";
+
+/// An ICMP echo request (type 8, code 0) with its checksum filled in. On a
+/// datagram socket the kernel replaces the identifier with the socket's.
+fn echo_request(id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut pkt = Vec::with_capacity(8 + payload.len());
+    pkt.extend_from_slice(&[8, 0, 0, 0]);
+    pkt.extend_from_slice(&id.to_be_bytes());
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(payload);
+    let cs = checksum(&pkt).to_be_bytes();
+    if let Some(slot) = pkt.get_mut(2..4) {
+        slot.copy_from_slice(&cs);
+    }
+    pkt
+}
+
+/// Whether `buf` (as a datagram socket hands it over: the ICMP message
+/// without the IP header) is the echo reply to our request `seq`.
+fn is_reply_to(buf: &[u8], seq: u16, payload: &[u8]) -> bool {
+    buf.len() == 8 + payload.len()
+        && buf.first() == Some(&0)
+        && buf.get(1) == Some(&0)
+        && buf.get(6..8) == Some(&seq.to_be_bytes()[..])
+        && buf.get(8..) == Some(payload)
 }
 
 /// One echo request/reply, blocking with a receive timeout.
@@ -76,12 +108,7 @@ fn echo(ip: Ipv4Addr, timeout: Duration) -> Result<Duration, String> {
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         );
     }
-    let mut pkt = vec![8u8, 0, 0, 0, 0, 0, 0, 1];
-    pkt.extend_from_slice(b"klaxon-probe");
-    let cs = checksum(&pkt).to_be_bytes();
-    if let Some(slot) = pkt.get_mut(2..4) {
-        slot.copy_from_slice(&cs);
-    }
+    let pkt = echo_request(0, 1, PAYLOAD);
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
@@ -118,8 +145,9 @@ fn echo(ip: Ipv4Addr, timeout: Duration) -> Result<Duration, String> {
                 std::io::Error::last_os_error()
             ));
         }
-        // Type 0 = echo reply; the kernel matches the identifier for us.
-        if buf.first() == Some(&0) {
+        // The kernel matches the identifier for us; the sequence and
+        // payload tell our reply from a late one of an earlier probe.
+        if is_reply_to(buf.get(..n as usize).unwrap_or(&[]), 1, PAYLOAD) {
             return Ok(start.elapsed());
         }
         if start.elapsed() > timeout {
@@ -170,5 +198,53 @@ pub(crate) async fn probe(ctx: &mut Ctx, m: &IcmpModule, target: &str) -> bool {
             ctx.error("Error in ICMP probe", &[("err", &e.to_string())]);
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_is_rfc1071() {
+        // RFC 1071 section 3's example: the ones' complement sum of
+        // 0001 f203 f4f5 f6f7 is ddf2, so the checksum is 220d.
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        // An odd length is padded with a zero byte.
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2]),
+            checksum(&[0x00, 0x01, 0xf2, 0x00])
+        );
+        // All zeros sum to 0, whose complement is ffff.
+        assert_eq!(checksum(&[0, 0, 0, 0]), 0xffff);
+    }
+
+    #[test]
+    fn echo_request_layout_and_checksum() {
+        let p = echo_request(0x1234, 7, b"abc");
+        assert_eq!(&p[..2], &[8, 0], "type 8 code 0");
+        assert_eq!(&p[4..8], &[0x12, 0x34, 0, 7], "identifier and sequence");
+        assert_eq!(&p[8..], b"abc");
+        // A packet with a correct checksum sums to zero (RFC 1071: the
+        // receiver's check).
+        assert_eq!(checksum(&p), 0);
+    }
+
+    #[test]
+    fn replies_are_matched_by_type_sequence_and_payload() {
+        let mut reply = echo_request(9, 1, PAYLOAD);
+        reply[0] = 0;
+        assert!(is_reply_to(&reply, 1, PAYLOAD));
+        assert!(!is_reply_to(&reply, 2, PAYLOAD), "another sequence");
+        assert!(!is_reply_to(&reply, 1, b"other-payload"), "another payload");
+        assert!(
+            !is_reply_to(&echo_request(9, 1, PAYLOAD), 1, PAYLOAD),
+            "a request"
+        );
+        assert!(!is_reply_to(&reply[..8], 1, PAYLOAD), "truncated");
+        assert!(!is_reply_to(&[], 1, PAYLOAD));
     }
 }
