@@ -21,9 +21,53 @@ fn om_timestamp_ms() -> i64 {
     *TS.get_or_init(|| (klaxon::model::now_millis() / 1000 - 10) * 1000 + 500)
 }
 
+/// Scrapes that a `/flip/N` target answers with data before it fails.
+const FLIP_GOOD_SCRAPES: usize = 3;
+
+/// `/flip/0`: two series, then HTTP 500. `/flip/1` and `/flip/2`: the same
+/// with explicit timestamps (a second apart, the latest 10 s ago), then 500.
+fn flip(counters: &[AtomicUsize; 3], which: usize) -> axum::response::Response {
+    let Some(c) = counters.get(which) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such flip").into_response();
+    };
+    let n = c.fetch_add(1, Ordering::SeqCst);
+    if n >= FLIP_GOOD_SCRAPES {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down now").into_response();
+    }
+    if which == 0 {
+        return GOOD.into_response();
+    }
+    let ts = flip_timestamp_ms(n);
+    format!("m_total{{code=\"200\"}} 7 {ts}\nm_total{{code=\"500\"}} 1 {ts}\n").into_response()
+}
+
+/// The explicit timestamp of a `/flip/N` payload's `n`th answer.
+fn flip_timestamp_ms(n: usize) -> i64 {
+    om_timestamp_ms() - 500 + n as i64 * 1000 - FLIP_GOOD_SCRAPES as i64 * 1000
+}
+
+/// Polls `f` every 50 ms until it holds or `within` passes; then panics
+/// naming `what`. Scrape timing on a loaded machine varies, so tests wait
+/// for what they need instead of sleeping a fixed time.
+async fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + within;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts the fake target server; returns its address and a stop handle.
 async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
     let toggle = Arc::new(AtomicUsize::new(0));
+    let flips = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
     let shuffle = Arc::new(AtomicUsize::new(0));
     let big = Arc::new("x".repeat(2 << 20));
     let app = Router::new()
@@ -121,6 +165,15 @@ async fn fake_targets() -> (String, tokio::task::JoinHandle<()>) {
             }),
         )
         .route(
+            "/flip/{which}",
+            get(
+                move |axum::extract::Path(which): axum::extract::Path<usize>| {
+                    let flips = flips.clone();
+                    async move { flip(&flips, which) }
+                },
+            ),
+        )
+        .route(
             "/error500",
             get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
         );
@@ -183,8 +236,30 @@ async fn bad_inputs_fail_only_their_target() {
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
 
-    // Long enough for every target to be scraped at least twice.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let jobs = [
+        "good",
+        "garbage",
+        "big",
+        "slow",
+        "dup",
+        "utf8",
+        "longline",
+        "longlabel",
+        "longlabel_limited",
+        "many",
+        "gzip",
+        "om",
+        "error500",
+    ];
+    eventually(
+        "every target scraped twice",
+        Duration::from_secs(30),
+        || {
+            jobs.iter()
+                .all(|j| value_of(&app.state.head, "up", j).len() >= 2)
+        },
+    )
+    .await;
 
     let t = get_json(&format!("{base}/api/v1/targets")).await;
     assert_eq!(t["status"], "success");
@@ -308,8 +383,17 @@ async fn staleness_and_label_conflicts() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2600)).await;
     let head = app.state.head.clone();
+    eventually(
+        "two scrapes of each target",
+        Duration::from_secs(30),
+        || {
+            ["toggle", "labels", "honor"]
+                .iter()
+                .all(|j| value_of(&head, "up", j).len() >= 2)
+        },
+    )
+    .await;
 
     // `gone` was in the first scrape only: it ends with a staleness marker at
     // the second scrape's timestamp; `keep` has none.
@@ -372,10 +456,13 @@ async fn removed_target_gets_staleness_markers() {
     cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let head = app.state.head.clone();
-    let before = value_of(&head, "up", "fsd");
-    assert!(!before.is_empty(), "file_sd target never scraped");
+    eventually(
+        "the file_sd target scraped",
+        Duration::from_secs(30),
+        || !value_of(&head, "up", "fsd").is_empty(),
+    )
+    .await;
     let t = get_json(&format!("{base}/api/v1/targets")).await;
     assert_eq!(t["data"]["activeTargets"][0]["labels"]["env"], "t");
     assert_eq!(
@@ -386,7 +473,15 @@ async fn removed_target_gets_staleness_markers() {
     // Remove the target: the file watcher notices within its poll interval,
     // then the loop waits up to two intervals before writing markers.
     std::fs::write(&sd, "[]").unwrap();
-    tokio::time::sleep(Duration::from_millis(5500)).await;
+    eventually(
+        "staleness markers of the removed target",
+        Duration::from_secs(30),
+        || {
+            let up = value_of(&head, "up", "fsd");
+            up.last().is_some_and(|s| is_stale_nan(s.1))
+        },
+    )
+    .await;
     let t = get_json(&format!("{base}/api/v1/targets")).await;
     assert_eq!(
         t["data"]["activeTargets"].as_array().unwrap().len(),
@@ -422,8 +517,13 @@ async fn reordered_payloads_keep_values_on_their_series() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(4600)).await;
     let head = app.state.head.clone();
+    eventually("four scrapes", Duration::from_secs(30), || {
+        ["a", "b", "d"]
+            .iter()
+            .all(|n| value_of(&head, n, "shuffle").len() >= 4)
+    })
+    .await;
     let t = get_json(&format!("http://{}/api/v1/targets", app.addr)).await;
     assert_eq!(t["data"]["activeTargets"][0]["health"], "up", "{t:#}");
     for (name, want) in [("a", 1.0), ("b", 2.0), ("d", 4.0)] {
@@ -452,8 +552,22 @@ async fn target_limit_stops_the_pool() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t = get_json(&format!("http://{}/api/v1/targets", app.addr)).await;
+    let url = format!("http://{}/api/v1/targets", app.addr);
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        let t = get_json(&url).await;
+        let reported = t["data"]["activeTargets"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["lastError"] != ""));
+        if reported {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "pool never reported: {t:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let active = t["data"]["activeTargets"].as_array().unwrap();
     assert_eq!(active.len(), 2, "{t:#}");
     for x in active {
@@ -464,6 +578,105 @@ async fn target_limit_stops_the_pool() {
         );
     }
     assert!(value_of(&app.state.head, "up", "limited").is_empty());
+    app.stop().await;
+    server.abort();
+}
+
+/// A target that goes from good to HTTP 500: every series it had gets a
+/// staleness marker at the failed scrape, `up` goes to 0 (not stale).
+/// Series exposed with explicit timestamps get none (Prometheus does not
+/// track their staleness), unless `honor_timestamps: false` makes klaxon
+/// ignore the timestamps, when they are tracked like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_target_marks_its_series_stale() {
+    let (addr, server) = fake_targets().await;
+    let mut yaml = String::from("scrape_configs:\n");
+    yaml += &job("flip", &addr, "/flip/0", "");
+    yaml += &job("flip_ts", &addr, "/flip/1", "");
+    yaml += &job(
+        "flip_ts_ignored",
+        &addr,
+        "/flip/2",
+        "    honor_timestamps: false\n",
+    );
+    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let _store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = _store_dir.path().to_path_buf();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let head = app.state.head.clone();
+    let jobs = ["flip", "flip_ts", "flip_ts_ignored"];
+    let failed_once = |j: &str| value_of(&head, "up", j).iter().any(|(_, v)| *v == 0.0);
+    eventually("every flip target failed", Duration::from_secs(30), || {
+        jobs.iter().all(|j| failed_once(j))
+    })
+    .await;
+    // One more scrape after the first failure, so a late marker would show.
+    let ups_now = value_of(&head, "up", "flip").len();
+    eventually("one more scrape", Duration::from_secs(30), || {
+        value_of(&head, "up", "flip").len() > ups_now
+    })
+    .await;
+
+    let first_failure = |j: &str| {
+        value_of(&head, "up", j)
+            .into_iter()
+            .find(|(_, v)| *v == 0.0)
+            .map(|(t, _)| t)
+            .expect("a failed scrape")
+    };
+    for code in ["200", "500"] {
+        let series = |j: &str| {
+            let m = [
+                Matcher::new(MatchType::Equal, "__name__", "m_total").unwrap(),
+                Matcher::new(MatchType::Equal, "job", j).unwrap(),
+                Matcher::new(MatchType::Equal, "code", code).unwrap(),
+            ];
+            head.select(&m, i64::MIN, i64::MAX)
+                .into_iter()
+                .flat_map(|s| s.samples)
+                .collect::<Vec<_>>()
+        };
+        // Plain samples: a marker at the failed scrape's time, then nothing.
+        let plain = series("flip");
+        let (t, v) = *plain.last().expect("samples");
+        assert!(is_stale_nan(v), "flip code={code}: no marker: {plain:?}");
+        assert_eq!(t, first_failure("flip"), "flip code={code}: marker time");
+        assert_eq!(
+            plain.iter().filter(|(_, v)| is_stale_nan(*v)).count(),
+            1,
+            "flip code={code}: {plain:?}"
+        );
+        // Explicit timestamps: the exposed samples with their own times, no
+        // marker ever.
+        let explicit = series("flip_ts");
+        assert!(
+            !explicit.iter().any(|(_, v)| is_stale_nan(*v)),
+            "flip_ts code={code}: {explicit:?}"
+        );
+        let want: Vec<i64> = (0..FLIP_GOOD_SCRAPES).map(flip_timestamp_ms).collect();
+        assert_eq!(
+            explicit.iter().map(|s| s.0).collect::<Vec<_>>(),
+            want,
+            "flip_ts code={code}"
+        );
+        // honor_timestamps: false: scrape times, and a marker at the failure.
+        let ignored = series("flip_ts_ignored");
+        assert!(
+            ignored.iter().all(|(t, _)| !want.contains(t)),
+            "flip_ts_ignored code={code}: exposed timestamps kept: {ignored:?}"
+        );
+        let (t, v) = *ignored.last().expect("samples");
+        assert!(
+            is_stale_nan(v),
+            "flip_ts_ignored code={code}: no marker: {ignored:?}"
+        );
+        assert_eq!(t, first_failure("flip_ts_ignored"));
+    }
+    // `up` and the other synthetic series report the failure, not staleness.
+    for j in jobs {
+        let up = value_of(&head, "up", j);
+        assert!(up.iter().all(|(_, v)| !is_stale_nan(*v)), "{j}: {up:?}");
+    }
     app.stop().await;
     server.abort();
 }
