@@ -25,6 +25,10 @@ impl Collect {
     fn len(&self) -> usize {
         self.0.lock().len()
     }
+    /// When the `i`th notification arrived.
+    fn arrived(&self, i: usize) -> Instant {
+        self.0.lock()[i].0
+    }
     fn all(&self) -> Vec<Notification> {
         self.0.lock().iter().map(|x| x.1.clone()).collect()
     }
@@ -119,15 +123,15 @@ async fn group_wait_batches_and_dedup_holds_until_repeat() {
     assert_eq!(a.group_labels, Labels::from_pairs([("alertname", "A")]));
     assert_eq!(a.external_url, "http://klaxon");
     // Re-sending the same alerts changes nothing: no notification at the
-    // next group_interval ticks, until repeat_interval has passed.
+    // next group_interval ticks, until repeat_interval (1500 ms) has passed
+    // since the first. Arrival times are compared, so a slow machine can
+    // only delay the repeat, never fail the check.
     d.send(vec![alert(&[("alertname", "A"), ("i", "1")], now, None)]);
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(sink.len(), 2, "{:?}", sink.all());
     let got = sink.wait_for(4).await;
+    let gap = sink.arrived(2) - sink.arrived(0);
     assert!(
-        t0.elapsed() >= Duration::from_millis(1700),
-        "repeat came at {:?}",
-        t0.elapsed()
+        gap >= Duration::from_millis(1450),
+        "repeated after {gap:?}: {got:?}"
     );
     assert_eq!(got[2].alerts.len() + got[3].alerts.len(), 3);
 }
@@ -175,9 +179,15 @@ async fn new_alert_in_group_and_resolved_flush() {
     )]);
     let got = sink.wait_for(4).await;
     assert!(got[3].alerts.iter().all(|a| a.ends_at.is_some()));
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(sink.len(), 4);
-    assert!(d.groups().is_empty(), "resolved groups are removed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.groups().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "resolved groups are never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.len(), 4, "{:?}", sink.all());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +338,6 @@ async fn silence_in_between_does_not_reset_the_log() {
     let sink = Arc::new(Collect::default());
     let d = dispatcher(sink.clone(), None);
     let now = now_millis();
-    let t0 = Instant::now();
     d.send(vec![alert(&[("alertname", "Flappy")], now - 60_000, None)]);
     sink.wait_for(1).await;
     let id = d
@@ -346,23 +355,19 @@ async fn silence_in_between_does_not_reset_the_log() {
             now_millis(),
         )
         .unwrap();
-    // Two group_interval flushes with everything silenced.
+    // Two group_interval flushes (400 ms) with everything silenced, then
+    // the silence ends: the next notification is the repeat, due
+    // repeat_interval (1500 ms) after the first, not the next flush after
+    // the silence. (On a machine slow enough to expire the silence only
+    // after 1500 ms this cannot tell the two apart; it cannot fail wrongly.)
     tokio::time::sleep(Duration::from_millis(900)).await;
     d.silences().expire(&id, now_millis()).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = sink.wait_for(2).await;
+    let gap = sink.arrived(1) - sink.arrived(0);
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
-        "machine too slow"
+        gap >= Duration::from_millis(1450),
+        "re-notified {gap:?} after the first, right after the silence: {got:?}"
     );
-    assert_eq!(
-        sink.len(),
-        1,
-        "re-notified after the silence: {:?}",
-        sink.all()
-    );
-    // The repeat comes as scheduled.
-    sink.wait_for(2).await;
-    assert!(t0.elapsed() >= Duration::from_millis(1500));
 }
 
 /// A reload rebuilds the groups under the new routes: an unchanged group
