@@ -163,14 +163,12 @@ async fn failing_command_center_gets_the_backoff_schedule() {
     }
     let times: Vec<Instant> = m.seen.lock().iter().map(|s| s.0).collect();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    // Each retry waits at least its step of the schedule (a loaded machine
+    // can only make the gaps longer, so there is no upper bound here).
+    assert_eq!(gaps.len(), 3, "gaps {gaps:?}");
     for (g, want) in gaps.iter().zip([100u64, 200, 400]) {
-        let want = Duration::from_millis(want);
-        assert!(
-            *g >= want && *g < want + Duration::from_millis(1500),
-            "gaps {gaps:?}"
-        );
+        assert!(*g >= Duration::from_millis(want), "gaps {gaps:?}");
     }
-    assert!(gaps[2] > gaps[1] && gaps[1] > gaps[0], "gaps {gaps:?}");
     // With an hour to the next beat, nothing more is sent.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(m.seen.lock().len(), 4);

@@ -220,14 +220,8 @@ async fn answers_error_bodies_and_timeouts() {
         matches!(&e, DatasourceError::Decode(m) if m.contains("invalid JSON")),
         "{e:?}"
     );
-    let start = Instant::now();
     let e = query(&ds, "x", t).await.unwrap_err();
     assert_eq!(e, DatasourceError::Timeout("400ms".into()));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
 
     // GET sends the same parameters in the URL.
     script.lock().answers.push_back(answer(200, VECTOR));
