@@ -600,3 +600,69 @@ async fn history_api_lists_pages_and_replays() {
     let missing = http.post(format!("{base}/99/replay")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// A receiver that always answers 503: retried with growing gaps (each at
+/// least half its exponential step, the jitter's floor), then failed with
+/// the deadline as the reason, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_503_backs_off_then_fails_at_the_deadline() {
+    let mock = Mock::start(vec![(503, vec![]); 1000]).await;
+    let recv = receivers(
+        &format!(
+            "- name: hook\n  webhook_configs:\n    - url: '{}'\n",
+            mock.url("/")
+        ),
+        &GlobalConfig::default(),
+    );
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let registry = Registry::new();
+    let opts = klaxon::notify::outbox::OutboxOptions {
+        initial_backoff: Duration::from_millis(40),
+        max_backoff: Duration::from_millis(320),
+        deadline: Duration::from_millis(2500),
+        ..fast_options()
+    };
+    let set = klaxon::notify::template::template_set(&[]).unwrap();
+    let ob = klaxon::notify::outbox::Outbox::start_with(store.clone(), recv, set, &registry, opts)
+        .unwrap();
+    let now = now_millis();
+    let id = ob
+        .enqueue_notification(&notification(
+            "hook",
+            vec![alert("DiskFull", "a:1", false, now)],
+            now,
+        ))
+        .unwrap()[0];
+    assert!(
+        eventually(Duration::from_secs(20), || store
+            .get_delivery(id)
+            .unwrap()
+            .is_some_and(|d| d.status == "failed"))
+        .await,
+        "never failed: {:?}",
+        store.get_delivery(id)
+    );
+    let d = store.get_delivery(id).unwrap().unwrap();
+    let err = d.last_error.clone().unwrap_or_default();
+    assert!(err.contains("retry deadline reached"), "{err}");
+    assert!(err.contains("503"), "{err}");
+    let reqs = mock.reqs();
+    assert_eq!(reqs.len() as u32, d.attempts, "one request per attempt");
+    // 40, 80, 160, 320, 320 ... ms steps fit the 2.5 s deadline at least
+    // four times even with full jitter.
+    assert!(d.attempts >= 4, "{} attempts", d.attempts);
+    for (i, w) in reqs.windows(2).enumerate() {
+        let step = (40u64 << i.min(10)).min(320);
+        let gap = w[1].at - w[0].at;
+        assert!(
+            gap >= Duration::from_millis(step / 2),
+            "gap {i} was {gap:?}, below half of {step} ms"
+        );
+    }
+    let text = registry.encode(false);
+    let failed = format!(
+        "klaxon_notifications_failed_total{{receiver=\"hook\",integration=\"webhook\",reason=\"http_5xx\"}} {}",
+        d.attempts
+    );
+    assert!(text.contains(&failed), "{failed} not in {text}");
+}

@@ -387,19 +387,19 @@ impl Outbox {
         }
     }
 
-    /// Backoff before attempt `attempts + 1`: exponential, capped, with
-    /// jitter in [50%, 100%] so receivers recovering from an outage are not
-    /// hit by every sender at once.
+    /// Backoff before attempt `attempts + 1` (see [`retry_delay`]), seeded
+    /// by the clock and the row so rows failing together spread out.
     fn backoff(&self, attempts: u32, id: i64) -> Duration {
-        let base = self.opts.initial_backoff.as_millis() as u64;
-        let max = self.opts.max_backoff.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << attempts.min(30)).min(max);
         let seed = (now_millis() as u64)
             .wrapping_mul(6364136223846793005)
             .wrapping_add(id as u64)
             .rotate_left(17);
-        let frac = 500 + seed % 501; // per mille
-        Duration::from_millis(exp * frac / 1000)
+        retry_delay(
+            self.opts.initial_backoff,
+            self.opts.max_backoff,
+            attempts,
+            seed,
+        )
     }
 
     async fn attempt(self: Arc<Self>, d: Delivery) {
@@ -540,6 +540,17 @@ impl NotificationSink for Outbox {
 }
 
 /// The payload of `n` for one integration.
+/// The wait before attempt `attempts + 1`: `initial × 2^attempts`, capped at
+/// `max`, times a jitter in [50%, 100%] drawn from `seed`, so receivers
+/// recovering from an outage are not hit by every sender at once.
+fn retry_delay(initial: Duration, max: Duration, attempts: u32, seed: u64) -> Duration {
+    let base = initial.as_millis() as u64;
+    let max = max.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << attempts.min(30)).min(max);
+    let frac = 500 + seed % 501; // per mille
+    Duration::from_millis(exp * frac / 1000)
+}
+
 pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
     match integ {
         Integration::PagerDuty(c) => receivers::pagerduty::render(c, n, set),
@@ -607,5 +618,46 @@ async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
         }
         drop(ob);
         while set.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_is_capped_and_jittered() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        for attempts in 0..40u32 {
+            let exp = (100u64 << attempts.min(30)).min(1000);
+            let mut seen = std::collections::BTreeSet::new();
+            for seed in 0..2000u64 {
+                let d = retry_delay(initial, max, attempts, seed.wrapping_mul(0x9e37_79b9));
+                let ms = d.as_millis() as u64;
+                assert!(
+                    ms * 2 >= exp && ms <= exp,
+                    "attempt {attempts}: {ms} ms of {exp}"
+                );
+                seen.insert(ms);
+            }
+            assert!(seen.len() > 10, "attempt {attempts}: no jitter: {seen:?}");
+        }
+        // The extremes of the jitter range are reachable.
+        assert_eq!(retry_delay(initial, max, 0, 0), Duration::from_millis(50));
+        assert_eq!(
+            retry_delay(initial, max, 0, 500),
+            Duration::from_millis(100)
+        );
+        // Exponential until the cap: the lowest delay of attempt n+1 is the
+        // highest of attempt n while below the cap.
+        assert_eq!(retry_delay(initial, max, 1, 0), Duration::from_millis(100));
+        assert_eq!(
+            retry_delay(initial, max, 3, 500),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            retry_delay(initial, max, 4, 500),
+            Duration::from_millis(1000)
+        );
     }
 }
