@@ -236,6 +236,54 @@ mod tests {
         );
     }
 
+    /// The clock-skew limit and the replay window at their exact edges,
+    /// with the verifier's injected clock.
+    #[test]
+    fn skew_and_replay_window_edges() {
+        let v = v();
+        let body = br#"{"reason":"x","operator":"y"}"#;
+        let ts_s: i64 = 1_700_000_000;
+        let signed = |ts: i64| format!("sha256={}", sign_request(b"k", &ts.to_string(), body));
+        let check = |ts: i64, cid: &str, now_ms: i64| {
+            let sig = signed(ts);
+            let ts = ts.to_string();
+            v.verify(
+                SignedHeaders {
+                    signature: Some(&sig),
+                    timestamp: Some(&ts),
+                    correlation_id: Some(cid),
+                },
+                body,
+                now_ms,
+            )
+        };
+        let now = ts_s * 1000;
+        // Exactly MAX_SKEW_SECS away, either side: accepted; one more: not.
+        assert_eq!(check(ts_s - MAX_SKEW_SECS, "late-300", now), Ok(()));
+        assert_eq!(check(ts_s + MAX_SKEW_SECS, "early-300", now), Ok(()));
+        assert_eq!(
+            check(ts_s - MAX_SKEW_SECS - 1, "late-301", now),
+            Err(CommandError::Expired { skew: 301 })
+        );
+        assert_eq!(
+            check(ts_s + MAX_SKEW_SECS + 1, "early-301", now),
+            Err(CommandError::Expired { skew: -301 })
+        );
+        // The skew counts whole seconds of the receiver's clock: 999 ms past
+        // the limit is still inside it.
+        assert_eq!(check(ts_s - MAX_SKEW_SECS, "late-ms", now + 999), Ok(()));
+        // A correlation id is remembered for REMEMBER_MS: replayed up to and
+        // including that edge, accepted again one millisecond later.
+        assert_eq!(check(ts_s, "cid", now), Ok(()));
+        let edge = now + REMEMBER_MS;
+        let later_ts = edge / 1000;
+        assert_eq!(
+            check(later_ts, "cid", edge),
+            Err(CommandError::Replayed("cid".into()))
+        );
+        assert_eq!(check(later_ts, "cid", edge + 1), Ok(()));
+    }
+
     #[test]
     fn hmac_matches_rfc4231_case_2() {
         assert_eq!(
