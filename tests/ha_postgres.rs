@@ -288,3 +288,123 @@ async fn leader_killed_mid_stream_follower_sends_everything_once() {
         .unwrap_or_default();
     assert!(ev.to_string().contains("leader"), "{ev}");
 }
+
+/// The leader's PostgreSQL session ends under it (its backend terminated,
+/// as a database failover or a network cut does): it must step down within
+/// one check period (lease/3) plus the failed check, a leader must be back
+/// within 2 × lease, and every alert streamed across the change is notified
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_losing_its_session_steps_down_without_duplicates() {
+    let Some(pg) = PgServer::start(&[]) else {
+        return;
+    };
+    pg.psql("CREATE DATABASE klaxon_ha2");
+    let dsn = format!(
+        "postgresql://postgres@127.0.0.1:{}/klaxon_ha2?sslmode=disable",
+        pg.port
+    );
+    let counts: Counts = Arc::default();
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let port = sink(counts.clone(), keys.clone()).await;
+    let config = format!(
+        "storage:\n  path: @DATA@\n  backend: postgres\n  dsn: {dsn}\n  ha:\n    lease: {LEASE_SECS}s\n    cluster: session-loss\n\
+         notify:\n  route:\n    receiver: hook\n    group_by: [alertname, id]\n    group_wait: 1s\n    group_interval: 1s\n    repeat_interval: 1h\n  \
+         receivers:\n  - name: hook\n    webhook_configs:\n    - url: http://127.0.0.1:{port}/hook\n"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let a = start_replica(tmp.path(), "a", &config);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b = start_replica(tmp.path(), "b", &config);
+    let lease = Duration::from_secs(LEASE_SECS);
+    let end = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let (ra, rb) = (role(&a.base).await, role(&b.base).await);
+        match (ra.as_deref(), rb.as_deref()) {
+            (Some("leader"), Some("follower")) => break &a,
+            (Some("follower"), Some("leader")) => break &b,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < end,
+            "no leader/follower pair: {ra:?} {rb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at = klaxon::model::time::rfc3339_millis(klaxon::model::now_millis());
+    let mut cut_at = None;
+    let mut stepped_down = None;
+    for id in 0..ALERTS {
+        for r in [&a, &b] {
+            post_alert(&r.base, id, &at).await;
+        }
+        if id == ALERTS / 2 {
+            // End the session that holds the election's advisory lock.
+            let out = pg.psql_in(
+                "klaxon_ha2",
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+            );
+            assert!(
+                out.contains('t'),
+                "no advisory lock holder to terminate: {out}"
+            );
+            cut_at = Some(Instant::now());
+        }
+        if let (Some(c), None) = (cut_at, stepped_down) {
+            if role(&leader.base).await.as_deref() != Some("leader") {
+                stepped_down = Some(c.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut_at = cut_at.unwrap();
+    while stepped_down.is_none() {
+        if role(&leader.base).await.as_deref() != Some("leader") {
+            stepped_down = Some(cut_at.elapsed());
+        }
+        assert!(
+            cut_at.elapsed() < lease * 4,
+            "the leader never stepped down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stepped_down = stepped_down.unwrap();
+    eprintln!("stepped down {stepped_down:?} after its session ended (lease {lease:?})");
+    // One check period (lease/3) plus a failing check bounded by lease/3:
+    // 2/3 of the lease, with the rest of the lease as slack for polling.
+    assert!(stepped_down <= lease, "stepped down after {stepped_down:?}");
+    // It may take the lock back itself after reconnecting; what matters is
+    // one leader again and no second send.
+    let end = Instant::now() + lease * 2;
+    loop {
+        let (ra, rb) = (role(&a.base).await, role(&b.base).await);
+        let leaders = [&ra, &rb]
+            .iter()
+            .filter(|r| r.as_deref() == Some("leader"))
+            .count();
+        if leaders == 1 {
+            break;
+        }
+        assert!(leaders <= 1, "two leaders: {ra:?} {rb:?}");
+        assert!(
+            Instant::now() < end,
+            "no leader 2 x lease after the cut: {ra:?} {rb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let end = Instant::now() + Duration::from_secs(30);
+    while counts.lock().len() < ALERTS {
+        assert!(
+            Instant::now() < end,
+            "missing notifications: got {:?}",
+            counts.lock().keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for a duplicate to show, two group intervals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = counts.lock().clone();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "notified more than once: {twice:?}");
+    assert_eq!(counts.len(), ALERTS);
+}
