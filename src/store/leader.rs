@@ -14,7 +14,10 @@
 //! lock within `lease/3` of the old session ending. A check that fails or
 //! takes longer than `lease/3` drops the connection (freeing the lock if
 //! the server still had it) and steps down: a leader that cannot reach the
-//! database must not keep sending.
+//! database must not keep sending. So a leader whose session ended stops
+//! within two periods; a replica that takes the lock therefore waits two
+//! periods more before it sends, so the two never send at once (takeover
+//! within `lease` of the old session's end).
 //!
 //! On taking over, rows the previous leader left `sending` are put back to
 //! `pending` before this process starts claiming (its session is gone, so
@@ -121,6 +124,13 @@ fn run(
     let hi = (key as u64 >> 32) as i64;
     let lo = (key as u64 & 0xffff_ffff) as i64;
     let mut leader = false;
+    // When this session took the lock: the previous leader may still be
+    // sending until its own next check fails (one period, plus a check
+    // that may take another), so this replica waits that long (`fence`)
+    // before it sends. A fence by elapsed time on this replica's own clock:
+    // no comparison between the replicas' clocks.
+    let fence = period * 2;
+    let mut acquired: Option<Instant> = None;
     loop {
         if el.stop.load(Ordering::Relaxed) {
             pg.disconnect(&slot);
@@ -149,6 +159,15 @@ fn run(
                 (false, e.to_string())
             }
         };
+        if !held {
+            acquired = None;
+        } else if !leader {
+            let since = *acquired.get_or_insert(t0);
+            if since.elapsed() < fence {
+                std::thread::sleep(period.saturating_sub(t0.elapsed()));
+                continue;
+            }
+        }
         if held != leader {
             leader = held;
             let mut requeued = 0;
