@@ -61,3 +61,49 @@ pub fn spawn_retention(events: Events, retention: Duration) -> tokio::task::Join
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::EventQuery;
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    /// The app's retention task prunes at start: events older than the
+    /// retention go, younger ones stay.
+    #[tokio::test]
+    async fn retention_task_removes_only_what_is_older_than_retention() {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let now = crate::model::now_millis();
+        let day = 86_400_000;
+        for (at, kind) in [
+            (now - 8 * day, "old"),
+            (now - 6 * day - 3_600_000, "young"),
+            (now - 1000, "fresh"),
+        ] {
+            store.insert_event(at, kind, "{}").expect("insert");
+        }
+        let events = Events::new(store.clone());
+        let task = spawn_retention(events, Duration::from_secs(7 * 86_400));
+        let kinds = || -> Vec<String> {
+            store
+                .query_events(&EventQuery {
+                    limit: 100,
+                    ..EventQuery::default()
+                })
+                .expect("query")
+                .into_iter()
+                .map(|e| e.kind)
+                .collect()
+        };
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while kinds().contains(&"old".to_string()) {
+            assert!(std::time::Instant::now() < end, "old event never pruned");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let mut left = kinds();
+        left.sort();
+        assert_eq!(left, ["fresh", "young"]);
+    }
+}
