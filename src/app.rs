@@ -39,6 +39,12 @@ pub enum StartError {
     /// A `remote_write` entry whose client cannot be built (TLS files...).
     #[error("{}", .0.join("\n"))]
     RemoteWrite(Vec<String>),
+    /// `global.query_log_file` cannot be opened for appending.
+    #[error("opening the query log {path}: {source}")]
+    QueryLog {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -197,11 +203,27 @@ pub async fn start_with_sink(
     reload.set_notify(notify.clone());
     let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let query_log =
+        match &cfg.global.query_log_file {
+            Some(p) => Some(crate::api::query::QueryLog::open(p).map_err(|source| {
+                StartError::QueryLog {
+                    path: p.display().to_string(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+    let query_registry = registry.clone();
     let state = Arc::new(AppState {
         registry,
         manager: manager.clone(),
         head: head.clone(),
-        engine: crate::promql::Engine::default(),
+        engine: crate::promql::Engine::new(cfg.query.engine.clone()),
+        queries: Arc::new(crate::api::query::QueryLimits::new(
+            cfg.query.max_concurrency,
+            query_log,
+            &query_registry,
+        )),
         ready: Default::default(),
         config_yaml: cfg.to_yaml().to_string(),
         flags,

@@ -120,6 +120,23 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Longest a query may run before it is aborted (Prometheus' flag).
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = prom_duration)]
+    query_timeout: std::time::Duration,
+    /// Most samples a single query may hold in memory at once.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+    /// Queries the HTTP API evaluates at once; more wait their turn.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    query_max_concurrency: usize,
+    /// How far back an instant selector looks for a sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = prom_duration)]
+    query_lookback_delta: std::time::Duration,
+}
+
+/// A flag's duration in Prometheus' syntax (`2m`, `1h30m`).
+fn prom_duration(s: &str) -> Result<std::time::Duration, String> {
+    klaxon::config::duration::parse_duration(s)
 }
 
 #[derive(Subcommand)]
@@ -161,6 +178,10 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        query_timeout: std::time::Duration::from_secs(120),
+        query_max_samples: 50_000_000,
+        query_max_concurrency: 20,
+        query_lookback_delta: std::time::Duration::from_secs(300),
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -363,12 +384,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    cfg.query.engine.timeout = args.query_timeout;
+    cfg.query.engine.max_samples = args.query_max_samples;
+    cfg.query.engine.lookback_delta = args.query_lookback_delta;
+    cfg.query.max_concurrency = args.query_max_concurrency.max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let mut flags = klaxon::app::default_flags(&cfg, &args.listen);
+        for (k, v) in [
+            (
+                "query.timeout",
+                klaxon::config::duration::format_duration(args.query_timeout),
+            ),
+            ("query.max-samples", args.query_max_samples.to_string()),
+            (
+                "query.max-concurrency",
+                args.query_max_concurrency.to_string(),
+            ),
+            (
+                "query.lookback-delta",
+                klaxon::config::duration::format_duration(args.query_lookback_delta),
+            ),
+        ] {
+            flags.insert(k.to_string(), v);
+        }
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),

@@ -1269,6 +1269,7 @@ fn harness_is_strict() {
             value: Value::Vector(Vec::new()),
             warnings: Vec::new(),
             infos: Vec::new(),
+            stats: Default::default(),
         })
     };
     let want_string = Expect {

@@ -675,3 +675,191 @@ async fn grafana_datasource_requests() {
     );
     f.app.stop().await;
 }
+
+/// A klaxon with `settings` and a query log whose head holds `series`
+/// series of `points` samples 15 s apart ending at the returned time (ms).
+async fn limits_fixture(
+    settings: klaxon::promql::QuerySettings,
+    log: &std::path::Path,
+    series: usize,
+    points: i64,
+) -> (klaxon::app::Running, String, i64, tempfile::TempDir) {
+    let yaml = format!("global:\n  query_log_file: {}\n", log.display());
+    let mut cfg = klaxon::config::load_str(&yaml, "q.yml").unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    cfg.storage.path = store_dir.path().to_path_buf();
+    cfg.query = settings;
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let t = (klaxon::model::now_millis() / 60_000) * 60_000 - 60_000;
+    let head = &app.state.head;
+    for i in 0..series {
+        let i = i.to_string();
+        let (r, _) = head
+            .try_get_or_create(&Labels::from_pairs([
+                ("__name__", "heavy"),
+                ("i", i.as_str()),
+            ]))
+            .unwrap();
+        for k in 0..points {
+            head.append(r, t - (points - 1 - k) * STEP_MS, k as f64)
+                .unwrap();
+        }
+    }
+    let base = format!("http://{}", app.addr);
+    (app, base, t, store_dir)
+}
+
+async fn metric(base: &str, name: &str) -> f64 {
+    let (_, text) = get_text(&format!("{base}/metrics")).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `stats`, `--query.max-concurrency` (queued, not refused), cancellation
+/// when the client disconnects, and the query log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_stats_concurrency_cancel_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("queries.log");
+    let settings = klaxon::promql::QuerySettings {
+        max_concurrency: 1,
+        ..Default::default()
+    };
+    let (app, base, t, _d) = limits_fixture(settings, &log, 2000, 240).await;
+    assert_eq!(
+        metric(&base, "klaxon_engine_queries_concurrent_max").await,
+        1.0
+    );
+
+    // stats=all: the samples each step read, their total and peak.
+    let range = |q: &str, extra: &str| {
+        format!(
+            "{base}/api/v1/query_range?query={}&start={}&end={}&step=60{extra}",
+            enc(q),
+            secs(t - 600_000),
+            secs(t)
+        )
+    };
+    let (code, v) = get(&range("heavy{i=\"7\"}", "&stats=all")).await;
+    assert_eq!(code, 200, "{v}");
+    let st = &v["data"]["stats"];
+    for k in [
+        "evalTotalTime",
+        "resultSortTime",
+        "queryPreparationTime",
+        "innerEvalTime",
+        "execQueueTime",
+        "execTotalTime",
+    ] {
+        assert!(st["timings"][k].is_number(), "{k}: {st}");
+    }
+    let per_step = st["samples"]["totalQueryableSamplesPerStep"]
+        .as_array()
+        .unwrap();
+    assert_eq!(per_step.len(), 11, "{st}");
+    assert!(per_step.iter().all(|p| p[1] == 1), "{st}");
+    assert_eq!(per_step[0][0].as_f64(), Some((t - 600_000) as f64 / 1000.0));
+    assert_eq!(st["samples"]["totalQueryableSamples"], 11);
+    // `stats` without `all`: no per-step list; without `stats`: no stats.
+    let (_, v) = get(&range("count_over_time(heavy{i=\"7\"}[5m])", "&stats=1")).await;
+    let st = &v["data"]["stats"]["samples"];
+    assert!(st.get("totalQueryableSamplesPerStep").is_none(), "{st}");
+    // 20 samples in each 5 m window (15 s apart, left-open), 11 steps.
+    assert_eq!(st["totalQueryableSamples"], 220, "{st}");
+    assert_eq!(st["peakSamples"], 20 + 10, "{st}");
+    let (_, v) = get(&range("heavy{i=\"7\"}", "")).await;
+    assert!(v["data"].get("stats").is_none(), "{v}");
+
+    // Two heavy queries at once with one slot: the second waits for the
+    // first (its queue time covers most of the other's evaluation).
+    let heavy = range("sum(count_over_time(heavy[1h]))", "&stats=1");
+    let (a, b) = tokio::join!(get(&heavy), get(&heavy));
+    assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+    let timing = |v: &J, k: &str| v["data"]["stats"]["timings"][k].as_f64().unwrap();
+    let (first, second) = if timing(&a.1, "execQueueTime") < timing(&b.1, "execQueueTime") {
+        (&a.1, &b.1)
+    } else {
+        (&b.1, &a.1)
+    };
+    assert!(
+        timing(second, "execQueueTime") >= 0.9 * timing(first, "evalTotalTime"),
+        "not serialized: queue {} vs eval {}",
+        timing(second, "execQueueTime"),
+        timing(first, "evalTotalTime")
+    );
+
+    // A client that goes away cancels its query.
+    let slow = range("sum(count_over_time(heavy[1h]))", "");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(
+        client.get(&slow).send().await.is_err(),
+        "the query was too quick"
+    );
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while metric(&base, "klaxon_engine_queries_canceled_total").await != 1.0 {
+        assert!(
+            std::time::Instant::now() < end,
+            "the query was not canceled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The query log: one JSON line per query, Prometheus' fields.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<J> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 6, "{text}");
+    let first = &lines[0];
+    assert_eq!(first["params"]["query"], "heavy{i=\"7\"}");
+    assert_eq!(first["params"]["step"], 60);
+    assert_eq!(first["httpRequest"]["path"], "/api/v1/query_range");
+    assert_eq!(first["httpRequest"]["method"], "GET");
+    assert_eq!(first["httpRequest"]["clientIP"], "127.0.0.1");
+    assert!(first["stats"]["timings"]["evalTotalTime"].is_number());
+    assert!(first["ts"].as_str().unwrap().ends_with('Z'));
+    app.stop().await;
+}
+
+/// `--query.max-samples` and `--query.timeout` stop a query with
+/// Prometheus' errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_limit_and_timeout_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = klaxon::promql::QuerySettings::default();
+    settings.engine.max_samples = 1000;
+    let (app, base, t, _d) = limits_fixture(settings, &dir.path().join("q.log"), 200, 40).await;
+    let (code, v) = get(&format!(
+        "{base}/api/v1/query?query={}&time={}",
+        enc("count_over_time(heavy[10m])"),
+        secs(t)
+    ))
+    .await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["errorType"], "execution");
+    assert_eq!(
+        v["error"],
+        "query processing would load too many samples into memory in query execution"
+    );
+    app.stop().await;
+
+    let mut settings = klaxon::promql::QuerySettings::default();
+    settings.engine.timeout = std::time::Duration::from_millis(1);
+    let (app, base, t, _d) = limits_fixture(settings, &dir.path().join("q2.log"), 2000, 240).await;
+    let (code, v) = get(&format!(
+        "{base}/api/v1/query_range?query={}&start={}&end={}&step=15",
+        enc("sum(count_over_time(heavy[1h]))"),
+        secs(t - 3_600_000),
+        secs(t)
+    ))
+    .await;
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["errorType"], "timeout");
+    assert_eq!(v["error"], "query timed out in query execution");
+    app.stop().await;
+}

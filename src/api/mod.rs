@@ -35,6 +35,8 @@ pub struct AppState {
     /// The PromQL engine behind `/api/v1/query*` (its options are the
     /// server-wide limits; a request's `timeout` can only shorten them).
     pub engine: Engine,
+    /// Concurrency gate and query log of the query endpoints.
+    pub queries: Arc<query::QueryLimits>,
     /// Set once the config is applied and the scrape pools run.
     pub ready: AtomicBool,
     /// The config file's text (served with secrets redacted).

@@ -109,20 +109,217 @@ fn truncate(r: &mut QueryResult, limit: usize) {
     }
 }
 
+/// Server-wide limits of the query endpoints beyond the engine's own: how
+/// many queries evaluate at once (`--query.max-concurrency`; the rest wait
+/// their turn) and the query log (`global.query_log_file`).
+pub struct QueryLimits {
+    gate: tokio::sync::Semaphore,
+    log: Option<QueryLog>,
+    /// `klaxon_engine_queries`: queries evaluating or waiting now.
+    queries: crate::metrics::Gauge,
+    /// `klaxon_engine_queries_canceled_total`: stopped because the client
+    /// went away.
+    canceled: crate::metrics::Counter,
+}
+
+impl QueryLimits {
+    pub fn new(
+        max_concurrency: usize,
+        log: Option<QueryLog>,
+        registry: &crate::metrics::Registry,
+    ) -> QueryLimits {
+        let max = max_concurrency.max(1);
+        registry
+            .gauge(
+                "klaxon_engine_queries_concurrent_max",
+                "The maximum number of concurrent queries (--query.max-concurrency).",
+            )
+            .set(max as f64);
+        QueryLimits {
+            gate: tokio::sync::Semaphore::new(max),
+            log,
+            queries: registry.gauge(
+                "klaxon_engine_queries",
+                "The current number of queries being executed or waiting.",
+            ),
+            canceled: registry.counter(
+                "klaxon_engine_queries_canceled",
+                "Queries stopped because their client disconnected.",
+            ),
+        }
+    }
+}
+
+/// Counts a query in `klaxon_engine_queries` while it lives.
+struct InFlight<'a>(&'a crate::metrics::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(g: &'a crate::metrics::Gauge) -> Self {
+        g.add(1.0);
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.add(-1.0);
+    }
+}
+
+/// The query log: one JSON object per query and line, Prometheus' format
+/// (`params`, `stats.timings`, `ts`, and `httpRequest` for API queries).
+pub struct QueryLog {
+    path: std::path::PathBuf,
+    file: parking_lot::Mutex<std::fs::File>,
+}
+
+impl QueryLog {
+    /// Opens (creating, appending) the file, failing with its path.
+    pub fn open(path: &std::path::Path) -> Result<QueryLog, std::io::Error> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(QueryLog {
+            path: path.to_path_buf(),
+            file: parking_lot::Mutex::new(file),
+        })
+    }
+
+    fn write(&self, entry: &serde_json::Value) {
+        use std::io::Write;
+        let mut line = entry.to_string();
+        line.push('\n');
+        if let Err(e) = self.file.lock().write_all(line.as_bytes()) {
+            tracing::warn!(path = %self.path.display(), error = %e, "writing the query log");
+        }
+    }
+}
+
+/// What one API query asked for: the query log's `params` and the
+/// `stats` parameter.
+struct QueryRequest {
+    text: String,
+    /// `(start, end, step)` in milliseconds; an instant query has
+    /// `start == end` and step 0.
+    range: (i64, i64, i64),
+    /// `stats` given (any value); `all` adds the per-step counts.
+    stats: Option<bool>,
+    client: String,
+    path: &'static str,
+    method: String,
+    prepared_in: Duration,
+}
+
+/// Sets the cancellation flag when dropped before [`Disarm::disarm`]: the
+/// handler's future is dropped when the client goes away, and the query
+/// running on the blocking pool then stops at its next check.
+struct CancelOnDrop(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Prometheus' `stats` object for an answer.
+fn stats_json(r: &QueryResult, timings: &serde_json::Value, all: bool) -> String {
+    let mut samples = serde_json::Map::new();
+    if all {
+        samples.insert(
+            "totalQueryableSamplesPerStep".into(),
+            serde_json::Value::Array(
+                r.stats
+                    .per_step
+                    .iter()
+                    .map(|(t, n)| serde_json::json!([*t as f64 / 1000.0, n]))
+                    .collect(),
+            ),
+        );
+    }
+    samples.insert(
+        "totalQueryableSamples".into(),
+        r.stats.total_queryable_samples.into(),
+    );
+    samples.insert("peakSamples".into(), r.stats.peak_samples.into());
+    serde_json::json!({"timings": timings, "samples": samples}).to_string()
+}
+
 /// Runs an evaluation on tokio's blocking pool, so a long query does not
 /// hold a runtime worker the scrape loops need, and encodes the answer
-/// there too (large results take real time to serialize).
-async fn run<F>(eval: F, limit: usize) -> Response
+/// there too (large results take real time to serialize). At most
+/// `--query.max-concurrency` evaluate at once; a client that disconnects
+/// cancels its query.
+async fn run<F>(limits: Arc<QueryLimits>, req: QueryRequest, eval: F, limit: usize) -> Response
 where
-    F: FnOnce() -> Result<QueryResult, EvalError> + Send + 'static,
+    F: FnOnce(Arc<std::sync::atomic::AtomicBool>) -> Result<QueryResult, EvalError>
+        + Send
+        + 'static,
 {
+    let queued = std::time::Instant::now();
+    let _in_flight = InFlight::new(&limits.queries);
+    let Ok(_permit) = limits.gate.acquire().await else {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the query engine is shutting down",
+        );
+    };
+    let queue_time = queued.elapsed();
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut guard = CancelOnDrop(Some(flag.clone()));
+    let lim = limits.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        eval().map(|mut r| {
+        let t0 = std::time::Instant::now();
+        let res = eval(flag);
+        let eval_time = t0.elapsed();
+        // Counted here: when the client is gone, nobody awaits the answer.
+        if res.as_ref().is_err_and(|e| e.kind == ErrorKind::Canceled) {
+            lim.canceled.inc();
+        }
+        let timings = serde_json::json!({
+            "evalTotalTime": secs(eval_time),
+            "resultSortTime": 0.0,
+            "queryPreparationTime": secs(req.prepared_in),
+            "innerEvalTime": secs(eval_time),
+            "execQueueTime": secs(queue_time),
+            "execTotalTime": secs(queue_time + eval_time),
+        });
+        if let Some(log) = &lim.log {
+            let (start, end, step) = req.range;
+            let rfc = crate::model::time::rfc3339_millis;
+            log.write(&serde_json::json!({
+                "httpRequest": {"clientIP": req.client, "method": req.method, "path": req.path},
+                "params": {
+                    "end": rfc(end),
+                    "query": req.text,
+                    "start": rfc(start),
+                    "step": step / 1000,
+                },
+                "stats": {"timings": timings},
+                "ts": rfc(crate::model::now_millis()),
+            }));
+        }
+        res.map(|mut r| {
             truncate(&mut r, limit);
-            encode_success(&r)
+            let stats = req.stats.map(|all| stats_json(&r, &timings, all));
+            encode_success(&r, stats.as_deref())
         })
     })
     .await;
+    guard.disarm();
     match joined {
         Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Ok(Err(e)) => eval_error(e),
@@ -137,13 +334,32 @@ where
     }
 }
 
+/// The `stats` parameter: absent, given (`Some(false)`), or `all`.
+fn stats_param(p: &Params) -> Option<bool> {
+    match p.get("stats") {
+        None | Some("") => None,
+        Some(v) => Some(v == "all"),
+    }
+}
+
+/// The caller's address for the query log, when the connection info is
+/// there (absent in router-only tests).
+fn client_ip(ext: &axum::http::Extensions) -> String {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
 /// `GET|POST /api/v1/query`.
 pub async fn query(
     State(s): State<Arc<AppState>>,
+    method: axum::http::Method,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let t0 = std::time::Instant::now();
     let p = Params::from_request(&uri, &headers, &body);
     let prepared = (|| {
         let limit = limit_param(&p)?;
@@ -159,8 +375,23 @@ pub async fn query(
     let engine = engine_for(&s.engine, timeout);
     let head = s.head.clone();
     tracing::debug!(query = %text, t, "instant query");
+    let req = QueryRequest {
+        text: text.clone(),
+        range: (t, t, 0),
+        stats: stats_param(&p),
+        client: client_ip(&ext),
+        path: "/api/v1/query",
+        method: method.to_string(),
+        prepared_in: t0.elapsed(),
+    };
     run(
-        move || engine.instant(&head, Query::Parsed(&expr, Some(&text)), t),
+        s.queries.clone(),
+        req,
+        move |cancel| {
+            engine
+                .cancellable(cancel)
+                .instant(&head, Query::Parsed(&expr, Some(&text)), t)
+        },
         limit,
     )
     .await
@@ -169,10 +400,13 @@ pub async fn query(
 /// `GET|POST /api/v1/query_range`.
 pub async fn query_range(
     State(s): State<Arc<AppState>>,
+    method: axum::http::Method,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let t0 = std::time::Instant::now();
     let p = Params::from_request(&uri, &headers, &body);
     let prepared = (|| {
         let limit = limit_param(&p)?;
@@ -222,8 +456,27 @@ pub async fn query_range(
     let engine = engine_for(&s.engine, timeout);
     let head = s.head.clone();
     tracing::debug!(query = %text, start, end, step, "range query");
+    let req = QueryRequest {
+        text: text.clone(),
+        range: (start, end, step),
+        stats: stats_param(&p),
+        client: client_ip(&ext),
+        path: "/api/v1/query_range",
+        method: method.to_string(),
+        prepared_in: t0.elapsed(),
+    };
     run(
-        move || engine.range(&head, Query::Parsed(&expr, Some(&text)), start, end, step),
+        s.queries.clone(),
+        req,
+        move |cancel| {
+            engine.cancellable(cancel).range(
+                &head,
+                Query::Parsed(&expr, Some(&text)),
+                start,
+                end,
+                step,
+            )
+        },
         limit,
     )
     .await

@@ -127,7 +127,9 @@ fn write_str_array(out: &mut String, key: &str, items: &[String]) {
 /// The whole success body of `/api/v1/query` or `/api/v1/query_range`:
 /// `{"status":"success","data":{"resultType":..,"result":..}}`, then
 /// `warnings` and `infos` when there are any (Prometheus omits empty ones).
-pub fn encode_success(r: &QueryResult) -> String {
+/// The success answer; `stats`, when given, is the JSON object put in
+/// `data.stats` (the `stats` request parameter).
+pub fn encode_success(r: &QueryResult, stats: Option<&str>) -> String {
     let mut out = String::with_capacity(256);
     out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
     match &r.value {
@@ -177,6 +179,10 @@ pub fn encode_success(r: &QueryResult) -> String {
             }
             out.push(']');
         }
+    }
+    if let Some(st) = stats {
+        out.push_str(",\"stats\":");
+        out.push_str(st);
     }
     out.push('}');
     write_str_array(&mut out, "warnings", &r.warnings);

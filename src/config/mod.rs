@@ -46,6 +46,9 @@ pub struct GlobalConfig {
     pub label_limit: u64,
     pub label_name_length_limit: u64,
     pub label_value_length_limit: u64,
+    /// `query_log_file`: every API query appended as one JSON line, in
+    /// Prometheus' query log format. Relative to the working directory.
+    pub query_log_file: Option<PathBuf>,
 }
 
 impl Default for GlobalConfig {
@@ -62,6 +65,7 @@ impl Default for GlobalConfig {
             label_limit: 0,
             label_name_length_limit: 0,
             label_value_length_limit: 0,
+            query_log_file: None,
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct Config {
     pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
     /// `rule_evaluation:` (datasource mode, `for` restore settings).
     pub rule_evaluation: crate::rules::datasource::config::RuleEvaluationConfig,
+    /// Query limits from the command line (`--query.*`), not the file.
+    pub query: crate::promql::QuerySettings,
     pub source_path: Option<PathBuf>,
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
@@ -351,6 +357,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
             .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         notify: None,
         rule_evaluation: crate::rules::datasource::config::resolve(raw.rule_evaluation, dir, sink),
+        query: Default::default(),
         source_path: None,
         embedded: false,
         source_text: String::new(),
@@ -376,13 +383,6 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
         // The default timeout must not exceed a short global interval.
         None => d.scrape_timeout.min(scrape_interval),
     };
-    if let Some(q) = &g.query_log_file {
-        tracing::warn!(
-            file = sink.file(),
-            line = Pos::of(q).line,
-            "global.query_log_file is not supported by klaxon and is ignored"
-        );
-    }
     let mut external = Vec::new();
     if let Some(m) = &g.external_labels {
         for (k, _) in &m.0 {
@@ -413,6 +413,12 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
         label_limit: g.label_limit.unwrap_or(0),
         label_name_length_limit: g.label_name_length_limit.unwrap_or(0),
         label_value_length_limit: g.label_value_length_limit.unwrap_or(0),
+        query_log_file: g
+            .query_log_file
+            .as_ref()
+            .map(|q| q.value.trim())
+            .filter(|q| !q.is_empty())
+            .map(PathBuf::from),
     }
 }
 

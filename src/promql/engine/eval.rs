@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::value::{EvalError, EvalResult, Sample, Series};
@@ -66,6 +67,15 @@ pub(crate) struct Evaluator<'a> {
     pub lookback: i64,
     pub max_samples: usize,
     pub deadline: Instant,
+    /// Set by the caller when the client went away: the query stops at the
+    /// next check with Prometheus' "canceled" error.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Samples selectors yielded, for the query statistics.
+    pub loaded: u64,
+    /// Most samples one selector step yielded plus the result so far.
+    pub peak: u64,
+    /// Output points already held (range queries), for the peak.
+    pub held: u64,
     pub default_sub_step: i64,
     cache: HashMap<usize, Rc<Vec<SeriesData>>>,
     pub(crate) info_cache: HashMap<usize, Rc<Vec<SeriesData>>>,
@@ -112,6 +122,10 @@ impl<'a> Evaluator<'a> {
             lookback,
             max_samples,
             deadline,
+            cancel: None,
+            loaded: 0,
+            peak: 0,
+            held: 0,
             default_sub_step: 60_000,
             cache: HashMap::new(),
             info_cache: HashMap::new(),
@@ -169,11 +183,20 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Checks the deadline every few hundred operations.
+    /// Checks the deadline and cancellation every few hundred operations.
     pub(crate) fn tick(&mut self) -> EvalResult<()> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(256) && Instant::now() > self.deadline {
-            return Err(EvalError::timeout());
+        if self.ticks.is_multiple_of(256) {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(EvalError::canceled());
+            }
+            if Instant::now() > self.deadline {
+                return Err(EvalError::timeout());
+            }
         }
         Ok(())
     }
@@ -183,6 +206,15 @@ impl<'a> Evaluator<'a> {
             return Err(EvalError::too_many_samples());
         }
         Ok(())
+    }
+
+    /// Counts what a selector step yielded and checks the sample limit
+    /// against it plus the result held so far.
+    pub(crate) fn loaded_samples(&mut self, n: usize) -> EvalResult<()> {
+        let n = n as u64;
+        self.loaded = self.loaded.saturating_add(n);
+        self.peak = self.peak.max(n.saturating_add(self.held));
+        self.check_samples(usize::try_from(n.saturating_add(self.held)).unwrap_or(usize::MAX))
     }
 
     /// Evaluates a duration expression (seconds) to milliseconds.
@@ -379,7 +411,7 @@ impl<'a> Evaluator<'a> {
             });
         }
         self.cursors.insert(key(vs), cursors);
-        self.check_samples(out.len())?;
+        self.loaded_samples(out.len())?;
         Ok(out)
     }
 
@@ -432,7 +464,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             total += points.len();
-            self.check_samples(total)?;
+            self.check_samples(total.saturating_add(usize::try_from(self.held).unwrap_or(0)))?;
             out.push(Series {
                 labels: s.labels.clone(),
                 points,
@@ -440,6 +472,7 @@ impl<'a> Evaluator<'a> {
             });
         }
         self.cursors.insert(key(vs), cursors);
+        self.loaded_samples(total)?;
         Ok(out)
     }
 

@@ -17,16 +17,18 @@ mod range_fns;
 pub mod value;
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use value::{ErrorKind, EvalError, QueryResult, Sample, Series, Value};
+pub use value::{ErrorKind, EvalError, QueryResult, Sample, SampleStats, Series, Value};
 
 use crate::promql::parser::{parse, Expr, ValueType};
 use crate::tsdb::Head;
 use eval::{cleanup_matrix, cleanup_vector, Collator, Evaluator, StepValue};
 
 /// Engine limits, Prometheus' flags of the same names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
     /// How far back an instant selector looks for a sample (default 5m).
     pub lookback_delta: Duration,
@@ -78,6 +80,8 @@ impl<'a> From<&'a Expr> for Query<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     opts: EngineOptions,
+    /// Checked between operations: set, the query ends as "canceled".
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -86,7 +90,16 @@ fn ms(d: Duration) -> i64 {
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        Engine { opts }
+        Engine { opts, cancel: None }
+    }
+
+    /// This engine, with queries that stop (as "canceled") once `flag` is
+    /// set: the HTTP API sets it when the client disconnects.
+    pub fn cancellable(&self, flag: Arc<AtomicBool>) -> Engine {
+        Engine {
+            opts: self.opts.clone(),
+            cancel: Some(flag),
+        }
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -122,6 +135,7 @@ impl Engine {
             Instant::now() + self.opts.timeout,
         );
         ev.default_sub_step = ms(self.opts.default_subquery_step).max(1);
+        ev.cancel = self.cancel.clone();
         ev
     }
 
@@ -147,10 +161,16 @@ impl Engine {
             }
             StepValue::Matrix(m) => Value::Matrix(cleanup_matrix(m)?),
         };
+        let stats = SampleStats {
+            total_queryable_samples: ev.loaded,
+            peak_samples: ev.peak,
+            per_step: vec![(t, ev.loaded)],
+        };
         Ok(QueryResult {
             value,
             warnings: ev.warnings,
             infos: ev.infos,
+            stats,
         })
     }
 
@@ -192,8 +212,10 @@ impl Engine {
         let mut ev = self.evaluator(head, text, start, end, step);
         ev.plan(&expr, start, end);
         let mut acc = Collator::default();
+        let mut per_step = Vec::new();
         let mut t = start;
         while t <= end {
+            let before = ev.loaded;
             match ev.eval(&expr, t)? {
                 StepValue::Scalar(v) => {
                     acc.add(crate::model::Labels::empty().into(), false, t, v)?
@@ -207,16 +229,24 @@ impl Engine {
                 }
             }
             ev.check_samples(acc.points)?;
+            ev.held = acc.points as u64;
+            per_step.push((t, ev.loaded - before));
             t = match t.checked_add(step) {
                 Some(n) => n,
                 None => break,
             };
         }
         let m = cleanup_matrix(acc.finish())?;
+        let stats = SampleStats {
+            total_queryable_samples: ev.loaded,
+            peak_samples: ev.peak,
+            per_step,
+        };
         Ok(QueryResult {
             value: Value::Matrix(m),
             warnings: ev.warnings,
             infos: ev.infos,
+            stats,
         })
     }
 }

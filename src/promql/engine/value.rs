@@ -43,6 +43,20 @@ pub struct QueryResult {
     pub value: Value,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// What the evaluation loaded (Prometheus' `stats` samples section).
+    pub stats: SampleStats,
+}
+
+/// Samples a query touched, as Prometheus' query statistics count them:
+/// every sample an instant or range selector yields at a step counts once
+/// per step; the peak is the most held at once by one selector step plus
+/// the result built so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SampleStats {
+    pub total_queryable_samples: u64,
+    pub peak_samples: u64,
+    /// Per evaluation step (range queries: one per step; instant: one).
+    pub per_step: Vec<(i64, u64)>,
 }
 
 /// The error classes of Prometheus' HTTP API (`errorType`).
@@ -95,6 +109,12 @@ impl EvalError {
         EvalError {
             kind: ErrorKind::Timeout,
             message: "query timed out in query execution".into(),
+        }
+    }
+    pub fn canceled() -> Self {
+        EvalError {
+            kind: ErrorKind::Canceled,
+            message: "query was canceled in query execution".into(),
         }
     }
     pub fn same_labelset() -> Self {
