@@ -95,7 +95,7 @@ struct ProbeCmd {
     config: Option<PathBuf>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct RunArgs {
     /// Configuration file in prometheus.yml shape; without it an embedded
     /// default scrapes klaxon itself.
@@ -120,6 +120,19 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Minimum time to wait before resending a firing alert to the
+    /// router and the Alertmanagers (Prometheus' flag, default 1m).
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m", value_parser = parse_duration_flag)]
+    resend_delay: std::time::Duration,
+    /// Alerts each external Alertmanager's queue holds (`alerting:`); when
+    /// full the oldest are dropped and counted.
+    #[arg(long = "alertmanager.notification-queue-capacity", default_value_t = klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    notification_queue_capacity: u64,
+}
+
+/// A duration flag in Prometheus' syntax (`1m`, `90s`, `1h30m`).
+fn parse_duration_flag(s: &str) -> Result<std::time::Duration, String> {
+    klaxon::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -161,6 +174,8 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        resend_delay: klaxon::rules::manager::RESEND_DELAY,
+        notification_queue_capacity: klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -373,16 +388,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
         );
-        let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
-            Ok(r) => r,
-            Err(klaxon::app::StartError::Rules(lines)) => {
-                for l in lines {
-                    eprintln!("{l}");
-                }
-                std::process::exit(1);
-            }
-            Err(e) => return Err(e.into()),
+        flags.insert(
+            "rules.alert.resend-delay".to_string(),
+            klaxon::config::format_duration(args.resend_delay),
+        );
+        flags.insert(
+            "alertmanager.notification-queue-capacity".to_string(),
+            args.notification_queue_capacity.to_string(),
+        );
+        let opts = klaxon::app::RunOptions {
+            resend_delay: args.resend_delay,
+            notifier: klaxon::notifier::NotifierOptions {
+                queue_capacity: usize::try_from(args.notification_queue_capacity)
+                    .unwrap_or(usize::MAX),
+                ..Default::default()
+            },
         };
+        let running =
+            match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {
+                Ok(r) => r,
+                Err(klaxon::app::StartError::Rules(lines)) => {
+                    for l in lines {
+                        eprintln!("{l}");
+                    }
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e.into()),
+            };
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());

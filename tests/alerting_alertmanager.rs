@@ -1,0 +1,505 @@
+//! `alerting.alertmanagers`: klaxon's rules send firing and resolved
+//! alerts to real Alertmanager 0.25 processes, checked with `amtool alert
+//! query` against each; external labels and `alert_relabel_configs` apply;
+//! a hanging Alertmanager delays no other; a reload applies a changed
+//! `alerting:` section, or nothing when it is invalid.
+
+mod common;
+use common::{free_port, peer, Proc};
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const AM_CONFIG: &str = "route:\n  receiver: default\nreceivers:\n- name: default\n";
+
+const RULES: &str = r#"groups:
+  - name: g
+    interval: 1s
+    rules:
+      - alert: Flip
+        expr: up{job="flip"} == 1
+        labels:
+          severity: warn
+        annotations:
+          summary: "flip target is up"
+      - alert: Dropped
+        expr: vector(1)
+"#;
+
+/// A real Alertmanager on 127.0.0.1 with gossip off; killed on drop.
+fn start_alertmanager(amtool: &Path, bin: &Path, dir: &Path, port: u16) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(&cfg, AM_CONFIG).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let am = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Ready when amtool gets an answer, not merely when the port is open.
+    while amtool_query(amtool, port).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager on {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    am
+}
+
+/// `amtool alert query -o json` against the Alertmanager on `port`: the
+/// active alerts, or `None` when amtool failed.
+fn amtool_query(amtool: &Path, port: u16) -> Option<Vec<Value>> {
+    let out = Command::new(amtool)
+        .arg(format!("--alertmanager.url=http://127.0.0.1:{port}"))
+        .args(["-o", "json", "alert", "query"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).ok()
+}
+
+fn named<'a>(alerts: &'a [Value], name: &str) -> Option<&'a Value> {
+    alerts.iter().find(|a| a["labels"]["alertname"] == name)
+}
+
+/// Polls `amtool alert query` on `port` until `pred` holds (off the async
+/// workers, which klaxon needs).
+async fn wait_query(
+    amtool: &Path,
+    port: u16,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool + Send + 'static,
+) -> Vec<Value> {
+    let amtool = amtool.to_path_buf();
+    let what = what.to_string();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = amtool_query(&amtool, port).unwrap_or_default();
+            if pred(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager on {port}: {what}; last answer {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A scrape target serving `flip 1` until stopped; then its port refuses
+/// connections and `up` turns 0.
+struct FlipTarget {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FlipTarget {
+    fn start() -> FlipTarget {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let _ = c.set_nonblocking(false);
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buf = [0u8; 4096];
+                        let _ = c.read(&mut buf);
+                        let body = "flip 1\n";
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        FlipTarget {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FlipTarget {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An "Alertmanager" that accepts connections and never answers: the
+/// worst kind of down.
+struct HangingServer {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HangingServer {
+    fn start() -> HangingServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let (stop, accepted) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (s, a) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        a.fetch_add(1, Ordering::Relaxed);
+                        held.push(c);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        HangingServer {
+            port,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Peers {
+    amtool: PathBuf,
+    alertmanager: PathBuf,
+}
+
+fn peers() -> Option<Peers> {
+    Some(Peers {
+        amtool: peer("amtool")?,
+        alertmanager: peer("prometheus-alertmanager")?,
+    })
+}
+
+async fn json(url: &str) -> Value {
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The sum of a klaxon metric's samples whose line contains `filter`.
+async fn metric(base: &str, name: &str, filter: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn start_klaxon(dir: &Path, config: &str) -> klaxon::app::Running {
+    start_klaxon_with(dir, config, Default::default()).await
+}
+
+async fn start_klaxon_with(
+    dir: &Path,
+    config: &str,
+    opts: klaxon::app::RunOptions,
+) -> klaxon::app::Running {
+    std::fs::write(dir.join("rules.yml"), RULES).unwrap();
+    let path = dir.join("klaxon.yml");
+    std::fs::write(&path, config).unwrap();
+    let cfg = klaxon::config::load_file(&path).unwrap();
+    klaxon::app::start_with_options(cfg, "127.0.0.1:0", Default::default(), None, opts)
+        .await
+        .unwrap()
+}
+
+fn base_config(dir: &Path, flip_port: u16, alerting: &str) -> String {
+    format!(
+        "global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+  external_labels:
+    cluster: kx-test
+storage:
+  path: {}
+rule_files: [rules.yml]
+scrape_configs:
+  - job_name: flip
+    static_configs:
+      - targets: ['127.0.0.1:{flip_port}']
+{alerting}",
+        dir.join("kx").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_and_resolved_alerts_reach_both_alertmanagers() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (port1, port2, dead) = (free_port(), free_port(), free_port());
+    let _am1 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am1"), port1);
+    let _am2 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am2"), port2);
+    let mut flip = FlipTarget::start();
+    // Two live Alertmanagers, one down (nothing listens on `dead`), one
+    // dropped by relabeling; alert relabeling drops one alert and
+    // rewrites a label of the other. The built-in router runs too.
+    let alerting = format!(
+        "alerting:
+  alert_relabel_configs:
+    - source_labels: [alertname]
+      regex: Dropped
+      action: drop
+    - source_labels: [severity]
+      regex: warn
+      target_label: severity
+      replacement: warning
+  alertmanagers:
+    - timeout: 5s
+      static_configs:
+        - targets: ['127.0.0.1:{port1}', '127.0.0.1:{port2}', '127.0.0.1:{dead}', '127.0.0.1:1']
+      relabel_configs:
+        - source_labels: [__address__]
+          regex: '.*:1'
+          action: drop
+notify:
+  route:
+    receiver: quiet
+  receivers:
+    - name: quiet
+"
+    );
+    let app = start_klaxon(dir.path(), &base_config(dir.path(), flip.port, &alerting)).await;
+    let base = format!("http://{}", app.addr);
+
+    let firing = |a: &[Value]| named(a, "Flip").is_some();
+    for port in [port1, port2] {
+        let got = wait_query(&p.amtool, port, "Flip firing", firing).await;
+        let f = named(&got, "Flip").unwrap();
+        assert_eq!(f["labels"]["cluster"], "kx-test", "external label: {f}");
+        assert_eq!(f["labels"]["severity"], "warning", "rewritten: {f}");
+        assert_eq!(f["labels"]["job"], "flip");
+        assert_eq!(f["annotations"]["summary"], "flip target is up");
+        let gen = f["generatorURL"].as_str().unwrap_or_default();
+        assert!(
+            gen.starts_with(&format!("{base}/graph?g0.expr=")) && gen.ends_with("&g0.tab=1"),
+            "generatorURL {gen}"
+        );
+        assert!(
+            named(&got, "Dropped").is_none(),
+            "dropped by relabeling: {got:?}"
+        );
+    }
+    // The built-in router got the rules' alerts as they were (it has no
+    // alert_relabel_configs): both paths at once.
+    let own = json(&format!("{base}/api/v2/alerts")).await;
+    let own = own.as_array().cloned().unwrap_or_default();
+    assert!(
+        named(&own, "Flip").is_some() && named(&own, "Dropped").is_some(),
+        "{own:?}"
+    );
+
+    let ams = json(&format!("{base}/api/v1/alertmanagers")).await;
+    let urls = |k: &str| -> Vec<String> {
+        ams["data"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["url"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        urls("activeAlertmanagers"),
+        [port1, port2, dead].map(|p| format!("http://127.0.0.1:{p}/api/v2/alerts"))
+    );
+    assert_eq!(
+        urls("droppedAlertmanagers"),
+        ["http://127.0.0.1:1/api/v2/alerts"]
+    );
+
+    // The target goes away: `up` is 0, the alert resolves, and the
+    // resolved alert (endsAt now) takes it off both Alertmanagers long
+    // before a firing alert's own endsAt (4 × the resend delay) runs out.
+    flip.stop();
+    for port in [port1, port2] {
+        wait_query(&p.amtool, port, "Flip resolved", |a| {
+            named(a, "Flip").is_none()
+        })
+        .await;
+    }
+
+    let sent = |port: u16| format!("alertmanager=\"http://127.0.0.1:{port}/api/v2/alerts\"");
+    assert!(metric(&base, "klaxon_notifications_sent_total", &sent(port1)).await >= 2.0);
+    assert!(metric(&base, "klaxon_notifications_sent_total", &sent(port2)).await >= 2.0);
+    assert!(metric(&base, "klaxon_notifications_errors_total", &sent(dead)).await >= 1.0);
+    assert_eq!(
+        metric(&base, "klaxon_notifications_errors_total", &sent(port1)).await,
+        0.0
+    );
+    assert_eq!(
+        metric(&base, "klaxon_notifications_alertmanagers_discovered", "").await,
+        3.0
+    );
+    assert_eq!(
+        metric(&base, "klaxon_notifications_queue_capacity", "").await,
+        10000.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_alertmanager_does_not_delay_the_other() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port1 = free_port();
+    let _am1 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am1"), port1);
+    let hang = HangingServer::start();
+    let flip = FlipTarget::start();
+    // The hanging one is listed first and its timeout is far longer than
+    // the wait below: were sends serial, the other would see nothing.
+    let alerting = format!(
+        "alerting:
+  alertmanagers:
+    - timeout: 2m
+      static_configs:
+        - targets: ['127.0.0.1:{}', '127.0.0.1:{port1}']
+",
+        hang.port
+    );
+    let app = start_klaxon(dir.path(), &base_config(dir.path(), flip.port, &alerting)).await;
+    let got = wait_query(&p.amtool, port1, "alerts while the other hangs", |a| {
+        named(a, "Flip").is_some() && named(a, "Dropped").is_some()
+    })
+    .await;
+    assert_eq!(
+        named(&got, "Dropped").unwrap()["labels"]["cluster"],
+        "kx-test"
+    );
+    assert!(
+        hang.accepted.load(Ordering::Relaxed) >= 1,
+        "klaxon never tried the hanging Alertmanager"
+    );
+    drop(flip);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_changed_alerting_section_or_nothing() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (port1, port2) = (free_port(), free_port());
+    let _am1 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am1"), port1);
+    let _am2 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am2"), port2);
+    let flip = FlipTarget::start();
+    let section = |targets: &str, version: &str| {
+        format!(
+            "alerting:
+  alertmanagers:
+    - api_version: {version}
+      static_configs:
+        - targets: [{targets}]
+"
+        )
+    };
+    let one = section(&format!("'127.0.0.1:{port1}'"), "v2");
+    // A short resend delay, so an Alertmanager added by the reload gets
+    // the firing alerts soon (a new one is not sent the backlog).
+    let opts = klaxon::app::RunOptions {
+        resend_delay: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let app = start_klaxon_with(dir.path(), &base_config(dir.path(), flip.port, &one), opts).await;
+    let base = format!("http://{}", app.addr);
+    wait_query(&p.amtool, port1, "Flip at the first", |a| {
+        named(a, "Flip").is_some()
+    })
+    .await;
+
+    // An invalid section: the reload fails, the running one stays.
+    let cfg_path = dir.path().join("klaxon.yml");
+    let bad = section(&format!("'127.0.0.1:{port2}'"), "v9");
+    std::fs::write(&cfg_path, base_config(dir.path(), flip.port, &bad)).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("expected Alertmanager api version to be one of [v2] but got v9"),
+        "{text}"
+    );
+    let ams = json(&format!("{base}/api/v1/alertmanagers")).await;
+    assert_eq!(
+        ams["data"]["activeAlertmanagers"][0]["url"],
+        format!("http://127.0.0.1:{port1}/api/v2/alerts")
+    );
+
+    // A valid change: the second Alertmanager joins.
+    let two = section(&format!("'127.0.0.1:{port1}', '127.0.0.1:{port2}'"), "v2");
+    std::fs::write(&cfg_path, base_config(dir.path(), flip.port, &two)).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let ams = json(&format!("{base}/api/v1/alertmanagers")).await;
+    assert_eq!(
+        ams["data"]["activeAlertmanagers"].as_array().unwrap().len(),
+        2,
+        "{ams}"
+    );
+    wait_query(&p.amtool, port2, "Flip at the added one", |a| {
+        named(a, "Flip").is_some()
+    })
+    .await;
+    drop(flip);
+    app.stop().await;
+}
