@@ -503,3 +503,88 @@ async fn reload_applies_a_changed_alerting_section_or_nothing() {
     drop(flip);
     app.stop().await;
 }
+
+/// Prometheus' own config fixtures about `alerting:` get its verdict.
+#[test]
+fn upstream_alerting_fixtures_get_prometheus_verdict() {
+    let Some(dir) = common::data_dir("upstream/prometheus") else {
+        return;
+    };
+    let bad = [
+        (
+            "config/testdata/empty_alert_relabel_config.bad.yml",
+            "empty or null alert relabeling rule",
+        ),
+        (
+            "config/testdata/empty_alertmanager_relabel_config.bad.yml",
+            "empty or null Alertmanager target relabeling rule",
+        ),
+        // Prometheus 3 dropped API v1.
+        (
+            "config/testdata/config_with_deprecated_am_api_config.yml",
+            "expected Alertmanager api version to be one of [v2] but got v1",
+        ),
+    ];
+    for (name, msg) in bad {
+        let e = klaxon::config::load_file(&dir.join(name)).unwrap_err();
+        let e = &e.errors()[0];
+        assert!(e.line > 0 && e.column > 0, "{name}: no position: {e}");
+        assert!(e.message.contains(msg), "{name}: {e}");
+    }
+    let c =
+        klaxon::config::load_file(&dir.join("config/testdata/agent_mode.with_alert_manager.yml"))
+            .unwrap();
+    let am = &c.alerting.alertmanagers[0];
+    assert_eq!(am.scheme, "https");
+    assert_eq!(am.static_configs[0].targets, ["1.2.3.4:9093"]);
+    assert_eq!(am.timeout, Duration::from_secs(10));
+    assert_eq!(am.api_version, "v2");
+    assert_eq!(am.alerts_path(), "/api/v2/alerts");
+    // A URL as target is fine when relabeling repairs it (the server
+    // accepts both of promtool's fixtures; only promtool checks more).
+    for f in ["good", "bad"] {
+        let name = format!("promtool/url_in_alert_targetgroup_with_relabel_config.{f}.yml");
+        klaxon::config::load_file(&dir.join(&name)).unwrap();
+    }
+}
+
+/// `klaxon check config` rejects what Prometheus rejects in
+/// `alerting.alertmanagers`, naming file, line and column.
+#[test]
+fn check_config_names_the_position_of_alerting_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.yml");
+    std::fs::write(
+        &f,
+        "alerting:
+  alertmanagers:
+    - scheme: http
+      api_version: v9
+      timeout: 10x
+      path_prefix: /am
+      oauth2: {}
+      static_configs:
+        - targets: ['am:9093', 'http://am2:9093']
+",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["check", "config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let p = f.display().to_string();
+    let want = [
+        format!("{p}:4:20: expected Alertmanager api version to be one of [v2] but got v9"),
+        format!("{p}:5:16: "),
+        format!("{p}:7:15: oauth2 is not supported"),
+        format!("{p}:9:32: \"http://am2:9093\" is not a valid hostname"),
+    ];
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{stderr}");
+    for (l, w) in lines.iter().zip(&want) {
+        assert!(l.starts_with(w.as_str()), "{l:?} should start with {w:?}");
+    }
+}
