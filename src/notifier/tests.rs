@@ -159,3 +159,187 @@ fn v2_payload_carries_times_and_generator_url() {
     assert_eq!(v[0]["generatorURL"], "http://k/graph");
     assert!(v[1].get("endsAt").is_none());
 }
+
+/// One HTTP request as a test Alertmanager saw it.
+#[derive(Debug)]
+struct Seen {
+    head: String,
+    body: serde_json::Value,
+}
+
+/// A minimal Alertmanager: answers 200 to everything and records it.
+async fn capture_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = c.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = text[..end].to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body =
+                        serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap_or_default();
+                    s.lock().push(Seen { head, body });
+                    let _ = c
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sets_batches_auth_relabeling_and_the_discovery_seam() {
+    let (p1, seen1) = capture_server().await;
+    let (p2, seen2) = capture_server().await;
+    // Entry 0: static, under a prefix, with basic auth; entry 1: no static
+    // targets (filled through the seam below) and its own alert relabeling.
+    let yaml = format!(
+        "global:
+  external_labels: {{dc: eu1}}
+alerting:
+  alert_relabel_configs:
+    - source_labels: [alertname]
+      regex: Never
+      action: drop
+  alertmanagers:
+    - path_prefix: /am
+      basic_auth: {{username: u, password: p}}
+      static_configs:
+        - targets: ['127.0.0.1:{p1}']
+    - alert_relabel_configs:
+        - source_labels: [alertname]
+          regex: a[0-2]
+          action: drop
+"
+    );
+    let cfg = crate::config::load_str(&yaml, "t.yml").unwrap();
+    let r = Registry::new();
+    let n = Notifier::new(
+        &r,
+        NotifierOptions {
+            queue_capacity: 100,
+            max_batch_size: 2,
+        },
+        crate::scrape::ScrapeMetrics::register(&r),
+        PathBuf::from("."),
+    );
+    n.apply(prepare(&cfg).unwrap());
+    assert!(n.sync_groups(
+        "config-1",
+        "test",
+        vec![TargetGroup {
+            targets: vec![format!("127.0.0.1:{p2}")],
+            ..Default::default()
+        }]
+    ));
+    assert!(!n.sync_groups("config-9", "test", Vec::new()));
+    let (active, _) = n.alertmanagers();
+    let urls: Vec<&str> = active.iter().map(|a| a.url.as_str()).collect();
+    let (u1, u2) = (
+        format!("http://127.0.0.1:{p1}/am/api/v2/alerts"),
+        format!("http://127.0.0.1:{p2}/api/v2/alerts"),
+    );
+    assert_eq!(urls, [u1.as_str(), u2.as_str()]);
+
+    n.send((0..5).map(|i| alert(&format!("a{i}"))).collect());
+    let count = |s: &Mutex<Vec<Seen>>| -> usize {
+        s.lock()
+            .iter()
+            .map(|x| x.body.as_array().map_or(0, |a| a.len()))
+            .sum()
+    };
+    wait_for("5 alerts at the first", || count(&seen1) == 5).await;
+    wait_for("2 alerts at the second", || count(&seen2) == 2).await;
+    {
+        let s = seen1.lock();
+        // Batches of at most max_batch_size, in order, each with auth.
+        let sizes: Vec<usize> = s.iter().map(|x| x.body.as_array().unwrap().len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        for x in s.iter() {
+            assert!(
+                x.head.starts_with("POST /am/api/v2/alerts HTTP/1.1"),
+                "{}",
+                x.head
+            );
+            assert!(
+                x.head
+                    .to_ascii_lowercase()
+                    .contains("authorization: basic dtpw"),
+                "{}",
+                x.head
+            );
+            assert!(x
+                .head
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"));
+        }
+        assert_eq!(s[0].body[0]["labels"]["dc"], "eu1");
+    }
+    let names: Vec<String> = seen2
+        .lock()
+        .iter()
+        .flat_map(|x| x.body.as_array().cloned().unwrap_or_default())
+        .map(|a| {
+            a["labels"]["alertname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["a3", "a4"]);
+    assert_eq!(value(&r, "klaxon_notifications_sent"), 7.0);
+    assert_eq!(
+        value(&r, "klaxon_notifications_alertmanagers_discovered"),
+        2.0
+    );
+
+    // A reload that drops entry 1 and keeps entry 0 unchanged: the kept
+    // set keeps its Alertmanager; the other's metrics go away.
+    let kept = yaml[..yaml.find("    - alert_relabel_configs").unwrap()].to_string();
+    n.apply(prepare(&crate::config::load_str(&kept, "t.yml").unwrap()).unwrap());
+    let (active, _) = n.alertmanagers();
+    assert_eq!(active.len(), 1);
+    assert_eq!(value(&r, "klaxon_notifications_sent"), 5.0);
+    n.stop(Duration::from_secs(1)).await;
+}
