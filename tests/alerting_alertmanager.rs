@@ -588,3 +588,67 @@ fn check_config_names_the_position_of_alerting_errors() {
         assert!(l.starts_with(w.as_str()), "{l:?} should start with {w:?}");
     }
 }
+
+/// Alertmanagers listed in a `file_sd_configs` file come and go with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sd_alertmanagers_follow_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("am.json");
+    std::fs::write(
+        &file,
+        r#"[{"targets": ["127.0.0.1:19093"], "labels": {"env": "prod"}}]"#,
+    )
+    .unwrap();
+    let alerting = "alerting:
+  alertmanagers:
+    - file_sd_configs:
+        - files: [am.json]
+      relabel_configs:
+        - source_labels: [env]
+          regex: staging
+          action: drop
+";
+    let app = start_klaxon(dir.path(), &base_config(dir.path(), free_port(), alerting)).await;
+    let base = format!("http://{}", app.addr);
+    let listed = |v: &Value, k: &str| -> Vec<String> {
+        v["data"][k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["url"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = json(&format!("{base}/api/v1/alertmanagers")).await;
+        if listed(&v, "activeAlertmanagers") == ["http://127.0.0.1:19093/api/v2/alerts"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "file_sd Alertmanager not listed: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(
+        &file,
+        r#"[{"targets": ["127.0.0.1:29093"], "labels": {"env": "prod"}},
+            {"targets": ["127.0.0.1:19093"], "labels": {"env": "staging"}}]"#,
+    )
+    .unwrap();
+    loop {
+        let v = json(&format!("{base}/api/v1/alertmanagers")).await;
+        if listed(&v, "activeAlertmanagers") == ["http://127.0.0.1:29093/api/v2/alerts"] {
+            assert_eq!(
+                listed(&v, "droppedAlertmanagers"),
+                ["http://127.0.0.1:19093/api/v2/alerts"]
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "file change not applied: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
