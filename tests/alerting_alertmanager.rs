@@ -32,27 +32,14 @@ const RULES: &str = r#"groups:
         expr: vector(1)
 "#;
 
-/// A real Alertmanager on 127.0.0.1 with gossip off; killed on drop.
+/// A real Alertmanager, returned once amtool gets answers from it.
 fn start_alertmanager(amtool: &Path, bin: &Path, dir: &Path, port: u16) -> Proc {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = dir.join("alertmanager.yml");
-    std::fs::write(&cfg, AM_CONFIG).unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let am = Proc(child);
+    let am = common::start_alertmanager(bin, dir, port, AM_CONFIG);
     let deadline = Instant::now() + Duration::from_secs(20);
-    // Ready when amtool gets an answer, not merely when the port is open.
     while amtool_query(amtool, port).is_none() {
         assert!(
             Instant::now() < deadline,
-            "alertmanager on {port} did not start"
+            "alertmanager on {port} does not answer amtool"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
