@@ -133,17 +133,8 @@ fn resolve_alertmanager(
 ) -> AlertmanagerConfig {
     let r = raw.value;
     let d = AlertmanagerConfig::default();
-    reject_unsupported(
-        &[
-            ("proxy_url", &r.proxy_url),
-            ("no_proxy", &r.no_proxy),
-            ("proxy_from_environment", &r.proxy_from_environment),
-            ("proxy_connect_header", &r.proxy_connect_header),
-            ("oauth2", &r.oauth2),
-            ("sigv4", &r.sigv4),
-        ],
-        sink,
-    );
+    reject_unsupported(&crate::config::scrape::unsupported_http_fields!(r), sink);
+    reject_unsupported(&[("sigv4", &r.sigv4)], sink);
     let http_client = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
     let api_version = match &r.api_version {
         None => d.api_version.clone(),

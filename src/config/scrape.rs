@@ -366,18 +366,24 @@ fn resolve_http_client(
     dir: Option<&std::path::Path>,
     sink: &mut Sink,
 ) -> HttpClientConfig {
-    reject_unsupported(
-        &[
-            ("proxy_url", &r.proxy_url),
-            ("no_proxy", &r.no_proxy),
-            ("proxy_from_environment", &r.proxy_from_environment),
-            ("proxy_connect_header", &r.proxy_connect_header),
-            ("oauth2", &r.oauth2),
-        ],
-        sink,
-    );
+    reject_unsupported(&unsupported_http_fields!(r), sink);
     resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
 }
+
+/// The inline HTTP client keys of a raw config block that klaxon does not
+/// implement (proxies, OAuth 2), for [`reject_unsupported`].
+macro_rules! unsupported_http_fields {
+    ($r:expr) => {
+        [
+            ("proxy_url", &$r.proxy_url),
+            ("no_proxy", &$r.no_proxy),
+            ("proxy_from_environment", &$r.proxy_from_environment),
+            ("proxy_connect_header", &$r.proxy_connect_header),
+            ("oauth2", &$r.oauth2),
+        ]
+    };
+}
+pub(crate) use unsupported_http_fields;
 
 /// Upstream keys klaxon recognises but does not implement: a clear "not
 /// supported" error at each one present.
