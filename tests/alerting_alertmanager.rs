@@ -398,6 +398,7 @@ async fn a_hanging_alertmanager_does_not_delay_the_other() {
 ",
         hang.port
     );
+    let started = Instant::now();
     let app = start_klaxon(dir.path(), &base_config(dir.path(), flip.port, &alerting)).await;
     let got = wait_query(&p.amtool, port1, "alerts while the other hangs", |a| {
         named(a, "Flip").is_some() && named(a, "Dropped").is_some()
@@ -406,6 +407,12 @@ async fn a_hanging_alertmanager_does_not_delay_the_other() {
     assert_eq!(
         named(&got, "Dropped").unwrap()["labels"]["cluster"],
         "kx-test"
+    );
+    // For the record (not asserted: the bound is the 30 s poll deadline
+    // against a 2 min timeout): how long the live one waited.
+    eprintln!(
+        "both alerts at the live Alertmanager {:?} after start, the other still hanging",
+        started.elapsed()
     );
     assert!(
         hang.accepted.load(Ordering::Relaxed) >= 1,
