@@ -652,3 +652,187 @@ async fn file_sd_alertmanagers_follow_the_file() {
     }
     app.stop().await;
 }
+
+/// What a capturing "Alertmanager" recorded: request head and JSON body.
+type Posts = Arc<parking_lot::Mutex<Vec<(String, Value)>>>;
+
+/// Answers 200 to every request and keeps it; stops on drop of the flag.
+fn capture_server(stop: Arc<AtomicBool>) -> (u16, Posts, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let posts: Posts = Default::default();
+    let p = posts.clone();
+    let t = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = c.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let head = text[..end].to_string();
+                let len: usize = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() < end + 4 + len {
+                    continue;
+                }
+                let body = serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap_or_default();
+                p.lock().push((head, body));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                break;
+            }
+        }
+    });
+    (port, posts, t)
+}
+
+/// Prometheus 2.42 and klaxon, same rule, external labels and alert
+/// relabeling, post to one capturing Alertmanager: the same method, path,
+/// content type, keys, labels, annotations, time format and generatorURL
+/// form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_matches_what_prometheus_sends() {
+    let Some(prometheus) = peer("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (prom_port_am, prom_posts, t1) = capture_server(stop.clone());
+    let (kx_port_am, kx_posts, t2) = capture_server(stop.clone());
+    let rules = "groups:
+  - name: g
+    interval: 1s
+    rules:
+      - alert: Always
+        expr: vector(1)
+        labels:
+          severity: warn
+        annotations:
+          summary: 'value {{ $value }}'
+";
+    let shared = |am_port: u16| {
+        format!(
+            "global:
+  evaluation_interval: 1s
+  external_labels:
+    cluster: c1
+rule_files: [rules.yml]
+alerting:
+  alert_relabel_configs:
+    - source_labels: [severity]
+      regex: warn
+      target_label: severity
+      replacement: warning
+  alertmanagers:
+    - path_prefix: /am
+      static_configs:
+        - targets: ['127.0.0.1:{am_port}']
+"
+        )
+    };
+    let prom_dir = dir.path().join("prom");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    std::fs::write(prom_dir.join("rules.yml"), rules).unwrap();
+    std::fs::write(prom_dir.join("prometheus.yml"), shared(prom_port_am)).unwrap();
+    let prom_port = free_port();
+    let _prom = Proc(
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                prom_dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            // Its first evaluation may beat Alertmanager discovery.
+            .arg("--rules.alert.resend-delay=1s")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let kx_dir = dir.path().join("kx");
+    std::fs::create_dir_all(&kx_dir).unwrap();
+    std::fs::write(kx_dir.join("rules.yml"), rules).unwrap();
+    let kx_cfg = format!(
+        "{}storage:\n  path: {}\n",
+        shared(kx_port_am),
+        kx_dir.join("data").display()
+    );
+    std::fs::write(kx_dir.join("klaxon.yml"), kx_cfg).unwrap();
+    let cfg = klaxon::config::load_file(&kx_dir.join("klaxon.yml")).unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while prom_posts.lock().is_empty() || kx_posts.lock().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "posts: prometheus {:?}, klaxon {:?}",
+            prom_posts.lock(),
+            kx_posts.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ph, pb) = prom_posts.lock()[0].clone();
+    let (kh, kb) = kx_posts.lock()[0].clone();
+    let request_line = |h: &str| h.lines().next().unwrap_or_default().to_string();
+    assert_eq!(request_line(&kh), request_line(&ph));
+    assert_eq!(request_line(&kh), "POST /am/api/v2/alerts HTTP/1.1");
+    for h in [&ph, &kh] {
+        assert!(
+            h.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{h}"
+        );
+    }
+    let (p, k) = (&pb[0], &kb[0]);
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(k), keys(p), "prometheus {p}\nklaxon {k}");
+    assert_eq!(k["labels"], p["labels"]);
+    assert_eq!(
+        p["labels"],
+        serde_json::json!({"alertname": "Always", "cluster": "c1", "severity": "warning"})
+    );
+    assert_eq!(k["annotations"], p["annotations"]);
+    let time = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$").unwrap();
+    for v in [p, k] {
+        for f in ["startsAt", "endsAt"] {
+            let t = v[f].as_str().unwrap_or_default();
+            assert!(time.is_match(t), "{f} {t:?} in {v}");
+        }
+    }
+    // Same link, other host: `<external URL>/graph?g0.expr=...&g0.tab=1`.
+    let tail = |v: &Value| -> String {
+        let u = v["generatorURL"].as_str().unwrap_or_default();
+        u[u.find("/graph").unwrap_or(0)..].to_string()
+    };
+    assert_eq!(tail(k), tail(p));
+    assert_eq!(tail(k), "/graph?g0.expr=vector%281%29&g0.tab=1");
+    app.stop().await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = (t1.join(), t2.join());
+}
