@@ -836,3 +836,85 @@ alerting:
     stop.store(true, Ordering::Relaxed);
     let _ = (t1.join(), t2.join());
 }
+
+/// `scheme: https` with `tls_config.ca_file`: alerts reach an Alertmanager
+/// serving TLS (its `--web.config.file`) with a certificate klaxon trusts
+/// only through that CA file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_an_alertmanager_over_tls() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress(std::net::IpAddr::from([
+        127, 0, 0, 1,
+    ]))];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let am_dir = dir.path().join("am");
+    std::fs::create_dir_all(&am_dir).unwrap();
+    let (crt, keyf) = (am_dir.join("server.crt"), am_dir.join("server.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&keyf, key.serialize_pem()).unwrap();
+    let web = am_dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            crt.display(),
+            keyf.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _am = common::start_alertmanager_with(
+        &p.alertmanager,
+        &am_dir,
+        port,
+        AM_CONFIG,
+        &[format!("--web.config.file={}", web.display())],
+    );
+    let flip = FlipTarget::start();
+    let alerting = format!(
+        "alerting:
+  alertmanagers:
+    - scheme: https
+      tls_config:
+        ca_file: {}
+      static_configs:
+        - targets: ['127.0.0.1:{port}']
+",
+        crt.display()
+    );
+    let app = start_klaxon(dir.path(), &base_config(dir.path(), flip.port, &alerting)).await;
+    let base = format!("http://{}", app.addr);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Vec<Value> = match client
+            .get(format!("https://127.0.0.1:{port}/api/v2/alerts"))
+            .send()
+            .await
+        {
+            Ok(r) => {
+                serde_json::from_slice(&r.bytes().await.unwrap_or_default()).unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        };
+        if named(&got, "Dropped").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alert over TLS: {got:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let am = format!("alertmanager=\"https://127.0.0.1:{port}/api/v2/alerts\"");
+    assert!(metric(&base, "klaxon_notifications_sent_total", &am).await >= 1.0);
+    assert_eq!(
+        metric(&base, "klaxon_notifications_errors_total", &am).await,
+        0.0
+    );
+    drop(flip);
+    app.stop().await;
+}

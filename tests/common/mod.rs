@@ -73,6 +73,17 @@ pub fn start_alertmanager(
     port: u16,
     config: &str,
 ) -> Proc {
+    start_alertmanager_with(bin, dir, port, config, &[])
+}
+
+/// [`start_alertmanager`] with extra flags (e.g. `--web.config.file`).
+pub fn start_alertmanager_with(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    config: &str,
+    extra: &[String],
+) -> Proc {
     std::fs::create_dir_all(dir).expect("alertmanager dir");
     let cfg = dir.join("alertmanager.yml");
     std::fs::write(&cfg, config).expect("write alertmanager.yml");
@@ -81,6 +92,7 @@ pub fn start_alertmanager(
         .arg(format!("--storage.path={}", dir.join("am-data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
