@@ -2,7 +2,8 @@
 //! alerts to real Alertmanager 0.25 processes, checked with `amtool alert
 //! query` against each; external labels and `alert_relabel_configs` apply;
 //! a hanging Alertmanager delays no other; a reload applies a changed
-//! `alerting:` section, or nothing when it is invalid.
+//! `alerting:` section, or nothing when it is invalid; file_sd and TLS;
+//! the request is compared with Prometheus 2.42's; `check config` errors.
 
 mod common;
 use common::{free_port, peer, Proc};
