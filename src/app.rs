@@ -45,6 +45,9 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// An `alerting.alertmanagers` entry whose client cannot be built.
+    #[error("{0}")]
+    Alerting(String),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -64,6 +67,28 @@ pub struct Running {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     remote_write: Arc<crate::remote::RemoteWrite>,
 }
+
+/// Command-line settings of `klaxon run` that are not in the config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `--rules.alert.resend-delay`.
+    pub resend_delay: Duration,
+    /// `--alertmanager.notification-queue-capacity` and the batch size.
+    pub notifier: crate::notifier::NotifierOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            resend_delay: crate::rules::manager::RESEND_DELAY,
+            notifier: Default::default(),
+        }
+    }
+}
+
+/// How long `Running::stop` waits for queued alerts to reach the
+/// external Alertmanagers.
+const NOTIFIER_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -108,6 +133,17 @@ pub async fn start_with_sink(
     flags: std::collections::BTreeMap<String, String>,
     sink: Option<Arc<dyn crate::notify::AlertSink>>,
 ) -> Result<Running, StartError> {
+    start_with_options(cfg, listen, flags, sink, RunOptions::default()).await
+}
+
+/// [`start_with_sink`] with the command-line settings in `opts`.
+pub async fn start_with_options(
+    cfg: Config,
+    listen: &str,
+    flags: std::collections::BTreeMap<String, String>,
+    sink: Option<Arc<dyn crate::notify::AlertSink>>,
+    opts: RunOptions,
+) -> Result<Running, StartError> {
     // Rule files and the store are checked before the port is bound, like
     // the config; saved alert state is back before the first evaluation.
     let rules = Arc::new(
@@ -122,6 +158,7 @@ pub async fn start_with_sink(
     let store = Arc::new(crate::store::Store::open_config(&cfg.storage).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
+    let alerting = crate::notifier::prepare(&cfg).map_err(StartError::Alerting)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -132,6 +169,8 @@ pub async fn start_with_sink(
         addr: listen.to_string(),
         source,
     })?;
+    // With port 0 in `listen` only now is the real address known.
+    rules.set_external_url(&format!("http://{addr}"));
 
     let registry = Arc::new(Registry::new());
     register_process_collector(&registry);
@@ -201,7 +240,28 @@ pub async fn start_with_sink(
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     reload.set_notify(notify.clone());
-    let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
+    let base_dir = cfg
+        .source_path
+        .as_ref()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    // External Alertmanagers (`alerting:`) get the rules' alerts beside the
+    // built-in router; with no Alertmanager configured the notifier passes.
+    let notifier = crate::notifier::Notifier::new(
+        &registry,
+        opts.notifier,
+        scrape_metrics.clone(),
+        base_dir.clone(),
+    );
+    notifier.apply(alerting);
+    reload.set_notifier(notifier.clone());
+    let router_sink =
+        sink.unwrap_or_else(|| dispatcher.clone() as Arc<dyn crate::notify::AlertSink>);
+    let sink: Option<Arc<dyn crate::notify::AlertSink>> =
+        Some(Arc::new(crate::notifier::FanOut(vec![
+            router_sink,
+            notifier.clone(),
+        ])));
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let query_log =
         match &cfg.global.query_log_file {
@@ -236,6 +296,7 @@ pub async fn start_with_sink(
         probe_modules: cfg.probes.modules.clone(),
         dispatcher,
         outbox: notify.outbox.clone(),
+        notifier: notifier.clone(),
         shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
     });
@@ -262,11 +323,6 @@ pub async fn start_with_sink(
     }
     manager.apply_config(&scrape_configs);
     let mut tasks = Vec::new();
-    let base_dir = cfg
-        .source_path
-        .as_ref()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
     for sc in &cfg.scrape_configs {
         for (i, fsd) in sc.file_sd_configs.iter().enumerate() {
             tasks.push(crate::scrape::discovery::spawn_file_sd(
@@ -306,6 +362,7 @@ pub async fn start_with_sink(
         sink,
         metrics: Some(rule_metrics),
         querier,
+        resend_delay: opts.resend_delay,
     });
     tasks.extend(crate::probe::schedule::spawn_recording(
         head.clone(),
@@ -344,6 +401,9 @@ impl Running {
             t.abort();
         }
         self.state.rules.stop();
+        // No more alerts come: let the external Alertmanagers have what
+        // is queued (Prometheus drains on shutdown too).
+        self.state.notifier.stop(NOTIFIER_DRAIN).await;
         self.state.manager.shutdown().await;
         // Ingestion has stopped: send what the remote-write queues hold.
         self.remote_write

@@ -12,6 +12,7 @@ pub mod config;
 pub mod exporters;
 pub mod metrics;
 pub mod model;
+pub mod notifier;
 pub mod notify;
 pub mod ops;
 pub mod probe;

@@ -95,7 +95,7 @@ struct ProbeCmd {
     config: Option<PathBuf>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct RunArgs {
     /// Configuration file in prometheus.yml shape; without it an embedded
     /// default scrapes klaxon itself.
@@ -121,7 +121,7 @@ struct RunArgs {
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
     /// Longest a query may run before it is aborted (Prometheus' flag).
-    #[arg(long = "query.timeout", default_value = "2m", value_parser = prom_duration)]
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration_flag)]
     query_timeout: std::time::Duration,
     /// Most samples a single query may hold in memory at once.
     #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
@@ -130,13 +130,21 @@ struct RunArgs {
     #[arg(long = "query.max-concurrency", default_value_t = 20)]
     query_max_concurrency: usize,
     /// How far back an instant selector looks for a sample.
-    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = prom_duration)]
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration_flag)]
     query_lookback_delta: std::time::Duration,
+    /// Minimum time to wait before resending a firing alert to the
+    /// router and the Alertmanagers (Prometheus' flag, default 1m).
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m", value_parser = parse_duration_flag)]
+    resend_delay: std::time::Duration,
+    /// Alerts each external Alertmanager's queue holds (`alerting:`); when
+    /// full the oldest are dropped and counted.
+    #[arg(long = "alertmanager.notification-queue-capacity", default_value_t = klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    notification_queue_capacity: u64,
 }
 
-/// A flag's duration in Prometheus' syntax (`2m`, `1h30m`).
-fn prom_duration(s: &str) -> Result<std::time::Duration, String> {
-    klaxon::config::duration::parse_duration(s)
+/// A duration flag in Prometheus' syntax (`1m`, `90s`, `1h30m`).
+fn parse_duration_flag(s: &str) -> Result<std::time::Duration, String> {
+    klaxon::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -182,6 +190,8 @@ fn main() -> ExitCode {
         query_max_samples: 50_000_000,
         query_max_concurrency: 20,
         query_lookback_delta: std::time::Duration::from_secs(300),
+        resend_delay: klaxon::rules::manager::RESEND_DELAY,
+        notification_queue_capacity: klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -397,7 +407,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         for (k, v) in [
             (
                 "query.timeout",
-                klaxon::config::duration::format_duration(args.query_timeout),
+                klaxon::config::format_duration(args.query_timeout),
             ),
             ("query.max-samples", args.query_max_samples.to_string()),
             (
@@ -406,7 +416,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             ),
             (
                 "query.lookback-delta",
-                klaxon::config::duration::format_duration(args.query_lookback_delta),
+                klaxon::config::format_duration(args.query_lookback_delta),
             ),
         ] {
             flags.insert(k.to_string(), v);
@@ -415,16 +425,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
         );
-        let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
-            Ok(r) => r,
-            Err(klaxon::app::StartError::Rules(lines)) => {
-                for l in lines {
-                    eprintln!("{l}");
-                }
-                std::process::exit(1);
-            }
-            Err(e) => return Err(e.into()),
+        flags.insert(
+            "rules.alert.resend-delay".to_string(),
+            klaxon::config::format_duration(args.resend_delay),
+        );
+        flags.insert(
+            "alertmanager.notification-queue-capacity".to_string(),
+            args.notification_queue_capacity.to_string(),
+        );
+        let opts = klaxon::app::RunOptions {
+            resend_delay: args.resend_delay,
+            notifier: klaxon::notifier::NotifierOptions {
+                queue_capacity: usize::try_from(args.notification_queue_capacity)
+                    .unwrap_or(usize::MAX),
+                ..Default::default()
+            },
         };
+        let running =
+            match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {
+                Ok(r) => r,
+                Err(klaxon::app::StartError::Rules(lines)) => {
+                    for l in lines {
+                        eprintln!("{l}");
+                    }
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e.into()),
+            };
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());

@@ -189,6 +189,12 @@ impl HistogramVec {
             .clone()
     }
 
+    /// Removes a child (an endpoint that went away).
+    pub fn remove(&self, values: &[&str]) {
+        let key: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+        self.children.write().remove(&key);
+    }
+
     /// Every child with its label values, for callers that aggregate.
     pub fn children(&self) -> Vec<(Vec<String>, Histogram)> {
         self.children

@@ -7,7 +7,6 @@ use common::free_port;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const AMTOOL: &str = "/usr/bin/amtool";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -41,38 +40,8 @@ fn peers_present() -> bool {
     ok
 }
 
-/// A real Alertmanager, killed on drop.
-struct RealAm(std::process::Child);
-
-impl Drop for RealAm {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_alertmanager(dir: &Path, port: u16) -> RealAm {
-    let cfg = dir.join("alertmanager.yml");
-    std::fs::write(&cfg, ROUTING).unwrap();
-    let child = Command::new(ALERTMANAGER)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", dir.join("am-data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let am = RealAm(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "alertmanager did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    am
+fn start_alertmanager(dir: &Path, port: u16) -> common::Proc {
+    common::start_alertmanager(Path::new(ALERTMANAGER), dir, port, ROUTING)
 }
 
 /// Runs amtool; returns (exit code, stdout with times and ids masked).

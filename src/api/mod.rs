@@ -59,6 +59,8 @@ pub struct AppState {
     pub dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
     /// Notification outbox, for the delivery history API.
     pub outbox: Arc<crate::notify::outbox::Outbox>,
+    /// External Alertmanagers (`alerting:`), for `/api/v1/alertmanagers`.
+    pub notifier: Arc<crate::notifier::Notifier>,
     /// Turns `true` when the server stops: long-lived responses (the event
     /// stream) end, so graceful shutdown does not wait on them forever.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -109,6 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", crate::remote::receive::route(&state))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(prom::alertmanagers))
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))
         .route("/api/v1/status/config", get(prom::config))
         .route("/api/v1/status/flags", get(prom::flags))

@@ -175,6 +175,19 @@ pub async fn flags(State(s): State<Arc<AppState>>) -> Response {
     success(Value::Object(m))
 }
 
+/// `GET /api/v1/alertmanagers`: the external Alertmanagers alerts go to
+/// and the ones relabeling dropped, by URL, as Prometheus lists them.
+pub async fn alertmanagers(State(s): State<Arc<AppState>>) -> Response {
+    let (active, dropped) = s.notifier.alertmanagers();
+    let urls = |v: Vec<crate::notifier::DiscoveredAlertmanager>| -> Vec<Value> {
+        v.into_iter().map(|a| json!({"url": a.url})).collect()
+    };
+    success(json!({
+        "activeAlertmanagers": urls(active),
+        "droppedAlertmanagers": urls(dropped),
+    }))
+}
+
 pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())

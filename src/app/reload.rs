@@ -1,7 +1,7 @@
 //! Configuration reload (SIGHUP, `POST /-/reload`): re-read the config file
 //! and the rule files, and swap them in only when all of them are valid, so
 //! a typo never takes down what is running. Each stage that can reload
-//! hooks in here (rules, scrape configs, notify), in one
+//! hooks in here (rules, scrape configs, notify, alerting), in one
 //! function, so the success metric and `/api/v1/status/runtimeinfo` speak
 //! for the whole reload.
 
@@ -28,6 +28,9 @@ pub enum ReloadError {
     /// The notify config (section or `--notify-config` file) does not load.
     #[error("loading notify config: {0}")]
     Notify(String),
+    /// An `alerting.alertmanagers` entry cannot get an HTTP client.
+    #[error("alerting: {0}")]
+    Alerting(String),
 }
 
 /// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
@@ -55,6 +58,8 @@ pub struct Reloader {
     notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
     /// Remote write queues, set once at start (see `set_remote_write`).
     remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
+    /// External Alertmanagers, set once at start (see `set_notifier`).
+    notifier: std::sync::OnceLock<Arc<crate::notifier::Notifier>>,
 }
 
 impl Reloader {
@@ -94,6 +99,7 @@ impl Reloader {
             serial: parking_lot::Mutex::new(()),
             notify: std::sync::OnceLock::new(),
             remote_write: std::sync::OnceLock::new(),
+            notifier: std::sync::OnceLock::new(),
         }
     }
 
@@ -105,6 +111,11 @@ impl Reloader {
     /// Hooks remote write into reloads: queues whose entry changed restart.
     pub fn set_remote_write(&self, rw: Arc<crate::remote::RemoteWrite>) {
         let _ = self.remote_write.set(rw);
+    }
+
+    /// Hooks the notifier into reloads: a changed `alerting:` is applied.
+    pub fn set_notifier(&self, n: Arc<crate::notifier::Notifier>) {
+        let _ = self.notifier.set(n);
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -150,6 +161,13 @@ impl Reloader {
             Some(stage) => Some((stage, self.prepare_notify(stage, &cfg)?)),
             None => None,
         };
+        let alerting = match self.notifier.get() {
+            Some(n) => Some((
+                n,
+                crate::notifier::prepare(&cfg).map_err(ReloadError::Alerting)?,
+            )),
+            None => None,
+        };
         // Rules last of what can fail (their reload applies itself when it
         // succeeds); then the rest, which cannot fail, so a failure anywhere
         // changes nothing.
@@ -157,6 +175,9 @@ impl Reloader {
         self.scrape.apply_config(&cfg.scrape_configs);
         if let Some((stage, prepared)) = notify {
             stage.apply(prepared);
+        }
+        if let Some((n, prepared)) = alerting {
+            n.apply(prepared);
         }
         if let Some(rw) = self.remote_write.get() {
             // An entry that cannot start is logged and skipped; the

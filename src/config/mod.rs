@@ -9,6 +9,7 @@
 //! compiled). Callers never see positions or optional-ness they would have to
 //! re-interpret.
 
+pub mod alerting;
 pub mod duration;
 pub mod errors;
 pub mod file_sd;
@@ -17,6 +18,7 @@ pub(crate) mod raw;
 pub mod relabel;
 pub mod scrape;
 
+pub use alerting::{AlertingConfig, AlertmanagerConfig};
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
@@ -90,14 +92,6 @@ impl Default for StorageConfig {
             db: Default::default(),
         }
     }
-}
-
-/// `alerting:`. Alert relabeling is validated now; the Alertmanager list is
-/// kept as parsed YAML for the notifier to interpret.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AlertingConfig {
-    pub alert_relabel_configs: Vec<RelabelConfig>,
-    pub alertmanagers: Vec<serde_json::Value>,
 }
 
 /// A loaded, validated configuration.
@@ -282,13 +276,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
 
     let alerting = raw
         .alerting
-        .map(|a| AlertingConfig {
-            alert_relabel_configs: relabel::resolve_relabel_configs(
-                a.alert_relabel_configs.as_deref().unwrap_or(&[]),
-                sink,
-            ),
-            alertmanagers: a.alertmanagers.unwrap_or_default(),
-        })
+        .map(|a| alerting::resolve(a, dir, sink))
         .unwrap_or_default();
 
     if let Some(v) = &raw.remote_read {

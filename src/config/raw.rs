@@ -80,9 +80,38 @@ pub(crate) struct RawGlobal {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAlerting {
-    pub alert_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-    /// Kept generic: the notifier that uses it is a later piece of work.
-    pub alertmanagers: Option<Vec<serde_json::Value>>,
+    /// `Option` per entry: a null entry gets Prometheus' own message.
+    pub alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+    pub alertmanagers: Option<Vec<S<RawAlertmanager>>>,
+}
+
+/// One `alerting.alertmanagers` entry: how a set of Alertmanagers is found
+/// and talked to. HTTP client settings are inline, as upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlertmanager {
+    pub scheme: Option<S<String>>,
+    pub path_prefix: Option<String>,
+    pub timeout: Option<S<String>>,
+    pub api_version: Option<S<String>>,
+    pub static_configs: Option<Vec<S<RawStaticConfig>>>,
+    pub file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
+    pub relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+    pub alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+    pub basic_auth: Option<S<RawBasicAuth>>,
+    pub authorization: Option<S<RawAuthorization>>,
+    pub bearer_token: Option<S<String>>,
+    pub bearer_token_file: Option<S<String>>,
+    pub tls_config: Option<S<RawTlsConfig>>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    // Recognised so they get a clear "not supported" error at their line.
+    pub proxy_url: Option<S<IgnoredAny>>,
+    pub no_proxy: Option<S<IgnoredAny>>,
+    pub proxy_from_environment: Option<S<IgnoredAny>>,
+    pub proxy_connect_header: Option<S<IgnoredAny>>,
+    pub oauth2: Option<S<IgnoredAny>>,
+    pub sigv4: Option<S<IgnoredAny>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

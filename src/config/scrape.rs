@@ -5,8 +5,8 @@ use super::duration::{parse_duration, parse_size};
 use super::errors::{Pos, Sink};
 use super::file_sd::TargetGroup;
 use super::raw::{
-    RawAuthorization, RawBasicAuth, RawHttpClientConfig, RawScrapeConfig, RawTlsConfig, SpannedMap,
-    S,
+    RawAuthorization, RawBasicAuth, RawFileSdConfig, RawHttpClientConfig, RawScrapeConfig,
+    RawStaticConfig, RawTlsConfig, SpannedMap, S,
 };
 use super::relabel::{is_valid_label_name, resolve_relabel_configs, RelabelConfig};
 use super::{join_dir, GlobalConfig};
@@ -366,18 +366,36 @@ fn resolve_http_client(
     dir: Option<&std::path::Path>,
     sink: &mut Sink,
 ) -> HttpClientConfig {
-    for (name, v) in [
-        ("proxy_url", &r.proxy_url),
-        ("no_proxy", &r.no_proxy),
-        ("proxy_from_environment", &r.proxy_from_environment),
-        ("proxy_connect_header", &r.proxy_connect_header),
-        ("oauth2", &r.oauth2),
-    ] {
+    reject_unsupported(&unsupported_http_fields!(r), sink);
+    resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
+}
+
+/// The inline HTTP client keys of a raw config block that klaxon does not
+/// implement (proxies, OAuth 2), for [`reject_unsupported`].
+macro_rules! unsupported_http_fields {
+    ($r:expr) => {
+        [
+            ("proxy_url", &$r.proxy_url),
+            ("no_proxy", &$r.no_proxy),
+            ("proxy_from_environment", &$r.proxy_from_environment),
+            ("proxy_connect_header", &$r.proxy_connect_header),
+            ("oauth2", &$r.oauth2),
+        ]
+    };
+}
+pub(crate) use unsupported_http_fields;
+
+/// Upstream keys klaxon recognises but does not implement: a clear "not
+/// supported" error at each one present.
+pub(crate) fn reject_unsupported(
+    fields: &[(&str, &Option<S<serde::de::IgnoredAny>>)],
+    sink: &mut Sink,
+) {
+    for (name, v) in fields {
         if let Some(v) = v {
             sink.push(Pos::of(v), format!("{name} is not supported"));
         }
     }
-    resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
 }
 
 /// [`HttpFields`] of a raw config block that carries the HTTP client
@@ -529,6 +547,65 @@ pub(crate) fn resolve_http_fields(
     }
 }
 
+/// `static_configs` entries as target groups (source: the entry's index),
+/// for scrape configs and `alerting.alertmanagers` alike.
+pub(crate) fn resolve_static_configs(
+    raw: &[S<RawStaticConfig>],
+    sink: &mut Sink,
+) -> Vec<TargetGroup> {
+    let mut out = Vec::new();
+    for (i, sc) in raw.iter().enumerate() {
+        let labels = sc
+            .value
+            .labels
+            .as_ref()
+            .map(|m| resolve_label_map(m, sink))
+            .unwrap_or_default();
+        let targets = sc
+            .value
+            .targets
+            .iter()
+            .flatten()
+            .map(|t| t.value.clone())
+            .collect();
+        out.push(TargetGroup {
+            targets,
+            labels,
+            source: i.to_string(),
+        });
+    }
+    out
+}
+
+/// `file_sd_configs` entries: file names checked as Prometheus does and
+/// joined to the config's directory, refresh defaulting to 5m.
+pub(crate) fn resolve_file_sd_configs(
+    raw: &[S<RawFileSdConfig>],
+    dir: Option<&std::path::Path>,
+    sink: &mut Sink,
+) -> Vec<FileSdConfig> {
+    let mut out = Vec::new();
+    for f in raw {
+        let mut files = Vec::new();
+        for name in f.value.files.iter().flatten() {
+            if !is_valid_file_sd_name(&name.value) {
+                sink.push(
+                    Pos::of(name),
+                    format!("path name {:?} is not valid for file discovery", name.value),
+                );
+            }
+            files.push(join_dir(dir, &name.value));
+        }
+        let refresh_interval =
+            opt_duration(&f.value.refresh_interval, sink).unwrap_or(Duration::from_secs(300));
+        out.push(FileSdConfig {
+            files,
+            refresh_interval,
+        });
+    }
+    out
+}
+
 /// Resolves every scrape config; reports duplicates of `job_name` at the
 /// later occurrence, like upstream (which names the job).
 pub(crate) fn resolve_scrape_configs(
@@ -612,46 +689,9 @@ fn resolve_one(
             }
         },
     };
-    let mut static_configs = Vec::new();
-    for (i, sc) in r.static_configs.iter().flatten().enumerate() {
-        let labels = sc
-            .value
-            .labels
-            .as_ref()
-            .map(|m| resolve_label_map(m, sink))
-            .unwrap_or_default();
-        let targets = sc
-            .value
-            .targets
-            .iter()
-            .flatten()
-            .map(|t| t.value.clone())
-            .collect();
-        static_configs.push(TargetGroup {
-            targets,
-            labels,
-            source: i.to_string(),
-        });
-    }
-    let mut file_sd_configs = Vec::new();
-    for f in r.file_sd_configs.iter().flatten() {
-        let mut files = Vec::new();
-        for name in f.value.files.iter().flatten() {
-            if !is_valid_file_sd_name(&name.value) {
-                sink.push(
-                    Pos::of(name),
-                    format!("path name {:?} is not valid for file discovery", name.value),
-                );
-            }
-            files.push(join_dir(dir, &name.value));
-        }
-        let refresh_interval =
-            opt_duration(&f.value.refresh_interval, sink).unwrap_or(Duration::from_secs(300));
-        file_sd_configs.push(FileSdConfig {
-            files,
-            refresh_interval,
-        });
-    }
+    let static_configs = resolve_static_configs(r.static_configs.as_deref().unwrap_or(&[]), sink);
+    let file_sd_configs =
+        resolve_file_sd_configs(r.file_sd_configs.as_deref().unwrap_or(&[]), dir, sink);
     let http_client = resolve_http_client(r, dir, sink);
     let relabel_configs =
         resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);

@@ -102,6 +102,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("POST", "/api/v1/write", OPERATOR),
     ("GET", "/api/v1/rules", VIEWER),
     ("GET", "/api/v1/alerts", VIEWER),
+    ("GET", "/api/v1/alertmanagers", VIEWER),
     ("GET", "/api/v1/status/buildinfo", VIEWER),
     ("GET", "/api/v1/status/config", ADMIN),
     ("GET", "/api/v1/status/flags", VIEWER),

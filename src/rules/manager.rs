@@ -44,6 +44,9 @@ pub struct RunContext {
     /// Datasource mode: queries go here instead of `engine` over `head`
     /// (outputs are still appended to `head`).
     pub querier: Option<Arc<dyn Querier>>,
+    /// `--rules.alert.resend-delay`: a firing alert goes to the sink again
+    /// at most this often ([`RESEND_DELAY`] by default).
+    pub resend_delay: Duration,
 }
 
 struct Running {
@@ -55,7 +58,7 @@ struct Running {
 #[derive(Default)]
 pub struct RuleManager {
     groups: RwLock<Vec<Arc<Mutex<GroupState>>>>,
-    external_url: String,
+    external_url: RwLock<String>,
     running: Mutex<Option<Running>>,
 }
 
@@ -78,9 +81,18 @@ impl RuleManager {
                     .map(|g| Arc::new(Mutex::new(g)))
                     .collect(),
             ),
-            external_url: external_url.to_string(),
+            external_url: RwLock::new(external_url.to_string()),
             running: Mutex::new(None),
         })
+    }
+
+    /// Sets the URL alerts link back to (`generatorURL`, `$externalURL`)
+    /// once it is known, e.g. after the listener picked its port.
+    pub fn set_external_url(&self, url: &str) {
+        *self.external_url.write() = url.to_string();
+        for g in self.groups.read().iter() {
+            g.lock().external_url = url.to_string();
+        }
     }
 
     /// The current groups (a snapshot: a reload may replace them).
@@ -150,7 +162,8 @@ impl RuleManager {
     /// unchanged rules; removed groups get stale markers and lose their
     /// metrics and saved state.
     pub fn reload(&self, cfg: &Config) -> Result<(), Vec<String>> {
-        let mut new_groups = load_groups(cfg, &self.external_url)?;
+        let external_url = self.external_url.read().clone();
+        let mut new_groups = load_groups(cfg, &external_url)?;
         let mut running = self.running.lock();
         if let Some(r) = running.as_mut() {
             for t in r.tasks.drain(..) {
@@ -388,7 +401,7 @@ fn evaluate(
         Some(q) => s.eval_group_with(&ctx.head, q.as_ref(), t, &ctx.external_labels),
         None => s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels),
     };
-    let to_send = s.alerts_to_send(t, RESEND_DELAY);
+    let to_send = s.alerts_to_send(t, ctx.resend_delay);
     // Alert state is copied out for saving only when it changed.
     let alerts = match ctx.store {
         Some(_) => {

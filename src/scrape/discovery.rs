@@ -26,12 +26,26 @@ pub fn spawn_file_sd(
     cfg: FileSdConfig,
     base_dir: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
+    let source = format!("file_sd/{index}");
+    spawn_file_sd_into(metrics, cfg, base_dir, move |groups| {
+        manager.sync_groups(&job, &source, groups)
+    })
+}
+
+/// Starts a task polling one `file_sd_configs` entry, handing the full
+/// group list to `on_change` whenever it changed (scrape jobs and the
+/// Alertmanager sets of the notifier both consume it this way).
+pub fn spawn_file_sd_into(
+    metrics: Arc<ScrapeMetrics>,
+    cfg: FileSdConfig,
+    base_dir: PathBuf,
+    mut on_change: impl FnMut(Vec<TargetGroup>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let source = format!("file_sd/{index}");
         let mut watcher = FileSd::new(cfg, base_dir);
         loop {
             if let Some(groups) = watcher.poll(&metrics) {
-                manager.sync_groups(&job, &source, groups);
+                on_change(groups);
             }
             tokio::time::sleep(POLL_INTERVAL.min(watcher.cfg.refresh_interval)).await;
         }

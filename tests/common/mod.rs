@@ -69,5 +69,51 @@ pub fn peer(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// A real Alertmanager (`bin`) on 127.0.0.1:`port` with `config` as its
+/// alertmanager.yml, data under `dir`, gossip off (PEERS-NOTES: it would
+/// hold the first notification ~10 s and listen on every interface);
+/// returned once its port accepts connections, killed on drop.
+pub fn start_alertmanager(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    config: &str,
+) -> Proc {
+    start_alertmanager_with(bin, dir, port, config, &[])
+}
+
+/// [`start_alertmanager`] with extra flags (e.g. `--web.config.file`).
+pub fn start_alertmanager_with(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    config: &str,
+    extra: &[String],
+) -> Proc {
+    std::fs::create_dir_all(dir).expect("alertmanager dir");
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(&cfg, config).expect("write alertmanager.yml");
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let am = Proc(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alertmanager on {port} did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    am
+}
+
 pub mod postgres;
 pub mod webdriver;

@@ -1,0 +1,218 @@
+//! `alerting:`: alert relabeling and the Alertmanagers the notifier sends
+//! to, with Prometheus 3.x's fields, defaults and validation messages.
+
+use super::errors::{Pos, Sink};
+use super::file_sd::TargetGroup;
+use super::raw::{RawAlerting, RawAlertmanager, RawRelabelConfig, S};
+use super::relabel::{resolve_relabel_configs, RelabelConfig};
+use super::scrape::{
+    opt_duration, reject_unsupported, resolve_file_sd_configs, resolve_http_fields,
+    resolve_static_configs, FileSdConfig, HttpClientConfig,
+};
+use std::path::Path;
+use std::time::Duration;
+
+/// The only Alertmanager API version Prometheus 3 (and klaxon) speaks.
+pub const API_VERSION_V2: &str = "v2";
+
+/// `alerting:`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertingConfig {
+    /// Applied to every alert, after the external labels are added.
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+/// One `alerting.alertmanagers` entry: a set of Alertmanagers sharing how
+/// they are found and how alerts are sent to them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertmanagerConfig {
+    pub http_client: HttpClientConfig,
+    /// `__scheme__` before relabeling (default `http`).
+    pub scheme: String,
+    /// Put before `/api/v2/alerts` in `__alerts_path__`.
+    pub path_prefix: String,
+    /// Per request (default 10s).
+    pub timeout: Duration,
+    pub api_version: String,
+    pub static_configs: Vec<TargetGroup>,
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Applied to each discovered Alertmanager.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Applied to alerts sent to this set only, after the global ones.
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+}
+
+impl AlertmanagerConfig {
+    /// `__alerts_path__` before relabeling: `path.Join("/", prefix,
+    /// "/api/v2/alerts")` upstream.
+    pub fn alerts_path(&self) -> String {
+        let mut out = String::from("/");
+        for part in self
+            .path_prefix
+            .split('/')
+            .chain(["api", &self.api_version, "alerts"])
+        {
+            if part.is_empty() || part == "." {
+                continue;
+            }
+            if part == ".." {
+                // Clean like Go's path.Join: `..` removes the previous
+                // element and never climbs above the root.
+                let cut = out.trim_end_matches('/').rfind('/').unwrap_or(0);
+                out.truncate(cut + 1);
+                continue;
+            }
+            if !out.ends_with('/') {
+                out.push('/');
+            }
+            out.push_str(part);
+        }
+        out
+    }
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            http_client: HttpClientConfig::default(),
+            scheme: "http".to_string(),
+            path_prefix: String::new(),
+            timeout: Duration::from_secs(10),
+            api_version: API_VERSION_V2.to_string(),
+            static_configs: Vec::new(),
+            file_sd_configs: Vec::new(),
+            relabel_configs: Vec::new(),
+            alert_relabel_configs: Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn resolve(raw: RawAlerting, dir: Option<&Path>, sink: &mut Sink) -> AlertingConfig {
+    let alert_relabel_configs = non_null_relabel(
+        raw.alert_relabel_configs,
+        "empty or null alert relabeling rule",
+        sink,
+    );
+    AlertingConfig {
+        alert_relabel_configs,
+        alertmanagers: raw
+            .alertmanagers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|am| resolve_alertmanager(am, dir, sink))
+            .collect(),
+    }
+}
+
+/// Relabel rules with a null entry reported (Prometheus' message for the
+/// list), the others validated.
+fn non_null_relabel(
+    raw: Option<Vec<S<Option<RawRelabelConfig>>>>,
+    null_message: &str,
+    sink: &mut Sink,
+) -> Vec<RelabelConfig> {
+    let mut present = Vec::new();
+    for r in raw.unwrap_or_default() {
+        match r.value {
+            Some(value) => present.push(S {
+                value,
+                referenced: r.referenced,
+                defined: r.defined,
+            }),
+            None => sink.push(Pos::of(&r), null_message),
+        }
+    }
+    resolve_relabel_configs(&present, sink)
+}
+
+fn resolve_alertmanager(
+    raw: S<RawAlertmanager>,
+    dir: Option<&Path>,
+    sink: &mut Sink,
+) -> AlertmanagerConfig {
+    let r = raw.value;
+    let d = AlertmanagerConfig::default();
+    reject_unsupported(&crate::config::scrape::unsupported_http_fields!(r), sink);
+    reject_unsupported(&[("sigv4", &r.sigv4)], sink);
+    let http_client = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
+    let api_version = match &r.api_version {
+        None => d.api_version.clone(),
+        Some(v) if v.value == API_VERSION_V2 => v.value.clone(),
+        Some(v) => {
+            sink.push(
+                Pos::of(v),
+                format!(
+                    "expected Alertmanager api version to be one of [{API_VERSION_V2}] but got {}",
+                    v.value
+                ),
+            );
+            d.api_version.clone()
+        }
+    };
+    let relabel_configs = non_null_relabel(
+        r.relabel_configs,
+        "empty or null Alertmanager target relabeling rule",
+        sink,
+    );
+    let alert_relabel_configs = non_null_relabel(
+        r.alert_relabel_configs,
+        "empty or null Alertmanager alert relabeling rule",
+        sink,
+    );
+    let static_configs = resolve_static_configs(r.static_configs.as_deref().unwrap_or(&[]), sink);
+    // Without relabeling to repair them, URLs in static targets are a
+    // mistake (upstream's checkStaticTargets).
+    if relabel_configs.is_empty() {
+        for sc in r.static_configs.iter().flatten() {
+            for t in sc.value.targets.iter().flatten() {
+                if t.value.contains('/') {
+                    sink.push(Pos::of(t), format!("{:?} is not a valid hostname", t.value));
+                }
+            }
+        }
+    }
+    AlertmanagerConfig {
+        http_client,
+        scheme: r
+            .scheme
+            .map(|s| s.value)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(d.scheme),
+        path_prefix: r.path_prefix.unwrap_or_default(),
+        timeout: opt_duration(&r.timeout, sink).unwrap_or(d.timeout),
+        api_version,
+        static_configs,
+        file_sd_configs: resolve_file_sd_configs(
+            r.file_sd_configs.as_deref().unwrap_or(&[]),
+            dir,
+            sink,
+        ),
+        relabel_configs,
+        alert_relabel_configs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(prefix: &str) -> String {
+        AlertmanagerConfig {
+            path_prefix: prefix.into(),
+            ..Default::default()
+        }
+        .alerts_path()
+    }
+
+    #[test]
+    fn alerts_path_is_joined_and_cleaned_like_go() {
+        assert_eq!(path(""), "/api/v2/alerts");
+        assert_eq!(path("/"), "/api/v2/alerts");
+        assert_eq!(path("am"), "/am/api/v2/alerts");
+        assert_eq!(path("/am/"), "/am/api/v2/alerts");
+        assert_eq!(path("a//b/./c"), "/a/b/c/api/v2/alerts");
+        assert_eq!(path("a/../b"), "/b/api/v2/alerts");
+        assert_eq!(path("../.."), "/api/v2/alerts");
+    }
+}
