@@ -470,10 +470,10 @@ const SECRET_KEYS: &[&str] = &[
     "webhook_url",
     "secret",
     "token",
-    // auth: / command_center: (issue 8).
+    // auth: / command_center:.
     "command_secret",
     "token_sha256",
-    // storage: (issue 10).
+    // storage:.
     "dsn",
 ];
 

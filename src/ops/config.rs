@@ -105,7 +105,7 @@ pub struct CommandCenterConfig {
     pub events_retention: Duration,
 }
 
-/// The retry schedule the issue asks for: 5, 10, 20, 40, 60 s.
+/// The default retry schedule: 5, 10, 20, 40, 60 s.
 pub const DEFAULT_BACKOFF: [Duration; 5] = [
     Duration::from_secs(5),
     Duration::from_secs(10),

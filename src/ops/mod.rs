@@ -1,4 +1,4 @@
-//! Operations (issue 8): what makes klaxon observable and controllable in a
+//! Operations: what makes klaxon observable and controllable in a
 //! 24/7 setup — request correlation, RBAC and rate limits, signed remote
 //! commands with maintenance mode, the heartbeat to a command centre, the
 //! event bus and audit trail.

@@ -1,4 +1,4 @@
-//! Alert state across restarts (issue 4): the active alerts of every
+//! Alert state across restarts: the active alerts of every
 //! alerting rule, so that after a restart a `for: 10m` alert that was firing
 //! is firing again at once and keeps its `activeAt`. It is handed to the
 //! dispatcher again at the first evaluation (with the same `startsAt`); the

@@ -1,4 +1,4 @@
-//! Operations events and the audit trail (issue 8): one append-only table
+//! Operations events and the audit trail: one append-only table
 //! whose ids are the SSE event ids (so `Last-Event-ID` resumes from here),
 //! plus the command correlation ids seen, for replay protection.
 

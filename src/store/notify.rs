@@ -1,4 +1,4 @@
-//! The notification outbox and delivery log (issue 5): one row per
+//! The notification outbox and delivery log: one row per
 //! notification × integration, written before the first attempt, and one
 //! row per attempt.
 //!

@@ -1,4 +1,4 @@
-//! The notification log (Alertmanager's nflog, issue 5): for each receiver
+//! The notification log (Alertmanager's nflog): for each receiver
 //! and group key, which alerts were firing and resolved at the last
 //! notification and when it was sent. The dispatcher consults it before every
 //! flush, so a restarted klaxon does not page again for a firing set it

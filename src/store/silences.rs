@@ -1,4 +1,4 @@
-//! Silences (issue 5): one row per silence, its JSON body as the API shows
+//! Silences: one row per silence, its JSON body as the API shows
 //! it, so a restart keeps every pending, active and recently expired silence.
 
 use super::pg::col;
