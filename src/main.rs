@@ -1,6 +1,8 @@
 //! The `klaxon` binary: argument parsing and the process edge. Everything
 //! else lives in the library.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -209,7 +209,7 @@ fn parenthesise_oracle(e: &mut promql_parser::parser::Expr) {
             || matches!(&**e, Expr::Unary(u) if !matches!(*u.expr, Expr::NumberLiteral(_)))
         {
             let inner = std::mem::replace(e, Box::new(Expr::from(0.0)));
-            *e = Box::new(Expr::Paren(ParenExpr { expr: inner }));
+            **e = Expr::Paren(ParenExpr { expr: inner });
         }
     }
     match e {
