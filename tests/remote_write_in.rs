@@ -107,14 +107,23 @@ fn normalize(data: &Value) -> (String, BTreeMap<String, Vec<(String, String)>>) 
     (kind, out)
 }
 
-/// Equal as strings; for `avg_over_time` only (klaxon's is the compensated
-/// mean of Prometheus 3.x, 2.42 sums naively: docs/compatibility.md), both
-/// numbers within 1e-12 relative is accepted too.
+/// Equal as strings; for expressions that sum floats (`sum`, `avg`,
+/// `*_over_time` averages and sums), both numbers within 1e-12 relative is
+/// accepted too: klaxon sums with Kahan compensation as Prometheus 3.x does,
+/// 2.42 sums naively, so the last bits may differ (docs/compatibility.md).
 fn same_value(expr: &str, a: &str, b: &str, near: &mut usize) -> bool {
     if a == b {
         return true;
     }
-    if !expr.starts_with("avg_over_time(") {
+    let compensated = [
+        "sum(",
+        "sum by",
+        "avg(",
+        "avg by",
+        "avg_over_time(",
+        "sum_over_time(",
+    ];
+    if !compensated.iter().any(|f| expr.contains(f)) {
         return false;
     }
     match (a.parse::<f64>(), b.parse::<f64>()) {
