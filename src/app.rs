@@ -257,6 +257,7 @@ pub async fn start_with_sink(
             ));
         }
     }
+    tasks.push(crate::store::health::monitor(&store));
     tasks.push(crate::ops::audit::spawn_retention(
         ops.events.clone(),
         cc.events_retention,

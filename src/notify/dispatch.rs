@@ -350,7 +350,8 @@ impl Dispatcher {
             loop {
                 t.tick().await;
                 let Some(d) = weak.upgrade() else { return };
-                d.gc(crate::model::now_millis());
+                // Touches the store: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || d.gc(crate::model::now_millis())).await;
             }
         });
         Ok(d)
@@ -607,7 +608,11 @@ impl Dispatcher {
                     x
                 })
                 .collect();
-            self.notify(g, kept, now);
+            if !self.notify(g, kept, now) {
+                // Not stored: keep the resolved alerts too, so the retry at
+                // the next group_interval still tells the receiver.
+                return;
+            }
         }
         // Forget resolved alerts unless they were updated meanwhile.
         let mut alerts = g.alerts.lock();
@@ -621,14 +626,16 @@ impl Dispatcher {
         }
     }
 
-    /// Alertmanager's dedup stage against the notification log.
-    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) {
+    /// Alertmanager's dedup stage against the notification log. False when
+    /// the notification could not be stored: the log is left alone, so the
+    /// group's next flush tries again.
+    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) -> bool {
         // Nothing left after silences and inhibition: like Alertmanager,
         // whose pipeline stops at its mute stages, the log is not touched,
         // so an alert unmuted later is not notified again before its
         // repeat_interval.
         if alerts.is_empty() {
-            return;
+            return true;
         }
         let mut firing = Vec::new();
         let mut resolved = Vec::new();
@@ -649,7 +656,7 @@ impl Dispatcher {
         // one already sent.
         let shared = self.opts.store.as_ref().filter(|s| s.is_shared());
         if shared.is_some_and(|s| !s.is_leader()) {
-            return;
+            return true;
         }
         let entry = match shared.map(|s| crate::store::notify_log::get(s, receiver, &g.key)) {
             Some(Ok(e)) => e,
@@ -668,17 +675,22 @@ impl Dispatcher {
             g.route.repeat_interval,
             now,
         ) {
-            return;
+            return true;
         }
         let sink = self.sink.read().clone();
-        sink.enqueue(Notification {
+        // The log entry only once the notification is kept: a full disk must
+        // not turn into a group marked as notified that never was.
+        if let Err(err) = sink.try_enqueue(Notification {
             receiver: receiver.clone(),
             group_key: g.key.clone(),
             group_labels: g.labels.clone(),
             alerts,
             external_url: self.opts.external_url.clone(),
             created_at: now,
-        });
+        }) {
+            tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
+            return false;
+        }
         let e = LogEntry {
             receiver: receiver.clone(),
             group_key: g.key.clone(),
@@ -693,6 +705,7 @@ impl Dispatcher {
             }
         }
         self.nflog.lock().insert(key, e);
+        true
     }
 
     /// Drops resolved alerts, expired log entries and old silences.
@@ -839,6 +852,83 @@ mod tests {
         let l = Labels::from_pairs([("b", "x\"y"), ("a", "1\n")]);
         assert_eq!(labelset_string(&l), r#"{a="1\n", b="x\"y"}"#);
         assert_eq!(labelset_string(&Labels::empty()), "{}");
+    }
+
+    /// Fails every enqueue while `fail` is set, then counts the stored ones.
+    struct FlakySink {
+        fail: AtomicBool,
+        failed: std::sync::atomic::AtomicUsize,
+        stored: Mutex<Vec<Notification>>,
+    }
+
+    impl NotificationSink for FlakySink {
+        fn enqueue(&self, n: Notification) {
+            let _ = self.try_enqueue(n);
+        }
+        fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+            if self.fail.load(Ordering::SeqCst) {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+                return Err("database or disk is full".into());
+            }
+            self.stored.lock().push(n);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_notification_the_sink_could_not_store_is_retried_next_interval() {
+        let cfg = crate::notify::config::load_str(
+            "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 50ms\n  repeat_interval: 1h\nreceivers:\n- name: r\n",
+            "t.yml",
+            None,
+        )
+        .unwrap();
+        let sink = Arc::new(FlakySink {
+            fail: AtomicBool::new(true),
+            failed: Default::default(),
+            stored: Mutex::new(vec![]),
+        });
+        let d = Dispatcher::new(Arc::new(cfg), sink.clone(), DispatcherOptions::default()).unwrap();
+        let now = crate::model::now_millis();
+        let alert = |name: &str, ends_at: Option<Timestamp>| Alert {
+            labels: Labels::from_pairs([("alertname", name)]),
+            annotations: Labels::empty(),
+            starts_at: now - 1000,
+            ends_at,
+            generator_url: String::new(),
+            updated_at: 0,
+            request_id: None,
+        };
+        d.ingest(vec![alert("A", None)], now);
+        let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(std::time::Instant::now() < end, "{what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        wait_for("no failed enqueue", &|| {
+            sink.failed.load(Ordering::SeqCst) >= 2
+        });
+        sink.fail.store(false, Ordering::SeqCst);
+        wait_for("never stored after the sink recovered", &|| {
+            !sink.stored.lock().is_empty()
+        });
+        // Resolved while the sink fails: the resolved notification is not
+        // lost either.
+        sink.fail.store(true, Ordering::SeqCst);
+        let failed = sink.failed.load(Ordering::SeqCst);
+        d.ingest(vec![alert("A", Some(now))], crate::model::now_millis());
+        wait_for("resolve not attempted", &|| {
+            sink.failed.load(Ordering::SeqCst) > failed + 1
+        });
+        sink.fail.store(false, Ordering::SeqCst);
+        wait_for("resolved notification lost", &|| {
+            sink.stored
+                .lock()
+                .iter()
+                .any(|n| n.alerts.iter().all(|a| a.ends_at.is_some()))
+        });
     }
 
     #[test]

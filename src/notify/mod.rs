@@ -97,4 +97,12 @@ pub trait AlertSink: Send + Sync {
 /// which persists the notification before the first delivery attempt.
 pub trait NotificationSink: Send + Sync {
     fn enqueue(&self, n: Notification);
+
+    /// Like `enqueue`, telling whether the notification is safely kept:
+    /// on an error the dispatcher does not log the group as notified and
+    /// tries again at its next `group_interval`.
+    fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+        self.enqueue(n);
+        Ok(())
+    }
 }

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub mod alerts;
 pub mod audit;
 pub mod config;
+pub mod health;
 pub mod leader;
 pub mod notify;
 pub mod notify_log;
@@ -79,6 +80,16 @@ pub enum StoreError {
     Config(String),
     #[error("store: {0}")]
     Data(String),
+    #[error("store stalled: no answer within {0:?} (disk or database not responding)")]
+    Stalled(std::time::Duration),
+}
+
+impl StoreError {
+    /// A fault of the disk, the database or the server (as opposed to a
+    /// row the store could not decode): what makes the store unhealthy.
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, StoreError::Config(_) | StoreError::Data(_))
+    }
 }
 
 /// Where the rows live.
@@ -96,6 +107,13 @@ pub struct Store {
     leader: tokio::sync::watch::Sender<bool>,
     /// Set once [`leader::spawn`] runs.
     election: std::sync::OnceLock<std::sync::Arc<leader::Election>>,
+    /// Error and stall counters, the failing flag, the fault hook.
+    health: std::sync::Arc<health::Health>,
+    /// Threads serving [`Store::call`].
+    exec: health::Executor,
+    /// Callers of [`Store::with_conn_first`] waiting for the connection:
+    /// other callers let them go first.
+    priority: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -111,7 +129,8 @@ impl Store {
     /// Connects to PostgreSQL and applies missing migrations. The store
     /// starts as a follower: [`leader::spawn`] elects.
     pub fn open_postgres(dsn: &str) -> Result<Store, StoreError> {
-        let pg = pg::Pg::new(dsn)?;
+        let health = std::sync::Arc::new(health::Health::default());
+        let pg = pg::Pg::new(dsn, health.clone())?;
         let applied = pg::migrate(&pg)?;
         tracing::info!(server = %pg.label, ?applied, "store: postgres ready");
         Ok(Store {
@@ -119,6 +138,9 @@ impl Store {
             path: None,
             leader: tokio::sync::watch::Sender::new(false),
             election: Default::default(),
+            health,
+            exec: health::Executor::new(),
+            priority: Default::default(),
         })
     }
 
@@ -163,9 +185,10 @@ impl Store {
         }
     }
 
-    /// Failed PostgreSQL connects and statements (0 with SQLite).
+    /// Failed store calls of either backend (connects and statements with
+    /// PostgreSQL), stalls included.
     pub fn errors_total(&self) -> u64 {
-        self.pg().map_or(0, pg::Pg::errors)
+        self.health.errors()
     }
 
     /// Opens (creating if needed) `dir/klaxon.db` with WAL journaling and
@@ -213,6 +236,9 @@ impl Store {
             path,
             leader: tokio::sync::watch::Sender::new(true),
             election: Default::default(),
+            health: Default::default(),
+            exec: health::Executor::new(),
+            priority: Default::default(),
         })
     }
 
@@ -228,11 +254,73 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match &self.backend {
-            Backend::Sqlite(m) => f(&mut m.lock()),
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite(m, f)),
             Backend::Postgres(_) => Err(StoreError::Unavailable(
                 "this operation needs the sqlite backend".into(),
             )),
         }
+    }
+
+    /// [`Store::with_conn`] ahead of the queue: the caller takes the
+    /// connection as soon as the current holder releases it, before callers
+    /// already waiting. For short writes whose delay costs correctness
+    /// (recording a delivery the receiver acknowledged).
+    pub fn with_conn_first<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering;
+        self.priority.fetch_add(1, Ordering::AcqRel);
+        let r = match &self.backend {
+            Backend::Sqlite(m) => {
+                let timeout = self.health.timeout();
+                match m.try_lock_for(timeout) {
+                    Some(mut c) => {
+                        self.priority.fetch_sub(1, Ordering::AcqRel);
+                        self.health.fault_point().and_then(|()| f(&mut c))
+                    }
+                    None => {
+                        self.priority.fetch_sub(1, Ordering::AcqRel);
+                        Err(StoreError::Stalled(timeout))
+                    }
+                }
+            }
+            Backend::Postgres(_) => {
+                self.priority.fetch_sub(1, Ordering::AcqRel);
+                Err(StoreError::Unavailable(
+                    "this operation needs the sqlite backend".into(),
+                ))
+            }
+        };
+        self.health.track(r)
+    }
+
+    /// Runs `f` with the SQLite connection once its lock is free, waiting
+    /// at most the call timeout: behind a call stuck on a frozen disk the
+    /// others give up with [`StoreError::Stalled`] instead of queueing.
+    fn on_sqlite<T>(
+        &self,
+        m: &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.health.timeout();
+        let deadline = std::time::Instant::now() + timeout;
+        // Priority callers first (bounded by the same timeout).
+        while self.priority.load(std::sync::atomic::Ordering::Acquire) > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(mut c) = m.try_lock_for(left) else {
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "store: connection busy longer than the call timeout"
+            );
+            return Err(StoreError::Stalled(timeout));
+        };
+        self.health.fault_point()?;
+        f(&mut c)
     }
 
     /// Runs one of two implementations of the same operation, by backend.
@@ -246,7 +334,8 @@ impl Store {
         P: for<'a> FnOnce(&'a mut tokio_postgres::Client) -> pg::PgFut<'a, T> + Send + 'static,
     {
         match &self.backend {
-            Backend::Sqlite(m) => lite(&mut m.lock()),
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite(m, lite)),
+            // The PostgreSQL backend counts its own failures (connects too).
             Backend::Postgres(p) => p.run(pg),
         }
     }

@@ -452,7 +452,8 @@ impl Store {
         };
         if let Some(pg) = self.pg() {
             let outcome = outcome.clone();
-            return pg.run(move |c| {
+            // Its own connection: not queued behind other statements.
+            return pg.run_on(&pg.deliveries.clone(), move |c| {
                 Box::pin(async move {
                     let tx = c.transaction().await?;
                     let n = match &outcome {
@@ -482,7 +483,7 @@ impl Store {
                 })
             });
         }
-        self.with_conn(|c| {
+        self.with_conn_first(|c| {
             let tx = c.transaction()?;
             let n = match outcome {
                 Outcome::Success => tx.execute(FINISH_SUCCESS, params![id, now])?,
