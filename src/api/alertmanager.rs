@@ -361,14 +361,39 @@ pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
         );
     }
     sil.updated_at = now;
-    match s.dispatcher.silences().set(sil, now) {
+    match silence_write(&s, move |x| x.set(sil, now)).await {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(SilenceError::NotFound(id)) => {
             err(StatusCode::NOT_FOUND, format!("silence {id} not found"))
         }
-        Err(SilenceError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(SilenceError::Store(e)) => store_error(e),
         Err(e) => err(StatusCode::BAD_REQUEST, e.to_string()),
     }
+}
+
+/// Runs a silence change where the store can be waited on: the store's
+/// threads, with its call timeout (in memory when there is no store).
+async fn silence_write<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&crate::notify::silence::Silences) -> Result<T, SilenceError> + Send + 'static,
+) -> Result<T, SilenceError> {
+    let sil = s.dispatcher.silences().clone();
+    match sil.store().cloned() {
+        Some(st) => st.call(move |_| Ok(f(&sil))).await?,
+        None => f(&sil),
+    }
+}
+
+/// 503 when the store is stalled: the change is not confirmed (a write
+/// already under way completes once the disk answers; one still waiting
+/// for the connection is dropped), the client retries. 500 for other store
+/// failures.
+pub fn store_error(e: crate::store::StoreError) -> Response {
+    let code = match e {
+        crate::store::StoreError::Stalled(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    err(code, e.to_string())
 }
 
 pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -379,12 +404,10 @@ pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>)
 }
 
 pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match s
-        .dispatcher
-        .silences()
-        .expire(&id, crate::model::now_millis())
-    {
+    let now = crate::model::now_millis();
+    match silence_write(&s, move |x| x.expire(&id, now)).await {
         Ok(()) => StatusCode::OK.into_response(),
+        Err(SilenceError::Store(e @ crate::store::StoreError::Stalled(_))) => store_error(e),
         // Alertmanager 0.25 answers an unknown id here with a 500.
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -249,19 +249,20 @@ const PROBE_FAILING_EVERY: Duration = Duration::from_secs(1);
 pub fn monitor(store: &Arc<Store>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(store);
     tokio::spawn(async move {
+        let mut last: Option<Instant> = None;
         loop {
             let Some(s) = weak.upgrade() else { return };
-            let wait = if s.health.failure().is_some() {
-                PROBE_FAILING_EVERY
-            } else {
-                PROBE_EVERY
-            };
-            match s.call(|s| s.check_writable()).await {
-                Ok(()) => s.health.recovered(),
-                Err(e) => tracing::warn!(error = %e, "store: probe write failed"),
+            let due =
+                s.health.failure().is_some() || last.is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+            if due {
+                last = Some(Instant::now());
+                match s.call(|s| s.check_writable()).await {
+                    Ok(()) => s.health.recovered(),
+                    Err(e) => tracing::warn!(error = %e, "store: probe write failed"),
+                }
             }
             drop(s);
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(PROBE_FAILING_EVERY).await;
         }
     })
 }
