@@ -171,3 +171,174 @@ async fn a_stalled_store_answers_503_and_stalls_nothing_else() {
     assert!(id.as_array().is_some_and(|l| !l.is_empty()), "{id}");
     app.stop().await;
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` (reported as skipped) when mounting is not allowed here (not
+    /// root); under `CI=true` that is a failure.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cannot mount a tmpfs (this test needs root)"
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Fills the file system holding `path` with one file until it is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 16 * 1024];
+    while f.write_all(&chunk).and_then(|_| f.sync_all()).is_ok() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_loses_no_notification_and_is_reported() {
+    let Some(mnt) = Tmpfs::mount("1m") else {
+        return;
+    };
+    // A webhook receiver remembering the alert names it was told about.
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(
+        std::collections::HashSet::<String>::new(),
+    ));
+    let seen2 = seen.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = seen2.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if let Some(n) = v["groupLabels"]["alertname"].as_str() {
+                    seen.lock().insert(n.to_string());
+                }
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = l.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(l, hook).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("k.yml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "storage:\n  path: {}\nnotify:\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 0s\n    group_interval: 1s\n    repeat_interval: 1h\n  receivers:\n  - name: hook\n    webhook_configs:\n    - url: http://127.0.0.1:{hook_port}/hook\n",
+            mnt.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let c = client();
+    assert_eq!(
+        metric(&c, &base, "klaxon_store_errors_total").await,
+        Some(0.0)
+    );
+
+    fill(&mnt.path().join("filler"));
+    const N: usize = 100;
+    let alerts: Vec<serde_json::Value> = (0..N)
+        .map(|i| serde_json::json!({"labels": {"alertname": format!("A{i}")}}))
+        .collect();
+    let r = c
+        .post(format!("{base}/api/v2/alerts"))
+        .header("content-type", "application/json")
+        .body(serde_json::Value::Array(alerts).to_string())
+        .send()
+        .await
+        .unwrap();
+    // 200, or 503 when the accepted alerts could not be stored either.
+    assert!([200, 503].contains(&r.status().as_u16()), "{}", r.status());
+
+    // The failure is visible: errors counted, not ready.
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let errors = metric(&c, &base, "klaxon_store_errors_total").await;
+        let ready = c.get(format!("{base}/-/ready")).send().await.unwrap();
+        if errors > Some(0.0) && ready.status() == 503 {
+            let why = ready.text().await.unwrap();
+            assert!(why.contains("full"), "{why}");
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "full disk not reported: errors {errors:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.lock().len() < N,
+        "every notification stored despite a full disk?"
+    );
+
+    // Space again: every group is notified, nothing was dropped.
+    std::fs::remove_file(mnt.path().join("filler")).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while seen.lock().len() < N {
+        if Instant::now() > end {
+            let ready = c.get(format!("{base}/-/ready")).send().await.unwrap();
+            let d = c
+                .get(format!("{base}/api/v1/deliveries?limit=3"))
+                .send()
+                .await
+                .unwrap();
+            let ls = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("ls -la {0}/data; df {0}", mnt.path().display()))
+                .output()
+                .unwrap();
+            eprintln!("{}", String::from_utf8_lossy(&ls.stdout));
+            panic!(
+                "{} of {N} groups never notified after the disk had space again; ready: {}; deliveries: {}",
+                N - seen.lock().len(),
+                ready.text().await.unwrap(),
+                d.text().await.unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while c
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < end, "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+    server.abort();
+}

@@ -208,7 +208,14 @@ impl Store {
         conn.execute_batch(
             // busy_timeout first: switching a new file to WAL while another
             // process opens it too would otherwise fail at once as "locked".
-            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+            // wal_autocheckpoint: the WAL restarts from its beginning only
+            // after a checkpoint; SQLite's default (1000 pages, 4 MB) lets
+            // it take a whole small volume, and a checkpoint needs room in
+            // the database file, so a full disk would stay full for good
+            // even once space is freed. 100 pages (400 kB) keep the WAL
+            // small; journal_size_limit gives back what a burst grew.
+            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             PRAGMA wal_autocheckpoint=100; PRAGMA journal_size_limit=4194304;",
         )
         .map_err(|source| StoreError::Open {
             path: shown,
@@ -277,7 +284,11 @@ impl Store {
                 match m.try_lock_for(timeout) {
                     Some(mut c) => {
                         self.priority.fetch_sub(1, Ordering::AcqRel);
-                        self.health.fault_point().and_then(|()| f(&mut c))
+                        let r = self.health.fault_point().and_then(|()| f(&mut c));
+                        if r.as_ref().err().is_some_and(is_disk_full) {
+                            reclaim_wal(&c);
+                        }
+                        r
                     }
                     None => {
                         self.priority.fetch_sub(1, Ordering::AcqRel);
@@ -320,7 +331,11 @@ impl Store {
             return Err(StoreError::Stalled(timeout));
         };
         self.health.fault_point()?;
-        f(&mut c)
+        let r = f(&mut c);
+        if r.as_ref().err().is_some_and(is_disk_full) {
+            reclaim_wal(&c);
+        }
+        r
     }
 
     /// Runs one of two implementations of the same operation, by backend.
@@ -361,6 +376,22 @@ impl Store {
                 })
             },
         )
+    }
+}
+
+/// SQLite's "database or disk is full".
+fn is_disk_full(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+        if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+/// After a full disk: copies the WAL into the database and truncates it.
+/// The WAL only restarts from its beginning at a checkpoint, which runs
+/// every 1000 pages (4 MB); on a small volume it would otherwise keep the
+/// disk full for good, even after space was freed.
+fn reclaim_wal(c: &Connection) {
+    if let Err(e) = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::debug!(error = %e, "store: checkpoint after a full disk failed");
     }
 }
 
