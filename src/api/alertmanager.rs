@@ -269,7 +269,20 @@ pub async fn post_alerts(
             a.request_id = Some(id.as_str().to_string());
         }
     }
-    s.dispatcher.ingest(alerts, now);
+    let merged = s.dispatcher.ingest(alerts, now);
+    // Stored before the answer: a 200 survives a crash (the store's
+    // threads, with its timeout; one transaction per request).
+    if let Some(st) = s.dispatcher.store() {
+        let stored = st
+            .call(move |st| crate::notify::dispatch::persist_posted(st, &merged))
+            .await;
+        if let Err(e) = stored {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("alerts taken in memory but not stored, send them again: {e}"),
+            );
+        }
+    }
     if !errs.is_empty() {
         return err(StatusCode::BAD_REQUEST, errs.join("; "));
     }

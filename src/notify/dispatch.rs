@@ -342,6 +342,21 @@ impl Dispatcher {
                 }
             });
         }
+        if let Some(st) = &d.opts.store {
+            let mut n = 0;
+            for body in crate::store::posted::load_all(st)? {
+                match posted_from_json(&body) {
+                    Some(sa) => {
+                        d.restore(sa, now);
+                        n += 1;
+                    }
+                    None => tracing::warn!("skipping an unreadable stored alert"),
+                }
+            }
+            if n > 0 {
+                tracing::info!(alerts = n, "restored alerts posted before the restart");
+            }
+        }
         let weak = Arc::downgrade(&d);
         let every = d.opts.gc_interval;
         d.rt.spawn(async move {
@@ -419,8 +434,10 @@ impl Dispatcher {
     /// Takes alerts as `POST /api/v2/alerts` does: a missing start is now
     /// (or the end when only that is given), a missing end is now +
     /// `resolve_timeout`.
-    pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) {
+    /// Returns the merged states, as [`persist_posted`] stores them.
+    pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) -> Vec<StoredAlert> {
         let resolve = self.live().cfg.global.resolve_timeout.as_millis() as i64;
+        let mut merged = Vec::with_capacity(alerts.len());
         for mut a in alerts {
             if a.starts_at == 0 {
                 a.starts_at = a.ends_at.filter(|e| *e != 0).unwrap_or(now);
@@ -458,8 +475,24 @@ impl Dispatcher {
             self.live()
                 .inhibitor
                 .observe(fp, &sa.alert.labels, sa.alert.ends_at);
+            merged.push(sa.clone());
             self.route_alert(sa, now);
         }
+        merged
+    }
+
+    /// Where posted alerts, silences and the log persist (`None`: memory).
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.opts.store.as_ref()
+    }
+
+    /// Puts back an alert stored by [`persist_posted`] (at start).
+    fn restore(&self, sa: StoredAlert, now: Timestamp) {
+        self.alerts.write().insert(sa.fingerprint, sa.clone());
+        self.live()
+            .inhibitor
+            .observe(sa.fingerprint, &sa.alert.labels, sa.alert.ends_at);
+        self.route_alert(sa, now);
     }
 
     /// An `alert` event for the operations stream: this alert started
@@ -677,20 +710,6 @@ impl Dispatcher {
         ) {
             return true;
         }
-        let sink = self.sink.read().clone();
-        // The log entry only once the notification is kept: a full disk must
-        // not turn into a group marked as notified that never was.
-        if let Err(err) = sink.try_enqueue(Notification {
-            receiver: receiver.clone(),
-            group_key: g.key.clone(),
-            group_labels: g.labels.clone(),
-            alerts,
-            external_url: self.opts.external_url.clone(),
-            created_at: now,
-        }) {
-            tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
-            return false;
-        }
         let e = LogEntry {
             receiver: receiver.clone(),
             group_key: g.key.clone(),
@@ -699,7 +718,29 @@ impl Dispatcher {
             sent_at: now,
             expires_at: now + self.opts.nflog_retention.as_millis() as i64,
         };
-        if let Some(st) = &self.opts.store {
+        let sink = self.sink.read().clone();
+        // The log entry only with the notification (the outbox writes both
+        // in one transaction): a full disk must not turn into a group marked
+        // as notified that never was, nor a crash into a second row for the
+        // same notification.
+        let logged = match sink.try_enqueue_logged(
+            Notification {
+                receiver: receiver.clone(),
+                group_key: g.key.clone(),
+                group_labels: g.labels.clone(),
+                alerts,
+                external_url: self.opts.external_url.clone(),
+                created_at: now,
+            },
+            &e,
+        ) {
+            Ok(logged) => logged,
+            Err(err) => {
+                tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
+                return false;
+            }
+        };
+        if let Some(st) = self.opts.store.as_ref().filter(|_| !logged) {
             if let Err(err) = crate::store::notify_log::put(st, &e) {
                 tracing::error!(error = %err, group = %g.key, "writing the notification log");
             }
@@ -730,6 +771,9 @@ impl Dispatcher {
         if let Some(st) = &self.opts.store {
             if let Err(e) = crate::store::notify_log::gc(st, now) {
                 tracing::warn!(error = %e, "notification log gc");
+            }
+            if let Err(e) = crate::store::posted::gc(st, now - POSTED_KEEP_MS) {
+                tracing::warn!(error = %e, "posted alerts gc");
             }
         }
         if let Err(e) = self.silences.gc(now) {
@@ -776,6 +820,74 @@ impl Dispatcher {
         out.sort_by(|a, b| a.key.cmp(&b.key).then(a.receiver.cmp(&b.receiver)));
         out
     }
+}
+
+/// How long a posted alert is kept after it ended: a restart within that
+/// time still sends its resolved notification.
+const POSTED_KEEP_MS: i64 = 3600 * 1000;
+
+/// Stores the merged states [`Dispatcher::ingest`] returned for posted
+/// alerts, in one transaction. Blocking: call it on the store's threads.
+pub fn persist_posted(
+    store: &Store,
+    alerts: &[StoredAlert],
+) -> Result<(), crate::store::StoreError> {
+    let rows: Vec<crate::store::posted::Row> = alerts
+        .iter()
+        .map(|sa| {
+            let a = &sa.alert;
+            crate::store::posted::Row {
+                fingerprint: format!("{:016x}", sa.fingerprint),
+                updated_at: a.updated_at,
+                ends_at: sa.ends(),
+                body: serde_json::json!({
+                    "labels": a.labels.to_json(),
+                    "annotations": a.annotations.to_json(),
+                    "startsAt": a.starts_at,
+                    "endsAt": a.ends_at,
+                    "generatorURL": a.generator_url,
+                    "updatedAt": a.updated_at,
+                    "requestId": a.request_id,
+                    "timeout": sa.timeout,
+                })
+                .to_string(),
+            }
+        })
+        .collect();
+    crate::store::posted::put(store, &rows)
+}
+
+/// The alert [`persist_posted`] wrote.
+fn posted_from_json(body: &str) -> Option<StoredAlert> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let labels = |k: &str| -> Option<Labels> {
+        let m = v.get(k)?.as_object()?;
+        Some(Labels::from_pairs(m.iter().map(|(k, v)| {
+            (k.clone(), v.as_str().unwrap_or_default().to_string())
+        })))
+    };
+    let labels_ = labels("labels")?;
+    let alert = Alert {
+        annotations: labels("annotations").unwrap_or_else(Labels::empty),
+        starts_at: v.get("startsAt")?.as_i64()?,
+        ends_at: v.get("endsAt").and_then(serde_json::Value::as_i64),
+        generator_url: v
+            .get("generatorURL")
+            .and_then(|g| g.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        updated_at: v.get("updatedAt")?.as_i64()?,
+        request_id: v
+            .get("requestId")
+            .and_then(|r| r.as_str())
+            .map(str::to_string),
+        labels: labels_,
+    };
+    Some(StoredAlert {
+        fingerprint: fingerprint(&alert.labels),
+        timeout: v.get("timeout").and_then(|t| t.as_bool()).unwrap_or(false),
+        alert,
+    })
 }
 
 /// Should a group with these firing/resolved fingerprints notify, given the

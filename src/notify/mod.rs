@@ -105,4 +105,16 @@ pub trait NotificationSink: Send + Sync {
         self.enqueue(n);
         Ok(())
     }
+
+    /// Like `try_enqueue`, storing the notification log entry `log` with
+    /// the notification when the sink can (atomically); true when it did,
+    /// false when the dispatcher must store it.
+    fn try_enqueue_logged(
+        &self,
+        n: Notification,
+        log: &crate::store::notify_log::LogEntry,
+    ) -> Result<bool, String> {
+        let _ = log;
+        self.try_enqueue(n).map(|()| false)
+    }
 }

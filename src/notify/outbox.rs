@@ -248,10 +248,21 @@ impl Outbox {
     /// returns the new row ids. Integrations without `send_resolved` get
     /// only the firing alerts, and nothing when none fire.
     pub fn enqueue_notification(&self, n: &Notification) -> Result<Vec<i64>, StoreError> {
+        Ok(self.enqueue_logged(n, None)?.0)
+    }
+
+    /// [`Outbox::enqueue_notification`], storing `log` (the dispatcher's
+    /// notification log entry) in the same transaction; the flag says
+    /// whether it was stored (not for an unknown receiver).
+    pub fn enqueue_logged(
+        &self,
+        n: &Notification,
+        log: Option<&crate::store::notify_log::LogEntry>,
+    ) -> Result<(Vec<i64>, bool), StoreError> {
         let live = self.config.read().clone();
         let Some(r) = live.receivers.get(&n.receiver) else {
             tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
-            return Ok(vec![]);
+            return Ok((vec![], false));
         };
         let deadline = n.created_at + self.opts.deadline.as_millis() as i64;
         let mut rows = Vec::new();
@@ -317,9 +328,9 @@ impl Outbox {
         // (the worker then picks the rows up).
         let held = self.hold.read().as_ref().is_some_and(|m| m.is_on()) || !self.store.is_leader();
         let rt = tokio::runtime::Handle::try_current().ok().filter(|_| !held);
-        let (ids, claimed) = self
-            .store
-            .insert_deliveries_claiming(&news, rt.as_ref().map(|_| now_millis()))?;
+        let (ids, claimed) =
+            self.store
+                .insert_deliveries_logged(&news, rt.as_ref().map(|_| now_millis()), log)?;
         if let (Some(rt), Some(me)) = (&rt, self.me.upgrade()) {
             for d in claimed {
                 rt.spawn(me.clone().attempt(d));
@@ -342,7 +353,7 @@ impl Outbox {
         }
         self.update_queue_gauge();
         self.wake.notify_one();
-        Ok(ids)
+        Ok((ids, log.is_some()))
     }
 
     fn client(
@@ -560,12 +571,26 @@ impl NotificationSink for Outbox {
     }
 
     fn try_enqueue(&self, n: Notification) -> Result<(), String> {
-        self.enqueue_notification(&n).map(drop).map_err(|e| {
-            // Nothing was written: the dispatcher's next flush re-sends the group.
-            tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed; retrying at the next group_interval");
-            e.to_string()
-        })
+        self.enqueue_logged(&n, None)
+            .map(drop)
+            .map_err(|e| enqueue_failed(&n, e))
     }
+
+    fn try_enqueue_logged(
+        &self,
+        n: Notification,
+        log: &crate::store::notify_log::LogEntry,
+    ) -> Result<bool, String> {
+        self.enqueue_logged(&n, Some(log))
+            .map(|(_, logged)| logged)
+            .map_err(|e| enqueue_failed(&n, e))
+    }
+}
+
+/// Nothing was written: the dispatcher's next flush sends the group again.
+fn enqueue_failed(n: &Notification, e: StoreError) -> String {
+    tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed; retrying at the next group_interval");
+    e.to_string()
 }
 
 /// The `Idempotency-Key` of a stored notification: fixed when the row is

@@ -24,11 +24,13 @@ use std::path::{Path, PathBuf};
 pub mod alerts;
 pub mod audit;
 pub mod config;
+mod gate;
 pub mod health;
 pub mod leader;
 pub mod notify;
 pub mod notify_log;
 pub mod pg;
+pub mod posted;
 pub mod silences;
 
 /// File name of the database inside `storage.path`.
@@ -44,6 +46,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("audit", audit::SCHEMA),
     ("notify_log", notify_log::SCHEMA),
     ("silences", silences::SCHEMA),
+    ("posted_alerts", posted::SCHEMA),
 ];
 
 /// Why the store could not be opened or used. Never carries the DSN.
@@ -111,9 +114,8 @@ pub struct Store {
     health: std::sync::Arc<health::Health>,
     /// Threads serving [`Store::call`].
     exec: health::Executor,
-    /// Callers of [`Store::with_conn_first`] waiting for the connection:
-    /// other callers let them go first.
-    priority: std::sync::atomic::AtomicUsize,
+    /// Who uses the SQLite connection next (see [`gate`]).
+    gate: gate::Gate,
 }
 
 impl Store {
@@ -140,7 +142,7 @@ impl Store {
             election: Default::default(),
             health,
             exec: health::Executor::new(),
-            priority: Default::default(),
+            gate: Default::default(),
         })
     }
 
@@ -245,7 +247,7 @@ impl Store {
             election: Default::default(),
             health: Default::default(),
             exec: health::Executor::new(),
-            priority: Default::default(),
+            gate: Default::default(),
         })
     }
 
@@ -276,60 +278,44 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        use std::sync::atomic::Ordering;
-        self.priority.fetch_add(1, Ordering::AcqRel);
-        let r = match &self.backend {
-            Backend::Sqlite(m) => {
-                let timeout = self.health.timeout();
-                match m.try_lock_for(timeout) {
-                    Some(mut c) => {
-                        self.priority.fetch_sub(1, Ordering::AcqRel);
-                        let r = self.health.fault_point().and_then(|()| f(&mut c));
-                        if r.as_ref().err().is_some_and(is_disk_full) {
-                            reclaim_wal(&c);
-                        }
-                        r
-                    }
-                    None => {
-                        self.priority.fetch_sub(1, Ordering::AcqRel);
-                        Err(StoreError::Stalled(timeout))
-                    }
-                }
-            }
-            Backend::Postgres(_) => {
-                self.priority.fetch_sub(1, Ordering::AcqRel);
-                Err(StoreError::Unavailable(
-                    "this operation needs the sqlite backend".into(),
-                ))
-            }
-        };
-        self.health.track(r)
+        match &self.backend {
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite_as(true, m, f)),
+            Backend::Postgres(_) => Err(StoreError::Unavailable(
+                "this operation needs the sqlite backend".into(),
+            )),
+        }
     }
 
-    /// Runs `f` with the SQLite connection once its lock is free, waiting
-    /// at most the call timeout: behind a call stuck on a frozen disk the
-    /// others give up with [`StoreError::Stalled`] instead of queueing.
+    /// Runs `f` with the SQLite connection once it is free, waiting at most
+    /// the call timeout: behind a call stuck on a frozen disk the others
+    /// give up with [`StoreError::Stalled`] instead of queueing.
     fn on_sqlite<T>(
         &self,
         m: &Mutex<Connection>,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.on_sqlite_as(false, m, f)
+    }
+
+    fn on_sqlite_as<T>(
+        &self,
+        priority: bool,
+        m: &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let timeout = self.health.timeout();
-        let deadline = std::time::Instant::now() + timeout;
-        // Priority callers first (bounded by the same timeout).
-        while self.priority.load(std::sync::atomic::Ordering::Acquire) > 0
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let Some(mut c) = m.try_lock_for(left) else {
+        let Some(_pass) = self
+            .gate
+            .enter(priority, std::time::Instant::now() + timeout)
+        else {
             tracing::warn!(
                 timeout_ms = timeout.as_millis() as u64,
                 "store: connection busy longer than the call timeout"
             );
             return Err(StoreError::Stalled(timeout));
         };
+        // Uncontended: only the gate's pass holder locks it.
+        let mut c = m.lock();
         self.health.fault_point()?;
         let r = f(&mut c);
         if r.as_ref().err().is_some_and(is_disk_full) {

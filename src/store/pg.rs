@@ -284,6 +284,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "store_probe",
         "CREATE TABLE store_probe (id BIGINT PRIMARY KEY, at BIGINT NOT NULL);",
     ),
+    (7, "posted_alerts", super::posted::PG_SCHEMA),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("klaxonmg").
