@@ -363,3 +363,82 @@ async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
     app.stop().await;
     server.abort();
 }
+
+/// A webhook receiver recording each POST's group key and Idempotency-Key.
+async fn keyed_sink(
+    port: u16,
+    got: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let got = got.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                got.lock()
+                    .push((v["groupKey"].as_str().unwrap_or("").to_string(), key));
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind sink");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_accepted_before_a_sigkill_are_all_notified_after_restart() {
+    let port = free_port();
+    let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let server = keyed_sink(port, got.clone()).await;
+    let dir = setup(port);
+    // group_wait outlasts the kill: nothing is notified before it, so only
+    // what the 200 stored can be notified after the restart.
+    std::fs::write(
+        dir.path().join("am.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 3s\n  group_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: http://127.0.0.1:{port}/hook\n"
+        ),
+    )
+    .expect("write notify config");
+    const N: usize = 300;
+    let k = Klaxon::start(dir.path());
+    let alerts: Vec<serde_json::Value> = (0..N)
+        .map(|i| serde_json::json!({"labels": {"alertname": format!("A{i}")}}))
+        .collect();
+    post_alerts(&k.base, serde_json::Value::Array(alerts)).await;
+    k.kill9();
+    assert!(got.lock().is_empty(), "notified before group_wait");
+
+    let k = Klaxon::start(dir.path());
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let groups: std::collections::HashSet<String> =
+            got.lock().iter().map(|(g, _)| g.clone()).collect();
+        if groups.len() == N {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} of {N} accepted alerts never notified after the restart",
+            N - groups.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every webhook notification carries an Idempotency-Key, one per group
+    // here.
+    let got = got.lock().clone();
+    assert!(got.iter().all(|(_, k)| k.starts_with("klaxon-")), "{got:?}");
+    let keys: std::collections::HashSet<&String> = got.iter().map(|(_, k)| k).collect();
+    assert_eq!(keys.len(), N);
+    drop(k);
+    server.abort();
+}
