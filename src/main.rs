@@ -120,6 +120,10 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Most alerts held from `POST /api/v2/alerts` and rules together;
+    /// alerts beyond it are refused with 429 (0: no limit).
+    #[arg(long = "alerts.max", default_value_t = klaxon::notify::dispatch::DEFAULT_MAX_ALERTS)]
+    alerts_max: usize,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        alerts_max: klaxon::notify::dispatch::DEFAULT_MAX_ALERTS,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -372,6 +377,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
+        );
+        flags.insert(
+            klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
+            args.alerts_max.to_string(),
         );
         let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
             Ok(r) => r,

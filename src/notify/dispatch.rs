@@ -26,6 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// The flag bounding the alerts held (`--alerts.max`) and its default.
+pub const MAX_ALERTS_FLAG: &str = "alerts.max";
+pub const DEFAULT_MAX_ALERTS: usize = 100_000;
+
 /// RFC 3339 with milliseconds, UTC (the API's time format).
 pub fn rfc3339(ms: Timestamp) -> String {
     crate::model::time::rfc3339_millis(ms)
@@ -479,6 +483,35 @@ impl Dispatcher {
             self.route_alert(sa, now);
         }
         merged
+    }
+
+    /// Splits `alerts` into those the store can take with at most `max`
+    /// alerts held (updates of held alerts always fit) and the number
+    /// refused. `max` 0: no limit.
+    pub fn admit(&self, alerts: Vec<Alert>, max: usize) -> (Vec<Alert>, usize) {
+        if max == 0 {
+            return (alerts, 0);
+        }
+        let held = self.alerts.read();
+        let mut room = max.saturating_sub(held.len());
+        let mut refused = 0;
+        let mut seen = HashSet::new();
+        let kept = alerts
+            .into_iter()
+            .filter(|a| {
+                let fp = fingerprint(&a.labels);
+                if held.contains_key(&fp) || !seen.insert(fp) {
+                    return true;
+                }
+                if room == 0 {
+                    refused += 1;
+                    return false;
+                }
+                room -= 1;
+                true
+            })
+            .collect();
+        (kept, refused)
     }
 
     /// Where posted alerts, silences and the log persist (`None`: memory).
