@@ -197,6 +197,11 @@ impl Store {
         let me = self.clone();
         let queued = Instant::now();
         let job: Job = Box::new(move || {
+            if queued.elapsed() > timeout {
+                // The caller gave up while this waited behind a stuck call:
+                // do not pile more work onto a stalled store.
+                return;
+            }
             let r = f(&me);
             let took = queued.elapsed();
             if took > timeout {
