@@ -1,10 +1,11 @@
 //! Who uses the SQLite connection next. Waiting happens here, not on the
-//! connection's mutex: a waiter gives up after a deadline (a call stuck on
-//! a frozen disk does not hold every other caller forever), and a priority
-//! waiter goes before every plain one, however many queued first.
+//! connection's mutex: a waiter gives up once nobody got through for a
+//! whole timeout (a call stuck on a frozen disk does not hold every other
+//! caller forever, while a long queue that moves is just waited out), and a
+//! priority waiter goes before every plain one, however many queued first.
 
 use parking_lot::{Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub(crate) struct Gate {
@@ -16,6 +17,8 @@ pub(crate) struct Gate {
 struct State {
     held: bool,
     priority_waiting: usize,
+    /// Passes handed out so far: progress.
+    passes: u64,
 }
 
 /// The right to use the connection, given back on drop.
@@ -30,23 +33,33 @@ impl Drop for Pass<'_> {
 
 impl Gate {
     /// Waits until the connection is free (and, for a plain caller, no
-    /// priority caller waits), at most until `deadline`.
-    pub(crate) fn enter(&self, priority: bool, deadline: Instant) -> Option<Pass<'_>> {
+    /// priority caller waits); gives up when no pass was handed out for
+    /// `timeout`.
+    pub(crate) fn enter(&self, priority: bool, timeout: Duration) -> Option<Pass<'_>> {
         let mut st = self.state.lock();
         if priority {
             st.priority_waiting += 1;
         }
+        let mut seen = st.passes;
+        let mut deadline = Instant::now() + timeout;
         let pass = loop {
             let blocked = st.held || (!priority && st.priority_waiting > 0);
             if !blocked {
                 st.held = true;
+                st.passes += 1;
                 break Some(Pass(self));
             }
             if self.freed.wait_until(&mut st, deadline).timed_out() {
                 let blocked = st.held || (!priority && st.priority_waiting > 0);
-                if blocked {
+                if !blocked {
+                    continue;
+                }
+                if st.passes == seen {
                     break None;
                 }
+                // Others got through: the store moves, keep waiting.
+                seen = st.passes;
+                deadline = Instant::now() + timeout;
             }
         };
         if priority {
@@ -65,16 +78,13 @@ impl Gate {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
     fn priority_goes_before_plain_waiters_and_waits_time_out() {
         let g = Arc::new(Gate::default());
-        let far = || Instant::now() + Duration::from_secs(10);
+        let far = || Duration::from_secs(10);
         let first = g.enter(false, far()).unwrap();
-        assert!(g
-            .enter(false, Instant::now() + Duration::from_millis(20))
-            .is_none());
+        assert!(g.enter(false, Duration::from_millis(20)).is_none());
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         for (name, prio, delay) in [("plain", false, 0), ("prio", true, 50)] {

@@ -286,9 +286,10 @@ impl Store {
         }
     }
 
-    /// Runs `f` with the SQLite connection once it is free, waiting at most
-    /// the call timeout: behind a call stuck on a frozen disk the others
-    /// give up with [`StoreError::Stalled`] instead of queueing.
+    /// Runs `f` with the SQLite connection once it is free: behind a call
+    /// stuck on a frozen disk (nobody got the connection for the call
+    /// timeout) the others give up with [`StoreError::Stalled`] instead of
+    /// queueing for good.
     fn on_sqlite<T>(
         &self,
         m: &Mutex<Connection>,
@@ -304,13 +305,10 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let timeout = self.health.timeout();
-        let Some(_pass) = self
-            .gate
-            .enter(priority, std::time::Instant::now() + timeout)
-        else {
+        let Some(_pass) = self.gate.enter(priority, timeout) else {
             tracing::warn!(
                 timeout_ms = timeout.as_millis() as u64,
-                "store: connection busy longer than the call timeout"
+                "store: nobody got the connection for the call timeout (a call is stuck)"
             );
             return Err(StoreError::Stalled(timeout));
         };
