@@ -312,12 +312,18 @@ async fn a_full_disk_loses_no_notification_and_is_reported() {
                 .send()
                 .await
                 .unwrap();
-            let ls = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("ls -la {0}/data; df {0}", mnt.path().display()))
-                .output()
-                .unwrap();
-            eprintln!("{}", String::from_utf8_lossy(&ls.stdout));
+            // What filled the volume, for the failure message.
+            let files: Vec<String> = std::fs::read_dir(mnt.path().join("data"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                            format!("{} {len}", e.file_name().to_string_lossy())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            eprintln!("store files: {files:?}");
             panic!(
                 "{} of {N} groups never notified after the disk had space again; ready: {}; deliveries: {}",
                 N - seen.lock().len(),
