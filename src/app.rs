@@ -107,6 +107,10 @@ pub fn default_flags(cfg: &Config, listen: &str) -> std::collections::BTreeMap<S
     let mut flags = std::collections::BTreeMap::new();
     flags.insert("listen".to_string(), listen.to_string());
     flags.insert(
+        crate::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
+        crate::notify::dispatch::DEFAULT_MAX_ALERTS.to_string(),
+    );
+    flags.insert(
         "config".to_string(),
         cfg.source_path
             .as_ref()
@@ -335,6 +339,7 @@ pub async fn start_with_options(
             ));
         }
     }
+    tasks.push(crate::store::health::monitor(&store));
     tasks.push(crate::ops::audit::spawn_retention(
         ops.events.clone(),
         cc.events_retention,

@@ -142,6 +142,10 @@ struct RunArgs {
     /// full the oldest are dropped and counted.
     #[arg(long = "alertmanager.notification-queue-capacity", default_value_t = klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64, value_parser = clap::value_parser!(u64).range(1..))]
     notification_queue_capacity: u64,
+    /// Most alerts held from `POST /api/v2/alerts` and rules together;
+    /// alerts beyond it are refused with 429 (0: no limit).
+    #[arg(long = "alerts.max", default_value_t = klaxon::notify::dispatch::DEFAULT_MAX_ALERTS)]
+    alerts_max: usize,
 }
 
 /// A duration flag in Prometheus' syntax (`1m`, `90s`, `1h30m`).
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
         query_lookback_delta: std::time::Duration::from_secs(300),
         resend_delay: klaxon::rules::manager::RESEND_DELAY,
         notification_queue_capacity: klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64,
+        alerts_max: klaxon::notify::dispatch::DEFAULT_MAX_ALERTS,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -426,6 +431,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
+        );
+        flags.insert(
+            klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
+            args.alerts_max.to_string(),
         );
         flags.insert(
             "rules.alert.resend-delay".to_string(),

@@ -240,18 +240,23 @@ async fn post_alerts(base: &str, alerts: serde_json::Value) {
     assert_eq!(r.status(), 200);
 }
 
+/// What a recording sink received: each body with its `Idempotency-Key`.
+type Received = Arc<parking_lot::Mutex<Vec<(serde_json::Value, String)>>>;
+
 /// A webhook receiver on `port` keeping every body posted to /hook.
-async fn recording_sink(
-    port: u16,
-    bodies: Arc<parking_lot::Mutex<Vec<serde_json::Value>>>,
-) -> tokio::task::JoinHandle<()> {
+async fn recording_sink(port: u16, bodies: Received) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new().route(
         "/hook",
-        post(move |body: String| {
+        post(move |headers: axum::http::HeaderMap, body: String| {
             let bodies = bodies.clone();
             async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 if let Ok(v) = serde_json::from_str(&body) {
-                    bodies.lock().push(v);
+                    bodies.lock().push((v, key));
                 }
                 "ok"
             }
@@ -269,7 +274,7 @@ async fn recording_sink(
 async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
     const SECRET: &str = "maintenance-test-secret";
     let port = free_port();
-    let bodies = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let bodies = Received::default();
     let server = recording_sink(port, bodies.clone()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
@@ -330,7 +335,7 @@ async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
     let got: Vec<(String, String)> = bodies
         .lock()
         .iter()
-        .map(|b| {
+        .map(|(b, _)| {
             (
                 b["groupLabels"]["alertname"]
                     .as_str()
@@ -361,5 +366,57 @@ async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
         "{statuses:?}"
     );
     app.stop().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_accepted_before_a_sigkill_are_all_notified_after_restart() {
+    let port = free_port();
+    let got = Received::default();
+    let server = recording_sink(port, got.clone()).await;
+    let dir = setup(port);
+    // group_wait outlasts the kill: nothing is notified before it, so only
+    // what the 200 stored can be notified after the restart.
+    std::fs::write(
+        dir.path().join("am.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 3s\n  group_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: http://127.0.0.1:{port}/hook\n"
+        ),
+    )
+    .expect("write notify config");
+    const N: usize = 300;
+    let k = Klaxon::start(dir.path());
+    let alerts: Vec<serde_json::Value> = (0..N)
+        .map(|i| serde_json::json!({"labels": {"alertname": format!("A{i}")}}))
+        .collect();
+    post_alerts(&k.base, serde_json::Value::Array(alerts)).await;
+    k.kill9();
+    assert!(got.lock().is_empty(), "notified before group_wait");
+
+    let k = Klaxon::start(dir.path());
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let groups: std::collections::HashSet<String> = got
+            .lock()
+            .iter()
+            .map(|(b, _)| b["groupKey"].as_str().unwrap_or("").to_string())
+            .collect();
+        if groups.len() == N {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} of {N} accepted alerts never notified after the restart",
+            N - groups.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every webhook notification carries an Idempotency-Key, one per group
+    // here.
+    let got = got.lock().clone();
+    assert!(got.iter().all(|(_, k)| k.starts_with("klaxon-")), "{got:?}");
+    let keys: std::collections::HashSet<&String> = got.iter().map(|(_, k)| k).collect();
+    assert_eq!(keys.len(), N);
+    drop(k);
     server.abort();
 }

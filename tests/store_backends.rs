@@ -351,7 +351,8 @@ fn migrations_are_versioned_idempotent_and_safe_to_race() {
             "3|audit",
             "4|notify_log",
             "5|silences",
-            "6|store_probe"
+            "6|store_probe",
+            "7|posted_alerts"
         ]
     );
     // Opening again applies nothing and keeps the data.
@@ -363,7 +364,7 @@ fn migrations_are_versioned_idempotent_and_safe_to_race() {
     assert_eq!(
         pg.psql_in(&db, "SELECT count(*) FROM klaxon_schema_migrations")
             .trim(),
-        "6"
+        "7"
     );
 }
 
@@ -444,4 +445,25 @@ fn one_leader_and_takeover_within_two_leases() {
     assert_eq!(b.get_delivery(ids[0]).unwrap().unwrap().status, "pending");
     assert_eq!(leader::status(&b)["role"], "leader");
     assert_eq!(leader::status(&b)["takeovers"], 1);
+}
+
+fn posted_body(s: &Store) {
+    use klaxon::store::posted::{gc, load_all, put, Row};
+    let row = |fp: &str, updated_at: i64, ends_at: i64| Row {
+        fingerprint: fp.into(),
+        updated_at,
+        ends_at,
+        body: format!("{fp}@{updated_at}"),
+    };
+    put(s, &[row("a", 2, 100), row("b", 1, 10)]).unwrap();
+    // An older state never overwrites a newer one.
+    put(s, &[row("a", 1, 100)]).unwrap();
+    assert_eq!(load_all(s).unwrap(), ["a@2", "b@1"]);
+    assert_eq!(gc(s, 50).unwrap(), 1);
+    assert_eq!(load_all(s).unwrap(), ["a@2"]);
+}
+
+#[test]
+fn posted_alerts_on_both_backends() {
+    both(posted_body);
 }

@@ -117,20 +117,24 @@ pub async fn get_alerts(State(s): State<Arc<AppState>>, uri: Uri, headers: Heade
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = &s.dispatcher;
-    let now = crate::model::now_millis();
-    let mut out: Vec<(u64, Value)> = Vec::new();
-    for a in d.alerts() {
-        let receivers = d.receivers_for(&a.alert.labels);
-        if !selected(&f, &a, &receivers, now) {
-            continue;
+    let d = s.dispatcher.clone();
+    stream_json_array(move |emit| {
+        let now = crate::model::now_millis();
+        let mut all = d.alerts();
+        // By fingerprint, as its 16 hex digits sort.
+        all.sort_unstable_by_key(|a| a.fingerprint);
+        for a in all {
+            let receivers = d.receivers_for(&a.alert.labels);
+            if !selected(&f, &a, &receivers, now) {
+                continue;
+            }
+            if let Some(v) = alert_json(&d, &a, receivers, &f, now) {
+                if !emit(&v) {
+                    return;
+                }
+            }
         }
-        if let Some(v) = alert_json(d, &a, receivers, &f, now) {
-            out.push((a.fingerprint, v));
-        }
-    }
-    out.sort_by_key(|(fp, _)| format!("{fp:016x}"));
-    Json(Value::Array(out.into_iter().map(|(_, v)| v).collect())).into_response()
+    })
 }
 
 pub async fn alert_groups(
@@ -143,31 +147,83 @@ pub async fn alert_groups(
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = &s.dispatcher;
-    let now = crate::model::now_millis();
-    let mut out = Vec::new();
-    for g in d.groups() {
-        if let Some(re) = &f.receiver {
-            if !re.is_match(&g.receiver) {
+    let d = s.dispatcher.clone();
+    stream_json_array(move |emit| {
+        let now = crate::model::now_millis();
+        for g in d.groups() {
+            if let Some(re) = &f.receiver {
+                if !re.is_match(&g.receiver) {
+                    continue;
+                }
+            }
+            let alerts: Vec<Value> = g
+                .alerts
+                .iter()
+                .filter(|a| selected(&f, a, std::slice::from_ref(&g.receiver), now))
+                .filter_map(|a| alert_json(&d, a, vec![g.receiver.clone()], &f, now))
+                .collect();
+            if alerts.is_empty() {
                 continue;
             }
+            let v = json!({
+                "labels": labels_json(&g.labels),
+                "receiver": {"name": g.receiver},
+                "alerts": alerts,
+            });
+            if !emit(&v) {
+                return;
+            }
         }
-        let alerts: Vec<Value> = g
-            .alerts
-            .iter()
-            .filter(|a| selected(&f, a, std::slice::from_ref(&g.receiver), now))
-            .filter_map(|a| alert_json(d, a, vec![g.receiver.clone()], &f, now))
-            .collect();
-        if alerts.is_empty() {
-            continue;
+    })
+}
+
+/// Bytes of JSON sent per chunk of a streamed answer.
+const CHUNK: usize = 256 * 1024;
+
+/// A JSON array whose items `produce` hands to `emit` one at a time, on the
+/// blocking pool: the async workers never build or serialize it, and the
+/// answer is never held whole in memory (a chunk at a time, with
+/// backpressure from the client). `emit` returns false once the client is
+/// gone; `produce` should stop then.
+fn stream_json_array<F>(produce: F) -> Response
+where
+    F: FnOnce(&mut dyn FnMut(&Value) -> bool) + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(CHUNK + 4096);
+        buf.push(b'[');
+        let mut first = true;
+        let mut open = true;
+        let mut emit = |v: &Value| {
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            if serde_json::to_writer(&mut buf, v).is_err() {
+                return false;
+            }
+            if buf.len() >= CHUNK {
+                let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
+                if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                    open = false;
+                }
+            }
+            open
+        };
+        produce(&mut emit);
+        if open {
+            buf.push(b']');
+            let _ = tx.blocking_send(Ok(Bytes::from(buf)));
         }
-        out.push(json!({
-            "labels": labels_json(&g.labels),
-            "receiver": {"name": g.receiver},
-            "alerts": alerts,
-        }));
-    }
-    Json(Value::Array(out)).into_response()
+    });
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 fn string_map(v: Option<&Value>, what: &str, i: usize) -> Result<Labels, String> {
@@ -269,7 +325,34 @@ pub async fn post_alerts(
             a.request_id = Some(id.as_str().to_string());
         }
     }
-    s.dispatcher.ingest(alerts, now);
+    let max = s
+        .flags
+        .get(crate::notify::dispatch::MAX_ALERTS_FLAG)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::notify::dispatch::DEFAULT_MAX_ALERTS);
+    let (alerts, refused) = s.dispatcher.admit(alerts, max);
+    let merged = s.dispatcher.ingest(alerts, now);
+    // Stored before the answer: a 200 survives a crash (the store's
+    // threads, with its timeout; one transaction per request).
+    if let Some(st) = s.dispatcher.store() {
+        let stored = st
+            .call(move |st| crate::notify::dispatch::persist_posted(st, &merged))
+            .await;
+        if let Err(e) = stored {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("alerts taken in memory but not stored, send them again: {e}"),
+            );
+        }
+    }
+    if refused > 0 {
+        return err(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{refused} alerts refused: klaxon holds the most alerts --alerts.max={max} allows"
+            ),
+        );
+    }
     if !errs.is_empty() {
         return err(StatusCode::BAD_REQUEST, errs.join("; "));
     }
@@ -361,14 +444,39 @@ pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
         );
     }
     sil.updated_at = now;
-    match s.dispatcher.silences().set(sil, now) {
+    match silence_write(&s, move |x| x.set(sil, now)).await {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(SilenceError::NotFound(id)) => {
             err(StatusCode::NOT_FOUND, format!("silence {id} not found"))
         }
-        Err(SilenceError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(SilenceError::Store(e)) => store_error(e),
         Err(e) => err(StatusCode::BAD_REQUEST, e.to_string()),
     }
+}
+
+/// Runs a silence change where the store can be waited on: the store's
+/// threads, with its call timeout (in memory when there is no store).
+async fn silence_write<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&crate::notify::silence::Silences) -> Result<T, SilenceError> + Send + 'static,
+) -> Result<T, SilenceError> {
+    let sil = s.dispatcher.silences().clone();
+    match sil.store().cloned() {
+        Some(st) => st.call(move |_| Ok(f(&sil))).await?,
+        None => f(&sil),
+    }
+}
+
+/// 503 when the store is stalled: the change is not confirmed (a write
+/// already under way completes once the disk answers; one still waiting
+/// for the connection is dropped), the client retries. 500 for other store
+/// failures.
+pub fn store_error(e: crate::store::StoreError) -> Response {
+    let code = match e {
+        crate::store::StoreError::Stalled(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    err(code, e.to_string())
 }
 
 pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -379,12 +487,10 @@ pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>)
 }
 
 pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match s
-        .dispatcher
-        .silences()
-        .expire(&id, crate::model::now_millis())
-    {
+    let now = crate::model::now_millis();
+    match silence_write(&s, move |x| x.expire(&id, now)).await {
         Ok(()) => StatusCode::OK.into_response(),
+        Err(SilenceError::Store(e @ crate::store::StoreError::Stalled(_))) => store_error(e),
         // Alertmanager 0.25 answers an unknown id here with a 500.
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -98,6 +98,18 @@ fn internal(e: impl std::fmt::Display) -> Response {
     api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
+/// A store failure: 503 when the store is stalled, else 500.
+fn store_failed(e: crate::store::StoreError) -> Response {
+    match e {
+        crate::store::StoreError::Stalled(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+        e => internal(e),
+    }
+}
+
 /// Parses the query string into a store query; errors name the parameter.
 fn parse_query(raw: Option<&str>) -> Result<Query, String> {
     let mut q = Query {
@@ -156,11 +168,9 @@ async fn list<S: HasOutbox>(State(s): State<S>, RawQuery(raw): RawQuery) -> Resp
     let limit = q.limit;
     // One more than asked tells whether there is a next page.
     q.limit = limit + 1;
-    let store = ob.store().clone();
-    let rows = match tokio::task::spawn_blocking(move || store.list_deliveries(&q)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+    let rows = match ob.store().call(move |s| s.list_deliveries(&q)).await {
+        Ok(r) => r,
+        Err(e) => return store_failed(e),
     };
     let more = rows.len() > limit;
     let page = &rows[..rows.len().min(limit)];
@@ -186,18 +196,21 @@ async fn one<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Respon
         Ok(i) => i,
         Err(e) => return bad(e),
     };
-    let s = ob.store();
-    match (s.get_delivery(id), s.delivery_attempts(id)) {
-        (Ok(Some(d)), Ok(a)) => success(json!({
+    let found = ob
+        .store()
+        .call(move |s| Ok((s.get_delivery(id)?, s.delivery_attempts(id)?)))
+        .await;
+    match found {
+        Ok((Some(d), a)) => success(json!({
             "delivery": delivery_json(&d),
             "attempts": a.iter().map(attempt_json).collect::<Vec<_>>(),
         })),
-        (Ok(None), _) => api_error(
+        Ok((None, _)) => api_error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("delivery {id} not found"),
         ),
-        (Err(e), _) | (_, Err(e)) => internal(e),
+        Err(e) => store_failed(e),
     }
 }
 
@@ -209,7 +222,11 @@ async fn replay<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Res
     };
     match ob.replay(id).await {
         Ok(d) => {
-            let attempts = ob.store().delivery_attempts(id).unwrap_or_default();
+            let attempts = ob
+                .store()
+                .call(move |s| s.delivery_attempts(id))
+                .await
+                .unwrap_or_default();
             let last = attempts.last().map(attempt_json);
             success(json!({
                 "delivery": delivery_json(&d),
@@ -224,7 +241,7 @@ async fn replay<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Res
         Err(e @ OutboxError::Send { .. }) => {
             api_error(StatusCode::CONFLICT, "unavailable", e.to_string())
         }
-        Err(e) => internal(e),
+        Err(OutboxError::Store(e)) => store_failed(e),
     }
 }
 

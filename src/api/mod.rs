@@ -214,6 +214,16 @@ async fn ready(State(s): State<Arc<AppState>>) -> Response {
     if let Some(r) = ops::maintenance_unready(&s) {
         return r;
     }
+    // A store that cannot write loses notifications and alert state: not
+    // ready until a probe write commits again (read from memory, so a
+    // stalled disk does not stall this answer).
+    if let Some(e) = s.outbox.store().health().failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Store failing: {e}\n"),
+        )
+            .into_response();
+    }
     if s.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "Klaxon is Ready.\n").into_response()
     } else {

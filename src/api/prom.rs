@@ -80,39 +80,63 @@ pub async fn series(
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let mut all: Vec<crate::model::Labels> = Vec::new();
-    for m in &q.selectors {
-        all.extend(
-            s.head
-                .select(m, q.start, q.end)
-                .into_iter()
-                .map(|sd| sd.labels),
-        );
-    }
-    all.sort();
-    all.dedup();
-    limited(all.iter().map(labels_json).collect(), q.limit)
+    // Index lookups over many series: off the async workers.
+    let head = s.head.clone();
+    off_workers(move || {
+        let mut all: Vec<crate::model::Labels> = Vec::new();
+        for m in &q.selectors {
+            all.extend(
+                head.select(m, q.start, q.end)
+                    .into_iter()
+                    .map(|sd| sd.labels),
+            );
+        }
+        all.sort();
+        all.dedup();
+        if q.limit > 0 {
+            // One more than the limit still tells `limited` to warn.
+            all.truncate(q.limit + 1);
+        }
+        limited(all.iter().map(labels_json).collect(), q.limit)
+    })
+    .await
+}
+
+/// Runs a handler's heavy part on the blocking pool.
+async fn off_workers(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "API handler panicked");
+        super::api_error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })
 }
 
 /// Label names (`name` None) or one label's values over the series the
 /// selectors pick (all series when there are none), sorted and deduplicated.
-fn label_answer(s: &AppState, p: &Params, name: Option<&str>) -> Response {
+async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Response {
     let q = match series_params(p) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let lookup = |m: &[Matcher]| match name {
-        None => s.head.label_names(m, q.start, q.end),
-        Some(n) => s.head.label_values(n, m, q.start, q.end),
-    };
-    let mut out: Vec<String> = if q.selectors.is_empty() {
-        lookup(&[])
-    } else {
-        q.selectors.iter().flat_map(|m| lookup(m)).collect()
-    };
-    out.sort();
-    out.dedup();
-    limited(out.into_iter().map(Value::String).collect(), q.limit)
+    let head = s.head.clone();
+    off_workers(move || {
+        let lookup = |m: &[Matcher]| match &name {
+            None => head.label_names(m, q.start, q.end),
+            Some(n) => head.label_values(n, m, q.start, q.end),
+        };
+        let mut out: Vec<String> = if q.selectors.is_empty() {
+            lookup(&[])
+        } else {
+            q.selectors.iter().flat_map(|m| lookup(m)).collect()
+        };
+        out.sort();
+        out.dedup();
+        limited(out.into_iter().map(Value::String).collect(), q.limit)
+    })
+    .await
 }
 
 pub async fn label_names(
@@ -121,7 +145,7 @@ pub async fn label_names(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    label_answer(&s, &Params::from_request(&uri, &headers, &body), None)
+    label_answer(&s, &Params::from_request(&uri, &headers, &body), None).await
 }
 
 pub async fn label_values(
@@ -134,11 +158,7 @@ pub async fn label_values(
     if name.is_empty() {
         return bad_data(format!("invalid label name: {name:?}")).into_response();
     }
-    label_answer(
-        &s,
-        &Params::from_request(&uri, &headers, &body),
-        Some(&name),
-    )
+    label_answer(&s, &Params::from_request(&uri, &headers, &body), Some(name)).await
 }
 
 pub async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

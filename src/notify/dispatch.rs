@@ -26,6 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// The flag bounding the alerts held (`--alerts.max`) and its default.
+pub const MAX_ALERTS_FLAG: &str = "alerts.max";
+pub const DEFAULT_MAX_ALERTS: usize = 100_000;
+
 /// RFC 3339 with milliseconds, UTC (the API's time format).
 pub fn rfc3339(ms: Timestamp) -> String {
     crate::model::time::rfc3339_millis(ms)
@@ -342,6 +346,21 @@ impl Dispatcher {
                 }
             });
         }
+        if let Some(st) = &d.opts.store {
+            let mut n = 0;
+            for body in crate::store::posted::load_all(st)? {
+                match posted_from_json(&body) {
+                    Some(sa) => {
+                        d.restore(sa, now);
+                        n += 1;
+                    }
+                    None => tracing::warn!("skipping an unreadable stored alert"),
+                }
+            }
+            if n > 0 {
+                tracing::info!(alerts = n, "restored alerts posted before the restart");
+            }
+        }
         let weak = Arc::downgrade(&d);
         let every = d.opts.gc_interval;
         d.rt.spawn(async move {
@@ -350,7 +369,8 @@ impl Dispatcher {
             loop {
                 t.tick().await;
                 let Some(d) = weak.upgrade() else { return };
-                d.gc(crate::model::now_millis());
+                // Touches the store: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || d.gc(crate::model::now_millis())).await;
             }
         });
         Ok(d)
@@ -418,8 +438,10 @@ impl Dispatcher {
     /// Takes alerts as `POST /api/v2/alerts` does: a missing start is now
     /// (or the end when only that is given), a missing end is now +
     /// `resolve_timeout`.
-    pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) {
+    /// Returns the merged states, as [`persist_posted`] stores them.
+    pub fn ingest(&self, alerts: Vec<Alert>, now: Timestamp) -> Vec<StoredAlert> {
         let resolve = self.live().cfg.global.resolve_timeout.as_millis() as i64;
+        let mut merged = Vec::with_capacity(alerts.len());
         for mut a in alerts {
             if a.starts_at == 0 {
                 a.starts_at = a.ends_at.filter(|e| *e != 0).unwrap_or(now);
@@ -457,8 +479,53 @@ impl Dispatcher {
             self.live()
                 .inhibitor
                 .observe(fp, &sa.alert.labels, sa.alert.ends_at);
+            merged.push(sa.clone());
             self.route_alert(sa, now);
         }
+        merged
+    }
+
+    /// Splits `alerts` into those the store can take with at most `max`
+    /// alerts held (updates of held alerts always fit) and the number
+    /// refused. `max` 0: no limit.
+    pub fn admit(&self, alerts: Vec<Alert>, max: usize) -> (Vec<Alert>, usize) {
+        if max == 0 {
+            return (alerts, 0);
+        }
+        let held = self.alerts.read();
+        let mut room = max.saturating_sub(held.len());
+        let mut refused = 0;
+        let mut seen = HashSet::new();
+        let kept = alerts
+            .into_iter()
+            .filter(|a| {
+                let fp = fingerprint(&a.labels);
+                if held.contains_key(&fp) || !seen.insert(fp) {
+                    return true;
+                }
+                if room == 0 {
+                    refused += 1;
+                    return false;
+                }
+                room -= 1;
+                true
+            })
+            .collect();
+        (kept, refused)
+    }
+
+    /// Where posted alerts, silences and the log persist (`None`: memory).
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.opts.store.as_ref()
+    }
+
+    /// Puts back an alert stored by [`persist_posted`] (at start).
+    fn restore(&self, sa: StoredAlert, now: Timestamp) {
+        self.alerts.write().insert(sa.fingerprint, sa.clone());
+        self.live()
+            .inhibitor
+            .observe(sa.fingerprint, &sa.alert.labels, sa.alert.ends_at);
+        self.route_alert(sa, now);
     }
 
     /// An `alert` event for the operations stream: this alert started
@@ -607,7 +674,11 @@ impl Dispatcher {
                     x
                 })
                 .collect();
-            self.notify(g, kept, now);
+            if !self.notify(g, kept, now) {
+                // Not stored: keep the resolved alerts too, so the retry at
+                // the next group_interval still tells the receiver.
+                return;
+            }
         }
         // Forget resolved alerts unless they were updated meanwhile.
         let mut alerts = g.alerts.lock();
@@ -621,14 +692,16 @@ impl Dispatcher {
         }
     }
 
-    /// Alertmanager's dedup stage against the notification log.
-    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) {
+    /// Alertmanager's dedup stage against the notification log. False when
+    /// the notification could not be stored: the log is left alone, so the
+    /// group's next flush tries again.
+    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) -> bool {
         // Nothing left after silences and inhibition: like Alertmanager,
         // whose pipeline stops at its mute stages, the log is not touched,
         // so an alert unmuted later is not notified again before its
         // repeat_interval.
         if alerts.is_empty() {
-            return;
+            return true;
         }
         let mut firing = Vec::new();
         let mut resolved = Vec::new();
@@ -649,7 +722,7 @@ impl Dispatcher {
         // one already sent.
         let shared = self.opts.store.as_ref().filter(|s| s.is_shared());
         if shared.is_some_and(|s| !s.is_leader()) {
-            return;
+            return true;
         }
         let entry = match shared.map(|s| crate::store::notify_log::get(s, receiver, &g.key)) {
             Some(Ok(e)) => e,
@@ -668,17 +741,8 @@ impl Dispatcher {
             g.route.repeat_interval,
             now,
         ) {
-            return;
+            return true;
         }
-        let sink = self.sink.read().clone();
-        sink.enqueue(Notification {
-            receiver: receiver.clone(),
-            group_key: g.key.clone(),
-            group_labels: g.labels.clone(),
-            alerts,
-            external_url: self.opts.external_url.clone(),
-            created_at: now,
-        });
         let e = LogEntry {
             receiver: receiver.clone(),
             group_key: g.key.clone(),
@@ -687,12 +751,35 @@ impl Dispatcher {
             sent_at: now,
             expires_at: now + self.opts.nflog_retention.as_millis() as i64,
         };
-        if let Some(st) = &self.opts.store {
+        let sink = self.sink.read().clone();
+        // The log entry only with the notification (the outbox writes both
+        // in one transaction): a full disk must not turn into a group marked
+        // as notified that never was, nor a crash into a second row for the
+        // same notification.
+        let logged = match sink.try_enqueue_logged(
+            Notification {
+                receiver: receiver.clone(),
+                group_key: g.key.clone(),
+                group_labels: g.labels.clone(),
+                alerts,
+                external_url: self.opts.external_url.clone(),
+                created_at: now,
+            },
+            &e,
+        ) {
+            Ok(logged) => logged,
+            Err(err) => {
+                tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
+                return false;
+            }
+        };
+        if let Some(st) = self.opts.store.as_ref().filter(|_| !logged) {
             if let Err(err) = crate::store::notify_log::put(st, &e) {
                 tracing::error!(error = %err, group = %g.key, "writing the notification log");
             }
         }
         self.nflog.lock().insert(key, e);
+        true
     }
 
     /// Drops resolved alerts, expired log entries and old silences.
@@ -717,6 +804,9 @@ impl Dispatcher {
         if let Some(st) = &self.opts.store {
             if let Err(e) = crate::store::notify_log::gc(st, now) {
                 tracing::warn!(error = %e, "notification log gc");
+            }
+            if let Err(e) = crate::store::posted::gc(st, now - POSTED_KEEP_MS) {
+                tracing::warn!(error = %e, "posted alerts gc");
             }
         }
         if let Err(e) = self.silences.gc(now) {
@@ -763,6 +853,74 @@ impl Dispatcher {
         out.sort_by(|a, b| a.key.cmp(&b.key).then(a.receiver.cmp(&b.receiver)));
         out
     }
+}
+
+/// How long a posted alert is kept after it ended: a restart within that
+/// time still sends its resolved notification.
+const POSTED_KEEP_MS: i64 = 3600 * 1000;
+
+/// Stores the merged states [`Dispatcher::ingest`] returned for posted
+/// alerts, in one transaction. Blocking: call it on the store's threads.
+pub fn persist_posted(
+    store: &Store,
+    alerts: &[StoredAlert],
+) -> Result<(), crate::store::StoreError> {
+    let rows: Vec<crate::store::posted::Row> = alerts
+        .iter()
+        .map(|sa| {
+            let a = &sa.alert;
+            crate::store::posted::Row {
+                fingerprint: format!("{:016x}", sa.fingerprint),
+                updated_at: a.updated_at,
+                ends_at: sa.ends(),
+                body: serde_json::json!({
+                    "labels": a.labels.to_json(),
+                    "annotations": a.annotations.to_json(),
+                    "startsAt": a.starts_at,
+                    "endsAt": a.ends_at,
+                    "generatorURL": a.generator_url,
+                    "updatedAt": a.updated_at,
+                    "requestId": a.request_id,
+                    "timeout": sa.timeout,
+                })
+                .to_string(),
+            }
+        })
+        .collect();
+    crate::store::posted::put(store, &rows)
+}
+
+/// The alert [`persist_posted`] wrote.
+fn posted_from_json(body: &str) -> Option<StoredAlert> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let labels = |k: &str| -> Option<Labels> {
+        let m = v.get(k)?.as_object()?;
+        Some(Labels::from_pairs(m.iter().map(|(k, v)| {
+            (k.clone(), v.as_str().unwrap_or_default().to_string())
+        })))
+    };
+    let labels_ = labels("labels")?;
+    let alert = Alert {
+        annotations: labels("annotations").unwrap_or_else(Labels::empty),
+        starts_at: v.get("startsAt")?.as_i64()?,
+        ends_at: v.get("endsAt").and_then(serde_json::Value::as_i64),
+        generator_url: v
+            .get("generatorURL")
+            .and_then(|g| g.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        updated_at: v.get("updatedAt")?.as_i64()?,
+        request_id: v
+            .get("requestId")
+            .and_then(|r| r.as_str())
+            .map(str::to_string),
+        labels: labels_,
+    };
+    Some(StoredAlert {
+        fingerprint: fingerprint(&alert.labels),
+        timeout: v.get("timeout").and_then(|t| t.as_bool()).unwrap_or(false),
+        alert,
+    })
 }
 
 /// Should a group with these firing/resolved fingerprints notify, given the
@@ -862,6 +1020,83 @@ mod tests {
         let l = Labels::from_pairs([("b", "x\"y"), ("a", "1\n")]);
         assert_eq!(labelset_string(&l), r#"{a="1\n", b="x\"y"}"#);
         assert_eq!(labelset_string(&Labels::empty()), "{}");
+    }
+
+    /// Fails every enqueue while `fail` is set, then counts the stored ones.
+    struct FlakySink {
+        fail: AtomicBool,
+        failed: std::sync::atomic::AtomicUsize,
+        stored: Mutex<Vec<Notification>>,
+    }
+
+    impl NotificationSink for FlakySink {
+        fn enqueue(&self, n: Notification) {
+            let _ = self.try_enqueue(n);
+        }
+        fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+            if self.fail.load(Ordering::SeqCst) {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+                return Err("database or disk is full".into());
+            }
+            self.stored.lock().push(n);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_notification_the_sink_could_not_store_is_retried_next_interval() {
+        let cfg = crate::notify::config::load_str(
+            "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 50ms\n  repeat_interval: 1h\nreceivers:\n- name: r\n",
+            "t.yml",
+            None,
+        )
+        .unwrap();
+        let sink = Arc::new(FlakySink {
+            fail: AtomicBool::new(true),
+            failed: Default::default(),
+            stored: Mutex::new(vec![]),
+        });
+        let d = Dispatcher::new(Arc::new(cfg), sink.clone(), DispatcherOptions::default()).unwrap();
+        let now = crate::model::now_millis();
+        let alert = |name: &str, ends_at: Option<Timestamp>| Alert {
+            labels: Labels::from_pairs([("alertname", name)]),
+            annotations: Labels::empty(),
+            starts_at: now - 1000,
+            ends_at,
+            generator_url: String::new(),
+            updated_at: 0,
+            request_id: None,
+        };
+        d.ingest(vec![alert("A", None)], now);
+        let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(std::time::Instant::now() < end, "{what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        wait_for("no failed enqueue", &|| {
+            sink.failed.load(Ordering::SeqCst) >= 2
+        });
+        sink.fail.store(false, Ordering::SeqCst);
+        wait_for("never stored after the sink recovered", &|| {
+            !sink.stored.lock().is_empty()
+        });
+        // Resolved while the sink fails: the resolved notification is not
+        // lost either.
+        sink.fail.store(true, Ordering::SeqCst);
+        let failed = sink.failed.load(Ordering::SeqCst);
+        d.ingest(vec![alert("A", Some(now))], crate::model::now_millis());
+        wait_for("resolve not attempted", &|| {
+            sink.failed.load(Ordering::SeqCst) > failed + 1
+        });
+        sink.fail.store(false, Ordering::SeqCst);
+        wait_for("resolved notification lost", &|| {
+            sink.stored
+                .lock()
+                .iter()
+                .any(|n| n.alerts.iter().all(|a| a.ends_at.is_some()))
+        });
     }
 
     #[test]

@@ -97,4 +97,24 @@ pub trait AlertSink: Send + Sync {
 /// which persists the notification before the first delivery attempt.
 pub trait NotificationSink: Send + Sync {
     fn enqueue(&self, n: Notification);
+
+    /// Like `enqueue`, telling whether the notification is safely kept:
+    /// on an error the dispatcher does not log the group as notified and
+    /// tries again at its next `group_interval`.
+    fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+        self.enqueue(n);
+        Ok(())
+    }
+
+    /// Like `try_enqueue`, storing the notification log entry `log` with
+    /// the notification when the sink can (atomically); true when it did,
+    /// false when the dispatcher must store it.
+    fn try_enqueue_logged(
+        &self,
+        n: Notification,
+        log: &crate::store::notify_log::LogEntry,
+    ) -> Result<bool, String> {
+        let _ = log;
+        self.try_enqueue(n).map(|()| false)
+    }
 }

@@ -120,6 +120,9 @@ pub struct Outbox {
     me: Weak<Outbox>,
     /// Where `notification` events (sent, retrying, failed) go.
     events: parking_lot::RwLock<Option<crate::ops::Events>>,
+    /// (rows not finished, earliest due time) as last counted, for the
+    /// heartbeat (which must not wait on the store).
+    queue: Mutex<Option<(u64, Option<i64>)>>,
 }
 
 impl Drop for Outbox {
@@ -181,6 +184,7 @@ impl Outbox {
             metrics: Metrics::new(registry),
             hold: parking_lot::RwLock::new(None),
             events: parking_lot::RwLock::new(None),
+            queue: Mutex::new(None),
         });
         ob.update_queue_gauge();
         let weak = Arc::downgrade(&ob);
@@ -218,10 +222,18 @@ impl Outbox {
         &self.store
     }
 
+    /// Recounts the queue; reads the store, so blocking threads only.
     fn update_queue_gauge(&self) {
         if let Ok(n) = self.store.count_unfinished_deliveries() {
             self.metrics.queue.set(n as f64);
+            let due = self.store.next_delivery_due().ok().flatten();
+            *self.queue.lock() = Some((n as u64, due));
         }
+    }
+
+    /// (rows not finished, earliest due time) as last counted.
+    pub fn queue_state(&self) -> Option<(u64, Option<i64>)> {
+        *self.queue.lock()
     }
 
     fn timeout_for(&self, receiver: &str) -> Duration {
@@ -236,10 +248,21 @@ impl Outbox {
     /// returns the new row ids. Integrations without `send_resolved` get
     /// only the firing alerts, and nothing when none fire.
     pub fn enqueue_notification(&self, n: &Notification) -> Result<Vec<i64>, StoreError> {
+        Ok(self.enqueue_logged(n, None)?.0)
+    }
+
+    /// [`Outbox::enqueue_notification`], storing `log` (the dispatcher's
+    /// notification log entry) in the same transaction; the flag says
+    /// whether it was stored (not for an unknown receiver).
+    pub fn enqueue_logged(
+        &self,
+        n: &Notification,
+        log: Option<&crate::store::notify_log::LogEntry>,
+    ) -> Result<(Vec<i64>, bool), StoreError> {
         let live = self.config.read().clone();
         let Some(r) = live.receivers.get(&n.receiver) else {
             tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
-            return Ok(vec![]);
+            return Ok((vec![], false));
         };
         let deadline = n.created_at + self.opts.deadline.as_millis() as i64;
         let mut rows = Vec::new();
@@ -305,9 +328,9 @@ impl Outbox {
         // (the worker then picks the rows up).
         let held = self.hold.read().as_ref().is_some_and(|m| m.is_on()) || !self.store.is_leader();
         let rt = tokio::runtime::Handle::try_current().ok().filter(|_| !held);
-        let (ids, claimed) = self
-            .store
-            .insert_deliveries_claiming(&news, rt.as_ref().map(|_| now_millis()))?;
+        let (ids, claimed) =
+            self.store
+                .insert_deliveries_logged(&news, rt.as_ref().map(|_| now_millis()), log)?;
         if let (Some(rt), Some(me)) = (&rt, self.me.upgrade()) {
             for d in claimed {
                 rt.spawn(me.clone().attempt(d));
@@ -330,7 +353,7 @@ impl Outbox {
         }
         self.update_queue_gauge();
         self.wake.notify_one();
-        Ok(ids)
+        Ok((ids, log.is_some()))
     }
 
     fn client(
@@ -382,7 +405,7 @@ impl Outbox {
             Integration::Email(c) => email::send(c, &payload, timeout).await,
             other => {
                 let client = self.client(&d.receiver, d.integration_index, other)?;
-                receivers::send_http(other, &payload, &client, timeout).await
+                receivers::send_http(other, &payload, &client, timeout, &idempotency_key(d)).await
             }
         }
     }
@@ -470,11 +493,17 @@ impl Outbox {
                 }),
             );
         }
-        let store = self.store.clone();
+        // Recorded at once, ahead of other store writes (see
+        // `Store::finish_delivery_attempt`): the shorter the time between
+        // the receiver's answer and this commit, the fewer repeats a crash
+        // can cause.
         let id = d.id;
         let dur = took.as_millis() as i64;
+        let me = self.clone();
         let r = tokio::task::spawn_blocking(move || {
-            store.finish_delivery_attempt(id, at, dur, &outcome)
+            let r = me.store.finish_delivery_attempt(id, at, dur, &outcome);
+            me.update_queue_gauge();
+            r
         })
         .await;
         match r {
@@ -482,7 +511,6 @@ impl Outbox {
             Ok(Err(e)) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
             Err(e) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
         }
-        self.update_queue_gauge();
         // The worker plans its next round from the rows' due times: a retry
         // scheduled here, or a row that waited for this one, needs it awake.
         self.wake.notify_one();
@@ -494,7 +522,8 @@ impl Outbox {
     pub async fn replay(&self, id: i64) -> Result<Delivery, OutboxError> {
         let d = self
             .store
-            .get_delivery(id)?
+            .call(move |s| s.get_delivery(id))
+            .await?
             .ok_or(OutboxError::NotFound(id))?;
         if d.payload.is_empty() {
             return Err(OutboxError::Send {
@@ -521,22 +550,61 @@ impl Outbox {
                 .inc();
         }
         let err = res.err().map(|e| e.message);
+        let me = self.me.upgrade();
+        let took = took.as_millis() as i64;
         self.store
-            .record_replay_attempt(id, at, took.as_millis() as i64, err.as_deref())?;
-        self.update_queue_gauge();
-        self.store
-            .get_delivery(id)?
+            .call(move |s| {
+                s.record_replay_attempt(id, at, took, err.as_deref())?;
+                if let Some(me) = me {
+                    me.update_queue_gauge();
+                }
+                s.get_delivery(id)
+            })
+            .await?
             .ok_or(OutboxError::NotFound(id))
     }
 }
 
 impl NotificationSink for Outbox {
     fn enqueue(&self, n: Notification) {
-        if let Err(e) = self.enqueue_notification(&n) {
-            // Nothing was written: the dispatcher's next flush re-sends the group.
-            tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed");
-        }
+        let _ = self.try_enqueue(n);
     }
+
+    fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+        self.enqueue_logged(&n, None)
+            .map(drop)
+            .map_err(|e| enqueue_failed(&n, e))
+    }
+
+    fn try_enqueue_logged(
+        &self,
+        n: Notification,
+        log: &crate::store::notify_log::LogEntry,
+    ) -> Result<bool, String> {
+        self.enqueue_logged(&n, Some(log))
+            .map(|(_, logged)| logged)
+            .map_err(|e| enqueue_failed(&n, e))
+    }
+}
+
+/// Nothing was written: the dispatcher's next flush sends the group again.
+fn enqueue_failed(n: &Notification, e: StoreError) -> String {
+    tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed; retrying at the next group_interval");
+    e.to_string()
+}
+
+/// The `Idempotency-Key` of a stored notification: fixed when the row is
+/// written (its id, creation time and group), so retries and a resend after
+/// a restart carry the same key, and two rows never share one.
+pub fn idempotency_key(d: &Delivery) -> String {
+    let mut h: u64 = 14_695_981_039_346_656_037;
+    for b in d.receiver.bytes().chain(d.group_key.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(1_099_511_628_211);
+    }
+    format!(
+        "klaxon-{}-{}-{}-{:016x}",
+        d.id, d.integration_index, d.created_at, h
+    )
 }
 
 /// The payload of `n` for one integration.
@@ -589,18 +657,26 @@ async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
         let store = ob.store.clone();
         let batch = ob.opts.batch;
         let now = now_millis();
-        let claimed =
-            tokio::task::spawn_blocking(move || store.claim_due_deliveries(now, batch)).await;
-        let rows = match claimed {
+        let claimed = tokio::task::spawn_blocking(move || {
+            let rows = store.claim_due_deliveries(now, batch)?;
+            let next = if rows.is_empty() {
+                store.next_delivery_due()?
+            } else {
+                None
+            };
+            Ok::<_, StoreError>((rows, next))
+        })
+        .await;
+        let (rows, next) = match claimed {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "outbox: reading due deliveries failed");
-                vec![]
+                // Try again soon rather than wait a minute on a store error.
+                (vec![], Some(now_millis() + 1000))
             }
-            Err(_) => vec![],
+            Err(_) => (vec![], None),
         };
         if rows.is_empty() {
-            let next = ob.store.next_delivery_due().ok().flatten();
             drop(ob);
             let wait = match next {
                 Some(t) => Duration::from_millis((t - now_millis()).clamp(1, 60_000) as u64),

@@ -145,6 +145,10 @@ pub enum SilenceError {
 pub struct Silences {
     items: RwLock<Vec<Silence>>,
     store: Option<Arc<Store>>,
+    /// Serializes changes. A change is stored first and applied to `items`
+    /// after: the list (read by every flush and API call) is never locked
+    /// while the store writes.
+    writes: parking_lot::Mutex<()>,
 }
 
 fn new_id() -> String {
@@ -193,7 +197,22 @@ impl Silences {
         Ok(Silences {
             items: RwLock::new(items),
             store,
+            writes: Default::default(),
         })
+    }
+
+    /// Where the silences persist, if anywhere.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Puts `s` in place of the silence with its id (or adds it).
+    fn apply(&self, s: Silence) {
+        let mut items = self.items.write();
+        match items.iter_mut().find(|p| p.id == s.id) {
+            Some(p) => *p = s,
+            None => items.push(s),
+        }
     }
 
     /// Replaces the list by the store's: with a store shared by an HA
@@ -241,9 +260,9 @@ impl Silences {
                 "end time can't be in the past".into(),
             ));
         }
-        let mut items = self.items.write();
+        let _serial = self.writes.lock();
         if !s.id.is_empty() {
-            let Some(prev) = items.iter_mut().find(|p| p.id == s.id) else {
+            let Some(mut prev) = self.get(&s.id) else {
                 return Err(SilenceError::NotFound(s.id));
             };
             let state = prev.state(now);
@@ -255,39 +274,37 @@ impl Silences {
                 };
             if in_place {
                 s.updated_at = now;
-                *prev = s.clone();
-                drop(items);
                 self.persist(&s)?;
+                self.apply(s.clone());
                 return Ok(s.id);
             }
             if state != SilenceState::Expired {
-                expire_in_place(prev, now);
-                let p = prev.clone();
-                self.persist(&p)?;
+                expire_in_place(&mut prev, now);
+                self.persist(&prev)?;
+                self.apply(prev);
             }
         }
         s.id = new_id();
         s.starts_at = s.starts_at.max(now);
         s.updated_at = now;
-        items.push(s.clone());
-        drop(items);
         self.persist(&s)?;
+        self.apply(s.clone());
         Ok(s.id)
     }
 
     /// Expires a silence now.
     pub fn expire(&self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
-        let mut items = self.items.write();
-        let Some(s) = items.iter_mut().find(|s| s.id == id) else {
+        let _serial = self.writes.lock();
+        let Some(mut s) = self.get(id) else {
             return Err(SilenceError::NotFound(id.to_string()));
         };
         if s.state(now) == SilenceState::Expired {
             return Err(SilenceError::AlreadyExpired(id.to_string()));
         }
-        expire_in_place(s, now);
-        let s = s.clone();
-        drop(items);
-        self.persist(&s)
+        expire_in_place(&mut s, now);
+        self.persist(&s)?;
+        self.apply(s);
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<Silence> {

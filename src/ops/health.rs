@@ -63,8 +63,8 @@ impl HealthInputs for AppHealth {
 
     fn notification_queue(&self) -> Option<crate::ops::heartbeat::QueueState> {
         let ob = self.outbox.as_ref()?;
-        let pending = ob.store().count_unfinished_deliveries().ok()? as u64;
-        let due = ob.store().next_delivery_due().ok()?;
+        // The outbox's last count: the heartbeat never waits on the store.
+        let (pending, due) = ob.queue_state()?;
         let draining = due.is_none_or(|t| t > crate::model::now_millis() - QUEUE_STALL_MS);
         Some(crate::ops::heartbeat::QueueState { pending, draining })
     }
@@ -73,8 +73,13 @@ impl HealthInputs for AppHealth {
         self.postgres.as_ref()?.reachable()
     }
 
+    /// As the store monitor last found it (see `store::health::monitor`):
+    /// the heartbeat never waits on the store.
     fn store_writable(&self) -> Option<Result<(), String>> {
-        Some(self.store.check_writable().map_err(|e| e.to_string()))
+        Some(match self.store.health().failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        })
     }
 
     fn targets(&self) -> Option<(usize, usize)> {

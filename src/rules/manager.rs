@@ -310,6 +310,15 @@ fn add_groups(out: &mut Vec<GroupState>, file: &str, rf: RuleFile, cfg: &Config,
     }
 }
 
+/// A group task's view of its saved alert state.
+#[derive(Default)]
+struct SaveState {
+    /// Digest of the state the store holds.
+    saved: Option<u64>,
+    /// A save is running.
+    busy: bool,
+}
+
 /// What one evaluation leaves for the follow-up work outside the lock.
 struct Evaluated {
     key: String,
@@ -333,8 +342,10 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             .unwrap_or(i64::MAX)
             .max(1);
         // What the store holds for this group (None: not written yet by
-        // this task, so the first evaluation writes).
-        let mut saved: Option<u64> = None;
+        // this task, so the first evaluation writes), and whether a save is
+        // under way. Saves run detached: evaluation never waits on the
+        // store; while one is slow, later states wait for the next round.
+        let saver = Arc::new(Mutex::new(SaveState::default()));
         // Alerts logged as firing, when there is no sink.
         let mut logged: HashSet<u64> = HashSet::new();
         let mut next = eval_timestamp(&file, &name, interval, now_nanos()) + iv_ns;
@@ -343,6 +354,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             tokio::time::sleep(Duration::from_nanos(wait)).await;
             let slot = next;
             let (g2, ctx2) = (g.clone(), ctx.clone());
+            let saved = saver.lock().saved;
             let span = tracing::debug_span!("rules", group = %name);
             let res = tokio::task::spawn_blocking(move || {
                 let _e = span.enter();
@@ -366,19 +378,23 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
             }
             deliver(&ctx, &g, &ev, &mut logged);
             if let Some(store) = &ctx.store {
-                if let Some((digest, alerts)) = ev.alerts {
+                let start = ev
+                    .alerts
+                    .filter(|_| !std::mem::replace(&mut saver.lock().busy, true));
+                if let Some((digest, alerts)) = start {
                     let (store, gfile, gname) = (store.clone(), ev.file.clone(), ev.name.clone());
-                    let r = tokio::task::spawn_blocking(move || {
-                        stored::save_group(&store, &gfile, &gname, &alerts)
-                    })
-                    .await;
-                    match r {
-                        Ok(Ok(_)) => saved = Some(digest),
-                        Ok(Err(e)) => {
-                            tracing::warn!(group = %name, error = %e, "saving alert state failed")
+                    let saver = saver.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let r = stored::save_group(&store, &gfile, &gname, &alerts);
+                        let mut st = saver.lock();
+                        st.busy = false;
+                        match r {
+                            Ok(_) => st.saved = Some(digest),
+                            Err(e) => {
+                                tracing::warn!(group = %gname, error = %e, "saving alert state failed")
+                            }
                         }
-                        Err(e) => tracing::warn!(group = %name, error = %e, "saving alert state"),
-                    }
+                    });
                 }
             }
             next = slot + (i64::try_from(missed).unwrap_or(0) + 1) * iv_ns;

@@ -200,7 +200,9 @@ fn run(
     }
 }
 
-/// `klaxon_ha_leader` and `klaxon_store_errors_total` for `/metrics`.
+/// `klaxon_ha_leader`, `klaxon_store_errors_total`,
+/// `klaxon_store_stalls_total` and `klaxon_store_healthy` for `/metrics`
+/// (counter names are given without `_total`: the writer appends it).
 pub fn register_metrics(registry: &crate::metrics::Registry, store: Arc<Store>) {
     use crate::metrics::{FamilySnapshot, Kind};
     registry.collector(move |out| {
@@ -212,10 +214,22 @@ pub fn register_metrics(registry: &crate::metrics::Registry, store: Arc<Store>) 
                 f64::from(u8::from(store.is_leader())),
             ),
             (
-                "klaxon_store_errors_total",
-                "Failed connects and statements of the PostgreSQL store.",
+                "klaxon_store_errors",
+                "Failed store calls (SQLite or PostgreSQL statements and connects, stalls included).",
                 Kind::Counter,
                 store.errors_total() as f64,
+            ),
+            (
+                "klaxon_store_stalls",
+                "Store calls that gave up after the call timeout (a stalled disk or database).",
+                Kind::Counter,
+                store.health().stalls() as f64,
+            ),
+            (
+                "klaxon_store_healthy",
+                "0 while the store is failing or stalled (until a probe write commits again), else 1.",
+                Kind::Gauge,
+                f64::from(u8::from(store.health().failure().is_none())),
             ),
         ] {
             out.push(FamilySnapshot {

@@ -24,10 +24,13 @@ use std::path::{Path, PathBuf};
 pub mod alerts;
 pub mod audit;
 pub mod config;
+mod gate;
+pub mod health;
 pub mod leader;
 pub mod notify;
 pub mod notify_log;
 pub mod pg;
+pub mod posted;
 pub mod silences;
 
 /// File name of the database inside `storage.path`.
@@ -43,6 +46,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("audit", audit::SCHEMA),
     ("notify_log", notify_log::SCHEMA),
     ("silences", silences::SCHEMA),
+    ("posted_alerts", posted::SCHEMA),
 ];
 
 /// Why the store could not be opened or used. Never carries the DSN.
@@ -79,6 +83,16 @@ pub enum StoreError {
     Config(String),
     #[error("store: {0}")]
     Data(String),
+    #[error("store stalled: no answer within {0:?} (disk or database not responding)")]
+    Stalled(std::time::Duration),
+}
+
+impl StoreError {
+    /// A fault of the disk, the database or the server (as opposed to a
+    /// row the store could not decode): what makes the store unhealthy.
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, StoreError::Config(_) | StoreError::Data(_))
+    }
 }
 
 /// Where the rows live.
@@ -96,6 +110,12 @@ pub struct Store {
     leader: tokio::sync::watch::Sender<bool>,
     /// Set once [`leader::spawn`] runs.
     election: std::sync::OnceLock<std::sync::Arc<leader::Election>>,
+    /// Error and stall counters, the failing flag, the fault hook.
+    health: std::sync::Arc<health::Health>,
+    /// Threads serving [`Store::call`].
+    exec: health::Executor,
+    /// Who uses the SQLite connection next (see [`gate`]).
+    gate: gate::Gate,
 }
 
 impl Store {
@@ -111,7 +131,8 @@ impl Store {
     /// Connects to PostgreSQL and applies missing migrations. The store
     /// starts as a follower: [`leader::spawn`] elects.
     pub fn open_postgres(dsn: &str) -> Result<Store, StoreError> {
-        let pg = pg::Pg::new(dsn)?;
+        let health = std::sync::Arc::new(health::Health::default());
+        let pg = pg::Pg::new(dsn, health.clone())?;
         let applied = pg::migrate(&pg)?;
         tracing::info!(server = %pg.label, ?applied, "store: postgres ready");
         Ok(Store {
@@ -119,6 +140,9 @@ impl Store {
             path: None,
             leader: tokio::sync::watch::Sender::new(false),
             election: Default::default(),
+            health,
+            exec: health::Executor::new(),
+            gate: Default::default(),
         })
     }
 
@@ -163,9 +187,10 @@ impl Store {
         }
     }
 
-    /// Failed PostgreSQL connects and statements (0 with SQLite).
+    /// Failed store calls of either backend (connects and statements with
+    /// PostgreSQL), stalls included.
     pub fn errors_total(&self) -> u64 {
-        self.pg().map_or(0, pg::Pg::errors)
+        self.health.errors()
     }
 
     /// Opens (creating if needed) `dir/klaxon.db` with WAL journaling and
@@ -185,7 +210,14 @@ impl Store {
         conn.execute_batch(
             // busy_timeout first: switching a new file to WAL while another
             // process opens it too would otherwise fail at once as "locked".
-            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+            // wal_autocheckpoint: the WAL restarts from its beginning only
+            // after a checkpoint; SQLite's default (1000 pages, 4 MB) lets
+            // it take a whole small volume, and a checkpoint needs room in
+            // the database file, so a full disk would stay full for good
+            // even once space is freed. 100 pages (400 kB) keep the WAL
+            // small; journal_size_limit gives back what a burst grew.
+            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             PRAGMA wal_autocheckpoint=100; PRAGMA journal_size_limit=4194304;",
         )
         .map_err(|source| StoreError::Open {
             path: shown,
@@ -213,6 +245,9 @@ impl Store {
             path,
             leader: tokio::sync::watch::Sender::new(true),
             election: Default::default(),
+            health: Default::default(),
+            exec: health::Executor::new(),
+            gate: Default::default(),
         })
     }
 
@@ -228,11 +263,63 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match &self.backend {
-            Backend::Sqlite(m) => f(&mut m.lock()),
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite(m, f)),
             Backend::Postgres(_) => Err(StoreError::Unavailable(
                 "this operation needs the sqlite backend".into(),
             )),
         }
+    }
+
+    /// [`Store::with_conn`] ahead of the queue: the caller takes the
+    /// connection as soon as the current holder releases it, before callers
+    /// already waiting. For short writes whose delay costs correctness
+    /// (recording a delivery the receiver acknowledged).
+    pub fn with_conn_first<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite_as(true, m, f)),
+            Backend::Postgres(_) => Err(StoreError::Unavailable(
+                "this operation needs the sqlite backend".into(),
+            )),
+        }
+    }
+
+    /// Runs `f` with the SQLite connection once it is free: behind a call
+    /// stuck on a frozen disk (nobody got the connection for the call
+    /// timeout) the others give up with [`StoreError::Stalled`] instead of
+    /// queueing for good.
+    fn on_sqlite<T>(
+        &self,
+        m: &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.on_sqlite_as(false, m, f)
+    }
+
+    fn on_sqlite_as<T>(
+        &self,
+        priority: bool,
+        m: &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.health.timeout();
+        let Some(_pass) = self.gate.enter(priority, timeout) else {
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "store: nobody got the connection for the call timeout (a call is stuck)"
+            );
+            return Err(StoreError::Stalled(timeout));
+        };
+        // Uncontended: only the gate's pass holder locks it.
+        let mut c = m.lock();
+        self.health.fault_point()?;
+        let r = f(&mut c);
+        if r.as_ref().err().is_some_and(is_disk_full) {
+            reclaim_wal(&c);
+        }
+        r
     }
 
     /// Runs one of two implementations of the same operation, by backend.
@@ -246,7 +333,8 @@ impl Store {
         P: for<'a> FnOnce(&'a mut tokio_postgres::Client) -> pg::PgFut<'a, T> + Send + 'static,
     {
         match &self.backend {
-            Backend::Sqlite(m) => lite(&mut m.lock()),
+            Backend::Sqlite(m) => self.health.track(self.on_sqlite(m, lite)),
+            // The PostgreSQL backend counts its own failures (connects too).
             Backend::Postgres(p) => p.run(pg),
         }
     }
@@ -272,6 +360,22 @@ impl Store {
                 })
             },
         )
+    }
+}
+
+/// SQLite's "database or disk is full".
+fn is_disk_full(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+        if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+/// After a full disk: copies the WAL into the database and truncates it.
+/// The WAL only restarts from its beginning at a checkpoint, which runs
+/// every 1000 pages (4 MB); on a small volume it would otherwise keep the
+/// disk full for good, even after space was freed.
+fn reclaim_wal(c: &Connection) {
+    if let Err(e) = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::debug!(error = %e, "store: checkpoint after a full disk failed");
     }
 }
 

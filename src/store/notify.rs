@@ -335,8 +335,23 @@ impl Store {
         ds: &[NewDelivery],
         claim_at: Option<i64>,
     ) -> Result<(Vec<i64>, Vec<Delivery>), StoreError> {
+        self.insert_deliveries_logged(ds, claim_at, None)
+    }
+
+    /// [`Store::insert_deliveries_claiming`], writing the notification log
+    /// entry `log` in the same transaction: the log never says "notified"
+    /// without the rows, and the rows never exist without the log (after a
+    /// crash the restarted dispatcher would otherwise notify again under a
+    /// new row).
+    pub fn insert_deliveries_logged(
+        &self,
+        ds: &[NewDelivery],
+        claim_at: Option<i64>,
+        log: Option<&super::notify_log::LogEntry>,
+    ) -> Result<(Vec<i64>, Vec<Delivery>), StoreError> {
         if let Some(pg) = self.pg() {
             let ds = ds.to_vec();
+            let log = log.cloned();
             return pg.run(move |c| {
                 Box::pin(async move {
                     let tx = c.transaction().await?;
@@ -369,6 +384,9 @@ impl Store {
                         Some(now) => pg_claim_in(&tx, now, ids.len(), ids.first().copied()).await?,
                         None => Vec::new(),
                     };
+                    if let Some(e) = &log {
+                        super::notify_log::put_pg(&tx, e).await?;
+                    }
                     tx.commit().await?;
                     Ok((ids, claimed))
                 })
@@ -402,6 +420,9 @@ impl Store {
                 Some(now) => claim_in(&tx, now, ids.len(), ids.first().copied())?,
                 None => Vec::new(),
             };
+            if let Some(e) = log {
+                super::notify_log::put_sqlite(&tx, e)?;
+            }
             tx.commit()?;
             Ok((ids, claimed))
         })
@@ -452,7 +473,8 @@ impl Store {
         };
         if let Some(pg) = self.pg() {
             let outcome = outcome.clone();
-            return pg.run(move |c| {
+            // Its own connection: not queued behind other statements.
+            return pg.run_on(&pg.deliveries.clone(), move |c| {
                 Box::pin(async move {
                     let tx = c.transaction().await?;
                     let n = match &outcome {
@@ -482,7 +504,7 @@ impl Store {
                 })
             });
         }
-        self.with_conn(|c| {
+        self.with_conn_first(|c| {
             let tx = c.transaction()?;
             let n = match outcome {
                 Outcome::Success => tx.execute(FINISH_SUCCESS, params![id, now])?,

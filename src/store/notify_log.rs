@@ -106,35 +106,41 @@ fn decode(s: &str) -> Result<Vec<u64>, StoreError> {
 
 /// Writes (replaces) the entry of its receiver and group key.
 pub fn put(store: &Store, e: &LogEntry) -> Result<(), StoreError> {
-    let (f, r) = (encode(&e.firing), encode(&e.resolved));
     let e2 = e.clone();
-    let (f2, r2) = (f.clone(), r.clone());
     store.dispatch(
-        |c| {
-            c.execute(
-                PUT,
-                (&e.receiver, &e.group_key, f, r, e.sent_at, e.expires_at),
-            )?;
-            Ok(())
-        },
-        move |c| {
-            Box::pin(async move {
-                c.execute(
-                    &sql(PUT),
-                    &[
-                        &e2.receiver,
-                        &e2.group_key,
-                        &f2,
-                        &r2,
-                        &e2.sent_at,
-                        &e2.expires_at,
-                    ],
-                )
-                .await?;
-                Ok(())
-            })
-        },
+        |c| put_sqlite(c, e),
+        move |c| Box::pin(async move { put_pg(c, &e2).await }),
     )
+}
+
+/// [`put`] on an SQLite connection or transaction.
+pub(crate) fn put_sqlite(c: &rusqlite::Connection, e: &LogEntry) -> Result<(), StoreError> {
+    c.execute(
+        PUT,
+        (
+            &e.receiver,
+            &e.group_key,
+            encode(&e.firing),
+            encode(&e.resolved),
+            e.sent_at,
+            e.expires_at,
+        ),
+    )?;
+    Ok(())
+}
+
+/// [`put`] on a PostgreSQL client or transaction.
+pub(crate) async fn put_pg(
+    c: &impl tokio_postgres::GenericClient,
+    e: &LogEntry,
+) -> Result<(), StoreError> {
+    let (f, r) = (encode(&e.firing), encode(&e.resolved));
+    c.execute(
+        &sql(PUT),
+        &[&e.receiver, &e.group_key, &f, &r, &e.sent_at, &e.expires_at],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Every entry not expired at `now`.

@@ -19,10 +19,8 @@
 //! `klaxon_store_errors_total` and the last one is kept for the heartbeat.
 
 use super::StoreError;
-use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
@@ -56,14 +54,18 @@ pub struct Pg {
     /// `host:port/db`, the only part of the DSN ever logged.
     pub label: String,
     pub main: Arc<Slot>,
-    errors: Arc<AtomicU64>,
-    last_error: Arc<Mutex<Option<String>>>,
+    /// Recording delivery outcomes: a connection of its own, so a
+    /// receiver's acknowledgement is committed without waiting behind the
+    /// other statements on `main`.
+    pub deliveries: Arc<Slot>,
+    /// The store's counters: every failure is counted there.
+    health: Arc<super::health::Health>,
 }
 
 impl Pg {
     /// Parses `dsn` (never shown in errors or logs) and starts the runtime
     /// thread; does not connect yet.
-    pub fn new(dsn: &str) -> Result<Pg, StoreError> {
+    pub fn new(dsn: &str, health: Arc<super::health::Health>) -> Result<Pg, StoreError> {
         let parsed = crate::exporters::postgres::dsn::parse(dsn)
             .map_err(|e| StoreError::Config(format!("storage.dsn: {e}")))?;
         let mut config = parsed.config;
@@ -116,19 +118,9 @@ impl Pg {
             label: format!("{}/{}", parsed.server, db),
             config,
             main: Arc::new(Slot::default()),
-            errors: Arc::new(AtomicU64::new(0)),
-            last_error: Arc::new(Mutex::new(None)),
+            deliveries: Arc::new(Slot::default()),
+            health,
         })
-    }
-
-    /// Failed connects and statements so far.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    /// The last failure, cleared by the next success.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().clone()
     }
 
     /// Runs `f` on the main connection.
@@ -152,10 +144,15 @@ impl Pg {
         let slot = slot.clone();
         let config = self.config.clone();
         let label = self.label.clone();
-        let errors = self.errors.clone();
-        let last_error = self.last_error.clone();
+        let health = self.health.clone();
+        let timeout = health.timeout().max(CALL_TIMEOUT);
         self.handle.spawn(async move {
             let mut st = slot.inner.lock().await;
+            if let Err(e) = health.fault_point() {
+                health.record_error(&e);
+                let _ = tx.send(Err(e));
+                return;
+            }
             let r =
                 match tokio::time::timeout(CALL_TIMEOUT, call(&mut st, &config, &label, f)).await {
                     Ok(r) => r,
@@ -166,17 +163,20 @@ impl Pg {
                         )))
                     }
                 };
-            match &r {
-                Ok(_) => *last_error.lock() = None,
-                Err(e) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    *last_error.lock() = Some(e.to_string());
-                }
+            if let Err(e) = &r {
+                health.record_error(e);
             }
             let _ = tx.send(r);
         });
-        rx.recv()
-            .map_err(|_| StoreError::Unavailable("store runtime stopped".into()))?
+        match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let e = StoreError::Stalled(timeout);
+                self.health.record_error(&e);
+                Err(e)
+            }
+            Err(_) => Err(StoreError::Unavailable("store runtime stopped".into())),
+        }
     }
 
     /// Drops `slot`'s connection (the server then frees its session locks).
@@ -284,6 +284,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "store_probe",
         "CREATE TABLE store_probe (id BIGINT PRIMARY KEY, at BIGINT NOT NULL);",
     ),
+    (7, "posted_alerts", super::posted::PG_SCHEMA),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("klaxonmg").
@@ -350,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_bad_dsn_is_an_error_that_does_not_echo_it() {
-        let e = Pg::new("postgresql://u:hunter2@h:notaport/db")
+        let e = Pg::new("postgresql://u:hunter2@h:notaport/db", Default::default())
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -120,6 +120,7 @@ pub async fn post_json(
     target: HttpTarget<'_>,
     body: String,
     request_id: Option<&str>,
+    idempotency_key: Option<&str>,
     timeout: Duration,
 ) -> Result<(), SendError> {
     let mut req = client
@@ -129,6 +130,9 @@ pub async fn post_json(
         .body(body);
     if let Some(id) = request_id {
         req = req.header("X-Request-ID", id);
+    }
+    if let Some(k) = idempotency_key {
+        req = req.header("Idempotency-Key", k);
     }
     match crate::scrape::tls::authorization_header(target.http) {
         Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),

@@ -22,11 +22,16 @@ use std::time::Duration;
 
 /// Sends a stored JSON payload to an HTTP integration, adding the
 /// integration's secret key at send time (it is never stored).
+/// `idempotency_key` is sent to webhooks as `Idempotency-Key` (the same for
+/// every attempt of one stored notification, restarts included, so a
+/// receiver can drop a repeat sent after a crash); PagerDuty's `dedup_key`
+/// already plays that part and Slack has none.
 pub async fn send_http(
     integ: &Integration,
     payload: &Payload,
     client: &reqwest::Client,
     timeout: Duration,
+    idempotency_key: &str,
 ) -> Result<(), SendError> {
     let Payload::Json {
         body,
@@ -73,6 +78,7 @@ pub async fn send_http(
         HttpTarget { url: &url, http },
         body,
         request_id.as_deref(),
+        matches!(integ, Integration::Webhook(_)).then_some(idempotency_key),
         timeout,
     )
     .await
