@@ -102,6 +102,19 @@ pub async fn start_with_sink(
     flags: std::collections::BTreeMap<String, String>,
     sink: Option<Arc<dyn crate::notify::AlertSink>>,
 ) -> Result<Running, StartError> {
+    start_with_web(cfg, listen, flags, sink, None).await
+}
+
+/// [`start_with_sink`] with the external URL and route prefix
+/// (`--web.external-url`, `--web.route-prefix`); `None`: the URL of the
+/// bound address, served at `/`.
+pub async fn start_with_web(
+    cfg: Config,
+    listen: &str,
+    flags: std::collections::BTreeMap<String, String>,
+    sink: Option<Arc<dyn crate::notify::AlertSink>>,
+    web: Option<crate::api::web::WebOptions>,
+) -> Result<Running, StartError> {
     // Rule files and the store are checked before the port is bound, like
     // the config; saved alert state is back before the first evaluation.
     let rules = Arc::new(
@@ -126,6 +139,9 @@ pub async fn start_with_sink(
         addr: listen.to_string(),
         source,
     })?;
+    // Links name the bound port when none is configured (`:0` in tests).
+    let web = web.unwrap_or_else(|| crate::api::web::WebOptions::for_listen(&addr.to_string()));
+    rules.set_external_url(&web.external_url);
 
     let registry = Arc::new(Registry::new());
     register_process_collector(&registry);
@@ -186,7 +202,7 @@ pub async fn start_with_sink(
 
     let notify = crate::notify::wiring::build(
         &cfg,
-        &format!("http://{addr}"),
+        &web.external_url,
         store.clone(),
         &registry,
         ops.maintenance.clone(),
@@ -195,6 +211,7 @@ pub async fn start_with_sink(
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     reload.set_notify(notify.clone());
+    reload.set_route_prefix(&web.route_prefix);
     let sink = sink.or_else(|| Some(dispatcher.clone() as Arc<dyn crate::notify::AlertSink>));
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
@@ -217,7 +234,7 @@ pub async fn start_with_sink(
         shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
     });
-    let app = router(state.clone());
+    let app = crate::api::web::with_prefix(router(state.clone()), &web.route_prefix);
     let server = tokio::spawn(async move {
         // Peer addresses feed the audit log and per-address rate limits.
         let r = axum::serve(

@@ -120,6 +120,17 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// The URL under which klaxon is reached from outside (behind a reverse
+    /// proxy, say), used in every link it writes: `$externalURL`, alerts'
+    /// `generatorURL`, runbook and silence links. If the URL has a path,
+    /// it is also the default route prefix. Default: http://HOST:PORT of
+    /// --listen, the hostname for an unspecified address.
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
+    /// Path prefix of every HTTP endpoint (API, UI, /metrics). Default:
+    /// the path of --web.external-url, else /.
+    #[arg(long = "web.route-prefix")]
+    route_prefix: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +172,8 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        external_url: None,
+        route_prefix: None,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -336,6 +349,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .event_format(klaxon::ops::logfmt::Logfmt)
             .init();
     }
+    let web = match klaxon::api::web::WebOptions::resolve(
+        args.external_url.as_deref(),
+        args.route_prefix.as_deref(),
+        &args.listen,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("klaxon: {e}");
+            std::process::exit(2);
+        }
+    };
     // The config is validated before any port is bound.
     let mut cfg = match &args.config {
         Some(path) => match klaxon::config::load_file(path) {
@@ -345,7 +369,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
-        None => klaxon::config::embedded_default(&args.listen),
+        None => klaxon::config::embedded_default_under(&args.listen, &web.route_prefix),
     };
     if let Some(path) = &args.notify_config {
         if cfg.notify.is_some() {
@@ -373,20 +397,28 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
         );
-        let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
-            Ok(r) => r,
-            Err(klaxon::app::StartError::Rules(lines)) => {
-                for l in lines {
-                    eprintln!("{l}");
-                }
-                std::process::exit(1);
-            }
-            Err(e) => return Err(e.into()),
+        let served_at = if web.route_prefix == "/" {
+            String::new()
+        } else {
+            web.route_prefix.clone()
         };
+        flags.insert("web.external-url".to_string(), web.external_url.clone());
+        flags.insert("web.route-prefix".to_string(), web.route_prefix.clone());
+        let running =
+            match klaxon::app::start_with_web(cfg, &args.listen, flags, None, Some(web)).await {
+                Ok(r) => r,
+                Err(klaxon::app::StartError::Rules(lines)) => {
+                    for l in lines {
+                        eprintln!("{l}");
+                    }
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e.into()),
+            };
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());
-        eprintln!("klaxon listening on http://{}", running.addr);
+        eprintln!("klaxon listening on http://{}{}", running.addr, served_at);
         shutdown_signal().await;
         if let Some(h) = hup {
             h.abort();

@@ -55,6 +55,8 @@ pub struct Reloader {
     notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
     /// Remote write queues, set once at start (see `set_remote_write`).
     remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
+    /// `--web.route-prefix`, for the embedded default's self-scrape path.
+    route_prefix: std::sync::OnceLock<String>,
 }
 
 impl Reloader {
@@ -94,7 +96,13 @@ impl Reloader {
             serial: parking_lot::Mutex::new(()),
             notify: std::sync::OnceLock::new(),
             remote_write: std::sync::OnceLock::new(),
+            route_prefix: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The route prefix the server runs under (set once at start).
+    pub fn set_route_prefix(&self, prefix: &str) {
+        let _ = self.route_prefix.set(prefix.to_string());
     }
 
     /// Makes reloads re-read the notify config too.
@@ -144,7 +152,10 @@ impl Reloader {
                 path: p.display().to_string(),
                 errors: e.to_string().trim_end().to_string(),
             })?,
-            None => crate::config::embedded_default(&self.listen),
+            None => crate::config::embedded_default_under(
+                &self.listen,
+                self.route_prefix.get().map_or("/", String::as_str),
+            ),
         };
         let notify = match self.notify.get() {
             Some(stage) => Some((stage, self.prepare_notify(stage, &cfg)?)),

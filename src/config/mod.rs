@@ -422,6 +422,21 @@ const LISTEN_PLACEHOLDER: &str = "__KLAXON_LISTEN_ADDRESS__";
 
 /// The built-in configuration: klaxon scraping itself at `listen`
 /// (`host:port`, as decided by the CLI).
+/// [`embedded_default`] for a server under a route prefix
+/// (`--web.route-prefix`): the self-scrape reads `{prefix}/metrics`.
+pub fn embedded_default_under(listen: &str, route_prefix: &str) -> Config {
+    let mut c = embedded_default(listen);
+    let prefix = route_prefix.trim_end_matches('/');
+    if !prefix.is_empty() {
+        for sc in &mut c.scrape_configs {
+            if sc.static_configs.iter().any(|g| g.targets == [listen]) {
+                sc.metrics_path = format!("{prefix}{}", sc.metrics_path);
+            }
+        }
+    }
+    c
+}
+
 pub fn embedded_default(listen: &str) -> Config {
     // Substituting into the text keeps `to_yaml()` truthful. If the address
     // would break the YAML (quotes, newlines), fall back to setting the

@@ -74,6 +74,8 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("HEAD", "/", Public),
     ("GET", "/ui/{*path}", Public),
     ("HEAD", "/ui/{*path}", Public),
+    // Prometheus' classic graph links redirect to the UI's graph page.
+    ("GET", "/graph", Public),
     ("GET", "/api/v1/auth/whoami", VIEWER),
     ("GET", "/api/v1/probes", VIEWER),
     ("GET", "/metrics", VIEWER),

@@ -55,7 +55,7 @@ struct Running {
 #[derive(Default)]
 pub struct RuleManager {
     groups: RwLock<Vec<Arc<Mutex<GroupState>>>>,
-    external_url: String,
+    external_url: RwLock<String>,
     running: Mutex<Option<Running>>,
 }
 
@@ -78,9 +78,18 @@ impl RuleManager {
                     .map(|g| Arc::new(Mutex::new(g)))
                     .collect(),
             ),
-            external_url: external_url.to_string(),
+            external_url: RwLock::new(external_url.to_string()),
             running: Mutex::new(None),
         })
+    }
+
+    /// Sets the URL klaxon is reached at (`$externalURL`, `generatorURL`)
+    /// for the loaded groups and those of later reloads.
+    pub fn set_external_url(&self, url: &str) {
+        *self.external_url.write() = url.to_string();
+        for g in self.groups.read().iter() {
+            g.lock().external_url = url.to_string();
+        }
     }
 
     /// The current groups (a snapshot: a reload may replace them).
@@ -150,7 +159,8 @@ impl RuleManager {
     /// unchanged rules; removed groups get stale markers and lose their
     /// metrics and saved state.
     pub fn reload(&self, cfg: &Config) -> Result<(), Vec<String>> {
-        let mut new_groups = load_groups(cfg, &self.external_url)?;
+        let external_url = self.external_url.read().clone();
+        let mut new_groups = load_groups(cfg, &external_url)?;
         let mut running = self.running.lock();
         if let Some(r) = running.as_mut() {
             for t in r.tasks.drain(..) {
