@@ -176,7 +176,15 @@ pub struct HeartbeatState {
 }
 
 impl HeartbeatState {
-    pub fn register(r: &Registry) -> Arc<Self> {
+    /// `enabled`: whether a heartbeat loop runs (`command_center.base_url`
+    /// set), exported as `klaxon_heartbeat_enabled` so alerts on the
+    /// acknowledgement age stay quiet while the feature is off.
+    pub fn register(r: &Registry, enabled: bool) -> Arc<Self> {
+        r.gauge(
+            "klaxon_heartbeat_enabled",
+            "1 when a heartbeat to a command center is configured, else 0.",
+        )
+        .set(if enabled { 1.0 } else { 0.0 });
         Arc::new(HeartbeatState {
             ack: Mutex::new(AckInfo::default()),
             last_ack_gauge: r.gauge(
