@@ -307,12 +307,39 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
             continue;
         }
         match klaxon::config::load_file(file) {
-            Ok(cfg) => println!(
-                "{}: SUCCESS: {} scrape configs, {} rule file patterns",
-                file.display(),
-                cfg.scrape_configs.len(),
-                cfg.rule_files.len()
-            ),
+            Ok(cfg) => {
+                let report = klaxon::config::check::check(&cfg);
+                for w in &report.warnings {
+                    eprintln!("{}: WARNING: {w}", file.display());
+                }
+                if !report.errors.is_empty() {
+                    print_errors(&klaxon::config::ConfigErrors(report.errors.clone()));
+                }
+                if report.ok() {
+                    println!(
+                        "{}: SUCCESS: {} scrape configs, {} rule files found",
+                        file.display(),
+                        cfg.scrape_configs.len(),
+                        report.rule_files.len()
+                    );
+                } else {
+                    println!("{}: FAILED", file.display());
+                    code = ExitCode::FAILURE;
+                }
+                // Each rule file, as promtool reports them after the config.
+                for rf in &report.rule_files {
+                    println!("  Checking {}", rf.path.display());
+                    match &rf.result {
+                        Ok(n) => println!("    SUCCESS: {n} rules found"),
+                        Err(errs) => {
+                            println!("    FAILED:");
+                            for e in errs {
+                                eprintln!("{e}");
+                            }
+                        }
+                    }
+                }
+            }
             Err(errs) => {
                 print_errors(&errs);
                 code = ExitCode::FAILURE;

@@ -625,7 +625,17 @@ fn resolve_one(
             .targets
             .iter()
             .flatten()
-            .map(|t| t.value.clone())
+            .map(|t| {
+                // Prometheus' CheckTargetAddress: a target is host:port,
+                // never a URL (scheme and path have their own fields). With
+                // relabel_configs the address may still be rewritten; `check
+                // config` tests it after relabeling (config::check).
+                if t.value.contains('/') && r.relabel_configs.as_ref().is_none_or(|v| v.is_empty())
+                {
+                    sink.push(Pos::of(t), format!("{:?} is not a valid hostname", t.value));
+                }
+                t.value.clone()
+            })
             .collect();
         static_configs.push(TargetGroup {
             targets,

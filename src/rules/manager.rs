@@ -240,7 +240,13 @@ fn load_groups(cfg: &Config, external_url: &str) -> Result<Vec<GroupState>, Vec<
     let mut files = Vec::new();
     for pattern in &cfg.rule_files {
         match glob::glob(pattern) {
-            Ok(paths) => files.extend(paths.flatten()),
+            Ok(paths) => {
+                let before = files.len();
+                files.extend(paths.flatten());
+                if files.len() == before {
+                    tracing::warn!(pattern = %pattern, "rule_files: pattern matches no file");
+                }
+            }
             Err(e) => errors.push(format!("rule_files: bad pattern {pattern:?}: {e}")),
         }
     }
