@@ -84,6 +84,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) point_pool: Vec<Vec<(i64, f64)>>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// See `EngineOptions::delayed_name_removal`.
+    pub delayed_name_removal: bool,
     ticks: u32,
 }
 
@@ -118,6 +120,7 @@ impl<'a> Evaluator<'a> {
             cursors: HashMap::new(),
             ranges: HashMap::new(),
             sigs: HashMap::default(),
+            delayed_name_removal: false,
             counter_checked: HashMap::default(),
             point_pool: Vec::new(),
             warnings: Vec::new(),
@@ -128,6 +131,11 @@ impl<'a> Evaluator<'a> {
 
     /// `binary::signature` of `labels`, computed once per query for each
     /// label set met at aggregation node `node`.
+    /// [`settle`] under this query's name-removal mode.
+    fn settle(&self, v: StepValue) -> EvalResult<StepValue> {
+        settle(self.delayed_name_removal, v)
+    }
+
     pub(crate) fn cached_signature(
         &mut self,
         node: usize,
@@ -312,7 +320,7 @@ impl<'a> Evaluator<'a> {
                             s.value = -s.value;
                             s.drop_name = true;
                         }
-                        StepValue::Vector(vec)
+                        self.settle(StepValue::Vector(vec))?
                     }
                     (_, v) => {
                         return Err(EvalError::exec(format!(
@@ -325,9 +333,18 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.vector_selector(vs, t)?)),
             Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, t)?)),
             Expr::SubqueryExpr(sq) => Ok(StepValue::Matrix(self.subquery(sq, t)?)),
-            Expr::Binary(b) => self.binary(b, t),
-            Expr::Call(c) => self.call(c, t),
-            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Binary(b) => {
+                let v = self.binary(b, t)?;
+                self.settle(v)
+            }
+            Expr::Call(c) => {
+                let v = self.call(c, t)?;
+                self.settle(v)
+            }
+            Expr::Aggregate(a) => {
+                let v = self.aggregate(a, t)?;
+                self.settle(v)
+            }
         }
     }
 
@@ -545,8 +562,25 @@ impl Collator {
     }
 }
 
-/// Removes `__name__` from samples marked for it (delayed name removal) and
-/// rejects a vector whose label sets then collide.
+/// An operator's or function's output as Prometheus hands it on (without
+/// the experimental delayed name removal): the metric name is dropped where
+/// the operation drops it, and a vector whose label sets then collide is an
+/// error right there, not only in the query's final result. So
+/// `sum(rate({job="x"}[5m]))` over series differing only by name fails as
+/// in Prometheus instead of adding them up.
+fn settle(delayed: bool, v: StepValue) -> EvalResult<StepValue> {
+    match v {
+        v if delayed => Ok(v),
+        StepValue::Vector(mut vec) if vec.iter().any(|s| s.drop_name) => {
+            cleanup_vector(&mut vec)?;
+            Ok(StepValue::Vector(vec))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Removes `__name__` from samples marked for it and rejects a vector whose
+/// label sets then collide.
 pub(crate) fn cleanup_vector(vec: &mut [Sample]) -> EvalResult<()> {
     for s in vec.iter_mut() {
         if s.drop_name {
