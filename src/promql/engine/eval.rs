@@ -86,6 +86,9 @@ pub(crate) struct Evaluator<'a> {
     pub infos: Vec<String>,
     /// See `EngineOptions::delayed_name_removal`.
     pub delayed_name_removal: bool,
+    /// Label set (by address, held so the address stays unique) → the same
+    /// without its name; see `settle`.
+    unnamed: HashMap<usize, (Arc<Labels>, Arc<Labels>), foldhash::fast::RandomState>,
     ticks: u32,
 }
 
@@ -121,6 +124,7 @@ impl<'a> Evaluator<'a> {
             ranges: HashMap::new(),
             sigs: HashMap::default(),
             delayed_name_removal: false,
+            unnamed: HashMap::default(),
             counter_checked: HashMap::default(),
             point_pool: Vec::new(),
             warnings: Vec::new(),
@@ -131,9 +135,39 @@ impl<'a> Evaluator<'a> {
 
     /// `binary::signature` of `labels`, computed once per query for each
     /// label set met at aggregation node `node`.
-    /// [`settle`] under this query's name-removal mode.
-    fn settle(&self, v: StepValue) -> EvalResult<StepValue> {
-        settle(self.delayed_name_removal, v)
+    /// An operator's or function's output as Prometheus hands it on
+    /// (without the experimental delayed name removal): the metric name is
+    /// dropped where the operation drops it, and a vector whose label sets
+    /// then collide is an error right there, not only in the query's final
+    /// result. So `sum(rate({job="x"}[5m]))` over series differing only by
+    /// name fails as in Prometheus instead of adding them up.
+    /// Name-less label sets are cached per input label set for the query,
+    /// so a series seen at every step of a range query is rebuilt once (and
+    /// the collator's pointer fast path keeps working).
+    fn settle(&mut self, v: StepValue) -> EvalResult<StepValue> {
+        if self.delayed_name_removal {
+            return Ok(v);
+        }
+        match v {
+            StepValue::Vector(mut vec) if vec.iter().any(|s| s.drop_name) => {
+                for s in vec.iter_mut().filter(|s| s.drop_name) {
+                    let k = Arc::as_ptr(&s.labels) as usize;
+                    let dropped = match self.unnamed.get(&k) {
+                        Some((_, d)) => d.clone(),
+                        None => {
+                            let d = drop_metric_name(&s.labels);
+                            self.unnamed.insert(k, (s.labels.clone(), d.clone()));
+                            d
+                        }
+                    };
+                    s.labels = dropped;
+                    s.drop_name = false;
+                }
+                check_unique(&vec)?;
+                Ok(StepValue::Vector(vec))
+            }
+            other => Ok(other),
+        }
     }
 
     pub(crate) fn cached_signature(
@@ -559,23 +593,6 @@ impl Collator {
         let mut v = self.series;
         v.sort_by(|a, b| a.labels.cmp(&b.labels));
         v
-    }
-}
-
-/// An operator's or function's output as Prometheus hands it on (without
-/// the experimental delayed name removal): the metric name is dropped where
-/// the operation drops it, and a vector whose label sets then collide is an
-/// error right there, not only in the query's final result. So
-/// `sum(rate({job="x"}[5m]))` over series differing only by name fails as
-/// in Prometheus instead of adding them up.
-fn settle(delayed: bool, v: StepValue) -> EvalResult<StepValue> {
-    match v {
-        v if delayed => Ok(v),
-        StepValue::Vector(mut vec) if vec.iter().any(|s| s.drop_name) => {
-            cleanup_vector(&mut vec)?;
-            Ok(StepValue::Vector(vec))
-        }
-        other => Ok(other),
     }
 }
 
