@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+pub mod capacity;
 pub mod reload;
 pub use reload::{ReloadError, ReloadStatus, Reloader};
 
@@ -309,6 +310,12 @@ pub async fn start_with_web(
         state.probe_results.clone(),
     ));
     let retention = cfg.storage.retention;
+    let shortest = scrape_configs
+        .iter()
+        .map(|s| s.scrape_interval)
+        .min()
+        .unwrap_or(cfg.global.scrape_interval);
+    tasks.push(capacity::spawn_check(head.clone(), retention, shortest));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -333,26 +340,47 @@ pub async fn start_with_web(
 }
 
 impl Running {
-    /// Stops scraping, then the HTTP server.
+    /// Stops scraping, then the HTTP server, within Prometheus' default
+    /// flush deadline (1m).
     pub async fn stop(self) {
+        self.stop_within(crate::remote::queue::FLUSH_DEADLINE).await
+    }
+
+    /// [`Running::stop`] with everything done within `deadline`
+    /// (`--storage.remote.flush-deadline`): remote-write queues get most of
+    /// what is left to send what they hold, open HTTP responses the rest
+    /// (at most [`SHUTDOWN_GRACE`]). An unreachable remote-write endpoint
+    /// cannot hold the stop past a Kubernetes grace period set above it.
+    pub async fn stop_within(self, deadline: Duration) {
+        let end = std::time::Instant::now() + deadline;
+        let left = || end.saturating_duration_since(std::time::Instant::now());
         for t in &self.tasks {
             t.abort();
         }
         self.state.rules.stop();
-        self.state.manager.shutdown().await;
-        // Ingestion has stopped: send what the remote-write queues hold.
-        self.remote_write
-            .stop(crate::remote::queue::FLUSH_DEADLINE)
-            .await;
-        let _ = self.shutdown_tx.send(true);
-        // Open responses end on the signal (see `AppState::shutdown`); a
-        // client that stops reading must not hold the process forever.
-        let mut server = self.server;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        if tokio::time::timeout(left(), self.state.manager.shutdown())
             .await
             .is_err()
         {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "HTTP connections still open at shutdown; closing them");
+            tracing::warn!("scrape loops still running at the stop deadline");
+        }
+        // Ingestion has stopped: send what the remote-write queues hold.
+        // The queues' own deadline leaves them room to drop the rest in
+        // time; the outer one bounds that too.
+        let queues = left().mul_f64(0.8);
+        if tokio::time::timeout(left(), self.remote_write.stop(queues))
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?deadline, "remote write still flushing at the stop deadline; left behind");
+        }
+        let _ = self.shutdown_tx.send(true);
+        // Open responses end on the signal (see `AppState::shutdown`); a
+        // client that stops reading must not hold the process forever.
+        let grace = SHUTDOWN_GRACE.min(left());
+        let mut server = self.server;
+        if tokio::time::timeout(grace, &mut server).await.is_err() {
+            tracing::warn!(grace = ?grace, "HTTP connections still open at shutdown; closing them");
             server.abort();
         }
     }

@@ -131,6 +131,15 @@ struct RunArgs {
     /// the path of --web.external-url, else /.
     #[arg(long = "web.route-prefix")]
     route_prefix: Option<String>,
+    /// How long a stop (SIGTERM, Ctrl-C) may take in all: remote-write
+    /// queues send what they hold until then, what is left is dropped.
+    /// Keep it below the orchestrator's grace period (Kubernetes: 30s).
+    #[arg(long = "storage.remote.flush-deadline", default_value = "1m", value_parser = parse_flag_duration)]
+    flush_deadline: std::time::Duration,
+}
+
+fn parse_flag_duration(s: &str) -> Result<std::time::Duration, String> {
+    klaxon::config::parse_duration(s)
 }
 
 #[derive(Subcommand)]
@@ -174,6 +183,7 @@ fn main() -> ExitCode {
         enable_remote_write_receiver: false,
         external_url: None,
         route_prefix: None,
+        flush_deadline: klaxon::remote::queue::FLUSH_DEADLINE,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -250,13 +260,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klaxon: {e:#}");
-                ExitCode::FAILURE
+        Command::Run(args) => {
+            let json = args.log_format == "json";
+            match run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let msg = error_chain(&e);
+                    if json {
+                        tracing::error!(error = %msg, "klaxon stopped");
+                    } else {
+                        eprintln!("klaxon: {msg}");
+                    }
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
@@ -349,6 +367,32 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     code
 }
 
+/// An error with its causes, each cause once: a message that already
+/// ends with its cause's text (`listen on X: Address already in use`) does
+/// not get it appended again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// Config errors at `klaxon run`: JSON lines under `--log.format json`.
+fn log_errors(json: bool, errs: &klaxon::config::ConfigErrors) {
+    if !json {
+        print_errors(errs);
+        return;
+    }
+    for e in errs.errors() {
+        tracing::error!(file = %e.file, line = e.line, column = e.column, "{}", e.message);
+    }
+}
+
 fn print_errors(errs: &klaxon::config::ConfigErrors) {
     let s = errs.to_string();
     eprint!("{s}");
@@ -357,7 +401,18 @@ fn print_errors(errs: &klaxon::config::ConfigErrors) {
     }
 }
 
+/// A start-up failure: a JSON line under `--log.format json`, else
+/// `klaxon: message` on stderr.
+fn fail(json: bool, msg: &str) {
+    if json {
+        tracing::error!("{msg}");
+    } else {
+        eprintln!("klaxon: {msg}");
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    let json = args.log_format == "json";
     let filter = tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
     let fmt = tracing_subscriber::fmt()
@@ -383,7 +438,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     ) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("klaxon: {e}");
+            fail(json, &e.to_string());
             std::process::exit(2);
         }
     };
@@ -392,7 +447,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => match klaxon::config::load_file(path) {
             Ok(c) => c,
             Err(errs) => {
-                print_errors(&errs);
+                log_errors(json, &errs);
                 std::process::exit(1);
             }
         },
@@ -400,16 +455,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     if let Some(path) = &args.notify_config {
         if cfg.notify.is_some() {
-            eprintln!(
-                "klaxon: --notify-config {} given while the config has a notify: section; use one",
-                path.display()
+            fail(
+                json,
+                &format!(
+                    "--notify-config {} given while the config has a notify: section; use one",
+                    path.display()
+                ),
             );
             std::process::exit(1);
         }
         match klaxon::notify::config::load_file(path) {
             Ok(n) => cfg.notify = Some(std::sync::Arc::new(n)),
             Err(errs) => {
-                print_errors(&errs);
+                log_errors(json, &errs);
                 std::process::exit(1);
             }
         }
@@ -431,6 +489,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         flags.insert("web.external-url".to_string(), web.external_url.clone());
         flags.insert("web.route-prefix".to_string(), web.route_prefix.clone());
+        flags.insert(
+            "storage.remote.flush-deadline".to_string(),
+            klaxon::config::format_duration(args.flush_deadline),
+        );
         let running =
             match klaxon::app::start_with_web(cfg, &args.listen, flags, None, Some(web)).await {
                 Ok(r) => r,
@@ -445,13 +507,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());
-        eprintln!("klaxon listening on http://{}{}", running.addr, served_at);
+        let url = format!("http://{}{}", running.addr, served_at);
+        if json {
+            tracing::info!(url = %url, "klaxon listening");
+        } else {
+            eprintln!("klaxon listening on {url}");
+        }
         shutdown_signal().await;
         if let Some(h) = hup {
             h.abort();
         }
         tracing::info!("shutting down");
-        running.stop().await;
+        running.stop_within(args.flush_deadline).await;
         Ok(())
     })
 }

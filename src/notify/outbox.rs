@@ -238,9 +238,13 @@ impl Outbox {
     pub fn enqueue_notification(&self, n: &Notification) -> Result<Vec<i64>, StoreError> {
         let live = self.config.read().clone();
         let Some(r) = live.receivers.get(&n.receiver) else {
-            tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
+            tracing::warn!(receiver = %n.receiver, alerts = %n.alert_names(), "outbox: notification for an unknown receiver dropped");
             return Ok(vec![]);
         };
+        if r.integrations.is_empty() {
+            tracing::info!(receiver = %n.receiver, alerts = %n.alert_names(), "notification for a receiver without integrations: not sent");
+            return Ok(vec![]);
+        }
         let deadline = n.created_at + self.opts.deadline.as_millis() as i64;
         let mut rows = Vec::new();
         for (idx, integ) in r.integrations.iter().enumerate() {

@@ -364,9 +364,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
                 m.evaluated(&ev.key, ev.rules, &ev.report);
                 m.missed(&ev.key, missed);
             }
-            for (_, rule, err) in &ev.report.errors {
-                tracing::warn!(group = %ev.name, rule = %rule, error = %err, "rule evaluation failed");
-            }
+            // Each failed rule was logged once where it was evaluated.
             deliver(&ctx, &g, &ev, &mut logged);
             if let Some(store) = &ctx.store {
                 if let Some((digest, alerts)) = ev.alerts {
