@@ -235,21 +235,45 @@ pub async fn start_with_web(
         shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
     });
-    let app = crate::api::web::with_prefix(router(state.clone()), &web.route_prefix);
-    let server = tokio::spawn(async move {
-        // Peer addresses feed the audit log and per-address rate limits.
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server");
+    let mut app = crate::api::web::with_prefix(router(state.clone()), &web.route_prefix);
+    if let Some(wc) = web.config.clone() {
+        app = app.layer(axum::middleware::from_fn(move |req, next| {
+            crate::api::webconfig::layer(wc.clone(), req, next)
+        }));
+    }
+    warn_if_open(listen, &cfg, web.config.as_deref());
+    let shutdown = async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    };
+    // Peer addresses feed the audit log and per-address rate limits.
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server = match web.config.as_ref().and_then(|c| c.tls.clone()) {
+        None => tokio::spawn(async move {
+            let r = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "HTTP server");
+            }
+        }),
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let tls = crate::api::webconfig::TlsListener::new(listener, tls).map_err(|source| {
+                StartError::Bind {
+                    addr: listen.to_string(),
+                    source,
+                }
+            })?;
+            tokio::spawn(async move {
+                let r = axum::serve(tls.tap_io(|_| {}), service)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "HTTPS server");
+                }
+            })
         }
-    });
+    };
 
     let mut scrape_configs = cfg.scrape_configs.clone();
     for (sc, src) in exporters.scrape_jobs(&cfg, &addr.to_string()) {
@@ -383,6 +407,31 @@ impl Running {
             tracing::warn!(grace = ?grace, "HTTP connections still open at shutdown; closing them");
             server.abort();
         }
+    }
+}
+
+/// One warning at start when anyone who can reach a non-loopback listener
+/// may use it without credentials, saying what they may do.
+fn warn_if_open(listen: &str, cfg: &Config, web: Option<&crate::api::webconfig::WebConfig>) {
+    if crate::ops::is_loopback_listen(listen) || web.is_some_and(|w| !w.users.is_empty()) {
+        return;
+    }
+    let role = match &cfg.auth {
+        None => Some("viewer"),
+        // Not written: nothing on a non-loopback listener.
+        Some(a) => a.anonymous_role.flatten().map(|r| r.as_str()),
+    };
+    if let Some(role) = role {
+        tracing::warn!(
+            listen,
+            anonymous_role = role,
+            "listening on a non-loopback address without authentication: anyone who can reach it may act as {role} (read every API: queries, series, targets, alerts, silences, rules, status; {}); set basic_auth_users in --web.config.file or auth.tokens with anonymous_role: none",
+            match role {
+                "viewer" => "no changes",
+                "operator" => "plus create and expire silences, post alerts, remote write",
+                _ => "plus reload and every other change",
+            }
+        );
     }
 }
 

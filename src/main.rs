@@ -134,6 +134,12 @@ struct RunArgs {
     /// How long a stop (SIGTERM, Ctrl-C) may take in all: remote-write
     /// queues send what they hold until then, what is left is dropped.
     /// Keep it below the orchestrator's grace period (Kubernetes: 30s).
+    /// Exporter-toolkit web configuration (as Prometheus, Alertmanager and
+    /// the exporters): tls_server_config, basic_auth_users (bcrypt),
+    /// http_server_config.headers. The certificate is re-read when its
+    /// files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     #[arg(long = "storage.remote.flush-deadline", default_value = "1m", value_parser = parse_flag_duration)]
     flush_deadline: std::time::Duration,
 }
@@ -184,6 +190,7 @@ fn main() -> ExitCode {
         external_url: None,
         route_prefix: None,
         flush_deadline: klaxon::remote::queue::FLUSH_DEADLINE,
+        web_config_file: None,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -431,7 +438,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .event_format(klaxon::ops::logfmt::Logfmt)
             .init();
     }
-    let web = match klaxon::api::web::WebOptions::resolve(
+    let mut web = match klaxon::api::web::WebOptions::resolve(
         args.external_url.as_deref(),
         args.route_prefix.as_deref(),
         &args.listen,
@@ -442,6 +449,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(p) = &args.web_config_file {
+        match klaxon::api::webconfig::load(p) {
+            Ok(c) => web.config = Some(std::sync::Arc::new(c)),
+            Err(e) => {
+                fail(json, &e.to_string());
+                std::process::exit(1);
+            }
+        }
+    }
     // The config is validated before any port is bound.
     let mut cfg = match &args.config {
         Some(path) => match klaxon::config::load_file(path) {

@@ -156,7 +156,11 @@ fn check_access(
         // Probes never need (or are refused for) credentials.
         return Ok(a.authenticate(None).unwrap_or_else(|_| anonymous()));
     }
-    let p = if need == Required::Signed {
+    let basic = req.extensions().get::<crate::api::webconfig::BasicUser>();
+    let p = if let Some(u) = basic {
+        // Verified by the web config's basic auth before this layer.
+        a.basic_auth_user(&u.0)
+    } else if need == Required::Signed {
         // The signature authenticates; a stale token must not block an
         // emergency command. A valid one still names the caller.
         a.authenticate(authz).unwrap_or_else(|_| anonymous())

@@ -15,6 +15,7 @@ pub mod runbooks;
 pub mod targets;
 pub mod ui;
 pub mod web;
+pub mod webconfig;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::promql::Engine;

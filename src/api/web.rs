@@ -24,14 +24,16 @@ pub enum WebError {
     RoutePrefix(String),
 }
 
-/// The resolved external URL and route prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The resolved external URL and route prefix, and the web config file.
+#[derive(Clone, Debug)]
 pub struct WebOptions {
     /// Without a trailing slash (`http://host:9470`, `https://h/klaxon`),
     /// as Prometheus' `$externalURL`.
     pub external_url: String,
     /// `/` or a path without a trailing slash (`/klaxon`).
     pub route_prefix: String,
+    /// `--web.config.file`: TLS, basic auth users, response headers.
+    pub config: Option<std::sync::Arc<super::webconfig::WebConfig>>,
 }
 
 impl WebOptions {
@@ -62,6 +64,7 @@ impl WebOptions {
         Ok(WebOptions {
             external_url,
             route_prefix,
+            config: None,
         })
     }
 
@@ -70,6 +73,7 @@ impl WebOptions {
         WebOptions {
             external_url: default_external(listen),
             route_prefix: "/".to_string(),
+            config: None,
         }
     }
 

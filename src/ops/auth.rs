@@ -257,6 +257,21 @@ impl Authorizer {
         })
     }
 
+    /// The caller a `--web.config.file` basic-auth user is: the roles of
+    /// the `auth.tokens` entry of the same name, else admin (any user the
+    /// web config lets in may do everything, as in Prometheus).
+    pub fn basic_auth_user(&self, user: &str) -> Principal {
+        let role = match self.tokens.iter().find(|t| t.name == user) {
+            Some(t) => t.roles.iter().max().copied(),
+            None => Some(Role::Admin),
+        };
+        Principal {
+            name: user.to_string(),
+            role,
+            authenticated: true,
+        }
+    }
+
     pub fn rate_limited(&self) -> bool {
         self.limiter.is_some()
     }
