@@ -413,25 +413,57 @@ impl Running {
 /// One warning at start when anyone who can reach a non-loopback listener
 /// may use it without credentials, saying what they may do.
 fn warn_if_open(listen: &str, cfg: &Config, web: Option<&crate::api::webconfig::WebConfig>) {
+    if let Some(w) = open_access_warning(listen, cfg, web) {
+        tracing::warn!(listen, "{w}");
+    }
+}
+
+/// The text of [`warn_if_open`]'s warning, `None` when there is nothing to
+/// warn about (loopback, basic auth users, or no anonymous role).
+fn open_access_warning(
+    listen: &str,
+    cfg: &Config,
+    web: Option<&crate::api::webconfig::WebConfig>,
+) -> Option<String> {
     if crate::ops::is_loopback_listen(listen) || web.is_some_and(|w| !w.users.is_empty()) {
-        return;
+        return None;
     }
     let role = match &cfg.auth {
         None => Some("viewer"),
         // Not written: nothing on a non-loopback listener.
         Some(a) => a.anonymous_role.flatten().map(|r| r.as_str()),
+    }?;
+    let more = match role {
+        "viewer" => "no changes",
+        "operator" => "plus create and expire silences, post alerts, remote write",
+        _ => "plus reload and every other change",
     };
-    if let Some(role) = role {
-        tracing::warn!(
-            listen,
-            anonymous_role = role,
-            "listening on a non-loopback address without authentication: anyone who can reach it may act as {role} (read every API: queries, series, targets, alerts, silences, rules, status; {}); set basic_auth_users in --web.config.file or auth.tokens with anonymous_role: none",
-            match role {
-                "viewer" => "no changes",
-                "operator" => "plus create and expire silences, post alerts, remote write",
-                _ => "plus reload and every other change",
-            }
+    Some(format!(
+        "listening on {listen} without authentication: anyone who can reach it may act as {role} \
+         (read every API: queries, series, targets, alerts, silences, rules, status; {more}); \
+         set basic_auth_users in --web.config.file, or auth.tokens with anonymous_role: none"
+    ))
+}
+
+#[cfg(test)]
+mod open_access_tests {
+    use super::*;
+
+    #[test]
+    fn warns_for_anonymous_access_beyond_loopback_only() {
+        let open = crate::config::load_str("", "t").unwrap();
+        let w = open_access_warning("0.0.0.0:9470", &open, None).expect("warning");
+        assert!(
+            w.contains("may act as viewer") && w.contains("no changes"),
+            "{w}"
         );
+        assert!(open_access_warning("127.0.0.1:9470", &open, None).is_none());
+        let closed = crate::config::load_str("auth:\n  tokens: []\n", "t").unwrap();
+        assert!(open_access_warning("0.0.0.0:9470", &closed, None).is_none());
+        let op = crate::config::load_str("auth:\n  anonymous_role: operator\n  tokens: []\n", "t")
+            .unwrap();
+        let w = open_access_warning("0.0.0.0:9470", &op, None).expect("warning");
+        assert!(w.contains("operator") && w.contains("silences"), "{w}");
     }
 }
 

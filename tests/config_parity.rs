@@ -234,19 +234,7 @@ fn check_config_checks_rule_files_and_warns_on_empty_globs() {
             .spawn()
             .expect("klaxon run"),
     );
-    let stderr = child.0.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::stderr_lines(&mut child.0);
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = Vec::new();
     loop {

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -25,18 +24,7 @@ fn spawn(dir: &std::path::Path, args: &[&str]) -> (common::Proc, mpsc::Receiver<
         .stderr(Stdio::piped())
         .spawn()
         .expect("klaxon run");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = common::stderr_lines(&mut child);
     (common::Proc(child), rx)
 }
 

@@ -246,14 +246,7 @@ fn memory_percent() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|p| p * 4096.0);
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-        l.split_whitespace()
-            .nth(1)?
-            .parse::<f64>()
-            .ok()
-            .map(|k| k * 1024.0)
-    });
+    let total = crate::app::capacity::total_memory();
     match (rss, total) {
         (Some(r), Some(t)) if t > 0.0 => r / t * 100.0,
         _ => 0.0,
