@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+pub mod capacity;
 pub mod reload;
 pub use reload::{ReloadError, ReloadStatus, Reloader};
 
@@ -69,12 +70,15 @@ pub struct Running {
 }
 
 /// Command-line settings of `klaxon run` that are not in the config file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RunOptions {
     /// `--rules.alert.resend-delay`.
     pub resend_delay: Duration,
     /// `--alertmanager.notification-queue-capacity` and the batch size.
     pub notifier: crate::notifier::NotifierOptions,
+    /// `--web.external-url` and `--web.route-prefix`; `None`: the URL of
+    /// the bound address, served at `/`.
+    pub web: Option<crate::api::web::WebOptions>,
 }
 
 impl Default for RunOptions {
@@ -82,6 +86,7 @@ impl Default for RunOptions {
         RunOptions {
             resend_delay: crate::rules::manager::RESEND_DELAY,
             notifier: Default::default(),
+            web: None,
         }
     }
 }
@@ -173,8 +178,12 @@ pub async fn start_with_options(
         addr: listen.to_string(),
         source,
     })?;
-    // With port 0 in `listen` only now is the real address known.
-    rules.set_external_url(&format!("http://{addr}"));
+    // Links name the bound port when none is configured (`:0` in tests).
+    let web = opts
+        .web
+        .clone()
+        .unwrap_or_else(|| crate::api::web::WebOptions::for_listen(&addr.to_string()));
+    rules.set_external_url(&web.external_url);
 
     let registry = Arc::new(Registry::new());
     register_process_collector(&registry);
@@ -235,7 +244,7 @@ pub async fn start_with_options(
 
     let notify = crate::notify::wiring::build(
         &cfg,
-        &format!("http://{addr}"),
+        &web.external_url,
         store.clone(),
         &registry,
         ops.maintenance.clone(),
@@ -244,6 +253,7 @@ pub async fn start_with_options(
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     reload.set_notify(notify.clone());
+    reload.set_route_prefix(&web.route_prefix);
     let base_dir = cfg
         .source_path
         .as_ref()
@@ -304,21 +314,45 @@ pub async fn start_with_options(
         shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
     });
-    let app = router(state.clone());
-    let server = tokio::spawn(async move {
-        // Peer addresses feed the audit log and per-address rate limits.
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        })
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server");
+    let mut app = crate::api::web::with_prefix(router(state.clone()), &web.route_prefix);
+    if let Some(wc) = web.config.clone() {
+        app = app.layer(axum::middleware::from_fn(move |req, next| {
+            crate::api::webconfig::layer(wc.clone(), req, next)
+        }));
+    }
+    warn_if_open(listen, &cfg, web.config.as_deref());
+    let shutdown = async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    };
+    // Peer addresses feed the audit log and per-address rate limits.
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server = match web.config.as_ref().and_then(|c| c.tls.clone()) {
+        None => tokio::spawn(async move {
+            let r = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "HTTP server");
+            }
+        }),
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let tls = crate::api::webconfig::TlsListener::new(listener, tls).map_err(|source| {
+                StartError::Bind {
+                    addr: listen.to_string(),
+                    source,
+                }
+            })?;
+            tokio::spawn(async move {
+                let r = axum::serve(tls.tap_io(|_| {}), service)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "HTTPS server");
+                }
+            })
         }
-    });
+    };
 
     let mut scrape_configs = cfg.scrape_configs.clone();
     for (sc, src) in exporters.scrape_jobs(&cfg, &addr.to_string()) {
@@ -376,6 +410,12 @@ pub async fn start_with_options(
         state.probe_results.clone(),
     ));
     let retention = cfg.storage.retention;
+    let shortest = scrape_configs
+        .iter()
+        .map(|s| s.scrape_interval)
+        .min()
+        .unwrap_or(cfg.global.scrape_interval);
+    tasks.push(capacity::spawn_check(head.clone(), retention, shortest));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -400,32 +440,92 @@ pub async fn start_with_options(
 }
 
 impl Running {
-    /// Stops scraping, then the HTTP server.
+    /// Stops scraping, then the HTTP server, within Prometheus' default
+    /// flush deadline (1m).
     pub async fn stop(self) {
+        self.stop_within(crate::remote::queue::FLUSH_DEADLINE).await
+    }
+
+    /// [`Running::stop`] with everything done within `deadline`
+    /// (`--storage.remote.flush-deadline`): remote-write queues get most of
+    /// what is left to send what they hold, open HTTP responses the rest
+    /// (at most [`SHUTDOWN_GRACE`]). An unreachable remote-write endpoint
+    /// cannot hold the stop past a Kubernetes grace period set above it.
+    pub async fn stop_within(self, deadline: Duration) {
+        let end = std::time::Instant::now() + deadline;
+        let left = || end.saturating_duration_since(std::time::Instant::now());
         for t in &self.tasks {
             t.abort();
         }
         self.state.rules.stop();
         // No more alerts come: let the external Alertmanagers have what
-        // is queued (Prometheus drains on shutdown too).
-        self.state.notifier.stop(NOTIFIER_DRAIN).await;
-        self.state.manager.shutdown().await;
-        // Ingestion has stopped: send what the remote-write queues hold.
-        self.remote_write
-            .stop(crate::remote::queue::FLUSH_DEADLINE)
+        // is queued (Prometheus drains on shutdown too), within the stop's
+        // deadline.
+        self.state
+            .notifier
+            .stop(NOTIFIER_DRAIN.min(left().mul_f64(0.2)))
             .await;
-        let _ = self.shutdown_tx.send(true);
-        // Open responses end on the signal (see `AppState::shutdown`); a
-        // client that stops reading must not hold the process forever.
-        let mut server = self.server;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        if tokio::time::timeout(left(), self.state.manager.shutdown())
             .await
             .is_err()
         {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "HTTP connections still open at shutdown; closing them");
+            tracing::warn!("scrape loops still running at the stop deadline");
+        }
+        // Ingestion has stopped: send what the remote-write queues hold.
+        // The queues' own deadline leaves them room to drop the rest in
+        // time; the outer one bounds that too.
+        let queues = left().mul_f64(0.8);
+        if tokio::time::timeout(left(), self.remote_write.stop(queues))
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?deadline, "remote write still flushing at the stop deadline; left behind");
+        }
+        let _ = self.shutdown_tx.send(true);
+        // Open responses end on the signal (see `AppState::shutdown`); a
+        // client that stops reading must not hold the process forever.
+        let grace = SHUTDOWN_GRACE.min(left());
+        let mut server = self.server;
+        if tokio::time::timeout(grace, &mut server).await.is_err() {
+            tracing::warn!(grace = ?grace, "HTTP connections still open at shutdown; closing them");
             server.abort();
         }
     }
+}
+
+/// One warning at start when anyone who can reach a non-loopback listener
+/// may use it without credentials, saying what they may do.
+fn warn_if_open(listen: &str, cfg: &Config, web: Option<&crate::api::webconfig::WebConfig>) {
+    if let Some(w) = open_access_warning(listen, cfg, web) {
+        tracing::warn!(listen, "{w}");
+    }
+}
+
+/// The text of [`warn_if_open`]'s warning, `None` when there is nothing to
+/// warn about (loopback, basic auth users, or no anonymous role).
+fn open_access_warning(
+    listen: &str,
+    cfg: &Config,
+    web: Option<&crate::api::webconfig::WebConfig>,
+) -> Option<String> {
+    if crate::ops::is_loopback_listen(listen) || web.is_some_and(|w| !w.users.is_empty()) {
+        return None;
+    }
+    let role = match &cfg.auth {
+        None => Some("viewer"),
+        // Not written: nothing on a non-loopback listener.
+        Some(a) => a.anonymous_role.flatten().map(|r| r.as_str()),
+    }?;
+    let more = match role {
+        "viewer" => "no changes",
+        "operator" => "plus create and expire silences, post alerts, remote write",
+        _ => "plus reload and every other change",
+    };
+    Some(format!(
+        "listening on {listen} without authentication: anyone who can reach it may act as {role} \
+         (read every API: queries, series, targets, alerts, silences, rules, status; {more}); \
+         set basic_auth_users in --web.config.file, or auth.tokens with anonymous_role: none"
+    ))
 }
 
 /// Hands memory freed since the last call back to the OS. glibc's malloc
@@ -527,4 +627,26 @@ fn register_head_collector(r: &Registry, head: Arc<Head>) {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod open_access_tests {
+    use super::*;
+
+    #[test]
+    fn warns_for_anonymous_access_beyond_loopback_only() {
+        let open = crate::config::load_str("", "t").unwrap();
+        let w = open_access_warning("0.0.0.0:9470", &open, None).expect("warning");
+        assert!(
+            w.contains("may act as viewer") && w.contains("no changes"),
+            "{w}"
+        );
+        assert!(open_access_warning("127.0.0.1:9470", &open, None).is_none());
+        let closed = crate::config::load_str("auth:\n  tokens: []\n", "t").unwrap();
+        assert!(open_access_warning("0.0.0.0:9470", &closed, None).is_none());
+        let op = crate::config::load_str("auth:\n  anonymous_role: operator\n  tokens: []\n", "t")
+            .unwrap();
+        let w = open_access_warning("0.0.0.0:9470", &op, None).expect("warning");
+        assert!(w.contains("operator") && w.contains("silences"), "{w}");
+    }
 }

@@ -146,6 +146,28 @@ struct RunArgs {
     /// alerts beyond it are refused with 429 (0: no limit).
     #[arg(long = "alerts.max", default_value_t = klaxon::notify::dispatch::DEFAULT_MAX_ALERTS)]
     alerts_max: usize,
+    /// The URL under which klaxon is reached from outside (behind a reverse
+    /// proxy, say), used in every link it writes: `$externalURL`, alerts'
+    /// `generatorURL`, runbook and silence links. If the URL has a path,
+    /// it is also the default route prefix. Default: http://HOST:PORT of
+    /// --listen, the hostname for an unspecified address.
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
+    /// Path prefix of every HTTP endpoint (API, UI, /metrics). Default:
+    /// the path of --web.external-url, else /.
+    #[arg(long = "web.route-prefix")]
+    route_prefix: Option<String>,
+    /// Exporter-toolkit web configuration (as Prometheus, Alertmanager and
+    /// the exporters): tls_server_config, basic_auth_users (bcrypt),
+    /// http_server_config.headers. The certificate is re-read when its
+    /// files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
+    /// How long a stop (SIGTERM, Ctrl-C) may take in all: remote-write
+    /// queues send what they hold until then, what is left is dropped.
+    /// Keep it below the orchestrator's grace period (Kubernetes: 30s).
+    #[arg(long = "storage.remote.flush-deadline", default_value = "1m", value_parser = parse_duration_flag)]
+    flush_deadline: std::time::Duration,
 }
 
 /// A duration flag in Prometheus' syntax (`1m`, `90s`, `1h30m`).
@@ -199,6 +221,10 @@ fn main() -> ExitCode {
         resend_delay: klaxon::rules::manager::RESEND_DELAY,
         notification_queue_capacity: klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64,
         alerts_max: klaxon::notify::dispatch::DEFAULT_MAX_ALERTS,
+        external_url: None,
+        route_prefix: None,
+        flush_deadline: klaxon::remote::queue::FLUSH_DEADLINE,
+        web_config_file: None,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -275,13 +301,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klaxon: {e:#}");
-                ExitCode::FAILURE
+        Command::Run(args) => {
+            let json = args.log_format == "json";
+            match run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let msg = error_chain(&e);
+                    if json {
+                        tracing::error!(error = %msg, "klaxon stopped");
+                    } else {
+                        eprintln!("klaxon: {msg}");
+                    }
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
@@ -332,12 +366,39 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
             continue;
         }
         match klaxon::config::load_file(file) {
-            Ok(cfg) => println!(
-                "{}: SUCCESS: {} scrape configs, {} rule file patterns",
-                file.display(),
-                cfg.scrape_configs.len(),
-                cfg.rule_files.len()
-            ),
+            Ok(cfg) => {
+                let report = klaxon::config::check::check(&cfg);
+                for w in &report.warnings {
+                    eprintln!("{}: WARNING: {w}", file.display());
+                }
+                if !report.errors.is_empty() {
+                    print_errors(&klaxon::config::ConfigErrors(report.errors.clone()));
+                }
+                if report.ok() {
+                    println!(
+                        "{}: SUCCESS: {} scrape configs, {} rule files found",
+                        file.display(),
+                        cfg.scrape_configs.len(),
+                        report.rule_files.len()
+                    );
+                } else {
+                    println!("{}: FAILED", file.display());
+                    code = ExitCode::FAILURE;
+                }
+                // Each rule file, as promtool reports them after the config.
+                for rf in &report.rule_files {
+                    println!("  Checking {}", rf.path.display());
+                    match &rf.result {
+                        Ok(n) => println!("    SUCCESS: {n} rules found"),
+                        Err(errs) => {
+                            println!("    FAILED:");
+                            for e in errs {
+                                eprintln!("{e}");
+                            }
+                        }
+                    }
+                }
+            }
             Err(errs) => {
                 print_errors(&errs);
                 code = ExitCode::FAILURE;
@@ -345,6 +406,32 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         }
     }
     code
+}
+
+/// An error with its causes, each cause once: a message that already
+/// ends with its cause's text (`listen on X: Address already in use`) does
+/// not get it appended again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// Config errors at `klaxon run`: JSON lines under `--log.format json`.
+fn log_errors(json: bool, errs: &klaxon::config::ConfigErrors) {
+    if !json {
+        print_errors(errs);
+        return;
+    }
+    for e in errs.errors() {
+        tracing::error!(file = %e.file, line = e.line, column = e.column, "{}", e.message);
+    }
 }
 
 fn print_errors(errs: &klaxon::config::ConfigErrors) {
@@ -355,7 +442,18 @@ fn print_errors(errs: &klaxon::config::ConfigErrors) {
     }
 }
 
+/// A start-up failure: a JSON line under `--log.format json`, else
+/// `klaxon: message` on stderr.
+fn fail(json: bool, msg: &str) {
+    if json {
+        tracing::error!("{msg}");
+    } else {
+        eprintln!("klaxon: {msg}");
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    let json = args.log_format == "json";
     let filter = tracing_subscriber::EnvFilter::try_from_env("KLAXON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
     let fmt = tracing_subscriber::fmt()
@@ -374,29 +472,52 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .event_format(klaxon::ops::logfmt::Logfmt)
             .init();
     }
+    let mut web = match klaxon::api::web::WebOptions::resolve(
+        args.external_url.as_deref(),
+        args.route_prefix.as_deref(),
+        &args.listen,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            fail(json, &e.to_string());
+            std::process::exit(2);
+        }
+    };
+    if let Some(p) = &args.web_config_file {
+        match klaxon::api::webconfig::load(p) {
+            Ok(c) => web.config = Some(std::sync::Arc::new(c)),
+            Err(e) => {
+                fail(json, &e.to_string());
+                std::process::exit(1);
+            }
+        }
+    }
     // The config is validated before any port is bound.
     let mut cfg = match &args.config {
         Some(path) => match klaxon::config::load_file(path) {
             Ok(c) => c,
             Err(errs) => {
-                print_errors(&errs);
+                log_errors(json, &errs);
                 std::process::exit(1);
             }
         },
-        None => klaxon::config::embedded_default(&args.listen),
+        None => klaxon::config::embedded_default_under(&args.listen, &web.route_prefix),
     };
     if let Some(path) = &args.notify_config {
         if cfg.notify.is_some() {
-            eprintln!(
-                "klaxon: --notify-config {} given while the config has a notify: section; use one",
-                path.display()
+            fail(
+                json,
+                &format!(
+                    "--notify-config {} given while the config has a notify: section; use one",
+                    path.display()
+                ),
             );
             std::process::exit(1);
         }
         match klaxon::notify::config::load_file(path) {
             Ok(n) => cfg.notify = Some(std::sync::Arc::new(n)),
             Err(errs) => {
-                print_errors(&errs);
+                log_errors(json, &errs);
                 std::process::exit(1);
             }
         }
@@ -444,6 +565,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "alertmanager.notification-queue-capacity".to_string(),
             args.notification_queue_capacity.to_string(),
         );
+        let served_at = if web.route_prefix == "/" {
+            String::new()
+        } else {
+            web.route_prefix.clone()
+        };
+        flags.insert("web.external-url".to_string(), web.external_url.clone());
+        flags.insert("web.route-prefix".to_string(), web.route_prefix.clone());
+        flags.insert(
+            "storage.remote.flush-deadline".to_string(),
+            klaxon::config::format_duration(args.flush_deadline),
+        );
         let opts = klaxon::app::RunOptions {
             resend_delay: args.resend_delay,
             notifier: klaxon::notifier::NotifierOptions {
@@ -451,6 +583,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                     .unwrap_or(usize::MAX),
                 ..Default::default()
             },
+            web: Some(web),
         };
         let running =
             match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {
@@ -466,13 +599,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());
-        eprintln!("klaxon listening on http://{}", running.addr);
+        let url = format!("http://{}{}", running.addr, served_at);
+        if json {
+            tracing::info!(url = %url, "klaxon listening");
+        } else {
+            eprintln!("klaxon listening on {url}");
+        }
         shutdown_signal().await;
         if let Some(h) = hup {
             h.abort();
         }
         tracing::info!("shutting down");
-        running.stop().await;
+        running.stop_within(args.flush_deadline).await;
         Ok(())
     })
 }

@@ -231,7 +231,7 @@ async fn email_has_runbook_in_both_parts_and_authenticates() {
     );
     for part in [text, html] {
         assert!(part.contains("Disk almost full"));
-        assert!(part.contains("/#/silences/new?filter="));
+        assert!(part.contains("/#/silences?matchers="));
         assert!(part.contains("http://prometheus:9090/graph?g0.expr"));
     }
     // The password is not in the stored payload.

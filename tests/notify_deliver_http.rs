@@ -188,7 +188,7 @@ async fn pagerduty_v2_event_fields() {
     assert!(links[3]["href"]
         .as_str()
         .unwrap()
-        .starts_with("http://klaxon.example.org:9090/#/silences/new?filter="));
+        .starts_with("http://klaxon.example.org:9090/#/silences?matchers="));
     assert_eq!(
         links[4],
         json!({"href": "https://wiki.example.org", "text": "Wiki"})
@@ -249,7 +249,7 @@ async fn slack_attachment_buttons_and_send_resolved() {
         "Only 3% left on /var",
         "https://grafana.example.org/d/disk",
         "http://prometheus:9090/graph?g0.expr=disk",
-        "/#/silences/new?filter=",
+        "/#/silences?matchers=",
     ] {
         assert!(text.contains(want), "slack text lacks {want}: {text}");
     }
@@ -263,7 +263,7 @@ async fn slack_attachment_buttons_and_send_resolved() {
     assert!(actions[1]["url"]
         .as_str()
         .unwrap()
-        .starts_with("http://klaxon.example.org:9090/#/silences/new?filter="));
+        .starts_with("http://klaxon.example.org:9090/#/silences?matchers="));
 
     // send_resolved defaults to false for Slack: a resolved-only group is not sent or stored.
     let ids = ob

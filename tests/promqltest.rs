@@ -1143,6 +1143,8 @@ fn promqltest() {
         max_samples: 10_000,
         timeout: Duration::from_secs(100),
         default_subquery_step: Duration::from_secs(60),
+        // As Prometheus' own test engine (docs: FORMAT.md, section 9).
+        delayed_name_removal: true,
     });
     let mut total = Counts::default();
     let mut skips = BTreeMap::new();

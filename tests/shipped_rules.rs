@@ -357,7 +357,7 @@ async fn runbooks_are_served() {
     assert!(ct.starts_with("text/html"), "{ct}");
     for rb in klaxon::api::runbooks::RUNBOOKS {
         assert!(
-            body.contains(&format!("href=\"/runbooks/{}\"", rb.name)),
+            body.contains(&format!("href=\"{}\"", rb.name)),
             "{}",
             rb.name
         );

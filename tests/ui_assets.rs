@@ -38,7 +38,8 @@ fn auth_section() -> String {
     )
 }
 
-/// Asset references in index.html: `src="/ui/..."` and `href="/ui/..."`.
+/// Asset references in index.html: `src="ui/..."` and `href="ui/..."`,
+/// relative so they follow a route prefix; returned as served paths.
 fn html_refs(html: &str) -> Vec<String> {
     let mut out = Vec::new();
     for attr in ["src=\"", "href=\""] {
@@ -47,9 +48,13 @@ fn html_refs(html: &str) -> Vec<String> {
             rest = &rest[i + attr.len()..];
             let Some(end) = rest.find('"') else { break };
             let v = &rest[..end];
-            if v.starts_with("/ui/") {
-                out.push(v.to_string());
+            if v.starts_with("ui/") {
+                out.push(format!("/{v}"));
             }
+            assert!(
+                !v.starts_with("/ui/"),
+                "absolute asset path {v} breaks under --web.route-prefix"
+            );
             rest = &rest[end..];
         }
     }

@@ -27,6 +27,13 @@ export function parseHash(hash) {
   const q = raw.indexOf('?');
   const name = (q < 0 ? raw : raw.slice(0, q)) || 'alerts';
   const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+  // Alertmanager's silence link (`#/silences/new?filter={...}`), which
+  // templates written for Alertmanager still produce.
+  if (name === 'silences/new') {
+    const np = new URLSearchParams();
+    if (params.get('filter')) np.set('matchers', params.get('filter'));
+    return { page: 'silences', params: np };
+  }
   return { page: name, params };
 }
 

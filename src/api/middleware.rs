@@ -113,15 +113,27 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
     let _e = span.enter();
     // request_id and route repeated as fields of the line itself, so a JSON
     // log has them at the top level, not only under "span".
-    tracing::info!(
-        target: "klaxon::access",
-        request_id = %rid,
-        route = %route,
-        method = %method,
-        status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    // One line per request at debug (Prometheus logs none); a server error
+    // at warn. Milliseconds to two decimals.
+    let duration_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
+    macro_rules! access {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "klaxon::access",
+                request_id = %rid,
+                route = %route,
+                method = %method,
+                status,
+                duration_ms,
+                "request"
+            )
+        };
+    }
+    if status >= 500 {
+        access!(warn);
+    } else {
+        access!(debug);
+    }
     resp
 }
 
@@ -144,7 +156,11 @@ fn check_access(
         // Probes never need (or are refused for) credentials.
         return Ok(a.authenticate(None).unwrap_or_else(|_| anonymous()));
     }
-    let p = if need == Required::Signed {
+    let basic = req.extensions().get::<crate::api::webconfig::BasicUser>();
+    let p = if let Some(u) = basic {
+        // Verified by the web config's basic auth before this layer.
+        a.basic_auth_user(&u.0)
+    } else if need == Required::Signed {
         // The signature authenticates; a stale token must not block an
         // emergency command. A valid one still names the caller.
         a.authenticate(authz).unwrap_or_else(|_| anonymous())

@@ -14,6 +14,8 @@ pub mod rules;
 pub mod runbooks;
 pub mod targets;
 pub mod ui;
+pub mod web;
+pub mod webconfig;
 
 use crate::metrics::{wants_openmetrics, Registry, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::promql::Engine;
@@ -126,6 +128,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/probes", get(probe::results))
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
+        .route("/graph", get(web::classic_graph))
         .route("/api/v1/events/audit", get(ops::audit_list))
         .route("/internal/commands/kill-switch", post(ops::command))
         .route("/internal/commands/resume", post(ops::command))

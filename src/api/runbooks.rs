@@ -83,7 +83,7 @@ pub fn index_page() -> String {
     let mut body = String::from("<h1>Runbooks</h1>\n<ul>\n");
     for rb in RUNBOOKS {
         let n = escape(rb.name);
-        body.push_str(&format!("<li><a href=\"/runbooks/{n}\">{n}</a></li>\n"));
+        body.push_str(&format!("<li><a href=\"{n}\">{n}</a></li>\n"));
     }
     body.push_str("</ul>\n");
     html_page("Runbooks", &body)
@@ -109,7 +109,7 @@ pub async fn runbook(Path(name): Path<String>) -> Response {
             html_page(
                 "Not found",
                 &format!(
-                    "<h1>No runbook named {}</h1>\n<p><a href=\"/runbooks/\">All runbooks</a></p>\n",
+                    "<h1>No runbook named {}</h1>\n<p><a href=\"./\">All runbooks</a></p>\n",
                     escape(&name)
                 ),
             ),
@@ -300,7 +300,7 @@ fn inline(text: &str) -> String {
                 if safe_url(url) {
                     out.push_str(&format!(
                         "<a href=\"{}\">{}</a>",
-                        escape(url),
+                        escape(&served_relative(url)),
                         inline(label)
                     ));
                 } else {
@@ -333,6 +333,16 @@ fn link(s: &str) -> Option<(&str, &str, usize)> {
 }
 
 /// Only relative, fragment and http(s) links become anchors.
+/// A root-relative link (`/graph?...`) made relative to the runbook page
+/// (`<prefix>/runbooks/<name>`), so it follows `--web.route-prefix`.
+fn served_relative(url: &str) -> String {
+    if url.starts_with('/') && !url.starts_with("//") {
+        format!("..{url}")
+    } else {
+        url.to_string()
+    }
+}
+
 fn safe_url(url: &str) -> bool {
     url.starts_with('/')
         || url.starts_with('#')
@@ -366,8 +376,8 @@ mod tests {
         let html = markdown_to_html(md);
         assert_eq!(
             html,
-            "<h1>Title</h1>\n<p>Some <code>a&lt;b</code> and <strong>bold</strong> <a href=\"/graph?x=1&amp;y=2\">g</a>.</p>\n\
-             <h2>List</h2>\n<ol>\n<li>first (<a href=\"/g\">graph</a>)\n<pre><code class=\"language-promql\">up == 0\n</code></pre>\n\
+            "<h1>Title</h1>\n<p>Some <code>a&lt;b</code> and <strong>bold</strong> <a href=\"../graph?x=1&amp;y=2\">g</a>.</p>\n\
+             <h2>List</h2>\n<ol>\n<li>first (<a href=\"../g\">graph</a>)\n<pre><code class=\"language-promql\">up == 0\n</code></pre>\n\
              </li>\n<li>second\n</li>\n</ol>\n<ul>\n<li>x\n</li>\n<li>y\n</li>\n</ul>\n<p>after</p>\n"
         );
     }

@@ -60,6 +60,8 @@ pub struct Reloader {
     remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
     /// External Alertmanagers, set once at start (see `set_notifier`).
     notifier: std::sync::OnceLock<Arc<crate::notifier::Notifier>>,
+    /// `--web.route-prefix`, for the embedded default's self-scrape path.
+    route_prefix: std::sync::OnceLock<String>,
 }
 
 impl Reloader {
@@ -100,7 +102,13 @@ impl Reloader {
             notify: std::sync::OnceLock::new(),
             remote_write: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
+            route_prefix: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The route prefix the server runs under (set once at start).
+    pub fn set_route_prefix(&self, prefix: &str) {
+        let _ = self.route_prefix.set(prefix.to_string());
     }
 
     /// Makes reloads re-read the notify config too.
@@ -155,7 +163,10 @@ impl Reloader {
                 path: p.display().to_string(),
                 errors: e.to_string().trim_end().to_string(),
             })?,
-            None => crate::config::embedded_default(&self.listen),
+            None => crate::config::embedded_default_under(
+                &self.listen,
+                self.route_prefix.get().map_or("/", String::as_str),
+            ),
         };
         let notify = match self.notify.get() {
             Some(stage) => Some((stage, self.prepare_notify(stage, &cfg)?)),

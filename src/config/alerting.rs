@@ -160,18 +160,11 @@ fn resolve_alertmanager(
         "empty or null Alertmanager alert relabeling rule",
         sink,
     );
-    let static_configs = resolve_static_configs(r.static_configs.as_deref().unwrap_or(&[]), sink);
-    // Without relabeling to repair them, URLs in static targets are a
-    // mistake (upstream's checkStaticTargets).
-    if relabel_configs.is_empty() {
-        for sc in r.static_configs.iter().flatten() {
-            for t in sc.value.targets.iter().flatten() {
-                if t.value.contains('/') {
-                    sink.push(Pos::of(t), format!("{:?} is not a valid hostname", t.value));
-                }
-            }
-        }
-    }
+    let static_configs = resolve_static_configs(
+        r.static_configs.as_deref().unwrap_or(&[]),
+        relabel_configs.is_empty(),
+        sink,
+    );
     AlertmanagerConfig {
         http_client,
         scheme: r

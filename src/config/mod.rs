@@ -10,6 +10,7 @@
 //! re-interpret.
 
 pub mod alerting;
+pub mod check;
 pub mod duration;
 pub mod errors;
 pub mod file_sd;
@@ -197,9 +198,18 @@ fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config,
         // An empty file is a valid, all-defaults configuration upstream.
         RawConfig::default()
     } else {
-        let parsed: Option<RawConfig> =
-            serde_saphyr::from_str_with_options(text, yaml_options())
-                .map_err(|e| ConfigErrors(vec![tidy_yaml_message(from_yaml_error(origin, &e))]))?;
+        let parsed: Option<RawConfig> = serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| {
+            ConfigErrors(structural_errors(
+                text,
+                null_entry_message(text, tidy_yaml_message(from_yaml_error(origin, &e))),
+                |t| {
+                    serde_saphyr::from_str_with_options::<Option<RawConfig>>(t, yaml_options())
+                        .map(drop)
+                        .map_err(|e| tidy_yaml_message(from_yaml_error(origin, &e)))
+                },
+            ))
+        })?;
         parsed.unwrap_or_default()
     };
     let mut sink = Sink::new(origin);
@@ -225,6 +235,140 @@ fn is_blank_yaml(text: &str) -> bool {
     })
 }
 
+/// Every structural error (unknown field, wrong type, duplicate key) of a
+/// text whose first one is `first`, not only the first: the offending entry
+/// is blanked out (line numbers kept) and the text parsed again, until it
+/// parses or the next error is of another kind (a syntax error, or one the
+/// blanking caused, such as a missing field).
+pub(crate) fn structural_errors(
+    text: &str,
+    first: ConfigError,
+    parse: impl Fn(&str) -> Result<(), ConfigError>,
+) -> Vec<ConfigError> {
+    const MAX: usize = 100;
+    let structural = |e: &ConfigError| {
+        e.line > 0
+            && (e.message.starts_with("unknown field")
+                || e.message.starts_with("invalid type")
+                || e.message.starts_with("invalid value")
+                || e.message.starts_with("expected ")
+                || e.message.starts_with("duplicate key"))
+    };
+    let mut errors = vec![first];
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    while errors.len() < MAX {
+        let Some(last) = errors.last().filter(|e| structural(e)) else {
+            break;
+        };
+        if !blank_entry(&mut lines, last.line, last.column) {
+            break;
+        }
+        match parse(&lines.join("\n")) {
+            Ok(()) => break,
+            Err(e) if structural(&e) && !errors.iter().any(|x| x.line == e.line) => errors.push(e),
+            Err(_) => break,
+        }
+    }
+    errors
+}
+
+/// Blanks the mapping entry at 1-based `line`: its key (keeping a list
+/// item's `- `) and every following line indented deeper than the key.
+fn blank_entry(lines: &mut [String], line: usize, column: usize) -> bool {
+    let Some(l) = line.checked_sub(1).and_then(|i| lines.get(i)) else {
+        return false;
+    };
+    // Where the key starts: after indentation and any `- ` markers.
+    let mut key_col = 0;
+    let bytes = l.as_bytes();
+    while key_col < bytes.len() {
+        match bytes[key_col] {
+            b' ' => key_col += 1,
+            b'-' if bytes.get(key_col + 1).is_some_and(|b| *b == b' ') => key_col += 2,
+            _ => break,
+        }
+    }
+    let key_col = key_col.min(column.saturating_sub(1));
+    let head = l.get(..key_col).unwrap_or("").to_string();
+    if let Some(x) = lines.get_mut(line - 1) {
+        *x = head;
+    }
+    for x in lines.iter_mut().skip(line) {
+        let indent = x.len() - x.trim_start().len();
+        if x.trim().is_empty() || x.trim_start().starts_with('#') {
+            continue;
+        }
+        if indent <= key_col {
+            break;
+        }
+        x.clear();
+    }
+    true
+}
+
+/// An empty list entry (`- ` with nothing after it) where a section is
+/// expected gets Prometheus' text naming the section instead of the YAML
+/// library's "expected mapping start".
+fn null_entry_message(text: &str, mut e: ConfigError) -> ConfigError {
+    if !e.message.starts_with("expected mapping") || e.line == 0 {
+        return e;
+    }
+    // The nearest key above the entry, indented less than its `-`.
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(entry) = lines.get(e.line - 1) else {
+        return e;
+    };
+    let indent = entry.len() - entry.trim_start().len();
+    let parent = lines[..e.line - 1]
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .find(|l| l.len() - l.trim_start().len() < indent || l.trim_end().ends_with(':'))
+        .and_then(|l| l.trim().trim_start_matches("- ").split(':').next())
+        .unwrap_or("");
+    let text = match parent {
+        "scrape_configs" => "empty or null scrape config section",
+        "static_configs" => "empty or null section in static_configs",
+        "relabel_configs" => "empty or null target relabeling rule in scrape config",
+        "metric_relabel_configs" => "empty or null metric relabeling rule in scrape config",
+        "alert_relabel_configs" => "empty or null alert relabeling rule",
+        "remote_write" => "empty or null remote write config section",
+        "write_relabel_configs" => "empty or null relabeling rule in remote write config",
+        "alertmanagers" => "empty or null Alertmanager config",
+        _ => return e,
+    };
+    e.message = text.to_string();
+    e
+}
+
+/// The known name closest to `unknown`, when it is close enough to be a
+/// typo (edit distance at most a third of its length, at least 1).
+pub(crate) fn did_you_mean<'a>(
+    unknown: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (unknown.chars().count() / 3).max(1);
+    known
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// serde lists every expected field after an unknown one; for a scrape
 /// config that is thirty names. Keep the message short and, for service
 /// discovery mechanisms klaxon lacks, say so plainly.
@@ -240,10 +384,23 @@ pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
     if let Some(rest) = e.message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
+            // serde lists the expected names: `..., expected one of a, b`
+            // (or `expected a`), with or without backticks.
+            let tail = &rest[end + 1..];
+            let names = tail
+                .split_once("expected one of ")
+                .or_else(|| tail.split_once("expected "))
+                .map_or("", |(_, n)| n);
+            let expected = names
+                .split(", ")
+                .map(|k| k.trim().trim_matches('`'))
+                .filter(|k| !k.is_empty());
             e.message = if field.ends_with("_sd_configs") {
                 format!(
                     "unknown field `{field}`: this service discovery mechanism is not supported (only static_configs and file_sd_configs are)"
                 )
+            } else if let Some(k) = did_you_mean(field, expected) {
+                format!("unknown field `{field}`, did you mean `{k}`?")
             } else {
                 format!("unknown field `{field}`")
             };
@@ -416,6 +573,21 @@ const LISTEN_PLACEHOLDER: &str = "__KLAXON_LISTEN_ADDRESS__";
 
 /// The built-in configuration: klaxon scraping itself at `listen`
 /// (`host:port`, as decided by the CLI).
+/// [`embedded_default`] for a server under a route prefix
+/// (`--web.route-prefix`): the self-scrape reads `{prefix}/metrics`.
+pub fn embedded_default_under(listen: &str, route_prefix: &str) -> Config {
+    let mut c = embedded_default(listen);
+    let prefix = route_prefix.trim_end_matches('/');
+    if !prefix.is_empty() {
+        for sc in &mut c.scrape_configs {
+            if sc.static_configs.iter().any(|g| g.targets == [listen]) {
+                sc.metrics_path = format!("{prefix}{}", sc.metrics_path);
+            }
+        }
+    }
+    c
+}
+
 pub fn embedded_default(listen: &str) -> Config {
     // Substituting into the text keeps `to_yaml()` truthful. If the address
     // would break the YAML (quotes, newlines), fall back to setting the
@@ -627,5 +799,49 @@ mod redact_tests {
         assert!(r.contains("{username: u, password: <secret>}"), "{r}");
         assert!(r.contains("http://user:<secret>@127.0.0.1:9/hook"), "{r}");
         assert!(r.contains("- url: http://127.0.0.1:9/plain\n"), "{r}");
+    }
+}
+
+#[cfg(test)]
+mod structural_tests {
+    use super::load_str;
+
+    #[test]
+    fn every_structural_error_at_once_with_suggestions() {
+        let y = "global:\n  scrape_intervl: 15s\n  evaluation_interval: [1]\nscrape_configs:\n  - job_name: a\n    scrape_timeoutt: 5s\n    static_configs:\n      - targets: ['h:1']\n        lables: {a: b}\n  - job_name: b\n    metrics_path: 3\n    bogus_field_name: 1\n";
+        let e = load_str(y, "x.yml").unwrap_err();
+        let got: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+        let want = [
+            "x.yml:2:3: unknown field `scrape_intervl`, did you mean `scrape_interval`?",
+            "x.yml:3:24: expected string scalar",
+            "x.yml:6:5: unknown field `scrape_timeoutt`, did you mean `scrape_timeout`?",
+            "x.yml:9:9: unknown field `lables`, did you mean `labels`?",
+            "x.yml:12:5: unknown field `bogus_field_name`",
+        ];
+        for w in want {
+            assert!(
+                got.iter().any(|g| g.starts_with(w)),
+                "missing {w:?} in {got:#?}"
+            );
+        }
+        assert!(
+            !got.iter()
+                .any(|g| g.contains("bogus_field_name`, did you mean")),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn did_you_mean_only_for_close_names() {
+        let known = ["scrape_interval", "scrape_timeout", "job_name"];
+        assert_eq!(
+            super::did_you_mean("scrape_intervall", known.iter().copied()),
+            Some("scrape_interval")
+        );
+        assert_eq!(
+            super::did_you_mean("jb_name", known.iter().copied()),
+            Some("job_name")
+        );
+        assert_eq!(super::did_you_mean("tls", known.iter().copied()), None);
     }
 }

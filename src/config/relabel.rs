@@ -255,7 +255,11 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
             Ok(x) => cfg.regex = x,
             Err(e) => sink.push(
                 Pos::of(re),
-                format!("invalid regex {:?}: {}", re.value, regex_reason(&e)),
+                format!(
+                    "invalid regex {:?}: error parsing regexp: {}",
+                    re.value,
+                    regex_reason(&e)
+                ),
             ),
         }
     }
@@ -308,6 +312,12 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
                 ),
             );
         }
+    }
+    if matches!(act, Action::Lowercase | Action::Uppercase)
+        && cfg.replacement != DEFAULT_REPLACEMENT
+    {
+        let p = r.replacement.as_ref().map(Pos::of).unwrap_or(at);
+        sink.push(p, format!("'replacement' can not be set for {act} action"));
     }
     if matches!(act, Action::KeepEqual | Action::DropEqual)
         && (r.regex.as_ref().is_some_and(|x| x.value != DEFAULT_REGEX)

@@ -551,6 +551,7 @@ pub(crate) fn resolve_http_fields(
 /// for scrape configs and `alerting.alertmanagers` alike.
 pub(crate) fn resolve_static_configs(
     raw: &[S<RawStaticConfig>],
+    check_hosts: bool,
     sink: &mut Sink,
 ) -> Vec<TargetGroup> {
     let mut out = Vec::new();
@@ -566,7 +567,14 @@ pub(crate) fn resolve_static_configs(
             .targets
             .iter()
             .flatten()
-            .map(|t| t.value.clone())
+            .map(|t| {
+                // A target is host:port; without relabeling to repair it, a
+                // URL is a mistake (upstream's checkStaticTargets).
+                if check_hosts && t.value.contains('/') {
+                    sink.push(Pos::of(t), format!("{:?} is not a valid hostname", t.value));
+                }
+                t.value.clone()
+            })
             .collect();
         out.push(TargetGroup {
             targets,
@@ -689,7 +697,16 @@ fn resolve_one(
             }
         },
     };
-    let static_configs = resolve_static_configs(r.static_configs.as_deref().unwrap_or(&[]), sink);
+    // Prometheus' CheckTargetAddress: a target is host:port, never a URL
+    // (scheme and path have their own fields). With relabel_configs the
+    // address may still be rewritten; `check config` tests it after
+    // relabeling (config::check).
+    let check_hosts = r.relabel_configs.as_ref().is_none_or(|v| v.is_empty());
+    let static_configs = resolve_static_configs(
+        r.static_configs.as_deref().unwrap_or(&[]),
+        check_hosts,
+        sink,
+    );
     let file_sd_configs =
         resolve_file_sd_configs(r.file_sd_configs.as_deref().unwrap_or(&[]), dir, sink);
     let http_client = resolve_http_client(r, dir, sink);

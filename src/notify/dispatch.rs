@@ -295,7 +295,8 @@ impl NotificationSink for LoggingSink {
             group_key = %n.group_key,
             firing,
             resolved = n.alerts.len() - firing,
-            "notification"
+            alerts = %n.alert_names(),
+            "notification (no notify config: logged, not sent)"
         );
     }
 }

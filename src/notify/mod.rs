@@ -75,6 +75,25 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// The alerts as `alertname{labels}` (alertname first), comma
+    /// separated: what a log line about this notification names.
+    pub fn alert_names(&self) -> String {
+        self.alerts
+            .iter()
+            .map(|a| {
+                let name = a.labels.get("alertname").unwrap_or("");
+                let rest: Vec<String> = a
+                    .labels
+                    .iter()
+                    .filter(|l| l.name != "alertname")
+                    .map(|l| format!("{}={:?}", l.name, l.value))
+                    .collect();
+                format!("{name}{{{}}}", rest.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The request id of the newest alert posted through the API, if any:
     /// what ties this notification to the call that caused it.
     pub fn request_id(&self) -> Option<&str> {

@@ -261,9 +261,14 @@ impl Outbox {
     ) -> Result<(Vec<i64>, bool), StoreError> {
         let live = self.config.read().clone();
         let Some(r) = live.receivers.get(&n.receiver) else {
-            tracing::warn!(receiver = %n.receiver, "outbox: notification for an unknown receiver dropped");
+            tracing::warn!(receiver = %n.receiver, alerts = %n.alert_names(), "outbox: notification for an unknown receiver dropped");
             return Ok((vec![], false));
         };
+        if r.integrations.is_empty() {
+            // Nothing to send, but the group is still logged as notified
+            // below, so it is not flushed again every group_interval.
+            tracing::info!(receiver = %n.receiver, alerts = %n.alert_names(), "notification for a receiver without integrations: not sent");
+        }
         let deadline = n.created_at + self.opts.deadline.as_millis() as i64;
         let mut rows = Vec::new();
         for (idx, integ) in r.integrations.iter().enumerate() {

@@ -56,7 +56,7 @@ pub fn silence_url(external_url: &str, labels: &Labels) -> String {
         .collect();
     let filter = format!("{{{}}}", matchers.join(", "));
     format!(
-        "{}/#/silences/new?filter={}",
+        "{}/#/silences?matchers={}",
         external_url.trim_end_matches('/'),
         crate::model::url::query_escape(&filter).replace('+', "%20")
     )
@@ -309,7 +309,7 @@ mod tests {
                     || out.contains("http://prom/graph?g0.expr&#61;up"),
                 "{name}: {out}"
             );
-            assert!(out.contains("/#/silences/new?filter="), "{name}: {out}");
+            assert!(out.contains("/#/silences?matchers="), "{name}: {out}");
         }
         let subj = set
             .render("{{ template \"email.default.subject\" . }}", &d, false)
@@ -333,7 +333,7 @@ mod tests {
         );
         assert_eq!(
             u,
-            "http://k:9090/#/silences/new?filter=%7Balertname%3D%22A%20B%22%2C%20job%3D%22x%22%7D"
+            "http://k:9090/#/silences?matchers=%7Balertname%3D%22A%20B%22%2C%20job%3D%22x%22%7D"
         );
     }
 

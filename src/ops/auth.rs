@@ -74,6 +74,8 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("HEAD", "/", Public),
     ("GET", "/ui/{*path}", Public),
     ("HEAD", "/ui/{*path}", Public),
+    // Prometheus' classic graph links redirect to the UI's graph page.
+    ("GET", "/graph", Public),
     ("GET", "/api/v1/auth/whoami", VIEWER),
     ("GET", "/api/v1/probes", VIEWER),
     ("GET", "/metrics", VIEWER),
@@ -254,6 +256,21 @@ impl Authorizer {
             role: t.roles.iter().max().copied(),
             authenticated: true,
         })
+    }
+
+    /// The caller a `--web.config.file` basic-auth user is: the roles of
+    /// the `auth.tokens` entry of the same name, else admin (any user the
+    /// web config lets in may do everything, as in Prometheus).
+    pub fn basic_auth_user(&self, user: &str) -> Principal {
+        let role = match self.tokens.iter().find(|t| t.name == user) {
+            Some(t) => t.roles.iter().max().copied(),
+            None => Some(Role::Admin),
+        };
+        Principal {
+            name: user.to_string(),
+            role,
+            authenticated: true,
+        }
     }
 
     pub fn rate_limited(&self) -> bool {

@@ -176,7 +176,15 @@ pub struct HeartbeatState {
 }
 
 impl HeartbeatState {
-    pub fn register(r: &Registry) -> Arc<Self> {
+    /// `enabled`: whether a heartbeat loop runs (`command_center.base_url`
+    /// set), exported as `klaxon_heartbeat_enabled` so alerts on the
+    /// acknowledgement age stay quiet while the feature is off.
+    pub fn register(r: &Registry, enabled: bool) -> Arc<Self> {
+        r.gauge(
+            "klaxon_heartbeat_enabled",
+            "1 when a heartbeat to a command center is configured, else 0.",
+        )
+        .set(if enabled { 1.0 } else { 0.0 });
         Arc::new(HeartbeatState {
             ack: Mutex::new(AckInfo::default()),
             last_ack_gauge: r.gauge(
@@ -238,14 +246,7 @@ fn memory_percent() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|p| p * 4096.0);
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-        l.split_whitespace()
-            .nth(1)?
-            .parse::<f64>()
-            .ok()
-            .map(|k| k * 1024.0)
-    });
+    let total = crate::app::capacity::total_memory();
     match (rss, total) {
         (Some(r), Some(t)) if t > 0.0 => r / t * 100.0,
         _ => 0.0,

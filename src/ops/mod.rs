@@ -89,7 +89,10 @@ impl Ops {
                 o.command_center.command_secret.clone(),
                 o.store,
             ),
-            heartbeat: heartbeat::HeartbeatState::register(o.registry),
+            heartbeat: heartbeat::HeartbeatState::register(
+                o.registry,
+                o.command_center.base_url.is_some(),
+            ),
             started_ms: crate::model::now_millis(),
             heartbeat_enabled: o.command_center.base_url.is_some(),
             reload: RwLock::new(None),

@@ -484,6 +484,11 @@ fn finish(ctx: &mut Ctx, h: &HttpModule, hop: Hop) -> bool {
                     ("valid_status_codes", &want.join(",")),
                 ],
             );
+            // The one-line reason says what was wanted and what came.
+            ctx.reason = Some(format!(
+                "Invalid HTTP response status code: wanted {}, got {code}",
+                want.join(" or ")
+            ));
         }
         ok
     } else if (200..300).contains(&r.status) {
@@ -493,6 +498,9 @@ fn finish(ctx: &mut Ctx, h: &HttpModule, hop: Hop) -> bool {
             "Invalid HTTP response status code, wanted 2xx",
             &[("status_code", &code)],
         );
+        ctx.reason = Some(format!(
+            "Invalid HTTP response status code: wanted 2xx, got {code}"
+        ));
         false
     };
     let regex_fail = |ctx: &mut Ctx, v: f64| {

@@ -35,8 +35,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Bad probe requests, reported as HTTP 400 / CLI exit 2.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProbeError {
-    #[error("unknown module {0:?}")]
-    UnknownModule(String),
+    #[error("unknown module {0:?} (known: {1})")]
+    UnknownModule(String, String),
     #[error("target parameter is missing")]
     MissingTarget,
     #[error("invalid target {target:?}: {reason}")]
@@ -168,9 +168,11 @@ pub fn effective_timeout(module: &Module, scrape_timeout_secs: Option<f64>) -> D
 
 /// Looks up a module, with the error a caller reports as bad input.
 pub fn find_module(modules: &Modules, name: &str) -> Result<std::sync::Arc<Module>, ProbeError> {
-    modules
-        .get(name)
-        .ok_or_else(|| ProbeError::UnknownModule(name.to_string()))
+    modules.get(name).ok_or_else(|| {
+        let mut known: Vec<&str> = modules.names().collect();
+        known.sort_unstable();
+        ProbeError::UnknownModule(name.to_string(), known.join(", "))
+    })
 }
 
 /// Validates a target for a module before probing: what a user got wrong

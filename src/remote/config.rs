@@ -158,7 +158,10 @@ fn positive(v: &Option<S<i64>>, what: &str, default: usize, sink: &mut Sink) -> 
         Some(n) => {
             sink.push(
                 Pos::of(n),
-                format!("{what} must be greater than 0, got {}", n.value),
+                format!(
+                    "remote write queue {what} must be positive, got {}",
+                    n.value
+                ),
             );
             default
         }
@@ -188,7 +191,7 @@ fn resolve_queue(raw: &S<RawQueueConfig>, sink: &mut Sink) -> QueueConfig {
         sink.push(
             Pos::of(raw),
             format!(
-                "min_shards ({}) must not be greater than max_shards ({})",
+                "remote write queue min_shards must not be greater than max_shards ({} > {})",
                 q.min_shards, q.max_shards
             ),
         );
@@ -196,7 +199,7 @@ fn resolve_queue(raw: &S<RawQueueConfig>, sink: &mut Sink) -> QueueConfig {
     if q.min_backoff > q.max_backoff {
         sink.push(
             Pos::of(raw),
-            "min_backoff must not be greater than max_backoff",
+            "remote write queue max_backoff must not be less than min_backoff",
         );
     }
     q
@@ -266,6 +269,15 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
     };
     let mut headers = Vec::new();
     for (k, v) in r.headers.iter().flat_map(|m| m.0.iter()) {
+        if k.value.eq_ignore_ascii_case("authorization") {
+            // Prometheus' text names every auth parameter it has; klaxon's
+            // are basic_auth and authorization.
+            sink.push(
+                Pos::of(k),
+                "authorization header must be changed via the basic_auth, authorization, oauth2, sigv4, azuread or google_iam parameter",
+            );
+            continue;
+        }
         if RESERVED_HEADERS.contains(&k.value.to_ascii_lowercase().as_str()) {
             sink.push(
                 Pos::of(k),
@@ -428,7 +440,7 @@ remote_write:
             "{e}"
         );
         let e = errors("remote_write:\n  - url: http://a/w\n    queue_config: {max_shards: 0}\n");
-        assert!(e.contains("max_shards must be greater than 0"), "{e}");
+        assert!(e.contains("max_shards must be positive"), "{e}");
         let e = errors("remote_write:\n  - url: http://a/w\n    sigv4: {region: x}\n");
         assert!(e.contains("sigv4 is not supported"), "{e}");
         let e = errors(

@@ -86,8 +86,9 @@ impl RuleManager {
         })
     }
 
-    /// Sets the URL alerts link back to (`generatorURL`, `$externalURL`)
-    /// once it is known, e.g. after the listener picked its port.
+    /// Sets the URL klaxon is reached at (`$externalURL`, `generatorURL`)
+    /// for the loaded groups and those of later reloads, e.g. once the
+    /// listener picked its port.
     pub fn set_external_url(&self, url: &str) {
         *self.external_url.write() = url.to_string();
         for g in self.groups.read().iter() {
@@ -243,7 +244,13 @@ fn load_groups(cfg: &Config, external_url: &str) -> Result<Vec<GroupState>, Vec<
     let mut files = Vec::new();
     for pattern in &cfg.rule_files {
         match glob::glob(pattern) {
-            Ok(paths) => files.extend(paths.flatten()),
+            Ok(paths) => {
+                let before = files.len();
+                files.extend(paths.flatten());
+                if files.len() == before {
+                    tracing::warn!(pattern = %pattern, "rule_files: pattern matches no file");
+                }
+            }
             Err(e) => errors.push(format!("rule_files: bad pattern {pattern:?}: {e}")),
         }
     }
@@ -373,9 +380,7 @@ fn spawn_group(g: Arc<Mutex<GroupState>>, ctx: RunContext) -> JoinHandle<()> {
                 m.evaluated(&ev.key, ev.rules, &ev.report);
                 m.missed(&ev.key, missed);
             }
-            for (_, rule, err) in &ev.report.errors {
-                tracing::warn!(group = %ev.name, rule = %rule, error = %err, "rule evaluation failed");
-            }
+            // Each failed rule was logged once where it was evaluated.
             deliver(&ctx, &g, &ev, &mut logged);
             if let Some(store) = &ctx.store {
                 let start = ev

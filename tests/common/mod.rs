@@ -117,3 +117,22 @@ pub fn start_alertmanager_with(
 
 pub mod postgres;
 pub mod webdriver;
+
+/// The stderr of `child` (spawned with `Stdio::piped()` stderr) as lines on
+/// a channel, read by a thread of its own.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

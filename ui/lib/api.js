@@ -55,6 +55,14 @@ function authText(status, msg) {
 }
 
 /**
+ * `/api/v1/x` → `api/v1/x`: API paths resolve against the page's URL, so
+ * the UI works under a route prefix (`--web.route-prefix`).
+ */
+export function relative(path) {
+  return path.startsWith('/') ? path.slice(1) : path;
+}
+
+/**
  * fetch() with the token; JSON answers are parsed. Throws ApiError with
  * the server's error text for non-2xx answers; 401/403 also show the
  * header message.
@@ -68,7 +76,7 @@ export async function api(path, opts = {}) {
   }
   let resp;
   try {
-    resp = await fetch(path, init);
+    resp = await fetch(relative(path), init);
   } catch (e) {
     if (e && e.name === 'AbortError') throw e;
     throw new ApiError(0, `cannot reach klaxon: ${e.message || e}`, null);

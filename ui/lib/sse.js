@@ -1,7 +1,7 @@
 // Server-Sent Events over fetch(): EventSource cannot send an
 // Authorization header, so the stream is read and parsed here.
 
-import { authHeaders } from './api.js';
+import { authHeaders, relative } from './api.js';
 
 /**
  * Parses SSE text into events; returns the unconsumed tail. Each event is
@@ -38,7 +38,7 @@ export async function subscribe(url, onEvent, signal, onState) {
     try {
       const headers = authHeaders({ Accept: 'text/event-stream' });
       if (lastId) headers.set('Last-Event-ID', lastId);
-      const resp = await fetch(url, { headers, signal, cache: 'no-store' });
+      const resp = await fetch(relative(url), { headers, signal, cache: 'no-store' });
       if (!resp.ok || !resp.body) throw new Error(`stream answered ${resp.status}`);
       if (onState) onState('live');
       delay = 1000;

@@ -167,7 +167,7 @@ impl Evaluator<'_> {
                     BinaryOp::And => vector_and(l, r, m),
                     BinaryOp::Or => vector_or(l, r, m),
                     BinaryOp::Unless => vector_unless(l, r, m),
-                    _ => vector_binop(op, l, r, m, b.return_bool)?,
+                    _ => vector_binop(op, l, r, m, b.return_bool, self.delayed_name_removal)?,
                 };
                 Ok(StepValue::Vector(out))
             }
@@ -287,7 +287,13 @@ fn vector_binop(
     rhs: Vec<Sample>,
     m: &VectorMatching,
     ret_bool: bool,
+    delayed_name_removal: bool,
 ) -> EvalResult<Vec<Sample>> {
+    // Nothing can match: no matching errors either (Prometheus'
+    // short-circuit), unless a fill modifier makes up the missing side.
+    if (lhs.is_empty() || rhs.is_empty()) && m.fill_lhs.is_none() && m.fill_rhs.is_none() {
+        return Ok(Vec::new());
+    }
     let swapped = m.card == Cardinality::OneToMany;
     let (lhs, rhs) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
     let mut right: HashMap<u64, usize> = HashMap::with_capacity(rhs.len());
@@ -299,8 +305,9 @@ fn vector_binop(
                 "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 go_labels(&match_labels(&rs.labels, m.on, &m.labels)),
                 if swapped { "left" } else { "right" },
-                dup,
-                go_labels(&rs.labels)
+                // Sorted, as 3.x does (2.42 printed them in meeting order).
+                dup.clone().min(go_labels(&rs.labels)),
+                dup.max(go_labels(&rs.labels))
             )));
         }
         right.insert(sig, i);
@@ -364,8 +371,16 @@ fn vector_binop(
                 entry.or_default();
             }
             _ => {
+                // The result's label set as it leaves the operator: without
+                // the name where the operator drops it (unless delayed).
+                let drops = ls.drop_name || is_arith(op) || ret_bool;
+                let sig = if drops && !delayed_name_removal {
+                    super::eval::drop_metric_name(&std::sync::Arc::new(labels.clone())).hash64()
+                } else {
+                    labels.hash64()
+                };
                 let set = entry.or_default();
-                if !set.insert(labels.hash64()) {
+                if !set.insert(sig) {
                     return Err(EvalError::exec(
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     ));

@@ -94,6 +94,11 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) point_pool: Vec<Vec<(i64, f64)>>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// See `EngineOptions::delayed_name_removal`.
+    pub delayed_name_removal: bool,
+    /// Label set (by address, held so the address stays unique) → the same
+    /// without its name; see `settle`.
+    unnamed: HashMap<usize, (Arc<Labels>, Arc<Labels>), foldhash::fast::RandomState>,
     ticks: u32,
 }
 
@@ -132,6 +137,8 @@ impl<'a> Evaluator<'a> {
             cursors: HashMap::new(),
             ranges: HashMap::new(),
             sigs: HashMap::default(),
+            delayed_name_removal: false,
+            unnamed: HashMap::default(),
             counter_checked: HashMap::default(),
             point_pool: Vec::new(),
             warnings: Vec::new(),
@@ -142,6 +149,41 @@ impl<'a> Evaluator<'a> {
 
     /// `binary::signature` of `labels`, computed once per query for each
     /// label set met at aggregation node `node`.
+    /// An operator's or function's output as Prometheus hands it on
+    /// (without the experimental delayed name removal): the metric name is
+    /// dropped where the operation drops it, and a vector whose label sets
+    /// then collide is an error right there, not only in the query's final
+    /// result. So `sum(rate({job="x"}[5m]))` over series differing only by
+    /// name fails as in Prometheus instead of adding them up.
+    /// Name-less label sets are cached per input label set for the query,
+    /// so a series seen at every step of a range query is rebuilt once (and
+    /// the collator's pointer fast path keeps working).
+    fn settle(&mut self, v: StepValue) -> EvalResult<StepValue> {
+        if self.delayed_name_removal {
+            return Ok(v);
+        }
+        match v {
+            StepValue::Vector(mut vec) if vec.iter().any(|s| s.drop_name) => {
+                for s in vec.iter_mut().filter(|s| s.drop_name) {
+                    let k = Arc::as_ptr(&s.labels) as usize;
+                    let dropped = match self.unnamed.get(&k) {
+                        Some((_, d)) => d.clone(),
+                        None => {
+                            let d = drop_metric_name(&s.labels);
+                            self.unnamed.insert(k, (s.labels.clone(), d.clone()));
+                            d
+                        }
+                    };
+                    s.labels = dropped;
+                    s.drop_name = false;
+                }
+                check_unique(&vec)?;
+                Ok(StepValue::Vector(vec))
+            }
+            other => Ok(other),
+        }
+    }
+
     pub(crate) fn cached_signature(
         &mut self,
         node: usize,
@@ -344,7 +386,7 @@ impl<'a> Evaluator<'a> {
                             s.value = -s.value;
                             s.drop_name = true;
                         }
-                        StepValue::Vector(vec)
+                        self.settle(StepValue::Vector(vec))?
                     }
                     (_, v) => {
                         return Err(EvalError::exec(format!(
@@ -357,9 +399,18 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.vector_selector(vs, t)?)),
             Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, t)?)),
             Expr::SubqueryExpr(sq) => Ok(StepValue::Matrix(self.subquery(sq, t)?)),
-            Expr::Binary(b) => self.binary(b, t),
-            Expr::Call(c) => self.call(c, t),
-            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Binary(b) => {
+                let v = self.binary(b, t)?;
+                self.settle(v)
+            }
+            Expr::Call(c) => {
+                let v = self.call(c, t)?;
+                self.settle(v)
+            }
+            Expr::Aggregate(a) => {
+                let v = self.aggregate(a, t)?;
+                self.settle(v)
+            }
         }
     }
 
@@ -578,8 +629,8 @@ impl Collator {
     }
 }
 
-/// Removes `__name__` from samples marked for it (delayed name removal) and
-/// rejects a vector whose label sets then collide.
+/// Removes `__name__` from samples marked for it and rejects a vector whose
+/// label sets then collide.
 pub(crate) fn cleanup_vector(vec: &mut [Sample]) -> EvalResult<()> {
     for s in vec.iter_mut() {
         if s.drop_name {

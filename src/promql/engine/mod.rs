@@ -1,6 +1,7 @@
 //! The PromQL evaluator: instant and range queries over the TSDB head with
-//! Prometheus 3.x semantics (left-open windows, delayed `__name__`
-//! removal, Kahan-compensated sums).
+//! Prometheus 3.x semantics (left-open windows, `__name__` dropped at the
+//! operator that drops it with the duplicate-labelset check there, as
+//! without the experimental delayed name removal; Kahan-compensated sums).
 //!
 //! * [`value`]: result values and [`EvalError`].
 //! * `eval`: the per-step tree walk, selectors and subqueries.
@@ -38,6 +39,11 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Step of subqueries written without one (`[5m:]`), default 1m.
     pub default_subquery_step: Duration,
+    /// Prometheus' experimental `promql-delayed-name-removal`: `__name__`
+    /// is only flagged where an operation drops it and removed at the end,
+    /// so intermediate vectors may hold series differing only by name. Off
+    /// by default, as in a Prometheus server (its test engine turns it on).
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +53,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
+            delayed_name_removal: false,
         }
     }
 }
@@ -136,6 +143,7 @@ impl Engine {
         );
         ev.default_sub_step = ms(self.opts.default_subquery_step).max(1);
         ev.cancel = self.cancel.clone();
+        ev.delayed_name_removal = self.opts.delayed_name_removal;
         ev
     }
 

@@ -170,3 +170,65 @@ fn odd_parameters_do_not_panic() {
         let _ = e.range(&head, q, -60_000, 60_000, 15_000);
     }
 }
+
+/// Two series that differ only by their metric name.
+fn synth_head() -> Head {
+    let head = Head::default();
+    for name in ["a_total", "b_total"] {
+        let l = Labels::from_pairs([("__name__", name), ("job", "synth")]);
+        let (r, _) = head.get_or_create(&l);
+        for k in 0..20 {
+            head.append(r, k * 1_000 + 500, k as f64).expect("append");
+        }
+    }
+    head
+}
+
+#[test]
+fn duplicate_labelsets_inside_expressions_are_errors() {
+    let head = synth_head();
+    let e = Engine::default();
+    for q in [
+        r#"sum(count_over_time({job="synth"}[5s]))"#,
+        r#"sum(rate({job="synth"}[5s]))"#,
+        r#"sum({job="synth"} * 1)"#,
+        r#"sum(abs({job="synth"}))"#,
+        r#"count(-{job="synth"})"#,
+        r#"{job="synth"} * 1 > 0"#,
+    ] {
+        let err = e.instant(&head, q, 15_000).expect_err(q);
+        assert_eq!(
+            err.message, "vector cannot contain metrics with the same labelset",
+            "{q}"
+        );
+        let err = e.range(&head, q, 10_000, 15_000, 1_000).expect_err(q);
+        assert_eq!(
+            err.message, "vector cannot contain metrics with the same labelset",
+            "{q}"
+        );
+    }
+    // Operations that keep the name, or aggregate the selector directly,
+    // are fine.
+    for q in [
+        r#"sum({job="synth"})"#,
+        r#"sum(last_over_time({job="synth"}[5s]))"#,
+        r#"sum by (__name__) (rate({job="synth"}[5s]))"#,
+    ] {
+        let r = e.instant(&head, q, 15_000);
+        if q.contains("by (__name__)") {
+            // The name is gone before the aggregation sees it: the same
+            // labelset error, as in Prometheus.
+            assert!(r.is_err(), "{q}");
+        } else {
+            assert!(r.is_ok(), "{q}: {r:?}");
+        }
+    }
+    // With the experimental delayed removal the name survives until the end.
+    let delayed = Engine::new(EngineOptions {
+        delayed_name_removal: true,
+        ..EngineOptions::default()
+    });
+    assert!(delayed
+        .instant(&head, r#"sum(rate({job="synth"}[5s]))"#, 15_000)
+        .is_ok());
+}
