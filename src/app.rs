@@ -203,7 +203,6 @@ pub async fn start_with_sink(
         head: head.clone(),
         engine: crate::promql::Engine::default(),
         ready: Default::default(),
-        config_yaml: cfg.to_yaml().to_string(),
         flags,
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
@@ -218,19 +217,16 @@ pub async fn start_with_sink(
         probe_results: Default::default(),
     });
     let app = router(state.clone());
+    let limit_hits = state.registry.counter(
+        "klaxon_http_connection_limit_reached_total",
+        "Times a connection had to wait because --web.max-connections were open.",
+    );
+    let web = cfg.web;
     let server = tokio::spawn(async move {
-        // Peer addresses feed the audit log and per-address rate limits.
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        crate::api::serve::serve(listener, app, web, limit_hits, async move {
             let _ = shutdown_rx.wait_for(|stop| *stop).await;
         })
         .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP server");
-        }
     });
 
     let mut scrape_configs = cfg.scrape_configs.clone();

@@ -120,6 +120,18 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Maximum number of simultaneous HTTP connections (Prometheus'
+    /// default); more wait until one closes.
+    #[arg(long = "web.max-connections", default_value_t = klaxon::api::serve::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Time a connection has to send a request's headers, from its accept
+    /// or its previous response (closes idle keep-alive connections too).
+    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = parse_flag_duration)]
+    read_header_timeout: std::time::Duration,
+}
+
+fn parse_flag_duration(s: &str) -> Result<std::time::Duration, String> {
+    klaxon::config::parse_duration(s)
 }
 
 #[derive(Subcommand)]
@@ -161,6 +173,8 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        max_connections: klaxon::api::serve::DEFAULT_MAX_CONNECTIONS,
+        read_header_timeout: klaxon::api::serve::DEFAULT_HEADER_READ_TIMEOUT,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -363,6 +377,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    cfg.web = klaxon::api::serve::ServeOptions {
+        header_read_timeout: args.read_header_timeout,
+        max_connections: args.max_connections,
+    };
+    raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -372,6 +391,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
+        );
+        flags.insert(
+            "web.max-connections".to_string(),
+            args.max_connections.to_string(),
+        );
+        flags.insert(
+            "web.read-header-timeout".to_string(),
+            klaxon::config::format_duration(args.read_header_timeout),
         );
         let running = match klaxon::app::start_with_flags(cfg, &args.listen, flags).await {
             Ok(r) => r,
@@ -395,6 +422,38 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         running.stop().await;
         Ok(())
     })
+}
+
+/// Raises the soft open-files limit to the hard one, as Prometheus does:
+/// every connection, target and store handle is a descriptor, and the
+/// common soft default (1024) is below `--web.max-connections` plus the
+/// scrape targets.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "reading RLIMIT_NOFILE");
+        return;
+    }
+    if lim.rlim_cur >= lim.rlim_max {
+        tracing::info!(limit = lim.rlim_cur, "open files limit");
+        return;
+    }
+    let before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::info!(
+            from = before,
+            to = lim.rlim_cur,
+            "raised the open files limit to the hard limit"
+        );
+    } else {
+        tracing::warn!(error = %std::io::Error::last_os_error(), limit = before, "could not raise the open files limit");
+    }
 }
 
 /// SIGHUP reloads the configuration and rule files, as in Prometheus; the

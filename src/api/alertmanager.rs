@@ -385,7 +385,9 @@ pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<Strin
         .expire(&id, crate::model::now_millis())
     {
         Ok(()) => StatusCode::OK.into_response(),
-        // Alertmanager 0.25 answers an unknown id here with a 500.
+        // Alertmanager answers an unknown id with 404 (its API's
+        // deleteSilenceNotFound); other failures are 500s.
+        Err(e @ SilenceError::NotFound(_)) => err(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

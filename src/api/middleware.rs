@@ -3,8 +3,10 @@
 //! access-log line per request, and `request_id` in JSON error bodies.
 //!
 //! One function rather than a stack of tower layers so the order is
-//! visible: the id comes first (every refusal carries it), authentication
-//! before rate limiting (a token's budget is per token, not per address).
+//! visible: the id comes first (every refusal carries it), then the
+//! browser guards (`guard`: Host, Origin, Content-Type), then the caller:
+//! callers without a valid token are rate limited by address before their
+//! refusal (so guessing tokens is throttled), a token's budget is per token.
 
 use crate::ops::auth::{self, AuthError, Authorizer, Required};
 use crate::ops::request_id::{self, RequestId};
@@ -61,15 +63,26 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
     let span = tracing::info_span!("request", request_id = %rid, route = %route, method = %method);
     req.extensions_mut().insert(rid.clone());
 
-    let need = auth::required(&method, &route);
-    let refused = match check_access(&ops.auth, &req, need, peer) {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            None
-        }
-        Err(r) => Some(r),
+    let need = ops.auth.required(&method, &route);
+    let mut caller = None;
+    let refused = match crate::api::guard::check(req.method(), &route, req.headers(), ops.loopback)
+    {
+        Err(e) => Some(Refusal::Guard(e)),
+        Ok(()) => match check_access(&ops.auth, &req, need, peer) {
+            Ok(p) => {
+                caller = Some(p.caller(peer));
+                req.extensions_mut().insert(p);
+                None
+            }
+            Err(r) => Some(r),
+        },
     };
+    let caller = caller.unwrap_or_else(|| crate::ops::Principal::anonymous().caller(peer));
     let resp = match refused {
+        Some(Refusal::Guard(e)) => {
+            tracing::warn!(request_id = %rid, route = %route, method = %method, error = %e, "request refused");
+            error_response(e.status(), e.error_type(), &e.to_string(), &rid)
+        }
         Some(Refusal::Auth(e)) => {
             let (code, t) = match e {
                 AuthError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -118,6 +131,7 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
         request_id = %rid,
         route = %route,
         method = %method,
+        caller = %caller,
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
@@ -126,6 +140,7 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
 }
 
 enum Refusal {
+    Guard(crate::api::guard::GuardError),
     Auth(AuthError),
     Rate(u64),
 }
@@ -142,27 +157,33 @@ fn check_access(
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     if need == Required::Public {
         // Probes never need (or are refused for) credentials.
-        return Ok(a.authenticate(None).unwrap_or_else(|_| anonymous()));
+        return Ok(a
+            .authenticate(None)
+            .unwrap_or_else(|_| crate::ops::Principal::anonymous()));
     }
-    let p = if need == Required::Signed {
+    let addr = peer.map(|s| s.ip());
+    let p = match a.authenticate(authz) {
+        Ok(p) => p,
         // The signature authenticates; a stale token must not block an
         // emergency command. A valid one still names the caller.
-        a.authenticate(authz).unwrap_or_else(|_| anonymous())
-    } else {
-        a.authenticate(authz).map_err(Refusal::Auth)?
+        Err(_) if need == Required::Signed => crate::ops::Principal::anonymous(),
+        Err(e) => {
+            // A wrong token spends its address' budget first: guessing
+            // tokens is throttled like any anonymous caller.
+            a.check_rate(&crate::ops::Principal::anonymous(), addr)
+                .map_err(Refusal::Rate)?;
+            return Err(Refusal::Auth(e));
+        }
     };
-    Authorizer::authorize(&p, need).map_err(Refusal::Auth)?;
-    a.check_rate(&p, peer.map(|s| s.ip()))
-        .map_err(Refusal::Rate)?;
-    Ok(p)
-}
-
-fn anonymous() -> crate::ops::Principal {
-    crate::ops::Principal {
-        name: "anonymous".into(),
-        role: None,
-        authenticated: false,
+    if !p.authenticated {
+        // Before the role check, so refused anonymous callers count too.
+        a.check_rate(&p, addr).map_err(Refusal::Rate)?;
     }
+    Authorizer::authorize(&p, need).map_err(Refusal::Auth)?;
+    if p.authenticated {
+        a.check_rate(&p, addr).map_err(Refusal::Rate)?;
+    }
+    Ok(p)
 }
 
 /// For an error status: the error type for `http_errors_total` and, when

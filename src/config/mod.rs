@@ -125,6 +125,9 @@ pub struct Config {
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
     pub embedded: bool,
+    /// HTTP server limits: set from the `--web.*` flags by the binary, not
+    /// from the file (defaults otherwise).
+    pub web: crate::api::serve::ServeOptions,
     source_text: String,
 }
 
@@ -353,6 +356,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         rule_evaluation: crate::rules::datasource::config::resolve(raw.rule_evaluation, dir, sink),
         source_path: None,
         embedded: false,
+        web: Default::default(),
         source_text: String::new(),
     }
 }

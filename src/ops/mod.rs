@@ -54,6 +54,8 @@ pub struct Ops {
     pub started_ms: i64,
     /// Whether a heartbeat loop runs (a `base_url` is configured).
     pub heartbeat_enabled: bool,
+    /// Whether the listener is loopback (the `Host` check applies).
+    pub loopback: bool,
     reload: RwLock<Option<Hook>>,
     refresh: RwLock<Option<Hook>>,
 }
@@ -92,6 +94,7 @@ impl Ops {
             heartbeat: heartbeat::HeartbeatState::register(o.registry),
             started_ms: crate::model::now_millis(),
             heartbeat_enabled: o.command_center.base_url.is_some(),
+            loopback: o.listen_is_loopback,
             reload: RwLock::new(None),
             refresh: RwLock::new(None),
         })
