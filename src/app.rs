@@ -218,7 +218,7 @@ pub async fn start_with_sink(
     });
     let app = router(state.clone());
     let limit_hits = state.registry.counter(
-        "klaxon_http_connection_limit_reached_total",
+        "klaxon_http_connection_limit_reached",
         "Times a connection had to wait because --web.max-connections were open.",
     );
     let web = cfg.web;

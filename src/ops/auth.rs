@@ -476,6 +476,27 @@ mod tests {
     }
 
     #[test]
+    fn probe_needs_operator_off_loopback_unless_configured() {
+        let need = |a: &Authorizer| a.required("GET", PROBE_ROUTE);
+        assert_eq!(need(&Authorizer::new(None, false)), OPERATOR);
+        assert_eq!(need(&Authorizer::new(None, true)), VIEWER);
+        let mut c = cfg(None);
+        c.probe_role = Some(Role::Viewer);
+        assert_eq!(need(&Authorizer::new(Some(&c), false)), VIEWER);
+        c.probe_role = Some(Role::Admin);
+        assert_eq!(need(&Authorizer::new(Some(&c), true)), ADMIN);
+        // Anonymous viewers off loopback are asked for a token.
+        let a = Authorizer::new(None, false);
+        let anon = a.authenticate(None).unwrap();
+        assert_eq!(
+            Authorizer::authorize(&anon, need(&a)),
+            Err(AuthError::Unauthorized)
+        );
+        // Other routes keep the table's answer.
+        assert_eq!(a.required("GET", "/api/v1/targets"), VIEWER);
+    }
+
+    #[test]
     fn bucket_refills_at_rate() {
         let l = RateLimiter::new(RateLimitConfig {
             requests_per_second: 2.0,

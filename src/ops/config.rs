@@ -386,6 +386,12 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("t.yml:5:15: unknown role \"root\""), "{e}");
+        let c = auth("auth:\n  probe_role: viewer\n").unwrap();
+        assert_eq!(c.auth.unwrap().probe_role, Some(Role::Viewer));
+        let e = auth("auth:\n  probe_role: everyone\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yml:2:15: unknown probe_role"), "{e}");
     }
 
     #[test]

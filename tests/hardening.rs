@@ -1,0 +1,330 @@
+//! Safe defaults on 127.0.0.1: browsers cannot drive or read a loopback
+//! klaxon (CSRF, DNS rebinding) while tools keep working, connections
+//! cannot be held open forever, failed authentication is rate limited,
+//! and the status API shows the running config.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+mod common;
+
+async fn start_cfg(
+    extra: &str,
+    tweak: impl FnOnce(&mut klaxon::config::Config),
+) -> (klaxon::app::Running, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("storage:\n  path: {}\n{extra}", dir.path().display());
+    let path = dir.path().join("klaxon.yml");
+    std::fs::write(&path, &yaml).unwrap();
+    let mut cfg = klaxon::config::load_file(&path).unwrap();
+    tweak(&mut cfg);
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    (app, base, dir)
+}
+
+async fn start(extra: &str) -> (klaxon::app::Running, String, tempfile::TempDir) {
+    start_cfg(extra, |_| {}).await
+}
+
+fn silence_body() -> String {
+    serde_json::json!({
+        "matchers": [{"name": "alertname", "value": ".+", "isRegex": true, "isEqual": true}],
+        "startsAt": "2020-01-01T00:00:00Z",
+        "endsAt": "2099-01-01T00:00:00Z",
+        "createdBy": "t",
+        "comment": "c",
+    })
+    .to_string()
+}
+
+async fn silence_count(c: &reqwest::Client, base: &str) -> usize {
+    let v = c
+        .get(format!("{base}/api/v2/silences"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    v.as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn browser_writes_and_rebinding_refused_tools_still_work() {
+    let (app, base, _d) = start("").await;
+    let c = reqwest::Client::new();
+    let host = app.addr.to_string();
+
+    // What a page on evil.example can send without a CORS preflight.
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .header("content-type", "text/plain")
+        .header("origin", "http://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Same, without Origin (an old browser): the content type refuses it.
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .header("content-type", "text/plain")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // An empty-bodied cross-origin change (reload, replay).
+    let r = c
+        .post(format!("{base}/-/reload"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A rebinding page reaches us under its own name: refused, reads too.
+    for path in ["/api/v2/alerts", "/api/v1/status/config", "/-/healthy"] {
+        let r = c
+            .get(format!("{base}{path}"))
+            .header("host", format!("rebind.evil.example:{}", app.addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    assert_eq!(silence_count(&c, &base).await, 0);
+
+    // curl -H 'Content-Type: application/json' -d ...
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .header("content-type", "application/json")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Grafana's server-side proxy: JSON, its headers, no Origin.
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .header("content-type", "application/json")
+        .header("user-agent", "Grafana/10.4.0")
+        .header("x-grafana-org-id", "1")
+        .header("x-forwarded-for", "10.1.2.3")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{base}/api/v1/query"))
+        .header("user-agent", "Grafana/10.4.0")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("query=1%2B1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // klaxon's own UI: same origin.
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .header("content-type", "application/json")
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // localhost names work.
+    let r = c
+        .get(format!("{base}/-/healthy"))
+        .header("host", format!("localhost:{}", app.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // curl -X POST /-/reload (no body, no type).
+    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(silence_count(&c, &base).await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_silence_is_404() {
+    let (app, base, _d) = start("").await;
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{base}/api/v2/silence/00000000-0000-0000-0000-000000000000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn status_config_shows_the_reloaded_config() {
+    let (app, base, dir) = start("global:\n  scrape_interval: 17s\n").await;
+    let c = reqwest::Client::new();
+    let yaml = |c: reqwest::Client| {
+        let base = base.clone();
+        async move {
+            let t = c
+                .get(format!("{base}/api/v1/status/config"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            v["data"]["yaml"].as_str().unwrap().to_string()
+        }
+    };
+    assert!(yaml(c.clone()).await.contains("17s"));
+    let path = dir.path().join("klaxon.yml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("17s", "23s");
+    std::fs::write(&path, text).unwrap();
+    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let after = yaml(c.clone()).await;
+    assert!(after.contains("23s") && !after.contains("17s"), "{after}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_by_address() {
+    let extra = "auth:\n  anonymous_role: none\n  rate_limit: {requests_per_second: 0.5, burst: 3}\n  tokens:\n    - {name: v, token_sha256: 0000000000000000000000000000000000000000000000000000000000000000, roles: [viewer]}\n";
+    let (app, base, _d) = start(extra).await;
+    let c = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let r = c
+            .get(format!("{base}/api/v2/alerts"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
+    assert!(codes[3..].iter().all(|c| *c == 429), "{codes:?}");
+    // Anonymous callers share the address' bucket, refused or not.
+    let r = c.get(format!("{base}/api/v2/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    // Probes stay unlimited.
+    let r = c.get(format!("{base}/-/healthy")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+/// Reads until EOF or `deadline`; true when the server closed the socket.
+fn closed_by_server(s: &mut std::net::TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_and_idle_sockets_do_not_block_health() {
+    let timeout = Duration::from_secs(1);
+    let (app, base, _d) = start_cfg("", |c| {
+        c.web = klaxon::api::serve::ServeOptions {
+            header_read_timeout: timeout,
+            max_connections: 8,
+        };
+    })
+    .await;
+    let addr = app.addr;
+    let opened = Instant::now();
+    let socks = tokio::task::spawn_blocking(move || {
+        let mut v = Vec::new();
+        for i in 0..16 {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            if i % 2 == 0 {
+                // Slowloris: a request line, then nothing.
+                s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    .unwrap();
+            }
+            v.push(s);
+        }
+        v
+    })
+    .await
+    .unwrap();
+    // Every slot is taken; health must answer once they time out, well
+    // before the sockets give up on their own.
+    let c = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let healthy = loop {
+        match c
+            .get(format!("{base}/-/healthy"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => break true,
+            _ if Instant::now() > deadline => break false,
+            _ => {}
+        }
+    };
+    assert!(healthy, "/-/healthy unreachable for {:?}", opened.elapsed());
+    // The server closed every held socket (idle or slow) itself.
+    let closed = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        socks
+            .into_iter()
+            .map(|mut s| closed_by_server(&mut s, deadline))
+            .filter(|c| *c)
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 16);
+    // A kept-alive connection idle past the timeout is closed too.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let t0 = Instant::now();
+    let closed = tokio::task::spawn_blocking(move || {
+        closed_by_server(&mut s, Instant::now() + Duration::from_secs(15))
+    })
+    .await
+    .unwrap();
+    assert!(closed, "idle keep-alive connection kept");
+    assert!(t0.elapsed() >= timeout / 2, "{:?}", t0.elapsed());
+    let m = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hits = m
+        .lines()
+        .find(|l| l.starts_with("klaxon_http_connection_limit_reached_total "))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(hits >= 1.0, "limit never reached");
+    app.stop().await;
+}
