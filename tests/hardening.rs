@@ -328,3 +328,142 @@ async fn slow_header_and_idle_sockets_do_not_block_health() {
     assert!(hits >= 1.0, "limit never reached");
     app.stop().await;
 }
+
+fn sha(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_are_audited_with_caller_and_request_id() {
+    let extra = format!(
+        "auth:\n  anonymous_role: admin\n  tokens:\n    - {{name: ops-bot, token_sha256: {}, roles: [operator]}}\n",
+        sha("tok-ops")
+    );
+    let (app, base, _d) = start(&extra).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{base}/api/v2/silences"))
+        .bearer_auth("tok-ops")
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-create-1")
+        .body(silence_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
+        ["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .delete(format!("{base}/api/v2/silence/{id}"))
+        .header("x-request-id", "req-expire-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{base}/api/v2/alerts"))
+        .bearer_auth("tok-ops")
+        .header("content-type", "application/json")
+        .body(r#"[{"labels":{"alertname":"A"}}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let t = c
+            .get(format!("{base}/api/v1/events/audit?kind=change"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let ev = v["data"]["events"].as_array().cloned().unwrap_or_default();
+        if ev.len() >= 4 || Instant::now() > deadline {
+            break ev;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let find = |action: &str| {
+        events
+            .iter()
+            .map(|e| &e["data"])
+            .find(|d| d["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {events:?}"))
+            .clone()
+    };
+    let created = find("silence_create");
+    assert_eq!(created["who"], "ops-bot");
+    assert_eq!(created["request_id"], "req-create-1");
+    assert_eq!(created["target"], id.as_str());
+    assert_eq!(created["status"], 200);
+    let expired = find("silence_expire");
+    assert_eq!(expired["who"], "anonymous@127.0.0.1");
+    assert_eq!(expired["request_id"], "req-expire-1");
+    assert_eq!(expired["path"], format!("/api/v2/silence/{id}"));
+    assert_eq!(find("alerts_post")["who"], "ops-bot");
+    let reload = find("reload");
+    assert_eq!(reload["who"], "anonymous@127.0.0.1");
+    assert!(!reload["request_id"].as_str().unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn status_apis_never_show_planted_secrets() {
+    let extra = r#"scrape_configs:
+  - job_name: s
+    basic_auth: &auth
+      username: u
+      password: >-
+        PLANTED-block
+    static_configs: [{targets: ["127.0.0.1:1"]}]
+  - job_name: t
+    basic_auth: *auth
+    static_configs: [{targets: ["127.0.0.1:2"]}]
+  - job_name: u
+    bearer_token:
+      PLANTED-nextline
+    static_configs: [{targets: ["127.0.0.1:3"]}]
+notify:
+  route: {receiver: hook}
+  receivers:
+    - name: hook
+      webhook_configs:
+        - url: "http://127.0.0.1:1/hook?token=PLANTED-webhook"
+          http_config: {authorization: {credentials: 'PLANTED-flow'}}
+      email_configs:
+        - to: a@b.example
+          from: k@b.example
+          smarthost: 127.0.0.1:25
+          auth_username: k
+          auth_password: |
+            PLANTED-literal
+"#;
+    let (app, base, _d) = start(extra).await;
+    let c = reqwest::Client::new();
+    for path in ["/api/v2/status", "/api/v1/status/config"] {
+        let t = c
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!t.contains("PLANTED"), "{path}: {t}");
+        assert!(t.contains("<secret>"), "{path}: {t}");
+    }
+    app.stop().await;
+}

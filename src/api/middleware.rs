@@ -108,7 +108,16 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             r
         }
-        None => next.run(req).instrument(span.clone()).await,
+        None => {
+            let path = req.uri().path().to_string();
+            let resp = next.run(req).instrument(span.clone()).await;
+            match crate::ops::audit::change_action(&method, &route) {
+                Some(action) => {
+                    audit_change(&ops, action, &method, &path, &caller, &rid, resp).await
+                }
+                None => resp,
+            }
+        }
     };
     let (mut resp, error_type) = annotate_error(resp, &rid).await;
     if let Ok(v) = HeaderValue::from_str(rid.as_str()) {
@@ -135,6 +144,53 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
+    );
+    resp
+}
+
+/// Records a change that reached its handler (refusals are in the access
+/// log): who, what, the outcome and, for a created silence, its id.
+async fn audit_change(
+    ops: &Ops,
+    action: &'static str,
+    method: &str,
+    path: &str,
+    caller: &str,
+    rid: &RequestId,
+    resp: Response,
+) -> Response {
+    let status = resp.status();
+    let mut target = None;
+    let resp = if action == crate::ops::audit::SILENCE_CREATE && status.is_success() {
+        // The id is only in the answer: `{"silenceID": "..."}`.
+        let (parts, body) = resp.into_parts();
+        match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+            Ok(b) => {
+                target = serde_json::from_slice::<serde_json::Value>(&b)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("silenceID")
+                            .and_then(|x| x.as_str())
+                            .map(String::from)
+                    });
+                Response::from_parts(parts, Body::from(b))
+            }
+            Err(_) => Response::from_parts(parts, Body::empty()),
+        }
+    } else {
+        resp
+    };
+    crate::ops::audit::record_change(
+        &ops.events,
+        &crate::ops::audit::ChangeAudit {
+            who: caller.to_string(),
+            action: action.to_string(),
+            method: method.to_string(),
+            path: path.to_string(),
+            target,
+            status: status.as_u16(),
+            request_id: rid.as_str().to_string(),
+        },
     );
     resp
 }
