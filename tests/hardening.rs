@@ -467,3 +467,93 @@ notify:
     }
     app.stop().await;
 }
+
+/// An exporter on 127.0.0.1 whose answer `body` writes (until the socket
+/// closes); one thread per connection, stopped with the test process.
+fn exporter(body: fn(&mut std::net::TcpStream) -> std::io::Result<()>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = s.read(&mut req);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nConnection: close\r\n\r\n",
+                );
+                let _ = body(&mut s);
+            });
+        }
+    });
+    port
+}
+
+/// `(health, lastScrapeDuration)` of the only target once it was scraped.
+async fn first_scrape(c: &reqwest::Client, base: &str) -> (String, f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = c
+            .get(format!("{base}/api/v1/targets"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let tg = &v["data"]["activeTargets"][0];
+        if tg["health"] != "unknown" && !tg["health"].is_null() {
+            return (
+                tg["health"].as_str().unwrap().to_string(),
+                tg["lastScrapeDuration"].as_f64().unwrap(),
+            );
+        }
+        assert!(Instant::now() < deadline, "never scraped: {t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn scrape_job(port: u16) -> String {
+    format!("scrape_configs:\n  - job_name: e\n    scrape_interval: 5s\n    scrape_timeout: 1s\n    static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_body_is_a_failed_scrape_within_the_timeout() {
+    let port = exporter(|s| {
+        let line = b"endless_metric 1\n".repeat(4096);
+        loop {
+            s.write_all(&line)?;
+        }
+    });
+    let (app, base, _d) = start(&scrape_job(port)).await;
+    let c = reqwest::Client::new();
+    let (health, duration) = first_scrape(&c, &base).await;
+    assert_eq!(health, "down");
+    assert!(
+        duration <= 1.5,
+        "scrape took {duration} s with a 1 s timeout"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_duration_is_the_fetch_bounded_by_the_timeout() {
+    // Many new series: appending them takes a while after a fast fetch.
+    let port = exporter(|s| {
+        let mut body = Vec::with_capacity(16 << 20);
+        for i in 0..400_000 {
+            body.extend_from_slice(format!("m{{i=\"{i}\",a=\"b\"}} {i}\n").as_bytes());
+        }
+        s.write_all(&body)
+    });
+    let (app, base, _d) = start(&scrape_job(port)).await;
+    let c = reqwest::Client::new();
+    let (health, duration) = first_scrape(&c, &base).await;
+    assert_eq!(health, "up");
+    assert!(
+        duration <= 1.5,
+        "scrape reported {duration} s with a 1 s timeout"
+    );
+    app.stop().await;
+}

@@ -50,6 +50,12 @@ pub struct GlobalConfig {
     pub label_value_length_limit: u64,
 }
 
+/// `body_size_limit` when the config sets none: the most a scrape body may
+/// hold after decompression (Prometheus has no limit by default; one
+/// endless body or gzip bomb would then take all memory). Larger
+/// exporters set their own; `0` written explicitly means no limit.
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 128 << 20;
+
 impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
@@ -58,7 +64,7 @@ impl Default for GlobalConfig {
             evaluation_interval: Duration::from_secs(60),
             external_labels: Labels::empty(),
             scrape_protocols: ScrapeProtocol::DEFAULT.to_vec(),
-            body_size_limit: 0,
+            body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
             sample_limit: 0,
             target_limit: 0,
             label_limit: 0,
@@ -412,7 +418,8 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
             .unwrap_or(d.evaluation_interval),
         external_labels: Labels::from_pairs(external),
         scrape_protocols,
-        body_size_limit: scrape::opt_size(&g.body_size_limit, sink).unwrap_or(0),
+        body_size_limit: scrape::opt_size(&g.body_size_limit, sink)
+            .unwrap_or(DEFAULT_BODY_SIZE_LIMIT),
         sample_limit: g.sample_limit.unwrap_or(0),
         target_limit: g.target_limit.unwrap_or(0),
         label_limit: g.label_limit.unwrap_or(0),
@@ -458,4 +465,24 @@ pub fn embedded_default(listen: &str) -> Config {
         }
     }
     c
+}
+
+#[cfg(test)]
+mod body_limit_tests {
+    #[test]
+    fn decompressed_bodies_are_limited_unless_told_otherwise() {
+        let c = super::load_str("scrape_configs: [{job_name: a}]\n", "t.yml").unwrap();
+        assert_eq!(c.global.body_size_limit, super::DEFAULT_BODY_SIZE_LIMIT);
+        assert_eq!(
+            c.scrape_configs[0].body_size_limit,
+            super::DEFAULT_BODY_SIZE_LIMIT
+        );
+        let c = super::load_str(
+            "global: {body_size_limit: 0}\nscrape_configs: [{job_name: a}, {job_name: b, body_size_limit: 1KB}]\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs[0].body_size_limit, 0);
+        assert_eq!(c.scrape_configs[1].body_size_limit, 1024);
+    }
 }
