@@ -400,17 +400,26 @@ fn is_plain_safe(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || matches!(first, '_' | '/' | '<' | '$')) {
+    if !(first.is_ascii_alphanumeric() || matches!(first, '_' | '/' | '<' | '$' | '.')) {
         return false;
     }
     let safe = |c: char| c.is_ascii_alphanumeric() || " _./<>@%+=,$()-:".contains(c);
     if !s.chars().all(safe) || s.ends_with([' ', ':']) || s.contains(": ") {
         return false;
     }
-    !matches!(
+    if matches!(
         s.to_ascii_lowercase().as_str(),
         "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null" | "nan" | "inf"
-    )
+    ) {
+        return false;
+    }
+    if first.is_ascii_digit() || first == '.' {
+        // `15s` and `10.0.0.1:9100` are strings, `1e3` and `0x1F` are not:
+        // ask the parser rather than re-implement its number rules.
+        return parse(&format!("k: {s}\n"))
+            == Some(Node::Map(vec![("k".to_string(), Node::Str(s.to_string()))]));
+    }
+    true
 }
 
 #[cfg(test)]
@@ -512,6 +521,13 @@ command_center:
             "{r}"
         );
         assert!(r.contains("\"on\": \"no\"\n"), "{r}");
+        let y = "a: 15s\nb: 10.0.0.1:9100\nc: '1e3'\nd: '0x1F'\ne: '1.5'\nf: .hidden\n";
+        let r = redact_secrets(y);
+        assert_eq!(parse(&r), parse(y), "{r}");
+        assert!(
+            r.starts_with("a: 15s\nb: 10.0.0.1:9100\nc: \"1e3\"\n"),
+            "{r}"
+        );
     }
 
     #[test]
