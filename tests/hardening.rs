@@ -106,12 +106,19 @@ async fn browser_writes_and_rebinding_refused_tools_still_work() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    // Grafana's server-side proxy: JSON, its headers, no Origin.
+    // Grafana's data source proxy (pkg/util/proxyutil): Origin and
+    // Referer removed, X-Grafana-Referer and X-Forwarded-For set, the
+    // browser's other headers (its same-origin Sec-Fetch-Site) passed on.
     let r = c
         .post(format!("{base}/api/v2/silences"))
         .header("content-type", "application/json")
         .header("user-agent", "Grafana/10.4.0")
         .header("x-grafana-org-id", "1")
+        .header(
+            "x-grafana-referer",
+            "http://grafana.example:3000/alerting/silences",
+        )
+        .header("sec-fetch-site", "same-origin")
         .header("x-forwarded-for", "10.1.2.3")
         .body(silence_body())
         .send()

@@ -80,7 +80,7 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
     let caller = caller.unwrap_or_else(|| crate::ops::Principal::anonymous().caller(peer));
     let resp = match refused {
         Some(Refusal::Guard(e)) => {
-            tracing::warn!(request_id = %rid, route = %route, method = %method, error = %e, "request refused");
+            tracing::debug!(request_id = %rid, route = %route, method = %method, error = %e, "request refused");
             error_response(e.status(), e.error_type(), &e.to_string(), &rid)
         }
         Some(Refusal::Auth(e)) => {
