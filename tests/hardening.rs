@@ -38,124 +38,139 @@ fn silence_body() -> String {
     .to_string()
 }
 
+/// One request: `(status, body)`.
+async fn send(
+    c: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> (u16, String) {
+    let mut rb = c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb.body(b);
+    }
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    serde_json::from_str(&send(c, "GET", url, &[], None).await.1).unwrap()
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
 async fn silence_count(c: &reqwest::Client, base: &str) -> usize {
-    let v = c
-        .get(format!("{base}/api/v2/silences"))
-        .send()
+    get_json(c, &format!("{base}/api/v2/silences"))
         .await
+        .as_array()
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
-    v.as_array().unwrap().len()
+        .len()
 }
 
 #[tokio::test]
 async fn browser_writes_and_rebinding_refused_tools_still_work() {
     let (app, base, _d) = start("").await;
     let c = reqwest::Client::new();
-    let host = app.addr.to_string();
+    let silences = format!("{base}/api/v2/silences");
+    let post_silence = |headers: Vec<(&'static str, String)>| {
+        let (c, url) = (c.clone(), silences.clone());
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(&c, "POST", &url, &h, Some(silence_body())).await.0
+        }
+    };
+    let own = format!("http://{}", app.addr);
+    let rebound = format!("rebind.evil.example:{}", app.addr.port());
 
     // What a page on evil.example can send without a CORS preflight.
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .header("content-type", "text/plain")
-        .header("origin", "http://evil.example")
-        .header("sec-fetch-site", "cross-site")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let text = ("content-type", "text/plain".to_string());
+    let evil = ("origin", "http://evil.example".to_string());
+    let cross = ("sec-fetch-site", "cross-site".to_string());
+    assert_eq!(
+        post_silence(vec![text.clone(), evil.clone(), cross]).await,
+        403
+    );
     // Same, without Origin (an old browser): the content type refuses it.
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .header("content-type", "text/plain")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 415);
+    assert_eq!(post_silence(vec![text]).await, 415);
     // An empty-bodied cross-origin change (reload, replay).
-    let r = c
-        .post(format!("{base}/-/reload"))
-        .header("origin", "http://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let reload = format!("{base}/-/reload");
+    let r = send(
+        &c,
+        "POST",
+        &reload,
+        &[("origin", "http://evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(r.0, 403);
     // A rebinding page reaches us under its own name: refused, reads too.
     for path in ["/api/v2/alerts", "/api/v1/status/config", "/-/healthy"] {
-        let r = c
-            .get(format!("{base}{path}"))
-            .header("host", format!("rebind.evil.example:{}", app.addr.port()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403, "{path}");
+        let r = send(
+            &c,
+            "GET",
+            &format!("{base}{path}"),
+            &[("host", &rebound)],
+            None,
+        )
+        .await;
+        assert_eq!(r.0, 403, "{path}");
     }
     assert_eq!(silence_count(&c, &base).await, 0);
 
+    let json = (JSON.0, JSON.1.to_string());
     // curl -H 'Content-Type: application/json' -d ...
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .header("content-type", "application/json")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(post_silence(vec![json.clone()]).await, 200);
     // Grafana's data source proxy (pkg/util/proxyutil): Origin and
     // Referer removed, X-Grafana-Referer and X-Forwarded-For set, the
     // browser's other headers (its same-origin Sec-Fetch-Site) passed on.
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .header("content-type", "application/json")
-        .header("user-agent", "Grafana/10.4.0")
-        .header("x-grafana-org-id", "1")
-        .header(
+    let grafana = [
+        ("user-agent", "Grafana/10.4.0".to_string()),
+        ("x-grafana-org-id", "1".to_string()),
+        (
             "x-grafana-referer",
-            "http://grafana.example:3000/alerting/silences",
-        )
-        .header("sec-fetch-site", "same-origin")
-        .header("x-forwarded-for", "10.1.2.3")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c
-        .post(format!("{base}/api/v1/query"))
-        .header("user-agent", "Grafana/10.4.0")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("query=1%2B1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+            "http://grafana.example:3000/alerting/silences".to_string(),
+        ),
+        ("sec-fetch-site", "same-origin".to_string()),
+        ("x-forwarded-for", "10.1.2.3".to_string()),
+    ];
+    let mut h = grafana.to_vec();
+    h.push(json.clone());
+    assert_eq!(post_silence(h).await, 200);
+    let mut h: Vec<(&str, &str)> = grafana.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    h.push(("content-type", "application/x-www-form-urlencoded"));
+    let q = send(
+        &c,
+        "POST",
+        &format!("{base}/api/v1/query"),
+        &h,
+        Some("query=1%2B1".into()),
+    )
+    .await;
+    assert_eq!(q.0, 200, "{}", q.1);
     // klaxon's own UI: same origin.
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .header("content-type", "application/json")
-        .header("origin", format!("http://{host}"))
-        .header("sec-fetch-site", "same-origin")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let ui = vec![
+        json,
+        ("origin", own),
+        ("sec-fetch-site", "same-origin".to_string()),
+    ];
+    assert_eq!(post_silence(ui).await, 200);
     // localhost names work.
-    let r = c
-        .get(format!("{base}/-/healthy"))
-        .header("host", format!("localhost:{}", app.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let local = format!("localhost:{}", app.addr.port());
+    let r = send(
+        &c,
+        "GET",
+        &format!("{base}/-/healthy"),
+        &[("host", &local)],
+        None,
+    )
+    .await;
+    assert_eq!(r.0, 200);
     // curl -X POST /-/reload (no body, no type).
-    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(send(&c, "POST", &reload, &[], None).await.0, 200);
     assert_eq!(silence_count(&c, &base).await, 3);
     app.stop().await;
 }
@@ -163,14 +178,9 @@ async fn browser_writes_and_rebinding_refused_tools_still_work() {
 #[tokio::test]
 async fn deleting_an_unknown_silence_is_404() {
     let (app, base, _d) = start("").await;
-    let r = reqwest::Client::new()
-        .delete(format!(
-            "{base}/api/v2/silence/00000000-0000-0000-0000-000000000000"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    let url = format!("{base}/api/v2/silence/00000000-0000-0000-0000-000000000000");
+    let r = send(&reqwest::Client::new(), "DELETE", &url, &[], None).await;
+    assert_eq!(r.0, 404);
     app.stop().await;
 }
 
@@ -178,30 +188,17 @@ async fn deleting_an_unknown_silence_is_404() {
 async fn status_config_shows_the_reloaded_config() {
     let (app, base, dir) = start("global:\n  scrape_interval: 17s\n").await;
     let c = reqwest::Client::new();
-    let yaml = |c: reqwest::Client| {
-        let base = base.clone();
-        async move {
-            let t = c
-                .get(format!("{base}/api/v1/status/config"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-            v["data"]["yaml"].as_str().unwrap().to_string()
-        }
-    };
-    assert!(yaml(c.clone()).await.contains("17s"));
+    let url = format!("{base}/api/v1/status/config");
+    let yaml = |v: serde_json::Value| v["data"]["yaml"].as_str().unwrap().to_string();
+    assert!(yaml(get_json(&c, &url).await).contains("17s"));
     let path = dir.path().join("klaxon.yml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("17s", "23s");
     std::fs::write(&path, text).unwrap();
-    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let after = yaml(c.clone()).await;
+    let r = send(&c, "POST", &format!("{base}/-/reload"), &[], None).await;
+    assert_eq!(r.0, 200);
+    let after = yaml(get_json(&c, &url).await);
     assert!(after.contains("23s") && !after.contains("17s"), "{after}");
     app.stop().await;
 }
@@ -352,51 +349,25 @@ async fn changes_are_audited_with_caller_and_request_id() {
     );
     let (app, base, _d) = start(&extra).await;
     let c = reqwest::Client::new();
-    let r = c
-        .post(format!("{base}/api/v2/silences"))
-        .bearer_auth("tok-ops")
-        .header("content-type", "application/json")
-        .header("x-request-id", "req-create-1")
-        .body(silence_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let id = serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
-        ["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = c
-        .delete(format!("{base}/api/v2/silence/{id}"))
-        .header("x-request-id", "req-expire-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c
-        .post(format!("{base}/api/v2/alerts"))
-        .bearer_auth("tok-ops")
-        .header("content-type", "application/json")
-        .body(r#"[{"labels":{"alertname":"A"}}]"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c.post(format!("{base}/-/reload")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let bot = ("authorization", "Bearer tok-ops");
+    let rid = ("x-request-id", "req-create-1");
+    let url = format!("{base}/api/v2/silences");
+    let (code, body) = send(&c, "POST", &url, &[bot, JSON, rid], Some(silence_body())).await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = v["silenceID"].as_str().unwrap().to_string();
+    let url = format!("{base}/api/v2/silence/{id}");
+    let rid = ("x-request-id", "req-expire-1");
+    assert_eq!(send(&c, "DELETE", &url, &[rid], None).await.0, 200);
+    let alerts = Some(r#"[{"labels":{"alertname":"A"}}]"#.to_string());
+    let url = format!("{base}/api/v2/alerts");
+    assert_eq!(send(&c, "POST", &url, &[bot, JSON], alerts).await.0, 200);
+    let url = format!("{base}/-/reload");
+    assert_eq!(send(&c, "POST", &url, &[], None).await.0, 200);
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let events = loop {
-        let t = c
-            .get(format!("{base}/api/v1/events/audit?kind=change"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let v = get_json(&c, &format!("{base}/api/v1/events/audit?kind=change")).await;
         let ev = v["data"]["events"].as_array().cloned().unwrap_or_default();
         if ev.len() >= 4 || Instant::now() > deadline {
             break ev;
@@ -461,14 +432,7 @@ notify:
     let (app, base, _d) = start(extra).await;
     let c = reqwest::Client::new();
     for path in ["/api/v2/status", "/api/v1/status/config"] {
-        let t = c
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let (_, t) = send(&c, "GET", &format!("{base}{path}"), &[], None).await;
         assert!(!t.contains("PLANTED"), "{path}: {t}");
         assert!(t.contains("<secret>"), "{path}: {t}");
     }
@@ -500,15 +464,7 @@ fn exporter(body: fn(&mut std::net::TcpStream) -> std::io::Result<()>) -> u16 {
 async fn first_scrape(c: &reqwest::Client, base: &str) -> (String, f64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let t = c
-            .get(format!("{base}/api/v1/targets"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let v = get_json(c, &format!("{base}/api/v1/targets")).await;
         let tg = &v["data"]["activeTargets"][0];
         if tg["health"] != "unknown" && !tg["health"].is_null() {
             return (
@@ -516,7 +472,7 @@ async fn first_scrape(c: &reqwest::Client, base: &str) -> (String, f64) {
                 tg["lastScrapeDuration"].as_f64().unwrap(),
             );
         }
-        assert!(Instant::now() < deadline, "never scraped: {t}");
+        assert!(Instant::now() < deadline, "never scraped: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
