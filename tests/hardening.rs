@@ -315,14 +315,7 @@ async fn slow_header_and_idle_sockets_do_not_block_health() {
     .unwrap();
     assert!(closed, "idle keep-alive connection kept");
     assert!(t0.elapsed() >= timeout / 2, "{:?}", t0.elapsed());
-    let m = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, m) = send(&c, "GET", &format!("{base}/metrics"), &[], None).await;
     let hits = m
         .lines()
         .find(|l| l.starts_with("klaxon_http_connection_limit_reached_total "))
