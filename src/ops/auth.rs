@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/metrics", VIEWER),
     ("GET", "/metrics/host", VIEWER),
     ("GET", "/metrics/postgres", VIEWER),
+    // Off loopback `Authorizer::required` raises it (`auth.probe_role`).
     ("GET", "/probe", VIEWER),
     ("GET", "/runbooks/", VIEWER),
     ("GET", "/runbooks/{name}", VIEWER),
