@@ -126,7 +126,7 @@ struct RunArgs {
     max_connections: usize,
     /// Time a connection has to send a request's headers, from its accept
     /// or its previous response (closes idle keep-alive connections too).
-    #[arg(long = "web.read-header-timeout", default_value = "30s", value_parser = parse_flag_duration)]
+    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = parse_flag_duration)]
     read_header_timeout: std::time::Duration,
 }
 
@@ -377,11 +377,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let nofile = raise_nofile_limit();
     cfg.web = klaxon::api::serve::ServeOptions {
         header_read_timeout: args.read_header_timeout,
-        max_connections: args.max_connections,
+        max_connections: klaxon::api::serve::connections_within(args.max_connections, nofile),
     };
-    raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -427,8 +427,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Raises the soft open-files limit to the hard one, as Prometheus does:
 /// every connection, target and store handle is a descriptor, and the
 /// common soft default (1024) is below `--web.max-connections` plus the
-/// scrape targets.
-fn raise_nofile_limit() {
+/// scrape targets. Answers the soft limit in force.
+fn raise_nofile_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -436,11 +436,11 @@ fn raise_nofile_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "reading RLIMIT_NOFILE");
-        return;
+        return None;
     }
     if lim.rlim_cur >= lim.rlim_max {
         tracing::info!(limit = lim.rlim_cur, "open files limit");
-        return;
+        return Some(lim.rlim_cur);
     }
     let before = lim.rlim_cur;
     lim.rlim_cur = lim.rlim_max;
@@ -451,8 +451,10 @@ fn raise_nofile_limit() {
             to = lim.rlim_cur,
             "raised the open files limit to the hard limit"
         );
+        Some(lim.rlim_cur)
     } else {
         tracing::warn!(error = %std::io::Error::last_os_error(), limit = before, "could not raise the open files limit");
+        Some(before)
     }
 }
 

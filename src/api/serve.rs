@@ -30,9 +30,9 @@ pub struct ServeOptions {
 
 /// Prometheus' `--web.max-connections` default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// hyper's own default: ample for any client's headers, and a slow-header
-/// or idle socket holds its slot no longer.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ample for any client's headers; an idle keep-alive client reconnects.
+/// A slow-header or idle socket holds its slot no longer than this.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -40,6 +40,33 @@ impl Default for ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
+    }
+}
+
+/// Descriptors kept for everything but HTTP connections (targets, the
+/// store, remote write, probes), at least this many or a quarter.
+const RESERVED_FDS: u64 = 64;
+
+/// `--web.max-connections`, lowered (and logged) when the open-files limit
+/// could not hold that many connections besides the descriptors klaxon
+/// needs otherwise: past it, `accept` fails and nothing, `/-/healthy`
+/// included, gets in.
+pub fn connections_within(max: usize, nofile: Option<u64>) -> usize {
+    let Some(limit) = nofile else {
+        return max;
+    };
+    let room = limit.saturating_sub(RESERVED_FDS.max(limit / 4)).max(16);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if room < max {
+        tracing::warn!(
+            max_connections = max,
+            open_files_limit = limit,
+            using = room,
+            "the open files limit leaves room for fewer connections than --web.max-connections; raise `ulimit -n`"
+        );
+        room
+    } else {
+        max
     }
 }
 
@@ -115,4 +142,17 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connections_fit_the_open_files_limit() {
+        use super::connections_within as f;
+        assert_eq!(f(512, None), 512);
+        assert_eq!(f(512, Some(1 << 20)), 512);
+        assert_eq!(f(512, Some(256)), 192);
+        assert_eq!(f(512, Some(1024)), 512);
+        assert_eq!(f(512, Some(20)), 16);
+    }
 }
