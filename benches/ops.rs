@@ -25,6 +25,7 @@ fn auth_config() -> AuthConfig {
             })
             .collect(),
         anonymous_role: Some(None),
+        probe_role: None,
         rate_limit: Some(RateLimitConfig {
             requests_per_second: 1e12,
             burst: u32::MAX,
