@@ -25,6 +25,7 @@ fn auth_config() -> AuthConfig {
             })
             .collect(),
         anonymous_role: Some(None),
+        probe_role: None,
         rate_limit: Some(RateLimitConfig {
             requests_per_second: 1e12,
             burst: u32::MAX,
@@ -45,6 +46,7 @@ fn bench(c: &mut Criterion) {
         auth: Some(&cfg),
         command_center: &CommandCenterConfig::default(),
         listen_is_loopback: true,
+        external_host: None,
     });
     let plain: Router = Router::new().route("/api/v1/x", get(|| async { "ok" }));
     let layered = plain.clone().layer(axum::middleware::from_fn_with_state(

@@ -226,6 +226,7 @@ pub async fn start_with_options(
         auth: cfg.auth.as_ref(),
         command_center: &cc,
         listen_is_loopback: crate::ops::is_loopback_listen(listen),
+        external_host: crate::api::guard::url_host(&web.external_url),
     });
     let _ = scrape_metrics.events.set(ops.events.clone());
     reload.set_remote_write(remote_write.clone());
@@ -299,7 +300,6 @@ pub async fn start_with_options(
             &query_registry,
         )),
         ready: Default::default(),
-        config_yaml: cfg.to_yaml().to_string(),
         flags,
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
@@ -324,33 +324,31 @@ pub async fn start_with_options(
     let shutdown = async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     };
-    // Peer addresses feed the audit log and per-address rate limits.
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limit_hits = state.registry.counter(
+        "klaxon_http_connection_limit_reached",
+        "Times a connection had to wait because --web.max-connections were open.",
+    );
+    let serve_opts = cfg.web;
     let server = match web.config.as_ref().and_then(|c| c.tls.clone()) {
-        None => tokio::spawn(async move {
-            let r = axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "HTTP server");
-            }
-        }),
-        Some(tls) => {
+        None => {
             use axum::serve::ListenerExt;
+            let tcp = listener.tap_io(|s| {
+                let _ = s.set_nodelay(true);
+            });
+            tokio::spawn(crate::api::serve::serve(
+                tcp, app, serve_opts, limit_hits, shutdown,
+            ))
+        }
+        Some(tls) => {
             let tls = crate::api::webconfig::TlsListener::new(listener, tls).map_err(|source| {
                 StartError::Bind {
                     addr: listen.to_string(),
                     source,
                 }
             })?;
-            tokio::spawn(async move {
-                let r = axum::serve(tls.tap_io(|_| {}), service)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "HTTPS server");
-                }
-            })
+            tokio::spawn(crate::api::serve::serve(
+                tls, app, serve_opts, limit_hits, shutdown,
+            ))
         }
     };
 

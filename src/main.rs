@@ -168,6 +168,14 @@ struct RunArgs {
     /// Keep it below the orchestrator's grace period (Kubernetes: 30s).
     #[arg(long = "storage.remote.flush-deadline", default_value = "1m", value_parser = parse_duration_flag)]
     flush_deadline: std::time::Duration,
+    /// Maximum number of simultaneous HTTP connections (Prometheus'
+    /// default); more wait until one closes.
+    #[arg(long = "web.max-connections", default_value_t = klaxon::api::serve::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Time a connection has to send a request's headers, from its accept
+    /// or its previous response (closes idle keep-alive connections too).
+    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = parse_duration_flag)]
+    read_header_timeout: std::time::Duration,
 }
 
 /// A duration flag in Prometheus' syntax (`1m`, `90s`, `1h30m`).
@@ -225,6 +233,8 @@ fn main() -> ExitCode {
         route_prefix: None,
         flush_deadline: klaxon::remote::queue::FLUSH_DEADLINE,
         web_config_file: None,
+        max_connections: klaxon::api::serve::DEFAULT_MAX_CONNECTIONS,
+        read_header_timeout: klaxon::api::serve::DEFAULT_HEADER_READ_TIMEOUT,
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
@@ -526,6 +536,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     cfg.query.engine.max_samples = args.query_max_samples;
     cfg.query.engine.lookback_delta = args.query_lookback_delta;
     cfg.query.max_concurrency = args.query_max_concurrency.max(1);
+    let nofile = raise_nofile_limit();
+    cfg.web = klaxon::api::serve::ServeOptions {
+        header_read_timeout: args.read_header_timeout,
+        max_connections: klaxon::api::serve::connections_within(args.max_connections, nofile),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -552,6 +567,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
+        );
+        flags.insert(
+            "web.max-connections".to_string(),
+            args.max_connections.to_string(),
+        );
+        flags.insert(
+            "web.read-header-timeout".to_string(),
+            klaxon::config::format_duration(args.read_header_timeout),
         );
         flags.insert(
             klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
@@ -613,6 +636,40 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         running.stop_within(args.flush_deadline).await;
         Ok(())
     })
+}
+
+/// Raises the soft open-files limit to the hard one, as Prometheus does:
+/// every connection, target and store handle is a descriptor, and the
+/// common soft default (1024) is below `--web.max-connections` plus the
+/// scrape targets. Answers the soft limit in force.
+fn raise_nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "reading RLIMIT_NOFILE");
+        return None;
+    }
+    if lim.rlim_cur >= lim.rlim_max {
+        tracing::info!(limit = lim.rlim_cur, "open files limit");
+        return Some(lim.rlim_cur);
+    }
+    let before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::info!(
+            from = before,
+            to = lim.rlim_cur,
+            "raised the open files limit to the hard limit"
+        );
+        Some(lim.rlim_cur)
+    } else {
+        tracing::warn!(error = %std::io::Error::last_os_error(), limit = before, "could not raise the open files limit");
+        Some(before)
+    }
 }
 
 /// SIGHUP reloads the configuration and rule files, as in Prometheus; the

@@ -133,7 +133,7 @@ fn scenario(url: &str) -> Vec<(String, i32, String)> {
     run(&["alert", "query"]);
     run(&["alert", "query", "--silenced"]);
     run(&["silence", "expire", &raw_id]);
-    run(&["silence", "expire", "00000000-0000-4000-8000-000000000000"]);
+    run(&["silence", "expire", UNKNOWN_SILENCE]);
     run(&["silence", "query"]);
     run(&["silence", "query", "--expired"]);
     run(&["alert", "query"]);
@@ -142,6 +142,8 @@ fn scenario(url: &str) -> Vec<(String, i32, String)> {
     run(&["config", "routes", "test", "team=a"]);
     steps
 }
+
+const UNKNOWN_SILENCE: &str = "00000000-0000-4000-8000-000000000000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amtool_sees_klaxon_as_alertmanager() {
@@ -173,6 +175,13 @@ async fn amtool_sees_klaxon_as_alertmanager() {
 
     let mut diffs = Vec::new();
     for (a, k) in am_steps.iter().zip(&kx_steps) {
+        if a.0 == format!("silence expire {UNKNOWN_SILENCE}") {
+            // A deliberate difference: klaxon answers 404 as Alertmanager
+            // 0.26+ does, 0.25 answers 500; both fail the command.
+            assert_eq!((a.1, k.1), (1, 1), "{a:?} {k:?}");
+            assert!(a.2.contains("500") && k.2.contains("404"), "{a:?} {k:?}");
+            continue;
+        }
         if (a.1, &a.2) != (k.1, &k.2) {
             diffs.push(format!(
                 "amtool {}\n  alertmanager: rc={} {:?}\n  klaxon:       rc={} {:?}",

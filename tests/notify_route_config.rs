@@ -213,7 +213,11 @@ fn notify_section_errors_point_into_the_klaxon_config() {
     .unwrap();
     let n = ok.notify.unwrap();
     assert_eq!(n.route.receiver, "a");
-    assert_eq!(n.original, "route: {receiver: a}\nreceivers: [{name: a}]\n");
+    // The section alone, re-written from the parsed tree.
+    assert_eq!(
+        n.original,
+        "route:\n  receiver: a\nreceivers:\n  - name: a\n"
+    );
     assert!(klaxon::config::load_str("global: {}\n", "k.yml")
         .unwrap()
         .notify

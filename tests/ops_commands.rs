@@ -114,6 +114,7 @@ async fn signatures_maintenance_and_audit() {
         .post(format!("{base}/internal/commands/kill-switch"))
         .header("X-Timestamp", now_s().to_string())
         .header("X-Correlation-ID", "c-bad-4")
+        .header("Content-Type", "application/json")
         .body("{}")
         .send()
         .await

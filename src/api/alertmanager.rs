@@ -491,7 +491,9 @@ pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<Strin
     match silence_write(&s, move |x| x.expire(&id, now)).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(SilenceError::Store(e @ crate::store::StoreError::Stalled(_))) => store_error(e),
-        // Alertmanager 0.25 answers an unknown id here with a 500.
+        // Alertmanager answers an unknown id with 404 (its API's
+        // deleteSilenceNotFound); other failures are 500s.
+        Err(e @ SilenceError::NotFound(_)) => err(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

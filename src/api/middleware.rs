@@ -3,8 +3,10 @@
 //! access-log line per request, and `request_id` in JSON error bodies.
 //!
 //! One function rather than a stack of tower layers so the order is
-//! visible: the id comes first (every refusal carries it), authentication
-//! before rate limiting (a token's budget is per token, not per address).
+//! visible: the id comes first (every refusal carries it), then the
+//! browser guards (`guard`: Host, Origin, Content-Type), then the caller:
+//! callers without a valid token are rate limited by address before their
+//! refusal (so guessing tokens is throttled), a token's budget is per token.
 
 use crate::ops::auth::{self, AuthError, Authorizer, Required};
 use crate::ops::request_id::{self, RequestId};
@@ -61,15 +63,31 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
     let span = tracing::info_span!("request", request_id = %rid, route = %route, method = %method);
     req.extensions_mut().insert(rid.clone());
 
-    let need = auth::required(&method, &route);
-    let refused = match check_access(&ops.auth, &req, need, peer) {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            None
-        }
-        Err(r) => Some(r),
+    let need = ops.auth.required(&method, &route);
+    let mut caller = None;
+    let refused = match crate::api::guard::check(
+        req.method(),
+        &route,
+        req.headers(),
+        ops.loopback,
+        ops.external_host.as_deref(),
+    ) {
+        Err(e) => Some(Refusal::Guard(e)),
+        Ok(()) => match check_access(&ops.auth, &req, need, peer) {
+            Ok(p) => {
+                caller = Some(p.caller(peer));
+                req.extensions_mut().insert(p);
+                None
+            }
+            Err(r) => Some(r),
+        },
     };
+    let caller = caller.unwrap_or_else(|| crate::ops::Principal::anonymous().caller(peer));
     let resp = match refused {
+        Some(Refusal::Guard(e)) => {
+            tracing::debug!(request_id = %rid, route = %route, method = %method, error = %e, "request refused");
+            error_response(e.status(), e.error_type(), &e.to_string(), &rid)
+        }
         Some(Refusal::Auth(e)) => {
             let (code, t) = match e {
                 AuthError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -95,7 +113,16 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             r
         }
-        None => next.run(req).instrument(span.clone()).await,
+        None => {
+            let path = req.uri().path().to_string();
+            let resp = next.run(req).instrument(span.clone()).await;
+            match crate::ops::audit::change_action(&method, &route) {
+                Some(action) => {
+                    audit_change(&ops, action, &method, &path, &caller, &rid, resp).await
+                }
+                None => resp,
+            }
+        }
     };
     let (mut resp, error_type) = annotate_error(resp, &rid).await;
     if let Ok(v) = HeaderValue::from_str(rid.as_str()) {
@@ -123,6 +150,7 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
                 request_id = %rid,
                 route = %route,
                 method = %method,
+                caller = %caller,
                 status,
                 duration_ms,
                 "request"
@@ -137,7 +165,55 @@ pub async fn layer(State(ops): State<Arc<Ops>>, mut req: Request, next: Next) ->
     resp
 }
 
+/// Records a change that reached its handler (refusals are in the access
+/// log): who, what, the outcome and, for a created silence, its id.
+async fn audit_change(
+    ops: &Ops,
+    action: &'static str,
+    method: &str,
+    path: &str,
+    caller: &str,
+    rid: &RequestId,
+    resp: Response,
+) -> Response {
+    let status = resp.status();
+    let mut target = None;
+    let resp = if action == crate::ops::audit::SILENCE_CREATE && status.is_success() {
+        // The id is only in the answer: `{"silenceID": "..."}`.
+        let (parts, body) = resp.into_parts();
+        match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+            Ok(b) => {
+                target = serde_json::from_slice::<serde_json::Value>(&b)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("silenceID")
+                            .and_then(|x| x.as_str())
+                            .map(String::from)
+                    });
+                Response::from_parts(parts, Body::from(b))
+            }
+            Err(_) => Response::from_parts(parts, Body::empty()),
+        }
+    } else {
+        resp
+    };
+    crate::ops::audit::record_change(
+        &ops.events,
+        &crate::ops::audit::ChangeAudit {
+            who: caller.to_string(),
+            action: action.to_string(),
+            method: method.to_string(),
+            path: path.to_string(),
+            target,
+            status: status.as_u16(),
+            request_id: rid.as_str().to_string(),
+        },
+    );
+    resp
+}
+
 enum Refusal {
+    Guard(crate::api::guard::GuardError),
     Auth(AuthError),
     Rate(u64),
 }
@@ -154,31 +230,39 @@ fn check_access(
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     if need == Required::Public {
         // Probes never need (or are refused for) credentials.
-        return Ok(a.authenticate(None).unwrap_or_else(|_| anonymous()));
+        return Ok(a
+            .authenticate(None)
+            .unwrap_or_else(|_| crate::ops::Principal::anonymous()));
     }
+    let addr = peer.map(|s| s.ip());
     let basic = req.extensions().get::<crate::api::webconfig::BasicUser>();
-    let p = if let Some(u) = basic {
+    let authenticated = match basic {
         // Verified by the web config's basic auth before this layer.
-        a.basic_auth_user(&u.0)
-    } else if need == Required::Signed {
+        Some(u) => Ok(a.basic_auth_user(&u.0)),
+        None => a.authenticate(authz),
+    };
+    let p = match authenticated {
+        Ok(p) => p,
         // The signature authenticates; a stale token must not block an
         // emergency command. A valid one still names the caller.
-        a.authenticate(authz).unwrap_or_else(|_| anonymous())
-    } else {
-        a.authenticate(authz).map_err(Refusal::Auth)?
+        Err(_) if need == Required::Signed => crate::ops::Principal::anonymous(),
+        Err(e) => {
+            // A wrong token spends its address' budget first: guessing
+            // tokens is throttled like any anonymous caller.
+            a.check_rate(&crate::ops::Principal::anonymous(), addr)
+                .map_err(Refusal::Rate)?;
+            return Err(Refusal::Auth(e));
+        }
     };
-    Authorizer::authorize(&p, need).map_err(Refusal::Auth)?;
-    a.check_rate(&p, peer.map(|s| s.ip()))
-        .map_err(Refusal::Rate)?;
-    Ok(p)
-}
-
-fn anonymous() -> crate::ops::Principal {
-    crate::ops::Principal {
-        name: "anonymous".into(),
-        role: None,
-        authenticated: false,
+    if !p.authenticated {
+        // Before the role check, so refused anonymous callers count too.
+        a.check_rate(&p, addr).map_err(Refusal::Rate)?;
     }
+    Authorizer::authorize(&p, need).map_err(Refusal::Auth)?;
+    if p.authenticated {
+        a.check_rate(&p, addr).map_err(Refusal::Rate)?;
+    }
+    Ok(p)
 }
 
 /// For an error status: the error type for `http_errors_total` and, when

@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 pub mod deliveries;
+pub mod guard;
 pub mod middleware;
 pub mod ops;
 pub mod params;
@@ -12,6 +13,7 @@ pub mod query;
 pub mod query_json;
 pub mod rules;
 pub mod runbooks;
+pub mod serve;
 pub mod targets;
 pub mod ui;
 pub mod web;
@@ -41,8 +43,6 @@ pub struct AppState {
     pub queries: Arc<query::QueryLimits>,
     /// Set once the config is applied and the scrape pools run.
     pub ready: AtomicBool,
-    /// The config file's text (served with secrets redacted).
-    pub config_yaml: String,
     /// Command-line flags for `/api/v1/status/flags`.
     pub flags: std::collections::BTreeMap<String, String>,
     pub start_time_ms: i64,

@@ -184,7 +184,7 @@ pub async fn buildinfo() -> Response {
 }
 
 pub async fn config(State(s): State<Arc<AppState>>) -> Response {
-    success(json!({"yaml": crate::config::redact_secrets(&s.config_yaml)}))
+    success(json!({"yaml": crate::config::redact_secrets(&s.reload.running_yaml())}))
 }
 
 pub async fn flags(State(s): State<Arc<AppState>>) -> Response {

@@ -56,6 +56,9 @@ pub struct Reloader {
     /// Set once the notify stage is built (it is built after the reloader,
     /// which the operations stage needs first).
     notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
+    /// The running config's text (`/api/v1/status/config`), replaced by
+    /// each successful reload.
+    running_yaml: parking_lot::RwLock<Arc<str>>,
     /// Remote write queues, set once at start (see `set_remote_write`).
     remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
     /// External Alertmanagers, set once at start (see `set_notifier`).
@@ -99,6 +102,7 @@ impl Reloader {
                 last_success_ms: now,
             }),
             serial: parking_lot::Mutex::new(()),
+            running_yaml: parking_lot::RwLock::new(Arc::from(cfg.to_yaml())),
             notify: std::sync::OnceLock::new(),
             remote_write: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
@@ -124,6 +128,11 @@ impl Reloader {
     /// Hooks the notifier into reloads: a changed `alerting:` is applied.
     pub fn set_notifier(&self, n: Arc<crate::notifier::Notifier>) {
         let _ = self.notifier.set(n);
+    }
+
+    /// The text of the configuration running now.
+    pub fn running_yaml(&self) -> Arc<str> {
+        self.running_yaml.read().clone()
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -195,6 +204,7 @@ impl Reloader {
             // others, and everything above, are applied.
             rw.apply_config(&cfg.remote_write, &cfg.global.external_labels);
         }
+        *self.running_yaml.write() = Arc::from(cfg.to_yaml());
         Ok(())
     }
 

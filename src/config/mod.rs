@@ -16,6 +16,7 @@ pub mod errors;
 pub mod file_sd;
 pub mod goregex;
 pub(crate) mod raw;
+pub mod redact;
 pub mod relabel;
 pub mod scrape;
 
@@ -23,6 +24,7 @@ pub use alerting::{AlertingConfig, AlertmanagerConfig};
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
+pub use redact::redact_secrets;
 pub use relabel::{Action, RelabelConfig, RelabelRegex};
 pub use scrape::{
     Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig, ScrapeProtocol,
@@ -54,6 +56,12 @@ pub struct GlobalConfig {
     pub query_log_file: Option<PathBuf>,
 }
 
+/// `body_size_limit` when the config sets none: the most a scrape body may
+/// hold after decompression (Prometheus has no limit by default; one
+/// endless body or gzip bomb would then take all memory). Larger
+/// exporters set their own; `0` written explicitly means no limit.
+pub const DEFAULT_BODY_SIZE_LIMIT: u64 = 128 << 20;
+
 impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
@@ -62,7 +70,7 @@ impl Default for GlobalConfig {
             evaluation_interval: Duration::from_secs(60),
             external_labels: Labels::empty(),
             scrape_protocols: ScrapeProtocol::DEFAULT.to_vec(),
-            body_size_limit: 0,
+            body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
             sample_limit: 0,
             target_limit: 0,
             label_limit: 0,
@@ -126,15 +134,17 @@ pub struct Config {
     /// True for [`embedded_default`]: its `rule_files` then name the rule
     /// files compiled into the binary, not files on disk.
     pub embedded: bool,
+    /// HTTP server limits: set from the `--web.*` flags by the binary, not
+    /// from the file (defaults otherwise).
+    pub web: crate::api::serve::ServeOptions,
     source_text: String,
 }
 
 impl Config {
     /// The configuration text as loaded, for `/api/v1/status/config`.
     ///
-    /// Returned verbatim rather than re-serialized so comments and the
-    /// user's layout survive. Note: unlike Prometheus this does not mask
-    /// secrets; callers exposing it over HTTP must decide whether to.
+    /// Verbatim, secrets included: what is served goes through
+    /// [`redact_secrets`].
     pub fn to_yaml(&self) -> &str {
         &self.source_text
     }
@@ -505,6 +515,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         query: Default::default(),
         source_path: None,
         embedded: false,
+        web: Default::default(),
         source_text: String::new(),
     }
 }
@@ -552,7 +563,8 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
             .unwrap_or(d.evaluation_interval),
         external_labels: Labels::from_pairs(external),
         scrape_protocols,
-        body_size_limit: scrape::opt_size(&g.body_size_limit, sink).unwrap_or(0),
+        body_size_limit: scrape::opt_size(&g.body_size_limit, sink)
+            .unwrap_or(DEFAULT_BODY_SIZE_LIMIT),
         sample_limit: g.sample_limit.unwrap_or(0),
         target_limit: g.target_limit.unwrap_or(0),
         label_limit: g.label_limit.unwrap_or(0),
@@ -621,184 +633,23 @@ pub fn embedded_default(listen: &str) -> Config {
     c
 }
 
-/// Keys whose values are secrets wherever they appear (Prometheus' and
-/// Alertmanager's `Secret` fields).
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "bearer_token",
-    "credentials",
-    "key",
-    "client_secret",
-    "auth_password",
-    "auth_secret",
-    "routing_key",
-    "service_key",
-    "api_key",
-    "api_url",
-    "slack_api_url",
-    // Alertmanager's global SMTP secrets and the chat webhooks' URLs.
-    "smtp_auth_password",
-    "smtp_auth_secret",
-    "webhook_url",
-    "secret",
-    "token",
-    // auth: / command_center:.
-    "command_secret",
-    "token_sha256",
-    // storage:.
-    "dsn",
-];
-
-/// Secrets a key-per-line pass misses: values in flow mappings
-/// (`basic_auth: {username: u, password: p}`) and the password in a URL's
-/// userinfo (`http://user:pass@host`).
-fn redact_inline(line: &str) -> String {
-    use std::sync::OnceLock;
-    static FLOW: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    static USERINFO: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    let flow = FLOW.get_or_init(|| {
-        regex::Regex::new(r#"([{,]\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?\s*:\s*)([^,}\s][^,}]*)"#)
-            .ok()
-    });
-    let userinfo = USERINFO
-        .get_or_init(|| regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)[^@/\s]+@").ok());
-    let mut out = line.to_string();
-    if let Some(re) = flow {
-        out = re
-            .replace_all(&out, |c: &regex::Captures| {
-                if SECRET_KEYS.contains(&&c[2]) {
-                    format!("{}<secret>", &c[1])
-                } else {
-                    c[0].to_string()
-                }
-            })
-            .into_owned();
-    }
-    if let Some(re) = userinfo {
-        out = re.replace_all(&out, "${1}<secret>@").into_owned();
-    }
-    out
-}
-
-/// The config text with every secret value replaced by `<secret>`, as
-/// Prometheus shows it on `/api/v1/status/config`. Works on the text so the
-/// user's layout and comments survive.
-pub fn redact_secrets(yaml: &str) -> String {
-    let mut out = String::with_capacity(yaml.len());
-    for line in yaml.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        let after_dash = trimmed.strip_prefix("- ").unwrap_or(trimmed).trim_start();
-        let redacted = after_dash.split_once(':').and_then(|(k, v)| {
-            let k = k.trim().trim_matches(['"', '\'']);
-            let v = v.trim();
-            (SECRET_KEYS.contains(&k) && !v.is_empty() && !v.starts_with('#')).then(|| {
-                let prefix_len = body.len() - after_dash.len();
-                format!("{}{}: <secret>", &body[..prefix_len], k)
-            })
-        });
-        match redacted.or_else(|| redact_flow(body)) {
-            Some(r) => {
-                out.push_str(&r);
-                out.push_str(&line[body.len()..]);
-            }
-            None => out.push_str(&redact_inline(line)),
-        }
-    }
-    out
-}
-
-/// Secrets inside flow mappings on one line (`basic_auth: {username: u,
-/// password: p}`), which the key-per-line rule above misses. `None` when
-/// the line has none.
-fn redact_flow(line: &str) -> Option<String> {
-    if !line.contains('{') {
-        return None;
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut copied = 0;
-    let mut rest = line.char_indices().peekable();
-    while let Some((i, c)) = rest.next() {
-        if c != '{' && c != ',' {
-            continue;
-        }
-        // A key starts after the separator and optional spaces.
-        let after = line.get(i + 1..).unwrap_or("");
-        let key_start = i + 1 + (after.len() - after.trim_start().len());
-        let tail = line.get(key_start..).unwrap_or("");
-        let Some(colon) = tail.find(':') else {
-            continue;
-        };
-        let key = tail
-            .get(..colon)
-            .unwrap_or("")
-            .trim()
-            .trim_matches(['"', '\'']);
-        if !SECRET_KEYS.contains(&key) {
-            continue;
-        }
-        // The value runs to the next `,` or `}` outside quotes.
-        let vstart = key_start + colon + 1;
-        let mut quote = None;
-        let mut vend = line.len();
-        for (j, ch) in line.get(vstart..).unwrap_or("").char_indices() {
-            match quote {
-                Some(q) if ch == q => quote = None,
-                Some(_) => {}
-                None if ch == '"' || ch == '\'' => quote = Some(ch),
-                None if ch == ',' || ch == '}' => {
-                    vend = vstart + j;
-                    break;
-                }
-                None => {}
-            }
-        }
-        let value = line.get(vstart..vend).unwrap_or("");
-        if value.trim().is_empty() {
-            continue;
-        }
-        let lead = value.len() - value.trim_start().len();
-        out.push_str(line.get(copied..vstart + lead).unwrap_or(""));
-        out.push_str("<secret>");
-        copied = vend;
-        while rest.peek().is_some_and(|(j, _)| *j < vend) {
-            rest.next();
-        }
-    }
-    if copied == 0 {
-        return None;
-    }
-    out.push_str(line.get(copied..).unwrap_or(""));
-    Some(out)
-}
-
 #[cfg(test)]
-mod redact_tests {
-    use super::redact_secrets;
-
+mod body_limit_tests {
     #[test]
-    fn secrets_are_masked_layout_kept() {
-        let y = "basic_auth:\n  username: u\n  password: hunter2\nauthorization:\n  credentials: \"abc\"\n- bearer_token: t0k\npassword_file: /p\n";
-        let r = redact_secrets(y);
-        assert!(
-            !r.contains("hunter2") && !r.contains("abc") && !r.contains("t0k"),
-            "{r}"
+    fn decompressed_bodies_are_limited_unless_told_otherwise() {
+        let c = super::load_str("scrape_configs: [{job_name: a}]\n", "t.yml").unwrap();
+        assert_eq!(c.global.body_size_limit, super::DEFAULT_BODY_SIZE_LIMIT);
+        assert_eq!(
+            c.scrape_configs[0].body_size_limit,
+            super::DEFAULT_BODY_SIZE_LIMIT
         );
-        assert!(r.contains("  password: <secret>\n"));
-        assert!(r.contains("- bearer_token: <secret>\n"));
-        assert!(r.contains("username: u\n") && r.contains("password_file: /p\n"));
-    }
-
-    #[test]
-    fn flow_mappings_smtp_and_url_userinfo_are_masked() {
-        let y = "basic_auth: {username: u, password: flow1}\nglobal:\n  smtp_auth_password: smtp2\n- url: http://user:pw3@127.0.0.1:9/hook\n- url: http://127.0.0.1:9/plain\n";
-        let r = redact_secrets(y);
-        for leak in ["flow1", "smtp2", "pw3"] {
-            assert!(!r.contains(leak), "{leak} in {r}");
-        }
-        assert!(r.contains("{username: u, password: <secret>}"), "{r}");
-        assert!(r.contains("http://user:<secret>@127.0.0.1:9/hook"), "{r}");
-        assert!(r.contains("- url: http://127.0.0.1:9/plain\n"), "{r}");
+        let c = super::load_str(
+            "global: {body_size_limit: 0}\nscrape_configs: [{job_name: a}, {job_name: b, body_size_limit: 1KB}]\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs[0].body_size_limit, 0);
+        assert_eq!(c.scrape_configs[1].body_size_limit, 1024);
     }
 }
 

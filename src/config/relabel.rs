@@ -319,6 +319,18 @@ fn resolve_one(raw: &Spanned<RawRelabelConfig>, sink: &mut Sink) -> Option<Relab
         let p = r.replacement.as_ref().map(Pos::of).unwrap_or(at);
         sink.push(p, format!("'replacement' can not be set for {act} action"));
     }
+    // Prometheus' own check: a labelmap replacement is a label name with
+    // `$1`/`${name}` references (which only expand to name characters).
+    if act == Action::LabelMap && !is_valid_replace_target(&cfg.replacement) {
+        let pos = r.replacement.as_ref().map(Pos::of).unwrap_or(at);
+        sink.push(
+            pos,
+            format!(
+                "{:?} is invalid 'replacement' for {act} action",
+                cfg.replacement
+            ),
+        );
+    }
     if matches!(act, Action::KeepEqual | Action::DropEqual)
         && (r.regex.as_ref().is_some_and(|x| x.value != DEFAULT_REGEX)
             || r.modulus.as_ref().is_some_and(|m| m.value != 0)
@@ -391,6 +403,22 @@ mod tests {
         for bad in ["", "1a", "foo-bar", "${}", "$", "a b", "${1", "$-"] {
             assert!(!is_valid_replace_target(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn labelmap_replacement_must_be_a_name_template() {
+        let load = |rep: &str| {
+            crate::config::load_str(
+                &format!("scrape_configs:\n  - job_name: t\n    relabel_configs:\n      - action: labelmap\n        regex: a(.*)\n        replacement: {rep:?}\n"),
+                "t.yml",
+            )
+        };
+        assert!(load("b_$1").is_ok());
+        let e = load(";$1").unwrap_err().to_string();
+        assert!(
+            e.contains("t.yml:6:22: \";$1\" is invalid 'replacement' for labelmap action"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -301,52 +301,10 @@ pub fn load_str(
     sink.into_result(cfg)
 }
 
-/// Alertmanager's secret-typed keys beyond the ones Prometheus has: shown as
-/// `<secret>` (which Alertmanager and amtool accept back when parsing).
-const NOTIFY_SECRET_KEYS: &[&str] = &[
-    "smtp_auth_password",
-    "smtp_auth_secret",
-    "opsgenie_api_key",
-    "victorops_api_key",
-    "wechat_api_secret",
-    "telegram_bot_token",
-    "bot_token",
-    "rocketchat_token",
-    "rocketchat_token_id",
-    "token_id",
-    "mattermost_webhook_url",
-    "slack_app_token",
-    "app_token",
-    "user_key",
-    "webhook_url",
-];
-
-/// Masks secrets in the text shown by the API, keeping the layout.
+/// The text `/api/v2/status` shows as `config.original`: secrets masked on
+/// the parsed tree (see `config::redact`).
 fn redact(text: &str) -> String {
-    let base = crate::config::redact_secrets(text);
-    let mut out = String::with_capacity(base.len());
-    for line in base.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let after_dash = body.trim_start();
-        let after_dash = after_dash
-            .strip_prefix("- ")
-            .unwrap_or(after_dash)
-            .trim_start();
-        let masked = after_dash.split_once(':').and_then(|(k, v)| {
-            let k = k.trim().trim_matches(['"', '\'']);
-            let v = v.trim();
-            (NOTIFY_SECRET_KEYS.contains(&k) && !v.is_empty() && !v.starts_with('#'))
-                .then(|| format!("{}{k}: <secret>", &body[..body.len() - after_dash.len()]))
-        });
-        match masked {
-            Some(m) => {
-                out.push_str(&m);
-                out.push_str(&line[body.len()..]);
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
+    crate::config::redact::redact_secrets(text)
 }
 
 /// Whether a file is an `alertmanager.yml` rather than a klaxon config:
@@ -361,39 +319,6 @@ pub fn looks_like_alertmanager(text: &str) -> bool {
     })
 }
 
-/// The text of a top-level `notify:` block, dedented, so the API can show it
-/// as the standalone `alertmanager.yml` it is. Empty when not found in block
-/// style.
-pub(crate) fn extract_section(text: &str, key: &str) -> String {
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if !inside {
-            if line.trim_end() == format!("{key}:") {
-                inside = true;
-            }
-            continue;
-        }
-        let starts_block = line.starts_with(|c: char| !c.is_whitespace() && c != '#');
-        if starts_block {
-            break;
-        }
-        out.push(line);
-    }
-    let indent = out
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut s = String::new();
-    for l in out {
-        s.push_str(l.get(indent..).unwrap_or("").trim_end());
-        s.push('\n');
-    }
-    s
-}
-
 /// Resolves the `notify:` section of klaxon's own config (positions are in
 /// that file, reported through the main config's sink).
 pub(crate) fn resolve_section(
@@ -402,7 +327,7 @@ pub(crate) fn resolve_section(
     dir: Option<&Path>,
     sink: &mut Sink,
 ) -> NotifyConfig {
-    let original = redact(&extract_section(full_text, "notify"));
+    let original = crate::config::redact::redact_section(full_text, "notify");
     resolve(raw, dir, original, sink)
 }
 
@@ -1023,14 +948,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("group_interval cannot be zero"), "{e}");
-    }
-
-    #[test]
-    fn section_is_extracted_and_dedented() {
-        let t = "global:\n  scrape_interval: 1s\nnotify:\n  route:\n    receiver: a\n  # c\n  receivers:\n  - name: a\nstorage:\n  path: x\n";
-        assert_eq!(
-            extract_section(t, "notify"),
-            "route:\n  receiver: a\n# c\nreceivers:\n- name: a\n"
-        );
     }
 }

@@ -1,9 +1,12 @@
-//! The audit trail of remote commands: every command, accepted or
-//! rejected, is recorded with who, what, why, its correlation id, where it
-//! came from and what happened. Entries are events of kind `command`, so
-//! they are streamed live and listed by `/api/v1/events/audit` like the rest.
+//! The audit trail. Remote commands: every command, accepted or rejected,
+//! is recorded with who, what, why, its correlation id, where it came from
+//! and what happened (events of kind `command`). Changes through the API
+//! (silences created and expired, alerts posted, deliveries replayed,
+//! reloads) are recorded with the caller (token name, or `anonymous@ADDR`),
+//! the outcome and the request id (kind `change`). Both are streamed live
+//! and listed by `/api/v1/events/audit` like the rest.
 
-use crate::ops::events::{Events, KIND_COMMAND};
+use crate::ops::events::{Events, KIND_CHANGE, KIND_COMMAND};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -37,6 +40,63 @@ pub fn record(events: &Events, a: &CommandAudit) {
     );
     events.publish(
         KIND_COMMAND,
+        serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
+    );
+}
+
+pub const SILENCE_CREATE: &str = "silence_create";
+
+/// The audited changes: `(method, route, action)`. Signed commands are
+/// audited as commands (with their body's operator and reason) instead.
+const CHANGES: &[(&str, &str, &str)] = &[
+    ("POST", "/api/v2/silences", SILENCE_CREATE),
+    ("DELETE", "/api/v2/silence/{id}", "silence_expire"),
+    ("POST", "/api/v2/alerts", "alerts_post"),
+    ("POST", "/api/v1/deliveries/{id}/replay", "delivery_replay"),
+    ("POST", "/-/reload", "reload"),
+    ("PUT", "/-/reload", "reload"),
+];
+
+/// The audit action of `method route`, if it is an audited change.
+pub fn change_action(method: &str, route: &str) -> Option<&'static str> {
+    CHANGES
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|c| c.2)
+}
+
+/// One change made through the API.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChangeAudit {
+    /// The token's name, or `anonymous@ADDRESS`.
+    pub who: String,
+    /// `silence_create`, `silence_expire`, `alerts_post`,
+    /// `delivery_replay`, `reload`.
+    pub action: String,
+    pub method: String,
+    pub path: String,
+    /// What was changed when the path does not say (a created silence's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    pub request_id: String,
+}
+
+/// Logs the change and queues it for the store without blocking the
+/// request (alerts are posted every evaluation interval).
+pub fn record_change(events: &Events, a: &ChangeAudit) {
+    tracing::info!(
+        target: "klaxon::audit",
+        who = %a.who,
+        action = %a.action,
+        path = %a.path,
+        status = a.status,
+        request_id = %a.request_id,
+        "change"
+    );
+    events.publish_later(
+        KIND_CHANGE,
         serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
     );
 }

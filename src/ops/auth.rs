@@ -81,6 +81,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/metrics", VIEWER),
     ("GET", "/metrics/host", VIEWER),
     ("GET", "/metrics/postgres", VIEWER),
+    // Off loopback `Authorizer::required` raises it (`auth.probe_role`).
     ("GET", "/probe", VIEWER),
     ("GET", "/runbooks/", VIEWER),
     ("GET", "/runbooks/{name}", VIEWER),
@@ -187,6 +188,28 @@ pub struct Principal {
     pub authenticated: bool,
 }
 
+impl Principal {
+    /// The anonymous caller (no role), for refused or unauthenticated
+    /// requests.
+    pub fn anonymous() -> Principal {
+        Principal {
+            name: "anonymous".into(),
+            role: None,
+            authenticated: false,
+        }
+    }
+
+    /// Who made a change, for the audit and access logs: the token's name,
+    /// or `anonymous@ADDRESS`.
+    pub fn caller(&self, peer: Option<std::net::SocketAddr>) -> String {
+        match (self.authenticated, peer) {
+            (true, _) => self.name.clone(),
+            (false, Some(p)) => format!("anonymous@{}", p.ip()),
+            (false, None) => "anonymous".to_string(),
+        }
+    }
+}
+
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -200,8 +223,13 @@ pub enum AuthError {
 pub struct Authorizer {
     tokens: Vec<TokenConfig>,
     anonymous: Option<Role>,
+    /// What `GET /probe` needs (it makes klaxon fetch any target).
+    probe_role: Role,
     limiter: Option<RateLimiter>,
 }
+
+/// The probe route, whose role is configurable (`auth.probe_role`).
+pub const PROBE_ROUTE: &str = "/probe";
 
 impl Authorizer {
     /// `listen_is_loopback` decides the defaults: with no `auth:` section a
@@ -220,9 +248,20 @@ impl Authorizer {
                 None => None,
             },
         };
+        // `/probe?target=` fetches any address: an SSRF tool for anyone who
+        // can reach a non-loopback listener, so operators only by default
+        // there (blackbox_exporter deployments restrict it the same way).
+        let probe_role = cfg
+            .and_then(|c| c.probe_role)
+            .unwrap_or(if listen_is_loopback {
+                Role::Viewer
+            } else {
+                Role::Operator
+            });
         Authorizer {
             tokens: cfg.map(|c| c.tokens.clone()).unwrap_or_default(),
             anonymous,
+            probe_role,
             limiter: cfg.and_then(|c| c.rate_limit).map(RateLimiter::new),
         }
     }
@@ -271,6 +310,15 @@ impl Authorizer {
             role,
             authenticated: true,
         }
+    }
+
+    /// What `method route` requires here: the table, with `/probe` at its
+    /// configured role.
+    pub fn required(&self, method: &str, route: &str) -> Required {
+        if route == PROBE_ROUTE && (method == "GET" || method == "HEAD") {
+            return Required::Role(self.probe_role);
+        }
+        required(method, route)
     }
 
     pub fn rate_limited(&self) -> bool {
@@ -373,6 +421,7 @@ mod tests {
             }],
             anonymous_role: anon,
             rate_limit: None,
+            probe_role: None,
         }
     }
 
@@ -443,6 +492,27 @@ mod tests {
                 "{a:?}"
             );
         }
+    }
+
+    #[test]
+    fn probe_needs_operator_off_loopback_unless_configured() {
+        let need = |a: &Authorizer| a.required("GET", PROBE_ROUTE);
+        assert_eq!(need(&Authorizer::new(None, false)), OPERATOR);
+        assert_eq!(need(&Authorizer::new(None, true)), VIEWER);
+        let mut c = cfg(None);
+        c.probe_role = Some(Role::Viewer);
+        assert_eq!(need(&Authorizer::new(Some(&c), false)), VIEWER);
+        c.probe_role = Some(Role::Admin);
+        assert_eq!(need(&Authorizer::new(Some(&c), true)), ADMIN);
+        // Anonymous viewers off loopback are asked for a token.
+        let a = Authorizer::new(None, false);
+        let anon = a.authenticate(None).unwrap();
+        assert_eq!(
+            Authorizer::authorize(&anon, need(&a)),
+            Err(AuthError::Unauthorized)
+        );
+        // Other routes keep the table's answer.
+        assert_eq!(a.required("GET", "/api/v1/targets"), VIEWER);
     }
 
     #[test]

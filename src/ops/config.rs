@@ -20,6 +20,7 @@ pub(crate) struct RawAuth {
     pub tokens: Option<Vec<S<RawToken>>>,
     pub anonymous_role: Option<S<String>>,
     pub rate_limit: Option<S<RawRateLimit>>,
+    pub probe_role: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +89,9 @@ pub struct AuthConfig {
     /// `Some(None)` = `none` written explicitly.
     pub anonymous_role: Option<Option<Role>>,
     pub rate_limit: Option<RateLimitConfig>,
+    /// `probe_role`: the role `GET /probe` needs (`None`: operator on a
+    /// non-loopback listener, viewer on loopback).
+    pub probe_role: Option<Role>,
 }
 
 /// `command_center:` as resolved (before the environment overlay, see
@@ -275,10 +279,21 @@ pub(crate) fn resolve_auth(raw: RawAuth, dir: Option<&Path>, sink: &mut Sink) ->
             burst: burst.max(rps.value.ceil() as u32).max(1),
         })
     });
+    let probe_role = raw.probe_role.as_ref().and_then(|r| {
+        let role = Role::parse(&r.value);
+        if role.is_none() {
+            sink.push(
+                Pos::of(r),
+                format!("unknown probe_role {:?} (viewer, operator, admin)", r.value),
+            );
+        }
+        role
+    });
     AuthConfig {
         tokens,
         anonymous_role,
         rate_limit,
+        probe_role,
     }
 }
 
@@ -371,6 +386,12 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("t.yml:5:15: unknown role \"root\""), "{e}");
+        let c = auth("auth:\n  probe_role: viewer\n").unwrap();
+        assert_eq!(c.auth.unwrap().probe_role, Some(Role::Viewer));
+        let e = auth("auth:\n  probe_role: everyone\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yml:2:15: unknown probe_role"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! Who publishes what (kinds are the constants below):
 //! - `command`, `config_reload`: this module's callers in `ops`/`api::ops`;
+//! - `change` (API changes with their caller): `api::middleware`;
 //! - `alert` (state changes): the rules stage;
 //! - `notification` (sent/failed): the outbox/dispatcher;
 //! - `target` (up/down): the scrape stage.
@@ -17,6 +18,8 @@ use tokio::sync::broadcast;
 
 pub const KIND_COMMAND: &str = "command";
 pub const KIND_CONFIG_RELOAD: &str = "config_reload";
+/// A change through the API (see `ops::audit::record_change`).
+pub const KIND_CHANGE: &str = "change";
 pub const KIND_ALERT: &str = "alert";
 pub const KIND_NOTIFICATION: &str = "notification";
 pub const KIND_TARGET: &str = "target";

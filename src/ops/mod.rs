@@ -54,6 +54,11 @@ pub struct Ops {
     pub started_ms: i64,
     /// Whether a heartbeat loop runs (a `base_url` is configured).
     pub heartbeat_enabled: bool,
+    /// Whether the listener is loopback (the `Host` check applies).
+    pub loopback: bool,
+    /// The external URL's host (`--web.external-url`), also answered on a
+    /// loopback listener (a reverse proxy in front of it).
+    pub external_host: Option<String>,
     reload: RwLock<Option<Hook>>,
     refresh: RwLock<Option<Hook>>,
 }
@@ -65,6 +70,8 @@ pub struct OpsOptions<'a> {
     pub auth: Option<&'a config::AuthConfig>,
     pub command_center: &'a config::CommandCenterConfig,
     pub listen_is_loopback: bool,
+    /// The host of `--web.external-url`, if any.
+    pub external_host: Option<String>,
 }
 
 impl Ops {
@@ -95,6 +102,8 @@ impl Ops {
             ),
             started_ms: crate::model::now_millis(),
             heartbeat_enabled: o.command_center.base_url.is_some(),
+            loopback: o.listen_is_loopback,
+            external_host: o.external_host,
             reload: RwLock::new(None),
             refresh: RwLock::new(None),
         })

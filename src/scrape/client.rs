@@ -88,7 +88,13 @@ impl Scraper {
         buf: &mut Vec<u8>,
     ) -> Result<Format, FetchError> {
         buf.clear();
-        match tokio::time::timeout(timeout, self.fetch_inner(url, timeout, body_limit, buf)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(
+            deadline,
+            self.fetch_inner(url, timeout, deadline, body_limit, buf),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
                 url: url.to_string(),
@@ -101,6 +107,7 @@ impl Scraper {
         &self,
         url: &str,
         timeout: Duration,
+        deadline: tokio::time::Instant,
         body_limit: u64,
         buf: &mut Vec<u8>,
     ) -> Result<Format, FetchError> {
@@ -141,6 +148,15 @@ impl Scraper {
                 return Err(FetchError::BodySizeLimit(body_limit));
             }
             buf.extend_from_slice(&chunk);
+            // A decompressing body can hand out chunks without ever waiting
+            // on the socket, so the timeout around this future would not
+            // get a turn: the deadline is checked here too.
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FetchError::Timeout {
+                    url: url.to_string(),
+                    timeout,
+                });
+            }
         }
         Ok(format)
     }

@@ -11,14 +11,19 @@ use parking_lot::Mutex;
 pub struct Pool<T> {
     free: Mutex<Vec<Vec<T>>>,
     keep: usize,
+    /// Vectors that grew beyond this many elements are freed, not kept: one
+    /// huge scrape must not pin its memory for good.
+    max_capacity: usize,
 }
 
 impl<T> Pool<T> {
-    /// A pool that keeps at most `keep` idle vectors.
-    pub fn new(keep: usize) -> Self {
+    /// A pool that keeps at most `keep` idle vectors of at most
+    /// `max_capacity` elements each.
+    pub fn new(keep: usize, max_capacity: usize) -> Self {
         Pool {
             free: Mutex::new(Vec::new()),
             keep,
+            max_capacity,
         }
     }
 
@@ -27,6 +32,9 @@ impl<T> Pool<T> {
     }
 
     pub fn put(&self, mut v: Vec<T>) {
+        if v.capacity() > self.max_capacity {
+            return;
+        }
         v.clear();
         let mut free = self.free.lock();
         if free.len() < self.keep {
@@ -41,7 +49,7 @@ mod tests {
 
     #[test]
     fn reuses_capacity_and_bounds_idle_buffers() {
-        let p: Pool<u8> = Pool::new(1);
+        let p: Pool<u8> = Pool::new(1, 4096);
         let mut a = p.get();
         a.extend_from_slice(&[1; 1000]);
         p.put(a);
@@ -49,6 +57,16 @@ mod tests {
         assert!(b.is_empty() && b.capacity() >= 1000);
         p.put(b);
         p.put(Vec::with_capacity(10));
+        assert_eq!(p.free.lock().len(), 1);
+    }
+
+    #[test]
+    fn oversized_buffers_are_freed_not_kept() {
+        let p: Pool<u8> = Pool::new(4, 4096);
+        p.put(vec![0; 1 << 20]);
+        assert!(p.free.lock().is_empty());
+        assert_eq!(p.get().capacity(), 0);
+        p.put(Vec::with_capacity(4096));
         assert_eq!(p.free.lock().len(), 1);
     }
 }

@@ -147,7 +147,11 @@ fn label_map(cfg: &RelabelConfig, b: &mut LabelsBuilder) {
             // expansion of the template.
             name.clear();
             expand(re, &caps, &cfg.replacement, &mut name);
-            b.set(name.as_str(), v);
+            // `$1` can still expand to a name starting with a digit: such a
+            // label is skipped, as `replace` skips an invalid target.
+            if crate::config::relabel::is_valid_label_name(&name) {
+                b.set(name.as_str(), v);
+            }
         }
     }
 }
@@ -252,6 +256,12 @@ mod tests {
     );
 
     const CASES: &[Case] = &[
+        (
+            "labelmap skips names a capture makes invalid",
+            &[("a1", "x"), ("ab", "y")],
+            "- action: labelmap\n  regex: a(.*)\n  replacement: $1",
+            Some(&[("a1", "x"), ("ab", "y"), ("b", "y")]),
+        ),
         (
             "replace with groups in replacement",
             &[("a", "foo"), ("b", "bar"), ("c", "baz")],

@@ -63,6 +63,11 @@ pub enum CacheEntry {
 /// resolved to (`None`: not cached, e.g. lost to a retention race).
 pub type Slot = (u128, Option<CacheEntry>);
 
+/// Largest body buffer the pool keeps for the next scrape.
+const KEEP_BODY_BYTES: usize = 8 << 20;
+/// Largest per-sample buffer (pending samples, slots) the pool keeps.
+const KEEP_ENTRIES: usize = 256 << 10;
+
 /// Buffers shared by every loop (see [`crate::scrape::pool`]).
 pub struct ScrapePools {
     bodies: Pool<u8>,
@@ -73,11 +78,13 @@ pub struct ScrapePools {
 impl ScrapePools {
     pub fn new() -> Arc<Self> {
         // Two cores run at most a few scrapes at once; a few spare buffers
-        // absorb bursts without keeping one per target.
+        // absorb bursts without keeping one per target. Buffers a rare huge
+        // scrape grew are freed (at most ~4 × 8 MiB of bodies and
+        // ~4 × 256k entries stay).
         Arc::new(ScrapePools {
-            bodies: Pool::new(4),
-            pending: Pool::new(4),
-            slots: Pool::new(4),
+            bodies: Pool::new(4, KEEP_BODY_BYTES),
+            pending: Pool::new(4, KEEP_ENTRIES),
+            slots: Pool::new(4, KEEP_ENTRIES),
         })
     }
 }
@@ -218,10 +225,15 @@ impl ScrapeLoop {
     pub async fn scrape_once(&mut self) {
         let ts = crate::model::now_millis();
         let started = Instant::now();
+        // As Prometheus' scrape_duration_seconds: the fetch (request and
+        // body), which the scrape timeout bounds; appending comes after.
+        let fetch_duration;
         let result = if let Some(src) = self.local.clone() {
             let mut buf = self.pools.bodies.get();
             let timeout = self.target.timeout;
-            let out = match tokio::time::timeout(timeout, src.scrape(&mut buf)).await {
+            let fetched = tokio::time::timeout(timeout, src.scrape(&mut buf)).await;
+            fetch_duration = started.elapsed();
+            let out = match fetched {
                 Ok(Ok(())) => self.append_payload(&buf, Format::PrometheusText, ts),
                 Ok(Err(reason)) => Err(ScrapeError::Fetch(FetchError::Http {
                     url: self.target.scrape_url.clone(),
@@ -235,9 +247,11 @@ impl ScrapeLoop {
             self.pools.bodies.put(buf);
             out
         } else {
-            self.fetch_http(ts).await
+            let (r, d) = self.fetch_http(ts, started).await;
+            fetch_duration = d;
+            r
         };
-        let duration = started.elapsed();
+        let duration = fetch_duration;
         self.pools.pending.put(std::mem::take(&mut self.pending));
         let (stats, err) = match result {
             Ok(s) => (s, None),
@@ -294,7 +308,12 @@ impl ScrapeLoop {
     }
 
     /// The HTTP fetch of one scrape, parsed and appended.
-    async fn fetch_http(&mut self, ts: i64) -> Result<AppendStats, ScrapeError> {
+    /// Also answers how long the fetch took (up to the end of the body).
+    async fn fetch_http(
+        &mut self,
+        ts: i64,
+        started: Instant,
+    ) -> (Result<AppendStats, ScrapeError>, Duration) {
         match self.scraper.as_ref() {
             Ok(s) => {
                 let mut buf = self.pools.bodies.get();
@@ -306,14 +325,18 @@ impl ScrapeLoop {
                         &mut buf,
                     )
                     .await;
+                let fetched = started.elapsed();
                 let out = match r {
                     Ok(format) => self.append_payload(&buf, format, ts),
                     Err(e) => Err(ScrapeError::Fetch(e)),
                 };
                 self.pools.bodies.put(buf);
-                out
+                (out, fetched)
             }
-            Err(e) => Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
+            Err(e) => (
+                Err(ScrapeError::Fetch(FetchError::Config(e.clone()))),
+                started.elapsed(),
+            ),
         }
     }
 
