@@ -39,6 +39,10 @@ pub enum StartError {
     /// A `remote_write` entry whose client cannot be built (TLS files...).
     #[error("{}", .0.join("\n"))]
     RemoteWrite(Vec<String>),
+    /// The write-ahead log under `storage.path/wal` cannot be opened or
+    /// read.
+    #[error("storage.path: {0}")]
+    Wal(#[from] crate::tsdb::wal::WalError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -115,6 +119,11 @@ pub async fn start_with_sink(
     };
     let store = Arc::new(crate::store::Store::open_config(&cfg.storage).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
+    // The WAL directory must be writable before anything is started.
+    let wal = Arc::new(crate::tsdb::wal::Wal::open(
+        &cfg.storage.path.join("wal"),
+        crate::tsdb::wal::WalOptions::default(),
+    )?);
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -138,7 +147,10 @@ pub async fn start_with_sink(
         .with(&[env!("CARGO_PKG_VERSION")])
         .set(1.0);
     let head = Arc::new(Head::new(HeadOptions::default()));
+    // Not ready until the WAL is replayed (`/-/ready` says so).
+    head.set_replaying(true);
     register_head_collector(&registry, head.clone());
+    register_wal_collector(&registry, wal.clone());
     // Before any appender starts, so remote write sees every sample.
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
     let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
@@ -233,6 +245,30 @@ pub async fn start_with_sink(
         }
     });
 
+    // Replay before anything appends: scrapes, rules and probes start
+    // on a head that already holds what the log kept.
+    let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
+    let (h, w) = (head.clone(), wal.clone());
+    let replayed = tokio::task::spawn_blocking(move || h.replay(&w, cutoff)).await;
+    match replayed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            stop_early(shutdown_tx, server, &remote_write).await;
+            return Err(StartError::Wal(e));
+        }
+        Err(e) => {
+            stop_early(shutdown_tx, server, &remote_write).await;
+            return Err(StartError::Wal(crate::tsdb::wal::WalError::Io {
+                op: "replay",
+                path: wal.dir.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            }));
+        }
+    }
+    if head.attach_wal(wal.clone()).is_err() {
+        tracing::warn!("WAL already attached");
+    }
+
     let mut scrape_configs = cfg.scrape_configs.clone();
     for (sc, src) in exporters.scrape_jobs(&cfg, &addr.to_string()) {
         manager.set_local_source(&sc.job_name, src);
@@ -300,6 +336,14 @@ pub async fn start_with_sink(
             let cutoff = crate::model::now_millis() - retention.as_millis() as i64;
             let st = h.truncate(cutoff);
             tracing::debug!(?st, "retention");
+            // What the head dropped, the next checkpoint drops; it runs
+            // off the runtime's workers (it writes the whole head).
+            let hc = h.clone();
+            match tokio::task::spawn_blocking(move || hc.maybe_checkpoint()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "WAL checkpoint failed"),
+                Err(e) => tracing::error!(error = %e, "WAL checkpoint task"),
+                Ok(Ok(_)) => {}
+            }
             release_free_memory();
         }
     }));
@@ -323,7 +367,13 @@ impl Running {
         }
         self.state.rules.stop();
         self.state.manager.shutdown().await;
-        // Ingestion has stopped: send what the remote-write queues hold.
+        // Ingestion has stopped: make the log durable.
+        if let Some(wal) = self.state.head.wal() {
+            if let Err(e) = wal.sync() {
+                tracing::error!(error = %e, "WAL sync at stop");
+            }
+        }
+        // Send what the remote-write queues hold.
         self.remote_write
             .stop(crate::remote::queue::FLUSH_DEADLINE)
             .await;
@@ -352,6 +402,83 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Stops what `start` began before it failed (the server, remote write).
+async fn stop_early(
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<()>,
+    remote_write: &crate::remote::RemoteWrite,
+) {
+    remote_write.stop(Duration::ZERO).await;
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+}
+
+fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
+    r.collector(move |out| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &wal.stats;
+        let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        let replay = st.replay_micros.load(Relaxed);
+        if replay > 0 {
+            push(
+                "klaxon_tsdb_wal_replay_duration_seconds",
+                "Time the WAL replay at start took.",
+                Kind::Gauge,
+                replay as f64 / 1e6,
+            );
+        }
+        push(
+            "klaxon_tsdb_wal_corruptions_total",
+            "Damaged WAL records found at replay (each ends its file).",
+            Kind::Counter,
+            st.corruptions.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_wal_writes_failed_total",
+            "WAL writes that failed (the batch was not committed).",
+            Kind::Counter,
+            st.write_failures.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_wal_bytes_written_total",
+            "Bytes written to WAL segments.",
+            Kind::Counter,
+            st.bytes.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_wal_fsyncs_total",
+            "fsync calls on WAL segments.",
+            Kind::Counter,
+            st.fsyncs.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_wal_segment_current",
+            "Number of the WAL segment being written.",
+            Kind::Gauge,
+            st.segment.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_checkpoint_creations_total",
+            "WAL checkpoints written.",
+            Kind::Counter,
+            st.checkpoints.load(Relaxed) as f64,
+        );
+        push(
+            "klaxon_tsdb_checkpoint_creations_failed_total",
+            "WAL checkpoints that failed.",
+            Kind::Counter,
+            st.checkpoint_failures.load(Relaxed) as f64,
+        );
+    });
 }
 
 fn register_head_collector(r: &Registry, head: Arc<Head>) {

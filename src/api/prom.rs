@@ -5,6 +5,7 @@ use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, 
 use super::{labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
 use crate::model::Matcher;
+use crate::tsdb::Queryable;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -81,13 +82,9 @@ pub async fn series(
         Err(e) => return e.into_response(),
     };
     let mut all: Vec<crate::model::Labels> = Vec::new();
+    let querier = s.head.querier(q.start, q.end);
     for m in &q.selectors {
-        all.extend(
-            s.head
-                .select(m, q.start, q.end)
-                .into_iter()
-                .map(|sd| sd.labels),
-        );
+        all.extend(querier.series(m));
     }
     all.sort();
     all.dedup();
@@ -101,9 +98,10 @@ fn label_answer(s: &AppState, p: &Params, name: Option<&str>) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    let querier = s.head.querier(q.start, q.end);
     let lookup = |m: &[Matcher]| match name {
-        None => s.head.label_names(m, q.start, q.end),
-        Some(n) => s.head.label_values(n, m, q.start, q.end),
+        None => querier.label_names(m),
+        Some(n) => querier.label_values(n, m),
     };
     let mut out: Vec<String> = if q.selectors.is_empty() {
         lookup(&[])
