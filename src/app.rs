@@ -437,25 +437,25 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
             );
         }
         push(
-            "klaxon_tsdb_wal_corruptions_total",
+            "klaxon_tsdb_wal_corruptions",
             "Damaged WAL records found at replay (each ends its file).",
             Kind::Counter,
             st.corruptions.load(Relaxed) as f64,
         );
         push(
-            "klaxon_tsdb_wal_writes_failed_total",
+            "klaxon_tsdb_wal_writes_failed",
             "WAL writes that failed (the batch was not committed).",
             Kind::Counter,
             st.write_failures.load(Relaxed) as f64,
         );
         push(
-            "klaxon_tsdb_wal_bytes_written_total",
+            "klaxon_tsdb_wal_bytes_written",
             "Bytes written to WAL segments.",
             Kind::Counter,
             st.bytes.load(Relaxed) as f64,
         );
         push(
-            "klaxon_tsdb_wal_fsyncs_total",
+            "klaxon_tsdb_wal_fsyncs",
             "fsync calls on WAL segments.",
             Kind::Counter,
             st.fsyncs.load(Relaxed) as f64,
@@ -467,13 +467,13 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
             st.segment.load(Relaxed) as f64,
         );
         push(
-            "klaxon_tsdb_checkpoint_creations_total",
+            "klaxon_tsdb_checkpoint_creations",
             "WAL checkpoints written.",
             Kind::Counter,
             st.checkpoints.load(Relaxed) as f64,
         );
         push(
-            "klaxon_tsdb_checkpoint_creations_failed_total",
+            "klaxon_tsdb_checkpoint_creations_failed",
             "WAL checkpoints that failed.",
             Kind::Counter,
             st.checkpoint_failures.load(Relaxed) as f64,
