@@ -151,13 +151,8 @@ pub async fn start_with_sink(
     head.set_replaying(true);
     register_head_collector(&registry, head.clone());
     register_wal_collector(&registry, wal.clone());
-    // Before any appender starts, so remote write sees every sample.
+    // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
-    let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
-    if !rw_errors.is_empty() {
-        remote_write.stop(Duration::ZERO).await;
-        return Err(StartError::RemoteWrite(rw_errors));
-    }
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
@@ -267,6 +262,13 @@ pub async fn start_with_sink(
     }
     if head.attach_wal(wal.clone()).is_err() {
         tracing::warn!("WAL already attached");
+    }
+    // Before any appender starts: each queue reads the WAL from where it
+    // had got to (a new one from here on).
+    let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
+    if !rw_errors.is_empty() {
+        stop_early(shutdown_tx, server, &remote_write).await;
+        return Err(StartError::RemoteWrite(rw_errors));
     }
 
     let mut scrape_configs = cfg.scrape_configs.clone();
@@ -417,7 +419,7 @@ async fn stop_early(
 
 fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
     r.collector(move |out| {
-        use std::sync::atomic::Ordering::Relaxed;
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
         let st = &wal.stats;
         let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
             out.push(FamilySnapshot {
@@ -436,47 +438,46 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
                 replay as f64 / 1e6,
             );
         }
-        push(
-            "klaxon_tsdb_wal_corruptions",
-            "Damaged WAL records found at replay (each ends its file).",
-            Kind::Counter,
-            st.corruptions.load(Relaxed) as f64,
-        );
-        push(
-            "klaxon_tsdb_wal_writes_failed",
-            "WAL writes that failed (the batch was not committed).",
-            Kind::Counter,
-            st.write_failures.load(Relaxed) as f64,
-        );
-        push(
-            "klaxon_tsdb_wal_bytes_written",
-            "Bytes written to WAL segments.",
-            Kind::Counter,
-            st.bytes.load(Relaxed) as f64,
-        );
-        push(
-            "klaxon_tsdb_wal_fsyncs",
-            "fsync calls on WAL segments.",
-            Kind::Counter,
-            st.fsyncs.load(Relaxed) as f64,
-        );
+        let counters: [(&str, &str, &AtomicU64); 6] = [
+            (
+                "klaxon_tsdb_wal_corruptions",
+                "Damaged WAL records found at replay (each ends its file).",
+                &st.corruptions,
+            ),
+            (
+                "klaxon_tsdb_wal_writes_failed",
+                "WAL writes that failed (the batch was not committed).",
+                &st.write_failures,
+            ),
+            (
+                "klaxon_tsdb_wal_bytes_written",
+                "Bytes written to WAL segments.",
+                &st.bytes,
+            ),
+            (
+                "klaxon_tsdb_wal_fsyncs",
+                "fsync calls on WAL segments.",
+                &st.fsyncs,
+            ),
+            (
+                "klaxon_tsdb_checkpoint_creations",
+                "WAL checkpoints written.",
+                &st.checkpoints,
+            ),
+            (
+                "klaxon_tsdb_checkpoint_creations_failed",
+                "WAL checkpoints that failed.",
+                &st.checkpoint_failures,
+            ),
+        ];
+        for (name, help, v) in counters {
+            push(name, help, Kind::Counter, v.load(Relaxed) as f64);
+        }
         push(
             "klaxon_tsdb_wal_segment_current",
             "Number of the WAL segment being written.",
             Kind::Gauge,
             st.segment.load(Relaxed) as f64,
-        );
-        push(
-            "klaxon_tsdb_checkpoint_creations",
-            "WAL checkpoints written.",
-            Kind::Counter,
-            st.checkpoints.load(Relaxed) as f64,
-        );
-        push(
-            "klaxon_tsdb_checkpoint_creations_failed",
-            "WAL checkpoints that failed.",
-            Kind::Counter,
-            st.checkpoint_failures.load(Relaxed) as f64,
         );
     });
 }

@@ -164,8 +164,15 @@ impl Klaxon {
             .text()
             .await
             .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        // The first series of the family, with or without labels.
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse().ok()
+        })
     }
 
     /// The synth target's `lastError` in /api/v1/targets.
@@ -572,4 +579,200 @@ fn a_read_only_wal_directory_is_a_startup_error() {
         err.contains(&wal.display().to_string()) && err.contains("Read-only file system"),
         "{err}"
     );
+}
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+fn prometheus_receiver(dir: &Path, port: u16) -> Proc {
+    std::fs::write(dir.join("prometheus.yml"), "global: {}\n").unwrap();
+    Proc(
+        Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    )
+}
+
+/// Stops a child with SIGTERM and waits for it.
+fn terminate(p: &mut Proc) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(p.0.id() as i32, libc::SIGTERM);
+    }
+    let _ = p.0.wait();
+}
+
+/// The raw samples of `expr` (a range selector) at `time`, as
+/// series → [(t, value)].
+fn samples(data: &Value) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for s in data["result"].as_array().into_iter().flatten() {
+        let v = s["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    format!("{:.3}", p[0].as_f64().unwrap_or(0.0)),
+                    p[1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        out.insert(s["metric"].to_string(), v);
+    }
+    out
+}
+
+/// A Prometheus 2.42 receiver is down for two minutes while klaxon
+/// scrapes, and klaxon itself is restarted in the middle of the outage:
+/// once the receiver is back, every sample klaxon stored is in Prometheus
+/// with the same timestamp and value, and nothing was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_outage_and_restart_lose_nothing() {
+    if !synth_present() {
+        return;
+    }
+    if !Path::new(PROMETHEUS).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus missing under CI (../shared/tools/install-peers.sh)"
+        );
+        eprintln!("SKIPPED: {PROMETHEUS} not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_port();
+    let _target = synth(tport, 50);
+    let pport = free_port();
+    let prom = Klaxon {
+        proc: prometheus_receiver(dir.path(), pport),
+        base: format!("http://127.0.0.1:{pport}"),
+        log: dir.path().join("none"),
+    };
+    let cfg = dir.path().join("klaxon.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             storage:\n  path: {}\n\
+             scrape_configs:\n- job_name: synth\n  static_configs:\n  - targets: ['127.0.0.1:{tport}']\n\
+             remote_write:\n- url: http://127.0.0.1:{pport}/api/v1/write\n  name: prom\n  queue_config:\n    batch_send_deadline: 500ms\n    min_backoff: 100ms\n    max_backoff: 1s\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("klaxon.log");
+    let c = client();
+    let mut prom = prom;
+    prom.wait_ready(&c).await;
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    let t_start = now_secs();
+    let now = || format!("{:.3}", now_secs());
+    until(60, "samples in Prometheus", || async {
+        prom.scalar(&c, "count(up{job=\"synth\"})", &now())
+            .await
+            .filter(|n| *n >= 1.0)
+    })
+    .await;
+
+    // The outage: a minute, a klaxon restart, another minute.
+    terminate(&mut prom.proc);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let pending = k.metric(&c, "klaxon_remote_storage_samples_pending").await;
+    assert!(
+        pending.is_some_and(|p| p > 0.0),
+        "pending during the outage: {pending:?}"
+    );
+    terminate(&mut k.proc);
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let t_end = now_secs();
+
+    // The receiver returns; the queue catches up.
+    let mut prom = Klaxon {
+        proc: prometheus_receiver(dir.path(), pport),
+        base: format!("http://127.0.0.1:{pport}"),
+        log: dir.path().join("none"),
+    };
+    prom.wait_ready(&c).await;
+    let window = format!("{}s", (t_end - t_start) as u64 + 5);
+    let at = format!("{:.3}", t_end);
+    let expr = format!("{{job=\"synth\"}}[{window}]");
+    let want = samples(&k.query(&c, &expr, &at).await);
+    let total: usize = want.values().map(Vec::len).sum();
+    assert!(want.len() >= 50, "series in klaxon: {}", want.len());
+    assert!(total >= 100 * want.len(), "samples in klaxon: {total}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let got = loop {
+        let got = samples(&prom.query(&c, &expr, &at).await);
+        if got == want {
+            break got;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<String> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(v))
+                .take(3)
+                .map(|(k, v)| {
+                    let g = got.get(k).cloned().unwrap_or_default();
+                    let first_diff = v.iter().zip(&g).position(|(a, b)| a != b);
+                    format!(
+                        "{k}: klaxon {} samples, Prometheus {}; first difference at {first_diff:?}: {:?} vs {:?}",
+                        v.len(),
+                        g.len(),
+                        first_diff.and_then(|i| v.get(i)),
+                        first_diff.and_then(|i| g.get(i)),
+                    )
+                })
+                .collect();
+            let log = k.log_text();
+            let remote: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("remote") || l.contains("WAL"))
+                .rev()
+                .take(15)
+                .collect();
+            panic!(
+                "Prometheus did not catch up: {} of {} series differ\n{}\nklaxon log:\n{}",
+                want.iter().filter(|(k, v)| got.get(*k) != Some(v)).count(),
+                want.len(),
+                missing.join("\n"),
+                remote.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(got.len(), want.len());
+    for (name, reason) in [("queue_full", "queue_full"), ("shutdown", "shutdown")] {
+        let text = c
+            .get(format!("{}/metrics", k.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped = text
+            .lines()
+            .find(|l| {
+                l.starts_with("klaxon_remote_storage_samples_dropped_total") && l.contains(reason)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert_eq!(dropped, 0.0, "{name} drops");
+    }
 }

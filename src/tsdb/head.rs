@@ -514,9 +514,11 @@ impl Head {
     ) -> Result<(), AppendError> {
         match res {
             Ok(Appended::Stored { .. }) => {
-                shard.appended.fetch_add(1, Relaxed);
-                if let Some(o) = self.observer.0.get() {
-                    if !self.replaying.load(Relaxed) {
+                // Replayed samples were counted (and observed) before the
+                // restart, as Prometheus' counter does not count replay.
+                if !self.replaying.load(Relaxed) {
+                    shard.appended.fetch_add(1, Relaxed);
+                    if let Some(o) = self.observer.0.get() {
                         o.on_append(self, r, t, v);
                     }
                 }
@@ -886,6 +888,11 @@ impl Head {
         st.symbols = syms.len();
         st.memory_bytes += syms.memory_bytes();
         st
+    }
+
+    /// Newest sample time ever appended (`i64::MIN` when none).
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Relaxed)
     }
 
     /// Number of live series (cheaper than `stats()`).

@@ -322,7 +322,17 @@ pub fn frame(out: &mut Vec<u8>, kind: Kind, payload: &[u8], compression: Compres
 /// Reads the records of one file's bytes in order. Stops at the first
 /// damaged one, returning the records before it and where it was.
 pub fn read_records(data: &[u8], mut each: impl FnMut(Record)) -> Result<(), (u64, String)> {
-    let mut pos = 0usize;
+    read_records_at(data, 0, |r, _| each(r))
+}
+
+/// [`read_records`] from byte `from`, telling `each` where each record
+/// ends (the offset to resume after it).
+pub fn read_records_at(
+    data: &[u8],
+    from: usize,
+    mut each: impl FnMut(Record, u64),
+) -> Result<(), (u64, String)> {
+    let mut pos = from;
     let mut scratch = Vec::new();
     while pos < data.len() {
         let at = pos as u64;
@@ -358,8 +368,9 @@ pub fn read_records(data: &[u8], mut each: impl FnMut(Record)) -> Result<(), (u6
         } else {
             body
         };
-        each(decode(kind, payload).map_err(|e| (at, e))?);
+        let rec = decode(kind, payload).map_err(|e| (at, e))?;
         pos = start + len;
+        each(rec, pos as u64);
     }
     Ok(())
 }
@@ -459,6 +470,11 @@ impl SegmentWriter {
 
     pub fn segment(&self) -> u64 {
         self.n
+    }
+
+    /// Where the next record goes: segment and offset.
+    pub fn position(&self) -> (u64, u64) {
+        (self.n, self.size)
     }
 
     fn path(&self) -> PathBuf {
@@ -567,6 +583,9 @@ pub struct Wal {
     pub opts: WalOptions,
     pub(crate) writer: parking_lot::Mutex<SegmentWriter>,
     pub stats: WalStats,
+    /// Readers of the log (remote-write queues) and the first segment each
+    /// still needs: checkpoints keep those segments.
+    holds: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Wal {
@@ -590,7 +609,28 @@ impl Wal {
             opts,
             writer: parking_lot::Mutex::new(SegmentWriter::new(dir, next, opts.segment_size)),
             stats: WalStats::default(),
+            holds: Default::default(),
         })
+    }
+
+    /// Where the next record goes (segment, offset): a new reader that
+    /// wants only what is written from now on starts here.
+    pub fn position(&self) -> (u64, u64) {
+        self.writer.lock().position()
+    }
+
+    /// Records that reader `name` still needs segment `segment` and later.
+    pub fn hold(&self, name: &str, segment: u64) {
+        self.holds.lock().insert(name.to_string(), segment);
+    }
+
+    pub fn release(&self, name: &str) {
+        self.holds.lock().remove(name);
+    }
+
+    /// The lowest segment some reader still needs.
+    fn held_from(&self) -> Option<u64> {
+        self.holds.lock().values().copied().min()
     }
 
     /// Writes one batch of framed records.
@@ -660,7 +700,9 @@ pub fn write_checkpoint(
     }
     std::fs::rename(&tmp, &final_dir).map_err(WalError::io("rename", &tmp))?;
     sync_dir(&wal.dir)?;
-    // What the new checkpoint replaces: older checkpoints and segments.
+    // What the new checkpoint replaces: older checkpoints and segments
+    // (segments a reader still needs stay until it has read them).
+    let delete_below = wal.held_from().map_or(upto, |h| h.min(upto));
     for e in std::fs::read_dir(&wal.dir).map_err(WalError::io("read directory", &wal.dir))? {
         let Ok(e) = e else { continue };
         let name = e.file_name();
@@ -670,7 +712,7 @@ pub fn write_checkpoint(
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_some_and(|n| n < upto)
         } else {
-            name.len() == 8 && name.parse::<u64>().is_ok_and(|n| n < upto)
+            name.len() == 8 && name.parse::<u64>().is_ok_and(|n| n < delete_below)
         };
         if old {
             let p = e.path();
