@@ -312,7 +312,11 @@ async fn run_shard(
     progress: Arc<ShardProgress>,
 ) {
     shard_loop(&shared, rx, gate, &progress).await;
-    progress.done.store(u64::MAX, Relaxed);
+    // A shard cut short by the shutdown deadline left samples unsent: its
+    // `done` keeps bounding the saved WAL position.
+    if !shared.stopping_hard() {
+        progress.done.store(u64::MAX, Relaxed);
+    }
 }
 
 async fn shard_loop(
