@@ -461,6 +461,8 @@ impl Head {
 
     /// Appends one sample, with Prometheus' rules: out of bounds (older than
     /// the retention cutoff) is checked first, then order and duplicates.
+    /// In memory only: it bypasses the WAL (replay and tests use it);
+    /// writers take an [`Head::appender`].
     pub fn append(&self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         let shard = self.shard(r.0);
         if t < self.cutoff.load(Relaxed) {
@@ -485,7 +487,7 @@ impl Head {
         self.series(r.0).map(|series| SeriesHandle { r, series })
     }
 
-    /// [`Head::append`] through a handle. `UnknownSeries` when retention
+    /// [`Head::append`] through a handle (in memory only, like it). `UnknownSeries` when retention
     /// removed the series since the handle was taken.
     pub fn append_to(&self, h: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
         let shard = self.shard(h.r.0);
