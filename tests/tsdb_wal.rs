@@ -126,15 +126,13 @@ impl Klaxon {
         }
     }
 
+    async fn text(&self, c: &reqwest::Client, path: &str) -> String {
+        let r = c.get(format!("{}{path}", self.base)).send().await;
+        r.unwrap().text().await.unwrap()
+    }
+
     async fn get(&self, c: &reqwest::Client, path: &str) -> Value {
-        let text = c
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.text(c, path).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
     }
 
@@ -155,17 +153,10 @@ impl Klaxon {
         d["result"][0]["value"][1].as_str()?.parse().ok()
     }
 
-    async fn metric(&self, c: &reqwest::Client, name: &str) -> Option<f64> {
-        let text = c
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        // The first series of the family, with or without labels.
-        text.lines().find_map(|l| {
+    /// The first series of family `name` whose line contains `with`.
+    async fn metric_with(&self, c: &reqwest::Client, name: &str, with: &str) -> Option<f64> {
+        let text = self.text(c, "/metrics").await;
+        text.lines().filter(|l| l.contains(with)).find_map(|l| {
             let rest = l.strip_prefix(name)?;
             let value = match rest.strip_prefix('{') {
                 Some(r) => r.split_once("} ")?.1,
@@ -173,6 +164,10 @@ impl Klaxon {
             };
             value.trim().parse().ok()
         })
+    }
+
+    async fn metric(&self, c: &reqwest::Client, name: &str) -> Option<f64> {
+        self.metric_with(c, name, "").await
     }
 
     /// The synth target's `lastError` in /api/v1/targets.
@@ -756,23 +751,15 @@ async fn remote_write_outage_and_restart_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(got.len(), want.len());
-    for (name, reason) in [("queue_full", "queue_full"), ("shutdown", "shutdown")] {
-        let text = c
-            .get(format!("{}/metrics", k.base))
-            .send()
+    for reason in ["queue_full", "shutdown"] {
+        let dropped = k
+            .metric_with(
+                &c,
+                "klaxon_remote_storage_samples_dropped_total",
+                &format!("reason=\"{reason}\""),
+            )
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let dropped = text
-            .lines()
-            .find(|l| {
-                l.starts_with("klaxon_remote_storage_samples_dropped_total") && l.contains(reason)
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0);
-        assert_eq!(dropped, 0.0, "{name} drops");
+        assert_eq!(dropped, 0.0, "{reason} drops");
     }
 }
