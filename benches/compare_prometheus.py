@@ -9,8 +9,15 @@ each one's /metrics its active series and appended samples, and prints:
   memory per series = RSS / head series
   CPU per million samples = (user+sys CPU seconds) / samples appended * 1e6
 
-as absolute values and klaxon/Prometheus ratios. Repeats --runs times and prints
-the medians. Everything listens on 127.0.0.1 and is stopped at the end.
+as absolute values and klaxon/Prometheus ratios. Both write a WAL (klaxon's
+under its own storage.path in the run's temp dir), so the run also reports
+
+  WAL bytes per sample = size of the WAL directory / samples appended since start
+  replay to ready      = seconds from starting the process again on the same data
+                         (after a clean stop) until /-/ready answers 200
+
+Repeats --runs times and prints the medians. Everything listens on 127.0.0.1 and
+is stopped at the end.
 
   cargo build --release
   python3 benches/compare_prometheus.py --runs 3 --duration 180
@@ -66,6 +73,43 @@ def wait_http(url, timeout=30):
     raise RuntimeError(f"{url} did not come up")
 
 
+def dir_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def time_to_ready(cmd, url, env=None):
+    """Starts cmd, returns (seconds until url answers 200, process)."""
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                return time.time() - t0, p
+        except Exception:
+            pass
+        if p.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited with {p.returncode} before ready")
+        if time.time() - t0 > 600:
+            raise RuntimeError(f"{url} not ready after 600 s")
+        time.sleep(0.05)
+
+
 def one_run(args, tmp, run):
     targets = [f"127.0.0.1:{args.port + i}" for i in range(args.targets)]
     scrape = (
@@ -76,6 +120,10 @@ def one_run(args, tmp, run):
     cfg = os.path.join(tmp, "bench.yml")
     with open(cfg, "w") as f:
         f.write(scrape)
+    kdata = os.path.join(tmp, f"klaxon-data-{run}")
+    kcfg = os.path.join(tmp, "klaxon.yml")
+    with open(kcfg, "w") as f:
+        f.write(scrape + f"storage:\n  path: {kdata}\n  retention: 6h\n")
     procs = []
     try:
         synth = subprocess.Popen(
@@ -85,14 +133,13 @@ def one_run(args, tmp, run):
         procs.append(synth)
         wait_http(f"http://{targets[0]}/metrics")
         data = os.path.join(tmp, f"prom-data-{run}")
-        prom = subprocess.Popen(
-            ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
-             "--web.listen-address=127.0.0.1:19090", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        prom_cmd = ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                    "--web.listen-address=127.0.0.1:19090", "--log.level=warn"]
+        prom = subprocess.Popen(prom_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(prom)
-        klaxon = subprocess.Popen(
-            [args.klaxon, "run", "--config", cfg, "--listen", "127.0.0.1:19470"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"})
+        klaxon_cmd = [args.klaxon, "run", "--config", kcfg, "--listen", "127.0.0.1:19470",
+                      "--log.level=warn"]
+        klaxon = subprocess.Popen(klaxon_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(klaxon)
         wait_http("http://127.0.0.1:19090/-/ready")
         wait_http("http://127.0.0.1:19470/-/ready")
@@ -119,10 +166,31 @@ def one_run(args, tmp, run):
         r["klaxon_cpu_per_msample"] = r["klaxon_cpu"] / r["klaxon_samples"] * 1e6
         r["mem_ratio"] = r["klaxon_bytes_per_series"] / r["prom_bytes_per_series"]
         r["cpu_ratio"] = r["klaxon_cpu_per_msample"] / r["prom_cpu_per_msample"]
+        # WAL size against every sample appended since start.
+        pall = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
+        kall = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        r["prom_wal_bytes"] = dir_bytes(os.path.join(data, "wal"))
+        r["klaxon_wal_bytes"] = dir_bytes(os.path.join(kdata, "wal"))
+        r["prom_wal_bytes_per_sample"] = r["prom_wal_bytes"] / pall
+        r["klaxon_wal_bytes_per_sample"] = r["klaxon_wal_bytes"] / kall
+        r["wal_bytes_ratio"] = r["klaxon_wal_bytes_per_sample"] / r["prom_wal_bytes_per_sample"]
+        # Replay: stop both cleanly, start each alone on its data, time to ready.
+        stop(klaxon)
+        stop(prom)
+        procs.clear()
+        procs.append(synth)
+        r["prom_replay_s"], p2 = time_to_ready(prom_cmd, "http://127.0.0.1:19090/-/ready")
+        procs.append(p2)
+        stop(p2)
+        r["klaxon_replay_s"], k2 = time_to_ready(klaxon_cmd, "http://127.0.0.1:19470/-/ready")
+        procs.append(k2)
+        r["klaxon_series_after_replay"] = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        r["replay_ratio"] = r["klaxon_replay_s"] / r["prom_replay_s"]
         return r
     finally:
         for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=20)
@@ -152,13 +220,17 @@ def main():
             print(f"run {i + 1}: series prom={r['prom_series']:.0f} klaxon={r['klaxon_series']:.0f}; "
                   f"bytes/series prom={r['prom_bytes_per_series']:.0f} klaxon={r['klaxon_bytes_per_series']:.0f} "
                   f"(ratio {r['mem_ratio']:.3f}); CPU s per 1M samples prom={r['prom_cpu_per_msample']:.3f} "
-                  f"klaxon={r['klaxon_cpu_per_msample']:.3f} (ratio {r['cpu_ratio']:.3f})", flush=True)
+                  f"klaxon={r['klaxon_cpu_per_msample']:.3f} (ratio {r['cpu_ratio']:.3f}); "
+                  f"WAL B/sample prom={r['prom_wal_bytes_per_sample']:.3f} klaxon={r['klaxon_wal_bytes_per_sample']:.3f} "
+                  f"(ratio {r['wal_bytes_ratio']:.3f}); replay to ready prom={r['prom_replay_s']:.2f}s "
+                  f"klaxon={r['klaxon_replay_s']:.2f}s (ratio {r['replay_ratio']:.3f})", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(f"median of {len(runs)} runs ({args.targets} targets x {args.series} series, 5s interval, "
           f"{args.duration}s measured): memory per series ratio {med['mem_ratio']:.3f}, "
-          f"CPU per sample ratio {med['cpu_ratio']:.3f}")
+          f"CPU per sample ratio {med['cpu_ratio']:.3f}, WAL bytes per sample ratio "
+          f"{med['wal_bytes_ratio']:.3f}, replay-to-ready ratio {med['replay_ratio']:.3f}")
     print(json.dumps(med, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -49,6 +49,10 @@ pub enum StartError {
     /// An `alerting.alertmanagers` entry whose client cannot be built.
     #[error("{0}")]
     Alerting(String),
+    /// The write-ahead log under `storage.path/wal` cannot be opened or
+    /// read.
+    #[error("storage.path: {0}")]
+    Wal(#[from] crate::tsdb::wal::WalError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -166,6 +170,11 @@ pub async fn start_with_options(
     };
     let store = Arc::new(crate::store::Store::open_config(&cfg.storage).map_err(store_err)?);
     rules.restore(&store).map_err(store_err)?;
+    // The WAL directory must be writable before anything is started.
+    let wal = Arc::new(crate::tsdb::wal::Wal::open(
+        &cfg.storage.path.join("wal"),
+        crate::tsdb::wal::WalOptions::default(),
+    )?);
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let alerting = crate::notifier::prepare(&cfg).map_err(StartError::Alerting)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -196,14 +205,12 @@ pub async fn start_with_options(
         .with(&[env!("CARGO_PKG_VERSION")])
         .set(1.0);
     let head = Arc::new(Head::new(HeadOptions::default()));
+    // Not ready until the WAL is replayed (`/-/ready` says so).
+    head.set_replaying(true);
     register_head_collector(&registry, head.clone());
-    // Before any appender starts, so remote write sees every sample.
+    register_wal_collector(&registry, wal.clone());
+    // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
-    let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
-    if !rw_errors.is_empty() {
-        remote_write.stop(Duration::ZERO).await;
-        return Err(StartError::RemoteWrite(rw_errors));
-    }
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
@@ -352,6 +359,37 @@ pub async fn start_with_options(
         }
     };
 
+    // Replay before anything appends: scrapes, rules and probes start
+    // on a head that already holds what the log kept.
+    let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
+    let (h, w) = (head.clone(), wal.clone());
+    let replayed = tokio::task::spawn_blocking(move || h.replay(&w, cutoff)).await;
+    match replayed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            stop_early(shutdown_tx, server, &remote_write).await;
+            return Err(StartError::Wal(e));
+        }
+        Err(e) => {
+            stop_early(shutdown_tx, server, &remote_write).await;
+            return Err(StartError::Wal(crate::tsdb::wal::WalError::Io {
+                op: "replay",
+                path: wal.dir.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            }));
+        }
+    }
+    if head.attach_wal(wal.clone()).is_err() {
+        tracing::warn!("WAL already attached");
+    }
+    // Before any appender starts: each queue reads the WAL from where it
+    // had got to (a new one from here on).
+    let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
+    if !rw_errors.is_empty() {
+        stop_early(shutdown_tx, server, &remote_write).await;
+        return Err(StartError::RemoteWrite(rw_errors));
+    }
+
     let mut scrape_configs = cfg.scrape_configs.clone();
     for (sc, src) in exporters.scrape_jobs(&cfg, &addr.to_string()) {
         manager.set_local_source(&sc.job_name, src);
@@ -422,6 +460,14 @@ pub async fn start_with_options(
             let cutoff = crate::model::now_millis() - retention.as_millis() as i64;
             let st = h.truncate(cutoff);
             tracing::debug!(?st, "retention");
+            // What the head dropped, the next checkpoint drops; it runs
+            // off the runtime's workers (it writes the whole head).
+            let hc = h.clone();
+            match tokio::task::spawn_blocking(move || hc.maybe_checkpoint()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "WAL checkpoint failed"),
+                Err(e) => tracing::error!(error = %e, "WAL checkpoint task"),
+                Ok(Ok(_)) => {}
+            }
             release_free_memory();
         }
     }));
@@ -468,6 +514,12 @@ impl Running {
             .is_err()
         {
             tracing::warn!("scrape loops still running at the stop deadline");
+        }
+        // Ingestion has stopped: make the log durable.
+        if let Some(wal) = self.state.head.wal() {
+            if let Err(e) = wal.sync() {
+                tracing::error!(error = %e, "WAL sync at stop");
+            }
         }
         // Ingestion has stopped: send what the remote-write queues hold.
         // The queues' own deadline leaves them room to drop the rest in
@@ -537,6 +589,82 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Stops what `start` began before it failed (the server, remote write).
+async fn stop_early(
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<()>,
+    remote_write: &crate::remote::RemoteWrite,
+) {
+    remote_write.stop(Duration::ZERO).await;
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+}
+
+fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
+    r.collector(move |out| {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        let st = &wal.stats;
+        let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        let replay = st.replay_micros.load(Relaxed);
+        if replay > 0 {
+            push(
+                "klaxon_tsdb_wal_replay_duration_seconds",
+                "Time the WAL replay at start took.",
+                Kind::Gauge,
+                replay as f64 / 1e6,
+            );
+        }
+        let counters: [(&str, &str, &AtomicU64); 6] = [
+            (
+                "klaxon_tsdb_wal_corruptions",
+                "Damaged WAL records found at replay (each ends its file).",
+                &st.corruptions,
+            ),
+            (
+                "klaxon_tsdb_wal_writes_failed",
+                "WAL writes that failed (the batch was not committed).",
+                &st.write_failures,
+            ),
+            (
+                "klaxon_tsdb_wal_bytes_written",
+                "Bytes written to WAL segments.",
+                &st.bytes,
+            ),
+            (
+                "klaxon_tsdb_wal_fsyncs",
+                "fsync calls on WAL segments.",
+                &st.fsyncs,
+            ),
+            (
+                "klaxon_tsdb_checkpoint_creations",
+                "WAL checkpoints written.",
+                &st.checkpoints,
+            ),
+            (
+                "klaxon_tsdb_checkpoint_creations_failed",
+                "WAL checkpoints that failed.",
+                &st.checkpoint_failures,
+            ),
+        ];
+        for (name, help, v) in counters {
+            push(name, help, Kind::Counter, v.load(Relaxed) as f64);
+        }
+        push(
+            "klaxon_tsdb_wal_segment_current",
+            "Number of the WAL segment being written.",
+            Kind::Gauge,
+            st.segment.load(Relaxed) as f64,
+        );
+    });
 }
 
 fn register_head_collector(r: &Registry, head: Arc<Head>) {

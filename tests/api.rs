@@ -53,7 +53,10 @@ async fn metadata_endpoints_and_promtool() {
     let yaml = format!(
         "scrape_configs:\n  - job_name: web\n    scrape_interval: 1s\n    basic_auth:\n      username: u\n      password: s3cr3t\n    static_configs:\n      - targets: ['{addr}']\n"
     );
-    let cfg = klaxon::config::load_str(&yaml, "api.yml").unwrap();
+    let mut cfg = klaxon::config::load_str(&yaml, "api.yml").unwrap();
+    // Its own storage: the WAL there is replayed by the next start.
+    let store = tempfile::tempdir().unwrap();
+    cfg.storage.path = store.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     tokio::time::sleep(Duration::from_millis(1600)).await;

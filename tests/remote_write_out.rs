@@ -140,6 +140,7 @@ async fn every_sample_reaches_a_real_prometheus() {
     )
     .unwrap();
     let kx_port = free_port();
+    let kx = dir.path().join("kx").display().to_string();
     let text = format!(
         r#"
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
@@ -153,7 +154,7 @@ exporters:
   host: {{enabled: true, scrape_interval: 1s}}
 probes:
   - {{targets: ['127.0.0.1:{kx_port}'], module: tcp_connect, interval: 1s}}
-storage: {{path: kx}}
+storage: {{path: {kx}}}
 remote_write:
   - url: {prom}/api/v1/write
     name: prom

@@ -229,6 +229,12 @@ async fn ready(State(s): State<Arc<AppState>>) -> Response {
     }
     if s.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "Klaxon is Ready.\n").into_response()
+    } else if s.head.replaying() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: replaying WAL\n",
+        )
+            .into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
     }

@@ -5,6 +5,7 @@ use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, 
 use super::{labels_json, success, AppState};
 use crate::model::time::rfc3339_millis;
 use crate::model::Matcher;
+use crate::tsdb::Queryable;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -84,12 +85,9 @@ pub async fn series(
     let head = s.head.clone();
     off_workers(move || {
         let mut all: Vec<crate::model::Labels> = Vec::new();
+        let querier = head.querier(q.start, q.end);
         for m in &q.selectors {
-            all.extend(
-                head.select(m, q.start, q.end)
-                    .into_iter()
-                    .map(|sd| sd.labels),
-            );
+            all.extend(querier.series(m));
         }
         all.sort();
         all.dedup();
@@ -123,9 +121,10 @@ async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Respons
     };
     let head = s.head.clone();
     off_workers(move || {
+        let querier = head.querier(q.start, q.end);
         let lookup = |m: &[Matcher]| match &name {
-            None => head.label_names(m, q.start, q.end),
-            Some(n) => head.label_values(n, m, q.start, q.end),
+            None => querier.label_names(m),
+            Some(n) => querier.label_values(n, m),
         };
         let mut out: Vec<String> = if q.selectors.is_empty() {
             lookup(&[])

@@ -234,6 +234,7 @@ pub fn write_outcome(
     previous: &HashSet<Labels>,
 ) -> HashSet<Labels> {
     let mut written = HashSet::new();
+    let mut app = head.appender();
     for (name, sample_labels, v) in outcome.metrics.samples() {
         let mut pairs: Vec<(String, String)> = cfg.labels.clone();
         pairs.push(("job".into(), cfg.job.clone()));
@@ -242,23 +243,21 @@ pub fn write_outcome(
         pairs.extend(sample_labels);
         pairs.push(("__name__".into(), name));
         let labels = Labels::from_pairs(pairs);
-        append(head, &labels, ts, v);
+        append(&mut app, &labels, ts, v);
         written.insert(labels);
     }
     for gone in previous.difference(&written) {
-        append(head, gone, ts, STALE_NAN);
+        append(&mut app, gone, ts, STALE_NAN);
+    }
+    if let Err(e) = app.commit() {
+        tracing::warn!(job = %cfg.job, target = %outcome.target, error = %e, "probe samples not stored");
     }
     written
 }
 
-fn append(head: &Head, labels: &Labels, ts: i64, v: f64) {
-    match head.try_get_or_create(labels) {
-        Ok((r, _)) => {
-            if let Err(e) = head.append(r, ts, v) {
-                tracing::debug!(error = ?e, series = %labels, "probe sample not appended");
-            }
-        }
-        Err(e) => tracing::debug!(error = ?e, series = %labels, "probe series not created"),
+fn append(app: &mut crate::tsdb::HeadAppender<'_>, labels: &Labels, ts: i64, v: f64) {
+    if let Err(e) = app.append(labels, ts, v) {
+        tracing::debug!(error = ?e, series = %labels, "probe sample not appended");
     }
 }
 

@@ -8,5 +8,6 @@ pub mod config;
 pub mod metrics;
 pub mod queue;
 pub mod shards;
+pub(crate) mod watcher;
 pub use queue::RemoteWrite;
 pub mod receive;

@@ -1,22 +1,27 @@
-//! Remote write out: one queue per `remote_write` entry, fed by the head's
-//! appends ([`AppendObserver`]) and drained by shards (`shards.rs`).
+//! Remote write out: one queue per `remote_write` entry, drained by shards
+//! (`shards.rs`).
 //!
-//! Difference from Prometheus, by design: Prometheus' queues read the WAL,
-//! so a full queue makes the WAL reader wait (`enqueue_retries_total`) and
-//! nothing is lost while the WAL still has the data. klaxon has no WAL, and
-//! blocking would stall scrapes and rule evaluations, so the queue is
-//! sized for its largest shard count up front (`ShardSet::buffer`) and a
-//! sample that still finds its shard full is dropped and counted in
-//! `klaxon_remote_storage_samples_dropped_total{reason="queue_full"}`
-//! (docs/compatibility.md).
+//! With a WAL (klaxon run) each queue reads it, as Prometheus' queues do
+//! (`watcher.rs`): a full shard makes the reader wait, nothing is dropped
+//! for lack of room, an outage loses nothing while the WAL holds the data,
+//! and a restart resumes where the queue's sends had got to.
+//!
+//! A head without a WAL (library use, tests) feeds the queues through its
+//! append observer ([`AppendObserver`]); blocking there would stall the
+//! appender, so such a queue is sized for its largest shard count up front
+//! (`ShardSet::buffer`) and a sample that still finds its shard full is
+//! dropped and counted in
+//! `klaxon_remote_storage_samples_dropped_total{reason="queue_full"}`.
 
 use super::client::WriteClient;
 use super::config::RemoteWriteConfig;
 use super::metrics::{RemoteMetrics, QUEUE_FULL, SHUTDOWN};
 use super::shards::{Item, QueueShared, ShardSet};
+use super::watcher::Cursor;
 use crate::metrics::Registry;
 use crate::model::Labels;
 use crate::tsdb::head::AppendObserver;
+use crate::tsdb::wal::Wal;
 use crate::tsdb::{Head, SeriesRef};
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -32,6 +37,8 @@ const EWMA_WEIGHT: f64 = 0.2;
 /// How long a shutdown waits for queued samples to be sent (Prometheus'
 /// `--storage.remote.flush-deadline` default).
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+/// The same for a queue that reads the WAL (the rest is sent after restart).
+const WAL_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Rates, per second, that the shard count is derived from.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -77,6 +84,8 @@ pub struct Queue {
     hard_tx: watch::Sender<bool>,
     resharder: Mutex<Option<JoinHandle<()>>>,
     rt: tokio::runtime::Handle,
+    /// The WAL reader, when the queue is fed from the WAL.
+    reader: Mutex<Option<(watch::Sender<u8>, JoinHandle<Cursor>)>>,
 }
 
 /// Counter values at the last shard update.
@@ -96,6 +105,7 @@ impl Queue {
         head: Weak<Head>,
         metrics: &RemoteMetrics,
         rt: &tokio::runtime::Handle,
+        wal: Option<Arc<Wal>>,
     ) -> Result<Arc<Queue>, String> {
         let client = WriteClient::new(cfg)?;
         let (hard_tx, hard_rx) = watch::channel(false);
@@ -122,6 +132,9 @@ impl Queue {
             highest_in_ms: AtomicI64::new(i64::MIN),
             highest_sent_ms: AtomicI64::new(i64::MIN),
             last_ok_ms: AtomicI64::new(crate::model::now_millis()),
+            progress: Default::default(),
+            wal_fed: wal.is_some(),
+            highest_in: metrics.highest_in.clone(),
         });
         let shards = ShardSet::spawn(&shared, rt, q.min_shards, None);
         let queue = Arc::new(Queue {
@@ -130,7 +143,14 @@ impl Queue {
             hard_tx,
             resharder: Mutex::new(None),
             rt: rt.clone(),
+            reader: Mutex::new(None),
         });
+        if let Some(wal) = wal {
+            let cursor = Cursor::open(wal, &cfg.name);
+            let (tx, rx) = watch::channel(super::watcher::RUN);
+            let h = rt.spawn(super::watcher::run(Arc::downgrade(&queue), cursor, rx));
+            *queue.reader.lock() = Some((tx, h));
+        }
         let weak = Arc::downgrade(&queue);
         *queue.resharder.lock() = Some(rt.spawn(async move {
             let mut tick = tokio::time::interval(SHARD_UPDATE);
@@ -156,15 +176,74 @@ impl Queue {
         self.shards.read().senders.len()
     }
 
-    /// Never blocks: a full shard drops the sample (see the module doc).
-    fn enqueue(&self, r: u64, t: i64, v: f64) {
+    fn note_in(&self, t: i64) {
         let s = &self.shared;
         s.samples_in.fetch_add(1, Relaxed);
         if t > s.highest_in_ms.load(Relaxed) {
             s.highest_in_ms.fetch_max(t, Relaxed);
         }
+    }
+
+    /// The WAL reader's enqueue: waits while the series' shard is full.
+    /// False when the queue is stopping (the sample was not taken).
+    pub(crate) async fn enqueue_wait(
+        &self,
+        r: u64,
+        t: i64,
+        v: f64,
+        seq: u64,
+        stop: &mut watch::Receiver<u8>,
+    ) -> bool {
+        self.note_in(t);
+        loop {
+            let (tx, progress) = {
+                let set = self.shards.read();
+                let i = ShardSet::index(r, set.senders.len());
+                match (set.senders.get(i), set.progress.get(i)) {
+                    (Some(tx), Some(p)) => (tx.clone(), p.clone()),
+                    _ => return false,
+                }
+            };
+            progress.enqueued.fetch_max(seq, Relaxed);
+            self.shared.metrics.pending.add(1.0);
+            let sent = tokio::select! {
+                r = tx.send((r, t, v, seq)) => r.is_ok(),
+                _ = stop.wait_for(|s| *s == super::watcher::HALT) => {
+                    self.shared.metrics.pending.add(-1.0);
+                    return false;
+                }
+            };
+            if sent {
+                return true;
+            }
+            // The shard closed under us (a reshard): take the new set.
+            self.shared.metrics.pending.add(-1.0);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The highest WAL record sequence (up to `last`) fully sent.
+    pub(crate) fn sent_through(&self, last: u64) -> u64 {
+        self.shared.sent_through(last)
+    }
+
+    /// Sets `highest_timestamp_in_seconds` from the head (WAL-fed queues
+    /// do not see appends).
+    pub(crate) fn note_highest_in(&self) {
+        if let Some(h) = self.shared.head.upgrade() {
+            let t = h.max_time();
+            if t != i64::MIN {
+                self.shared.highest_in.set(t as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// Never blocks: a full shard drops the sample (see the module doc).
+    fn enqueue(&self, r: u64, t: i64, v: f64) {
+        self.note_in(t);
+        let s = &self.shared;
         let set = self.shards.read();
-        let item: Item = (r, t, v);
+        let item: Item = (r, t, v, 0);
         let res = match set.senders.get(ShardSet::index(r, set.senders.len())) {
             Some(tx) => tx.try_send(item).map_err(|e| match e {
                 TrySendError::Full(_) => QUEUE_FULL,
@@ -242,7 +321,9 @@ impl Queue {
         let new = ShardSet::spawn(&self.shared, &self.rt, n, Some(gate_rx));
         let old = std::mem::replace(&mut *self.shards.write(), new);
         self.shared.metrics.shards.set(n as f64);
-        let ShardSet { senders, handles } = old;
+        let ShardSet {
+            senders, handles, ..
+        } = old;
         drop(senders);
         self.rt.spawn(async move {
             for h in handles {
@@ -255,11 +336,43 @@ impl Queue {
     /// Stops taking samples and sends what is queued; after `deadline`,
     /// retries stop and the rest is dropped (`reason="shutdown"`).
     pub async fn stop(&self, deadline: Duration) {
+        self.stop_keeping(deadline, true).await
+    }
+
+    /// [`Queue::stop`]; `keep` false also drops the queue's WAL position
+    /// (the entry is gone from the config).
+    async fn stop_keeping(&self, deadline: Duration, keep: bool) {
+        // What a WAL-fed queue does not send now stays in the WAL and goes
+        // out after the restart: no reason to hold the stop for long.
+        let deadline = if self.shared.wal_fed {
+            deadline.min(WAL_FLUSH_DEADLINE)
+        } else {
+            deadline
+        };
         if let Some(h) = self.resharder.lock().take() {
             h.abort();
         }
-        let ShardSet { senders, handles } =
-            std::mem::replace(&mut *self.shards.write(), ShardSet::empty());
+        // The reader first: it hands the shards what was written up to
+        // now (ingestion has stopped), within the deadline.
+        let started = tokio::time::Instant::now();
+        let reader = self.reader.lock().take();
+        let cursor = match reader {
+            Some((tx, mut h)) => {
+                let _ = tx.send(super::watcher::DRAIN);
+                match tokio::time::timeout(deadline, &mut h).await {
+                    Ok(c) => c.ok(),
+                    Err(_) => {
+                        let _ = tx.send(super::watcher::HALT);
+                        h.await.ok()
+                    }
+                }
+            }
+            None => None,
+        };
+        let deadline = deadline.saturating_sub(started.elapsed());
+        let ShardSet {
+            senders, handles, ..
+        } = std::mem::replace(&mut *self.shards.write(), ShardSet::empty());
         drop(senders);
         let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
         let mut all = futures_util::future::join_all(handles);
@@ -273,6 +386,14 @@ impl Queue {
                 for a in aborts {
                     a.abort();
                 }
+            }
+        }
+        if let Some(mut c) = cursor {
+            // The position after what the flush sent: a restart resumes
+            // there.
+            c.save(self);
+            if !keep {
+                c.forget();
             }
         }
         tracing::info!(remote_name = %self.shared.cfg.name, "remote write queue stopped");
@@ -301,7 +422,7 @@ impl AppendObserver for RemoteWrite {
             self.highest_in_ms.fetch_max(t, Relaxed);
             self.metrics.highest_in.set(t as f64 / 1000.0);
         }
-        for q in queues.iter() {
+        for q in queues.iter().filter(|q| !q.shared.wal_fed) {
             q.enqueue(r.0, t, v);
         }
     }
@@ -346,6 +467,7 @@ impl RemoteWrite {
                     self.head.clone(),
                     &self.metrics,
                     &self.rt,
+                    self.head.upgrade().and_then(|h| h.wal().cloned()),
                 ) {
                     Ok(q) => keep.push(q),
                     Err(e) => {
@@ -370,7 +492,7 @@ impl RemoteWrite {
                 .any(|k| (k.shared.cfg.name.clone(), k.shared.cfg.url.clone()) == metrics_name);
             let me = self.clone();
             self.rt.spawn(async move {
-                q.stop(FLUSH_DEADLINE).await;
+                q.stop_keeping(FLUSH_DEADLINE, still_used).await;
                 if !still_used {
                     me.metrics.forget(
                         &metrics_name.0,

@@ -64,12 +64,17 @@ pub enum ReceiveError {
         series: String,
         more: u64,
     },
+    /// The request could not be stored (WAL write failed); nothing of it
+    /// was kept, and the sender should retry.
+    #[error("{0}")]
+    Storage(#[from] crate::tsdb::CommitError),
 }
 
 impl ReceiveError {
     fn status(&self) -> StatusCode {
         match self {
             ReceiveError::Decode(DecodeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReceiveError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -148,13 +153,15 @@ impl Receiver {
         let mut summary = Summary::default();
         let mut first: Option<(AppendError, String)> = None;
         let mut rejected = 0u64;
+        // The whole request is one batch: one WAL write.
+        let mut app = self.head.appender();
         for (ts, labels) in req.timeseries.iter().zip(&sets) {
             if ts.samples.is_empty() {
                 continue;
             }
             // Validated above: never empty, so this cannot fail; handled
             // anyway rather than unwrapped.
-            let r = match self.head.try_get_or_create(labels) {
+            let r = match app.get_or_create(labels) {
                 Ok((r, _)) => r,
                 Err(e) => {
                     self.reject(e, ts.samples.len() as u64);
@@ -165,7 +172,7 @@ impl Receiver {
             };
             summary.series += 1;
             for s in &ts.samples {
-                match self.head.append(r, s.timestamp, s.value) {
+                match app.append_ref(r, s.timestamp, s.value) {
                     Ok(()) => summary.samples += 1,
                     Err(e) => {
                         self.reject(e, 1);
@@ -175,6 +182,7 @@ impl Receiver {
                 }
             }
         }
+        app.commit()?;
         self.received.inc_by(summary.samples as f64);
         match first {
             None => Ok(summary),

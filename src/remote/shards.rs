@@ -22,8 +22,25 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// One queued sample: the head's series ref, time (ms) and value.
-pub(crate) type Item = (u64, i64, f64);
+/// One queued sample: the head's series ref, time (ms), value, and the
+/// sequence number of the WAL record it came from (0 when fed by appends).
+pub(crate) type Item = (u64, i64, f64, u64);
+
+/// How far one shard got, for the WAL reader's resume position: `enqueued`
+/// is the highest record sequence handed to the shard, `done` the highest
+/// whose samples it has sent (or refused for good). A shard's samples are
+/// sent in the order they arrive, so everything up to `done` is out.
+#[derive(Debug, Default)]
+pub(crate) struct ShardProgress {
+    pub enqueued: AtomicU64,
+    pub done: AtomicU64,
+}
+
+impl ShardProgress {
+    fn finished(&self) -> bool {
+        self.done.load(Relaxed) == u64::MAX
+    }
+}
 
 /// What every shard of one queue shares.
 pub(crate) struct QueueShared {
@@ -46,6 +63,12 @@ pub(crate) struct QueueShared {
     pub highest_sent_ms: AtomicI64,
     /// Milliseconds since the epoch of the last successful send.
     pub last_ok_ms: AtomicI64,
+    /// Every shard not yet finished, across reshards.
+    pub progress: parking_lot::Mutex<Vec<Arc<ShardProgress>>>,
+    /// Fed by the WAL reader (shards sized as Prometheus sizes them).
+    pub wal_fed: bool,
+    /// `klaxon_remote_storage_highest_timestamp_in_seconds`.
+    pub highest_in: crate::metrics::Gauge,
 }
 
 impl QueueShared {
@@ -53,7 +76,9 @@ impl QueueShared {
         if n == 0 {
             return;
         }
-        if let Some(c) = self.metrics.dropped.get(reason) {
+        // A WAL-fed queue left at a stop resumes from the WAL: not dropped.
+        let kept_in_wal = reason == SHUTDOWN && self.wal_fed;
+        if let (Some(c), false) = (self.metrics.dropped.get(reason), kept_in_wal) {
             c.inc_by(n as f64);
         }
         self.metrics.pending.add(-(n as f64));
@@ -65,12 +90,27 @@ impl QueueShared {
     fn stopping_hard(&self) -> bool {
         *self.hard_stop.borrow()
     }
+
+    /// The highest record sequence whose samples have all been sent, given
+    /// that `last` is the highest handed to any shard: the lowest `done` of
+    /// the shards still holding samples, or `last` when none does.
+    pub fn sent_through(&self, last: u64) -> u64 {
+        let mut all = self.progress.lock();
+        all.retain(|p| !p.finished());
+        all.iter()
+            .filter(|p| p.done.load(Relaxed) < p.enqueued.load(Relaxed))
+            .map(|p| p.done.load(Relaxed))
+            .min()
+            .unwrap_or(last)
+            .min(last)
+    }
 }
 
 /// The running shards of a queue.
 pub(crate) struct ShardSet {
     pub senders: Vec<mpsc::Sender<Item>>,
     pub handles: Vec<JoinHandle<()>>,
+    pub progress: Vec<Arc<ShardProgress>>,
 }
 
 impl ShardSet {
@@ -78,6 +118,7 @@ impl ShardSet {
         ShardSet {
             senders: Vec::new(),
             handles: Vec::new(),
+            progress: Vec::new(),
         }
     }
 
@@ -91,12 +132,19 @@ impl ShardSet {
     ) -> ShardSet {
         let n = n.max(1);
         let mut set = ShardSet::empty();
-        let per_shard = Self::buffer(&shared.cfg.queue, n);
+        let per_shard = if shared.wal_fed {
+            Self::buffer_wal(&shared.cfg.queue)
+        } else {
+            Self::buffer(&shared.cfg.queue, n)
+        };
         for _ in 0..n {
             let (tx, rx) = mpsc::channel(per_shard);
+            let progress = Arc::new(ShardProgress::default());
+            shared.progress.lock().push(progress.clone());
             set.senders.push(tx);
+            set.progress.push(progress.clone());
             set.handles
-                .push(rt.spawn(run_shard(shared.clone(), rx, gate.clone())));
+                .push(rt.spawn(run_shard(shared.clone(), rx, gate.clone(), progress)));
         }
         set
     }
@@ -110,6 +158,12 @@ impl ShardSet {
     /// samples wait).
     pub fn buffer(q: &super::config::QueueConfig, n: usize) -> usize {
         (q.capacity.saturating_mul(q.max_shards.max(1)) / n.max(1)).max(1)
+    }
+
+    /// Prometheus' sizing, for queues that read the WAL: `capacity` per
+    /// shard (a full shard makes the reader wait; nothing is dropped).
+    pub fn buffer_wal(q: &super::config::QueueConfig) -> usize {
+        q.capacity.max(1)
     }
 
     /// The shard a series goes to: stable for a ref and a shard count.
@@ -194,7 +248,7 @@ fn build_request(
     let (mut kept, mut highest) = (0usize, i64::MIN);
     let (mut dropped, mut unknown) = (0usize, 0usize);
     let epoch = cache.epoch;
-    for (r, t, v) in batch.drain(..) {
+    for (r, t, v, _) in batch.drain(..) {
         let slot = match index.get(&r) {
             Some(i) => Some(*i),
             None => {
@@ -253,8 +307,23 @@ fn build_request(
 
 async fn run_shard(
     shared: Arc<QueueShared>,
+    rx: mpsc::Receiver<Item>,
+    gate: Option<watch::Receiver<bool>>,
+    progress: Arc<ShardProgress>,
+) {
+    shard_loop(&shared, rx, gate, &progress).await;
+    // A shard cut short by the shutdown deadline left samples unsent: its
+    // `done` keeps bounding the saved WAL position.
+    if !shared.stopping_hard() {
+        progress.done.store(u64::MAX, Relaxed);
+    }
+}
+
+async fn shard_loop(
+    shared: &QueueShared,
     mut rx: mpsc::Receiver<Item>,
     gate: Option<watch::Receiver<bool>>,
+    progress: &ShardProgress,
 ) {
     if let Some(mut g) = gate {
         // An error means the resharder is gone: nothing left to wait for.
@@ -274,18 +343,18 @@ async fn run_shard(
                 if n == 0 {
                     // Channel closed and drained: flush and end.
                     if !batch.is_empty() {
-                        send_batch(&shared, &mut cache, &mut batch).await;
+                        send_batch(shared, &mut cache, &mut batch, progress).await;
                     }
                     return;
                 }
                 if batch.len() >= max {
-                    send_batch(&shared, &mut cache, &mut batch).await;
+                    send_batch(shared, &mut cache, &mut batch, progress).await;
                     timer.as_mut().reset(tokio::time::Instant::now() + deadline);
                 }
             }
             _ = &mut timer => {
                 if !batch.is_empty() {
-                    send_batch(&shared, &mut cache, &mut batch).await;
+                    send_batch(shared, &mut cache, &mut batch, progress).await;
                 }
                 timer.as_mut().reset(tokio::time::Instant::now() + deadline);
             }
@@ -293,7 +362,12 @@ async fn run_shard(
     }
 }
 
-async fn send_batch(shared: &QueueShared, cache: &mut SeriesCache, batch: &mut Vec<Item>) {
+async fn send_batch(
+    shared: &QueueShared,
+    cache: &mut SeriesCache,
+    batch: &mut Vec<Item>,
+    progress: &ShardProgress,
+) {
     if shared.stopping_hard() {
         let n = batch.len();
         batch.clear();
@@ -301,20 +375,25 @@ async fn send_batch(shared: &QueueShared, cache: &mut SeriesCache, batch: &mut V
         return;
     }
     cache.gc();
+    let seq = batch.iter().map(|i| i.3).max().unwrap_or(0);
     let (req, kept, highest) = build_request(shared, cache, batch);
-    if kept == 0 {
-        return;
+    let out = kept == 0 || {
+        let body = super::proto::encode_snappy(&req);
+        let out = send_with_backoff(shared, body, kept, highest).await;
+        shared.metrics.pending.add(-(kept as f64));
+        out
+    };
+    // Dropped by the shutdown deadline: not out, so a restart resends it.
+    if out {
+        progress.done.fetch_max(seq, Relaxed);
     }
-    let body = super::proto::encode_snappy(&req);
-    send_with_backoff(shared, body, kept, highest).await;
-    shared.metrics.pending.add(-(kept as f64));
 }
 
 /// Sends one encoded batch until it is accepted, refused for good, or the
 /// shutdown deadline passes. The wait after a recoverable error is the
 /// server's `Retry-After` when given, else our backoff, which doubles up to
 /// `max_backoff` (the next wait is twice the last, as upstream).
-async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highest: i64) {
+async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highest: i64) -> bool {
     let q = &shared.cfg.queue;
     let mut backoff = q.min_backoff;
     let mut hard = shared.hard_stop.clone();
@@ -337,14 +416,14 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
                 }
                 shared.samples_out.fetch_add(n as u64, Relaxed);
                 shared.last_ok_ms.store(crate::model::now_millis(), Relaxed);
-                return;
+                return true;
             }
             Err(SendError::Fatal(msg)) => {
                 tracing::error!(remote_name = %shared.cfg.name, samples = n, error = %msg,
                     "non-recoverable error sending to remote storage; dropping the batch");
                 shared.metrics.failed.inc_by(n as f64);
                 shared.samples_out.fetch_add(n as u64, Relaxed);
-                return;
+                return true;
             }
             Err(SendError::Recoverable {
                 message,
@@ -359,8 +438,10 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
                     _ = hard.wait_for(|stop| *stop) => {}
                 }
                 if shared.stopping_hard() {
-                    shared.metrics.dropped[SHUTDOWN].inc_by(n as f64);
-                    return;
+                    if !shared.wal_fed {
+                        shared.metrics.dropped[SHUTDOWN].inc_by(n as f64);
+                    }
+                    return false;
                 }
                 backoff = (wait * 2).min(q.max_backoff).max(q.min_backoff);
             }

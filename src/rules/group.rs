@@ -17,7 +17,7 @@ use crate::rules::file::{Rule, RuleGroup, RuleKind};
 use crate::rules::querier::{LocalQuerier, Querier};
 use crate::rules::template::{expand_error_text, QuerySample, Template, TemplateContext};
 use crate::store::alerts::RuleAlerts;
-use crate::tsdb::{AppendError, Head};
+use crate::tsdb::{AppendError, CommitError, Head, HeadAppender};
 
 /// Why one rule's evaluation failed; the texts are Prometheus'.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -38,6 +38,10 @@ pub enum RuleError {
     /// Appending an output sample failed; the other samples were kept.
     #[error("{error} (series {series})")]
     Append { series: String, error: AppendError },
+    /// The rule's output could not be stored (WAL write failed); none of
+    /// it is in the head.
+    #[error("storing the rule's output failed: {0}")]
+    Storage(#[from] CommitError),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -424,18 +428,31 @@ impl GroupState {
 /// Stale markers for `series`; as for a rule's own, a marker that lands
 /// out of order (another rule wrote the series meanwhile) is dropped.
 fn write_stale(head: &Head, series: &[Labels], t: Timestamp) {
+    let mut app = head.appender();
+    append_stale(&mut app, series.iter(), t, "");
+    if let Err(e) = app.commit() {
+        tracing::warn!(series = series.len(), error = %e, "storing stale markers failed");
+    }
+}
+
+/// Stale markers for `series` into a batch. Out-of-order/duplicate
+/// markers are expected (another rule may write the same series) and
+/// ignored, as in Prometheus.
+fn append_stale<'l>(
+    app: &mut HeadAppender<'_>,
+    series: impl Iterator<Item = &'l Labels>,
+    t: Timestamp,
+    rule: &str,
+) {
     for l in series {
-        let r = head
-            .try_get_or_create(l)
-            .and_then(|(r, _)| head.append(r, t, STALE_NAN));
-        if let Err(e) = r {
+        if let Err(e) = app.append(l, t, STALE_NAN) {
             if !matches!(
                 e,
                 AppendError::OutOfOrder
                     | AppendError::DuplicateTimestamp
                     | AppendError::OutOfBounds
             ) {
-                tracing::warn!(series = %l, error = %e, "writing stale marker failed");
+                tracing::warn!(rule, series = %l, error = %e, "writing stale marker failed");
             }
         }
     }
@@ -453,12 +470,12 @@ fn append_outputs(
     let mut returned = HashMap::with_capacity(out.len());
     let mut n = 0;
     let mut err = None;
+    // One batch per rule, so the next rule of the group sees this one's
+    // output (as Prometheus commits per rule).
+    let mut app = head.appender();
     for (l, v) in out {
-        let r = head
-            .try_get_or_create(&l)
-            .and_then(|(r, _)| head.append(r, t, v));
-        match r {
-            Ok(()) => {
+        match app.append(&l, t, v) {
+            Ok(_) => {
                 n += 1;
                 returned.insert(l, ());
             }
@@ -471,22 +488,16 @@ fn append_outputs(
             }
         }
     }
-    for l in st.previous.keys() {
-        if !returned.contains_key(l) {
-            let r = head
-                .try_get_or_create(l)
-                .and_then(|(r, _)| head.append(r, t, STALE_NAN));
-            if let Err(e) = r {
-                if !matches!(
-                    e,
-                    AppendError::OutOfOrder
-                        | AppendError::DuplicateTimestamp
-                        | AppendError::OutOfBounds
-                ) {
-                    tracing::warn!(rule = %st.name, series = %l, error = %e, "writing stale marker failed");
-                }
-            }
-        }
+    append_stale(
+        &mut app,
+        st.previous.keys().filter(|l| !returned.contains_key(*l)),
+        t,
+        &st.name,
+    );
+    if let Err(e) = app.commit() {
+        tracing::warn!(rule = %st.name, error = %e, "storing rule output failed");
+        n = 0;
+        err = Some(RuleError::Storage(e));
     }
     st.previous = returned;
     (n, err)

@@ -12,7 +12,6 @@ use crate::model::{Labels, Timestamp};
 use crate::promql::engine::{Engine, Query, Sample};
 use crate::promql::{Expr, Value};
 use crate::rules::group::RuleError;
-use crate::tsdb::Head;
 
 /// Answers the instant queries of rule evaluation. Called from the blocking
 /// pool (group evaluation is synchronous), so implementations may block.
@@ -40,7 +39,7 @@ pub trait Querier: Send + Sync {
 /// The local engine over the head: klaxon's default mode.
 pub struct LocalQuerier<'a> {
     pub engine: &'a Engine,
-    pub head: &'a Head,
+    pub head: &'a dyn crate::tsdb::Queryable,
 }
 
 /// Applies a vector's `drop_name` mark (the engine leaves it to callers).

@@ -212,14 +212,15 @@ pub fn load_series(
     step: i64,
 ) -> Result<(), UnitTestError> {
     let l = parse_series(series)?;
-    let (r, _) = head.get_or_create(&l);
+    let mut app = head.appender();
+    let err = |e: &dyn std::fmt::Display| UnitTestError(format!("series {series}: {e}"));
+    let (r, _) = app.get_or_create(&l).map_err(|e| err(&e))?;
     for (i, v) in expand_values(values)?.into_iter().enumerate() {
         if let Some(v) = v {
-            head.append(r, i as i64 * step, v)
-                .map_err(|e| UnitTestError(format!("series {series}: {e}")))?;
+            app.append_ref(r, i as i64 * step, v).map_err(|e| err(&e))?;
         }
     }
-    Ok(())
+    app.commit().map_err(|e| err(&e))
 }
 
 /// Labels as Go's `labels.Labels.String()`: `{a="b", c="d"}`, `{}` empty.

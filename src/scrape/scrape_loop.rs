@@ -13,7 +13,7 @@ use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
-use crate::tsdb::{AppendError, Head, SeriesHandle, SeriesRef};
+use crate::tsdb::{AppendError, CommitError, Head, HeadAppender, SeriesHandle, SeriesRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +35,10 @@ pub enum ScrapeError {
     Duplicate(String),
     #[error("invalid series {series:?}: {reason}")]
     InvalidSeries { series: String, reason: String },
+    /// The batch could not be stored (WAL write failed: disk full,
+    /// read-only file system...). Nothing of it is in the head.
+    #[error("storing the scrape failed: {0}")]
+    Commit(#[from] CommitError),
 }
 
 impl ScrapeError {
@@ -46,6 +50,7 @@ impl ScrapeError {
             ScrapeError::LabelLimit(_) => "label_limit",
             ScrapeError::Duplicate(_) => "duplicate",
             ScrapeError::InvalidSeries { .. } => "invalid_series",
+            ScrapeError::Commit(_) => "storage",
         }
     }
 }
@@ -258,7 +263,7 @@ impl ScrapeLoop {
             Err(e) => {
                 // As Prometheus: a failed scrape counts as an empty one, so every
                 // series of the previous scrape gets a staleness marker.
-                self.write_staleness(&[], ts);
+                self.stale_all(ts);
                 (AppendStats::default(), Some(e))
             }
         };
@@ -351,6 +356,10 @@ impl ScrapeLoop {
         let iter = self.iter + 1;
         let mut stats = AppendStats::default();
         self.pending = self.pools.pending.get();
+        // One batch per payload: nothing of it is visible (or logged)
+        // unless all of it is good and the commit succeeds.
+        let head = self.head.clone();
+        let mut app = head.appender();
         // Syntax and OpenMetrics structure are enforced; value rules that
         // Prometheus does not check at scrape time (negative buckets, say) are
         // not, so a target Prometheus ingests is not failed here.
@@ -402,7 +411,7 @@ impl ScrapeLoop {
                 Some(e) => Some(e),
                 None => match self.cache.entries.get(&key) {
                     Some(e) => Some(e.clone()),
-                    None => self.resolve(&s, key, &mut stats)?,
+                    None => self.resolve(&mut app, &s, key, &mut stats)?,
                 },
             };
             let series = match &entry {
@@ -449,14 +458,16 @@ impl ScrapeLoop {
             .map(|p| p.series)
             .collect();
         cur.dedup();
-        let complete = self.commit_pending(&order);
-        self.write_staleness(&cur, ts);
+        let complete = self.commit_pending(&mut app, &order);
+        self.write_staleness(&mut app, &cur, ts);
+        let committed = app.commit();
         self.cache.prev = cur;
         self.pools.slots.put(prev_order);
         if complete {
             self.cache.order = order;
         }
         self.cache_gc();
+        committed?;
         Ok(stats)
     }
 
@@ -465,6 +476,7 @@ impl ScrapeLoop {
     /// cache the outcome.
     fn resolve(
         &mut self,
+        app: &mut HeadAppender<'_>,
         s: &crate::scrape::parser::Sample<'_>,
         key: u128,
         stats: &mut AppendStats,
@@ -484,7 +496,12 @@ impl ScrapeLoop {
                 reason: "metric name is empty after relabeling".into(),
             });
         }
-        let (r, created) = self.head.get_or_create(&labels);
+        let (r, created) = app
+            .get_or_create(&labels)
+            .map_err(|e| ScrapeError::InvalidSeries {
+                series: labels.to_string(),
+                reason: e.to_string(),
+            })?;
         if created {
             stats.series_added += 1;
         }
@@ -500,14 +517,14 @@ impl ScrapeLoop {
 
     /// Appends the batch; returns false when a cached series turned out to
     /// be gone (the positional cache must then not be reused).
-    fn commit_pending(&mut self, order: &[Slot]) -> bool {
+    fn commit_pending(&mut self, app: &mut HeadAppender<'_>, order: &[Slot]) -> bool {
         let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
         let mut complete = true;
         for p in &self.pending {
             let Some((_, Some(CacheEntry::Series(h)))) = order.get(p.slot as usize) else {
                 continue;
             };
-            match self.head.append_to(h, p.t, p.v) {
+            match app.append_handle(h, p.t, p.v) {
                 Ok(()) => {}
                 Err(AppendError::OutOfOrder) => ooo += 1,
                 Err(AppendError::DuplicateTimestamp) => dup += 1,
@@ -541,7 +558,7 @@ impl ScrapeLoop {
     /// Series of the previous successful scrape that are not in `cur` (both
     /// sorted) get a staleness marker at `ts`; `cur` empty means the target
     /// produced nothing (failed or removed).
-    fn write_staleness(&mut self, cur: &[SeriesRef], ts: i64) {
+    fn write_staleness(&mut self, app: &mut HeadAppender<'_>, cur: &[SeriesRef], ts: i64) {
         let prev = std::mem::take(&mut self.cache.prev);
         let mut j = 0;
         for r in prev {
@@ -551,7 +568,18 @@ impl ScrapeLoop {
             if j < cur.len() && cur[j] == r {
                 continue;
             }
-            let _ = self.head.append(r, ts, STALE_NAN);
+            let _ = app.append_ref(r, ts, STALE_NAN);
+        }
+    }
+
+    /// Staleness markers for every series of the last scrape, in a batch
+    /// of their own (failed scrape, or the target went away).
+    fn stale_all(&mut self, ts: i64) {
+        let head = self.head.clone();
+        let mut app = head.appender();
+        self.write_staleness(&mut app, &[], ts);
+        if let Err(e) = app.commit() {
+            tracing::warn!(job = %self.target.job, error = %e, "staleness markers not stored");
         }
     }
 
@@ -570,21 +598,26 @@ impl ScrapeLoop {
         self.cache.entries.retain(|k, _| live.contains(k));
     }
 
-    fn report_refs(&mut self) -> [SeriesRef; 5] {
+    fn report_refs(&mut self, app: &mut HeadAppender<'_>) -> Option<[SeriesRef; 5]> {
         if let Some(r) = self.report_refs {
-            return r;
+            return Some(r);
         }
-        let refs = REPORT_NAMES.map(|name| {
+        let mut refs = [SeriesRef(0); 5];
+        for (slot, name) in refs.iter_mut().zip(REPORT_NAMES) {
             let mut b = self.target.labels.builder();
             b.set(crate::model::labels::METRIC_NAME, name);
-            self.head.get_or_create(&b.build()).0
-        });
+            *slot = app.get_or_create(&b.build()).ok()?.0;
+        }
         self.report_refs = Some(refs);
-        refs
+        Some(refs)
     }
 
     fn report(&mut self, ts: i64, duration: Duration, up: bool, s: AppendStats) {
-        let refs = self.report_refs();
+        let head = self.head.clone();
+        let mut app = head.appender();
+        let Some(refs) = self.report_refs(&mut app) else {
+            return;
+        };
         let values = [
             if up { 1.0 } else { 0.0 },
             duration.as_secs_f64(),
@@ -593,9 +626,12 @@ impl ScrapeLoop {
             s.series_added as f64,
         ];
         for (r, v) in refs.iter().zip(values) {
-            if let Err(AppendError::UnknownSeries) = self.head.append(*r, ts, v) {
+            if let Err(AppendError::UnknownSeries) = app.append_ref(*r, ts, v) {
                 self.report_refs = None;
             }
+        }
+        if let Err(e) = app.commit() {
+            tracing::debug!(job = %self.target.job, error = %e, "scrape report not stored");
         }
     }
 
@@ -612,10 +648,16 @@ impl ScrapeLoop {
         tokio::time::sleep(Duration::from_millis(wait)).await;
         let stale_ts = crate::model::now_millis();
         tokio::time::sleep(interval).await;
-        self.write_staleness(&[], stale_ts);
-        let refs = self.report_refs();
-        for r in refs {
-            let _ = self.head.append(r, stale_ts, STALE_NAN);
+        let head = self.head.clone();
+        let mut app = head.appender();
+        self.write_staleness(&mut app, &[], stale_ts);
+        if let Some(refs) = self.report_refs(&mut app) {
+            for r in refs {
+                let _ = app.append_ref(r, stale_ts, STALE_NAN);
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(job = %self.target.job, error = %e, "end-of-run staleness markers not stored");
         }
     }
 }

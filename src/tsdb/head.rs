@@ -20,15 +20,34 @@ use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks};
+use super::storage::{CommitError, HeadAppender, PendingSample};
+use super::wal::{self, Compression, Wal};
 use super::{
     AppendError, Cardinality, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats,
 };
+
+/// One framed buffer for a batch: its new series, then its samples.
+fn encode_batch(created: &[(u64, Labels)], samples: &[PendingSample], c: Compression) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + samples.len() * 12);
+    let mut payload = Vec::new();
+    if !created.is_empty() {
+        wal::encode_series(&mut payload, created.iter().map(|(r, l)| (*r, l)));
+        wal::frame(&mut out, wal::Kind::Series, &payload, c);
+        payload.clear();
+    }
+    if !samples.is_empty() {
+        let s: Vec<(u64, i64, f64)> = samples.iter().map(|p| (p.r.0, p.t, p.v)).collect();
+        wal::encode_samples(&mut payload, &s);
+        wal::frame(&mut out, wal::Kind::Samples, &payload, c);
+    }
+    out
+}
 
 /// See [`Head::handle`].
 #[derive(Clone)]
 pub struct SeriesHandle {
     r: SeriesRef,
-    series: Arc<Series>,
+    pub(crate) series: Arc<Series>,
 }
 
 impl SeriesHandle {
@@ -169,6 +188,19 @@ pub struct Head {
     series_created: AtomicU64,
     series_removed: AtomicU64,
     observer: ObserverSlot,
+    /// The write-ahead log, once attached (after replay).
+    wal: OnceLock<Arc<Wal>>,
+    /// Commits hold it shared across their WAL write and head update; a
+    /// checkpoint takes it exclusively to cut the segment, so every batch
+    /// in the segments it replaces is already in the head.
+    commit_lock: RwLock<()>,
+    /// Series created by batches that never reached the log (rolled back,
+    /// or the write failed); logged with the next commit.
+    unlogged: parking_lot::Mutex<Vec<(u64, Labels)>>,
+    has_unlogged: AtomicBool,
+    /// Set while the WAL is replayed: the observer is not told about
+    /// samples that were already sent before the restart.
+    replaying: AtomicBool,
 }
 
 impl Default for Head {
@@ -215,7 +247,114 @@ impl Head {
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
             observer: ObserverSlot::default(),
+            wal: OnceLock::new(),
+            commit_lock: RwLock::new(()),
+            unlogged: Default::default(),
+            has_unlogged: AtomicBool::new(false),
+            replaying: AtomicBool::new(false),
         }
+    }
+
+    /// A new batch; see [`HeadAppender`].
+    pub fn appender(&self) -> HeadAppender<'_> {
+        HeadAppender {
+            head: self,
+            created: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Attaches the WAL every later commit writes to (once; call after
+    /// [`Head::replay`]).
+    pub fn attach_wal(&self, wal: Arc<Wal>) -> Result<(), Arc<Wal>> {
+        self.wal.set(wal)
+    }
+
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.get()
+    }
+
+    /// Queues series records of a batch that was not logged.
+    pub(crate) fn defer_series_records(&self, series: Vec<(u64, Labels)>) {
+        if self.wal.get().is_none() || series.is_empty() {
+            return;
+        }
+        self.unlogged.lock().extend(series);
+        self.has_unlogged
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a sample may be appended to `h` at `t`: `Ok(true)` to store
+    /// it, `Ok(false)` for an exact duplicate (nothing to do), or the
+    /// rejection, counted here for every writer.
+    pub(crate) fn check_append(
+        &self,
+        h: &SeriesHandle,
+        t: i64,
+        v: f64,
+    ) -> Result<bool, AppendError> {
+        let shard = self.shard(h.r.0);
+        let res = if t < self.cutoff.load(Relaxed) {
+            Err(AppendError::OutOfBounds)
+        } else {
+            let data = h.series.data.lock();
+            if h.series.removed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(AppendError::UnknownSeries);
+            }
+            data.appendable(t, v)
+        };
+        if let Err(e) = res {
+            self.count_rejection(shard, e);
+        }
+        res
+    }
+
+    fn count_rejection(&self, shard: &Shard, e: AppendError) {
+        let counter = match e {
+            AppendError::OutOfOrder => &shard.out_of_order,
+            AppendError::DuplicateTimestamp => &shard.duplicates,
+            AppendError::OutOfBounds => &shard.out_of_bounds,
+            AppendError::UnknownSeries | AppendError::EmptyLabels => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Logs a batch with one WAL write, then applies it.
+    pub(crate) fn commit_batch(
+        &self,
+        mut created: Vec<(u64, Labels)>,
+        samples: Vec<PendingSample>,
+    ) -> Result<(), CommitError> {
+        let _shared = self.commit_lock.read();
+        if let Some(wal) = self.wal.get() {
+            if self.has_unlogged.load(std::sync::atomic::Ordering::Acquire) {
+                let mut u = self.unlogged.lock();
+                created.append(&mut u);
+                self.has_unlogged
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
+            if created.is_empty() && samples.is_empty() {
+                return Ok(());
+            }
+            let buf = encode_batch(&created, &samples, wal.opts.compression);
+            if let Err(e) = wal.log(&buf) {
+                tracing::error!(error = %e, samples = samples.len(), "WAL write failed; batch not committed");
+                self.defer_series_records(created);
+                return Err(CommitError::Wal(e.to_string()));
+            }
+        }
+        for p in samples {
+            let res = {
+                let mut data = p.series.data.lock();
+                if p.series.removed.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
+                data.append(p.t, p.v, self.samples_per_chunk)
+            };
+            // Another batch may have written the series since the check.
+            let _ = self.account(self.shard(p.r.0), p.r, p.t, p.v, res);
+        }
+        Ok(())
     }
 
     /// Installs the append observer. There is at most one for the head's
@@ -257,6 +396,39 @@ impl Head {
         if let Some(r) = self.find(&maps, hash, labels) {
             return (SeriesRef(r), false);
         }
+        let r = (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | (hash & SHARD_MASK);
+        self.insert_series(&mut maps, r, hash, labels);
+        drop(maps);
+        (SeriesRef(r), true)
+    }
+
+    /// Creates a series under a reference read back from the WAL, so
+    /// references in later records (and in the log after restart) keep
+    /// meaning the same series. The caller has checked the labels are new.
+    /// `None` when the reference does not belong to these labels' shard.
+    pub(crate) fn create_with_ref(&self, r: u64, labels: &Labels) -> Option<SeriesRef> {
+        let hash = labels.hash64();
+        if r & SHARD_MASK != hash & SHARD_MASK || r >> SHARD_BITS == 0 {
+            return None;
+        }
+        let shard = self.shard(hash);
+        let mut maps = shard.maps.write();
+        if maps.by_ref.contains_key(&r) {
+            return None;
+        }
+        self.next_id.fetch_max((r >> SHARD_BITS) + 1, Relaxed);
+        self.insert_series(&mut maps, r, hash, labels);
+        Some(SeriesRef(r))
+    }
+
+    /// The reference of an existing series.
+    pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
+        let hash = labels.hash64();
+        self.find(&self.shard(hash).maps.read(), hash, labels)
+            .map(SeriesRef)
+    }
+
+    fn insert_series(&self, maps: &mut ShardMaps, r: u64, hash: u64, labels: &Labels) {
         let ids: Box<[Sym]> = {
             let mut syms = self.symbols.write();
             labels
@@ -264,7 +436,6 @@ impl Head {
                 .flat_map(|l| [syms.acquire(&l.name), syms.acquire(&l.value)])
                 .collect()
         };
-        let r = (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | (hash & SHARD_MASK);
         self.index.write().add(r, &ids);
         maps.insert(
             r,
@@ -276,10 +447,8 @@ impl Head {
                 data: Default::default(),
             }),
         );
-        drop(maps);
         self.series_created.fetch_add(1, Relaxed);
         tracing::trace!(series = %labels, r, "created series");
-        (SeriesRef(r), true)
     }
 
     /// Like [`Head::get_or_create`], but rejects an empty label set.
@@ -292,6 +461,8 @@ impl Head {
 
     /// Appends one sample, with Prometheus' rules: out of bounds (older than
     /// the retention cutoff) is checked first, then order and duplicates.
+    /// In memory only: it bypasses the WAL (replay and tests use it);
+    /// writers take an [`Head::appender`].
     pub fn append(&self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         let shard = self.shard(r.0);
         if t < self.cutoff.load(Relaxed) {
@@ -316,7 +487,7 @@ impl Head {
         self.series(r.0).map(|series| SeriesHandle { r, series })
     }
 
-    /// [`Head::append`] through a handle. `UnknownSeries` when retention
+    /// [`Head::append`] through a handle (in memory only, like it). `UnknownSeries` when retention
     /// removed the series since the handle was taken.
     pub fn append_to(&self, h: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
         let shard = self.shard(h.r.0);
@@ -345,9 +516,13 @@ impl Head {
     ) -> Result<(), AppendError> {
         match res {
             Ok(Appended::Stored { .. }) => {
-                shard.appended.fetch_add(1, Relaxed);
-                if let Some(o) = self.observer.0.get() {
-                    o.on_append(self, r, t, v);
+                // Replayed samples were counted (and observed) before the
+                // restart, as Prometheus' counter does not count replay.
+                if !self.replaying.load(Relaxed) {
+                    shard.appended.fetch_add(1, Relaxed);
+                    if let Some(o) = self.observer.0.get() {
+                        o.on_append(self, r, t, v);
+                    }
                 }
                 // Read first: the common case changes nothing and keeps the
                 // shared cache line clean.
@@ -361,12 +536,7 @@ impl Head {
             }
             Ok(Appended::Duplicate) => Ok(()),
             Err(e) => {
-                let counter = match e {
-                    AppendError::OutOfOrder => &shard.out_of_order,
-                    AppendError::DuplicateTimestamp => &shard.duplicates,
-                    _ => &shard.out_of_bounds,
-                };
-                counter.fetch_add(1, Relaxed);
+                self.count_rejection(shard, e);
                 Err(e)
             }
         }
@@ -414,6 +584,65 @@ impl Head {
         };
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+
+    /// Label sets of the series matching `matchers` with a sample in
+    /// `[mint, maxt]`, sorted (`/api/v1/series`: no samples decoded beyond
+    /// what settles the range).
+    pub fn series_matching(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+        let series = self.matching_series(matchers, mint, maxt);
+        let mut out: Vec<Labels> = {
+            let syms = self.symbols.read();
+            series
+                .iter()
+                .filter_map(|s| resolve_labels(s, &syms))
+                .collect()
+        };
+        out.sort();
+        out
+    }
+
+    /// Number of stripes, for [`Head::snapshot_shard`].
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every live series of stripe `i`: reference, labels, chunk bytes.
+    pub(crate) fn snapshot_shard(&self, i: usize) -> Vec<(u64, Labels, Vec<Vec<u8>>)> {
+        let Some(shard) = self.shards.get(i) else {
+            return Vec::new();
+        };
+        let series: Vec<(u64, Arc<Series>)> = shard
+            .maps
+            .read()
+            .by_ref
+            .iter()
+            .map(|(r, s)| (*r, s.clone()))
+            .collect();
+        let syms = self.symbols.read();
+        let mut out: Vec<_> = series
+            .into_iter()
+            .filter_map(|(r, s)| {
+                let chunks = s.data.lock().chunk_data();
+                Some((r, resolve_labels(&s, &syms)?, chunks))
+            })
+            .collect();
+        out.sort_unstable_by_key(|e| e.0);
+        out
+    }
+
+    /// Whether the WAL is being replayed into the head.
+    pub fn replaying(&self) -> bool {
+        self.replaying.load(Relaxed)
+    }
+
+    pub(crate) fn set_replaying(&self, on: bool) {
+        self.replaying.store(on, Relaxed);
+    }
+
+    /// Blocks commits while held (a checkpoint cuts the segment under it).
+    pub(crate) fn exclusive(&self) -> parking_lot::RwLockWriteGuard<'_, ()> {
+        self.commit_lock.write()
     }
 
     /// Whether `[mint, maxt]` covers every sample in the head, so label
@@ -606,6 +835,23 @@ impl Head {
         }
         stats.series_removed = removed.len();
         self.series_removed.fetch_add(removed.len() as u64, Relaxed);
+        if let (Some(wal), false) = (self.wal.get(), removed.is_empty()) {
+            let refs: Vec<u64> = removed.iter().map(|(r, _)| *r).collect();
+            let mut payload = Vec::new();
+            wal::encode_deletions(&mut payload, &refs);
+            let mut buf = Vec::new();
+            wal::frame(
+                &mut buf,
+                wal::Kind::Deletions,
+                &payload,
+                wal.opts.compression,
+            );
+            let _shared = self.commit_lock.read();
+            if let Err(e) = wal.log(&buf) {
+                // Harmless: the next checkpoint leaves these series out.
+                tracing::warn!(error = %e, "logging removed series failed");
+            }
+        }
         tracing::debug!(cutoff, ?stats, "head truncated");
         stats
     }
@@ -644,6 +890,11 @@ impl Head {
         st.symbols = syms.len();
         st.memory_bytes += syms.memory_bytes();
         st
+    }
+
+    /// Newest sample time ever appended (`i64::MIN` when none).
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Relaxed)
     }
 
     /// Number of live series (cheaper than `stats()`).

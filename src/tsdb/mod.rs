@@ -7,15 +7,25 @@
 //! * `index`: postings (label name → value → series refs) and matcher logic.
 //! * `series`: one series' chunks and the append rules.
 //! * [`head`]: the sharded, concurrent [`Head`] tying them together.
+//! * [`storage`]: the seam every writer and reader goes through
+//!   ([`Appender`] per batch, [`Queryable`]/[`Querier`] over a range,
+//!   [`Fanout`] to merge sources).
+//! * [`wal`]: the write-ahead log (segments, records, checkpoints);
+//!   `replay` rebuilds the head from it at start.
 
 pub mod chunk;
 pub mod head;
 pub(crate) mod index;
 pub(crate) mod intern;
 mod mem;
+mod replay;
 pub(crate) mod series;
+pub mod storage;
+pub mod wal;
 
 pub use head::{Head, SeriesHandle};
+pub use replay::ReplayStats;
+pub use storage::{Appendable, Appender, CommitError, Fanout, HeadAppender, Querier, Queryable};
 
 use crate::model::Labels;
 

@@ -55,21 +55,13 @@ impl SeriesChunks {
         v: f64,
         samples_per_chunk: usize,
     ) -> Result<Appended, AppendError> {
+        if !self.appendable(t, v)? {
+            return Ok(Appended::Duplicate);
+        }
         let Some(head) = self.head.as_mut() else {
             self.head = Some(HeadChunk::new(t, v));
             return Ok(Appended::Stored { cut: false });
         };
-        let last = head.max_time();
-        if t < last {
-            return Err(AppendError::OutOfOrder);
-        }
-        if t == last {
-            return if v.to_bits() == head.last_value_bits() {
-                Ok(Appended::Duplicate)
-            } else {
-                Err(AppendError::DuplicateTimestamp)
-            };
-        }
         if head.num_samples() < samples_per_chunk && head.append(t, v) {
             return Ok(Appended::Stored { cut: false });
         }
@@ -80,6 +72,35 @@ impl SeriesChunks {
         self.closed.reserve_exact(1);
         self.closed.push(full.close());
         Ok(Appended::Stored { cut: true })
+    }
+
+    /// The append rules without appending: `Ok(true)` when `(t, v)` would
+    /// be stored, `Ok(false)` for an exact duplicate of the last sample.
+    pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
+        let Some(head) = self.head.as_ref() else {
+            return Ok(true);
+        };
+        let last = head.max_time();
+        if t < last {
+            return Err(AppendError::OutOfOrder);
+        }
+        if t == last {
+            return if v.to_bits() == head.last_value_bits() {
+                Ok(false)
+            } else {
+                Err(AppendError::DuplicateTimestamp)
+            };
+        }
+        Ok(true)
+    }
+
+    /// Every chunk's bytes, oldest first (for checkpoints).
+    pub fn chunk_data(&self) -> Vec<Vec<u8>> {
+        self.closed
+            .iter()
+            .map(|c| c.bytes().to_vec())
+            .chain(self.head.iter().map(|h| h.bytes().to_vec()))
+            .collect()
     }
 
     pub fn has_samples(&self) -> bool {

@@ -18,7 +18,7 @@ use crate::promql::parser::{
 };
 use std::sync::Arc;
 
-use crate::tsdb::Head;
+use crate::tsdb::Queryable;
 
 /// A selected series as the query caches it: labels shared by every step.
 pub(crate) struct SeriesData {
@@ -58,7 +58,7 @@ impl StepValue {
 
 /// Per-query state.
 pub(crate) struct Evaluator<'a> {
-    pub head: &'a Head,
+    pub head: &'a dyn Queryable,
     pub query: Option<&'a str>,
     /// Query start/end/step in milliseconds (`@ start()`, `step()`...).
     pub start: i64,
@@ -109,7 +109,7 @@ pub(crate) fn key<T>(r: &T) -> usize {
 impl<'a> Evaluator<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        head: &'a Head,
+        head: &'a dyn Queryable,
         query: Option<&'a str>,
         start: i64,
         end: i64,
@@ -365,7 +365,7 @@ impl<'a> Evaluator<'a> {
             return c.clone();
         }
         let (mint, maxt) = self.ranges.get(&k).copied().unwrap_or((i64::MIN, i64::MAX));
-        let data = Rc::new(share(self.head.select(&vs.matchers, mint, maxt)));
+        let data = Rc::new(share(self.head.querier(mint, maxt).select(&vs.matchers)));
         self.cache.insert(k, data.clone());
         data
     }

@@ -90,7 +90,7 @@ impl Evaluator<'_> {
             None => {
                 let mut all = name_ms.clone();
                 all.extend(data_ms.iter().cloned());
-                let v: Vec<SeriesData> = share(self.head.select(&all, i64::MIN, i64::MAX));
+                let v: Vec<SeriesData> = share(self.head.querier(i64::MIN, i64::MAX).select(&all));
                 let v = Rc::new(v);
                 self.info_cache.insert(key, v.clone());
                 v

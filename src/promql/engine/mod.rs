@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub use value::{ErrorKind, EvalError, QueryResult, Sample, SampleStats, Series, Value};
 
 use crate::promql::parser::{parse, Expr, ValueType};
-use crate::tsdb::Head;
+use crate::tsdb::Queryable;
 use eval::{cleanup_matrix, cleanup_vector, Collator, Evaluator, StepValue};
 
 /// Engine limits, Prometheus' flags of the same names.
@@ -125,7 +125,7 @@ impl Engine {
 
     fn evaluator<'a>(
         &self,
-        head: &'a Head,
+        head: &'a dyn Queryable,
         text: Option<&'a str>,
         start: i64,
         end: i64,
@@ -150,7 +150,7 @@ impl Engine {
     /// Evaluates `query` at `t` (milliseconds).
     pub fn instant<'q>(
         &self,
-        head: &Head,
+        head: &dyn Queryable,
         query: impl Into<Query<'q>>,
         t: i64,
     ) -> Result<QueryResult, EvalError> {
@@ -186,7 +186,7 @@ impl Engine {
     /// milliseconds) and returns a matrix sorted by labels.
     pub fn range<'q>(
         &self,
-        head: &Head,
+        head: &dyn Queryable,
         query: impl Into<Query<'q>>,
         start: i64,
         end: i64,

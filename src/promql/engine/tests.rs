@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::Labels;
+use crate::tsdb::Head;
 
 fn head_with(series: &[(&str, &[(i64, f64)])]) -> Head {
     let head = Head::default();
