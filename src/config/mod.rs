@@ -19,7 +19,7 @@ pub mod scrape;
 
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
-pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
+pub use file_sd::{parse_file_sd, parse_file_sd_str, parse_json_groups, FileSdError, TargetGroup};
 pub use relabel::{Action, RelabelConfig, RelabelRegex};
 pub use scrape::{
     Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig, ScrapeProtocol,
@@ -240,10 +240,8 @@ pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
     if let Some(rest) = e.message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
-            e.message = if field.ends_with("_sd_configs") {
-                format!(
-                    "unknown field `{field}`: this service discovery mechanism is not supported (only static_configs and file_sd_configs are)"
-                )
+            e.message = if crate::discovery::config::UNSUPPORTED_FIELDS.contains(&field) {
+                crate::discovery::config::unsupported_message(field)
             } else {
                 format!("unknown field `{field}`")
             };

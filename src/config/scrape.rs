@@ -10,6 +10,7 @@ use super::raw::{
 };
 use super::relabel::{is_valid_label_name, resolve_relabel_configs, RelabelConfig};
 use super::{join_dir, GlobalConfig};
+use crate::discovery::SdConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
@@ -173,6 +174,22 @@ pub struct FileSdConfig {
     pub refresh_interval: Duration,
 }
 
+impl ScrapeConfig {
+    /// Every SD entry of the job, for the discovery manager: the static
+    /// entries, the file_sd entries, then the others.
+    pub fn sd_configs(&self) -> Vec<crate::discovery::SdConfig> {
+        use crate::discovery::SdConfig;
+        let mut out: Vec<SdConfig> = self
+            .static_configs
+            .iter()
+            .map(|g| SdConfig::Static(vec![g.clone()]))
+            .collect();
+        out.extend(self.file_sd_configs.iter().cloned().map(SdConfig::File));
+        out.extend(self.service_discovery.iter().cloned());
+        out
+    }
+}
+
 /// Limits are 0 for "unlimited", as in Prometheus.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScrapeConfig {
@@ -186,6 +203,9 @@ pub struct ScrapeConfig {
     pub honor_timestamps: bool,
     pub static_configs: Vec<TargetGroup>,
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// The other service discovery entries (http, dns, consul, docker,
+    /// kubernetes), in the order of their fields.
+    pub service_discovery: Vec<crate::discovery::SdConfig>,
     pub http_client: HttpClientConfig,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
@@ -275,14 +295,6 @@ pub(crate) fn resolve_label_map(m: &SpannedMap, sink: &mut Sink) -> BTreeMap<Str
         out.insert(k.value.clone(), v.value.clone());
     }
     out
-}
-
-/// Upstream's `^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`.
-fn is_valid_file_sd_name(s: &str) -> bool {
-    let ext_ok = ["json", "yml", "yaml", "JSON", "YML", "YAML"]
-        .iter()
-        .any(|e| s.strip_suffix(e).is_some_and(|r| r.ends_with('.')));
-    ext_ok && is_single_star_glob(s)
 }
 
 /// At most one `*`, and no `/` after it (upstream's rule for rule and SD
@@ -613,44 +625,18 @@ fn resolve_one(
         },
     };
     let mut static_configs = Vec::new();
-    for (i, sc) in r.static_configs.iter().flatten().enumerate() {
-        let labels = sc
-            .value
-            .labels
-            .as_ref()
-            .map(|m| resolve_label_map(m, sink))
-            .unwrap_or_default();
-        let targets = sc
-            .value
-            .targets
-            .iter()
-            .flatten()
-            .map(|t| t.value.clone())
-            .collect();
-        static_configs.push(TargetGroup {
-            targets,
-            labels,
-            source: i.to_string(),
-        });
-    }
     let mut file_sd_configs = Vec::new();
-    for f in r.file_sd_configs.iter().flatten() {
-        let mut files = Vec::new();
-        for name in f.value.files.iter().flatten() {
-            if !is_valid_file_sd_name(&name.value) {
-                sink.push(
-                    Pos::of(name),
-                    format!("path name {:?} is not valid for file discovery", name.value),
-                );
-            }
-            files.push(join_dir(dir, &name.value));
+    let mut service_discovery = Vec::new();
+    for sd in crate::discovery::config::resolve_sd_fields(
+        crate::discovery::config::sd_fields!(r),
+        dir,
+        sink,
+    ) {
+        match sd {
+            SdConfig::Static(g) => static_configs.extend(g),
+            SdConfig::File(f) => file_sd_configs.push(f),
+            other => service_discovery.push(other),
         }
-        let refresh_interval =
-            opt_duration(&f.value.refresh_interval, sink).unwrap_or(Duration::from_secs(300));
-        file_sd_configs.push(FileSdConfig {
-            files,
-            refresh_interval,
-        });
     }
     let http_client = resolve_http_client(r, dir, sink);
     let relabel_configs =
@@ -678,6 +664,7 @@ fn resolve_one(
         honor_timestamps: r.honor_timestamps.unwrap_or(true),
         static_configs,
         file_sd_configs,
+        service_discovery,
         http_client,
         relabel_configs,
         metric_relabel_configs,
