@@ -4,6 +4,8 @@
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;
+#[path = "common/fake_kube.rs"]
+mod fake_kube;
 
 use fake_http::{Action, FakeHttp, Req};
 use klaxon::config::{load_str, TargetGroup};
@@ -435,4 +437,701 @@ async fn dns_sd_timeout_is_a_failure_naming_the_name() {
     })
     .await;
     assert!(targets(&m.current(), "d").is_empty());
+}
+
+// ------------------------------------------------------------ kubernetes
+
+use fake_kube::FakeKube;
+use serde_json::json;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The full label set of the target at `addr` (group and target labels,
+/// `__address__` included), as Prometheus' discovery tests write them.
+fn target_labels(s: &Snapshot, job: &str, addr: &str) -> BTreeMap<String, String> {
+    let g = group_with(s, job, addr);
+    let mut l = g.labels.clone();
+    l.insert("__address__".into(), addr.to_string());
+    l
+}
+
+fn kube_manager(metrics: Arc<SdMetrics>) -> Arc<Manager> {
+    Manager::new(
+        "scrape",
+        metrics,
+        Options {
+            request_timeout: Duration::from_millis(500),
+            ..fast()
+        },
+    )
+}
+
+fn kube_sd(kube: &FakeKube, extra: &str) -> Vec<SdConfig> {
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs:\n      - api_server: {}\n{extra}",
+        kube.url()
+    );
+    sd_of(&yaml, "k")
+}
+
+fn multi_port_pod() -> serde_json::Value {
+    json!({
+        "metadata": {
+            "name": "testpod", "namespace": "default", "uid": "abc123",
+            "labels": {"test/label": "testvalue"},
+            "annotations": {"test/annotation": "testannotationvalue"},
+            "ownerReferences": [{"kind": "testcontrollerkind", "name": "testcontrollername", "controller": true}]
+        },
+        "spec": {
+            "nodeName": "testnode",
+            "containers": [
+                {"name": "testcontainer0", "image": "testcontainer0:latest", "ports": [
+                    {"name": "testport0", "protocol": "TCP", "containerPort": 9000},
+                    {"name": "testport1", "protocol": "UDP", "containerPort": 9001}
+                ]},
+                {"name": "testcontainer1", "image": "testcontainer1:latest"}
+            ]
+        },
+        "status": {
+            "podIP": "1.2.3.4", "hostIP": "2.3.4.5", "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {"name": "testcontainer0", "containerID": "docker://a1b2c3d4e5f6"},
+                {"name": "testcontainer1", "containerID": "containerd://6f5e4d3c2b1a"}
+            ]
+        }
+    })
+}
+
+fn simple_pod(name: &str, ip: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i", "ports": [{"name": "web", "containerPort": 8080, "protocol": "TCP"}]}]},
+        "status": {"podIP": ip, "hostIP": "10.0.0.1", "phase": "Running"}
+    })
+}
+
+#[tokio::test]
+async fn kubernetes_pod_role_labels_and_watch_events() {
+    let kube = FakeKube::start().await;
+    kube.put("/api/v1/pods", multi_port_pod());
+    let metrics = SdMetrics::detached();
+    let m = kube_manager(metrics.clone());
+    let mut rx = m.subscribe();
+    m.apply(one_set("k", kube_sd(&kube, "        role: pod\n")));
+    let s = wait_for(&mut rx, "pod targets", |s| targets(s, "k").len() == 3).await;
+    let pod = [
+        ("__meta_kubernetes_pod_name", "testpod"),
+        ("__meta_kubernetes_namespace", "default"),
+        ("__meta_kubernetes_pod_label_test_label", "testvalue"),
+        ("__meta_kubernetes_pod_labelpresent_test_label", "true"),
+        (
+            "__meta_kubernetes_pod_annotation_test_annotation",
+            "testannotationvalue",
+        ),
+        (
+            "__meta_kubernetes_pod_annotationpresent_test_annotation",
+            "true",
+        ),
+        ("__meta_kubernetes_pod_node_name", "testnode"),
+        ("__meta_kubernetes_pod_ip", "1.2.3.4"),
+        ("__meta_kubernetes_pod_host_ip", "2.3.4.5"),
+        ("__meta_kubernetes_pod_ready", "true"),
+        ("__meta_kubernetes_pod_phase", "Running"),
+        ("__meta_kubernetes_pod_uid", "abc123"),
+        (
+            "__meta_kubernetes_pod_controller_kind",
+            "testcontrollerkind",
+        ),
+        (
+            "__meta_kubernetes_pod_controller_name",
+            "testcontrollername",
+        ),
+    ];
+    let with = |extra: &[(&str, &str)]| {
+        let mut l = labels(&pod);
+        l.extend(labels(extra));
+        l
+    };
+    assert_eq!(
+        target_labels(&s, "k", "1.2.3.4:9000"),
+        with(&[
+            ("__address__", "1.2.3.4:9000"),
+            ("__meta_kubernetes_pod_container_name", "testcontainer0"),
+            (
+                "__meta_kubernetes_pod_container_image",
+                "testcontainer0:latest"
+            ),
+            ("__meta_kubernetes_pod_container_port_name", "testport0"),
+            ("__meta_kubernetes_pod_container_port_number", "9000"),
+            ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+            ("__meta_kubernetes_pod_container_init", "false"),
+            (
+                "__meta_kubernetes_pod_container_id",
+                "docker://a1b2c3d4e5f6"
+            ),
+        ])
+    );
+    assert_eq!(
+        target_labels(&s, "k", "1.2.3.4:9001")["__meta_kubernetes_pod_container_port_protocol"],
+        "UDP"
+    );
+    assert_eq!(
+        target_labels(&s, "k", "1.2.3.4"),
+        with(&[
+            ("__address__", "1.2.3.4"),
+            ("__meta_kubernetes_pod_container_name", "testcontainer1"),
+            (
+                "__meta_kubernetes_pod_container_image",
+                "testcontainer1:latest"
+            ),
+            ("__meta_kubernetes_pod_container_init", "false"),
+            (
+                "__meta_kubernetes_pod_container_id",
+                "containerd://6f5e4d3c2b1a"
+            ),
+        ])
+    );
+    let lists = kube.lists();
+    assert!(lists[0].starts_with("/api/v1/pods?limit=500"), "{lists:?}");
+
+    // Watch: ADDED, MODIFIED (one port fewer), BOOKMARK, DELETED.
+    eventually("watch open", || kube.open_watches() == 1).await;
+    kube.put("/api/v1/pods", simple_pod("p2", "10.1.0.2"));
+    wait_for(&mut rx, "added pod", |s| {
+        targets(s, "k").contains(&"10.1.0.2:8080".to_string())
+    })
+    .await;
+    let mut p = multi_port_pod();
+    p["spec"]["containers"][0]["ports"] =
+        json!([{"name": "testport0", "protocol": "TCP", "containerPort": 9000}]);
+    kube.put("/api/v1/pods", p);
+    wait_for(&mut rx, "modified pod", |s| {
+        targets(s, "k") == ["1.2.3.4", "1.2.3.4:9000", "10.1.0.2:8080"]
+    })
+    .await;
+    kube.bookmark("/api/v1/pods");
+    kube.delete("/api/v1/pods", "default/testpod");
+    wait_for(&mut rx, "deleted pod", |s| {
+        targets(s, "k") == ["10.1.0.2:8080"]
+    })
+    .await;
+
+    // 410 in the stream: list again. A pod deleted while the watch was
+    // gone disappears, one added appears.
+    kube.delete_quietly("/api/v1/pods", "default/p2");
+    kube.put_quietly("/api/v1/pods", simple_pod("p3", "10.1.0.3"));
+    kube.expire_watches();
+    wait_for(&mut rx, "relisted", |s| {
+        targets(s, "k") == ["10.1.0.3:8080"]
+    })
+    .await;
+    assert_eq!(kube.lists().len(), 2);
+    // 410 answering the watch request: list again too.
+    eventually("watch reopened", || kube.open_watches() == 1).await;
+    kube.put_quietly("/api/v1/pods", simple_pod("p4", "10.1.0.4"));
+    kube.gone_next_watch();
+    kube.close_watches();
+    wait_for(&mut rx, "relisted after 410", |s| {
+        targets(s, "k") == ["10.1.0.3:8080", "10.1.0.4:8080"]
+    })
+    .await;
+    // The watch resumed from the last version it saw (the bookmark's or
+    // an event's), never from scratch.
+    let watches = kube.watches();
+    assert!(
+        watches
+            .iter()
+            .all(|w| w.contains("resourceVersion=") && w.contains("allowWatchBookmarks=true")),
+        "{watches:?}"
+    );
+    assert_eq!(metrics.failures.with(&["kubernetes", "k"]).get(), 0.0);
+}
+
+#[tokio::test]
+async fn kubernetes_node_service_and_ingress_roles() {
+    let kube = FakeKube::start().await;
+    kube.put(
+        "/api/v1/nodes",
+        json!({
+            "metadata": {"name": "testnode", "labels": {"test-label": "testvalue"}, "annotations": {"test-annotation": "testannotationvalue"}},
+            "spec": {"providerID": "aws:///de/1234"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "1.2.3.4"}, {"type": "Hostname", "address": "h1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"port": 10250}},
+                "conditions": [{"type": "Ready", "status": "True"}]
+            }
+        }),
+    );
+    kube.put(
+        "/api/v1/services",
+        json!({
+            "metadata": {"name": "testservice", "namespace": "default", "labels": {"test-label": "testvalue"}, "annotations": {"test-annotation": "testannotationvalue"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.0.0.1", "ports": [
+                {"name": "testport", "protocol": "TCP", "port": 30900}
+            ]}
+        }),
+    );
+    kube.put(
+        "/api/v1/services",
+        json!({
+            "metadata": {"name": "ext", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "FooExternalName", "ports": [{"name": "p", "protocol": "TCP", "port": 31900}]}
+        }),
+    );
+    kube.put(
+        "/api/v1/services",
+        json!({
+            "metadata": {"name": "lb", "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.2", "ports": [{"name": "p", "protocol": "TCP", "port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}, {"ip": "127.0.0.2"}]}}
+        }),
+    );
+    kube.put(
+        "/apis/networking.k8s.io/v1/ingresses",
+        json!({
+            "metadata": {"name": "testingress", "namespace": "default", "labels": {"test/label": "testvalue"}},
+            "spec": {
+                "ingressClassName": "testclass",
+                "tls": [{"hosts": ["*.example.com"]}],
+                "rules": [
+                    {"host": "example.com", "http": {"paths": [{"path": "/"}, {"path": "/foo"}]}},
+                    {"host": "test.example.com", "http": {"paths": [{"path": ""}]}},
+                    {"host": "nohttp.example.com"}
+                ]
+            }
+        }),
+    );
+    let m = kube_manager(SdMetrics::detached());
+    let mut rx = m.subscribe();
+    let mut sets = BTreeMap::new();
+    for role in ["node", "service", "ingress"] {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: {role}\n    kubernetes_sd_configs:\n      - api_server: {}\n        role: {role}\n",
+            kube.url()
+        );
+        sets.insert(role.to_string(), sd_of(&yaml, role));
+    }
+    m.apply(sets);
+    let s = wait_for(&mut rx, "three roles", |s| {
+        targets(s, "node").len() == 1
+            && targets(s, "service").len() == 3
+            && targets(s, "ingress").len() == 4
+    })
+    .await;
+    assert_eq!(
+        target_labels(&s, "node", "1.2.3.4:10250"),
+        labels(&[
+            ("__address__", "1.2.3.4:10250"),
+            ("instance", "testnode"),
+            ("__meta_kubernetes_node_name", "testnode"),
+            ("__meta_kubernetes_node_provider_id", "aws:///de/1234"),
+            ("__meta_kubernetes_node_label_test_label", "testvalue"),
+            ("__meta_kubernetes_node_labelpresent_test_label", "true"),
+            (
+                "__meta_kubernetes_node_annotation_test_annotation",
+                "testannotationvalue"
+            ),
+            (
+                "__meta_kubernetes_node_annotationpresent_test_annotation",
+                "true"
+            ),
+            ("__meta_kubernetes_node_address_InternalIP", "1.2.3.4"),
+            ("__meta_kubernetes_node_address_Hostname", "h1"),
+            ("__meta_kubernetes_node_condition_ready", "true"),
+        ])
+    );
+    assert_eq!(
+        target_labels(&s, "service", "testservice.default.svc:30900"),
+        labels(&[
+            ("__address__", "testservice.default.svc:30900"),
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_service_name", "testservice"),
+            ("__meta_kubernetes_service_label_test_label", "testvalue"),
+            ("__meta_kubernetes_service_labelpresent_test_label", "true"),
+            (
+                "__meta_kubernetes_service_annotation_test_annotation",
+                "testannotationvalue"
+            ),
+            (
+                "__meta_kubernetes_service_annotationpresent_test_annotation",
+                "true"
+            ),
+            ("__meta_kubernetes_service_port_name", "testport"),
+            ("__meta_kubernetes_service_port_number", "30900"),
+            ("__meta_kubernetes_service_port_protocol", "TCP"),
+            ("__meta_kubernetes_service_type", "ClusterIP"),
+            ("__meta_kubernetes_service_cluster_ip", "10.0.0.1"),
+        ])
+    );
+    let ext = target_labels(&s, "service", "ext.default.svc:31900");
+    assert_eq!(
+        ext["__meta_kubernetes_service_external_name"],
+        "FooExternalName"
+    );
+    assert!(!ext.contains_key("__meta_kubernetes_service_cluster_ip"));
+    let lb = target_labels(&s, "service", "lb.default.svc:80");
+    assert_eq!(
+        lb["__meta_kubernetes_service_loadbalancer_ip"],
+        "127.0.0.1,127.0.0.2"
+    );
+
+    let ing = |host: &str, path: &str| {
+        let g = s["ingress"]
+            .iter()
+            .find(|g| g.targets[0] == host && g.labels["__meta_kubernetes_ingress_path"] == path)
+            .unwrap_or_else(|| panic!("ingress {host}{path}"));
+        let mut l = g.labels.clone();
+        l.insert("__address__".into(), host.to_string());
+        l
+    };
+    let common = [
+        ("__meta_kubernetes_namespace", "default"),
+        ("__meta_kubernetes_ingress_name", "testingress"),
+        ("__meta_kubernetes_ingress_class_name", "testclass"),
+        ("__meta_kubernetes_ingress_label_test_label", "testvalue"),
+        ("__meta_kubernetes_ingress_labelpresent_test_label", "true"),
+    ];
+    let mut want = labels(&common);
+    want.extend(labels(&[
+        ("__address__", "example.com"),
+        ("__meta_kubernetes_ingress_scheme", "http"),
+        ("__meta_kubernetes_ingress_host", "example.com"),
+        ("__meta_kubernetes_ingress_path", "/foo"),
+    ]));
+    assert_eq!(ing("example.com", "/foo"), want);
+    assert_eq!(
+        ing("test.example.com", "/")["__meta_kubernetes_ingress_scheme"],
+        "https"
+    );
+    assert_eq!(
+        ing("nohttp.example.com", "/")["__meta_kubernetes_ingress_scheme"],
+        "https"
+    );
+}
+
+#[tokio::test]
+async fn kubernetes_endpoints_and_endpointslice_roles_join_pods_and_services() {
+    let kube = FakeKube::start().await;
+    let pod = json!({
+        "metadata": {"name": "testpod", "namespace": "default", "uid": "deadbeef"},
+        "spec": {"nodeName": "testnode", "containers": [
+            {"name": "c1", "image": "c1:latest", "ports": [{"name": "mainport", "containerPort": 9000, "protocol": "TCP"}]},
+            {"name": "c2", "image": "c2:latest", "ports": [{"name": "sideport", "containerPort": 9001, "protocol": "TCP"}]}
+        ]},
+        "status": {"hostIP": "2.3.4.5", "podIP": "1.2.3.4"}
+    });
+    kube.put("/api/v1/pods", pod.clone());
+    kube.put(
+        "/api/v1/services",
+        json!({"metadata": {"name": "testendpoints", "namespace": "default", "labels": {"app/name": "test"}}, "spec": {"type": "ClusterIP"}}),
+    );
+    kube.put(
+        "/api/v1/endpoints",
+        json!({
+            "metadata": {"name": "testendpoints", "namespace": "default"},
+            "subsets": [{
+                "addresses": [{"ip": "4.3.2.1", "targetRef": {"kind": "Pod", "name": "testpod", "namespace": "default"}}],
+                "notReadyAddresses": [{"ip": "2.3.4.5", "hostname": "h", "nodeName": "foobar"}],
+                "ports": [{"name": "testport", "port": 9000, "protocol": "TCP"}]
+            }]
+        }),
+    );
+    kube.put(
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        json!({
+            "metadata": {"name": "testendpoints-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "testendpoints"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["4.3.2.1"], "conditions": {"ready": true, "serving": true, "terminating": false},
+                 "targetRef": {"kind": "Pod", "name": "testpod", "namespace": "default"}, "nodeName": "foobar", "zone": "us-east-1a",
+                 "hostname": "testendpoint1"}
+            ],
+            "ports": [{"name": "testport", "port": 9000, "protocol": "TCP", "appProtocol": "http"}]
+        }),
+    );
+    let m = kube_manager(SdMetrics::detached());
+    let mut rx = m.subscribe();
+    let mut sets = BTreeMap::new();
+    for role in ["endpoints", "endpointslice"] {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: {role}\n    kubernetes_sd_configs:\n      - api_server: {}\n        role: {role}\n",
+            kube.url()
+        );
+        sets.insert(role.to_string(), sd_of(&yaml, role));
+    }
+    m.apply(sets);
+    let s = wait_for(&mut rx, "endpoints targets", |s| {
+        targets(s, "endpoints").len() == 3 && targets(s, "endpointslice").len() == 2
+    })
+    .await;
+    let pod_labels = [
+        ("__meta_kubernetes_pod_name", "testpod"),
+        ("__meta_kubernetes_pod_ip", "1.2.3.4"),
+        ("__meta_kubernetes_pod_ready", "unknown"),
+        ("__meta_kubernetes_pod_phase", ""),
+        ("__meta_kubernetes_pod_node_name", "testnode"),
+        ("__meta_kubernetes_pod_host_ip", "2.3.4.5"),
+        ("__meta_kubernetes_pod_uid", "deadbeef"),
+    ];
+    let service = [
+        ("__meta_kubernetes_namespace", "default"),
+        ("__meta_kubernetes_service_name", "testendpoints"),
+        ("__meta_kubernetes_service_label_app_name", "test"),
+        ("__meta_kubernetes_service_labelpresent_app_name", "true"),
+    ];
+    let mut want = labels(&pod_labels);
+    want.extend(labels(&service));
+    want.extend(labels(&[
+        ("__address__", "4.3.2.1:9000"),
+        ("__meta_kubernetes_endpoints_name", "testendpoints"),
+        ("__meta_kubernetes_endpoint_port_name", "testport"),
+        ("__meta_kubernetes_endpoint_port_protocol", "TCP"),
+        ("__meta_kubernetes_endpoint_ready", "true"),
+        ("__meta_kubernetes_endpoint_address_target_kind", "Pod"),
+        ("__meta_kubernetes_endpoint_address_target_name", "testpod"),
+        ("__meta_kubernetes_pod_container_name", "c1"),
+        ("__meta_kubernetes_pod_container_image", "c1:latest"),
+        ("__meta_kubernetes_pod_container_port_name", "mainport"),
+        ("__meta_kubernetes_pod_container_port_number", "9000"),
+        ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+        ("__meta_kubernetes_pod_container_init", "false"),
+    ]));
+    assert_eq!(target_labels(&s, "endpoints", "4.3.2.1:9000"), want);
+    // The pod's other container port becomes a target of its own.
+    let mut side = labels(&pod_labels);
+    side.extend(labels(&service));
+    side.extend(labels(&[
+        ("__address__", "1.2.3.4:9001"),
+        ("__meta_kubernetes_endpoints_name", "testendpoints"),
+        ("__meta_kubernetes_pod_container_name", "c2"),
+        ("__meta_kubernetes_pod_container_image", "c2:latest"),
+        ("__meta_kubernetes_pod_container_port_name", "sideport"),
+        ("__meta_kubernetes_pod_container_port_number", "9001"),
+        ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+        ("__meta_kubernetes_pod_container_init", "false"),
+    ]));
+    assert_eq!(target_labels(&s, "endpoints", "1.2.3.4:9001"), side);
+    let nr = target_labels(&s, "endpoints", "2.3.4.5:9000");
+    assert_eq!(nr["__meta_kubernetes_endpoint_ready"], "false");
+    assert_eq!(nr["__meta_kubernetes_endpoint_node_name"], "foobar");
+    assert_eq!(nr["__meta_kubernetes_endpoint_hostname"], "h");
+
+    let sl = target_labels(&s, "endpointslice", "4.3.2.1:9000");
+    let mut want = labels(&pod_labels);
+    want.extend(labels(&service));
+    want.extend(labels(&[
+        ("__address__", "4.3.2.1:9000"),
+        ("__meta_kubernetes_endpointslice_name", "testendpoints-abc"),
+        (
+            "__meta_kubernetes_endpointslice_label_kubernetes_io_service_name",
+            "testendpoints",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_labelpresent_kubernetes_io_service_name",
+            "true",
+        ),
+        ("__meta_kubernetes_endpointslice_address_type", "IPv4"),
+        ("__meta_kubernetes_endpointslice_port_name", "testport"),
+        ("__meta_kubernetes_endpointslice_port_protocol", "TCP"),
+        ("__meta_kubernetes_endpointslice_port", "9000"),
+        ("__meta_kubernetes_endpointslice_port_app_protocol", "http"),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_ready",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_serving",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_conditions_terminating",
+            "false",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_hostname",
+            "testendpoint1",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_node_name",
+            "foobar",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_zone",
+            "us-east-1a",
+        ),
+        ("__meta_kubernetes_endpointslice_address_target_kind", "Pod"),
+        (
+            "__meta_kubernetes_endpointslice_address_target_name",
+            "testpod",
+        ),
+        ("__meta_kubernetes_pod_container_name", "c1"),
+        ("__meta_kubernetes_pod_container_image", "c1:latest"),
+        ("__meta_kubernetes_pod_container_port_name", "mainport"),
+        ("__meta_kubernetes_pod_container_port_number", "9000"),
+        ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+        ("__meta_kubernetes_pod_container_init", "false"),
+    ]));
+    assert_eq!(sl, want);
+
+    // A pod change re-labels the endpoints that point at it.
+    let mut p = pod;
+    p["status"]["phase"] = json!("Running");
+    kube.put("/api/v1/pods", p);
+    wait_for(&mut rx, "pod phase in endpoints", |s| {
+        target_labels(s, "endpoints", "4.3.2.1:9000")["__meta_kubernetes_pod_phase"] == "Running"
+            && target_labels(s, "endpointslice", "4.3.2.1:9000")["__meta_kubernetes_pod_phase"]
+                == "Running"
+    })
+    .await;
+    // So does a service change.
+    kube.put(
+        "/api/v1/services",
+        json!({"metadata": {"name": "testendpoints", "namespace": "default", "labels": {"app/name": "v2"}}, "spec": {"type": "ClusterIP"}}),
+    );
+    wait_for(&mut rx, "service label in endpoints", |s| {
+        target_labels(s, "endpoints", "4.3.2.1:9000")["__meta_kubernetes_service_label_app_name"]
+            == "v2"
+            && target_labels(s, "endpointslice", "4.3.2.1:9000")
+                ["__meta_kubernetes_service_label_app_name"]
+                == "v2"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubernetes_namespaces_selectors_and_attach_metadata() {
+    let kube = FakeKube::start().await;
+    let mut p = simple_pod("a", "10.0.0.5");
+    p["metadata"]["namespace"] = json!("ns1");
+    kube.put("/api/v1/pods", p);
+    let mut p = simple_pod("b", "10.0.0.6");
+    p["metadata"]["namespace"] = json!("other");
+    kube.put("/api/v1/pods", p);
+    kube.put(
+        "/api/v1/nodes",
+        json!({"metadata": {"name": "n1", "labels": {"zone": "z1"}}, "status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}]}}),
+    );
+    kube.put(
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "ns1", "labels": {"team": "a"}}}),
+    );
+    let m = kube_manager(SdMetrics::detached());
+    let mut rx = m.subscribe();
+    m.apply(one_set(
+        "k",
+        kube_sd(
+            &kube,
+            "        role: pod\n        namespaces: {names: [ns1]}\n        selectors:\n          - role: pod\n            label: 'app=x'\n            field: 'status.phase=Running'\n        attach_metadata: {node: true, namespace: true}\n",
+        ),
+    ));
+    let s = wait_for(&mut rx, "ns1 pod", |s| targets(s, "k") == ["10.0.0.5:8080"]).await;
+    let l = target_labels(&s, "k", "10.0.0.5:8080");
+    assert_eq!(l["__meta_kubernetes_node_label_zone"], "z1");
+    assert_eq!(l["__meta_kubernetes_node_name"], "n1");
+    assert_eq!(l["__meta_kubernetes_namespace_label_team"], "a");
+    let lists = kube.lists();
+    let pods = lists.iter().find(|l| l.contains("/pods")).unwrap();
+    assert!(pods.starts_with("/api/v1/namespaces/ns1/pods?"), "{pods}");
+    assert!(pods.contains("labelSelector=app%3Dx"), "{pods}");
+    assert!(
+        pods.contains("fieldSelector=status.phase%3DRunning"),
+        "{pods}"
+    );
+    // Node metadata follows the node.
+    eventually("watches open", || kube.open_watches() == 3).await;
+    kube.put(
+        "/api/v1/nodes",
+        json!({"metadata": {"name": "n1", "labels": {"zone": "z2"}}, "status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}]}}),
+    );
+    wait_for(&mut rx, "node label change", |s| {
+        target_labels(s, "k", "10.0.0.5:8080")["__meta_kubernetes_node_label_zone"] == "z2"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubernetes_bad_answers_keep_the_last_targets() {
+    let kube = FakeKube::start().await;
+    kube.put("/api/v1/pods", simple_pod("a", "10.0.0.5"));
+    let metrics = SdMetrics::detached();
+    let m = kube_manager(metrics.clone());
+    let mut rx = m.subscribe();
+    m.apply(one_set("k", kube_sd(&kube, "        role: pod\n")));
+    wait_for(&mut rx, "pod", |s| targets(s, "k") == ["10.0.0.5:8080"]).await;
+    let failures = || metrics.failures.with(&["kubernetes", "k"]).get();
+    eventually("watch open", || kube.open_watches() == 1).await;
+    // Lists now fail in every way; each relist attempt is counted and the
+    // known targets stay.
+    for bad in [
+        Some((200, "{garbage".to_string())),
+        Some((200, r#"{"items": [{"metadata": {"name": 5}}]}"#.to_string())),
+        Some((500, "boom".to_string())),
+    ] {
+        kube.override_lists(bad);
+        let before = failures();
+        kube.expire_watches();
+        eventually("list failure counted", || failures() > before).await;
+        assert_eq!(targets(&m.current(), "k"), ["10.0.0.5:8080"]);
+    }
+    // A garbage watch line is an error too; the targets stay.
+    kube.override_lists(None);
+    eventually("watch open", || kube.open_watches() == 1).await;
+    let before = failures();
+    kube.put(
+        "/api/v1/pods",
+        json!({"metadata": {"name": ["not", "a", "string"]}}),
+    );
+    eventually("bad event counted", || failures() > before).await;
+    assert_eq!(targets(&m.current(), "k"), ["10.0.0.5:8080"]);
+}
+
+#[tokio::test]
+async fn kubernetes_hanging_and_resetting_api_server() {
+    for action in ["hang", "reset"] {
+        let a = action.to_string();
+        let srv = FakeHttp::start(move |_r: &Req| {
+            if a == "hang" {
+                Action::Hang
+            } else {
+                Action::Reset
+            }
+        })
+        .await;
+        let metrics = SdMetrics::detached();
+        let m = kube_manager(metrics.clone());
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs:\n      - api_server: {}\n        role: node\n",
+            srv.url()
+        );
+        m.apply(one_set("k", sd_of(&yaml, "k")));
+        eventually("failure counted", || {
+            metrics.failures.with(&["kubernetes", "k"]).get() >= 1.0
+        })
+        .await;
+        assert!(targets(&m.current(), "k").is_empty(), "{action}");
+    }
+}
+
+#[test]
+fn kubeconfig_current_context_to_client_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config");
+    std::fs::write(
+        &p,
+        "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n  - name: c1\n    cluster:\n      server: https://k8s.example:6443\n      certificate-authority: ca.pem\n  - name: c2\n    cluster:\n      server: https://other:443\n      insecure-skip-tls-verify: true\ncontexts:\n  - name: a\n    context: {cluster: c1, user: u1}\n  - name: b\n    context: {cluster: c2, user: u2}\nusers:\n  - name: u1\n    user: {token: t1}\n  - name: u2\n    user:\n      token: secret-token\n",
+    )
+    .unwrap();
+    let (base, http) = klaxon::discovery::kubernetes::kubeconfig(&p).unwrap();
+    assert_eq!(base, "https://other:443");
+    assert!(http.tls_config.insecure_skip_verify);
+    let auth = http.authorization.unwrap();
+    assert_eq!(auth.credentials.unwrap().expose(), "secret-token");
+    let e = klaxon::discovery::kubernetes::kubeconfig(&dir.path().join("missing")).unwrap_err();
+    assert!(e.contains("missing"), "{e}");
 }

@@ -90,6 +90,9 @@ pub struct Options {
     /// Largest answer read from an SD API (a Kubernetes list, an HTTP SD
     /// document); larger ones fail and the last good targets stay.
     pub max_response_bytes: usize,
+    /// Timeout of one API request that is not a watch or blocking query
+    /// (a Kubernetes list, a Docker or Consul call).
+    pub request_timeout: Duration,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             dns_servers: None,
             dns_timeout: Duration::from_secs(5),
             max_response_bytes: 256 << 20,
+            request_timeout: Duration::from_secs(60),
         }
     }
 }

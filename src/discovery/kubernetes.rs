@@ -1,2 +1,0 @@
-//! stub
-pub async fn run(_c: super::config::KubernetesSdConfig, _ctx: super::ProviderCtx) {}
