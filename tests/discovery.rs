@@ -1135,3 +1135,149 @@ fn kubeconfig_current_context_to_client_settings() {
     let e = klaxon::discovery::kubernetes::kubeconfig(&dir.path().join("missing")).unwrap_err();
     assert!(e.contains("missing"), "{e}");
 }
+
+// ---------------------------------------------------------------- docker
+
+/// Serves a recorded Docker API directory (`_ping.json`, `headers.yml`,
+/// `containers/json.json`, `networks.json`) under its API version prefix.
+fn docker_handler(dir: std::path::PathBuf) -> impl Fn(&Req) -> Action + Send + Sync + 'static {
+    let headers: Vec<(String, String)> = std::fs::read_to_string(dir.join("headers.yml"))
+        .expect("headers.yml")
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    let version = headers
+        .iter()
+        .find(|(k, _)| k == "Api-Version")
+        .map(|(_, v)| v.clone())
+        .expect("Api-Version");
+    move |r: &Req| {
+        let path = r.path().to_string();
+        let file = if path == "/_ping" {
+            "_ping.json".to_string()
+        } else {
+            match path.strip_prefix(&format!("/v{version}/")) {
+                Some("containers/json") => "containers/json.json".to_string(),
+                Some(p) => format!("{p}.json"),
+                None => return Action::json(404, "{}"),
+            }
+        };
+        match std::fs::read(dir.join(&file)) {
+            Ok(body) => Action::Respond {
+                status: 200,
+                content_type: "application/json".into(),
+                headers: headers.clone(),
+                body,
+            },
+            Err(_) => Action::json(500, "{}"),
+        }
+    }
+}
+
+fn docker_expected_node_exporter() -> BTreeMap<String, String> {
+    labels(&[
+        ("__address__", "172.19.0.2:9100"),
+        (
+            "__meta_docker_container_id",
+            "c301b928faceb1a18fe379f6bc178727ef920bb30b0f9b8592b32b36255a0eca",
+        ),
+        ("__meta_docker_container_image", "prom/node-exporter:v1.1.2"),
+        (
+            "__meta_docker_container_image_id",
+            "sha256:c19ae228f0699185488b6a1c0debb9c6b79672181356ad455c9a7924a41a01bb",
+        ),
+        (
+            "__meta_docker_container_label_com_docker_compose_project",
+            "dockersd",
+        ),
+        (
+            "__meta_docker_container_label_com_docker_compose_service",
+            "node",
+        ),
+        (
+            "__meta_docker_container_label_com_docker_compose_version",
+            "1.25.0",
+        ),
+        (
+            "__meta_docker_container_label_maintainer",
+            "The Prometheus Authors <prometheus-developers@googlegroups.com>",
+        ),
+        ("__meta_docker_container_label_prometheus_job", "node"),
+        ("__meta_docker_container_name", "/dockersd_node_1"),
+        ("__meta_docker_container_network_mode", "dockersd_default"),
+        (
+            "__meta_docker_network_id",
+            "7189986ab399e144e52a71b7451b4e04e2158c044b4cd2f3ae26fc3a285d3798",
+        ),
+        ("__meta_docker_network_ingress", "false"),
+        ("__meta_docker_network_internal", "false"),
+        ("__meta_docker_network_ip", "172.19.0.2"),
+        (
+            "__meta_docker_network_label_com_docker_compose_network",
+            "default",
+        ),
+        (
+            "__meta_docker_network_label_com_docker_compose_project",
+            "dockersd",
+        ),
+        (
+            "__meta_docker_network_label_com_docker_compose_version",
+            "1.25.0",
+        ),
+        ("__meta_docker_network_name", "dockersd_default"),
+        ("__meta_docker_network_scope", "local"),
+        ("__meta_docker_port_private", "9100"),
+    ])
+}
+
+#[tokio::test]
+async fn docker_sd_recorded_answers_over_tcp_and_unix_socket() {
+    let Some(dir) = common::data_dir("upstream/prometheus/discovery/moby/testdata/dockerprom")
+    else {
+        return;
+    };
+    let tcp = FakeHttp::start(docker_handler(dir.clone())).await;
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("docker.sock");
+    let _unix = FakeHttp::start_unix(&sock, docker_handler(dir)).await;
+    let mut sets = BTreeMap::new();
+    for (job, host) in [
+        ("tcp", format!("tcp://{}", tcp.addr)),
+        ("unix", format!("unix://{}", sock.display())),
+    ] {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: {job}\n    docker_sd_configs:\n      - host: {host}\n        refresh_interval: 1h\n"
+        );
+        sets.insert(job.to_string(), sd_of(&yaml, job));
+    }
+    let m = Manager::new("scrape", SdMetrics::detached(), fast());
+    let mut rx = m.subscribe();
+    m.apply(sets);
+    // Prometheus' own test of this answer: 8 targets.
+    let s = wait_for(&mut rx, "docker targets", |s| {
+        s.get("tcp").is_some_and(|g| g.len() == 8) && s.get("unix").is_some_and(|g| g.len() == 8)
+    })
+    .await;
+    for job in ["tcp", "unix"] {
+        assert_eq!(
+            target_labels(&s, job, "172.19.0.2:9100"),
+            docker_expected_node_exporter()
+        );
+        let noport = target_labels(&s, job, "172.19.0.3:80");
+        assert_eq!(noport["__meta_docker_container_name"], "/dockersd_noport_1");
+        assert!(!noport.contains_key("__meta_docker_port_private"));
+        let host = target_labels(&s, job, "localhost");
+        assert_eq!(host["__meta_docker_container_network_mode"], "host");
+        assert_eq!(host["__meta_docker_network_ip"], "");
+        assert_eq!(
+            target_labels(&s, job, "172.20.0.2:3306")["__meta_docker_container_name"],
+            "/dockersd_mysql"
+        );
+    }
+    let reqs = tcp.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().any(|r| r.target == "/v1.40/containers/json"),
+        "{reqs:?}"
+    );
+}

@@ -55,7 +55,21 @@ impl SdClient {
         timeout: Option<Duration>,
         limit: usize,
     ) -> Result<Self, SdError> {
+        Self::build(cfg, timeout, limit, None)
+    }
+
+    /// A client whose connections all go to the unix socket `socket`
+    /// (the host part of URLs is then only a name).
+    pub fn build(
+        cfg: &HttpClientConfig,
+        timeout: Option<Duration>,
+        limit: usize,
+        socket: Option<&std::path::Path>,
+    ) -> Result<Self, SdError> {
         let mut b = crate::scrape::tls::client_builder(cfg).map_err(SdError::Msg)?;
+        if let Some(p) = socket {
+            b = b.unix_socket(p);
+        }
         b = b.connect_timeout(Duration::from_secs(10));
         if let Some(t) = timeout {
             b = b.timeout(t);

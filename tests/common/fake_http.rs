@@ -111,6 +111,33 @@ impl FakeHttp {
         format!("http://{}", self.addr)
     }
 
+    /// The same server on a unix socket at `path` (`addr` is unused).
+    pub async fn start_unix(
+        path: &std::path::Path,
+        handler: impl Fn(&Req) -> Action + Send + Sync + 'static,
+    ) -> FakeHttp {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
+        let handler: Arc<Handler> = Arc::new(handler);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let reqs = requests.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let h = handler.clone();
+                let reqs = reqs.clone();
+                conns.spawn(async move { serve(sock, h, reqs).await });
+            }
+        });
+        FakeHttp {
+            addr: ([127, 0, 0, 1], 0).into(),
+            requests,
+            task,
+        }
+    }
+
     pub fn count(&self, path_prefix: &str) -> usize {
         self.requests
             .lock()
@@ -121,7 +148,11 @@ impl FakeHttp {
     }
 }
 
-async fn serve(mut sock: tokio::net::TcpStream, h: Arc<Handler>, reqs: Arc<Mutex<Vec<Req>>>) {
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut sock: S,
+    h: Arc<Handler>,
+    reqs: Arc<Mutex<Vec<Req>>>,
+) {
     loop {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1024];
@@ -197,7 +228,6 @@ async fn serve(mut sock: tokio::net::TcpStream, h: Arc<Handler>, reqs: Arc<Mutex
                 std::future::pending::<()>().await;
             }
             Action::Reset => {
-                let _ = sock.set_linger(Some(std::time::Duration::ZERO));
                 return;
             }
         }
