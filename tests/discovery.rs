@@ -1281,3 +1281,264 @@ async fn docker_sd_recorded_answers_over_tcp_and_unix_socket() {
         "{reqs:?}"
     );
 }
+
+// ---------------------------------------------------------------- consul
+
+mod fake_consul {
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use serde_json::{json, Value};
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[derive(Default)]
+    pub struct Data {
+        pub index: u64,
+        pub services: BTreeMap<String, Vec<String>>,
+        pub instances: BTreeMap<String, Vec<Value>>,
+        pub fail: bool,
+        /// (path, query, token header) of every request.
+        pub requests: Vec<(String, HashMap<String, String>, Option<String>)>,
+    }
+
+    #[derive(Clone)]
+    pub struct Fake {
+        pub data: Arc<Mutex<Data>>,
+        tx: Arc<tokio::sync::watch::Sender<u64>>,
+    }
+
+    impl Fake {
+        pub fn change(&self, f: impl FnOnce(&mut Data)) {
+            let idx = {
+                let mut d = self.data.lock().unwrap();
+                f(&mut d);
+                d.index += 1;
+                d.index
+            };
+            self.tx.send_replace(idx);
+        }
+    }
+
+    /// Answers when the index moved past the client's, or after a short
+    /// wait (a real server waits up to `wait`).
+    async fn block(s: &Fake, q: &HashMap<String, String>) {
+        let client: u64 = q.get("index").and_then(|i| i.parse().ok()).unwrap_or(0);
+        let mut rx = s.tx.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|i| *i > client)).await;
+    }
+
+    fn answer(s: &Fake, body: Value) -> Response {
+        let d = s.data.lock().unwrap();
+        if d.fail {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
+        }
+        ([("X-Consul-Index", d.index.to_string())], axum::Json(body)).into_response()
+    }
+
+    fn record(s: &Fake, path: &str, q: &HashMap<String, String>, h: &HeaderMap) {
+        let token = h
+            .get("X-Consul-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        s.data
+            .lock()
+            .unwrap()
+            .requests
+            .push((path.to_string(), q.clone(), token));
+    }
+
+    pub async fn start() -> (Fake, std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let (tx, _) = tokio::sync::watch::channel(1);
+        let fake = Fake {
+            data: Arc::new(Mutex::new(Data {
+                index: 1,
+                ..Data::default()
+            })),
+            tx: Arc::new(tx),
+        };
+        let app = axum::Router::new()
+            .route(
+                "/v1/agent/self",
+                get(
+                    |State(s): State<Fake>,
+                     Query(q): Query<HashMap<String, String>>,
+                     h: HeaderMap| async move {
+                        record(&s, "/v1/agent/self", &q, &h);
+                        answer(&s, json!({"Config": {"Datacenter": "dc1"}}))
+                    },
+                ),
+            )
+            .route(
+                "/v1/catalog/services",
+                get(
+                    |State(s): State<Fake>,
+                     Query(q): Query<HashMap<String, String>>,
+                     h: HeaderMap| async move {
+                        record(&s, "/v1/catalog/services", &q, &h);
+                        block(&s, &q).await;
+                        let body = json!(s.data.lock().unwrap().services);
+                        answer(&s, body)
+                    },
+                ),
+            )
+            .route(
+                "/v1/health/service/{name}",
+                get(
+                    |State(s): State<Fake>,
+                     Path(name): Path<String>,
+                     Query(q): Query<HashMap<String, String>>,
+                     h: HeaderMap| async move {
+                        record(&s, &format!("/v1/health/service/{name}"), &q, &h);
+                        block(&s, &q).await;
+                        let body = json!(s
+                            .data
+                            .lock()
+                            .unwrap()
+                            .instances
+                            .get(&name)
+                            .cloned()
+                            .unwrap_or_default());
+                        answer(&s, body)
+                    },
+                ),
+            )
+            .with_state(fake.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        (fake, addr, task)
+    }
+}
+
+fn consul_instance(
+    node: &str,
+    node_addr: &str,
+    svc_addr: &str,
+    port: u16,
+    status: &str,
+) -> serde_json::Value {
+    json!({
+        "Node": {"Node": node, "Address": node_addr, "Datacenter": "dc1",
+                 "TaggedAddresses": {"lan": node_addr, "wan": "1.1.1.1"}, "Meta": {"rack-id": "r1"}},
+        "Service": {"ID": format!("web-{node}"), "Service": "web", "Tags": ["prod", "v1"], "Address": svc_addr,
+                    "Port": port, "Meta": {"version": "1.0"}, "Namespace": "", "Partition": ""},
+        "Checks": [{"CheckID": "serfHealth", "Status": "passing"}, {"CheckID": "svc", "Status": status}]
+    })
+}
+
+#[tokio::test]
+async fn consul_sd_blocking_queries_labels_and_errors() {
+    let (fake, addr, server) = fake_consul::start().await;
+    fake.change(|d| {
+        d.services
+            .insert("web".into(), vec!["prod".into(), "v1".into()]);
+        d.services.insert("db".into(), vec!["staging".into()]);
+        d.instances.insert(
+            "web".into(),
+            vec![
+                consul_instance("node1", "10.0.0.1", "", 80, "passing"),
+                consul_instance("node2", "10.0.0.2", "10.1.0.2", 81, "critical"),
+            ],
+        );
+    });
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: c\n    consul_sd_configs:\n      - server: {addr}\n        token: s3cret\n        tags: [prod]\n        refresh_interval: 100ms\n"
+    );
+    let metrics = SdMetrics::detached();
+    let m = Manager::new("scrape", metrics.clone(), fast());
+    let mut rx = m.subscribe();
+    m.apply(one_set("c", sd_of(&yaml, "c")));
+    let s = wait_for(&mut rx, "consul targets", |s| {
+        targets(s, "c") == ["10.0.0.1:80", "10.1.0.2:81"]
+    })
+    .await;
+    assert_eq!(
+        target_labels(&s, "c", "10.0.0.1:80"),
+        labels(&[
+            ("__address__", "10.0.0.1:80"),
+            ("__meta_consul_address", "10.0.0.1"),
+            ("__meta_consul_dc", "dc1"),
+            ("__meta_consul_health", "passing"),
+            ("__meta_consul_metadata_rack_id", "r1"),
+            ("__meta_consul_namespace", ""),
+            ("__meta_consul_node", "node1"),
+            ("__meta_consul_partition", ""),
+            ("__meta_consul_service", "web"),
+            ("__meta_consul_service_address", ""),
+            ("__meta_consul_service_id", "web-node1"),
+            ("__meta_consul_service_metadata_version", "1.0"),
+            ("__meta_consul_service_port", "80"),
+            ("__meta_consul_tagged_address_lan", "10.0.0.1"),
+            ("__meta_consul_tagged_address_wan", "1.1.1.1"),
+            ("__meta_consul_tags", ",prod,v1,"),
+        ])
+    );
+    assert_eq!(
+        target_labels(&s, "c", "10.1.0.2:81")["__meta_consul_health"],
+        "critical"
+    );
+
+    // A new instance is seen through the blocking health query.
+    fake.change(|d| {
+        d.instances
+            .get_mut("web")
+            .unwrap()
+            .push(consul_instance("node3", "10.0.0.3", "", 82, "warning"));
+    });
+    wait_for(&mut rx, "third instance", |s| targets(s, "c").len() == 3).await;
+    {
+        let d = fake.data.lock().unwrap();
+        let health: Vec<_> = d
+            .requests
+            .iter()
+            .filter(|r| r.0 == "/v1/health/service/web")
+            .collect();
+        assert!(
+            health
+                .iter()
+                .any(|r| r.1.get("index").is_some_and(|i| i != "0")
+                    && r.1.get("wait").map(String::as_str) == Some("120000ms")),
+            "{health:?}"
+        );
+        assert!(health.iter().all(|r| r.2.as_deref() == Some("s3cret")
+            && r.1.get("tag").map(String::as_str) == Some("prod")
+            && r.1.contains_key("stale")
+            && r.1.get("dc").map(String::as_str) == Some("dc1")));
+        // db lacks the tag: never watched.
+        assert!(!d.requests.iter().any(|r| r.0 == "/v1/health/service/db"));
+    }
+
+    // Errors: counted, targets kept.
+    let before = metrics.failures.with(&["consul", "c"]).get();
+    fake.change(|d| d.fail = true);
+    eventually("consul failures", || {
+        metrics.failures.with(&["consul", "c"]).get() > before
+    })
+    .await;
+    assert_eq!(targets(&m.current(), "c").len(), 3);
+    // Garbage with a good status is an error too.
+    fake.change(|d| {
+        d.fail = false;
+        d.instances
+            .insert("web".into(), vec![json!("not an object")]);
+    });
+    let before = metrics.failures.with(&["consul", "c"]).get();
+    eventually("decode failure", || {
+        metrics.failures.with(&["consul", "c"]).get() > before
+    })
+    .await;
+    assert_eq!(targets(&m.current(), "c").len(), 3);
+
+    // The service leaves the catalog: its targets go.
+    fake.change(|d| {
+        d.services.remove("web");
+        d.instances.remove("web");
+    });
+    wait_for(&mut rx, "service gone", |s| targets(s, "c").is_empty()).await;
+    server.abort();
+}
