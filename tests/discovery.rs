@@ -1542,3 +1542,154 @@ async fn consul_sd_blocking_queries_labels_and_errors() {
     wait_for(&mut rx, "service gone", |s| targets(s, "c").is_empty()).await;
     server.abort();
 }
+
+// ------------------------------------------------- config parity (upstream)
+
+/// Prometheus' config test files for the SD mechanisms klaxon implements:
+/// the good ones load, the bad ones fail with Prometheus' error text at a
+/// position. Go's unknown-field wording is the one exception (serde names
+/// the field its own way).
+#[test]
+fn upstream_sd_config_files_get_prometheus_verdicts() {
+    let Some(dir) = common::data_dir("upstream/prometheus/config/testdata") else {
+        return;
+    };
+    let tsv = std::fs::read_to_string(common::shared(
+        "upstream/prometheus/config/bad-config-errors.tsv",
+    ))
+    .expect("bad-config-errors.tsv");
+    let expected: BTreeMap<&str, &str> = tsv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('\t'))
+        .collect();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("kubernetes_") || n.starts_with("http_url") || n.starts_with("http_token")
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 25, "{names:?}");
+    let mut checked = 0;
+    for name in &names {
+        let r = klaxon::config::load_file(&dir.join(name));
+        if name.ends_with(".good.yml") {
+            let cfg = r.unwrap_or_else(|e| panic!("{name} should load:\n{e}"));
+            assert!(
+                !cfg.scrape_configs[0].service_discovery.is_empty(),
+                "{name}"
+            );
+        } else {
+            let e = r.expect_err(name);
+            let want = expected
+                .get(name.as_str())
+                .unwrap_or_else(|| panic!("{name} not in the tsv"));
+            let want = if *want == "field foo not found in type kubernetes.plain" {
+                "unknown field `foo`"
+            } else {
+                want
+            };
+            assert!(
+                e.errors()
+                    .iter()
+                    .any(|x| x.message.contains(want) && x.line > 0),
+                "{name}: want {want:?} at a position, got:\n{e}"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, names.len());
+}
+
+#[test]
+fn sd_config_errors_name_the_field_and_position() {
+    let cases = [
+        (
+            "dns_sd_configs:\n      - names: []\n",
+            "DNS-SD config must contain at least one SRV record name",
+        ),
+        (
+            "dns_sd_configs:\n      - names: [a]\n        type: A\n",
+            "a port is required in DNS-SD configs for all record types except SRV",
+        ),
+        (
+            "dns_sd_configs:\n      - names: [a]\n        type: TXT\n",
+            "invalid DNS-SD records type TXT",
+        ),
+        (
+            "consul_sd_configs:\n      - server: ''\n",
+            "consul SD configuration requires a server address",
+        ),
+        (
+            "consul_sd_configs:\n      - token: a\n        authorization: {credentials: b}\n",
+            "at most one of consul SD token, authorization, or oauth2 can be configured",
+        ),
+        ("docker_sd_configs:\n      - port: 80\n", "host missing"),
+        (
+            "docker_sd_configs:\n      - host: ftp://x\n",
+            "unsupported docker host",
+        ),
+        (
+            "http_sd_configs:\n      - url: http://x\n        oauth2: {client_id: a}\n",
+            "oauth2 is not supported by klaxon",
+        ),
+        (
+            "ec2_sd_configs:\n      - region: x\n",
+            "`ec2_sd_configs` is a Prometheus service discovery mechanism not supported by klaxon",
+        ),
+        (
+            "kubernetes_sd_configs:\n      - role: pod\n        attach_metadata: {nodes: true}\n",
+            "unknown field `nodes`",
+        ),
+    ];
+    for (sd, want) in cases {
+        let yaml = format!("scrape_configs:\n  - job_name: j\n    {sd}");
+        let e = klaxon::config::load_str(&yaml, "t.yml").expect_err(sd);
+        assert!(
+            e.errors()
+                .iter()
+                .any(|x| x.message.contains(want) && x.line >= 3),
+            "{sd}: want {want:?}, got:\n{e}"
+        );
+    }
+    // Defaults as Prometheus documents them.
+    let c = sd_of(
+        "scrape_configs:\n  - job_name: j\n    dns_sd_configs: [{names: [a]}]\n    consul_sd_configs: [{}]\n    docker_sd_configs: [{host: 'unix:///var/run/docker.sock'}]\n    http_sd_configs: [{url: 'http://a/sd'}]\n    kubernetes_sd_configs: [{role: pod}]\n",
+        "j",
+    );
+    let mut seen = 0;
+    for sd in &c {
+        match sd {
+            SdConfig::Dns(d) => {
+                assert_eq!((d.refresh_interval, d.port), (Duration::from_secs(30), 0));
+                seen += 1;
+            }
+            SdConfig::Consul(d) => {
+                assert_eq!(d.server, "localhost:8500");
+                assert_eq!(d.refresh_interval, Duration::from_secs(30));
+                assert!(d.allow_stale);
+                assert_eq!(d.tag_separator, ",");
+                assert_eq!(d.scheme, "http");
+                seen += 1;
+            }
+            SdConfig::Docker(d) => {
+                assert_eq!((d.port, d.host_networking_host.as_str()), (80, "localhost"));
+                assert!(d.match_first_network);
+                assert_eq!(d.refresh_interval, Duration::from_secs(60));
+                seen += 1;
+            }
+            SdConfig::Http(d) => {
+                assert_eq!(d.refresh_interval, Duration::from_secs(60));
+                seen += 1;
+            }
+            SdConfig::Kubernetes(k) => {
+                assert!(k.api_server.is_none() && k.kubeconfig_file.is_none() && !k.attach_node);
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, 5);
+}
