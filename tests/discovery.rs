@@ -1693,3 +1693,59 @@ fn sd_config_errors_name_the_field_and_position() {
     }
     assert_eq!(seen, 5);
 }
+
+// ------------------------------------------------- the app: API and metrics
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_targets_api_shows_discovered_and_dropped_targets() {
+    let sd = FakeHttp::start(|_r: &Req| {
+        Action::json(
+            200,
+            r#"[{"targets": ["127.0.0.1:1", "127.0.0.1:2"], "labels": {"__meta_role": "web"}}]"#,
+        )
+    })
+    .await;
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: web\n    scrape_interval: 1h\n    http_sd_configs:\n      - url: {}/sd\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: '.*:2'\n        action: drop\n      - source_labels: [__meta_role]\n        target_label: role\n",
+        sd.url()
+    );
+    let mut cfg = load_str(&yaml, "t.yml").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    cfg.storage.path = store.path().to_path_buf();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let get = |path: String| async move { reqwest::get(path).await.unwrap().text().await.unwrap() };
+    let mut body = String::new();
+    for _ in 0..200 {
+        body = get(format!("{base}/api/v1/targets")).await;
+        if body.contains("127.0.0.1:2") && body.contains("127.0.0.1:1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let active = v["data"]["activeTargets"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{v:#}");
+    let d = &active[0]["discoveredLabels"];
+    assert_eq!(d["__meta_role"], "web");
+    assert_eq!(d["__meta_url"], format!("{}/sd", sd.url()));
+    assert_eq!(d["job"], "web");
+    assert_eq!(active[0]["labels"]["role"], "web");
+    let dropped = v["data"]["droppedTargets"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "{v:#}");
+    assert_eq!(dropped[0]["scrapePool"], "web");
+    let dl = &dropped[0]["discoveredLabels"];
+    assert_eq!(dl["__address__"], "127.0.0.1:2");
+    assert_eq!(dl["__meta_role"], "web");
+    // As Prometheus: the scrape config's defaults are part of them.
+    assert_eq!(dl["job"], "web");
+    assert_eq!(dl["__scheme__"], "http");
+    assert_eq!(dl["__metrics_path__"], "/metrics");
+    assert_eq!(v["data"]["droppedTargetCounts"]["web"], 1);
+    let metrics = get(format!("{base}/metrics")).await;
+    assert!(
+        metrics.contains("klaxon_sd_discovered_targets{config=\"web\",name=\"scrape\"} 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

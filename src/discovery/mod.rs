@@ -77,7 +77,9 @@ impl SdMetrics {
 /// Settings of a manager that are not part of an SD config.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Shortest time between two published snapshots (Prometheus: 5s).
+    /// Shortest time between two published snapshots. Prometheus waits 5s;
+    /// klaxon 1s, so a file_sd edit or a new pod is scraped sooner, while a
+    /// burst of changes still becomes one re-sync.
     pub throttle: Duration,
     /// Directory relative `kubeconfig_file`s and file_sd globs are read from
     /// when the config did not already join them.
@@ -98,7 +100,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            throttle: Duration::from_secs(5),
+            throttle: Duration::from_secs(1),
             base_dir: PathBuf::from("."),
             dns_servers: None,
             dns_timeout: Duration::from_secs(5),
@@ -269,13 +271,25 @@ impl Manager {
                 st.providers.insert(id, p);
             }
         }
+        // Publish what changed now: sets that lost a provider or went
+        // away, and static groups. A new dynamic provider publishes its set
+        // with its first answer, so a file or a first list is not held
+        // back by the throttle behind an empty snapshot.
+        let mut touched: BTreeSet<String> = BTreeSet::new();
         for (_, p) in old {
             if let Some(t) = p.task {
                 t.abort();
             }
+            touched.insert(p.set);
         }
-        let all: Vec<String> = st.sets.iter().chain(sets.keys()).cloned().collect();
-        st.dirty.extend(all);
+        touched.extend(st.sets.iter().filter(|s| !sets.contains_key(*s)).cloned());
+        touched.extend(
+            started
+                .iter()
+                .filter(|(_, _, _, c)| matches!(c, SdConfig::Static(_)))
+                .map(|(_, set, _, _)| set.clone()),
+        );
+        st.dirty.extend(touched);
         st.sets = sets.keys().cloned().collect();
         for (id, set, index, cfg) in started {
             let ctx = ProviderCtx {
@@ -367,6 +381,9 @@ async fn publish(
         shared.notify.notified().await;
         let next = {
             let mut st = shared.state.lock();
+            if st.dirty.is_empty() {
+                continue;
+            }
             let dirty = std::mem::take(&mut st.dirty);
             let mut next: Snapshot = (**tx.borrow()).clone();
             for set in dirty {
@@ -479,7 +496,7 @@ mod tests {
         // Two static entries of one job merge; their sources stay apart.
         assert_eq!(a.len(), 2);
         assert_ne!(a[0].source, a[1].source);
-        assert!(s["empty"].is_empty());
+        assert!(s.get("empty").is_none_or(|g| g.is_empty()));
         assert_eq!(metrics.discovered.with(&["a", "scrape"]).get(), 3.0);
         m.apply(BTreeMap::new());
         wait_for(&mut rx, |s| s.is_empty()).await;

@@ -188,14 +188,9 @@ impl Manager {
                 for addr in &g.targets {
                     match populate(addr, &g.labels, &cfg) {
                         Ok(Some(t)) => wanted.push(t),
-                        Ok(None) => {
-                            let mut b = crate::model::LabelsBuilder::new();
-                            for (k, v) in &g.labels {
-                                b.set(k.as_str(), v.as_str());
-                            }
-                            b.set(crate::scrape::target::ADDRESS_LABEL, addr.as_str());
-                            dropped.push(b.build());
-                        }
+                        Ok(None) => dropped.push(crate::scrape::target::discovered_labels(
+                            addr, &g.labels, &cfg,
+                        )),
                         Err(e) => tracing::warn!(
                             job = %cfg.job_name, target = %addr, error = %e,
                             "creating target failed"
