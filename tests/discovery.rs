@@ -1633,7 +1633,7 @@ fn sd_config_errors_name_the_field_and_position() {
         ),
         (
             "http_sd_configs:\n      - url: http://x\n        oauth2: {client_id: a}\n",
-            "oauth2 is not supported by klaxon",
+            "oauth2 is not supported",
         ),
         (
             "ec2_sd_configs:\n      - region: x\n",

@@ -378,18 +378,29 @@ fn resolve_http_client(
     dir: Option<&std::path::Path>,
     sink: &mut Sink,
 ) -> HttpClientConfig {
-    for (name, v) in [
-        ("proxy_url", &r.proxy_url),
-        ("no_proxy", &r.no_proxy),
-        ("proxy_from_environment", &r.proxy_from_environment),
-        ("proxy_connect_header", &r.proxy_connect_header),
-        ("oauth2", &r.oauth2),
-    ] {
+    reject_unsupported(
+        &[
+            ("proxy_url", &r.proxy_url),
+            ("no_proxy", &r.no_proxy),
+            ("proxy_from_environment", &r.proxy_from_environment),
+            ("proxy_connect_header", &r.proxy_connect_header),
+            ("oauth2", &r.oauth2),
+        ],
+        sink,
+    );
+    resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
+}
+
+/// Reports each HTTP client setting klaxon does not implement at its node.
+pub(crate) fn reject_unsupported(
+    fields: &[(&str, &Option<S<serde::de::IgnoredAny>>)],
+    sink: &mut Sink,
+) {
+    for (name, v) in fields {
         if let Some(v) = v {
             sink.push(Pos::of(v), format!("{name} is not supported"));
         }
     }
-    resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink)
 }
 
 /// [`HttpFields`] of a raw config block that carries the HTTP client

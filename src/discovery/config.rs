@@ -401,18 +401,17 @@ pub(crate) fn resolve_sd_fields(
 macro_rules! sd_http_client {
     ($r:expr, $dir:expr, $sink:expr) => {{
         let r = $r;
-        for (name, v) in [
-            ("proxy_url", &r.proxy_url),
-            ("no_proxy", &r.no_proxy),
-            ("proxy_from_environment", &r.proxy_from_environment),
-            ("proxy_connect_header", &r.proxy_connect_header),
-            ("oauth2", &r.oauth2),
-            ("http_headers", &r.http_headers),
-        ] {
-            if let Some(v) = v {
-                $sink.push(Pos::of(v), format!("{name} is not supported by klaxon"));
-            }
-        }
+        crate::config::scrape::reject_unsupported(
+            &[
+                ("proxy_url", &r.proxy_url),
+                ("no_proxy", &r.no_proxy),
+                ("proxy_from_environment", &r.proxy_from_environment),
+                ("proxy_connect_header", &r.proxy_connect_header),
+                ("oauth2", &r.oauth2),
+                ("http_headers", &r.http_headers),
+            ],
+            $sink,
+        );
         resolve_http_fields(crate::config::scrape::http_fields!(r), $dir, $sink)
     }};
 }

@@ -82,19 +82,63 @@ impl Drop for FakeHttp {
     }
 }
 
+/// A connected client, TCP or unix.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> Option<Box<dyn Conn>> {
+        match self {
+            Listener::Tcp(l) => l
+                .accept()
+                .await
+                .ok()
+                .map(|(s, _)| Box::new(s) as Box<dyn Conn>),
+            Listener::Unix(l) => l
+                .accept()
+                .await
+                .ok()
+                .map(|(s, _)| Box::new(s) as Box<dyn Conn>),
+        }
+    }
+}
+
 impl FakeHttp {
     pub async fn start(handler: impl Fn(&Req) -> Action + Send + Sync + 'static) -> FakeHttp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        Self::run(Listener::Tcp(listener), addr, handler)
+    }
+
+    /// The same server on a unix socket at `path` (`addr` is unused).
+    pub async fn start_unix(
+        path: &std::path::Path,
+        handler: impl Fn(&Req) -> Action + Send + Sync + 'static,
+    ) -> FakeHttp {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
+        Self::run(
+            Listener::Unix(listener),
+            ([127, 0, 0, 1], 0).into(),
+            handler,
+        )
+    }
+
+    fn run(
+        listener: Listener,
+        addr: std::net::SocketAddr,
+        handler: impl Fn(&Req) -> Action + Send + Sync + 'static,
+    ) -> FakeHttp {
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let reqs = requests.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
+            while let Some(sock) = listener.accept().await {
                 let h = handler.clone();
                 let reqs = reqs.clone();
                 conns.spawn(async move { serve(sock, h, reqs).await });
@@ -111,33 +155,6 @@ impl FakeHttp {
         format!("http://{}", self.addr)
     }
 
-    /// The same server on a unix socket at `path` (`addr` is unused).
-    pub async fn start_unix(
-        path: &std::path::Path,
-        handler: impl Fn(&Req) -> Action + Send + Sync + 'static,
-    ) -> FakeHttp {
-        let listener = tokio::net::UnixListener::bind(path).expect("bind unix socket");
-        let handler: Arc<Handler> = Arc::new(handler);
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let reqs = requests.clone();
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let h = handler.clone();
-                let reqs = reqs.clone();
-                conns.spawn(async move { serve(sock, h, reqs).await });
-            }
-        });
-        FakeHttp {
-            addr: ([127, 0, 0, 1], 0).into(),
-            requests,
-            task,
-        }
-    }
-
     pub fn count(&self, path_prefix: &str) -> usize {
         self.requests
             .lock()
@@ -148,11 +165,7 @@ impl FakeHttp {
     }
 }
 
-async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut sock: S,
-    h: Arc<Handler>,
-    reqs: Arc<Mutex<Vec<Req>>>,
-) {
+async fn serve(mut sock: Box<dyn Conn>, h: Arc<Handler>, reqs: Arc<Mutex<Vec<Req>>>) {
     loop {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1024];
