@@ -1749,3 +1749,51 @@ async fn app_targets_api_shows_discovered_and_dropped_targets() {
     );
     app.stop().await;
 }
+
+/// A `Write` into a shared buffer, for capturing log lines.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failure_logs_name_the_job_and_the_sd_entry() {
+    // current-thread runtime: every provider task logs on this thread.
+    let buf = LogBuf::default();
+    let b2 = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || b2.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let srv = FakeHttp::start(|_r: &Req| Action::json(200, "{broken")).await;
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: j\n    static_configs: [{{targets: ['a:1']}}]\n    http_sd_configs:\n      - url: http://127.0.0.1:1/nothing\n      - url: {}/sd\n",
+        srv.url()
+    );
+    let metrics = SdMetrics::detached();
+    let m = Manager::new("scrape", metrics.clone(), fast());
+    m.apply(one_set("j", sd_of(&yaml, "j")));
+    eventually("two failures", || {
+        metrics.failures.with(&["http", "j"]).get() >= 2.0
+    })
+    .await;
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("job \"j\" http_sd_configs[0]: service discovery failed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("job \"j\" http_sd_configs[1]: service discovery failed"),
+        "{log}"
+    );
+    assert!(log.contains("/sd"), "{log}");
+}

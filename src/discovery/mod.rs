@@ -144,13 +144,9 @@ impl ProviderCtx {
             .inc();
         tracing::warn!(
             job = %self.set, sd = %self.entry, error = %error,
-            "service discovery failed; keeping the last known targets"
+            "job {:?} {}: service discovery failed, keeping the last known targets: {error}",
+            self.set, self.entry
         );
-    }
-
-    /// `job "x" kubernetes_sd_configs[0]: <msg>`, for errors shown to users.
-    pub fn describe(&self, error: &dyn std::fmt::Display) -> String {
-        format!("job {:?} {}: {error}", self.set, self.entry)
     }
 }
 
@@ -248,7 +244,12 @@ impl Manager {
         old.sort_by_key(|(id, _)| *id);
         let mut started = Vec::new();
         for (set, cfgs) in &sets {
-            for (index, cfg) in cfgs.iter().enumerate() {
+            for (pos, cfg) in cfgs.iter().enumerate() {
+                // The entry's index within its own field, as the user wrote it.
+                let index = cfgs[..pos]
+                    .iter()
+                    .filter(|c| c.field() == cfg.field())
+                    .count();
                 let kept = old
                     .iter()
                     .position(|(_, p)| &p.set == set && &p.cfg == cfg)
