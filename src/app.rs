@@ -148,8 +148,9 @@ pub async fn start_with_sink(
     }
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
-    // One set of discovery metrics per process; a notifier's discovery
-    // manager registers under the same families with name="notify".
+    // One set of discovery metrics per process: a notifier's discovery
+    // manager (alerting.alertmanagers) takes this same `sd_metrics` and
+    // reports under name="notify".
     let sd_metrics = crate::discovery::SdMetrics::register(&registry);
     let base_dir = cfg
         .source_path
