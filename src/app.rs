@@ -213,6 +213,23 @@ pub async fn start_with_options(
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
     let scrape_metrics = ScrapeMetrics::register(&registry);
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
+    // One set of discovery metrics per process: a notifier's discovery
+    // manager (alerting.alertmanagers) takes this same `sd_metrics` and
+    // reports under name="notify".
+    let sd_metrics = crate::discovery::SdMetrics::register(&registry);
+    let base_dir = cfg
+        .source_path
+        .as_ref()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    manager.attach_discovery(crate::discovery::Manager::new(
+        "scrape",
+        sd_metrics.clone(),
+        crate::discovery::Options {
+            base_dir,
+            ..Default::default()
+        },
+    ));
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
     let reload = Arc::new(Reloader::new(
         &cfg,
@@ -272,7 +289,7 @@ pub async fn start_with_options(
     let notifier = crate::notifier::Notifier::new(
         &registry,
         opts.notifier,
-        scrape_metrics.clone(),
+        sd_metrics.clone(),
         base_dir.clone(),
     );
     notifier.apply(alerting);
@@ -397,18 +414,6 @@ pub async fn start_with_options(
     }
     manager.apply_config(&scrape_configs);
     let mut tasks = Vec::new();
-    for sc in &cfg.scrape_configs {
-        for (i, fsd) in sc.file_sd_configs.iter().enumerate() {
-            tasks.push(crate::scrape::discovery::spawn_file_sd(
-                manager.clone(),
-                scrape_metrics.clone(),
-                sc.job_name.clone(),
-                i,
-                fsd.clone(),
-                base_dir.clone(),
-            ));
-        }
-    }
     tasks.push(crate::store::health::monitor(&store));
     tasks.push(crate::ops::audit::spawn_retention(
         ops.events.clone(),

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod discovery;
 pub mod exporters;
 pub mod metrics;
 pub mod model;

@@ -374,7 +374,7 @@ fn promtool_configs_rejected() {
             "prometheus-aws-sd-empty-region.good.yml",
             8,
             5,
-            "unknown field `ec2_sd_configs`: this service discovery mechanism is not supported",
+            "`ec2_sd_configs` is a Prometheus service discovery mechanism not supported by klaxon",
         ),
     ];
     for (name, line, col, msg) in cases {

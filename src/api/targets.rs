@@ -32,6 +32,7 @@ pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuer
     };
     let mut active = Vec::new();
     let mut dropped = Vec::new();
+    let mut dropped_counts = serde_json::Map::new();
     for pool in s.manager.targets() {
         if q.scrape_pool.as_deref().is_some_and(|p| p != pool.job) {
             continue;
@@ -57,10 +58,16 @@ pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuer
         }
         if show_dropped {
             for d in &pool.dropped {
-                dropped.push(json!({"discoveredLabels": labels_json(d)}));
+                dropped.push(json!({"discoveredLabels": labels_json(d), "scrapePool": pool.job}));
             }
         }
+        dropped_counts.insert(pool.job.clone(), json!(pool.dropped.len()));
     }
-    // Both arrays are always present (empty when filtered out), as in Prometheus.
-    success(json!({"activeTargets": active, "droppedTargets": dropped}))
+    // Both arrays are always present (empty when filtered out), as in
+    // Prometheus 3, with the dropped count per pool.
+    success(json!({
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": dropped_counts,
+    }))
 }

@@ -100,6 +100,26 @@ pub fn parse_file_sd(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
     parse_file_sd_str(&text, &name, ext)
 }
 
+/// Parses target groups in Prometheus' JSON shape (file_sd's `.json`, the
+/// body of an `http_sd_configs` answer); sources are `NAME:INDEX`.
+pub fn parse_json_groups(text: &str, name: &str) -> Result<Vec<TargetGroup>, FileSdError> {
+    let v: Option<Vec<JsonGroup>> = serde_json::from_str(text).map_err(|e| FileSdError {
+        file: name.to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_json_pos(&e.to_string()),
+    })?;
+    Ok(v.unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| TargetGroup {
+            targets: g.targets,
+            labels: g.labels.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            source: format!("{name}:{i}"),
+        })
+        .collect())
+}
+
 /// Parses file SD content; `ext` selects the format (`json`, `yml`, `yaml`),
 /// `name` is used for error messages, sources and `__meta_filepath`.
 pub fn parse_file_sd_str(
@@ -113,15 +133,11 @@ pub fn parse_file_sd_str(
         column,
         message,
     };
-    let groups: Vec<(Vec<String>, BTreeMap<LabelName, String>)> = match ext {
-        "json" | "JSON" => {
-            let v: Option<Vec<JsonGroup>> = serde_json::from_str(text)
-                .map_err(|e| err(e.line(), e.column(), strip_json_pos(&e.to_string())))?;
-            v.unwrap_or_default()
-                .into_iter()
-                .map(|g| (g.targets, g.labels))
-                .collect()
-        }
+    let groups: Vec<(Vec<String>, BTreeMap<String, String>)> = match ext {
+        "json" | "JSON" => parse_json_groups(text, name)?
+            .into_iter()
+            .map(|g| (g.targets, g.labels))
+            .collect(),
         "yml" | "yaml" | "YML" | "YAML" => {
             if text.trim().is_empty() {
                 return Ok(Vec::new());
@@ -136,7 +152,11 @@ pub fn parse_file_sd_str(
                 })?;
             v.unwrap_or_default()
                 .into_iter()
-                .map(|g| (g.targets.unwrap_or_default(), g.labels.unwrap_or_default()))
+                .map(|g| {
+                    let labels = g.labels.unwrap_or_default();
+                    let labels = labels.into_iter().map(|(k, v)| (k.0, v)).collect();
+                    (g.targets.unwrap_or_default(), labels)
+                })
                 .collect()
         }
         other => {
@@ -151,8 +171,7 @@ pub fn parse_file_sd_str(
         .into_iter()
         .enumerate()
         .map(|(i, (targets, labels))| {
-            let mut labels: BTreeMap<String, String> =
-                labels.into_iter().map(|(k, v)| (k.0, v)).collect();
+            let mut labels = labels;
             labels.insert(META_FILEPATH.to_string(), name.to_string());
             TargetGroup {
                 targets,

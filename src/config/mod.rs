@@ -23,7 +23,7 @@ pub mod scrape;
 pub use alerting::{AlertingConfig, AlertmanagerConfig};
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
-pub use file_sd::{parse_file_sd, parse_file_sd_str, FileSdError, TargetGroup};
+pub use file_sd::{parse_file_sd, parse_file_sd_str, parse_json_groups, FileSdError, TargetGroup};
 pub use redact::redact_secrets;
 pub use relabel::{Action, RelabelConfig, RelabelRegex};
 pub use scrape::{
@@ -405,10 +405,8 @@ pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
                 .split(", ")
                 .map(|k| k.trim().trim_matches('`'))
                 .filter(|k| !k.is_empty());
-            e.message = if field.ends_with("_sd_configs") {
-                format!(
-                    "unknown field `{field}`: this service discovery mechanism is not supported (only static_configs and file_sd_configs are)"
-                )
+            e.message = if crate::discovery::config::UNSUPPORTED_FIELDS.contains(&field) {
+                crate::discovery::config::unsupported_message(field)
             } else if let Some(k) = did_you_mean(field, expected) {
                 format!("unknown field `{field}`, did you mean `{k}`?")
             } else {

@@ -10,6 +10,7 @@ use super::raw::{
 };
 use super::relabel::{is_valid_label_name, resolve_relabel_configs, RelabelConfig};
 use super::{join_dir, GlobalConfig};
+use crate::discovery::SdConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
@@ -173,6 +174,22 @@ pub struct FileSdConfig {
     pub refresh_interval: Duration,
 }
 
+impl ScrapeConfig {
+    /// Every SD entry of the job, for the discovery manager: the static
+    /// entries, the file_sd entries, then the others.
+    pub fn sd_configs(&self) -> Vec<crate::discovery::SdConfig> {
+        use crate::discovery::SdConfig;
+        let mut out: Vec<SdConfig> = self
+            .static_configs
+            .iter()
+            .map(|g| SdConfig::Static(vec![g.clone()]))
+            .collect();
+        out.extend(self.file_sd_configs.iter().cloned().map(SdConfig::File));
+        out.extend(self.service_discovery.iter().cloned());
+        out
+    }
+}
+
 /// Limits are 0 for "unlimited", as in Prometheus.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScrapeConfig {
@@ -186,6 +203,9 @@ pub struct ScrapeConfig {
     pub honor_timestamps: bool,
     pub static_configs: Vec<TargetGroup>,
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// The other service discovery entries (http, dns, consul, docker,
+    /// kubernetes), in the order of their fields.
+    pub service_discovery: Vec<crate::discovery::SdConfig>,
     pub http_client: HttpClientConfig,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
@@ -275,14 +295,6 @@ pub(crate) fn resolve_label_map(m: &SpannedMap, sink: &mut Sink) -> BTreeMap<Str
         out.insert(k.value.clone(), v.value.clone());
     }
     out
-}
-
-/// Upstream's `^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`.
-fn is_valid_file_sd_name(s: &str) -> bool {
-    let ext_ok = ["json", "yml", "yaml", "JSON", "YML", "YAML"]
-        .iter()
-        .any(|e| s.strip_suffix(e).is_some_and(|r| r.ends_with('.')));
-    ext_ok && is_single_star_glob(s)
 }
 
 /// At most one `*`, and no `/` after it (upstream's rule for rule and SD
@@ -596,7 +608,7 @@ pub(crate) fn resolve_file_sd_configs(
     for f in raw {
         let mut files = Vec::new();
         for name in f.value.files.iter().flatten() {
-            if !is_valid_file_sd_name(&name.value) {
+            if !crate::discovery::config::is_valid_file_sd_name(&name.value) {
                 sink.push(
                     Pos::of(name),
                     format!("path name {:?} is not valid for file discovery", name.value),
@@ -702,13 +714,21 @@ fn resolve_one(
     // address may still be rewritten; `check config` tests it after
     // relabeling (config::check).
     let check_hosts = r.relabel_configs.as_ref().is_none_or(|v| v.is_empty());
-    let static_configs = resolve_static_configs(
-        r.static_configs.as_deref().unwrap_or(&[]),
+    let mut static_configs = Vec::new();
+    let mut file_sd_configs = Vec::new();
+    let mut service_discovery = Vec::new();
+    for sd in crate::discovery::config::resolve_sd_fields(
+        crate::discovery::config::sd_fields!(r),
+        dir,
         check_hosts,
         sink,
-    );
-    let file_sd_configs =
-        resolve_file_sd_configs(r.file_sd_configs.as_deref().unwrap_or(&[]), dir, sink);
+    ) {
+        match sd {
+            SdConfig::Static(g) => static_configs.extend(g),
+            SdConfig::File(f) => file_sd_configs.push(f),
+            other => service_discovery.push(other),
+        }
+    }
     let http_client = resolve_http_client(r, dir, sink);
     let relabel_configs =
         resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);
@@ -735,6 +755,7 @@ fn resolve_one(
         honor_timestamps: r.honor_timestamps.unwrap_or(true),
         static_configs,
         file_sd_configs,
+        service_discovery,
         http_client,
         relabel_configs,
         metric_relabel_configs,

@@ -87,6 +87,7 @@ fn scrape_config(cfg: &Config, j: &JobConfig, job: &str, path: &str, listen: &st
             source: "exporters/0".to_string(),
         }],
         file_sd_configs: Vec::new(),
+        service_discovery: Vec::new(),
         http_client: HttpClientConfig::default(),
         relabel_configs: Vec::new(),
         metric_relabel_configs: Vec::new(),

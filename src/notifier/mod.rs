@@ -17,7 +17,6 @@ use crate::config::{AlertmanagerConfig, Config, RelabelConfig, TargetGroup};
 use crate::metrics::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, Registry};
 use crate::model::{Labels, LabelsBuilder};
 use crate::notify::{Alert, AlertSink};
-use crate::scrape::ScrapeMetrics;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -422,7 +421,7 @@ pub struct Notifier {
     opts: NotifierOptions,
     metrics: NotifierMetrics,
     /// Counts `file_sd` read errors with the scrape side's counter.
-    sd_metrics: Arc<ScrapeMetrics>,
+    sd_metrics: Arc<crate::discovery::SdMetrics>,
     base_dir: PathBuf,
     rt: tokio::runtime::Handle,
     state: Mutex<State>,
@@ -440,7 +439,7 @@ impl Notifier {
     pub fn new(
         registry: &Registry,
         opts: NotifierOptions,
-        sd_metrics: Arc<ScrapeMetrics>,
+        sd_metrics: Arc<crate::discovery::SdMetrics>,
         base_dir: PathBuf,
     ) -> Arc<Notifier> {
         let metrics = NotifierMetrics::register(registry);
@@ -504,7 +503,7 @@ impl Notifier {
             let me = self.me.clone();
             let provider = format!("file_sd/{i}");
             set.sd_tasks
-                .push(crate::scrape::discovery::spawn_file_sd_into(
+                .push(crate::discovery::file::spawn_file_sd_into(
                     self.sd_metrics.clone(),
                     f.clone(),
                     self.base_dir.clone(),

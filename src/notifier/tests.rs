@@ -261,7 +261,7 @@ alerting:
             queue_capacity: 100,
             max_batch_size: 2,
         },
-        crate::scrape::ScrapeMetrics::register(&r),
+        crate::discovery::SdMetrics::register(&r),
         PathBuf::from("."),
     );
     n.apply(prepare(&cfg).unwrap());

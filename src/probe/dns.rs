@@ -102,7 +102,7 @@ fn valid_rrs(ctx: &mut Ctx, rrs: &[Record], v: &RRValidator) -> bool {
     true
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     addr: SocketAddr,
     tcp: bool,
     query: &[u8],
@@ -309,7 +309,7 @@ pub(crate) async fn probe(ctx: &mut Ctx, d: &DnsModule, target: &str) -> bool {
 
 /// A query id that differs between probes (not security relevant: the
 /// socket is connected, so only the server can answer).
-fn rand_id() -> u16 {
+pub(crate) fn rand_id() -> u16 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -43,7 +43,12 @@ pub struct Manager {
     pools: Mutex<BTreeMap<String, Pool>>,
     buffers: Arc<ScrapePools>,
     local: Mutex<HashMap<String, Arc<dyn LocalSource>>>,
+    /// Where the jobs' SD entries run, once attached.
+    discovery: std::sync::OnceLock<Arc<crate::discovery::Manager>>,
 }
+
+/// The source key of the groups the discovery manager hands over.
+const DISCOVERY_SOURCE: &str = "discovery";
 
 /// What `/api/v1/targets` shows for one job.
 pub struct PoolView {
@@ -60,7 +65,38 @@ impl Manager {
             pools: Mutex::new(BTreeMap::new()),
             buffers: ScrapePools::new(),
             local: Mutex::new(HashMap::new()),
+            discovery: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Runs the jobs' SD entries on `sd` from now on: every `apply_config`
+    /// hands them over, and its updates re-sync the pools whose groups
+    /// changed. Call once, before the first `apply_config`.
+    pub fn attach_discovery(self: &Arc<Self>, sd: Arc<crate::discovery::Manager>) {
+        let mut rx = sd.subscribe();
+        if self.discovery.set(sd).is_err() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen: HashMap<String, Arc<Vec<TargetGroup>>> = HashMap::new();
+            loop {
+                let snap = rx.borrow_and_update().clone();
+                let Some(m) = me.upgrade() else { return };
+                for (job, groups) in snap.iter() {
+                    if seen.get(job).is_some_and(|g| Arc::ptr_eq(g, groups)) {
+                        continue;
+                    }
+                    m.sync_groups(job, DISCOVERY_SOURCE, groups.to_vec());
+                    seen.insert(job.clone(), groups.clone());
+                }
+                seen.retain(|j, _| snap.contains_key(j));
+                drop(m);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Makes `job` an in-process job: its targets' bodies come from `src`.
@@ -69,42 +105,67 @@ impl Manager {
         self.local.lock().insert(job.to_string(), src);
     }
 
-    /// Creates a pool per scrape config and feeds its static targets. Must be
-    /// called inside the tokio runtime.
+    /// Creates a pool per scrape config and feeds its static targets; hands
+    /// every job's SD entries to the attached discovery manager. A pool
+    /// whose config did not change keeps its loops; pools of jobs no longer
+    /// configured stop (in-process jobs stay). Must be called inside the
+    /// tokio runtime.
     pub fn apply_config(&self, cfgs: &[ScrapeConfig]) {
         let mut pools = self.pools.lock();
+        let local = self.local.lock().clone();
+        let wanted: std::collections::HashSet<&str> =
+            cfgs.iter().map(|c| c.job_name.as_str()).collect();
+        let gone: Vec<String> = pools
+            .keys()
+            .filter(|j| !wanted.contains(j.as_str()) && !local.contains_key(*j))
+            .cloned()
+            .collect();
+        for job in gone {
+            if let Some(mut p) = pools.remove(&job) {
+                stop_pool(&mut p);
+                self.metrics.pool_targets.remove(&[&job]);
+            }
+        }
+        let mut changed = Vec::new();
         for cfg in cfgs {
+            if pools.get(&cfg.job_name).is_some_and(|p| *p.cfg == *cfg) {
+                continue;
+            }
             let scraper = Scraper::new(cfg).map_err(|e| e.to_string());
             if let Err(e) = &scraper {
                 tracing::error!(job = %cfg.job_name, error = %e, "scrape pool HTTP client");
             }
+            // Static targets start at once; discovery's first update
+            // replaces them with the merged groups of every entry.
             let mut groups = BTreeMap::new();
-            for (i, sc) in cfg.static_configs.iter().enumerate() {
-                groups.insert(
-                    format!("static/{i}"),
-                    vec![TargetGroup {
-                        targets: sc.targets.clone(),
-                        labels: sc.labels.clone(),
-                        source: format!("static/{i}"),
-                    }],
-                );
+            groups.insert(DISCOVERY_SOURCE.to_string(), cfg.static_configs.clone());
+            if let Some(mut old) = pools.remove(&cfg.job_name) {
+                stop_pool(&mut old);
             }
             let pool = Pool {
                 cfg: Arc::new(cfg.clone()),
                 scraper: Arc::new(scraper),
-                local: self.local.lock().get(&cfg.job_name).cloned(),
+                local: local.get(&cfg.job_name).cloned(),
                 groups,
                 loops: HashMap::new(),
                 held: Vec::new(),
                 dropped: Vec::new(),
             };
             pools.insert(cfg.job_name.clone(), pool);
+            changed.push(cfg.job_name.clone());
         }
-        let jobs: Vec<String> = pools.keys().cloned().collect();
-        for job in jobs {
+        for job in changed {
             if let Some(p) = pools.get_mut(&job) {
                 self.resync(p);
             }
+        }
+        drop(pools);
+        if let Some(sd) = self.discovery.get() {
+            let sets = cfgs
+                .iter()
+                .map(|c| (c.job_name.clone(), c.sd_configs()))
+                .collect();
+            sd.apply(sets);
         }
     }
 
@@ -127,14 +188,9 @@ impl Manager {
                 for addr in &g.targets {
                     match populate(addr, &g.labels, &cfg) {
                         Ok(Some(t)) => wanted.push(t),
-                        Ok(None) => {
-                            let mut b = crate::model::LabelsBuilder::new();
-                            for (k, v) in &g.labels {
-                                b.set(k.as_str(), v.as_str());
-                            }
-                            b.set(crate::scrape::target::ADDRESS_LABEL, addr.as_str());
-                            dropped.push(b.build());
-                        }
+                        Ok(None) => dropped.push(crate::scrape::target::discovered_labels(
+                            addr, &g.labels, &cfg,
+                        )),
                         Err(e) => tracing::warn!(
                             job = %cfg.job_name, target = %addr, error = %e,
                             "creating target failed"
@@ -216,6 +272,16 @@ impl Manager {
         pool.loops = next;
     }
 
+    /// The groups a job's targets come from (by source), for tests and the
+    /// service discovery page.
+    pub fn groups(&self, job: &str) -> Vec<TargetGroup> {
+        let pools = self.pools.lock();
+        pools
+            .get(job)
+            .map(|p| p.groups.values().flatten().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Every pool's targets, sorted by job then scrape URL.
     pub fn targets(&self) -> Vec<PoolView> {
         let pools = self.pools.lock();
@@ -251,4 +317,13 @@ impl Manager {
             let _ = h.task.await;
         }
     }
+}
+
+/// Stops a pool's loops with end-of-run staleness (the job went away or
+/// its config changed).
+fn stop_pool(p: &mut Pool) {
+    for (_, h) in p.loops.drain() {
+        let _ = h.stop.send(true);
+    }
+    p.held.clear();
 }

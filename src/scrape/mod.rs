@@ -2,7 +2,6 @@
 //! parser → the TSDB head.
 
 pub mod client;
-pub mod discovery;
 pub mod local;
 pub mod manager;
 pub mod parser;
@@ -26,7 +25,6 @@ pub struct ScrapeMetrics {
     pub sample_out_of_bounds: Counter,
     pub target_limit_exceeded: Counter,
     pub pool_targets: Arc<GaugeVec>,
-    pub sd_file_read_errors: Counter,
     /// Where `target` events (a target went up or down) go, once the
     /// operations stage exists.
     pub events: std::sync::OnceLock<crate::ops::Events>,
@@ -73,10 +71,6 @@ impl ScrapeMetrics {
                 "klaxon_target_scrape_pool_targets",
                 "Current number of targets in a scrape pool.",
                 &["scrape_job"],
-            ),
-            sd_file_read_errors: r.counter(
-                "klaxon_sd_file_read_errors",
-                "file_sd files that could not be read or parsed.",
             ),
             events: std::sync::OnceLock::new(),
         })

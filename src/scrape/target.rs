@@ -128,13 +128,22 @@ impl Target {
     }
 }
 
-/// Builds a target from one discovered address and its group's labels, or
-/// returns `Ok(None)` when relabeling drops it.
-pub fn populate(
+/// The labels of a target before relabeling, as Prometheus shows them
+/// (`discoveredLabels`): the group's labels, `__address__`, then the scrape
+/// config's defaults where discovery set none.
+pub fn discovered_labels(
     address: &str,
     group_labels: &BTreeMap<String, String>,
     cfg: &ScrapeConfig,
-) -> Result<Option<Target>, TargetError> {
+) -> Labels {
+    discovered_builder(address, group_labels, cfg).labels()
+}
+
+fn discovered_builder(
+    address: &str,
+    group_labels: &BTreeMap<String, String>,
+    cfg: &ScrapeConfig,
+) -> LabelsBuilder {
     let mut b = LabelsBuilder::new();
     for (k, v) in group_labels {
         b.set(k.as_str(), v.as_str());
@@ -167,7 +176,21 @@ pub fn populate(
             }
         }
     }
+    b
+}
+
+/// Builds a target from one discovered address and its group's labels, or
+/// returns `Ok(None)` when relabeling drops it.
+pub fn populate(
+    address: &str,
+    group_labels: &BTreeMap<String, String>,
+    cfg: &ScrapeConfig,
+) -> Result<Option<Target>, TargetError> {
+    let mut b = discovered_builder(address, group_labels, cfg);
     let discovered = b.labels();
+    for (k, v) in group_labels {
+        b.set(k.as_str(), v.as_str());
+    }
     if !crate::scrape::relabel::process_builder(&mut b, &cfg.relabel_configs) {
         return Ok(None);
     }

@@ -1,55 +1,33 @@
-//! File-based service discovery: watch `file_sd_configs` files and push their
-//! target groups to the manager.
+//! `file_sd_configs`: files polled for changes, their groups sent to the
+//! discovery manager.
 //!
 //! Files are polled (a cheap `stat` of every matching path every few seconds)
 //! rather than watched with inotify: it behaves the same on every filesystem,
 //! including the bind mounts and NFS shares where inotify misses changes, and
 //! Prometheus re-reads on `refresh_interval` anyway.
 
-use crate::config::{FileSdConfig, TargetGroup};
-use crate::scrape::manager::Manager;
-use crate::scrape::ScrapeMetrics;
+use super::ProviderCtx;
+use crate::config::{FileSdConfig, FileSdError, TargetGroup};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often file metadata is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Starts a task for one `file_sd_configs` entry of `job`.
-pub fn spawn_file_sd(
-    manager: Arc<Manager>,
-    metrics: Arc<ScrapeMetrics>,
-    job: String,
-    index: usize,
-    cfg: FileSdConfig,
-    base_dir: PathBuf,
-) -> tokio::task::JoinHandle<()> {
-    let source = format!("file_sd/{index}");
-    spawn_file_sd_into(metrics, cfg, base_dir, move |groups| {
-        manager.sync_groups(&job, &source, groups)
-    })
-}
-
-/// Starts a task polling one `file_sd_configs` entry, handing the full
-/// group list to `on_change` whenever it changed (scrape jobs and the
-/// Alertmanager sets of the notifier both consume it this way).
-pub fn spawn_file_sd_into(
-    metrics: Arc<ScrapeMetrics>,
-    cfg: FileSdConfig,
-    base_dir: PathBuf,
-    mut on_change: impl FnMut(Vec<TargetGroup>) + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut watcher = FileSd::new(cfg, base_dir);
-        loop {
-            if let Some(groups) = watcher.poll(&metrics) {
-                on_change(groups);
+pub async fn run(cfg: FileSdConfig, ctx: ProviderCtx) {
+    let every = POLL_INTERVAL.min(cfg.refresh_interval);
+    let mut watcher = FileSd::new(cfg, ctx.opts.base_dir.clone());
+    loop {
+        if let Some((groups, errors)) = watcher.poll() {
+            for e in &errors {
+                ctx.shared.metrics.file_read_errors.inc();
+                ctx.failed(e);
             }
-            tokio::time::sleep(POLL_INTERVAL.min(watcher.cfg.refresh_interval)).await;
+            ctx.replace_all(groups);
         }
-    })
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// State of one file_sd entry: last seen file metadata and groups per file.
@@ -91,8 +69,10 @@ impl FileSd {
         out
     }
 
-    /// Returns the full group list when anything changed since the last call.
-    pub fn poll(&mut self, metrics: &ScrapeMetrics) -> Option<Vec<TargetGroup>> {
+    /// Returns the full group list when anything changed since the last
+    /// call, with the files that could not be read (their last good groups
+    /// are part of the list).
+    pub fn poll(&mut self) -> Option<(Vec<TargetGroup>, Vec<FileSdError>)> {
         let paths = self.paths();
         let mut stamps = BTreeMap::new();
         for p in &paths {
@@ -109,6 +89,7 @@ impl FileSd {
         if stamps == self.stamps && !refresh_due {
             return None;
         }
+        let mut errors = Vec::new();
         self.last_full = Some(Instant::now());
         // Files that vanished take their targets with them.
         self.groups.retain(|p, _| stamps.contains_key(p));
@@ -124,13 +105,35 @@ impl FileSd {
                     }
                     self.groups.insert(p.clone(), gs);
                 }
-                Err(e) => {
-                    metrics.sd_file_read_errors.inc();
-                    tracing::error!(file = %p.display(), error = %e, "file_sd: keeping the last good targets");
-                }
+                Err(e) => errors.push(e),
             }
         }
         self.stamps = stamps;
-        Some(self.groups.values().flatten().cloned().collect())
+        Some((self.groups.values().flatten().cloned().collect(), errors))
     }
+}
+
+/// Polls one `file_sd_configs` entry outside a discovery manager, handing
+/// the full group list to `on_change` whenever it changed (the notifier's
+/// Alertmanager sets).
+pub fn spawn_file_sd_into(
+    metrics: std::sync::Arc<super::SdMetrics>,
+    cfg: FileSdConfig,
+    base_dir: PathBuf,
+    mut on_change: impl FnMut(Vec<TargetGroup>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = POLL_INTERVAL.min(cfg.refresh_interval);
+        let mut watcher = FileSd::new(cfg, base_dir);
+        loop {
+            if let Some((groups, errors)) = watcher.poll() {
+                for e in &errors {
+                    metrics.file_read_errors.inc();
+                    tracing::warn!(error = %e, "file_sd");
+                }
+                on_change(groups);
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
 }
