@@ -20,14 +20,7 @@ use std::path::{Path, PathBuf};
 /// Alertmanager integrations klaxon does not implement: a config using them
 /// is refused (naming the field) rather than silently not paging anyone.
 pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
-    "opsgenie_configs",
-    "victorops_configs",
-    "pushover_configs",
     "sns_configs",
-    "telegram_configs",
-    "wechat_configs",
-    "webex_configs",
-    "discord_configs",
     "msteams_configs",
     "mattermost_configs",
     "rocketchat_configs",
@@ -48,14 +41,21 @@ pub struct RawReceiver {
     pub(crate) email_configs: Vec<S<RawEmail>>,
     #[serde(default)]
     pub(crate) webhook_configs: Vec<S<RawWebhook>>,
-    pub(crate) opsgenie_configs: Option<S<IgnoredAny>>,
-    pub(crate) victorops_configs: Option<S<IgnoredAny>>,
-    pub(crate) pushover_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) opsgenie_configs: Vec<S<super::opsgenie::RawOpsgenie>>,
+    #[serde(default)]
+    pub(crate) victorops_configs: Vec<S<super::victorops::RawVictorOps>>,
+    #[serde(default)]
+    pub(crate) pushover_configs: Vec<S<super::pushover::RawPushover>>,
     pub(crate) sns_configs: Option<S<IgnoredAny>>,
-    pub(crate) telegram_configs: Option<S<IgnoredAny>>,
-    pub(crate) wechat_configs: Option<S<IgnoredAny>>,
-    pub(crate) webex_configs: Option<S<IgnoredAny>>,
-    pub(crate) discord_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) telegram_configs: Vec<S<super::telegram::RawTelegram>>,
+    #[serde(default)]
+    pub(crate) wechat_configs: Vec<S<super::wechat::RawWechat>>,
+    #[serde(default)]
+    pub(crate) webex_configs: Vec<S<super::webex::RawWebex>>,
+    #[serde(default)]
+    pub(crate) discord_configs: Vec<S<super::discord::RawDiscord>>,
     pub(crate) msteams_configs: Option<S<IgnoredAny>>,
     pub(crate) mattermost_configs: Option<S<IgnoredAny>>,
     pub(crate) rocketchat_configs: Option<S<IgnoredAny>>,
@@ -189,20 +189,26 @@ pub(crate) struct RawWebhook {
 }
 
 /// Resolution context shared by all receivers of one file.
-struct Ctx<'a> {
-    global: &'a GlobalConfig,
-    dir: Option<&'a Path>,
+pub(super) struct Ctx<'a> {
+    pub global: &'a GlobalConfig,
+    pub dir: Option<&'a Path>,
     /// Only parses: checks template syntax at load, not at the first page.
     templates: TemplateSet,
 }
 
 impl Ctx<'_> {
-    fn path(&self, p: &str) -> PathBuf {
+    pub fn path(&self, p: &str) -> PathBuf {
         PathBuf::from(join_dir(self.dir, p))
     }
 
     /// A template field: the user's text (checked) or the default.
-    fn tmpl(&self, v: &Option<S<String>>, default: &str, field: &str, sink: &mut Sink) -> String {
+    pub fn tmpl(
+        &self,
+        v: &Option<S<String>>,
+        default: &str,
+        field: &str,
+        sink: &mut Sink,
+    ) -> String {
         match v {
             Some(s) => {
                 if let Err(e) = self.templates.parse(field, &s.value) {
@@ -212,6 +218,71 @@ impl Ctx<'_> {
             }
             None => default.to_string(),
         }
+    }
+
+    /// A `global:` key of an integration (`opsgenie_api_url`, ...).
+    pub fn global_str(&self, key: &str) -> Option<&str> {
+        self.global.other.get(key).map(String::as_str)
+    }
+
+    /// A secret set on the integration (`what` / `what_file`, at most
+    /// one) or else inherited from `global.<gkey>` / `global.<gkey>_file`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn secret_or_global(
+        &self,
+        inline: &Option<String>,
+        file: &Option<String>,
+        what: &str,
+        gkey: &str,
+        pos: Pos,
+        sink: &mut Sink,
+    ) -> Option<SecretSource> {
+        if inline.is_some() && file.is_some() {
+            sink.push(
+                pos,
+                format!("at most one of {what} & {what}_file must be configured"),
+            );
+            return None;
+        }
+        if let Some(s) = secret(inline, file, what, pos, self, sink) {
+            return Some(s);
+        }
+        if let Some(v) = self.global_str(gkey).filter(|v| !v.is_empty()) {
+            return Some(SecretSource::Inline(Secret::new(v)));
+        }
+        self.global_str(&format!("{gkey}_file"))
+            .filter(|v| !v.is_empty())
+            .map(|f| SecretSource::File(f.into()))
+    }
+
+    /// A URL field, else `global.<gkey>`, else Alertmanager's default.
+    pub fn url_or_global(
+        &self,
+        v: &Option<S<String>>,
+        gkey: &str,
+        default: &str,
+        sink: &mut Sink,
+    ) -> String {
+        match v {
+            Some(u) => {
+                check_url(u, u_field(gkey), sink);
+                u.value.clone()
+            }
+            None => self
+                .global_str(gkey)
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+                .to_string(),
+        }
+    }
+}
+
+/// The integration field a global URL key stands for (`api_url`, ...).
+fn u_field(gkey: &str) -> &str {
+    if gkey.ends_with("webhook_url") {
+        "webhook_url"
+    } else {
+        "api_url"
     }
 }
 
@@ -265,14 +336,7 @@ impl RawReceiver {
 
     fn resolve_at(&self, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> Receiver {
         let refused = [
-            &self.opsgenie_configs,
-            &self.victorops_configs,
-            &self.pushover_configs,
             &self.sns_configs,
-            &self.telegram_configs,
-            &self.wechat_configs,
-            &self.webex_configs,
-            &self.discord_configs,
             &self.msteams_configs,
             &self.mattermost_configs,
             &self.rocketchat_configs,
@@ -284,7 +348,7 @@ impl RawReceiver {
                 sink.push(
                     Pos::of(v),
                     format!(
-                        "receiver {:?}: {field} is not supported by klaxon (supported: pagerduty_configs, slack_configs, email_configs, webhook_configs; see docs/compatibility.md)",
+                        "receiver {:?}: {field} is not supported by klaxon (see docs/compatibility.md)",
                         self.name
                     ),
                 );
@@ -312,6 +376,22 @@ impl RawReceiver {
                 integrations.push(Integration::Webhook(i));
             }
         }
+        macro_rules! more {
+            ($field:ident, $module:ident, $variant:ident) => {
+                for c in &self.$field {
+                    if let Some(i) = super::$module::resolve(c, ctx, sink) {
+                        integrations.push(Integration::$variant(i));
+                    }
+                }
+            };
+        }
+        more!(opsgenie_configs, opsgenie, Opsgenie);
+        more!(victorops_configs, victorops, VictorOps);
+        more!(pushover_configs, pushover, Pushover);
+        more!(telegram_configs, telegram, Telegram);
+        more!(wechat_configs, wechat, Wechat);
+        more!(webex_configs, webex, Webex);
+        more!(discord_configs, discord, Discord);
         Receiver {
             name: self.name.clone(),
             integrations,
@@ -319,7 +399,7 @@ impl RawReceiver {
     }
 }
 
-fn secret(
+pub(super) fn secret(
     inline: &Option<String>,
     file: &Option<String>,
     what: &str,
@@ -367,7 +447,7 @@ fn refuse_server_name(t: &S<RawTlsConfig>, sink: &mut Sink) {
 }
 
 /// `http_config.proxy_url`, when set.
-fn proxy(raw: &Option<RawHttpClientConfig>) -> Option<String> {
+pub(super) fn proxy(raw: &Option<RawHttpClientConfig>) -> Option<String> {
     raw.as_ref()
         .and_then(|h| h.proxy_url.as_ref())
         .map(|p| p.value.clone())
@@ -376,7 +456,11 @@ fn proxy(raw: &Option<RawHttpClientConfig>) -> Option<String> {
 
 /// `http_config`, resolved with the scrape configs' rules; the global
 /// one when absent.
-fn http(raw: &Option<RawHttpClientConfig>, ctx: &Ctx<'_>, sink: &mut Sink) -> HttpClientConfig {
+pub(super) fn http(
+    raw: &Option<RawHttpClientConfig>,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink,
+) -> HttpClientConfig {
     let Some(h) = raw else {
         return ctx.global.http_config.clone();
     };
@@ -391,7 +475,7 @@ fn http(raw: &Option<RawHttpClientConfig>, ctx: &Ctx<'_>, sink: &mut Sink) -> Ht
     c
 }
 
-fn check_url(s: &S<String>, field: &str, sink: &mut Sink) {
+pub(super) fn check_url(s: &S<String>, field: &str, sink: &mut Sink) {
     let ok = s.value.starts_with("http://") || s.value.starts_with("https://");
     if !ok {
         // The URL itself may hold a token: name the field, not the value.
@@ -429,24 +513,26 @@ fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<Page
         check_url(u, "url", sink);
     }
     let t = |v: &Option<S<String>>, d: &str, f: &str, sink: &mut Sink| ctx.tmpl(v, d, f, sink);
-    let details = match &r.details {
-        Some(d) => d.clone(),
-        None => [
-            (
-                "firing",
-                "{{ template \"pagerduty.default.instances\" .Alerts.Firing }}",
-            ),
-            (
-                "resolved",
-                "{{ template \"pagerduty.default.instances\" .Alerts.Resolved }}",
-            ),
-            ("num_firing", "{{ .Alerts.Firing | len }}"),
-            ("num_resolved", "{{ .Alerts.Resolved | len }}"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    };
+    // The user's details plus the defaults they do not override, as
+    // Alertmanager merges them.
+    let mut details: BTreeMap<String, String> = [
+        (
+            "firing",
+            "{{ template \"pagerduty.default.instances\" .Alerts.Firing }}",
+        ),
+        (
+            "resolved",
+            "{{ template \"pagerduty.default.instances\" .Alerts.Resolved }}",
+        ),
+        ("num_firing", "{{ .Alerts.Firing | len }}"),
+        ("num_resolved", "{{ .Alerts.Resolved | len }}"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Some(d) = &r.details {
+        details.extend(d.clone());
+    }
     Some(PagerDutyConfig {
         send_resolved: r.send_resolved.unwrap_or(true),
         routing_key,
@@ -766,21 +852,7 @@ fn title_case_header(k: &str) -> String {
 fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookConfig> {
     let pos = Pos::of(c);
     let r = &c.value;
-    let url = match (&r.url, &r.url_file) {
-        (Some(_), Some(_)) => {
-            sink.push(pos, "at most one of url & url_file must be configured");
-            return None;
-        }
-        (Some(u), None) => {
-            check_url(u, "url", sink);
-            SecretSource::Inline(Secret::new(u.value.clone()))
-        }
-        (None, Some(f)) => SecretSource::File(ctx.path(f)),
-        (None, None) => {
-            sink.push(pos, "one of url or url_file must be configured");
-            return None;
-        }
-    };
+    let url = url_secret(&r.url, &r.url_file, "url", pos, ctx, sink)?;
     Some(WebhookConfig {
         send_resolved: r.send_resolved.unwrap_or(true),
         url,
@@ -788,6 +860,39 @@ fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookC
         http_config: http(&r.http_config, ctx, sink),
         proxy_url: proxy(&r.http_config),
     })
+}
+
+/// A URL that is a secret (webhook URLs carry their token): `field` or
+/// `field_file`, exactly one; the inline one must be http(s).
+pub(super) fn url_secret(
+    inline: &Option<S<String>>,
+    file: &Option<String>,
+    field: &str,
+    pos: Pos,
+    ctx: &Ctx<'_>,
+    sink: &mut Sink,
+) -> Option<SecretSource> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            sink.push(
+                pos,
+                format!("at most one of {field} & {field}_file must be configured"),
+            );
+            None
+        }
+        (Some(u), None) => {
+            check_url(u, field, sink);
+            Some(SecretSource::Inline(Secret::new(u.value.clone())))
+        }
+        (None, Some(f)) => Some(SecretSource::File(ctx.path(f))),
+        (None, None) => {
+            sink.push(
+                pos,
+                format!("one of {field} or {field}_file must be configured"),
+            );
+            None
+        }
+    }
 }
 
 /// `Spanned` is not `Clone` for every `T` in all versions; this keeps the

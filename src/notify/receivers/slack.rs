@@ -37,7 +37,11 @@ pub fn render(cfg: &SlackConfig, n: &Notification, set: &TemplateSet) -> Result<
     put(&mut att, "pretext", r("pretext", &cfg.pretext)?);
     put(&mut att, "text", r("text", &cfg.text)?);
     put(&mut att, "fallback", r("fallback", &cfg.fallback)?);
-    put(&mut att, "callback_id", r("callback_id", &cfg.callback_id)?);
+    // Alertmanager sends these two even when empty.
+    att.insert(
+        "callback_id".into(),
+        J::String(r("callback_id", &cfg.callback_id)?),
+    );
     let mut fields = Vec::new();
     for f in &cfg.fields {
         fields.push(json!({
@@ -77,7 +81,7 @@ pub fn render(cfg: &SlackConfig, n: &Notification, set: &TemplateSet) -> Result<
     att.insert("actions".into(), J::Array(actions));
     put(&mut att, "image_url", r("image_url", &cfg.image_url)?);
     put(&mut att, "thumb_url", r("thumb_url", &cfg.thumb_url)?);
-    put(&mut att, "footer", r("footer", &cfg.footer)?);
+    att.insert("footer".into(), J::String(r("footer", &cfg.footer)?));
     put(&mut att, "color", r("color", &cfg.color)?);
     att.insert("mrkdwn_in".into(), json!(cfg.mrkdwn_in));
     let mut body = Map::new();
