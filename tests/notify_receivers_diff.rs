@@ -39,6 +39,7 @@ const KINDS: &[&str] = &[
     "discord",
     "webex",
     "wechat",
+    "sns",
 ];
 
 #[derive(Clone, Debug)]
@@ -56,9 +57,13 @@ struct MockState {
     /// status; later ones get 200.
     fail_first: Mutex<Option<u16>>,
     failed: Mutex<HashSet<String>>,
+    /// When set, every answer is this status and body.
+    answer: Mutex<Option<(u16, String)>>,
 }
 
+/// Dropped too: SigV4's signature and its timestamp (SNS).
 const DROP_HEADERS: &[&str] = &[
+    "x-amz-date",
     "user-agent",
     "date",
     "host",
@@ -81,6 +86,10 @@ async fn handle(
     let headers = headers
         .iter()
         .filter(|(k, _)| !DROP_HEADERS.contains(&k.as_str()))
+        .filter(|(k, v)| {
+            !(k.as_str() == "authorization"
+                && v.to_str().unwrap_or("").starts_with("AWS4-HMAC-SHA256"))
+        })
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
         .collect();
     s.reqs.lock().push(Rec {
@@ -89,6 +98,9 @@ async fn handle(
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
+    if let Some((code, body)) = s.answer.lock().clone() {
+        return (StatusCode::from_u16(code).unwrap(), body).into_response();
+    }
     let fail = *s.fail_first.lock();
     if let Some(code) = fail {
         if !path.ends_with("/gettoken") && s.failed.lock().insert(kind_of(&path)) {
@@ -99,6 +111,10 @@ async fn handle(
         json!({"ok": true, "result": {"message_id": 1, "chat": {"id": -100}}}).to_string()
     } else if path.ends_with("/gettoken") {
         json!({"access_token": "tok", "errcode": 0, "errmsg": "ok"}).to_string()
+    } else if path.contains("/slackapi/") {
+        json!({"ok": true, "channel": "C123", "ts": "1700000000.000100"}).to_string()
+    } else if path.contains("/sns/") {
+        "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>".to_string()
     } else if path.contains("/wechat/") {
         json!({"errcode": 0, "errmsg": "ok"}).to_string()
     } else {
@@ -199,6 +215,13 @@ receivers:
   - send_resolved: true
     to_user: '@all'
     agent_id: '1000002'
+  sns_configs:
+  - api_url: {m}/d/sns/
+    topic_arn: arn:aws:sns:us-east-2:123456789012:alerts
+    sigv4:
+      region: us-east-2
+      access_key: AKIDEXAMPLE
+      secret_key: secret
 - name: t
   webhook_configs:
   - url: {m}/t/webhook/
@@ -302,6 +325,18 @@ receivers:
     to_party: '{{{{ .CommonLabels.team }}}}'
     to_tag: 'tag1'
     agent_id: '7'
+  sns_configs:
+  - api_url: {m}/t/sns/
+    phone_number: '+15555550100'
+    subject: 'S {{{{ .Status }}}}'
+    message: 'M {{{{ .GroupLabels.alertname }}}} <{{{{ len .Alerts }}}}> & done'
+    sigv4:
+      region: eu-west-1
+      access_key: AKIDEXAMPLE
+      secret_key: secret
+    attributes:
+      severity: '{{{{ .CommonLabels.severity }}}}'
+      team: infra
 "#
     )
 }
@@ -510,11 +545,28 @@ fn normalise(text: &str, ext: &str) -> String {
 fn canon(r: &Rec, mock: &str, ext: &str) -> Value {
     let defaults = r.path.starts_with("/d/");
     let body = normalise(&r.body.replace(mock, "<mock>"), ext);
+    let form = r
+        .headers
+        .get("content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let body = match serde_json::from_str::<Value>(&body) {
         Ok(mut v) => {
             mask_json(&mut v, defaults);
             v
         }
+        // SNS: the form's pairs, in order; default texts masked.
+        Err(_) if form => Value::Array(
+            form_urlencoded::parse(body.as_bytes())
+                .map(|(k, v)| {
+                    let v = if defaults && (k == "Message" || k == "Subject") {
+                        "<default text>".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    json!([k, v])
+                })
+                .collect(),
+        ),
         Err(_) => json!(body),
     };
     json!({
@@ -700,5 +752,323 @@ async fn receivers_send_what_alertmanager_sends() {
         "{} difference(s):\n{}",
         diffs.len(),
         diffs.join("\n")
+    );
+}
+
+/// Receivers newer than Alertmanager 0.25 (no oracle here): the request
+/// shape of Alertmanager's notifier source, field by field, on a mock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_receivers_send_alertmanagers_request_shape() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let u = &m.url;
+    let text = format!(
+        r#"storage:
+  path: {}
+notify:
+  global:
+    rocketchat_token_id: uid-1
+    rocketchat_token: tok-1
+  route:
+    receiver: n
+    group_wait: 0s
+  receivers:
+  - name: n
+    mattermost_configs:
+    - webhook_url: {u}/mattermost/hook
+      channel: 'ch-{{{{ .CommonLabels.team }}}}'
+      username: bot
+      icon_emoji: ':fire:'
+      priority:
+        priority: urgent
+        requested_ack: true
+      props:
+        card: 'card {{{{ .Status }}}}'
+      fields:
+      - title: Team
+        value: '{{{{ .CommonLabels.team }}}}'
+        short: true
+    rocketchat_configs:
+    - api_url: {u}/rocketchat/
+      channel: '#ops'
+      fields:
+      - title: sev
+        value: '{{{{ .CommonLabels.severity }}}}'
+      actions:
+      - text: Runbook
+        url: '{{{{ .CommonAnnotations.runbook_url }}}}'
+"#,
+        dir.path().join("data").display()
+    );
+    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    post(
+        &reqwest::Client::new(),
+        &base,
+        json!([alert("Newer", "a:1", None)]),
+    )
+    .await;
+    let ok = wait_for(&m, 0, Duration::from_secs(20), |r| r.len() >= 2).await;
+    app.stop().await;
+    assert!(ok, "{:?}", m.state.reqs.lock());
+    let reqs = m.state.reqs.lock().clone();
+    let find = |p: &str| {
+        reqs.iter()
+            .find(|r| r.path.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} in {reqs:?}"))
+            .clone()
+    };
+
+    let mm = find("/mattermost/hook");
+    assert_eq!(mm.method, "POST");
+    assert_eq!(mm.headers["content-type"], "application/json");
+    let b: Value = serde_json::from_str(&mm.body).unwrap();
+    assert_eq!(b["channel"], "ch-infra");
+    assert_eq!(b["username"], "bot");
+    assert_eq!(b["icon_emoji"], ":fire:");
+    assert_eq!(
+        b["priority"],
+        json!({"priority": "urgent", "requested_ack": true})
+    );
+    assert_eq!(b["props"], json!({"card": "card firing"}));
+    assert!(
+        b.get("text").is_none(),
+        "text goes into the attachment: {b}"
+    );
+    let att = &b["attachments"][0];
+    assert_eq!(att["color"], "danger");
+    assert_eq!(
+        att["fields"],
+        json!([{"title": "Team", "value": "infra", "short": true}])
+    );
+    let t = att["text"].as_str().unwrap();
+    assert!(
+        t.contains("http://runbooks.example/Newer"),
+        "runbook link in {t}"
+    );
+    assert!(att["title"].as_str().unwrap().contains("Newer"), "{att}");
+
+    let rc = find("/rocketchat/api/v1/chat.postMessage");
+    assert_eq!(rc.headers["x-auth-token"], "tok-1");
+    assert_eq!(rc.headers["x-user-id"], "uid-1");
+    let b: Value = serde_json::from_str(&rc.body).unwrap();
+    assert_eq!(b["channel"], "#ops");
+    let att = &b["attachments"][0];
+    assert_eq!(att["color"], "red");
+    assert_eq!(
+        att["fields"],
+        json!([{"short": false, "title": "sev", "value": "critical"}])
+    );
+    assert_eq!(
+        att["actions"],
+        json!([{"type": "button", "text": "Runbook", "url": "http://runbooks.example/Newer", "is_webview": false, "msg_in_chat_window": false}])
+    );
+    assert!(att["text"]
+        .as_str()
+        .unwrap()
+        .contains("http://runbooks.example/Newer"));
+    assert!(rc.body.ends_with("}\n"), "Go encoder's newline");
+}
+
+async fn get_json(url: &str) -> Value {
+    let t = reqwest::get(url).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{url}: {e}: {t}"))
+}
+
+/// A 200 whose body says the message was not sent (Telegram's
+/// `{"ok":false}`) is a failed attempt with the reason in
+/// `/api/v1/deliveries`; a delivered Opsgenie request is listed with its
+/// rendered requests (no API key) and can be replayed byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_fail_and_deliveries_replay() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let u = &m.url;
+    let text = format!(
+        r#"storage:
+  path: {}
+notify:
+  route:
+    receiver: og
+    group_wait: 0s
+    routes:
+    - receiver: tg
+      matchers: ['alertname="Tg"']
+  receivers:
+  - name: og
+    opsgenie_configs:
+    - api_key: og-secret-key
+      api_url: {u}/og/
+  - name: tg
+    telegram_configs:
+    - bot_token: 1:tg-secret
+      api_url: {u}/tg
+      chat_id: 5
+"#,
+        dir.path().join("data").display()
+    );
+    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let client = reqwest::Client::new();
+    post(&client, &base, json!([alert("Og", "a:1", None)])).await;
+    assert!(wait_for(&m, 0, Duration::from_secs(20), |r| !r.is_empty()).await);
+    let deliveries = format!("{base}/api/v1/deliveries");
+    let mut og = Value::Null;
+    for _ in 0..100 {
+        og = get_json(&format!("{deliveries}?receiver=og")).await;
+        if og["data"]["deliveries"][0]["status"] == "success" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = &og["data"]["deliveries"][0];
+    assert_eq!(d["status"], "success", "{og}");
+    assert_eq!(d["integration"], "opsgenie");
+    let req = &d["payload"]["requests"][0];
+    assert_eq!(req["path"], "v2/alerts");
+    assert!(req["body"]["alias"].as_str().unwrap().len() == 64, "{req}");
+    assert!(!og.to_string().contains("og-secret-key"), "secret in {og}");
+    let first = m.state.reqs.lock()[0].clone();
+    let id = d["id"].as_str().unwrap().to_string();
+    let r = client
+        .post(format!("{deliveries}/{id}/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(wait_for(&m, 1, Duration::from_secs(10), |r| !r.is_empty()).await);
+    let again = m.state.reqs.lock()[1].clone();
+    assert_eq!((again.path, again.body), (first.path, first.body));
+
+    *m.state.answer.lock() = Some((
+        200,
+        r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#.into(),
+    ));
+    post(&client, &base, json!([alert("Tg", "a:1", None)])).await;
+    let mut tg = Value::Null;
+    for _ in 0..100 {
+        tg = get_json(&format!("{deliveries}?receiver=tg")).await;
+        if tg["data"]["deliveries"][0]["lastError"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+    let d = &tg["data"]["deliveries"][0];
+    assert_ne!(d["status"], "success", "{tg}");
+    let err = d["lastError"].as_str().unwrap_or_default();
+    assert!(err.contains("chat not found"), "{tg}");
+    assert!(!tg.to_string().contains("tg-secret"), "secret in {tg}");
+}
+
+/// Slack through the Web API with a bot token: `Authorization: Bearer`,
+/// klaxon's default Block Kit layout, and `update_message` editing the
+/// group's message (`chat.update` with the first answer's channel and ts).
+/// Webhook `payload` templating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_app_blocks_update_and_webhook_payload() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let u = &m.url;
+    let text = format!(
+        r#"storage:
+  path: {}
+notify:
+  route:
+    receiver: s
+    group_wait: 0s
+    group_interval: 1s
+  receivers:
+  - name: s
+    slack_configs:
+    - app_token: xoxb-secret
+      app_url: {u}/slackapi/chat.postMessage
+      channel: '#ops'
+      update_message: true
+      send_resolved: true
+      blocks: default
+    - api_url: {u}/slackhook/
+      blocks:
+      - type: section
+        text:
+          type: mrkdwn
+          text: '*{{{{ .Status }}}}* {{{{ .CommonLabels.alertname }}}}'
+    webhook_configs:
+    - url: {u}/hook/
+      timeout: 5s
+      payload:
+        text: '{{{{ .Status }}}}: {{{{ .CommonAnnotations.summary }}}}'
+        n: 1
+        tags: ['{{{{ .CommonLabels.team }}}}', x]
+"#,
+        dir.path().join("data").display()
+    );
+    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let client = reqwest::Client::new();
+    post(&client, &base, json!([alert("Blk", "a:1", None)])).await;
+    assert!(wait_for(&m, 0, Duration::from_secs(20), |r| r.len() >= 3).await);
+    post(
+        &client,
+        &base,
+        json!([alert("Blk", "a:1", Some("2026-01-01T00:10:00Z"))]),
+    )
+    .await;
+    let done = wait_for(&m, 0, Duration::from_secs(20), |r| {
+        r.iter().any(|q| q.path.ends_with("/chat.update"))
+    })
+    .await;
+    app.stop().await;
+    let reqs = m.state.reqs.lock().clone();
+    assert!(done, "{reqs:?}");
+    let first = reqs
+        .iter()
+        .find(|r| r.path == "/slackapi/chat.postMessage")
+        .unwrap();
+    assert_eq!(first.headers["authorization"], "Bearer xoxb-secret");
+    let b: Value = serde_json::from_str(&first.body).unwrap();
+    assert!(b.get("attachments").is_none(), "{b}");
+    let blocks = b["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks[1].to_string().contains("critical"), "severity: {b}");
+    assert!(
+        blocks[2]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Blk on a:1"),
+        "{b}"
+    );
+    let actions = blocks.last().unwrap().to_string();
+    assert!(actions.contains("http://runbooks.example/Blk"), "{actions}");
+    assert!(actions.contains("/#/silences/new?filter="), "{actions}");
+    assert!(
+        b["text"].as_str().is_some_and(|t| t.contains("Blk")),
+        "fallback text: {b}"
+    );
+    let upd = reqs
+        .iter()
+        .find(|r| r.path == "/slackapi/chat.update")
+        .unwrap();
+    let ub: Value = serde_json::from_str(&upd.body).unwrap();
+    assert_eq!(
+        (ub["channel"].as_str(), ub["ts"].as_str()),
+        (Some("C123"), Some("1700000000.000100"))
+    );
+    assert!(ub["blocks"].to_string().contains("RESOLVED"), "{ub}");
+
+    let hook = reqs.iter().find(|r| r.path == "/slackhook/").unwrap();
+    let hb: Value = serde_json::from_str(&hook.body).unwrap();
+    assert_eq!(
+        hb["blocks"],
+        json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*firing* Blk"}}])
+    );
+
+    let wh = reqs.iter().find(|r| r.path == "/hook/").unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&wh.body).unwrap(),
+        json!({"text": "firing: Blk on a:1", "n": 1, "tags": ["infra", "x"]})
     );
 }

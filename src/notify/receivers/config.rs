@@ -3,7 +3,7 @@
 
 use super::{
     EmailConfig, Integration, PagerDutyConfig, PagerDutyImage, PagerDutyLink, Receiver,
-    SecretSource, SlackAction, SlackConfig, SlackField, WebhookConfig,
+    SecretSource, SlackAction, SlackBlocks, SlackConfig, SlackField, WebhookConfig,
 };
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::{RawHttpClientConfig, RawTlsConfig};
@@ -19,14 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// Alertmanager integrations klaxon does not implement: a config using them
 /// is refused (naming the field) rather than silently not paging anyone.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &[
-    "sns_configs",
-    "msteams_configs",
-    "mattermost_configs",
-    "rocketchat_configs",
-    "jira_configs",
-    "incidentio_configs",
-];
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] =
+    &["msteams_configs", "jira_configs", "incidentio_configs"];
 
 /// One entry of `receivers:` as written.
 #[derive(Debug, Deserialize)]
@@ -47,7 +41,8 @@ pub struct RawReceiver {
     pub(crate) victorops_configs: Vec<S<super::victorops::RawVictorOps>>,
     #[serde(default)]
     pub(crate) pushover_configs: Vec<S<super::pushover::RawPushover>>,
-    pub(crate) sns_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) sns_configs: Vec<S<super::sns::RawSns>>,
     #[serde(default)]
     pub(crate) telegram_configs: Vec<S<super::telegram::RawTelegram>>,
     #[serde(default)]
@@ -57,8 +52,11 @@ pub struct RawReceiver {
     #[serde(default)]
     pub(crate) discord_configs: Vec<S<super::discord::RawDiscord>>,
     pub(crate) msteams_configs: Option<S<IgnoredAny>>,
-    pub(crate) mattermost_configs: Option<S<IgnoredAny>>,
-    pub(crate) rocketchat_configs: Option<S<IgnoredAny>>,
+    pub(crate) msteamsv2_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) mattermost_configs: Vec<S<super::mattermost::RawMattermost>>,
+    #[serde(default)]
+    pub(crate) rocketchat_configs: Vec<S<super::rocketchat::RawRocketchat>>,
     pub(crate) jira_configs: Option<S<IgnoredAny>>,
     pub(crate) incidentio_configs: Option<S<IgnoredAny>>,
 }
@@ -150,11 +148,16 @@ pub(crate) struct RawSlack {
     pub mrkdwn_in: Option<Vec<String>>,
     pub fields: Option<Vec<RawSlackField>>,
     pub actions: Option<Vec<RawSlackAction>>,
-    /// Bot-token delivery (newer Alertmanagers): refused with a clear error.
-    pub app_token: Option<S<IgnoredAny>>,
-    pub app_token_file: Option<S<IgnoredAny>>,
-    pub app_url: Option<S<IgnoredAny>>,
-    pub update_message: Option<S<IgnoredAny>>,
+    /// Bot-token delivery to Slack's Web API (Alertmanager 0.27+).
+    pub app_token: Option<String>,
+    pub app_token_file: Option<String>,
+    pub app_url: Option<S<String>>,
+    pub update_message: Option<bool>,
+    pub message_text: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    /// klaxon: Block Kit `blocks`, a list whose strings are templates, or
+    /// `default` for klaxon's layout; unset: attachments only.
+    pub blocks: Option<S<serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,7 +189,14 @@ pub(crate) struct RawWebhook {
     pub url: Option<S<String>>,
     pub url_file: Option<String>,
     pub max_alerts: Option<u64>,
+    /// Per-attempt timeout (Alertmanager 0.28+).
+    pub timeout: Option<S<String>>,
+    /// A custom body: any YAML whose strings are templates (0.32+).
+    pub payload: Option<S<serde_json::Value>>,
 }
+
+/// Slack's Web API method that posts a message (the bot-token default).
+pub const SLACK_POST_MESSAGE: &str = "https://slack.com/api/chat.postMessage";
 
 /// Resolution context shared by all receivers of one file.
 pub(super) struct Ctx<'a> {
@@ -217,6 +227,25 @@ impl Ctx<'_> {
                 s.value.clone()
             }
             None => default.to_string(),
+        }
+    }
+
+    /// Checks the template syntax of every string in a structured field
+    /// (webhook `payload`, Slack `blocks`).
+    pub fn check_value(&self, v: &serde_json::Value, field: &str, pos: Pos, sink: &mut Sink) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Err(e) = self.templates.parse(field, s) {
+                    sink.push(pos, format!("{field}: {e}"));
+                }
+            }
+            serde_json::Value::Array(a) => {
+                a.iter().for_each(|x| self.check_value(x, field, pos, sink))
+            }
+            serde_json::Value::Object(m) => m
+                .values()
+                .for_each(|x| self.check_value(x, field, pos, sink)),
+            _ => {}
         }
     }
 
@@ -336,10 +365,8 @@ impl RawReceiver {
 
     fn resolve_at(&self, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> Receiver {
         let refused = [
-            &self.sns_configs,
             &self.msteams_configs,
-            &self.mattermost_configs,
-            &self.rocketchat_configs,
+            &self.msteamsv2_configs,
             &self.jira_configs,
             &self.incidentio_configs,
         ];
@@ -392,6 +419,9 @@ impl RawReceiver {
         more!(wechat_configs, wechat, Wechat);
         more!(webex_configs, webex, Webex);
         more!(discord_configs, discord, Discord);
+        more!(sns_configs, sns, Sns);
+        more!(mattermost_configs, mattermost, Mattermost);
+        more!(rocketchat_configs, rocketchat, Rocketchat);
         Receiver {
             name: self.name.clone(),
             integrations,
@@ -600,30 +630,81 @@ fn pagerduty(c: &S<RawPagerDuty>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<Page
 fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig> {
     let pos = Pos::of(c);
     let r = &c.value;
-    for (field, v) in [
-        ("app_token", &r.app_token),
-        ("app_token_file", &r.app_token_file),
-        ("app_url", &r.app_url),
-        ("update_message", &r.update_message),
-    ] {
-        if let Some(v) = v {
-            sink.push(
-                Pos::of(v),
-                format!("slack_configs: {field} is not supported by klaxon (incoming webhooks only; see docs/compatibility.md)"),
-            );
-        }
+    let has_url = r.api_url.is_some() || r.api_url_file.is_some();
+    let has_token = r.app_token.is_some() || r.app_token_file.is_some();
+    if has_url && has_token {
+        sink.push(
+            pos,
+            "at most one of api_url/api_url_file & app_token/app_token_file must be configured",
+        );
+        return None;
     }
-    let api_url = match secret(&r.api_url, &r.api_url_file, "api_url", pos, ctx, sink) {
-        Some(u) => u,
-        None => match (&ctx.global.slack_api_url, &ctx.global.slack_api_url_file) {
-            (Some(u), _) => SecretSource::Inline(u.clone()),
-            (None, Some(f)) => SecretSource::File(f.into()),
-            (None, None) => {
+    let has_auth = r
+        .http_config
+        .as_ref()
+        .is_some_and(|h| h.authorization.is_some());
+    let mut app_token = secret(&r.app_token, &r.app_token_file, "app_token", pos, ctx, sink);
+    if app_token.is_none() && !has_url && !has_auth {
+        app_token = match (
+            ctx.global_str("slack_app_token"),
+            ctx.global_str("slack_app_token_file"),
+        ) {
+            (Some(t), _) => Some(SecretSource::Inline(Secret::new(t))),
+            (None, Some(f)) => Some(SecretSource::File(f.into())),
+            (None, None) => None,
+        };
+    }
+    let app_url = match &r.app_url {
+        Some(u) => {
+            check_url(u, "app_url", sink);
+            u.value.clone()
+        }
+        None => ctx
+            .global_str("slack_app_url")
+            .unwrap_or(SLACK_POST_MESSAGE)
+            .to_string(),
+    };
+    let api_url = if app_token.is_some() {
+        SecretSource::Inline(Secret::new(app_url))
+    } else {
+        match secret(&r.api_url, &r.api_url_file, "api_url", pos, ctx, sink) {
+            Some(u) => u,
+            None => match (&ctx.global.slack_api_url, &ctx.global.slack_api_url_file) {
+                (Some(u), _) => SecretSource::Inline(u.clone()),
+                (None, Some(f)) => SecretSource::File(f.into()),
+                (None, None) => {
+                    sink.push(
+                        pos,
+                        "no Slack API URL nor App token set either inline or in a file",
+                    );
+                    return None;
+                }
+            },
+        }
+    };
+    let update_message = r.update_message.unwrap_or(false);
+    let web_api = app_token.is_some()
+        || matches!(&api_url, SecretSource::Inline(u) if u.expose() == SLACK_POST_MESSAGE);
+    if update_message && !web_api {
+        sink.push(
+            pos,
+            "update_message can only be used with bot tokens. api_url must be set to https://slack.com/api/chat.postMessage",
+        );
+    }
+    let blocks = match &r.blocks {
+        None => None,
+        Some(b) => match &b.value {
+            serde_json::Value::String(s) if s == "default" => Some(SlackBlocks::Default),
+            serde_json::Value::Array(_) => {
+                ctx.check_value(&b.value, "blocks", Pos::of(b), sink);
+                Some(SlackBlocks::Templated(b.value.clone()))
+            }
+            _ => {
                 sink.push(
-                    pos,
-                    "no Slack API URL nor App token set either inline or in a file",
+                    Pos::of(b),
+                    "blocks: must be a list of Block Kit blocks or \"default\"",
                 );
-                return None;
+                None
             }
         },
     };
@@ -631,6 +712,11 @@ fn slack(c: &S<RawSlack>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<SlackConfig>
     Some(SlackConfig {
         send_resolved: r.send_resolved.unwrap_or(false),
         api_url,
+        app_token,
+        update_message,
+        message_text: t(&r.message_text, "", "message_text", sink),
+        timeout: timeout(&r.timeout, sink),
+        blocks,
         channel: t(&r.channel, "", "channel", sink),
         username: t(
             &r.username,
@@ -857,9 +943,27 @@ fn webhook(c: &S<RawWebhook>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<WebhookC
         send_resolved: r.send_resolved.unwrap_or(true),
         url,
         max_alerts: r.max_alerts.unwrap_or(0),
+        timeout: timeout(&r.timeout, sink),
+        payload: r.payload.as_ref().map(|p| {
+            ctx.check_value(&p.value, "payload", Pos::of(p), sink);
+            p.value.clone()
+        }),
         http_config: http(&r.http_config, ctx, sink),
         proxy_url: proxy(&r.http_config),
     })
+}
+
+/// An integration's `timeout` (0 or absent: the outbox's).
+pub(super) fn timeout(v: &Option<S<String>>, sink: &mut Sink) -> Option<std::time::Duration> {
+    let v = v.as_ref()?;
+    match crate::config::parse_duration(&v.value) {
+        Ok(d) if d.is_zero() => None,
+        Ok(d) => Some(d),
+        Err(e) => {
+            sink.push(Pos::of(v), format!("timeout: {e}"));
+            None
+        }
+    }
 }
 
 /// A URL that is a secret (webhook URLs carry their token): `field` or

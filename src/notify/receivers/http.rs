@@ -58,6 +58,10 @@ pub struct StoredRequest {
     pub content_type: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
+    /// The group key, for Slack's `update_message` (the message posted for
+    /// a group is edited on later notifications of that group).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub thread: String,
 }
 
 impl StoredRequest {
@@ -69,6 +73,7 @@ impl StoredRequest {
             query: vec![],
             content_type: "application/json".into(),
             body,
+            thread: String::new(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub enum BodyCheck {
     /// A JSON answer with `"ok": false` is a failure (Slack's Web API,
     /// Telegram's Bot API), carrying its `error`/`description`.
     OkField,
+    /// A JSON answer with `"success": false` is a failure (Rocket.Chat).
+    SuccessField,
 }
 
 /// Where and how the stored requests of an integration go, with the
@@ -230,24 +237,39 @@ pub async fn check_response(
     check: BodyCheck,
 ) -> Result<(), SendError> {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, MAX_RETRY_AFTER));
+    let retry_after = retry_after_of(&resp);
     let text = resp.text().await.unwrap_or_default();
+    classify(status, retry_after, &text, retry_codes, check)
+}
+
+/// [`check_response`] on an answer already read.
+pub fn classify(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    text: &str,
+    retry_codes: &[u16],
+    check: BodyCheck,
+) -> Result<(), SendError> {
     let snippet: String = text.chars().take(256).collect();
     if status.is_success() {
-        if check == BodyCheck::OkField {
-            if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
-                if m.get("ok") == Some(&serde_json::Value::Bool(false)) {
+        let field = match check {
+            BodyCheck::None => None,
+            BodyCheck::OkField => Some("ok"),
+            BodyCheck::SuccessField => Some("success"),
+        };
+        if let Some(field) = field {
+            if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(text) {
+                if m.get(field) == Some(&serde_json::Value::Bool(false)) {
                     let why = ["error", "description"]
                         .iter()
                         .find_map(|k| m.get(*k).and_then(|v| v.as_str()))
                         .unwrap_or("no reason given");
                     return Err(SendError::permanent(
                         "error_body",
-                        format!("receiver answered {} with ok=false: {why}", status.as_u16()),
+                        format!(
+                            "receiver answered {} with {field}=false: {why}",
+                            status.as_u16()
+                        ),
                     ));
                 }
             }
@@ -340,6 +362,14 @@ pub fn build_client(
         b = b.proxy(proxy);
     }
     b.build().map_err(|e| format!("building HTTP client: {e}"))
+}
+
+/// The server's `Retry-After` of `resp`, capped.
+pub fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, MAX_RETRY_AFTER))
 }
 
 /// Parses `Retry-After` (delay-seconds; an HTTP date is not honoured and

@@ -12,10 +12,13 @@ mod config;
 pub mod discord;
 pub mod email;
 pub(crate) mod http;
+pub mod mattermost;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod pushover;
+pub mod rocketchat;
 pub mod slack;
+pub mod sns;
 pub mod telegram;
 pub mod victorops;
 pub mod webex;
@@ -28,8 +31,11 @@ pub use http::{
     build_client as http_client, go_time_json, Endpoint, HttpTarget, Payload, SendError,
     StoredRequest,
 };
+pub use mattermost::MattermostConfig;
 pub use opsgenie::OpsgenieConfig;
 pub use pushover::PushoverConfig;
+pub use rocketchat::RocketchatConfig;
+pub use sns::SnsConfig;
 pub use telegram::TelegramConfig;
 pub use victorops::VictorOpsConfig;
 pub use webex::WebexConfig;
@@ -49,8 +55,25 @@ pub async fn send_http(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    if let Integration::Wechat(c) = integ {
-        return wechat::send(c, payload, client, timeout).await;
+    match (integ, payload) {
+        (
+            Integration::Slack(c),
+            Payload::Requests {
+                requests,
+                request_id,
+            },
+        ) => {
+            let Some(req) = requests.first() else {
+                return Err(SendError::permanent("payload", "empty Slack payload"));
+            };
+            return slack::send(c, req, request_id.as_deref(), client, timeout).await;
+        }
+        _ => {}
+    }
+    match integ {
+        Integration::Wechat(c) => return wechat::send(c, payload, client, timeout).await,
+        Integration::Sns(c) => return sns::send(c, payload, client, timeout).await,
+        _ => {}
     }
     if let Payload::Requests {
         requests,
@@ -123,6 +146,10 @@ pub async fn send_http(
             ))
         }
     };
+    let timeout = match integ {
+        Integration::Webhook(c) => c.timeout.unwrap_or(timeout),
+        _ => timeout,
+    };
     let body = match (secret_field, key) {
         (Some(f), Some(k)) => http::with_secret_field(body, f, k.expose()),
         _ => body.clone(),
@@ -146,7 +173,7 @@ pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Resul
         Integration::PagerDuty(c) => pagerduty::render(c, n, set),
         Integration::Slack(c) => slack::render(c, n, set),
         Integration::Email(c) => email::render(c, n, set),
-        Integration::Webhook(c) => Ok(webhook::render(c, n)),
+        Integration::Webhook(c) => webhook::render(c, n, set),
         Integration::Opsgenie(c) => opsgenie::render(c, n, set),
         Integration::VictorOps(c) => victorops::render(c, n, set),
         Integration::Telegram(c) => telegram::render(c, n, set),
@@ -154,6 +181,9 @@ pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Resul
         Integration::Webex(c) => webex::render(c, n, set),
         Integration::Pushover(c) => pushover::render(c, n, set),
         Integration::Wechat(c) => wechat::render(c, n, set),
+        Integration::Sns(c) => sns::render(c, n, set),
+        Integration::Mattermost(c) => mattermost::render(c, n, set),
+        Integration::Rocketchat(c) => rocketchat::render(c, n, set),
     }
 }
 
@@ -180,6 +210,26 @@ impl<'a> Render<'a> {
     /// Rendered as Go's html/template would (values escaped).
     pub fn html(&self, field: &str, text: &str) -> Result<String, String> {
         template::render(self.set, field, text, &self.data, true)
+    }
+
+    /// `v` with every string rendered as a template (Alertmanager's
+    /// `DeepCopyWithTemplate`, used for webhook `payload` and Slack `blocks`).
+    pub fn value(&self, field: &str, v: &serde_json::Value) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        Ok(match v {
+            J::String(s) => J::String(self.text(field, s)?),
+            J::Array(a) => J::Array(
+                a.iter()
+                    .map(|x| self.value(field, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            J::Object(m) => J::Object(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.value(field, x)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
     }
 
     /// The group's common labels as a sorted map.
@@ -283,6 +333,9 @@ pub enum Integration {
     Webex(WebexConfig),
     Pushover(PushoverConfig),
     Wechat(WechatConfig),
+    Sns(SnsConfig),
+    Mattermost(MattermostConfig),
+    Rocketchat(RocketchatConfig),
 }
 
 /// Calls `$e` with the integration's config bound to `$c`, for fields
@@ -301,6 +354,9 @@ macro_rules! each {
             Integration::Webex($c) => $e,
             Integration::Pushover($c) => $e,
             Integration::Wechat($c) => $e,
+            Integration::Sns($c) => $e,
+            Integration::Mattermost($c) => $e,
+            Integration::Rocketchat($c) => $e,
         }
     };
 }
@@ -321,6 +377,9 @@ impl Integration {
             Integration::Webex(_) => "webex",
             Integration::Pushover(_) => "pushover",
             Integration::Wechat(_) => "wechat",
+            Integration::Sns(_) => "sns",
+            Integration::Mattermost(_) => "mattermost",
+            Integration::Rocketchat(_) => "rocketchat",
         }
     }
 
@@ -342,6 +401,9 @@ impl Integration {
             Integration::Webex(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Pushover(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Wechat(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Sns(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Mattermost(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Rocketchat(c) => Some((&c.http_config, c.proxy_url.as_deref())),
         }
     }
 
@@ -355,6 +417,8 @@ impl Integration {
             Integration::Discord(c) => discord::endpoint(c)?,
             Integration::Webex(c) => webex::endpoint(c)?,
             Integration::Pushover(c) => pushover::endpoint(c)?,
+            Integration::Mattermost(c) => mattermost::endpoint(c)?,
+            Integration::Rocketchat(c) => rocketchat::endpoint(c)?,
             _ => return Ok(None),
         }))
     }
@@ -435,11 +499,30 @@ pub struct SlackAction {
     pub value: String,
 }
 
+/// Block Kit `blocks` of a Slack message (klaxon's addition).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlackBlocks {
+    /// klaxon's layout: header, status and severity, one section per alert,
+    /// runbook, source and silence buttons.
+    Default,
+    /// The configured blocks, every string a template.
+    Templated(serde_json::Value),
+}
+
 /// `slack_configs` entry. String fields are templates.
 #[derive(Clone, Debug)]
 pub struct SlackConfig {
     pub send_resolved: bool,
+    /// The incoming webhook, or with `app_token` the Web API method URL.
     pub api_url: SecretSource,
+    /// Bot token, sent as `Authorization: Bearer`.
+    pub app_token: Option<SecretSource>,
+    /// Edit the group's first message (`chat.update`) instead of posting anew.
+    pub update_message: bool,
+    /// Top-level `text` (Alertmanager 0.28+).
+    pub message_text: String,
+    pub timeout: Option<Duration>,
+    pub blocks: Option<SlackBlocks>,
     pub channel: String,
     pub username: String,
     pub color: String,
@@ -491,6 +574,10 @@ pub struct WebhookConfig {
     pub url: SecretSource,
     /// 0 = all alerts.
     pub max_alerts: u64,
+    /// Per-attempt timeout; `None`: the outbox's.
+    pub timeout: Option<Duration>,
+    /// A custom body whose strings are templates; `None`: Alertmanager's message.
+    pub payload: Option<serde_json::Value>,
     pub http_config: HttpClientConfig,
     /// `http_config.proxy_url`.
     pub proxy_url: Option<String>,
@@ -544,6 +631,7 @@ mod tests {
             ],
             content_type: "text/plain".into(),
             body: String::new(),
+            thread: String::new(),
         };
         assert_eq!(
             request_url(&ep, &req),

@@ -236,6 +236,7 @@ fn json_req(
         query,
         content_type: "application/json".into(),
         body,
+        thread: String::new(),
     }
 }
 

@@ -190,6 +190,7 @@ pub fn render(
             query: q,
             content_type: "text/plain".into(),
             body: String::new(),
+            thread: String::new(),
         }],
         request_id: n.request_id().map(str::to_string),
     })

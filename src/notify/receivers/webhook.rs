@@ -44,8 +44,21 @@ struct Message<'a> {
     truncated_alerts: u64,
 }
 
-/// The webhook body for `n`, truncated to `max_alerts` (0 = all).
-pub fn render(cfg: &WebhookConfig, n: &Notification) -> Payload {
+/// The webhook body for `n`, truncated to `max_alerts` (0 = all), or the
+/// configured `payload` rendered.
+pub fn render(
+    cfg: &WebhookConfig,
+    n: &Notification,
+    set: &crate::rules::template::TemplateSet,
+) -> Result<Payload, String> {
+    if let Some(p) = &cfg.payload {
+        let body = super::Render::new(n, set).value("payload", p)?;
+        return Ok(Payload::Json {
+            body: super::http::go_json(&body),
+            secret_field: None,
+            request_id: n.request_id().map(str::to_string),
+        });
+    }
     let labels: Vec<&Labels> = n.alerts.iter().map(|a| &a.labels).collect();
     let anns: Vec<&Labels> = n.alerts.iter().map(|a| &a.annotations).collect();
     let (cl, ca) = (common(&labels), common(&anns));
@@ -79,9 +92,9 @@ pub fn render(cfg: &WebhookConfig, n: &Notification) -> Payload {
         group_key: &n.group_key,
         truncated_alerts: (n.alerts.len() - keep) as u64,
     };
-    Payload::Json {
-        body: serde_json::to_string(&msg).unwrap_or_else(|_| "{}".into()),
+    Ok(Payload::Json {
+        body: super::http::go_json(&msg),
         secret_field: None,
         request_id: n.request_id().map(str::to_string),
-    }
+    })
 }
