@@ -788,6 +788,16 @@ notify:
       - title: Team
         value: '{{{{ .CommonLabels.team }}}}'
         short: true
+    msteams_configs:
+    - webhook_url: {u}/msteams/hook
+      title: 'T {{{{ .Status }}}}'
+    msteamsv2_configs:
+    - webhook_url: {u}/msteamsv2/hook
+      text: 'X {{{{ .CommonLabels.alertname }}}}'
+    incidentio_configs:
+    - url: {u}/incidentio/alert-events
+      alert_source_token: inc-token
+      max_alerts: 1
     rocketchat_configs:
     - api_url: {u}/rocketchat/
       channel: '#ops'
@@ -809,7 +819,7 @@ notify:
         json!([alert("Newer", "a:1", None)]),
     )
     .await;
-    let ok = wait_for(&m, 0, Duration::from_secs(20), |r| r.len() >= 2).await;
+    let ok = wait_for(&m, 0, Duration::from_secs(20), |r| r.len() >= 5).await;
     app.stop().await;
     assert!(ok, "{:?}", m.state.reqs.lock());
     let reqs = m.state.reqs.lock().clone();
@@ -869,6 +879,44 @@ notify:
         .unwrap()
         .contains("http://runbooks.example/Newer"));
     assert!(rc.body.ends_with("}\n"), "Go encoder's newline");
+
+    let inc = find("/incidentio/alert-events");
+    assert_eq!(inc.headers["authorization"], "Bearer inc-token");
+    let b: Value = serde_json::from_str(&inc.body).unwrap();
+    assert_eq!(b["version"], "1");
+    assert_eq!(b["status"], "firing");
+    assert_eq!(b["truncatedAlerts"], 0);
+    assert_eq!(b["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(b["groupKey"], "{}:{}");
+    assert_eq!(b["deduplication_key"].as_str().unwrap().len(), 64);
+
+    let t1: Value = serde_json::from_str(&find("/msteams/hook").body).unwrap();
+    assert_eq!(t1["@context"], "http://schema.org/extensions");
+    assert_eq!(t1["type"], "MessageCard");
+    assert_eq!(t1["title"], "T firing");
+    assert_eq!(t1["themeColor"], "8C1A1A");
+    assert!(t1["summary"].as_str().unwrap().contains("Newer"), "{t1}");
+    assert!(
+        t1["text"]
+            .as_str()
+            .unwrap()
+            .contains("http://runbooks.example/Newer"),
+        "{t1}"
+    );
+    let t2: Value = serde_json::from_str(&find("/msteamsv2/hook").body).unwrap();
+    assert_eq!(t2["type"], "message");
+    let a = &t2["attachments"][0];
+    assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(a["contentUrl"], Value::Null);
+    assert_eq!(a["content"]["type"], "AdaptiveCard");
+    assert_eq!(a["content"]["version"], "1.2");
+    assert_eq!(a["content"]["msteams"], json!({"width": "full"}));
+    assert_eq!(a["content"]["body"][0]["color"], "Attention");
+    assert_eq!(a["content"]["body"][0]["weight"], "Bolder");
+    assert_eq!(
+        a["content"]["body"][1],
+        json!({"type": "TextBlock", "text": "X Newer", "wrap": true})
+    );
 }
 
 async fn get_json(url: &str) -> Value {

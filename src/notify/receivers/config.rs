@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// Alertmanager integrations klaxon does not implement: a config using them
 /// is refused (naming the field) rather than silently not paging anyone.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] =
-    &["msteams_configs", "jira_configs", "incidentio_configs"];
+pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs"];
 
 /// One entry of `receivers:` as written.
 #[derive(Debug, Deserialize)]
@@ -51,14 +50,17 @@ pub struct RawReceiver {
     pub(crate) webex_configs: Vec<S<super::webex::RawWebex>>,
     #[serde(default)]
     pub(crate) discord_configs: Vec<S<super::discord::RawDiscord>>,
-    pub(crate) msteams_configs: Option<S<IgnoredAny>>,
-    pub(crate) msteamsv2_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) msteams_configs: Vec<S<super::msteams::RawMsteams>>,
+    #[serde(default)]
+    pub(crate) msteamsv2_configs: Vec<S<super::msteams::RawMsteams>>,
     #[serde(default)]
     pub(crate) mattermost_configs: Vec<S<super::mattermost::RawMattermost>>,
     #[serde(default)]
     pub(crate) rocketchat_configs: Vec<S<super::rocketchat::RawRocketchat>>,
     pub(crate) jira_configs: Option<S<IgnoredAny>>,
-    pub(crate) incidentio_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) incidentio_configs: Vec<S<super::incidentio::RawIncidentio>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,12 +366,7 @@ impl RawReceiver {
     }
 
     fn resolve_at(&self, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> Receiver {
-        let refused = [
-            &self.msteams_configs,
-            &self.msteamsv2_configs,
-            &self.jira_configs,
-            &self.incidentio_configs,
-        ];
+        let refused = [&self.jira_configs];
         for (field, v) in UNSUPPORTED_INTEGRATIONS.iter().zip(refused) {
             if let Some(v) = v {
                 sink.push(
@@ -422,6 +419,17 @@ impl RawReceiver {
         more!(sns_configs, sns, Sns);
         more!(mattermost_configs, mattermost, Mattermost);
         more!(rocketchat_configs, rocketchat, Rocketchat);
+        more!(incidentio_configs, incidentio, Incidentio);
+        for (v2, list) in [
+            (false, &self.msteams_configs),
+            (true, &self.msteamsv2_configs),
+        ] {
+            for c in list {
+                if let Some(i) = super::msteams::resolve(c, v2, ctx, sink) {
+                    integrations.push(Integration::Msteams(i));
+                }
+            }
+        }
         Receiver {
             name: self.name.clone(),
             integrations,
@@ -828,12 +836,19 @@ fn email(c: &S<RawEmail>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<EmailConfig>
         sink.push(pos, "missing to address in email config");
         return None;
     };
-    for s in [&r.auth_secret, &r.auth_secret_file].into_iter().flatten() {
+    if r.auth_secret.is_some() && r.auth_secret_file.is_some() {
         sink.push(
-            Pos::of(s),
-            "auth_secret (CRAM-MD5) is not supported by klaxon",
+            pos,
+            "at most one of auth_secret & auth_secret_file must be configured",
         );
     }
+    // CRAM-MD5 is not implemented: a secret is accepted so the file loads
+    // as in Alertmanager, and a send that would need it fails with that
+    // reason (PLAIN/LOGIN with a password still work).
+    let cram_md5 = r.auth_secret.is_some()
+        || r.auth_secret_file.is_some()
+        || g.other.contains_key("smtp_auth_secret")
+        || g.other.contains_key("smtp_auth_secret_file");
     let from = match (&r.from, &g.smtp_from) {
         (Some(f), _) => ctx.tmpl(&Some(f.clone_spanned()), "", "from", sink),
         (None, Some(f)) => f.clone(),
@@ -905,6 +920,7 @@ fn email(c: &S<RawEmail>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<EmailConfig>
             .clone()
             .or_else(|| g.smtp_auth_identity.clone()),
         require_tls: r.require_tls.unwrap_or(g.smtp_require_tls),
+        auth_secret: cram_md5,
         tls_config: tls(&r.tls_config, ctx, sink),
         html: ctx.tmpl(
             &r.html,

@@ -12,7 +12,9 @@ mod config;
 pub mod discord;
 pub mod email;
 pub(crate) mod http;
+pub mod incidentio;
 pub mod mattermost;
+pub mod msteams;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod pushover;
@@ -31,7 +33,9 @@ pub use http::{
     build_client as http_client, go_time_json, Endpoint, HttpTarget, Payload, SendError,
     StoredRequest,
 };
+pub use incidentio::IncidentioConfig;
 pub use mattermost::MattermostConfig;
+pub use msteams::MsteamsConfig;
 pub use opsgenie::OpsgenieConfig;
 pub use pushover::PushoverConfig;
 pub use rocketchat::RocketchatConfig;
@@ -90,6 +94,10 @@ pub async fn send_http(
             .http_parts()
             .map(|(h, _)| h)
             .ok_or_else(|| SendError::permanent("payload", "integration is not HTTP"))?;
+        let timeout = match integ {
+            Integration::Incidentio(c) => c.timeout.unwrap_or(timeout),
+            _ => timeout,
+        };
         return http::send_requests(client, &ep, http, requests, request_id.as_deref(), timeout)
             .await;
     }
@@ -184,6 +192,8 @@ pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Resul
         Integration::Sns(c) => sns::render(c, n, set),
         Integration::Mattermost(c) => mattermost::render(c, n, set),
         Integration::Rocketchat(c) => rocketchat::render(c, n, set),
+        Integration::Incidentio(c) => incidentio::render(c, n),
+        Integration::Msteams(c) => msteams::render(c, n, set),
     }
 }
 
@@ -336,6 +346,9 @@ pub enum Integration {
     Sns(SnsConfig),
     Mattermost(MattermostConfig),
     Rocketchat(RocketchatConfig),
+    Incidentio(IncidentioConfig),
+    /// `msteams_configs` and `msteamsv2_configs`.
+    Msteams(MsteamsConfig),
 }
 
 /// Calls `$e` with the integration's config bound to `$c`, for fields
@@ -357,6 +370,8 @@ macro_rules! each {
             Integration::Sns($c) => $e,
             Integration::Mattermost($c) => $e,
             Integration::Rocketchat($c) => $e,
+            Integration::Incidentio($c) => $e,
+            Integration::Msteams($c) => $e,
         }
     };
 }
@@ -380,6 +395,9 @@ impl Integration {
             Integration::Sns(_) => "sns",
             Integration::Mattermost(_) => "mattermost",
             Integration::Rocketchat(_) => "rocketchat",
+            Integration::Incidentio(_) => "incidentio",
+            Integration::Msteams(c) if c.v2 => "msteamsv2",
+            Integration::Msteams(_) => "msteams",
         }
     }
 
@@ -404,6 +422,8 @@ impl Integration {
             Integration::Sns(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Mattermost(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Rocketchat(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Incidentio(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Msteams(c) => Some((&c.http_config, c.proxy_url.as_deref())),
         }
     }
 
@@ -419,6 +439,8 @@ impl Integration {
             Integration::Pushover(c) => pushover::endpoint(c)?,
             Integration::Mattermost(c) => mattermost::endpoint(c)?,
             Integration::Rocketchat(c) => rocketchat::endpoint(c)?,
+            Integration::Incidentio(c) => incidentio::endpoint(c)?,
+            Integration::Msteams(c) => msteams::endpoint(c)?,
             _ => return Ok(None),
         }))
     }
@@ -561,6 +583,8 @@ pub struct EmailConfig {
     pub auth_password: Option<SecretSource>,
     pub auth_identity: Option<String>,
     pub require_tls: bool,
+    /// `auth_secret(_file)` is set: CRAM-MD5, which klaxon cannot do.
+    pub auth_secret: bool,
     pub tls_config: TlsConfig,
     pub html: String,
     pub text: String,
