@@ -992,27 +992,18 @@ pub(super) fn url_secret(
     ctx: &Ctx<'_>,
     sink: &mut Sink,
 ) -> Option<SecretSource> {
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            sink.push(
-                pos,
-                format!("at most one of {field} & {field}_file must be configured"),
-            );
-            None
-        }
-        (Some(u), None) => {
-            check_url(u, field, sink);
-            Some(SecretSource::Inline(Secret::new(u.value.clone())))
-        }
-        (None, Some(f)) => Some(SecretSource::File(ctx.path(f))),
-        (None, None) => {
-            sink.push(
-                pos,
-                format!("one of {field} or {field}_file must be configured"),
-            );
-            None
-        }
+    if inline.is_none() && file.is_none() {
+        sink.push(
+            pos,
+            format!("one of {field} or {field}_file must be configured"),
+        );
+        return None;
     }
+    if let (Some(u), None) = (inline, file) {
+        check_url(u, field, sink);
+    }
+    let inline = inline.as_ref().map(|u| u.value.clone());
+    secret(&inline, file, field, pos, ctx, sink)
 }
 
 /// `Spanned` is not `Clone` for every `T` in all versions; this keeps the

@@ -2,7 +2,7 @@
 //! plus the optional `content`, `username` and `avatar_url`.
 
 use super::config::Ctx;
-use super::http::{go_json, BodyCheck, Endpoint, Payload, StoredRequest};
+use super::http::{go_json, Endpoint, Payload, StoredRequest};
 use super::{Render, SecretSource};
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
@@ -126,12 +126,5 @@ pub fn render(cfg: &DiscordConfig, n: &Notification, set: &TemplateSet) -> Resul
 }
 
 pub fn endpoint(cfg: &DiscordConfig) -> Result<Endpoint, String> {
-    Ok(Endpoint {
-        base: cfg.webhook_url.read()?.expose().to_string(),
-        headers: vec![],
-        query: vec![],
-        retry_codes: &[],
-        retry_all: false,
-        check: BodyCheck::None,
-    })
+    Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -106,6 +106,38 @@ pub struct Endpoint {
     pub check: BodyCheck,
 }
 
+impl Endpoint {
+    /// A plain endpoint: no extra headers or query, 5xx retried, any 2xx
+    /// a success (webhook-style integrations).
+    pub fn at(base: String) -> Self {
+        Endpoint {
+            base,
+            headers: vec![],
+            query: vec![],
+            retry_codes: &[],
+            retry_all: false,
+            check: BodyCheck::None,
+        }
+    }
+}
+
+/// The single request of a stored payload, for integrations with their
+/// own sender (WeChat, SNS, Slack).
+pub fn single_request<'a>(
+    payload: &'a Payload,
+    what: &str,
+) -> Result<&'a StoredRequest, SendError> {
+    match payload {
+        Payload::Requests { requests, .. } => requests
+            .first()
+            .ok_or_else(|| SendError::permanent("payload", format!("empty {what} payload"))),
+        _ => Err(SendError::permanent(
+            "payload",
+            format!("payload is not a {what} message"),
+        )),
+    }
+}
+
 /// Go's `encoding/json` text of `v` as `json.NewEncoder(w).Encode` writes
 /// it: `<`, `>`, `&`, U+2028 and U+2029 escaped, and a trailing newline.
 pub fn go_json<T: Serialize>(v: &T) -> String {

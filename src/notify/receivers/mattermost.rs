@@ -3,7 +3,7 @@
 //! attachment (or the configured `attachments`), `props.card`, `priority`.
 
 use super::config::Ctx;
-use super::http::{go_json, BodyCheck, Endpoint, Payload, StoredRequest};
+use super::http::{go_json, Endpoint, Payload, StoredRequest};
 use super::{Render, SecretSource};
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
@@ -338,12 +338,5 @@ pub fn render(
 }
 
 pub fn endpoint(cfg: &MattermostConfig) -> Result<Endpoint, String> {
-    Ok(Endpoint {
-        base: cfg.webhook_url.read()?.expose().to_string(),
-        headers: vec![],
-        query: vec![],
-        retry_codes: &[],
-        retry_all: false,
-        check: BodyCheck::None,
-    })
+    Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

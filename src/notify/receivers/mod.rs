@@ -60,16 +60,8 @@ pub async fn send_http(
     timeout: Duration,
 ) -> Result<(), SendError> {
     match (integ, payload) {
-        (
-            Integration::Slack(c),
-            Payload::Requests {
-                requests,
-                request_id,
-            },
-        ) => {
-            let Some(req) = requests.first() else {
-                return Err(SendError::permanent("payload", "empty Slack payload"));
-            };
+        (Integration::Slack(c), Payload::Requests { request_id, .. }) => {
+            let req = http::single_request(payload, "Slack")?;
             return slack::send(c, req, request_id.as_deref(), client, timeout).await;
         }
         _ => {}

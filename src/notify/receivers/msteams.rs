@@ -4,7 +4,7 @@
 //! Automate webhooks. Colour by group status.
 
 use super::config::Ctx;
-use super::http::{go_json, BodyCheck, Endpoint, Payload, StoredRequest};
+use super::http::{go_json, Endpoint, Payload, StoredRequest};
 use super::{Render, SecretSource};
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
@@ -130,12 +130,5 @@ pub fn render(cfg: &MsteamsConfig, n: &Notification, set: &TemplateSet) -> Resul
 }
 
 pub fn endpoint(cfg: &MsteamsConfig) -> Result<Endpoint, String> {
-    Ok(Endpoint {
-        base: cfg.webhook_url.read()?.expose().to_string(),
-        headers: vec![],
-        query: vec![],
-        retry_codes: &[],
-        retry_all: false,
-        check: BodyCheck::None,
-    })
+    Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -239,15 +239,7 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<(), SendError> {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let Payload::Requests { requests, .. } = payload else {
-        return Err(SendError::permanent(
-            "payload",
-            "payload is not an SNS message",
-        ));
-    };
-    let Some(req) = requests.first() else {
-        return Err(SendError::permanent("payload", "empty SNS payload"));
-    };
+    let req = super::http::single_request(payload, "SNS")?;
     let cfg_err = |m: &str| SendError::permanent("config", m.to_string());
     let region = region(cfg)
         .ok_or_else(|| cfg_err("region not configured in sns.sigv4.region or AWS_REGION"))?;

@@ -2,7 +2,7 @@
 //! bot's `http_config.authorization` (required).
 
 use super::config::Ctx;
-use super::http::{go_json, BodyCheck, Endpoint, Payload, StoredRequest};
+use super::http::{go_json, Endpoint, Payload, StoredRequest};
 use super::Render;
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
@@ -94,12 +94,5 @@ pub fn render(cfg: &WebexConfig, n: &Notification, set: &TemplateSet) -> Result<
 }
 
 pub fn endpoint(cfg: &WebexConfig) -> Result<Endpoint, String> {
-    Ok(Endpoint {
-        base: cfg.api_url.clone(),
-        headers: vec![],
-        query: vec![],
-        retry_codes: &[],
-        retry_all: false,
-        check: BodyCheck::None,
-    })
+    Ok(Endpoint::at(cfg.api_url.clone()))
 }

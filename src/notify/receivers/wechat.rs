@@ -262,15 +262,7 @@ pub async fn send(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let Payload::Requests { requests, .. } = payload else {
-        return Err(SendError::permanent(
-            "payload",
-            "payload is not a WeChat message",
-        ));
-    };
-    let Some(req) = requests.first() else {
-        return Err(SendError::permanent("payload", "empty WeChat payload"));
-    };
+    let req = super::http::single_request(payload, "WeChat")?;
     let tok = token(cfg, client, timeout).await?;
     let q = go_query(&[("access_token".into(), tok)]);
     let resp = client
