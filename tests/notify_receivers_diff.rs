@@ -755,6 +755,19 @@ async fn receivers_send_what_alertmanager_sends() {
     );
 }
 
+/// klaxon on 127.0.0.1 with `notify` (already indented) as its notify
+/// section; returns it and its base URL.
+async fn start_klaxon(dir: &Path, notify: &str) -> (klaxon::app::Running, String) {
+    let text = format!(
+        "storage:\n  path: {}\nnotify:\n{notify}",
+        dir.join("data").display()
+    );
+    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", app.addr);
+    (app, base)
+}
+
 /// Receivers newer than Alertmanager 0.25 (no oracle here): the request
 /// shape of Alertmanager's notifier source, field by field, on a mock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -762,11 +775,8 @@ async fn newer_receivers_send_alertmanagers_request_shape() {
     let m = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let u = &m.url;
-    let text = format!(
-        r#"storage:
-  path: {}
-notify:
-  global:
+    let notify = format!(
+        r#"  global:
     rocketchat_token_id: uid-1
     rocketchat_token: tok-1
   route:
@@ -807,12 +817,9 @@ notify:
       actions:
       - text: Runbook
         url: '{{{{ .CommonAnnotations.runbook_url }}}}'
-"#,
-        dir.path().join("data").display()
+"#
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
+    let (app, base) = start_klaxon(dir.path(), &notify).await;
     post(
         &reqwest::Client::new(),
         &base,
@@ -933,11 +940,8 @@ async fn error_bodies_fail_and_deliveries_replay() {
     let m = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let u = &m.url;
-    let text = format!(
-        r#"storage:
-  path: {}
-notify:
-  route:
+    let notify = format!(
+        r#"  route:
     receiver: og
     group_wait: 0s
     routes:
@@ -953,12 +957,9 @@ notify:
     - bot_token: 1:tg-secret
       api_url: {u}/tg
       chat_id: 5
-"#,
-        dir.path().join("data").display()
+"#
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
+    let (app, base) = start_klaxon(dir.path(), &notify).await;
     let client = reqwest::Client::new();
     post(&client, &base, json!([alert("Og", "a:1", None)])).await;
     assert!(wait_for(&m, 0, Duration::from_secs(20), |r| !r.is_empty()).await);
@@ -1020,11 +1021,8 @@ async fn slack_app_blocks_update_and_webhook_payload() {
     let m = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let u = &m.url;
-    let text = format!(
-        r#"storage:
-  path: {}
-notify:
-  route:
+    let notify = format!(
+        r#"  route:
     receiver: s
     group_wait: 0s
     group_interval: 1s
@@ -1050,12 +1048,9 @@ notify:
         text: '{{{{ .Status }}}}: {{{{ .CommonAnnotations.summary }}}}'
         n: 1
         tags: ['{{{{ .CommonLabels.team }}}}', x]
-"#,
-        dir.path().join("data").display()
+"#
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
+    let (app, base) = start_klaxon(dir.path(), &notify).await;
     let client = reqwest::Client::new();
     post(&client, &base, json!([alert("Blk", "a:1", None)])).await;
     assert!(wait_for(&m, 0, Duration::from_secs(20), |r| r.len() >= 3).await);
