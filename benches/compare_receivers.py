@@ -102,6 +102,8 @@ class Sink:
             do_PUT = _answer
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        # A peer stopping mid-connection is not an error of the benchmark.
+        self.server.handle_error = lambda *a: None
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
