@@ -380,10 +380,12 @@ async fn client_error_fails_without_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_honours_retry_after() {
+    // PagerDuty's Events API v2 is one of the integrations Alertmanager
+    // retries a 429 for (a webhook's 429 is final, as there).
     let mock = Mock::start(vec![(429, vec![("retry-after", "1")])]).await;
     let recv = receivers(
         &format!(
-            "- name: hook\n  webhook_configs:\n    - url: '{}'\n",
+            "- name: hook\n  pagerduty_configs:\n    - routing_key: k\n      url: '{}'\n",
             mock.url("/")
         ),
         &GlobalConfig::default(),

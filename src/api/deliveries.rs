@@ -45,14 +45,20 @@ pub fn mount<S: HasOutbox>(r: Router<S>) -> Router<S> {
         .route("/api/v1/deliveries/{id}/replay", post(replay::<S>))
 }
 
-/// The stored payload as JSON, with a JSON body shown as a value rather
-/// than as a string.
+/// The stored payload as JSON, with a JSON body (of the payload or of each
+/// of its requests) shown as a value rather than as a string.
 fn payload_json(p: &str) -> Value {
-    let mut v: Value = serde_json::from_str(p).unwrap_or(Value::Null);
-    if let Some(Value::String(body)) = v.get("body") {
-        if let Ok(parsed) = serde_json::from_str::<Value>(body) {
-            v["body"] = parsed;
+    fn parse_body(v: &mut Value) {
+        if let Some(Value::String(body)) = v.get("body") {
+            if let Ok(parsed) = serde_json::from_str::<Value>(body) {
+                v["body"] = parsed;
+            }
         }
+    }
+    let mut v: Value = serde_json::from_str(p).unwrap_or(Value::Null);
+    parse_body(&mut v);
+    if let Some(Value::Array(reqs)) = v.get_mut("requests") {
+        reqs.iter_mut().for_each(parse_body);
     }
     v
 }

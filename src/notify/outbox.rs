@@ -371,16 +371,11 @@ impl Outbox {
         if let Some(c) = self.clients.lock().get(&key) {
             return Ok(c.clone());
         }
-        let (http, proxy) = match integ {
-            Integration::PagerDuty(c) => (&c.http_config, &c.proxy_url),
-            Integration::Slack(c) => (&c.http_config, &c.proxy_url),
-            Integration::Webhook(c) => (&c.http_config, &c.proxy_url),
-            Integration::Email(_) => {
-                return Err(SendError::permanent("config", "no HTTP client for email"))
-            }
-        };
-        let c = receivers::http_client(http, proxy.as_deref())
-            .map_err(|e| SendError::permanent("config", e))?;
+        let (http, proxy) = integ
+            .http_parts()
+            .ok_or_else(|| SendError::permanent("config", "no HTTP client for email"))?;
+        let c =
+            receivers::http_client(http, proxy).map_err(|e| SendError::permanent("config", e))?;
         self.clients.lock().insert(key, c.clone());
         Ok(c)
     }
@@ -625,12 +620,7 @@ fn retry_delay(initial: Duration, max: Duration, attempts: u32, seed: u64) -> Du
 }
 
 pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
-    match integ {
-        Integration::PagerDuty(c) => receivers::pagerduty::render(c, n, set),
-        Integration::Slack(c) => receivers::slack::render(c, n, set),
-        Integration::Email(c) => email::render(c, n, set),
-        Integration::Webhook(c) => Ok(receivers::webhook::render(c, n)),
-    }
+    receivers::render(integ, n, set)
 }
 
 /// Claims and sends due rows until the outbox is dropped.

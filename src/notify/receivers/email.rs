@@ -113,12 +113,17 @@ pub async fn send(cfg: &EmailConfig, p: &Payload, timeout: Duration) -> Result<(
         .timeout(Some(timeout))
         .hello_name(ClientId::Domain(cfg.hello.clone()));
     if let Some(user) = cfg.auth_username.as_ref().filter(|u| !u.is_empty()) {
-        let pass = match &cfg.auth_password {
-            Some(s) => s
-                .read()
-                .map_err(|e| SendError::permanent("config", format!("auth_password_file: {e}")))?,
-            None => crate::config::Secret::new(""),
-        };
+        let pass =
+            match &cfg.auth_password {
+                Some(s) => s.read().map_err(|e| {
+                    SendError::permanent("config", format!("auth_password_file: {e}"))
+                })?,
+                None if cfg.auth_secret => return Err(SendError::permanent(
+                    "config",
+                    "auth_secret needs CRAM-MD5, which klaxon does not support: set auth_password",
+                )),
+                None => crate::config::Secret::new(""),
+            };
         t = t.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
     }
     let transport = t.build();

@@ -44,12 +44,35 @@ struct Message<'a> {
     truncated_alerts: u64,
 }
 
-/// The webhook body for `n`, truncated to `max_alerts` (0 = all).
-pub fn render(cfg: &WebhookConfig, n: &Notification) -> Payload {
+/// The webhook body for `n`, truncated to `max_alerts` (0 = all), or the
+/// configured `payload` rendered.
+pub fn render(
+    cfg: &WebhookConfig,
+    n: &Notification,
+    set: &crate::rules::template::TemplateSet,
+) -> Result<Payload, String> {
+    if let Some(p) = &cfg.payload {
+        let body = super::Render::new(n, set).value("payload", p)?;
+        return Ok(Payload::Json {
+            body: super::http::go_json(&body),
+            secret_field: None,
+            request_id: n.request_id().map(str::to_string),
+        });
+    }
+    Ok(Payload::Json {
+        body: message(n, cfg.max_alerts, "4"),
+        secret_field: None,
+        request_id: n.request_id().map(str::to_string),
+    })
+}
+
+/// Alertmanager's webhook message (Go-encoded) for `n`, truncated to
+/// `max_alerts` (0 = all); incident.io gets the same with version "1".
+pub(super) fn message(n: &Notification, max_alerts: u64, version: &'static str) -> String {
     let labels: Vec<&Labels> = n.alerts.iter().map(|a| &a.labels).collect();
     let anns: Vec<&Labels> = n.alerts.iter().map(|a| &a.annotations).collect();
     let (cl, ca) = (common(&labels), common(&anns));
-    let max = usize::try_from(cfg.max_alerts).unwrap_or(usize::MAX);
+    let max = usize::try_from(max_alerts).unwrap_or(usize::MAX);
     let keep = if max == 0 {
         n.alerts.len()
     } else {
@@ -75,13 +98,9 @@ pub fn render(cfg: &WebhookConfig, n: &Notification) -> Payload {
         common_labels: kv(&cl),
         common_annotations: kv(&ca),
         external_url: &n.external_url,
-        version: "4",
+        version,
         group_key: &n.group_key,
         truncated_alerts: (n.alerts.len() - keep) as u64,
     };
-    Payload::Json {
-        body: serde_json::to_string(&msg).unwrap_or_else(|_| "{}".into()),
-        secret_field: None,
-        request_id: n.request_id().map(str::to_string),
-    }
+    super::http::go_json(&msg)
 }
