@@ -6,6 +6,7 @@
 //! with [`api`] serving HTTP beside them and [`model`] holding the few types
 //! every stage shares.
 
+pub mod anomaly;
 pub mod api;
 pub mod app;
 pub mod config;
