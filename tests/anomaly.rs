@@ -21,19 +21,7 @@ fn klaxon() -> Command {
 }
 
 fn promtool() -> Option<PathBuf> {
-    let p = std::env::var_os("PROMTOOL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/promtool"));
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        !common::is_ci(),
-        "promtool missing under CI ({})",
-        p.display()
-    );
-    eprintln!("SKIPPED: promtool not installed; promtool checks not run");
-    None
+    common::peer("promtool")
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
@@ -93,7 +81,8 @@ fn generated_files_pass_klaxon_and_promtool() {
     let rules = out_dir.join("shop.yml");
     let tests = out_dir.join("tests/shop.test.yml");
     let text = read(&tests);
-    assert!(text.contains("AnomalyHigh on a spike, AnomalyLow on a drop"));
+    assert!(text.contains("shop/orders AnomalyHigh on a spike for 10m"));
+    assert!(text.contains("shop/orders AnomalyLow on a drop for 10m"));
     assert!(text.contains("shop/queue AnomalyLow on a drop for 10m"));
     assert!(text.contains("exp_alerts:\n          - exp_labels:"));
 

@@ -311,12 +311,12 @@ fn alert(
 const TEST_STEP_MIN: u64 = 30;
 const TEST_DAY: u64 = 24 * 60 / TEST_STEP_MIN;
 
-/// One test group per signal: a repeating daily ramp from `b` to 4.9`b`
+/// Test groups per signal: a repeating daily ramp from `b` to 4.9`b`
 /// (1.47`b` without seasonality),
 /// enough history for every season and its level window, then on the last
-/// day one series spikes to 100`b` (AnomalyHigh must fire) and, when the
-/// signal alerts downwards, another drops to 0 (AnomalyLow), each for the
-/// alert's `for` plus two steps. `b` is a power of ten well above the
+/// day the series spikes to 100`b` (AnomalyHigh must fire, then resolve)
+/// and, in a second group when the signal alerts downwards, drops to 0
+/// (AnomalyLow), each for the alert's `for` plus two steps. `b` is a power of ten well above the
 /// quiet threshold and the absolute minimum band.
 fn tests_for(out: &mut String, service: &str, sig: &Signal) {
     let floor = sig
@@ -377,33 +377,23 @@ fn tests_for(out: &mut String, service: &str, sig: &Signal) {
         l.push(("anomaly_test".to_string(), case.to_string()));
         l
     };
-    let what: Vec<String> = cases
-        .iter()
-        .map(|(alert, case, _, _)| format!("{alert} on a {case}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "  - name: {service}/{} {} for {}\n    interval: {TEST_STEP_MIN}m\n    external_url: https://klaxon.example\n    input_series:",
-        sig.name,
-        what.join(", "),
-        sig.for_
-    );
-    for (_, case, v, _) in &cases {
-        let _ = writeln!(
-            out,
-            "      - series: {}\n        values: '{}'",
-            series("anomaly:signal", &series_labels(case)),
-            values(*v)
-        );
-    }
-    let _ = writeln!(out, "    alert_rule_test:");
     let season_text = season_text(sig.seasonality);
     for (alert, case, v, side) in &cases {
         let _ = writeln!(
             out,
-            "      - eval_time: {}m\n        alertname: {alert}\n        exp_alerts: []",
-            t0 - 2 * TEST_STEP_MIN
+            "  - name: {service}/{} {alert} on a {case} for {}\n    interval: {TEST_STEP_MIN}m\n    external_url: https://klaxon.example\n    input_series:\n      - series: {}\n        values: '{}'\n    alert_rule_test:",
+            sig.name,
+            sig.for_,
+            series("anomaly:signal", &series_labels(case)),
+            values(*v)
         );
+        let quiet_at = |out: &mut String, t: u64| {
+            let _ = writeln!(
+                out,
+                "      - eval_time: {t}m\n        alertname: {alert}\n        exp_alerts: []"
+            );
+        };
+        quiet_at(out, t0 - 2 * TEST_STEP_MIN);
         let _ = writeln!(
             out,
             "      - eval_time: {at}m\n        alertname: {alert}\n        exp_alerts:\n          - exp_labels:\n              severity: {}\n              anomaly_service: {}\n              anomaly_name: {}",
@@ -434,6 +424,8 @@ fn tests_for(out: &mut String, service: &str, sig: &Signal) {
             dq(&text(description(side, sig, &season_text))),
             dq(&format!("https://klaxon.example/runbooks/{alert}"))
         );
+        // Resolved at the first evaluation after the anomaly.
+        quiet_at(out, t0 + n * TEST_STEP_MIN);
     }
 }
 
