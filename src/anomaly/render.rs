@@ -426,6 +426,31 @@ fn tests_for(out: &mut String, service: &str, sig: &Signal) {
         );
         // Resolved at the first evaluation after the anomaly.
         quiet_at(out, t0 + n * TEST_STEP_MIN);
+        // Every intermediate series exists before the anomaly.
+        let sel = selector(service, &sig.name);
+        let mut names = vec![
+            format!("anomaly:signal:avg_{LOCAL}"),
+            format!("anomaly:signal:stddev_{LOCAL}"),
+        ];
+        if let Some(se) = seasons(sig.seasonality) {
+            names.push(format!("anomaly:signal:avg_{}", se.level_window));
+        }
+        for n in [
+            "anomaly:baseline:predicted",
+            "anomaly:baseline:stddev",
+            "anomaly:band:width",
+            "anomaly:band:upper",
+            "anomaly:band:lower",
+        ] {
+            names.push(n.to_string());
+        }
+        let all: Vec<String> = names.iter().map(|n| format!("{n}{sel}")).collect();
+        let _ = writeln!(
+            out,
+            "    promql_expr_test:\n      - expr: {}\n        eval_time: {}m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1",
+            dq(&format!("count({})", all.join(" and "))),
+            t0 - 2 * TEST_STEP_MIN
+        );
     }
 }
 
