@@ -45,6 +45,25 @@ enum Command {
         #[command(subcommand)]
         what: SloWhat,
     },
+    /// Anomaly detection from plain rules.
+    Anomaly {
+        #[command(subcommand)]
+        what: AnomalyWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnomalyWhat {
+    /// Generate recording rules for a seasonal baseline and its band, and
+    /// alerts when a signal leaves the band (and their promtool unit tests),
+    /// from an anomaly definition file. Without -o the rules are printed;
+    /// with -o DIR, DIR/<service>.yml and DIR/tests/<service>.test.yml are
+    /// written.
+    Generate {
+        file: PathBuf,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -311,6 +330,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Anomaly {
+            what: AnomalyWhat::Generate { file, output },
+        } => {
+            let generated = klaxon::anomaly::load_file(&file)
+                .map_err(anyhow::Error::from)
+                .map(|spec| klaxon::anomaly::generate(&spec, &source_name(&file)));
+            match generated.and_then(|g| {
+                write_generated(
+                    [(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)],
+                    output.as_deref(),
+                )
+            }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("klaxon: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => {
             let json = args.log_format == "json";
             match run(args) {
@@ -332,16 +370,27 @@ fn main() -> ExitCode {
 /// `klaxon slo generate`: the rules to stdout, or both files under `out`.
 fn slo_generate(file: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     let spec = klaxon::slo::load_file(file)?;
-    let source = file
-        .file_name()
+    let g = klaxon::slo::generate(&spec, &source_name(file));
+    write_generated([(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)], out)
+}
+
+fn source_name(file: &std::path::Path) -> String {
+    file.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let g = klaxon::slo::generate(&spec, &source);
+        .unwrap_or_default()
+}
+
+/// A generator's (rules, tests): the rules to stdout, or both files under
+/// `out`.
+fn write_generated(
+    files: [(&String, &String); 2],
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let Some(dir) = out else {
-        print!("{}", g.rules);
+        print!("{}", files[0].1);
         return Ok(());
     };
-    for (rel, text) in [(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)] {
+    for (rel, text) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)

@@ -14,8 +14,9 @@ use std::path::Path;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/grafana/dashboards");
 
-const DASHBOARDS: [&str; 6] = [
+const DASHBOARDS: [&str; 7] = [
     "alerts-deliveries.json",
+    "anomaly.json",
     "golden-signals.json",
     "host-saturation.json",
     "klaxon.json",
@@ -259,7 +260,11 @@ fn payload_samples(text: &str, families: &mut BTreeSet<String>) -> Vec<klaxon::m
 fn recording_rule_names() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = BTreeSet::new();
-    for dir in ["recording_rules", "recording_rules/slo/generated"] {
+    for dir in [
+        "recording_rules",
+        "recording_rules/slo/generated",
+        "recording_rules/anomaly/generated",
+    ] {
         for e in std::fs::read_dir(root.join(dir)).expect("rules dir") {
             let p = e.expect("entry").path();
             if p.extension().is_none_or(|x| x != "yml") {

@@ -1,5 +1,5 @@
-//! The shipped rules (`rules/`, `recording_rules/`, the generated SLO rules
-//! in `recording_rules/slo/`) are plain Prometheus rules with a unit test
+//! The shipped rules (`rules/`, `recording_rules/`, the generated SLO and
+//! anomaly rules in `recording_rules/slo/` and `recording_rules/anomaly/`) are plain Prometheus rules with a unit test
 //! each and a runbook per alert: checked with klaxon and with promtool 2.42,
 //! and the runbooks are checked against the alerts and served over HTTP.
 
@@ -36,7 +36,12 @@ fn yml_in(dir: &str) -> Vec<PathBuf> {
 /// queries raw metrics (the generated test feeds the recorded ratios).
 fn rule_files() -> Vec<(PathBuf, Vec<PathBuf>)> {
     let mut out = Vec::new();
-    for dir in ["rules", "recording_rules", "recording_rules/slo/generated"] {
+    for dir in [
+        "rules",
+        "recording_rules",
+        "recording_rules/slo/generated",
+        "recording_rules/anomaly/generated",
+    ] {
         for f in yml_in(dir) {
             let stem = f.file_stem().and_then(|s| s.to_str()).expect("utf-8 name");
             let mut tests = vec![Path::new(ROOT)

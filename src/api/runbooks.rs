@@ -32,6 +32,8 @@ macro_rules! rb {
 
 /// Every runbook, sorted by name.
 pub const RUNBOOKS: &[Runbook] = &[
+    rb!("AnomalyHigh"),
+    rb!("AnomalyLow"),
     rb!("HTTPHighErrorRatio"),
     rb!("HTTPHighLatencyP95"),
     rb!("HTTPTrafficDrop"),

@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod autoheal;
 pub mod commands;
 pub mod config;
 pub mod events;

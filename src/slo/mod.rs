@@ -190,6 +190,15 @@ pub fn decimal(x: f64) -> String {
     }
 }
 
+/// Letters, digits, '-', '_' and '.', starting with a letter or digit: safe
+/// in label values, group names and file names (no path separators, nothing
+/// to quote).
+pub(crate) fn is_safe_name(n: &str) -> bool {
+    n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 struct Validator<'a> {
     file: &'a str,
 }
@@ -210,10 +219,7 @@ impl Validator<'_> {
     /// (no path separators, nothing to quote).
     fn name(&self, s: &S<String>, field: &str) -> Result<String, SloError> {
         let n = &s.value;
-        let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
+        if is_safe_name(n) {
             Ok(n.clone())
         } else {
             Err(self.err(

@@ -245,13 +245,13 @@ fn alert(
     );
 }
 
-fn block(out: &mut String, text: &str, indent: usize) {
+pub(crate) fn block(out: &mut String, text: &str, indent: usize) {
     for line in text.lines() {
         let _ = writeln!(out, "{:indent$}{line}", "");
     }
 }
 
-fn label_map(out: &mut String, key: &str, labels: &[(String, String)], indent: usize) {
+pub(crate) fn label_map(out: &mut String, key: &str, labels: &[(String, String)], indent: usize) {
     let _ = writeln!(out, "{:indent$}{key}:", "");
     for (k, v) in labels {
         let _ = writeln!(out, "{:indent$}  {k}: {}", "", dq(v));
@@ -259,7 +259,7 @@ fn label_map(out: &mut String, key: &str, labels: &[(String, String)], indent: u
 }
 
 /// A YAML double-quoted scalar.
-fn dq(s: &str) -> String {
+pub(crate) fn dq(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -279,7 +279,7 @@ fn dq(s: &str) -> String {
 }
 
 /// A series in promtool's input notation, single-quoted for YAML.
-fn series(name: &str, labels: &[(String, String)]) -> String {
+pub(crate) fn series(name: &str, labels: &[(String, String)]) -> String {
     let mut s = format!("{name}{{");
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
@@ -297,7 +297,7 @@ fn series(name: &str, labels: &[(String, String)]) -> String {
 
 /// Go's `%.4g` (what `humanizePercentage` prints before the `%`), for the
 /// positive finite values the tests use.
-fn go_g4(x: f64) -> String {
+pub(crate) fn go_g4(x: f64) -> String {
     let sci = format!("{x:.3e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);

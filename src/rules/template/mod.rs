@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 pub use exec::{html_escape_into, Struct, Value};
+pub use funcs::humanize;
 
 /// One element of a `query` result.
 #[derive(Debug, Clone, PartialEq)]
