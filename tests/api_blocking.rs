@@ -85,10 +85,12 @@ async fn listing_many_alerts_does_not_hold_up_health_checks() {
     assert_eq!(n, 60_000);
     assert_eq!(groups, 50);
     // Relative, not a fixed threshold: a handler building its answer on
-    // the worker makes a health check wait about as long as the listing.
+    // the worker makes a health check wait about as long as the listing
+    // (16.8 s of 20.9 s before the fix); half of it leaves room for a
+    // loaded machine.
     let listing = took_a.max(took_g);
     assert!(
-        slowest * 4 < listing,
+        slowest * 2 < listing,
         "/-/healthy waited {slowest:?} while listing alerts took {listing:?}"
     );
     app.stop().await;
