@@ -7,6 +7,13 @@
 use klaxon::anomaly::eval::{self, Scenario, KINDS};
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries too: the full scenario
+    // (minutes in a debug build) only under `cargo bench`, which passes
+    // `--bench`. The small scenario is a test in tests/anomaly.rs.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("anomaly_eval: skipped outside `cargo bench --bench anomaly_eval`");
+        return;
+    }
     let sc = Scenario::full();
     let r = match eval::run(&sc) {
         Ok(r) => r,
