@@ -381,8 +381,9 @@ pub(crate) fn resolve_sd_fields(
             .into_iter()
             .map(|g| SdConfig::Static(vec![g]))
             .collect();
-    for r in f.file_sd_configs.into_iter().flatten() {
-        out.push(SdConfig::File(resolve_file(r, dir, sink)));
+    let files = f.file_sd_configs.map(|v| v.as_slice()).unwrap_or(&[]);
+    for c in crate::config::scrape::resolve_file_sd_configs(files, dir, sink) {
+        out.push(SdConfig::File(c));
     }
     for r in f.http_sd_configs.into_iter().flatten() {
         out.extend(resolve_http(r, dir, sink).map(SdConfig::Http));
@@ -865,27 +866,6 @@ pub(crate) fn is_valid_file_sd_name(s: &str) -> bool {
         .iter()
         .any(|e| s.strip_suffix(e).is_some_and(|r| r.ends_with('.')));
     ext_ok && is_single_star_glob(s)
-}
-
-fn resolve_file(
-    f: &S<crate::config::raw::RawFileSdConfig>,
-    dir: Option<&Path>,
-    sink: &mut Sink,
-) -> FileSdConfig {
-    let mut files = Vec::new();
-    for name in f.value.files.iter().flatten() {
-        if !is_valid_file_sd_name(&name.value) {
-            sink.push(
-                Pos::of(name),
-                format!("path name {:?} is not valid for file discovery", name.value),
-            );
-        }
-        files.push(join_dir(dir, &name.value));
-    }
-    FileSdConfig {
-        files,
-        refresh_interval: refresh(&f.value.refresh_interval, 300, sink),
-    }
 }
 
 #[cfg(test)]
