@@ -1764,35 +1764,48 @@ impl std::io::Write for LogBuf {
     }
 }
 
+/// The process-wide log capture. A thread-local `set_default` missed
+/// lines now and then: tracing caches per-callsite interest across
+/// threads, and other tests of this binary hit the same callsites with
+/// no subscriber at the same time. One global subscriber has no such race.
+fn global_log() -> LogBuf {
+    static LOG: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = LogBuf::default();
+        let b2 = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || b2.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn failure_logs_name_the_job_and_the_sd_entry() {
-    // current-thread runtime: every provider task logs on this thread.
-    let buf = LogBuf::default();
-    let b2 = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || b2.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let buf = global_log();
     let srv = FakeHttp::start(|_r: &Req| Action::json(200, "{broken")).await;
+    // A job name no other test of this binary uses: the log is shared.
     let yaml = format!(
-        "scrape_configs:\n  - job_name: j\n    static_configs: [{{targets: ['a:1']}}]\n    http_sd_configs:\n      - url: http://127.0.0.1:1/nothing\n      - url: {}/sd\n",
+        "scrape_configs:\n  - job_name: jlog\n    static_configs: [{{targets: ['a:1']}}]\n    http_sd_configs:\n      - url: http://127.0.0.1:1/nothing\n      - url: {}/sd\n",
         srv.url()
     );
     let metrics = SdMetrics::detached();
     let m = Manager::new("scrape", metrics.clone(), fast());
-    m.apply(one_set("j", sd_of(&yaml, "j")));
+    m.apply(one_set("jlog", sd_of(&yaml, "jlog")));
     eventually("two failures", || {
-        metrics.failures.with(&["http", "j"]).get() >= 2.0
+        metrics.failures.with(&["http", "jlog"]).get() >= 2.0
     })
     .await;
     let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
-        log.contains("job \"j\" http_sd_configs[0]: service discovery failed"),
+        log.contains("job \"jlog\" http_sd_configs[0]: service discovery failed"),
         "{log}"
     );
     assert!(
-        log.contains("job \"j\" http_sd_configs[1]: service discovery failed"),
+        log.contains("job \"jlog\" http_sd_configs[1]: service discovery failed"),
         "{log}"
     );
     assert!(log.contains("/sd"), "{log}");
