@@ -41,21 +41,6 @@ fn expected(notes: &str) -> BTreeMap<String, (bool, String)> {
     m
 }
 
-/// Files Alertmanager rejects only because of a receiver integration's own
-/// fields (missing global key for an integration, unknown receiver field,
-/// SNS target...). Receiver fields are validated by the delivery stage
-/// (`notify::receivers`), which replaces the stub that accepts any field;
-/// until it lands these are not compared (and not counted as passing).
-/// What klaxon answers for an integration it does not deliver to; a file
-/// refused only for such receivers is refused on purpose (listed in
-/// docs/compatibility.md), not a verdict difference.
-const UNSUPPORTED: &str = "is not supported by klaxon";
-
-fn refused_on_purpose(e: &str) -> bool {
-    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-    !lines.is_empty() && lines.iter().all(|l| l.contains(UNSUPPORTED))
-}
-
 fn load(p: &Path) -> Result<(), String> {
     klaxon::notify::config::load_file(p)
         .map(|_| ())
@@ -69,28 +54,10 @@ fn upstream_config_testdata_verdicts() {
     let want = expected(&notes);
     assert!(want.len() >= 40, "NOTES.md table not found");
     let mut compared = 0;
-    let mut skipped = Vec::new();
     let mut failures = Vec::new();
-    let compat = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/compatibility.md"
-    ))
-    .unwrap();
     for (file, (loads, text)) in &want {
         let path = dir.join("config/testdata").join(file);
         let got = load(&path);
-        if let Err(e) = &got {
-            if refused_on_purpose(e) {
-                // Every refused integration must be documented.
-                for kind in klaxon::notify::receivers::UNSUPPORTED_INTEGRATIONS {
-                    if e.contains(&format!("{kind} {UNSUPPORTED}")) {
-                        assert!(compat.contains(kind), "{kind} not in docs/compatibility.md");
-                    }
-                }
-                skipped.push(file.clone());
-                continue;
-            }
-        }
         compared += 1;
         match (loads, &got) {
             (true, Err(e)) => failures.push(format!("{file}: Alertmanager loads it, klaxon: {e}")),
@@ -107,13 +74,9 @@ fn upstream_config_testdata_verdicts() {
             (true, Ok(())) => {}
         }
     }
-    eprintln!(
-        "compared {compared} files; refused on purpose (integrations klaxon does not deliver to): {skipped:?}"
-    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(compared + skipped.len(), want.len());
-    // No upstream file is refused for an integration any more.
-    assert!(skipped.is_empty(), "refused: {skipped:?}");
+    // Every file compared: no integration is refused any more.
+    assert_eq!(compared, want.len());
 }
 
 #[test]

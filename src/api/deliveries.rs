@@ -57,6 +57,14 @@ fn payload_json(p: &str) -> Value {
     }
     let mut v: Value = serde_json::from_str(p).unwrap_or(Value::Null);
     parse_body(&mut v);
+    // Jira's stored bodies.
+    for k in ["search", "create", "update"] {
+        if let Some(Value::String(body)) = v.get(k) {
+            if let Ok(parsed) = serde_json::from_str::<Value>(body) {
+                v[k] = parsed;
+            }
+        }
+    }
     if let Some(Value::Array(reqs)) = v.get_mut("requests") {
         reqs.iter_mut().for_each(parse_body);
     }

@@ -17,10 +17,6 @@ use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Alertmanager integrations klaxon does not implement: a config using them
-/// is refused (naming the field) rather than silently not paging anyone.
-pub const UNSUPPORTED_INTEGRATIONS: &[&str] = &["jira_configs"];
-
 /// One entry of `receivers:` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +54,8 @@ pub struct RawReceiver {
     pub(crate) mattermost_configs: Vec<S<super::mattermost::RawMattermost>>,
     #[serde(default)]
     pub(crate) rocketchat_configs: Vec<S<super::rocketchat::RawRocketchat>>,
-    pub(crate) jira_configs: Option<S<IgnoredAny>>,
+    #[serde(default)]
+    pub(crate) jira_configs: Vec<S<super::jira::RawJira>>,
     #[serde(default)]
     pub(crate) incidentio_configs: Vec<S<super::incidentio::RawIncidentio>>,
 }
@@ -366,18 +363,6 @@ impl RawReceiver {
     }
 
     fn resolve_at(&self, pos: Pos, ctx: &Ctx<'_>, sink: &mut Sink) -> Receiver {
-        let refused = [&self.jira_configs];
-        for (field, v) in UNSUPPORTED_INTEGRATIONS.iter().zip(refused) {
-            if let Some(v) = v {
-                sink.push(
-                    Pos::of(v),
-                    format!(
-                        "receiver {:?}: {field} is not supported by klaxon (see docs/compatibility.md)",
-                        self.name
-                    ),
-                );
-            }
-        }
         let _ = pos;
         let mut integrations = Vec::new();
         for c in &self.pagerduty_configs {
@@ -420,6 +405,7 @@ impl RawReceiver {
         more!(mattermost_configs, mattermost, Mattermost);
         more!(rocketchat_configs, rocketchat, Rocketchat);
         more!(incidentio_configs, incidentio, Incidentio);
+        more!(jira_configs, jira, Jira);
         for (v2, list) in [
             (false, &self.msteams_configs),
             (true, &self.msteamsv2_configs),

@@ -33,6 +33,19 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+    /// A Jira issue: the search for the group's issue, the body that
+    /// creates it and the one that updates it; which requests go out is
+    /// decided at send time from Jira's answers.
+    Jira {
+        search: String,
+        create: String,
+        update: String,
+        /// The group fires (a resolved group never creates an issue).
+        firing: bool,
+        /// Sent as `X-Request-ID` (the API call that caused it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     /// A multipart e-mail.
     Email {
         from: String,

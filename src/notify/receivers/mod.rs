@@ -13,6 +13,7 @@ pub mod discord;
 pub mod email;
 pub(crate) mod http;
 pub mod incidentio;
+pub mod jira;
 pub mod mattermost;
 pub mod msteams;
 pub mod opsgenie;
@@ -27,13 +28,14 @@ pub mod webex;
 pub mod webhook;
 pub mod wechat;
 
-pub use config::{resolve_receivers, RawReceiver, UNSUPPORTED_INTEGRATIONS};
+pub use config::{resolve_receivers, RawReceiver};
 pub use discord::DiscordConfig;
 pub use http::{
     build_client as http_client, go_time_json, Endpoint, HttpTarget, Payload, SendError,
     StoredRequest,
 };
 pub use incidentio::IncidentioConfig;
+pub use jira::JiraConfig;
 pub use mattermost::MattermostConfig;
 pub use msteams::MsteamsConfig;
 pub use opsgenie::OpsgenieConfig;
@@ -71,6 +73,7 @@ pub async fn send_http(
     match integ {
         Integration::Wechat(c) => return wechat::send(c, payload, client, timeout).await,
         Integration::Sns(c) => return sns::send(c, payload, client, timeout).await,
+        Integration::Jira(c) => return jira::send(c, payload, client, timeout).await,
         _ => {}
     }
     if let Payload::Requests {
@@ -189,6 +192,7 @@ pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Resul
         Integration::Rocketchat(c) => rocketchat::render(c, n, set),
         Integration::Incidentio(c) => incidentio::render(c, n),
         Integration::Msteams(c) => msteams::render(c, n, set),
+        Integration::Jira(c) => jira::render(c, n, set),
     }
 }
 
@@ -231,6 +235,42 @@ impl<'a> Render<'a> {
             J::Object(m) => J::Object(
                 m.iter()
                     .map(|(k, x)| Ok((k.clone(), self.value(field, x)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Alertmanager's `DeepCopyWithTemplate` (Jira `fields`): like
+    /// [`Render::value`], and a rendered string that reads as YAML other
+    /// than a string (a number, a boolean, a list, a map; nothing: null)
+    /// becomes that value. Map keys are templates too.
+    pub fn value_reparsed(
+        &self,
+        field: &str,
+        v: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        Ok(match v {
+            J::String(s) => {
+                let out = self.text(field, s)?;
+                if out.trim().is_empty() {
+                    J::Null
+                } else {
+                    match serde_saphyr::from_str::<J>(&out) {
+                        Ok(J::String(_)) | Err(_) => J::String(out),
+                        Ok(parsed) => parsed,
+                    }
+                }
+            }
+            J::Array(a) => J::Array(
+                a.iter()
+                    .map(|x| self.value_reparsed(field, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            J::Object(m) => J::Object(
+                m.iter()
+                    .map(|(k, x)| Ok((self.text(field, k)?, self.value_reparsed(field, x)?)))
                     .collect::<Result<_, String>>()?,
             ),
             other => other.clone(),
@@ -344,6 +384,7 @@ pub enum Integration {
     Incidentio(IncidentioConfig),
     /// `msteams_configs` and `msteamsv2_configs`.
     Msteams(MsteamsConfig),
+    Jira(JiraConfig),
 }
 
 /// Calls `$e` with the integration's config bound to `$c`, for fields
@@ -367,6 +408,7 @@ macro_rules! each {
             Integration::Rocketchat($c) => $e,
             Integration::Incidentio($c) => $e,
             Integration::Msteams($c) => $e,
+            Integration::Jira($c) => $e,
         }
     };
 }
@@ -393,6 +435,7 @@ impl Integration {
             Integration::Incidentio(_) => "incidentio",
             Integration::Msteams(c) if c.v2 => "msteamsv2",
             Integration::Msteams(_) => "msteams",
+            Integration::Jira(_) => "jira",
         }
     }
 
@@ -419,6 +462,7 @@ impl Integration {
             Integration::Rocketchat(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Incidentio(c) => Some((&c.http_config, c.proxy_url.as_deref())),
             Integration::Msteams(c) => Some((&c.http_config, c.proxy_url.as_deref())),
+            Integration::Jira(c) => Some((&c.http_config, c.proxy_url.as_deref())),
         }
     }
 
