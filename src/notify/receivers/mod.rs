@@ -8,6 +8,7 @@
 //! [`Payload`] once, before the first attempt, so retries and replays send
 //! exactly the same bytes.
 
+pub mod aws;
 mod config;
 pub mod discord;
 pub mod email;

@@ -1,13 +1,11 @@
 //! Amazon SNS `Publish` (query protocol, form body sorted as the AWS SDK
-//! writes it), signed with SigV4 by the `aws-sigv4` crate at send time.
-//! Credentials: `sigv4.access_key`/`secret_key`, else the environment's
-//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`.
-//! `profile` and `role_arn` (shared config files, STS) are refused at load.
+//! writes it), signed with SigV4 at send time with the credentials
+//! [`super::aws`] resolves (static keys, a shared-file profile, the
+//! environment, or an assumed `role_arn`).
 
+use super::aws::{self, SigV4};
 use super::config::Ctx;
-use super::http::{
-    check_response, go_query, request_error, BodyCheck, Payload, SendError, StoredRequest,
-};
+use super::http::{go_query, Payload, SendError, StoredRequest};
 use super::{group_hash, Render};
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
@@ -17,10 +15,8 @@ use crate::rules::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
-
-/// The body's content type as Alertmanager 0.25's AWS SDK sends it.
-const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,9 +27,7 @@ pub(crate) struct RawSigV4 {
     pub profile: Option<S<String>>,
     pub role_arn: Option<S<String>>,
     pub external_id: Option<S<String>>,
-    /// Accepted; STS is not used (no `role_arn`).
-    #[serde(rename = "use_fips_sts_endpoint")]
-    pub _use_fips_sts_endpoint: Option<bool>,
+    pub use_fips_sts_endpoint: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,9 +53,7 @@ pub(crate) struct RawSns {
 pub struct SnsConfig {
     pub send_resolved: bool,
     pub api_url: String,
-    pub region: String,
-    pub access_key: String,
-    pub secret_key: Option<Secret>,
+    pub sigv4: SigV4,
     pub topic_arn: String,
     pub phone_number: String,
     pub target_arn: String,
@@ -93,30 +85,32 @@ pub(super) fn resolve(c: &S<RawSns>, ctx: &Ctx<'_>, sink: &mut Sink) -> Option<S
         profile: None,
         role_arn: None,
         external_id: None,
-        _use_fips_sts_endpoint: None,
+        use_fips_sts_endpoint: None,
     };
     let sig = r.sigv4.as_ref().unwrap_or(&empty);
-    for (field, v) in [
-        ("profile", &sig.profile),
-        ("role_arn", &sig.role_arn),
-        ("external_id", &sig.external_id),
-    ] {
-        if let Some(v) = v.as_ref().filter(|v| !v.value.is_empty()) {
-            sink.push(
-                Pos::of(v),
-                format!("sns_configs: sigv4.{field} is not supported by klaxon (static keys or AWS_* environment variables only; see docs/compatibility.md)"),
-            );
-        }
-    }
+    let text = |v: &Option<S<String>>| v.as_ref().map(|v| v.value.clone()).unwrap_or_default();
     if sig.access_key.is_some() != sig.secret_key.is_some() {
         sink.push(pos, "must provide a AWS SigV4 Access key and Secret Key if credentials are specified in the SigV4 config");
     }
-    Some(SnsConfig {
-        send_resolved: r.send_resolved.unwrap_or(true),
-        api_url: t(&r.api_url, "", "api_url", sink),
+    if let Some(e) = sig.external_id.as_ref().filter(|e| !e.value.is_empty()) {
+        if text(&sig.role_arn).is_empty() {
+            sink.push(Pos::of(e), "external_id can only be used with role_arn");
+        }
+    }
+    let sigv4 = SigV4 {
         region: sig.region.clone().unwrap_or_default(),
         access_key: sig.access_key.clone().unwrap_or_default(),
         secret_key: sig.secret_key.clone().map(Secret::new),
+        profile: text(&sig.profile),
+        role_arn: text(&sig.role_arn),
+        external_id: text(&sig.external_id),
+        use_fips_sts_endpoint: sig.use_fips_sts_endpoint.unwrap_or(false),
+        cache: Arc::default(),
+    };
+    Some(SnsConfig {
+        send_resolved: r.send_resolved.unwrap_or(true),
+        api_url: t(&r.api_url, "", "api_url", sink),
+        sigv4,
         topic_arn,
         phone_number,
         target_arn,
@@ -203,32 +197,12 @@ pub fn render(cfg: &SnsConfig, n: &Notification, set: &TemplateSet) -> Result<Pa
             method: "POST".into(),
             path: String::new(),
             query: vec![],
-            content_type: CONTENT_TYPE.into(),
+            content_type: aws::FORM.into(),
             body: go_query(&q),
             thread: String::new(),
         }],
         request_id: n.request_id().map(str::to_string),
     })
-}
-
-/// The region: configured, else taken from an `sns.<region>.amazonaws.com`
-/// API URL, else `AWS_REGION`.
-fn region(cfg: &SnsConfig) -> Option<String> {
-    if !cfg.region.is_empty() {
-        return Some(cfg.region.clone());
-    }
-    let host = cfg
-        .api_url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    if let Some(r) = host.strip_prefix("sns.").and_then(|h| h.split('.').next()) {
-        return Some(r.to_string());
-    }
-    std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty())
 }
 
 /// Sends a stored Publish, signed now.
@@ -238,59 +212,28 @@ pub async fn send(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let req = super::http::single_request(payload, "SNS")?;
-    let cfg_err = |m: &str| SendError::permanent("config", m.to_string());
-    let region = region(cfg)
-        .ok_or_else(|| cfg_err("region not configured in sns.sigv4.region or AWS_REGION"))?;
-    let (ak, sk, token) = match &cfg.secret_key {
-        Some(sk) => (cfg.access_key.clone(), sk.expose().to_string(), None),
-        None => (
-            std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
-                cfg_err(
-                    "no SigV4 credentials: set sigv4.access_key/secret_key or AWS_ACCESS_KEY_ID",
-                )
-            })?,
-            std::env::var("AWS_SECRET_ACCESS_KEY")
-                .map_err(|_| cfg_err("AWS_SECRET_ACCESS_KEY is not set"))?,
-            std::env::var("AWS_SESSION_TOKEN").ok(),
-        ),
-    };
+    let region = aws::region(&cfg.sigv4, &cfg.api_url).ok_or_else(|| {
+        SendError::permanent(
+            "config",
+            "region not configured in sns.sigv4.region or in default credentials chain",
+        )
+    })?;
+    let creds = aws::credentials(&cfg.sigv4, &region, client, timeout).await?;
     let url = if cfg.api_url.is_empty() {
         format!("https://sns.{region}.amazonaws.com/")
     } else {
         cfg.api_url.clone()
     };
-    let identity = aws_credential_types::Credentials::new(ak, sk, token, None, "klaxon").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&region)
-        .name("sns")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| cfg_err(&format!("signing: {e}")))?
-        .into();
-    let headers = [("content-type", CONTENT_TYPE)];
-    let signable = SignableRequest::new(
-        "POST",
+    aws::signed_post(
+        client,
         &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(req.body.as_bytes()),
+        &creds,
+        &region,
+        "sns",
+        req.body.clone(),
+        timeout,
     )
-    .map_err(|e| cfg_err(&format!("signing: {e}")))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| cfg_err(&format!("signing: {e}")))?
-        .into_parts();
-    let mut rb = client
-        .post(&url)
-        .timeout(timeout)
-        .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-        .body(req.body.clone());
-    for (k, v) in instructions.headers() {
-        rb = rb.header(k, v);
-    }
-    let resp = rb.send().await.map_err(request_error)?;
-    // The AWS SDK under Alertmanager retries throttling (429) itself.
-    check_response(resp, &[429], BodyCheck::None).await
+    .await
+    .map(drop)
 }
