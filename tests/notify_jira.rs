@@ -5,105 +5,28 @@
 
 mod notify_deliver_support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use klaxon::metrics::Registry;
 use klaxon::model::now_millis;
 use klaxon::store::Store;
-use notify_deliver_support::{alert, eventually, notification, outbox, RUNBOOK};
-use parking_lot::Mutex;
+use notify_deliver_support::{alert, eventually, notification, outbox, FnMock, FnReq, RUNBOOK};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug)]
-struct Req {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: String,
-}
+type Req = FnReq;
 
-impl Req {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("request body is JSON")
-    }
-}
-
-#[derive(Default)]
-struct JiraState {
-    reqs: Mutex<Vec<Req>>,
-    /// Answers in order (status, body); `200 {}` when exhausted.
-    script: Mutex<VecDeque<(u16, String)>>,
-}
-
-struct MockJira {
-    addr: std::net::SocketAddr,
-    state: Arc<JiraState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockJira {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn handle(
-    State(s): State<Arc<JiraState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.reqs.lock().push(Req {
-        method,
-        path: uri.path().to_string(),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    let (code, body) = s
-        .script
-        .lock()
-        .pop_front()
-        .unwrap_or((200, "{}".to_string()));
-    (StatusCode::from_u16(code).unwrap(), body).into_response()
-}
-
-impl MockJira {
-    async fn start(script: Vec<(u16, &str)>) -> MockJira {
-        let state = Arc::new(JiraState {
-            reqs: Mutex::new(vec![]),
-            script: Mutex::new(
-                script
-                    .into_iter()
-                    .map(|(c, b)| (c, b.to_string()))
-                    .collect(),
-            ),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        MockJira { addr, state, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn reqs(&self) -> Vec<Req> {
-        self.state.reqs.lock().clone()
-    }
+/// The mock Jira: answers in order, `200 {}` when they run out.
+async fn mock_jira(script: Vec<(u16, &str)>) -> FnMock {
+    FnMock::scripted(
+        script
+            .into_iter()
+            .map(|(c, b)| (c, b.to_string()))
+            .collect(),
+    )
+    .await
 }
 
 /// Receivers of an `alertmanager.yml` (global section included).
@@ -113,7 +36,7 @@ fn receivers(yaml: &str) -> Vec<klaxon::notify::receivers::Receiver> {
         .receivers
 }
 
-fn config(mock: &MockJira, extra: &str) -> String {
+fn config(mock: &FnMock, extra: &str) -> String {
     format!(
         "global:\n  jira_api_url: '{}'\nroute:\n  receiver: jira\nreceivers:\n- name: jira\n  jira_configs:\n  - project: OPS\n    issue_type: Incident\n    labels: [klaxon, '{{{{ .CommonLabels.severity }}}}']\n    http_config:\n      basic_auth:\n        username: bot@example.org\n        password: s3cret\n{extra}",
         mock.url("/rest/api/2/")
@@ -142,7 +65,7 @@ async fn wait_status(store: &Store, id: i64, status: &str) -> bool {
 }
 
 async fn deliver(
-    mock: &MockJira,
+    mock: &FnMock,
     extra: &str,
     resolved: bool,
     status: &str,
@@ -190,7 +113,7 @@ fn assert_common_headers(r: &Req) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_firing_searches_then_creates_the_issue() {
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (200, NO_ISSUES),
         (201, "{\"id\":\"10000\",\"key\":\"OPS-1\"}"),
     ])
@@ -243,7 +166,7 @@ async fn first_firing_searches_then_creates_the_issue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeat_firing_updates_the_open_issue() {
-    let mock = MockJira::start(vec![(200, &issue("OPS-7", "indeterminate")), (204, "")]).await;
+    let mock = mock_jira(vec![(200, &issue("OPS-7", "indeterminate")), (204, "")]).await;
     let extra = "    summary:\n      template: 'Disk {{ .Status }}'\n      enable_update: false\n    description: 'Runbook {{ (index .Alerts 0).Annotations.runbook_url }}'\n    resolve_transition: Done\n";
     let (_store, d) = deliver(&mock, extra, false, "success").await;
     assert_eq!(d.attempts, 1);
@@ -265,7 +188,7 @@ async fn resolved_group_updates_then_resolves_the_issue() {
     let transitions =
         json!({"transitions": [{"id": "11", "name": "Start"}, {"id": "31", "name": "Done"}]})
             .to_string();
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (200, &issue("OPS-7", "new")),
         (204, ""),
         (200, &transitions),
@@ -297,7 +220,7 @@ async fn resolved_group_updates_then_resolves_the_issue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firing_again_reopens_a_recently_resolved_issue() {
     let transitions = json!({"transitions": [{"id": "41", "name": "Reopen"}]}).to_string();
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (200, &issue("OPS-9", "done")),
         (204, ""),
         (200, &transitions),
@@ -319,7 +242,7 @@ async fn firing_again_reopens_a_recently_resolved_issue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolved_group_without_an_issue_creates_nothing() {
-    let mock = MockJira::start(vec![(200, NO_ISSUES)]).await;
+    let mock = mock_jira(vec![(200, NO_ISSUES)]).await;
     let (_store, d) = deliver(&mock, "", true, "success").await;
     assert_eq!(d.attempts, 1);
     assert_eq!(mock.reqs().len(), 1);
@@ -327,7 +250,7 @@ async fn resolved_group_without_an_issue_creates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_error_fails_at_once() {
-    let mock = MockJira::start(vec![(400, "{\"errorMessages\":[\"bad JQL\"]}")]).await;
+    let mock = mock_jira(vec![(400, "{\"errorMessages\":[\"bad JQL\"]}")]).await;
     let (_store, d) = deliver(&mock, "", false, "failed").await;
     assert_eq!(d.attempts, 1);
     assert_eq!(d.last_reason.as_deref(), Some("http_4xx"));
@@ -344,7 +267,7 @@ async fn client_error_fails_at_once() {
 async fn server_errors_and_429_are_retried_from_the_search() {
     // Attempt 1: search 503. Attempt 2: search ok, create 429.
     // Attempt 3: search finds nothing, create succeeds.
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (503, ""),
         (200, NO_ISSUES),
         (429, ""),
@@ -373,7 +296,7 @@ async fn server_errors_and_429_are_retried_from_the_search() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_transition_is_a_clear_failure() {
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (200, &issue("OPS-7", "new")),
         (204, ""),
         (200, "{\"transitions\":[{\"id\":\"1\",\"name\":\"Other\"}]}"),
@@ -388,7 +311,7 @@ async fn missing_transition_is_a_clear_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_v3_sends_adf_descriptions_and_cloud_search() {
-    let mock = MockJira::start(vec![
+    let mock = mock_jira(vec![
         (200, NO_ISSUES),
         (201, "{}"),
         (200, NO_ISSUES),

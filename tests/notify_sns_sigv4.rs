@@ -11,15 +11,11 @@
 
 mod notify_deliver_support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit, Mac};
 use klaxon::metrics::Registry;
 use klaxon::model::now_millis;
 use klaxon::store::Store;
-use notify_deliver_support::{alert, eventually, notification, outbox};
+use notify_deliver_support::{alert, eventually, notification, outbox, FnMock, FnReq};
 use parking_lot::Mutex;
 use sha2::Digest;
 use std::sync::Arc;
@@ -30,90 +26,33 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Serialises the tests: they set process-wide environment variables.
 static ENV: Mutex<()> = Mutex::new(());
 
-#[derive(Clone, Debug)]
-struct Req {
-    path: String,
-    headers: HeaderMap,
-    body: String,
-}
+type Req = FnReq;
 
-#[derive(Default)]
-struct AwsState {
-    reqs: Mutex<Vec<Req>>,
-    /// The STS answer's status (200 when 0).
-    sts_status: Mutex<u16>,
-}
-
-async fn handle(
-    State(s): State<Arc<AwsState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    s.reqs.lock().push(Req {
-        path: path.clone(),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    if path.starts_with("/sts") {
-        let status = *s.sts_status.lock();
-        if status != 0 && status != 200 {
+/// STS (paths under `/sts`) and SNS (the rest) on one port; STS answers
+/// `sts_status` when it is not 200.
+async fn mock_aws(sts_status: u16) -> FnMock {
+    FnMock::start(Arc::new(move |r: &FnReq| {
+        if !r.path.starts_with("/sts") {
+            return (200, "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>".into());
+        }
+        if sts_status != 200 {
             let err = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error><RequestId>r</RequestId></ErrorResponse>";
-            return (StatusCode::from_u16(status).unwrap(), err).into_response();
+            return (sts_status, err.into());
         }
         let exp = klaxon::model::time::rfc3339_millis(now_millis() + 3_600_000);
-        let xml = format!(
+        (200, format!(
             "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials><AccessKeyId>ASIAROLE</AccessKeyId><SecretAccessKey>role-secret</SecretAccessKey><SessionToken>role-token</SessionToken><Expiration>{exp}</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/klaxon/x</Arn><AssumedRoleId>AROA:x</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>"
-        );
-        return (StatusCode::OK, xml).into_response();
-    }
-    (
-        StatusCode::OK,
-        "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>",
-    )
-        .into_response()
+        ))
+    }))
+    .await
 }
 
-struct MockAws {
-    addr: std::net::SocketAddr,
-    state: Arc<AwsState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockAws {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl MockAws {
-    async fn start() -> MockAws {
-        let state = Arc::new(AwsState::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        MockAws { addr, state, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn reqs(&self, prefix: &str) -> Vec<Req> {
-        self.state
-            .reqs
-            .lock()
-            .iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
+/// The requests whose path starts with `prefix`.
+fn reqs(mock: &FnMock, prefix: &str) -> Vec<Req> {
+    mock.reqs()
+        .into_iter()
+        .filter(|r| r.path.starts_with(prefix))
+        .collect()
 }
 
 /// The shared AWS files in a temporary directory, and an environment
@@ -255,7 +194,7 @@ fn get<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
     f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
-fn receivers(mock: &MockAws, sigv4: &str) -> Vec<klaxon::notify::receivers::Receiver> {
+fn receivers(mock: &FnMock, sigv4: &str) -> Vec<klaxon::notify::receivers::Receiver> {
     let yaml = format!(
         "route:\n  receiver: sns\nreceivers:\n- name: sns\n  sns_configs:\n  - api_url: '{}'\n    topic_arn: arn:aws:sns:us-east-2:123456789012:alerts\n    sigv4:\n{sigv4}",
         mock.url("/sns/")
@@ -290,7 +229,7 @@ async fn send_one(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
     let _g = ENV.lock();
-    let mock = MockAws::start().await;
+    let mock = mock_aws(200).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let recv = receivers(
         &mock,
@@ -305,7 +244,7 @@ async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
 
     // One AssumeRole for both sends, signed with the profile's keys for STS
     // in the profile's region.
-    let sts = mock.reqs("/sts");
+    let sts = reqs(&mock, "/sts");
     assert_eq!(sts.len(), 1, "{sts:#?}");
     let a = auth_of(&sts[0]);
     assert_eq!(
@@ -330,7 +269,7 @@ async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
     assert!(get(&f, "RoleSessionName").is_some_and(|n| !n.is_empty()));
 
     // Both Publish requests signed with the role's temporary credentials.
-    let sns = mock.reqs("/sns");
+    let sns = reqs(&mock, "/sns");
     assert_eq!(sns.len(), 2);
     for r in &sns {
         let a = auth_of(r);
@@ -351,7 +290,7 @@ async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_credentials_sign_without_a_role() {
     let _g = ENV.lock();
-    let mock = MockAws::start().await;
+    let mock = mock_aws(200).await;
     let creds = format!("{CREDENTIALS}aws_session_token = profile-token\n");
     let _env = AwsEnv::new(&creds, CONFIG, &mock.url("/sts/"));
     let store = Arc::new(Store::open_in_memory().unwrap());
@@ -362,8 +301,8 @@ async fn profile_credentials_sign_without_a_role() {
     );
     let d = send_one(&ob, &store).await;
     assert_eq!(d.status, "success", "{d:?}");
-    assert!(mock.reqs("/sts").is_empty());
-    let sns = mock.reqs("/sns");
+    assert!(reqs(&mock, "/sts").is_empty());
+    let sns = reqs(&mock, "/sns");
     assert_eq!(sns.len(), 1);
     let a = auth_of(&sns[0]);
     assert_eq!(
@@ -386,7 +325,7 @@ async fn profile_credentials_sign_without_a_role() {
     drop(ob);
     let d = send_one(&ob2, &store).await;
     assert_eq!(d.status, "success", "{d:?}");
-    let sns = mock.reqs("/sns");
+    let sns = reqs(&mock, "/sns");
     let a = auth_of(&sns[1]);
     assert_eq!(
         (a.access_key.as_str(), a.region.as_str()),
@@ -398,7 +337,7 @@ async fn profile_credentials_sign_without_a_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_profile_is_a_clear_error_naming_the_field() {
     let _g = ENV.lock();
-    let mock = MockAws::start().await;
+    let mock = mock_aws(200).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let store = Arc::new(Store::open_in_memory().unwrap());
     let ob = outbox(
@@ -413,14 +352,13 @@ async fn missing_profile_is_a_clear_error_naming_the_field() {
         "{d:?}"
     );
     assert_eq!(d.last_reason.as_deref(), Some("config"));
-    assert!(mock.reqs("").is_empty(), "nothing sent");
+    assert!(reqs(&mock, "").is_empty(), "nothing sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_assume_role_fails_with_aws_reason() {
     let _g = ENV.lock();
-    let mock = MockAws::start().await;
-    *mock.state.sts_status.lock() = 403;
+    let mock = mock_aws(403).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let store = Arc::new(Store::open_in_memory().unwrap());
     let ob = outbox(
@@ -441,11 +379,11 @@ async fn denied_assume_role_fails_with_aws_reason() {
     );
     assert!(!e.contains("static-secret"));
     // The AssumeRole was signed with the static keys.
-    let sts = mock.reqs("/sts");
+    let sts = reqs(&mock, "/sts");
     let a = auth_of(&sts[0]);
     assert_eq!(a.access_key, "AKIDSTATIC");
     assert_eq!(signature(&sts[0], &a, "static-secret"), a.signature);
-    assert!(mock.reqs("/sns").is_empty());
+    assert!(reqs(&mock, "/sns").is_empty());
 }
 
 #[test]

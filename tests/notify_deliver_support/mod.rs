@@ -186,3 +186,84 @@ pub async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// One request a [`FnMock`] received.
+#[derive(Clone, Debug)]
+pub struct FnReq {
+    pub method: axum::http::Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl FnReq {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("request body is JSON")
+    }
+}
+
+/// Decides a [`FnMock`]'s answer (status, body) to a request.
+pub type Answer = Arc<dyn Fn(&FnReq) -> (u16, String) + Send + Sync>;
+
+/// A mock API on 127.0.0.1 whose answers (status and body) come from a
+/// function of the request; records every request.
+pub struct FnMock {
+    pub addr: SocketAddr,
+    pub reqs: Arc<Mutex<Vec<FnReq>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FnMock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FnMock {
+    pub async fn start(answer: Answer) -> FnMock {
+        let reqs: Arc<Mutex<Vec<FnReq>>> = Arc::default();
+        let state = (reqs.clone(), answer);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(
+                |State((reqs, answer)): State<(Arc<Mutex<Vec<FnReq>>>, Answer)>,
+                 method: axum::http::Method,
+                 uri: Uri,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    let r = FnReq {
+                        method,
+                        path: uri.path().to_string(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    let (code, body) = answer(&r);
+                    reqs.lock().push(r);
+                    (StatusCode::from_u16(code).unwrap(), body).into_response()
+                },
+            )
+            .with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FnMock { addr, reqs, task }
+    }
+
+    /// Answers from `script` in order, `200 {}` once it is used up.
+    pub async fn scripted(script: Vec<(u16, String)>) -> FnMock {
+        let script = Mutex::new(VecDeque::from(script));
+        Self::start(Arc::new(move |_: &FnReq| {
+            script.lock().pop_front().unwrap_or((200, "{}".into()))
+        }))
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn reqs(&self) -> Vec<FnReq> {
+        self.reqs.lock().clone()
+    }
+}

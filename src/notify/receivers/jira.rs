@@ -730,35 +730,43 @@ mod tests {
         assert_eq!(join_path("http://h/a/?x=1", "b/"), "http://h/a/b/?x=1");
     }
 
+    /// A config with empty templates and the given search settings.
+    fn cfg(api_url: &str, wont: &str, reopen: &str, d: Duration) -> JiraConfig {
+        let empty = JiraField {
+            template: String::new(),
+            enable_update: true,
+        };
+        JiraConfig {
+            send_resolved: true,
+            api_url: api_url.into(),
+            api_type: ApiType::Auto,
+            project: String::new(),
+            issue_type: String::new(),
+            summary: empty.clone(),
+            description: empty,
+            default_description: false,
+            labels: vec![],
+            priority: String::new(),
+            reopen_transition: reopen.into(),
+            resolve_transition: String::new(),
+            wont_fix_resolution: wont.into(),
+            reopen_duration: d,
+            fields: BTreeMap::new(),
+            http_config: HttpClientConfig::default(),
+            proxy_url: None,
+        }
+    }
+
     #[test]
     fn api_version_and_search_endpoint() {
         assert!(is_api_v3("https://x.atlassian.net/rest/api/3/"));
         assert!(!is_api_v3("https://x.atlassian.net/rest/api/2"));
-        let mut cfg = JiraConfig {
-            send_resolved: true,
-            api_url: "https://x.atlassian.net/rest/api/2/".into(),
-            api_type: ApiType::Auto,
-            project: String::new(),
-            issue_type: String::new(),
-            summary: JiraField {
-                template: String::new(),
-                enable_update: true,
-            },
-            description: JiraField {
-                template: String::new(),
-                enable_update: true,
-            },
-            default_description: false,
-            labels: vec![],
-            priority: String::new(),
-            reopen_transition: String::new(),
-            resolve_transition: String::new(),
-            wont_fix_resolution: String::new(),
-            reopen_duration: Duration::ZERO,
-            fields: BTreeMap::new(),
-            http_config: HttpClientConfig::default(),
-            proxy_url: None,
-        };
+        let mut cfg = cfg(
+            "https://x.atlassian.net/rest/api/2/",
+            "",
+            "",
+            Duration::ZERO,
+        );
         assert_eq!(
             search_url(&cfg),
             "https://x.atlassian.net/rest/api/3/search/jql"
@@ -783,42 +791,16 @@ mod tests {
 
     #[test]
     fn jql_as_alertmanager() {
-        let mut cfg_reopen = Duration::ZERO;
-        let mk = |wont: &str, reopen: &str, d: Duration| JiraConfig {
-            send_resolved: true,
-            api_url: String::new(),
-            api_type: ApiType::Auto,
-            project: String::new(),
-            issue_type: String::new(),
-            summary: JiraField {
-                template: String::new(),
-                enable_update: true,
-            },
-            description: JiraField {
-                template: String::new(),
-                enable_update: true,
-            },
-            default_description: false,
-            labels: vec![],
-            priority: String::new(),
-            reopen_transition: reopen.into(),
-            resolve_transition: String::new(),
-            wont_fix_resolution: wont.into(),
-            reopen_duration: d,
-            fields: BTreeMap::new(),
-            http_config: HttpClientConfig::default(),
-            proxy_url: None,
-        };
         assert_eq!(
-            search_jql(&mk("", "", cfg_reopen), "OPS", "h", true),
+            search_jql(&cfg("", "", "", Duration::ZERO), "OPS", "h", true),
             "statusCategory != Done and project=\"OPS\" and labels=\"ALERT{h}\" order by status ASC,resolutiondate DESC"
         );
-        cfg_reopen = Duration::from_secs(3 * 3600 + 59);
+        let d = Duration::from_secs(3 * 3600 + 59);
         assert_eq!(
-            search_jql(&mk("Won't \"Fix\"", "Reopen", cfg_reopen), "OPS", "h", true),
+            search_jql(&cfg("", "Won't \"Fix\"", "Reopen", d), "OPS", "h", true),
             "(resolution is EMPTY or resolution != \"Won't \\\"Fix\\\"\") and (resolutiondate is EMPTY OR resolutiondate >= -180m) and project=\"OPS\" and labels=\"ALERT{h}\" order by status ASC,resolutiondate DESC"
         );
-        assert!(search_jql(&mk("", "Reopen", cfg_reopen), "OPS", "h", false)
+        assert!(search_jql(&cfg("", "", "Reopen", d), "OPS", "h", false)
             .starts_with("statusCategory != Done and "));
     }
 
