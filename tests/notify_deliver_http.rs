@@ -335,9 +335,14 @@ async fn server_errors_retry_until_one_success() {
         ),
         "{text}"
     );
+    // The queue gauge is recounted shortly after the last change.
     assert!(
-        text.contains("klaxon_notification_queue_length 0"),
-        "{text}"
+        eventually(WAIT, || registry
+            .encode(false)
+            .contains("klaxon_notification_queue_length 0"))
+        .await,
+        "{}",
+        registry.encode(false)
     );
 }
 

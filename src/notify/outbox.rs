@@ -16,6 +16,7 @@ use crate::store::notify::{Delivery, NewDelivery, Outcome};
 use crate::store::{Store, StoreError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -123,7 +124,13 @@ pub struct Outbox {
     /// (rows not finished, earliest due time) as last counted, for the
     /// heartbeat (which must not wait on the store).
     queue: Mutex<Option<(u64, Option<i64>)>>,
+    /// A recount of `queue` is scheduled ([`Outbox::queue_changed`]).
+    recount_pending: AtomicBool,
 }
+
+/// How long after a change the queue is recounted (changes in between
+/// share the count).
+const RECOUNT_DELAY: Duration = Duration::from_millis(200);
 
 impl Drop for Outbox {
     fn drop(&mut self) {
@@ -185,6 +192,7 @@ impl Outbox {
             hold: parking_lot::RwLock::new(None),
             events: parking_lot::RwLock::new(None),
             queue: Mutex::new(None),
+            recount_pending: AtomicBool::new(false),
         });
         ob.update_queue_gauge();
         let weak = Arc::downgrade(&ob);
@@ -229,6 +237,31 @@ impl Outbox {
             let due = self.store.next_delivery_due().ok().flatten();
             *self.queue.lock() = Some((n as u64, due));
         }
+    }
+
+    /// The queue changed: recounts it [`RECOUNT_DELAY`] from now, once for
+    /// every change in between. Counting is two store queries; doing it at
+    /// every enqueue and every attempt was half of the outbox's CPU per
+    /// notification.
+    fn queue_changed(&self) {
+        if self.recount_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.recount_pending.store(false, Ordering::Release);
+            self.update_queue_gauge();
+            return;
+        };
+        // A weak reference: a pending recount does not keep a dropped
+        // outbox (and its worker) alive.
+        let me = self.me.clone();
+        rt.spawn(async move {
+            tokio::time::sleep(RECOUNT_DELAY).await;
+            let Some(ob) = me.upgrade() else { return };
+            // Cleared first: a change while counting schedules another.
+            ob.recount_pending.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(move || ob.update_queue_gauge()).await;
+        });
     }
 
     /// (rows not finished, earliest due time) as last counted.
@@ -356,7 +389,7 @@ impl Outbox {
                 )?;
             }
         }
-        self.update_queue_gauge();
+        self.queue_changed();
         self.wake.notify_one();
         Ok((ids, log.is_some()))
     }
@@ -499,13 +532,12 @@ impl Outbox {
         // can cause.
         let id = d.id;
         let dur = took.as_millis() as i64;
-        let me = self.clone();
+        let store = self.store.clone();
         let r = tokio::task::spawn_blocking(move || {
-            let r = me.store.finish_delivery_attempt(id, at, dur, &outcome);
-            me.update_queue_gauge();
-            r
+            store.finish_delivery_attempt(id, at, dur, &outcome)
         })
         .await;
+        self.queue_changed();
         match r {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(id, error = %e, "outbox: recording attempt failed"),
@@ -550,18 +582,17 @@ impl Outbox {
                 .inc();
         }
         let err = res.err().map(|e| e.message);
-        let me = self.me.upgrade();
         let took = took.as_millis() as i64;
-        self.store
+        let d = self
+            .store
             .call(move |s| {
                 s.record_replay_attempt(id, at, took, err.as_deref())?;
-                if let Some(me) = me {
-                    me.update_queue_gauge();
-                }
                 s.get_delivery(id)
             })
             .await?
-            .ok_or(OutboxError::NotFound(id))
+            .ok_or(OutboxError::NotFound(id));
+        self.queue_changed();
+        d
     }
 }
 
