@@ -16,6 +16,9 @@ ratio are printed.
   cargo build --release --bin klaxon && cp target/release/klaxon /tmp/klaxon
   python3 benches/compare_receivers.py --klaxon /tmp/klaxon --runs 3
 
+--baseline BIN compares against another klaxon build (before/after a
+change) instead of Alertmanager.
+
 Alertmanager runs with gossip off (../shared/reference/PEERS-NOTES.md point 2).
 """
 import argparse
@@ -154,18 +157,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--klaxon", required=True)
     ap.add_argument("--alertmanager", default="/usr/bin/prometheus-alertmanager")
+    ap.add_argument("--baseline",
+                    help="another klaxon binary (e.g. before a change) compared "
+                         "instead of Alertmanager")
     ap.add_argument("--alerts", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--kinds", default=",".join(KINDS))
     a = ap.parse_args()
-    print(f"{'integration':<10} {'klaxon ms/notif':>16} {'AM 0.25 ms/notif':>17} {'ratio':>7}")
+    if a.baseline:
+        other, peers = "baseline", [("baseline", "klaxon", a.baseline)]
+    else:
+        other, peers = "AM 0.25", [("alertmanager", "alertmanager", a.alertmanager)]
+    peers.append(("klaxon", "klaxon", a.klaxon))
+    print(f"{'integration':<10} {'klaxon ms/notif':>16} {other + ' ms/notif':>17} {'ratio':>7}")
     for kind in a.kinds.split(","):
-        res = {"klaxon": [], "alertmanager": []}
+        res = {name: [] for name, _, _ in peers}
         for r in range(a.runs):
-            for peer, binary in (("alertmanager", a.alertmanager), ("klaxon", a.klaxon)):
-                res[peer].append(run_one(peer, binary, kind, a.alerts, f"{kind}{r}"))
+            for name, peer, binary in peers:
+                res[name].append(run_one(peer, binary, kind, a.alerts, f"{kind}{r}"))
         k = statistics.median(res["klaxon"]) * 1000
-        m = statistics.median(res["alertmanager"]) * 1000
+        m = statistics.median(res[peers[0][0]]) * 1000
         print(f"{kind:<10} {k:>16.3f} {m:>17.3f} {k / m:>7.2f}", flush=True)
 
 
