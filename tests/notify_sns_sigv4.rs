@@ -16,7 +16,6 @@ use klaxon::metrics::Registry;
 use klaxon::model::now_millis;
 use klaxon::store::Store;
 use notify_deliver_support::{alert, eventually, notification, outbox, FnMock, FnReq};
-use parking_lot::Mutex;
 use sha2::Digest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Serialises the tests: they set process-wide environment variables.
-static ENV: Mutex<()> = Mutex::new(());
+static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 type Req = FnReq;
 
@@ -228,7 +227,7 @@ async fn send_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
-    let _g = ENV.lock();
+    let _g = ENV.lock().await;
     let mock = mock_aws(200).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let recv = receivers(
@@ -289,7 +288,7 @@ async fn assumed_role_credentials_sign_the_publish_and_are_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_credentials_sign_without_a_role() {
-    let _g = ENV.lock();
+    let _g = ENV.lock().await;
     let mock = mock_aws(200).await;
     let creds = format!("{CREDENTIALS}aws_session_token = profile-token\n");
     let _env = AwsEnv::new(&creds, CONFIG, &mock.url("/sts/"));
@@ -336,7 +335,7 @@ async fn profile_credentials_sign_without_a_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_profile_is_a_clear_error_naming_the_field() {
-    let _g = ENV.lock();
+    let _g = ENV.lock().await;
     let mock = mock_aws(200).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let store = Arc::new(Store::open_in_memory().unwrap());
@@ -357,7 +356,7 @@ async fn missing_profile_is_a_clear_error_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_assume_role_fails_with_aws_reason() {
-    let _g = ENV.lock();
+    let _g = ENV.lock().await;
     let mock = mock_aws(403).await;
     let _env = AwsEnv::new(CREDENTIALS, CONFIG, &mock.url("/sts/"));
     let store = Arc::new(Store::open_in_memory().unwrap());
