@@ -54,6 +54,7 @@ const ASSETS: &[Asset] = &[
     asset!("lib/dom.js", JS),
     asset!("lib/chart.js", JS),
     asset!("lib/matchers.js", JS),
+    asset!("lib/panels.js", JS),
     asset!("lib/sse.js", JS),
     asset!("lib/time.js", JS),
     asset!("lib/yaml.js", JS),
