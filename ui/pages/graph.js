@@ -9,6 +9,8 @@ import { h, replace, table, scrollable } from '../lib/dom.js';
 import { drawChart, seriesName } from '../lib/chart.js';
 import { parseDuration, fmtValue, fmtDuration } from '../lib/time.js';
 import { parsePanels, encodePanels, defaultPanel, formatDuration, formatTime, parseTime } from '../lib/panels.js';
+import { attachCompletion, LabelSource } from '../lib/complete.js';
+import { metricBrowser } from '../lib/metric-browser.js';
 
 /** Points per series the automatic step aims at. */
 const TARGET_POINTS = 250;
@@ -85,7 +87,7 @@ function tooLarge(count) {
  * One panel: its inputs, its two views and its evaluation. `state` is the
  * panel's part of the URL; `page.sync()` writes every panel back.
  */
-function createPanel(state, n, page, ctx) {
+function createPanel(state, n, page, ctx, src) {
   const sfx = n ? `-${n}` : '';
   const id = (base) => `${base}${sfx}`;
   const expr = h('textarea', {
@@ -93,6 +95,11 @@ function createPanel(state, n, page, ctx) {
     placeholder: 'rate(http_requests_total[5m])',
   });
   expr.value = state.expr;
+  // Before the Enter handler below: Enter in an open list takes a completion.
+  const completions = attachCompletion(expr, id('expr-complete'), src);
+  const browser = metricBrowser(src, expr, sfx);
+  const browse = h('button', { id: id('metric-browse'), type: 'button', 'aria-controls': id('metric-browser') }, 'Metrics');
+  browse.addEventListener('click', () => browser.toggle());
   const range = h('input', { id: id('graph-range'), type: 'text', value: formatDuration(state.range), size: 6 });
   const end = h('input', {
     id: id('graph-end'), type: 'text', size: 19, placeholder: 'now',
@@ -102,6 +109,8 @@ function createPanel(state, n, page, ctx) {
   const stacked = h('input', { id: id('graph-stacked'), type: 'checkbox' });
   stacked.checked = state.stacked;
   const run = h('button', { id: id('graph-run'), type: 'button', class: 'primary' }, 'Run');
+  const zoomBack = h('button', { id: id('graph-zoom-back'), type: 'button', disabled: true, title: 'The time range before the last zoom' }, '◀ Zoom back');
+  const zoomFwd = h('button', { id: id('graph-zoom-forward'), type: 'button', disabled: true, title: 'The time range of the zoom undone' }, 'Zoom forward ▶');
   const remove = page.count() > 1
     ? h('button', { id: id('graph-remove'), type: 'button', 'aria-label': `Remove panel ${n + 1}` }, 'Remove')
     : null;
@@ -115,13 +124,15 @@ function createPanel(state, n, page, ctx) {
   const el = h('section', { class: 'card panel', 'data-testid': 'panel', 'data-panel': n, 'aria-label': `Panel ${n + 1}` },
     h('div', { class: 'body' },
       h('div', { class: 'toolbar' },
-        h('div', { class: 'field grow' }, h('label', { for: id('expr-input') }, 'Expression'), expr),
-        run, remove),
+        h('div', { class: 'field grow expr-field' }, h('label', { for: id('expr-input') }, 'Expression'), expr, completions),
+        browse, run, remove),
+      browser.el,
       h('div', { class: 'toolbar' },
         h('div', { class: 'field' }, h('label', { for: id('graph-range') }, 'Range'), range),
         h('div', { class: 'field' }, h('label', { for: id('graph-end') }, 'End (UTC)'), end),
         h('div', { class: 'field' }, h('label', { for: id('graph-step') }, 'Step'), step),
-        h('div', { class: 'field check' }, h('label', { for: id('graph-stacked') }, 'Stacked'), stacked)),
+        h('div', { class: 'field check' }, h('label', { for: id('graph-stacked') }, 'Stacked'), stacked),
+        zoomBack, zoomFwd),
       err,
       h('div', { class: 'tabs', role: 'tablist', 'aria-label': `Panel ${n + 1} view` }, tabChart, tabTable),
       info, chart, tableBox));
@@ -158,6 +169,40 @@ function createPanel(state, n, page, ctx) {
     tableBox.hidden = isChart;
   };
 
+  // Zooms: a drag over the chart sets range and end; back and forward walk
+  // through the ranges seen, as a browser's history does through pages.
+  const back = [];
+  const fwd = [];
+  const showZoom = () => {
+    zoomBack.disabled = back.length === 0;
+    zoomFwd.disabled = fwd.length === 0;
+  };
+  const setRange = (r) => {
+    state.range = r.range;
+    state.end = r.end;
+    range.value = formatDuration(r.range);
+    end.value = r.end === null ? '' : formatTime(r.end);
+    showZoom();
+    execute();
+  };
+  const onZoom = (t0, t1) => {
+    const now = { range: state.range, end: state.end };
+    back.push(now);
+    fwd.length = 0;
+    const e = Math.round(t1);
+    setRange({ range: Math.max(1, e - Math.round(t0)), end: e });
+  };
+  zoomBack.addEventListener('click', () => {
+    if (!back.length) return;
+    fwd.push({ range: state.range, end: state.end });
+    setRange(back.pop());
+  });
+  zoomFwd.addEventListener('click', () => {
+    if (!fwd.length) return;
+    back.push({ range: state.range, end: state.end });
+    setRange(fwd.pop());
+  });
+
   let seq = 0;
   const execute = async () => {
     const mine = ++seq;
@@ -191,7 +236,7 @@ function createPanel(state, n, page, ctx) {
         info.textContent = `${series.length} series, step ${fmtDuration(st)}, ${Math.round(performance.now() - t0)} ms`;
         if (refuse) replace(chart, h('p', { class: 'error', id: id('graph-refused') }, refuse));
         else if (series.length) {
-          drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked });
+          drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked, onZoom });
         } else replace(chart, h('p', { class: 'muted' }, 'Empty query result'));
         if (note) chart.prepend(h('p', { class: 'hint', id: id('graph-step-note') }, note));
       } else {
@@ -255,6 +300,7 @@ export async function render(view, ctx) {
     list, add);
 
   let panels = [];
+  const src = new LabelSource(ctx.abort.signal);
   const page = {
     count: () => states.length,
     sync() {
@@ -270,7 +316,7 @@ export async function render(view, ctx) {
     },
   };
   const build = () => {
-    panels = states.map((st, i) => createPanel(st, i, page, ctx));
+    panels = states.map((st, i) => createPanel(st, i, page, ctx, src));
     replace(list, panels.map((p) => p.el));
   };
   build();

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Graph page: time from Enter to drawn chart for 1,000 series x 250 steps, in headless Chromium.
+
+Starts, on 127.0.0.1: ../shared/tools/synth_target.py (--series 3000, so ~1,350
+synth_http_requests_total series), klaxon (the binary given by --klaxon) scraping it, and
+chromedriver with Debian's Chromium. The expression
+
+    topk(1000, synth_http_requests_total @ end()) + time() % 600
+
+has 1,000 series with a value at every step of any range (`@ end()` reads the last scrape, `time()`
+makes the lines move), so no hour of history is needed. The graph page is opened on it with a range
+of 3,750 s and a 15 s step: 251 points per series.
+
+Each run types Enter in the expression box (a keydown event, as the page's own handler sees it) and
+waits until the panel says its chart is drawn (`data-evaluated="graph"`), then for the next two
+animation frames so layout and paint of the SVG are included: Enter -> painted chart. The server's
+share (the same query_range over HTTP from here, median of --runs) is printed beside it.
+
+  cargo build --release --bin klaxon
+  python3 benches/graph_render.py --klaxon "${CARGO_TARGET_DIR:-target}/release/klaxon"
+
+Prints a Markdown table of medians. Assertion-free (a measurement); exits 2 when the setup fails.
+Python stdlib only.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+EXPR = "topk(1000, synth_http_requests_total @ end()) + time() % 600"
+RANGE = 3750
+STEP = 15
+
+CONFIG = """
+global:
+  scrape_interval: 2s
+  scrape_timeout: 1800ms
+  evaluation_interval: 2s
+scrape_configs:
+- job_name: synth
+  static_configs:
+  - targets: ['127.0.0.1:{synth_port}']
+storage:
+  path: {data}
+"""
+
+# Types Enter into panel 0's expression box and resolves with the ms until
+# the chart is drawn and painted (two animation frames later).
+MEASURE = """
+const done = arguments[arguments.length - 1];
+const panel = document.querySelector('[data-testid=panel]');
+const input = document.getElementById('expr-input');
+panel.dataset.evaluated = '';
+const t0 = performance.now();
+input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}));
+const poll = () => {
+  if (panel.dataset.evaluated === 'graph') {
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      const n = document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;
+      done({ms: performance.now() - t0, lines: n});
+    }));
+  } else if (performance.now() - t0 > 60000) {
+    done({ms: -1, lines: 0});
+  } else {
+    setTimeout(poll, 1);
+  }
+};
+poll();
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(port, method, path, body=None, timeout=120):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = json.dumps(body).encode() if body is not None else None
+    c.request(method, path, body=data, headers={"content-type": "application/json"} if data else {})
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    return r.status, out
+
+
+def wd(port, session, method, path, body=None):
+    status, out = call(port, method, f"/session/{session}{path}", body)
+    v = json.loads(out).get("value")
+    if status != 200:
+        raise RuntimeError(f"webdriver {path}: {status} {v}")
+    return v
+
+
+def wait(what, fn, timeout):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last is True:
+                return
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
+            last = e
+        time.sleep(0.5)
+    sys.exit(f"graph_render: timed out waiting for {what} (last: {last})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--klaxon", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
+                                                     "release", "klaxon"))
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = ap.parse_args()
+    for exe in (args.klaxon, args.chromium, args.chromedriver):
+        if not os.access(exe, os.X_OK):
+            print(f"graph_render: {exe} missing", file=sys.stderr)
+            sys.exit(2)
+
+    tmp = tempfile.mkdtemp(prefix="graph-render-bench-")
+    synth_port, port, wd_port = free_port(), free_port(), free_port()
+    procs = []
+    session = None
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"), "--port", str(synth_port),
+             "--series", "3000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with open(os.path.join(tmp, "klaxon.yml"), "w") as f:
+            f.write(CONFIG.format(synth_port=synth_port, data=os.path.join(tmp, "data")))
+        procs.append(subprocess.Popen(
+            [args.klaxon, "run", "--listen", f"127.0.0.1:{port}", "--config", os.path.join(tmp, "klaxon.yml")],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "klaxon.log"), "w")))
+        q = urllib.parse.quote(EXPR, safe="")
+        api = f"/api/v1/query_range?query={q}&start={{s}}&end={{e}}&step={STEP}"
+
+        def ready():
+            e = int(time.time())
+            status, body = call(port, "GET", api.format(s=e - RANGE, e=e))
+            if status != 200:
+                return f"{status} {body[:200]!r}"
+            res = json.loads(body)["data"]["result"]
+            pts = min((len(r["values"]) for r in res), default=0)
+            return len(res) == 1000 and pts >= 250 or f"{len(res)} series, {pts} points"
+        wait("1000 series x 250 points", ready, 120)
+
+        procs.append(subprocess.Popen([args.chromedriver, f"--port={wd_port}", "--allowed-ips=127.0.0.1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+        wait("chromedriver", lambda: json.loads(call(wd_port, "GET", "/status")[1])["value"]["ready"] is True, 20)
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": args.chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,900"]}}}}
+        status, out = call(wd_port, "POST", "/session", caps)
+        session = json.loads(out)["value"]["sessionId"]
+        frag = urllib.parse.urlencode({"g0.expr": EXPR, "g0.tab": "0", "g0.range_input": f"{RANGE}s",
+                                       "g0.step_input": str(STEP)})
+        wd(wd_port, session, "POST", "/url", {"url": f"http://127.0.0.1:{port}/#/graph?{frag}"})
+        wait("graph page", lambda: wd(wd_port, session, "POST", "/execute/sync", {
+            "script": "return document.body.dataset.loaded === 'true' && "
+                      "document.querySelector('[data-testid=panel]').dataset.evaluated === 'graph';",
+            "args": []}) is True, 60)
+        wd(wd_port, session, "POST", "/timeouts", {"script": 120000})
+
+        browser, server, lines = [], [], 0
+        for i in range(args.runs + 1):  # the first is a warm-up
+            r = wd(wd_port, session, "POST", "/execute/async", {"script": MEASURE, "args": []})
+            e = int(time.time())
+            t0 = time.perf_counter()
+            status, body = call(port, "GET", api.format(s=e - RANGE, e=e))
+            st = (time.perf_counter() - t0) * 1000
+            if r["ms"] < 0 or status != 200:
+                sys.exit(f"graph_render: run {i} failed: {r} {status}")
+            lines = r["lines"]
+            if i:
+                browser.append(r["ms"])
+                server.append(st)
+        print(f"graph_render: {EXPR!r}, {RANGE} s at {STEP} s steps, {lines} lines drawn, "
+              f"median of {args.runs} runs")
+        print()
+        print("| measure | median ms | min | max |")
+        print("|---|---:|---:|---:|")
+        print(f"| Enter -> painted chart (Chromium) | {statistics.median(browser):.0f} | {min(browser):.0f} | {max(browser):.0f} |")
+        print(f"| query_range alone (HTTP, server + JSON) | {statistics.median(server):.0f} | {min(server):.0f} | {max(server):.0f} |")
+    finally:
+        if session:
+            try:
+                call(wd_port, "DELETE", f"/session/{session}", timeout=20)
+            except OSError:
+                pass
+        for p in reversed(procs):
+            try:
+                os.killpg(p.pid, 9) if p.args[0] == args.chromedriver else p.terminate()
+                p.wait(timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
