@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Graph page: time from Enter to drawn chart for 1,000 series x 250 steps, in headless Chromium.
 
-Starts, on 127.0.0.1: ../shared/tools/synth_target.py (--series 3000, so ~1,350
+Starts, on 127.0.0.1: ../shared/tools/synth_target.py (--series 2220, which makes exactly 1,000
 synth_http_requests_total series), klaxon (the binary given by --klaxon) scraping it, and
 chromedriver with Debian's Chromium. The expression
 
-    topk(1000, synth_http_requests_total @ end()) + time() % 600
+    synth_http_requests_total @ end() + time() % 600
 
 has 1,000 series with a value at every step of any range (`@ end()` reads the last scrape, `time()`
 makes the lines move), so no hour of history is needed. The graph page is opened on it with a range
@@ -13,8 +13,10 @@ of 3,750 s and a 15 s step: 251 points per series.
 
 Each run types Enter in the expression box (a keydown event, as the page's own handler sees it) and
 waits until the panel says its chart is drawn (`data-evaluated="graph"`), then for the next two
-animation frames so layout and paint of the SVG are included: Enter -> painted chart. The server's
-share (the same query_range over HTTP from here, median of --runs) is printed beside it.
+animation frames so layout and paint of the SVG are included: Enter -> painted chart. Split in two
+by the browser's resource timing of the query_range call: Enter -> last byte of the answer, and
+that -> painted (JSON parse, SVG build, layout, paint: the page's own cost). The same query_range
+over HTTP from this script is printed beside it.
 
   cargo build --release --bin klaxon
   python3 benches/graph_render.py --klaxon "${CARGO_TARGET_DIR:-target}/release/klaxon"
@@ -27,7 +29,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,9 +36,12 @@ import tempfile
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ui_pages import free_port, wait  # noqa: E402  (same helpers as the page bench)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
-EXPR = "topk(1000, synth_http_requests_total @ end()) + time() % 600"
+EXPR = "synth_http_requests_total @ end() + time() % 600"
 RANGE = 3750
 STEP = 15
 
@@ -61,13 +65,16 @@ const done = arguments[arguments.length - 1];
 const panel = document.querySelector('[data-testid=panel]');
 const input = document.getElementById('expr-input');
 panel.dataset.evaluated = '';
+performance.clearResourceTimings();
 const t0 = performance.now();
 input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}));
 const poll = () => {
   if (panel.dataset.evaluated === 'graph') {
     requestAnimationFrame(() => requestAnimationFrame(() => {
+      const t1 = performance.now();
       const n = document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;
-      done({ms: performance.now() - t0, lines: n});
+      const r = performance.getEntriesByType('resource').filter((e) => e.name.includes('query_range')).pop();
+      done({ms: t1 - t0, fetched: r && r.responseEnd > t0 ? r.responseEnd - t0 : -1, lines: n});
     }));
   } else if (performance.now() - t0 > 60000) {
     done({ms: -1, lines: 0});
@@ -77,12 +84,6 @@ const poll = () => {
 };
 poll();
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(port, method, path, body=None, timeout=120):
@@ -103,20 +104,6 @@ def wd(port, session, method, path, body=None):
     return v
 
 
-def wait(what, fn, timeout):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last is True:
-                return
-        except (OSError, RuntimeError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(0.5)
-    sys.exit(f"graph_render: timed out waiting for {what} (last: {last})")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--klaxon", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
@@ -125,6 +112,7 @@ def main():
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = ap.parse_args()
+    args.klaxon = os.path.abspath(args.klaxon)
     for exe in (args.klaxon, args.chromium, args.chromedriver):
         if not os.access(exe, os.X_OK):
             print(f"graph_render: {exe} missing", file=sys.stderr)
@@ -137,7 +125,7 @@ def main():
     try:
         procs.append(subprocess.Popen(
             [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"), "--port", str(synth_port),
-             "--series", "3000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--series", "2220"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         with open(os.path.join(tmp, "klaxon.yml"), "w") as f:
             f.write(CONFIG.format(synth_port=synth_port, data=os.path.join(tmp, "data")))
         procs.append(subprocess.Popen(
@@ -176,7 +164,7 @@ def main():
             "args": []}) is True, 60)
         wd(wd_port, session, "POST", "/timeouts", {"script": 120000})
 
-        browser, server, lines = [], [], 0
+        browser, fetched, server, lines = [], [], [], 0
         for i in range(args.runs + 1):  # the first is a warm-up
             r = wd(wd_port, session, "POST", "/execute/async", {"script": MEASURE, "args": []})
             e = int(time.time())
@@ -188,6 +176,7 @@ def main():
             lines = r["lines"]
             if i:
                 browser.append(r["ms"])
+                fetched.append(r["fetched"])
                 server.append(st)
         print(f"graph_render: {EXPR!r}, {RANGE} s at {STEP} s steps, {lines} lines drawn, "
               f"median of {args.runs} runs")
@@ -195,6 +184,9 @@ def main():
         print("| measure | median ms | min | max |")
         print("|---|---:|---:|---:|")
         print(f"| Enter -> painted chart (Chromium) | {statistics.median(browser):.0f} | {min(browser):.0f} | {max(browser):.0f} |")
+        client = [b - f for b, f in zip(browser, fetched)]
+        print(f"| of which Enter -> answer received | {statistics.median(fetched):.0f} | {min(fetched):.0f} | {max(fetched):.0f} |")
+        print(f"| of which answer -> painted (parse, draw, paint) | {statistics.median(client):.0f} | {min(client):.0f} | {max(client):.0f} |")
         print(f"| query_range alone (HTTP, server + JSON) | {statistics.median(server):.0f} | {min(server):.0f} | {max(server):.0f} |")
     finally:
         if session:

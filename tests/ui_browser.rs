@@ -920,6 +920,19 @@ fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// One browser test of the graph page: the browser lock, Chromium, the
+/// fixture klaxon and a viewer's token; `None` where Chromium is missing
+/// outside CI.
+async fn graph_session(
+    test: &str,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, Browser, Fixture)> {
+    let one = ONE_BROWSER.lock().await;
+    let b = browser(test).await?;
+    let fx = Fixture::start().await;
+    login(&b, &fx.base, VIEWER).await.unwrap();
+    Some((one, b, fx))
+}
+
 /// Waits until the expression box's completion list (`list`) shows and
 /// returns its entries as `kind:value`.
 async fn completions(b: &Browser, list: &str) -> Vec<String> {
@@ -933,8 +946,20 @@ async fn completions(b: &Browser, list: &str) -> Vec<String> {
                  return x.length ? x : null;"
             ),
         )
-        .await
-        .unwrap_or_else(|e| panic!("completion list {list}: {e}"));
+        .await;
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => {
+            let state = b
+                .execute(
+                    "const i = document.querySelector('textarea[aria-controls]'); return [i.value, i.selectionStart, document.activeElement === i];",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("completion list {list}: {e}; input [value, caret, focused]: {state}");
+        }
+    };
     v.as_array()
         .into_iter()
         .flatten()
@@ -987,16 +1012,14 @@ async fn fixture_scraped(fx: &Fixture) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_expression_box_completes_metrics_functions_labels_values_and_durations() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(b) =
-        browser("graph_expression_box_completes_metrics_functions_labels_values_and_durations")
-            .await
+    let Some((_one, b, fx)) = graph_session(
+        "graph_expression_box_completes_metrics_functions_labels_values_and_durations",
+    )
+    .await
     else {
         return;
     };
-    let fx = Fixture::start().await;
     fixture_scraped(&fx).await;
-    login(&b, &fx.base, VIEWER).await.unwrap();
     open(&b, &fx.base, "graph", "graph").await.unwrap();
     let input = b.one("#expr-input").await.unwrap();
     let list = "expr-complete";
@@ -1081,12 +1104,11 @@ async fn graph_expression_box_completes_metrics_functions_labels_values_and_dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_metric_browser_shows_help_and_type_and_inserts_a_selector() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(b) = browser("graph_metric_browser_shows_help_and_type_and_inserts_a_selector").await
+    let Some((_one, b, fx)) =
+        graph_session("graph_metric_browser_shows_help_and_type_and_inserts_a_selector").await
     else {
         return;
     };
-    let fx = Fixture::start().await;
     // A metric of klaxon's own (scraped as job "klaxon") with HELP and TYPE.
     let meta = fx
         .api_until("/api/v1/metadata", |v| {
@@ -1117,7 +1139,6 @@ async fn graph_metric_browser_shows_help_and_type_and_inserts_a_selector() {
             .is_some_and(|a| !a.is_empty())
     })
     .await;
-    login(&b, &fx.base, VIEWER).await.unwrap();
     open(&b, &fx.base, "graph", "graph").await.unwrap();
     b.click(&b.one("#metric-browse").await.unwrap())
         .await
@@ -1224,14 +1245,12 @@ async fn chart_span(b: &Browser) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(b) =
-        browser("graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms").await
+    let Some((_one, b, fx)) =
+        graph_session("graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms")
+            .await
     else {
         return;
     };
-    let fx = Fixture::start().await;
-    login(&b, &fx.base, VIEWER).await.unwrap();
     open(
         &b,
         &fx.base,
@@ -1346,13 +1365,11 @@ async fn graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_legend_click_isolates_a_series_and_stacked_adds_them_up() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(b) = browser("graph_legend_click_isolates_a_series_and_stacked_adds_them_up").await
+    let Some((_one, b, fx)) =
+        graph_session("graph_legend_click_isolates_a_series_and_stacked_adds_them_up").await
     else {
         return;
     };
-    let fx = Fixture::start().await;
-    login(&b, &fx.base, VIEWER).await.unwrap();
     let expr = r#"label_replace(vector(1), "s", "a", "", "") or label_replace(vector(2), "s", "b", "", "")"#;
     open(
         &b,
@@ -1426,14 +1443,11 @@ async fn graph_legend_click_isolates_a_series_and_stacked_adds_them_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_bounds_points_per_series_and_refuses_over_ten_thousand_series() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(b) =
-        browser("graph_bounds_points_per_series_and_refuses_over_ten_thousand_series").await
+    let Some((_one, b, fx)) =
+        graph_session("graph_bounds_points_per_series_and_refuses_over_ten_thousand_series").await
     else {
         return;
     };
-    let fx = Fixture::start().await;
-    login(&b, &fx.base, VIEWER).await.unwrap();
     // One day at a 1 s step is 86,400 points: the step is raised to stay
     // within Prometheus' 11,000, and the page says so.
     open(

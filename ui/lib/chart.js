@@ -61,39 +61,50 @@ function timeLabel(sec, spanSec) {
 }
 
 /**
- * `vals` ([[t, v], ...]) thinned to about `max` points: per bucket of
- * consecutive points its first, lowest and highest, so spikes survive.
+ * A series ({ts, vs}: times and values) thinned to about `max` points: per
+ * stretch of consecutive points its first, lowest and highest, so spikes
+ * survive. The same object when it is short enough.
  */
-export function thin(vals, max) {
-  if (vals.length <= max || max < 4) return vals;
-  const per = Math.ceil(vals.length / Math.floor(max / 3));
-  const out = [];
-  for (let i = 0; i < vals.length; i += per) {
-    const end = Math.min(vals.length, i + per);
+export function thin(sr, max) {
+  const n = sr.ts.length;
+  if (n <= max || max < 4) return sr;
+  const per = Math.ceil(n / Math.floor(max / 3));
+  const ts = [];
+  const vs = [];
+  for (let i = 0; i < n; i += per) {
+    const end = Math.min(n, i + per);
     let lo = i;
     let hi = i;
     for (let j = i + 1; j < end; j++) {
-      if (vals[j][1] < vals[lo][1]) lo = j;
-      if (vals[j][1] > vals[hi][1]) hi = j;
+      if (sr.vs[j] < sr.vs[lo]) lo = j;
+      if (sr.vs[j] > sr.vs[hi]) hi = j;
     }
-    const pick = [...new Set([i, lo, hi])].sort((a, b) => a - b);
-    pick.forEach((k) => out.push(vals[k]));
+    const pick = [...new Set([i, lo, hi])].sort((x, y) => x - y);
+    for (const k of pick) {
+      ts.push(sr.ts[k]);
+      vs.push(sr.vs[k]);
+    }
   }
-  return out;
+  return { ts: Float64Array.from(ts), vs: Float64Array.from(vs) };
 }
 
-/** Index of the point of `vals` nearest to time `t` (sorted by time). */
-function nearest(vals, t) {
+/** Index of the time in `ts` (sorted) nearest to `t`, or -1. */
+function nearest(ts, t) {
   let lo = 0;
-  let hi = vals.length - 1;
+  let hi = ts.length - 1;
   if (hi < 0) return -1;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (vals[mid][0] < t) lo = mid + 1;
+    if (ts[mid] < t) lo = mid + 1;
     else hi = mid;
   }
-  if (lo > 0 && Math.abs(vals[lo - 1][0] - t) <= Math.abs(vals[lo][0] - t)) return lo - 1;
+  if (lo > 0 && Math.abs(ts[lo - 1] - t) <= Math.abs(ts[lo] - t)) return lo - 1;
   return lo;
+}
+
+/** A pixel coordinate as short path text (one decimal). */
+function px(v) {
+  return Math.round(v * 10) / 10;
 }
 
 /**
@@ -112,9 +123,14 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
   const perSeries = Math.max(4, Math.min(Math.floor(POINT_BUDGET / Math.max(1, series.length)), 4 * w));
   let thinned = false;
   const parsed = series.map((sr) => {
-    const vals = (sr.values || []).map(([t, v]) => [Number(t), Number(v)]);
-    const t = thin(vals, perSeries);
-    if (t !== vals) thinned = true;
+    const vals = sr.values || [];
+    const full = { ts: new Float64Array(vals.length), vs: new Float64Array(vals.length) };
+    for (let k = 0; k < vals.length; k++) {
+      full.ts[k] = Number(vals[k][0]);
+      full.vs[k] = Number(vals[k][1]);
+    }
+    const t = thin(full, perSeries);
+    if (t !== full) thinned = true;
     return t;
   });
   const names = series.map((sr) => seriesName(sr.metric));
@@ -126,7 +142,9 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
   const box = h('div', { class: 'chart-box' });
   const tip = h('div', { class: 'tooltip', role: 'status', hidden: true });
   const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' });
-  let plotted = []; // per drawn series: {i, pts: [[t, top, base]]}
+  // Per drawn series: {i, ts, top, base}: its times, the drawn values
+  // (stacked: the running sum) and what each sits on (0 unstacked).
+  let plotted = [];
   let y = (v) => v;
 
   const paint = () => {
@@ -135,27 +153,34 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     plotted = [];
     let lo = Infinity;
     let hi = -Infinity;
-    parsed.forEach((vals, i) => {
+    parsed.forEach(({ ts, vs }, i) => {
       if (hidden.has(i)) return;
-      const pts = [];
-      for (const [t, v] of vals) {
-        if (!Number.isFinite(v)) {
-          pts.push([t, NaN, NaN]);
-          continue;
+      let top = vs;
+      let base = null;
+      if (stacked) {
+        top = new Float64Array(vs.length);
+        base = new Float64Array(vs.length);
+        for (let k = 0; k < vs.length; k++) {
+          const v = vs[k];
+          if (!Number.isFinite(v)) {
+            top[k] = NaN;
+            base[k] = NaN;
+            continue;
+          }
+          base[k] = cum.get(ts[k]) || 0;
+          top[k] = base[k] + v;
+          cum.set(ts[k], top[k]);
+          if (base[k] < lo) lo = base[k];
         }
-        let base = 0;
-        let top = v;
-        if (stacked) {
-          base = cum.get(t) || 0;
-          top = base + v;
-          cum.set(t, top);
-          lo = Math.min(lo, base);
-        }
-        lo = Math.min(lo, top);
-        hi = Math.max(hi, top);
-        pts.push([t, top, base]);
       }
-      plotted.push({ i, pts });
+      for (let k = 0; k < top.length; k++) {
+        const v = top[k];
+        if (Number.isFinite(v)) {
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+      }
+      plotted.push({ i, ts, top, base });
     });
     if (!Number.isFinite(lo)) {
       lo = 0;
@@ -189,37 +214,48 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
 
     const areas = stacked ? s('g', { class: 'areas' }) : null;
     const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
-    for (const { i, pts } of plotted) {
-      let d = '';
+    const kx = w / Math.max(1e-9, end - start);
+    const x0 = m.left - start * kx;
+    const ky = ht / Math.max(1e-12, yt.hi - yt.lo);
+    const y0 = m.top + ht + yt.lo * ky;
+    for (const { i, ts, top, base } of plotted) {
+      const parts = [];
       let area = '';
-      let seg = [];
+      let segFrom = -1;
       let prev = null;
       let last = null;
-      const closeArea = () => {
-        if (stacked && seg.length > 1) {
-          area += `M${seg.map(([t, top]) => `${x(t).toFixed(1)},${y(top).toFixed(1)}`).join('L')}`;
-          area += `L${seg.slice().reverse().map(([t, , base]) => `${x(t).toFixed(1)},${y(base).toFixed(1)}`).join('L')}Z`;
+      // The filled band of a stacked series, per joined stretch [from, to).
+      const closeArea = (to) => {
+        if (base && segFrom >= 0 && to - segFrom > 1) {
+          const up = [];
+          const down = [];
+          for (let k = segFrom; k < to; k++) up.push(`${px(x0 + ts[k] * kx)},${px(y0 - top[k] * ky)}`);
+          for (let k = to - 1; k >= segFrom; k--) down.push(`${px(x0 + ts[k] * kx)},${px(y0 - base[k] * ky)}`);
+          area += `M${up.join('L')}L${down.join('L')}Z`;
         }
-        seg = [];
+        segFrom = -1;
       };
-      for (const p of pts) {
-        const [t, top] = p;
-        if (!Number.isFinite(top)) {
+      for (let k = 0; k < ts.length; k++) {
+        const t = ts[k];
+        const v = top[k];
+        if (!Number.isFinite(v)) {
           prev = null;
-          closeArea();
+          closeArea(k);
           continue;
         }
         const joined = prev !== null && t - prev <= gap;
-        if (!joined) closeArea();
-        d += `${joined ? 'L' : 'M'}${x(t).toFixed(1)},${y(top).toFixed(1)}`;
-        seg.push(p);
+        if (!joined) {
+          closeArea(k);
+          segFrom = k;
+        }
+        parts.push(`${joined ? 'L' : 'M'}${px(x0 + t * kx)},${px(y0 - v * ky)}`);
         prev = t;
-        last = top;
+        last = v;
       }
-      closeArea();
+      closeArea(ts.length);
       if (areas && area) areas.append(s('path', { d: area, fill: color(i), 'fill-opacity': 0.25, stroke: 'none' }));
       lines.append(s('path', {
-        d: d || `M${m.left},${m.top + ht}`,
+        d: parts.length ? parts.join('') : `M${m.left},${m.top + ht}`,
         stroke: color(i),
         'data-testid': 'series-line',
         'data-series': names[i],
@@ -274,13 +310,12 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       const t = toTime(px);
       const rows = [];
       dots.replaceChildren();
-      for (const { i, pts } of plotted) {
-        const k = nearest(pts, t);
+      for (const { i, ts, top, base } of plotted) {
+        const k = nearest(ts, t);
         if (k < 0) continue;
-        const p = pts[k];
-        if (Math.abs(p[0] - t) <= gap && Number.isFinite(p[1])) {
-          rows.push({ i, t: p[0], v: p[1] - p[2] });
-          dots.append(s('circle', { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color(i) }));
+        if (Math.abs(ts[k] - t) <= gap && Number.isFinite(top[k])) {
+          rows.push({ i, t: ts[k], v: base ? top[k] - base[k] : top[k] });
+          dots.append(s('circle', { cx: x(ts[k]), cy: y(top[k]), r: 3, fill: color(i) }));
         }
       }
       if (!rows.length) {
@@ -329,8 +364,11 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       type: 'button',
       class: 'legend-button',
       title: 'Click to show only this series, Ctrl+click to show or hide it',
-      onclick: (ev) => toggle(i, ev.ctrlKey || ev.metaKey),
     }, h('span', { class: 'swatch', 'data-color': color(i) }), names[i]))));
+  legend.addEventListener('click', (ev) => {
+    const li = ev.target.closest('li[data-index]');
+    if (li) toggle(Number(li.dataset.index), ev.ctrlKey || ev.metaKey);
+  });
   // Swatch colours via CSSOM (allowed by the CSP, unlike style attributes).
   legend.querySelectorAll('.swatch').forEach((el) => { el.style.background = el.dataset.color; });
   paint();

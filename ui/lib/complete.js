@@ -313,7 +313,10 @@ export function attachCompletion(input, listId, src) {
   };
 
   input.addEventListener('input', () => { update(false); });
-  input.addEventListener('blur', () => { setTimeout(close, 150); });
+  // Later than a click on an entry; not when the box has focus again by then.
+  input.addEventListener('blur', () => {
+    setTimeout(() => { if (document.activeElement !== input) close(); }, 150);
+  });
   input.addEventListener('keydown', (ev) => {
     if (ev.key === ' ' && ev.ctrlKey) {
       ev.preventDefault();
