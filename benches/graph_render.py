@@ -66,6 +66,7 @@ const panel = document.querySelector('[data-testid=panel]');
 const input = document.getElementById('expr-input');
 panel.dataset.evaluated = '';
 performance.clearResourceTimings();
+performance.clearMarks();
 const t0 = performance.now();
 input.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}));
 const poll = () => {
@@ -74,7 +75,9 @@ const poll = () => {
       const t1 = performance.now();
       const n = document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;
       const r = performance.getEntriesByType('resource').filter((e) => e.name.includes('query_range')).pop();
-      done({ms: t1 - t0, fetched: r && r.responseEnd > t0 ? r.responseEnd - t0 : -1, lines: n});
+      const mark = (name) => (performance.getEntriesByName(name).pop() || {startTime: NaN}).startTime - t0;
+      done({ms: t1 - t0, fetched: r && r.responseEnd > t0 ? r.responseEnd - t0 : -1, lines: n,
+            parsed: mark('graph-answer'), drawn: mark('graph-drawn')});
     }));
   } else if (performance.now() - t0 > 60000) {
     done({ms: -1, lines: 0});
@@ -164,7 +167,7 @@ def main():
             "args": []}) is True, 60)
         wd(wd_port, session, "POST", "/timeouts", {"script": 120000})
 
-        browser, fetched, server, lines = [], [], [], 0
+        browser, fetched, parsed, drawn, server, lines = [], [], [], [], [], 0
         for i in range(args.runs + 1):  # the first is a warm-up
             r = wd(wd_port, session, "POST", "/execute/async", {"script": MEASURE, "args": []})
             e = int(time.time())
@@ -177,17 +180,23 @@ def main():
             if i:
                 browser.append(r["ms"])
                 fetched.append(r["fetched"])
+                parsed.append(r["parsed"])
+                drawn.append(r["drawn"])
                 server.append(st)
         print(f"graph_render: {EXPR!r}, {RANGE} s at {STEP} s steps, {lines} lines drawn, "
               f"median of {args.runs} runs")
         print()
         print("| measure | median ms | min | max |")
         print("|---|---:|---:|---:|")
-        print(f"| Enter -> painted chart (Chromium) | {statistics.median(browser):.0f} | {min(browser):.0f} | {max(browser):.0f} |")
-        client = [b - f for b, f in zip(browser, fetched)]
-        print(f"| of which Enter -> answer received | {statistics.median(fetched):.0f} | {min(fetched):.0f} | {max(fetched):.0f} |")
-        print(f"| of which answer -> painted (parse, draw, paint) | {statistics.median(client):.0f} | {min(client):.0f} | {max(client):.0f} |")
-        print(f"| query_range alone (HTTP, server + JSON) | {statistics.median(server):.0f} | {min(server):.0f} | {max(server):.0f} |")
+
+        def row(name, xs):
+            print(f"| {name} | {statistics.median(xs):.0f} | {min(xs):.0f} | {max(xs):.0f} |")
+        row("Enter -> painted chart (Chromium)", browser)
+        row("of which Enter -> answer received", fetched)
+        row("of which answer -> parsed (text, JSON.parse)", [p - f for p, f in zip(parsed, fetched)])
+        row("of which parsed -> chart built (drawChart)", [d - p for d, p in zip(drawn, parsed)])
+        row("of which built -> painted (style, layout, paint)", [b - d for b, d in zip(browser, drawn)])
+        row("query_range alone (HTTP, server + JSON)", server)
     finally:
         if session:
             try:

@@ -231,6 +231,8 @@ function createPanel(state, n, page, ctx, src) {
         const { step: st, note } = boundedStep(state.range, state.step);
         const data = await apiData(`/api/v1/query_range${qs({ query: q, start, end: endSec, step: st })}`, { signal: ctx.abort.signal });
         if (!ctx.live() || mine !== seq) return;
+        // For benches/graph_render.py: answer parsed, then chart built.
+        performance.mark('graph-answer');
         const series = data.resultType === 'matrix' ? data.result : [];
         const refuse = tooLarge(series.length);
         info.textContent = `${series.length} series, step ${fmtDuration(st)}, ${Math.round(performance.now() - t0)} ms`;
@@ -239,6 +241,7 @@ function createPanel(state, n, page, ctx, src) {
           drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked, onZoom });
         } else replace(chart, h('p', { class: 'muted' }, 'Empty query result'));
         if (note) chart.prepend(h('p', { class: 'hint', id: id('graph-step-note') }, note));
+        performance.mark('graph-drawn');
       } else {
         const data = await apiData(`/api/v1/query${qs({ query: q, time: endSec })}`, { signal: ctx.abort.signal });
         if (!ctx.live() || mine !== seq) return;
