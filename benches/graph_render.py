@@ -193,9 +193,13 @@ def main():
             print(f"| {name} | {statistics.median(xs):.0f} | {min(xs):.0f} | {max(xs):.0f} |")
         row("Enter -> painted chart (Chromium)", browser)
         row("of which Enter -> answer received", fetched)
-        row("of which answer -> parsed (text, JSON.parse)", [p - f for p, f in zip(parsed, fetched)])
-        row("of which parsed -> chart built (drawChart)", [d - p for d, p in zip(drawn, parsed)])
-        row("of which built -> painted (style, layout, paint)", [b - d for b, d in zip(browser, drawn)])
+        # A build without the page's performance marks gives no split.
+        if None not in parsed and None not in drawn:
+            row("of which answer -> parsed (text, JSON.parse)", [p - f for p, f in zip(parsed, fetched)])
+            row("of which parsed -> chart built (drawChart)", [d - p for d, p in zip(drawn, parsed)])
+            row("of which built -> painted (style, layout, paint)", [b - d for b, d in zip(browser, drawn)])
+        else:
+            row("of which answer received -> painted", [b - f for b, f in zip(browser, fetched)])
         row("query_range alone (HTTP, server + JSON)", server)
     finally:
         if session:
