@@ -198,6 +198,12 @@ def page_calls(filled=None):
                 f"/api/v1/query?query={q}&time={now}",
             ]))
     pages += [
+        # Typing in the expression box and the metric browser.
+        ("graph: completions and metric browser", [
+            "/api/v1/label/__name__/values", "/api/v1/metadata",
+            "/api/v1/labels?match[]=synth_http_requests_total",
+            "/api/v1/label/service/values?match[]=synth_http_requests_total",
+        ]),
         ("rules", ["/api/v1/rules"]),
         ("targets", ["/api/v1/targets?state=active"]),
         ("probes", ["/api/v1/probes"]),
@@ -213,12 +219,16 @@ def page_calls(filled=None):
 def check_coverage():
     """Every API path named in ui/pages/*.js is timed here (or is an action/stream)."""
     timed = {p.split("?")[0] for _, calls in page_calls() for p in calls}
+    # A label's values, whatever the label: `/api/v1/label/{}/values`.
+    timed |= {re.sub(r"^/api/v1/label/[^/]+/values$", "/api/v1/label/{}/values", p) for p in timed}
     missing = []
     ui = os.path.join(ROOT, "ui")
     files = [os.path.join(d, f) for d, _, fs in os.walk(ui) for f in fs if f.endswith(".js")]
     for path_js in sorted(files):
         f = os.path.relpath(path_js, ROOT)
         text = open(path_js, encoding="utf-8").read()
+        # Comment lines (`// …`, ` * …`) name paths as examples, not calls.
+        text = re.sub(r"^\s*(//|/?\*).*$", "", text, flags=re.M)
         # Path parameters (`${encodeURIComponent(x)}`) become {}; a query string
         # (`${qs(...)}` or `?...`) ends the path.
         text = re.sub(r"\$\{encodeURIComponent\([^)]*\)\}", "{}", text)

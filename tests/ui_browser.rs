@@ -919,3 +919,616 @@ async fn screenshots_of_every_page() {
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// One browser test of the graph page: the browser lock, Chromium, the
+/// fixture klaxon and a viewer's token; `None` where Chromium is missing
+/// outside CI.
+async fn graph_session(
+    test: &str,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, Browser, Fixture)> {
+    let one = ONE_BROWSER.lock().await;
+    let b = browser(test).await?;
+    let fx = Fixture::start().await;
+    login(&b, &fx.base, VIEWER).await.unwrap();
+    Some((one, b, fx))
+}
+
+/// Waits until the expression box's completion list (`list`) shows and
+/// returns its entries as `kind:value`.
+async fn completions(b: &Browser, list: &str) -> Vec<String> {
+    let v = b
+        .wait_script(
+            T,
+            &format!(
+                "const l = document.getElementById('{list}');\
+                 if (!l || l.hidden) return null;\
+                 const x = [...l.querySelectorAll('[data-testid=completion]')].map(li => li.dataset.kind + ':' + li.dataset.value);\
+                 return x.length ? x : null;"
+            ),
+        )
+        .await;
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => {
+            let state = b
+                .execute(
+                    "const i = document.querySelector('textarea[aria-controls]'); return [i.value, i.selectionStart, document.activeElement === i];",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("completion list {list}: {e}; input [value, caret, focused]: {state}");
+        }
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until the completion list `list` holds exactly an entry passing
+/// `want` (a JS predicate on `kind:value`) and returns the entries.
+async fn completions_with(b: &Browser, list: &str, want: &str) -> Vec<String> {
+    let end = Instant::now() + T;
+    loop {
+        let got = completions(b, list).await;
+        let ok = b
+            .execute(
+                &format!("return arguments[0].some({want});"),
+                vec![serde_json::json!(got)],
+            )
+            .await
+            .unwrap();
+        if ok == true {
+            return got;
+        }
+        assert!(Instant::now() < end, "{list}: no entry {want} in {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn expr_value(b: &Browser, id: &str) -> String {
+    b.execute(
+        &format!("return document.getElementById('{id}').value;"),
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// Waits until the fixture target's series are in the TSDB.
+async fn fixture_scraped(fx: &Fixture) {
+    fx.api_until("/api/v1/query?query=ui_fixture_switch", |v| {
+        v["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_expression_box_completes_metrics_functions_labels_values_and_durations() {
+    let Some((_one, b, fx)) = graph_session(
+        "graph_expression_box_completes_metrics_functions_labels_values_and_durations",
+    )
+    .await
+    else {
+        return;
+    };
+    fixture_scraped(&fx).await;
+    open(&b, &fx.base, "graph", "graph").await.unwrap();
+    let input = b.one("#expr-input").await.unwrap();
+    let list = "expr-complete";
+
+    // A metric name from /api/v1/label/__name__/values; Enter takes it.
+    b.send_keys(&input, "ui_fixture_sw").await.unwrap();
+    let got = completions_with(&b, list, "x => x === 'metric:ui_fixture_switch'").await;
+    assert_eq!(got[0], "metric:ui_fixture_switch", "{got:?}");
+    shot(&b, "graph-complete-metric").await;
+    b.send_keys(&input, ENTER).await.unwrap();
+    assert_eq!(expr_value(&b, "expr-input").await, "ui_fixture_switch");
+
+    // Label names of that metric, then the values of `job` narrowed by
+    // match[] to it: the fixture's job, not klaxon's own nor the probe's.
+    b.send_keys(&input, "{").await.unwrap();
+    let got = completions_with(&b, list, "x => x === 'label:env'").await;
+    for want in ["label:job", "label:instance", "label:env"] {
+        assert!(got.iter().any(|x| x == want), "{want} in {got:?}");
+    }
+    assert!(!got.iter().any(|x| x == "label:__name__"), "{got:?}");
+    b.send_keys(&input, "job=\"").await.unwrap();
+    let got = completions_with(&b, list, "x => x === 'value:fixture'").await;
+    assert_eq!(got, ["value:fixture"], "label values narrowed by match[]");
+    b.send_keys(&input, ENTER).await.unwrap();
+    assert_eq!(
+        expr_value(&b, "expr-input").await,
+        "ui_fixture_switch{job=\"fixture\""
+    );
+
+    // Functions, with their signature.
+    b.clear(&input).await.unwrap();
+    b.send_keys(&input, "rat").await.unwrap();
+    completions_with(&b, list, "x => x === 'function:rate'").await;
+    let detail = b
+        .execute(
+            "const li = document.querySelector('#expr-complete [data-value=rate]'); return li ? li.textContent : '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        detail
+            .as_str()
+            .unwrap_or_default()
+            .contains("rate(v range-vector)"),
+        "{detail}"
+    );
+    b.send_keys(&input, ENTER).await.unwrap();
+    assert_eq!(expr_value(&b, "expr-input").await, "rate()");
+
+    // Durations inside [..]: a number gets its units.
+    b.clear(&input).await.unwrap();
+    b.send_keys(&input, "rate(ui_fixture_switch[")
+        .await
+        .unwrap();
+    completions_with(&b, list, "x => x === 'duration:5m'").await;
+    b.send_keys(&input, "5").await.unwrap();
+    let got = completions_with(&b, list, "x => x === 'duration:5m'").await;
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("duration:5s"),
+        "{got:?}"
+    );
+    b.send_keys(&input, "\u{E015}").await.unwrap(); // ArrowDown
+    b.send_keys(&input, ENTER).await.unwrap();
+    assert_eq!(
+        expr_value(&b, "expr-input").await,
+        "rate(ui_fixture_switch[5m]"
+    );
+    // With the list closed, Enter runs the query.
+    b.send_keys(&input, ")").await.unwrap();
+    b.send_keys(&input, ENTER).await.unwrap();
+    b.wait_script(
+        T,
+        "const p = document.querySelector('[data-testid=panel]'); return p.dataset.evaluated === 'graph' && location.hash.includes('g0.expr=rate%28ui_fixture_switch%5B5m%5D%29');",
+    )
+    .await
+    .unwrap();
+    b.quit().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_metric_browser_shows_help_and_type_and_inserts_a_selector() {
+    let Some((_one, b, fx)) =
+        graph_session("graph_metric_browser_shows_help_and_type_and_inserts_a_selector").await
+    else {
+        return;
+    };
+    // A metric of klaxon's own (scraped as job "klaxon") with HELP and TYPE.
+    let meta = fx
+        .api_until("/api/v1/metadata", |v| {
+            v["data"].as_object().is_some_and(|m| {
+                m.iter()
+                    .any(|(k, x)| k.starts_with("klaxon_") && x[0]["help"] != "")
+            })
+        })
+        .await;
+    let (name, md) = meta["data"]
+        .as_object()
+        .and_then(|m| {
+            m.iter().find(|(k, x)| {
+                k.starts_with("klaxon_") && x[0]["type"] == "gauge" && x[0]["help"] != ""
+            })
+        })
+        .map(|(k, x)| (k.clone(), x[0].clone()))
+        .expect("a klaxon_ gauge with help");
+    let help = md["help"].as_str().unwrap_or_default().to_string();
+    // More than a step (14 s at 1h) of samples, so the last step has one.
+    let enough = format!(
+        "/api/v1/query?query={}",
+        urlencode(&format!("count_over_time({name}[30s]) > 16"))
+    );
+    fx.api_until(&enough, |v| {
+        v["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    open(&b, &fx.base, "graph", "graph").await.unwrap();
+    b.click(&b.one("#metric-browse").await.unwrap())
+        .await
+        .unwrap();
+    b.wait_element(T, "#metric-browser:not([hidden]) [data-testid=metric-item]")
+        .await
+        .unwrap();
+    b.fill("#metric-search", &name).await.unwrap();
+    let item = b
+        .wait_element(
+            T,
+            &format!("[data-testid=metric-item][data-metric=\"{name}\"]"),
+        )
+        .await
+        .unwrap();
+    let text = b.text(&item).await.unwrap();
+    assert!(
+        text.contains("gauge") && text.contains(&help),
+        "{text:?} lacks type/help {help:?}"
+    );
+    // Searching by help text finds it too.
+    let word = help
+        .split_whitespace()
+        .max_by_key(|w| w.len())
+        .unwrap_or("")
+        .to_string();
+    b.fill("#metric-search", &word).await.unwrap();
+    b.wait_element(
+        T,
+        &format!("[data-testid=metric-item][data-metric=\"{name}\"]"),
+    )
+    .await
+    .unwrap();
+    let pick = b
+        .one(&format!(
+            "[data-testid=metric-item][data-metric=\"{name}\"] button"
+        ))
+        .await
+        .unwrap();
+    b.click(&pick).await.unwrap();
+    let job = b
+        .wait_element(T, "[data-testid=label-value][data-label=job][value=klaxon]")
+        .await
+        .unwrap();
+    shot(&b, "graph-metric-browser").await;
+    b.click(&job).await.unwrap();
+    let want = format!("{name}{{job=\"klaxon\"}}");
+    let preview = b
+        .text(&b.one("#metric-selector").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(preview, want);
+    b.click(&b.one("#metric-insert").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(expr_value(&b, "expr-input").await, want);
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    let ran = b.wait_script(
+        T,
+        "const p = document.querySelector('[data-testid=panel]'); const l = [...document.querySelectorAll('#graph-chart path[data-testid=series-line]')];\
+         return p.dataset.evaluated === 'graph' && l.length > 0 && l.every(x => x.dataset.series.includes('job=\"klaxon\"'));",
+    )
+    .await;
+    if let Err(e) = ran {
+        let page = b
+            .execute(
+                "return document.querySelector('[data-testid=panel]').innerText;",
+                vec![],
+            )
+            .await
+            .unwrap_or_default();
+        panic!("{e}\n{page}");
+    }
+    b.quit().await;
+    fx.stop().await;
+}
+
+/// `range_input` and `end_input` of panel 0 in the page's URL.
+async fn url_range(b: &Browser) -> (String, Option<String>) {
+    let v = b
+        .execute(
+            "const p = new URLSearchParams(location.hash.split('?')[1] || ''); return [p.get('g0.range_input'), p.get('g0.end_input')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (
+        v[0].as_str().unwrap_or_default().to_string(),
+        v[1].as_str().map(str::to_string),
+    )
+}
+
+/// The plotted [start, end] of panel 0's chart (`data-start`/`data-end`).
+async fn chart_span(b: &Browser) -> f64 {
+    let v = b
+        .wait_script(
+            T,
+            "const s = document.querySelector('[data-testid=panel][data-evaluated=graph] #graph-chart svg'); return s ? Number(s.dataset.end) - Number(s.dataset.start) : 0;",
+        )
+        .await
+        .unwrap();
+    v.as_f64().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms() {
+    let Some((_one, b, fx)) =
+        graph_session("graph_drag_zooms_the_range_into_the_url_and_back_and_forward_walk_zooms")
+            .await
+    else {
+        return;
+    };
+    open(
+        &b,
+        &fx.base,
+        "graph?g0.expr=vector(1)&g0.tab=0&g0.range_input=1h",
+        "graph",
+    )
+    .await
+    .unwrap();
+    assert_eq!(chart_span(&b).await, 3600.0);
+    let overlay = b
+        .wait_element(T, "#graph-chart [data-testid=chart-overlay]")
+        .await
+        .unwrap();
+    b.drag(&overlay, (-200, 0), (100, 0)).await.unwrap();
+    b.wait_script(T, "return location.hash.includes('g0.end_input=');")
+        .await
+        .unwrap();
+    let (zoomed, end) = url_range(&b).await;
+    assert_ne!(zoomed, "1h");
+    let span = b
+        .wait_script(
+            T,
+            "const s = document.querySelector('[data-testid=panel][data-evaluated=graph] #graph-chart svg'); const d = s ? Number(s.dataset.end) - Number(s.dataset.start) : 0; return d > 0 && d < 3600 ? d : 0;",
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap_or(0.0);
+    // 300 px of a plot about 1150 px wide: a quarter of the hour, roughly.
+    assert!((300.0..2400.0).contains(&span), "zoomed span {span}");
+    let end = end.expect("end_input after a zoom");
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('graph-range').value;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        zoomed.as_str()
+    );
+    shot(&b, "graph-zoomed").await;
+
+    // A reload of the shared URL shows the same range.
+    b.execute(
+        "document.body.dataset.loaded = 'test-navigating'; location.reload();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.wait_script(
+        T,
+        "return document.body.dataset.page === 'graph' && document.body.dataset.loaded === 'true';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(chart_span(&b).await, span);
+    assert_eq!(url_range(&b).await, (zoomed.clone(), Some(end.clone())));
+    assert_eq!(
+        b.execute("return document.getElementById('graph-end').value;", vec![])
+            .await
+            .unwrap(),
+        end.as_str()
+    );
+
+    // Back and forward through zooms (a second zoom, then back twice).
+    let overlay = b
+        .wait_element(T, "#graph-chart [data-testid=chart-overlay]")
+        .await
+        .unwrap();
+    b.drag(&overlay, (-100, 0), (100, 0)).await.unwrap();
+    let second = b
+        .wait_script(
+            T,
+            &format!("const p = new URLSearchParams(location.hash.split('?')[1]); const r = p.get('g0.range_input'); return r !== '{zoomed}' ? r : null;"),
+        )
+        .await
+        .unwrap();
+    b.click(&b.one("#graph-zoom-back").await.unwrap())
+        .await
+        .unwrap();
+    b.wait_script(
+        T,
+        &format!("return location.hash.includes('g0.range_input={zoomed}&');"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(url_range(&b).await.1, Some(end.clone()));
+    // The reload started a new history: back stops at the first zoom.
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('graph-zoom-back').disabled;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        true
+    );
+    b.click(&b.one("#graph-zoom-forward").await.unwrap())
+        .await
+        .unwrap();
+    b.wait_script(
+        T,
+        &format!(
+            "return new URLSearchParams(location.hash.split('?')[1]).get('g0.range_input') === {second};"
+        ),
+    )
+    .await
+    .unwrap();
+    b.quit().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_legend_click_isolates_a_series_and_stacked_adds_them_up() {
+    let Some((_one, b, fx)) =
+        graph_session("graph_legend_click_isolates_a_series_and_stacked_adds_them_up").await
+    else {
+        return;
+    };
+    let expr = r#"label_replace(vector(1), "s", "a", "", "") or label_replace(vector(2), "s", "b", "", "")"#;
+    open(
+        &b,
+        &fx.base,
+        &format!(
+            "graph?g0.expr={}&g0.tab=0&g0.range_input=5m",
+            urlencode(expr)
+        ),
+        "graph",
+    )
+    .await
+    .unwrap();
+    let lines = "return [...document.querySelectorAll('#graph-chart path[data-testid=series-line]')].map(p => p.dataset.series + '=' + p.dataset.last);";
+    let two = b
+        .wait_script(
+            T,
+            &format!(
+                "{} ",
+                lines.replace("return ", "const x = ") + "; return x.length === 2 ? x : null;"
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(two, serde_json::json!(["{s=\"a\"}=1", "{s=\"b\"}=2"]));
+    // Click isolates b; clicking it again shows both.
+    let b_item = b
+        .one("[data-testid=legend-item][data-series='{s=\"b\"}'] button")
+        .await
+        .unwrap();
+    b.click(&b_item).await.unwrap();
+    assert_eq!(
+        b.execute(lines, vec![]).await.unwrap(),
+        serde_json::json!(["{s=\"b\"}=2"])
+    );
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('[data-testid=legend-item][data-series=\\'{s=\"a\"}\\']').dataset.hidden;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        "true"
+    );
+    shot(&b, "graph-isolated").await;
+    b.click(&b_item).await.unwrap();
+    assert_eq!(
+        b.execute(lines, vec![])
+            .await
+            .unwrap()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // Stacked: b is drawn on top of a (1 + 2), and the URL says so.
+    b.click(&b.one("#graph-stacked").await.unwrap())
+        .await
+        .unwrap();
+    let stacked = b
+        .wait_script(
+            T,
+            &format!("{} ", lines.replace("return ", "const x = ") + "; const s = document.querySelector('#graph-chart svg'); return s && s.dataset.stacked === 'true' && location.hash.includes('g0.stacked=1') ? x : null;"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stacked, serde_json::json!(["{s=\"a\"}=1", "{s=\"b\"}=3"]));
+    shot(&b, "graph-stacked").await;
+    b.quit().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_bounds_points_per_series_and_refuses_over_ten_thousand_series() {
+    let Some((_one, b, fx)) =
+        graph_session("graph_bounds_points_per_series_and_refuses_over_ten_thousand_series").await
+    else {
+        return;
+    };
+    // One day at a 1 s step is 86,400 points: the step is raised to stay
+    // within Prometheus' 11,000, and the page says so.
+    open(
+        &b,
+        &fx.base,
+        "graph?g0.expr=vector(1)&g0.tab=0&g0.range_input=1d&g0.step_input=1",
+        "graph",
+    )
+    .await
+    .unwrap();
+    let note = b
+        .wait_script(
+            T,
+            "const n = document.getElementById('graph-step-note'); const p = document.querySelector('[data-testid=panel]'); return n && p.dataset.evaluated === 'graph' && n.textContent;",
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.as_str().unwrap_or_default().contains("11,000"),
+        "{note}"
+    );
+    assert_eq!(
+        b.execute("return document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;", vec![])
+            .await
+            .unwrap(),
+        1
+    );
+    // 10,801 points of one series are more than the plot is wide: drawn
+    // thinned, with a note.
+    b.fill("#graph-range", "3h").await.unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    let thinned = b
+        .wait_script(
+            T,
+            "const n = document.querySelector('#graph-chart [data-testid=chart-thinned]'); return !document.getElementById('graph-step-note') && n && n.textContent;",
+        )
+        .await
+        .unwrap();
+    assert!(
+        thinned
+            .as_str()
+            .unwrap_or_default()
+            .contains("10,801 points"),
+        "{thinned}"
+    );
+
+    // An answer with 10,001 series is refused with a message (the answer
+    // is made in the page: the TSDB here has no 10k series).
+    b.execute(
+        "const orig = window.fetch; window.fetch = async (u, init) => {\
+           if (!String(u).includes('query_range')) return orig(u, init);\
+           const result = []; for (let i = 0; i < 10001; i++) result.push({metric: {__name__: 'm', i: String(i)}, values: [[1, '1']]});\
+           return new Response(JSON.stringify({status: 'success', data: {resultType: 'matrix', result}}), {headers: {'content-type': 'application/json'}}); };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    let refused = b
+        .wait_script(
+            T,
+            "const r = document.getElementById('graph-refused'); return r && r.textContent;",
+        )
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or_default()
+            .contains("10,001 series"),
+        "{refused}"
+    );
+    assert_eq!(
+        b.execute(
+            "return document.querySelectorAll('#graph-chart path').length;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        0
+    );
+    b.quit().await;
+    fx.stop().await;
+}

@@ -22,7 +22,7 @@ struct Fixture {
     app: Option<klaxon::app::Running>,
     /// `http://127.0.0.1:PORT` (no prefix).
     origin: String,
-    /// The external URL: origin + `/kx`.
+    /// Where everything is served: origin + route prefix (`/kx`).
     external: String,
     slack: Arc<parking_lot::Mutex<Vec<Value>>>,
     server: tokio::task::JoinHandle<()>,
@@ -36,7 +36,15 @@ impl Drop for Fixture {
 }
 
 impl Fixture {
+    /// klaxon with `--web.external-url http://127.0.0.1:PORT/kx/` (so the
+    /// route prefix `/kx`).
     async fn start() -> Fixture {
+        Fixture::start_with("/kx/", None).await
+    }
+
+    /// klaxon with the external URL's path `ext_path` and, when given, an
+    /// explicit `--web.route-prefix`; `external` is origin + route prefix.
+    async fn start_with(ext_path: &str, route_prefix: Option<&str>) -> Fixture {
         let slack: Arc<parking_lot::Mutex<Vec<Value>>> = Default::default();
         let s = slack.clone();
         let hooks = axum::Router::new().route(
@@ -78,7 +86,7 @@ impl Fixture {
         for _ in 0..3 {
             let port = common::free_port();
             let origin = format!("http://127.0.0.1:{port}");
-            let external = format!("{origin}/kx/");
+            let external_url = format!("{origin}{ext_path}");
             let yaml = format!(
                 r#"global:
   scrape_interval: 1s
@@ -106,12 +114,12 @@ notify:
             std::fs::write(&path, yaml).expect("config");
             let cfg = klaxon::config::load_file(&path).expect("valid config");
             let web = klaxon::api::web::WebOptions::resolve(
-                Some(&external),
-                None,
+                Some(&external_url),
+                route_prefix,
                 &format!("127.0.0.1:{port}"),
             )
             .expect("web options");
-            assert_eq!(web.route_prefix, "/kx");
+            let external = format!("{origin}{}", web.route_prefix.trim_end_matches('/'));
             match klaxon::app::start_with_options(
                 cfg,
                 &format!("127.0.0.1:{port}"),
@@ -128,7 +136,7 @@ notify:
                     return Fixture {
                         app: Some(app),
                         origin,
-                        external: external.trim_end_matches('/').to_string(),
+                        external,
                         slack,
                         server,
                         _dir: dir,
@@ -239,7 +247,7 @@ async fn links_in_notifications_apis_and_runbooks_resolve_under_a_route_prefix()
     let (_, chain) = resolve(source).await;
     let last = chain.last().expect("chain");
     assert!(
-        last.starts_with(&format!("{}/#/graph?expr=", f.external)) && last.contains("tab=table"),
+        last.starts_with(&format!("{}/#/graph?g0.expr=", f.external)) && last.contains("g0.tab=1"),
         "{chain:?}"
     );
 
@@ -482,4 +490,84 @@ async fn every_kind_of_link_opens_its_page_in_chromium() {
     assert_eq!(resolve(&hrefs[1]).await.0, 200, "{}", hrefs[1]);
     b.quit().await;
     f.stop().await;
+}
+
+/// Prometheus' classic link with three panels (`g0`, `g1`, `g2`) opens
+/// three panels, in order, each with its expression, tab, range, end,
+/// step and stacking, and each evaluated: under an external URL with a
+/// path and under an explicit `--web.route-prefix`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_graph_link_with_three_panels_opens_each_panel_evaluated() {
+    if !browser_available() {
+        eprintln!("SKIPPED classic_graph_link_with_three_panels_opens_each_panel_evaluated: /usr/bin/chromium or /usr/bin/chromedriver missing");
+        return;
+    }
+    let b = Browser::start().await.expect("browser");
+    for (ext_path, prefix) in [("/kx/", None), ("/", Some("/rp"))] {
+        let f = Fixture::start_with(ext_path, prefix).await;
+        let query = "g0.expr=vector(11)&g0.tab=1&g0.stacked=0&g0.range_input=1h\
+            &g1.expr=vector(2)+*+3&g1.tab=0&g1.stacked=1&g1.range_input=30m\
+            &g1.end_input=2026-01-02+03%3A04%3A05&g1.moment_input=2026-01-02+03%3A04%3A05&g1.step_input=60\
+            &g2.expr=sum(vector(5))+%2B+37&g2.tab=1&g2.range_input=2h";
+        let url = format!("{}/graph?{query}", f.external);
+        open(&b, &url, "graph").await;
+        let panels = b
+            .wait_script(
+                T,
+                "const p = [...document.querySelectorAll('[data-testid=panel]')];\
+                 return p.length === 3 && p.every(x => x.dataset.evaluated) && p.map(x => ({\
+                   expr: x.querySelector('textarea').value,\
+                   evaluated: x.dataset.evaluated,\
+                   tab: x.querySelector('[role=tab][aria-selected=true]').textContent,\
+                   range: x.querySelector('[id^=graph-range]').value,\
+                   end: x.querySelector('[id^=graph-end]').value,\
+                   step: x.querySelector('[id^=graph-step]').value,\
+                   stacked: x.querySelector('[id^=graph-stacked]').checked,\
+                   table: (x.querySelector('table') || {}).textContent || '',\
+                   lines: x.querySelectorAll('svg path[data-testid=series-line]').length,\
+                 }));",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{url}: three evaluated panels: {e}"));
+        let p = panels.as_array().expect("panels");
+        let exprs: Vec<&str> = p.iter().map(|x| x["expr"].as_str().unwrap_or("")).collect();
+        assert_eq!(
+            exprs,
+            ["vector(11)", "vector(2) * 3", "sum(vector(5)) + 37"],
+            "{url}"
+        );
+        let tabs: Vec<&str> = p
+            .iter()
+            .map(|x| x["evaluated"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(tabs, ["table", "graph", "table"], "{url}: {panels}");
+        assert_eq!(p[0]["tab"], "Table");
+        assert_eq!(p[1]["tab"], "Graph");
+        assert!(
+            p[0]["table"].as_str().unwrap_or("").contains("11"),
+            "{panels}"
+        );
+        assert!(
+            p[2]["table"].as_str().unwrap_or("").contains("42"),
+            "{panels}"
+        );
+        assert!(p[1]["lines"].as_u64().unwrap_or(0) >= 1, "{panels}");
+        assert_eq!(p[0]["range"], "1h");
+        assert_eq!(p[1]["range"], "30m");
+        assert_eq!(p[2]["range"], "2h");
+        assert_eq!(p[1]["end"], "2026-01-02 03:04:05");
+        assert_eq!(p[1]["step"], "60");
+        assert_eq!(p[1]["stacked"], true);
+        assert_eq!(p[0]["stacked"], false);
+        // The page's own URL keeps every panel (shareable, reload restores).
+        let here = b.current_url().await.expect("url");
+        assert!(
+            here.starts_with(&format!("{}/#/graph?g0.expr=", f.external))
+                && here.contains("g2.expr=")
+                && here.contains("g1.end_input=2026-01-02+03%3A04%3A05"),
+            "{here}"
+        );
+        f.stop().await;
+    }
+    b.quit().await;
 }

@@ -195,40 +195,22 @@ fn redirect(location: &str) -> Response {
         .into_response()
 }
 
-/// The UI route (`#/graph?expr=…&range=…&tab=table`) for Prometheus'
-/// classic graph query string (`g0.expr=…&g0.tab=1&g0.range_input=1h`,
-/// panels `g0`, `g1`, …). The UI draws one expression: the lowest-numbered
-/// panel with an expression is opened (`tab=1` is the table, `0` the graph).
+/// The UI route (`#/graph?g0.expr=…`) for Prometheus' classic graph query
+/// string (`g0.expr=…&g0.tab=1&g0.range_input=1h&g1.expr=…`). The UI keeps
+/// its panels in that same format (ui/lib/panels.js reads every `gN.`
+/// option), so the panel keys pass through in their order; anything else
+/// in the query is dropped.
 pub fn classic_graph_route(query: &str) -> String {
-    let mut panels: std::collections::BTreeMap<u32, Vec<(String, String)>> = Default::default();
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let Some(rest) = k.strip_prefix('g') else {
-            continue;
-        };
-        let Some((n, field)) = rest.split_once('.') else {
-            continue;
-        };
-        if let Ok(n) = n.parse::<u32>() {
-            panels
-                .entry(n)
-                .or_default()
-                .push((field.to_string(), v.into_owned()));
-        }
-    }
-    let panel = panels
-        .values()
-        .find(|fields| fields.iter().any(|(f, v)| f == "expr" && !v.is_empty()));
     let mut out = form_urlencoded::Serializer::new(String::new());
-    if let Some(fields) = panel {
-        let get = |name: &str| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v);
-        if let Some(e) = get("expr") {
-            out.append_pair("expr", e);
-        }
-        if let Some(r) = get("range_input").filter(|r| !r.is_empty()) {
-            out.append_pair("range", r);
-        }
-        if get("tab").is_some_and(|t| t == "1") {
-            out.append_pair("tab", "table");
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let is_panel_key = k
+            .strip_prefix('g')
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(n, field)| {
+                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !field.is_empty()
+            });
+        if is_panel_key {
+            out.append_pair(&k, &v);
         }
     }
     let q = out.finish();
@@ -289,13 +271,14 @@ mod tests {
     fn classic_graph_query_to_ui_route() {
         assert_eq!(
             classic_graph_route("g0.expr=rate(x%5B5m%5D)&g0.tab=1&g0.range_input=6h"),
-            "#/graph?expr=rate%28x%5B5m%5D%29&range=6h&tab=table"
+            "#/graph?g0.expr=rate%28x%5B5m%5D%29&g0.tab=1&g0.range_input=6h"
         );
+        // Every panel, in the link's order; other keys are dropped.
         assert_eq!(
-            classic_graph_route("g1.expr=b&g0.expr=a&g0.tab=0"),
-            "#/graph?expr=a"
+            classic_graph_route("g0.expr=a&x=1&g1.expr=b&g1.tab=0&g12.end_input=2026-01-02+03%3A04%3A05&gx.expr=c&g.expr=d"),
+            "#/graph?g0.expr=a&g1.expr=b&g1.tab=0&g12.end_input=2026-01-02+03%3A04%3A05"
         );
-        assert_eq!(classic_graph_route("g0.expr=&g2.expr=c"), "#/graph?expr=c");
         assert_eq!(classic_graph_route(""), "#/graph");
+        assert_eq!(classic_graph_route("foo=bar"), "#/graph");
     }
 }

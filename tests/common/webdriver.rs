@@ -350,6 +350,31 @@ impl Browser {
         std::fs::write(path, png).map_err(|e| WdError::Setup(format!("{}: {e}", path.display())))
     }
 
+    /// A mouse drag through W3C actions: press the left button at `from`,
+    /// move to `to` in steps, release. Points are offsets from the centre of
+    /// `e`, so the browser sees real pointer and mouse events.
+    pub async fn drag(&self, e: &Element, from: (i64, i64), to: (i64, i64)) -> WdResult<()> {
+        let origin = e.to_json();
+        let mid = ((from.0 + to.0) / 2, (from.1 + to.1) / 2);
+        self.post(
+            "/actions",
+            json!({ "actions": [{
+                "type": "pointer",
+                "id": "mouse",
+                "parameters": { "pointerType": "mouse" },
+                "actions": [
+                    { "type": "pointerMove", "duration": 0, "origin": origin, "x": from.0, "y": from.1 },
+                    { "type": "pointerDown", "button": 0 },
+                    { "type": "pointerMove", "duration": 100, "origin": origin, "x": mid.0, "y": mid.1 },
+                    { "type": "pointerMove", "duration": 100, "origin": origin, "x": to.0, "y": to.1 },
+                    { "type": "pointerUp", "button": 0 },
+                ],
+            }] }),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn set_window_size(&self, width: u32, height: u32) -> WdResult<()> {
         self.post("/window/rect", json!({ "width": width, "height": height }))
             .await

@@ -1,12 +1,13 @@
 // A small SVG line chart: time axis, value axis, one path per series, a
-// legend by labels and a hover tooltip with the values at the pointer.
+// legend by labels (click to isolate a series), stacked or not, drag to
+// select a time range, and a hover tooltip with the values at the pointer.
 // Our own code (no library), so it works offline and under a strict CSP.
 
 import { h, s, replace } from './dom.js';
 import { fmtValue } from './time.js';
 
-/** Series drawn at most. */
-export const MAX_SERIES = 500;
+/** Points drawn over all series at most; beyond, each series is thinned. */
+export const POINT_BUDGET = 1000000;
 
 const PALETTE = [
   '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b',
@@ -60,141 +61,322 @@ function timeLabel(sec, spanSec) {
 }
 
 /**
- * Draws `series` ([{metric, values: [[t, "v"], ...]}]) for [start, end]
- * (Unix seconds) with `step` into `container`.
+ * A series ({ts, vs}: times and values) thinned to about `max` points: per
+ * stretch of consecutive points its first, lowest and highest, so spikes
+ * survive. The same object when it is short enough.
  */
-export function drawChart(container, allSeries, { start, end, step }) {
-  // Thousands of lines are unreadable and slow to draw; the table view
-  // still lists every series.
-  const series = allSeries.slice(0, MAX_SERIES);
+export function thin(sr, max) {
+  const n = sr.ts.length;
+  if (n <= max || max < 4) return sr;
+  const per = Math.ceil(n / Math.floor(max / 3));
+  const ts = [];
+  const vs = [];
+  for (let i = 0; i < n; i += per) {
+    const end = Math.min(n, i + per);
+    let lo = i;
+    let hi = i;
+    for (let j = i + 1; j < end; j++) {
+      if (sr.vs[j] < sr.vs[lo]) lo = j;
+      if (sr.vs[j] > sr.vs[hi]) hi = j;
+    }
+    const pick = [...new Set([i, lo, hi])].sort((x, y) => x - y);
+    for (const k of pick) {
+      ts.push(sr.ts[k]);
+      vs.push(sr.vs[k]);
+    }
+  }
+  return { ts: Float64Array.from(ts), vs: Float64Array.from(vs) };
+}
+
+/** Index of the time in `ts` (sorted) nearest to `t`, or -1. */
+function nearest(ts, t) {
+  let lo = 0;
+  let hi = ts.length - 1;
+  if (hi < 0) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid] < t) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo > 0 && Math.abs(ts[lo - 1] - t) <= Math.abs(ts[lo] - t)) return lo - 1;
+  return lo;
+}
+
+/** A pixel coordinate as short path text (one decimal). */
+function px(v) {
+  return Math.round(v * 10) / 10;
+}
+
+/**
+ * Draws `series` ([{metric, values: [[t, "v"], ...]}]) for [start, end]
+ * (Unix seconds) with `step` into `container`. `stacked` stacks the
+ * visible series; `onZoom(t0, t1)` is called after a drag over the plot.
+ * Returns `{thinned}`: whether points were dropped to stay drawable.
+ */
+export function drawChart(container, allSeries, { start, end, step, stacked, onZoom }) {
+  const series = allSeries;
   const width = Math.max(320, Math.round(container.clientWidth || 900));
   const height = width < 600 ? 240 : 340;
   const m = { left: 64, right: 12, top: 10, bottom: 28 };
   const w = width - m.left - m.right;
   const ht = height - m.top - m.bottom;
-  let lo = Infinity;
-  let hi = -Infinity;
-  const parsed = series.map((sr) => (sr.values || []).map(([t, v]) => [Number(t), Number(v)]));
-  for (const vals of parsed) {
-    for (const [, v] of vals) {
-      if (Number.isFinite(v)) {
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
+  const perSeries = Math.max(4, Math.min(Math.floor(POINT_BUDGET / Math.max(1, series.length)), 4 * w));
+  let thinned = false;
+  const parsed = series.map((sr) => {
+    const vals = sr.values || [];
+    const full = { ts: new Float64Array(vals.length), vs: new Float64Array(vals.length) };
+    for (let k = 0; k < vals.length; k++) {
+      full.ts[k] = Number(vals[k][0]);
+      full.vs[k] = Number(vals[k][1]);
     }
-  }
-  if (!Number.isFinite(lo)) {
-    lo = 0;
-    hi = 1;
-  }
-  const yt = niceTicks(lo, hi, 5);
+    const t = thin(full, perSeries);
+    if (t !== full) thinned = true;
+    return t;
+  });
+  const names = series.map((sr) => seriesName(sr.metric));
+  const hidden = new Set();
+  const gap = (step || 1) * 1.5;
   const x = (t) => m.left + ((t - start) / Math.max(1e-9, end - start)) * w;
-  const y = (v) => m.top + ht - ((v - yt.lo) / Math.max(1e-12, yt.hi - yt.lo)) * ht;
   const xt = niceTicks(start, end, width < 600 ? 3 : 6);
 
-  const svg = s('svg', {
-    viewBox: `0 0 ${width} ${height}`,
-    width,
-    height,
-    role: 'img',
-    'aria-label': `Line chart of ${series.length} series`,
-  });
-  svg.append(s('g', { class: 'grid' },
-    yt.ticks.map((v) => s('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v) }))));
-  svg.append(s('g', { class: 'axis' },
-    s('line', { x1: m.left, x2: m.left + w, y1: m.top + ht, y2: m.top + ht }),
-    s('line', { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ht }),
-    yt.ticks.map((v) => s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v))),
-    xt.ticks.filter((t) => t >= start && t <= end).map((t) =>
-      s('text', {
-        x: x(t),
-        y: m.top + ht + 18,
-        // Labels at the edges stay inside the drawing.
-        'text-anchor': x(t) > width - 40 ? 'end' : x(t) < m.left + 30 ? 'start' : 'middle',
-      }, timeLabel(t, end - start)))));
-
-  const gap = (step || 1) * 1.5;
-  const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
-  parsed.forEach((vals, i) => {
-    let d = '';
-    let prev = null;
-    for (const [t, v] of vals) {
-      if (!Number.isFinite(v)) {
-        prev = null;
-        continue;
-      }
-      const cmd = prev !== null && t - prev <= gap ? 'L' : 'M';
-      d += `${cmd}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
-      prev = t;
-    }
-    lines.append(s('path', {
-      d: d || `M${m.left},${m.top + ht}`,
-      stroke: color(i),
-      'data-testid': 'series-line',
-      'data-series': seriesName(series[i].metric),
-    }));
-  });
-  svg.append(lines);
-
-  // Hover: a vertical line and the values of every series at that time.
-  const hover = s('line', { class: 'hover-line', y1: m.top, y2: m.top + ht, visibility: 'hidden' });
-  const dots = s('g', { class: 'dots' });
-  const overlay = s('rect', { x: m.left, y: m.top, width: w, height: ht, fill: 'transparent' });
-  svg.append(hover, dots, overlay);
+  const box = h('div', { class: 'chart-box' });
   const tip = h('div', { class: 'tooltip', role: 'status', hidden: true });
-  const box = h('div', { class: 'chart-box' }, svg, tip);
-  const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
-    series.map((sr, i) => h('li', { 'data-testid': 'legend-item' },
-      h('span', { class: 'swatch', 'data-color': color(i) }), seriesName(sr.metric))));
+  const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' });
+  // Per drawn series: {i, ts, top, base}: its times, the drawn values
+  // (stacked: the running sum) and what each sits on (0 unstacked).
+  let plotted = [];
+  let y = (v) => v;
+
+  const paint = () => {
+    // Stacking adds each visible series onto the ones before it, per time.
+    const cum = new Map();
+    plotted = [];
+    let lo = Infinity;
+    let hi = -Infinity;
+    parsed.forEach(({ ts, vs }, i) => {
+      if (hidden.has(i)) return;
+      let top = vs;
+      let base = null;
+      if (stacked) {
+        top = new Float64Array(vs.length);
+        base = new Float64Array(vs.length);
+        for (let k = 0; k < vs.length; k++) {
+          const v = vs[k];
+          if (!Number.isFinite(v)) {
+            top[k] = NaN;
+            base[k] = NaN;
+            continue;
+          }
+          base[k] = cum.get(ts[k]) || 0;
+          top[k] = base[k] + v;
+          cum.set(ts[k], top[k]);
+          if (base[k] < lo) lo = base[k];
+        }
+      }
+      for (let k = 0; k < top.length; k++) {
+        const v = top[k];
+        if (Number.isFinite(v)) {
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+      }
+      plotted.push({ i, ts, top, base });
+    });
+    if (!Number.isFinite(lo)) {
+      lo = 0;
+      hi = 1;
+    }
+    const yt = niceTicks(lo, hi, 5);
+    y = (v) => m.top + ht - ((v - yt.lo) / Math.max(1e-12, yt.hi - yt.lo)) * ht;
+    const svg = s('svg', {
+      viewBox: `0 0 ${width} ${height}`,
+      width,
+      height,
+      role: 'img',
+      'aria-label': `Line chart of ${plotted.length} series${stacked ? ', stacked' : ''}`,
+      'data-start': start,
+      'data-end': end,
+      'data-stacked': String(Boolean(stacked)),
+    });
+    svg.append(s('g', { class: 'grid' },
+      yt.ticks.map((v) => s('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v) }))));
+    svg.append(s('g', { class: 'axis' },
+      s('line', { x1: m.left, x2: m.left + w, y1: m.top + ht, y2: m.top + ht }),
+      s('line', { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ht }),
+      yt.ticks.map((v) => s('text', { x: m.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v))),
+      xt.ticks.filter((t) => t >= start && t <= end).map((t) =>
+        s('text', {
+          x: x(t),
+          y: m.top + ht + 18,
+          // Labels at the edges stay inside the drawing.
+          'text-anchor': x(t) > width - 40 ? 'end' : x(t) < m.left + 30 ? 'start' : 'middle',
+        }, timeLabel(t, end - start)))));
+
+    const areas = stacked ? s('g', { class: 'areas' }) : null;
+    const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
+    const kx = w / Math.max(1e-9, end - start);
+    const x0 = m.left - start * kx;
+    const ky = ht / Math.max(1e-12, yt.hi - yt.lo);
+    const y0 = m.top + ht + yt.lo * ky;
+    for (const { i, ts, top, base } of plotted) {
+      const parts = [];
+      let area = '';
+      let segFrom = -1;
+      let prev = null;
+      let last = null;
+      // The filled band of a stacked series, per joined stretch [from, to).
+      const closeArea = (to) => {
+        if (base && segFrom >= 0 && to - segFrom > 1) {
+          const up = [];
+          const down = [];
+          for (let k = segFrom; k < to; k++) up.push(`${px(x0 + ts[k] * kx)},${px(y0 - top[k] * ky)}`);
+          for (let k = to - 1; k >= segFrom; k--) down.push(`${px(x0 + ts[k] * kx)},${px(y0 - base[k] * ky)}`);
+          area += `M${up.join('L')}L${down.join('L')}Z`;
+        }
+        segFrom = -1;
+      };
+      for (let k = 0; k < ts.length; k++) {
+        const t = ts[k];
+        const v = top[k];
+        if (!Number.isFinite(v)) {
+          prev = null;
+          closeArea(k);
+          continue;
+        }
+        const joined = prev !== null && t - prev <= gap;
+        if (!joined) {
+          closeArea(k);
+          segFrom = k;
+        }
+        parts.push(`${joined ? 'L' : 'M'}${px(x0 + t * kx)},${px(y0 - v * ky)}`);
+        prev = t;
+        last = v;
+      }
+      closeArea(ts.length);
+      if (areas && area) areas.append(s('path', { d: area, fill: color(i), 'fill-opacity': 0.25, stroke: 'none' }));
+      lines.append(s('path', {
+        d: parts.length ? parts.join('') : `M${m.left},${m.top + ht}`,
+        stroke: color(i),
+        'data-testid': 'series-line',
+        'data-series': names[i],
+        'data-last': last === null ? '' : String(last),
+      }));
+    }
+    if (areas) svg.append(areas);
+    svg.append(lines);
+
+    // Hover: a vertical line and the values of every series at that time;
+    // a drag selects a new time range.
+    const hover = s('line', { class: 'hover-line', y1: m.top, y2: m.top + ht, visibility: 'hidden' });
+    const dots = s('g', { class: 'dots' });
+    const sel = s('rect', { class: 'zoom-select', y: m.top, height: ht, x: 0, width: 0, visibility: 'hidden' });
+    const overlay = s('rect', { class: 'overlay', x: m.left, y: m.top, width: w, height: ht, fill: 'transparent', 'data-testid': 'chart-overlay' });
+    svg.append(hover, dots, sel, overlay);
+    const toPx = (ev) => {
+      const rect = svg.getBoundingClientRect();
+      return Math.min(m.left + w, Math.max(m.left, ((ev.clientX - rect.left) / rect.width) * width));
+    };
+    const toTime = (px) => start + ((px - m.left) / w) * (end - start);
+    const hide = () => {
+      tip.hidden = true;
+      hover.setAttribute('visibility', 'hidden');
+      dots.replaceChildren();
+    };
+    let dragFrom = null;
+    overlay.addEventListener('pointerdown', (ev) => {
+      if (ev.button !== 0 || !onZoom) return;
+      dragFrom = toPx(ev);
+      overlay.setPointerCapture(ev.pointerId);
+      hide();
+    });
+    overlay.addEventListener('pointerup', (ev) => {
+      if (dragFrom === null) return;
+      const a = Math.min(dragFrom, toPx(ev));
+      const b = Math.max(dragFrom, toPx(ev));
+      dragFrom = null;
+      sel.setAttribute('visibility', 'hidden');
+      // A click, not a drag, keeps the range.
+      if (b - a >= 5) onZoom(toTime(a), toTime(b));
+    });
+    overlay.addEventListener('pointerleave', () => { if (dragFrom === null) hide(); });
+    overlay.addEventListener('pointermove', (ev) => {
+      const px = toPx(ev);
+      if (dragFrom !== null) {
+        sel.setAttribute('x', Math.min(dragFrom, px));
+        sel.setAttribute('width', Math.abs(px - dragFrom));
+        sel.setAttribute('visibility', 'visible');
+        return;
+      }
+      const t = toTime(px);
+      const rows = [];
+      dots.replaceChildren();
+      for (const { i, ts, top, base } of plotted) {
+        const k = nearest(ts, t);
+        if (k < 0) continue;
+        if (Math.abs(ts[k] - t) <= gap && Number.isFinite(top[k])) {
+          rows.push({ i, t: ts[k], v: base ? top[k] - base[k] : top[k] });
+          dots.append(s('circle', { cx: x(ts[k]), cy: y(top[k]), r: 3, fill: color(i) }));
+        }
+      }
+      if (!rows.length) {
+        hide();
+        return;
+      }
+      hover.setAttribute('x1', x(rows[0].t));
+      hover.setAttribute('x2', x(rows[0].t));
+      hover.setAttribute('visibility', 'visible');
+      rows.sort((a, b) => b.v - a.v);
+      replace(tip,
+        h('div', { class: 'muted' }, new Date(rows[0].t * 1000).toISOString().replace('T', ' ').replace('.000Z', 'Z')),
+        h('ul', null, rows.slice(0, 12).map((r) => h('li', null,
+          h('span', { class: 'swatch', 'data-color': color(r.i) }),
+          h('span', { class: 'mono' }, fmtValue(r.v)), ' ', names[r.i]))),
+        rows.length > 12 ? h('div', { class: 'muted' }, `and ${rows.length - 12} more`) : null);
+      tip.querySelectorAll('.swatch').forEach((el) => { el.style.background = el.dataset.color; });
+      tip.hidden = false;
+      const bx = box.getBoundingClientRect();
+      const left = ev.clientX - bx.left + 14;
+      tip.style.left = `${Math.min(left, Math.max(0, bx.width - 260))}px`;
+      tip.style.top = `${ev.clientY - bx.top + 14}px`;
+    });
+    replace(box, svg, tip);
+    legend.querySelectorAll('li').forEach((li) => {
+      li.dataset.hidden = String(hidden.has(Number(li.dataset.index)));
+    });
+  };
+
+  // Click isolates a series (click again shows all); Ctrl/Cmd+click adds
+  // or removes one, as in Prometheus' UI.
+  const toggle = (i, additive) => {
+    if (additive) {
+      if (hidden.has(i)) hidden.delete(i);
+      else hidden.add(i);
+    } else if (hidden.size === series.length - 1 && !hidden.has(i)) {
+      hidden.clear();
+    } else {
+      hidden.clear();
+      series.forEach((_, k) => { if (k !== i) hidden.add(k); });
+    }
+    paint();
+  };
+  legend.append(...series.map((sr, i) => h('li', { 'data-testid': 'legend-item', 'data-index': i, 'data-series': names[i] },
+    h('button', {
+      type: 'button',
+      class: 'legend-button',
+      title: 'Click to show only this series, Ctrl+click to show or hide it',
+    }, h('span', { class: 'swatch', 'data-color': color(i) }), names[i]))));
+  legend.addEventListener('click', (ev) => {
+    const li = ev.target.closest('li[data-index]');
+    if (li) toggle(Number(li.dataset.index), ev.ctrlKey || ev.metaKey);
+  });
   // Swatch colours via CSSOM (allowed by the CSP, unlike style attributes).
   legend.querySelectorAll('.swatch').forEach((el) => { el.style.background = el.dataset.color; });
-
-  const hide = () => {
-    tip.hidden = true;
-    hover.setAttribute('visibility', 'hidden');
-    dots.replaceChildren();
-  };
-  overlay.addEventListener('mouseleave', hide);
-  overlay.addEventListener('mousemove', (ev) => {
-    const rect = svg.getBoundingClientRect();
-    const px = ((ev.clientX - rect.left) / rect.width) * width;
-    const t = start + ((px - m.left) / w) * (end - start);
-    const rows = [];
-    dots.replaceChildren();
-    parsed.forEach((vals, i) => {
-      let best = null;
-      for (const p of vals) {
-        if (best === null || Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
-      }
-      if (best && Math.abs(best[0] - t) <= gap && Number.isFinite(best[1])) {
-        rows.push({ i, t: best[0], v: best[1] });
-        dots.append(s('circle', { cx: x(best[0]), cy: y(best[1]), r: 3, fill: color(i) }));
-      }
-    });
-    if (!rows.length) {
-      hide();
-      return;
-    }
-    hover.setAttribute('x1', x(rows[0].t));
-    hover.setAttribute('x2', x(rows[0].t));
-    hover.setAttribute('visibility', 'visible');
-    rows.sort((a, b) => b.v - a.v);
-    replace(tip,
-      h('div', { class: 'muted' }, new Date(rows[0].t * 1000).toISOString().replace('T', ' ').replace('.000Z', 'Z')),
-      h('ul', null, rows.slice(0, 12).map((r) => h('li', null,
-        h('span', { class: 'swatch', 'data-color': color(r.i) }),
-        h('span', { class: 'mono' }, fmtValue(r.v)), ' ', seriesName(series[r.i].metric)))),
-      rows.length > 12 ? h('div', { class: 'muted' }, `and ${rows.length - 12} more`) : null);
-    tip.querySelectorAll('.swatch').forEach((el) => { el.style.background = el.dataset.color; });
-    tip.hidden = false;
-    const bx = box.getBoundingClientRect();
-    const left = ev.clientX - bx.left + 14;
-    tip.style.left = `${Math.min(left, Math.max(0, bx.width - 260))}px`;
-    tip.style.top = `${ev.clientY - bx.top + 14}px`;
-  });
-
-  const note = allSeries.length > series.length
-    ? h('p', { class: 'hint', id: 'graph-truncated' }, `Showing the first ${series.length} of ${allSeries.length} series; the table lists all.`)
+  paint();
+  const total = series.reduce((n, sr) => n + (sr.values || []).length, 0);
+  const note = thinned
+    ? h('p', { class: 'hint', 'data-testid': 'chart-thinned' },
+      `Downsampled for drawing: ${total.toLocaleString('en')} points are more than a browser draws smoothly; each series shows about ${perSeries.toLocaleString('en')} (the lowest and highest of each stretch are kept). The table lists exact values.`)
     : null;
   replace(container, note, box, legend);
+  return { thinned };
 }
