@@ -25,6 +25,7 @@ import tempfile
 
 HEADER = 9
 COMPRESSED = 0x80
+KINDS = {1: "series", 2: "samples (format 1)", 3: "deletions", 4: "chunks", 5: "samples"}
 
 
 def uvarint(b, i):
@@ -95,6 +96,7 @@ def main():
     segs = sorted(f for f in os.listdir(args.wal_dir) if len(f) == 8 and f.isdigit())
     stored = raw = headers = count = 0
     zstd = {1: 0, 3: 0}
+    by_kind = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = []
         for s in segs:
@@ -103,6 +105,10 @@ def main():
                 headers += HEADER
                 stored += body_len
                 raw += len(payload)
+                k = by_kind.setdefault(KINDS.get(kind, kind), [0, 0, 0])
+                k[0] += 1
+                k[1] += len(payload)
+                k[2] += body_len
                 p = os.path.join(tmp, f"r{count}")
                 with open(p, "wb") as f:
                     f.write(payload)
@@ -118,6 +124,8 @@ def main():
                 os.remove(p + ".zst")
     rows = [("none", raw), ("snappy (as stored)", stored), ("zstd -1", zstd[1]), ("zstd -3", zstd[3])]
     print(f"{count} records in {len(segs)} segments, headers {headers} B")
+    for name, (n, r, st) in sorted(by_kind.items(), key=str):
+        print(f"  {name}: {n} records, {r} B uncompressed, {st} B as stored")
     for name, b in rows:
         total = b + headers
         per = f", {total / args.samples:.3f} B/sample" if args.samples else ""
