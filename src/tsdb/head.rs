@@ -322,9 +322,11 @@ impl Head {
     /// its series' previous one in the segment written to.
     ///
     /// A series' record always precedes its first sample in the log: the
-    /// `logged` flag is read here and set only after a write holding the
-    /// record succeeded, both under the writer's lock order (a batch that
-    /// saw it unset logs the record again, which replay takes as a no-op).
+    /// `logged` flag is set only after a write holding the record
+    /// returned, so a batch that reads it set writes after that record; a
+    /// batch that reads it unset logs the record again, which replay takes
+    /// as a no-op. (Before, a series created by one batch and first
+    /// committed by another could reach the log after its sample.)
     fn log_batch(&self, wal: &Wal, samples: &[PendingSample]) -> Result<(), wal::WalError> {
         let mut new: Vec<&PendingSample> = samples
             .iter()
