@@ -38,6 +38,10 @@ pub(crate) struct Cursor {
     /// sequence that must be sent before it counts as done.
     marks: VecDeque<(u64, u64, u64)>,
     saved: (u64, u64),
+    /// What decoding the rest of `seg` needs (each series' last value in
+    /// it); `primed` once it covers the bytes before `off`.
+    state: wal::SampleState,
+    primed: bool,
 }
 
 /// A file-name-safe form of a queue name.
@@ -81,6 +85,35 @@ fn read_from(dir: &Path, seg: u64, off: u64) -> std::io::Result<Option<Vec<u8>>>
     Ok(Some(buf))
 }
 
+/// Decodes segment bytes read from `base` starting at segment offset
+/// `off`; record ends and the damage's offset are segment offsets. Unless `primed`, the records
+/// before `off` are decoded first, into `state` only (they were sent).
+fn decode_from(
+    state: &mut wal::SampleState,
+    primed: &mut bool,
+    bytes: &[u8],
+    base: u64,
+    off: u64,
+) -> (Vec<(Record, u64)>, Result<(), (u64, String)>) {
+    let from = (off - base) as usize;
+    if !*primed {
+        let before = bytes.get(..from).unwrap_or(bytes);
+        if let Err((at, reason)) = wal::read_records_at(before, 0, state, |_, _| {}) {
+            tracing::warn!(offset = base + at, %reason,
+                "remote write: damaged WAL record before the resume position");
+        }
+        *primed = true;
+    }
+    let mut recs: Vec<(Record, u64)> = Vec::new();
+    let res = if from <= bytes.len() {
+        wal::read_records_at(bytes, from, state, |r, end| recs.push((r, base + end)))
+            .map_err(|(at, why)| (base + at, why))
+    } else {
+        Err((off, "segment shorter than the resume position".into()))
+    };
+    (recs, res)
+}
+
 impl Cursor {
     /// Where queue `name` resumes: its saved position, or (a new queue)
     /// the end of the log, so it sends what is written from now on.
@@ -109,7 +142,16 @@ impl Cursor {
             seq: 0,
             marks: VecDeque::new(),
             saved: (u64::MAX, u64::MAX),
+            state: wal::SampleState::default(),
+            primed: off == 0,
         }
+    }
+
+    /// Moves to the start of segment `seg`.
+    fn goto(&mut self, seg: u64) {
+        (self.seg, self.off) = (seg, 0);
+        self.state.reset();
+        self.primed = true;
     }
 
     /// Saves the position after everything the shards have sent.
@@ -178,7 +220,10 @@ pub(crate) async fn run(
         let live = cur.wal.position().0;
         let dir = cur.wal.dir.clone();
         let (seg, off) = (cur.seg, cur.off);
-        let data = tokio::task::spawn_blocking(move || read_from(&dir, seg, off)).await;
+        // Resuming inside a segment: its values are encoded against the
+        // records before `off`, which are read again (and not sent).
+        let base = if cur.primed { off } else { 0 };
+        let data = tokio::task::spawn_blocking(move || read_from(&dir, seg, base)).await;
         let data = match data {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
@@ -202,37 +247,37 @@ pub(crate) async fn run(
                     next,
                     "remote write: WAL segment missing, skipping to the next"
                 );
-                (cur.seg, cur.off) = (next, 0);
+                cur.goto(next);
                 advanced = true;
             }
             None => {}
             Some(bytes) => {
-                let mut recs: Vec<(Record, u64)> = Vec::new();
-                let res = wal::read_records_at(&bytes, 0, |r, end| recs.push((r, end)));
+                let (recs, res) = decode_from(&mut cur.state, &mut cur.primed, &bytes, base, off);
                 for (rec, end) in recs {
                     if let Record::Samples(samples) = rec {
                         cur.seq += 1;
                         for (r, t, v) in samples {
                             if !q.enqueue_wait(r, t, v, cur.seq, &mut stop).await {
-                                // Stopping: this record counts as unread.
+                                // Stopping: this record counts as unread
+                                // (the cursor is only saved from here on).
                                 return cur;
                             }
                         }
                     }
-                    cur.off = off + end;
+                    cur.off = end;
                     cur.marks.push_back((cur.seq, cur.seg, cur.off));
                     advanced = true;
                 }
                 if let Err((at, reason)) = res {
                     if seg < live {
-                        tracing::error!(file = %cur.wal.dir.join(wal::segment_name(seg)).display(), offset = off + at, %reason,
+                        tracing::error!(file = %cur.wal.dir.join(wal::segment_name(seg)).display(), offset = at, %reason,
                             "remote write: damaged WAL record; skipping the rest of the segment");
-                        (cur.seg, cur.off) = (seg + 1, 0);
+                        cur.goto(seg + 1);
                         advanced = true;
                     }
                     // In the live segment: a write in progress; read again.
-                } else if seg < live && cur.off == off + bytes.len() as u64 {
-                    (cur.seg, cur.off) = (seg + 1, 0);
+                } else if seg < live && cur.off == base + bytes.len() as u64 {
+                    cur.goto(seg + 1);
                     advanced = true;
                 }
             }
@@ -257,6 +302,62 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_resuming_inside_a_segment_decodes_what_follows() {
+        use crate::model::Labels;
+        use crate::tsdb::Head;
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Arc::new(Wal::open(dir.path(), wal::WalOptions::default()).unwrap());
+        let head = Head::default();
+        head.attach_wal(wal.clone()).unwrap();
+        let write = |from: i64, to: i64| {
+            let mut want = Vec::new();
+            for t in from..to {
+                let mut a = head.appender();
+                for i in 0..3 {
+                    let l =
+                        Labels::from_pairs([("__name__", "m".to_string()), ("i", i.to_string())]);
+                    let v = (t * (i + 1)) as f64 / 10.0;
+                    let r = a.append(&l, t * 1000, v).unwrap();
+                    want.push((r.0, t * 1000, v.to_bits()));
+                }
+                a.commit().unwrap();
+            }
+            want
+        };
+        write(0, 10);
+        let (seg, off) = wal.position();
+        assert!(off > 0);
+        let want = write(10, 20);
+        let bytes = read_from(dir.path(), seg, 0).unwrap().unwrap();
+        let samples = |recs: Vec<(Record, u64)>| -> Vec<(u64, i64, u64)> {
+            recs.into_iter()
+                .flat_map(|(r, _)| match r {
+                    Record::Samples(s) => s,
+                    _ => Vec::new(),
+                })
+                .map(|(r, t, v)| (r, t, v.to_bits()))
+                .collect()
+        };
+        // Primed on the records before the position: exactly what followed.
+        let (mut state, mut primed) = (wal::SampleState::default(), false);
+        let (recs, res) = decode_from(&mut state, &mut primed, &bytes, 0, off);
+        assert_eq!(res, Ok(()));
+        assert_eq!(recs.last().map(|r| r.1), Some(bytes.len() as u64));
+        assert_eq!(samples(recs), want);
+        // Bytes read from the position on, continuing a primed state.
+        let (mut state, mut primed) = (wal::SampleState::default(), false);
+        let _ = decode_from(&mut state, &mut primed, &bytes[..off as usize], 0, off);
+        let tail = read_from(dir.path(), seg, off).unwrap().unwrap();
+        let (recs, res) = decode_from(&mut state, &mut primed, &tail, off, off);
+        assert_eq!(res, Ok(()));
+        assert_eq!(samples(recs), want);
+        // Without the records before it, the values cannot be decoded.
+        let (mut state, mut primed) = (wal::SampleState::default(), true);
+        let (_, res) = decode_from(&mut state, &mut primed, &tail, off, off);
+        assert!(res.is_err());
+    }
 
     #[test]
     fn positions_round_trip_and_names_are_file_safe() {

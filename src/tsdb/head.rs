@@ -19,29 +19,12 @@
 use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
-use super::series::{Appended, Series, SeriesChunks};
+use super::series::{Appended, Series, SeriesChunks, NOT_LOGGED};
 use super::storage::{CommitError, HeadAppender, PendingSample};
-use super::wal::{self, Compression, Wal};
+use super::wal::{self, Wal};
 use super::{
     AppendError, Cardinality, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats,
 };
-
-/// One framed buffer for a batch: its new series, then its samples.
-fn encode_batch(created: &[(u64, Labels)], samples: &[PendingSample], c: Compression) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + samples.len() * 12);
-    let mut payload = Vec::new();
-    if !created.is_empty() {
-        wal::encode_series(&mut payload, created.iter().map(|(r, l)| (*r, l)));
-        wal::frame(&mut out, wal::Kind::Series, &payload, c);
-        payload.clear();
-    }
-    if !samples.is_empty() {
-        let s: Vec<(u64, i64, f64)> = samples.iter().map(|p| (p.r.0, p.t, p.v)).collect();
-        wal::encode_samples(&mut payload, &s);
-        wal::frame(&mut out, wal::Kind::Samples, &payload, c);
-    }
-    out
-}
 
 /// See [`Head::handle`].
 #[derive(Clone)]
@@ -194,10 +177,6 @@ pub struct Head {
     /// checkpoint takes it exclusively to cut the segment, so every batch
     /// in the segments it replaces is already in the head.
     commit_lock: RwLock<()>,
-    /// Series created by batches that never reached the log (rolled back,
-    /// or the write failed); logged with the next commit.
-    unlogged: parking_lot::Mutex<Vec<(u64, Labels)>>,
-    has_unlogged: AtomicBool,
     /// Set while the WAL is replayed: the observer is not told about
     /// samples that were already sent before the restart.
     replaying: AtomicBool,
@@ -249,8 +228,6 @@ impl Head {
             observer: ObserverSlot::default(),
             wal: OnceLock::new(),
             commit_lock: RwLock::new(()),
-            unlogged: Default::default(),
-            has_unlogged: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
         }
     }
@@ -259,8 +236,8 @@ impl Head {
     pub fn appender(&self) -> HeadAppender<'_> {
         HeadAppender {
             head: self,
-            created: Vec::new(),
             samples: Vec::new(),
+            newest: None,
         }
     }
 
@@ -272,16 +249,6 @@ impl Head {
 
     pub fn wal(&self) -> Option<&Arc<Wal>> {
         self.wal.get()
-    }
-
-    /// Queues series records of a batch that was not logged.
-    pub(crate) fn defer_series_records(&self, series: Vec<(u64, Labels)>) {
-        if self.wal.get().is_none() || series.is_empty() {
-            return;
-        }
-        self.unlogged.lock().extend(series);
-        self.has_unlogged
-            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether a sample may be appended to `h` at `t`: `Ok(true)` to store
@@ -309,6 +276,11 @@ impl Head {
         res
     }
 
+    /// Counts a rejection of a sample for `r` decided outside the head.
+    pub(crate) fn count_rejected(&self, r: SeriesRef, e: AppendError) {
+        self.count_rejection(self.shard(r.0), e);
+    }
+
     fn count_rejection(&self, shard: &Shard, e: AppendError) {
         let counter = match e {
             AppendError::OutOfOrder => &shard.out_of_order,
@@ -320,26 +292,14 @@ impl Head {
     }
 
     /// Logs a batch with one WAL write, then applies it.
-    pub(crate) fn commit_batch(
-        &self,
-        mut created: Vec<(u64, Labels)>,
-        samples: Vec<PendingSample>,
-    ) -> Result<(), CommitError> {
+    pub(crate) fn commit_batch(&self, samples: Vec<PendingSample>) -> Result<(), CommitError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
         let _shared = self.commit_lock.read();
         if let Some(wal) = self.wal.get() {
-            if self.has_unlogged.load(std::sync::atomic::Ordering::Acquire) {
-                let mut u = self.unlogged.lock();
-                created.append(&mut u);
-                self.has_unlogged
-                    .store(false, std::sync::atomic::Ordering::Release);
-            }
-            if created.is_empty() && samples.is_empty() {
-                return Ok(());
-            }
-            let buf = encode_batch(&created, &samples, wal.opts.compression);
-            if let Err(e) = wal.log(&buf) {
+            if let Err(e) = self.log_batch(wal, &samples) {
                 tracing::error!(error = %e, samples = samples.len(), "WAL write failed; batch not committed");
-                self.defer_series_records(created);
                 return Err(CommitError::Wal(e.to_string()));
             }
         }
@@ -355,6 +315,73 @@ impl Head {
             let _ = self.account(self.shard(p.r.0), p.r, p.t, p.v, res);
         }
         Ok(())
+    }
+
+    /// One WAL write for a batch: series records for its series the log
+    /// does not hold yet, then its samples, each value encoded against
+    /// its series' previous one in the segment written to.
+    ///
+    /// A series' record always precedes its first sample in the log: the
+    /// `logged` flag is set only after a write holding the record
+    /// returned, so a batch that reads it set writes after that record; a
+    /// batch that reads it unset logs the record again, which replay takes
+    /// as a no-op. (Before, a series created by one batch and first
+    /// committed by another could reach the log after its sample.)
+    fn log_batch(&self, wal: &Wal, samples: &[PendingSample]) -> Result<(), wal::WalError> {
+        let mut new: Vec<&PendingSample> = samples
+            .iter()
+            .filter(|p| !p.series.logged.load(std::sync::atomic::Ordering::Acquire))
+            .collect();
+        let mut series_payload = Vec::new();
+        if !new.is_empty() {
+            new.sort_unstable_by_key(|p| p.r.0);
+            new.dedup_by_key(|p| p.r.0);
+            let syms = self.symbols.read();
+            let labels: Vec<(u64, Labels)> = new
+                .iter()
+                .filter_map(|p| Some((p.r.0, resolve_labels(&p.series, &syms)?)))
+                .collect();
+            drop(syms);
+            wal::encode_series(&mut series_payload, labels.iter().map(|(r, l)| (*r, l)));
+        }
+        let t0 = samples[0].t;
+        let same_time = samples.iter().all(|p| p.t == t0);
+        let bound = series_payload.len() + wal::samples_bound(samples.len(), same_time);
+        let res = wal.log_batch(
+            bound,
+            |seg, f| {
+                if !series_payload.is_empty() {
+                    f.payload().extend_from_slice(&series_payload);
+                    f.finish(wal::Kind::Series);
+                }
+                let mut enc = wal::SamplesEncoder::new(f.payload(), samples.len(), t0, same_time);
+                for p in samples {
+                    let s = &p.series;
+                    let prev =
+                        (s.wal_segment.load(Relaxed) == seg).then(|| s.wal_value.load(Relaxed));
+                    let bits = p.v.to_bits();
+                    enc.push(p.r.0, p.t, bits, prev);
+                    s.wal_segment.store(seg, Relaxed);
+                    s.wal_value.store(bits, Relaxed);
+                }
+                f.finish(wal::Kind::Samples);
+            },
+            || {
+                // Readers never see this batch: what its series last
+                // logged is no longer known.
+                for p in samples {
+                    p.series.wal_segment.store(NOT_LOGGED, Relaxed);
+                }
+            },
+        );
+        if res.is_ok() {
+            for p in new {
+                p.series
+                    .logged
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        res
     }
 
     /// Installs the append observer. There is at most one for the head's
@@ -418,6 +445,10 @@ impl Head {
         }
         self.next_id.fetch_max((r >> SHARD_BITS) + 1, Relaxed);
         self.insert_series(&mut maps, r, hash, labels);
+        // Read from the log: its record is there.
+        if let Some(s) = maps.by_ref.get(&r) {
+            s.logged.store(true, std::sync::atomic::Ordering::Release);
+        }
         Some(SeriesRef(r))
     }
 
@@ -437,16 +468,7 @@ impl Head {
                 .collect()
         };
         self.index.write().add(r, &ids);
-        maps.insert(
-            r,
-            Arc::new(Series {
-                labels: ids,
-                hash,
-                created_gen: self.gen.load(Relaxed),
-                removed: AtomicBool::new(false),
-                data: Default::default(),
-            }),
-        );
+        maps.insert(r, Arc::new(Series::new(ids, hash, self.gen.load(Relaxed))));
         self.series_created.fetch_add(1, Relaxed);
         tracing::trace!(series = %labels, r, "created series");
     }
@@ -936,15 +958,7 @@ mod tests {
     #[test]
     fn hash_collisions_are_kept_apart() {
         let mut maps = ShardMaps::default();
-        let mk = || {
-            Arc::new(Series {
-                labels: Box::new([]),
-                hash: 7,
-                created_gen: 0,
-                removed: AtomicBool::new(false),
-                data: Default::default(),
-            })
-        };
+        let mk = || Arc::new(Series::new(Box::new([]), 7, 0));
         for r in [1, 2, 3] {
             maps.insert(r, mk());
         }
@@ -1012,6 +1026,8 @@ mod size_tests {
         use std::mem::size_of;
         assert_eq!(size_of::<ClosedChunk>(), 16);
         assert!(size_of::<HeadChunk>() <= 56);
-        assert!(size_of::<Series>() <= 120);
+        // 120 before the WAL's per-series state (segment and value of the
+        // last logged sample, which the next one is encoded against).
+        assert!(size_of::<Series>() <= 136);
     }
 }

@@ -5,7 +5,7 @@ use super::chunk::{ClosedChunk, HeadChunk};
 use super::intern::Sym;
 use super::AppendError;
 use parking_lot::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// A series as the head stores it. Labels are symbol ids
 /// (`[name, value, name, value, ...]`, sorted by name like [`crate::model::Labels`]),
@@ -23,7 +23,34 @@ pub struct Series {
     /// readers holding an `Arc` check it before resolving label ids, which may
     /// be recycled afterwards.
     pub removed: AtomicBool,
+    /// Set once a series record for it is in the WAL (after the write
+    /// succeeded, under the WAL writer's lock).
+    pub logged: AtomicBool,
+    /// The WAL segment holding this series' newest logged sample
+    /// ([`NOT_LOGGED`]: none known) and that sample's value bits, which its
+    /// next logged sample in the same segment is encoded against. Read and
+    /// written only under the WAL writer's lock.
+    pub wal_segment: AtomicU64,
+    pub wal_value: AtomicU64,
     pub data: Mutex<SeriesChunks>,
+}
+
+/// [`Series::wal_segment`] when no logged sample of the series is known.
+pub const NOT_LOGGED: u64 = u64::MAX;
+
+impl Series {
+    pub fn new(labels: Box<[Sym]>, hash: u64, created_gen: u32) -> Series {
+        Series {
+            labels,
+            hash,
+            created_gen,
+            removed: AtomicBool::new(false),
+            logged: AtomicBool::new(false),
+            wal_segment: AtomicU64::new(NOT_LOGGED),
+            wal_value: AtomicU64::new(0),
+            data: Default::default(),
+        }
+    }
 }
 
 /// The mutable part of a series, behind its own lock.

@@ -6,6 +6,7 @@
 //! [`Queryable`] too, and [`Fanout`] merges several sources into one view.
 
 use super::head::{Head, SeriesHandle};
+use super::mem::IdMap;
 use super::series::Series;
 use super::{AppendError, SeriesData, SeriesRef};
 use crate::model::{Labels, Matcher};
@@ -258,23 +259,22 @@ pub(crate) struct PendingSample {
 }
 
 /// The head's appender. Series are created in the head when first
-/// appended (as Prometheus does) and logged with the batch.
+/// appended (as Prometheus does); a series' record goes to the log with
+/// the first batch that logs a sample of it.
 pub struct HeadAppender<'h> {
     pub(crate) head: &'h Head,
-    /// Series this batch created, logged with it.
-    pub(crate) created: Vec<(u64, Labels)>,
     pub(crate) samples: Vec<PendingSample>,
+    /// Newest pending sample per series (time, value bits), kept once the
+    /// batch's references stop ascending; until then a series' pending
+    /// samples are contiguous and the last one is all there is to check.
+    pub(crate) newest: Option<IdMap<u64, (i64, u64)>>,
 }
 
 impl<'h> HeadAppender<'h> {
     /// Finds or creates a series (`true` when created), for callers that
     /// cache references. Rejects an empty label set.
     pub fn get_or_create(&mut self, labels: &Labels) -> Result<(SeriesRef, bool), AppendError> {
-        let (r, created) = self.head.try_get_or_create(labels)?;
-        if created {
-            self.created.push((r.0, labels.clone()));
-        }
-        Ok((r, created))
+        self.head.try_get_or_create(labels)
     }
 
     /// Appends by label set.
@@ -292,15 +292,63 @@ impl<'h> HeadAppender<'h> {
 
     /// Appends through a cached handle (the scrape loop's fast path).
     pub fn append_handle(&mut self, h: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        let r = h.series_ref();
+        // The append rules hold within the batch too: the head only knows
+        // what is committed.
+        if let Some((last_t, last_bits)) = self.newest_pending(r) {
+            let verdict = if t < last_t {
+                Err(AppendError::OutOfOrder)
+            } else if t > last_t {
+                Ok(true)
+            } else if v.to_bits() == last_bits {
+                Ok(false)
+            } else {
+                Err(AppendError::DuplicateTimestamp)
+            };
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    self.head.count_rejected(r, e);
+                    return Err(e);
+                }
+            }
+        }
         if self.head.check_append(h, t, v)? {
             self.samples.push(PendingSample {
                 series: h.series.clone(),
-                r: h.series_ref(),
+                r,
                 t,
                 v,
             });
+            if let Some(m) = &mut self.newest {
+                m.insert(r.0, (t, v.to_bits()));
+            }
         }
         Ok(())
+    }
+
+    /// The newest sample of `r` already in this batch.
+    fn newest_pending(&mut self, r: SeriesRef) -> Option<(i64, u64)> {
+        if let Some(m) = &self.newest {
+            return m.get(&r.0).copied();
+        }
+        let last = self.samples.last()?;
+        if last.r == r {
+            return Some((last.t, last.v.to_bits()));
+        }
+        if last.r < r {
+            return None;
+        }
+        // References stopped ascending: an earlier sample of `r` may be
+        // anywhere in the batch from now on.
+        let mut m = IdMap::default();
+        for p in &self.samples {
+            m.insert(p.r.0, (p.t, p.v.to_bits()));
+        }
+        let got = m.get(&r.0).copied();
+        self.newest = Some(m);
+        got
     }
 
     /// Samples waiting for the commit.
@@ -314,25 +362,12 @@ impl<'h> HeadAppender<'h> {
 
     /// Logs the batch (one WAL write) and then makes it visible. On error
     /// nothing of it is visible and the caller may retry a later batch.
-    pub fn commit(mut self) -> Result<(), CommitError> {
-        let created = std::mem::take(&mut self.created);
-        let samples = std::mem::take(&mut self.samples);
-        self.head.commit_batch(created, samples)
+    pub fn commit(self) -> Result<(), CommitError> {
+        self.head.commit_batch(self.samples)
     }
 
     /// Discards the batch (series it created stay, as in Prometheus).
     pub fn rollback(self) {}
-}
-
-impl Drop for HeadAppender<'_> {
-    fn drop(&mut self) {
-        // Created series must reach the log with some later batch, or
-        // samples referencing them could not be replayed.
-        if !self.created.is_empty() {
-            self.head
-                .defer_series_records(std::mem::take(&mut self.created));
-        }
-    }
 }
 
 impl Appender for HeadAppender<'_> {

@@ -11,14 +11,22 @@
 //! A record on disk is a 9-byte header then its payload:
 //! `kind: u8 (0x80 set when snappy-compressed) | len: u32 LE | crc32c: u32 LE`.
 //! The CRC covers the payload as stored. Payload kinds:
-//! * series: `count`, then per series `ref, nlabels, (name, value)*`;
-//! * samples: `count, base ref, base t`, then per sample the ref and time
-//!   deltas (signed varints) and the value's 8 bytes;
-//! * deletions: `count, refs` (series retention removed);
-//! * chunks (checkpoints only): `ref, count, (len, chunk bytes)*`.
+//! * 1, series: `count`, then per series `ref, nlabels, (name, value)*`;
+//! * 5, samples (format 2, written): `count, t0, time mode`, then per
+//!   sample the ref as a delta from the previous sample's ref, the time as
+//!   a delta from `t0` (only when the mode byte is 1; mode 0 means every
+//!   sample is at `t0`, as in a scrape), and the value encoded against the
+//!   value its series last had *in the same segment* (see [`put_value`]):
+//!   readers decode a segment from its start, keeping one value per series;
+//! * 2, samples (format 1, read only): `count, base ref, base t`, then per
+//!   sample the ref and time deltas (signed varints) and the value's 8 bytes;
+//! * 3, deletions: `count, refs` (series retention removed);
+//! * 4, chunks (checkpoints only): `ref, count, (len, chunk bytes)*`.
 //!
-//! Integers are LEB128 varints (signed ones zig-zag encoded).
+//! Integers are LEB128 varints (signed ones zig-zag encoded). Any other
+//! record kind is reported as damage at its offset, with the kind named.
 
+use super::mem::IdMap;
 use crate::model::{Label, Labels};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -38,18 +46,23 @@ const COMPRESS_MIN: usize = 64;
 #[repr(u8)]
 pub enum Kind {
     Series = 1,
-    Samples = 2,
+    /// Samples with raw 8-byte values, the first format: still read (a log
+    /// written before format 2), no longer written.
+    SamplesV1 = 2,
     Deletions = 3,
     Chunks = 4,
+    /// Samples with values relative to their series' previous one.
+    Samples = 5,
 }
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             1 => Kind::Series,
-            2 => Kind::Samples,
+            2 => Kind::SamplesV1,
             3 => Kind::Deletions,
             4 => Kind::Chunks,
+            5 => Kind::Samples,
             _ => return None,
         })
     }
@@ -143,6 +156,12 @@ impl<'a> Dec<'a> {
         Err("varint too long".into())
     }
 
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self.b.get(self.pos).ok_or("truncated field")?;
+        self.pos += 1;
+        Ok(b)
+    }
+
     fn varint(&mut self) -> Result<i64, String> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
@@ -200,17 +219,213 @@ pub fn encode_series<'a>(
     }
 }
 
-pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, i64, f64)]) {
-    put_uvarint(buf, samples.len() as u64);
-    let Some(&(r0, t0, _)) = samples.first() else {
-        return;
+// ---- sample values -------------------------------------------------------
+//
+// A value is one tag byte and a payload, chosen against `prev`, the value
+// its series last had in the same segment (none for its first there):
+// * `V_REPEAT`: the same bits as `prev`;
+// * `V_RAW`: the 8 bytes (little endian);
+// * `V_DEC_DELTA + s`: both values are decimals with `s` digits after the
+//   point (`k / 10^s` for an integer `k`, exactly, bit for bit), payload the
+//   difference of their `k` (signed varint);
+// * `V_SMALL | s << 5 | (d + 16)`: the same with `s <= 3` and the
+//   difference `d` in `-16..=15`, no payload (counters moving a little);
+// * `V_DEC_ABS + s`: a decimal `k` on its own (signed varint);
+// * `V_XOR + lead * 8 + trail`: `prev` XOR the value, without its `lead`
+//   leading and `trail` trailing zero bytes (big endian).
+// Decoding computes `k / 10^s` the same way, so every value (NaN payloads,
+// -0.0, staleness markers) comes back with the same bits.
+
+const V_REPEAT: u8 = 0x00;
+const V_RAW: u8 = 0x01;
+const V_DEC_DELTA: u8 = 0x02;
+const V_DEC_ABS: u8 = 0x08;
+const V_XOR: u8 = 0x40;
+const V_SMALL: u8 = 0x80;
+const MAX_SCALE: usize = 4;
+const POW10: [f64; MAX_SCALE + 1] = [1.0, 10.0, 100.0, 1000.0, 10000.0];
+/// Decimal mantissas stay below 2^53, where every integer is a float.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// `k` when `bits` is exactly `k / 10^s`.
+fn mantissa(bits: u64, s: usize) -> Option<i64> {
+    let p = POW10[s];
+    let x = f64::from_bits(bits) * p;
+    // NaN and infinities fail this comparison too.
+    if !(x.abs() < MAX_MANTISSA) {
+        return None;
+    }
+    // Round half away from zero without a libm call.
+    let k = if x >= 0.0 {
+        (x + 0.5) as i64
+    } else {
+        (x - 0.5) as i64
     };
-    put_uvarint(buf, r0);
-    put_varint(buf, t0);
+    ((k as f64 / p).to_bits() == bits).then_some(k)
+}
+
+fn from_mantissa(k: i64, s: usize) -> Result<u64, String> {
+    if k.unsigned_abs() >= 1 << 53 {
+        return Err("decimal value out of range".into());
+    }
+    Ok((k as f64 / POW10[s]).to_bits())
+}
+
+/// The fewest decimal digits that spell `bits` exactly, with the mantissa.
+fn decimal(bits: u64) -> Option<(usize, i64)> {
+    (0..=MAX_SCALE).find_map(|s| mantissa(bits, s).map(|k| (s, k)))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Encodes one value against `prev` (see above).
+pub fn put_value(buf: &mut Vec<u8>, prev: Option<u64>, bits: u64) {
+    if prev == Some(bits) {
+        buf.push(V_REPEAT);
+        return;
+    }
+    if let Some((s, k)) = decimal(bits) {
+        // The smallest scale that spells both values exactly.
+        let both = prev.and_then(|p| {
+            (s..=MAX_SCALE).find_map(|s2| {
+                let kp = mantissa(p, s2)?;
+                let k2 = if s2 == s { k } else { mantissa(bits, s2)? };
+                Some((s2, k2 - kp))
+            })
+        });
+        if let Some((s, d)) = both {
+            if s <= 3 && (-16..16).contains(&d) {
+                buf.push(V_SMALL | (s as u8) << 5 | (d + 16) as u8);
+            } else {
+                buf.push(V_DEC_DELTA + s as u8);
+                put_varint(buf, d);
+            }
+            return;
+        }
+        // Alone: worth it while shorter than the XOR or the raw bytes.
+        if prev.is_none() || zigzag(k) < 1 << 28 {
+            buf.push(V_DEC_ABS + s as u8);
+            put_varint(buf, k);
+            return;
+        }
+    }
+    match prev {
+        Some(p) => {
+            let x = p ^ bits;
+            let lead = (x.leading_zeros() / 8) as usize;
+            let trail = (x.trailing_zeros() / 8) as usize;
+            buf.push(V_XOR + (lead * 8 + trail) as u8);
+            buf.extend_from_slice(&x.to_be_bytes()[lead..8 - trail]);
+        }
+        None => {
+            buf.push(V_RAW);
+            buf.extend_from_slice(&bits.to_le_bytes());
+        }
+    }
+}
+fn get_value(d: &mut Dec<'_>, prev: Option<u64>) -> Result<u64, String> {
+    let tag = d.byte()?;
+    let prev = || {
+        prev.ok_or_else(|| {
+            "value relative to a sample of its series not in this segment".to_string()
+        })
+    };
+    match tag {
+        V_REPEAT => prev(),
+        V_RAW => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(d.bytes(8)?);
+            Ok(u64::from_le_bytes(a))
+        }
+        t if (V_DEC_DELTA..=V_DEC_DELTA + MAX_SCALE as u8).contains(&t) => {
+            let s = usize::from(t - V_DEC_DELTA);
+            let kp = mantissa(prev()?, s).ok_or("previous value is not a decimal")?;
+            let k = kp
+                .checked_add(d.varint()?)
+                .ok_or("decimal value out of range")?;
+            from_mantissa(k, s)
+        }
+        t if (V_DEC_ABS..=V_DEC_ABS + MAX_SCALE as u8).contains(&t) => {
+            from_mantissa(d.varint()?, usize::from(t - V_DEC_ABS))
+        }
+        t if (V_XOR..V_SMALL).contains(&t) => {
+            let (lead, trail) = (usize::from((t - V_XOR) / 8), usize::from((t - V_XOR) % 8));
+            if lead + trail > 7 {
+                return Err(format!("bad value tag {t:#x}"));
+            }
+            let mut a = [0u8; 8];
+            a[lead..8 - trail].copy_from_slice(d.bytes(8 - lead - trail)?);
+            Ok(prev()? ^ u64::from_be_bytes(a))
+        }
+        t if t >= V_SMALL => {
+            let s = usize::from((t >> 5) & 3);
+            let delta = i64::from(t & 31) - 16;
+            let kp = mantissa(prev()?, s).ok_or("previous value is not a decimal")?;
+            from_mantissa(kp + delta, s)
+        }
+        t => Err(format!("unknown value tag {t:#x}")),
+    }
+}
+
+/// What a reader of format-2 samples keeps while it reads one segment:
+/// each series' last value. Reset it at the start of every segment.
+#[derive(Debug, Default)]
+pub struct SampleState {
+    prev: IdMap<u64, u64>,
+}
+
+impl SampleState {
+    pub fn reset(&mut self) {
+        self.prev.clear();
+    }
+}
+
+/// Writes a format-2 samples payload sample by sample; the caller supplies
+/// each series' previous value in the segment the record goes to.
+pub struct SamplesEncoder<'a> {
+    buf: &'a mut Vec<u8>,
+    t0: i64,
+    same_time: bool,
+    last_ref: u64,
+}
+
+impl<'a> SamplesEncoder<'a> {
+    /// Starts a payload of `count` samples whose first is at `t0`;
+    /// `same_time` when every sample is at `t0` (timestamps are then left
+    /// out).
+    pub fn new(buf: &'a mut Vec<u8>, count: usize, t0: i64, same_time: bool) -> Self {
+        put_uvarint(buf, count as u64);
+        put_varint(buf, t0);
+        buf.push(u8::from(!same_time));
+        SamplesEncoder {
+            buf,
+            t0,
+            same_time,
+            last_ref: 0,
+        }
+    }
+
+    pub fn push(&mut self, r: u64, t: i64, bits: u64, prev: Option<u64>) {
+        put_varint(self.buf, r.wrapping_sub(self.last_ref) as i64);
+        self.last_ref = r;
+        if !self.same_time {
+            put_varint(self.buf, t.wrapping_sub(self.t0));
+        }
+        put_value(self.buf, prev, bits);
+    }
+}
+
+/// A format-2 samples payload for a list of samples, each series' previous
+/// value looked up (and updated) in `state`, as a reader would.
+pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, i64, f64)], state: &mut SampleState) {
+    let t0 = samples.first().map_or(0, |s| s.1);
+    let same = samples.iter().all(|s| s.1 == t0);
+    let mut e = SamplesEncoder::new(buf, samples.len(), t0, same);
     for &(r, t, v) in samples {
-        put_varint(buf, r.wrapping_sub(r0) as i64);
-        put_varint(buf, t.wrapping_sub(t0));
-        buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        let bits = v.to_bits();
+        e.push(r, t, bits, state.prev.insert(r, bits));
     }
 }
 
@@ -234,7 +449,8 @@ pub fn encode_chunks<'a>(
     }
 }
 
-pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
+/// Decodes one payload; format-2 samples read and update `state`.
+pub fn decode(kind: Kind, payload: &[u8], state: &mut SampleState) -> Result<Record, String> {
     let mut d = Dec { b: payload, pos: 0 };
     let rec = match kind {
         Kind::Series => {
@@ -256,7 +472,7 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
             }
             Record::Series(out)
         }
-        Kind::Samples => {
+        Kind::SamplesV1 => {
             let n = d.len()?;
             let mut out = Vec::with_capacity(n);
             if n > 0 {
@@ -270,6 +486,36 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
                     a.copy_from_slice(b);
                     out.push((r, t, f64::from_bits(u64::from_le_bytes(a))));
                 }
+            }
+            Record::Samples(out)
+        }
+        Kind::Samples => {
+            let n = d.len()?;
+            let t0 = d.varint()?;
+            let same_time = match d.byte()? {
+                0 => true,
+                1 => false,
+                m => return Err(format!("unknown time mode {m}")),
+            };
+            let mut out = Vec::with_capacity(n);
+            let mut r = 0u64;
+            for _ in 0..n {
+                r = r.wrapping_add(d.varint()? as u64);
+                let t = if same_time {
+                    t0
+                } else {
+                    t0.wrapping_add(d.varint()?)
+                };
+                use std::collections::hash_map::Entry;
+                let bits = match state.prev.entry(r) {
+                    Entry::Occupied(mut o) => {
+                        let b = get_value(&mut d, Some(*o.get()))?;
+                        o.insert(b);
+                        b
+                    }
+                    Entry::Vacant(v) => *v.insert(get_value(&mut d, None)?),
+                };
+                out.push((r, t, f64::from_bits(bits)));
             }
             Record::Samples(out)
         }
@@ -298,31 +544,93 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Record, String> {
 
 /// Frames a payload (compressing it if asked and worth it) onto `out`.
 pub fn frame(out: &mut Vec<u8>, kind: Kind, payload: &[u8], compression: Compression) {
-    let mut k = kind as u8;
-    let compressed;
-    let body: &[u8] = if compression == Compression::Snappy && payload.len() >= COMPRESS_MIN {
-        compressed = snap::raw::Encoder::new()
-            .compress_vec(payload)
-            .unwrap_or_default();
-        if !compressed.is_empty() && compressed.len() < payload.len() {
-            k |= COMPRESSED;
-            &compressed
-        } else {
-            payload
-        }
-    } else {
-        payload
-    };
-    out.push(k);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
-    out.extend_from_slice(body);
+    let mut f = Framer::new(compression);
+    f.frame(out, kind, payload);
 }
 
-/// Reads the records of one file's bytes in order. Stops at the first
-/// damaged one, returning the records before it and where it was.
-pub fn read_records(data: &[u8], mut each: impl FnMut(Record)) -> Result<(), (u64, String)> {
-    read_records_at(data, 0, |r, _| each(r))
+/// Frames records with reusable buffers (the compressor's table, the
+/// payload and the compressed copy), so a commit allocates nothing.
+#[derive(Debug)]
+pub struct Framer {
+    compression: Compression,
+    snappy: snap::raw::Encoder,
+    compressed: Vec<u8>,
+    payload: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Framer {
+    pub fn new(compression: Compression) -> Framer {
+        Framer {
+            compression,
+            snappy: snap::raw::Encoder::new(),
+            compressed: Vec::new(),
+            payload: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The records framed since the last [`Framer::clear`].
+    pub fn framed(&self) -> &[u8] {
+        &self.out
+    }
+
+    pub fn clear(&mut self) {
+        self.out.clear();
+        self.payload.clear();
+    }
+
+    /// The payload buffer of the next record (empty).
+    pub fn payload(&mut self) -> &mut Vec<u8> {
+        &mut self.payload
+    }
+
+    /// Frames the payload written so far as a record of `kind`.
+    pub fn finish(&mut self, kind: Kind) {
+        let payload = std::mem::take(&mut self.payload);
+        let mut out = std::mem::take(&mut self.out);
+        self.frame(&mut out, kind, &payload);
+        self.out = out;
+        self.payload = payload;
+        self.payload.clear();
+    }
+
+    fn frame(&mut self, out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
+        let mut k = kind as u8;
+        let mut body = payload;
+        if self.compression == Compression::Snappy && payload.len() >= COMPRESS_MIN {
+            self.compressed
+                .resize(snap::raw::max_compress_len(payload.len()), 0);
+            if let Ok(n) = self.snappy.compress(payload, &mut self.compressed) {
+                if n < payload.len() {
+                    k |= COMPRESSED;
+                    body = &self.compressed[..n];
+                }
+            }
+        }
+        out.push(k);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        out.extend_from_slice(body);
+    }
+}
+
+/// An upper bound of the framed size of a format-2 samples record of `n`
+/// samples (compression only ever makes a record smaller).
+pub fn samples_bound(n: usize, same_time: bool) -> usize {
+    let per = 10 + 9 + if same_time { 0 } else { 10 };
+    HEADER_BYTES + 10 + 10 + 1 + n * per
+}
+
+/// Reads the records of one file's bytes in order (`state` as the file's
+/// reader, fresh for a whole file). Stops at the first damaged one,
+/// returning the records before it and where it was.
+pub fn read_records(
+    data: &[u8],
+    state: &mut SampleState,
+    mut each: impl FnMut(Record),
+) -> Result<(), (u64, String)> {
+    read_records_at(data, 0, state, |r, _| each(r))
 }
 
 /// [`read_records`] from byte `from`, telling `each` where each record
@@ -330,6 +638,7 @@ pub fn read_records(data: &[u8], mut each: impl FnMut(Record)) -> Result<(), (u6
 pub fn read_records_at(
     data: &[u8],
     from: usize,
+    state: &mut SampleState,
     mut each: impl FnMut(Record, u64),
 ) -> Result<(), (u64, String)> {
     let mut pos = from;
@@ -368,7 +677,7 @@ pub fn read_records_at(
         } else {
             body
         };
-        let rec = decode(kind, payload).map_err(|e| (at, e))?;
+        let rec = decode(kind, payload, state).map_err(|e| (at, e))?;
         pos = start + len;
         each(rec, pos as u64);
     }
@@ -503,24 +812,38 @@ impl SegmentWriter {
     pub fn cut(&mut self, stats: &WalStats) -> Result<(), WalError> {
         if let Some(f) = self.file.take() {
             let p = self.path();
-            f.sync_all().map_err(WalError::io("sync segment", &p))?;
-            stats.fsyncs.fetch_add(1, Relaxed);
+            // On to the next segment even if the sync fails: reopening
+            // this one would truncate it.
             self.n += 1;
             self.size = 0;
+            f.sync_all().map_err(WalError::io("sync segment", &p))?;
+            stats.fsyncs.fetch_add(1, Relaxed);
         }
         Ok(())
     }
 
-    /// Writes `buf` (whole framed records) with one `write` call. On failure
-    /// the segment is cut back to its previous length, so a partial write
-    /// never sits in front of later records; if even that fails the next
-    /// write starts a new segment.
+    /// Whether `len` more bytes fit in the current segment (an empty one
+    /// takes anything).
+    fn fits(&self, len: usize) -> bool {
+        self.file.is_none() || self.size == 0 || self.size + len as u64 <= self.max
+    }
+
+    /// Writes `buf` (whole framed records) with one `write` call, cutting
+    /// the segment first if `buf` does not fit. On failure the segment is
+    /// cut back to its previous length, so a partial write never sits in
+    /// front of later records; if even that fails the next write starts a
+    /// new segment.
     pub fn write(&mut self, buf: &[u8], stats: &WalStats) -> Result<(), WalError> {
+        if !self.fits(buf.len()) {
+            self.cut(stats)?;
+        }
+        self.write_here(buf, stats)
+    }
+
+    /// [`SegmentWriter::write`] into the current segment whatever its size.
+    fn write_here(&mut self, buf: &[u8], stats: &WalStats) -> Result<(), WalError> {
         if buf.is_empty() {
             return Ok(());
-        }
-        if self.file.is_some() && self.size > 0 && self.size + buf.len() as u64 > self.max {
-            self.cut(stats)?;
         }
         let prev = self.size;
         let p = self.path();
@@ -582,6 +905,8 @@ pub struct Wal {
     pub dir: PathBuf,
     pub opts: WalOptions,
     pub(crate) writer: parking_lot::Mutex<SegmentWriter>,
+    /// Used under `writer`'s lock (a separate lock never contended).
+    framer: parking_lot::Mutex<Framer>,
     pub stats: WalStats,
     /// Readers of the log (remote-write queues) and the first segment each
     /// still needs: checkpoints keep those segments.
@@ -608,6 +933,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             opts,
             writer: parking_lot::Mutex::new(SegmentWriter::new(dir, next, opts.segment_size)),
+            framer: parking_lot::Mutex::new(Framer::new(opts.compression)),
             stats: WalStats::default(),
             holds: Default::default(),
         })
@@ -638,6 +964,42 @@ impl Wal {
         let r = self.writer.lock().write(buf, &self.stats);
         if r.is_ok() {
             self.stats.records.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    /// Writes one batch encoded under the writer's lock, so records that
+    /// depend on what their segment already holds (format-2 samples) are
+    /// encoded in log order: `encode(segment, framer)` frames the batch's
+    /// records for `segment`. `bound` is an upper bound of their size; a
+    /// segment that could not take it is cut first, and the records go to
+    /// the segment they were encoded for whatever their size. When the
+    /// write fails, `undo` runs, still under the lock, and nothing of the
+    /// batch is in the log.
+    pub fn log_batch(
+        &self,
+        bound: usize,
+        encode: impl FnOnce(u64, &mut Framer),
+        undo: impl FnOnce(),
+    ) -> Result<(), WalError> {
+        let mut w = self.writer.lock();
+        let mut f = self.framer.lock();
+        if !w.fits(bound) {
+            w.cut(&self.stats)?;
+        }
+        f.out.clear();
+        f.payload.clear();
+        encode(w.segment(), &mut f);
+        let r = w.write_here(&f.out, &self.stats);
+        if f.out.capacity() > 4 << 20 {
+            // One huge batch: do not keep its buffers.
+            *f = Framer::new(self.opts.compression);
+        }
+        match r {
+            Ok(()) => {
+                self.stats.records.fetch_add(1, Relaxed);
+            }
+            Err(_) => undo(),
         }
         r
     }
@@ -736,10 +1098,12 @@ pub fn write_checkpoint(
 pub fn replay_file(
     path: &Path,
     repair: bool,
+    state: &mut SampleState,
     each: impl FnMut(Record),
 ) -> Result<Option<Corruption>, WalError> {
     let data = std::fs::read(path).map_err(WalError::io("read segment", path))?;
-    match read_records(&data, each) {
+    state.reset();
+    match read_records(&data, state, each) {
         Ok(()) => Ok(None),
         Err((offset, reason)) => {
             if repair {
@@ -764,6 +1128,7 @@ mod tests {
 
     fn framed(recs: &[Record], c: Compression) -> Vec<u8> {
         let mut out = Vec::new();
+        let mut state = SampleState::default();
         for r in recs {
             let mut p = Vec::new();
             let k = match r {
@@ -772,7 +1137,7 @@ mod tests {
                     Kind::Series
                 }
                 Record::Samples(s) => {
-                    encode_samples(&mut p, s);
+                    encode_samples(&mut p, s, &mut state);
                     Kind::Samples
                 }
                 Record::Deletions(d) => {
@@ -818,7 +1183,7 @@ mod tests {
 
     fn read_all(data: &[u8]) -> (Vec<Record>, Result<(), (u64, String)>) {
         let mut got = Vec::new();
-        let r = read_records(data, |rec| got.push(rec));
+        let r = read_records(data, &mut SampleState::default(), |rec| got.push(rec));
         (got, r)
     }
 
@@ -884,12 +1249,145 @@ mod tests {
 
     #[test]
     fn garbage_payloads_are_errors_not_panics() {
-        for kind in [Kind::Series, Kind::Samples, Kind::Deletions, Kind::Chunks] {
+        let st = &mut SampleState::default();
+        for kind in [
+            Kind::Series,
+            Kind::SamplesV1,
+            Kind::Samples,
+            Kind::Deletions,
+            Kind::Chunks,
+        ] {
             for p in [&[][..], &[0xff; 12][..], &[5, 1, 2][..], &[1, 0x80][..]] {
-                let _ = decode(kind, p);
+                let _ = decode(kind, p, st);
             }
         }
-        assert!(decode(Kind::Samples, &[0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(decode(Kind::Samples, &[0xff, 0xff, 0xff, 0x7f], st).is_err());
+        // A value relative to a sample the reader has not seen.
+        let mut p = Vec::new();
+        encode_samples(&mut p, &[(7, 1, 1.0)], &mut SampleState::default());
+        let mut q = Vec::new();
+        let mut enc = SampleState::default();
+        encode_samples(&mut q, &[(7, 1, 1.0)], &mut enc);
+        q.clear();
+        encode_samples(&mut q, &[(7, 2, 1.0)], &mut enc);
+        let err = decode(Kind::Samples, &q, &mut SampleState::default()).unwrap_err();
+        assert!(err.contains("not in this segment"), "{err}");
+        assert!(decode(Kind::Samples, &p, &mut SampleState::default()).is_ok());
+    }
+
+    /// Values whose bits must survive every encoding path.
+    fn tricky_values() -> Vec<f64> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.137,
+            43.7,
+            1234.5678,
+            1e-300,
+            1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            crate::model::STALE_NAN,
+            f64::from_bits(0x7ff8_0000_dead_beef),
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_993.0,
+            -9_007_199_254_740_992.0,
+            1.7e9 + 0.25,
+            std::f64::consts::PI,
+        ];
+        // Counters and gauges as exporters write them.
+        for i in 0..200 {
+            v.push((i * 3) as f64);
+            v.push(f64::from(i % 1000) / 10.0);
+            v.push(f64::from(i) * 0.137 + 5.0);
+        }
+        v
+    }
+
+    #[test]
+    fn every_value_pair_round_trips_bit_for_bit() {
+        let vals = tricky_values();
+        for &prev in vals.iter().step_by(3).chain([f64::NAN, 0.0].iter()) {
+            for &v in &vals {
+                for p in [Some(prev.to_bits()), None] {
+                    let mut buf = Vec::new();
+                    put_value(&mut buf, p, v.to_bits());
+                    let mut d = Dec { b: &buf, pos: 0 };
+                    let got = get_value(&mut d, p).unwrap();
+                    assert_eq!(got, v.to_bits(), "{v:?} after {p:?}");
+                    assert_eq!(d.pos, buf.len());
+                    assert!(buf.len() <= 9);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counters_and_repeats_take_a_byte_or_two() {
+        let mut buf = Vec::new();
+        put_value(&mut buf, Some(100f64.to_bits()), 103f64.to_bits());
+        assert_eq!(buf.len(), 1);
+        buf.clear();
+        put_value(&mut buf, Some(43.7f64.to_bits()), 41.2f64.to_bits());
+        assert_eq!(buf.len(), 2);
+        buf.clear();
+        let stale = crate::model::STALE_NAN.to_bits();
+        put_value(&mut buf, Some(stale), stale);
+        assert_eq!(buf, [V_REPEAT]);
+    }
+
+    #[test]
+    fn a_segment_decodes_against_its_own_earlier_records() {
+        // Two series over many records, with repeats and time jitter.
+        let mut recs = Vec::new();
+        for i in 0..50i64 {
+            let t = 1_700_000_000_000 + i * 5000;
+            let jitter = if i % 4 == 0 { 3 } else { 0 };
+            recs.push(Record::Samples(vec![
+                (1025, t, (i * 7) as f64),
+                (513, t + jitter, f64::from((i * 37 % 1000) as i32) / 10.0),
+                (1025, t + 1, if i % 5 == 0 { f64::NAN } else { 0.5 }),
+            ]));
+        }
+        for c in [Compression::None, Compression::Snappy] {
+            let data = framed(&recs, c);
+            let (got, r) = read_all(&data);
+            assert_eq!(r, Ok(()));
+            assert_eq!(bits(&got), bits(&recs));
+        }
+    }
+
+    /// The first samples format, as a log written before format 2 has it.
+    fn encode_samples_v1(buf: &mut Vec<u8>, samples: &[(u64, i64, f64)]) {
+        put_uvarint(buf, samples.len() as u64);
+        let Some(&(r0, t0, _)) = samples.first() else {
+            return;
+        };
+        put_uvarint(buf, r0);
+        put_varint(buf, t0);
+        for &(r, t, v) in samples {
+            put_varint(buf, r.wrapping_sub(r0) as i64);
+            put_varint(buf, t.wrapping_sub(t0));
+            buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn format_one_samples_are_still_read() {
+        let samples = vec![(513, 10, 1.5), (2, i64::MIN, crate::model::STALE_NAN)];
+        let mut p = Vec::new();
+        encode_samples_v1(&mut p, &samples);
+        let mut data = Vec::new();
+        frame(&mut data, Kind::SamplesV1, &p, Compression::None);
+        let (got, r) = read_all(&data);
+        assert_eq!(r, Ok(()));
+        assert_eq!(bits(&got), bits(&[Record::Samples(samples)]));
     }
 
     #[test]
@@ -906,7 +1404,13 @@ mod tests {
         assert_eq!(stats.fsyncs.load(Relaxed), 2);
         for n in [3, 4, 5] {
             let mut got = Vec::new();
-            let c = replay_file(&dir.path().join(segment_name(n)), true, |r| got.push(r)).unwrap();
+            let c = replay_file(
+                &dir.path().join(segment_name(n)),
+                true,
+                &mut SampleState::default(),
+                |r| got.push(r),
+            )
+            .unwrap();
             assert_eq!(c, None);
             assert_eq!(got.len(), 1);
         }
@@ -921,13 +1425,18 @@ mod tests {
         let p = dir.path().join(segment_name(0));
         std::fs::write(&p, &data[..good + 5]).unwrap();
         let mut got = Vec::new();
-        let c = replay_file(&p, true, |r| got.push(r)).unwrap().unwrap();
+        let c = replay_file(&p, true, &mut SampleState::default(), |r| got.push(r))
+            .unwrap()
+            .unwrap();
         assert_eq!(c.offset, good as u64);
         assert!(c.to_string().contains(&p.display().to_string()));
         assert_eq!(got.len(), 3);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), good as u64);
         // Reading again finds a clean file.
-        assert_eq!(replay_file(&p, true, |_| {}).unwrap(), None);
+        assert_eq!(
+            replay_file(&p, true, &mut SampleState::default(), |_| {}).unwrap(),
+            None
+        );
     }
 
     #[test]
