@@ -99,6 +99,9 @@ impl Default for RunOptions {
 /// external Alertmanagers.
 const NOTIFIER_DRAIN: Duration = Duration::from_secs(5);
 
+/// Retention runs between two `malloc_trim`s when retention freed nothing.
+const TRIM_EVERY: u32 = 10;
+
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -460,11 +463,13 @@ pub async fn start_with_options(
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
+        let mut trims = 0u32;
         loop {
             t.tick().await;
             let cutoff = crate::model::now_millis() - retention.as_millis() as i64;
             let st = h.truncate(cutoff);
             tracing::debug!(?st, "retention");
+            trims += 1;
             // What the head dropped, the next checkpoint drops; it runs
             // off the runtime's workers (it writes the whole head).
             let hc = h.clone();
@@ -473,7 +478,12 @@ pub async fn start_with_options(
                 Err(e) => tracing::error!(error = %e, "WAL checkpoint task"),
                 Ok(Ok(_)) => {}
             }
-            release_free_memory();
+            // Trimming walks malloc's free lists: worth it after frees, and
+            // now and then for what series creation left behind.
+            if st.freed() || trims >= TRIM_EVERY {
+                trims = 0;
+                release_free_memory();
+            }
         }
     }));
     state.ready.store(true, Ordering::Release);

@@ -72,6 +72,10 @@ impl std::fmt::Debug for ObserverSlot {
     }
 }
 
+/// A truncation walks every series at least once in this many calls, even
+/// when nothing looks droppable (see [`Head::truncate`]).
+const FULL_WALK_EVERY: u32 = 10;
+
 const SHARD_BITS: u32 = 9;
 const SHARDS: usize = 1 << SHARD_BITS;
 const SHARD_MASK: u64 = SHARDS as u64 - 1;
@@ -170,6 +174,15 @@ pub struct Head {
     max_time: AtomicI64,
     series_created: AtomicU64,
     series_removed: AtomicU64,
+    /// `series_created` when the last full truncation walk started, and
+    /// whether that walk left empty series for the next one: with neither
+    /// new series nor leftovers, and no sample older than the cutoff, a
+    /// truncation has nothing to do and skips the walk over every series.
+    walked_created: AtomicU64,
+    empty_left: AtomicBool,
+    /// Truncations since the last full walk (one in [`FULL_WALK_EVERY`]
+    /// walks anyway, covering a `min_time` an append raced with).
+    skipped_walks: AtomicU32,
     observer: ObserverSlot,
     /// The write-ahead log, once attached (after replay).
     wal: OnceLock<Arc<Wal>>,
@@ -225,6 +238,9 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
+            walked_created: AtomicU64::new(u64::MAX),
+            empty_left: AtomicBool::new(false),
+            skipped_walks: AtomicU32::new(0),
             observer: ObserverSlot::default(),
             wal: OnceLock::new(),
             commit_lock: RwLock::new(()),
@@ -801,8 +817,20 @@ impl Head {
     /// are rejected as out of bounds.
     pub fn truncate(&self, cutoff: i64) -> TruncateStats {
         self.cutoff.fetch_max(cutoff, Relaxed);
-        let gen = self.gen.load(Relaxed);
         let mut stats = TruncateStats::default();
+        let created = self.series_created.load(Relaxed);
+        if cutoff <= self.min_time.load(Relaxed)
+            && created == self.walked_created.load(Relaxed)
+            && !self.empty_left.load(Relaxed)
+            && self.skipped_walks.fetch_add(1, Relaxed) + 1 < FULL_WALK_EVERY
+        {
+            stats.skipped = true;
+            return stats;
+        }
+        self.skipped_walks.store(0, Relaxed);
+        self.walked_created.store(created, Relaxed);
+        let mut empty_left = false;
+        let gen = self.gen.load(Relaxed);
         let mut removed: Vec<(u64, Arc<Series>)> = Vec::new();
         let mut new_min = i64::MAX;
         for shard in self.shards.iter() {
@@ -814,7 +842,7 @@ impl Head {
                 match data.min_time() {
                     Some(t) => new_min = new_min.min(t),
                     None if had || s.created_gen < gen => candidates.push(*r),
-                    None => {}
+                    None => empty_left = true,
                 }
             }
             if candidates.is_empty() {
@@ -842,6 +870,7 @@ impl Head {
         }
         self.gen.fetch_add(1, Relaxed);
         self.min_time.store(new_min, Relaxed);
+        self.empty_left.store(empty_left, Relaxed);
         if !removed.is_empty() {
             self.index
                 .write()
@@ -953,6 +982,34 @@ mod tests {
         assert!(created);
         assert_ne!(r1, r2);
         assert_eq!(h.series_labels(r1), None);
+    }
+
+    #[test]
+    fn truncation_skips_the_walk_only_when_nothing_can_go() {
+        let h = Head::new(HeadOptions {
+            samples_per_chunk: 2,
+        });
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let (r, _) = h.get_or_create(&a);
+        for t in [100, 200, 300, 400] {
+            h.append(r, t, 1.0).unwrap();
+        }
+        assert!(!h.truncate(50).skipped, "a new series is walked");
+        let st = h.truncate(60);
+        assert!(st.skipped && !st.freed(), "{st:?}");
+        // A cutoff past the oldest chunk: walked, the chunk dropped.
+        let st = h.truncate(250);
+        assert!(!st.skipped && st.chunks_removed == 1, "{st:?}");
+        // A new series, even below the old minimum, forces a walk.
+        let b = Labels::from_pairs([("__name__", "up"), ("job", "b")]);
+        let (rb, _) = h.get_or_create(&b);
+        h.append(rb, 260, 1.0).unwrap();
+        assert!(!h.truncate(255).skipped);
+        // Ten calls in a row never all skip.
+        let walked = (0..FULL_WALK_EVERY)
+            .filter(|_| !h.truncate(255).skipped)
+            .count();
+        assert_eq!(walked, 1);
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub struct TruncateStats {
     pub series_removed: usize,
     /// Label strings freed because no remaining series uses them.
     pub symbols_freed: usize,
+    /// Nothing could be dropped (no sample older than the cutoff, no empty
+    /// series), so the walk over the series was skipped.
+    pub skipped: bool,
+}
+
+impl TruncateStats {
+    /// Whether the truncation freed anything.
+    pub fn freed(&self) -> bool {
+        self.chunks_removed + self.series_removed + self.symbols_freed > 0
+    }
 }
 
 /// A snapshot of the head's size and counters.
