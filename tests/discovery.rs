@@ -282,37 +282,7 @@ async fn mechanisms_of_one_job_merge_and_unchanged_targets_keep_their_loop() {
 
 // ---------------------------------------------------------------- dns_sd
 
-/// A dnsmasq on 127.0.0.1:`port` answering for `sd.test` from `records`
-/// (dnsmasq options such as `--srv-host=...`).
-fn dnsmasq(port: u16, records: &[String]) -> Option<common::Proc> {
-    let bin = std::path::Path::new("/usr/sbin/dnsmasq");
-    if !bin.is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "dnsmasq missing under CI (Debian package dnsmasq-base, see .ci/run)"
-        );
-        eprintln!("SKIPPED: dnsmasq not installed");
-        return None;
-    }
-    let child = std::process::Command::new(bin)
-        .args([
-            "-k",
-            &format!("--port={port}"),
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--local=/sd.test/",
-        ])
-        .args(records)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    Some(common::Proc(child))
-}
+use common::dnsmasq;
 
 fn dns_manager(servers: Vec<std::net::SocketAddr>, metrics: Arc<SdMetrics>) -> Arc<Manager> {
     Manager::new(

@@ -335,6 +335,13 @@ impl Manager {
             .collect()
     }
 
+    /// The groups of one set now (`None`: no such set), merged from its
+    /// providers as the next snapshot will have them.
+    pub fn current_set(&self, set: &str) -> Option<Vec<TargetGroup>> {
+        let st = self.shared.state.lock();
+        st.sets.contains(set).then(|| merged(&st, set))
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }
