@@ -988,8 +988,11 @@ async fn http_sd_and_dns_sd_alertmanagers_get_alerts_and_survive_sd_failures() {
 ",
         sd.url()
     );
+    // A short resend delay: the first evaluations may beat discovery, and
+    // an Alertmanager found later gets firing alerts at the next resend.
     let opts = klaxon::app::RunOptions {
         dns_servers: Some(vec![([127, 0, 0, 1], dns_port).into()]),
+        resend_delay: Duration::from_secs(2),
         ..Default::default()
     };
     let app = start_klaxon_with(

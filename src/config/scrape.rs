@@ -587,6 +587,7 @@ pub(crate) fn resolve_static_configs(
             targets,
             labels,
             source: i.to_string(),
+            target_labels: Vec::new(),
         });
     }
     out

@@ -191,12 +191,12 @@ pub fn alertmanagers_from_group(
     use crate::scrape::target::{ADDRESS_LABEL, SCHEME_LABEL};
     let (mut active, mut dropped) = (Vec::new(), Vec::new());
     let path = cfg.alerts_path();
-    for t in &g.targets {
+    for (t, labels) in g.each_target() {
         let mut b = LabelsBuilder::new();
-        b.set(ADDRESS_LABEL, t.as_str());
+        b.set(ADDRESS_LABEL, t);
         b.set(SCHEME_LABEL, cfg.scheme.as_str());
         b.set(ALERTS_PATH_LABEL, path.as_str());
-        for (k, v) in &g.labels {
+        for (k, v) in labels.iter() {
             if k != ADDRESS_LABEL {
                 b.set(k.as_str(), v.as_str());
             }
@@ -505,7 +505,7 @@ impl Notifier {
     /// Re-derives the Alertmanagers of the set named `set` (`config-N`, N
     /// the entry's position) from `groups`, as discovery's updates do.
     /// False when no such set exists.
-    pub fn sync_groups(&self, set: &str, groups: &[TargetGroup]) -> bool {
+    pub fn sync_groups(&self, set: &str, groups: &[Arc<TargetGroup>]) -> bool {
         let mut st = self.state.lock();
         let Some(i) = (0..st.sets.len()).find(|i| set_name(*i) == set) else {
             return false;
@@ -516,7 +516,7 @@ impl Notifier {
         true
     }
 
-    fn sync_set(&self, s: &mut AmSet, groups: &[TargetGroup]) {
+    fn sync_set(&self, s: &mut AmSet, groups: &[Arc<TargetGroup>]) {
         let (mut active, mut dropped) = (Vec::new(), Vec::new());
         for g in groups {
             match alertmanagers_from_group(g, &s.cfg) {
@@ -627,7 +627,7 @@ async fn follow_discovery(
     me: std::sync::Weak<Notifier>,
     mut rx: tokio::sync::watch::Receiver<Arc<crate::discovery::Snapshot>>,
 ) {
-    let mut seen: HashMap<String, Arc<Vec<TargetGroup>>> = HashMap::new();
+    let mut seen: HashMap<String, Arc<Vec<Arc<TargetGroup>>>> = HashMap::new();
     loop {
         if rx.changed().await.is_err() {
             return;
