@@ -1104,11 +1104,14 @@ fn check_config_validates_alertmanager_sd_entries_as_for_scrape_jobs() {
           action: keep
 ";
     std::fs::write(&f, good).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
-        .args(["check", "config"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let check = |f: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["check", "config"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let out = check(&f);
     assert!(
         out.status.success(),
         "{}",
@@ -1145,11 +1148,7 @@ fn check_config_validates_alertmanager_sd_entries_as_for_scrape_jobs() {
 ";
     let messages = |yaml: String| -> Vec<String> {
         std::fs::write(&f, yaml).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_klaxon"))
-            .args(["check", "config"])
-            .arg(&f)
-            .output()
-            .unwrap();
+        let out = check(&f);
         assert_eq!(out.status.code(), Some(1));
         let p = format!("{}:", f.display());
         String::from_utf8(out.stderr)

@@ -354,6 +354,43 @@ impl Manager {
         st.sets.contains(set).then(|| merged(&st, set))
     }
 
+    /// Calls `sync(set, groups)` with the groups the manager holds now for
+    /// every set whose published groups changed (by pointer) since the
+    /// last call. The snapshot only says which sets changed, so one
+    /// published before a reload never lands on a renumbered set. Stops
+    /// when the manager goes away or `sync` returns false (its consumer is
+    /// gone).
+    pub fn follow(
+        self: &Arc<Self>,
+        mut sync: impl FnMut(&str, Vec<Arc<TargetGroup>>) -> bool + Send + 'static,
+    ) -> JoinHandle<()> {
+        let mut rx = self.subscribe();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen: HashMap<String, Arc<Vec<Arc<TargetGroup>>>> = HashMap::new();
+            loop {
+                let snap = rx.borrow_and_update().clone();
+                let Some(m) = me.upgrade() else { return };
+                for (set, groups) in snap.iter() {
+                    if seen.get(set).is_some_and(|g| Arc::ptr_eq(g, groups)) {
+                        continue;
+                    }
+                    seen.insert(set.clone(), groups.clone());
+                    if let Some(now) = m.current_set(set) {
+                        if !sync(set, now) {
+                            return;
+                        }
+                    }
+                }
+                seen.retain(|s, _| snap.contains_key(s));
+                drop(m);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }

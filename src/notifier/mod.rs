@@ -21,7 +21,7 @@ use crate::metrics::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramV
 use crate::model::{Labels, LabelsBuilder};
 use crate::notify::{Alert, AlertSink};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -420,7 +420,7 @@ pub struct Notifier {
     discovery: Arc<crate::discovery::Manager>,
     rt: tokio::runtime::Handle,
     state: Mutex<State>,
-    watcher: JoinHandle<()>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The name Prometheus gives the set of `alertmanagers` entry `i`.
@@ -440,15 +440,23 @@ impl Notifier {
     ) -> Arc<Notifier> {
         let metrics = NotifierMetrics::register(registry);
         metrics.queue_capacity.set(opts.queue_capacity as f64);
-        let rx = discovery.subscribe();
-        Arc::new_cyclic(|me| Notifier {
+        let n = Arc::new(Notifier {
             opts,
             metrics,
-            discovery,
+            discovery: discovery.clone(),
             rt: tokio::runtime::Handle::current(),
             state: Mutex::new(State::default()),
-            watcher: tokio::spawn(follow_discovery(me.clone(), rx)),
-        })
+            watcher: Mutex::new(None),
+        });
+        let me = Arc::downgrade(&n);
+        *n.watcher.lock() = Some(discovery.follow(move |set, groups| match me.upgrade() {
+            Some(n) => {
+                n.sync_groups(set, &groups);
+                true
+            }
+            None => false,
+        }));
+        n
     }
 
     /// Swaps in a prepared alerting section. An entry identical to a running
@@ -616,34 +624,9 @@ impl Notifier {
 
 impl Drop for Notifier {
     fn drop(&mut self) {
-        self.watcher.abort();
-    }
-}
-
-/// Re-derives the sets whose groups discovery changed. The snapshot only
-/// says which sets changed; their groups are read from the manager, so a
-/// snapshot published before a reload never lands on a renumbered set.
-async fn follow_discovery(
-    me: std::sync::Weak<Notifier>,
-    mut rx: tokio::sync::watch::Receiver<Arc<crate::discovery::Snapshot>>,
-) {
-    let mut seen: HashMap<String, Arc<Vec<Arc<TargetGroup>>>> = HashMap::new();
-    loop {
-        if rx.changed().await.is_err() {
-            return;
+        if let Some(w) = self.watcher.lock().take() {
+            w.abort();
         }
-        let snap = rx.borrow_and_update().clone();
-        let Some(n) = me.upgrade() else { return };
-        for (set, groups) in snap.iter() {
-            if seen.get(set).is_some_and(|g| Arc::ptr_eq(g, groups)) {
-                continue;
-            }
-            seen.insert(set.clone(), groups.clone());
-            if let Some(now) = n.discovery.current_set(set) {
-                n.sync_groups(set, &now);
-            }
-        }
-        seen.retain(|s, _| snap.contains_key(s));
     }
 }
 

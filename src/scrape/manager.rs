@@ -84,34 +84,16 @@ impl Manager {
     /// hands them over, and its updates re-sync the pools whose groups
     /// changed. Call once, before the first `apply_config`.
     pub fn attach_discovery(self: &Arc<Self>, sd: Arc<crate::discovery::Manager>) {
-        let mut rx = sd.subscribe();
         if self.discovery.set(sd.clone()).is_err() {
             return;
         }
         let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut seen: HashMap<String, Arc<Vec<Arc<TargetGroup>>>> = HashMap::new();
-            loop {
-                let snap = rx.borrow_and_update().clone();
-                let Some(m) = me.upgrade() else { return };
-                for (job, groups) in snap.iter() {
-                    if seen.get(job).is_some_and(|g| Arc::ptr_eq(g, groups)) {
-                        continue;
-                    }
-                    seen.insert(job.clone(), groups.clone());
-                    // The manager's groups now, not the snapshot's: a
-                    // snapshot from before a reload never lands on the
-                    // reloaded pool.
-                    if let Some(now) = sd.current_set(job) {
-                        m.sync_groups(job, now);
-                    }
-                }
-                seen.retain(|j, _| snap.contains_key(j));
-                drop(m);
-                if rx.changed().await.is_err() {
-                    return;
-                }
+        sd.follow(move |job, groups| match me.upgrade() {
+            Some(m) => {
+                m.sync_groups(job, groups);
+                true
             }
+            None => false,
         });
     }
 
