@@ -200,6 +200,10 @@ impl Manager {
         );
         pool.groups = groups;
         if changed.is_empty() && removed.is_empty() {
+            self.metrics
+                .pool_targets
+                .with(&[&cfg.job_name])
+                .set(pool.refs.len() as f64);
             return;
         }
         self.relabeled_groups
