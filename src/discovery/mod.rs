@@ -193,7 +193,7 @@ impl Shared {
             if g.targets.is_empty() {
                 p.groups.remove(&g.source);
             } else {
-                let own = std::mem::replace(&mut g.source, String::new());
+                let own = std::mem::take(&mut g.source);
                 g.source = provider_source(&p.cfg, id, &own);
                 p.groups.insert(own, Arc::new(g));
             }
