@@ -1117,6 +1117,15 @@ fn check_config_validates_alertmanager_sd_entries_as_for_scrape_jobs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // promtool's verdict on a URL that relabeling leaves in `__address__`.
+    if let Some(dir) = common::data_dir("upstream/prometheus/promtool") {
+        for (name, ok) in [("good", true), ("bad", false)] {
+            let out = check(&dir.join(format!(
+                "url_in_alert_targetgroup_with_relabel_config.{name}.yml"
+            )));
+            assert_eq!(out.status.success(), ok, "{name}: {out:?}");
+        }
+    }
     let c = klaxon::config::load_file(&f).unwrap();
     let mechanisms: Vec<&str> = c.alerting.alertmanagers[0]
         .sd_configs()
