@@ -83,6 +83,9 @@ pub struct RunOptions {
     /// `--web.external-url` and `--web.route-prefix`; `None`: the URL of
     /// the bound address, served at `/`.
     pub web: Option<crate::api::web::WebOptions>,
+    /// DNS servers for `dns_sd_configs` (scrape jobs and Alertmanagers);
+    /// `None` reads /etc/resolv.conf.
+    pub dns_servers: Option<Vec<SocketAddr>>,
 }
 
 impl Default for RunOptions {
@@ -91,6 +94,7 @@ impl Default for RunOptions {
             resend_delay: crate::rules::manager::RESEND_DELAY,
             notifier: Default::default(),
             web: None,
+            dns_servers: None,
         }
     }
 }
@@ -225,13 +229,15 @@ pub async fn start_with_options(
         .as_ref()
         .and_then(|p| p.parent().map(|d| d.to_path_buf()))
         .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let sd_options = crate::discovery::Options {
+        base_dir,
+        dns_servers: opts.dns_servers.clone(),
+        ..Default::default()
+    };
     manager.attach_discovery(crate::discovery::Manager::new(
         "scrape",
         sd_metrics.clone(),
-        crate::discovery::Options {
-            base_dir,
-            ..Default::default()
-        },
+        sd_options.clone(),
     ));
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
     let reload = Arc::new(Reloader::new(
@@ -282,18 +288,14 @@ pub async fn start_with_options(
     let dispatcher = notify.dispatcher.clone();
     reload.set_notify(notify.clone());
     reload.set_route_prefix(&web.route_prefix);
-    let base_dir = cfg
-        .source_path
-        .as_ref()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
     // External Alertmanagers (`alerting:`) get the rules' alerts beside the
     // built-in router; with no Alertmanager configured the notifier passes.
+    // Their SD entries run on a discovery manager of their own
+    // (name="notify"), as Prometheus' notifier has.
     let notifier = crate::notifier::Notifier::new(
         &registry,
         opts.notifier,
-        sd_metrics.clone(),
-        base_dir.clone(),
+        crate::discovery::Manager::new("notify", sd_metrics.clone(), sd_options),
     );
     notifier.apply(alerting);
     reload.set_notifier(notifier.clone());

@@ -656,6 +656,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             web: Some(web),
+            ..Default::default()
         };
         let running =
             match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {

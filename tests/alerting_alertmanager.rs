@@ -3,9 +3,13 @@
 //! query` against each; external labels and `alert_relabel_configs` apply;
 //! a hanging Alertmanager delays no other; a reload applies a changed
 //! `alerting:` section, or nothing when it is invalid; file_sd and TLS;
-//! the request is compared with Prometheus 2.42's; `check config` errors.
+//! the request is compared with Prometheus 2.42's; `check config` errors;
+//! Alertmanagers discovered by http_sd and dns_sd (dnsmasq), relabeled on
+//! their `__meta_*` labels and kept when discovery fails.
 
 mod common;
+#[path = "common/fake_http.rs"]
+mod fake_http;
 use common::{free_port, peer, Proc};
 
 use serde_json::Value;
@@ -918,4 +922,270 @@ async fn alerts_reach_an_alertmanager_over_tls() {
     );
     drop(flip);
     app.stop().await;
+}
+
+/// The URLs `/api/v1/alertmanagers` lists under `key`, sorted.
+fn listed_urls(v: &Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = v["data"][key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["url"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// One Alertmanager discovered by `http_sd_configs` (a test server), one
+/// by `dns_sd_configs` (dnsmasq, an A record with `port`): both get the
+/// firing alerts; a relabel rule on `__meta_url` and a group label drops a
+/// third; when both SD sources fail the set keeps its last Alertmanagers,
+/// and they still get the resolved alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sd_and_dns_sd_alertmanagers_get_alerts_and_survive_sd_failures() {
+    let Some(p) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (port1, port2, dns_port) = (free_port(), free_port(), free_port());
+    let Some(dns) = common::dnsmasq(dns_port, &["--host-record=am.sd.test,127.0.0.1".into()])
+    else {
+        return;
+    };
+    let _am1 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am1"), port1);
+    let _am2 = start_alertmanager(&p.amtool, &p.alertmanager, &dir.path().join("am2"), port2);
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let body = format!(
+        r#"[{{"targets": ["127.0.0.1:{port1}"], "labels": {{"team": "a"}}}},
+            {{"targets": ["127.0.0.1:1"], "labels": {{"team": "retired"}}}}]"#
+    );
+    let sd = fake_http::FakeHttp::start(move |_r: &fake_http::Req| {
+        if f.load(Ordering::Relaxed) {
+            fake_http::Action::json(500, "no")
+        } else {
+            fake_http::Action::json(200, body.clone())
+        }
+    })
+    .await;
+    let mut flip = FlipTarget::start();
+    let alerting = format!(
+        "alerting:
+  alertmanagers:
+    - timeout: 5s
+      http_sd_configs:
+        - url: {}/alertmanagers
+          refresh_interval: 1s
+      dns_sd_configs:
+        - names: [am.sd.test]
+          type: A
+          port: {port2}
+          refresh_interval: 1s
+      relabel_configs:
+        - source_labels: [__meta_url, team]
+          regex: 'http://.*/alertmanagers;retired'
+          action: drop
+",
+        sd.url()
+    );
+    // A short resend delay: the first evaluations may beat discovery, and
+    // an Alertmanager found later gets firing alerts at the next resend.
+    let opts = klaxon::app::RunOptions {
+        dns_servers: Some(vec![([127, 0, 0, 1], dns_port).into()]),
+        resend_delay: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let app = start_klaxon_with(
+        dir.path(),
+        &base_config(dir.path(), flip.port, &alerting),
+        opts,
+    )
+    .await;
+    let base = format!("http://{}", app.addr);
+    let url = |port: u16| format!("http://127.0.0.1:{port}/api/v2/alerts");
+    let mut want = vec![url(port1), url(port2)];
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(&format!("{base}/api/v1/alertmanagers")).await;
+        if listed_urls(&v, "activeAlertmanagers") == want {
+            assert_eq!(listed_urls(&v, "droppedAlertmanagers"), [url(1)], "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "discovered Alertmanagers not listed: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for port in [port1, port2] {
+        let got = wait_query(&p.amtool, port, "Flip firing", |a| {
+            named(a, "Flip").is_some()
+        })
+        .await;
+        assert_eq!(named(&got, "Flip").unwrap()["labels"]["cluster"], "kx-test");
+    }
+    assert_eq!(
+        metric(&base, "klaxon_notifications_alertmanagers_discovered", "").await,
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &base,
+            "klaxon_sd_discovered_targets",
+            "config=\"config-0\",name=\"notify\""
+        )
+        .await,
+        3.0
+    );
+
+    // Both sources fail: failures are counted, the Alertmanagers stay.
+    failing.store(true, Ordering::Relaxed);
+    drop(dns);
+    let failures = |m: &'static str| {
+        let base = base.clone();
+        async move {
+            metric(
+                &base,
+                "klaxon_sd_refresh_failures_total",
+                &format!("mechanism=\"{m}\",config=\"config-0\""),
+            )
+            .await
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failures("http").await < 1.0 || failures("dns").await < 1.0 {
+        assert!(Instant::now() < deadline, "SD failures not counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let v = json(&format!("{base}/api/v1/alertmanagers")).await;
+    assert_eq!(listed_urls(&v, "activeAlertmanagers"), want, "{v}");
+
+    // And they still get alerts: the resolved Flip reaches both.
+    flip.stop();
+    for port in [port1, port2] {
+        wait_query(&p.amtool, port, "Flip resolved", |a| {
+            named(a, "Flip").is_none()
+        })
+        .await;
+    }
+    app.stop().await;
+}
+
+/// `klaxon check config` accepts every SD mechanism in
+/// `alerting.alertmanagers` and reports their errors as for a scrape job,
+/// at the line and column of the field.
+#[test]
+fn check_config_validates_alertmanager_sd_entries_as_for_scrape_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.yml");
+    let good = "alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['am:9093']
+      file_sd_configs:
+        - files: ['am/*.json']
+      http_sd_configs:
+        - url: http://sd.example:8080/am
+      dns_sd_configs:
+        - names: [_am._tcp.example.org]
+      consul_sd_configs:
+        - server: consul:8500
+          services: [alertmanager]
+      docker_sd_configs:
+        - host: unix:///var/run/docker.sock
+      kubernetes_sd_configs:
+        - role: endpoints
+          namespaces:
+            names: [monitoring]
+      relabel_configs:
+        - source_labels: [__meta_kubernetes_service_name]
+          regex: alertmanager
+          action: keep
+";
+    std::fs::write(&f, good).unwrap();
+    let check = |f: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["check", "config"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let out = check(&f);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // promtool's verdict on a URL that relabeling leaves in `__address__`.
+    if let Some(dir) = common::data_dir("upstream/prometheus/promtool") {
+        for (name, ok) in [("good", true), ("bad", false)] {
+            let out = check(&dir.join(format!(
+                "url_in_alert_targetgroup_with_relabel_config.{name}.yml"
+            )));
+            assert_eq!(out.status.success(), ok, "{name}: {out:?}");
+        }
+    }
+    let c = klaxon::config::load_file(&f).unwrap();
+    let mechanisms: Vec<&str> = c.alerting.alertmanagers[0]
+        .sd_configs()
+        .iter()
+        .map(|s| s.mechanism())
+        .collect();
+    assert_eq!(
+        mechanisms,
+        [
+            "static",
+            "file",
+            "http",
+            "dns",
+            "consul",
+            "docker",
+            "kubernetes"
+        ]
+    );
+
+    // The same mistakes in a scrape job and in an Alertmanager entry get
+    // the same messages.
+    let bad_sd = "http_sd_configs:
+        - url: ftp://sd.example/am
+      dns_sd_configs:
+        - names: [a.example]
+          type: A
+      kubernetes_sd_configs:
+        - role: pods
+";
+    let messages = |yaml: String| -> Vec<String> {
+        std::fs::write(&f, yaml).unwrap();
+        let out = check(&f);
+        assert_eq!(out.status.code(), Some(1));
+        let p = format!("{}:", f.display());
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let rest = l.strip_prefix(&p).unwrap_or_else(|| panic!("{l:?}"));
+                // Drop LINE:COL: (they differ between the two files).
+                rest.splitn(3, ':').nth(2).unwrap_or("").trim().to_string()
+            })
+            .collect()
+    };
+    let in_job = messages(format!(
+        "scrape_configs:\n  - job_name: j\n    {}",
+        bad_sd.replace("\n      ", "\n    ")
+    ));
+    let in_am = messages(format!("alerting:\n  alertmanagers:\n    - {}", bad_sd));
+    assert_eq!(in_am.len(), 3, "{in_am:?}");
+    assert_eq!(in_am, in_job);
+    // A mechanism klaxon lacks is named as such, not "unknown field".
+    let ec2 = messages(
+        "alerting:\n  alertmanagers:\n    - ec2_sd_configs:\n        - region: x\n".to_string(),
+    );
+    assert_eq!(ec2.len(), 1, "{ec2:?}");
+    assert!(
+        ec2[0].starts_with(
+            "`ec2_sd_configs` is a Prometheus service discovery mechanism not supported by klaxon"
+        ),
+        "{ec2:?}"
+    );
 }

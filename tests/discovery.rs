@@ -280,39 +280,72 @@ async fn mechanisms_of_one_job_merge_and_unchanged_targets_keep_their_loop() {
     scrape.shutdown().await;
 }
 
+/// The scrape pool relabels only the groups that changed: with 2,000
+/// groups, one changed, one removed and one added group cost three
+/// relabelings, and the unchanged targets keep their loops.
+#[tokio::test]
+async fn scrape_pool_relabels_only_changed_groups() {
+    let cfg = load_str(
+        "scrape_configs:\n  - job_name: j\n    scrape_interval: 1h\n    relabel_configs:\n      - source_labels: [keep]\n        regex: 'yes'\n        action: keep\n",
+        "t.yml",
+    )
+    .unwrap();
+    let head = Arc::new(klaxon::tsdb::Head::new(Default::default()));
+    let registry = klaxon::metrics::Registry::new();
+    let scrape = klaxon::scrape::manager::Manager::new(
+        head,
+        klaxon::scrape::ScrapeMetrics::register(&registry),
+    );
+    scrape.apply_config(&cfg.scrape_configs);
+    let group = |i: usize, keep: &str| {
+        Arc::new(TargetGroup {
+            targets: vec![format!("127.0.0.1:{}", 10000 + i)],
+            labels: BTreeMap::from([("keep".to_string(), keep.to_string())]),
+            source: format!("g{i:05}"),
+            target_labels: Vec::new(),
+        })
+    };
+    // Every tenth target is scraped, the others are dropped.
+    let mut groups: Vec<Arc<TargetGroup>> = (0..2000)
+        .map(|i| group(i, if i % 10 == 0 { "yes" } else { "no" }))
+        .collect();
+    let base = scrape.groups_relabeled();
+    scrape.sync_groups("j", groups.clone());
+    assert_eq!(scrape.groups_relabeled() - base, 2000);
+    let active = |s: &klaxon::scrape::manager::Manager| {
+        let v = s.targets();
+        (v[0].active.clone(), v[0].dropped.len())
+    };
+    let (before, dropped) = active(&scrape);
+    assert_eq!((before.len(), dropped), (200, 1800));
+
+    // Group 10 (scraped) changes to dropped, group 20 goes away, a new
+    // scraped group comes; the same list again costs nothing.
+    groups[10] = group(10, "no");
+    groups.remove(20);
+    groups.push(group(5000, "yes"));
+    let base = scrape.groups_relabeled();
+    scrape.sync_groups("j", groups.clone());
+    scrape.sync_groups("j", groups.clone());
+    assert_eq!(scrape.groups_relabeled() - base, 2);
+    let (after, dropped) = active(&scrape);
+    assert_eq!((after.len(), dropped), (199, 1801));
+    let port = |t: &Arc<klaxon::scrape::target::Target>| t.scrape_url.clone();
+    assert!(after.iter().any(|t| port(t).contains(":15000/")));
+    for t in &after {
+        if let Some(old) = before.iter().find(|b| port(b) == port(t)) {
+            assert!(Arc::ptr_eq(old, t), "{} kept its loop", port(t));
+        }
+    }
+    assert!(!after
+        .iter()
+        .any(|t| port(t).contains(":10010/") || port(t).contains(":10020/")));
+    scrape.shutdown().await;
+}
+
 // ---------------------------------------------------------------- dns_sd
 
-/// A dnsmasq on 127.0.0.1:`port` answering for `sd.test` from `records`
-/// (dnsmasq options such as `--srv-host=...`).
-fn dnsmasq(port: u16, records: &[String]) -> Option<common::Proc> {
-    let bin = std::path::Path::new("/usr/sbin/dnsmasq");
-    if !bin.is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "dnsmasq missing under CI (Debian package dnsmasq-base, see .ci/run)"
-        );
-        eprintln!("SKIPPED: dnsmasq not installed");
-        return None;
-    }
-    let child = std::process::Command::new(bin)
-        .args([
-            "-k",
-            &format!("--port={port}"),
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--local=/sd.test/",
-        ])
-        .args(records)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    Some(common::Proc(child))
-}
+use common::dnsmasq;
 
 fn dns_manager(servers: Vec<std::net::SocketAddr>, metrics: Arc<SdMetrics>) -> Arc<Manager> {
     Manager::new(
@@ -455,7 +488,11 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// `__address__` included), as Prometheus' discovery tests write them.
 fn target_labels(s: &Snapshot, job: &str, addr: &str) -> BTreeMap<String, String> {
     let g = group_with(s, job, addr);
-    let mut l = g.labels.clone();
+    let (_, labels) = g
+        .each_target()
+        .find(|(t, _)| *t == addr)
+        .expect("target in its group");
+    let mut l = labels.into_owned();
     l.insert("__address__".into(), addr.to_string());
     l
 }
@@ -581,6 +618,15 @@ async fn kubernetes_pod_role_labels_and_watch_events() {
         target_labels(&s, "k", "1.2.3.4:9001")["__meta_kubernetes_pod_container_port_protocol"],
         "UDP"
     );
+    // One group per pod, its targets one per port, sourced as Prometheus
+    // does (`pod/NS/NAME`, behind the provider's prefix).
+    let g = group_with(&s, "k", "1.2.3.4:9000");
+    assert!(g.source.ends_with("/pod/default/testpod"), "{}", g.source);
+    assert_eq!(g.targets, ["1.2.3.4:9000", "1.2.3.4:9001", "1.2.3.4"]);
+    assert_eq!(g.labels["__meta_kubernetes_pod_name"], "testpod");
+    assert!(!g
+        .labels
+        .contains_key("__meta_kubernetes_pod_container_name"));
     assert_eq!(
         target_labels(&s, "k", "1.2.3.4"),
         with(&[
@@ -782,11 +828,15 @@ async fn kubernetes_node_service_and_ingress_roles() {
     );
 
     let ing = |host: &str, path: &str| {
-        let g = s["ingress"]
+        let mut l = s["ingress"]
             .iter()
-            .find(|g| g.targets[0] == host && g.labels["__meta_kubernetes_ingress_path"] == path)
-            .unwrap_or_else(|| panic!("ingress {host}{path}"));
-        let mut l = g.labels.clone();
+            .flat_map(|g| {
+                g.each_target()
+                    .map(|(t, l)| (t.to_string(), l.into_owned()))
+            })
+            .find(|(t, l)| t == host && l["__meta_kubernetes_ingress_path"] == path)
+            .unwrap_or_else(|| panic!("ingress {host}{path}"))
+            .1;
         l.insert("__address__".into(), host.to_string());
         l
     };

@@ -6,9 +6,9 @@ use super::file_sd::TargetGroup;
 use super::raw::{RawAlerting, RawAlertmanager, RawRelabelConfig, S};
 use super::relabel::{resolve_relabel_configs, RelabelConfig};
 use super::scrape::{
-    opt_duration, reject_unsupported, resolve_file_sd_configs, resolve_http_fields,
-    resolve_static_configs, FileSdConfig, HttpClientConfig,
+    opt_duration, reject_unsupported, resolve_http_fields, FileSdConfig, HttpClientConfig,
 };
+use crate::discovery::SdConfig;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub struct AlertmanagerConfig {
     pub api_version: String,
     pub static_configs: Vec<TargetGroup>,
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// The other service discovery entries (http, dns, consul, docker,
+    /// kubernetes), in the order of their fields, as for a scrape job.
+    pub service_discovery: Vec<SdConfig>,
     /// Applied to each discovered Alertmanager.
     pub relabel_configs: Vec<RelabelConfig>,
     /// Applied to alerts sent to this set only, after the global ones.
@@ -44,6 +47,15 @@ pub struct AlertmanagerConfig {
 }
 
 impl AlertmanagerConfig {
+    /// Every SD entry of the set, for the discovery manager.
+    pub fn sd_configs(&self) -> Vec<SdConfig> {
+        crate::discovery::config::join_sd(
+            &self.static_configs,
+            &self.file_sd_configs,
+            &self.service_discovery,
+        )
+    }
+
     /// `__alerts_path__` before relabeling: `path.Join("/", prefix,
     /// "/api/v2/alerts")` upstream.
     pub fn alerts_path(&self) -> String {
@@ -82,6 +94,7 @@ impl Default for AlertmanagerConfig {
             api_version: API_VERSION_V2.to_string(),
             static_configs: Vec::new(),
             file_sd_configs: Vec::new(),
+            service_discovery: Vec::new(),
             relabel_configs: Vec::new(),
             alert_relabel_configs: Vec::new(),
         }
@@ -160,11 +173,15 @@ fn resolve_alertmanager(
         "empty or null Alertmanager alert relabeling rule",
         sink,
     );
-    let static_configs = resolve_static_configs(
-        r.static_configs.as_deref().unwrap_or(&[]),
-        relabel_configs.is_empty(),
-        sink,
-    );
+    // The same SD entries, checks and messages as a scrape job's; static
+    // targets must be host:port unless relabeling may repair them.
+    let (static_configs, file_sd_configs, service_discovery) =
+        crate::discovery::config::split_sd(crate::discovery::config::resolve_sd_fields(
+            crate::discovery::config::sd_fields!(r),
+            dir,
+            relabel_configs.is_empty(),
+            sink,
+        ));
     AlertmanagerConfig {
         http_client,
         scheme: r
@@ -176,11 +193,8 @@ fn resolve_alertmanager(
         timeout: opt_duration(&r.timeout, sink).unwrap_or(d.timeout),
         api_version,
         static_configs,
-        file_sd_configs: resolve_file_sd_configs(
-            r.file_sd_configs.as_deref().unwrap_or(&[]),
-            dir,
-            sink,
-        ),
+        file_sd_configs,
+        service_discovery,
         relabel_configs,
         alert_relabel_configs,
     }

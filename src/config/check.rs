@@ -61,8 +61,37 @@ pub fn check(cfg: &Config) -> CheckReport {
         referenced_files(&rw.http_client, cfg, &origin, &mut r.errors);
     }
     // `alerting.alertmanagers` entries are validated when the file loads
-    // (config::alerting), with their positions.
+    // (config::alerting, the SD entries as a scrape job's), with their
+    // positions; here, as for jobs, the files they name and their static
+    // targets after relabeling.
+    for (i, am) in cfg.alerting.alertmanagers.iter().enumerate() {
+        referenced_files(&am.http_client, cfg, &origin, &mut r.errors);
+        relabeled_alertmanagers(i, am, &origin, &mut r.errors);
+    }
     r
+}
+
+/// Static Alertmanagers of an entry with relabel_configs, checked after
+/// relabeling as promtool does: the final `__address__` must be host:port.
+fn relabeled_alertmanagers(
+    i: usize,
+    am: &super::AlertmanagerConfig,
+    origin: &str,
+    out: &mut Vec<ConfigError>,
+) {
+    if am.relabel_configs.is_empty() {
+        return;
+    }
+    for (g, group) in am.static_configs.iter().enumerate() {
+        if let Err(e) = crate::notifier::alertmanagers_from_group(group, am) {
+            out.push(ConfigError {
+                file: origin.to_string(),
+                line: 0,
+                column: 0,
+                message: format!("alerting.alertmanagers[{i}]: group {g}: {e}"),
+            });
+        }
+    }
 }
 
 /// The files `rule_files` matches (sorted, deduplicated), warnings for

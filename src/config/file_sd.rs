@@ -13,8 +13,34 @@ pub struct TargetGroup {
     pub targets: Vec<String>,
     pub labels: BTreeMap<String, String>,
     /// Identifies the group within its provider (`FILE:INDEX` for file SD,
-    /// the index for static configs), so updates can replace it.
+    /// the index for static configs, `pod/NS/NAME` for a Kubernetes pod),
+    /// so updates can replace it.
     pub source: String,
+    /// Each target's own labels on top of the group's, parallel to
+    /// `targets` (empty when no target has any), as Prometheus' per-target
+    /// label sets: one Kubernetes object is one group, with a target per
+    /// port.
+    pub target_labels: Vec<BTreeMap<String, String>>,
+}
+
+impl TargetGroup {
+    /// Each target's address and labels: the group's, overridden by the
+    /// target's own (borrowed when it has none).
+    pub fn each_target(
+        &self,
+    ) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, BTreeMap<String, String>>)> {
+        self.targets.iter().enumerate().map(move |(i, t)| {
+            let labels = match self.target_labels.get(i).filter(|l| !l.is_empty()) {
+                None => std::borrow::Cow::Borrowed(&self.labels),
+                Some(own) => {
+                    let mut m = self.labels.clone();
+                    m.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    std::borrow::Cow::Owned(m)
+                }
+            };
+            (t.as_str(), labels)
+        })
+    }
 }
 
 /// Why a file SD file could not be used; `line`/`column` are 1-based, 0 when
@@ -116,6 +142,7 @@ pub fn parse_json_groups(text: &str, name: &str) -> Result<Vec<TargetGroup>, Fil
             targets: g.targets,
             labels: g.labels.into_iter().map(|(k, v)| (k.0, v)).collect(),
             source: format!("{name}:{i}"),
+            target_labels: Vec::new(),
         })
         .collect())
 }
@@ -177,6 +204,7 @@ pub fn parse_file_sd_str(
                 targets,
                 labels,
                 source: format!("{name}:{i}"),
+                target_labels: Vec::new(),
             }
         })
         .collect())

@@ -10,7 +10,6 @@ use super::raw::{
 };
 use super::relabel::{is_valid_label_name, resolve_relabel_configs, RelabelConfig};
 use super::{join_dir, GlobalConfig};
-use crate::discovery::SdConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
@@ -178,15 +177,11 @@ impl ScrapeConfig {
     /// Every SD entry of the job, for the discovery manager: the static
     /// entries, the file_sd entries, then the others.
     pub fn sd_configs(&self) -> Vec<crate::discovery::SdConfig> {
-        use crate::discovery::SdConfig;
-        let mut out: Vec<SdConfig> = self
-            .static_configs
-            .iter()
-            .map(|g| SdConfig::Static(vec![g.clone()]))
-            .collect();
-        out.extend(self.file_sd_configs.iter().cloned().map(SdConfig::File));
-        out.extend(self.service_discovery.iter().cloned());
-        out
+        crate::discovery::config::join_sd(
+            &self.static_configs,
+            &self.file_sd_configs,
+            &self.service_discovery,
+        )
     }
 }
 
@@ -592,6 +587,7 @@ pub(crate) fn resolve_static_configs(
             targets,
             labels,
             source: i.to_string(),
+            target_labels: Vec::new(),
         });
     }
     out
@@ -714,21 +710,13 @@ fn resolve_one(
     // address may still be rewritten; `check config` tests it after
     // relabeling (config::check).
     let check_hosts = r.relabel_configs.as_ref().is_none_or(|v| v.is_empty());
-    let mut static_configs = Vec::new();
-    let mut file_sd_configs = Vec::new();
-    let mut service_discovery = Vec::new();
-    for sd in crate::discovery::config::resolve_sd_fields(
-        crate::discovery::config::sd_fields!(r),
-        dir,
-        check_hosts,
-        sink,
-    ) {
-        match sd {
-            SdConfig::Static(g) => static_configs.extend(g),
-            SdConfig::File(f) => file_sd_configs.push(f),
-            other => service_discovery.push(other),
-        }
-    }
+    let (static_configs, file_sd_configs, service_discovery) =
+        crate::discovery::config::split_sd(crate::discovery::config::resolve_sd_fields(
+            crate::discovery::config::sd_fields!(r),
+            dir,
+            check_hosts,
+            sink,
+        ));
     let http_client = resolve_http_client(r, dir, sink);
     let relabel_configs =
         resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);

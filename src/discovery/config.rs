@@ -403,6 +403,36 @@ pub(crate) fn resolve_sd_fields(
     out
 }
 
+/// A block's entries as the config structs keep them: the static groups,
+/// the file_sd entries, and the other mechanisms in field order.
+pub(crate) fn split_sd(sds: Vec<SdConfig>) -> (Vec<TargetGroup>, Vec<FileSdConfig>, Vec<SdConfig>) {
+    let (mut statics, mut files, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for sd in sds {
+        match sd {
+            SdConfig::Static(g) => statics.extend(g),
+            SdConfig::File(f) => files.push(f),
+            other => others.push(other),
+        }
+    }
+    (statics, files, others)
+}
+
+/// The reverse of [`split_sd`]: every entry of a block for the discovery
+/// manager, one static entry per group, then file_sd, then the others.
+pub fn join_sd(
+    statics: &[TargetGroup],
+    files: &[FileSdConfig],
+    others: &[SdConfig],
+) -> Vec<SdConfig> {
+    let mut out: Vec<SdConfig> = statics
+        .iter()
+        .map(|g| SdConfig::Static(vec![g.clone()]))
+        .collect();
+    out.extend(files.iter().cloned().map(SdConfig::File));
+    out.extend(others.iter().cloned());
+    out
+}
+
 /// The inline HTTP client settings of an SD entry; `proxy_*`, `oauth2` and
 /// `http_headers` are reported as not supported.
 macro_rules! sd_http_client {

@@ -204,6 +204,7 @@ impl Consul {
                 targets: vec![join_host_port(host, s.port)],
                 labels: l,
                 source: format!("{name}/{}", out.len()),
+                target_labels: Vec::new(),
             });
         }
         self.with_removals(name, out)
@@ -218,6 +219,7 @@ impl Consul {
                 targets: Vec::new(),
                 labels: BTreeMap::new(),
                 source: format!("{name}/{i}"),
+                target_labels: Vec::new(),
             });
         }
         out

@@ -176,6 +176,7 @@ pub async fn refresh_one(
             targets: vec![target],
             labels,
             source: format!("{name}/{}", out.len()),
+            target_labels: Vec::new(),
         });
     }
     Ok(out)

@@ -197,6 +197,7 @@ fn targets(
             targets: vec![addr],
             labels,
             source: format!("Docker/{n}"),
+            target_labels: Vec::new(),
         });
     };
     for c in containers {

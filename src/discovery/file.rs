@@ -112,28 +112,3 @@ impl FileSd {
         Some((self.groups.values().flatten().cloned().collect(), errors))
     }
 }
-
-/// Polls one `file_sd_configs` entry outside a discovery manager, handing
-/// the full group list to `on_change` whenever it changed (the notifier's
-/// Alertmanager sets).
-pub fn spawn_file_sd_into(
-    metrics: std::sync::Arc<super::SdMetrics>,
-    cfg: FileSdConfig,
-    base_dir: PathBuf,
-    mut on_change: impl FnMut(Vec<TargetGroup>) + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let every = POLL_INTERVAL.min(cfg.refresh_interval);
-        let mut watcher = FileSd::new(cfg, base_dir);
-        loop {
-            if let Some((groups, errors)) = watcher.poll() {
-                for e in &errors {
-                    metrics.file_read_errors.inc();
-                    tracing::warn!(error = %e, "file_sd");
-                }
-                on_change(groups);
-            }
-            tokio::time::sleep(every).await;
-        }
-    })
-}

@@ -5,9 +5,11 @@
 //! the configs keyed by set name, runs one provider per SD entry, and
 //! [`Manager::subscribe`] hands out a watch of every set's merged groups.
 //! A provider replaces its groups by `source`; a provider that fails sends
-//! nothing, so the last known targets stay. Consumers (the scrape manager,
-//! the notifier) compare a set's `Arc` with the one they saw last and only
-//! re-sync sets that changed.
+//! nothing, so the last known targets stay. Groups are shared (`Arc`) from
+//! the provider's update to the consumers and never copied: a set's list
+//! is sorted by source, an unchanged group keeps its pointer, so a consumer
+//! (the scrape manager, the notifier) finds the groups that changed with
+//! [`diff_groups`] and re-derives only those.
 
 pub mod config;
 pub mod consul;
@@ -31,8 +33,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-/// Every set's groups, as last published.
-pub type Snapshot = BTreeMap<String, Arc<Vec<TargetGroup>>>;
+/// Every set's groups (sorted by source), as last published.
+pub type Snapshot = BTreeMap<String, Arc<Vec<Arc<TargetGroup>>>>;
 
 /// Counters and gauges of discovery, shared by every manager of a process
 /// (the `name` label tells the scrape manager from the notifier's).
@@ -153,8 +155,16 @@ impl ProviderCtx {
 struct ProviderState {
     set: String,
     cfg: SdConfig,
-    groups: BTreeMap<String, TargetGroup>,
+    /// By the provider's own source; each group's `source` is prefixed
+    /// with the provider (`MECHANISM/ID/SOURCE`) so that two entries'
+    /// groups never replace each other.
+    groups: BTreeMap<String, Arc<TargetGroup>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// `source` made unique within a set: prefixed with the provider.
+fn provider_source(cfg: &SdConfig, id: u64, source: &str) -> String {
+    format!("{}/{id}/{source}", cfg.mechanism())
 }
 
 struct State {
@@ -179,11 +189,13 @@ impl Shared {
         if replace {
             p.groups.clear();
         }
-        for g in groups {
+        for mut g in groups {
             if g.targets.is_empty() {
                 p.groups.remove(&g.source);
             } else {
-                p.groups.insert(g.source.clone(), g);
+                let own = std::mem::take(&mut g.source);
+                g.source = provider_source(&p.cfg, id, &own);
+                p.groups.insert(own, Arc::new(g));
             }
         }
         let set = p.set.clone();
@@ -308,8 +320,8 @@ impl Manager {
                         for (i, g) in groups.iter().enumerate() {
                             if !g.targets.is_empty() {
                                 let mut g = g.clone();
-                                g.source = i.to_string();
-                                p.groups.insert(g.source.clone(), g);
+                                g.source = provider_source(&p.cfg, id, &i.to_string());
+                                p.groups.insert(i.to_string(), Arc::new(g));
                             }
                         }
                     }
@@ -335,6 +347,50 @@ impl Manager {
             .collect()
     }
 
+    /// The groups of one set now (`None`: no such set), merged from its
+    /// providers as the next snapshot will have them.
+    pub fn current_set(&self, set: &str) -> Option<Vec<Arc<TargetGroup>>> {
+        let st = self.shared.state.lock();
+        st.sets.contains(set).then(|| merged(&st, set))
+    }
+
+    /// Calls `sync(set, groups)` with the groups the manager holds now for
+    /// every set whose published groups changed (by pointer) since the
+    /// last call. The snapshot only says which sets changed, so one
+    /// published before a reload never lands on a renumbered set. Stops
+    /// when the manager goes away or `sync` returns false (its consumer is
+    /// gone).
+    pub fn follow(
+        self: &Arc<Self>,
+        mut sync: impl FnMut(&str, Vec<Arc<TargetGroup>>) -> bool + Send + 'static,
+    ) -> JoinHandle<()> {
+        let mut rx = self.subscribe();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen: HashMap<String, Arc<Vec<Arc<TargetGroup>>>> = HashMap::new();
+            loop {
+                let snap = rx.borrow_and_update().clone();
+                let Some(m) = me.upgrade() else { return };
+                for (set, groups) in snap.iter() {
+                    if seen.get(set).is_some_and(|g| Arc::ptr_eq(g, groups)) {
+                        continue;
+                    }
+                    seen.insert(set.clone(), groups.clone());
+                    if let Some(now) = m.current_set(set) {
+                        if !sync(set, now) {
+                            return;
+                        }
+                    }
+                }
+                seen.retain(|s, _| snap.contains_key(s));
+                drop(m);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -351,27 +407,62 @@ impl Drop for Manager {
     }
 }
 
-/// The groups of one set, each source prefixed by its provider so that
-/// two entries' groups never replace each other.
-fn merged(st: &State, set: &str) -> Vec<TargetGroup> {
-    let mut ids: Vec<&u64> = st
+/// The groups of one set, sorted by (provider-prefixed) source: pointers
+/// only, no group is copied.
+fn merged(st: &State, set: &str) -> Vec<Arc<TargetGroup>> {
+    let mut out: Vec<Arc<TargetGroup>> = st
         .providers
-        .iter()
-        .filter(|(_, p)| p.set == set)
-        .map(|(id, _)| id)
+        .values()
+        .filter(|p| p.set == set)
+        .flat_map(|p| p.groups.values().cloned())
         .collect();
-    ids.sort();
-    let mut out = Vec::new();
-    for id in ids {
-        let p = &st.providers[id];
-        let prefix = format!("{}/{}", p.cfg.mechanism(), id);
-        for g in p.groups.values() {
-            let mut g = g.clone();
-            g.source = format!("{prefix}/{}", g.source);
-            out.push(g);
+    out.sort_unstable_by(|a, b| a.source.cmp(&b.source));
+    out
+}
+
+/// What changed from `old` to `new` (both sorted by source, as published):
+/// `changed` gets every group that is new or replaced, `removed` every
+/// source that went away. Unchanged groups (the same pointer) cost a
+/// comparison each, no label is read.
+pub fn diff_groups<'a>(
+    old: &[Arc<TargetGroup>],
+    new: &'a [Arc<TargetGroup>],
+    mut changed: impl FnMut(&'a Arc<TargetGroup>),
+    mut removed: impl FnMut(&str),
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) if Arc::ptr_eq(o, n) => {
+                i += 1;
+                j += 1;
+            }
+            (Some(o), Some(n)) => match o.source.cmp(&n.source) {
+                std::cmp::Ordering::Equal => {
+                    changed(n);
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Less => {
+                    removed(&o.source);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    changed(n);
+                    j += 1;
+                }
+            },
+            (Some(o), None) => {
+                removed(&o.source);
+                i += 1;
+            }
+            (None, Some(n)) => {
+                changed(n);
+                j += 1;
+            }
+            (None, None) => break,
         }
     }
-    out
 }
 
 async fn publish(
@@ -452,6 +543,7 @@ mod tests {
             targets: targets.iter().map(|t| t.to_string()).collect(),
             labels: BTreeMap::new(),
             source: src.to_string(),
+            target_labels: Vec::new(),
         }
     }
 

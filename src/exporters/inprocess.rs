@@ -85,6 +85,7 @@ fn scrape_config(cfg: &Config, j: &JobConfig, job: &str, path: &str, listen: &st
             targets: vec![listen.to_string()],
             labels,
             source: "exporters/0".to_string(),
+            target_labels: Vec::new(),
         }],
         file_sd_configs: Vec::new(),
         service_discovery: Vec::new(),

@@ -1,11 +1,14 @@
 //! notifier: sends the rules' alerts to external Alertmanagers
 //! (`alerting.alertmanagers`), with the semantics of Prometheus' notifier.
 //!
-//! Each `alertmanagers` entry is a set. A set's Alertmanagers come from
-//! target groups (its `static_configs`, its `file_sd_configs`, or any other
-//! discovery that calls [`Notifier::sync_groups`]), relabeled with the
-//! entry's `relabel_configs` into `__scheme__://__address____alerts_path__`
-//! URLs. Every Alertmanager of every set gets every alert: each has its own
+//! Each `alertmanagers` entry is a set, named `config-N` after its position
+//! as in Prometheus. A set's Alertmanagers come from target groups: its SD
+//! entries (static, file, http, dns, consul, docker, kubernetes) run on a
+//! [`crate::discovery::Manager`] of their own (`name="notify"`), the same
+//! providers the scrape jobs use; each group is relabeled with the entry's
+//! `relabel_configs` (`__meta_*` labels included) into
+//! `__scheme__://__address____alerts_path__` URLs. A failing SD source
+//! publishes nothing, so the set keeps its last known Alertmanagers. Every Alertmanager of every set gets every alert: each has its own
 //! bounded queue and its own send task, so a down or slow one delays no
 //! other. Alerts first get the external labels and `alert_relabel_configs`;
 //! a set's own `alert_relabel_configs` apply on top for that set.
@@ -19,8 +22,7 @@ use crate::model::{Labels, LabelsBuilder};
 use crate::notify::{Alert, AlertSink};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -189,12 +191,12 @@ pub fn alertmanagers_from_group(
     use crate::scrape::target::{ADDRESS_LABEL, SCHEME_LABEL};
     let (mut active, mut dropped) = (Vec::new(), Vec::new());
     let path = cfg.alerts_path();
-    for t in &g.targets {
+    for (t, labels) in g.each_target() {
         let mut b = LabelsBuilder::new();
-        b.set(ADDRESS_LABEL, t.as_str());
+        b.set(ADDRESS_LABEL, t);
         b.set(SCHEME_LABEL, cfg.scheme.as_str());
         b.set(ALERTS_PATH_LABEL, path.as_str());
-        for (k, v) in &g.labels {
+        for (k, v) in labels.iter() {
             if k != ADDRESS_LABEL {
                 b.set(k.as_str(), v.as_str());
             }
@@ -395,16 +397,11 @@ async fn post_alerts(
 
 /// A set of Alertmanagers sharing one `alertmanagers` entry.
 struct AmSet {
-    /// Stable across reloads that keep the entry (names are positions).
-    id: u64,
     cfg: Arc<AlertmanagerConfig>,
     client: reqwest::Client,
-    /// Target groups per provider (`static`, `file_sd/N`, ...).
-    groups: BTreeMap<String, Vec<TargetGroup>>,
     active: Vec<DiscoveredAlertmanager>,
     dropped: Vec<DiscoveredAlertmanager>,
     loops: BTreeMap<String, Arc<SendLoop>>,
-    sd_tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -413,19 +410,17 @@ struct State {
     alert_relabel: Vec<RelabelConfig>,
     /// In config order; the set of entry `i` is named `config-i`.
     sets: Vec<AmSet>,
-    next_id: u64,
 }
 
 /// Hands alerts to every external Alertmanager (see the module docs).
 pub struct Notifier {
     opts: NotifierOptions,
     metrics: NotifierMetrics,
-    /// Counts `file_sd` read errors with the scrape side's counter.
-    sd_metrics: Arc<crate::discovery::SdMetrics>,
-    base_dir: PathBuf,
+    /// Runs every set's SD entries; its sets are named like ours.
+    discovery: Arc<crate::discovery::Manager>,
     rt: tokio::runtime::Handle,
     state: Mutex<State>,
-    me: Weak<Notifier>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The name Prometheus gives the set of `alertmanagers` entry `i`.
@@ -434,30 +429,39 @@ pub fn set_name(i: usize) -> String {
 }
 
 impl Notifier {
-    /// A notifier with no Alertmanagers yet (see [`apply`](Self::apply)).
-    /// Must be called inside the tokio runtime its tasks run on.
+    /// A notifier with no Alertmanagers yet (see [`apply`](Self::apply)),
+    /// whose sets' SD entries run on `discovery` (a manager of its own,
+    /// named `notify`). Must be called inside the tokio runtime its tasks
+    /// run on.
     pub fn new(
         registry: &Registry,
         opts: NotifierOptions,
-        sd_metrics: Arc<crate::discovery::SdMetrics>,
-        base_dir: PathBuf,
+        discovery: Arc<crate::discovery::Manager>,
     ) -> Arc<Notifier> {
         let metrics = NotifierMetrics::register(registry);
         metrics.queue_capacity.set(opts.queue_capacity as f64);
-        Arc::new_cyclic(|me| Notifier {
+        let n = Arc::new(Notifier {
             opts,
             metrics,
-            sd_metrics,
-            base_dir,
+            discovery: discovery.clone(),
             rt: tokio::runtime::Handle::current(),
             state: Mutex::new(State::default()),
-            me: me.clone(),
-        })
+            watcher: Mutex::new(None),
+        });
+        let me = Arc::downgrade(&n);
+        *n.watcher.lock() = Some(discovery.follow(move |set, groups| match me.upgrade() {
+            Some(n) => {
+                n.sync_groups(set, &groups);
+                true
+            }
+            None => false,
+        }));
+        n
     }
 
     /// Swaps in a prepared alerting section. An entry identical to a running
-    /// one keeps its Alertmanagers, queues and discovery; the others start
-    /// fresh from their static targets and discovery.
+    /// one keeps its Alertmanagers and queues, and, at the same position,
+    /// its discovery; the others start fresh from their SD entries.
     pub fn apply(&self, p: Prepared) {
         let _rt = self.rt.enter();
         let mut st = self.state.lock();
@@ -471,90 +475,58 @@ impl Notifier {
                 .iter_mut()
                 .find(|o| o.as_ref().is_some_and(|o| o.cfg == cfg))
                 .and_then(Option::take);
-            let set = match reused {
-                Some(s) => s,
-                None => {
-                    st.next_id += 1;
-                    self.start_set(st.next_id, cfg, client)
-                }
-            };
-            sets.push(set);
+            sets.push(reused.unwrap_or_else(|| AmSet {
+                cfg,
+                client,
+                active: Vec::new(),
+                dropped: Vec::new(),
+                loops: BTreeMap::new(),
+            }));
         }
         for s in old.into_iter().flatten() {
             self.stop_set(s);
         }
         st.sets = sets;
+        let wanted = st
+            .sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (set_name(i), s.cfg.sd_configs()))
+            .collect();
+        // Static entries and kept providers are known now: derive every
+        // set from them at once, discovery's updates follow.
+        self.discovery.apply(wanted);
+        for i in 0..st.sets.len() {
+            let groups = self.discovery.current_set(&set_name(i)).unwrap_or_default();
+            self.sync_set(&mut st.sets[i], &groups);
+        }
         self.update_discovered(&st);
     }
 
-    fn start_set(&self, id: u64, cfg: Arc<AlertmanagerConfig>, client: reqwest::Client) -> AmSet {
-        let mut set = AmSet {
-            id,
-            cfg: cfg.clone(),
-            client,
-            groups: BTreeMap::new(),
-            active: Vec::new(),
-            dropped: Vec::new(),
-            loops: BTreeMap::new(),
-            sd_tasks: Vec::new(),
-        };
-        self.sync_set(&mut set, "static", cfg.static_configs.clone());
-        for (i, f) in cfg.file_sd_configs.iter().enumerate() {
-            let me = self.me.clone();
-            let provider = format!("file_sd/{i}");
-            set.sd_tasks
-                .push(crate::discovery::file::spawn_file_sd_into(
-                    self.sd_metrics.clone(),
-                    f.clone(),
-                    self.base_dir.clone(),
-                    move |groups| {
-                        if let Some(n) = me.upgrade() {
-                            n.sync_by_id(id, &provider, groups);
-                        }
-                    },
-                ));
-        }
-        set
-    }
-
     fn stop_set(&self, s: AmSet) {
-        for t in s.sd_tasks {
-            t.abort();
-        }
         for (url, l) in s.loops {
             l.stop();
             self.metrics.forget(&url);
         }
     }
 
-    /// The seam for service discovery: replaces `provider`'s target groups
-    /// of the set named `set` (`config-N`, N the entry's position) and
-    /// re-derives its Alertmanagers. False when no such set exists.
-    pub fn sync_groups(&self, set: &str, provider: &str, groups: Vec<TargetGroup>) -> bool {
+    /// Re-derives the Alertmanagers of the set named `set` (`config-N`, N
+    /// the entry's position) from `groups`, as discovery's updates do.
+    /// False when no such set exists.
+    pub fn sync_groups(&self, set: &str, groups: &[Arc<TargetGroup>]) -> bool {
         let mut st = self.state.lock();
         let Some(i) = (0..st.sets.len()).find(|i| set_name(*i) == set) else {
             return false;
         };
         let _rt = self.rt.enter();
-        let s = &mut st.sets[i];
-        self.sync_set(s, provider, groups);
+        self.sync_set(&mut st.sets[i], groups);
         self.update_discovered(&st);
         true
     }
 
-    fn sync_by_id(&self, id: u64, provider: &str, groups: Vec<TargetGroup>) {
-        let mut st = self.state.lock();
-        if let Some(s) = st.sets.iter_mut().find(|s| s.id == id) {
-            let _rt = self.rt.enter();
-            self.sync_set(s, provider, groups);
-            self.update_discovered(&st);
-        }
-    }
-
-    fn sync_set(&self, s: &mut AmSet, provider: &str, groups: Vec<TargetGroup>) {
-        s.groups.insert(provider.to_string(), groups);
+    fn sync_set(&self, s: &mut AmSet, groups: &[Arc<TargetGroup>]) {
         let (mut active, mut dropped) = (Vec::new(), Vec::new());
-        for g in s.groups.values().flatten() {
+        for g in groups {
             match alertmanagers_from_group(g, &s.cfg) {
                 Ok((a, d)) => {
                     active.extend(a);
@@ -643,8 +615,17 @@ impl Notifier {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let sets = std::mem::take(&mut self.state.lock().sets);
+        self.discovery.apply(BTreeMap::new());
         for s in sets {
             self.stop_set(s);
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.lock().take() {
+            w.abort();
         }
     }
 }

@@ -125,6 +125,7 @@ fn alertmanagers_from_a_group_are_relabeled_into_urls() {
         targets: vec!["am1:9093".into(), "skip:1".into(), "am2:9093".into()],
         labels: [("zone".to_string(), "b".to_string())].into(),
         source: "0".into(),
+        target_labels: Vec::new(),
     };
     let (active, dropped) = alertmanagers_from_group(&g, &cfg).unwrap();
     let urls: Vec<&str> = active.iter().map(|a| a.url.as_str()).collect();
@@ -261,19 +262,21 @@ alerting:
             queue_capacity: 100,
             max_batch_size: 2,
         },
-        crate::discovery::SdMetrics::register(&r),
-        PathBuf::from("."),
+        crate::discovery::Manager::new(
+            "notify",
+            crate::discovery::SdMetrics::register(&r),
+            Default::default(),
+        ),
     );
     n.apply(prepare(&cfg).unwrap());
     assert!(n.sync_groups(
         "config-1",
-        "test",
-        vec![TargetGroup {
+        &[Arc::new(TargetGroup {
             targets: vec![format!("127.0.0.1:{p2}")],
             ..Default::default()
-        }]
+        })]
     ));
-    assert!(!n.sync_groups("config-9", "test", Vec::new()));
+    assert!(!n.sync_groups("config-9", &[]));
     let (active, _) = n.alertmanagers();
     let urls: Vec<&str> = active.iter().map(|a| a.url.as_str()).collect();
     let (u1, u2) = (

@@ -115,6 +115,38 @@ pub fn start_alertmanager_with(
     am
 }
 
+/// A dnsmasq on 127.0.0.1:`port` answering for `sd.test` from `records`
+/// (dnsmasq options such as `--srv-host=...`).
+pub fn dnsmasq(port: u16, records: &[String]) -> Option<Proc> {
+    let bin = std::path::Path::new("/usr/sbin/dnsmasq");
+    if !bin.is_file() {
+        assert!(
+            !is_ci(),
+            "dnsmasq missing under CI (Debian package dnsmasq-base, see .ci/run)"
+        );
+        eprintln!("SKIPPED: dnsmasq not installed");
+        return None;
+    }
+    let child = std::process::Command::new(bin)
+        .args([
+            "-k",
+            &format!("--port={port}"),
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--local=/sd.test/",
+        ])
+        .args(records)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    Some(Proc(child))
+}
+
 pub mod postgres;
 pub mod webdriver;
 

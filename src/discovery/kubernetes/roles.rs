@@ -70,8 +70,6 @@ pub struct State {
     ingresses: HashMap<String, Ingress>,
     nodes: HashMap<String, Node>,
     namespaces: HashMap<String, Namespace>,
-    /// Per source: how many per-target groups were sent last.
-    emitted: HashMap<String, usize>,
     /// Keys of the role's own objects to rebuild.
     dirty: BTreeSet<String>,
 }
@@ -88,7 +86,6 @@ impl State {
             ingresses: HashMap::new(),
             nodes: HashMap::new(),
             namespaces: HashMap::new(),
-            emitted: HashMap::new(),
             dirty: BTreeSet::new(),
         }
     }
@@ -307,38 +304,36 @@ impl State {
         self.dirty.extend(marks);
     }
 
-    /// The groups of every object marked since the last call, as
-    /// per-target groups, with empty groups for targets that went away.
+    /// The groups of every object marked since the last call: one group
+    /// per object, sourced as Prometheus does (`pod/NS/NAME`), with a
+    /// target per port; a group without targets removes the object's.
     pub fn flush(&mut self) -> Vec<TargetGroup> {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(dirty.len());
         for key in dirty {
             let (source, group) = self.build(&key);
-            let group = group.unwrap_or_default();
-            let n = group.targets.len();
-            for (i, t) in group.targets.into_iter().enumerate() {
-                let mut labels = group.labels.clone();
-                labels.extend(t);
-                let addr = labels.remove(ADDRESS).unwrap_or_default();
-                out.push(TargetGroup {
-                    targets: vec![addr],
-                    labels,
-                    source: format!("{source}/{i}"),
-                });
+            let Group {
+                mut labels,
+                targets: sets,
+                ..
+            } = group.unwrap_or_default();
+            let shared_addr = labels.remove(ADDRESS);
+            let mut targets = Vec::with_capacity(sets.len());
+            let mut target_labels = Vec::with_capacity(sets.len());
+            for mut t in sets {
+                let addr = t
+                    .remove(ADDRESS)
+                    .or_else(|| shared_addr.clone())
+                    .unwrap_or_default();
+                targets.push(addr);
+                target_labels.push(t);
             }
-            let before = self.emitted.get(&source).copied().unwrap_or(0);
-            for i in n..before {
-                out.push(TargetGroup {
-                    targets: Vec::new(),
-                    labels: LabelSet::new(),
-                    source: format!("{source}/{i}"),
-                });
-            }
-            if n == 0 {
-                self.emitted.remove(&source);
-            } else {
-                self.emitted.insert(source, n);
-            }
+            out.push(TargetGroup {
+                targets,
+                labels,
+                source,
+                target_labels,
+            });
         }
         out
     }
