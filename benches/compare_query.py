@@ -190,6 +190,14 @@ def backfill(bases, hosts, end_ms, hours=6, interval_ms=15000, slice_samples=60)
     return len(series), total, start_ms
 
 
+def proc_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
 def wait_http(url, timeout=60):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -255,6 +263,7 @@ def main():
     ap.add_argument("--dashboard", action="store_true",
                     help="the node-exporter dashboard set over remote-written data instead")
     ap.add_argument("--hosts", type=int, default=100, help="hosts for --dashboard")
+    ap.add_argument("--mem-runs", type=int, default=5, help="requests for the peak-memory figure")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
@@ -327,9 +336,26 @@ def main():
                 "prom_ms": statistics.median(pt) * 1e3, "klaxon_ms": statistics.median(kt) * 1e3,
                 "prom_series": np_, "klaxon_series": nk, "common_series": common,
                 "values_within_1e-9": close, "values_compared": total,
+                "points": sum(len(x.get("values") or [1]) for x in pa["data"]["result"]),
             })
             r = rows[-1]
             r["ratio"] = r["klaxon_ms"] / r["prom_ms"]
+        # Peak memory of the biggest query: each server's resident-set
+        # high-water mark is reset (/proc/PID/clear_refs) before one request
+        # and read after it; the growth over the resident size before is
+        # what the query took at its peak (evaluation plus the encoded
+        # response). Medians of --mem-runs requests.
+        big = cases[max(range(len(cases)), key=lambda i: rows[i]["points"])]
+        big_points = rows[cases.index(big)]["points"]
+        mem = {"prom": [], "klaxon": []}
+        for _ in range(args.mem_runs):
+            for name, base, proc in (("prom", prom_base, procs[-2]), ("klaxon", klaxon_base, procs[-1])):
+                with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
+                    f.write("5")
+                before = proc_kib(proc.pid, "VmRSS")
+                fetch(base, big[2], big[3])
+                mem[name].append(proc_kib(proc.pid, "VmHWM") - before)
+        peak = {k: statistics.median(v) / 1024 for k, v in mem.items()}
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -349,9 +375,11 @@ def main():
         label = r["query"] if r["kind"] == "instant" else f"[{r['kind']}] {r['query']}"
         print(f"{label:<92} {r['prom_ms']:8.2f} {r['klaxon_ms']:9.2f} {r['ratio']:6.2f} "
               f"{r['prom_series']:>5}/{r['klaxon_series']:<5} {r['values_within_1e-9']:>5}/{r['values_compared']:<5}")
+    print(f"\npeak memory growth during one [{big[0]}] {big[1]} request ({big_points} points, median of {args.mem_runs}): "
+          f"Prometheus {peak['prom']:.1f} MiB, klaxon {peak['klaxon']:.1f} MiB, ratio {peak['klaxon'] / max(peak['prom'], 1e-9):.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"rows": rows, "peak_mib": peak, "peak_query": big[1]}, f, indent=1)
 
 
 if __name__ == "__main__":
