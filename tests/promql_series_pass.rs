@@ -7,32 +7,12 @@
 //! also checked against instant queries at its steps (an instant query is
 //! a one-step range).
 
+mod common;
+
+use common::Rng;
 use klaxon::model::{Labels, STALE_NAN};
 use klaxon::promql::engine::{Engine, EngineOptions, QueryResult, Value};
 use klaxon::tsdb::Head;
-
-/// xorshift, seeded so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Series of three metrics over ~40 minutes: counters with resets, gauges
 /// with NaN/Inf and negative values, irregular intervals, gaps and stale

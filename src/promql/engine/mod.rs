@@ -260,19 +260,29 @@ impl Engine {
                 None => break,
             };
         }
-        let m = cleanup_matrix(acc.finish())?;
-        let stats = SampleStats {
-            total_queryable_samples: ev.loaded,
-            peak_samples: ev.peak,
-            per_step,
-        };
-        Ok(QueryResult {
-            value: Value::Matrix(m),
-            warnings: ev.warnings,
-            infos: ev.infos,
-            stats,
-        })
+        matrix_result(ev, acc.finish(), per_step)
     }
+}
+
+/// A range query's answer: the matrix cleaned up (names dropped, series
+/// merged) with the evaluation's annotations and statistics.
+fn matrix_result(
+    ev: Evaluator<'_>,
+    m: Vec<Series>,
+    per_step: Vec<(i64, u64)>,
+) -> Result<QueryResult, EvalError> {
+    let m = cleanup_matrix(m)?;
+    let stats = SampleStats {
+        total_queryable_samples: ev.loaded,
+        peak_samples: ev.peak,
+        per_step,
+    };
+    Ok(QueryResult {
+        value: Value::Matrix(m),
+        warnings: ev.warnings,
+        infos: ev.infos,
+        stats,
+    })
 }
 
 /// A range query whose whole expression the series pass evaluated: its
@@ -311,18 +321,7 @@ fn table_result(
         })
         .collect();
     m.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let m = cleanup_matrix(m)?;
-    let stats = SampleStats {
-        total_queryable_samples: ev.loaded,
-        peak_samples: ev.peak,
-        per_step,
-    };
-    Ok(QueryResult {
-        value: Value::Matrix(m),
-        warnings: ev.warnings,
-        infos: ev.infos,
-        stats,
-    })
+    matrix_result(ev, m, per_step)
 }
 
 #[cfg(test)]
