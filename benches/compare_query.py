@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,8 +186,11 @@ def backfill(bases, hosts, end_ms, hours=6, interval_ms=15000, slice_samples=60)
             req = urllib.request.Request(f"{base}/api/v1/write", data=payload, method="POST", headers={
                 "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                 "X-Prometheus-Remote-Write-Version": "0.1.0"})
-            with urllib.request.urlopen(req, timeout=120) as r:
-                r.read()
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    r.read()
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"{base}: remote write refused: {e.code} {e.read()[:300]!r}") from e
     return len(series), total, start_ms
 
 
@@ -292,8 +296,14 @@ def main():
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
              f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        kcfg = cfg
+        if args.dashboard:
+            # klaxon keeps 6 h by default: hold the whole backfill.
+            kcfg = os.path.join(tmp, "klaxon.yml")
+            with open(kcfg, "w") as f:
+                f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\nstorage:\n  retention: 1d\n")
         procs.append(subprocess.Popen(
-            [args.klaxon, "run", "--config", cfg, "--listen", args.klaxon_listen, *rw],
+            [args.klaxon, "run", "--config", kcfg, "--listen", args.klaxon_listen, *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"}))
         wait_http(f"{prom_base}/-/ready")
         wait_http(f"{klaxon_base}/-/ready")
