@@ -246,8 +246,15 @@ impl<'a> Evaluator<'a> {
 
     /// Checks the deadline and cancellation every few hundred operations.
     pub(crate) fn tick(&mut self) -> EvalResult<()> {
-        self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(256) {
+        self.tick_by(1)
+    }
+
+    /// [`Evaluator::tick`] for `n` operations at once (the series pass
+    /// counts one per series and step, as the per-step walk would).
+    pub(crate) fn tick_by(&mut self, n: u32) -> EvalResult<()> {
+        let before = self.ticks / 256;
+        self.ticks = self.ticks.wrapping_add(n);
+        if self.ticks / 256 != before {
             if self
                 .cancel
                 .as_ref()

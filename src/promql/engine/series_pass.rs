@@ -566,8 +566,9 @@ impl Evaluator<'_> {
         let mut scr = Scratch::default();
         let mut series = Vec::new();
         let mut total = 0usize;
+        let steps = u32::try_from(grid.len).unwrap_or(u32::MAX);
         for j in 0..input.len() {
-            self.tick()?;
+            self.tick_by(steps)?;
             self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
             if scr.out.is_empty() {
                 continue;
@@ -642,9 +643,10 @@ impl Evaluator<'_> {
         let mut ordered = true;
         let mut series = Vec::with_capacity(groups.len());
         let mut total = 0usize;
+        let steps = u32::try_from(grid.len).unwrap_or(u32::MAX);
         for (glabels, members) in groups {
             for &j in &members {
-                self.tick()?;
+                self.tick_by(steps)?;
                 let j = j as usize;
                 self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
                 let drop = input.labels(j).is_some_and(|l| l.1) && by_name;
