@@ -17,6 +17,15 @@ Differences are reported, never treated as failures.
   cargo build --release && cp target/release/klaxon /tmp/klaxon
   python3 benches/compare_query.py --klaxon /tmp/klaxon
 
+With --dashboard it runs a Grafana-style set instead: node-exporter-like
+series for --hosts hosts (42 series each: CPU modes, memory, load,
+network, disks, filesystems) over the last 6 h at a 15 s interval, written
+into both servers by remote write (same samples on both), then the panel
+queries of a node-exporter-full style overview as 6 h range queries at a
+15 s step. Values are then expected to agree.
+
+  python3 benches/compare_query.py --klaxon /tmp/klaxon --dashboard
+
 Needs /usr/bin/prometheus (bash ../shared/tools/install-peers.sh).
 """
 import argparse
@@ -25,12 +34,15 @@ import math
 import os
 import signal
 import shutil
+import random
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +60,146 @@ GRAPH = [
     "rate(synth_http_requests_total[1m])",
     "sum by (service) (rate(synth_http_requests_total[1m]))",
 ]
+
+
+# Panels of a node-exporter-full style overview over every host.
+DASHBOARD = [
+    '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)',
+    'sum by (instance, mode) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))',
+    'irate(node_cpu_seconds_total{mode="iowait"}[5m])',
+    'count by (instance) (node_cpu_seconds_total{mode="idle"})',
+    'topk(5, sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m])))',
+    'node_load1',
+    'avg_over_time(node_load1[15m])',
+    'max_over_time(node_load15[1h])',
+    'node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes',
+    '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)',
+    'rate(node_network_receive_bytes_total[5m]) * 8',
+    'rate(node_network_transmit_bytes_total[5m]) * 8',
+    'sum by (instance) (rate(node_network_receive_bytes_total[5m]))',
+    'sum(rate(node_network_transmit_bytes_total[5m]))',
+    'rate(node_disk_read_bytes_total[5m])',
+    'rate(node_disk_written_bytes_total[5m])',
+    'rate(node_disk_io_time_seconds_total[5m])',
+    '100 - (node_filesystem_avail_bytes * 100 / node_filesystem_size_bytes)',
+    'node_time_seconds - node_boot_time_seconds',
+    'rate(node_context_switches_total[5m])',
+]
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_bytes(field, data):
+    return varint(field << 3 | 2) + varint(len(data)) + data
+
+
+def snappy_literal(data):
+    """A valid snappy block holding `data` as literals (no compression)."""
+    out = bytearray(varint(len(data)))
+    for i in range(0, len(data), 1 << 16):
+        chunk = data[i:i + (1 << 16)]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 256:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2]) + struct.pack("<H", n)
+        out += chunk
+    return bytes(out)
+
+
+def node_series(hosts):
+    """(labels, kind, start value, step scale) per series, node_exporter names."""
+    out = []
+    for h in range(hosts):
+        inst = {"instance": f"host{h:03d}:9100", "job": "node"}
+        for cpu in range(4):
+            for mode, rate in (("idle", 0.7), ("user", 0.15), ("system", 0.08), ("iowait", 0.02), ("steal", 0.01)):
+                out.append(({"__name__": "node_cpu_seconds_total", "cpu": str(cpu), "mode": mode, **inst}, "counter", rate))
+        out.append(({"__name__": "node_memory_MemTotal_bytes", **inst}, "const", 16e9))
+        out.append(({"__name__": "node_memory_MemAvailable_bytes", **inst}, "gauge", 8e9))
+        for n in ("node_load1", "node_load5", "node_load15"):
+            out.append(({"__name__": n, **inst}, "gauge", 1.5))
+        for dev in ("eth0", "eth1"):
+            out.append(({"__name__": "node_network_receive_bytes_total", "device": dev, **inst}, "counter", 2e6))
+            out.append(({"__name__": "node_network_transmit_bytes_total", "device": dev, **inst}, "counter", 1e6))
+        for dev in ("sda", "sdb"):
+            out.append(({"__name__": "node_disk_read_bytes_total", "device": dev, **inst}, "counter", 5e5))
+            out.append(({"__name__": "node_disk_written_bytes_total", "device": dev, **inst}, "counter", 8e5))
+            out.append(({"__name__": "node_disk_io_time_seconds_total", "device": dev, **inst}, "counter", 0.05))
+        for mp in ("/", "/var"):
+            out.append(({"__name__": "node_filesystem_size_bytes", "mountpoint": mp, **inst}, "const", 1e11))
+            out.append(({"__name__": "node_filesystem_avail_bytes", "mountpoint": mp, **inst}, "gauge", 5e10))
+        out.append(({"__name__": "node_boot_time_seconds", **inst}, "const", 1.7e9))
+        out.append(({"__name__": "node_time_seconds", **inst}, "time", 0))
+        out.append(({"__name__": "node_context_switches_total", **inst}, "counter", 3000))
+    return out
+
+
+def backfill(bases, hosts, end_ms, hours=6, interval_ms=15000, slice_samples=60):
+    """Writes the same generated samples to every server by remote write,
+    in time order (slices of `slice_samples` per series), so both accept
+    them as in-order samples."""
+    rng = random.Random(24)
+    series = node_series(hosts)
+    encoded_labels = []
+    for labels, _, _ in series:
+        enc = b"".join(pb_bytes(1, pb_bytes(1, k.encode()) + pb_bytes(2, v.encode()))
+                       for k, v in sorted(labels.items()))
+        encoded_labels.append(enc)
+    state = [v for _, _, v in series]
+    n = hours * 3600 * 1000 // interval_ms + 1
+    start_ms = end_ms - (n - 1) * interval_ms
+    total = 0
+    for s0 in range(0, n, slice_samples):
+        body = bytearray()
+        steps = range(s0, min(n, s0 + slice_samples))
+        for i, (labels, kind, scale) in enumerate(series):
+            samples = bytearray()
+            for k in steps:
+                t = start_ms + k * interval_ms
+                if kind == "counter":
+                    state[i] += scale * 15 * (0.5 + rng.random())
+                    v = state[i]
+                elif kind == "gauge":
+                    v = max(0.0, state[i] * (0.8 + 0.4 * rng.random()))
+                elif kind == "time":
+                    v = t / 1000.0
+                else:
+                    v = scale
+                samples += pb_bytes(2, b"\x09" + struct.pack("<d", v) + b"\x10" + varint(t))
+            body += pb_bytes(1, encoded_labels[i] + bytes(samples))
+            total += len(steps)
+        payload = snappy_literal(bytes(body))
+        for base in bases:
+            req = urllib.request.Request(f"{base}/api/v1/write", data=payload, method="POST", headers={
+                "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0"})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    r.read()
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"{base}: remote write refused: {e.code} {e.read()[:300]!r}") from e
+    return len(series), total, start_ms
+
+
+def proc_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
 
 
 def wait_http(url, timeout=60):
@@ -112,6 +264,10 @@ def main():
     ap.add_argument("--prom-listen", default="127.0.0.1:19090")
     ap.add_argument("--klaxon-listen", default="127.0.0.1:19470")
     ap.add_argument("--json", help="write the table here too")
+    ap.add_argument("--dashboard", action="store_true",
+                    help="the node-exporter dashboard set over remote-written data instead")
+    ap.add_argument("--hosts", type=int, default=100, help="hosts for --dashboard")
+    ap.add_argument("--mem-runs", type=int, default=5, help="requests for the peak-memory figure")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
@@ -119,40 +275,63 @@ def main():
     targets = [f"127.0.0.1:{args.port + i}" for i in range(args.targets)]
     cfg = os.path.join(tmp, "bench.yml")
     with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
-                "scrape_configs:\n  - job_name: synth\n    static_configs:\n"
-                f"      - targets: {json.dumps(targets)}\n")
+        if args.dashboard:
+            f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
+        else:
+            f.write("global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
+                    "scrape_configs:\n  - job_name: synth\n    static_configs:\n"
+                    f"      - targets: {json.dumps(targets)}\n")
     prom_base, klaxon_base = f"http://{args.prom_listen}", f"http://{args.klaxon_listen}"
     procs = []
     rows = []
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"),
-             "--port", str(args.port), "--targets", str(args.targets), "--series", str(args.series)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_http(f"http://{targets[0]}/metrics")
+        rw = ["--web.enable-remote-write-receiver"] if args.dashboard else []
+        if not args.dashboard:
+            procs.append(subprocess.Popen(
+                [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"),
+                 "--port", str(args.port), "--targets", str(args.targets), "--series", str(args.series)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_http(f"http://{targets[0]}/metrics")
         procs.append(subprocess.Popen(
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
-             f"--web.listen-address={args.prom_listen}", "--log.level=warn"],
+             f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        kcfg = cfg
+        if args.dashboard:
+            # klaxon keeps 6 h by default: hold the whole backfill.
+            kcfg = os.path.join(tmp, "klaxon.yml")
+            with open(kcfg, "w") as f:
+                f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\nstorage:\n  retention: 1d\n")
         procs.append(subprocess.Popen(
-            [args.klaxon, "run", "--config", cfg, "--listen", args.klaxon_listen],
+            [args.klaxon, "run", "--config", kcfg, "--listen", args.klaxon_listen, *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"}))
         wait_http(f"{prom_base}/-/ready")
         wait_http(f"{klaxon_base}/-/ready")
-        print(f"scraping {args.targets} targets x {args.series} series for {args.wait}s ...", flush=True)
-        time.sleep(args.wait)
-        # A whole second a little in the past: both have ingested up to it.
-        t = math.floor(time.time()) - 10
-        cases = [("instant", q, "/api/v1/query", {"query": q, "time": t}) for q in INSTANT]
-        cases.append(("range 2m/15s", RANGE, "/api/v1/query_range",
-                      {"query": RANGE, "start": t - 120, "end": t, "step": 15}))
-        # What the UI's graph page asks: the whole filled window in 250
-        # steps (every step has data).
-        span = args.wait - 20
-        for q in GRAPH:
-            cases.append(("graph 250 steps", q, "/api/v1/query_range",
-                          {"query": q, "start": t - span, "end": t, "step": span / 250}))
+        if args.dashboard:
+            end_ms = (math.floor(time.time()) - 60) * 1000
+            t0 = time.time()
+            nseries, nsamples, start_ms = backfill([prom_base, klaxon_base], args.hosts, end_ms)
+            print(f"wrote {nseries} series, {nsamples} samples each in {time.time() - t0:.0f}s", flush=True)
+            # Let Prometheus' head compaction (spans over 3 h) settle.
+            time.sleep(args.wait)
+            # 6 h less the first 5 minutes (windows reaching before the data).
+            cases = [("dashboard 6h/15s", q, "/api/v1/query_range",
+                      {"query": q, "start": start_ms / 1000 + 300, "end": end_ms / 1000, "step": 15})
+                     for q in DASHBOARD]
+        else:
+            print(f"scraping {args.targets} targets x {args.series} series for {args.wait}s ...", flush=True)
+            time.sleep(args.wait)
+            # A whole second a little in the past: both have ingested up to it.
+            t = math.floor(time.time()) - 10
+            cases = [("instant", q, "/api/v1/query", {"query": q, "time": t}) for q in INSTANT]
+            cases.append(("range 2m/15s", RANGE, "/api/v1/query_range",
+                          {"query": RANGE, "start": t - 120, "end": t, "step": 15}))
+            # What the UI's graph page asks: the whole filled window in 250
+            # steps (every step has data).
+            span = args.wait - 20
+            for q in GRAPH:
+                cases.append(("graph 250 steps", q, "/api/v1/query_range",
+                              {"query": q, "start": t - span, "end": t, "step": span / 250}))
         for kind, q, path, params in cases:
             # One warm-up request each (first-touch effects are not the point).
             _, pa = fetch(prom_base, path, params)
@@ -167,9 +346,26 @@ def main():
                 "prom_ms": statistics.median(pt) * 1e3, "klaxon_ms": statistics.median(kt) * 1e3,
                 "prom_series": np_, "klaxon_series": nk, "common_series": common,
                 "values_within_1e-9": close, "values_compared": total,
+                "points": sum(len(x.get("values") or [1]) for x in pa["data"]["result"]),
             })
             r = rows[-1]
             r["ratio"] = r["klaxon_ms"] / r["prom_ms"]
+        # Peak memory of the biggest query: each server's resident-set
+        # high-water mark is reset (/proc/PID/clear_refs) before one request
+        # and read after it; the growth over the resident size before is
+        # what the query took at its peak (evaluation plus the encoded
+        # response). Medians of --mem-runs requests.
+        big = cases[max(range(len(cases)), key=lambda i: rows[i]["points"])]
+        big_points = rows[cases.index(big)]["points"]
+        mem = {"prom": [], "klaxon": []}
+        for _ in range(args.mem_runs):
+            for name, base, proc in (("prom", prom_base, procs[-2]), ("klaxon", klaxon_base, procs[-1])):
+                with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
+                    f.write("5")
+                before = proc_kib(proc.pid, "VmRSS")
+                fetch(base, big[2], big[3])
+                mem[name].append(proc_kib(proc.pid, "VmHWM") - before)
+        peak = {k: statistics.median(v) / 1024 for k, v in mem.items()}
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -180,15 +376,20 @@ def main():
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n{args.targets} targets x {args.series} series, 5s interval, {args.reqs} requests each, medians")
+    if args.dashboard:
+        print(f"\n{args.hosts} hosts x 42 node series, 15s interval over 6h, {args.reqs} requests each, medians")
+    else:
+        print(f"\n{args.targets} targets x {args.series} series, 5s interval, {args.reqs} requests each, medians")
     print(f"{'query':<92} {'prom ms':>8} {'klaxon ms':>9} {'ratio':>6} {'series p/k':>11} {'equal vals':>11}")
     for r in rows:
         label = r["query"] if r["kind"] == "instant" else f"[{r['kind']}] {r['query']}"
         print(f"{label:<92} {r['prom_ms']:8.2f} {r['klaxon_ms']:9.2f} {r['ratio']:6.2f} "
               f"{r['prom_series']:>5}/{r['klaxon_series']:<5} {r['values_within_1e-9']:>5}/{r['values_compared']:<5}")
+    print(f"\npeak memory growth during one [{big[0]}] {big[1]} request ({big_points} points, median of {args.mem_runs}): "
+          f"Prometheus {peak['prom']:.1f} MiB, klaxon {peak['klaxon']:.1f} MiB, ratio {peak['klaxon'] / max(peak['prom'], 1e-9):.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"rows": rows, "peak_mib": peak, "peak_query": big[1]}, f, indent=1)
 
 
 if __name__ == "__main__":

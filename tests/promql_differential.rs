@@ -17,28 +17,10 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::process::Command;
-
-/// A small deterministic generator (xorshift), seeded so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 const SELECTORS: &[&str] = &[
     r#"{job="synth"}"#,

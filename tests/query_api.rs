@@ -773,7 +773,9 @@ async fn query_stats_concurrency_cancel_and_log() {
 
     // Two heavy queries at once with one slot: the second waits for the
     // first (its queue time covers most of the other's evaluation).
-    let heavy = range("sum(count_over_time(heavy[1h]))", "&stats=1");
+    // A subquery: walked step by step, so it stays heavy (the plain
+    // `count_over_time` runs in the series pass in a few milliseconds).
+    let heavy = range("sum(count_over_time(heavy[1h:15s]))", "&stats=1");
     let (a, b) = tokio::join!(get(&heavy), get(&heavy));
     assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
     let timing = |v: &J, k: &str| v["data"]["stats"]["timings"][k].as_f64().unwrap();
@@ -790,7 +792,7 @@ async fn query_stats_concurrency_cancel_and_log() {
     );
 
     // A client that goes away cancels its query.
-    let slow = range("sum(count_over_time(heavy[1h]))", "");
+    let slow = range("sum(count_over_time(heavy[1h:15s]))", "");
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(200))
         .build()

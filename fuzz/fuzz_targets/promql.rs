@@ -200,6 +200,7 @@ fn engine() -> &'static Engine {
             max_samples: 1_000_000,
             timeout: Duration::from_secs(1),
             default_subquery_step: Duration::from_secs(60),
+            ..EngineOptions::default()
         })
     })
 }

@@ -46,10 +46,14 @@ pub fn write_ts(out: &mut String, t: i64) {
     if neg {
         out.push('-');
     }
-    let _ = write!(out, "{}", a / 1000);
+    out.push_str(itoa::Buffer::new().format(a / 1000));
     let frac = a % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        let d = |x: u64| char::from(b'0' + (x % 10) as u8);
+        out.push('.');
+        out.push(d(frac / 100));
+        out.push(d(frac / 10));
+        out.push(d(frac));
     }
 }
 
@@ -63,6 +67,23 @@ pub fn format_value(v: f64) -> String {
 }
 
 fn write_value_raw(out: &mut String, v: f64) {
+    // Fast paths for the common values (a graph writes millions): whole
+    // numbers, and magnitudes where `ryu`'s shortest digits come without
+    // an exponent and agree with the general path (above ~1e14 the two
+    // can round a tie differently: 573161864884280.25).
+    let a = v.abs();
+    if a < 1e15 && v.trunc() == v && !(v == 0.0 && v.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+        return;
+    }
+    if (1e-5..1e9).contains(&a) {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+        return;
+    }
+    write_value_slow(out, v);
+}
+
+fn write_value_slow(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
         return;
@@ -215,6 +236,41 @@ mod tests {
             (f64::NEG_INFINITY, "-Inf"),
         ] {
             assert_eq!(format_value(v), want, "{v:e}");
+        }
+    }
+
+    /// The fast paths write what the general formatting writes.
+    #[test]
+    fn fast_paths_agree_with_general_formatting() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let check = |v: f64| {
+            let (mut fast, mut slow) = (String::new(), String::new());
+            write_value_raw(&mut fast, v);
+            write_value_slow(&mut slow, v);
+            assert_eq!(fast, slow, "{v:e}");
+        };
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Random bits, random decimals at every scale, random integers.
+            check(f64::from_bits(x));
+            let scale = 10f64.powi((x % 40) as i32 - 20);
+            check((x >> 11) as f64 / (1u64 << 53) as f64 * scale);
+            check(((x >> 20) as i64 - (1 << 43)) as f64);
+        }
+        for v in [
+            1e15,
+            1e15 - 1.0,
+            999_999_999_999_999.9,
+            1e-5,
+            0.99999e-5,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+        ] {
+            check(v);
         }
     }
 

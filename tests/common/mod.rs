@@ -31,6 +31,29 @@ pub fn data_dir(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// A small deterministic generator (xorshift), seeded so failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
 /// A child process killed (and reaped) when the test drops it, pass or
 /// fail: every process a test starts, the test stops.
 pub struct Proc(pub std::process::Child);

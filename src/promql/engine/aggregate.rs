@@ -66,16 +66,116 @@ pub(crate) fn format_float(f: f64) -> String {
     }
 }
 
-struct Group {
-    labels: Labels,
-    drop_name: bool,
+/// The running value of one group for the aggregations that fold their
+/// inputs one by one (`sum`, `avg`, `count`, `group`, `min`, `max`,
+/// `stddev`, `stdvar`), with Prometheus' float arithmetic: the result
+/// depends on the order inputs are added in, as upstream.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Acc {
     value: f64,
     c: f64,
     mean: f64,
     count: f64,
     incremental: bool,
+}
+
+impl Acc {
+    /// A group's state after its first input `f`.
+    pub(crate) fn new(op: AggregateOp, f: f64) -> Acc {
+        let mut a = Acc {
+            value: f,
+            c: 0.0,
+            mean: f,
+            count: 1.0,
+            incremental: false,
+        };
+        match op {
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                a.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                };
+            }
+            AggregateOp::Group => a.value = 1.0,
+            _ => {}
+        }
+        a
+    }
+
+    /// Folds in the next input.
+    pub(crate) fn add(&mut self, op: AggregateOp, f: f64) {
+        match op {
+            AggregateOp::Sum => (self.value, self.c) = kahan_inc(f, self.value, self.c),
+            AggregateOp::Avg => {
+                self.count += 1.0;
+                avg_add(self, f);
+            }
+            AggregateOp::Count | AggregateOp::CountValues => self.count += 1.0,
+            AggregateOp::Min => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggregateOp::Max => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                self.count += 1.0;
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            _ => {}
+        }
+    }
+
+    /// The group's value once every input is in.
+    pub(crate) fn result(&self, op: AggregateOp) -> f64 {
+        match op {
+            AggregateOp::Sum => self.value + self.c,
+            AggregateOp::Avg => {
+                if self.incremental {
+                    self.mean + self.c
+                } else {
+                    (self.value + self.c) / self.count
+                }
+            }
+            AggregateOp::Count | AggregateOp::CountValues => self.count,
+            AggregateOp::Stdvar => self.value / self.count,
+            AggregateOp::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
+        }
+    }
+
+    /// Whether `op` is one of the folding aggregations [`Acc`] computes.
+    pub(crate) fn folds(op: AggregateOp) -> bool {
+        matches!(
+            op,
+            AggregateOp::Sum
+                | AggregateOp::Avg
+                | AggregateOp::Count
+                | AggregateOp::Group
+                | AggregateOp::Min
+                | AggregateOp::Max
+                | AggregateOp::Stddev
+                | AggregateOp::Stdvar
+        )
+    }
+}
+
+struct Group {
+    labels: Labels,
+    drop_name: bool,
+    acc: Acc,
     values: Vec<f64>,
     members: Vec<Sample>,
+}
+
+pub(crate) fn group_labels_of(l: &Labels, a: &AggregateExpr) -> Labels {
+    group_labels(l, &a.grouping, a.without)
 }
 
 fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
@@ -177,25 +277,12 @@ impl Evaluator<'_> {
                     let mut g = Group {
                         labels,
                         drop_name,
-                        value: f,
-                        c: 0.0,
-                        mean: f,
-                        count: 1.0,
-                        incremental: false,
+                        acc: Acc::new(op, f),
                         values: Vec::new(),
                         members: Vec::new(),
                     };
-                    match op {
-                        AggregateOp::Stddev | AggregateOp::Stdvar => {
-                            g.value = if f.is_nan() || f.is_infinite() {
-                                f64::NAN
-                            } else {
-                                0.0
-                            };
-                        }
-                        AggregateOp::Quantile => g.values.push(f),
-                        AggregateOp::Group => g.value = 1.0,
-                        _ => {}
+                    if op == AggregateOp::Quantile {
+                        g.values.push(f);
                     }
                     let k_ok = match op {
                         AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk => {
@@ -223,33 +310,6 @@ impl Evaluator<'_> {
                         g.drop_name = true;
                     }
                     match op {
-                        AggregateOp::Sum => {
-                            let (v, c) = kahan_inc(f, g.value, g.c);
-                            g.value = v;
-                            g.c = c;
-                        }
-                        AggregateOp::Avg => {
-                            g.count += 1.0;
-                            avg_add(g, f);
-                        }
-                        AggregateOp::Count | AggregateOp::CountValues => g.count += 1.0,
-                        AggregateOp::Group => {}
-                        AggregateOp::Min => {
-                            if g.value > f || g.value.is_nan() {
-                                g.value = f;
-                            }
-                        }
-                        AggregateOp::Max => {
-                            if g.value < f || g.value.is_nan() {
-                                g.value = f;
-                            }
-                        }
-                        AggregateOp::Stddev | AggregateOp::Stdvar => {
-                            g.count += 1.0;
-                            let delta = f - g.mean;
-                            g.mean += delta / g.count;
-                            g.value += delta * (f - g.mean);
-                        }
                         AggregateOp::Quantile => g.values.push(f),
                         AggregateOp::Topk | AggregateOp::Bottomk => {
                             let k = param_f.min(usize::MAX as f64) as usize;
@@ -265,6 +325,7 @@ impl Evaluator<'_> {
                                 g.members.push(s);
                             }
                         }
+                        _ => g.acc.add(op, f),
                     }
                 }
             }
@@ -275,17 +336,6 @@ impl Evaluator<'_> {
                 continue;
             };
             let value = match op {
-                AggregateOp::Sum => g.value + g.c,
-                AggregateOp::Avg => {
-                    if g.incremental {
-                        g.mean + g.c
-                    } else {
-                        (g.value + g.c) / g.count
-                    }
-                }
-                AggregateOp::Count | AggregateOp::CountValues => g.count,
-                AggregateOp::Stdvar => g.value / g.count,
-                AggregateOp::Stddev => (g.value / g.count).sqrt(),
                 AggregateOp::Quantile => quantile(param_f, &mut g.values),
                 AggregateOp::Topk | AggregateOp::Bottomk => {
                     let top = op == AggregateOp::Topk;
@@ -314,7 +364,7 @@ impl Evaluator<'_> {
                     out.extend(g.members);
                     continue;
                 }
-                _ => g.value,
+                _ => g.acc.result(op),
             };
             out.push(Sample {
                 labels: g.labels.into(),
@@ -382,7 +432,7 @@ fn push_k(members: &mut Vec<Sample>, s: Sample, k: usize, top: bool) {
     }
 }
 
-fn avg_add(g: &mut Group, f: f64) {
+fn avg_add(g: &mut Acc, f: f64) {
     if !g.incremental {
         let (nv, nc) = kahan_inc(f, g.value, g.c);
         if !nv.is_infinite() {

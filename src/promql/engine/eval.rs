@@ -1,4 +1,7 @@
 //! The evaluator: walks the syntax tree once per evaluation timestamp.
+//! Range-vector functions, selectors and the folding aggregations over
+//! them are evaluated for all steps at once instead where they can be
+//! (`series_pass`); the walk then takes each step's column of their table.
 //!
 //! Why per step: it keeps every operator a plain function of instant
 //! vectors (the way Prometheus defines them), while selection stays cheap
@@ -100,6 +103,17 @@ pub(crate) struct Evaluator<'a> {
     /// without its name; see `settle`.
     unnamed: HashMap<usize, (Arc<Labels>, Arc<Labels>), foldhash::fast::RandomState>,
     ticks: u32,
+    /// See `EngineOptions::series_pass`.
+    pub series_pass: bool,
+    /// Subqueries the walk is inside of: their steps are not the query's.
+    pub(crate) sub_depth: u32,
+    /// Per node (by address): its table from the series pass, or `None`
+    /// when the node is evaluated step by step.
+    pub(crate) tables: HashMap<usize, Option<Rc<super::series_pass::StepTable>>>,
+    /// Per tabled node, each series' position in its points.
+    pub(crate) table_cursors: HashMap<usize, Vec<usize>>,
+    /// Reused by the range functions that sort their window.
+    pub(crate) float_scratch: Vec<f64>,
 }
 
 pub(crate) fn key<T>(r: &T) -> usize {
@@ -144,6 +158,11 @@ impl<'a> Evaluator<'a> {
             warnings: Vec::new(),
             infos: Vec::new(),
             ticks: 0,
+            series_pass: true,
+            sub_depth: 0,
+            tables: HashMap::new(),
+            table_cursors: HashMap::new(),
+            float_scratch: Vec::new(),
         }
     }
 
@@ -227,8 +246,15 @@ impl<'a> Evaluator<'a> {
 
     /// Checks the deadline and cancellation every few hundred operations.
     pub(crate) fn tick(&mut self) -> EvalResult<()> {
-        self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(256) {
+        self.tick_by(1)
+    }
+
+    /// [`Evaluator::tick`] for `n` operations at once (the series pass
+    /// counts one per series and step, as the per-step walk would).
+    pub(crate) fn tick_by(&mut self, n: u32) -> EvalResult<()> {
+        let before = self.ticks / 256;
+        self.ticks = self.ticks.wrapping_add(n);
+        if self.ticks / 256 != before {
             if self
                 .cancel
                 .as_ref()
@@ -404,10 +430,16 @@ impl<'a> Evaluator<'a> {
                 self.settle(v)
             }
             Expr::Call(c) => {
+                if let Some(v) = self.tabled(expr, t)? {
+                    return Ok(v);
+                }
                 let v = self.call(c, t)?;
                 self.settle(v)
             }
             Expr::Aggregate(a) => {
+                if let Some(v) = self.tabled(expr, t)? {
+                    return Ok(v);
+                }
                 let v = self.aggregate(a, t)?;
                 self.settle(v)
             }
@@ -544,7 +576,10 @@ impl<'a> Evaluator<'a> {
         }
         let mut acc = Collator::default();
         while ts <= rt {
-            let v = self.eval(&sq.expr, ts)?;
+            self.sub_depth += 1;
+            let v = self.eval(&sq.expr, ts);
+            self.sub_depth -= 1;
+            let v = v?;
             match v {
                 StepValue::Vector(vec) => acc.add_vector(vec, ts)?,
                 StepValue::Scalar(f) => acc.add(Arc::new(Labels::empty()), false, ts, f)?,

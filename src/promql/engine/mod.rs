@@ -15,6 +15,7 @@ mod functions;
 mod histogram;
 mod info;
 mod range_fns;
+mod series_pass;
 pub mod value;
 
 use std::borrow::Cow;
@@ -44,6 +45,11 @@ pub struct EngineOptions {
     /// so intermediate vectors may hold series differing only by name. Off
     /// by default, as in a Prometheus server (its test engine turns it on).
     pub delayed_name_removal: bool,
+    /// Evaluate range-vector functions, selectors and the folding
+    /// aggregations over them series by series across all steps in one
+    /// pass (the default). Off, every node is evaluated step by step: the
+    /// reference the series pass is tested against.
+    pub series_pass: bool,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +60,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
             delayed_name_removal: false,
+            series_pass: true,
         }
     }
 }
@@ -144,6 +151,7 @@ impl Engine {
         ev.default_sub_step = ms(self.opts.default_subquery_step).max(1);
         ev.cancel = self.cancel.clone();
         ev.delayed_name_removal = self.opts.delayed_name_removal;
+        ev.series_pass = self.opts.series_pass;
         ev
     }
 
@@ -219,6 +227,14 @@ impl Engine {
         }
         let mut ev = self.evaluator(head, text, start, end, step);
         ev.plan(&expr, start, end);
+        if ev.series_pass {
+            match ev.build_table(&expr)? {
+                Some(table) => return table_result(ev, table),
+                None => {
+                    ev.tables.insert(eval::key(&*expr), None);
+                }
+            }
+        }
         let mut acc = Collator::default();
         let mut per_step = Vec::new();
         let mut t = start;
@@ -244,19 +260,68 @@ impl Engine {
                 None => break,
             };
         }
-        let m = cleanup_matrix(acc.finish())?;
-        let stats = SampleStats {
-            total_queryable_samples: ev.loaded,
-            peak_samples: ev.peak,
-            per_step,
-        };
-        Ok(QueryResult {
-            value: Value::Matrix(m),
-            warnings: ev.warnings,
-            infos: ev.infos,
-            stats,
-        })
+        matrix_result(ev, acc.finish(), per_step)
     }
+}
+
+/// A range query's answer: the matrix cleaned up (names dropped, series
+/// merged) with the evaluation's annotations and statistics.
+fn matrix_result(
+    ev: Evaluator<'_>,
+    m: Vec<Series>,
+    per_step: Vec<(i64, u64)>,
+) -> Result<QueryResult, EvalError> {
+    let m = cleanup_matrix(m)?;
+    let stats = SampleStats {
+        total_queryable_samples: ev.loaded,
+        peak_samples: ev.peak,
+        per_step,
+    };
+    Ok(QueryResult {
+        value: Value::Matrix(m),
+        warnings: ev.warnings,
+        infos: ev.infos,
+        stats,
+    })
+}
+
+/// A range query whose whole expression the series pass evaluated: its
+/// table is the result matrix. Statistics and the sample limit are counted
+/// as the per-step loop counts them (each step's selector samples plus the
+/// result points of the steps before).
+fn table_result(
+    mut ev: Evaluator<'_>,
+    table: series_pass::StepTable,
+) -> Result<QueryResult, EvalError> {
+    let grid = ev.grid();
+    let mut out_per_step = vec![0u64; grid.len];
+    for s in &table.series {
+        for p in &s.points {
+            if let Some(n) = grid.index(p.0).and_then(|i| out_per_step.get_mut(i)) {
+                *n += 1;
+            }
+        }
+    }
+    let mut per_step = Vec::with_capacity(grid.len);
+    let mut held = 0u64;
+    for (i, (&loaded, &out)) in table.loaded.iter().zip(&out_per_step).enumerate() {
+        ev.held = held;
+        ev.loaded_samples(usize::try_from(loaded).unwrap_or(usize::MAX))?;
+        per_step.push((grid.time(i), loaded));
+        held = held.saturating_add(out);
+        ev.check_samples(usize::try_from(held).unwrap_or(usize::MAX))?;
+    }
+    let mut m: Vec<Series> = table
+        .series
+        .into_iter()
+        .map(|s| Series {
+            labels: s.labels,
+            points: s.points,
+            drop_name: s.drop_name,
+        })
+        .collect();
+    m.sort_by(|a, b| a.labels.cmp(&b.labels));
+    matrix_result(ev, m, per_step)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use super::aggregate::{format_float, kahan_inc, quantile};
 use super::eval::{Evaluator, StepValue};
-use super::functions::{gmax, gmin};
 use super::value::{EvalError, EvalResult, Sample, Series};
 use crate::promql::parser::{Call, Expr};
 use std::sync::Arc;
@@ -19,19 +18,38 @@ fn extrapolated_rate(
     counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    if pts.len() < 2 {
+    let resets = pts
+        .windows(2)
+        .filter(|w| counter && w[1].1 < w[0].1)
+        .map(|w| w[0].1);
+    extrapolate(
+        (pts.first()?, pts.last()?, pts.len()),
+        resets,
+        (range_start, range_end, range_ms),
+        counter,
+        is_rate,
+    )
+}
+
+/// The body of [`extrapolated_rate`] given the window's first and last
+/// points, its length and, for counters, the value before each reset in
+/// window order (added one by one, so the float result does not depend on
+/// how the caller found them).
+pub(crate) fn extrapolate(
+    (first, last, len): (&(i64, f64), &(i64, f64), usize),
+    resets: impl Iterator<Item = f64>,
+    (range_start, range_end, range_ms): (i64, i64, i64),
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if len < 2 {
         return None;
     }
-    let (first, last) = (pts.first()?, pts.last()?);
-    let n1 = (pts.len() - 1) as f64;
+    let n1 = (len - 1) as f64;
     let mut result = last.1 - first.1;
     if counter {
-        let mut prev = first.1;
-        for p in pts.iter().skip(1) {
-            if p.1 < prev {
-                result += prev;
-            }
-            prev = p.1;
+        for prev in resets {
+            result += prev;
         }
     }
     let mut to_start = (first.0 - range_start) as f64 / 1000.0;
@@ -177,6 +195,192 @@ fn double_exp_smoothing(pts: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
     Some(s1)
 }
 
+/// The range-vector functions evaluated over a window of float samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Changes,
+    Resets,
+    Deriv,
+    PredictLinear,
+    DoubleExpSmoothing,
+    Avg,
+    Sum,
+    Count,
+    Min,
+    Max,
+    TsOfMin,
+    TsOfMax,
+    Last,
+    First,
+    TsOfLast,
+    TsOfFirst,
+    Present,
+    Quantile,
+    Stddev,
+    Stdvar,
+    Mad,
+}
+
+impl RangeFn {
+    pub(crate) fn from_name(name: &str) -> Option<RangeFn> {
+        use RangeFn::*;
+        Some(match name {
+            "rate" => Rate,
+            "increase" => Increase,
+            "delta" => Delta,
+            "irate" => Irate,
+            "idelta" => Idelta,
+            "changes" => Changes,
+            "resets" => Resets,
+            "deriv" => Deriv,
+            "predict_linear" => PredictLinear,
+            "double_exponential_smoothing" | "holt_winters" => DoubleExpSmoothing,
+            "avg_over_time" => Avg,
+            "sum_over_time" => Sum,
+            "count_over_time" => Count,
+            "min_over_time" => Min,
+            "max_over_time" => Max,
+            "ts_of_min_over_time" => TsOfMin,
+            "ts_of_max_over_time" => TsOfMax,
+            "last_over_time" => Last,
+            "first_over_time" => First,
+            "ts_of_last_over_time" => TsOfLast,
+            "ts_of_first_over_time" => TsOfFirst,
+            "present_over_time" => Present,
+            "quantile_over_time" => Quantile,
+            "stddev_over_time" => Stddev,
+            "stdvar_over_time" => Stdvar,
+            "mad_over_time" => Mad,
+            _ => return None,
+        })
+    }
+
+    /// Whether the result keeps the metric name.
+    pub(crate) fn keeps_name(self) -> bool {
+        matches!(self, RangeFn::Last | RangeFn::First)
+    }
+
+    /// Whether `rate`/`increase` note a metric name without a counter suffix.
+    pub(crate) fn checks_counter_name(self) -> bool {
+        matches!(self, RangeFn::Rate | RangeFn::Increase)
+    }
+}
+
+/// One range function over the window `pts` (staleness markers removed,
+/// non-empty) ending at evaluation time `t`: `(start, end, length)` of the
+/// window in milliseconds, `(p0, p1)` the scalar parameters. `scratch` is
+/// reused for the functions that sort.
+pub(crate) fn window_value(
+    func: RangeFn,
+    pts: &[(i64, f64)],
+    (rs, re, range): (i64, i64, i64),
+    t: i64,
+    (p0, p1): (f64, f64),
+    scratch: &mut Vec<f64>,
+) -> Option<f64> {
+    use RangeFn::*;
+    match func {
+        Rate => extrapolated_rate(pts, rs, re, range, true, true),
+        Increase => extrapolated_rate(pts, rs, re, range, true, false),
+        Delta => extrapolated_rate(pts, rs, re, range, false, false),
+        Irate => instant_value(pts, true),
+        Idelta => instant_value(pts, false),
+        Changes | Resets => {
+            let mut n = 0.0;
+            for w in pts.windows(2) {
+                let (p, cur) = (w[0].1, w[1].1);
+                let hit = if func == Changes {
+                    cur != p && !(cur.is_nan() && p.is_nan())
+                } else {
+                    cur < p
+                };
+                if hit {
+                    n += 1.0;
+                }
+            }
+            Some(n)
+        }
+        Deriv => {
+            if pts.len() < 2 {
+                None
+            } else {
+                Some(linear_regression(pts, pts.first().map_or(0, |p| p.0)).0)
+            }
+        }
+        PredictLinear => {
+            if pts.len() < 2 {
+                None
+            } else {
+                let (slope, icpt) = linear_regression(pts, t);
+                Some(slope * p0 + icpt)
+            }
+        }
+        DoubleExpSmoothing => double_exp_smoothing(pts, p0, p1),
+        Avg => Some(avg_over_time(pts)),
+        Sum => {
+            let (mut sum, mut cc) = (0.0, 0.0);
+            for p in pts {
+                (sum, cc) = kahan_inc(p.1, sum, cc);
+            }
+            Some(sum + cc)
+        }
+        Count => Some(pts.len() as f64),
+        Min | Max => {
+            let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
+            for p in pts.iter().skip(1) {
+                let better = if func == Min { p.1 < acc } else { p.1 > acc };
+                if better || acc.is_nan() {
+                    acc = p.1;
+                }
+            }
+            Some(acc)
+        }
+        TsOfMin | TsOfMax => {
+            let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
+            let mut ts = pts.first().map_or(0, |p| p.0);
+            for p in pts.iter().skip(1) {
+                let better = if func == TsOfMin {
+                    p.1 <= acc
+                } else {
+                    p.1 >= acc
+                };
+                if better || acc.is_nan() {
+                    acc = p.1;
+                    ts = p.0;
+                }
+            }
+            Some(ts as f64 / 1000.0)
+        }
+        Last => pts.last().map(|p| p.1),
+        First => pts.first().map(|p| p.1),
+        TsOfLast => pts.last().map(|p| p.0 as f64 / 1000.0),
+        TsOfFirst => pts.first().map(|p| p.0 as f64 / 1000.0),
+        Present => Some(1.0),
+        Quantile => {
+            scratch.clear();
+            scratch.extend(pts.iter().map(|p| p.1));
+            Some(quantile(p0, scratch))
+        }
+        Stddev => Some(variance_over_time(pts).sqrt()),
+        Stdvar => Some(variance_over_time(pts)),
+        Mad if pts.iter().any(|p| p.1.is_nan()) => Some(f64::NAN),
+        Mad => {
+            scratch.clear();
+            scratch.extend(pts.iter().map(|p| p.1));
+            let med = quantile(0.5, scratch);
+            for v in scratch.iter_mut() {
+                *v = (*v - med).abs();
+            }
+            Some(quantile(0.5, scratch))
+        }
+    }
+}
+
 fn unwrap_parens(e: &Expr) -> &Expr {
     match e {
         Expr::Paren(p) => unwrap_parens(&p.expr),
@@ -217,6 +421,57 @@ impl Evaluator<'_> {
         }
     }
 
+    /// Checks the scalar parameters of a range function as Prometheus
+    /// does: an error for a bad smoothing or trend factor, a warning for a
+    /// quantile outside [0, 1].
+    pub(crate) fn check_range_params(
+        &mut self,
+        c: &Call,
+        func: RangeFn,
+        p0: f64,
+        p1: f64,
+    ) -> EvalResult<()> {
+        match func {
+            RangeFn::Quantile if !(0.0..=1.0).contains(&p0) => {
+                self.warn(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        format_float(p0)
+                    ),
+                    c.args.first().map(|a| a.span().0).unwrap_or(c.span.0),
+                );
+            }
+            RangeFn::DoubleExpSmoothing => {
+                if p0 <= 0.0 || p0 >= 1.0 || p0.is_nan() {
+                    return Err(EvalError::exec(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {p0:.6}"
+                    )));
+                }
+                if p1 <= 0.0 || p1 >= 1.0 || p1.is_nan() {
+                    return Err(EvalError::exec(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {p1:.6}"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `rate`/`increase` over a series whose name has no counter suffix:
+    /// Prometheus' info annotation (once per name and query).
+    pub(crate) fn note_counter_name(&mut self, labels: &crate::model::Labels, pos: usize) {
+        let mn = labels.metric_name();
+        if !mn.is_empty() && !COUNTER_SUFFIXES.iter().any(|x| mn.ends_with(x)) {
+            self.info(
+                format!(
+                    "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {mn:?}"
+                ),
+                pos,
+            );
+        }
+    }
+
     pub(crate) fn range_call(&mut self, c: &Call, t: i64) -> EvalResult<StepValue> {
         let name = c.func.name;
         let missing = || EvalError::exec(format!("missing argument to {name}"));
@@ -238,32 +493,13 @@ impl Evaluator<'_> {
         let (m, rs, re, range) = self.matrix_arg(marg, t)?;
         match name {
             "absent_over_time" => return Ok(StepValue::Vector(self.absent_over_time(marg, &m, t))),
-            "quantile_over_time" if !(0.0..=1.0).contains(&p0) => {
-                self.warn(
-                    format!(
-                        "quantile value should be between 0 and 1, got {}",
-                        format_float(p0)
-                    ),
-                    c.args.first().map(|a| a.span().0).unwrap_or(c.span.0),
-                );
-            }
-            "double_exponential_smoothing" | "holt_winters" => {
-                if p0 <= 0.0 || p0 >= 1.0 || p0.is_nan() {
-                    return Err(EvalError::exec(format!(
-                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {p0:.6}"
-                    )));
-                }
-                if p1 <= 0.0 || p1 >= 1.0 || p1.is_nan() {
-                    return Err(EvalError::exec(format!(
-                        "invalid trend factor. Expected: 0 < tf < 1, got: {p1:.6}"
-                    )));
-                }
-            }
             "integral" => return Err(EvalError::exec("unsupported: function integral")),
             _ => {}
         }
-        let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        let mut last_noted: Option<String> = None;
+        let func = RangeFn::from_name(name)
+            .ok_or_else(|| EvalError::exec(format!("unsupported: function {name}")))?;
+        self.check_range_params(c, func, p0, p1)?;
+        let keep_name = func.keeps_name();
         let mut out = Vec::with_capacity(m.len());
         for s in m {
             self.tick()?;
@@ -273,126 +509,22 @@ impl Evaluator<'_> {
                 drop_name,
             } = s;
             let pts = &points;
-            if matches!(name, "rate" | "increase")
+            if func.checks_counter_name()
                 && self
                     .counter_checked
                     .insert(Arc::as_ptr(&labels) as usize, labels.clone())
                     .is_none()
             {
-                let mn = labels.metric_name();
-                // Series come sorted by labels, so one check per name.
-                if !mn.is_empty()
-                    && last_noted.as_deref() != Some(mn)
-                    && !COUNTER_SUFFIXES.iter().any(|x| mn.ends_with(x))
-                {
-                    last_noted = Some(mn.to_string());
-                    self.info(
-                        format!(
-                            "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {mn:?}"
-                        ),
-                        marg.span().0,
-                    );
-                }
+                self.note_counter_name(&labels, marg.span().0);
             }
-            let v = match name {
-                "rate" => extrapolated_rate(pts, rs, re, range, true, true),
-                "increase" => extrapolated_rate(pts, rs, re, range, true, false),
-                "delta" => extrapolated_rate(pts, rs, re, range, false, false),
-                "irate" => instant_value(pts, true),
-                "idelta" => instant_value(pts, false),
-                "changes" | "resets" => {
-                    let mut n = 0.0;
-                    for w in pts.windows(2) {
-                        let (p, cur) = (w[0].1, w[1].1);
-                        let hit = if name == "changes" {
-                            cur != p && !(cur.is_nan() && p.is_nan())
-                        } else {
-                            cur < p
-                        };
-                        if hit {
-                            n += 1.0;
-                        }
-                    }
-                    Some(n)
-                }
-                "deriv" => {
-                    if pts.len() < 2 {
-                        None
-                    } else {
-                        Some(linear_regression(pts, pts.first().map_or(0, |p| p.0)).0)
-                    }
-                }
-                "predict_linear" => {
-                    if pts.len() < 2 {
-                        None
-                    } else {
-                        let (slope, icpt) = linear_regression(pts, t);
-                        Some(slope * p0 + icpt)
-                    }
-                }
-                "double_exponential_smoothing" | "holt_winters" => {
-                    double_exp_smoothing(pts, p0, p1)
-                }
-                "avg_over_time" => Some(avg_over_time(pts)),
-                "sum_over_time" => {
-                    let (mut sum, mut cc) = (0.0, 0.0);
-                    for p in pts {
-                        (sum, cc) = kahan_inc(p.1, sum, cc);
-                    }
-                    Some(sum + cc)
-                }
-                "count_over_time" => Some(pts.len() as f64),
-                "min_over_time" | "max_over_time" => {
-                    let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
-                    for p in pts.iter().skip(1) {
-                        let better = if name == "min_over_time" {
-                            p.1 < acc
-                        } else {
-                            p.1 > acc
-                        };
-                        if better || acc.is_nan() {
-                            acc = p.1;
-                        }
-                    }
-                    let _ = (gmax, gmin);
-                    Some(acc)
-                }
-                "ts_of_min_over_time" | "ts_of_max_over_time" => {
-                    let mut acc = pts.first().map_or(f64::NAN, |p| p.1);
-                    let mut ts = pts.first().map_or(0, |p| p.0);
-                    for p in pts.iter().skip(1) {
-                        let better = if name == "ts_of_min_over_time" {
-                            p.1 <= acc
-                        } else {
-                            p.1 >= acc
-                        };
-                        if better || acc.is_nan() {
-                            acc = p.1;
-                            ts = p.0;
-                        }
-                    }
-                    Some(ts as f64 / 1000.0)
-                }
-                "last_over_time" => pts.last().map(|p| p.1),
-                "first_over_time" => pts.first().map(|p| p.1),
-                "ts_of_last_over_time" => pts.last().map(|p| p.0 as f64 / 1000.0),
-                "ts_of_first_over_time" => pts.first().map(|p| p.0 as f64 / 1000.0),
-                "present_over_time" => Some(1.0),
-                "quantile_over_time" => {
-                    let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
-                    Some(quantile(p0, &mut vals))
-                }
-                "stddev_over_time" => Some(variance_over_time(pts).sqrt()),
-                "stdvar_over_time" => Some(variance_over_time(pts)),
-                "mad_over_time" if pts.iter().any(|p| p.1.is_nan()) => Some(f64::NAN),
-                "mad_over_time" => {
-                    let mut vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
-                    let med = quantile(0.5, &mut vals);
-                    let mut dev: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
-                    Some(quantile(0.5, &mut dev))
-                }
-                other => return Err(EvalError::exec(format!("unsupported: function {other}"))),
-            };
+            let v = window_value(
+                func,
+                pts,
+                (rs, re, range),
+                t,
+                (p0, p1),
+                &mut self.float_scratch,
+            );
             points.clear();
             self.point_pool.push(points);
             if let Some(v) = v {

@@ -1,0 +1,706 @@
+//! Series-major evaluation: a range-vector function over a matrix selector,
+//! an instant selector, and the folding aggregations over either, computed
+//! for every step of the query in one pass over each series' samples.
+//!
+//! The per-step walk (`eval`) slices each series' window again at every
+//! step, copies it, and hands a vector per step to the next operator. Here
+//! each series' samples (decoded once per query by the selector's cache)
+//! are walked once with a sliding window `(t - range, t]` per step:
+//! `rate`/`increase`/`delta` keep the window's counter resets in a list,
+//! `changes`/`resets` prefix counts, `min`/`max` (and `ts_of_*`) a monotonic
+//! deque, `count`/`last`/`first`/`present`/`irate`/`idelta` need only the
+//! window's ends; the others (Kahan sums, quantiles, regression) fold the
+//! window slice exactly as the per-step code does. An aggregation takes its
+//! input series one at a time into one accumulator per step and group, so
+//! the input matrix is never held.
+//!
+//! Results are bit-identical to the per-step walk: the same functions run
+//! over the same windows, and every float sum adds its terms in the order
+//! the per-step walk adds them (inputs of an aggregation in series order,
+//! window points in time order). Where that cannot be guaranteed cheaply
+//! (series whose names collide once dropped, aggregation inputs that
+//! reorder between steps), the node is left to the per-step walk.
+//!
+//! A node is evaluated this way when the per-step walk reaches it at a
+//! query step (not inside a subquery); its table then answers every step.
+//! A range query whose whole expression qualifies returns the table as its
+//! matrix without the per-step walk at all.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::aggregate::{group_labels_of, Acc};
+use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue};
+use super::range_fns::{extrapolate, window_value, RangeFn};
+use super::value::{EvalResult, Sample};
+use crate::model::{is_stale_nan, Labels};
+use crate::promql::parser::{AggregateExpr, Call, Expr, MatrixSelector, UnaryOp, VectorSelector};
+
+/// A node's value at every step of the query.
+pub(crate) struct StepTable {
+    /// Output series in the order the per-step walk produces them.
+    pub series: Vec<TableSeries>,
+    /// Samples the selector underneath yielded at each step (statistics
+    /// and the sample limit, as the per-step walk counts them).
+    pub loaded: Vec<u64>,
+    /// Whether, at every step, the series present come in the order of
+    /// `series` (false when an aggregation's groups reorder between steps).
+    pub ordered: bool,
+}
+
+pub(crate) struct TableSeries {
+    pub labels: Arc<Labels>,
+    pub drop_name: bool,
+    /// `(step time, value)` at the steps where the series has a value.
+    pub points: Vec<(i64, f64)>,
+    /// Aggregations: per point, the input index that created the group at
+    /// that step (the group's position in that step's vector). Empty: the
+    /// series' own index.
+    pub order: Vec<u32>,
+}
+
+/// The evaluation steps of the query.
+#[derive(Clone, Copy)]
+pub(crate) struct Grid {
+    pub start: i64,
+    pub step: i64,
+    pub len: usize,
+}
+
+impl Grid {
+    pub(crate) fn time(&self, i: usize) -> i64 {
+        self.start.saturating_add(
+            self.step
+                .saturating_mul(i64::try_from(i).unwrap_or(i64::MAX)),
+        )
+    }
+
+    pub(crate) fn index(&self, t: i64) -> Option<usize> {
+        if self.step <= 0 {
+            return (t == self.start && self.len > 0).then_some(0);
+        }
+        let d = t.checked_sub(self.start)?;
+        if d < 0 || d % self.step != 0 {
+            return None;
+        }
+        let i = usize::try_from(d / self.step).ok()?;
+        (i < self.len).then_some(i)
+    }
+}
+
+/// A range function over a matrix selector, with constant parameters.
+struct RangeSpec {
+    func: RangeFn,
+    range: i64,
+    off: i64,
+    at: Option<i64>,
+    params: (f64, f64),
+}
+
+/// Per-series working memory, reused across series.
+#[derive(Default)]
+struct Scratch {
+    pts: Vec<(i64, f64)>,
+    marks: Vec<u32>,
+    prefix: Vec<u32>,
+    deque: VecDeque<u32>,
+    floats: Vec<f64>,
+    out: Vec<(i64, f64)>,
+}
+
+/// Where an aggregation's (or a materialised node's) input series come from.
+enum Input {
+    Range {
+        spec: RangeSpec,
+        data: Rc<Vec<SeriesData>>,
+        /// Output labels per input series (the name dropped where the
+        /// function drops it), and the `drop_name` flag they carry.
+        labels: Vec<Arc<Labels>>,
+        drop_name: bool,
+        /// Series that need `rate`'s counter-name note: (first step with
+        /// samples, series index).
+        noted: Vec<(usize, usize)>,
+        pos: usize,
+    },
+    Selector {
+        off: i64,
+        at: Option<i64>,
+        data: Rc<Vec<SeriesData>>,
+    },
+    Table(Rc<StepTable>),
+}
+
+impl Input {
+    fn len(&self) -> usize {
+        match self {
+            Input::Range { data, .. } | Input::Selector { data, .. } => data.len(),
+            Input::Table(t) => t.series.len(),
+        }
+    }
+
+    fn labels(&self, j: usize) -> Option<(&Arc<Labels>, bool)> {
+        match self {
+            Input::Range {
+                labels, drop_name, ..
+            } => labels.get(j).map(|l| (l, *drop_name)),
+            Input::Selector { data, .. } => data.get(j).map(|s| (&s.labels, false)),
+            Input::Table(t) => t.series.get(j).map(|s| (&s.labels, s.drop_name)),
+        }
+    }
+}
+
+/// A scalar parameter that is the same at every step: a number literal,
+/// maybe negated or in parentheses.
+fn const_scalar(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::NumberLiteral(n) => Some(n.value),
+        Expr::Paren(p) => const_scalar(&p.expr),
+        Expr::Unary(u) => const_scalar(&u.expr).map(|v| match u.op {
+            UnaryOp::Neg => -v,
+            UnaryOp::Pos => v,
+        }),
+        _ => None,
+    }
+}
+
+fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unwrap_parens(&p.expr),
+        e => e,
+    }
+}
+
+/// The value of `spec`'s function at every step for one series, into
+/// `scr.out`; adds each step's window size to `loaded`. Returns the first
+/// step whose window had samples.
+fn range_series(
+    spec: &RangeSpec,
+    samples: &[(i64, f64)],
+    grid: Grid,
+    scr: &mut Scratch,
+    loaded: &mut [u64],
+) -> Option<usize> {
+    use RangeFn::*;
+    let Scratch {
+        pts,
+        marks,
+        prefix,
+        deque,
+        floats,
+        out,
+    } = scr;
+    out.clear();
+    pts.clear();
+    pts.extend(samples.iter().copied().filter(|p| !is_stale_nan(p.1)));
+    marks.clear();
+    prefix.clear();
+    deque.clear();
+    let pts = &pts[..];
+    match spec.func {
+        // Indices k whose sample is below the one before: counter resets.
+        Rate | Increase => marks.extend(
+            (1..pts.len())
+                .filter(|&k| pts[k].1 < pts[k - 1].1)
+                .map(|k| k as u32),
+        ),
+        Changes | Resets => {
+            // prefix[k]: hits among the pairs (k-1, k) up to k.
+            let mut n = 0u32;
+            prefix.push(0);
+            for w in pts.windows(2) {
+                let (p, cur) = (w[0].1, w[1].1);
+                let hit = if spec.func == Changes {
+                    cur != p && !(cur.is_nan() && p.is_nan())
+                } else {
+                    cur < p
+                };
+                n += u32::from(hit);
+                prefix.push(n);
+            }
+        }
+        _ => {}
+    }
+    // Whether a newer value `v` evicts an older `o` from the deque's back.
+    let evicts = |o: f64, v: f64| match spec.func {
+        Min => o > v,
+        Max => o < v,
+        TsOfMin => o >= v,
+        TsOfMax => o <= v,
+        _ => false,
+    };
+    let uses_deque = matches!(spec.func, Min | Max | TsOfMin | TsOfMax);
+    let (mut a, mut b, mut r) = (0usize, 0usize, 0usize);
+    let mut first = None;
+    for (i, slot) in loaded.iter_mut().enumerate().take(grid.len) {
+        let t = grid.time(i);
+        let rt = spec.at.unwrap_or(t).saturating_sub(spec.off);
+        let lo = rt.saturating_sub(spec.range);
+        while b < pts.len() && pts[b].0 <= rt {
+            if uses_deque && !pts[b].1.is_nan() {
+                while deque
+                    .back()
+                    .is_some_and(|&o| evicts(pts[o as usize].1, pts[b].1))
+                {
+                    deque.pop_back();
+                }
+                deque.push_back(b as u32);
+            }
+            b += 1;
+        }
+        while a < b && pts[a].0 <= lo {
+            a += 1;
+        }
+        if a >= b {
+            continue;
+        }
+        *slot += (b - a) as u64;
+        first.get_or_insert(i);
+        let win = &pts[a..b];
+        let (wf, wl) = (&pts[a], &pts[b - 1]);
+        let v = match spec.func {
+            Rate | Increase | Delta => {
+                while marks.get(r).is_some_and(|&k| k as usize <= a) {
+                    r += 1;
+                }
+                let resets = marks
+                    .get(r..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|&&k| (k as usize) < b)
+                    .map(|&k| pts[k as usize - 1].1);
+                let counter = spec.func != Delta;
+                let is_rate = spec.func == Rate;
+                extrapolate(
+                    (wf, wl, b - a),
+                    resets,
+                    (lo, rt, spec.range),
+                    counter,
+                    is_rate,
+                )
+            }
+            Changes | Resets => {
+                let hits = prefix[b - 1] - prefix[a];
+                Some(f64::from(hits))
+            }
+            Count => Some((b - a) as f64),
+            Min | Max | TsOfMin | TsOfMax => {
+                while deque.front().is_some_and(|&k| (k as usize) < a) {
+                    deque.pop_front();
+                }
+                let p = match deque.front() {
+                    Some(&k) => pts[k as usize],
+                    // Only NaNs in the window: the last one stands.
+                    None => *wl,
+                };
+                Some(if matches!(spec.func, Min | Max) {
+                    p.1
+                } else {
+                    p.0 as f64 / 1000.0
+                })
+            }
+            f => window_value(f, win, (lo, rt, spec.range), t, spec.params, floats),
+        };
+        if let Some(v) = v {
+            out.push((t, v));
+        }
+    }
+    first
+}
+
+/// An instant selector's value at every step for one series, into
+/// `scr.out` (the newest sample within the lookback, unless stale).
+fn selector_series(
+    off: i64,
+    at: Option<i64>,
+    lookback: i64,
+    samples: &[(i64, f64)],
+    grid: Grid,
+    scr: &mut Scratch,
+    loaded: &mut [u64],
+) {
+    scr.out.clear();
+    let mut idx = 0usize;
+    for (i, slot) in loaded.iter_mut().enumerate().take(grid.len) {
+        let t = grid.time(i);
+        let rt = at.unwrap_or(t).saturating_sub(off);
+        let lo = rt.saturating_sub(lookback);
+        while samples.get(idx).is_some_and(|p| p.0 <= rt) {
+            idx += 1;
+        }
+        let Some(&(ts, v)) = idx.checked_sub(1).and_then(|k| samples.get(k)) else {
+            continue;
+        };
+        if ts <= lo || is_stale_nan(v) {
+            continue;
+        }
+        *slot += 1;
+        scr.out.push((t, v));
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn grid(&self) -> Grid {
+        let len = if self.interval <= 0 {
+            1
+        } else {
+            usize::try_from((self.end - self.start) / self.interval + 1).unwrap_or(0)
+        };
+        Grid {
+            start: self.start,
+            step: self.interval,
+            len,
+        }
+    }
+
+    /// The value of `expr` at step `t` from its table when the node is
+    /// evaluated series by series; `None`: evaluate it step by step.
+    pub(crate) fn tabled(&mut self, expr: &Expr, t: i64) -> EvalResult<Option<StepValue>> {
+        if !self.series_pass || self.sub_depth > 0 {
+            return Ok(None);
+        }
+        let Some(i) = self.grid().index(t) else {
+            return Ok(None);
+        };
+        let k = key(expr);
+        let table = match self.tables.get(&k) {
+            Some(Some(tab)) => tab.clone(),
+            Some(None) => return Ok(None),
+            None => {
+                let built = self.build_table(expr)?.map(Rc::new);
+                self.tables.insert(k, built.clone());
+                match built {
+                    Some(tab) => tab,
+                    None => return Ok(None),
+                }
+            }
+        };
+        self.loaded_samples(
+            usize::try_from(table.loaded.get(i).copied().unwrap_or(0)).unwrap_or(usize::MAX),
+        )?;
+        let cursors = self
+            .table_cursors
+            .entry(k)
+            .or_insert_with(|| vec![0; table.series.len()]);
+        let mut col: Vec<(u32, Sample)> = Vec::new();
+        for (j, (s, cur)) in table.series.iter().zip(cursors.iter_mut()).enumerate() {
+            while s.points.get(*cur).is_some_and(|p| p.0 < t) {
+                *cur += 1;
+            }
+            let Some(&(pt, value)) = s.points.get(*cur) else {
+                continue;
+            };
+            if pt != t {
+                continue;
+            }
+            let order = s.order.get(*cur).copied().unwrap_or(j as u32);
+            col.push((
+                order,
+                Sample {
+                    labels: s.labels.clone(),
+                    t,
+                    value,
+                    drop_name: s.drop_name,
+                },
+            ));
+        }
+        if !table.ordered && !col.windows(2).all(|w| w[0].0 <= w[1].0) {
+            col.sort_by_key(|c| c.0);
+        }
+        Ok(Some(StepValue::Vector(
+            col.into_iter().map(|(_, s)| s).collect(),
+        )))
+    }
+
+    /// The table of a node the series pass can evaluate, or `None`.
+    pub(crate) fn build_table(&mut self, expr: &Expr) -> EvalResult<Option<StepTable>> {
+        match unwrap_parens(expr) {
+            Expr::Aggregate(a) => self.aggregate_table(a),
+            e => match self.input_of(e)? {
+                Some(input) => self.materialize(input).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// `expr` as a source of input series for the pass.
+    fn input_of(&mut self, expr: &Expr) -> EvalResult<Option<Input>> {
+        match unwrap_parens(expr) {
+            Expr::Call(c) => self.range_input(c),
+            Expr::VectorSelector(vs) if !vs.smoothed => {
+                let off = self.duration(vs.offset, &vs.offset_expr);
+                let at = self.at_time(vs.at);
+                let data = self.series_data(vs);
+                Ok(Some(Input::Selector { off, at, data }))
+            }
+            e @ Expr::Aggregate(_) => match self.build_table(e)? {
+                Some(t) if t.ordered => Ok(Some(Input::Table(Rc::new(t)))),
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    fn range_input(&mut self, c: &Call) -> EvalResult<Option<Input>> {
+        let Some(func) = RangeFn::from_name(c.func.name) else {
+            return Ok(None);
+        };
+        let mi = usize::from(func == RangeFn::Quantile);
+        let Some(Expr::MatrixSelector(ms)) = c.args.get(mi).map(unwrap_parens) else {
+            return Ok(None);
+        };
+        let ms: &MatrixSelector = ms;
+        let vs: &VectorSelector = &ms.selector;
+        if vs.anchored || vs.smoothed {
+            return Ok(None);
+        }
+        let mut params = Vec::new();
+        for (i, a) in c.args.iter().enumerate() {
+            if i != mi {
+                match const_scalar(a) {
+                    Some(v) => params.push(v),
+                    None => return Ok(None),
+                }
+            }
+        }
+        let p0 = params.first().copied().unwrap_or(f64::NAN);
+        let p1 = params.get(1).copied().unwrap_or(f64::NAN);
+        let data = self.series_data(vs);
+        // What the per-step walk's `settle` does to the function's output:
+        // the name goes, and a step where two outputs collide is an error.
+        // Series whose labels collide without the name stay with that walk.
+        let drops = !func.keeps_name();
+        let (labels, drop_name) = if drops && !self.delayed_name_removal {
+            let labels: Vec<Arc<Labels>> =
+                data.iter().map(|s| drop_metric_name(&s.labels)).collect();
+            let mut seen = HashSet::with_capacity(labels.len());
+            if !labels.iter().all(|l| seen.insert(&**l)) {
+                return Ok(None);
+            }
+            (labels, false)
+        } else {
+            (data.iter().map(|s| s.labels.clone()).collect(), drops)
+        };
+        self.check_range_params(c, func, p0, p1)?;
+        let spec = RangeSpec {
+            func,
+            range: self.duration(ms.range, &ms.range_expr),
+            off: self.duration(vs.offset, &vs.offset_expr),
+            at: self.at_time(vs.at),
+            params: (p0, p1),
+        };
+        let pos = c.args.get(mi).map_or(c.span.0, |a| a.span().0);
+        Ok(Some(Input::Range {
+            spec,
+            data,
+            labels,
+            drop_name,
+            noted: Vec::new(),
+            pos,
+        }))
+    }
+
+    /// Input series `j`'s points into `scr.out` (step time, value).
+    fn input_points(
+        &mut self,
+        input: &mut Input,
+        j: usize,
+        grid: Grid,
+        scr: &mut Scratch,
+        loaded: &mut [u64],
+    ) {
+        match input {
+            Input::Range {
+                spec, data, noted, ..
+            } => {
+                let Some(s) = data.get(j) else { return };
+                let first = range_series(spec, &s.samples, grid, scr, loaded);
+                if let Some(i) = first {
+                    if spec.func.checks_counter_name() {
+                        noted.push((i, j));
+                    }
+                }
+            }
+            Input::Selector { off, at, data } => {
+                let Some(s) = data.get(j) else { return };
+                selector_series(*off, *at, self.lookback, &s.samples, grid, scr, loaded);
+            }
+            Input::Table(t) => {
+                scr.out.clear();
+                if let Some(s) = t.series.get(j) {
+                    scr.out.extend_from_slice(&s.points);
+                }
+            }
+        }
+    }
+
+    /// Annotations and sample counts an input leaves once it is consumed.
+    fn finish_input(&mut self, input: Input, loaded: &mut [u64]) {
+        match input {
+            Input::Range {
+                data,
+                mut noted,
+                pos,
+                ..
+            } => {
+                noted.sort_unstable();
+                for (_, j) in noted {
+                    if let Some(s) = data.get(j) {
+                        self.note_counter_name(&s.labels, pos);
+                    }
+                }
+            }
+            Input::Table(t) => {
+                for (l, n) in loaded.iter_mut().zip(&t.loaded) {
+                    *l += n;
+                }
+            }
+            Input::Selector { .. } => {}
+        }
+    }
+
+    /// Every series of `input` at every step.
+    fn materialize(&mut self, mut input: Input) -> EvalResult<StepTable> {
+        let grid = self.grid();
+        let mut loaded = vec![0u64; grid.len];
+        let mut scr = Scratch::default();
+        let mut series = Vec::new();
+        let mut total = 0usize;
+        let steps = u32::try_from(grid.len).unwrap_or(u32::MAX);
+        for j in 0..input.len() {
+            self.tick_by(steps)?;
+            self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
+            if scr.out.is_empty() {
+                continue;
+            }
+            total += scr.out.len();
+            // More output than the limit fails the per-step walk too.
+            self.check_samples(total)?;
+            let Some((labels, drop_name)) = input.labels(j) else {
+                continue;
+            };
+            series.push(TableSeries {
+                labels: labels.clone(),
+                drop_name,
+                points: scr.out.clone(),
+                order: Vec::new(),
+            });
+        }
+        self.finish_input(input, &mut loaded);
+        Ok(StepTable {
+            series,
+            loaded,
+            ordered: true,
+        })
+    }
+
+    /// A folding aggregation (`sum`, `avg`, `count`, `group`, `min`,
+    /// `max`, `stddev`, `stdvar`) over a source the pass can evaluate: the
+    /// members of each group are taken in input order into one
+    /// accumulator per step, so every step folds the same values in the
+    /// same order as the per-step aggregation.
+    fn aggregate_table(&mut self, a: &AggregateExpr) -> EvalResult<Option<StepTable>> {
+        if a.param.is_some() || !Acc::folds(a.op) {
+            return Ok(None);
+        }
+        let Some(mut input) = self.input_of(&a.expr)? else {
+            return Ok(None);
+        };
+        let node = key(a);
+        let by_name = !a.without
+            && a.grouping
+                .iter()
+                .any(|g| g == crate::model::labels::METRIC_NAME);
+        // Groups in order of their first member, each with its members.
+        let mut index: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut groups: Vec<(Arc<Labels>, Vec<u32>)> = Vec::new();
+        for j in 0..input.len() {
+            let Some((labels, _)) = input.labels(j) else {
+                continue;
+            };
+            let labels = labels.clone();
+            let sig = self.cached_signature(node, &labels, !a.without, &a.grouping);
+            match index.get(&sig) {
+                Some(&g) => {
+                    if let Some(g) = groups.get_mut(g) {
+                        g.1.push(j as u32);
+                    }
+                }
+                None => {
+                    index.insert(sig, groups.len());
+                    groups.push((Arc::new(group_labels_of(&labels, a)), vec![j as u32]));
+                }
+            }
+        }
+        let grid = self.grid();
+        let mut loaded = vec![0u64; grid.len];
+        let mut scr = Scratch::default();
+        const EMPTY: u32 = u32::MAX;
+        // Per step: the accumulator, the member that opened it, whether a
+        // member asked for the name to go.
+        let mut slots: Vec<(Acc, u32, bool)> = vec![(Acc::default(), EMPTY, false); grid.len];
+        let mut last_order: Vec<u32> = vec![0; grid.len];
+        let mut ordered = true;
+        let mut series = Vec::with_capacity(groups.len());
+        let mut total = 0usize;
+        let steps = u32::try_from(grid.len).unwrap_or(u32::MAX);
+        for (glabels, members) in groups {
+            for &j in &members {
+                self.tick_by(steps)?;
+                let j = j as usize;
+                self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
+                let drop = input.labels(j).is_some_and(|l| l.1) && by_name;
+                for &(t, v) in &scr.out {
+                    let Some(slot) = grid.index(t).and_then(|i| slots.get_mut(i)) else {
+                        continue;
+                    };
+                    if slot.1 == EMPTY {
+                        *slot = (Acc::new(a.op, v), j as u32, drop);
+                    } else {
+                        slot.0.add(a.op, v);
+                        slot.2 |= drop;
+                    }
+                }
+            }
+            let mut points = Vec::new();
+            let mut order = Vec::new();
+            let mut drop_name = None;
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if slot.1 == EMPTY {
+                    continue;
+                }
+                // A group whose name flag differs between steps is two
+                // series to the per-step walk: leave it to that walk.
+                if *drop_name.get_or_insert(slot.2) != slot.2 {
+                    return Ok(None);
+                }
+                if let Some(last) = last_order.get_mut(i) {
+                    if slot.1 < *last {
+                        ordered = false;
+                    }
+                    *last = slot.1;
+                }
+                points.push((grid.time(i), slot.0.result(a.op)));
+                order.push(slot.1);
+                *slot = (Acc::default(), EMPTY, false);
+            }
+            if points.is_empty() {
+                continue;
+            }
+            total += points.len();
+            self.check_samples(total)?;
+            series.push(TableSeries {
+                labels: glabels,
+                drop_name: drop_name.unwrap_or(false),
+                points,
+                order,
+            });
+        }
+        self.finish_input(input, &mut loaded);
+        Ok(Some(StepTable {
+            series,
+            loaded,
+            ordered,
+        }))
+    }
+}
