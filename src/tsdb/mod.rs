@@ -13,6 +13,7 @@
 //! * [`wal`]: the write-ahead log (segments, records, checkpoints);
 //!   `replay` rebuilds the head from it at start.
 
+pub mod backfill;
 pub mod block;
 pub mod chunk;
 pub mod head;
