@@ -463,6 +463,7 @@ pub async fn start_with_options(
         sink,
         metrics: Some(rule_metrics),
         querier,
+        storage: Some(state.storage.clone()),
         resend_delay: opts.resend_delay,
     });
     tasks.extend(crate::probe::schedule::spawn_recording(

@@ -255,3 +255,83 @@ fn loading_skips_a_bad_block_and_leftovers_but_serves_the_others() {
     assert!(e.contains(&bad.ulid) && e.contains("index"), "{e}");
     assert!(!leftover.exists());
 }
+
+/// Pruning, shown with damage: a damaged chunk or series is only noticed
+/// (and counted) by a query whose range reaches it.
+#[test]
+fn queries_read_only_blocks_and_chunks_in_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write(dir.path(), WriteOptions::default());
+    let bdir = dir.path().join(&meta.ulid);
+    let b = Block::open(&bdir).unwrap();
+    let a = b
+        .postings_for(&[
+            m(MatchType::Equal, "job", "a"),
+            m(MatchType::Equal, "__name__", "up"),
+        ])
+        .unwrap()[0];
+    let c = b.index.series(a).unwrap().chunks[0];
+    drop(b);
+    // Damage up{job="a"}'s only chunk (samples at 0 and 5000).
+    let seg = bdir.join("chunks/000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[(c.r#ref & 0xffff_ffff) as usize + 4] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let b = Block::open(&bdir).unwrap();
+    let got = b.querier(100_000, 200_000).select(&[]);
+    assert_eq!(got.len(), 2);
+    assert_eq!(b.read_errors(), 0, "the damaged chunk is outside the range");
+    let got = b.querier(0, 10).select(&[]);
+    assert_eq!(got.len(), 1, "up{{job=\"b\"}} only: {got:?}");
+    assert_eq!(b.read_errors(), 1);
+    assert!(b
+        .verify()
+        .unwrap_err()
+        .to_string()
+        .contains("chunks/000001"));
+
+    // Damage a series entry in the index: a query outside the block's
+    // range never looks it up.
+    std::fs::write(&seg, {
+        bytes[(c.r#ref & 0xffff_ffff) as usize + 4] ^= 0xff;
+        &bytes
+    })
+    .unwrap();
+    let ix = bdir.join("index");
+    let mut bytes = std::fs::read(&ix).unwrap();
+    bytes[a as usize * 16 + 2] ^= 0xff;
+    std::fs::write(&ix, &bytes).unwrap();
+    let b = Block::open(&bdir).unwrap();
+    assert!(b.querier(meta.max_time, i64::MAX).select(&[]).is_empty());
+    assert!(b
+        .querier(i64::MIN, meta.min_time - 1)
+        .series(&[])
+        .is_empty());
+    assert_eq!(b.read_errors(), 0);
+    assert_eq!(b.querier(0, meta.max_time).select(&[]).len(), 2);
+    assert_eq!(b.read_errors(), 1);
+}
+
+/// Blocks join the head in the fan-out: one view, the head winning on
+/// equal timestamps.
+#[test]
+fn a_fanout_merges_the_head_and_blocks() {
+    use crate::tsdb::{Fanout, Head};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write(dir.path(), WriteOptions::default());
+    let b = Arc::new(Block::open(&dir.path().join(&meta.ulid)).unwrap());
+    let head = Arc::new(Head::default());
+    let mut app = head.appender();
+    app.append(&l(&[("__name__", "up"), ("job", "a")]), 5000, 9.0)
+        .unwrap();
+    app.append(&l(&[("__name__", "up"), ("job", "a")]), 6000, 1.0)
+        .unwrap();
+    app.append(&l(&[("__name__", "new")]), 6000, 1.0).unwrap();
+    app.commit().unwrap();
+    let f = Fanout::new(head).with(b);
+    let q = f.querier(0, 10_000);
+    let got = q.select(&[m(MatchType::Equal, "job", "a")]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].samples, vec![(0, 1.0), (5000, 9.0), (6000, 1.0)]);
+    assert_eq!(q.label_values("__name__", &[]), ["new", "other", "up"]);
+}
