@@ -5,7 +5,7 @@
 //! what promtool's does.
 
 mod common;
-use common::{free_port, Proc};
+use common::{free_port, Proc, Rng};
 
 use klaxon::model::{Labels, STALE_NAN_BITS};
 use klaxon::tsdb::block::{self, BlockSeries};
@@ -14,20 +14,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// xorshift64*, fixed seed: repeatable data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 type Samples = Vec<(i64, f64)>;
 
@@ -488,14 +474,8 @@ async fn klaxon_serves_promtool_blocks_as_prometheus_does() {
         log_text.contains(&bad.display().to_string()) && log_text.contains("index"),
         "the skipped block is named in the log:\n{log_text}"
     );
-    let metrics = c
-        .get(format!("{}/metrics", kbase))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.get(format!("{kbase}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     let blocks_n = std::fs::read_dir(&blocks).unwrap().count();
     assert!(
         metrics.contains(&format!("klaxon_tsdb_blocks_loaded {blocks_n}")),

@@ -1,6 +1,6 @@
-//! The TSDB: the in-memory head series with interned labels, an inverted index
+//! The TSDB: the in-memory head (series with interned labels, an inverted index
 //! for label matchers, and samples in Gorilla/XOR chunks laid out as
-//! Prometheus lays them out.
+//! Prometheus lays them out) and persisted blocks.
 //!
 //! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
 //! * `intern`: the symbol table for label strings.

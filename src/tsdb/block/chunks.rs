@@ -205,12 +205,7 @@ impl ChunkReader {
             .read_exact_at(&mut rec, off)
             .map_err(|e| fail(off, e.to_string()))?;
         let body = &rec[used..rec.len() - 4];
-        let want = u32::from_be_bytes([
-            rec[rec.len() - 4],
-            rec[rec.len() - 3],
-            rec[rec.len() - 2],
-            rec[rec.len() - 1],
-        ]);
+        let want = enc::trailing_be32(&rec);
         if enc::crc(body) != want {
             return Err(fail(off, "chunk checksum mismatch".into()));
         }

@@ -201,6 +201,14 @@ mod tests {
     }
 }
 
+/// The big-endian u32 in the last 4 bytes of `b` (a trailing CRC), 0 if shorter.
+pub(crate) fn trailing_be32(b: &[u8]) -> u32 {
+    match b {
+        [.., a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => 0,
+    }
+}
+
 /// A decoding error at `offset`.
 pub(crate) fn fail<T>(offset: u64, msg: impl Into<String>) -> DecResult<T> {
     Err(DecError {

@@ -397,7 +397,7 @@ impl Block {
     /// Series ids matching every matcher, sorted.
     fn postings_for(&self, matchers: &[Matcher]) -> Result<Vec<u32>, DecError> {
         let mut pos: Option<Vec<u32>> = None;
-        let mut neg: BTreeSet<u32> = BTreeSet::new();
+        let mut neg: Vec<u32> = Vec::new();
         for m in matchers {
             if m.matches_empty() {
                 // Series without the label match too: take out the ones
@@ -407,7 +407,7 @@ impl Block {
                 let p = self.index.postings_where(&m.name, |v| m.matches(v))?;
                 pos = Some(match pos {
                     None => p,
-                    Some(prev) => intersect(&prev, &p),
+                    Some(prev) => super::index::intersect(&prev, &p),
                 });
             }
             if pos.as_ref().is_some_and(Vec::is_empty) {
@@ -419,7 +419,9 @@ impl Block {
             None => self.index.all_postings()?,
         };
         if !neg.is_empty() {
-            ids.retain(|id| !neg.contains(id));
+            neg.sort_unstable();
+            neg.dedup();
+            super::index::subtract(&mut ids, &neg);
         }
         Ok(ids)
     }
@@ -462,22 +464,6 @@ impl Block {
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.meta.min_time <= maxt && mint < self.meta.max_time
     }
-}
-
-fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A block read over `[mint, maxt]`.

@@ -39,12 +39,7 @@ pub(crate) fn decode(b: &[u8]) -> DecResult<Tombstones> {
     }
     let v = d.byte()?;
     let body = &b[5..b.len() - 4];
-    let want = u32::from_be_bytes([
-        b[b.len() - 4],
-        b[b.len() - 3],
-        b[b.len() - 2],
-        b[b.len() - 1],
-    ]);
+    let want = enc::trailing_be32(b);
     if enc::crc(body) != want {
         return enc::fail((b.len() - 4) as u64, "tombstones: checksum mismatch");
     }
