@@ -213,7 +213,10 @@ pub async fn start_with_options(
     let dir = cfg.storage.path.clone();
     let loaded = tokio::task::spawn_blocking(move || crate::tsdb::block::load_blocks(&dir))
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "loading blocks failed; serving the head only");
+            Default::default()
+        });
     if !loaded.blocks.is_empty() || !loaded.failed.is_empty() {
         tracing::info!(
             loaded = loaded.blocks.len(),

@@ -97,8 +97,9 @@ pub struct EncodedChunk {
     pub data: Vec<u8>,
 }
 
-/// Cuts time-ordered samples into XOR chunks of at most `per_chunk`
-/// samples (Prometheus' head aims at 120).
+/// Cuts samples (in strictly increasing time, or the block writer
+/// refuses the chunks) into XOR chunks of at most `per_chunk` samples
+/// (Prometheus' head aims at 120).
 pub fn encode_chunks(samples: &[(i64, f64)], per_chunk: usize) -> Vec<EncodedChunk> {
     let per_chunk = per_chunk.clamp(1, usize::from(u16::MAX));
     samples
@@ -116,6 +117,24 @@ pub fn encode_chunks(samples: &[(i64, f64)], per_chunk: usize) -> Vec<EncodedChu
             })
         })
         .collect()
+}
+
+/// Decodes an XOR chunk and checks it holds the sample count of its
+/// header, in strictly increasing time from `min_time` to `max_time`.
+fn check_chunk(data: &[u8], min_time: i64, max_time: i64) -> Result<Vec<(i64, f64)>, String> {
+    let want = super::chunk::chunk_len(data);
+    let samples: Vec<(i64, f64)> = ChunkIter::new(data).collect();
+    let bad = samples.is_empty()
+        || samples.len() != want
+        || samples.first().is_some_and(|s| s.0 != min_time)
+        || samples.last().is_some_and(|s| s.0 != max_time)
+        || samples.windows(2).any(|w| w[0].0 >= w[1].0);
+    if bad {
+        return Err(format!(
+            "chunk does not decode to the {want} samples in increasing time from {min_time} to {max_time} its index entry names"
+        ));
+    }
+    Ok(samples)
 }
 
 /// A series to write: its labels and its chunks in time order.
@@ -214,6 +233,8 @@ fn write_into(
                 ));
             }
             prev_max = Some(c.max_time);
+            check_chunk(&c.data, c.min_time, c.max_time)
+                .map_err(|m| invalid("chunks", format!("{:?}: {m}", s.labels)))?;
             let r = w.write(&c.data).map_err(io_err(tmp, "chunks"))?;
             metas.push(ChunkMeta {
                 min_time: c.min_time,
@@ -369,24 +390,12 @@ impl Block {
 
     /// Decodes a chunk, checking its samples against its meta.
     fn decode(&self, data: &[u8], c: &ChunkMeta) -> Result<Vec<(i64, f64)>, BlockError> {
-        let want = super::chunk::chunk_len(data);
-        let samples: Vec<(i64, f64)> = ChunkIter::new(data).collect();
-        let bad = samples.len() != want
-            || samples.first().is_some_and(|s| s.0 != c.min_time)
-            || samples.last().is_some_and(|s| s.0 != c.max_time)
-            || samples.windows(2).any(|w| w[0].0 >= w[1].0);
-        if bad {
-            return Err(BlockError::Corrupt {
-                dir: self.dir.display().to_string(),
-                file: format!("chunks/{:06}", (c.r#ref >> 32) + 1),
-                offset: c.r#ref & 0xffff_ffff,
-                msg: format!(
-                    "chunk does not decode to the {want} samples in [{}, {}] its index entry names",
-                    c.min_time, c.max_time
-                ),
-            });
-        }
-        Ok(samples)
+        check_chunk(data, c.min_time, c.max_time).map_err(|msg| BlockError::Corrupt {
+            dir: self.dir.display().to_string(),
+            file: format!("chunks/{:06}", (c.r#ref >> 32) + 1),
+            offset: c.r#ref & 0xffff_ffff,
+            msg,
+        })
     }
 
     fn report(&self, e: &BlockError) {

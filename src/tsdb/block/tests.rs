@@ -335,3 +335,22 @@ fn a_fanout_merges_the_head_and_blocks() {
     assert_eq!(got[0].samples, vec![(0, 1.0), (5000, 9.0), (6000, 1.0)]);
     assert_eq!(q.label_values("__name__", &[]), ["new", "other", "up"]);
 }
+
+#[test]
+fn the_writer_refuses_chunks_that_do_not_decode_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = encode_chunks(&[(0, 1.0), (10, 2.0)], 120);
+    c.extend(encode_chunks(&[(30, 1.0), (20, 2.0)], 120));
+    c[1].max_time = 30;
+    let s = vec![BlockSeries {
+        labels: l(&[("a", "b")]),
+        chunks: c,
+    }];
+    let e = write_block(dir.path(), s, Default::default()).unwrap_err();
+    assert!(e.to_string().contains("increasing time"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
