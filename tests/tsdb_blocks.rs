@@ -207,6 +207,52 @@ fn promtool_reads_the_blocks_klaxon_writes() {
     }
 }
 
+/// For data that promtool cuts into the same chunks (under 120 samples per
+/// series and block), klaxon's block files are byte for byte promtool's.
+#[test]
+fn klaxon_blocks_are_byte_identical_to_promtool_blocks() {
+    let Some(promtool) = common::peer("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(12, 100, 1_700_000_000_000 - 1_700_000_000_000 % 7_200_000);
+    let om = dir.path().join("in.om");
+    std::fs::write(&om, openmetrics(&data)).unwrap();
+    let (k, p) = (dir.path().join("k"), dir.path().join("p"));
+    run(Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .args(["tsdb", "create-blocks-from", "openmetrics", "-q"])
+        .arg(&om)
+        .arg(&k));
+    run(Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
+        .arg(&om)
+        .arg(&p));
+    let only = |d: &Path| {
+        let v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(v.len(), 1, "{v:?}");
+        v[0].clone()
+    };
+    let (kb, pb) = (only(&k), only(&p));
+    for f in ["index", "chunks/000001", "tombstones"] {
+        let (a, b) = (
+            std::fs::read(kb.join(f)).unwrap(),
+            std::fs::read(pb.join(f)).unwrap(),
+        );
+        assert!(a == b, "{f} differs ({} vs {} bytes)", a.len(), b.len());
+    }
+    let meta = |d: &Path| {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::read_to_string(d.join("meta.json"))
+            .unwrap()
+            .replace(&name, "ULID")
+    };
+    assert_eq!(meta(&kb), meta(&pb));
+}
+
 /// OpenMetrics text for [`generate`]d series (seconds with milliseconds).
 fn openmetrics(data: &[(Labels, Samples)]) -> String {
     let mut by_family: BTreeMap<&str, Vec<&(Labels, Samples)>> = BTreeMap::new();

@@ -18,6 +18,9 @@ use std::path::Path;
 /// Prometheus' default (and smallest) block range: 2 h.
 pub const DEFAULT_BLOCK_DURATION_MS: i64 = 2 * 3600 * 1000;
 
+/// The bits of Go's `math.NaN()`, what Prometheus' parsers return for `NaN`.
+const GO_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
+
 /// Samples per chunk, Prometheus' target.
 const SAMPLES_PER_CHUNK: usize = 120;
 
@@ -108,10 +111,14 @@ pub fn create_blocks_from_openmetrics(
                 labels: labels_text(&labels),
             });
         };
-        series
-            .entry(labels)
-            .or_default()
-            .push((t, s.value, p.line()));
+        // A NaN from text is Go's `math.NaN()` in promtool's blocks; the
+        // same bits keep klaxon's chunks byte-equal to promtool's.
+        let v = if s.value.is_nan() && !crate::model::is_stale_nan(s.value) {
+            f64::from_bits(GO_NAN_BITS)
+        } else {
+            s.value
+        };
+        series.entry(labels).or_default().push((t, v, p.line()));
     }
 
     let bd = compatible_block_duration(max_block_duration_ms);

@@ -26,7 +26,9 @@ pub struct ChunkMeta {
 
 /// Builds an index file in memory. Series must come sorted by label set.
 pub(crate) fn write_index(series: &[(Labels, Vec<ChunkMeta>)]) -> Result<Vec<u8>, String> {
-    let mut symbols: BTreeSet<&str> = BTreeSet::new();
+    // The empty string is always a symbol, as in blocks Prometheus writes
+    // from its head (the all-postings key), so symbol numbers match.
+    let mut symbols: BTreeSet<&str> = BTreeSet::from([""]);
     for (ls, _) in series {
         for l in ls.iter() {
             symbols.insert(&l.name);
