@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         what: SloWhat,
     },
+    /// Tools for the on-disk TSDB (Prometheus' block format).
+    Tsdb {
+        #[command(subcommand)]
+        what: TsdbWhat,
+    },
     /// Anomaly detection from plain rules.
     Anomaly {
         #[command(subcommand)]
@@ -63,6 +68,39 @@ enum AnomalyWhat {
         file: PathBuf,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TsdbWhat {
+    /// Create blocks of data for new recordings.
+    CreateBlocksFrom {
+        #[command(subcommand)]
+        from: CreateBlocksFrom,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreateBlocksFrom {
+    /// Import samples from an OpenMetrics input (every sample with a
+    /// timestamp) into blocks, as `promtool tsdb create-blocks-from
+    /// openmetrics` does.
+    Openmetrics {
+        /// The OpenMetrics file.
+        input: PathBuf,
+        /// Output directory for the blocks.
+        #[arg(default_value = "data")]
+        output: PathBuf,
+        /// Print human readable values.
+        #[arg(short = 'r', long)]
+        human_readable: bool,
+        /// Do not print the created blocks.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Maximum duration a created block may span, e.g. 2h, 1d (rounded
+        /// down to one of Prometheus' block ranges, 2h × 3ⁿ).
+        #[arg(long, default_value = "0s")]
+        max_block_duration: String,
     },
 }
 
@@ -232,6 +270,29 @@ enum CheckWhat {
     },
 }
 
+/// `klaxon tsdb create-blocks-from openmetrics`.
+fn create_blocks(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    max_block_duration: &str,
+    human: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let max = klaxon::config::duration::parse_duration(max_block_duration)
+        .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
+    let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let metas = klaxon::tsdb::backfill::create_blocks_from_openmetrics(
+        &data,
+        &input.display().to_string(),
+        output,
+        i64::try_from(max.as_millis()).unwrap_or(i64::MAX),
+    )?;
+    if !quiet {
+        klaxon::tsdb::backfill::print_blocks(output, &metas, human, &mut std::io::stdout())?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs {
@@ -324,6 +385,25 @@ fn main() -> ExitCode {
         Command::Slo {
             what: SloWhat::Generate { file, output },
         } => match slo_generate(&file, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Tsdb {
+            what:
+                TsdbWhat::CreateBlocksFrom {
+                    from:
+                        CreateBlocksFrom::Openmetrics {
+                            input,
+                            output,
+                            human_readable,
+                            quiet,
+                            max_block_duration,
+                        },
+                },
+        } => match create_blocks(&input, &output, &max_block_duration, human_readable, quiet) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("klaxon: {e:#}");

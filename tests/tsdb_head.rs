@@ -6,22 +6,8 @@ use klaxon::tsdb::{AppendError, Head, HeadOptions, SeriesData};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// xorshift64*: fixed seed, so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+mod common;
+use common::Rng;
 
 const NAMES: &[&str] = &["up", "http_requests_total", "node_cpu", "a_b"];
 const JOBS: &[&str] = &["", "api", "node", "db", "api-2"];

@@ -36,6 +36,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub manager: Arc<Manager>,
     pub head: Arc<Head>,
+    /// What queries read: the head and the persisted blocks, merged.
+    pub storage: Arc<dyn crate::tsdb::Queryable>,
     /// The PromQL engine behind `/api/v1/query*` (its options are the
     /// server-wide limits; a request's `timeout` can only shorten them).
     pub engine: Engine,

@@ -82,7 +82,7 @@ pub async fn series(
         Err(e) => return e.into_response(),
     };
     // Index lookups over many series: off the async workers.
-    let head = s.head.clone();
+    let head = s.storage.clone();
     off_workers(move || {
         let mut all: Vec<crate::model::Labels> = Vec::new();
         let querier = head.querier(q.start, q.end);
@@ -119,7 +119,7 @@ async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Respons
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let head = s.head.clone();
+    let head = s.storage.clone();
     off_workers(move || {
         let querier = head.querier(q.start, q.end);
         let lookup = |m: &[Matcher]| match &name {

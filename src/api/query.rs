@@ -373,7 +373,7 @@ pub async fn query(
         Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
-    let head = s.head.clone();
+    let head = s.storage.clone();
     tracing::debug!(query = %text, t, "instant query");
     let req = QueryRequest {
         text: text.clone(),
@@ -454,7 +454,7 @@ pub async fn query_range(
         Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
-    let head = s.head.clone();
+    let head = s.storage.clone();
     tracing::debug!(query = %text, start, end, step, "range query");
     let req = QueryRequest {
         text: text.clone(),

@@ -44,6 +44,9 @@ pub struct RunContext {
     /// Datasource mode: queries go here instead of `engine` over `head`
     /// (outputs are still appended to `head`).
     pub querier: Option<Arc<dyn Querier>>,
+    /// What local queries read when it is more than the head (the head
+    /// and persisted blocks); `None` reads the head.
+    pub storage: Option<Arc<dyn crate::tsdb::Queryable>>,
     /// `--rules.alert.resend-delay`: a firing alert goes to the sink again
     /// at most this often ([`RESEND_DELAY`] by default).
     pub resend_delay: Duration,
@@ -420,7 +423,16 @@ fn evaluate(
     }
     let report = match &ctx.querier {
         Some(q) => s.eval_group_with(&ctx.head, q.as_ref(), t, &ctx.external_labels),
-        None => s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels),
+        None => match &ctx.storage {
+            Some(st) => {
+                let q = crate::rules::querier::LocalQuerier {
+                    engine: &ctx.engine,
+                    head: st.as_ref(),
+                };
+                s.eval_group_with(&ctx.head, &q, t, &ctx.external_labels)
+            }
+            None => s.eval_group(&ctx.head, &ctx.engine, t, &ctx.external_labels),
+        },
     };
     let to_send = s.alerts_to_send(t, ctx.resend_delay);
     // Alert state is copied out for saving only when it changed.

@@ -49,13 +49,19 @@ impl BitWriter<'_> {
         *self.free = 8;
     }
 
-    /// Writes the low `nbits` bits of `v`, most significant first.
+    /// Writes the low `nbits` bits of `v`, most significant first: whole
+    /// bytes first, then single bits, as Prometheus' `bstream.writeBits`.
     fn write_bits(&mut self, v: u64, nbits: u32) {
         if nbits == 0 {
             return;
         }
         let mut v = v << (64 - nbits);
         let mut left = nbits;
+        while left >= 8 {
+            self.write_byte((v >> 56) as u8);
+            v = v.checked_shl(8).unwrap_or(0);
+            left -= 8;
+        }
         while left > 0 {
             if *self.free == 0 {
                 self.push_byte();
@@ -69,6 +75,25 @@ impl BitWriter<'_> {
             v = v.checked_shl(take).unwrap_or(0);
             *self.free -= take as u8;
             left -= take;
+        }
+    }
+
+    /// Prometheus' `bstream.writeByte`: fills the free bits of the last
+    /// byte and always starts a new one with the rest, so a byte written on
+    /// a byte boundary leaves an empty byte behind (8 free bits). Chunks end
+    /// with that byte exactly when Prometheus' do, keeping them byte-equal.
+    fn write_byte(&mut self, byte: u8) {
+        if *self.free == 0 {
+            self.push_byte();
+        }
+        let free = *self.free;
+        if let Some(last) = self.buf.last_mut() {
+            *last |= byte.checked_shr(u32::from(8 - free)).unwrap_or(0);
+        }
+        self.push_byte();
+        *self.free = free;
+        if let Some(last) = self.buf.last_mut() {
+            *last = byte.checked_shl(u32::from(free)).unwrap_or(0);
         }
     }
 

@@ -37,7 +37,7 @@ fn insert_sorted(list: &mut Vec<u64>, r: u64) {
 }
 
 /// Removes the refs in sorted `gone` from sorted `list`.
-fn subtract(list: &mut Vec<u64>, gone: &[u64]) {
+pub(crate) fn subtract<T: Ord + Copy>(list: &mut Vec<T>, gone: &[T]) {
     let mut j = 0;
     list.retain(|r| {
         while j < gone.len() && gone[j] < *r {
@@ -48,7 +48,7 @@ fn subtract(list: &mut Vec<u64>, gone: &[u64]) {
 }
 
 /// Sorted intersection; binary-searches the larger list when sizes differ a lot.
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+pub(crate) fn intersect<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
     let (small, big) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let mut out = Vec::with_capacity(small.len());
     if small.len().saturating_mul(16) < big.len() {

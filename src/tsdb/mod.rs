@@ -1,6 +1,6 @@
-//! The in-memory TSDB head: series with interned labels, an inverted index
+//! The TSDB: the in-memory head (series with interned labels, an inverted index
 //! for label matchers, and samples in Gorilla/XOR chunks laid out as
-//! Prometheus lays them out.
+//! Prometheus lays them out) and persisted blocks.
 //!
 //! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
 //! * `intern`: the symbol table for label strings.
@@ -12,7 +12,12 @@
 //!   [`Fanout`] to merge sources).
 //! * [`wal`]: the write-ahead log (segments, records, checkpoints);
 //!   `replay` rebuilds the head from it at start.
+//! * [`block`]: persisted blocks in Prometheus' on-disk format (writer,
+//!   checked reader, a block as a [`Queryable`]); [`backfill`] writes them
+//!   from OpenMetrics as `promtool tsdb create-blocks-from openmetrics`.
 
+pub mod backfill;
+pub mod block;
 pub mod chunk;
 pub mod head;
 pub(crate) mod index;

@@ -168,6 +168,11 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The 1-based line of the entry [`Parser::next`] returned last.
+    pub fn line(&self) -> usize {
+        self.line.saturating_sub(1)
+    }
+
     /// The format this parser reads.
     pub fn format(&self) -> Format {
         self.format

@@ -1,0 +1,251 @@
+//! The `chunks/` directory of a block: segment files `000001`, `000002`…
+//! (magic 0x85BD40DD, version 1, 3 padding bytes), each chunk stored as
+//! uvarint data length, encoding byte, data, CRC32 of encoding and data.
+//! A chunk is referenced by `segment index << 32 | offset in the segment`.
+
+use super::enc::{self, put_uvarint};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub(crate) const MAGIC: u32 = 0x85BD_40DD;
+pub(crate) const FORMAT_V1: u8 = 1;
+pub(crate) const HEADER_LEN: u64 = 8;
+/// Largest segment file, as Prometheus cuts them.
+pub(crate) const SEGMENT_SIZE: u64 = 512 << 20;
+/// The XOR (float) chunk encoding, the only one read and written here.
+pub(crate) const ENCODING_XOR: u8 = 1;
+
+/// Writes chunks into numbered segment files under `dir`.
+pub(crate) struct ChunkWriter {
+    dir: PathBuf,
+    file: Option<(File, PathBuf)>,
+    /// Index of the open segment (0 for `000001`).
+    seq: u32,
+    pos: u64,
+    max_size: u64,
+}
+
+impl ChunkWriter {
+    pub fn new(dir: &Path) -> std::io::Result<ChunkWriter> {
+        std::fs::create_dir_all(dir)?;
+        Ok(ChunkWriter {
+            dir: dir.to_path_buf(),
+            file: None,
+            seq: 0,
+            pos: 0,
+            max_size: SEGMENT_SIZE,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn with_segment_size(mut self, size: u64) -> Self {
+        self.max_size = size;
+        self
+    }
+
+    fn cut(&mut self) -> std::io::Result<()> {
+        let seq = if self.file.is_some() { self.seq + 1 } else { 0 };
+        self.finish_file()?;
+        let path = self.dir.join(format!("{:06}", seq + 1));
+        let mut f = File::create(&path)?;
+        let mut h = [0u8; HEADER_LEN as usize];
+        h[..4].copy_from_slice(&MAGIC.to_be_bytes());
+        h[4] = FORMAT_V1;
+        f.write_all(&h)?;
+        self.file = Some((f, path));
+        self.seq = seq;
+        self.pos = HEADER_LEN;
+        Ok(())
+    }
+
+    fn finish_file(&mut self) -> std::io::Result<()> {
+        if let Some((f, _)) = self.file.take() {
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Writes an XOR chunk's bytes; returns its reference.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<u64> {
+        let mut rec = Vec::with_capacity(data.len() + 16);
+        put_uvarint(&mut rec, data.len() as u64);
+        let body_at = rec.len();
+        rec.push(ENCODING_XOR);
+        rec.extend_from_slice(data);
+        let sum = enc::crc(&rec[body_at..]);
+        rec.extend_from_slice(&sum.to_be_bytes());
+        if self.file.is_none()
+            || (self.pos > HEADER_LEN && self.pos + rec.len() as u64 > self.max_size)
+        {
+            self.cut()?;
+        }
+        let r = (u64::from(self.seq) << 32) | self.pos;
+        if let Some((f, _)) = self.file.as_mut() {
+            f.write_all(&rec)?;
+        }
+        self.pos += rec.len() as u64;
+        Ok(r)
+    }
+
+    pub fn close(mut self) -> std::io::Result<()> {
+        self.finish_file()
+    }
+}
+
+/// Reads chunks by reference from a block's `chunks/` directory. Segment
+/// headers are checked when opened; each chunk's CRC when read.
+pub(crate) struct ChunkReader {
+    segments: Vec<Segment>,
+}
+
+struct Segment {
+    name: String,
+    file: File,
+    size: u64,
+}
+
+/// Where a chunk read failed: segment file name, offset and what.
+#[derive(Debug)]
+pub(crate) struct ChunkError {
+    pub file: String,
+    pub offset: u64,
+    pub msg: String,
+}
+
+impl ChunkReader {
+    /// Opens every segment in `dir` (files named by a number, in order).
+    pub fn open(dir: &Path) -> Result<ChunkReader, ChunkError> {
+        let io = |file: &str, e: std::io::Error| ChunkError {
+            file: file.to_string(),
+            offset: 0,
+            msg: e.to_string(),
+        };
+        let mut names: Vec<(u64, String)> = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| io("chunks", e))? {
+            let e = e.map_err(|e| io("chunks", e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(n) = name.parse::<u64>() {
+                names.push((n, name));
+            }
+        }
+        names.sort();
+        let mut segments = Vec::with_capacity(names.len());
+        for (_, name) in names {
+            let file = File::open(dir.join(&name)).map_err(|e| io(&name, e))?;
+            let size = file.metadata().map_err(|e| io(&name, e))?.len();
+            let mut h = [0u8; HEADER_LEN as usize];
+            if size < HEADER_LEN {
+                return Err(ChunkError {
+                    file: name,
+                    offset: 0,
+                    msg: format!("segment too short ({size} bytes)"),
+                });
+            }
+            file.read_exact_at(&mut h, 0).map_err(|e| io(&name, e))?;
+            let magic = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+            if magic != MAGIC {
+                return Err(ChunkError {
+                    file: name,
+                    offset: 0,
+                    msg: format!("invalid chunk segment magic number {magic:#x}"),
+                });
+            }
+            if h[4] != FORMAT_V1 {
+                return Err(ChunkError {
+                    file: name,
+                    offset: 4,
+                    msg: format!("unsupported chunk segment version {}", h[4]),
+                });
+            }
+            segments.push(Segment { name, file, size });
+        }
+        Ok(ChunkReader { segments })
+    }
+
+    /// The XOR chunk bytes at `r`.
+    pub fn chunk(&self, r: u64) -> Result<Vec<u8>, ChunkError> {
+        let (seq, off) = ((r >> 32) as usize, r & 0xffff_ffff);
+        let Some(s) = self.segments.get(seq) else {
+            return Err(ChunkError {
+                file: "chunks".into(),
+                offset: off,
+                msg: format!("chunk reference {r:#x}: segment index {seq} does not exist"),
+            });
+        };
+        let fail = |offset: u64, msg: String| ChunkError {
+            file: s.name.clone(),
+            offset,
+            msg,
+        };
+        if off < HEADER_LEN || off >= s.size {
+            return Err(fail(off, "chunk offset outside the segment".into()));
+        }
+        let mut head = [0u8; 10];
+        let n = (s.size - off).min(10) as usize;
+        s.file
+            .read_exact_at(&mut head[..n], off)
+            .map_err(|e| fail(off, e.to_string()))?;
+        let Some((len, used)) = enc::uvarint(&head[..n]) else {
+            return Err(fail(off, "invalid chunk length".into()));
+        };
+        let total = (used as u64)
+            .checked_add(1)
+            .and_then(|x| x.checked_add(len))
+            .and_then(|x| x.checked_add(4));
+        let Some(total) = total.filter(|t| off + t <= s.size) else {
+            return Err(fail(
+                off,
+                format!("chunk of {len} bytes runs past the end of the segment"),
+            ));
+        };
+        let mut rec = vec![0u8; total as usize];
+        s.file
+            .read_exact_at(&mut rec, off)
+            .map_err(|e| fail(off, e.to_string()))?;
+        let body = &rec[used..rec.len() - 4];
+        let want = enc::trailing_be32(&rec);
+        if enc::crc(body) != want {
+            return Err(fail(off, "chunk checksum mismatch".into()));
+        }
+        if body[0] != ENCODING_XOR {
+            return Err(fail(
+                off,
+                format!(
+                    "unsupported chunk encoding {} (only XOR float chunks are read)",
+                    body[0]
+                ),
+            ));
+        }
+        Ok(body[1..].to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ChunkWriter::new(dir.path()).unwrap().with_segment_size(64);
+        let chunks: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| {
+                vec![
+                    0, 1, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i,
+                ]
+            })
+            .collect();
+        let refs: Vec<u64> = chunks.iter().map(|c| w.write(c).unwrap()).collect();
+        w.close().unwrap();
+        assert!(refs.iter().any(|r| r >> 32 > 0), "segments were cut");
+        assert!(refs.windows(2).all(|w| w[0] < w[1]));
+        let r = ChunkReader::open(dir.path()).unwrap();
+        for (c, rf) in chunks.iter().zip(&refs) {
+            assert_eq!(&r.chunk(*rf).unwrap(), c);
+        }
+        assert!(r.chunk(99 << 32).is_err());
+        assert!(r.chunk(3).is_err());
+    }
+}
