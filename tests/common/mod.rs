@@ -170,27 +170,6 @@ pub fn dnsmasq(port: u16, records: &[String]) -> Option<Proc> {
     Some(Proc(child))
 }
 
-/// xorshift64*: a fixed-seed PRNG, so generated test data and failures
-/// reproduce.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
 pub mod postgres;
 pub mod webdriver;
 
