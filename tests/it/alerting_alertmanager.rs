@@ -5,7 +5,7 @@
 //! `alerting:` section, or nothing when it is invalid; file_sd and TLS;
 //! the request is compared with Prometheus 2.42's; `check config` errors.
 
-mod common;
+use crate::common;
 use common::{free_port, peer, Proc};
 
 use serde_json::Value;
@@ -754,23 +754,12 @@ alerting:
     std::fs::write(prom_dir.join("rules.yml"), rules).unwrap();
     std::fs::write(prom_dir.join("prometheus.yml"), shared(prom_port_am)).unwrap();
     let prom_port = free_port();
-    let _prom = Proc(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                prom_dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                prom_dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            // Its first evaluation may beat Alertmanager discovery.
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    // Its first evaluation may beat Alertmanager discovery.
+    let _prom = common::spawn_prometheus(
+        &prometheus,
+        &prom_dir,
+        prom_port,
+        &["--rules.alert.resend-delay=1s"],
     );
     let kx_dir = dir.path().join("kx");
     std::fs::create_dir_all(&kx_dir).unwrap();

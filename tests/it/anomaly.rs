@@ -4,7 +4,7 @@
 //! injected anomalies on synthetic seasonal series without firing on the
 //! clean ones (measured with klaxon's own rule engine).
 
-mod common;
+use crate::common;
 
 use klaxon::anomaly::eval::{self, Scenario};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Prometheus' metadata API on loopback, checked with our own client and with
 //! promtool (Prometheus 2.42's CLI) as a real peer.
 
-mod common;
+use crate::common;
 
 use axum::routing::get;
 use axum::Router;

@@ -10,7 +10,7 @@
 //! does not have are listed with the reason and not counted; files using a
 //! service discovery mechanism other than static/file are the SD work's.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

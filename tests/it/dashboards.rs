@@ -5,7 +5,7 @@
 //! evaluates in klaxon's engine against a head filled with the reference
 //! exporter payloads and klaxon's own /metrics.
 
-mod common;
+use crate::common;
 
 use klaxon::promql::parser::Expr;
 use serde_json::Value;

@@ -1,11 +1,9 @@
 //! Service discovery against local servers: the discovery manager with
 //! each mechanism, the scrape manager fed by it, and bad answers.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-#[path = "common/fake_kube.rs"]
-mod fake_kube;
+use crate::common;
+use crate::common::fake_http;
+use crate::common::fake_kube;
 
 use fake_http::{Action, FakeHttp, Req};
 use klaxon::config::{load_str, TargetGroup};
@@ -288,7 +286,7 @@ fn dnsmasq(port: u16, records: &[String]) -> Option<common::Proc> {
     let bin = std::path::Path::new("/usr/sbin/dnsmasq");
     if !bin.is_file() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !crate::common::is_ci(),
             "dnsmasq missing under CI (Debian package dnsmasq-base, see .ci/run)"
         );
         eprintln!("SKIPPED: dnsmasq not installed");
@@ -1767,7 +1765,9 @@ impl std::io::Write for LogBuf {
 /// The process-wide log capture. A thread-local `set_default` missed
 /// lines now and then: tracing caches per-callsite interest across
 /// threads, and other tests of this binary hit the same callsites with
-/// no subscriber at the same time. One global subscriber has no such race.
+/// no subscriber at the same time. One global subscriber has no such race;
+/// it keeps warnings and errors only, since every test of the binary logs
+/// into it.
 fn global_log() -> LogBuf {
     static LOG: std::sync::OnceLock<LogBuf> = std::sync::OnceLock::new();
     LOG.get_or_init(|| {
@@ -1776,6 +1776,7 @@ fn global_log() -> LogBuf {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || b2.clone())
             .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
         buf

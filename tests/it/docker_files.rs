@@ -2,7 +2,7 @@
 //! them (mounted files, ports, flags, paths) and the configuration files with
 //! `klaxon check config` and `promtool check config`.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use klaxon::scrape::parser::{Entry, Format, MetricType, ParseError, Parser, Validation};
 
-mod common;
+use crate::common;
 
 fn shared_dir() -> Option<PathBuf> {
     common::data_dir("")

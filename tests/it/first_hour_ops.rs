@@ -5,7 +5,7 @@
 //! evaluation, and a stop that keeps within `--storage.remote.flush-deadline`
 //! although the remote-write endpoint never answers.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

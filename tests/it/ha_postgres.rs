@@ -1,4 +1,4 @@
-//! The HA pair end to end: a throwaway PostgreSQL 15 (tests/common), two
+//! The HA pair end to end: a throwaway PostgreSQL 15 (tests/it/common), two
 //! `klaxon run` processes with the same config (`storage.backend:
 //! postgres`, each with its own port and storage dir), a webhook sink
 //! counting deliveries per alert. A stream of distinct firing alerts is
@@ -8,7 +8,7 @@
 //! same Idempotency-Key, the documented at-least-once window, counts once).
 //! Under `CI=true` a missing PostgreSQL is a failure.
 
-mod common;
+use crate::common;
 use common::free_port;
 
 use axum::routing::post;

@@ -6,25 +6,17 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common::{tempdir, Klaxon};
 
 async fn start_cfg(
     extra: &str,
     tweak: impl FnOnce(&mut klaxon::config::Config),
 ) -> (klaxon::app::Running, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!("storage:\n  path: {}\n{extra}", dir.path().display());
-    let path = dir.path().join("klaxon.yml");
-    std::fs::write(&path, &yaml).unwrap();
-    let mut cfg = klaxon::config::load_file(&path).unwrap();
-    tweak(&mut cfg);
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
-    (app, base, dir)
+    Klaxon::start_in(tempdir(), extra, tweak).await.parts()
 }
 
 async fn start(extra: &str) -> (klaxon::app::Running, String, tempfile::TempDir) {
-    start_cfg(extra, |_| {}).await
+    Klaxon::start(extra).await.parts()
 }
 
 fn silence_body() -> String {
@@ -455,7 +447,9 @@ fn exporter(body: fn(&mut std::net::TcpStream) -> std::io::Result<()>) -> u16 {
 
 /// `(health, lastScrapeDuration)` of the only target once it was scraped.
 async fn first_scrape(c: &reqwest::Client, base: &str) -> (String, f64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: under a CPU hog the first scrape (offset up to one 5 s
+    // interval) took longer than 30 s to be reported.
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let v = get_json(c, &format!("{base}/api/v1/targets")).await;
         let tg = &v["data"]["activeTargets"][0];

@@ -2,7 +2,7 @@
 //! machine (`../shared/reference/metrics/node_exporter.prom`), sanity of the
 //! live values, and exact parsing of a fixture /proc tree.
 
-mod common;
+use crate::common;
 
 use klaxon::exporters::host::{collect, HostOptions};
 use klaxon::metrics::{encode, FamilySnapshot, Kind};

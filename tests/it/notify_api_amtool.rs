@@ -2,7 +2,7 @@
 //! and against a real Alertmanager 0.25 started here with the same routing
 //! config: exit codes and (time/id-masked) output must be the same.
 
-mod common;
+use crate::common;
 use common::free_port;
 
 use std::path::Path;

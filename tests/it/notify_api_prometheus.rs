@@ -2,13 +2,12 @@
 //! rule's alert arrives through `POST /api/v2/alerts`, is listed by
 //! `GET /api/v2/alerts` and flushed to the notification sink.
 
-mod common;
-use common::{free_port, Proc};
+use crate::common;
+use common::free_port;
 
 use klaxon::notify::{Notification, NotificationSink};
 use parking_lot::Mutex;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,24 +56,13 @@ async fn prometheus_alerts_flow_through_klaxon() {
         ),
     )
     .unwrap();
-    let _prom = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            // The first evaluation can run before the Alertmanager list is
-            // discovered (that send is dropped); resend soon after.
-            .arg("--rules.alert.resend-delay=1s")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    // The first evaluation can run before the Alertmanager list is
+    // discovered (that send is dropped); resend soon after.
+    let _prom = common::spawn_prometheus(
+        Path::new(PROMETHEUS),
+        dir.path(),
+        prom_port,
+        &["--rules.alert.resend-delay=1s"],
     );
 
     let deadline = Instant::now() + Duration::from_secs(40);

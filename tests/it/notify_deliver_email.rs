@@ -2,7 +2,7 @@
 //! in the test receives the message; both MIME parts must carry the
 //! runbook link, and the AUTH credentials must be the configured ones.
 
-mod notify_deliver_support;
+use crate::notify_deliver_support;
 
 use base64::Engine as _;
 use klaxon::metrics::Registry;

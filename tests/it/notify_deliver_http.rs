@@ -2,7 +2,7 @@
 //! webhook payloads, retries, Retry-After, permanent failures, resume after
 //! the outbox is dropped, replay through the API, and the metrics.
 
-mod notify_deliver_support;
+use crate::notify_deliver_support;
 
 use klaxon::metrics::Registry;
 use klaxon::model::now_millis;

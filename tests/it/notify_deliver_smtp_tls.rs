@@ -3,7 +3,7 @@
 //! certificate, trusted through `tls_config.ca_file`; and a server without
 //! STARTTLS is refused rather than sent to in clear.
 
-mod notify_deliver_support;
+use crate::notify_deliver_support;
 
 use klaxon::metrics::Registry;
 use klaxon::model::now_millis;

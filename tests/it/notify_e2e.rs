@@ -4,7 +4,7 @@
 //! mid-retry, the restarted klaxon delivers the stored notification exactly
 //! once.
 
-mod common;
+use crate::common;
 use common::free_port;
 
 use axum::routing::post;

@@ -10,7 +10,7 @@
 //! fields must match exactly. Then each integration's retry rule: a 500, a
 //! 429 and a 400 as first answer, retried or not as Alertmanager does.
 
-mod common;
+use crate::common;
 use common::{free_port, Proc};
 
 use axum::body::Bytes;
@@ -21,7 +21,6 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -589,32 +588,15 @@ fn by_kind(reqs: &[Rec]) -> BTreeMap<String, Vec<&Rec>> {
 }
 
 fn start_alertmanager(dir: &Path, port: u16, cfg: &str) -> Proc {
-    let file = dir.join("alertmanager.yml");
-    std::fs::write(&file, cfg).unwrap();
-    let child = Command::new(ALERTMANAGER)
-        .arg(format!("--config.file={}", file.display()))
-        .arg(format!("--storage.path={}", dir.join("am-data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let p = Proc(child);
-    let end = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "alertmanager did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
+    let url = format!("--web.external-url=http://127.0.0.1:{port}");
+    common::start_alertmanager_with(Path::new(ALERTMANAGER), dir, port, cfg, &[url])
 }
 
 fn peer_present() -> bool {
     let ok = Path::new(ALERTMANAGER).exists();
     if !ok {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !common::is_ci(),
             "alertmanager missing under CI (../shared/tools/install-peers.sh)"
         );
         eprintln!("SKIPPED: alertmanager not installed");

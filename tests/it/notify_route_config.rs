@@ -2,7 +2,7 @@
 //! klaxon's notify config loader and compared with Alertmanager's verdict
 //! (from `../shared/upstream/alertmanager/NOTES.md`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

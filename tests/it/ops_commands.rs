@@ -9,15 +9,8 @@ use std::time::Duration;
 const SECRET: &str = "0123456789abcdef-shared";
 
 async fn start() -> (klaxon::app::Running, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "storage:\n  path: {}\ncommand_center:\n  command_secret: {SECRET}\n",
-        dir.path().display()
-    );
-    let cfg = klaxon::config::load_str(&yaml, "ops.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
-    (app, base, dir)
+    let cc = format!("command_center:\n  command_secret: {SECRET}\n");
+    crate::common::Klaxon::start(&cc).await.parts()
 }
 
 fn now_s() -> i64 {

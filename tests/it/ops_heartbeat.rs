@@ -51,15 +51,9 @@ async fn mock(fail: bool) -> (Arc<Mock>, String) {
 }
 
 async fn start(cc: &str) -> (klaxon::app::Running, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "storage:\n  path: {}\ncommand_center:\n{cc}",
-        dir.path().display()
-    );
-    let cfg = klaxon::config::load_str(&yaml, "ops.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", app.addr);
-    (app, base, dir)
+    crate::common::Klaxon::start(&format!("command_center:\n{cc}"))
+        .await
+        .parts()
 }
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {

@@ -103,19 +103,10 @@ fn count(r: &SseReader, kind: &str) -> usize {
 }
 
 async fn start() -> (klaxon::app::Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("r.yml");
-    std::fs::write(&rules, "groups: []\n").unwrap();
-    let yaml = format!(
-        "rule_files: ['{}']\nstorage:\n  path: {}\n",
-        rules.display(),
-        dir.path().display()
-    );
-    let path = dir.path().join("klaxon.yml");
-    std::fs::write(&path, &yaml).unwrap();
-    let cfg = klaxon::config::load_file(&path).expect("config");
-    let k = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
-    (k, dir)
+    let dir = crate::common::tempdir();
+    std::fs::write(dir.path().join("r.yml"), "groups: []\n").unwrap();
+    let k = crate::common::Klaxon::start_in(dir, "rule_files: ['{dir}/r.yml']\n", |_| {}).await;
+    (k.app, k.dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,12 @@
 //! The PostgreSQL exporter against a real PostgreSQL 15 started by the test
-//! (tests/common/postgres.rs): families diffed against postgres_exporter
+//! (tests/it/common/postgres.rs): families diffed against postgres_exporter
 //! 0.11's defaults captured on this kind of machine
 //! (`../shared/reference/metrics/postgres_exporter_default.prom`),
 //! pg_stat_statements, the saturation ratio under 50 connections, custom
 //! queries, query timeouts, a server going down and coming back, and the
 //! in-process `job="postgres"` feeding the head.
 
-mod common;
+use crate::common;
 
 use common::postgres::PgServer;
 use klaxon::exporters::config::{Dsn, PostgresConfig};

@@ -4,8 +4,7 @@
 //! `prometheus-blackbox-exporter` (started here with the same modules file)
 //! probing the same local targets.
 
-mod common;
-mod probe_support;
+use crate::probe_support;
 
 use klaxon::probe::{run_probe, Modules};
 use probe_support::*;

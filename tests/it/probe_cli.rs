@@ -2,8 +2,7 @@
 //! real binary), `GET /probe` on a running klaxon, and the `probes:` config
 //! section writing results into the head.
 
-mod common;
-mod probe_support;
+use crate::probe_support;
 
 use probe_support::*;
 use std::process::{Command, Output};

@@ -1,8 +1,8 @@
 //! Probers against servers the test starts on 127.0.0.1: HTTP, HTTPS with
 //! a generated certificate, TCP dialogues and a DNS responder.
 
-mod common;
-mod probe_support;
+use crate::common;
+use crate::probe_support;
 
 use klaxon::probe::{run_probe, Module, Modules, ProbeOutcome};
 use probe_support::*;

@@ -15,7 +15,7 @@
 //! and 3.x results differ by design (extrapolation changes, new functions)
 //! are not generated.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use klaxon::promql::parser::{parse, MAX_DEPTH};
 
-mod common;
+use crate::common;
 use common::data_dir;
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -7,7 +7,7 @@
 //! baseline (`testdata/promql/baseline.txt`) fails the test, so the count can
 //! be worked up case by case.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `prometheus-api-client`, and the requests Grafana's datasource makes)
 //! checked against what the engine computes for the same expressions.
 
-mod common;
+use crate::common;
 
 use klaxon::api::query_json::format_value;
 use klaxon::model::Labels;

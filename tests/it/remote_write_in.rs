@@ -7,7 +7,7 @@
 //! Also, in-process: the status codes of `POST /api/v1/write` for good,
 //! empty and bad requests, and 404 without the flag.
 
-mod common;
+use crate::common;
 use common::{free_port, Proc};
 
 use klaxon::model::Label;
@@ -185,22 +185,7 @@ async fn prometheus_remote_write_matches_prometheus_queries() {
         ),
     )
     .unwrap();
-    let _prom = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _prom = common::spawn_prometheus(Path::new(PROMETHEUS), dir.path(), prom_port, &[]);
     let prom = format!("http://127.0.0.1:{prom_port}");
     let kx = format!("http://127.0.0.1:{kx_port}");
     let client = reqwest::Client::builder()

@@ -7,7 +7,7 @@
 //! `retry_on_http_429`, Retry-After, headers, external labels, write
 //! relabeling, a full queue, and resharding without loss or reordering.
 
-mod common;
+use crate::common;
 use common::{free_port, Proc};
 
 use axum::body::Bytes;
@@ -108,22 +108,11 @@ async fn every_sample_reaches_a_real_prometheus() {
     );
     let prom_port = free_port();
     std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
-    let _prom = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _prom = common::spawn_prometheus(
+        Path::new(PROMETHEUS),
+        dir.path(),
+        prom_port,
+        &["--web.enable-remote-write-receiver"],
     );
     let prom = format!("http://127.0.0.1:{prom_port}");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::data_dir;
 
 /// Runs `check rules` on one file as the library does for the CLI; returns

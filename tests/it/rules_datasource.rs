@@ -3,7 +3,7 @@
 //! and error bodies, timeouts, the time parameter sent), then against a
 //! real Prometheus 2.42 started by the test.
 
-mod common;
+use crate::common;
 use common::{free_port, peer, Proc};
 
 use axum::extract::{RawQuery, State};
@@ -417,37 +417,7 @@ fn synth_target(port: u16) -> Proc {
 /// Prometheus on `port` with `dir/prometheus.yml`, data in `dir/data`;
 /// returns once it is ready.
 async fn prometheus(bin: &std::path::Path, dir: &std::path::Path, port: u16) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("prometheus.log"))
-        .unwrap();
-    let child = std::process::Command::new(bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus");
-    let p = Proc(child);
-    let url = format!("http://127.0.0.1:{port}/-/ready");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(&url).await {
-            if r.status().is_success() {
-                return p;
-            }
-        }
-        assert!(Instant::now() < deadline, "prometheus did not become ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::start_prometheus(bin, dir, port, &[]).await
 }
 
 async fn get_json(url: &str) -> serde_json::Value {

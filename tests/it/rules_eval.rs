@@ -2,7 +2,7 @@
 //! recording rules, limits and templates, checked by hand-written cases and
 //! against promtool unit-test files whose verdicts promtool 2.42 produced.
 
-mod common;
+use crate::common;
 
 use klaxon::model::{is_stale_nan, Labels, STALE_NAN};
 use klaxon::promql::{Engine, Value as QValue};

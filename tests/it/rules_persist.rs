@@ -91,7 +91,7 @@ async fn a_firing_alert_is_firing_after_a_restart_without_a_resend() {
     // same activeAt, and it is handed to the dispatcher again with the same
     // startsAt (as Prometheus re-sends after a restart); the dispatcher's
     // persisted notification log keeps the receiver from a second page
-    // (tests/notify_api_v2.rs restarted_klaxon_does_not_repage).
+    // (tests/it/notify_api_v2.rs restarted_klaxon_does_not_repage).
     let sink2 = Arc::new(Recorder::default());
     let app = start(&cfg_path, sink2.clone()).await;
     let base = format!("http://{}", app.addr);

@@ -239,7 +239,7 @@ fn promtool_confirms_stored_cases() {
     }
 }
 
-mod common;
+use crate::common;
 
 fn shared_dir() -> Option<PathBuf> {
     common::data_dir("corpora/unittests/03-annotation-templates")

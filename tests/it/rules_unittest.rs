@@ -3,7 +3,7 @@
 //! (stdout and stderr interleaved, as the corpus was recorded) compared with
 //! what promtool 2.42 printed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

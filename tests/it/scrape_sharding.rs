@@ -3,8 +3,8 @@
 //! targets whose address hashes to their index, and the split is the one
 //! Prometheus 2.42 makes with the same configs.
 
-mod common;
-use common::{free_port, peer, Proc};
+use crate::common;
+use common::{free_port, peer};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -147,32 +147,8 @@ async fn hashmod_splits_targets_like_prometheus() {
     ));
     std::fs::write(dir.path().join("prometheus.yml"), y).unwrap();
     let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Proc(
-        std::process::Command::new(bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus"),
-    );
+    let _prom = common::start_prometheus(&bin, dir.path(), port, &[]).await;
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/-/ready"))
-        .await
-        .map_or(true, |r| !r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "prometheus did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     // (N + 1) jobs see every target once each.
     let (by_pool, v) = targets(&base, (N + 1) * addrs.len()).await;
     for (i, ours) in kept.iter().enumerate() {

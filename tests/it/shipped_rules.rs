@@ -3,7 +3,7 @@
 //! each and a runbook per alert: checked with klaxon and with promtool 2.42,
 //! and the runbooks are checked against the alerts and served over HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! writes today, generated rules and tests pass in klaxon and promtool, and
 //! the generated alerts fire as derived by hand from raw counters.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

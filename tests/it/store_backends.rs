@@ -1,11 +1,11 @@
 //! The store's typed functions on both backends: every body below runs
 //! against a fresh SQLite file and a fresh database on a throwaway
-//! PostgreSQL 15 (tests/common/postgres.rs); plus PostgreSQL migrations
+//! PostgreSQL 15 (tests/it/common/postgres.rs); plus PostgreSQL migrations
 //! (versioned, idempotent, two replicas starting at once), reconnecting
 //! after the server drops the session, and the leader election.
 //! Under `CI=true` a missing PostgreSQL is a failure.
 
-mod common;
+use crate::common;
 
 use common::postgres::PgServer;
 use klaxon::model::Labels;

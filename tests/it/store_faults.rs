@@ -3,7 +3,7 @@
 //! needed and stalls nothing else; a full disk loses no notification, turns
 //! `/-/ready` to 503 and is counted in `klaxon_store_errors_total`.
 
-mod common;
+use crate::common;
 
 use klaxon::store::health::Fault;
 use std::time::{Duration, Instant};
@@ -187,7 +187,7 @@ impl Tmpfs {
             .is_ok_and(|s| s.success());
         if !ok {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !crate::common::is_ci(),
                 "cannot mount a tmpfs (this test needs root)"
             );
             eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");

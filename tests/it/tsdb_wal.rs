@@ -3,7 +3,7 @@
 //! (or has its WAL damaged, or its disk filled) and is started again on the
 //! same `storage.path`.
 
-mod common;
+use crate::common;
 use common::{free_port, Proc};
 
 use serde_json::Value;
@@ -15,7 +15,7 @@ fn synth_present() -> bool {
     let synth = common::shared("tools/synth_target.py");
     if !synth.exists() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !crate::common::is_ci(),
             "{} missing under CI",
             synth.display()
         );
@@ -446,7 +446,7 @@ impl Mount {
             .is_ok_and(|s| s.success());
         if !ok {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !crate::common::is_ci(),
                 "mounting a tmpfs failed under CI (needs root)"
             );
             eprintln!("SKIPPED: cannot mount a tmpfs (not root?)");
@@ -579,23 +579,17 @@ fn a_read_only_wal_directory_is_a_startup_error() {
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn prometheus_receiver(dir: &Path, port: u16) -> Proc {
-    std::fs::write(dir.join("prometheus.yml"), "global: {}\n").unwrap();
-    Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global: {}
+",
+    )
+    .unwrap();
+    common::spawn_prometheus(
+        Path::new(PROMETHEUS),
+        dir,
+        port,
+        &["--web.enable-remote-write-receiver"],
     )
 }
 
@@ -640,7 +634,7 @@ async fn remote_write_outage_and_restart_lose_nothing() {
     }
     if !Path::new(PROMETHEUS).exists() {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !crate::common::is_ci(),
             "prometheus missing under CI (../shared/tools/install-peers.sh)"
         );
         eprintln!("SKIPPED: {PROMETHEUS} not installed");

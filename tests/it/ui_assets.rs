@@ -4,8 +4,7 @@
 //! caching; unknown assets 404; `whoami` per role; the probes results API;
 //! the status APIs the status page reads.
 
-mod common;
-mod probe_support;
+use crate::probe_support;
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, VecDeque};

@@ -1,5 +1,5 @@
 //! The web UI in a real browser: Debian's headless Chromium driven through
-//! chromedriver (tests/common/webdriver.rs) against a klaxon started here
+//! chromedriver (tests/it/common/webdriver.rs) against a klaxon started here
 //! with the fixture config in testdata/ui/.
 //!
 //! The tests select on the DOM contract of the pages (ids and `data-testid`s
@@ -10,7 +10,7 @@
 //! Outside CI a machine without chromium/chromedriver prints a SKIPPED line;
 //! under `CI=true` that is a failure.
 
-mod common;
+use crate::common;
 
 use axum::routing::{get, post};
 use common::webdriver::{browser_available, screenshot_dir, Browser, WdResult, ENTER};
@@ -28,9 +28,6 @@ const RUNBOOK: &str = "https://runbooks.example.org/ui-fixture-always-firing";
 const DASHBOARD: &str = "https://dashboards.example.org/d/ui-fixture";
 /// How long a page may take to show its data (the machine is shared).
 const T: Duration = Duration::from_secs(20);
-
-/// One Chromium at a time: the machine has two cores shared with builds.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A klaxon running the fixture config, plus the fixture server it scrapes
 /// (`ui_fixture_switch`) and delivers to (`/hook`).
@@ -236,7 +233,7 @@ fn css_alert(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_page_shows_firing_alert_with_runbook_and_dashboard_links() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("alerts_page_shows_firing_alert_with_runbook_and_dashboard_links").await
     else {
         return;
@@ -345,7 +342,7 @@ async fn alerts_page_shows_firing_alert_with_runbook_and_dashboard_links() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_created_in_the_ui_is_stored_and_mutes_the_alert() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("silence_created_in_the_ui_is_stored_and_mutes_the_alert").await else {
         return;
     };
@@ -467,7 +464,7 @@ async fn silence_created_in_the_ui_is_stored_and_mutes_the_alert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_page_draws_rate_and_shows_parse_error_position() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("graph_page_draws_rate_and_shows_parse_error_position").await else {
         return;
     };
@@ -595,7 +592,7 @@ async fn has(b: &Browser, css: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_sees_no_silence_or_replay_buttons_operator_does() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("viewer_sees_no_silence_or_replay_buttons_operator_does").await else {
         return;
     };
@@ -608,7 +605,15 @@ async fn viewer_sees_no_silence_or_replay_buttons_operator_does() {
             .is_some_and(|d| !d.is_empty())
     })
     .await;
-    assert!(fx.hooks.load(Ordering::SeqCst) >= 1);
+    // The delivery is stored before its first attempt: wait for the send.
+    let deadline = std::time::Instant::now() + T;
+    while fx.hooks.load(Ordering::SeqCst) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook got nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     for (token, operator) in [(VIEWER, false), (OPERATOR, true)] {
         login(&b, &fx.base, token).await.unwrap();
@@ -649,7 +654,7 @@ async fn viewer_sees_no_silence_or_replay_buttons_operator_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("alerts_page_has_no_horizontal_scroll_at_phone_width").await else {
         return;
     };
@@ -724,7 +729,7 @@ return bad;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_control_on_every_page_has_an_accessible_name() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("every_control_on_every_page_has_an_accessible_name").await else {
         return;
     };
@@ -796,7 +801,7 @@ async fn every_control_on_every_page_has_an_accessible_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_page_refreshes_live_without_reload() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("alerts_page_refreshes_live_without_reload").await else {
         return;
     };
@@ -828,7 +833,7 @@ async fn alerts_page_refreshes_live_without_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_every_page() {
-    let _one = ONE_BROWSER.lock().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("screenshots_of_every_page").await else {
         return;
     };

@@ -3,7 +3,7 @@
 //! without a restart, client-certificate auth, and Prometheus 2.42 sending
 //! alerts and remote write to klaxon over TLS with basic auth.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -272,21 +272,13 @@ remote_write:
     )
     .expect("prometheus.yml");
     let pport = std::fs::read_to_string(dir.join("pport")).expect("pport");
-    let _prom = common::Proc(
-        Command::new(prometheus)
-            // The first alert may come before the Alertmanager target is
-            // discovered (then dropped); resend soon rather than after 1m.
-            .args([
-                "--config.file=prometheus.yml",
-                "--storage.tsdb.path=prom-data",
-                "--rules.alert.resend-delay=1s",
-            ])
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prom.log")).expect("log"))
-            .spawn()
-            .expect("prometheus"),
+    // The first alert may come before the Alertmanager target is
+    // discovered (then dropped); resend soon rather than after 1m.
+    let _prom = common::spawn_prometheus(
+        &prometheus,
+        dir,
+        pport.trim().parse().expect("pport"),
+        &["--rules.alert.resend-delay=1s"],
     );
     let auth = ["--cacert", "one-ca.crt", "-u", "prom:pw"];
     let body = |path: &str| {
@@ -313,7 +305,7 @@ remote_write:
                 let o = Command::new("curl").arg("-s").arg(format!("http://127.0.0.1:{pport}/api/v1/query?query=%7B__name__%3D~%22prometheus_notifications.*%7CALERTS%22%7D")).output().expect("curl");
                 String::from_utf8_lossy(&o.stdout).to_string()
             },
-            std::fs::read_to_string(dir.join("prom.log"))
+            std::fs::read_to_string(dir.join("prometheus.log"))
                 .unwrap_or_default()
                 .lines()
                 .filter(|l| l.contains("level=error") || l.contains("level=warn") || l.contains("notifier") || l.contains("rule"))

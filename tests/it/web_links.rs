@@ -3,10 +3,10 @@
 //! classic `/graph?g0.expr=…`), the Silence link and the runbook link of a
 //! notification, the same fields in the APIs, the runbooks' own query
 //! links, and the UI's pages and assets. Checked over HTTP and, end to end,
-//! in headless Chromium (tests/common/webdriver.rs): each link opens the
+//! in headless Chromium (tests/it/common/webdriver.rs): each link opens the
 //! page it names with the state it carries.
 
-mod common;
+use crate::common;
 
 use axum::routing::post;
 use common::webdriver::{browser_available, Browser};
@@ -361,6 +361,7 @@ async fn every_kind_of_link_opens_its_page_in_chromium() {
         return;
     }
     let f = Fixture::start().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let b = Browser::start().await.expect("browser");
     let msg = f.notification().await;
     let mut found = Vec::new();

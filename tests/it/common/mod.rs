@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests (each test file is its own crate
-//! and pulls this in with `mod common;`, so not every file uses every item).
+//! Helpers shared by the integration tests (`crate::common` in every module
+//! of the one test binary; not every module uses every item).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -115,6 +115,141 @@ pub fn start_alertmanager_with(
     am
 }
 
+/// A klaxon started in this process on 127.0.0.1:0, its storage (and any
+/// file a test writes beside the config) in a fresh temporary directory.
+pub struct Klaxon {
+    pub app: klaxon::app::Running,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Klaxon {
+    /// Starts klaxon on `storage.path: <tempdir>` followed by `extra` (YAML
+    /// sections), in which `{dir}` stands for the temporary directory.
+    pub async fn start(extra: &str) -> Klaxon {
+        Self::start_in(tempdir(), extra, |_| {}).await
+    }
+
+    /// [`Klaxon::start`] in a directory the test prepared (rule files,
+    /// certificates), with `tweak` applied to the loaded config.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        extra: &str,
+        tweak: impl FnOnce(&mut klaxon::config::Config),
+    ) -> Klaxon {
+        let d = dir.path().display().to_string();
+        let yaml = format!("storage:\n  path: {d}\n{}", extra.replace("{dir}", &d));
+        let path = dir.path().join("klaxon.yml");
+        std::fs::write(&path, &yaml).expect("write klaxon.yml");
+        let mut cfg = klaxon::config::load_file(&path)
+            .unwrap_or_else(|e| panic!("test config does not load: {e}\n{yaml}"));
+        tweak(&mut cfg);
+        let app = klaxon::app::start(cfg, "127.0.0.1:0")
+            .await
+            .expect("klaxon starts");
+        let base = format!("http://{}", app.addr);
+        Klaxon { app, base, dir }
+    }
+
+    /// The parts, for tests that keep them in separate bindings.
+    pub fn parts(self) -> (klaxon::app::Running, String, tempfile::TempDir) {
+        (self.app, self.base, self.dir)
+    }
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// `GET url` answered 200 with JSON: the JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let r = reqwest::get(url).await.expect("GET");
+    assert_eq!(r.status(), 200, "GET {url}");
+    let text = r.text().await.expect("answer body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
+}
+
+/// `POST url` with a JSON body: the status and the answer's JSON (`Null`
+/// when the body is not JSON).
+pub async fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("answer body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A real Prometheus (`bin`) on 127.0.0.1:`port` reading
+/// `dir/prometheus.yml` (relative paths in it resolve under `dir`), its
+/// data in `dir/prom-data`, its log in `dir/prometheus.log`; killed on drop.
+/// Returned at once: [`start_prometheus`] waits until it is ready.
+pub fn spawn_prometheus(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .expect("prometheus.log");
+    let child = std::process::Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    Proc(child)
+}
+
+/// [`spawn_prometheus`], returned once `/-/ready` answers 200.
+pub async fn start_prometheus(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> Proc {
+    let p = spawn_prometheus(bin, dir, port, extra);
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus on {port} did not become ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+pub mod fake_http;
+pub mod fake_kube;
 pub mod postgres;
 pub mod webdriver;
 

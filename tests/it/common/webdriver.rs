@@ -18,6 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// One Chromium at a time across every test of the binary: the machine has
+/// two cores, and two browsers loading pages at once miss their deadlines.
+pub static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// The key code WebDriver uses for Enter in `send_keys`.
