@@ -9,7 +9,7 @@ use klaxon::anomaly::eval::{self, Scenario, KINDS};
 fn main() {
     // `cargo test --all-targets` runs bench binaries too: the full scenario
     // (minutes in a debug build) only under `cargo bench`, which passes
-    // `--bench`. The small scenario is a test in tests/anomaly.rs.
+    // `--bench`. The small scenario is a test in tests/it/anomaly.rs.
     if !std::env::args().any(|a| a == "--bench") {
         println!("anomaly_eval: skipped outside `cargo bench --bench anomaly_eval`");
         return;

@@ -44,7 +44,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
 /// Every file under `ui/`. A file a page imports but missing here is a 404
-/// in the browser; `tests/ui_assets.rs` follows the imports to catch it.
+/// in the browser; `tests/it/ui_assets.rs` follows the imports to catch it.
 const ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("app.css", CSS),

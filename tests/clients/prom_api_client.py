@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drives klaxon's query API with the `prometheus-api-client` package (what
 Python users script against Prometheus) and prints what the library parsed,
-as JSON, for tests/query_api.rs to compare with klaxon's engine.
+as JSON, for tests/it/query_api.rs to compare with klaxon's engine.
 
 usage: prom_api_client.py URL EVAL_TIME_SECONDS
 """

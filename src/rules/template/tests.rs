@@ -1,6 +1,6 @@
 //! Unit tests per function and construct. Expected strings follow Go's
 //! documented fmt/strconv/text-template behaviour and Prometheus'
-//! template.go semantics (the promtool oracle lives in tests/rules_template.rs).
+//! template.go semantics (the promtool oracle lives in tests/it/rules_template.rs).
 
 use super::*;
 
