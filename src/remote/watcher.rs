@@ -85,6 +85,9 @@ fn read_from(dir: &Path, seg: u64, off: u64) -> std::io::Result<Option<Vec<u8>>>
     Ok(Some(buf))
 }
 
+/// How a segment's decoding ended: cleanly, or at `(offset, reason)`.
+type DecodeEnd = Result<(), (u64, String)>;
+
 /// Decodes segment bytes read from `base` starting at segment offset
 /// `off`; record ends and the damage's offset are segment offsets. Unless `primed`, the records
 /// before `off` are decoded first, into `state` only (they were sent).
@@ -94,7 +97,7 @@ fn decode_from(
     bytes: &[u8],
     base: u64,
     off: u64,
-) -> (Vec<(Record, u64)>, Result<(), (u64, String)>) {
+) -> (Vec<(Record, u64)>, DecodeEnd) {
     let from = (off - base) as usize;
     if !*primed {
         let before = bytes.get(..from).unwrap_or(bytes);

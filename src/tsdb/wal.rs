@@ -252,7 +252,7 @@ fn mantissa(bits: u64, s: usize) -> Option<i64> {
     let p = POW10[s];
     let x = f64::from_bits(bits) * p;
     // NaN and infinities fail this comparison too.
-    if !(x.abs() < MAX_MANTISSA) {
+    if x.is_nan() || x.abs() >= MAX_MANTISSA {
         return None;
     }
     // Round half away from zero without a libm call.

@@ -157,7 +157,7 @@ fn aggregation(rng: &mut Rng, inner: &str) -> String {
 fn expression(rng: &mut Rng) -> String {
     let call = range_call(rng);
     match rng.below(12) {
-        0 | 1 | 2 => call,
+        0..=2 => call,
         3 | 4 => aggregation(rng, &call),
         5 => {
             let inner = aggregation(rng, &call);

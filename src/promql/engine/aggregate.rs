@@ -112,16 +112,9 @@ impl Acc {
                 avg_add(self, f);
             }
             AggregateOp::Count | AggregateOp::CountValues => self.count += 1.0,
-            AggregateOp::Min => {
-                if self.value > f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
-            AggregateOp::Max => {
-                if self.value < f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
+            AggregateOp::Min if self.value > f || self.value.is_nan() => self.value = f,
+            AggregateOp::Max if self.value < f || self.value.is_nan() => self.value = f,
+            AggregateOp::Min | AggregateOp::Max => {}
             AggregateOp::Stddev | AggregateOp::Stdvar => {
                 self.count += 1.0;
                 let delta = f - self.mean;

@@ -180,6 +180,22 @@ pub(crate) fn put_section(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(&crc(body).to_be_bytes());
 }
 
+/// The big-endian u32 in the last 4 bytes of `b` (a trailing CRC), 0 if shorter.
+pub(crate) fn trailing_be32(b: &[u8]) -> u32 {
+    match b {
+        [.., a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => 0,
+    }
+}
+
+/// A decoding error at `offset`.
+pub(crate) fn fail<T>(offset: u64, msg: impl Into<String>) -> DecResult<T> {
+    Err(DecError {
+        offset,
+        msg: msg.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,20 +215,4 @@ mod tests {
         let err = Dec::new(&[0x80], 100).uvarint().unwrap_err();
         assert_eq!(err.offset, 100);
     }
-}
-
-/// The big-endian u32 in the last 4 bytes of `b` (a trailing CRC), 0 if shorter.
-pub(crate) fn trailing_be32(b: &[u8]) -> u32 {
-    match b {
-        [.., a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
-        _ => 0,
-    }
-}
-
-/// A decoding error at `offset`.
-pub(crate) fn fail<T>(offset: u64, msg: impl Into<String>) -> DecResult<T> {
-    Err(DecError {
-        offset,
-        msg: msg.into(),
-    })
 }

@@ -97,7 +97,7 @@ fn matchers_follow_prometheus_rules_for_the_empty_value() {
             .collect()
     };
     let up = m(MatchType::Equal, "__name__", "up");
-    assert_eq!(zones(&[up.clone()]), ["up/a", "up/b"]);
+    assert_eq!(zones(std::slice::from_ref(&up)), ["up/a", "up/b"]);
     // zone="" selects series without the label.
     assert_eq!(
         zones(&[up.clone(), m(MatchType::Equal, "zone", "")]),
