@@ -11,6 +11,7 @@
 //! 429 and a 400 as first answer, retried or not as Alertmanager does.
 
 use crate::common;
+use crate::common::get_json;
 use common::{free_port, Proc};
 
 use axum::body::Bytes;
@@ -908,11 +909,6 @@ async fn newer_receivers_send_alertmanagers_request_shape() {
         a["content"]["body"][1],
         json!({"type": "TextBlock", "text": "X Newer", "wrap": true})
     );
-}
-
-async fn get_json(url: &str) -> Value {
-    let t = reqwest::get(url).await.unwrap().text().await.unwrap();
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{url}: {e}: {t}"))
 }
 
 /// A 200 whose body says the message was not sent (Telegram's

@@ -4,6 +4,7 @@
 //! real Prometheus 2.42 started by the test.
 
 use crate::common;
+use crate::common::get_json;
 use common::{free_port, peer, Proc};
 
 use axum::extract::{RawQuery, State};
@@ -418,11 +419,6 @@ fn synth_target(port: u16) -> Proc {
 /// returns once it is ready.
 async fn prometheus(bin: &std::path::Path, dir: &std::path::Path, port: u16) -> Proc {
     common::start_prometheus(bin, dir, port, &[]).await
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let r = reqwest::get(url).await.unwrap();
-    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
 }
 
 fn enc(s: &str) -> String {

@@ -2,6 +2,7 @@
 //! route per kind of payload, klaxon started in-process, and assertions on
 //! `/api/v1/targets`, the head and `/metrics`.
 
+use crate::common::get_json;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -189,11 +190,6 @@ fn job(name: &str, addr: &str, path: &str, extra: &str) -> String {
     format!(
         "  - job_name: {name}\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: {path}\n{extra}    static_configs:\n      - targets: ['{addr}']\n"
     )
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
-    serde_json::from_slice(&body).unwrap()
 }
 
 fn value_of(head: &klaxon::tsdb::Head, name: &str, job: &str) -> Vec<(i64, f64)> {

@@ -194,24 +194,6 @@ pub async fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
 }
 
-/// `POST url` with a JSON body: the status and the answer's JSON (`Null`
-/// when the body is not JSON).
-pub async fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("POST");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("answer body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
-}
-
 /// A real Prometheus (`bin`) on 127.0.0.1:`port` reading
 /// `dir/prometheus.yml` (relative paths in it resolve under `dir`), its
 /// data in `dir/prom-data`, its log in `dir/prometheus.log`; killed on drop.
