@@ -30,8 +30,8 @@
 #![allow(private_interfaces)]
 
 use crate::model::histogram::{
-    deltas_to_absolute, is_custom_buckets_schema, is_known_schema, span_indices, CounterResetHint,
-    FloatHistogram, Histogram, Span,
+    deltas_to_absolute, is_custom_buckets_schema, is_known_schema, span_indices, spans_for,
+    CounterResetHint, FloatHistogram, Histogram, Span,
 };
 use crate::model::is_stale_nan;
 use crate::tsdb::chunk::{fits, read_xor, write_xor, BitReader, BitWriter, NO_WINDOW};
@@ -382,25 +382,6 @@ fn merge_side(
     }
 }
 
-/// Spans describing exactly `indices` (each run of consecutive indices one span).
-fn spans_of(indices: &[i32]) -> Vec<Span> {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut last: Option<i32> = None;
-    for &i in indices {
-        match last {
-            Some(l) if i == l + 1 => {
-                if let Some(s) = spans.last_mut() {
-                    s.length += 1;
-                }
-            }
-            Some(l) => spans.push(Span::new(i - l - 1, 1)),
-            None => spans.push(Span::new(i, 1)),
-        }
-        last = Some(i);
-    }
-    spans
-}
-
 /// Places absolute counts of `from` layout into the `to` layout (a superset),
 /// zeros where `from` has no bucket.
 fn relayout(from: &[Span], abs: &[f64], to: &[Span]) -> Vec<f64> {
@@ -534,7 +515,7 @@ fn decide(last: &LastSample<'_>, h: &NewSample<'_>, float_chunk: bool) -> Decisi
         match (m.forward, m.backward) {
             (true, false) => own.to_vec(),
             (false, _) => chunk.to_vec(),
-            (true, true) => spans_of(&m.union),
+            (true, true) => spans_for(m.union.iter().copied()),
         }
     };
     let spans = (

@@ -317,23 +317,26 @@ pub(crate) fn span_indices(spans: &[Span]) -> Vec<i32> {
 /// Builds spans and counts from index-ordered `(index, count)` pairs: each
 /// run of consecutive indices becomes one span, gaps stay gaps.
 pub(crate) fn collapse(buckets: &[(i32, f64)]) -> (Vec<Span>, Vec<f64>) {
+    (
+        spans_for(buckets.iter().map(|b| b.0)),
+        buckets.iter().map(|b| b.1).collect(),
+    )
+}
+
+/// Spans describing exactly the ascending `indices`: each run of
+/// consecutive indices one span, gaps as offsets.
+pub(crate) fn spans_for(indices: impl IntoIterator<Item = i32>) -> Vec<Span> {
     let mut spans: Vec<Span> = Vec::new();
-    let mut counts = Vec::with_capacity(buckets.len());
     let mut last: Option<i32> = None;
-    for &(idx, c) in buckets {
-        match last {
-            Some(l) if idx == l + 1 => {
-                if let Some(s) = spans.last_mut() {
-                    s.length += 1;
-                }
-            }
-            Some(l) => spans.push(Span::new(idx - l - 1, 1)),
-            None => spans.push(Span::new(idx, 1)),
+    for idx in indices {
+        match (last, spans.last_mut()) {
+            (Some(l), Some(s)) if idx == l + 1 => s.length += 1,
+            (Some(l), _) => spans.push(Span::new(idx - l - 1, 1)),
+            (None, _) => spans.push(Span::new(idx, 1)),
         }
-        counts.push(c);
         last = Some(idx);
     }
-    (spans, counts)
+    spans
 }
 
 /// Prometheus' compaction on an expanded list: drops unpopulated buckets
@@ -575,35 +578,17 @@ impl FloatHistogram {
     /// (the count is not compared with the buckets: float rounding would
     /// make that check fail on valid results).
     pub fn validate(&self) -> Result<(), HistogramError> {
-        if self.uses_custom_buckets() {
-            check_custom_bounds(
-                &self.custom_values,
-                &self.positive_spans,
-                self.positive_buckets.len(),
-            )?;
-            if self.zero_count != 0.0 {
-                return Err(HistogramError::CustomBucketsZeroCount);
-            }
-            if self.zero_threshold != 0.0 {
-                return Err(HistogramError::CustomBucketsZeroThreshold);
-            }
-            if !self.negative_spans.is_empty() {
-                return Err(HistogramError::CustomBucketsNegativeSpans);
-            }
-            if !self.negative_buckets.is_empty() {
-                return Err(HistogramError::CustomBucketsNegativeBuckets);
-            }
-        } else if is_exponential_schema(self.schema) {
-            check_spans(
-                &self.positive_spans,
-                self.positive_buckets.len(),
-                "positive side: ",
-            )?;
-            check_spans(
-                &self.negative_spans,
-                self.negative_buckets.len(),
-                "negative side: ",
-            )?;
+        check_layout(&LayoutView {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count_is_zero: self.zero_count == 0.0,
+            custom_values: &self.custom_values,
+            positive_spans: &self.positive_spans,
+            positive_buckets: self.positive_buckets.len(),
+            negative_spans: &self.negative_spans,
+            negative_buckets: self.negative_buckets.len(),
+        })?;
+        if !self.uses_custom_buckets() {
             check_float_buckets(&self.negative_buckets, "negative side: ")?;
             if self.zero_count < 0.0 {
                 return Err(HistogramError::NegativeBucketCount(format!(
@@ -611,11 +596,6 @@ impl FloatHistogram {
                     go_g(self.zero_count)
                 )));
             }
-            if !self.custom_values.is_empty() {
-                return Err(HistogramError::ExponentialSchemaCustomBounds);
-            }
-        } else {
-            return Err(HistogramError::InvalidSchema(self.schema));
         }
         if self.count < 0.0 {
             return Err(HistogramError::NegativeCount(format!(
@@ -1055,6 +1035,48 @@ impl fmt::Display for FloatHistogram {
     }
 }
 
+/// The parts of a histogram the layout checks need, from either representation.
+struct LayoutView<'a> {
+    schema: i32,
+    zero_threshold: f64,
+    zero_count_is_zero: bool,
+    custom_values: &'a [f64],
+    positive_spans: &'a [Span],
+    positive_buckets: usize,
+    negative_spans: &'a [Span],
+    negative_buckets: usize,
+}
+
+/// Schema, spans against bucket counts, and what a custom-bucket (or an
+/// exponential) histogram must not have, in Prometheus' order of checks.
+fn check_layout(v: &LayoutView<'_>) -> Result<(), HistogramError> {
+    if is_custom_buckets_schema(v.schema) {
+        check_custom_bounds(v.custom_values, v.positive_spans, v.positive_buckets)?;
+        if !v.zero_count_is_zero {
+            return Err(HistogramError::CustomBucketsZeroCount);
+        }
+        if v.zero_threshold != 0.0 {
+            return Err(HistogramError::CustomBucketsZeroThreshold);
+        }
+        if !v.negative_spans.is_empty() {
+            return Err(HistogramError::CustomBucketsNegativeSpans);
+        }
+        if v.negative_buckets > 0 {
+            return Err(HistogramError::CustomBucketsNegativeBuckets);
+        }
+        return Ok(());
+    }
+    if !is_exponential_schema(v.schema) {
+        return Err(HistogramError::InvalidSchema(v.schema));
+    }
+    check_spans(v.positive_spans, v.positive_buckets, "positive side: ")?;
+    check_spans(v.negative_spans, v.negative_buckets, "negative side: ")?;
+    if !v.custom_values.is_empty() {
+        return Err(HistogramError::ExponentialSchemaCustomBounds);
+    }
+    Ok(())
+}
+
 fn check_spans(spans: &[Span], num_buckets: usize, side: &str) -> Result<(), HistogramError> {
     let mut total: u64 = 0;
     for (n, s) in spans.iter().enumerate() {
@@ -1212,46 +1234,17 @@ impl Histogram {
     /// including that the count equals the buckets' total (or exceeds it
     /// when the sum is NaN, since NaN observations land in no bucket).
     pub fn validate(&self) -> Result<(), HistogramError> {
-        let mut total: u64 = 0;
-        if self.uses_custom_buckets() {
-            check_custom_bounds(
-                &self.custom_values,
-                &self.positive_spans,
-                self.positive_buckets.len(),
-            )?;
-            if self.zero_count != 0 {
-                return Err(HistogramError::CustomBucketsZeroCount);
-            }
-            if self.zero_threshold != 0.0 {
-                return Err(HistogramError::CustomBucketsZeroThreshold);
-            }
-            if !self.negative_spans.is_empty() {
-                return Err(HistogramError::CustomBucketsNegativeSpans);
-            }
-            if !self.negative_buckets.is_empty() {
-                return Err(HistogramError::CustomBucketsNegativeBuckets);
-            }
-        } else if is_exponential_schema(self.schema) {
-            check_spans(
-                &self.positive_spans,
-                self.positive_buckets.len(),
-                "positive side: ",
-            )?;
-            check_spans(
-                &self.negative_spans,
-                self.negative_buckets.len(),
-                "negative side: ",
-            )?;
-            total = total.wrapping_add(check_int_buckets(
-                &self.negative_buckets,
-                "negative side: ",
-            )?);
-            if !self.custom_values.is_empty() {
-                return Err(HistogramError::ExponentialSchemaCustomBounds);
-            }
-        } else {
-            return Err(HistogramError::InvalidSchema(self.schema));
-        }
+        check_layout(&LayoutView {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count_is_zero: self.zero_count == 0,
+            custom_values: &self.custom_values,
+            positive_spans: &self.positive_spans,
+            positive_buckets: self.positive_buckets.len(),
+            negative_spans: &self.negative_spans,
+            negative_buckets: self.negative_buckets.len(),
+        })?;
+        let mut total = check_int_buckets(&self.negative_buckets, "negative side: ")?;
         total = total.wrapping_add(check_int_buckets(
             &self.positive_buckets,
             "positive side: ",
@@ -1296,8 +1289,7 @@ impl Histogram {
                 }
                 out.push((idx, c));
             }
-            let as_f: Vec<(i32, f64)> = out.iter().map(|&(i, _)| (i, 0.0)).collect();
-            let (new_spans, _) = collapse(&as_f);
+            let new_spans = spans_for(out.iter().map(|b| b.0));
             let counts: Vec<i64> = out.iter().map(|&(_, c)| c).collect();
             let new_deltas = absolute_to_deltas(&counts);
             if positive {
