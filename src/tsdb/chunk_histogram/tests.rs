@@ -559,51 +559,14 @@ fn corrupt_bytes_end_iteration_without_panicking() {
 /// chunk after a counter reset.
 #[test]
 fn matches_chunks_written_by_prometheus() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("testdata/prometheus-2.42-head-chunks.json")).unwrap();
-    let spans = |v: &serde_json::Value| -> Vec<Span> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| Span::new(s[0].as_i64().unwrap() as i32, s[1].as_u64().unwrap() as u32))
-            .collect()
-    };
-    let ints = |v: &serde_json::Value| -> Vec<i64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_i64().unwrap())
-            .collect()
-    };
-    let served: Vec<Histogram> = fixture["served"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| Histogram {
-            schema: h["schema"].as_i64().unwrap() as i32,
-            zero_threshold: h["zt"].as_f64().unwrap(),
-            zero_count: h["zc"].as_u64().unwrap(),
-            count: h["count"].as_u64().unwrap(),
-            sum: h["sum"].as_f64().unwrap(),
-            positive_spans: spans(&h["pspans"]),
-            positive_buckets: ints(&h["pdeltas"]),
-            negative_spans: spans(&h["nspans"]),
-            negative_buckets: ints(&h["ndeltas"]),
-            ..Histogram::default()
-        })
-        .collect();
-    let chunks = fixture["chunks"].as_array().unwrap();
+    let (served, chunks) = fixture(include_str!("testdata/prometheus-2.42-head-chunks.json"));
     assert!(chunks.len() >= 2, "fixture has {} chunks", chunks.len());
     let mut prev: Option<HistogramChunk> = None;
     let mut k = 0;
     let mut headers = Vec::new();
     for (ci, ch) in chunks.iter().enumerate() {
         assert_eq!(ch["encoding"].as_u64(), Some(u64::from(ENCODING_HISTOGRAM)));
-        let hex = ch["bytes_hex"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes = from_hex(ch["bytes_hex"].as_str().unwrap());
         let mut it = HistogramChunkIter::<IntCodec>::new(&bytes);
         let decoded: Vec<(i64, Histogram)> = it.by_ref().collect();
         assert_eq!(it.error(), None, "chunk {ci}");
@@ -663,5 +626,119 @@ fn matches_chunks_written_by_prometheus() {
     assert!(
         headers.iter().any(|h| h.0 == CounterResetHeader::Reset),
         "the fixture should cover a counter reset: {headers:?}"
+    );
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The served histograms and the chunks of a fixture (see testdata/README.md).
+fn fixture(text: &str) -> (Vec<Histogram>, Vec<serde_json::Value>) {
+    let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
+    let spans = |v: &serde_json::Value| -> Vec<Span> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| Span::new(s[0].as_i64().unwrap() as i32, s[1].as_u64().unwrap() as u32))
+            .collect()
+    };
+    let ints = |v: &serde_json::Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap())
+            .collect()
+    };
+    let served = fixture["served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Histogram {
+            schema: h["schema"].as_i64().unwrap() as i32,
+            zero_threshold: h["zt"].as_f64().unwrap(),
+            zero_count: h["zc"].as_u64().unwrap(),
+            count: h["count"].as_u64().unwrap(),
+            sum: h["sum"].as_f64().unwrap(),
+            positive_spans: spans(&h["pspans"]),
+            positive_buckets: ints(&h["pdeltas"]),
+            negative_spans: spans(&h["nspans"]),
+            negative_buckets: ints(&h["ndeltas"]),
+            ..Histogram::default()
+        })
+        .collect();
+    (served, fixture["chunks"].as_array().unwrap().clone())
+}
+
+/// Float histogram chunks Prometheus 2.42 wrote for two recording rules
+/// (stored as gauge histograms): decoding and re-encoding gives the same
+/// bytes; for `nh_test * 0.5` (which 2.42 records unscaled) the served
+/// histograms, appended in their own layouts, give them too (the gauge
+/// layout rewrite when a bucket appears included).
+#[test]
+fn matches_float_chunks_written_by_prometheus() {
+    let (served, chunks) = fixture(include_str!(
+        "testdata/prometheus-2.42-float-head-chunks.json"
+    ));
+    assert_eq!(chunks.len(), 2);
+    let mut from_originals = 0;
+    for (ci, ch) in chunks.iter().enumerate() {
+        assert_eq!(
+            ch["encoding"].as_u64(),
+            Some(u64::from(ENCODING_FLOAT_HISTOGRAM))
+        );
+        let bytes = from_hex(ch["bytes_hex"].as_str().unwrap());
+        let mut it = HistogramChunkIter::<FloatCodec>::new(&bytes);
+        let decoded: Vec<(i64, FloatHistogram)> = it.by_ref().collect();
+        assert_eq!(it.error(), None, "chunk {ci}");
+        assert_eq!(it.header(), CounterResetHeader::Gauge);
+        assert_eq!(
+            decoded.len(),
+            usize::from(u16::from_be_bytes([bytes[0], bytes[1]]))
+        );
+        let mut ours = FloatHistogramChunk::first(decoded[0].0, &decoded[0].1, None);
+        for (t, h) in &decoded[1..] {
+            assert!(h.validate().is_ok(), "chunk {ci}: {h}");
+            assert!(
+                matches!(ours.append(*t, h), AppendOutcome::Appended),
+                "chunk {ci}"
+            );
+        }
+        assert_eq!(ours.bytes(), bytes.as_slice(), "chunk {ci}");
+
+        // The served histograms, if this is the `nh_test * 0.5` series:
+        // Prometheus 2.42 does not scale a histogram by `*`, it records the
+        // histogram as it is (as a gauge).
+        let originals: Option<Vec<FloatHistogram>> = decoded
+            .iter()
+            .map(|(_, d)| {
+                served.iter().find_map(|s| {
+                    let mut f = s.to_float();
+                    f.counter_reset_hint = CounterResetHint::Gauge;
+                    (f.count == d.count && f.sum.to_bits() == d.sum.to_bits()).then_some(f)
+                })
+            })
+            .collect();
+        let Some(originals) = originals else { continue };
+        from_originals += 1;
+        let mut ours = FloatHistogramChunk::first(decoded[0].0, &originals[0], None);
+        for ((t, _), h) in decoded.iter().zip(&originals).skip(1) {
+            assert!(
+                !matches!(ours.append(*t, h), AppendOutcome::NewChunk(_)),
+                "chunk {ci}"
+            );
+        }
+        assert_eq!(
+            ours.bytes(),
+            bytes.as_slice(),
+            "chunk {ci} from the served histograms"
+        );
+    }
+    assert_eq!(
+        from_originals, 1,
+        "exactly the `* 0.5` chunk maps back to served histograms"
     );
 }
