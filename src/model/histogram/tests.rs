@@ -471,3 +471,214 @@ fn test_expression_form() {
         "{{schema:-53 count:1 sum:1 custom_values:[5 10] buckets:[1]}}"
     );
 }
+
+/// Upstream conformance of the functions: every `eval instant at T
+/// histogram_<fn>(<numbers>, <metric>)` in Prometheus' native_histograms.test
+/// whose metric was loaded with histograms only is evaluated here on the
+/// sample the 5m lookback picks, and compared with the expected values
+/// (promqltest's relative tolerance). Evals over other expressions are left
+/// to the PromQL engine's test and not counted.
+#[test]
+fn functions_match_upstream_promqltest_cases() {
+    use std::collections::HashMap;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/upstream/prometheus/promql/native_histograms.test");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let dur = |s: &str| -> Option<i64> {
+        let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+        let n: i64 = n.parse().ok()?;
+        Some(
+            n * match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                _ => return None,
+            },
+        )
+    };
+    // metric name -> [(labels without the name, interval, samples)]
+    type Loaded = Vec<(String, i64, Vec<Option<FloatHistogram>>)>;
+    let mut series: HashMap<String, Loaded> = HashMap::new();
+    let mut tainted = std::collections::HashSet::new();
+    let norm = |labels: &str| -> String {
+        let mut parts: Vec<String> = labels
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.sort();
+        parts.join(",")
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut checked, mut i) = (0, 0);
+    while i < lines.len() {
+        let line = lines[i].trim();
+        i += 1;
+        if let Some(iv) = line.strip_prefix("load ") {
+            let Some(interval) = dur(iv.trim()) else {
+                continue;
+            };
+            while i < lines.len() && !lines[i].trim().is_empty() {
+                let l = lines[i].trim();
+                i += 1;
+                let name_end = l.find(['{', ' ', '\t']).unwrap_or(l.len());
+                let name = &l[..name_end];
+                let mut rest = &l[name_end..];
+                let mut labels = String::new();
+                if rest.starts_with('{') {
+                    let close = rest.find('}').unwrap();
+                    labels = norm(&rest[..=close]);
+                    rest = &rest[close + 1..];
+                }
+                let mut samples = Vec::new();
+                let mut only_histograms = true;
+                loop {
+                    rest = rest.trim_start();
+                    if rest.is_empty() {
+                        break;
+                    }
+                    if rest.starts_with("{{") {
+                        let (vals, used) = notation::parse_item_prefix(rest).unwrap();
+                        samples.extend(vals.into_iter().map(|v| Some(v.histogram)));
+                        rest = &rest[used..];
+                    } else {
+                        let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+                        let tok = &rest[..end];
+                        if let Some(n) = tok.strip_prefix("_x") {
+                            samples.extend((0..n.parse::<usize>().unwrap()).map(|_| None));
+                        } else if tok == "_" {
+                            samples.push(None);
+                        } else {
+                            only_histograms = false;
+                        }
+                        rest = &rest[end..];
+                    }
+                }
+                // A name with float series too mixes classic and native
+                // histograms: the engine's business, not these functions'.
+                if only_histograms && !tainted.contains(name) {
+                    series
+                        .entry(name.to_string())
+                        .or_default()
+                        .push((labels, interval, samples));
+                } else {
+                    tainted.insert(name.to_string());
+                    series.remove(name);
+                }
+            }
+            continue;
+        }
+        if line.starts_with("clear") {
+            series.clear();
+            tainted.clear();
+            continue;
+        }
+        let Some(ev) = line.strip_prefix("eval instant at ") else {
+            continue;
+        };
+        let Some((at, expr)) = ev.split_once(' ') else {
+            continue;
+        };
+        let (Some(at), Some(open)) = (dur(at), expr.find('(')) else {
+            continue;
+        };
+        let func = &expr[..open];
+        let Some(args) = expr[open + 1..].strip_suffix(')') else {
+            continue;
+        };
+        if args.contains(['(', '{', '[']) {
+            continue;
+        }
+        let args: Vec<&str> = args.split(',').map(str::trim).collect();
+        let Some((metric, nums)) = args.split_last() else {
+            continue;
+        };
+        let Ok(nums) = nums
+            .iter()
+            .map(|a| crate::promql::parser::util::parse_number(a))
+            .collect::<Result<Vec<f64>, _>>()
+        else {
+            continue;
+        };
+        let Some(loaded) = series.get(*metric) else {
+            continue;
+        };
+        let mut expected: HashMap<String, f64> = HashMap::new();
+        let mut fail = false;
+        while i < lines.len() && !lines[i].trim().is_empty() {
+            let l = lines[i].trim();
+            i += 1;
+            if l.starts_with("expect") {
+                fail |= l.contains("fail");
+                continue;
+            }
+            if let Some(close) = l.find('}') {
+                let v = l[close + 1..].trim();
+                // A histogram result: not one of the float functions here.
+                let Ok(v) = crate::promql::parser::util::parse_number(v) else {
+                    fail = true;
+                    continue;
+                };
+                expected.insert(norm(&l[..=close]), v);
+            }
+        }
+        if fail {
+            continue;
+        }
+        let mut got: HashMap<String, f64> = HashMap::new();
+        for (labels, interval, samples) in loaded {
+            // The latest sample in (at-5m, at].
+            let last = usize::try_from(at / interval)
+                .unwrap()
+                .min(samples.len().saturating_sub(1));
+            let pick = (0..=last)
+                .rev()
+                .take_while(|k| at - (*k as i64) * interval < 300)
+                .find_map(|k| samples.get(k).cloned().flatten());
+            let Some(h) = pick else { continue };
+            let v = match (func, nums.as_slice()) {
+                ("histogram_count", []) => histogram_count(&h),
+                ("histogram_sum", []) => histogram_sum(&h),
+                ("histogram_avg", []) => histogram_avg(&h),
+                ("histogram_stddev", []) => histogram_stddev(&h),
+                ("histogram_stdvar", []) => histogram_stdvar(&h),
+                ("histogram_quantile", [q]) => histogram_quantile(*q, &h).0,
+                ("histogram_fraction", [lo, hi]) => histogram_fraction(*lo, *hi, &h).0,
+                _ => continue,
+            };
+            got.insert(labels.clone(), v);
+        }
+        if !matches!(
+            func,
+            "histogram_count"
+                | "histogram_sum"
+                | "histogram_avg"
+                | "histogram_stddev"
+                | "histogram_stdvar"
+                | "histogram_quantile"
+                | "histogram_fraction"
+        ) {
+            continue;
+        }
+        assert_eq!(
+            got.keys().len(),
+            expected.keys().len(),
+            "line {i}: {line}: got {got:?}, want {expected:?}"
+        );
+        for (k, want) in &expected {
+            let g = got
+                .get(k)
+                .unwrap_or_else(|| panic!("line {i}: {line}: no result for {{{k}}}"));
+            let ok = (g.is_nan() && want.is_nan())
+                || g == want
+                || (g - want).abs() <= 1e-6 * want.abs().max(g.abs());
+            assert!(ok, "line {i}: {line}: {{{k}}} got {g}, want {want}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 100, "only {checked} upstream evals checked");
+    eprintln!("{checked} upstream evals checked");
+}
