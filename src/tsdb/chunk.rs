@@ -20,11 +20,11 @@
 const HEADER_BYTES: usize = 2;
 
 /// Marks "no leading/trailing window yet" for the XOR value encoding.
-const NO_WINDOW: u8 = 0xff;
+pub(crate) const NO_WINDOW: u8 = 0xff;
 
 /// Whether `x` fits the signed `nbits` bucket, with Prometheus' asymmetric
 /// bounds (`-(2^(n-1)-1) ..= 2^(n-1)`), so encoded chunks are byte-compatible.
-fn fits(x: i64, nbits: u32) -> bool {
+pub(crate) fn fits(x: i64, nbits: u32) -> bool {
     let half = 1i64 << (nbits - 1);
     -(half - 1) <= x && x <= half
 }
@@ -33,10 +33,10 @@ fn fits(x: i64, nbits: u32) -> bool {
 /// a head chunk lives for 120 samples and doubling would waste up to half of it.
 /// It borrows its state from the [`HeadChunk`] so that the chunk's small fields
 /// pack together (an owned writer would pad its one-byte field to 8).
-struct BitWriter<'a> {
-    buf: &'a mut Vec<u8>,
+pub(crate) struct BitWriter<'a> {
+    pub(crate) buf: &'a mut Vec<u8>,
     /// Unused low bits in the last byte (0 means a new byte is needed).
-    free: &'a mut u8,
+    pub(crate) free: &'a mut u8,
 }
 
 impl BitWriter<'_> {
@@ -51,7 +51,7 @@ impl BitWriter<'_> {
 
     /// Writes the low `nbits` bits of `v`, most significant first: whole
     /// bytes first, then single bits, as Prometheus' `bstream.writeBits`.
-    fn write_bits(&mut self, v: u64, nbits: u32) {
+    pub(crate) fn write_bits(&mut self, v: u64, nbits: u32) {
         if nbits == 0 {
             return;
         }
@@ -82,7 +82,7 @@ impl BitWriter<'_> {
     /// byte and always starts a new one with the rest, so a byte written on
     /// a byte boundary leaves an empty byte behind (8 free bits). Chunks end
     /// with that byte exactly when Prometheus' do, keeping them byte-equal.
-    fn write_byte(&mut self, byte: u8) {
+    pub(crate) fn write_byte(&mut self, byte: u8) {
         if *self.free == 0 {
             self.push_byte();
         }
@@ -97,7 +97,7 @@ impl BitWriter<'_> {
         }
     }
 
-    fn write_bit(&mut self, b: bool) {
+    pub(crate) fn write_bit(&mut self, b: bool) {
         self.write_bits(u64::from(b), 1);
     }
 
@@ -117,14 +117,14 @@ impl BitWriter<'_> {
 /// Reads a bit stream written by [`BitWriter`]; every read is checked, so a
 /// truncated or foreign buffer ends iteration instead of panicking.
 #[derive(Clone, Debug)]
-struct BitReader<'a> {
-    data: &'a [u8],
+pub(crate) struct BitReader<'a> {
+    pub(crate) data: &'a [u8],
     /// Position in bits from the start of `data`.
-    pos: usize,
+    pub(crate) pos: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn read_bits(&mut self, nbits: u32) -> Option<u64> {
+    pub(crate) fn read_bits(&mut self, nbits: u32) -> Option<u64> {
         let mut out = 0u64;
         let mut left = nbits;
         while left > 0 {
@@ -140,7 +140,7 @@ impl<'a> BitReader<'a> {
         Some(out)
     }
 
-    fn read_bit(&mut self) -> Option<bool> {
+    pub(crate) fn read_bit(&mut self) -> Option<bool> {
         self.read_bits(1).map(|b| b == 1)
     }
 
@@ -164,7 +164,7 @@ impl<'a> BitReader<'a> {
 
 /// Encodes `delta = new ^ old` into the stream, updating the leading/trailing
 /// window the next value may reuse.
-fn write_xor(w: &mut BitWriter<'_>, delta: u64, leading: &mut u8, trailing: &mut u8) {
+pub(crate) fn write_xor(w: &mut BitWriter<'_>, delta: u64, leading: &mut u8, trailing: &mut u8) {
     if delta == 0 {
         w.write_bit(false);
         return;
@@ -186,6 +186,31 @@ fn write_xor(w: &mut BitWriter<'_>, delta: u64, leading: &mut u8, trailing: &mut
     // 64 significant bits is written as 0: the 6-bit field cannot hold 64.
     w.write_bits(u64::from(sig) & 0x3f, 6);
     w.write_bits(delta >> new_trailing, sig);
+}
+
+/// Decodes one value written by [`write_xor`] into `v` (the previous
+/// value's bits, updated in place), keeping the window state.
+pub(crate) fn read_xor(
+    r: &mut BitReader<'_>,
+    v: &mut u64,
+    leading: &mut u8,
+    trailing: &mut u8,
+) -> Option<()> {
+    if !r.read_bit()? {
+        return Some(());
+    }
+    if r.read_bit()? {
+        *leading = r.read_bits(5)? as u8;
+        let mut sig = r.read_bits(6)? as u8;
+        if sig == 0 {
+            sig = 64;
+        }
+        *trailing = 64u8.checked_sub(*leading + sig)?;
+    }
+    let sig = 64 - u32::from(*leading) - u32::from(*trailing);
+    let bits = r.read_bits(sig)?;
+    *v ^= bits.checked_shl((*trailing).into()).unwrap_or(0);
+    Some(())
 }
 
 /// The open chunk a series appends to. Small on purpose (one byte vector plus
@@ -421,21 +446,12 @@ impl<'a> ChunkIter<'a> {
     }
 
     fn read_xor(&mut self) -> Option<()> {
-        if !self.r.read_bit()? {
-            return Some(());
-        }
-        if self.r.read_bit()? {
-            self.leading = self.r.read_bits(5)? as u8;
-            let mut sig = self.r.read_bits(6)? as u8;
-            if sig == 0 {
-                sig = 64;
-            }
-            self.trailing = 64u8.checked_sub(self.leading + sig)?;
-        }
-        let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-        let bits = self.r.read_bits(sig)?;
-        self.v ^= bits.checked_shl(self.trailing.into()).unwrap_or(0);
-        Some(())
+        read_xor(
+            &mut self.r,
+            &mut self.v,
+            &mut self.leading,
+            &mut self.trailing,
+        )
     }
 
     fn next_sample(&mut self) -> Option<(i64, f64)> {

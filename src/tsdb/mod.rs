@@ -3,6 +3,8 @@
 //! Prometheus lays them out) and persisted blocks.
 //!
 //! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
+//! * [`chunk_histogram`]: the integer and float native-histogram chunk
+//!   codecs (not used by the head yet).
 //! * `intern`: the symbol table for label strings.
 //! * `index`: postings (label name → value → series refs) and matcher logic.
 //! * `series`: one series' chunks and the append rules.
@@ -19,6 +21,7 @@
 pub mod backfill;
 pub mod block;
 pub mod chunk;
+pub mod chunk_histogram;
 pub mod head;
 pub(crate) mod index;
 pub(crate) mod intern;
