@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub mod alerts;
 pub mod audit;
+pub mod autoheal;
 pub mod config;
 mod gate;
 pub mod health;
@@ -47,6 +48,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("notify_log", notify_log::SCHEMA),
     ("silences", silences::SCHEMA),
     ("posted_alerts", posted::SCHEMA),
+    ("autoheal_rules", autoheal::SCHEMA),
 ];
 
 /// Why the store could not be opened or used. Never carries the DSN.
