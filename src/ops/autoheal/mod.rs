@@ -245,7 +245,9 @@ impl Breaker {
 
     pub fn record_failure(&mut self, now: i64) -> Transition {
         self.failures = self.failures.saturating_add(1);
-        if self.failures < self.threshold {
+        // Sends that were already out when it opened fail too: they do not
+        // make the cooldown longer.
+        if self.failures < self.threshold || self.cooldown_until(now).is_some() {
             return Transition::Unchanged;
         }
         // Every failure from the threshold on (the probe after a cooldown
