@@ -219,12 +219,15 @@ impl Breakers {
         }
     }
 
-    fn states(&self, now: i64) -> Vec<EndpointState> {
+    /// Endpoints that failed since they last delivered (`all`: every
+    /// endpoint that ever failed, for the metric, which stays at 0 after a
+    /// recovery instead of vanishing).
+    fn states(&self, now: i64, all: bool) -> Vec<EndpointState> {
         let mut v: Vec<EndpointState> = self
             .endpoints
             .lock()
             .iter()
-            .filter(|(_, e)| e.breaker.consecutive_failures() > 0)
+            .filter(|(_, e)| all || e.breaker.consecutive_failures() > 0)
             .map(|((r, i), e)| EndpointState {
                 receiver: r.clone(),
                 integration: e.integration.clone(),
@@ -297,7 +300,7 @@ impl Outbox {
             // endpoint of that kind is in cooldown.
             let now = now_millis();
             let mut by: std::collections::BTreeMap<(String, String), f64> = Default::default();
-            for st in b.states(now) {
+            for st in b.states(now, true) {
                 let v = by.entry((st.receiver, st.integration)).or_insert(0.0);
                 if st.cooldown_until_ms.is_some() {
                     *v = 1.0;
@@ -375,7 +378,7 @@ impl Outbox {
 
     /// Endpoints with failures, and their cooldowns.
     pub fn endpoint_states(&self) -> Vec<EndpointState> {
-        self.breakers.states(now_millis())
+        self.breakers.states(now_millis(), false)
     }
 
     /// Resets the breakers of `receiver`'s integrations (all, or those of
@@ -676,18 +679,25 @@ impl Outbox {
             Err(e) => !matches!(e.reason, "config" | "payload" | "template"),
         };
         if !counts {
+            // A probe that said nothing lets the next row probe.
+            if let Some(ep) = self
+                .breakers
+                .endpoints
+                .lock()
+                .get_mut(&(d.receiver.clone(), d.integration_index))
+            {
+                ep.probing = false;
+            }
             return;
         }
         let now = now_millis();
         let (opened, closed) = self.breakers.record(d, res.is_ok(), now);
-        let ev = self.events.read().clone();
-        if let Some(until) = opened {
-            tracing::warn!(receiver = %d.receiver, integration = %d.integration, until = %crate::model::time::rfc3339_millis(until), "receiver endpoint in cooldown after consecutive failures; its notifications wait");
-            if let Some(ev) = &ev {
+        let publish = |outcome: &str, until: Option<i64>| {
+            if let Some(ev) = self.events.read().as_ref() {
                 ev.publish_later(
                     crate::ops::autoheal::engine::KIND_AUTOHEAL,
                     serde_json::json!({
-                        "outcome": "endpoint_cooldown",
+                        "outcome": outcome,
                         "receiver": d.receiver,
                         "integration": d.integration,
                         "integration_index": d.integration_index,
@@ -695,19 +705,13 @@ impl Outbox {
                     }),
                 );
             }
+        };
+        if let Some(until) = opened {
+            tracing::warn!(receiver = %d.receiver, integration = %d.integration, until = %crate::model::time::rfc3339_millis(until), "receiver endpoint in cooldown after consecutive failures; its notifications wait");
+            publish("endpoint_cooldown", Some(until));
         } else if closed {
             tracing::info!(receiver = %d.receiver, integration = %d.integration, "receiver endpoint recovered");
-            if let Some(ev) = &ev {
-                ev.publish_later(
-                    crate::ops::autoheal::engine::KIND_AUTOHEAL,
-                    serde_json::json!({
-                        "outcome": "endpoint_recovered",
-                        "receiver": d.receiver,
-                        "integration": d.integration,
-                        "integration_index": d.integration_index,
-                    }),
-                );
-            }
+            publish("endpoint_recovered", None);
         }
     }
 

@@ -2,7 +2,6 @@
 //! body as the admin sent it (secrets included: the store is as private as
 //! the config file), so a restart keeps them.
 
-use super::pg::col;
 use super::{Store, StoreError};
 
 /// Tables of this concern.
@@ -24,56 +23,17 @@ const LOAD: &str = "SELECT name, body FROM autoheal_rules ORDER BY name";
 
 /// Inserts or replaces one rule.
 pub fn put(store: &Store, name: &str, body: &str) -> Result<(), StoreError> {
-    let (i, b) = (name.to_string(), body.to_string());
-    store.dispatch(
-        |c| {
-            c.execute(PUT, (name, body))?;
-            Ok(())
-        },
-        move |c| {
-            Box::pin(async move {
-                c.execute(&super::pg::sql(PUT), &[&i, &b]).await?;
-                Ok(())
-            })
-        },
-    )
+    super::keyed::put(store, PUT, name, body)
 }
 
 /// Removes one rule.
 pub fn delete(store: &Store, name: &str) -> Result<(), StoreError> {
-    let i = name.to_string();
-    store.dispatch(
-        |c| {
-            c.execute(DELETE, [name])?;
-            Ok(())
-        },
-        move |c| {
-            Box::pin(async move {
-                c.execute(&super::pg::sql(DELETE), &[&i]).await?;
-                Ok(())
-            })
-        },
-    )
+    super::keyed::delete(store, DELETE, name)
 }
 
-/// Every stored silence as `(name, body)`.
+/// Every stored rule as `(name, body)`.
 pub fn load_all(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
-    store.dispatch(
-        |c| {
-            let mut st = c.prepare(LOAD)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        |c| {
-            Box::pin(async move {
-                c.query(LOAD, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-                    .collect()
-            })
-        },
-    )
+    super::keyed::load(store, LOAD)
 }
 
 #[cfg(test)]

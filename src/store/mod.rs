@@ -27,6 +27,7 @@ pub mod autoheal;
 pub mod config;
 mod gate;
 pub mod health;
+mod keyed;
 pub mod leader;
 pub mod notify;
 pub mod notify_log;

@@ -670,6 +670,7 @@ async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
         "targets",
         "probes",
         "deliveries",
+        "autoheal",
         "silences",
         "status",
     ] {
@@ -768,6 +769,7 @@ async fn every_control_on_every_page_has_an_accessible_name() {
         "targets",
         "probes",
         "deliveries",
+        "autoheal",
         "silences",
         "status",
     ] {
@@ -868,6 +870,7 @@ async fn screenshots_of_every_page() {
         ("targets".to_string(), "targets"),
         ("probes".to_string(), "probes"),
         ("deliveries".to_string(), "deliveries"),
+        ("autoheal".to_string(), "autoheal"),
         ("silences".to_string(), "silences"),
         ("status".to_string(), "status"),
     ] {

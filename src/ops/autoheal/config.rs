@@ -121,25 +121,6 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
-fn read_secret(v: &S<String>, dir: Option<&Path>, sink: &mut Sink) -> Option<Secret> {
-    let path = crate::config::join_dir(dir, &v.value);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => {
-            let s = s.trim_end_matches(['\n', '\r']).to_string();
-            if s.is_empty() {
-                sink.push(Pos::of(v), format!("{path:?} is empty"));
-                None
-            } else {
-                Some(Secret::new(s))
-            }
-        }
-        Err(e) => {
-            sink.push(Pos::of(v), format!("reading {path:?}: {e}"));
-            None
-        }
-    }
-}
-
 fn pick_secret(
     inline: &Option<S<String>>,
     file: &Option<S<String>>,
@@ -160,7 +141,7 @@ fn pick_secret(
             None
         }
         (Some(v), None) => Some(Secret::new(v.value.clone())),
-        (None, Some(f)) => read_secret(f, dir, sink),
+        (None, Some(f)) => crate::ops::config::read_secret(f, dir, sink).map(Secret::new),
         (None, None) => None,
     }
 }
@@ -568,9 +549,9 @@ mod tests {
             "k.yml:3:13: invalid rule name",
             "k.yml:4:18: matcher",
             "k.yml:5:17:",
-            "k.yml:7:15: url must be an absolute",
-            "k.yml:7:36: unsupported method \"TRACE\"",
-            "k.yml:7:61: header \"X-Signature\" is set by klaxon",
+            "k.yml:7:21: url must be an absolute",
+            "k.yml:7:40: unsupported method \"TRACE\"",
+            "k.yml:7:57: header \"X-Signature\" is set by klaxon",
             "unknown command \"explode\"",
             "needs the other klaxon's command_secret",
         ] {

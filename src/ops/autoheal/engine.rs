@@ -255,45 +255,58 @@ impl Engine {
     fn restore_ledger(&self) {
         let since = crate::model::now_millis()
             - i64::try_from(RESTORE_MAX.as_millis()).unwrap_or(i64::MAX / 2);
-        let mut after = None;
+        // Read first, then rebuild under the locks (the checking loop
+        // takes them too and must not wait on the store).
+        let rows = match self.read_history(since) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "autoheal: reading the run history");
+                return;
+            }
+        };
         let mut ledger = self.ledger.lock();
+        // Rebuilt from scratch: the history holds every run.
+        *ledger = Ledger::default();
         let mut decided = self.decided.lock();
+        for ev in &rows {
+            let d = &ev.data;
+            let (Some(rule), Some(outcome)) = (d["rule"].as_str(), d["outcome"].as_str()) else {
+                continue;
+            };
+            if let (Some(fp), Some(start)) = (
+                d["fingerprint"]
+                    .as_str()
+                    .and_then(|f| u64::from_str_radix(f, 16).ok()),
+                d["starts_at_ms"].as_i64(),
+            ) {
+                decided.insert((rule.to_string(), fp), start);
+            }
+            if matches!(outcome, "triggered" | "dry_run") {
+                ledger.record_run(rule, d["target"].as_str().unwrap_or(""), ev.at_ms);
+            }
+        }
+    }
+
+    /// Every `autoheal` event since `since_ms`, oldest first.
+    fn read_history(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<crate::ops::events::Event>, crate::store::StoreError> {
+        let mut out = Vec::new();
+        let mut after = None;
         loop {
-            let q = crate::store::audit::EventQuery {
-                since_ms: Some(since),
+            let rows = self.events.query(&crate::store::audit::EventQuery {
+                since_ms: Some(since_ms),
                 kind: Some(KIND_AUTOHEAL.into()),
                 after_id: after,
                 limit: 1000,
                 ..Default::default()
-            };
-            let rows = match self.events.query(&q) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "autoheal: reading the run history");
-                    return;
-                }
-            };
-            let Some(last) = rows.last() else { return };
+            })?;
+            let Some(last) = rows.last() else { break };
             after = Some(last.id);
-            for ev in &rows {
-                let d = &ev.data;
-                let (Some(rule), Some(outcome)) = (d["rule"].as_str(), d["outcome"].as_str())
-                else {
-                    continue;
-                };
-                if let (Some(fp), Some(start)) = (
-                    d["fingerprint"]
-                        .as_str()
-                        .and_then(|f| u64::from_str_radix(f, 16).ok()),
-                    d["starts_at_ms"].as_i64(),
-                ) {
-                    decided.insert((rule.to_string(), fp), start);
-                }
-                if matches!(outcome, "triggered" | "dry_run") {
-                    ledger.record_run(rule, d["target"].as_str().unwrap_or(""), ev.at_ms);
-                }
-            }
+            out.extend(rows);
         }
+        Ok(out)
     }
 
     /// Every rule, config first, with its state.
@@ -385,23 +398,11 @@ impl Engine {
         rule: Option<&str>,
         limit: usize,
     ) -> Result<Vec<crate::ops::events::Event>, crate::store::StoreError> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let rows = self.events.query(&crate::store::audit::EventQuery {
-                since_ms: Some(since_ms),
-                kind: Some(KIND_AUTOHEAL.into()),
-                after_id: after,
-                limit: 1000,
-                ..Default::default()
-            })?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id);
-            out.extend(
-                rows.into_iter()
-                    .filter(|e| rule.is_none_or(|r| e.data["rule"].as_str() == Some(r))),
-            );
-        }
+        let mut out: Vec<_> = self
+            .read_history(since_ms)?
+            .into_iter()
+            .filter(|e| rule.is_none_or(|r| e.data["rule"].as_str() == Some(r)))
+            .collect();
         // The newest `limit`.
         let skip = out.len().saturating_sub(limit);
         Ok(out.split_off(skip))
@@ -563,15 +564,31 @@ impl Engine {
         }
     }
 
-    /// Checks the dispatcher's alerts every [`TICK`] until aborted.
+    /// Checks the dispatcher's alerts every [`TICK`] until aborted (only
+    /// while this process is the store's leader).
     pub fn spawn(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(TICK);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut was_leader = me.store.is_leader();
             loop {
                 t.tick().await;
-                if me.config_rules.read().is_empty() && me.api_rules.read().is_empty() {
+                // HA pair: only the leader acts; one that takes over first
+                // reads the API's rules and what the old leader ran from the
+                // shared store.
+                let leader = me.store.is_leader();
+                if leader && !was_leader {
+                    let m = me.clone();
+                    match tokio::task::spawn_blocking(move || m.load_from_store()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "autoheal: reloading rules"),
+                        Err(e) => tracing::error!(error = %e, "autoheal: reloading rules"),
+                    }
+                }
+                was_leader = leader;
+                if !leader || (me.config_rules.read().is_empty() && me.api_rules.read().is_empty())
+                {
                     continue;
                 }
                 let alerts = dispatcher.alerts();
