@@ -665,3 +665,77 @@ async fn outcomes_any(base: &str) -> Vec<String> {
         .map(|e| e["data"]["outcome"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_action_puts_another_klaxon_into_maintenance() {
+    const CMD: &str = "the-other-klaxons-command-secret";
+    let other = Klaxon::start(&format!("command_center:\n  command_secret: {CMD}\n")).await;
+    let k = Klaxon::start(&format!(
+        "autoheal:\n  rules:\n  - name: stop-paging\n    matchers: ['alertname=\"PageFlood\"']\n    action:\n      command: {{url: '{}', command: kill-switch, reason: 'page flood', secret: {CMD}}}\n",
+        other.base
+    ))
+    .await;
+    post_alert(&k.base, "PageFlood", "x:1", now(), now() + 3_600_000).await;
+    until("the other klaxon in maintenance", || async {
+        reqwest::get(format!("{}/-/ready", other.base))
+            .await
+            .is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    until("the success in the history", || async {
+        outcomes(&k.base, "stop-paging").await == ["triggered", "succeeded"]
+    })
+    .await;
+    // The other klaxon audited the command with the rule as its operator.
+    let audit = get_json(&format!("{}/api/v1/events/audit?kind=command", other.base)).await;
+    let cmd = &audit["data"]["events"][0]["data"];
+    assert_eq!(cmd["what"], "kill-switch", "{audit}");
+    assert_eq!(cmd["who"], "autoheal/stop-paging");
+    assert_eq!(cmd["reason"], "page flood");
+    assert_eq!(cmd["result"], "accepted");
+    k.app.stop().await;
+    other.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_the_autoheal_section_or_nothing() {
+    let ep = Endpoint::start().await;
+    let k = Klaxon::start(&format!(
+        "autoheal:\n  rules:\n{}",
+        rule_yaml("first", &ep.url, "1h", "{attempts: 1}")
+    ))
+    .await;
+    let path = k.dir.path().join("klaxon.yml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let names = || async {
+        get_json(&format!("{}/api/v1/autoheal/rules", k.base)).await["data"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let reload = || async {
+        reqwest::Client::new()
+            .post(format!("{}/-/reload", k.base))
+            .send()
+            .await
+            .expect("reload")
+    };
+    std::fs::write(&path, text.replace("name: first", "name: second")).expect("write");
+    assert_eq!(reload().await.status(), 200);
+    assert_eq!(names().await, ["second"]);
+    // A broken section fails the reload with its position; nothing changes.
+    std::fs::write(
+        &path,
+        text.replace("name: first", "name: third")
+            .replace("cooldown: 1h", "cooldown: often"),
+    )
+    .expect("write");
+    let r = reload().await;
+    assert_eq!(r.status(), 500);
+    let e = r.text().await.unwrap();
+    assert!(e.contains("klaxon.yml:") && e.contains("often"), "{e}");
+    assert_eq!(names().await, ["second"]);
+    k.app.stop().await;
+}

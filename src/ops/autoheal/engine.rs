@@ -166,7 +166,7 @@ impl Engine {
         let metrics = Metrics {
             decisions: registry.counter_vec(
                 "klaxon_autoheal_decisions",
-                "Auto-healing decisions and run outcomes by rule (triggered, dry_run, skipped_cooldown, skipped_rate_limit, skipped_maintenance, succeeded, failed).",
+                "Auto-healing decisions and run outcomes by rule (triggered, dry_run, skipped_cooldown, skipped_rate_limit, skipped_maintenance, retrying, succeeded, failed).",
                 &["rule", "outcome"],
             ),
             failures: registry.counter_vec(
@@ -458,7 +458,9 @@ impl Engine {
                     }
                     decided.insert(key, a.alert.starts_at);
                     let target = r.target(&a.alert.labels);
-                    let run_id = format!("ah-{}-{:016x}-{}", r.name, a.fingerprint, now);
+                    // Also the X-Correlation-ID: at most 128 characters.
+                    let short = r.name.get(..r.name.len().min(80)).unwrap_or("");
+                    let run_id = format!("ah-{short}-{:016x}-{now}", a.fingerprint);
                     let mut data = serde_json::json!({
                         "run_id": run_id,
                         "target": target,
