@@ -55,22 +55,21 @@ pub async fn get_one(State(s): State<Arc<AppState>>, Path(name): Path<String>) -
     }
 }
 
-fn body_text(body: &Bytes) -> Result<&str, Response> {
+/// The rule document's text, or why it is refused.
+fn body_text(body: &Bytes) -> Result<&str, (StatusCode, String)> {
     if body.len() > MAX_RULE_BODY {
-        return Err(api_error(
+        return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
-            "bad_data",
             format!("rule body larger than {MAX_RULE_BODY} bytes"),
         ));
     }
-    std::str::from_utf8(body)
-        .map_err(|_| api_error(StatusCode::BAD_REQUEST, "bad_data", "body is not UTF-8"))
+    std::str::from_utf8(body).map_err(|_| (StatusCode::BAD_REQUEST, "body is not UTF-8".into()))
 }
 
 async fn put_rule(s: Arc<AppState>, name: Option<String>, body: Bytes, create: bool) -> Response {
     let text = match body_text(&body) {
         Ok(t) => t.to_string(),
-        Err(r) => return r,
+        Err((code, msg)) => return api_error(code, "bad_data", msg),
     };
     let e = s.autoheal.clone();
     match tokio::task::spawn_blocking(move || e.put_rule(name.as_deref(), &text, create)).await {

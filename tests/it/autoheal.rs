@@ -38,6 +38,10 @@ impl JsonAnswer for reqwest::Response {
 }
 const WAIT: Duration = Duration::from_secs(20);
 
+/// One request the fake endpoint got: signature valid, JSON body,
+/// `X-Correlation-ID`.
+type Call = (bool, Value, Option<String>);
+
 /// A fake remediation (or receiver) endpoint: answers `status` (200 unless
 /// told otherwise), keeps every request with whether its signature was
 /// valid for [`SECRET`].
@@ -45,7 +49,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Endpoint {
     url: String,
     status: Arc<AtomicU16>,
-    calls: Arc<Mutex<Vec<(bool, Value, Option<String>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -60,7 +64,7 @@ impl Drop for Endpoint {
 impl Endpoint {
     async fn start() -> Endpoint {
         let status = Arc::new(AtomicU16::new(200));
-        let calls: Arc<Mutex<Vec<(bool, Value, Option<String>)>>> = Default::default();
+        let calls: Arc<Mutex<Vec<Call>>> = Default::default();
         let (st, c) = (status.clone(), calls.clone());
         let app = axum::Router::new().fallback(move |h: HeaderMap, body: Bytes| {
             let (st, c) = (st.clone(), c.clone());

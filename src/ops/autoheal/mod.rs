@@ -383,4 +383,36 @@ mod tests {
         b.clear();
         assert!(b.allows(100_010));
     }
+
+    #[test]
+    fn failures_of_sends_already_out_do_not_lengthen_the_cooldown() {
+        let mut b = Breaker::new(2, Duration::from_secs(10), Duration::from_secs(60));
+        b.record_failure(0);
+        assert_eq!(b.record_failure(1), Transition::Opened { until: 10_001 });
+        // Concurrent sends fail after it opened: same cooldown.
+        assert_eq!(b.record_failure(5), Transition::Unchanged);
+        assert_eq!(b.cooldown_until(5), Some(10_001));
+        // The probe after it fails: twice as long.
+        assert_eq!(
+            b.record_failure(10_001),
+            Transition::Opened { until: 30_001 }
+        );
+    }
+
+    #[test]
+    fn a_restored_ledger_keeps_cooldowns_and_window_counts() {
+        let r = rule();
+        let mut l = Ledger::default();
+        let now = crate::model::now_millis();
+        l.record_run("restart", &r.target(&alert("a:1")), now - 1000);
+        assert!(matches!(
+            l.decide(&r, &alert("a:1"), 0, now, false),
+            Decision::SkippedCooldown { .. }
+        ));
+        let (targets, runs) = l.state(&r);
+        assert_eq!(targets, [(r.target(&alert("a:1")), now - 1000)]);
+        assert_eq!(runs, 1);
+        l.forget("restart");
+        assert_eq!(l.state(&r), (vec![], 0));
+    }
 }
