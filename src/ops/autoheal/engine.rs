@@ -599,3 +599,74 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+    use crate::notify::dispatch::StoredAlert;
+
+    fn alert(starts_at: i64) -> StoredAlert {
+        let labels = Labels::from_pairs([
+            ("alertname", "A".to_string()),
+            ("instance", "i:1".to_string()),
+        ]);
+        StoredAlert {
+            fingerprint: crate::notify::dispatch::fingerprint(&labels),
+            alert: crate::notify::Alert {
+                labels,
+                annotations: Labels::empty(),
+                starts_at,
+                ends_at: Some(i64::MAX / 2),
+                generator_url: String::new(),
+                updated_at: starts_at,
+                request_id: None,
+            },
+            timeout: false,
+        }
+    }
+
+    fn last_run(e: &Engine) -> Option<i64> {
+        e.views()[0].targets.first().map(|t| t.last_run_ms)
+    }
+
+    #[tokio::test]
+    async fn waits_for_firing_for_decides_once_per_episode_and_pauses_in_maintenance() {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let m = Arc::new(Maintenance::new());
+        let e = Engine::new(
+            &Registry::new(),
+            store.clone(),
+            Events::new(store),
+            m.clone(),
+        );
+        let rule = super::super::config::parse_rule_json(
+            r#"{"name": "r", "matchers": ["alertname=\"A\""], "firing_for": "1m", "cooldown": "0s", "dry_run": true, "action": {"http": {"url": "http://127.0.0.1:9/x"}}}"#,
+            "t",
+        )
+        .expect("rule");
+        e.apply_config(vec![rule], HashMap::new());
+        let a = alert(1_000_000);
+        e.check(std::slice::from_ref(&a), 1_059_999);
+        assert_eq!(last_run(&e), None, "ran before firing_for");
+        e.check(std::slice::from_ref(&a), 1_060_000);
+        assert_eq!(last_run(&e), Some(1_060_000));
+        // Still the same episode: no second run, even without a cooldown.
+        e.check(std::slice::from_ref(&a), 1_200_000);
+        assert_eq!(last_run(&e), Some(1_060_000));
+        // A new episode (it resolved and fired again) runs again.
+        let b = alert(2_000_000);
+        e.check(std::slice::from_ref(&b), 2_060_000);
+        assert_eq!(last_run(&e), Some(2_060_000));
+        // Maintenance: the next episode is skipped, not run.
+        m.enable(crate::ops::MaintenanceState {
+            reason: "r".into(),
+            operator: "o".into(),
+            since_ms: 0,
+            correlation_id: "c".into(),
+        });
+        let c = alert(3_000_000);
+        e.check(std::slice::from_ref(&c), 3_060_000);
+        assert_eq!(last_run(&e), Some(2_060_000));
+    }
+}
