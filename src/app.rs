@@ -34,6 +34,9 @@ pub enum StartError {
     /// The notify stage (store, silences, notification log) did not start.
     #[error("notify: {0}")]
     Notify(String),
+    /// An autoheal rule's HTTP client cannot be built (TLS files, proxy).
+    #[error("{0}")]
+    Autoheal(String),
     /// `rule_evaluation.datasource` (datasource mode) could not be set up.
     #[error("{0}")]
     Datasource(#[from] crate::rules::datasource::DatasourceError),
@@ -310,6 +313,23 @@ pub async fn start_with_options(
     .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     reload.set_notify(notify.clone());
+    // Auto-healing: the config's rules, the API's from the store, and the
+    // receiver circuit breakers in the outbox.
+    let autoheal = crate::ops::autoheal::engine::Engine::new(
+        &registry,
+        store.clone(),
+        ops.events.clone(),
+        ops.maintenance.clone(),
+    );
+    let ah = cfg.autoheal.clone().unwrap_or_default();
+    let clients =
+        crate::ops::autoheal::engine::Engine::prepare(&ah.rules).map_err(StartError::Autoheal)?;
+    autoheal.apply_config(ah.rules, clients);
+    if let Err(e) = autoheal.load_from_store() {
+        tracing::error!(error = %e, "autoheal: loading the API's rules failed");
+    }
+    notify.outbox.set_breaker(ah.receiver_breaker);
+    reload.set_autoheal(autoheal.clone());
     reload.set_route_prefix(&web.route_prefix);
     // External Alertmanagers (`alerting:`) get the rules' alerts beside the
     // built-in router; with no Alertmanager configured the notifier passes.
@@ -366,6 +386,7 @@ pub async fn start_with_options(
         notifier: notifier.clone(),
         shutdown: shutdown_rx.clone(),
         probe_results: Default::default(),
+        autoheal: autoheal.clone(),
     });
     let mut app = crate::api::web::with_prefix(router(state.clone()), &web.route_prefix);
     if let Some(wc) = web.config.clone() {
@@ -444,6 +465,7 @@ pub async fn start_with_options(
     manager.apply_config(&scrape_configs);
     let mut tasks = Vec::new();
     tasks.push(crate::store::health::monitor(&store));
+    tasks.push(autoheal.spawn(state.dispatcher.clone()));
     tasks.push(crate::ops::audit::spawn_retention(
         ops.events.clone(),
         cc.events_retention,

@@ -11,11 +11,12 @@ import * as probes from './pages/probes.js';
 import * as deliveries from './pages/deliveries.js';
 import * as silences from './pages/silences.js';
 import * as status from './pages/status.js';
+import * as autoheal from './pages/autoheal.js';
 
-const PAGES = { alerts, graph, rules, targets, probes, deliveries, silences, status };
+const PAGES = { alerts, graph, rules, targets, probes, deliveries, autoheal, silences, status };
 const TITLES = {
   alerts: 'Alerts', graph: 'Graph', rules: 'Rules', targets: 'Targets',
-  probes: 'Probes', deliveries: 'Deliveries', silences: 'Silences', status: 'Status',
+  probes: 'Probes', deliveries: 'Deliveries', autoheal: 'Auto-healing', silences: 'Silences', status: 'Status',
 };
 
 let current = null; // {abort: AbortController, cleanups: []}

@@ -94,6 +94,16 @@ pub fn delivery_json(d: &Delivery) -> Value {
     })
 }
 
+pub fn endpoint_json(e: &crate::notify::outbox::EndpointState) -> Value {
+    json!({
+        "receiver": e.receiver,
+        "integration": e.integration,
+        "integrationIndex": e.integration_index,
+        "consecutiveFailures": e.consecutive_failures,
+        "cooldownUntil": e.cooldown_until_ms.map(rfc3339_millis),
+    })
+}
+
 fn attempt_json(a: &Attempt) -> Value {
     json!({
         "at": rfc3339_millis(a.at),
@@ -196,6 +206,9 @@ async fn list<S: HasOutbox>(State(s): State<S>, RawQuery(raw): RawQuery) -> Resp
     success(json!({
         "deliveries": page.iter().map(delivery_json).collect::<Vec<_>>(),
         "nextCursor": next,
+        // Receiver endpoints with consecutive failures (the circuit
+        // breaker's view; `cooldownUntil` while their rows wait).
+        "endpoints": ob.endpoint_states().iter().map(endpoint_json).collect::<Vec<_>>(),
     }))
 }
 

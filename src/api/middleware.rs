@@ -178,18 +178,20 @@ async fn audit_change(
 ) -> Response {
     let status = resp.status();
     let mut target = None;
-    let resp = if action == crate::ops::audit::SILENCE_CREATE && status.is_success() {
-        // The id is only in the answer: `{"silenceID": "..."}`.
+    let wants_target = [
+        crate::ops::audit::SILENCE_CREATE,
+        crate::ops::audit::AUTOHEAL_RULE_CREATE,
+        crate::ops::audit::AUTOHEAL_CLEAR_COOLDOWN,
+    ]
+    .contains(&action);
+    let resp = if wants_target && status.is_success() {
+        // The target is only in the answer (`{"silenceID": "..."}`, ...).
         let (parts, body) = resp.into_parts();
         match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
             Ok(b) => {
                 target = serde_json::from_slice::<serde_json::Value>(&b)
                     .ok()
-                    .and_then(|v| {
-                        v.get("silenceID")
-                            .and_then(|x| x.as_str())
-                            .map(String::from)
-                    });
+                    .and_then(|v| crate::ops::audit::answer_target(action, &v));
                 Response::from_parts(parts, Body::from(b))
             }
             Err(_) => Response::from_parts(parts, Body::empty()),

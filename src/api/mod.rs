@@ -2,6 +2,7 @@
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
 pub mod alertmanager;
+pub mod autoheal;
 pub mod deliveries;
 pub mod guard;
 pub mod middleware;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Scheduled probes' last results, for `/api/v1/probes`.
     pub probe_results: Arc<crate::probe::schedule::ProbeResults>,
+    /// Auto-healing rules, their state and run history.
+    pub autoheal: Arc<crate::ops::autoheal::engine::Engine>,
 }
 
 impl deliveries::HasOutbox for Arc<AppState> {
@@ -136,7 +139,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/internal/commands/resume", post(ops::command))
         .route("/internal/commands/reload", post(ops::command))
         .route("/internal/commands/refresh", post(ops::command))
-        .merge(alertmanager_routes());
+        .merge(alertmanager_routes())
+        .merge(autoheal_routes());
     deliveries::mount(r)
         // After every route (and before with_state): applies to all of them
         // and to the fallback.
@@ -145,6 +149,27 @@ pub fn router(state: Arc<AppState>) -> Router {
             middleware::layer,
         ))
         .with_state(state)
+}
+
+/// Auto-healing rules, runs and endpoint cooldowns (see `autoheal`).
+fn autoheal_routes() -> Router<Arc<AppState>> {
+    use axum::routing::put;
+    Router::new()
+        .route(
+            "/api/v1/autoheal/rules",
+            get(autoheal::list).post(autoheal::create),
+        )
+        .route(
+            "/api/v1/autoheal/rules/{name}",
+            get(autoheal::get_one)
+                .merge(put(autoheal::replace))
+                .delete(autoheal::delete),
+        )
+        .route("/api/v1/autoheal/runs", get(autoheal::runs))
+        .route(
+            "/api/v1/autoheal/clear_endpoint_cooldown",
+            post(autoheal::clear_endpoint_cooldown),
+        )
 }
 
 /// Alertmanager API v2 (see `alertmanager`).

@@ -66,6 +66,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/targets.js", JS),
     asset!("pages/probes.js", JS),
     asset!("pages/deliveries.js", JS),
+    asset!("pages/autoheal.js", JS),
     asset!("pages/silences.js", JS),
     asset!("pages/status.js", JS),
 ];

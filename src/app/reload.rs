@@ -31,6 +31,9 @@ pub enum ReloadError {
     /// An `alerting.alertmanagers` entry cannot get an HTTP client.
     #[error("alerting: {0}")]
     Alerting(String),
+    /// An autoheal rule cannot get its HTTP client.
+    #[error("{0}")]
+    Autoheal(String),
 }
 
 /// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
@@ -65,6 +68,8 @@ pub struct Reloader {
     notifier: std::sync::OnceLock<Arc<crate::notifier::Notifier>>,
     /// `--web.route-prefix`, for the embedded default's self-scrape path.
     route_prefix: std::sync::OnceLock<String>,
+    /// Auto-healing rules and the receiver breakers (set once at start).
+    autoheal: std::sync::OnceLock<Arc<crate::ops::autoheal::engine::Engine>>,
 }
 
 impl Reloader {
@@ -107,7 +112,13 @@ impl Reloader {
             remote_write: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
             route_prefix: std::sync::OnceLock::new(),
+            autoheal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hooks auto-healing into reloads: `autoheal:` is applied with the rest.
+    pub fn set_autoheal(&self, e: Arc<crate::ops::autoheal::engine::Engine>) {
+        let _ = self.autoheal.set(e);
     }
 
     /// The route prefix the server runs under (set once at start).
@@ -188,13 +199,28 @@ impl Reloader {
             )),
             None => None,
         };
+        let autoheal = match self.autoheal.get() {
+            Some(e) => {
+                let ah = cfg.autoheal.clone().unwrap_or_default();
+                let clients = crate::ops::autoheal::engine::Engine::prepare(&ah.rules)
+                    .map_err(ReloadError::Autoheal)?;
+                Some((e, ah, clients))
+            }
+            None => None,
+        };
         // Rules last of what can fail (their reload applies itself when it
         // succeeds); then the rest, which cannot fail, so a failure anywhere
         // changes nothing.
         self.rules.reload(&cfg).map_err(ReloadError::Rules)?;
         self.scrape.apply_config(&cfg.scrape_configs);
         if let Some((stage, prepared)) = notify {
+            if let Some((_, ah, _)) = &autoheal {
+                stage.outbox.set_breaker(ah.receiver_breaker.clone());
+            }
             stage.apply(prepared);
+        }
+        if let Some((e, ah, clients)) = autoheal {
+            e.apply_config(ah.rules, clients);
         }
         if let Some((n, prepared)) = alerting {
             n.apply(prepared);

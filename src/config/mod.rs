@@ -128,6 +128,8 @@ pub struct Config {
     pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
     /// `rule_evaluation:` (datasource mode, `for` restore settings).
     pub rule_evaluation: crate::rules::datasource::config::RuleEvaluationConfig,
+    /// `autoheal:` (remediation rules, receiver circuit breaker).
+    pub autoheal: Option<crate::ops::autoheal::config::AutohealConfig>,
     /// Query limits from the command line (`--query.*`), not the file.
     pub query: crate::promql::QuerySettings,
     pub source_path: Option<PathBuf>,
@@ -510,6 +512,9 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
             .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
         notify: None,
         rule_evaluation: crate::rules::datasource::config::resolve(raw.rule_evaluation, dir, sink),
+        autoheal: raw
+            .autoheal
+            .map(|a| crate::ops::autoheal::config::resolve(a, dir, sink)),
         query: Default::default(),
         source_path: None,
         embedded: false,

@@ -58,6 +58,8 @@ pub(crate) struct RawConfig {
     pub notify: Option<crate::notify::config::RawNotifyConfig>,
     /// Where rules are evaluated (local head or a remote datasource).
     pub rule_evaluation: Option<crate::rules::datasource::config::RawRuleEvaluation>,
+    /// Remediation rules and the receiver circuit breaker.
+    pub autoheal: Option<crate::ops::autoheal::config::RawAutoheal>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,6 +67,7 @@ const SECRET_KEYS: &[&str] = &[
     "token",
     // klaxon: auth:, command_center:, storage:.
     "command_secret",
+    "hmac_secret",
     "token_sha256",
     "dsn",
 ];
@@ -272,7 +273,7 @@ fn mask(n: &mut Node) {
 }
 
 /// A URL with its userinfo password and credential query values masked.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let url = crate::model::url::redact_userinfo(url);
     let Some((base, rest)) = url.split_once('?') else {
         return url;

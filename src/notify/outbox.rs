@@ -9,8 +9,10 @@
 use super::receivers::{self, email, Integration, Payload, Receiver, SendError};
 use super::template::alert_status;
 use super::{Notification, NotificationSink};
-use crate::metrics::{CounterVec, Gauge, HistogramVec, Registry};
+use crate::metrics::{CounterVec, FamilySnapshot, Gauge, HistogramVec, Kind, Registry};
 use crate::model::now_millis;
+use crate::ops::autoheal::config::BreakerConfig;
+use crate::ops::autoheal::{Breaker, Transition};
 use crate::rules::template::TemplateSet;
 use crate::store::notify::{Delivery, NewDelivery, Outcome};
 use crate::store::{Store, StoreError};
@@ -126,6 +128,119 @@ pub struct Outbox {
     queue: Mutex<Option<(u64, Option<i64>)>>,
     /// A recount of `queue` is scheduled ([`Outbox::queue_changed`]).
     recount_pending: AtomicBool,
+    /// Circuit breakers per receiver endpoint (`autoheal.receiver_breaker`).
+    breakers: Arc<Breakers>,
+}
+
+/// One receiver integration's breaker.
+struct Endpoint {
+    integration: String,
+    breaker: Breaker,
+    /// A send is out while the breaker is half open (its cooldown over,
+    /// not yet closed by a success): the others wait for its answer.
+    probing: bool,
+}
+
+/// The receiver circuit breakers: after N consecutive failed attempts on
+/// one receiver integration, its rows wait (deferred in the store, not
+/// attempted, not failed) until the cooldown ends; then one row probes.
+#[derive(Default)]
+struct Breakers {
+    cfg: parking_lot::RwLock<Option<BreakerConfig>>,
+    /// (receiver, integration index) -> state.
+    endpoints: Mutex<HashMap<(String, usize), Endpoint>>,
+}
+
+/// How long a row waits while another probes a half-open endpoint.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// What the gate says about a row.
+enum Gate {
+    Send,
+    /// Not now: try again at this time (ms).
+    Defer(i64),
+}
+
+/// One endpoint's breaker state, for the API and the UI.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EndpointState {
+    pub receiver: String,
+    pub integration: String,
+    pub integration_index: usize,
+    pub consecutive_failures: u32,
+    /// While in cooldown: until when (ms).
+    pub cooldown_until_ms: Option<i64>,
+}
+
+impl Breakers {
+    fn gate(&self, d: &Delivery, now: i64) -> Gate {
+        if self.cfg.read().is_none() {
+            return Gate::Send;
+        }
+        let mut eps = self.endpoints.lock();
+        let Some(ep) = eps.get_mut(&(d.receiver.clone(), d.integration_index)) else {
+            return Gate::Send;
+        };
+        if let Some(until) = ep.breaker.cooldown_until(now) {
+            return Gate::Defer(until);
+        }
+        if ep.breaker.consecutive_failures() >= ep.breaker.threshold {
+            if ep.probing {
+                return Gate::Defer(now + PROBE_WAIT.as_millis() as i64);
+            }
+            ep.probing = true;
+        }
+        Gate::Send
+    }
+
+    /// Records an attempt's result; returns the cooldown's end when this
+    /// failure opened the breaker, and whether a success closed an open one.
+    fn record(&self, d: &Delivery, ok: bool, now: i64) -> (Option<i64>, bool) {
+        let Some(cfg) = self.cfg.read().clone() else {
+            return (None, false);
+        };
+        let mut eps = self.endpoints.lock();
+        let ep = eps
+            .entry((d.receiver.clone(), d.integration_index))
+            .or_insert_with(|| Endpoint {
+                integration: d.integration.clone(),
+                breaker: Breaker::new(cfg.failures, cfg.cooldown, cfg.max_cooldown),
+                probing: false,
+            });
+        ep.probing = false;
+        if ok {
+            let was_open = ep.breaker.consecutive_failures() >= ep.breaker.threshold;
+            ep.breaker.record_success();
+            return (None, was_open);
+        }
+        match ep.breaker.record_failure(now) {
+            Transition::Opened { until } => (Some(until), false),
+            Transition::Unchanged => (None, false),
+        }
+    }
+
+    /// Endpoints that failed since they last delivered (`all`: every
+    /// endpoint that ever failed, for the metric, which stays at 0 after a
+    /// recovery instead of vanishing).
+    fn states(&self, now: i64, all: bool) -> Vec<EndpointState> {
+        let mut v: Vec<EndpointState> = self
+            .endpoints
+            .lock()
+            .iter()
+            .filter(|(_, e)| all || e.breaker.consecutive_failures() > 0)
+            .map(|((r, i), e)| EndpointState {
+                receiver: r.clone(),
+                integration: e.integration.clone(),
+                integration_index: *i,
+                consecutive_failures: e.breaker.consecutive_failures(),
+                cooldown_until_ms: e.breaker.cooldown_until(now),
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            (&a.receiver, a.integration_index).cmp(&(&b.receiver, b.integration_index))
+        });
+        v
+    }
 }
 
 /// How long after a change the queue is recounted (changes in between
@@ -178,6 +293,34 @@ impl Outbox {
                 "outbox: resuming deliveries interrupted by a restart"
             );
         }
+        let breakers = Arc::new(Breakers::default());
+        let b = breakers.clone();
+        registry.collector(move |out| {
+            // One series per receiver and integration kind: 1 while any
+            // endpoint of that kind is in cooldown.
+            let now = now_millis();
+            let mut by: std::collections::BTreeMap<(String, String), f64> = Default::default();
+            for st in b.states(now, true) {
+                let v = by.entry((st.receiver, st.integration)).or_insert(0.0);
+                if st.cooldown_until_ms.is_some() {
+                    *v = 1.0;
+                }
+            }
+            out.push(FamilySnapshot {
+                name: "klaxon_notify_endpoint_cooldown".into(),
+                help: "1 while a receiver integration is in cooldown after consecutive failed deliveries (autoheal.receiver_breaker).".into(),
+                kind: Kind::Gauge,
+                samples: by
+                    .into_iter()
+                    .map(|((r, i), v)| {
+                        (
+                            vec![("receiver".to_string(), r), ("integration".to_string(), i)],
+                            v,
+                        )
+                    })
+                    .collect(),
+            })
+        });
         let ob = Arc::new_cyclic(|me| Outbox {
             me: me.clone(),
             store,
@@ -193,6 +336,7 @@ impl Outbox {
             events: parking_lot::RwLock::new(None),
             queue: Mutex::new(None),
             recount_pending: AtomicBool::new(false),
+            breakers,
         });
         ob.update_queue_gauge();
         let weak = Arc::downgrade(&ob);
@@ -219,6 +363,60 @@ impl Outbox {
     pub fn hold_during(&self, m: Arc<crate::ops::Maintenance>) {
         *self.hold.write() = Some(m);
         self.wake.notify_one();
+    }
+
+    /// Sets (or, with `None`, removes) the receiver circuit breakers. A
+    /// changed setting starts every endpoint over.
+    pub fn set_breaker(&self, cfg: Option<BreakerConfig>) {
+        let mut cur = self.breakers.cfg.write();
+        if *cur != cfg {
+            *cur = cfg;
+            self.breakers.endpoints.lock().clear();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Endpoints with failures, and their cooldowns.
+    pub fn endpoint_states(&self) -> Vec<EndpointState> {
+        self.breakers.states(now_millis(), false)
+    }
+
+    /// Resets the breakers of `receiver`'s integrations (all, or those of
+    /// kind `integration`) and makes their waiting rows due now. Returns
+    /// the endpoints reset.
+    pub async fn clear_endpoint_cooldown(
+        &self,
+        receiver: &str,
+        integration: Option<&str>,
+    ) -> Result<Vec<EndpointState>, StoreError> {
+        let now = now_millis();
+        let cleared: Vec<EndpointState> = {
+            let mut eps = self.breakers.endpoints.lock();
+            let mut out = Vec::new();
+            for ((r, i), e) in eps.iter_mut() {
+                if r == receiver && integration.is_none_or(|k| k == e.integration) {
+                    out.push(EndpointState {
+                        receiver: r.clone(),
+                        integration: e.integration.clone(),
+                        integration_index: *i,
+                        consecutive_failures: e.breaker.consecutive_failures(),
+                        cooldown_until_ms: e.breaker.cooldown_until(now),
+                    });
+                    e.breaker.clear();
+                    e.probing = false;
+                }
+            }
+            out
+        };
+        for st in &cleared {
+            let (r, i) = (st.receiver.clone(), st.integration_index);
+            self.store
+                .call(move |s| s.release_deferred_deliveries(&r, i, now))
+                .await?;
+        }
+        self.queue_changed();
+        self.wake.notify_one();
+        Ok(cleared)
     }
 
     /// Publishes the outcome of every attempt as a `notification` event.
@@ -458,11 +656,75 @@ impl Outbox {
         )
     }
 
+    /// Puts a claimed row back to wait for its endpoint's cooldown; no
+    /// attempt is recorded and the row's deadline does not fail it.
+    async fn defer(&self, d: &Delivery, until: i64) {
+        let (id, store) = (d.id, self.store.clone());
+        let r = tokio::task::spawn_blocking(move || store.defer_delivery(id, now_millis(), until))
+            .await;
+        if !matches!(r, Ok(Ok(_))) {
+            tracing::error!(id, "outbox: deferring a delivery failed");
+        }
+        self.queue_changed();
+        self.wake.notify_one();
+    }
+
+    /// The breaker's view of an attempt's result: events and logs when it
+    /// opens or closes.
+    fn breaker_saw(&self, d: &Delivery, res: &Result<(), SendError>) {
+        // A row that cannot be sent by any endpoint (config, payload) says
+        // nothing about the endpoint.
+        let counts = match res {
+            Ok(()) => true,
+            Err(e) => !matches!(e.reason, "config" | "payload" | "template"),
+        };
+        if !counts {
+            // A probe that said nothing lets the next row probe.
+            if let Some(ep) = self
+                .breakers
+                .endpoints
+                .lock()
+                .get_mut(&(d.receiver.clone(), d.integration_index))
+            {
+                ep.probing = false;
+            }
+            return;
+        }
+        let now = now_millis();
+        let (opened, closed) = self.breakers.record(d, res.is_ok(), now);
+        let publish = |outcome: &str, until: Option<i64>| {
+            if let Some(ev) = self.events.read().as_ref() {
+                ev.publish_later(
+                    crate::ops::autoheal::engine::KIND_AUTOHEAL,
+                    serde_json::json!({
+                        "outcome": outcome,
+                        "receiver": d.receiver,
+                        "integration": d.integration,
+                        "integration_index": d.integration_index,
+                        "until_ms": until,
+                    }),
+                );
+            }
+        };
+        if let Some(until) = opened {
+            tracing::warn!(receiver = %d.receiver, integration = %d.integration, until = %crate::model::time::rfc3339_millis(until), "receiver endpoint in cooldown after consecutive failures; its notifications wait");
+            publish("endpoint_cooldown", Some(until));
+        } else if closed {
+            tracing::info!(receiver = %d.receiver, integration = %d.integration, "receiver endpoint recovered");
+            publish("endpoint_recovered", None);
+        }
+    }
+
     async fn attempt(self: Arc<Self>, d: Delivery) {
+        if let Gate::Defer(until) = self.breakers.gate(&d, now_millis()) {
+            self.defer(&d, until).await;
+            return;
+        }
         let at = now_millis();
         let t0 = Instant::now();
         let res = self.send_row(&d).await;
         let took = t0.elapsed();
+        self.breaker_saw(&d, &res);
         self.metrics
             .latency
             .with(&[&d.integration])

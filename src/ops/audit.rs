@@ -55,7 +55,39 @@ const CHANGES: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/deliveries/{id}/replay", "delivery_replay"),
     ("POST", "/-/reload", "reload"),
     ("PUT", "/-/reload", "reload"),
+    ("POST", "/api/v1/autoheal/rules", AUTOHEAL_RULE_CREATE),
+    (
+        "PUT",
+        "/api/v1/autoheal/rules/{name}",
+        "autoheal_rule_update",
+    ),
+    (
+        "DELETE",
+        "/api/v1/autoheal/rules/{name}",
+        "autoheal_rule_delete",
+    ),
+    (
+        "POST",
+        "/api/v1/autoheal/clear_endpoint_cooldown",
+        AUTOHEAL_CLEAR_COOLDOWN,
+    ),
 ];
+
+pub const AUTOHEAL_RULE_CREATE: &str = "autoheal_rule_create";
+pub const AUTOHEAL_CLEAR_COOLDOWN: &str = "autoheal_clear_endpoint_cooldown";
+
+/// Where an audited change's target is in its JSON answer when the path
+/// does not name it: a created silence's id, a created rule's name, the
+/// receiver whose endpoints were reset.
+pub fn answer_target(action: &str, answer: &serde_json::Value) -> Option<String> {
+    let v = match action {
+        SILENCE_CREATE => answer.get("silenceID"),
+        AUTOHEAL_RULE_CREATE => answer.pointer("/data/name"),
+        AUTOHEAL_CLEAR_COOLDOWN => answer.pointer("/data/receiver"),
+        _ => None,
+    };
+    v.and_then(|x| x.as_str()).map(String::from)
+}
 
 /// The audit action of `method route`, if it is an audited change.
 pub fn change_action(method: &str, route: &str) -> Option<&'static str> {
@@ -71,7 +103,8 @@ pub struct ChangeAudit {
     /// The token's name, or `anonymous@ADDRESS`.
     pub who: String,
     /// `silence_create`, `silence_expire`, `alerts_post`,
-    /// `delivery_replay`, `reload`.
+    /// `delivery_replay`, `reload`, `autoheal_rule_{create,update,delete}`,
+    /// `autoheal_clear_endpoint_cooldown`.
     pub action: String,
     pub method: String,
     pub path: String,

@@ -130,6 +130,14 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("POST", "/internal/commands/resume", Signed),
     ("POST", "/internal/commands/reload", ADMIN),
     ("POST", "/internal/commands/refresh", ADMIN),
+    // Auto-healing: operators see the rules and runs, admins change them.
+    ("GET", "/api/v1/autoheal/rules", OPERATOR),
+    ("POST", "/api/v1/autoheal/rules", ADMIN),
+    ("GET", "/api/v1/autoheal/rules/{name}", OPERATOR),
+    ("PUT", "/api/v1/autoheal/rules/{name}", ADMIN),
+    ("DELETE", "/api/v1/autoheal/rules/{name}", ADMIN),
+    ("GET", "/api/v1/autoheal/runs", OPERATOR),
+    ("POST", "/api/v1/autoheal/clear_endpoint_cooldown", ADMIN),
 ];
 
 /// For a route not in [`ROUTES`]: reads need a viewer, anything else an admin.

@@ -152,7 +152,7 @@ impl CommandCenterConfig {
 
 /// Reads a secret file (relative to the config's directory), trimming the
 /// trailing newline editors add.
-fn read_secret(v: &S<String>, dir: Option<&Path>, sink: &mut Sink) -> Option<String> {
+pub(crate) fn read_secret(v: &S<String>, dir: Option<&Path>, sink: &mut Sink) -> Option<String> {
     let path = crate::config::join_dir(dir, &v.value);
     match std::fs::read_to_string(&path) {
         Ok(s) => {

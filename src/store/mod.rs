@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 
 pub mod alerts;
 pub mod audit;
+pub mod autoheal;
 pub mod config;
 mod gate;
 pub mod health;
+mod keyed;
 pub mod leader;
 pub mod notify;
 pub mod notify_log;
@@ -47,6 +49,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("notify_log", notify_log::SCHEMA),
     ("silences", silences::SCHEMA),
     ("posted_alerts", posted::SCHEMA),
+    ("autoheal_rules", autoheal::SCHEMA),
 ];
 
 /// Why the store could not be opened or used. Never carries the DSN.

@@ -104,6 +104,8 @@ const INSERT: &str = "INSERT INTO notify_deliveries (receiver, integration, inte
 const FINISH_SUCCESS: &str = "UPDATE notify_deliveries SET status = 'success', attempts = attempts + 1, updated_at = ?2, delivered_at = ?2, last_error = NULL, last_reason = NULL WHERE id = ?1 AND status = 'sending'";
 const FINISH_RETRY: &str = "UPDATE notify_deliveries SET status = 'pending', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4, next_attempt_at = ?5 WHERE id = ?1 AND status = 'sending'";
 const FINISH_FAILED: &str = "UPDATE notify_deliveries SET status = 'failed', attempts = attempts + 1, updated_at = ?2, last_error = ?3, last_reason = ?4 WHERE id = ?1 AND status = 'sending'";
+const DEFER: &str = "UPDATE notify_deliveries SET status = 'pending', updated_at = ?2, next_attempt_at = ?3 WHERE id = ?1 AND status = 'sending'";
+const RELEASE_DEFERRED: &str = "UPDATE notify_deliveries SET next_attempt_at = ?3, updated_at = ?3 WHERE status = 'pending' AND receiver = ?1 AND integration_index = ?2 AND next_attempt_at > ?3";
 const INSERT_ATTEMPT: &str = "INSERT INTO notify_attempts (delivery_id, at, duration_ms, ok, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const REPLAY_OK: &str = "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, status = CASE WHEN status = 'failed' THEN 'success' ELSE status END, delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1";
 const REPLAY_ERR: &str = "UPDATE notify_deliveries SET attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1";
@@ -563,6 +565,40 @@ impl Store {
                     .await?;
                     tx.commit().await?;
                     Ok(())
+                })
+            },
+        )
+    }
+
+    /// Puts a claimed row back to `pending`, due at `next_at`, without an
+    /// attempt (its endpoint is in cooldown). False when it was not claimed.
+    pub fn defer_delivery(&self, id: i64, now: i64, next_at: i64) -> Result<bool, StoreError> {
+        let n = self.dispatch(
+            |c| Ok(c.execute(DEFER, params![id, now, next_at])?),
+            move |c| {
+                Box::pin(async move {
+                    Ok(c.execute(&sql(DEFER), &[&id, &now, &next_at]).await? as usize)
+                })
+            },
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Makes the pending rows of one receiver integration due at `now`
+    /// (its endpoint's cooldown was cleared). Returns how many.
+    pub fn release_deferred_deliveries(
+        &self,
+        receiver: &str,
+        integration_index: usize,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let idx = integration_index as i64;
+        let r = receiver.to_string();
+        self.dispatch(
+            |c| Ok(c.execute(RELEASE_DEFERRED, params![receiver, idx, now])?),
+            move |c| {
+                Box::pin(async move {
+                    Ok(c.execute(&sql(RELEASE_DEFERRED), &[&r, &idx, &now]).await? as usize)
                 })
             },
         )

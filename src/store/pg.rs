@@ -285,6 +285,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "CREATE TABLE store_probe (id BIGINT PRIMARY KEY, at BIGINT NOT NULL);",
     ),
     (7, "posted_alerts", super::posted::PG_SCHEMA),
+    (8, "autoheal_rules", super::autoheal::PG_SCHEMA),
 ];
 
 /// Advisory lock key serialising migrations across replicas ("klaxonmg").

@@ -1,7 +1,6 @@
 //! Silences: one row per silence, its JSON body as the API shows
 //! it, so a restart keeps every pending, active and recently expired silence.
 
-use super::pg::col;
 use super::{Store, StoreError};
 
 /// Tables of this concern.
@@ -23,56 +22,17 @@ const LOAD: &str = "SELECT id, body FROM silences ORDER BY id";
 
 /// Inserts or replaces one silence.
 pub fn put(store: &Store, id: &str, body: &str) -> Result<(), StoreError> {
-    let (i, b) = (id.to_string(), body.to_string());
-    store.dispatch(
-        |c| {
-            c.execute(PUT, (id, body))?;
-            Ok(())
-        },
-        move |c| {
-            Box::pin(async move {
-                c.execute(&super::pg::sql(PUT), &[&i, &b]).await?;
-                Ok(())
-            })
-        },
-    )
+    super::keyed::put(store, PUT, id, body)
 }
 
 /// Removes silences past retention.
 pub fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
-    let i = id.to_string();
-    store.dispatch(
-        |c| {
-            c.execute(DELETE, [id])?;
-            Ok(())
-        },
-        move |c| {
-            Box::pin(async move {
-                c.execute(&super::pg::sql(DELETE), &[&i]).await?;
-                Ok(())
-            })
-        },
-    )
+    super::keyed::delete(store, DELETE, id)
 }
 
 /// Every stored silence as `(id, body)`.
 pub fn load_all(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
-    store.dispatch(
-        |c| {
-            let mut st = c.prepare(LOAD)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        |c| {
-            Box::pin(async move {
-                c.query(LOAD, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-                    .collect()
-            })
-        },
-    )
+    super::keyed::load(store, LOAD)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod alerting_alertmanager;
 mod anomaly;
 mod api;
 mod api_blocking;
+mod autoheal;
 mod cli;
 mod config;
 mod config_parity;

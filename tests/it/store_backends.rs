@@ -352,19 +352,27 @@ fn migrations_are_versioned_idempotent_and_safe_to_race() {
             "4|notify_log",
             "5|silences",
             "6|store_probe",
-            "7|posted_alerts"
+            "7|posted_alerts",
+            "8|autoheal_rules"
         ]
     );
     // Opening again applies nothing and keeps the data.
     let s = Store::open_postgres(&dsn).unwrap();
     silences::put(&s, "x", "y").unwrap();
+    klaxon::store::autoheal::put(&s, "rule-a", "{\"name\": \"rule-a\"}").unwrap();
     drop(s);
     let s = Store::open_postgres(&dsn).unwrap();
     assert_eq!(silences::load_all(&s).unwrap().len(), 1);
     assert_eq!(
+        klaxon::store::autoheal::load_all(&s).unwrap(),
+        [("rule-a".to_string(), "{\"name\": \"rule-a\"}".to_string())]
+    );
+    klaxon::store::autoheal::delete(&s, "rule-a").unwrap();
+    assert!(klaxon::store::autoheal::load_all(&s).unwrap().is_empty());
+    assert_eq!(
         pg.psql_in(&db, "SELECT count(*) FROM klaxon_schema_migrations")
             .trim(),
-        "7"
+        "8"
     );
 }
 

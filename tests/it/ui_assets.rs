@@ -193,6 +193,7 @@ async fn index_and_every_referenced_asset_are_served() {
         "targets",
         "probes",
         "deliveries",
+        "autoheal",
         "silences",
         "status",
     ] {
@@ -282,6 +283,7 @@ fn dom_contract_names_are_present() {
                 "href=\"#/targets\"",
                 "href=\"#/probes\"",
                 "href=\"#/deliveries\"",
+                "href=\"#/autoheal\"",
                 "href=\"#/silences\"",
                 "href=\"#/status\"",
             ],
@@ -349,6 +351,16 @@ fn dom_contract_names_are_present() {
         (
             "pages/deliveries.js",
             &["'data-testid': 'delivery'", "'replay-button'", "/replay"],
+        ),
+        (
+            "pages/autoheal.js",
+            &[
+                "'data-testid': 'autoheal-rule'",
+                "'data-testid': 'autoheal-endpoint'",
+                "'clear-cooldown'",
+                "/api/v1/autoheal/clear_endpoint_cooldown",
+                "/api/v1/autoheal/runs",
+            ],
         ),
         (
             "pages/silences.js",

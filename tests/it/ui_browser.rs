@@ -653,6 +653,39 @@ async fn viewer_sees_no_silence_or_replay_buttons_operator_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoheal_page_lists_rules_their_targets_and_runs() {
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
+    let Some(b) = browser("autoheal_page_lists_rules_their_targets_and_runs").await else {
+        return;
+    };
+    let fx = Fixture::start().await;
+    fx.firing().await;
+    fx.api_until("/api/v1/autoheal/runs", |v| {
+        v["data"]["runs"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|e| e["data"]["outcome"] == "dry_run"))
+    })
+    .await;
+    login(&b, &fx.base, OPERATOR).await.unwrap();
+    open(&b, &fx.base, "autoheal", "autoheal").await.unwrap();
+    b.wait_element(T, "[data-testid=autoheal-rule][data-name=triage-dry-run]")
+        .await
+        .unwrap();
+    let target = b
+        .wait_element(T, "[data-testid=autoheal-target]")
+        .await
+        .unwrap();
+    let text = b.text(&target).await.unwrap();
+    assert!(text.contains("cooldown until"), "{text}");
+    b.wait_element(T, "[data-testid=autoheal-run][data-outcome=dry_run]")
+        .await
+        .unwrap();
+    shot(&b, "autoheal-operator").await;
+    b.quit().await;
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
     let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let Some(b) = browser("alerts_page_has_no_horizontal_scroll_at_phone_width").await else {
@@ -670,6 +703,7 @@ async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
         "targets",
         "probes",
         "deliveries",
+        "autoheal",
         "silences",
         "status",
     ] {
@@ -768,6 +802,7 @@ async fn every_control_on_every_page_has_an_accessible_name() {
         "targets",
         "probes",
         "deliveries",
+        "autoheal",
         "silences",
         "status",
     ] {
@@ -868,6 +903,7 @@ async fn screenshots_of_every_page() {
         ("targets".to_string(), "targets"),
         ("probes".to_string(), "probes"),
         ("deliveries".to_string(), "deliveries"),
+        ("autoheal".to_string(), "autoheal"),
         ("silences".to_string(), "silences"),
         ("status".to_string(), "status"),
     ] {

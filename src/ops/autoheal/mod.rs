@@ -8,17 +8,21 @@
 //! rules are testable at their exact edges.
 
 pub mod action;
+pub mod config;
+pub mod engine;
 
 use crate::model::{Labels, Matcher};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// One remediation rule (`autoheal.rules[]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
     /// Every matcher must match the alert's labels.
     pub matchers: Vec<Matcher>,
+    /// When not empty, the alert's `severity` label must be one of these.
+    pub severity: Vec<String>,
     /// Run only once the alert has been firing this long.
     pub firing_for: Duration,
     /// Held back this long after a run for the same target (label set).
@@ -31,13 +35,21 @@ pub struct Rule {
     /// The labels that name the target; empty: all the alert's labels.
     pub target_labels: Vec<String>,
     pub action: action::HttpAction,
+    /// From the config file (read-only through the API) or created by an
+    /// admin through the API (kept in the store).
+    pub from_config: bool,
 }
 
 impl Rule {
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.matchers
-            .iter()
-            .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+        (self.severity.is_empty()
+            || labels
+                .get("severity")
+                .is_some_and(|s| self.severity.iter().any(|x| x == s)))
+            && self
+                .matchers
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
     }
 
     /// The target an alert stands for: its values of `target_labels` (or all
@@ -140,6 +152,41 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// A run restored from the history (at start).
+    pub fn record_run(&mut self, rule: &str, target: &str, at: i64) {
+        let key = (rule.to_string(), target.to_string());
+        let last = self.last_run.entry(key).or_insert(at);
+        *last = (*last).max(at);
+        let runs = self.runs.entry(rule.to_string()).or_default();
+        runs.push_back(at);
+        runs.make_contiguous().sort_unstable();
+    }
+
+    /// Drops what is known of a deleted rule.
+    pub fn forget(&mut self, rule: &str) {
+        self.last_run.retain(|(r, _), _| r != rule);
+        self.runs.remove(rule);
+    }
+
+    /// The rule's targets with their last run, and its runs in the window
+    /// ending now.
+    pub fn state(&self, rule: &Rule) -> (Vec<(String, i64)>, usize) {
+        let targets = self
+            .last_run
+            .iter()
+            .filter(|((r, _), _)| *r == rule.name)
+            .map(|((_, t), at)| (t.clone(), *at))
+            .collect();
+        let start = crate::model::now_millis().saturating_sub(ms(rule.window));
+        let n = self
+            .runs
+            .get(&rule.name)
+            .map_or(0, |r| r.iter().filter(|t| **t > start).count());
+        (targets, n)
+    }
+}
+
 /// A receiver endpoint's circuit breaker: after `threshold` consecutive
 /// failures the endpoint is in cooldown (sends wait; the caller keeps its
 /// queue) for `base`, doubling on each failure after it reopens, up to
@@ -198,7 +245,9 @@ impl Breaker {
 
     pub fn record_failure(&mut self, now: i64) -> Transition {
         self.failures = self.failures.saturating_add(1);
-        if self.failures < self.threshold {
+        // Sends that were already out when it opened fail too: they do not
+        // make the cooldown longer.
+        if self.failures < self.threshold || self.cooldown_until(now).is_some() {
             return Transition::Unchanged;
         }
         // Every failure from the threshold on (the probe after a cooldown
@@ -227,6 +276,7 @@ mod tests {
         Rule {
             name: "restart".into(),
             matchers: vec![Matcher::new(MatchType::Equal, "alertname", "Down").expect("m")],
+            severity: vec![],
             firing_for: Duration::from_secs(60),
             cooldown: Duration::from_secs(600),
             max_runs: 3,
@@ -234,6 +284,7 @@ mod tests {
             dry_run: false,
             target_labels: vec!["instance".into()],
             action: action::HttpAction::post("http://127.0.0.1:1/fix"),
+            from_config: true,
         }
     }
 
@@ -331,5 +382,37 @@ mod tests {
         assert!(!b.allows(100_010));
         b.clear();
         assert!(b.allows(100_010));
+    }
+
+    #[test]
+    fn failures_of_sends_already_out_do_not_lengthen_the_cooldown() {
+        let mut b = Breaker::new(2, Duration::from_secs(10), Duration::from_secs(60));
+        b.record_failure(0);
+        assert_eq!(b.record_failure(1), Transition::Opened { until: 10_001 });
+        // Concurrent sends fail after it opened: same cooldown.
+        assert_eq!(b.record_failure(5), Transition::Unchanged);
+        assert_eq!(b.cooldown_until(5), Some(10_001));
+        // The probe after it fails: twice as long.
+        assert_eq!(
+            b.record_failure(10_001),
+            Transition::Opened { until: 30_001 }
+        );
+    }
+
+    #[test]
+    fn a_restored_ledger_keeps_cooldowns_and_window_counts() {
+        let r = rule();
+        let mut l = Ledger::default();
+        let now = crate::model::now_millis();
+        l.record_run("restart", &r.target(&alert("a:1")), now - 1000);
+        assert!(matches!(
+            l.decide(&r, &alert("a:1"), 0, now, false),
+            Decision::SkippedCooldown { .. }
+        ));
+        let (targets, runs) = l.state(&r);
+        assert_eq!(targets, [(r.target(&alert("a:1")), now - 1000)]);
+        assert_eq!(runs, 1);
+        l.forget("restart");
+        assert_eq!(l.state(&r), (vec![], 0));
     }
 }
