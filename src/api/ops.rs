@@ -420,13 +420,19 @@ pub async fn audit_list(
 /// every role). `roles` lists every role held: each includes the ones
 /// before it, so an operator is also a viewer.
 pub async fn whoami(principal: Option<Extension<Principal>>) -> Response {
-    let (name, role, authenticated) = match principal {
-        Some(Extension(p)) => (p.name, p.role, p.authenticated),
-        None => ("anonymous".to_string(), None, false),
+    let (name, role, authenticated, scope) = match principal {
+        Some(Extension(p)) => (p.name, p.role, p.authenticated, p.scope),
+        None => ("anonymous".to_string(), None, false, None),
     };
     // A bare object, as the UI contract names it (not Prometheus' envelope:
     // this is klaxon's own endpoint, not part of the Prometheus API).
-    axum::Json(whoami_json(&name, role, authenticated)).into_response()
+    let mut v = whoami_json(&name, role, authenticated);
+    // `tenants` only for a scoped caller: absent means every tenant.
+    if let Some(s) = scope {
+        v["tenants"] = serde_json::json!(s.tenants);
+        v["tenantLabel"] = serde_json::json!(s.label);
+    }
+    axum::Json(v).into_response()
 }
 
 /// The body of [`whoami`] (a function of its own for the unit test).
