@@ -69,6 +69,7 @@ fn limited(mut v: Vec<Value>, limit: usize) -> Response {
 
 pub async fn series(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -82,7 +83,7 @@ pub async fn series(
         Err(e) => return e.into_response(),
     };
     // Index lookups over many series: off the async workers.
-    let head = s.storage.clone();
+    let head = storage_for(&s, &ext);
     off_workers(move || {
         let mut all: Vec<crate::model::Labels> = Vec::new();
         let querier = head.querier(q.start, q.end);
@@ -100,6 +101,13 @@ pub async fn series(
     .await
 }
 
+/// The storage as the caller may read it: a tenant-scoped caller's every
+/// lookup (each `match[]`, or all series when none is given) has its
+/// tenant matcher ANDed.
+fn storage_for(s: &AppState, ext: &axum::http::Extensions) -> Arc<dyn Queryable> {
+    crate::ops::tenants::scoped(&s.storage, crate::ops::tenants::of_request(ext).as_ref())
+}
+
 /// Runs a handler's heavy part on the blocking pool.
 async fn off_workers(f: impl FnOnce() -> Response + Send + 'static) -> Response {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
@@ -114,12 +122,17 @@ async fn off_workers(f: impl FnOnce() -> Response + Send + 'static) -> Response 
 
 /// Label names (`name` None) or one label's values over the series the
 /// selectors pick (all series when there are none), sorted and deduplicated.
-async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Response {
+async fn label_answer(
+    s: &AppState,
+    ext: &axum::http::Extensions,
+    p: &Params,
+    name: Option<String>,
+) -> Response {
     let q = match series_params(p) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let head = s.storage.clone();
+    let head = storage_for(s, ext);
     off_workers(move || {
         let querier = head.querier(q.start, q.end);
         let lookup = |m: &[Matcher]| match &name {
@@ -140,15 +153,17 @@ async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Respons
 
 pub async fn label_names(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    label_answer(&s, &Params::from_request(&uri, &headers, &body), None).await
+    label_answer(&s, &ext, &Params::from_request(&uri, &headers, &body), None).await
 }
 
 pub async fn label_values(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     Path(name): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -157,7 +172,13 @@ pub async fn label_values(
     if name.is_empty() {
         return bad_data(format!("invalid label name: {name:?}")).into_response();
     }
-    label_answer(&s, &Params::from_request(&uri, &headers, &body), Some(name)).await
+    label_answer(
+        &s,
+        &ext,
+        &Params::from_request(&uri, &headers, &body),
+        Some(name),
+    )
+    .await
 }
 
 pub async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

@@ -200,6 +200,29 @@ fn walk_selectors(
     }
 }
 
+/// Whether a tenant-scoped caller named `caller` may see an operations
+/// event: alerts and targets of its tenants (their `labels`),
+/// notifications of groups naming one of them, and changes it made itself.
+/// Commands and reloads concern the whole server: admins' business.
+pub fn event_visible(scope: &Scope, caller: &str, kind: &str, data: &serde_json::Value) -> bool {
+    use crate::ops::events::{KIND_ALERT, KIND_CHANGE, KIND_NOTIFICATION, KIND_TARGET};
+    match kind {
+        KIND_ALERT | KIND_TARGET => scope.allows_json(data.get("labels")),
+        KIND_NOTIFICATION => data
+            .get("group_key")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| scope.owns_group_key(k)),
+        KIND_CHANGE => data.get("who").and_then(|w| w.as_str()) == Some(caller),
+        _ => false,
+    }
+}
+
+/// The scope of the request's caller (set by the auth middleware), if any.
+pub fn of_request(ext: &axum::http::Extensions) -> Option<Scope> {
+    ext.get::<crate::ops::Principal>()
+        .and_then(|p| p.scope.clone())
+}
+
 /// A [`Queryable`] whose every lookup has the tenant matcher ANDed.
 pub struct ScopedQueryable {
     inner: Arc<dyn Queryable>,
