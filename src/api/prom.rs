@@ -250,7 +250,19 @@ pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
     }))
 }
 
-pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn tsdb_status(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
+    // Cardinality over every tenant's series: not for a scoped caller.
+    if crate::ops::tenants::of_request(&ext).is_some() {
+        return super::api_error(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "the TSDB status covers all tenants; a tenant-scoped token cannot read it",
+        );
+    }
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let limit = match p.get("limit") {
         None | Some("") => 10,
@@ -288,7 +300,12 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
 }
 
 /// `GET /api/v1/metadata`: family → distinct metadata across targets.
-pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn metadata(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let parse_limit = |name: &str| -> Result<Option<usize>, ApiError> {
         match p.get(name) {
@@ -308,6 +325,10 @@ pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
         Default::default();
     for pool in s.manager.targets() {
         for t in &pool.active {
+            // A tenant-scoped caller: metadata of its tenants' targets.
+            if scope.as_ref().is_some_and(|sc| !sc.allows(&t.labels)) {
+                continue;
+            }
             for (family, md) in t.metadata() {
                 if only.is_some_and(|m| m != family) {
                     continue;
