@@ -8,14 +8,15 @@ import * as graph from './pages/graph.js';
 import * as rules from './pages/rules.js';
 import * as targets from './pages/targets.js';
 import * as probes from './pages/probes.js';
+import * as tenants from './pages/tenants.js';
 import * as deliveries from './pages/deliveries.js';
 import * as silences from './pages/silences.js';
 import * as status from './pages/status.js';
 
-const PAGES = { alerts, graph, rules, targets, probes, deliveries, silences, status };
+const PAGES = { alerts, graph, rules, targets, probes, deliveries, silences, tenants, status };
 const TITLES = {
   alerts: 'Alerts', graph: 'Graph', rules: 'Rules', targets: 'Targets',
-  probes: 'Probes', deliveries: 'Deliveries', silences: 'Silences', status: 'Status',
+  probes: 'Probes', deliveries: 'Deliveries', silences: 'Silences', tenants: 'Tenants', status: 'Status',
 };
 
 let current = null; // {abort: AbortController, cleanups: []}

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod runbooks;
 pub mod serve;
 pub mod targets;
+pub mod tenants;
 pub mod ui;
 pub mod web;
 pub mod webconfig;
@@ -128,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events/stream", get(ops::stream))
         .route("/api/v1/auth/whoami", get(ops::whoami))
         .route("/api/v1/probes", get(probe::results))
+        .route("/api/v1/tenants/summary", get(tenants::summary))
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
         .route("/graph", get(web::classic_graph))

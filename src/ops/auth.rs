@@ -114,6 +114,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/api/v1/events/stream", VIEWER),
     ("GET", "/api/v1/events/audit", VIEWER),
     ("GET", "/api/v1/deliveries", VIEWER),
+    ("GET", "/api/v1/tenants/summary", VIEWER),
     ("POST", "/api/v1/deliveries/{id}/replay", OPERATOR),
     ("GET", "/api/v2/alerts", VIEWER),
     ("POST", "/api/v2/alerts", OPERATOR),
@@ -316,6 +317,18 @@ impl Authorizer {
             authenticated: true,
             scope,
         }
+    }
+
+    /// Every tenant some token is scoped to, sorted, once each.
+    pub fn configured_tenants(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tokens
+            .iter()
+            .flat_map(|t| t.tenants.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The label that names tenants (`auth.tenant_label`).
