@@ -170,6 +170,38 @@ pub fn unscoped_selectors(e: &Expr, m: &Matcher) -> Vec<String> {
     out
 }
 
+/// For the fuzz target: when `text` parses, injection leaves no selector
+/// without `scope`'s matcher, and the injected tree prints to a query that
+/// parses back with none either. `Err` describes the escape.
+pub fn check_injection(scope: &Scope, text: &str) -> Result<Option<Expr>, String> {
+    let Ok(mut e) = crate::promql::parse(text) else {
+        return Ok(None);
+    };
+    let m = scope.matcher();
+    scope.inject(&mut e);
+    let left = unscoped_selectors(&e, &m);
+    if !left.is_empty() {
+        return Err(format!(
+            "{text:?}: selectors without the tenant matcher: {left:?}"
+        ));
+    }
+    let printed = e.to_string();
+    match crate::promql::parse(&printed) {
+        Ok(again) => {
+            let left = unscoped_selectors(&again, &m);
+            if !left.is_empty() {
+                return Err(format!(
+                    "{printed:?} (from {text:?}) reparsed without the matcher: {left:?}"
+                ));
+            }
+        }
+        // Printing is the parser's business (its own fuzz target); the
+        // query that runs is the injected tree, not its text.
+        Err(_) => {}
+    }
+    Ok(Some(e))
+}
+
 fn walk_selectors(
     e: &Expr,
     info_arg: bool,
@@ -323,6 +355,22 @@ mod tests {
             unscoped_selectors(&again, &s.matcher()),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn the_fuzz_check_accepts_injected_trees_and_skips_garbage() {
+        let s = scope(&["a", "b"]);
+        for q in [
+            "up",
+            "absent_over_time(nope{tenant=\"c\"}[5m])",
+            "info(up, {k=\"v\"})",
+            "-(a @ start() offset -1m)",
+            "1 + 2",
+            "\"str\"",
+        ] {
+            assert!(check_injection(&s, q).unwrap().is_some(), "{q}");
+        }
+        assert!(check_injection(&s, "sum(").unwrap().is_none());
     }
 
     #[test]
