@@ -348,11 +348,7 @@ async fn two_tenants_see_and_change_only_their_own() {
     );
 
     // Alerts from the rule (tm > 0 fires for both tenants).
-    until("rule alerts of both tenants", || async {
-        let v = api.json("/api/v1/alerts", ADMIN).await;
-        seen(&v["data"]) == ["a", "b"]
-    })
-    .await;
+    admin_sees_both(&api, "/api/v1/alerts").await;
     for (tok, mine) in [(TA, "a"), (TB, "b")] {
         let v = api.json("/api/v1/alerts", tok).await;
         assert_eq!(seen(&v["data"]), [mine], "{v}");
@@ -409,53 +405,38 @@ async fn two_tenants_see_and_change_only_their_own() {
     let ends = klaxon::notify::dispatch::rfc3339(now + 3_600_000);
     let silence = |matchers: Value| serde_json::json!({"matchers": matchers, "startsAt": klaxon::notify::dispatch::rfc3339(now), "endsAt": ends, "createdBy": "t", "comment": "c"});
     let m = |n: &str, v: &str| serde_json::json!({"name": n, "value": v, "isRegex": false, "isEqual": true});
-    let (code, text) = api
-        .post_json(
-            "/api/v2/silences",
-            TA,
-            &silence(serde_json::json!([
-                m("alertname", "Posted"),
-                m("tenant", "b")
-            ])),
-        )
-        .await;
+    let post = |tok: &'static str, matchers: Value| {
+        let body = silence(matchers);
+        let api = &api;
+        async move { api.post_json("/api/v2/silences", tok, &body).await }
+    };
+    let id_of = |text: &str| -> String {
+        serde_json::from_str::<Value>(text).unwrap()["silenceID"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (code, text) = post(
+        TA,
+        serde_json::json!([m("alertname", "Posted"), m("tenant", "b")]),
+    )
+    .await;
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("matchers"), "{text}");
-    let (code, text) = api
-        .post_json(
-            "/api/v2/silences",
-            TA,
-            &silence(serde_json::json!([m("alertname", "Posted"), {"name": "tenant", "value": "a|b", "isRegex": true, "isEqual": true}])),
-        )
-        .await;
+    let regex =
+        serde_json::json!({"name": "tenant", "value": "a|b", "isRegex": true, "isEqual": true});
+    let (code, text) = post(TA, serde_json::json!([m("alertname", "Posted"), regex])).await;
     assert_eq!(code, 400, "{text}");
-    let (code, text) = api
-        .post_json(
-            "/api/v2/silences",
-            TA,
-            &silence(serde_json::json!([m("alertname", "Posted")])),
-        )
-        .await;
+    let (code, text) = post(TA, serde_json::json!([m("alertname", "Posted")])).await;
     assert_eq!(code, 200, "{text}");
-    let id_a = serde_json::from_str::<Value>(&text).unwrap()["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, text) = api
-        .post_json(
-            "/api/v2/silences",
-            TB,
-            &silence(serde_json::json!([
-                m("alertname", "Posted"),
-                m("tenant", "b")
-            ])),
-        )
-        .await;
+    let id_a = id_of(&text);
+    let (code, text) = post(
+        TB,
+        serde_json::json!([m("alertname", "Posted"), m("tenant", "b")]),
+    )
+    .await;
     assert_eq!(code, 200, "{text}");
-    let id_b = serde_json::from_str::<Value>(&text).unwrap()["silenceID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id_b = id_of(&text);
     // The single-tenant token's silence got its tenant matcher.
     let sa = api.json(&format!("/api/v2/silence/{id_a}"), TA).await;
     assert!(
@@ -510,11 +491,7 @@ async fn two_tenants_see_and_change_only_their_own() {
     );
 
     // Deliveries (grouped by tenant): each sees its own groups.
-    until("deliveries of both tenants", || async {
-        let v = api.json("/api/v1/deliveries", ADMIN).await;
-        seen(&v["data"]) == ["a", "b"]
-    })
-    .await;
+    admin_sees_both(&api, "/api/v1/deliveries").await;
     for (tok, mine) in [(TA, "a"), (TB, "b")] {
         let v = api.json("/api/v1/deliveries", tok).await;
         assert!(
@@ -555,13 +532,7 @@ async fn two_tenants_see_and_change_only_their_own() {
     }
 
     // Events: the audit list and the stream replay.
-    until("alert events of both tenants", || async {
-        let v = api
-            .json("/api/v1/events/audit?kind=alert&limit=1000", ADMIN)
-            .await;
-        seen(&v["data"]) == ["a", "b"]
-    })
-    .await;
+    admin_sees_both(&api, "/api/v1/events/audit?kind=alert&limit=1000").await;
     for (tok, mine, name) in [(TA, "a", "ta"), (TB, "b", "tb")] {
         let v = api.json("/api/v1/events/audit?limit=1000", tok).await;
         let events = v["data"]["events"].as_array().unwrap();
@@ -608,6 +579,14 @@ async fn two_tenants_see_and_change_only_their_own() {
     assert_eq!(who["tenants"], serde_json::json!(["a"]), "{who}");
 
     app.stop().await;
+}
+
+/// Waits until the admin sees data of both tenants at `path`.
+async fn admin_sees_both(api: &Api, path: &str) {
+    until(path, || async {
+        seen(&api.json(path, ADMIN).await["data"]) == ["a", "b"]
+    })
+    .await
 }
 
 /// The event stream from the start (`Last-Event-ID: 0`), read for a moment.
