@@ -192,6 +192,9 @@ async fn list<S: HasOutbox>(
     q.limit = limit + 1;
     let scope = crate::ops::tenants::of_request(&ext);
     let mut rows = Vec::new();
+    // Where a scoped scan that ran out of pages stops: the next page
+    // continues there.
+    let mut resume = None;
     for _ in 0..MAX_SCOPED_PAGES {
         let page_q = q.clone();
         let page = match ob.store().call(move |s| s.list_deliveries(&page_q)).await {
@@ -208,15 +211,17 @@ async fn list<S: HasOutbox>(
         q.before_id = page.last().map(|d| d.id);
         rows.extend(page.into_iter().filter(|d| sc.owns_group_key(&d.group_key)));
         if rows.len() > limit || !full {
+            resume = None;
             break;
         }
+        resume = q.before_id;
     }
     let more = rows.len() > limit;
     let page = &rows[..rows.len().min(limit)];
     let next = if more {
         page.last().map(|d| Value::String(d.id.to_string()))
     } else {
-        None
+        resume.map(|id| Value::String(id.to_string()))
     };
     success(json!({
         "deliveries": page.iter().map(delivery_json).collect::<Vec<_>>(),

@@ -398,8 +398,8 @@ pub async fn audit_list(
     };
     let ev = s.ops.events.clone();
     let scope = principal.and_then(|Extension(p)| p.scope.map(|sc| (sc, p.name)));
-    let mut rows = match tokio::task::spawn_blocking(move || match scope {
-        None => ev.query(&q),
+    let (mut rows, resume) = match tokio::task::spawn_blocking(move || match scope {
+        None => ev.query(&q).map(|rows| (rows, None)),
         Some((sc, who)) => scoped_events(&ev, q, &sc, &who),
     })
     .await
@@ -427,19 +427,20 @@ pub async fn audit_list(
     let next = if more {
         rows.last().map(|e| e.id.to_string())
     } else {
-        None
+        resume.map(|id| id.to_string())
     };
     super::success(serde_json::json!({"events": rows, "next_cursor": next}))
 }
 
 /// Stored events a tenant-scoped caller may see, read page by page until
-/// `q.limit` of them (or a bounded number of pages) are found.
+/// `q.limit` of them (or a bounded number of pages) are found; with the
+/// id to resume after when the pages ran out first.
 fn scoped_events(
     ev: &crate::ops::Events,
     mut q: EventQuery,
     sc: &crate::ops::tenants::Scope,
     who: &str,
-) -> Result<Vec<Event>, crate::store::StoreError> {
+) -> Result<(Vec<Event>, Option<i64>), crate::store::StoreError> {
     const MAX_PAGES: usize = 20;
     let want = q.limit;
     let mut out = Vec::new();
@@ -452,10 +453,10 @@ fn scoped_events(
                 .filter(|e| crate::ops::tenants::event_visible(sc, who, &e.kind, &e.data)),
         );
         if out.len() >= want || !full {
-            break;
+            return Ok((out, None));
         }
     }
-    Ok(out)
+    Ok((out, q.after_id))
 }
 
 /// `GET /api/v1/auth/whoami`: the caller as the server sees it, so the web

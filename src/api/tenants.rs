@@ -221,7 +221,6 @@ mod tests {
             failed_deliveries: 2,
             targets_up: 3,
             targets: 4,
-            ..Default::default()
         };
         // 100 - 30 - 12.5 - 4 - 3.75
         assert_eq!(health_score(&h), 49.8);

@@ -130,7 +130,6 @@ fn remote_write(series: &[(&[(&str, &str)], f64)], t: i64) -> Vec<u8> {
                     value: *v,
                     timestamp: t,
                 }],
-                ..Default::default()
             }
         })
         .collect();
