@@ -671,6 +671,7 @@ async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
         "probes",
         "deliveries",
         "silences",
+        "tenants",
         "status",
     ] {
         open(&b, &fx.base, page, page).await.unwrap();
@@ -769,6 +770,7 @@ async fn every_control_on_every_page_has_an_accessible_name() {
         "probes",
         "deliveries",
         "silences",
+        "tenants",
         "status",
     ] {
         open(&b, &fx.base, page, page).await.unwrap();
