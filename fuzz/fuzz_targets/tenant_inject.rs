@@ -71,5 +71,8 @@ fuzz_target!(|data: &[u8]| {
         )
     };
     let (a, b) = (run(only), run(both));
-    assert_eq!(a, b, "{text:?}: the other tenant's series changed the answer");
+    assert_eq!(
+        a, b,
+        "{text:?}: the other tenant's series changed the answer"
+    );
 });
