@@ -22,6 +22,7 @@ fn auth_config() -> AuthConfig {
                 name: format!("t{i}"),
                 sha256: Sha256::digest(format!("token-{i}").as_bytes()).into(),
                 roles: vec![Role::Viewer],
+                tenants: Vec::new(),
             })
             .collect(),
         anonymous_role: Some(None),
@@ -30,6 +31,7 @@ fn auth_config() -> AuthConfig {
             requests_per_second: 1e12,
             burst: u32::MAX,
         }),
+        ..Default::default()
     }
 }
 

@@ -8,15 +8,16 @@ import * as graph from './pages/graph.js';
 import * as rules from './pages/rules.js';
 import * as targets from './pages/targets.js';
 import * as probes from './pages/probes.js';
+import * as tenants from './pages/tenants.js';
 import * as deliveries from './pages/deliveries.js';
 import * as silences from './pages/silences.js';
 import * as status from './pages/status.js';
 import * as autoheal from './pages/autoheal.js';
 
-const PAGES = { alerts, graph, rules, targets, probes, deliveries, autoheal, silences, status };
+const PAGES = { alerts, graph, rules, targets, probes, deliveries, autoheal, silences, tenants, status };
 const TITLES = {
   alerts: 'Alerts', graph: 'Graph', rules: 'Rules', targets: 'Targets',
-  probes: 'Probes', deliveries: 'Deliveries', autoheal: 'Auto-healing', silences: 'Silences', status: 'Status',
+  probes: 'Probes', deliveries: 'Deliveries', autoheal: 'Auto-healing', silences: 'Silences', tenants: 'Tenants', status: 'Status',
 };
 
 let current = null; // {abort: AbortController, cleanups: []}

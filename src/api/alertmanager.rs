@@ -42,9 +42,11 @@ struct Filters {
     active: bool,
     silenced: bool,
     inhibited: bool,
+    /// A tenant-scoped caller's tenants: other tenants' alerts are left out.
+    scope: Option<crate::ops::tenants::Scope>,
 }
 
-fn filters(p: &Params) -> Result<Filters, BadParam> {
+fn filters(p: &Params, ext: &axum::http::Extensions) -> Result<Filters, BadParam> {
     let mut matchers = Vec::new();
     for f in p.get_all("filter") {
         matchers.extend(parse_matchers(f).map_err(|e| e.0)?);
@@ -62,6 +64,7 @@ fn filters(p: &Params) -> Result<Filters, BadParam> {
         active: bool_param(p, "active")?,
         silenced: bool_param(p, "silenced")?,
         inhibited: bool_param(p, "inhibited")?,
+        scope: crate::ops::tenants::of_request(ext),
     })
 }
 
@@ -108,12 +111,23 @@ fn selected(f: &Filters, a: &StoredAlert, receivers: &[String], now: Timestamp) 
             return false;
         }
     }
+    if f.scope
+        .as_ref()
+        .is_some_and(|sc| !sc.allows(&a.alert.labels))
+    {
+        return false;
+    }
     crate::notify::matchers::matches_all(&f.matchers, &a.alert.labels)
 }
 
-pub async fn get_alerts(State(s): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn get_alerts(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let p = Params::from_request(&uri, &headers, &Bytes::new());
-    let f = match filters(&p) {
+    let f = match filters(&p, &ext) {
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
@@ -139,11 +153,12 @@ pub async fn get_alerts(State(s): State<Arc<AppState>>, uri: Uri, headers: Heade
 
 pub async fn alert_groups(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let p = Params::from_request(&uri, &headers, &Bytes::new());
-    let f = match filters(&p) {
+    let f = match filters(&p, &ext) {
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
@@ -313,6 +328,7 @@ pub fn parse_postable_alerts(
 pub async fn post_alerts(
     State(s): State<Arc<AppState>>,
     rid: Option<axum::Extension<crate::ops::RequestId>>,
+    ext: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
     let now = crate::model::now_millis();
@@ -320,6 +336,23 @@ pub async fn post_alerts(
         Ok(x) => x,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
+    // A tenant-scoped sender posts only its tenants' alerts: the whole
+    // request is refused, naming the first alert that does not.
+    if let Some(sc) = crate::ops::tenants::of_request(&ext) {
+        if let Some((i, a)) = alerts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| !sc.allows(&a.labels))
+        {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "alert {i} {}: labels.{} must be one of the token's tenants {:?}",
+                    a.labels, sc.label, sc.tenants
+                ),
+            );
+        }
+    }
     if let Some(axum::Extension(id)) = rid {
         for a in &mut alerts {
             a.request_id = Some(id.as_str().to_string());
@@ -397,9 +430,11 @@ fn silence_matches_filter(s: &Silence, f: &[crate::model::Matcher]) -> bool {
 
 pub async fn get_silences(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &headers, &Bytes::new());
     let mut f = Vec::new();
     for x in p.get_all("filter") {
@@ -415,12 +450,17 @@ pub async fn get_silences(
         .list()
         .into_iter()
         .filter(|x| silence_matches_filter(x, &f))
+        .filter(|x| scope.as_ref().is_none_or(|sc| sc.owns_silence(&x.matchers)))
         .collect();
     sort_silences(&mut list, now);
     Json(Value::Array(list.iter().map(|x| x.to_json(now)).collect())).into_response()
 }
 
-pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn post_silence(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
     let now = crate::model::now_millis();
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -443,14 +483,66 @@ pub async fn post_silence(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
             "failed to create silence: end time can't be in the past",
         );
     }
+    let scope = crate::ops::tenants::of_request(&ext);
+    if let Some(sc) = &scope {
+        if let Err(e) = tenant_silence(sc, &mut sil) {
+            return err(StatusCode::BAD_REQUEST, e);
+        }
+    }
     sil.updated_at = now;
-    match silence_write(&s, move |x| x.set(sil, now)).await {
+    match silence_write(&s, move |x| {
+        // Updating an existing silence: only one of the caller's tenants'
+        // (another tenant's id is answered as unknown).
+        if let Some(sc) = &scope {
+            if !sil.id.is_empty()
+                && x.get(&sil.id)
+                    .is_none_or(|old| !sc.owns_silence(&old.matchers))
+            {
+                return Err(SilenceError::NotFound(sil.id.clone()));
+            }
+        }
+        x.set(sil, now)
+    })
+    .await
+    {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(SilenceError::NotFound(id)) => {
             err(StatusCode::NOT_FOUND, format!("silence {id} not found"))
         }
         Err(SilenceError::Store(e)) => store_error(e),
         Err(e) => err(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// A silence by a tenant-scoped caller must mute only its tenants' alerts:
+/// it needs an equality matcher on the tenant label naming one of them.
+/// With a single tenant the matcher is added when missing (what
+/// prom-label-proxy does); a matcher on the tenant label naming another
+/// tenant, or a regex/negative one, is refused rather than rewritten.
+fn tenant_silence(sc: &crate::ops::tenants::Scope, sil: &mut Silence) -> Result<(), String> {
+    use crate::model::MatchType;
+    for m in sil.matchers.iter().filter(|m| m.name == sc.label) {
+        if m.kind != MatchType::Equal || !sc.allows_value(Some(&m.value)) {
+            return Err(format!(
+                "matchers: {m} is not allowed: a silence of this token must match {}=\"<tenant>\" for one of its tenants {:?}",
+                sc.label, sc.tenants
+            ));
+        }
+    }
+    if sc.owns_silence(&sil.matchers) {
+        return Ok(());
+    }
+    match sc.tenants.as_slice() {
+        [one] => {
+            let m = crate::model::Matcher::new(MatchType::Equal, &sc.label, one.as_str())
+                .map_err(|e| e.to_string())?;
+            sil.matchers.push(m);
+            Ok(())
+        }
+        many => Err(format!(
+            "matchers: a silence of a token scoped to several tenants must include an equality matcher {}=\"<tenant>\" naming one of {many:?}",
+            sc.label
+        )),
     }
 }
 
@@ -479,16 +571,42 @@ pub fn store_error(e: crate::store::StoreError) -> Response {
     err(code, e.to_string())
 }
 
-pub async fn get_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn get_silence(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    Path(id): Path<String>,
+) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     match s.dispatcher.silences().get(&id) {
+        Some(x)
+            if scope
+                .as_ref()
+                .is_some_and(|sc| !sc.owns_silence(&x.matchers)) =>
+        {
+            StatusCode::NOT_FOUND.into_response()
+        }
         Some(x) => Json(x.to_json(crate::model::now_millis())).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-pub async fn delete_silence(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn delete_silence(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    Path(id): Path<String>,
+) -> Response {
     let now = crate::model::now_millis();
-    match silence_write(&s, move |x| x.expire(&id, now)).await {
+    let scope = crate::ops::tenants::of_request(&ext);
+    let expired = silence_write(&s, move |x| {
+        // Another tenant's silence is answered as unknown.
+        if let Some(sc) = &scope {
+            if x.get(&id).is_none_or(|old| !sc.owns_silence(&old.matchers)) {
+                return Err(SilenceError::NotFound(id));
+            }
+        }
+        x.expire(&id, now)
+    });
+    match expired.await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(SilenceError::Store(e @ crate::store::StoreError::Stalled(_))) => store_error(e),
         // Alertmanager answers an unknown id with 404 (its API's

@@ -12,6 +12,19 @@ use axum::response::Response;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Rules, runs and endpoints span every tenant's alerts and receivers, so a
+/// tenant-scoped token is refused here as it is for the TSDB status.
+pub async fn unscoped_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if crate::ops::tenants::of_request(req.extensions()).is_some() {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "auto-healing covers all tenants; a tenant-scoped token cannot use it",
+        );
+    }
+    next.run(req).await
+}
+
 /// Largest rule document accepted.
 const MAX_RULE_BODY: usize = 64 * 1024;
 

@@ -183,7 +183,15 @@ fn parse_query(raw: Option<&str>) -> Result<Query, String> {
     Ok(q)
 }
 
-async fn list<S: HasOutbox>(State(s): State<S>, RawQuery(raw): RawQuery) -> Response {
+/// Store pages read at most for one page of a tenant-scoped caller, whose
+/// deliveries may be sparse among everyone's.
+const MAX_SCOPED_PAGES: usize = 20;
+
+async fn list<S: HasOutbox>(
+    State(s): State<S>,
+    ext: axum::http::Extensions,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let ob = s.outbox();
     let mut q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
@@ -192,16 +200,38 @@ async fn list<S: HasOutbox>(State(s): State<S>, RawQuery(raw): RawQuery) -> Resp
     let limit = q.limit;
     // One more than asked tells whether there is a next page.
     q.limit = limit + 1;
-    let rows = match ob.store().call(move |s| s.list_deliveries(&q)).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
-    };
+    let scope = crate::ops::tenants::of_request(&ext);
+    let mut rows = Vec::new();
+    // Where a scoped scan that ran out of pages stops: the next page
+    // continues there.
+    let mut resume = None;
+    for _ in 0..MAX_SCOPED_PAGES {
+        let page_q = q.clone();
+        let page = match ob.store().call(move |s| s.list_deliveries(&page_q)).await {
+            Ok(r) => r,
+            Err(e) => return store_failed(e),
+        };
+        let Some(sc) = &scope else {
+            rows = page;
+            break;
+        };
+        // A scoped caller sees deliveries of groups that name one of its
+        // tenants (routes grouping by the tenant label).
+        let full = page.len() == q.limit;
+        q.before_id = page.last().map(|d| d.id);
+        rows.extend(page.into_iter().filter(|d| sc.owns_group_key(&d.group_key)));
+        if rows.len() > limit || !full {
+            resume = None;
+            break;
+        }
+        resume = q.before_id;
+    }
     let more = rows.len() > limit;
     let page = &rows[..rows.len().min(limit)];
     let next = if more {
         page.last().map(|d| Value::String(d.id.to_string()))
     } else {
-        None
+        resume.map(|id| Value::String(id.to_string()))
     };
     success(json!({
         "deliveries": page.iter().map(delivery_json).collect::<Vec<_>>(),
@@ -217,12 +247,34 @@ fn parse_id(id: &str) -> Result<i64, String> {
         .map_err(|_| format!("invalid delivery id {id:?}"))
 }
 
-async fn one<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Response {
+/// 404 for a delivery a tenant-scoped caller may not see.
+async fn hidden<S: HasOutbox>(s: &S, ext: &axum::http::Extensions, id: i64) -> Option<Response> {
+    let sc = crate::ops::tenants::of_request(ext)?;
+    let found = s.outbox().store().call(move |s| s.get_delivery(id)).await;
+    match found {
+        Ok(Some(d)) if sc.owns_group_key(&d.group_key) => None,
+        Ok(_) => Some(api_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("delivery {id} not found"),
+        )),
+        Err(e) => Some(store_failed(e)),
+    }
+}
+
+async fn one<S: HasOutbox>(
+    State(s): State<S>,
+    ext: axum::http::Extensions,
+    Path(id): Path<String>,
+) -> Response {
     let ob = s.outbox();
     let id = match parse_id(&id) {
         Ok(i) => i,
         Err(e) => return bad(e),
     };
+    if let Some(r) = hidden(&s, &ext, id).await {
+        return r;
+    }
     let found = ob
         .store()
         .call(move |s| Ok((s.get_delivery(id)?, s.delivery_attempts(id)?)))
@@ -241,12 +293,19 @@ async fn one<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Respon
     }
 }
 
-async fn replay<S: HasOutbox>(State(s): State<S>, Path(id): Path<String>) -> Response {
+async fn replay<S: HasOutbox>(
+    State(s): State<S>,
+    ext: axum::http::Extensions,
+    Path(id): Path<String>,
+) -> Response {
     let ob = s.outbox();
     let id = match parse_id(&id) {
         Ok(i) => i,
         Err(e) => return bad(e),
     };
+    if let Some(r) = hidden(&s, &ext, id).await {
+        return r;
+    }
     match ob.replay(id).await {
         Ok(d) => {
             let attempts = ob

@@ -16,6 +16,7 @@ pub mod rules;
 pub mod runbooks;
 pub mod serve;
 pub mod targets;
+pub mod tenants;
 pub mod ui;
 pub mod web;
 pub mod webconfig;
@@ -131,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events/stream", get(ops::stream))
         .route("/api/v1/auth/whoami", get(ops::whoami))
         .route("/api/v1/probes", get(probe::results))
+        .route("/api/v1/tenants/summary", get(tenants::summary))
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
         .route("/graph", get(web::classic_graph))
@@ -170,6 +172,7 @@ fn autoheal_routes() -> Router<Arc<AppState>> {
             "/api/v1/autoheal/clear_endpoint_cooldown",
             post(autoheal::clear_endpoint_cooldown),
         )
+        .route_layer(axum::middleware::from_fn(autoheal::unscoped_only))
 }
 
 /// Alertmanager API v2 (see `alertmanager`).

@@ -238,6 +238,9 @@ struct StreamState {
     replay: bool,
     kind: Option<String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// A tenant-scoped caller (its scope and name): events of other
+    /// tenants are skipped.
+    scope: Option<(crate::ops::tenants::Scope, String)>,
 }
 
 fn to_sse(e: &Event) -> axum::response::sse::Event {
@@ -256,6 +259,7 @@ fn to_sse(e: &Event) -> axum::response::sse::Event {
 pub async fn stream(
     State(s): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,
+    principal: Option<Extension<Principal>>,
     Query(p): Query<StreamParams>,
     headers: HeaderMap,
 ) -> Response {
@@ -284,12 +288,18 @@ pub async fn stream(
         replay: last.is_some(),
         kind: p.kind,
         shutdown: s.shutdown.clone(),
+        scope: principal.and_then(|Extension(p)| p.scope.map(|sc| (sc, p.name))),
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         loop {
             if let Some(e) = st.backlog.pop_front() {
                 st.last = st.last.max(e.id);
                 if st.kind.as_ref().is_some_and(|k| *k != e.kind) {
+                    continue;
+                }
+                if st.scope.as_ref().is_some_and(|(sc, who)| {
+                    !crate::ops::tenants::event_visible(sc, who, &e.kind, &e.data)
+                }) {
                     continue;
                 }
                 return Some((Ok::<_, std::convert::Infallible>(to_sse(&e)), st));
@@ -351,6 +361,7 @@ const MAX_LIMIT: usize = 1000;
 pub async fn audit_list(
     State(s): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,
+    principal: Option<Extension<Principal>>,
     Query(p): Query<AuditParams>,
 ) -> Response {
     let bad = |m: String| error_response(StatusCode::BAD_REQUEST, "bad_data", &m, &rid);
@@ -386,7 +397,13 @@ pub async fn audit_list(
         limit: limit + 1,
     };
     let ev = s.ops.events.clone();
-    let mut rows = match tokio::task::spawn_blocking(move || ev.query(&q)).await {
+    let scope = principal.and_then(|Extension(p)| p.scope.map(|sc| (sc, p.name)));
+    let (mut rows, resume) = match tokio::task::spawn_blocking(move || match scope {
+        None => ev.query(&q).map(|rows| (rows, None)),
+        Some((sc, who)) => scoped_events(&ev, q, &sc, &who),
+    })
+    .await
+    {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             return error_response(
@@ -410,9 +427,36 @@ pub async fn audit_list(
     let next = if more {
         rows.last().map(|e| e.id.to_string())
     } else {
-        None
+        resume.map(|id| id.to_string())
     };
     super::success(serde_json::json!({"events": rows, "next_cursor": next}))
+}
+
+/// Stored events a tenant-scoped caller may see, read page by page until
+/// `q.limit` of them (or a bounded number of pages) are found; with the
+/// id to resume after when the pages ran out first.
+fn scoped_events(
+    ev: &crate::ops::Events,
+    mut q: EventQuery,
+    sc: &crate::ops::tenants::Scope,
+    who: &str,
+) -> Result<(Vec<Event>, Option<i64>), crate::store::StoreError> {
+    const MAX_PAGES: usize = 20;
+    let want = q.limit;
+    let mut out = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = ev.query(&q)?;
+        let full = page.len() == q.limit;
+        q.after_id = page.last().map(|e| e.id).or(q.after_id);
+        out.extend(
+            page.into_iter()
+                .filter(|e| crate::ops::tenants::event_visible(sc, who, &e.kind, &e.data)),
+        );
+        if out.len() >= want || !full {
+            return Ok((out, None));
+        }
+    }
+    Ok((out, q.after_id))
 }
 
 /// `GET /api/v1/auth/whoami`: the caller as the server sees it, so the web
@@ -420,13 +464,19 @@ pub async fn audit_list(
 /// every role). `roles` lists every role held: each includes the ones
 /// before it, so an operator is also a viewer.
 pub async fn whoami(principal: Option<Extension<Principal>>) -> Response {
-    let (name, role, authenticated) = match principal {
-        Some(Extension(p)) => (p.name, p.role, p.authenticated),
-        None => ("anonymous".to_string(), None, false),
+    let (name, role, authenticated, scope) = match principal {
+        Some(Extension(p)) => (p.name, p.role, p.authenticated, p.scope),
+        None => ("anonymous".to_string(), None, false, None),
     };
     // A bare object, as the UI contract names it (not Prometheus' envelope:
     // this is klaxon's own endpoint, not part of the Prometheus API).
-    axum::Json(whoami_json(&name, role, authenticated)).into_response()
+    let mut v = whoami_json(&name, role, authenticated);
+    // `tenants` only for a scoped caller: absent means every tenant.
+    if let Some(s) = scope {
+        v["tenants"] = serde_json::json!(s.tenants);
+        v["tenantLabel"] = serde_json::json!(s.label);
+    }
+    axum::Json(v).into_response()
 }
 
 /// The body of [`whoami`] (a function of its own for the unit test).

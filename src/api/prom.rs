@@ -69,6 +69,7 @@ fn limited(mut v: Vec<Value>, limit: usize) -> Response {
 
 pub async fn series(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -82,7 +83,7 @@ pub async fn series(
         Err(e) => return e.into_response(),
     };
     // Index lookups over many series: off the async workers.
-    let head = s.storage.clone();
+    let head = storage_for(&s, &ext);
     off_workers(move || {
         let mut all: Vec<crate::model::Labels> = Vec::new();
         let querier = head.querier(q.start, q.end);
@@ -100,6 +101,13 @@ pub async fn series(
     .await
 }
 
+/// The storage as the caller may read it: a tenant-scoped caller's every
+/// lookup (each `match[]`, or all series when none is given) has its
+/// tenant matcher ANDed.
+fn storage_for(s: &AppState, ext: &axum::http::Extensions) -> Arc<dyn Queryable> {
+    crate::ops::tenants::scoped(&s.storage, crate::ops::tenants::of_request(ext).as_ref())
+}
+
 /// Runs a handler's heavy part on the blocking pool.
 async fn off_workers(f: impl FnOnce() -> Response + Send + 'static) -> Response {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
@@ -114,12 +122,17 @@ async fn off_workers(f: impl FnOnce() -> Response + Send + 'static) -> Response 
 
 /// Label names (`name` None) or one label's values over the series the
 /// selectors pick (all series when there are none), sorted and deduplicated.
-async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Response {
+async fn label_answer(
+    s: &AppState,
+    ext: &axum::http::Extensions,
+    p: &Params,
+    name: Option<String>,
+) -> Response {
     let q = match series_params(p) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let head = s.storage.clone();
+    let head = storage_for(s, ext);
     off_workers(move || {
         let querier = head.querier(q.start, q.end);
         let lookup = |m: &[Matcher]| match &name {
@@ -140,15 +153,17 @@ async fn label_answer(s: &AppState, p: &Params, name: Option<String>) -> Respons
 
 pub async fn label_names(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    label_answer(&s, &Params::from_request(&uri, &headers, &body), None).await
+    label_answer(&s, &ext, &Params::from_request(&uri, &headers, &body), None).await
 }
 
 pub async fn label_values(
     State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
     Path(name): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -157,7 +172,13 @@ pub async fn label_values(
     if name.is_empty() {
         return bad_data(format!("invalid label name: {name:?}")).into_response();
     }
-    label_answer(&s, &Params::from_request(&uri, &headers, &body), Some(name)).await
+    label_answer(
+        &s,
+        &ext,
+        &Params::from_request(&uri, &headers, &body),
+        Some(name),
+    )
+    .await
 }
 
 pub async fn format_query(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -229,7 +250,19 @@ pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
     }))
 }
 
-pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn tsdb_status(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
+    // Cardinality over every tenant's series: not for a scoped caller.
+    if crate::ops::tenants::of_request(&ext).is_some() {
+        return super::api_error(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "the TSDB status covers all tenants; a tenant-scoped token cannot read it",
+        );
+    }
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let limit = match p.get("limit") {
         None | Some("") => 10,
@@ -267,7 +300,12 @@ pub async fn tsdb_status(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
 }
 
 /// `GET /api/v1/metadata`: family → distinct metadata across targets.
-pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn metadata(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let parse_limit = |name: &str| -> Result<Option<usize>, ApiError> {
         match p.get(name) {
@@ -287,6 +325,10 @@ pub async fn metadata(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
         Default::default();
     for pool in s.manager.targets() {
         for t in &pool.active {
+            // A tenant-scoped caller: metadata of its tenants' targets.
+            if scope.as_ref().is_some_and(|sc| !sc.allows(&t.labels)) {
+                continue;
+            }
             for (family, md) in t.metadata() {
                 if only.is_some_and(|m| m != family) {
                     continue;

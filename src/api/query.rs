@@ -350,6 +350,21 @@ fn client_ip(ext: &axum::http::Extensions) -> String {
         .unwrap_or_default()
 }
 
+/// For a tenant-scoped caller: the tenant matcher ANDed into every
+/// selector of `expr`, and storage that adds it to every lookup. Others
+/// get the expression and storage unchanged.
+fn scope_query(
+    s: &AppState,
+    ext: &axum::http::Extensions,
+    expr: &mut Expr,
+) -> Arc<dyn crate::tsdb::Queryable> {
+    let scope = crate::ops::tenants::of_request(ext);
+    if let Some(sc) = &scope {
+        sc.inject(expr);
+    }
+    crate::ops::tenants::scoped(&s.storage, scope.as_ref())
+}
+
 /// `GET|POST /api/v1/query`.
 pub async fn query(
     State(s): State<Arc<AppState>>,
@@ -368,12 +383,12 @@ pub async fn query(
         let (expr, text) = parse_query(&p)?;
         Ok::<_, ApiError>((limit, t, timeout, expr, text))
     })();
-    let (limit, t, timeout, expr, text) = match prepared {
+    let (limit, t, timeout, mut expr, text) = match prepared {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
-    let head = s.storage.clone();
+    let head = scope_query(&s, &ext, &mut expr);
     tracing::debug!(query = %text, t, "instant query");
     let req = QueryRequest {
         text: text.clone(),
@@ -449,12 +464,12 @@ pub async fn query_range(
             .max(1);
         Ok::<_, ApiError>((limit, start, end, step, timeout, expr, text))
     })();
-    let (limit, start, end, step, timeout, expr, text) = match prepared {
+    let (limit, start, end, step, timeout, mut expr, text) = match prepared {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     let engine = engine_for(&s.engine, timeout);
-    let head = s.storage.clone();
+    let head = scope_query(&s, &ext, &mut expr);
     tracing::debug!(query = %text, start, end, step, "range query");
     let req = QueryRequest {
         text: text.clone(),

@@ -124,7 +124,12 @@ fn go_parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-pub async fn rules(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
+pub async fn rules(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let filter = match RulesFilter::from_params(&p) {
         Ok(f) => f,
@@ -165,7 +170,17 @@ pub async fn rules(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
                         .alerts()
                         .into_iter()
                         .filter(|a| a.state != AlertState::Inactive)
+                        .filter(|a| scope.as_ref().is_none_or(|sc| sc.allows(&a.labels)))
                         .collect();
+                    // A scoped caller sees an alerting rule when it has
+                    // alerts of its tenants or names one of them in its
+                    // labels (prom-label-proxy's rule filter).
+                    if scope
+                        .as_ref()
+                        .is_some_and(|sc| alerts.is_empty() && !sc.allows(&def.labels))
+                    {
+                        continue;
+                    }
                     let state = alerts
                         .iter()
                         .map(|a| a.state)
@@ -192,6 +207,9 @@ pub async fn rules(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
                     r.insert("state".into(), state_str(state).into());
                 }
                 RuleKind::Record(_) => {
+                    if scope.as_ref().is_some_and(|sc| !sc.allows(&def.labels)) {
+                        continue;
+                    }
                     r.insert("type".into(), "recording".into());
                 }
             }
@@ -214,13 +232,16 @@ pub async fn rules(State(s): State<Arc<AppState>>, uri: Uri) -> Response {
     success(json!({ "groups": groups }))
 }
 
-pub async fn alerts(State(s): State<Arc<AppState>>) -> Response {
+pub async fn alerts(State(s): State<Arc<AppState>>, ext: axum::http::Extensions) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     let mut out = Vec::new();
     for g in s.rules.groups() {
         let g = g.lock();
         for st in &g.rules {
             for a in st.alerts.alerts() {
-                if a.state != AlertState::Inactive {
+                if a.state != AlertState::Inactive
+                    && scope.as_ref().is_none_or(|sc| sc.allows(&a.labels))
+                {
                     out.push(alert_json(a));
                 }
             }

@@ -16,7 +16,15 @@ pub struct TargetsQuery {
     scrape_pool: Option<String>,
 }
 
-pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuery>) -> Response {
+pub async fn targets(
+    State(s): State<Arc<AppState>>,
+    ext: axum::http::Extensions,
+    Query(q): Query<TargetsQuery>,
+) -> Response {
+    // A tenant-scoped caller sees the active targets of its tenants (by
+    // their labels) and no dropped ones (those have no tenant yet).
+    let scope = crate::ops::tenants::of_request(&ext);
+    let show_dropped_scoped = scope.is_none();
     let state = q.state.as_deref().unwrap_or("any").to_ascii_lowercase();
     let (show_active, show_dropped) = match state.as_str() {
         "" | "any" => (true, true),
@@ -39,6 +47,9 @@ pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuer
         }
         if show_active {
             for t in &pool.active {
+                if scope.as_ref().is_some_and(|sc| !sc.allows(&t.labels)) {
+                    continue;
+                }
                 let st = t.status();
                 active.push(json!({
                     "discoveredLabels": labels_json(&t.discovered_labels),
@@ -56,12 +67,14 @@ pub async fn targets(State(s): State<Arc<AppState>>, Query(q): Query<TargetsQuer
                 }));
             }
         }
-        if show_dropped {
+        if show_dropped && show_dropped_scoped {
             for d in &pool.dropped {
                 dropped.push(json!({"discoveredLabels": labels_json(d), "scrapePool": pool.job}));
             }
         }
-        dropped_counts.insert(pool.job.clone(), json!(pool.dropped.len()));
+        if show_dropped_scoped {
+            dropped_counts.insert(pool.job.clone(), json!(pool.dropped.len()));
+        }
     }
     // Both arrays are always present (empty when filtered out), as in
     // Prometheus 3, with the dropped count per pool.

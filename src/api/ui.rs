@@ -65,6 +65,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/rules.js", JS),
     asset!("pages/targets.js", JS),
     asset!("pages/probes.js", JS),
+    asset!("pages/tenants.js", JS),
     asset!("pages/deliveries.js", JS),
     asset!("pages/autoheal.js", JS),
     asset!("pages/silences.js", JS),

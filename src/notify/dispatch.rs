@@ -71,7 +71,7 @@ pub fn fingerprint(labels: &Labels) -> u64 {
 }
 
 /// Go's `%q` for a label value, as in `model.LabelSet.String()`.
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {

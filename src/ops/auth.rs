@@ -114,6 +114,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("GET", "/api/v1/events/stream", VIEWER),
     ("GET", "/api/v1/events/audit", VIEWER),
     ("GET", "/api/v1/deliveries", VIEWER),
+    ("GET", "/api/v1/tenants/summary", VIEWER),
     ("POST", "/api/v1/deliveries/{id}/replay", OPERATOR),
     ("GET", "/api/v2/alerts", VIEWER),
     ("POST", "/api/v2/alerts", OPERATOR),
@@ -194,6 +195,8 @@ pub struct Principal {
     pub name: String,
     pub role: Option<Role>,
     pub authenticated: bool,
+    /// The tenants a scoped token may see and write (`None`: all).
+    pub scope: Option<crate::ops::tenants::Scope>,
 }
 
 impl Principal {
@@ -204,6 +207,7 @@ impl Principal {
             name: "anonymous".into(),
             role: None,
             authenticated: false,
+            scope: None,
         }
     }
 
@@ -234,6 +238,7 @@ pub struct Authorizer {
     /// What `GET /probe` needs (it makes klaxon fetch any target).
     probe_role: Role,
     limiter: Option<RateLimiter>,
+    tenant_label: String,
 }
 
 /// The probe route, whose role is configurable (`auth.probe_role`).
@@ -271,6 +276,9 @@ impl Authorizer {
             anonymous,
             probe_role,
             limiter: cfg.and_then(|c| c.rate_limit).map(RateLimiter::new),
+            tenant_label: cfg
+                .map_or(crate::ops::tenants::DEFAULT_LABEL, |c| &c.tenant_label)
+                .to_string(),
         }
     }
 
@@ -281,6 +289,7 @@ impl Authorizer {
                 name: "anonymous".into(),
                 role: self.anonymous,
                 authenticated: false,
+                scope: None,
             });
         };
         let token = h
@@ -298,25 +307,55 @@ impl Authorizer {
             }
         }
         let t = found.ok_or(AuthError::Unauthorized)?;
-        Ok(Principal {
+        Ok(self.token_principal(t))
+    }
+
+    /// The caller a configured token is: its best role, and its tenants
+    /// unless that role is admin (admins see every tenant).
+    fn token_principal(&self, t: &TokenConfig) -> Principal {
+        let role = t.roles.iter().max().copied();
+        let scope = if role == Some(Role::Admin) {
+            None
+        } else {
+            crate::ops::tenants::Scope::new(&self.tenant_label, &t.tenants)
+        };
+        Principal {
             name: t.name.clone(),
-            role: t.roles.iter().max().copied(),
+            role,
             authenticated: true,
-        })
+            scope,
+        }
+    }
+
+    /// Every tenant some token is scoped to, sorted, once each.
+    pub fn configured_tenants(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tokens
+            .iter()
+            .flat_map(|t| t.tenants.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The label that names tenants (`auth.tenant_label`).
+    pub fn tenant_label(&self) -> &str {
+        &self.tenant_label
     }
 
     /// The caller a `--web.config.file` basic-auth user is: the roles of
     /// the `auth.tokens` entry of the same name, else admin (any user the
     /// web config lets in may do everything, as in Prometheus).
     pub fn basic_auth_user(&self, user: &str) -> Principal {
-        let role = match self.tokens.iter().find(|t| t.name == user) {
-            Some(t) => t.roles.iter().max().copied(),
-            None => Some(Role::Admin),
-        };
-        Principal {
-            name: user.to_string(),
-            role,
-            authenticated: true,
+        match self.tokens.iter().find(|t| t.name == user) {
+            Some(t) => self.token_principal(t),
+            None => Principal {
+                name: user.to_string(),
+                role: Some(Role::Admin),
+                authenticated: true,
+                scope: None,
+            },
         }
     }
 
@@ -426,10 +465,10 @@ mod tests {
                 name: "ops".into(),
                 sha256: Sha256::digest(b"s3cret").into(),
                 roles: vec![Role::Operator],
+                tenants: Vec::new(),
             }],
             anonymous_role: anon,
-            rate_limit: None,
-            probe_role: None,
+            ..Default::default()
         }
     }
 
@@ -473,6 +512,29 @@ mod tests {
             Authorizer::authorize(&p, required("POST", "/api/v2/silences")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn scoped_tokens_carry_their_tenants_and_admins_none() {
+        let mut c = cfg(None);
+        c.tenant_label = "team".into();
+        c.tokens[0].tenants = vec!["b".into(), "a".into()];
+        c.tokens.push(TokenConfig {
+            name: "root".into(),
+            sha256: Sha256::digest(b"root").into(),
+            roles: vec![Role::Admin],
+            tenants: vec!["a".into()],
+        });
+        let a = Authorizer::new(Some(&c), false);
+        let p = a.authenticate(Some("Bearer s3cret")).unwrap();
+        let s = p.scope.unwrap();
+        assert_eq!(
+            (s.label.as_str(), s.tenants.clone()),
+            ("team", vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(a.authenticate(Some("Bearer root")).unwrap().scope, None);
+        assert!(a.basic_auth_user("ops").scope.is_some());
+        assert_eq!(a.authenticate(None).unwrap().scope, None);
     }
 
     #[test]

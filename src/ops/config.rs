@@ -21,6 +21,7 @@ pub(crate) struct RawAuth {
     pub anonymous_role: Option<S<String>>,
     pub rate_limit: Option<S<RawRateLimit>>,
     pub probe_role: Option<S<String>>,
+    pub tenant_label: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +31,7 @@ pub(crate) struct RawToken {
     pub token_file: Option<S<String>>,
     pub token_sha256: Option<S<String>>,
     pub roles: Option<Vec<S<String>>>,
+    pub tenants: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +65,9 @@ pub struct TokenConfig {
     pub name: String,
     pub sha256: [u8; 32],
     pub roles: Vec<Role>,
+    /// Tenants the token is scoped to (empty: unscoped, sees everything
+    /// its role allows). Sorted, without duplicates.
+    pub tenants: Vec<String>,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -70,6 +75,7 @@ impl std::fmt::Debug for TokenConfig {
         f.debug_struct("TokenConfig")
             .field("name", &self.name)
             .field("roles", &self.roles)
+            .field("tenants", &self.tenants)
             .finish_non_exhaustive()
     }
 }
@@ -82,7 +88,7 @@ pub struct RateLimitConfig {
 }
 
 /// `auth:` as resolved.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     /// `None` = not written (the default depends on the listen address);
@@ -92,6 +98,21 @@ pub struct AuthConfig {
     /// `probe_role`: the role `GET /probe` needs (`None`: operator on a
     /// non-loopback listener, viewer on loopback).
     pub probe_role: Option<Role>,
+    /// `tenant_label`: the label naming a series' or alert's tenant
+    /// (default `tenant`).
+    pub tenant_label: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            tokens: Vec::new(),
+            anonymous_role: None,
+            rate_limit: None,
+            probe_role: None,
+            tenant_label: crate::ops::tenants::DEFAULT_LABEL.to_string(),
+        }
+    }
 }
 
 /// `command_center:` as resolved (before the environment overlay, see
@@ -242,11 +263,33 @@ pub(crate) fn resolve_auth(raw: RawAuth, dir: Option<&Path>, sink: &mut Sink) ->
         if roles.is_empty() {
             sink.push(at, format!("token {:?} has no roles", name.value));
         }
+        let mut tenants = Vec::new();
+        for v in t.tenants.iter().flatten() {
+            if v.value.is_empty() {
+                sink.push(Pos::of(v), "empty tenant name");
+            } else {
+                tenants.push(v.value.clone());
+            }
+        }
+        tenants.sort();
+        tenants.dedup();
+        if !tenants.is_empty() && roles.contains(&Role::Admin) {
+            // Admins see every tenant; a scoped admin would be a contradiction
+            // an operator should hear about rather than guess.
+            sink.push(
+                at,
+                format!(
+                    "token {:?}: an admin token cannot be scoped to tenants (admins see all tenants)",
+                    name.value
+                ),
+            );
+        }
         if let Some(sha256) = sha256 {
             tokens.push(TokenConfig {
                 name: name.value.clone(),
                 sha256,
                 roles,
+                tenants,
             });
         }
     }
@@ -289,11 +332,24 @@ pub(crate) fn resolve_auth(raw: RawAuth, dir: Option<&Path>, sink: &mut Sink) ->
         }
         role
     });
+    let tenant_label = match &raw.tenant_label {
+        None => crate::ops::tenants::DEFAULT_LABEL.to_string(),
+        Some(l) => {
+            if !crate::config::relabel::is_valid_label_name(&l.value) || l.value.starts_with("__") {
+                sink.push(
+                    Pos::of(l),
+                    format!("tenant_label {:?} is not a valid label name", l.value),
+                );
+            }
+            l.value.clone()
+        }
+    };
     AuthConfig {
         tokens,
         anonymous_role,
         rate_limit,
         probe_role,
+        tenant_label,
     }
 }
 
@@ -392,6 +448,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("t.yml:2:15: unknown probe_role"), "{e}");
+    }
+
+    #[test]
+    fn tenant_scoped_tokens() {
+        let h = "a".repeat(64);
+        let c = auth(&format!(
+            "auth:\n  tenant_label: team\n  tokens:\n    - name: t\n      token_sha256: {h}\n      roles: [viewer]\n      tenants: [b, a, b]\n"
+        ))
+        .unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!(a.tenant_label, "team");
+        assert_eq!(a.tokens[0].tenants, ["a", "b"]);
+        let c = auth("auth:\n  anonymous_role: none\n").unwrap();
+        assert_eq!(c.auth.unwrap().tenant_label, "tenant");
+        let e = auth(&format!(
+            "auth:\n  tenant_label: 1x\n  tokens:\n    - name: t\n      token_sha256: {h}\n      roles: [admin]\n      tenants: [a, '']\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("t.yml:2:17: tenant_label \"1x\""), "{e}");
+        assert!(e.contains("cannot be scoped to tenants"), "{e}");
+        assert!(e.contains("empty tenant name"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod http_metrics;
 pub mod logfmt;
 pub mod maintenance;
 pub mod request_id;
+pub mod tenants;
 
 pub use auth::{Principal, Role};
 pub use events::Events;

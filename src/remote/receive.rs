@@ -116,6 +116,16 @@ impl Receiver {
 
     /// Handles one request body (snappy-compressed protobuf).
     pub fn receive(&self, body: &[u8]) -> Result<Summary, ReceiveError> {
+        self.receive_scoped(body, None)
+    }
+
+    /// [`Receiver::receive`] for a sender scoped to tenants: every series
+    /// must carry one of them in the tenant label, or nothing is stored.
+    pub fn receive_scoped(
+        &self,
+        body: &[u8],
+        scope: Option<&crate::ops::tenants::Scope>,
+    ) -> Result<Summary, ReceiveError> {
         let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
         if stats.histograms > 0 {
             self.rejected
@@ -131,7 +141,14 @@ impl Receiver {
         // Every label set is checked before anything is appended.
         let mut sets = Vec::with_capacity(req.timeseries.len());
         for (index, ts) in req.timeseries.iter().enumerate() {
-            match validate(ts) {
+            let checked = validate(ts).and_then(|l| match scope {
+                Some(sc) if !sc.allows(&l) => Err(format!(
+                    "label {} must be one of the token's tenants {:?}",
+                    sc.label, sc.tenants
+                )),
+                _ => Ok(l),
+            });
+            match checked {
                 Ok(l) => sets.push(l),
                 Err(reason) => {
                     let samples = req
@@ -288,10 +305,15 @@ async fn disabled() -> Response {
     )
 }
 
-async fn write(State(recv): State<Arc<Receiver>>, body: Bytes) -> Response {
+async fn write(
+    State(recv): State<Arc<Receiver>>,
+    ext: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let scope = crate::ops::tenants::of_request(&ext);
     // Decoding and appending a large batch is CPU work: off the async
     // workers.
-    let res = tokio::task::spawn_blocking(move || recv.receive(&body)).await;
+    let res = tokio::task::spawn_blocking(move || recv.receive_scoped(&body, scope.as_ref())).await;
     match res {
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => {

@@ -297,6 +297,9 @@ impl ScrapeLoop {
                     serde_json::json!({
                         "job": job,
                         "instance": self.target.labels.get("instance").unwrap_or(""),
+                        // The target's labels, so a tenant-scoped reader
+                        // of the event stream sees its own targets.
+                        "labels": self.target.labels.to_json(),
                         "scrape_url": self.target.scrape_url.as_str(),
                         "health": health.as_str(),
                         "error": err.as_ref().map(|e| e.to_string()),

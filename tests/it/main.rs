@@ -69,6 +69,7 @@ mod shipped_rules;
 mod slo;
 mod store_backends;
 mod store_faults;
+mod tenants;
 mod tsdb_blocks;
 mod tsdb_head;
 mod tsdb_wal;

@@ -195,6 +195,7 @@ async fn index_and_every_referenced_asset_are_served() {
         "deliveries",
         "autoheal",
         "silences",
+        "tenants",
         "status",
     ] {
         assert!(seen.contains(&format!("/ui/pages/{page}.js")), "{seen:?}");
@@ -284,6 +285,7 @@ fn dom_contract_names_are_present() {
                 "href=\"#/probes\"",
                 "href=\"#/deliveries\"",
                 "href=\"#/autoheal\"",
+                "href=\"#/tenants\"",
                 "href=\"#/silences\"",
                 "href=\"#/status\"",
             ],

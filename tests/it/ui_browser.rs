@@ -705,6 +705,7 @@ async fn alerts_page_has_no_horizontal_scroll_at_phone_width() {
         "deliveries",
         "autoheal",
         "silences",
+        "tenants",
         "status",
     ] {
         open(&b, &fx.base, page, page).await.unwrap();
@@ -804,6 +805,7 @@ async fn every_control_on_every_page_has_an_accessible_name() {
         "deliveries",
         "autoheal",
         "silences",
+        "tenants",
         "status",
     ] {
         open(&b, &fx.base, page, page).await.unwrap();

@@ -464,7 +464,7 @@ async fn every_kind_of_link_opens_its_page_in_chromium() {
         .iter()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    assert_eq!(navs.len(), 9, "{navs:?}");
+    assert_eq!(navs.len(), 10, "{navs:?}");
     for n in &navs {
         assert!(n.starts_with(&format!("{}/#/", f.external)), "{n}");
         let page = n.rsplit("#/").next().unwrap_or_default();
