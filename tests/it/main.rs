@@ -68,6 +68,7 @@ mod shipped_rules;
 mod slo;
 mod store_backends;
 mod store_faults;
+mod tsdb_admin;
 mod tsdb_blocks;
 mod tsdb_head;
 mod tsdb_wal;
