@@ -105,31 +105,34 @@ enum CreateBlocksFrom {
     /// Create blocks of data for new recording rules, as `promtool tsdb
     /// create-blocks-from rules` does: every recording rule of the files
     /// is evaluated over [start, end] with range queries to --url.
-    Rules {
-        /// The URL of the Prometheus-compatible API holding the data the
-        /// rules read (default: klaxon on its default address).
-        #[arg(long, default_value = "http://127.0.0.1:9470")]
-        url: String,
-        /// Start of the backfill: RFC 3339 or Unix timestamp. Required.
-        #[arg(long)]
-        start: String,
-        /// End of the backfill (default: 3 hours ago).
-        #[arg(long)]
-        end: Option<String>,
-        /// Output directory for the blocks.
-        #[arg(long, default_value = "data/")]
-        output_dir: PathBuf,
-        /// Evaluation interval of groups that set none.
-        #[arg(long, default_value = "60s", value_parser = parse_duration_flag)]
-        eval_interval: std::time::Duration,
-        /// Maximum duration a created block may span (see openmetrics).
-        #[arg(long, default_value = "0s")]
-        max_block_duration: String,
-        /// Rule files whose recording rules are backfilled (alerting
-        /// rules are not evaluated).
-        #[arg(required = true)]
-        rule_files: Vec<PathBuf>,
-    },
+    Rules(RulesArgs),
+}
+
+#[derive(clap::Args)]
+struct RulesArgs {
+    /// The URL of the Prometheus-compatible API holding the data the
+    /// rules read (default: klaxon on its default address).
+    #[arg(long, default_value = "http://127.0.0.1:9470")]
+    url: String,
+    /// Start of the backfill: RFC 3339 or Unix timestamp. Required.
+    #[arg(long)]
+    start: String,
+    /// End of the backfill (default: 3 hours ago).
+    #[arg(long)]
+    end: Option<String>,
+    /// Output directory for the blocks.
+    #[arg(long, default_value = "data/")]
+    output_dir: PathBuf,
+    /// Evaluation interval of groups that set none.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_flag)]
+    eval_interval: std::time::Duration,
+    /// Maximum duration a created block may span (see openmetrics).
+    #[arg(long, default_value = "0s")]
+    max_block_duration: String,
+    /// Rule files whose recording rules are backfilled (alerting
+    /// rules are not evaluated).
+    #[arg(required = true)]
+    rule_files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -325,17 +328,8 @@ fn create_blocks(
     Ok(())
 }
 
-struct RulesArgs {
-    url: String,
-    start: String,
-    end: Option<String>,
-    output_dir: PathBuf,
-    eval_interval: std::time::Duration,
-    max_block_duration: String,
-}
-
 /// `klaxon tsdb create-blocks-from rules`: promtool's checks and messages.
-fn backfill_rules(a: RulesArgs, files: &[PathBuf]) -> anyhow::Result<()> {
+fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
     let secs = |what: &str, s: &str| {
         klaxon::model::time::parse_time(s)
             .map(|ms| ms.div_euclid(1000))
@@ -364,7 +358,8 @@ fn backfill_rules(a: RulesArgs, files: &[PathBuf]) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let (metas, errors) = rt.block_on(klaxon::tsdb::backfill_rules::create_blocks_from_rules(
-        files, &cfg,
+        &a.rule_files,
+        &cfg,
     ))?;
     for e in &errors {
         eprintln!("rule importer error: {e}");
@@ -500,34 +495,15 @@ fn main() -> ExitCode {
         Command::Tsdb {
             what:
                 TsdbWhat::CreateBlocksFrom {
-                    from:
-                        CreateBlocksFrom::Rules {
-                            url,
-                            start,
-                            end,
-                            output_dir,
-                            eval_interval,
-                            max_block_duration,
-                            rule_files,
-                        },
+                    from: CreateBlocksFrom::Rules(args),
                 },
-        } => {
-            let args = RulesArgs {
-                url,
-                start,
-                end,
-                output_dir,
-                eval_interval,
-                max_block_duration,
-            };
-            match backfill_rules(args, &rule_files) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("klaxon: {e:#}");
-                    ExitCode::FAILURE
-                }
+        } => match backfill_rules(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon: {e:#}");
+                ExitCode::FAILURE
             }
-        }
+        },
         Command::Anomaly {
             what: AnomalyWhat::Generate { file, output },
         } => {
