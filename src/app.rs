@@ -56,6 +56,9 @@ pub enum StartError {
     /// read.
     #[error("storage.path: {0}")]
     Wal(#[from] crate::tsdb::wal::WalError),
+    /// The head's saved deletions (admin API) cannot be read.
+    #[error("storage.path: {0}")]
+    TsdbAdmin(crate::tsdb::admin::AdminError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -234,13 +237,17 @@ pub async fn start_with_options(
             "persisted blocks opened"
         );
     }
-    let storage = loaded
-        .blocks
-        .iter()
-        .fold(crate::tsdb::Fanout::new(head.clone()), |f, b| {
-            f.with(b.clone())
-        });
-    register_blocks_collector(&registry, loaded);
+    // The admin API's deletions: tombstones on blocks, a mask on the head.
+    let deletions = crate::tsdb::admin::HeadDeletions::open(head.clone(), &cfg.storage.path)
+        .map_err(StartError::TsdbAdmin)?;
+    let blocks = Arc::new(crate::tsdb::admin::BlockSet::new(loaded.blocks));
+    let tsdb = Arc::new(crate::tsdb::admin::Tsdb::new(
+        &cfg.storage.path,
+        Arc::new(deletions),
+        blocks.clone(),
+    ));
+    let storage = tsdb.queryable();
+    register_blocks_collector(&registry, blocks, loaded.failed.len() as u64);
     register_wal_collector(&registry, wal.clone());
     // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
@@ -366,6 +373,7 @@ pub async fn start_with_options(
         manager: manager.clone(),
         head: head.clone(),
         storage: Arc::new(storage),
+        tsdb,
         engine: crate::promql::Engine::new(cfg.query.engine.clone()),
         queries: Arc::new(crate::api::query::QueryLimits::new(
             cfg.query.max_concurrency,
@@ -731,10 +739,9 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
     });
 }
 
-fn register_blocks_collector(r: &Registry, loaded: crate::tsdb::block::LoadedBlocks) {
-    let failed = loaded.failed.len() as u64;
-    let blocks = loaded.blocks;
+fn register_blocks_collector(r: &Registry, set: Arc<crate::tsdb::admin::BlockSet>, failed: u64) {
     r.collector(move |out| {
+        let blocks = set.list();
         let damaged: u64 = blocks.iter().map(|b| b.read_errors()).sum();
         out.push(FamilySnapshot {
             name: "klaxon_tsdb_blocks_loaded".into(),

@@ -102,6 +102,37 @@ enum CreateBlocksFrom {
         #[arg(long, default_value = "0s")]
         max_block_duration: String,
     },
+    /// Create blocks of data for new recording rules, as `promtool tsdb
+    /// create-blocks-from rules` does: every recording rule of the files
+    /// is evaluated over [start, end] with range queries to --url.
+    Rules(RulesArgs),
+}
+
+#[derive(clap::Args)]
+struct RulesArgs {
+    /// The URL of the Prometheus-compatible API holding the data the
+    /// rules read (default: klaxon on its default address).
+    #[arg(long, default_value = "http://127.0.0.1:9470")]
+    url: String,
+    /// Start of the backfill: RFC 3339 or Unix timestamp. Required.
+    #[arg(long)]
+    start: String,
+    /// End of the backfill (default: 3 hours ago).
+    #[arg(long)]
+    end: Option<String>,
+    /// Output directory for the blocks.
+    #[arg(long, default_value = "data/")]
+    output_dir: PathBuf,
+    /// Evaluation interval of groups that set none.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_flag)]
+    eval_interval: std::time::Duration,
+    /// Maximum duration a created block may span (see openmetrics).
+    #[arg(long, default_value = "0s")]
+    max_block_duration: String,
+    /// Rule files whose recording rules are backfilled (alerting
+    /// rules are not evaluated).
+    #[arg(required = true)]
+    rule_files: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +210,10 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Serve Prometheus' TSDB admin API (`/api/v1/admin/tsdb/*`:
+    /// snapshot, delete_series, clean_tombstones; admin role).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Longest a query may run before it is aborted (Prometheus' flag).
     #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration_flag)]
     query_timeout: std::time::Duration,
@@ -293,6 +328,52 @@ fn create_blocks(
     Ok(())
 }
 
+/// `klaxon tsdb create-blocks-from rules`: promtool's checks and messages.
+fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
+    let secs = |what: &str, s: &str| {
+        klaxon::model::time::parse_time(s)
+            .map(|ms| ms.div_euclid(1000))
+            .map_err(|e| anyhow::anyhow!("error parsing {what} time: {e}"))
+    };
+    let end = match &a.end {
+        Some(e) => secs("end", e)?,
+        None => klaxon::model::now_millis().div_euclid(1000) - 3 * 3600,
+    };
+    let start = secs("start", &a.start)?;
+    if start >= end {
+        anyhow::bail!("start time is not before end time");
+    }
+    let max = klaxon::config::duration::parse_duration(&a.max_block_duration)
+        .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
+    let cfg = klaxon::tsdb::backfill_rules::RulesBackfill {
+        url: a.url,
+        start,
+        end,
+        eval_interval: a.eval_interval,
+        max_block_duration_ms: i64::try_from(max.as_millis()).unwrap_or(i64::MAX),
+        output: a.output_dir,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (metas, errors) = rt.block_on(klaxon::tsdb::backfill_rules::create_blocks_from_rules(
+        &a.rule_files,
+        &cfg,
+    ))?;
+    for e in &errors {
+        eprintln!("rule importer error: {e}");
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("error importing rules");
+    }
+    eprintln!(
+        "{}",
+        klaxon::tsdb::backfill_rules::describe(&cfg.output, &metas)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs {
@@ -302,6 +383,7 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        enable_admin_api: false,
         query_timeout: std::time::Duration::from_secs(120),
         query_max_samples: 50_000_000,
         query_max_concurrency: 20,
@@ -404,6 +486,18 @@ fn main() -> ExitCode {
                         },
                 },
         } => match create_blocks(&input, &output, &max_block_duration, human_readable, quiet) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Tsdb {
+            what:
+                TsdbWhat::CreateBlocksFrom {
+                    from: CreateBlocksFrom::Rules(args),
+                },
+        } => match backfill_rules(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("klaxon: {e:#}");
@@ -696,6 +790,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         flags.insert(
             klaxon::remote::receive::ENABLE_FLAG.to_string(),
             args.enable_remote_write_receiver.to_string(),
+        );
+        flags.insert(
+            klaxon::api::admin::ENABLE_FLAG.to_string(),
+            args.enable_admin_api.to_string(),
         );
         flags.insert(
             "web.max-connections".to_string(),

@@ -51,6 +51,8 @@ const FORM_ROUTES: &[&str] = &[
     "/api/v1/series",
     "/api/v1/labels",
     "/api/v1/format_query",
+    "/api/v1/admin/tsdb/delete_series",
+    "/api/v1/admin/tsdb/snapshot",
 ];
 
 /// Remote write's body is snappy-compressed protobuf.

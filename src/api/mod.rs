@@ -1,6 +1,7 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
 
+pub mod admin;
 pub mod alertmanager;
 pub mod autoheal;
 pub mod deliveries;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub head: Arc<Head>,
     /// What queries read: the head and the persisted blocks, merged.
     pub storage: Arc<dyn crate::tsdb::Queryable>,
+    /// The blocks and the head's deletions, for the admin API.
+    pub tsdb: Arc<crate::tsdb::admin::Tsdb>,
     /// The PromQL engine behind `/api/v1/query*` (its options are the
     /// server-wide limits; a request's `timeout` can only shorten them).
     pub engine: Engine,
@@ -125,6 +128,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(prom::flags))
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/api/v1/status/tsdb", get(prom::tsdb_status))
+        .merge(admin::routes())
         .route("/runbooks/", get(runbooks::index))
         .route("/runbooks/{name}", get(runbooks::runbook))
         .route("/healthz", get(ops::healthz))

@@ -14,11 +14,11 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// Prometheus' defaults for an absent `start`/`end`: the whole time range.
-const MIN_TIME: i64 = i64::MIN / 2;
-const MAX_TIME: i64 = i64::MAX / 2;
+pub(crate) const MIN_TIME: i64 = i64::MIN / 2;
+pub(crate) const MAX_TIME: i64 = i64::MAX / 2;
 
 /// Parses each `match[]` selector into matchers.
-fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(crate) fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut out = Vec::new();
     for s in p.get_all("match[]") {
         match crate::promql::parse(s) {

@@ -53,6 +53,28 @@ const CHANGES: &[(&str, &str, &str)] = &[
     ("DELETE", "/api/v2/silence/{id}", "silence_expire"),
     ("POST", "/api/v2/alerts", "alerts_post"),
     ("POST", "/api/v1/deliveries/{id}/replay", "delivery_replay"),
+    ("POST", "/api/v1/admin/tsdb/snapshot", "tsdb_snapshot"),
+    ("PUT", "/api/v1/admin/tsdb/snapshot", "tsdb_snapshot"),
+    (
+        "POST",
+        "/api/v1/admin/tsdb/delete_series",
+        "tsdb_delete_series",
+    ),
+    (
+        "PUT",
+        "/api/v1/admin/tsdb/delete_series",
+        "tsdb_delete_series",
+    ),
+    (
+        "POST",
+        "/api/v1/admin/tsdb/clean_tombstones",
+        "tsdb_clean_tombstones",
+    ),
+    (
+        "PUT",
+        "/api/v1/admin/tsdb/clean_tombstones",
+        "tsdb_clean_tombstones",
+    ),
     ("POST", "/-/reload", "reload"),
     ("PUT", "/-/reload", "reload"),
     ("POST", "/api/v1/autoheal/rules", AUTOHEAL_RULE_CREATE),
@@ -104,7 +126,8 @@ pub struct ChangeAudit {
     pub who: String,
     /// `silence_create`, `silence_expire`, `alerts_post`,
     /// `delivery_replay`, `reload`, `autoheal_rule_{create,update,delete}`,
-    /// `autoheal_clear_endpoint_cooldown`.
+    /// `autoheal_clear_endpoint_cooldown`, `tsdb_snapshot`,
+    /// `tsdb_delete_series`, `tsdb_clean_tombstones`.
     pub action: String,
     pub method: String,
     pub path: String,

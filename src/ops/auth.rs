@@ -125,6 +125,13 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     ("DELETE", "/api/v2/silence/{id}", OPERATOR),
     ("GET", "/api/v2/status", VIEWER),
     ("GET", "/api/v2/receivers", VIEWER),
+    // Prometheus' TSDB admin API (also needs --web.enable-admin-api).
+    ("POST", "/api/v1/admin/tsdb/snapshot", ADMIN),
+    ("PUT", "/api/v1/admin/tsdb/snapshot", ADMIN),
+    ("POST", "/api/v1/admin/tsdb/delete_series", ADMIN),
+    ("PUT", "/api/v1/admin/tsdb/delete_series", ADMIN),
+    ("POST", "/api/v1/admin/tsdb/clean_tombstones", ADMIN),
+    ("PUT", "/api/v1/admin/tsdb/clean_tombstones", ADMIN),
     ("POST", "/-/reload", ADMIN),
     ("PUT", "/-/reload", ADMIN),
     ("POST", "/internal/commands/kill-switch", Signed),

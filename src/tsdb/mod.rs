@@ -18,7 +18,9 @@
 //!   checked reader, a block as a [`Queryable`]); [`backfill`] writes them
 //!   from OpenMetrics as `promtool tsdb create-blocks-from openmetrics`.
 
+pub mod admin;
 pub mod backfill;
+pub mod backfill_rules;
 pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;

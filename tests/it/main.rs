@@ -70,6 +70,7 @@ mod slo;
 mod store_backends;
 mod store_faults;
 mod tenants;
+mod tsdb_admin;
 mod tsdb_blocks;
 mod tsdb_head;
 mod tsdb_wal;

@@ -19,7 +19,7 @@ type Samples = Vec<(i64, f64)>;
 
 /// Counters (with resets) and gauges, `n` samples each every ~15 s from
 /// `start`, with NaNs and stale markers sprinkled in.
-fn generate(series: usize, n: usize, start: i64) -> Vec<(Labels, Samples)> {
+pub(crate) fn generate(series: usize, n: usize, start: i64) -> Vec<(Labels, Samples)> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::new();
     for i in 0..series {
@@ -60,7 +60,7 @@ fn generate(series: usize, n: usize, start: i64) -> Vec<(Labels, Samples)> {
     out
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run command");
     assert!(
         out.status.success(),
@@ -82,7 +82,7 @@ fn parse_labels(s: &str) -> Labels {
 
 /// `promtool tsdb dump` of `dir` (a copy: dump opens it as a database) as
 /// series → samples.
-fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
+pub(crate) fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir, copy.path());
     std::fs::create_dir_all(copy.path().join("wal")).unwrap();
@@ -103,7 +103,7 @@ fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
@@ -116,7 +116,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// NaNs compare equal (dump prints every NaN as `NaN`), others exactly.
-fn assert_same(got: &BTreeMap<Labels, Samples>, want: &BTreeMap<Labels, Samples>) {
+pub(crate) fn assert_same(got: &BTreeMap<Labels, Samples>, want: &BTreeMap<Labels, Samples>) {
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>()
@@ -254,7 +254,7 @@ fn klaxon_blocks_are_byte_identical_to_promtool_blocks() {
 }
 
 /// OpenMetrics text for [`generate`]d series (seconds with milliseconds).
-fn openmetrics(data: &[(Labels, Samples)]) -> String {
+pub(crate) fn openmetrics(data: &[(Labels, Samples)]) -> String {
     let mut by_family: BTreeMap<&str, Vec<&(Labels, Samples)>> = BTreeMap::new();
     for s in data {
         by_family.entry(s.0.metric_name()).or_default().push(s);

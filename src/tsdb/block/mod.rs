@@ -21,7 +21,8 @@ mod tombstones;
 pub mod ulid;
 
 pub use index::{ChunkMeta, IndexSeries};
-pub use meta::{BlockMeta, BlockStats, Compaction};
+pub use meta::{BlockDesc, BlockMeta, BlockStats, Compaction};
+pub(crate) use tombstones::add_interval;
 pub use tombstones::Tombstones;
 
 use super::chunk::{ChunkIter, HeadChunk};
@@ -188,6 +189,16 @@ fn sync_dir(d: &Path) -> std::io::Result<()> {
     std::fs::File::open(d)?.sync_all()
 }
 
+/// Replaces `dir/name` atomically: a temporary file, fsynced, renamed over
+/// it, the directory fsynced.
+fn replace_file(dir: &Path, name: &str, data: &[u8]) -> Result<(), BlockError> {
+    let tmp = format!("{name}.tmp");
+    write_file(dir, &tmp, data)?;
+    std::fs::rename(dir.join(&tmp), dir.join(name))
+        .and_then(|()| sync_dir(dir))
+        .map_err(io_err(dir, name))
+}
+
 fn write_file(dir: &Path, name: &str, data: &[u8]) -> Result<(), BlockError> {
     use std::io::Write;
     let mut f = std::fs::File::create(dir.join(name)).map_err(io_err(dir, name))?;
@@ -264,11 +275,19 @@ fn write_into(
         min_time,
         max_time,
         stats,
-        compaction: opts.compaction.unwrap_or_else(|| Compaction {
-            level: 1,
-            sources: vec![id.to_string()],
-            ..Default::default()
-        }),
+        compaction: match opts.compaction {
+            // A rewrite names its parent but is a source of its own.
+            Some(c) if c.sources.is_empty() => Compaction {
+                sources: vec![id.to_string()],
+                ..c
+            },
+            Some(c) => c,
+            None => Compaction {
+                level: 1,
+                sources: vec![id.to_string()],
+                ..Default::default()
+            },
+        },
         version: 1,
     };
     write_file(tmp, "meta.json", &meta::to_json(&meta))?;
@@ -283,7 +302,9 @@ pub struct Block {
     meta: BlockMeta,
     index: IndexReader,
     chunks: ChunkReader,
-    tombstones: Tombstones,
+    /// Replaced whole when series are deleted (readers keep the set they
+    /// started with).
+    tombstones: parking_lot::RwLock<Arc<Tombstones>>,
     /// Damage found while serving queries (the series is left out).
     read_errors: AtomicU64,
 }
@@ -329,7 +350,7 @@ impl Block {
             meta,
             index,
             chunks,
-            tombstones,
+            tombstones: parking_lot::RwLock::new(Arc::new(tombstones)),
             read_errors: AtomicU64::new(0),
         })
     }
@@ -342,8 +363,47 @@ impl Block {
         &self.dir
     }
 
-    pub fn tombstones(&self) -> &Tombstones {
-        &self.tombstones
+    /// The deleted intervals as of now.
+    pub fn tombstones(&self) -> Arc<Tombstones> {
+        self.tombstones.read().clone()
+    }
+
+    /// Deletes the samples of the series matching `matchers` in
+    /// `[mint, maxt]`: a tombstone per series with a chunk in the range,
+    /// clamped to the series' data (as Prometheus), merged with the
+    /// existing ones. The `tombstones` file and `meta.json` are replaced
+    /// atomically before queries see the new set. Returns the series hit.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, BlockError> {
+        let _span = tracing::info_span!("block_delete", dir = %self.dir.display()).entered();
+        let ix = |e| corrupt(&self.dir, "index", e);
+        let mut stones = self.tombstones.write();
+        let mut next = Tombstones::clone(&stones);
+        let mut hit = 0;
+        for id in self.postings_for(matchers).map_err(ix)? {
+            let s = self.index.series(id).map_err(ix)?;
+            let (Some(first), Some(last)) = (s.chunks.first(), s.chunks.last()) else {
+                continue;
+            };
+            if !s
+                .chunks
+                .iter()
+                .any(|c| c.min_time <= maxt && mint <= c.max_time)
+            {
+                continue;
+            }
+            let iv = (mint.max(first.min_time), maxt.min(last.max_time));
+            tombstones::add_interval(next.entry(id).or_default(), iv);
+            hit += 1;
+        }
+        if hit == 0 {
+            return Ok(0);
+        }
+        let mut meta = self.meta.clone();
+        meta.stats.num_tombstones = next.values().map(|v| v.len() as u64).sum();
+        replace_file(&self.dir, "tombstones", &tombstones::encode(&next))?;
+        replace_file(&self.dir, "meta.json", &meta::to_json(&meta))?;
+        *stones = Arc::new(next);
+        Ok(hit)
     }
 
     /// Damage found by queries since the block was opened.
@@ -445,6 +505,7 @@ impl Block {
                 return Vec::new();
             }
         };
+        let all_stones = self.tombstones();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let mut s = match self.index.series(id) {
@@ -454,7 +515,7 @@ impl Block {
                     continue;
                 }
             };
-            let stones = self.tombstones.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+            let stones = all_stones.get(&id).map(Vec::as_slice).unwrap_or(&[]);
             s.chunks.retain(|c| {
                 c.max_time >= mint
                     && c.min_time <= maxt
@@ -485,9 +546,10 @@ struct BlockQuerier<'b> {
 impl Querier for BlockQuerier<'_> {
     fn select(&self, matchers: &[Matcher]) -> Vec<SeriesData> {
         let b = self.b;
+        let all_stones = b.tombstones();
         let mut out = Vec::new();
         for (id, s) in b.matching(matchers, self.mint, self.maxt) {
-            let stones = b.tombstones.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+            let stones = all_stones.get(&id).map(Vec::as_slice).unwrap_or(&[]);
             let mut samples = Vec::new();
             let mut failed = false;
             for c in &s.chunks {
@@ -553,7 +615,7 @@ impl Querier for BlockQuerier<'_> {
 }
 
 /// The querier of a block outside the range: answers without reading.
-struct EmptyQuerier;
+pub(crate) struct EmptyQuerier;
 
 impl Querier for EmptyQuerier {
     fn select(&self, _: &[Matcher]) -> Vec<SeriesData> {

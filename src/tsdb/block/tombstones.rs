@@ -57,6 +57,21 @@ pub(crate) fn decode(b: &[u8]) -> DecResult<Tombstones> {
     Ok(out)
 }
 
+/// Adds an interval, merging it with the ones it overlaps or touches
+/// (Prometheus' `Intervals.Add`); the list stays sorted.
+pub(crate) fn add_interval(ivs: &mut Vec<(i64, i64)>, iv: (i64, i64)) {
+    ivs.push(iv);
+    ivs.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(ivs.len());
+    for &(a, b) in ivs.iter() {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    *ivs = out;
+}
+
 /// Whether `t` falls in one of the deleted intervals.
 pub(crate) fn deleted(ivs: &[(i64, i64)], t: i64) -> bool {
     ivs.iter().any(|(a, b)| *a <= t && t <= *b)
@@ -78,5 +93,18 @@ mod tests {
         bad[6] ^= 1;
         assert!(decode(&bad).is_err());
         assert!(deleted(&t[&3], 25) && !deleted(&t[&3], 15));
+    }
+
+    #[test]
+    fn intervals_merge_when_they_overlap_or_touch() {
+        let mut ivs = vec![(10, 20)];
+        add_interval(&mut ivs, (30, 40));
+        assert_eq!(ivs, [(10, 20), (30, 40)]);
+        add_interval(&mut ivs, (21, 25));
+        assert_eq!(ivs, [(10, 25), (30, 40)]);
+        add_interval(&mut ivs, (0, 35));
+        assert_eq!(ivs, [(0, 40)]);
+        add_interval(&mut ivs, (i64::MIN, i64::MAX));
+        assert_eq!(ivs, [(i64::MIN, i64::MAX)]);
     }
 }
