@@ -231,13 +231,9 @@ pub async fn start_with_options(
             "persisted blocks opened"
         );
     }
-    let storage = loaded
-        .blocks
-        .iter()
-        .fold(crate::tsdb::Fanout::new(head.clone()), |f, b| {
-            f.with(b.clone())
-        });
-    register_blocks_collector(&registry, loaded);
+    let blocks_failed = loaded.failed.len() as u64;
+    let block_set = Arc::new(crate::tsdb::compact::BlockSet::new(loaded.blocks));
+    let storage = crate::tsdb::Fanout::new(head.clone()).with(block_set.clone());
     register_wal_collector(&registry, wal.clone());
     // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
@@ -346,6 +342,7 @@ pub async fn start_with_options(
         manager: manager.clone(),
         head: head.clone(),
         storage: Arc::new(storage),
+        compactor: Default::default(),
         engine: crate::promql::Engine::new(cfg.query.engine.clone()),
         queries: Arc::new(crate::api::query::QueryLimits::new(
             cfg.query.max_concurrency,
@@ -428,6 +425,34 @@ pub async fn start_with_options(
     if head.attach_wal(wal.clone()).is_err() {
         tracing::warn!("WAL already attached");
     }
+    // Compaction and block retention start on the replayed head (which
+    // now refuses samples older than the newest block's end).
+    crate::tsdb::block::fault::from_env();
+    let compactor = {
+        let opts = crate::tsdb::compact::CompactorOptions {
+            min_block_ms: cfg.storage.min_block_duration.as_millis() as i64,
+            retention_ms: cfg.storage.retention.as_millis() as i64,
+            retention_size: cfg.storage.retention_size,
+        };
+        let (dir, h, b) = (cfg.storage.path.clone(), head.clone(), block_set.clone());
+        let made = tokio::task::spawn_blocking(move || {
+            crate::tsdb::compact::Compactor::new(&dir, h, b, opts)
+        })
+        .await;
+        match made {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                stop_early(shutdown_tx, server, &remote_write).await;
+                return Err(StartError::Wal(crate::tsdb::wal::WalError::Io {
+                    op: "compactor",
+                    path: cfg.storage.path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }));
+            }
+        }
+    };
+    let _ = state.compactor.set(compactor.clone());
+    register_blocks_collector(&state.registry, compactor.clone(), blocks_failed);
     // Before any appender starts: each queue reads the WAL from where it
     // had got to (a new one from here on).
     let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
@@ -513,6 +538,7 @@ pub async fn start_with_options(
             }
         }
     }));
+    tasks.push(spawn_compaction(compactor, cfg.storage.min_block_duration));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, jobs = cfg.scrape_configs.len(), "klaxon started");
     Ok(Running {
@@ -709,24 +735,107 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
     });
 }
 
-fn register_blocks_collector(r: &Registry, loaded: crate::tsdb::block::LoadedBlocks) {
-    let failed = loaded.failed.len() as u64;
-    let blocks = loaded.blocks;
+/// How often compaction looks at the head and the blocks: every minute,
+/// as Prometheus, or four times per block range when that is shorter.
+fn compaction_every(block: Duration) -> Duration {
+    (block / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+fn spawn_compaction(
+    c: Arc<crate::tsdb::compact::Compactor>,
+    block: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(compaction_every(block));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let c = c.clone();
+            // Failures are logged and counted by the compactor; the next
+            // tick retries.
+            if let Err(e) = tokio::task::spawn_blocking(move || c.run()).await {
+                tracing::error!(error = %e, "compaction task");
+            }
+        }
+    })
+}
+
+fn register_blocks_collector(
+    r: &Registry,
+    c: Arc<crate::tsdb::compact::Compactor>,
+    failed_at_start: u64,
+) {
     r.collector(move |out| {
-        let damaged: u64 = blocks.iter().map(|b| b.read_errors()).sum();
-        out.push(FamilySnapshot {
-            name: "klaxon_tsdb_blocks_loaded".into(),
-            help: "Persisted blocks served.".into(),
-            kind: Kind::Gauge,
-            samples: vec![(Vec::new(), blocks.len() as f64)],
-        });
-        out.push(FamilySnapshot {
-            name: "klaxon_tsdb_block_corruptions".into(),
-            help: "Damaged blocks skipped at start plus damaged series or chunks met by queries."
-                .into(),
-            kind: Kind::Counter,
-            samples: vec![(Vec::new(), (failed + damaged) as f64)],
-        });
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        let blocks = c.blocks();
+        push(
+            "klaxon_tsdb_blocks_loaded",
+            "Persisted blocks served.",
+            Kind::Gauge,
+            blocks.len() as f64,
+        );
+        push(
+            "klaxon_tsdb_block_corruptions",
+            "Damaged blocks skipped at start plus damaged series or chunks met by queries.",
+            Kind::Counter,
+            (failed_at_start + blocks.read_errors()) as f64,
+        );
+        let st = &c.stats;
+        let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 6] = [
+            (
+                "klaxon_tsdb_compactions",
+                "Blocks written by compaction (from the head or from other blocks).",
+                &st.compactions,
+            ),
+            (
+                "klaxon_tsdb_compactions_failed",
+                "Compactions that failed (retried on the next pass).",
+                &st.failed,
+            ),
+            (
+                "klaxon_tsdb_head_compactions",
+                "Blocks written from the head.",
+                &st.head_compactions,
+            ),
+            (
+                "klaxon_tsdb_time_retentions",
+                "Retention passes that deleted blocks by time.",
+                &st.time_retentions,
+            ),
+            (
+                "klaxon_tsdb_size_retentions",
+                "Retention passes that deleted blocks by size.",
+                &st.size_retentions,
+            ),
+            (
+                "klaxon_tsdb_blocks_deleted",
+                "Blocks deleted by retention.",
+                &st.blocks_deleted,
+            ),
+        ];
+        for (name, help, v) in counters {
+            push(name, help, Kind::Counter, v.load(Relaxed) as f64);
+        }
+        push(
+            "klaxon_tsdb_compaction_seconds",
+            "Time spent compacting.",
+            Kind::Counter,
+            st.micros.load(Relaxed) as f64 / 1e6,
+        );
+        push(
+            "klaxon_tsdb_storage_blocks_bytes",
+            "Bytes of the served blocks on disk (at the last retention pass).",
+            Kind::Gauge,
+            st.blocks_bytes.load(Relaxed) as f64,
+        );
     });
 }
 

@@ -38,6 +38,9 @@ pub struct AppState {
     pub head: Arc<Head>,
     /// What queries read: the head and the persisted blocks, merged.
     pub storage: Arc<dyn crate::tsdb::Queryable>,
+    /// Compaction and block retention (set once the WAL is replayed); its
+    /// blocks are the ones `storage` serves.
+    pub compactor: std::sync::OnceLock<Arc<crate::tsdb::compact::Compactor>>,
     /// The PromQL engine behind `/api/v1/query*` (its options are the
     /// server-wide limits; a request's `timeout` can only shorten them).
     pub engine: Engine,
