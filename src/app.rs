@@ -511,7 +511,10 @@ pub async fn start_with_options(
         .map(|s| s.scrape_interval)
         .min()
         .unwrap_or(cfg.global.scrape_interval);
-    tasks.push(capacity::spawn_check(head.clone(), retention, shortest));
+    // The head holds up to about two block ranges; older samples are in
+    // blocks on disk.
+    let head_span = retention.min(2 * cfg.storage.min_block_duration);
+    tasks.push(capacity::spawn_check(head.clone(), head_span, shortest));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -746,7 +749,10 @@ fn spawn_compaction(
     block: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut t = tokio::time::interval(compaction_every(block));
+        // The first pass one period after start, as Prometheus (whose
+        // first compaction comes a minute after start).
+        let every = compaction_every(block);
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             t.tick().await;

@@ -69,6 +69,7 @@ mod slo;
 mod store_backends;
 mod store_faults;
 mod tsdb_blocks;
+mod tsdb_compaction;
 mod tsdb_head;
 mod tsdb_wal;
 mod ui_assets;

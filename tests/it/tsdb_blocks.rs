@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Samples = Vec<(i64, f64)>;
+pub(crate) type Samples = Vec<(i64, f64)>;
 
 /// Counters (with resets) and gauges, `n` samples each every ~15 s from
 /// `start`, with NaNs and stale markers sprinkled in.
@@ -60,7 +60,7 @@ fn generate(series: usize, n: usize, start: i64) -> Vec<(Labels, Samples)> {
     out
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run command");
     assert!(
         out.status.success(),
@@ -82,7 +82,7 @@ fn parse_labels(s: &str) -> Labels {
 
 /// `promtool tsdb dump` of `dir` (a copy: dump opens it as a database) as
 /// series → samples.
-fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
+pub(crate) fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir, copy.path());
     std::fs::create_dir_all(copy.path().join("wal")).unwrap();
@@ -103,7 +103,7 @@ fn dump(promtool: &Path, dir: &Path) -> BTreeMap<Labels, Samples> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
@@ -350,7 +350,7 @@ fn klaxon_backfill_output_dumps_as_the_input() {
     assert!(err.contains(&format!("{}:3:", om.display())), "{err}");
 }
 
-async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
+pub(crate) async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(r) = c.get(format!("{base}/-/ready")).send().await {
@@ -366,7 +366,12 @@ async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
     }
 }
 
-async fn get(c: &reqwest::Client, base: &str, path: &str, q: &[(&str, String)]) -> Value {
+pub(crate) async fn get(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    q: &[(&str, String)],
+) -> Value {
     let qs: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(q.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
@@ -476,7 +481,7 @@ async fn klaxon_serves_promtool_blocks_as_prometheus_does() {
     std::fs::write(
         &kcfg,
         format!(
-            "storage:\n  path: {}\nscrape_configs: []\n",
+            "storage:\n  path: {}\n  retention: 15d\nscrape_configs: []\n",
             kdata.display()
         ),
     )
