@@ -167,6 +167,8 @@ pub enum CompactError {
     Block(#[from] BlockError),
     #[error("compaction: no block {0}")]
     NoSuchBlock(String),
+    #[error("compaction: block {0} is damaged (see the block read error logged before); it is served as it is and left out of compaction")]
+    Damaged(String),
 }
 
 /// Runs compaction and retention for one data directory.
@@ -179,6 +181,9 @@ pub struct Compactor {
     pub stats: CompactionStats,
     /// One compaction or rewrite at a time.
     busy: Mutex<()>,
+    /// Blocks found damaged while merging: not planned again (Prometheus
+    /// marks them `compaction.failed`).
+    damaged: Mutex<Vec<String>>,
 }
 
 impl Compactor {
@@ -207,6 +212,7 @@ impl Compactor {
             ranges,
             stats: CompactionStats::default(),
             busy: Mutex::new(()),
+            damaged: Mutex::new(Vec::new()),
         }
     }
 
@@ -315,7 +321,10 @@ impl Compactor {
     /// more than one block, that is complete or older than the newest
     /// block (which is left out).
     pub fn plan(&self) -> Vec<Arc<Block>> {
-        plan(&self.blocks.blocks(), &self.ranges)
+        let damaged = self.damaged.lock().clone();
+        let mut blocks = self.blocks.blocks();
+        blocks.retain(|b| !damaged.contains(&b.meta().ulid));
+        plan(&blocks, &self.ranges)
     }
 
     /// Merges `parents` into one block (tombstones applied, overlapping
@@ -340,7 +349,19 @@ impl Compactor {
             let maxt = parents.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
             let sources: Vec<&dyn Queryable> =
                 parents.iter().map(|b| &**b as &dyn Queryable).collect();
+            let errors: Vec<u64> = parents.iter().map(|b| b.read_errors()).collect();
             let series = collect(&sources, mint, maxt - 1);
+            // A series a damaged block left out must not be lost with the
+            // block: the merge is abandoned and the block kept as it is.
+            if let Some(b) = parents
+                .iter()
+                .zip(&errors)
+                .find(|(b, e)| b.read_errors() > **e)
+                .map(|(b, _)| b)
+            {
+                self.damaged.lock().push(b.meta().ulid.clone());
+                return Err(CompactError::Damaged(b.meta().ulid.clone()));
+            }
             if series.is_empty() {
                 // Everything was deleted: no block replaces the parents.
                 return Ok(None);

@@ -319,3 +319,49 @@ fn retention_deletes_whole_blocks_oldest_first() {
     assert_eq!(c.stats.size_retentions.load(Relaxed), 1);
     assert_eq!(block_dirs(dir.path()).len(), 2);
 }
+
+#[test]
+fn a_damaged_block_is_not_merged_away_and_not_planned_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<(i64, f64)> = (0..360).map(|i| (i * 10_000, i as f64)).collect();
+    let series: Vec<BlockSeries> = (0..4)
+        .map(|i| BlockSeries {
+            labels: l(i),
+            chunks: encode_chunks(&samples, 120),
+        })
+        .collect();
+    let a = write_block(
+        dir.path(),
+        series.clone(),
+        WriteOptions {
+            range: Some((0, H)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    write_block(
+        dir.path(),
+        series,
+        WriteOptions {
+            range: Some((0, H)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Flip a byte inside the first block's chunk data (past the header).
+    let seg = dir.path().join(&a.ulid).join("chunks/000001");
+    let mut b = std::fs::read(&seg).unwrap();
+    b[40] ^= 0xff;
+    std::fs::write(&seg, b).unwrap();
+    let head = Arc::new(Head::default());
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    assert_eq!(c.plan().len(), 2);
+    let err = c.run().unwrap_err().to_string();
+    assert!(err.contains(&a.ulid), "{err}");
+    assert_eq!(c.stats.failed.load(Relaxed), 1);
+    // Both blocks still there and served; the damaged one is not planned.
+    assert_eq!(block_dirs(dir.path()).len(), 2);
+    assert_eq!(c.blocks().len(), 2);
+    assert!(c.plan().is_empty());
+    assert_eq!(c.run().unwrap(), 0);
+}
