@@ -2,12 +2,14 @@
 """Block compaction: klaxon against Prometheus 2.42 compacting the same
 blocks, in the same run.
 
-One generated OpenMetrics file (8 h of data starting on a 6 h boundary, a
-sample every 30 s) is backfilled once with `promtool tsdb create-blocks-from
-openmetrics` into four 2 h blocks. Each run copies them into a fresh data
-directory for klaxon and for Prometheus (both with 15 d retention, so both
-merge the first three into one 6 h block), starts the server with nothing
-to scrape and polls its /metrics every 0.1 s until the compaction is done.
+One generated OpenMetrics file (10 h of data, a sample every 30 s,
+starting 6 h before an 18 h boundary) is backfilled once with `promtool
+tsdb create-blocks-from openmetrics` into five 2 h blocks. Each run copies
+them into a fresh data directory for klaxon and for Prometheus (both with
+15 d retention, so both merge the first three into one 6 h block and
+nothing else: the next two lie in the next 18 h window, the newest is left
+out), starts the server with nothing to scrape and polls its /metrics
+every 0.1 s until the compaction is done.
 
 Reported, medians over --runs: compaction wall time as each server measures
 it (klaxon_tsdb_compaction_seconds_total, the sum of
@@ -116,9 +118,9 @@ def main():
     ap.add_argument("--series", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    six = 6 * 3600
-    start = (int(time.time()) // six) * six - 4 * six
-    samples = 8 * 120  # 8 h every 30 s
+    h18 = 18 * 3600
+    start = (int(time.time()) // h18) * h18 - h18 - 6 * 3600
+    samples = 10 * 120  # 10 h every 30 s
     with tempfile.TemporaryDirectory() as tmp:
         om = os.path.join(tmp, "in.om")
         generate(om, a.series, samples, start)

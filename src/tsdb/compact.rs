@@ -317,9 +317,9 @@ impl Compactor {
     }
 
     /// The blocks to merge next (empty: nothing to do): overlapping
-    /// blocks first, else the first window of a larger range holding
-    /// more than one block, that is complete or older than the newest
-    /// block (which is left out).
+    /// blocks first; else, the newest block left out, the first window of
+    /// a larger range holding more than one block that is complete or
+    /// ends before the newest remaining block starts.
     pub fn plan(&self) -> Vec<Arc<Block>> {
         let damaged = self.damaged.lock().clone();
         let mut blocks = self.blocks.blocks();
@@ -572,15 +572,19 @@ pub fn plan(blocks: &[Arc<Block>], ranges: &[i64]) -> Vec<Arc<Block>> {
     if !overlapping.is_empty() {
         return overlapping;
     }
-    let Some((newest, older)) = blocks.split_last() else {
+    // The newest block is left out, and a window is taken when it is
+    // complete or ends before the newest of the remaining blocks starts.
+    let Some((_, older)) = blocks.split_last() else {
         return Vec::new();
     };
-    let newest_start = newest.meta().min_time;
+    let Some(high) = older.last().map(|b| b.meta().min_time) else {
+        return Vec::new();
+    };
     for &range in ranges.iter().skip(1) {
         for group in split_by_range(older, range) {
             let mint = group[0].meta().min_time;
             let maxt = group[group.len() - 1].meta().max_time;
-            if group.len() > 1 && (maxt - mint == range || maxt <= newest_start) {
+            if group.len() > 1 && (maxt - mint == range || maxt <= high) {
                 return group;
             }
         }

@@ -83,12 +83,13 @@ fn ranges_grow_by_three_up_to_a_tenth_of_retention() {
 fn the_head_is_written_in_aligned_blocks_merged_later_and_read_once() {
     let dir = tempfile::tempdir().unwrap();
     let head = Arc::new(Head::default());
-    let want = fill(&head, 6, 0, 4 * H);
+    let want = fill(&head, 6, 0, 5 * H);
     let c = compactor(dir.path(), &head, hourly(100 * H));
     assert_eq!(c.head_compactable(), Some((0, H)));
     let written = c.run().unwrap();
-    // [0,1h) [1h,2h) [2h,3h) from the head, then the first two merged.
-    assert_eq!(written, 4);
+    // Four hours from the head, then the complete 3 h window merged (the
+    // newest block is left out).
+    assert_eq!(written, 5);
     let metas: Vec<BlockMeta> = c
         .blocks()
         .blocks()
@@ -100,15 +101,15 @@ fn the_head_is_written_in_aligned_blocks_merged_later_and_read_once() {
             .iter()
             .map(|m| (m.min_time, m.max_time))
             .collect::<Vec<_>>(),
-        vec![(0, 2 * H), (2 * H, 3 * H)]
+        vec![(0, 3 * H), (3 * H, 4 * H)]
     );
     assert_eq!(metas[0].compaction.level, 2);
-    assert_eq!(metas[0].compaction.parents.len(), 2);
-    assert_eq!(metas[0].compaction.sources.len(), 2);
+    assert_eq!(metas[0].compaction.parents.len(), 3);
+    assert_eq!(metas[0].compaction.sources.len(), 3);
     assert_eq!(metas[1].compaction.level, 1);
     // The parents are gone from disk.
     assert_eq!(block_dirs(dir.path()).len(), 2);
-    assert!(head.min_time() >= 3 * H - 15_000 * 120);
+    assert!(head.min_time() >= 4 * H - 15_000 * 120);
     // Head and blocks overlap where a head chunk straddles a block's end;
     // each sample comes back once.
     let all = Fanout::new(head.clone()).with(c.blocks().clone());
@@ -116,7 +117,7 @@ fn the_head_is_written_in_aligned_blocks_merged_later_and_read_once() {
     // Nothing more to do; a sample below the blocks' end is refused.
     assert_eq!(c.run().unwrap(), 0);
     let mut a = head.appender();
-    assert!(a.append(&l(0), 3 * H - 1, 1.0).is_err());
+    assert!(a.append(&l(0), 4 * H - 1, 1.0).is_err());
 }
 
 #[test]
@@ -201,6 +202,20 @@ fn tombstones_are_applied_when_a_block_is_rewritten() {
 }
 
 #[test]
+fn an_incomplete_window_waits_for_a_newer_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = Arc::new(Head::default());
+    fill(&head, 2, 0, 4 * H);
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    // [0,1h) [1h,2h) [2h,3h): without the newest, [0,1h) [1h,2h) fill
+    // only part of their 3 h window and end after 1h, where the newest of
+    // them starts.
+    assert_eq!(c.run().unwrap(), 3);
+    assert!(c.plan().is_empty());
+    assert_eq!(c.blocks().len(), 3);
+}
+
+#[test]
 fn a_failed_write_leaves_no_trace_is_counted_and_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let head = Arc::new(Head::default());
@@ -224,13 +239,13 @@ fn a_failed_write_leaves_no_trace_is_counted_and_is_retried() {
 fn a_crash_between_rename_and_delete_is_finished_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let head = Arc::new(Head::default());
-    let want = fill(&head, 3, 0, 4 * H);
+    let want = fill(&head, 3, 0, 5 * H);
     let c = compactor(dir.path(), &head, hourly(100 * H));
     while let Some((a, b)) = c.head_compactable() {
         c.compact_head(a, b).unwrap();
     }
     let parents = c.plan();
-    assert_eq!(parents.len(), 2);
+    assert_eq!(parents.len(), 3);
     // What a merge leaves when killed before deleting its parents.
     let keep = tempfile::tempdir().unwrap();
     for p in &parents {
@@ -245,7 +260,7 @@ fn a_crash_between_rename_and_delete_is_finished_at_load() {
             .join(format!("{}{}", block::ulid::new(5), block::TMP_SUFFIX)),
     )
     .unwrap();
-    assert_eq!(block_dirs(dir.path()).len(), 5);
+    assert_eq!(block_dirs(dir.path()).len(), 6);
     let loaded = load_blocks(dir.path());
     assert_eq!(loaded.blocks.len(), 2);
     assert_eq!(block_dirs(dir.path()).len(), 2);
