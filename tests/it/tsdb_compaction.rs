@@ -367,25 +367,32 @@ async fn sigkill_during_compaction_neither_loses_nor_duplicates_samples() {
 }
 
 /// The first three block writes fail as on a full disk: each is counted
-/// in klaxon_tsdb_compactions_failed_total, leaves no temporary
-/// directory, and the compaction succeeds on a later pass.
+/// in klaxon_tsdb_compactions_failed_total, no block appears meanwhile,
+/// every temporary directory seen is gone afterwards, and the compaction
+/// succeeds on a later pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_during_compaction_aborts_cleanly_and_is_retried() {
     let s = setup("500ms", "2s", "");
     let c = client();
     let k = s.start(&c, &[("KLAXON_TEST_BLOCK_FAULT", "fail=3")]).await;
+    let tmp_dirs = |data: &Path| -> Vec<String> {
+        std::fs::read_dir(data)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(block::TMP_SUFFIX))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut seen: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while metric(&c, &k.base, "klaxon_tsdb_compactions_failed_total").await < 3.0 {
         assert!(Instant::now() < deadline, "no failed compaction counted");
-        let tmp = std::fs::read_dir(&s.data)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(block::TMP_SUFFIX))
-            .count();
-        assert_eq!(tmp, 0, "a failed write left its directory");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(s.metas().is_empty(), "a block while writes fail");
+        seen.extend(tmp_dirs(&s.data));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(s.metas().is_empty());
     wait_for(
         "a block after the failures",
         Duration::from_secs(60),
@@ -398,6 +405,11 @@ async fn a_full_disk_during_compaction_aborts_cleanly_and_is_retried() {
     );
     assert!(s.log().contains("No space left on device"));
     stop(k);
+    let left = tmp_dirs(&s.data);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    for d in &seen {
+        assert!(!s.data.join(d).exists(), "{d} left behind");
+    }
 }
 
 /// With blocks of 2 s and a size limit of the WAL plus a few blocks,
