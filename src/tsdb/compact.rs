@@ -43,6 +43,8 @@ const MAX_BLOCK_MS: i64 = 31 * 24 * 3_600_000;
 pub struct BlockSet {
     /// Sorted by (minTime, ULID).
     blocks: RwLock<Vec<Arc<Block>>>,
+    /// Read errors of blocks no longer in the set (the count only grows).
+    retired_errors: AtomicU64,
 }
 
 impl BlockSet {
@@ -50,6 +52,7 @@ impl BlockSet {
         sort(&mut blocks);
         BlockSet {
             blocks: RwLock::new(blocks),
+            retired_errors: AtomicU64::new(0),
         }
     }
 
@@ -71,16 +74,24 @@ impl BlockSet {
         self.blocks.read().iter().map(|b| b.meta().max_time).max()
     }
 
-    /// Damage met by queries in the current members.
+    /// Damage met by queries and compaction in the blocks served since
+    /// start.
     pub fn read_errors(&self) -> u64 {
-        self.blocks.read().iter().map(|b| b.read_errors()).sum()
+        let current: u64 = self.blocks.read().iter().map(|b| b.read_errors()).sum();
+        current + self.retired_errors.load(Relaxed)
     }
 
     /// Takes out the blocks named in `remove` and adds `add`, in one step
     /// for readers.
     fn replace(&self, remove: &[String], add: Option<Arc<Block>>) {
         let mut w = self.blocks.write();
-        w.retain(|b| !remove.contains(&b.meta().ulid));
+        w.retain(|b| {
+            let keep = !remove.contains(&b.meta().ulid);
+            if !keep {
+                self.retired_errors.fetch_add(b.read_errors(), Relaxed);
+            }
+            keep
+        });
         w.extend(add);
         sort(&mut w);
     }
