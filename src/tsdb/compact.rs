@@ -429,7 +429,7 @@ impl Compactor {
         let _busy = self.busy.lock();
         let mut blocks = self.blocks.blocks();
         // Newest first.
-        blocks.sort_by(|a, b| b.meta().max_time.cmp(&a.meta().max_time));
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time));
         let sizes: Vec<u64> = blocks.iter().map(|b| b.size_bytes()).collect();
         self.stats
             .blocks_bytes

@@ -6,7 +6,10 @@ const H: i64 = 3_600_000;
 
 fn l(i: usize) -> Labels {
     Labels::from_pairs([
-        ("__name__", if i % 2 == 0 { "a" } else { "b" }.to_string()),
+        (
+            "__name__",
+            if i.is_multiple_of(2) { "a" } else { "b" }.to_string(),
+        ),
         ("i", i.to_string()),
     ])
 }
