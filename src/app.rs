@@ -238,16 +238,18 @@ pub async fn start_with_options(
         );
     }
     // The admin API's deletions: tombstones on blocks, a mask on the head.
-    let deletions = crate::tsdb::admin::HeadDeletions::open(head.clone(), &cfg.storage.path)
-        .map_err(StartError::TsdbAdmin)?;
-    let blocks = Arc::new(crate::tsdb::admin::BlockSet::new(loaded.blocks));
+    let deletions = Arc::new(
+        crate::tsdb::admin::HeadDeletions::open(head.clone(), &cfg.storage.path)
+            .map_err(StartError::TsdbAdmin)?,
+    );
+    let blocks_failed = loaded.failed.len() as u64;
+    let block_set = Arc::new(crate::tsdb::compact::BlockSet::new(loaded.blocks));
     let tsdb = Arc::new(crate::tsdb::admin::Tsdb::new(
         &cfg.storage.path,
-        Arc::new(deletions),
-        blocks.clone(),
+        deletions.clone(),
+        block_set.clone(),
     ));
     let storage = tsdb.queryable();
-    register_blocks_collector(&registry, blocks, loaded.failed.len() as u64);
     register_wal_collector(&registry, wal.clone());
     // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
@@ -373,7 +375,7 @@ pub async fn start_with_options(
         manager: manager.clone(),
         head: head.clone(),
         storage: Arc::new(storage),
-        tsdb,
+        tsdb: tsdb.clone(),
         engine: crate::promql::Engine::new(cfg.query.engine.clone()),
         queries: Arc::new(crate::api::query::QueryLimits::new(
             cfg.query.max_concurrency,
@@ -457,6 +459,37 @@ pub async fn start_with_options(
     if head.attach_wal(wal.clone()).is_err() {
         tracing::warn!("WAL already attached");
     }
+    // Compaction and block retention start on the replayed head (which
+    // now refuses samples older than the newest block's end).
+    crate::tsdb::block::fault::from_env();
+    let compactor = {
+        let opts = crate::tsdb::compact::CompactorOptions {
+            min_block_ms: cfg.storage.min_block_duration.as_millis() as i64,
+            retention_ms: cfg.storage.retention.as_millis() as i64,
+            retention_size: cfg.storage.retention_size,
+        };
+        let (dir, h, b) = (cfg.storage.path.clone(), head.clone(), block_set.clone());
+        // Blocks are written from the head as queries see it: samples the
+        // admin API deleted stay deleted.
+        let reader: Arc<dyn crate::tsdb::Queryable> = deletions.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            crate::tsdb::compact::Compactor::new(&dir, h, b, opts).with_head_reader(reader)
+        })
+        .await;
+        match made {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                stop_early(shutdown_tx, server, &remote_write).await;
+                return Err(StartError::Wal(crate::tsdb::wal::WalError::Io {
+                    op: "compactor",
+                    path: cfg.storage.path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }));
+            }
+        }
+    };
+    tsdb.set_compactor(compactor.clone());
+    register_blocks_collector(&state.registry, compactor.clone(), blocks_failed);
     // Before any appender starts: each queue reads the WAL from where it
     // had got to (a new one from here on).
     let rw_errors = remote_write.apply_config(&cfg.remote_write, &cfg.global.external_labels);
@@ -516,7 +549,10 @@ pub async fn start_with_options(
         .map(|s| s.scrape_interval)
         .min()
         .unwrap_or(cfg.global.scrape_interval);
-    tasks.push(capacity::spawn_check(head.clone(), retention, shortest));
+    // The head holds up to about two block ranges; older samples are in
+    // blocks on disk.
+    let head_span = retention.min(2 * cfg.storage.min_block_duration);
+    tasks.push(capacity::spawn_check(head.clone(), head_span, shortest));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -543,6 +579,7 @@ pub async fn start_with_options(
             }
         }
     }));
+    tasks.push(spawn_compaction(compactor, cfg.storage.min_block_duration));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, jobs = cfg.scrape_configs.len(), "klaxon started");
     Ok(Running {
@@ -739,23 +776,110 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
     });
 }
 
-fn register_blocks_collector(r: &Registry, set: Arc<crate::tsdb::admin::BlockSet>, failed: u64) {
+/// How often compaction looks at the head and the blocks: every minute,
+/// as Prometheus, or four times per block range when that is shorter.
+fn compaction_every(block: Duration) -> Duration {
+    (block / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+fn spawn_compaction(
+    c: Arc<crate::tsdb::compact::Compactor>,
+    block: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // The first pass one period after start, as Prometheus (whose
+        // first compaction comes a minute after start).
+        let every = compaction_every(block);
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let c = c.clone();
+            // Failures are logged and counted by the compactor; the next
+            // tick retries.
+            if let Err(e) = tokio::task::spawn_blocking(move || c.run()).await {
+                tracing::error!(error = %e, "compaction task");
+            }
+        }
+    })
+}
+
+fn register_blocks_collector(
+    r: &Registry,
+    c: Arc<crate::tsdb::compact::Compactor>,
+    failed_at_start: u64,
+) {
     r.collector(move |out| {
-        let blocks = set.list();
-        let damaged: u64 = blocks.iter().map(|b| b.read_errors()).sum();
-        out.push(FamilySnapshot {
-            name: "klaxon_tsdb_blocks_loaded".into(),
-            help: "Persisted blocks served.".into(),
-            kind: Kind::Gauge,
-            samples: vec![(Vec::new(), blocks.len() as f64)],
-        });
-        out.push(FamilySnapshot {
-            name: "klaxon_tsdb_block_corruptions".into(),
-            help: "Damaged blocks skipped at start plus damaged series or chunks met by queries."
-                .into(),
-            kind: Kind::Counter,
-            samples: vec![(Vec::new(), (failed + damaged) as f64)],
-        });
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
+            out.push(FamilySnapshot {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: vec![(Vec::new(), v)],
+            })
+        };
+        let blocks = c.blocks();
+        push(
+            "klaxon_tsdb_blocks_loaded",
+            "Persisted blocks served.",
+            Kind::Gauge,
+            blocks.len() as f64,
+        );
+        push(
+            "klaxon_tsdb_block_corruptions",
+            "Damaged blocks skipped at start plus damaged series or chunks met by queries.",
+            Kind::Counter,
+            (failed_at_start + blocks.read_errors()) as f64,
+        );
+        let st = &c.stats;
+        let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 6] = [
+            (
+                "klaxon_tsdb_compactions",
+                "Blocks written by compaction (from the head or from other blocks).",
+                &st.compactions,
+            ),
+            (
+                "klaxon_tsdb_compactions_failed",
+                "Compactions that failed (retried on the next pass).",
+                &st.failed,
+            ),
+            (
+                "klaxon_tsdb_head_compactions",
+                "Blocks written from the head.",
+                &st.head_compactions,
+            ),
+            (
+                "klaxon_tsdb_time_retentions",
+                "Retention passes that deleted blocks by time.",
+                &st.time_retentions,
+            ),
+            (
+                "klaxon_tsdb_size_retentions",
+                "Retention passes that deleted blocks by size.",
+                &st.size_retentions,
+            ),
+            (
+                "klaxon_tsdb_blocks_deleted",
+                "Blocks deleted by retention.",
+                &st.blocks_deleted,
+            ),
+        ];
+        for (name, help, v) in counters {
+            push(name, help, Kind::Counter, v.load(Relaxed) as f64);
+        }
+        push(
+            "klaxon_tsdb_compaction_seconds",
+            "Time spent compacting.",
+            Kind::Counter,
+            st.micros.load(Relaxed) as f64 / 1e6,
+        );
+        push(
+            "klaxon_tsdb_storage_blocks_bytes",
+            "Bytes of the served blocks on disk (at the last retention pass).",
+            Kind::Gauge,
+            st.blocks_bytes.load(Relaxed) as f64,
+        );
     });
 }
 

@@ -41,7 +41,8 @@ pub struct AppState {
     pub head: Arc<Head>,
     /// What queries read: the head and the persisted blocks, merged.
     pub storage: Arc<dyn crate::tsdb::Queryable>,
-    /// The blocks and the head's deletions, for the admin API.
+    /// The blocks, the head's deletions and (once the WAL is replayed)
+    /// the compactor: the admin API and block retention.
     pub tsdb: Arc<crate::tsdb::admin::Tsdb>,
     /// The PromQL engine behind `/api/v1/query*` (its options are the
     /// server-wide limits; a request's `timeout` can only shorten them).

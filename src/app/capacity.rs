@@ -1,7 +1,7 @@
-//! The start-up check that `storage.retention` fits in memory: every sample
-//! lives in the in-memory head until retention drops it, so a retention of
-//! weeks on a busy scraper needs more RAM than the machine has. Warned once,
-//! after the first scrapes show how many series there are.
+//! The start-up check that the head fits in memory: the newest samples
+//! (the retention, at most about two block ranges before compaction moves
+//! them to blocks) live in the in-memory head. Warned once, after the first
+//! scrapes show how many series there are.
 
 use std::time::Duration;
 
@@ -29,10 +29,11 @@ pub fn warning(
     let need = estimate(series, retention, interval);
     (need > memory).then(|| {
         format!(
-            "storage.retention {} needs about {} of memory for {series} series scraped every {} \
+            "the head's {} (storage.retention, at most two storage.min_block_duration) needs \
+             about {} of memory for {series} series scraped every {} \
              ({BYTES_PER_SAMPLE} B/sample, {BYTES_PER_SERIES} B/series), more than the {} this \
-             machine has: klaxon keeps samples in memory; lower the retention or send the data \
-             on with remote_write",
+             machine has: klaxon keeps them in memory; lower the retention or the block \
+             duration, or send the data on with remote_write",
             crate::config::format_duration(retention),
             human_bytes(need),
             crate::config::format_duration(interval),
@@ -93,7 +94,7 @@ mod tests {
         // 100k series, 15s, 3 days: 17,280 samples each ≈ 9.7 GiB.
         let w = warning(100_000, day * 3, s15, 4.0 * gib).expect("warn");
         assert!(
-            w.contains("storage.retention 3d needs about 9.7 GiB"),
+            w.contains("the head's 3d (storage.retention, at most two storage.min_block_duration) needs about 9.7 GiB"),
             "{w}"
         );
         assert!(w.contains("100000 series scraped every 15s"), "{w}");

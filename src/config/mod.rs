@@ -89,6 +89,11 @@ pub struct StorageConfig {
     /// like Prometheus' `--storage.tsdb.path`).
     pub path: PathBuf,
     pub retention: Duration,
+    /// Size limit over blocks, WAL and head chunks (`None`: no limit).
+    pub retention_size: Option<u64>,
+    /// The head's block range: the head is compacted into blocks of this
+    /// length (Prometheus' 2 h default).
+    pub min_block_duration: Duration,
     /// Backend (sqlite or postgres) and HA settings.
     pub db: crate::store::config::DbConfig,
 }
@@ -98,6 +103,8 @@ impl Default for StorageConfig {
         StorageConfig {
             path: PathBuf::from("./data"),
             retention: Duration::from_secs(6 * 3600),
+            retention_size: None,
+            min_block_duration: Duration::from_secs(2 * 3600),
             db: Default::default(),
         }
     }
@@ -475,6 +482,9 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
                     .map(PathBuf::from)
                     .unwrap_or(d.path),
                 retention: scrape::opt_duration(&s.retention, sink).unwrap_or(d.retention),
+                retention_size: scrape::opt_size(&s.retention_size, sink).filter(|n| *n > 0),
+                min_block_duration: scrape::opt_duration(&s.min_block_duration, sink)
+                    .unwrap_or(d.min_block_duration),
                 db: crate::store::config::resolve(
                     crate::store::config::RawDb {
                         backend: &s.backend,

@@ -126,6 +126,11 @@ pub(crate) struct RawAlertmanager {
 pub(crate) struct RawStorage {
     pub path: Option<String>,
     pub retention: Option<S<String>>,
+    /// `--storage.tsdb.retention.size`: blocks + WAL + head chunks.
+    pub retention_size: Option<S<String>>,
+    /// `--storage.tsdb.min-block-duration` (hidden there too; tests use
+    /// short blocks).
+    pub min_block_duration: Option<S<String>>,
     /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
     /// existing file loads, ignored with a warning.
     pub tsdb: Option<S<IgnoredAny>>,

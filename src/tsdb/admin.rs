@@ -3,13 +3,14 @@
 //! cleaning tombstones (blocks rewritten without the deleted data) and
 //! snapshots (hard links of the blocks plus the head written as a block).
 //!
-//! [`Tsdb`] owns the set of persisted blocks ([`BlockSet`], swapped as a
-//! whole when a block is rewritten) and the head's deletions
+//! [`Tsdb`] holds the served blocks (the compactor's [`BlockSet`]; a
+//! block is rewritten by the [`Compactor`]) and the head's deletions
 //! ([`HeadDeletions`], kept in `storage.path/head_tombstones.json` so a
 //! restart, whose WAL replay brings the samples back, masks them again).
 //! Its [`Tsdb::queryable`] is what queries read.
 
-use super::block::{self, Block, BlockDesc, BlockError, BlockSeries, Compaction, WriteOptions};
+use super::block::{self, BlockError, BlockSeries, WriteOptions};
+use super::compact::{BlockSet, CompactError, Compactor};
 use super::storage::{Fanout, Querier, Queryable};
 use super::{Head, SeriesData};
 use crate::model::{Labels, Matcher};
@@ -29,6 +30,12 @@ pub const HEAD_TOMBSTONES_FILE: &str = "head_tombstones.json";
 pub enum AdminError {
     #[error(transparent)]
     Block(#[from] BlockError),
+    #[error(transparent)]
+    Compact(#[from] CompactError),
+    /// Blocks are rewritten by the compactor, which starts once the WAL
+    /// is replayed.
+    #[error("the TSDB is still replaying its WAL; try again when /-/ready answers 200")]
+    NotReady,
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
 }
@@ -37,81 +44,6 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AdminError + '_ {
     move |e| AdminError::Io {
         path: path.display().to_string(),
         msg: e.to_string(),
-    }
-}
-
-/// The persisted blocks served, oldest first; replaced as a whole.
-#[derive(Default)]
-pub struct BlockSet {
-    blocks: RwLock<Arc<Vec<Arc<Block>>>>,
-}
-
-impl BlockSet {
-    pub fn new(blocks: Vec<Arc<Block>>) -> BlockSet {
-        BlockSet {
-            blocks: RwLock::new(Arc::new(blocks)),
-        }
-    }
-
-    /// The blocks as of now.
-    pub fn list(&self) -> Arc<Vec<Arc<Block>>> {
-        self.blocks.read().clone()
-    }
-
-    /// Puts `new` where `old` was (or drops `old` when `new` is `None`).
-    fn replace(&self, old: &Arc<Block>, new: Option<Arc<Block>>) {
-        let mut g = self.blocks.write();
-        let mut next: Vec<Arc<Block>> =
-            g.iter().filter(|b| !Arc::ptr_eq(b, old)).cloned().collect();
-        next.extend(new);
-        next.sort_by(|a, b| {
-            (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
-        });
-        *g = Arc::new(next);
-    }
-}
-
-/// A fan-out over the blocks listed when the querier was opened.
-struct BlockSetQuerier {
-    fanout: Option<Fanout>,
-    mint: i64,
-    maxt: i64,
-}
-
-impl BlockSetQuerier {
-    fn with<T: Default>(&self, f: impl FnOnce(&dyn Querier) -> T) -> T {
-        match &self.fanout {
-            Some(fo) => f(&*fo.querier(self.mint, self.maxt)),
-            None => T::default(),
-        }
-    }
-}
-
-impl Querier for BlockSetQuerier {
-    fn select(&self, m: &[Matcher]) -> Vec<SeriesData> {
-        self.with(|q| q.select(m))
-    }
-    fn series(&self, m: &[Matcher]) -> Vec<Labels> {
-        self.with(|q| q.series(m))
-    }
-    fn label_names(&self, m: &[Matcher]) -> Vec<String> {
-        self.with(|q| q.label_names(m))
-    }
-    fn label_values(&self, name: &str, m: &[Matcher]) -> Vec<String> {
-        self.with(|q| q.label_values(name, m))
-    }
-}
-
-impl Queryable for BlockSet {
-    fn querier(&self, mint: i64, maxt: i64) -> Box<dyn Querier + '_> {
-        let list = self.list();
-        let mut blocks = list
-            .iter()
-            .filter(|b| b.meta().min_time <= maxt && mint < b.meta().max_time);
-        let fanout = blocks
-            .next()
-            .map(|first| blocks.fold(Fanout::new(first.clone()), |f, b| f.with(b.clone())));
-        Box::new(BlockSetQuerier { fanout, mint, maxt })
     }
 }
 
@@ -272,6 +204,8 @@ pub struct Tsdb {
     dir: PathBuf,
     head: Arc<HeadDeletions>,
     blocks: Arc<BlockSet>,
+    /// Set once the WAL is replayed.
+    compactor: std::sync::OnceLock<Arc<Compactor>>,
     /// Admin operations run one at a time.
     op: Mutex<()>,
 }
@@ -282,8 +216,19 @@ impl Tsdb {
             dir: dir.to_path_buf(),
             head,
             blocks,
+            compactor: Default::default(),
             op: Mutex::new(()),
         }
+    }
+
+    /// Hands over the compactor (after the WAL replay); a second call is
+    /// ignored.
+    pub fn set_compactor(&self, c: Arc<Compactor>) {
+        let _ = self.compactor.set(c);
+    }
+
+    pub fn compactor(&self) -> Option<&Arc<Compactor>> {
+        self.compactor.get()
     }
 
     /// What queries read: the masked head first (it wins on equal
@@ -313,7 +258,7 @@ impl Tsdb {
         let _span = tracing::info_span!("tsdb_delete_series").entered();
         let _op = self.op.lock();
         let mut hit = 0;
-        for b in self.blocks.list().iter() {
+        for b in self.blocks.blocks().iter() {
             if b.meta().min_time <= maxt && mint < b.meta().max_time {
                 hit += b.delete(matchers, mint, maxt)?;
             }
@@ -328,43 +273,13 @@ impl Tsdb {
     pub fn clean_tombstones(&self) -> Result<usize, AdminError> {
         let _span = tracing::info_span!("tsdb_clean_tombstones").entered();
         let _op = self.op.lock();
+        let compactor = self.compactor.get().ok_or(AdminError::NotReady)?;
         let mut n = 0;
-        for old in self.blocks.list().iter() {
-            if old.tombstones().is_empty() {
+        for b in self.blocks.blocks().iter() {
+            if b.tombstones().is_empty() {
                 continue;
             }
-            let meta = old.meta().clone();
-            let series: Vec<BlockSeries> = old
-                .querier(i64::MIN, i64::MAX)
-                .select(&[])
-                .into_iter()
-                .map(|s| BlockSeries {
-                    chunks: block::encode_chunks(&s.samples, SAMPLES_PER_CHUNK),
-                    labels: s.labels,
-                })
-                .collect();
-            let new = if series.is_empty() {
-                None
-            } else {
-                let opts = WriteOptions {
-                    range: Some((meta.min_time, meta.max_time)),
-                    tombstones: Default::default(),
-                    compaction: Some(Compaction {
-                        level: meta.compaction.level.max(1),
-                        sources: Vec::new(),
-                        parents: vec![BlockDesc {
-                            ulid: meta.ulid.clone(),
-                            min_time: meta.min_time,
-                            max_time: meta.max_time,
-                        }],
-                        failed: false,
-                    }),
-                };
-                let written = block::write_block(&self.dir, series, opts)?;
-                Some(Arc::new(Block::open(&self.dir.join(&written.ulid))?))
-            };
-            self.blocks.replace(old, new);
-            std::fs::remove_dir_all(old.dir()).map_err(io_error(old.dir()))?;
+            compactor.rewrite_without_tombstones(&b.meta().ulid)?;
             n += 1;
         }
         Ok(n)
@@ -377,7 +292,7 @@ impl Tsdb {
         let _span = tracing::info_span!("tsdb_snapshot", dir = %dir.display()).entered();
         let _op = self.op.lock();
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        for b in self.blocks.list().iter() {
+        for b in self.blocks.blocks().iter() {
             link_block(b.dir(), &dir.join(&b.meta().ulid))?;
         }
         if skip_head {
@@ -432,6 +347,7 @@ fn link_block(from: &Path, to: &Path) -> Result<(), AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tsdb::block::Block;
 
     fn l(i: &str) -> Labels {
         Labels::from_pairs([("__name__", "m"), ("i", i)])
@@ -471,8 +387,18 @@ mod tests {
             a.append(&l("b"), t, 1.0).unwrap();
         }
         a.commit().unwrap();
-        let del = Arc::new(HeadDeletions::open(head, dir).unwrap());
-        Tsdb::new(dir, del, Arc::new(BlockSet::new(loaded.blocks)))
+        let del = Arc::new(HeadDeletions::open(head.clone(), dir).unwrap());
+        let blocks = Arc::new(BlockSet::new(loaded.blocks));
+        let db = Tsdb::new(dir, del.clone(), blocks.clone());
+        let opts = super::super::compact::CompactorOptions {
+            min_block_ms: 3_600_000,
+            retention_ms: 0,
+            retention_size: None,
+        };
+        db.set_compactor(Arc::new(
+            Compactor::new(dir, head, blocks, opts).with_head_reader(del),
+        ));
+        db
     }
 
     #[test]
@@ -484,7 +410,7 @@ mod tests {
         assert_eq!(db.delete_series(&[eq("i", "a")], 5, 14).unwrap(), 2);
         assert_eq!(samples(&q, "a"), [0, 1, 2, 3, 4, 15, 16, 17, 18, 19]);
         assert_eq!(samples(&q, "b").len(), 20);
-        let b = &db.blocks().list()[0];
+        let b = &db.blocks().blocks()[0];
         assert_eq!(b.tombstones().values().next().unwrap(), &[(5, 9)]);
         // Reopened from disk: the block's tombstones file and the head's
         // deletions are read back.
@@ -502,14 +428,13 @@ mod tests {
     fn clean_tombstones_rewrites_the_block_without_the_deleted_samples() {
         let dir = tempfile::tempdir().unwrap();
         let db = setup(dir.path());
-        let old = db.blocks().list()[0].clone();
+        let old = db.blocks().blocks()[0].clone();
         db.delete_series(&[eq("i", "a")], 0, 4).unwrap();
         assert_eq!(db.clean_tombstones().unwrap(), 1);
-        let new = db.blocks().list()[0].clone();
+        let new = db.blocks().blocks()[0].clone();
         assert!(!old.dir().exists());
         assert!(new.tombstones().is_empty());
         assert_eq!(new.meta().compaction.parents[0].ulid, old.meta().ulid);
-        assert_eq!(new.meta().compaction.sources, [new.meta().ulid.clone()]);
         assert_eq!(
             (new.meta().min_time, new.meta().max_time),
             (old.meta().min_time, old.meta().max_time)
@@ -523,7 +448,7 @@ mod tests {
         db.delete_series(&[eq("__name__", "m")], i64::MIN, i64::MAX)
             .unwrap();
         db.clean_tombstones().unwrap();
-        assert!(db.blocks().list().is_empty());
+        assert!(db.blocks().blocks().is_empty());
     }
 
     #[test]
@@ -539,7 +464,7 @@ mod tests {
         let set = BlockSet::new(loaded.blocks);
         assert_eq!(samples(&set, "a").len(), 20);
         assert_eq!(samples(&set, "b").len(), 15);
-        let head_block = &set.list()[1];
+        let head_block = &set.blocks()[1];
         assert_eq!(
             (head_block.meta().min_time, head_block.meta().max_time),
             (10, 20)

@@ -169,19 +169,6 @@ pub fn create_blocks_from_openmetrics(
     Ok(metas)
 }
 
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// The block table `promtool tsdb list` prints (its columns; times in
 /// milliseconds, or UTC and units with `human`).
 pub fn print_blocks(
@@ -195,7 +182,7 @@ pub fn print_blocks(
         "BLOCK ULID\tMIN TIME\tMAX TIME\tDURATION\tNUM SAMPLES\tNUM CHUNKS\tNUM SERIES\tSIZE"
     )?;
     for m in metas {
-        let size = dir_size(&parent.join(&m.ulid));
+        let size = super::block::dir_size(&parent.join(&m.ulid));
         let dur = std::time::Duration::from_millis((m.max_time - m.min_time).max(0) as u64);
         let (mint, maxt, size) = if human {
             (

@@ -943,6 +943,12 @@ impl Head {
         st
     }
 
+    /// Oldest sample time held, as of the last truncation or append
+    /// (`i64::MAX` when none).
+    pub fn min_time(&self) -> i64 {
+        self.min_time.load(Relaxed)
+    }
+
     /// Newest sample time ever appended (`i64::MIN` when none).
     pub fn max_time(&self) -> i64 {
         self.max_time.load(Relaxed)

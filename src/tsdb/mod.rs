@@ -17,6 +17,8 @@
 //! * [`block`]: persisted blocks in Prometheus' on-disk format (writer,
 //!   checked reader, a block as a [`Queryable`]); [`backfill`] writes them
 //!   from OpenMetrics as `promtool tsdb create-blocks-from openmetrics`.
+//! * [`compact`]: head → block compaction, block merges and block
+//!   retention over the served [`compact::BlockSet`].
 
 pub mod admin;
 pub mod backfill;
@@ -24,6 +26,7 @@ pub mod backfill_rules;
 pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;
+pub mod compact;
 pub mod head;
 pub(crate) mod index;
 pub(crate) mod intern;

@@ -121,8 +121,15 @@ fn union(lists: Vec<Vec<String>>) -> Vec<String> {
     all
 }
 
+impl<'a> FanoutQuerier<'a> {
+    /// Reads `queriers` as one (the first wins on equal timestamps).
+    pub fn new(queriers: Vec<Box<dyn Querier + 'a>>) -> FanoutQuerier<'a> {
+        FanoutQuerier { queriers }
+    }
+}
+
 /// Merges two time-ordered sample lists; on equal timestamps `a` wins.
-fn merge_samples(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+pub(crate) fn merge_samples(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
     if b.is_empty() {
         return a;
     }

@@ -72,6 +72,7 @@ mod store_faults;
 mod tenants;
 mod tsdb_admin;
 mod tsdb_blocks;
+mod tsdb_compaction;
 mod tsdb_head;
 mod tsdb_wal;
 mod ui_assets;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Samples = Vec<(i64, f64)>;
+pub(crate) type Samples = Vec<(i64, f64)>;
 
 /// Counters (with resets) and gauges, `n` samples each every ~15 s from
 /// `start`, with NaNs and stale markers sprinkled in.
@@ -350,7 +350,7 @@ fn klaxon_backfill_output_dumps_as_the_input() {
     assert!(err.contains(&format!("{}:3:", om.display())), "{err}");
 }
 
-async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
+pub(crate) async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(r) = c.get(format!("{base}/-/ready")).send().await {
@@ -366,7 +366,12 @@ async fn wait_ready(c: &reqwest::Client, base: &str, p: &mut Proc, what: &str) {
     }
 }
 
-async fn get(c: &reqwest::Client, base: &str, path: &str, q: &[(&str, String)]) -> Value {
+pub(crate) async fn get(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    q: &[(&str, String)],
+) -> Value {
     let qs: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(q.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
@@ -476,7 +481,7 @@ async fn klaxon_serves_promtool_blocks_as_prometheus_does() {
     std::fs::write(
         &kcfg,
         format!(
-            "storage:\n  path: {}\nscrape_configs: []\n",
+            "storage:\n  path: {}\n  retention: 15d\nscrape_configs: []\n",
             kdata.display()
         ),
     )

@@ -174,6 +174,7 @@ pub fn write_block(
             return Err(e);
         }
     };
+    fault::before_rename();
     let dest = parent.join(&id);
     let done = std::fs::rename(&tmp, &dest)
         .and_then(|()| sync_dir(parent))
@@ -261,6 +262,7 @@ fn write_into(
         entries.push((s.labels.clone(), metas));
     }
     w.close().map_err(io_err(tmp, "chunks"))?;
+    fault::check_write(tmp).map_err(io_err(tmp, "index"))?;
     let data = index::write_index(&entries).map_err(|m| invalid("index", m))?;
     write_file(tmp, "index", &data)?;
     stats.num_tombstones = opts.tombstones.values().map(|v| v.len() as u64).sum();
@@ -294,6 +296,66 @@ fn write_into(
     sync_dir(&chunk_dir).map_err(io_err(tmp, "chunks"))?;
     sync_dir(tmp).map_err(io_err(tmp, "."))?;
     Ok(meta)
+}
+
+/// Fault injection for tests of what a crash or a full disk does to a
+/// block write: off unless a test sets it, or the process starts with
+/// `KLAXON_TEST_BLOCK_FAULT` set to `fail=N` (the next N writes fail as
+/// on a full disk, after the chunks are written) or `pause=MS` (every
+/// write waits MS milliseconds between writing its temporary directory
+/// and renaming it into place).
+pub mod fault {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Writes left to fail, and the directory they are limited to.
+    static FAIL: parking_lot::Mutex<Option<(Option<PathBuf>, u64)>> = parking_lot::Mutex::new(None);
+    static PAUSE_MS: AtomicU64 = AtomicU64::new(0);
+
+    /// The next `n` block writes under `parent` (any, when `None`) fail.
+    pub fn fail_next_writes(parent: Option<&Path>, n: u64) {
+        *FAIL.lock() = Some((parent.map(Path::to_path_buf), n));
+    }
+
+    pub fn pause_before_rename(ms: u64) {
+        PAUSE_MS.store(ms, Relaxed);
+    }
+
+    /// Reads `KLAXON_TEST_BLOCK_FAULT` (ignored when malformed, with a
+    /// warning).
+    pub fn from_env() {
+        let Ok(v) = std::env::var("KLAXON_TEST_BLOCK_FAULT") else {
+            return;
+        };
+        let parsed = v
+            .split_once('=')
+            .and_then(|(k, n)| Some((k, n.parse::<u64>().ok()?)));
+        match parsed {
+            Some(("fail", n)) => fail_next_writes(None, n),
+            Some(("pause", ms)) => pause_before_rename(ms),
+            _ => tracing::warn!(value = %v, "KLAXON_TEST_BLOCK_FAULT: expected fail=N or pause=MS"),
+        }
+    }
+
+    /// Fails as a full disk does when a failure is due for `tmp`'s parent.
+    pub(super) fn check_write(tmp: &Path) -> std::io::Result<()> {
+        let mut f = FAIL.lock();
+        if let Some((dir, n)) = f.as_mut() {
+            let here = dir.as_deref().is_none_or(|d| Some(d) == tmp.parent());
+            if here && *n > 0 {
+                *n -= 1;
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn before_rename() {
+        let ms = PAUSE_MS.load(Relaxed);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
 }
 
 /// An opened, read-only block.
@@ -404,6 +466,13 @@ impl Block {
         replace_file(&self.dir, "meta.json", &meta::to_json(&meta))?;
         *stones = Arc::new(next);
         Ok(hit)
+    }
+
+    /// The ids of every series in the index (what tombstones key on).
+    pub fn series_ids(&self) -> Result<Vec<u32>, BlockError> {
+        self.index
+            .all_postings()
+            .map_err(|e| corrupt(&self.dir, "index", e))
     }
 
     /// Damage found by queries since the block was opened.
@@ -536,16 +605,16 @@ impl Block {
     }
 }
 
-/// A block read over `[mint, maxt]`.
-struct BlockQuerier<'b> {
-    b: &'b Block,
+/// A block read over `[mint, maxt]`, through a reference or an `Arc`.
+struct BlockQuerier<B> {
+    b: B,
     mint: i64,
     maxt: i64,
 }
 
-impl Querier for BlockQuerier<'_> {
+impl<B: std::ops::Deref<Target = Block>> Querier for BlockQuerier<B> {
     fn select(&self, matchers: &[Matcher]) -> Vec<SeriesData> {
-        let b = self.b;
+        let b: &Block = &self.b;
         let all_stones = b.tombstones();
         let mut out = Vec::new();
         for (id, s) in b.matching(matchers, self.mint, self.maxt) {
@@ -646,6 +715,41 @@ impl Queryable for Block {
     }
 }
 
+impl Block {
+    /// A querier that keeps the block open by itself (for a block set
+    /// whose members may be replaced while the query runs).
+    pub fn owned_querier(self: &Arc<Self>, mint: i64, maxt: i64) -> Box<dyn Querier + 'static> {
+        if !self.overlaps(mint, maxt) {
+            return Box::new(EmptyQuerier);
+        }
+        Box::new(BlockQuerier {
+            b: self.clone(),
+            mint,
+            maxt,
+        })
+    }
+
+    /// Bytes of the block's files on disk.
+    pub fn size_bytes(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+}
+
+/// Bytes of the files under `dir`, recursively (0 when missing).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Blocks found under a directory: the ones served and the ones refused.
 #[derive(Debug, Default)]
 pub struct LoadedBlocks {
@@ -698,6 +802,23 @@ pub fn load_blocks(dir: &Path) -> LoadedBlocks {
             }
         }
     }
+    // A compaction that stopped between renaming its output into place
+    // and deleting its parents: the parents go now (as Prometheus does).
+    let parents: BTreeSet<String> = out
+        .blocks
+        .iter()
+        .flat_map(|b| b.meta.compaction.parents.iter().map(|p| p.ulid.clone()))
+        .collect();
+    out.blocks.retain(|b| {
+        if !parents.contains(&b.meta.ulid) {
+            return true;
+        }
+        match std::fs::remove_dir_all(&b.dir) {
+            Ok(()) => tracing::info!(dir = %b.dir.display(), "removed a block already compacted into another"),
+            Err(e) => tracing::warn!(dir = %b.dir.display(), error = %e, "cannot remove a compacted block"),
+        }
+        false
+    });
     out.blocks
         .sort_by(|a, b| (a.meta.min_time, &a.meta.ulid).cmp(&(b.meta.min_time, &b.meta.ulid)));
     out
