@@ -238,9 +238,10 @@ async fn two_tenants_see_and_change_only_their_own() {
     );
 
     // Queries, instant and range, including escape attempts.
-    // Half a minute after the samples: subquery steps (aligned to their
-    // step) then fall after them, inside the lookback.
-    let t = now as f64 / 1000.0 + 30.0;
+    // Just past the first whole minute after the samples: a subquery step
+    // (aligned to its 1m step) then falls after them, inside the lookback,
+    // whatever second of the minute the test runs at.
+    let t = ((now / 60_000) + 1) as f64 * 60.0 + 1.0;
     for (tok, mine) in [(TA, "a"), (TB, "b")] {
         for expr in [
             "tm",
