@@ -296,12 +296,15 @@ def main():
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
              f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        kcfg = cfg
-        if args.dashboard:
-            # klaxon keeps 6 h by default: hold the whole backfill.
-            kcfg = os.path.join(tmp, "klaxon.yml")
-            with open(kcfg, "w") as f:
-                f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\nstorage:\n  retention: 1d\n")
+        # klaxon's storage in the run's temp dir, as Prometheus'. Left at
+        # its default (./data under the working directory), a previous
+        # run's samples were replayed and the backfill's first batch was
+        # refused as out of order; klaxon keeps 6 h by default: hold the
+        # whole backfill.
+        kcfg = os.path.join(tmp, "klaxon.yml")
+        with open(cfg) as src, open(kcfg, "w") as f:
+            f.write(src.read())
+            f.write(f"storage:\n  path: {tmp}/klaxon-data\n  retention: 1d\n")
         procs.append(subprocess.Popen(
             [args.klaxon, "run", "--config", kcfg, "--listen", args.klaxon_listen, *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"}))
