@@ -41,7 +41,7 @@ pub(crate) fn compare(op: BinaryOp, l: f64, r: f64) -> Option<bool> {
 
 /// `(value, keep)` for one pair of operands, as Prometheus' element binop:
 /// comparisons keep the left value and filter.
-fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
+pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     if let Some(v) = arith(op, l, r) {
         return (v, true);
     }
@@ -51,7 +51,7 @@ fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-fn is_arith(op: BinaryOp) -> bool {
+pub(crate) fn is_arith(op: BinaryOp) -> bool {
     !op.is_comparison() && !op.is_set()
 }
 
@@ -105,7 +105,7 @@ fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
     b.build()
 }
 
-fn default_matching(op: BinaryOp) -> VectorMatching {
+pub(crate) fn default_matching(op: BinaryOp) -> VectorMatching {
     VectorMatching {
         card: if op.is_set() {
             Cardinality::ManyToMany
@@ -236,7 +236,7 @@ fn vector_or(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> 
     out
 }
 
-fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
+pub(crate) fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
     let mut b = ls.builder();
     if m.card == Cardinality::OneToOne {
         if m.on {
