@@ -105,7 +105,16 @@ fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
     b.build()
 }
 
-pub(crate) fn default_matching(op: BinaryOp) -> VectorMatching {
+/// The operator's vector matching: as written, or the default (one-to-one,
+/// many-to-many for set operators).
+pub(crate) fn matching_of(b: &BinaryExpr) -> std::borrow::Cow<'_, VectorMatching> {
+    match &b.matching {
+        Some(m) => std::borrow::Cow::Borrowed(m),
+        None => std::borrow::Cow::Owned(default_matching(b.op)),
+    }
+}
+
+fn default_matching(op: BinaryOp) -> VectorMatching {
     VectorMatching {
         card: if op.is_set() {
             Cardinality::ManyToMany
@@ -155,14 +164,8 @@ impl Evaluator<'_> {
                 b.return_bool,
             ))),
             (StepValue::Vector(l), StepValue::Vector(r)) => {
-                let def;
-                let m = match &b.matching {
-                    Some(m) => m,
-                    None => {
-                        def = default_matching(op);
-                        &def
-                    }
-                };
+                let m = matching_of(b);
+                let m = &*m;
                 let out = match op {
                     BinaryOp::And => vector_and(l, r, m),
                     BinaryOp::Or => vector_or(l, r, m),

@@ -31,13 +31,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::aggregate::{group_labels_of, Acc};
-use super::binary::{default_matching, elem, is_arith, result_labels, signature};
+use super::binary::{elem, is_arith, matching_of, result_labels, signature};
 use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue};
 use super::range_fns::{extrapolate, window_value, RangeFn};
 use super::value::{EvalResult, Sample};
 use crate::model::{is_stale_nan, Labels};
 use crate::promql::parser::{
-    AggregateExpr, BinaryExpr, Call, Cardinality, Expr, MatrixSelector, UnaryOp, VectorSelector,
+    AggregateExpr, BinaryExpr, BinaryOp, Call, Cardinality, Expr, MatrixSelector, UnaryOp,
+    VectorSelector,
 };
 
 /// A node's value at every step of the query.
@@ -168,6 +169,22 @@ fn const_scalar(e: &Expr) -> Option<f64> {
             UnaryOp::Pos => v,
         }),
         _ => None,
+    }
+}
+
+/// One output value of an arithmetic or comparison operator, as the
+/// per-step operator computes it: `None` where a comparison (without
+/// `bool`) filters the point out; a kept comparison has `cmp_value`.
+fn binop_point(op: BinaryOp, ret_bool: bool, l: f64, r: f64, cmp_value: f64) -> Option<f64> {
+    let (val, keep) = elem(op, l, r);
+    if ret_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else if !keep {
+        None
+    } else if op.is_comparison() {
+        Some(cmp_value)
+    } else {
+        Some(val)
     }
 }
 
@@ -718,6 +735,30 @@ impl Evaluator<'_> {
         }))
     }
 
+    /// Appends a binary operator's output series unless it has no point,
+    /// counting its points against the sample limit.
+    fn push_series(
+        &mut self,
+        series: &mut Vec<TableSeries>,
+        total: &mut usize,
+        labels: Arc<Labels>,
+        drop_name: bool,
+        points: Vec<(i64, f64)>,
+    ) -> EvalResult<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        *total += points.len();
+        self.check_samples(*total)?;
+        series.push(TableSeries {
+            labels,
+            drop_name,
+            points,
+            order: Vec::new(),
+        });
+        Ok(())
+    }
+
     /// An operand of a binary operator as a table (cached for the query,
     /// so the per-step walk finds it if the operator itself cannot be
     /// tabled), or `None` when the pass cannot evaluate it.
@@ -807,31 +848,16 @@ impl Evaluator<'_> {
             let steps = u32::try_from(t.loaded.len()).unwrap_or(u32::MAX);
             for (s, (labels, drop_name)) in t.series.iter().zip(labels) {
                 self.tick_by(steps)?;
-                let mut points = Vec::with_capacity(s.points.len());
-                for &(ts, v) in &s.points {
-                    let (l, r) = if swap { (c, v) } else { (v, c) };
-                    let (mut val, keep) = elem(op, l, r);
-                    if op.is_comparison() {
-                        val = v;
-                    }
-                    if ret_bool {
-                        val = if keep { 1.0 } else { 0.0 };
-                    } else if !keep {
-                        continue;
-                    }
-                    points.push((ts, val));
-                }
-                if points.is_empty() {
-                    continue;
-                }
-                total += points.len();
-                self.check_samples(total)?;
-                series.push(TableSeries {
-                    labels,
-                    drop_name,
-                    points,
-                    order: Vec::new(),
-                });
+                let points = s
+                    .points
+                    .iter()
+                    .filter_map(|&(ts, v)| {
+                        let (l, r) = if swap { (c, v) } else { (v, c) };
+                        // A comparison keeps the vector's value.
+                        binop_point(op, ret_bool, l, r, v).map(|x| (ts, x))
+                    })
+                    .collect();
+                self.push_series(&mut series, &mut total, labels, drop_name, points)?;
             }
             return Ok(Some(StepTable {
                 series,
@@ -840,14 +866,8 @@ impl Evaluator<'_> {
                 ordered: true,
             }));
         }
-        let def;
-        let m = match &b.matching {
-            Some(m) => m,
-            None => {
-                def = default_matching(op);
-                &def
-            }
-        };
+        let m = matching_of(b);
+        let m = &*m;
         if m.fill_lhs.is_some() || m.fill_rhs.is_some() || m.card == Cardinality::ManyToMany {
             return Ok(None);
         }
@@ -934,25 +954,11 @@ impl Evaluator<'_> {
                 a += 1;
                 c += 1;
                 let (vl, vr) = if swapped { (vc, va) } else { (va, vc) };
-                let (mut val, keep) = elem(op, vl, vr);
-                if ret_bool {
-                    val = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
-                    continue;
+                if let Some(x) = binop_point(op, ret_bool, vl, vr, vl) {
+                    points.push((ta, x));
                 }
-                points.push((ta, val));
             }
-            if points.is_empty() {
-                continue;
-            }
-            total += points.len();
-            self.check_samples(total)?;
-            series.push(TableSeries {
-                labels,
-                drop_name,
-                points,
-                order: Vec::new(),
-            });
+            self.push_series(&mut series, &mut total, labels, drop_name, points)?;
         }
         let loaded = lt
             .loaded
