@@ -280,9 +280,7 @@ impl<'a> Evaluator<'a> {
     /// against it plus the result held so far.
     pub(crate) fn loaded_samples(&mut self, n: usize) -> EvalResult<()> {
         let n = n as u64;
-        self.loaded = self.loaded.saturating_add(n);
-        self.peak = self.peak.max(n.saturating_add(self.held));
-        self.check_samples(usize::try_from(n.saturating_add(self.held)).unwrap_or(usize::MAX))
+        self.loaded_step(n, n)
     }
 
     /// A tabled node's step: `total` samples loaded by its selectors, of
