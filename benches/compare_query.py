@@ -268,6 +268,7 @@ def main():
                     help="the node-exporter dashboard set over remote-written data instead")
     ap.add_argument("--hosts", type=int, default=100, help="hosts for --dashboard")
     ap.add_argument("--mem-runs", type=int, default=5, help="requests for the peak-memory figure")
+    ap.add_argument("--klaxon-log", default=os.devnull, help="klaxon's log (warnings) goes here")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
@@ -296,15 +297,18 @@ def main():
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
              f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        kcfg = cfg
-        if args.dashboard:
-            # klaxon keeps 6 h by default: hold the whole backfill.
-            kcfg = os.path.join(tmp, "klaxon.yml")
-            with open(kcfg, "w") as f:
-                f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\nstorage:\n  retention: 1d\n")
+        # klaxon's storage in the run's temp dir, as Prometheus'. Left at
+        # its default (./data under the working directory), a previous
+        # run's samples were replayed and the backfill's first batch was
+        # refused as out of order; klaxon keeps 6 h by default: hold the
+        # whole backfill.
+        kcfg = os.path.join(tmp, "klaxon.yml")
+        with open(cfg) as src, open(kcfg, "w") as f:
+            f.write(src.read())
+            f.write(f"storage:\n  path: {tmp}/klaxon-data\n  retention: 1d\n")
         procs.append(subprocess.Popen(
             [args.klaxon, "run", "--config", kcfg, "--listen", args.klaxon_listen, *rw],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "KLAXON_LOG": "warn"}))
+            stdout=subprocess.DEVNULL, stderr=open(args.klaxon_log, "w"), env={**os.environ, "KLAXON_LOG": "warn"}))
         wait_http(f"{prom_base}/-/ready")
         wait_http(f"{klaxon_base}/-/ready")
         if args.dashboard:
@@ -350,6 +354,7 @@ def main():
             })
             r = rows[-1]
             r["ratio"] = r["klaxon_ms"] / r["prom_ms"]
+            print(f"  {r['prom_ms']:9.2f} {r['klaxon_ms']:9.2f} {r['ratio']:5.2f}  [{kind}] {q}", flush=True)
         # Peak memory of the biggest query: each server's resident-set
         # high-water mark is reset (/proc/PID/clear_refs) before one request
         # and read after it; the growth over the resident size before is
@@ -360,6 +365,8 @@ def main():
         mem = {"prom": [], "klaxon": []}
         for _ in range(args.mem_runs):
             for name, base, proc in (("prom", prom_base, procs[-2]), ("klaxon", klaxon_base, procs[-1])):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}")
                 with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
                     f.write("5")
                 before = proc_kib(proc.pid, "VmRSS")

@@ -73,7 +73,9 @@ const poll = () => {
   if (panel.dataset.evaluated === 'graph') {
     requestAnimationFrame(() => requestAnimationFrame(() => {
       const t1 = performance.now();
-      const n = document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;
+      // Lines drawn: SVG paths, or the canvas' count for a large result.
+      const cv = document.querySelector('#graph-chart canvas[data-lines]');
+      const n = cv ? Number(cv.dataset.lines) : document.querySelectorAll('#graph-chart path[data-testid=series-line]').length;
       const r = performance.getEntriesByType('resource').filter((e) => e.name.includes('query_range')).pop();
       const mark = (name) => (performance.getEntriesByName(name).pop() || {startTime: NaN}).startTime - t0;
       done({ms: t1 - t0, fetched: r && r.responseEnd > t0 ? r.responseEnd - t0 : -1, lines: n,

@@ -4,7 +4,7 @@
 //! promtool, Grafana and the client libraries cannot tell the difference.
 
 use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
-use super::query_json::encode_success;
+use super::query_json::{encode_success, encode_success_chunked};
 use super::{api_error, success, AppState};
 use crate::model::time::parse_time;
 use crate::promql::engine::{EngineOptions, ErrorKind, EvalError, Query, QueryResult, Value};
@@ -315,13 +315,13 @@ where
         res.map(|mut r| {
             truncate(&mut r, limit);
             let stats = req.stats.map(|all| stats_json(&r, &timings, all));
-            encode_success(&r, stats.as_deref())
+            (r, stats)
         })
     })
     .await;
     guard.disarm();
     match joined {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Ok((r, stats))) => json_body(r, stats),
         Ok(Err(e)) => eval_error(e),
         Err(e) => {
             tracing::error!(error = %e, "query task failed");
@@ -332,6 +332,37 @@ where
             )
         }
     }
+}
+
+/// Points above which an answer is streamed rather than encoded whole.
+const STREAM_POINTS: usize = 8192;
+/// Size of the streamed answer's chunks.
+const STREAM_CHUNK: usize = 64 << 10;
+
+/// The success answer. A large one is encoded on the blocking pool while
+/// it is sent, a chunk at a time through a short channel, so the encoded
+/// body never exists whole (Prometheus streams its encoder's output too);
+/// a client that goes away stops the encoding.
+fn json_body(r: QueryResult, stats: Option<String>) -> Response {
+    let points = match &r.value {
+        Value::Matrix(m) => m.iter().map(|s| s.points.len()).sum(),
+        Value::Vector(v) => v.len(),
+        _ => 0,
+    };
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    if points <= STREAM_POINTS {
+        return (json, encode_success(r, stats.as_deref())).into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(4);
+    let _encoder = tokio::task::spawn_blocking(move || {
+        let _span = tracing::debug_span!("encode").entered();
+        encode_success_chunked(r, stats.as_deref(), STREAM_CHUNK, |c| {
+            tx.blocking_send(Ok(Bytes::from(c))).is_ok()
+        });
+    });
+    let chunks =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    (json, axum::body::Body::from_stream(chunks)).into_response()
 }
 
 /// The `stats` parameter: absent, given (`Some(false)`), or `all`.

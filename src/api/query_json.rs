@@ -148,25 +148,53 @@ fn write_str_array(out: &mut String, key: &str, items: &[String]) {
 /// The whole success body of `/api/v1/query` or `/api/v1/query_range`:
 /// `{"status":"success","data":{"resultType":..,"result":..}}`, then
 /// `warnings` and `infos` when there are any (Prometheus omits empty ones).
-/// The success answer; `stats`, when given, is the JSON object put in
-/// `data.stats` (the `stats` request parameter).
-pub fn encode_success(r: &QueryResult, stats: Option<&str>) -> String {
-    let mut out = String::with_capacity(256);
+/// `stats`, when given, is the JSON object put in `data.stats` (the `stats`
+/// request parameter).
+pub fn encode_success(r: QueryResult, stats: Option<&str>) -> String {
+    let mut body = String::new();
+    encode_success_chunked(r, stats, usize::MAX, |c| {
+        body.push_str(&c);
+        true
+    });
+    body
+}
+
+/// [`encode_success`] in pieces: `emit` is handed the body in chunks of
+/// about `chunk` bytes (at series and point boundaries) as it is written,
+/// so a large matrix is never held as one string; each series is dropped
+/// once written. Stops early when `emit` returns `false` (the client went
+/// away).
+pub fn encode_success_chunked(
+    r: QueryResult,
+    stats: Option<&str>,
+    chunk: usize,
+    mut emit: impl FnMut(String) -> bool,
+) {
+    let cap = chunk.saturating_add(4096).min(1 << 20);
+    let mut out = String::with_capacity(cap.min(256));
+    // Hands `out` over once it holds a chunk; `false` to stop.
+    let mut flush = |out: &mut String, force: bool| -> bool {
+        if out.len() >= chunk || (force && !out.is_empty()) {
+            let full = std::mem::replace(out, String::with_capacity(cap));
+            return emit(full);
+        }
+        true
+    };
     out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
-    match &r.value {
+    match r.value {
         Value::Scalar { t, v } => {
             out.push_str("\"scalar\",\"result\":");
-            write_point(&mut out, *t, *v);
+            write_point(&mut out, t, v);
         }
         Value::String { t, v } => {
             out.push_str("\"string\",\"result\":[");
-            write_ts(&mut out, *t);
+            write_ts(&mut out, t);
             out.push(',');
-            write_str(&mut out, v);
+            write_str(&mut out, &v);
             out.push(']');
         }
         Value::Vector(samples) => {
-            out.reserve(samples.len() * 96);
+            out.reserve((samples.len() * 96).min(cap));
             out.push_str("\"vector\",\"result\":[");
             for (i, s) in samples.iter().enumerate() {
                 if i > 0 {
@@ -177,16 +205,19 @@ pub fn encode_success(r: &QueryResult, stats: Option<&str>) -> String {
                 out.push_str(",\"value\":");
                 write_point(&mut out, s.t, s.value);
                 out.push('}');
+                if !flush(&mut out, false) {
+                    return;
+                }
             }
             out.push(']');
         }
         Value::Matrix(series) => {
             out.push_str("\"matrix\",\"result\":[");
-            for (i, s) in series.iter().enumerate() {
+            for (i, s) in series.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.reserve(64 + s.points.len() * 24);
+                out.reserve((64 + s.points.len() * 24).min(cap));
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
                 out.push_str(",\"values\":[");
@@ -195,8 +226,14 @@ pub fn encode_success(r: &QueryResult, stats: Option<&str>) -> String {
                         out.push(',');
                     }
                     write_point(&mut out, *t, *v);
+                    if j % 256 == 255 && !flush(&mut out, false) {
+                        return;
+                    }
                 }
                 out.push_str("]}");
+                if !flush(&mut out, false) {
+                    return;
+                }
             }
             out.push(']');
         }
@@ -209,7 +246,7 @@ pub fn encode_success(r: &QueryResult, stats: Option<&str>) -> String {
     write_str_array(&mut out, "warnings", &r.warnings);
     write_str_array(&mut out, "infos", &r.infos);
     out.push('}');
-    out
+    flush(&mut out, true);
 }
 
 #[cfg(test)]
@@ -297,5 +334,58 @@ mod tests {
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    fn matrix(series: usize, points: usize) -> QueryResult {
+        use crate::promql::engine::Series;
+        let m = (0..series)
+            .map(|i| Series {
+                labels: std::sync::Arc::new(Labels::from_pairs([
+                    ("__name__", "m"),
+                    ("i", &i.to_string()),
+                ])),
+                points: (0..points)
+                    .map(|k| (k as i64 * 1500, i as f64 + k as f64 / 7.0))
+                    .collect(),
+                drop_name: false,
+            })
+            .collect();
+        QueryResult {
+            value: Value::Matrix(m),
+            warnings: vec!["w".into()],
+            infos: vec![],
+            stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn chunked_body_is_the_whole_body() {
+        let whole = encode_success(matrix(40, 700), Some("{\"x\":1}"));
+        let mut parts = Vec::new();
+        encode_success_chunked(matrix(40, 700), Some("{\"x\":1}"), 4096, |c| {
+            parts.push(c);
+            true
+        });
+        assert!(parts.len() > 10, "{}", parts.len());
+        // Chunks stay near the asked size (cut at point boundaries).
+        assert!(
+            parts.iter().all(|p| p.len() < 4096 + 256 * 40),
+            "{:?}",
+            parts.iter().map(String::len).max()
+        );
+        assert_eq!(parts.concat(), whole);
+        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(40));
+        assert_eq!(v["warnings"][0], "w");
+    }
+
+    #[test]
+    fn chunked_body_stops_when_the_client_is_gone() {
+        let mut calls = 0;
+        encode_success_chunked(matrix(40, 700), None, 4096, |_| {
+            calls += 1;
+            calls < 3
+        });
+        assert_eq!(calls, 3);
     }
 }

@@ -404,6 +404,57 @@ mod tests {
             .contains("klaxon_remote_write_received_samples_total 2\n"));
     }
 
+    /// A backfill as benches/compare_query.py sends it: consecutive time
+    /// slices of many series, each request holding several samples per
+    /// series. Every slice after the first is accepted (as Prometheus
+    /// 2.42 does); sending the first slice again is out of order.
+    #[test]
+    fn in_order_slices_across_requests_are_accepted() {
+        let (head, _reg, r) = setup();
+        let names = ["c", "a", "b"];
+        let slice = |k: i64| {
+            let ts = names
+                .iter()
+                .map(|n| {
+                    let pts: Vec<(i64, f64)> = (0..60)
+                        .map(|i| {
+                            let t = (k * 60 + i) * 15_000;
+                            (t, t as f64)
+                        })
+                        .collect();
+                    series(&[("__name__", "m"), ("s", n)], &pts)
+                })
+                .collect();
+            body(ts)
+        };
+        for k in 0..4 {
+            let got = r.receive(&slice(k)).unwrap();
+            assert_eq!(
+                got,
+                Summary {
+                    series: 3,
+                    samples: 180
+                },
+                "slice {k}"
+            );
+        }
+        let err = r.receive(&slice(0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReceiveError::Rejected {
+                    first: AppendError::OutOfOrder,
+                    more: 179,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let got = all(&head);
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|s| s.samples.len() == 240));
+    }
+
     #[test]
     fn invalid_labels_store_nothing() {
         let cases: &[(&[(&str, &str)], &str)] = &[

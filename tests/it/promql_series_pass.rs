@@ -1,5 +1,5 @@
-//! The series pass (range functions, selectors and folding aggregations
-//! evaluated series by series across all steps) against the per-step walk
+//! The series pass (range functions, selectors, folding aggregations and
+//! binary operators evaluated series by series across all steps) against the per-step walk
 //! (`EngineOptions::series_pass = false`), on generated series with gaps,
 //! counter resets, NaN, ±Inf and staleness markers, at varied steps,
 //! ranges, offsets and `@` times. Values must be bit-identical; errors,
@@ -154,8 +154,43 @@ fn aggregation(rng: &mut Rng, inner: &str) -> String {
     }
 }
 
+/// Binary operators over tables: with constants, one-to-one and
+/// many-to-one matching, comparisons with and without `bool`, nested.
+fn binary(rng: &mut Rng, call: &str) -> String {
+    let sel = rng.pick(SELECTORS);
+    let other = range_call(rng);
+    let cmp = rng.pick(&[">", "<", ">=", "<=", "==", "!="]);
+    let arith = rng.pick(&["+", "-", "*", "/", "%", "^", "atan2"]);
+    match rng.below(12) {
+        0 => format!("{call} {arith} {}", rng.pick(&["2", "-0.5", "0", "(3)"])),
+        1 => format!("{} {arith} {call}", rng.pick(&["100", "-1", "0"])),
+        2 => format!("{call} {cmp} {}", rng.pick(&["0", "1", "50"])),
+        3 => format!("{sel} {cmp} bool {}", rng.pick(&["0", "1"])),
+        4 => format!("{call} {arith} {other}"),
+        5 => format!("{sel} {cmp} {}", rng.pick(SELECTORS)),
+        6 => format!("{sel} {arith} ignoring(i) {}", rng.pick(SELECTORS)),
+        7 => {
+            let a = aggregation(rng, &other);
+            format!(
+                "{call} {arith} on(grp) group_left(job) {}",
+                a.replace("(grp)", "(grp, job)")
+            )
+        }
+        8 => format!("sum by (grp) ({sel}) {arith} on(grp) group_right() {call}"),
+        9 => {
+            let inner = format!("{} * 100", aggregation(rng, call));
+            format!("100 - ({inner})")
+        }
+        10 => aggregation(rng, &format!("{call} {arith} 8")),
+        _ => format!("{call} {cmp} bool on(i, job) {sel}"),
+    }
+}
+
 fn expression(rng: &mut Rng) -> String {
     let call = range_call(rng);
+    if rng.chance(40) {
+        return binary(rng, &call);
+    }
     match rng.below(12) {
         0..=2 => call,
         3 | 4 => aggregation(rng, &call),

@@ -1537,6 +1537,92 @@ async fn graph_bounds_points_per_series_and_refuses_over_ten_thousand_series() {
         "{thinned}"
     );
 
+    // 500 series: drawn on one canvas, not as 500 SVG paths, with a legend
+    // that builds only the rows in sight; a legend click still isolates a
+    // series, and hovering lists the nearest values (the answer is made in
+    // the page, as below).
+    b.execute(
+        "const orig = window.fetch; window.__origFetch = orig; window.fetch = async (u, init) => {\
+           if (!String(u).includes('query_range')) return orig(u, init);\
+           const q = new URL(String(u), location.href).searchParams; const start = Number(q.get('start')); const step = Number(q.get('step'));\
+           const result = []; for (let i = 0; i < 500; i++) { const values = [];\
+             for (let k = 0; k <= 60; k++) values.push([start + k * step, String(i + k)]);\
+             result.push({metric: {__name__: 'm', i: String(i).padStart(3, '0')}, values}); }\
+           return new Response(JSON.stringify({status: 'success', data: {resultType: 'matrix', result}}), {headers: {'content-type': 'application/json'}}); };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.fill("#graph-step", "180").await.unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    let drawn = b
+        .wait_script(
+            T,
+            "const c = document.querySelector('#graph-chart canvas[data-testid=chart-canvas]'); return c && c.dataset.lines === '500' ? [document.querySelectorAll('#graph-chart path[data-testid=series-line]').length, document.querySelectorAll('#graph-chart [data-testid=legend-item]').length] : null;",
+        )
+        .await
+        .unwrap();
+    let legend_rows = drawn[1].as_u64().unwrap_or(0);
+    assert_eq!(drawn[0], 0, "{drawn}");
+    assert!((1..100).contains(&legend_rows), "{drawn}");
+    // The canvas has pixels of the lines (not only a blank raster).
+    let inked = b
+        .execute(
+            "const c = document.querySelector('#graph-chart canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(inked.as_u64().unwrap_or(0) > 1000, "{inked}");
+    // Scrolling the legend to its end builds the last rows.
+    let last = b
+        .wait_script(
+            T,
+            "const l = document.querySelector('#graph-chart .legend'); l.scrollTop = l.scrollHeight; l.dispatchEvent(new Event('scroll')); return document.querySelector('[data-testid=legend-item][data-index=\"499\"]') ? 'yes' : null;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(last, "yes");
+    b.click(
+        &b.one("[data-testid=legend-item][data-index=\"499\"] button")
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('#graph-chart canvas').dataset.lines;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        "1"
+    );
+    b.click(
+        &b.one("[data-testid=legend-item][data-index=\"499\"] button")
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let tip = b
+        .wait_script(
+            T,
+            "const o = document.querySelector('#graph-chart [data-testid=chart-overlay]'); const r = o.getBoundingClientRect();\
+             o.dispatchEvent(new PointerEvent('pointermove', {clientX: r.left + r.width / 2, clientY: r.top + 5, bubbles: true}));\
+             const t = document.querySelector('#graph-chart .tooltip'); return document.querySelector('#graph-chart canvas').dataset.lines === '500' && t && !t.hidden ? t.textContent : null;",
+        )
+        .await
+        .unwrap();
+    assert!(
+        tip.as_str().unwrap_or_default().contains("and 488 more"),
+        "{tip}"
+    );
+    b.execute("window.fetch = window.__origFetch;", vec![])
+        .await
+        .unwrap();
+
     // An answer with 10,001 series is refused with a message (the answer
     // is made in the page: the TSDB here has no 10k series).
     b.execute(

@@ -1,13 +1,26 @@
-// A small SVG line chart: time axis, value axis, one path per series, a
+// A small line chart: time axis, value axis, one line per series, a
 // legend by labels (click to isolate a series), stacked or not, drag to
 // select a time range, and a hover tooltip with the values at the pointer.
-// Our own code (no library), so it works offline and under a strict CSP.
+// Few series are SVG paths; many are drawn on a canvas in one raster pass
+// (the axes, hover and selection stay SVG on top of it) with a legend that
+// builds only the entries in sight. Our own code (no library), so it works
+// offline and under a strict CSP.
 
 import { h, s, replace } from './dom.js';
 import { fmtValue } from './time.js';
 
 /** Points drawn over all series at most; beyond, each series is thinned. */
 export const POINT_BUDGET = 1000000;
+
+/**
+ * Above this many series the lines go on a canvas and the legend is
+ * virtualised: a thousand SVG paths and legend rows cost the browser
+ * seconds of style, layout and paint.
+ */
+export const CANVAS_SERIES = 100;
+
+/** Height of one legend row in the virtualised legend (px). */
+const LEGEND_ROW = 20;
 
 const PALETTE = [
   '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b',
@@ -141,7 +154,10 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
 
   const box = h('div', { class: 'chart-box' });
   const tip = h('div', { class: 'tooltip', role: 'status', hidden: true });
-  const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' });
+  const useCanvas = series.length > CANVAS_SERIES;
+  const legend = useCanvas
+    ? h('div', { class: 'legend legend-virtual', 'aria-label': 'Legend', 'data-testid': 'legend' })
+    : h('ul', { class: 'legend', 'aria-label': 'Legend', 'data-testid': 'legend' });
   // Per drawn series: {i, ts, top, base}: its times, the drawn values
   // (stacked: the running sum) and what each sits on (0 unstacked).
   let plotted = [];
@@ -212,58 +228,65 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
           'text-anchor': x(t) > width - 40 ? 'end' : x(t) < m.left + 30 ? 'start' : 'middle',
         }, timeLabel(t, end - start)))));
 
-    const areas = stacked ? s('g', { class: 'areas' }) : null;
-    const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
     const kx = w / Math.max(1e-9, end - start);
     const x0 = m.left - start * kx;
     const ky = ht / Math.max(1e-12, yt.hi - yt.lo);
     const y0 = m.top + ht + yt.lo * ky;
-    for (const { i, ts, top, base } of plotted) {
-      const parts = [];
-      let area = '';
-      let segFrom = -1;
-      let prev = null;
-      let last = null;
-      // The filled band of a stacked series, per joined stretch [from, to).
-      const closeArea = (to) => {
-        if (base && segFrom >= 0 && to - segFrom > 1) {
-          const up = [];
-          const down = [];
-          for (let k = segFrom; k < to; k++) up.push(`${px(x0 + ts[k] * kx)},${px(y0 - top[k] * ky)}`);
-          for (let k = to - 1; k >= segFrom; k--) down.push(`${px(x0 + ts[k] * kx)},${px(y0 - base[k] * ky)}`);
-          area += `M${up.join('L')}L${down.join('L')}Z`;
+    let canvas = null;
+    if (useCanvas) {
+      canvas = drawCanvas(plotted, { width, height, m, w, ht, x0, kx, y0, ky, gap });
+      svg.classList.add('over-canvas');
+      svg.dataset.lines = String(plotted.length);
+    } else {
+      const areas = stacked ? s('g', { class: 'areas' }) : null;
+      const lines = s('g', { class: 'lines', fill: 'none', 'stroke-width': 1.6 });
+      for (const { i, ts, top, base } of plotted) {
+        const parts = [];
+        let area = '';
+        let segFrom = -1;
+        let prev = null;
+        let last = null;
+        // The filled band of a stacked series, per joined stretch [from, to).
+        const closeArea = (to) => {
+          if (base && segFrom >= 0 && to - segFrom > 1) {
+            const up = [];
+            const down = [];
+            for (let k = segFrom; k < to; k++) up.push(`${px(x0 + ts[k] * kx)},${px(y0 - top[k] * ky)}`);
+            for (let k = to - 1; k >= segFrom; k--) down.push(`${px(x0 + ts[k] * kx)},${px(y0 - base[k] * ky)}`);
+            area += `M${up.join('L')}L${down.join('L')}Z`;
+          }
+          segFrom = -1;
+        };
+        for (let k = 0; k < ts.length; k++) {
+          const t = ts[k];
+          const v = top[k];
+          if (!Number.isFinite(v)) {
+            prev = null;
+            closeArea(k);
+            continue;
+          }
+          const joined = prev !== null && t - prev <= gap;
+          if (!joined) {
+            closeArea(k);
+            segFrom = k;
+          }
+          parts.push(`${joined ? 'L' : 'M'}${px(x0 + t * kx)},${px(y0 - v * ky)}`);
+          prev = t;
+          last = v;
         }
-        segFrom = -1;
-      };
-      for (let k = 0; k < ts.length; k++) {
-        const t = ts[k];
-        const v = top[k];
-        if (!Number.isFinite(v)) {
-          prev = null;
-          closeArea(k);
-          continue;
-        }
-        const joined = prev !== null && t - prev <= gap;
-        if (!joined) {
-          closeArea(k);
-          segFrom = k;
-        }
-        parts.push(`${joined ? 'L' : 'M'}${px(x0 + t * kx)},${px(y0 - v * ky)}`);
-        prev = t;
-        last = v;
+        closeArea(ts.length);
+        if (areas && area) areas.append(s('path', { d: area, fill: color(i), 'fill-opacity': 0.25, stroke: 'none' }));
+        lines.append(s('path', {
+          d: parts.length ? parts.join('') : `M${m.left},${m.top + ht}`,
+          stroke: color(i),
+          'data-testid': 'series-line',
+          'data-series': names[i],
+          'data-last': last === null ? '' : String(last),
+        }));
       }
-      closeArea(ts.length);
-      if (areas && area) areas.append(s('path', { d: area, fill: color(i), 'fill-opacity': 0.25, stroke: 'none' }));
-      lines.append(s('path', {
-        d: parts.length ? parts.join('') : `M${m.left},${m.top + ht}`,
-        stroke: color(i),
-        'data-testid': 'series-line',
-        'data-series': names[i],
-        'data-last': last === null ? '' : String(last),
-      }));
+      if (areas) svg.append(areas);
+      svg.append(lines);
     }
-    if (areas) svg.append(areas);
-    svg.append(lines);
 
     // Hover: a vertical line and the values of every series at that time;
     // a drag selects a new time range.
@@ -308,14 +331,13 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
         return;
       }
       const t = toTime(px);
+      // Nearest point of every drawn series (a binary search per series).
       const rows = [];
-      dots.replaceChildren();
       for (const { i, ts, top, base } of plotted) {
         const k = nearest(ts, t);
         if (k < 0) continue;
         if (Math.abs(ts[k] - t) <= gap && Number.isFinite(top[k])) {
-          rows.push({ i, t: ts[k], v: base ? top[k] - base[k] : top[k] });
-          dots.append(s('circle', { cx: x(ts[k]), cy: y(top[k]), r: 3, fill: color(i) }));
+          rows.push({ i, t: ts[k], v: base ? top[k] - base[k] : top[k], top: top[k] });
         }
       }
       if (!rows.length) {
@@ -326,6 +348,9 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       hover.setAttribute('x2', x(rows[0].t));
       hover.setAttribute('visibility', 'visible');
       rows.sort((a, b) => b.v - a.v);
+      // A dot per listed series (all of them for a small chart).
+      dots.replaceChildren(...rows.slice(0, useCanvas ? 12 : rows.length).map((r) =>
+        s('circle', { cx: x(r.t), cy: y(r.top), r: 3, fill: color(r.i) })));
       replace(tip,
         h('div', { class: 'muted' }, new Date(rows[0].t * 1000).toISOString().replace('T', ' ').replace('.000Z', 'Z')),
         h('ul', null, rows.slice(0, 12).map((r) => h('li', null,
@@ -339,10 +364,8 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       tip.style.left = `${Math.min(left, Math.max(0, bx.width - 260))}px`;
       tip.style.top = `${ev.clientY - bx.top + 14}px`;
     });
-    replace(box, svg, tip);
-    legend.querySelectorAll('li').forEach((li) => {
-      li.dataset.hidden = String(hidden.has(Number(li.dataset.index)));
-    });
+    replace(box, canvas, svg, tip);
+    legendView.refresh();
   };
 
   // Click isolates a series (click again shows all); Ctrl/Cmd+click adds
@@ -359,18 +382,13 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     }
     paint();
   };
-  legend.append(...series.map((sr, i) => h('li', { 'data-testid': 'legend-item', 'data-index': i, 'data-series': names[i] },
-    h('button', {
-      type: 'button',
-      class: 'legend-button',
-      title: 'Click to show only this series, Ctrl+click to show or hide it',
-    }, h('span', { class: 'swatch', 'data-color': color(i) }), names[i]))));
+  const legendView = useCanvas
+    ? virtualLegend(legend, names, hidden)
+    : fullLegend(legend, names, hidden);
   legend.addEventListener('click', (ev) => {
     const li = ev.target.closest('li[data-index]');
     if (li) toggle(Number(li.dataset.index), ev.ctrlKey || ev.metaKey);
   });
-  // Swatch colours via CSSOM (allowed by the CSP, unlike style attributes).
-  legend.querySelectorAll('.swatch').forEach((el) => { el.style.background = el.dataset.color; });
   paint();
   const total = series.reduce((n, sr) => n + (sr.values || []).length, 0);
   const note = thinned
@@ -379,4 +397,197 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     : null;
   replace(container, note, box, legend);
   return { thinned };
+}
+
+/** A legend entry: a button with the series' colour and name. */
+function legendItem(names, hidden, i) {
+  const sw = h('span', { class: 'swatch' });
+  // Swatch colours via CSSOM (allowed by the CSP, unlike style attributes).
+  sw.style.background = color(i);
+  return h('li', {
+    'data-testid': 'legend-item',
+    'data-index': i,
+    'data-series': names[i],
+    'data-hidden': String(hidden.has(i)),
+  }, h('button', {
+    type: 'button',
+    class: 'legend-button',
+    title: 'Click to show only this series, Ctrl+click to show or hide it',
+  }, sw, names[i]));
+}
+
+/** Every entry in the list `ul`; `refresh` marks the hidden ones. */
+function fullLegend(ul, names, hidden) {
+  ul.append(...names.map((_, i) => legendItem(names, hidden, i)));
+  return {
+    refresh() {
+      ul.querySelectorAll('li').forEach((li) => {
+        li.dataset.hidden = String(hidden.has(Number(li.dataset.index)));
+      });
+    },
+  };
+}
+
+/**
+ * A legend of many entries in the scrolling `box`: fixed-height rows, of
+ * which only those in sight (and a few around) exist, rebuilt on scroll.
+ */
+function virtualLegend(box, names, hidden) {
+  const sizer = h('div', { class: 'legend-sizer' });
+  sizer.style.height = `${names.length * LEGEND_ROW}px`;
+  const ul = h('ul', { class: 'legend-rows' });
+  sizer.append(ul);
+  box.append(sizer);
+  let from = -1;
+  let to = -1;
+  const render = (force) => {
+    const view = box.clientHeight || 320;
+    const a = Math.max(0, Math.floor(box.scrollTop / LEGEND_ROW) - 10);
+    const b = Math.min(names.length, Math.ceil((box.scrollTop + view) / LEGEND_ROW) + 10);
+    if (!force && a === from && b === to) return;
+    from = a;
+    to = b;
+    ul.style.top = `${a * LEGEND_ROW}px`;
+    const items = [];
+    for (let i = a; i < b; i++) items.push(legendItem(names, hidden, i));
+    ul.replaceChildren(...items);
+  };
+  box.addEventListener('scroll', () => render(false), { passive: true });
+  return { refresh: () => render(true) };
+}
+
+/**
+ * The lines (and stacked bands) of `plotted` on a canvas the size of the
+ * chart, in one pass: a path per series, stroked once.
+ */
+function drawCanvas(plotted, { width, height, m, w, ht, x0, kx, y0, ky, gap }) {
+  const dpr = Math.max(1, Math.min(3, window.devicePixelRatio || 1));
+  const canvas = h('canvas', {
+    class: 'chart-canvas',
+    width: Math.round(width * dpr),
+    height: Math.round(height * dpr),
+    'data-testid': 'chart-canvas',
+    'data-lines': plotted.length,
+    'aria-hidden': 'true',
+  });
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return canvas;
+  if (!plotted.some((p) => p.base)) {
+    rasterLines(ctx, plotted, { m, w, ht, x0, kx, y0, ky, gap, dpr });
+    return canvas;
+  }
+  ctx.scale(dpr, dpr);
+  ctx.beginPath();
+  ctx.rect(m.left, m.top, w, ht);
+  ctx.clip();
+  ctx.lineWidth = 1.2;
+  ctx.lineJoin = 'round';
+  for (const { i, ts, top, base } of plotted) {
+    const c = color(i);
+    if (base) {
+      // Stacked: the band between the series and what it sits on, per
+      // joined stretch.
+      ctx.beginPath();
+      let k = 0;
+      while (k < ts.length) {
+        while (k < ts.length && !Number.isFinite(top[k])) k++;
+        const from = k;
+        k++;
+        while (k < ts.length && Number.isFinite(top[k]) && ts[k] - ts[k - 1] <= gap) k++;
+        if (k - from > 1) {
+          ctx.moveTo(x0 + ts[from] * kx, y0 - top[from] * ky);
+          for (let j = from + 1; j < k; j++) ctx.lineTo(x0 + ts[j] * kx, y0 - top[j] * ky);
+          for (let j = k - 1; j >= from; j--) ctx.lineTo(x0 + ts[j] * kx, y0 - base[j] * ky);
+          ctx.closePath();
+        }
+      }
+      ctx.globalAlpha = 0.25;
+      ctx.fillStyle = c;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+    }
+    ctx.beginPath();
+    let prev = null;
+    for (let k = 0; k < ts.length; k++) {
+      const v = top[k];
+      if (!Number.isFinite(v)) {
+        prev = null;
+        continue;
+      }
+      const t = ts[k];
+      if (prev !== null && t - prev <= gap) ctx.lineTo(x0 + t * kx, y0 - v * ky);
+      else ctx.moveTo(x0 + t * kx, y0 - v * ky);
+      prev = t;
+    }
+    ctx.strokeStyle = c;
+    ctx.stroke();
+  }
+  return canvas;
+}
+
+/** `#rrggbb` as a pixel of an RGBA ImageData seen as 32-bit words. */
+function pixel(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  const r = (n >> 16) & 255;
+  const g = (n >> 8) & 255;
+  const b = n & 255;
+  const le = new Uint8Array(new Uint32Array([0x01020304]).buffer)[0] === 4;
+  return le ? ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | 255) >>> 0;
+}
+
+/**
+ * Unstacked lines straight into the canvas' pixels: one-pixel lines
+ * stepped along their longer axis, clipped to the plot, then one
+ * putImageData. Rasterising a thousand anti-aliased paths through the
+ * 2D context costs the browser most of a second at paint time; this loop
+ * costs tens of milliseconds.
+ */
+function rasterLines(ctx, plotted, { m, w, ht, x0, kx, y0, ky, gap, dpr }) {
+  const W = ctx.canvas.width;
+  const H = ctx.canvas.height;
+  const img = ctx.createImageData(W, H);
+  const buf = new Uint32Array(img.data.buffer);
+  const left = Math.max(0, Math.floor(m.left * dpr));
+  const right = Math.min(W - 1, Math.ceil((m.left + w) * dpr));
+  const top = Math.max(0, Math.floor(m.top * dpr));
+  const bottom = Math.min(H - 1, Math.ceil((m.top + ht) * dpr));
+  const cx0 = x0 * dpr;
+  const ckx = kx * dpr;
+  const cy0 = y0 * dpr;
+  const cky = ky * dpr;
+  const limit = 4 * (W + H);
+  for (const { i, ts, top: vs } of plotted) {
+    const c = pixel(color(i));
+    let prev = null;
+    let px = 0;
+    let py = 0;
+    for (let k = 0; k < ts.length; k++) {
+      const v = vs[k];
+      if (!Number.isFinite(v)) {
+        prev = null;
+        continue;
+      }
+      const t = ts[k];
+      const x = cx0 + t * ckx;
+      const y = cy0 - v * cky;
+      if (prev !== null && t - prev <= gap) {
+        const dx = x - px;
+        const dy = y - py;
+        const n = Math.min(limit, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy))));
+        for (let s = 1; s <= n; s++) {
+          const xi = Math.round(px + (dx * s) / n);
+          const yi = Math.round(py + (dy * s) / n);
+          if (xi >= left && xi <= right && yi >= top && yi <= bottom) buf[yi * W + xi] = c;
+        }
+      } else {
+        const xi = Math.round(x);
+        const yi = Math.round(y);
+        if (xi >= left && xi <= right && yi >= top && yi <= bottom) buf[yi * W + xi] = c;
+      }
+      prev = t;
+      px = x;
+      py = y;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
 }

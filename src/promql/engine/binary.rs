@@ -41,7 +41,7 @@ pub(crate) fn compare(op: BinaryOp, l: f64, r: f64) -> Option<bool> {
 
 /// `(value, keep)` for one pair of operands, as Prometheus' element binop:
 /// comparisons keep the left value and filter.
-fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
+pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     if let Some(v) = arith(op, l, r) {
         return (v, true);
     }
@@ -51,7 +51,7 @@ fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-fn is_arith(op: BinaryOp) -> bool {
+pub(crate) fn is_arith(op: BinaryOp) -> bool {
     !op.is_comparison() && !op.is_set()
 }
 
@@ -105,6 +105,15 @@ fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
     b.build()
 }
 
+/// The operator's vector matching: as written, or the default (one-to-one,
+/// many-to-many for set operators).
+pub(crate) fn matching_of(b: &BinaryExpr) -> std::borrow::Cow<'_, VectorMatching> {
+    match &b.matching {
+        Some(m) => std::borrow::Cow::Borrowed(m),
+        None => std::borrow::Cow::Owned(default_matching(b.op)),
+    }
+}
+
 fn default_matching(op: BinaryOp) -> VectorMatching {
     VectorMatching {
         card: if op.is_set() {
@@ -155,14 +164,8 @@ impl Evaluator<'_> {
                 b.return_bool,
             ))),
             (StepValue::Vector(l), StepValue::Vector(r)) => {
-                let def;
-                let m = match &b.matching {
-                    Some(m) => m,
-                    None => {
-                        def = default_matching(op);
-                        &def
-                    }
-                };
+                let m = matching_of(b);
+                let m = &*m;
                 let out = match op {
                     BinaryOp::And => vector_and(l, r, m),
                     BinaryOp::Or => vector_or(l, r, m),
@@ -236,7 +239,7 @@ fn vector_or(l: Vec<Sample>, r: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> 
     out
 }
 
-fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
+pub(crate) fn result_labels(ls: &Labels, rs: &Labels, m: &VectorMatching) -> Labels {
     let mut b = ls.builder();
     if m.card == Cardinality::OneToOne {
         if m.on {

@@ -280,9 +280,16 @@ impl<'a> Evaluator<'a> {
     /// against it plus the result held so far.
     pub(crate) fn loaded_samples(&mut self, n: usize) -> EvalResult<()> {
         let n = n as u64;
-        self.loaded = self.loaded.saturating_add(n);
-        self.peak = self.peak.max(n.saturating_add(self.held));
-        self.check_samples(usize::try_from(n.saturating_add(self.held)).unwrap_or(usize::MAX))
+        self.loaded_step(n, n)
+    }
+
+    /// A tabled node's step: `total` samples loaded by its selectors, of
+    /// which one selector loaded at most `peak` (the per-step walk counts
+    /// and checks its selectors one at a time).
+    pub(crate) fn loaded_step(&mut self, total: u64, peak: u64) -> EvalResult<()> {
+        self.loaded = self.loaded.saturating_add(total);
+        self.peak = self.peak.max(peak.saturating_add(self.held));
+        self.check_samples(usize::try_from(peak.saturating_add(self.held)).unwrap_or(usize::MAX))
     }
 
     /// Evaluates a duration expression (seconds) to milliseconds.
@@ -426,6 +433,9 @@ impl<'a> Evaluator<'a> {
             Expr::MatrixSelector(ms) => Ok(StepValue::Matrix(self.matrix_selector(ms, t)?)),
             Expr::SubqueryExpr(sq) => Ok(StepValue::Matrix(self.subquery(sq, t)?)),
             Expr::Binary(b) => {
+                if let Some(v) = self.tabled(expr, t)? {
+                    return Ok(v);
+                }
                 let v = self.binary(b, t)?;
                 self.settle(v)
             }

@@ -306,7 +306,7 @@ fn table_result(
     let mut held = 0u64;
     for (i, (&loaded, &out)) in table.loaded.iter().zip(&out_per_step).enumerate() {
         ev.held = held;
-        ev.loaded_samples(usize::try_from(loaded).unwrap_or(usize::MAX))?;
+        ev.loaded_step(loaded, table.peak.get(i).copied().unwrap_or(0))?;
         per_step.push((grid.time(i), loaded));
         held = held.saturating_add(out);
         ev.check_samples(usize::try_from(held).unwrap_or(usize::MAX))?;

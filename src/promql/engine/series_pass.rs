@@ -31,11 +31,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::aggregate::{group_labels_of, Acc};
+use super::binary::{elem, is_arith, matching_of, result_labels, signature};
 use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue};
 use super::range_fns::{extrapolate, window_value, RangeFn};
 use super::value::{EvalResult, Sample};
 use crate::model::{is_stale_nan, Labels};
-use crate::promql::parser::{AggregateExpr, Call, Expr, MatrixSelector, UnaryOp, VectorSelector};
+use crate::promql::parser::{
+    AggregateExpr, BinaryExpr, BinaryOp, Call, Cardinality, Expr, MatrixSelector, UnaryOp,
+    VectorSelector,
+};
 
 /// A node's value at every step of the query.
 pub(crate) struct StepTable {
@@ -44,6 +48,10 @@ pub(crate) struct StepTable {
     /// Samples the selector underneath yielded at each step (statistics
     /// and the sample limit, as the per-step walk counts them).
     pub loaded: Vec<u64>,
+    /// The most one selector yielded at each step (the per-step walk's
+    /// peak counts selectors one at a time; a binary operator's table
+    /// loads two).
+    pub peak: Vec<u64>,
     /// Whether, at every step, the series present come in the order of
     /// `series` (false when an aggregation's groups reorder between steps).
     pub ordered: bool,
@@ -161,6 +169,22 @@ fn const_scalar(e: &Expr) -> Option<f64> {
             UnaryOp::Pos => v,
         }),
         _ => None,
+    }
+}
+
+/// One output value of an arithmetic or comparison operator, as the
+/// per-step operator computes it: `None` where a comparison (without
+/// `bool`) filters the point out; a kept comparison has `cmp_value`.
+fn binop_point(op: BinaryOp, ret_bool: bool, l: f64, r: f64, cmp_value: f64) -> Option<f64> {
+    let (val, keep) = elem(op, l, r);
+    if ret_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else if !keep {
+        None
+    } else if op.is_comparison() {
+        Some(cmp_value)
+    } else {
+        Some(val)
     }
 }
 
@@ -375,8 +399,9 @@ impl Evaluator<'_> {
                 }
             }
         };
-        self.loaded_samples(
-            usize::try_from(table.loaded.get(i).copied().unwrap_or(0)).unwrap_or(usize::MAX),
+        self.loaded_step(
+            table.loaded.get(i).copied().unwrap_or(0),
+            table.peak.get(i).copied().unwrap_or(0),
         )?;
         let cursors = self
             .table_cursors
@@ -416,6 +441,7 @@ impl Evaluator<'_> {
     pub(crate) fn build_table(&mut self, expr: &Expr) -> EvalResult<Option<StepTable>> {
         match unwrap_parens(expr) {
             Expr::Aggregate(a) => self.aggregate_table(a),
+            Expr::Binary(b) => self.binary_table(b),
             e => match self.input_of(e)? {
                 Some(input) => self.materialize(input).map(Some),
                 None => Ok(None),
@@ -433,7 +459,7 @@ impl Evaluator<'_> {
                 let data = self.series_data(vs);
                 Ok(Some(Input::Selector { off, at, data }))
             }
-            e @ Expr::Aggregate(_) => match self.build_table(e)? {
+            e @ (Expr::Aggregate(_) | Expr::Binary(_)) => match self.build_table(e)? {
                 Some(t) if t.ordered => Ok(Some(Input::Table(Rc::new(t)))),
                 _ => Ok(None),
             },
@@ -534,8 +560,9 @@ impl Evaluator<'_> {
         }
     }
 
-    /// Annotations and sample counts an input leaves once it is consumed.
-    fn finish_input(&mut self, input: Input, loaded: &mut [u64]) {
+    /// Annotations and sample counts an input leaves once it is consumed;
+    /// returns the per-step peak of one selector (see [`StepTable::peak`]).
+    fn finish_input(&mut self, input: Input, loaded: &mut [u64]) -> Vec<u64> {
         match input {
             Input::Range {
                 data,
@@ -549,13 +576,15 @@ impl Evaluator<'_> {
                         self.note_counter_name(&s.labels, pos);
                     }
                 }
+                loaded.to_vec()
             }
             Input::Table(t) => {
                 for (l, n) in loaded.iter_mut().zip(&t.loaded) {
                     *l += n;
                 }
+                t.peak.clone()
             }
-            Input::Selector { .. } => {}
+            Input::Selector { .. } => loaded.to_vec(),
         }
     }
 
@@ -586,10 +615,11 @@ impl Evaluator<'_> {
                 order: Vec::new(),
             });
         }
-        self.finish_input(input, &mut loaded);
+        let peak = self.finish_input(input, &mut loaded);
         Ok(StepTable {
             series,
             loaded,
+            peak,
             ordered: true,
         })
     }
@@ -696,11 +726,257 @@ impl Evaluator<'_> {
                 order,
             });
         }
-        self.finish_input(input, &mut loaded);
+        let peak = self.finish_input(input, &mut loaded);
         Ok(Some(StepTable {
             series,
             loaded,
+            peak,
             ordered,
+        }))
+    }
+
+    /// Appends a binary operator's output series unless it has no point,
+    /// counting its points against the sample limit.
+    fn push_series(
+        &mut self,
+        series: &mut Vec<TableSeries>,
+        total: &mut usize,
+        labels: Arc<Labels>,
+        drop_name: bool,
+        points: Vec<(i64, f64)>,
+    ) -> EvalResult<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        *total += points.len();
+        self.check_samples(*total)?;
+        series.push(TableSeries {
+            labels,
+            drop_name,
+            points,
+            order: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// An operand of a binary operator as a table (cached for the query,
+    /// so the per-step walk finds it if the operator itself cannot be
+    /// tabled), or `None` when the pass cannot evaluate it.
+    fn operand_table(&mut self, e: &Expr) -> EvalResult<Option<Rc<StepTable>>> {
+        let e = unwrap_parens(e);
+        let k = key(e);
+        if let Some(t) = self.tables.get(&k) {
+            return Ok(t.clone());
+        }
+        let t = match e {
+            // Unordered tables too: the per-step walk can still use them.
+            Expr::Aggregate(_) | Expr::Binary(_) => self.build_table(e)?.map(Rc::new),
+            e => match self.input_of(e)? {
+                Some(Input::Table(t)) => Some(t),
+                Some(input) => Some(Rc::new(self.materialize(input)?)),
+                None => None,
+            },
+        };
+        self.tables.insert(k, t.clone());
+        Ok(t)
+    }
+
+    /// The output labels of a binary operator's result series as the
+    /// per-step walk's `settle` leaves them, or `None` when two of them
+    /// could collide at a step (left to that walk, which raises the
+    /// error where it happens).
+    fn settled_labels(&self, out: Vec<(Arc<Labels>, bool)>) -> Option<Vec<(Arc<Labels>, bool)>> {
+        let out: Vec<(Arc<Labels>, bool)> = if self.delayed_name_removal {
+            out
+        } else {
+            out.into_iter()
+                .map(|(l, d)| {
+                    if d {
+                        (drop_metric_name(&l), false)
+                    } else {
+                        (l, false)
+                    }
+                })
+                .collect()
+        };
+        let mut seen = HashSet::with_capacity(out.len());
+        out.iter()
+            .all(|(l, d)| seen.insert((&**l, *d)))
+            .then_some(out)
+    }
+
+    /// A binary operator (arithmetic or comparison) between a table and a
+    /// constant, or between two tables with one-to-one or many-to-one
+    /// matching: label-set matching is done once per pair of series, then
+    /// each pair's points are combined step by step where both have one,
+    /// with the per-step operator's element function. Set operators, fill
+    /// modifiers, non-constant scalars and operands whose matching could
+    /// fail at some step are left to the per-step walk.
+    fn binary_table(&mut self, b: &BinaryExpr) -> EvalResult<Option<StepTable>> {
+        let op = b.op;
+        if op.is_set() {
+            return Ok(None);
+        }
+        let ret_bool = b.return_bool;
+        let lc = const_scalar(&b.lhs);
+        let rc = const_scalar(&b.rhs);
+        if lc.is_some() && rc.is_some() {
+            return Ok(None);
+        }
+        if let Some((c, vec_side, swap)) = match (lc, rc) {
+            (None, Some(c)) => Some((c, &b.lhs, false)),
+            (Some(c), None) => Some((c, &b.rhs, true)),
+            _ => None,
+        } {
+            let Some(t) = self.operand_table(vec_side)? else {
+                return Ok(None);
+            };
+            if !t.ordered {
+                return Ok(None);
+            }
+            let drops = is_arith(op) || ret_bool;
+            let Some(labels) = self.settled_labels(
+                t.series
+                    .iter()
+                    .map(|s| (s.labels.clone(), s.drop_name || drops))
+                    .collect(),
+            ) else {
+                return Ok(None);
+            };
+            let mut series = Vec::with_capacity(t.series.len());
+            let mut total = 0usize;
+            let steps = u32::try_from(t.loaded.len()).unwrap_or(u32::MAX);
+            for (s, (labels, drop_name)) in t.series.iter().zip(labels) {
+                self.tick_by(steps)?;
+                let points = s
+                    .points
+                    .iter()
+                    .filter_map(|&(ts, v)| {
+                        let (l, r) = if swap { (c, v) } else { (v, c) };
+                        // A comparison keeps the vector's value.
+                        binop_point(op, ret_bool, l, r, v).map(|x| (ts, x))
+                    })
+                    .collect();
+                self.push_series(&mut series, &mut total, labels, drop_name, points)?;
+            }
+            return Ok(Some(StepTable {
+                series,
+                loaded: t.loaded.clone(),
+                peak: t.peak.clone(),
+                ordered: true,
+            }));
+        }
+        let m = matching_of(b);
+        let m = &*m;
+        if m.fill_lhs.is_some() || m.fill_rhs.is_some() || m.card == Cardinality::ManyToMany {
+            return Ok(None);
+        }
+        let Some(lt) = self.operand_table(&b.lhs)? else {
+            return Ok(None);
+        };
+        let Some(rt) = self.operand_table(&b.rhs)? else {
+            return Ok(None);
+        };
+        if !lt.ordered || !rt.ordered {
+            return Ok(None);
+        }
+        let swapped = m.card == Cardinality::OneToMany;
+        let (many, one) = if swapped { (&rt, &lt) } else { (&lt, &rt) };
+        // The "one" side by match signature; two series with one signature
+        // may meet at a step (an error there): per-step walk.
+        let mut right: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
+        for (i, s) in one.series.iter().enumerate() {
+            if right
+                .insert(signature(&s.labels, m.on, &m.labels), i)
+                .is_some()
+            {
+                return Ok(None);
+            }
+        }
+        // Pairs in the order of the "many" side, which is the order the
+        // per-step walk emits them at every step.
+        let drops = is_arith(op) || ret_bool;
+        let mut pairs = Vec::new();
+        let mut outs = Vec::new();
+        let mut per_sig: HashMap<u64, Vec<u64>, foldhash::fast::RandomState> = HashMap::default();
+        for (i, ls) in many.series.iter().enumerate() {
+            let sig = signature(&ls.labels, m.on, &m.labels);
+            let Some(&j) = right.get(&sig) else {
+                continue;
+            };
+            let Some(rs) = one.series.get(j) else {
+                continue;
+            };
+            let labels = Arc::new(result_labels(&ls.labels, &rs.labels, m));
+            let drop = ls.drop_name || drops;
+            let members = per_sig.entry(sig).or_default();
+            if m.card == Cardinality::OneToOne {
+                if !members.is_empty() {
+                    return Ok(None);
+                }
+                members.push(0);
+            } else {
+                let h = if drop && !self.delayed_name_removal {
+                    drop_metric_name(&labels).hash64()
+                } else {
+                    labels.hash64()
+                };
+                if members.contains(&h) {
+                    return Ok(None);
+                }
+                members.push(h);
+            }
+            pairs.push((i, j));
+            outs.push((labels, drop));
+        }
+        let Some(labels) = self.settled_labels(outs) else {
+            return Ok(None);
+        };
+        let steps = u32::try_from(lt.loaded.len()).unwrap_or(u32::MAX);
+        let mut series = Vec::with_capacity(pairs.len());
+        let mut total = 0usize;
+        for ((i, j), (labels, drop_name)) in pairs.into_iter().zip(labels) {
+            self.tick_by(steps)?;
+            let (Some(ls), Some(rs)) = (many.series.get(i), one.series.get(j)) else {
+                continue;
+            };
+            let mut points = Vec::new();
+            let (mut a, mut c) = (0, 0);
+            while let (Some(&(ta, va)), Some(&(tc, vc))) = (ls.points.get(a), rs.points.get(c)) {
+                if ta < tc {
+                    a += 1;
+                    continue;
+                }
+                if tc < ta {
+                    c += 1;
+                    continue;
+                }
+                a += 1;
+                c += 1;
+                let (vl, vr) = if swapped { (vc, va) } else { (va, vc) };
+                if let Some(x) = binop_point(op, ret_bool, vl, vr, vl) {
+                    points.push((ta, x));
+                }
+            }
+            self.push_series(&mut series, &mut total, labels, drop_name, points)?;
+        }
+        let loaded = lt
+            .loaded
+            .iter()
+            .zip(rt.loaded.iter())
+            .map(|(a, b)| a + b)
+            .collect();
+        let peak = lt
+            .peak
+            .iter()
+            .zip(rt.peak.iter())
+            .map(|(a, b)| *a.max(b))
+            .collect();
+        Ok(Some(StepTable {
+            series,
+            loaded,
+            peak,
+            ordered: true,
         }))
     }
 }
