@@ -319,7 +319,13 @@ impl Head {
                 return Err(CommitError::Wal(e.to_string()));
             }
         }
-        for p in samples {
+        // Counted for the batch rather than per sample: the counters and
+        // time bounds are shared cache lines.
+        // (Replayed samples are neither counted nor observed: see `account`.)
+        let live = !self.replaying.load(Relaxed);
+        let observer = self.observer.0.get().filter(|_| live);
+        let (mut stored, mut tmin, mut tmax) = (0u64, i64::MAX, i64::MIN);
+        for p in &samples {
             let res = {
                 let mut data = p.series.data.lock();
                 if p.series.removed.load(std::sync::atomic::Ordering::Acquire) {
@@ -327,10 +333,41 @@ impl Head {
                 }
                 data.append(p.t, p.v, self.samples_per_chunk)
             };
-            // Another batch may have written the series since the check.
-            let _ = self.account(self.shard(p.r.0), p.r, p.t, p.v, res);
+            match res {
+                Ok(Appended::Stored { .. }) => {
+                    stored += 1;
+                    tmin = tmin.min(p.t);
+                    tmax = tmax.max(p.t);
+                    if let Some(o) = observer {
+                        o.on_append(self, p.r, p.t, p.v);
+                    }
+                }
+                Ok(Appended::Duplicate) => {}
+                // Another batch may have written the series since the check.
+                Err(e) => self.count_rejection(self.shard(p.r.0), e),
+            }
+        }
+        if stored > 0 {
+            if live {
+                self.shard(samples[0].r.0)
+                    .appended
+                    .fetch_add(stored, Relaxed);
+            }
+            self.widen_bounds(tmin, tmax);
         }
         Ok(())
+    }
+
+    /// Widens the head's time bounds to `[tmin, tmax]`.
+    fn widen_bounds(&self, tmin: i64, tmax: i64) {
+        // Read first: the common case changes nothing and keeps the shared
+        // cache line clean.
+        if tmax > self.max_time.load(Relaxed) {
+            self.max_time.fetch_max(tmax, Relaxed);
+        }
+        if tmin < self.min_time.load(Relaxed) {
+            self.min_time.fetch_min(tmin, Relaxed);
+        }
     }
 
     /// One WAL write for a batch: series records for its series the log
@@ -626,14 +663,7 @@ impl Head {
                         o.on_append(self, r, t, v);
                     }
                 }
-                // Read first: the common case changes nothing and keeps the
-                // shared cache line clean.
-                if t > self.max_time.load(Relaxed) {
-                    self.max_time.fetch_max(t, Relaxed);
-                }
-                if t < self.min_time.load(Relaxed) {
-                    self.min_time.fetch_min(t, Relaxed);
-                }
+                self.widen_bounds(t, t);
                 Ok(())
             }
             Ok(Appended::Duplicate) => Ok(()),
