@@ -93,7 +93,7 @@ impl BitWriter<'_> {
                 .push(((v & ((1u64 << left) - 1)) << (8 - left)) as u8);
             free = 8 - left;
         }
-        if free == 0 && nbits % 8 == 0 {
+        if free == 0 && nbits.is_multiple_of(8) {
             self.buf.push(0);
             free = 8;
         }
