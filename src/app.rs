@@ -188,6 +188,18 @@ pub async fn start_with_options(
         &cfg.storage.path.join("wal"),
         crate::tsdb::wal::WalOptions::default(),
     )?);
+    let head = Arc::new(Head::new(HeadOptions::default()));
+    // Not ready until the WAL is replayed (`/-/ready` says so). Replay
+    // runs on its own threads while the rest starts (rules, notifier,
+    // listener, blocks); it is awaited below, before anything appends:
+    // scrapes, rules and probes start on a head that already holds what
+    // the log kept.
+    head.set_replaying(true);
+    let replay = {
+        let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
+        let (h, w) = (head.clone(), wal.clone());
+        tokio::task::spawn_blocking(move || h.replay(&w, cutoff))
+    };
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let alerting = crate::notifier::prepare(&cfg).map_err(StartError::Alerting)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -217,9 +229,6 @@ pub async fn start_with_options(
         )
         .with(&[env!("CARGO_PKG_VERSION")])
         .set(1.0);
-    let head = Arc::new(Head::new(HeadOptions::default()));
-    // Not ready until the WAL is replayed (`/-/ready` says so).
-    head.set_replaying(true);
     register_head_collector(&registry, head.clone());
     // Persisted blocks under storage.path (Prometheus' format), read-only,
     // served beside the head; a damaged one is skipped and counted.
@@ -436,11 +445,8 @@ pub async fn start_with_options(
         }
     };
 
-    // Replay before anything appends: scrapes, rules and probes start
-    // on a head that already holds what the log kept.
-    let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
-    let (h, w) = (head.clone(), wal.clone());
-    let replayed = tokio::task::spawn_blocking(move || h.replay(&w, cutoff)).await;
+    // The replay started above must be over before anything appends.
+    let replayed = replay.await;
     match replayed {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

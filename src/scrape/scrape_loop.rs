@@ -374,48 +374,75 @@ impl ScrapeLoop {
         let mut prev_order = std::mem::take(&mut self.cache.order);
         let mut order = self.pools.slots.get();
         loop {
-            let entry = match parser.next() {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => return Err(ScrapeError::Parse(e)),
-            };
-            let s = match entry {
-                Entry::Sample(s) => s,
-                Entry::Type { family, kind } => {
-                    let k = kind.as_str();
-                    self.target
-                        .note_metadata(&family, |m| set_if_changed(&mut m.kind, k));
-                    continue;
+            let pos = order.len();
+            // A series text the cache knows was validated when it was first
+            // seen: only the value and timestamp are read.
+            let known = parser.peek_series().and_then(|series| {
+                let key = xxhash_rust::xxh3::xxh3_128(series);
+                let cached = prev_order
+                    .get(pos)
+                    .is_some_and(|e| e.0 == key && e.1.is_some())
+                    || self.cache.entries.contains_key(&key);
+                if !cached {
+                    return None;
                 }
-                Entry::Help { family, text } => {
-                    self.target
-                        .note_metadata(&family, |m| set_if_changed(&mut m.help, &text));
-                    continue;
+                let (value, timestamp) = parser.next_known()?;
+                Some((key, value, timestamp))
+            });
+            let (key, value, timestamp, entry) = match known {
+                Some((key, value, timestamp)) => {
+                    let hit = prev_order
+                        .get_mut(pos)
+                        .filter(|e| e.0 == key)
+                        .and_then(|e| e.1.take());
+                    let entry = hit.or_else(|| self.cache.entries.get(&key).cloned());
+                    (key, value, timestamp, entry)
                 }
-                Entry::Unit { family, unit } => {
-                    self.target
-                        .note_metadata(&family, |m| set_if_changed(&mut m.unit, &unit));
-                    continue;
+                None => {
+                    let entry = match parser.next() {
+                        Ok(Some(e)) => e,
+                        Ok(None) => break,
+                        Err(e) => return Err(ScrapeError::Parse(e)),
+                    };
+                    let s = match entry {
+                        Entry::Sample(s) => s,
+                        Entry::Type { family, kind } => {
+                            let k = kind.as_str();
+                            self.target
+                                .note_metadata(&family, |m| set_if_changed(&mut m.kind, k));
+                            continue;
+                        }
+                        Entry::Help { family, text } => {
+                            self.target
+                                .note_metadata(&family, |m| set_if_changed(&mut m.help, &text));
+                            continue;
+                        }
+                        Entry::Unit { family, unit } => {
+                            self.target
+                                .note_metadata(&family, |m| set_if_changed(&mut m.unit, &unit));
+                            continue;
+                        }
+                    };
+                    let key = xxhash_rust::xxh3::xxh3_128(s.series);
+                    let hit = prev_order
+                        .get_mut(pos)
+                        .filter(|e| e.0 == key)
+                        .and_then(|e| e.1.take());
+                    let entry = match hit {
+                        Some(e) => Some(e),
+                        None => match self.cache.entries.get(&key) {
+                            Some(e) => Some(e.clone()),
+                            None => self.resolve(&mut app, &s, key, &mut stats)?,
+                        },
+                    };
+                    (key, s.value, s.timestamp, entry)
                 }
             };
             stats.scraped += 1;
             let t = if honor_ts {
-                s.timestamp.unwrap_or(ts)
+                timestamp.unwrap_or(ts)
             } else {
                 ts
-            };
-            let key = xxhash_rust::xxh3::xxh3_128(s.series);
-            let pos = order.len();
-            let hit = prev_order
-                .get_mut(pos)
-                .filter(|e| e.0 == key)
-                .and_then(|e| e.1.take());
-            let entry = match hit {
-                Some(e) => Some(e),
-                None => match self.cache.entries.get(&key) {
-                    Some(e) => Some(e.clone()),
-                    None => self.resolve(&mut app, &s, key, &mut stats)?,
-                },
             };
             let series = match &entry {
                 Some(CacheEntry::Series(h)) => Some(h.series_ref()),
@@ -429,8 +456,8 @@ impl ScrapeLoop {
                 slot: pos as u32,
                 series,
                 t,
-                v: s.value,
-                explicit_ts: honor_ts && s.timestamp.is_some(),
+                v: value,
+                explicit_ts: honor_ts && timestamp.is_some(),
             });
             if sample_limit > 0 && self.pending.len() as u64 > sample_limit {
                 return Err(ScrapeError::SampleLimit(sample_limit));

@@ -40,61 +40,70 @@ pub(crate) struct BitWriter<'a> {
 }
 
 impl BitWriter<'_> {
-    fn push_byte(&mut self) {
-        if self.buf.len() == self.buf.capacity() {
-            let grow = (self.buf.len() / 4).max(16);
+    /// Makes room for `n` more bytes, growing in the small steps described
+    /// above (a quarter of the length, at least 16 bytes).
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        if self.buf.capacity() - self.buf.len() < n {
+            let grow = (self.buf.len() / 4).max(16).max(n);
             self.buf.reserve_exact(grow);
         }
-        self.buf.push(0);
-        *self.free = 8;
     }
 
-    /// Writes the low `nbits` bits of `v`, most significant first: whole
-    /// bytes first, then single bits, as Prometheus' `bstream.writeBits`.
+    /// Writes the low `nbits` bits of `v`, most significant first, leaving
+    /// the stream exactly as Prometheus' `bstream.writeBits` does (whole
+    /// bytes through `writeByte`, the rest bit by bit): the bits are the
+    /// same as any bit writer's, and a write of a multiple of 8 bits that
+    /// ends on a byte boundary leaves an empty byte behind (8 free bits),
+    /// as `writeByte` always starts a new byte. Chunks therefore end with
+    /// that byte exactly when Prometheus' do, keeping them byte-equal.
+    ///
+    /// Done a byte at a time rather than a bit at a time: the free bits of
+    /// the last byte first, then whole bytes, then the rest in a new byte.
+    #[inline]
     pub(crate) fn write_bits(&mut self, v: u64, nbits: u32) {
         if nbits == 0 {
             return;
         }
-        let mut v = v << (64 - nbits);
+        let v = if nbits >= 64 {
+            v
+        } else {
+            v & ((1u64 << nbits) - 1)
+        };
         let mut left = nbits;
-        while left >= 8 {
-            self.write_byte((v >> 56) as u8);
-            v = v.checked_shl(8).unwrap_or(0);
-            left -= 8;
-        }
-        while left > 0 {
-            if *self.free == 0 {
-                self.push_byte();
-            }
-            let take = left.min(u32::from(*self.free));
-            let bits = (v >> (64 - take)) as u8;
-            let shift = u32::from(*self.free) - take;
+        let mut free = u32::from(*self.free);
+        // New bytes: the bits past the free ones, and maybe an empty one.
+        self.reserve(left.saturating_sub(free).div_ceil(8) as usize + 1);
+        if free > 0 {
+            let take = left.min(free);
+            // The top `take` of the `left` bits still to write.
+            let bits = ((v >> (left - take)) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.buf.last_mut() {
-                *last |= bits << shift;
+                *last |= bits << (free - take);
             }
-            v = v.checked_shl(take).unwrap_or(0);
-            *self.free -= take as u8;
+            free -= take;
             left -= take;
         }
+        while left >= 8 {
+            left -= 8;
+            self.buf.push((v >> left) as u8);
+        }
+        if left > 0 {
+            self.buf
+                .push(((v & ((1u64 << left) - 1)) << (8 - left)) as u8);
+            free = 8 - left;
+        }
+        if free == 0 && nbits.is_multiple_of(8) {
+            self.buf.push(0);
+            free = 8;
+        }
+        *self.free = free as u8;
     }
 
-    /// Prometheus' `bstream.writeByte`: fills the free bits of the last
-    /// byte and always starts a new one with the rest, so a byte written on
-    /// a byte boundary leaves an empty byte behind (8 free bits). Chunks end
-    /// with that byte exactly when Prometheus' do, keeping them byte-equal.
+    /// Prometheus' `bstream.writeByte`: eight bits, with its empty byte
+    /// behind when they end on a byte boundary (see [`Self::write_bits`]).
     pub(crate) fn write_byte(&mut self, byte: u8) {
-        if *self.free == 0 {
-            self.push_byte();
-        }
-        let free = *self.free;
-        if let Some(last) = self.buf.last_mut() {
-            *last |= byte.checked_shr(u32::from(8 - free)).unwrap_or(0);
-        }
-        self.push_byte();
-        *self.free = free;
-        if let Some(last) = self.buf.last_mut() {
-            *last = byte.checked_shl(u32::from(free)).unwrap_or(0);
-        }
+        self.write_bits(u64::from(byte), 8);
     }
 
     pub(crate) fn write_bit(&mut self, b: bool) {
@@ -664,6 +673,79 @@ mod tests {
             let got = decode_bits(&c.bytes()[..cut]);
             assert!(got.len() <= s.len());
             assert_eq!(&s[..got.len()], &got[..], "cut {cut}");
+        }
+    }
+
+    /// Prometheus' `bstream` as written in Go: `writeBits` is `writeByte`
+    /// per whole byte, then `writeBit` per remaining bit.
+    struct GoStream {
+        stream: Vec<u8>,
+        count: u8,
+    }
+
+    impl GoStream {
+        fn write_bit(&mut self, bit: bool) {
+            if self.count == 0 {
+                self.stream.push(0);
+                self.count = 8;
+            }
+            if bit {
+                *self.stream.last_mut().unwrap() |= 1 << (self.count - 1);
+            }
+            self.count -= 1;
+        }
+        fn write_byte(&mut self, byt: u8) {
+            if self.count == 0 {
+                self.stream.push(0);
+                self.count = 8;
+            }
+            *self.stream.last_mut().unwrap() |=
+                byt.checked_shr(u32::from(8 - self.count)).unwrap_or(0);
+            self.stream
+                .push(byt.checked_shl(u32::from(self.count)).unwrap_or(0));
+        }
+        fn write_bits(&mut self, u: u64, mut nbits: u32) {
+            let mut u = u.checked_shl(64 - nbits).unwrap_or(0);
+            while nbits >= 8 {
+                self.write_byte((u >> 56) as u8);
+                u <<= 8;
+                nbits -= 8;
+            }
+            while nbits > 0 {
+                self.write_bit((u >> 63) == 1);
+                u <<= 1;
+                nbits -= 1;
+            }
+        }
+    }
+
+    #[test]
+    fn bit_writer_matches_prometheus_bstream_byte_for_byte() {
+        let mut rng = Rng(7);
+        for case in 0..3000 {
+            let mut go = GoStream {
+                stream: Vec::new(),
+                count: 0,
+            };
+            let mut buf = Vec::new();
+            let mut free = 0u8;
+            for _ in 0..rng.below(40) {
+                let nbits = match rng.below(4) {
+                    0 => 8 * (1 + rng.below(8) as u32),
+                    1 => 1,
+                    _ => 1 + rng.below(64) as u32,
+                };
+                // High bits beyond nbits must be ignored.
+                let v = rng.next();
+                go.write_bits(v, nbits);
+                BitWriter {
+                    buf: &mut buf,
+                    free: &mut free,
+                }
+                .write_bits(v, nbits);
+                assert_eq!(buf, go.stream, "case {case}");
+                assert_eq!(free, go.count, "case {case}");
+            }
         }
     }
 

@@ -76,7 +76,7 @@ impl std::fmt::Debug for ObserverSlot {
 /// when nothing looks droppable (see [`Head::truncate`]).
 const FULL_WALK_EVERY: u32 = 10;
 
-const SHARD_BITS: u32 = 9;
+pub(crate) const SHARD_BITS: u32 = 9;
 const SHARDS: usize = 1 << SHARD_BITS;
 const SHARD_MASK: u64 = SHARDS as u64 - 1;
 
@@ -319,7 +319,13 @@ impl Head {
                 return Err(CommitError::Wal(e.to_string()));
             }
         }
-        for p in samples {
+        // Counted for the batch rather than per sample: the counters and
+        // time bounds are shared cache lines.
+        // (Replayed samples are neither counted nor observed: see `account`.)
+        let live = !self.replaying.load(Relaxed);
+        let observer = self.observer.0.get().filter(|_| live);
+        let (mut stored, mut tmin, mut tmax) = (0u64, i64::MAX, i64::MIN);
+        for p in &samples {
             let res = {
                 let mut data = p.series.data.lock();
                 if p.series.removed.load(std::sync::atomic::Ordering::Acquire) {
@@ -327,10 +333,41 @@ impl Head {
                 }
                 data.append(p.t, p.v, self.samples_per_chunk)
             };
-            // Another batch may have written the series since the check.
-            let _ = self.account(self.shard(p.r.0), p.r, p.t, p.v, res);
+            match res {
+                Ok(Appended::Stored { .. }) => {
+                    stored += 1;
+                    tmin = tmin.min(p.t);
+                    tmax = tmax.max(p.t);
+                    if let Some(o) = observer {
+                        o.on_append(self, p.r, p.t, p.v);
+                    }
+                }
+                Ok(Appended::Duplicate) => {}
+                // Another batch may have written the series since the check.
+                Err(e) => self.count_rejection(self.shard(p.r.0), e),
+            }
+        }
+        if stored > 0 {
+            if live {
+                self.shard(samples[0].r.0)
+                    .appended
+                    .fetch_add(stored, Relaxed);
+            }
+            self.widen_bounds(tmin, tmax);
         }
         Ok(())
+    }
+
+    /// Widens the head's time bounds to `[tmin, tmax]`.
+    fn widen_bounds(&self, tmin: i64, tmax: i64) {
+        // Read first: the common case changes nothing and keeps the shared
+        // cache line clean.
+        if tmax > self.max_time.load(Relaxed) {
+            self.max_time.fetch_max(tmax, Relaxed);
+        }
+        if tmin < self.min_time.load(Relaxed) {
+            self.min_time.fetch_min(tmin, Relaxed);
+        }
     }
 
     /// One WAL write for a batch: series records for its series the log
@@ -445,27 +482,91 @@ impl Head {
         (SeriesRef(r), true)
     }
 
-    /// Creates a series under a reference read back from the WAL, so
-    /// references in later records (and in the log after restart) keep
-    /// meaning the same series. The caller has checked the labels are new.
-    /// `None` when the reference does not belong to these labels' shard.
-    pub(crate) fn create_with_ref(&self, r: u64, labels: &Labels) -> Option<SeriesRef> {
-        let hash = labels.hash64();
-        if r & SHARD_MASK != hash & SHARD_MASK || r >> SHARD_BITS == 0 {
-            return None;
+    /// Creates the series of a WAL series record, as a batch: each under its
+    /// logged reference when that is free and belongs to its labels' shard
+    /// (so later records keep meaning the same series), otherwise under a
+    /// new one; labels the head already holds keep their series. Returns,
+    /// per entry with labels, the logged reference and the head's series
+    /// for it. The symbol table and the postings index are locked once for
+    /// the batch instead of once per series.
+    pub(crate) fn create_logged(&self, list: &[(u64, Labels)]) -> Vec<(u64, SeriesHandle)> {
+        let mut out = Vec::with_capacity(list.len());
+        let mut fresh = Vec::new();
+        for (r, labels) in list {
+            if labels.is_empty() {
+                continue;
+            }
+            let hash = labels.hash64();
+            match self.find(&self.shard(hash).maps.read(), hash, labels) {
+                Some(e) => out.extend(self.handle(SeriesRef(e)).map(|h| (*r, h))),
+                None => fresh.push((*r, hash, labels)),
+            }
         }
-        let shard = self.shard(hash);
-        let mut maps = shard.maps.write();
-        if maps.by_ref.contains_key(&r) {
-            return None;
+        if fresh.is_empty() {
+            return out;
         }
-        self.next_id.fetch_max((r >> SHARD_BITS) + 1, Relaxed);
-        self.insert_series(&mut maps, r, hash, labels);
-        // Read from the log: its record is there.
-        if let Some(s) = maps.by_ref.get(&r) {
-            s.logged.store(true, std::sync::atomic::Ordering::Release);
+        let mut ids: Vec<Option<Box<[Sym]>>> = {
+            let mut syms = self.symbols.write();
+            fresh
+                .iter()
+                .map(|(_, _, labels)| {
+                    Some(
+                        labels
+                            .iter()
+                            .flat_map(|l| [syms.acquire(&l.name), syms.acquire(&l.value)])
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        let gen = self.gen.load(Relaxed);
+        let mut added = Vec::with_capacity(fresh.len());
+        for ((r, hash, labels), ids) in fresh.iter().zip(&mut ids) {
+            let shard = self.shard(*hash);
+            let mut maps = shard.maps.write();
+            // The same labels twice in one record.
+            if let Some(e) = self.find(&maps, *hash, labels) {
+                drop(maps);
+                out.extend(self.handle(SeriesRef(e)).map(|h| (*r, h)));
+                continue;
+            }
+            let Some(ids) = ids.take() else { continue };
+            let logged = *r & SHARD_MASK == *hash & SHARD_MASK
+                && *r >> SHARD_BITS != 0
+                && !maps.by_ref.contains_key(r);
+            let nr = if logged {
+                self.next_id.fetch_max((*r >> SHARD_BITS) + 1, Relaxed);
+                *r
+            } else {
+                (self.next_id.fetch_add(1, Relaxed) << SHARD_BITS) | (*hash & SHARD_MASK)
+            };
+            let series = Arc::new(Series::new(ids, *hash, gen));
+            // Read from the log: its record is there.
+            series
+                .logged
+                .store(logged, std::sync::atomic::Ordering::Release);
+            maps.insert(nr, series.clone());
+            drop(maps);
+            self.series_created.fetch_add(1, Relaxed);
+            out.push((
+                *r,
+                SeriesHandle {
+                    r: SeriesRef(nr),
+                    series: series.clone(),
+                },
+            ));
+            added.push((nr, series));
         }
-        Some(SeriesRef(r))
+        // Ids of entries that found their series after all.
+        if ids.iter().any(Option::is_some) {
+            let mut syms = self.symbols.write();
+            for id in ids.iter().flatten().flat_map(|b| b.iter()) {
+                syms.release(*id);
+            }
+        }
+        let batch: Vec<(u64, &[Sym])> = added.iter().map(|(r, s)| (*r, &s.labels[..])).collect();
+        self.index.write().add_batch(&batch);
+        out
     }
 
     /// The reference of an existing series.
@@ -562,14 +663,7 @@ impl Head {
                         o.on_append(self, r, t, v);
                     }
                 }
-                // Read first: the common case changes nothing and keeps the
-                // shared cache line clean.
-                if t > self.max_time.load(Relaxed) {
-                    self.max_time.fetch_max(t, Relaxed);
-                }
-                if t < self.min_time.load(Relaxed) {
-                    self.min_time.fetch_min(t, Relaxed);
-                }
+                self.widen_bounds(t, t);
                 Ok(())
             }
             Ok(Appended::Duplicate) => Ok(()),
@@ -1074,6 +1168,60 @@ mod observer_tests {
                 (Some(a), 20, f64::NAN.to_bits())
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    fn l(i: &str) -> Labels {
+        Labels::from_pairs([("__name__", "m"), ("i", i)])
+    }
+
+    fn shard_ref(counter: u64, labels: &Labels) -> u64 {
+        (counter << SHARD_BITS) | (labels.hash64() & SHARD_MASK)
+    }
+
+    #[test]
+    fn logged_series_keep_their_refs_and_duplicates_or_foreign_refs_do_not() {
+        let h = Head::default();
+        let (a, b) = (l("a"), l("b"));
+        let ra = shard_ref(5, &a);
+        let ra2 = shard_ref(6, &a);
+        // A reference that cannot be b's: another shard's bits.
+        let wrong = (7 << SHARD_BITS) | ((b.hash64() + 1) & SHARD_MASK);
+        let got = h.create_logged(&[
+            (ra, a.clone()),
+            (ra2, a.clone()),
+            (wrong, b.clone()),
+            (9 << SHARD_BITS, Labels::empty()),
+        ]);
+        let got: Vec<(u64, u64)> = got.iter().map(|(r, s)| (*r, s.series_ref().0)).collect();
+        let rb = h.lookup(&b).unwrap().0;
+        assert_eq!(got, vec![(ra, ra), (ra2, ra), (wrong, rb)]);
+        assert_ne!(rb, wrong);
+        assert_eq!(rb & SHARD_MASK, b.hash64() & SHARD_MASK);
+        assert_eq!(h.lookup(&a), Some(SeriesRef(ra)));
+        assert_eq!(h.num_series(), 2);
+        // Series logged under their own reference are not logged again;
+        // the one that moved is.
+        let sa = h.series(ra).unwrap();
+        let sb = h.series(rb).unwrap();
+        assert!(sa.logged.load(std::sync::atomic::Ordering::Acquire));
+        assert!(!sb.logged.load(std::sync::atomic::Ordering::Acquire));
+        // Indexed, with the labels interned once per series.
+        let m = Matcher::new(crate::model::MatchType::Equal, "i", "a").unwrap();
+        assert_eq!(h.postings_for(&[m]), vec![ra]);
+        assert_eq!(h.stats().symbols, 5);
+        // Again: nothing new, same series.
+        let again = h.create_logged(&[(ra, a.clone())]);
+        assert_eq!(again[0].1.series_ref().0, ra);
+        assert_eq!(h.stats().symbols, 5);
+        // New series never reuse a logged reference.
+        let (rc, created) = h.get_or_create(&l("c"));
+        assert!(created);
+        assert!(rc.0 >> SHARD_BITS > rb >> SHARD_BITS, "{rc:?}");
     }
 }
 

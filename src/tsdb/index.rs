@@ -36,6 +36,45 @@ fn insert_sorted(list: &mut Vec<u64>, r: u64) {
     }
 }
 
+/// Adds the ascending refs `new` to sorted `list` (duplicates dropped):
+/// appended when they all come after it (growing by half, as
+/// [`insert_sorted`]), merged otherwise.
+fn merge_sorted(list: &mut Vec<u64>, new: impl ExactSizeIterator<Item = u64>) {
+    let mut new = new.peekable();
+    let Some(&first) = new.peek() else { return };
+    if list.last().is_none_or(|&last| last < first) {
+        let k = new.len();
+        if list.capacity() - list.len() < k {
+            list.reserve_exact((list.len() / 2).max(k));
+        }
+        let mut prev = None;
+        for r in new {
+            if prev != Some(r) {
+                list.push(r);
+            }
+            prev = Some(r);
+        }
+        return;
+    }
+    let old = std::mem::take(list);
+    let mut out = Vec::with_capacity(old.len() + new.len());
+    let mut old = old.into_iter().peekable();
+    loop {
+        let next = match (old.peek(), new.peek()) {
+            (Some(&a), Some(&b)) if a <= b => old.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => new.next(),
+            (Some(_), None) => old.next(),
+            (None, None) => break,
+        };
+        if let Some(r) = next {
+            if out.last() != Some(&r) {
+                out.push(r);
+            }
+        }
+    }
+    *list = out;
+}
+
 /// Removes the refs in sorted `gone` from sorted `list`.
 pub(crate) fn subtract<T: Ord + Copy>(list: &mut Vec<T>, gone: &[T]) {
     let mut j = 0;
@@ -112,6 +151,26 @@ impl Postings {
             insert_sorted(list, r);
         }
         insert_sorted(&mut self.all, r);
+    }
+
+    /// Indexes a batch of series (`(ref, labels)`, any order). Each touched
+    /// list takes the batch's refs in one merge, so a batch whose refs fall
+    /// between ones already indexed (replay applies records on several
+    /// threads) costs one pass per list instead of a shift per ref.
+    pub fn add_batch(&mut self, series: &[(u64, &[Sym])]) {
+        let mut pairs: Vec<(Sym, Sym, u64)> = series
+            .iter()
+            .flat_map(|(r, l)| l.chunks_exact(2).map(move |p| (p[0], p[1], *r)))
+            .collect();
+        pairs.sort_unstable();
+        for group in pairs.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (n, v, _) = group[0];
+            let list = self.by_name.entry(n).or_default().entry(v).or_default();
+            merge_sorted(list, group.iter().map(|g| g.2));
+        }
+        let mut all: Vec<u64> = series.iter().map(|(r, _)| *r).collect();
+        all.sort_unstable();
+        merge_sorted(&mut self.all, all.into_iter());
     }
 
     /// Unindexes a batch of series in one pass per touched list, so dropping
@@ -295,6 +354,27 @@ mod tests {
             insert_sorted(&mut l, r);
         }
         assert_eq!(l, [1, 3, 5, 9]);
+    }
+
+    #[test]
+    fn batches_merge_into_sorted_lists() {
+        let mut syms = Symbols::new();
+        let (job, a, b) = (syms.acquire("job"), syms.acquire("a"), syms.acquire("b"));
+        let (la, lb) = ([job, a], [job, b]);
+        let mut p = Postings::new();
+        p.add(4, &la);
+        // Appended, interleaved, duplicated and unordered refs.
+        p.add_batch(&[(10, &la[..]), (6, &lb[..]), (2, &la[..]), (4, &la[..])]);
+        p.add_batch(&[(8, &lb[..]), (12, &la[..])]);
+        let m = |v: &str| Matcher::new(MatchType::Equal, "job", v).unwrap();
+        assert_eq!(p.select(&[m("a")], &syms), [2, 4, 10, 12]);
+        assert_eq!(p.select(&[m("b")], &syms), [6, 8]);
+        assert_eq!(p.num_series(), 6);
+        let mut l = vec![1, 5];
+        merge_sorted(&mut l, [0, 1, 3, 7, 7].into_iter());
+        assert_eq!(l, [0, 1, 3, 5, 7]);
+        merge_sorted(&mut l, [9, 9, 11].into_iter());
+        assert_eq!(l, [0, 1, 3, 5, 7, 9, 11]);
     }
 
     #[test]

@@ -13,9 +13,13 @@ use std::sync::Arc;
 /// A symbol id.
 pub type Sym = u32;
 
+/// Label strings come from scraped targets: a seeded hash, but a fast one
+/// (every new series interns all its names and values).
+type StrBuild = foldhash::quality::RandomState;
+
 #[derive(Debug, Default)]
 pub struct Symbols {
-    ids: HashMap<Arc<str>, Sym>,
+    ids: HashMap<Arc<str>, Sym, StrBuild>,
     strs: Vec<Option<Arc<str>>>,
     refs: Vec<u32>,
     free: Vec<Sym>,

@@ -1,9 +1,10 @@
 //! Rebuilding the head from the WAL at start, and checkpoints.
 
 use super::chunk::ChunkIter;
+use super::head::{SeriesHandle, SHARD_BITS};
+use super::mem::IdMap;
 use super::wal::{self, Corruption, Record, Wal, WalError};
 use super::{AppendError, Head, SeriesRef};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -24,26 +25,102 @@ pub struct ReplayStats {
     pub duration: Duration,
 }
 
+/// WAL reference → the head series its samples go to.
+///
+/// Series are created with their logged reference whenever possible, and
+/// the creation counter in a reference's high bits grows from 1, so a
+/// vector indexed by it finds a series without hashing or locking, and
+/// the ascending references of a scrape's record read it in order. Larger
+/// counters (a long-lived head that created millions of series) go to a
+/// map.
+#[derive(Default)]
+struct Handles {
+    dense: Vec<Option<(u64, SeriesHandle)>>,
+    sparse: IdMap<u64, SeriesHandle>,
+}
+
+/// Counters below this are kept in [`Handles::dense`] (at most 48 MiB).
+const DENSE_MAX: usize = 1 << 21;
+
+impl Handles {
+    /// `r`'s place in the vector: free or its own. A reference whose place
+    /// another one holds (the same counter under other shard bits: not
+    /// written by klaxon) lives in the map.
+    fn slot(&self, r: u64) -> Option<usize> {
+        let i = (r >> SHARD_BITS) as usize;
+        if i >= DENSE_MAX {
+            return None;
+        }
+        match self.dense.get(i) {
+            Some(Some((k, _))) if *k != r => None,
+            _ => Some(i),
+        }
+    }
+
+    fn get(&self, r: u64) -> Option<&SeriesHandle> {
+        match self.dense.get((r >> SHARD_BITS) as usize) {
+            Some(Some((k, h))) if *k == r => Some(h),
+            _ => self.sparse.get(&r),
+        }
+    }
+
+    fn set(&mut self, r: u64, h: SeriesHandle) {
+        match self.slot(r) {
+            Some(i) => {
+                if i >= self.dense.len() {
+                    self.dense
+                        .resize((i + 1).max(self.dense.len() * 3 / 2), None);
+                }
+                if let Some(slot) = self.dense.get_mut(i) {
+                    *slot = Some((r, h));
+                }
+            }
+            None => {
+                self.sparse.insert(r, h);
+            }
+        }
+    }
+
+    fn remove(&mut self, r: u64) {
+        if let Some(slot) = self.dense.get_mut((r >> SHARD_BITS) as usize) {
+            if slot.as_ref().is_some_and(|(k, _)| *k == r) {
+                *slot = None;
+            }
+        }
+        self.sparse.remove(&r);
+    }
+}
+
 struct Replayer<'h> {
     head: &'h Head,
     cutoff: i64,
-    /// WAL reference → head reference, where they differ (a series logged
-    /// twice under two references after retention removed and recreated it).
-    remap: HashMap<u64, u64>,
+    /// Where each WAL reference's samples go: the series created for it,
+    /// or the one already holding its labels (a series logged twice under
+    /// two references after retention removed and recreated it). A
+    /// reference without an entry means the head series of that reference.
+    handles: Handles,
     stats: ReplayStats,
 }
 
 impl Replayer<'_> {
-    fn map(&self, r: u64) -> SeriesRef {
-        SeriesRef(self.remap.get(&r).copied().unwrap_or(r))
-    }
-
-    fn sample(&mut self, r: SeriesRef, t: i64, v: f64) {
+    fn sample(&mut self, r: u64, t: i64, v: f64) {
         if t < self.cutoff {
             self.stats.too_old += 1;
             return;
         }
-        match self.head.append(r, t, v) {
+        if self.handles.get(r).is_none() {
+            match self.head.handle(SeriesRef(r)) {
+                Some(h) => self.handles.set(r, h),
+                None => {
+                    self.stats.unknown_refs += 1;
+                    return;
+                }
+            }
+        }
+        let Some(h) = self.handles.get(r) else {
+            return;
+        };
+        match self.head.append_to(h, t, v) {
             Ok(()) => self.stats.samples += 1,
             Err(AppendError::UnknownSeries) => self.stats.unknown_refs += 1,
             // A sample the head refused before the crash too (or a batch
@@ -55,38 +132,22 @@ impl Replayer<'_> {
     fn apply(&mut self, rec: Record) {
         match rec {
             Record::Series(list) => {
-                for (r, labels) in list {
-                    if labels.is_empty() {
-                        continue;
-                    }
-                    self.stats.series += 1;
-                    match self.head.lookup(&labels) {
-                        Some(existing) if existing.0 != r => {
-                            self.remap.insert(r, existing.0);
-                        }
-                        Some(_) => {}
-                        None => {
-                            if self.head.create_with_ref(r, &labels).is_none() {
-                                let (nr, _) = self.head.get_or_create(&labels);
-                                self.remap.insert(r, nr.0);
-                            }
-                        }
-                    }
+                self.stats.series += list.iter().filter(|(_, l)| !l.is_empty()).count() as u64;
+                for (r, h) in self.head.create_logged(&list) {
+                    self.handles.set(r, h);
                 }
             }
             Record::Samples(list) => {
                 for (r, t, v) in list {
-                    let r = self.map(r);
                     self.sample(r, t, v);
                 }
             }
             Record::Deletions(refs) => {
                 for r in refs {
-                    self.remap.remove(&r);
+                    self.handles.remove(r);
                 }
             }
             Record::Chunks(r, chunks) => {
-                let r = self.map(r);
                 for c in &chunks {
                     for (t, v) in ChunkIter::new(c) {
                         self.sample(r, t, v);
@@ -107,12 +168,15 @@ fn report(c: &Corruption, wal: &Wal) {
     );
 }
 
-/// Records on their way from the reading thread to the applying one.
+/// Records on their way from the reading thread to one applying thread.
 struct Feed {
     tx: std::sync::mpsc::SyncSender<Vec<Record>>,
     batch: Vec<Record>,
     weight: usize,
 }
+
+/// Most threads applying records at replay (one per core up to this).
+const MAX_APPLIERS: usize = 4;
 
 /// About this many samples (or labels, or chunks) per hand-over.
 const FEED_WEIGHT: usize = 8192;
@@ -148,6 +212,78 @@ impl Feed {
     }
 }
 
+/// The applying thread that owns WAL reference `r`, out of `n`. By the
+/// reference's shard bits, which come from its labels' hash: every record
+/// about one label set (even logged under several references) goes to
+/// one thread, in log order.
+fn owner(r: u64, n: usize) -> usize {
+    (r as usize & ((1 << SHARD_BITS) - 1)) % n
+}
+
+/// Splits records among the applying threads, as Prometheus shards its
+/// replay by series reference.
+struct Feeds(Vec<Feed>);
+
+impl Feeds {
+    fn push(&mut self, rec: Record) {
+        let n = self.0.len();
+        if n == 1 {
+            if let Some(f) = self.0.first_mut() {
+                f.push(rec);
+            }
+            return;
+        }
+        fn split<T>(list: Vec<T>, n: usize, key: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+            let mut parts: Vec<Vec<T>> = (0..n)
+                .map(|_| Vec::with_capacity(list.len() / n + 8))
+                .collect();
+            for x in list {
+                if let Some(p) = parts.get_mut(owner(key(&x), n)) {
+                    p.push(x);
+                }
+            }
+            parts
+        }
+        let parts: Vec<Record> = match rec {
+            Record::Series(l) => split(l, n, |x| x.0)
+                .into_iter()
+                .map(Record::Series)
+                .collect(),
+            Record::Samples(l) => split(l, n, |x| x.0)
+                .into_iter()
+                .map(Record::Samples)
+                .collect(),
+            Record::Deletions(l) => split(l, n, |x| *x)
+                .into_iter()
+                .map(Record::Deletions)
+                .collect(),
+            Record::Chunks(r, c) => {
+                if let Some(f) = self.0.get_mut(owner(r, n)) {
+                    f.push(Record::Chunks(r, c));
+                }
+                return;
+            }
+        };
+        for (f, rec) in self.0.iter_mut().zip(parts) {
+            let empty = match &rec {
+                Record::Series(l) => l.is_empty(),
+                Record::Samples(l) => l.is_empty(),
+                Record::Deletions(l) => l.is_empty(),
+                Record::Chunks(..) => false,
+            };
+            if !empty {
+                f.push(rec);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for f in &mut self.0 {
+            f.flush();
+        }
+    }
+}
+
 /// What reading the log found, besides its records.
 #[derive(Default)]
 struct ReadOutcome {
@@ -158,7 +294,7 @@ struct ReadOutcome {
 
 /// Reads the newest checkpoint and the segments after it into `feed`,
 /// truncating damaged segments at their last good record.
-fn read_log(wal: &Wal, mut feed: Feed) -> Result<ReadOutcome, WalError> {
+fn read_log(wal: &Wal, mut feed: Feeds) -> Result<ReadOutcome, WalError> {
     let dir: &Path = &wal.dir;
     let mut out = ReadOutcome::default();
     let mut state = wal::SampleState::default();
@@ -205,47 +341,88 @@ impl Head {
     /// there) and replay goes on with the next one; only an I/O error
     /// reading the directory fails it.
     pub fn replay(&self, wal: &Wal, cutoff: i64) -> Result<ReplayStats, WalError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.replay_with(wal, cutoff, cores.clamp(1, MAX_APPLIERS))
+    }
+
+    /// [`Head::replay`] with `appliers` threads applying records.
+    pub(crate) fn replay_with(
+        &self,
+        wal: &Wal,
+        cutoff: i64,
+        appliers: usize,
+    ) -> Result<ReplayStats, WalError> {
         let start = Instant::now();
         let dir: &Path = &wal.dir;
-        let mut rp = Replayer {
-            head: self,
-            cutoff,
-            remap: HashMap::new(),
-            stats: ReplayStats::default(),
-        };
+        let appliers = appliers.max(1);
         self.set_replaying(true);
         // Reading (I/O, checksums, decompression, decoding) runs on its own
-        // thread, applying to the head on this one: records go from one to
-        // the other in order, a few thousand samples at a time.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(4);
+        // thread; applying to the head on `appliers` others, each owning
+        // the references of some shards (see `owner`), so a series' records
+        // reach its thread in log order, a few thousand samples at a time.
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
+            .map(|_| std::sync::mpsc::sync_channel::<Vec<Record>>(4))
+            .unzip();
+        let mut rp = ReplayStats::default();
         let res = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || read_log(wal, Feed::new(tx)));
-            for recs in rx {
-                for r in recs {
-                    rp.apply(r);
+            let reader =
+                scope.spawn(move || read_log(wal, Feeds(txs.into_iter().map(Feed::new).collect())));
+            let workers: Vec<_> = rxs
+                .into_iter()
+                .map(|rx| {
+                    scope.spawn(move || {
+                        let mut w = Replayer {
+                            head: self,
+                            cutoff,
+                            handles: Handles::default(),
+                            stats: ReplayStats::default(),
+                        };
+                        for recs in rx {
+                            for r in recs {
+                                w.apply(r);
+                            }
+                        }
+                        w.stats
+                    })
+                })
+                .collect();
+            let panicked = |what: &str| WalError::Io {
+                op: "replay",
+                path: dir.display().to_string(),
+                source: std::io::Error::other(format!("WAL {what} thread panicked")),
+            };
+            // Every thread is joined (a panic in one not joined would
+            // panic the scope).
+            let mut failed = false;
+            for w in workers {
+                match w.join() {
+                    Ok(st) => {
+                        rp.series += st.series;
+                        rp.samples += st.samples;
+                        rp.too_old += st.too_old;
+                        rp.unknown_refs += st.unknown_refs;
+                    }
+                    Err(_) => failed = true,
                 }
             }
-            match reader.join() {
-                Ok(r) => r,
-                Err(_) => Err(WalError::Io {
-                    op: "replay",
-                    path: dir.display().to_string(),
-                    source: std::io::Error::other("WAL reader thread panicked"),
-                }),
+            let read = reader.join().unwrap_or_else(|_| Err(panicked("reader")));
+            if failed {
+                return Err(panicked("applying"));
             }
+            read
         });
         let res = res.map(|read| {
-            rp.stats.checkpoint = read.checkpoint;
-            rp.stats.segments = read.segments;
-            rp.stats.corruptions = read.corruptions;
+            rp.checkpoint = read.checkpoint;
+            rp.segments = read.segments;
+            rp.corruptions = read.corruptions;
         });
         self.set_replaying(false);
         res?;
-        rp.stats.duration = start.elapsed();
+        rp.duration = start.elapsed();
         wal.stats
             .replay_micros
-            .store(rp.stats.duration.as_micros().max(1) as u64, Relaxed);
-        let st = &rp.stats;
+            .store(rp.duration.as_micros().max(1) as u64, Relaxed);
+        let st = &rp;
         tracing::info!(
             checkpoint = ?st.checkpoint,
             segments = st.segments,
@@ -255,9 +432,10 @@ impl Head {
             unknown_refs = st.unknown_refs,
             corruptions = st.corruptions.len(),
             duration = ?st.duration,
+            appliers,
             "WAL replay done"
         );
-        Ok(rp.stats)
+        Ok(rp)
     }
 
     /// Writes a checkpoint of the head covering every closed segment, then
@@ -412,6 +590,73 @@ mod tests {
         assert_eq!(dump(&h3), before);
         assert_eq!(st.unknown_refs, 0);
         assert_eq!(h3.num_series(), 5);
+    }
+
+    #[test]
+    fn handles_keep_references_sharing_a_counter_apart() {
+        let h = Head::default();
+        let (ra, _) = h.get_or_create(&l(1));
+        let (rb, _) = h.get_or_create(&l(2));
+        let (ha, hb) = (h.handle(ra).unwrap(), h.handle(rb).unwrap());
+        let mut m = Handles::default();
+        let (x, y, z) = (
+            (5 << SHARD_BITS) | 1,
+            (5 << SHARD_BITS) | 2,
+            (1u64 << 40) | 3,
+        );
+        m.set(x, ha.clone());
+        m.set(y, hb.clone());
+        m.set(z, hb.clone());
+        let got = |m: &Handles, r| m.get(r).map(SeriesHandle::series_ref);
+        assert_eq!(
+            (got(&m, x), got(&m, y), got(&m, z)),
+            (Some(ra), Some(rb), Some(rb))
+        );
+        m.remove(x);
+        assert_eq!((got(&m, x), got(&m, y)), (None, Some(rb)));
+        m.set(y, ha.clone());
+        assert_eq!(got(&m, y), Some(ra));
+        m.remove(y);
+        m.remove(z);
+        assert_eq!((got(&m, y), got(&m, z)), (None, None));
+    }
+
+    #[test]
+    fn one_or_several_applying_threads_rebuild_the_same_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _wal, _) = open(dir.path(), 4096);
+        // Many series (spread over shards), series created mid-log, stale
+        // markers, and a retention cycle that logs a series again.
+        for t in 0..40i64 {
+            let mut a = h.appender();
+            for i in 0..(50 + t as usize * 5) {
+                a.append(&l(i), t * 1000, (t * i as i64) as f64).unwrap();
+            }
+            a.commit().unwrap();
+        }
+        let before = dump(&h);
+        assert!(h.checkpoint().unwrap().is_some());
+        for t in 40..60i64 {
+            let mut a = h.appender();
+            for i in 0..300 {
+                a.append(&l(i), t * 1000, (t + i as i64) as f64).unwrap();
+            }
+            a.commit().unwrap();
+        }
+        let before2 = dump(&h);
+        assert_ne!(before, before2);
+        drop(h);
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        for n in [1, 2, 3] {
+            let h = Head::default();
+            let st = h.replay_with(&wal, i64::MIN, n).unwrap();
+            assert_eq!(dump(&h), before2, "{n} appliers");
+            assert_eq!(st.unknown_refs, 0, "{n} appliers: {st:?}");
+            assert_eq!(h.num_series(), 300);
+            // Refs are the logged ones: appending by them works.
+            let r = h.lookup(&l(7)).unwrap();
+            h.append(r, 100_000, 1.0).unwrap();
+        }
     }
 
     #[test]

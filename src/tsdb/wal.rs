@@ -371,14 +371,63 @@ fn get_value(d: &mut Dec<'_>, prev: Option<u64>) -> Result<u64, String> {
 
 /// What a reader of format-2 samples keeps while it reads one segment:
 /// each series' last value. Reset it at the start of every segment.
+///
+/// Kept in a vector indexed by the creation counter in a reference's high
+/// bits (dense from 1, and ascending within a scrape's record, so lookups
+/// read it in order), references with larger counters in a map.
 #[derive(Debug, Default)]
 pub struct SampleState {
-    prev: IdMap<u64, u64>,
+    /// `(ref + 1, value bits)`; 0 for none.
+    dense: Vec<(u64, u64)>,
+    sparse: IdMap<u64, u64>,
 }
+
+/// Counters below this are kept in [`SampleState`]'s vector (32 MiB at most).
+const DENSE_STATE_MAX: usize = 1 << 21;
 
 impl SampleState {
     pub fn reset(&mut self) {
-        self.prev.clear();
+        self.dense.fill((0, 0));
+        self.sparse.clear();
+    }
+
+    /// `r`'s place in the vector: free or its own. A reference whose place
+    /// another one holds (the same counter under other shard bits: not
+    /// written by klaxon) lives in the map.
+    fn slot(&self, r: u64) -> Option<usize> {
+        let i = (r >> super::head::SHARD_BITS) as usize;
+        if i >= DENSE_STATE_MAX || r == u64::MAX {
+            return None;
+        }
+        match self.dense.get(i) {
+            Some(&(k, _)) if k != 0 && k != r + 1 => None,
+            _ => Some(i),
+        }
+    }
+
+    fn get(&self, r: u64) -> Option<u64> {
+        let i = (r >> super::head::SHARD_BITS) as usize;
+        match self.dense.get(i) {
+            Some(&(k, bits)) if k == r.wrapping_add(1) && k != 0 => Some(bits),
+            _ => self.sparse.get(&r).copied(),
+        }
+    }
+
+    /// Sets `r`'s value, returning the one before.
+    fn replace(&mut self, r: u64, bits: u64) -> Option<u64> {
+        match self.slot(r) {
+            Some(i) => {
+                if i >= self.dense.len() {
+                    self.dense
+                        .resize((i + 1).max(self.dense.len() * 3 / 2), (0, 0));
+                }
+                let slot = self.dense.get_mut(i)?;
+                let old = (slot.0 == r + 1).then_some(slot.1);
+                *slot = (r + 1, bits);
+                old
+            }
+            None => self.sparse.insert(r, bits),
+        }
     }
 }
 
@@ -425,7 +474,7 @@ pub fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, i64, f64)], state: &mu
     let mut e = SamplesEncoder::new(buf, samples.len(), t0, same);
     for &(r, t, v) in samples {
         let bits = v.to_bits();
-        e.push(r, t, bits, state.prev.insert(r, bits));
+        e.push(r, t, bits, state.replace(r, bits));
     }
 }
 
@@ -506,15 +555,8 @@ pub fn decode(kind: Kind, payload: &[u8], state: &mut SampleState) -> Result<Rec
                 } else {
                     t0.wrapping_add(d.varint()?)
                 };
-                use std::collections::hash_map::Entry;
-                let bits = match state.prev.entry(r) {
-                    Entry::Occupied(mut o) => {
-                        let b = get_value(&mut d, Some(*o.get()))?;
-                        o.insert(b);
-                        b
-                    }
-                    Entry::Vacant(v) => *v.insert(get_value(&mut d, None)?),
-                };
+                let bits = get_value(&mut d, state.get(r))?;
+                state.replace(r, bits);
                 out.push((r, t, f64::from_bits(bits)));
             }
             Record::Samples(out)
@@ -1353,6 +1395,11 @@ mod tests {
                 (1025, t, (i * 7) as f64),
                 (513, t + jitter, f64::from((i * 37 % 1000) as i32) / 10.0),
                 (1025, t + 1, if i % 5 == 0 { f64::NAN } else { 0.5 }),
+                // References past the reader's vector, and one sharing
+                // 1025's counter with other shard bits.
+                (1 << 40, t, (i / 3) as f64),
+                (u64::MAX, t, (i % 3) as f64 * 0.25),
+                (1024, t, (i / 2) as f64),
             ]));
         }
         for c in [Compression::None, Compression::Snappy] {

@@ -139,6 +139,18 @@ pub struct Parser<'a> {
     ex_spans: Vec<scan::LabelSpan>,
     /// Cross-line OpenMetrics validation state; `None` for the text format.
     om: Option<Box<om_state::State>>,
+    /// The line [`Parser::peek_series`] looked at last.
+    peeked: Option<Peeked>,
+}
+
+/// A line looked at by [`Parser::peek_series`]: its bounds and where its
+/// series text would end.
+#[derive(Clone, Copy, Debug)]
+struct Peeked {
+    start: usize,
+    end: usize,
+    has_nl: bool,
+    series_end: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -165,7 +177,49 @@ impl<'a> Parser<'a> {
                 }
                 Format::PrometheusText => None,
             },
+            peeked: None,
         }
+    }
+
+    /// For callers that keep the series texts of earlier payloads (the
+    /// scrape cache): the series text of the next line if it is a
+    /// Prometheus-text sample, found without validating it, so that a
+    /// series seen before costs no label scanning. Only a text equal to
+    /// one [`Parser::next`] handed out before may be trusted; for such a
+    /// line [`Parser::next_known`] reads the rest. `None` (use `next`) for
+    /// OpenMetrics, comments, blank lines and the end of input.
+    pub fn peek_series(&mut self) -> Option<&'a [u8]> {
+        if self.done || self.om.is_some() {
+            return None;
+        }
+        let input = self.input;
+        let start = self.pos;
+        let rest = input.get(start..)?;
+        let (end, has_nl) = match memchr::memchr(b'\n', rest) {
+            Some(k) => (start + k, true),
+            None => (input.len(), false),
+        };
+        let series_end = text::quick_series_end(input, start, end)?;
+        self.peeked = Some(Peeked {
+            start,
+            end,
+            has_nl,
+            series_end,
+        });
+        input.get(start..series_end)
+    }
+
+    /// Consumes the line [`Parser::peek_series`] just looked at as a sample
+    /// of that series text (known good), reading only its value and
+    /// timestamp. `None`, consuming nothing, when they do not parse:
+    /// [`Parser::next`] then reads the line again and reports the error.
+    pub fn next_known(&mut self) -> Option<(f64, Option<i64>)> {
+        let p = self.peeked.take().filter(|p| p.start == self.pos)?;
+        let (value, timestamp) =
+            text::value_and_timestamp(self.input, p.series_end, p.end, p.has_nl).ok()?;
+        self.pos = if p.has_nl { p.end + 1 } else { p.end };
+        self.line += 1;
+        Some((value, timestamp))
     }
 
     /// The 1-based line of the entry [`Parser::next`] returned last.
@@ -263,5 +317,75 @@ impl<'a> Iterator for Parser<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         Parser::next(self).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    type Got = Vec<Result<(Vec<u8>, u64, Option<i64>), String>>;
+
+    /// Every sample (series text, value bits, timestamp) or the error that
+    /// ended the parse, reading known series with `peek_series` +
+    /// `next_known` as the scrape loop does.
+    fn read(input: &[u8], known: &HashSet<Vec<u8>>) -> Got {
+        let mut p = Parser::new(input, Format::PrometheusText);
+        let mut out = Vec::new();
+        loop {
+            if let Some(series) = p.peek_series() {
+                if known.contains(series) {
+                    if let Some((v, ts)) = p.next_known() {
+                        out.push(Ok((series.to_vec(), v.to_bits(), ts)));
+                        continue;
+                    }
+                }
+            }
+            match p.next() {
+                Ok(Some(Entry::Sample(s))) => {
+                    out.push(Ok((s.series.to_vec(), s.value.to_bits(), s.timestamp)))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn known_series_read_only_their_value_and_match_a_full_parse() {
+        let payloads: &[&[u8]] = &[
+            b"# HELP a x\n# TYPE a counter\na 1\na{x=\"1\"} 2 1000\nb{x=\"}\"} 3\n  a 4\na\t5\n",
+            b"a {x=\"1\"} 1\na{x=\"1\"} 2\n{\"a\",x=\"1\"} 3\na{x=\"1\",} 4\n",
+            b"a{x=\"1\"} 1\na{x=\"1\"} nope\n",
+            b"a{x=\"1\"} 1\na{x=\"1\"} 2 3 4\n",
+            b"a{x=\"1\"} 1\na{x=\"1\"} 2",
+            b"a 1\na{ 2\n",
+            b"a{x=\"1\"} 1\na{x=\"1\"}2\na{x=\"1\"} +Inf\na{x=\"1\"} 1e3 -5\n",
+        ];
+        for input in payloads {
+            let full = read(input, &HashSet::new());
+            let known: HashSet<Vec<u8>> = full
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|s| s.0.clone()))
+                .collect();
+            assert_eq!(
+                read(input, &known),
+                full,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // Guessed texts a full parse never hands out, even if "known".
+        let mut known = HashSet::new();
+        known.insert(b"b{x=\"}".to_vec());
+        known.insert(b"a".to_vec());
+        let input = b"b{x=\"}\"} 3\na {x=\"1\"} 4\n";
+        assert_eq!(read(input, &known), read(input, &HashSet::new()));
     }
 }

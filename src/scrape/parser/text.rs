@@ -107,16 +107,16 @@ fn comment<'a>(buf: &'a [u8], hash: usize, end: usize) -> ScanResult<Option<Entr
     Ok(Some(Entry::Type { family: name, kind }))
 }
 
+/// The value and optional timestamp of a sample line `buf[..end]` whose
+/// series text ends at `series_end`.
 #[inline]
-fn sample<'a>(
-    buf: &'a [u8],
-    start: usize,
+pub(super) fn value_and_timestamp(
+    buf: &[u8],
+    series_end: usize,
     end: usize,
     has_nl: bool,
-    spans: &mut Vec<LabelSpan>,
-) -> ScanResult<Sample<'a>> {
-    let s = scan::series(buf, start, end, DIALECT, spans)?;
-    let vstart = skip_blanks(buf, s.end, end);
+) -> ScanResult<(f64, Option<i64>)> {
+    let vstart = skip_blanks(buf, series_end, end);
     let mut i = vstart;
     while i < end && !matches!(buf.get(i), Some(b' ' | b'\t' | b'{')) {
         i += 1;
@@ -153,6 +153,40 @@ fn sample<'a>(
     if !has_nl {
         return Err((end, "sample line does not end with a newline".into()));
     }
+    Ok((value, timestamp))
+}
+
+/// Where the series text of the line `buf[start..end]` would end if the
+/// line is a sample, found without validating anything: at the first
+/// blank, or just after the first `}` when a `{` comes first. Right for a
+/// series text the caller has seen validated before (the same bytes parse
+/// the same way); anything else is only a guess. `None` for lines that
+/// start with a blank or `#` or have no such end.
+#[inline]
+pub(super) fn quick_series_end(buf: &[u8], start: usize, end: usize) -> Option<usize> {
+    let line = buf.get(start..end)?;
+    if matches!(line.first()?, b' ' | b'\t' | b'#') {
+        return None;
+    }
+    let i = line.iter().position(|c| matches!(c, b' ' | b'\t' | b'{'))?;
+    if line.get(i) == Some(&b'{') {
+        let j = memchr::memchr(b'}', line.get(i..)?)?;
+        Some(start + i + j + 1)
+    } else {
+        Some(start + i)
+    }
+}
+
+#[inline]
+fn sample<'a>(
+    buf: &'a [u8],
+    start: usize,
+    end: usize,
+    has_nl: bool,
+    spans: &mut Vec<LabelSpan>,
+) -> ScanResult<Sample<'a>> {
+    let s = scan::series(buf, start, end, DIALECT, spans)?;
+    let (value, timestamp) = value_and_timestamp(buf, s.end, end, has_nl)?;
     Ok(Sample {
         series: buf.get(start..s.end).unwrap_or(&[]),
         value,
