@@ -409,7 +409,12 @@ pub async fn start_with_options(
     // on a head that already holds what the log kept.
     let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
     let (h, w) = (head.clone(), wal.clone());
-    let replayed = tokio::task::spawn_blocking(move || h.replay(&w, cutoff)).await;
+    let chunks_dir = cfg.storage.path.join("chunks_head");
+    let replayed = tokio::task::spawn_blocking(move || {
+        let loaded = open_head_chunks(&h, &chunks_dir);
+        h.replay_with_chunks(&w, cutoff, loaded)
+    })
+    .await;
     match replayed {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -487,6 +492,7 @@ pub async fn start_with_options(
         .min()
         .unwrap_or(cfg.global.scrape_interval);
     tasks.push(capacity::spawn_check(head.clone(), retention, shortest));
+    tasks.push(spawn_chunk_writer(head.clone()));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -704,7 +710,7 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
             "klaxon_tsdb_wal_segment_current",
             "Number of the WAL segment being written.",
             Kind::Gauge,
-            st.segment.load(Relaxed) as f64,
+            st.segment.load(Ordering::Relaxed) as f64,
         );
     });
 }
@@ -728,6 +734,49 @@ fn register_blocks_collector(r: &Registry, loaded: crate::tsdb::block::LoadedBlo
             samples: vec![(Vec::new(), (failed + damaged) as f64)],
         });
     });
+}
+
+/// How often full chunks move from the heap to the head chunk files.
+const CHUNK_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// Opens `storage.path/chunks_head` and attaches it to the head; what it
+/// holds is handed to replay. A directory that cannot be used leaves full
+/// chunks in memory (logged), it does not stop the start.
+fn open_head_chunks(head: &Head, dir: &std::path::Path) -> crate::tsdb::head_chunks::Loaded {
+    match crate::tsdb::head_chunks::HeadChunks::open(dir) {
+        Ok((hc, loaded)) => {
+            tracing::info!(dir = %dir.display(), chunks = loaded.chunks, series = loaded.series.len(),
+                corruptions = loaded.corruptions.len(), "head chunk files read");
+            if head.attach_chunk_files(Arc::new(hc)).is_err() {
+                tracing::warn!("head chunk files already attached");
+            }
+            loaded
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "head chunk files unusable; full chunks stay in memory");
+            Default::default()
+        }
+    }
+}
+
+/// Moves full chunks out of the heap every [`CHUNK_WRITE_EVERY`], off
+/// the append path.
+fn spawn_chunk_writer(head: Arc<Head>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(CHUNK_WRITE_EVERY);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let h = head.clone();
+            match tokio::task::spawn_blocking(move || h.write_chunks()).await {
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "writing head chunks failed; kept in memory")
+                }
+                Err(e) => tracing::error!(error = %e, "head chunk writer task"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    })
 }
 
 fn register_head_collector(r: &Registry, head: Arc<Head>) {
@@ -773,10 +822,36 @@ fn register_head_collector(r: &Registry, head: Arc<Head>) {
         );
         push(
             "klaxon_tsdb_head_chunk_bytes",
-            "Bytes of compressed sample data in the head.",
+            "Bytes of compressed sample data in the head's memory.",
             Kind::Gauge,
             s.chunk_bytes as f64,
         );
+        push(
+            "klaxon_tsdb_head_mmapped_chunks",
+            "Full head chunks held in the head chunk files, not in memory.",
+            Kind::Gauge,
+            s.mmapped_chunks as f64,
+        );
+        push(
+            "klaxon_tsdb_head_chunks_storage_size_bytes",
+            "Size of the head chunk files (chunks_head/).",
+            Kind::Gauge,
+            s.mmapped_chunk_bytes as f64,
+        );
+        if let Some(hc) = head.chunk_files() {
+            push(
+                "klaxon_tsdb_mmap_chunk_corruptions",
+                "Damaged head chunk files found at start (each cut at its last good chunk).",
+                Kind::Counter,
+                hc.stats.corruptions.load(Ordering::Relaxed) as f64,
+            );
+            push(
+                "klaxon_tsdb_head_chunks_written",
+                "Full chunks written to the head chunk files.",
+                Kind::Counter,
+                hc.stats.written.load(Ordering::Relaxed) as f64,
+            );
+        }
         push(
             "klaxon_tsdb_head_memory_bytes",
             "Estimated bytes held by the head (series, index, symbols, chunks).",

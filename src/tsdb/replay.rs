@@ -1,6 +1,7 @@
 //! Rebuilding the head from the WAL at start, and checkpoints.
 
 use super::chunk::ChunkIter;
+use super::head_chunks::{Loaded, MappedChunk};
 use super::wal::{self, Corruption, Record, Wal, WalError};
 use super::{AppendError, Head, SeriesRef};
 use std::collections::HashMap;
@@ -22,6 +23,10 @@ pub struct ReplayStats {
     pub unknown_refs: u64,
     pub corruptions: Vec<Corruption>,
     pub duration: Duration,
+    /// Full chunks restored from the head chunk files, and WAL samples
+    /// skipped because those chunks already hold them.
+    pub mmapped_chunks: u64,
+    pub mmapped_samples_skipped: u64,
 }
 
 struct Replayer<'h> {
@@ -30,6 +35,11 @@ struct Replayer<'h> {
     /// WAL reference → head reference, where they differ (a series logged
     /// twice under two references after retention removed and recreated it).
     remap: HashMap<u64, u64>,
+    /// Chunks from the head chunk files by the series ref they were
+    /// written under, waiting for that series' record.
+    mapped: HashMap<u64, Vec<MappedChunk>>,
+    /// Head ref → newest time its restored chunks cover.
+    floor: HashMap<u64, i64>,
     stats: ReplayStats,
 }
 
@@ -41,6 +51,10 @@ impl Replayer<'_> {
     fn sample(&mut self, r: SeriesRef, t: i64, v: f64) {
         if t < self.cutoff {
             self.stats.too_old += 1;
+            return;
+        }
+        if !self.floor.is_empty() && self.floor.get(&r.0).is_some_and(|f| t <= *f) {
+            self.stats.mmapped_samples_skipped += 1;
             return;
         }
         match self.head.append(r, t, v) {
@@ -60,16 +74,26 @@ impl Replayer<'_> {
                         continue;
                     }
                     self.stats.series += 1;
-                    match self.head.lookup(&labels) {
+                    let hr = match self.head.lookup(&labels) {
                         Some(existing) if existing.0 != r => {
                             self.remap.insert(r, existing.0);
+                            existing.0
                         }
-                        Some(_) => {}
+                        Some(_) => r,
                         None => {
                             if self.head.create_with_ref(r, &labels).is_none() {
                                 let (nr, _) = self.head.get_or_create(&labels);
                                 self.remap.insert(r, nr.0);
+                                nr.0
+                            } else {
+                                r
                             }
+                        }
+                    };
+                    if let Some(list) = self.mapped.remove(&r) {
+                        self.stats.mmapped_chunks += list.len() as u64;
+                        if let Some(f) = self.head.restore_mapped(hr, list) {
+                            self.floor.insert(hr, f);
                         }
                     }
                 }
@@ -205,12 +229,27 @@ impl Head {
     /// there) and replay goes on with the next one; only an I/O error
     /// reading the directory fails it.
     pub fn replay(&self, wal: &Wal, cutoff: i64) -> Result<ReplayStats, WalError> {
+        self.replay_with_chunks(wal, cutoff, Loaded::default())
+    }
+
+    /// [`Head::replay`] on top of the full chunks read from the head chunk
+    /// files (`loaded`): each series gets its chunks back when its record
+    /// is read, and the WAL adds only samples newer than them, as
+    /// Prometheus replays on top of its memory-mapped chunks.
+    pub fn replay_with_chunks(
+        &self,
+        wal: &Wal,
+        cutoff: i64,
+        loaded: Loaded,
+    ) -> Result<ReplayStats, WalError> {
         let start = Instant::now();
         let dir: &Path = &wal.dir;
         let mut rp = Replayer {
             head: self,
             cutoff,
             remap: HashMap::new(),
+            mapped: loaded.series,
+            floor: HashMap::new(),
             stats: ReplayStats::default(),
         };
         self.set_replaying(true);
@@ -253,6 +292,8 @@ impl Head {
             samples = st.samples,
             too_old = st.too_old,
             unknown_refs = st.unknown_refs,
+            mmapped_chunks = st.mmapped_chunks,
+            mmapped_samples_skipped = st.mmapped_samples_skipped,
             corruptions = st.corruptions.len(),
             duration = ?st.duration,
             "WAL replay done"
@@ -275,6 +316,21 @@ impl Head {
         };
         if upto <= wal.stats.checkpoint_segment.load(Relaxed) {
             return Ok(None);
+        }
+        // Chunks in the head chunk files are left out of the checkpoint:
+        // they must be on disk before the segments holding them go.
+        let _pause = self.chunk_files().map(|_| {
+            if let Err(e) = self.write_chunks() {
+                tracing::warn!(error = %e, "writing head chunks before the checkpoint failed");
+            }
+            self.pause_chunk_writes()
+        });
+        if let Some(hc) = self.chunk_files() {
+            hc.sync().map_err(|e| WalError::Io {
+                op: "sync head chunks",
+                path: hc.dir().display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         }
         let started = Instant::now();
         let c = wal.opts.compression;
@@ -412,6 +468,75 @@ mod tests {
         assert_eq!(dump(&h3), before);
         assert_eq!(st.unknown_refs, 0);
         assert_eq!(h3.num_series(), 5);
+    }
+
+    fn open_with_chunks(dir: &Path) -> (Arc<Head>, ReplayStats) {
+        let wal = Arc::new(
+            Wal::open(
+                &dir.join("wal"),
+                WalOptions {
+                    segment_size: 4096,
+                    compression: Compression::Snappy,
+                },
+            )
+            .unwrap(),
+        );
+        let head = Arc::new(Head::default());
+        let (hc, loaded) =
+            super::super::head_chunks::HeadChunks::open(&dir.join("chunks_head")).unwrap();
+        head.attach_chunk_files(Arc::new(hc)).unwrap();
+        let st = head.replay_with_chunks(&wal, i64::MIN, loaded).unwrap();
+        head.attach_wal(wal).unwrap();
+        (head, st)
+    }
+
+    #[test]
+    fn full_chunks_go_to_files_and_come_back_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = open_with_chunks(dir.path());
+        write(&h, 0, 600);
+        let heap_before = h.stats().chunk_bytes;
+        // 5 series x 600 samples: 4 full chunks each, the 5th open.
+        assert_eq!(h.write_chunks().unwrap(), 20);
+        let st = h.stats();
+        assert_eq!((st.mmapped_chunks, st.chunks), (20, 25));
+        assert!(st.chunk_bytes * 4 < heap_before, "{st:?} vs {heap_before}");
+        assert!(dir.path().join("chunks_head/000001").exists());
+        let before = dump(&h);
+        assert_eq!(before[0].1.len(), 600);
+        drop(h);
+
+        let (h, st) = open_with_chunks(dir.path());
+        assert_eq!(st.mmapped_chunks, 20, "{st:?}");
+        assert_eq!(st.mmapped_samples_skipped, 20 * 120, "{st:?}");
+        assert_eq!(dump(&h), before);
+        assert_eq!(h.stats().mmapped_chunks, 20);
+        // Appends go on; a checkpoint leaves the written chunks out and
+        // the next restart still has everything.
+        write(&h, 600, 800);
+        h.write_chunks().unwrap();
+        assert!(h.checkpoint().unwrap().is_some());
+        write(&h, 800, 850);
+        let before = dump(&h);
+        drop(h);
+        let (h, st) = open_with_chunks(dir.path());
+        assert!(st.checkpoint.is_some());
+        assert_eq!(dump(&h), before);
+        assert_eq!(st.unknown_refs, 0);
+
+        // Retention drops the references, then the files holding only
+        // chunks out of retention (not the one being written).
+        assert_eq!(h.stats().mmapped_chunks, 30);
+        let ts = h.truncate(700_000);
+        assert_eq!(ts.chunk_files_removed, 1, "{ts:?}");
+        assert!(!dir.path().join("chunks_head/000001").exists());
+        let after = dump(&h);
+        assert!(
+            after.iter().all(|(_, s)| s[0].0 >= 600_000),
+            "{:?}",
+            after[0].1[0]
+        );
+        assert_eq!(after[0].1.last(), before[0].1.last());
     }
 
     #[test]
