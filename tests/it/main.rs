@@ -70,6 +70,7 @@ mod store_backends;
 mod store_faults;
 mod tsdb_blocks;
 mod tsdb_head;
+mod tsdb_head_chunks;
 mod tsdb_wal;
 mod ui_assets;
 mod ui_browser;
