@@ -273,25 +273,11 @@ impl SeriesChunks {
             let Some(data) = disk.and_then(|d| d.read(m.r)) else {
                 continue;
             };
-            let iter = ChunkIter::new(&data);
-            if mint <= m.mint && m.maxt <= maxt {
-                out.extend(iter);
-            } else {
-                out.extend(
-                    iter.skip_while(|(t, _)| *t < mint)
-                        .take_while(|(t, _)| *t <= maxt),
-                );
-            }
+            let whole = mint <= m.mint && m.maxt <= maxt;
+            extend_in(out, ChunkIter::new(&data), whole, mint, maxt);
         }
         for (b, iter) in self.chunks_in(mint, maxt) {
-            if mint <= b.lo && b.hi <= maxt {
-                out.extend(iter);
-            } else {
-                out.extend(
-                    iter.skip_while(|(t, _)| *t < mint)
-                        .take_while(|(t, _)| *t <= maxt),
-                );
-            }
+            extend_in(out, iter, mint <= b.lo && b.hi <= maxt, mint, maxt);
         }
     }
 
@@ -382,6 +368,18 @@ impl SeriesChunks {
         self.bounds()
             .zip(iters)
             .filter(move |(b, _)| b.lo <= maxt && b.hi >= mint)
+    }
+}
+
+/// Adds a chunk's samples in `[mint, maxt]` (all of them when `whole`).
+fn extend_in(out: &mut Vec<(i64, f64)>, iter: ChunkIter<'_>, whole: bool, mint: i64, maxt: i64) {
+    if whole {
+        out.extend(iter);
+    } else {
+        out.extend(
+            iter.skip_while(|(t, _)| *t < mint)
+                .take_while(|(t, _)| *t <= maxt),
+        );
     }
 }
 
