@@ -142,31 +142,31 @@ def one_run(args, tmp, run):
         wait_http(f"http://{targets[0]}/metrics")
         data = os.path.join(tmp, f"prom-data-{run}")
         prom_cmd = ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
-                    "--web.listen-address=127.0.0.1:19090", "--log.level=warn"]
+                    f"--web.listen-address=127.0.0.1:{args.prom_port}", "--log.level=warn"]
         prom = subprocess.Popen(prom_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(prom)
-        klaxon_cmd = [args.klaxon, "run", "--config", kcfg, "--listen", "127.0.0.1:19470",
+        klaxon_cmd = [args.klaxon, "run", "--config", kcfg, "--listen", f"127.0.0.1:{args.klaxon_port}",
                       "--log.level=warn"]
         klaxon = subprocess.Popen(klaxon_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(klaxon)
-        wait_http("http://127.0.0.1:19090/-/ready")
-        wait_http("http://127.0.0.1:19470/-/ready")
+        wait_http(f"http://127.0.0.1:{args.prom_port}/-/ready")
+        wait_http(f"http://127.0.0.1:{args.klaxon_port}/-/ready")
         # Startup (loading, first allocations) is not what we compare: measure deltas.
         time.sleep(args.warmup)
         p0, k0 = proc_stats(prom.pid), proc_stats(klaxon.pid)
-        ps0 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        ks0 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        ps0 = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks0 = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
         t_end = time.time() + args.duration
         points = {}
         for n in args.rss_at:
             while True:
-                kall = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
-                kser = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+                kall = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
+                kser = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
                 if kser > 0 and kall / kser >= n:
                     break
                 time.sleep(2)
-            pall = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-            pser = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_series")
+            pall = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+            pser = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_series")
             pr, kr = proc_stats(prom.pid)[1], proc_stats(klaxon.pid)[1]
             points[n] = {"prom_spp": pall / pser, "klaxon_spp": kall / kser,
                          "prom_bps": pr / pser, "klaxon_bps": kr / kser}
@@ -174,10 +174,10 @@ def one_run(args, tmp, run):
                   f"klaxon {kall / kser:.0f} spp {kr / kser:.0f} B/series", flush=True)
         time.sleep(max(0.0, t_end - time.time()))
         p1, k1 = proc_stats(prom.pid), proc_stats(klaxon.pid)
-        ps1 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        ks1 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
-        pser = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_series")
-        kser = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        ps1 = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks1 = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
+        pser = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_series")
+        kser = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
         r = {
             "prom_rss": p1[1], "klaxon_rss": k1[1],
             "prom_series": pser, "klaxon_series": kser,
@@ -200,8 +200,8 @@ def one_run(args, tmp, run):
         r["mem_ratio"] = r["klaxon_bytes_per_series"] / r["prom_bytes_per_series"]
         r["cpu_ratio"] = r["klaxon_cpu_per_msample"] / r["prom_cpu_per_msample"]
         # WAL size against every sample appended since start.
-        pall = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        kall = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        pall = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        kall = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
         r["prom_wal_bytes"] = dir_bytes(os.path.join(data, "wal"))
         r["klaxon_wal_bytes"] = dir_bytes(os.path.join(kdata, "wal"))
         r["prom_wal_bytes_per_sample"] = r["prom_wal_bytes"] / pall
@@ -212,12 +212,12 @@ def one_run(args, tmp, run):
         stop(prom)
         procs.clear()
         procs.append(synth)
-        r["prom_replay_s"], p2 = time_to_ready(prom_cmd, "http://127.0.0.1:19090/-/ready")
+        r["prom_replay_s"], p2 = time_to_ready(prom_cmd, f"http://127.0.0.1:{args.prom_port}/-/ready")
         procs.append(p2)
         stop(p2)
-        r["klaxon_replay_s"], k2 = time_to_ready(klaxon_cmd, "http://127.0.0.1:19470/-/ready")
+        r["klaxon_replay_s"], k2 = time_to_ready(klaxon_cmd, f"http://127.0.0.1:{args.klaxon_port}/-/ready")
         procs.append(k2)
-        r["klaxon_series_after_replay"] = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        r["klaxon_series_after_replay"] = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
         r["replay_ratio"] = r["klaxon_replay_s"] / r["prom_replay_s"]
         return r
     finally:
@@ -239,6 +239,8 @@ def main():
     ap.add_argument("--targets", type=int, default=10)
     ap.add_argument("--series", type=int, default=10000)
     ap.add_argument("--port", type=int, default=19200)
+    ap.add_argument("--prom-port", type=int, default=19090)
+    ap.add_argument("--klaxon-port", type=int, default=19470)
     ap.add_argument("--interval", type=int, default=5, help="scrape interval, seconds")
     ap.add_argument("--rss-at", default="", help="samples per series to sample RSS at, e.g. 200,1200")
     ap.add_argument("--klaxon", default=os.path.join(ROOT, "target", "release", "klaxon"))
