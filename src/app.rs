@@ -710,7 +710,7 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
             "klaxon_tsdb_wal_segment_current",
             "Number of the WAL segment being written.",
             Kind::Gauge,
-            st.segment.load(Ordering::Relaxed) as f64,
+            st.segment.load(Relaxed) as f64,
         );
     });
 }
