@@ -1026,30 +1026,41 @@ impl Head {
         refs.dedup();
         // Copy the bytes out under each series' lock, write without any
         // head lock, then swap the in-memory chunks for their references.
-        let mut todo: Vec<(Arc<Series>, u64, i64, i64, Vec<u8>)> = Vec::new();
+        struct Todo {
+            series: Arc<Series>,
+            r: u64,
+            mint: i64,
+            maxt: i64,
+            data: Vec<u8>,
+        }
+        let mut todo: Vec<Todo> = Vec::new();
         for r in refs {
             let Some(s) = self.series(r) else { continue };
             let data = s.data.lock();
             for (mint, maxt, bytes) in data.unwritten() {
-                todo.push((s.clone(), r, mint, maxt, bytes.to_vec()));
+                todo.push(Todo {
+                    series: s.clone(),
+                    r,
+                    mint,
+                    maxt,
+                    data: bytes.to_vec(),
+                });
             }
         }
         let batch: Vec<ChunkToWrite<'_>> = todo
             .iter()
-            .map(|(_, r, mint, maxt, data)| ChunkToWrite {
-                series: *r,
-                mint: *mint,
-                maxt: *maxt,
-                data,
+            .map(|t| ChunkToWrite {
+                series: t.r,
+                mint: t.mint,
+                maxt: t.maxt,
+                data: &t.data,
             })
             .collect();
         let written = match hc.write(&batch) {
             Ok(w) => w,
             Err(e) => {
                 // Keep them in memory and try again next time.
-                self.chunks_pending
-                    .lock()
-                    .extend(todo.iter().map(|(_, r, ..)| *r));
+                self.chunks_pending.lock().extend(todo.iter().map(|t| t.r));
                 return Err(e);
             }
         };
@@ -1057,18 +1068,18 @@ impl Head {
         let mut i = 0;
         let mut n = 0;
         while i < todo.len() {
-            let r = todo[i].1;
+            let r = todo[i].r;
             let mut j = i;
             let mut list = Vec::new();
-            while j < todo.len() && todo[j].1 == r {
+            while j < todo.len() && todo[j].r == r {
                 list.push(MappedChunk {
                     r: written[j],
-                    mint: todo[j].2,
-                    maxt: todo[j].3,
+                    mint: todo[j].mint,
+                    maxt: todo[j].maxt,
                 });
                 j += 1;
             }
-            n += todo[i].0.data.lock().mark_written(&list);
+            n += todo[i].series.data.lock().mark_written(&list);
             i = j;
         }
         Ok(n)

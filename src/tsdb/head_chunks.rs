@@ -526,7 +526,7 @@ fn load_file(
             // A preallocated or torn tail of zeros ends the file cleanly.
             if bytes[pos..].iter().all(|b| *b == 0) {
                 corruption = Some(corrupt(pos, "zero-filled tail".into()))
-                    .filter(|_| bytes.len() - pos >= CHUNK_FIXED + 1);
+                    .filter(|_| bytes.len() - pos > CHUNK_FIXED);
                 break;
             }
             match decode_chunk(&bytes[pos..], true) {
