@@ -16,11 +16,19 @@ under its own storage.path in the run's temp dir), so the run also reports
   replay to ready      = seconds from starting the process again on the same data
                          (after a clean stop) until /-/ready answers 200
 
+With --rss-at 200,1200 the run also samples both processes' RSS per series
+when klaxon's head holds that many samples per series (samples appended since
+start / head series, polled every 2 s), and reports klaxon's growth between the
+first and the last point (the "flat memory" goal) and the ratio at each point.
+The run then lasts until the last point (use --interval 1 to get 1,200 samples
+in 20 minutes).
+
 Repeats --runs times and prints the medians. Everything listens on 127.0.0.1 and
 is stopped at the end.
 
   cargo build --release
   python3 benches/compare_prometheus.py --runs 3 --duration 180
+  python3 benches/compare_prometheus.py --runs 1 --interval 1 --rss-at 200,1200 --duration 60
 
 Needs /usr/bin/prometheus (bash ../shared/tools/install-peers.sh).
 """
@@ -113,7 +121,7 @@ def time_to_ready(cmd, url, env=None):
 def one_run(args, tmp, run):
     targets = [f"127.0.0.1:{args.port + i}" for i in range(args.targets)]
     scrape = (
-        "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
+        f"global:\n  scrape_interval: {args.interval}s\n  scrape_timeout: {args.interval * 800}ms\n"
         "scrape_configs:\n  - job_name: synth\n    static_configs:\n"
         f"      - targets: {json.dumps(targets)}\n"
     )
@@ -134,32 +142,57 @@ def one_run(args, tmp, run):
         wait_http(f"http://{targets[0]}/metrics")
         data = os.path.join(tmp, f"prom-data-{run}")
         prom_cmd = ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
-                    "--web.listen-address=127.0.0.1:19090", "--log.level=warn"]
+                    f"--web.listen-address=127.0.0.1:{args.prom_port}", "--log.level=warn"]
         prom = subprocess.Popen(prom_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(prom)
-        klaxon_cmd = [args.klaxon, "run", "--config", kcfg, "--listen", "127.0.0.1:19470",
+        klaxon_cmd = [args.klaxon, "run", "--config", kcfg, "--listen", f"127.0.0.1:{args.klaxon_port}",
                       "--log.level=warn"]
         klaxon = subprocess.Popen(klaxon_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(klaxon)
-        wait_http("http://127.0.0.1:19090/-/ready")
-        wait_http("http://127.0.0.1:19470/-/ready")
+        wait_http(f"http://127.0.0.1:{args.prom_port}/-/ready")
+        wait_http(f"http://127.0.0.1:{args.klaxon_port}/-/ready")
         # Startup (loading, first allocations) is not what we compare: measure deltas.
         time.sleep(args.warmup)
         p0, k0 = proc_stats(prom.pid), proc_stats(klaxon.pid)
-        ps0 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        ks0 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
-        time.sleep(args.duration)
+        ps0 = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks0 = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
+        t_end = time.time() + args.duration
+        points = {}
+        for n in args.rss_at:
+            while True:
+                kall = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
+                kser = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
+                if kser > 0 and kall / kser >= n:
+                    break
+                time.sleep(2)
+            pall = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+            pser = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_series")
+            pr, kr = proc_stats(prom.pid)[1], proc_stats(klaxon.pid)[1]
+            points[n] = {"prom_spp": pall / pser, "klaxon_spp": kall / kser,
+                         "prom_bps": pr / pser, "klaxon_bps": kr / kser}
+            print(f"  at {n} samples/series: prom {pall / pser:.0f} spp {pr / pser:.0f} B/series, "
+                  f"klaxon {kall / kser:.0f} spp {kr / kser:.0f} B/series", flush=True)
+        time.sleep(max(0.0, t_end - time.time()))
         p1, k1 = proc_stats(prom.pid), proc_stats(klaxon.pid)
-        ps1 = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        ks1 = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
-        pser = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_series")
-        kser = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        ps1 = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        ks1 = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
+        pser = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_series")
+        kser = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
         r = {
             "prom_rss": p1[1], "klaxon_rss": k1[1],
             "prom_series": pser, "klaxon_series": kser,
             "prom_cpu": p1[0] - p0[0], "klaxon_cpu": k1[0] - k0[0],
             "prom_samples": ps1 - ps0, "klaxon_samples": ks1 - ks0,
         }
+        for n, pt in points.items():
+            r[f"prom_bps_at_{n}"] = pt["prom_bps"]
+            r[f"klaxon_bps_at_{n}"] = pt["klaxon_bps"]
+            r[f"prom_spp_at_{n}"] = pt["prom_spp"]
+            r[f"mem_ratio_at_{n}"] = pt["klaxon_bps"] / pt["prom_bps"]
+        if len(points) >= 2:
+            lo, hi = min(points), max(points)
+            r["klaxon_growth"] = points[hi]["klaxon_bps"] / points[lo]["klaxon_bps"] - 1
+            r["prom_growth"] = points[hi]["prom_bps"] / points[lo]["prom_bps"] - 1
         r["prom_bytes_per_series"] = r["prom_rss"] / pser
         r["klaxon_bytes_per_series"] = r["klaxon_rss"] / kser
         r["prom_cpu_per_msample"] = r["prom_cpu"] / r["prom_samples"] * 1e6
@@ -167,8 +200,8 @@ def one_run(args, tmp, run):
         r["mem_ratio"] = r["klaxon_bytes_per_series"] / r["prom_bytes_per_series"]
         r["cpu_ratio"] = r["klaxon_cpu_per_msample"] / r["prom_cpu_per_msample"]
         # WAL size against every sample appended since start.
-        pall = metric("http://127.0.0.1:19090/metrics", "prometheus_tsdb_head_samples_appended_total")
-        kall = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_samples_appended_total")
+        pall = metric(f"http://127.0.0.1:{args.prom_port}/metrics", "prometheus_tsdb_head_samples_appended_total")
+        kall = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_samples_appended_total")
         r["prom_wal_bytes"] = dir_bytes(os.path.join(data, "wal"))
         r["klaxon_wal_bytes"] = dir_bytes(os.path.join(kdata, "wal"))
         r["prom_wal_bytes_per_sample"] = r["prom_wal_bytes"] / pall
@@ -179,12 +212,12 @@ def one_run(args, tmp, run):
         stop(prom)
         procs.clear()
         procs.append(synth)
-        r["prom_replay_s"], p2 = time_to_ready(prom_cmd, "http://127.0.0.1:19090/-/ready")
+        r["prom_replay_s"], p2 = time_to_ready(prom_cmd, f"http://127.0.0.1:{args.prom_port}/-/ready")
         procs.append(p2)
         stop(p2)
-        r["klaxon_replay_s"], k2 = time_to_ready(klaxon_cmd, "http://127.0.0.1:19470/-/ready")
+        r["klaxon_replay_s"], k2 = time_to_ready(klaxon_cmd, f"http://127.0.0.1:{args.klaxon_port}/-/ready")
         procs.append(k2)
-        r["klaxon_series_after_replay"] = metric("http://127.0.0.1:19470/metrics", "klaxon_tsdb_head_series")
+        r["klaxon_series_after_replay"] = metric(f"http://127.0.0.1:{args.klaxon_port}/metrics", "klaxon_tsdb_head_series")
         r["replay_ratio"] = r["klaxon_replay_s"] / r["prom_replay_s"]
         return r
     finally:
@@ -206,9 +239,14 @@ def main():
     ap.add_argument("--targets", type=int, default=10)
     ap.add_argument("--series", type=int, default=10000)
     ap.add_argument("--port", type=int, default=19200)
+    ap.add_argument("--prom-port", type=int, default=19090)
+    ap.add_argument("--klaxon-port", type=int, default=19470)
+    ap.add_argument("--interval", type=int, default=5, help="scrape interval, seconds")
+    ap.add_argument("--rss-at", default="", help="samples per series to sample RSS at, e.g. 200,1200")
     ap.add_argument("--klaxon", default=os.path.join(ROOT, "target", "release", "klaxon"))
     ap.add_argument("--json", help="write every run's figures here")
     args = ap.parse_args()
+    args.rss_at = sorted(int(x) for x in args.rss_at.split(",") if x.strip())
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
     runs = []
@@ -227,10 +265,14 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(f"median of {len(runs)} runs ({args.targets} targets x {args.series} series, 5s interval, "
+    print(f"median of {len(runs)} runs ({args.targets} targets x {args.series} series, {args.interval}s interval, "
           f"{args.duration}s measured): memory per series ratio {med['mem_ratio']:.3f}, "
           f"CPU per sample ratio {med['cpu_ratio']:.3f}, WAL bytes per sample ratio "
           f"{med['wal_bytes_ratio']:.3f}, replay-to-ready ratio {med['replay_ratio']:.3f}")
+    if "klaxon_growth" in med:
+        print(f"RSS per series from {args.rss_at[0]} to {args.rss_at[-1]} samples/series: klaxon "
+              f"{med['klaxon_growth'] * 100:+.1f}%, Prometheus {med['prom_growth'] * 100:+.1f}%; ratio at "
+              + ", ".join(f"{n}: {med[f'mem_ratio_at_{n}']:.3f}" for n in args.rss_at))
     print(json.dumps(med, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -198,7 +198,11 @@ pub async fn start_with_options(
     let replay = {
         let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
         let (h, w) = (head.clone(), wal.clone());
-        tokio::task::spawn_blocking(move || h.replay(&w, cutoff))
+        let chunks_dir = cfg.storage.path.join("chunks_head");
+        tokio::task::spawn_blocking(move || {
+            let loaded = open_head_chunks(&h, &chunks_dir);
+            h.replay_with_chunks(&w, cutoff, loaded)
+        })
     };
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
     let alerting = crate::notifier::prepare(&cfg).map_err(StartError::Alerting)?;
@@ -559,6 +563,7 @@ pub async fn start_with_options(
     // blocks on disk.
     let head_span = retention.min(2 * cfg.storage.min_block_duration);
     tasks.push(capacity::spawn_check(head.clone(), head_span, shortest));
+    tasks.push(spawn_chunk_writer(head.clone()));
     let h = head.clone();
     tasks.push(tokio::spawn(async move {
         let mut t = tokio::time::interval(RETENTION_EVERY);
@@ -889,6 +894,49 @@ fn register_blocks_collector(
     });
 }
 
+/// How often full chunks move from the heap to the head chunk files.
+const CHUNK_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// Opens `storage.path/chunks_head` and attaches it to the head; what it
+/// holds is handed to replay. A directory that cannot be used leaves full
+/// chunks in memory (logged), it does not stop the start.
+fn open_head_chunks(head: &Head, dir: &std::path::Path) -> crate::tsdb::head_chunks::Loaded {
+    match crate::tsdb::head_chunks::HeadChunks::open(dir) {
+        Ok((hc, loaded)) => {
+            tracing::info!(dir = %dir.display(), chunks = loaded.chunks, series = loaded.series.len(),
+                corruptions = loaded.corruptions.len(), "head chunk files read");
+            if head.attach_chunk_files(Arc::new(hc)).is_err() {
+                tracing::warn!("head chunk files already attached");
+            }
+            loaded
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "head chunk files unusable; full chunks stay in memory");
+            Default::default()
+        }
+    }
+}
+
+/// Moves full chunks out of the heap every [`CHUNK_WRITE_EVERY`], off
+/// the append path.
+fn spawn_chunk_writer(head: Arc<Head>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(CHUNK_WRITE_EVERY);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let h = head.clone();
+            match tokio::task::spawn_blocking(move || h.write_chunks()).await {
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "writing head chunks failed; kept in memory")
+                }
+                Err(e) => tracing::error!(error = %e, "head chunk writer task"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    })
+}
+
 fn register_head_collector(r: &Registry, head: Arc<Head>) {
     r.collector(move |out| {
         let s = head.stats();
@@ -932,10 +980,36 @@ fn register_head_collector(r: &Registry, head: Arc<Head>) {
         );
         push(
             "klaxon_tsdb_head_chunk_bytes",
-            "Bytes of compressed sample data in the head.",
+            "Bytes of compressed sample data in the head's memory.",
             Kind::Gauge,
             s.chunk_bytes as f64,
         );
+        push(
+            "klaxon_tsdb_head_mmapped_chunks",
+            "Full head chunks held in the head chunk files, not in memory.",
+            Kind::Gauge,
+            s.mmapped_chunks as f64,
+        );
+        push(
+            "klaxon_tsdb_head_chunks_storage_size_bytes",
+            "Size of the head chunk files (chunks_head/).",
+            Kind::Gauge,
+            s.mmapped_chunk_bytes as f64,
+        );
+        if let Some(hc) = head.chunk_files() {
+            push(
+                "klaxon_tsdb_mmap_chunk_corruptions",
+                "Damaged head chunk files found at start (each cut at its last good chunk).",
+                Kind::Counter,
+                hc.stats.corruptions.load(Ordering::Relaxed) as f64,
+            );
+            push(
+                "klaxon_tsdb_head_chunks_written",
+                "Full chunks written to the head chunk files.",
+                Kind::Counter,
+                hc.stats.written.load(Ordering::Relaxed) as f64,
+            );
+        }
         push(
             "klaxon_tsdb_head_memory_bytes",
             "Estimated bytes held by the head (series, index, symbols, chunks).",

@@ -16,6 +16,7 @@
 //! ref is known without a second map, refs are never reused, and postings
 //! sorted by ref are sorted by creation.
 
+use super::head_chunks::{ChunkToWrite, HeadChunks, HeadChunksError, MappedChunk};
 use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
@@ -39,7 +40,7 @@ impl SeriesHandle {
     }
 }
 use crate::model::{Label, Labels, Matcher};
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -193,6 +194,12 @@ pub struct Head {
     /// Set while the WAL is replayed: the observer is not told about
     /// samples that were already sent before the restart.
     replaying: AtomicBool,
+    /// Full chunks go to these files (once attached, before replay).
+    chunk_files: OnceLock<Arc<HeadChunks>>,
+    /// Series that cut a chunk since the last [`Head::write_chunks`].
+    chunks_pending: Mutex<Vec<u64>>,
+    /// One [`Head::write_chunks`] pass at a time.
+    chunk_writer: Mutex<()>,
 }
 
 impl Default for Head {
@@ -245,6 +252,9 @@ impl Head {
             wal: OnceLock::new(),
             commit_lock: RwLock::new(()),
             replaying: AtomicBool::new(false),
+            chunk_files: OnceLock::new(),
+            chunks_pending: Mutex::new(Vec::new()),
+            chunk_writer: Mutex::new(()),
         }
     }
 
@@ -654,7 +664,10 @@ impl Head {
         res: Result<Appended, AppendError>,
     ) -> Result<(), AppendError> {
         match res {
-            Ok(Appended::Stored { .. }) => {
+            Ok(Appended::Stored { cut }) => {
+                if cut && self.chunk_files.get().is_some() {
+                    self.chunks_pending.lock().push(r.0);
+                }
                 // Replayed samples were counted (and observed) before the
                 // restart, as Prometheus' counter does not count replay.
                 if !self.replaying.load(Relaxed) {
@@ -697,7 +710,9 @@ impl Head {
         for r in self.postings_for(matchers) {
             let Some(s) = self.series(r) else { continue };
             let mut samples = Vec::new();
-            s.data.lock().samples_in(mint, maxt, &mut samples);
+            s.data
+                .lock()
+                .samples_in(self.chunk_files(), mint, maxt, &mut samples);
             if !samples.is_empty() {
                 found.push((s, samples));
             }
@@ -788,7 +803,7 @@ impl Head {
         self.postings_for(matchers)
             .into_iter()
             .filter_map(|r| self.series(r))
-            .filter(|s| s.data.lock().has_sample_in(mint, maxt))
+            .filter(|s| s.data.lock().has_sample_in(self.chunk_files(), mint, maxt))
             .collect()
     }
 
@@ -997,6 +1012,9 @@ impl Head {
                 tracing::warn!(error = %e, "logging removed series failed");
             }
         }
+        if let Some(hc) = self.chunk_files() {
+            stats.chunk_files_removed = hc.truncate(cutoff);
+        }
         tracing::debug!(cutoff, ?stats, "head truncated");
         stats
     }
@@ -1026,11 +1044,15 @@ impl Head {
                 let data: &SeriesChunks = &s.data.lock();
                 st.num_series += 1;
                 st.chunks += data.num_chunks();
+                st.mmapped_chunks += data.mapped.len();
                 st.chunk_bytes += data.chunk_bytes();
                 st.memory_bytes += per_series + block(s.labels.len() * 4) + data.heap_bytes();
             }
         }
         st.memory_bytes += self.index.read().memory_bytes();
+        if let Some(hc) = self.chunk_files() {
+            st.mmapped_chunk_bytes = hc.size_bytes();
+        }
         let syms = self.symbols.read();
         st.symbols = syms.len();
         st.memory_bytes += syms.memory_bytes();
@@ -1041,6 +1063,132 @@ impl Head {
     /// (`i64::MAX` when none).
     pub fn min_time(&self) -> i64 {
         self.min_time.load(Relaxed)
+    }
+
+    /// Attaches the head chunk files full chunks are written to (once;
+    /// before [`Head::replay`], which restores the chunks they hold).
+    pub fn attach_chunk_files(&self, hc: Arc<HeadChunks>) -> Result<(), Arc<HeadChunks>> {
+        self.chunk_files.set(hc)
+    }
+
+    pub fn chunk_files(&self) -> Option<&HeadChunks> {
+        self.chunk_files.get().map(|a| &**a)
+    }
+
+    /// Gives series `r` the chunks read back from the head chunk files
+    /// (replay); returns the newest time they cover, so the WAL adds only
+    /// later samples. `None` when the series is unknown.
+    pub(crate) fn restore_mapped(&self, r: u64, chunks: Vec<MappedChunk>) -> Option<i64> {
+        let s = self.series(r)?;
+        let mut data = s.data.lock();
+        // Only chunks between the ones restored already and the samples
+        // the WAL put in memory (a series logged twice comes here twice).
+        let first_mem = data
+            .closed
+            .first()
+            .map(|c| c.min_time())
+            .or(data.head.as_ref().map(|h| h.min_time()))
+            .unwrap_or(i64::MAX);
+        let mut last = data.mapped.last().map_or(i64::MIN, |m| m.maxt);
+        let mut add = Vec::new();
+        for c in chunks {
+            if c.mint > last && c.maxt < first_mem {
+                last = c.maxt;
+                add.push(c);
+            }
+        }
+        if add.is_empty() {
+            return data.mapped.last().map(|m| m.maxt);
+        }
+        let newest = add.last().map(|c| c.maxt);
+        for c in &add {
+            self.min_time.fetch_min(c.mint, Relaxed);
+            self.max_time.fetch_max(c.maxt, Relaxed);
+        }
+        data.add_mapped(&add);
+        newest
+    }
+
+    /// Writes the full chunks cut since the last call to the head chunk
+    /// files and drops their bytes from the heap. Runs off the append path
+    /// (a background task calls it): appenders only note which series cut
+    /// a chunk. Returns how many chunks went to disk.
+    pub fn write_chunks(&self) -> Result<usize, HeadChunksError> {
+        let Some(hc) = self.chunk_files() else {
+            return Ok(0);
+        };
+        let _one = self.chunk_writer.lock();
+        let mut refs = std::mem::take(&mut *self.chunks_pending.lock());
+        if refs.is_empty() {
+            return Ok(0);
+        }
+        refs.sort_unstable();
+        refs.dedup();
+        // Copy the bytes out under each series' lock, write without any
+        // head lock, then swap the in-memory chunks for their references.
+        struct Todo {
+            series: Arc<Series>,
+            r: u64,
+            mint: i64,
+            maxt: i64,
+            data: Vec<u8>,
+        }
+        let mut todo: Vec<Todo> = Vec::new();
+        for r in refs {
+            let Some(s) = self.series(r) else { continue };
+            let data = s.data.lock();
+            for (mint, maxt, bytes) in data.unwritten() {
+                todo.push(Todo {
+                    series: s.clone(),
+                    r,
+                    mint,
+                    maxt,
+                    data: bytes.to_vec(),
+                });
+            }
+        }
+        let batch: Vec<ChunkToWrite<'_>> = todo
+            .iter()
+            .map(|t| ChunkToWrite {
+                series: t.r,
+                mint: t.mint,
+                maxt: t.maxt,
+                data: &t.data,
+            })
+            .collect();
+        let written = match hc.write(&batch) {
+            Ok(w) => w,
+            Err(e) => {
+                // Keep them in memory and try again next time.
+                self.chunks_pending.lock().extend(todo.iter().map(|t| t.r));
+                return Err(e);
+            }
+        };
+        drop(batch);
+        let mut i = 0;
+        let mut n = 0;
+        while i < todo.len() {
+            let r = todo[i].r;
+            let mut j = i;
+            let mut list = Vec::new();
+            while j < todo.len() && todo[j].r == r {
+                list.push(MappedChunk {
+                    r: written[j],
+                    mint: todo[j].mint,
+                    maxt: todo[j].maxt,
+                });
+                j += 1;
+            }
+            n += todo[i].series.data.lock().mark_written(&list);
+            i = j;
+        }
+        Ok(n)
+    }
+
+    /// Holds off [`Head::write_chunks`] while the guard lives (a checkpoint
+    /// leaves out chunks already in the files, so none may move meanwhile).
+    pub(crate) fn pause_chunk_writes(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.chunk_writer.lock()
     }
 
     /// Newest sample time ever appended (`i64::MIN` when none).
@@ -1238,7 +1386,9 @@ mod size_tests {
         assert_eq!(size_of::<ClosedChunk>(), 16);
         assert!(size_of::<HeadChunk>() <= 56);
         // 120 before the WAL's per-series state (segment and value of the
-        // last logged sample, which the next one is encoded against).
-        assert!(size_of::<Series>() <= 136);
+        // last logged sample, which the next one is encoded against), 136
+        // before the references to chunks in the head chunk files.
+        assert!(size_of::<Series>() <= 152);
+        assert_eq!(size_of::<super::MappedChunk>(), 24);
     }
 }

@@ -28,6 +28,7 @@ pub mod chunk;
 pub mod chunk_histogram;
 pub mod compact;
 pub mod head;
+pub mod head_chunks;
 pub(crate) mod index;
 pub(crate) mod intern;
 mod mem;
@@ -104,6 +105,8 @@ pub struct TruncateStats {
     pub series_removed: usize,
     /// Label strings freed because no remaining series uses them.
     pub symbols_freed: usize,
+    /// Head chunk files deleted (all their chunks out of retention).
+    pub chunk_files_removed: usize,
     /// Nothing could be dropped (no sample older than the cutoff, no empty
     /// series), so the walk over the series was skipped.
     pub skipped: bool,
@@ -112,7 +115,8 @@ pub struct TruncateStats {
 impl TruncateStats {
     /// Whether the truncation freed anything.
     pub fn freed(&self) -> bool {
-        self.chunks_removed + self.series_removed + self.symbols_freed > 0
+        self.chunks_removed + self.series_removed + self.symbols_freed + self.chunk_files_removed
+            > 0
     }
 }
 
@@ -123,8 +127,11 @@ pub struct HeadStats {
     /// Samples stored since start (exact duplicates are not counted).
     pub samples_appended: u64,
     pub chunks: usize,
-    /// Encoded chunk bytes in use.
+    /// Encoded chunk bytes in use in the heap.
     pub chunk_bytes: usize,
+    /// Chunks in the head chunk files (part of `chunks`), and the files' size.
+    pub mmapped_chunks: usize,
+    pub mmapped_chunk_bytes: u64,
     /// Estimate of every heap and inline byte the head holds (capacities
     /// included, allocator overhead excluded).
     pub memory_bytes: usize,

@@ -2,6 +2,7 @@
 
 use super::chunk::ChunkIter;
 use super::head::{SeriesHandle, SHARD_BITS};
+use super::head_chunks::{Loaded, MappedChunk};
 use super::mem::IdMap;
 use super::wal::{self, Corruption, Record, Wal, WalError};
 use super::{AppendError, Head, SeriesRef};
@@ -23,6 +24,10 @@ pub struct ReplayStats {
     pub unknown_refs: u64,
     pub corruptions: Vec<Corruption>,
     pub duration: Duration,
+    /// Full chunks restored from the head chunk files, and WAL samples
+    /// skipped because those chunks already hold them.
+    pub mmapped_chunks: u64,
+    pub mmapped_samples_skipped: u64,
 }
 
 /// WAL reference → the head series its samples go to.
@@ -99,6 +104,13 @@ struct Replayer<'h> {
     /// two references after retention removed and recreated it). A
     /// reference without an entry means the head series of that reference.
     handles: Handles,
+    /// Chunks from the head chunk files by the series reference they were
+    /// written under, waiting for that series' record (the references this
+    /// thread owns).
+    mapped: std::collections::HashMap<u64, Vec<MappedChunk>>,
+    /// WAL reference → newest time its restored chunks cover: samples up
+    /// to it are in the chunk files already.
+    floor: std::collections::HashMap<u64, i64>,
     stats: ReplayStats,
 }
 
@@ -106,6 +118,10 @@ impl Replayer<'_> {
     fn sample(&mut self, r: u64, t: i64, v: f64) {
         if t < self.cutoff {
             self.stats.too_old += 1;
+            return;
+        }
+        if !self.floor.is_empty() && self.floor.get(&r).is_some_and(|f| t <= *f) {
+            self.stats.mmapped_samples_skipped += 1;
             return;
         }
         if self.handles.get(r).is_none() {
@@ -134,6 +150,12 @@ impl Replayer<'_> {
             Record::Series(list) => {
                 self.stats.series += list.iter().filter(|(_, l)| !l.is_empty()).count() as u64;
                 for (r, h) in self.head.create_logged(&list) {
+                    if let Some(chunks) = self.mapped.remove(&r) {
+                        self.stats.mmapped_chunks += chunks.len() as u64;
+                        if let Some(f) = self.head.restore_mapped(h.series_ref().0, chunks) {
+                            self.floor.insert(r, f);
+                        }
+                    }
                     self.handles.set(r, h);
                 }
             }
@@ -341,20 +363,42 @@ impl Head {
     /// there) and replay goes on with the next one; only an I/O error
     /// reading the directory fails it.
     pub fn replay(&self, wal: &Wal, cutoff: i64) -> Result<ReplayStats, WalError> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.replay_with(wal, cutoff, cores.clamp(1, MAX_APPLIERS))
+        self.replay_with_chunks(wal, cutoff, Loaded::default())
     }
 
-    /// [`Head::replay`] with `appliers` threads applying records.
+    /// [`Head::replay`] on top of the full chunks read from the head chunk
+    /// files (`loaded`): each series gets its chunks back when its record
+    /// is read, and the WAL adds only samples newer than them, as
+    /// Prometheus replays on top of its memory-mapped chunks.
+    pub fn replay_with_chunks(
+        &self,
+        wal: &Wal,
+        cutoff: i64,
+        loaded: Loaded,
+    ) -> Result<ReplayStats, WalError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.replay_with(wal, cutoff, cores.clamp(1, MAX_APPLIERS), loaded)
+    }
+
+    /// [`Head::replay_with_chunks`] with `appliers` threads applying records.
     pub(crate) fn replay_with(
         &self,
         wal: &Wal,
         cutoff: i64,
         appliers: usize,
+        loaded: Loaded,
     ) -> Result<ReplayStats, WalError> {
         let start = Instant::now();
         let dir: &Path = &wal.dir;
         let appliers = appliers.max(1);
+        // Each thread gets the restored chunks of the references it owns.
+        let mut mapped: Vec<std::collections::HashMap<u64, Vec<MappedChunk>>> =
+            (0..appliers).map(|_| Default::default()).collect();
+        for (r, chunks) in loaded.series {
+            if let Some(m) = mapped.get_mut(owner(r, appliers)) {
+                m.insert(r, chunks);
+            }
+        }
         self.set_replaying(true);
         // Reading (I/O, checksums, decompression, decoding) runs on its own
         // thread; applying to the head on `appliers` others, each owning
@@ -369,12 +413,15 @@ impl Head {
                 scope.spawn(move || read_log(wal, Feeds(txs.into_iter().map(Feed::new).collect())));
             let workers: Vec<_> = rxs
                 .into_iter()
-                .map(|rx| {
+                .zip(mapped)
+                .map(|(rx, mapped)| {
                     scope.spawn(move || {
                         let mut w = Replayer {
                             head: self,
                             cutoff,
                             handles: Handles::default(),
+                            mapped,
+                            floor: Default::default(),
                             stats: ReplayStats::default(),
                         };
                         for recs in rx {
@@ -401,6 +448,8 @@ impl Head {
                         rp.samples += st.samples;
                         rp.too_old += st.too_old;
                         rp.unknown_refs += st.unknown_refs;
+                        rp.mmapped_chunks += st.mmapped_chunks;
+                        rp.mmapped_samples_skipped += st.mmapped_samples_skipped;
                     }
                     Err(_) => failed = true,
                 }
@@ -430,6 +479,8 @@ impl Head {
             samples = st.samples,
             too_old = st.too_old,
             unknown_refs = st.unknown_refs,
+            mmapped_chunks = st.mmapped_chunks,
+            mmapped_samples_skipped = st.mmapped_samples_skipped,
             corruptions = st.corruptions.len(),
             duration = ?st.duration,
             appliers,
@@ -453,6 +504,21 @@ impl Head {
         };
         if upto <= wal.stats.checkpoint_segment.load(Relaxed) {
             return Ok(None);
+        }
+        // Chunks in the head chunk files are left out of the checkpoint:
+        // they must be on disk before the segments holding them go.
+        let _pause = self.chunk_files().map(|_| {
+            if let Err(e) = self.write_chunks() {
+                tracing::warn!(error = %e, "writing head chunks before the checkpoint failed");
+            }
+            self.pause_chunk_writes()
+        });
+        if let Some(hc) = self.chunk_files() {
+            hc.sync().map_err(|e| WalError::Io {
+                op: "sync head chunks",
+                path: hc.dir().display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         }
         let started = Instant::now();
         let c = wal.opts.compression;
@@ -649,7 +715,7 @@ mod tests {
         let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
         for n in [1, 2, 3] {
             let h = Head::default();
-            let st = h.replay_with(&wal, i64::MIN, n).unwrap();
+            let st = h.replay_with(&wal, i64::MIN, n, Loaded::default()).unwrap();
             assert_eq!(dump(&h), before2, "{n} appliers");
             assert_eq!(st.unknown_refs, 0, "{n} appliers: {st:?}");
             assert_eq!(h.num_series(), 300);
@@ -865,5 +931,74 @@ mod tests {
         let (h2, _, st) = open(dir.path(), 1500);
         assert!(st.corruptions.is_empty(), "{st:?}");
         assert_eq!(dump(&h2), before);
+    }
+
+    fn open_with_chunks(dir: &Path) -> (Arc<Head>, ReplayStats) {
+        let wal = Arc::new(
+            Wal::open(
+                &dir.join("wal"),
+                WalOptions {
+                    segment_size: 4096,
+                    compression: Compression::Snappy,
+                },
+            )
+            .unwrap(),
+        );
+        let head = Arc::new(Head::default());
+        let (hc, loaded) =
+            super::super::head_chunks::HeadChunks::open(&dir.join("chunks_head")).unwrap();
+        head.attach_chunk_files(Arc::new(hc)).unwrap();
+        let st = head.replay_with_chunks(&wal, i64::MIN, loaded).unwrap();
+        head.attach_wal(wal).unwrap();
+        (head, st)
+    }
+
+    #[test]
+    fn full_chunks_go_to_files_and_come_back_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = open_with_chunks(dir.path());
+        write(&h, 0, 600);
+        let heap_before = h.stats().chunk_bytes;
+        // 5 series x 600 samples: 4 full chunks each, the 5th open.
+        assert_eq!(h.write_chunks().unwrap(), 20);
+        let st = h.stats();
+        assert_eq!((st.mmapped_chunks, st.chunks), (20, 25));
+        assert!(st.chunk_bytes * 4 < heap_before, "{st:?} vs {heap_before}");
+        assert!(dir.path().join("chunks_head/000001").exists());
+        let before = dump(&h);
+        assert_eq!(before[0].1.len(), 600);
+        drop(h);
+
+        let (h, st) = open_with_chunks(dir.path());
+        assert_eq!(st.mmapped_chunks, 20, "{st:?}");
+        assert_eq!(st.mmapped_samples_skipped, 20 * 120, "{st:?}");
+        assert_eq!(dump(&h), before);
+        assert_eq!(h.stats().mmapped_chunks, 20);
+        // Appends go on; a checkpoint leaves the written chunks out and
+        // the next restart still has everything.
+        write(&h, 600, 800);
+        h.write_chunks().unwrap();
+        assert!(h.checkpoint().unwrap().is_some());
+        write(&h, 800, 850);
+        let before = dump(&h);
+        drop(h);
+        let (h, st) = open_with_chunks(dir.path());
+        assert!(st.checkpoint.is_some());
+        assert_eq!(dump(&h), before);
+        assert_eq!(st.unknown_refs, 0);
+
+        // Retention drops the references, then the files holding only
+        // chunks out of retention (not the one being written).
+        assert_eq!(h.stats().mmapped_chunks, 30);
+        let ts = h.truncate(700_000);
+        assert_eq!(ts.chunk_files_removed, 1, "{ts:?}");
+        assert!(!dir.path().join("chunks_head/000001").exists());
+        let after = dump(&h);
+        assert!(
+            after.iter().all(|(_, s)| s[0].0 >= 600_000),
+            "{:?}",
+            after[0].1[0]
+        );
+        assert_eq!(after[0].1.last(), before[0].1.last());
     }
 }

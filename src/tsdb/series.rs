@@ -1,7 +1,8 @@
 //! One series: its interned labels and its chunks, with Prometheus' append
 //! rules.
 
-use super::chunk::{ClosedChunk, HeadChunk};
+use super::chunk::{ChunkIter, ClosedChunk, HeadChunk};
+use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
 use super::AppendError;
 use parking_lot::Mutex;
@@ -55,10 +56,18 @@ impl Series {
 
 /// The mutable part of a series, behind its own lock.
 ///
-/// Invariant: `head` is `None` only when `closed` is empty too (new series, or
-/// all data dropped by retention).
+/// Chunks oldest first: `mapped` (full chunks in the head chunk files, only
+/// their reference in the heap), then `closed` (full chunks not written out
+/// yet), then the open `head` chunk.
+///
+/// Invariant: `head` is `None` only when `closed` is empty too (new series,
+/// all data dropped by retention, or a series restored from the head chunk
+/// files that has no newer sample yet).
 #[derive(Debug, Default)]
 pub struct SeriesChunks {
+    /// A boxed slice, not a `Vec`: one word less per series, and it grows
+    /// one chunk at a time anyway.
+    pub mapped: Box<[MappedChunk]>,
     pub closed: Vec<ClosedChunk>,
     pub head: Option<HeadChunk>,
 }
@@ -105,7 +114,13 @@ impl SeriesChunks {
     /// be stored, `Ok(false)` for an exact duplicate of the last sample.
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
         let Some(head) = self.head.as_ref() else {
-            return Ok(true);
+            // Restored from the head chunk files: order against their end
+            // (a sample at that very time is taken as the one stored).
+            return match self.mapped.last() {
+                Some(m) if t < m.maxt => Err(AppendError::OutOfOrder),
+                Some(m) if t == m.maxt => Ok(false),
+                _ => Ok(true),
+            };
         };
         let last = head.max_time();
         if t < last {
@@ -121,7 +136,8 @@ impl SeriesChunks {
         Ok(true)
     }
 
-    /// Every chunk's bytes, oldest first (for checkpoints).
+    /// The bytes of every chunk held in memory, oldest first (for
+    /// checkpoints; chunks in the head chunk files are restored from there).
     pub fn chunk_data(&self) -> Vec<Vec<u8>> {
         self.closed
             .iter()
@@ -131,10 +147,13 @@ impl SeriesChunks {
     }
 
     pub fn has_samples(&self) -> bool {
-        self.head.is_some()
+        self.head.is_some() || !self.mapped.is_empty()
     }
 
     pub fn min_time(&self) -> Option<i64> {
+        if let Some(m) = self.mapped.first() {
+            return Some(m.mint);
+        }
         match self.closed.first() {
             Some(c) => Some(c.min_time()),
             None => self.head.as_ref().map(HeadChunk::min_time),
@@ -143,14 +162,17 @@ impl SeriesChunks {
 
     #[cfg(test)]
     pub fn max_time(&self) -> Option<i64> {
-        self.head.as_ref().map(HeadChunk::max_time)
+        match &self.head {
+            Some(h) => Some(h.max_time()),
+            None => self.mapped.last().map(|m| m.maxt),
+        }
     }
 
     pub fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.head.is_some())
+        self.mapped.len() + self.closed.len() + usize::from(self.head.is_some())
     }
 
-    /// Bytes of encoded chunk data (used length, not capacity).
+    /// Encoded chunk bytes held in the heap (used length, not capacity).
     pub fn chunk_bytes(&self) -> usize {
         self.closed.iter().map(|c| c.bytes().len()).sum::<usize>()
             + self.head.as_ref().map_or(0, |h| h.bytes().len())
@@ -161,6 +183,7 @@ impl SeriesChunks {
     pub fn heap_bytes(&self) -> usize {
         use super::mem::block;
         block(self.closed.capacity() * std::mem::size_of::<ClosedChunk>())
+            + block(self.mapped.len() * std::mem::size_of::<MappedChunk>())
             + self
                 .closed
                 .iter()
@@ -172,6 +195,18 @@ impl SeriesChunks {
     /// Drops whole chunks whose newest sample is older than `cutoff`; returns
     /// how many were dropped. A chunk straddling the cutoff is kept whole.
     pub fn truncate(&mut self, cutoff: i64) -> usize {
+        // Chunks in the files know their end exactly.
+        let gone = self.mapped.iter().take_while(|m| m.maxt < cutoff).count();
+        if gone > 0 {
+            self.mapped = self.mapped[gone..].into();
+        }
+        if !self.mapped.is_empty() {
+            return gone;
+        }
+        gone + self.truncate_memory(cutoff)
+    }
+
+    fn truncate_memory(&mut self, cutoff: i64) -> usize {
         // Chunks whose upper bound is below the cutoff go for sure; the first
         // one past that may still end before the cutoff (a gap in the data):
         // decode it to know.
@@ -209,7 +244,16 @@ impl SeriesChunks {
 
     /// Whether some sample lies in `[mint, maxt]`; decodes at most the chunks
     /// whose bounds do not settle it.
-    pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
+    pub fn has_sample_in(&self, disk: Option<&HeadChunks>, mint: i64, maxt: i64) -> bool {
+        for m in self.mapped_in(mint, maxt) {
+            if mint <= m.mint || m.maxt <= maxt {
+                return true;
+            }
+            let data = disk.and_then(|d| d.read(m.r)).unwrap_or_default();
+            if ChunkIter::new(&data).any(|(t, _)| mint <= t && t <= maxt) {
+                return true;
+            }
+        }
         self.chunks_in(mint, maxt).any(|(b, iter)| {
             (mint <= b.lo && b.lo <= maxt)
                 || (b.exact_hi && mint <= b.hi && b.hi <= maxt)
@@ -218,20 +262,67 @@ impl SeriesChunks {
     }
 
     /// Decoded samples in `[mint, maxt]`, in time order.
-    pub fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+    pub fn samples_in(
+        &self,
+        disk: Option<&HeadChunks>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, f64)>,
+    ) {
+        for m in self.mapped_in(mint, maxt) {
+            let Some(data) = disk.and_then(|d| d.read(m.r)) else {
+                continue;
+            };
+            let whole = mint <= m.mint && m.maxt <= maxt;
+            extend_in(out, ChunkIter::new(&data), whole, mint, maxt);
+        }
         for (b, iter) in self.chunks_in(mint, maxt) {
-            if mint <= b.lo && b.hi <= maxt {
-                out.extend(iter);
-            } else {
-                out.extend(
-                    iter.skip_while(|(t, _)| *t < mint)
-                        .take_while(|(t, _)| *t <= maxt),
-                );
-            }
+            extend_in(out, iter, mint <= b.lo && b.hi <= maxt, mint, maxt);
         }
     }
 
-    /// Time bounds of every chunk, oldest first. A closed chunk's upper bound
+    /// Chunks in the files overlapping the range.
+    fn mapped_in(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &MappedChunk> + '_ {
+        self.mapped
+            .iter()
+            .filter(move |m| m.mint <= maxt && m.maxt >= mint)
+    }
+
+    /// Full chunks still in memory, oldest first: time span and bytes
+    /// (for writing them to the head chunk files).
+    pub fn unwritten(&self) -> impl Iterator<Item = (i64, i64, &[u8])> + '_ {
+        self.closed
+            .iter()
+            .map(|c| (c.min_time(), c.max_time(), c.bytes()))
+    }
+
+    /// Replaces the oldest in-memory full chunks by their written copies,
+    /// as long as they are still the same chunks (retention may have
+    /// dropped some meanwhile). Returns how many were replaced.
+    pub fn mark_written(&mut self, written: &[MappedChunk]) -> usize {
+        let mut n = 0;
+        for w in written {
+            match self.closed.get(n) {
+                Some(c) if c.min_time() == w.mint => n += 1,
+                _ => break,
+            }
+        }
+        if n > 0 {
+            self.closed.drain(..n);
+            self.add_mapped(&written[..n]);
+        }
+        n
+    }
+
+    /// Appends chunks (newer than every mapped one) to `mapped`.
+    pub fn add_mapped(&mut self, add: &[MappedChunk]) {
+        let mut v = std::mem::take(&mut self.mapped).into_vec();
+        v.reserve_exact(add.len());
+        v.extend_from_slice(add);
+        self.mapped = v.into_boxed_slice();
+    }
+
+    /// Time bounds of every in-memory chunk, oldest first. A closed chunk's upper bound
     /// is one before the next chunk's first sample (its samples are all
     /// older); only the head chunk's is its exact last sample.
     fn bounds(&self) -> impl Iterator<Item = ChunkBounds> + '_ {
@@ -280,6 +371,18 @@ impl SeriesChunks {
     }
 }
 
+/// Adds a chunk's samples in `[mint, maxt]` (all of them when `whole`).
+fn extend_in(out: &mut Vec<(i64, f64)>, iter: ChunkIter<'_>, whole: bool, mint: i64, maxt: i64) {
+    if whole {
+        out.extend(iter);
+    } else {
+        out.extend(
+            iter.skip_while(|(t, _)| *t < mint)
+                .take_while(|(t, _)| *t <= maxt),
+        );
+    }
+}
+
 /// A chunk's time bounds: `lo` is its first sample, `hi` an upper bound on
 /// its last one (exact when `exact_hi`).
 #[derive(Clone, Copy, Debug)]
@@ -321,7 +424,7 @@ mod tests {
             Err(AppendError::DuplicateTimestamp)
         );
         let mut out = Vec::new();
-        s.samples_in(i64::MIN, i64::MAX, &mut out);
+        s.samples_in(None, i64::MIN, i64::MAX, &mut out);
         let bits: Vec<(i64, u64)> = out.iter().map(|(t, v)| (*t, v.to_bits())).collect();
         assert_eq!(
             bits,
@@ -345,10 +448,10 @@ mod tests {
         assert_eq!(s.closed[0].num_samples(), 120);
         assert_eq!((s.min_time(), s.max_time()), (Some(0), Some(2490)));
         let mut out = Vec::new();
-        s.samples_in(1195, 1215, &mut out);
+        s.samples_in(None, 1195, 1215, &mut out);
         assert_eq!(out, [(1200, 120.0), (1210, 121.0)]);
-        assert!(s.has_sample_in(1195, 1205));
-        assert!(!s.has_sample_in(1201, 1209));
+        assert!(s.has_sample_in(None, 1195, 1205));
+        assert!(!s.has_sample_in(None, 1201, 1209));
         // Chunk 0 holds 0..=1190: a cutoff inside chunk 1 drops only chunk 0.
         assert_eq!(s.truncate(1500), 1);
         assert_eq!(s.min_time(), Some(1200));
@@ -365,10 +468,10 @@ mod tests {
         }
         assert_eq!(s.num_chunks(), 3);
         // Chunk 0's bound reaches 999, its data ends at 3.
-        assert!(!s.has_sample_in(10, 900));
-        assert!(s.has_sample_in(3, 900));
+        assert!(!s.has_sample_in(None, 10, 900));
+        assert!(s.has_sample_in(None, 3, 900));
         let mut out = Vec::new();
-        s.samples_in(2, 999, &mut out);
+        s.samples_in(None, 2, 999, &mut out);
         assert_eq!(out, [(2, 2.0), (3, 3.0)]);
         assert_eq!(s.truncate(500), 1);
         assert_eq!(s.min_time(), Some(1000));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn synth_present() -> bool {
+pub(crate) fn synth_present() -> bool {
     let synth = common::shared("tools/synth_target.py");
     if !synth.exists() {
         assert!(
@@ -25,7 +25,7 @@ fn synth_present() -> bool {
     true
 }
 
-fn synth(port: u16, series: u32) -> Proc {
+pub(crate) fn synth(port: u16, series: u32) -> Proc {
     Proc(
         Command::new("python3")
             .arg(common::shared("tools/synth_target.py"))
@@ -67,14 +67,14 @@ fn write_config(dir: &Path, data: &Path, target: u16) -> PathBuf {
     cfg
 }
 
-struct Klaxon {
-    proc: Proc,
+pub(crate) struct Klaxon {
+    pub(crate) proc: Proc,
     base: String,
     log: PathBuf,
 }
 
 /// Starts `klaxon run`; its log goes to `log` (appended).
-fn start(cfg: &Path, log: &Path) -> Klaxon {
+pub(crate) fn start(cfg: &Path, log: &Path) -> Klaxon {
     let port = free_port();
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -99,7 +99,7 @@ fn start(cfg: &Path, log: &Path) -> Klaxon {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -107,7 +107,7 @@ fn client() -> reqwest::Client {
 }
 
 impl Klaxon {
-    async fn wait_ready(&mut self, c: &reqwest::Client) {
+    pub(crate) async fn wait_ready(&mut self, c: &reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = c.get(format!("{}/-/ready", self.base)).send().await {
@@ -126,18 +126,18 @@ impl Klaxon {
         }
     }
 
-    async fn text(&self, c: &reqwest::Client, path: &str) -> String {
+    pub(crate) async fn text(&self, c: &reqwest::Client, path: &str) -> String {
         let r = c.get(format!("{}{path}", self.base)).send().await;
         r.unwrap().text().await.unwrap()
     }
 
-    async fn get(&self, c: &reqwest::Client, path: &str) -> Value {
+    pub(crate) async fn get(&self, c: &reqwest::Client, path: &str) -> Value {
         let text = self.text(c, path).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
     }
 
     /// `data` of an instant query at `time` (seconds, as text).
-    async fn query(&self, c: &reqwest::Client, expr: &str, time: &str) -> Value {
+    pub(crate) async fn query(&self, c: &reqwest::Client, expr: &str, time: &str) -> Value {
         let qs = form_urlencoded::Serializer::new(String::new())
             .append_pair("query", expr)
             .append_pair("time", time)
@@ -154,7 +154,12 @@ impl Klaxon {
     }
 
     /// The first series of family `name` whose line contains `with`.
-    async fn metric_with(&self, c: &reqwest::Client, name: &str, with: &str) -> Option<f64> {
+    pub(crate) async fn metric_with(
+        &self,
+        c: &reqwest::Client,
+        name: &str,
+        with: &str,
+    ) -> Option<f64> {
         let text = self.text(c, "/metrics").await;
         text.lines().filter(|l| l.contains(with)).find_map(|l| {
             let rest = l.strip_prefix(name)?;
@@ -166,7 +171,7 @@ impl Klaxon {
         })
     }
 
-    async fn metric(&self, c: &reqwest::Client, name: &str) -> Option<f64> {
+    pub(crate) async fn metric(&self, c: &reqwest::Client, name: &str) -> Option<f64> {
         self.metric_with(c, name, "").await
     }
 
@@ -201,12 +206,12 @@ impl Klaxon {
         panic!("rule {name} not found: {r}")
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-fn now_secs() -> f64 {
+pub(crate) fn now_secs() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -214,7 +219,7 @@ fn now_secs() -> f64 {
 }
 
 /// Polls `f` until it returns `Some` or `secs` pass.
-async fn until<T, F: std::future::Future<Output = Option<T>>>(
+pub(crate) async fn until<T, F: std::future::Future<Output = Option<T>>>(
     secs: u64,
     what: &str,
     mut f: impl FnMut() -> F,
