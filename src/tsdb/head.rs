@@ -335,6 +335,9 @@ impl Head {
         let live = !self.replaying.load(Relaxed);
         let observer = self.observer.0.get().filter(|_| live);
         let (mut stored, mut tmin, mut tmax) = (0u64, i64::MAX, i64::MIN);
+        // Series that cut a chunk: the chunk writer moves it to the files.
+        let mut cut_refs: Vec<u64> = Vec::new();
+        let to_files = self.chunk_files.get().is_some();
         for p in &samples {
             let res = {
                 let mut data = p.series.data.lock();
@@ -344,7 +347,10 @@ impl Head {
                 data.append(p.t, p.v, self.samples_per_chunk)
             };
             match res {
-                Ok(Appended::Stored { .. }) => {
+                Ok(Appended::Stored { cut }) => {
+                    if cut && to_files {
+                        cut_refs.push(p.r.0);
+                    }
                     stored += 1;
                     tmin = tmin.min(p.t);
                     tmax = tmax.max(p.t);
@@ -364,6 +370,9 @@ impl Head {
                     .fetch_add(stored, Relaxed);
             }
             self.widen_bounds(tmin, tmax);
+        }
+        if !cut_refs.is_empty() {
+            self.chunks_pending.lock().extend(cut_refs);
         }
         Ok(())
     }

@@ -10,18 +10,9 @@ use crate::model::labels::METRIC_NAME;
 use crate::model::Labels;
 use crate::promql::parser::{AggregateExpr, AggregateOp};
 
-/// Neumaier's variant of Kahan summation, as Prometheus' `kahanSumInc`.
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+/// Neumaier's variant of Kahan summation, as Prometheus' `kahanSumInc`
+/// (shared with the native-histogram functions).
+pub(crate) use crate::model::histogram::functions::kahan_inc;
 
 /// Prometheus' `quantile`: linear interpolation between closest ranks.
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
