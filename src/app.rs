@@ -727,12 +727,7 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
         use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
         let st = &wal.stats;
         let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
-            out.push(FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                kind,
-                samples: vec![(Vec::new(), v)],
-            })
+            out.push(FamilySnapshot::single(name, help, kind, v))
         };
         let replay = st.replay_micros.load(Relaxed);
         if replay > 0 {
@@ -823,12 +818,7 @@ fn register_blocks_collector(
     r.collector(move |out| {
         use std::sync::atomic::Ordering::Relaxed;
         let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
-            out.push(FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                kind,
-                samples: vec![(Vec::new(), v)],
-            })
+            out.push(FamilySnapshot::single(name, help, kind, v))
         };
         let blocks = c.blocks();
         push(
@@ -941,12 +931,7 @@ fn register_head_collector(r: &Registry, head: Arc<Head>) {
     r.collector(move |out| {
         let s = head.stats();
         let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
-            out.push(FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                kind,
-                samples: vec![(Vec::new(), v)],
-            })
+            out.push(FamilySnapshot::single(name, help, kind, v))
         };
         push(
             "klaxon_tsdb_head_series",

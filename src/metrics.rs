@@ -292,6 +292,19 @@ pub struct FamilySnapshot {
     pub samples: Vec<(Vec<(String, String)>, f64)>,
 }
 
+impl FamilySnapshot {
+    /// A family of one sample without labels (most of klaxon's own gauges
+    /// and counters).
+    pub fn single(name: &str, help: &str, kind: Kind, v: f64) -> FamilySnapshot {
+        FamilySnapshot {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            samples: vec![(Vec::new(), v)],
+        }
+    }
+}
+
 /// Families being built by a collector (host, PostgreSQL), looked up by
 /// name so samples of one family from different sources land together.
 #[derive(Default)]
@@ -632,12 +645,7 @@ pub fn register_process_collector(r: &Registry) {
     let start = crate::model::now_millis() as f64 / 1000.0;
     r.collector(move |out| {
         let mut g = |name: &str, help: &str, kind: Kind, v: f64| {
-            out.push(FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                kind,
-                samples: vec![(Vec::new(), v)],
-            })
+            out.push(FamilySnapshot::single(name, help, kind, v))
         };
         g(
             "process_start_time_seconds",

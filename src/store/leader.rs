@@ -232,12 +232,7 @@ pub fn register_metrics(registry: &crate::metrics::Registry, store: Arc<Store>) 
                 f64::from(u8::from(store.health().failure().is_none())),
             ),
         ] {
-            out.push(FamilySnapshot {
-                name: name.into(),
-                help: help.into(),
-                kind,
-                samples: vec![(Vec::new(), v)],
-            });
+            out.push(FamilySnapshot::single(name, help, kind, v));
         }
     });
 }
