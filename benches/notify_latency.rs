@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
             "storage:\n  path: {}\nnotify:\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 0s\n  receivers:\n  - name: hook\n",
             dir.path().display()
         );
-        let cfg = klaxon::config::load_str(&text, "bench.yml").unwrap();
+        let cfg = klaxon::settings::load_str(&text, "bench.yml").unwrap();
         let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
         app.state.dispatcher.set_sink(Arc::new(ChanSink(tx)));
         app

@@ -3,9 +3,10 @@
 //! (once per discovered target, longer rule chains).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use klaxon::config::{load_str, RelabelConfig};
+use klaxon::config::relabel::{process, process_builder};
+use klaxon::config::RelabelConfig;
 use klaxon::model::Labels;
-use klaxon::scrape::relabel::{process, process_builder};
+use klaxon::settings::load_str;
 use std::hint::black_box;
 
 fn configs(yaml: &str) -> Vec<RelabelConfig> {

@@ -2,10 +2,10 @@
 //! until asked to stop. Used by the binary and by integration tests.
 
 use crate::api::{router, AppState};
-use crate::config::Config;
 use crate::metrics::{register_process_collector, FamilySnapshot, Kind, Registry};
 use crate::scrape::manager::Manager;
 use crate::scrape::ScrapeMetrics;
+use crate::settings::Config;
 use crate::tsdb::{Head, HeadOptions};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -325,7 +325,7 @@ pub async fn start_with_options(
     ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
     let notify = crate::notify::wiring::build(
-        &cfg,
+        cfg.notify.as_ref(),
         &web.external_url,
         store.clone(),
         &registry,
@@ -1042,17 +1042,18 @@ mod open_access_tests {
 
     #[test]
     fn warns_for_anonymous_access_beyond_loopback_only() {
-        let open = crate::config::load_str("", "t").unwrap();
+        let open = crate::settings::load_str("", "t").unwrap();
         let w = open_access_warning("0.0.0.0:9470", &open, None).expect("warning");
         assert!(
             w.contains("may act as viewer") && w.contains("no changes"),
             "{w}"
         );
         assert!(open_access_warning("127.0.0.1:9470", &open, None).is_none());
-        let closed = crate::config::load_str("auth:\n  tokens: []\n", "t").unwrap();
+        let closed = crate::settings::load_str("auth:\n  tokens: []\n", "t").unwrap();
         assert!(open_access_warning("0.0.0.0:9470", &closed, None).is_none());
-        let op = crate::config::load_str("auth:\n  anonymous_role: operator\n  tokens: []\n", "t")
-            .unwrap();
+        let op =
+            crate::settings::load_str("auth:\n  anonymous_role: operator\n  tokens: []\n", "t")
+                .unwrap();
         let w = open_access_warning("0.0.0.0:9470", &op, None).expect("warning");
         assert!(w.contains("operator") && w.contains("silences"), "{w}");
     }

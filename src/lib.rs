@@ -27,6 +27,7 @@ pub mod promql;
 pub mod remote;
 pub mod rules;
 pub mod scrape;
+pub mod settings;
 pub mod slo;
 pub mod store;
 pub mod tsdb;

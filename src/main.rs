@@ -413,8 +413,11 @@ fn main() -> ExitCode {
         } => {
             let ctx = match &config {
                 None => klaxon::rules::file::lint::LintContext::default(),
-                Some(p) => match klaxon::config::load_file(p) {
-                    Ok(c) => klaxon::rules::file::lint::LintContext::from_config(&c),
+                Some(p) => match klaxon::settings::load_file(p) {
+                    Ok(c) => klaxon::rules::file::lint::LintContext::from_config(
+                        &c.global,
+                        &c.scrape_configs,
+                    ),
                     Err(errs) => {
                         print_errors(&errs);
                         return ExitCode::FAILURE;
@@ -598,9 +601,9 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
             }
             continue;
         }
-        match klaxon::config::load_file(file) {
+        match klaxon::settings::load_file(file) {
             Ok(cfg) => {
-                let report = klaxon::config::check::check(&cfg);
+                let report = klaxon::settings::check::check(&cfg);
                 for w in &report.warnings {
                     eprintln!("{}: WARNING: {w}", file.display());
                 }
@@ -727,14 +730,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     // The config is validated before any port is bound.
     let mut cfg = match &args.config {
-        Some(path) => match klaxon::config::load_file(path) {
+        Some(path) => match klaxon::settings::load_file(path) {
             Ok(c) => c,
             Err(errs) => {
                 log_errors(json, &errs);
                 std::process::exit(1);
             }
         },
-        None => klaxon::config::embedded_default_under(&args.listen, &web.route_prefix),
+        None => klaxon::settings::embedded_default_under(&args.listen, &web.route_prefix),
     };
     if let Some(path) = &args.notify_config {
         if cfg.notify.is_some() {

@@ -4,6 +4,7 @@
     python3 tools/modgraph.py            # top-level modules: edges and cycles
     python3 tools/modgraph.py --depth 2  # one level further (e.g. notify::dispatch)
     python3 tools/modgraph.py --check    # exit 1 when top-level modules form a cycle
+    python3 tools/modgraph.py --no-tests # the library as shipped: `#[cfg(test)]` code left out
 
 An edge A -> B means some file under src/A names `crate::B` (in a `use`, a
 path in code, or a doc link is skipped: lines starting with `//` are ignored).
@@ -36,7 +37,43 @@ def target_of(path, depth, modules):
     return None
 
 
-def graph(depth):
+CFG_TEST = re.compile(r"^\s*#\[cfg\(test\)\]\s*$")
+MOD_INLINE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([a-z_][a-z0-9_]*)\s*\{")
+MOD_FILE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([a-z_][a-z0-9_]*)\s*;")
+
+
+def strip_tests(lines, rel, skipped):
+    """Drops `#[cfg(test)]` modules (inline by brace depth, or out of line:
+    their file is added to `skipped`)."""
+    out, i = [], 0
+    while i < len(lines):
+        if CFG_TEST.match(lines[i]):
+            j = i + 1
+            while j < len(lines) and lines[j].lstrip().startswith("#["):
+                j += 1
+            if j < len(lines) and MOD_FILE.match(lines[j]):
+                name = MOD_FILE.match(lines[j]).group(1)
+                parts = rel[:-3].split(os.sep)
+                base = parts[:-1] if parts[-1] in ("mod", "lib", "main") else parts
+                for cand in (os.path.join(*base, name + ".rs"), os.path.join(*base, name, "mod.rs")):
+                    skipped.add(cand)
+                i = j + 1
+                continue
+            if j < len(lines) and MOD_INLINE.match(lines[j]):
+                depth, k = 0, j
+                while k < len(lines):
+                    depth += lines[k].count("{") - lines[k].count("}")
+                    k += 1
+                    if depth <= 0:
+                        break
+                i = k
+                continue
+        out.append(lines[i])
+        i += 1
+    return out
+
+
+def graph(depth, no_tests=False):
     files = []
     for dirpath, _, names in os.walk(ROOT):
         for n in names:
@@ -50,12 +87,16 @@ def graph(depth):
             modules.add("::".join(parts[:d]) if parts[d - 1] not in ("mod",) else None)
     modules.discard(None)
     edges = {}
+    texts, skipped = {}, set()
+    for f in files:
+        with open(os.path.join(ROOT, f), encoding="utf-8") as fh:
+            lines = [l for l in fh.read().splitlines() if not l.lstrip().startswith("//")]
+        texts[f] = strip_tests(lines, f, skipped) if no_tests else lines
     for f in files:
         src = module_of(f, depth)
-        if src == "crate":
+        if src == "crate" or f in skipped:
             continue
-        with open(os.path.join(ROOT, f), encoding="utf-8") as fh:
-            text = "\n".join(l for l in fh.read().splitlines() if not l.lstrip().startswith("//"))
+        text = "\n".join(texts[f])
         paths = PATH.findall(text)
         for group in USE_GROUP.findall(text):
             for item in re.split(r"[,\s]+", group):
@@ -107,8 +148,9 @@ def main():
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--edges", action="store_true", help="print every edge with the files behind it")
+    ap.add_argument("--no-tests", action="store_true", help="leave out #[cfg(test)] modules")
     a = ap.parse_args()
-    nodes, edges = graph(a.depth)
+    nodes, edges = graph(a.depth, a.no_tests)
     comps = cycles(nodes, edges)
     if a.edges:
         for s in sorted(edges):

@@ -17,30 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// The server's limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServeOptions {
-    /// Time allowed for a request's headers, counted from the connection's
-    /// accept or its previous response (idle keep-alive included).
-    pub header_read_timeout: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-}
-
-/// Prometheus' `--web.max-connections` default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// Ample for any client's headers; an idle keep-alive client reconnects.
-/// A slow-header or idle socket holds its slot no longer than this.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
+pub use crate::settings::{ServeOptions, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
 /// Descriptors kept for everything but HTTP connections (targets, the
 /// store, remote write, probes), at least this many or a quarter.

@@ -6,10 +6,10 @@
 //! for the whole reload.
 
 use crate::api::AppState;
-use crate::config::Config;
 use crate::metrics::{Gauge, Registry};
 use crate::rules::manager::RuleManager;
 use crate::scrape::manager::Manager;
+use crate::settings::Config;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -179,11 +179,11 @@ impl Reloader {
 
     fn try_reload(&self) -> Result<(), ReloadError> {
         let cfg = match &self.config_path {
-            Some(p) => crate::config::load_file(p).map_err(|e| ReloadError::Config {
+            Some(p) => crate::settings::load_file(p).map_err(|e| ReloadError::Config {
                 path: p.display().to_string(),
                 errors: e.to_string().trim_end().to_string(),
             })?,
-            None => crate::config::embedded_default_under(
+            None => crate::settings::embedded_default_under(
                 &self.listen,
                 self.route_prefix.get().map_or("/", String::as_str),
             ),

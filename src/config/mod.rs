@@ -1,39 +1,37 @@
-//! Configuration: a `prometheus.yml`-shaped file, plus klaxon's own keys
-//! (`storage`), loaded into plain resolved values.
+//! The configuration kit every stage builds its section with: source
+//! positions and errors (`errors`), durations and sizes (`duration`), Go
+//! regexes (`goregex`), HTTP client settings with their secrets and TLS and
+//! the client built from them (`http`, `client`), relabel rules and their
+//! processing (`relabel`), file_sd target groups (`file_sd`), the `global:`
+//! defaults, and the YAML helpers that turn serde's errors into
+//! Prometheus-like `FILE:LINE:COL: message` lines.
 //!
-//! Loading is two steps. The YAML is deserialized into position-carrying raw
-//! structs (`raw`), which catches syntax errors, wrong types and unknown
-//! keys. Then every semantic rule Prometheus applies is checked, collecting
-//! all errors with their positions, and the raw structs are turned into the
-//! resolved types below (defaults filled, globals inherited, regexes
-//! compiled). Callers never see positions or optional-ness they would have to
-//! re-interpret.
+//! The kit imports no stage (only `model`'s label types). Section types live
+//! in their stage (`scrape::config`, `notifier::config`, `notify::config`,
+//! `probe::config`, ...); the whole file is loaded by `crate::settings`,
+//! which sits above the stages.
 
-pub mod alerting;
-pub mod check;
+pub mod client;
+pub mod common;
 pub mod duration;
 pub mod errors;
 pub mod file_sd;
 pub mod goregex;
+pub mod http;
 pub(crate) mod raw;
 pub mod redact;
 pub mod relabel;
-pub mod scrape;
 
-pub use alerting::{AlertingConfig, AlertmanagerConfig};
+pub use common::{FileSdConfig, ScrapeProtocol};
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file_sd::{parse_file_sd, parse_file_sd_str, parse_json_groups, FileSdError, TargetGroup};
+pub use http::{Authorization, BasicAuth, HttpClientConfig, Scheme, Secret, TlsConfig, TlsVersion};
 pub use redact::redact_secrets;
 pub use relabel::{Action, RelabelConfig, RelabelRegex};
-pub use scrape::{
-    Authorization, BasicAuth, FileSdConfig, HttpClientConfig, Scheme, ScrapeConfig, ScrapeProtocol,
-    Secret, TlsConfig, TlsVersion,
-};
 
 use crate::model::Labels;
-use errors::{from_yaml_error, Pos, Sink};
-use raw::RawConfig;
+use errors::{Pos, Sink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -81,88 +79,6 @@ impl Default for GlobalConfig {
     }
 }
 
-/// klaxon-only `storage:` section: where the head is persisted and for how
-/// long samples are kept.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StorageConfig {
-    /// As written (relative paths are relative to the working directory,
-    /// like Prometheus' `--storage.tsdb.path`).
-    pub path: PathBuf,
-    pub retention: Duration,
-    /// Size limit over blocks, WAL and head chunks (`None`: no limit).
-    pub retention_size: Option<u64>,
-    /// The head's block range: the head is compacted into blocks of this
-    /// length (Prometheus' 2 h default).
-    pub min_block_duration: Duration,
-    /// Backend (sqlite or postgres) and HA settings.
-    pub db: crate::store::config::DbConfig,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            path: PathBuf::from("./data"),
-            retention: Duration::from_secs(6 * 3600),
-            retention_size: None,
-            min_block_duration: Duration::from_secs(2 * 3600),
-            db: Default::default(),
-        }
-    }
-}
-
-/// A loaded, validated configuration.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Config {
-    pub global: GlobalConfig,
-    pub scrape_configs: Vec<ScrapeConfig>,
-    /// Globs, joined to the config file's directory when relative.
-    pub rule_files: Vec<String>,
-    pub alerting: AlertingConfig,
-    /// `remote_write:` entries (see `remote::config`).
-    pub remote_write: Vec<crate::remote::config::RemoteWriteConfig>,
-    /// Accepted and kept, but not acted on yet.
-    pub remote_read: Option<serde_json::Value>,
-    pub storage: StorageConfig,
-    /// Built-in exporters run as in-process scrape jobs (`exporters:`).
-    pub exporters: crate::exporters::config::ExportersConfig,
-    /// `auth:` (RBAC, rate limits); `None` when the section is absent.
-    pub auth: Option<crate::ops::config::AuthConfig>,
-    /// `command_center:` (heartbeat, signed commands).
-    pub command_center: Option<crate::ops::config::CommandCenterConfig>,
-    /// Scheduled probes and the probe modules (`probes:`).
-    pub probes: crate::probe::schedule::ProbesSection,
-    /// `notify:` (or the `--notify-config` file set by the caller).
-    pub notify: Option<std::sync::Arc<crate::notify::config::NotifyConfig>>,
-    /// `rule_evaluation:` (datasource mode, `for` restore settings).
-    pub rule_evaluation: crate::rules::datasource::config::RuleEvaluationConfig,
-    /// `autoheal:` (remediation rules, receiver circuit breaker).
-    pub autoheal: Option<crate::ops::autoheal::config::AutohealConfig>,
-    /// Query limits from the command line (`--query.*`), not the file.
-    pub query: crate::promql::QuerySettings,
-    pub source_path: Option<PathBuf>,
-    /// True for [`embedded_default`]: its `rule_files` then name the rule
-    /// files compiled into the binary, not files on disk.
-    pub embedded: bool,
-    /// HTTP server limits: set from the `--web.*` flags by the binary, not
-    /// from the file (defaults otherwise).
-    pub web: crate::api::serve::ServeOptions,
-    source_text: String,
-}
-
-impl Config {
-    /// The configuration text as loaded, for `/api/v1/status/config`.
-    ///
-    /// Verbatim, secrets included: what is served goes through
-    /// [`redact_secrets`].
-    pub fn to_yaml(&self) -> &str {
-        &self.source_text
-    }
-
-    pub fn scrape_config(&self, job: &str) -> Option<&ScrapeConfig> {
-        self.scrape_configs.iter().find(|s| s.job_name == job)
-    }
-}
-
 /// Joins a relative path to the config file's directory, as Prometheus does
 /// for every file reference (absolute paths and an unknown dir are kept).
 pub(crate) fn join_dir(dir: Option<&Path>, p: &str) -> String {
@@ -174,84 +90,12 @@ pub(crate) fn join_dir(dir: Option<&Path>, p: &str) -> String {
     }
 }
 
-/// Reads and validates a configuration file; relative file references in it
-/// are resolved against the file's directory.
-pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: origin.clone(),
-            line: 0,
-            column: 0,
-            message: format!("reading config: {e}"),
-        }])
-    })?;
-    let dir = path.parent().map(|d| {
-        if d.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            d.to_path_buf()
-        }
-    });
-    let mut cfg = load_with_dir(&text, &origin, dir.as_deref())?;
-    cfg.source_path = Some(path.to_path_buf());
-    Ok(cfg)
-}
-
-/// Validates configuration text; `origin` names it in error messages.
-/// Relative file references are kept as written.
-pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    load_with_dir(text, origin, None)
-}
-
-fn yaml_options() -> serde_saphyr::Options {
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         // Prometheus (yaml.v2 UnmarshalStrict) rejects duplicate keys; a
         // silently overwritten key is exactly the bug we want to surface.
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     }
-}
-
-fn load_with_dir(text: &str, origin: &str, dir: Option<&Path>) -> Result<Config, ConfigErrors> {
-    let mut raw: RawConfig = if is_blank_yaml(text) {
-        // An empty file is a valid, all-defaults configuration upstream.
-        RawConfig::default()
-    } else {
-        let parsed: Option<RawConfig> = serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| {
-            ConfigErrors(structural_errors(
-                text,
-                null_entry_message(text, tidy_yaml_message(from_yaml_error(origin, &e))),
-                |t| {
-                    serde_saphyr::from_str_with_options::<Option<RawConfig>>(t, yaml_options())
-                        .map(drop)
-                        .map_err(|e| tidy_yaml_message(from_yaml_error(origin, &e)))
-                },
-            ))
-        })?;
-        parsed.unwrap_or_default()
-    };
-    let mut sink = Sink::new(origin);
-    let notify = raw.notify.take().map(|n| {
-        std::sync::Arc::new(crate::notify::config::resolve_section(
-            n, text, dir, &mut sink,
-        ))
-    });
-    let cfg = resolve(raw, dir, &mut sink);
-    let cfg = Config {
-        notify,
-        source_text: text.to_string(),
-        ..cfg
-    };
-    sink.into_result(cfg)
-}
-
-/// True for text with nothing but whitespace, comments and document markers.
-fn is_blank_yaml(text: &str) -> bool {
-    text.lines().all(|l| {
-        let t = l.trim();
-        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
-    })
 }
 
 /// Every structural error (unknown field, wrong type, duplicate key) of a
@@ -328,7 +172,7 @@ fn blank_entry(lines: &mut [String], line: usize, column: usize) -> bool {
 /// An empty list entry (`- ` with nothing after it) where a section is
 /// expected gets Prometheus' text naming the section instead of the YAML
 /// library's "expected mapping start".
-fn null_entry_message(text: &str, mut e: ConfigError) -> ConfigError {
+pub(crate) fn null_entry_message(text: &str, mut e: ConfigError) -> ConfigError {
     if !e.message.starts_with("expected mapping") || e.line == 0 {
         return e;
     }
@@ -414,8 +258,8 @@ pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
                 .split(", ")
                 .map(|k| k.trim().trim_matches('`'))
                 .filter(|k| !k.is_empty());
-            e.message = if crate::discovery::config::UNSUPPORTED_FIELDS.contains(&field) {
-                crate::discovery::config::unsupported_message(field)
+            e.message = if common::UNSUPPORTED_FIELDS.contains(&field) {
+                common::unsupported_message(field)
             } else if let Some(k) = did_you_mean(field, expected) {
                 format!("unknown field `{field}`, did you mean `{k}`?")
             } else {
@@ -426,118 +270,11 @@ pub(crate) fn tidy_yaml_message(mut e: ConfigError) -> ConfigError {
     e
 }
 
-fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
-    let global = resolve_global(raw.global.unwrap_or_default(), sink);
-
-    let mut rule_files = Vec::new();
-    for rf in raw.rule_files.iter().flatten() {
-        if !scrape::is_single_star_glob(&rf.value) {
-            sink.push(
-                Pos::of(rf),
-                format!("invalid rule file path {:?}", rf.value),
-            );
-            continue;
-        }
-        rule_files.push(join_dir(dir, &rf.value));
-    }
-
-    let scrape_configs = scrape::resolve_scrape_configs(
-        raw.scrape_configs.as_deref().unwrap_or(&[]),
-        &global,
-        dir,
-        sink,
-    );
-
-    let alerting = raw
-        .alerting
-        .map(|a| alerting::resolve(a, dir, sink))
-        .unwrap_or_default();
-
-    if let Some(v) = &raw.remote_read {
-        tracing::warn!(
-            file = sink.file(),
-            line = Pos::of(v).line,
-            "remote_read is accepted but not used yet by klaxon"
-        );
-    }
-    let remote_write = crate::remote::config::resolve(raw.remote_write, dir, sink);
-
-    let storage = match raw.storage {
-        None => StorageConfig::default(),
-        Some(s) => {
-            for (name, v) in [("tsdb", &s.tsdb), ("exemplars", &s.exemplars)] {
-                if let Some(v) = v {
-                    tracing::warn!(
-                        file = sink.file(),
-                        line = Pos::of(v).line,
-                        "storage.{name} is Prometheus-specific and ignored by klaxon"
-                    );
-                }
-            }
-            let d = StorageConfig::default();
-            StorageConfig {
-                path: s
-                    .path
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-                    .unwrap_or(d.path),
-                retention: scrape::opt_duration(&s.retention, sink).unwrap_or(d.retention),
-                retention_size: scrape::opt_size(&s.retention_size, sink).filter(|n| *n > 0),
-                min_block_duration: scrape::opt_duration(&s.min_block_duration, sink)
-                    .unwrap_or(d.min_block_duration),
-                db: crate::store::config::resolve(
-                    crate::store::config::RawDb {
-                        backend: &s.backend,
-                        dsn: &s.dsn,
-                        dsn_file: &s.dsn_file,
-                        ha: &s.ha,
-                    },
-                    dir.unwrap_or(Path::new(".")),
-                    sink,
-                ),
-            }
-        }
-    };
-
-    let jobs: Vec<&str> = scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
-    let exporters = crate::exporters::config::resolve(raw.exporters, dir, &jobs, sink);
-
-    let probes =
-        crate::probe::schedule::resolve_section(raw.probes, dir, global.scrape_interval, sink);
-    Config {
-        probes,
-        global,
-        scrape_configs,
-        rule_files,
-        alerting,
-        remote_write,
-        remote_read: raw.remote_read.map(|v| v.value),
-        storage,
-        exporters,
-        auth: raw
-            .auth
-            .map(|a| crate::ops::config::resolve_auth(a, dir, sink)),
-        command_center: raw
-            .command_center
-            .map(|c| crate::ops::config::resolve_command_center(c, dir, sink)),
-        notify: None,
-        rule_evaluation: crate::rules::datasource::config::resolve(raw.rule_evaluation, dir, sink),
-        autoheal: raw
-            .autoheal
-            .map(|a| crate::ops::autoheal::config::resolve(a, dir, sink)),
-        query: Default::default(),
-        source_path: None,
-        embedded: false,
-        web: Default::default(),
-        source_text: String::new(),
-    }
-}
-
-fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
+pub(crate) fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
     let d = GlobalConfig::default();
     let scrape_interval =
-        scrape::opt_duration(&g.scrape_interval, sink).unwrap_or(d.scrape_interval);
-    let scrape_timeout = match scrape::opt_duration(&g.scrape_timeout, sink) {
+        common::opt_duration(&g.scrape_interval, sink).unwrap_or(d.scrape_interval);
+    let scrape_timeout = match common::opt_duration(&g.scrape_timeout, sink) {
         Some(t) => {
             if t > scrape_interval {
                 if let Some(v) = &g.scrape_timeout {
@@ -562,21 +299,21 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
                 );
             }
         }
-        external.extend(scrape::resolve_label_map(m, sink));
+        external.extend(common::resolve_label_map(m, sink));
     }
     let scrape_protocols = g
         .scrape_protocols
         .as_ref()
-        .and_then(|p| scrape::resolve_protocols(p, sink))
+        .and_then(|p| common::resolve_protocols(p, sink))
         .unwrap_or(d.scrape_protocols);
     GlobalConfig {
         scrape_interval,
         scrape_timeout,
-        evaluation_interval: scrape::opt_duration(&g.evaluation_interval, sink)
+        evaluation_interval: common::opt_duration(&g.evaluation_interval, sink)
             .unwrap_or(d.evaluation_interval),
         external_labels: Labels::from_pairs(external),
         scrape_protocols,
-        body_size_limit: scrape::opt_size(&g.body_size_limit, sink)
+        body_size_limit: common::opt_size(&g.body_size_limit, sink)
             .unwrap_or(DEFAULT_BODY_SIZE_LIMIT),
         sample_limit: g.sample_limit.unwrap_or(0),
         target_limit: g.target_limit.unwrap_or(0),
@@ -592,109 +329,8 @@ fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig {
     }
 }
 
-/// The text of the built-in configuration, with a placeholder target.
-pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
-const LISTEN_PLACEHOLDER: &str = "__KLAXON_LISTEN_ADDRESS__";
-
-/// The built-in configuration: klaxon scraping itself at `listen`
-/// (`host:port`, as decided by the CLI).
-/// [`embedded_default`] for a server under a route prefix
-/// (`--web.route-prefix`): the self-scrape reads `{prefix}/metrics`.
-pub fn embedded_default_under(listen: &str, route_prefix: &str) -> Config {
-    let mut c = embedded_default(listen);
-    let prefix = route_prefix.trim_end_matches('/');
-    if !prefix.is_empty() {
-        for sc in &mut c.scrape_configs {
-            if sc.static_configs.iter().any(|g| g.targets == [listen]) {
-                sc.metrics_path = format!("{prefix}{}", sc.metrics_path);
-            }
-        }
-    }
-    c
-}
-
-pub fn embedded_default(listen: &str) -> Config {
-    // Substituting into the text keeps `to_yaml()` truthful. If the address
-    // would break the YAML (quotes, newlines), fall back to setting the
-    // target directly on the parsed placeholder config.
-    if let Ok(c) = load_str(
-        &DEFAULT_CONFIG_YAML.replace(LISTEN_PLACEHOLDER, listen),
-        "<default>",
-    ) {
-        if c.scrape_configs
-            .first()
-            .and_then(|s| s.static_configs.first())
-            .is_some_and(|g| g.targets == [listen])
-        {
-            return Config {
-                embedded: true,
-                ..c
-            };
-        }
-    }
-    let mut c = load_str(DEFAULT_CONFIG_YAML, "<default>").unwrap_or_default();
-    c.embedded = true;
-    for sc in &mut c.scrape_configs {
-        for g in &mut sc.static_configs {
-            for t in &mut g.targets {
-                if t == LISTEN_PLACEHOLDER {
-                    *t = listen.to_string();
-                }
-            }
-        }
-    }
-    c
-}
-
-#[cfg(test)]
-mod body_limit_tests {
-    #[test]
-    fn decompressed_bodies_are_limited_unless_told_otherwise() {
-        let c = super::load_str("scrape_configs: [{job_name: a}]\n", "t.yml").unwrap();
-        assert_eq!(c.global.body_size_limit, super::DEFAULT_BODY_SIZE_LIMIT);
-        assert_eq!(
-            c.scrape_configs[0].body_size_limit,
-            super::DEFAULT_BODY_SIZE_LIMIT
-        );
-        let c = super::load_str(
-            "global: {body_size_limit: 0}\nscrape_configs: [{job_name: a}, {job_name: b, body_size_limit: 1KB}]\n",
-            "t.yml",
-        )
-        .unwrap();
-        assert_eq!(c.scrape_configs[0].body_size_limit, 0);
-        assert_eq!(c.scrape_configs[1].body_size_limit, 1024);
-    }
-}
-
 #[cfg(test)]
 mod structural_tests {
-    use super::load_str;
-
-    #[test]
-    fn every_structural_error_at_once_with_suggestions() {
-        let y = "global:\n  scrape_intervl: 15s\n  evaluation_interval: [1]\nscrape_configs:\n  - job_name: a\n    scrape_timeoutt: 5s\n    static_configs:\n      - targets: ['h:1']\n        lables: {a: b}\n  - job_name: b\n    metrics_path: 3\n    bogus_field_name: 1\n";
-        let e = load_str(y, "x.yml").unwrap_err();
-        let got: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
-        let want = [
-            "x.yml:2:3: unknown field `scrape_intervl`, did you mean `scrape_interval`?",
-            "x.yml:3:24: expected string scalar",
-            "x.yml:6:5: unknown field `scrape_timeoutt`, did you mean `scrape_timeout`?",
-            "x.yml:9:9: unknown field `lables`, did you mean `labels`?",
-            "x.yml:12:5: unknown field `bogus_field_name`",
-        ];
-        for w in want {
-            assert!(
-                got.iter().any(|g| g.starts_with(w)),
-                "missing {w:?} in {got:#?}"
-            );
-        }
-        assert!(
-            !got.iter()
-                .any(|g| g.contains("bogus_field_name`, did you mean")),
-            "{got:#?}"
-        );
-    }
-
     #[test]
     fn did_you_mean_only_for_close_names() {
         let known = ["scrape_interval", "scrape_timeout", "job_name"];

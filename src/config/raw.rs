@@ -42,28 +42,6 @@ impl<'de> Deserialize<'de> for SpannedMap {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawConfig {
-    pub global: Option<RawGlobal>,
-    pub scrape_configs: Option<Vec<S<RawScrapeConfig>>>,
-    pub rule_files: Option<Vec<S<String>>>,
-    pub alerting: Option<RawAlerting>,
-    pub remote_write: Option<Vec<S<crate::remote::config::RawRemoteWrite>>>,
-    pub remote_read: Option<S<serde_json::Value>>,
-    pub storage: Option<RawStorage>,
-    pub exporters: Option<crate::exporters::config::RawExporters>,
-    pub auth: Option<crate::ops::config::RawAuth>,
-    pub command_center: Option<crate::ops::config::RawCommandCenter>,
-    pub probes: Option<Vec<S<crate::probe::schedule::RawProbe>>>,
-    /// Alert routing, in `alertmanager.yml`'s shape (see `notify::config`).
-    pub notify: Option<crate::notify::config::RawNotifyConfig>,
-    /// Where rules are evaluated (local head or a remote datasource).
-    pub rule_evaluation: Option<crate::rules::datasource::config::RawRuleEvaluation>,
-    /// Remediation rules and the receiver circuit breaker.
-    pub autoheal: Option<crate::ops::autoheal::config::RawAutoheal>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawGlobal {
     pub scrape_interval: Option<S<String>>,
     pub scrape_timeout: Option<S<String>>,
@@ -77,113 +55,6 @@ pub(crate) struct RawGlobal {
     pub label_limit: Option<u64>,
     pub label_name_length_limit: Option<u64>,
     pub label_value_length_limit: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAlerting {
-    /// `Option` per entry: a null entry gets Prometheus' own message.
-    pub alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
-    pub alertmanagers: Option<Vec<S<RawAlertmanager>>>,
-}
-
-/// One `alerting.alertmanagers` entry: how a set of Alertmanagers is found
-/// and talked to. HTTP client settings are inline, as upstream.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAlertmanager {
-    pub scheme: Option<S<String>>,
-    pub path_prefix: Option<String>,
-    pub timeout: Option<S<String>>,
-    pub api_version: Option<S<String>>,
-    pub static_configs: Option<Vec<S<RawStaticConfig>>>,
-    pub file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
-    pub http_sd_configs: Option<Vec<S<crate::discovery::config::RawHttpSdConfig>>>,
-    pub dns_sd_configs: Option<Vec<S<crate::discovery::config::RawDnsSdConfig>>>,
-    pub consul_sd_configs: Option<Vec<S<crate::discovery::config::RawConsulSdConfig>>>,
-    pub docker_sd_configs: Option<Vec<S<crate::discovery::config::RawDockerSdConfig>>>,
-    pub kubernetes_sd_configs: Option<Vec<S<crate::discovery::config::RawKubernetesSdConfig>>>,
-    pub relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
-    pub alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
-    pub basic_auth: Option<S<RawBasicAuth>>,
-    pub authorization: Option<S<RawAuthorization>>,
-    pub bearer_token: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
-    pub tls_config: Option<S<RawTlsConfig>>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
-    // Recognised so they get a clear "not supported" error at their line.
-    pub proxy_url: Option<S<IgnoredAny>>,
-    pub no_proxy: Option<S<IgnoredAny>>,
-    pub proxy_from_environment: Option<S<IgnoredAny>>,
-    pub proxy_connect_header: Option<S<IgnoredAny>>,
-    pub oauth2: Option<S<IgnoredAny>>,
-    pub sigv4: Option<S<IgnoredAny>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStorage {
-    pub path: Option<String>,
-    pub retention: Option<S<String>>,
-    /// `--storage.tsdb.retention.size`: blocks + WAL + head chunks.
-    pub retention_size: Option<S<String>>,
-    /// `--storage.tsdb.min-block-duration` (hidden there too; tests use
-    /// short blocks).
-    pub min_block_duration: Option<S<String>>,
-    /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
-    /// existing file loads, ignored with a warning.
-    pub tsdb: Option<S<IgnoredAny>>,
-    pub exemplars: Option<S<IgnoredAny>>,
-    /// The store backend (`store::config`).
-    pub backend: Option<S<String>>,
-    pub dsn: Option<S<String>>,
-    pub dsn_file: Option<S<String>>,
-    pub ha: Option<S<crate::store::config::RawHa>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawScrapeConfig {
-    pub job_name: Option<S<String>>,
-    pub scrape_interval: Option<S<String>>,
-    pub scrape_timeout: Option<S<String>>,
-    pub metrics_path: Option<String>,
-    pub scheme: Option<S<String>>,
-    pub params: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    pub honor_labels: Option<bool>,
-    pub honor_timestamps: Option<bool>,
-    pub static_configs: Option<Vec<S<RawStaticConfig>>>,
-    pub file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
-    pub http_sd_configs: Option<Vec<S<crate::discovery::config::RawHttpSdConfig>>>,
-    pub dns_sd_configs: Option<Vec<S<crate::discovery::config::RawDnsSdConfig>>>,
-    pub consul_sd_configs: Option<Vec<S<crate::discovery::config::RawConsulSdConfig>>>,
-    pub docker_sd_configs: Option<Vec<S<crate::discovery::config::RawDockerSdConfig>>>,
-    pub kubernetes_sd_configs: Option<Vec<S<crate::discovery::config::RawKubernetesSdConfig>>>,
-    pub relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-    pub metric_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-    pub sample_limit: Option<u64>,
-    pub label_limit: Option<u64>,
-    pub label_name_length_limit: Option<u64>,
-    pub label_value_length_limit: Option<u64>,
-    pub target_limit: Option<u64>,
-    pub body_size_limit: Option<S<String>>,
-    pub scrape_protocols: Option<S<Vec<S<String>>>>,
-    pub enable_compression: Option<bool>,
-    // HTTP client settings: inline in the scrape config, as upstream.
-    pub basic_auth: Option<S<RawBasicAuth>>,
-    pub authorization: Option<S<RawAuthorization>>,
-    pub bearer_token: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
-    pub tls_config: Option<S<RawTlsConfig>>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
-    // Recognised so they get a clear "not supported" error at their line.
-    pub proxy_url: Option<S<IgnoredAny>>,
-    pub no_proxy: Option<S<IgnoredAny>>,
-    pub proxy_from_environment: Option<S<IgnoredAny>>,
-    pub proxy_connect_header: Option<S<IgnoredAny>>,
-    pub oauth2: Option<S<IgnoredAny>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,21 +104,14 @@ pub(crate) struct RawTlsConfig {
     pub max_version: Option<S<String>>,
 }
 
-/// An `http_config:` block (Alertmanager's receivers and `global`): the
-/// HTTP client settings a scrape config has inline, plus `proxy_url`, which
-/// the notifier supports.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawHttpClientConfig {
-    pub basic_auth: Option<S<RawBasicAuth>>,
-    pub authorization: Option<S<RawAuthorization>>,
-    pub bearer_token: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
-    pub tls_config: Option<S<RawTlsConfig>>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
-    pub proxy_url: Option<S<String>>,
-    pub oauth2: Option<S<IgnoredAny>>,
+raw_http_client_struct! {
+    /// An `http_config:` block (Alertmanager's receivers and `global`): the
+    /// HTTP client settings a scrape config has inline, plus `proxy_url`,
+    /// which the notifier supports.
+    pub(crate) struct RawHttpClientConfig {
+        proxy_url: Option<S<String>>,
+        oauth2: Option<S<IgnoredAny>>,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,3 +125,49 @@ pub(crate) struct RawRelabelConfig {
     pub replacement: Option<S<String>>,
     pub action: Option<S<String>>,
 }
+
+/// Declares a raw config struct (serde, unknown fields denied) that carries
+/// Prometheus' HTTP client settings inline under their upstream names, after
+/// the struct's own fields: `basic_auth`, `authorization`, `bearer_token`,
+/// `bearer_token_file`, `tls_config`, `follow_redirects`, `enable_http2`.
+/// With `unsupported;` first it also recognises the keys klaxon does not
+/// implement (`proxy_url`, `no_proxy`, `proxy_from_environment`,
+/// `proxy_connect_header`, `oauth2`) so they get a "not supported" error at
+/// their line ([`crate::config::http::reject_unsupported`]). One list of
+/// fields for every block that talks HTTP, and serde's own unknown-field
+/// errors with their positions (`#[serde(flatten)]` would lose both).
+macro_rules! raw_http_client_struct {
+    (unsupported; $(#[$m:meta])* $vis:vis struct $name:ident {
+        $($(#[$fm:meta])* $f:ident : $t:ty,)*
+    }) => {
+        $crate::config::raw::raw_http_client_struct! {
+            $(#[$m])* $vis struct $name {
+                $($(#[$fm])* $f: $t,)*
+                proxy_url: Option<$crate::config::raw::S<serde::de::IgnoredAny>>,
+                no_proxy: Option<$crate::config::raw::S<serde::de::IgnoredAny>>,
+                proxy_from_environment: Option<$crate::config::raw::S<serde::de::IgnoredAny>>,
+                proxy_connect_header: Option<$crate::config::raw::S<serde::de::IgnoredAny>>,
+                oauth2: Option<$crate::config::raw::S<serde::de::IgnoredAny>>,
+            }
+        }
+    };
+    ($(#[$m:meta])* $vis:vis struct $name:ident {
+        $($(#[$fm:meta])* $f:ident : $t:ty,)*
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $($(#[$fm])* pub $f: $t,)*
+            pub basic_auth: Option<$crate::config::raw::S<$crate::config::raw::RawBasicAuth>>,
+            pub authorization:
+                Option<$crate::config::raw::S<$crate::config::raw::RawAuthorization>>,
+            pub bearer_token: Option<$crate::config::raw::S<String>>,
+            pub bearer_token_file: Option<$crate::config::raw::S<String>>,
+            pub tls_config: Option<$crate::config::raw::S<$crate::config::raw::RawTlsConfig>>,
+            pub follow_redirects: Option<bool>,
+            pub enable_http2: Option<bool>,
+        }
+    };
+}
+pub(crate) use raw_http_client_struct;

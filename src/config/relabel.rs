@@ -1,7 +1,12 @@
 //! Relabel configuration: the YAML shape, defaults and validation rules of
-//! Prometheus' `relabel_config`. The engine that applies it lives in
-//! `crate::scrape::relabel`; this side only guarantees that whatever reaches
-//! the engine is a configuration Prometheus would also have accepted.
+//! Prometheus' `relabel_config`, and the engine that applies it (`apply`:
+//! targets, samples, remote-write series and alerts all go through
+//! [`process`]). Whatever reaches the engine is a configuration Prometheus
+//! would also have accepted.
+
+pub mod apply;
+
+pub use apply::{expand, hash_mod, process, process_builder};
 
 use super::errors::{Pos, Sink};
 use super::raw::RawRelabelConfig;
@@ -210,6 +215,24 @@ fn is_valid_replace_target(s: &str) -> bool {
 /// Validates raw relabel configs, reporting each problem at its node, and
 /// returns the valid ones (invalid entries are dropped after reporting, so
 /// the caller can keep validating the rest of the file).
+/// A YAML list of relabel rules, as written under `relabel_configs:`
+/// (benchmarks, tests, tools), validated as in a config file; errors name
+/// `origin` and the position in `text`.
+pub fn parse_relabel_configs(
+    text: &str,
+    origin: &str,
+) -> Result<Vec<RelabelConfig>, super::ConfigErrors> {
+    let raw: Vec<Spanned<RawRelabelConfig>> =
+        serde_saphyr::from_str_with_options(text, super::yaml_options()).map_err(|e| {
+            super::ConfigErrors(vec![super::tidy_yaml_message(
+                super::errors::from_yaml_error(origin, &e),
+            )])
+        })?;
+    let mut sink = Sink::new(origin);
+    let out = resolve_relabel_configs(&raw, &mut sink);
+    sink.into_result(out)
+}
+
 pub(crate) fn resolve_relabel_configs(
     raw: &[Spanned<RawRelabelConfig>],
     sink: &mut Sink,
@@ -408,15 +431,15 @@ mod tests {
     #[test]
     fn labelmap_replacement_must_be_a_name_template() {
         let load = |rep: &str| {
-            crate::config::load_str(
-                &format!("scrape_configs:\n  - job_name: t\n    relabel_configs:\n      - action: labelmap\n        regex: a(.*)\n        replacement: {rep:?}\n"),
+            parse_relabel_configs(
+                &format!("- action: labelmap\n  regex: a(.*)\n  replacement: {rep:?}\n"),
                 "t.yml",
             )
         };
         assert!(load("b_$1").is_ok());
         let e = load(";$1").unwrap_err().to_string();
         assert!(
-            e.contains("t.yml:6:22: \";$1\" is invalid 'replacement' for labelmap action"),
+            e.contains("t.yml:3:16: \";$1\" is invalid 'replacement' for labelmap action"),
             "{e}"
         );
     }

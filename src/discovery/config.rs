@@ -6,12 +6,13 @@
 //! adds the same fields and calls [`resolve_sd_fields`] with
 //! [`sd_fields!`].
 
+use crate::config::common::{opt_duration, FileSdConfig};
 use crate::config::errors::{Pos, Sink};
 use crate::config::file_sd::TargetGroup;
+use crate::config::http::Secret;
+use crate::config::http::{resolve_http_fields, HttpClientConfig};
 use crate::config::join_dir;
-use crate::config::raw::{RawAuthorization, RawBasicAuth, RawTlsConfig, SpannedMap, S};
-use crate::config::scrape::{is_single_star_glob, Secret};
-use crate::config::scrape::{opt_duration, resolve_http_fields, FileSdConfig, HttpClientConfig};
+use crate::config::raw::{SpannedMap, S};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -59,54 +60,9 @@ impl SdConfig {
     }
 }
 
-/// The SD fields klaxon implements, in the order a config lists them.
-pub const SUPPORTED_FIELDS: [&str; 7] = [
-    "static_configs",
-    "file_sd_configs",
-    "http_sd_configs",
-    "dns_sd_configs",
-    "consul_sd_configs",
-    "docker_sd_configs",
-    "kubernetes_sd_configs",
-];
-
-/// Prometheus' SD mechanisms klaxon does not implement: a config using one
-/// gets "not supported by klaxon" at the field rather than "unknown field".
-pub const UNSUPPORTED_FIELDS: [&str; 25] = [
-    "azure_sd_configs",
-    "digitalocean_sd_configs",
-    "dockerswarm_sd_configs",
-    "ec2_sd_configs",
-    "eureka_sd_configs",
-    "gce_sd_configs",
-    "hetzner_sd_configs",
-    "ionos_sd_configs",
-    "kuma_sd_configs",
-    "lightsail_sd_configs",
-    "linode_sd_configs",
-    "marathon_sd_configs",
-    "nerve_sd_configs",
-    "nomad_sd_configs",
-    "oci_sd_configs",
-    "openstack_sd_configs",
-    "outscale_sd_configs",
-    "ovhcloud_sd_configs",
-    "puppetdb_sd_configs",
-    "scaleway_sd_configs",
-    "serverset_sd_configs",
-    "stackit_sd_configs",
-    "triton_sd_configs",
-    "uyuni_sd_configs",
-    "vultr_sd_configs",
-];
-
-/// The message for an unsupported mechanism's field.
-pub fn unsupported_message(field: &str) -> String {
-    format!(
-        "`{field}` is a Prometheus service discovery mechanism not supported by klaxon (supported: {})",
-        SUPPORTED_FIELDS.join(", ")
-    )
-}
+pub use crate::config::common::{
+    is_valid_file_sd_name, unsupported_message, SUPPORTED_FIELDS, UNSUPPORTED_FIELDS,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSdConfig {
@@ -230,27 +186,17 @@ pub struct KubernetesSdConfig {
     pub http_client: HttpClientConfig,
 }
 
-/// Declares a raw SD struct with the inline HTTP client settings.
+/// Declares a raw SD struct with the inline HTTP client settings (the
+/// kit's list, the unsupported proxy keys and `http_headers`).
 macro_rules! raw_with_http {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub(crate) struct $name {
-            $($(#[$fm])* pub $f: $t,)*
-            pub basic_auth: Option<S<RawBasicAuth>>,
-            pub authorization: Option<S<RawAuthorization>>,
-            pub bearer_token: Option<S<String>>,
-            pub bearer_token_file: Option<S<String>>,
-            pub tls_config: Option<S<RawTlsConfig>>,
-            pub follow_redirects: Option<bool>,
-            pub enable_http2: Option<bool>,
-            pub proxy_url: Option<S<IgnoredAny>>,
-            pub no_proxy: Option<S<IgnoredAny>>,
-            pub proxy_from_environment: Option<S<IgnoredAny>>,
-            pub proxy_connect_header: Option<S<IgnoredAny>>,
-            pub oauth2: Option<S<IgnoredAny>>,
-            pub http_headers: Option<S<IgnoredAny>>,
+        crate::config::raw::raw_http_client_struct! {
+            unsupported;
+            $(#[$m])*
+            pub(crate) struct $name {
+                $($(#[$fm])* $f: $t,)*
+                http_headers: Option<S<IgnoredAny>>,
+            }
         }
     };
 }
@@ -377,12 +323,12 @@ pub(crate) fn resolve_sd_fields(
 ) -> Vec<SdConfig> {
     let statics = f.static_configs.map(|v| v.as_slice()).unwrap_or(&[]);
     let mut out: Vec<SdConfig> =
-        crate::config::scrape::resolve_static_configs(statics, check_hosts, sink)
+        crate::config::common::resolve_static_configs(statics, check_hosts, sink)
             .into_iter()
             .map(|g| SdConfig::Static(vec![g]))
             .collect();
     let files = f.file_sd_configs.map(|v| v.as_slice()).unwrap_or(&[]);
-    for c in crate::config::scrape::resolve_file_sd_configs(files, dir, sink) {
+    for c in crate::config::common::resolve_file_sd_configs(files, dir, sink) {
         out.push(SdConfig::File(c));
     }
     for r in f.http_sd_configs.into_iter().flatten() {
@@ -438,7 +384,7 @@ pub fn join_sd(
 macro_rules! sd_http_client {
     ($r:expr, $dir:expr, $sink:expr) => {{
         let r = $r;
-        crate::config::scrape::reject_unsupported(
+        crate::config::http::reject_unsupported(
             &[
                 ("proxy_url", &r.proxy_url),
                 ("no_proxy", &r.no_proxy),
@@ -449,7 +395,7 @@ macro_rules! sd_http_client {
             ],
             $sink,
         );
-        resolve_http_fields(crate::config::scrape::http_fields!(r), $dir, $sink)
+        resolve_http_fields(crate::config::http::http_fields!(r), $dir, $sink)
     }};
 }
 
@@ -572,7 +518,7 @@ fn resolve_consul(
                 "at most one of consul SD configuration username and password and basic auth can be configured",
             );
         } else {
-            http_client.basic_auth = Some(crate::config::scrape::BasicAuth {
+            http_client.basic_auth = Some(crate::config::http::BasicAuth {
                 username: user.map(|u| u.value.clone()).unwrap_or_default(),
                 username_file: None,
                 password: pass.map(|p| Secret::new(p.value.clone())),
@@ -888,14 +834,6 @@ fn resolve_kubernetes(
         attach_namespace: attach.and_then(|a| a.namespace).unwrap_or(false),
         http_client,
     })
-}
-
-/// Upstream's `^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`.
-pub(crate) fn is_valid_file_sd_name(s: &str) -> bool {
-    let ext_ok = ["json", "yml", "yaml", "JSON", "YML", "YAML"]
-        .iter()
-        .any(|e| s.strip_suffix(e).is_some_and(|r| r.ends_with('.')));
-    ext_ok && is_single_star_glob(s)
 }
 
 #[cfg(test)]

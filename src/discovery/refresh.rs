@@ -66,7 +66,8 @@ impl SdClient {
         limit: usize,
         socket: Option<&std::path::Path>,
     ) -> Result<Self, SdError> {
-        let mut b = crate::scrape::tls::client_builder(cfg).map_err(SdError::Msg)?;
+        let mut b =
+            crate::config::client::client_builder(cfg).map_err(|e| SdError::Msg(e.to_string()))?;
         if let Some(p) = socket {
             b = b.unix_socket(p);
         }
@@ -92,10 +93,10 @@ impl SdClient {
     /// tokens are picked up).
     pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, SdError> {
         let mut rb = self.client.get(url);
-        match crate::scrape::tls::authorization_header(&self.cfg) {
+        match crate::config::client::authorization_header(&self.cfg) {
             Ok(Some(h)) => rb = rb.header(reqwest::header::AUTHORIZATION, h),
             Ok(None) => {}
-            Err(e) => return Err(SdError::Msg(e)),
+            Err(e) => return Err(SdError::Msg(e.to_string())),
         }
         Ok(rb)
     }
@@ -129,7 +130,7 @@ impl SdClient {
 pub(crate) fn request_error(url: &str, e: &reqwest::Error) -> SdError {
     SdError::Request {
         url: url.to_string(),
-        detail: crate::scrape::client::error_chain(e),
+        detail: crate::config::client::error_chain(e),
     }
 }
 

@@ -134,7 +134,7 @@ impl Default for StatementsConfig {
     }
 }
 
-use crate::config::scrape::opt_duration as duration;
+use crate::config::common::opt_duration as duration;
 
 fn job(
     instance: &Option<S<String>>,
@@ -246,7 +246,7 @@ fn resolve_postgres(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load_str;
+    use crate::settings::load_str;
     use std::time::Duration;
 
     #[test]

@@ -5,10 +5,13 @@
 //! HTTP path serving the same data, so `/api/v1/targets` points somewhere
 //! real.
 
-use crate::config::{Config, HttpClientConfig, Scheme, ScrapeConfig, TargetGroup};
+use crate::config::GlobalConfig;
+use crate::config::{HttpClientConfig, Scheme, TargetGroup};
+use crate::exporters::config::ExportersConfig;
 use crate::exporters::config::{JobConfig, HOST_JOB, POSTGRES_JOB};
 use crate::exporters::host::{collect as host_collect, HostOptions};
 use crate::exporters::postgres::{PostgresError, PostgresExporter};
+use crate::scrape::config::ScrapeConfig;
 use crate::scrape::local::{LocalFuture, LocalSource};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,8 +26,18 @@ pub struct Exporters {
     pub postgres: Option<Arc<PostgresExporter>>,
 }
 
+/// What the in-process exporters read from the configuration:
+/// `exporters:` and the `global:` scrape defaults their jobs inherit (the
+/// whole file converts into it, in `crate::settings`).
+#[derive(Clone, Copy, Debug)]
+pub struct ExportersSection<'a> {
+    pub exporters: &'a ExportersConfig,
+    pub global: &'a GlobalConfig,
+}
+
 impl Exporters {
-    pub fn build(cfg: &Config) -> Result<Self, PostgresError> {
+    pub fn build<'a>(cfg: impl Into<ExportersSection<'a>>) -> Result<Self, PostgresError> {
+        let cfg = cfg.into();
         let postgres = match &cfg.exporters.postgres {
             Some(p) => Some(Arc::new(PostgresExporter::new(p)?)),
             None if std::env::var_os("DATA_SOURCE_NAME").is_some_and(|v| !v.is_empty()) => {
@@ -39,11 +52,12 @@ impl Exporters {
     }
 
     /// The in-process scrape jobs the config asks for.
-    pub fn scrape_jobs(
+    pub fn scrape_jobs<'a>(
         &self,
-        cfg: &Config,
+        cfg: impl Into<ExportersSection<'a>>,
         listen: &str,
     ) -> Vec<(ScrapeConfig, Arc<dyn LocalSource>)> {
+        let cfg = cfg.into();
         let mut out: Vec<(ScrapeConfig, Arc<dyn LocalSource>)> = Vec::new();
         if let Some(j) = &cfg.exporters.host {
             out.push((
@@ -61,7 +75,13 @@ impl Exporters {
     }
 }
 
-fn scrape_config(cfg: &Config, j: &JobConfig, job: &str, path: &str, listen: &str) -> ScrapeConfig {
+fn scrape_config(
+    cfg: ExportersSection<'_>,
+    j: &JobConfig,
+    job: &str,
+    path: &str,
+    listen: &str,
+) -> ScrapeConfig {
     let g = &cfg.global;
     let scrape_interval = j.scrape_interval.unwrap_or(g.scrape_interval);
     let scrape_timeout = j

@@ -7,4 +7,4 @@ pub mod host;
 pub mod inprocess;
 pub mod postgres;
 
-pub use inprocess::{Exporters, HostSource};
+pub use inprocess::{Exporters, ExportersSection, HostSource};

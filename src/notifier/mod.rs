@@ -16,10 +16,13 @@
 //! It sits beside the built-in router: [`FanOut`] hands the rules' alerts
 //! to both.
 
-use crate::config::{AlertmanagerConfig, Config, RelabelConfig, TargetGroup};
+pub mod config;
+
+use crate::config::{RelabelConfig, TargetGroup};
 use crate::metrics::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, Registry};
 use crate::model::{Labels, LabelsBuilder};
 use crate::notify::{Alert, AlertSink};
+pub use config::{AlertingConfig, AlertmanagerConfig, NotifierSection};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -142,10 +145,12 @@ pub struct Prepared {
 
 /// Builds what [`Notifier::apply`] needs from `cfg`, or says which
 /// `alertmanagers` entry cannot get an HTTP client.
-pub fn prepare(cfg: &Config) -> Result<Prepared, String> {
+pub fn prepare<'a>(cfg: impl Into<NotifierSection<'a>>) -> Result<Prepared, String> {
+    let cfg = cfg.into();
     let mut sets = Vec::new();
     for (i, am) in cfg.alerting.alertmanagers.iter().enumerate() {
-        let client = crate::scrape::tls::client_builder(&am.http_client)
+        let client = crate::config::client::client_builder(&am.http_client)
+            .map_err(String::from)
             .and_then(|b| b.build().map_err(|e| e.to_string()))
             .map_err(|e| format!("alerting.alertmanagers[{i}]: {e}"))?;
         sets.push((Arc::new(am.clone()), client));
@@ -202,7 +207,7 @@ pub fn alertmanagers_from_group(
             }
         }
         let before = b.labels();
-        if !crate::scrape::relabel::process_builder(&mut b, &cfg.relabel_configs) {
+        if !crate::config::relabel::process_builder(&mut b, &cfg.relabel_configs) {
             dropped.push(DiscoveredAlertmanager::from_labels(before));
             continue;
         }
@@ -380,8 +385,8 @@ async fn post_alerts(
         .timeout(cfg.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(encode_v2(alerts));
-    if let Some(h) =
-        crate::scrape::tls::authorization_header(&cfg.http_client).map_err(SendError::Auth)?
+    if let Some(h) = crate::config::client::authorization_header(&cfg.http_client)
+        .map_err(|e| SendError::Auth(e.to_string()))?
     {
         req = req.header(reqwest::header::AUTHORIZATION, h);
     }
@@ -648,7 +653,7 @@ pub fn relabel_alerts(
                 b.set(l.name.clone(), l.value.clone());
             }
         }
-        if !crate::scrape::relabel::process_builder(&mut b, cfgs) {
+        if !crate::config::relabel::process_builder(&mut b, cfgs) {
             continue;
         }
         let labels = b.build();

@@ -254,7 +254,7 @@ alerting:
           action: drop
 "
     );
-    let cfg = crate::config::load_str(&yaml, "t.yml").unwrap();
+    let cfg = crate::settings::load_str(&yaml, "t.yml").unwrap();
     let r = Registry::new();
     let n = Notifier::new(
         &r,
@@ -340,7 +340,7 @@ alerting:
     // A reload that drops entry 1 and keeps entry 0 unchanged: the kept
     // set keeps its Alertmanager; the other's metrics go away.
     let kept = yaml[..yaml.find("    - alert_relabel_configs").unwrap()].to_string();
-    n.apply(prepare(&crate::config::load_str(&kept, "t.yml").unwrap()).unwrap());
+    n.apply(prepare(&crate::settings::load_str(&kept, "t.yml").unwrap()).unwrap());
     let (active, _) = n.alertmanagers();
     assert_eq!(active.len(), 1);
     assert_eq!(value(&r, "klaxon_notifications_sent"), 5.0);

@@ -1,7 +1,6 @@
 //! How `klaxon run` assembles the notify stage from a config: one function
 //! so `app.rs` stays a list of stages.
 
-use crate::config::Config;
 use crate::metrics::Registry;
 use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{default_config, Dispatcher, DispatcherOptions, LoggingSink};
@@ -80,14 +79,14 @@ fn send_resolved_of(receivers: &[Receiver]) -> Arc<dyn Fn(&str) -> bool + Send +
 /// keeps alerts listed by the v2 API and a logging sink reports each flush.
 /// Silences and the notification log live in `store` either way.
 pub fn build(
-    cfg: &Config,
+    cfg: Option<&Arc<crate::notify::config::NotifyConfig>>,
     external_url: &str,
     store: Arc<Store>,
     registry: &Registry,
     maintenance: Arc<crate::ops::Maintenance>,
     events: crate::ops::Events,
 ) -> Result<NotifyStage, String> {
-    let p = prepare(cfg.notify.as_ref())?;
+    let p = prepare(cfg)?;
     let send_resolved = send_resolved_of(p.receivers());
     let outbox = Outbox::start(store.clone(), p.receivers().to_vec(), p.templates, registry)
         .map_err(|e| e.to_string())?;

@@ -405,10 +405,10 @@ pub(crate) fn resolve_command_center(
         api_key,
         service_id: raw.service_id.unwrap_or(d.service_id),
         region: raw.region.unwrap_or(d.region),
-        interval: crate::config::scrape::opt_duration(&raw.interval, sink).unwrap_or(d.interval),
+        interval: crate::config::common::opt_duration(&raw.interval, sink).unwrap_or(d.interval),
         command_secret,
         retry_backoff,
-        events_retention: crate::config::scrape::opt_duration(&raw.events_retention, sink)
+        events_retention: crate::config::common::opt_duration(&raw.events_retention, sink)
             .unwrap_or(d.events_retention),
     }
 }
@@ -417,8 +417,8 @@ pub(crate) fn resolve_command_center(
 mod tests {
     use super::*;
 
-    fn auth(y: &str) -> Result<crate::config::Config, crate::config::ConfigErrors> {
-        crate::config::load_str(y, "t.yml")
+    fn auth(y: &str) -> Result<crate::settings::Config, crate::config::ConfigErrors> {
+        crate::settings::load_str(y, "t.yml")
     }
 
     #[test]

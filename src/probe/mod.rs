@@ -10,6 +10,7 @@
 //! malformed target) are errors, checked by [`check_target`] before probing.
 
 pub mod cli;
+pub mod config;
 pub mod dns;
 mod http;
 pub mod icmp;

@@ -42,7 +42,7 @@ pub struct WriteClient {
 impl WriteClient {
     pub fn new(cfg: &RemoteWriteConfig) -> Result<Self, String> {
         let h = &cfg.http_client;
-        let client = crate::scrape::tls::client_builder(h)?
+        let client = crate::config::client::client_builder(h)?
             .build()
             .map_err(|e| format!("building HTTP client: {e}"))?;
         let mut headers = HeaderMap::new();
@@ -81,14 +81,14 @@ impl WriteClient {
             .headers(self.headers.clone())
             .timeout(self.timeout)
             .body(body);
-        match crate::scrape::tls::authorization_header(&self.auth) {
+        match crate::config::client::authorization_header(&self.auth) {
             Ok(Some(v)) => req = req.header(reqwest::header::AUTHORIZATION, v),
             Ok(None) => {}
             // A missing secret file may appear later: retry, like a
             // connection error.
             Err(e) => {
                 return Err(SendError::Recoverable {
-                    message: e,
+                    message: e.to_string(),
                     retry_after: None,
                 })
             }
@@ -114,7 +114,7 @@ impl WriteClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::notify::receivers::http::parse_retry_after(v, MAX_RETRY_AFTER));
+            .and_then(|v| crate::config::client::parse_retry_after(v, MAX_RETRY_AFTER));
         // The first line of the body says why; bounded so a chatty server
         // cannot fill the log.
         let body = resp.text().await.unwrap_or_default();
@@ -147,7 +147,7 @@ fn classify(
     }
 }
 
-use crate::scrape::client::error_chain;
+use crate::config::client::error_chain;
 
 #[cfg(test)]
 mod tests {

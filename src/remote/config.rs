@@ -2,11 +2,10 @@
 //! defaults. Parsed here rather than in `config/` so remote write owns its
 //! whole configuration surface; `config` only holds the one field.
 
+use crate::config::common::opt_duration;
 use crate::config::errors::{Pos, Sink};
-use crate::config::raw::{
-    RawAuthorization, RawBasicAuth, RawRelabelConfig, RawTlsConfig, SpannedMap, S,
-};
-use crate::config::scrape::{opt_duration, resolve_http_fields};
+use crate::config::http::resolve_http_fields;
+use crate::config::raw::{RawRelabelConfig, SpannedMap, S};
 use crate::config::{HttpClientConfig, RelabelConfig};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -14,35 +13,23 @@ use sha2::Digest as _;
 use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRemoteWrite {
-    pub url: Option<S<String>>,
-    pub name: Option<S<String>>,
-    pub remote_timeout: Option<S<String>>,
-    pub headers: Option<SpannedMap>,
-    pub write_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-    /// klaxon stores neither exemplars nor native histograms, so there is
-    /// nothing to send either way; accepted so a Prometheus file loads.
-    pub send_exemplars: Option<bool>,
-    pub send_native_histograms: Option<bool>,
-    pub basic_auth: Option<S<RawBasicAuth>>,
-    pub authorization: Option<S<RawAuthorization>>,
-    pub bearer_token: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
-    pub tls_config: Option<S<RawTlsConfig>>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
-    pub queue_config: Option<S<RawQueueConfig>>,
-    pub metadata_config: Option<S<RawMetadataConfig>>,
-    // Recognised so they get a clear "not supported" error at their line.
-    pub sigv4: Option<S<IgnoredAny>>,
-    pub azuread: Option<S<IgnoredAny>>,
-    pub oauth2: Option<S<IgnoredAny>>,
-    pub proxy_url: Option<S<IgnoredAny>>,
-    pub no_proxy: Option<S<IgnoredAny>>,
-    pub proxy_from_environment: Option<S<IgnoredAny>>,
-    pub proxy_connect_header: Option<S<IgnoredAny>>,
+crate::config::raw::raw_http_client_struct! {
+    unsupported;
+    pub(crate) struct RawRemoteWrite {
+        url: Option<S<String>>,
+        name: Option<S<String>>,
+        remote_timeout: Option<S<String>>,
+        headers: Option<SpannedMap>,
+        write_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
+        /// klaxon stores neither exemplars nor native histograms, so there is
+        /// nothing to send either way; accepted so a Prometheus file loads.
+        send_exemplars: Option<bool>,
+        send_native_histograms: Option<bool>,
+        queue_config: Option<S<RawQueueConfig>>,
+        metadata_config: Option<S<RawMetadataConfig>>,
+        sigv4: Option<S<IgnoredAny>>,
+        azuread: Option<S<IgnoredAny>>,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,7 +287,7 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
             d.iter().take(3).map(|b| format!("{b:02x}")).collect()
         }
     };
-    let http_client = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
+    let http_client = resolve_http_fields(crate::config::http::http_fields!(r), dir, sink);
     RemoteWriteConfig {
         url,
         name,
@@ -351,7 +338,7 @@ pub(crate) fn resolve(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load_str;
+    use crate::settings::load_str;
     use std::time::Duration;
 
     #[test]

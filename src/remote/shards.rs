@@ -228,7 +228,7 @@ fn outgoing_labels(shared: &QueueShared, labels: &Labels) -> Option<Vec<Label>> 
         }
         b.build()
     };
-    let out = crate::scrape::relabel::process(&with_external, &shared.cfg.write_relabel_configs)?;
+    let out = crate::config::relabel::process(&with_external, &shared.cfg.write_relabel_configs)?;
     (!out.is_empty()).then(|| out.into_vec())
 }
 

@@ -8,7 +8,7 @@
 //! and into the per-group metrics. A reload swaps in new groups at once,
 //! carrying over the state of rules that did not change.
 
-use crate::config::Config;
+use crate::config::GlobalConfig;
 use crate::model::{Labels, Timestamp};
 use crate::notify::AlertSink;
 use crate::promql::Engine;
@@ -71,12 +71,26 @@ pub fn embedded_sources() -> &'static [(&'static str, &'static str)] {
     crate::rules::embedded::SOURCES
 }
 
+/// What the rule manager reads from the configuration: the `rule_files`
+/// globs (joined to the config's directory), the `global:` defaults, and
+/// whether the globs name the bundled rule files (the embedded default).
+/// The whole file converts into it (`crate::settings`).
+#[derive(Clone, Copy, Debug)]
+pub struct RulesSection<'a> {
+    pub rule_files: &'a [String],
+    pub global: &'a GlobalConfig,
+    pub embedded: bool,
+}
+
 impl RuleManager {
     /// Loads every file the `rule_files` globs match (a glob matching
     /// nothing is fine, as in Prometheus). Errors come back as
     /// `FILE:LINE:COL: message` lines, all of them.
-    pub fn load(cfg: &Config, external_url: &str) -> Result<RuleManager, Vec<String>> {
-        let groups = load_groups(cfg, external_url)?;
+    pub fn load<'a>(
+        cfg: impl Into<RulesSection<'a>>,
+        external_url: &str,
+    ) -> Result<RuleManager, Vec<String>> {
+        let groups = load_groups(cfg.into(), external_url)?;
         Ok(RuleManager {
             groups: RwLock::new(
                 groups
@@ -165,7 +179,8 @@ impl RuleManager {
     /// same file and name take over the alerts and series of their
     /// unchanged rules; removed groups get stale markers and lose their
     /// metrics and saved state.
-    pub fn reload(&self, cfg: &Config) -> Result<(), Vec<String>> {
+    pub fn reload<'a>(&self, cfg: impl Into<RulesSection<'a>>) -> Result<(), Vec<String>> {
+        let cfg = cfg.into();
         let external_url = self.external_url.read().clone();
         let mut new_groups = load_groups(cfg, &external_url)?;
         let mut running = self.running.lock();
@@ -239,13 +254,13 @@ impl RuleManager {
 
 /// Reads and validates every rule file of `cfg`; the bundled sources when
 /// `cfg` is the embedded default (so the binary works outside the repo).
-fn load_groups(cfg: &Config, external_url: &str) -> Result<Vec<GroupState>, Vec<String>> {
+fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupState>, Vec<String>> {
     if cfg.embedded {
         return load_sources(cfg, embedded_sources(), external_url);
     }
     let mut errors = Vec::new();
     let mut files = Vec::new();
-    for pattern in &cfg.rule_files {
+    for pattern in cfg.rule_files {
         match glob::glob(pattern) {
             Ok(paths) => {
                 let before = files.len();
@@ -278,13 +293,13 @@ fn load_groups(cfg: &Config, external_url: &str) -> Result<Vec<GroupState>, Vec<
 /// Loads the `sources` (`(name, content)`) whose names match one of the
 /// config's `rule_files` globs, in name order.
 pub fn load_sources(
-    cfg: &Config,
+    cfg: RulesSection<'_>,
     sources: &[(&str, &str)],
     external_url: &str,
 ) -> Result<Vec<GroupState>, Vec<String>> {
     let mut errors = Vec::new();
     let mut patterns = Vec::new();
-    for p in &cfg.rule_files {
+    for p in cfg.rule_files {
         match glob::Pattern::new(p) {
             Ok(x) => patterns.push(x),
             Err(e) => errors.push(format!("rule_files: bad pattern {p:?}: {e}")),
@@ -309,7 +324,13 @@ pub fn load_sources(
     }
 }
 
-fn add_groups(out: &mut Vec<GroupState>, file: &str, rf: RuleFile, cfg: &Config, url: &str) {
+fn add_groups(
+    out: &mut Vec<GroupState>,
+    file: &str,
+    rf: RuleFile,
+    cfg: RulesSection<'_>,
+    url: &str,
+) {
     for g in rf.groups {
         out.push(GroupState::new(
             file,
@@ -562,7 +583,7 @@ mod tests {
 
     #[test]
     fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
-        let cfg = crate::config::embedded_default("127.0.0.1:9470");
+        let cfg = crate::settings::embedded_default("127.0.0.1:9470");
         assert!(cfg.embedded);
         assert!(embedded_sources()
             .iter()
@@ -594,8 +615,9 @@ mod tests {
             )
             .unwrap()
         };
-        let cfg = crate::config::load_str(&format!("rule_files: ['{}']\n", rules.display()), "<t>")
-            .unwrap();
+        let cfg =
+            crate::settings::load_str(&format!("rule_files: ['{}']\n", rules.display()), "<t>")
+                .unwrap();
         let store = Store::open_in_memory().unwrap();
         let file = rules.display().to_string();
         let alert = Alert {
@@ -642,7 +664,7 @@ mod tests {
 
     #[test]
     fn embedded_sources_load_when_they_match_the_globs() {
-        let cfg = crate::config::load_str(
+        let cfg = crate::settings::load_str(
             "rule_files: ['rules/*.yml', 'recording_rules/*.yml']\n",
             "<t>",
         )
@@ -660,13 +682,15 @@ mod tests {
             ("rules/README.md", "not yaml: ["),
             ("other/y.yml", text.as_str()),
         ];
-        let g = load_sources(&cfg, &srcs, "http://x").unwrap();
+        let g = load_sources((&cfg).into(), &srcs, "http://x").unwrap();
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].file, "rules/x.yml");
         // No bundled sources at all is fine too.
-        assert!(load_sources(&cfg, &[], "http://x").unwrap().is_empty());
+        assert!(load_sources((&cfg).into(), &[], "http://x")
+            .unwrap()
+            .is_empty());
         // A broken bundled file is an error naming it.
-        let e = load_sources(&cfg, &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
+        let e = load_sources((&cfg).into(), &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
         assert!(e[0].contains("rules/bad.yml"), "{e:?}");
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP side of a scrape: one client per scrape config, content
 //! negotiation, auth, and a body read that stops at `body_size_limit`.
 
-use crate::config::{ScrapeConfig, ScrapeProtocol};
+use crate::config::client::error_chain;
+use crate::config::ScrapeProtocol;
+use crate::scrape::config::ScrapeConfig;
 use crate::scrape::parser::Format;
 use std::time::Duration;
 
@@ -65,7 +67,8 @@ pub struct Scraper {
 impl Scraper {
     pub fn new(cfg: &ScrapeConfig) -> Result<Self, FetchError> {
         let h = &cfg.http_client;
-        let mut b = crate::scrape::tls::client_builder(h).map_err(FetchError::Config)?;
+        let mut b = crate::config::client::client_builder(h)
+            .map_err(|e| FetchError::Config(e.to_string()))?;
         if !cfg.enable_compression {
             b = b.no_gzip();
         }
@@ -123,8 +126,8 @@ impl Scraper {
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", timeout.as_secs_f64()),
             );
-        if let Some(v) =
-            crate::scrape::tls::authorization_header(&self.auth).map_err(FetchError::Config)?
+        if let Some(v) = crate::config::client::authorization_header(&self.auth)
+            .map_err(|e| FetchError::Config(e.to_string()))?
         {
             req = req.header(reqwest::header::AUTHORIZATION, v);
         }
@@ -160,22 +163,6 @@ impl Scraper {
         }
         Ok(format)
     }
-}
-
-/// reqwest's Display hides the cause ("error sending request"); the chain
-/// says what actually went wrong (connection refused, TLS, ...).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

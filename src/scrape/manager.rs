@@ -2,9 +2,10 @@
 //! target. Discovery pushes target groups in; the manager diffs them against
 //! the running loops so an unchanged target keeps its loop and its cache.
 
-use crate::config::{ScrapeConfig, TargetGroup};
+use crate::config::TargetGroup;
 use crate::model::Labels;
 use crate::scrape::client::Scraper;
+use crate::scrape::config::ScrapeConfig;
 use crate::scrape::local::LocalSource;
 use crate::scrape::scrape_loop::{ScrapeLoop, ScrapePools};
 use crate::scrape::target::{populate, Health, ScrapeStatus, Target};

@@ -2,14 +2,13 @@
 //! parser → the TSDB head.
 
 pub mod client;
+pub mod config;
 pub mod local;
 pub mod manager;
 pub mod parser;
 pub mod pool;
-pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
-pub mod tls;
 
 use crate::metrics::{Counter, CounterVec, GaugeVec, Registry};
 use std::sync::Arc;

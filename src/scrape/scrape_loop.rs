@@ -6,9 +6,9 @@
 //! decode no labels and allocate nothing per sample (Prometheus' scrape cache
 //! does the same).
 
-use crate::config::ScrapeConfig;
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
+use crate::scrape::config::ScrapeConfig;
 use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
@@ -514,7 +514,7 @@ impl ScrapeLoop {
         let mut b = LabelsBuilder::new();
         s.labels_into(&mut b);
         merge_target_labels(&mut b, &self.target.labels, self.cfg.honor_labels);
-        if !crate::scrape::relabel::process_builder(&mut b, &self.cfg.metric_relabel_configs) {
+        if !crate::config::relabel::process_builder(&mut b, &self.cfg.metric_relabel_configs) {
             self.cache.entries.insert(key, CacheEntry::Dropped);
             return Ok(Some(CacheEntry::Dropped));
         }

@@ -1,9 +1,9 @@
 //! Targets: turning a discovered address and its labels into the label set and
 //! URL a scrape loop uses, as Prometheus' `PopulateLabels` does.
 
-use crate::config::ScrapeConfig;
 use crate::model::url::query_escape;
 use crate::model::{Labels, LabelsBuilder, Timestamp};
+use crate::scrape::config::ScrapeConfig;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -191,7 +191,7 @@ pub fn populate(
     for (k, v) in group_labels {
         b.set(k.as_str(), v.as_str());
     }
-    if !crate::scrape::relabel::process_builder(&mut b, &cfg.relabel_configs) {
+    if !crate::config::relabel::process_builder(&mut b, &cfg.relabel_configs) {
         return Ok(None);
     }
     let address = match b.get(ADDRESS_LABEL) {
@@ -322,7 +322,7 @@ mod tests {
 
     fn scrape_config(yaml_job: &str) -> ScrapeConfig {
         let text = format!("scrape_configs:\n{yaml_job}");
-        let mut c = crate::config::load_str(&text, "t.yml").expect("test config loads");
+        let mut c = crate::settings::load_str(&text, "t.yml").expect("test config loads");
         c.scrape_configs.remove(0)
     }
 

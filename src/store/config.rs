@@ -1,12 +1,108 @@
 //! The store's part of `storage:`: `backend: sqlite|postgres`, `dsn` or
 //! `dsn_file`, and `ha: {lease, cluster}` for the PostgreSQL leader
-//! election. Parsed here so the config module only carries one field.
+//! election. Parsed here with the rest of `storage:` (where the head and
+//! the store live, retention, block range).
 
+use crate::config::common::{opt_duration, opt_size};
 use crate::config::errors::{Pos, Sink};
 use crate::config::raw::S;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// klaxon-only `storage:` section: where the head is persisted and for how
+/// long samples are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// As written (relative paths are relative to the working directory,
+    /// like Prometheus' `--storage.tsdb.path`).
+    pub path: PathBuf,
+    pub retention: Duration,
+    /// Size limit over blocks, WAL and head chunks (`None`: no limit).
+    pub retention_size: Option<u64>,
+    /// The head's block range: the head is compacted into blocks of this
+    /// length (Prometheus' 2 h default).
+    pub min_block_duration: Duration,
+    /// Backend (sqlite or postgres) and HA settings.
+    pub db: DbConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("./data"),
+            retention: Duration::from_secs(6 * 3600),
+            retention_size: None,
+            min_block_duration: Duration::from_secs(2 * 3600),
+            db: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStorage {
+    pub path: Option<String>,
+    pub retention: Option<S<String>>,
+    /// `--storage.tsdb.retention.size`: blocks + WAL + head chunks.
+    pub retention_size: Option<S<String>>,
+    /// `--storage.tsdb.min-block-duration` (hidden there too; tests use
+    /// short blocks).
+    pub min_block_duration: Option<S<String>>,
+    /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
+    /// existing file loads, ignored with a warning.
+    pub tsdb: Option<S<IgnoredAny>>,
+    pub exemplars: Option<S<IgnoredAny>>,
+    /// The store backend (`store::config`).
+    pub backend: Option<S<String>>,
+    pub dsn: Option<S<String>>,
+    pub dsn_file: Option<S<String>>,
+    pub ha: Option<S<RawHa>>,
+}
+
+/// Resolves `storage:` (absent: the defaults); the store's own keys go to
+/// [`resolve`].
+pub(crate) fn resolve_storage(
+    raw: Option<RawStorage>,
+    dir: Option<&Path>,
+    sink: &mut Sink,
+) -> StorageConfig {
+    let Some(s) = raw else {
+        return StorageConfig::default();
+    };
+    for (name, v) in [("tsdb", &s.tsdb), ("exemplars", &s.exemplars)] {
+        if let Some(v) = v {
+            tracing::warn!(
+                file = sink.file(),
+                line = Pos::of(v).line,
+                "storage.{name} is Prometheus-specific and ignored by klaxon"
+            );
+        }
+    }
+    let d = StorageConfig::default();
+    StorageConfig {
+        path: s
+            .path
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or(d.path),
+        retention: opt_duration(&s.retention, sink).unwrap_or(d.retention),
+        retention_size: opt_size(&s.retention_size, sink).filter(|n| *n > 0),
+        min_block_duration: opt_duration(&s.min_block_duration, sink)
+            .unwrap_or(d.min_block_duration),
+        db: resolve(
+            RawDb {
+                backend: &s.backend,
+                dsn: &s.dsn,
+                dsn_file: &s.dsn_file,
+                ha: &s.ha,
+            },
+            dir.unwrap_or(Path::new(".")),
+            sink,
+        ),
+    }
+}
 
 /// `storage.ha` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -90,7 +186,7 @@ impl Default for DbConfig {
 pub(crate) fn resolve(raw: RawDb<'_>, dir: &Path, sink: &mut Sink) -> DbConfig {
     let mut out = DbConfig::default();
     if let Some(h) = raw.ha {
-        if let Some(d) = crate::config::scrape::opt_duration(&h.value.lease, sink) {
+        if let Some(d) = crate::config::common::opt_duration(&h.value.lease, sink) {
             if d < Duration::from_secs(1) {
                 if let Some(l) = &h.value.lease {
                     sink.push(
@@ -172,9 +268,9 @@ pub(crate) fn resolve(raw: RawDb<'_>, dir: &Path, sink: &mut Sink) -> DbConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load_str;
+    use crate::settings::load_str;
 
-    fn load(storage: &str) -> Result<crate::config::Config, String> {
+    fn load(storage: &str) -> Result<crate::settings::Config, String> {
         load_str(&format!("storage:\n{storage}"), "k.yml").map_err(|e| e.to_string())
     }
 

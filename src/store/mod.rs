@@ -124,7 +124,7 @@ pub struct Store {
 impl Store {
     /// Opens the backend `cfg` names: SQLite under `cfg.path`, or
     /// PostgreSQL (migrated, not yet leader).
-    pub fn open_config(cfg: &crate::config::StorageConfig) -> Result<Store, StoreError> {
+    pub fn open_config(cfg: &crate::store::config::StorageConfig) -> Result<Store, StoreError> {
         match &cfg.db.backend {
             config::Backend::Sqlite => Self::open(&cfg.path),
             config::Backend::Postgres(dsn) => Self::open_postgres(&dsn.read()?),

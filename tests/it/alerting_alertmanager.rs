@@ -244,7 +244,7 @@ async fn start_klaxon_with(
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();
     let path = dir.join("klaxon.yml");
     std::fs::write(&path, config).unwrap();
-    let cfg = klaxon::config::load_file(&path).unwrap();
+    let cfg = klaxon::settings::load_file(&path).unwrap();
     klaxon::app::start_with_options(cfg, "127.0.0.1:0", Default::default(), None, opts)
         .await
         .unwrap()
@@ -530,13 +530,13 @@ fn upstream_alerting_fixtures_get_prometheus_verdict() {
         ),
     ];
     for (name, msg) in bad {
-        let e = klaxon::config::load_file(&dir.join(name)).unwrap_err();
+        let e = klaxon::settings::load_file(&dir.join(name)).unwrap_err();
         let e = &e.errors()[0];
         assert!(e.line > 0 && e.column > 0, "{name}: no position: {e}");
         assert!(e.message.contains(msg), "{name}: {e}");
     }
     let c =
-        klaxon::config::load_file(&dir.join("config/testdata/agent_mode.with_alert_manager.yml"))
+        klaxon::settings::load_file(&dir.join("config/testdata/agent_mode.with_alert_manager.yml"))
             .unwrap();
     let am = &c.alerting.alertmanagers[0];
     assert_eq!(am.scheme, "https");
@@ -548,7 +548,7 @@ fn upstream_alerting_fixtures_get_prometheus_verdict() {
     // accepts both of promtool's fixtures; only promtool checks more).
     for f in ["good", "bad"] {
         let name = format!("promtool/url_in_alert_targetgroup_with_relabel_config.{f}.yml");
-        klaxon::config::load_file(&dir.join(&name)).unwrap();
+        klaxon::settings::load_file(&dir.join(&name)).unwrap();
     }
 }
 
@@ -773,7 +773,7 @@ alerting:
         kx_dir.join("data").display()
     );
     std::fs::write(kx_dir.join("klaxon.yml"), kx_cfg).unwrap();
-    let cfg = klaxon::config::load_file(&kx_dir.join("klaxon.yml")).unwrap();
+    let cfg = klaxon::settings::load_file(&kx_dir.join("klaxon.yml")).unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -1114,7 +1114,7 @@ fn check_config_validates_alertmanager_sd_entries_as_for_scrape_jobs() {
             assert_eq!(out.status.success(), ok, "{name}: {out:?}");
         }
     }
-    let c = klaxon::config::load_file(&f).unwrap();
+    let c = klaxon::settings::load_file(&f).unwrap();
     let mechanisms: Vec<&str> = c.alerting.alertmanagers[0]
         .sd_configs()
         .iter()

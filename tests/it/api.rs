@@ -53,7 +53,7 @@ async fn metadata_endpoints_and_promtool() {
     let yaml = format!(
         "scrape_configs:\n  - job_name: web\n    scrape_interval: 1s\n    basic_auth:\n      username: u\n      password: s3cr3t\n    static_configs:\n      - targets: ['{addr}']\n"
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "api.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "api.yml").unwrap();
     // Its own storage: the WAL there is replayed by the next start.
     let store = tempfile::tempdir().unwrap();
     cfg.storage.path = store.path().to_path_buf();

@@ -10,7 +10,7 @@ async fn start(max: Option<usize>) -> (klaxon::app::Running, String, tempfile::T
         "storage:\n  path: {}\nnotify:\n  route:\n    receiver: r\n    group_by: [alertname]\n    group_wait: 1h\n  receivers:\n  - name: r\n",
         dir.path().display()
     );
-    let cfg = klaxon::config::load_str(&yaml, "k.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&yaml, "k.yml").unwrap();
     let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
     if let Some(m) = max {
         flags.insert(

@@ -2,9 +2,8 @@
 //! own under `../shared/upstream/prometheus/promtool/`) through the public
 //! API and checks the resolved values and every reported error position.
 
-use klaxon::config::{
-    self, embedded_default, load_file, load_str, parse_file_sd, Action, Scheme, ScrapeProtocol,
-};
+use klaxon::config::{self, parse_file_sd, Action, Scheme, ScrapeProtocol};
+use klaxon::settings::{embedded_default, load_file, load_str};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -287,7 +287,7 @@ async fn every_expression_parses_names_known_metrics_and_evaluates() {
         return;
     };
     // klaxon's own families, from a running klaxon.
-    let mut cfg = klaxon::config::load_str("scrape_configs: []\n", "dash.yml").expect("config");
+    let mut cfg = klaxon::settings::load_str("scrape_configs: []\n", "dash.yml").expect("config");
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();

@@ -6,8 +6,9 @@ use crate::common::fake_http;
 use crate::common::fake_kube;
 
 use fake_http::{Action, FakeHttp, Req};
-use klaxon::config::{load_str, TargetGroup};
+use klaxon::config::TargetGroup;
 use klaxon::discovery::{Manager, Options, SdConfig, SdMetrics, Snapshot};
+use klaxon::settings::load_str;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1622,7 +1623,7 @@ fn upstream_sd_config_files_get_prometheus_verdicts() {
     assert!(names.len() >= 25, "{names:?}");
     let mut checked = 0;
     for name in &names {
-        let r = klaxon::config::load_file(&dir.join(name));
+        let r = klaxon::settings::load_file(&dir.join(name));
         if name.ends_with(".good.yml") {
             let cfg = r.unwrap_or_else(|e| panic!("{name} should load:\n{e}"));
             assert!(
@@ -1694,7 +1695,7 @@ fn sd_config_errors_name_the_field_and_position() {
     ];
     for (sd, want) in cases {
         let yaml = format!("scrape_configs:\n  - job_name: j\n    {sd}");
-        let e = klaxon::config::load_str(&yaml, "t.yml").expect_err(sd);
+        let e = klaxon::settings::load_str(&yaml, "t.yml").expect_err(sd);
         assert!(
             e.errors()
                 .iter()

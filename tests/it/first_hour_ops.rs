@@ -259,7 +259,7 @@ fn stop_keeps_within_the_flush_deadline_when_remote_write_hangs() {
             "scrape_configs:\n- job_name: self\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\nremote_write:\n- url: http://{hang_addr}/api/v1/write\n  queue_config: {{batch_send_deadline: 100ms}}\n"
         ),
     );
-    let cfg = klaxon::config::load_file(std::path::Path::new(&path)).expect("config");
+    let cfg = klaxon::settings::load_file(std::path::Path::new(&path)).expect("config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let app = klaxon::app::start(cfg, &format!("127.0.0.1:{port}"))

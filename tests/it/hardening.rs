@@ -10,7 +10,7 @@ use crate::common::{tempdir, Klaxon};
 
 async fn start_cfg(
     extra: &str,
-    tweak: impl FnOnce(&mut klaxon::config::Config),
+    tweak: impl FnOnce(&mut klaxon::settings::Config),
 ) -> (klaxon::app::Running, String, tempfile::TempDir) {
     Klaxon::start_in(tempdir(), extra, tweak).await.parts()
 }

@@ -462,13 +462,13 @@ async fn instant_query(base: &str, q: &str) -> Vec<serde_json::Value> {
 /// klaxon's own /metrics stays klaxon's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_default_feeds_host_job_in_process() {
-    let yaml = klaxon::config::DEFAULT_CONFIG_YAML
+    let yaml = klaxon::settings::DEFAULT_CONFIG_YAML
         .replace("15s", "1s")
         .replace(
             "rule_files:\n  - rules/*.yml\n  - recording_rules/*.yml\n",
             "",
         );
-    let mut cfg = klaxon::config::load_str(&yaml, "default.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "default.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const SETTLE: Duration = Duration::from_secs(8);
 const T: Duration = Duration::from_secs(60);
 
-fn fast(cfg: &mut klaxon::config::Config) {
+fn fast(cfg: &mut klaxon::settings::Config) {
     let s = Duration::from_secs(1);
     let t = Duration::from_millis(900);
     cfg.global.scrape_interval = s;
@@ -41,7 +41,7 @@ async fn get(base: &str, path: &str) -> Value {
 /// Starts klaxon with the config `make(listen)` builds, lets every group
 /// evaluate for a while and returns the alerts ever seen pending or firing.
 async fn alerts_on_fresh_klaxon(
-    make: impl Fn(&str, &std::path::Path) -> klaxon::config::Config,
+    make: impl Fn(&str, &std::path::Path) -> klaxon::settings::Config,
 ) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut last = String::new();
@@ -135,7 +135,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_alerts_stay_quiet_under_the_embedded_default() {
-    let seen = alerts_on_fresh_klaxon(|listen, _| klaxon::config::embedded_default(listen)).await;
+    let seen = alerts_on_fresh_klaxon(|listen, _| klaxon::settings::embedded_default(listen)).await;
     assert!(
         seen.is_empty(),
         "alerts on a healthy default klaxon: {seen:#?}"
@@ -152,7 +152,7 @@ async fn shipped_alerts_stay_quiet_with_only_a_scrape_job() {
         );
         let p = dir.join("klaxon.yml");
         std::fs::write(&p, yaml).expect("write");
-        klaxon::config::load_file(&p).expect("valid config")
+        klaxon::settings::load_file(&p).expect("valid config")
     })
     .await;
     assert!(seen.is_empty(), "alerts on a scrape-only klaxon: {seen:#?}");

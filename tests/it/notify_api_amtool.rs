@@ -156,7 +156,7 @@ async fn amtool_sees_klaxon_as_alertmanager() {
         "storage:\n  path: {}\nnotify:\n{indented}",
         dir.path().join("kx").display()
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     assert!(cfg.notify.is_some());
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let kx_url = format!("http://{}", app.addr);

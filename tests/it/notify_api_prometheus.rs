@@ -37,7 +37,7 @@ async fn prometheus_alerts_flow_through_klaxon() {
         "storage:\n  path: {}\nnotify:\n  route:\n    receiver: oncall\n    group_by: [alertname]\n    group_wait: 100ms\n  receivers:\n  - name: oncall\n",
         dir.path().join("kx").display()
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let sink = Arc::new(Collect::default());
     app.state.dispatcher.set_sink(sink.clone());

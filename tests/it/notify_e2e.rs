@@ -281,7 +281,7 @@ async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
         "storage:\n  path: {}\ncommand_center:\n  command_secret: {SECRET}\nnotify:\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 0s\n    group_interval: 1s\n  receivers:\n  - name: hook\n    webhook_configs:\n    - url: http://127.0.0.1:{port}/hook\n",
         dir.path().display()
     );
-    let cfg = klaxon::config::load_str(&yaml, "k.yml").expect("config");
+    let cfg = klaxon::settings::load_str(&yaml, "k.yml").expect("config");
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
     let base = format!("http://{}", app.addr);
 

@@ -633,7 +633,7 @@ async fn receivers_send_what_alertmanager_sends() {
         "storage:\n  path: {}\nnotify:\n{indented}",
         kx_dir.join("data").display()
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let kx_ext = format!("http://{}", app.addr);
     let kx = scenario(&kx_ext, &kx_mock).await;
@@ -747,7 +747,7 @@ async fn start_klaxon(dir: &Path, notify: &str) -> (klaxon::app::Running, String
         "storage:\n  path: {}\nnotify:\n{notify}",
         dir.join("data").display()
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     (app, base)

@@ -144,7 +144,7 @@ fn group_by_all_and_empty_fields_semantics() {
 #[test]
 fn notify_section_errors_point_into_the_klaxon_config() {
     let text = "global:\n  scrape_interval: 15s\nnotify:\n  route:\n    receiver: missing\n  receivers:\n  - name: a\n  - name: a\n";
-    let e = klaxon::config::load_str(text, "klaxon.yml")
+    let e = klaxon::settings::load_str(text, "klaxon.yml")
         .unwrap_err()
         .to_string();
     assert!(
@@ -155,11 +155,11 @@ fn notify_section_errors_point_into_the_klaxon_config() {
         e.contains("klaxon.yml:8:5: notification config name \"a\" is not unique"),
         "{e}"
     );
-    let e = klaxon::config::load_str("notify:\n  routes: {}\n", "k.yml")
+    let e = klaxon::settings::load_str("notify:\n  routes: {}\n", "k.yml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("k.yml:2:3: unknown field `routes`"), "{e}");
-    let ok = klaxon::config::load_str(
+    let ok = klaxon::settings::load_str(
         "notify:\n  route: {receiver: a}\n  receivers: [{name: a}]\n",
         "k.yml",
     )
@@ -171,7 +171,7 @@ fn notify_section_errors_point_into_the_klaxon_config() {
         n.original,
         "route:\n  receiver: a\nreceivers:\n  - name: a\n"
     );
-    assert!(klaxon::config::load_str("global: {}\n", "k.yml")
+    assert!(klaxon::settings::load_str("global: {}\n", "k.yml")
         .unwrap()
         .notify
         .is_none());

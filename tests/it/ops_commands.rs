@@ -352,7 +352,7 @@ async fn kill_switch_pauses_scheduled_probes() {
         "storage:\n  path: {}\ncommand_center:\n  command_secret: {SECRET}\nprobes:\n  - targets: ['http://{taddr}/']\n    module: http_2xx\n    interval: 100ms\n",
         dir.path().display()
     );
-    let cfg = klaxon::config::load_str(&yaml, "ops.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&yaml, "ops.yml").unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     let c = reqwest::Client::new();

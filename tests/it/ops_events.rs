@@ -45,7 +45,7 @@ async fn alerts_notifications_and_targets_are_published() {
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nscrape_configs:\n- job_name: gone\n  static_configs:\n  - targets: ['127.0.0.1:{dead_port}']\nstorage:\n  path: {}\nnotify:\n  route:\n    receiver: hook\n    group_wait: 0s\n    group_interval: 1s\n  receivers:\n  - name: hook\n    webhook_configs:\n    - url: http://127.0.0.1:{hook_port}/hook\n",
         dir.path().display()
     );
-    let cfg = klaxon::config::load_str(&yaml, "k.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&yaml, "k.yml").unwrap();
     let k = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", k.addr);
 

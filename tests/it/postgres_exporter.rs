@@ -329,7 +329,7 @@ async fn in_process_job_feeds_the_head_and_survives_an_outage() {
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nexporters:\n  postgres:\n    dsns: ['{}']\n    query_timeout: 800ms\n",
         pg.dsn()
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "pg.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "pg.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();

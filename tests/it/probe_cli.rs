@@ -202,7 +202,7 @@ async fn probe_endpoint_and_scheduled_probes() {
       team: web
 "
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "probes.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "probes.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -314,7 +314,7 @@ async fn probe_endpoint_and_scheduled_probes() {
 
 #[test]
 fn probes_config_errors_have_positions() {
-    let e = klaxon::config::load_str(
+    let e = klaxon::settings::load_str(
         "probes:\n  - targets: ['http://x/']\n    module: nope\n",
         "p.yml",
     )
@@ -324,7 +324,7 @@ fn probes_config_errors_have_positions() {
         e.contains("p.yml:3:13") && e.contains("unknown module"),
         "{e}"
     );
-    let e = klaxon::config::load_str(
+    let e = klaxon::settings::load_str(
         "probes:\n  - targets: ['ftp://x/']\n    module: http_2xx\n    interval: 0s\n",
         "p.yml",
     )
@@ -394,7 +394,7 @@ async fn modules_file_only_entry_serves_modules_on_probe() {
     .unwrap();
     let cfg_path = dir.path().join("klaxon.yml");
     std::fs::write(&cfg_path, "probes:\n  - modules_file: mods.yml\n").unwrap();
-    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     cfg.storage.path = dir.path().join("data");
     assert!(cfg.probes.probes.is_empty());
     assert!(cfg.probes.modules.get("teapot").is_some());
@@ -413,7 +413,7 @@ async fn modules_file_only_entry_serves_modules_on_probe() {
     app.stop().await;
 
     std::fs::write(&cfg_path, "probes:\n  - module: http_2xx\n").unwrap();
-    let e = klaxon::config::load_file(&cfg_path)
+    let e = klaxon::settings::load_file(&cfg_path)
         .unwrap_err()
         .to_string();
     assert!(e.contains("targets must be set"), "{e}");

@@ -24,7 +24,7 @@ struct Fixture {
 /// A klaxon with no targets whose head holds 10 minutes of known samples
 /// ending at `t`.
 async fn fixture() -> Fixture {
-    let mut cfg = klaxon::config::load_str("global:\n  scrape_interval: 15s\n", "q.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str("global:\n  scrape_interval: 15s\n", "q.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -685,7 +685,7 @@ async fn limits_fixture(
     points: i64,
 ) -> (klaxon::app::Running, String, i64, tempfile::TempDir) {
     let yaml = format!("global:\n  query_log_file: {}\n", log.display());
-    let mut cfg = klaxon::config::load_str(&yaml, "q.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "q.yml").unwrap();
     let store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = store_dir.path().to_path_buf();
     cfg.query = settings;

@@ -408,7 +408,7 @@ async fn start(dir: &Path, enabled: bool) -> klaxon::app::Running {
         "storage:\n  path: {}\n",
         dir.join(format!("kx{enabled}")).display()
     );
-    let cfg = klaxon::config::load_str(&text, "klaxon.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
     if enabled {
         flags.insert(

@@ -153,7 +153,7 @@ remote_write:
     );
     let cfg_path = dir.path().join("klaxon.yml");
     std::fs::write(&cfg_path, text).unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     let app = klaxon::app::start(cfg, &format!("127.0.0.1:{kx_port}"))
         .await
         .unwrap();
@@ -375,7 +375,7 @@ async fn start_mock() -> (Arc<Mock>, String) {
 /// entry (indented 4 spaces) and `global` lines.
 fn setup(url: &str, extra: &str, global: &str) -> (Arc<Head>, Arc<RemoteWrite>, Arc<Registry>) {
     let y = format!("global:\n{global}\nremote_write:\n  - url: {url}\n    name: mock\n{extra}");
-    let cfg = klaxon::config::load_str(&y, "t.yml").unwrap();
+    let cfg = klaxon::settings::load_str(&y, "t.yml").unwrap();
     let head = Arc::new(Head::default());
     let reg = Arc::new(Registry::new());
     let rw = RemoteWrite::new(&head, &reg);
@@ -617,7 +617,7 @@ async fn reload_restarts_only_changed_queues() {
             "remote_write:\n  - url: {url_a}\n    name: a\n{FAST}  - url: {url_b}\n    name: b\n{FAST}{b_extra}"
         )
     };
-    let cfg1 = klaxon::config::load_str(&y(""), "t").unwrap();
+    let cfg1 = klaxon::settings::load_str(&y(""), "t").unwrap();
     let head = Arc::new(Head::default());
     let reg = Arc::new(Registry::new());
     let rw = RemoteWrite::new(&head, &reg);
@@ -625,7 +625,7 @@ async fn reload_restarts_only_changed_queues() {
         .apply_config(&cfg1.remote_write, &Labels::empty())
         .is_empty());
     let before = rw.queues();
-    let cfg2 = klaxon::config::load_str(&y("    remote_timeout: 5s\n"), "t").unwrap();
+    let cfg2 = klaxon::settings::load_str(&y("    remote_timeout: 5s\n"), "t").unwrap();
     assert!(rw
         .apply_config(&cfg2.remote_write, &Labels::empty())
         .is_empty());
@@ -691,7 +691,7 @@ fn check_config_accepts_prometheus_remote_write() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cfg = klaxon::config::load_file(&p).unwrap();
+    let cfg = klaxon::settings::load_file(&p).unwrap();
     assert_eq!(cfg.remote_write.len(), 2);
     assert_eq!(cfg.remote_write[0].queue.max_shards, 50);
     match Command::new("promtool")

@@ -35,7 +35,7 @@ async fn json(url: &str) -> serde_json::Value {
 }
 
 async fn start(cfg_path: &std::path::Path, sink: Arc<Recorder>) -> klaxon::app::Running {
-    let cfg = klaxon::config::load_file(cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(cfg_path).unwrap();
     klaxon::app::start_with_sink(cfg, "127.0.0.1:0", Default::default(), Some(sink))
         .await
         .unwrap()
@@ -129,7 +129,7 @@ async fn an_unusable_store_stops_the_start_naming_the_path() {
         format!("storage:\n  path: {}\n", blocker.join("sub").display()),
     )
     .unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     match klaxon::app::start(cfg, "127.0.0.1:0").await {
         Err(e @ klaxon::app::StartError::Store { .. }) => {
             let s = e.to_string();

@@ -82,7 +82,7 @@ async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
     let (dir, cfg_path) = setup(V1);
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");
@@ -172,7 +172,7 @@ async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_reload_keeps_the_old_rules_running() {
     let (dir, cfg_path) = setup(V1);
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");

@@ -52,7 +52,7 @@ async fn groups_run_and_show_on_the_api() {
         format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nrule_files: ['*.rules']\nscrape_configs:\n  - job_name: web\n    static_configs:\n      - targets: ['{addr}']\n"),
     )
     .unwrap();
-    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -113,7 +113,7 @@ async fn a_bad_rule_file_stops_the_start() {
     .unwrap();
     let cfg_path = dir.path().join("k.yml");
     std::fs::write(&cfg_path, "rule_files: ['bad.yml']\n").unwrap();
-    let mut cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let mut cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -161,7 +161,7 @@ async fn rules_api_filters_like_prometheus() {
         ),
     )
     .unwrap();
-    let cfg = klaxon::config::load_file(&cfg_path).unwrap();
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1/rules", app.addr);
     // (group name, [rule names]) of a response.

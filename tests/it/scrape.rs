@@ -225,7 +225,7 @@ async fn bad_inputs_fail_only_their_target() {
     yaml += &job("gzip", &addr, "/gzip", "");
     yaml += &job("om", &addr, "/om", "");
     yaml += &job("error500", &addr, "/error500", "");
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").expect("config loads");
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").expect("config loads");
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -374,7 +374,7 @@ async fn staleness_and_label_conflicts() {
     yaml += &job("toggle", &addr, "/toggle", "");
     yaml += &job("labels", &addr, "/labels", "");
     yaml += &job("honor", &addr, "/labels", "    honor_labels: true\n");
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -446,7 +446,7 @@ async fn removed_target_gets_staleness_markers() {
         "scrape_configs:\n  - job_name: fsd\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    file_sd_configs:\n      - files: ['{}']\n",
         sd.display()
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -508,7 +508,7 @@ async fn reordered_payloads_keep_values_on_their_series() {
         "/shuffle",
         "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: c\n        action: drop\n",
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -543,7 +543,7 @@ async fn target_limit_stops_the_pool() {
         "scrape_configs:\n  - job_name: limited\n    scrape_interval: 1s\n    scrape_timeout: 500ms\n    metrics_path: /good\n    target_limit: 1\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
         addr.rsplit(':').next().unwrap()
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
@@ -595,7 +595,7 @@ async fn failing_target_marks_its_series_stale() {
         "/flip/2",
         "    honor_timestamps: false\n",
     );
-    let mut cfg = klaxon::config::load_str(&yaml, "test.yml").unwrap();
+    let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();

@@ -92,7 +92,7 @@ async fn hashmod_splits_targets_like_prometheus() {
             dir.path().join(format!("store-{i}")).display(),
             shard_job("node", &sd, i, N)
         );
-        let cfg = klaxon::config::load_str(&yaml, "shard.yml").unwrap();
+        let cfg = klaxon::settings::load_str(&yaml, "shard.yml").unwrap();
         let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
         let (by_pool, v) = targets(&format!("http://{}", app.addr), addrs.len()).await;
         let active = by_pool.get("node").cloned().unwrap_or_default();
@@ -101,7 +101,7 @@ async fn hashmod_splits_targets_like_prometheus() {
         // Each replica's targets are the ones whose hash is its index.
         for a in &active {
             assert_eq!(
-                klaxon::scrape::relabel::hash_mod(a, N as u64),
+                klaxon::config::relabel::hash_mod(a, N as u64),
                 i as u64,
                 "{a}"
             );
@@ -167,7 +167,7 @@ async fn hashmod_splits_targets_like_prometheus() {
         let addr = t["discoveredLabels"]["__address__"].as_str().unwrap();
         let want: u64 = t["labels"]["hash"].as_str().unwrap().parse().unwrap();
         assert_eq!(
-            klaxon::scrape::relabel::hash_mod(addr, 1000),
+            klaxon::config::relabel::hash_mod(addr, 1000),
             want,
             "{addr}"
         );

@@ -338,7 +338,8 @@ fn promql_blocks(md: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runbooks_are_served() {
-    let mut cfg = klaxon::config::load_str("scrape_configs: []\n", "runbooks.yml").expect("config");
+    let mut cfg =
+        klaxon::settings::load_str("scrape_configs: []\n", "runbooks.yml").expect("config");
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();

@@ -179,7 +179,7 @@ async fn two_tenants_see_and_change_only_their_own() {
         closed = closed,
     );
     let cfg =
-        klaxon::config::load_str(&yaml, "klaxon.yml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        klaxon::settings::load_str(&yaml, "klaxon.yml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
     flags.insert(
         klaxon::remote::receive::ENABLE_FLAG.to_string(),

@@ -38,7 +38,7 @@ async fn start(dir: &Path, admin_api: bool) -> (klaxon::app::Running, String) {
     );
     let path = dir.join("klaxon.yml");
     std::fs::write(&path, &yaml).unwrap();
-    let cfg = klaxon::config::load_file(&path).unwrap();
+    let cfg = klaxon::settings::load_file(&path).unwrap();
     let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
     flags.insert(
         klaxon::api::admin::ENABLE_FLAG.to_string(),

@@ -96,7 +96,7 @@ impl Fixture {
                 .replace("@DATA_DIR@", &dir.path().join("data").display().to_string());
             let path = dir.path().join("klaxon.yml");
             std::fs::write(&path, yaml).expect("write config");
-            let cfg = klaxon::config::load_file(&path).expect("fixture config is valid");
+            let cfg = klaxon::settings::load_file(&path).expect("fixture config is valid");
             match klaxon::app::start(cfg, &format!("127.0.0.1:{port}")).await {
                 Ok(app) => {
                     let base = format!("http://{}", app.addr);

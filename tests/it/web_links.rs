@@ -112,7 +112,7 @@ notify:
             );
             let path = dir.path().join("klaxon.yml");
             std::fs::write(&path, yaml).expect("config");
-            let cfg = klaxon::config::load_file(&path).expect("valid config");
+            let cfg = klaxon::settings::load_file(&path).expect("valid config");
             let web = klaxon::api::web::WebOptions::resolve(
                 Some(&external_url),
                 route_prefix,

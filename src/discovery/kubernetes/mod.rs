@@ -12,7 +12,7 @@ pub mod watch;
 use super::config::{KubernetesSdConfig, Role};
 use super::refresh::SdClient;
 use super::ProviderCtx;
-use crate::config::scrape::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
+use crate::config::http::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
 use roles::{Attach, State};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

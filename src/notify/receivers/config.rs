@@ -6,8 +6,8 @@ use super::{
     SecretSource, SlackAction, SlackBlocks, SlackConfig, SlackField, WebhookConfig,
 };
 use crate::config::errors::{Pos, Sink};
+use crate::config::http::{resolve_http_fields, resolve_tls};
 use crate::config::raw::{RawHttpClientConfig, RawTlsConfig};
-use crate::config::scrape::{resolve_http_fields, resolve_tls};
 use crate::config::{join_dir, ConfigErrors, HttpClientConfig, Secret, TlsConfig};
 use crate::notify::config::GlobalConfig;
 use crate::rules::template::TemplateSet;

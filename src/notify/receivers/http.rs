@@ -2,6 +2,7 @@
 //! classification (what is retried), Retry-After, and errors that never
 //! carry the URL (Slack and webhook URLs are secrets).
 
+use crate::config::client::parse_retry_after;
 use crate::config::HttpClientConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -237,7 +238,7 @@ pub async fn send_requests(
         if let Some(id) = request_id {
             req = req.header("X-Request-ID", id);
         }
-        match crate::scrape::tls::authorization_header(http) {
+        match crate::config::client::authorization_header(http) {
             Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),
             Ok(None) => {}
             Err(e) => return Err(SendError::transient("config", e)),
@@ -400,7 +401,7 @@ pub fn build_client(
     http: &HttpClientConfig,
     proxy_url: Option<&str>,
 ) -> Result<reqwest::Client, String> {
-    let mut b = crate::scrape::tls::client_builder(http)?;
+    let mut b = crate::config::client::client_builder(http)?;
     if let Some(p) = proxy_url {
         let proxy = reqwest::Proxy::all(p)
             .map_err(|e| format!("http_config.proxy_url: {}", e.without_url()))?;
@@ -415,16 +416,6 @@ pub fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, MAX_RETRY_AFTER))
-}
-
-/// Parses `Retry-After` (delay-seconds; an HTTP date is not honoured and
-/// falls back to our backoff), capped at `max`: the server's number must
-/// not park a sender for days or overflow a timestamp it is added to.
-pub fn parse_retry_after(v: &str, max: Duration) -> Option<Duration> {
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s).min(max))
 }
 
 /// Longest `Retry-After` honoured for a notification (a day is past any
@@ -454,7 +445,7 @@ pub async fn post_json(
     if let Some(k) = idempotency_key {
         req = req.header("Idempotency-Key", k);
     }
-    match crate::scrape::tls::authorization_header(target.http) {
+    match crate::config::client::authorization_header(target.http) {
         Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),
         Ok(None) => {}
         Err(e) => return Err(SendError::transient("config", e)),

@@ -596,7 +596,7 @@ impl Call<'_> {
         if let Some(id) = self.request_id {
             req = req.header("X-Request-ID", id);
         }
-        match crate::scrape::tls::authorization_header(self.http) {
+        match crate::config::client::authorization_header(self.http) {
             Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),
             Ok(None) => {}
             Err(e) => return Err(SendError::transient("config", e)),

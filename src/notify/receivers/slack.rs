@@ -264,7 +264,7 @@ pub async fn send(
                 format!("Bearer {}", t.expose()),
             );
         }
-        None => match crate::scrape::tls::authorization_header(&cfg.http_config) {
+        None => match crate::config::client::authorization_header(&cfg.http_config) {
             Ok(Some(h)) => rb = rb.header(reqwest::header::AUTHORIZATION, h),
             Ok(None) => {}
             Err(e) => return Err(SendError::transient("config", e)),

@@ -199,7 +199,7 @@ pub async fn execute(
     on_retry: &(dyn Fn(u32, &ActionError) + Send + Sync),
 ) -> Result<(u16, u32), ActionError> {
     let ts = now_s.to_string();
-    let auth = crate::scrape::tls::authorization_header(&action.http)
+    let auth = crate::config::client::authorization_header(&action.http)
         .map_err(|e| ActionError::Encode(format!("http_config: {e}")))?;
     let mut wait = action.backoff;
     let attempts = action.attempts.max(1);

@@ -6,9 +6,10 @@
 
 use super::action::{ActionKind, HttpAction};
 use super::Rule;
+use crate::config::common::opt_duration;
 use crate::config::errors::{from_yaml_error, Pos, Sink};
+use crate::config::http::resolve_http_fields;
 use crate::config::raw::{RawHttpClientConfig, SpannedMap, S};
-use crate::config::scrape::{opt_duration, resolve_http_fields};
 use crate::config::{ConfigErrors, Secret};
 use serde::Deserialize;
 use std::path::Path;
@@ -504,8 +505,8 @@ pub fn parse_rule_json(text: &str, origin: &str) -> Result<Rule, ConfigErrors> {
 mod tests {
     use super::*;
 
-    fn load(y: &str) -> Result<crate::config::Config, crate::config::ConfigErrors> {
-        crate::config::load_str(y, "k.yml")
+    fn load(y: &str) -> Result<crate::settings::Config, crate::config::ConfigErrors> {
+        crate::settings::load_str(y, "k.yml")
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! ```
 
 use crate::config::errors::{Pos, Sink};
-use crate::config::raw::{RawAuthorization, RawBasicAuth, RawTlsConfig, SpannedMap};
-use crate::config::scrape::resolve_http_fields;
+use crate::config::http::resolve_http_fields;
+use crate::config::raw::SpannedMap;
 use crate::config::{parse_duration, HttpClientConfig, Secret};
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
@@ -42,21 +42,14 @@ pub(crate) struct RawRuleEvaluation {
     pub for_outage_tolerance: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawDatasource {
-    pub url: Option<S<String>>,
-    pub method: Option<S<String>>,
-    pub headers: Option<SpannedMap>,
-    pub timeout: Option<S<String>>,
-    pub query_offset: Option<S<String>>,
-    pub basic_auth: Option<S<RawBasicAuth>>,
-    pub authorization: Option<S<RawAuthorization>>,
-    pub bearer_token: Option<S<String>>,
-    pub bearer_token_file: Option<S<String>>,
-    pub tls_config: Option<S<RawTlsConfig>>,
-    pub follow_redirects: Option<bool>,
-    pub enable_http2: Option<bool>,
+crate::config::raw::raw_http_client_struct! {
+    pub(crate) struct RawDatasource {
+        url: Option<S<String>>,
+        method: Option<S<String>>,
+        headers: Option<SpannedMap>,
+        timeout: Option<S<String>>,
+        query_offset: Option<S<String>>,
+    }
 }
 
 /// How a query is sent. POST (form-encoded, as Grafana and vmalert do) is
@@ -213,7 +206,7 @@ fn resolve_datasource(
         }
         headers.push((k.value.clone(), Secret::new(v.value.clone())));
     }
-    let http = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
+    let http = resolve_http_fields(crate::config::http::http_fields!(r), dir, sink);
     if http.tls_config.server_name.is_some() {
         if let Some(t) = &r.tls_config {
             sink.push(
@@ -246,7 +239,7 @@ fn resolve_datasource(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+    use crate::settings::load_str;
 
     #[test]
     fn defaults_and_a_full_datasource() {

@@ -75,8 +75,8 @@ impl Datasource {
         cfg: &DatasourceConfig,
         runtime: tokio::runtime::Handle,
     ) -> Result<Datasource, DatasourceError> {
-        let client = crate::scrape::tls::client_builder(&cfg.http)
-            .map_err(DatasourceError::Config)?
+        let client = crate::config::client::client_builder(&cfg.http)
+            .map_err(|e| DatasourceError::Config(e.to_string()))?
             .build()
             .map_err(|e| DatasourceError::Config(format!("building HTTP client: {e}")))?;
         let mut endpoint = reqwest::Url::parse(&cfg.url)
@@ -128,10 +128,10 @@ impl Datasource {
             req = req.header(k.as_str(), v.expose());
         }
         // Read per request so a rotated credentials file needs no reload.
-        match crate::scrape::tls::authorization_header(&self.cfg.http) {
+        match crate::config::client::authorization_header(&self.cfg.http) {
             Ok(Some(h)) => req = req.header(reqwest::header::AUTHORIZATION, h),
             Ok(None) => {}
-            Err(e) => return Err(DatasourceError::Config(e)),
+            Err(e) => return Err(DatasourceError::Config(e.to_string())),
         }
         Ok(req)
     }
@@ -211,7 +211,7 @@ fn classify(e: reqwest::Error, timeout: Duration) -> DatasourceError {
     if e.is_timeout() {
         DatasourceError::Timeout(format_duration(timeout))
     } else if e.is_connect() {
-        DatasourceError::Connect(crate::scrape::client::error_chain(&e))
+        DatasourceError::Connect(crate::config::client::error_chain(&e))
     } else {
         DatasourceError::Request(e.to_string())
     }

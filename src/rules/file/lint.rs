@@ -6,8 +6,10 @@
 //! names outside the `level:metric:operations` convention.
 
 use super::{Rule, RuleFile, RuleKind};
-use crate::config::{format_duration, Config};
+use crate::config::format_duration;
+use crate::config::GlobalConfig;
 use crate::promql::Expr;
+use crate::scrape::config::ScrapeConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -51,12 +53,13 @@ pub struct LintContext {
 }
 
 impl LintContext {
-    pub fn from_config(cfg: &Config) -> LintContext {
+    /// From the `global:` intervals and each scrape job's interval.
+    pub fn from_config(global: &GlobalConfig, scrape_configs: &[ScrapeConfig]) -> LintContext {
         LintContext {
-            evaluation_interval: Some(cfg.global.evaluation_interval),
+            evaluation_interval: Some(global.evaluation_interval),
             scrape: Some((
-                cfg.global.scrape_interval,
-                cfg.scrape_configs
+                global.scrape_interval,
+                scrape_configs
                     .iter()
                     .map(|s| (s.job_name.clone(), s.scrape_interval))
                     .collect(),

@@ -159,13 +159,13 @@ impl Klaxon {
     pub async fn start_in(
         dir: tempfile::TempDir,
         extra: &str,
-        tweak: impl FnOnce(&mut klaxon::config::Config),
+        tweak: impl FnOnce(&mut klaxon::settings::Config),
     ) -> Klaxon {
         let d = dir.path().display().to_string();
         let yaml = format!("storage:\n  path: {d}\n{}", extra.replace("{dir}", &d));
         let path = dir.path().join("klaxon.yml");
         std::fs::write(&path, &yaml).expect("write klaxon.yml");
-        let mut cfg = klaxon::config::load_file(&path)
+        let mut cfg = klaxon::settings::load_file(&path)
             .unwrap_or_else(|e| panic!("test config does not load: {e}\n{yaml}"));
         tweak(&mut cfg);
         let app = klaxon::app::start(cfg, "127.0.0.1:0")

@@ -236,14 +236,12 @@ mod tests {
         Labels::from_pairs(pairs.iter().copied())
     }
 
-    /// Relabel configs from YAML, through the real config loader, so the
-    /// tables below read like the `relabel_configs` users write.
+    /// Relabel configs from YAML, through the config's own validation, so
+    /// the tables below read like the `relabel_configs` users write.
     fn rc(yaml: &str) -> Vec<RelabelConfig> {
-        let indented: String = yaml.lines().map(|l| format!("      {l}\n")).collect();
-        let text = format!("scrape_configs:\n  - job_name: t\n    relabel_configs:\n{indented}");
-        match crate::config::load_str(&text, "t.yml") {
-            Ok(c) => c.scrape_configs[0].relabel_configs.clone(),
-            Err(e) => panic!("bad test config:\n{text}\n{e}"),
+        match crate::config::relabel::parse_relabel_configs(yaml, "t.yml") {
+            Ok(c) => c,
+            Err(e) => panic!("bad test config:\n{yaml}\n{e}"),
         }
     }
 

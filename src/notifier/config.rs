@@ -1,16 +1,56 @@
 //! `alerting:`: alert relabeling and the Alertmanagers the notifier sends
 //! to, with Prometheus 3.x's fields, defaults and validation messages.
 
-use super::errors::{Pos, Sink};
-use super::file_sd::TargetGroup;
-use super::raw::{RawAlerting, RawAlertmanager, RawRelabelConfig, S};
-use super::relabel::{resolve_relabel_configs, RelabelConfig};
-use super::scrape::{
-    opt_duration, reject_unsupported, resolve_http_fields, FileSdConfig, HttpClientConfig,
-};
+use crate::config::common::{opt_duration, FileSdConfig};
+use crate::config::errors::{Pos, Sink};
+use crate::config::file_sd::TargetGroup;
+use crate::config::http::{reject_unsupported, resolve_http_fields, HttpClientConfig};
+use crate::config::raw::{RawFileSdConfig, RawRelabelConfig, RawStaticConfig, S};
+use crate::config::relabel::{resolve_relabel_configs, RelabelConfig};
 use crate::discovery::SdConfig;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlerting {
+    /// `Option` per entry: a null entry gets Prometheus' own message.
+    pub alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+    pub alertmanagers: Option<Vec<S<RawAlertmanager>>>,
+}
+
+crate::config::raw::raw_http_client_struct! {
+    unsupported;
+    /// One `alerting.alertmanagers` entry: how a set of Alertmanagers is found
+    /// and talked to. HTTP client settings are inline, as upstream.
+    pub(crate) struct RawAlertmanager {
+        scheme: Option<S<String>>,
+        path_prefix: Option<String>,
+        timeout: Option<S<String>>,
+        api_version: Option<S<String>>,
+        static_configs: Option<Vec<S<RawStaticConfig>>>,
+        file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
+        http_sd_configs: Option<Vec<S<crate::discovery::config::RawHttpSdConfig>>>,
+        dns_sd_configs: Option<Vec<S<crate::discovery::config::RawDnsSdConfig>>>,
+        consul_sd_configs: Option<Vec<S<crate::discovery::config::RawConsulSdConfig>>>,
+        docker_sd_configs: Option<Vec<S<crate::discovery::config::RawDockerSdConfig>>>,
+        kubernetes_sd_configs: Option<Vec<S<crate::discovery::config::RawKubernetesSdConfig>>>,
+        relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+        alert_relabel_configs: Option<Vec<S<Option<RawRelabelConfig>>>>,
+        sigv4: Option<S<IgnoredAny>>,
+    }
+}
+
+/// What the notifier reads from the configuration: `alerting:` and the
+/// external labels of `global:` (the whole file converts into it, in
+/// `crate::settings`).
+#[derive(Clone, Copy, Debug)]
+pub struct NotifierSection<'a> {
+    pub alerting: &'a AlertingConfig,
+    pub global: &'a crate::config::GlobalConfig,
+}
 
 /// The only Alertmanager API version Prometheus 3 (and klaxon) speaks.
 pub const API_VERSION_V2: &str = "v2";
@@ -146,9 +186,9 @@ fn resolve_alertmanager(
 ) -> AlertmanagerConfig {
     let r = raw.value;
     let d = AlertmanagerConfig::default();
-    reject_unsupported(&crate::config::scrape::unsupported_http_fields!(r), sink);
+    reject_unsupported(&crate::config::http::unsupported_http_fields!(r), sink);
     reject_unsupported(&[("sigv4", &r.sigv4)], sink);
-    let http_client = resolve_http_fields(crate::config::scrape::http_fields!(r), dir, sink);
+    let http_client = resolve_http_fields(crate::config::http::http_fields!(r), dir, sink);
     let api_version = match &r.api_version {
         None => d.api_version.clone(),
         Some(v) if v.value == API_VERSION_V2 => v.value.clone(),

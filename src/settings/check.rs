@@ -4,8 +4,8 @@
 //! exist. A glob that matches nothing is a warning (here and at `klaxon
 //! run`).
 
-use super::errors::ConfigError;
 use super::Config;
+use crate::config::errors::ConfigError;
 use std::path::{Path, PathBuf};
 
 /// One rule file a `rule_files` entry matched, and how it checked.
@@ -75,7 +75,7 @@ pub fn check(cfg: &Config) -> CheckReport {
 /// relabeling as promtool does: the final `__address__` must be host:port.
 fn relabeled_alertmanagers(
     i: usize,
-    am: &super::AlertmanagerConfig,
+    am: &crate::notifier::config::AlertmanagerConfig,
     origin: &str,
     out: &mut Vec<ConfigError>,
 ) {
@@ -123,7 +123,7 @@ pub fn rule_file_paths(patterns: &[String]) -> (Vec<PathBuf>, Vec<String>, Vec<S
 }
 
 fn referenced_files(
-    h: &super::scrape::HttpClientConfig,
+    h: &crate::config::HttpClientConfig,
     cfg: &Config,
     origin: &str,
     out: &mut Vec<ConfigError>,
@@ -177,7 +177,11 @@ fn referenced_files(
 
 /// Static targets of a job with relabel_configs, checked after relabeling
 /// as promtool does: the final `__address__` must be host:port.
-fn relabeled_targets(sc: &super::ScrapeConfig, origin: &str, out: &mut Vec<ConfigError>) {
+fn relabeled_targets(
+    sc: &crate::scrape::config::ScrapeConfig,
+    origin: &str,
+    out: &mut Vec<ConfigError>,
+) {
     if sc.relabel_configs.is_empty() {
         return;
     }
@@ -191,7 +195,7 @@ fn relabeled_targets(sc: &super::ScrapeConfig, origin: &str, out: &mut Vec<Confi
             pairs.push(("__address__".into(), t.clone()));
             pairs.push(("job".into(), sc.job_name.clone()));
             let labels = crate::model::Labels::from_pairs(pairs);
-            let Some(after) = crate::scrape::relabel::process(&labels, &sc.relabel_configs) else {
+            let Some(after) = crate::config::relabel::process(&labels, &sc.relabel_configs) else {
                 continue;
             };
             if let Some(addr) = after.get("__address__").filter(|a| a.contains('/')) {
