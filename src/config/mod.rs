@@ -79,6 +79,35 @@ impl Default for GlobalConfig {
     }
 }
 
+/// Deserializes YAML `text` into `T` with the file loader's options
+/// (duplicate keys rejected) and error texts; blank text is `T::default()`.
+/// Lets a stage read its own section from a text alone (tests, tools) with
+/// the positions the whole file would give.
+pub fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigErrors> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_saphyr::from_str_with_options::<Option<T>>(text, yaml_options())
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ConfigErrors(vec![tidy_yaml_message(errors::from_yaml_error(origin, &e))]))
+}
+
+/// Reads a file of configuration; when it cannot be read, one error naming
+/// the file (no position) and `what` was being read.
+pub fn read_config_file(path: &Path, what: &str) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("reading {what}: {e}"),
+        }])
+    })
+}
+
 /// Joins a relative path to the config file's directory, as Prometheus does
 /// for every file reference (absolute paths and an unknown dir are kept).
 pub(crate) fn join_dir(dir: Option<&Path>, p: &str) -> String {

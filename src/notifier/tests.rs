@@ -1,5 +1,20 @@
 use super::*;
-use crate::config::{Action, RelabelRegex};
+use crate::config::{Action, GlobalConfig, RelabelRegex};
+
+/// `global:` and `alerting:` of a YAML text, resolved as the file loader
+/// does.
+fn sections(yaml: &str) -> (GlobalConfig, AlertingConfig) {
+    #[derive(Default, serde::Deserialize)]
+    struct File {
+        global: Option<crate::config::raw::RawGlobal>,
+        alerting: Option<config::RawAlerting>,
+    }
+    let f: File = crate::config::parse_yaml(yaml, "t.yml").unwrap();
+    let mut sink = crate::config::errors::Sink::new("t.yml");
+    let g = crate::config::resolve_global(f.global.unwrap_or_default(), &mut sink);
+    let a = config::resolve(f.alerting.unwrap_or_default(), None, &mut sink);
+    sink.into_result((g, a)).unwrap()
+}
 
 fn alert(name: &str) -> Alert {
     Alert {
@@ -254,7 +269,11 @@ alerting:
           action: drop
 "
     );
-    let cfg = crate::settings::load_str(&yaml, "t.yml").unwrap();
+    let (global, alerting) = sections(&yaml);
+    let cfg = NotifierSection {
+        alerting: &alerting,
+        global: &global,
+    };
     let r = Registry::new();
     let n = Notifier::new(
         &r,
@@ -268,7 +287,7 @@ alerting:
             Default::default(),
         ),
     );
-    n.apply(prepare(&cfg).unwrap());
+    n.apply(prepare(cfg).unwrap());
     assert!(n.sync_groups(
         "config-1",
         &[Arc::new(TargetGroup {
@@ -340,7 +359,14 @@ alerting:
     // A reload that drops entry 1 and keeps entry 0 unchanged: the kept
     // set keeps its Alertmanager; the other's metrics go away.
     let kept = yaml[..yaml.find("    - alert_relabel_configs").unwrap()].to_string();
-    n.apply(prepare(&crate::settings::load_str(&kept, "t.yml").unwrap()).unwrap());
+    let (global, alerting) = sections(&kept);
+    n.apply(
+        prepare(NotifierSection {
+            alerting: &alerting,
+            global: &global,
+        })
+        .unwrap(),
+    );
     let (active, _) = n.alertmanagers();
     assert_eq!(active.len(), 1);
     assert_eq!(value(&r, "klaxon_notifications_sent"), 5.0);

@@ -417,8 +417,32 @@ pub(crate) fn resolve_command_center(
 mod tests {
     use super::*;
 
-    fn auth(y: &str) -> Result<crate::settings::Config, crate::config::ConfigErrors> {
-        crate::settings::load_str(y, "t.yml")
+    #[derive(Debug)]
+
+    struct Loaded {
+        auth: Option<AuthConfig>,
+        command_center: Option<CommandCenterConfig>,
+    }
+
+    /// `auth:` and `command_center:` resolved alone, as the file loader
+    /// does.
+    fn auth(y: &str) -> Result<Loaded, crate::config::ConfigErrors> {
+        #[derive(Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            auth: Option<RawAuth>,
+            command_center: Option<RawCommandCenter>,
+        }
+        let f: File = crate::config::parse_yaml(y, "t.yml")?;
+        let mut sink = Sink::new("t.yml");
+        let auth = f.auth.map(|a| resolve_auth(a, None, &mut sink));
+        let command_center = f
+            .command_center
+            .map(|c| resolve_command_center(c, None, &mut sink));
+        sink.into_result(Loaded {
+            auth,
+            command_center,
+        })
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! compiled, each error naming FILE:LINE:COL and the field.
 
 use crate::config::errors::{from_yaml_error, Pos, Sink};
-use crate::config::{goregex, parse_duration, parse_size, ConfigError, ConfigErrors};
+use crate::config::{goregex, parse_duration, parse_size, ConfigErrors};
 use regex::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
@@ -338,14 +338,7 @@ impl Modules {
 
     pub fn load_file(path: &Path) -> Result<Modules, ConfigErrors> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: origin.clone(),
-                line: 0,
-                column: 0,
-                message: format!("reading probe modules: {e}"),
-            }])
-        })?;
+        let text = crate::config::read_config_file(path, "probe modules")?;
         Modules::parse(&text, &origin)
     }
 

@@ -338,7 +338,26 @@ pub(crate) fn resolve(
 
 #[cfg(test)]
 mod tests {
-    use crate::settings::load_str;
+    use crate::config::errors::Sink;
+
+    #[derive(Debug)]
+
+    struct Loaded {
+        remote_write: Vec<super::RemoteWriteConfig>,
+    }
+
+    /// `remote_write:` resolved alone, as the file loader does.
+    fn load_str(y: &str, origin: &str) -> Result<Loaded, crate::config::ConfigErrors> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            remote_write: Option<Vec<crate::config::raw::S<super::RawRemoteWrite>>>,
+        }
+        let f: File = crate::config::parse_yaml(y, origin)?;
+        let mut sink = Sink::new(origin);
+        let remote_write = super::resolve(f.remote_write, None, &mut sink);
+        sink.into_result(Loaded { remote_write })
+    }
     use std::time::Duration;
 
     #[test]

@@ -559,6 +559,14 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    fn section<'a>(rule_files: &'a [String], global: &'a GlobalConfig) -> RulesSection<'a> {
+        RulesSection {
+            rule_files,
+            global,
+            embedded: false,
+        }
+    }
+
     #[test]
     fn notify_alerts_carry_external_labels_and_a_graph_link() {
         let a = AlertToSend {
@@ -582,28 +590,6 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
-        let cfg = crate::settings::embedded_default("127.0.0.1:9470");
-        assert!(cfg.embedded);
-        assert!(embedded_sources()
-            .iter()
-            .all(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml")));
-        // Exactly the bundled files' groups, whatever is bundled (an empty
-        // folder included), even from a directory without those folders.
-        let m = RuleManager::load(&cfg, "http://x").unwrap();
-        let got: Vec<String> = m.groups().iter().map(|g| g.lock().key()).collect();
-        let mut want = Vec::new();
-        for (name, text) in embedded_sources() {
-            let rf = parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3).unwrap();
-            want.extend(rf.groups.iter().map(|g| format!("{name};{}", g.name)));
-        }
-        want.sort();
-        let mut got_sorted = got.clone();
-        got_sorted.sort();
-        assert_eq!(got_sorted, want);
-    }
-
-    #[test]
     fn restore_puts_alerts_back_and_drops_state_of_removed_rules() {
         use crate::rules::alert::{Alert, AlertState};
         let dir = tempfile::tempdir().unwrap();
@@ -615,9 +601,9 @@ mod tests {
             )
             .unwrap()
         };
-        let cfg =
-            crate::settings::load_str(&format!("rule_files: ['{}']\n", rules.display()), "<t>")
-                .unwrap();
+        let global = GlobalConfig::default();
+        let rule_files = [rules.display().to_string()];
+        let cfg = section(&rule_files, &global);
         let store = Store::open_in_memory().unwrap();
         let file = rules.display().to_string();
         let alert = Alert {
@@ -641,7 +627,7 @@ mod tests {
         stored::save_group(&store, "gone.yml", "old", &saved).unwrap();
 
         write("A");
-        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        let m = RuleManager::load(cfg, "http://x").unwrap();
         assert_eq!(m.restore(&store).unwrap(), 1);
         // Restored alerts are handed to the dispatcher again at once.
         let want = Alert {
@@ -656,7 +642,7 @@ mod tests {
 
         // The rule was renamed: nothing comes back, and its state is dropped.
         write("B");
-        let m = RuleManager::load(&cfg, "http://x").unwrap();
+        let m = RuleManager::load(cfg, "http://x").unwrap();
         assert_eq!(m.restore(&store).unwrap(), 0);
         assert!(m.groups()[0].lock().active_alerts("B").is_empty());
         assert!(stored::load_all(&store).unwrap().is_empty());
@@ -664,11 +650,12 @@ mod tests {
 
     #[test]
     fn embedded_sources_load_when_they_match_the_globs() {
-        let cfg = crate::settings::load_str(
-            "rule_files: ['rules/*.yml', 'recording_rules/*.yml']\n",
-            "<t>",
-        )
-        .unwrap();
+        let global = GlobalConfig::default();
+        let rule_files = [
+            "rules/*.yml".to_string(),
+            "recording_rules/*.yml".to_string(),
+        ];
+        let cfg = section(&rule_files, &global);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.yml");
         std::fs::write(
@@ -682,15 +669,13 @@ mod tests {
             ("rules/README.md", "not yaml: ["),
             ("other/y.yml", text.as_str()),
         ];
-        let g = load_sources((&cfg).into(), &srcs, "http://x").unwrap();
+        let g = load_sources(cfg, &srcs, "http://x").unwrap();
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].file, "rules/x.yml");
         // No bundled sources at all is fine too.
-        assert!(load_sources((&cfg).into(), &[], "http://x")
-            .unwrap()
-            .is_empty());
+        assert!(load_sources(cfg, &[], "http://x").unwrap().is_empty());
         // A broken bundled file is an error naming it.
-        let e = load_sources((&cfg).into(), &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
+        let e = load_sources(cfg, &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
         assert!(e[0].contains("rules/bad.yml"), "{e:?}");
     }
 }

@@ -25,7 +25,7 @@ pub(crate) mod raw;
 use crate::config::errors::{from_yaml_error, Pos, Sink};
 use crate::config::{
     join_dir, null_entry_message, resolve_global, structural_errors, tidy_yaml_message,
-    yaml_options, ConfigError, ConfigErrors, GlobalConfig,
+    yaml_options, ConfigErrors, GlobalConfig,
 };
 use crate::notifier::config::AlertingConfig;
 use crate::scrape::config::ScrapeConfig;
@@ -116,14 +116,7 @@ impl Default for ServeOptions {
 /// are resolved against the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: origin.clone(),
-            line: 0,
-            column: 0,
-            message: format!("reading config: {e}"),
-        }])
-    })?;
+    let text = crate::config::read_config_file(path, "config")?;
     let dir = path.parent().map(|d| {
         if d.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -427,5 +420,109 @@ impl<'a> From<&'a Config> for crate::exporters::ExportersSection<'a> {
             exporters: &c.exporters,
             global: &c.global,
         }
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    #[test]
+    fn the_embedded_default_loads_the_bundled_rules_not_files_on_disk() {
+        let cfg = super::embedded_default("127.0.0.1:9470");
+        assert!(cfg.embedded);
+        assert!(crate::rules::manager::embedded_sources()
+            .iter()
+            .all(|(n, _)| n.ends_with(".yml") || n.ends_with(".yaml")));
+        // Exactly the bundled files' groups, whatever is bundled (an empty
+        // folder included), even from a directory without those folders.
+        let m = crate::rules::manager::RuleManager::load(&cfg, "http://x").unwrap();
+        let got: Vec<String> = m.groups().iter().map(|g| g.lock().key()).collect();
+        let mut want = Vec::new();
+        for (name, text) in crate::rules::manager::embedded_sources() {
+            let rf = crate::rules::file::parse_rule_file(
+                name,
+                text.as_bytes(),
+                crate::rules::file::Dialect::Prometheus3,
+            )
+            .unwrap();
+            want.extend(rf.groups.iter().map(|g| format!("{name};{}", g.name)));
+        }
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+    }
+}
+
+/// `exporters:` against the rest of the file (a job name taken by a
+/// scrape config), through the whole-file loader.
+#[cfg(test)]
+mod exporters_tests {
+    use crate::settings::load_str;
+    use std::time::Duration;
+
+    #[test]
+    fn full_section_resolves_with_defaults() {
+        let c = load_str(
+            "exporters:\n  host: {instance: h1, scrape_interval: 5s}\n  postgres:\n    dsns: ['host=127.0.0.1 user=m password=pw sslmode=disable']\n    query_timeout: 2s\n    exclude_databases: [a]\n    statements: {limit: 5, include_query: true}\n",
+            "e.yml",
+        )
+        .unwrap();
+        let h = c.exporters.host.unwrap();
+        assert_eq!(h.instance.as_deref(), Some("h1"));
+        assert_eq!(h.scrape_interval, Some(Duration::from_secs(5)));
+        let p = c.exporters.postgres.unwrap();
+        assert_eq!(p.dsns.len(), 1);
+        assert_eq!(p.query_timeout, Duration::from_secs(2));
+        assert_eq!(p.exclude_databases, ["a"]);
+        assert_eq!(p.statements.limit, 5);
+        assert!(p.statements.include_query && p.statements.enabled);
+        assert!(!format!("{p:?}").contains("pw"), "Debug shows the DSN");
+    }
+
+    #[test]
+    fn errors_name_their_position_and_never_the_dsn() {
+        let e = load_str(
+            "scrape_configs:\n  - job_name: host\nexporters:\n  host: {}\n  postgres:\n    dsns:\n      - postgresql://u:hunter2@h/db?sslmode=require\n    query_timeout: soon\n    bogus: 1\n",
+            "e.yml",
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("bogus"), "{s}");
+        let e = load_str(
+            "scrape_configs:\n  - job_name: host\nexporters:\n  host: {}\n  postgres:\n    dsns:\n      - postgresql://u:hunter2@h/db?sslmode=require\n    query_timeout: soon\n",
+            "e.yml",
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains("hunter2"), "{s}");
+        let lines: Vec<(usize, &str)> = e
+            .errors()
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 4 && m.contains("already has")),
+            "{s}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 7 && m.contains("sslmode=require")),
+            "{s}"
+        );
+        assert!(lines.iter().any(|(l, _)| *l == 8), "{s}");
+    }
+
+    #[test]
+    fn disabled_exporters_are_absent() {
+        let c = load_str(
+            "exporters:\n  host: {enabled: false}\n  postgres: {enabled: false}\n",
+            "e.yml",
+        )
+        .unwrap();
+        assert_eq!(c.exporters, Default::default());
     }
 }

@@ -268,10 +268,17 @@ pub(crate) fn resolve(raw: RawDb<'_>, dir: &Path, sink: &mut Sink) -> DbConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::settings::load_str;
-
-    fn load(storage: &str) -> Result<crate::settings::Config, String> {
-        load_str(&format!("storage:\n{storage}"), "k.yml").map_err(|e| e.to_string())
+    /// A `storage:` section resolved alone, as the file loader does.
+    fn load(storage: &str) -> Result<super::StorageConfig, String> {
+        #[derive(Default, serde::Deserialize)]
+        struct File {
+            storage: Option<super::RawStorage>,
+        }
+        let f: File = crate::config::parse_yaml(&format!("storage:\n{storage}"), "k.yml")
+            .map_err(|e| e.to_string())?;
+        let mut sink = crate::config::errors::Sink::new("k.yml");
+        let c = super::resolve_storage(f.storage, None, &mut sink);
+        sink.into_result(c).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -280,10 +287,10 @@ mod tests {
             "  backend: postgres\n  dsn: postgresql://u:pw@127.0.0.1:5432/k\n  ha:\n    lease: 9s\n    cluster: pair1\n",
         )
         .unwrap();
-        assert!(matches!(c.storage.db.backend, super::Backend::Postgres(_)));
-        assert_eq!(c.storage.db.lease, std::time::Duration::from_secs(9));
-        assert_eq!(c.storage.db.cluster, "pair1");
-        assert!(!format!("{:?}", c.storage).contains("pw@"));
+        assert!(matches!(c.db.backend, super::Backend::Postgres(_)));
+        assert_eq!(c.db.lease, std::time::Duration::from_secs(9));
+        assert_eq!(c.db.cluster, "pair1");
+        assert!(!format!("{c:?}").contains("pw@"));
     }
 
     #[test]
@@ -313,6 +320,6 @@ mod tests {
     #[test]
     fn default_is_sqlite() {
         let c = load("  path: /tmp/x\n").unwrap();
-        assert_eq!(c.storage.db, super::DbConfig::default());
+        assert_eq!(c.db, super::DbConfig::default());
     }
 }

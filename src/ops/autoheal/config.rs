@@ -505,8 +505,23 @@ pub fn parse_rule_json(text: &str, origin: &str) -> Result<Rule, ConfigErrors> {
 mod tests {
     use super::*;
 
-    fn load(y: &str) -> Result<crate::settings::Config, crate::config::ConfigErrors> {
-        crate::settings::load_str(y, "k.yml")
+    #[derive(Debug)]
+
+    struct Loaded {
+        autoheal: Option<AutohealConfig>,
+    }
+
+    /// An `autoheal:` section resolved alone, as the file loader does.
+    fn load(y: &str) -> Result<Loaded, crate::config::ConfigErrors> {
+        #[derive(Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            autoheal: Option<RawAutoheal>,
+        }
+        let f: File = crate::config::parse_yaml(y, "k.yml")?;
+        let mut sink = Sink::new("k.yml");
+        let autoheal = f.autoheal.map(|a| resolve(a, None, &mut sink));
+        sink.into_result(Loaded { autoheal })
     }
 
     #[test]

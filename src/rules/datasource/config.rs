@@ -239,7 +239,25 @@ fn resolve_datasource(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::load_str;
+
+    #[derive(Debug)]
+
+    struct Loaded {
+        rule_evaluation: RuleEvaluationConfig,
+    }
+
+    /// `rule_evaluation:` resolved alone, as the file loader does.
+    fn load_str(y: &str, origin: &str) -> Result<Loaded, crate::config::ConfigErrors> {
+        #[derive(Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            rule_evaluation: Option<RawRuleEvaluation>,
+        }
+        let f: File = crate::config::parse_yaml(y, origin)?;
+        let mut sink = Sink::new(origin);
+        let rule_evaluation = resolve(f.rule_evaluation, None, &mut sink);
+        sink.into_result(Loaded { rule_evaluation })
+    }
 
     #[test]
     fn defaults_and_a_full_datasource() {
