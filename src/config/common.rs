@@ -1,7 +1,7 @@
 //! Small resolvers shared by the sections: optional durations and sizes,
 //! label maps, rule and SD file globs, `static_configs` and
-//! `file_sd_configs` entries, and the scrape protocols `global:` and every
-//! scrape job name.
+//! `file_sd_configs` entries, and the scrape protocols that `global:` and
+//! every scrape job may name.
 
 use super::duration::{parse_duration, parse_size};
 use super::errors::{Pos, Sink};

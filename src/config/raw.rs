@@ -1,6 +1,8 @@
-//! The configuration as written: serde shapes mirroring `prometheus.yml`,
-//! with source positions (`Spanned`) on every node a semantic check may have
-//! to point at. Nothing here is defaulted or validated; see `resolve`.
+//! The shared raw shapes (as written, with source positions, `Spanned`, on
+//! every node a semantic check may have to point at): `global:`, static and
+//! file SD entries, HTTP client settings, relabel rules. Each stage's own
+//! section shape lives in its `config.rs`; the whole file's is
+//! `settings::raw`. Nothing here is defaulted or validated.
 //!
 //! All structs deny unknown fields: a misspelt key silently ignored is a
 //! config that does something else than the user thinks.

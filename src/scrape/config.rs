@@ -179,7 +179,7 @@ fn resolve_one(
     // Prometheus' CheckTargetAddress: a target is host:port, never a URL
     // (scheme and path have their own fields). With relabel_configs the
     // address may still be rewritten; `check config` tests it after
-    // relabeling (config::check).
+    // relabeling (settings::check).
     let check_hosts = r.relabel_configs.as_ref().is_none_or(|v| v.is_empty());
     let (static_configs, file_sd_configs, service_discovery) =
         crate::discovery::config::split_sd(crate::discovery::config::resolve_sd_fields(

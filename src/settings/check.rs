@@ -61,7 +61,7 @@ pub fn check(cfg: &Config) -> CheckReport {
         referenced_files(&rw.http_client, cfg, &origin, &mut r.errors);
     }
     // `alerting.alertmanagers` entries are validated when the file loads
-    // (config::alerting, the SD entries as a scrape job's), with their
+    // (notifier::config, the SD entries as a scrape job's), with their
     // positions; here, as for jobs, the files they name and their static
     // targets after relabeling.
     for (i, am) in cfg.alerting.alertmanagers.iter().enumerate() {
