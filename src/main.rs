@@ -8,8 +8,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Default listen address (loopback: nothing is exposed unless asked).
-const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+use klaxon::app::DEFAULT_LISTEN;
 
 #[derive(Parser)]
 #[command(
@@ -769,84 +768,37 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let mut flags = klaxon::app::default_flags(&cfg, &args.listen);
-        for (k, v) in [
-            (
-                "query.timeout",
-                klaxon::config::format_duration(args.query_timeout),
-            ),
-            ("query.max-samples", args.query_max_samples.to_string()),
-            (
-                "query.max-concurrency",
-                args.query_max_concurrency.to_string(),
-            ),
-            (
-                "query.lookback-delta",
-                klaxon::config::format_duration(args.query_lookback_delta),
-            ),
-        ] {
-            flags.insert(k.to_string(), v);
-        }
-        flags.insert(
-            klaxon::remote::receive::ENABLE_FLAG.to_string(),
-            args.enable_remote_write_receiver.to_string(),
-        );
-        flags.insert(
-            klaxon::api::admin::ENABLE_FLAG.to_string(),
-            args.enable_admin_api.to_string(),
-        );
-        flags.insert(
-            "web.max-connections".to_string(),
-            args.max_connections.to_string(),
-        );
-        flags.insert(
-            "web.read-header-timeout".to_string(),
-            klaxon::config::format_duration(args.read_header_timeout),
-        );
-        flags.insert(
-            klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
-            args.alerts_max.to_string(),
-        );
-        flags.insert(
-            "rules.alert.resend-delay".to_string(),
-            klaxon::config::format_duration(args.resend_delay),
-        );
-        flags.insert(
-            "alertmanager.notification-queue-capacity".to_string(),
-            args.notification_queue_capacity.to_string(),
-        );
         let served_at = if web.route_prefix == "/" {
             String::new()
         } else {
             web.route_prefix.clone()
         };
-        flags.insert("web.external-url".to_string(), web.external_url.clone());
-        flags.insert("web.route-prefix".to_string(), web.route_prefix.clone());
-        flags.insert(
-            "storage.remote.flush-deadline".to_string(),
-            klaxon::config::format_duration(args.flush_deadline),
-        );
-        let opts = klaxon::app::RunOptions {
+        let opts = klaxon::app::StartOptions {
+            listen: args.listen.clone(),
+            web: Some(web),
             resend_delay: args.resend_delay,
             notifier: klaxon::notifier::NotifierOptions {
                 queue_capacity: usize::try_from(args.notification_queue_capacity)
                     .unwrap_or(usize::MAX),
                 ..Default::default()
             },
-            web: Some(web),
+            enable_remote_write_receiver: args.enable_remote_write_receiver,
+            enable_admin_api: args.enable_admin_api,
+            alerts_max: args.alerts_max,
+            flush_deadline: args.flush_deadline,
+            max_connections: args.max_connections,
             ..Default::default()
         };
-        let running =
-            match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {
-                Ok(r) => r,
-                Err(klaxon::app::StartError::Rules(lines)) => {
-                    for l in lines {
-                        eprintln!("{l}");
-                    }
-                    std::process::exit(1);
+        let running = match klaxon::app::start(cfg, opts).await {
+            Ok(r) => r,
+            Err(klaxon::app::StartError::Rules(lines)) => {
+                for l in lines {
+                    eprintln!("{l}");
                 }
-                Err(e) => return Err(e.into()),
-            };
+                std::process::exit(1);
+            }
+            Err(e) => return Err(e.into()),
+        };
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());
@@ -861,7 +813,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             h.abort();
         }
         tracing::info!("shutting down");
-        running.stop_within(args.flush_deadline).await;
+        running.stop().await;
         Ok(())
     })
 }

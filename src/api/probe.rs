@@ -4,13 +4,12 @@
 //! 400 with the reason instead of a failed probe, so a misconfigured scrape
 //! job is visible as a scrape error rather than as a down target.
 
-use super::AppState;
+use super::HttpState;
 use crate::probe::{check_target, effective_timeout, find_module, run_probe, ProbeError};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::metrics::TEXT_CONTENT_TYPE as TEXT;
 
@@ -24,7 +23,7 @@ fn bad_request(e: ProbeError) -> Response {
 }
 
 pub async fn probe(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -61,9 +60,10 @@ pub async fn probe(
 /// `GET /api/v1/probes`: each scheduled probe's last result (the probes
 /// page). Probes that have not run yet are absent; times are RFC 3339,
 /// durations seconds, `certExpiry` the earliest certificate's `notAfter`.
-pub async fn results(State(s): State<Arc<AppState>>) -> Response {
-    let probes: Vec<serde_json::Value> =
-        s.probe_results.snapshot().iter().map(result_json).collect();
+pub async fn results(
+    State(results): State<std::sync::Arc<crate::probe::schedule::ProbeResults>>,
+) -> Response {
+    let probes: Vec<serde_json::Value> = results.snapshot().iter().map(result_json).collect();
     super::success(serde_json::json!({ "probes": probes }))
 }
 

@@ -1,7 +1,7 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
 
 use super::params::{bad_data, Params};
-use super::{labels_json, success, AppState};
+use super::{labels_json, success, HttpState};
 use crate::model::time::rfc3339_millis;
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::file::RuleKind;
@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 fn map_json(m: &BTreeMap<String, String>) -> Value {
     Value::Object(
@@ -124,11 +123,7 @@ fn go_parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-pub async fn rules(
-    State(s): State<Arc<AppState>>,
-    ext: axum::http::Extensions,
-    uri: Uri,
-) -> Response {
+pub async fn rules(State(s): State<HttpState>, ext: axum::http::Extensions, uri: Uri) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let filter = match RulesFilter::from_params(&p) {
@@ -232,7 +227,7 @@ pub async fn rules(
     success(json!({ "groups": groups }))
 }
 
-pub async fn alerts(State(s): State<Arc<AppState>>, ext: axum::http::Extensions) -> Response {
+pub async fn alerts(State(s): State<HttpState>, ext: axum::http::Extensions) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let mut out = Vec::new();
     for g in s.rules.groups() {

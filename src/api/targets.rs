@@ -1,13 +1,12 @@
 //! `GET /api/v1/targets` in Prometheus' JSON shape.
 
-use super::{api_error, labels_json, success, AppState};
+use super::{api_error, labels_json, success, HttpState};
 use crate::model::time::rfc3339_millis;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 pub struct TargetsQuery {
@@ -17,7 +16,7 @@ pub struct TargetsQuery {
 }
 
 pub async fn targets(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     Query(q): Query<TargetsQuery>,
 ) -> Response {

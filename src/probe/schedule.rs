@@ -351,7 +351,7 @@ impl ProbeResults {
 pub fn spawn(
     head: Arc<Head>,
     probes: &[ProbeConfig],
-    maintenance: Arc<crate::ops::Maintenance>,
+    maintenance: Arc<crate::maintenance::Maintenance>,
 ) -> Vec<JoinHandle<()>> {
     spawn_recording(head, probes, maintenance, Arc::new(ProbeResults::default()))
 }
@@ -360,7 +360,7 @@ pub fn spawn(
 pub fn spawn_recording(
     head: Arc<Head>,
     probes: &[ProbeConfig],
-    maintenance: Arc<crate::ops::Maintenance>,
+    maintenance: Arc<crate::maintenance::Maintenance>,
     results: Arc<ProbeResults>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();

@@ -55,7 +55,9 @@ async fn own_rules_reach_the_sink_and_api_shapes() {
     )
     .unwrap();
     let cfg = klaxon::config::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let sink = Arc::new(Collect::default());
     app.state.dispatcher.set_sink(sink.clone());
     let base = format!("http://{}", app.addr);
@@ -257,9 +259,12 @@ async fn restarted_klaxon_does_not_repage() {
     )
     .unwrap();
     let start = || async {
-        let app = klaxon::app::start(klaxon::config::load_file(&cfg_path).unwrap(), "127.0.0.1:0")
-            .await
-            .unwrap();
+        let app = klaxon::app::start(
+            klaxon::config::load_file(&cfg_path).unwrap(),
+            klaxon::app::StartOptions::on("127.0.0.1:0"),
+        )
+        .await
+        .unwrap();
         let sink = Arc::new(Collect::default());
         app.state.dispatcher.set_sink(sink.clone());
         (app, sink)

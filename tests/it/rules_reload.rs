@@ -83,7 +83,9 @@ async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -
 async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
     let (dir, cfg_path) = setup(V1);
     let cfg = klaxon::config::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");
     assert!(
@@ -173,7 +175,9 @@ async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
 async fn a_bad_reload_keeps_the_old_rules_running() {
     let (dir, cfg_path) = setup(V1);
     let cfg = klaxon::config::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");
     let last = || async {
