@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub mod capacity;
+pub mod check;
 pub mod reload;
 pub use reload::{ReloadError, ReloadStatus, Reloader};
 
