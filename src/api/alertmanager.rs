@@ -120,7 +120,7 @@ fn selected(f: &Filters, a: &StoredAlert, receivers: &[String], now: Timestamp) 
 }
 
 pub async fn get_alerts(
-    State(s): State<HttpState>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -130,7 +130,7 @@ pub async fn get_alerts(
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = s.dispatcher.clone();
+    let d = dispatcher.clone();
     stream_json_array(move |emit| {
         let now = crate::model::now_millis();
         let mut all = d.alerts();
@@ -151,7 +151,7 @@ pub async fn get_alerts(
 }
 
 pub async fn alert_groups(
-    State(s): State<HttpState>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -161,7 +161,7 @@ pub async fn alert_groups(
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = s.dispatcher.clone();
+    let d = dispatcher.clone();
     stream_json_array(move |emit| {
         let now = crate::model::now_millis();
         for g in d.groups() {
@@ -567,12 +567,12 @@ pub fn store_error(e: crate::store::StoreError) -> Response {
 }
 
 pub async fn get_silence(
-    State(s): State<HttpState>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     Path(id): Path<String>,
 ) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
-    match s.dispatcher.silences().get(&id) {
+    match dispatcher.silences().get(&id) {
         Some(x)
             if scope
                 .as_ref()

@@ -60,8 +60,11 @@ pub async fn list(State(s): State<HttpState>) -> Response {
 }
 
 /// `GET /api/v1/autoheal/rules/{name}`.
-pub async fn get_one(State(s): State<HttpState>, Path(name): Path<String>) -> Response {
-    match s.autoheal.view(&name) {
+pub async fn get_one(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    Path(name): Path<String>,
+) -> Response {
+    match autoheal.view(&name) {
         Some(v) => success(json!(v)),
         None => change_error(RuleChangeError::NotFound(name)),
     }
@@ -106,8 +109,11 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/autoheal/rules/{name}`.
-pub async fn delete(State(s): State<HttpState>, Path(name): Path<String>) -> Response {
-    let e = s.autoheal.clone();
+pub async fn delete(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    Path(name): Path<String>,
+) -> Response {
+    let e = autoheal.clone();
     let n = name.clone();
     match tokio::task::spawn_blocking(move || e.delete_rule(&n)).await {
         Ok(Ok(())) => success(json!({"name": name})),
@@ -119,7 +125,10 @@ pub async fn delete(State(s): State<HttpState>, Path(name): Path<String>) -> Res
 /// `GET /api/v1/autoheal/runs?rule=&since=&limit=`: decisions and run
 /// outcomes, oldest first (the newest `limit`, default 100, at most 1000;
 /// `since` defaults to 24 hours ago).
-pub async fn runs(State(s): State<HttpState>, RawQuery(raw): RawQuery) -> Response {
+pub async fn runs(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let mut rule = None;
     let mut since = crate::model::now_millis() - 24 * 3600 * 1000;
     let mut limit = 100usize;
@@ -149,7 +158,7 @@ pub async fn runs(State(s): State<HttpState>, RawQuery(raw): RawQuery) -> Respon
             _ => {}
         }
     }
-    let e = s.autoheal.clone();
+    let e = autoheal.clone();
     match tokio::task::spawn_blocking(move || e.history(since, rule.as_deref(), limit)).await {
         Ok(Ok(rows)) => success(json!({"runs": rows})),
         Ok(Err(e)) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),

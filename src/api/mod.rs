@@ -135,6 +135,8 @@ substate! {
     rules: Arc<crate::rules::manager::RuleManager>,
     probe_results: Arc<crate::probe::schedule::ProbeResults>,
     autoheal: Arc<crate::ops::autoheal::engine::Engine>,
+    manager: Arc<Manager>,
+    probe_modules: Arc<crate::probe::Modules>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Process liveness, as JSON (load balancers that want a body).
-pub async fn healthz(State(s): State<HttpState>) -> Response {
-    let up = (crate::model::now_millis() - s.ops.started_ms).max(0) / 1000;
+pub async fn healthz(State(ops): State<std::sync::Arc<crate::ops::Ops>>) -> Response {
+    let up = (crate::model::now_millis() - ops.started_ms).max(0) / 1000;
     axum::Json(serde_json::json!({"status": "ok", "uptime_seconds": up})).into_response()
 }
 

@@ -4,7 +4,6 @@
 //! 400 with the reason instead of a failed probe, so a misconfigured scrape
 //! job is visible as a scrape error rather than as a down target.
 
-use super::HttpState;
 use crate::probe::{check_target, effective_timeout, find_module, run_probe, ProbeError};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,7 +22,7 @@ fn bad_request(e: ProbeError) -> Response {
 }
 
 pub async fn probe(
-    State(s): State<HttpState>,
+    State(probe_modules): State<std::sync::Arc<crate::probe::Modules>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -33,7 +32,7 @@ pub async fn probe(
         .filter(|m| !m.is_empty())
         .map(String::as_str)
         .unwrap_or("http_2xx");
-    let module = match find_module(&s.probe_modules, name) {
+    let module = match find_module(&probe_modules, name) {
         Ok(m) => m,
         Err(e) => return bad_request(e),
     };

@@ -251,7 +251,7 @@ pub async fn runtimeinfo(State(s): State<HttpState>) -> Response {
 }
 
 pub async fn tsdb_status(
-    State(s): State<HttpState>,
+    State(head): State<std::sync::Arc<crate::tsdb::Head>>,
     ext: axum::http::Extensions,
     uri: Uri,
 ) -> Response {
@@ -271,8 +271,8 @@ pub async fn tsdb_status(
             _ => return bad_data("limit must be a positive number").into_response(),
         },
     };
-    let st = s.head.stats();
-    let card = s.head.cardinality(limit);
+    let st = head.stats();
+    let card = head.cardinality(limit);
     let pairs = |v: Vec<(String, u64)>| -> Value {
         Value::Array(
             v.into_iter()
@@ -301,7 +301,7 @@ pub async fn tsdb_status(
 
 /// `GET /api/v1/metadata`: family → distinct metadata across targets.
 pub async fn metadata(
-    State(s): State<HttpState>,
+    State(manager): State<std::sync::Arc<crate::scrape::manager::Manager>>,
     ext: axum::http::Extensions,
     uri: Uri,
 ) -> Response {
@@ -323,7 +323,7 @@ pub async fn metadata(
     let only = p.get("metric").filter(|m| !m.is_empty());
     let mut all: std::collections::BTreeMap<String, Vec<crate::scrape::target::Metadata>> =
         Default::default();
-    for pool in s.manager.targets() {
+    for pool in manager.targets() {
         for t in &pool.active {
             // A tenant-scoped caller: metadata of its tenants' targets.
             if scope.as_ref().is_some_and(|sc| !sc.allows(&t.labels)) {

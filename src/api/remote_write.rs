@@ -40,7 +40,16 @@ async fn write(
     let scope = crate::ops::tenants::of_request(&ext);
     // Decoding and appending a large batch is CPU work: off the async
     // workers.
-    let res = tokio::task::spawn_blocking(move || recv.receive_scoped(&body, scope.as_ref())).await;
+    let res = tokio::task::spawn_blocking(move || {
+        recv.receive_admitting(&body, &|l| match &scope {
+            Some(sc) if !sc.allows(l) => Err(format!(
+                "label {} must be one of the token's tenants {:?}",
+                sc.label, sc.tenants
+            )),
+            _ => Ok(()),
+        })
+    })
+    .await;
     match res {
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => {

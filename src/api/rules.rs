@@ -1,7 +1,7 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
 
 use super::params::{bad_data, Params};
-use super::{labels_json, success, HttpState};
+use super::{labels_json, success};
 use crate::model::time::rfc3339_millis;
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::file::RuleKind;
@@ -123,7 +123,11 @@ fn go_parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-pub async fn rules(State(s): State<HttpState>, ext: axum::http::Extensions, uri: Uri) -> Response {
+pub async fn rules(
+    State(rules): State<std::sync::Arc<crate::rules::manager::RuleManager>>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let p = Params::from_request(&uri, &HeaderMap::new(), &Bytes::new());
     let filter = match RulesFilter::from_params(&p) {
@@ -131,7 +135,7 @@ pub async fn rules(State(s): State<HttpState>, ext: axum::http::Extensions, uri:
         Err(e) => return bad_data(e).into_response(),
     };
     let mut groups = Vec::new();
-    for g in s.rules.groups() {
+    for g in rules.groups() {
         let g = g.lock();
         if !filter.group_wanted(&g.group.name, &g.file) {
             continue;
@@ -227,10 +231,13 @@ pub async fn rules(State(s): State<HttpState>, ext: axum::http::Extensions, uri:
     success(json!({ "groups": groups }))
 }
 
-pub async fn alerts(State(s): State<HttpState>, ext: axum::http::Extensions) -> Response {
+pub async fn alerts(
+    State(rules): State<std::sync::Arc<crate::rules::manager::RuleManager>>,
+    ext: axum::http::Extensions,
+) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let mut out = Vec::new();
-    for g in s.rules.groups() {
+    for g in rules.groups() {
         let g = g.lock();
         for st in &g.rules {
             for a in st.alerts.alerts() {

@@ -1,6 +1,6 @@
 //! `GET /api/v1/targets` in Prometheus' JSON shape.
 
-use super::{api_error, labels_json, success, HttpState};
+use super::{api_error, labels_json, success};
 use crate::model::time::rfc3339_millis;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ pub struct TargetsQuery {
 }
 
 pub async fn targets(
-    State(s): State<HttpState>,
+    State(manager): State<std::sync::Arc<crate::scrape::manager::Manager>>,
     ext: axum::http::Extensions,
     Query(q): Query<TargetsQuery>,
 ) -> Response {
@@ -40,7 +40,7 @@ pub async fn targets(
     let mut active = Vec::new();
     let mut dropped = Vec::new();
     let mut dropped_counts = serde_json::Map::new();
-    for pool in s.manager.targets() {
+    for pool in manager.targets() {
         if q.scrape_pool.as_deref().is_some_and(|p| p != pool.job) {
             continue;
         }

@@ -108,15 +108,16 @@ impl Receiver {
 
     /// Handles one request body (snappy-compressed protobuf).
     pub fn receive(&self, body: &[u8]) -> Result<Summary, ReceiveError> {
-        self.receive_scoped(body, None)
+        self.receive_admitting(body, &|_| Ok(()))
     }
 
-    /// [`Receiver::receive`] for a sender scoped to tenants: every series
-    /// must carry one of them in the tenant label, or nothing is stored.
-    pub fn receive_scoped(
+    /// [`Receiver::receive`] where every series must pass `admit` (for a
+    /// sender scoped to tenants: the tenant label holds one of them), or
+    /// nothing is stored; `admit`'s `Err` says why a series may not.
+    pub fn receive_admitting(
         &self,
         body: &[u8],
-        scope: Option<&crate::ops::tenants::Scope>,
+        admit: &(dyn Fn(&Labels) -> Result<(), String> + Sync),
     ) -> Result<Summary, ReceiveError> {
         let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
         if stats.histograms > 0 {
@@ -133,13 +134,7 @@ impl Receiver {
         // Every label set is checked before anything is appended.
         let mut sets = Vec::with_capacity(req.timeseries.len());
         for (index, ts) in req.timeseries.iter().enumerate() {
-            let checked = validate(ts).and_then(|l| match scope {
-                Some(sc) if !sc.allows(&l) => Err(format!(
-                    "label {} must be one of the token's tenants {:?}",
-                    sc.label, sc.tenants
-                )),
-                _ => Ok(l),
-            });
+            let checked = validate(ts).and_then(|l| admit(&l).map(|()| l));
             match checked {
                 Ok(l) => sets.push(l),
                 Err(reason) => {
