@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
             dir.path().display()
         );
         let cfg = klaxon::settings::load_str(&text, "bench.yml").unwrap();
-        let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+        let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0")).await.unwrap();
         app.state.dispatcher.set_sink(Arc::new(ChanSink(tx)));
         app
     });

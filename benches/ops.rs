@@ -44,6 +44,9 @@ fn bench(c: &mut Criterion) {
     let cfg = auth_config();
     let ops = Ops::new(OpsOptions {
         registry: &registry,
+        events: klaxon::events::Events::new(store.clone()),
+        maintenance: Arc::new(klaxon::maintenance::Maintenance::new()),
+        reload: Arc::new(klaxon::ops::NoReload),
         store,
         auth: Some(&cfg),
         command_center: &CommandCenterConfig::default(),

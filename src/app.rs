@@ -1,5 +1,11 @@
 //! Wiring: builds every stage from a config, binds the listener, and runs
 //! until asked to stop. Used by the binary and by integration tests.
+//!
+//! The order is the pipeline's: what every stage needs (store, registry,
+//! event bus, maintenance mode) first, handed to the constructors; then
+//! the stages; then the reloader over the reloadable ones and the
+//! operations stage that triggers it; last the HTTP state each handler
+//! takes its part of. Nothing is filled in after construction.
 
 use crate::api::{router, AppState};
 use crate::metrics::{register_process_collector, FamilySnapshot, Kind, Registry};
@@ -33,10 +39,10 @@ pub enum StartError {
     },
     /// The notify stage (store, silences, notification log) did not start.
     #[error("notify: {0}")]
-    Notify(String),
+    Notify(#[source] BoxError),
     /// An autoheal rule's HTTP client cannot be built (TLS files, proxy).
     #[error("{0}")]
-    Autoheal(String),
+    Autoheal(#[source] BoxError),
     /// `rule_evaluation.datasource` (datasource mode) could not be set up.
     #[error("{0}")]
     Datasource(#[from] crate::rules::datasource::DatasourceError),
@@ -51,7 +57,7 @@ pub enum StartError {
     },
     /// An `alerting.alertmanagers` entry whose client cannot be built.
     #[error("{0}")]
-    Alerting(String),
+    Alerting(#[source] BoxError),
     /// The write-ahead log under `storage.path/wal` cannot be opened or
     /// read.
     #[error("storage.path: {0}")]
@@ -66,10 +72,14 @@ pub enum StartError {
     },
 }
 
-/// A started klaxon.
+/// A stage's error that is still a message (the stage has no error type of
+/// its own yet), carried as an error so `StartError` has typed sources.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// How long `Running::stop` lets open HTTP responses finish.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A started klaxon.
 pub struct Running {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
@@ -77,31 +87,119 @@ pub struct Running {
     server: JoinHandle<()>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     remote_write: Arc<crate::remote::RemoteWrite>,
+    /// `--storage.remote.flush-deadline`, the budget of [`Running::stop`].
+    flush_deadline: Duration,
 }
 
-/// Command-line settings of `klaxon run` that are not in the config file.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
+/// klaxon's default listen address (loopback: nothing is exposed unless
+/// asked).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+
+/// How to run klaxon besides its config file: the settings of `klaxon run`
+/// given on the command line, typed. `/api/v1/status/flags` shows them
+/// under Prometheus' flag names ([`StartOptions::flags`]).
+#[derive(Clone)]
+pub struct StartOptions {
+    /// `--listen`: where the HTTP API listens (`:0` picks a free port).
+    pub listen: String,
+    /// `--web.external-url`, `--web.route-prefix`, `--web.config.file`;
+    /// `None`: the URL of the bound address, served at `/`.
+    pub web: Option<crate::api::web::WebOptions>,
     /// `--rules.alert.resend-delay`.
     pub resend_delay: Duration,
     /// `--alertmanager.notification-queue-capacity` and the batch size.
     pub notifier: crate::notifier::NotifierOptions,
-    /// `--web.external-url` and `--web.route-prefix`; `None`: the URL of
-    /// the bound address, served at `/`.
-    pub web: Option<crate::api::web::WebOptions>,
     /// DNS servers for `dns_sd_configs` (scrape jobs and Alertmanagers);
     /// `None` reads /etc/resolv.conf.
     pub dns_servers: Option<Vec<SocketAddr>>,
+    /// Where the rules' alerts go besides the external Alertmanagers;
+    /// `None`: the built-in router (the notify stage).
+    pub sink: Option<Arc<dyn crate::notify::AlertSink>>,
+    /// `--web.enable-remote-write-receiver`: accept `POST /api/v1/write`.
+    pub enable_remote_write_receiver: bool,
+    /// `--web.enable-admin-api`: serve `/api/v1/admin/tsdb/*`.
+    pub enable_admin_api: bool,
+    /// `--alerts.max`: alerts held from the API and rules together (0: no
+    /// limit).
+    pub alerts_max: usize,
+    /// `--storage.remote.flush-deadline`: how long [`Running::stop`] may
+    /// take in all.
+    pub flush_deadline: Duration,
+    /// `--web.max-connections` as given (the limit in force is
+    /// `Config::web`, capped by the open-files limit).
+    pub max_connections: usize,
 }
 
-impl Default for RunOptions {
+impl Default for StartOptions {
     fn default() -> Self {
-        RunOptions {
+        StartOptions {
+            listen: DEFAULT_LISTEN.to_string(),
+            web: None,
             resend_delay: crate::rules::manager::RESEND_DELAY,
             notifier: Default::default(),
-            web: None,
             dns_servers: None,
+            sink: None,
+            enable_remote_write_receiver: false,
+            enable_admin_api: false,
+            alerts_max: crate::notify::dispatch::DEFAULT_MAX_ALERTS,
+            flush_deadline: crate::remote::queue::FLUSH_DEADLINE,
+            max_connections: crate::api::serve::DEFAULT_MAX_CONNECTIONS,
         }
+    }
+}
+
+impl StartOptions {
+    /// The defaults, listening on `listen`.
+    pub fn on(listen: impl Into<String>) -> StartOptions {
+        StartOptions {
+            listen: listen.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The flags as `/api/v1/status/flags` lists them: Prometheus' names,
+    /// values as its flags print them. The query and web server settings
+    /// come from `cfg`, where the binary puts them.
+    pub fn flags(
+        &self,
+        cfg: &Config,
+        web: &crate::api::web::WebOptions,
+    ) -> std::collections::BTreeMap<String, String> {
+        let d = crate::config::format_duration;
+        let q = &cfg.query;
+        [
+            ("listen", self.listen.clone()),
+            (
+                "config",
+                cfg.source_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("query.timeout", d(q.engine.timeout)),
+            ("query.max-samples", q.engine.max_samples.to_string()),
+            ("query.max-concurrency", q.max_concurrency.to_string()),
+            ("query.lookback-delta", d(q.engine.lookback_delta)),
+            (
+                "web.enable-remote-write-receiver",
+                self.enable_remote_write_receiver.to_string(),
+            ),
+            ("web.enable-admin-api", self.enable_admin_api.to_string()),
+            ("web.max-connections", self.max_connections.to_string()),
+            ("web.read-header-timeout", d(cfg.web.header_read_timeout)),
+            ("alerts.max", self.alerts_max.to_string()),
+            ("rules.alert.resend-delay", d(self.resend_delay)),
+            (
+                "alertmanager.notification-queue-capacity",
+                self.notifier.queue_capacity.to_string(),
+            ),
+            ("web.external-url", web.external_url.clone()),
+            ("web.route-prefix", web.route_prefix.clone()),
+            ("storage.remote.flush-deadline", d(self.flush_deadline)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 }
 
@@ -117,59 +215,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts everything. The listener is bound before any scrape starts, so a
 /// port conflict fails fast.
-pub async fn start(cfg: Config, listen: &str) -> Result<Running, StartError> {
-    let flags = default_flags(&cfg, listen);
-    start_with_flags(cfg, listen, flags).await
-}
-
-/// The flags [`start`] reports; the binary adds its own switches (such as
-/// [`crate::remote::receive::ENABLE_FLAG`]) before calling
-/// [`start_with_flags`].
-pub fn default_flags(cfg: &Config, listen: &str) -> std::collections::BTreeMap<String, String> {
-    let mut flags = std::collections::BTreeMap::new();
-    flags.insert("listen".to_string(), listen.to_string());
-    flags.insert(
-        crate::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
-        crate::notify::dispatch::DEFAULT_MAX_ALERTS.to_string(),
-    );
-    flags.insert(
-        "config".to_string(),
-        cfg.source_path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-    );
-    flags
-}
-
-/// [`start`] with the command-line flags to report on `/api/v1/status/flags`.
-pub async fn start_with_flags(
-    cfg: Config,
-    listen: &str,
-    flags: std::collections::BTreeMap<String, String>,
-) -> Result<Running, StartError> {
-    start_with_sink(cfg, listen, flags, None).await
-}
-
-/// [`start_with_flags`] with the dispatcher that takes the rules' alerts
-/// (`None`: firing and resolved alerts are logged).
-pub async fn start_with_sink(
-    cfg: Config,
-    listen: &str,
-    flags: std::collections::BTreeMap<String, String>,
-    sink: Option<Arc<dyn crate::notify::AlertSink>>,
-) -> Result<Running, StartError> {
-    start_with_options(cfg, listen, flags, sink, RunOptions::default()).await
-}
-
-/// [`start_with_sink`] with the command-line settings in `opts`.
-pub async fn start_with_options(
-    cfg: Config,
-    listen: &str,
-    flags: std::collections::BTreeMap<String, String>,
-    sink: Option<Arc<dyn crate::notify::AlertSink>>,
-    opts: RunOptions,
-) -> Result<Running, StartError> {
+pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartError> {
+    let listen = opts.listen.as_str();
     // Rule files and the store are checked before the port is bound, like
     // the config; saved alert state is back before the first evaluation.
     let rules = Arc::new(
@@ -205,7 +252,7 @@ pub async fn start_with_options(
         })
     };
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
-    let alerting = crate::notifier::prepare(&cfg).map_err(StartError::Alerting)?;
+    let alerting = crate::notifier::prepare(&cfg).map_err(|e| StartError::Alerting(e.into()))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -223,6 +270,8 @@ pub async fn start_with_options(
         .unwrap_or_else(|| crate::api::web::WebOptions::for_listen(&addr.to_string()));
     rules.set_external_url(&web.external_url);
 
+    // What every stage needs: the registry, the event bus (on the store)
+    // and maintenance mode.
     let registry = Arc::new(Registry::new());
     register_process_collector(&registry);
     registry
@@ -233,6 +282,8 @@ pub async fn start_with_options(
         )
         .with(&[env!("CARGO_PKG_VERSION")])
         .set(1.0);
+    let events = crate::events::Events::new(store.clone());
+    let maintenance = Arc::new(crate::maintenance::Maintenance::new());
     register_head_collector(&registry, head.clone());
     // Persisted blocks under storage.path (Prometheus' format), read-only,
     // served beside the head; a damaged one is skipped and counted.
@@ -266,7 +317,7 @@ pub async fn start_with_options(
     register_wal_collector(&registry, wal.clone());
     // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
-    let scrape_metrics = ScrapeMetrics::register(&registry);
+    let scrape_metrics = ScrapeMetrics::register(&registry, Some(events.clone()));
     let manager = Manager::new(head.clone(), scrape_metrics.clone());
     // One set of discovery metrics per process: a notifier's discovery
     // manager (alerting.alertmanagers) takes this same `sd_metrics` and
@@ -288,31 +339,13 @@ pub async fn start_with_options(
         sd_options.clone(),
     ));
     let rule_metrics = Arc::new(crate::rules::metrics::RuleMetrics::register(&registry));
-    let reload = Arc::new(Reloader::new(
-        &cfg,
-        listen,
-        rules.clone(),
-        manager.clone(),
-        &registry,
-    ));
-
     let cc = cfg
         .command_center
         .clone()
         .unwrap_or_default()
         .with_env(|k| std::env::var(k).ok());
-    let ops = crate::ops::Ops::new(crate::ops::OpsOptions {
-        registry: &registry,
-        store: store.clone(),
-        auth: cfg.auth.as_ref(),
-        command_center: &cc,
-        listen_is_loopback: crate::ops::is_loopback_listen(listen),
-        external_host: crate::api::guard::url_host(&web.external_url),
-    });
-    let _ = scrape_metrics.events.set(ops.events.clone());
-    reload.set_remote_write(remote_write.clone());
     crate::store::leader::register_metrics(&registry, store.clone());
-    let ev = ops.events.clone();
+    let ev = events.clone();
     crate::store::leader::spawn(
         store.clone(),
         &cfg.storage.db.cluster,
@@ -321,38 +354,33 @@ pub async fn start_with_options(
             ev.publish("ha", serde_json::json!({"role": if c.leader { "leader" } else { "follower" }, "requeued": c.requeued, "reason": c.reason}));
         },
     );
-    let r = reload.clone();
-    ops.set_reload_hook(Arc::new(move || r.reload().map_err(|e| e.to_string())));
 
     let notify = crate::notify::wiring::build(
         cfg.notify.as_ref(),
         &web.external_url,
         store.clone(),
         &registry,
-        ops.maintenance.clone(),
-        ops.events.clone(),
+        maintenance.clone(),
+        events.clone(),
     )
-    .map_err(StartError::Notify)?;
+    .map_err(|e| StartError::Notify(e.into()))?;
     let dispatcher = notify.dispatcher.clone();
-    reload.set_notify(notify.clone());
     // Auto-healing: the config's rules, the API's from the store, and the
     // receiver circuit breakers in the outbox.
     let autoheal = crate::ops::autoheal::engine::Engine::new(
         &registry,
         store.clone(),
-        ops.events.clone(),
-        ops.maintenance.clone(),
+        events.clone(),
+        maintenance.clone(),
     );
     let ah = cfg.autoheal.clone().unwrap_or_default();
-    let clients =
-        crate::ops::autoheal::engine::Engine::prepare(&ah.rules).map_err(StartError::Autoheal)?;
+    let clients = crate::ops::autoheal::engine::Engine::prepare(&ah.rules)
+        .map_err(|e| StartError::Autoheal(e.into()))?;
     autoheal.apply_config(ah.rules, clients);
     if let Err(e) = autoheal.load_from_store() {
         tracing::error!(error = %e, "autoheal: loading the API's rules failed");
     }
     notify.outbox.set_breaker(ah.receiver_breaker);
-    reload.set_autoheal(autoheal.clone());
-    reload.set_route_prefix(&web.route_prefix);
     // External Alertmanagers (`alerting:`) get the rules' alerts beside the
     // built-in router; with no Alertmanager configured the notifier passes.
     // Their SD entries run on a discovery manager of their own
@@ -363,9 +391,35 @@ pub async fn start_with_options(
         crate::discovery::Manager::new("notify", sd_metrics.clone(), sd_options),
     );
     notifier.apply(alerting);
-    reload.set_notifier(notifier.clone());
-    let router_sink =
-        sink.unwrap_or_else(|| dispatcher.clone() as Arc<dyn crate::notify::AlertSink>);
+    // Every reloadable stage, in the order a reload applies them.
+    let reload = Arc::new(Reloader::new(
+        &cfg,
+        reload::ConfigSource::of(&cfg, listen, &web.route_prefix),
+        vec![
+            Box::new(reload::RulesStage(rules.clone())),
+            Box::new(reload::ScrapeStage(manager.clone())),
+            Box::new(reload::NotifyStage(notify.clone())),
+            Box::new(reload::AutohealStage(autoheal.clone())),
+            Box::new(reload::AlertingStage(notifier.clone())),
+            Box::new(reload::RemoteWriteStage(remote_write.clone())),
+        ],
+        &registry,
+    ));
+    let ops = crate::ops::Ops::new(crate::ops::OpsOptions {
+        registry: &registry,
+        store: store.clone(),
+        events: events.clone(),
+        maintenance: maintenance.clone(),
+        reload: reload.clone(),
+        auth: cfg.auth.as_ref(),
+        command_center: &cc,
+        listen_is_loopback: crate::ops::is_loopback_listen(listen),
+        external_host: crate::api::guard::url_host(&web.external_url),
+    });
+    let router_sink = opts
+        .sink
+        .clone()
+        .unwrap_or_else(|| dispatcher.clone() as Arc<dyn crate::notify::AlertSink>);
     let sink: Option<Arc<dyn crate::notify::AlertSink>> =
         Some(Arc::new(crate::notifier::FanOut(vec![
             router_sink,
@@ -382,6 +436,12 @@ pub async fn start_with_options(
             })?),
             None => None,
         };
+    let remote_write_receiver = opts.enable_remote_write_receiver.then(|| {
+        Arc::new(crate::remote::receive::Receiver::new(
+            head.clone(),
+            &registry,
+        ))
+    });
     let query_registry = registry.clone();
     let state = Arc::new(AppState {
         registry,
@@ -396,13 +456,16 @@ pub async fn start_with_options(
             &query_registry,
         )),
         ready: Default::default(),
-        flags,
+        flags: opts.flags(&cfg, &web),
+        admin_api: opts.enable_admin_api,
+        alerts_max: opts.alerts_max,
+        remote_write_receiver,
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
         rules: rules.clone(),
         exporters: exporters.clone(),
         ops: ops.clone(),
-        reload,
+        reload: reload.clone(),
         probe_modules: cfg.probes.modules.clone(),
         dispatcher,
         outbox: notify.outbox.clone(),
@@ -518,7 +581,7 @@ pub async fn start_with_options(
     tasks.push(crate::store::health::monitor(&store));
     tasks.push(autoheal.spawn(state.dispatcher.clone()));
     tasks.push(crate::ops::audit::spawn_retention(
-        ops.events.clone(),
+        events.clone(),
         cc.events_retention,
     ));
     tasks.extend(crate::ops::heartbeat::spawn(
@@ -550,7 +613,7 @@ pub async fn start_with_options(
     tasks.extend(crate::probe::schedule::spawn_recording(
         head.clone(),
         &cfg.probes.probes,
-        ops.maintenance.clone(),
+        maintenance.clone(),
         state.probe_results.clone(),
     ));
     let retention = cfg.storage.retention;
@@ -600,14 +663,16 @@ pub async fn start_with_options(
         server,
         shutdown_tx,
         remote_write,
+        flush_deadline: opts.flush_deadline,
     })
 }
 
 impl Running {
-    /// Stops scraping, then the HTTP server, within Prometheus' default
-    /// flush deadline (1m).
+    /// Stops scraping, then the HTTP server, within the flush deadline of
+    /// [`StartOptions`] (Prometheus' default: 1m).
     pub async fn stop(self) {
-        self.stop_within(crate::remote::queue::FLUSH_DEADLINE).await
+        let deadline = self.flush_deadline;
+        self.stop_within(deadline).await
     }
 
     /// [`Running::stop`] with everything done within `deadline`

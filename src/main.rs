@@ -1,5 +1,9 @@
-//! The `klaxon` binary: argument parsing and the process edge. Everything
-//! else lives in the library.
+//! The `klaxon` binary: argument parsing and the process edge (logging
+//! set-up, signals, the open-files limit, exit codes). Every command's body
+//! lives in the library next to what it checks or runs: `run` is
+//! `app::start`, `check config` `settings::cli`, `check rules` and `test
+//! rules` `rules::cli`, `probe` `probe::cli`, `slo`/`anomaly generate`
+//! `slo::cli`/`anomaly::cli`, `tsdb create-blocks-from` `tsdb::cli`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +12,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Default listen address (loopback: nothing is exposed unless asked).
-const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+use klaxon::app::DEFAULT_LISTEN;
 
 #[derive(Parser)]
 #[command(
@@ -305,75 +308,6 @@ enum CheckWhat {
     },
 }
 
-/// `klaxon tsdb create-blocks-from openmetrics`.
-fn create_blocks(
-    input: &std::path::Path,
-    output: &std::path::Path,
-    max_block_duration: &str,
-    human: bool,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let max = klaxon::config::duration::parse_duration(max_block_duration)
-        .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
-    let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let metas = klaxon::tsdb::backfill::create_blocks_from_openmetrics(
-        &data,
-        &input.display().to_string(),
-        output,
-        i64::try_from(max.as_millis()).unwrap_or(i64::MAX),
-    )?;
-    if !quiet {
-        klaxon::tsdb::backfill::print_blocks(output, &metas, human, &mut std::io::stdout())?;
-    }
-    Ok(())
-}
-
-/// `klaxon tsdb create-blocks-from rules`: promtool's checks and messages.
-fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
-    let secs = |what: &str, s: &str| {
-        klaxon::model::time::parse_time(s)
-            .map(|ms| ms.div_euclid(1000))
-            .map_err(|e| anyhow::anyhow!("error parsing {what} time: {e}"))
-    };
-    let end = match &a.end {
-        Some(e) => secs("end", e)?,
-        None => klaxon::model::now_millis().div_euclid(1000) - 3 * 3600,
-    };
-    let start = secs("start", &a.start)?;
-    if start >= end {
-        anyhow::bail!("start time is not before end time");
-    }
-    let max = klaxon::config::duration::parse_duration(&a.max_block_duration)
-        .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
-    let cfg = klaxon::tsdb::backfill_rules::RulesBackfill {
-        url: a.url,
-        start,
-        end,
-        eval_interval: a.eval_interval,
-        max_block_duration_ms: i64::try_from(max.as_millis()).unwrap_or(i64::MAX),
-        output: a.output_dir,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let (metas, errors) = rt.block_on(klaxon::tsdb::backfill_rules::create_blocks_from_rules(
-        &a.rule_files,
-        &cfg,
-    ))?;
-    for e in &errors {
-        eprintln!("rule importer error: {e}");
-    }
-    if !errors.is_empty() {
-        anyhow::bail!("error importing rules");
-    }
-    eprintln!(
-        "{}",
-        klaxon::tsdb::backfill_rules::describe(&cfg.output, &metas)
-    );
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs {
@@ -400,7 +334,11 @@ fn main() -> ExitCode {
     })) {
         Command::Check {
             what: CheckWhat::Config { files },
-        } => check_config(&files),
+        } => exit(klaxon::settings::cli::check_config(
+            &files,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Check {
             what:
                 CheckWhat::Rules {
@@ -411,36 +349,18 @@ fn main() -> ExitCode {
                     positions,
                 },
         } => {
-            let ctx = match &config {
-                None => klaxon::rules::file::lint::LintContext::default(),
-                Some(p) => match klaxon::settings::load_file(p) {
-                    Ok(c) => klaxon::rules::file::lint::LintContext::from_config(
-                        &c.global,
-                        &c.scrape_configs,
-                    ),
-                    Err(errs) => {
-                        print_errors(&errs);
-                        return ExitCode::FAILURE;
-                    }
-                },
-            };
-            let opts = klaxon::rules::file::LintOptions {
+            let args = klaxon::rules::cli::CheckArgs {
+                files,
+                lint,
+                lint_fatal,
+                config,
                 positions,
-                ..klaxon::rules::file::LintOptions::from_flag(&lint, lint_fatal, ctx)
             };
-            let code = klaxon::rules::file::check_rule_files(
-                &files,
-                opts,
+            exit(klaxon::rules::cli::check(
+                &args,
                 &mut std::io::stdout(),
                 &mut std::io::stderr(),
-            );
-            match code {
-                Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
-                Err(e) => {
-                    eprintln!("klaxon: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            ))
         }
         Command::Probe(p) => {
             let args = klaxon::probe::cli::ProbeArgs {
@@ -459,23 +379,19 @@ fn main() -> ExitCode {
         }
         Command::Test {
             what: TestWhat::Rules { files },
-        } => {
-            let code = klaxon::rules::unittest::test_rule_files(
-                &files,
-                &mut std::io::stdout(),
-                &mut std::io::stderr(),
-            );
-            ExitCode::from(u8::try_from(code).unwrap_or(1))
-        }
+        } => exit(klaxon::rules::cli::test(
+            &files,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Slo {
             what: SloWhat::Generate { file, output },
-        } => match slo_generate(&file, output.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klaxon: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => exit(klaxon::slo::cli::generate(
+            &file,
+            output.as_deref(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Tsdb {
             what:
                 TsdbWhat::CreateBlocksFrom {
@@ -488,44 +404,48 @@ fn main() -> ExitCode {
                             max_block_duration,
                         },
                 },
-        } => match create_blocks(&input, &output, &max_block_duration, human_readable, quiet) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klaxon: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => {
+            let args = klaxon::tsdb::cli::OpenMetricsArgs {
+                input,
+                output,
+                human_readable,
+                quiet,
+                max_block_duration,
+            };
+            exit(klaxon::tsdb::cli::create_blocks_from_openmetrics(
+                &args,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ))
+        }
         Command::Tsdb {
             what:
                 TsdbWhat::CreateBlocksFrom {
-                    from: CreateBlocksFrom::Rules(args),
+                    from: CreateBlocksFrom::Rules(a),
                 },
-        } => match backfill_rules(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klaxon: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => {
+            let args = klaxon::tsdb::cli::RulesArgs {
+                url: a.url,
+                start: a.start,
+                end: a.end,
+                output_dir: a.output_dir,
+                eval_interval: a.eval_interval,
+                max_block_duration: a.max_block_duration,
+                rule_files: a.rule_files,
+            };
+            exit(klaxon::tsdb::cli::create_blocks_from_rules(
+                &args,
+                &mut std::io::stderr(),
+            ))
+        }
         Command::Anomaly {
             what: AnomalyWhat::Generate { file, output },
-        } => {
-            let generated = klaxon::anomaly::load_file(&file)
-                .map_err(anyhow::Error::from)
-                .map(|spec| klaxon::anomaly::generate(&spec, &source_name(&file)));
-            match generated.and_then(|g| {
-                write_generated(
-                    [(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)],
-                    output.as_deref(),
-                )
-            }) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("klaxon: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => exit(klaxon::anomaly::cli::generate(
+            &file,
+            output.as_deref(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Run(args) => {
             let json = args.log_format == "json";
             match run(args) {
@@ -542,106 +462,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// `klaxon slo generate`: the rules to stdout, or both files under `out`.
-fn slo_generate(file: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let spec = klaxon::slo::load_file(file)?;
-    let g = klaxon::slo::generate(&spec, &source_name(file));
-    write_generated([(&g.rules_path, &g.rules), (&g.tests_path, &g.tests)], out)
-}
-
-fn source_name(file: &std::path::Path) -> String {
-    file.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// A generator's (rules, tests): the rules to stdout, or both files under
-/// `out`.
-fn write_generated(
-    files: [(&String, &String); 2],
-    out: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let Some(dir) = out else {
-        print!("{}", files[0].1);
-        return Ok(());
-    };
-    for (rel, text) in files {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        println!("{}", path.display());
-    }
-    Ok(())
-}
-
-/// Like `promtool check config`: the verdict per file on stdout, errors on stderr.
-fn check_config(files: &[PathBuf]) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
-    for file in files {
-        // An alertmanager.yml is checked as a notify config.
-        let is_am = std::fs::read_to_string(file)
-            .is_ok_and(|t| klaxon::notify::config::looks_like_alertmanager(&t));
-        if is_am {
-            match klaxon::notify::config::load_file(file) {
-                Ok(n) => println!(
-                    "{}: SUCCESS: notify config, {} receivers, {} inhibit rules",
-                    file.display(),
-                    n.receivers.len(),
-                    n.inhibit_rules.len()
-                ),
-                Err(errs) => {
-                    print_errors(&errs);
-                    code = ExitCode::FAILURE;
-                }
-            }
-            continue;
-        }
-        match klaxon::settings::load_file(file) {
-            Ok(cfg) => {
-                let report = klaxon::settings::check::check(&cfg);
-                for w in &report.warnings {
-                    eprintln!("{}: WARNING: {w}", file.display());
-                }
-                if !report.errors.is_empty() {
-                    print_errors(&klaxon::config::ConfigErrors(report.errors.clone()));
-                }
-                if report.ok() {
-                    println!(
-                        "{}: SUCCESS: {} scrape configs, {} rule files found",
-                        file.display(),
-                        cfg.scrape_configs.len(),
-                        report.rule_files.len()
-                    );
-                } else {
-                    println!("{}: FAILED", file.display());
-                    code = ExitCode::FAILURE;
-                }
-                // Each rule file, as promtool reports them after the config.
-                for rf in &report.rule_files {
-                    println!("  Checking {}", rf.path.display());
-                    match &rf.result {
-                        Ok(n) => println!("    SUCCESS: {n} rules found"),
-                        Err(errs) => {
-                            println!("    FAILED:");
-                            for e in errs {
-                                eprintln!("{e}");
-                            }
-                        }
-                    }
-                }
-            }
-            Err(errs) => {
-                print_errors(&errs);
-                code = ExitCode::FAILURE;
-            }
-        }
-    }
-    code
 }
 
 /// An error with its causes, each cause once: a message that already
@@ -671,11 +491,12 @@ fn log_errors(json: bool, errs: &klaxon::config::ConfigErrors) {
 }
 
 fn print_errors(errs: &klaxon::config::ConfigErrors) {
-    let s = errs.to_string();
-    eprint!("{s}");
-    if !s.ends_with('\n') {
-        eprintln!();
-    }
+    klaxon::rules::cli::print_errors(&mut std::io::stderr(), errs);
+}
+
+/// A library command's exit code.
+fn exit(code: u8) -> ExitCode {
+    ExitCode::from(code)
 }
 
 /// A start-up failure: a JSON line under `--log.format json`, else
@@ -772,84 +593,37 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let mut flags = klaxon::app::default_flags(&cfg, &args.listen);
-        for (k, v) in [
-            (
-                "query.timeout",
-                klaxon::config::format_duration(args.query_timeout),
-            ),
-            ("query.max-samples", args.query_max_samples.to_string()),
-            (
-                "query.max-concurrency",
-                args.query_max_concurrency.to_string(),
-            ),
-            (
-                "query.lookback-delta",
-                klaxon::config::format_duration(args.query_lookback_delta),
-            ),
-        ] {
-            flags.insert(k.to_string(), v);
-        }
-        flags.insert(
-            klaxon::remote::receive::ENABLE_FLAG.to_string(),
-            args.enable_remote_write_receiver.to_string(),
-        );
-        flags.insert(
-            klaxon::api::admin::ENABLE_FLAG.to_string(),
-            args.enable_admin_api.to_string(),
-        );
-        flags.insert(
-            "web.max-connections".to_string(),
-            args.max_connections.to_string(),
-        );
-        flags.insert(
-            "web.read-header-timeout".to_string(),
-            klaxon::config::format_duration(args.read_header_timeout),
-        );
-        flags.insert(
-            klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
-            args.alerts_max.to_string(),
-        );
-        flags.insert(
-            "rules.alert.resend-delay".to_string(),
-            klaxon::config::format_duration(args.resend_delay),
-        );
-        flags.insert(
-            "alertmanager.notification-queue-capacity".to_string(),
-            args.notification_queue_capacity.to_string(),
-        );
         let served_at = if web.route_prefix == "/" {
             String::new()
         } else {
             web.route_prefix.clone()
         };
-        flags.insert("web.external-url".to_string(), web.external_url.clone());
-        flags.insert("web.route-prefix".to_string(), web.route_prefix.clone());
-        flags.insert(
-            "storage.remote.flush-deadline".to_string(),
-            klaxon::config::format_duration(args.flush_deadline),
-        );
-        let opts = klaxon::app::RunOptions {
+        let opts = klaxon::app::StartOptions {
+            listen: args.listen.clone(),
+            web: Some(web),
             resend_delay: args.resend_delay,
             notifier: klaxon::notifier::NotifierOptions {
                 queue_capacity: usize::try_from(args.notification_queue_capacity)
                     .unwrap_or(usize::MAX),
                 ..Default::default()
             },
-            web: Some(web),
+            enable_remote_write_receiver: args.enable_remote_write_receiver,
+            enable_admin_api: args.enable_admin_api,
+            alerts_max: args.alerts_max,
+            flush_deadline: args.flush_deadline,
+            max_connections: args.max_connections,
             ..Default::default()
         };
-        let running =
-            match klaxon::app::start_with_options(cfg, &args.listen, flags, None, opts).await {
-                Ok(r) => r,
-                Err(klaxon::app::StartError::Rules(lines)) => {
-                    for l in lines {
-                        eprintln!("{l}");
-                    }
-                    std::process::exit(1);
+        let running = match klaxon::app::start(cfg, opts).await {
+            Ok(r) => r,
+            Err(klaxon::app::StartError::Rules(lines)) => {
+                for l in lines {
+                    eprintln!("{l}");
                 }
-                Err(e) => return Err(e.into()),
-            };
+                std::process::exit(1);
+            }
+            Err(e) => return Err(e.into()),
+        };
         // Installed before announcing the address: until then SIGHUP's
         // default action would terminate the process.
         let hup = reload_on_sighup(running.state.ops.clone());
@@ -864,7 +638,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             h.abort();
         }
         tracing::info!("shutting down");
-        running.stop_within(args.flush_deadline).await;
+        running.stop().await;
         Ok(())
     })
 }

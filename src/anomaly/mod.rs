@@ -15,6 +15,7 @@
 //! module parses and validates the definition; [`render`] writes the YAML and
 //! [`eval`] measures the generated rules on synthetic series.
 
+pub mod cli;
 pub mod eval;
 pub mod render;
 

@@ -5,19 +5,15 @@
 
 use super::params::{bad_data, invalid_param, time_param, ApiError, Params};
 use super::prom::{selectors, MAX_TIME, MIN_TIME};
-use super::{success, AppState};
+use super::{success, AppState, HttpState};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use std::sync::Arc;
 
-/// The flag that turns the admin API on, as Prometheus names it.
-pub const ENABLE_FLAG: &str = "web.enable-admin-api";
-
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/admin/tsdb/snapshot", post(snapshot).put(snapshot))
         .route(
@@ -33,7 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// Prometheus' answer while the flag is off: `unavailable`, which its API
 /// maps to no status of its own, so 500.
 fn check_enabled(s: &AppState) -> Result<(), ApiError> {
-    if s.flags.get(ENABLE_FLAG).is_some_and(|v| v == "true") {
+    if s.admin_api {
         Ok(())
     } else {
         Err(ApiError {
@@ -87,7 +83,7 @@ fn snapshot_name(now_ms: i64) -> String {
 }
 
 async fn snapshot(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -115,7 +111,7 @@ async fn snapshot(
 }
 
 async fn delete_series(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -139,7 +135,7 @@ async fn delete_series(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn clean_tombstones(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+async fn clean_tombstones(State(s): State<HttpState>) -> Result<Response, ApiError> {
     check_enabled(&s)?;
     let tsdb = s.tsdb.clone();
     blocking(move || tsdb.clean_tombstones()).await?;

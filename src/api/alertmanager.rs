@@ -4,7 +4,7 @@
 //! clients work against klaxon unchanged.
 
 use super::params::Params;
-use super::{labels_json, AppState};
+use super::{labels_json, AppState, HttpState};
 use crate::model::{Labels, Timestamp};
 use crate::notify::dispatch::{parse_rfc3339, rfc3339, Dispatcher, StoredAlert};
 use crate::notify::matchers::parse_matchers;
@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// Alertmanager answers client errors with the message as a JSON string.
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {
@@ -121,7 +120,7 @@ fn selected(f: &Filters, a: &StoredAlert, receivers: &[String], now: Timestamp) 
 }
 
 pub async fn get_alerts(
-    State(s): State<Arc<AppState>>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -131,7 +130,7 @@ pub async fn get_alerts(
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = s.dispatcher.clone();
+    let d = dispatcher.clone();
     stream_json_array(move |emit| {
         let now = crate::model::now_millis();
         let mut all = d.alerts();
@@ -152,7 +151,7 @@ pub async fn get_alerts(
 }
 
 pub async fn alert_groups(
-    State(s): State<Arc<AppState>>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -162,7 +161,7 @@ pub async fn alert_groups(
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let d = s.dispatcher.clone();
+    let d = dispatcher.clone();
     stream_json_array(move |emit| {
         let now = crate::model::now_millis();
         for g in d.groups() {
@@ -326,7 +325,7 @@ pub fn parse_postable_alerts(
 }
 
 pub async fn post_alerts(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     rid: Option<axum::Extension<crate::ops::RequestId>>,
     ext: axum::http::Extensions,
     body: Bytes,
@@ -358,12 +357,7 @@ pub async fn post_alerts(
             a.request_id = Some(id.as_str().to_string());
         }
     }
-    let max = s
-        .flags
-        .get(crate::notify::dispatch::MAX_ALERTS_FLAG)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(crate::notify::dispatch::DEFAULT_MAX_ALERTS);
-    let (alerts, refused) = s.dispatcher.admit(alerts, max);
+    let (alerts, refused) = s.dispatcher.admit(alerts, s.alerts_max);
     let merged = s.dispatcher.ingest(alerts, now);
     // Stored before the answer: a 200 survives a crash (the store's
     // threads, with its timeout; one transaction per request).
@@ -382,7 +376,8 @@ pub async fn post_alerts(
         return err(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "{refused} alerts refused: klaxon holds the most alerts --alerts.max={max} allows"
+                "{refused} alerts refused: klaxon holds the most alerts --alerts.max={} allows",
+                s.alerts_max
             ),
         );
     }
@@ -429,7 +424,7 @@ fn silence_matches_filter(s: &Silence, f: &[crate::model::Matcher]) -> bool {
 }
 
 pub async fn get_silences(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -457,7 +452,7 @@ pub async fn get_silences(
 }
 
 pub async fn post_silence(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     body: Bytes,
 ) -> Response {
@@ -572,12 +567,12 @@ pub fn store_error(e: crate::store::StoreError) -> Response {
 }
 
 pub async fn get_silence(
-    State(s): State<Arc<AppState>>,
+    State(dispatcher): State<std::sync::Arc<crate::notify::dispatch::Dispatcher>>,
     ext: axum::http::Extensions,
     Path(id): Path<String>,
 ) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
-    match s.dispatcher.silences().get(&id) {
+    match dispatcher.silences().get(&id) {
         Some(x)
             if scope
                 .as_ref()
@@ -591,7 +586,7 @@ pub async fn get_silence(
 }
 
 pub async fn delete_silence(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     Path(id): Path<String>,
 ) -> Response {
@@ -616,7 +611,7 @@ pub async fn delete_silence(
     }
 }
 
-pub async fn status(State(s): State<Arc<AppState>>) -> Response {
+pub async fn status(State(s): State<HttpState>) -> Response {
     Json(json!({
         "cluster": {"status": "disabled", "peers": []},
         "config": {"original": s.dispatcher.config().original},
@@ -633,7 +628,7 @@ pub async fn status(State(s): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-pub async fn receivers(State(s): State<Arc<AppState>>) -> Response {
+pub async fn receivers(State(s): State<HttpState>) -> Response {
     let names: Vec<Value> = s
         .dispatcher
         .config()

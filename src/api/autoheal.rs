@@ -3,14 +3,13 @@
 //! middleware, kept in the store), the run history, and the reset of a
 //! receiver endpoint's circuit breaker.
 
-use super::{api_error, success, AppState};
+use super::{api_error, success, HttpState};
 use crate::ops::autoheal::engine::RuleChangeError;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
-use std::sync::Arc;
 
 /// Rules, runs and endpoints span every tenant's alerts and receivers, so a
 /// tenant-scoped token is refused here as it is for the TSDB status.
@@ -46,7 +45,7 @@ fn change_error(e: RuleChangeError) -> Response {
 
 /// `GET /api/v1/autoheal/rules`: every rule with its state, the receiver
 /// endpoints with failures, and whether maintenance pauses actions.
-pub async fn list(State(s): State<Arc<AppState>>) -> Response {
+pub async fn list(State(s): State<HttpState>) -> Response {
     let endpoints: Vec<_> = s
         .outbox
         .endpoint_states()
@@ -61,8 +60,11 @@ pub async fn list(State(s): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /api/v1/autoheal/rules/{name}`.
-pub async fn get_one(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    match s.autoheal.view(&name) {
+pub async fn get_one(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    Path(name): Path<String>,
+) -> Response {
+    match autoheal.view(&name) {
         Some(v) => success(json!(v)),
         None => change_error(RuleChangeError::NotFound(name)),
     }
@@ -79,7 +81,7 @@ fn body_text(body: &Bytes) -> Result<&str, (StatusCode, String)> {
     std::str::from_utf8(body).map_err(|_| (StatusCode::BAD_REQUEST, "body is not UTF-8".into()))
 }
 
-async fn put_rule(s: Arc<AppState>, name: Option<String>, body: Bytes, create: bool) -> Response {
+async fn put_rule(s: HttpState, name: Option<String>, body: Bytes, create: bool) -> Response {
     let text = match body_text(&body) {
         Ok(t) => t.to_string(),
         Err((code, msg)) => return api_error(code, "bad_data", msg),
@@ -93,13 +95,13 @@ async fn put_rule(s: Arc<AppState>, name: Option<String>, body: Bytes, create: b
 }
 
 /// `POST /api/v1/autoheal/rules`: creates a rule (409 if the name exists).
-pub async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn create(State(s): State<HttpState>, body: Bytes) -> Response {
     put_rule(s, None, body, true).await
 }
 
 /// `PUT /api/v1/autoheal/rules/{name}`: replaces an API rule.
 pub async fn replace(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -107,8 +109,11 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/autoheal/rules/{name}`.
-pub async fn delete(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    let e = s.autoheal.clone();
+pub async fn delete(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    Path(name): Path<String>,
+) -> Response {
+    let e = autoheal.clone();
     let n = name.clone();
     match tokio::task::spawn_blocking(move || e.delete_rule(&n)).await {
         Ok(Ok(())) => success(json!({"name": name})),
@@ -120,7 +125,10 @@ pub async fn delete(State(s): State<Arc<AppState>>, Path(name): Path<String>) ->
 /// `GET /api/v1/autoheal/runs?rule=&since=&limit=`: decisions and run
 /// outcomes, oldest first (the newest `limit`, default 100, at most 1000;
 /// `since` defaults to 24 hours ago).
-pub async fn runs(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+pub async fn runs(
+    State(autoheal): State<std::sync::Arc<crate::ops::autoheal::engine::Engine>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let mut rule = None;
     let mut since = crate::model::now_millis() - 24 * 3600 * 1000;
     let mut limit = 100usize;
@@ -150,7 +158,7 @@ pub async fn runs(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Re
             _ => {}
         }
     }
-    let e = s.autoheal.clone();
+    let e = autoheal.clone();
     match tokio::task::spawn_blocking(move || e.history(since, rule.as_deref(), limit)).await {
         Ok(Ok(rows)) => success(json!({"runs": rows})),
         Ok(Err(e)) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
@@ -170,7 +178,7 @@ struct ClearBody {
 /// `{"receiver": "...", "integration": "webhook"}` (integration optional:
 /// all of the receiver's): the breaker starts over and the endpoint's
 /// waiting notifications are due at once.
-pub async fn clear_endpoint_cooldown(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+pub async fn clear_endpoint_cooldown(State(s): State<HttpState>, body: Bytes) -> Response {
     let b: ClearBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {

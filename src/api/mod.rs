@@ -1,5 +1,10 @@
 //! HTTP: klaxon's own metrics, health endpoints and the Prometheus-compatible
 //! API. Each handler is thin; the data comes from the stage that owns it.
+//!
+//! Every HTTP handler lives here; the stages export plain types and
+//! functions. A handler takes only the part of [`AppState`] it uses
+//! (`State<Arc<Ops>>`, `State<Arc<Registry>>`, ...: axum's `FromRef`
+//! substates, implemented below).
 
 pub mod admin;
 pub mod alertmanager;
@@ -13,6 +18,7 @@ pub mod probe;
 pub mod prom;
 pub mod query;
 pub mod query_json;
+pub mod remote_write;
 pub mod rules;
 pub mod runbooks;
 pub mod serve;
@@ -51,8 +57,15 @@ pub struct AppState {
     pub queries: Arc<query::QueryLimits>,
     /// Set once the config is applied and the scrape pools run.
     pub ready: AtomicBool,
-    /// Command-line flags for `/api/v1/status/flags`.
+    /// Command-line flags for `/api/v1/status/flags`, as displayed.
     pub flags: std::collections::BTreeMap<String, String>,
+    /// `--web.enable-admin-api`: the TSDB admin endpoints answer.
+    pub admin_api: bool,
+    /// `--alerts.max`: alerts held from the API and rules together.
+    pub alerts_max: usize,
+    /// `--web.enable-remote-write-receiver`: the receiver behind
+    /// `/api/v1/write` (`None`: off, 404).
+    pub remote_write_receiver: Option<Arc<crate::remote::receive::Receiver>>,
     pub start_time_ms: i64,
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
@@ -62,7 +75,7 @@ pub struct AppState {
     /// Operations: RBAC, maintenance, events, heartbeat state.
     pub ops: Arc<crate::ops::Ops>,
     /// Config reload (`/-/reload`, SIGHUP) and its last outcome.
-    pub reload: Arc<crate::app::Reloader>,
+    pub reload: crate::ops::ReloadHook,
     /// Modules served by `/probe` (shipped defaults plus the config's).
     pub probe_modules: Arc<crate::probe::Modules>,
     /// Alert routing: the Alertmanager v2 API reads and feeds it.
@@ -80,10 +93,50 @@ pub struct AppState {
     pub autoheal: Arc<crate::ops::autoheal::engine::Engine>,
 }
 
-impl deliveries::HasOutbox for Arc<AppState> {
+/// The router's state: the [`AppState`] shared by every handler; a
+/// handler takes it whole (`State<HttpState>`) or only its part
+/// (`State<Arc<Head>>`, ... through `FromRef`, implemented below).
+#[derive(Clone)]
+pub struct HttpState(pub Arc<AppState>);
+
+impl std::ops::Deref for HttpState {
+    type Target = Arc<AppState>;
+    fn deref(&self) -> &Arc<AppState> {
+        &self.0
+    }
+}
+
+impl deliveries::HasOutbox for HttpState {
     fn outbox(&self) -> &Arc<crate::notify::outbox::Outbox> {
         &self.outbox
     }
+}
+
+/// The parts of [`AppState`] a handler may take alone
+/// (`State<Arc<Registry>>`, ...).
+macro_rules! substate {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl axum::extract::FromRef<HttpState> for $ty {
+            fn from_ref(s: &HttpState) -> $ty {
+                s.$field.clone()
+            }
+        }
+    )*};
+}
+
+substate! {
+    registry: Arc<Registry>,
+    head: Arc<Head>,
+    ops: Arc<crate::ops::Ops>,
+    exporters: Arc<crate::exporters::Exporters>,
+    dispatcher: Arc<crate::notify::dispatch::Dispatcher>,
+    notifier: Arc<crate::notifier::Notifier>,
+    reload: crate::ops::ReloadHook,
+    rules: Arc<crate::rules::manager::RuleManager>,
+    probe_results: Arc<crate::probe::schedule::ProbeResults>,
+    autoheal: Arc<crate::ops::autoheal::engine::Engine>,
+    manager: Arc<Manager>,
+    probe_modules: Arc<crate::probe::Modules>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -94,11 +147,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/probe", get(probe::probe))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
-        .route(
-            "/-/reload",
-            axum::routing::post(crate::app::reload::http_reload)
-                .put(crate::app::reload::http_reload),
-        )
+        .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/query", get(query::query).post(query::query))
         .route(
@@ -120,7 +169,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(prom::format_query).post(prom::format_query),
         )
         .route("/api/v1/metadata", get(prom::metadata))
-        .route("/api/v1/write", crate::remote::receive::route(&state))
+        .route(
+            "/api/v1/write",
+            remote_write::route(state.remote_write_receiver.clone()),
+        )
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/alertmanagers", get(prom::alertmanagers))
@@ -155,11 +207,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.ops.clone(),
             middleware::layer,
         ))
-        .with_state(state)
+        .with_state(HttpState(state))
 }
 
 /// Auto-healing rules, runs and endpoint cooldowns (see `autoheal`).
-fn autoheal_routes() -> Router<Arc<AppState>> {
+fn autoheal_routes() -> Router<HttpState> {
     use axum::routing::put;
     Router::new()
         .route(
@@ -181,7 +233,7 @@ fn autoheal_routes() -> Router<Arc<AppState>> {
 }
 
 /// Alertmanager API v2 (see `alertmanager`).
-fn alertmanager_routes() -> Router<Arc<AppState>> {
+fn alertmanager_routes() -> Router<HttpState> {
     use alertmanager as am;
     Router::new()
         .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
@@ -198,8 +250,26 @@ fn alertmanager_routes() -> Router<Arc<AppState>> {
         .route("/api/v2/receivers", get(am::receivers))
 }
 
-async fn metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    negotiated(&headers, |om| s.registry.encode(om))
+async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Response {
+    negotiated(&headers, |om| registry.encode(om))
+}
+
+/// `POST`/`PUT /-/reload`, as Prometheus (with `--web.enable-lifecycle`):
+/// 200 and an empty body, or 500 with the error. Goes through `ops` so the
+/// reload is published as an event like SIGHUP and signed commands.
+async fn reload(State(ops): State<Arc<crate::ops::Ops>>) -> Response {
+    let failed = |e: &dyn std::fmt::Display| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response()
+    };
+    match tokio::task::spawn_blocking(move || ops.reload("http")).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => failed(&e),
+        Err(e) => failed(&e),
+    }
 }
 
 /// Text 0.0.4 or OpenMetrics, as the `Accept` header asks.
@@ -218,9 +288,12 @@ fn negotiated(headers: &HeaderMap, encode: impl FnOnce(bool) -> String) -> Respo
 
 /// The host exporter, under node_exporter's names, on its own path so an
 /// existing Prometheus can scrape it as a node_exporter drop-in.
-async fn host_metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn host_metrics(
+    State(exporters): State<Arc<crate::exporters::Exporters>>,
+    headers: HeaderMap,
+) -> Response {
     // /proc and /sys reads block; keep them off the async workers.
-    let opts = s.exporters.host.opts.clone();
+    let opts = exporters.host.opts.clone();
     let families = tokio::task::spawn_blocking(move || crate::exporters::host::collect(&opts))
         .await
         .unwrap_or_default();
@@ -229,8 +302,8 @@ async fn host_metrics(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Res
 
 /// The PostgreSQL exporter, a postgres_exporter drop-in (text format only,
 /// as upstream: its counters are not all `_total`-suffixed).
-async fn postgres_metrics(State(s): State<Arc<AppState>>) -> Response {
-    match &s.exporters.postgres {
+async fn postgres_metrics(State(exporters): State<Arc<crate::exporters::Exporters>>) -> Response {
+    match &exporters.postgres {
         Some(pg) => (
             [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
             pg.render().await,
@@ -248,7 +321,7 @@ async fn healthy() -> &'static str {
     "Klaxon is Healthy.\n"
 }
 
-async fn ready(State(s): State<Arc<AppState>>) -> Response {
+async fn ready(State(s): State<HttpState>) -> Response {
     if let Some(r) = ops::maintenance_unready(&s) {
         return r;
     }

@@ -2,7 +2,7 @@
 //! `/internal/commands/`, the event stream and the audit listing.
 
 use super::middleware::error_response;
-use super::AppState;
+use super::{AppState, HttpState};
 use crate::ops::audit::{self, CommandAudit};
 use crate::ops::commands::{self, Command, CommandError, SignedHeaders};
 use crate::ops::events::Event;
@@ -17,17 +17,16 @@ use axum::Extension;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Process liveness, as JSON (load balancers that want a body).
-pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
-    let up = (crate::model::now_millis() - s.ops.started_ms).max(0) / 1000;
+pub async fn healthz(State(ops): State<std::sync::Arc<crate::ops::Ops>>) -> Response {
+    let up = (crate::model::now_millis() - ops.started_ms).max(0) / 1000;
     axum::Json(serde_json::json!({"status": "ok", "uptime_seconds": up})).into_response()
 }
 
 /// Version, enabled features, maintenance state, last heartbeat ACK.
-pub async fn meta(State(s): State<Arc<AppState>>) -> Response {
+pub async fn meta(State(s): State<HttpState>) -> Response {
     let ack = s.ops.heartbeat.ack();
     axum::Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -65,7 +64,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 const MAX_COMMAND_BODY: usize = 64 * 1024;
 
 /// `POST /internal/commands/{kill-switch,resume,reload,refresh}`.
-pub async fn command(State(s): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+pub async fn command(State(s): State<HttpState>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
     let rid = parts
         .extensions
@@ -176,7 +175,10 @@ fn execute(
             Ok(())
         }
         Command::Reload => ops.reload("command"),
-        Command::Refresh => ops.refresh(),
+        Command::Refresh => {
+            ops.refresh();
+            Ok(())
+        }
     };
     a.result = match &outcome {
         Ok(()) => "accepted".into(),
@@ -184,7 +186,12 @@ fn execute(
     };
     audit::record(&ops.events, &a);
     if let Err(e) = outcome {
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "execution", &e, &rid);
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "execution",
+            &e.to_string(),
+            &rid,
+        );
     }
     let maintenance = ops.maintenance.is_on();
     let status = "acknowledged";
@@ -257,7 +264,7 @@ fn to_sse(e: &Event) -> axum::response::sse::Event {
 /// `GET /api/v1/events/stream`: Server-Sent Events; `Last-Event-ID` (or
 /// `?last_event_id=`) replays stored events after it first.
 pub async fn stream(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     Extension(rid): Extension<RequestId>,
     principal: Option<Extension<Principal>>,
     Query(p): Query<StreamParams>,
@@ -359,7 +366,7 @@ const MAX_LIMIT: usize = 1000;
 /// `GET /api/v1/events/audit?since=&until=&kind=&limit=&cursor=`: stored
 /// events oldest first; `next_cursor` is set when more follow.
 pub async fn audit_list(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     Extension(rid): Extension<RequestId>,
     principal: Option<Extension<Principal>>,
     Query(p): Query<AuditParams>,

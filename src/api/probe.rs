@@ -4,13 +4,11 @@
 //! 400 with the reason instead of a failed probe, so a misconfigured scrape
 //! job is visible as a scrape error rather than as a down target.
 
-use super::AppState;
 use crate::probe::{check_target, effective_timeout, find_module, run_probe, ProbeError};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::metrics::TEXT_CONTENT_TYPE as TEXT;
 
@@ -24,7 +22,7 @@ fn bad_request(e: ProbeError) -> Response {
 }
 
 pub async fn probe(
-    State(s): State<Arc<AppState>>,
+    State(probe_modules): State<std::sync::Arc<crate::probe::Modules>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -34,7 +32,7 @@ pub async fn probe(
         .filter(|m| !m.is_empty())
         .map(String::as_str)
         .unwrap_or("http_2xx");
-    let module = match find_module(&s.probe_modules, name) {
+    let module = match find_module(&probe_modules, name) {
         Ok(m) => m,
         Err(e) => return bad_request(e),
     };
@@ -61,9 +59,10 @@ pub async fn probe(
 /// `GET /api/v1/probes`: each scheduled probe's last result (the probes
 /// page). Probes that have not run yet are absent; times are RFC 3339,
 /// durations seconds, `certExpiry` the earliest certificate's `notAfter`.
-pub async fn results(State(s): State<Arc<AppState>>) -> Response {
-    let probes: Vec<serde_json::Value> =
-        s.probe_results.snapshot().iter().map(result_json).collect();
+pub async fn results(
+    State(results): State<std::sync::Arc<crate::probe::schedule::ProbeResults>>,
+) -> Response {
+    let probes: Vec<serde_json::Value> = results.snapshot().iter().map(result_json).collect();
     super::success(serde_json::json!({ "probes": probes }))
 }
 

@@ -2,7 +2,7 @@
 //! status pages and `format_query`. Queries themselves live beside the engine.
 
 use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
-use super::{labels_json, success, AppState};
+use super::{labels_json, success, AppState, HttpState};
 use crate::model::time::rfc3339_millis;
 use crate::model::Matcher;
 use crate::tsdb::Queryable;
@@ -68,7 +68,7 @@ fn limited(mut v: Vec<Value>, limit: usize) -> Response {
 }
 
 pub async fn series(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -152,7 +152,7 @@ async fn label_answer(
 }
 
 pub async fn label_names(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
@@ -162,7 +162,7 @@ pub async fn label_names(
 }
 
 pub async fn label_values(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     ext: axum::http::Extensions,
     Path(name): Path<String>,
     uri: Uri,
@@ -203,11 +203,11 @@ pub async fn buildinfo() -> Response {
     }))
 }
 
-pub async fn config(State(s): State<Arc<AppState>>) -> Response {
-    success(json!({"yaml": crate::config::redact_secrets(&s.reload.running_yaml())}))
+pub async fn config(State(reload): State<crate::ops::ReloadHook>) -> Response {
+    success(json!({"yaml": crate::config::redact_secrets(&reload.running_yaml())}))
 }
 
-pub async fn flags(State(s): State<Arc<AppState>>) -> Response {
+pub async fn flags(State(s): State<HttpState>) -> Response {
     let mut m = Map::new();
     for (k, v) in &s.flags {
         m.insert(k.clone(), Value::String(v.clone()));
@@ -217,8 +217,8 @@ pub async fn flags(State(s): State<Arc<AppState>>) -> Response {
 
 /// `GET /api/v1/alertmanagers`: the external Alertmanagers alerts go to
 /// and the ones relabeling dropped, by URL, as Prometheus lists them.
-pub async fn alertmanagers(State(s): State<Arc<AppState>>) -> Response {
-    let (active, dropped) = s.notifier.alertmanagers();
+pub async fn alertmanagers(State(notifier): State<Arc<crate::notifier::Notifier>>) -> Response {
+    let (active, dropped) = notifier.alertmanagers();
     let urls = |v: Vec<crate::notifier::DiscoveredAlertmanager>| -> Vec<Value> {
         v.into_iter().map(|a| json!({"url": a.url})).collect()
     };
@@ -228,7 +228,7 @@ pub async fn alertmanagers(State(s): State<Arc<AppState>>) -> Response {
     }))
 }
 
-pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
+pub async fn runtimeinfo(State(s): State<HttpState>) -> Response {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -251,7 +251,7 @@ pub async fn runtimeinfo(State(s): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn tsdb_status(
-    State(s): State<Arc<AppState>>,
+    State(head): State<std::sync::Arc<crate::tsdb::Head>>,
     ext: axum::http::Extensions,
     uri: Uri,
 ) -> Response {
@@ -271,8 +271,8 @@ pub async fn tsdb_status(
             _ => return bad_data("limit must be a positive number").into_response(),
         },
     };
-    let st = s.head.stats();
-    let card = s.head.cardinality(limit);
+    let st = head.stats();
+    let card = head.cardinality(limit);
     let pairs = |v: Vec<(String, u64)>| -> Value {
         Value::Array(
             v.into_iter()
@@ -301,7 +301,7 @@ pub async fn tsdb_status(
 
 /// `GET /api/v1/metadata`: family → distinct metadata across targets.
 pub async fn metadata(
-    State(s): State<Arc<AppState>>,
+    State(manager): State<std::sync::Arc<crate::scrape::manager::Manager>>,
     ext: axum::http::Extensions,
     uri: Uri,
 ) -> Response {
@@ -323,7 +323,7 @@ pub async fn metadata(
     let only = p.get("metric").filter(|m| !m.is_empty());
     let mut all: std::collections::BTreeMap<String, Vec<crate::scrape::target::Metadata>> =
         Default::default();
-    for pool in s.manager.targets() {
+    for pool in manager.targets() {
         for t in &pool.active {
             // A tenant-scoped caller: metadata of its tenants' targets.
             if scope.as_ref().is_some_and(|sc| !sc.allows(&t.labels)) {

@@ -5,7 +5,7 @@
 
 use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
 use super::query_json::{encode_success, encode_success_chunked};
-use super::{api_error, success, AppState};
+use super::{api_error, success, AppState, HttpState};
 use crate::model::time::parse_time;
 use crate::promql::engine::{EngineOptions, ErrorKind, EvalError, Query, QueryResult, Value};
 use crate::promql::{Engine, Expr, ValueType};
@@ -398,7 +398,7 @@ fn scope_query(
 
 /// `GET|POST /api/v1/query`.
 pub async fn query(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     method: axum::http::Method,
     ext: axum::http::Extensions,
     uri: Uri,
@@ -445,7 +445,7 @@ pub async fn query(
 
 /// `GET|POST /api/v1/query_range`.
 pub async fn query_range(
-    State(s): State<Arc<AppState>>,
+    State(s): State<HttpState>,
     method: axum::http::Method,
     ext: axum::http::Extensions,
     uri: Uri,

@@ -1,7 +1,7 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus' JSON shape.
 
 use super::params::{bad_data, Params};
-use super::{labels_json, success, AppState};
+use super::{labels_json, success};
 use crate::model::time::rfc3339_millis;
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::file::RuleKind;
@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 fn map_json(m: &BTreeMap<String, String>) -> Value {
     Value::Object(
@@ -125,7 +124,7 @@ fn go_parse_bool(v: &str) -> Option<bool> {
 }
 
 pub async fn rules(
-    State(s): State<Arc<AppState>>,
+    State(rules): State<std::sync::Arc<crate::rules::manager::RuleManager>>,
     ext: axum::http::Extensions,
     uri: Uri,
 ) -> Response {
@@ -136,7 +135,7 @@ pub async fn rules(
         Err(e) => return bad_data(e).into_response(),
     };
     let mut groups = Vec::new();
-    for g in s.rules.groups() {
+    for g in rules.groups() {
         let g = g.lock();
         if !filter.group_wanted(&g.group.name, &g.file) {
             continue;
@@ -232,10 +231,13 @@ pub async fn rules(
     success(json!({ "groups": groups }))
 }
 
-pub async fn alerts(State(s): State<Arc<AppState>>, ext: axum::http::Extensions) -> Response {
+pub async fn alerts(
+    State(rules): State<std::sync::Arc<crate::rules::manager::RuleManager>>,
+    ext: axum::http::Extensions,
+) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let mut out = Vec::new();
-    for g in s.rules.groups() {
+    for g in rules.groups() {
         let g = g.lock();
         for st in &g.rules {
             for a in st.alerts.alerts() {

@@ -1,13 +1,12 @@
 //! `GET /api/v1/targets` in Prometheus' JSON shape.
 
-use super::{api_error, labels_json, success, AppState};
+use super::{api_error, labels_json, success};
 use crate::model::time::rfc3339_millis;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 pub struct TargetsQuery {
@@ -17,7 +16,7 @@ pub struct TargetsQuery {
 }
 
 pub async fn targets(
-    State(s): State<Arc<AppState>>,
+    State(manager): State<std::sync::Arc<crate::scrape::manager::Manager>>,
     ext: axum::http::Extensions,
     Query(q): Query<TargetsQuery>,
 ) -> Response {
@@ -41,7 +40,7 @@ pub async fn targets(
     let mut active = Vec::new();
     let mut dropped = Vec::new();
     let mut dropped_counts = serde_json::Map::new();
-    for pool in s.manager.targets() {
+    for pool in manager.targets() {
         if q.scrape_pool.as_deref().is_some_and(|p| p != pool.job) {
             continue;
         }

@@ -4,14 +4,13 @@
 //! docs/operations.md, "Tenants", and in [`health_score`]). An unscoped
 //! caller sees every tenant; a tenant-scoped one only its own.
 
-use super::{success, AppState};
+use super::{success, AppState, HttpState};
 use crate::ops::tenants::Scope;
 use crate::promql::Value;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// How far back failed deliveries count.
 pub const FAILED_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -84,7 +83,7 @@ fn by_tenant(s: &AppState, label: &str, expr: &str, now: i64) -> Vec<(String, f6
     }
 }
 
-pub async fn summary(State(s): State<Arc<AppState>>, ext: axum::http::Extensions) -> Response {
+pub async fn summary(State(s): State<HttpState>, ext: axum::http::Extensions) -> Response {
     let scope = crate::ops::tenants::of_request(&ext);
     let label = s.ops.auth.tenant_label().to_string();
     let now = crate::model::now_millis();

@@ -53,17 +53,6 @@ fn human_bytes(b: f64) -> String {
     format!("{v:.1} {}", UNITS[i])
 }
 
-/// This machine's memory (`MemTotal`), in bytes.
-pub fn total_memory() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-    l.split_whitespace()
-        .nth(1)?
-        .parse::<f64>()
-        .ok()
-        .map(|k| k * 1024.0)
-}
-
 /// Waits for two rounds of the shortest scrape interval, then warns once
 /// if the retention cannot fit.
 pub fn spawn_check(
@@ -74,7 +63,7 @@ pub fn spawn_check(
     tokio::spawn(async move {
         tokio::time::sleep(interval * 2 + Duration::from_secs(1)).await;
         let series = head.stats().num_series;
-        if let Some(mem) = total_memory() {
+        if let Some(mem) = crate::exporters::host::total_memory() {
             if let Some(w) = warning(series, retention, interval, mem) {
                 tracing::warn!("{w}");
             }

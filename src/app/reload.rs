@@ -1,18 +1,17 @@
-//! Configuration reload (SIGHUP, `POST /-/reload`): re-read the config file
-//! and the rule files, and swap them in only when all of them are valid, so
-//! a typo never takes down what is running. Each stage that can reload
-//! hooks in here (rules, scrape configs, notify, alerting), in one
-//! function, so the success metric and `/api/v1/status/runtimeinfo` speak
-//! for the whole reload.
+//! Configuration reload (SIGHUP, `POST /-/reload`, the signed `reload`
+//! command): re-read the config file and the rule files, and swap them in
+//! only when all of them are valid, so a typo never takes down what is
+//! running.
+//!
+//! A reload is a list of [`ReloadStage`]s, in the order they apply. Each
+//! first *prepares* the new config (reads files, builds clients, parses
+//! templates: everything that can fail) without touching what runs; only
+//! when every stage has prepared does each *apply*, which cannot fail. So a
+//! failure anywhere changes nothing, unlike Prometheus' reload, which may
+//! leave some managers on the new config and others on the old one.
 
-use crate::api::AppState;
 use crate::metrics::{Gauge, Registry};
-use crate::rules::manager::RuleManager;
-use crate::scrape::manager::Manager;
 use crate::settings::Config;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,57 +26,104 @@ pub enum ReloadError {
     Rules(Vec<String>),
     /// The notify config (section or `--notify-config` file) does not load.
     #[error("loading notify config: {0}")]
-    Notify(String),
+    Notify(#[source] crate::app::BoxError),
     /// An `alerting.alertmanagers` entry cannot get an HTTP client.
     #[error("alerting: {0}")]
-    Alerting(String),
+    Alerting(#[source] crate::app::BoxError),
     /// An autoheal rule cannot get its HTTP client.
     #[error("{0}")]
-    Autoheal(String),
+    Autoheal(#[source] crate::app::BoxError),
 }
 
-/// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReloadStatus {
-    pub success: bool,
-    /// Milliseconds: when the running configuration was last applied.
-    pub last_success_ms: i64,
+pub use crate::ops::ReloadStatus;
+
+/// A stage's new configuration, checked and ready: applying it cannot
+/// fail.
+pub struct Prepared(Box<dyn FnOnce() + Send>);
+
+impl Prepared {
+    pub fn new(apply: impl FnOnce() + Send + 'static) -> Prepared {
+        Prepared(Box::new(apply))
+    }
+
+    /// Swaps the prepared configuration in.
+    pub fn apply(self) {
+        (self.0)()
+    }
 }
 
-/// Everything a reload touches.
+/// A running stage that takes a new configuration on reload.
+pub trait ReloadStage: Send + Sync {
+    /// Everything that can fail, done on `cfg` without changing what runs.
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError>;
+}
+
+/// Where a reload reads the configuration from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// The config file, read again.
+    File(PathBuf),
+    /// The embedded default, which reloads as itself (its self-scrape
+    /// names the listen address and the route prefix).
+    Embedded {
+        listen: String,
+        route_prefix: String,
+    },
+}
+
+impl ConfigSource {
+    /// Where `cfg` came from, for a server on `listen` under `route_prefix`.
+    pub fn of(cfg: &Config, listen: &str, route_prefix: &str) -> ConfigSource {
+        match (&cfg.source_path, cfg.embedded) {
+            (Some(p), false) => ConfigSource::File(p.clone()),
+            _ => ConfigSource::Embedded {
+                listen: listen.to_string(),
+                route_prefix: route_prefix.to_string(),
+            },
+        }
+    }
+
+    fn load(&self) -> Result<Config, ReloadError> {
+        match self {
+            ConfigSource::File(p) => {
+                crate::settings::load_file(p).map_err(|e| ReloadError::Config {
+                    path: p.display().to_string(),
+                    errors: e.to_string().trim_end().to_string(),
+                })
+            }
+            ConfigSource::Embedded {
+                listen,
+                route_prefix,
+            } => Ok(crate::settings::embedded_default_under(
+                listen,
+                route_prefix,
+            )),
+        }
+    }
+}
+
+/// Runs reloads over the stages given at construction.
 pub struct Reloader {
-    /// `None`: the embedded default, which reloads as itself.
-    config_path: Option<PathBuf>,
-    listen: String,
-    rules: Arc<RuleManager>,
-    scrape: Arc<Manager>,
+    source: ConfigSource,
+    /// In the order they apply.
+    stages: Vec<Box<dyn ReloadStage>>,
     success: Gauge,
     success_ts: Gauge,
     status: parking_lot::Mutex<ReloadStatus>,
     /// Reloads run one at a time.
     serial: parking_lot::Mutex<()>,
-    /// Set once the notify stage is built (it is built after the reloader,
-    /// which the operations stage needs first).
-    notify: std::sync::OnceLock<crate::notify::wiring::NotifyStage>,
     /// The running config's text (`/api/v1/status/config`), replaced by
     /// each successful reload.
     running_yaml: parking_lot::RwLock<Arc<str>>,
-    /// Remote write queues, set once at start (see `set_remote_write`).
-    remote_write: std::sync::OnceLock<Arc<crate::remote::RemoteWrite>>,
-    /// External Alertmanagers, set once at start (see `set_notifier`).
-    notifier: std::sync::OnceLock<Arc<crate::notifier::Notifier>>,
-    /// `--web.route-prefix`, for the embedded default's self-scrape path.
-    route_prefix: std::sync::OnceLock<String>,
-    /// Auto-healing rules and the receiver breakers (set once at start).
-    autoheal: std::sync::OnceLock<Arc<crate::ops::autoheal::engine::Engine>>,
 }
 
 impl Reloader {
+    /// A reloader for the running `cfg` (read again from `source`) over
+    /// `stages`, applied in that order.
     pub fn new(
         cfg: &Config,
-        listen: &str,
-        rules: Arc<RuleManager>,
-        scrape: Arc<Manager>,
+        source: ConfigSource,
+        stages: Vec<Box<dyn ReloadStage>>,
         registry: &Registry,
     ) -> Reloader {
         let success = registry.gauge(
@@ -92,14 +138,8 @@ impl Reloader {
         success.set(1.0);
         success_ts.set(now as f64 / 1000.0);
         Reloader {
-            config_path: if cfg.embedded {
-                None
-            } else {
-                cfg.source_path.clone()
-            },
-            listen: listen.to_string(),
-            rules,
-            scrape,
+            source,
+            stages,
             success,
             success_ts,
             status: parking_lot::Mutex::new(ReloadStatus {
@@ -108,37 +148,7 @@ impl Reloader {
             }),
             serial: parking_lot::Mutex::new(()),
             running_yaml: parking_lot::RwLock::new(Arc::from(cfg.to_yaml())),
-            notify: std::sync::OnceLock::new(),
-            remote_write: std::sync::OnceLock::new(),
-            notifier: std::sync::OnceLock::new(),
-            route_prefix: std::sync::OnceLock::new(),
-            autoheal: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Hooks auto-healing into reloads: `autoheal:` is applied with the rest.
-    pub fn set_autoheal(&self, e: Arc<crate::ops::autoheal::engine::Engine>) {
-        let _ = self.autoheal.set(e);
-    }
-
-    /// The route prefix the server runs under (set once at start).
-    pub fn set_route_prefix(&self, prefix: &str) {
-        let _ = self.route_prefix.set(prefix.to_string());
-    }
-
-    /// Makes reloads re-read the notify config too.
-    pub fn set_notify(&self, stage: crate::notify::wiring::NotifyStage) {
-        let _ = self.notify.set(stage);
-    }
-
-    /// Hooks remote write into reloads: queues whose entry changed restart.
-    pub fn set_remote_write(&self, rw: Arc<crate::remote::RemoteWrite>) {
-        let _ = self.remote_write.set(rw);
-    }
-
-    /// Hooks the notifier into reloads: a changed `alerting:` is applied.
-    pub fn set_notifier(&self, n: Arc<crate::notifier::Notifier>) {
-        let _ = self.notifier.set(n);
     }
 
     /// The text of the configuration running now.
@@ -178,105 +188,203 @@ impl Reloader {
     }
 
     fn try_reload(&self) -> Result<(), ReloadError> {
-        let cfg = match &self.config_path {
-            Some(p) => crate::settings::load_file(p).map_err(|e| ReloadError::Config {
-                path: p.display().to_string(),
-                errors: e.to_string().trim_end().to_string(),
-            })?,
-            None => crate::settings::embedded_default_under(
-                &self.listen,
-                self.route_prefix.get().map_or("/", String::as_str),
-            ),
-        };
-        let notify = match self.notify.get() {
-            Some(stage) => Some((stage, self.prepare_notify(stage, &cfg)?)),
-            None => None,
-        };
-        let alerting = match self.notifier.get() {
-            Some(n) => Some((
-                n,
-                crate::notifier::prepare(&cfg).map_err(ReloadError::Alerting)?,
-            )),
-            None => None,
-        };
-        let autoheal = match self.autoheal.get() {
-            Some(e) => {
-                let ah = cfg.autoheal.clone().unwrap_or_default();
-                let clients = crate::ops::autoheal::engine::Engine::prepare(&ah.rules)
-                    .map_err(ReloadError::Autoheal)?;
-                Some((e, ah, clients))
-            }
-            None => None,
-        };
-        // Rules last of what can fail (their reload applies itself when it
-        // succeeds); then the rest, which cannot fail, so a failure anywhere
-        // changes nothing.
-        self.rules.reload(&cfg).map_err(ReloadError::Rules)?;
-        self.scrape.apply_config(&cfg.scrape_configs);
-        if let Some((stage, prepared)) = notify {
-            if let Some((_, ah, _)) = &autoheal {
-                stage.outbox.set_breaker(ah.receiver_breaker.clone());
-            }
-            stage.apply(prepared);
-        }
-        if let Some((e, ah, clients)) = autoheal {
-            e.apply_config(ah.rules, clients);
-        }
-        if let Some((n, prepared)) = alerting {
-            n.apply(prepared);
-        }
-        if let Some(rw) = self.remote_write.get() {
-            // An entry that cannot start is logged and skipped; the
-            // others, and everything above, are applied.
-            rw.apply_config(&cfg.remote_write, &cfg.global.external_labels);
+        let cfg = self.source.load()?;
+        let prepared = self
+            .stages
+            .iter()
+            .map(|s| s.prepare(&cfg))
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in prepared {
+            p.apply();
         }
         *self.running_yaml.write() = Arc::from(cfg.to_yaml());
         Ok(())
     }
+}
 
-    /// The new notify config, loaded and checked: the reloaded config's
-    /// `notify:` section or, when the running one came from
-    /// `--notify-config`, that file read again.
-    fn prepare_notify(
-        &self,
-        stage: &crate::notify::wiring::NotifyStage,
-        cfg: &Config,
-    ) -> Result<crate::notify::wiring::Prepared, ReloadError> {
+impl crate::ops::ConfigReload for Reloader {
+    fn reload(&self) -> Result<(), crate::ops::HookError> {
+        Reloader::reload(self).map_err(Into::into)
+    }
+
+    fn status(&self) -> ReloadStatus {
+        Reloader::status(self)
+    }
+
+    fn running_yaml(&self) -> Arc<str> {
+        Reloader::running_yaml(self)
+    }
+}
+
+/// Rule groups: files read and validated, then swapped in.
+pub struct RulesStage(pub Arc<crate::rules::manager::RuleManager>);
+
+impl ReloadStage for RulesStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let p = self.0.prepare_reload(cfg).map_err(ReloadError::Rules)?;
+        let rules = self.0.clone();
+        Ok(Prepared::new(move || rules.apply_reload(p)))
+    }
+}
+
+/// Scrape pools: the config's jobs.
+pub struct ScrapeStage(pub Arc<crate::scrape::manager::Manager>);
+
+impl ReloadStage for ScrapeStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let (m, jobs) = (self.0.clone(), cfg.scrape_configs.clone());
+        Ok(Prepared::new(move || m.apply_config(&jobs)))
+    }
+}
+
+/// The router and outbox: the reloaded config's `notify:` section or,
+/// when the running one came from `--notify-config`, that file read again;
+/// the receiver breakers of `autoheal:`.
+pub struct NotifyStage(pub crate::notify::wiring::NotifyStage);
+
+impl ReloadStage for NotifyStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let stage = &self.0;
         let file = stage.dispatcher.config().source_file.clone();
         let notify = match (&cfg.notify, file) {
             (Some(_), Some(f)) => {
-                return Err(ReloadError::Notify(format!(
-                    "--notify-config {} given while the config has a notify: section; use one",
-                    f.display()
-                )))
+                return Err(ReloadError::Notify(
+                    format!(
+                        "--notify-config {} given while the config has a notify: section; use one",
+                        f.display()
+                    )
+                    .into(),
+                ))
             }
             (Some(n), None) => Some(n.clone()),
             (None, Some(f)) => Some(Arc::new(
                 crate::notify::config::load_file(&f)
-                    .map_err(|e| ReloadError::Notify(e.to_string().trim_end().to_string()))?,
+                    .map_err(|e| ReloadError::Notify(e.to_string().trim_end().into()))?,
             )),
             (None, None) => None,
         };
-        crate::notify::wiring::prepare(notify.as_ref()).map_err(ReloadError::Notify)
+        let prepared = crate::notify::wiring::prepare(notify.as_ref())
+            .map_err(|e| ReloadError::Notify(e.into()))?;
+        let breaker = cfg
+            .autoheal
+            .as_ref()
+            .and_then(|a| a.receiver_breaker.clone());
+        let stage = stage.clone();
+        Ok(Prepared::new(move || {
+            stage.outbox.set_breaker(breaker);
+            stage.apply(prepared);
+        }))
     }
 }
 
-/// `POST`/`PUT /-/reload`, as Prometheus (with `--web.enable-lifecycle`):
-/// 200 and an empty body, or 500 with the error. Goes through `ops` so the
-/// reload is published as an event like SIGHUP and signed commands.
-pub async fn http_reload(State(s): State<Arc<AppState>>) -> Response {
-    let ops = s.ops.clone();
-    match tokio::task::spawn_blocking(move || ops.reload("http")).await {
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
+/// Auto-healing rules from `autoheal:` (each with its HTTP client).
+pub struct AutohealStage(pub Arc<crate::ops::autoheal::engine::Engine>);
+
+impl ReloadStage for AutohealStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let rules = cfg.autoheal.clone().unwrap_or_default().rules;
+        let clients = crate::ops::autoheal::engine::Engine::prepare(&rules)
+            .map_err(|e| ReloadError::Autoheal(e.into()))?;
+        let e = self.0.clone();
+        Ok(Prepared::new(move || e.apply_config(rules, clients)))
+    }
+}
+
+/// External Alertmanagers (`alerting:`).
+pub struct AlertingStage(pub Arc<crate::notifier::Notifier>);
+
+impl ReloadStage for AlertingStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let p = crate::notifier::prepare(cfg).map_err(|e| ReloadError::Alerting(e.into()))?;
+        let n = self.0.clone();
+        Ok(Prepared::new(move || n.apply(p)))
+    }
+}
+
+/// Remote-write queues: an entry that changed restarts. An entry that
+/// cannot start is logged and skipped; the others, and every other stage,
+/// are applied.
+pub struct RemoteWriteStage(pub Arc<crate::remote::RemoteWrite>);
+
+impl ReloadStage for RemoteWriteStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let rw = self.0.clone();
+        let (entries, labels) = (cfg.remote_write.clone(), cfg.global.external_labels.clone());
+        Ok(Prepared::new(move || {
+            rw.apply_config(&entries, &labels);
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A stage that counts its applies, or refuses every config.
+    struct Fake {
+        applied: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl ReloadStage for Fake {
+        fn prepare(&self, _: &Config) -> Result<Prepared, ReloadError> {
+            if self.fail {
+                return Err(ReloadError::Alerting("refused".into()));
+            }
+            let a = self.applied.clone();
+            Ok(Prepared::new(move || {
+                a.fetch_add(1, Ordering::SeqCst);
+            }))
+        }
+    }
+
+    fn reloader(fails: &[bool]) -> (Reloader, Vec<Arc<AtomicUsize>>) {
+        let cfg = crate::settings::embedded_default_under("127.0.0.1:9470", "/");
+        let counts: Vec<_> = fails
+            .iter()
+            .map(|_| Arc::new(AtomicUsize::new(0)))
+            .collect();
+        let stages = fails
+            .iter()
+            .zip(&counts)
+            .map(|(&fail, c)| {
+                Box::new(Fake {
+                    applied: c.clone(),
+                    fail,
+                }) as Box<dyn ReloadStage>
+            })
+            .collect();
+        let source = ConfigSource::of(&cfg, "127.0.0.1:9470", "/");
+        (
+            Reloader::new(&cfg, source, stages, &Registry::new()),
+            counts,
         )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        )
-            .into_response(),
+    }
+
+    #[test]
+    fn a_failing_later_stage_leaves_the_earlier_ones_unchanged() {
+        let (r, counts) = reloader(&[false, false, true, false]);
+        let before = r.status();
+        let err = r.reload().expect_err("the third stage refuses");
+        assert!(matches!(err, ReloadError::Alerting(_)), "{err}");
+        let applied: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(
+            applied,
+            vec![0, 0, 0, 0],
+            "nothing applies when one stage fails"
+        );
+        assert!(!r.status().success);
+        assert_eq!(r.status().last_success_ms, before.last_success_ms);
+    }
+
+    #[test]
+    fn every_stage_applies_once_when_all_prepare() {
+        let (r, counts) = reloader(&[false, false, false]);
+        r.reload().expect("reload");
+        r.reload().expect("reload");
+        let applied: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(applied, vec![2, 2, 2]);
+        assert!(r.status().success);
     }
 }

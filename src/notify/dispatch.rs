@@ -209,7 +209,7 @@ pub struct DispatcherOptions {
     /// `send_resolved`; set by the delivery stage). Default: yes.
     pub send_resolved: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// Where `alert` events (an alert starts firing or resolves) go.
-    pub events: Option<crate::ops::Events>,
+    pub events: Option<crate::events::Events>,
 }
 
 impl Default for DispatcherOptions {
@@ -535,7 +535,7 @@ impl Dispatcher {
         let Some(ev) = &self.opts.events else { return };
         let labels = sa.alert.labels.to_json();
         ev.publish_later(
-            crate::ops::events::KIND_ALERT,
+            crate::events::KIND_ALERT,
             serde_json::json!({
                 "fingerprint": format!("{:016x}", sa.fingerprint),
                 "status": if firing { "firing" } else { "resolved" },

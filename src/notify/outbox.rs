@@ -36,6 +36,11 @@ pub struct OutboxOptions {
     pub max_backoff: Duration,
     /// Rows claimed per worker round.
     pub batch: usize,
+    /// Maintenance mode: while on, every delivery is held; on resume the
+    /// held rows go out, minus those a newer notification superseded.
+    pub hold: Option<Arc<crate::maintenance::Maintenance>>,
+    /// Where the outcome of every attempt goes, as a `notification` event.
+    pub events: Option<crate::events::Events>,
 }
 
 impl Default for OutboxOptions {
@@ -47,6 +52,8 @@ impl Default for OutboxOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
             batch: 64,
+            hold: None,
+            events: None,
         }
     }
 }
@@ -118,11 +125,11 @@ pub struct Outbox {
     wake: Arc<Notify>,
     metrics: Metrics,
     /// While on (kill-switch), nothing is sent: rows wait in the store.
-    hold: parking_lot::RwLock<Option<Arc<crate::ops::Maintenance>>>,
+    hold: Option<Arc<crate::maintenance::Maintenance>>,
     /// This outbox, for first attempts started from `enqueue`.
     me: Weak<Outbox>,
     /// Where `notification` events (sent, retrying, failed) go.
-    events: parking_lot::RwLock<Option<crate::ops::Events>>,
+    events: Option<crate::events::Events>,
     /// (rows not finished, earliest due time) as last counted, for the
     /// heartbeat (which must not wait on the store).
     queue: Mutex<Option<(u64, Option<i64>)>>,
@@ -321,6 +328,7 @@ impl Outbox {
                     .collect(),
             })
         });
+        let (hold, events) = (opts.hold.clone(), opts.events.clone());
         let ob = Arc::new_cyclic(|me| Outbox {
             me: me.clone(),
             store,
@@ -332,8 +340,8 @@ impl Outbox {
             clients: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             metrics: Metrics::new(registry),
-            hold: parking_lot::RwLock::new(None),
-            events: parking_lot::RwLock::new(None),
+            hold,
+            events,
             queue: Mutex::new(None),
             recount_pending: AtomicBool::new(false),
             breakers,
@@ -355,13 +363,6 @@ impl Outbox {
         });
         // Clients carry TLS settings of the old config.
         self.clients.lock().clear();
-        self.wake.notify_one();
-    }
-
-    /// Holds every delivery while `m` is on (maintenance mode); on resume
-    /// the held rows go out, minus those a newer notification superseded.
-    pub fn hold_during(&self, m: Arc<crate::ops::Maintenance>) {
-        *self.hold.write() = Some(m);
         self.wake.notify_one();
     }
 
@@ -417,11 +418,6 @@ impl Outbox {
         self.queue_changed();
         self.wake.notify_one();
         Ok(cleared)
-    }
-
-    /// Publishes the outcome of every attempt as a `notification` event.
-    pub fn publish_to(&self, events: crate::ops::Events) {
-        *self.events.write() = Some(events);
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -562,7 +558,7 @@ impl Outbox {
         // First attempts start right here, claimed in the insert's commit,
         // unless deliveries are held or there is no runtime to run them on
         // (the worker then picks the rows up).
-        let held = self.hold.read().as_ref().is_some_and(|m| m.is_on()) || !self.store.is_leader();
+        let held = self.hold.as_ref().is_some_and(|m| m.is_on()) || !self.store.is_leader();
         let rt = tokio::runtime::Handle::try_current().ok().filter(|_| !held);
         let (ids, claimed) =
             self.store
@@ -693,9 +689,9 @@ impl Outbox {
         let now = now_millis();
         let (opened, closed) = self.breakers.record(d, res.is_ok(), now);
         let publish = |outcome: &str, until: Option<i64>| {
-            if let Some(ev) = self.events.read().as_ref() {
+            if let Some(ev) = self.events.as_ref() {
                 ev.publish_later(
-                    crate::ops::autoheal::engine::KIND_AUTOHEAL,
+                    crate::events::KIND_AUTOHEAL,
                     serde_json::json!({
                         "outcome": outcome,
                         "receiver": d.receiver,
@@ -769,14 +765,14 @@ impl Outbox {
                 }
             }
         };
-        if let Some(ev) = self.events.read().as_ref() {
+        if let Some(ev) = self.events.as_ref() {
             let (result, error) = match &outcome {
                 Outcome::Success => ("sent", None),
                 Outcome::Retry { error, .. } => ("retrying", Some(error.clone())),
                 Outcome::Failed { error, .. } => ("failed", Some(error.clone())),
             };
             ev.publish_later(
-                crate::ops::events::KIND_NOTIFICATION,
+                crate::events::KIND_NOTIFICATION,
                 serde_json::json!({
                     "delivery_id": d.id,
                     "receiver": d.receiver,
@@ -923,7 +919,7 @@ async fn worker(weak: Weak<Outbox>, wake: Arc<Notify>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let Some(ob) = weak.upgrade() else { return };
-        let hold = ob.hold.read().clone();
+        let hold = ob.hold.clone();
         if let Some(m) = hold.filter(|m| m.is_on()) {
             drop(ob);
             tokio::select! {

@@ -4,7 +4,7 @@
 use crate::metrics::Registry;
 use crate::notify::config::NotifyConfig;
 use crate::notify::dispatch::{default_config, Dispatcher, DispatcherOptions, LoggingSink};
-use crate::notify::outbox::Outbox;
+use crate::notify::outbox::{Outbox, OutboxOptions};
 use crate::notify::receivers::Receiver;
 use crate::notify::NotificationSink;
 use crate::rules::template::TemplateSet;
@@ -83,15 +83,24 @@ pub fn build(
     external_url: &str,
     store: Arc<Store>,
     registry: &Registry,
-    maintenance: Arc<crate::ops::Maintenance>,
-    events: crate::ops::Events,
+    maintenance: Arc<crate::maintenance::Maintenance>,
+    events: crate::events::Events,
 ) -> Result<NotifyStage, String> {
     let p = prepare(cfg)?;
     let send_resolved = send_resolved_of(p.receivers());
-    let outbox = Outbox::start(store.clone(), p.receivers().to_vec(), p.templates, registry)
-        .map_err(|e| e.to_string())?;
-    outbox.hold_during(maintenance);
-    outbox.publish_to(events.clone());
+    let outbox_opts = OutboxOptions {
+        hold: Some(maintenance),
+        events: Some(events.clone()),
+        ..Default::default()
+    };
+    let outbox = Outbox::start_with(
+        store.clone(),
+        p.receivers().to_vec(),
+        p.templates,
+        registry,
+        outbox_opts,
+    )
+    .map_err(|e| e.to_string())?;
     let opts = DispatcherOptions {
         external_url: external_url.to_string(),
         store: Some(store),

@@ -246,7 +246,7 @@ fn memory_percent() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|p| p * 4096.0);
-    let total = crate::app::capacity::total_memory();
+    let total = crate::exporters::host::total_memory();
     match (rss, total) {
         (Some(r), Some(t)) if t > 0.0 => r / t * 100.0,
         _ => 0.0,

@@ -6,44 +6,81 @@
 //! [`Ops`] bundles the shared state; the HTTP side is `api::middleware`
 //! (cross-cutting layer) and `api::ops` (endpoints).
 //!
-//! Seams for the other stages (all through `AppState::ops`):
-//! - `ops.maintenance.is_on()`: the outbox holds deliveries while true and
-//!   sends them on resume unless resolved meanwhile; scheduled probes skip.
-//! - `ops.events.publish(kind, json)`: rules on alert state changes
-//!   (`alert`), the outbox on sent/failed (`notification`), scrape on
-//!   target up/down (`target`), `/-/reload` via `ops.reload(cause)`.
-//! - `ops.set_reload_hook` / `set_refresh_hook`: the app's reload function
-//!   and an immediate re-discovery.
-//! - `Extension<RequestId>` in handlers: stamp notifications an API call
-//!   causes (webhook `X-Request-ID`, PagerDuty `custom_details`).
+//! The event bus ([`crate::events`]) and maintenance mode
+//! ([`crate::maintenance`]) sit below the stages: the app builds them right
+//! after the store and hands them to the stages' constructors (the outbox
+//! holds deliveries in maintenance and reports attempts, scheduled probes
+//! skip, scrape reports targets going up or down). `ops` holds the same
+//! two, serves them over HTTP and switches maintenance by signed command.
+//! The config reload comes in as [`ReloadHook`] at construction.
+//! `Extension<RequestId>` in handlers stamps notifications an API call
+//! causes (webhook `X-Request-ID`, PagerDuty `custom_details`).
 
 pub mod audit;
 pub mod auth;
 pub mod autoheal;
 pub mod commands;
 pub mod config;
-pub mod events;
 pub mod health;
 pub mod heartbeat;
 pub mod http_metrics;
 pub mod logfmt;
-pub mod maintenance;
 pub mod request_id;
 pub mod tenants;
 
+pub use crate::events::{self, Events};
+pub use crate::maintenance::{self, Maintenance, MaintenanceState};
 pub use auth::{Principal, Role};
-pub use events::Events;
-pub use maintenance::{Maintenance, MaintenanceState};
 pub use request_id::RequestId;
 
 use crate::metrics::{FamilySnapshot, Kind, Registry};
 use crate::store::Store;
-use parking_lot::RwLock;
 use std::sync::Arc;
 
-/// A hook the app provides (reload, refresh); `Err` carries a message for
-/// the caller and the audit log.
-pub type Hook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// Why a reload hook failed; its text goes to the caller and the audit log.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The config reload the app provides (`reload` commands, `/-/reload`,
+/// SIGHUP) and what the status pages show of it.
+pub trait ConfigReload: Send + Sync {
+    /// Re-reads the configuration and applies all of it, or nothing.
+    /// Blocking: call it off the async workers.
+    fn reload(&self) -> Result<(), HookError>;
+    /// Outcome of the last reload.
+    fn status(&self) -> ReloadStatus;
+    /// The text of the configuration running now.
+    fn running_yaml(&self) -> Arc<str>;
+}
+
+/// The reload [`Ops`] runs.
+pub type ReloadHook = Arc<dyn ConfigReload>;
+
+/// A [`ConfigReload`] for an [`Ops`] with no configuration to reload (a
+/// benchmark, a tool): every reload fails.
+pub struct NoReload;
+
+impl ConfigReload for NoReload {
+    fn reload(&self) -> Result<(), HookError> {
+        Err("reload is not available here".into())
+    }
+    fn status(&self) -> ReloadStatus {
+        ReloadStatus {
+            success: true,
+            last_success_ms: 0,
+        }
+    }
+    fn running_yaml(&self) -> Arc<str> {
+        Arc::from("")
+    }
+}
+
+/// Outcome of the last reload, for `/api/v1/status/runtimeinfo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadStatus {
+    pub success: bool,
+    /// Milliseconds: when the running configuration was last applied.
+    pub last_success_ms: i64,
+}
 
 /// Everything the operations features share.
 pub struct Ops {
@@ -61,14 +98,20 @@ pub struct Ops {
     /// The external URL's host (`--web.external-url`), also answered on a
     /// loopback listener (a reverse proxy in front of it).
     pub external_host: Option<String>,
-    reload: RwLock<Option<Hook>>,
-    refresh: RwLock<Option<Hook>>,
+    /// The config reload (`reload` commands, `/-/reload`, SIGHUP).
+    pub reloader: ReloadHook,
 }
 
 /// What [`Ops::new`] needs.
 pub struct OpsOptions<'a> {
     pub registry: &'a Registry,
     pub store: Arc<Store>,
+    /// The bus the stages publish on (built before them).
+    pub events: Events,
+    /// Maintenance mode, shared with the stages that honour it.
+    pub maintenance: Arc<Maintenance>,
+    /// What a reload runs.
+    pub reload: ReloadHook,
     pub auth: Option<&'a config::AuthConfig>,
     pub command_center: &'a config::CommandCenterConfig,
     pub listen_is_loopback: bool,
@@ -78,7 +121,7 @@ pub struct OpsOptions<'a> {
 
 impl Ops {
     pub fn new(o: OpsOptions<'_>) -> Arc<Ops> {
-        let maintenance = Arc::new(Maintenance::new());
+        let maintenance = o.maintenance;
         let m = maintenance.clone();
         o.registry.collector(move |out| {
             out.push(FamilySnapshot {
@@ -91,7 +134,7 @@ impl Ops {
         });
         Arc::new(Ops {
             maintenance,
-            events: Events::new(o.store.clone()),
+            events: o.events,
             auth: auth::Authorizer::new(o.auth, o.listen_is_loopback),
             http: Arc::new(http_metrics::HttpMetrics::register(o.registry)),
             verifier: commands::CommandVerifier::new(
@@ -106,48 +149,27 @@ impl Ops {
             heartbeat_enabled: o.command_center.base_url.is_some(),
             loopback: o.listen_is_loopback,
             external_host: o.external_host,
-            reload: RwLock::new(None),
-            refresh: RwLock::new(None),
+            reloader: o.reload,
         })
     }
 
-    /// The function `reload` commands call (the app's config/rules reload).
-    pub fn set_reload_hook(&self, h: Hook) {
-        *self.reload.write() = Some(h);
-    }
-
-    /// Extra work for `refresh` besides an immediate heartbeat (e.g.
-    /// re-reading file_sd).
-    pub fn set_refresh_hook(&self, h: Hook) {
-        *self.refresh.write() = Some(h);
-    }
-
     /// Runs the reload hook and publishes a `config_reload` event.
-    pub fn reload(&self, cause: &str) -> Result<(), String> {
-        let hook = self.reload.read().clone();
-        let r = match hook {
-            Some(h) => h(),
-            None => Err("reload is not available in this build".to_string()),
-        };
+    pub fn reload(&self, cause: &str) -> Result<(), HookError> {
+        let r = self.reloader.reload();
         self.events.publish(
             events::KIND_CONFIG_RELOAD,
             serde_json::json!({
                 "cause": cause,
                 "success": r.is_ok(),
-                "error": r.as_ref().err(),
+                "error": r.as_ref().err().map(|e| e.to_string()),
             }),
         );
         r
     }
 
-    /// Wakes the heartbeat and runs the refresh hook.
-    pub fn refresh(&self) -> Result<(), String> {
+    /// Wakes the heartbeat (an immediate beat).
+    pub fn refresh(&self) {
         self.heartbeat.wake.notify_one();
-        let hook = self.refresh.read().clone();
-        match hook {
-            Some(h) => h(),
-            None => Ok(()),
-        }
     }
 
     /// Feature names for `/meta`.

@@ -148,7 +148,7 @@ impl ProbeResults {
 pub fn spawn(
     head: Arc<Head>,
     probes: &[ProbeConfig],
-    maintenance: Arc<crate::ops::Maintenance>,
+    maintenance: Arc<crate::maintenance::Maintenance>,
 ) -> Vec<JoinHandle<()>> {
     spawn_recording(head, probes, maintenance, Arc::new(ProbeResults::default()))
 }
@@ -157,7 +157,7 @@ pub fn spawn(
 pub fn spawn_recording(
     head: Arc<Head>,
     probes: &[ProbeConfig],
-    maintenance: Arc<crate::ops::Maintenance>,
+    maintenance: Arc<crate::maintenance::Maintenance>,
     results: Arc<ProbeResults>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();

@@ -1,4 +1,5 @@
-//! `POST /api/v1/write`: klaxon as a remote-write receiver, so a Prometheus
+//! Remote write in (`POST /api/v1/write`, mounted by `api::remote_write`):
+//! klaxon as a remote-write receiver, so a Prometheus
 //! that scrapes can feed klaxon's head and klaxon evaluates rules over the
 //! very samples Prometheus stored (sidecar mode).
 //!
@@ -23,22 +24,13 @@
 //!   ignored (klaxon's `/api/v1/metadata` comes from scrape targets).
 
 use super::proto::{decode_snappy_with_stats, DecodeError, TimeSeries};
-use crate::api::AppState;
 use crate::config::relabel::is_valid_label_name;
 use crate::metrics::{Counter, CounterVec, Registry};
 use crate::model::labels::METRIC_NAME;
 use crate::model::{Label, Labels};
 use crate::tsdb::{AppendError, Head};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{post, MethodRouter};
+use axum::http::StatusCode;
 use std::sync::Arc;
-
-/// The flag that turns the receiver on, as Prometheus names it. Its value
-/// travels in the app's flag map (shown on `/api/v1/status/flags`).
-pub const ENABLE_FLAG: &str = "web.enable-remote-write-receiver";
 
 /// Largest decompressed request accepted. Prometheus sends batches of a
 /// few thousand samples at most (well under 1 MiB); 32 MiB leaves room for
@@ -71,7 +63,7 @@ pub enum ReceiveError {
 }
 
 impl ReceiveError {
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ReceiveError::Decode(DecodeError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             ReceiveError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,15 +108,16 @@ impl Receiver {
 
     /// Handles one request body (snappy-compressed protobuf).
     pub fn receive(&self, body: &[u8]) -> Result<Summary, ReceiveError> {
-        self.receive_scoped(body, None)
+        self.receive_admitting(body, &|_| Ok(()))
     }
 
-    /// [`Receiver::receive`] for a sender scoped to tenants: every series
-    /// must carry one of them in the tenant label, or nothing is stored.
-    pub fn receive_scoped(
+    /// [`Receiver::receive`] where every series must pass `admit` (for a
+    /// sender scoped to tenants: the tenant label holds one of them), or
+    /// nothing is stored; `admit`'s `Err` says why a series may not.
+    pub fn receive_admitting(
         &self,
         body: &[u8],
-        scope: Option<&crate::ops::tenants::Scope>,
+        admit: &(dyn Fn(&Labels) -> Result<(), String> + Sync),
     ) -> Result<Summary, ReceiveError> {
         let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
         if stats.histograms > 0 {
@@ -141,13 +134,7 @@ impl Receiver {
         // Every label set is checked before anything is appended.
         let mut sets = Vec::with_capacity(req.timeseries.len());
         for (index, ts) in req.timeseries.iter().enumerate() {
-            let checked = validate(ts).and_then(|l| match scope {
-                Some(sc) if !sc.allows(&l) => Err(format!(
-                    "label {} must be one of the token's tenants {:?}",
-                    sc.label, sc.tenants
-                )),
-                _ => Ok(l),
-            });
+            let checked = validate(ts).and_then(|l| admit(&l).map(|()| l));
             match checked {
                 Ok(l) => sets.push(l),
                 Err(reason) => {
@@ -278,63 +265,6 @@ fn display_raw(labels: &[Label]) -> String {
         .map(|l| format!("{}={:?}", l.name, l.value))
         .collect();
     format!("{{{}}}", inner.join(", "))
-}
-
-/// The `/api/v1/write` route: the receiver when the flag in `state.flags`
-/// is on, else Prometheus' 404. Called once per app (it registers metrics).
-pub fn route(state: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
-    let enabled = state.flags.get(ENABLE_FLAG).is_some_and(|v| v == "true");
-    if !enabled {
-        return post(disabled);
-    }
-    let recv = Arc::new(Receiver::new(state.head.clone(), &state.registry));
-    // The compressed body can be a little larger than the decompressed
-    // limit (snappy's worst case); the exact limit is checked on the
-    // snappy header.
-    post(write)
-        .layer(DefaultBodyLimit::max(snap::raw::max_compress_len(
-            MAX_DECOMPRESSED,
-        )))
-        .with_state(recv)
-}
-
-async fn disabled() -> Response {
-    text(
-        StatusCode::NOT_FOUND,
-        "remote write receiver needs to be enabled with --web.enable-remote-write-receiver",
-    )
-}
-
-async fn write(
-    State(recv): State<Arc<Receiver>>,
-    ext: axum::http::Extensions,
-    body: Bytes,
-) -> Response {
-    let scope = crate::ops::tenants::of_request(&ext);
-    // Decoding and appending a large batch is CPU work: off the async
-    // workers.
-    let res = tokio::task::spawn_blocking(move || recv.receive_scoped(&body, scope.as_ref())).await;
-    match res {
-        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "remote write refused");
-            text(e.status(), &e.to_string())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "remote write task failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    }
-}
-
-/// Plain text with a trailing newline, like Go's `http.Error`.
-fn text(code: StatusCode, msg: &str) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{msg}\n"),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

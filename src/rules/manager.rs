@@ -180,15 +180,35 @@ impl RuleManager {
     /// unchanged rules; removed groups get stale markers and lose their
     /// metrics and saved state.
     pub fn reload<'a>(&self, cfg: impl Into<RulesSection<'a>>) -> Result<(), Vec<String>> {
+        let p = self.prepare_reload(cfg)?;
+        self.apply_reload(p);
+        Ok(())
+    }
+
+    /// The first half of [`RuleManager::reload`]: every rule file of `cfg`
+    /// read and validated; nothing running changes.
+    pub fn prepare_reload<'a>(
+        &self,
+        cfg: impl Into<RulesSection<'a>>,
+    ) -> Result<PreparedRules, Vec<String>> {
         let cfg = cfg.into();
         let external_url = self.external_url.read().clone();
-        let mut new_groups = load_groups(cfg, &external_url)?;
+        Ok(PreparedRules {
+            groups: load_groups(cfg, &external_url)?,
+            external_labels: cfg.global.external_labels.clone(),
+        })
+    }
+
+    /// The second half of [`RuleManager::reload`]: swaps the prepared
+    /// groups in; cannot fail.
+    pub fn apply_reload(&self, p: PreparedRules) {
+        let mut new_groups = p.groups;
         let mut running = self.running.lock();
         if let Some(r) = running.as_mut() {
             for t in r.tasks.drain(..) {
                 t.abort();
             }
-            r.ctx.external_labels = cfg.global.external_labels.clone();
+            r.ctx.external_labels = p.external_labels;
         }
         let old_groups = std::mem::take(&mut *self.groups.write());
         let now = crate::model::now_millis();
@@ -248,8 +268,14 @@ impl RuleManager {
             removed = removed.len(),
             "rule groups reloaded"
         );
-        Ok(())
     }
+}
+
+/// Rule groups loaded for a reload, not yet running
+/// ([`RuleManager::prepare_reload`]).
+pub struct PreparedRules {
+    groups: Vec<GroupState>,
+    external_labels: crate::model::Labels,
 }
 
 /// Reads and validates every rule file of `cfg`; the bundled sources when

@@ -24,13 +24,13 @@ pub struct ScrapeMetrics {
     pub sample_out_of_bounds: Counter,
     pub target_limit_exceeded: Counter,
     pub pool_targets: Arc<GaugeVec>,
-    /// Where `target` events (a target went up or down) go, once the
-    /// operations stage exists.
-    pub events: std::sync::OnceLock<crate::ops::Events>,
+    /// Where `target` events (a target went up or down) go.
+    pub events: Option<crate::events::Events>,
 }
 
 impl ScrapeMetrics {
-    pub fn register(r: &Registry) -> Arc<Self> {
+    /// Registers the counters on `r`; target up/down events go to `events`.
+    pub fn register(r: &Registry, events: Option<crate::events::Events>) -> Arc<Self> {
         Arc::new(ScrapeMetrics {
             scrapes: r.counter_vec(
                 "klaxon_target_scrapes",
@@ -71,7 +71,7 @@ impl ScrapeMetrics {
                 "Current number of targets in a scrape pool.",
                 &["scrape_job"],
             ),
-            events: std::sync::OnceLock::new(),
+            events,
         })
     }
 }

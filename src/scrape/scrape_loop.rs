@@ -291,9 +291,9 @@ impl ScrapeLoop {
         // Going down is news from the first scrape on; coming up only after
         // having been down.
         if health != before && (before != Health::Unknown || health == Health::Down) {
-            if let Some(ev) = self.metrics.events.get() {
+            if let Some(ev) = self.metrics.events.as_ref() {
                 ev.publish_later(
-                    crate::ops::events::KIND_TARGET,
+                    crate::events::KIND_TARGET,
                     serde_json::json!({
                         "job": job,
                         "instance": self.target.labels.get("instance").unwrap_or(""),

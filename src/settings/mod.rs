@@ -20,6 +20,7 @@
 //! re-interpret.
 
 pub mod check;
+pub mod cli;
 pub(crate) mod raw;
 
 use crate::config::errors::{from_yaml_error, Pos, Sink};

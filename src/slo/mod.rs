@@ -7,6 +7,7 @@
 //! `docs/compatibility.md`. This module parses and validates the definition;
 //! [`render`] writes the YAML.
 
+pub mod cli;
 pub mod render;
 
 use serde::Deserialize;

@@ -26,6 +26,7 @@ pub mod backfill_rules;
 pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;
+pub mod cli;
 pub mod compact;
 pub mod head;
 pub mod head_chunks;

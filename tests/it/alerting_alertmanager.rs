@@ -233,21 +233,19 @@ async fn metric(base: &str, name: &str, filter: &str) -> f64 {
 }
 
 async fn start_klaxon(dir: &Path, config: &str) -> klaxon::app::Running {
-    start_klaxon_with(dir, config, Default::default()).await
+    start_klaxon_with(dir, config, klaxon::app::StartOptions::on("127.0.0.1:0")).await
 }
 
 async fn start_klaxon_with(
     dir: &Path,
     config: &str,
-    opts: klaxon::app::RunOptions,
+    opts: klaxon::app::StartOptions,
 ) -> klaxon::app::Running {
     std::fs::write(dir.join("rules.yml"), RULES).unwrap();
     let path = dir.join("klaxon.yml");
     std::fs::write(&path, config).unwrap();
     let cfg = klaxon::settings::load_file(&path).unwrap();
-    klaxon::app::start_with_options(cfg, "127.0.0.1:0", Default::default(), None, opts)
-        .await
-        .unwrap()
+    klaxon::app::start(cfg, opts).await.unwrap()
 }
 
 fn base_config(dir: &Path, flip_port: u16, alerting: &str) -> String {
@@ -453,9 +451,9 @@ async fn reload_applies_a_changed_alerting_section_or_nothing() {
     let one = section(&format!("'127.0.0.1:{port1}'"), "v2");
     // A short resend delay, so an Alertmanager added by the reload gets
     // the firing alerts soon (a new one is not sent the backlog).
-    let opts = klaxon::app::RunOptions {
+    let opts = klaxon::app::StartOptions {
         resend_delay: Duration::from_secs(2),
-        ..Default::default()
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
     };
     let app = start_klaxon_with(dir.path(), &base_config(dir.path(), flip.port, &one), opts).await;
     let base = format!("http://{}", app.addr);
@@ -774,7 +772,9 @@ alerting:
     );
     std::fs::write(kx_dir.join("klaxon.yml"), kx_cfg).unwrap();
     let cfg = klaxon::settings::load_file(&kx_dir.join("klaxon.yml")).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(40);
     while prom_posts.lock().is_empty() || kx_posts.lock().is_empty() {
@@ -978,10 +978,10 @@ async fn http_sd_and_dns_sd_alertmanagers_get_alerts_and_survive_sd_failures() {
     );
     // A short resend delay: the first evaluations may beat discovery, and
     // an Alertmanager found later gets firing alerts at the next resend.
-    let opts = klaxon::app::RunOptions {
+    let opts = klaxon::app::StartOptions {
         dns_servers: Some(vec![([127, 0, 0, 1], dns_port).into()]),
         resend_delay: Duration::from_secs(2),
-        ..Default::default()
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
     };
     let app = start_klaxon_with(
         dir.path(),

@@ -57,7 +57,9 @@ async fn metadata_endpoints_and_promtool() {
     // Its own storage: the WAL there is replayed by the next start.
     let store = tempfile::tempdir().unwrap();
     cfg.storage.path = store.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     tokio::time::sleep(Duration::from_millis(1600)).await;
 

@@ -11,16 +11,11 @@ async fn start(max: Option<usize>) -> (klaxon::app::Running, String, tempfile::T
         dir.path().display()
     );
     let cfg = klaxon::settings::load_str(&yaml, "k.yml").unwrap();
-    let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
+    let mut opts = klaxon::app::StartOptions::on("127.0.0.1:0");
     if let Some(m) = max {
-        flags.insert(
-            klaxon::notify::dispatch::MAX_ALERTS_FLAG.to_string(),
-            m.to_string(),
-        );
+        opts.alerts_max = m;
     }
-    let app = klaxon::app::start_with_flags(cfg, "127.0.0.1:0", flags)
-        .await
-        .unwrap();
+    let app = klaxon::app::start(cfg, opts).await.unwrap();
     let base = format!("http://{}", app.addr);
     (app, base, dir)
 }

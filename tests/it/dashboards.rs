@@ -291,7 +291,9 @@ async fn every_expression_parses_names_known_metrics_and_evaluates() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .expect("start");
     let own = reqwest::get(format!("http://{}/metrics", app.addr))
         .await
         .expect("GET /metrics")

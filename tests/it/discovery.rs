@@ -236,7 +236,7 @@ async fn mechanisms_of_one_job_merge_and_unchanged_targets_keep_their_loop() {
     let registry = klaxon::metrics::Registry::new();
     let scrape = klaxon::scrape::manager::Manager::new(
         head,
-        klaxon::scrape::ScrapeMetrics::register(&registry),
+        klaxon::scrape::ScrapeMetrics::register(&registry, None),
     );
     let sd = Manager::new("scrape", SdMetrics::register(&registry), fast());
     scrape.attach_discovery(sd.clone());
@@ -293,7 +293,7 @@ async fn scrape_pool_relabels_only_changed_groups() {
     let registry = klaxon::metrics::Registry::new();
     let scrape = klaxon::scrape::manager::Manager::new(
         head,
-        klaxon::scrape::ScrapeMetrics::register(&registry),
+        klaxon::scrape::ScrapeMetrics::register(&registry, None),
     );
     scrape.apply_config(&cfg.scrape_configs);
     let group = |i: usize, keep: &str| {
@@ -1761,7 +1761,9 @@ async fn app_targets_api_shows_discovered_and_dropped_targets() {
     let mut cfg = load_str(&yaml, "t.yml").unwrap();
     let store = tempfile::tempdir().unwrap();
     cfg.storage.path = store.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let get = |path: String| async move { reqwest::get(path).await.unwrap().text().await.unwrap() };
     let mut body = String::new();

@@ -262,9 +262,12 @@ fn stop_keeps_within_the_flush_deadline_when_remote_write_hangs() {
     let cfg = klaxon::settings::load_file(std::path::Path::new(&path)).expect("config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let app = klaxon::app::start(cfg, &format!("127.0.0.1:{port}"))
-            .await
-            .expect("start");
+        let app = klaxon::app::start(
+            cfg,
+            klaxon::app::StartOptions::on(format!("127.0.0.1:{port}")),
+        )
+        .await
+        .expect("start");
         // Some scrapes, so the queue holds samples it cannot send.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let deadline = Duration::from_secs(2);

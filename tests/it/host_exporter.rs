@@ -473,7 +473,9 @@ async fn embedded_default_feeds_host_job_in_process() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     assert!(cfg.exporters.host.is_some());
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let instance = app.addr.to_string();
     tokio::time::sleep(Duration::from_millis(2600)).await;

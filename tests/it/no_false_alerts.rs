@@ -50,7 +50,7 @@ async fn alerts_on_fresh_klaxon(
         let mut cfg = make(&listen, dir.path());
         fast(&mut cfg);
         cfg.storage.path = dir.path().join("data");
-        let app = match klaxon::app::start(cfg, &listen).await {
+        let app = match klaxon::app::start(cfg, klaxon::app::StartOptions::on(listen)).await {
             Ok(a) => a,
             Err(e) => {
                 last = e.to_string();

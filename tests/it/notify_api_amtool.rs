@@ -158,7 +158,9 @@ async fn amtool_sees_klaxon_as_alertmanager() {
     );
     let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
     assert!(cfg.notify.is_some());
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let kx_url = format!("http://{}", app.addr);
 
     let port = free_port();

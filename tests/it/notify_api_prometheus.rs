@@ -38,7 +38,9 @@ async fn prometheus_alerts_flow_through_klaxon() {
         dir.path().join("kx").display()
     );
     let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let sink = Arc::new(Collect::default());
     app.state.dispatcher.set_sink(sink.clone());
 

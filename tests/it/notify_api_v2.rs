@@ -55,7 +55,9 @@ async fn own_rules_reach_the_sink_and_api_shapes() {
     )
     .unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let sink = Arc::new(Collect::default());
     app.state.dispatcher.set_sink(sink.clone());
     let base = format!("http://{}", app.addr);
@@ -259,7 +261,7 @@ async fn restarted_klaxon_does_not_repage() {
     let start = || async {
         let app = klaxon::app::start(
             klaxon::settings::load_file(&cfg_path).unwrap(),
-            "127.0.0.1:0",
+            klaxon::app::StartOptions::on("127.0.0.1:0"),
         )
         .await
         .unwrap();

@@ -282,7 +282,9 @@ async fn maintenance_holds_notifications_and_resume_sends_the_current_state() {
         dir.path().display()
     );
     let cfg = klaxon::settings::load_str(&yaml, "k.yml").expect("config");
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .expect("start");
     let base = format!("http://{}", app.addr);
 
     assert_eq!(command(&base, "kill-switch", "m-1", SECRET).await, 200);

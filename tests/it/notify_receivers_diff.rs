@@ -634,7 +634,9 @@ async fn receivers_send_what_alertmanager_sends() {
         kx_dir.join("data").display()
     );
     let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let kx_ext = format!("http://{}", app.addr);
     let kx = scenario(&kx_ext, &kx_mock).await;
     app.stop().await;
@@ -748,7 +750,9 @@ async fn start_klaxon(dir: &Path, notify: &str) -> (klaxon::app::Running, String
         dir.join("data").display()
     );
     let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     (app, base)
 }

@@ -112,7 +112,9 @@ async fn reload_rereads_the_notify_config_file() {
     // As `klaxon run --config klaxon.yml --notify-config alertmanager.yml`.
     let mut cfg = klaxon::settings::load_file(&kcfg).unwrap();
     cfg.notify = Some(Arc::new(klaxon::notify::config::load_file(&am).unwrap()));
-    let k = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let k = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", k.addr);
 
     post_alert(&base, "Before").await;
@@ -192,9 +194,12 @@ async fn reload_applies_an_inline_notify_section_and_its_removal() {
         format!("{storage}notify:\n{indented}")
     };
     std::fs::write(&kcfg, with_notify("inline")).unwrap();
-    let k = klaxon::app::start(klaxon::settings::load_file(&kcfg).unwrap(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let k = klaxon::app::start(
+        klaxon::settings::load_file(&kcfg).unwrap(),
+        klaxon::app::StartOptions::on("127.0.0.1:0"),
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", k.addr);
     post_alert(&base, "One").await;
     wait_received(&seen, &[("inline", "One")]).await;

@@ -353,7 +353,9 @@ async fn kill_switch_pauses_scheduled_probes() {
         dir.path().display()
     );
     let cfg = klaxon::settings::load_str(&yaml, "ops.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let c = reqwest::Client::new();
     let wait_hits = |n: usize| {

@@ -46,7 +46,9 @@ async fn alerts_notifications_and_targets_are_published() {
         dir.path().display()
     );
     let cfg = klaxon::settings::load_str(&yaml, "k.yml").unwrap();
-    let k = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let k = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", k.addr);
 
     let now = klaxon::model::now_millis();

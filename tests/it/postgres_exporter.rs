@@ -333,7 +333,9 @@ async fn in_process_job_feeds_the_head_and_survives_an_outage() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let instance = app.addr.to_string();
     tokio::time::sleep(Duration::from_millis(2500)).await;

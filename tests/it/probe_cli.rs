@@ -207,7 +207,9 @@ async fn probe_endpoint_and_scheduled_probes() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     assert_eq!(cfg.probes.probes.len(), 1);
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
 
     let r = reqwest::get(format!(
@@ -399,7 +401,9 @@ async fn modules_file_only_entry_serves_modules_on_probe() {
     assert!(cfg.probes.probes.is_empty());
     assert!(cfg.probes.modules.get("teapot").is_some());
     assert!(cfg.probes.modules.get("http_2xx").is_some());
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let body = reqwest::get(format!(
         "http://{}/probe?module=teapot&target=http://{http}/status/418",
         app.addr

@@ -28,7 +28,9 @@ async fn fixture() -> Fixture {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let t = (klaxon::model::now_millis() / 60_000) * 60_000 - 60_000;
     let start = t - POINTS * STEP_MS;
     let head = &app.state.head;
@@ -689,7 +691,9 @@ async fn limits_fixture(
     let store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = store_dir.path().to_path_buf();
     cfg.query = settings;
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let t = (klaxon::model::now_millis() / 60_000) * 60_000 - 60_000;
     let head = &app.state.head;
     for i in 0..series {

@@ -409,16 +409,11 @@ async fn start(dir: &Path, enabled: bool) -> klaxon::app::Running {
         dir.join(format!("kx{enabled}")).display()
     );
     let cfg = klaxon::settings::load_str(&text, "klaxon.yml").unwrap();
-    let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
-    if enabled {
-        flags.insert(
-            klaxon::remote::receive::ENABLE_FLAG.to_string(),
-            "true".to_string(),
-        );
-    }
-    klaxon::app::start_with_flags(cfg, "127.0.0.1:0", flags)
-        .await
-        .unwrap()
+    let opts = klaxon::app::StartOptions {
+        enable_remote_write_receiver: enabled,
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
+    };
+    klaxon::app::start(cfg, opts).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

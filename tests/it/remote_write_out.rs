@@ -154,9 +154,12 @@ remote_write:
     let cfg_path = dir.path().join("klaxon.yml");
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, &format!("127.0.0.1:{kx_port}"))
-        .await
-        .unwrap();
+    let app = klaxon::app::start(
+        cfg,
+        klaxon::app::StartOptions::on(format!("127.0.0.1:{kx_port}")),
+    )
+    .await
+    .unwrap();
     let state = app.state.clone();
     let status = reqwest::get(format!("http://127.0.0.1:{kx_port}/api/v1/status/config"))
         .await

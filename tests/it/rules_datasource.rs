@@ -463,9 +463,12 @@ async fn start_klaxon(dir: &std::path::Path, prom: u16, rules: &str) -> klaxon::
         dir.join("klaxon-store").display(),
         rp.display()
     );
-    klaxon::app::start(load_str(&yaml, "klaxon.yml").unwrap(), "127.0.0.1:0")
-        .await
-        .expect("klaxon starts")
+    klaxon::app::start(
+        load_str(&yaml, "klaxon.yml").unwrap(),
+        klaxon::app::StartOptions::on("127.0.0.1:0"),
+    )
+    .await
+    .expect("klaxon starts")
 }
 
 /// klaxon's one SynthUp alert as the alerts API shows it, when firing.

@@ -36,9 +36,11 @@ async fn json(url: &str) -> serde_json::Value {
 
 async fn start(cfg_path: &std::path::Path, sink: Arc<Recorder>) -> klaxon::app::Running {
     let cfg = klaxon::settings::load_file(cfg_path).unwrap();
-    klaxon::app::start_with_sink(cfg, "127.0.0.1:0", Default::default(), Some(sink))
-        .await
-        .unwrap()
+    let opts = klaxon::app::StartOptions {
+        sink: Some(sink),
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
+    };
+    klaxon::app::start(cfg, opts).await.unwrap()
 }
 
 /// The alert of the only rule, and the group's lastEvaluation.
@@ -130,7 +132,7 @@ async fn an_unusable_store_stops_the_start_naming_the_path() {
     )
     .unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    match klaxon::app::start(cfg, "127.0.0.1:0").await {
+    match klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0")).await {
         Err(e @ klaxon::app::StartError::Store { .. }) => {
             let s = e.to_string();
             assert!(s.contains(&blocker.display().to_string()), "{s}");

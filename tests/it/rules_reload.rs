@@ -83,7 +83,9 @@ async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -
 async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
     let (dir, cfg_path) = setup(V1);
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");
     assert!(
@@ -173,7 +175,9 @@ async fn a_good_reload_swaps_groups_and_keeps_unchanged_alerts() {
 async fn a_bad_reload_keeps_the_old_rules_running() {
     let (dir, cfg_path) = setup(V1);
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let rules_url = format!("{base}/api/v1/rules");
     let last = || async {
@@ -229,6 +233,50 @@ async fn a_bad_reload_keeps_the_old_rules_running() {
     let rt = json(&format!("{base}/api/v1/status/runtimeinfo")).await;
     assert_eq!(rt["data"]["reloadConfigSuccess"], true);
     assert_ne!(rt["data"]["lastConfigTime"], before);
+    app.stop().await;
+}
+
+/// Reload prepares every stage before it applies any: an `alerting:`
+/// entry whose client cannot be built (it is prepared after the rules and
+/// the scrape jobs) leaves the new rule groups and the new scrape job out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_stage_failing_leaves_rules_and_scrape_unchanged() {
+    let (dir, cfg_path) = setup(V1);
+    let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.addr);
+    std::fs::write(dir.path().join("r.rules"), V2).unwrap();
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "rule_files: ['*.rules']\nstorage:\n  path: {}\n\
+             scrape_configs:\n  - job_name: added\n    static_configs:\n      - targets: ['127.0.0.1:1']\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:1']\n\
+             \x20     tls_config:\n        ca_file: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("missing-ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let (code, body) = post_reload(&base).await;
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("alerting.alertmanagers[0]"), "{body}");
+    let r = json(&format!("{base}/api/v1/rules")).await;
+    let groups = r["data"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{r:#}");
+    assert_eq!(groups[0]["rules"].as_array().unwrap().len(), 1, "{r:#}");
+    let t = json(&format!("{base}/api/v1/targets")).await;
+    let jobs: Vec<&str> = t["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["labels"]["job"].as_str())
+        .collect();
+    assert!(!jobs.contains(&"added"), "{t:#}");
+    let rt = json(&format!("{base}/api/v1/status/runtimeinfo")).await;
+    assert_eq!(rt["data"]["reloadConfigSuccess"], false, "{rt:#}");
     app.stop().await;
 }
 

@@ -56,7 +56,9 @@ async fn groups_run_and_show_on_the_api() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     tokio::time::sleep(Duration::from_millis(3500)).await;
 
@@ -117,7 +119,7 @@ async fn a_bad_rule_file_stops_the_start() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    match klaxon::app::start(cfg, "127.0.0.1:0").await {
+    match klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0")).await {
         Err(klaxon::app::StartError::Rules(lines)) => {
             assert_eq!(lines.len(), 1, "{lines:?}");
             assert!(lines[0].contains("bad.yml"), "{lines:?}");
@@ -162,7 +164,9 @@ async fn rules_api_filters_like_prometheus() {
     )
     .unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}/api/v1/rules", app.addr);
     // (group name, [rule names]) of a response.
     let shape = |v: serde_json::Value| -> Vec<(String, Vec<String>)> {

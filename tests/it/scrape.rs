@@ -229,7 +229,9 @@ async fn bad_inputs_fail_only_their_target() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
 
     let jobs = [
@@ -378,7 +380,9 @@ async fn staleness_and_label_conflicts() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let head = app.state.head.clone();
     eventually(
         "two scrapes of each target",
@@ -450,7 +454,9 @@ async fn removed_target_gets_staleness_markers() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let head = app.state.head.clone();
     eventually(
@@ -512,7 +518,9 @@ async fn reordered_payloads_keep_values_on_their_series() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let head = app.state.head.clone();
     eventually("four scrapes", Duration::from_secs(30), || {
         ["a", "b", "d"]
@@ -547,7 +555,9 @@ async fn target_limit_stops_the_pool() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let url = format!("http://{}/api/v1/targets", app.addr);
     let end = std::time::Instant::now() + Duration::from_secs(30);
     let t = loop {
@@ -598,7 +608,9 @@ async fn failing_target_marks_its_series_stale() {
     let mut cfg = klaxon::settings::load_str(&yaml, "test.yml").unwrap();
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let head = app.state.head.clone();
     let jobs = ["flip", "flip_ts", "flip_ts_ignored"];
     let failed_once = |j: &str| value_of(&head, "up", j).iter().any(|(_, v)| *v == 0.0);

@@ -93,7 +93,9 @@ async fn hashmod_splits_targets_like_prometheus() {
             shard_job("node", &sd, i, N)
         );
         let cfg = klaxon::settings::load_str(&yaml, "shard.yml").unwrap();
-        let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+        let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+            .await
+            .unwrap();
         let (by_pool, v) = targets(&format!("http://{}", app.addr), addrs.len()).await;
         let active = by_pool.get("node").cloned().unwrap_or_default();
         let dropped = v["data"]["droppedTargets"].as_array().unwrap().len();

@@ -343,7 +343,9 @@ async fn runbooks_are_served() {
     // Its own store: tests in one binary run in parallel.
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.expect("start");
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .expect("start");
     let base = format!("http://{}", app.addr);
     let get = |path: &str| {
         let url = format!("{base}{path}");

@@ -69,9 +69,12 @@ async fn a_stalled_store_answers_503_and_stalls_nothing_else() {
     )
     .unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, &format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let app = klaxon::app::start(
+        cfg,
+        klaxon::app::StartOptions::on(format!("127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let c = client();
     let store = app.state.outbox.store().clone();
@@ -257,7 +260,9 @@ async fn a_full_disk_loses_no_notification_and_is_reported() {
     )
     .unwrap();
     let cfg = klaxon::settings::load_file(&cfg_path).unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     let c = client();
     assert_eq!(

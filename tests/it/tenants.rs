@@ -180,14 +180,11 @@ async fn two_tenants_see_and_change_only_their_own() {
     );
     let cfg =
         klaxon::settings::load_str(&yaml, "klaxon.yml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
-    flags.insert(
-        klaxon::remote::receive::ENABLE_FLAG.to_string(),
-        "true".to_string(),
-    );
-    let app = klaxon::app::start_with_flags(cfg, "127.0.0.1:0", flags)
-        .await
-        .expect("klaxon starts");
+    let opts = klaxon::app::StartOptions {
+        enable_remote_write_receiver: true,
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
+    };
+    let app = klaxon::app::start(cfg, opts).await.expect("klaxon starts");
     let api = Api {
         c: reqwest::Client::new(),
         base: format!("http://{}", app.addr),

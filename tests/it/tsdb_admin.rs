@@ -39,14 +39,11 @@ async fn start(dir: &Path, admin_api: bool) -> (klaxon::app::Running, String) {
     let path = dir.join("klaxon.yml");
     std::fs::write(&path, &yaml).unwrap();
     let cfg = klaxon::settings::load_file(&path).unwrap();
-    let mut flags = klaxon::app::default_flags(&cfg, "127.0.0.1:0");
-    flags.insert(
-        klaxon::api::admin::ENABLE_FLAG.to_string(),
-        admin_api.to_string(),
-    );
-    let app = klaxon::app::start_with_flags(cfg, "127.0.0.1:0", flags)
-        .await
-        .expect("klaxon starts");
+    let opts = klaxon::app::StartOptions {
+        enable_admin_api: admin_api,
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
+    };
+    let app = klaxon::app::start(cfg, opts).await.expect("klaxon starts");
     let base = format!("http://{}", app.addr);
     (app, base)
 }

@@ -21,7 +21,9 @@ async fn start(extra: &str) -> (klaxon::app::Running, String, tempfile::TempDir)
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!("storage:\n  path: {}\n{extra}", dir.path().display());
     let cfg = klaxon::settings::load_str(&yaml, "ui.yml").unwrap();
-    let app = klaxon::app::start(cfg, "127.0.0.1:0").await.unwrap();
+    let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
+        .await
+        .unwrap();
     let base = format!("http://{}", app.addr);
     (app, base, dir)
 }

@@ -97,7 +97,12 @@ impl Fixture {
             let path = dir.path().join("klaxon.yml");
             std::fs::write(&path, yaml).expect("write config");
             let cfg = klaxon::settings::load_file(&path).expect("fixture config is valid");
-            match klaxon::app::start(cfg, &format!("127.0.0.1:{port}")).await {
+            match klaxon::app::start(
+                cfg,
+                klaxon::app::StartOptions::on(format!("127.0.0.1:{port}")),
+            )
+            .await
+            {
                 Ok(app) => {
                     let base = format!("http://{}", app.addr);
                     return Fixture {

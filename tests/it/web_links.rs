@@ -120,14 +120,11 @@ notify:
             )
             .expect("web options");
             let external = format!("{origin}{}", web.route_prefix.trim_end_matches('/'));
-            match klaxon::app::start_with_options(
+            match klaxon::app::start(
                 cfg,
-                &format!("127.0.0.1:{port}"),
-                Default::default(),
-                None,
-                klaxon::app::RunOptions {
+                klaxon::app::StartOptions {
                     web: Some(web),
-                    ..Default::default()
+                    ..klaxon::app::StartOptions::on(format!("127.0.0.1:{port}"))
                 },
             )
             .await

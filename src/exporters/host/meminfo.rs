@@ -29,3 +29,14 @@ pub(crate) fn collect(opts: &HostOptions, out: &mut Out) -> Result<(), HostError
     }
     Ok(())
 }
+
+/// This machine's memory (`MemTotal` of /proc/meminfo), in bytes.
+pub fn total_memory() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    l.split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|k| k * 1024.0)
+}

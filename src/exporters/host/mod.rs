@@ -14,6 +14,7 @@ mod filefd;
 mod filesystem;
 mod loadavg;
 mod meminfo;
+pub use meminfo::total_memory;
 mod netclass;
 mod netdev;
 mod netstat;

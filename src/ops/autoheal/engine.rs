@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Event kind of every auto-healing decision and run outcome.
-pub const KIND_AUTOHEAL: &str = "autoheal";
+pub use crate::events::KIND_AUTOHEAL;
 
 /// How often firing alerts are checked.
 const TICK: Duration = Duration::from_millis(500);

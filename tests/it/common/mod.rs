@@ -168,7 +168,7 @@ impl Klaxon {
         let mut cfg = klaxon::settings::load_file(&path)
             .unwrap_or_else(|e| panic!("test config does not load: {e}\n{yaml}"));
         tweak(&mut cfg);
-        let app = klaxon::app::start(cfg, "127.0.0.1:0")
+        let app = klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0"))
             .await
             .expect("klaxon starts");
         let base = format!("http://{}", app.addr);

@@ -1,13 +1,17 @@
-//! The operations event bus: every event is persisted first (its row id is
-//! the SSE id, so a client reconnecting with `Last-Event-ID` resumes from
-//! the store) and then broadcast to live subscribers.
+//! The event bus: every event is persisted first (its row id is the SSE
+//! id, so a client reconnecting with `Last-Event-ID` resumes from the
+//! store) and then broadcast to live subscribers. It sits below the stages
+//! (built right after the store and handed to their constructors); `ops`
+//! serves it (`/api/v1/events/*`) and prunes it.
 //!
 //! Who publishes what (kinds are the constants below):
-//! - `command`, `config_reload`: this module's callers in `ops`/`api::ops`;
+//! - `command`, `config_reload`: `ops` and `api::ops`;
 //! - `change` (API changes with their caller): `api::middleware`;
-//! - `alert` (state changes): the rules stage;
-//! - `notification` (sent/failed): the outbox/dispatcher;
-//! - `target` (up/down): the scrape stage.
+//! - `alert` (state changes): the notify dispatcher;
+//! - `notification` (sent/failed): the outbox;
+//! - `target` (up/down): the scrape stage;
+//! - `autoheal` (decisions and outcomes): `ops::autoheal` and the outbox's
+//!   receiver breakers.
 
 use crate::store::audit::{EventQuery, EventRow};
 use crate::store::Store;
@@ -23,6 +27,8 @@ pub const KIND_CHANGE: &str = "change";
 pub const KIND_ALERT: &str = "alert";
 pub const KIND_NOTIFICATION: &str = "notification";
 pub const KIND_TARGET: &str = "target";
+/// An auto-healing decision or outcome, or a receiver breaker change.
+pub const KIND_AUTOHEAL: &str = "autoheal";
 
 /// One event as streamed and listed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,6 +66,14 @@ pub struct Events {
     /// Events handed over by hot paths ([`Events::publish_later`]), written
     /// by a background thread in batches.
     later: Arc<std::sync::OnceLock<std::sync::mpsc::Sender<(String, serde_json::Value)>>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("subscribers", &self.tx.receiver_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Events {
