@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod exporters;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod notifier;
 pub mod notify;
 pub mod ops;
