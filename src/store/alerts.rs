@@ -11,8 +11,8 @@
 
 use super::pg::{col, sql};
 use super::{Store, StoreError};
+use crate::model::alert::{Alert, AlertState};
 use crate::model::Labels;
-use crate::rules::alert::{Alert, AlertState};
 use rusqlite::params;
 use std::collections::BTreeMap;
 
