@@ -316,7 +316,7 @@ fn create_blocks(
     let max = klaxon::config::duration::parse_duration(max_block_duration)
         .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
     let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let metas = klaxon::tsdb::backfill::create_blocks_from_openmetrics(
+    let metas = klaxon::scrape::backfill::create_blocks_from_openmetrics(
         &data,
         &input.display().to_string(),
         output,
@@ -345,7 +345,7 @@ fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
     }
     let max = klaxon::config::duration::parse_duration(&a.max_block_duration)
         .map_err(|e| anyhow::anyhow!("--max-block-duration: {e}"))?;
-    let cfg = klaxon::tsdb::backfill_rules::RulesBackfill {
+    let cfg = klaxon::rules::backfill::RulesBackfill {
         url: a.url,
         start,
         end,
@@ -357,7 +357,7 @@ fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (metas, errors) = rt.block_on(klaxon::tsdb::backfill_rules::create_blocks_from_rules(
+    let (metas, errors) = rt.block_on(klaxon::rules::backfill::create_blocks_from_rules(
         &a.rule_files,
         &cfg,
     ))?;
@@ -367,10 +367,7 @@ fn backfill_rules(a: RulesArgs) -> anyhow::Result<()> {
     if !errors.is_empty() {
         anyhow::bail!("error importing rules");
     }
-    eprintln!(
-        "{}",
-        klaxon::tsdb::backfill_rules::describe(&cfg.output, &metas)
-    );
+    eprintln!("{}", klaxon::rules::backfill::describe(&cfg.output, &metas));
     Ok(())
 }
 

@@ -8,15 +8,12 @@
 //! labels, then the rule's labels (which override), then `__name__` = the
 //! record name. Alerting rules are skipped, as promtool does.
 
-use super::backfill::compatible_block_duration;
-use super::block::{self, BlockError, BlockMeta, BlockSeries};
 use crate::model::Labels;
 use crate::rules::file::{load_rule_file, RuleKind};
+use crate::tsdb::backfill::compatible_block_duration;
+use crate::tsdb::block::{self, BlockError, BlockMeta, BlockSeries, SAMPLES_PER_CHUNK};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Samples per chunk, Prometheus' target.
-const SAMPLES_PER_CHUNK: usize = 120;
 
 /// What to backfill.
 #[derive(Clone, Debug)]
