@@ -65,9 +65,8 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 
 /// Formats milliseconds like Prometheus' `model.Duration.String()`: years and
 /// weeks only when they divide evenly, `0s` for zero. A negative value (a
-/// literal range such as `[-1m]`, which the grammar accepts) keeps its sign:
-/// printing it as nothing made the printed query unparseable (found by the
-/// PromQL fuzz target).
+/// literal range such as `[-1m]`, which the grammar accepts) keeps its sign,
+/// so that the printed query parses again.
 pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".to_string();
