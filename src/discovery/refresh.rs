@@ -129,7 +129,7 @@ impl SdClient {
 pub(crate) fn request_error(url: &str, e: &reqwest::Error) -> SdError {
     SdError::Request {
         url: url.to_string(),
-        detail: crate::scrape::client::error_chain(e),
+        detail: crate::net::error_chain(e),
     }
 }
 

@@ -147,7 +147,7 @@ fn classify(
     }
 }
 
-use crate::scrape::client::error_chain;
+use crate::net::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! negotiation, auth, and a body read that stops at `body_size_limit`.
 
 use crate::config::{ScrapeConfig, ScrapeProtocol};
+use crate::net::error_chain;
 use crate::scrape::parser::Format;
 use std::time::Duration;
 
@@ -160,22 +161,6 @@ impl Scraper {
         }
         Ok(format)
     }
-}
-
-/// reqwest's Display hides the cause ("error sending request"); the chain
-/// says what actually went wrong (connection refused, TLS, ...).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

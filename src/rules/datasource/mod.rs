@@ -211,7 +211,7 @@ fn classify(e: reqwest::Error, timeout: Duration) -> DatasourceError {
     if e.is_timeout() {
         DatasourceError::Timeout(format_duration(timeout))
     } else if e.is_connect() {
-        DatasourceError::Connect(crate::scrape::client::error_chain(&e))
+        DatasourceError::Connect(crate::net::error_chain(&e))
     } else {
         DatasourceError::Request(e.to_string())
     }
