@@ -9,6 +9,9 @@
 //!
 //!   cargo bench --bench exporters
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use klaxon::exporters::config::{Dsn, PostgresConfig};
 use klaxon::exporters::host::{collect, HostOptions};

@@ -2,6 +2,9 @@
 //! over 100k series, and (printed once, untimed) bytes per series for 10k
 //! series × 720 samples.
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use klaxon::model::{Labels, MatchType, Matcher};
 use klaxon::tsdb::{Head, HeadOptions, SeriesRef};

@@ -4,6 +4,9 @@
 //! A batch is 1000 alerts, 10 alertnames × 100 instances, as Prometheus
 //! sends them (64 per request by default; bigger batches only amortize).
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use klaxon::api::alertmanager::parse_postable_alerts;
 use klaxon::model::now_millis;

@@ -5,6 +5,9 @@
 //! its webhook receiver, a minimal HTTP server here, gets the request.
 //! Criterion reports the mean; p50/p99 over all iterations are printed.
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use klaxon::notify::{Notification, NotificationSink};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,9 @@
 //! series cache hits); `parse/entries+labels` also decodes every sample's labels
 //! (the cache-miss path of a first scrape).
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use klaxon::scrape::parser::{Entry, Format, Parser};
 use std::hint::black_box;

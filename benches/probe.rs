@@ -3,6 +3,9 @@
 //! server, plus rendering a probe's metrics in the text format (what every
 //! `/probe` answer pays).
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::Criterion;
 use klaxon::probe::{run_probe, Modules};
 use std::hint::black_box;

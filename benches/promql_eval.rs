@@ -2,6 +2,9 @@
 //! 10k series scraped every 15s for one hour (counters, gauges, classic
 //! histogram buckets, plus one info metric per instance for joins).
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use klaxon::model::Labels;
 use klaxon::promql::engine::{Engine, EngineOptions};

@@ -3,6 +3,9 @@
 //! receiver appending such a batch to a head whose series already exist
 //! (the steady state of a sidecar).
 
+// A benchmark: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use klaxon::metrics::Registry;
 use klaxon::model::Label;

@@ -3,7 +3,7 @@
 //! lives in the library next to what it checks or runs: `run` is
 //! `app::start`, `check config` `settings::cli`, `check rules` and `test
 //! rules` `rules::cli`, `probe` `probe::cli`, `slo`/`anomaly generate`
-//! `slo::cli`/`anomaly::cli`, `tsdb create-blocks-from` `tsdb::cli`.
+//! `slo::cli`/`anomaly::cli`, `tsdb create-blocks-from` `scrape::backfill`/`rules::backfill`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -405,14 +405,14 @@ fn main() -> ExitCode {
                         },
                 },
         } => {
-            let args = klaxon::tsdb::cli::OpenMetricsArgs {
+            let args = klaxon::scrape::backfill::OpenMetricsArgs {
                 input,
                 output,
                 human_readable,
                 quiet,
                 max_block_duration,
             };
-            exit(klaxon::tsdb::cli::create_blocks_from_openmetrics(
+            exit(klaxon::scrape::backfill::run_cli(
                 &args,
                 &mut std::io::stdout(),
                 &mut std::io::stderr(),
@@ -424,7 +424,7 @@ fn main() -> ExitCode {
                     from: CreateBlocksFrom::Rules(a),
                 },
         } => {
-            let args = klaxon::tsdb::cli::RulesArgs {
+            let args = klaxon::rules::backfill::RulesArgs {
                 url: a.url,
                 start: a.start,
                 end: a.end,
@@ -433,7 +433,7 @@ fn main() -> ExitCode {
                 max_block_duration: a.max_block_duration,
                 rule_files: a.rule_files,
             };
-            exit(klaxon::tsdb::cli::create_blocks_from_rules(
+            exit(klaxon::rules::backfill::run_cli(
                 &args,
                 &mut std::io::stderr(),
             ))

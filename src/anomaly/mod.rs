@@ -19,6 +19,7 @@ pub mod cli;
 pub mod eval;
 pub mod render;
 
+use crate::slo::spec::{SpecError, Validator};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -27,24 +28,7 @@ use std::path::Path;
 pub use render::{generate, Generated};
 
 /// An error in an anomaly definition file, naming the file and the place.
-#[derive(Debug, thiserror::Error)]
-pub enum AnomalyError {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Yaml { file: String, message: String },
-    #[error("{file}:{line}:{column}: {field}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        field: String,
-        message: String,
-    },
-}
+pub type AnomalyError = SpecError;
 
 type S<T> = Spanned<T>;
 
@@ -190,12 +174,7 @@ pub const DEFAULT_FOR: &str = "10m";
 
 /// Reads and validates a definition file.
 pub fn load_file(path: &Path) -> Result<AnomalySpec, AnomalyError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| AnomalyError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    parse(&text, &file)
+    crate::slo::spec::load(path, parse)
 }
 
 /// Parses and validates a definition; `file` names it in errors.
@@ -204,7 +183,10 @@ pub fn parse(text: &str, file: &str) -> Result<AnomalySpec, AnomalyError> {
         file: file.to_string(),
         message: e.to_string(),
     })?;
-    let v = Validator { file };
+    let v = Validator {
+        file,
+        reserved_prefix: "anomaly_",
+    };
     let service = v.name(&raw.service, "service")?;
     let base_labels = v.labels(raw.labels.as_ref(), "labels")?;
     if raw.signals.value.is_empty() {
@@ -374,59 +356,6 @@ pub fn parse(text: &str, file: &str) -> Result<AnomalySpec, AnomalyError> {
         });
     }
     Ok(AnomalySpec { service, signals })
-}
-
-struct Validator<'a> {
-    file: &'a str,
-}
-
-impl Validator<'_> {
-    fn err<T>(&self, at: &S<T>, field: &str, message: impl Into<String>) -> AnomalyError {
-        AnomalyError::Invalid {
-            file: self.file.to_string(),
-            line: usize::try_from(at.referenced.line()).unwrap_or(0),
-            column: usize::try_from(at.referenced.column()).unwrap_or(0),
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-
-    fn name(&self, s: &S<String>, field: &str) -> Result<String, AnomalyError> {
-        if crate::slo::is_safe_name(&s.value) {
-            Ok(s.value.clone())
-        } else {
-            Err(self.err(
-                s,
-                field,
-                format!(
-                    "{:?}: use letters, digits, '-', '_' and '.', starting with a letter or digit",
-                    s.value
-                ),
-            ))
-        }
-    }
-
-    fn labels(
-        &self,
-        l: Option<&BTreeMap<String, S<String>>>,
-        field: &str,
-    ) -> Result<Vec<(String, String)>, AnomalyError> {
-        let mut out = Vec::new();
-        for (name, v) in l.into_iter().flatten() {
-            if !crate::config::relabel::is_valid_label_name(name) {
-                return Err(self.err(v, field, format!("{name:?} is not a valid label name")));
-            }
-            if name.starts_with("anomaly_") || name.starts_with("__") || name == "severity" {
-                return Err(self.err(
-                    v,
-                    field,
-                    format!("{name:?} is reserved for the generated rules"),
-                ));
-            }
-            out.push((name.clone(), v.value.clone()));
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]

@@ -3,19 +3,9 @@
 //! example can be checked against a fresh generation.
 
 use super::{AnomalySpec, Seasonality, Signal};
+pub use crate::slo::render::Generated;
 use crate::slo::render::{block, dq, label_map, series};
 use std::fmt::Write as _;
-
-/// Generated files, named relative to the output directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
-    /// `<service>.yml`
-    pub rules_path: String,
-    pub rules: String,
-    /// `tests/<service>.test.yml`
-    pub tests_path: String,
-    pub tests: String,
-}
 
 pub const HIGH_ALERT: &str = "AnomalyHigh";
 pub const LOW_ALERT: &str = "AnomalyLow";
@@ -67,26 +57,18 @@ fn none_lag(sig: &Signal) -> String {
 
 /// `source` is the definition's file name, quoted in the header.
 pub fn generate(spec: &AnomalySpec, source: &str) -> Generated {
-    let rules_path = format!("{}.yml", spec.service);
-    let mut rules = header(source);
-    rules.push_str("groups:\n");
-    let mut tests = header(source);
-    let _ = write!(
-        tests,
+    let mut g = Generated::begin(
+        &header(source),
+        &spec.service,
         "# Feeds anomaly:signal directly (a repeating daily ramp, then a spike and\n\
-         # a drop), so it checks the baseline and the alerts whatever the query reads.\n\
-         rule_files:\n  - ../{rules_path}\nevaluation_interval: {TEST_STEP_MIN}m\ntests:\n"
+         # a drop), so it checks the baseline and the alerts whatever the query reads.\n",
+        &format!("{TEST_STEP_MIN}m"),
     );
     for sig in &spec.signals {
-        rules_for(&mut rules, &spec.service, sig);
-        tests_for(&mut tests, &spec.service, sig);
+        rules_for(&mut g.rules, &spec.service, sig);
+        tests_for(&mut g.tests, &spec.service, sig);
     }
-    Generated {
-        tests_path: format!("tests/{}.test.yml", spec.service),
-        rules_path,
-        rules,
-        tests,
-    }
+    g
 }
 
 fn header(source: &str) -> String {

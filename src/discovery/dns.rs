@@ -219,7 +219,7 @@ async fn lookup_any_server(
     qname.set_fqdn(true);
     let mut errors = Vec::new();
     for &server in &conf.servers {
-        let id = crate::probe::dns::rand_id();
+        let id = crate::net::dns::rand_id();
         let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
         msg.metadata.recursion_desired = true;
         msg.add_query(Query::query(qname.clone(), qtype));
@@ -251,7 +251,7 @@ async fn exchange(
     id: u16,
     timeout: Duration,
 ) -> Result<Message, String> {
-    match tokio::time::timeout(timeout, crate::probe::dns::exchange(server, tcp, query, id)).await {
+    match tokio::time::timeout(timeout, crate::net::dns::exchange(server, tcp, query, id)).await {
         Ok(r) => r.map(|(m, _)| m),
         Err(_) => Err(format!(
             "{} query timed out after {timeout:?}",

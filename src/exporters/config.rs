@@ -213,7 +213,7 @@ fn resolve_postgres(
     let mut dsns = Vec::new();
     for d in p.dsns.iter().flatten() {
         // The message never repeats the DSN: it may hold a password.
-        if let Err(e) = super::postgres::dsn::parse(&d.value) {
+        if let Err(e) = crate::net::pg_dsn::parse(&d.value) {
             sink.push(Pos::of(d), format!("exporters.postgres.dsns: {e}"));
         }
         dsns.push(Dsn(d.value.clone()));

@@ -6,12 +6,12 @@
 
 use super::module::{DnsModule, RRValidator};
 use super::{resolve, Ctx};
+use crate::net::dns::{exchange, rand_id};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DUR: &str = "probe_dns_duration_seconds";
 const DUR_HELP: &str = "Duration of DNS request by phase";
@@ -100,54 +100,6 @@ fn valid_rrs(ctx: &mut Ctx, rrs: &[Record], v: &RRValidator) -> bool {
         }
     }
     true
-}
-
-pub(crate) async fn exchange(
-    addr: SocketAddr,
-    tcp: bool,
-    query: &[u8],
-    id: u16,
-) -> Result<(Message, f64), String> {
-    let t0 = Instant::now();
-    if tcp {
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
-        let connect = t0.elapsed().as_secs_f64();
-        let len = u16::try_from(query.len()).map_err(|_| "query too large".to_string())?;
-        let mut buf = len.to_be_bytes().to_vec();
-        buf.extend_from_slice(query);
-        s.write_all(&buf).await.map_err(|e| e.to_string())?;
-        let n = s.read_u16().await.map_err(|e| e.to_string())?;
-        let mut resp = vec![0u8; usize::from(n)];
-        s.read_exact(&mut resp).await.map_err(|e| e.to_string())?;
-        let m = Message::from_vec(&resp).map_err(|e| e.to_string())?;
-        Ok((m, connect))
-    } else {
-        let bind: SocketAddr = if addr.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        };
-        let s = tokio::net::UdpSocket::bind(bind)
-            .await
-            .map_err(|e| e.to_string())?;
-        s.connect(addr)
-            .await
-            .map_err(|e| format!("dial udp {addr}: {e}"))?;
-        let connect = t0.elapsed().as_secs_f64();
-        s.send(query).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let n = s.recv(&mut buf).await.map_err(|e| e.to_string())?;
-            let Some(data) = buf.get(..n) else { continue };
-            match Message::from_vec(data) {
-                Ok(m) if m.metadata.id == id => return Ok((m, connect)),
-                // A stray or malformed datagram: keep waiting until timeout.
-                _ => continue,
-            }
-        }
-    }
 }
 
 /// Runs the DNS probe against `target` (`host[:port]`, port 53 default).
@@ -305,14 +257,4 @@ pub(crate) async fn probe(ctx: &mut Ctx, d: &DnsModule, target: &str) -> bool {
         return false;
     }
     true
-}
-
-/// A query id that differs between probes (not security relevant: the
-/// socket is connected, so only the server can answer).
-pub(crate) fn rand_id() -> u16 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (t ^ (t >> 16)) as u16
 }

@@ -16,41 +16,7 @@ pub const ALERTS_METRIC: &str = "ALERTS";
 /// Metric name of the series that remembers `activeAt` (for restoring `for`).
 pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertState {
-    Inactive,
-    Pending,
-    Firing,
-}
-
-impl AlertState {
-    /// The `alertstate` label value and the rules API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Inactive => "inactive",
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-        }
-    }
-}
-
-/// One alert of a rule: a label set the expression returned.
-/// Times are milliseconds; `None` stands for Go's zero time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Alert {
-    pub labels: Labels,
-    /// Rendered annotations, sorted by name (Prometheus keeps them as labels).
-    pub annotations: BTreeMap<String, String>,
-    pub state: AlertState,
-    /// The sample value of the last evaluation that returned this label set.
-    pub value: f64,
-    pub active_at: Timestamp,
-    pub fired_at: Option<Timestamp>,
-    pub resolved_at: Option<Timestamp>,
-    pub last_sent_at: Option<Timestamp>,
-    pub valid_until: Option<Timestamp>,
-    pub keep_firing_since: Option<Timestamp>,
-}
+pub use crate::model::alert::{Alert, AlertState};
 
 impl Alert {
     /// Prometheus' `needsSending`: never pending alerts; a resolution not

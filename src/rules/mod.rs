@@ -4,6 +4,7 @@
 //! unit-test format (`test rules`).
 
 pub mod alert;
+pub mod backfill;
 pub mod cli;
 pub mod datasource;
 pub mod embedded;

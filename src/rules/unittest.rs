@@ -5,8 +5,8 @@
 //! alert tests are checked after the evaluation whose slot holds their
 //! eval_time, expression tests run as instant queries at the end.
 
+use crate::model::gofmt::{format_duration, go_quote, parse_duration};
 use crate::model::{Labels, STALE_NAN};
-use crate::promql::parser::util::{format_duration, go_quote, parse_duration};
 use crate::promql::{Engine, Value as QValue};
 use crate::rules::alert::AlertState;
 use crate::rules::group::GroupState;

@@ -1,6 +1,7 @@
 //! Scraping: discovery → targets (relabeling) → HTTP fetch → exposition
 //! parser → the TSDB head.
 
+pub mod backfill;
 pub mod client;
 pub mod config;
 pub mod local;

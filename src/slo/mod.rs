@@ -9,9 +9,11 @@
 
 pub mod cli;
 pub mod render;
+pub mod spec;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use spec::{SpecError, Validator};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,24 +34,7 @@ pub const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 pub const WINDOW_PLACEHOLDER: &str = "{{.window}}";
 
 /// An error in an SLO definition file, naming the file and the place.
-#[derive(Debug, thiserror::Error)]
-pub enum SloError {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("{file}: {message}")]
-    Yaml { file: String, message: String },
-    #[error("{file}:{line}:{column}: {field}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        field: String,
-        message: String,
-    },
-}
+pub type SloError = SpecError;
 
 type S<T> = Spanned<T>;
 
@@ -119,12 +104,7 @@ pub enum Sli {
 
 /// Reads and validates an SLO definition file.
 pub fn load_file(path: &Path) -> Result<SloSpec, SloError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SloError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    parse(&text, &file)
+    spec::load(path, parse)
 }
 
 /// Parses and validates an SLO definition; `file` names it in errors.
@@ -133,7 +113,10 @@ pub fn parse(text: &str, file: &str) -> Result<SloSpec, SloError> {
         file: file.to_string(),
         message: e.to_string(),
     })?;
-    let v = Validator { file };
+    let v = Validator {
+        file,
+        reserved_prefix: "slo_",
+    };
     let service = v.name(&raw.service, "service")?;
     let base_labels = v.labels(raw.labels.as_ref(), "labels")?;
     if raw.slos.value.is_empty() {
@@ -191,72 +174,8 @@ pub fn decimal(x: f64) -> String {
     }
 }
 
-/// Letters, digits, '-', '_' and '.', starting with a letter or digit: safe
-/// in label values, group names and file names (no path separators, nothing
-/// to quote).
-pub(crate) fn is_safe_name(n: &str) -> bool {
-    n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-struct Validator<'a> {
-    file: &'a str,
-}
-
+/// The SLO-specific checks.
 impl Validator<'_> {
-    fn err<T>(&self, at: &S<T>, field: &str, message: impl Into<String>) -> SloError {
-        SloError::Invalid {
-            file: self.file.to_string(),
-            line: usize::try_from(at.referenced.line()).unwrap_or(0),
-            column: usize::try_from(at.referenced.column()).unwrap_or(0),
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// Service and SLO names end up in label values, group names and the
-    /// output file name: a conservative character set keeps all three safe
-    /// (no path separators, nothing to quote).
-    fn name(&self, s: &S<String>, field: &str) -> Result<String, SloError> {
-        let n = &s.value;
-        if is_safe_name(n) {
-            Ok(n.clone())
-        } else {
-            Err(self.err(
-                s,
-                field,
-                format!(
-                    "{n:?}: use letters, digits, '-', '_' and '.', starting with a letter or digit"
-                ),
-            ))
-        }
-    }
-
-    fn labels(
-        &self,
-        l: Option<&BTreeMap<String, S<String>>>,
-        field: &str,
-    ) -> Result<Vec<(String, String)>, SloError> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        // Positions are the values' (the map keys carry none): the same line.
-        for (name, v) in l.into_iter().flatten() {
-            let k = v;
-            if !crate::config::relabel::is_valid_label_name(name) {
-                return Err(self.err(k, field, format!("{name:?} is not a valid label name")));
-            }
-            if name.starts_with("slo_") || name.starts_with("__") || name == "severity" {
-                return Err(self.err(
-                    k,
-                    field,
-                    format!("{name:?} is reserved for the generated rules"),
-                ));
-            }
-            out.push((name.clone(), v.value.clone()));
-        }
-        Ok(out)
-    }
-
     fn window(&self, w: &S<String>, field: &str) -> Result<u64, SloError> {
         let d = crate::config::parse_duration(&w.value).map_err(|e| self.err(w, field, e))?;
         let secs = d.as_secs();

@@ -17,31 +17,42 @@ pub struct Generated {
     pub tests: String,
 }
 
+impl Generated {
+    /// The files of `service`, each begun with `header`: the rules up to
+    /// `groups:`, the tests up to `tests:` (after `intro`, a comment saying
+    /// what they feed).
+    pub(crate) fn begin(header: &str, service: &str, intro: &str, interval: &str) -> Generated {
+        let rules_path = format!("{service}.yml");
+        let rules = format!("{header}groups:\n");
+        let tests = format!(
+            "{header}{intro}rule_files:\n  - ../{rules_path}\nevaluation_interval: {interval}\ntests:\n"
+        );
+        Generated {
+            tests_path: format!("tests/{service}.test.yml"),
+            rules_path,
+            rules,
+            tests,
+        }
+    }
+}
+
 pub const PAGE_ALERT: &str = "SLOErrorBudgetBurnFast";
 pub const TICKET_ALERT: &str = "SLOErrorBudgetBurnSlow";
 
 /// `source` is the definition's file name, quoted in the header.
 pub fn generate(spec: &SloSpec, source: &str) -> Generated {
-    let rules_path = format!("{}.yml", spec.service);
-    let mut rules = header(source);
-    rules.push_str("groups:\n");
-    let mut tests = header(source);
-    let _ = write!(
-        tests,
+    let mut g = Generated::begin(
+        &header(source),
+        &spec.service,
         "# Feeds the recorded error ratios directly, so it checks the burn-rate\n\
-         # logic whatever the SLI queries read.\n\
-         rule_files:\n  - ../{rules_path}\nevaluation_interval: 1m\ntests:\n"
+         # logic whatever the SLI queries read.\n",
+        "1m",
     );
     for slo in &spec.slos {
-        rules_for(&mut rules, &spec.service, slo);
-        tests_for(&mut tests, &spec.service, slo);
+        rules_for(&mut g.rules, &spec.service, slo);
+        tests_for(&mut g.tests, &spec.service, slo);
     }
-    Generated {
-        tests_path: format!("tests/{}.test.yml", spec.service),
-        rules_path,
-        rules,
-        tests,
-    }
+    g
 }
 
 fn header(source: &str) -> String {

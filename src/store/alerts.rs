@@ -9,10 +9,11 @@
 //! its old alerts are not restored onto it. A group is always written whole
 //! in one transaction, so a crash never leaves half of a group's alerts.
 
-use super::pg::{col, sql};
+use super::pg::sql;
+use super::row::{lite_rows, pg_rows, FromRow, Row};
 use super::{Store, StoreError};
+use crate::model::alert::{Alert, AlertState};
 use crate::model::Labels;
-use crate::rules::alert::{Alert, AlertState};
 use rusqlite::params;
 use std::collections::BTreeMap;
 
@@ -87,6 +88,29 @@ struct RawRow {
     state: String,
     value_bits: i64,
     times: [Option<i64>; 6],
+}
+
+impl FromRow for RawRow {
+    fn from_row(r: &impl Row) -> Result<Self, StoreError> {
+        Ok(RawRow {
+            file: r.col(0)?,
+            group: r.col(1)?,
+            rule: r.col(2)?,
+            expr: r.col(3)?,
+            labels: r.col(4)?,
+            annotations: r.col(5)?,
+            state: r.col(6)?,
+            value_bits: r.col(7)?,
+            times: [
+                Some(r.col(8)?),
+                r.col(9)?,
+                r.col(10)?,
+                r.col(11)?,
+                r.col(12)?,
+                r.col(13)?,
+            ],
+        })
+    }
 }
 
 /// The columns of one saved alert, in `INSERT` order after the group.
@@ -246,59 +270,9 @@ pub fn save_group(
 
 /// Every saved alert, grouped by group and rule, in key order.
 pub fn load_all(store: &Store) -> Result<Vec<GroupAlerts>, StoreError> {
-    let raw = store.dispatch(
-        |c| {
-            let mut st = c.prepare(LOAD)?;
-            let rows = st.query_map([], |r| {
-                Ok(RawRow {
-                    file: r.get(0)?,
-                    group: r.get(1)?,
-                    rule: r.get(2)?,
-                    expr: r.get(3)?,
-                    labels: r.get(4)?,
-                    annotations: r.get(5)?,
-                    state: r.get(6)?,
-                    value_bits: r.get(7)?,
-                    times: [
-                        Some(r.get(8)?),
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                        r.get(12)?,
-                        r.get(13)?,
-                    ],
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        |c| {
-            Box::pin(async move {
-                c.query(LOAD, &[])
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok(RawRow {
-                            file: col(r, 0)?,
-                            group: col(r, 1)?,
-                            rule: col(r, 2)?,
-                            expr: col(r, 3)?,
-                            labels: col(r, 4)?,
-                            annotations: col(r, 5)?,
-                            state: col(r, 6)?,
-                            value_bits: col(r, 7)?,
-                            times: [
-                                Some(col(r, 8)?),
-                                col(r, 9)?,
-                                col(r, 10)?,
-                                col(r, 11)?,
-                                col(r, 12)?,
-                                col(r, 13)?,
-                            ],
-                        })
-                    })
-                    .collect()
-            })
-        },
+    let raw: Vec<RawRow> = store.dispatch(
+        |c| lite_rows(&mut c.prepare(LOAD)?, []),
+        |c| Box::pin(async move { pg_rows(&c.query(LOAD, &[]).await?) }),
     )?;
     let mut out: Vec<GroupAlerts> = Vec::new();
     for row in raw {
@@ -355,13 +329,7 @@ pub fn retain_groups(store: &Store, keep: &[(String, String)]) -> Result<usize, 
     store.dispatch(
         |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let existing: Vec<(String, String)> = {
-                let mut st = tx.prepare(GROUPS)?;
-                let v = st
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                v
-            };
+            let existing: Vec<(String, String)> = lite_rows(&mut tx.prepare(GROUPS)?, [])?;
             let mut n = 0;
             for (f, g) in gone(existing, keep) {
                 n += tx.execute(DELETE_GROUP, params![f, g])?;
@@ -372,12 +340,7 @@ pub fn retain_groups(store: &Store, keep: &[(String, String)]) -> Result<usize, 
         move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let existing = tx
-                    .query(GROUPS, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-                    .collect::<Result<Vec<(String, String)>, StoreError>>()?;
+                let existing: Vec<(String, String)> = pg_rows(&tx.query(GROUPS, &[]).await?)?;
                 let mut n = 0;
                 for (f, g) in gone(existing, &keep2) {
                     n += tx.execute(&sql(DELETE_GROUP), &[&f, &g]).await? as usize;

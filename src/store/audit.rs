@@ -3,6 +3,7 @@
 //! plus the command correlation ids seen, for replay protection.
 
 use super::pg::{col, sql};
+use super::row::{lite_rows, pg_rows, FromRow, Row};
 use super::{Store, StoreError};
 use rusqlite::params;
 
@@ -54,6 +55,17 @@ pub struct EventRow {
     pub kind: String,
     /// JSON text.
     pub data: String,
+}
+
+impl FromRow for EventRow {
+    fn from_row(r: &impl Row) -> Result<Self, StoreError> {
+        Ok(EventRow {
+            id: r.col(0)?,
+            at_ms: r.col(1)?,
+            kind: r.col(2)?,
+            data: r.col(3)?,
+        })
+    }
 }
 
 /// Filters for [`query_events`]; `after_id` is the pagination cursor.
@@ -123,30 +135,14 @@ impl Store {
         self.dispatch(
             |c| {
                 let mut st = c.prepare_cached(QUERY)?;
-                let rows = st.query_map(params![after, since, until, kind, limit], |r| {
-                    Ok(EventRow {
-                        id: r.get(0)?,
-                        at_ms: r.get(1)?,
-                        kind: r.get(2)?,
-                        data: r.get(3)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                lite_rows(&mut st, params![after, since, until, kind, limit])
             },
             move |c| {
                 Box::pin(async move {
-                    c.query(&sql(QUERY), &[&after, &since, &until, &kind2, &limit])
-                        .await?
-                        .iter()
-                        .map(|r| {
-                            Ok(EventRow {
-                                id: col(r, 0)?,
-                                at_ms: col(r, 1)?,
-                                kind: col(r, 2)?,
-                                data: col(r, 3)?,
-                            })
-                        })
-                        .collect()
+                    pg_rows(
+                        &c.query(&sql(QUERY), &[&after, &since, &until, &kind2, &limit])
+                            .await?,
+                    )
                 })
             },
         )

@@ -226,7 +226,7 @@ pub(crate) fn resolve(raw: RawDb<'_>, dir: &Path, sink: &mut Sink) -> DbConfig {
                 (Some(d), None) if !d.value.trim().is_empty() => {
                     // Checked now so a typo fails `check config`; the error
                     // never echoes the string.
-                    if let Err(e) = crate::exporters::postgres::dsn::parse(&d.value) {
+                    if let Err(e) = crate::net::pg_dsn::parse(&d.value) {
                         sink.push(Pos::of(d), format!("storage.dsn: {e}"));
                     }
                     Some(Dsn::Inline(d.value.clone()))

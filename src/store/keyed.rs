@@ -1,7 +1,8 @@
 //! Tables of `(key TEXT PRIMARY KEY, body TEXT)` rows (silences, the API's
 //! auto-healing rules): put, delete and load by the owning module's SQL.
 
-use super::pg::{col, sql};
+use super::pg::sql;
+use super::row::{lite_rows, pg_rows};
 use super::{Store, StoreError};
 
 /// Runs `put` (`INSERT ... VALUES (?1, ?2) ON CONFLICT ... DO UPDATE`).
@@ -46,19 +47,7 @@ pub(crate) fn delete(store: &Store, delete: &'static str, key: &str) -> Result<(
 /// Runs `load` (`SELECT key, body ...`, no parameters).
 pub(crate) fn load(store: &Store, load: &'static str) -> Result<Vec<(String, String)>, StoreError> {
     store.dispatch(
-        |c| {
-            let mut st = c.prepare(load)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        move |c| {
-            Box::pin(async move {
-                c.query(load, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-                    .collect()
-            })
-        },
+        |c| lite_rows(&mut c.prepare(load)?, []),
+        move |c| Box::pin(async move { pg_rows(&c.query(load, &[]).await?) }),
     )
 }

@@ -33,6 +33,7 @@ pub mod notify;
 pub mod notify_log;
 pub mod pg;
 pub mod posted;
+mod row;
 pub mod silences;
 
 /// File name of the database inside `storage.path`.

@@ -13,8 +13,9 @@
 //! again, PagerDuty dedups it by `dedup_key`).
 
 use super::pg::{col, sql};
+use super::row::{lite_rows, pg_rows, FromRow, Row};
 use super::{Store, StoreError};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::params;
 
 /// Tables of this concern.
 pub(crate) const SCHEMA: &str = "
@@ -202,28 +203,42 @@ pub struct Query {
 
 const COLS: &str = "id, receiver, integration, integration_index, group_key, alertnames, firing, resolved, payload, status, attempts, last_error, last_reason, created_at, updated_at, next_attempt_at, deadline_at, delivered_at";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let names: String = r.get(5)?;
-    Ok(Delivery {
-        id: r.get(0)?,
-        receiver: r.get(1)?,
-        integration: r.get(2)?,
-        integration_index: r.get::<_, i64>(3)?.max(0) as usize,
-        group_key: r.get(4)?,
-        alertnames: names_of(&names),
-        firing: r.get::<_, i64>(6)?.max(0) as usize,
-        resolved: r.get::<_, i64>(7)?.max(0) as usize,
-        payload: r.get(8)?,
-        status: r.get(9)?,
-        attempts: r.get::<_, i64>(10)?.max(0) as u32,
-        last_error: r.get(11)?,
-        last_reason: r.get(12)?,
-        created_at: r.get(13)?,
-        updated_at: r.get(14)?,
-        next_attempt_at: r.get(15)?,
-        deadline_at: r.get(16)?,
-        delivered_at: r.get(17)?,
-    })
+impl FromRow for Delivery {
+    fn from_row(r: &impl Row) -> Result<Self, StoreError> {
+        let names: String = r.col(5)?;
+        Ok(Delivery {
+            id: r.col(0)?,
+            receiver: r.col(1)?,
+            integration: r.col(2)?,
+            integration_index: r.col::<i64>(3)?.max(0) as usize,
+            group_key: r.col(4)?,
+            alertnames: names_of(&names),
+            firing: r.col::<i64>(6)?.max(0) as usize,
+            resolved: r.col::<i64>(7)?.max(0) as usize,
+            payload: r.col(8)?,
+            status: r.col(9)?,
+            attempts: r.col::<i64>(10)?.max(0) as u32,
+            last_error: r.col(11)?,
+            last_reason: r.col(12)?,
+            created_at: r.col(13)?,
+            updated_at: r.col(14)?,
+            next_attempt_at: r.col(15)?,
+            deadline_at: r.col(16)?,
+            delivered_at: r.col(17)?,
+        })
+    }
+}
+
+impl FromRow for Attempt {
+    fn from_row(r: &impl Row) -> Result<Self, StoreError> {
+        Ok(Attempt {
+            at: r.col(0)?,
+            duration_ms: r.col(1)?,
+            ok: r.col(2)?,
+            error: r.col(3)?,
+            replay: r.col(4)?,
+        })
+    }
 }
 
 fn names_of(s: &str) -> Vec<String> {
@@ -231,30 +246,6 @@ fn names_of(s: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-fn pg_row(r: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
-    let names: String = col(r, 5)?;
-    Ok(Delivery {
-        id: col(r, 0)?,
-        receiver: col(r, 1)?,
-        integration: col(r, 2)?,
-        integration_index: col::<i64>(r, 3)?.max(0) as usize,
-        group_key: col(r, 4)?,
-        alertnames: names_of(&names),
-        firing: col::<i64>(r, 6)?.max(0) as usize,
-        resolved: col::<i64>(r, 7)?.max(0) as usize,
-        payload: col(r, 8)?,
-        status: col(r, 9)?,
-        attempts: col::<i64>(r, 10)?.max(0) as u32,
-        last_error: col(r, 11)?,
-        last_reason: col(r, 12)?,
-        created_at: col(r, 13)?,
-        updated_at: col(r, 14)?,
-        next_attempt_at: col(r, 15)?,
-        deadline_at: col(r, 16)?,
-        delivered_at: col(r, 17)?,
-    })
 }
 
 /// [`claim_in`] for PostgreSQL. A row another session claimed between the
@@ -278,7 +269,7 @@ async fn pg_claim_in(
     let mark = tx.prepare(&sql(MARK_SENDING)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let mut d = pg_row(r)?;
+        let mut d = Delivery::from_row(r)?;
         if tx.execute(&mark, &[&d.id, &now]).await? == 1 {
             d.status = "sending".into();
             out.push(d);
@@ -306,10 +297,10 @@ fn claim_in(
         let mut st = tx.prepare_cached(&format!(
             "SELECT {COLS} FROM notify_deliveries d WHERE {DUE_WHERE}"
         ))?;
-        let rows = st
-            .query_map(params![now, limit as i64, min_id.unwrap_or(i64::MIN)], row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows
+        lite_rows::<Delivery>(
+            &mut st,
+            params![now, limit as i64, min_id.unwrap_or(i64::MIN)],
+        )?
     };
     let mut out = Vec::with_capacity(rows.len());
     for mut d in rows {
@@ -636,13 +627,13 @@ impl Store {
         let q = format!("SELECT {COLS} FROM notify_deliveries WHERE id = ?1");
         let q2 = sql(&q);
         self.dispatch(
-            |c| Ok(c.query_row(&q, params![id], row).optional()?),
+            |c| Ok(lite_rows(&mut c.prepare(&q)?, params![id])?.pop()),
             move |c| {
                 Box::pin(async move {
                     c.query_opt(&q2, &[&id])
                         .await?
                         .as_ref()
-                        .map(pg_row)
+                        .map(Delivery::from_row)
                         .transpose()
                 })
             },
@@ -651,38 +642,8 @@ impl Store {
 
     pub fn delivery_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
         self.dispatch(
-            |c| {
-                let mut st = c.prepare_cached(ATTEMPTS)?;
-                let v = st
-                    .query_map(params![id], |r| {
-                        Ok(Attempt {
-                            at: r.get(0)?,
-                            duration_ms: r.get(1)?,
-                            ok: r.get(2)?,
-                            error: r.get(3)?,
-                            replay: r.get(4)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(v)
-            },
-            move |c| {
-                Box::pin(async move {
-                    c.query(&sql(ATTEMPTS), &[&id])
-                        .await?
-                        .iter()
-                        .map(|r| {
-                            Ok(Attempt {
-                                at: col(r, 0)?,
-                                duration_ms: col(r, 1)?,
-                                ok: col(r, 2)?,
-                                error: col(r, 3)?,
-                                replay: col(r, 4)?,
-                            })
-                        })
-                        .collect()
-                })
-            },
+            |c| lite_rows(&mut *c.prepare_cached(ATTEMPTS)?, params![id]),
+            move |c| Box::pin(async move { pg_rows(&c.query(&sql(ATTEMPTS), &[&id]).await?) }),
         )
     }
 
@@ -734,7 +695,7 @@ impl Store {
                             V::I(i) => i as &(dyn tokio_postgres::types::ToSql + Sync),
                         })
                         .collect();
-                    c.query(&text, &params).await?.iter().map(pg_row).collect()
+                    pg_rows(&c.query(&text, &params).await?)
                 })
             });
         }
@@ -747,10 +708,7 @@ impl Store {
                 })
                 .collect();
             let mut st = c.prepare(&sql_text)?;
-            let v = st
-                .query_map(rusqlite::params_from_iter(vals), row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(v)
+            lite_rows(&mut st, rusqlite::params_from_iter(vals))
         })
     }
 }

@@ -4,7 +4,8 @@
 //! flush, so a restarted klaxon does not page again for a firing set it
 //! already notified within `repeat_interval`.
 
-use super::pg::{col, sql};
+use super::pg::sql;
+use super::row::{lite_rows, pg_rows, FromRow, Row};
 use super::{Store, StoreError};
 
 /// Tables of this concern.
@@ -40,40 +41,17 @@ const GET: &str = "SELECT receiver, group_key, firing, resolved, sent_at, expire
     FROM notify_log WHERE receiver = ?1 AND group_key = ?2";
 const GC: &str = "DELETE FROM notify_log WHERE expires_at <= ?1";
 
-type RawEntry = (String, String, String, String, i64, i64);
-
-fn entry(r: RawEntry) -> Result<LogEntry, StoreError> {
-    let (receiver, group_key, f, res, sent_at, expires_at) = r;
-    Ok(LogEntry {
-        receiver,
-        group_key,
-        firing: decode(&f)?,
-        resolved: decode(&res)?,
-        sent_at,
-        expires_at,
-    })
-}
-
-fn lite_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn pg_raw(r: &tokio_postgres::Row) -> Result<RawEntry, StoreError> {
-    Ok((
-        col(r, 0)?,
-        col(r, 1)?,
-        col(r, 2)?,
-        col(r, 3)?,
-        col(r, 4)?,
-        col(r, 5)?,
-    ))
+impl FromRow for LogEntry {
+    fn from_row(r: &impl Row) -> Result<Self, StoreError> {
+        Ok(LogEntry {
+            receiver: r.col(0)?,
+            group_key: r.col(1)?,
+            firing: decode(&r.col::<String>(2)?)?,
+            resolved: decode(&r.col::<String>(3)?)?,
+            sent_at: r.col(4)?,
+            expires_at: r.col(5)?,
+        })
+    }
 }
 
 /// One entry: fingerprints as numbers, times in ms since the epoch.
@@ -145,46 +123,28 @@ pub(crate) async fn put_pg(
 
 /// Every entry not expired at `now`.
 pub fn load_live(store: &Store, now: i64) -> Result<Vec<LogEntry>, StoreError> {
-    let raw = store.dispatch(
-        |c| {
-            let mut st = c.prepare(LOAD)?;
-            let rows = st.query_map([now], lite_raw)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        move |c| {
-            Box::pin(async move {
-                c.query(&sql(LOAD), &[&now])
-                    .await?
-                    .iter()
-                    .map(pg_raw)
-                    .collect()
-            })
-        },
-    )?;
-    raw.into_iter().map(entry).collect()
+    store.dispatch(
+        |c| lite_rows(&mut c.prepare(LOAD)?, [now]),
+        move |c| Box::pin(async move { pg_rows(&c.query(&sql(LOAD), &[&now]).await?) }),
+    )
 }
 
 /// The current entry of one receiver and group. An HA follower's
 /// dispatcher reads this instead of its memory: the leader wrote it.
 pub fn get(store: &Store, receiver: &str, group_key: &str) -> Result<Option<LogEntry>, StoreError> {
     let (r2, g2) = (receiver.to_string(), group_key.to_string());
-    let raw = store.dispatch(
-        |c| {
-            use rusqlite::OptionalExtension;
-            Ok(c.query_row(GET, [receiver, group_key], lite_raw)
-                .optional()?)
-        },
+    store.dispatch(
+        |c| Ok(lite_rows(&mut c.prepare(GET)?, [receiver, group_key])?.pop()),
         move |c| {
             Box::pin(async move {
                 c.query_opt(&sql(GET), &[&r2, &g2])
                     .await?
                     .as_ref()
-                    .map(pg_raw)
+                    .map(LogEntry::from_row)
                     .transpose()
             })
         },
-    )?;
-    raw.map(entry).transpose()
+    )
 }
 
 /// Drops entries expired at `now`; returns how many.

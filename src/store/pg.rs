@@ -66,7 +66,7 @@ impl Pg {
     /// Parses `dsn` (never shown in errors or logs) and starts the runtime
     /// thread; does not connect yet.
     pub fn new(dsn: &str, health: Arc<super::health::Health>) -> Result<Pg, StoreError> {
-        let parsed = crate::exporters::postgres::dsn::parse(dsn)
+        let parsed = crate::net::pg_dsn::parse(dsn)
             .map_err(|e| StoreError::Config(format!("storage.dsn: {e}")))?;
         let mut config = parsed.config;
         let db = config

@@ -3,7 +3,8 @@
 //! transaction per request before the request is answered, and loaded back
 //! at start, so a 200 survives a crash as rule alerts do.
 
-use super::pg::{col, sql};
+use super::pg::sql;
+use super::row::{lite_rows, pg_rows};
 use super::{Store, StoreError};
 
 /// Tables of this concern.
@@ -78,20 +79,8 @@ pub fn put(store: &Store, rows: &[Row]) -> Result<(), StoreError> {
 /// Every stored alert's JSON.
 pub fn load_all(store: &Store) -> Result<Vec<String>, StoreError> {
     store.dispatch(
-        |c| {
-            let mut st = c.prepare(LOAD)?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        },
-        |c| {
-            Box::pin(async move {
-                c.query(LOAD, &[])
-                    .await?
-                    .iter()
-                    .map(|r| col(r, 0))
-                    .collect()
-            })
-        },
+        |c| lite_rows(&mut c.prepare(LOAD)?, []),
+        |c| Box::pin(async move { pg_rows(&c.query(LOAD, &[]).await?) }),
     )
 }
 

@@ -1,61 +1,13 @@
-//! Backfill: blocks from an OpenMetrics file, as
-//! `promtool tsdb create-blocks-from openmetrics` writes them.
-//!
-//! Every sample needs a timestamp. Samples are cut into blocks by aligned
-//! ranges of the block duration (2 h, or the largest of Prometheus'
-//! ranges 2 h × 3ⁿ not above `--max-block-duration`); each block's
-//! meta.json spans its samples (max exclusive), as promtool's block
-//! writer records it. Within a series, samples are sorted by time; an
-//! exact repeat is kept once, two values for one timestamp are an error
-//! naming both lines.
+//! What both backfill commands (`klaxon tsdb create-blocks-from
+//! openmetrics` in `scrape::backfill`, `... rules` in `rules::backfill`)
+//! share about blocks: the block duration promtool picks for
+//! `--max-block-duration`, and the block table it prints.
 
-use super::block::{self, BlockError, BlockMeta, BlockSeries};
-use crate::model::Labels;
-use crate::scrape::parser::{Entry, Format, Parser, Validation};
-use std::collections::HashMap;
+use super::block::BlockMeta;
 use std::path::Path;
 
 /// Prometheus' default (and smallest) block range: 2 h.
 pub const DEFAULT_BLOCK_DURATION_MS: i64 = 2 * 3600 * 1000;
-
-/// The bits of Go's `math.NaN()`, what Prometheus' parsers return for `NaN`.
-const GO_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
-
-/// Samples per chunk, Prometheus' target.
-const SAMPLES_PER_CHUNK: usize = 120;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
-    #[error("{file}:{line}:{column}: {message}")]
-    Parse {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{file}:{line}: expected timestamp for series {labels}, got none")]
-    NoTimestamp {
-        file: String,
-        line: usize,
-        labels: String,
-    },
-    #[error("{file}:{line}: duplicate sample for timestamp {t} of series {labels} (line {first} has another value)")]
-    Duplicate {
-        file: String,
-        line: usize,
-        first: usize,
-        t: i64,
-        labels: String,
-    },
-    #[error(transparent)]
-    Block(#[from] BlockError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// The block duration promtool uses for `--max-block-duration`: 2 h, or
 /// the largest of 2 h × 3ⁿ (n < 10) not above it.
@@ -71,102 +23,6 @@ pub fn compatible_block_duration(max_ms: i64) -> i64 {
         }
     }
     d
-}
-
-fn labels_text(l: &Labels) -> String {
-    let inner: Vec<String> = l
-        .iter()
-        .map(|l| format!("{}={:?}", l.name, l.value))
-        .collect();
-    format!("{{{}}}", inner.join(", "))
-}
-
-/// Writes blocks under `out` from OpenMetrics `input` (`file` names it in
-/// errors); returns their metas, oldest first.
-pub fn create_blocks_from_openmetrics(
-    input: &[u8],
-    file: &str,
-    out: &Path,
-    max_block_duration_ms: i64,
-) -> Result<Vec<BlockMeta>, BackfillError> {
-    let _span = tracing::info_span!("backfill_openmetrics", file).entered();
-    // Series → (t, v, line).
-    let mut series: HashMap<Labels, Vec<(i64, f64, usize)>> = HashMap::new();
-    let mut p =
-        Parser::with_validation(input, Format::OpenMetrics, Validation::PrometheusCompatible);
-    loop {
-        let e = p.next().map_err(|e| BackfillError::Parse {
-            file: file.to_string(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })?;
-        let Some(e) = e else { break };
-        let Entry::Sample(s) = e else { continue };
-        let labels = s.labels();
-        let Some(t) = s.timestamp else {
-            return Err(BackfillError::NoTimestamp {
-                file: file.to_string(),
-                line: p.line(),
-                labels: labels_text(&labels),
-            });
-        };
-        // A NaN from text is Go's `math.NaN()` in promtool's blocks; the
-        // same bits keep klaxon's chunks byte-equal to promtool's.
-        let v = if s.value.is_nan() && !crate::model::is_stale_nan(s.value) {
-            f64::from_bits(GO_NAN_BITS)
-        } else {
-            s.value
-        };
-        series.entry(labels).or_default().push((t, v, p.line()));
-    }
-
-    let bd = compatible_block_duration(max_block_duration_ms);
-    // Window start → series of that window.
-    let mut windows: std::collections::BTreeMap<i64, Vec<BlockSeries>> = Default::default();
-    for (labels, mut samples) in series {
-        samples.sort_by_key(|s| s.0);
-        let mut dedup: Vec<(i64, f64, usize)> = Vec::with_capacity(samples.len());
-        for s in samples {
-            match dedup.last() {
-                Some(prev) if prev.0 == s.0 => {
-                    if prev.1.to_bits() != s.1.to_bits() {
-                        return Err(BackfillError::Duplicate {
-                            file: file.to_string(),
-                            line: s.2.max(prev.2),
-                            first: s.2.min(prev.2),
-                            t: s.0,
-                            labels: labels_text(&labels),
-                        });
-                    }
-                }
-                _ => dedup.push(s),
-            }
-        }
-        let mut i = 0;
-        while i < dedup.len() {
-            let w = dedup[i].0.div_euclid(bd) * bd;
-            let end = dedup[i..]
-                .iter()
-                .position(|s| s.0 >= w.saturating_add(bd))
-                .map_or(dedup.len(), |k| i + k);
-            let part: Vec<(i64, f64)> = dedup[i..end].iter().map(|s| (s.0, s.1)).collect();
-            windows.entry(w).or_default().push(BlockSeries {
-                labels: labels.clone(),
-                chunks: block::encode_chunks(&part, SAMPLES_PER_CHUNK),
-            });
-            i = end;
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|source| BackfillError::Io {
-        path: out.display().to_string(),
-        source,
-    })?;
-    let mut metas = Vec::with_capacity(windows.len());
-    for (_, s) in windows {
-        metas.push(block::write_block(out, s, Default::default())?);
-    }
-    Ok(metas)
 }
 
 /// The block table `promtool tsdb list` prints (its columns; times in
@@ -209,7 +65,6 @@ pub fn print_blocks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tsdb::storage::Queryable;
 
     #[test]
     fn block_durations_follow_promtool() {
@@ -221,47 +76,10 @@ mod tests {
         assert_eq!(compatible_block_duration(24 * h), 18 * h);
         assert_eq!(compatible_block_duration(i64::MAX), 2 * h * 3i64.pow(9));
     }
+}
 
-    #[test]
-    fn samples_are_cut_into_aligned_blocks_and_sorted() {
-        let dir = tempfile::tempdir().unwrap();
-        // 1h, 1h59m59s and 2h0.5s: two 2 h windows.
-        let om =
-            b"# TYPE m gauge\nm{a=\"1\"} 1 3600\nm{a=\"1\"} 2 7199\nm{a=\"1\"} 3 7200.5\n# EOF\n";
-        let metas = create_blocks_from_openmetrics(om, "in.om", dir.path(), 0).unwrap();
-        assert_eq!(metas.len(), 2);
-        assert_eq!(
-            (metas[0].min_time, metas[0].max_time),
-            (3_600_000, 7_199_001)
-        );
-        assert_eq!(
-            (metas[1].min_time, metas[1].max_time),
-            (7_200_500, 7_200_501)
-        );
-        let b = block::Block::open(&dir.path().join(&metas[0].ulid)).unwrap();
-        let got = b.querier(i64::MIN, i64::MAX).select(&[]);
-        assert_eq!(got[0].samples, vec![(3_600_000, 1.0), (7_199_000, 2.0)]);
-    }
-
-    #[test]
-    fn errors_name_the_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = create_blocks_from_openmetrics(b"m 1 1\nn 2\n# EOF\n", "x.om", dir.path(), 0)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "x.om:2: expected timestamp for series {__name__=\"n\"}, got none"
-        );
-        let e = create_blocks_from_openmetrics(b"m 1 1\nm 2 1\n# EOF\n", "x.om", dir.path(), 0)
-            .unwrap_err()
-            .to_string();
-        // The OpenMetrics parser refuses a repeated timestamp in a group.
-        assert!(e.starts_with("x.om:2:"), "{e}");
-        let e = create_blocks_from_openmetrics(b"m 1 1\n", "x.om", dir.path(), 0)
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("x.om:2:1: missing \"# EOF\""), "{e}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
+/// `--max-block-duration` as promtool takes it, in milliseconds.
+pub fn max_block_ms(s: &str) -> Result<i64, String> {
+    let max = crate::config::duration::parse_duration(s)?;
+    Ok(i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
 }

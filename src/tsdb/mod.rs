@@ -15,18 +15,16 @@
 //! * [`wal`]: the write-ahead log (segments, records, checkpoints);
 //!   `replay` rebuilds the head from it at start.
 //! * [`block`]: persisted blocks in Prometheus' on-disk format (writer,
-//!   checked reader, a block as a [`Queryable`]); [`backfill`] writes them
-//!   from OpenMetrics as `promtool tsdb create-blocks-from openmetrics`.
+//!   checked reader, a block as a [`Queryable`]); [`backfill`]: what the
+//!   backfill commands (`scrape::backfill`, `rules::backfill`) share.
 //! * [`compact`]: head → block compaction, block merges and block
 //!   retention over the served [`compact::BlockSet`].
 
 pub mod admin;
 pub mod backfill;
-pub mod backfill_rules;
 pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;
-pub mod cli;
 pub mod compact;
 pub mod head;
 pub mod head_chunks;

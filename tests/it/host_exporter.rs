@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Every family issue 6 lists, as node_exporter names them in the text format.
+/// The node_exporter families the host exporter must serve, as
+/// node_exporter names them in the text format.
 const LISTED: &[&str] = &[
     "node_cpu_seconds_total",
     "node_load1",

@@ -3,6 +3,9 @@
 //! Shared starters and peers live in `common`; run one area with
 //! `cargo test --test it scrape::` or one test by name.
 
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod notify_deliver_support;
 mod probe_support;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use klaxon::model::{Labels, MatchType, Matcher, STALE_NAN};
+use klaxon::model::{gofmt, Labels, MatchType, Matcher, STALE_NAN};
 use klaxon::promql::engine::{Engine, EngineOptions, Query, QueryResult, Value};
 use klaxon::promql::parser::{self, AtModifier, Expr};
 use klaxon::tsdb::Head;
@@ -31,7 +31,7 @@ fn parse_dur(s: &str) -> Result<i64, String> {
     if s == "0" {
         return Ok(0);
     }
-    parser::util::parse_duration(s)
+    gofmt::parse_duration(s)
 }
 
 /// A series description: label set plus value items (None = no sample).
@@ -110,12 +110,12 @@ fn parse_num(s: &str) -> Result<f64, String> {
         _ => {}
     }
     if let Some(rest) = s.strip_prefix('+') {
-        return parser::util::parse_number(rest);
+        return gofmt::parse_number(rest);
     }
     if let Some(rest) = s.strip_prefix('-') {
-        return parser::util::parse_number(rest).map(|v| -v);
+        return gofmt::parse_number(rest).map(|v| -v);
     }
-    parser::util::parse_number(s)
+    gofmt::parse_number(s)
 }
 
 /// Expands value items (`1`, `_`, `_x3`, `stale`, `1+2x3`, `1x3`...).
@@ -258,7 +258,7 @@ enum Cmd {
 }
 
 fn go_unquote(s: &str) -> Option<String> {
-    parser::util::unquote(s).ok()
+    gofmt::unquote(s).ok()
 }
 
 fn parse_expect_line(l: &str, exp: &mut Expect) -> Result<(), String> {

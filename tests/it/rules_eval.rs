@@ -525,7 +525,7 @@ fn eval_timestamp_is_aligned_to_the_group_offset() {
 // ----------------------------------------------------- promtool oracle
 
 fn dur(s: &str) -> i64 {
-    klaxon::promql::parser::util::parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    klaxon::model::gofmt::parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 type AlertSet = klaxon::rules::unittest::AlertSet;

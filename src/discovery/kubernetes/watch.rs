@@ -248,7 +248,7 @@ async fn list(api: &Api, scope: &Scope) -> Result<(String, Vec<Obj>), SdError> {
 
 /// Random-ish watch timeout in [5min, 10min), as client-go spreads them.
 fn watch_timeout() -> u64 {
-    300 + u64::from(crate::probe::dns::rand_id()) % 300
+    300 + u64::from(crate::net::dns::rand_id()) % 300
 }
 
 #[derive(serde::Deserialize)]

@@ -7,7 +7,7 @@
 
 pub mod builtin;
 pub mod custom;
-pub mod dsn;
+use crate::net::pg_dsn as dsn;
 pub mod fams;
 mod row;
 pub mod server;

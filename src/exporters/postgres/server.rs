@@ -2,7 +2,7 @@
 //! closes or a query times out, and every query bounded by a deadline so a
 //! hung database never holds up the scrape.
 
-use super::dsn::ParsedDsn;
+use crate::net::pg_dsn::ParsedDsn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::time::{timeout_at, Instant};

@@ -189,7 +189,7 @@ impl fmt::Display for Bucket {
 /// Go's `%g` for a float (shortest digits, exponent form outside 1e-4..1e21
 /// as `%g` decides, `+Inf`, `NaN`).
 pub(crate) fn go_g(v: f64) -> String {
-    crate::promql::parser::util::format_go_v(v)
+    crate::model::gofmt::format_go_v(v)
 }
 
 /// The upper boundary of bucket `idx` (the lower one is `bound(idx - 1)`).

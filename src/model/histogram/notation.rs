@@ -216,7 +216,7 @@ impl<'a> Parser<'a> {
         if w.is_empty() {
             return Err(self.err("expected a number"));
         }
-        crate::promql::parser::util::parse_number(w).map_err(|e| NotationError {
+        crate::model::gofmt::parse_number(w).map_err(|e| NotationError {
             column: column_of(self.src, start),
             message: format!("error parsing number {w:?}: {e}"),
         })

@@ -598,7 +598,7 @@ fn functions_match_upstream_promqltest_cases() {
         };
         let Ok(nums) = nums
             .iter()
-            .map(|a| crate::promql::parser::util::parse_number(a))
+            .map(|a| crate::model::gofmt::parse_number(a))
             .collect::<Result<Vec<f64>, _>>()
         else {
             continue;
@@ -618,7 +618,7 @@ fn functions_match_upstream_promqltest_cases() {
             if let Some(close) = l.find('}') {
                 let v = l[close + 1..].trim();
                 // A histogram result: not one of the float functions here.
-                let Ok(v) = crate::promql::parser::util::parse_number(v) else {
+                let Ok(v) = crate::model::gofmt::parse_number(v) else {
                     fail = true;
                     continue;
                 };

@@ -81,13 +81,7 @@ pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> u64 {
 fn go_labels(l: &Labels) -> String {
     let parts: Vec<String> = l
         .iter()
-        .map(|x| {
-            format!(
-                "{}={}",
-                x.name,
-                crate::promql::parser::util::go_quote(&x.value)
-            )
-        })
+        .map(|x| format!("{}={}", x.name, crate::model::gofmt::go_quote(&x.value)))
         .collect();
     format!("{{{}}}", parts.join(", "))
 }

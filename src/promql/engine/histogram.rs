@@ -339,7 +339,7 @@ pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
         _ => {}
     }
     if body.starts_with("0x") {
-        return crate::promql::parser::util::parse_number(t).ok();
+        return crate::model::gofmt::parse_number(t).ok();
     }
     t.replace('_', "").parse::<f64>().ok()
 }

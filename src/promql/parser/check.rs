@@ -5,7 +5,7 @@
 
 use super::ast::*;
 use super::parser::{perr, Perr};
-use super::util::go_quote;
+use crate::model::gofmt::go_quote;
 
 pub(crate) fn check(e: &mut Expr, input: &str) -> Result<ValueType, Perr> {
     let typ = e.value_type();

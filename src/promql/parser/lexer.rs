@@ -4,7 +4,7 @@
 //! uses the messages of Prometheus 2.42, the version promtool verdicts in
 //! this project come from.
 
-use super::util::{go_quote, go_quote_rune, go_unicode_verb};
+use crate::model::gofmt::{go_quote, go_quote_rune, go_unicode_verb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tok {

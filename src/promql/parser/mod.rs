@@ -15,7 +15,6 @@ mod matchers;
 mod parser;
 mod postfix;
 mod printer;
-pub mod util;
 
 #[cfg(test)]
 mod tests;

@@ -8,10 +8,10 @@ use super::check::check;
 use super::functions::{get_function, Function};
 use super::lexer::{lex, LexError, Tok, Token};
 use super::matchers::new_matcher;
-use super::util::{
+use super::ParseError;
+use crate::model::gofmt::{
     go_quote, go_quote_truncated, is_legacy_label_name, parse_duration, parse_number, unquote,
 };
-use super::ParseError;
 use crate::model::{MatchType, Matcher};
 
 /// Highest syntax tree accepted: nesting (parentheses, calls, unary

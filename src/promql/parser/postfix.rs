@@ -5,7 +5,7 @@
 use super::ast::*;
 use super::lexer::{Tok, Token};
 use super::parser::{perr, PResult, Parser};
-use super::util::{format_float, parse_duration, parse_number};
+use crate::model::gofmt::{format_float, parse_duration, parse_number};
 
 impl<'a> Parser<'a> {
     /// Range selectors, subqueries, `offset` and `@`, which bind tighter than

@@ -4,7 +4,9 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use super::ast::*;
-use super::util::{format_duration, format_float, format_go_v, go_quote, is_legacy_label_name};
+use crate::model::gofmt::{
+    format_duration, format_float, format_go_v, go_quote, is_legacy_label_name,
+};
 use crate::model::MatchType;
 
 fn write_labels(f: &mut Formatter<'_>, labels: &[String]) -> fmt::Result {

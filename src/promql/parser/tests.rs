@@ -451,5 +451,10 @@ fn negative_literal_range_prints_with_its_sign() {
     );
     assert_eq!(p(&p("metric[-90s]")), "metric[-1m30s]");
     assert_eq!(p("(metric)[-5m:-1m]"), "(metric)[-5m:-1m]");
-    assert_eq!(util::format_duration(i64::MIN).chars().next(), Some('-'));
+    assert_eq!(
+        crate::model::gofmt::format_duration(i64::MIN)
+            .chars()
+            .next(),
+        Some('-')
+    );
 }

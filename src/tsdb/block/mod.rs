@@ -98,6 +98,9 @@ pub struct EncodedChunk {
     pub data: Vec<u8>,
 }
 
+/// Samples per chunk, Prometheus' target.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
 /// Cuts samples (in strictly increasing time, or the block writer
 /// refuses the chunks) into XOR chunks of at most `per_chunk` samples
 /// (Prometheus' head aims at 120).

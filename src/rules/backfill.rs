@@ -8,15 +8,12 @@
 //! labels, then the rule's labels (which override), then `__name__` = the
 //! record name. Alerting rules are skipped, as promtool does.
 
-use super::backfill::compatible_block_duration;
-use super::block::{self, BlockError, BlockMeta, BlockSeries};
 use crate::model::Labels;
 use crate::rules::file::{load_rule_file, RuleKind};
+use crate::tsdb::backfill::compatible_block_duration;
+use crate::tsdb::block::{self, BlockError, BlockMeta, BlockSeries, SAMPLES_PER_CHUNK};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Samples per chunk, Prometheus' target.
-const SAMPLES_PER_CHUNK: usize = 120;
 
 /// What to backfill.
 #[derive(Clone, Debug)]
@@ -250,6 +247,90 @@ async fn backfill_rule(
 /// Where the blocks are written, for messages.
 pub fn describe(out: &Path, metas: &[BlockMeta]) -> String {
     format!("{} blocks written to {}", metas.len(), out.display())
+}
+
+/// `klaxon tsdb create-blocks-from rules`.
+#[derive(Clone, Debug)]
+pub struct RulesArgs {
+    pub url: String,
+    /// RFC 3339 or Unix timestamp.
+    pub start: String,
+    /// Default: 3 hours ago.
+    pub end: Option<String>,
+    pub output_dir: PathBuf,
+    pub eval_interval: Duration,
+    pub max_block_duration: String,
+    pub rule_files: Vec<PathBuf>,
+}
+
+/// Why `create-blocks-from rules` failed; printed as `klaxon: cause: ...`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("--max-block-duration: {0}")]
+    MaxBlockDuration(String),
+    #[error("error parsing {what} time: {message}")]
+    Time { what: &'static str, message: String },
+    #[error("start time is not before end time")]
+    StartNotBeforeEnd,
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Rules(#[from] RulesBackfillError),
+    #[error("error importing rules")]
+    RulesFailed,
+}
+
+/// Runs `klaxon tsdb create-blocks-from rules` (promtool's checks,
+/// messages and exit codes); the exit code.
+pub fn run_cli(a: &RulesArgs, err: &mut dyn std::io::Write) -> u8 {
+    match cli(a, err) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "klaxon: {}", crate::rules::cli::error_chain(&e));
+            1
+        }
+    }
+}
+
+fn cli(a: &RulesArgs, err: &mut dyn std::io::Write) -> Result<(), CliError> {
+    let secs = |what: &'static str, s: &str| {
+        crate::model::time::parse_time(s)
+            .map(|ms| ms.div_euclid(1000))
+            .map_err(|e| CliError::Time {
+                what,
+                message: e.to_string(),
+            })
+    };
+    let end = match &a.end {
+        Some(e) => secs("end", e)?,
+        None => crate::model::now_millis().div_euclid(1000) - 3 * 3600,
+    };
+    let start = secs("start", &a.start)?;
+    if start >= end {
+        return Err(CliError::StartNotBeforeEnd);
+    }
+    let cfg = RulesBackfill {
+        url: a.url.clone(),
+        start,
+        end,
+        eval_interval: a.eval_interval,
+        max_block_duration_ms: crate::tsdb::backfill::max_block_ms(&a.max_block_duration)
+            .map_err(CliError::MaxBlockDuration)?,
+        output: a.output_dir.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let (metas, errors) = rt.block_on(create_blocks_from_rules(&a.rule_files, &cfg))?;
+    for e in &errors {
+        let _ = writeln!(err, "rule importer error: {e}");
+    }
+    if !errors.is_empty() {
+        return Err(CliError::RulesFailed);
+    }
+    let _ = writeln!(err, "{}", describe(&cfg.output, &metas));
+    Ok(())
 }
 
 #[cfg(test)]

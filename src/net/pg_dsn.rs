@@ -1,4 +1,5 @@
-//! Connection strings, in both forms postgres_exporter accepts
+//! PostgreSQL connection strings (the store's `storage.dsn` and the postgres
+//! exporter's DSNs), in both forms postgres_exporter accepts
 //! (`postgresql://user:pass@host:port/db?sslmode=disable` and
 //! `host=... port=... user=...`). Nothing here ever formats the DSN: it may
 //! hold a password, and only `host:port` (the `server` label) leaves.
