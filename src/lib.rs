@@ -29,4 +29,5 @@ pub mod rules;
 pub mod scrape;
 pub mod slo;
 pub mod store;
+pub mod template;
 pub mod tsdb;

@@ -24,7 +24,7 @@ pub enum ReloadError {
     Config { path: String, errors: String },
     /// A rule file does not load, one `FILE:LINE:COL: message` per line.
     #[error("loading rule files: {}", .0.join("; "))]
-    Rules(Vec<String>),
+    Rules(crate::rules::manager::LoadErrors),
     /// The notify config (section or `--notify-config` file) does not load.
     #[error("loading notify config: {0}")]
     Notify(String),
@@ -257,7 +257,8 @@ impl Reloader {
             )),
             (None, None) => None,
         };
-        crate::notify::wiring::prepare(notify.as_ref()).map_err(ReloadError::Notify)
+        crate::notify::wiring::prepare(notify.as_ref())
+            .map_err(|e| ReloadError::Notify(e.to_string()))
     }
 }
 

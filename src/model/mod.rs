@@ -2,6 +2,8 @@
 //! timestamps. Kept deliberately small: each stage owns its own richer types and
 //! only these cross module boundaries.
 
+pub mod alert;
+pub mod gofmt;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;

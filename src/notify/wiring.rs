@@ -4,12 +4,15 @@
 use crate::config::Config;
 use crate::metrics::Registry;
 use crate::notify::config::NotifyConfig;
-use crate::notify::dispatch::{default_config, Dispatcher, DispatcherOptions, LoggingSink};
+use crate::notify::dispatch::{
+    default_config, DispatchError, Dispatcher, DispatcherOptions, LoggingSink,
+};
 use crate::notify::outbox::Outbox;
 use crate::notify::receivers::Receiver;
+use crate::notify::template::TemplatesError;
 use crate::notify::NotificationSink;
-use crate::rules::template::TemplateSet;
 use crate::store::Store;
+use crate::template::TemplateSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,8 +47,21 @@ impl Prepared {
     }
 }
 
+/// Why the notify stage could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Templates(#[from] TemplatesError),
+    /// The outbox could not read its queue from the store.
+    #[error(transparent)]
+    Outbox(#[from] crate::store::StoreError),
+    /// The dispatcher could not load silences or the notification log.
+    #[error(transparent)]
+    Dispatcher(#[from] DispatchError),
+}
+
 /// Prepares `notify` (`None`: no notify section, the default route).
-pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, String> {
+pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, TemplatesError> {
     Ok(match notify {
         Some(n) => Prepared {
             cfg: n.clone(),
@@ -54,7 +70,7 @@ pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, String> {
         },
         None => Prepared {
             cfg: default_config(),
-            templates: crate::notify::template::template_set(&[]).map_err(|e| e.to_string())?,
+            templates: crate::notify::template::template_set(&[])?,
             configured: false,
         },
     })
@@ -86,11 +102,10 @@ pub fn build(
     registry: &Registry,
     maintenance: Arc<crate::ops::Maintenance>,
     events: crate::ops::Events,
-) -> Result<NotifyStage, String> {
+) -> Result<NotifyStage, WiringError> {
     let p = prepare(cfg.notify.as_ref())?;
     let send_resolved = send_resolved_of(p.receivers());
-    let outbox = Outbox::start(store.clone(), p.receivers().to_vec(), p.templates, registry)
-        .map_err(|e| e.to_string())?;
+    let outbox = Outbox::start(store.clone(), p.receivers().to_vec(), p.templates, registry)?;
     outbox.hold_during(maintenance);
     outbox.publish_to(events.clone());
     let opts = DispatcherOptions {
@@ -101,7 +116,7 @@ pub fn build(
         ..Default::default()
     };
     let sink = sink_for(p.configured, &outbox);
-    let dispatcher = Dispatcher::new(p.cfg, sink, opts).map_err(|e| e.to_string())?;
+    let dispatcher = Dispatcher::new(p.cfg, sink, opts)?;
     Ok(NotifyStage { dispatcher, outbox })
 }
 

@@ -6,7 +6,7 @@ use super::http::{Payload, SendError};
 use super::EmailConfig;
 use crate::notify::template;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;

@@ -50,7 +50,7 @@ pub use wechat::WechatConfig;
 
 use crate::notify::template;
 use crate::notify::Notification;
-use crate::rules::template::{TemplateSet, Value};
+use crate::template::{TemplateSet, Value};
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned as S;

@@ -8,7 +8,7 @@ use super::http::Payload;
 use super::PagerDutyConfig;
 use crate::notify::template::{self, common, group_status};
 use crate::notify::Notification;
-use crate::rules::template::{TemplateSet, Value};
+use crate::template::{TemplateSet, Value};
 use serde_json::{json, Map};
 
 /// PagerDuty's limit on `payload.summary` / v1 `description`.

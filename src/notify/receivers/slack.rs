@@ -9,7 +9,7 @@ use super::{SlackBlocks, SlackConfig};
 use crate::model::Labels;
 use crate::notify::template::{self, common};
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value as J};
 use std::collections::HashMap;

@@ -10,7 +10,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;

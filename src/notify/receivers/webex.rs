@@ -8,7 +8,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 

@@ -49,7 +49,7 @@ struct Message<'a> {
 pub fn render(
     cfg: &WebhookConfig,
     n: &Notification,
-    set: &crate::rules::template::TemplateSet,
+    set: &crate::template::TemplateSet,
 ) -> Result<Payload, String> {
     if let Some(p) = &cfg.payload {
         let body = super::Render::new(n, set).value("payload", p)?;

@@ -244,16 +244,15 @@ fn resolve_action(raw: &S<RawAction>, dir: Option<&Path>, sink: &mut Sink) -> Op
                     headers.push((k.value.clone(), v.value.clone()));
                 }
             }
-            let body =
-                h.body.as_ref().and_then(|b| {
-                    match crate::rules::template::TemplateSet::new().parse("body", &b.value) {
-                        Ok(_) => Some(b.value.clone()),
-                        Err(e) => {
-                            sink.push(Pos::of(b), format!("body template: {e}"));
-                            None
-                        }
+            let body = h.body.as_ref().and_then(|b| {
+                match crate::template::TemplateSet::new().parse("body", &b.value) {
+                    Ok(_) => Some(b.value.clone()),
+                    Err(e) => {
+                        sink.push(Pos::of(b), format!("body template: {e}"));
+                        None
                     }
-                });
+                }
+            });
             let secret = pick_secret(
                 &h.hmac_secret,
                 &h.hmac_secret_file,

@@ -5,11 +5,11 @@
 use super::exec::Value;
 
 pub fn quote(s: &str) -> String {
-    crate::promql::parser::util::go_quote(s)
+    crate::model::gofmt::go_quote(s)
 }
 
 pub fn quote_rune(c: char) -> String {
-    crate::promql::parser::util::go_quote_rune(Some(c))
+    crate::model::gofmt::go_quote_rune(Some(c))
 }
 
 /// Decimal digits of a finite, non-negative float: `digits` without

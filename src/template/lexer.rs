@@ -342,7 +342,7 @@ fn lex_into(name: &str, src: &str, out: &mut Vec<Token>) -> Result<(), TemplateE
                         pos,
                         format!(
                             "unrecognized character in action: {}",
-                            crate::promql::parser::util::go_unicode_verb(ch)
+                            crate::model::gofmt::go_unicode_verb(ch)
                         ),
                     ));
                 }
