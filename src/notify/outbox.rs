@@ -536,7 +536,7 @@ impl Outbox {
                 .count();
             let (payload, error) = match render(integ, n, &live.templates) {
                 Ok(p) => (serde_json::to_string(&p).unwrap_or_default(), None),
-                Err(e) => (String::new(), Some(e)),
+                Err(e) => (String::new(), Some(e.to_string())),
             };
             if let Some(e) = &error {
                 tracing::error!(receiver = %r.name, integration = integ.kind(), error = %e, "outbox: rendering notification failed");
@@ -905,7 +905,11 @@ fn retry_delay(initial: Duration, max: Duration, attempts: u32, seed: u64) -> Du
     Duration::from_millis(exp * frac / 1000)
 }
 
-pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    integ: &Integration,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, receivers::RenderError> {
     receivers::render(integ, n, set)
 }
 

@@ -207,9 +207,12 @@ pub fn render(
     text: &str,
     data: &Value,
     html: bool,
-) -> Result<String, String> {
+) -> Result<String, crate::notify::receivers::RenderError> {
     set.render(text, data, html)
-        .map_err(|e| format!("rendering {field}: {e}"))
+        .map_err(|source| crate::notify::receivers::RenderError::Template {
+            field: field.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -99,7 +99,11 @@ struct Body {
     avatar_url: String,
 }
 
-pub fn render(cfg: &DiscordConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &DiscordConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let color = if group_status(n) == "firing" {
         COLOR_RED
@@ -125,6 +129,6 @@ pub fn render(cfg: &DiscordConfig, n: &Notification, set: &TemplateSet) -> Resul
     })
 }
 
-pub fn endpoint(cfg: &DiscordConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &DiscordConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -16,7 +16,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
 /// Renders addresses, headers and both bodies.
-pub fn render(cfg: &EmailConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &EmailConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let data = template::data(n);
     let r = |field: &str, text: &str, html: bool| template::render(set, field, text, &data, html);
     let to = r("to", &cfg.to, false)?

@@ -55,7 +55,7 @@ fn links(
     n: &Notification,
     set: &TemplateSet,
     data: &Value,
-) -> Result<Vec<serde_json::Value>, String> {
+) -> Result<Vec<serde_json::Value>, super::RenderError> {
     let mut out = Vec::new();
     let anns: Vec<&crate::model::Labels> = n.alerts.iter().map(|a| &a.annotations).collect();
     let ca = common(&anns);
@@ -97,7 +97,7 @@ pub fn render(
     cfg: &PagerDutyConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let data = template::data(n);
     let r = |field: &str, text: &str| template::render(set, field, text, &data, false);
     let resolved = group_status(n) == "resolved";

@@ -144,7 +144,11 @@ fn cut_bytes(s: &str, max: usize) -> (String, bool) {
     (s[..end].to_string(), true)
 }
 
-pub fn render(cfg: &SnsConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &SnsConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let mut q: Vec<(String, String)> = vec![
         ("Action".into(), "Publish".into()),

@@ -50,7 +50,7 @@ pub fn render(
     cfg: &WebhookConfig,
     n: &Notification,
     set: &crate::template::TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     if let Some(p) = &cfg.payload {
         let body = super::Render::new(n, set).value("payload", p)?;
         return Ok(Payload::Json {
