@@ -8,6 +8,7 @@
 //! The types in this file are the seams between those stages:
 //! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
 
+pub mod breaker;
 pub mod config;
 pub mod dispatch;
 pub mod inhibit;

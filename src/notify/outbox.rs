@@ -6,13 +6,12 @@
 //! backoff and jitter until the delivery's deadline. Other 4xx fail at once
 //! with the reason kept. A restarted process resumes the pending rows.
 
+use super::breaker::{Breaker, BreakerConfig, Transition};
 use super::receivers::{self, email, Integration, Payload, Receiver, SendError};
 use super::template::alert_status;
 use super::{Notification, NotificationSink};
 use crate::metrics::{CounterVec, FamilySnapshot, Gauge, HistogramVec, Kind, Registry};
 use crate::model::now_millis;
-use crate::ops::autoheal::config::BreakerConfig;
-use crate::ops::autoheal::{Breaker, Transition};
 use crate::store::notify::{Delivery, NewDelivery, Outcome};
 use crate::store::{Store, StoreError};
 use crate::template::TemplateSet;

@@ -47,7 +47,8 @@ pub(crate) enum Next {
 /// Why a flush did not complete.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StageError {
-    #[error("notification not stored: {0}")]
+    /// The sink did not keep the notification.
+    #[error(transparent)]
     NotStored(#[from] EnqueueError),
 }
 

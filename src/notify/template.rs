@@ -207,12 +207,19 @@ pub fn render(
     text: &str,
     data: &Value,
     html: bool,
-) -> Result<String, crate::notify::receivers::RenderError> {
-    set.render(text, data, html)
-        .map_err(|source| crate::notify::receivers::RenderError::Template {
-            field: field.to_string(),
-            source,
-        })
+) -> Result<String, FieldError> {
+    set.render(text, data, html).map_err(|source| FieldError {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// A config field's template that failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering {field}: {source}")]
+pub struct FieldError {
+    pub field: String,
+    pub source: TemplateError,
 }
 
 #[cfg(test)]

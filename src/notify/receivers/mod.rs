@@ -218,12 +218,12 @@ impl<'a> Render<'a> {
     }
 
     pub fn text(&self, field: &str, text: &str) -> Result<String, RenderError> {
-        template::render(self.set, field, text, &self.data, false)
+        Ok(template::render(self.set, field, text, &self.data, false)?)
     }
 
     /// Rendered as Go's html/template would (values escaped).
     pub fn html(&self, field: &str, text: &str) -> Result<String, RenderError> {
-        template::render(self.set, field, text, &self.data, true)
+        Ok(template::render(self.set, field, text, &self.data, true)?)
     }
 
     /// `v` with every string rendered as a template (Alertmanager's
@@ -529,11 +529,8 @@ pub struct SecretError {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// A config field's template failed.
-    #[error("rendering {field}: {source}")]
-    Template {
-        field: String,
-        source: crate::template::TemplateError,
-    },
+    #[error(transparent)]
+    Template(#[from] template::FieldError),
     #[error(transparent)]
     Secret(#[from] SecretError),
     /// A payload that does not encode as JSON.

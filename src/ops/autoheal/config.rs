@@ -85,25 +85,7 @@ pub(crate) struct RawRetry {
     pub backoff: Option<S<String>>,
 }
 
-/// `autoheal.receiver_breaker`: a receiver integration whose deliveries
-/// fail `failures` times in a row waits `cooldown` (doubling up to
-/// `max_cooldown`) before the next attempt.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BreakerConfig {
-    pub failures: u32,
-    pub cooldown: Duration,
-    pub max_cooldown: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            failures: 5,
-            cooldown: Duration::from_secs(30),
-            max_cooldown: Duration::from_secs(600),
-        }
-    }
-}
+pub use crate::notify::breaker::BreakerConfig;
 
 /// `autoheal:` as resolved.
 #[derive(Clone, Debug, Default, PartialEq)]
