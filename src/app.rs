@@ -27,8 +27,8 @@ pub use reload::{ReloadError, ReloadStatus, Reloader};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Rule files that do not load, one `FILE:LINE:COL: message` per line.
-    #[error("{}", .0.join("\n"))]
-    Rules(Vec<String>),
+    #[error("{0}")]
+    Rules(crate::rules::manager::LoadErrors),
     #[error("{0}")]
     Exporter(#[from] crate::exporters::postgres::PostgresError),
     /// The embedded store (alert state) under `storage.path`.
@@ -39,7 +39,7 @@ pub enum StartError {
     },
     /// The notify stage (store, silences, notification log) did not start.
     #[error("notify: {0}")]
-    Notify(#[source] BoxError),
+    Notify(#[from] crate::notify::wiring::WiringError),
     /// An autoheal rule's HTTP client cannot be built (TLS files, proxy).
     #[error("{0}")]
     Autoheal(#[source] BoxError),

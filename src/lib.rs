@@ -30,4 +30,5 @@ pub mod scrape;
 pub mod settings;
 pub mod slo;
 pub mod store;
+pub mod template;
 pub mod tsdb;

@@ -394,10 +394,7 @@ fn tests_for(out: &mut String, service: &str, sig: &Signal) {
         let text = |t: String| {
             t.replace("{{ $labels.anomaly_name }}", &sig.name)
                 .replace("{{ $labels.anomaly_service }}", service)
-                .replace(
-                    "{{ $value | humanize }}",
-                    &crate::rules::template::humanize(*v),
-                )
+                .replace("{{ $value | humanize }}", &crate::template::humanize(*v))
         };
         let _ = writeln!(
             out,

@@ -23,7 +23,7 @@ pub enum ReloadError {
     Config { path: String, errors: String },
     /// A rule file does not load, one `FILE:LINE:COL: message` per line.
     #[error("loading rule files: {}", .0.join("; "))]
-    Rules(Vec<String>),
+    Rules(crate::rules::manager::LoadErrors),
     /// The notify config (section or `--notify-config` file) does not load.
     #[error("loading notify config: {0}")]
     Notify(#[source] crate::app::BoxError),

@@ -7,6 +7,7 @@ pub mod gofmt;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
+pub mod rule_alert;
 pub mod time;
 pub mod url;
 pub mod value;

@@ -59,6 +59,19 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parses an RFC 3339 time as Alertmanager's API sends it; Go's zero time
+/// (`0001-01-01T00:00:00Z`, what clients send for "unset") gives 0, and
+/// anything that is not RFC 3339 (Unix seconds included) gives `None`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if s.starts_with("0001-01-01T00:00:00") {
+        return Some(0);
+    }
+    if s.is_empty() || !s.contains('T') {
+        return None;
+    }
+    parse_time(s).ok()
+}
+
 /// Parses a time as Prometheus' HTTP API accepts it: Unix seconds with an
 /// optional fraction (`1700000000.123`), or RFC 3339 (`2026-11-23T02:30:00Z`,
 /// `...+01:00`, fractional seconds allowed). Returns milliseconds.

@@ -6,7 +6,8 @@
 //! store, then inserted into one aggregation group per matching route and
 //! group-label set. Each group runs its own timer task: first flush after
 //! `group_wait` (at once when an alert is already older than that), then every
-//! `group_interval`. A flush drops muted alerts (time intervals, inhibition,
+//! `group_interval`. A flush runs the group's alerts through the stages of
+//! `notify::stage`: it drops muted alerts (time intervals, inhibition,
 //! silences) and consults the notification log: a [`Notification`] goes to
 //! the [`NotificationSink`] only when the firing set grew, alerts resolved, or
 //! `repeat_interval` passed since the last one. The log is persisted in the
@@ -17,8 +18,8 @@ use crate::notify::config::NotifyConfig;
 use crate::notify::inhibit::Inhibitor;
 use crate::notify::route::Route;
 use crate::notify::silence::Silences;
+use crate::notify::stage;
 use crate::notify::{Alert, AlertSink, Notification, NotificationSink};
-use crate::store::notify_log::LogEntry;
 use crate::store::Store;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -30,76 +31,16 @@ use std::time::Duration;
 pub const MAX_ALERTS_FLAG: &str = "alerts.max";
 pub const DEFAULT_MAX_ALERTS: usize = 100_000;
 
-/// RFC 3339 with milliseconds, UTC (the API's time format).
-pub fn rfc3339(ms: Timestamp) -> String {
-    crate::model::time::rfc3339_millis(ms)
-}
-
-/// Parses an RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`, what
-/// clients send for "unset") gives 0.
-pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    if s.starts_with("0001-01-01T00:00:00") {
-        return Some(0);
-    }
-    if s.is_empty() || !s.contains('T') {
-        return None;
-    }
-    crate::model::time::parse_time(s).ok()
-}
-
-/// Alertmanager's alert fingerprint (`model.LabelSet.Fingerprint`): FNV-1a
-/// 64 over sorted names and values, each followed by 0xff. Shown in the API
-/// as 16 hex digits and stored in the notification log, so it must not
-/// change between versions.
-pub fn fingerprint(labels: &Labels) -> u64 {
-    const OFFSET: u64 = 14_695_981_039_346_656_037;
-    const PRIME: u64 = 1_099_511_628_211;
-    let mut h = OFFSET;
-    let mut add = |b: &[u8]| {
-        for x in b {
-            h ^= *x as u64;
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    for l in labels {
-        add(l.name.as_bytes());
-        add(&[0xff]);
-        add(l.value.as_bytes());
-        add(&[0xff]);
-    }
-    h
-}
-
-/// Go's `%q` for a label value, as in `model.LabelSet.String()`.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            '\u{7}' => o.push_str("\\a"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            '\u{b}' => o.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                o.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+// The API's time format (RFC 3339 in UTC with milliseconds) and the
+// Alertmanager fingerprint live in `model`; re-exported for the API.
+pub use crate::model::alert::fingerprint;
+pub use crate::model::time::{parse_rfc3339, rfc3339_millis as rfc3339};
 
 /// `{a="1", b="2"}` as Alertmanager prints group labels in a group key.
 pub fn labelset_string(l: &Labels) -> String {
     let parts: Vec<String> = l
         .iter()
-        .map(|x| format!("{}={}", x.name, go_quote(&x.value)))
+        .map(|x| format!("{}={}", x.name, crate::model::gofmt::go_quote(&x.value)))
         .collect();
     format!("{{{}}}", parts.join(", "))
 }
@@ -250,7 +191,7 @@ pub struct Dispatcher {
     alerts: RwLock<HashMap<u64, StoredAlert>>,
     /// (route address, group labels fingerprint) → group.
     groups: Mutex<HashMap<(usize, u64), Arc<AggrGroup>>>,
-    nflog: Mutex<HashMap<(String, String), LogEntry>>,
+    nflog: stage::NotifyLog,
     opts: DispatcherOptions,
     rt: tokio::runtime::Handle,
     me: Weak<Dispatcher>,
@@ -629,21 +570,6 @@ impl Dispatcher {
         }
     }
 
-    /// Whether a route's time intervals mute it at `now`.
-    fn time_muted(&self, r: &RouteOpts, now: Timestamp) -> bool {
-        let live = self.live();
-        let active = |n: &String| {
-            live.cfg
-                .time_intervals
-                .get(n)
-                .is_some_and(|t| t.contains(now))
-        };
-        if r.mute_time_intervals.iter().any(active) {
-            return true;
-        }
-        !r.active_time_intervals.is_empty() && !r.active_time_intervals.iter().any(active)
-    }
-
     /// Ids of the silences muting `labels` and fingerprints of the alerts
     /// inhibiting it, at `now`.
     pub fn mute_status(&self, labels: &Labels, now: Timestamp) -> (Vec<String>, Vec<u64>) {
@@ -653,33 +579,61 @@ impl Dispatcher {
         )
     }
 
+    /// One flush of a group: its alerts through the stages of
+    /// [`crate::notify::stage`], then the resolved ones forgotten (unless
+    /// the notification could not be stored: the retry at the next
+    /// group_interval must still tell the receiver).
     fn flush(&self, g: &AggrGroup, now: Timestamp) {
         let mut snapshot: Vec<StoredAlert> = g.alerts.lock().values().cloned().collect();
         sort_alerts(&mut snapshot);
-        let muted_by_time = self.time_muted(&g.route, now);
-        if muted_by_time {
-            tracing::debug!(group = %g.key, "muted by time interval");
-        } else {
-            let kept: Vec<Alert> = snapshot
-                .iter()
-                .filter(|a| {
-                    let (s, i) = self.mute_status(&a.alert.labels, now);
-                    s.is_empty() && i.is_empty()
-                })
-                .map(|a| {
-                    let mut x = a.alert.clone();
-                    // Alerts do not resolve as time moves on during delivery.
-                    if !a.resolved_at(now) {
-                        x.ends_at = None;
-                    }
-                    x
-                })
-                .collect();
-            if !self.notify(g, kept, now) {
-                // Not stored: keep the resolved alerts too, so the retry at
-                // the next group_interval still tells the receiver.
-                return;
-            }
+        let alerts: Vec<Alert> = snapshot
+            .iter()
+            .map(|a| {
+                let mut x = a.alert.clone();
+                // Alerts do not resolve as time moves on during delivery.
+                if !a.resolved_at(now) {
+                    x.ends_at = None;
+                }
+                x
+            })
+            .collect();
+        let live = self.live();
+        let sink = self.sink.read().clone();
+        let store = self.opts.store.as_ref();
+        let receiver = &g.route.receiver;
+        let time_mute = stage::TimeMute {
+            intervals: &live.cfg.time_intervals,
+            mute: &g.route.mute_time_intervals,
+            active: &g.route.active_time_intervals,
+        };
+        let mute = stage::Mute {
+            silences: &self.silences,
+            inhibitor: &live.inhibitor,
+        };
+        let leader = stage::LeaderGate::of(store);
+        let dedup = stage::Dedup {
+            nflog: &self.nflog,
+            shared: store.filter(|s| s.is_shared()),
+            send_resolved: (live.send_resolved)(receiver),
+            repeat_interval: g.route.repeat_interval,
+            retention: self.opts.nflog_retention,
+        };
+        let send = stage::Sink {
+            sink: sink.as_ref(),
+            nflog: &self.nflog,
+            store,
+            external_url: &self.opts.external_url,
+        };
+        let mut f = stage::Flush {
+            receiver,
+            group_key: &g.key,
+            group_labels: &g.labels,
+            now,
+            log: None,
+        };
+        if let Err(err) = stage::run(&[&time_mute, &mute, &leader, &dedup, &send], &mut f, alerts) {
+            tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
+            return;
         }
         // Forget resolved alerts unless they were updated meanwhile.
         let mut alerts = g.alerts.lock();
@@ -691,96 +645,6 @@ impl Dispatcher {
                 alerts.remove(&a.fingerprint);
             }
         }
-    }
-
-    /// Alertmanager's dedup stage against the notification log. False when
-    /// the notification could not be stored: the log is left alone, so the
-    /// group's next flush tries again.
-    fn notify(&self, g: &AggrGroup, alerts: Vec<Alert>, now: Timestamp) -> bool {
-        // Nothing left after silences and inhibition: like Alertmanager,
-        // whose pipeline stops at its mute stages, the log is not touched,
-        // so an alert unmuted later is not notified again before its
-        // repeat_interval.
-        if alerts.is_empty() {
-            return true;
-        }
-        let mut firing = Vec::new();
-        let mut resolved = Vec::new();
-        for a in &alerts {
-            let fp = fingerprint(&a.labels);
-            if a.ends_at.is_none() {
-                firing.push(fp);
-            } else {
-                resolved.push(fp);
-            }
-        }
-        firing.sort_unstable();
-        resolved.sort_unstable();
-        let receiver = &g.route.receiver;
-        let key = (receiver.clone(), g.key.clone());
-        // HA pair (shared store): only the leader notifies, against the
-        // shared log, so a new leader does not page again for what the old
-        // one already sent.
-        let shared = self.opts.store.as_ref().filter(|s| s.is_shared());
-        if shared.is_some_and(|s| !s.is_leader()) {
-            return true;
-        }
-        let entry = match shared.map(|s| crate::store::notify_log::get(s, receiver, &g.key)) {
-            Some(Ok(e)) => e,
-            Some(Err(err)) => {
-                tracing::error!(error = %err, group = %g.key, "reading the notification log");
-                self.nflog.lock().get(&key).cloned()
-            }
-            None => self.nflog.lock().get(&key).cloned(),
-        };
-        let send_resolved = (self.live().send_resolved)(receiver);
-        if !needs_update(
-            entry.as_ref(),
-            &firing,
-            &resolved,
-            send_resolved,
-            g.route.repeat_interval,
-            now,
-        ) {
-            return true;
-        }
-        let e = LogEntry {
-            receiver: receiver.clone(),
-            group_key: g.key.clone(),
-            firing,
-            resolved,
-            sent_at: now,
-            expires_at: now + self.opts.nflog_retention.as_millis() as i64,
-        };
-        let sink = self.sink.read().clone();
-        // The log entry only with the notification (the outbox writes both
-        // in one transaction): a full disk must not turn into a group marked
-        // as notified that never was, nor a crash into a second row for the
-        // same notification.
-        let logged = match sink.try_enqueue_logged(
-            Notification {
-                receiver: receiver.clone(),
-                group_key: g.key.clone(),
-                group_labels: g.labels.clone(),
-                alerts,
-                external_url: self.opts.external_url.clone(),
-                created_at: now,
-            },
-            &e,
-        ) {
-            Ok(logged) => logged,
-            Err(err) => {
-                tracing::error!(error = %err, group = %g.key, receiver = %receiver, "notification not stored; retrying at the next group_interval");
-                return false;
-            }
-        };
-        if let Some(st) = self.opts.store.as_ref().filter(|_| !logged) {
-            if let Err(err) = crate::store::notify_log::put(st, &e) {
-                tracing::error!(error = %err, group = %g.key, "writing the notification log");
-            }
-        }
-        self.nflog.lock().insert(key, e);
-        true
     }
 
     /// Drops resolved alerts, expired log entries and old silences.
@@ -924,36 +788,6 @@ fn posted_from_json(body: &str) -> Option<StoredAlert> {
     })
 }
 
-/// Should a group with these firing/resolved fingerprints notify, given the
-/// last log entry? (Alertmanager's `DedupStage.needsUpdate`.)
-fn needs_update(
-    entry: Option<&LogEntry>,
-    firing: &[u64],
-    resolved: &[u64],
-    send_resolved: bool,
-    repeat: Duration,
-    now: Timestamp,
-) -> bool {
-    let Some(e) = entry else {
-        return !firing.is_empty();
-    };
-    // Linear in both sizes: groups can hold thousands of alerts.
-    let subset = |small: &[u64], big: &[u64]| {
-        let big: std::collections::HashSet<u64> = big.iter().copied().collect();
-        small.iter().all(|f| big.contains(f))
-    };
-    if !subset(firing, &e.firing) {
-        return true;
-    }
-    if firing.is_empty() {
-        return !e.firing.is_empty();
-    }
-    if send_resolved && !subset(resolved, &e.resolved) {
-        return true;
-    }
-    e.sent_at < now - repeat.as_millis() as i64
-}
-
 /// Alertmanager's alert order: by `job`, then `instance`, then label set.
 fn sort_alerts(v: &mut [StoredAlert]) {
     v.sort_by(|a, b| {
@@ -1034,10 +868,10 @@ mod tests {
         fn enqueue(&self, n: Notification) {
             let _ = self.try_enqueue(n);
         }
-        fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+        fn try_enqueue(&self, n: Notification) -> Result<(), crate::notify::EnqueueError> {
             if self.fail.load(Ordering::SeqCst) {
                 self.failed.fetch_add(1, Ordering::SeqCst);
-                return Err("database or disk is full".into());
+                return Err(crate::store::StoreError::from(rusqlite::Error::InvalidQuery).into());
             }
             self.stored.lock().push(n);
             Ok(())
@@ -1098,26 +932,5 @@ mod tests {
                 .iter()
                 .any(|n| n.alerts.iter().all(|a| a.ends_at.is_some()))
         });
-    }
-
-    #[test]
-    fn dedup_rules() {
-        let e = LogEntry {
-            receiver: "r".into(),
-            group_key: "k".into(),
-            firing: vec![1, 2],
-            resolved: vec![],
-            sent_at: 1000,
-            expires_at: i64::MAX,
-        };
-        let rep = Duration::from_millis(500);
-        assert!(!needs_update(None, &[], &[1], true, rep, 1100));
-        assert!(needs_update(None, &[1], &[], true, rep, 1100));
-        assert!(!needs_update(Some(&e), &[1, 2], &[], true, rep, 1100));
-        assert!(!needs_update(Some(&e), &[1], &[], false, rep, 1100));
-        assert!(needs_update(Some(&e), &[1], &[2], true, rep, 1100));
-        assert!(needs_update(Some(&e), &[1, 2, 3], &[], true, rep, 1100));
-        assert!(needs_update(Some(&e), &[], &[1, 2], false, rep, 1100));
-        assert!(needs_update(Some(&e), &[1, 2], &[], true, rep, 1600));
     }
 }

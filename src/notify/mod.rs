@@ -8,6 +8,7 @@
 //! The types in this file are the seams between those stages:
 //! rules → [`AlertSink`] → dispatcher → [`Notification`] → outbox/receivers.
 
+pub mod breaker;
 pub mod config;
 pub mod dispatch;
 pub mod inhibit;
@@ -16,45 +17,14 @@ pub mod outbox;
 pub mod receivers;
 pub mod route;
 pub mod silence;
+mod stage;
 pub mod template;
 pub mod timeinterval;
 pub mod wiring;
 
 use crate::model::{Labels, Timestamp};
 
-/// An alert as Alertmanager models it: label set (its identity), annotations,
-/// and the interval it is active in. This is what rules send and what
-/// `POST /api/v2/alerts` carries.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Alert {
-    pub labels: Labels,
-    pub annotations: Labels,
-    /// Milliseconds since the epoch.
-    pub starts_at: Timestamp,
-    /// Milliseconds since the epoch; `None` while the sender did not say
-    /// (the dispatcher then applies `resolve_timeout`, as Alertmanager).
-    pub ends_at: Option<Timestamp>,
-    pub generator_url: String,
-    /// When the dispatcher last saw this alert updated.
-    pub updated_at: Timestamp,
-    /// `X-Request-ID` of the API call that posted it (none for klaxon's own
-    /// rules): notifications it causes carry it (webhook header, PagerDuty
-    /// custom_details) so a delivery can be traced to the request.
-    pub request_id: Option<String>,
-}
-
-impl Alert {
-    /// Alertmanager's fingerprint of the label set (the same 16 hex digits
-    /// Alertmanager shows in its API and webhook payloads).
-    pub fn fingerprint(&self) -> u64 {
-        dispatch::fingerprint(&self.labels)
-    }
-
-    /// Resolved at `now` when its end lies in the past.
-    pub fn resolved_at(&self, now: Timestamp) -> bool {
-        matches!(self.ends_at, Some(e) if e <= now)
-    }
-}
+pub use crate::model::alert::{Alert, AlertSink};
 
 /// One flush of one aggregation group for one receiver: what a template
 /// renders and what the outbox stores.
@@ -105,13 +75,6 @@ impl Notification {
     }
 }
 
-/// Where alerts go after evaluation. Implemented by the dispatcher; the rules
-/// stage only knows this trait, so it can run without notify configured.
-pub trait AlertSink: Send + Sync {
-    /// Takes new or updated alerts (firing, or resolved with `ends_at` set).
-    fn send(&self, alerts: Vec<Alert>);
-}
-
 /// Where the dispatcher hands a flushed group. Implemented by the outbox,
 /// which persists the notification before the first delivery attempt.
 pub trait NotificationSink: Send + Sync {
@@ -120,7 +83,7 @@ pub trait NotificationSink: Send + Sync {
     /// Like `enqueue`, telling whether the notification is safely kept:
     /// on an error the dispatcher does not log the group as notified and
     /// tries again at its next `group_interval`.
-    fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+    fn try_enqueue(&self, n: Notification) -> Result<(), EnqueueError> {
         self.enqueue(n);
         Ok(())
     }
@@ -132,8 +95,16 @@ pub trait NotificationSink: Send + Sync {
         &self,
         n: Notification,
         log: &crate::store::notify_log::LogEntry,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EnqueueError> {
         let _ = log;
         self.try_enqueue(n).map(|()| false)
     }
+}
+
+/// Why a [`NotificationSink`] did not keep a notification (nothing was
+/// written; the dispatcher tries again at the group's next interval).
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

@@ -6,16 +6,15 @@
 //! backoff and jitter until the delivery's deadline. Other 4xx fail at once
 //! with the reason kept. A restarted process resumes the pending rows.
 
+use super::breaker::{Breaker, BreakerConfig, Transition};
 use super::receivers::{self, email, Integration, Payload, Receiver, SendError};
 use super::template::alert_status;
 use super::{Notification, NotificationSink};
 use crate::metrics::{CounterVec, FamilySnapshot, Gauge, HistogramVec, Kind, Registry};
 use crate::model::now_millis;
-use crate::ops::autoheal::config::BreakerConfig;
-use crate::ops::autoheal::{Breaker, Transition};
-use crate::rules::template::TemplateSet;
 use crate::store::notify::{Delivery, NewDelivery, Outcome};
 use crate::store::{Store, StoreError};
+use crate::template::TemplateSet;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -532,7 +531,7 @@ impl Outbox {
                 .count();
             let (payload, error) = match render(integ, n, &live.templates) {
                 Ok(p) => (serde_json::to_string(&p).unwrap_or_default(), None),
-                Err(e) => (String::new(), Some(e)),
+                Err(e) => (String::new(), Some(e.to_string())),
             };
             if let Some(e) = &error {
                 tracing::error!(receiver = %r.name, integration = integ.kind(), error = %e, "outbox: rendering notification failed");
@@ -711,16 +710,12 @@ impl Outbox {
         }
     }
 
-    async fn attempt(self: Arc<Self>, d: Delivery) {
-        if let Gate::Defer(until) = self.breakers.gate(&d, now_millis()) {
-            self.defer(&d, until).await;
-            return;
-        }
-        let at = now_millis();
+    /// Sends a row's payload once, counting the attempt (latency, total,
+    /// failures by reason) for an attempt and a replay alike.
+    async fn send_measured(&self, d: &Delivery) -> (Result<(), SendError>, Duration) {
         let t0 = Instant::now();
-        let res = self.send_row(&d).await;
+        let res = self.send_row(d).await;
         let took = t0.elapsed();
-        self.breaker_saw(&d, &res);
         self.metrics
             .latency
             .with(&[&d.integration])
@@ -729,16 +724,29 @@ impl Outbox {
             .total
             .with(&[&d.receiver, &d.integration])
             .inc();
+        if let Err(e) = &res {
+            self.metrics
+                .failed
+                .with(&[&d.receiver, &d.integration, e.reason])
+                .inc();
+        }
+        (res, took)
+    }
+
+    async fn attempt(self: Arc<Self>, d: Delivery) {
+        if let Gate::Defer(until) = self.breakers.gate(&d, now_millis()) {
+            self.defer(&d, until).await;
+            return;
+        }
+        let at = now_millis();
+        let (res, took) = self.send_measured(&d).await;
+        self.breaker_saw(&d, &res);
         let outcome = match res {
             Ok(()) => {
                 tracing::debug!(id = d.id, receiver = %d.receiver, integration = %d.integration, "notification delivered");
                 Outcome::Success
             }
             Err(e) => {
-                self.metrics
-                    .failed
-                    .with(&[&d.receiver, &d.integration, e.reason])
-                    .inc();
                 let now = now_millis();
                 let next_at = now
                     + e.retry_after
@@ -822,23 +830,7 @@ impl Outbox {
             });
         }
         let at = now_millis();
-        let t0 = Instant::now();
-        let res = self.send_row(&d).await;
-        let took = t0.elapsed();
-        self.metrics
-            .latency
-            .with(&[&d.integration])
-            .observe(took.as_secs_f64());
-        self.metrics
-            .total
-            .with(&[&d.receiver, &d.integration])
-            .inc();
-        if let Err(e) = &res {
-            self.metrics
-                .failed
-                .with(&[&d.receiver, &d.integration, e.reason])
-                .inc();
-        }
+        let (res, took) = self.send_measured(&d).await;
         let err = res.err().map(|e| e.message);
         let took = took.as_millis() as i64;
         let d = self
@@ -859,7 +851,7 @@ impl NotificationSink for Outbox {
         let _ = self.try_enqueue(n);
     }
 
-    fn try_enqueue(&self, n: Notification) -> Result<(), String> {
+    fn try_enqueue(&self, n: Notification) -> Result<(), crate::notify::EnqueueError> {
         self.enqueue_logged(&n, None)
             .map(drop)
             .map_err(|e| enqueue_failed(&n, e))
@@ -869,7 +861,7 @@ impl NotificationSink for Outbox {
         &self,
         n: Notification,
         log: &crate::store::notify_log::LogEntry,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, crate::notify::EnqueueError> {
         self.enqueue_logged(&n, Some(log))
             .map(|(_, logged)| logged)
             .map_err(|e| enqueue_failed(&n, e))
@@ -877,9 +869,9 @@ impl NotificationSink for Outbox {
 }
 
 /// Nothing was written: the dispatcher's next flush sends the group again.
-fn enqueue_failed(n: &Notification, e: StoreError) -> String {
+fn enqueue_failed(n: &Notification, e: StoreError) -> crate::notify::EnqueueError {
     tracing::error!(receiver = %n.receiver, group = %n.group_key, error = %e, "outbox: storing notification failed; retrying at the next group_interval");
-    e.to_string()
+    e.into()
 }
 
 /// The `Idempotency-Key` of a stored notification: fixed when the row is
@@ -908,7 +900,11 @@ fn retry_delay(initial: Duration, max: Duration, attempts: u32, seed: u64) -> Du
     Duration::from_millis(exp * frac / 1000)
 }
 
-pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    integ: &Integration,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, receivers::RenderError> {
     receivers::render(integ, n, set)
 }
 

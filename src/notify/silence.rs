@@ -62,9 +62,9 @@ impl Silence {
         json!({
             "id": self.id,
             "matchers": self.matchers.iter().map(matcher_json).collect::<Vec<_>>(),
-            "startsAt": crate::notify::dispatch::rfc3339(self.starts_at),
-            "endsAt": crate::notify::dispatch::rfc3339(self.ends_at),
-            "updatedAt": crate::notify::dispatch::rfc3339(self.updated_at),
+            "startsAt": crate::model::time::rfc3339_millis(self.starts_at),
+            "endsAt": crate::model::time::rfc3339_millis(self.ends_at),
+            "updatedAt": crate::model::time::rfc3339_millis(self.updated_at),
             "createdBy": self.created_by,
             "comment": self.comment,
             "status": {"state": self.state(now).as_str()},
@@ -76,7 +76,7 @@ impl Silence {
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
         let t = |k: &str| -> Result<Timestamp, SilenceError> {
             let raw = s(k);
-            crate::notify::dispatch::parse_rfc3339(&raw)
+            crate::model::time::parse_rfc3339(&raw)
                 .ok_or_else(|| SilenceError::Invalid(format!("{k}: invalid time {raw:?}")))
         };
         let mut matchers = Vec::new();

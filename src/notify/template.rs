@@ -1,7 +1,7 @@
 //! Notification templates: Alertmanager's data model (`.Receiver`,
 //! `.Status`, `.Alerts`, `.GroupLabels`, ...) built from a
-//! [`Notification`], rendered with the rule template engine
-//! (`rules::template`) extended with `define`/`template`, and klaxon's own
+//! [`Notification`], rendered with the Go-template engine
+//! (`crate::template`) extended with `define`/`template`, and klaxon's own
 //! default templates under Alertmanager's names.
 //!
 //! Why our own defaults: every message must carry what a responder needs
@@ -10,7 +10,7 @@
 
 use super::{Alert, Notification};
 use crate::model::{Labels, Timestamp};
-use crate::rules::template::{Struct, TemplateError, TemplateSet, Value};
+use crate::template::{Struct, TemplateError, TemplateSet, Value};
 use std::rc::Rc;
 
 /// klaxon's default templates, loaded before the user's `templates:` files
@@ -33,18 +33,42 @@ pub fn template_set(files: &[(String, String)]) -> Result<TemplateSet, TemplateE
 /// glob order as Alertmanager reads them. A glob matching nothing is not
 /// an error (Alertmanager's behaviour); an unreadable or invalid file is,
 /// naming the file.
-pub fn load_templates(globs: &[String]) -> Result<TemplateSet, String> {
+pub fn load_templates(globs: &[String]) -> Result<TemplateSet, TemplatesError> {
     let mut files = Vec::new();
     for g in globs {
-        let paths = glob::glob(g).map_err(|e| format!("templates: invalid pattern {g:?}: {e}"))?;
+        let paths = glob::glob(g).map_err(|source| TemplatesError::Pattern {
+            pattern: g.clone(),
+            source,
+        })?;
         for p in paths {
-            let p = p.map_err(|e| format!("templates: {e}"))?;
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("templates: reading {}: {e}", p.display()))?;
+            let p = p?;
+            let text = std::fs::read_to_string(&p).map_err(|source| TemplatesError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
             files.push((p.display().to_string(), text));
         }
     }
-    template_set(&files).map_err(|e| format!("templates: {e}"))
+    Ok(template_set(&files)?)
+}
+
+/// Why the notification templates did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplatesError {
+    #[error("templates: invalid pattern {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        source: glob::PatternError,
+    },
+    #[error("templates: {0}")]
+    Glob(#[from] glob::GlobError),
+    #[error("templates: reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("templates: {0}")]
+    Parse(#[from] TemplateError),
 }
 
 /// The link that opens klaxon's UI on a new silence pre-filled with
@@ -183,9 +207,19 @@ pub fn render(
     text: &str,
     data: &Value,
     html: bool,
-) -> Result<String, String> {
-    set.render(text, data, html)
-        .map_err(|e| format!("rendering {field}: {e}"))
+) -> Result<String, FieldError> {
+    set.render(text, data, html).map_err(|source| FieldError {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// A config field's template that failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering {field}: {source}")]
+pub struct FieldError {
+    pub field: String,
+    pub source: TemplateError,
 }
 
 #[cfg(test)]
@@ -356,7 +390,9 @@ mod tests {
         assert!(load_templates(&[format!("{}/none-*.tmpl", dir.path().display())]).is_ok());
         std::fs::write(dir.path().join("b.tmpl"), "{{ define \"x\" }}{{ .Status ").unwrap();
         let e = load_templates(&[glob]).unwrap_err();
-        assert!(e.contains("b.tmpl"), "{e}");
+        assert!(matches!(e, TemplatesError::Parse(_)), "{e:?}");
+        assert!(e.to_string().starts_with("templates: "), "{e}");
+        assert!(e.to_string().contains("b.tmpl"), "{e}");
     }
 
     #[test]

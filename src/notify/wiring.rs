@@ -3,12 +3,15 @@
 
 use crate::metrics::Registry;
 use crate::notify::config::NotifyConfig;
-use crate::notify::dispatch::{default_config, Dispatcher, DispatcherOptions, LoggingSink};
+use crate::notify::dispatch::{
+    default_config, DispatchError, Dispatcher, DispatcherOptions, LoggingSink,
+};
 use crate::notify::outbox::{Outbox, OutboxOptions};
 use crate::notify::receivers::Receiver;
+use crate::notify::template::TemplatesError;
 use crate::notify::NotificationSink;
-use crate::rules::template::TemplateSet;
 use crate::store::Store;
+use crate::template::TemplateSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,8 +46,21 @@ impl Prepared {
     }
 }
 
+/// Why the notify stage could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Templates(#[from] TemplatesError),
+    /// The outbox could not read its queue from the store.
+    #[error(transparent)]
+    Outbox(#[from] crate::store::StoreError),
+    /// The dispatcher could not load silences or the notification log.
+    #[error(transparent)]
+    Dispatcher(#[from] DispatchError),
+}
+
 /// Prepares `notify` (`None`: no notify section, the default route).
-pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, String> {
+pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, TemplatesError> {
     Ok(match notify {
         Some(n) => Prepared {
             cfg: n.clone(),
@@ -53,7 +69,7 @@ pub fn prepare(notify: Option<&Arc<NotifyConfig>>) -> Result<Prepared, String> {
         },
         None => Prepared {
             cfg: default_config(),
-            templates: crate::notify::template::template_set(&[]).map_err(|e| e.to_string())?,
+            templates: crate::notify::template::template_set(&[])?,
             configured: false,
         },
     })
@@ -85,7 +101,7 @@ pub fn build(
     registry: &Registry,
     maintenance: Arc<crate::maintenance::Maintenance>,
     events: crate::events::Events,
-) -> Result<NotifyStage, String> {
+) -> Result<NotifyStage, WiringError> {
     let p = prepare(cfg)?;
     let send_resolved = send_resolved_of(p.receivers());
     let outbox_opts = OutboxOptions {
@@ -99,8 +115,7 @@ pub fn build(
         p.templates,
         registry,
         outbox_opts,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let opts = DispatcherOptions {
         external_url: external_url.to_string(),
         store: Some(store),
@@ -109,7 +124,7 @@ pub fn build(
         ..Default::default()
     };
     let sink = sink_for(p.configured, &outbox);
-    let dispatcher = Dispatcher::new(p.cfg, sink, opts).map_err(|e| e.to_string())?;
+    let dispatcher = Dispatcher::new(p.cfg, sink, opts)?;
     Ok(NotifyStage { dispatcher, outbox })
 }
 

@@ -93,7 +93,7 @@ impl Scope {
     /// (the route groups by the tenant label) or in a route matcher.
     pub fn owns_group_key(&self, key: &str) -> bool {
         self.tenants.iter().any(|t| {
-            let pair = format!("{}={}", self.label, crate::notify::dispatch::go_quote(t));
+            let pair = format!("{}={}", self.label, crate::model::gofmt::go_quote(t));
             key.match_indices(&pair).any(|(i, _)| {
                 let before = &key[..i];
                 let after = &key[i + pair.len()..];

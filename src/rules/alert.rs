@@ -16,7 +16,7 @@ pub const ALERTS_METRIC: &str = "ALERTS";
 /// Metric name of the series that remembers `activeAt` (for restoring `for`).
 pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
 
-pub use crate::model::alert::{Alert, AlertState};
+pub use crate::model::rule_alert::{Alert, AlertState};
 
 impl Alert {
     /// Prometheus' `needsSending`: never pending alerts; a resolution not

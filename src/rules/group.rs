@@ -15,8 +15,8 @@ use crate::rules::alert::{
 use crate::rules::datasource::DatasourceError;
 use crate::rules::file::{Rule, RuleGroup, RuleKind};
 use crate::rules::querier::{LocalQuerier, Querier};
-use crate::rules::template::{expand_error_text, QuerySample, Template, TemplateContext};
 use crate::store::alerts::RuleAlerts;
+use crate::template::{expand_error_text, QuerySample, Template, TemplateContext};
 use crate::tsdb::{AppendError, CommitError, Head, HeadAppender};
 
 /// Why one rule's evaluation failed; the texts are Prometheus'.

@@ -9,11 +9,13 @@
 //! carrying over the state of rules that did not change.
 
 use crate::config::GlobalConfig;
+use crate::model::alert::AlertSink;
 use crate::model::{Labels, Timestamp};
-use crate::notify::AlertSink;
 use crate::promql::Engine;
 use crate::rules::alert::AlertToSend;
-use crate::rules::file::{load_rule_file_with, parse_rule_file, Dialect, RuleFile};
+use crate::rules::file::{
+    load_rule_file_with, parse_rule_file, Dialect, RuleFile, RuleFileError, RuleFileErrors,
+};
 use crate::rules::group::{eval_timestamp, GroupState};
 use crate::rules::metrics::{missed_slots, RuleMetrics};
 use crate::rules::querier::Querier;
@@ -65,6 +67,73 @@ pub struct RuleManager {
     running: Mutex<Option<Running>>,
 }
 
+/// One reason rule files did not load, naming where.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("rule_files: bad pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: String },
+    /// A problem in a rule file: `FILE: message`, the message carrying
+    /// promtool's `LINE:COL` where promtool prints one.
+    #[error(transparent)]
+    File(#[from] RuleFileError),
+}
+
+/// Every reason rule files did not load (never empty), one per line.
+#[derive(Debug, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadErrors {
+    pub fn errors(&self) -> &[LoadError] {
+        &self.0
+    }
+
+    /// The errors joined by `sep` (a reload reports them on one line).
+    pub fn join(&self, sep: &str) -> String {
+        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        lines.join(sep)
+    }
+}
+
+impl IntoIterator for LoadErrors {
+    type Item = LoadError;
+    type IntoIter = std::vec::IntoIter<LoadError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl std::fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.join("\n"))
+    }
+}
+
+/// Collects load errors; `finish` hands back `ok` when there were none.
+#[derive(Default)]
+struct Problems(Vec<LoadError>);
+
+impl Problems {
+    fn pattern(&mut self, pattern: &str, reason: impl std::fmt::Display) {
+        self.0.push(LoadError::Pattern {
+            pattern: pattern.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn file(&mut self, e: RuleFileErrors) {
+        self.0.extend(e.0.into_iter().map(LoadError::File));
+    }
+
+    fn finish<T>(self, ok: T) -> Result<T, LoadErrors> {
+        if self.0.is_empty() {
+            Ok(ok)
+        } else {
+            Err(LoadErrors(self.0))
+        }
+    }
+}
+
 /// Rule sources compiled into the binary (the bundled `rules/` and
 /// `recording_rules/` folders), as `(path relative to the repo, content)`.
 pub fn embedded_sources() -> &'static [(&'static str, &'static str)] {
@@ -84,12 +153,12 @@ pub struct RulesSection<'a> {
 
 impl RuleManager {
     /// Loads every file the `rule_files` globs match (a glob matching
-    /// nothing is fine, as in Prometheus). Errors come back as
-    /// `FILE:LINE:COL: message` lines, all of them.
+    /// nothing is fine, as in Prometheus). Errors come back all of them,
+    /// each naming its file and position.
     pub fn load<'a>(
         cfg: impl Into<RulesSection<'a>>,
         external_url: &str,
-    ) -> Result<RuleManager, Vec<String>> {
+    ) -> Result<RuleManager, LoadErrors> {
         let groups = load_groups(cfg.into(), external_url)?;
         Ok(RuleManager {
             groups: RwLock::new(
@@ -151,17 +220,7 @@ impl RuleManager {
                 t.abort();
             }
         }
-        let groups = self.groups.read().clone();
-        let tasks = groups
-            .iter()
-            .map(|g| {
-                if let Some(m) = &ctx.metrics {
-                    let s = g.lock();
-                    m.group_added(&s.key(), s.interval, s.rules.len());
-                }
-                spawn_group(g.clone(), ctx.clone())
-            })
-            .collect();
+        let tasks = spawn_groups(&self.groups.read(), &ctx);
         *running = Some(Running { ctx, tasks });
     }
 
@@ -179,7 +238,7 @@ impl RuleManager {
     /// same file and name take over the alerts and series of their
     /// unchanged rules; removed groups get stale markers and lose their
     /// metrics and saved state.
-    pub fn reload<'a>(&self, cfg: impl Into<RulesSection<'a>>) -> Result<(), Vec<String>> {
+    pub fn reload<'a>(&self, cfg: impl Into<RulesSection<'a>>) -> Result<(), LoadErrors> {
         let p = self.prepare_reload(cfg)?;
         self.apply_reload(p);
         Ok(())
@@ -190,7 +249,7 @@ impl RuleManager {
     pub fn prepare_reload<'a>(
         &self,
         cfg: impl Into<RulesSection<'a>>,
-    ) -> Result<PreparedRules, Vec<String>> {
+    ) -> Result<PreparedRules, LoadErrors> {
         let cfg = cfg.into();
         let external_url = self.external_url.read().clone();
         Ok(PreparedRules {
@@ -252,16 +311,7 @@ impl RuleManager {
                     tracing::warn!(error = %e, "forgetting alert state of removed groups");
                 }
             }
-            r.tasks = new_groups
-                .iter()
-                .map(|g| {
-                    if let Some(m) = &r.ctx.metrics {
-                        let s = g.lock();
-                        m.group_added(&s.key(), s.interval, s.rules.len());
-                    }
-                    spawn_group(g.clone(), r.ctx.clone())
-                })
-                .collect();
+            r.tasks = spawn_groups(&new_groups, &r.ctx);
         }
         tracing::info!(
             groups = new_groups.len(),
@@ -278,13 +328,27 @@ pub struct PreparedRules {
     external_labels: crate::model::Labels,
 }
 
+/// One task per group (registered in the group metrics first).
+fn spawn_groups(groups: &[Arc<Mutex<GroupState>>], ctx: &RunContext) -> Vec<JoinHandle<()>> {
+    groups
+        .iter()
+        .map(|g| {
+            if let Some(m) = &ctx.metrics {
+                let s = g.lock();
+                m.group_added(&s.key(), s.interval, s.rules.len());
+            }
+            spawn_group(g.clone(), ctx.clone())
+        })
+        .collect()
+}
+
 /// Reads and validates every rule file of `cfg`; the bundled sources when
 /// `cfg` is the embedded default (so the binary works outside the repo).
-fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupState>, Vec<String>> {
+fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupState>, LoadErrors> {
     if cfg.embedded {
         return load_sources(cfg, embedded_sources(), external_url);
     }
-    let mut errors = Vec::new();
+    let mut errors = Problems::default();
     let mut files = Vec::new();
     for pattern in cfg.rule_files {
         match glob::glob(pattern) {
@@ -295,7 +359,7 @@ fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupSta
                     tracing::warn!(pattern = %pattern, "rule_files: pattern matches no file");
                 }
             }
-            Err(e) => errors.push(format!("rule_files: bad pattern {pattern:?}: {e}")),
+            Err(e) => errors.pattern(pattern, e),
         }
     }
     files.sort();
@@ -306,14 +370,10 @@ fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupSta
         // group labels); `check rules` stays with promtool 2.42's verdicts.
         match load_rule_file_with(&f, Dialect::Prometheus3) {
             Ok(rf) => add_groups(&mut groups, &f.display().to_string(), rf, cfg, external_url),
-            Err(e) => errors.extend(e.0.iter().map(|x| x.to_string())),
+            Err(e) => errors.file(e),
         }
     }
-    if errors.is_empty() {
-        Ok(groups)
-    } else {
-        Err(errors)
-    }
+    errors.finish(groups)
 }
 
 /// Loads the `sources` (`(name, content)`) whose names match one of the
@@ -322,13 +382,13 @@ pub fn load_sources(
     cfg: RulesSection<'_>,
     sources: &[(&str, &str)],
     external_url: &str,
-) -> Result<Vec<GroupState>, Vec<String>> {
-    let mut errors = Vec::new();
+) -> Result<Vec<GroupState>, LoadErrors> {
+    let mut errors = Problems::default();
     let mut patterns = Vec::new();
     for p in cfg.rule_files {
         match glob::Pattern::new(p) {
             Ok(x) => patterns.push(x),
-            Err(e) => errors.push(format!("rule_files: bad pattern {p:?}: {e}")),
+            Err(e) => errors.pattern(p, e),
         }
     }
     let mut chosen: Vec<&(&str, &str)> = sources
@@ -340,14 +400,10 @@ pub fn load_sources(
     for (name, text) in chosen {
         match parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3) {
             Ok(rf) => add_groups(&mut groups, name, rf, cfg, external_url),
-            Err(e) => errors.extend(e.0.iter().map(|x| x.to_string())),
+            Err(e) => errors.file(e),
         }
     }
-    if errors.is_empty() {
-        Ok(groups)
-    } else {
-        Err(errors)
-    }
+    errors.finish(groups)
 }
 
 fn add_groups(
@@ -548,7 +604,7 @@ pub fn to_notify(
     external_url: &str,
     external_labels: &Labels,
     now: Timestamp,
-) -> crate::notify::Alert {
+) -> crate::model::alert::Alert {
     let labels = if external_labels.is_empty() {
         a.labels.clone()
     } else {
@@ -560,7 +616,7 @@ pub fn to_notify(
         }
         b.build()
     };
-    crate::notify::Alert {
+    crate::model::alert::Alert {
         labels,
         annotations: Labels::from_pairs(
             a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -702,6 +758,7 @@ mod tests {
         assert!(load_sources(cfg, &[], "http://x").unwrap().is_empty());
         // A broken bundled file is an error naming it.
         let e = load_sources(cfg, &[("rules/bad.yml", "groups: [")], "u").unwrap_err();
-        assert!(e[0].contains("rules/bad.yml"), "{e:?}");
+        assert!(e.to_string().starts_with("rules/bad.yml: "), "{e}");
+        assert!(matches!(&e.errors()[0], LoadError::File(f) if f.file == "rules/bad.yml"));
     }
 }

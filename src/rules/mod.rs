@@ -1,7 +1,7 @@
-//! Rules: rule files as Prometheus writes them (`check rules`), the
-//! Go-template subset their labels and annotations use, group evaluation and
-//! alert state, the manager that runs groups in `klaxon run`, and promtool's
-//! unit-test format (`test rules`).
+//! Rules: rule files as Prometheus writes them (`check rules`), group
+//! evaluation and alert state (labels and annotations expanded with
+//! `crate::template`), the manager that runs groups in `klaxon run`, and
+//! promtool's unit-test format (`test rules`).
 
 pub mod alert;
 pub mod backfill;
@@ -13,5 +13,4 @@ pub mod group;
 pub mod manager;
 pub mod metrics;
 pub mod querier;
-pub mod template;
 pub mod unittest;

@@ -12,7 +12,7 @@
 use super::pg::sql;
 use super::row::{lite_rows, pg_rows, FromRow, Row};
 use super::{Store, StoreError};
-use crate::model::alert::{Alert, AlertState};
+use crate::model::rule_alert::{Alert, AlertState};
 use crate::model::Labels;
 use rusqlite::params;
 use std::collections::BTreeMap;

@@ -120,7 +120,8 @@ async fn a_bad_rule_file_stops_the_start() {
     let _store_dir = tempfile::tempdir().unwrap();
     cfg.storage.path = _store_dir.path().to_path_buf();
     match klaxon::app::start(cfg, klaxon::app::StartOptions::on("127.0.0.1:0")).await {
-        Err(klaxon::app::StartError::Rules(lines)) => {
+        Err(klaxon::app::StartError::Rules(errs)) => {
+            let lines: Vec<String> = errs.errors().iter().map(|e| e.to_string()).collect();
             assert_eq!(lines.len(), 1, "{lines:?}");
             assert!(lines[0].contains("bad.yml"), "{lines:?}");
             assert!(lines[0].contains("could not parse expression"), "{lines:?}");

@@ -5,7 +5,7 @@
 
 use klaxon::model::Labels;
 use klaxon::promql::{Engine, Value as QValue};
-use klaxon::rules::template::{expand_for_alert, QuerySample, Template, TemplateContext};
+use klaxon::template::{expand_for_alert, QuerySample, Template, TemplateContext};
 use klaxon::tsdb::Head;
 use serde::Deserialize;
 use std::collections::BTreeMap;

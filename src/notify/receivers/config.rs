@@ -10,7 +10,7 @@ use crate::config::http::{resolve_http_fields, resolve_tls};
 use crate::config::raw::{RawHttpClientConfig, RawTlsConfig};
 use crate::config::{join_dir, ConfigErrors, HttpClientConfig, Secret, TlsConfig};
 use crate::notify::config::GlobalConfig;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;

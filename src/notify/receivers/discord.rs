@@ -9,7 +9,7 @@ use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 
@@ -99,7 +99,11 @@ struct Body {
     avatar_url: String,
 }
 
-pub fn render(cfg: &DiscordConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &DiscordConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let color = if group_status(n) == "firing" {
         COLOR_RED
@@ -125,6 +129,6 @@ pub fn render(cfg: &DiscordConfig, n: &Notification, set: &TemplateSet) -> Resul
     })
 }
 
-pub fn endpoint(cfg: &DiscordConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &DiscordConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -6,7 +6,7 @@ use super::http::{Payload, SendError};
 use super::EmailConfig;
 use crate::notify::template;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -16,7 +16,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
 /// Renders addresses, headers and both bodies.
-pub fn render(cfg: &EmailConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &EmailConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let data = template::data(n);
     let r = |field: &str, text: &str, html: bool| template::render(set, field, text, &data, html);
     let to = r("to", &cfg.to, false)?

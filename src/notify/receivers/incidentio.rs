@@ -84,9 +84,9 @@ pub(super) fn resolve(
     })
 }
 
-pub fn render(cfg: &IncidentioConfig, n: &Notification) -> Result<Payload, String> {
+pub fn render(cfg: &IncidentioConfig, n: &Notification) -> Result<Payload, super::RenderError> {
     let msg = super::webhook::message(n, cfg.max_alerts, "1");
-    let mut v: serde_json::Value = serde_json::from_str(&msg).map_err(|e| e.to_string())?;
+    let mut v: serde_json::Value = serde_json::from_str(&msg)?;
     v["deduplication_key"] = serde_json::Value::String(group_hash(&n.group_key));
     Ok(Payload::Requests {
         requests: vec![StoredRequest::post_json(go_json(&v))],
@@ -94,7 +94,7 @@ pub fn render(cfg: &IncidentioConfig, n: &Notification) -> Result<Payload, Strin
     })
 }
 
-pub fn endpoint(cfg: &IncidentioConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &IncidentioConfig) -> Result<Endpoint, super::SecretError> {
     let mut headers = vec![];
     if let Some(t) = &cfg.token {
         headers.push(("Authorization", format!("Bearer {}", t.read()?.expose())));

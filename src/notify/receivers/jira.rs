@@ -25,7 +25,7 @@ use crate::config::HttpClientConfig;
 use crate::model::gofmt::go_quote;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value as J;
@@ -432,8 +432,8 @@ fn adf_of_text(text: &str) -> J {
     serde_json::json!({"type": "doc", "version": 1, "content": paragraphs})
 }
 
-fn raw(v: &impl serde::Serialize) -> Result<Box<RawValue>, String> {
-    serde_json::value::to_raw_value(v).map_err(|e| e.to_string())
+fn raw(v: &impl serde::Serialize) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(v)
 }
 
 /// `{"fields": {...}}` with Go's sorted keys, `description` kept as the
@@ -446,7 +446,11 @@ fn issue_body(fields: &BTreeMap<String, Box<RawValue>>) -> String {
     super::http::go_json(&Issue { fields })
 }
 
-pub fn render(cfg: &JiraConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &JiraConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let group_id = group_hash(&n.group_key);
     let firing = group_status(n) == "firing";
@@ -472,12 +476,14 @@ pub fn render(cfg: &JiraConfig, n: &Notification, set: &TemplateSet) -> Result<P
             if serde_json::from_str::<serde::de::IgnoredAny>(d).is_ok() {
                 f.insert(
                     "description".into(),
-                    RawValue::from_string(compact_json(d)).map_err(|e| e.to_string())?,
+                    RawValue::from_string(compact_json(d))?,
                 );
             } else if cfg.default_description {
                 f.insert("description".into(), raw(&adf_of_text(d))?);
             } else {
-                return Err("description template: invalid JSON for API v3".into());
+                return Err(super::RenderError::Invalid(
+                    "description template: invalid JSON for API v3".into(),
+                ));
             }
         }
     } else if !description.is_empty() {

@@ -9,7 +9,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::{HttpClientConfig, Secret};
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 
@@ -260,7 +260,7 @@ fn render_att(
     r: &Render<'_>,
     a: &MattermostAttachment,
     text: &str,
-) -> Result<MattermostAttachment, String> {
+) -> Result<MattermostAttachment, super::RenderError> {
     let t = |f: &str, v: &str| r.text(f, v);
     let mut fields = Vec::new();
     for f in &a.fields {
@@ -296,7 +296,7 @@ pub fn render(
     cfg: &MattermostConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let text = super::truncate_runes(&r.text("text", &cfg.text)?, MAX_TEXT_RUNES);
     let (top_text, attachments) = if cfg.attachments.is_empty() {
@@ -337,6 +337,6 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &MattermostConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &MattermostConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -50,7 +50,7 @@ pub use wechat::WechatConfig;
 
 use crate::notify::template;
 use crate::notify::Notification;
-use crate::rules::template::{TemplateSet, Value};
+use crate::template::{TemplateSet, Value};
 
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ pub async fn send_http(
     {
         let ep = integ
             .endpoint()
-            .map_err(|e| SendError::permanent("config", e))?
+            .map_err(|e| SendError::permanent("config", e.to_string()))?
             .ok_or_else(|| {
                 SendError::permanent("payload", "payload does not fit the integration")
             })?;
@@ -107,7 +107,7 @@ pub async fn send_http(
     else {
         return Err(SendError::permanent("payload", "payload is not JSON"));
     };
-    let cfg_err = |e: String| SendError::permanent("config", e);
+    let cfg_err = |e: SecretError| SendError::permanent("config", e.to_string());
     let (url, http, key, retry_codes, check) = match integ {
         Integration::PagerDuty(c) => {
             let key = match (secret_field.as_deref(), &c.routing_key, &c.service_key) {
@@ -175,7 +175,11 @@ pub async fn send_http(
 
 /// The payload of `n` for one integration, rendered once before the
 /// first attempt.
-pub fn render(integ: &Integration, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    integ: &Integration,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, RenderError> {
     match integ {
         Integration::PagerDuty(c) => pagerduty::render(c, n, set),
         Integration::Slack(c) => slack::render(c, n, set),
@@ -213,18 +217,22 @@ impl<'a> Render<'a> {
         }
     }
 
-    pub fn text(&self, field: &str, text: &str) -> Result<String, String> {
-        template::render(self.set, field, text, &self.data, false)
+    pub fn text(&self, field: &str, text: &str) -> Result<String, RenderError> {
+        Ok(template::render(self.set, field, text, &self.data, false)?)
     }
 
     /// Rendered as Go's html/template would (values escaped).
-    pub fn html(&self, field: &str, text: &str) -> Result<String, String> {
-        template::render(self.set, field, text, &self.data, true)
+    pub fn html(&self, field: &str, text: &str) -> Result<String, RenderError> {
+        Ok(template::render(self.set, field, text, &self.data, true)?)
     }
 
     /// `v` with every string rendered as a template (Alertmanager's
     /// `DeepCopyWithTemplate`, used for webhook `payload` and Slack `blocks`).
-    pub fn value(&self, field: &str, v: &serde_json::Value) -> Result<serde_json::Value, String> {
+    pub fn value(
+        &self,
+        field: &str,
+        v: &serde_json::Value,
+    ) -> Result<serde_json::Value, RenderError> {
         use serde_json::Value as J;
         Ok(match v {
             J::String(s) => J::String(self.text(field, s)?),
@@ -236,7 +244,7 @@ impl<'a> Render<'a> {
             J::Object(m) => J::Object(
                 m.iter()
                     .map(|(k, x)| Ok((k.clone(), self.value(field, x)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, RenderError>>()?,
             ),
             other => other.clone(),
         })
@@ -250,7 +258,7 @@ impl<'a> Render<'a> {
         &self,
         field: &str,
         v: &serde_json::Value,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, RenderError> {
         use serde_json::Value as J;
         Ok(match v {
             J::String(s) => {
@@ -272,7 +280,7 @@ impl<'a> Render<'a> {
             J::Object(m) => J::Object(
                 m.iter()
                     .map(|(k, x)| Ok((self.text(field, k)?, self.value_reparsed(field, x)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, RenderError>>()?,
             ),
             other => other.clone(),
         })
@@ -469,7 +477,7 @@ impl Integration {
 
     /// Where a [`Payload::Requests`] of this integration goes, with its
     /// secrets read now (`None` for integrations with their own payload).
-    pub fn endpoint(&self) -> Result<Option<Endpoint>, String> {
+    pub fn endpoint(&self) -> Result<Option<Endpoint>, SecretError> {
         Ok(Some(match self {
             Integration::Opsgenie(c) => opsgenie::endpoint(c)?,
             Integration::VictorOps(c) => victorops::endpoint(c)?,
@@ -495,14 +503,42 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    pub fn read(&self) -> Result<Secret, String> {
+    pub fn read(&self) -> Result<Secret, SecretError> {
         match self {
             SecretSource::Inline(s) => Ok(s.clone()),
             SecretSource::File(p) => std::fs::read_to_string(p)
                 .map(|s| Secret::new(s.trim()))
-                .map_err(|e| format!("reading {}: {e}", p.display())),
+                .map_err(|source| SecretError {
+                    path: p.display().to_string(),
+                    source,
+                }),
         }
     }
+}
+
+/// A secret file (`*_file`) that could not be read at send time.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {path}: {source}")]
+pub struct SecretError {
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+/// Why a notification could not be rendered for an integration: the
+/// delivery row is stored as failed with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A config field's template failed.
+    #[error(transparent)]
+    Template(#[from] template::FieldError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A payload that does not encode as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The rendered payload is not what the integration accepts.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -11,7 +11,7 @@ use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned as S;
@@ -89,7 +89,11 @@ pub(super) fn resolve(
     })
 }
 
-pub fn render(cfg: &MsteamsConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &MsteamsConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let firing = group_status(n) == "firing";
     let title = r.text("title", &cfg.title)?;
@@ -129,6 +133,6 @@ pub fn render(cfg: &MsteamsConfig, n: &Notification, set: &TemplateSet) -> Resul
     })
 }
 
-pub fn endpoint(cfg: &MsteamsConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &MsteamsConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint::at(cfg.webhook_url.read()?.expose().to_string()))
 }

@@ -13,7 +13,7 @@ use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
@@ -244,7 +244,7 @@ pub fn render(
     cfg: &OpsgenieConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let alias = group_hash(&n.group_key);
     let mut requests = Vec::new();
@@ -329,7 +329,7 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &OpsgenieConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &OpsgenieConfig) -> Result<Endpoint, super::SecretError> {
     let key = cfg.api_key.read()?;
     Ok(Endpoint {
         base: cfg.api_url.clone(),

@@ -8,7 +8,7 @@ use super::http::Payload;
 use super::PagerDutyConfig;
 use crate::notify::template::{self, common, group_status};
 use crate::notify::Notification;
-use crate::rules::template::{TemplateSet, Value};
+use crate::template::{TemplateSet, Value};
 use serde_json::{json, Map};
 
 /// PagerDuty's limit on `payload.summary` / v1 `description`.
@@ -55,7 +55,7 @@ fn links(
     n: &Notification,
     set: &TemplateSet,
     data: &Value,
-) -> Result<Vec<serde_json::Value>, String> {
+) -> Result<Vec<serde_json::Value>, super::RenderError> {
     let mut out = Vec::new();
     let anns: Vec<&crate::model::Labels> = n.alerts.iter().map(|a| &a.annotations).collect();
     let ca = common(&anns);
@@ -97,7 +97,7 @@ pub fn render(
     cfg: &PagerDutyConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let data = template::data(n);
     let r = |field: &str, text: &str| template::render(set, field, text, &data, false);
     let resolved = group_status(n) == "resolved";

@@ -9,7 +9,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::time::Duration;
@@ -142,7 +142,7 @@ pub fn render(
     cfg: &PushoverConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let mut q: Vec<(String, String)> = Vec::new();
     let mut add = |k: &str, v: String| q.push((k.to_string(), v));
@@ -196,7 +196,7 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &PushoverConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &PushoverConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint {
         base: cfg.api_url.clone(),
         headers: vec![],

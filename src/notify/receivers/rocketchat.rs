@@ -9,7 +9,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 
@@ -261,7 +261,7 @@ pub fn render(
     cfg: &RocketchatConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let mut fields = Vec::new();
     for (title, value, short) in &cfg.fields {
@@ -306,7 +306,7 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &RocketchatConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &RocketchatConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint {
         base: cfg.api_url.clone(),
         headers: vec![

@@ -9,7 +9,7 @@ use super::{SlackBlocks, SlackConfig};
 use crate::model::Labels;
 use crate::notify::template::{self, common};
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value as J};
 use std::collections::HashMap;
@@ -35,7 +35,11 @@ fn runbook(n: &Notification) -> Option<String> {
     })
 }
 
-pub fn render(cfg: &SlackConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &SlackConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let data = template::data(n);
     let r = |field: &str, text: &str| template::render(set, field, text, &data, false);
     let mut att = Map::new();
@@ -229,7 +233,7 @@ pub async fn send(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let cfg_err = |e: String| SendError::permanent("config", e);
+    let cfg_err = |e: super::SecretError| SendError::permanent("config", e.to_string());
     let post_url = cfg.api_url.read().map_err(cfg_err)?.expose().to_string();
     let key = (post_url.clone(), req.thread.clone());
     let mut url = post_url.clone();

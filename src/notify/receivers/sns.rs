@@ -11,7 +11,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::{HttpClientConfig, Secret};
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
@@ -144,7 +144,11 @@ fn cut_bytes(s: &str, max: usize) -> (String, bool) {
     (s[..end].to_string(), true)
 }
 
-pub fn render(cfg: &SnsConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &SnsConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let mut q: Vec<(String, String)> = vec![
         ("Action".into(), "Publish".into()),

@@ -10,7 +10,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
@@ -129,15 +129,17 @@ pub(super) fn resolve(
     })
 }
 
-fn chat_id(c: &ChatId) -> Result<i64, String> {
+fn chat_id(c: &ChatId) -> Result<i64, super::RenderError> {
     match c {
         ChatId::Inline(i) => Ok(*i),
         ChatId::File(p) => {
-            let s =
-                std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            s.trim()
-                .parse()
-                .map_err(|e| format!("chat_id_file {}: {e}", p.display()))
+            let s = std::fs::read_to_string(p).map_err(|source| super::SecretError {
+                path: p.display().to_string(),
+                source,
+            })?;
+            s.trim().parse().map_err(|e| {
+                super::RenderError::Invalid(format!("chat_id_file {}: {e}", p.display()))
+            })
         }
     }
 }
@@ -146,7 +148,7 @@ pub fn render(
     cfg: &TelegramConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let text = if cfg.parse_mode == "HTML" {
         r.html("message", &cfg.message)?
@@ -172,7 +174,7 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &TelegramConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &TelegramConfig) -> Result<Endpoint, super::SecretError> {
     let token = cfg.bot_token.read()?;
     Ok(Endpoint {
         base: format!(

@@ -11,7 +11,7 @@ use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::template::group_status;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::Deserialize;
 use serde_saphyr::Spanned as S;
 use std::collections::BTreeMap;
@@ -143,7 +143,7 @@ pub fn render(
     cfg: &VictorOpsConfig,
     n: &Notification,
     set: &TemplateSet,
-) -> Result<Payload, String> {
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let mut message_type = r.text("message_type", &cfg.message_type)?;
     if group_status(n) == "resolved" {
@@ -182,7 +182,7 @@ pub fn render(
     })
 }
 
-pub fn endpoint(cfg: &VictorOpsConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &VictorOpsConfig) -> Result<Endpoint, super::SecretError> {
     let key = cfg.api_key.read()?;
     Ok(Endpoint {
         base: format!("{}{}/", cfg.api_url, super::go_path_escape(key.expose())),

@@ -8,7 +8,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
 
@@ -81,7 +81,11 @@ struct Body {
     room_id: String,
 }
 
-pub fn render(cfg: &WebexConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &WebexConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let body = Body {
         markdown: super::truncate_bytes(&r.text("message", &cfg.message)?, MAX_MESSAGE_BYTES),
@@ -93,6 +97,6 @@ pub fn render(cfg: &WebexConfig, n: &Notification, set: &TemplateSet) -> Result<
     })
 }
 
-pub fn endpoint(cfg: &WebexConfig) -> Result<Endpoint, String> {
+pub fn endpoint(cfg: &WebexConfig) -> Result<Endpoint, super::SecretError> {
     Ok(Endpoint::at(cfg.api_url.clone()))
 }

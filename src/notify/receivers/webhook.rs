@@ -49,8 +49,8 @@ struct Message<'a> {
 pub fn render(
     cfg: &WebhookConfig,
     n: &Notification,
-    set: &crate::rules::template::TemplateSet,
-) -> Result<Payload, String> {
+    set: &crate::template::TemplateSet,
+) -> Result<Payload, super::RenderError> {
     if let Some(p) = &cfg.payload {
         let body = super::Render::new(n, set).value("payload", p)?;
         return Ok(Payload::Json {

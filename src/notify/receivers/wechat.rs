@@ -10,7 +10,7 @@ use crate::config::errors::{Pos, Sink};
 use crate::config::raw::RawHttpClientConfig;
 use crate::config::HttpClientConfig;
 use crate::notify::Notification;
-use crate::rules::template::TemplateSet;
+use crate::template::TemplateSet;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned as S;
@@ -169,7 +169,11 @@ struct Message {
     markdown: Content,
 }
 
-pub fn render(cfg: &WechatConfig, n: &Notification, set: &TemplateSet) -> Result<Payload, String> {
+pub fn render(
+    cfg: &WechatConfig,
+    n: &Notification,
+    set: &TemplateSet,
+) -> Result<Payload, super::RenderError> {
     let r = Render::new(n, set);
     let content = Content {
         content: r.text("message", &cfg.message)?,
@@ -229,7 +233,7 @@ async fn token(
     let secret = cfg
         .api_secret
         .read()
-        .map_err(|e| SendError::permanent("config", e))?;
+        .map_err(|e| SendError::permanent("config", e.to_string()))?;
     let q = go_query(&[
         ("corpsecret".into(), secret.expose().to_string()),
         ("corpid".into(), cfg.corp_id.clone()),

@@ -103,7 +103,7 @@ fn json_escaped(s: &str) -> String {
 }
 
 fn render_template(text: &str, p: &Payload<'_>) -> Result<String, ActionError> {
-    use crate::rules::template::{TemplateSet, Value};
+    use crate::template::{TemplateSet, Value};
     use std::rc::Rc;
     let esc = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
         Value::Labels(Rc::new(Labels::from_pairs(

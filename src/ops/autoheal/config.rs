@@ -86,25 +86,7 @@ pub(crate) struct RawRetry {
     pub backoff: Option<S<String>>,
 }
 
-/// `autoheal.receiver_breaker`: a receiver integration whose deliveries
-/// fail `failures` times in a row waits `cooldown` (doubling up to
-/// `max_cooldown`) before the next attempt.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BreakerConfig {
-    pub failures: u32,
-    pub cooldown: Duration,
-    pub max_cooldown: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            failures: 5,
-            cooldown: Duration::from_secs(30),
-            max_cooldown: Duration::from_secs(600),
-        }
-    }
-}
+pub use crate::notify::breaker::BreakerConfig;
 
 /// `autoheal:` as resolved.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -245,16 +227,15 @@ fn resolve_action(raw: &S<RawAction>, dir: Option<&Path>, sink: &mut Sink) -> Op
                     headers.push((k.value.clone(), v.value.clone()));
                 }
             }
-            let body =
-                h.body.as_ref().and_then(|b| {
-                    match crate::rules::template::TemplateSet::new().parse("body", &b.value) {
-                        Ok(_) => Some(b.value.clone()),
-                        Err(e) => {
-                            sink.push(Pos::of(b), format!("body template: {e}"));
-                            None
-                        }
+            let body = h.body.as_ref().and_then(|b| {
+                match crate::template::TemplateSet::new().parse("body", &b.value) {
+                    Ok(_) => Some(b.value.clone()),
+                    Err(e) => {
+                        sink.push(Pos::of(b), format!("body template: {e}"));
+                        None
                     }
-                });
+                }
+            });
             let secret = pick_secret(
                 &h.hmac_secret,
                 &h.hmac_secret_file,

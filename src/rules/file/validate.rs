@@ -232,7 +232,7 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
             let mut sorted: Vec<&Entry> = entries.iter().flatten().collect();
             sorted.sort_by(|a, b| a.key.cmp(&b.key));
             for e in sorted {
-                if let Err(err) = crate::rules::template::Template::parse(&name, &e.value) {
+                if let Err(err) = crate::template::Template::parse(&name, &e.value) {
                     p.push(RuleProblem {
                         nodes: Vec::new(),
                         hidden: Some((e.line, e.column)),

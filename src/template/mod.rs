@@ -1,5 +1,8 @@
-//! Alert templates: the subset of Go's text/template that Prometheus rule
-//! files use in labels and annotations, with Prometheus' function map.
+//! Go templates: the subset of Go's text/template that Prometheus rule
+//! files use in labels and annotations, with Prometheus' function map. A
+//! stage of its own below `rules` and `notify` (as Prometheus and
+//! Alertmanager each have a `template` package): rules expand alert labels
+//! and annotations with it, notify renders notifications with it.
 //!
 //! Output must be byte-identical to Prometheus because users match alerts on
 //! rendered labels and read annotations in notifications, so numbers are
