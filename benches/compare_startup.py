@@ -15,9 +15,12 @@ vs Prometheus 2.42 on the same data, same run.
    blocks by its own plan meanwhile; `ls` of both is printed).
 3. --runs times each, alternating: a fresh copy of the golden directory,
    the server started on it, the seconds from spawn until `/-/ready`
-   answers 200, the head series it reports, then SIGTERM.
+   answers 200 and the CPU seconds (user + system, /proc/PID/stat) it had
+   used by then, the head series it reports, then SIGTERM. On a loaded
+   machine the CPU seconds are the steadier comparison.
 
-  python3 benches/compare_startup.py --klaxon /tmp/klaxon-418170a --runs 5
+  python3 benches/compare_startup.py --klaxon /tmp/klaxon-418170a --runs 5 --work /tmp/su
+  python3 benches/compare_startup.py --klaxon ... --work /tmp/su --reuse   # restarts only
 
 Everything listens on 127.0.0.1 and is stopped at the end.
 """
@@ -93,84 +96,106 @@ def main():
     ap.add_argument("--head-step-s", type=int, default=15)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--reuse", action="store_true",
+                    help="skip steps 1-2 when --work already holds both golden directories")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="klaxon-startup-")
     os.makedirs(work, exist_ok=True)
     procs = []
     try:
-        now_ms = int(time.time() * 1000)
-        head_start_ms = now_ms - 2 * HOUR_MS
-        block_start_s = (head_start_ms - 22 * HOUR_MS) // 1000
-        n_block = 22 * 3600 // args.block_step_s
-        om = os.path.join(work, "data.om")
-        t = time.time()
-        write_openmetrics(om, args.targets, args.per_target, block_start_s, n_block, args.block_step_s)
-        blocks = os.path.join(work, "blocks")
-        subprocess.run([args.promtool, "tsdb", "create-blocks-from", "openmetrics", om, blocks],
-                       check=True, stdout=subprocess.DEVNULL)
-        os.remove(om)
-        print(f"blocks: {len(os.listdir(blocks))} dirs, {du(blocks) / 1e6:.1f} MB, "
-              f"{args.targets * args.per_target} series x {n_block} samples ({time.time() - t:.0f} s)", flush=True)
-
-        golden = {}
-        servers = {}
-        for kind in ("prometheus", "klaxon"):
-            data = os.path.join(work, f"golden-{kind}")
-            shutil.copytree(blocks, data)
-            port = free_port()
-            binary = args.prometheus if kind == "prometheus" else args.klaxon
-            p, _ = spawn(kind, binary, data, work, port, remote_write=True)
-            procs.append(p)
-            ready(port, p)
-            servers[kind] = (p, port)
-            golden[kind] = data
-        n_head = 2 * 3600 // args.head_step_s
-        load = rwload.Load(args.targets, args.per_target, head_start_ms, args.head_step_s * 1000)
-        senders = [rwload.Sender(servers[k][1]) for k in ("prometheus", "klaxon")]
-        for s in senders:
-            s.start()
-        t = time.time()
-        rwload.push(load, senders, 0, n_head)
-        for s in senders:
-            if s.errors:
-                raise RuntimeError(f"port {s.port}: {s.errors} failed writes, first: {s.first_error}")
-            s.q.put(None)
-        # Let the background passes (head chunk writes, compaction of the
-        # copied blocks) finish as they would on a running server.
-        time.sleep(30)
-        for kind, (p, port) in servers.items():
-            series = metric(port, f"{kind}_tsdb_head_series")
-            stop(p)
-            print(f"{kind}: head {series:.0f} series; data dir {du(golden[kind]) / 1e6:.1f} MB: "
-                  f"{sorted(os.listdir(golden[kind]))}", flush=True)
-        print(f"head: {n_head} samples per series pushed in {time.time() - t:.0f} s", flush=True)
-
-        times = {"prometheus": [], "klaxon": []}
-        for run in range(args.runs):
-            for kind in ("prometheus", "klaxon"):
-                data = os.path.join(work, f"run-{kind}")
-                shutil.rmtree(data, ignore_errors=True)
-                shutil.copytree(golden[kind], data)
-                subprocess.run(["sync"])
-                port = free_port()
-                binary = args.prometheus if kind == "prometheus" else args.klaxon
-                p, t0 = spawn(kind, binary, data, work, port)
-                procs.append(p)
-                ready(port, p, timeout=900)
-                secs = time.time() - t0
-                series = metric(port, f"{kind}_tsdb_head_series")
-                stop(p)
-                times[kind].append(secs)
-                print(f"  run {run} {kind}: ready after {secs:.2f} s, head {series:.0f} series, "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
-        pm, km = statistics.median(times["prometheus"]), statistics.median(times["klaxon"])
-        print(f"start-up to ready, median of {args.runs}: prometheus {pm:.2f} s, klaxon {km:.2f} s, "
-              f"ratio {km / pm:.3f}")
+        golden = {k: os.path.join(work, f"golden-{k}") for k in ("prometheus", "klaxon")}
+        if not (args.reuse and all(os.path.isdir(d) for d in golden.values())):
+            build_golden(args, work, golden, procs)
+        restarts(args, work, golden, procs)
     finally:
         for p in procs:
             stop(p)
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def build_golden(args, work, golden, procs):
+    now_ms = int(time.time() * 1000)
+    head_start_ms = now_ms - 2 * HOUR_MS
+    block_start_s = (head_start_ms - 22 * HOUR_MS) // 1000
+    n_block = 22 * 3600 // args.block_step_s
+    om = os.path.join(work, "data.om")
+    t = time.time()
+    write_openmetrics(om, args.targets, args.per_target, block_start_s, n_block, args.block_step_s)
+    blocks = os.path.join(work, "blocks")
+    subprocess.run([args.promtool, "tsdb", "create-blocks-from", "openmetrics", om, blocks],
+                   check=True, stdout=subprocess.DEVNULL)
+    os.remove(om)
+    print(f"blocks: {len(os.listdir(blocks))} dirs, {du(blocks) / 1e6:.1f} MB, "
+          f"{args.targets * args.per_target} series x {n_block} samples ({time.time() - t:.0f} s)", flush=True)
+
+    servers = {}
+    for kind in ("prometheus", "klaxon"):
+        data = golden[kind]
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(blocks, data)
+        port = free_port()
+        binary = args.prometheus if kind == "prometheus" else args.klaxon
+        p, _ = spawn(kind, binary, data, work, port, remote_write=True)
+        procs.append(p)
+        ready(port, p)
+        servers[kind] = (p, port)
+    n_head = 2 * 3600 // args.head_step_s
+    load = rwload.Load(args.targets, args.per_target, head_start_ms, args.head_step_s * 1000)
+    senders = [rwload.Sender(servers[k][1]) for k in ("prometheus", "klaxon")]
+    for s in senders:
+        s.start()
+    t = time.time()
+    rwload.push(load, senders, 0, n_head)
+    for s in senders:
+        if s.errors:
+            raise RuntimeError(f"port {s.port}: {s.errors} failed writes, first: {s.first_error}")
+        s.q.put(None)
+    # Let the background passes (head chunk writes, compaction of the
+    # copied blocks) finish as they would on a running server.
+    time.sleep(30)
+    for kind, (p, port) in servers.items():
+        series = metric(port, f"{kind}_tsdb_head_series")
+        stop(p)
+        print(f"{kind}: head {series:.0f} series; data dir {du(golden[kind]) / 1e6:.1f} MB: "
+              f"{sorted(os.listdir(golden[kind]))}", flush=True)
+    print(f"head: {n_head} samples per series pushed in {time.time() - t:.0f} s", flush=True)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def restarts(args, work, golden, procs):
+    times = {"prometheus": [], "klaxon": []}
+    cpus = {"prometheus": [], "klaxon": []}
+    for run in range(args.runs):
+        for kind in ("prometheus", "klaxon"):
+            data = os.path.join(work, f"run-{kind}")
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.copytree(golden[kind], data)
+            subprocess.run(["sync"])
+            port = free_port()
+            binary = args.prometheus if kind == "prometheus" else args.klaxon
+            p, t0 = spawn(kind, binary, data, work, port)
+            procs.append(p)
+            ready(port, p, timeout=900)
+            secs = time.time() - t0
+            cpu = cpu_seconds(p.pid)
+            series = metric(port, f"{kind}_tsdb_head_series")
+            stop(p)
+            times[kind].append(secs)
+            cpus[kind].append(cpu)
+            print(f"  run {run} {kind}: ready after {secs:.2f} s ({cpu:.2f} CPU s), head {series:.0f} series, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+    pm, km = statistics.median(times["prometheus"]), statistics.median(times["klaxon"])
+    print(f"start-up to ready, median of {args.runs}: prometheus {pm:.2f} s, klaxon {km:.2f} s, "
+          f"ratio {km / pm:.3f}")
+    pc, kc = statistics.median(cpus["prometheus"]), statistics.median(cpus["klaxon"])
+    print(f"CPU seconds until ready, median of {args.runs}: prometheus {pc:.2f}, klaxon {kc:.2f}, "
+          f"ratio {kc / pc:.3f}")
 
 
 if __name__ == "__main__":
