@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,12 +39,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwload  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from compare_blocks import free_port, ready  # noqa: E402
 
 
 def mem(pid):
@@ -64,20 +58,6 @@ def metric(port, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
-
-
-def ready(port, proc, timeout=300):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on {port} exited with {proc.returncode}")
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200:
-                return time.time() - t0
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{port} not ready")
 
 
 def start_servers(args, work, tag):
@@ -114,6 +94,9 @@ def start_servers(args, work, tag):
 
 
 def stop(p):
+    """SIGTERM, and two minutes for a clean stop: a 100k-series head takes
+    a while to close on a loaded machine, and the start-up benchmark needs
+    the clean stop's files."""
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         try:

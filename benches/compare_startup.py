@@ -36,7 +36,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwload  # noqa: E402
-from compare_rss import free_port, metric, ready, stop  # noqa: E402
+from compare_blocks import free_port, ready  # noqa: E402
+from compare_rss import metric, stop  # noqa: E402
 
 HOUR_MS = 3600 * 1000
 
