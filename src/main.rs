@@ -353,11 +353,11 @@ fn main() -> ExitCode {
                 files,
                 lint,
                 lint_fatal,
-                config,
                 positions,
             };
-            exit(klaxon::rules::cli::check(
+            exit(klaxon::settings::cli::check_rules(
                 &args,
+                config.as_deref(),
                 &mut std::io::stdout(),
                 &mut std::io::stderr(),
             ))

@@ -14,25 +14,20 @@ pub struct CheckArgs {
     pub lint: String,
     /// Exit 3 when lint finds problems.
     pub lint_fatal: bool,
-    /// Config file whose scrape intervals the rate-window lint uses.
-    pub config: Option<PathBuf>,
     /// klaxon's `FILE:LINE:COL:` error form instead of promtool's text.
     pub positions: bool,
 }
 
 /// Checks the rule files; the exit code: 0 valid, 1 invalid, 3 lint
-/// problems under `lint_fatal`.
-pub fn check(a: &CheckArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ctx = match &a.config {
-        None => super::file::lint::LintContext::default(),
-        Some(p) => match crate::settings::load_file(p) {
-            Ok(c) => super::file::lint::LintContext::from_config(&c.global, &c.scrape_configs),
-            Err(errs) => {
-                print_errors(err, &errs);
-                return 1;
-            }
-        },
-    };
+/// problems under `lint_fatal`. `ctx` holds the scrape intervals the
+/// rate-window lint uses (`settings::cli::check_rules` reads them from
+/// `--config`).
+pub fn check(
+    a: &CheckArgs,
+    ctx: super::file::lint::LintContext,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let opts = super::file::LintOptions {
         positions: a.positions,
         ..super::file::LintOptions::from_flag(&a.lint, a.lint_fatal, ctx)

@@ -77,3 +77,26 @@ pub fn check_config(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write)
     }
     code
 }
+
+/// `klaxon check rules`: the lint context from `config` (its scrape
+/// intervals, for the rate-window lint), then [`crate::rules::cli::check`].
+pub fn check_rules(
+    a: &crate::rules::cli::CheckArgs,
+    config: Option<&std::path::Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let ctx = match config {
+        None => crate::rules::file::lint::LintContext::default(),
+        Some(p) => match super::load_file(p) {
+            Ok(c) => {
+                crate::rules::file::lint::LintContext::from_config(&c.global, &c.scrape_configs)
+            }
+            Err(errs) => {
+                print_errors(err, &errs);
+                return 1;
+            }
+        },
+    };
+    crate::rules::cli::check(a, ctx, out, err)
+}
