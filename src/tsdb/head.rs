@@ -538,8 +538,12 @@ impl Head {
                 continue;
             }
             let hash = labels.hash64();
-            let shard = self.shard(hash).maps.read();
-            match self.find_pairs(&shard, hash, labels.len(), labels.iter()) {
+            // The shard's read lock is released before `handle` takes it again.
+            let found = {
+                let maps = self.shard(hash).maps.read();
+                self.find_pairs(&maps, hash, labels.len(), labels.iter())
+            };
+            match found {
                 Some(e) => out.extend(self.handle(SeriesRef(e)).map(|h| (r, h))),
                 None => fresh.push((r, hash, labels)),
             }

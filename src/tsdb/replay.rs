@@ -159,7 +159,9 @@ impl Replayer<'_> {
             Record::Series(list) => {
                 self.stats.series += list.iter().filter(|(_, l)| !l.is_empty()).count() as u64;
                 for (r, h) in self.head.create_logged(&list) {
-                    let mut floor = i64::MIN;
+                    // A series logged again (checkpoint, then a segment)
+                    // keeps the floor its chunks gave it.
+                    let mut floor = self.handles.get(r).map_or(i64::MIN, |e| e.floor);
                     if let Some(chunks) = self.mapped.remove(&r) {
                         self.stats.mmapped_chunks += chunks.len() as u64;
                         if let Some(f) = self.head.restore_mapped(h.series_ref().0, chunks) {
