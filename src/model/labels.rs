@@ -98,14 +98,7 @@ impl Labels {
     /// A stable 64-bit hash of the set (xxh64 over names and values with
     /// separators), used for sharding and target offsets.
     pub fn hash64(&self) -> u64 {
-        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for l in &self.0 {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
-        }
-        h.digest()
+        hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
     /// A builder seeded with these labels.
@@ -114,6 +107,19 @@ impl Labels {
             labels: self.0.clone(),
         }
     }
+}
+
+/// [`Labels::hash64`] of a label set given as sorted `(name, value)` pairs
+/// (a set held in another form hashes the same).
+pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for (name, value) in pairs {
+        h.update(name.as_bytes());
+        h.update(&[0xff]);
+        h.update(value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
 }
 
 impl<'a> IntoIterator for &'a Labels {

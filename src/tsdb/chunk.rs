@@ -58,8 +58,9 @@ impl BitWriter<'_> {
     /// as `writeByte` always starts a new byte. Chunks therefore end with
     /// that byte exactly when Prometheus' do, keeping them byte-equal.
     ///
-    /// Done a byte at a time rather than a bit at a time: the free bits of
-    /// the last byte first, then whole bytes, then the rest in a new byte.
+    /// Done with whole words rather than a bit at a time: bits that fit the
+    /// last byte's free ones are or-ed in; otherwise the free bits are
+    /// filled and the rest goes out as new bytes in one copy.
     #[inline]
     pub(crate) fn write_bits(&mut self, v: u64, nbits: u32) {
         if nbits == 0 {
@@ -70,30 +71,31 @@ impl BitWriter<'_> {
         } else {
             v & ((1u64 << nbits) - 1)
         };
-        let mut left = nbits;
         let mut free = u32::from(*self.free);
-        // New bytes: the bits past the free ones, and maybe an empty one.
-        self.reserve(left.saturating_sub(free).div_ceil(8) as usize + 1);
-        if free > 0 {
-            let take = left.min(free);
-            // The top `take` of the `left` bits still to write.
-            let bits = ((v >> (left - take)) & ((1u64 << take) - 1)) as u8;
+        if nbits <= free {
             if let Some(last) = self.buf.last_mut() {
-                *last |= bits << (free - take);
+                *last |= (v << (free - nbits)) as u8;
             }
-            free -= take;
-            left -= take;
-        }
-        while left >= 8 {
-            left -= 8;
-            self.buf.push((v >> left) as u8);
-        }
-        if left > 0 {
+            free -= nbits;
+        } else {
+            let mut left = nbits;
+            if free > 0 {
+                // The top `free` of the bits go into the last byte.
+                left -= free;
+                if let Some(last) = self.buf.last_mut() {
+                    *last |= ((v >> left) & ((1u64 << free) - 1)) as u8;
+                }
+            }
+            // The low `left` bits (1..=64) as new bytes, most significant first.
+            let bytes = left.div_ceil(8);
+            self.reserve(bytes as usize + 1);
+            let word = (v << (64 - left)).to_be_bytes();
             self.buf
-                .push(((v & ((1u64 << left) - 1)) << (8 - left)) as u8);
-            free = 8 - left;
+                .extend_from_slice(word.get(..bytes as usize).unwrap_or(&word));
+            free = bytes * 8 - left;
         }
         if free == 0 && nbits.is_multiple_of(8) {
+            self.reserve(1);
             self.buf.push(0);
             free = 8;
         }

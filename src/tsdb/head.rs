@@ -22,7 +22,7 @@ use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks, NOT_LOGGED};
 use super::storage::{CommitError, HeadAppender, PendingSample};
-use super::wal::{self, Wal};
+use super::wal::{self, SeriesList, Wal};
 use super::{
     AppendError, Cardinality, HeadOptions, HeadStats, SeriesData, SeriesRef, TruncateStats,
 };
@@ -209,11 +209,17 @@ impl Default for Head {
 }
 
 /// Whether the interned labels `ids` spell exactly `labels`.
-fn same_labels(ids: &[Sym], labels: &Labels, syms: &Symbols) -> bool {
-    ids.len() == labels.len() * 2
-        && ids.chunks_exact(2).zip(labels.iter()).all(|(p, l)| {
-            syms.resolve(p[0]) == Some(l.name.as_str())
-                && syms.resolve(p[1]) == Some(l.value.as_str())
+fn same_labels<'a>(
+    ids: &[Sym],
+    n: usize,
+    mut pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    syms: &Symbols,
+) -> bool {
+    ids.len() == n * 2
+        && ids.chunks_exact(2).all(|p| {
+            pairs.next().is_some_and(|(name, value)| {
+                syms.resolve(p[0]) == Some(name) && syms.resolve(p[1]) == Some(value)
+            })
         })
 }
 
@@ -474,11 +480,27 @@ impl Head {
     }
 
     fn find(&self, maps: &ShardMaps, hash: u64, labels: &Labels) -> Option<u64> {
+        self.find_pairs(
+            maps,
+            hash,
+            labels.len(),
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        )
+    }
+
+    /// [`Self::find`] for labels given as `n` sorted pairs.
+    fn find_pairs<'a>(
+        &self,
+        maps: &ShardMaps,
+        hash: u64,
+        n: usize,
+        pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Option<u64> {
         let mut candidates = maps.candidates(hash).peekable();
         candidates.peek()?;
         let syms = self.symbols.read();
         candidates
-            .find(|(_, s)| same_labels(&s.labels, labels, &syms))
+            .find(|(_, s)| same_labels(&s.labels, n, pairs.clone(), &syms))
             .map(|(r, _)| r)
     }
 
@@ -508,17 +530,22 @@ impl Head {
     /// per entry with labels, the logged reference and the head's series
     /// for it. The symbol table and the postings index are locked once for
     /// the batch instead of once per series.
-    pub(crate) fn create_logged(&self, list: &[(u64, Labels)]) -> Vec<(u64, SeriesHandle)> {
+    pub(crate) fn create_logged(&self, list: &SeriesList) -> Vec<(u64, SeriesHandle)> {
         let mut out = Vec::with_capacity(list.len());
-        let mut fresh = Vec::new();
-        for (r, labels) in list {
+        let mut fresh = Vec::with_capacity(list.len());
+        for (r, labels) in list.iter() {
             if labels.is_empty() {
                 continue;
             }
             let hash = labels.hash64();
-            match self.find(&self.shard(hash).maps.read(), hash, labels) {
-                Some(e) => out.extend(self.handle(SeriesRef(e)).map(|h| (*r, h))),
-                None => fresh.push((*r, hash, labels)),
+            // The shard's read lock is released before `handle` takes it again.
+            let found = {
+                let maps = self.shard(hash).maps.read();
+                self.find_pairs(&maps, hash, labels.len(), labels.iter())
+            };
+            match found {
+                Some(e) => out.extend(self.handle(SeriesRef(e)).map(|h| (r, h))),
+                None => fresh.push((r, hash, labels)),
             }
         }
         if fresh.is_empty() {
@@ -532,7 +559,7 @@ impl Head {
                     Some(
                         labels
                             .iter()
-                            .flat_map(|l| [syms.acquire(&l.name), syms.acquire(&l.value)])
+                            .flat_map(|(name, value)| [syms.acquire(name), syms.acquire(value)])
                             .collect(),
                     )
                 })
@@ -544,7 +571,7 @@ impl Head {
             let shard = self.shard(*hash);
             let mut maps = shard.maps.write();
             // The same labels twice in one record.
-            if let Some(e) = self.find(&maps, *hash, labels) {
+            if let Some(e) = self.find_pairs(&maps, *hash, labels.len(), labels.iter()) {
                 drop(maps);
                 out.extend(self.handle(SeriesRef(e)).map(|h| (*r, h)));
                 continue;
@@ -1348,12 +1375,12 @@ mod replay_tests {
         let ra2 = shard_ref(6, &a);
         // A reference that cannot be b's: another shard's bits.
         let wrong = (7 << SHARD_BITS) | ((b.hash64() + 1) & SHARD_MASK);
-        let got = h.create_logged(&[
-            (ra, a.clone()),
-            (ra2, a.clone()),
-            (wrong, b.clone()),
-            (9 << SHARD_BITS, Labels::empty()),
-        ]);
+        let got = h.create_logged(&SeriesList::from_labels([
+            (ra, &a),
+            (ra2, &a),
+            (wrong, &b),
+            (9 << SHARD_BITS, &Labels::empty()),
+        ]));
         let got: Vec<(u64, u64)> = got.iter().map(|(r, s)| (*r, s.series_ref().0)).collect();
         let rb = h.lookup(&b).unwrap().0;
         assert_eq!(got, vec![(ra, ra), (ra2, ra), (wrong, rb)]);
@@ -1372,7 +1399,7 @@ mod replay_tests {
         assert_eq!(h.postings_for(&[m]), vec![ra]);
         assert_eq!(h.stats().symbols, 5);
         // Again: nothing new, same series.
-        let again = h.create_logged(&[(ra, a.clone())]);
+        let again = h.create_logged(&SeriesList::from_labels([(ra, &a)]));
         assert_eq!(again[0].1.series_ref().0, ra);
         assert_eq!(h.stats().symbols, 5);
         // New series never reuse a logged reference.

@@ -56,8 +56,14 @@ fn merge_sorted(list: &mut Vec<u64>, new: impl ExactSizeIterator<Item = u64>) {
         }
         return;
     }
-    let old = std::mem::take(list);
-    let mut out = Vec::with_capacity(old.len() + new.len());
+    // Only the part of the list from the batch's first ref on is merged:
+    // batches applied on several threads interleave near the list's end.
+    let cut = list.partition_point(|&x| x < first);
+    let old = list.split_off(cut);
+    let k = old.len() + new.len();
+    if list.capacity() - list.len() < k {
+        list.reserve_exact((list.len() / 2).max(k));
+    }
     let mut old = old.into_iter().peekable();
     loop {
         let next = match (old.peek(), new.peek()) {
@@ -67,12 +73,11 @@ fn merge_sorted(list: &mut Vec<u64>, new: impl ExactSizeIterator<Item = u64>) {
             (None, None) => break,
         };
         if let Some(r) = next {
-            if out.last() != Some(&r) {
-                out.push(r);
+            if list.last() != Some(&r) {
+                list.push(r);
             }
         }
     }
-    *list = out;
 }
 
 /// Removes the refs in sorted `gone` from sorted `list`.
@@ -375,6 +380,11 @@ mod tests {
         assert_eq!(l, [0, 1, 3, 5, 7]);
         merge_sorted(&mut l, [9, 9, 11].into_iter());
         assert_eq!(l, [0, 1, 3, 5, 7, 9, 11]);
+        // Into the middle: only the tail from the first new ref moves.
+        merge_sorted(&mut l, [5, 6, 8, 8, 12].into_iter());
+        assert_eq!(l, [0, 1, 3, 5, 6, 7, 8, 9, 11, 12]);
+        merge_sorted(&mut l, [2].into_iter());
+        assert_eq!(l, [0, 1, 2, 3, 5, 6, 7, 8, 9, 11, 12]);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::chunk::ChunkIter;
 use super::head::{SeriesHandle, SHARD_BITS};
 use super::head_chunks::{Loaded, MappedChunk};
 use super::mem::IdMap;
-use super::wal::{self, Corruption, Record, Wal, WalError};
+use super::wal::{self, Corruption, Record, SeriesList, Wal, WalError};
 use super::{AppendError, Head, SeriesRef};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,13 +38,24 @@ pub struct ReplayStats {
 /// the ascending references of a scrape's record read it in order. Larger
 /// counters (a long-lived head that created millions of series) go to a
 /// map.
+///
+/// Each entry also holds the newest time the series' chunks restored from
+/// the head chunk files cover (`i64::MIN` without any): samples up to it
+/// are in those files already.
 #[derive(Default)]
 struct Handles {
-    dense: Vec<Option<(u64, SeriesHandle)>>,
-    sparse: IdMap<u64, SeriesHandle>,
+    dense: Vec<Option<Entry>>,
+    sparse: IdMap<u64, Entry>,
 }
 
-/// Counters below this are kept in [`Handles::dense`] (at most 48 MiB).
+/// A reference's series and floor (see [`Handles`]).
+struct Entry {
+    r: u64,
+    handle: SeriesHandle,
+    floor: i64,
+}
+
+/// Counters below this are kept in [`Handles::dense`] (at most 64 MiB).
 const DENSE_MAX: usize = 1 << 21;
 
 impl Handles {
@@ -57,38 +68,39 @@ impl Handles {
             return None;
         }
         match self.dense.get(i) {
-            Some(Some((k, _))) if *k != r => None,
+            Some(Some(e)) if e.r != r => None,
             _ => Some(i),
         }
     }
 
-    fn get(&self, r: u64) -> Option<&SeriesHandle> {
+    fn get(&self, r: u64) -> Option<&Entry> {
         match self.dense.get((r >> SHARD_BITS) as usize) {
-            Some(Some((k, h))) if *k == r => Some(h),
+            Some(Some(e)) if e.r == r => Some(e),
             _ => self.sparse.get(&r),
         }
     }
 
-    fn set(&mut self, r: u64, h: SeriesHandle) {
+    fn set(&mut self, r: u64, handle: SeriesHandle, floor: i64) {
+        let e = Entry { r, handle, floor };
         match self.slot(r) {
             Some(i) => {
                 if i >= self.dense.len() {
                     self.dense
-                        .resize((i + 1).max(self.dense.len() * 3 / 2), None);
+                        .resize_with((i + 1).max(self.dense.len() * 3 / 2), || None);
                 }
                 if let Some(slot) = self.dense.get_mut(i) {
-                    *slot = Some((r, h));
+                    *slot = Some(e);
                 }
             }
             None => {
-                self.sparse.insert(r, h);
+                self.sparse.insert(r, e);
             }
         }
     }
 
     fn remove(&mut self, r: u64) {
         if let Some(slot) = self.dense.get_mut((r >> SHARD_BITS) as usize) {
-            if slot.as_ref().is_some_and(|(k, _)| *k == r) {
+            if slot.as_ref().is_some_and(|e| e.r == r) {
                 *slot = None;
             }
         }
@@ -108,9 +120,6 @@ struct Replayer<'h> {
     /// written under, waiting for that series' record (the references this
     /// thread owns).
     mapped: std::collections::HashMap<u64, Vec<MappedChunk>>,
-    /// WAL reference → newest time its restored chunks cover: samples up
-    /// to it are in the chunk files already.
-    floor: std::collections::HashMap<u64, i64>,
     stats: ReplayStats,
 }
 
@@ -120,23 +129,23 @@ impl Replayer<'_> {
             self.stats.too_old += 1;
             return;
         }
-        if !self.floor.is_empty() && self.floor.get(&r).is_some_and(|f| t <= *f) {
-            self.stats.mmapped_samples_skipped += 1;
-            return;
-        }
         if self.handles.get(r).is_none() {
             match self.head.handle(SeriesRef(r)) {
-                Some(h) => self.handles.set(r, h),
+                Some(h) => self.handles.set(r, h, i64::MIN),
                 None => {
                     self.stats.unknown_refs += 1;
                     return;
                 }
             }
         }
-        let Some(h) = self.handles.get(r) else {
+        let Some(e) = self.handles.get(r) else {
             return;
         };
-        match self.head.append_to(h, t, v) {
+        if t <= e.floor {
+            self.stats.mmapped_samples_skipped += 1;
+            return;
+        }
+        match self.head.append_to(&e.handle, t, v) {
             Ok(()) => self.stats.samples += 1,
             Err(AppendError::UnknownSeries) => self.stats.unknown_refs += 1,
             // A sample the head refused before the crash too (or a batch
@@ -150,13 +159,16 @@ impl Replayer<'_> {
             Record::Series(list) => {
                 self.stats.series += list.iter().filter(|(_, l)| !l.is_empty()).count() as u64;
                 for (r, h) in self.head.create_logged(&list) {
+                    // A series logged again (checkpoint, then a segment)
+                    // keeps the floor its chunks gave it.
+                    let mut floor = self.handles.get(r).map_or(i64::MIN, |e| e.floor);
                     if let Some(chunks) = self.mapped.remove(&r) {
                         self.stats.mmapped_chunks += chunks.len() as u64;
                         if let Some(f) = self.head.restore_mapped(h.series_ref().0, chunks) {
-                            self.floor.insert(r, f);
+                            floor = f;
                         }
                     }
-                    self.handles.set(r, h);
+                    self.handles.set(r, h, floor);
                 }
             }
             Record::Samples(list) => {
@@ -267,10 +279,17 @@ impl Feeds {
             parts
         }
         let parts: Vec<Record> = match rec {
-            Record::Series(l) => split(l, n, |x| x.0)
-                .into_iter()
-                .map(Record::Series)
-                .collect(),
+            Record::Series(l) => {
+                let mut parts: Vec<SeriesList> = (0..n)
+                    .map(|_| SeriesList::with_capacity(l.len() / n + 8))
+                    .collect();
+                for (r, labels) in l.iter() {
+                    if let Some(p) = parts.get_mut(owner(r, n)) {
+                        p.push(r, labels.iter());
+                    }
+                }
+                parts.into_iter().map(Record::Series).collect()
+            }
             Record::Samples(l) => split(l, n, |x| x.0)
                 .into_iter()
                 .map(Record::Samples)
@@ -421,7 +440,6 @@ impl Head {
                             cutoff,
                             handles: Handles::default(),
                             mapped,
-                            floor: Default::default(),
                             stats: ReplayStats::default(),
                         };
                         for recs in rx {
@@ -670,17 +688,18 @@ mod tests {
             (5 << SHARD_BITS) | 2,
             (1u64 << 40) | 3,
         );
-        m.set(x, ha.clone());
-        m.set(y, hb.clone());
-        m.set(z, hb.clone());
-        let got = |m: &Handles, r| m.get(r).map(SeriesHandle::series_ref);
+        m.set(x, ha.clone(), i64::MIN);
+        m.set(y, hb.clone(), 7);
+        m.set(z, hb.clone(), i64::MIN);
+        let got = |m: &Handles, r| m.get(r).map(|e| e.handle.series_ref());
+        assert_eq!(m.get(y).map(|e| e.floor), Some(7));
         assert_eq!(
             (got(&m, x), got(&m, y), got(&m, z)),
             (Some(ra), Some(rb), Some(rb))
         );
         m.remove(x);
         assert_eq!((got(&m, x), got(&m, y)), (None, Some(rb)));
-        m.set(y, ha.clone());
+        m.set(y, ha.clone(), i64::MIN);
         assert_eq!(got(&m, y), Some(ra));
         m.remove(y);
         m.remove(z);

@@ -79,10 +79,125 @@ pub enum Compression {
 /// A decoded record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
-    Series(Vec<(u64, Labels)>),
+    Series(SeriesList),
     Samples(Vec<(u64, i64, f64)>),
     Deletions(Vec<u64>),
     Chunks(u64, Vec<Vec<u8>>),
+}
+
+/// A series record's entries: each reference with its labels, the label
+/// strings of the whole record in one buffer (decoding allocates per
+/// record, not per label).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesList {
+    text: String,
+    /// Per label: the end of its name and of its value in `text`.
+    ends: Vec<(u32, u32)>,
+    /// Per series: its reference and the end of its labels in `ends`.
+    series: Vec<(u64, u32)>,
+}
+
+impl SeriesList {
+    pub fn with_capacity(series: usize) -> SeriesList {
+        SeriesList {
+            text: String::new(),
+            ends: Vec::with_capacity(series * 4),
+            series: Vec::with_capacity(series),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Adds a series; `labels` sorted by name, names unique.
+    pub fn push<'a>(&mut self, r: u64, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (name, value) in labels {
+            self.text.push_str(name);
+            let n = self.text.len() as u32;
+            self.text.push_str(value);
+            self.ends.push((n, self.text.len() as u32));
+        }
+        self.series.push((r, self.ends.len() as u32));
+    }
+
+    /// A list of label sets as [`Labels`].
+    pub fn from_labels<'a>(list: impl IntoIterator<Item = (u64, &'a Labels)>) -> SeriesList {
+        let mut out = SeriesList::default();
+        for (r, l) in list {
+            out.push(r, l.iter().map(|x| (x.name.as_str(), x.value.as_str())));
+        }
+        out
+    }
+
+    /// The entries in record order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, LabelsRef<'_>)> + '_ {
+        let mut from = 0usize;
+        self.series.iter().map(move |&(r, end)| {
+            let end = end as usize;
+            let ends = self.ends.get(from..end).unwrap_or_default();
+            let start = match from.checked_sub(1).and_then(|i| self.ends.get(i)) {
+                Some(&(_, v)) => v,
+                None => 0,
+            };
+            from = end;
+            (
+                r,
+                LabelsRef {
+                    text: &self.text,
+                    start,
+                    ends,
+                },
+            )
+        })
+    }
+}
+
+/// One label set of a [`SeriesList`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelsRef<'a> {
+    text: &'a str,
+    /// Where its first name starts in `text`.
+    start: u32,
+    ends: &'a [(u32, u32)],
+}
+
+impl<'a> LabelsRef<'a> {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// `(name, value)` pairs, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + 'a {
+        let text = self.text;
+        let mut at = self.start as usize;
+        self.ends.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let pair = (
+                text.get(at..n).unwrap_or_default(),
+                text.get(n..v).unwrap_or_default(),
+            );
+            at = v;
+            pair
+        })
+    }
+
+    /// The same hash as [`Labels::hash64`] of these labels.
+    pub fn hash64(&self) -> u64 {
+        crate::model::labels::hash_pairs(self.iter())
+    }
+
+    pub fn to_labels(&self) -> Labels {
+        Labels::from_sorted_unchecked(self.iter().map(|(n, v)| Label::new(n, v)).collect())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,10 +302,10 @@ impl<'a> Dec<'a> {
         Ok(n as usize)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn str(&mut self) -> Result<&'a str, String> {
         let n = self.len()?;
         let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| "label is not UTF-8".to_string())
+        std::str::from_utf8(b).map_err(|_| "label is not UTF-8".to_string())
     }
 
     fn done(&self) -> Result<(), String> {
@@ -504,20 +619,26 @@ pub fn decode(kind: Kind, payload: &[u8], state: &mut SampleState) -> Result<Rec
     let rec = match kind {
         Kind::Series => {
             let n = d.len()?;
-            let mut out = Vec::with_capacity(n);
+            let mut out = SeriesList::with_capacity(n);
+            // Names and values take at most the payload's bytes.
+            out.text.reserve(payload.len());
             for _ in 0..n {
                 let r = d.uvarint()?;
                 let nl = d.len()?;
-                let mut v = Vec::with_capacity(nl);
+                let mut prev: Option<&str> = None;
                 for _ in 0..nl {
-                    let name = d.string()?;
-                    let value = d.string()?;
-                    v.push(Label::new(name, value));
+                    let name = d.str()?;
+                    let value = d.str()?;
+                    if prev.is_some_and(|p| p >= name) {
+                        return Err("labels not sorted".into());
+                    }
+                    prev = Some(name);
+                    out.text.push_str(name);
+                    let at = out.text.len() as u32;
+                    out.text.push_str(value);
+                    out.ends.push((at, out.text.len() as u32));
                 }
-                if v.windows(2).any(|w| w[0].name >= w[1].name) {
-                    return Err("labels not sorted".into());
-                }
-                out.push((r, Labels::from_sorted_unchecked(v)));
+                out.series.push((r, out.ends.len() as u32));
             }
             Record::Series(out)
         }
@@ -1175,7 +1296,9 @@ mod tests {
             let mut p = Vec::new();
             let k = match r {
                 Record::Series(s) => {
-                    encode_series(&mut p, s.iter().map(|(r, l)| (*r, l)));
+                    let owned: Vec<(u64, Labels)> =
+                        s.iter().map(|(r, l)| (r, l.to_labels())).collect();
+                    encode_series(&mut p, owned.iter().map(|(r, l)| (*r, l)));
                     Kind::Series
                 }
                 Record::Samples(s) => {
@@ -1207,10 +1330,12 @@ mod tests {
             })
             .collect();
         vec![
-            Record::Series(vec![
-                (513, Labels::from_pairs([("__name__", "up"), ("job", "a")])),
-                (1025, Labels::from_pairs([("__name__", "ü"), ("x", "")])),
-            ]),
+            Record::Series(SeriesList::from_labels([
+                (513, &Labels::from_pairs([("__name__", "up"), ("job", "a")])),
+                (1025, &Labels::from_pairs([("__name__", "ü"), ("x", "")])),
+                (9, &Labels::empty()),
+                (1537, &Labels::from_pairs([("a", "b")])),
+            ])),
             Record::Samples(vec![
                 (513, -5, 1.5),
                 (1025, i64::MAX, crate::model::STALE_NAN),
