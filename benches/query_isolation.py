@@ -239,8 +239,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     cols = ["phase", "heavy_queries", "heavy_median_s", "scrape_ms_p50", "scrape_ms_p99", "scrape_ms_max",
             "jitter_ms_p50", "jitter_ms_p99", "jitter_ms_max", "rule_late_ms_p99", "rule_late_ms_max", "rule_seen_ms_p50", "rule_seen_ms_max",
-           
-        "rule_duration_ms_max", "rule_missed"]
+            "rule_duration_ms_max", "rule_missed"]
     print("\n" + " | ".join(cols))
     for r in results:
         print(" | ".join(f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
