@@ -410,13 +410,14 @@ fn long_windows_agree() {
 }
 
 /// `parallelism` 2 against 1 (and the per-step walk) for every range
-/// function over enough series to be split between threads: values,
+/// function over enough samples to be split between threads: values,
 /// annotations (rate's counter-name note on a gauge) and statistics equal.
 #[test]
 fn parallel_range_functions_agree() {
     let mut rng = Rng(0x5151_2727_aaaa_0001);
     let head = Head::default();
-    let n = 2 * klaxon::promql::engine::PARALLEL_MIN_SERIES + 77;
+    // About 70 samples per series: over the threshold for each metric.
+    let n = 3 * klaxon::promql::engine::PARALLEL_MIN_SAMPLES / 70;
     for name in ["p_total", "pg"] {
         for i in 0..n {
             let l = Labels::from_pairs([

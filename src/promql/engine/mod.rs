@@ -50,16 +50,17 @@ pub struct EngineOptions {
     /// pass (the default). Off, every node is evaluated step by step: the
     /// reference the series pass is tested against.
     pub series_pass: bool,
-    /// Threads a range function over many series (at least
-    /// [`PARALLEL_MIN_SERIES`]) is computed on in the series pass; 1 keeps
+    /// Threads a range function over many samples (at least
+    /// [`PARALLEL_MIN_SAMPLES`] selected) is computed on in the series
+    /// pass, each thread taking a share of the series; 1 keeps
     /// every query on the thread that runs it. Results are the same either
     /// way: each series is computed by the same function, and they are
     /// taken back in series order.
     pub parallelism: usize,
 }
 
-/// Fewer input series than this are not worth a second thread.
-pub const PARALLEL_MIN_SERIES: usize = 1024;
+/// Fewer selected samples than this are not worth a second thread.
+pub const PARALLEL_MIN_SAMPLES: usize = 100_000;
 
 impl Default for EngineOptions {
     fn default() -> Self {

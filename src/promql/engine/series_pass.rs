@@ -681,7 +681,7 @@ impl Evaluator<'_> {
     /// scoped others, each over a contiguous share of the series), with
     /// their window sizes added to `loaded` and the counter-name notes
     /// recorded as `input_points` does. Empty when the input is not a
-    /// range function, is small, or parallelism is off: the caller then
+    /// range function, has few samples, or parallelism is off: the caller then
     /// computes series by series. Deadline and cancellation are checked
     /// by the caller as it takes the results.
     fn parallel_range(
@@ -696,10 +696,10 @@ impl Evaluator<'_> {
         else {
             return Vec::new();
         };
-        let threads = self
-            .parallelism
-            .min(data.len() / super::PARALLEL_MIN_SERIES);
-        if threads < 2 {
+        let threads = self.parallelism.min(data.len());
+        if threads < 2
+            || data.iter().map(|s| s.samples.len()).sum::<usize>() < super::PARALLEL_MIN_SAMPLES
+        {
             return Vec::new();
         }
         let spec: &RangeSpec = spec;
