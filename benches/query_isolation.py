@@ -121,6 +121,7 @@ def phase(base, seconds, heavy, heavy_params, parallel):
     poller.start()
     t0 = time.time()
     qtimes = []
+    errors = []
     stop = threading.Event()
 
     def worker():
@@ -129,7 +130,11 @@ def phase(base, seconds, heavy, heavy_params, parallel):
             now = time.time()
             p.update({"start": now - 180, "end": now - 1})
             q0 = time.perf_counter()
-            get(base, "/api/v1/query_range", {"query": heavy, **p})
+            try:
+                get(base, "/api/v1/query_range", {"query": heavy, **p})
+            except Exception as e:  # a timeout (503) is a result too
+                errors.append(str(e))
+                continue
             qtimes.append(time.perf_counter() - q0)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel if heavy else 0)]
@@ -158,6 +163,7 @@ def phase(base, seconds, heavy, heavy_params, parallel):
     return {
         "seconds": t1 - t0,
         "heavy_queries": len(qtimes),
+        "heavy_errors": len(errors),
         "heavy_median_s": statistics.median(qtimes) if qtimes else None,
         "scrapes": len(durations),
         "scrape_ms_p50": pct(durations, 50) * 1e3,
@@ -237,7 +243,7 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    cols = ["phase", "heavy_queries", "heavy_median_s", "scrape_ms_p50", "scrape_ms_p99", "scrape_ms_max",
+    cols = ["phase", "heavy_queries", "heavy_errors", "heavy_median_s", "scrape_ms_p50", "scrape_ms_p99", "scrape_ms_max",
             "jitter_ms_p50", "jitter_ms_p99", "jitter_ms_max", "rule_late_ms_p99", "rule_late_ms_max", "rule_seen_ms_p50", "rule_seen_ms_max",
             "rule_duration_ms_max", "rule_missed"]
     print("\n" + " | ".join(cols))
