@@ -44,7 +44,7 @@ async fn result(base: &str, expr: &str, t: f64) -> Option<Vec<serde_json::Value>
     if r.status() != 200 {
         return None;
     }
-    let v: serde_json::Value = r.json().await.ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
     v["data"]["result"].as_array().cloned()
 }
 
