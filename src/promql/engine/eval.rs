@@ -741,11 +741,10 @@ pub(crate) const NAME_LABELS: [&str; 3] =
     [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
 
 pub(crate) fn drop_metric_name(l: &Arc<Labels>) -> Arc<Labels> {
-    const META: [&str; 3] = NAME_LABELS;
-    if !l.iter().any(|x| META.contains(&x.name.as_str())) {
+    if !l.iter().any(|x| NAME_LABELS.contains(&x.name.as_str())) {
         return l.clone();
     }
     let mut b = l.builder();
-    b.retain(|x| !META.contains(&x.name.as_str()));
+    b.retain(|x| !NAME_LABELS.contains(&x.name.as_str()));
     Arc::new(b.build())
 }

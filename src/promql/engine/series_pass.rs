@@ -188,16 +188,13 @@ impl Input {
 /// labels that go with it) are dropped. Hashes first, so the common case
 /// builds no label set; equal hashes are settled by comparing the sets.
 fn unique_unnamed(data: &[SeriesData]) -> bool {
-    let hash = |l: &Labels| {
-        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for lab in l.iter().filter(|x| !NAME_LABELS.contains(&x.name.as_str())) {
-            h.update(lab.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(lab.value.as_bytes());
-            h.update(&[0xfe]);
-        }
-        h.digest()
-    };
+    // `signature` ignoring leaves out the name itself.
+    let others: Vec<String> = NAME_LABELS
+        .iter()
+        .filter(|n| **n != crate::model::labels::METRIC_NAME)
+        .map(|n| n.to_string())
+        .collect();
+    let hash = |l: &Labels| signature(l, false, &others);
     let mut seen: HashSet<u64, foldhash::fast::RandomState> = HashSet::default();
     if data.iter().all(|s| seen.insert(hash(&s.labels))) {
         return true;
