@@ -226,7 +226,7 @@ struct RunArgs {
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration_flag)]
     query_lookback_delta: std::time::Duration,
-    /// Threads one query may use for a range function over many series
+    /// Threads one query may use for a range function over many samples
     /// (klaxon's own; 1: each query runs on one thread).
     #[arg(long = "query.parallelism", default_value_t = 1)]
     query_parallelism: usize,
