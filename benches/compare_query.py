@@ -271,8 +271,8 @@ def main():
     ap.add_argument("--klaxon-log", default=os.devnull, help="klaxon's log (warnings) goes here")
     ap.add_argument("--klaxon-args", default="", help="more klaxon flags, space-separated")
     ap.add_argument("--alt-args", default=None,
-                    help="also run a second klaxon with these flags instead (e.g. "
-                         "--query.parallelism=2) on --alt-listen, queried in the same rounds")
+                    help="also run a second klaxon with these flags instead (written with =, e.g. "
+                         "--alt-args=--query.parallelism=2) on --alt-listen, queried in the same rounds")
     ap.add_argument("--alt-listen", default="127.0.0.1:19471")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/prometheus"):
