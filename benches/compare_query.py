@@ -269,6 +269,11 @@ def main():
     ap.add_argument("--hosts", type=int, default=100, help="hosts for --dashboard")
     ap.add_argument("--mem-runs", type=int, default=5, help="requests for the peak-memory figure")
     ap.add_argument("--klaxon-log", default=os.devnull, help="klaxon's log (warnings) goes here")
+    ap.add_argument("--klaxon-args", default="", help="more klaxon flags, space-separated")
+    ap.add_argument("--alt-args", default=None,
+                    help="also run a second klaxon with these flags instead (written with =, e.g. "
+                         "--alt-args=--query.parallelism=2) on --alt-listen, queried in the same rounds")
+    ap.add_argument("--alt-listen", default="127.0.0.1:19471")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
@@ -285,6 +290,7 @@ def main():
     prom_base, klaxon_base = f"http://{args.prom_listen}", f"http://{args.klaxon_listen}"
     procs = []
     rows = []
+    alt_base = f"http://{args.alt_listen}" if args.alt_args is not None else None
     try:
         rw = ["--web.enable-remote-write-receiver"] if args.dashboard else []
         if not args.dashboard:
@@ -297,24 +303,30 @@ def main():
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
              f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        prom_proc = procs[-1]
         # klaxon's storage in the run's temp dir, as Prometheus'. Left at
         # its default (./data under the working directory), a previous
         # run's samples were replayed and the backfill's first batch was
         # refused as out of order; klaxon keeps 6 h by default: hold the
         # whole backfill.
-        kcfg = os.path.join(tmp, "klaxon.yml")
-        with open(cfg) as src, open(kcfg, "w") as f:
-            f.write(src.read())
-            f.write(f"storage:\n  path: {tmp}/klaxon-data\n  retention: 1d\n")
-        procs.append(subprocess.Popen(
-            [args.klaxon, "run", "--config", kcfg, "--listen", args.klaxon_listen, *rw],
-            stdout=subprocess.DEVNULL, stderr=open(args.klaxon_log, "w"), env={**os.environ, "KLAXON_LOG": "warn"}))
+        for which, listen, extra in (("alt", args.alt_listen, args.alt_args), ("main", args.klaxon_listen, args.klaxon_args)):
+            if extra is None:
+                continue
+            kcfg = os.path.join(tmp, f"klaxon-{which}.yml")
+            with open(cfg) as src, open(kcfg, "w") as f:
+                f.write(src.read())
+                f.write(f"storage:\n  path: {tmp}/klaxon-data-{which}\n  retention: 1d\n")
+            procs.append(subprocess.Popen(
+                [args.klaxon, "run", "--config", kcfg, "--listen", listen, *rw, *extra.split()],
+                stdout=subprocess.DEVNULL, stderr=open(args.klaxon_log, "a"), env={**os.environ, "KLAXON_LOG": "warn"}))
         wait_http(f"{prom_base}/-/ready")
         wait_http(f"{klaxon_base}/-/ready")
+        if alt_base:
+            wait_http(f"{alt_base}/-/ready")
         if args.dashboard:
             end_ms = (math.floor(time.time()) - 60) * 1000
             t0 = time.time()
-            nseries, nsamples, start_ms = backfill([prom_base, klaxon_base], args.hosts, end_ms)
+            nseries, nsamples, start_ms = backfill([prom_base, klaxon_base] + ([alt_base] if alt_base else []), args.hosts, end_ms)
             print(f"wrote {nseries} series, {nsamples} samples each in {time.time() - t0:.0f}s", flush=True)
             # Let Prometheus' head compaction (spans over 3 h) settle.
             time.sleep(args.wait)
@@ -340,10 +352,14 @@ def main():
             # One warm-up request each (first-touch effects are not the point).
             _, pa = fetch(prom_base, path, params)
             _, ka = fetch(klaxon_base, path, params)
-            pt, kt = [], []
+            if alt_base:
+                fetch(alt_base, path, params)
+            pt, kt, at = [], [], []
             for _ in range(args.reqs):
                 pt.append(fetch(prom_base, path, params)[0])
                 kt.append(fetch(klaxon_base, path, params)[0])
+                if alt_base:
+                    at.append(fetch(alt_base, path, params)[0])
             np_, nk, common, close, total = compare(pa, ka)
             rows.append({
                 "kind": kind, "query": q,
@@ -354,7 +370,12 @@ def main():
             })
             r = rows[-1]
             r["ratio"] = r["klaxon_ms"] / r["prom_ms"]
-            print(f"  {r['prom_ms']:9.2f} {r['klaxon_ms']:9.2f} {r['ratio']:5.2f}  [{kind}] {q}", flush=True)
+            alt_col = ""
+            if at:
+                r["alt_ms"] = statistics.median(at) * 1e3
+                r["alt_ratio"] = r["alt_ms"] / r["prom_ms"]
+                alt_col = f" | alt {r['alt_ms']:9.2f} {r['alt_ratio']:5.2f}"
+            print(f"  {r['prom_ms']:9.2f} {r['klaxon_ms']:9.2f} {r['ratio']:5.2f}{alt_col}  [{kind}] {q}", flush=True)
         # Peak memory of the biggest query: each server's resident-set
         # high-water mark is reset (/proc/PID/clear_refs) before one request
         # and read after it; the growth over the resident size before is
@@ -364,7 +385,7 @@ def main():
         big_points = rows[cases.index(big)]["points"]
         mem = {"prom": [], "klaxon": []}
         for _ in range(args.mem_runs):
-            for name, base, proc in (("prom", prom_base, procs[-2]), ("klaxon", klaxon_base, procs[-1])):
+            for name, base, proc in (("prom", prom_base, prom_proc), ("klaxon", klaxon_base, procs[-1])):
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}")
                 with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
@@ -391,7 +412,8 @@ def main():
     for r in rows:
         label = r["query"] if r["kind"] == "instant" else f"[{r['kind']}] {r['query']}"
         print(f"{label:<92} {r['prom_ms']:8.2f} {r['klaxon_ms']:9.2f} {r['ratio']:6.2f} "
-              f"{r['prom_series']:>5}/{r['klaxon_series']:<5} {r['values_within_1e-9']:>5}/{r['values_compared']:<5}")
+              f"{r['prom_series']:>5}/{r['klaxon_series']:<5} {r['values_within_1e-9']:>5}/{r['values_compared']:<5}"
+              + (f"  alt {r['alt_ms']:8.2f} {r['alt_ratio']:6.2f}" if "alt_ms" in r else ""))
     print(f"\npeak memory growth during one [{big[0]}] {big[1]} request ({big_points} points, median of {args.mem_runs}): "
           f"Prometheus {peak['prom']:.1f} MiB, klaxon {peak['klaxon']:.1f} MiB, ratio {peak['klaxon'] / max(peak['prom'], 1e-9):.2f}")
     if args.json:

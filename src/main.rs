@@ -229,6 +229,10 @@ struct RunArgs {
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration_flag)]
     query_lookback_delta: std::time::Duration,
+    /// Threads one query may use for a range function over many samples
+    /// (klaxon's own; 1: each query runs on one thread).
+    #[arg(long = "query.parallelism", default_value_t = 1)]
+    query_parallelism: usize,
     /// Minimum time to wait before resending a firing alert to the
     /// router and the Alertmanagers (Prometheus' flag, default 1m).
     #[arg(long = "rules.alert.resend-delay", default_value = "1m", value_parser = parse_duration_flag)]
@@ -322,6 +326,7 @@ fn main() -> ExitCode {
         query_max_samples: 50_000_000,
         query_max_concurrency: 20,
         query_lookback_delta: std::time::Duration::from_secs(300),
+        query_parallelism: 1,
         resend_delay: klaxon::rules::manager::RESEND_DELAY,
         notification_queue_capacity: klaxon::notifier::DEFAULT_QUEUE_CAPACITY as u64,
         alerts_max: klaxon::notify::dispatch::DEFAULT_MAX_ALERTS,
@@ -582,6 +587,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     cfg.query.engine.timeout = args.query_timeout;
     cfg.query.engine.max_samples = args.query_max_samples;
     cfg.query.engine.lookback_delta = args.query_lookback_delta;
+    cfg.query.engine.parallelism = args.query_parallelism.max(1);
     cfg.query.max_concurrency = args.query_max_concurrency.max(1);
     let nofile = raise_nofile_limit();
     cfg.web = klaxon::api::serve::ServeOptions {

@@ -408,3 +408,70 @@ fn long_windows_agree() {
         }
     }
 }
+
+/// `parallelism` 2 against 1 (and the per-step walk) for every range
+/// function over enough samples to be split between threads: values,
+/// annotations (rate's counter-name note on a gauge) and statistics equal.
+#[test]
+fn parallel_range_functions_agree() {
+    let mut rng = Rng(0x5151_2727_aaaa_0001);
+    let head = Head::default();
+    // About 70 samples per series: over the threshold for each metric.
+    let n = 3 * klaxon::promql::engine::PARALLEL_MIN_SAMPLES / 70;
+    for name in ["p_total", "pg"] {
+        for i in 0..n {
+            let l = Labels::from_pairs([
+                ("__name__", name.to_string()),
+                ("i", i.to_string()),
+                ("grp", format!("{}", i % 7)),
+            ]);
+            let (r, _) = head.get_or_create(&l);
+            let mut t = (rng.below(15) as i64) * 1000;
+            let mut v = 0.0;
+            while t < 1_200_000 {
+                v = if rng.chance(5) {
+                    rng.below(3) as f64
+                } else {
+                    v + rng.below(100) as f64 / 4.0
+                };
+                let x = if rng.chance(2) { STALE_NAN } else { v };
+                head.append(r, t, x).expect("append");
+                t += if rng.chance(3) { 90_000 } else { 15_000 };
+            }
+        }
+    }
+    let with = |parallelism: usize, series_pass: bool| {
+        Engine::new(EngineOptions {
+            parallelism,
+            series_pass,
+            ..EngineOptions::default()
+        })
+    };
+    for (k, f) in FUNCS.iter().enumerate() {
+        for q in [
+            format!("{f}(p_total[2m])"),
+            format!("{f}(pg[5m] offset 1m)"),
+        ] {
+            let run = |e: Engine| {
+                e.range(&head, q.as_str(), 0, 1_200_000, 60_000)
+                    .map_err(|e| e.to_string())
+            };
+            let parallel = run(with(2, true));
+            assert!(
+                parallel.as_ref().is_ok_and(|r| matrix(r).len() > n / 2),
+                "{q}: {:?}",
+                parallel.as_ref().map(|r| matrix(r).len())
+            );
+            if let Some(d) = diff(&parallel, &run(with(1, true))) {
+                panic!("{q}, 2 threads vs 1: {d}");
+            }
+            // The walk is slow over this many series: a sample of the functions.
+            if k % 4 != 0 {
+                continue;
+            }
+            if let Some(d) = diff(&parallel, &run(with(1, false))) {
+                panic!("{q}, 2 threads vs the per-step walk: {d}");
+            }
+        }
+    }
+}

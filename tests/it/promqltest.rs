@@ -1148,6 +1148,7 @@ fn promqltest() {
         // PROMQLTEST_PER_STEP=1 runs the scripts on the per-step walk
         // alone, the reference the series pass is compared against.
         series_pass: std::env::var_os("PROMQLTEST_PER_STEP").is_none(),
+        ..EngineOptions::default()
     });
     let mut total = Counts::default();
     let mut skips = BTreeMap::new();

@@ -105,6 +105,8 @@ pub(crate) struct Evaluator<'a> {
     ticks: u32,
     /// See `EngineOptions::series_pass`.
     pub series_pass: bool,
+    /// See `EngineOptions::parallelism`.
+    pub parallelism: usize,
     /// Subqueries the walk is inside of: their steps are not the query's.
     pub(crate) sub_depth: u32,
     /// Per node (by address): its table from the series pass, or `None`
@@ -159,6 +161,7 @@ impl<'a> Evaluator<'a> {
             infos: Vec::new(),
             ticks: 0,
             series_pass: true,
+            parallelism: 1,
             sub_depth: 0,
             tables: HashMap::new(),
             table_cursors: HashMap::new(),
@@ -732,13 +735,16 @@ pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
     Ok(out)
 }
 
+/// Labels that go with the metric name when an operation drops it: the
+/// type-and-unit metadata labels describe the name.
+pub(crate) const NAME_LABELS: [&str; 3] =
+    [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
+
 pub(crate) fn drop_metric_name(l: &Arc<Labels>) -> Arc<Labels> {
-    // Type-and-unit metadata labels describe the metric name and go with it.
-    const META: [&str; 3] = [crate::model::labels::METRIC_NAME, "__type__", "__unit__"];
-    if !l.iter().any(|x| META.contains(&x.name.as_str())) {
+    if !l.iter().any(|x| NAME_LABELS.contains(&x.name.as_str())) {
         return l.clone();
     }
     let mut b = l.builder();
-    b.retain(|x| !META.contains(&x.name.as_str()));
+    b.retain(|x| !NAME_LABELS.contains(&x.name.as_str()));
     Arc::new(b.build())
 }

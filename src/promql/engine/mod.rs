@@ -50,7 +50,17 @@ pub struct EngineOptions {
     /// pass (the default). Off, every node is evaluated step by step: the
     /// reference the series pass is tested against.
     pub series_pass: bool,
+    /// Threads a range function over many samples (at least
+    /// [`PARALLEL_MIN_SAMPLES`] selected) is computed on in the series
+    /// pass, each thread taking a share of the series; 1 keeps
+    /// every query on the thread that runs it. Results are the same either
+    /// way: each series is computed by the same function, and they are
+    /// taken back in series order.
+    pub parallelism: usize,
 }
+
+/// Fewer selected samples than this are not worth a second thread.
+pub const PARALLEL_MIN_SAMPLES: usize = 100_000;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -61,6 +71,7 @@ impl Default for EngineOptions {
             default_subquery_step: Duration::from_secs(60),
             delayed_name_removal: false,
             series_pass: true,
+            parallelism: 1,
         }
     }
 }
@@ -152,6 +163,7 @@ impl Engine {
         ev.cancel = self.cancel.clone();
         ev.delayed_name_removal = self.opts.delayed_name_removal;
         ev.series_pass = self.opts.series_pass;
+        ev.parallelism = self.opts.parallelism.max(1);
         ev
     }
 

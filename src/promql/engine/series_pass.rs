@@ -26,13 +26,14 @@
 //! A range query whose whole expression qualifies returns the table as its
 //! matrix without the per-step walk at all.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::aggregate::{group_labels_of, Acc};
 use super::binary::{elem, is_arith, matching_of, result_labels, signature};
-use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue};
+use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue, NAME_LABELS};
 use super::range_fns::{extrapolate, window_value, RangeFn};
 use super::value::{EvalResult, Sample};
 use crate::model::{is_stale_nan, Labels};
@@ -122,9 +123,12 @@ enum Input {
     Range {
         spec: RangeSpec,
         data: Rc<Vec<SeriesData>>,
-        /// Output labels per input series (the name dropped where the
-        /// function drops it), and the `drop_name` flag they carry.
-        labels: Vec<Arc<Labels>>,
+        /// Output labels per input series where the function drops the
+        /// name (built when first asked for: an aggregation grouping `by`
+        /// labels other than the name's never needs them), else empty and
+        /// the input's labels are the output's; and the `drop_name` flag
+        /// they carry.
+        unnamed: Vec<OnceCell<Arc<Labels>>>,
         drop_name: bool,
         /// Series that need `rate`'s counter-name note: (first step with
         /// samples, series index).
@@ -140,6 +144,18 @@ enum Input {
 }
 
 impl Input {
+    /// The labels of input series `j` as selected, before a range function
+    /// dropped the name: what an aggregation may group by when its grouping
+    /// is the same with or without the name (see `aggregate_table`).
+    fn source_labels(&self, j: usize) -> Option<(&Arc<Labels>, bool)> {
+        match self {
+            Input::Range {
+                data, drop_name, ..
+            } => data.get(j).map(|s| (&s.labels, *drop_name)),
+            _ => self.labels(j),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Input::Range { data, .. } | Input::Selector { data, .. } => data.len(),
@@ -150,12 +166,42 @@ impl Input {
     fn labels(&self, j: usize) -> Option<(&Arc<Labels>, bool)> {
         match self {
             Input::Range {
-                labels, drop_name, ..
-            } => labels.get(j).map(|l| (l, *drop_name)),
+                data,
+                unnamed,
+                drop_name,
+                ..
+            } => {
+                let s = data.get(j)?;
+                let l = match unnamed.get(j) {
+                    Some(cell) => cell.get_or_init(|| drop_metric_name(&s.labels)),
+                    None => &s.labels,
+                };
+                Some((l, *drop_name))
+            }
             Input::Selector { data, .. } => data.get(j).map(|s| (&s.labels, false)),
             Input::Table(t) => t.series.get(j).map(|s| (&s.labels, s.drop_name)),
         }
     }
+}
+
+/// Whether the series' label sets stay distinct once the name (and the
+/// labels that go with it) are dropped. Hashes first, so the common case
+/// builds no label set; equal hashes are settled by comparing the sets.
+fn unique_unnamed(data: &[SeriesData]) -> bool {
+    // `signature` ignoring leaves out the name itself.
+    let others: Vec<String> = NAME_LABELS
+        .iter()
+        .filter(|n| **n != crate::model::labels::METRIC_NAME)
+        .map(|n| n.to_string())
+        .collect();
+    let hash = |l: &Labels| signature(l, false, &others);
+    let mut seen: HashSet<u64, foldhash::fast::RandomState> = HashSet::default();
+    if data.iter().all(|s| seen.insert(hash(&s.labels))) {
+        return true;
+    }
+    let labels: Vec<Arc<Labels>> = data.iter().map(|s| drop_metric_name(&s.labels)).collect();
+    let mut seen = HashSet::with_capacity(labels.len());
+    labels.iter().all(|l| seen.insert(&**l))
 }
 
 /// A scalar parameter that is the same at every step: a number literal,
@@ -496,16 +542,13 @@ impl Evaluator<'_> {
         // the name goes, and a step where two outputs collide is an error.
         // Series whose labels collide without the name stay with that walk.
         let drops = !func.keeps_name();
-        let (labels, drop_name) = if drops && !self.delayed_name_removal {
-            let labels: Vec<Arc<Labels>> =
-                data.iter().map(|s| drop_metric_name(&s.labels)).collect();
-            let mut seen = HashSet::with_capacity(labels.len());
-            if !labels.iter().all(|l| seen.insert(&**l)) {
+        let (unnamed, drop_name) = if drops && !self.delayed_name_removal {
+            if !unique_unnamed(&data) {
                 return Ok(None);
             }
-            (labels, false)
+            (vec![OnceCell::new(); data.len()], false)
         } else {
-            (data.iter().map(|s| s.labels.clone()).collect(), drops)
+            (Vec::new(), drops)
         };
         self.check_range_params(c, func, p0, p1)?;
         let spec = RangeSpec {
@@ -519,7 +562,7 @@ impl Evaluator<'_> {
         Ok(Some(Input::Range {
             spec,
             data,
-            labels,
+            unnamed,
             drop_name,
             noted: Vec::new(),
             pos,
@@ -596,9 +639,15 @@ impl Evaluator<'_> {
         let mut series = Vec::new();
         let mut total = 0usize;
         let steps = u32::try_from(grid.len).unwrap_or(u32::MAX);
+        let mut done = self
+            .parallel_range(&mut input, grid, &mut loaded)
+            .into_iter();
         for j in 0..input.len() {
             self.tick_by(steps)?;
-            self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
+            match done.next() {
+                Some(points) => scr.out = points,
+                None => self.input_points(&mut input, j, grid, &mut scr, &mut loaded),
+            }
             if scr.out.is_empty() {
                 continue;
             }
@@ -624,6 +673,75 @@ impl Evaluator<'_> {
         })
     }
 
+    /// A range function's points for every series of `input`, in series
+    /// order, computed on `parallelism` threads (the calling one and
+    /// scoped others, each over a contiguous share of the series), with
+    /// their window sizes added to `loaded` and the counter-name notes
+    /// recorded as `input_points` does. Empty when the input is not a
+    /// range function, has few samples, or parallelism is off: the caller then
+    /// computes series by series. Deadline and cancellation are checked
+    /// by the caller as it takes the results.
+    fn parallel_range(
+        &self,
+        input: &mut Input,
+        grid: Grid,
+        loaded: &mut [u64],
+    ) -> Vec<Vec<(i64, f64)>> {
+        let Input::Range {
+            spec, data, noted, ..
+        } = input
+        else {
+            return Vec::new();
+        };
+        let threads = self.parallelism.min(data.len());
+        if threads < 2
+            || data.iter().map(|s| s.samples.len()).sum::<usize>() < super::PARALLEL_MIN_SAMPLES
+        {
+            return Vec::new();
+        }
+        let spec: &RangeSpec = spec;
+        let run = |part: &[SeriesData]| {
+            let mut scr = Scratch::default();
+            let mut part_loaded = vec![0u64; grid.len];
+            let out: Vec<(Vec<(i64, f64)>, Option<usize>)> = part
+                .iter()
+                .map(|s| {
+                    let first = range_series(spec, &s.samples, grid, &mut scr, &mut part_loaded);
+                    (std::mem::take(&mut scr.out), first)
+                })
+                .collect();
+            (out, part_loaded)
+        };
+        let run = &run;
+        let mut parts = data.chunks(data.len().div_ceil(threads));
+        let first = parts.next().unwrap_or(&[]);
+        let results = std::thread::scope(|sc| {
+            let others: Vec<_> = parts.map(|p| sc.spawn(move || run(p))).collect();
+            let mut results = vec![run(first)];
+            for h in others {
+                match h.join() {
+                    Ok(r) => results.push(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            results
+        });
+        let checks = spec.func.checks_counter_name();
+        let mut out = Vec::with_capacity(data.len());
+        for (part, part_loaded) in results {
+            for (l, n) in loaded.iter_mut().zip(&part_loaded) {
+                *l += n;
+            }
+            for (points, first) in part {
+                if let (Some(i), true) = (first, checks) {
+                    noted.push((i, out.len()));
+                }
+                out.push(points);
+            }
+        }
+        out
+    }
+
     /// A folding aggregation (`sum`, `avg`, `count`, `group`, `min`,
     /// `max`, `stddev`, `stdvar`) over a source the pass can evaluate: the
     /// members of each group are taken in input order into one
@@ -644,8 +762,17 @@ impl Evaluator<'_> {
         // Groups in order of their first member, each with its members.
         let mut index: HashMap<u64, usize, foldhash::fast::RandomState> = HashMap::default();
         let mut groups: Vec<(Arc<Labels>, Vec<u32>)> = Vec::new();
+        // Grouping `by` labels none of which goes with the name: the same
+        // groups from the selected labels, without building every series'
+        // name-less label set.
+        let by_source = !a.without && !a.grouping.iter().any(|g| NAME_LABELS.contains(&g.as_str()));
         for j in 0..input.len() {
-            let Some((labels, _)) = input.labels(j) else {
+            let labels = if by_source {
+                input.source_labels(j)
+            } else {
+                input.labels(j)
+            };
+            let Some((labels, _)) = labels else {
                 continue;
             };
             let labels = labels.clone();
@@ -679,7 +806,7 @@ impl Evaluator<'_> {
                 self.tick_by(steps)?;
                 let j = j as usize;
                 self.input_points(&mut input, j, grid, &mut scr, &mut loaded);
-                let drop = input.labels(j).is_some_and(|l| l.1) && by_name;
+                let drop = input.source_labels(j).is_some_and(|l| l.1) && by_name;
                 for &(t, v) in &scr.out {
                     let Some(slot) = grid.index(t).and_then(|i| slots.get_mut(i)) else {
                         continue;
@@ -799,6 +926,13 @@ impl Evaluator<'_> {
                 })
                 .collect()
         };
+        // Hashes first (no collision, no two sets alike), the sets
+        // themselves only on equal hashes.
+        let mut hashes: HashSet<(u64, bool), foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(out.len(), Default::default());
+        if out.iter().all(|(l, d)| hashes.insert((l.hash64(), *d))) {
+            return Some(out);
+        }
         let mut seen = HashSet::with_capacity(out.len());
         out.iter()
             .all(|(l, d)| seen.insert((&**l, *d)))
@@ -907,8 +1041,21 @@ impl Evaluator<'_> {
             let Some(rs) = one.series.get(j) else {
                 continue;
             };
-            let labels = Arc::new(result_labels(&ls.labels, &rs.labels, m));
+            // Many-to-one without `group_left(<labels>)`: the "many"
+            // side's labels as they are.
+            let labels = if m.card != Cardinality::OneToOne && m.include.is_empty() {
+                ls.labels.clone()
+            } else {
+                Arc::new(result_labels(&ls.labels, &rs.labels, m))
+            };
             let drop = ls.drop_name || drops;
+            // As `settle` leaves them: built once here, so
+            // `settled_labels` below finds nothing left to drop.
+            let (labels, drop) = if drop && !self.delayed_name_removal {
+                (drop_metric_name(&labels), false)
+            } else {
+                (labels, drop)
+            };
             let members = per_sig.entry(sig).or_default();
             if m.card == Cardinality::OneToOne {
                 if !members.is_empty() {
@@ -916,11 +1063,7 @@ impl Evaluator<'_> {
                 }
                 members.push(0);
             } else {
-                let h = if drop && !self.delayed_name_removal {
-                    drop_metric_name(&labels).hash64()
-                } else {
-                    labels.hash64()
-                };
+                let h = labels.hash64();
                 if members.contains(&h) {
                     return Ok(None);
                 }
