@@ -169,6 +169,10 @@ pub struct CompactionStats {
     pub blocks_deleted: AtomicU64,
     /// Bytes of the served blocks at the last retention pass.
     pub blocks_bytes: AtomicU64,
+    /// Chunks of merged blocks copied unchanged, and decoded to be merged
+    /// with overlapping ones or trimmed by tombstones.
+    pub chunks_copied: AtomicU64,
+    pub chunks_reencoded: AtomicU64,
 }
 
 /// Why a compaction step failed; the data it read stays where it was.
@@ -314,6 +318,7 @@ impl Compactor {
                 series,
                 WriteOptions {
                     range: Some((mint, maxt)),
+                    chunks_checked: true,
                     ..Default::default()
                 },
             )?;
@@ -369,21 +374,24 @@ impl Compactor {
             }
             let mint = parents.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
             let maxt = parents.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
-            let sources: Vec<&dyn Queryable> =
-                parents.iter().map(|b| &**b as &dyn Queryable).collect();
-            let errors: Vec<u64> = parents.iter().map(|b| b.read_errors()).collect();
-            let series = collect(&sources, mint, maxt - 1);
-            // A series a damaged block left out must not be lost with the
-            // block: the merge is abandoned and the block kept as it is.
-            if let Some(b) = parents
-                .iter()
-                .zip(&errors)
-                .find(|(b, e)| b.read_errors() > **e)
-                .map(|(b, _)| b)
-            {
+            // A series a damaged block would leave out must not be lost
+            // with the block: the merge is abandoned and the block kept as
+            // it is.
+            let (series, merge) = merge::merge_blocks(parents, mint, maxt).map_err(|d| {
+                let b = &parents[d.parent];
+                b.report(&d.error);
                 self.damaged.lock().push(b.meta().ulid.clone());
-                return Err(CompactError::Damaged(b.meta().ulid.clone()));
-            }
+                CompactError::Damaged(b.meta().ulid.clone())
+            })?;
+            tracing::debug!(
+                copied = merge.copied,
+                reencoded = merge.reencoded,
+                "chunks of the parents"
+            );
+            self.stats.chunks_copied.fetch_add(merge.copied, Relaxed);
+            self.stats
+                .chunks_reencoded
+                .fetch_add(merge.reencoded, Relaxed);
             if series.is_empty() {
                 // Everything was deleted: no block replaces the parents.
                 return Ok(None);
@@ -395,6 +403,7 @@ impl Compactor {
                     range: Some((mint, maxt)),
                     tombstones: Default::default(),
                     compaction: Some(merged_compaction(parents)),
+                    chunks_checked: true,
                 },
             )?;
             let b = Block::open(&self.dir.join(&meta.ulid))?;
@@ -663,5 +672,6 @@ fn split_by_range(blocks: &[Arc<Block>], range: i64) -> Vec<Vec<Arc<Block>>> {
     out
 }
 
+mod merge;
 #[cfg(test)]
 mod tests;

@@ -162,6 +162,90 @@ fn overlapping_blocks_merge_into_one_with_each_sample_once() {
 }
 
 #[test]
+fn a_merge_copies_chunks_unless_overlapped_or_cut_by_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = 60_000;
+    // Three series every 10 s: three 120-sample chunks per series and hour.
+    let every = |from: i64, to: i64, step: usize| -> Vec<(i64, f64)> {
+        (from..to).step_by(step).map(|t| (t, t as f64)).collect()
+    };
+    let write = |series: Vec<(Labels, Vec<(i64, f64)>)>, range, tombstones| {
+        let series = series
+            .into_iter()
+            .map(|(labels, s)| BlockSeries {
+                labels,
+                chunks: encode_chunks(&s, 120),
+            })
+            .collect();
+        let opts = WriteOptions {
+            range: Some(range),
+            tombstones,
+            ..Default::default()
+        };
+        write_block(dir.path(), series, opts).unwrap()
+    };
+    let hour = |from| {
+        (0..3)
+            .map(|i| (l(i), every(from, from + H, 10_000)))
+            .collect()
+    };
+    // Series 1's first chunk in the first hour is cut by a tombstone.
+    let first = write(hour(0), (0, H), Tombstones::new());
+    let id1 = {
+        let b = Block::open(&dir.path().join(&first.ulid)).unwrap();
+        let all = b.all_series().unwrap();
+        all.into_iter().find(|(_, s)| s.labels == l(1)).unwrap().0
+    };
+    std::fs::remove_dir_all(dir.path().join(&first.ulid)).unwrap();
+    let first = write(
+        hour(0),
+        (0, H),
+        Tombstones::from([(id1, vec![(5 * m, 6 * m)])]),
+    );
+    write(hour(H), (H, 2 * H), Tombstones::new());
+    // A third block overlaps series 0's second chunk of the second hour,
+    // every 5 s with other values: on equal timestamps the earlier block
+    // wins.
+    let late: Vec<(i64, f64)> = (H + 30 * m..H + 35 * m)
+        .step_by(5_000)
+        .map(|t| (t, -(t as f64)))
+        .collect();
+    write(
+        vec![(l(0), late.clone())],
+        (H + 30 * m, H + 35 * m),
+        Tombstones::new(),
+    );
+    let head = Arc::new(Head::default());
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    let parents = c.blocks().blocks();
+    assert_eq!(parents[0].meta().ulid, first.ulid);
+    let merged = c.compact_blocks(&parents).unwrap().unwrap();
+    assert_eq!((merged.min_time, merged.max_time), (0, 2 * H));
+    // Series 0: one chunk of the second hour overlapped (with the third
+    // block's); series 1: one chunk cut; the other 16 copied.
+    assert_eq!(c.stats.chunks_copied.load(Relaxed), 16);
+    assert_eq!(c.stats.chunks_reencoded.load(Relaxed), 3);
+    let b = &c.blocks().blocks()[0];
+    b.verify().unwrap();
+    let mut want0 = every(0, 2 * H, 10_000);
+    want0.extend(late.iter().filter(|(t, _)| t % 10_000 != 0));
+    want0.sort_by_key(|s| s.0);
+    let mut want1 = every(0, 2 * H, 10_000);
+    want1.retain(|(t, _)| !(5 * m..=6 * m).contains(t));
+    let mut want = vec![
+        (l(0), want0),
+        (l(1), want1),
+        (l(2), every(0, 2 * H, 10_000)),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read_all(&**b), want);
+    assert_eq!(
+        merged.stats.num_samples,
+        want.iter().map(|s| s.1.len() as u64).sum::<u64>()
+    );
+}
+
+#[test]
 fn tombstones_are_applied_when_a_block_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let samples: Vec<(i64, f64)> = (0..100).map(|i| (i * 1000, i as f64)).collect();
