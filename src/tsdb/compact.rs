@@ -33,6 +33,10 @@ use std::time::Instant;
 /// Samples per chunk in written blocks (Prometheus' head target).
 const SAMPLES_PER_CHUNK: usize = 120;
 
+/// Share of a block's series with tombstones above which compaction
+/// rewrites it (Prometheus' planner).
+const TOMBSTONE_SHARE: f64 = 0.05;
+
 /// Prometheus' `--storage.tsdb.max-block-duration` bound.
 const MAX_BLOCK_MS: i64 = 31 * 24 * 3_600_000;
 
@@ -266,8 +270,9 @@ impl Compactor {
                 if plan.is_empty() {
                     break;
                 }
-                self.compact_blocks(&plan)?;
-                written += 1;
+                if self.compact_blocks(&plan)?.is_some() {
+                    written += 1;
+                }
             }
             Ok(())
         })();
@@ -346,7 +351,10 @@ impl Compactor {
     /// The blocks to merge next (empty: nothing to do): overlapping
     /// blocks first; else, the newest block left out, the first window of
     /// a larger range holding more than one block that is complete or
-    /// ends before the newest remaining block starts.
+    /// ends before the newest remaining block starts; else a block to
+    /// rewrite without its tombstones (Prometheus' rule: at least the
+    /// middle compaction range long, tombstones on more than 5% of its
+    /// series; or every series deleted).
     pub fn plan(&self) -> Vec<Arc<Block>> {
         let damaged = self.damaged.lock().clone();
         let mut blocks = self.blocks.blocks();
@@ -618,6 +626,23 @@ pub fn plan(blocks: &[Arc<Block>], ranges: &[i64]) -> Vec<Arc<Block>> {
             if group.len() > 1 && (maxt - mint == range || maxt <= high) {
                 return group;
             }
+        }
+    }
+    // Newest first, a block spanning at least the middle range whose
+    // tombstones outnumber 5% of its series is rewritten on its own; below
+    // that size, only a block whose every series is deleted.
+    let big = ranges.get(ranges.len() / 2).copied().unwrap_or(i64::MAX);
+    for b in older.iter().rev() {
+        let m = b.meta();
+        let stones: u64 = b.tombstones().values().map(|v| v.len() as u64).sum();
+        if m.max_time - m.min_time < big {
+            if stones > 0 && stones >= m.stats.num_series {
+                return vec![b.clone()];
+            }
+            break;
+        }
+        if stones as f64 / (m.stats.num_series + 1) as f64 > TOMBSTONE_SHARE {
+            return vec![b.clone()];
         }
     }
     Vec::new()

@@ -246,6 +246,77 @@ fn a_merge_copies_chunks_unless_overlapped_or_cut_by_tombstones() {
 }
 
 #[test]
+fn a_big_block_with_tombstones_on_over_5_percent_of_its_series_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = |n: usize, from: i64, to: i64| -> Vec<BlockSeries> {
+        let samples: Vec<(i64, f64)> = (from..to).step_by(10_000).map(|t| (t, 1.0)).collect();
+        (0..n)
+            .map(|i| BlockSeries {
+                labels: l(i),
+                chunks: encode_chunks(&samples, 120),
+            })
+            .collect()
+    };
+    let write = |n, from, to| {
+        let opts = WriteOptions {
+            range: Some((from, to)),
+            ..Default::default()
+        };
+        write_block(dir.path(), series(n, from, to), opts).unwrap()
+    };
+    // Hourly ranges 1 h, 3 h, 9 h: tombstones count from 3 h on. A 1 h
+    // block of 2 series, a 3 h block of 40, and the newest block (which
+    // this rule leaves alone, as the others).
+    let small = write(2, 0, H);
+    let big = write(40, H, 4 * H);
+    write(1, 4 * H, 5 * H);
+    let head = Arc::new(Head::default());
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    assert_eq!(c.ranges(), &[H, 3 * H, 9 * H]);
+    assert!(c.plan().is_empty());
+    let block = |id: &str| {
+        c.blocks()
+            .blocks()
+            .into_iter()
+            .find(|b| b.meta().ulid == id)
+    };
+    let name = |i: usize| Matcher::new(MatchType::Equal, "i", i.to_string()).unwrap();
+    // 2 of 40 (2/41 ≤ 5%) left alone; the small block with one of its
+    // two series deleted too.
+    let b = block(&big.ulid).unwrap();
+    for i in [0, 1] {
+        assert_eq!(b.delete(&[name(i)], H, H + 60_000).unwrap(), 1);
+    }
+    let s = block(&small.ulid).unwrap();
+    assert_eq!(s.delete(&[name(0)], i64::MIN, i64::MAX).unwrap(), 1);
+    assert!(c.plan().is_empty());
+    assert_eq!(c.run().unwrap(), 0);
+    assert!(block(&big.ulid).is_some());
+    // A third (3/41 > 5%): rewritten on its own, keeping its level,
+    // without the deleted samples and without tombstones.
+    assert_eq!(b.delete(&[name(2)], H, H + 60_000).unwrap(), 1);
+    let plan = c.plan();
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].meta().ulid, big.ulid);
+    assert_eq!(c.run().unwrap(), 1);
+    assert!(block(&big.ulid).is_none());
+    assert!(!dir.path().join(&big.ulid).exists());
+    let new = c.blocks().blocks()[1].clone();
+    assert_eq!((new.meta().min_time, new.meta().max_time), (H, 4 * H));
+    assert_eq!(new.meta().compaction.parents[0].ulid, big.ulid);
+    assert_eq!(new.meta().compaction.level, 1);
+    assert!(new.tombstones().is_empty());
+    assert_eq!(new.meta().stats.num_samples, 40 * 1080 - 3 * 7);
+    let got = read_all(&*new);
+    assert_eq!(got.iter().filter(|s| s.1[0].0 == H + 70_000).count(), 3);
+    // Every series of the small block deleted: it goes whatever its size.
+    assert_eq!(s.delete(&[name(1)], i64::MIN, i64::MAX).unwrap(), 1);
+    assert_eq!(c.run().unwrap(), 0);
+    assert!(block(&small.ulid).is_none());
+    assert_eq!(c.blocks().len(), 2);
+}
+
+#[test]
 fn tombstones_are_applied_when_a_block_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let samples: Vec<(i64, f64)> = (0..100).map(|i| (i * 1000, i as f64)).collect();
