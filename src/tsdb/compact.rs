@@ -22,6 +22,7 @@ use super::block::meta::BlockDesc;
 use super::block::{self, Block, BlockError, BlockMeta, BlockSeries, Compaction, WriteOptions};
 use super::storage::{merge_samples, FanoutQuerier, Querier, Queryable};
 use super::Head;
+use crate::metrics::Kind;
 use crate::model::{Labels, MatchType, Matcher};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -49,6 +50,9 @@ pub struct BlockSet {
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Read errors of blocks no longer in the set (the count only grows).
     retired_errors: AtomicU64,
+    /// Blocks opened by queriers: only those whose range overlaps the
+    /// query's are.
+    opened: AtomicU64,
 }
 
 impl BlockSet {
@@ -57,6 +61,7 @@ impl BlockSet {
         BlockSet {
             blocks: RwLock::new(blocks),
             retired_errors: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
         }
     }
 
@@ -83,6 +88,12 @@ impl BlockSet {
     pub fn read_errors(&self) -> u64 {
         let current: u64 = self.blocks.read().iter().map(|b| b.read_errors()).sum();
         current + self.retired_errors.load(Relaxed)
+    }
+
+    /// Blocks read by queriers so far (one per block and querier whose
+    /// ranges overlap).
+    pub fn blocks_queried(&self) -> u64 {
+        self.opened.load(Relaxed)
     }
 
     /// Takes out the blocks named in `remove` and adds `add`, in one step
@@ -115,7 +126,8 @@ impl Queryable for BlockSet {
             .iter()
             .filter(|b| b.meta().min_time <= maxt && mint < b.meta().max_time)
             .map(|b| b.owned_querier(mint, maxt))
-            .collect();
+            .collect::<Vec<_>>();
+        self.opened.fetch_add(queriers.len() as u64, Relaxed);
         Box::new(FanoutQuerier::new(queriers))
     }
 }
@@ -177,6 +189,8 @@ pub struct CompactionStats {
     /// with overlapping ones or trimmed by tombstones.
     pub chunks_copied: AtomicU64,
     pub chunks_reencoded: AtomicU64,
+    /// Of `micros`, the time spent writing blocks from the head.
+    pub head_micros: AtomicU64,
 }
 
 /// Why a compaction step failed; the data it read stays where it was.
@@ -316,6 +330,7 @@ impl Compactor {
     pub fn compact_head(&self, mint: i64, maxt: i64) -> Result<BlockMeta, CompactError> {
         let _busy = self.busy.lock();
         let _span = tracing::info_span!("head_compaction", mint, maxt).entered();
+        let started = Instant::now();
         let meta = self.timed(|| {
             let series = collect(&[&*self.head_reader], mint, maxt - 1);
             let meta = block::write_block(
@@ -332,6 +347,9 @@ impl Compactor {
             Ok(meta)
         })?;
         self.stats.head_compactions.fetch_add(1, Relaxed);
+        self.stats
+            .head_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         tracing::info!(
             ulid = %meta.ulid,
             mint,
@@ -512,6 +530,36 @@ impl Compactor {
         let left: u64 = self.blocks.blocks().iter().map(|b| b.size_bytes()).sum();
         self.stats.blocks_bytes.store(left, Relaxed);
     }
+}
+
+/// The compactor's and block set's metrics besides the ones the app's
+/// collector pushes itself.
+pub fn push_metrics(c: &Compactor, push: &mut dyn FnMut(&str, &str, Kind, f64)) {
+    let st = &c.stats;
+    push(
+        "klaxon_tsdb_head_compaction_seconds",
+        "Time spent writing blocks from the head (part of klaxon_tsdb_compaction_seconds_total).",
+        Kind::Counter,
+        st.head_micros.load(Relaxed) as f64 / 1e6,
+    );
+    push(
+        "klaxon_tsdb_compaction_chunks_copied",
+        "Chunks of merged blocks copied unchanged.",
+        Kind::Counter,
+        st.chunks_copied.load(Relaxed) as f64,
+    );
+    push(
+        "klaxon_tsdb_compaction_chunks_reencoded",
+        "Chunks of merged blocks decoded and encoded again (overlapped by another block's or cut by tombstones).",
+        Kind::Counter,
+        st.chunks_reencoded.load(Relaxed) as f64,
+    );
+    push(
+        "klaxon_tsdb_blocks_queried",
+        "Blocks read by queries: only blocks whose time range overlaps a query's are.",
+        Kind::Counter,
+        c.blocks.blocks_queried() as f64,
+    );
 }
 
 /// Prometheus' compaction meta for a merge: level one above the highest

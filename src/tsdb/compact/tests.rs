@@ -538,3 +538,29 @@ fn a_damaged_block_is_not_merged_away_and_not_planned_again() {
     assert!(c.plan().is_empty());
     assert_eq!(c.run().unwrap(), 0);
 }
+
+#[test]
+fn a_query_reads_only_the_blocks_its_range_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = Arc::new(Head::default());
+    fill(&head, 4, 0, 7 * H / 2);
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    // Head compaction writes [0, H) and [H, 2H) (the head keeps the rest).
+    while let Some((mint, maxt)) = c.head_compactable() {
+        c.compact_head(mint, maxt).unwrap();
+    }
+    let blocks = c.blocks().clone();
+    assert_eq!(blocks.len(), 2);
+    let all = Fanout::new(head.clone()).with(blocks.clone());
+    let m = [Matcher::new(MatchType::Equal, "__name__", "a").unwrap()];
+    // The last hour: the head only.
+    let got = all.querier(5 * H / 2, 7 * H / 2).select(&m);
+    assert_eq!(got.len(), 2);
+    assert_eq!(blocks.blocks_queried(), 0);
+    // Reaching into the second block's hour opens that block only.
+    let got = all.querier(2 * H - 60_000, 7 * H / 2).select(&m);
+    assert!(got.iter().all(|s| s.samples[0].0 < 2 * H));
+    assert_eq!(blocks.blocks_queried(), 1);
+    all.querier(0, 7 * H / 2).select(&m);
+    assert_eq!(blocks.blocks_queried(), 3);
+}
