@@ -15,8 +15,9 @@ triggers compaction), klaxon at its next compaction pass (each minute).
 Reported, medians over --runs:
 - compaction time as each server measures it: the sum of
   prometheus_tsdb_compaction_duration_seconds (the block write), and
-  klaxon_tsdb_head_compaction_seconds_total (reading the head, writing and
-  opening the block);
+  klaxon_tsdb_compaction_seconds_total (reading the head, writing and
+  opening the block; only the head is compacted here, so it equals
+  klaxon_tsdb_head_compaction_seconds_total, which older builds lack);
 - process CPU from the last sample to the end of the compaction (block
   write, head truncation and WAL checkpoint), minus the idle rate times
   the window (klaxon waits up to a minute for its pass);
@@ -147,10 +148,14 @@ def requests(series, t0, steps_per_request, steps):
 def wait_up(port, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if scrape(port) is not None:
-            return
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
         time.sleep(0.2)
-    raise RuntimeError(f"port {port}: no /metrics within {timeout}s")
+    raise RuntimeError(f"port {port}: not ready within {timeout}s")
 
 
 def the_block(d):
@@ -225,7 +230,7 @@ def main():
                         f.write(f"storage:\n  path: {d}\n  retention: 15d\nscrape_configs: []\n")
                     cmd = [a.klaxon, "run", f"--config={cfg}", f"--listen=127.0.0.1:{port}",
                            "--web.enable-remote-write-receiver"]
-                    counter, secs = "klaxon_tsdb_head_compactions_total", "klaxon_tsdb_head_compaction_seconds_total"
+                    counter, secs = "klaxon_tsdb_head_compactions_total", "klaxon_tsdb_compaction_seconds_total"
                 else:
                     cfg = os.path.join(tmp, "prometheus.yml")
                     with open(cfg, "w") as f:
