@@ -33,7 +33,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
@@ -43,7 +42,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_backfill import disk_bytes, dump  # noqa: E402
-from compare_compaction import free_port, scrape, _only  # noqa: E402
+from compare_compaction import free_port, scrape, report, _only  # noqa: E402
+from compare_query import pb_bytes, snappy_literal, varint  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STEP_MS = 15_000
@@ -58,57 +58,28 @@ def cpu_seconds(pid):
 
 # --- remote write 1.0 encoding (protobuf by hand, snappy literals only) ---
 
-def _varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(num, payload):
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _label(name, value):
-    return _field(1, name.encode()) + _field(2, value.encode())
+    return pb_bytes(1, name.encode()) + pb_bytes(2, value.encode())
 
 
 def _sample(t, v):
-    return b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(t & (2**64 - 1))
+    return b"\x09" + struct.pack("<d", v) + b"\x10" + varint(t & (2**64 - 1))
 
 
 def write_request(series):
     """series: [(labels dict, [(t_ms, value)])]"""
     out = bytearray()
     for labels, samples in series:
-        ts = b"".join(_field(1, _label(k, labels[k])) for k in sorted(labels))
-        ts += b"".join(_field(2, _sample(t, v)) for t, v in samples)
-        out += _field(1, ts)
-    return bytes(out)
-
-
-def snappy_block(data):
-    """A valid snappy block made of literals (no compression needed)."""
-    out = bytearray(_varint(len(data)))
-    for i in range(0, len(data), 65536):
-        part = data[i:i + 65536]
-        n = len(part) - 1
-        if n < 60:
-            out.append(n << 2)
-        elif n < 256:
-            out += bytes([60 << 2, n])
-        else:
-            out += bytes([61 << 2]) + struct.pack("<H", n)
-        out += part
+        ts = b"".join(pb_bytes(1, _label(k, labels[k])) for k in sorted(labels))
+        ts += b"".join(pb_bytes(2, _sample(t, v)) for t, v in samples)
+        out += pb_bytes(1, ts)
     return bytes(out)
 
 
 def post(port, body):
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v1/write",
-        data=snappy_block(body),
+        data=snappy_literal(body),
         headers={
             "Content-Encoding": "snappy",
             "Content-Type": "application/x-protobuf",
@@ -249,16 +220,8 @@ def main():
         dp = dump(a.promtool, _only(blocks["prometheus"], tmp), tmp)
         assert dk == dp, "the head blocks dump differently"
         n = res["klaxon"][0][3]
-        print(f"{a.series} series every 15 s, head -> one 2 h block ({n} samples), {a.runs} runs, medians")
-        for name in res:
-            w = statistics.median(x[0] for x in res[name])
-            c = statistics.median(x[1] for x in res[name])
-            b = statistics.median(x[2] for x in res[name])
-            print(f"{name:10} compaction {w:7.3f} s  cpu {c:7.3f} s  {b:5.3f} bytes/sample in the block")
-        ratio = lambda i: statistics.median(x[i] for x in res["klaxon"]) / statistics.median(
-            x[i] for x in res["prometheus"])
-        print(f"klaxon/prometheus: time {ratio(0):.2f}x  cpu {ratio(1):.2f}x  bytes/sample {ratio(2):.2f}x")
-
+        report(res, f"{a.series} series every 15 s, head -> one 2 h block ({n} samples), {a.runs} runs, medians",
+               "in the block")
 
 if __name__ == "__main__":
     main()
