@@ -18,9 +18,10 @@ Reported, medians over --runs:
   klaxon_tsdb_compaction_seconds_total (reading the head, writing and
   opening the block; only the head is compacted here, so it equals
   klaxon_tsdb_head_compaction_seconds_total, which older builds lack);
-- process CPU from the last sample to the end of the compaction (block
-  write, head truncation and WAL checkpoint), minus the idle rate times
-  the window (klaxon waits up to a minute for its pass);
+- process CPU (polled every 0.1 s) from just before the compaction began
+  (the moment its counter moved minus its own duration) to 2 s after,
+  covering the block write, head truncation and WAL checkpoint, minus the
+  idle rate times that window;
 - bytes on disk per sample (index + chunks) of the block.
 The two blocks are dumped with `promtool tsdb dump` and must be equal.
 
@@ -151,20 +152,25 @@ def run_one(name, cmd, port, d, bodies, last, done_counter, secs, timeout=180):
         idle = (c1 - c0) / (w1 - w0)
         if the_block(d) is not None:
             raise RuntimeError(f"{name}: compacted before the head spanned 1.5 ranges")
-        start_cpu, start = cpu_seconds(p.pid), time.monotonic()
+        polls = [(time.monotonic(), cpu_seconds(p.pid))]
         post(port, last)
         deadline = time.monotonic() + timeout
         moved = None
         while time.monotonic() < deadline:
             m = scrape(port) or {}
+            polls.append((time.monotonic(), cpu_seconds(p.pid)))
             if m.get(done_counter, 0) >= 1 and the_block(d) is not None:
                 if moved is None:
-                    moved = (cpu_seconds(p.pid), time.monotonic(), m.get(secs, 0.0))
-                elif time.monotonic() - moved[1] > 2:
-                    # Settled: the WAL checkpoint after the block is done.
-                    end_cpu, end = cpu_seconds(p.pid), time.monotonic()
-                    cpu = (end_cpu - start_cpu) - idle * (end - start)
-                    return m.get(secs, 0.0), cpu
+                    moved = polls[-1][0]
+                    secs_done = m.get(secs, 0.0)
+                elif polls[-1][0] - moved > 2:
+                    # Settled (the WAL checkpoint after the block is done).
+                    # The window starts at the last poll before the
+                    # compaction began (its end minus its own duration).
+                    began = moved - secs_done - 0.2
+                    start, start_cpu = max((q for q in polls if q[0] <= began), default=polls[0])
+                    end, end_cpu = polls[-1]
+                    return secs_done, (end_cpu - start_cpu) - idle * (end - start)
             time.sleep(0.1)
         raise RuntimeError(f"{name}: no head compaction within {timeout}s")
     finally:
