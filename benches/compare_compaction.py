@@ -159,15 +159,22 @@ def main():
         dp = dump(a.promtool, _only(merged["prometheus"], tmp), tmp)
         assert dk == dp, "the merged blocks dump differently"
         n = res["klaxon"][0][3]
-        print(f"{a.series} series, three 2 h blocks -> one 6 h block ({n} samples), {a.runs} runs, medians")
-        for name in res:
-            w = statistics.median(x[0] for x in res[name])
-            c = statistics.median(x[1] for x in res[name])
-            b = statistics.median(x[2] for x in res[name])
-            print(f"{name:10} compaction {w:7.3f} s  cpu {c:7.3f} s  {b:5.3f} bytes/sample in the merged block")
-        ratio = lambda i: statistics.median(x[i] for x in res["klaxon"]) / statistics.median(
-            x[i] for x in res["prometheus"])
-        print(f"klaxon/prometheus: time {ratio(0):.2f}x  cpu {ratio(1):.2f}x  bytes/sample {ratio(2):.2f}x")
+        report(res, f"{a.series} series, three 2 h blocks -> one 6 h block ({n} samples), {a.runs} runs, medians",
+               "in the merged block")
+
+
+def report(res, title, where):
+    """Prints medians of (compaction s, CPU s, bytes/sample) per server
+    and klaxon's ratios to Prometheus'."""
+    print(title)
+    for name in res:
+        w = statistics.median(x[0] for x in res[name])
+        c = statistics.median(x[1] for x in res[name])
+        b = statistics.median(x[2] for x in res[name])
+        print(f"{name:10} compaction {w:7.3f} s  cpu {c:7.3f} s  {b:5.3f} bytes/sample {where}")
+    ratio = lambda i: statistics.median(x[i] for x in res["klaxon"]) / statistics.median(
+        x[i] for x in res["prometheus"])
+    print(f"klaxon/prometheus: time {ratio(0):.2f}x  cpu {ratio(1):.2f}x  bytes/sample {ratio(2):.2f}x")
 
 
 def _only(block, tmp):

@@ -940,6 +940,7 @@ fn register_blocks_collector(
             Kind::Counter,
             st.micros.load(Relaxed) as f64 / 1e6,
         );
+        crate::tsdb::compact::push_metrics(&c, &mut push);
         push(
             "klaxon_tsdb_storage_blocks_bytes",
             "Bytes of the served blocks on disk (at the last retention pass).",

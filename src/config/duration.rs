@@ -72,28 +72,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way Prometheus prints `model.Duration`
-/// (largest units first, zero parts omitted, `0s` for zero).
+/// (largest units first, zero parts omitted, years and weeks only when
+/// they divide evenly, `0s` for zero): the PromQL printer's rules.
 pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 24 * 3600 * 1000u64),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{}", ms / size, unit));
-            ms %= size;
-        }
-    }
-    out
+    crate::model::gofmt::format_duration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Parses a byte size like Prometheus' `units.Base2Bytes`: a sequence of
@@ -249,9 +231,11 @@ mod tests {
 
     #[test]
     fn duration_format_round_trips() {
-        for s in ["1h30m", "1d", "500ms", "1y2w", "0s"] {
+        for s in ["1h30m", "1d", "500ms", "2w", "1y", "15d", "0s"] {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
+        // Prometheus prints 15 days as 15d and a year and two weeks in days.
+        assert_eq!(format_duration(parse_duration("1y2w").unwrap()), "379d");
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: PathBuf::from("./data"),
-            retention: Duration::from_secs(6 * 3600),
+            retention: Duration::from_secs(15 * 24 * 3600),
             retention_size: None,
             min_block_duration: Duration::from_secs(2 * 3600),
             db: Default::default(),

@@ -22,6 +22,7 @@ use super::block::meta::BlockDesc;
 use super::block::{self, Block, BlockError, BlockMeta, BlockSeries, Compaction, WriteOptions};
 use super::storage::{merge_samples, FanoutQuerier, Querier, Queryable};
 use super::Head;
+use crate::metrics::Kind;
 use crate::model::{Labels, MatchType, Matcher};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -32,6 +33,10 @@ use std::time::Instant;
 
 /// Samples per chunk in written blocks (Prometheus' head target).
 const SAMPLES_PER_CHUNK: usize = 120;
+
+/// Share of a block's series with tombstones above which compaction
+/// rewrites it (Prometheus' planner).
+const TOMBSTONE_SHARE: f64 = 0.05;
 
 /// Prometheus' `--storage.tsdb.max-block-duration` bound.
 const MAX_BLOCK_MS: i64 = 31 * 24 * 3_600_000;
@@ -45,6 +50,9 @@ pub struct BlockSet {
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Read errors of blocks no longer in the set (the count only grows).
     retired_errors: AtomicU64,
+    /// Blocks opened by queriers: only those whose range overlaps the
+    /// query's are.
+    opened: AtomicU64,
 }
 
 impl BlockSet {
@@ -53,6 +61,7 @@ impl BlockSet {
         BlockSet {
             blocks: RwLock::new(blocks),
             retired_errors: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
         }
     }
 
@@ -79,6 +88,12 @@ impl BlockSet {
     pub fn read_errors(&self) -> u64 {
         let current: u64 = self.blocks.read().iter().map(|b| b.read_errors()).sum();
         current + self.retired_errors.load(Relaxed)
+    }
+
+    /// Blocks read by queriers so far (one per block and querier whose
+    /// ranges overlap).
+    pub fn blocks_queried(&self) -> u64 {
+        self.opened.load(Relaxed)
     }
 
     /// Takes out the blocks named in `remove` and adds `add`, in one step
@@ -111,7 +126,8 @@ impl Queryable for BlockSet {
             .iter()
             .filter(|b| b.meta().min_time <= maxt && mint < b.meta().max_time)
             .map(|b| b.owned_querier(mint, maxt))
-            .collect();
+            .collect::<Vec<_>>();
+        self.opened.fetch_add(queriers.len() as u64, Relaxed);
         Box::new(FanoutQuerier::new(queriers))
     }
 }
@@ -169,6 +185,12 @@ pub struct CompactionStats {
     pub blocks_deleted: AtomicU64,
     /// Bytes of the served blocks at the last retention pass.
     pub blocks_bytes: AtomicU64,
+    /// Chunks of merged blocks copied unchanged, and decoded to be merged
+    /// with overlapping ones or trimmed by tombstones.
+    pub chunks_copied: AtomicU64,
+    pub chunks_reencoded: AtomicU64,
+    /// Of `micros`, the time spent writing blocks from the head.
+    pub head_micros: AtomicU64,
 }
 
 /// Why a compaction step failed; the data it read stays where it was.
@@ -262,8 +284,9 @@ impl Compactor {
                 if plan.is_empty() {
                     break;
                 }
-                self.compact_blocks(&plan)?;
-                written += 1;
+                if self.compact_blocks(&plan)?.is_some() {
+                    written += 1;
+                }
             }
             Ok(())
         })();
@@ -307,6 +330,7 @@ impl Compactor {
     pub fn compact_head(&self, mint: i64, maxt: i64) -> Result<BlockMeta, CompactError> {
         let _busy = self.busy.lock();
         let _span = tracing::info_span!("head_compaction", mint, maxt).entered();
+        let started = Instant::now();
         let meta = self.timed(|| {
             let series = collect(&[&*self.head_reader], mint, maxt - 1);
             let meta = block::write_block(
@@ -314,6 +338,7 @@ impl Compactor {
                 series,
                 WriteOptions {
                     range: Some((mint, maxt)),
+                    chunks_checked: true,
                     ..Default::default()
                 },
             )?;
@@ -322,6 +347,9 @@ impl Compactor {
             Ok(meta)
         })?;
         self.stats.head_compactions.fetch_add(1, Relaxed);
+        self.stats
+            .head_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         tracing::info!(
             ulid = %meta.ulid,
             mint,
@@ -341,7 +369,10 @@ impl Compactor {
     /// The blocks to merge next (empty: nothing to do): overlapping
     /// blocks first; else, the newest block left out, the first window of
     /// a larger range holding more than one block that is complete or
-    /// ends before the newest remaining block starts.
+    /// ends before the newest remaining block starts; else a block to
+    /// rewrite without its tombstones (Prometheus' rule: at least the
+    /// middle compaction range long, tombstones on more than 5% of its
+    /// series; or every series deleted).
     pub fn plan(&self) -> Vec<Arc<Block>> {
         let damaged = self.damaged.lock().clone();
         let mut blocks = self.blocks.blocks();
@@ -369,21 +400,24 @@ impl Compactor {
             }
             let mint = parents.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
             let maxt = parents.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
-            let sources: Vec<&dyn Queryable> =
-                parents.iter().map(|b| &**b as &dyn Queryable).collect();
-            let errors: Vec<u64> = parents.iter().map(|b| b.read_errors()).collect();
-            let series = collect(&sources, mint, maxt - 1);
-            // A series a damaged block left out must not be lost with the
-            // block: the merge is abandoned and the block kept as it is.
-            if let Some(b) = parents
-                .iter()
-                .zip(&errors)
-                .find(|(b, e)| b.read_errors() > **e)
-                .map(|(b, _)| b)
-            {
+            // A series a damaged block would leave out must not be lost
+            // with the block: the merge is abandoned and the block kept as
+            // it is.
+            let (series, merge) = merge::merge_blocks(parents, mint, maxt).map_err(|d| {
+                let b = &parents[d.parent];
+                b.report(&d.error);
                 self.damaged.lock().push(b.meta().ulid.clone());
-                return Err(CompactError::Damaged(b.meta().ulid.clone()));
-            }
+                CompactError::Damaged(b.meta().ulid.clone())
+            })?;
+            tracing::debug!(
+                copied = merge.copied,
+                reencoded = merge.reencoded,
+                "chunks of the parents"
+            );
+            self.stats.chunks_copied.fetch_add(merge.copied, Relaxed);
+            self.stats
+                .chunks_reencoded
+                .fetch_add(merge.reencoded, Relaxed);
             if series.is_empty() {
                 // Everything was deleted: no block replaces the parents.
                 return Ok(None);
@@ -395,6 +429,7 @@ impl Compactor {
                     range: Some((mint, maxt)),
                     tombstones: Default::default(),
                     compaction: Some(merged_compaction(parents)),
+                    chunks_checked: true,
                 },
             )?;
             let b = Block::open(&self.dir.join(&meta.ulid))?;
@@ -495,6 +530,36 @@ impl Compactor {
         let left: u64 = self.blocks.blocks().iter().map(|b| b.size_bytes()).sum();
         self.stats.blocks_bytes.store(left, Relaxed);
     }
+}
+
+/// The compactor's and block set's metrics besides the ones the app's
+/// collector pushes itself.
+pub fn push_metrics(c: &Compactor, push: &mut dyn FnMut(&str, &str, Kind, f64)) {
+    let st = &c.stats;
+    push(
+        "klaxon_tsdb_head_compaction_seconds",
+        "Time spent writing blocks from the head (part of klaxon_tsdb_compaction_seconds_total).",
+        Kind::Counter,
+        st.head_micros.load(Relaxed) as f64 / 1e6,
+    );
+    push(
+        "klaxon_tsdb_compaction_chunks_copied",
+        "Chunks of merged blocks copied unchanged.",
+        Kind::Counter,
+        st.chunks_copied.load(Relaxed) as f64,
+    );
+    push(
+        "klaxon_tsdb_compaction_chunks_reencoded",
+        "Chunks of merged blocks decoded and encoded again (overlapped by another block's or cut by tombstones).",
+        Kind::Counter,
+        st.chunks_reencoded.load(Relaxed) as f64,
+    );
+    push(
+        "klaxon_tsdb_blocks_queried",
+        "Blocks read by queries: only blocks whose time range overlaps a query's are.",
+        Kind::Counter,
+        c.blocks.blocks_queried() as f64,
+    );
 }
 
 /// Prometheus' compaction meta for a merge: level one above the highest
@@ -611,6 +676,23 @@ pub fn plan(blocks: &[Arc<Block>], ranges: &[i64]) -> Vec<Arc<Block>> {
             }
         }
     }
+    // Newest first, a block spanning at least the middle range whose
+    // tombstones outnumber 5% of its series is rewritten on its own; below
+    // that size, only a block whose every series is deleted.
+    let big = ranges.get(ranges.len() / 2).copied().unwrap_or(i64::MAX);
+    for b in older.iter().rev() {
+        let m = b.meta();
+        let stones: u64 = b.tombstones().values().map(|v| v.len() as u64).sum();
+        if m.max_time - m.min_time < big {
+            if stones > 0 && stones >= m.stats.num_series {
+                return vec![b.clone()];
+            }
+            break;
+        }
+        if stones as f64 / (m.stats.num_series + 1) as f64 > TOMBSTONE_SHARE {
+            return vec![b.clone()];
+        }
+    }
     Vec::new()
 }
 
@@ -663,5 +745,6 @@ fn split_by_range(blocks: &[Arc<Block>], range: i64) -> Vec<Vec<Arc<Block>>> {
     out
 }
 
+mod merge;
 #[cfg(test)]
 mod tests;

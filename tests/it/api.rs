@@ -152,7 +152,7 @@ async fn metadata_endpoints_and_promtool() {
     );
     let (code, v) = json(&format!("{base}/api/v1/status/runtimeinfo")).await;
     assert_eq!(code, 200);
-    assert_eq!(v["data"]["storageRetention"], "6h");
+    assert_eq!(v["data"]["storageRetention"], "15d");
 
     if let Some(pt) = promtool() {
         let out = Command::new(pt)

@@ -256,7 +256,7 @@ fn defaults_of_an_empty_config() {
         assert_eq!(c.global.evaluation_interval, Duration::from_secs(60));
         assert!(c.scrape_configs.is_empty());
         assert_eq!(c.storage.path, PathBuf::from("./data"));
-        assert_eq!(c.storage.retention, Duration::from_secs(6 * 3600));
+        assert_eq!(c.storage.retention, Duration::from_secs(15 * 24 * 3600));
     }
     // A short global interval pulls the default timeout down with it.
     let c = load_str("global:\n  scrape_interval: 5s\n", "x").unwrap();

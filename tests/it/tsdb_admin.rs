@@ -30,8 +30,13 @@ fn series(i: &str) -> Labels {
 /// Starts klaxon on `dir` (kept across restarts) with a viewer token `v`
 /// and an admin token `a`, the admin API on or off.
 async fn start(dir: &Path, admin_api: bool) -> (klaxon::app::Running, String) {
+    start_with(dir, admin_api, "").await
+}
+
+/// [`start`] with more `storage:` settings (`extra`, indented lines).
+async fn start_with(dir: &Path, admin_api: bool, extra: &str) -> (klaxon::app::Running, String) {
     let yaml = format!(
-        "storage:\n  path: {}\nauth:\n  anonymous_role: none\n  tokens:\n    - {{name: v, token_sha256: {}, roles: [viewer]}}\n    - {{name: a, token_sha256: {}, roles: [viewer, admin]}}\n",
+        "storage:\n  path: {}\n{extra}auth:\n  anonymous_role: none\n  tokens:\n    - {{name: v, token_sha256: {}, roles: [viewer]}}\n    - {{name: a, token_sha256: {}, roles: [viewer, admin]}}\n",
         dir.display(),
         sha("tok-viewer"),
         sha("tok-admin")
@@ -468,4 +473,124 @@ async fn rules_backfill_writes_what_promtool_writes() {
         "{err}"
     );
     assert!(err.contains("error importing rules"), "{err}");
+}
+
+/// klaxon's own counter `name` from /metrics.
+async fn counter(c: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .bearer_auth("tok-viewer")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// Prometheus' planner on a running klaxon (compaction passes every
+/// second with a 4 s block range): a 3 h block whose tombstones cover
+/// more than 5% of its series is rewritten at the next pass, without the
+/// deleted series and without tombstones; at 5% or less it keeps them.
+/// Queries over the last hour read the head only (no block opened).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_rewrites_a_block_with_tombstones_on_over_5_percent_of_its_series() {
+    let dir = common::tempdir();
+    let now = klaxon::model::now_millis();
+    let now = now - now % STEP;
+    let h = 3_600_000;
+    let write = |n: usize, from: i64, to: i64| {
+        let ts: Vec<(i64, f64)> = (from..to)
+            .step_by(STEP as usize)
+            .map(|t| (t, 1.0))
+            .collect();
+        let series = (0..n)
+            .map(|i| BlockSeries {
+                labels: series(&i.to_string()),
+                chunks: block::encode_chunks(&ts, 120),
+            })
+            .collect();
+        let opts = block::WriteOptions {
+            range: Some((from, to)),
+            ..Default::default()
+        };
+        block::write_block(dir.path(), series, opts).unwrap()
+    };
+    // 40 series from 5 h to 2 h ago, and a newer block (never rewritten
+    // by this rule) from 2 h to 1 h ago.
+    let big = write(40, now - 5 * h, now - 2 * h);
+    let newest = write(1, now - 2 * h, now - h);
+    // No head data: with a 4 s block range the head would be cut into
+    // 4 s blocks.
+    let (app, base) = start_with(dir.path(), true, "  min_block_duration: 4s\n").await;
+    let c = reqwest::Client::new();
+    let at = now + 60_000;
+
+    // The last hour reads no block; 4 h back reads both.
+    let opened = "klaxon_tsdb_blocks_queried_total";
+    let before = counter(&c, &base, opened).await;
+    let query = |q: &str| {
+        let c = c.clone();
+        let url = format!("{base}/api/v1/query?query={q}&time={}", at as f64 / 1000.0);
+        async move {
+            let r = c.get(url).bearer_auth("tok-viewer").send().await.unwrap();
+            let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            assert_eq!(v["status"], "success", "{v}");
+            v["data"]["result"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(query("adm_metric%5B30m%5D").await, 0);
+    assert_eq!(query("rate(adm_metric%5B5m%5D)").await, 0);
+    assert_eq!(query("adm_metric").await, 0);
+    assert_eq!(counter(&c, &base, opened).await, before);
+    assert_eq!(query("adm_metric%5B4h%5D").await, 40);
+    assert_eq!(counter(&c, &base, opened).await, before + 2.0);
+
+    let delete = |i: usize| {
+        let c = c.clone();
+        let url = format!(
+            "{base}/api/v1/admin/tsdb/delete_series?match[]=adm_metric%7Bi%3D%22{i}%22%7D&start={}&end={}",
+            (now - 6 * h) as f64 / 1000.0,
+            now as f64 / 1000.0
+        );
+        async move { assert_eq!(post(&c, &url, "tok-admin").await, (204, String::new())) }
+    };
+    // 2 of 40 (2/41 ≤ 5%): passes go by, the block keeps its tombstones.
+    delete(0).await;
+    delete(1).await;
+    let written = counter(&c, &base, "klaxon_tsdb_compactions_total").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let big_dir = dir.path().join(&big.ulid);
+    assert!(big_dir.exists());
+    assert!(std::fs::metadata(big_dir.join("tombstones")).unwrap().len() > 9);
+    assert_eq!(
+        counter(&c, &base, "klaxon_tsdb_compactions_total").await,
+        written
+    );
+    // A third (3/41 > 5%): rewritten at the next pass.
+    delete(2).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while big_dir.exists() {
+        assert!(Instant::now() < deadline, "the block was not rewritten");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let blocks = block_dirs(dir.path());
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert!(blocks.iter().any(|b| b.ends_with(&newest.ulid)));
+    let new = blocks.iter().find(|b| !b.ends_with(&newest.ulid)).unwrap();
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(new.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["minTime"], big.min_time);
+    assert_eq!(meta["maxTime"], big.max_time);
+    assert_eq!(meta["compaction"]["parents"][0]["ulid"], big.ulid.as_str());
+    assert_eq!(meta["stats"]["numSeries"], 37);
+    assert_eq!(meta["stats"]["numSamples"], 37 * 720);
+    assert_eq!(std::fs::metadata(new.join("tombstones")).unwrap().len(), 9);
+    let got = times(&c, &base, at).await;
+    assert_eq!(got.len(), 37, "{:?}", got.keys());
+    assert!(!got.contains_key("0") && !got.contains_key("2"));
+    app.stop().await;
 }

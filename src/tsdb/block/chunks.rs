@@ -5,7 +5,7 @@
 
 use super::enc::{self, put_uvarint};
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,8 @@ pub(crate) const ENCODING_XOR: u8 = 1;
 /// Writes chunks into numbered segment files under `dir`.
 pub(crate) struct ChunkWriter {
     dir: PathBuf,
-    file: Option<(File, PathBuf)>,
+    /// Buffered: one write call per 64 KiB, not per chunk.
+    file: Option<BufWriter<File>>,
     /// Index of the open segment (0 for `000001`).
     seq: u32,
     pos: u64,
@@ -54,38 +55,36 @@ impl ChunkWriter {
         h[..4].copy_from_slice(&MAGIC.to_be_bytes());
         h[4] = FORMAT_V1;
         f.write_all(&h)?;
-        self.file = Some((f, path));
+        self.file = Some(BufWriter::with_capacity(1 << 16, f));
         self.seq = seq;
         self.pos = HEADER_LEN;
         Ok(())
     }
 
     fn finish_file(&mut self) -> std::io::Result<()> {
-        if let Some((f, _)) = self.file.take() {
-            f.sync_all()?;
+        if let Some(f) = self.file.take() {
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         Ok(())
     }
 
     /// Writes an XOR chunk's bytes; returns its reference.
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<u64> {
-        let mut rec = Vec::with_capacity(data.len() + 16);
-        put_uvarint(&mut rec, data.len() as u64);
-        let body_at = rec.len();
-        rec.push(ENCODING_XOR);
-        rec.extend_from_slice(data);
-        let sum = enc::crc(&rec[body_at..]);
-        rec.extend_from_slice(&sum.to_be_bytes());
-        if self.file.is_none()
-            || (self.pos > HEADER_LEN && self.pos + rec.len() as u64 > self.max_size)
-        {
+        let mut len = Vec::with_capacity(10);
+        put_uvarint(&mut len, data.len() as u64);
+        let sum = crc32c::crc32c_append(enc::crc(&[ENCODING_XOR]), data);
+        let rec_len = (len.len() + 1 + data.len() + 4) as u64;
+        if self.file.is_none() || (self.pos > HEADER_LEN && self.pos + rec_len > self.max_size) {
             self.cut()?;
         }
         let r = (u64::from(self.seq) << 32) | self.pos;
-        if let Some((f, _)) = self.file.as_mut() {
-            f.write_all(&rec)?;
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(&len)?;
+            f.write_all(&[ENCODING_XOR])?;
+            f.write_all(data)?;
+            f.write_all(&sum.to_be_bytes())?;
         }
-        self.pos += rec.len() as u64;
+        self.pos += rec_len;
         Ok(r)
     }
 
@@ -164,8 +163,7 @@ impl ChunkReader {
         Ok(ChunkReader { segments })
     }
 
-    /// The XOR chunk bytes at `r`.
-    pub fn chunk(&self, r: u64) -> Result<Vec<u8>, ChunkError> {
+    fn segment(&self, r: u64) -> Result<(&Segment, u64), ChunkError> {
         let (seq, off) = ((r >> 32) as usize, r & 0xffff_ffff);
         let Some(s) = self.segments.get(seq) else {
             return Err(ChunkError {
@@ -174,43 +172,83 @@ impl ChunkReader {
                 msg: format!("chunk reference {r:#x}: segment index {seq} does not exist"),
             });
         };
-        let fail = |offset: u64, msg: String| ChunkError {
-            file: s.name.clone(),
-            offset,
-            msg,
-        };
         if off < HEADER_LEN || off >= s.size {
-            return Err(fail(off, "chunk offset outside the segment".into()));
+            return Err(s.fail(off, "chunk offset outside the segment".into()));
         }
+        Ok((s, off))
+    }
+
+    /// The XOR chunk bytes at `r`.
+    pub fn chunk(&self, r: u64) -> Result<Vec<u8>, ChunkError> {
+        let (s, off) = self.segment(r)?;
         let mut head = [0u8; 10];
         let n = (s.size - off).min(10) as usize;
         s.file
             .read_exact_at(&mut head[..n], off)
-            .map_err(|e| fail(off, e.to_string()))?;
-        let Some((len, used)) = enc::uvarint(&head[..n]) else {
-            return Err(fail(off, "invalid chunk length".into()));
+            .map_err(|e| s.fail(off, e.to_string()))?;
+        let (used, total) = s.record_len(off, &head[..n])?;
+        let mut rec = vec![0u8; total];
+        s.file
+            .read_exact_at(&mut rec, off)
+            .map_err(|e| s.fail(off, e.to_string()))?;
+        Ok(s.record_body(off, &rec, used)?.to_vec())
+    }
+
+    /// A reader for chunks asked for mostly in file order (a compaction
+    /// walking a block's series): it reads the segments in windows of
+    /// 1 MiB instead of twice per chunk.
+    pub fn sequential(&self) -> SeqChunkReader<'_> {
+        SeqChunkReader {
+            r: self,
+            seg: usize::MAX,
+            start: 0,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl Segment {
+    fn fail(&self, offset: u64, msg: String) -> ChunkError {
+        ChunkError {
+            file: self.name.clone(),
+            offset,
+            msg,
+        }
+    }
+
+    /// From the first bytes of the record at `off`: the length of its
+    /// length field and of the whole record (checked against the segment).
+    fn record_len(&self, off: u64, head: &[u8]) -> Result<(usize, usize), ChunkError> {
+        let Some((len, used)) = enc::uvarint(head) else {
+            return Err(self.fail(off, "invalid chunk length".into()));
         };
         let total = (used as u64)
             .checked_add(1)
             .and_then(|x| x.checked_add(len))
             .and_then(|x| x.checked_add(4));
-        let Some(total) = total.filter(|t| off + t <= s.size) else {
-            return Err(fail(
+        match total.filter(|t| off + t <= self.size) {
+            Some(t) => Ok((used, t as usize)),
+            None => Err(self.fail(
                 off,
                 format!("chunk of {len} bytes runs past the end of the segment"),
-            ));
-        };
-        let mut rec = vec![0u8; total as usize];
-        s.file
-            .read_exact_at(&mut rec, off)
-            .map_err(|e| fail(off, e.to_string()))?;
+            )),
+        }
+    }
+
+    /// The chunk data of a whole record, its checksum and encoding checked.
+    fn record_body<'b>(
+        &self,
+        off: u64,
+        rec: &'b [u8],
+        used: usize,
+    ) -> Result<&'b [u8], ChunkError> {
         let body = &rec[used..rec.len() - 4];
-        let want = enc::trailing_be32(&rec);
+        let want = enc::trailing_be32(rec);
         if enc::crc(body) != want {
-            return Err(fail(off, "chunk checksum mismatch".into()));
+            return Err(self.fail(off, "chunk checksum mismatch".into()));
         }
         if body[0] != ENCODING_XOR {
-            return Err(fail(
+            return Err(self.fail(
                 off,
                 format!(
                     "unsupported chunk encoding {} (only XOR float chunks are read)",
@@ -218,7 +256,60 @@ impl ChunkReader {
                 ),
             ));
         }
-        Ok(body[1..].to_vec())
+        Ok(&body[1..])
+    }
+}
+
+/// Size of a [`SeqChunkReader`] window.
+const WINDOW: usize = 1 << 20;
+
+/// See [`ChunkReader::sequential`].
+pub(crate) struct SeqChunkReader<'a> {
+    r: &'a ChunkReader,
+    /// The segment and offset `buf` holds bytes of.
+    seg: usize,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl SeqChunkReader<'_> {
+    /// The XOR chunk bytes at `r`, checked as [`ChunkReader::chunk`] does.
+    pub fn chunk(&mut self, r: u64) -> Result<&[u8], ChunkError> {
+        let (s, off) = self.r.segment(r)?;
+        let seq = (r >> 32) as usize;
+        let head_len = (s.size - off).min(10) as usize;
+        if !self.holds(seq, off, head_len) {
+            self.fill(seq, off, WINDOW)?;
+        }
+        let at = (off - self.start) as usize;
+        let (used, total) = s.record_len(off, &self.buf[at..at + head_len])?;
+        let at = if self.holds(seq, off, total) {
+            at
+        } else {
+            self.fill(seq, off, total.max(WINDOW))?;
+            0
+        };
+        s.record_body(off, &self.buf[at..at + total], used)
+    }
+
+    fn holds(&self, seq: usize, off: u64, len: usize) -> bool {
+        self.seg == seq
+            && off >= self.start
+            && off + len as u64 <= self.start + self.buf.len() as u64
+    }
+
+    /// Reads up to `want` bytes of segment `seq` from `off`.
+    fn fill(&mut self, seq: usize, off: u64, want: usize) -> Result<(), ChunkError> {
+        let s = &self.r.segments[seq];
+        let len = (want as u64).min(s.size - off) as usize;
+        self.buf.resize(len, 0);
+        self.seg = usize::MAX;
+        s.file
+            .read_exact_at(&mut self.buf, off)
+            .map_err(|e| s.fail(off, e.to_string()))?;
+        self.seg = seq;
+        self.start = off;
+        Ok(())
     }
 }
 
@@ -247,5 +338,11 @@ mod tests {
         }
         assert!(r.chunk(99 << 32).is_err());
         assert!(r.chunk(3).is_err());
+        // In order, backwards and again: the same bytes as single reads.
+        let mut seq = r.sequential();
+        for rf in refs.iter().chain(refs.iter().rev()).chain(&refs) {
+            assert_eq!(seq.chunk(*rf).unwrap(), r.chunk(*rf).unwrap().as_slice());
+        }
+        assert!(seq.chunk(99 << 32).is_err());
     }
 }

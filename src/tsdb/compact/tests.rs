@@ -162,6 +162,161 @@ fn overlapping_blocks_merge_into_one_with_each_sample_once() {
 }
 
 #[test]
+fn a_merge_copies_chunks_unless_overlapped_or_cut_by_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = 60_000;
+    // Three series every 10 s: three 120-sample chunks per series and hour.
+    let every = |from: i64, to: i64, step: usize| -> Vec<(i64, f64)> {
+        (from..to).step_by(step).map(|t| (t, t as f64)).collect()
+    };
+    let write = |series: Vec<(Labels, Vec<(i64, f64)>)>, range, tombstones| {
+        let series = series
+            .into_iter()
+            .map(|(labels, s)| BlockSeries {
+                labels,
+                chunks: encode_chunks(&s, 120),
+            })
+            .collect();
+        let opts = WriteOptions {
+            range: Some(range),
+            tombstones,
+            ..Default::default()
+        };
+        write_block(dir.path(), series, opts).unwrap()
+    };
+    let hour = |from| {
+        (0..3)
+            .map(|i| (l(i), every(from, from + H, 10_000)))
+            .collect()
+    };
+    // Series 1's first chunk in the first hour is cut by a tombstone.
+    let first = write(hour(0), (0, H), Tombstones::new());
+    let id1 = {
+        let b = Block::open(&dir.path().join(&first.ulid)).unwrap();
+        let all = b.all_series().unwrap();
+        all.into_iter().find(|(_, s)| s.labels == l(1)).unwrap().0
+    };
+    std::fs::remove_dir_all(dir.path().join(&first.ulid)).unwrap();
+    let first = write(
+        hour(0),
+        (0, H),
+        Tombstones::from([(id1, vec![(5 * m, 6 * m)])]),
+    );
+    write(hour(H), (H, 2 * H), Tombstones::new());
+    // A third block overlaps series 0's second chunk of the second hour,
+    // every 5 s with other values: on equal timestamps the earlier block
+    // wins.
+    let late: Vec<(i64, f64)> = (H + 30 * m..H + 35 * m)
+        .step_by(5_000)
+        .map(|t| (t, -(t as f64)))
+        .collect();
+    write(
+        vec![(l(0), late.clone())],
+        (H + 30 * m, H + 35 * m),
+        Tombstones::new(),
+    );
+    let head = Arc::new(Head::default());
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    let parents = c.blocks().blocks();
+    assert_eq!(parents[0].meta().ulid, first.ulid);
+    let merged = c.compact_blocks(&parents).unwrap().unwrap();
+    assert_eq!((merged.min_time, merged.max_time), (0, 2 * H));
+    // Series 0: one chunk of the second hour overlapped (with the third
+    // block's); series 1: one chunk cut; the other 16 copied.
+    assert_eq!(c.stats.chunks_copied.load(Relaxed), 16);
+    assert_eq!(c.stats.chunks_reencoded.load(Relaxed), 3);
+    let b = &c.blocks().blocks()[0];
+    b.verify().unwrap();
+    let mut want0 = every(0, 2 * H, 10_000);
+    want0.extend(late.iter().filter(|(t, _)| t % 10_000 != 0));
+    want0.sort_by_key(|s| s.0);
+    let mut want1 = every(0, 2 * H, 10_000);
+    want1.retain(|(t, _)| !(5 * m..=6 * m).contains(t));
+    let mut want = vec![
+        (l(0), want0),
+        (l(1), want1),
+        (l(2), every(0, 2 * H, 10_000)),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read_all(&**b), want);
+    assert_eq!(
+        merged.stats.num_samples,
+        want.iter().map(|s| s.1.len() as u64).sum::<u64>()
+    );
+}
+
+#[test]
+fn a_big_block_with_tombstones_on_over_5_percent_of_its_series_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = |n: usize, from: i64, to: i64| -> Vec<BlockSeries> {
+        let samples: Vec<(i64, f64)> = (from..to).step_by(10_000).map(|t| (t, 1.0)).collect();
+        (0..n)
+            .map(|i| BlockSeries {
+                labels: l(i),
+                chunks: encode_chunks(&samples, 120),
+            })
+            .collect()
+    };
+    let write = |n, from, to| {
+        let opts = WriteOptions {
+            range: Some((from, to)),
+            ..Default::default()
+        };
+        write_block(dir.path(), series(n, from, to), opts).unwrap()
+    };
+    // Hourly ranges 1 h, 3 h, 9 h: tombstones count from 3 h on. A 1 h
+    // block of 2 series, a 3 h block of 40, and the newest block (which
+    // this rule leaves alone, as the others).
+    let small = write(2, 0, H);
+    let big = write(40, H, 4 * H);
+    write(1, 4 * H, 5 * H);
+    let head = Arc::new(Head::default());
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    assert_eq!(c.ranges(), &[H, 3 * H, 9 * H]);
+    assert!(c.plan().is_empty());
+    let block = |id: &str| {
+        c.blocks()
+            .blocks()
+            .into_iter()
+            .find(|b| b.meta().ulid == id)
+    };
+    let name = |i: usize| Matcher::new(MatchType::Equal, "i", i.to_string()).unwrap();
+    // 2 of 40 (2/41 ≤ 5%) left alone; the small block with one of its
+    // two series deleted too.
+    let b = block(&big.ulid).unwrap();
+    for i in [0, 1] {
+        assert_eq!(b.delete(&[name(i)], H, H + 60_000).unwrap(), 1);
+    }
+    let s = block(&small.ulid).unwrap();
+    assert_eq!(s.delete(&[name(0)], i64::MIN, i64::MAX).unwrap(), 1);
+    assert!(c.plan().is_empty());
+    assert_eq!(c.run().unwrap(), 0);
+    assert!(block(&big.ulid).is_some());
+    // A third (3/41 > 5%): rewritten on its own, keeping its level,
+    // without the deleted samples and without tombstones.
+    assert_eq!(b.delete(&[name(2)], H, H + 60_000).unwrap(), 1);
+    let plan = c.plan();
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].meta().ulid, big.ulid);
+    assert_eq!(c.run().unwrap(), 1);
+    assert!(block(&big.ulid).is_none());
+    assert!(!dir.path().join(&big.ulid).exists());
+    let new = c.blocks().blocks()[1].clone();
+    assert_eq!((new.meta().min_time, new.meta().max_time), (H, 4 * H));
+    assert_eq!(new.meta().compaction.parents[0].ulid, big.ulid);
+    assert_eq!(new.meta().compaction.level, 1);
+    assert!(new.tombstones().is_empty());
+    assert_eq!(new.meta().stats.num_samples, 40 * 1080 - 3 * 7);
+    let got = read_all(&*new);
+    assert_eq!(got.iter().filter(|s| s.1[0].0 == H + 70_000).count(), 3);
+    // Every series of the small block deleted: it goes whatever its size.
+    assert_eq!(s.delete(&[name(1)], i64::MIN, i64::MAX).unwrap(), 1);
+    assert_eq!(c.run().unwrap(), 0);
+    assert!(block(&small.ulid).is_none());
+    assert_eq!(c.blocks().len(), 2);
+}
+
+#[test]
 fn tombstones_are_applied_when_a_block_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let samples: Vec<(i64, f64)> = (0..100).map(|i| (i * 1000, i as f64)).collect();
@@ -382,4 +537,30 @@ fn a_damaged_block_is_not_merged_away_and_not_planned_again() {
     assert_eq!(c.blocks().len(), 2);
     assert!(c.plan().is_empty());
     assert_eq!(c.run().unwrap(), 0);
+}
+
+#[test]
+fn a_query_reads_only_the_blocks_its_range_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = Arc::new(Head::default());
+    fill(&head, 4, 0, 7 * H / 2);
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    // Head compaction writes [0, H) and [H, 2H) (the head keeps the rest).
+    while let Some((mint, maxt)) = c.head_compactable() {
+        c.compact_head(mint, maxt).unwrap();
+    }
+    let blocks = c.blocks().clone();
+    assert_eq!(blocks.len(), 2);
+    let all = Fanout::new(head.clone()).with(blocks.clone());
+    let m = [Matcher::new(MatchType::Equal, "__name__", "a").unwrap()];
+    // The last hour: the head only.
+    let got = all.querier(5 * H / 2, 7 * H / 2).select(&m);
+    assert_eq!(got.len(), 2);
+    assert_eq!(blocks.blocks_queried(), 0);
+    // Reaching into the second block's hour opens that block only.
+    let got = all.querier(2 * H - 60_000, 7 * H / 2).select(&m);
+    assert!(got.iter().all(|s| s.samples[0].0 < 2 * H));
+    assert_eq!(blocks.blocks_queried(), 1);
+    all.querier(0, 7 * H / 2).select(&m);
+    assert_eq!(blocks.blocks_queried(), 3);
 }
