@@ -363,7 +363,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
         maintenance.clone(),
         events.clone(),
     )
-    .map_err(|e| StartError::Notify(e.into()))?;
+    .map_err(StartError::Notify)?;
     let dispatcher = notify.dispatcher.clone();
     // Auto-healing: the config's rules, the API's from the store, and the
     // receiver circuit breakers in the outbox.

@@ -275,7 +275,7 @@ pub enum CliError {
     #[error("starting the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
-    Rules(#[from] RulesBackfillError),
+    Rules(#[from] Box<RulesBackfillError>),
     #[error("error importing rules")]
     RulesFailed,
 }
@@ -322,7 +322,9 @@ fn cli(a: &RulesArgs, err: &mut dyn std::io::Write) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    let (metas, errors) = rt.block_on(create_blocks_from_rules(&a.rule_files, &cfg))?;
+    let (metas, errors) = rt
+        .block_on(create_blocks_from_rules(&a.rule_files, &cfg))
+        .map_err(Box::new)?;
     for e in &errors {
         let _ = writeln!(err, "rule importer error: {e}");
     }

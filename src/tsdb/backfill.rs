@@ -62,6 +62,12 @@ pub fn print_blocks(
     Ok(())
 }
 
+/// `--max-block-duration` as promtool takes it, in milliseconds.
+pub fn max_block_ms(s: &str) -> Result<i64, String> {
+    let max = crate::config::duration::parse_duration(s)?;
+    Ok(i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,10 +82,4 @@ mod tests {
         assert_eq!(compatible_block_duration(24 * h), 18 * h);
         assert_eq!(compatible_block_duration(i64::MAX), 2 * h * 3i64.pow(9));
     }
-}
-
-/// `--max-block-duration` as promtool takes it, in milliseconds.
-pub fn max_block_ms(s: &str) -> Result<i64, String> {
-    let max = crate::config::duration::parse_duration(s)?;
-    Ok(i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
 }

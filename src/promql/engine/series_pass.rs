@@ -31,6 +31,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// One series' output points and the index of its first step with a value.
+type SeriesPoints = (Vec<(i64, f64)>, Option<usize>);
+
 use super::aggregate::{group_labels_of, Acc};
 use super::binary::{elem, is_arith, matching_of, result_labels, signature};
 use super::eval::{drop_metric_name, key, Evaluator, SeriesData, StepValue, NAME_LABELS};
@@ -703,7 +706,7 @@ impl Evaluator<'_> {
         let run = |part: &[SeriesData]| {
             let mut scr = Scratch::default();
             let mut part_loaded = vec![0u64; grid.len];
-            let out: Vec<(Vec<(i64, f64)>, Option<usize>)> = part
+            let out: Vec<SeriesPoints> = part
                 .iter()
                 .map(|s| {
                     let first = range_series(spec, &s.samples, grid, &mut scr, &mut part_loaded);
