@@ -5,8 +5,6 @@
 //! rules` `rules::cli`, `probe` `probe::cli`, `slo`/`anomaly generate`
 //! `slo::cli`/`anomaly::cli`, `tsdb create-blocks-from` `scrape::backfill`/`rules::backfill`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

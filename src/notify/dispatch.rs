@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// The flag bounding the alerts held (`--alerts.max`) and its default.
-pub const MAX_ALERTS_FLAG: &str = "alerts.max";
+/// The default of `--alerts.max`, the bound on the alerts held.
 pub const DEFAULT_MAX_ALERTS: usize = 100_000;
 
 // The API's time format (RFC 3339 in UTC with milliseconds) and the
