@@ -117,11 +117,21 @@ impl SeriesList {
     /// Adds a series; `labels` sorted by name, names unique.
     pub fn push<'a>(&mut self, r: u64, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
         for (name, value) in labels {
-            self.text.push_str(name);
-            let n = self.text.len() as u32;
-            self.text.push_str(value);
-            self.ends.push((n, self.text.len() as u32));
+            self.push_label(name, value);
         }
+        self.end_series(r);
+    }
+
+    /// Appends one label of the series being added.
+    fn push_label(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let n = self.text.len() as u32;
+        self.text.push_str(value);
+        self.ends.push((n, self.text.len() as u32));
+    }
+
+    /// Closes the series being added: the labels pushed since the last one.
+    fn end_series(&mut self, r: u64) {
         self.series.push((r, self.ends.len() as u32));
     }
 
@@ -633,12 +643,9 @@ pub fn decode(kind: Kind, payload: &[u8], state: &mut SampleState) -> Result<Rec
                         return Err("labels not sorted".into());
                     }
                     prev = Some(name);
-                    out.text.push_str(name);
-                    let at = out.text.len() as u32;
-                    out.text.push_str(value);
-                    out.ends.push((at, out.text.len() as u32));
+                    out.push_label(name, value);
                 }
-                out.series.push((r, out.ends.len() as u32));
+                out.end_series(r);
             }
             Record::Series(out)
         }
