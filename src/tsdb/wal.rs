@@ -1462,8 +1462,18 @@ mod tests {
             Kind::Samples,
             Kind::Deletions,
             Kind::Chunks,
+            Kind::HistogramSamples,
+            Kind::FloatHistogramSamples,
+            Kind::CustomBucketsHistogramSamples,
+            Kind::CustomBucketsFloatHistogramSamples,
         ] {
-            for p in [&[][..], &[0xff; 12][..], &[5, 1, 2][..], &[1, 0x80][..]] {
+            for p in [
+                &[][..],
+                &[0xff; 12][..],
+                &[5, 1, 2][..],
+                &[1, 0x80][..],
+                &[0; 19][..],
+            ] {
                 let _ = decode(kind, p, st);
             }
         }

@@ -206,7 +206,7 @@ pub(crate) fn decode(d: &mut Dec<'_>, float: bool) -> Result<Vec<(u64, i64, Hist
     let d = head.d;
     while d.pos < d.b.len() {
         let mut f = Fields {
-            d,
+            d: &mut *d,
             sample: out.len(),
         };
         let r = r0.wrapping_add(f.varint("ref")? as u64);
