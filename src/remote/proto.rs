@@ -781,7 +781,7 @@ mod tests {
         ts.push(0x12);
         ts.push(s.len() as u8);
         ts.extend_from_slice(&s);
-        // an exemplar and a histogram, skipped and counted
+        // an exemplar (skipped) and a histogram (count_int 1), both counted
         ts.extend_from_slice(&[0x1a, 0x00, 0x22, 0x02, 0x08, 0x01]);
         let mut msg = vec![0x0a, ts.len() as u8];
         msg.extend_from_slice(&ts);
@@ -804,7 +804,13 @@ mod tests {
             req,
             WriteRequest {
                 timeseries: vec![TimeSeries {
-                    histograms: Vec::new(),
+                    histograms: vec![super::super::proto_hist::HistogramSample {
+                        timestamp: 0,
+                        value: crate::tsdb::HistValue::Int(crate::model::histogram::Histogram {
+                            count: 1,
+                            ..Default::default()
+                        }),
+                    }],
                     labels: vec![Label::new("__name__", "m")],
                     samples: vec![
                         Sample {
