@@ -141,6 +141,8 @@ pub enum Problem {
     },
     FieldNumberZero,
     InvalidUtf8,
+    /// Submessages nested deeper than the decoder allows.
+    NestedTooDeep(usize),
 }
 
 impl fmt::Display for Problem {
@@ -157,25 +159,26 @@ impl fmt::Display for Problem {
             }
             Problem::FieldNumberZero => f.write_str("field number 0"),
             Problem::InvalidUtf8 => f.write_str("invalid UTF-8"),
+            Problem::NestedTooDeep(n) => write!(f, "nesting deeper than {n}"),
         }
     }
 }
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const FIXED32: u8 = 5;
 
 /// Error under construction: the field path is filled in from the inside
 /// out as the error travels up through the nested messages.
-struct Err {
-    offset: usize,
-    path: Vec<String>,
-    problem: Problem,
+pub(crate) struct Err {
+    pub(crate) offset: usize,
+    pub(crate) path: Vec<String>,
+    pub(crate) problem: Problem,
 }
 
 impl Err {
-    fn at(offset: usize, problem: Problem) -> Err {
+    pub(crate) fn at(offset: usize, problem: Problem) -> Err {
         Err {
             offset,
             path: Vec::new(),
@@ -183,7 +186,7 @@ impl Err {
         }
     }
 
-    fn within(mut self, segment: impl Into<String>) -> Err {
+    pub(crate) fn within(mut self, segment: impl Into<String>) -> Err {
         self.path.push(segment.into());
         self
     }
@@ -206,26 +209,26 @@ impl Err {
 
 /// A cursor over one message's bytes. `base` is the message's offset in the
 /// whole body, so errors report absolute offsets.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
+    pub(crate) fn new(buf: &'a [u8], base: usize) -> Self {
         Reader { buf, pos: 0, base }
     }
 
-    fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.base + self.pos
     }
 
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, Err> {
+    pub(crate) fn varint(&mut self) -> Result<u64, Err> {
         let start = self.offset();
         let mut v: u64 = 0;
         for i in 0..10 {
@@ -244,7 +247,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Field number and wire type of the next field.
-    fn tag(&mut self) -> Result<(u64, u8), Err> {
+    pub(crate) fn tag(&mut self) -> Result<(u64, u8), Err> {
         let start = self.offset();
         let key = self.varint()?;
         let field = key >> 3;
@@ -254,7 +257,7 @@ impl<'a> Reader<'a> {
         Ok((field, (key & 7) as u8))
     }
 
-    fn fixed64(&mut self) -> Result<u64, Err> {
+    pub(crate) fn fixed64(&mut self) -> Result<u64, Err> {
         let start = self.offset();
         let bytes = self
             .buf
@@ -267,7 +270,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited payload and its absolute offset.
-    fn bytes(&mut self) -> Result<(&'a [u8], usize), Err> {
+    pub(crate) fn bytes(&mut self) -> Result<(&'a [u8], usize), Err> {
         let start = self.offset();
         let len = self.varint()?;
         let body_at = self.offset();
@@ -281,14 +284,14 @@ impl<'a> Reader<'a> {
         Ok((out, body_at))
     }
 
-    fn string(&mut self) -> Result<String, Err> {
+    pub(crate) fn string(&mut self) -> Result<String, Err> {
         let (b, at) = self.bytes()?;
         std::str::from_utf8(b)
             .map(str::to_owned)
             .map_err(|e| Err::at(at + e.valid_up_to(), Problem::InvalidUtf8))
     }
 
-    fn skip(&mut self, wire: u8) -> Result<(), Err> {
+    pub(crate) fn skip(&mut self, wire: u8) -> Result<(), Err> {
         let start = self.offset();
         match wire {
             VARINT => self.varint().map(drop),
@@ -307,7 +310,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect(&self, at: usize, wire: u8, expected: u8) -> Result<(), Err> {
+    pub(crate) fn expect(&self, at: usize, wire: u8, expected: u8) -> Result<(), Err> {
         if wire == expected {
             Ok(())
         } else {
