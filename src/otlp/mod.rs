@@ -36,7 +36,7 @@ pub enum ReceiveError {
     TooLarge { max: usize },
     /// Some metrics could not be translated; `stored` samples of the
     /// others were kept.
-    #[error("{} ({stored} samples of the other metrics stored)", errors.join("; "))]
+    #[error("{}; stored {stored} samples of the request", errors.join("; "))]
     Translate { errors: Vec<String>, stored: u64 },
     #[error("{first} for series {series} (and {more} more rejected samples)")]
     Rejected {

@@ -6,8 +6,10 @@ MODE:
   exp      an exponential histogram
   delta    a counter with delta temporality
 
-Prints the SDK exporter's result (SUCCESS or FAILURE) on stdout; the
-exporter logs the server's error text on stderr.
+Prints the SDK exporter's result (SUCCESS or FAILURE) on stdout. The SDK
+logs only the HTTP reason phrase of a refusal, so for `exp` and `delta` the
+same request (encoded by the SDK's own encoder) is posted once more and the
+status code and answer text are printed on the following lines.
 """
 
 import sys
@@ -62,4 +64,14 @@ data = reader.get_metrics_data()
 exporter = OTLPMetricExporter(endpoint=url, timeout=10)
 result = exporter.export(data)
 print(result.name)
+if mode != "main":
+    import requests
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+
+    body = encode_metrics(data).SerializeToString()
+    resp = requests.post(
+        url, data=body, headers={"Content-Type": "application/x-protobuf"}, timeout=10
+    )
+    print(resp.status_code)
+    print(resp.text.strip())
 provider.shutdown()
