@@ -313,6 +313,9 @@ pub fn embedded_default(listen: &str) -> Config {
 }
 
 #[cfg(test)]
+mod names_tests;
+
+#[cfg(test)]
 mod body_limit_tests {
     #[test]
     fn decompressed_bodies_are_limited_unless_told_otherwise() {
