@@ -117,6 +117,8 @@ pub struct StartOptions {
     pub sink: Option<Arc<dyn crate::notify::AlertSink>>,
     /// `--web.enable-remote-write-receiver`: accept `POST /api/v1/write`.
     pub enable_remote_write_receiver: bool,
+    /// `--web.enable-otlp-receiver`: accept `POST /api/v1/otlp/v1/metrics`.
+    pub enable_otlp_receiver: bool,
     /// `--web.enable-admin-api`: serve `/api/v1/admin/tsdb/*`.
     pub enable_admin_api: bool,
     /// `--alerts.max`: alerts held from the API and rules together (0: no
@@ -140,6 +142,7 @@ impl Default for StartOptions {
             dns_servers: None,
             sink: None,
             enable_remote_write_receiver: false,
+            enable_otlp_receiver: false,
             enable_admin_api: false,
             alerts_max: crate::notify::dispatch::DEFAULT_MAX_ALERTS,
             flush_deadline: crate::remote::queue::FLUSH_DEADLINE,
@@ -183,6 +186,10 @@ impl StartOptions {
             (
                 "web.enable-remote-write-receiver",
                 self.enable_remote_write_receiver.to_string(),
+            ),
+            (
+                "web.enable-otlp-receiver",
+                self.enable_otlp_receiver.to_string(),
             ),
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
             ("web.max-connections", self.max_connections.to_string()),
@@ -391,18 +398,29 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
         crate::discovery::Manager::new("notify", sd_metrics.clone(), sd_options),
     );
     notifier.apply(alerting);
+    let otlp_receiver = opts.enable_otlp_receiver.then(|| {
+        Arc::new(crate::otlp::Receiver::new(
+            head.clone(),
+            cfg.otlp.clone(),
+            &registry,
+        ))
+    });
+    let mut stages: Vec<Box<dyn reload::ReloadStage>> = vec![
+        Box::new(reload::RulesStage(rules.clone())),
+        Box::new(reload::ScrapeStage(manager.clone())),
+        Box::new(reload::NotifyStage(notify.clone())),
+        Box::new(reload::AutohealStage(autoheal.clone())),
+        Box::new(reload::AlertingStage(notifier.clone())),
+        Box::new(reload::RemoteWriteStage(remote_write.clone())),
+    ];
+    if let Some(r) = &otlp_receiver {
+        stages.push(Box::new(reload::OtlpStage(r.clone())));
+    }
     // Every reloadable stage, in the order a reload applies them.
     let reload = Arc::new(Reloader::new(
         &cfg,
         reload::ConfigSource::of(&cfg, listen, &web.route_prefix),
-        vec![
-            Box::new(reload::RulesStage(rules.clone())),
-            Box::new(reload::ScrapeStage(manager.clone())),
-            Box::new(reload::NotifyStage(notify.clone())),
-            Box::new(reload::AutohealStage(autoheal.clone())),
-            Box::new(reload::AlertingStage(notifier.clone())),
-            Box::new(reload::RemoteWriteStage(remote_write.clone())),
-        ],
+        stages,
         &registry,
     ));
     let ops = crate::ops::Ops::new(crate::ops::OpsOptions {
@@ -460,6 +478,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
         admin_api: opts.enable_admin_api,
         alerts_max: opts.alerts_max,
         remote_write_receiver,
+        otlp_receiver,
         start_time_ms: crate::model::now_millis(),
         retention: cfg.storage.retention,
         rules: rules.clone(),

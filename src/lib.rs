@@ -22,6 +22,7 @@ pub mod net;
 pub mod notifier;
 pub mod notify;
 pub mod ops;
+pub mod otlp;
 pub mod probe;
 pub mod promql;
 pub mod remote;

@@ -211,6 +211,10 @@ struct RunArgs {
     /// mode: a Prometheus scrapes and writes, klaxon evaluates rules).
     #[arg(long = "web.enable-remote-write-receiver")]
     enable_remote_write_receiver: bool,
+    /// Accept OpenTelemetry metrics on `POST /api/v1/otlp/v1/metrics`
+    /// (protobuf), translated as Prometheus 3 does (`otlp:` in the config).
+    #[arg(long = "web.enable-otlp-receiver")]
+    enable_otlp_receiver: bool,
     /// Serve Prometheus' TSDB admin API (`/api/v1/admin/tsdb/*`:
     /// snapshot, delete_series, clean_tombstones; admin role).
     #[arg(long = "web.enable-admin-api")]
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
         log_format: "logfmt".to_string(),
         log_level: "info".to_string(),
         enable_remote_write_receiver: false,
+        enable_otlp_receiver: false,
         enable_admin_api: false,
         query_timeout: std::time::Duration::from_secs(120),
         query_max_samples: 50_000_000,
@@ -612,6 +617,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             enable_remote_write_receiver: args.enable_remote_write_receiver,
+            enable_otlp_receiver: args.enable_otlp_receiver,
             enable_admin_api: args.enable_admin_api,
             alerts_max: args.alerts_max,
             flush_deadline: args.flush_deadline,

@@ -55,8 +55,8 @@ const FORM_ROUTES: &[&str] = &[
     "/api/v1/admin/tsdb/snapshot",
 ];
 
-/// Remote write's body is snappy-compressed protobuf.
-const PROTOBUF_ROUTES: &[&str] = &["/api/v1/write"];
+/// Remote write's body is snappy-compressed protobuf, OTLP's protobuf.
+const PROTOBUF_ROUTES: &[&str] = &["/api/v1/write", "/api/v1/otlp/v1/metrics"];
 
 /// Checks one request; `loopback` is whether the listener is, and
 /// `external_host` the host of `--web.external-url` (allowed too: the name

@@ -13,6 +13,7 @@ pub mod deliveries;
 pub mod guard;
 pub mod middleware;
 pub mod ops;
+pub mod otlp;
 pub mod params;
 pub mod probe;
 pub mod prom;
@@ -66,6 +67,9 @@ pub struct AppState {
     /// `--web.enable-remote-write-receiver`: the receiver behind
     /// `/api/v1/write` (`None`: off, 404).
     pub remote_write_receiver: Option<Arc<crate::remote::receive::Receiver>>,
+    /// `--web.enable-otlp-receiver`: the receiver behind
+    /// `/api/v1/otlp/v1/metrics` (`None`: off, 404).
+    pub otlp_receiver: Option<Arc<crate::otlp::Receiver>>,
     pub start_time_ms: i64,
     pub retention: std::time::Duration,
     /// Loaded rule groups, for `/api/v1/rules` and `/api/v1/alerts`.
@@ -172,6 +176,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/write",
             remote_write::route(state.remote_write_receiver.clone()),
+        )
+        .route(
+            "/api/v1/otlp/v1/metrics",
+            otlp::route(state.otlp_receiver.clone()),
         )
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))

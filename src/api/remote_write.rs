@@ -64,7 +64,7 @@ async fn write(
 }
 
 /// Plain text with a trailing newline, like Go's `http.Error`.
-fn text(code: StatusCode, msg: &str) -> Response {
+pub(super) fn text(code: StatusCode, msg: &str) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

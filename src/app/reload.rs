@@ -316,6 +316,16 @@ impl ReloadStage for RemoteWriteStage {
     }
 }
 
+/// The OTLP receiver's `otlp:` settings.
+pub struct OtlpStage(pub Arc<crate::otlp::Receiver>);
+
+impl ReloadStage for OtlpStage {
+    fn prepare(&self, cfg: &Config) -> Result<Prepared, ReloadError> {
+        let (recv, otlp) = (self.0.clone(), cfg.otlp.clone());
+        Ok(Prepared::new(move || recv.set_config(otlp)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

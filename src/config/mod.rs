@@ -18,6 +18,7 @@ pub mod errors;
 pub mod file_sd;
 pub mod goregex;
 pub mod http;
+pub mod names;
 pub(crate) mod raw;
 pub mod redact;
 pub mod relabel;
@@ -52,6 +53,8 @@ pub struct GlobalConfig {
     /// `query_log_file`: every API query appended as one JSON line, in
     /// Prometheus' query log format. Relative to the working directory.
     pub query_log_file: Option<PathBuf>,
+    /// `metric_name_validation_scheme`, `metric_name_escaping_scheme`.
+    pub names: names::NameSchemes,
 }
 
 /// `body_size_limit` when the config sets none: the most a scrape body may
@@ -75,6 +78,7 @@ impl Default for GlobalConfig {
             label_name_length_limit: 0,
             label_value_length_limit: 0,
             query_log_file: None,
+            names: Default::default(),
         }
     }
 }
@@ -355,6 +359,13 @@ pub(crate) fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig
             .map(|q| q.value.trim())
             .filter(|q| !q.is_empty())
             .map(PathBuf::from),
+        names: names::resolve(
+            &g.metric_name_validation_scheme,
+            &g.metric_name_escaping_scheme,
+            None,
+            "global",
+            sink,
+        ),
     }
 }
 

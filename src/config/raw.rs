@@ -57,6 +57,8 @@ pub(crate) struct RawGlobal {
     pub label_limit: Option<u64>,
     pub label_name_length_limit: Option<u64>,
     pub label_value_length_limit: Option<u64>,
+    pub metric_name_validation_scheme: Option<S<String>>,
+    pub metric_name_escaping_scheme: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

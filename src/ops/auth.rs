@@ -103,6 +103,7 @@ pub const ROUTES: &[(&str, &str, Required)] = &[
     // Remote write appends data, so it is a change, but one a sidecar
     // Prometheus makes continuously: operator, like posting alerts.
     ("POST", "/api/v1/write", OPERATOR),
+    ("POST", "/api/v1/otlp/v1/metrics", OPERATOR),
     ("GET", "/api/v1/rules", VIEWER),
     ("GET", "/api/v1/alerts", VIEWER),
     ("GET", "/api/v1/alertmanagers", VIEWER),

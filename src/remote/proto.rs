@@ -142,6 +142,8 @@ pub enum Problem {
     },
     FieldNumberZero,
     InvalidUtf8,
+    /// Submessages nested deeper than the decoder allows.
+    NestedTooDeep(usize),
 }
 
 impl fmt::Display for Problem {
@@ -158,6 +160,7 @@ impl fmt::Display for Problem {
             }
             Problem::FieldNumberZero => f.write_str("field number 0"),
             Problem::InvalidUtf8 => f.write_str("invalid UTF-8"),
+            Problem::NestedTooDeep(n) => write!(f, "nesting deeper than {n}"),
         }
     }
 }
@@ -165,14 +168,14 @@ impl fmt::Display for Problem {
 pub(crate) const VARINT: u8 = 0;
 pub(crate) const FIXED64: u8 = 1;
 pub(crate) const LEN: u8 = 2;
-const FIXED32: u8 = 5;
+pub(crate) const FIXED32: u8 = 5;
 
 /// Error under construction: the field path is filled in from the inside
 /// out as the error travels up through the nested messages.
 pub(crate) struct Err {
-    offset: usize,
-    path: Vec<String>,
-    problem: Problem,
+    pub(crate) offset: usize,
+    pub(crate) path: Vec<String>,
+    pub(crate) problem: Problem,
 }
 
 impl Err {
@@ -282,7 +285,7 @@ impl<'a> Reader<'a> {
         Ok((out, body_at))
     }
 
-    fn string(&mut self) -> Result<String, Err> {
+    pub(crate) fn string(&mut self) -> Result<String, Err> {
         let (b, at) = self.bytes()?;
         std::str::from_utf8(b)
             .map(str::to_owned)

@@ -10,8 +10,8 @@
 //! - Headers are not checked (2.42 does not either): a body that is not a
 //!   snappy block of a `WriteRequest` is a 400 with the decode error.
 //! - Label sets must be valid as the spec requires (names sorted, unique,
-//!   well-formed, `__name__` present and a valid metric name). 2.42 sorted
-//!   silently and accepted the rest; klaxon answers 400 naming the series,
+//!   non-empty, `__name__` present; UTF-8 names are valid, as in Prometheus
+//!   3). 2.42 sorted silently and accepted the rest; klaxon answers 400 naming the series,
 //!   and checks every series before appending anything, so a request
 //!   refused for its labels stored nothing.
 //! - Out-of-order, duplicate-timestamp and out-of-bounds (older than
@@ -24,7 +24,6 @@
 //!   ignored (klaxon's `/api/v1/metadata` comes from scrape targets).
 
 use super::proto::{decode_snappy_with_stats, DecodeError, TimeSeries};
-use crate::config::relabel::is_valid_label_name;
 use crate::metrics::{Counter, CounterVec, Registry};
 use crate::model::labels::METRIC_NAME;
 use crate::model::{Label, Labels};
@@ -208,14 +207,19 @@ impl Receiver {
     }
 
     fn reject(&self, e: AppendError, n: u64) {
-        let reason = match e {
-            AppendError::OutOfOrder => "out_of_order",
-            AppendError::DuplicateTimestamp => "duplicate_timestamp",
-            AppendError::OutOfBounds => "out_of_bounds",
-            AppendError::UnknownSeries | AppendError::EmptyLabels => "invalid_labels",
-            AppendError::InvalidHistogram => "invalid_histogram",
-        };
-        self.rejected.with(&[reason]).inc_by(n as f64);
+        self.rejected.with(&[reject_reason(e)]).inc_by(n as f64);
+    }
+}
+
+/// The `reason` label of a sample the head refused (shared with the OTLP
+/// receiver).
+pub(crate) fn reject_reason(e: AppendError) -> &'static str {
+    match e {
+        AppendError::OutOfOrder => "out_of_order",
+        AppendError::DuplicateTimestamp => "duplicate_timestamp",
+        AppendError::OutOfBounds => "out_of_bounds",
+        AppendError::UnknownSeries | AppendError::EmptyLabels => "invalid_labels",
+        AppendError::InvalidHistogram => "invalid_histogram",
     }
 }
 
@@ -224,7 +228,9 @@ impl Receiver {
 fn validate(ts: &TimeSeries) -> Result<Labels, String> {
     let mut prev: Option<&str> = None;
     for l in &ts.labels {
-        if !is_valid_label_name(&l.name) {
+        // UTF-8 names are valid (Prometheus 3's default); the decoder has
+        // checked the UTF-8.
+        if l.name.is_empty() {
             return Err(format!("invalid label name {:?}", l.name));
         }
         if let Some(p) = prev {
@@ -246,9 +252,6 @@ fn validate(ts: &TimeSeries) -> Result<Labels, String> {
     if name.is_empty() {
         return Err("missing metric name (__name__ label)".into());
     }
-    if !is_valid_metric_name(name) {
-        return Err(format!("invalid metric name {name:?}"));
-    }
     Ok(Labels::from_sorted_unchecked(
         ts.labels
             .iter()
@@ -256,13 +259,6 @@ fn validate(ts: &TimeSeries) -> Result<Labels, String> {
             .cloned()
             .collect(),
     ))
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-fn is_valid_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// Labels in the order sent, for error messages.
@@ -381,6 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn utf8_names_are_stored_untouched() {
+        let (head, _reg, r) = setup();
+        r.receive(&body(vec![series(
+            &[("__name__", "my.metric"), ("label.name", "ü")],
+            &[(1, 1.0)],
+        )]))
+        .unwrap();
+        let got = all(&head);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].labels.metric_name(), "my.metric");
+        assert_eq!(got[0].labels.get("label.name"), Some("ü"));
+    }
+
+    #[test]
     fn appends_and_drops_empty_values() {
         let (head, reg, r) = setup();
         let s = r
@@ -473,11 +483,7 @@ mod tests {
                 &[("__name__", "m"), ("job", "1"), ("job", "2")],
                 "duplicate label name",
             ),
-            (
-                &[("__name__", "m"), ("bad-name", "1")],
-                "invalid label name",
-            ),
-            (&[("__name__", "1m")], "invalid metric name"),
+            (&[("", "1"), ("__name__", "m")], "invalid label name"),
         ];
         for (labels, want) in cases {
             let (head, reg, r) = setup();

@@ -2,6 +2,7 @@
 //! negotiation, auth, and a body read that stops at `body_size_limit`.
 
 use crate::config::client::error_chain;
+use crate::config::names::NameEscaping;
 use crate::config::ScrapeProtocol;
 use crate::scrape::config::ScrapeConfig;
 use crate::scrape::parser::Format;
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 /// Builds the `Accept` header from `scrape_protocols` the way Prometheus
 /// does: decreasing q-values in the configured order, then `*/*`. The
-/// protobuf format is left out: klaxon does not parse it.
-pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+/// protobuf format is left out: klaxon does not parse it. The text formats
+/// that can carry UTF-8 names (OpenMetrics 1.0.0, Prometheus text 1.0.0)
+/// get the `escaping=` parameter of `metric_name_escaping_scheme`.
+pub fn accept_header(protocols: &[ScrapeProtocol], escaping: NameEscaping) -> String {
     let mut weight = 6;
     let mut vals = Vec::new();
     for p in protocols {
@@ -21,7 +24,13 @@ pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
             ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
             ScrapeProtocol::PrometheusText1_0_0 => "text/plain;version=1.0.0",
         };
-        vals.push(format!("{media};q=0.{weight}"));
+        let esc = match p {
+            ScrapeProtocol::OpenMetricsText1_0_0 | ScrapeProtocol::PrometheusText1_0_0 => {
+                format!(";escaping={}", escaping.as_str())
+            }
+            _ => String::new(),
+        };
+        vals.push(format!("{media}{esc};q=0.{weight}"));
         weight -= 1;
     }
     vals.push(format!("*/*;q=0.{weight}"));
@@ -78,7 +87,7 @@ impl Scraper {
         Ok(Scraper {
             client,
             auth: h.clone(),
-            accept: accept_header(&cfg.scrape_protocols),
+            accept: accept_header(&cfg.scrape_protocols, cfg.names.escaping),
         })
     }
 
@@ -171,15 +180,26 @@ mod tests {
 
     #[test]
     fn accept_header_like_prometheus() {
-        let h = accept_header(&[
-            ScrapeProtocol::OpenMetricsText1_0_0,
-            ScrapeProtocol::OpenMetricsText0_0_1,
-            ScrapeProtocol::PrometheusText1_0_0,
-            ScrapeProtocol::PrometheusText0_0_4,
-        ]);
+        let h = accept_header(
+            &[
+                ScrapeProtocol::OpenMetricsText1_0_0,
+                ScrapeProtocol::OpenMetricsText0_0_1,
+                ScrapeProtocol::PrometheusText1_0_0,
+                ScrapeProtocol::PrometheusText0_0_4,
+            ],
+            NameEscaping::AllowUtf8,
+        );
         assert_eq!(
             h,
-            "application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+        let h = accept_header(
+            &[ScrapeProtocol::PrometheusText1_0_0],
+            NameEscaping::Underscores,
+        );
+        assert_eq!(
+            h,
+            "text/plain;version=1.0.0;escaping=underscores;q=0.6,*/*;q=0.5"
         );
     }
 }

@@ -40,6 +40,8 @@ crate::config::raw::raw_http_client_struct! {
         body_size_limit: Option<S<String>>,
         scrape_protocols: Option<S<Vec<S<String>>>>,
         enable_compression: Option<bool>,
+        metric_name_validation_scheme: Option<S<String>>,
+        metric_name_escaping_scheme: Option<S<String>>,
     }
 }
 
@@ -82,6 +84,9 @@ pub struct ScrapeConfig {
     pub target_limit: u64,
     pub scrape_protocols: Vec<ScrapeProtocol>,
     pub enable_compression: bool,
+    /// `metric_name_validation_scheme`, `metric_name_escaping_scheme`
+    /// (the global ones unless set).
+    pub names: crate::config::names::NameSchemes,
 }
 
 fn resolve_http_client(
@@ -226,5 +231,12 @@ fn resolve_one(
         target_limit: or_global(r.target_limit, g.target_limit),
         scrape_protocols,
         enable_compression: r.enable_compression.unwrap_or(true),
+        names: crate::config::names::resolve(
+            &r.metric_name_validation_scheme,
+            &r.metric_name_escaping_scheme,
+            Some(&g.names),
+            "scrape config",
+            sink,
+        ),
     }
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub remote_write: Vec<crate::remote::config::RemoteWriteConfig>,
     /// Accepted and kept, but not acted on yet.
     pub remote_read: Option<serde_json::Value>,
+    /// `otlp:` (the OTLP receiver's translation, see `otlp::config`).
+    pub otlp: crate::otlp::OtlpConfig,
     pub storage: StorageConfig,
     /// Built-in exporters run as in-process scrape jobs (`exporters:`).
     pub exporters: crate::exporters::config::ExportersConfig,
@@ -221,6 +223,11 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
 
     let probes =
         crate::probe::config::resolve_section(raw.probes, dir, global.scrape_interval, sink);
+    let otlp = crate::otlp::config::resolve(
+        raw.otlp,
+        global.names.validation == crate::config::names::NameValidation::Legacy,
+        sink,
+    );
     Config {
         probes,
         global,
@@ -229,6 +236,7 @@ fn resolve(raw: RawConfig, dir: Option<&Path>, sink: &mut Sink) -> Config {
         alerting,
         remote_write,
         remote_read: raw.remote_read.map(|v| v.value),
+        otlp,
         storage,
         exporters,
         auth: raw
@@ -303,6 +311,9 @@ pub fn embedded_default(listen: &str) -> Config {
     }
     c
 }
+
+#[cfg(test)]
+mod names_tests;
 
 #[cfg(test)]
 mod body_limit_tests {

@@ -13,6 +13,7 @@ pub(crate) struct RawConfig {
     pub alerting: Option<crate::notifier::config::RawAlerting>,
     pub remote_write: Option<Vec<S<crate::remote::config::RawRemoteWrite>>>,
     pub remote_read: Option<S<serde_json::Value>>,
+    pub otlp: Option<S<crate::otlp::config::RawOtlp>>,
     pub storage: Option<crate::store::config::RawStorage>,
     pub exporters: Option<crate::exporters::config::RawExporters>,
     pub auth: Option<crate::ops::config::RawAuth>,

@@ -46,6 +46,7 @@ mod ops_events;
 mod ops_heartbeat;
 mod ops_http;
 mod ops_sse;
+mod otlp;
 mod postgres_exporter;
 mod probe_blackbox;
 mod probe_cli;

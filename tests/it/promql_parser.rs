@@ -551,3 +551,43 @@ fn deep_nesting_and_long_input_fail_cleanly() {
         .join()
         .expect("no stack overflow");
 }
+
+/// Prometheus 3's UTF-8 selector syntax: every form parses, prints with the
+/// quotes where a name is outside the legacy set, and the printed text
+/// parses to the same tree.
+#[test]
+fn utf8_quoted_names_parse_and_print() {
+    let cases = [
+        (r#"{"my.metric"}"#, r#"{__name__="my.metric"}"#),
+        (
+            r#"{"my.metric", "label.name"="x"}"#,
+            r#"{"label.name"="x",__name__="my.metric"}"#,
+        ),
+        (
+            r#"{"my.metric", job!~"a|b"}[5m]"#,
+            r#"{__name__="my.metric",job!~"a|b"}[5m]"#,
+        ),
+        (
+            r#"sum by ("label.name") (rate({"my.metric"}[5m]))"#,
+            r#"sum by ("label.name") (rate({__name__="my.metric"}[5m]))"#,
+        ),
+        (
+            r#"a / on ("k8s.pod") group_left ("k8s.node") b"#,
+            r#"a / on ("k8s.pod") group_left ("k8s.node") b"#,
+        ),
+        (
+            r#"topk without ("ü") (3, x)"#,
+            r#"topk without ("ü") (3, x)"#,
+        ),
+        (r#"x{"plain"="v"}"#, r#"x{plain="v"}"#),
+    ];
+    for (q, want) in cases {
+        let e = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(e.to_string(), want, "{q}");
+        let again = parse(want).unwrap_or_else(|e| panic!("{want}: {e}"));
+        assert_eq!(again.to_string(), want, "{q}");
+    }
+    for bad in [r#"{"a.b" "c"}"#, r#"{"a.b"=}"#, r#"sum by ("a" "b") (x)"#] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}

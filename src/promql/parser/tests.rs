@@ -458,3 +458,61 @@ fn negative_literal_range_prints_with_its_sign() {
         Some('-')
     );
 }
+
+#[test]
+fn quoted_utf8_names() {
+    // A lone quoted string in braces is the metric name; the printer
+    // writes it back as a `__name__` matcher, as Prometheus 3 does.
+    assert_eq!(p(r#"{"my.metric"}"#), r#"{__name__="my.metric"}"#);
+    assert_eq!(
+        p(r#"{"my.metric", "label.name"="x"}"#),
+        r#"{"label.name"="x",__name__="my.metric"}"#
+    );
+    assert_eq!(
+        p(r#"{"label.name"=~"a.*", "my.metric"}"#),
+        r#"{"label.name"=~"a.*",__name__="my.metric"}"#
+    );
+    // A quoted legacy name prints bare.
+    assert_eq!(p(r#"{"foo"="bar"}"#), r#"{foo="bar"}"#);
+    assert_eq!(p(r#"foo{"a"="1"}"#), r#"foo{a="1"}"#);
+    assert_eq!(
+        p(r#"rate({"http.requests", "ü"="1"}[5m])"#),
+        r#"rate({"ü"="1",__name__="http.requests"}[5m])"#
+    );
+    assert_eq!(
+        p(r#"sum by ("label.name", job) ({"my.metric"})"#),
+        r#"sum by ("label.name", job) ({__name__="my.metric"})"#
+    );
+    assert_eq!(
+        p(r#"a * on ("a.b") group_left ("c-d") b"#),
+        r#"a * on ("a.b") group_left ("c-d") b"#
+    );
+    assert_eq!(
+        p(r#"count without ("x y") (a)"#),
+        r#"count without ("x y") (a)"#
+    );
+    // The name matcher is an ordinary equality matcher on `__name__`.
+    let Expr::VectorSelector(vs) = parse(r#"{"my.metric", "a.b"!="c"}"#).unwrap() else {
+        panic!("not a selector")
+    };
+    assert!(vs.name.is_none());
+    let names: Vec<_> = vs.matchers.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, vec!["__name__", "a.b"]);
+    // Printing then parsing gives the same tree.
+    for q in [
+        r#"{"my.metric", "label.name"="x"} offset 5m"#,
+        r#"sum by ("label.name") (rate({"a.b"}[1m]))"#,
+    ] {
+        let once = p(q);
+        assert_eq!(p(&once), once);
+    }
+    // A quoted name needs a matcher operator, a comma or the closing brace
+    // after it.
+    assert!(
+        err(r#"{"a.b" "c"}"#).contains("unexpected string"),
+        "{}",
+        err(r#"{"a.b" "c"}"#)
+    );
+    // A quoted name outside braces is a string literal, not a selector.
+    assert!(parse(r#""my.metric"{a="b"}"#).is_err());
+}

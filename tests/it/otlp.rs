@@ -1,0 +1,286 @@
+//! The OTLP receiver against the OpenTelemetry Python SDK
+//! (`opentelemetry-sdk` + `opentelemetry-exporter-otlp-proto-http`, installed
+//! by .ci/run): `tests/it/otlp_push.py` pushes a counter, an observable
+//! gauge, a histogram and an exponential histogram; the series klaxon stores
+//! must be those Prometheus 3's translation makes. Also: 404 without the
+//! flag, delta temporality refused with Prometheus' message.
+
+use crate::common::{self, Klaxon};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sdk_present() -> bool {
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !common::is_ci(),
+            "the OpenTelemetry Python SDK is missing under CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python3 with opentelemetry-sdk and the OTLP/HTTP exporter missing");
+    }
+    ok
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/otlp_push.py")
+}
+
+/// Runs the SDK script; returns (its stdout, stderr).
+async fn push(base: &str, mode: &str) -> (String, String) {
+    let url = format!("{base}/api/v1/otlp/v1/metrics");
+    let mode = mode.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script())
+            .args([&url, &mode])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .expect("join");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn start(otlp: bool, extra: &str) -> Klaxon {
+    let dir = common::tempdir();
+    let d = dir.path().display().to_string();
+    let yaml = format!("storage:\n  path: {d}\n{extra}");
+    let path = dir.path().join("klaxon.yml");
+    std::fs::write(&path, &yaml).expect("write klaxon.yml");
+    let cfg = klaxon::settings::load_file(&path).expect("config loads");
+    let opts = klaxon::app::StartOptions {
+        enable_otlp_receiver: otlp,
+        ..klaxon::app::StartOptions::on("127.0.0.1:0")
+    };
+    let app = klaxon::app::start(cfg, opts).await.expect("klaxon starts");
+    let base = format!("http://{}", app.addr);
+    Klaxon { app, base, dir }
+}
+
+/// Every series of the instant query `expr`: labels → value.
+async fn series(base: &str, expr: &str) -> BTreeMap<BTreeMap<String, String>, String> {
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", expr)
+        .finish();
+    let v = common::get_json(&format!("{base}/api/v1/query?{qs}")).await;
+    let mut out = BTreeMap::new();
+    for r in v["data"]["result"].as_array().expect("vector result") {
+        let labels: BTreeMap<String, String> = r["metric"]
+            .as_object()
+            .expect("metric")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        out.insert(
+            labels,
+            r["value"][1].as_str().unwrap_or_default().to_string(),
+        );
+    }
+    out
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let common = [
+        ("job", "shop/checkout"),
+        ("instance", "pod-1"),
+        ("deployment_environment", "test"),
+    ];
+    common
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_metrics_are_stored_as_prometheus_translates_them() {
+    if !sdk_present() {
+        return;
+    }
+    let k = start(
+        true,
+        "otlp:\n  promote_resource_attributes: [deployment.environment]\n",
+    )
+    .await;
+    let (result, stderr) = push(&k.base, "main").await;
+    assert_eq!(result, "SUCCESS", "{stderr}");
+
+    let got = series(&k.base, "test_requests_total").await;
+    let want: BTreeMap<_, _> = [
+        (
+            labels(&[("__name__", "test_requests_total"), ("http_method", "GET")]),
+            "7".to_string(),
+        ),
+        (
+            labels(&[("__name__", "test_requests_total"), ("http_method", "POST")]),
+            "1".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+
+    let got = series(&k.base, "test_temperature_celsius").await;
+    let want: BTreeMap<_, _> = [(
+        labels(&[("__name__", "test_temperature_celsius"), ("room", "a")]),
+        "21.5".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+
+    let h = |name: &str, extra: &[(&str, &str)], v: &str| {
+        let mut l = labels(&[("__name__", name), ("route", "/pay")]);
+        for (a, b) in extra {
+            l.insert(a.to_string(), b.to_string());
+        }
+        (l, v.to_string())
+    };
+    let got = series(
+        &k.base,
+        r#"{__name__=~"test_latency_milliseconds_(sum|count)"}"#,
+    )
+    .await;
+    let want: BTreeMap<_, _> = [
+        h("test_latency_milliseconds_sum", &[], "333"),
+        h("test_latency_milliseconds_count", &[], "3"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+    // The SDK's default boundaries: 0, 5, 10, 25, 50, 75, 100, 250, 500,
+    // 750, 1000, 2500, 5000, 7500, 10000.
+    let got = series(&k.base, "test_latency_milliseconds_bucket").await;
+    let mut want = BTreeMap::new();
+    for (le, v) in [
+        ("0", "0"),
+        ("5", "1"),
+        ("10", "1"),
+        ("25", "1"),
+        ("50", "2"),
+        ("75", "2"),
+        ("100", "2"),
+        ("250", "2"),
+        ("500", "3"),
+        ("750", "3"),
+        ("1000", "3"),
+        ("2500", "3"),
+        ("5000", "3"),
+        ("7500", "3"),
+        ("10000", "3"),
+        ("+Inf", "3"),
+    ] {
+        let (l, v) = h("test_latency_milliseconds_bucket", &[("le", le)], v);
+        want.insert(l, v);
+    }
+    assert_eq!(got, want);
+    // histogram_quantile works over the translated buckets.
+    let got = series(
+        &k.base,
+        "histogram_quantile(0.5, test_latency_milliseconds_bucket)",
+    )
+    .await;
+    assert_eq!(got.values().collect::<Vec<_>>(), vec!["37.5"]);
+
+    // target_info: the resource's other attributes (promoted ones too),
+    // job and instance; the SDK adds telemetry.sdk.*.
+    let got = series(&k.base, "target_info").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (l, v) = got.iter().next().expect("one");
+    assert_eq!(v, "1");
+    assert_eq!(l.get("job").map(String::as_str), Some("shop/checkout"));
+    assert_eq!(l.get("instance").map(String::as_str), Some("pod-1"));
+    assert_eq!(
+        l.get("deployment_environment").map(String::as_str),
+        Some("test")
+    );
+    assert_eq!(
+        l.get("telemetry_sdk_language").map(String::as_str),
+        Some("python")
+    );
+    assert!(!l.contains_key("service_name"), "{l:?}");
+
+    // An exponential histogram is refused by name (no native histogram
+    // storage yet): the SDK sees a failure, the answer says why. The one
+    // sample stored is the resource's target_info.
+    let (out, stderr) = push(&k.base, "exp").await;
+    assert_eq!(
+        out,
+        "FAILURE\n400\nexponential histogram \"test.size\" refused: klaxon does not store native histograms yet; stored 1 samples of the request",
+        "{stderr}"
+    );
+
+    // Delta temporality: Prometheus' message.
+    let (out, stderr) = push(&k.base, "delta").await;
+    assert_eq!(
+        out,
+        "FAILURE\n400\ninvalid temporality and type combination for metric \"test.requests\"; stored 1 samples of the request",
+        "{stderr}"
+    );
+    k.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_is_off_without_the_flag_and_refuses_json() {
+    let k = start(false, "").await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/otlp/v1/metrics", k.base);
+    let r = client
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.expect("body");
+    assert_eq!(
+        text,
+        "otlp write receiver needs to be enabled with --web.enable-otlp-receiver\n"
+    );
+    let r = client.get(&url).send().await.expect("GET");
+    assert_eq!(r.status(), 405);
+    k.app.stop().await;
+
+    let k = start(true, "").await;
+    let url = format!("{}/api/v1/otlp/v1/metrics", k.base);
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 415);
+    // An empty protobuf request is a valid, empty export.
+    let r = client
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200);
+    // A malformed body names the offset and field.
+    let r = client
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0x0a, 0x05, 0x12])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.expect("body");
+    assert!(text.starts_with("protobuf: byte "), "{text}");
+    k.app.stop().await;
+}
