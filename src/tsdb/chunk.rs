@@ -345,12 +345,58 @@ impl HeadChunk {
         ChunkIter::new(&self.buf)
     }
 
+    /// The encoder state besides the bytes (what a memory snapshot keeps,
+    /// so appends after a restart go on exactly where they stopped).
+    pub fn state(&self) -> XorState {
+        XorState {
+            free: self.free,
+            leading: self.leading,
+            trailing: self.trailing,
+            t: self.t,
+            t_delta: self.t_delta,
+            v: self.v,
+        }
+    }
+
+    /// A chunk rebuilt from its bytes and [`HeadChunk::state`]; `None` when
+    /// the two cannot belong together (no sample, impossible bit counts).
+    pub fn from_state(buf: Vec<u8>, st: XorState) -> Option<HeadChunk> {
+        let n = u16::try_from(chunk_len(&buf)).ok().filter(|n| *n > 0)?;
+        let window_ok =
+            st.leading == NO_WINDOW || u32::from(st.leading) + u32::from(st.trailing) <= 64;
+        if buf.len() <= HEADER_BYTES || st.free > 7 || !window_ok {
+            return None;
+        }
+        Some(HeadChunk {
+            buf,
+            free: st.free,
+            n,
+            leading: st.leading,
+            trailing: st.trailing,
+            t: st.t,
+            t_delta: st.t_delta,
+            v: st.v,
+        })
+    }
+
     /// Freezes the chunk, shrinking its buffer to the bytes used.
     pub fn close(self) -> ClosedChunk {
         ClosedChunk {
             data: self.buf.into_boxed_slice(),
         }
     }
+}
+
+/// [`HeadChunk`]'s encoder state besides its bytes: bits free in the last
+/// byte, the XOR window, the last timestamp, delta and value bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XorState {
+    pub free: u8,
+    pub leading: u8,
+    pub trailing: u8,
+    pub t: i64,
+    pub t_delta: i64,
+    pub v: u64,
 }
 
 /// A full chunk: just its immutable bytes (16 bytes inline, since every
@@ -363,6 +409,10 @@ pub struct ClosedChunk {
 }
 
 impl ClosedChunk {
+    /// A full chunk from its bytes (a memory snapshot's).
+    pub fn from_bytes(data: Box<[u8]>) -> ClosedChunk {
+        ClosedChunk { data }
+    }
     pub fn iter(&self) -> ChunkIter<'_> {
         ChunkIter::new(&self.data)
     }
