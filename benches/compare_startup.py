@@ -22,6 +22,17 @@ vs Prometheus 2.42 on the same data, same run.
   python3 benches/compare_startup.py --klaxon /tmp/klaxon-418170a --runs 5 --work /tmp/su
   python3 benches/compare_startup.py --klaxon ... --work /tmp/su --reuse   # restarts only
 
+Memory snapshots (klaxon writes one on SIGTERM by default; Prometheus with
+--enable-feature=memory-snapshot-on-shutdown, which --prom-snapshot adds):
+--prime starts each server once on its golden directory and stops it with
+SIGTERM before the runs, so the golden copies hold what this binary's clean
+stop leaves (a snapshot), whoever built them; --drop-snapshot deletes the
+snapshots from every run's copy, so each start is what a start after a
+SIGKILL does (head chunk files, checkpoint and the whole WAL).
+
+  python3 benches/compare_startup.py --klaxon K --work /tmp/su --reuse --prime --prom-snapshot
+  python3 benches/compare_startup.py --klaxon K --work /tmp/su --reuse --drop-snapshot
+
 Everything listens on 127.0.0.1 and is stopped at the end.
 """
 
@@ -62,7 +73,7 @@ def write_openmetrics(path, targets, per_target, start_s, n, step_s):
         f.write("# EOF\n")
 
 
-def spawn(kind, binary, data, work, port, remote_write=False):
+def spawn(kind, binary, data, work, port, remote_write=False, prom_features=()):
     log = open(os.path.join(work, f"{kind}-{port}.log"), "w")
     if kind == "prometheus":
         cfg = os.path.join(work, "prometheus.yml")
@@ -70,6 +81,7 @@ def spawn(kind, binary, data, work, port, remote_write=False):
             f.write("global: {}\n")
         cmd = [binary, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+        cmd += [f"--enable-feature={f}" for f in prom_features]
     else:
         cfg = os.path.join(work, f"klaxon-{port}.yml")
         with open(cfg, "w") as f:
@@ -99,7 +111,14 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--reuse", action="store_true",
                     help="skip steps 1-2 when --work already holds both golden directories")
+    ap.add_argument("--prime", action="store_true",
+                    help="start and SIGTERM each server once on its golden directory first")
+    ap.add_argument("--prom-snapshot", action="store_true",
+                    help="run Prometheus with --enable-feature=memory-snapshot-on-shutdown")
+    ap.add_argument("--drop-snapshot", action="store_true",
+                    help="delete memory snapshots from each run's copy (a start after SIGKILL)")
     args = ap.parse_args()
+    args.prom_features = ("memory-snapshot-on-shutdown",) if args.prom_snapshot else ()
     work = args.work or tempfile.mkdtemp(prefix="klaxon-startup-")
     os.makedirs(work, exist_ok=True)
     procs = []
@@ -107,6 +126,8 @@ def main():
         golden = {k: os.path.join(work, f"golden-{k}") for k in ("prometheus", "klaxon")}
         if not (args.reuse and all(os.path.isdir(d) for d in golden.values())):
             build_golden(args, work, golden, procs)
+        if args.prime:
+            prime(args, work, golden, procs)
         restarts(args, work, golden, procs)
     finally:
         for p in procs:
@@ -137,7 +158,8 @@ def build_golden(args, work, golden, procs):
         shutil.copytree(blocks, data)
         port = free_port()
         binary = args.prometheus if kind == "prometheus" else args.klaxon
-        p, _ = spawn(kind, binary, data, work, port, remote_write=True)
+        p, _ = spawn(kind, binary, data, work, port, remote_write=True,
+                     prom_features=args.prom_features)
         procs.append(p)
         ready(port, p)
         servers[kind] = (p, port)
@@ -163,6 +185,23 @@ def build_golden(args, work, golden, procs):
     print(f"head: {n_head} samples per series pushed in {time.time() - t:.0f} s", flush=True)
 
 
+def snapshots(data):
+    return [n for n in os.listdir(data) if n.startswith("chunk_snapshot")]
+
+
+def prime(args, work, golden, procs):
+    for kind in ("prometheus", "klaxon"):
+        port = free_port()
+        binary = args.prometheus if kind == "prometheus" else args.klaxon
+        p, t0 = spawn(kind, binary, golden[kind], work, port, prom_features=args.prom_features)
+        procs.append(p)
+        ready(port, p, timeout=900)
+        secs = time.time() - t0
+        stop(p)
+        print(f"primed {kind}: ready after {secs:.2f} s, stopped with SIGTERM; "
+              f"snapshots {snapshots(golden[kind])}", flush=True)
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         rest = f.read().rsplit(")", 1)[1].split()
@@ -177,10 +216,19 @@ def restarts(args, work, golden, procs):
             data = os.path.join(work, f"run-{kind}")
             shutil.rmtree(data, ignore_errors=True)
             shutil.copytree(golden[kind], data)
+            dropped = []
+            if args.drop_snapshot:
+                for n in snapshots(data):
+                    path = os.path.join(data, n)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.remove(path)
+                    dropped.append(n)
             subprocess.run(["sync"])
             port = free_port()
             binary = args.prometheus if kind == "prometheus" else args.klaxon
-            p, t0 = spawn(kind, binary, data, work, port)
+            p, t0 = spawn(kind, binary, data, work, port, prom_features=args.prom_features)
             procs.append(p)
             ready(port, p, timeout=900)
             secs = time.time() - t0
@@ -190,7 +238,7 @@ def restarts(args, work, golden, procs):
             times[kind].append(secs)
             cpus[kind].append(cpu)
             print(f"  run {run} {kind}: ready after {secs:.2f} s ({cpu:.2f} CPU s), head {series:.0f} series, "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+                  f"load {os.getloadavg()[0]:.1f}" + (f", dropped {dropped}" if dropped else ""), flush=True)
     pm, km = statistics.median(times["prometheus"]), statistics.median(times["klaxon"])
     print(f"start-up to ready, median of {args.runs}: prometheus {pm:.2f} s, klaxon {km:.2f} s, "
           f"ratio {km / pm:.3f}")

@@ -89,6 +89,8 @@ pub struct Running {
     remote_write: Arc<crate::remote::RemoteWrite>,
     /// `--storage.remote.flush-deadline`, the budget of [`Running::stop`].
     flush_deadline: Duration,
+    /// Written at the end of [`Running::stop`].
+    snapshots: Arc<crate::tsdb::snapshot::Snapshots>,
 }
 
 /// klaxon's default listen address (loopback: nothing is exposed unless
@@ -249,13 +251,20 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
     // scrapes, rules and probes start on a head that already holds what
     // the log kept.
     head.set_replaying(true);
+    let snapshots = Arc::new(crate::tsdb::snapshot::Snapshots::new(
+        &cfg.storage.path,
+        cfg.storage.memory_snapshot_on_shutdown,
+    ));
     let replay = {
         let cutoff = crate::model::now_millis() - cfg.storage.retention.as_millis() as i64;
-        let (h, w) = (head.clone(), wal.clone());
+        let (h, w, s) = (head.clone(), wal.clone(), snapshots.clone());
         let chunks_dir = cfg.storage.path.join("chunks_head");
         tokio::task::spawn_blocking(move || {
             let loaded = open_head_chunks(&h, &chunks_dir);
-            h.replay_with_chunks(&w, cutoff, loaded)
+            // The memory snapshot of the last clean stop, if usable: the
+            // WAL it covers is not read.
+            let snapshot = s.load(&w.dir);
+            h.replay_with_snapshot(&w, cutoff, loaded, snapshot)
         })
     };
     let querier = crate::rules::datasource::start(&cfg.rule_evaluation, &rules).await?;
@@ -322,6 +331,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
     ));
     let storage = tsdb.queryable();
     register_wal_collector(&registry, wal.clone());
+    register_snapshot_collector(&registry, snapshots.clone());
     // Its queues start once the WAL they read is replayed (below).
     let remote_write = crate::remote::RemoteWrite::new(&head, &registry);
     let scrape_metrics = ScrapeMetrics::register(&registry, Some(events.clone()));
@@ -683,6 +693,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
         shutdown_tx,
         remote_write,
         flush_deadline: opts.flush_deadline,
+        snapshots,
     })
 }
 
@@ -743,6 +754,16 @@ impl Running {
         if tokio::time::timeout(grace, &mut server).await.is_err() {
             tracing::warn!(grace = ?grace, "HTTP connections still open at shutdown; closing them");
             server.abort();
+        }
+        // Nothing appends any more (remote write came through the server):
+        // the memory snapshot the next start begins from.
+        let (head, snapshots) = (self.state.head.clone(), self.snapshots.clone());
+        match tokio::task::spawn_blocking(move || snapshots.write(&head)).await {
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "memory snapshot at stop failed; the next start replays the WAL")
+            }
+            Err(e) => tracing::error!(error = %e, "memory snapshot task"),
+            Ok(Ok(_)) => {}
         }
     }
 }
@@ -863,6 +884,32 @@ fn register_wal_collector(r: &Registry, wal: Arc<crate::tsdb::wal::Wal>) {
             Kind::Gauge,
             st.segment.load(Relaxed) as f64,
         );
+    });
+}
+
+fn register_snapshot_collector(r: &Registry, snaps: Arc<crate::tsdb::snapshot::Snapshots>) {
+    r.collector(move |out| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &snaps.stats;
+        for (name, help, v) in [
+            (
+                "klaxon_tsdb_snapshot_replay_error",
+                "Memory snapshots found at start that could not be used (the WAL was replayed instead).",
+                &st.replay_errors,
+            ),
+            (
+                "klaxon_tsdb_snapshot_loaded",
+                "Memory snapshots restored at start.",
+                &st.loaded,
+            ),
+        ] {
+            out.push(FamilySnapshot::single(
+                name,
+                help,
+                Kind::Counter,
+                v.load(Relaxed) as f64,
+            ));
+        }
     });
 }
 

@@ -24,6 +24,9 @@ pub struct StorageConfig {
     /// The head's block range: the head is compacted into blocks of this
     /// length (Prometheus' 2 h default).
     pub min_block_duration: Duration,
+    /// Write a memory snapshot of the head on a clean stop and start from
+    /// it (Prometheus' `memory-snapshot-on-shutdown`; on by default here).
+    pub memory_snapshot_on_shutdown: bool,
     /// Backend (sqlite or postgres) and HA settings.
     pub db: DbConfig,
 }
@@ -35,6 +38,7 @@ impl Default for StorageConfig {
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_size: None,
             min_block_duration: Duration::from_secs(2 * 3600),
+            memory_snapshot_on_shutdown: true,
             db: Default::default(),
         }
     }
@@ -50,6 +54,8 @@ pub(crate) struct RawStorage {
     /// `--storage.tsdb.min-block-duration` (hidden there too; tests use
     /// short blocks).
     pub min_block_duration: Option<S<String>>,
+    /// `--enable-feature=memory-snapshot-on-shutdown`, as a setting.
+    pub memory_snapshot_on_shutdown: Option<bool>,
     /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
     /// existing file loads, ignored with a warning.
     pub tsdb: Option<S<IgnoredAny>>,
@@ -91,6 +97,9 @@ pub(crate) fn resolve_storage(
         retention_size: opt_size(&s.retention_size, sink).filter(|n| *n > 0),
         min_block_duration: opt_duration(&s.min_block_duration, sink)
             .unwrap_or(d.min_block_duration),
+        memory_snapshot_on_shutdown: s
+            .memory_snapshot_on_shutdown
+            .unwrap_or(d.memory_snapshot_on_shutdown),
         db: resolve(
             RawDb {
                 backend: &s.backend,

@@ -16,6 +16,7 @@
 //! ref is known without a second map, refs are never reused, and postings
 //! sorted by ref are sorted by creation.
 
+use super::chunk::{ClosedChunk, HeadChunk};
 use super::head_chunks::{ChunkToWrite, HeadChunks, HeadChunksError, MappedChunk};
 use super::index::Postings;
 use super::intern::{Sym, Symbols};
@@ -835,6 +836,16 @@ impl Head {
 
     /// Every live series of stripe `i`: reference, labels, chunk bytes.
     pub(crate) fn snapshot_shard(&self, i: usize) -> Vec<(u64, Labels, Vec<Vec<u8>>)> {
+        self.snapshot_shard_with(i, SeriesChunks::chunk_data)
+    }
+
+    /// Every live series of stripe `i`: reference, labels and what `f`
+    /// takes from its chunks, by reference.
+    pub(crate) fn snapshot_shard_with<T>(
+        &self,
+        i: usize,
+        f: impl Fn(&SeriesChunks) -> T,
+    ) -> Vec<(u64, Labels, T)> {
         let Some(shard) = self.shards.get(i) else {
             return Vec::new();
         };
@@ -849,7 +860,7 @@ impl Head {
         let mut out: Vec<_> = series
             .into_iter()
             .filter_map(|(r, s)| {
-                let chunks = s.data.lock().chunk_data();
+                let chunks = f(&s.data.lock());
                 Some((r, resolve_labels(&s, &syms)?, chunks))
             })
             .collect();
@@ -1186,6 +1197,25 @@ impl Head {
         }
         data.add_mapped(&add);
         newest
+    }
+
+    /// Gives series `h` the in-memory chunks of a memory snapshot (see
+    /// [`SeriesChunks::restore_memory`]); returns whether any were kept.
+    pub(crate) fn restore_memory(
+        &self,
+        h: &SeriesHandle,
+        closed: Vec<ClosedChunk>,
+        open: Option<HeadChunk>,
+    ) -> bool {
+        let has_closed = !closed.is_empty();
+        let Some((lo, hi)) = h.series.data.lock().restore_memory(closed, open) else {
+            return false;
+        };
+        self.widen_bounds(lo, hi);
+        if has_closed && self.chunk_files.get().is_some() {
+            self.chunks_pending.lock().push(h.r.0);
+        }
+        true
     }
 
     /// Writes the full chunks cut since the last call to the head chunk

@@ -13,7 +13,8 @@
 //!   ([`Appender`] per batch, [`Queryable`]/[`Querier`] over a range,
 //!   [`Fanout`] to merge sources).
 //! * [`wal`]: the write-ahead log (segments, records, checkpoints);
-//!   `replay` rebuilds the head from it at start.
+//!   `replay` rebuilds the head from it at start; [`snapshot`] is the
+//!   memory snapshot written on a clean stop, which spares most of it.
 //! * [`block`]: persisted blocks in Prometheus' on-disk format (writer,
 //!   checked reader, a block as a [`Queryable`]); [`backfill`]: what the
 //!   backfill commands (`scrape::backfill`, `rules::backfill`) share.
@@ -35,6 +36,7 @@ mod mem;
 mod replay;
 pub(crate) mod series;
 pub mod series_hist;
+pub mod snapshot;
 pub mod storage;
 pub mod wal;
 pub mod wal_hist;

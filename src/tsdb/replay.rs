@@ -5,6 +5,7 @@ use super::head::{SeriesHandle, SHARD_BITS};
 use super::head_chunks::{Loaded, MappedChunk};
 use super::mem::IdMap;
 use super::series_hist::HistValue;
+use super::snapshot::SnapshotData;
 use super::wal::{self, Corruption, Record, SeriesList, Wal, WalError};
 use super::wal_hist;
 use super::{AppendError, Head, SeriesRef};
@@ -30,6 +31,10 @@ pub struct ReplayStats {
     /// skipped because those chunks already hold them.
     pub mmapped_chunks: u64,
     pub mmapped_samples_skipped: u64,
+    /// The memory snapshot restored first (the first segment it does not
+    /// cover) and its series; the WAL before that segment was not read.
+    pub snapshot: Option<u64>,
+    pub snapshot_series: u64,
 }
 
 /// WAL reference → the head series its samples go to.
@@ -372,30 +377,42 @@ struct ReadOutcome {
 }
 
 /// Reads the newest checkpoint and the segments after it into `feed`,
-/// truncating damaged segments at their last good record.
-fn read_log(wal: &Wal, mut feed: Feeds) -> Result<ReadOutcome, WalError> {
+/// truncating damaged segments at their last good record. With `after`
+/// (a memory snapshot holds everything before that segment), only the
+/// segments from there on.
+fn read_log(wal: &Wal, mut feed: Feeds, after: Option<u64>) -> Result<ReadOutcome, WalError> {
     let dir: &Path = &wal.dir;
     let mut out = ReadOutcome::default();
     let mut state = wal::SampleState::default();
     let from = match wal::last_checkpoint(dir)? {
         Some((cdir, n)) => {
-            tracing::info!(checkpoint = %cdir.display(), "replaying WAL checkpoint");
             let mut bytes = 0;
+            if after.is_none() {
+                tracing::info!(checkpoint = %cdir.display(), "replaying WAL checkpoint");
+            }
             for s in wal::list_segments(&cdir)? {
                 let p = cdir.join(wal::segment_name(s));
                 bytes += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                if after.is_some() {
+                    continue;
+                }
                 if let Some(c) = wal::replay_file(&p, false, &mut state, |r| feed.push(r))? {
                     report(&c, wal);
                     out.corruptions.push(c);
                 }
             }
+            // Checkpoint bookkeeping as after reading it: the next one is
+            // due by the same rule either way.
             wal.stats.checkpoint_bytes.store(bytes, Relaxed);
             wal.stats.checkpoint_segment.store(n, Relaxed);
-            out.checkpoint = Some(n);
+            if after.is_none() {
+                out.checkpoint = Some(n);
+            }
             n
         }
         None => 0,
     };
+    let from = from.max(after.unwrap_or(0));
     let segs: Vec<u64> = wal::list_segments(dir)?
         .into_iter()
         .filter(|n| *n >= from)
@@ -433,8 +450,20 @@ impl Head {
         cutoff: i64,
         loaded: Loaded,
     ) -> Result<ReplayStats, WalError> {
+        self.replay_with_snapshot(wal, cutoff, loaded, None)
+    }
+
+    /// [`Head::replay_with_chunks`] after restoring a memory snapshot
+    /// (see [`super::snapshot`]): the WAL segments it covers are not read.
+    pub fn replay_with_snapshot(
+        &self,
+        wal: &Wal,
+        cutoff: i64,
+        loaded: Loaded,
+        snapshot: Option<SnapshotData>,
+    ) -> Result<ReplayStats, WalError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.replay_with(wal, cutoff, cores.clamp(1, MAX_APPLIERS), loaded)
+        self.replay_with(wal, cutoff, cores.clamp(1, MAX_APPLIERS), loaded, snapshot)
     }
 
     /// [`Head::replay_with_chunks`] with `appliers` threads applying records.
@@ -444,19 +473,38 @@ impl Head {
         cutoff: i64,
         appliers: usize,
         loaded: Loaded,
+        snapshot: Option<SnapshotData>,
     ) -> Result<ReplayStats, WalError> {
         let start = Instant::now();
         let dir: &Path = &wal.dir;
         let appliers = appliers.max(1);
+        self.set_replaying(true);
+        let mut loaded_series = loaded.series;
+        let mut rp = ReplayStats::default();
+        // The snapshot's series first, with their chunks; each applying
+        // thread knows the ones it owns and how far their files go.
+        let mut seeds: Vec<Handles> = (0..appliers).map(|_| Handles::default()).collect();
+        let after = snapshot.map(|snap| {
+            let segment = snap.segment;
+            let (restored, chunks) = self.restore_snapshot(snap, &mut loaded_series, cutoff);
+            rp.snapshot = Some(segment);
+            rp.snapshot_series = restored.len() as u64;
+            rp.mmapped_chunks += chunks;
+            for (r, h, floor) in restored {
+                if let Some(s) = seeds.get_mut(owner(r, appliers)) {
+                    s.set(r, h, floor);
+                }
+            }
+            segment
+        });
         // Each thread gets the restored chunks of the references it owns.
         let mut mapped: Vec<std::collections::HashMap<u64, Vec<MappedChunk>>> =
             (0..appliers).map(|_| Default::default()).collect();
-        for (r, chunks) in loaded.series {
+        for (r, chunks) in loaded_series {
             if let Some(m) = mapped.get_mut(owner(r, appliers)) {
                 m.insert(r, chunks);
             }
         }
-        self.set_replaying(true);
         // Reading (I/O, checksums, decompression, decoding) runs on its own
         // thread; applying to the head on `appliers` others, each owning
         // the references of some shards (see `owner`), so a series' records
@@ -464,19 +512,20 @@ impl Head {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
             .map(|_| std::sync::mpsc::sync_channel::<Vec<Record>>(4))
             .unzip();
-        let mut rp = ReplayStats::default();
         let res = std::thread::scope(|scope| {
-            let reader =
-                scope.spawn(move || read_log(wal, Feeds(txs.into_iter().map(Feed::new).collect())));
+            let reader = scope.spawn(move || {
+                read_log(wal, Feeds(txs.into_iter().map(Feed::new).collect()), after)
+            });
             let workers: Vec<_> = rxs
                 .into_iter()
                 .zip(mapped)
-                .map(|(rx, mapped)| {
+                .zip(seeds)
+                .map(|((rx, mapped), handles)| {
                     scope.spawn(move || {
                         let mut w = Replayer {
                             head: self,
                             cutoff,
-                            handles: Handles::default(),
+                            handles,
                             mapped,
                             stats: ReplayStats::default(),
                         };
@@ -537,6 +586,8 @@ impl Head {
             unknown_refs = st.unknown_refs,
             mmapped_chunks = st.mmapped_chunks,
             mmapped_samples_skipped = st.mmapped_samples_skipped,
+            snapshot = ?st.snapshot,
+            snapshot_series = st.snapshot_series,
             corruptions = st.corruptions.len(),
             duration = ?st.duration,
             appliers,
@@ -791,7 +842,9 @@ mod tests {
         let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
         for n in [1, 2, 3] {
             let h = Head::default();
-            let st = h.replay_with(&wal, i64::MIN, n, Loaded::default()).unwrap();
+            let st = h
+                .replay_with(&wal, i64::MIN, n, Loaded::default(), None)
+                .unwrap();
             assert_eq!(dump(&h), before2, "{n} appliers");
             assert_eq!(st.unknown_refs, 0, "{n} appliers: {st:?}");
             assert_eq!(h.num_series(), 300);

@@ -1,7 +1,7 @@
 //! One series: its interned labels and its chunks, with Prometheus' append
 //! rules.
 
-use super::chunk::{ChunkIter, ClosedChunk, HeadChunk};
+use super::chunk::{ChunkIter, ClosedChunk, HeadChunk, XorState};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
 use super::series_hist::{HistChunks, HistValue};
@@ -73,6 +73,13 @@ pub struct SeriesChunks {
     pub head: Option<HeadChunk>,
     /// Native-histogram chunks, for series that received a histogram.
     pub hist: Option<Box<HistChunks>>,
+}
+
+/// What [`SeriesChunks::memory_chunks`] returns.
+#[derive(Debug, Default)]
+pub struct MemoryChunks {
+    pub closed: Vec<Vec<u8>>,
+    pub open: Option<(Vec<u8>, XorState)>,
 }
 
 /// What an accepted append did.
@@ -156,6 +163,44 @@ impl SeriesChunks {
             .map(|c| c.bytes().to_vec())
             .chain(self.head.iter().map(|h| h.bytes().to_vec()))
             .collect()
+    }
+
+    /// The chunks held in memory as a memory snapshot keeps them: full
+    /// chunks not in the head chunk files yet, oldest first, and the open
+    /// chunk with its encoder state.
+    pub fn memory_chunks(&self) -> MemoryChunks {
+        MemoryChunks {
+            closed: self.closed.iter().map(|c| c.bytes().to_vec()).collect(),
+            open: self.head.as_ref().map(|h| (h.bytes().to_vec(), h.state())),
+        }
+    }
+
+    /// Puts a snapshot's in-memory chunks back behind the mapped ones.
+    /// Chunks starting at or before the newest mapped sample are left out:
+    /// a file chunk written after the snapshot continues them. Returns the
+    /// (min, max) time of what was put back; nothing when the series already
+    /// holds in-memory chunks.
+    pub fn restore_memory(
+        &mut self,
+        closed: Vec<ClosedChunk>,
+        open: Option<HeadChunk>,
+    ) -> Option<(i64, i64)> {
+        if self.head.is_some() || !self.closed.is_empty() {
+            return None;
+        }
+        let floor = self.mapped.last().map_or(i64::MIN, |m| m.maxt);
+        let open = open.filter(|h| h.min_time() > floor)?;
+        self.closed = closed
+            .into_iter()
+            .filter(|c| c.min_time() > floor)
+            .collect();
+        let lo = self
+            .closed
+            .first()
+            .map_or(open.min_time(), |c| c.min_time());
+        let hi = open.max_time();
+        self.head = Some(open);
+        Some((lo, hi))
     }
 
     pub fn has_samples(&self) -> bool {

@@ -599,7 +599,7 @@ fn prometheus_receiver(dir: &Path, port: u16) -> Proc {
 }
 
 /// Stops a child with SIGTERM and waits for it.
-fn terminate(p: &mut Proc) {
+pub(crate) fn terminate(p: &mut Proc) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(p.0.id() as i32, libc::SIGTERM);

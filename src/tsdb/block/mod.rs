@@ -14,7 +14,7 @@
 //!   one that fails its checks is reported and left out.
 
 mod chunks;
-mod enc;
+pub(crate) mod enc;
 mod index;
 pub mod meta;
 mod tombstones;

@@ -1,0 +1,151 @@
+//! The memory snapshot with a real process: klaxon scrapes
+//! `../shared/tools/synth_target.py` every 100 ms (full chunks go to the
+//! head chunk files within seconds), is stopped with SIGTERM (a snapshot is
+//! written), killed with SIGKILL (none: the WAL after the last one is
+//! replayed), and started on a corrupted snapshot (ignored, counted, the
+//! whole WAL replayed). Every restart answers the same range query as
+//! before it, as soon as it is ready.
+
+use crate::common::free_port;
+use crate::tsdb_wal::{client, now_secs, start, synth, synth_present, terminate, until, Klaxon};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn write_config(dir: &Path, data: &Path, target: u16) -> PathBuf {
+    let cfg = dir.join("klaxon.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\n\
+             storage:\n  path: {}\n  retention: 1h\n\
+             scrape_configs:\n- job_name: synth\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn snapshots(data: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("chunk_snapshot."))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+const RANGE: &str = "{job=\"synth\"}[10m]";
+
+/// The range query at a time every committed scrape is older than.
+async fn settled_query(k: &Klaxon, c: &reqwest::Client) -> (String, Value) {
+    let e = now_secs();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let et = format!("{e:.3}");
+    let v = k.query(c, RANGE, &et).await;
+    (et, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_after_sigterm_sigkill_and_a_corrupt_snapshot_answer_as_before() {
+    if !synth_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tport = free_port();
+    let _target = synth(tport, 50);
+    let cfg = write_config(dir.path(), &data, tport);
+    let log = dir.path().join("klaxon.log");
+    let c = client();
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    // A full chunk per series in the files, the open ones in memory.
+    until(120, "full chunks in the files", || async {
+        let series = k.metric(&c, "klaxon_tsdb_head_series").await?;
+        let mapped = k.metric(&c, "klaxon_tsdb_head_mmapped_chunks").await?;
+        (series > 50.0 && mapped >= series).then_some(())
+    })
+    .await;
+    let (t1, before) = settled_query(&k, &c).await;
+    assert!(before["result"].as_array().is_some_and(|r| r.len() > 50));
+
+    // SIGTERM: a snapshot; the restart reads it and no older WAL.
+    terminate(&mut k.proc);
+    let snaps = snapshots(&data);
+    assert_eq!(snaps.len(), 1, "one snapshot after SIGTERM: {snaps:?}");
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    assert!(
+        k.query(&c, RANGE, &t1).await == before,
+        "answers differ after the SIGTERM restart"
+    );
+    assert_eq!(
+        k.metric(&c, "klaxon_tsdb_snapshot_loaded_total").await,
+        Some(1.0)
+    );
+    assert!(k.log_text().contains("memory snapshot read"));
+
+    // SIGKILL: no new snapshot; the old one plus the WAL written since.
+    until(30, "chunks cut after the restart", || async {
+        let series = k.metric(&c, "klaxon_tsdb_head_series").await?;
+        let mapped = k.metric(&c, "klaxon_tsdb_head_mmapped_chunks").await?;
+        (mapped >= 2.0 * series).then_some(())
+    })
+    .await;
+    let (t2, before2) = settled_query(&k, &c).await;
+    k.proc.0.kill().unwrap();
+    k.proc.0.wait().unwrap();
+    assert_eq!(snapshots(&data), snaps, "SIGKILL writes no snapshot");
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    assert!(
+        k.query(&c, RANGE, &t1).await == before,
+        "first answers differ after the SIGKILL restart"
+    );
+    assert!(
+        k.query(&c, RANGE, &t2).await == before2,
+        "answers differ after the SIGKILL restart"
+    );
+    let (t3, before3) = settled_query(&k, &c).await;
+
+    // A damaged snapshot: ignored, named with its offset, counted; the
+    // whole WAL gives the same answers.
+    terminate(&mut k.proc);
+    let snaps = snapshots(&data);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let mut bytes = std::fs::read(&snaps[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&snaps[0], &bytes).unwrap();
+    let log_len = std::fs::metadata(&log).unwrap().len() as usize;
+    let mut k = start(&cfg, &log);
+    k.wait_ready(&c).await;
+    for (t, want) in [(&t1, &before), (&t2, &before2), (&t3, &before3)] {
+        assert!(
+            k.query(&c, RANGE, t).await == *want,
+            "answers at {t} differ after the corrupt-snapshot restart"
+        );
+    }
+    assert_eq!(
+        k.metric(&c, "klaxon_tsdb_snapshot_replay_error_total")
+            .await,
+        Some(1.0)
+    );
+    let text = k.log_text();
+    let new = &text[log_len.min(text.len())..];
+    let name = snaps[0].display().to_string();
+    assert!(
+        new.lines().any(|l| l.contains("memory snapshot unusable")
+            && l.contains(&name)
+            && l.contains("offset")),
+        "log names the file and offset:\n{new}"
+    );
+    terminate(&mut k.proc);
+}
