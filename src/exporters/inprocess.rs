@@ -120,6 +120,7 @@ fn scrape_config(
         target_limit: 0,
         scrape_protocols: g.scrape_protocols.clone(),
         enable_compression: false,
+        histograms: g.histograms,
     }
 }
 

@@ -15,7 +15,9 @@ pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
     let mut vals = Vec::new();
     for p in protocols {
         let media = match p {
-            ScrapeProtocol::PrometheusProto => continue,
+            ScrapeProtocol::PrometheusProto => {
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+            }
             ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
             ScrapeProtocol::OpenMetricsText1_0_0 => "application/openmetrics-text;version=1.0.0",
             ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",

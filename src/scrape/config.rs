@@ -40,6 +40,11 @@ crate::config::raw::raw_http_client_struct! {
         body_size_limit: Option<S<String>>,
         scrape_protocols: Option<S<Vec<S<String>>>>,
         enable_compression: Option<bool>,
+        scrape_native_histograms: Option<bool>,
+        always_scrape_classic_histograms: Option<bool>,
+        convert_classic_histograms_to_nhcb: Option<bool>,
+        native_histogram_bucket_limit: Option<u64>,
+        native_histogram_min_bucket_factor: Option<S<f64>>,
     }
 }
 
@@ -82,6 +87,8 @@ pub struct ScrapeConfig {
     pub target_limit: u64,
     pub scrape_protocols: Vec<ScrapeProtocol>,
     pub enable_compression: bool,
+    /// Native histograms and classic-histogram conversion.
+    pub histograms: crate::config::HistogramScrape,
 }
 
 fn resolve_http_client(
@@ -193,11 +200,45 @@ fn resolve_one(
         resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);
     let metric_relabel_configs =
         resolve_relabel_configs(r.metric_relabel_configs.as_deref().unwrap_or(&[]), sink);
+    let histograms = crate::config::HistogramScrape {
+        native: r.scrape_native_histograms.unwrap_or(g.histograms.native),
+        always_classic: r
+            .always_scrape_classic_histograms
+            .unwrap_or(g.histograms.always_classic),
+        convert_to_nhcb: r
+            .convert_classic_histograms_to_nhcb
+            .unwrap_or(g.histograms.convert_to_nhcb),
+        bucket_limit: r.native_histogram_bucket_limit.unwrap_or(0),
+        min_bucket_factor: match &r.native_histogram_min_bucket_factor {
+            Some(f) if !(f.value >= 0.0) || !f.value.is_finite() => {
+                sink.push(
+                    Pos::of(f),
+                    format!(
+                        "native_histogram_min_bucket_factor must be a finite number >= 0, got {}",
+                        f.value
+                    ),
+                );
+                0.0
+            }
+            Some(f) => f.value,
+            None => 0.0,
+        },
+    };
+    // Prometheus: an explicit list wins (the job's, then the global one);
+    // without one, protobuf comes first when native histograms are scraped.
     let scrape_protocols = r
         .scrape_protocols
         .as_ref()
         .and_then(|p| resolve_protocols(p, sink))
-        .unwrap_or_else(|| g.scrape_protocols.clone());
+        .unwrap_or_else(|| {
+            if !g.scrape_protocols_set && histograms.native {
+                ScrapeProtocol::PROTO_FIRST.to_vec()
+            } else if !g.scrape_protocols_set {
+                ScrapeProtocol::DEFAULT.to_vec()
+            } else {
+                g.scrape_protocols.clone()
+            }
+        });
     let or_global = |v: Option<u64>, d: u64| v.filter(|x| *x != 0).unwrap_or(d);
     ScrapeConfig {
         job_name,
@@ -226,5 +267,6 @@ fn resolve_one(
         target_limit: or_global(r.target_limit, g.target_limit),
         scrape_protocols,
         enable_compression: r.enable_compression.unwrap_or(true),
+        histograms,
     }
 }

@@ -26,6 +26,9 @@ pub struct StorageConfig {
     pub min_block_duration: Duration,
     /// Backend (sqlite or postgres) and HA settings.
     pub db: DbConfig,
+    /// `exemplars.max_exemplars` (Prometheus' `--storage.tsdb.max-exemplars`):
+    /// size of the exemplar buffer; 0 disables exemplar storage.
+    pub max_exemplars: usize,
 }
 
 impl Default for StorageConfig {
@@ -36,6 +39,7 @@ impl Default for StorageConfig {
             retention_size: None,
             min_block_duration: Duration::from_secs(2 * 3600),
             db: Default::default(),
+            max_exemplars: crate::tsdb::exemplars::DEFAULT_MAX_EXEMPLARS,
         }
     }
 }
@@ -50,10 +54,11 @@ pub(crate) struct RawStorage {
     /// `--storage.tsdb.min-block-duration` (hidden there too; tests use
     /// short blocks).
     pub min_block_duration: Option<S<String>>,
-    /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
-    /// existing file loads, ignored with a warning.
+    /// Prometheus' own `storage.tsdb`: accepted so an existing file loads,
+    /// ignored with a warning.
     pub tsdb: Option<S<IgnoredAny>>,
-    pub exemplars: Option<S<IgnoredAny>>,
+    /// Prometheus' `storage.exemplars`.
+    pub exemplars: Option<S<RawExemplars>>,
     /// The store backend (`store::config`).
     pub backend: Option<S<String>>,
     pub dsn: Option<S<String>>,
@@ -71,14 +76,12 @@ pub(crate) fn resolve_storage(
     let Some(s) = raw else {
         return StorageConfig::default();
     };
-    for (name, v) in [("tsdb", &s.tsdb), ("exemplars", &s.exemplars)] {
-        if let Some(v) = v {
-            tracing::warn!(
-                file = sink.file(),
-                line = Pos::of(v).line,
-                "storage.{name} is Prometheus-specific and ignored by klaxon"
-            );
-        }
+    if let Some(v) = &s.tsdb {
+        tracing::warn!(
+            file = sink.file(),
+            line = Pos::of(v).line,
+            "storage.tsdb is Prometheus-specific and ignored by klaxon"
+        );
     }
     let d = StorageConfig::default();
     StorageConfig {
@@ -91,6 +94,13 @@ pub(crate) fn resolve_storage(
         retention_size: opt_size(&s.retention_size, sink).filter(|n| *n > 0),
         min_block_duration: opt_duration(&s.min_block_duration, sink)
             .unwrap_or(d.min_block_duration),
+        // Negative sizes disable the store, as in Prometheus.
+        max_exemplars: s
+            .exemplars
+            .as_ref()
+            .and_then(|e| e.value.max_exemplars)
+            .map(|n| n.max(0) as usize)
+            .unwrap_or(d.max_exemplars),
         db: resolve(
             RawDb {
                 backend: &s.backend,
@@ -102,6 +112,13 @@ pub(crate) fn resolve_storage(
             sink,
         ),
     }
+}
+
+/// `storage.exemplars` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExemplars {
+    pub max_exemplars: Option<i64>,
 }
 
 /// `storage.ha` as written.

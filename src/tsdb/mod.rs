@@ -26,6 +26,7 @@ pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;
 pub mod compact;
+pub mod exemplars;
 pub mod head;
 pub mod head_chunks;
 pub(crate) mod index;
