@@ -8,8 +8,7 @@ use crate::scrape::parser::Format;
 use std::time::Duration;
 
 /// Builds the `Accept` header from `scrape_protocols` the way Prometheus
-/// does: decreasing q-values in the configured order, then `*/*`. The
-/// protobuf format is left out: klaxon does not parse it.
+/// does: decreasing q-values in the configured order, then `*/*`.
 pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
     let mut weight = 6;
     let mut vals = Vec::new();
@@ -182,6 +181,20 @@ mod tests {
         assert_eq!(
             h,
             "application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+        let h = accept_header(&[
+            ScrapeProtocol::PrometheusProto,
+            ScrapeProtocol::PrometheusText0_0_4,
+        ]);
+        assert_eq!(
+            h,
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,text/plain;version=0.0.4;q=0.5,*/*;q=0.4"
+        );
+        assert_eq!(
+            Format::from_content_type(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            ),
+            Format::Protobuf
         );
     }
 }
