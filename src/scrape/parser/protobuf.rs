@@ -505,6 +505,13 @@ fn convert_family(
             let _ = write!(labels, "{ln}=\"{}\"", escape_label_value(lv));
         }
         let ts = m.timestamp_ms.filter(|t| *t != 0);
+        if ts.is_some_and(|t| t < 0) {
+            return Err(err(
+                at,
+                field("timestamp_ms"),
+                "negative timestamps are not supported",
+            ));
+        }
         match kind {
             MetricType::Counter => {
                 let c = m.counter.as_ref();
