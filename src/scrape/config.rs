@@ -210,7 +210,7 @@ fn resolve_one(
             .unwrap_or(g.histograms.convert_to_nhcb),
         bucket_limit: r.native_histogram_bucket_limit.unwrap_or(0),
         min_bucket_factor: match &r.native_histogram_min_bucket_factor {
-            Some(f) if !(f.value >= 0.0) || !f.value.is_finite() => {
+            Some(f) if !f.value.is_finite() || f.value < 0.0 => {
                 sink.push(
                     Pos::of(f),
                     format!(

@@ -252,6 +252,36 @@ pub fn families(buf: &[u8]) -> Families<'_> {
     }
 }
 
+impl Families<'_> {
+    fn read_one(&mut self, at: usize) -> Result<(usize, MetricFamily), ProtoError> {
+        let (len, n) = read_uvarint(self.buf, at)
+            .ok_or_else(|| err(at, "length prefix", "truncated or invalid varint"))?;
+        if len > MAX_MESSAGE_BYTES as u64 {
+            return Err(err(
+                at,
+                "length prefix",
+                format!("message of {len} bytes exceeds the limit of {MAX_MESSAGE_BYTES}"),
+            ));
+        }
+        let start = at + n;
+        let end = start + len as usize;
+        let body = self.buf.get(start..end).ok_or_else(|| {
+            err(
+                at,
+                "length prefix",
+                format!(
+                    "message of {len} bytes runs past the end of the payload ({} bytes left)",
+                    self.buf.len() - start
+                ),
+            )
+        })?;
+        let mf = <MetricFamily as prost::Message>::decode(body)
+            .map_err(|e| err(at, "MetricFamily", e.to_string()))?;
+        self.pos = end;
+        Ok((at, mf))
+    }
+}
+
 impl Iterator for Families<'_> {
     type Item = Result<(usize, MetricFamily), ProtoError>;
 
@@ -260,33 +290,7 @@ impl Iterator for Families<'_> {
             return None;
         }
         let at = self.pos;
-        let r = (|| {
-            let (len, n) = read_uvarint(self.buf, at)
-                .ok_or_else(|| err(at, "length prefix", "truncated or invalid varint"))?;
-            if len > MAX_MESSAGE_BYTES as u64 {
-                return Err(err(
-                    at,
-                    "length prefix",
-                    format!("message of {len} bytes exceeds the limit of {MAX_MESSAGE_BYTES}"),
-                ));
-            }
-            let start = at + n;
-            let end = start + len as usize;
-            let body = self.buf.get(start..end).ok_or_else(|| {
-                err(
-                    at,
-                    "length prefix",
-                    format!(
-                        "message of {len} bytes runs past the end of the payload ({} bytes left)",
-                        self.buf.len() - start
-                    ),
-                )
-            })?;
-            let mf = <MetricFamily as prost::Message>::decode(body)
-                .map_err(|e| err(at, "MetricFamily", e.to_string()))?;
-            self.pos = end;
-            Ok((at, mf))
-        })();
+        let r = self.read_one(at);
         if r.is_err() {
             self.done = true;
         }
@@ -487,7 +491,7 @@ fn convert_family(
                     format!("invalid label name {ln:?}"),
                 ));
             }
-            if seen.contains(&ln) || matches!(ln, "le" | "quantile") && kind_has_magic(kind, ln) {
+            if seen.contains(&ln) || kind_has_magic(kind, ln) {
                 return Err(err(
                     at,
                     field(&format!("label[{j}].name")),
