@@ -245,6 +245,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> Result<Running, StartErro
         crate::tsdb::wal::WalOptions::default(),
     )?);
     let head = Arc::new(Head::new(HeadOptions::default()));
+    head.exemplars().resize(cfg.storage.max_exemplars);
     // Not ready until the WAL is replayed (`/-/ready` says so). Replay
     // runs on its own threads while the rest starts (rules, notifier,
     // listener, blocks); it is awaited below, before anything appends:
@@ -1065,6 +1066,47 @@ fn register_head_collector(r: &Registry, head: Arc<Head>) {
         let mut push = |name: &str, help: &str, kind: Kind, v: f64| {
             out.push(FamilySnapshot::single(name, help, kind, v))
         };
+        let e = head.exemplars().stats();
+        for (name, help, kind, v) in [
+            (
+                "klaxon_tsdb_exemplar_exemplars_appended",
+                "Exemplars appended to the exemplar store.",
+                Kind::Counter,
+                e.appended as f64,
+            ),
+            (
+                "klaxon_tsdb_exemplar_out_of_order_exemplars",
+                "Exemplars rejected as out of order.",
+                Kind::Counter,
+                e.out_of_order as f64,
+            ),
+            (
+                "klaxon_tsdb_exemplar_exemplars_in_storage",
+                "Exemplars in the exemplar store.",
+                Kind::Gauge,
+                e.in_storage as f64,
+            ),
+            (
+                "klaxon_tsdb_exemplar_series_with_exemplars_in_storage",
+                "Series with exemplars in the exemplar store.",
+                Kind::Gauge,
+                e.series as f64,
+            ),
+            (
+                "klaxon_tsdb_exemplar_max_exemplars",
+                "Size of the exemplar store (storage.exemplars.max_exemplars).",
+                Kind::Gauge,
+                e.max as f64,
+            ),
+            (
+                "klaxon_tsdb_exemplar_last_exemplars_timestamp_seconds",
+                "Timestamp of the newest exemplar stored.",
+                Kind::Gauge,
+                e.last_ts_seconds,
+            ),
+        ] {
+            push(name, help, kind, v);
+        }
         push(
             "klaxon_tsdb_head_series",
             "Series in the head.",

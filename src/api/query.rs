@@ -528,10 +528,17 @@ pub async fn query_range(
     .await
 }
 
-/// `GET|POST /api/v1/query_exemplars`: klaxon keeps no exemplars, so a
-/// valid request always gets an empty list; invalid ones get Prometheus'
-/// errors so clients see the same validation.
-pub async fn query_exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+/// `GET|POST /api/v1/query_exemplars`: the stored exemplars of the series
+/// the query's selectors match (tenant-scoped like queries), in
+/// Prometheus' shape: `[{seriesLabels, exemplars: [{labels, value,
+/// timestamp}]}]`.
+pub async fn query_exemplars(
+    State(s): State<HttpState>,
+    ext: axum::http::Extensions,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let p = Params::from_request(&uri, &headers, &body);
     let start = match time_param(&p, "start", i64::MIN) {
         Ok(t) => t,
@@ -544,10 +551,57 @@ pub async fn query_exemplars(uri: Uri, headers: HeaderMap, body: Bytes) -> Respo
     if end < start {
         return bad_data("end timestamp must not be before start timestamp").into_response();
     }
-    if let Err(e) = crate::promql::parse(p.get("query").unwrap_or("")) {
-        return bad_data(e.to_string()).into_response();
+    let mut expr = match crate::promql::parse(p.get("query").unwrap_or("")) {
+        Ok(e) => e,
+        Err(e) => return bad_data(e.to_string()).into_response(),
+    };
+    if let Some(sc) = crate::ops::tenants::of_request(&ext) {
+        sc.inject(&mut expr);
     }
-    success(serde_json::Value::Array(Vec::new()))
+    let mut selectors = Vec::new();
+    collect_selectors(&expr, &mut selectors);
+    let found = s.head.exemplars().select(start, end, &selectors);
+    let data: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|se| {
+            let exemplars: Vec<serde_json::Value> = se
+                .exemplars
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "labels": e.labels.to_json(),
+                        "value": super::query_json::format_value(e.value),
+                        "timestamp": e.ts as f64 / 1000.0,
+                    })
+                })
+                .collect();
+            serde_json::json!({"seriesLabels": se.series.to_json(), "exemplars": exemplars})
+        })
+        .collect();
+    success(serde_json::Value::Array(data))
+}
+
+/// The matchers of every vector and matrix selector of `e`.
+fn collect_selectors(e: &Expr, out: &mut Vec<Vec<crate::model::Matcher>>) {
+    match e {
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        Expr::VectorSelector(vs) => out.push(vs.matchers.clone()),
+        Expr::MatrixSelector(ms) => out.push(ms.selector.matchers.clone()),
+        Expr::SubqueryExpr(s) => collect_selectors(&s.expr, out),
+        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out);
+            collect_selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, out),
+        Expr::Call(c) => c.args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, out);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ impl ScrapeProtocol {
         ScrapeProtocol::PrometheusText0_0_4,
     ];
 
+    /// Prometheus' order when native histograms are scraped and
+    /// `scrape_protocols` is not set: protobuf first.
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        ScrapeProtocol::PrometheusProto,
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScrapeProtocol::PrometheusProto => "PrometheusProto",
@@ -52,6 +62,24 @@ impl ScrapeProtocol {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
+}
+
+/// Prometheus 3.x's native-histogram scrape settings (`global:` and per
+/// scrape config).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HistogramScrape {
+    /// `scrape_native_histograms`: store native histograms (and prefer the
+    /// protobuf format when `scrape_protocols` is not set).
+    pub native: bool,
+    /// `always_scrape_classic_histograms`: also the classic series of a
+    /// histogram that is exposed as native too.
+    pub always_classic: bool,
+    /// `convert_classic_histograms_to_nhcb`.
+    pub convert_to_nhcb: bool,
+    /// `native_histogram_bucket_limit` (0: no limit; scrape configs only).
+    pub bucket_limit: u64,
+    /// `native_histogram_min_bucket_factor` (0 or 1: none; scrape configs only).
+    pub min_bucket_factor: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -23,7 +23,7 @@ pub(crate) mod raw;
 pub mod redact;
 pub mod relabel;
 
-pub use common::{FileSdConfig, ScrapeProtocol};
+pub use common::{FileSdConfig, HistogramScrape, ScrapeProtocol};
 pub use duration::{format_duration, parse_duration, parse_size};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file_sd::{parse_file_sd, parse_file_sd_str, parse_json_groups, FileSdError, TargetGroup};
@@ -44,6 +44,10 @@ pub struct GlobalConfig {
     pub evaluation_interval: Duration,
     pub external_labels: Labels,
     pub scrape_protocols: Vec<ScrapeProtocol>,
+    /// Whether `scrape_protocols` was written (else scrape configs that
+    /// enable native histograms put protobuf first).
+    pub scrape_protocols_set: bool,
+    pub histograms: HistogramScrape,
     pub body_size_limit: u64,
     pub sample_limit: u64,
     pub target_limit: u64,
@@ -71,6 +75,8 @@ impl Default for GlobalConfig {
             evaluation_interval: Duration::from_secs(60),
             external_labels: Labels::empty(),
             scrape_protocols: ScrapeProtocol::DEFAULT.to_vec(),
+            scrape_protocols_set: false,
+            histograms: HistogramScrape::default(),
             body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
             sample_limit: 0,
             target_limit: 0,
@@ -337,8 +343,21 @@ pub(crate) fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig
     let scrape_protocols = g
         .scrape_protocols
         .as_ref()
-        .and_then(|p| common::resolve_protocols(p, sink))
-        .unwrap_or(d.scrape_protocols);
+        .and_then(|p| common::resolve_protocols(p, sink));
+    let histograms = HistogramScrape {
+        native: g.scrape_native_histograms.unwrap_or(false),
+        always_classic: g.always_scrape_classic_histograms.unwrap_or(false),
+        convert_to_nhcb: g.convert_classic_histograms_to_nhcb.unwrap_or(false),
+        ..HistogramScrape::default()
+    };
+    let scrape_protocols_set = scrape_protocols.is_some();
+    let scrape_protocols = scrape_protocols.unwrap_or_else(|| {
+        if histograms.native {
+            ScrapeProtocol::PROTO_FIRST.to_vec()
+        } else {
+            d.scrape_protocols
+        }
+    });
     GlobalConfig {
         scrape_interval,
         scrape_timeout,
@@ -346,6 +365,8 @@ pub(crate) fn resolve_global(g: raw::RawGlobal, sink: &mut Sink) -> GlobalConfig
             .unwrap_or(d.evaluation_interval),
         external_labels: Labels::from_pairs(external),
         scrape_protocols,
+        scrape_protocols_set,
+        histograms,
         body_size_limit: common::opt_size(&g.body_size_limit, sink)
             .unwrap_or(DEFAULT_BODY_SIZE_LIMIT),
         sample_limit: g.sample_limit.unwrap_or(0),

@@ -121,6 +121,7 @@ fn scrape_config(
         scrape_protocols: g.scrape_protocols.clone(),
         enable_compression: false,
         names: Default::default(),
+        histograms: g.histograms,
     }
 }
 

@@ -9,16 +9,17 @@ use crate::scrape::parser::Format;
 use std::time::Duration;
 
 /// Builds the `Accept` header from `scrape_protocols` the way Prometheus
-/// does: decreasing q-values in the configured order, then `*/*`. The
-/// protobuf format is left out: klaxon does not parse it. The text formats
-/// that can carry UTF-8 names (OpenMetrics 1.0.0, Prometheus text 1.0.0)
-/// get the `escaping=` parameter of `metric_name_escaping_scheme`.
+/// does: decreasing q-values in the configured order, then `*/*`. The text
+/// formats that can carry UTF-8 names (OpenMetrics 1.0.0, Prometheus text
+/// 1.0.0) get the `escaping=` parameter of `metric_name_escaping_scheme`.
 pub fn accept_header(protocols: &[ScrapeProtocol], escaping: NameEscaping) -> String {
     let mut weight = 6;
     let mut vals = Vec::new();
     for p in protocols {
         let media = match p {
-            ScrapeProtocol::PrometheusProto => continue,
+            ScrapeProtocol::PrometheusProto => {
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+            }
             ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
             ScrapeProtocol::OpenMetricsText1_0_0 => "application/openmetrics-text;version=1.0.0",
             ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
@@ -200,6 +201,23 @@ mod tests {
         assert_eq!(
             h,
             "text/plain;version=1.0.0;escaping=underscores;q=0.6,*/*;q=0.5"
+        );
+        let h = accept_header(
+            &[
+                ScrapeProtocol::PrometheusProto,
+                ScrapeProtocol::PrometheusText0_0_4,
+            ],
+            NameEscaping::AllowUtf8,
+        );
+        assert_eq!(
+            h,
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,text/plain;version=0.0.4;q=0.5,*/*;q=0.4"
+        );
+        assert_eq!(
+            Format::from_content_type(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            ),
+            Format::Protobuf
         );
     }
 }

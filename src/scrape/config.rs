@@ -42,6 +42,11 @@ crate::config::raw::raw_http_client_struct! {
         enable_compression: Option<bool>,
         metric_name_validation_scheme: Option<S<String>>,
         metric_name_escaping_scheme: Option<S<String>>,
+        scrape_native_histograms: Option<bool>,
+        always_scrape_classic_histograms: Option<bool>,
+        convert_classic_histograms_to_nhcb: Option<bool>,
+        native_histogram_bucket_limit: Option<u64>,
+        native_histogram_min_bucket_factor: Option<S<f64>>,
     }
 }
 
@@ -87,6 +92,8 @@ pub struct ScrapeConfig {
     /// `metric_name_validation_scheme`, `metric_name_escaping_scheme`
     /// (the global ones unless set).
     pub names: crate::config::names::NameSchemes,
+    /// Native histograms and classic-histogram conversion.
+    pub histograms: crate::config::HistogramScrape,
 }
 
 fn resolve_http_client(
@@ -198,11 +205,45 @@ fn resolve_one(
         resolve_relabel_configs(r.relabel_configs.as_deref().unwrap_or(&[]), sink);
     let metric_relabel_configs =
         resolve_relabel_configs(r.metric_relabel_configs.as_deref().unwrap_or(&[]), sink);
+    let histograms = crate::config::HistogramScrape {
+        native: r.scrape_native_histograms.unwrap_or(g.histograms.native),
+        always_classic: r
+            .always_scrape_classic_histograms
+            .unwrap_or(g.histograms.always_classic),
+        convert_to_nhcb: r
+            .convert_classic_histograms_to_nhcb
+            .unwrap_or(g.histograms.convert_to_nhcb),
+        bucket_limit: r.native_histogram_bucket_limit.unwrap_or(0),
+        min_bucket_factor: match &r.native_histogram_min_bucket_factor {
+            Some(f) if !f.value.is_finite() || f.value < 0.0 => {
+                sink.push(
+                    Pos::of(f),
+                    format!(
+                        "native_histogram_min_bucket_factor must be a finite number >= 0, got {}",
+                        f.value
+                    ),
+                );
+                0.0
+            }
+            Some(f) => f.value,
+            None => 0.0,
+        },
+    };
+    // Prometheus: an explicit list wins (the job's, then the global one);
+    // without one, protobuf comes first when native histograms are scraped.
     let scrape_protocols = r
         .scrape_protocols
         .as_ref()
         .and_then(|p| resolve_protocols(p, sink))
-        .unwrap_or_else(|| g.scrape_protocols.clone());
+        .unwrap_or_else(|| {
+            if !g.scrape_protocols_set && histograms.native {
+                ScrapeProtocol::PROTO_FIRST.to_vec()
+            } else if !g.scrape_protocols_set {
+                ScrapeProtocol::DEFAULT.to_vec()
+            } else {
+                g.scrape_protocols.clone()
+            }
+        });
     let or_global = |v: Option<u64>, d: u64| v.filter(|x| *x != 0).unwrap_or(d);
     ScrapeConfig {
         job_name,
@@ -238,5 +279,6 @@ fn resolve_one(
             "scrape config",
             sink,
         ),
+        histograms,
     }
 }

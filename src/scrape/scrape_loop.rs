@@ -9,6 +9,7 @@
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
 use crate::scrape::config::ScrapeConfig;
+use crate::scrape::parser::protobuf::{self, ScrapedExemplar};
 use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
@@ -27,6 +28,8 @@ pub enum ScrapeError {
     Fetch(#[from] FetchError),
     #[error("parse error at {0}")]
     Parse(crate::scrape::parser::ParseError),
+    #[error("{0}")]
+    Protobuf(crate::scrape::parser::protobuf::ProtoError),
     #[error("sample limit exceeded (limit: {0})")]
     SampleLimit(u64),
     #[error("{0}")]
@@ -45,7 +48,7 @@ impl ScrapeError {
     pub fn reason(&self) -> &'static str {
         match self {
             ScrapeError::Fetch(f) => f.reason(),
-            ScrapeError::Parse(_) => "parse",
+            ScrapeError::Parse(_) | ScrapeError::Protobuf(_) => "parse",
             ScrapeError::SampleLimit(_) => "sample_limit",
             ScrapeError::LabelLimit(_) => "label_limit",
             ScrapeError::Duplicate(_) => "duplicate",
@@ -161,6 +164,11 @@ pub struct ScrapeLoop {
     last_scrape_ts: Option<i64>,
     /// In-process body source replacing the HTTP fetch.
     local: Option<Arc<dyn crate::scrape::local::LocalSource>>,
+    /// Exemplars of a protobuf payload by sample position, consumed by
+    /// the append of its converted text.
+    proto_exemplars: Vec<(u32, ScrapedExemplar)>,
+    /// Exemplars of the payload being appended, stored once it commits.
+    ex_pending: Vec<(SeriesRef, ScrapedExemplar)>,
 }
 
 impl ScrapeLoop {
@@ -185,6 +193,8 @@ impl ScrapeLoop {
             report_refs: None,
             last_scrape_ts: None,
             local: None,
+            proto_exemplars: Vec::new(),
+            ex_pending: Vec::new(),
         }
     }
 
@@ -356,6 +366,12 @@ impl ScrapeLoop {
         format: Format,
         ts: i64,
     ) -> Result<AppendStats, ScrapeError> {
+        if format == Format::Protobuf {
+            return self.append_protobuf(buf, ts);
+        }
+        let proto_exemplars = std::mem::take(&mut self.proto_exemplars);
+        let mut proto_ex = proto_exemplars.into_iter().peekable();
+        self.ex_pending.clear();
         let iter = self.iter + 1;
         let mut stats = AppendStats::default();
         self.pending = self.pools.pending.get();
@@ -389,6 +405,7 @@ impl ScrapeLoop {
                 let (value, timestamp) = parser.next_known()?;
                 Some((key, value, timestamp))
             });
+            let mut exemplar = None;
             let (key, value, timestamp, entry) = match known {
                 Some((key, value, timestamp)) => {
                     let hit = prev_order
@@ -424,6 +441,11 @@ impl ScrapeLoop {
                         }
                     };
                     let key = xxhash_rust::xxh3::xxh3_128(s.series);
+                    exemplar = s.exemplar.as_ref().map(|e| ScrapedExemplar {
+                        labels: e.labels(),
+                        value: e.value,
+                        timestamp: e.timestamp,
+                    });
                     let hit = prev_order
                         .get_mut(pos)
                         .filter(|e| e.0 == key)
@@ -449,9 +471,18 @@ impl ScrapeLoop {
                 _ => None,
             };
             order.push((key, entry));
+            while proto_ex.peek().is_some_and(|(i, _)| (*i as usize) < pos) {
+                proto_ex.next();
+            }
+            if proto_ex.peek().is_some_and(|(i, _)| *i as usize == pos) {
+                exemplar = proto_ex.next().map(|(_, e)| e);
+            }
             let Some(series) = series else {
                 continue;
             };
+            if let Some(e) = exemplar {
+                self.ex_pending.push((series, e));
+            }
             self.pending.push(Pending {
                 slot: pos as u32,
                 series,
@@ -498,7 +529,53 @@ impl ScrapeLoop {
         }
         self.cache_gc();
         committed?;
+        self.store_exemplars(ts);
         Ok(stats)
+    }
+
+    /// A protobuf payload: converted to text lines plus side data
+    /// (metadata, exemplars), then appended as text.
+    fn append_protobuf(&mut self, buf: &[u8], ts: i64) -> Result<AppendStats, ScrapeError> {
+        let h = self.cfg.histograms;
+        let opts = protobuf::Options {
+            native_histograms: h.native,
+            always_classic: h.always_classic,
+        };
+        let conv = protobuf::convert(buf, opts).map_err(ScrapeError::Protobuf)?;
+        for m in &conv.metadata {
+            let k = m.kind.as_str();
+            self.target.note_metadata(&m.name, |md| {
+                let a = set_if_changed(&mut md.kind, k);
+                let b = set_if_changed(&mut md.help, &m.help);
+                let c = set_if_changed(&mut md.unit, &m.unit);
+                a || b || c
+            });
+        }
+        self.proto_exemplars = conv.exemplars;
+        self.append_payload(&conv.text, Format::PrometheusText, ts)
+    }
+
+    /// Stores the exemplars of a committed payload (Prometheus' rules: no
+    /// timestamp means the scrape's; duplicates of the newest are dropped
+    /// silently, older ones counted as out of order).
+    fn store_exemplars(&mut self, ts: i64) {
+        if self.ex_pending.is_empty() {
+            return;
+        }
+        let store = self.head.exemplars();
+        for (r, e) in self.ex_pending.drain(..) {
+            let Some(series) = self.head.series_labels(r) else {
+                continue;
+            };
+            let ex = crate::tsdb::exemplars::Exemplar {
+                labels: e.labels,
+                value: e.value,
+                ts: e.timestamp.unwrap_or(ts),
+            };
+            if let Err(err) = store.add(&series, ex) {
+                tracing::trace!(series = %series, error = %err, "exemplar not stored");
+            }
+        }
     }
 
     /// A series text not in the cache: decode its labels, attach the

@@ -29,6 +29,9 @@ pub struct StorageConfig {
     pub memory_snapshot_on_shutdown: bool,
     /// Backend (sqlite or postgres) and HA settings.
     pub db: DbConfig,
+    /// `exemplars.max_exemplars` (Prometheus' `--storage.tsdb.max-exemplars`):
+    /// size of the exemplar buffer; 0 disables exemplar storage.
+    pub max_exemplars: usize,
 }
 
 impl Default for StorageConfig {
@@ -40,6 +43,7 @@ impl Default for StorageConfig {
             min_block_duration: Duration::from_secs(2 * 3600),
             memory_snapshot_on_shutdown: true,
             db: Default::default(),
+            max_exemplars: crate::tsdb::exemplars::DEFAULT_MAX_EXEMPLARS,
         }
     }
 }
@@ -56,10 +60,11 @@ pub(crate) struct RawStorage {
     pub min_block_duration: Option<S<String>>,
     /// `--enable-feature=memory-snapshot-on-shutdown`, as a setting.
     pub memory_snapshot_on_shutdown: Option<bool>,
-    /// Prometheus' own `storage.tsdb` / `storage.exemplars`: accepted so an
-    /// existing file loads, ignored with a warning.
+    /// Prometheus' own `storage.tsdb`: accepted so an existing file loads,
+    /// ignored with a warning.
     pub tsdb: Option<S<IgnoredAny>>,
-    pub exemplars: Option<S<IgnoredAny>>,
+    /// Prometheus' `storage.exemplars`.
+    pub exemplars: Option<S<RawExemplars>>,
     /// The store backend (`store::config`).
     pub backend: Option<S<String>>,
     pub dsn: Option<S<String>>,
@@ -77,14 +82,12 @@ pub(crate) fn resolve_storage(
     let Some(s) = raw else {
         return StorageConfig::default();
     };
-    for (name, v) in [("tsdb", &s.tsdb), ("exemplars", &s.exemplars)] {
-        if let Some(v) = v {
-            tracing::warn!(
-                file = sink.file(),
-                line = Pos::of(v).line,
-                "storage.{name} is Prometheus-specific and ignored by klaxon"
-            );
-        }
+    if let Some(v) = &s.tsdb {
+        tracing::warn!(
+            file = sink.file(),
+            line = Pos::of(v).line,
+            "storage.tsdb is Prometheus-specific and ignored by klaxon"
+        );
     }
     let d = StorageConfig::default();
     StorageConfig {
@@ -100,6 +103,13 @@ pub(crate) fn resolve_storage(
         memory_snapshot_on_shutdown: s
             .memory_snapshot_on_shutdown
             .unwrap_or(d.memory_snapshot_on_shutdown),
+        // Negative sizes disable the store, as in Prometheus.
+        max_exemplars: s
+            .exemplars
+            .as_ref()
+            .and_then(|e| e.value.max_exemplars)
+            .map(|n| n.max(0) as usize)
+            .unwrap_or(d.max_exemplars),
         db: resolve(
             RawDb {
                 backend: &s.backend,
@@ -111,6 +121,13 @@ pub(crate) fn resolve_storage(
             sink,
         ),
     }
+}
+
+/// `storage.exemplars` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExemplars {
+    pub max_exemplars: Option<i64>,
 }
 
 /// `storage.ha` as written.

@@ -204,6 +204,8 @@ pub struct Head {
     chunks_pending: Mutex<Vec<u64>>,
     /// One [`Head::write_chunks`] pass at a time.
     chunk_writer: Mutex<()>,
+    /// Scraped exemplars (in memory only).
+    exemplars: crate::tsdb::exemplars::ExemplarStore,
 }
 
 impl Default for Head {
@@ -265,7 +267,13 @@ impl Head {
             chunk_files: OnceLock::new(),
             chunks_pending: Mutex::new(Vec::new()),
             chunk_writer: Mutex::new(()),
+            exemplars: Default::default(),
         }
+    }
+
+    /// The exemplar store beside the head.
+    pub fn exemplars(&self) -> &crate::tsdb::exemplars::ExemplarStore {
+        &self.exemplars
     }
 
     /// A new batch; see [`HeadAppender`].

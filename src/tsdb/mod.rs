@@ -27,6 +27,7 @@ pub mod block;
 pub mod chunk;
 pub mod chunk_histogram;
 pub mod compact;
+pub mod exemplars;
 pub mod head;
 pub mod head_chunks;
 mod head_hist;

@@ -49,6 +49,50 @@ const NEWER_THAN_2_42: &[(&str, &str)] = &[
         "enable_compression is newer than 2.42",
     ),
     (
+        "global_enable_scrape_native_hist",
+        "scrape_native_histograms is Prometheus 3.x",
+    ),
+    (
+        "local_enable_scrape_native_hist",
+        "scrape_native_histograms is Prometheus 3.x",
+    ),
+    (
+        "local_disable_scrape_native_hist",
+        "scrape_native_histograms is Prometheus 3.x",
+    ),
+    (
+        "global_scrape_protocols_and_local_disable_scrape_native_hist",
+        "scrape_native_histograms is Prometheus 3.x",
+    ),
+    (
+        "global_convert_classic_hist_to_nhcb",
+        "convert_classic_histograms_to_nhcb is Prometheus 3.x",
+    ),
+    (
+        "local_convert_classic_hist_to_nhcb",
+        "convert_classic_histograms_to_nhcb is Prometheus 3.x",
+    ),
+    (
+        "local_disable_convert_classic_hist_to_nhcb",
+        "convert_classic_histograms_to_nhcb is Prometheus 3.x",
+    ),
+    (
+        "global_disable_always_scrape_classic_hist",
+        "always_scrape_classic_histograms is Prometheus 3.x",
+    ),
+    (
+        "global_enable_always_scrape_classic_hist",
+        "always_scrape_classic_histograms is Prometheus 3.x",
+    ),
+    (
+        "local_disable_always_scrape_classic_hist",
+        "always_scrape_classic_histograms is Prometheus 3.x",
+    ),
+    (
+        "local_enable_always_scrape_classic_hist",
+        "always_scrape_classic_histograms is Prometheus 3.x",
+    ),
+    (
         "config_with_deprecated_am_api_config.yml",
         "Alertmanager API v1 is gone in 3.x",
     ),

@@ -69,6 +69,7 @@ mod rules_run;
 mod rules_template;
 mod rules_unittest;
 mod scrape;
+mod scrape_protobuf;
 mod scrape_sharding;
 mod shipped_rules;
 mod slo;

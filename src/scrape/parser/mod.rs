@@ -14,6 +14,7 @@
 
 mod om_state;
 mod openmetrics;
+pub mod protobuf;
 mod sample;
 mod scan;
 mod text;
@@ -27,6 +28,10 @@ pub use sample::{Exemplar, LabelPairs, Sample};
 pub enum Format {
     PrometheusText,
     OpenMetrics,
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages: not
+    /// read by [`Parser`] (which takes it as text) but converted first by
+    /// [`protobuf::convert`].
+    Protobuf,
 }
 
 impl Format {
@@ -37,6 +42,13 @@ impl Format {
         let media = ct.split(';').next().unwrap_or("").trim();
         if media.eq_ignore_ascii_case("application/openmetrics-text") {
             Format::OpenMetrics
+        } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf")
+            && ct.split(';').skip(1).any(|p| {
+                p.trim()
+                    .eq_ignore_ascii_case("proto=io.prometheus.client.MetricFamily")
+            })
+        {
+            Format::Protobuf
         } else {
             Format::PrometheusText
         }
@@ -175,7 +187,7 @@ impl<'a> Parser<'a> {
                     st.lenient_values = validation == Validation::PrometheusCompatible;
                     Some(st)
                 }
-                Format::PrometheusText => None,
+                Format::PrometheusText | Format::Protobuf => None,
             },
             peeked: None,
         }
