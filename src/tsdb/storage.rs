@@ -370,7 +370,16 @@ impl<'h> HeadAppender<'h> {
     /// Logs the batch (one WAL write) and then makes it visible. On error
     /// nothing of it is visible and the caller may retry a later batch.
     pub fn commit(self) -> Result<(), CommitError> {
-        self.head.commit_batch(self.samples)
+        self.head.commit_batch(&self.samples)
+    }
+
+    /// Commits as [`Self::commit`] and hands back the emptied sample
+    /// buffer, for a caller that passes it to its next
+    /// [`Head::appender_with`] instead of growing a new one per batch.
+    pub fn commit_reuse(mut self) -> (Result<(), CommitError>, Vec<PendingSample>) {
+        let res = self.head.commit_batch(&self.samples);
+        self.samples.clear();
+        (res, self.samples)
     }
 
     /// Discards the batch (series it created stay, as in Prometheus).
