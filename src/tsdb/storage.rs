@@ -376,7 +376,7 @@ impl<'h> HeadAppender<'h> {
     /// Commits as [`Self::commit`] and hands back the emptied sample
     /// buffer, for a caller that passes it to its next
     /// [`Head::appender_with`] instead of growing a new one per batch.
-    pub fn commit_reuse(mut self) -> (Result<(), CommitError>, Vec<PendingSample>) {
+    pub(crate) fn commit_reuse(mut self) -> (Result<(), CommitError>, Vec<PendingSample>) {
         let res = self.head.commit_batch(&self.samples);
         self.samples.clear();
         (res, self.samples)
