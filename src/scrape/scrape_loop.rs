@@ -81,6 +81,8 @@ pub struct ScrapePools {
     bodies: Pool<u8>,
     pending: Pool<Pending>,
     slots: Pool<Slot>,
+    /// The appender's batch of checked samples.
+    samples: Pool<crate::tsdb::storage::PendingSample>,
 }
 
 impl ScrapePools {
@@ -93,6 +95,7 @@ impl ScrapePools {
             bodies: Pool::new(4, KEEP_BODY_BYTES),
             pending: Pool::new(4, KEEP_ENTRIES),
             slots: Pool::new(4, KEEP_ENTRIES),
+            samples: Pool::new(4, KEEP_ENTRIES),
         })
     }
 }
@@ -129,6 +132,8 @@ struct ScrapeCache {
     /// Series appended by the last successful scrape (sorted): the ones that
     /// get a staleness marker when they are missing from the next.
     prev: Vec<SeriesRef>,
+    /// The `prev` before last, kept for its capacity.
+    spare: Vec<SeriesRef>,
 }
 
 /// Counts one scrape reports in its synthetic series.
@@ -378,7 +383,7 @@ impl ScrapeLoop {
         // One batch per payload: nothing of it is visible (or logged)
         // unless all of it is good and the commit succeeds.
         let head = self.head.clone();
-        let mut app = head.appender();
+        let mut app = head.appender_with(self.pools.samples.get());
         // Syntax and OpenMetrics structure are enforced; value rules that
         // Prometheus does not check at scrape time (negative buckets, say) are
         // not, so a target Prometheus ingests is not failed here.
@@ -512,16 +517,19 @@ impl ScrapeLoop {
             return Err(ScrapeError::Duplicate(name));
         }
         self.iter = iter;
-        let mut cur: Vec<SeriesRef> = self
-            .pending
-            .iter()
-            .filter(|p| !p.explicit_ts)
-            .map(|p| p.series)
-            .collect();
+        let mut cur = std::mem::take(&mut self.cache.spare);
+        cur.clear();
+        cur.extend(
+            self.pending
+                .iter()
+                .filter(|p| !p.explicit_ts)
+                .map(|p| p.series),
+        );
         cur.dedup();
         let complete = self.commit_pending(&mut app, &order);
         self.write_staleness(&mut app, &cur, ts);
-        let committed = app.commit();
+        let (committed, samples) = app.commit_reuse();
+        self.pools.samples.put(samples);
         self.cache.prev = cur;
         self.pools.slots.put(prev_order);
         if complete {
@@ -669,7 +677,7 @@ impl ScrapeLoop {
     fn write_staleness(&mut self, app: &mut HeadAppender<'_>, cur: &[SeriesRef], ts: i64) {
         let prev = std::mem::take(&mut self.cache.prev);
         let mut j = 0;
-        for r in prev {
+        for &r in &prev {
             while j < cur.len() && cur[j].0 < r.0 {
                 j += 1;
             }
@@ -678,6 +686,7 @@ impl ScrapeLoop {
             }
             let _ = app.append_ref(r, ts, STALE_NAN);
         }
+        self.cache.spare = prev;
     }
 
     /// Staleness markers for every series of the last scrape, in a batch
@@ -695,7 +704,10 @@ impl ScrapeLoop {
     /// contain, so a target whose series churn does not grow the cache
     /// without bound.
     fn cache_gc(&mut self) {
-        if !self.iter.is_multiple_of(4) {
+        // Nothing to forget while the cache holds no more texts than the
+        // last scrape had samples (the steady state): the walk below hashes
+        // every one of them.
+        if !self.iter.is_multiple_of(4) || self.cache.entries.len() <= self.cache.order.len() {
             return;
         }
         let live: std::collections::HashSet<u128, foldhash::fast::RandomState> =

@@ -278,9 +278,16 @@ impl Head {
 
     /// A new batch; see [`HeadAppender`].
     pub fn appender(&self) -> HeadAppender<'_> {
+        self.appender_with(Vec::new())
+    }
+
+    /// A new batch collecting into `buf` (emptied first): a buffer handed
+    /// back by [`HeadAppender::commit_reuse`] keeps its capacity.
+    pub(crate) fn appender_with(&self, mut buf: Vec<PendingSample>) -> HeadAppender<'_> {
+        buf.clear();
         HeadAppender {
             head: self,
-            samples: Vec::new(),
+            samples: buf,
             newest: None,
             hists: Vec::new(),
         }
@@ -343,13 +350,13 @@ impl Head {
     }
 
     /// Logs a batch with one WAL write, then applies it.
-    pub(crate) fn commit_batch(&self, samples: Vec<PendingSample>) -> Result<(), CommitError> {
+    pub(crate) fn commit_batch(&self, samples: &[PendingSample]) -> Result<(), CommitError> {
         if samples.is_empty() {
             return Ok(());
         }
         let _shared = self.commit_lock.read();
         if let Some(wal) = self.wal.get() {
-            if let Err(e) = self.log_batch(wal, &samples) {
+            if let Err(e) = self.log_batch(wal, samples) {
                 tracing::error!(error = %e, samples = samples.len(), "WAL write failed; batch not committed");
                 return Err(CommitError::Wal(e.to_string()));
             }
@@ -363,7 +370,7 @@ impl Head {
         // Series that cut a chunk: the chunk writer moves it to the files.
         let mut cut_refs: Vec<u64> = Vec::new();
         let to_files = self.chunk_files.get().is_some();
-        for p in &samples {
+        for p in samples {
             let res = {
                 let mut data = p.series.data.lock();
                 if p.series.removed.load(std::sync::atomic::Ordering::Acquire) {

@@ -489,9 +489,23 @@ impl<'h> HeadAppender<'h> {
     /// nothing of it is visible and the caller may retry a later batch.
     pub fn commit(self) -> Result<(), CommitError> {
         if self.hists.is_empty() {
-            return self.head.commit_batch(self.samples);
+            return self.head.commit_batch(&self.samples);
         }
-        self.head.commit_mixed(self.samples, self.hists)
+        self.head.commit_mixed(&self.samples, self.hists)
+    }
+
+    /// Commits as [`Self::commit`] and hands back the emptied sample
+    /// buffer, for a caller that passes it to its next
+    /// [`Head::appender_with`] instead of growing a new one per batch.
+    pub(crate) fn commit_reuse(mut self) -> (Result<(), CommitError>, Vec<PendingSample>) {
+        let res = if self.hists.is_empty() {
+            self.head.commit_batch(&self.samples)
+        } else {
+            let hists = std::mem::take(&mut self.hists);
+            self.head.commit_mixed(&self.samples, hists)
+        };
+        self.samples.clear();
+        (res, self.samples)
     }
 
     /// Discards the batch (series it created stay, as in Prometheus).
