@@ -30,6 +30,7 @@ pub mod head;
 pub mod head_chunks;
 pub(crate) mod index;
 pub(crate) mod intern;
+pub(crate) mod mapped;
 mod mem;
 mod replay;
 pub(crate) mod series;

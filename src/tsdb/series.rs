@@ -4,6 +4,7 @@
 use super::chunk::{ChunkIter, ClosedChunk, HeadChunk};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
+use super::mapped::MappedList;
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -65,9 +66,8 @@ impl Series {
 /// files that has no newer sample yet).
 #[derive(Debug, Default)]
 pub struct SeriesChunks {
-    /// A boxed slice, not a `Vec`: one word less per series, and it grows
-    /// one chunk at a time anyway.
-    pub mapped: Box<[MappedChunk]>,
+    /// Packed to a few bytes per chunk (see [`MappedList`]).
+    pub mapped: MappedList,
     pub closed: Vec<ClosedChunk>,
     pub head: Option<HeadChunk>,
 }
@@ -183,7 +183,7 @@ impl SeriesChunks {
     pub fn heap_bytes(&self) -> usize {
         use super::mem::block;
         block(self.closed.capacity() * std::mem::size_of::<ClosedChunk>())
-            + block(self.mapped.len() * std::mem::size_of::<MappedChunk>())
+            + block(self.mapped.packed_bytes())
             + self
                 .closed
                 .iter()
@@ -196,10 +196,7 @@ impl SeriesChunks {
     /// how many were dropped. A chunk straddling the cutoff is kept whole.
     pub fn truncate(&mut self, cutoff: i64) -> usize {
         // Chunks in the files know their end exactly.
-        let gone = self.mapped.iter().take_while(|m| m.maxt < cutoff).count();
-        if gone > 0 {
-            self.mapped = self.mapped[gone..].into();
-        }
+        let gone = self.mapped.truncate_before(cutoff);
         if !self.mapped.is_empty() {
             return gone;
         }
@@ -281,11 +278,9 @@ impl SeriesChunks {
         }
     }
 
-    /// Chunks in the files overlapping the range.
-    fn mapped_in(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &MappedChunk> + '_ {
-        self.mapped
-            .iter()
-            .filter(move |m| m.mint <= maxt && m.maxt >= mint)
+    /// Chunks in the files overlapping the range, oldest first.
+    fn mapped_in(&self, mint: i64, maxt: i64) -> Vec<MappedChunk> {
+        self.mapped.overlapping(mint, maxt)
     }
 
     /// Full chunks still in memory, oldest first: time span and bytes
@@ -316,10 +311,7 @@ impl SeriesChunks {
 
     /// Appends chunks (newer than every mapped one) to `mapped`.
     pub fn add_mapped(&mut self, add: &[MappedChunk]) {
-        let mut v = std::mem::take(&mut self.mapped).into_vec();
-        v.reserve_exact(add.len());
-        v.extend_from_slice(add);
-        self.mapped = v.into_boxed_slice();
+        self.mapped.extend(add);
     }
 
     /// Time bounds of every in-memory chunk, oldest first. A closed chunk's upper bound
