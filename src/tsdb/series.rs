@@ -304,6 +304,9 @@ impl SeriesChunks {
         }
         if n > 0 {
             self.closed.drain(..n);
+            // Usually empty now: give its block back rather than keep a
+            // one-slot buffer per series until the next cut.
+            self.closed.shrink_to_fit();
             self.add_mapped(&written[..n]);
         }
         n
@@ -450,6 +453,39 @@ mod tests {
         assert_eq!(s.truncate(2500), 2);
         assert!(!s.has_samples());
         assert_eq!(s.num_chunks(), 0);
+    }
+
+    #[test]
+    fn written_chunks_leave_only_their_packed_references() {
+        let mut s = SeriesChunks::default();
+        for i in 0..250 {
+            s.append(i * 1000, i as f64, 120).unwrap();
+        }
+        let written: Vec<MappedChunk> = s
+            .unwritten()
+            .enumerate()
+            .map(|(i, (mint, maxt, _))| MappedChunk {
+                r: 1 << 32 | (8 + 300 * i as u64),
+                mint,
+                maxt,
+            })
+            .collect();
+        assert_eq!(written.len(), 2);
+        let before = s.heap_bytes();
+        assert_eq!(s.mark_written(&written), 2);
+        assert_eq!(s.closed.capacity(), 0, "no empty buffer kept per series");
+        assert_eq!(s.mapped.to_vec(), written);
+        assert_eq!(s.num_chunks(), 3);
+        assert_eq!(s.min_time(), Some(0));
+        assert!(s.heap_bytes() < before);
+        // Appends go on after the written chunks; truncation drops them by
+        // their exact end.
+        assert_eq!(
+            s.append(249_000, 1.0, 120),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(s.truncate(119_001), 1);
+        assert_eq!(s.min_time(), Some(120_000));
     }
 
     #[test]
