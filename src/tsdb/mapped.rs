@@ -36,45 +36,32 @@ pub struct MappedList {
 impl MappedList {
     /// Packs `chunks` (oldest first).
     pub fn from_chunks(chunks: &[MappedChunk]) -> MappedList {
-        let Some((newest, older)) = chunks.split_last() else {
+        let Some(newest) = chunks.last() else {
             return MappedList::default();
         };
-        let mut out = Vec::with_capacity(chunks.len() * 5 + 12);
-        // The reference values of the entry after each one, as a decoder
-        // walking backwards sees them.
-        let mut newer = *newest;
-        let mut newer_gap: Option<i128> = None;
-        let mut entries: Vec<Vec<u8>> = Vec::with_capacity(older.len());
-        for c in older.iter().rev() {
-            let mut e = Vec::with_capacity(8);
-            let gap = i128::from(newer.mint) - i128::from(c.maxt);
-            let len = i128::from(c.maxt) - i128::from(c.mint);
-            let newer_len = i128::from(newer.maxt) - i128::from(newer.mint);
+        let mut out = Vec::with_capacity(chunks.len() * 5 + 16);
+        // Entry `i` is read after entry `i + 1`, so it may refer to that
+        // one's gap and length.
+        let gap = |i: usize| i128::from(chunks[i + 1].mint) - i128::from(chunks[i].maxt);
+        let len = |c: &MappedChunk| i128::from(c.maxt) - i128::from(c.mint);
+        for (i, w) in chunks.windows(2).enumerate() {
+            let (c, newer) = (&w[0], &w[1]);
             let mut flags = 0;
-            if newer_gap == Some(gap) {
+            if i + 2 < chunks.len() && gap(i + 1) == gap(i) {
                 flags |= SAME_GAP;
             } else {
-                put(&mut e, zigzag(gap));
+                put(&mut out, zigzag(gap(i)));
             }
-            if len == newer_len {
+            if len(c) == len(newer) {
                 flags |= SAME_LEN;
             } else {
-                put(&mut e, zigzag(len));
+                put(&mut out, zigzag(len(c)));
             }
             let dref = i128::from(newer.r) - i128::from(c.r);
-            put(&mut e, zigzag(dref) << FLAG_BITS | flags);
-            entries.push(e);
-            newer = *c;
-            newer_gap = Some(gap);
-        }
-        for e in entries.iter().rev() {
-            out.extend_from_slice(e);
+            put(&mut out, zigzag(dref) << FLAG_BITS | flags);
         }
         put(&mut out, zigzag(i128::from(newest.mint)));
-        put(
-            &mut out,
-            zigzag(i128::from(newest.maxt) - i128::from(newest.mint)),
-        );
+        put(&mut out, zigzag(len(newest)));
         put(&mut out, u128::from(newest.r));
         MappedList {
             bytes: out.into_boxed_slice(),
