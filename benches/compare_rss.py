@@ -21,6 +21,7 @@ is its RSS per series at the last point over the first.
 
   python3 benches/compare_rss.py --klaxon /tmp/klaxon-418170a --runs 3
   python3 benches/compare_rss.py --klaxon ... --runs 1 --targets 100 --rss-at 200
+  python3 benches/compare_rss.py --klaxon NEW --baseline OLD --runs 1
 
 Everything listens on 127.0.0.1 and is stopped at the end.
 """
@@ -74,11 +75,13 @@ def start_servers(args, work, tag):
          f"--web.listen-address=127.0.0.1:{pport}", "--web.enable-remote-write-receiver", "--log.level=warn"],
         stdout=subprocess.DEVNULL, stderr=plog)
     out.append(("prom", prom, pport))
-    variants = [("klaxon", {})]
+    variants = [("klaxon", {}, args.klaxon)]
     if args.klaxon_env:
         env = dict(kv.split("=", 1) for kv in args.klaxon_env.split(","))
-        variants.append(("tuned", env))
-    for name, extra in variants:
+        variants.append(("tuned", env, args.klaxon))
+    if args.baseline:
+        variants.append(("before", {}, args.baseline))
+    for name, extra, binary in variants:
         kport = free_port()
         kdata = os.path.join(work, f"{name}-{tag}")
         kcfg = os.path.join(work, f"{name}-{tag}.yml")
@@ -86,7 +89,7 @@ def start_servers(args, work, tag):
             f.write(f"storage:\n  path: {kdata}\nscrape_configs: []\n")
         klog = open(os.path.join(work, f"{name}-{tag}.log"), "w")
         klaxon = subprocess.Popen(
-            [args.klaxon, "run", f"--config={kcfg}", f"--listen=127.0.0.1:{kport}",
+            [binary, "run", f"--config={kcfg}", f"--listen=127.0.0.1:{kport}",
              "--web.enable-remote-write-receiver", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=klog, env={**os.environ, **extra})
         out.append((name, klaxon, kport))
@@ -165,6 +168,8 @@ def main():
     ap.add_argument("--steps-per-req", type=int, default=10)
     ap.add_argument("--klaxon-env", default=None,
                     help="NAME=VALUE[,...]: also run a second klaxon ('tuned') with this environment")
+    ap.add_argument("--baseline", default=None,
+                    help="another klaxon binary ('before') fed the same requests in the same run")
     ap.add_argument("--work", default=None)
     ap.add_argument("--json", default=None, help="write every run's points here")
     args = ap.parse_args()
@@ -190,7 +195,7 @@ def main():
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     print(f"medians of {len(runs)} run(s), {args.targets * args.per_target} series:")
-    names = ["prom", "klaxon"] + (["tuned"] if args.klaxon_env else [])
+    names = ["prom", "klaxon"] + (["tuned"] if args.klaxon_env else []) + (["before"] if args.baseline else [])
 
     def med(n, key):
         return statistics.median(r[n][key] for r in runs)

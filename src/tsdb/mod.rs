@@ -33,6 +33,7 @@ pub mod head_chunks;
 mod head_hist;
 pub(crate) mod index;
 pub(crate) mod intern;
+pub(crate) mod mapped;
 mod mem;
 mod replay;
 pub(crate) mod series;

@@ -5,6 +5,7 @@ use super::chunk::{ChunkIter, ClosedChunk, HeadChunk, XorState};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
 use super::series_hist::{HistChunks, HistValue};
+use super::mapped::MappedList;
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -66,9 +67,8 @@ impl Series {
 /// files that has no newer sample yet).
 #[derive(Debug, Default)]
 pub struct SeriesChunks {
-    /// A boxed slice, not a `Vec`: one word less per series, and it grows
-    /// one chunk at a time anyway.
-    pub mapped: Box<[MappedChunk]>,
+    /// Packed to a few bytes per chunk (see [`MappedList`]).
+    pub mapped: MappedList,
     pub closed: Vec<ClosedChunk>,
     pub head: Option<HeadChunk>,
     /// Native-histogram chunks, for series that received a histogram.
@@ -323,7 +323,7 @@ impl SeriesChunks {
     pub fn heap_bytes(&self) -> usize {
         use super::mem::block;
         block(self.closed.capacity() * std::mem::size_of::<ClosedChunk>())
-            + block(self.mapped.len() * std::mem::size_of::<MappedChunk>())
+            + block(self.mapped.packed_bytes())
             + self
                 .closed
                 .iter()
@@ -348,10 +348,7 @@ impl SeriesChunks {
 
     fn truncate_floats(&mut self, cutoff: i64) -> usize {
         // Chunks in the files know their end exactly.
-        let gone = self.mapped.iter().take_while(|m| m.maxt < cutoff).count();
-        if gone > 0 {
-            self.mapped = self.mapped[gone..].into();
-        }
+        let gone = self.mapped.truncate_before(cutoff);
         if !self.mapped.is_empty() {
             return gone;
         }
@@ -440,11 +437,9 @@ impl SeriesChunks {
         }
     }
 
-    /// Chunks in the files overlapping the range.
-    fn mapped_in(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &MappedChunk> + '_ {
-        self.mapped
-            .iter()
-            .filter(move |m| m.mint <= maxt && m.maxt >= mint)
+    /// Chunks in the files overlapping the range, oldest first.
+    fn mapped_in(&self, mint: i64, maxt: i64) -> Vec<MappedChunk> {
+        self.mapped.overlapping(mint, maxt)
     }
 
     /// Full chunks still in memory, oldest first: time span and bytes
@@ -468,6 +463,9 @@ impl SeriesChunks {
         }
         if n > 0 {
             self.closed.drain(..n);
+            // Usually empty now: give its block back rather than keep a
+            // one-slot buffer per series until the next cut.
+            self.closed.shrink_to_fit();
             self.add_mapped(&written[..n]);
         }
         n
@@ -475,10 +473,7 @@ impl SeriesChunks {
 
     /// Appends chunks (newer than every mapped one) to `mapped`.
     pub fn add_mapped(&mut self, add: &[MappedChunk]) {
-        let mut v = std::mem::take(&mut self.mapped).into_vec();
-        v.reserve_exact(add.len());
-        v.extend_from_slice(add);
-        self.mapped = v.into_boxed_slice();
+        self.mapped.extend(add);
     }
 
     /// Time bounds of every in-memory chunk, oldest first. A closed chunk's upper bound
@@ -617,6 +612,39 @@ mod tests {
         assert_eq!(s.truncate(2500), 2);
         assert!(!s.has_samples());
         assert_eq!(s.num_chunks(), 0);
+    }
+
+    #[test]
+    fn written_chunks_leave_only_their_packed_references() {
+        let mut s = SeriesChunks::default();
+        for i in 0..250 {
+            s.append(i * 1000, i as f64, 120).unwrap();
+        }
+        let written: Vec<MappedChunk> = s
+            .unwritten()
+            .enumerate()
+            .map(|(i, (mint, maxt, _))| MappedChunk {
+                r: 1 << 32 | (8 + 300 * i as u64),
+                mint,
+                maxt,
+            })
+            .collect();
+        assert_eq!(written.len(), 2);
+        let before = s.heap_bytes();
+        assert_eq!(s.mark_written(&written), 2);
+        assert_eq!(s.closed.capacity(), 0, "no empty buffer kept per series");
+        assert_eq!(s.mapped.to_vec(), written);
+        assert_eq!(s.num_chunks(), 3);
+        assert_eq!(s.min_time(), Some(0));
+        assert!(s.heap_bytes() < before);
+        // Appends go on after the written chunks; truncation drops them by
+        // their exact end.
+        assert_eq!(
+            s.append(249_000, 1.0, 120),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(s.truncate(119_001), 1);
+        assert_eq!(s.min_time(), Some(120_000));
     }
 
     #[test]
