@@ -355,6 +355,7 @@ impl Evaluator<'_> {
                 t,
                 value,
                 drop_name: g.drop_name,
+                h: None,
             });
         }
         Ok(StepValue::Vector(out))

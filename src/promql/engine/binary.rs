@@ -275,6 +275,7 @@ fn fill_result(
         t: 0,
         value: val,
         drop_name: drop || is_arith(op) || ret_bool,
+        h: None,
     })
 }
 
@@ -316,6 +317,7 @@ fn vector_binop(
         t: 0,
         value: 0.0,
         drop_name: false,
+        h: None,
     };
     let mut seen_sigs: HashSet<u64> = HashSet::new();
     for ls in lhs {
@@ -400,6 +402,7 @@ fn vector_binop(
             t: ls.t,
             value: val,
             drop_name: ls.drop_name || is_arith(op) || ret_bool,
+            h: None,
         });
     }
     // `fill_left(v)`: right operands nothing matched get a left value v and

@@ -507,6 +507,7 @@ impl Evaluator<'_> {
                 labels,
                 mut points,
                 drop_name,
+                ..
             } = s;
             let pts = &points;
             if func.checks_counter_name()
@@ -533,6 +534,7 @@ impl Evaluator<'_> {
                     t,
                     value: v,
                     drop_name: if keep_name { drop_name } else { true },
+                    h: None,
                 });
             }
         }
