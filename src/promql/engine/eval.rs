@@ -438,6 +438,9 @@ impl<'a> Evaluator<'a> {
                     (UnaryOp::Neg, StepValue::Vector(mut vec)) => {
                         for s in &mut vec {
                             s.value = -s.value;
+                            if let Some(h) = &mut s.h {
+                                h.mul(-1.0);
+                            }
                             s.drop_name = true;
                         }
                         self.settle(StepValue::Vector(vec))?

@@ -6,12 +6,16 @@
 //! native histogram samples and ignore float samples; quantiles and
 //! fractions over one histogram come from `model::histogram::functions`.
 
+use std::collections::HashMap;
+
 use super::eval::{Evaluator, StepValue};
+use super::range_fns::{extrapolation_factor, RangeFn};
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::gofmt::go_quote;
-use crate::model::histogram::{self, FloatHistogram};
+use crate::model::histogram::{self, CounterResetHint, FloatHistogram};
+use crate::model::labels::METRIC_NAME;
 use crate::model::Labels;
-use crate::promql::parser::{Call, Expr};
+use crate::promql::parser::{AggregateExpr, AggregateOp, BinaryOp, Call, Expr};
 
 impl Evaluator<'_> {
     /// ` for metric name "x"` as Prometheus appends it to an annotation,
@@ -129,5 +133,414 @@ impl Evaluator<'_> {
                 h: None,
             });
         }
+    }
+}
+
+/// One group of a `sum`/`avg` over histogram samples.
+struct HistGroup {
+    key: u64,
+    labels: Labels,
+    drop_name: bool,
+    value: FloatHistogram,
+    count: f64,
+    reset_seen: bool,
+    not_reset_seen: bool,
+    incompatible: bool,
+}
+
+impl Evaluator<'_> {
+    /// `sum` and `avg` over the histogram samples of an aggregation's
+    /// input, grouped as the float side groups: each group's grouping
+    /// signature with its result, or `None` when its histograms could not
+    /// be added (exponential beside custom buckets, warned here).
+    pub(crate) fn aggregate_histograms(
+        &mut self,
+        a: &AggregateExpr,
+        hists: Vec<Sample>,
+    ) -> Vec<(u64, Option<Sample>)> {
+        let pos = a.expr.span().0;
+        let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
+        let mut groups: Vec<HistGroup> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for s in hists {
+            let Some(h) = s.h else { continue };
+            let key =
+                self.cached_signature(super::eval::key(a), &s.labels, !a.without, &a.grouping);
+            let (reset, not_reset) = (
+                h.counter_reset_hint == CounterResetHint::Reset,
+                h.counter_reset_hint == CounterResetHint::NotReset,
+            );
+            let Some(g) = index.get(&key).and_then(|&i| groups.get_mut(i)) else {
+                index.insert(key, groups.len());
+                groups.push(HistGroup {
+                    key,
+                    labels: super::aggregate::group_labels_of(&s.labels, a),
+                    drop_name: by_name && s.drop_name,
+                    value: *h,
+                    count: 1.0,
+                    reset_seen: reset,
+                    not_reset_seen: not_reset,
+                    incompatible: false,
+                });
+                continue;
+            };
+            if g.incompatible {
+                continue;
+            }
+            if by_name && s.drop_name {
+                g.drop_name = true;
+            }
+            g.count += 1.0;
+            g.reset_seen |= reset;
+            g.not_reset_seen |= not_reset;
+            match g.value.add(&h) {
+                Ok(info) => {
+                    if info.nhcb_bounds_reconciled {
+                        self.info(
+                            "mismatched custom buckets were reconciled during aggregation".into(),
+                            pos,
+                        );
+                    }
+                }
+                Err(_) => {
+                    g.incompatible = true;
+                    self.warn(
+                        format!(
+                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {}",
+                            go_quote(s.labels.metric_name())
+                        ),
+                        pos,
+                    );
+                }
+            }
+        }
+        let avg = a.op == AggregateOp::Avg;
+        let mut out = Vec::with_capacity(groups.len());
+        for mut g in groups {
+            if g.incompatible {
+                out.push((g.key, None));
+                continue;
+            }
+            if g.reset_seen && g.not_reset_seen {
+                self.warn(
+                    "conflicting counter resets during histogram aggregation".into(),
+                    pos,
+                );
+            }
+            if avg {
+                g.value.div(g.count);
+            }
+            g.value.compact(0);
+            out.push((
+                g.key,
+                Some(Sample {
+                    labels: g.labels.into(),
+                    t: 0,
+                    value: 0.0,
+                    drop_name: g.drop_name,
+                    h: Some(Box::new(g.value)),
+                }),
+            ));
+        }
+        out
+    }
+
+    /// The info for a histogram an aggregation that takes floats only
+    /// (`min`, `max`, `topk`, `quantile`, ...) left out.
+    pub(crate) fn histogram_ignored(&mut self, a: &AggregateExpr) {
+        let name = a.op.as_str();
+        self.info(
+            format!("ignored histogram in {name} aggregation"),
+            a.expr.span().0,
+        );
+    }
+}
+
+/// An annotation raised away from the evaluator (binary operators work on
+/// plain vectors), added by the caller at the operator's position.
+pub(crate) enum Note {
+    Warn(String),
+    Info(String),
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn add_notes(&mut self, notes: Vec<Note>, pos: usize) {
+        for n in notes {
+            match n {
+                Note::Warn(w) => self.warn(w, pos),
+                Note::Info(i) => self.info(i, pos),
+            }
+        }
+    }
+}
+
+/// A binary operator's result for one pair of operands of which at least
+/// one is a histogram: `(float, histogram, keep)`, or `None` when the
+/// operator does not apply to these types (a note says so).
+pub(crate) fn hist_elem(
+    op: BinaryOp,
+    lf: f64,
+    rf: f64,
+    lh: Option<&FloatHistogram>,
+    rh: Option<&FloatHistogram>,
+    notes: &mut Vec<Note>,
+) -> Option<(f64, Option<Box<FloatHistogram>>, bool)> {
+    let scaled = |h: &FloatHistogram, f: &dyn Fn(&mut FloatHistogram)| {
+        let mut h = h.clone();
+        f(&mut h);
+        h.compact(0);
+        Some((0.0, Some(Box::new(h)), true))
+    };
+    match (lh, rh) {
+        (None, Some(h)) if op == BinaryOp::Mul => scaled(h, &|h| h.mul(lf)),
+        (Some(h), None) if op == BinaryOp::Mul => scaled(h, &|h| h.mul(rf)),
+        (Some(h), None) if op == BinaryOp::Div => scaled(h, &|h| h.div(rf)),
+        (Some(l), Some(r)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
+            let mut res = l.clone();
+            let sub = op == BinaryOp::Sub;
+            let combined = if sub { res.sub(r) } else { res.add(r) };
+            match combined {
+                Err(_) => {
+                    notes.push(Note::Warn(format!(
+                        "incompatible bucket layout encountered for binary operator {}",
+                        op.as_str()
+                    )));
+                    None
+                }
+                Ok(info) => {
+                    let what = if sub { "subtraction" } else { "addition" };
+                    if info.counter_reset_collision {
+                        notes.push(Note::Warn(format!(
+                            "conflicting counter resets during histogram {what}"
+                        )));
+                    }
+                    if info.nhcb_bounds_reconciled {
+                        notes.push(Note::Info(format!(
+                            "mismatched custom buckets were reconciled during {what}"
+                        )));
+                    }
+                    if sub {
+                        res.counter_reset_hint = CounterResetHint::Gauge;
+                    }
+                    res.compact(0);
+                    Some((0.0, Some(Box::new(res)), true))
+                }
+            }
+        }
+        (Some(l), Some(r)) if matches!(op, BinaryOp::Eql | BinaryOp::Neq) => {
+            let eq = l.equals(r);
+            Some((0.0, Some(Box::new(l.clone())), eq == (op == BinaryOp::Eql)))
+        }
+        _ => {
+            let kind = |h: Option<&FloatHistogram>| if h.is_some() { "histogram" } else { "float" };
+            notes.push(Note::Info(format!(
+                "incompatible sample types encountered for binary operator {}: {} {} {}",
+                go_quote(op.as_str()),
+                kind(lh),
+                op.as_str(),
+                kind(rh)
+            )));
+            None
+        }
+    }
+}
+
+/// A range function's result over a window with histograms: `None` to
+/// compute it over the window's floats as usual; `Some(None)` for no
+/// output; `Some(Some((float, histogram)))` the result.
+type RangeOut = Option<Option<(f64, Option<FloatHistogram>)>>;
+
+impl Evaluator<'_> {
+    /// A range function over a window holding native histograms
+    /// (`hpoints`, non-empty) and maybe floats (`points`).
+    pub(crate) fn range_histograms(
+        &mut self,
+        func: RangeFn,
+        labels: &Labels,
+        points: &[(i64, f64)],
+        hpoints: Vec<(i64, FloatHistogram)>,
+        window: (i64, i64, i64),
+        marg: &Expr,
+    ) -> RangeOut {
+        let pos = marg.span().0;
+        let name = go_quote(labels.metric_name());
+        let mixed = !points.is_empty();
+        let newest_float = points.last().map(|p| p.0);
+        let oldest_float = points.first().map(|p| p.0);
+        match func {
+            RangeFn::Rate | RangeFn::Increase | RangeFn::Delta | RangeFn::Sum | RangeFn::Avg
+                if mixed =>
+            {
+                self.warn(
+                    format!("encountered a mix of histograms and floats for metric name {name}"),
+                    pos,
+                );
+                Some(None)
+            }
+            RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => Some(
+                self.histogram_rate(func, &name, &hpoints, window, pos)
+                    .map(|h| (0.0, Some(h))),
+            ),
+            RangeFn::Sum | RangeFn::Avg => {
+                let n = hpoints.len() as f64;
+                let mut it = hpoints.into_iter();
+                let (_, mut acc) = it.next()?;
+                for (_, h) in it {
+                    if acc.add(&h).is_err() {
+                        self.warn(
+                            format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
+                            pos,
+                        );
+                        return Some(None);
+                    }
+                }
+                if func == RangeFn::Avg {
+                    acc.div(n);
+                }
+                acc.compact(0);
+                Some(Some((0.0, Some(acc))))
+            }
+            RangeFn::Count => Some(Some(((points.len() + hpoints.len()) as f64, None))),
+            RangeFn::Present => Some(Some((1.0, None))),
+            RangeFn::Last | RangeFn::TsOfLast => {
+                let (ht, h) = hpoints.into_iter().last()?;
+                if newest_float.is_some_and(|ft| ft > ht) {
+                    return None;
+                }
+                Some(Some(match func {
+                    RangeFn::Last => (0.0, Some(h)),
+                    _ => (ht as f64 / 1000.0, None),
+                }))
+            }
+            RangeFn::First | RangeFn::TsOfFirst => {
+                let (ht, h) = hpoints.into_iter().next()?;
+                if oldest_float.is_some_and(|ft| ft < ht) {
+                    return None;
+                }
+                Some(Some(match func {
+                    RangeFn::First => (0.0, Some(h)),
+                    _ => (ht as f64 / 1000.0, None),
+                }))
+            }
+            _ if !mixed => Some(None),
+            _ => {
+                self.info(
+                    format!("ignored histograms in a range containing both floats and histograms for metric name {name}"),
+                    pos,
+                );
+                None
+            }
+        }
+    }
+
+    /// `rate`, `increase` or `delta` over histogram samples: the last minus
+    /// the first (counter resets added back for `rate`/`increase`), in the
+    /// lowest schema of the window, extrapolated as for floats by count.
+    fn histogram_rate(
+        &mut self,
+        func: RangeFn,
+        name: &str,
+        pts: &[(i64, FloatHistogram)],
+        (range_start, range_end, range_ms): (i64, i64, i64),
+        pos: usize,
+    ) -> Option<FloatHistogram> {
+        let counter = func != RangeFn::Delta;
+        let (first_t, first) = pts.first()?;
+        let (last_t, last) = pts.last()?;
+        if pts.len() < 2 {
+            return None;
+        }
+        let not_counter = format!("this native histogram metric is not a counter: {name}");
+        let mixed_layout = format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}");
+        if counter
+            && (first.counter_reset_hint == CounterResetHint::Gauge
+                || last.counter_reset_hint == CounterResetHint::Gauge)
+        {
+            self.warn(not_counter.clone(), pos);
+        }
+        let mut prev = first.clone();
+        if counter {
+            if let Some((_, second)) = pts.get(1) {
+                if second.detect_reset(first) {
+                    prev = FloatHistogram {
+                        schema: second.schema,
+                        custom_values: second.custom_values.clone(),
+                        ..FloatHistogram::default()
+                    };
+                }
+            }
+        }
+        let custom = prev.uses_custom_buckets();
+        if last.uses_custom_buckets() != custom {
+            self.warn(mixed_layout, pos);
+            return None;
+        }
+        let mut min_schema = last.schema.min(prev.schema);
+        for (_, h) in pts.iter().take(pts.len() - 1).skip(1) {
+            if !counter {
+                continue;
+            }
+            if h.counter_reset_hint == CounterResetHint::Gauge {
+                self.warn(not_counter.clone(), pos);
+            }
+            min_schema = min_schema.min(h.schema);
+            if h.uses_custom_buckets() != custom {
+                self.warn(mixed_layout, pos);
+                return None;
+            }
+        }
+        let mut h = last.clone();
+        if !h.uses_custom_buckets() && h.schema > min_schema {
+            h.reduce_resolution(min_schema).ok()?;
+        }
+        match h.sub(&prev) {
+            Err(_) => {
+                self.warn(mixed_layout, pos);
+                return None;
+            }
+            Ok(info) if info.nhcb_bounds_reconciled => self.info(
+                "mismatched custom buckets were reconciled during subtraction".into(),
+                pos,
+            ),
+            Ok(_) => {}
+        }
+        if counter {
+            let mut prev = &prev;
+            for (_, cur) in pts.iter().skip(1) {
+                if cur.detect_reset(prev) {
+                    match h.add(prev) {
+                        Err(_) => {
+                            self.warn(mixed_layout, pos);
+                            return None;
+                        }
+                        Ok(info) if info.nhcb_bounds_reconciled => self.info(
+                            "mismatched custom buckets were reconciled during addition".into(),
+                            pos,
+                        ),
+                        Ok(_) => {}
+                    }
+                }
+                prev = cur;
+            }
+        } else if first.counter_reset_hint != CounterResetHint::Gauge
+            || last.counter_reset_hint != CounterResetHint::Gauge
+        {
+            self.warn(
+                format!("this native histogram metric is not a gauge: {name}"),
+                pos,
+            );
+        }
+        h.counter_reset_hint = CounterResetHint::Gauge;
+        h.compact(0);
+        let factor = extrapolation_factor(
+            (*first_t, *last_t, pts.len()),
+            first.count,
+            h.count,
+            (range_start, range_end, range_ms),
+            counter,
+            func == RangeFn::Rate,
+        );
+        h.mul(factor);
+        Some(h)
     }
 }
