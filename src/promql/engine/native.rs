@@ -544,3 +544,130 @@ impl Evaluator<'_> {
         Some(h)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::model::histogram::notation::parse_histogram;
+    use crate::promql::parser::parse;
+    use crate::tsdb::Head;
+
+    fn h(s: &str) -> FloatHistogram {
+        parse_histogram(s).expect("notation").histogram
+    }
+
+    fn same(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+        let mut a = a.clone();
+        let mut b = b.clone();
+        a.compact(0);
+        b.compact(0);
+        a.equals(&b)
+    }
+
+    #[test]
+    fn operators_on_histograms() {
+        let a = h("{{schema:0 count:4 sum:6 buckets:[1 2 1]}}");
+        let b = h("{{schema:0 count:2 sum:2 buckets:[1 1]}}");
+        let mut notes = Vec::new();
+        let (_, r, keep) =
+            hist_elem(BinaryOp::Mul, 0.0, 2.0, Some(&a), None, &mut notes).expect("h * 2");
+        assert!(keep);
+        assert!(same(
+            &r.expect("histogram"),
+            &h("{{schema:0 count:8 sum:12 buckets:[2 4 2]}}")
+        ));
+        let (_, r, _) =
+            hist_elem(BinaryOp::Mul, 2.0, 0.0, None, Some(&a), &mut notes).expect("2 * h");
+        assert!(same(
+            &r.expect("histogram"),
+            &h("{{schema:0 count:8 sum:12 buckets:[2 4 2]}}")
+        ));
+        let (_, r, _) =
+            hist_elem(BinaryOp::Sub, 0.0, 0.0, Some(&a), Some(&b), &mut notes).expect("a - b");
+        let r = r.expect("histogram");
+        assert_eq!(r.counter_reset_hint, CounterResetHint::Gauge);
+        assert!(same(&r, &h("{{schema:0 count:2 sum:4 buckets:[0 1 1]}}")));
+        let (_, _, keep) =
+            hist_elem(BinaryOp::Eql, 0.0, 0.0, Some(&a), Some(&a), &mut notes).expect("a == a");
+        assert!(keep);
+        assert!(notes.is_empty());
+        // A float added to a histogram: dropped with Prometheus' info.
+        assert!(hist_elem(BinaryOp::Add, 1.0, 0.0, None, Some(&a), &mut notes).is_none());
+        assert!(matches!(
+            notes.as_slice(),
+            [Note::Info(t)] if t == "incompatible sample types encountered for binary operator \"+\": float + histogram"
+        ));
+        // Exponential and custom buckets cannot be added.
+        let c = h("{{schema:-53 count:1 sum:1 custom_values:[1] buckets:[1]}}");
+        notes.clear();
+        assert!(hist_elem(BinaryOp::Add, 0.0, 0.0, Some(&a), Some(&c), &mut notes).is_none());
+        assert!(matches!(
+            notes.as_slice(),
+            [Note::Warn(t)] if t == "incompatible bucket layout encountered for binary operator +"
+        ));
+    }
+
+    fn evaluator(head: &Head) -> Evaluator<'_> {
+        Evaluator::new(
+            head,
+            None,
+            0,
+            0,
+            0,
+            300_000,
+            1000,
+            Instant::now() + std::time::Duration::from_secs(10),
+        )
+    }
+
+    #[test]
+    fn rate_of_histograms_adds_counter_resets_back() {
+        let head = Head::default();
+        let mut ev = evaluator(&head);
+        let marg = parse("x[3m]").expect("parse");
+        let labels = Labels::from_pairs([("__name__", "x")]);
+        // 0, 60s, 120s: counts 2, 4, then a reset to 1.
+        let pts = vec![
+            (0, h("{{count:2 sum:2 buckets:[2]}}")),
+            (60_000, h("{{count:4 sum:4 buckets:[4]}}")),
+            (120_000, h("{{count:1 sum:1 buckets:[1]}}")),
+        ];
+        let out = ev
+            .range_histograms(
+                RangeFn::Increase,
+                &labels,
+                &[],
+                pts.clone(),
+                (-60_000, 120_000, 180_000),
+                &marg,
+            )
+            .flatten()
+            .expect("increase");
+        let got = out.1.expect("histogram");
+        // Raw increase 1 - 2 + 4 = 3 over 120s sampled; the window starts
+        // 60s before the first sample (under 1.1 average intervals, and
+        // the zero point 2/3 * 120s = 80s is further), so extrapolated by
+        // 60s: factor (120 + 60) / 120.
+        let want = 3.0 * 180.0 / 120.0;
+        assert!((got.count - want).abs() < 1e-9, "{}", got.count);
+        assert_eq!(got.counter_reset_hint, CounterResetHint::Gauge);
+        // Floats in the same window: a warning and no result.
+        let mixed = ev.range_histograms(
+            RangeFn::Rate,
+            &labels,
+            &[(30_000, 1.0)],
+            pts,
+            (-60_000, 120_000, 180_000),
+            &marg,
+        );
+        assert!(matches!(mixed, Some(None)));
+        assert_eq!(
+            ev.warnings,
+            vec![
+                "PromQL warning: encountered a mix of histograms and floats for metric name \"x\""
+            ]
+        );
+    }
+}
