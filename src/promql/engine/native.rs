@@ -422,6 +422,9 @@ impl Evaluator<'_> {
                     _ => (ht as f64 / 1000.0, None),
                 }))
             }
+            RangeFn::Irate | RangeFn::Idelta => {
+                self.instant_histogram(func == RangeFn::Irate, &name, points, &hpoints, pos)
+            }
             _ if !mixed => Some(None),
             _ => {
                 self.info(
@@ -431,6 +434,80 @@ impl Evaluator<'_> {
                 None
             }
         }
+    }
+
+    /// `irate`/`idelta` with histograms in the window: from its last two
+    /// samples, `None` (the float path) when both are floats.
+    fn instant_histogram(
+        &mut self,
+        is_rate: bool,
+        name: &str,
+        points: &[(i64, f64)],
+        hpoints: &[(i64, FloatHistogram)],
+        pos: usize,
+    ) -> RangeOut {
+        let mut last: Vec<(i64, Option<&FloatHistogram>)> = points
+            .iter()
+            .rev()
+            .take(2)
+            .map(|p| (p.0, None))
+            .chain(hpoints.iter().rev().take(2).map(|p| (p.0, Some(&p.1))))
+            .collect();
+        last.sort_by_key(|p| p.0);
+        let [.., (t0, a), (t1, b)] = last.as_slice() else {
+            return Some(None);
+        };
+        let dt = t1 - t0;
+        if dt == 0 {
+            return Some(None);
+        }
+        let (a, b) = match (a, b) {
+            (None, None) => return None,
+            (Some(a), Some(b)) => (*a, *b),
+            _ => {
+                self.warn(
+                    format!("encountered a mix of histograms and floats for metric name {name}"),
+                    pos,
+                );
+                return Some(None);
+            }
+        };
+        let gauge = |h: &FloatHistogram| h.counter_reset_hint == CounterResetHint::Gauge;
+        if is_rate && (gauge(a) || gauge(b)) {
+            self.warn(
+                format!("this native histogram metric is not a counter: {name}"),
+                pos,
+            );
+        }
+        if !is_rate && !(gauge(a) && gauge(b)) {
+            self.warn(
+                format!("this native histogram metric is not a gauge: {name}"),
+                pos,
+            );
+        }
+        let mut h = b.clone();
+        if !is_rate || !b.detect_reset(a) {
+            match h.sub(a) {
+                Err(_) => {
+                    self.warn(
+                        format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
+                        pos,
+                    );
+                    return Some(None);
+                }
+                Ok(info) if info.nhcb_bounds_reconciled => self.info(
+                    "mismatched custom buckets were reconciled during subtraction".into(),
+                    pos,
+                ),
+                Ok(_) => {}
+            }
+        }
+        h.counter_reset_hint = CounterResetHint::Gauge;
+        h.compact(0);
+        if is_rate {
+            h.div(dt as f64 / 1000.0);
+        }
+        Some(Some((0.0, Some(h))))
     }
 
     /// `rate`, `increase` or `delta` over histogram samples: the last minus
