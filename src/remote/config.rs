@@ -21,8 +21,8 @@ crate::config::raw::raw_http_client_struct! {
         remote_timeout: Option<S<String>>,
         headers: Option<SpannedMap>,
         write_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-        /// klaxon stores neither exemplars nor native histograms, so there is
-        /// nothing to send either way; accepted so a Prometheus file loads.
+        /// klaxon sends neither exemplars nor native histograms yet;
+        /// accepted so a Prometheus file loads.
         send_exemplars: Option<bool>,
         send_native_histograms: Option<bool>,
         queue_config: Option<S<RawQueueConfig>>,
@@ -229,7 +229,7 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
         tracing::warn!(
             file = sink.file(),
             line = Pos::of(raw).line,
-            "remote_write send_exemplars/send_native_histograms: klaxon stores neither, nothing extra is sent"
+            "remote_write send_exemplars/send_native_histograms: klaxon does not send exemplars or native histograms yet; only float samples are sent"
         );
     }
     let url = match &r.url {

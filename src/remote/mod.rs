@@ -2,6 +2,7 @@
 //! a sidecar, fed by a Prometheus) and the sender.
 
 pub mod proto;
+pub mod proto_hist;
 // Remote write out: config, queues, shards, HTTP client, metrics; in: receive.
 pub mod client;
 pub mod config;

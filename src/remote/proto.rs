@@ -13,13 +13,12 @@
 //! What is decoded and what is not:
 //! - `TimeSeries.exemplars` (field 3) are skipped: klaxon's head keeps no
 //!   exemplars. They are counted in [`DecodeStats`].
-//! - `TimeSeries.histograms` (field 4, native histograms) are skipped and
-//!   counted in [`DecodeStats`]: the head has no native histogram type.
-//!   Rejecting the whole request instead would make the sender drop the
-//!   float samples of the same batch as well (a 400 is not retried).
+//! - `TimeSeries.histograms` (field 4, native histograms) are decoded
+//!   (`remote::proto_hist`) and counted in [`DecodeStats`].
 //! - An unknown `MetricMetadata.type` number decodes as
 //!   [`MetricType::Unknown`].
 
+use super::proto_hist::HistogramSample;
 use crate::model::Label;
 use std::fmt;
 
@@ -36,6 +35,8 @@ pub struct WriteRequest {
 pub struct TimeSeries {
     pub labels: Vec<Label>,
     pub samples: Vec<Sample>,
+    /// Native-histogram samples (`TimeSeries.histograms`).
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// `prometheus.Sample`; `timestamp` in milliseconds since the epoch.
@@ -102,7 +103,7 @@ impl MetricType {
 /// What a decode skipped, for the receiver's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecodeStats {
-    /// Native histogram samples (`TimeSeries.histograms`), not stored.
+    /// Native histogram samples (`TimeSeries.histograms`) decoded.
     pub histograms: u64,
     /// Exemplars (`TimeSeries.exemplars`), not stored.
     pub exemplars: u64,
@@ -161,21 +162,21 @@ impl fmt::Display for Problem {
     }
 }
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 /// Error under construction: the field path is filled in from the inside
 /// out as the error travels up through the nested messages.
-struct Err {
+pub(crate) struct Err {
     offset: usize,
     path: Vec<String>,
     problem: Problem,
 }
 
 impl Err {
-    fn at(offset: usize, problem: Problem) -> Err {
+    pub(crate) fn at(offset: usize, problem: Problem) -> Err {
         Err {
             offset,
             path: Vec::new(),
@@ -183,7 +184,7 @@ impl Err {
         }
     }
 
-    fn within(mut self, segment: impl Into<String>) -> Err {
+    pub(crate) fn within(mut self, segment: impl Into<String>) -> Err {
         self.path.push(segment.into());
         self
     }
@@ -206,26 +207,26 @@ impl Err {
 
 /// A cursor over one message's bytes. `base` is the message's offset in the
 /// whole body, so errors report absolute offsets.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
+    pub(crate) fn new(buf: &'a [u8], base: usize) -> Self {
         Reader { buf, pos: 0, base }
     }
 
-    fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.base + self.pos
     }
 
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, Err> {
+    pub(crate) fn varint(&mut self) -> Result<u64, Err> {
         let start = self.offset();
         let mut v: u64 = 0;
         for i in 0..10 {
@@ -244,7 +245,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Field number and wire type of the next field.
-    fn tag(&mut self) -> Result<(u64, u8), Err> {
+    pub(crate) fn tag(&mut self) -> Result<(u64, u8), Err> {
         let start = self.offset();
         let key = self.varint()?;
         let field = key >> 3;
@@ -254,7 +255,7 @@ impl<'a> Reader<'a> {
         Ok((field, (key & 7) as u8))
     }
 
-    fn fixed64(&mut self) -> Result<u64, Err> {
+    pub(crate) fn fixed64(&mut self) -> Result<u64, Err> {
         let start = self.offset();
         let bytes = self
             .buf
@@ -267,7 +268,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited payload and its absolute offset.
-    fn bytes(&mut self) -> Result<(&'a [u8], usize), Err> {
+    pub(crate) fn bytes(&mut self) -> Result<(&'a [u8], usize), Err> {
         let start = self.offset();
         let len = self.varint()?;
         let body_at = self.offset();
@@ -288,7 +289,7 @@ impl<'a> Reader<'a> {
             .map_err(|e| Err::at(at + e.valid_up_to(), Problem::InvalidUtf8))
     }
 
-    fn skip(&mut self, wire: u8) -> Result<(), Err> {
+    pub(crate) fn skip(&mut self, wire: u8) -> Result<(), Err> {
         let start = self.offset();
         match wire {
             VARINT => self.varint().map(drop),
@@ -307,7 +308,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect(&self, at: usize, wire: u8, expected: u8) -> Result<(), Err> {
+    pub(crate) fn expect(&self, at: usize, wire: u8, expected: u8) -> Result<(), Err> {
         if wire == expected {
             Ok(())
         } else {
@@ -429,9 +430,14 @@ fn decode_series(buf: &[u8], base: usize, stats: &mut DecodeStats) -> Result<Tim
                 stats.exemplars += 1;
             }
             4 => {
-                r.expect(at, wire, LEN)
-                    .and_then(|_| r.bytes())
-                    .map_err(|e| e.within("histograms"))?;
+                let i = ts.histograms.len();
+                let h = (|| {
+                    r.expect(at, wire, LEN)?;
+                    let (b, base) = r.bytes()?;
+                    super::proto_hist::decode(b, base)
+                })()
+                .map_err(|e| e.within(format!("histograms[{i}]")))?;
+                ts.histograms.push(h);
                 stats.histograms += 1;
             }
             _ => r.skip(wire)?,
@@ -522,6 +528,11 @@ impl TimeSeries {
                 .iter()
                 .map(|s| len_field_len(2, sample_len(s)))
                 .sum::<usize>()
+            + self
+                .histograms
+                .iter()
+                .map(|h| len_field_len(4, super::proto_hist::encoded_len(h)))
+                .sum::<usize>()
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -538,6 +549,10 @@ impl TimeSeries {
             out.extend_from_slice(&s.value.to_bits().to_le_bytes());
             put_varint(out, (2 << 3) | u64::from(VARINT));
             put_varint(out, s.timestamp as u64);
+        }
+        for h in &self.histograms {
+            put_len_field(out, 4, super::proto_hist::encoded_len(h));
+            super::proto_hist::encode(h, out);
         }
     }
 }
@@ -585,12 +600,12 @@ fn len_field_len(field: u32, len: usize) -> usize {
     varint_len(u64::from(field) << 3) + varint_len(len as u64) + len
 }
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     // 1 byte per started group of 7 bits, at least one.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -598,7 +613,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_len_field(out: &mut Vec<u8>, field: u32, len: usize) {
+pub(crate) fn put_len_field(out: &mut Vec<u8>, field: u32, len: usize) {
     put_varint(out, (u64::from(field) << 3) | u64::from(LEN));
     put_varint(out, len as u64);
 }
@@ -657,6 +672,7 @@ mod tests {
         WriteRequest {
             timeseries: vec![
                 TimeSeries {
+                    histograms: Vec::new(),
                     labels: vec![
                         Label::new("__name__", "up"),
                         Label::new("instance", "a:9100"),
@@ -682,6 +698,7 @@ mod tests {
                     ],
                 },
                 TimeSeries {
+                    histograms: Vec::new(),
                     labels: vec![Label::new("__name__", "é"), Label::new("x", "")],
                     samples: vec![],
                 },
@@ -787,6 +804,7 @@ mod tests {
             req,
             WriteRequest {
                 timeseries: vec![TimeSeries {
+                    histograms: Vec::new(),
                     labels: vec![Label::new("__name__", "m")],
                     samples: vec![
                         Sample {

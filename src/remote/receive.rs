@@ -120,11 +120,6 @@ impl Receiver {
         admit: &(dyn Fn(&Labels) -> Result<(), String> + Sync),
     ) -> Result<Summary, ReceiveError> {
         let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
-        if stats.histograms > 0 {
-            self.rejected
-                .with(&["native_histogram"])
-                .inc_by(stats.histograms as f64);
-        }
         if stats.exemplars > 0 {
             tracing::debug!(
                 exemplars = stats.exemplars,
@@ -160,7 +155,8 @@ impl Receiver {
         // The whole request is one batch: one WAL write.
         let mut app = self.head.appender();
         for (ts, labels) in req.timeseries.iter().zip(&sets) {
-            if ts.samples.is_empty() {
+            let n = (ts.samples.len() + ts.histograms.len()) as u64;
+            if n == 0 {
                 continue;
             }
             // Validated above: never empty, so this cannot fail; handled
@@ -168,8 +164,8 @@ impl Receiver {
             let r = match app.get_or_create(labels) {
                 Ok((r, _)) => r,
                 Err(e) => {
-                    self.reject(e, ts.samples.len() as u64);
-                    rejected += ts.samples.len() as u64;
+                    self.reject(e, n);
+                    rejected += n;
                     first.get_or_insert((e, labels.to_string()));
                     continue;
                 }
@@ -177,6 +173,16 @@ impl Receiver {
             summary.series += 1;
             for s in &ts.samples {
                 match app.append_ref(r, s.timestamp, s.value) {
+                    Ok(()) => summary.samples += 1,
+                    Err(e) => {
+                        self.reject(e, 1);
+                        rejected += 1;
+                        first.get_or_insert_with(|| (e, labels.to_string()));
+                    }
+                }
+            }
+            for h in &ts.histograms {
+                match app.append_histogram_ref(r, h.timestamp, &h.value) {
                     Ok(()) => summary.samples += 1,
                     Err(e) => {
                         self.reject(e, 1);
@@ -207,6 +213,7 @@ impl Receiver {
             AppendError::DuplicateTimestamp => "duplicate_timestamp",
             AppendError::OutOfBounds => "out_of_bounds",
             AppendError::UnknownSeries | AppendError::EmptyLabels => "invalid_labels",
+            AppendError::InvalidHistogram => "invalid_histogram",
         };
         self.rejected.with(&[reason]).inc_by(n as f64);
     }
@@ -276,6 +283,7 @@ mod tests {
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
+            histograms: Vec::new(),
             labels: labels.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
             samples: samples
                 .iter()
@@ -301,6 +309,75 @@ mod tests {
     fn all(head: &Head) -> Vec<crate::tsdb::SeriesData> {
         let m = Matcher::new(crate::model::MatchType::RegexMatch, METRIC_NAME, ".+").unwrap();
         head.select(&[m], i64::MIN, i64::MAX)
+    }
+
+    #[test]
+    fn native_histograms_round_trip_the_wire_and_land_in_the_head() {
+        use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+        use crate::remote::proto_hist::HistogramSample;
+        use crate::tsdb::HistValue;
+        let int = HistValue::Int(Histogram {
+            counter_reset_hint: CounterResetHint::NotReset,
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 1,
+            count: 6,
+            sum: 12.5,
+            positive_spans: vec![Span::new(-1, 2), Span::new(2, 1)],
+            negative_spans: vec![Span::new(0, 1)],
+            positive_buckets: vec![1, 1, -1],
+            negative_buckets: vec![1],
+            ..Default::default()
+        });
+        let nhcb = HistValue::Float(FloatHistogram {
+            schema: -53,
+            count: 3.0,
+            sum: 4.0,
+            positive_spans: vec![Span::new(0, 2)],
+            positive_buckets: vec![1.0, 2.0],
+            custom_values: vec![5.0, 10.0],
+            ..Default::default()
+        });
+        let mut ts = series(&[("__name__", "h"), ("job", "a")], &[]);
+        ts.histograms = vec![
+            HistogramSample {
+                timestamp: 1000,
+                value: int.clone(),
+            },
+            HistogramSample {
+                timestamp: 2000,
+                value: nhcb.clone(),
+            },
+        ];
+        let req = WriteRequest {
+            timeseries: vec![ts],
+            metadata: vec![],
+        };
+        let decoded = crate::remote::proto::decode_snappy(&encode_snappy(&req), 1 << 20).unwrap();
+        assert_eq!(decoded, req);
+        let (head, reg, r) = setup();
+        let s = r.receive(&encode_snappy(&req)).unwrap();
+        assert_eq!(s.samples, 2);
+        let got = all(&head);
+        assert_eq!(got[0].histograms[0].0, 1000);
+        assert!(got[0].histograms[0].1.equals(&int));
+        assert!(got[0].histograms[1].1.equals(&nhcb));
+        // An invalid histogram (count below its buckets) is refused.
+        let mut ts = series(&[("__name__", "h"), ("job", "a")], &[]);
+        ts.histograms = vec![HistogramSample {
+            timestamp: 3000,
+            value: HistValue::Int(Histogram {
+                count: 1,
+                positive_spans: vec![Span::new(0, 1)],
+                positive_buckets: vec![5],
+                ..Default::default()
+            }),
+        }];
+        let err = r.receive(&body(vec![ts])).unwrap_err();
+        assert!(err.to_string().contains("invalid histogram"), "{err}");
+        assert!(reg
+            .encode(false)
+            .contains("reason=\"invalid_histogram\"} 1"));
     }
 
     #[test]

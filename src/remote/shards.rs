@@ -278,6 +278,7 @@ fn build_request(
                         labels: Some(l), ..
                     }) => {
                         req.timeseries.push(TimeSeries {
+                            histograms: Vec::new(),
                             labels: l.clone(),
                             samples: Vec::new(),
                         });

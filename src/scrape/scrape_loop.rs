@@ -569,8 +569,9 @@ impl ScrapeLoop {
                     });
                     complete = false;
                 }
-                // Labels were checked non-empty before the series was created.
-                Err(AppendError::EmptyLabels) => {}
+                // Labels were checked non-empty before the series was
+                // created; float samples are never invalid histograms.
+                Err(AppendError::EmptyLabels | AppendError::InvalidHistogram) => {}
             }
         }
         if ooo > 0 {

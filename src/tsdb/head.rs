@@ -21,6 +21,7 @@ use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks, NOT_LOGGED};
+use super::series_hist::HistValue;
 use super::storage::{CommitError, HeadAppender, PendingSample};
 use super::wal::{self, SeriesList, Wal};
 use super::{
@@ -56,6 +57,8 @@ use std::sync::{Arc, OnceLock};
 /// WAL either.
 pub trait AppendObserver: Send + Sync {
     fn on_append(&self, head: &Head, r: SeriesRef, t: i64, v: f64);
+    /// A stored native-histogram sample (ignored unless overridden).
+    fn on_append_histogram(&self, _head: &Head, _r: SeriesRef, _t: i64, _v: &HistValue) {}
 }
 
 /// Holds the observer; a `OnceLock` so the check on each append is one
@@ -270,6 +273,7 @@ impl Head {
             head: self,
             samples: Vec::new(),
             newest: None,
+            hists: Vec::new(),
         }
     }
 
@@ -313,12 +317,18 @@ impl Head {
         self.count_rejection(self.shard(r.0), e);
     }
 
+    pub(crate) fn count_rejection_for(&self, r: u64, e: AppendError) {
+        self.count_rejection(self.shard(r), e);
+    }
+
     fn count_rejection(&self, shard: &Shard, e: AppendError) {
         let counter = match e {
             AppendError::OutOfOrder => &shard.out_of_order,
             AppendError::DuplicateTimestamp => &shard.duplicates,
             AppendError::OutOfBounds => &shard.out_of_bounds,
-            AppendError::UnknownSeries | AppendError::EmptyLabels => return,
+            AppendError::UnknownSeries
+            | AppendError::EmptyLabels
+            | AppendError::InvalidHistogram => return,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -470,6 +480,10 @@ impl Head {
         o: Arc<dyn AppendObserver>,
     ) -> Result<(), Arc<dyn AppendObserver>> {
         self.observer.0.set(o)
+    }
+
+    pub(crate) fn append_observer(&self) -> Option<&Arc<dyn AppendObserver>> {
+        self.observer.0.get()
     }
 
     /// The shard for a ref or label hash (their low bits). The mask keeps the
@@ -723,6 +737,31 @@ impl Head {
         }
     }
 
+    /// Held shared across a commit's WAL write and head update.
+    pub(crate) fn commit_shared(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.commit_lock.read()
+    }
+
+    /// A series' label set (`None` once retention removed it).
+    pub(crate) fn labels_of(&self, s: &Series) -> Option<Labels> {
+        resolve_labels(s, &self.symbols.read())
+    }
+
+    pub(crate) fn cutoff(&self) -> i64 {
+        self.cutoff.load(Relaxed)
+    }
+
+    /// Counts stored samples and widens the time bounds (histogram appends).
+    pub(crate) fn note_stored(&self, r: u64, n: u64, tmin: i64, tmax: i64) {
+        if n == 0 {
+            return;
+        }
+        if !self.replaying.load(Relaxed) {
+            self.shard(r).appended.fetch_add(n, Relaxed);
+        }
+        self.widen_bounds(tmin, tmax);
+    }
+
     fn series(&self, r: u64) -> Option<Arc<Series>> {
         self.shard(r).maps.read().by_ref.get(&r).cloned()
     }
@@ -746,21 +785,25 @@ impl Head {
         for r in self.postings_for(matchers) {
             let Some(s) = self.series(r) else { continue };
             let mut samples = Vec::new();
-            s.data
-                .lock()
-                .samples_in(self.chunk_files(), mint, maxt, &mut samples);
-            if !samples.is_empty() {
-                found.push((s, samples));
+            let mut histograms = Vec::new();
+            {
+                let data = s.data.lock();
+                data.samples_in(self.chunk_files(), mint, maxt, &mut samples);
+                data.histograms_in(mint, maxt, &mut histograms);
+            }
+            if !samples.is_empty() || !histograms.is_empty() {
+                found.push((s, samples, histograms));
             }
         }
         let mut out: Vec<SeriesData> = {
             let syms = self.symbols.read();
             found
                 .into_iter()
-                .filter_map(|(s, samples)| {
+                .filter_map(|(s, samples, histograms)| {
                     Some(SeriesData {
                         labels: resolve_labels(&s, &syms)?,
                         samples,
+                        histograms,
                     })
                 })
                 .collect()
@@ -1423,8 +1466,9 @@ mod size_tests {
         assert!(size_of::<HeadChunk>() <= 56);
         // 120 before the WAL's per-series state (segment and value of the
         // last logged sample, which the next one is encoded against), 136
-        // before the references to chunks in the head chunk files.
-        assert!(size_of::<Series>() <= 152);
+        // before the references to chunks in the head chunk files, 152
+        // before the (boxed, optional) native-histogram chunks.
+        assert!(size_of::<Series>() <= 160);
         assert_eq!(size_of::<super::MappedChunk>(), 24);
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! * [`chunk`]: the XOR codec (delta-of-delta timestamps, XOR floats).
 //! * [`chunk_histogram`]: the integer and float native-histogram chunk
-//!   codecs (not used by the head yet).
+//!   codecs; `series_hist` keeps a series' histogram chunks.
 //! * `intern`: the symbol table for label strings.
 //! * `index`: postings (label name → value → series refs) and matcher logic.
 //! * `series`: one series' chunks and the append rules.
@@ -28,16 +28,20 @@ pub mod chunk_histogram;
 pub mod compact;
 pub mod head;
 pub mod head_chunks;
+mod head_hist;
 pub(crate) mod index;
 pub(crate) mod intern;
 mod mem;
 mod replay;
 pub(crate) mod series;
+pub mod series_hist;
 pub mod storage;
 pub mod wal;
+pub mod wal_hist;
 
 pub use head::{Head, SeriesHandle};
 pub use replay::ReplayStats;
+pub use series_hist::HistValue;
 pub use storage::{Appendable, Appender, CommitError, Fanout, HeadAppender, Querier, Queryable};
 
 use crate::model::Labels;
@@ -78,13 +82,36 @@ pub enum AppendError {
     UnknownSeries,
     #[error("empty labelset")]
     EmptyLabels,
+    /// A native histogram failing Prometheus' validation (negative or
+    /// inconsistent counts, bad spans or schema).
+    #[error("invalid histogram")]
+    InvalidHistogram,
 }
 
-/// One selected series with its samples in the requested range, oldest first.
-#[derive(Clone, Debug, PartialEq)]
+/// One selected series with its samples in the requested range, oldest
+/// first: float samples in `samples`, native-histogram samples in
+/// `histograms` (a series may hold both, at different timestamps, when its
+/// sample type changed; each list is in time order).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SeriesData {
     pub labels: Labels,
     pub samples: Vec<(i64, f64)>,
+    pub histograms: Vec<(i64, HistValue)>,
+}
+
+impl SeriesData {
+    /// A series with float samples only.
+    pub fn floats(labels: Labels, samples: Vec<(i64, f64)>) -> SeriesData {
+        SeriesData {
+            labels,
+            samples,
+            histograms: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.histograms.is_empty()
+    }
 }
 
 /// Cardinality figures from [`Head::cardinality`], largest first.

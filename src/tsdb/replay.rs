@@ -4,7 +4,9 @@ use super::chunk::ChunkIter;
 use super::head::{SeriesHandle, SHARD_BITS};
 use super::head_chunks::{Loaded, MappedChunk};
 use super::mem::IdMap;
+use super::series_hist::HistValue;
 use super::wal::{self, Corruption, Record, SeriesList, Wal, WalError};
+use super::wal_hist;
 use super::{AppendError, Head, SeriesRef};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -154,6 +156,31 @@ impl Replayer<'_> {
         }
     }
 
+    fn histogram(&mut self, r: u64, t: i64, v: &HistValue) {
+        if t < self.cutoff {
+            self.stats.too_old += 1;
+            return;
+        }
+        if self.handles.get(r).is_none() {
+            match self.head.handle(SeriesRef(r)) {
+                Some(h) => self.handles.set(r, h, i64::MIN),
+                None => {
+                    self.stats.unknown_refs += 1;
+                    return;
+                }
+            }
+        }
+        let Some(e) = self.handles.get(r) else {
+            return;
+        };
+        // Histogram chunks are not in the head chunk files: no floor.
+        match self.head.append_histogram_to(&e.handle, t, v) {
+            Ok(()) => self.stats.samples += 1,
+            Err(AppendError::UnknownSeries) => self.stats.unknown_refs += 1,
+            Err(_) => {}
+        }
+    }
+
     fn apply(&mut self, rec: Record) {
         match rec {
             Record::Series(list) => {
@@ -179,6 +206,11 @@ impl Replayer<'_> {
             Record::Deletions(refs) => {
                 for r in refs {
                     self.handles.remove(r);
+                }
+            }
+            Record::Histograms(list) => {
+                for (r, t, v) in &list {
+                    self.histogram(*r, *t, v);
                 }
             }
             Record::Chunks(r, chunks) => {
@@ -230,6 +262,7 @@ impl Feed {
             Record::Samples(s) => s.len(),
             Record::Deletions(d) => d.len(),
             Record::Chunks(_, c) => c.len() * 120,
+            Record::Histograms(h) => h.len() * 8,
         };
         self.batch.push(r);
         if self.weight >= FEED_WEIGHT {
@@ -298,6 +331,10 @@ impl Feeds {
                 .into_iter()
                 .map(Record::Deletions)
                 .collect(),
+            Record::Histograms(l) => split(l, n, |x| x.0)
+                .into_iter()
+                .map(Record::Histograms)
+                .collect(),
             Record::Chunks(r, c) => {
                 if let Some(f) = self.0.get_mut(owner(r, n)) {
                     f.push(Record::Chunks(r, c));
@@ -310,6 +347,7 @@ impl Feeds {
                 Record::Series(l) => l.is_empty(),
                 Record::Samples(l) => l.is_empty(),
                 Record::Deletions(l) => l.is_empty(),
+                Record::Histograms(l) => l.is_empty(),
                 Record::Chunks(..) => false,
             };
             if !empty {
@@ -560,6 +598,25 @@ impl Head {
                     f.finish(wal::Kind::Chunks);
                     sink(f.framed())?;
                 }
+                for (r, _, _) in &snap {
+                    let hists = self.histograms_of(*r);
+                    if hists.is_empty() {
+                        continue;
+                    }
+                    f.clear();
+                    for kind in wal_hist::KINDS {
+                        let of_kind: Vec<(u64, i64, &HistValue)> = hists
+                            .iter()
+                            .filter(|(_, v)| wal_hist::kind_of(v) == kind)
+                            .map(|(t, v)| (*r, *t, v))
+                            .collect();
+                        if !of_kind.is_empty() {
+                            wal_hist::encode(f.payload(), &of_kind);
+                            f.finish(kind);
+                        }
+                    }
+                    sink(f.framed())?;
+                }
             }
             Ok(())
         });
@@ -802,6 +859,61 @@ mod tests {
             .iter()
             .all(|s| s.samples.last().map(|x| x.0) == Some(99_000)));
         assert!(std::fs::metadata(&victim).unwrap().len() < data.len() as u64);
+    }
+
+    #[test]
+    fn histograms_survive_replay_and_checkpoints() {
+        use crate::model::histogram::notation::parse_histogram;
+        use crate::tsdb::HistValue;
+        let fh = |s: &str| HistValue::Float(parse_histogram(s).unwrap().histogram);
+        let int = |c: u64| {
+            HistValue::Int(crate::model::histogram::Histogram {
+                count: c,
+                sum: c as f64 / 2.0,
+                positive_spans: vec![crate::model::histogram::Span::new(0, 1)],
+                positive_buckets: vec![c as i64],
+                ..Default::default()
+            })
+        };
+        let all = |h: &Head| -> Vec<(String, Vec<(i64, u64)>, Vec<(i64, HistValue)>)> {
+            h.select(&[], i64::MIN, i64::MAX)
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.labels.to_string(),
+                        s.samples.iter().map(|(t, v)| (*t, v.to_bits())).collect(),
+                        s.histograms,
+                    )
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _, _) = open(dir.path(), 1 << 20);
+        let nhcb = "{{schema:-53 count:3 sum:2 buckets:[1 2] custom_values:[5 10]}}";
+        for t in 0..20 {
+            let mut a = h.appender();
+            a.append(&l(0), t * 1000, t as f64).unwrap();
+            a.append_histogram(&l(1), t * 1000, &int(t as u64)).unwrap();
+            a.append_histogram(&l(2), t * 1000, &fh(nhcb)).unwrap();
+            a.commit().unwrap();
+        }
+        // A histogram stale marker by a float one.
+        let mut a = h.appender();
+        a.append(&l(1), 20_000, crate::model::STALE_NAN).unwrap();
+        a.commit().unwrap();
+        let before = all(&h);
+        assert_eq!(before[1].2.len(), 21);
+        assert!(before[1].2[20].1.is_stale());
+        drop(h);
+        let (h2, _, st) = open(dir.path(), 1 << 20);
+        assert_eq!((st.unknown_refs, st.samples), (0, 61));
+        assert_eq!(all(&h2), before);
+        // Through a checkpoint too.
+        h2.checkpoint().unwrap();
+        drop(h2);
+        let (h3, _, st) = open(dir.path(), 1 << 20);
+        assert!(st.checkpoint.is_some());
+        assert_eq!(all(&h3), before);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::chunk::{ChunkIter, ClosedChunk, HeadChunk};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
+use super::series_hist::{HistChunks, HistValue};
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -70,6 +71,8 @@ pub struct SeriesChunks {
     pub mapped: Box<[MappedChunk]>,
     pub closed: Vec<ClosedChunk>,
     pub head: Option<HeadChunk>,
+    /// Native-histogram chunks, for series that received a histogram.
+    pub hist: Option<Box<HistChunks>>,
 }
 
 /// What an accepted append did.
@@ -113,6 +116,15 @@ impl SeriesChunks {
     /// The append rules without appending: `Ok(true)` when `(t, v)` would
     /// be stored, `Ok(false)` for an exact duplicate of the last sample.
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
+        if let Some(ht) = self.hist.as_ref().and_then(|h| h.max_time()) {
+            // A float at or before the newest histogram sample.
+            if t < ht {
+                return Err(AppendError::OutOfOrder);
+            }
+            if t == ht {
+                return Err(AppendError::DuplicateTimestamp);
+            }
+        }
         let Some(head) = self.head.as_ref() else {
             // Restored from the head chunk files: order against their end
             // (a sample at that very time is taken as the one stored).
@@ -147,10 +159,18 @@ impl SeriesChunks {
     }
 
     pub fn has_samples(&self) -> bool {
-        self.head.is_some() || !self.mapped.is_empty()
+        self.head.is_some() || !self.mapped.is_empty() || self.hist.is_some()
     }
 
     pub fn min_time(&self) -> Option<i64> {
+        let float = self.float_min_time();
+        match self.hist.as_ref().and_then(|h| h.min_time()) {
+            Some(h) => Some(float.map_or(h, |f| f.min(h))),
+            None => float,
+        }
+    }
+
+    fn float_min_time(&self) -> Option<i64> {
         if let Some(m) = self.mapped.first() {
             return Some(m.mint);
         }
@@ -160,22 +180,97 @@ impl SeriesChunks {
         }
     }
 
-    #[cfg(test)]
-    pub fn max_time(&self) -> Option<i64> {
+    /// Newest float sample time (exact for the open chunk, the end of the
+    /// newest chunk in the files otherwise).
+    fn float_max_time(&self) -> Option<i64> {
         match &self.head {
             Some(h) => Some(h.max_time()),
             None => self.mapped.last().map(|m| m.maxt),
         }
     }
 
+    /// Whether the series' newest sample is a histogram: `Some(true)` for
+    /// a float histogram, `Some(false)` for an integer one, `None` when
+    /// the newest sample is a float (or there is none).
+    pub fn last_histogram_kind(&self) -> Option<bool> {
+        let h = self.hist.as_ref()?;
+        let ht = h.max_time()?;
+        match self.float_max_time() {
+            Some(ft) if ft > ht => None,
+            _ => Some(h.last_is_float()),
+        }
+    }
+
+    /// [`Self::appendable`] for a histogram: newer than the newest sample
+    /// of either type; at the same timestamp an equal histogram is a
+    /// no-op (`Ok(false)`), anything else a duplicate.
+    pub fn appendable_histogram(&self, t: i64, v: &HistValue) -> Result<bool, AppendError> {
+        let ft = self.float_max_time();
+        let ht = self.hist.as_ref().and_then(|h| h.max_time());
+        let last = match (ft, ht) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => match a.or(b) {
+                Some(x) => x,
+                None => return Ok(true),
+            },
+        };
+        if t < last {
+            return Err(AppendError::OutOfOrder);
+        }
+        if t > last {
+            return Ok(true);
+        }
+        if ht == Some(t) && ft != Some(t) {
+            if let Some((_, prev)) = self.hist.as_ref().and_then(|h| h.last()) {
+                if prev.equals(v) {
+                    return Ok(false);
+                }
+            }
+        }
+        Err(AppendError::DuplicateTimestamp)
+    }
+
+    /// Appends a histogram with the append rules; `Stored { cut }` tells
+    /// whether a histogram chunk was cut.
+    pub fn append_histogram(&mut self, t: i64, v: &HistValue) -> Result<Appended, AppendError> {
+        if !self.appendable_histogram(t, v)? {
+            return Ok(Appended::Duplicate);
+        }
+        // Floats since the last histogram: the sample type changed, the
+        // next histogram starts a chunk of its own.
+        let fresh = match (&self.hist, self.float_max_time()) {
+            (Some(h), Some(ft)) => h.max_time().is_some_and(|ht| ft > ht),
+            _ => false,
+        };
+        let hist = self.hist.get_or_insert_with(Default::default);
+        let cut = hist.append(t, v, fresh);
+        Ok(Appended::Stored { cut })
+    }
+
+    /// Histogram samples in `[mint, maxt]`, in time order.
+    pub fn histograms_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, HistValue)>) {
+        if let Some(h) = &self.hist {
+            h.samples_in(mint, maxt, out);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn max_time(&self) -> Option<i64> {
+        self.float_max_time()
+    }
+
     pub fn num_chunks(&self) -> usize {
-        self.mapped.len() + self.closed.len() + usize::from(self.head.is_some())
+        self.mapped.len()
+            + self.closed.len()
+            + usize::from(self.head.is_some())
+            + self.hist.as_ref().map_or(0, |h| h.num_chunks())
     }
 
     /// Encoded chunk bytes held in the heap (used length, not capacity).
     pub fn chunk_bytes(&self) -> usize {
         self.closed.iter().map(|c| c.bytes().len()).sum::<usize>()
             + self.head.as_ref().map_or(0, |h| h.bytes().len())
+            + self.hist.as_ref().map_or(0, |h| h.chunk_bytes())
     }
 
     /// Heap bytes held by the chunks, capacities and allocator overhead
@@ -190,11 +285,23 @@ impl SeriesChunks {
                 .map(|c| block(c.bytes().len()))
                 .sum::<usize>()
             + self.head.as_ref().map_or(0, |h| block(h.heap_bytes()))
+            + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
     }
 
     /// Drops whole chunks whose newest sample is older than `cutoff`; returns
     /// how many were dropped. A chunk straddling the cutoff is kept whole.
     pub fn truncate(&mut self, cutoff: i64) -> usize {
+        let mut hist_gone = 0;
+        if let Some(h) = &mut self.hist {
+            hist_gone = h.truncate(cutoff);
+            if h.is_empty() {
+                self.hist = None;
+            }
+        }
+        hist_gone + self.truncate_floats(cutoff)
+    }
+
+    fn truncate_floats(&mut self, cutoff: i64) -> usize {
         // Chunks in the files know their end exactly.
         let gone = self.mapped.iter().take_while(|m| m.maxt < cutoff).count();
         if gone > 0 {
@@ -245,6 +352,13 @@ impl SeriesChunks {
     /// Whether some sample lies in `[mint, maxt]`; decodes at most the chunks
     /// whose bounds do not settle it.
     pub fn has_sample_in(&self, disk: Option<&HeadChunks>, mint: i64, maxt: i64) -> bool {
+        if self
+            .hist
+            .as_ref()
+            .is_some_and(|h| h.has_sample_in(mint, maxt))
+        {
+            return true;
+        }
         for m in self.mapped_in(mint, maxt) {
             if mint <= m.mint || m.maxt <= maxt {
                 return true;

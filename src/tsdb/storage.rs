@@ -6,8 +6,10 @@
 //! [`Queryable`] too, and [`Fanout`] merges several sources into one view.
 
 use super::head::{Head, SeriesHandle};
+use super::head_hist::PendingHist;
 use super::mem::IdMap;
 use super::series::Series;
+use super::series_hist::{stale_marker, HistValue};
 use super::{AppendError, SeriesData, SeriesRef};
 use crate::model::{Labels, Matcher};
 use std::sync::Arc;
@@ -130,6 +132,11 @@ impl<'a> FanoutQuerier<'a> {
 
 /// Merges two time-ordered sample lists; on equal timestamps `a` wins.
 pub(crate) fn merge_samples(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    merge_by_time(a, b)
+}
+
+/// [`merge_samples`] for any sample value (histograms too).
+pub(crate) fn merge_by_time<T>(a: Vec<(i64, T)>, b: Vec<(i64, T)>) -> Vec<(i64, T)> {
     if b.is_empty() {
         return a;
     }
@@ -137,26 +144,24 @@ pub(crate) fn merge_samples(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64,
         return b;
     }
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    loop {
+        let ord = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            _ => break,
+        };
+        match ord {
+            std::cmp::Ordering::Less => out.extend(a.next()),
+            std::cmp::Ordering::Greater => out.extend(b.next()),
             std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
+                out.extend(a.next());
+                b.next();
             }
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend(a);
+    out.extend(b);
     out
 }
 
@@ -188,6 +193,7 @@ impl Querier for FanoutQuerier<'_> {
                             out.push(SeriesData {
                                 labels: x.labels,
                                 samples: merge_samples(x.samples, y.samples),
+                                histograms: merge_by_time(x.histograms, y.histograms),
                             });
                         }
                     }
@@ -243,6 +249,22 @@ pub trait Appender {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError>;
     /// Appends to a series by a reference obtained earlier.
     fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;
+    /// Appends a native histogram (integer or float counts) by label set,
+    /// with the float rules (out of bounds, out of order, duplicate) plus
+    /// Prometheus' histogram validation.
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<SeriesRef, AppendError>;
+    /// Appends a native histogram by reference.
+    fn append_histogram_ref(
+        &mut self,
+        r: SeriesRef,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<(), AppendError>;
     fn commit(self: Box<Self>) -> Result<(), CommitError>;
     fn rollback(self: Box<Self>);
 }
@@ -275,6 +297,9 @@ pub struct HeadAppender<'h> {
     /// batch's references stop ascending; until then a series' pending
     /// samples are contiguous and the last one is all there is to check.
     pub(crate) newest: Option<IdMap<u64, (i64, u64)>>,
+    /// Pending histograms, in append order (empty for float-only batches,
+    /// which commit through the float path alone).
+    pub(crate) hists: Vec<PendingHist>,
 }
 
 impl<'h> HeadAppender<'h> {
@@ -299,6 +324,13 @@ impl<'h> HeadAppender<'h> {
 
     /// Appends through a cached handle (the scrape loop's fast path).
     pub fn append_handle(&mut self, h: &SeriesHandle, t: i64, v: f64) -> Result<(), AppendError> {
+        if crate::model::is_stale_nan(v) {
+            // On a series whose newest sample is a histogram, a staleness
+            // marker is a histogram one (as Prometheus' appender does).
+            if let Some(float) = self.last_histogram_kind(h) {
+                return self.append_histogram_handle(h, t, &stale_marker(float));
+            }
+        }
         let r = h.series_ref();
         // The append rules hold within the batch too: the head only knows
         // what is committed.
@@ -335,6 +367,92 @@ impl<'h> HeadAppender<'h> {
         Ok(())
     }
 
+    /// Appends a histogram by label set.
+    pub fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<SeriesRef, AppendError> {
+        let (r, _) = self.get_or_create(labels)?;
+        self.append_histogram_ref(r, t, v)?;
+        Ok(r)
+    }
+
+    /// Appends a histogram by reference.
+    pub fn append_histogram_ref(
+        &mut self,
+        r: SeriesRef,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<(), AppendError> {
+        let h = self.head.handle(r).ok_or(AppendError::UnknownSeries)?;
+        self.append_histogram_handle(&h, t, v)
+    }
+
+    /// Appends a histogram through a cached handle.
+    pub fn append_histogram_handle(
+        &mut self,
+        h: &SeriesHandle,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<(), AppendError> {
+        let r = h.series_ref();
+        // The rules hold within the batch, against both sample types.
+        let last_float = self.newest_pending(r).map(|(t, _)| t);
+        let last_hist = self.hists.iter().rev().find(|p| p.r == r);
+        let newest = match (last_hist.map(|p| p.t), last_float) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(last_t) = newest {
+            let verdict = if t < last_t {
+                Err(AppendError::OutOfOrder)
+            } else if t > last_t {
+                Ok(true)
+            } else if last_float != Some(t) && last_hist.is_some_and(|p| p.v.equals(v)) {
+                Ok(false)
+            } else {
+                Err(AppendError::DuplicateTimestamp)
+            };
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    self.head.count_rejected(r, e);
+                    return Err(e);
+                }
+            }
+        }
+        if self.head.check_append_histogram(h, t, v)? {
+            self.hists.push(PendingHist {
+                series: h.series.clone(),
+                r,
+                t,
+                v: v.clone(),
+                after: self.samples.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the newest sample of the series (this batch included) is a
+    /// histogram: `Some(true)` float, `Some(false)` integer counts.
+    fn last_histogram_kind(&mut self, h: &SeriesHandle) -> Option<bool> {
+        let r = h.series_ref();
+        let float_t = self.newest_pending(r).map(|(t, _)| t);
+        if let Some(p) = self.hists.iter().rev().find(|p| p.r == r) {
+            if float_t.is_none_or(|ft| ft < p.t) {
+                return Some(matches!(p.v, HistValue::Float(_)));
+            }
+            return None;
+        }
+        if float_t.is_some() {
+            return None;
+        }
+        h.series.data.lock().last_histogram_kind()
+    }
+
     /// The newest sample of `r` already in this batch.
     fn newest_pending(&mut self, r: SeriesRef) -> Option<(i64, u64)> {
         if let Some(m) = &self.newest {
@@ -360,17 +478,20 @@ impl<'h> HeadAppender<'h> {
 
     /// Samples waiting for the commit.
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples.len() + self.hists.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.samples.is_empty() && self.hists.is_empty()
     }
 
     /// Logs the batch (one WAL write) and then makes it visible. On error
     /// nothing of it is visible and the caller may retry a later batch.
     pub fn commit(self) -> Result<(), CommitError> {
-        self.head.commit_batch(self.samples)
+        if self.hists.is_empty() {
+            return self.head.commit_batch(self.samples);
+        }
+        self.head.commit_mixed(self.samples, self.hists)
     }
 
     /// Discards the batch (series it created stay, as in Prometheus).
@@ -383,6 +504,22 @@ impl Appender for HeadAppender<'_> {
     }
     fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         HeadAppender::append_ref(self, r, t, v)
+    }
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<SeriesRef, AppendError> {
+        HeadAppender::append_histogram(self, labels, t, v)
+    }
+    fn append_histogram_ref(
+        &mut self,
+        r: SeriesRef,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<(), AppendError> {
+        HeadAppender::append_histogram_ref(self, r, t, v)
     }
     fn commit(self: Box<Self>) -> Result<(), CommitError> {
         HeadAppender::commit(*self)
@@ -457,14 +594,15 @@ mod tests {
                     m.iter()
                         .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
                 })
-                .map(|s| SeriesData {
-                    labels: s.labels.clone(),
-                    samples: s
-                        .samples
-                        .iter()
-                        .copied()
-                        .filter(|(t, _)| *t >= self.1 && *t <= self.2)
-                        .collect(),
+                .map(|s| {
+                    SeriesData::floats(
+                        s.labels.clone(),
+                        s.samples
+                            .iter()
+                            .copied()
+                            .filter(|(t, _)| *t >= self.1 && *t <= self.2)
+                            .collect(),
+                    )
                 })
                 .filter(|s| !s.samples.is_empty())
                 .collect()
@@ -498,14 +636,11 @@ mod tests {
         a.append(&l("c"), 30, 3.0).unwrap();
         a.commit().unwrap();
         let block = Fixed(vec![
-            SeriesData {
-                labels: l("a"),
-                samples: vec![(10, 1.0), (30, 99.0)],
-            },
-            SeriesData {
-                labels: Labels::from_pairs([("__name__", "m"), ("i", "b"), ("old", "x")]),
-                samples: vec![(20, 2.0)],
-            },
+            SeriesData::floats(l("a"), vec![(10, 1.0), (30, 99.0)]),
+            SeriesData::floats(
+                Labels::from_pairs([("__name__", "m"), ("i", "b"), ("old", "x")]),
+                vec![(20, 2.0)],
+            ),
         ]);
         let f = Fanout::new(head.clone()).with(Arc::new(block));
         let q = f.querier(0, 100);

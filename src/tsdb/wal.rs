@@ -21,12 +21,15 @@
 //! * 2, samples (format 1, read only): `count, base ref, base t`, then per
 //!   sample the ref and time deltas (signed varints) and the value's 8 bytes;
 //! * 3, deletions: `count, refs` (series retention removed);
-//! * 4, chunks (checkpoints only): `ref, count, (len, chunk bytes)*`.
+//! * 4, chunks (checkpoints only): `ref, count, (len, chunk bytes)*`;
+//! * 7 to 10, native-histogram samples in Prometheus' record layout
+//!   (integer, float, and both with custom buckets; see `wal_hist`).
 //!
 //! Integers are LEB128 varints (signed ones zig-zag encoded). Any other
 //! record kind is reported as damage at its offset, with the kind named.
 
 use super::mem::IdMap;
+use super::series_hist::HistValue;
 use crate::model::{Label, Labels};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -53,6 +56,13 @@ pub enum Kind {
     Chunks = 4,
     /// Samples with values relative to their series' previous one.
     Samples = 5,
+    /// Native-histogram samples in Prometheus' record layouts (its type
+    /// numbers too): integer and float histograms, and the same with
+    /// custom buckets (schema -53).
+    HistogramSamples = 7,
+    FloatHistogramSamples = 8,
+    CustomBucketsHistogramSamples = 9,
+    CustomBucketsFloatHistogramSamples = 10,
 }
 
 impl Kind {
@@ -63,6 +73,10 @@ impl Kind {
             3 => Kind::Deletions,
             4 => Kind::Chunks,
             5 => Kind::Samples,
+            7 => Kind::HistogramSamples,
+            8 => Kind::FloatHistogramSamples,
+            9 => Kind::CustomBucketsHistogramSamples,
+            10 => Kind::CustomBucketsFloatHistogramSamples,
             _ => return None,
         })
     }
@@ -83,6 +97,8 @@ pub enum Record {
     Samples(Vec<(u64, i64, f64)>),
     Deletions(Vec<u64>),
     Chunks(u64, Vec<Vec<u8>>),
+    /// Native-histogram samples: reference, time, value.
+    Histograms(Vec<(u64, i64, HistValue)>),
 }
 
 /// A series record's entries: each reference with its labels, the label
@@ -260,13 +276,13 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// A cursor over a record payload; every read is bounds-checked.
-struct Dec<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct Dec<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Dec<'a> {
-    fn uvarint(&mut self) -> Result<u64, String> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let Some(&byte) = self.b.get(self.pos) else {
@@ -281,18 +297,18 @@ impl<'a> Dec<'a> {
         Err("varint too long".into())
     }
 
-    fn byte(&mut self) -> Result<u8, String> {
+    pub(crate) fn byte(&mut self) -> Result<u8, String> {
         let b = *self.b.get(self.pos).ok_or("truncated field")?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<i64, String> {
+    pub(crate) fn varint(&mut self) -> Result<i64, String> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.b.len());
         let Some(end) = end else {
             return Err("truncated field".into());
@@ -302,7 +318,7 @@ impl<'a> Dec<'a> {
         Ok(s)
     }
 
-    fn len(&mut self) -> Result<usize, String> {
+    pub(crate) fn len(&mut self) -> Result<usize, String> {
         let n = self.uvarint()?;
         // Every element takes at least one byte: a count above what is left
         // is corrupt (and must not drive an allocation).
@@ -696,6 +712,16 @@ pub fn decode(kind: Kind, payload: &[u8], state: &mut SampleState) -> Result<Rec
                 out.push(d.uvarint()?);
             }
             Record::Deletions(out)
+        }
+        Kind::HistogramSamples
+        | Kind::FloatHistogramSamples
+        | Kind::CustomBucketsHistogramSamples
+        | Kind::CustomBucketsFloatHistogramSamples => {
+            let float = matches!(
+                kind,
+                Kind::FloatHistogramSamples | Kind::CustomBucketsFloatHistogramSamples
+            );
+            Record::Histograms(crate::tsdb::wal_hist::decode(&mut d, float)?)
         }
         Kind::Chunks => {
             let r = d.uvarint()?;
@@ -1320,6 +1346,12 @@ mod tests {
                     encode_chunks(&mut p, *r, c.iter().map(|c| &c[..]));
                     Kind::Chunks
                 }
+                Record::Histograms(h) => {
+                    let h: Vec<(u64, i64, &HistValue)> =
+                        h.iter().map(|(r, t, v)| (*r, *t, v)).collect();
+                    crate::tsdb::wal_hist::encode(&mut p, &h);
+                    crate::tsdb::wal_hist::kind_of(h[0].2)
+                }
             };
             frame(&mut out, k, &p, c);
         }
@@ -1430,8 +1462,18 @@ mod tests {
             Kind::Samples,
             Kind::Deletions,
             Kind::Chunks,
+            Kind::HistogramSamples,
+            Kind::FloatHistogramSamples,
+            Kind::CustomBucketsHistogramSamples,
+            Kind::CustomBucketsFloatHistogramSamples,
         ] {
-            for p in [&[][..], &[0xff; 12][..], &[5, 1, 2][..], &[1, 0x80][..]] {
+            for p in [
+                &[][..],
+                &[0xff; 12][..],
+                &[5, 1, 2][..],
+                &[1, 0x80][..],
+                &[0; 19][..],
+            ] {
                 let _ = decode(kind, p, st);
             }
         }

@@ -17,7 +17,8 @@ use klaxon::model::histogram::{notation, FloatHistogram};
 use klaxon::model::{gofmt, Labels, MatchType, Matcher, STALE_NAN};
 use klaxon::promql::engine::{Engine, EngineOptions, Query, QueryResult, Value};
 use klaxon::promql::parser::{self, AtModifier, Expr};
-use klaxon::tsdb::Head;
+use klaxon::tsdb::series_hist::stale_marker;
+use klaxon::tsdb::{Head, HistValue};
 
 const SHARED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -40,6 +41,9 @@ fn parse_dur(s: &str) -> Result<i64, String> {
 struct SeriesDesc {
     labels: Labels,
     values: Vec<Option<f64>>,
+    /// Native-histogram items, aligned with `values` (`None` where the
+    /// item is a float or a gap).
+    hists: Vec<Option<FloatHistogram>>,
     histogram: bool,
 }
 
@@ -120,43 +124,25 @@ fn parse_num(s: &str) -> Result<f64, String> {
 }
 
 /// Expands value items (`1`, `_`, `_x3`, `stale`, `1+2x3`, `1x3`...).
-fn parse_values(s: &str) -> Result<(Vec<Option<f64>>, bool), String> {
+type Items = (Vec<Option<f64>>, Vec<Option<FloatHistogram>>, bool);
+
+fn parse_values(s: &str) -> Result<Items, String> {
     let mut out = Vec::new();
+    let mut hists: Vec<Option<FloatHistogram>> = Vec::new();
     let mut hist = false;
     let mut rest = s.trim();
     while !rest.is_empty() {
         if rest.starts_with("{{") {
-            // Native histogram item, possibly `{{..}}+{{..}}xN` or `{{..}}xN`.
+            // Native histogram item: `{{..}}`, `{{..}}xN`, `{{A}}+{{B}}xN`.
             hist = true;
-            let mut end = 0;
-            let mut it = rest;
-            loop {
-                let Some(close) = it.find("}}") else {
-                    return Err("unterminated histogram".into());
-                };
-                end += close + 2;
-                let after = &rest[end..];
-                if after.starts_with("+{{") || after.starts_with("-{{") {
-                    end += 1;
-                    it = &rest[end..];
-                    continue;
-                }
-                break;
-            }
-            let after = &rest[end..];
-            let (tok_end, n) = if let Some(x) = after.strip_prefix('x') {
-                let digits: String = x.chars().take_while(|c| c.is_ascii_digit()).collect();
-                (
-                    end + 1 + digits.len(),
-                    digits.parse::<usize>().unwrap_or(0) + 1,
-                )
-            } else {
-                (end, 1)
-            };
-            for _ in 0..n {
+            let (parsed, used) = notation::parse_item_prefix(rest)
+                .map_err(|e| format!("histogram {rest}: column {e}"))?;
+            hists.resize(out.len(), None);
+            for item in parsed {
                 out.push(None);
+                hists.push(Some(item.histogram));
             }
-            rest = rest[tok_end..].trim_start();
+            rest = rest[used..].trim_start();
             continue;
         }
         let (tok, r) = match rest.find(char::is_whitespace) {
@@ -205,16 +191,18 @@ fn parse_values(s: &str) -> Result<(Vec<Option<f64>>, bool), String> {
             out.push(Some(parse_num(tok)?));
         }
     }
-    Ok((out, hist))
+    hists.resize(out.len(), None);
+    Ok((out, hists, hist))
 }
 
 fn parse_series(line: &str) -> Result<SeriesDesc, String> {
     let (l, v) = split_series(line);
     let labels = parse_labels(l)?;
-    let (values, histogram) = parse_values(v)?;
+    let (values, hists, histogram) = parse_values(v)?;
     Ok(SeriesDesc {
         labels,
         values,
+        hists,
         histogram,
     })
 }
@@ -961,7 +949,8 @@ impl Storage {
     }
 
     fn load(&mut self, interval: i64, lines: &[String], nhcb: bool) -> Result<(), String> {
-        let mut block: Vec<(Labels, Vec<Option<f64>>)> = Vec::new();
+        type Items = (Vec<Option<f64>>, Vec<Option<FloatHistogram>>);
+        let mut block: Vec<(Labels, Items)> = Vec::new();
         for l in lines {
             let first = l.split_whitespace().next().unwrap_or("");
             if first.ends_with("@st") {
@@ -985,27 +974,44 @@ impl Storage {
             }
             // A series listed twice in one block: later samples win.
             match block.iter_mut().find(|(l, _)| *l == s.labels) {
-                Some((_, vals)) => {
+                Some((_, (vals, hists))) => {
                     if vals.len() < s.values.len() {
                         vals.resize(s.values.len(), None);
+                        hists.resize(s.values.len(), None);
                     }
-                    for (i, v) in s.values.iter().enumerate() {
-                        if v.is_some() {
+                    for (i, (v, h)) in s.values.iter().zip(&s.hists).enumerate() {
+                        if v.is_some() || h.is_some() {
                             vals[i] = *v;
+                            hists[i] = h.clone();
                         }
                     }
                 }
-                None => block.push((s.labels, s.values)),
+                None => block.push((s.labels, (s.values, s.hists))),
             }
         }
-        for (labels, values) in block {
+        for (labels, (values, hists)) in block {
             let (r, _) = self.head.get_or_create(&labels);
-            for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v {
-                    self.head
-                        .append(r, i as i64 * interval, *v)
-                        .map_err(|e| format!("append {labels}: {e}"))?;
-                }
+            // Whether the newest loaded sample is a histogram (with float
+            // counts): a `stale` after it is a histogram stale marker.
+            let mut after_hist = false;
+            for (i, (v, h)) in values.iter().zip(&hists).enumerate() {
+                let t = i as i64 * interval;
+                let res = match (v, h) {
+                    (Some(v), _) if after_hist && v.to_bits() == STALE_NAN.to_bits() => {
+                        self.head.append_histogram(r, t, &stale_marker(true))
+                    }
+                    (Some(v), _) => {
+                        after_hist = false;
+                        self.head.append(r, t, *v)
+                    }
+                    (None, Some(h)) => {
+                        after_hist = true;
+                        self.head
+                            .append_histogram(r, t, &HistValue::Float(h.clone()))
+                    }
+                    (None, None) => Ok(()),
+                };
+                res.map_err(|e| format!("append {labels}: {e}"))?;
             }
         }
         Ok(())

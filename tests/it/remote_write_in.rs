@@ -379,6 +379,7 @@ fn request(series: Vec<RawSeries>) -> Vec<u8> {
         timeseries: series
             .into_iter()
             .map(|(l, s)| TimeSeries {
+                histograms: Vec::new(),
                 labels: l.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
                 samples: s
                     .into_iter()

@@ -125,6 +125,7 @@ fn remote_write(series: &[(&[(&str, &str)], f64)], t: i64) -> Vec<u8> {
                 .collect();
             l.sort_by(|a, b| a.name.cmp(&b.name));
             TimeSeries {
+                histograms: Vec::new(),
                 labels: l,
                 samples: vec![Sample {
                     value: *v,

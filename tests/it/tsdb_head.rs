@@ -61,13 +61,14 @@ impl Model {
             .0
             .iter()
             .filter(|(l, _)| ms.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
-            .map(|(l, s)| SeriesData {
-                labels: l.clone(),
-                samples: s
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| mint <= *t && *t <= maxt)
-                    .collect(),
+            .map(|(l, s)| {
+                SeriesData::floats(
+                    l.clone(),
+                    s.iter()
+                        .copied()
+                        .filter(|(t, _)| mint <= *t && *t <= maxt)
+                        .collect(),
+                )
             })
             .filter(|d| !d.samples.is_empty())
             .collect();

@@ -694,10 +694,7 @@ impl<B: std::ops::Deref<Target = Block>> Querier for BlockQuerier<B> {
                 }
             }
             if !failed && !samples.is_empty() {
-                out.push(SeriesData {
-                    labels: s.labels,
-                    samples,
-                });
+                out.push(SeriesData::floats(s.labels, samples));
             }
         }
         out

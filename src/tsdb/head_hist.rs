@@ -1,0 +1,303 @@
+//! The head's native-histogram append path, beside the float one in
+//! `head.rs`: checks (the same rules and counters as floats), applying a
+//! batch's histograms in order with its floats, and the in-memory append
+//! replay and tests use.
+
+use super::head::{Head, SeriesHandle};
+use super::series::{Appended, Series};
+use super::series_hist::HistValue;
+use super::storage::{CommitError, PendingSample};
+use super::wal::{self, Kind, Wal, WalError};
+use super::wal_hist;
+use super::{AppendError, SeriesRef};
+use crate::model::Labels;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::Arc;
+
+/// A histogram waiting in a batch for its commit.
+pub(crate) struct PendingHist {
+    pub series: Arc<Series>,
+    pub r: SeriesRef,
+    pub t: i64,
+    pub v: HistValue,
+    /// How many of the batch's float samples were appended before it, so
+    /// a commit applies both in the order they were appended.
+    pub after: usize,
+}
+
+impl Head {
+    /// Whether histogram `v` may be appended to `h` at `t` (see
+    /// [`Head::check_append`]); an invalid histogram is rejected here.
+    pub(crate) fn check_append_histogram(
+        &self,
+        h: &SeriesHandle,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<bool, AppendError> {
+        let r = h.series_ref().0;
+        if v.validate().is_err() {
+            return Err(AppendError::InvalidHistogram);
+        }
+        let res = if t < self.cutoff() {
+            Err(AppendError::OutOfBounds)
+        } else {
+            let data = h.series.data.lock();
+            if h.series.removed.load(Acquire) {
+                return Err(AppendError::UnknownSeries);
+            }
+            data.appendable_histogram(t, v)
+        };
+        if let Err(e) = res {
+            self.count_rejection_for(r, e);
+        }
+        res
+    }
+
+    /// Stores one histogram (checked before; the head may have moved on
+    /// since, so the rules are applied again). Returns whether it was stored.
+    fn store_histogram(&self, series: &Series, r: SeriesRef, t: i64, v: &HistValue) -> bool {
+        let res = {
+            let mut data = series.data.lock();
+            if series.removed.load(Acquire) {
+                return false;
+            }
+            data.append_histogram(t, v)
+        };
+        match res {
+            Ok(Appended::Stored { .. }) => {
+                self.note_stored(r.0, 1, t, t);
+                if !self.replaying() {
+                    self.observe_histogram(r, t, v);
+                }
+                true
+            }
+            Ok(Appended::Duplicate) => false,
+            Err(e) => {
+                self.count_rejection_for(r.0, e);
+                false
+            }
+        }
+    }
+
+    /// Every histogram sample of series `r` (for checkpoints).
+    pub(crate) fn histograms_of(&self, r: u64) -> Vec<(i64, HistValue)> {
+        let mut out = Vec::new();
+        if let Some(h) = self.handle(SeriesRef(r)) {
+            h.series
+                .data
+                .lock()
+                .histograms_in(i64::MIN, i64::MAX, &mut out);
+        }
+        out
+    }
+
+    /// Tells the append observer about a stored histogram.
+    fn observe_histogram(&self, r: SeriesRef, t: i64, v: &HistValue) {
+        if let Some(o) = self.append_observer() {
+            o.on_append_histogram(self, r, t, v);
+        }
+    }
+
+    /// Commits a batch holding histograms: floats and histograms are
+    /// applied in the order they were appended, each run of floats
+    /// through the float commit and each run of histograms logged with
+    /// one WAL write (series records for series the log lacks, then one
+    /// record per histogram kind) and then applied.
+    pub(crate) fn commit_mixed(
+        &self,
+        samples: Vec<PendingSample>,
+        hists: Vec<PendingHist>,
+    ) -> Result<(), CommitError> {
+        let mut floats = samples.into_iter();
+        let mut done = 0;
+        let mut hists = hists.into_iter().peekable();
+        while let Some(first) = hists.next() {
+            if first.after > done {
+                let part: Vec<PendingSample> = floats.by_ref().take(first.after - done).collect();
+                self.commit_batch(part)?;
+                done = first.after;
+            }
+            let mut run = vec![first];
+            while let Some(h) = hists.next_if(|h| h.after == done) {
+                run.push(h);
+            }
+            let _shared = self.commit_shared();
+            if let Some(wal) = self.wal() {
+                if let Err(e) = self.log_histograms(wal, &run) {
+                    tracing::error!(error = %e, histograms = run.len(), "WAL write failed; histograms not committed");
+                    return Err(CommitError::Wal(e.to_string()));
+                }
+            }
+            for h in &run {
+                self.store_histogram(&h.series, h.r, h.t, &h.v);
+            }
+        }
+        self.commit_batch(floats.collect())
+    }
+
+    /// One WAL write for a run of histograms.
+    fn log_histograms(&self, wal: &Wal, run: &[PendingHist]) -> Result<(), WalError> {
+        let mut new: Vec<&PendingHist> = run
+            .iter()
+            .filter(|p| !p.series.logged.load(Acquire))
+            .collect();
+        new.sort_unstable_by_key(|p| p.r.0);
+        new.dedup_by_key(|p| p.r.0);
+        let mut series_payload = Vec::new();
+        if !new.is_empty() {
+            let labels: Vec<(u64, Labels)> = new
+                .iter()
+                .filter_map(|p| Some((p.r.0, self.labels_of(&p.series)?)))
+                .collect();
+            wal::encode_series(&mut series_payload, labels.iter().map(|(r, l)| (*r, l)));
+        }
+        // One payload per record kind, in the batch's order within each.
+        let mut payloads: Vec<(Kind, Vec<u8>)> = Vec::new();
+        for kind in wal_hist::KINDS {
+            let of_kind: Vec<(u64, i64, &HistValue)> = run
+                .iter()
+                .filter(|p| wal_hist::kind_of(&p.v) == kind)
+                .map(|p| (p.r.0, p.t, &p.v))
+                .collect();
+            if !of_kind.is_empty() {
+                let mut buf = Vec::new();
+                wal_hist::encode(&mut buf, &of_kind);
+                payloads.push((kind, buf));
+            }
+        }
+        // Frame headers: a few bytes per record.
+        let bound = series_payload.len()
+            + payloads.iter().map(|(_, p)| p.len()).sum::<usize>()
+            + 16 * (payloads.len() + 1);
+        let res = wal.log_batch(
+            bound,
+            |_, f| {
+                if !series_payload.is_empty() {
+                    f.payload().extend_from_slice(&series_payload);
+                    f.finish(Kind::Series);
+                }
+                for (kind, p) in &payloads {
+                    f.payload().extend_from_slice(p);
+                    f.finish(*kind);
+                }
+            },
+            || {},
+        );
+        if res.is_ok() {
+            for p in new {
+                p.series.logged.store(true, Release);
+            }
+        }
+        res
+    }
+
+    /// Appends a histogram to series `r` in memory only, bypassing the WAL
+    /// (as [`Head::append`] for floats: replay and tests use it).
+    pub fn append_histogram(&self, r: SeriesRef, t: i64, v: &HistValue) -> Result<(), AppendError> {
+        let h = self.handle(r).ok_or(AppendError::UnknownSeries)?;
+        self.append_histogram_to(&h, t, v)
+    }
+
+    /// [`Head::append_histogram`] through a handle.
+    pub fn append_histogram_to(
+        &self,
+        h: &SeriesHandle,
+        t: i64,
+        v: &HistValue,
+    ) -> Result<(), AppendError> {
+        let r = h.series_ref();
+        if self.check_append_histogram(h, t, v)? {
+            let res = h.series.data.lock().append_histogram(t, v);
+            match res {
+                Ok(Appended::Stored { .. }) => {
+                    self.note_stored(r.0, 1, t, t);
+                    if !self.replaying() {
+                        self.observe_histogram(r, t, v);
+                    }
+                }
+                Ok(Appended::Duplicate) => {}
+                Err(e) => {
+                    self.count_rejection_for(r.0, e);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::histogram::notation::parse_histogram;
+    use crate::tsdb::Queryable;
+
+    fn fh(s: &str) -> HistValue {
+        HistValue::Float(parse_histogram(s).unwrap().histogram)
+    }
+
+    #[test]
+    fn histograms_and_floats_share_the_order_rules_and_read_back() {
+        let head = Head::default();
+        let l = Labels::from_pairs([("__name__", "h")]);
+        let mut a = head.appender();
+        let r = a
+            .append_histogram(&l, 10, &fh("{{count:1 sum:1 buckets:[1]}}"))
+            .unwrap();
+        a.append_histogram_ref(r, 20, &fh("{{count:2 sum:2 buckets:[2]}}"))
+            .unwrap();
+        // A float later in the same batch, then a histogram again.
+        a.append_ref(r, 30, 5.0).unwrap();
+        a.append_histogram_ref(r, 40, &fh("{{count:3 sum:3 buckets:[3]}}"))
+            .unwrap();
+        assert_eq!(
+            a.append_histogram_ref(r, 35, &fh("{{count:3 sum:3 buckets:[3]}}")),
+            Err(AppendError::OutOfOrder)
+        );
+        a.commit().unwrap();
+        let got = head.querier(0, 100).select(&[]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples, [(30, 5.0)]);
+        let ts: Vec<i64> = got[0].histograms.iter().map(|(t, _)| *t).collect();
+        assert_eq!(ts, [10, 20, 40]);
+
+        let mut a = head.appender();
+        // Same timestamp: an equal histogram is a no-op, another one a duplicate.
+        assert_eq!(
+            a.append_histogram_ref(r, 40, &fh("{{count:3 sum:3 buckets:[3]}}")),
+            Ok(())
+        );
+        assert_eq!(
+            a.append_histogram_ref(r, 40, &fh("{{count:4 sum:3 buckets:[4]}}")),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(
+            a.append_ref(r, 40, 1.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(a.append_ref(r, 39, 1.0), Err(AppendError::OutOfOrder));
+        // Invalid: count below the buckets' total.
+        let bad = HistValue::Int(crate::model::histogram::Histogram {
+            count: 1,
+            sum: 3.0,
+            positive_spans: vec![crate::model::histogram::Span::new(0, 1)],
+            positive_buckets: vec![4],
+            ..Default::default()
+        });
+        assert_eq!(
+            a.append_histogram_ref(r, 50, &bad),
+            Err(AppendError::InvalidHistogram)
+        );
+        // A float stale marker on a histogram series becomes a histogram one.
+        a.append_ref(r, 60, crate::model::STALE_NAN).unwrap();
+        a.commit().unwrap();
+        let got = head.querier(41, 100).select(&[]);
+        assert!(got[0].samples.is_empty());
+        assert_eq!(got[0].histograms.len(), 1);
+        assert!(got[0].histograms[0].1.is_stale());
+        assert_eq!(head.stats().samples_appended, 5);
+        // Retention drops histogram chunks and empty series like float ones.
+        head.truncate(1000);
+        assert_eq!(head.num_series(), 0);
+    }
+}
