@@ -563,7 +563,7 @@ fn expected_series(line: &str) -> Result<(Labels, Vec<Option<Val>>), String> {
             None => (rest, ""),
         };
         rest = r;
-        let (vals, _) = parse_values(tok)?;
+        let (vals, _, _) = parse_values(tok)?;
         out.extend(vals.into_iter().map(|v| v.map(Val::F)));
     }
     Ok((labels, out))

@@ -47,7 +47,11 @@ pub(crate) fn share(v: Vec<crate::tsdb::SeriesData>) -> Vec<SeriesData> {
         .map(|s| SeriesData {
             labels: Arc::new(s.labels),
             samples: s.samples,
-            hist: Vec::new(),
+            hist: s
+                .histograms
+                .into_iter()
+                .map(|(t, h)| (t, h.into_float()))
+                .collect(),
         })
         .collect()
 }
