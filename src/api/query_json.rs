@@ -5,6 +5,7 @@
 //! generic JSON value can express; hand-writing also avoids building a tree
 //! for results with millions of points.
 
+use crate::model::histogram::FloatHistogram;
 use crate::model::Labels;
 use crate::promql::engine::{QueryResult, Value};
 use std::fmt::Write;
@@ -118,6 +119,47 @@ fn write_point(out: &mut String, t: i64, v: f64) {
     out.push_str("\"]");
 }
 
+/// A native histogram as Prometheus' API writes it: count and sum as
+/// strings, then the non-empty buckets as `[boundary rule, lower, upper,
+/// count]` (rule 0: `(l,u]`, 1: `[l,u)`, 2: `(l,u)`, 3: `[l,u]`).
+fn write_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":\"");
+    write_value_raw(out, h.count);
+    out.push_str("\",\"sum\":\"");
+    write_value_raw(out, h.sum);
+    out.push('"');
+    let mut first = true;
+    for b in h.all_buckets().iter().filter(|b| b.count != 0.0) {
+        out.push_str(if first { ",\"buckets\":[" } else { "," });
+        first = false;
+        let rule = match (b.lower_inclusive, b.upper_inclusive) {
+            (true, true) => 3,
+            (true, false) => 1,
+            (false, true) => 0,
+            (false, false) => 2,
+        };
+        let _ = write!(out, "[{rule},\"");
+        write_value_raw(out, b.lower);
+        out.push_str("\",\"");
+        write_value_raw(out, b.upper);
+        out.push_str("\",\"");
+        write_value_raw(out, b.count);
+        out.push_str("\"]");
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
+fn write_hpoint(out: &mut String, t: i64, h: &FloatHistogram) {
+    out.push('[');
+    write_ts(out, t);
+    out.push(',');
+    write_histogram(out, h);
+    out.push(']');
+}
+
 fn write_labels(out: &mut String, l: &Labels) {
     out.push('{');
     for (i, x) in l.iter().enumerate() {
@@ -202,8 +244,16 @@ pub fn encode_success_chunked(
                 }
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                write_point(&mut out, s.t, s.value);
+                match &s.h {
+                    None => {
+                        out.push_str(",\"value\":");
+                        write_point(&mut out, s.t, s.value);
+                    }
+                    Some(h) => {
+                        out.push_str(",\"histogram\":");
+                        write_hpoint(&mut out, s.t, h);
+                    }
+                }
                 out.push('}');
                 if !flush(&mut out, false) {
                     return;
@@ -220,17 +270,33 @@ pub fn encode_success_chunked(
                 out.reserve((64 + s.points.len() * 24).min(cap));
                 out.push_str("{\"metric\":");
                 write_labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                if !s.points.is_empty() || s.hpoints.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(&mut out, *t, *v);
+                        if j % 256 == 255 && !flush(&mut out, false) {
+                            return;
+                        }
                     }
-                    write_point(&mut out, *t, *v);
-                    if j % 256 == 255 && !flush(&mut out, false) {
-                        return;
-                    }
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.hpoints.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.hpoints.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_hpoint(&mut out, *t, h);
+                        if j % 64 == 63 && !flush(&mut out, false) {
+                            return;
+                        }
+                    }
+                    out.push(']');
+                }
+                out.push('}');
                 if !flush(&mut out, false) {
                     return;
                 }
@@ -327,6 +393,59 @@ mod tests {
         }
     }
 
+    fn hist(s: &str) -> FloatHistogram {
+        crate::model::histogram::notation::parse_histogram(s)
+            .expect("notation")
+            .histogram
+    }
+
+    #[test]
+    fn histograms_in_prometheus_shape() {
+        use crate::promql::engine::{Sample, Series};
+        let labels: std::sync::Arc<Labels> = Labels::from_pairs([("__name__", "h")]).into();
+        let h = hist(
+            "{{schema:0 count:4 sum:5 z_bucket:1 z_bucket_w:0.25 buckets:[1 0 2] n_buckets:[1]}}",
+        );
+        let r = |value| QueryResult {
+            value,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            stats: Default::default(),
+        };
+        let want_h = r#"{"count":"4","sum":"5","buckets":[[1,"-1","-0.5","1"],[3,"-0.25","0.25","1"],[0,"0.5","1","1"],[0,"2","4","2"]]}"#;
+        let v = encode_success(
+            r(Value::Vector(vec![Sample {
+                labels: labels.clone(),
+                t: 1500,
+                value: 0.0,
+                drop_name: false,
+                h: Some(Box::new(h.clone())),
+            }])),
+            None,
+        );
+        assert_eq!(
+            v,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"__name__":"h"}},"histogram":[1.500,{want_h}]}}]}}}}"#
+            )
+        );
+        let m = encode_success(
+            r(Value::Matrix(vec![Series {
+                labels,
+                points: Vec::new(),
+                drop_name: false,
+                hpoints: vec![(1000, h.clone()), (2000, hist("{{}}"))],
+            }])),
+            None,
+        );
+        assert_eq!(
+            m,
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"__name__":"h"}},"histograms":[[1,{want_h}],[2,{{"count":"0","sum":"0"}}]]}}]}}}}"#
+            )
+        );
+    }
+
     #[test]
     fn strings_escaped() {
         let mut s = String::new();
@@ -348,6 +467,7 @@ mod tests {
                     .map(|k| (k as i64 * 1500, i as f64 + k as f64 / 7.0))
                     .collect(),
                 drop_name: false,
+                hpoints: Vec::new(),
             })
             .collect();
         QueryResult {

@@ -461,7 +461,115 @@ enum Outcome {
     Skip(String),
 }
 
-fn fmt_vec(v: &[(Labels, f64)]) -> String {
+/// A sample value: a float, or a native histogram with whether the
+/// expectation wrote its counter reset hint (compared only then).
+#[derive(Clone, Debug)]
+enum Val {
+    F(f64),
+    H(Box<FloatHistogram>, bool),
+}
+
+impl std::fmt::Display for Val {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::F(v) => write!(f, "{v}"),
+            Val::H(h, _) => write!(f, "{}", h.test_expression()),
+        }
+    }
+}
+
+/// The non-empty buckets of one side, by index.
+fn bucket_list(l: Vec<(i32, f64)>) -> Vec<(i32, f64)> {
+    l.into_iter().filter(|b| b.1 != 0.0).collect()
+}
+
+/// Prometheus' promqltest comparison of native histograms: both
+/// compacted, counts almost equal, layouts equal, the hint only when the
+/// expectation sets it.
+fn hist_eq(want: &FloatHistogram, got: &FloatHistogram, hint_set: bool) -> bool {
+    let lists_eq = |a: Vec<(i32, f64)>, b: Vec<(i32, f64)>| {
+        let (a, b) = (bucket_list(a), bucket_list(b));
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.0 == y.0 && almost_equal(x.1, y.1))
+    };
+    want.schema == got.schema
+        && almost_equal(want.count, got.count)
+        && almost_equal(want.sum, got.sum)
+        && (!want.uses_custom_buckets()
+            || (want.custom_values.len() == got.custom_values.len()
+                && want
+                    .custom_values
+                    .iter()
+                    .zip(&got.custom_values)
+                    .all(|(a, b)| almost_equal(*a, *b))))
+        && want.zero_threshold == got.zero_threshold
+        && almost_equal(want.zero_count, got.zero_count)
+        && lists_eq(want.negative_list(), got.negative_list())
+        && lists_eq(want.positive_list(), got.positive_list())
+        && (!hint_set || want.counter_reset_hint == got.counter_reset_hint)
+}
+
+fn val_eq(got: &Val, want: &Val) -> bool {
+    match (got, want) {
+        (Val::F(a), Val::F(b)) => almost_equal(*a, *b),
+        (Val::H(g, _), Val::H(w, set)) => hist_eq(w, g, *set),
+        _ => false,
+    }
+}
+
+fn sample_val(s: &klaxon::promql::engine::Sample) -> Val {
+    match &s.h {
+        Some(h) => Val::H(h.clone(), false),
+        None => Val::F(s.value),
+    }
+}
+
+/// A matrix series' floats and histograms merged by time.
+fn series_points(s: &klaxon::promql::engine::Series) -> Vec<(i64, Val)> {
+    let mut v: Vec<(i64, Val)> = s.points.iter().map(|p| (p.0, Val::F(p.1))).collect();
+    v.extend(
+        s.hpoints
+            .iter()
+            .map(|p| (p.0, Val::H(Box::new(p.1.clone()), false))),
+    );
+    v.sort_by_key(|p| p.0);
+    v
+}
+
+/// An expected series line with its values, floats and histograms
+/// (`_` and `_xN` are no value).
+fn expected_series(line: &str) -> Result<(Labels, Vec<Option<Val>>), String> {
+    let (l, rest) = split_series(line);
+    let labels = parse_labels(l)?;
+    let mut out = Vec::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        if rest.starts_with("{{") {
+            let (hs, used) = notation::parse_item_prefix(rest)
+                .map_err(|e| format!("histogram in {line}: {e}"))?;
+            for h in hs {
+                out.push(Some(Val::H(
+                    Box::new(h.histogram),
+                    h.counter_reset_hint_set,
+                )));
+            }
+            rest = rest[used..].trim_start();
+            continue;
+        }
+        let (tok, r) = match rest.find(char::is_whitespace) {
+            Some(i) => (&rest[..i], rest[i..].trim_start()),
+            None => (rest, ""),
+        };
+        rest = r;
+        let (vals, _, _) = parse_values(tok)?;
+        out.extend(vals.into_iter().map(|v| v.map(Val::F)));
+    }
+    Ok((labels, out))
+}
+
+fn fmt_vec(v: &[(Labels, Val)]) -> String {
     v.iter()
         .map(|(l, f)| format!("    {l} {f}"))
         .collect::<Vec<_>>()
@@ -469,16 +577,20 @@ fn fmt_vec(v: &[(Labels, f64)]) -> String {
 }
 
 /// Compares an instant-vector-like result with the expected series.
-fn check_vector(got: &[(Labels, f64)], exp: &Expect) -> Result<(), String> {
+fn check_vector(got: &[(Labels, Val)], exp: &Expect) -> Result<(), String> {
     let mut want = Vec::new();
-    for (line, s) in &exp.series {
-        let s = s
-            .as_ref()
-            .map_err(|e| format!("bad expected line {line}: {e}"))?;
-        if s.values.len() != 1 {
+    for (line, _) in &exp.series {
+        let (labels, values) =
+            expected_series(line).map_err(|e| format!("bad expected line {line}: {e}"))?;
+        if values.len() != 1 {
             return Err(format!("expected line needs one value: {line}"));
         }
-        want.push((s.labels.clone(), s.values[0].unwrap_or(f64::NAN)));
+        let v = values
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap_or(Val::F(f64::NAN));
+        want.push((labels, v));
     }
     let show = || format!("expected:\n{}\n  got:\n{}", fmt_vec(&want), fmt_vec(got));
     if got.len() != want.len() {
@@ -486,7 +598,7 @@ fn check_vector(got: &[(Labels, f64)], exp: &Expect) -> Result<(), String> {
     }
     if exp.ordered {
         for (g, w) in got.iter().zip(&want) {
-            if g.0 != w.0 || !almost_equal(g.1, w.1) {
+            if g.0 != w.0 || !val_eq(&g.1, &w.1) {
                 return Err(format!("ordered mismatch: {}", show()));
             }
         }
@@ -494,7 +606,7 @@ fn check_vector(got: &[(Labels, f64)], exp: &Expect) -> Result<(), String> {
     }
     for w in &want {
         match got.iter().find(|g| g.0 == w.0) {
-            Some(g) if almost_equal(g.1, w.1) => {}
+            Some(g) if val_eq(&g.1, &w.1) => {}
             Some(g) => {
                 return Err(format!(
                     "value for {} is {}, want {}: {}",
@@ -519,27 +631,31 @@ fn check_matrix(
     if exp.ordered {
         return Err("expect ordered on a matrix".into());
     }
-    let mut want: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
-    for (line, s) in &exp.series {
-        let s = s
-            .as_ref()
-            .map_err(|e| format!("bad expected line {line}: {e}"))?;
-        let pts = s
-            .values
-            .iter()
+    let mut want: Vec<(Labels, Vec<(i64, Val)>)> = Vec::new();
+    for (line, _) in &exp.series {
+        let (labels, values) =
+            expected_series(line).map_err(|e| format!("bad expected line {line}: {e}"))?;
+        let pts = values
+            .into_iter()
             .enumerate()
             .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
             .collect();
-        want.push((s.labels.clone(), pts));
+        want.push((labels, pts));
     }
+    let fmt_pts = |p: &[(i64, Val)]| {
+        p.iter()
+            .map(|(t, v)| format!("{t}:{v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let show = || {
         let g: Vec<String> = got
             .iter()
-            .map(|s| format!("    {} {:?}", s.labels, s.points))
+            .map(|s| format!("    {} {}", s.labels, fmt_pts(&series_points(s))))
             .collect();
         let w: Vec<String> = want
             .iter()
-            .map(|s| format!("    {} {:?}", s.0, s.1))
+            .map(|s| format!("    {} {}", s.0, fmt_pts(&s.1)))
             .collect();
         format!("expected:\n{}\n  got:\n{}", w.join("\n"), g.join("\n"))
     };
@@ -550,11 +666,12 @@ fn check_matrix(
         let Some(g) = got.iter().find(|g| *g.labels == w.0) else {
             return Err(format!("missing series {}: {}", w.0, show()));
         };
-        if g.points.len() != w.1.len()
-            || g.points
+        let gp = series_points(g);
+        if gp.len() != w.1.len()
+            || gp
                 .iter()
                 .zip(&w.1)
-                .any(|(a, b)| a.0 != b.0 || !almost_equal(a.1, b.1))
+                .any(|(a, b)| a.0 != b.0 || !val_eq(&a.1, &b.1))
         {
             return Err(format!("points differ for {}: {}", w.0, show()));
         }
@@ -656,8 +773,10 @@ fn check_instant(res: Result<QueryResult, String>, exp: &Expect) -> Result<(), S
                     v.len()
                 ));
             }
-            let got: Vec<(Labels, f64)> =
-                v.iter().map(|s| ((*s.labels).clone(), s.value)).collect();
+            let got: Vec<(Labels, Val)> = v
+                .iter()
+                .map(|s| ((*s.labels).clone(), sample_val(s)))
+                .collect();
             check_vector(&got, exp)
         }
         Value::Matrix(m) => match exp.range_vector {
@@ -680,18 +799,18 @@ fn check_range_at(res: Result<QueryResult, String>, exp: &Expect, t: i64) -> Res
     let Value::Matrix(m) = &r.value else {
         return Err("range query did not return a matrix".into());
     };
-    let got: Vec<(Labels, f64)> = m
+    let got: Vec<(Labels, Val)> = m
         .iter()
         .filter_map(|s| {
-            s.points
-                .iter()
+            series_points(s)
+                .into_iter()
                 .find(|p| p.0 == t)
                 .map(|p| ((*s.labels).clone(), p.1))
         })
         .collect();
     if let Some(w) = exp.scalar {
         return match got.as_slice() {
-            [(_, v)] if almost_equal(*v, w) => Ok(()),
+            [(_, Val::F(v))] if almost_equal(*v, w) => Ok(()),
             _ => Err(format!("range mode: scalar want {w}, got {got:?}")),
         };
     }
@@ -932,9 +1051,6 @@ fn run_eval(
     at: i64,
     exp: &Expect,
 ) -> Outcome {
-    if exp.series.iter().any(|(l, _)| l.contains("{{")) {
-        return Outcome::Skip("native histograms in expected output".into());
-    }
     if st.start_ts {
         return Outcome::Skip("start timestamps (@st lines)".into());
     }

@@ -234,6 +234,29 @@ impl Evaluator<'_> {
             }
             _ => {}
         }
+        // Native histograms: summed and averaged apart from the floats,
+        // kept by `count`, `group`, `limitk` and `limit_ratio`, ignored by
+        // the others.
+        let mut input = input;
+        let mut hist_out = Vec::new();
+        if input.iter().any(|s| s.h.is_some()) {
+            match op {
+                AggregateOp::Sum | AggregateOp::Avg => {
+                    let (h, f): (Vec<Sample>, Vec<Sample>) =
+                        input.into_iter().partition(|s| s.h.is_some());
+                    input = f;
+                    hist_out = self.aggregate_histograms(a, h);
+                }
+                AggregateOp::Count
+                | AggregateOp::Group
+                | AggregateOp::Limitk
+                | AggregateOp::LimitRatio => {}
+                _ => {
+                    input.retain(|s| s.h.is_none());
+                    self.histogram_ignored(a);
+                }
+            }
+        }
         let mut order: Vec<u64> = Vec::new();
         let mut groups: HashMap<u64, Group, foldhash::fast::RandomState> = HashMap::default();
         let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
@@ -314,7 +337,20 @@ impl Evaluator<'_> {
                 }
             }
         }
-        let mut out = Vec::with_capacity(order.len());
+        let mut out = Vec::with_capacity(order.len() + hist_out.len());
+        for (key, h) in hist_out {
+            if groups.remove(&key).is_some() {
+                self.warn(
+                    "encountered a mix of histograms and floats for aggregation".into(),
+                    a.expr.span().0,
+                );
+                continue;
+            }
+            if let Some(mut h) = h {
+                h.t = t;
+                out.push(h);
+            }
+        }
         for key in order {
             let Some(mut g) = groups.remove(&key) else {
                 continue;
@@ -355,6 +391,7 @@ impl Evaluator<'_> {
                 t,
                 value,
                 drop_name: g.drop_name,
+                h: None,
             });
         }
         Ok(StepValue::Vector(out))

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::eval::{Evaluator, StepValue};
+use super::native::{hist_elem, Note};
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::labels::METRIC_NAME;
 use crate::model::Labels;
@@ -143,29 +144,37 @@ impl Evaluator<'_> {
                 };
                 Ok(StepValue::Scalar(v))
             }
-            (StepValue::Vector(v), StepValue::Scalar(s)) => Ok(StepValue::Vector(vector_scalar(
-                op,
-                v,
-                s,
-                false,
-                b.return_bool,
-            ))),
-            (StepValue::Scalar(s), StepValue::Vector(v)) => Ok(StepValue::Vector(vector_scalar(
-                op,
-                v,
-                s,
-                true,
-                b.return_bool,
-            ))),
+            (StepValue::Vector(v), StepValue::Scalar(s)) => {
+                let mut notes = Vec::new();
+                let out = vector_scalar(op, v, s, false, b.return_bool, &mut notes);
+                self.add_notes(notes, b.span.0);
+                Ok(StepValue::Vector(out))
+            }
+            (StepValue::Scalar(s), StepValue::Vector(v)) => {
+                let mut notes = Vec::new();
+                let out = vector_scalar(op, v, s, true, b.return_bool, &mut notes);
+                self.add_notes(notes, b.span.0);
+                Ok(StepValue::Vector(out))
+            }
             (StepValue::Vector(l), StepValue::Vector(r)) => {
                 let m = matching_of(b);
                 let m = &*m;
+                let mut notes = Vec::new();
                 let out = match op {
                     BinaryOp::And => vector_and(l, r, m),
                     BinaryOp::Or => vector_or(l, r, m),
                     BinaryOp::Unless => vector_unless(l, r, m),
-                    _ => vector_binop(op, l, r, m, b.return_bool, self.delayed_name_removal)?,
+                    _ => vector_binop(
+                        op,
+                        l,
+                        r,
+                        m,
+                        b.return_bool,
+                        self.delayed_name_removal,
+                        &mut notes,
+                    )?,
                 };
+                self.add_notes(notes, b.span.0);
                 Ok(StepValue::Vector(out))
             }
             (l, r) => Err(EvalError::exec(format!(
@@ -178,9 +187,39 @@ impl Evaluator<'_> {
     }
 }
 
-fn vector_scalar(op: BinaryOp, v: Vec<Sample>, s: f64, swap: bool, ret_bool: bool) -> Vec<Sample> {
+fn vector_scalar(
+    op: BinaryOp,
+    v: Vec<Sample>,
+    s: f64,
+    swap: bool,
+    ret_bool: bool,
+    notes: &mut Vec<Note>,
+) -> Vec<Sample> {
     let mut out = Vec::with_capacity(v.len());
     for mut smp in v {
+        if let Some(h) = smp.h.take() {
+            let (lh, rh) = if swap {
+                (None, Some(&*h))
+            } else {
+                (Some(&*h), None)
+            };
+            let Some((f, h, keep)) = hist_elem(op, s, s, lh, rh, notes) else {
+                continue;
+            };
+            if ret_bool {
+                smp.value = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            } else {
+                smp.value = f;
+                smp.h = h;
+            }
+            if is_arith(op) || ret_bool {
+                smp.drop_name = true;
+            }
+            out.push(smp);
+            continue;
+        }
         let (l, r) = if swap { (s, smp.value) } else { (smp.value, s) };
         let (mut val, keep) = elem(op, l, r);
         if op.is_comparison() {
@@ -275,6 +314,7 @@ fn fill_result(
         t: 0,
         value: val,
         drop_name: drop || is_arith(op) || ret_bool,
+        h: None,
     })
 }
 
@@ -285,6 +325,7 @@ fn vector_binop(
     m: &VectorMatching,
     ret_bool: bool,
     delayed_name_removal: bool,
+    notes: &mut Vec<Note>,
 ) -> EvalResult<Vec<Sample>> {
     // Nothing can match: no matching errors either (Prometheus'
     // short-circuit), unless a fill modifier makes up the missing side.
@@ -316,6 +357,7 @@ fn vector_binop(
         t: 0,
         value: 0.0,
         drop_name: false,
+        h: None,
     };
     let mut seen_sigs: HashSet<u64> = HashSet::new();
     for ls in lhs {
@@ -355,6 +397,17 @@ fn vector_binop(
                 None => continue,
             },
         };
+        // Histogram operands the operator does not apply to drop out
+        // before matching is checked, as upstream.
+        let hist = if ls.h.is_some() || rs.h.is_some() {
+            let (l, r) = if swapped { (rs, &ls) } else { (&ls, rs) };
+            match hist_elem(op, l.value, r.value, l.h.as_deref(), r.h.as_deref(), notes) {
+                Some(x) => Some(x),
+                None => continue,
+            }
+        } else {
+            None
+        };
         // Matching errors are raised before comparisons filter anything.
         let labels = result_labels(&ls.labels, &rs.labels, m);
         let entry = matched.entry(sig);
@@ -389,9 +442,16 @@ fn vector_binop(
         } else {
             (ls.value, rs.value)
         };
-        let (mut val, keep) = elem(op, vl, vr);
+        let (mut val, keep, mut h) = match hist {
+            Some((f, h, keep)) => (f, keep, h),
+            None => {
+                let (val, keep) = elem(op, vl, vr);
+                (val, keep, None)
+            }
+        };
         if ret_bool {
             val = if keep { 1.0 } else { 0.0 };
+            h = None;
         } else if !keep {
             continue;
         }
@@ -400,6 +460,7 @@ fn vector_binop(
             t: ls.t,
             value: val,
             drop_name: ls.drop_name || is_arith(op) || ret_bool,
+            h,
         });
     }
     // `fill_left(v)`: right operands nothing matched get a left value v and

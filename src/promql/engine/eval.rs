@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::value::{EvalError, EvalResult, Sample, Series};
+use crate::model::histogram::FloatHistogram;
 use crate::model::{is_stale_nan, Labels};
 use crate::promql::parser::{
     AtModifier, DurationExpr, Expr, MatrixSelector, SubqueryExpr, UnaryOp, VectorSelector,
@@ -27,6 +28,17 @@ use crate::tsdb::Queryable;
 pub(crate) struct SeriesData {
     pub labels: Arc<Labels>,
     pub samples: Vec<(i64, f64)>,
+    /// Native histogram samples (float counts), by time; staleness markers
+    /// included (their sum is the staleness NaN).
+    pub hist: Vec<(i64, FloatHistogram)>,
+}
+
+impl SeriesData {
+    /// Whether the series holds any native histogram sample: the series
+    /// pass leaves such series to the per-step walk.
+    pub(crate) fn has_histograms(&self) -> bool {
+        !self.hist.is_empty()
+    }
 }
 
 /// Wraps the head's selection result for sharing.
@@ -35,8 +47,18 @@ pub(crate) fn share(v: Vec<crate::tsdb::SeriesData>) -> Vec<SeriesData> {
         .map(|s| SeriesData {
             labels: Arc::new(s.labels),
             samples: s.samples,
+            hist: s
+                .histograms
+                .into_iter()
+                .map(|(t, h)| (t, h.into_float()))
+                .collect(),
         })
         .collect()
+}
+
+/// Whether a histogram sample is a staleness marker.
+pub(crate) fn is_stale_hist(h: &FloatHistogram) -> bool {
+    is_stale_nan(h.sum)
 }
 
 /// A value at one evaluation step.
@@ -420,6 +442,9 @@ impl<'a> Evaluator<'a> {
                     (UnaryOp::Neg, StepValue::Vector(mut vec)) => {
                         for s in &mut vec {
                             s.value = -s.value;
+                            if let Some(h) = &mut s.h {
+                                h.mul(-1.0);
+                            }
                             s.drop_name = true;
                         }
                         self.settle(StepValue::Vector(vec))?
@@ -490,6 +515,20 @@ impl<'a> Evaluator<'a> {
                 }
             }
             *cur = idx;
+            if s.has_histograms() {
+                if let Some(h) = newest_histogram(s, idx, rt, lo) {
+                    if let Some(h) = h {
+                        out.push(Sample {
+                            labels: s.labels.clone(),
+                            t: h.0,
+                            value: 0.0,
+                            drop_name: false,
+                            h: Some(Box::new(h.1.clone())),
+                        });
+                    }
+                    continue;
+                }
+            }
             if idx == 0 {
                 continue;
             }
@@ -504,6 +543,7 @@ impl<'a> Evaluator<'a> {
                 t: ts,
                 value: v,
                 drop_name: false,
+                h: None,
             });
         }
         self.cursors.insert(key(vs), cursors);
@@ -555,16 +595,30 @@ impl<'a> Evaluator<'a> {
             };
             let mut points = self.point_pool.pop().unwrap_or_default();
             points.extend(win.iter().copied().filter(|p| !is_stale_nan(p.1)));
-            if points.is_empty() {
+            let hpoints: Vec<(i64, FloatHistogram)> = if s.has_histograms() {
+                let ha = s.hist.partition_point(|p| p.0 <= lo);
+                let hb = s.hist.partition_point(|p| p.0 <= rt);
+                s.hist
+                    .get(ha..hb)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| !is_stale_hist(&p.1))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if points.is_empty() && hpoints.is_empty() {
                 self.point_pool.push(points);
                 continue;
             }
-            total += points.len();
+            total += points.len() + hpoints.len();
             self.check_samples(total.saturating_add(usize::try_from(self.held).unwrap_or(0)))?;
             out.push(Series {
                 labels: s.labels.clone(),
                 points,
                 drop_name: false,
+                hpoints,
             });
         }
         self.cursors.insert(key(vs), cursors);
@@ -613,6 +667,32 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// The sample an instant selector takes from a series that has histogram
+/// samples: `None` when the newest sample at or before `rt` is a float
+/// (`float_idx` is the float cursor: floats before it are at or before
+/// `rt`); `Some(None)` when the newest is a histogram that is stale or
+/// older than the lookback window; `Some(Some(..))` the histogram to use.
+fn newest_histogram(
+    s: &SeriesData,
+    float_idx: usize,
+    rt: i64,
+    lo: i64,
+) -> Option<Option<&(i64, FloatHistogram)>> {
+    let hi = s.hist.partition_point(|p| p.0 <= rt);
+    let h = hi.checked_sub(1).and_then(|i| s.hist.get(i))?;
+    let newest_float = float_idx
+        .checked_sub(1)
+        .and_then(|i| s.samples.get(i))
+        .map(|p| p.0);
+    if newest_float.is_some_and(|ft| ft > h.0) {
+        return None;
+    }
+    if h.0 <= lo || is_stale_hist(&h.1) {
+        return Some(None);
+    }
+    Some(Some(h))
+}
+
 /// Gathers per-step vectors into a matrix keyed by label set.
 #[derive(Default)]
 pub(crate) struct Collator {
@@ -644,7 +724,9 @@ impl Collator {
         match found {
             Some(i) => {
                 if let Some(s) = self.series.get_mut(i) {
-                    if s.points.last().is_some_and(|p| p.0 == t) {
+                    if s.points.last().is_some_and(|p| p.0 == t)
+                        || s.hpoints.last().is_some_and(|p| p.0 == t)
+                    {
                         return Err(EvalError::same_labelset());
                     }
                     s.points.push((t, v));
@@ -657,6 +739,45 @@ impl Collator {
                     labels: key.0,
                     points: vec![(t, v)],
                     drop_name: key.1,
+                    hpoints: Vec::new(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Collator::add`] for a histogram point.
+    pub(crate) fn add_hist(
+        &mut self,
+        labels: Arc<Labels>,
+        drop: bool,
+        t: i64,
+        h: FloatHistogram,
+    ) -> EvalResult<()> {
+        self.points += 1;
+        let ptr = (Arc::as_ptr(&labels) as usize, drop);
+        let key = (labels, drop);
+        let found = match self.by_ptr.get(&ptr) {
+            Some(&i) => Some(i),
+            None => self.index.get(&key).copied(),
+        };
+        match found.and_then(|i| self.series.get_mut(i)) {
+            Some(s) => {
+                if s.points.last().is_some_and(|p| p.0 == t)
+                    || s.hpoints.last().is_some_and(|p| p.0 == t)
+                {
+                    return Err(EvalError::same_labelset());
+                }
+                s.hpoints.push((t, h));
+            }
+            None => {
+                self.by_ptr.insert(ptr, self.series.len());
+                self.index.insert(key.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: key.0,
+                    points: Vec::new(),
+                    drop_name: key.1,
+                    hpoints: vec![(t, h)],
                 });
             }
         }
@@ -665,7 +786,10 @@ impl Collator {
 
     pub(crate) fn add_vector(&mut self, vec: Vec<Sample>, t: i64) -> EvalResult<()> {
         for s in vec {
-            self.add(s.labels, s.drop_name, t, s.value)?;
+            match s.h {
+                None => self.add(s.labels, s.drop_name, t, s.value)?,
+                Some(h) => self.add_hist(s.labels, s.drop_name, t, *h)?,
+            }
         }
         Ok(())
     }
@@ -720,7 +844,16 @@ pub(crate) fn cleanup_matrix(m: Vec<Series>) -> EvalResult<Vec<Series>> {
                 if let Some(o) = out.get_mut(i) {
                     o.points.extend(s.points);
                     o.points.sort_by_key(|p| p.0);
-                    if o.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                    o.hpoints.extend(s.hpoints);
+                    o.hpoints.sort_by_key(|p| p.0);
+                    let overlap = !o.hpoints.is_empty()
+                        && o.points
+                            .iter()
+                            .any(|p| o.hpoints.binary_search_by_key(&p.0, |h| h.0).is_ok());
+                    if overlap
+                        || o.points.windows(2).any(|w| w[0].0 == w[1].0)
+                        || o.hpoints.windows(2).any(|w| w[0].0 == w[1].0)
+                    {
                         return Err(EvalError::same_labelset());
                     }
                 }

@@ -172,6 +172,7 @@ impl Evaluator<'_> {
                 t,
                 value: v,
                 drop_name: true,
+                h: None,
             });
         }
         Ok(out)
@@ -200,6 +201,7 @@ impl Evaluator<'_> {
                 t: rt,
                 value: v,
                 drop_name: false,
+                h: None,
             });
         }
         Ok(out)

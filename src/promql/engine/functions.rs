@@ -227,6 +227,7 @@ impl Evaluator<'_> {
                     t,
                     value: f,
                     drop_name: false,
+                    h: None,
                 }]))
             }
             "scalar" => {
@@ -279,6 +280,7 @@ impl Evaluator<'_> {
                         t,
                         value: t as f64 / 1000.0,
                         drop_name: false,
+                        h: None,
                     }],
                 };
                 for s in &mut v {
@@ -312,6 +314,7 @@ impl Evaluator<'_> {
                     t,
                     value: 1.0,
                     drop_name: false,
+                    h: None,
                 }]))
             }
             "sort" | "sort_desc" => {
@@ -369,11 +372,7 @@ impl Evaluator<'_> {
                 self.histogram_fn(c, t)
             }
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-            | "histogram_stdvar" => {
-                // Only native histograms carry these; float samples are ignored.
-                let _ = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
-                Ok(StepValue::Vector(Vec::new()))
-            }
+            | "histogram_stdvar" => self.histogram_simple(c, t),
             other => Err(EvalError::exec(format!("unsupported: function {other}"))),
         }
     }
@@ -460,6 +459,7 @@ impl Evaluator<'_> {
             t,
             value: 1.0,
             drop_name: false,
+            h: None,
         }]
     }
 }

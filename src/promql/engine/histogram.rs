@@ -224,6 +224,8 @@ impl Evaluator<'_> {
                 )));
             }
         }
+        let (native, input): (Vec<Sample>, Vec<Sample>) =
+            input.into_iter().partition(|s| s.h.is_some());
         let quantiles: Vec<f64> = if quantile { params.clone() } else { Vec::new() };
         for (i, q) in quantiles.iter().enumerate() {
             if !(0.0..=1.0).contains(q) {
@@ -267,6 +269,19 @@ impl Evaluator<'_> {
             });
         }
         let mut out = Vec::new();
+        for s in native {
+            // A native histogram beside classic buckets of the same series:
+            // neither is evaluated.
+            if groups.remove(&*s.labels).is_some() {
+                let name = self.anno_metric_name(&s.labels);
+                self.warn(
+                    format!("vector contains a mix of classic and native histograms{name}"),
+                    varg.span().0,
+                );
+                continue;
+            }
+            self.native_quantiles(&s, &quantiles, &params, label.as_deref(), varg, &mut out);
+        }
         for key in order {
             let Some((buckets, mname)) = groups.remove(&key) else {
                 continue;
@@ -277,6 +292,7 @@ impl Evaluator<'_> {
                     t,
                     value: bucket_fraction(q, params.get(1).copied().unwrap_or(f64::NAN), buckets),
                     drop_name: true,
+                    h: None,
                 });
                 continue;
             }
@@ -301,6 +317,7 @@ impl Evaluator<'_> {
                     t,
                     value: v,
                     drop_name: true,
+                    h: None,
                 });
             }
         }
@@ -309,7 +326,7 @@ impl Evaluator<'_> {
 }
 
 /// A quantile as a label value: shortest form, integers with `.0`.
-fn label_float(q: f64) -> String {
+pub(crate) fn label_float(q: f64) -> String {
     let s = format_float(q);
     if q.is_finite() && !s.contains(['.', 'e']) {
         format!("{s}.0")

@@ -14,6 +14,7 @@ mod extended;
 mod functions;
 mod histogram;
 mod info;
+mod native;
 mod range_fns;
 mod series_pass;
 pub mod value;
@@ -330,6 +331,7 @@ fn table_result(
             labels: s.labels,
             points: s.points,
             drop_name: s.drop_name,
+            hpoints: Vec::new(),
         })
         .collect();
     m.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -45,24 +45,50 @@ pub(crate) fn extrapolate(
     if len < 2 {
         return None;
     }
-    let n1 = (len - 1) as f64;
     let mut result = last.1 - first.1;
     if counter {
         for prev in resets {
             result += prev;
         }
     }
-    let mut to_start = (first.0 - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last.0) as f64 / 1000.0;
-    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    Some(
+        result
+            * extrapolation_factor(
+                (first.0, last.0, len),
+                first.1,
+                result,
+                (range_start, range_end, range_ms),
+                counter,
+                is_rate,
+            ),
+    )
+}
+
+/// The factor `rate`/`increase`/`delta` scale a window's raw increase
+/// `result` by: extrapolated towards the window's edges (at most half an
+/// average sample interval beyond the samples, and for counters not below
+/// zero, judged by `first`, the first sample's value or count), per second
+/// for `rate`. Shared by floats and native histograms (their count).
+pub(crate) fn extrapolation_factor(
+    (first_t, last_t, len): (i64, i64, usize),
+    first: f64,
+    result: f64,
+    (range_start, range_end, range_ms): (i64, i64, i64),
+    counter: bool,
+    is_rate: bool,
+) -> f64 {
+    let n1 = (len - 1) as f64;
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
     let avg = sampled / n1;
     let threshold = avg * 1.1;
     let mut interval = sampled;
     if to_start >= threshold {
         to_start = avg / 2.0;
     }
-    if counter && result > 0.0 && first.1 >= 0.0 {
-        let to_zero = sampled * (first.1 / result);
+    if counter && result > 0.0 && first >= 0.0 {
+        let to_zero = sampled * (first / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
@@ -76,7 +102,7 @@ pub(crate) fn extrapolate(
     if is_rate {
         factor /= range_ms as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 /// `irate` / `idelta`: the last two samples only.
@@ -507,7 +533,23 @@ impl Evaluator<'_> {
                 labels,
                 mut points,
                 drop_name,
+                hpoints,
             } = s;
+            if !hpoints.is_empty() {
+                let w = (rs, re, range);
+                if let Some(v) = self.range_histograms(func, &labels, &points, hpoints, w, marg) {
+                    if let Some((value, h)) = v {
+                        out.push(Sample {
+                            labels,
+                            t,
+                            value,
+                            drop_name: if keep_name { drop_name } else { true },
+                            h: h.map(Box::new),
+                        });
+                    }
+                    continue;
+                }
+            }
             let pts = &points;
             if func.checks_counter_name()
                 && self
@@ -533,6 +575,7 @@ impl Evaluator<'_> {
                     t,
                     value: v,
                     drop_name: if keep_name { drop_name } else { true },
+                    h: None,
                 });
             }
         }

@@ -475,6 +475,7 @@ impl Evaluator<'_> {
                     t,
                     value,
                     drop_name: s.drop_name,
+                    h: None,
                 },
             ));
         }
@@ -506,6 +507,9 @@ impl Evaluator<'_> {
                 let off = self.duration(vs.offset, &vs.offset_expr);
                 let at = self.at_time(vs.at);
                 let data = self.series_data(vs);
+                if data.iter().any(|s| s.has_histograms()) {
+                    return Ok(None);
+                }
                 Ok(Some(Input::Selector { off, at, data }))
             }
             e @ (Expr::Aggregate(_) | Expr::Binary(_)) => match self.build_table(e)? {
@@ -541,6 +545,9 @@ impl Evaluator<'_> {
         let p0 = params.first().copied().unwrap_or(f64::NAN);
         let p1 = params.get(1).copied().unwrap_or(f64::NAN);
         let data = self.series_data(vs);
+        if data.iter().any(|s| s.has_histograms()) {
+            return Ok(None);
+        }
         // What the per-step walk's `settle` does to the function's output:
         // the name goes, and a step where two outputs collide is an error.
         // Series whose labels collide without the name stay with that walk.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::model::histogram::FloatHistogram;
 use crate::model::Labels;
 
 /// One element of an instant vector. `drop_name` implements Prometheus'
@@ -17,6 +18,9 @@ pub struct Sample {
     pub t: i64,
     pub value: f64,
     pub drop_name: bool,
+    /// A native histogram sample (then `value` is unused and 0); `None`
+    /// for a float sample.
+    pub h: Option<Box<FloatHistogram>>,
 }
 
 /// One series of a range vector (matrix).
@@ -25,6 +29,9 @@ pub struct Series {
     pub labels: Arc<Labels>,
     pub points: Vec<(i64, f64)>,
     pub drop_name: bool,
+    /// Native histogram points, by time, at times not in `points` (as
+    /// Prometheus' `Series` holds floats and histograms apart).
+    pub hpoints: Vec<(i64, FloatHistogram)>,
 }
 
 /// A query result value, as Prometheus' API types it.
