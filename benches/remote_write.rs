@@ -32,6 +32,7 @@ fn batch(t: i64) -> WriteRequest {
                     value: (i as f64) * 1.5 + (t % 1000) as f64,
                     timestamp: t,
                 }],
+                histograms: Vec::new(),
             })
             .collect(),
         metadata: vec![],

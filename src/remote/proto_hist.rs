@@ -299,8 +299,8 @@ pub(crate) fn encoded_len(s: &HistogramSample) -> usize {
                 .iter()
                 .map(|s| key_len(*n) + varint_len(span_len(s) as u64) + span_len(s))
                 .sum(),
-            Field::PackedSint(_, v) if v.is_empty() => 0,
-            Field::PackedDouble(_, v) if v.is_empty() => 0,
+            Field::PackedSint(_, []) => 0,
+            Field::PackedDouble(_, []) => 0,
             Field::PackedSint(n, v) => {
                 let l = packed_sint_len(v);
                 key_len(*n) + varint_len(l as u64) + l
@@ -331,8 +331,8 @@ pub(crate) fn encode(s: &HistogramSample, out: &mut Vec<u8>) {
                     put_varint(out, u64::from(s.length));
                 }
             }
-            Field::PackedSint(_, v) if v.is_empty() => {}
-            Field::PackedDouble(_, v) if v.is_empty() => {}
+            Field::PackedSint(_, []) => {}
+            Field::PackedDouble(_, []) => {}
             Field::PackedSint(n, v) => {
                 put_len_field(out, n, packed_sint_len(v));
                 for d in v {

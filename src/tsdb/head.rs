@@ -178,6 +178,10 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     series_created: AtomicU64,
+    /// Set once any histogram sample was stored: the memory snapshot holds
+    /// float chunks only, so a head with histograms is restarted from the
+    /// WAL instead (see `tsdb::snapshot`).
+    pub(crate) holds_histograms: AtomicBool,
     series_removed: AtomicU64,
     /// `series_created` when the last full truncation walk started, and
     /// whether that walk left empty series for the next one: with neither
@@ -256,6 +260,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
+            holds_histograms: AtomicBool::new(false),
             series_removed: AtomicU64::new(0),
             walked_created: AtomicU64::new(u64::MAX),
             empty_left: AtomicBool::new(false),

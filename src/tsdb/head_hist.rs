@@ -11,7 +11,7 @@ use super::wal::{self, Kind, Wal, WalError};
 use super::wal_hist;
 use super::{AppendError, SeriesRef};
 use crate::model::Labels;
-use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 /// A histogram waiting in a batch for its commit.
@@ -65,6 +65,7 @@ impl Head {
         };
         match res {
             Ok(Appended::Stored { .. }) => {
+                self.holds_histograms.store(true, Relaxed);
                 self.note_stored(r.0, 1, t, t);
                 if !self.replaying() {
                     self.observe_histogram(r, t, v);
@@ -105,16 +106,14 @@ impl Head {
     /// record per histogram kind) and then applied.
     pub(crate) fn commit_mixed(
         &self,
-        samples: Vec<PendingSample>,
+        samples: &[PendingSample],
         hists: Vec<PendingHist>,
     ) -> Result<(), CommitError> {
-        let mut floats = samples.into_iter();
         let mut done = 0;
         let mut hists = hists.into_iter().peekable();
         while let Some(first) = hists.next() {
             if first.after > done {
-                let part: Vec<PendingSample> = floats.by_ref().take(first.after - done).collect();
-                self.commit_batch(part)?;
+                self.commit_batch(&samples[done..first.after])?;
                 done = first.after;
             }
             let mut run = vec![first];
@@ -132,7 +131,7 @@ impl Head {
                 self.store_histogram(&h.series, h.r, h.t, &h.v);
             }
         }
-        self.commit_batch(floats.collect())
+        self.commit_batch(&samples[done..])
     }
 
     /// One WAL write for a run of histograms.
@@ -210,6 +209,7 @@ impl Head {
             let res = h.series.data.lock().append_histogram(t, v);
             match res {
                 Ok(Appended::Stored { .. }) => {
+                    self.holds_histograms.store(true, Relaxed);
                     self.note_stored(r.0, 1, t, t);
                     if !self.replaying() {
                         self.observe_histogram(r, t, v);

@@ -929,7 +929,8 @@ mod tests {
             })
         };
         // Histograms compared by their Debug text: stale markers are NaN.
-        let all = |h: &Head| -> Vec<(String, Vec<(i64, u64)>, String)> {
+        type Dump = Vec<(String, Vec<(i64, u64)>, String)>;
+        let all = |h: &Head| -> Dump {
             h.select(&[], i64::MIN, i64::MAX)
                 .into_iter()
                 .map(|s| {

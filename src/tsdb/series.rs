@@ -4,8 +4,8 @@
 use super::chunk::{ChunkIter, ClosedChunk, HeadChunk, XorState};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
-use super::series_hist::{HistChunks, HistValue};
 use super::mapped::MappedList;
+use super::series_hist::{HistChunks, HistValue};
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};

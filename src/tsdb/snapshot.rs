@@ -325,6 +325,17 @@ fn encode(head: &Head) -> Result<Option<(Vec<u8>, u64, u64)>, SnapshotError> {
 
 /// Returns the segment, file size and series count written.
 fn write(head: &Head, dir: &Path) -> Result<Option<(u64, u64, u64)>, SnapshotError> {
+    if head
+        .holds_histograms
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        // The snapshot format carries float chunks only: a head with
+        // histograms is rebuilt from the WAL, and an older snapshot must not
+        // shadow the segments before it.
+        remove_others(dir, None);
+        tracing::info!("memory snapshot skipped: the head holds native histograms, the next start replays the WAL");
+        return Ok(None);
+    }
     let Some((bytes, segment, series)) = encode(head)? else {
         return Ok(None);
     };

@@ -479,7 +479,7 @@ impl Evaluator<'_> {
                 pos,
             );
         }
-        if !is_rate && !(gauge(a) && gauge(b)) {
+        if !(is_rate || gauge(a) && gauge(b)) {
             self.warn(
                 format!("this native histogram metric is not a gauge: {name}"),
                 pos,

@@ -586,7 +586,7 @@ fn convert_family(
                         ts,
                         &field("histogram"),
                     )?);
-                    if !(opts.always_classic && !h.bucket.is_empty()) {
+                    if !opts.always_classic || h.bucket.is_empty() {
                         continue;
                     }
                 } else if native && h.bucket.is_empty() {
