@@ -647,6 +647,44 @@ mod tests {
     }
 
     #[test]
+    fn a_head_with_histograms_writes_no_snapshot_and_restarts_from_the_wal() {
+        use crate::model::histogram::FloatHistogram;
+        use crate::tsdb::HistValue;
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = Snapshots::new(dir.path(), true);
+        let (h, _) = open(dir.path(), &snaps);
+        write(&h, 0, 50);
+        assert!(snaps.write(&h).unwrap().is_some());
+        assert_eq!(list(dir.path()).len(), 1);
+        let hist = HistValue::Float(FloatHistogram {
+            count: 2.0,
+            sum: 3.0,
+            ..Default::default()
+        });
+        let mut a = h.appender();
+        a.append_histogram(&l(9), 60_000, &hist).unwrap();
+        a.commit().unwrap();
+        let histograms = |h: &Head| -> usize {
+            h.select(&[], i64::MIN, i64::MAX)
+                .iter()
+                .map(|s| s.histograms.len())
+                .sum()
+        };
+        assert_eq!(histograms(&h), 1);
+        let before = dump(&h);
+        // The older snapshot would hide the segment holding the histogram:
+        // it goes too.
+        assert_eq!(snaps.write(&h).unwrap(), None);
+        assert!(list(dir.path()).is_empty());
+        drop(h);
+
+        let (h, st) = open(dir.path(), &snaps);
+        assert_eq!(st.snapshot, None, "{st:?}");
+        assert_eq!(histograms(&h), 1);
+        assert_eq!(dump(&h), before);
+    }
+
+    #[test]
     fn a_damaged_or_torn_snapshot_is_ignored_and_the_wal_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let snaps = Snapshots::new(dir.path(), true);
