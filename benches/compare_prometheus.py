@@ -253,7 +253,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="klaxon-bench-")
     try:
         for i in range(args.runs):
-            r = one_run(args, tmp, i)
+            try:
+                r = one_run(args, tmp, i)
+            except (KeyError, ZeroDivisionError) as e:
+                # A run where one side stored nothing (an overloaded machine whose
+                # targets could not answer in time) is reported and left out of the
+                # medians rather than aborting the others.
+                print(f"run {i + 1}: failed, left out: {type(e).__name__}: {e}", flush=True)
+                continue
             runs.append(r)
             print(f"run {i + 1}: series prom={r['prom_series']:.0f} klaxon={r['klaxon_series']:.0f}; "
                   f"bytes/series prom={r['prom_bytes_per_series']:.0f} klaxon={r['klaxon_bytes_per_series']:.0f} "
@@ -264,6 +271,8 @@ def main():
                   f"klaxon={r['klaxon_replay_s']:.2f}s (ratio {r['replay_ratio']:.3f})", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if not runs:
+        sys.exit("no run completed")
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(f"median of {len(runs)} runs ({args.targets} targets x {args.series} series, {args.interval}s interval, "
           f"{args.duration}s measured): memory per series ratio {med['mem_ratio']:.3f}, "

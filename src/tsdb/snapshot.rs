@@ -97,7 +97,8 @@ struct SnapSeries {
 pub struct SnapshotData {
     /// The first WAL segment it does not cover.
     pub segment: u64,
-    /// Batches of series: labels by reference, and their chunks.
+    /// Batches of series: labels by reference, and their chunks (one batch
+    /// for a whole snapshot; see `decode`).
     batches: Vec<(SeriesList, IdMap<u64, SnapSeries>)>,
     pub series: u64,
 }
@@ -429,7 +430,11 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
         }));
     }
     let mut off = MAGIC.len() as u64;
-    let mut batches = Vec::new();
+    // Every section's series go into one list: sections are per shard, so
+    // their references interleave, and restoring them as one batch indexes
+    // each postings list in one merge instead of one per section.
+    let mut list = SeriesList::default();
+    let mut chunks = IdMap::default();
     let mut series = 0u64;
     loop {
         if off >= bytes.len() as u64 {
@@ -442,8 +447,7 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
         match d.byte().map_err(corrupt)? {
             REC_SERIES => {
                 let n = d.uvarint().map_err(corrupt)?;
-                let mut list = SeriesList::with_capacity(n.min(1 << 16) as usize);
-                let mut chunks = IdMap::default();
+                list.reserve(n.min(1 << 16) as usize);
                 for _ in 0..n {
                     let (r, s) = decode_series(&mut d, &mut list).map_err(corrupt)?;
                     if chunks.insert(r, s).is_some() {
@@ -454,7 +458,6 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
                     }
                 }
                 series += n;
-                batches.push((list, chunks));
             }
             REC_END => {
                 let segment = d.uvarint().map_err(corrupt)?;
@@ -467,7 +470,7 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
                 }
                 let data = SnapshotData {
                     segment,
-                    batches,
+                    batches: vec![(list, chunks)],
                     series,
                 };
                 return Ok((data, bytes.len() as u64));

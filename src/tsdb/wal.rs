@@ -126,6 +126,12 @@ impl SeriesList {
         self.series.len()
     }
 
+    /// Room for `series` more entries.
+    pub fn reserve(&mut self, series: usize) {
+        self.ends.reserve(series * 4);
+        self.series.reserve(series);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
