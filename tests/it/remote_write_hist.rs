@@ -411,20 +411,21 @@ remote_write:
     assert!(hists >= 16, "too few histogram samples: {hists}");
     assert!(floats >= 40, "too few float samples: {floats}");
 
-    // Cumulative counts n, 2n, 3n, 5n, 6n, 9n: quantiles 1/3, 5/9, 2/3, 1
-    // end buckets.
+    // Cumulative counts n, 2n, 3n, 5n, 6n, 9n (buckets ending at -1,
+    // 0.001, 0.5, 1, 8, 16 at schema 0; no gap after 3n and 6n): quantiles
+    // 1/3, 2/3 and 1.
     let mut exprs = histogram_queries(
         "demo_native_seconds",
-        &[
-            "0.3333333333333333",
-            "0.5555555555555556",
-            "0.6666666666666666",
-            "1",
-        ],
+        &["0.3333333333333333", "0.6666666666666666", "1"],
     );
+    // Float rates over windows that neither reach back before the series'
+    // first sample (there 2.42 limits the extrapolation to the counter's
+    // zero point before its half-interval rule, 3.x and klaxon after it)
+    // nor start on a sample (2.42's ranges are left-closed, 3.x's
+    // left-open).
     exprs.extend([
-        "rate(demo_requests_total[10s])".to_string(),
-        "histogram_quantile(0.9, rate(demo_size_bytes_bucket[10s]))".to_string(),
+        "rate(demo_requests_total[5500ms])".to_string(),
+        "histogram_quantile(0.9, rate(demo_size_bytes_bucket[5500ms]))".to_string(),
     ]);
     let times = [t, t - 1000, t - 2500];
     let n = queries_equal(&prom, &kx_base, &exprs, &times).await;
