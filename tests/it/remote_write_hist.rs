@@ -343,6 +343,23 @@ async fn start_klaxon(dir: &Path, extra: &str) -> klaxon::app::Running {
     klaxon::app::start(cfg, opts).await.unwrap()
 }
 
+/// `POST /api/v1/write` of `series` to klaxon at `base`: 204.
+async fn write(client: &reqwest::Client, base: &str, series: Vec<TimeSeries>) {
+    let body = encode_snappy(&WriteRequest {
+        timeseries: series,
+        metadata: Vec::new(),
+    });
+    let r = client
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+}
+
 /// The newest sample time (ms) of `expr` at `t`, if any.
 async fn newest(base: &str, expr: &str, t: i64) -> Option<i64> {
     let d = query(base, &format!("timestamp({expr})"), t).await;
@@ -538,19 +555,7 @@ async fn klaxon_sends_native_histograms_and_exemplars_to_prometheus() {
                 })
                 .collect(),
         });
-        let body = encode_snappy(&WriteRequest {
-            timeseries: series,
-            metadata: Vec::new(),
-        });
-        let r = client
-            .post(format!("{kx_base}/api/v1/write"))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+        write(&client, &kx_base, series).await;
     }
     let t = t0 + 29_000;
     let (floats, hists) = raw_equal(&kx_base, &prom, "{job=\"kx\"}", t).await;
@@ -683,8 +688,10 @@ async fn histograms_survive_an_outage_and_the_flags_are_honoured() {
         want_h.push((t, h.clone()));
         want_f.push((t, k as f64));
         want_e.push((t - 1, -(k as f64)));
-        let body = encode_snappy(&WriteRequest {
-            timeseries: vec![
+        write(
+            &client,
+            &kx_base,
+            vec![
                 TimeSeries {
                     labels: vec![Label::new("__name__", "h"), Label::new("job", "x")],
                     samples: Vec::new(),
@@ -708,17 +715,8 @@ async fn histograms_survive_an_outage_and_the_flags_are_honoured() {
                     }],
                 },
             ],
-            metadata: Vec::new(),
-        });
-        let r = client
-            .post(format!("{kx_base}/api/v1/write"))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        )
+        .await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
