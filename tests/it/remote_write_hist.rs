@@ -739,6 +739,7 @@ async fn histograms_survive_an_outage_and_the_flags_are_honoured() {
     }
     // Give a duplicate a chance to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    kx.stop().await;
     let g = with.lock();
     assert_eq!(g.refused, 4);
     let got_h = &g.hists["__name__=h,job=x"];
@@ -760,6 +761,4 @@ async fn histograms_survive_an_outage_and_the_flags_are_honoured() {
         w.exemplars.values().all(Vec::is_empty),
         "exemplars sent without the flag"
     );
-    drop((g, w));
-    kx.stop().await;
 }
