@@ -125,6 +125,7 @@ impl Cursor {
     pub fn open(wal: Arc<Wal>, name: &str) -> Cursor {
         let key = file_key(name);
         let path = wal.dir.join("remote").join(format!("{key}.pos"));
+        let mut saved = (u64::MAX, u64::MAX);
         let (seg, off) = match load(&path) {
             Some(p) => {
                 tracing::info!(
@@ -135,7 +136,18 @@ impl Cursor {
                 );
                 p
             }
-            None => wal.position(),
+            None => {
+                // Saved at once: a queue whose endpoint is down from its
+                // first second must not restart at the end of the log.
+                let p = wal.position();
+                match store(&path, p) {
+                    Ok(()) => saved = p,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "saving the remote-write WAL position failed")
+                    }
+                }
+                p
+            }
         };
         wal.hold(&key, seg);
         Cursor {
@@ -146,7 +158,7 @@ impl Cursor {
             off,
             seq: 0,
             marks: VecDeque::new(),
-            saved: (u64::MAX, u64::MAX),
+            saved,
             state: wal::SampleState::default(),
             primed: off == 0,
         }

@@ -762,3 +762,68 @@ async fn histograms_survive_an_outage_and_the_flags_are_honoured() {
         "exemplars sent without the flag"
     );
 }
+
+/// Histograms written while the endpoint is down from the queue's first
+/// moment, klaxon restarted in the outage: all arrive after the restart,
+/// once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_written_during_an_outage_survive_a_restart() {
+    let (mock, url) = start_mock().await;
+    mock.lock().fail = usize::MAX;
+    let dir = common::tempdir();
+    let cfg = format!(
+        "remote_write:\n  - url: {url}\n    name: down\n    send_native_histograms: true\n    queue_config: {{batch_send_deadline: 50ms, min_backoff: 10ms, max_backoff: 50ms}}\n"
+    );
+    let kx = start_klaxon(dir.path(), &cfg).await;
+    let base = format!("http://{}", kx.addr);
+    let t0 = (klaxon::model::now_millis() / 1000) * 1000 - 60_000;
+    let client = reqwest::Client::new();
+    let mut want = Vec::new();
+    for k in 0..10i64 {
+        let h = int_histogram(k, 4);
+        want.push((t0 + k * 1000, h.clone()));
+        let series = vec![TimeSeries {
+            labels: vec![Label::new("__name__", "h"), Label::new("job", "x")],
+            samples: Vec::new(),
+            histograms: vec![HistogramSample {
+                timestamp: t0 + k * 1000,
+                value: h,
+            }],
+            exemplars: Vec::new(),
+        }];
+        write(&client, &base, series).await;
+    }
+    // The queue is retrying: nothing got through.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.lock().refused < 2 {
+        assert!(Instant::now() < deadline, "the queue never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kx.stop().await;
+    assert!(mock.lock().hists.values().all(Vec::is_empty));
+    mock.lock().fail = 0;
+    let kx = start_klaxon(dir.path(), &cfg).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mock
+        .lock()
+        .hists
+        .get("__name__=h,job=x")
+        .map_or(0, Vec::len)
+        < want.len()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "histograms not sent after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kx.stop().await;
+    let g = mock.lock();
+    let got = &g.hists["__name__=h,job=x"];
+    assert_eq!(got.len(), want.len(), "sent twice?");
+    for ((t, h), (wt, wh)) in got.iter().zip(&want) {
+        assert_eq!(t, wt);
+        assert!(h.equals(wh), "at {t}: {h:?} != {wh:?}");
+    }
+}
