@@ -33,6 +33,7 @@ fn batch(t: i64) -> WriteRequest {
                     timestamp: t,
                 }],
                 histograms: Vec::new(),
+                exemplars: Vec::new(),
             })
             .collect(),
         metadata: vec![],

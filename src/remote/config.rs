@@ -21,8 +21,6 @@ crate::config::raw::raw_http_client_struct! {
         remote_timeout: Option<S<String>>,
         headers: Option<SpannedMap>,
         write_relabel_configs: Option<Vec<S<RawRelabelConfig>>>,
-        /// klaxon sends neither exemplars nor native histograms yet;
-        /// accepted so a Prometheus file loads.
         send_exemplars: Option<bool>,
         send_native_histograms: Option<bool>,
         queue_config: Option<S<RawQueueConfig>>,
@@ -118,6 +116,10 @@ pub struct RemoteWriteConfig {
     pub write_relabel_configs: Vec<RelabelConfig>,
     pub queue: QueueConfig,
     pub metadata: MetadataConfig,
+    /// `send_exemplars` (default false, as in Prometheus).
+    pub send_exemplars: bool,
+    /// `send_native_histograms` (default false, as in Prometheus).
+    pub send_native_histograms: bool,
 }
 
 /// Headers the sender sets itself; Prometheus refuses them in `headers:`.
@@ -225,13 +227,6 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
             );
         }
     }
-    if r.send_exemplars == Some(true) || r.send_native_histograms == Some(true) {
-        tracing::warn!(
-            file = sink.file(),
-            line = Pos::of(raw).line,
-            "remote_write send_exemplars/send_native_histograms: klaxon does not send exemplars or native histograms yet; only float samples are sent"
-        );
-    }
     let url = match &r.url {
         None => {
             sink.push(Pos::of(raw), "url for remote_write is empty");
@@ -308,6 +303,8 @@ fn resolve_one(raw: &S<RawRemoteWrite>, dir: Option<&Path>, sink: &mut Sink) -> 
             .as_ref()
             .map(|m| resolve_metadata(m, sink))
             .unwrap_or_default(),
+        send_exemplars: r.send_exemplars.unwrap_or(false),
+        send_native_histograms: r.send_native_histograms.unwrap_or(false),
     }
 }
 
@@ -373,6 +370,7 @@ mod tests {
         assert_eq!(rw.queue.min_backoff, Duration::from_millis(30));
         assert!(!rw.queue.retry_on_http_429);
         assert_eq!(rw.name.len(), 6);
+        assert!(!rw.send_exemplars && !rw.send_native_histograms);
     }
 
     #[test]
@@ -397,7 +395,8 @@ remote_write:
       max_backoff: 1s
       retry_on_http_429: true
     metadata_config: {send: false, send_interval: 2m}
-    send_exemplars: false
+    send_exemplars: true
+    send_native_histograms: true
 "#;
         let c = load_str(y, "t").unwrap();
         let rw = &c.remote_write[0];
@@ -419,6 +418,7 @@ remote_write:
             }
         );
         assert!(!rw.metadata.send);
+        assert!(rw.send_exemplars && rw.send_native_histograms);
         assert!(rw.http_client.basic_auth.is_some());
         assert!(rw.http_client.tls_config.insecure_skip_verify);
     }

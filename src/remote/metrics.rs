@@ -15,20 +15,54 @@ const BATCH_BUCKETS: &[f64] = &[
 /// Prometheus' family lacks: klaxon has more ways to drop, see
 /// docs/compatibility.md).
 pub const DROP_REASONS: [&str; 4] = ["dropped_series", "queue_full", "unknown_series", "shutdown"];
-/// Indexes into [`DROP_REASONS`] and [`QueueMetrics::dropped`].
+/// Indexes into [`DROP_REASONS`] and [`KindMetrics::dropped`].
 pub const DROPPED_SERIES: usize = 0;
 pub const QUEUE_FULL: usize = 1;
 pub const UNKNOWN_SERIES: usize = 2;
 pub const SHUTDOWN: usize = 3;
 
-/// The registered families. Counter names are registered without
-/// `_total`, which the exposition writer appends.
-pub struct RemoteMetrics {
-    samples_total: Arc<CounterVec>,
+/// What a queue sends, each with its own families as in Prometheus
+/// (`samples_*`, `histograms_*`, `exemplars_*`).
+pub const KINDS: [&str; 3] = ["samples", "histograms", "exemplars"];
+/// Indexes into [`KINDS`], [`QueueMetrics::kind`] and [`Counts`].
+pub const SAMPLES: usize = 0;
+pub const HISTOGRAMS: usize = 1;
+pub const EXEMPLARS: usize = 2;
+
+/// Items of each kind (indexed like [`KINDS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts(pub [usize; 3]);
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.0.iter().sum()
+    }
+}
+
+/// The per-kind families of one kind.
+struct KindFamilies {
+    total: Arc<CounterVec>,
     failed: Arc<CounterVec>,
     retried: Arc<CounterVec>,
     dropped: Arc<CounterVec>,
     pending: Arc<GaugeVec>,
+}
+
+/// One queue's children of one kind's families.
+#[derive(Clone)]
+pub struct KindMetrics {
+    pub total: Counter,
+    pub failed: Counter,
+    pub retried: Counter,
+    /// Indexed like [`DROP_REASONS`].
+    pub dropped: [Counter; 4],
+    pub pending: Gauge,
+}
+
+/// The registered families. Counter names are registered without
+/// `_total`, which the exposition writer appends.
+pub struct RemoteMetrics {
+    kinds: [KindFamilies; 3],
     shards: Arc<GaugeVec>,
     desired: Arc<GaugeVec>,
     min: Arc<GaugeVec>,
@@ -40,6 +74,9 @@ pub struct RemoteMetrics {
     enqueue_retries: Arc<CounterVec>,
     /// Not per queue: every sample the head stored, as Prometheus' own.
     pub samples_in: Counter,
+    /// Native-histogram samples and exemplars stored, likewise.
+    pub histograms_in: Counter,
+    pub exemplars_in: Counter,
     pub highest_in: Gauge,
 }
 
@@ -47,12 +84,8 @@ pub struct RemoteMetrics {
 /// family by label values.
 #[derive(Clone)]
 pub struct QueueMetrics {
-    pub samples_total: Counter,
-    pub failed: Counter,
-    pub retried: Counter,
-    /// Indexed like [`DROP_REASONS`].
-    pub dropped: [Counter; 4],
-    pub pending: Gauge,
+    /// Indexed like [`KINDS`].
+    pub kind: [KindMetrics; 3],
     pub shards: Gauge,
     pub desired: Gauge,
     pub min: Gauge,
@@ -64,35 +97,66 @@ pub struct QueueMetrics {
     pub enqueue_retries: Counter,
 }
 
+/// Registers one kind's families; names and help texts as Prometheus'
+/// `prometheus_remote_storage_<kind>_*`.
+macro_rules! kind_families {
+    ($r:expr, $kind:literal) => {{
+        const L: &[&str] = &["remote_name", "url"];
+        KindFamilies {
+            total: $r.counter_vec(
+                concat!("klaxon_remote_storage_", $kind),
+                concat!("Total number of ", $kind, " sent to remote storage."),
+                L,
+            ),
+            failed: $r.counter_vec(
+                concat!("klaxon_remote_storage_", $kind, "_failed"),
+                concat!(
+                    "Total number of ",
+                    $kind,
+                    " which failed on send to remote storage, non-recoverable errors."
+                ),
+                L,
+            ),
+            retried: $r.counter_vec(
+                concat!("klaxon_remote_storage_", $kind, "_retried"),
+                concat!(
+                    "Total number of ",
+                    $kind,
+                    " which failed on send to remote storage but were retried because the send error was recoverable."
+                ),
+                L,
+            ),
+            dropped: $r.counter_vec(
+                concat!("klaxon_remote_storage_", $kind, "_dropped"),
+                concat!(
+                    "Total number of ",
+                    $kind,
+                    " which were dropped before being sent to remote storage, by reason."
+                ),
+                &["remote_name", "url", "reason"],
+            ),
+            pending: $r.gauge_vec(
+                concat!("klaxon_remote_storage_", $kind, "_pending"),
+                concat!(
+                    "The number of ",
+                    $kind,
+                    " pending in the queues shards to be sent to the remote storage."
+                ),
+                L,
+            ),
+        }
+    }};
+}
+
 impl RemoteMetrics {
     pub fn register(r: &Registry) -> RemoteMetrics {
         const L: &[&str] = &["remote_name", "url"];
         RemoteMetrics {
-            samples_total: r.counter_vec(
-                "klaxon_remote_storage_samples",
-                "Total number of samples sent to remote storage.",
-                L,
-            ),
-            failed: r.counter_vec(
-                "klaxon_remote_storage_samples_failed",
-                "Total number of samples which failed on send to remote storage, non-recoverable errors.",
-                L,
-            ),
-            retried: r.counter_vec(
-                "klaxon_remote_storage_samples_retried",
-                "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable.",
-                L,
-            ),
-            dropped: r.counter_vec(
-                "klaxon_remote_storage_samples_dropped",
-                "Total number of samples which were dropped before being sent to remote storage, by reason.",
-                &["remote_name", "url", "reason"],
-            ),
-            pending: r.gauge_vec(
-                "klaxon_remote_storage_samples_pending",
-                "The number of samples pending in the queues shards to be sent to the remote storage.",
-                L,
-            ),
+            kinds: [
+                kind_families!(r, "samples"),
+                kind_families!(r, "histograms"),
+                kind_families!(r, "exemplars"),
+            ],
             shards: r.gauge_vec(
                 "klaxon_remote_storage_shards",
                 "The number of shards used for parallel sending to the remote storage.",
@@ -143,6 +207,14 @@ impl RemoteMetrics {
                 "klaxon_remote_storage_samples_in",
                 "Samples stored in the head while remote write is configured.",
             ),
+            histograms_in: r.counter(
+                "klaxon_remote_storage_histograms_in",
+                "Native-histogram samples stored in the head while remote write is configured.",
+            ),
+            exemplars_in: r.counter(
+                "klaxon_remote_storage_exemplars_in",
+                "Exemplars stored while remote write is configured.",
+            ),
             highest_in: r.gauge(
                 "klaxon_remote_storage_highest_timestamp_in_seconds",
                 "Highest timestamp that has come into the remote storage via the head's appends, in seconds since epoch.",
@@ -152,13 +224,19 @@ impl RemoteMetrics {
 
     pub fn queue(&self, name: &str, url: &str) -> QueueMetrics {
         let l = [name, url];
-        let drop = |reason| self.dropped.with(&[name, url, reason]);
+        let kind = |f: &KindFamilies| KindMetrics {
+            total: f.total.with(&l),
+            failed: f.failed.with(&l),
+            retried: f.retried.with(&l),
+            dropped: DROP_REASONS.map(|reason| f.dropped.with(&[name, url, reason])),
+            pending: f.pending.with(&l),
+        };
         QueueMetrics {
-            samples_total: self.samples_total.with(&l),
-            failed: self.failed.with(&l),
-            retried: self.retried.with(&l),
-            dropped: DROP_REASONS.map(drop),
-            pending: self.pending.with(&l),
+            kind: [
+                kind(&self.kinds[0]),
+                kind(&self.kinds[1]),
+                kind(&self.kinds[2]),
+            ],
             shards: self.shards.with(&l),
             desired: self.desired.with(&l),
             min: self.min.with(&l),
@@ -177,8 +255,10 @@ impl RemoteMetrics {
     /// a rate over the reload jump.
     pub fn forget(&self, name: &str, url: &str) {
         let l = [name, url];
+        for k in &self.kinds {
+            k.pending.remove(&l);
+        }
         for g in [
-            &self.pending,
             &self.shards,
             &self.desired,
             &self.min,

@@ -11,8 +11,8 @@
 //! and errors name the byte offset and the field path.
 //!
 //! What is decoded and what is not:
-//! - `TimeSeries.exemplars` (field 3) are skipped: klaxon's head keeps no
-//!   exemplars. They are counted in [`DecodeStats`].
+//! - `TimeSeries.exemplars` (field 3) are decoded and counted in
+//!   [`DecodeStats`].
 //! - `TimeSeries.histograms` (field 4, native histograms) are decoded
 //!   (`remote::proto_hist`) and counted in [`DecodeStats`].
 //! - An unknown `MetricMetadata.type` number decodes as
@@ -37,6 +37,17 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
     /// Native-histogram samples (`TimeSeries.histograms`).
     pub histograms: Vec<HistogramSample>,
+    /// `TimeSeries.exemplars`.
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// `prometheus.Exemplar`: its own labels (a trace id, typically), value
+/// and timestamp in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exemplar {
+    pub labels: Vec<Label>,
+    pub value: f64,
+    pub timestamp: i64,
 }
 
 /// `prometheus.Sample`; `timestamp` in milliseconds since the epoch.
@@ -105,7 +116,7 @@ impl MetricType {
 pub struct DecodeStats {
     /// Native histogram samples (`TimeSeries.histograms`) decoded.
     pub histograms: u64,
-    /// Exemplars (`TimeSeries.exemplars`), not stored.
+    /// Exemplars (`TimeSeries.exemplars`) decoded.
     pub exemplars: u64,
 }
 
@@ -427,9 +438,14 @@ fn decode_series(buf: &[u8], base: usize, stats: &mut DecodeStats) -> Result<Tim
                 ts.samples.push(s);
             }
             3 => {
-                r.expect(at, wire, LEN)
-                    .and_then(|_| r.bytes())
-                    .map_err(|e| e.within("exemplars"))?;
+                let i = ts.exemplars.len();
+                let ex = (|| {
+                    r.expect(at, wire, LEN)?;
+                    let (b, base) = r.bytes()?;
+                    decode_exemplar(b, base)
+                })()
+                .map_err(|e| e.within(format!("exemplars[{i}]")))?;
+                ts.exemplars.push(ex);
                 stats.exemplars += 1;
             }
             4 => {
@@ -493,6 +509,38 @@ fn decode_sample(buf: &[u8], base: usize) -> Result<Sample, Err> {
     Ok(s)
 }
 
+fn decode_exemplar(buf: &[u8], base: usize) -> Result<Exemplar, Err> {
+    let mut r = Reader::new(buf, base);
+    let mut ex = Exemplar::default();
+    while !r.done() {
+        let at = r.offset();
+        let (field, wire) = r.tag()?;
+        match field {
+            1 => {
+                let i = ex.labels.len();
+                let l = (|| {
+                    r.expect(at, wire, LEN)?;
+                    let (b, base) = r.bytes()?;
+                    decode_label(b, base)
+                })()
+                .map_err(|e| e.within(format!("labels[{i}]")))?;
+                ex.labels.push(l);
+            }
+            2 => {
+                r.expect(at, wire, FIXED64).map_err(|e| e.within("value"))?;
+                ex.value = f64::from_bits(r.fixed64().map_err(|e| e.within("value"))?);
+            }
+            3 => {
+                r.expect(at, wire, VARINT)
+                    .map_err(|e| e.within("timestamp"))?;
+                ex.timestamp = r.varint().map_err(|e| e.within("timestamp"))? as i64;
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(ex)
+}
+
 fn decode_metadata(buf: &[u8], base: usize) -> Result<MetricMetadata, Err> {
     let mut r = Reader::new(buf, base);
     let mut m = MetricMetadata::default();
@@ -532,6 +580,11 @@ impl TimeSeries {
                 .map(|s| len_field_len(2, sample_len(s)))
                 .sum::<usize>()
             + self
+                .exemplars
+                .iter()
+                .map(|e| len_field_len(3, exemplar_len(e)))
+                .sum::<usize>()
+            + self
                 .histograms
                 .iter()
                 .map(|h| len_field_len(4, super::proto_hist::encoded_len(h)))
@@ -552,6 +605,18 @@ impl TimeSeries {
             out.extend_from_slice(&s.value.to_bits().to_le_bytes());
             put_varint(out, (2 << 3) | u64::from(VARINT));
             put_varint(out, s.timestamp as u64);
+        }
+        for e in &self.exemplars {
+            put_len_field(out, 3, exemplar_len(e));
+            for l in &e.labels {
+                put_len_field(out, 1, label_len(l));
+                put_string(out, 1, &l.name);
+                put_string(out, 2, &l.value);
+            }
+            put_varint(out, (2 << 3) | u64::from(FIXED64));
+            out.extend_from_slice(&e.value.to_bits().to_le_bytes());
+            put_varint(out, (3 << 3) | u64::from(VARINT));
+            put_varint(out, e.timestamp as u64);
         }
         for h in &self.histograms {
             put_len_field(out, 4, super::proto_hist::encoded_len(h));
@@ -583,6 +648,17 @@ impl MetricMetadata {
 
 fn label_len(l: &Label) -> usize {
     string_len(1, &l.name) + string_len(2, &l.value)
+}
+
+fn exemplar_len(e: &Exemplar) -> usize {
+    e.labels
+        .iter()
+        .map(|l| len_field_len(1, label_len(l)))
+        .sum::<usize>()
+        + 1
+        + 8
+        + 1
+        + varint_len(e.timestamp as u64)
 }
 
 fn sample_len(s: &Sample) -> usize {
@@ -676,6 +752,7 @@ mod tests {
             timeseries: vec![
                 TimeSeries {
                     histograms: Vec::new(),
+                    exemplars: Vec::new(),
                     labels: vec![
                         Label::new("__name__", "up"),
                         Label::new("instance", "a:9100"),
@@ -702,6 +779,7 @@ mod tests {
                 },
                 TimeSeries {
                     histograms: Vec::new(),
+                    exemplars: Vec::new(),
                     labels: vec![Label::new("__name__", "é"), Label::new("x", "")],
                     samples: vec![],
                 },
@@ -807,6 +885,7 @@ mod tests {
             req,
             WriteRequest {
                 timeseries: vec![TimeSeries {
+                    exemplars: vec![Exemplar::default()],
                     histograms: vec![super::super::proto_hist::HistogramSample {
                         timestamp: 0,
                         value: crate::tsdb::HistValue::Int(crate::model::histogram::Histogram {
@@ -929,6 +1008,139 @@ mod tests {
         // The framed format is not accepted.
         let framed = [0xff, 0x06, 0x00, 0x00, b's', b'N', b'a', b'P', b'p', b'Y'];
         assert!(decode_snappy(&framed, 1 << 20).is_err());
+    }
+
+    /// Histograms and exemplars written with prompb's field numbers and
+    /// wire types, byte for byte, and read back.
+    #[test]
+    fn histograms_and_exemplars_use_prompb_fields() {
+        use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+        use crate::remote::proto_hist::HistogramSample;
+        use crate::tsdb::HistValue;
+        let int = Histogram {
+            counter_reset_hint: CounterResetHint::NotReset,
+            schema: 1,
+            zero_threshold: 0.5,
+            zero_count: 1,
+            count: 3,
+            sum: 1.5,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![1, 0],
+            ..Default::default()
+        };
+        let ts = TimeSeries {
+            labels: vec![Label::new("__name__", "h")],
+            samples: Vec::new(),
+            histograms: vec![HistogramSample {
+                timestamp: 1000,
+                value: HistValue::Int(int.clone()),
+            }],
+            exemplars: vec![Exemplar {
+                labels: vec![Label::new("trace_id", "abc")],
+                value: 0.25,
+                timestamp: 999,
+            }],
+        };
+        let req = WriteRequest {
+            timeseries: vec![ts.clone()],
+            metadata: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        req.encode(&mut buf);
+        assert_eq!(buf.len(), req.encoded_len());
+        let f64le = |v: f64| v.to_bits().to_le_bytes();
+        // Exemplar: 1 labels, 2 value (double), 3 timestamp (int64).
+        let mut ex = vec![0x0a, 0x0f, 0x0a, 0x08];
+        ex.extend_from_slice(b"trace_id");
+        ex.extend_from_slice(&[0x12, 0x03]);
+        ex.extend_from_slice(b"abc");
+        ex.push(0x11);
+        ex.extend_from_slice(&f64le(0.25));
+        ex.extend_from_slice(&[0x18, 0xe7, 0x07]);
+        // Histogram: 1 count_int, 3 sum, 4 schema (sint32), 5
+        // zero_threshold, 6 zero_count_int, 11 positive_spans, 12
+        // positive_deltas (packed sint64), 14 reset_hint, 15 timestamp.
+        let mut h = vec![0x08, 0x03, 0x19];
+        h.extend_from_slice(&f64le(1.5));
+        h.extend_from_slice(&[0x20, 0x02, 0x29]);
+        h.extend_from_slice(&f64le(0.5));
+        h.extend_from_slice(&[0x30, 0x01]);
+        h.extend_from_slice(&[0x5a, 0x04, 0x08, 0x00, 0x10, 0x02]);
+        h.extend_from_slice(&[0x62, 0x02, 0x02, 0x00]);
+        h.extend_from_slice(&[0x70, 0x02, 0x78, 0xe8, 0x07]);
+        let mut want_ts = vec![0x0a, 0x0d, 0x0a, 0x08];
+        want_ts.extend_from_slice(b"__name__");
+        want_ts.extend_from_slice(&[0x12, 0x01, b'h']);
+        want_ts.push(0x1a);
+        want_ts.push(ex.len() as u8);
+        want_ts.extend_from_slice(&ex);
+        want_ts.push(0x22);
+        want_ts.push(h.len() as u8);
+        want_ts.extend_from_slice(&h);
+        let mut want = vec![0x0a, want_ts.len() as u8];
+        want.extend_from_slice(&want_ts);
+        assert_eq!(buf, want);
+        assert_eq!(WriteRequest::decode(&buf).unwrap(), req);
+
+        // A float histogram: 2 count_float, 7 zero_count_float, 10/13
+        // absolute counts (packed double), 16 custom_values; round trip.
+        let float = FloatHistogram {
+            counter_reset_hint: CounterResetHint::Gauge,
+            schema: -53,
+            count: 7.5,
+            sum: -2.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![2.5, 5.0],
+            custom_values: vec![1.0, 5.0],
+            ..Default::default()
+        };
+        let expo = FloatHistogram {
+            schema: -2,
+            zero_threshold: 1e-128,
+            zero_count: 0.5,
+            count: 4.5,
+            sum: 3.0,
+            negative_spans: vec![Span {
+                offset: -3,
+                length: 1,
+            }],
+            negative_buckets: vec![4.0],
+            ..Default::default()
+        };
+        let mut ts2 = ts;
+        ts2.histograms = vec![
+            HistogramSample {
+                timestamp: -1,
+                value: HistValue::Float(float),
+            },
+            HistogramSample {
+                timestamp: 2000,
+                value: HistValue::Float(expo),
+            },
+            HistogramSample {
+                timestamp: 3000,
+                value: HistValue::Int(Histogram {
+                    negative_spans: vec![Span {
+                        offset: -1,
+                        length: 3,
+                    }],
+                    negative_buckets: vec![-1, 5, -9],
+                    ..int
+                }),
+            },
+        ];
+        let req = WriteRequest {
+            timeseries: vec![ts2],
+            metadata: Vec::new(),
+        };
+        let back = decode_snappy(&encode_snappy(&req), 1 << 20).unwrap();
+        assert_eq!(back, req);
     }
 
     #[test]

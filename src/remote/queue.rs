@@ -12,18 +12,27 @@
 //! (`ShardSet::buffer`) and a sample that still finds its shard full is
 //! dropped and counted in
 //! `klaxon_remote_storage_samples_dropped_total{reason="queue_full"}`.
+//!
+//! Native-histogram samples go the same way (WAL records or the observer)
+//! when the entry has `send_native_histograms: true`. Exemplars are not in
+//! klaxon's WAL: the exemplar store tells the queues of each one it keeps
+//! (`send_exemplars: true`); a WAL-fed queue holds it until its reader has
+//! handed the shards the samples written before it, so it is sent after
+//! them. Held exemplars are bounded and lost on a restart.
 
 use super::client::WriteClient;
 use super::config::RemoteWriteConfig;
-use super::metrics::{RemoteMetrics, QUEUE_FULL, SHUTDOWN};
-use super::shards::{Item, QueueShared, ShardSet};
+use super::metrics::{RemoteMetrics, EXEMPLARS, QUEUE_FULL, SHUTDOWN};
+use super::shards::{Item, QueueShared, ShardSet, Value};
 use super::watcher::Cursor;
 use crate::metrics::Registry;
 use crate::model::Labels;
+use crate::tsdb::exemplars::{Exemplar, ExemplarObserver};
 use crate::tsdb::head::AppendObserver;
 use crate::tsdb::wal::Wal;
-use crate::tsdb::{Head, SeriesRef};
+use crate::tsdb::{Head, HistValue, SeriesRef};
 use parking_lot::{Mutex, RwLock};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -86,7 +95,24 @@ pub struct Queue {
     rt: tokio::runtime::Handle,
     /// The WAL reader, when the queue is fed from the WAL.
     reader: Mutex<Option<(watch::Sender<u8>, JoinHandle<Cursor>)>>,
+    /// Exemplars waiting for the WAL reader (a WAL-fed queue): each is
+    /// handed to the shards once the reader has passed the WAL position
+    /// its samples were written before, so it leaves after them (a
+    /// receiver drops an exemplar of a series it does not have yet).
+    held: Mutex<VecDeque<HeldExemplar>>,
 }
+
+/// An exemplar held for the WAL reader: the WAL's end when it was stored.
+pub(crate) struct HeldExemplar {
+    pub pos: (u64, u64),
+    pub r: u64,
+    pub t: i64,
+    pub v: Value,
+}
+
+/// Exemplars a WAL-fed queue holds for its reader, per unit of
+/// `capacity`; beyond that new ones are dropped (`reason="queue_full"`).
+const HELD_EXEMPLARS_PER_CAPACITY: usize = 4;
 
 /// Counter values at the last shard update.
 #[derive(Default)]
@@ -117,7 +143,9 @@ impl Queue {
         m.capacity.set(q.capacity as f64);
         m.shards.set(q.min_shards as f64);
         m.desired.set(q.min_shards as f64);
-        m.pending.set(0.0);
+        for k in &m.kind {
+            k.pending.set(0.0);
+        }
         let shared = Arc::new(QueueShared {
             cfg: cfg.clone(),
             external_labels: external_labels.clone(),
@@ -144,6 +172,7 @@ impl Queue {
             resharder: Mutex::new(None),
             rt: rt.clone(),
             reader: Mutex::new(None),
+            held: Mutex::new(VecDeque::new()),
         });
         if let Some(wal) = wal {
             let cursor = Cursor::open(wal, &cfg.name);
@@ -184,17 +213,69 @@ impl Queue {
         }
     }
 
+    /// Whether this queue sends native histograms / exemplars.
+    pub(crate) fn sends_histograms(&self) -> bool {
+        self.shared.cfg.send_native_histograms
+    }
+
+    fn sends_exemplars(&self) -> bool {
+        self.shared.cfg.send_exemplars
+    }
+
+    /// Holds an exemplar for the WAL reader (see [`Queue::held`]).
+    fn hold_exemplar(&self, pos: (u64, u64), r: u64, t: i64, v: Value) {
+        let mut held = self.held.lock();
+        let max = self
+            .shared
+            .cfg
+            .queue
+            .capacity
+            .saturating_mul(HELD_EXEMPLARS_PER_CAPACITY);
+        if held.len() >= max {
+            drop(held);
+            self.shared.metrics.kind[EXEMPLARS].dropped[QUEUE_FULL].inc();
+            return;
+        }
+        held.push_back(HeldExemplar { pos, r, t, v });
+    }
+
+    /// The WAL reader's hand-off of held exemplars: those stored when the
+    /// WAL ended at or before `upto` (the reader has enqueued everything
+    /// before it). False when the queue is stopping.
+    pub(crate) async fn release_exemplars(
+        &self,
+        upto: (u64, u64),
+        seq: u64,
+        stop: &mut watch::Receiver<u8>,
+    ) -> bool {
+        loop {
+            let next = {
+                let mut held = self.held.lock();
+                match held.front() {
+                    Some(h) if h.pos <= upto => held.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(h) = next else { return true };
+            if !self.enqueue_wait(h.r, h.t, h.v, seq, stop).await {
+                return false;
+            }
+        }
+    }
+
     /// The WAL reader's enqueue: waits while the series' shard is full.
-    /// False when the queue is stopping (the sample was not taken).
+    /// False when the queue is stopping (the item was not taken).
     pub(crate) async fn enqueue_wait(
         &self,
         r: u64,
         t: i64,
-        v: f64,
+        v: Value,
         seq: u64,
         stop: &mut watch::Receiver<u8>,
     ) -> bool {
         self.note_in(t);
+        let kind = v.kind();
+        let mut item = (r, t, v, seq);
         loop {
             let (tx, progress) = {
                 let set = self.shards.read();
@@ -205,19 +286,21 @@ impl Queue {
                 }
             };
             progress.enqueued.fetch_max(seq, Relaxed);
-            self.shared.metrics.pending.add(1.0);
+            let pending = &self.shared.metrics.kind[kind].pending;
+            pending.add(1.0);
             let sent = tokio::select! {
-                r = tx.send((r, t, v, seq)) => r.is_ok(),
+                r = tx.send(item) => r,
                 _ = stop.wait_for(|s| *s == super::watcher::HALT) => {
-                    self.shared.metrics.pending.add(-1.0);
+                    pending.add(-1.0);
                     return false;
                 }
             };
-            if sent {
-                return true;
+            match sent {
+                Ok(()) => return true,
+                // The shard closed under us (a reshard): take the new set.
+                Err(tokio::sync::mpsc::error::SendError(back)) => item = back,
             }
-            // The shard closed under us (a reshard): take the new set.
-            self.shared.metrics.pending.add(-1.0);
+            pending.add(-1.0);
             tokio::task::yield_now().await;
         }
     }
@@ -238,10 +321,11 @@ impl Queue {
         }
     }
 
-    /// Never blocks: a full shard drops the sample (see the module doc).
-    fn enqueue(&self, r: u64, t: i64, v: f64) {
+    /// Never blocks: a full shard drops the item (see the module doc).
+    fn enqueue(&self, r: u64, t: i64, v: Value) {
         self.note_in(t);
         let s = &self.shared;
+        let kind = v.kind();
         let set = self.shards.read();
         let item: Item = (r, t, v, 0);
         let res = match set.senders.get(ShardSet::index(r, set.senders.len())) {
@@ -252,12 +336,13 @@ impl Queue {
             None => Err(SHUTDOWN),
         };
         drop(set);
+        let m = &s.metrics.kind[kind];
         match res {
-            Ok(()) => s.metrics.pending.add(1.0),
+            Ok(()) => m.pending.add(1.0),
             // Not counted in `samples_dropped`: these samples did need
             // sending, so they count for the shard calculation.
             Err(reason) => {
-                if let Some(c) = s.metrics.dropped.get(reason) {
+                if let Some(c) = m.dropped.get(reason) {
                     c.inc();
                 }
             }
@@ -370,6 +455,11 @@ impl Queue {
             None => None,
         };
         let deadline = deadline.saturating_sub(started.elapsed());
+        // Exemplars the reader did not get to are not in the WAL: lost.
+        let left = std::mem::take(&mut *self.held.lock()).len();
+        if left > 0 {
+            self.shared.metrics.kind[EXEMPLARS].dropped[SHUTDOWN].inc_by(left as f64);
+        }
         let ShardSet {
             senders, handles, ..
         } = std::mem::replace(&mut *self.shards.write(), ShardSet::empty());
@@ -411,6 +501,15 @@ pub struct RemoteWrite {
     highest_in_ms: AtomicI64,
 }
 
+impl RemoteWrite {
+    fn note_highest_in(&self, t: i64) {
+        if t > self.highest_in_ms.load(Relaxed) {
+            self.highest_in_ms.fetch_max(t, Relaxed);
+            self.metrics.highest_in.set(t as f64 / 1000.0);
+        }
+    }
+}
+
 impl AppendObserver for RemoteWrite {
     fn on_append(&self, _head: &Head, r: SeriesRef, t: i64, v: f64) {
         let queues = self.queues.read();
@@ -418,12 +517,50 @@ impl AppendObserver for RemoteWrite {
             return;
         }
         self.metrics.samples_in.inc();
-        if t > self.highest_in_ms.load(Relaxed) {
-            self.highest_in_ms.fetch_max(t, Relaxed);
-            self.metrics.highest_in.set(t as f64 / 1000.0);
-        }
+        self.note_highest_in(t);
         for q in queues.iter().filter(|q| !q.shared.wal_fed) {
-            q.enqueue(r.0, t, v);
+            q.enqueue(r.0, t, Value::Float(v));
+        }
+    }
+
+    fn on_append_histogram(&self, _head: &Head, r: SeriesRef, t: i64, v: &HistValue) {
+        let queues = self.queues.read();
+        if queues.is_empty() {
+            return;
+        }
+        self.metrics.histograms_in.inc();
+        self.note_highest_in(t);
+        for q in queues
+            .iter()
+            .filter(|q| !q.shared.wal_fed && q.sends_histograms())
+        {
+            q.enqueue(r.0, t, Value::Histogram(Box::new(v.clone())));
+        }
+    }
+}
+
+impl ExemplarObserver for RemoteWrite {
+    fn on_exemplar(&self, series: &Labels, ex: &Exemplar) {
+        let queues = self.queues.read();
+        if !queues.iter().any(|q| q.sends_exemplars()) {
+            return;
+        }
+        self.metrics.exemplars_in.inc();
+        let Some(head) = self.head.upgrade() else {
+            return;
+        };
+        // Exemplars are stored after their samples' commit: the series
+        // exists, and the WAL already holds those samples.
+        let Some(r) = head.lookup(series) else {
+            return;
+        };
+        let pos = head.wal().map(|w| w.position());
+        let value = || Value::Exemplar(Box::new((ex.labels.clone().into_vec(), ex.value)));
+        for q in queues.iter().filter(|q| q.sends_exemplars()) {
+            match pos.filter(|_| q.shared.wal_fed) {
+                Some(pos) => q.hold_exemplar(pos, r.0, ex.ts, value()),
+                None => q.enqueue(r.0, ex.ts, value()),
+            }
         }
     }
 }
@@ -508,6 +645,11 @@ impl RemoteWrite {
                         "the head already has an append observer; remote write gets no samples"
                     );
                 }
+                if h.exemplars().set_observer(self.clone()).is_err() {
+                    tracing::error!(
+                        "the exemplar store already has an observer; remote write gets no exemplars"
+                    );
+                }
             }
         }
         errors
@@ -518,12 +660,13 @@ impl RemoteWrite {
         self.queues.read().clone()
     }
 
-    /// Samples queued and not yet sent or dropped, over all queues.
+    /// Samples, histograms and exemplars queued and not yet sent or
+    /// dropped, over all queues.
     pub fn pending(&self) -> f64 {
         self.queues
             .read()
             .iter()
-            .map(|q| q.shared.metrics.pending.get())
+            .flat_map(|q| q.shared.metrics.kind.iter().map(|k| k.pending.get()))
             .sum()
     }
 

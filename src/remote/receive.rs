@@ -19,14 +19,19 @@
 //!   prevent retries"). Unlike 2.42, whose appender rolled back the whole
 //!   request, the head has no transaction: the other samples of the request
 //!   are kept. The sender does not retry a 400, so keeping them loses less.
-//! - Native histograms and exemplars are skipped (the head has neither),
-//!   counted as rejected samples with reason `native_histogram`; metadata is
+//! - Native histograms (integer and float, custom buckets included) are
+//!   appended like floats and count as samples. Exemplars go to the head's
+//!   exemplar store after the samples, as in 2.42: one whose series is not in
+//!   the head, or that is out of order or a duplicate, is dropped without
+//!   failing the request (counted in
+//!   `klaxon_remote_write_rejected_exemplars_total{reason}`). Metadata is
 //!   ignored (klaxon's `/api/v1/metadata` comes from scrape targets).
 
 use super::proto::{decode_snappy_with_stats, DecodeError, TimeSeries};
 use crate::metrics::{Counter, CounterVec, Registry};
 use crate::model::labels::METRIC_NAME;
 use crate::model::{Label, Labels};
+use crate::tsdb::exemplars::{Exemplar, ExemplarError};
 use crate::tsdb::{AppendError, Head};
 use axum::http::StatusCode;
 use std::sync::Arc;
@@ -76,6 +81,8 @@ impl ReceiveError {
 pub struct Summary {
     pub series: usize,
     pub samples: u64,
+    /// Exemplars stored.
+    pub exemplars: u64,
 }
 
 /// Decodes requests and appends them to the head.
@@ -84,6 +91,8 @@ pub struct Receiver {
     max_len: usize,
     received: Counter,
     rejected: Arc<CounterVec>,
+    received_exemplars: Counter,
+    rejected_exemplars: Arc<CounterVec>,
 }
 
 impl Receiver {
@@ -102,6 +111,15 @@ impl Receiver {
                 "Samples received by the remote-write receiver and not appended, by reason.",
                 &["reason"],
             ),
+            received_exemplars: registry.counter(
+                "klaxon_remote_write_received_exemplars",
+                "Exemplars received by the remote-write receiver and stored.",
+            ),
+            rejected_exemplars: registry.counter_vec(
+                "klaxon_remote_write_rejected_exemplars",
+                "Exemplars received by the remote-write receiver and not stored, by reason.",
+                &["reason"],
+            ),
         }
     }
 
@@ -118,13 +136,7 @@ impl Receiver {
         body: &[u8],
         admit: &(dyn Fn(&Labels) -> Result<(), String> + Sync),
     ) -> Result<Summary, ReceiveError> {
-        let (req, stats) = decode_snappy_with_stats(body, self.max_len)?;
-        if stats.exemplars > 0 {
-            tracing::debug!(
-                exemplars = stats.exemplars,
-                "remote write: exemplars ignored"
-            );
-        }
+        let (req, _) = decode_snappy_with_stats(body, self.max_len)?;
         // Every label set is checked before anything is appended.
         let mut sets = Vec::with_capacity(req.timeseries.len());
         for (index, ts) in req.timeseries.iter().enumerate() {
@@ -193,6 +205,7 @@ impl Receiver {
         }
         app.commit()?;
         self.received.inc_by(summary.samples as f64);
+        summary.exemplars = self.store_exemplars(&req.timeseries, &sets);
         match first {
             None => Ok(summary),
             Some((first, series)) => {
@@ -204,6 +217,49 @@ impl Receiver {
                 })
             }
         }
+    }
+
+    /// Stores the request's exemplars (after its samples, so a series the
+    /// request created is there); returns how many were stored.
+    fn store_exemplars(&self, series: &[TimeSeries], sets: &[Labels]) -> u64 {
+        let store = self.head.exemplars();
+        let mut stored = 0;
+        for (ts, labels) in series.iter().zip(sets) {
+            if ts.exemplars.is_empty() {
+                continue;
+            }
+            if self.head.lookup(labels).is_none() {
+                self.rejected_exemplars
+                    .with(&["unknown_series"])
+                    .inc_by(ts.exemplars.len() as f64);
+                tracing::debug!(series = %labels, "remote write: exemplars of a series not in the head dropped");
+                continue;
+            }
+            for e in &ts.exemplars {
+                let ex = Exemplar {
+                    labels: Labels::from_pairs(
+                        e.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                    ),
+                    value: e.value,
+                    ts: e.timestamp,
+                };
+                match store.add(labels, ex) {
+                    Ok(()) => stored += 1,
+                    Err(err) => {
+                        let reason = match err {
+                            ExemplarError::Duplicate => "duplicate",
+                            ExemplarError::OutOfOrder => "out_of_order",
+                            ExemplarError::LabelLength => "label_length",
+                            ExemplarError::Disabled => "disabled",
+                        };
+                        self.rejected_exemplars.with(&[reason]).inc();
+                        tracing::debug!(series = %labels, error = %err, "remote write: exemplar not stored");
+                    }
+                }
+            }
+        }
+        self.received_exemplars.inc_by(stored as f64);
+        stored
     }
 
     fn reject(&self, e: AppendError, n: u64) {
@@ -280,6 +336,7 @@ mod tests {
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
             histograms: Vec::new(),
+            exemplars: Vec::new(),
             labels: labels.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
             samples: samples
                 .iter()
@@ -377,6 +434,57 @@ mod tests {
     }
 
     #[test]
+    fn exemplars_are_stored_after_their_series() {
+        use crate::remote::proto::Exemplar as Ex;
+        let (head, reg, r) = setup();
+        let ex = |t: i64, v: f64, id: &str| Ex {
+            labels: vec![Label::new("trace_id", id)],
+            value: v,
+            timestamp: t,
+        };
+        let mut a = series(&[("__name__", "req"), ("job", "a")], &[(1000, 1.0)]);
+        a.exemplars = vec![ex(900, 0.5, "x"), ex(950, 0.7, "y")];
+        // No samples and no series in the head: dropped, as Prometheus does.
+        let mut b = series(&[("__name__", "nope")], &[]);
+        b.exemplars = vec![ex(900, 1.0, "z")];
+        let s = r.receive(&body(vec![a.clone(), b])).unwrap();
+        assert_eq!(s.exemplars, 2);
+        let m = Matcher::new(crate::model::MatchType::Equal, "__name__", "req").unwrap();
+        let got = head.exemplars().select(0, 10_000, &[vec![m]]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].series,
+            Labels::from_pairs([("__name__", "req"), ("job", "a")])
+        );
+        let ts: Vec<(i64, f64, String)> = got[0]
+            .exemplars
+            .iter()
+            .map(|e| (e.ts, e.value, e.labels.to_string()))
+            .collect();
+        assert_eq!(
+            ts,
+            vec![
+                (900, 0.5, "{trace_id=\"x\"}".to_string()),
+                (950, 0.7, "{trace_id=\"y\"}".to_string())
+            ]
+        );
+        // Exemplars of an existing series, sent alone; an older one is out
+        // of order and does not fail the request.
+        let mut c = series(&[("__name__", "req"), ("job", "a")], &[]);
+        c.exemplars = vec![ex(800, 1.0, "old"), ex(2000, 2.0, "new")];
+        assert_eq!(r.receive(&body(vec![c])).unwrap().exemplars, 1);
+        let text = reg.encode(false);
+        assert!(
+            text.contains("klaxon_remote_write_received_exemplars_total 3\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("klaxon_remote_write_rejected_exemplars_total{reason=\"unknown_series\"} 1"));
+        assert!(text
+            .contains("klaxon_remote_write_rejected_exemplars_total{reason=\"out_of_order\"} 1"));
+    }
+
+    #[test]
     fn utf8_names_are_stored_untouched() {
         let (head, _reg, r) = setup();
         r.receive(&body(vec![series(
@@ -406,7 +514,8 @@ mod tests {
             s,
             Summary {
                 series: 1,
-                samples: 2
+                samples: 2,
+                exemplars: 0
             }
         );
         let got = all(&head);
@@ -450,7 +559,8 @@ mod tests {
                 got,
                 Summary {
                     series: 3,
-                    samples: 180
+                    samples: 180,
+                    exemplars: 0
                 },
                 "slice {k}"
             );

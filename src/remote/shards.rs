@@ -1,6 +1,7 @@
 //! The sending side of one queue: shards, each a task with a bounded
-//! channel, that cut batches (`max_samples_per_send` samples, or whatever
-//! arrived within `batch_send_deadline`), resolve each series' labels
+//! channel, that cut batches (`max_samples_per_send` items, samples,
+//! histograms and exemplars counted together as Prometheus does, or
+//! whatever arrived within `batch_send_deadline`), resolve each series' labels
 //! (cached per ref, with `external_labels` and `write_relabel_configs`
 //! applied, as Prometheus' `StoreSeries` does), encode them and send them
 //! with retries.
@@ -11,10 +12,13 @@
 
 use super::client::{SendError, WriteClient};
 use super::config::RemoteWriteConfig;
-use super::metrics::{QueueMetrics, DROPPED_SERIES, SHUTDOWN, UNKNOWN_SERIES};
-use super::proto::{Sample, TimeSeries, WriteRequest};
+use super::metrics::{
+    Counts, QueueMetrics, DROPPED_SERIES, EXEMPLARS, HISTOGRAMS, SAMPLES, SHUTDOWN, UNKNOWN_SERIES,
+};
+use super::proto::{Exemplar, Sample, TimeSeries, WriteRequest};
+use super::proto_hist::HistogramSample;
 use crate::model::{Label, Labels};
-use crate::tsdb::{Head, SeriesRef};
+use crate::tsdb::{Head, HistValue, SeriesRef};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -22,9 +26,30 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// One queued sample: the head's series ref, time (ms), value, and the
+/// One queued item: the head's series ref, time (ms), value, and the
 /// sequence number of the WAL record it came from (0 when fed by appends).
-pub(crate) type Item = (u64, i64, f64, u64);
+pub(crate) type Item = (u64, i64, Value, u64);
+
+/// What an item carries: a float sample (kept inline: the common case
+/// moves no heap memory), a native-histogram sample or an exemplar.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    Float(f64),
+    Histogram(Box<HistValue>),
+    /// The exemplar's labels (as sent) and value; its time is the item's.
+    Exemplar(Box<(Vec<Label>, f64)>),
+}
+
+impl Value {
+    /// Index into [`super::metrics::KINDS`].
+    pub fn kind(&self) -> usize {
+        match self {
+            Value::Float(_) => SAMPLES,
+            Value::Histogram(_) => HISTOGRAMS,
+            Value::Exemplar(_) => EXEMPLARS,
+        }
+    }
+}
 
 /// How far one shard got, for the WAL reader's resume position: `enqueued`
 /// is the highest record sequence handed to the shard, `done` the highest
@@ -72,18 +97,22 @@ pub(crate) struct QueueShared {
 }
 
 impl QueueShared {
-    fn drop_samples(&self, reason: usize, n: usize) {
-        if n == 0 {
-            return;
-        }
-        // A WAL-fed queue left at a stop resumes from the WAL: not dropped.
-        let kept_in_wal = reason == SHUTDOWN && self.wal_fed;
-        if let (Some(c), false) = (self.metrics.dropped.get(reason), kept_in_wal) {
-            c.inc_by(n as f64);
-        }
-        self.metrics.pending.add(-(n as f64));
-        if reason == DROPPED_SERIES || reason == UNKNOWN_SERIES {
-            self.samples_dropped.fetch_add(n as u64, Relaxed);
+    fn drop_items(&self, reason: usize, n: Counts) {
+        for (kind, &n) in n.0.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let m = &self.metrics.kind[kind];
+            // A WAL-fed queue left at a stop resumes from the WAL: not
+            // dropped (exemplars are not in the WAL: they are).
+            let kept_in_wal = reason == SHUTDOWN && self.wal_fed && kind != EXEMPLARS;
+            if let (Some(c), false) = (m.dropped.get(reason), kept_in_wal) {
+                c.inc_by(n as f64);
+            }
+            m.pending.add(-(n as f64));
+            if reason == DROPPED_SERIES || reason == UNKNOWN_SERIES {
+                self.samples_dropped.fetch_add(n as u64, Relaxed);
+            }
         }
     }
 
@@ -232,23 +261,25 @@ fn outgoing_labels(shared: &QueueShared, labels: &Labels) -> Option<Vec<Label>> 
     (!out.is_empty()).then(|| out.into_vec())
 }
 
-/// Groups a batch into `TimeSeries` (one per series, samples in arrival
-/// order). Returns the request, the samples kept and their highest time.
+/// Groups a batch into `TimeSeries` (one per series, samples, histograms
+/// and exemplars each in arrival order). Returns the request, the items
+/// kept per kind and their highest time.
 fn build_request(
     shared: &QueueShared,
     cache: &mut SeriesCache,
     batch: &mut Vec<Item>,
-) -> (WriteRequest, usize, i64) {
+) -> (WriteRequest, Counts, i64) {
     let head = shared.head.upgrade();
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut req = WriteRequest {
         timeseries: Vec::new(),
         metadata: Vec::new(),
     };
-    let (mut kept, mut highest) = (0usize, i64::MIN);
-    let (mut dropped, mut unknown) = (0usize, 0usize);
+    let (mut kept, mut highest) = (Counts::default(), i64::MIN);
+    let (mut dropped, mut unknown) = (Counts::default(), Counts::default());
     let epoch = cache.epoch;
     for (r, t, v, _) in batch.drain(..) {
+        let kind = v.kind();
         let slot = match index.get(&r) {
             Some(i) => Some(*i),
             None => {
@@ -271,16 +302,17 @@ fn build_request(
                 match entry {
                     None => None,
                     Some(Cached { labels: None, .. }) => {
-                        dropped += 1;
+                        dropped.0[kind] += 1;
                         continue;
                     }
                     Some(Cached {
                         labels: Some(l), ..
                     }) => {
                         req.timeseries.push(TimeSeries {
-                            histograms: Vec::new(),
                             labels: l.clone(),
                             samples: Vec::new(),
+                            histograms: Vec::new(),
+                            exemplars: Vec::new(),
                         });
                         let i = req.timeseries.len() - 1;
                         index.insert(r, i);
@@ -289,20 +321,35 @@ fn build_request(
                 }
             }
         };
-        match slot.and_then(|i| req.timeseries.get_mut(i)) {
-            Some(ts) => {
-                ts.samples.push(Sample {
-                    value: v,
+        let Some(ts) = slot.and_then(|i| req.timeseries.get_mut(i)) else {
+            unknown.0[kind] += 1;
+            continue;
+        };
+        match v {
+            Value::Float(value) => ts.samples.push(Sample {
+                value,
+                timestamp: t,
+            }),
+            Value::Histogram(h) => ts.histograms.push(HistogramSample {
+                timestamp: t,
+                value: *h,
+            }),
+            Value::Exemplar(e) => {
+                let (labels, value) = *e;
+                ts.exemplars.push(Exemplar {
+                    labels,
+                    value,
                     timestamp: t,
-                });
-                kept += 1;
-                highest = highest.max(t);
+                })
             }
-            None => unknown += 1,
+        }
+        kept.0[kind] += 1;
+        if kind != EXEMPLARS {
+            highest = highest.max(t);
         }
     }
-    shared.drop_samples(DROPPED_SERIES, dropped);
-    shared.drop_samples(UNKNOWN_SERIES, unknown);
+    shared.drop_items(DROPPED_SERIES, dropped);
+    shared.drop_items(UNKNOWN_SERIES, unknown);
     (req, kept, highest)
 }
 
@@ -370,18 +417,24 @@ async fn send_batch(
     progress: &ShardProgress,
 ) {
     if shared.stopping_hard() {
-        let n = batch.len();
-        batch.clear();
-        shared.drop_samples(SHUTDOWN, n);
+        let mut n = Counts::default();
+        for (_, _, v, _) in batch.drain(..) {
+            n.0[v.kind()] += 1;
+        }
+        shared.drop_items(SHUTDOWN, n);
         return;
     }
     cache.gc();
     let seq = batch.iter().map(|i| i.3).max().unwrap_or(0);
     let (req, kept, highest) = build_request(shared, cache, batch);
-    let out = kept == 0 || {
+    let out = kept.total() == 0 || {
         let body = super::proto::encode_snappy(&req);
         let out = send_with_backoff(shared, body, kept, highest).await;
-        shared.metrics.pending.add(-(kept as f64));
+        for (m, n) in shared.metrics.kind.iter().zip(kept.0) {
+            if n > 0 {
+                m.pending.add(-(n as f64));
+            }
+        }
         out
     };
     // Dropped by the shutdown deadline: not out, so a restart resends it.
@@ -394,8 +447,21 @@ async fn send_batch(
 /// shutdown deadline passes. The wait after a recoverable error is the
 /// server's `Retry-After` when given, else our backoff, which doubles up to
 /// `max_backoff` (the next wait is twice the last, as upstream).
-async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highest: i64) -> bool {
+async fn send_with_backoff(
+    shared: &QueueShared,
+    body: Vec<u8>,
+    counts: Counts,
+    highest: i64,
+) -> bool {
     let q = &shared.cfg.queue;
+    let n = counts.total();
+    let each = |f: fn(&super::metrics::KindMetrics) -> &crate::metrics::Counter| {
+        for (m, k) in shared.metrics.kind.iter().zip(counts.0) {
+            if k > 0 {
+                f(m).inc_by(k as f64);
+            }
+        }
+    };
     let mut backoff = q.min_backoff;
     let mut hard = shared.hard_stop.clone();
     loop {
@@ -408,7 +474,7 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
         match res {
             Ok(()) => {
                 let m = &shared.metrics;
-                m.samples_total.inc_by(n as f64);
+                each(|k| &k.total);
                 m.bytes.inc_by(body.len() as f64);
                 m.duration.observe(took.as_secs_f64());
                 let prev = shared.highest_sent_ms.fetch_max(highest, Relaxed);
@@ -422,7 +488,7 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
             Err(SendError::Fatal(msg)) => {
                 tracing::error!(remote_name = %shared.cfg.name, samples = n, error = %msg,
                     "non-recoverable error sending to remote storage; dropping the batch");
-                shared.metrics.failed.inc_by(n as f64);
+                each(|k| &k.failed);
                 shared.samples_out.fetch_add(n as u64, Relaxed);
                 return true;
             }
@@ -433,14 +499,17 @@ async fn send_with_backoff(shared: &QueueShared, body: Vec<u8>, n: usize, highes
                 let wait = retry_after.filter(|d| !d.is_zero()).unwrap_or(backoff);
                 tracing::warn!(remote_name = %shared.cfg.name, samples = n, error = %message,
                     wait_ms = wait.as_millis() as u64, "failed to send batch, retrying");
-                shared.metrics.retried.inc_by(n as f64);
+                each(|k| &k.retried);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = hard.wait_for(|stop| *stop) => {}
                 }
                 if shared.stopping_hard() {
-                    if !shared.wal_fed {
-                        shared.metrics.dropped[SHUTDOWN].inc_by(n as f64);
+                    for (kind, (m, k)) in shared.metrics.kind.iter().zip(counts.0).enumerate() {
+                        // What the WAL holds is sent after a restart.
+                        if k > 0 && (!shared.wal_fed || kind == EXEMPLARS) {
+                            m.dropped[SHUTDOWN].inc_by(k as f64);
+                        }
                     }
                     return false;
                 }

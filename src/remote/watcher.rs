@@ -1,6 +1,7 @@
 //! A remote-write queue's reader of the WAL, as Prometheus' WAL watcher:
 //! it follows the segments from where the queue last got to, hands every
-//! sample to the shards (waiting when they are full: nothing is dropped for
+//! sample (and native-histogram sample, when the queue sends them) to the
+//! shards (waiting when they are full: nothing is dropped for
 //! lack of room), and persists how far the shards have *sent*, so a
 //! restart resumes there: nothing skipped, and nothing sent twice unless
 //! the process died between a send and the next save of the position.
@@ -10,6 +11,7 @@
 //! holds them), so an outage loses nothing while the disk has room.
 
 use super::queue::Queue;
+use super::shards::Value;
 use crate::tsdb::wal::{self, Record, Wal};
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
@@ -123,6 +125,7 @@ impl Cursor {
     pub fn open(wal: Arc<Wal>, name: &str) -> Cursor {
         let key = file_key(name);
         let path = wal.dir.join("remote").join(format!("{key}.pos"));
+        let mut saved = (u64::MAX, u64::MAX);
         let (seg, off) = match load(&path) {
             Some(p) => {
                 tracing::info!(
@@ -133,7 +136,18 @@ impl Cursor {
                 );
                 p
             }
-            None => wal.position(),
+            None => {
+                // Saved at once: a queue whose endpoint is down from its
+                // first second must not restart at the end of the log.
+                let p = wal.position();
+                match store(&path, p) {
+                    Ok(()) => saved = p,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "saving the remote-write WAL position failed")
+                    }
+                }
+                p
+            }
         };
         wal.hold(&key, seg);
         Cursor {
@@ -144,7 +158,7 @@ impl Cursor {
             off,
             seq: 0,
             marks: VecDeque::new(),
-            saved: (u64::MAX, u64::MAX),
+            saved,
             state: wal::SampleState::default(),
             primed: off == 0,
         }
@@ -256,16 +270,32 @@ pub(crate) async fn run(
             None => {}
             Some(bytes) => {
                 let (recs, res) = decode_from(&mut cur.state, &mut cur.primed, &bytes, base, off);
+                let hists = q.sends_histograms();
                 for (rec, end) in recs {
-                    if let Record::Samples(samples) = rec {
-                        cur.seq += 1;
-                        for (r, t, v) in samples {
-                            if !q.enqueue_wait(r, t, v, cur.seq, &mut stop).await {
-                                // Stopping: this record counts as unread
-                                // (the cursor is only saved from here on).
-                                return cur;
+                    // Stopping inside a record: it counts as unread (the
+                    // cursor is only saved from here on).
+                    match rec {
+                        Record::Samples(samples) => {
+                            cur.seq += 1;
+                            for (r, t, v) in samples {
+                                if !q
+                                    .enqueue_wait(r, t, Value::Float(v), cur.seq, &mut stop)
+                                    .await
+                                {
+                                    return cur;
+                                }
                             }
                         }
+                        Record::Histograms(hs) if hists => {
+                            cur.seq += 1;
+                            for (r, t, h) in hs {
+                                let v = Value::Histogram(Box::new(h));
+                                if !q.enqueue_wait(r, t, v, cur.seq, &mut stop).await {
+                                    return cur;
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                     cur.off = end;
                     cur.marks.push_back((cur.seq, cur.seg, cur.off));
@@ -284,6 +314,13 @@ pub(crate) async fn run(
                     advanced = true;
                 }
             }
+        }
+        // Exemplars whose samples are now with the shards follow them.
+        if !q
+            .release_exemplars((cur.seg, cur.off), cur.seq, &mut stop)
+            .await
+        {
+            return cur;
         }
         if last_save.elapsed() >= SAVE_EVERY {
             cur.save(&q);

@@ -76,9 +76,17 @@ struct Inner {
     index: HashMap<std::sync::Arc<Labels>, Ends>,
 }
 
+/// Told about every exemplar the store accepted (remote write sends
+/// them); called after the store's lock is released, on the adding
+/// thread, so it must not block.
+pub trait ExemplarObserver: Send + Sync {
+    fn on_exemplar(&self, series: &Labels, ex: &Exemplar);
+}
+
 /// The exemplar store.
 pub struct ExemplarStore {
     inner: Mutex<Inner>,
+    observer: std::sync::OnceLock<std::sync::Arc<dyn ExemplarObserver>>,
     appended: AtomicU64,
     out_of_order: AtomicU64,
     last_ts: AtomicU64,
@@ -125,10 +133,19 @@ impl ExemplarStore {
                 max,
                 ..Inner::default()
             }),
+            observer: std::sync::OnceLock::new(),
             appended: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
             last_ts: AtomicU64::new(0),
         }
+    }
+
+    /// Installs the observer (at most one; a second is handed back).
+    pub fn set_observer(
+        &self,
+        o: std::sync::Arc<dyn ExemplarObserver>,
+    ) -> Result<(), std::sync::Arc<dyn ExemplarObserver>> {
+        self.observer.set(o)
     }
 
     /// Changes the size (config reload). As Prometheus, the newest exemplars
@@ -181,8 +198,17 @@ impl ExemplarStore {
             None => std::sync::Arc::new(series.clone()),
         };
         let ts = ex.ts;
-        g.push(key, ex);
-        drop(g);
+        match self.observer.get() {
+            Some(o) => {
+                g.push(key, ex.clone());
+                drop(g);
+                o.on_exemplar(series, &ex);
+            }
+            None => {
+                g.push(key, ex);
+                drop(g);
+            }
+        }
         self.appended.fetch_add(1, Ordering::Relaxed);
         self.last_ts.fetch_max(ts.max(0) as u64, Ordering::Relaxed);
         Ok(())

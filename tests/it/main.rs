@@ -58,6 +58,7 @@ mod promql_series_pass;
 mod promqltest;
 mod query_api;
 mod query_lookback;
+mod remote_write_hist;
 mod remote_write_in;
 mod remote_write_out;
 mod rules_check;

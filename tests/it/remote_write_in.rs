@@ -380,6 +380,7 @@ fn request(series: Vec<RawSeries>) -> Vec<u8> {
             .into_iter()
             .map(|(l, s)| TimeSeries {
                 histograms: Vec::new(),
+                exemplars: Vec::new(),
                 labels: l.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
                 samples: s
                     .into_iter()

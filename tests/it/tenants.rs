@@ -126,6 +126,7 @@ fn remote_write(series: &[(&[(&str, &str)], f64)], t: i64) -> Vec<u8> {
             l.sort_by(|a, b| a.name.cmp(&b.name));
             TimeSeries {
                 histograms: Vec::new(),
+                exemplars: Vec::new(),
                 labels: l,
                 samples: vec![Sample {
                     value: *v,
