@@ -156,6 +156,14 @@ fn math_fn(name: &str, f: f64) -> Option<f64> {
     })
 }
 
+/// Leaves out native histogram samples: the functions that take floats
+/// only skip them without an annotation, as Prometheus does.
+fn floats_only(v: &mut Vec<Sample>) {
+    if v.iter().any(|s| s.h.is_some()) {
+        v.retain(|s| s.h.is_none());
+    }
+}
+
 impl Evaluator<'_> {
     fn vec_arg(&mut self, e: &Expr, t: i64) -> EvalResult<Vec<Sample>> {
         match self.eval(e, t)? {
@@ -198,6 +206,7 @@ impl Evaluator<'_> {
         }
         if math_fn(name, 0.0).is_some() {
             let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+            floats_only(&mut v);
             for s in &mut v {
                 s.value = math_fn(name, s.value).unwrap_or(f64::NAN);
                 s.drop_name = true;
@@ -231,7 +240,8 @@ impl Evaluator<'_> {
                 }]))
             }
             "scalar" => {
-                let v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                floats_only(&mut v);
                 Ok(StepValue::Scalar(match v.as_slice() {
                     [one] => one.value,
                     _ => f64::NAN,
@@ -244,6 +254,7 @@ impl Evaluator<'_> {
                     None => 1.0,
                 };
                 let inv = 1.0 / to;
+                floats_only(&mut v);
                 for s in &mut v {
                     s.value = (s.value * inv + 0.5).floor() / inv;
                     s.drop_name = true;
@@ -261,6 +272,7 @@ impl Evaluator<'_> {
                 if name == "clamp" && hi < lo {
                     return Ok(StepValue::Vector(Vec::new()));
                 }
+                floats_only(&mut v);
                 for s in &mut v {
                     s.value = match name {
                         "clamp" => gmax(lo, gmin(hi, s.value)),
@@ -283,6 +295,7 @@ impl Evaluator<'_> {
                         h: None,
                     }],
                 };
+                floats_only(&mut v);
                 for s in &mut v {
                     s.value = date_fn(name, s.value);
                     s.drop_name = true;
@@ -294,6 +307,7 @@ impl Evaluator<'_> {
                 let direct = matches!(unwrap_parens(a), Expr::VectorSelector(_));
                 let mut v = self.vec_arg(a, t)?;
                 for s in &mut v {
+                    s.h = None;
                     s.value = if direct {
                         s.t as f64 / 1000.0
                     } else {
@@ -319,6 +333,7 @@ impl Evaluator<'_> {
             }
             "sort" | "sort_desc" => {
                 let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                floats_only(&mut v);
                 let desc = name == "sort_desc";
                 v.sort_by(|a, b| {
                     use std::cmp::Ordering::*;
