@@ -1154,14 +1154,26 @@ impl Storage {
     /// series holding native histograms: those experimental modifiers are
     /// built for floats only (see EXPERIMENTAL_SKIPS).
     fn extended_selector_on_histograms(&self, e: &Expr) -> bool {
+        // changes() and resets() over anchored windows are built.
+        let mut built: Vec<*const parser::VectorSelector> = Vec::new();
+        walk(e, &mut |n| {
+            if let Expr::Call(c) = n {
+                if matches!(c.func.name, "changes" | "resets") {
+                    if let Some(Expr::MatrixSelector(m)) = c.args.first() {
+                        built.push(&m.selector as *const _);
+                    }
+                }
+            }
+        });
         let mut found = false;
         walk(e, &mut |n| {
-            let vs = match n {
+            let vs: &parser::VectorSelector = match n {
                 Expr::VectorSelector(v) => v,
                 Expr::MatrixSelector(m) => &m.selector,
                 _ => return,
             };
             if (vs.anchored || vs.smoothed)
+                && !built.contains(&(vs as *const parser::VectorSelector))
                 && self.hist.iter().any(|l| {
                     vs.matchers
                         .iter()
@@ -1179,7 +1191,8 @@ impl Storage {
 /// (docs/compatibility.md lists them too).
 const EXPERIMENTAL_SKIPS: &[&str] = &[
     "anchored/smoothed range selectors over native histograms (experimental \
-     upstream behind promql-extended-range-selectors; klaxon builds them for floats only)",
+     upstream behind promql-extended-range-selectors; klaxon builds them for floats, \
+     and changes()/resets() over anchored histogram windows, only)",
 ];
 
 fn run_eval(

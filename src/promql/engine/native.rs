@@ -364,7 +364,7 @@ fn trim_midpoint(lo: f64, hi: f64, positive: bool, linear: bool) -> f64 {
 /// time: a switch between a float and a histogram counts either way; two
 /// histograms count as a change when they differ and as a reset when the
 /// later one is a counter reset of the earlier.
-fn changes_or_resets(
+pub(crate) fn changes_or_resets(
     resets: bool,
     points: &[(i64, f64)],
     hpoints: &[(i64, FloatHistogram)],
