@@ -1002,13 +1002,16 @@ impl ClassicHist {
     }
 }
 
+/// A converted series: its labels and histogram samples by time.
+type NhcbSeries = (Labels, Vec<(i64, FloatHistogram)>);
+
 /// `load_with_nhcb`: the classic histograms among the loaded float series
 /// (`_bucket` with a numeric `le`, `_count`, `_sum`), converted per
 /// timestamp into native histograms with custom buckets under the base name.
 fn classic_to_nhcb(
     block: &[(Labels, Vec<Option<f64>>)],
     interval: i64,
-) -> Result<Vec<(Labels, Vec<(i64, FloatHistogram)>)>, String> {
+) -> Result<Vec<NhcbSeries>, String> {
     let mut by_series: Vec<(Labels, BTreeMap<i64, ClassicHist>)> = Vec::new();
     for (labels, values) in block {
         let name = labels.metric_name();

@@ -39,6 +39,19 @@ impl SeriesData {
     pub(crate) fn has_histograms(&self) -> bool {
         !self.hist.is_empty()
     }
+
+    /// The histogram samples in `(lo, hi]`, staleness markers left out.
+    pub(crate) fn hists_in(&self, lo: i64, hi: i64) -> Vec<(i64, FloatHistogram)> {
+        let a = self.hist.partition_point(|p| p.0 <= lo);
+        let b = self.hist.partition_point(|p| p.0 <= hi);
+        self.hist
+            .get(a..b)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !is_stale_hist(&p.1))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Wraps the head's selection result for sharing.
@@ -677,16 +690,7 @@ impl<'a> Evaluator<'a> {
             let mut points = self.point_pool.pop().unwrap_or_default();
             points.extend(win.iter().copied().filter(|p| !is_stale_nan(p.1)));
             let hpoints: Vec<(i64, FloatHistogram)> = if s.has_histograms() {
-                let ha = s.hist.partition_point(|p| p.0 <= lo);
-                let hb = s.hist.partition_point(|p| p.0 <= rt);
-                let mut hp: Vec<(i64, FloatHistogram)> = s
-                    .hist
-                    .get(ha..hb)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|p| !is_stale_hist(&p.1))
-                    .cloned()
-                    .collect();
+                let mut hp = s.hists_in(lo, rt);
                 if self.stats_selectors.contains(&key(vs)) {
                     for j in (1..hp.len()).rev() {
                         let (head, tail) = hp.split_at_mut(j);

@@ -9,7 +9,6 @@
 use super::eval::{is_stale_hist, Evaluator, SeriesData};
 use super::native::changes_or_resets;
 use super::value::{EvalError, EvalResult, Sample};
-use crate::model::histogram::FloatHistogram;
 use crate::model::is_stale_nan;
 use crate::promql::parser::{MatrixSelector, VectorSelector};
 
@@ -80,7 +79,6 @@ fn anchored_changes(
     let fa = s.samples.partition_point(|p| p.0 <= start);
     let fb = s.samples.partition_point(|p| p.0 <= end);
     let ha = s.hist.partition_point(|p| p.0 <= start);
-    let hb = s.hist.partition_point(|p| p.0 <= end);
     let mut floats: Vec<Pt> = s
         .samples
         .get(fa..fb)
@@ -89,28 +87,23 @@ fn anchored_changes(
         .copied()
         .filter(|p| !is_stale_nan(p.1))
         .collect();
-    let mut hists: Vec<(i64, FloatHistogram)> = s
-        .hist
-        .get(ha..hb)
-        .unwrap_or_default()
-        .iter()
-        .filter(|p| !is_stale_hist(&p.1))
-        .cloned()
-        .collect();
+    let mut hists = s.hists_in(start, end);
     if floats.is_empty() && hists.is_empty() {
         return None;
     }
     let prev_f = fa.checked_sub(1).and_then(|i| s.samples.get(i));
     let prev_h = ha.checked_sub(1).and_then(|i| s.hist.get(i));
     let lo = start.saturating_sub(lookback);
-    match (prev_f, prev_h) {
-        (Some(f), h) if f.0 > lo && h.is_none_or(|h| h.0 < f.0) => {
-            if !is_stale_nan(f.1) {
-                floats.insert(0, *f);
-            }
+    let float_newer = match (prev_f, prev_h) {
+        (Some(f), Some(h)) => f.0 > h.0,
+        (f, _) => f.is_some(),
+    };
+    if float_newer {
+        if let Some(f) = prev_f.filter(|f| f.0 > lo && !is_stale_nan(f.1)) {
+            floats.insert(0, *f);
         }
-        (_, Some(h)) if h.0 > lo && !is_stale_hist(&h.1) => hists.insert(0, h.clone()),
-        _ => {}
+    } else if let Some(h) = prev_h.filter(|h| h.0 > lo && !is_stale_hist(&h.1)) {
+        hists.insert(0, h.clone());
     }
     Some(changes_or_resets(resets, &floats, &hists))
 }

@@ -729,6 +729,36 @@ pub(crate) enum Note {
 }
 
 impl Evaluator<'_> {
+    /// The annotations of a histogram addition or subtraction (`what`:
+    /// "aggregation", "subtraction", "addition") over series `name`:
+    /// `false` (warned) when exponential and custom buckets met.
+    fn combined(
+        &mut self,
+        r: Result<histogram::CombineInfo, histogram::HistogramError>,
+        what: &str,
+        name: &str,
+        pos: usize,
+    ) -> bool {
+        match r {
+            Err(_) => {
+                self.warn(
+                    format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
+                    pos,
+                );
+                false
+            }
+            Ok(info) => {
+                if info.nhcb_bounds_reconciled {
+                    self.info(
+                        format!("mismatched custom buckets were reconciled during {what}"),
+                        pos,
+                    );
+                }
+                true
+            }
+        }
+    }
+
     pub(crate) fn add_notes(&mut self, notes: Vec<Note>, pos: usize) {
         for n in notes {
             match n {
@@ -867,19 +897,9 @@ impl Evaluator<'_> {
                     let (r, n) = hint(&h);
                     reset |= r;
                     not_reset |= n;
-                    match if avg { acc.add_avg(&h) } else { acc.add(&h) } {
-                        Err(_) => {
-                            self.warn(
-                                format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
-                                pos,
-                            );
-                            return Some(None);
-                        }
-                        Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                            "mismatched custom buckets were reconciled during aggregation".into(),
-                            pos,
-                        ),
-                        Ok(_) => {}
+                    let r = if avg { acc.add_avg(&h) } else { acc.add(&h) };
+                    if !self.combined(r, "aggregation", &name, pos) {
+                        return Some(None);
                     }
                 }
                 if reset && not_reset {
@@ -981,21 +1001,8 @@ impl Evaluator<'_> {
             );
         }
         let mut h = b.clone();
-        if !is_rate || !b.detect_reset(a) {
-            match h.sub(a) {
-                Err(_) => {
-                    self.warn(
-                        format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
-                        pos,
-                    );
-                    return Some(None);
-                }
-                Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                    "mismatched custom buckets were reconciled during subtraction".into(),
-                    pos,
-                ),
-                Ok(_) => {}
-            }
+        if (!is_rate || !b.detect_reset(a)) && !self.combined(h.sub(a), "subtraction", name, pos) {
+            return Some(None);
         }
         h.counter_reset_hint = CounterResetHint::Gauge;
         h.compact(0);
@@ -1065,32 +1072,14 @@ impl Evaluator<'_> {
         if !h.uses_custom_buckets() && h.schema > min_schema {
             h.reduce_resolution(min_schema).ok()?;
         }
-        match h.sub(&prev) {
-            Err(_) => {
-                self.warn(mixed_layout, pos);
-                return None;
-            }
-            Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                "mismatched custom buckets were reconciled during subtraction".into(),
-                pos,
-            ),
-            Ok(_) => {}
+        if !self.combined(h.sub(&prev), "subtraction", name, pos) {
+            return None;
         }
         if counter {
             let mut prev = &prev;
             for (_, cur) in pts.iter().skip(1) {
-                if cur.detect_reset(prev) {
-                    match h.add(prev) {
-                        Err(_) => {
-                            self.warn(mixed_layout, pos);
-                            return None;
-                        }
-                        Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                            "mismatched custom buckets were reconciled during addition".into(),
-                            pos,
-                        ),
-                        Ok(_) => {}
-                    }
+                if cur.detect_reset(prev) && !self.combined(h.add(prev), "addition", name, pos) {
+                    return None;
                 }
                 prev = cur;
             }
