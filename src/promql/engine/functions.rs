@@ -164,6 +164,23 @@ fn floats_only(v: &mut Vec<Sample>) {
     }
 }
 
+/// Applies `f` to every float sample and leaves out the histograms, in the
+/// one pass the float path makes anyway (the removal pass only runs when a
+/// histogram was met).
+fn map_floats(v: &mut Vec<Sample>, mut f: impl FnMut(&mut Sample)) {
+    let mut hist = false;
+    for s in v.iter_mut() {
+        if s.h.is_some() {
+            hist = true;
+            continue;
+        }
+        f(s);
+    }
+    if hist {
+        v.retain(|s| s.h.is_none());
+    }
+}
+
 impl Evaluator<'_> {
     fn vec_arg(&mut self, e: &Expr, t: i64) -> EvalResult<Vec<Sample>> {
         match self.eval(e, t)? {
@@ -206,11 +223,10 @@ impl Evaluator<'_> {
         }
         if math_fn(name, 0.0).is_some() {
             let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
-            floats_only(&mut v);
-            for s in &mut v {
+            map_floats(&mut v, |s| {
                 s.value = math_fn(name, s.value).unwrap_or(f64::NAN);
                 s.drop_name = true;
-            }
+            });
             return Ok(StepValue::Vector(v));
         }
         match name {
@@ -254,11 +270,10 @@ impl Evaluator<'_> {
                     None => 1.0,
                 };
                 let inv = 1.0 / to;
-                floats_only(&mut v);
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = (s.value * inv + 0.5).floor() / inv;
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "clamp" | "clamp_min" | "clamp_max" => {
@@ -272,15 +287,14 @@ impl Evaluator<'_> {
                 if name == "clamp" && hi < lo {
                     return Ok(StepValue::Vector(Vec::new()));
                 }
-                floats_only(&mut v);
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = match name {
                         "clamp" => gmax(lo, gmin(hi, s.value)),
                         "clamp_min" => gmax(lo, s.value),
                         _ => gmin(hi, s.value),
                     };
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "month"
@@ -295,11 +309,10 @@ impl Evaluator<'_> {
                         h: None,
                     }],
                 };
-                floats_only(&mut v);
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = date_fn(name, s.value);
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "timestamp" => {
