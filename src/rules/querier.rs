@@ -95,11 +95,14 @@ impl Querier for LocalQuerier<'_> {
         parsed: Option<&Expr>,
         t: Timestamp,
     ) -> Result<Vec<(Labels, f64)>, RuleError> {
-        match self.run(expr, parsed, t)? {
-            Value::Vector(v) => Ok(v.iter().map(|s| (sample_labels(s), s.value)).collect()),
-            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
-            _ => Err(RuleError::NotVector),
-        }
+        Ok(self
+            .instant_values(expr, parsed, t)?
+            .into_iter()
+            .map(|(l, v)| match v {
+                RuleValue::Float(f) => (l, f),
+                RuleValue::Histogram(_) => (l, 0.0),
+            })
+            .collect())
     }
 
     fn instant_values(

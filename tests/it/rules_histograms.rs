@@ -108,6 +108,16 @@ fn recording_rules_read_and_write_native_histograms() {
     assert!(got.contains("count:0.016666"), "{got}");
 }
 
+/// Writes `text` as `dir/name` and runs it as `klaxon test rules` does:
+/// the exit code and stdout followed by stderr.
+fn run_test_file(dir: &std::path::Path, name: &str, text: &str) -> (i32, String) {
+    std::fs::write(dir.join(name), text).expect("write test file");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = test_rule_files(&[dir.join(name)], &mut out, &mut err);
+    let text = String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err);
+    (code, text)
+}
+
 #[test]
 fn unit_tests_take_histogram_notation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,10 +143,7 @@ tests:
     - labels: '{}'
       histogram: '{{schema:0 sum:8 count:7 counter_reset_hint:not_reset buckets:[2 4 1]}}'
 "#;
-    std::fs::write(dir.path().join("ok.yml"), test).expect("write test");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = test_rule_files(&[dir.path().join("ok.yml")], &mut out, &mut err);
-    let text = String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err);
+    let (code, text) = run_test_file(dir.path(), "ok.yml", test);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("  SUCCESS"), "{text}");
 
@@ -144,10 +151,7 @@ tests:
     // read back from the head after the first carry "not reset", so their
     // sum does too, as in Prometheus 3.)
     let bad = test.replace("sum:8 count:7", "sum:9 count:7");
-    std::fs::write(dir.path().join("bad.yml"), bad).expect("write test");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = test_rule_files(&[dir.path().join("bad.yml")], &mut out, &mut err);
-    let text = String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err);
+    let (code, text) = run_test_file(dir.path(), "bad.yml", &bad);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(
@@ -158,10 +162,7 @@ tests:
 
     // A histogram expectation that does not parse fails that test only.
     let broken = test.replace("buckets:[2 4 1]}}'", "buckets:[2 4 1]'");
-    std::fs::write(dir.path().join("broken.yml"), broken).expect("write test");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = test_rule_files(&[dir.path().join("broken.yml")], &mut out, &mut err);
-    let text = String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err);
+    let (code, text) = run_test_file(dir.path(), "broken.yml", &broken);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("    expr: \"sum(h)\", time: 2m, err: labels \"{}\": invalid histogram"),
