@@ -14,10 +14,10 @@ use crate::rules::alert::{
 };
 use crate::rules::datasource::DatasourceError;
 use crate::rules::file::{Rule, RuleGroup, RuleKind};
-use crate::rules::querier::{LocalQuerier, Querier};
+use crate::rules::querier::{LocalQuerier, Querier, RuleValue};
 use crate::store::alerts::RuleAlerts;
 use crate::template::{expand_error_text, QuerySample, Template, TemplateContext};
-use crate::tsdb::{AppendError, CommitError, Head, HeadAppender};
+use crate::tsdb::{AppendError, CommitError, Head, HeadAppender, HistValue};
 
 /// Why one rule's evaluation failed; the texts are Prometheus'.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -464,7 +464,7 @@ fn append_stale<'l>(
 fn append_outputs(
     head: &Head,
     st: &mut RuleState,
-    out: Vec<(Labels, f64)>,
+    out: Vec<(Labels, RuleValue)>,
     t: Timestamp,
 ) -> (usize, Option<RuleError>) {
     let mut returned = HashMap::with_capacity(out.len());
@@ -474,7 +474,11 @@ fn append_outputs(
     // output (as Prometheus commits per rule).
     let mut app = head.appender();
     for (l, v) in out {
-        match app.append(&l, t, v) {
+        let res = match v {
+            RuleValue::Float(v) => app.append(&l, t, v),
+            RuleValue::Histogram(h) => app.append_histogram(&l, t, &HistValue::Float(*h)),
+        };
+        match res {
             Ok(_) => {
                 n += 1;
                 returned.insert(l, ());
@@ -509,8 +513,8 @@ fn eval_recording(
     q: &dyn Querier,
     t: Timestamp,
     limit: u64,
-) -> Result<Vec<(Labels, f64)>, RuleError> {
-    let v = q.instant(&rule.expr_text, Some(&rule.expr), t)?;
+) -> Result<Vec<(Labels, RuleValue)>, RuleError> {
+    let v = q.instant_values(&rule.expr_text, Some(&rule.expr), t)?;
     let mut out = Vec::with_capacity(v.len());
     let mut seen = HashMap::with_capacity(v.len());
     for (l, val) in v {
@@ -545,7 +549,7 @@ fn eval_alerting(
     limit: u64,
     external_labels: &Labels,
     external_url: &str,
-) -> Result<Vec<(Labels, f64)>, RuleError> {
+) -> Result<Vec<(Labels, RuleValue)>, RuleError> {
     let v = q.instant(&rule.expr_text, Some(&rule.expr), qt)?;
     // `query` in templates runs at the evaluation time, as in Prometheus.
     let qf = |text: &str| -> Result<Vec<QuerySample>, String> {
@@ -606,5 +610,6 @@ fn eval_alerting(
     Ok(active
         .iter()
         .flat_map(|a| state_series(&rule.labels, name, a))
+        .map(|(l, v)| (l, RuleValue::Float(v)))
         .collect())
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::model::histogram::FloatHistogram;
 use crate::model::{Labels, Timestamp};
 use crate::promql::engine::{Engine, Query, Sample};
 use crate::promql::{Expr, Value};
@@ -28,12 +29,35 @@ pub trait Querier: Send + Sync {
         t: Timestamp,
     ) -> Result<Vec<(Labels, f64)>, RuleError>;
 
+    /// [`instant`](Self::instant) keeping native histogram samples, for
+    /// recording rules (whose output may be a histogram). The default
+    /// answers floats only, as a remote datasource does.
+    fn instant_values(
+        &self,
+        expr: &str,
+        parsed: Option<&Expr>,
+        t: Timestamp,
+    ) -> Result<Vec<(Labels, RuleValue)>, RuleError> {
+        Ok(self
+            .instant(expr, parsed, t)?
+            .into_iter()
+            .map(|(l, v)| (l, RuleValue::Float(v)))
+            .collect())
+    }
+
     /// The query offset of groups that set none (Prometheus 3's
     /// `rule_query_offset`): data that reaches a remote store late is
     /// queried a little in the past.
     fn default_query_offset(&self) -> Duration {
         Duration::ZERO
     }
+}
+
+/// One sample of a rule's query result: a float or a native histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleValue {
+    Float(f64),
+    Histogram(Box<FloatHistogram>),
 }
 
 /// The local engine over the head: klaxon's default mode.
@@ -53,20 +77,52 @@ fn sample_labels(s: &Sample) -> Labels {
     }
 }
 
+impl LocalQuerier<'_> {
+    fn run(&self, expr: &str, parsed: Option<&Expr>, t: Timestamp) -> Result<Value, RuleError> {
+        let q = match parsed {
+            Some(e) => Query::Parsed(e, Some(expr)),
+            None => Query::Text(expr),
+        };
+        Ok(self.engine.instant(self.head, q, t)?.value)
+    }
+}
+
 impl Querier for LocalQuerier<'_> {
+    /// A histogram sample's value is 0 here, as Prometheus' `Sample.F`.
     fn instant(
         &self,
         expr: &str,
         parsed: Option<&Expr>,
         t: Timestamp,
     ) -> Result<Vec<(Labels, f64)>, RuleError> {
-        let q = match parsed {
-            Some(e) => Query::Parsed(e, Some(expr)),
-            None => Query::Text(expr),
-        };
-        match self.engine.instant(self.head, q, t)?.value {
-            Value::Vector(v) => Ok(v.iter().map(|s| (sample_labels(s), s.value)).collect()),
-            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+        Ok(self
+            .instant_values(expr, parsed, t)?
+            .into_iter()
+            .map(|(l, v)| match v {
+                RuleValue::Float(f) => (l, f),
+                RuleValue::Histogram(_) => (l, 0.0),
+            })
+            .collect())
+    }
+
+    fn instant_values(
+        &self,
+        expr: &str,
+        parsed: Option<&Expr>,
+        t: Timestamp,
+    ) -> Result<Vec<(Labels, RuleValue)>, RuleError> {
+        match self.run(expr, parsed, t)? {
+            Value::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| {
+                    let l = sample_labels(&s);
+                    match s.h {
+                        Some(h) => (l, RuleValue::Histogram(h)),
+                        None => (l, RuleValue::Float(s.value)),
+                    }
+                })
+                .collect()),
+            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), RuleValue::Float(v))]),
             _ => Err(RuleError::NotVector),
         }
     }

@@ -6,11 +6,12 @@
 //! eval_time, expression tests run as instant queries at the end.
 
 use crate::model::gofmt::{format_duration, go_quote, parse_duration};
+use crate::model::histogram::{notation, FloatHistogram};
 use crate::model::{Labels, STALE_NAN};
 use crate::promql::{Engine, Value as QValue};
 use crate::rules::alert::AlertState;
 use crate::rules::group::GroupState;
-use crate::tsdb::Head;
+use crate::tsdb::{Head, HistValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -101,15 +102,22 @@ pub struct ExprTest {
 #[derive(Deserialize, Debug)]
 pub struct ExpSample {
     pub labels: String,
+    #[serde(default)]
     pub value: f64,
+    /// A native histogram in the series notation (`{{schema:0 count:1
+    /// buckets:[1]}}`), as Prometheus 3's promtool; set, `value` is ignored.
+    #[serde(default)]
+    pub histogram: String,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// Firing alerts as (labels, annotations), sorted by labels like promtool.
 pub type AlertSet = Vec<(Labels, BTreeMap<String, String>)>;
-/// Query samples as (labels, value), sorted by labels.
-pub type SampleSet = Vec<(Labels, f64)>;
+/// Query samples as (labels, value, histogram), sorted by labels. The
+/// histogram is its test expression (`{{count:1 ...}}`), empty for a float,
+/// and compared as text, as promtool does.
+pub type SampleSet = Vec<(Labels, f64, String)>;
 
 /// One alert test's result: alertname, eval_time (ms), expected, got.
 #[derive(Debug, Clone)]
@@ -137,6 +145,49 @@ pub struct GroupOutcome {
     pub exprs: Vec<ExprOutcome>,
     /// promtool's error blocks for this group, in its order.
     pub errors: Vec<String>,
+}
+
+/// One input sample: a float or a native histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputValue {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
+/// promtool's series notation with native histogram items (`{{...}}`,
+/// `{{...}}xN`, `{{A}}+{{B}}xN`) between the float ones; `None` is a
+/// missing sample.
+pub fn expand_items(s: &str) -> Result<Vec<Option<InputValue>>, UnitTestError> {
+    let mut out = Vec::new();
+    let mut rest = s.trim_start();
+    while !rest.is_empty() {
+        if rest.starts_with("{{") {
+            let (items, used) = notation::parse_item_prefix(rest).map_err(|e| {
+                UnitTestError(format!(
+                    "invalid histogram {}: column {}: {}",
+                    go_quote(rest),
+                    e.column,
+                    e.message
+                ))
+            })?;
+            out.extend(
+                items
+                    .into_iter()
+                    .map(|i| Some(InputValue::Histogram(i.histogram))),
+            );
+            rest = rest.get(used..).unwrap_or("").trim_start();
+            continue;
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (tok, r) = rest.split_at(end);
+        out.extend(
+            expand_values(tok)?
+                .into_iter()
+                .map(|v| v.map(InputValue::Float)),
+        );
+        rest = r.trim_start();
+    }
+    Ok(out)
 }
 
 /// promtool's series notation: `a`, `a+bxN`, `a-bxN`, `axN`, `_`, `_xN`,
@@ -215,9 +266,14 @@ pub fn load_series(
     let mut app = head.appender();
     let err = |e: &dyn std::fmt::Display| UnitTestError(format!("series {series}: {e}"));
     let (r, _) = app.get_or_create(&l).map_err(|e| err(&e))?;
-    for (i, v) in expand_values(values)?.into_iter().enumerate() {
-        if let Some(v) = v {
-            app.append_ref(r, i as i64 * step, v).map_err(|e| err(&e))?;
+    for (i, v) in expand_items(values)?.into_iter().enumerate() {
+        let t = i as i64 * step;
+        match v {
+            Some(InputValue::Float(v)) => app.append_ref(r, t, v).map_err(|e| err(&e))?,
+            Some(InputValue::Histogram(h)) => app
+                .append_histogram_ref(r, t, &HistValue::Float(h))
+                .map_err(|e| err(&e))?,
+            None => {}
         }
     }
     app.commit().map_err(|e| err(&e))
@@ -287,7 +343,13 @@ fn samples_string(s: &SampleSet) -> String {
         return "nil".into();
     }
     s.iter()
-        .map(|(l, v)| format!("{} {}", labels_string(l), go_float_e(*v)))
+        .map(|(l, v, h)| {
+            if h.is_empty() {
+                format!("{} {}", labels_string(l), go_float_e(*v))
+            } else {
+                format!("{} {h}", labels_string(l))
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -543,10 +605,11 @@ pub fn run_group(
                         if s.drop_name {
                             b.del("__name__");
                         }
-                        (b.build(), s.value)
+                        let h = s.h.as_ref().map(|h| h.test_expression());
+                        (b.build(), s.value, h.unwrap_or_default())
                     })
                     .collect(),
-                QValue::Scalar { v, .. } => vec![(Labels::empty(), v)],
+                QValue::Scalar { v, .. } => vec![(Labels::empty(), v, String::new())],
                 _ => {
                     oc.errors
                         .push(head_err("rule result is not a vector or scalar".into()));
@@ -561,16 +624,29 @@ pub fn run_group(
         let mut got: SampleSet = got;
         got.sort_by(|a, b| a.0.cmp(&b.0));
         let mut exp = Vec::new();
+        let mut bad = None;
         for s in &et.exp_samples {
-            match parse_series(&s.labels) {
-                Ok(l) => exp.push((l, s.value)),
+            let l = match parse_series(&s.labels) {
+                Ok(l) => l,
                 Err(e) => {
                     oc.errors.push(head_err(e.to_string()));
                     return Err(oc.errors);
                 }
+            };
+            match expected_histogram(&s.histogram) {
+                Ok(h) => exp.push((l, s.value, h)),
+                Err(e) => {
+                    bad = Some(format!("labels {}: {e}", go_quote(&s.labels)));
+                    break;
+                }
             }
         }
-        exp.sort_by(|a: &(Labels, f64), b| a.0.cmp(&b.0));
+        if let Some(e) = bad {
+            // As Prometheus 3's promtool: this test fails, the next runs.
+            oc.errors.push(head_err(e));
+            continue;
+        }
+        exp.sort_by(|a: &(Labels, f64, String), b| a.0.cmp(&b.0));
         if exp != got {
             oc.errors.push(format!(
                 "    expr: {}, time: {},\n        exp: {}\n        got: {}",
@@ -588,6 +664,22 @@ pub fn run_group(
         });
     }
     Ok(oc)
+}
+
+/// An expected sample's `histogram:` text as the test expression of the one
+/// histogram it holds (empty for none), compared with the result's.
+fn expected_histogram(s: &str) -> Result<String, UnitTestError> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    match expand_items(s)?.as_slice() {
+        [Some(InputValue::Histogram(h))] => Ok(h.test_expression()),
+        [Some(InputValue::Float(v))] => Err(UnitTestError(format!("expected histogram, got {v}"))),
+        items => Err(UnitTestError(format!(
+            "expected 1 value, got {}",
+            items.len()
+        ))),
+    }
 }
 
 /// Rule file patterns resolved relative to the test file's directory and

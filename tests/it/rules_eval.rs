@@ -673,7 +673,7 @@ fn printed_samples(s: &str) -> SampleSet {
         let after = &rest[i + 1..];
         let end = after.find(',').unwrap_or(after.len());
         let v: f64 = after[..end].trim().parse().expect("printed value");
-        out.push((labels, v));
+        out.push((labels, v, String::new()));
         rest = &after[end..];
     }
     out

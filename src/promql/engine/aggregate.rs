@@ -249,6 +249,7 @@ impl Evaluator<'_> {
                 }
                 AggregateOp::Count
                 | AggregateOp::Group
+                | AggregateOp::CountValues
                 | AggregateOp::Limitk
                 | AggregateOp::LimitRatio => {}
                 _ => {
@@ -264,22 +265,30 @@ impl Evaluator<'_> {
             self.tick()?;
             let key =
                 self.cached_signature(super::eval::key(a), &s.labels, !a.without, &a.grouping);
-            let key = if op == AggregateOp::CountValues {
-                let mut h = xxhash_rust::xxh64::Xxh64::new(key);
-                h.update(format_float(s.value).as_bytes());
-                h.digest()
+            // count_values groups by its output label set: the value may
+            // overwrite a grouping label, merging groups (as upstream).
+            let cv_labels = if op == AggregateOp::CountValues {
+                let v = match &s.h {
+                    Some(h) => super::native::go_string(h),
+                    None => format_float(s.value),
+                };
+                let mut b = group_labels(&s.labels, &a.grouping, a.without).builder();
+                b.set(param_s.clone(), v);
+                Some(b.build())
             } else {
-                key
+                None
+            };
+            let key = match &cv_labels {
+                Some(l) => l.hash64(),
+                None => key,
             };
             let f = s.value;
             match groups.get_mut(&key) {
                 None => {
-                    let mut labels = group_labels(&s.labels, &a.grouping, a.without);
-                    if op == AggregateOp::CountValues {
-                        let mut b = labels.builder();
-                        b.set(param_s.clone(), format_float(f));
-                        labels = b.build();
-                    }
+                    let labels = match cv_labels {
+                        Some(l) => l,
+                        None => group_labels(&s.labels, &a.grouping, a.without),
+                    };
                     let drop_name = by_name && s.drop_name;
                     let mut g = Group {
                         labels,

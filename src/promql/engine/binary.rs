@@ -52,8 +52,11 @@ pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
+/// Whether the operator drops the metric name (Prometheus'
+/// `shouldDropMetricName`): arithmetic, not comparisons, set or trim
+/// operators.
 pub(crate) fn is_arith(op: BinaryOp) -> bool {
-    !op.is_comparison() && !op.is_set()
+    !op.is_comparison() && !op.is_set() && !op.is_trim()
 }
 
 /// The match signature of a label set: the `on` labels, or everything but
@@ -221,6 +224,11 @@ fn vector_scalar(
             continue;
         }
         let (l, r) = if swap { (s, smp.value) } else { (smp.value, s) };
+        if op.is_trim() {
+            // Trims apply to histograms only: the float drops out (noted).
+            let _ = hist_elem(op, l, r, None, None, notes);
+            continue;
+        }
         let (mut val, keep) = elem(op, l, r);
         if op.is_comparison() {
             val = smp.value;
@@ -399,7 +407,7 @@ fn vector_binop(
         };
         // Histogram operands the operator does not apply to drop out
         // before matching is checked, as upstream.
-        let hist = if ls.h.is_some() || rs.h.is_some() {
+        let hist = if ls.h.is_some() || rs.h.is_some() || op.is_trim() {
             let (l, r) = if swapped { (rs, &ls) } else { (&ls, rs) };
             match hist_elem(op, l.value, r.value, l.h.as_deref(), r.h.as_deref(), notes) {
                 Some(x) => Some(x),

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::value::{EvalError, EvalResult, Sample, Series};
-use crate::model::histogram::FloatHistogram;
+use crate::model::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{is_stale_nan, Labels};
 use crate::promql::parser::{
     AtModifier, DurationExpr, Expr, MatrixSelector, SubqueryExpr, UnaryOp, VectorSelector,
@@ -39,6 +39,19 @@ impl SeriesData {
     pub(crate) fn has_histograms(&self) -> bool {
         !self.hist.is_empty()
     }
+
+    /// The histogram samples in `(lo, hi]`, staleness markers left out.
+    pub(crate) fn hists_in(&self, lo: i64, hi: i64) -> Vec<(i64, FloatHistogram)> {
+        let a = self.hist.partition_point(|p| p.0 <= lo);
+        let b = self.hist.partition_point(|p| p.0 <= hi);
+        self.hist
+            .get(a..b)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !is_stale_hist(&p.1))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Wraps the head's selection result for sharing.
@@ -54,6 +67,22 @@ pub(crate) fn share(v: Vec<crate::tsdb::SeriesData>) -> Vec<SeriesData> {
                 .collect(),
         })
         .collect()
+}
+
+/// The counter-reset hint Prometheus' histogram stats iterator gives a
+/// sample it reads after `prev`: an unknown hint becomes "reset" or "not
+/// reset" by comparing the two; without a previous sample it stays.
+pub(crate) fn stats_hint(h: &mut FloatHistogram, prev: Option<&FloatHistogram>) {
+    if h.counter_reset_hint != CounterResetHint::Unknown {
+        return;
+    }
+    if let Some(p) = prev {
+        h.counter_reset_hint = if h.detect_reset(p) {
+            CounterResetHint::Reset
+        } else {
+            CounterResetHint::NotReset
+        };
+    }
 }
 
 /// Whether a histogram sample is a staleness marker.
@@ -138,6 +167,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) table_cursors: HashMap<usize, Vec<usize>>,
     /// Reused by the range functions that sort their window.
     pub(crate) float_scratch: Vec<f64>,
+    /// Selectors (by address) whose histograms only feed
+    /// `histogram_count`/`_sum`/`_avg`: see [`Evaluator::mark_stats_selectors`].
+    pub(crate) stats_selectors: std::collections::HashSet<usize>,
 }
 
 pub(crate) fn key<T>(r: &T) -> usize {
@@ -188,6 +220,61 @@ impl<'a> Evaluator<'a> {
             tables: HashMap::new(),
             table_cursors: HashMap::new(),
             float_scratch: Vec::new(),
+            stats_selectors: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Marks the selectors Prometheus reads through its histogram stats
+    /// iterator: those under `histogram_count`, `histogram_sum` or
+    /// `histogram_avg` with no subquery, `histogram_quantile(s)`,
+    /// `histogram_fraction` or trim operator above them. That iterator
+    /// detects counter resets as it reads, so a histogram whose hint is
+    /// unknown gets "reset" or "not reset" from the sample before it (which
+    /// `sum` and friends then see, e.g. for their conflicting-resets
+    /// warning); [`stats_hint`] does the same here.
+    pub(crate) fn mark_stats_selectors(&mut self, e: &Expr) {
+        self.mark_stats(e, false, false);
+    }
+
+    fn mark_stats(&mut self, e: &Expr, stats: bool, blocked: bool) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                if stats && !blocked {
+                    self.stats_selectors.insert(key(&**vs));
+                }
+            }
+            Expr::MatrixSelector(ms) => {
+                if stats && !blocked {
+                    self.stats_selectors.insert(key(&ms.selector));
+                }
+            }
+            Expr::SubqueryExpr(sq) => self.mark_stats(&sq.expr, stats, true),
+            Expr::Paren(p) => self.mark_stats(&p.expr, stats, blocked),
+            Expr::Unary(u) => self.mark_stats(&u.expr, stats, blocked),
+            Expr::Binary(b) => {
+                let blocked = blocked || b.op.is_trim();
+                self.mark_stats(&b.lhs, stats, blocked);
+                self.mark_stats(&b.rhs, stats, blocked);
+            }
+            Expr::Call(c) => {
+                let (stats, blocked) = match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => (true, blocked),
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        (stats, true)
+                    }
+                    _ => (stats, blocked),
+                };
+                for a in &c.args {
+                    self.mark_stats(a, stats, blocked);
+                }
+            }
+            Expr::Aggregate(a) => {
+                self.mark_stats(&a.expr, stats, blocked);
+                if let Some(p) = &a.param {
+                    self.mark_stats(p, stats, blocked);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
         }
     }
 
@@ -499,6 +586,7 @@ impl<'a> Evaluator<'a> {
         let rt = self.at_time(vs.at).unwrap_or(t).saturating_sub(off);
         let lo = rt.saturating_sub(self.lookback);
         let mut out = Vec::new();
+        let stats = self.stats_selectors.contains(&key(vs));
         // As in `matrix_selector`: walk on from the previous step's position.
         let mut cursors = self
             .cursors
@@ -517,13 +605,19 @@ impl<'a> Evaluator<'a> {
             *cur = idx;
             if s.has_histograms() {
                 if let Some(h) = newest_histogram(s, idx, rt, lo) {
-                    if let Some(h) = h {
+                    if let Some((ht, h)) = h {
+                        let mut h = h.clone();
+                        if stats {
+                            let hi = s.hist.partition_point(|p| p.0 < *ht);
+                            let prev = hi.checked_sub(1).and_then(|j| s.hist.get(j));
+                            stats_hint(&mut h, prev.filter(|p| p.0 >= lo).map(|p| &p.1));
+                        }
                         out.push(Sample {
                             labels: s.labels.clone(),
-                            t: h.0,
+                            t: *ht,
                             value: 0.0,
                             drop_name: false,
-                            h: Some(Box::new(h.1.clone())),
+                            h: Some(Box::new(h)),
                         });
                     }
                     continue;
@@ -596,15 +690,16 @@ impl<'a> Evaluator<'a> {
             let mut points = self.point_pool.pop().unwrap_or_default();
             points.extend(win.iter().copied().filter(|p| !is_stale_nan(p.1)));
             let hpoints: Vec<(i64, FloatHistogram)> = if s.has_histograms() {
-                let ha = s.hist.partition_point(|p| p.0 <= lo);
-                let hb = s.hist.partition_point(|p| p.0 <= rt);
-                s.hist
-                    .get(ha..hb)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|p| !is_stale_hist(&p.1))
-                    .cloned()
-                    .collect()
+                let mut hp = s.hists_in(lo, rt);
+                if self.stats_selectors.contains(&key(vs)) {
+                    for j in (1..hp.len()).rev() {
+                        let (head, tail) = hp.split_at_mut(j);
+                        if let (Some(prev), Some(cur)) = (head.last(), tail.first_mut()) {
+                            stats_hint(&mut cur.1, Some(&prev.1));
+                        }
+                    }
+                }
+                hp
             } else {
                 Vec::new()
             };
@@ -663,7 +758,21 @@ impl<'a> Evaluator<'a> {
                 None => break,
             };
         }
-        Ok(acc.finish())
+        let mut m = acc.finish();
+        // As Prometheus: a subquery may skip or repeat the samples around a
+        // counter reset, so its histograms' explicit reset hints are not
+        // trusted (rate then detects resets as for floats).
+        for s in &mut m {
+            for (_, h) in &mut s.hpoints {
+                if matches!(
+                    h.counter_reset_hint,
+                    CounterResetHint::Reset | CounterResetHint::NotReset
+                ) {
+                    h.counter_reset_hint = CounterResetHint::Unknown;
+                }
+            }
+        }
+        Ok(m)
     }
 }
 

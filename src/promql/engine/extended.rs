@@ -6,7 +6,8 @@
 //! * `smoothed`: the values at both window edges are interpolated linearly
 //!   from the neighbouring samples (counters corrected for resets first).
 
-use super::eval::Evaluator;
+use super::eval::{is_stale_hist, Evaluator, SeriesData};
+use super::native::changes_or_resets;
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::is_stale_nan;
 use crate::promql::parser::{MatrixSelector, VectorSelector};
@@ -63,6 +64,50 @@ fn correct_resets(pts: &mut [Pt]) {
     }
 }
 
+/// `changes`/`resets` over an anchored window of a series holding native
+/// histograms: the newest sample of either type at or before the window
+/// start (within the lookback delta) as the anchor, then the window's
+/// samples, floats and histograms merged by time; `None` for an empty
+/// window.
+fn anchored_changes(
+    s: &SeriesData,
+    resets: bool,
+    start: i64,
+    end: i64,
+    lookback: i64,
+) -> Option<f64> {
+    let fa = s.samples.partition_point(|p| p.0 <= start);
+    let fb = s.samples.partition_point(|p| p.0 <= end);
+    let ha = s.hist.partition_point(|p| p.0 <= start);
+    let mut floats: Vec<Pt> = s
+        .samples
+        .get(fa..fb)
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(|p| !is_stale_nan(p.1))
+        .collect();
+    let mut hists = s.hists_in(start, end);
+    if floats.is_empty() && hists.is_empty() {
+        return None;
+    }
+    let prev_f = fa.checked_sub(1).and_then(|i| s.samples.get(i));
+    let prev_h = ha.checked_sub(1).and_then(|i| s.hist.get(i));
+    let lo = start.saturating_sub(lookback);
+    let float_newer = match (prev_f, prev_h) {
+        (Some(f), Some(h)) => f.0 > h.0,
+        (f, _) => f.is_some(),
+    };
+    if float_newer {
+        if let Some(f) = prev_f.filter(|f| f.0 > lo && !is_stale_nan(f.1)) {
+            floats.insert(0, *f);
+        }
+    } else if let Some(h) = prev_h.filter(|h| h.0 > lo && !is_stale_hist(&h.1)) {
+        hists.insert(0, h.clone());
+    }
+    Some(changes_or_resets(resets, &floats, &hists))
+}
+
 pub(crate) fn check_modifier(vs: &VectorSelector, func: &str) -> EvalResult<()> {
     if vs.smoothed && !matches!(func, "delta" | "increase" | "rate") {
         return Err(EvalError::exec(format!(
@@ -96,6 +141,18 @@ impl Evaluator<'_> {
         let mut out = Vec::new();
         for s in data.iter() {
             self.tick()?;
+            if s.has_histograms() && vs.anchored && matches!(func, "changes" | "resets") {
+                if let Some(v) = anchored_changes(s, func == "resets", start, end, self.lookback) {
+                    out.push(Sample {
+                        labels: s.labels.clone(),
+                        t,
+                        value: v,
+                        drop_name: true,
+                        h: None,
+                    });
+                }
+                continue;
+            }
             let ar = around(&s.samples, start, end, self.lookback);
             let v = if vs.anchored {
                 if ar.window.is_empty() {

@@ -156,6 +156,31 @@ fn math_fn(name: &str, f: f64) -> Option<f64> {
     })
 }
 
+/// Leaves out native histogram samples: the functions that take floats
+/// only skip them without an annotation, as Prometheus does.
+fn floats_only(v: &mut Vec<Sample>) {
+    if v.iter().any(|s| s.h.is_some()) {
+        v.retain(|s| s.h.is_none());
+    }
+}
+
+/// Applies `f` to every float sample and leaves out the histograms, in the
+/// one pass the float path makes anyway (the removal pass only runs when a
+/// histogram was met).
+fn map_floats(v: &mut Vec<Sample>, mut f: impl FnMut(&mut Sample)) {
+    let mut hist = false;
+    for s in v.iter_mut() {
+        if s.h.is_some() {
+            hist = true;
+            continue;
+        }
+        f(s);
+    }
+    if hist {
+        v.retain(|s| s.h.is_none());
+    }
+}
+
 impl Evaluator<'_> {
     fn vec_arg(&mut self, e: &Expr, t: i64) -> EvalResult<Vec<Sample>> {
         match self.eval(e, t)? {
@@ -198,10 +223,10 @@ impl Evaluator<'_> {
         }
         if math_fn(name, 0.0).is_some() {
             let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
-            for s in &mut v {
+            map_floats(&mut v, |s| {
                 s.value = math_fn(name, s.value).unwrap_or(f64::NAN);
                 s.drop_name = true;
-            }
+            });
             return Ok(StepValue::Vector(v));
         }
         match name {
@@ -231,7 +256,8 @@ impl Evaluator<'_> {
                 }]))
             }
             "scalar" => {
-                let v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                floats_only(&mut v);
                 Ok(StepValue::Scalar(match v.as_slice() {
                     [one] => one.value,
                     _ => f64::NAN,
@@ -244,10 +270,10 @@ impl Evaluator<'_> {
                     None => 1.0,
                 };
                 let inv = 1.0 / to;
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = (s.value * inv + 0.5).floor() / inv;
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "clamp" | "clamp_min" | "clamp_max" => {
@@ -261,14 +287,14 @@ impl Evaluator<'_> {
                 if name == "clamp" && hi < lo {
                     return Ok(StepValue::Vector(Vec::new()));
                 }
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = match name {
                         "clamp" => gmax(lo, gmin(hi, s.value)),
                         "clamp_min" => gmax(lo, s.value),
                         _ => gmin(hi, s.value),
                     };
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "month"
@@ -283,10 +309,10 @@ impl Evaluator<'_> {
                         h: None,
                     }],
                 };
-                for s in &mut v {
+                map_floats(&mut v, |s| {
                     s.value = date_fn(name, s.value);
                     s.drop_name = true;
-                }
+                });
                 Ok(StepValue::Vector(v))
             }
             "timestamp" => {
@@ -294,6 +320,7 @@ impl Evaluator<'_> {
                 let direct = matches!(unwrap_parens(a), Expr::VectorSelector(_));
                 let mut v = self.vec_arg(a, t)?;
                 for s in &mut v {
+                    s.h = None;
                     s.value = if direct {
                         s.t as f64 / 1000.0
                     } else {
@@ -319,6 +346,7 @@ impl Evaluator<'_> {
             }
             "sort" | "sort_desc" => {
                 let mut v = self.vec_arg(arg(0).ok_or_else(missing)?, t)?;
+                floats_only(&mut v);
                 let desc = name == "sort_desc";
                 v.sort_by(|a, b| {
                     use std::cmp::Ordering::*;

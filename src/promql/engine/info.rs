@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::eval::{share, SeriesData};
+use super::eval::{is_stale_hist, share, SeriesData};
 use super::eval::{Evaluator, StepValue};
 use super::value::{EvalError, EvalResult, Sample};
 use crate::model::labels::METRIC_NAME;
@@ -103,7 +103,17 @@ impl Evaluator<'_> {
         let mut live: HashMap<(String, String, String), (i64, usize)> = HashMap::new();
         for (i, s) in infos.iter().enumerate() {
             let idx = s.samples.partition_point(|p| p.0 <= rt);
-            let Some(&(ts, v)) = idx.checked_sub(1).and_then(|j| s.samples.get(j)) else {
+            let newest_float = idx.checked_sub(1).and_then(|j| s.samples.get(j));
+            if !base.is_empty() && s.has_histograms() {
+                // An info series must hold floats (Prometheus fails).
+                let hi = s.hist.partition_point(|p| p.0 <= rt);
+                if let Some(h) = hi.checked_sub(1).and_then(|j| s.hist.get(j)) {
+                    if h.0 > lo && !is_stale_hist(&h.1) && newest_float.is_none_or(|f| f.0 < h.0) {
+                        return Err(EvalError::exec("info sample should be float"));
+                    }
+                }
+            }
+            let Some(&(ts, v)) = newest_float else {
                 continue;
             };
             if ts <= lo || is_stale_nan(v) {

@@ -178,6 +178,7 @@ impl Engine {
         let (expr, text) = Self::prepare(query.into())?;
         let mut ev = self.evaluator(head, text, t, t, 0);
         ev.plan(&expr, t, t);
+        ev.mark_stats_selectors(&expr);
         let value = match ev.eval(&expr, t)? {
             StepValue::Scalar(v) => Value::Scalar { t, v },
             StepValue::Str(v) => Value::String { t, v },
@@ -240,6 +241,7 @@ impl Engine {
         }
         let mut ev = self.evaluator(head, text, start, end, step);
         ev.plan(&expr, start, end);
+        ev.mark_stats_selectors(&expr);
         if ev.series_pass {
             match ev.build_table(&expr)? {
                 Some(table) => return table_result(ev, table),

@@ -136,13 +136,478 @@ impl Evaluator<'_> {
     }
 }
 
+/// A histogram as Go's `FloatHistogram.String()` prints it (the value
+/// `count_values` counts): `{count:N, sum:S, <bucket>:<count>, ...}` with
+/// the populated buckets from the most negative up, as `[lo,hi):n`.
+pub(crate) fn go_string(h: &FloatHistogram) -> String {
+    let mut out = format!(
+        "{{count:{}, sum:{}",
+        histogram::go_g(h.count),
+        histogram::go_g(h.sum)
+    );
+    let neg: Vec<_> = h
+        .negative_buckets_iter()
+        .filter(|b| b.count != 0.0)
+        .collect();
+    for b in neg.iter().rev() {
+        out.push_str(&format!(", {b}"));
+    }
+    if h.zero_count != 0.0 {
+        out.push_str(&format!(", {}", h.zero_bucket()));
+    }
+    for b in h.positive_buckets_iter().filter(|b| b.count != 0.0) {
+        out.push_str(&format!(", {b}"));
+    }
+    out.push('}');
+    out
+}
+
+/// The trim operators: `h </ x` keeps the observations below `x`, `h >/ x`
+/// those above (`upper` is `</`). A bucket the bound cuts keeps the share
+/// interpolated as `histogram_fraction` does (linearly for custom buckets,
+/// exponentially otherwise); count and sum are then estimated from the
+/// kept buckets (each at its midpoint), as Prometheus' `TrimBuckets`.
+pub(crate) fn trim_buckets(h: &mut FloatHistogram, rhs: f64, upper: bool) {
+    let custom = h.uses_custom_buckets();
+    let (mut count, mut sum) = (0.0, 0.0);
+    let mut trimmed = false;
+    let mut has = [false, false];
+    for (side, positive) in [(0, true), (1, false)] {
+        let buckets: Vec<histogram::Bucket> = if positive {
+            h.positive_buckets_iter().collect()
+        } else {
+            h.negative_buckets_iter().collect()
+        };
+        for (i, b) in buckets.iter().enumerate() {
+            if b.count == 0.0 {
+                continue;
+            }
+            has[side] = true;
+            let whole = if upper {
+                b.upper <= rhs
+            } else {
+                b.lower >= rhs
+            };
+            let none = if upper {
+                b.lower >= rhs
+            } else {
+                b.upper <= rhs
+            };
+            let keep = if whole {
+                count += b.count;
+                sum += trim_midpoint(b.lower, b.upper, positive, custom) * b.count;
+                continue;
+            } else if none {
+                0.0
+            } else {
+                let (keep, mid) = trim_bucket(b, rhs, upper, positive, custom);
+                count += keep;
+                sum += mid * keep;
+                keep
+            };
+            let slot = if positive {
+                h.positive_buckets.get_mut(i)
+            } else {
+                h.negative_buckets.get_mut(i)
+            };
+            if let Some(c) = slot {
+                if *c != keep {
+                    *c = keep;
+                    trimmed = true;
+                }
+            }
+        }
+    }
+    if h.zero_count > 0.0 {
+        let (keep, mid) = trim_zero_bucket(h, rhs, has[1], has[0], upper);
+        if h.zero_count != keep {
+            h.zero_count = keep;
+            trimmed = true;
+        }
+        sum += mid * keep;
+        count += keep;
+    }
+    if trimmed {
+        h.count = count;
+        h.sum = sum;
+        h.compact(0);
+    }
+}
+
+/// The part of the zero bucket a trim keeps, and its midpoint. The zero
+/// bucket counts as one-sided when only positive (or only negative)
+/// buckets are populated.
+fn trim_zero_bucket(
+    h: &FloatHistogram,
+    rhs: f64,
+    has_negative: bool,
+    has_positive: bool,
+    upper_trim: bool,
+) -> (f64, f64) {
+    let z = h.zero_bucket();
+    let lower = if has_positive && !has_negative {
+        0.0
+    } else {
+        z.lower
+    };
+    let upper = if has_negative && !has_positive {
+        0.0
+    } else {
+        z.upper
+    };
+    let (fraction, mid) = if upper_trim {
+        if rhs <= lower {
+            return (0.0, 0.0);
+        }
+        if rhs >= upper {
+            return (z.count, (lower + upper) / 2.0);
+        }
+        ((rhs - lower) / (upper - lower), (lower + rhs) / 2.0)
+    } else {
+        if rhs <= lower {
+            return (z.count, (lower + upper) / 2.0);
+        }
+        if rhs >= upper {
+            return (0.0, 0.0);
+        }
+        ((upper - rhs) / (upper - lower), (rhs + upper) / 2.0)
+    };
+    (z.count * fraction, mid)
+}
+
+/// The kept count and its midpoint for a bucket the trim bound falls in.
+fn trim_bucket(
+    b: &histogram::Bucket,
+    rhs: f64,
+    upper_trim: bool,
+    positive: bool,
+    linear: bool,
+) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
+        return trim_infinite_bucket(b, rhs, upper_trim);
+    }
+    let below = if rhs <= b.lower {
+        0.0
+    } else if rhs >= b.upper {
+        b.count
+    } else {
+        b.count * b.fraction_below(rhs, linear)
+    };
+    if upper_trim {
+        (below, trim_midpoint(b.lower, rhs, positive, linear))
+    } else {
+        (
+            b.count - below,
+            trim_midpoint(rhs, b.upper, positive, linear),
+        )
+    }
+}
+
+/// A cut bucket with an infinite bound: kept whole where the bound cannot
+/// cut it, interpolated from 0 for the custom first bucket with a positive
+/// upper bound, otherwise dropped (its distribution is unknown).
+fn trim_infinite_bucket(b: &histogram::Bucket, rhs: f64, upper_trim: bool) -> (f64, f64) {
+    let finite = |x: f64| if x.is_infinite() { 0.0 } else { x };
+    if b.lower == f64::NEG_INFINITY {
+        if upper_trim {
+            if rhs >= b.upper {
+                return (b.count, 0.0);
+            }
+            if rhs > 0.0 && b.upper > 0.0 && b.upper != f64::INFINITY {
+                return (b.count * rhs / b.upper, rhs / 2.0);
+            }
+            if b.upper <= 0.0 {
+                return (b.count, rhs);
+            }
+            return (0.0, finite(b.upper));
+        }
+        if rhs >= 0.0 && b.upper > rhs && b.upper != f64::INFINITY {
+            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
+        }
+        return (0.0, finite(b.upper));
+    }
+    // Upper bound +Inf.
+    if upper_trim {
+        return (0.0, finite(b.lower));
+    }
+    if rhs >= b.lower {
+        return (b.count, rhs);
+    }
+    (0.0, finite(b.lower))
+}
+
+/// Where the observations of `[lo, hi]` are assumed to sit: the middle
+/// (linear buckets) or the geometric mean (exponential ones), with the
+/// conventions Prometheus uses for infinite bounds.
+fn trim_midpoint(lo: f64, hi: f64, positive: bool, linear: bool) -> f64 {
+    if lo.is_infinite() {
+        if hi.is_infinite() {
+            return 0.0;
+        }
+        return if hi > 0.0 { hi / 2.0 } else { hi };
+    }
+    if hi.is_infinite() {
+        return lo;
+    }
+    if linear {
+        return (lo + hi) / 2.0;
+    }
+    let g = (lo * hi).abs().sqrt();
+    if positive {
+        g
+    } else {
+        -g
+    }
+}
+
+/// `changes` or `resets` over a window of floats and histograms merged by
+/// time: a switch between a float and a histogram counts either way; two
+/// histograms count as a change when they differ and as a reset when the
+/// later one is a counter reset of the earlier.
+pub(crate) fn changes_or_resets(
+    resets: bool,
+    points: &[(i64, f64)],
+    hpoints: &[(i64, FloatHistogram)],
+) -> f64 {
+    let (mut i, mut j) = (0, 0);
+    let mut prev: Option<(f64, Option<&FloatHistogram>)> = None;
+    let mut n = 0u64;
+    while i < points.len() || j < hpoints.len() {
+        let take_float = match (points.get(i), hpoints.get(j)) {
+            (Some(f), Some(h)) => f.0 < h.0,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let cur = if take_float {
+            i += 1;
+            (points[i - 1].1, None)
+        } else {
+            j += 1;
+            (0.0, Some(&hpoints[j - 1].1))
+        };
+        if let Some(p) = prev {
+            let counted = match (p.1, cur.1) {
+                (None, None) if resets => cur.0 < p.0,
+                (None, None) => cur.0 != p.0 && !(cur.0.is_nan() && p.0.is_nan()),
+                (Some(a), Some(b)) if resets => b.detect_reset(a),
+                (Some(a), Some(b)) => !b.equals(a),
+                _ => true,
+            };
+            n += u64::from(counted);
+        }
+        prev = Some(cur);
+    }
+    n as f64
+}
+
+/// A Kahan-compensated sum or mean of native histograms, as Prometheus 3
+/// aggregates them (`sum`, `avg`, `sum_over_time`, `avg_over_time`): every
+/// count, the sum and each bucket carry a compensation term, and a mean
+/// switches to incremental calculation once the direct sum overflows.
+pub(crate) struct HistAcc {
+    value: FloatHistogram,
+    /// The compensation terms (same schema as `value`).
+    c: Option<FloatHistogram>,
+    n: f64,
+    /// `value` holds the running mean instead of the sum.
+    incremental: bool,
+}
+
+/// `h += o` with compensation `c` (created on first use). Layouts that
+/// need reconciling (zero thresholds, custom bounds) fold the compensation
+/// in first and add plainly.
+fn kahan_add(
+    h: &mut FloatHistogram,
+    c: &mut Option<FloatHistogram>,
+    o: &FloatHistogram,
+) -> Result<histogram::CombineInfo, histogram::HistogramError> {
+    use crate::model::histogram::{collapse, expand, functions::kahan_inc};
+    if h.uses_custom_buckets() != o.uses_custom_buckets() {
+        return Err(histogram::HistogramError::IncompatibleSchema);
+    }
+    let same_layout = h.zero_threshold == o.zero_threshold
+        && (!h.uses_custom_buckets() || h.custom_values == o.custom_values);
+    if !same_layout {
+        if let Some(comp) = c.take() {
+            h.add(&comp)?;
+        }
+        return h.add(o);
+    }
+    let mut o = std::borrow::Cow::Borrowed(o);
+    if !h.uses_custom_buckets() {
+        if o.schema < h.schema {
+            h.reduce_resolution(o.schema)?;
+            if let Some(comp) = c.as_mut() {
+                comp.reduce_resolution(o.schema)?;
+            }
+        } else if o.schema > h.schema {
+            o.to_mut().reduce_resolution(h.schema)?;
+        }
+    }
+    // Only the hint: the values are added with compensation below.
+    let info = {
+        let mut hint = FloatHistogram {
+            counter_reset_hint: h.counter_reset_hint,
+            schema: h.schema,
+            custom_values: h.custom_values.clone(),
+            ..FloatHistogram::default()
+        };
+        let other = FloatHistogram {
+            counter_reset_hint: o.counter_reset_hint,
+            schema: o.schema,
+            custom_values: o.custom_values.clone(),
+            ..FloatHistogram::default()
+        };
+        let info = hint.add(&other)?;
+        h.counter_reset_hint = hint.counter_reset_hint;
+        info
+    };
+    let comp = c.get_or_insert_with(|| FloatHistogram {
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        custom_values: h.custom_values.clone(),
+        ..FloatHistogram::default()
+    });
+    (h.count, comp.count) = kahan_inc(o.count, h.count, comp.count);
+    (h.sum, comp.sum) = kahan_inc(o.sum, h.sum, comp.sum);
+    (h.zero_count, comp.zero_count) = kahan_inc(o.zero_count, h.zero_count, comp.zero_count);
+    let side = |hs: &[histogram::Span],
+                hb: &[f64],
+                cs: &[histogram::Span],
+                cb: &[f64],
+                os: &[histogram::Span],
+                ob: &[f64]| {
+        let (hl, cl, ol) = (expand(hs, hb), expand(cs, cb), expand(os, ob));
+        let mut idx: Vec<i32> = hl.iter().chain(&cl).chain(&ol).map(|b| b.0).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let get = |l: &[(i32, f64)], i: i32| {
+            l.binary_search_by_key(&i, |b| b.0)
+                .ok()
+                .and_then(|k| l.get(k))
+                .map_or(0.0, |b| b.1)
+        };
+        let mut hv = Vec::with_capacity(idx.len());
+        let mut cv = Vec::with_capacity(idx.len());
+        for i in idx {
+            let (v, k) = kahan_inc(get(&ol, i), get(&hl, i), get(&cl, i));
+            hv.push((i, v));
+            cv.push((i, k));
+        }
+        (collapse(&hv), collapse(&cv))
+    };
+    let ((hs, hb), (cs, cb)) = side(
+        &h.positive_spans,
+        &h.positive_buckets,
+        &comp.positive_spans,
+        &comp.positive_buckets,
+        &o.positive_spans,
+        &o.positive_buckets,
+    );
+    (h.positive_spans, h.positive_buckets) = (hs, hb);
+    (comp.positive_spans, comp.positive_buckets) = (cs, cb);
+    let ((hs, hb), (cs, cb)) = side(
+        &h.negative_spans,
+        &h.negative_buckets,
+        &comp.negative_spans,
+        &comp.negative_buckets,
+        &o.negative_spans,
+        &o.negative_buckets,
+    );
+    (h.negative_spans, h.negative_buckets) = (hs, hb);
+    (comp.negative_spans, comp.negative_buckets) = (cs, cb);
+    comp.schema = h.schema;
+    Ok(info)
+}
+
+/// Whether a count, the sum or a bucket overflowed to an infinity.
+fn has_overflow(h: &FloatHistogram) -> bool {
+    [h.zero_count, h.count, h.sum]
+        .iter()
+        .chain(&h.positive_buckets)
+        .chain(&h.negative_buckets)
+        .any(|v| v.is_infinite())
+}
+
+impl HistAcc {
+    pub(crate) fn new(h: FloatHistogram) -> Self {
+        HistAcc {
+            value: h,
+            c: None,
+            n: 1.0,
+            incremental: false,
+        }
+    }
+
+    /// Adds `h` to a sum.
+    pub(crate) fn add(
+        &mut self,
+        h: &FloatHistogram,
+    ) -> Result<histogram::CombineInfo, histogram::HistogramError> {
+        self.n += 1.0;
+        kahan_add(&mut self.value, &mut self.c, h)
+    }
+
+    /// Adds `h` to a mean: summed directly while the sum stays finite,
+    /// then as an incremental mean.
+    pub(crate) fn add_avg(
+        &mut self,
+        h: &FloatHistogram,
+    ) -> Result<histogram::CombineInfo, histogram::HistogramError> {
+        self.n += 1.0;
+        if !self.incremental {
+            let mut v = self.value.clone();
+            let mut c = self.c.clone();
+            let info = kahan_add(&mut v, &mut c, h)?;
+            if !has_overflow(&v) {
+                (self.value, self.c) = (v, c);
+                return Ok(info);
+            }
+            self.incremental = true;
+            self.value.div(self.n - 1.0);
+            if let Some(c) = &mut self.c {
+                c.div(self.n - 1.0);
+            }
+        }
+        let q = (self.n - 1.0) / self.n;
+        if let Some(c) = &mut self.c {
+            c.mul(q);
+        }
+        let mut add = h.clone();
+        add.div(self.n);
+        self.value.mul(q);
+        kahan_add(&mut self.value, &mut self.c, &add)
+    }
+
+    /// The sum, compensation added, compacted.
+    pub(crate) fn sum(mut self) -> FloatHistogram {
+        if let Some(mut c) = self.c.take() {
+            // The compensation carries no hint of its own.
+            c.counter_reset_hint = self.value.counter_reset_hint;
+            let _ = self.value.add(&c);
+        }
+        self.value.compact(0);
+        self.value
+    }
+
+    /// The mean of what [`add_avg`](Self::add_avg) took, compacted.
+    pub(crate) fn mean(mut self) -> FloatHistogram {
+        if !self.incremental {
+            self.value.div(self.n);
+            if let Some(c) = &mut self.c {
+                c.div(self.n);
+            }
+        }
+        self.sum()
+    }
+}
+
 /// One group of a `sum`/`avg` over histogram samples.
 struct HistGroup {
     key: u64,
     labels: Labels,
     drop_name: bool,
-    value: FloatHistogram,
-    count: f64,
+    acc: HistAcc,
     reset_seen: bool,
     not_reset_seen: bool,
     incompatible: bool,
@@ -160,6 +625,7 @@ impl Evaluator<'_> {
     ) -> Vec<(u64, Option<Sample>)> {
         let pos = a.expr.span().0;
         let by_name = !a.without && a.grouping.iter().any(|g| g == METRIC_NAME);
+        let avg = a.op == AggregateOp::Avg;
         let mut groups: Vec<HistGroup> = Vec::new();
         let mut index: HashMap<u64, usize> = HashMap::new();
         for s in hists {
@@ -176,8 +642,7 @@ impl Evaluator<'_> {
                     key,
                     labels: super::aggregate::group_labels_of(&s.labels, a),
                     drop_name: by_name && s.drop_name,
-                    value: *h,
-                    count: 1.0,
+                    acc: HistAcc::new(*h),
                     reset_seen: reset,
                     not_reset_seen: not_reset,
                     incompatible: false,
@@ -190,10 +655,14 @@ impl Evaluator<'_> {
             if by_name && s.drop_name {
                 g.drop_name = true;
             }
-            g.count += 1.0;
             g.reset_seen |= reset;
             g.not_reset_seen |= not_reset;
-            match g.value.add(&h) {
+            let added = if avg {
+                g.acc.add_avg(&h)
+            } else {
+                g.acc.add(&h)
+            };
+            match added {
                 Ok(info) => {
                     if info.nhcb_bounds_reconciled {
                         self.info(
@@ -214,9 +683,8 @@ impl Evaluator<'_> {
                 }
             }
         }
-        let avg = a.op == AggregateOp::Avg;
         let mut out = Vec::with_capacity(groups.len());
-        for mut g in groups {
+        for g in groups {
             if g.incompatible {
                 out.push((g.key, None));
                 continue;
@@ -227,10 +695,7 @@ impl Evaluator<'_> {
                     pos,
                 );
             }
-            if avg {
-                g.value.div(g.count);
-            }
-            g.value.compact(0);
+            let value = if avg { g.acc.mean() } else { g.acc.sum() };
             out.push((
                 g.key,
                 Some(Sample {
@@ -238,7 +703,7 @@ impl Evaluator<'_> {
                     t: 0,
                     value: 0.0,
                     drop_name: g.drop_name,
-                    h: Some(Box::new(g.value)),
+                    h: Some(Box::new(value)),
                 }),
             ));
         }
@@ -264,6 +729,36 @@ pub(crate) enum Note {
 }
 
 impl Evaluator<'_> {
+    /// The annotations of a histogram addition or subtraction (`what`:
+    /// "aggregation", "subtraction", "addition") over series `name`:
+    /// `false` (warned) when exponential and custom buckets met.
+    fn combined(
+        &mut self,
+        r: Result<histogram::CombineInfo, histogram::HistogramError>,
+        what: &str,
+        name: &str,
+        pos: usize,
+    ) -> bool {
+        match r {
+            Err(_) => {
+                self.warn(
+                    format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
+                    pos,
+                );
+                false
+            }
+            Ok(info) => {
+                if info.nhcb_bounds_reconciled {
+                    self.info(
+                        format!("mismatched custom buckets were reconciled during {what}"),
+                        pos,
+                    );
+                }
+                true
+            }
+        }
+    }
+
     pub(crate) fn add_notes(&mut self, notes: Vec<Note>, pos: usize) {
         for n in notes {
             match n {
@@ -295,6 +790,11 @@ pub(crate) fn hist_elem(
         (None, Some(h)) if op == BinaryOp::Mul => scaled(h, &|h| h.mul(lf)),
         (Some(h), None) if op == BinaryOp::Mul => scaled(h, &|h| h.mul(rf)),
         (Some(h), None) if op == BinaryOp::Div => scaled(h, &|h| h.div(rf)),
+        (Some(h), None) if matches!(op, BinaryOp::TrimUpper | BinaryOp::TrimLower) => {
+            let mut h = h.clone();
+            trim_buckets(&mut h, rf, op == BinaryOp::TrimUpper);
+            Some((0.0, Some(Box::new(h)), true))
+        }
         (Some(l), Some(r)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
             let mut res = l.clone();
             let sub = op == BinaryOp::Sub;
@@ -382,25 +882,40 @@ impl Evaluator<'_> {
                     .map(|h| (0.0, Some(h))),
             ),
             RangeFn::Sum | RangeFn::Avg => {
-                let n = hpoints.len() as f64;
+                let avg = func == RangeFn::Avg;
                 let mut it = hpoints.into_iter();
-                let (_, mut acc) = it.next()?;
+                let (_, first) = it.next()?;
+                let hint = |h: &FloatHistogram| {
+                    (
+                        h.counter_reset_hint == CounterResetHint::Reset,
+                        h.counter_reset_hint == CounterResetHint::NotReset,
+                    )
+                };
+                let (mut reset, mut not_reset) = hint(&first);
+                let mut acc = HistAcc::new(first);
                 for (_, h) in it {
-                    if acc.add(&h).is_err() {
-                        self.warn(
-                            format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
-                            pos,
-                        );
+                    let (r, n) = hint(&h);
+                    reset |= r;
+                    not_reset |= n;
+                    let r = if avg { acc.add_avg(&h) } else { acc.add(&h) };
+                    if !self.combined(r, "aggregation", &name, pos) {
                         return Some(None);
                     }
                 }
-                if func == RangeFn::Avg {
-                    acc.div(n);
+                if reset && not_reset {
+                    self.warn(
+                        "conflicting counter resets during histogram aggregation".into(),
+                        pos,
+                    );
                 }
-                acc.compact(0);
-                Some(Some((0.0, Some(acc))))
+                let v = if avg { acc.mean() } else { acc.sum() };
+                Some(Some((0.0, Some(v))))
             }
             RangeFn::Count => Some(Some(((points.len() + hpoints.len()) as f64, None))),
+            RangeFn::Changes | RangeFn::Resets => Some(Some((
+                changes_or_resets(func == RangeFn::Resets, points, &hpoints),
+                None,
+            ))),
             RangeFn::Present => Some(Some((1.0, None))),
             RangeFn::Last | RangeFn::TsOfLast => {
                 let (ht, h) = hpoints.into_iter().last()?;
@@ -486,21 +1001,8 @@ impl Evaluator<'_> {
             );
         }
         let mut h = b.clone();
-        if !is_rate || !b.detect_reset(a) {
-            match h.sub(a) {
-                Err(_) => {
-                    self.warn(
-                        format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name}"),
-                        pos,
-                    );
-                    return Some(None);
-                }
-                Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                    "mismatched custom buckets were reconciled during subtraction".into(),
-                    pos,
-                ),
-                Ok(_) => {}
-            }
+        if (!is_rate || !b.detect_reset(a)) && !self.combined(h.sub(a), "subtraction", name, pos) {
+            return Some(None);
         }
         h.counter_reset_hint = CounterResetHint::Gauge;
         h.compact(0);
@@ -570,32 +1072,14 @@ impl Evaluator<'_> {
         if !h.uses_custom_buckets() && h.schema > min_schema {
             h.reduce_resolution(min_schema).ok()?;
         }
-        match h.sub(&prev) {
-            Err(_) => {
-                self.warn(mixed_layout, pos);
-                return None;
-            }
-            Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                "mismatched custom buckets were reconciled during subtraction".into(),
-                pos,
-            ),
-            Ok(_) => {}
+        if !self.combined(h.sub(&prev), "subtraction", name, pos) {
+            return None;
         }
         if counter {
             let mut prev = &prev;
             for (_, cur) in pts.iter().skip(1) {
-                if cur.detect_reset(prev) {
-                    match h.add(prev) {
-                        Err(_) => {
-                            self.warn(mixed_layout, pos);
-                            return None;
-                        }
-                        Ok(info) if info.nhcb_bounds_reconciled => self.info(
-                            "mismatched custom buckets were reconciled during addition".into(),
-                            pos,
-                        ),
-                        Ok(_) => {}
-                    }
+                if cur.detect_reset(prev) && !self.combined(h.add(prev), "addition", name, pos) {
+                    return None;
                 }
                 prev = cur;
             }

@@ -154,6 +154,10 @@ pub enum BinaryOp {
     Lss,
     Gte,
     Lte,
+    /// `</`: a native histogram's observations below the bound.
+    TrimUpper,
+    /// `>/`: a native histogram's observations above the bound.
+    TrimLower,
     And,
     Or,
     Unless,
@@ -176,6 +180,8 @@ impl BinaryOp {
             Lss => "<",
             Gte => ">=",
             Lte => "<=",
+            TrimUpper => "</",
+            TrimLower => ">/",
             And => "and",
             Or => "or",
             Unless => "unless",
@@ -185,6 +191,11 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         use BinaryOp::*;
         matches!(self, Eql | Neq | Gtr | Lss | Gte | Lte)
+    }
+
+    /// The native-histogram trim operators `</` and `>/`.
+    pub fn is_trim(self) -> bool {
+        matches!(self, BinaryOp::TrimUpper | BinaryOp::TrimLower)
     }
 
     pub fn is_set(self) -> bool {
@@ -197,7 +208,7 @@ impl BinaryOp {
         match self {
             Or => 1,
             And | Unless => 2,
-            Eql | Neq | Gtr | Lss | Gte | Lte => 3,
+            Eql | Neq | Gtr | Lss | Gte | Lte | TrimUpper | TrimLower => 3,
             Add | Sub => 4,
             Mul | Div | Mod | Atan2 => 5,
             Pow => 6,

@@ -27,6 +27,8 @@ pub(crate) enum Tok {
     Eqlc,
     Neq,
     Lte,
+    TrimUpper,
+    TrimLower,
     Lss,
     Gte,
     Gtr,
@@ -240,6 +242,8 @@ impl<'a> Lexer<'a> {
                 Some('<') => {
                     if self.accept("=") {
                         self.emit(Tok::Lte)
+                    } else if self.accept("/") {
+                        self.emit(Tok::TrimUpper)
                     } else {
                         self.emit(Tok::Lss)
                     }
@@ -247,6 +251,8 @@ impl<'a> Lexer<'a> {
                 Some('>') => {
                     if self.accept("=") {
                         self.emit(Tok::Gte)
+                    } else if self.accept("/") {
+                        self.emit(Tok::TrimLower)
                     } else {
                         self.emit(Tok::Gtr)
                     }

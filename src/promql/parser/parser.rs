@@ -157,6 +157,8 @@ impl<'a> Parser<'a> {
             | Tok::Eqlc
             | Tok::Neq
             | Tok::Lte
+            | Tok::TrimUpper
+            | Tok::TrimLower
             | Tok::Lss
             | Tok::Gte
             | Tok::Gtr
@@ -231,6 +233,8 @@ impl<'a> Parser<'a> {
             Tok::Lss => BinaryOp::Lss,
             Tok::Gte => BinaryOp::Gte,
             Tok::Lte => BinaryOp::Lte,
+            Tok::TrimUpper => BinaryOp::TrimUpper,
+            Tok::TrimLower => BinaryOp::TrimLower,
             Tok::Land => BinaryOp::And,
             Tok::Lor => BinaryOp::Or,
             Tok::Lunless => BinaryOp::Unless,
