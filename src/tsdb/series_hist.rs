@@ -14,7 +14,8 @@
 
 use super::chunk_histogram::{
     AppendOutcome, Codec, FloatCodec, FloatHistogramChunk, GenericHistogramChunk, HistogramChunk,
-    HistogramChunkIter, IntCodec, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM,
+    HistogramChunkError, HistogramChunkIter, IntCodec, ENCODING_FLOAT_HISTOGRAM,
+    ENCODING_HISTOGRAM,
 };
 use super::mem::block;
 use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramError};
@@ -157,6 +158,18 @@ pub struct OpenHist {
     pub maxt: i64,
 }
 
+impl OpenHist {
+    /// The chunk as a full one (its bytes copied).
+    fn close(&self) -> ClosedHist {
+        ClosedHist {
+            encoding: self.chunk.encoding(),
+            mint: self.mint,
+            maxt: self.maxt,
+            bytes: self.chunk.bytes().into(),
+        }
+    }
+}
+
 /// The histogram chunks of one series, oldest first: `closed`, then `head`.
 #[derive(Clone, Debug, Default)]
 pub struct HistChunks {
@@ -177,6 +190,42 @@ fn push<C: Codec>(
         AppendOutcome::Appended | AppendOutcome::Recoded => None,
         AppendOutcome::NewChunk(n) => Some(n),
     }
+}
+
+/// Decodes chunk bytes of either encoding, failing on damaged or
+/// truncated data (blocks read from disk).
+pub fn decode_checked(
+    encoding: u8,
+    data: &[u8],
+) -> Result<Vec<(i64, HistValue)>, HistogramChunkError> {
+    fn all<C: Codec>(
+        data: &[u8],
+        f: impl Fn(C::Sample) -> HistValue,
+    ) -> Result<Vec<(i64, HistValue)>, HistogramChunkError> {
+        let mut it = HistogramChunkIter::<C>::try_new(data)?;
+        let out = it.by_ref().map(|(t, h)| (t, f(h))).collect();
+        match it.error() {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+    if encoding == ENCODING_HISTOGRAM {
+        all::<IntCodec>(data, HistValue::Int)
+    } else {
+        all::<FloatCodec>(data, HistValue::Float)
+    }
+}
+
+/// Cuts histogram samples (in strictly increasing time) into chunks as
+/// the head cuts them (for blocks).
+pub fn encode_chunks(samples: &[(i64, HistValue)]) -> Vec<ClosedHist> {
+    let mut c = HistChunks::default();
+    for (t, v) in samples {
+        c.append(*t, v, false);
+    }
+    let mut out = std::mem::take(&mut c.closed);
+    out.extend(c.head.as_ref().map(OpenHist::close));
+    out
 }
 
 /// Decodes chunk bytes of either encoding, calling `f` per sample in range.
@@ -269,12 +318,7 @@ impl HistChunks {
         };
         let cut = match self.head.replace(new) {
             Some(old) => {
-                self.closed.push(ClosedHist {
-                    encoding: old.chunk.encoding(),
-                    mint: old.mint,
-                    maxt: old.maxt,
-                    bytes: old.chunk.bytes().into(),
-                });
+                self.closed.push(old.close());
                 true
             }
             None => false,
@@ -431,5 +475,82 @@ mod tests {
         let mut out = Vec::new();
         c.samples_in(i64::MIN, i64::MAX, &mut out);
         assert_eq!(out.len(), 200);
+    }
+}
+
+/// Histogram values for tests elsewhere in the TSDB.
+#[cfg(test)]
+pub(crate) mod testdata {
+    use super::HistValue;
+    use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+
+    /// An integer histogram (schema 0, two buckets and a zero bucket)
+    /// growing with `n`.
+    pub fn int(n: u64) -> HistValue {
+        let (a, b) = (n, n / 2);
+        HistValue::Int(Histogram {
+            zero_threshold: 0.001,
+            zero_count: 1,
+            count: a + b + 1,
+            sum: n as f64 * 1.5,
+            positive_spans: vec![Span::new(0, 2)],
+            positive_buckets: vec![a as i64, b as i64 - a as i64],
+            ..Default::default()
+        })
+    }
+
+    /// A float histogram (schema 1, three buckets) growing with `x`.
+    pub fn float(x: f64) -> HistValue {
+        HistValue::Float(FloatHistogram {
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 0.25 * x,
+            count: 3.75 * x,
+            sum: x * 2.5,
+            positive_spans: vec![Span::new(-1, 3)],
+            positive_buckets: vec![x, 2.0 * x, 0.5 * x],
+            ..Default::default()
+        })
+    }
+
+    /// A float histogram with custom buckets (schema -53).
+    pub fn nhcb(x: f64) -> HistValue {
+        HistValue::Float(FloatHistogram {
+            schema: -53,
+            count: 4.0 * x,
+            sum: 3.0 * x,
+            positive_spans: vec![Span::new(0, 4)],
+            positive_buckets: vec![x, x, x, x],
+            custom_values: vec![1.0, 5.0, 10.0],
+            ..Default::default()
+        })
+    }
+
+    /// `v` as text with its counter-reset hint cleared (chunk boundaries
+    /// set the hint; stale markers' NaN sums compare as text).
+    pub fn norm(v: &HistValue) -> String {
+        let mut v = v.clone();
+        match &mut v {
+            HistValue::Int(h) => h.counter_reset_hint = CounterResetHint::Unknown,
+            HistValue::Float(f) => f.counter_reset_hint = CounterResetHint::Unknown,
+        }
+        format!("{v:?}")
+    }
+
+    /// Every sample of each series: labels, float bits, normalised histograms.
+    pub type Dump = Vec<(String, Vec<(i64, u64)>, Vec<(i64, String)>)>;
+
+    pub fn dump(q: &dyn crate::tsdb::Queryable, mint: i64, maxt: i64) -> Dump {
+        q.querier(mint, maxt)
+            .select(&[])
+            .into_iter()
+            .map(|s| {
+                (
+                    s.labels.to_string(),
+                    s.samples.iter().map(|(t, v)| (*t, v.to_bits())).collect(),
+                    s.histograms.iter().map(|(t, v)| (*t, norm(v))).collect(),
+                )
+            })
+            .collect()
     }
 }
