@@ -22,7 +22,7 @@ use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks, NOT_LOGGED};
-use super::series_hist::HistValue;
+use super::series_hist::{HistChunks, HistValue};
 use super::storage::{CommitError, HeadAppender, PendingSample};
 use super::wal::{self, SeriesList, Wal};
 use super::{
@@ -178,10 +178,6 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     series_created: AtomicU64,
-    /// Set once any histogram sample was stored: the memory snapshot holds
-    /// float chunks only, so a head with histograms is restarted from the
-    /// WAL instead (see `tsdb::snapshot`).
-    pub(crate) holds_histograms: AtomicBool,
     series_removed: AtomicU64,
     /// `series_created` when the last full truncation walk started, and
     /// whether that walk left empty series for the next one: with neither
@@ -260,7 +256,6 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
-            holds_histograms: AtomicBool::new(false),
             series_removed: AtomicU64::new(0),
             walked_created: AtomicU64::new(u64::MAX),
             empty_left: AtomicBool::new(false),
@@ -1236,6 +1231,14 @@ impl Head {
             self.chunks_pending.lock().push(h.r.0);
         }
         true
+    }
+
+    /// Gives series `h` the histogram chunks of a memory snapshot (see
+    /// [`SeriesChunks::restore_hist`]).
+    pub(crate) fn restore_hist(&self, h: &SeriesHandle, chunks: HistChunks) {
+        if let Some((lo, hi)) = h.series.data.lock().restore_hist(chunks) {
+            self.widen_bounds(lo, hi);
+        }
     }
 
     /// Writes the full chunks cut since the last call to the head chunk

@@ -11,7 +11,7 @@ use super::wal::{self, Kind, Wal, WalError};
 use super::wal_hist;
 use super::{AppendError, SeriesRef};
 use crate::model::Labels;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 
 /// A histogram waiting in a batch for its commit.
@@ -65,7 +65,6 @@ impl Head {
         };
         match res {
             Ok(Appended::Stored { .. }) => {
-                self.holds_histograms.store(true, Relaxed);
                 self.note_stored(r.0, 1, t, t);
                 if !self.replaying() {
                     self.observe_histogram(r, t, v);
@@ -209,7 +208,6 @@ impl Head {
             let res = h.series.data.lock().append_histogram(t, v);
             match res {
                 Ok(Appended::Stored { .. }) => {
-                    self.holds_histograms.store(true, Relaxed);
                     self.note_stored(r.0, 1, t, t);
                     if !self.replaying() {
                         self.observe_histogram(r, t, v);

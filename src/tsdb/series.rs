@@ -5,7 +5,7 @@ use super::chunk::{ChunkIter, ClosedChunk, HeadChunk, XorState};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
 use super::mapped::MappedList;
-use super::series_hist::{HistChunks, HistValue};
+use super::series_hist::{ClosedHist, HistChunks, HistValue};
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -80,6 +80,9 @@ pub struct SeriesChunks {
 pub struct MemoryChunks {
     pub closed: Vec<Vec<u8>>,
     pub open: Option<(Vec<u8>, XorState)>,
+    /// Histogram chunks held in memory: full ones, then the open one.
+    pub hist: Vec<ClosedHist>,
+    pub hist_open: Option<ClosedHist>,
 }
 
 /// What an accepted append did.
@@ -169,9 +172,29 @@ impl SeriesChunks {
     /// chunks not in the head chunk files yet, oldest first, and the open
     /// chunk with its encoder state.
     pub fn memory_chunks(&self) -> MemoryChunks {
+        let (hist, hist_open) = match &self.hist {
+            Some(h) => h.memory_chunks(),
+            None => (Vec::new(), None),
+        };
         MemoryChunks {
             closed: self.closed.iter().map(|c| c.bytes().to_vec()).collect(),
             open: self.head.as_ref().map(|h| (h.bytes().to_vec(), h.state())),
+            hist,
+            hist_open,
+        }
+    }
+
+    /// Puts a snapshot's histogram chunks back; returns the (min, max)
+    /// time of what was put back, nothing when the series already holds
+    /// histogram chunks in memory.
+    pub fn restore_hist(&mut self, chunks: HistChunks) -> Option<(i64, i64)> {
+        let span = (chunks.min_time()?, chunks.max_time()?);
+        match &mut self.hist {
+            Some(h) => h.restore_memory(chunks).then_some(span),
+            None => {
+                self.hist = Some(Box::new(chunks));
+                Some(span)
+            }
         }
     }
 

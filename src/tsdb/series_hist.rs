@@ -330,6 +330,38 @@ impl HistChunks {
         cut
     }
 
+    /// The chunks held in memory as a memory snapshot keeps them: full
+    /// ones, oldest first, and the open one.
+    pub fn memory_chunks(&self) -> (Vec<ClosedHist>, Option<ClosedHist>) {
+        (self.closed.clone(), self.head.as_ref().map(OpenHist::close))
+    }
+
+    /// Takes a snapshot's in-memory chunks when none are held; returns
+    /// whether they were taken.
+    pub fn restore_memory(&mut self, from: HistChunks) -> bool {
+        if self.head.is_some() || !self.closed.is_empty() {
+            return false;
+        }
+        self.closed = from.closed;
+        self.head = from.head;
+        true
+    }
+
+    /// Rebuilds a snapshot's open chunk (with its appender state) from its
+    /// bytes.
+    pub fn reopen(c: ClosedHist) -> Result<OpenHist, HistogramChunkError> {
+        let chunk = if c.encoding == ENCODING_HISTOGRAM {
+            OpenChunk::Int(HistogramChunk::from_bytes(&c.bytes)?)
+        } else {
+            OpenChunk::Float(FloatHistogramChunk::from_bytes(&c.bytes)?)
+        };
+        Ok(OpenHist {
+            chunk,
+            mint: c.mint,
+            maxt: c.maxt,
+        })
+    }
+
     /// Every chunk, oldest first: encoding, time bounds, bytes.
     pub fn chunks(&self) -> impl Iterator<Item = (u8, i64, i64, &[u8])> + '_ {
         self.closed

@@ -19,21 +19,28 @@
 //!   in-memory chunks (count, then encoding byte and length-prefixed
 //!   bytes), and its open chunk (encoding byte, `0` for none; for XOR the
 //!   bytes, then free bits, leading and trailing window bits, last
-//!   timestamp, last delta and last value bits);
+//!   timestamp, last delta and last value bits); then its native-histogram
+//!   chunks held in memory: a count of full ones, each an encoding byte,
+//!   length-prefixed bytes, first and last timestamp, and the open one the
+//!   same way (encoding `0` for none; its appender state is rebuilt from
+//!   its bytes);
 //! * `2` end: the WAL segment and the number of series written (a file
 //!   without it is torn).
 //!
-//! Encoding bytes are Prometheus' (`1` XOR), so histogram chunks can be
-//! added beside them. A file that fails any check is ignored with an error
-//! naming the file and offset, counted in
+//! Encoding bytes are Prometheus' (`1` XOR, `2` integer and `3` float
+//! histogram). Files of the first version (magic `KLXSNAP1`, no histogram
+//! chunks) are still read. A file that fails any check is ignored with an
+//! error naming the file and offset, counted in
 //! `klaxon_tsdb_snapshot_replay_error_total`, and the WAL is replayed in full.
 
 use super::block::enc::{put_section, put_str, put_uvarint, put_varint, section, Dec, DecError};
 use super::chunk::{ClosedChunk, HeadChunk, XorState};
+use super::chunk_histogram::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM};
 use super::head::SeriesHandle;
 use super::head_chunks::MappedChunk;
 use super::mem::IdMap;
 use super::series::MemoryChunks;
+use super::series_hist::{ClosedHist, HistChunks};
 use super::wal::{self, SeriesList};
 use super::Head;
 use std::collections::HashMap;
@@ -42,7 +49,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-const MAGIC: &[u8; 8] = b"KLXSNAP1";
+const MAGIC: &[u8; 8] = b"KLXSNAP2";
+/// The first version: float chunks only.
+const MAGIC_V1: &[u8; 8] = b"KLXSNAP1";
 const PREFIX: &str = "chunk_snapshot.";
 const REC_SERIES: u8 = 1;
 const REC_END: u8 = 2;
@@ -91,6 +100,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Sn
 struct SnapSeries {
     closed: Vec<ClosedChunk>,
     open: Option<HeadChunk>,
+    hist: HistChunks,
 }
 
 /// A snapshot read and checked, not applied yet.
@@ -267,6 +277,45 @@ fn encode_series(out: &mut Vec<u8>, r: u64, labels: &crate::model::Labels, m: &M
             out.extend_from_slice(&st.v.to_be_bytes());
         }
     }
+    put_uvarint(out, m.hist.len() as u64);
+    for c in &m.hist {
+        encode_hist(out, c);
+    }
+    match &m.hist_open {
+        None => out.push(ENC_NONE),
+        Some(c) => encode_hist(out, c),
+    }
+}
+
+fn encode_hist(out: &mut Vec<u8>, c: &ClosedHist) {
+    out.push(c.encoding);
+    put_uvarint(out, c.bytes.len() as u64);
+    out.extend_from_slice(&c.bytes);
+    put_varint(out, c.mint);
+    put_varint(out, c.maxt);
+}
+
+/// A histogram chunk written by [`encode_hist`] whose encoding byte `enc`
+/// was read already.
+fn decode_hist(d: &mut Dec<'_>, enc: u8, at: u64) -> Result<ClosedHist, DecError> {
+    if enc != ENCODING_HISTOGRAM && enc != ENCODING_FLOAT_HISTOGRAM {
+        return super::block::enc::fail(at, format!("unknown histogram chunk encoding {enc}"));
+    }
+    let n = d.uvarint()?;
+    let bytes = d.bytes(usize::try_from(n).unwrap_or(usize::MAX))?.to_vec();
+    if super::chunk::chunk_len(&bytes) == 0 {
+        return super::block::enc::fail(at, "empty histogram chunk");
+    }
+    let (mint, maxt) = (d.varint()?, d.varint()?);
+    if mint > maxt {
+        return super::block::enc::fail(at, "histogram chunk ends before it starts");
+    }
+    Ok(ClosedHist {
+        encoding: enc,
+        mint,
+        maxt,
+        bytes: bytes.into_boxed_slice(),
+    })
 }
 
 /// The snapshot file's bytes and WAL segment: taken with commits held
@@ -325,17 +374,6 @@ fn encode(head: &Head) -> Result<Option<(Vec<u8>, u64, u64)>, SnapshotError> {
 
 /// Returns the segment, file size and series count written.
 fn write(head: &Head, dir: &Path) -> Result<Option<(u64, u64, u64)>, SnapshotError> {
-    if head
-        .holds_histograms
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        // The snapshot format carries float chunks only: a head with
-        // histograms is rebuilt from the WAL, and an older snapshot must not
-        // shadow the segments before it.
-        remove_others(dir, None);
-        tracing::info!("memory snapshot skipped: the head holds native histograms, the next start replays the WAL");
-        return Ok(None);
-    }
     let Some((bytes, segment, series)) = encode(head)? else {
         return Ok(None);
     };
@@ -362,7 +400,11 @@ fn decode_chunk(d: &mut Dec<'_>) -> Result<Vec<u8>, DecError> {
     Ok(d.bytes(usize::try_from(n).unwrap_or(usize::MAX))?.to_vec())
 }
 
-fn decode_series(d: &mut Dec<'_>, list: &mut SeriesList) -> Result<(u64, SnapSeries), DecError> {
+fn decode_series(
+    d: &mut Dec<'_>,
+    list: &mut SeriesList,
+    v1: bool,
+) -> Result<(u64, SnapSeries), DecError> {
     let r = d.uvarint()?;
     let n = d.uvarint()?;
     let mut labels = Vec::new();
@@ -411,7 +453,27 @@ fn decode_series(d: &mut Dec<'_>, list: &mut SeriesList) -> Result<(u64, SnapSer
     if open.is_none() && !closed.is_empty() {
         return super::block::enc::fail(at, "full chunks without an open one");
     }
-    Ok((r, SnapSeries { closed, open }))
+    let mut hist = HistChunks::default();
+    if !v1 {
+        let n = d.uvarint()?;
+        for _ in 0..n {
+            let at = d.offset();
+            let enc = d.byte()?;
+            hist.closed.push(decode_hist(d, enc, at)?);
+        }
+        let at = d.offset();
+        match d.byte()? {
+            ENC_NONE => {}
+            enc => {
+                let c = decode_hist(d, enc, at)?;
+                match HistChunks::reopen(c) {
+                    Ok(open) => hist.head = Some(open),
+                    Err(e) => return super::block::enc::fail(at, format!("open histogram chunk: {e}")),
+                }
+            }
+        }
+    }
+    Ok((r, SnapSeries { closed, open, hist }))
 }
 
 /// Reads and checks a whole snapshot file; nothing is applied.
@@ -422,7 +484,8 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
         offset: e.offset,
         reason: e.msg,
     };
-    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+    let v1 = bytes.get(..MAGIC_V1.len()) == Some(&MAGIC_V1[..]);
+    if !v1 && bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
         return Err(corrupt(DecError {
             offset: 0,
             msg: "not a klaxon memory snapshot (bad magic)".into(),
@@ -445,7 +508,7 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
                 let mut list = SeriesList::with_capacity(n.min(1 << 16) as usize);
                 let mut chunks = IdMap::default();
                 for _ in 0..n {
-                    let (r, s) = decode_series(&mut d, &mut list).map_err(corrupt)?;
+                    let (r, s) = decode_series(&mut d, &mut list, v1).map_err(corrupt)?;
                     if chunks.insert(r, s).is_some() {
                         return Err(corrupt(DecError {
                             offset: d.offset(),
@@ -512,9 +575,11 @@ impl Head {
                         floor = f;
                     }
                 }
-                if let Some(s) = chunks.remove(&r) {
+                if let Some(mut s) = chunks.remove(&r) {
                     let open = s.open.filter(|o| o.max_time() >= cutoff);
                     self.restore_memory(&h, s.closed, open);
+                    s.hist.truncate(cutoff);
+                    self.restore_hist(&h, s.hist);
                 }
                 out.push((r, h, floor));
             }
@@ -646,42 +711,68 @@ mod tests {
         assert_eq!(dump(&h), before);
     }
 
+    /// Histogram samples of every kind at `t` in `[from, to)` seconds:
+    /// a counter with resets and a stale marker, float histograms, custom
+    /// buckets, and a series switching between floats and histograms.
+    fn write_hists(h: &Head, from: i64, to: i64) {
+        use crate::tsdb::series_hist::testdata::{float, int, nhcb};
+        for t in from..to {
+            let mut a = h.appender();
+            let v = int((t % 70 + 1) as u64);
+            let v = if t % 97 == 50 { v.stale_like() } else { v };
+            a.append_histogram(&l(10), t * 1000, &v).unwrap();
+            a.append_histogram(&l(11), t * 1000, &float(t as f64))
+                .unwrap();
+            a.append_histogram(&l(12), t * 1000, &nhcb(t as f64)).unwrap();
+            if (t / 40) % 2 == 0 {
+                a.append(&l(13), t * 1000, t as f64).unwrap();
+            } else {
+                a.append_histogram(&l(13), t * 1000, &int(t as u64))
+                    .unwrap();
+            }
+            a.commit().unwrap();
+        }
+    }
+
+    fn hdump(h: &Head) -> crate::tsdb::series_hist::testdata::Dump {
+        crate::tsdb::series_hist::testdata::dump(h, i64::MIN, i64::MAX)
+    }
+
     #[test]
-    fn a_head_with_histograms_writes_no_snapshot_and_restarts_from_the_wal() {
-        use crate::model::histogram::FloatHistogram;
-        use crate::tsdb::HistValue;
+    fn a_head_with_histograms_restarts_from_its_snapshot_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let snaps = Snapshots::new(dir.path(), true);
         let (h, _) = open(dir.path(), &snaps);
         write(&h, 0, 50);
-        assert!(snaps.write(&h).unwrap().is_some());
-        assert_eq!(list(dir.path()).len(), 1);
-        let hist = HistValue::Float(FloatHistogram {
-            count: 2.0,
-            sum: 3.0,
-            ..Default::default()
-        });
-        let mut a = h.appender();
-        a.append_histogram(&l(9), 60_000, &hist).unwrap();
-        a.commit().unwrap();
-        let histograms = |h: &Head| -> usize {
-            h.select(&[], i64::MIN, i64::MAX)
-                .iter()
-                .map(|s| s.histograms.len())
-                .sum()
-        };
-        assert_eq!(histograms(&h), 1);
-        let before = dump(&h);
-        // The older snapshot would hide the segment holding the histogram:
-        // it goes too.
-        assert_eq!(snaps.write(&h).unwrap(), None);
-        assert!(list(dir.path()).is_empty());
+        write_hists(&h, 0, 300);
+        let before = hdump(&h);
+        assert!(before.iter().filter(|s| !s.2.is_empty()).count() == 4);
+        let seg = snaps.write(&h).unwrap().unwrap();
         drop(h);
 
+        let snaps = Snapshots::new(dir.path(), true);
         let (h, st) = open(dir.path(), &snaps);
-        assert_eq!(st.snapshot, None, "{st:?}");
-        assert_eq!(histograms(&h), 1);
-        assert_eq!(dump(&h), before);
+        assert_eq!(st.snapshot, Some(seg), "{st:?}");
+        assert_eq!((st.snapshot_series, st.samples), (9, 0), "{st:?}");
+        assert_eq!(hdump(&h), before);
+        // Appends go on in the restored open histogram chunks; then a
+        // crash: the WAL after the snapshot adds what came since.
+        write_hists(&h, 300, 400);
+        let s = h.stats();
+        assert_eq!((s.out_of_order, s.duplicates), (0, 0), "{s:?}");
+        let before = hdump(&h);
+        drop(h);
+        let snaps = Snapshots::new(dir.path(), true);
+        let (h, st) = open(dir.path(), &snaps);
+        assert_eq!(st.snapshot, Some(seg), "{st:?}");
+        assert_eq!(st.samples, 400, "{st:?}");
+        assert_eq!(hdump(&h), before);
+        // Without the snapshot, the WAL alone gives the same head.
+        drop(h);
+        let snaps = Snapshots::new(dir.path(), false);
+        let (h, st) = open(dir.path(), &snaps);
+        assert_eq!(st.snapshot, None);
+        assert_eq!(hdump(&h), before);
     }
 
     #[test]
