@@ -190,7 +190,7 @@ impl SeriesChunks {
     pub fn restore_hist(&mut self, chunks: HistChunks) -> Option<(i64, i64)> {
         let span = (chunks.min_time()?, chunks.max_time()?);
         match &mut self.hist {
-            Some(h) => h.restore_memory(chunks).then_some(span),
+            Some(h) => h.restore_memory(chunks),
             None => {
                 self.hist = Some(Box::new(chunks));
                 Some(span)
@@ -289,8 +289,13 @@ impl SeriesChunks {
             return Ok(true);
         }
         if ht == Some(t) && ft != Some(t) {
-            if let Some((_, prev)) = self.hist.as_ref().and_then(|h| h.last()) {
-                if prev.equals(v) {
+            if let Some(h) = &self.hist {
+                // Restored from the head chunk files: a sample at their
+                // end is taken as the one stored (as for floats).
+                if h.only_mapped() {
+                    return Ok(false);
+                }
+                if h.last().is_some_and(|(_, prev)| prev.equals(v)) {
                     return Ok(false);
                 }
             }
@@ -315,11 +320,23 @@ impl SeriesChunks {
         Ok(Appended::Stored { cut })
     }
 
-    /// Histogram samples in `[mint, maxt]`, in time order.
-    pub fn histograms_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, HistValue)>) {
+    /// Histogram samples in `[mint, maxt]`, in time order (chunks in the
+    /// head chunk files read through `disk`, left out without it).
+    pub fn histograms_in(
+        &self,
+        disk: Option<&HeadChunks>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, HistValue)>,
+    ) {
         if let Some(h) = &self.hist {
-            h.samples_in(mint, maxt, out);
+            h.samples_in(disk, mint, maxt, out);
         }
+    }
+
+    /// Histogram chunks in the head chunk files.
+    pub fn mapped_hist_chunks(&self) -> usize {
+        self.hist.as_ref().map_or(0, |h| h.mapped.len())
     }
 
     #[cfg(test)]
@@ -420,7 +437,7 @@ impl SeriesChunks {
         if self
             .hist
             .as_ref()
-            .is_some_and(|h| h.has_sample_in(mint, maxt))
+            .is_some_and(|h| h.has_sample_in(disk, mint, maxt))
         {
             return true;
         }

@@ -17,6 +17,8 @@ use super::chunk_histogram::{
     HistogramChunkError, HistogramChunkIter, IntCodec, ENCODING_FLOAT_HISTOGRAM,
     ENCODING_HISTOGRAM,
 };
+use super::head_chunks::{split_hist_ref, HeadChunks, MappedChunk};
+use super::mapped::MappedList;
 use super::mem::block;
 use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramError};
 use crate::model::is_stale_nan;
@@ -170,9 +172,12 @@ impl OpenHist {
     }
 }
 
-/// The histogram chunks of one series, oldest first: `closed`, then `head`.
+/// The histogram chunks of one series, oldest first: `mapped` (full
+/// chunks in the head chunk files, references as `head_chunks::hist_ref`
+/// makes them), `closed` (full chunks not written out yet), then `head`.
 #[derive(Clone, Debug, Default)]
 pub struct HistChunks {
+    pub mapped: MappedList,
     pub closed: Vec<ClosedHist>,
     pub head: Option<OpenHist>,
 }
@@ -243,10 +248,17 @@ pub fn decode_chunk(encoding: u8, data: &[u8], mut f: impl FnMut(i64, HistValue)
 
 impl HistChunks {
     pub fn is_empty(&self) -> bool {
+        self.in_memory_empty() && self.mapped.is_empty()
+    }
+
+    fn in_memory_empty(&self) -> bool {
         self.head.is_none() && self.closed.is_empty()
     }
 
     pub fn min_time(&self) -> Option<i64> {
+        if let Some(m) = self.mapped.first() {
+            return Some(m.mint);
+        }
         match self.closed.first() {
             Some(c) => Some(c.mint),
             None => self.head.as_ref().map(|h| h.mint),
@@ -256,12 +268,16 @@ impl HistChunks {
     pub fn max_time(&self) -> Option<i64> {
         match &self.head {
             Some(h) => Some(h.maxt),
-            None => self.closed.last().map(|c| c.maxt),
+            None => match self.closed.last() {
+                Some(c) => Some(c.maxt),
+                None => self.mapped.last().map(|m| m.maxt),
+            },
         }
     }
 
     /// The newest sample (decodes the open chunk; used for the rare
-    /// same-timestamp append).
+    /// same-timestamp append). `None` also when only chunks in the files
+    /// are held (a series restored at start).
     pub fn last(&self) -> Option<(i64, HistValue)> {
         let mut last = None;
         match &self.head {
@@ -278,13 +294,21 @@ impl HistChunks {
 
     /// Whether the newest histogram sample has float counts.
     pub fn last_is_float(&self) -> bool {
-        match &self.head {
-            Some(h) => matches!(h.chunk, OpenChunk::Float(_)),
-            None => self
-                .closed
-                .last()
-                .is_some_and(|c| c.encoding == ENCODING_FLOAT_HISTOGRAM),
-        }
+        let encoding = match (&self.head, self.closed.last()) {
+            (Some(h), _) => h.chunk.encoding(),
+            (None, Some(c)) => c.encoding,
+            (None, None) => match self.mapped.last() {
+                Some(m) => split_hist_ref(m.r).1,
+                None => return false,
+            },
+        };
+        encoding == ENCODING_FLOAT_HISTOGRAM
+    }
+
+    /// Only the chunks in the files are held (restored at start, nothing
+    /// newer yet).
+    pub fn only_mapped(&self) -> bool {
+        self.in_memory_empty() && !self.mapped.is_empty()
     }
 
     /// Appends an already checked sample; `fresh` forces a new chunk with
@@ -336,15 +360,19 @@ impl HistChunks {
         (self.closed.clone(), self.head.as_ref().map(OpenHist::close))
     }
 
-    /// Takes a snapshot's in-memory chunks when none are held; returns
-    /// whether they were taken.
-    pub fn restore_memory(&mut self, from: HistChunks) -> bool {
-        if self.head.is_some() || !self.closed.is_empty() {
-            return false;
+    /// Takes a snapshot's in-memory chunks when none are held. Chunks
+    /// starting at or before the newest one in the files are left out: a
+    /// file chunk written after the snapshot holds them. Returns the
+    /// (min, max) time of what was taken.
+    pub fn restore_memory(&mut self, from: HistChunks) -> Option<(i64, i64)> {
+        if !self.in_memory_empty() {
+            return None;
         }
-        self.closed = from.closed;
-        self.head = from.head;
-        true
+        let floor = self.mapped.last().map_or(i64::MIN, |m| m.maxt);
+        self.closed = from.closed.into_iter().filter(|c| c.mint > floor).collect();
+        self.head = from.head.filter(|h| h.mint > floor);
+        let lo = self.closed.first().map(|c| c.mint).or(self.head.as_ref().map(|h| h.mint))?;
+        Some((lo, self.max_time()?))
     }
 
     /// Rebuilds a snapshot's open chunk (with its appender state) from its
@@ -362,7 +390,52 @@ impl HistChunks {
         })
     }
 
-    /// Every chunk, oldest first: encoding, time bounds, bytes.
+    /// Full chunks still in memory, oldest first (for writing them to the
+    /// head chunk files).
+    pub fn unwritten(&self) -> impl Iterator<Item = &ClosedHist> + '_ {
+        self.closed.iter()
+    }
+
+    /// Replaces the oldest in-memory full chunks by their written copies
+    /// (references as `hist_ref` makes them), as long as they are still
+    /// the same chunks. Returns how many were replaced.
+    pub fn mark_written(&mut self, written: &[MappedChunk]) -> usize {
+        let n = written
+            .iter()
+            .zip(&self.closed)
+            .take_while(|(w, c)| w.mint == c.mint)
+            .count();
+        if n > 0 {
+            self.closed.drain(..n);
+            self.closed.shrink_to_fit();
+            self.mapped.extend(&written[..n]);
+        }
+        n
+    }
+
+    /// Adds chunks read back from the files at start: those newer than
+    /// the ones held there and older than the in-memory ones. Returns the
+    /// newest time the files then cover and the chunks added.
+    pub fn restore_mapped(&mut self, chunks: Vec<MappedChunk>) -> (Option<i64>, Vec<MappedChunk>) {
+        let first_mem = self
+            .closed
+            .first()
+            .map(|c| c.mint)
+            .or(self.head.as_ref().map(|h| h.mint))
+            .unwrap_or(i64::MAX);
+        let mut last = self.mapped.last().map_or(i64::MIN, |m| m.maxt);
+        let mut add = Vec::new();
+        for c in chunks {
+            if c.mint > last && c.maxt < first_mem {
+                last = c.maxt;
+                add.push(c);
+            }
+        }
+        self.mapped.extend(&add);
+        (self.mapped.last().map(|m| m.maxt), add)
+    }
+
+    /// Every in-memory chunk, oldest first: encoding, time bounds, bytes.
     pub fn chunks(&self) -> impl Iterator<Item = (u8, i64, i64, &[u8])> + '_ {
         self.closed
             .iter()
@@ -374,8 +447,27 @@ impl HistChunks {
             )
     }
 
-    /// Decoded samples in `[mint, maxt]`, in time order.
-    pub fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, HistValue)>) {
+    /// Decoded samples in `[mint, maxt]`, in time order; chunks in the
+    /// files are read through `disk` (left out without it).
+    pub fn samples_in(
+        &self,
+        disk: Option<&HeadChunks>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, HistValue)>,
+    ) {
+        if let Some(disk) = disk {
+            for m in self.mapped.overlapping(mint, maxt) {
+                let (r, enc) = split_hist_ref(m.r);
+                if let Some(data) = disk.read(r) {
+                    decode_chunk(enc, &data, |t, v| {
+                        if mint <= t && t <= maxt {
+                            out.push((t, v));
+                        }
+                    });
+                }
+            }
+        }
         for (enc, lo, hi, data) in self.chunks() {
             if lo > maxt || hi < mint {
                 continue;
@@ -389,8 +481,22 @@ impl HistChunks {
     }
 
     /// Whether a sample lies in `[mint, maxt]`.
-    pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
-        self.chunks().any(|(enc, lo, hi, data)| {
+    pub fn has_sample_in(&self, disk: Option<&HeadChunks>, mint: i64, maxt: i64) -> bool {
+        let in_files = || {
+            self.mapped.overlapping(mint, maxt).into_iter().any(|m| {
+                if mint <= m.mint || m.maxt <= maxt {
+                    return true;
+                }
+                let (r, enc) = split_hist_ref(m.r);
+                let mut found = false;
+                if let Some(data) = disk.and_then(|d| d.read(r)) {
+                    decode_chunk(enc, &data, |t, _| found |= mint <= t && t <= maxt);
+                }
+                found
+            })
+        };
+        in_files()
+            || self.chunks().any(|(enc, lo, hi, data)| {
             if lo > maxt || hi < mint {
                 return false;
             }
@@ -405,6 +511,14 @@ impl HistChunks {
 
     /// Drops whole chunks whose newest sample is older than `cutoff`.
     pub fn truncate(&mut self, cutoff: i64) -> usize {
+        let mapped_gone = self.mapped.truncate_before(cutoff);
+        if !self.mapped.is_empty() {
+            return mapped_gone;
+        }
+        mapped_gone + self.truncate_memory(cutoff)
+    }
+
+    fn truncate_memory(&mut self, cutoff: i64) -> usize {
         let gone = self.closed.iter().take_while(|c| c.maxt < cutoff).count();
         if gone > 0 {
             self.closed.drain(..gone);
@@ -417,7 +531,7 @@ impl HistChunks {
     }
 
     pub fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.head.is_some())
+        self.mapped.len() + self.closed.len() + usize::from(self.head.is_some())
     }
 
     pub fn chunk_bytes(&self) -> usize {
@@ -426,6 +540,7 @@ impl HistChunks {
 
     pub fn heap_bytes(&self) -> usize {
         block(std::mem::size_of::<HistChunks>())
+            + block(self.mapped.packed_bytes())
             + block(self.closed.capacity() * std::mem::size_of::<ClosedHist>())
             + self.chunks().map(|c| block(c.3.len())).sum::<usize>()
     }
@@ -462,13 +577,13 @@ mod tests {
         assert_eq!(c.num_chunks(), 4);
         assert_eq!(c.closed[1].bytes[2] & 0xc0, 0b1000_0000, "reset header");
         let mut out = Vec::new();
-        c.samples_in(15, 50, &mut out);
+        c.samples_in(None, 15, 50, &mut out);
         let ts: Vec<i64> = out.iter().map(|(t, _)| *t).collect();
         assert_eq!(ts, [20, 30, 40, 50]);
         assert_eq!(out[3].1, int);
         assert_eq!(out[0].1.to_float().count, 4.0);
-        assert!(c.has_sample_in(41, 55));
-        assert!(!c.has_sample_in(41, 49));
+        assert!(c.has_sample_in(None, 41, 55));
+        assert!(!c.has_sample_in(None, 41, 49));
         assert_eq!(c.last().map(|l| l.0), Some(50));
         assert_eq!(c.truncate(35), 2);
         assert_eq!(c.min_time(), Some(40));
@@ -484,7 +599,7 @@ mod tests {
         c.append(2, &h.stale_like(), false);
         c.append(3, &h, false);
         let mut out = Vec::new();
-        c.samples_in(i64::MIN, i64::MAX, &mut out);
+        c.samples_in(None, i64::MIN, i64::MAX, &mut out);
         assert_eq!(out.len(), 3);
         assert!(out[1].1.is_stale() && !out[2].1.is_stale());
     }
@@ -505,7 +620,7 @@ mod tests {
         assert!(c.num_chunks() > 1);
         assert!(c.closed.iter().all(|ch| ch.bytes.len() >= TARGET_BYTES));
         let mut out = Vec::new();
-        c.samples_in(i64::MIN, i64::MAX, &mut out);
+        c.samples_in(None, i64::MIN, i64::MAX, &mut out);
         assert_eq!(out.len(), 200);
     }
 }

@@ -39,6 +39,7 @@ use super::chunk_histogram::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM};
 use super::head::SeriesHandle;
 use super::head_chunks::MappedChunk;
 use super::mem::IdMap;
+use super::replay::Floors;
 use super::series::MemoryChunks;
 use super::series_hist::{ClosedHist, HistChunks};
 use super::wal::{self, SeriesList};
@@ -114,7 +115,7 @@ pub struct SnapshotData {
 
 /// What restoring a snapshot gave each series: its WAL reference, the
 /// head series and the newest time its head chunk files cover.
-pub(crate) type Restored = Vec<(u64, SeriesHandle, i64)>;
+pub(crate) type Restored = Vec<(u64, SeriesHandle, Floors)>;
 
 /// Where snapshots live and whether they are written.
 #[derive(Debug)]
@@ -555,24 +556,32 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
 
 impl Head {
     /// Creates a snapshot's series under their references with their
-    /// chunks: first the full chunks of the head chunk files (`mapped`,
-    /// taken out of it), then the in-memory ones newer than those. Open
-    /// chunks whose newest sample is older than `cutoff` are left out.
+    /// chunks: first the full chunks of the head chunk files (`mapped` and
+    /// `mapped_hist`, taken out of them), then the in-memory ones newer
+    /// than those. Open chunks whose newest sample is older than `cutoff`
+    /// are left out.
     pub(crate) fn restore_snapshot(
         &self,
         data: SnapshotData,
         mapped: &mut HashMap<u64, Vec<MappedChunk>>,
+        mapped_hist: &mut HashMap<u64, Vec<MappedChunk>>,
         cutoff: i64,
     ) -> (Restored, u64) {
         let mut out = Vec::with_capacity(data.series as usize);
         let mut chunks_restored = 0;
         for (list, mut chunks) in data.batches {
             for (r, h) in self.create_logged(&list) {
-                let mut floor = i64::MIN;
+                let mut floor = Floors::NONE;
                 if let Some(m) = mapped.remove(&r) {
                     chunks_restored += m.len() as u64;
                     if let Some(f) = self.restore_mapped(h.series_ref().0, m) {
-                        floor = f;
+                        floor.float = f;
+                    }
+                }
+                if let Some(m) = mapped_hist.remove(&r) {
+                    chunks_restored += m.len() as u64;
+                    if let Some(f) = self.restore_mapped_hist(h.series_ref().0, m) {
+                        floor.hist = f;
                     }
                 }
                 if let Some(mut s) = chunks.remove(&r) {
