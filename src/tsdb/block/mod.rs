@@ -189,19 +189,19 @@ fn check_chunk(
 ) -> Result<Decoded, String> {
     // Both chunk families start with a 16-bit sample count.
     let want = super::chunk::chunk_len(data);
-    let ok = |samples: &[(i64, _)]| {
+    fn ok<T>(samples: &[(i64, T)], want: usize, min_time: i64, max_time: i64) -> bool {
         !samples.is_empty()
             && samples.len() == want
             && samples.first().is_some_and(|s| s.0 == min_time)
             && samples.last().is_some_and(|s| s.0 == max_time)
             && samples.windows(2).all(|w| w[0].0 < w[1].0)
-    };
+    }
     let good = if encoding == chunks::ENCODING_XOR {
         let samples: Vec<(i64, f64)> = ChunkIter::new(data).collect();
-        ok(&samples).then_some(Decoded::Floats(samples))
+        ok(&samples, want, min_time, max_time).then_some(Decoded::Floats(samples))
     } else {
         let samples = series_hist::decode_checked(encoding, data).map_err(|e| e.to_string())?;
-        ok(&samples).then_some(Decoded::Histograms(samples))
+        ok(&samples, want, min_time, max_time).then_some(Decoded::Histograms(samples))
     };
     good.ok_or_else(|| format!(
         "chunk does not decode to the {want} samples in increasing time from {min_time} to {max_time} its index entry names"
