@@ -785,6 +785,43 @@ mod tests {
     }
 
     #[test]
+    fn a_first_version_snapshot_without_histogram_fields_is_still_read() {
+        let mut c = HeadChunk::new(1000, 1.0);
+        c.append(2000, 2.5);
+        let m = MemoryChunks {
+            open: Some((c.bytes().to_vec(), c.state())),
+            ..Default::default()
+        };
+        let mut body = vec![REC_SERIES];
+        put_uvarint(&mut body, 1);
+        encode_series(&mut body, 7, &l(1), &m);
+        // The second version added the histogram count and open-chunk byte.
+        assert_eq!(body[body.len() - 2..], [0, ENC_NONE]);
+        body.truncate(body.len() - 2);
+        let mut file = MAGIC_V1.to_vec();
+        put_section(&mut file, &body);
+        let mut end = vec![REC_END];
+        put_uvarint(&mut end, 3);
+        put_uvarint(&mut end, 1);
+        put_section(&mut file, &end);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(3));
+        std::fs::write(&path, &file).unwrap();
+        let (data, _) = read(&path).unwrap();
+        assert_eq!((data.segment, data.series), (3, 1));
+        let h = Head::default();
+        let (restored, _) =
+            h.restore_snapshot(data, &mut HashMap::new(), &mut HashMap::new(), i64::MIN);
+        assert_eq!(restored.len(), 1);
+        let got = h.select(&[], i64::MIN, i64::MAX);
+        assert_eq!(got[0].samples, [(1000, 1.0), (2000, 2.5)]);
+        // The same bytes under the current magic are refused (torn series).
+        file[..8].copy_from_slice(MAGIC);
+        std::fs::write(&path, &file).unwrap();
+        assert!(read(&path).is_err());
+    }
+
+    #[test]
     fn a_damaged_or_torn_snapshot_is_ignored_and_the_wal_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let snaps = Snapshots::new(dir.path(), true);

@@ -335,15 +335,7 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
     let now = klaxon::model::now_millis();
     let from = now - 5 * H;
     let d = data(from, now - H, false);
-    let ts = |n: &str| -> Vec<klaxon::remote::proto::Label> {
-        name(n)
-            .iter()
-            .map(|l| klaxon::remote::proto::Label {
-                name: l.name.to_string(),
-                value: l.value.to_string(),
-            })
-            .collect()
-    };
+    let ts = |n: &str| -> Vec<klaxon::model::Label> { name(n).iter().cloned().collect() };
     let hs = |v: &[(i64, HistValue)]| -> Vec<HistogramSample> {
         v.iter()
             .map(|(t, v)| HistogramSample {

@@ -159,7 +159,8 @@ async fn restarts_after_sigterm_sigkill_and_a_corrupt_snapshot_answer_as_before(
 async fn push_histograms(c: &reqwest::Client, k: &Klaxon, from_ms: i64, first: i64, n: i64) {
     use crate::tsdb_histogram_blocks::{float_hist, int_hist};
     use klaxon::model::histogram::{FloatHistogram, Span};
-    use klaxon::remote::proto::{encode_snappy, Label, TimeSeries, WriteRequest};
+    use klaxon::model::Label;
+    use klaxon::remote::proto::{encode_snappy, TimeSeries, WriteRequest};
     use klaxon::remote::proto_hist::HistogramSample;
     use klaxon::tsdb::HistValue;
     let nhcb = |k: i64| {
