@@ -233,6 +233,8 @@ fn blocks_in(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("meta.json").is_file())
+        // Not one still being written (`<ULID>.tmp-for-creation`).
+        .filter(|p| p.file_name().is_some_and(|n| n.len() == 26))
         .collect();
     out.sort();
     out
