@@ -163,7 +163,7 @@ impl Target<'_> {
         stats: &mut ReplayStats,
         r: u64,
         t: i64,
-        floor: fn(&Floors) -> i64,
+        floor: impl Fn(&Floors) -> i64,
     ) -> Option<&'e Entry> {
         if t < self.cutoff {
             stats.too_old += 1;
