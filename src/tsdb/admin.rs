@@ -100,7 +100,10 @@ impl HeadDeletions {
         let mut next = Deleted::clone(&g);
         for s in &hit {
             let ends = |first: Option<i64>, last: Option<i64>| Some((first?, last?));
-            let floats = ends(s.samples.first().map(|x| x.0), s.samples.last().map(|x| x.0));
+            let floats = ends(
+                s.samples.first().map(|x| x.0),
+                s.samples.last().map(|x| x.0),
+            );
             let hists = ends(
                 s.histograms.first().map(|x| x.0),
                 s.histograms.last().map(|x| x.0),

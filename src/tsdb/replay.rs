@@ -1307,7 +1307,9 @@ mod tests {
         // Retention drops histogram chunks in the files by their end.
         h.truncate(700_000);
         let after = hdump(&h);
-        assert!(after.iter().all(|s| s.2.first().is_none_or(|x| x.0 >= 500_000)));
+        assert!(after
+            .iter()
+            .all(|s| s.2.first().is_none_or(|x| x.0 >= 500_000)));
         assert_eq!(after[0].2.last(), before[0].2.last());
     }
 }

@@ -371,7 +371,11 @@ impl HistChunks {
         let floor = self.mapped.last().map_or(i64::MIN, |m| m.maxt);
         self.closed = from.closed.into_iter().filter(|c| c.mint > floor).collect();
         self.head = from.head.filter(|h| h.mint > floor);
-        let lo = self.closed.first().map(|c| c.mint).or(self.head.as_ref().map(|h| h.mint))?;
+        let lo = self
+            .closed
+            .first()
+            .map(|c| c.mint)
+            .or(self.head.as_ref().map(|h| h.mint))?;
         Some((lo, self.max_time()?))
     }
 
@@ -497,16 +501,16 @@ impl HistChunks {
         };
         in_files()
             || self.chunks().any(|(enc, lo, hi, data)| {
-            if lo > maxt || hi < mint {
-                return false;
-            }
-            if (mint <= lo && lo <= maxt) || (mint <= hi && hi <= maxt) {
-                return true;
-            }
-            let mut found = false;
-            decode_chunk(enc, data, |t, _| found |= mint <= t && t <= maxt);
-            found
-        })
+                if lo > maxt || hi < mint {
+                    return false;
+                }
+                if (mint <= lo && lo <= maxt) || (mint <= hi && hi <= maxt) {
+                    return true;
+                }
+                let mut found = false;
+                decode_chunk(enc, data, |t, _| found |= mint <= t && t <= maxt);
+                found
+            })
     }
 
     /// Drops whole chunks whose newest sample is older than `cutoff`.

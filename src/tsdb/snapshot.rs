@@ -469,7 +469,9 @@ fn decode_series(
                 let c = decode_hist(d, enc, at)?;
                 match HistChunks::reopen(c) {
                     Ok(open) => hist.head = Some(open),
-                    Err(e) => return super::block::enc::fail(at, format!("open histogram chunk: {e}")),
+                    Err(e) => {
+                        return super::block::enc::fail(at, format!("open histogram chunk: {e}"))
+                    }
                 }
             }
         }
@@ -732,7 +734,8 @@ mod tests {
             a.append_histogram(&l(10), t * 1000, &v).unwrap();
             a.append_histogram(&l(11), t * 1000, &float(t as f64))
                 .unwrap();
-            a.append_histogram(&l(12), t * 1000, &nhcb(t as f64)).unwrap();
+            a.append_histogram(&l(12), t * 1000, &nhcb(t as f64))
+                .unwrap();
             if (t / 40) % 2 == 0 {
                 a.append(&l(13), t * 1000, t as f64).unwrap();
             } else {

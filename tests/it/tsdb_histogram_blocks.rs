@@ -76,7 +76,8 @@ fn data(from: i64, to: i64, stale: bool) -> Data {
     while t < to {
         let n = (k % 300 + 1) as u64;
         let v = int_hist(n);
-        d.ints.push((t, if stale && k == 150 { v.stale_like() } else { v }));
+        d.ints
+            .push((t, if stale && k == 150 { v.stale_like() } else { v }));
         d.floats.push((t, float_hist(k)));
         d.gauge.push((t, (k as f64 / 5.0).cos() * 20.0));
         t += STEP;
@@ -415,9 +416,18 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
         .collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     // Sorted: h_floats, h_gauge, h_ints.
-    assert!(kinds[0].2 > 0 && kinds[1].1 > 0 && kinds[2].2 > 0, "{kinds:?}");
-    assert!(got[0].histograms.iter().all(|h| matches!(h.1, HistValue::Float(_))));
-    assert!(got[2].histograms.iter().all(|h| matches!(h.1, HistValue::Int(_))));
+    assert!(
+        kinds[0].2 > 0 && kinds[1].1 > 0 && kinds[2].2 > 0,
+        "{kinds:?}"
+    );
+    assert!(got[0]
+        .histograms
+        .iter()
+        .all(|h| matches!(h.1, HistValue::Float(_))));
+    assert!(got[2]
+        .histograms
+        .iter()
+        .all(|h| matches!(h.1, HistValue::Int(_))));
 
     let kdata = dir.path().join("kdata");
     copy_dir(

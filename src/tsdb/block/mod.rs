@@ -181,12 +181,7 @@ pub(crate) enum Decoded {
 
 /// Decodes a chunk of `encoding` and checks it holds the sample count of
 /// its header, in strictly increasing time from `min_time` to `max_time`.
-fn check_chunk(
-    encoding: u8,
-    data: &[u8],
-    min_time: i64,
-    max_time: i64,
-) -> Result<Decoded, String> {
+fn check_chunk(encoding: u8, data: &[u8], min_time: i64, max_time: i64) -> Result<Decoded, String> {
     // Both chunk families start with a 16-bit sample count.
     let want = super::chunk::chunk_len(data);
     fn ok<T>(samples: &[(i64, T)], want: usize, min_time: i64, max_time: i64) -> bool {
@@ -329,7 +324,9 @@ fn write_into(
                 check_chunk(c.encoding, &c.data, c.min_time, c.max_time)
                     .map_err(|m| invalid("chunks", format!("{:?}: {m}", s.labels)))?;
             }
-            let r = w.write(c.encoding, &c.data).map_err(io_err(tmp, "chunks"))?;
+            let r = w
+                .write(c.encoding, &c.data)
+                .map_err(io_err(tmp, "chunks"))?;
             metas.push(ChunkMeta {
                 min_time: c.min_time,
                 max_time: c.max_time,

@@ -130,9 +130,7 @@ pub(super) fn merge_blocks(
                     let keep = |t: i64| t >= mint && t < maxt && !block::deleted(p.ivs, t);
                     match cursor.samples(&p.meta).map_err(damage(parent))? {
                         Decoded::Floats(d) => samples.extend(d.into_iter().filter(|s| keep(s.0))),
-                        Decoded::Histograms(d) => {
-                            hists.extend(d.into_iter().filter(|s| keep(s.0)))
-                        }
+                        Decoded::Histograms(d) => hists.extend(d.into_iter().filter(|s| keep(s.0))),
                     }
                 }
                 merged = merge_samples(merged, samples);

@@ -576,9 +576,12 @@ fn histograms_go_into_blocks_and_merges_and_come_back_once() {
     while t < 5 * H {
         let mut a = head.appender();
         // A counter reset every 1000 samples.
-        a.append_histogram(&name("ints"), t, &int(i % 1000 + 1)).unwrap();
-        a.append_histogram(&name("floats"), t, &float(i as f64)).unwrap();
-        a.append_histogram(&name("custom"), t, &nhcb(i as f64)).unwrap();
+        a.append_histogram(&name("ints"), t, &int(i % 1000 + 1))
+            .unwrap();
+        a.append_histogram(&name("floats"), t, &float(i as f64))
+            .unwrap();
+        a.append_histogram(&name("custom"), t, &nhcb(i as f64))
+            .unwrap();
         if (i / 100) % 2 == 0 {
             a.append(&name("mixed"), t, i as f64).unwrap();
         } else {
@@ -595,14 +598,21 @@ fn histograms_go_into_blocks_and_merges_and_come_back_once() {
     // The blocks hold the histograms the head no longer has.
     assert!(head.min_time() > 3 * H, "{}", head.min_time());
     let in_blocks = dump(&*c.blocks().clone(), i64::MIN, i64::MAX);
-    assert!(in_blocks.iter().all(|s| !s.2.is_empty()), "{:?}", in_blocks[0].0);
+    assert!(
+        in_blocks.iter().all(|s| !s.2.is_empty()),
+        "{:?}",
+        in_blocks[0].0
+    );
     let all = Fanout::new(head.clone()).with(c.blocks().clone());
     assert_eq!(dump(&all, i64::MIN, i64::MAX), want);
 
     // Overlapping blocks holding histograms merge with each sample once.
     let dir2 = tempfile::tempdir().unwrap();
     let s = |from: i64, to: i64| -> Vec<(i64, HistValue)> {
-        (from..to).step_by(10_000).map(|t| (t, float(t as f64 / 1e4))).collect()
+        (from..to)
+            .step_by(10_000)
+            .map(|t| (t, float(t as f64 / 1e4)))
+            .collect()
     };
     for (from, to) in [(0, 50 * 60_000), (30 * 60_000, 90 * 60_000)] {
         write_block(
