@@ -126,7 +126,11 @@ impl SeriesChunks {
     /// The append rules without appending: `Ok(true)` when `(t, v)` would
     /// be stored, `Ok(false)` for an exact duplicate of the last sample.
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
-        if let Some(ht) = self.hist.as_ref().and_then(|h| h.max_time()) {
+        // Against the newest histogram in memory: the open histogram chunk
+        // always holds it, except while a restart replays the WAL on top of
+        // chunks read back from the files, whose samples of the other type
+        // must not turn the older ones in the WAL away.
+        if let Some(ht) = self.hist.as_ref().and_then(|h| h.memory_max_time()) {
             // A float at or before the newest histogram sample.
             if t < ht {
                 return Err(AppendError::OutOfOrder);
@@ -273,7 +277,8 @@ impl SeriesChunks {
     /// of either type; at the same timestamp an equal histogram is a
     /// no-op (`Ok(false)`), anything else a duplicate.
     pub fn appendable_histogram(&self, t: i64, v: &HistValue) -> Result<bool, AppendError> {
-        let ft = self.float_max_time();
+        // Floats in memory only (see `appendable`).
+        let ft = self.head.as_ref().map(HeadChunk::max_time);
         let ht = self.hist.as_ref().and_then(|h| h.max_time());
         let last = match (ft, ht) {
             (Some(a), Some(b)) => a.max(b),

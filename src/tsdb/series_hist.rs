@@ -275,6 +275,14 @@ impl HistChunks {
         }
     }
 
+    /// Newest sample time of the chunks held in memory.
+    pub fn memory_max_time(&self) -> Option<i64> {
+        match &self.head {
+            Some(h) => Some(h.maxt),
+            None => self.closed.last().map(|c| c.maxt),
+        }
+    }
+
     /// The newest sample (decodes the open chunk; used for the rare
     /// same-timestamp append). `None` also when only chunks in the files
     /// are held (a series restored at start).

@@ -757,6 +757,7 @@ mod tests {
         let (h, _) = open(dir.path(), &snaps);
         write(&h, 0, 50);
         write_hists(&h, 0, 300);
+        assert!(h.write_chunks().unwrap() > 0);
         let before = hdump(&h);
         assert!(before.iter().filter(|s| !s.2.is_empty()).count() == 4);
         let seg = snaps.write(&h).unwrap().unwrap();
@@ -770,6 +771,8 @@ mod tests {
         // Appends go on in the restored open histogram chunks; then a
         // crash: the WAL after the snapshot adds what came since.
         write_hists(&h, 300, 400);
+        // Full chunks of both kinds reach the files before the crash.
+        assert!(h.write_chunks().unwrap() > 0);
         let s = h.stats();
         assert_eq!((s.out_of_order, s.duplicates), (0, 0), "{s:?}");
         let before = hdump(&h);
@@ -777,7 +780,7 @@ mod tests {
         let snaps = Snapshots::new(dir.path(), true);
         let (h, st) = open(dir.path(), &snaps);
         assert_eq!(st.snapshot, Some(seg), "{st:?}");
-        assert_eq!(st.samples, 400, "{st:?}");
+        assert!(st.samples + st.mmapped_samples_skipped >= 400, "{st:?}");
         assert_eq!(hdump(&h), before);
         // Without the snapshot, the WAL alone gives the same head.
         drop(h);

@@ -152,6 +152,39 @@ async fn restarts_after_sigterm_sigkill_and_a_corrupt_snapshot_answer_as_before(
     terminate(&mut k.proc);
 }
 
+/// Where two query answers differ: per series, the points of each.
+fn differences(a: &Value, b: &Value) -> String {
+    let points = |v: &Value| -> Vec<(String, Vec<String>)> {
+        v["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let pts = s["histograms"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.to_string())
+                    .collect();
+                (s["metric"].to_string(), pts)
+            })
+            .collect()
+    };
+    let (a, b) = (points(a), points(b));
+    let mut out = format!("{} vs {} series\n", a.len(), b.len());
+    for ((la, pa), (lb, pb)) in a.iter().zip(&b) {
+        let first = pa.iter().zip(pb).position(|(x, y)| x != y);
+        out += &format!(
+            "{la} {} points vs {lb} {}; first difference at {first:?}: {:?} vs {:?}\n",
+            pa.len(),
+            pb.len(),
+            first.and_then(|i| pa.get(i)),
+            first.and_then(|i| pb.get(i)),
+        );
+    }
+    out
+}
+
 /// Remote-writes `n` samples per series, one a second from `from_ms`, of
 /// three native-histogram series: an integer counter (reset every 70
 /// samples, so chunks are cut), a float histogram and one with custom
@@ -261,9 +294,11 @@ async fn histograms_survive_sigterm_and_sigkill_restarts() {
     assert_eq!(snapshots(&data).len(), 1, "a snapshot after SIGTERM");
     let mut k = start_with(&cfg, &log, &flags);
     k.wait_ready(&c).await;
+    let after = k.query(&c, range, &t1).await;
     assert!(
-        k.query(&c, range, &t1).await == before,
-        "answers differ after the SIGTERM restart"
+        after == before,
+        "answers differ after the SIGTERM restart: {}",
+        differences(&after, &before)
     );
     assert_eq!(
         k.metric(&c, "klaxon_tsdb_snapshot_loaded_total").await,
@@ -280,13 +315,17 @@ async fn histograms_survive_sigterm_and_sigkill_restarts() {
     k.proc.0.wait().unwrap();
     let mut k = start_with(&cfg, &log, &flags);
     k.wait_ready(&c).await;
+    let after = k.query(&c, range, &t1).await;
     assert!(
-        k.query(&c, range, &t1).await == before,
-        "first answers differ after the SIGKILL restart"
+        after == before,
+        "first answers differ after the SIGKILL restart: {}",
+        differences(&after, &before)
     );
+    let after = k.query(&c, range, &t2).await;
     assert!(
-        k.query(&c, range, &t2).await == before2,
-        "answers differ after the SIGKILL restart"
+        after == before2,
+        "answers differ after the SIGKILL restart: {}",
+        differences(&after, &before2)
     );
     assert_eq!(
         k.metric(&c, "klaxon_tsdb_out_of_order_samples_total").await,
