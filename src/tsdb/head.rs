@@ -1204,14 +1204,7 @@ impl Head {
             .map(|c| c.min_time())
             .or(data.head.as_ref().map(|h| h.min_time()))
             .unwrap_or(i64::MAX);
-        let mut last = data.mapped.last().map_or(i64::MIN, |m| m.maxt);
-        let mut add = Vec::new();
-        for c in chunks {
-            if c.mint > last && c.maxt < first_mem {
-                last = c.maxt;
-                add.push(c);
-            }
-        }
+        let add = data.mapped.restore(chunks, first_mem);
         if add.is_empty() {
             return data.mapped.last().map(|m| m.maxt);
         }
@@ -1220,7 +1213,6 @@ impl Head {
             self.min_time.fetch_min(c.mint, Relaxed);
             self.max_time.fetch_max(c.maxt, Relaxed);
         }
-        data.add_mapped(&add);
         newest
     }
 

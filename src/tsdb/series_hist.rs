@@ -435,15 +435,7 @@ impl HistChunks {
             .map(|c| c.mint)
             .or(self.head.as_ref().map(|h| h.mint))
             .unwrap_or(i64::MAX);
-        let mut last = self.mapped.last().map_or(i64::MIN, |m| m.maxt);
-        let mut add = Vec::new();
-        for c in chunks {
-            if c.mint > last && c.maxt < first_mem {
-                last = c.maxt;
-                add.push(c);
-            }
-        }
-        self.mapped.extend(&add);
+        let add = self.mapped.restore(chunks, first_mem);
         (self.mapped.last().map(|m| m.maxt), add)
     }
 

@@ -226,6 +226,21 @@ async fn compare(kbase: &str, pbase: &str, from: i64, to: i64) {
     }
 }
 
+/// POSTs `req` to `base`'s remote-write receiver; fails on an error answer.
+pub(crate) async fn remote_write(c: &reqwest::Client, base: &str, req: &WriteRequest) {
+    let r = c
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(encode_snappy(req))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
+}
+
 /// Block directories (named by a ULID, holding a meta.json) under `dir`.
 fn blocks_in(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -374,17 +389,7 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
         ],
         metadata: Vec::new(),
     };
-    let r = c
-        .post(format!("{pbase}/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(encode_snappy(&req))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
+    remote_write(&c, &pbase, &req).await;
     // The head spans four hours: Prometheus compacts its oldest two.
     let deadline = Instant::now() + Duration::from_secs(120);
     let pblock = loop {

@@ -193,7 +193,7 @@ async fn push_histograms(c: &reqwest::Client, k: &Klaxon, from_ms: i64, first: i
     use crate::tsdb_histogram_blocks::{float_hist, int_hist};
     use klaxon::model::histogram::{FloatHistogram, Span};
     use klaxon::model::Label;
-    use klaxon::remote::proto::{encode_snappy, TimeSeries, WriteRequest};
+    use klaxon::remote::proto::{TimeSeries, WriteRequest};
     use klaxon::remote::proto_hist::HistogramSample;
     use klaxon::tsdb::HistValue;
     let nhcb = |k: i64| {
@@ -235,16 +235,7 @@ async fn push_histograms(c: &reqwest::Client, k: &Klaxon, from_ms: i64, first: i
         ],
         metadata: Vec::new(),
     };
-    let r = c
-        .post(format!("{}/api/v1/write", k.base()))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .body(encode_snappy(&req))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
+    crate::tsdb_histogram_blocks::remote_write(c, k.base(), &req).await;
 }
 
 /// Native histograms (integer, float, custom buckets) pushed by remote
@@ -280,7 +271,8 @@ async fn histograms_survive_sigterm_and_sigkill_restarts() {
     })
     .await;
     let range = "{job=\"h\"}[30m]";
-    let t1 = format!("{:.3}", (from + 1000 * 1000) as f64 / 1000.0);
+    // Just after the newest sample (later pushes start a second after it).
+    let t1 = format!("{:.3}", (from + 999_500) as f64 / 1000.0);
     let before = k.query(&c, range, &t1).await;
     let hists: usize = before["result"]
         .as_array()
@@ -309,7 +301,7 @@ async fn histograms_survive_sigterm_and_sigkill_restarts() {
     for batch in 10..14 {
         push_histograms(&c, &k, from, batch * 100, 100).await;
     }
-    let t2 = format!("{:.3}", (from + 1400 * 1000) as f64 / 1000.0);
+    let t2 = format!("{:.3}", (from + 1_399_500) as f64 / 1000.0);
     let before2 = k.query(&c, range, &t2).await;
     k.proc.0.kill().unwrap();
     k.proc.0.wait().unwrap();
