@@ -766,7 +766,7 @@ impl<B: std::ops::Deref<Target = Block>> Querier for BlockQuerier<B> {
                     }
                 }
             }
-            if !failed && !(samples.is_empty() && histograms.is_empty()) {
+            if !failed && (!samples.is_empty() || !histograms.is_empty()) {
                 out.push(SeriesData {
                     labels: s.labels,
                     samples,

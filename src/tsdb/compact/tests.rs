@@ -582,7 +582,7 @@ fn histograms_go_into_blocks_and_merges_and_come_back_once() {
             .unwrap();
         a.append_histogram(&name("custom"), t, &nhcb(i as f64))
             .unwrap();
-        if (i / 100) % 2 == 0 {
+        if (i / 100).is_multiple_of(2) {
             a.append(&name("mixed"), t, i as f64).unwrap();
         } else {
             a.append_histogram(&name("mixed"), t, &int(i)).unwrap();
