@@ -99,10 +99,21 @@ impl HeadDeletions {
         let mut g = self.deleted.write();
         let mut next = Deleted::clone(&g);
         for s in &hit {
-            let (Some(first), Some(last)) = (s.samples.first(), s.samples.last()) else {
-                continue;
+            let ends = |first: Option<i64>, last: Option<i64>| Some((first?, last?));
+            let floats = ends(
+                s.samples.first().map(|x| x.0),
+                s.samples.last().map(|x| x.0),
+            );
+            let hists = ends(
+                s.histograms.first().map(|x| x.0),
+                s.histograms.last().map(|x| x.0),
+            );
+            let iv = match (floats, hists) {
+                (Some(f), Some(h)) => (f.0.min(h.0), f.1.max(h.1)),
+                (Some(x), None) | (None, Some(x)) => x,
+                (None, None) => continue,
             };
-            block::add_interval(next.entry(s.labels.clone()).or_default(), (first.0, last.0));
+            block::add_interval(next.entry(s.labels.clone()).or_default(), iv);
         }
         // What the head no longer holds needs no mask.
         next.retain(|_, ivs| {
@@ -157,11 +168,12 @@ impl MaskedQuerier<'_> {
     fn mask(&self, mut found: Vec<SeriesData>) -> Vec<SeriesData> {
         for s in &mut found {
             if let Some(ivs) = self.deleted.get(&s.labels) {
-                s.samples
-                    .retain(|(t, _)| !ivs.iter().any(|(a, b)| a <= t && t <= b));
+                let kept = |t: &i64| !ivs.iter().any(|(a, b)| a <= t && t <= b);
+                s.samples.retain(|(t, _)| kept(t));
+                s.histograms.retain(|(t, _)| kept(t));
             }
         }
-        found.retain(|s| !s.samples.is_empty());
+        found.retain(|s| !s.is_empty());
         found
     }
 }
@@ -308,7 +320,7 @@ impl Tsdb {
             .select(&[])
             .into_iter()
             .map(|s| BlockSeries {
-                chunks: block::encode_chunks(&s.samples, SAMPLES_PER_CHUNK),
+                chunks: block::encode_series(&s.samples, &s.histograms, SAMPLES_PER_CHUNK),
                 labels: s.labels,
             })
             .collect();

@@ -20,7 +20,8 @@
 
 use super::block::meta::BlockDesc;
 use super::block::{self, Block, BlockError, BlockMeta, BlockSeries, Compaction, WriteOptions};
-use super::storage::{merge_samples, FanoutQuerier, Querier, Queryable};
+use super::series_hist::HistValue;
+use super::storage::{merge_by_time, merge_samples, FanoutQuerier, Querier, Queryable};
 use super::Head;
 use crate::metrics::Kind;
 use crate::model::{Labels, MatchType, Matcher};
@@ -622,26 +623,31 @@ fn collect(sources: &[&dyn Queryable], mint: i64, maxt: i64) -> Vec<BlockSeries>
         let Ok(m) = Matcher::new(MatchType::Equal, "__name__", name) else {
             continue;
         };
-        let mut merged: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        type Merged = (Vec<(i64, f64)>, Vec<(i64, HistValue)>);
+        let mut merged: BTreeMap<Labels, Merged> = BTreeMap::new();
         for q in &queriers {
             for s in q.select(std::slice::from_ref(&m)) {
                 match merged.remove(&s.labels) {
-                    Some(prev) => {
-                        merged.insert(s.labels, merge_samples(prev, s.samples));
+                    Some((floats, hists)) => {
+                        let both = (
+                            merge_samples(floats, s.samples),
+                            merge_by_time(hists, s.histograms),
+                        );
+                        merged.insert(s.labels, both);
                     }
                     None => {
-                        merged.insert(s.labels, s.samples);
+                        merged.insert(s.labels, (s.samples, s.histograms));
                     }
                 }
             }
         }
-        for (labels, samples) in merged {
-            if samples.is_empty() {
+        for (labels, (samples, histograms)) in merged {
+            if samples.is_empty() && histograms.is_empty() {
                 continue;
             }
             out.push(BlockSeries {
                 labels,
-                chunks: block::encode_chunks(&samples, SAMPLES_PER_CHUNK),
+                chunks: block::encode_series(&samples, &histograms, SAMPLES_PER_CHUNK),
             });
         }
     }

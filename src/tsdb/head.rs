@@ -17,12 +17,14 @@
 //! sorted by ref are sorted by creation.
 
 use super::chunk::{ClosedChunk, HeadChunk};
-use super::head_chunks::{ChunkToWrite, HeadChunks, HeadChunksError, MappedChunk};
+use super::head_chunks::{
+    hist_ref, ChunkToWrite, HeadChunks, HeadChunksError, MappedChunk, ENCODING_XOR,
+};
 use super::index::Postings;
 use super::intern::{Sym, Symbols};
 use super::mem::{block, hashmap_bytes, IdMap};
 use super::series::{Appended, Series, SeriesChunks, NOT_LOGGED};
-use super::series_hist::HistValue;
+use super::series_hist::{HistChunks, HistValue};
 use super::storage::{CommitError, HeadAppender, PendingSample};
 use super::wal::{self, SeriesList, Wal};
 use super::{
@@ -178,10 +180,6 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     series_created: AtomicU64,
-    /// Set once any histogram sample was stored: the memory snapshot holds
-    /// float chunks only, so a head with histograms is restarted from the
-    /// WAL instead (see `tsdb::snapshot`).
-    pub(crate) holds_histograms: AtomicBool,
     series_removed: AtomicU64,
     /// `series_created` when the last full truncation walk started, and
     /// whether that walk left empty series for the next one: with neither
@@ -260,7 +258,6 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
-            holds_histograms: AtomicBool::new(false),
             series_removed: AtomicU64::new(0),
             walked_created: AtomicU64::new(u64::MAX),
             empty_left: AtomicBool::new(false),
@@ -414,8 +411,16 @@ impl Head {
         Ok(())
     }
 
+    /// Notes that series `r` cut a histogram chunk (to be written to the
+    /// head chunk files).
+    pub(crate) fn note_hist_cut(&self, r: SeriesRef, cut: bool) {
+        if cut && self.chunk_files.get().is_some() {
+            self.chunks_pending.lock().push(r.0);
+        }
+    }
+
     /// Widens the head's time bounds to `[tmin, tmax]`.
-    fn widen_bounds(&self, tmin: i64, tmax: i64) {
+    pub(super) fn widen_bounds(&self, tmin: i64, tmax: i64) {
         // Read first: the common case changes nothing and keeps the shared
         // cache line clean.
         if tmax > self.max_time.load(Relaxed) {
@@ -810,7 +815,7 @@ impl Head {
             {
                 let data = s.data.lock();
                 data.samples_in(self.chunk_files(), mint, maxt, &mut samples);
-                data.histograms_in(mint, maxt, &mut histograms);
+                data.histograms_in(self.chunk_files(), mint, maxt, &mut histograms);
             }
             if !samples.is_empty() || !histograms.is_empty() {
                 found.push((s, samples, histograms));
@@ -1154,7 +1159,7 @@ impl Head {
                 let data: &SeriesChunks = &s.data.lock();
                 st.num_series += 1;
                 st.chunks += data.num_chunks();
-                st.mmapped_chunks += data.mapped.len();
+                st.mmapped_chunks += data.mapped.len() + data.mapped_hist_chunks();
                 st.chunk_bytes += data.chunk_bytes();
                 st.memory_bytes += per_series + block(s.labels.len() * 4) + data.heap_bytes();
             }
@@ -1199,14 +1204,7 @@ impl Head {
             .map(|c| c.min_time())
             .or(data.head.as_ref().map(|h| h.min_time()))
             .unwrap_or(i64::MAX);
-        let mut last = data.mapped.last().map_or(i64::MIN, |m| m.maxt);
-        let mut add = Vec::new();
-        for c in chunks {
-            if c.mint > last && c.maxt < first_mem {
-                last = c.maxt;
-                add.push(c);
-            }
-        }
+        let add = data.mapped.restore(chunks, first_mem);
         if add.is_empty() {
             return data.mapped.last().map(|m| m.maxt);
         }
@@ -1215,7 +1213,6 @@ impl Head {
             self.min_time.fetch_min(c.mint, Relaxed);
             self.max_time.fetch_max(c.maxt, Relaxed);
         }
-        data.add_mapped(&add);
         newest
     }
 
@@ -1238,6 +1235,16 @@ impl Head {
         true
     }
 
+    /// Gives series `h` the histogram chunks of a memory snapshot (see
+    /// [`SeriesChunks::restore_hist`]).
+    pub(crate) fn restore_hist(&self, h: &SeriesHandle, chunks: HistChunks) {
+        let full = !chunks.closed.is_empty();
+        if let Some((lo, hi)) = h.series.data.lock().restore_hist(chunks) {
+            self.widen_bounds(lo, hi);
+            self.note_hist_cut(h.r, full);
+        }
+    }
+
     /// Writes the full chunks cut since the last call to the head chunk
     /// files and drops their bytes from the heap. Runs off the append path
     /// (a background task calls it): appenders only note which series cut
@@ -1258,6 +1265,7 @@ impl Head {
         struct Todo {
             series: Arc<Series>,
             r: u64,
+            encoding: u8,
             mint: i64,
             maxt: i64,
             data: Vec<u8>,
@@ -1270,9 +1278,20 @@ impl Head {
                 todo.push(Todo {
                     series: s.clone(),
                     r,
+                    encoding: ENCODING_XOR,
                     mint,
                     maxt,
                     data: bytes.to_vec(),
+                });
+            }
+            for c in data.hist.iter().flat_map(|h| h.unwritten()) {
+                todo.push(Todo {
+                    series: s.clone(),
+                    r,
+                    encoding: c.encoding,
+                    mint: c.mint,
+                    maxt: c.maxt,
+                    data: c.bytes.to_vec(),
                 });
             }
         }
@@ -1280,6 +1299,7 @@ impl Head {
             .iter()
             .map(|t| ChunkToWrite {
                 series: t.r,
+                encoding: t.encoding,
                 mint: t.mint,
                 maxt: t.maxt,
                 data: &t.data,
@@ -1300,15 +1320,26 @@ impl Head {
             let r = todo[i].r;
             let mut j = i;
             let mut list = Vec::new();
+            let mut hist = Vec::new();
             while j < todo.len() && todo[j].r == r {
-                list.push(MappedChunk {
-                    r: written[j],
-                    mint: todo[j].mint,
-                    maxt: todo[j].maxt,
+                let t = &todo[j];
+                let (to, file_ref) = match t.encoding {
+                    ENCODING_XOR => (&mut list, written[j]),
+                    enc => (&mut hist, hist_ref(written[j], enc)),
+                };
+                to.push(MappedChunk {
+                    r: file_ref,
+                    mint: t.mint,
+                    maxt: t.maxt,
                 });
                 j += 1;
             }
-            n += todo[i].series.data.lock().mark_written(&list);
+            let mut data = todo[i].series.data.lock();
+            n += data.mark_written(&list);
+            if let Some(h) = data.hist.as_mut().filter(|_| !hist.is_empty()) {
+                n += h.mark_written(&hist);
+            }
+            drop(data);
             i = j;
         }
         Ok(n)

@@ -7,7 +7,8 @@
 //!
 //! `series ref (8) | mint (8) | maxt (8) | encoding (1) | len (uvarint) |
 //! data (len) | CRC32C (4)`, integers big endian, the checksum over
-//! everything before it in the chunk.
+//! everything before it in the chunk. Encodings are Prometheus' (1 XOR,
+//! 2 integer and 3 float native histogram).
 //!
 //! A chunk is referenced by `file sequence << 32 | offset in the file`, as
 //! Prometheus' `ChunkDiskMapperRef`. Writes go through a buffered writer
@@ -28,6 +29,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::chunk_histogram::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM};
+
 /// The head-chunks file magic.
 pub const MAGIC: u32 = 0x0130_BC91;
 /// The only format version.
@@ -38,6 +41,23 @@ pub const FILE_HEADER: usize = 8;
 pub const MAX_FILE_SIZE: u64 = 128 << 20;
 /// Prometheus' encoding byte for XOR chunks.
 pub const ENCODING_XOR: u8 = 1;
+
+/// A histogram chunk's file reference as the head keeps it: the
+/// reference shifted left by one, the low bit set for a float histogram
+/// chunk (file sequences stay far below 2^31, so nothing is lost).
+pub fn hist_ref(r: u64, encoding: u8) -> u64 {
+    r << 1 | u64::from(encoding == ENCODING_FLOAT_HISTOGRAM)
+}
+
+/// The file reference and encoding of a [`hist_ref`].
+pub fn split_hist_ref(tagged: u64) -> (u64, u8) {
+    let encoding = if tagged & 1 == 1 {
+        ENCODING_FLOAT_HISTOGRAM
+    } else {
+        ENCODING_HISTOGRAM
+    };
+    (tagged >> 1, encoding)
+}
 /// Series ref, mint, maxt and encoding.
 const CHUNK_FIXED: usize = 8 + 8 + 8 + 1;
 const CRC_LEN: usize = 4;
@@ -56,6 +76,7 @@ pub struct MappedChunk {
 /// A chunk to write.
 pub struct ChunkToWrite<'a> {
     pub series: u64,
+    pub encoding: u8,
     pub mint: i64,
     pub maxt: i64,
     pub data: &'a [u8],
@@ -91,10 +112,12 @@ impl std::fmt::Display for ChunkCorruption {
 }
 
 /// What opening the directory found: every good chunk per series ref,
-/// oldest first.
+/// oldest first: XOR chunks in `series`, histogram chunks (references as
+/// [`hist_ref`] makes them) in `hist`.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub series: HashMap<u64, Vec<MappedChunk>>,
+    pub hist: HashMap<u64, Vec<MappedChunk>>,
     pub chunks: u64,
     pub corruptions: Vec<ChunkCorruption>,
 }
@@ -148,7 +171,7 @@ pub fn encode_chunk(out: &mut Vec<u8>, c: &ChunkToWrite<'_>) {
     out.extend_from_slice(&c.series.to_be_bytes());
     out.extend_from_slice(&(c.mint as u64).to_be_bytes());
     out.extend_from_slice(&(c.maxt as u64).to_be_bytes());
-    out.push(ENCODING_XOR);
+    out.push(c.encoding);
     let mut n = c.data.len() as u64;
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
@@ -223,7 +246,10 @@ pub fn decode_chunk(b: &[u8], check: bool) -> Result<Decoded, DecodeError> {
     if b.len() < total {
         return short(total);
     }
-    if encoding != ENCODING_XOR {
+    if !matches!(
+        encoding,
+        ENCODING_XOR | ENCODING_HISTOGRAM | ENCODING_FLOAT_HISTOGRAM
+    ) {
         return Err(DecodeError::Bad(format!(
             "unsupported chunk encoding {encoding}"
         )));
@@ -293,7 +319,7 @@ impl HeadChunks {
                 }
             }
         }
-        for list in loaded.series.values_mut() {
+        for list in loaded.series.values_mut().chain(loaded.hist.values_mut()) {
             list.sort_by_key(|c| c.mint);
             // Overlapping chunks (a chunk written twice) keep the first.
             let mut last = i64::MIN;
@@ -531,15 +557,16 @@ fn load_file(
             }
             match decode_chunk(&bytes[pos..], true) {
                 Ok(d) => {
-                    loaded
-                        .series
-                        .entry(d.series)
-                        .or_default()
-                        .push(MappedChunk {
-                            r: u64::from(seq) << 32 | pos as u64,
-                            mint: d.mint,
-                            maxt: d.maxt,
-                        });
+                    let r = u64::from(seq) << 32 | pos as u64;
+                    let (lists, r) = match d.encoding {
+                        ENCODING_XOR => (&mut loaded.series, r),
+                        enc => (&mut loaded.hist, hist_ref(r, enc)),
+                    };
+                    lists.entry(d.series).or_default().push(MappedChunk {
+                        r,
+                        mint: d.mint,
+                        maxt: d.maxt,
+                    });
                     loaded.chunks += 1;
                     maxt = maxt.max(d.maxt);
                     pos += d.len;
@@ -605,6 +632,7 @@ mod tests {
             .enumerate()
             .map(|(i, d)| ChunkToWrite {
                 series: 7 + i as u64 % 3,
+                encoding: ENCODING_XOR,
                 mint: i as i64 * 10_000,
                 maxt: i as i64 * 10_000 + 1190,
                 data: d,

@@ -4,6 +4,7 @@
 //! replay and tests use.
 
 use super::head::{Head, SeriesHandle};
+use super::head_chunks::MappedChunk;
 use super::series::{Appended, Series};
 use super::series_hist::HistValue;
 use super::storage::{CommitError, PendingSample};
@@ -11,7 +12,7 @@ use super::wal::{self, Kind, Wal, WalError};
 use super::wal_hist;
 use super::{AppendError, SeriesRef};
 use crate::model::Labels;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 
 /// A histogram waiting in a batch for its commit.
@@ -64,8 +65,8 @@ impl Head {
             data.append_histogram(t, v)
         };
         match res {
-            Ok(Appended::Stored { .. }) => {
-                self.holds_histograms.store(true, Relaxed);
+            Ok(Appended::Stored { cut }) => {
+                self.note_hist_cut(r, cut);
                 self.note_stored(r.0, 1, t, t);
                 if !self.replaying() {
                     self.observe_histogram(r, t, v);
@@ -80,16 +81,34 @@ impl Head {
         }
     }
 
-    /// Every histogram sample of series `r` (for checkpoints).
+    /// The histogram samples of series `r` held in memory (for
+    /// checkpoints: chunks in the head chunk files are restored from there).
     pub(crate) fn histograms_of(&self, r: u64) -> Vec<(i64, HistValue)> {
         let mut out = Vec::new();
         if let Some(h) = self.handle(SeriesRef(r)) {
             h.series
                 .data
                 .lock()
-                .histograms_in(i64::MIN, i64::MAX, &mut out);
+                .histograms_in(None, i64::MIN, i64::MAX, &mut out);
         }
         out
+    }
+
+    /// Gives series `r` the histogram chunks read back from the head chunk
+    /// files (replay); returns the newest time they cover, so the WAL adds
+    /// only later histograms. `None` when the series is unknown or has none.
+    pub(crate) fn restore_mapped_hist(&self, r: u64, chunks: Vec<MappedChunk>) -> Option<i64> {
+        let s = self.handle(SeriesRef(r))?;
+        let mut data = s.series.data.lock();
+        let hist = data.hist.get_or_insert_with(Default::default);
+        let (newest, added) = hist.restore_mapped(chunks);
+        if hist.is_empty() {
+            data.hist = None;
+        }
+        if let (Some(first), Some(last)) = (added.first(), added.last()) {
+            self.widen_bounds(first.mint, last.maxt);
+        }
+        newest
     }
 
     /// Tells the append observer about a stored histogram.
@@ -208,8 +227,8 @@ impl Head {
         if self.check_append_histogram(h, t, v)? {
             let res = h.series.data.lock().append_histogram(t, v);
             match res {
-                Ok(Appended::Stored { .. }) => {
-                    self.holds_histograms.store(true, Relaxed);
+                Ok(Appended::Stored { cut }) => {
+                    self.note_hist_cut(r, cut);
                     self.note_stored(r.0, 1, t, t);
                     if !self.replaying() {
                         self.observe_histogram(r, t, v);

@@ -130,6 +130,22 @@ impl MappedList {
         *self = MappedList::from_chunks(&v);
     }
 
+    /// Appends those of `chunks` (oldest first, as read back from the
+    /// files) that are newer than every chunk held and end before `before`
+    /// (the oldest sample held in memory); returns them.
+    pub fn restore(&mut self, chunks: Vec<MappedChunk>, before: i64) -> Vec<MappedChunk> {
+        let mut last = self.last().map_or(i64::MIN, |m| m.maxt);
+        let mut add = Vec::new();
+        for c in chunks {
+            if c.mint > last && c.maxt < before {
+                last = c.maxt;
+                add.push(c);
+            }
+        }
+        self.extend(&add);
+        add
+    }
+
     /// Drops the oldest chunks whose `maxt` is before `cutoff`; returns how
     /// many went.
     pub fn truncate_before(&mut self, cutoff: i64) -> usize {

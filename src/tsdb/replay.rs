@@ -55,11 +55,27 @@ struct Handles {
     sparse: IdMap<u64, Entry>,
 }
 
-/// A reference's series and floor (see [`Handles`]).
+/// A reference's series and floors (see [`Handles`]).
 struct Entry {
     r: u64,
     handle: SeriesHandle,
-    floor: i64,
+    floor: Floors,
+}
+
+/// The newest time the head chunk files cover for a series, per sample
+/// type (float chunks and histogram chunks are restored apart):
+/// `i64::MIN` without any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Floors {
+    pub float: i64,
+    pub hist: i64,
+}
+
+impl Floors {
+    pub const NONE: Floors = Floors {
+        float: i64::MIN,
+        hist: i64::MIN,
+    };
 }
 
 /// Counters below this are kept in [`Handles::dense`] (at most 64 MiB).
@@ -87,7 +103,7 @@ impl Handles {
         }
     }
 
-    fn set(&mut self, r: u64, handle: SeriesHandle, floor: i64) {
+    fn set(&mut self, r: u64, handle: SeriesHandle, floor: Floors) {
         let e = Entry { r, handle, floor };
         match self.slot(r) {
             Some(i) => {
@@ -125,33 +141,65 @@ struct Replayer<'h> {
     handles: Handles,
     /// Chunks from the head chunk files by the series reference they were
     /// written under, waiting for that series' record (the references this
-    /// thread owns).
+    /// thread owns): float chunks, then histogram chunks.
     mapped: std::collections::HashMap<u64, Vec<MappedChunk>>,
+    mapped_hist: std::collections::HashMap<u64, Vec<MappedChunk>>,
     stats: ReplayStats,
 }
 
-impl Replayer<'_> {
-    fn sample(&mut self, r: u64, t: i64, v: f64) {
+/// Where a replayed sample goes.
+struct Target<'a> {
+    head: &'a Head,
+    cutoff: i64,
+}
+
+impl Target<'_> {
+    /// The entry a sample of `r` at `t` goes to: `None` (counted) when it
+    /// is too old, its series unknown, or the head chunk files of its type
+    /// (`floor` picks it) hold it already.
+    fn entry<'e>(
+        &self,
+        handles: &'e mut Handles,
+        stats: &mut ReplayStats,
+        r: u64,
+        t: i64,
+        floor: impl Fn(&Floors) -> i64,
+    ) -> Option<&'e Entry> {
         if t < self.cutoff {
-            self.stats.too_old += 1;
-            return;
+            stats.too_old += 1;
+            return None;
         }
-        if self.handles.get(r).is_none() {
+        if handles.get(r).is_none() {
             match self.head.handle(SeriesRef(r)) {
-                Some(h) => self.handles.set(r, h, i64::MIN),
+                Some(h) => handles.set(r, h, Floors::NONE),
                 None => {
-                    self.stats.unknown_refs += 1;
-                    return;
+                    stats.unknown_refs += 1;
+                    return None;
                 }
             }
         }
-        let Some(e) = self.handles.get(r) else {
+        let e = handles.get(r)?;
+        if t <= floor(&e.floor) {
+            stats.mmapped_samples_skipped += 1;
+            return None;
+        }
+        Some(e)
+    }
+}
+
+impl<'h> Replayer<'h> {
+    fn target(&self) -> Target<'h> {
+        Target {
+            head: self.head,
+            cutoff: self.cutoff,
+        }
+    }
+
+    fn sample(&mut self, r: u64, t: i64, v: f64) {
+        let target = self.target();
+        let Some(e) = target.entry(&mut self.handles, &mut self.stats, r, t, |f| f.float) else {
             return;
         };
-        if t <= e.floor {
-            self.stats.mmapped_samples_skipped += 1;
-            return;
-        }
         match self.head.append_to(&e.handle, t, v) {
             Ok(()) => self.stats.samples += 1,
             Err(AppendError::UnknownSeries) => self.stats.unknown_refs += 1,
@@ -162,23 +210,10 @@ impl Replayer<'_> {
     }
 
     fn histogram(&mut self, r: u64, t: i64, v: &HistValue) {
-        if t < self.cutoff {
-            self.stats.too_old += 1;
-            return;
-        }
-        if self.handles.get(r).is_none() {
-            match self.head.handle(SeriesRef(r)) {
-                Some(h) => self.handles.set(r, h, i64::MIN),
-                None => {
-                    self.stats.unknown_refs += 1;
-                    return;
-                }
-            }
-        }
-        let Some(e) = self.handles.get(r) else {
+        let target = self.target();
+        let Some(e) = target.entry(&mut self.handles, &mut self.stats, r, t, |f| f.hist) else {
             return;
         };
-        // Histogram chunks are not in the head chunk files: no floor.
         match self.head.append_histogram_to(&e.handle, t, v) {
             Ok(()) => self.stats.samples += 1,
             Err(AppendError::UnknownSeries) => self.stats.unknown_refs += 1,
@@ -193,11 +228,17 @@ impl Replayer<'_> {
                 for (r, h) in self.head.create_logged(&list) {
                     // A series logged again (checkpoint, then a segment)
                     // keeps the floor its chunks gave it.
-                    let mut floor = self.handles.get(r).map_or(i64::MIN, |e| e.floor);
+                    let mut floor = self.handles.get(r).map_or(Floors::NONE, |e| e.floor);
                     if let Some(chunks) = self.mapped.remove(&r) {
                         self.stats.mmapped_chunks += chunks.len() as u64;
                         if let Some(f) = self.head.restore_mapped(h.series_ref().0, chunks) {
-                            floor = f;
+                            floor.float = f;
+                        }
+                    }
+                    if let Some(chunks) = self.mapped_hist.remove(&r) {
+                        self.stats.mmapped_chunks += chunks.len() as u64;
+                        if let Some(f) = self.head.restore_mapped_hist(h.series_ref().0, chunks) {
+                            floor.hist = f;
                         }
                     }
                     self.handles.set(r, h, floor);
@@ -480,13 +521,15 @@ impl Head {
         let appliers = appliers.max(1);
         self.set_replaying(true);
         let mut loaded_series = loaded.series;
+        let mut loaded_hist = loaded.hist;
         let mut rp = ReplayStats::default();
         // The snapshot's series first, with their chunks; each applying
         // thread knows the ones it owns and how far their files go.
         let mut seeds: Vec<Handles> = (0..appliers).map(|_| Handles::default()).collect();
         let after = snapshot.map(|snap| {
             let segment = snap.segment;
-            let (restored, chunks) = self.restore_snapshot(snap, &mut loaded_series, cutoff);
+            let (restored, chunks) =
+                self.restore_snapshot(snap, &mut loaded_series, &mut loaded_hist, cutoff);
             rp.snapshot = Some(segment);
             rp.snapshot_series = restored.len() as u64;
             rp.mmapped_chunks += chunks;
@@ -505,6 +548,13 @@ impl Head {
                 m.insert(r, chunks);
             }
         }
+        let mut mapped_hist: Vec<std::collections::HashMap<u64, Vec<MappedChunk>>> =
+            (0..appliers).map(|_| Default::default()).collect();
+        for (r, chunks) in loaded_hist {
+            if let Some(m) = mapped_hist.get_mut(owner(r, appliers)) {
+                m.insert(r, chunks);
+            }
+        }
         // Reading (I/O, checksums, decompression, decoding) runs on its own
         // thread; applying to the head on `appliers` others, each owning
         // the references of some shards (see `owner`), so a series' records
@@ -519,14 +569,16 @@ impl Head {
             let workers: Vec<_> = rxs
                 .into_iter()
                 .zip(mapped)
+                .zip(mapped_hist)
                 .zip(seeds)
-                .map(|((rx, mapped), handles)| {
+                .map(|(((rx, mapped), mapped_hist), handles)| {
                     scope.spawn(move || {
                         let mut w = Replayer {
                             head: self,
                             cutoff,
                             handles,
                             mapped,
+                            mapped_hist,
                             stats: ReplayStats::default(),
                         };
                         for recs in rx {
@@ -796,18 +848,22 @@ mod tests {
             (5 << SHARD_BITS) | 2,
             (1u64 << 40) | 3,
         );
-        m.set(x, ha.clone(), i64::MIN);
-        m.set(y, hb.clone(), 7);
-        m.set(z, hb.clone(), i64::MIN);
+        let seven = Floors {
+            float: 7,
+            hist: i64::MIN,
+        };
+        m.set(x, ha.clone(), Floors::NONE);
+        m.set(y, hb.clone(), seven);
+        m.set(z, hb.clone(), Floors::NONE);
         let got = |m: &Handles, r| m.get(r).map(|e| e.handle.series_ref());
-        assert_eq!(m.get(y).map(|e| e.floor), Some(7));
+        assert_eq!(m.get(y).map(|e| e.floor), Some(seven));
         assert_eq!(
             (got(&m, x), got(&m, y), got(&m, z)),
             (Some(ra), Some(rb), Some(rb))
         );
         m.remove(x);
         assert_eq!((got(&m, x), got(&m, y)), (None, Some(rb)));
-        m.set(y, ha.clone(), i64::MIN);
+        m.set(y, ha.clone(), Floors::NONE);
         assert_eq!(got(&m, y), Some(ra));
         m.remove(y);
         m.remove(z);
@@ -1187,5 +1243,73 @@ mod tests {
             after[0].1[0]
         );
         assert_eq!(after[0].1.last(), before[0].1.last());
+    }
+
+    #[test]
+    fn full_histogram_chunks_go_to_files_and_come_back_after_restart() {
+        use crate::tsdb::series_hist::testdata::{dump, float, int, nhcb};
+        let hdump = |h: &Head| dump(h, i64::MIN, i64::MAX);
+        let write_hists = |h: &Head, from: i64, to: i64| {
+            for t in from..to {
+                let mut a = h.appender();
+                // Counter resets every 70 samples cut chunks.
+                a.append_histogram(&l(10), t * 1000, &int((t % 70 + 1) as u64))
+                    .unwrap();
+                a.append_histogram(&l(11), t * 1000, &float(t as f64))
+                    .unwrap();
+                a.append_histogram(&l(12), t * 1000, &nhcb((t % 50) as f64))
+                    .unwrap();
+                a.append(&l(13), t * 1000, t as f64).unwrap();
+                a.commit().unwrap();
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = open_with_chunks(dir.path());
+        write_hists(&h, 0, 600);
+        let heap_before = h.stats().chunk_bytes;
+        let written = h.write_chunks().unwrap();
+        // Float: 4 full chunks; histograms: one per reset at least.
+        assert!(written >= 4 + 8 + 11, "{written}");
+        let st = h.stats();
+        assert_eq!(st.mmapped_chunks, written);
+        assert!(st.chunk_bytes * 2 < heap_before, "{st:?} vs {heap_before}");
+        // Encodings 2 and 3 in the file.
+        let raw = std::fs::read(dir.path().join("chunks_head/000001")).unwrap();
+        let mut pos = super::super::head_chunks::FILE_HEADER;
+        let mut encodings = std::collections::BTreeSet::new();
+        while let Ok(d) = super::super::head_chunks::decode_chunk(&raw[pos..], true) {
+            encodings.insert(d.encoding);
+            pos += d.len;
+        }
+        assert_eq!(encodings, [1, 2, 3].into());
+        let before = hdump(&h);
+        assert_eq!(before[0].2.len(), 600);
+        drop(h);
+
+        let (h, st) = open_with_chunks(dir.path());
+        assert_eq!(st.mmapped_chunks, written as u64, "{st:?}");
+        assert!(st.mmapped_samples_skipped >= 500, "{st:?}");
+        assert_eq!(hdump(&h), before);
+        // Appends go on; a checkpoint leaves the written chunks out and the
+        // next restart still has everything.
+        write_hists(&h, 600, 800);
+        h.write_chunks().unwrap();
+        assert!(h.checkpoint().unwrap().is_some());
+        write_hists(&h, 800, 850);
+        let before = hdump(&h);
+        let s = h.stats();
+        assert_eq!((s.out_of_order, s.duplicates), (0, 0), "{s:?}");
+        drop(h);
+        let (h, st) = open_with_chunks(dir.path());
+        assert!(st.checkpoint.is_some());
+        assert_eq!(st.unknown_refs, 0);
+        assert_eq!(hdump(&h), before);
+        // Retention drops histogram chunks in the files by their end.
+        h.truncate(700_000);
+        let after = hdump(&h);
+        assert!(after
+            .iter()
+            .all(|s| s.2.first().is_none_or(|x| x.0 >= 500_000)));
+        assert_eq!(after[0].2.last(), before[0].2.last());
     }
 }

@@ -5,7 +5,7 @@ use super::chunk::{ChunkIter, ClosedChunk, HeadChunk, XorState};
 use super::head_chunks::{HeadChunks, MappedChunk};
 use super::intern::Sym;
 use super::mapped::MappedList;
-use super::series_hist::{HistChunks, HistValue};
+use super::series_hist::{ClosedHist, HistChunks, HistValue};
 use super::AppendError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -80,6 +80,9 @@ pub struct SeriesChunks {
 pub struct MemoryChunks {
     pub closed: Vec<Vec<u8>>,
     pub open: Option<(Vec<u8>, XorState)>,
+    /// Histogram chunks held in memory: full ones, then the open one.
+    pub hist: Vec<ClosedHist>,
+    pub hist_open: Option<ClosedHist>,
 }
 
 /// What an accepted append did.
@@ -123,7 +126,11 @@ impl SeriesChunks {
     /// The append rules without appending: `Ok(true)` when `(t, v)` would
     /// be stored, `Ok(false)` for an exact duplicate of the last sample.
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
-        if let Some(ht) = self.hist.as_ref().and_then(|h| h.max_time()) {
+        // Against the newest histogram in memory: the open histogram chunk
+        // always holds it, except while a restart replays the WAL on top of
+        // chunks read back from the files, whose samples of the other type
+        // must not turn the older ones in the WAL away.
+        if let Some(ht) = self.hist.as_ref().and_then(|h| h.memory_max_time()) {
             // A float at or before the newest histogram sample.
             if t < ht {
                 return Err(AppendError::OutOfOrder);
@@ -169,9 +176,29 @@ impl SeriesChunks {
     /// chunks not in the head chunk files yet, oldest first, and the open
     /// chunk with its encoder state.
     pub fn memory_chunks(&self) -> MemoryChunks {
+        let (hist, hist_open) = match &self.hist {
+            Some(h) => h.memory_chunks(),
+            None => (Vec::new(), None),
+        };
         MemoryChunks {
             closed: self.closed.iter().map(|c| c.bytes().to_vec()).collect(),
             open: self.head.as_ref().map(|h| (h.bytes().to_vec(), h.state())),
+            hist,
+            hist_open,
+        }
+    }
+
+    /// Puts a snapshot's histogram chunks back; returns the (min, max)
+    /// time of what was put back, nothing when the series already holds
+    /// histogram chunks in memory.
+    pub fn restore_hist(&mut self, chunks: HistChunks) -> Option<(i64, i64)> {
+        let span = (chunks.min_time()?, chunks.max_time()?);
+        match &mut self.hist {
+            Some(h) => h.restore_memory(chunks),
+            None => {
+                self.hist = Some(Box::new(chunks));
+                Some(span)
+            }
         }
     }
 
@@ -250,7 +277,8 @@ impl SeriesChunks {
     /// of either type; at the same timestamp an equal histogram is a
     /// no-op (`Ok(false)`), anything else a duplicate.
     pub fn appendable_histogram(&self, t: i64, v: &HistValue) -> Result<bool, AppendError> {
-        let ft = self.float_max_time();
+        // Floats in memory only (see `appendable`).
+        let ft = self.head.as_ref().map(HeadChunk::max_time);
         let ht = self.hist.as_ref().and_then(|h| h.max_time());
         let last = match (ft, ht) {
             (Some(a), Some(b)) => a.max(b),
@@ -266,8 +294,13 @@ impl SeriesChunks {
             return Ok(true);
         }
         if ht == Some(t) && ft != Some(t) {
-            if let Some((_, prev)) = self.hist.as_ref().and_then(|h| h.last()) {
-                if prev.equals(v) {
+            if let Some(h) = &self.hist {
+                // Restored from the head chunk files: a sample at their
+                // end is taken as the one stored (as for floats).
+                if h.only_mapped() {
+                    return Ok(false);
+                }
+                if h.last().is_some_and(|(_, prev)| prev.equals(v)) {
                     return Ok(false);
                 }
             }
@@ -292,11 +325,23 @@ impl SeriesChunks {
         Ok(Appended::Stored { cut })
     }
 
-    /// Histogram samples in `[mint, maxt]`, in time order.
-    pub fn histograms_in(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, HistValue)>) {
+    /// Histogram samples in `[mint, maxt]`, in time order (chunks in the
+    /// head chunk files read through `disk`, left out without it).
+    pub fn histograms_in(
+        &self,
+        disk: Option<&HeadChunks>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, HistValue)>,
+    ) {
         if let Some(h) = &self.hist {
-            h.samples_in(mint, maxt, out);
+            h.samples_in(disk, mint, maxt, out);
         }
+    }
+
+    /// Histogram chunks in the head chunk files.
+    pub fn mapped_hist_chunks(&self) -> usize {
+        self.hist.as_ref().map_or(0, |h| h.mapped.len())
     }
 
     #[cfg(test)]
@@ -397,7 +442,7 @@ impl SeriesChunks {
         if self
             .hist
             .as_ref()
-            .is_some_and(|h| h.has_sample_in(mint, maxt))
+            .is_some_and(|h| h.has_sample_in(disk, mint, maxt))
         {
             return true;
         }

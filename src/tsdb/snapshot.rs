@@ -19,21 +19,29 @@
 //!   in-memory chunks (count, then encoding byte and length-prefixed
 //!   bytes), and its open chunk (encoding byte, `0` for none; for XOR the
 //!   bytes, then free bits, leading and trailing window bits, last
-//!   timestamp, last delta and last value bits);
+//!   timestamp, last delta and last value bits); then its native-histogram
+//!   chunks held in memory: a count of full ones, each an encoding byte,
+//!   length-prefixed bytes, first and last timestamp, and the open one the
+//!   same way (encoding `0` for none; its appender state is rebuilt from
+//!   its bytes);
 //! * `2` end: the WAL segment and the number of series written (a file
 //!   without it is torn).
 //!
-//! Encoding bytes are Prometheus' (`1` XOR), so histogram chunks can be
-//! added beside them. A file that fails any check is ignored with an error
-//! naming the file and offset, counted in
+//! Encoding bytes are Prometheus' (`1` XOR, `2` integer and `3` float
+//! histogram). Files of the first version (magic `KLXSNAP1`, no histogram
+//! chunks) are still read. A file that fails any check is ignored with an
+//! error naming the file and offset, counted in
 //! `klaxon_tsdb_snapshot_replay_error_total`, and the WAL is replayed in full.
 
 use super::block::enc::{put_section, put_str, put_uvarint, put_varint, section, Dec, DecError};
 use super::chunk::{ClosedChunk, HeadChunk, XorState};
+use super::chunk_histogram::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM};
 use super::head::SeriesHandle;
 use super::head_chunks::MappedChunk;
 use super::mem::IdMap;
+use super::replay::Floors;
 use super::series::MemoryChunks;
+use super::series_hist::{ClosedHist, HistChunks};
 use super::wal::{self, SeriesList};
 use super::Head;
 use std::collections::HashMap;
@@ -42,7 +50,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-const MAGIC: &[u8; 8] = b"KLXSNAP1";
+const MAGIC: &[u8; 8] = b"KLXSNAP2";
+/// The first version: float chunks only.
+const MAGIC_V1: &[u8; 8] = b"KLXSNAP1";
 const PREFIX: &str = "chunk_snapshot.";
 const REC_SERIES: u8 = 1;
 const REC_END: u8 = 2;
@@ -91,6 +101,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Sn
 struct SnapSeries {
     closed: Vec<ClosedChunk>,
     open: Option<HeadChunk>,
+    hist: HistChunks,
 }
 
 /// A snapshot read and checked, not applied yet.
@@ -105,7 +116,7 @@ pub struct SnapshotData {
 
 /// What restoring a snapshot gave each series: its WAL reference, the
 /// head series and the newest time its head chunk files cover.
-pub(crate) type Restored = Vec<(u64, SeriesHandle, i64)>;
+pub(crate) type Restored = Vec<(u64, SeriesHandle, Floors)>;
 
 /// Where snapshots live and whether they are written.
 #[derive(Debug)]
@@ -268,6 +279,45 @@ fn encode_series(out: &mut Vec<u8>, r: u64, labels: &crate::model::Labels, m: &M
             out.extend_from_slice(&st.v.to_be_bytes());
         }
     }
+    put_uvarint(out, m.hist.len() as u64);
+    for c in &m.hist {
+        encode_hist(out, c);
+    }
+    match &m.hist_open {
+        None => out.push(ENC_NONE),
+        Some(c) => encode_hist(out, c),
+    }
+}
+
+fn encode_hist(out: &mut Vec<u8>, c: &ClosedHist) {
+    out.push(c.encoding);
+    put_uvarint(out, c.bytes.len() as u64);
+    out.extend_from_slice(&c.bytes);
+    put_varint(out, c.mint);
+    put_varint(out, c.maxt);
+}
+
+/// A histogram chunk written by [`encode_hist`] whose encoding byte `enc`
+/// was read already.
+fn decode_hist(d: &mut Dec<'_>, enc: u8, at: u64) -> Result<ClosedHist, DecError> {
+    if enc != ENCODING_HISTOGRAM && enc != ENCODING_FLOAT_HISTOGRAM {
+        return super::block::enc::fail(at, format!("unknown histogram chunk encoding {enc}"));
+    }
+    let n = d.uvarint()?;
+    let bytes = d.bytes(usize::try_from(n).unwrap_or(usize::MAX))?.to_vec();
+    if super::chunk::chunk_len(&bytes) == 0 {
+        return super::block::enc::fail(at, "empty histogram chunk");
+    }
+    let (mint, maxt) = (d.varint()?, d.varint()?);
+    if mint > maxt {
+        return super::block::enc::fail(at, "histogram chunk ends before it starts");
+    }
+    Ok(ClosedHist {
+        encoding: enc,
+        mint,
+        maxt,
+        bytes: bytes.into_boxed_slice(),
+    })
 }
 
 /// The snapshot file's bytes and WAL segment: taken with commits held
@@ -326,17 +376,6 @@ fn encode(head: &Head) -> Result<Option<(Vec<u8>, u64, u64)>, SnapshotError> {
 
 /// Returns the segment, file size and series count written.
 fn write(head: &Head, dir: &Path) -> Result<Option<(u64, u64, u64)>, SnapshotError> {
-    if head
-        .holds_histograms
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        // The snapshot format carries float chunks only: a head with
-        // histograms is rebuilt from the WAL, and an older snapshot must not
-        // shadow the segments before it.
-        remove_others(dir, None);
-        tracing::info!("memory snapshot skipped: the head holds native histograms, the next start replays the WAL");
-        return Ok(None);
-    }
     let Some((bytes, segment, series)) = encode(head)? else {
         return Ok(None);
     };
@@ -363,7 +402,11 @@ fn decode_chunk(d: &mut Dec<'_>) -> Result<Vec<u8>, DecError> {
     Ok(d.bytes(usize::try_from(n).unwrap_or(usize::MAX))?.to_vec())
 }
 
-fn decode_series(d: &mut Dec<'_>, list: &mut SeriesList) -> Result<(u64, SnapSeries), DecError> {
+fn decode_series(
+    d: &mut Dec<'_>,
+    list: &mut SeriesList,
+    v1: bool,
+) -> Result<(u64, SnapSeries), DecError> {
     let r = d.uvarint()?;
     let n = d.uvarint()?;
     let mut labels = Vec::new();
@@ -412,7 +455,29 @@ fn decode_series(d: &mut Dec<'_>, list: &mut SeriesList) -> Result<(u64, SnapSer
     if open.is_none() && !closed.is_empty() {
         return super::block::enc::fail(at, "full chunks without an open one");
     }
-    Ok((r, SnapSeries { closed, open }))
+    let mut hist = HistChunks::default();
+    if !v1 {
+        let n = d.uvarint()?;
+        for _ in 0..n {
+            let at = d.offset();
+            let enc = d.byte()?;
+            hist.closed.push(decode_hist(d, enc, at)?);
+        }
+        let at = d.offset();
+        match d.byte()? {
+            ENC_NONE => {}
+            enc => {
+                let c = decode_hist(d, enc, at)?;
+                match HistChunks::reopen(c) {
+                    Ok(open) => hist.head = Some(open),
+                    Err(e) => {
+                        return super::block::enc::fail(at, format!("open histogram chunk: {e}"))
+                    }
+                }
+            }
+        }
+    }
+    Ok((r, SnapSeries { closed, open, hist }))
 }
 
 /// Reads and checks a whole snapshot file; nothing is applied.
@@ -423,7 +488,8 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
         offset: e.offset,
         reason: e.msg,
     };
-    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+    let v1 = bytes.get(..MAGIC_V1.len()) == Some(&MAGIC_V1[..]);
+    if !v1 && bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
         return Err(corrupt(DecError {
             offset: 0,
             msg: "not a klaxon memory snapshot (bad magic)".into(),
@@ -449,7 +515,7 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
                 let n = d.uvarint().map_err(corrupt)?;
                 list.reserve(n.min(1 << 16) as usize);
                 for _ in 0..n {
-                    let (r, s) = decode_series(&mut d, &mut list).map_err(corrupt)?;
+                    let (r, s) = decode_series(&mut d, &mut list, v1).map_err(corrupt)?;
                     if chunks.insert(r, s).is_some() {
                         return Err(corrupt(DecError {
                             offset: d.offset(),
@@ -495,29 +561,39 @@ fn read(path: &Path) -> Result<(SnapshotData, u64), SnapshotError> {
 
 impl Head {
     /// Creates a snapshot's series under their references with their
-    /// chunks: first the full chunks of the head chunk files (`mapped`,
-    /// taken out of it), then the in-memory ones newer than those. Open
-    /// chunks whose newest sample is older than `cutoff` are left out.
+    /// chunks: first the full chunks of the head chunk files (`mapped` and
+    /// `mapped_hist`, taken out of them), then the in-memory ones newer
+    /// than those. Open chunks whose newest sample is older than `cutoff`
+    /// are left out.
     pub(crate) fn restore_snapshot(
         &self,
         data: SnapshotData,
         mapped: &mut HashMap<u64, Vec<MappedChunk>>,
+        mapped_hist: &mut HashMap<u64, Vec<MappedChunk>>,
         cutoff: i64,
     ) -> (Restored, u64) {
         let mut out = Vec::with_capacity(data.series as usize);
         let mut chunks_restored = 0;
         for (list, mut chunks) in data.batches {
             for (r, h) in self.create_logged(&list) {
-                let mut floor = i64::MIN;
+                let mut floor = Floors::NONE;
                 if let Some(m) = mapped.remove(&r) {
                     chunks_restored += m.len() as u64;
                     if let Some(f) = self.restore_mapped(h.series_ref().0, m) {
-                        floor = f;
+                        floor.float = f;
                     }
                 }
-                if let Some(s) = chunks.remove(&r) {
+                if let Some(m) = mapped_hist.remove(&r) {
+                    chunks_restored += m.len() as u64;
+                    if let Some(f) = self.restore_mapped_hist(h.series_ref().0, m) {
+                        floor.hist = f;
+                    }
+                }
+                if let Some(mut s) = chunks.remove(&r) {
                     let open = s.open.filter(|o| o.max_time() >= cutoff);
                     self.restore_memory(&h, s.closed, open);
+                    s.hist.truncate(cutoff);
+                    self.restore_hist(&h, s.hist);
                 }
                 out.push((r, h, floor));
             }
@@ -649,42 +725,109 @@ mod tests {
         assert_eq!(dump(&h), before);
     }
 
+    /// Histogram samples of every kind at `t` in `[from, to)` seconds:
+    /// a counter with resets and a stale marker, float histograms, custom
+    /// buckets, and a series switching between floats and histograms.
+    fn write_hists(h: &Head, from: i64, to: i64) {
+        use crate::tsdb::series_hist::testdata::{float, int, nhcb};
+        for t in from..to {
+            let mut a = h.appender();
+            let v = int((t % 70 + 1) as u64);
+            let v = if t % 97 == 50 { v.stale_like() } else { v };
+            a.append_histogram(&l(10), t * 1000, &v).unwrap();
+            a.append_histogram(&l(11), t * 1000, &float(t as f64))
+                .unwrap();
+            a.append_histogram(&l(12), t * 1000, &nhcb(t as f64))
+                .unwrap();
+            if (t / 40) % 2 == 0 {
+                a.append(&l(13), t * 1000, t as f64).unwrap();
+            } else {
+                a.append_histogram(&l(13), t * 1000, &int(t as u64))
+                    .unwrap();
+            }
+            a.commit().unwrap();
+        }
+    }
+
+    fn hdump(h: &Head) -> crate::tsdb::series_hist::testdata::Dump {
+        crate::tsdb::series_hist::testdata::dump(h, i64::MIN, i64::MAX)
+    }
+
     #[test]
-    fn a_head_with_histograms_writes_no_snapshot_and_restarts_from_the_wal() {
-        use crate::model::histogram::FloatHistogram;
-        use crate::tsdb::HistValue;
+    fn a_head_with_histograms_restarts_from_its_snapshot_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let snaps = Snapshots::new(dir.path(), true);
         let (h, _) = open(dir.path(), &snaps);
         write(&h, 0, 50);
-        assert!(snaps.write(&h).unwrap().is_some());
-        assert_eq!(list(dir.path()).len(), 1);
-        let hist = HistValue::Float(FloatHistogram {
-            count: 2.0,
-            sum: 3.0,
-            ..Default::default()
-        });
-        let mut a = h.appender();
-        a.append_histogram(&l(9), 60_000, &hist).unwrap();
-        a.commit().unwrap();
-        let histograms = |h: &Head| -> usize {
-            h.select(&[], i64::MIN, i64::MAX)
-                .iter()
-                .map(|s| s.histograms.len())
-                .sum()
-        };
-        assert_eq!(histograms(&h), 1);
-        let before = dump(&h);
-        // The older snapshot would hide the segment holding the histogram:
-        // it goes too.
-        assert_eq!(snaps.write(&h).unwrap(), None);
-        assert!(list(dir.path()).is_empty());
+        write_hists(&h, 0, 300);
+        assert!(h.write_chunks().unwrap() > 0);
+        let before = hdump(&h);
+        assert!(before.iter().filter(|s| !s.2.is_empty()).count() == 4);
+        let seg = snaps.write(&h).unwrap().unwrap();
         drop(h);
 
+        let snaps = Snapshots::new(dir.path(), true);
         let (h, st) = open(dir.path(), &snaps);
-        assert_eq!(st.snapshot, None, "{st:?}");
-        assert_eq!(histograms(&h), 1);
-        assert_eq!(dump(&h), before);
+        assert_eq!(st.snapshot, Some(seg), "{st:?}");
+        assert_eq!((st.snapshot_series, st.samples), (9, 0), "{st:?}");
+        assert_eq!(hdump(&h), before);
+        // Appends go on in the restored open histogram chunks; then a
+        // crash: the WAL after the snapshot adds what came since.
+        write_hists(&h, 300, 400);
+        // Full chunks of both kinds reach the files before the crash.
+        assert!(h.write_chunks().unwrap() > 0);
+        let s = h.stats();
+        assert_eq!((s.out_of_order, s.duplicates), (0, 0), "{s:?}");
+        let before = hdump(&h);
+        drop(h);
+        let snaps = Snapshots::new(dir.path(), true);
+        let (h, st) = open(dir.path(), &snaps);
+        assert_eq!(st.snapshot, Some(seg), "{st:?}");
+        assert!(st.samples + st.mmapped_samples_skipped >= 400, "{st:?}");
+        assert_eq!(hdump(&h), before);
+        // Without the snapshot, the WAL alone gives the same head.
+        drop(h);
+        let snaps = Snapshots::new(dir.path(), false);
+        let (h, st) = open(dir.path(), &snaps);
+        assert_eq!(st.snapshot, None);
+        assert_eq!(hdump(&h), before);
+    }
+
+    #[test]
+    fn a_first_version_snapshot_without_histogram_fields_is_still_read() {
+        let mut c = HeadChunk::new(1000, 1.0);
+        c.append(2000, 2.5);
+        let m = MemoryChunks {
+            open: Some((c.bytes().to_vec(), c.state())),
+            ..Default::default()
+        };
+        let mut body = vec![REC_SERIES];
+        put_uvarint(&mut body, 1);
+        encode_series(&mut body, 7, &l(1), &m);
+        // The second version added the histogram count and open-chunk byte.
+        assert_eq!(body[body.len() - 2..], [0, ENC_NONE]);
+        body.truncate(body.len() - 2);
+        let mut file = MAGIC_V1.to_vec();
+        put_section(&mut file, &body);
+        let mut end = vec![REC_END];
+        put_uvarint(&mut end, 3);
+        put_uvarint(&mut end, 1);
+        put_section(&mut file, &end);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(3));
+        std::fs::write(&path, &file).unwrap();
+        let (data, _) = read(&path).unwrap();
+        assert_eq!((data.segment, data.series), (3, 1));
+        let h = Head::default();
+        let (restored, _) =
+            h.restore_snapshot(data, &mut HashMap::new(), &mut HashMap::new(), i64::MIN);
+        assert_eq!(restored.len(), 1);
+        let got = h.select(&[], i64::MIN, i64::MAX);
+        assert_eq!(got[0].samples, [(1000, 1.0), (2000, 2.5)]);
+        // The same bytes under the current magic are refused (torn series).
+        file[..8].copy_from_slice(MAGIC);
+        std::fs::write(&path, &file).unwrap();
+        assert!(read(&path).is_err());
     }
 
     #[test]

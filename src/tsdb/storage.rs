@@ -331,22 +331,8 @@ impl<'h> HeadAppender<'h> {
         // The append rules hold within the batch too: the head only knows
         // what is committed.
         if let Some((last_t, last_bits)) = self.newest_pending(r) {
-            let verdict = if t < last_t {
-                Err(AppendError::OutOfOrder)
-            } else if t > last_t {
-                Ok(true)
-            } else if v.to_bits() == last_bits {
-                Ok(false)
-            } else {
-                Err(AppendError::DuplicateTimestamp)
-            };
-            match verdict {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    self.head.count_rejected(r, e);
-                    return Err(e);
-                }
+            if !self.batch_verdict(r, t, last_t, || v.to_bits() == last_bits)? {
+                return Ok(());
             }
         }
         if self.head.check_append(h, t, v)? {
@@ -361,6 +347,32 @@ impl<'h> HeadAppender<'h> {
             }
         }
         Ok(())
+    }
+
+    /// The append rules against the batch's newest sample of series `r`
+    /// (at `last_t`): `Ok(true)` to go on, `Ok(false)` for an exact
+    /// duplicate (`equal` tells, asked only at the same timestamp), an
+    /// error (counted) otherwise.
+    fn batch_verdict(
+        &self,
+        r: SeriesRef,
+        t: i64,
+        last_t: i64,
+        equal: impl FnOnce() -> bool,
+    ) -> Result<bool, AppendError> {
+        let verdict = if t < last_t {
+            Err(AppendError::OutOfOrder)
+        } else if t > last_t {
+            Ok(true)
+        } else if equal() {
+            Ok(false)
+        } else {
+            Err(AppendError::DuplicateTimestamp)
+        };
+        if let Err(e) = verdict {
+            self.head.count_rejected(r, e);
+        }
+        verdict
     }
 
     /// Appends a histogram by label set.
@@ -402,22 +414,9 @@ impl<'h> HeadAppender<'h> {
             (a, b) => a.or(b),
         };
         if let Some(last_t) = newest {
-            let verdict = if t < last_t {
-                Err(AppendError::OutOfOrder)
-            } else if t > last_t {
-                Ok(true)
-            } else if last_float != Some(t) && last_hist.is_some_and(|p| p.v.equals(v)) {
-                Ok(false)
-            } else {
-                Err(AppendError::DuplicateTimestamp)
-            };
-            match verdict {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(e) => {
-                    self.head.count_rejected(r, e);
-                    return Err(e);
-                }
+            let equal = || last_float != Some(t) && last_hist.is_some_and(|p| p.v.equals(v));
+            if !self.batch_verdict(r, t, last_t, equal)? {
+                return Ok(());
             }
         }
         if self.head.check_append_histogram(h, t, v)? {

@@ -82,41 +82,30 @@ pub fn encode(buf: &mut Vec<u8>, samples: &[(u64, i64, &HistValue)]) {
     for &(r, t, v) in samples {
         put_varint(buf, r.wrapping_sub(r0) as i64);
         put_varint(buf, t.wrapping_sub(t0));
+        // Both kinds share every field but the counts and buckets.
+        macro_rules! put_sample {
+            ($h:expr, $put_count:expr, $put_bucket:expr) => {{
+                let h = $h;
+                buf.push(hint_byte(h.counter_reset_hint));
+                put_varint(buf, i64::from(h.schema));
+                put_f64(buf, h.zero_threshold);
+                $put_count(buf, h.zero_count);
+                $put_count(buf, h.count);
+                put_f64(buf, h.sum);
+                put_spans(buf, &h.positive_spans);
+                put_spans(buf, &h.negative_spans);
+                for list in [&h.positive_buckets, &h.negative_buckets] {
+                    put_uvarint(buf, list.len() as u64);
+                    for b in list {
+                        $put_bucket(buf, *b);
+                    }
+                }
+                put_custom(buf, h.schema, &h.custom_values);
+            }};
+        }
         match v {
-            HistValue::Int(h) => {
-                buf.push(hint_byte(h.counter_reset_hint));
-                put_varint(buf, i64::from(h.schema));
-                put_f64(buf, h.zero_threshold);
-                put_uvarint(buf, h.zero_count);
-                put_uvarint(buf, h.count);
-                put_f64(buf, h.sum);
-                put_spans(buf, &h.positive_spans);
-                put_spans(buf, &h.negative_spans);
-                for list in [&h.positive_buckets, &h.negative_buckets] {
-                    put_uvarint(buf, list.len() as u64);
-                    for b in list {
-                        put_varint(buf, *b);
-                    }
-                }
-                put_custom(buf, h.schema, &h.custom_values);
-            }
-            HistValue::Float(h) => {
-                buf.push(hint_byte(h.counter_reset_hint));
-                put_varint(buf, i64::from(h.schema));
-                put_f64(buf, h.zero_threshold);
-                put_f64(buf, h.zero_count);
-                put_f64(buf, h.count);
-                put_f64(buf, h.sum);
-                put_spans(buf, &h.positive_spans);
-                put_spans(buf, &h.negative_spans);
-                for list in [&h.positive_buckets, &h.negative_buckets] {
-                    put_uvarint(buf, list.len() as u64);
-                    for b in list {
-                        put_f64(buf, *b);
-                    }
-                }
-                put_custom(buf, h.schema, &h.custom_values);
-            }
+            HistValue::Int(h) => put_sample!(h, put_uvarint, put_varint),
+            HistValue::Float(h) => put_sample!(h, put_f64, put_f64),
         }
     }
 }

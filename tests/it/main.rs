@@ -84,6 +84,7 @@ mod tsdb_blocks;
 mod tsdb_compaction;
 mod tsdb_head;
 mod tsdb_head_chunks;
+mod tsdb_histogram_blocks;
 mod tsdb_snapshot;
 mod tsdb_wal;
 mod ui_assets;

@@ -7,7 +7,9 @@
 //! before it, as soon as it is ready.
 
 use crate::common::free_port;
-use crate::tsdb_wal::{client, now_secs, start, synth, synth_present, terminate, until, Klaxon};
+use crate::tsdb_wal::{
+    client, now_secs, start, start_with, synth, synth_present, terminate, until, Klaxon,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -146,6 +148,180 @@ async fn restarts_after_sigterm_sigkill_and_a_corrupt_snapshot_answer_as_before(
             && l.contains(&name)
             && l.contains("offset")),
         "log names the file and offset:\n{new}"
+    );
+    terminate(&mut k.proc);
+}
+
+/// Where two query answers differ: per series, the points of each.
+fn differences(a: &Value, b: &Value) -> String {
+    let points = |v: &Value| -> Vec<(String, Vec<String>)> {
+        v["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let pts = s["histograms"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.to_string())
+                    .collect();
+                (s["metric"].to_string(), pts)
+            })
+            .collect()
+    };
+    let (a, b) = (points(a), points(b));
+    let mut out = format!("{} vs {} series\n", a.len(), b.len());
+    for ((la, pa), (lb, pb)) in a.iter().zip(&b) {
+        let first = pa.iter().zip(pb).position(|(x, y)| x != y);
+        out += &format!(
+            "{la} {} points vs {lb} {}; first difference at {first:?}: {:?} vs {:?}\n",
+            pa.len(),
+            pb.len(),
+            first.and_then(|i| pa.get(i)),
+            first.and_then(|i| pb.get(i)),
+        );
+    }
+    out
+}
+
+/// Remote-writes `n` samples per series, one a second from `from_ms`, of
+/// three native-histogram series: an integer counter (reset every 70
+/// samples, so chunks are cut), a float histogram and one with custom
+/// buckets.
+async fn push_histograms(c: &reqwest::Client, k: &Klaxon, from_ms: i64, first: i64, n: i64) {
+    use crate::tsdb_histogram_blocks::{float_hist, int_hist};
+    use klaxon::model::histogram::{FloatHistogram, Span};
+    use klaxon::model::Label;
+    use klaxon::remote::proto::{TimeSeries, WriteRequest};
+    use klaxon::remote::proto_hist::HistogramSample;
+    use klaxon::tsdb::HistValue;
+    let nhcb = |k: i64| {
+        let x = (k % 50) as f64;
+        HistValue::Float(FloatHistogram {
+            schema: -53,
+            count: 4.0 * x,
+            sum: 3.0 * x,
+            positive_spans: vec![Span::new(0, 4)],
+            positive_buckets: vec![x, x, x, x],
+            custom_values: vec![1.0, 5.0, 10.0],
+            ..Default::default()
+        })
+    };
+    let series = |name: &str, f: &dyn Fn(i64) -> HistValue| TimeSeries {
+        labels: vec![
+            Label {
+                name: "__name__".into(),
+                value: name.into(),
+            },
+            Label {
+                name: "job".into(),
+                value: "h".into(),
+            },
+        ],
+        samples: Vec::new(),
+        histograms: (first..first + n)
+            .map(|k| HistogramSample {
+                timestamp: from_ms + k * 1000,
+                value: f(k),
+            })
+            .collect(),
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series("h_ints", &|k| int_hist((k % 70 + 1) as u64)),
+            series("h_floats", &float_hist),
+            series("h_custom", &nhcb),
+        ],
+        metadata: Vec::new(),
+    };
+    crate::tsdb_histogram_blocks::remote_write(c, k.base(), &req).await;
+}
+
+/// Native histograms (integer, float, custom buckets) pushed by remote
+/// write: full chunks reach the head chunk files, a SIGTERM restart reads
+/// them from the files and the snapshot, a SIGKILL restart from the files
+/// and the WAL; every restart answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_survive_sigterm_and_sigkill_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("klaxon.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage:\n  path: {}\n  retention: 1h\nscrape_configs: []\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("klaxon.log");
+    let c = client();
+    let flags = ["--web.enable-remote-write-receiver"];
+    let mut k = start_with(&cfg, &log, &flags);
+    k.wait_ready(&c).await;
+    let now_ms = (now_secs() * 1000.0) as i64;
+    let from = now_ms - 30 * 60_000;
+    for batch in 0..10 {
+        push_histograms(&c, &k, from, batch * 100, 100).await;
+    }
+    until(60, "histogram chunks in the files", || async {
+        let mapped = k.metric(&c, "klaxon_tsdb_head_mmapped_chunks").await?;
+        (mapped >= 20.0).then_some(())
+    })
+    .await;
+    let range = "{job=\"h\"}[30m]";
+    // Just after the newest sample (later pushes start a second after it).
+    let t1 = format!("{:.3}", (from + 999_500) as f64 / 1000.0);
+    let before = k.query(&c, range, &t1).await;
+    let hists: usize = before["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["histograms"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(hists, 3000, "{before}");
+
+    terminate(&mut k.proc);
+    assert_eq!(snapshots(&data).len(), 1, "a snapshot after SIGTERM");
+    let mut k = start_with(&cfg, &log, &flags);
+    k.wait_ready(&c).await;
+    let after = k.query(&c, range, &t1).await;
+    assert!(
+        after == before,
+        "answers differ after the SIGTERM restart: {}",
+        differences(&after, &before)
+    );
+    assert_eq!(
+        k.metric(&c, "klaxon_tsdb_snapshot_loaded_total").await,
+        Some(1.0)
+    );
+
+    // More samples on the restored open chunks, then SIGKILL.
+    for batch in 10..14 {
+        push_histograms(&c, &k, from, batch * 100, 100).await;
+    }
+    let t2 = format!("{:.3}", (from + 1_399_500) as f64 / 1000.0);
+    let before2 = k.query(&c, range, &t2).await;
+    k.proc.0.kill().unwrap();
+    k.proc.0.wait().unwrap();
+    let mut k = start_with(&cfg, &log, &flags);
+    k.wait_ready(&c).await;
+    let after = k.query(&c, range, &t1).await;
+    assert!(
+        after == before,
+        "first answers differ after the SIGKILL restart: {}",
+        differences(&after, &before)
+    );
+    let after = k.query(&c, range, &t2).await;
+    assert!(
+        after == before2,
+        "answers differ after the SIGKILL restart: {}",
+        differences(&after, &before2)
+    );
+    assert_eq!(
+        k.metric(&c, "klaxon_tsdb_out_of_order_samples_total").await,
+        Some(0.0)
     );
     terminate(&mut k.proc);
 }

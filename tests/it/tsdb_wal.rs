@@ -75,6 +75,11 @@ pub(crate) struct Klaxon {
 
 /// Starts `klaxon run`; its log goes to `log` (appended).
 pub(crate) fn start(cfg: &Path, log: &Path) -> Klaxon {
+    start_with(cfg, log, &[])
+}
+
+/// [`start`] with more command-line flags.
+pub(crate) fn start_with(cfg: &Path, log: &Path, extra: &[&str]) -> Klaxon {
     let port = free_port();
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -87,6 +92,7 @@ pub(crate) fn start(cfg: &Path, log: &Path) -> Klaxon {
             .arg(format!("--config={}", cfg.display()))
             .arg(format!("--listen=127.0.0.1:{port}"))
             .arg("--log.level=info")
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
@@ -107,6 +113,11 @@ pub(crate) fn client() -> reqwest::Client {
 }
 
 impl Klaxon {
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) async fn wait_ready(&mut self, c: &reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -1,6 +1,8 @@
 //! The `chunks/` directory of a block: segment files `000001`, `000002`…
 //! (magic 0x85BD40DD, version 1, 3 padding bytes), each chunk stored as
 //! uvarint data length, encoding byte, data, CRC32 of encoding and data.
+//! Encodings are Prometheus': 1 XOR (floats), 2 integer and 3 float
+//! native histograms.
 //! A chunk is referenced by `segment index << 32 | offset in the segment`.
 
 use super::enc::{self, put_uvarint};
@@ -14,8 +16,18 @@ pub(crate) const FORMAT_V1: u8 = 1;
 pub(crate) const HEADER_LEN: u64 = 8;
 /// Largest segment file, as Prometheus cuts them.
 pub(crate) const SEGMENT_SIZE: u64 = 512 << 20;
-/// The XOR (float) chunk encoding, the only one read and written here.
+/// The XOR (float) chunk encoding.
 pub(crate) const ENCODING_XOR: u8 = 1;
+
+/// Whether blocks may hold chunks of `encoding` (XOR, integer or float
+/// histogram).
+pub(crate) fn known_encoding(encoding: u8) -> bool {
+    use crate::tsdb::chunk_histogram::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM};
+    matches!(
+        encoding,
+        ENCODING_XOR | ENCODING_HISTOGRAM | ENCODING_FLOAT_HISTOGRAM
+    )
+}
 
 /// Writes chunks into numbered segment files under `dir`.
 pub(crate) struct ChunkWriter {
@@ -68,11 +80,11 @@ impl ChunkWriter {
         Ok(())
     }
 
-    /// Writes an XOR chunk's bytes; returns its reference.
-    pub fn write(&mut self, data: &[u8]) -> std::io::Result<u64> {
+    /// Writes a chunk's bytes under its encoding; returns its reference.
+    pub fn write(&mut self, encoding: u8, data: &[u8]) -> std::io::Result<u64> {
         let mut len = Vec::with_capacity(10);
         put_uvarint(&mut len, data.len() as u64);
-        let sum = crc32c::crc32c_append(enc::crc(&[ENCODING_XOR]), data);
+        let sum = crc32c::crc32c_append(enc::crc(&[encoding]), data);
         let rec_len = (len.len() + 1 + data.len() + 4) as u64;
         if self.file.is_none() || (self.pos > HEADER_LEN && self.pos + rec_len > self.max_size) {
             self.cut()?;
@@ -80,7 +92,7 @@ impl ChunkWriter {
         let r = (u64::from(self.seq) << 32) | self.pos;
         if let Some(f) = self.file.as_mut() {
             f.write_all(&len)?;
-            f.write_all(&[ENCODING_XOR])?;
+            f.write_all(&[encoding])?;
             f.write_all(data)?;
             f.write_all(&sum.to_be_bytes())?;
         }
@@ -178,8 +190,8 @@ impl ChunkReader {
         Ok((s, off))
     }
 
-    /// The XOR chunk bytes at `r`.
-    pub fn chunk(&self, r: u64) -> Result<Vec<u8>, ChunkError> {
+    /// The encoding and bytes of the chunk at `r`.
+    pub fn chunk(&self, r: u64) -> Result<(u8, Vec<u8>), ChunkError> {
         let (s, off) = self.segment(r)?;
         let mut head = [0u8; 10];
         let n = (s.size - off).min(10) as usize;
@@ -191,7 +203,8 @@ impl ChunkReader {
         s.file
             .read_exact_at(&mut rec, off)
             .map_err(|e| s.fail(off, e.to_string()))?;
-        Ok(s.record_body(off, &rec, used)?.to_vec())
+        let (encoding, data) = s.record_body(off, &rec, used)?;
+        Ok((encoding, data.to_vec()))
     }
 
     /// A reader for chunks asked for mostly in file order (a compaction
@@ -235,28 +248,29 @@ impl Segment {
         }
     }
 
-    /// The chunk data of a whole record, its checksum and encoding checked.
+    /// The encoding and chunk data of a whole record, its checksum and
+    /// encoding checked.
     fn record_body<'b>(
         &self,
         off: u64,
         rec: &'b [u8],
         used: usize,
-    ) -> Result<&'b [u8], ChunkError> {
+    ) -> Result<(u8, &'b [u8]), ChunkError> {
         let body = &rec[used..rec.len() - 4];
         let want = enc::trailing_be32(rec);
         if enc::crc(body) != want {
             return Err(self.fail(off, "chunk checksum mismatch".into()));
         }
-        if body[0] != ENCODING_XOR {
+        if !known_encoding(body[0]) {
             return Err(self.fail(
                 off,
                 format!(
-                    "unsupported chunk encoding {} (only XOR float chunks are read)",
+                    "unsupported chunk encoding {} (XOR and native histogram chunks are read)",
                     body[0]
                 ),
             ));
         }
-        Ok(&body[1..])
+        Ok((body[0], &body[1..]))
     }
 }
 
@@ -273,8 +287,9 @@ pub(crate) struct SeqChunkReader<'a> {
 }
 
 impl SeqChunkReader<'_> {
-    /// The XOR chunk bytes at `r`, checked as [`ChunkReader::chunk`] does.
-    pub fn chunk(&mut self, r: u64) -> Result<&[u8], ChunkError> {
+    /// The encoding and bytes of the chunk at `r`, checked as
+    /// [`ChunkReader::chunk`] does.
+    pub fn chunk(&mut self, r: u64) -> Result<(u8, &[u8]), ChunkError> {
         let (s, off) = self.r.segment(r)?;
         let seq = (r >> 32) as usize;
         let head_len = (s.size - off).min(10) as usize;
@@ -328,20 +343,25 @@ mod tests {
                 ]
             })
             .collect();
-        let refs: Vec<u64> = chunks.iter().map(|c| w.write(c).unwrap()).collect();
+        let refs: Vec<u64> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| w.write(1 + i as u8 % 3, c).unwrap())
+            .collect();
         w.close().unwrap();
         assert!(refs.iter().any(|r| r >> 32 > 0), "segments were cut");
         assert!(refs.windows(2).all(|w| w[0] < w[1]));
         let r = ChunkReader::open(dir.path()).unwrap();
-        for (c, rf) in chunks.iter().zip(&refs) {
-            assert_eq!(&r.chunk(*rf).unwrap(), c);
+        for (i, (c, rf)) in chunks.iter().zip(&refs).enumerate() {
+            assert_eq!(r.chunk(*rf).unwrap(), (1 + i as u8 % 3, c.clone()));
         }
         assert!(r.chunk(99 << 32).is_err());
         assert!(r.chunk(3).is_err());
         // In order, backwards and again: the same bytes as single reads.
         let mut seq = r.sequential();
         for rf in refs.iter().chain(refs.iter().rev()).chain(&refs) {
-            assert_eq!(seq.chunk(*rf).unwrap(), r.chunk(*rf).unwrap().as_slice());
+            let (enc, data) = r.chunk(*rf).unwrap();
+            assert_eq!(seq.chunk(*rf).unwrap(), (enc, data.as_slice()));
         }
         assert!(seq.chunk(99 << 32).is_err());
     }

@@ -26,6 +26,7 @@ pub use tombstones::Tombstones;
 pub(crate) use tombstones::{add_interval, deleted};
 
 use super::chunk::{ChunkIter, HeadChunk};
+use super::series_hist::{self, HistValue};
 use super::storage::{Querier, Queryable};
 use super::SeriesData;
 use crate::model::{Labels, Matcher};
@@ -90,9 +91,11 @@ fn chunk_corrupt(dir: &Path, e: ChunkError) -> BlockError {
     }
 }
 
-/// One encoded XOR chunk and the times of its first and last sample.
+/// One encoded chunk (Prometheus' encoding byte: 1 XOR, 2 integer and 3
+/// float histogram) and the times of its first and last sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodedChunk {
+    pub encoding: u8,
     pub min_time: i64,
     pub max_time: i64,
     pub data: Vec<u8>,
@@ -115,6 +118,7 @@ pub fn encode_chunks(samples: &[(i64, f64)], per_chunk: usize) -> Vec<EncodedChu
                 c.append(*t, *v);
             }
             Some(EncodedChunk {
+                encoding: chunks::ENCODING_XOR,
                 min_time: first.0,
                 max_time: c.max_time(),
                 data: c.bytes().to_vec(),
@@ -123,22 +127,80 @@ pub fn encode_chunks(samples: &[(i64, f64)], per_chunk: usize) -> Vec<EncodedChu
         .collect()
 }
 
-/// Decodes an XOR chunk and checks it holds the sample count of its
-/// header, in strictly increasing time from `min_time` to `max_time`.
-fn check_chunk(data: &[u8], min_time: i64, max_time: i64) -> Result<Vec<(i64, f64)>, String> {
-    let want = super::chunk::chunk_len(data);
-    let samples: Vec<(i64, f64)> = ChunkIter::new(data).collect();
-    let bad = samples.is_empty()
-        || samples.len() != want
-        || samples.first().is_some_and(|s| s.0 != min_time)
-        || samples.last().is_some_and(|s| s.0 != max_time)
-        || samples.windows(2).any(|w| w[0].0 >= w[1].0);
-    if bad {
-        return Err(format!(
-            "chunk does not decode to the {want} samples in increasing time from {min_time} to {max_time} its index entry names"
-        ));
+/// [`encode_chunks`] for a series that may hold native histograms too
+/// (each list in strictly increasing time): a chunk holds one sample
+/// type, so one is cut wherever the type changes; histogram chunks are cut
+/// as the head cuts them. On a timestamp in both lists the float is kept.
+pub fn encode_series(
+    samples: &[(i64, f64)],
+    histograms: &[(i64, HistValue)],
+    per_chunk: usize,
+) -> Vec<EncodedChunk> {
+    if histograms.is_empty() {
+        return encode_chunks(samples, per_chunk);
     }
-    Ok(samples)
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < samples.len() || j < histograms.len() {
+        let floats_next =
+            j == histograms.len() || samples.get(i).is_some_and(|s| s.0 <= histograms[j].0);
+        if floats_next {
+            let end = histograms.get(j).map_or(i64::MAX, |h| h.0);
+            let n = samples[i..].iter().take_while(|s| s.0 <= end).count();
+            out.extend(encode_chunks(&samples[i..i + n], per_chunk));
+            i += n;
+            let last = samples[i - 1].0;
+            while histograms.get(j).is_some_and(|h| h.0 <= last) {
+                j += 1;
+            }
+        } else {
+            let end = samples.get(i).map_or(i64::MAX, |s| s.0);
+            let n = histograms[j..].iter().take_while(|h| h.0 < end).count();
+            out.extend(
+                series_hist::encode_chunks(&histograms[j..j + n])
+                    .into_iter()
+                    .map(|c| EncodedChunk {
+                        encoding: c.encoding,
+                        min_time: c.mint,
+                        max_time: c.maxt,
+                        data: c.bytes.into_vec(),
+                    }),
+            );
+            j += n;
+        }
+    }
+    out
+}
+
+/// A chunk's samples, by its encoding.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Floats(Vec<(i64, f64)>),
+    Histograms(Vec<(i64, HistValue)>),
+}
+
+/// Decodes a chunk of `encoding` and checks it holds the sample count of
+/// its header, in strictly increasing time from `min_time` to `max_time`.
+fn check_chunk(encoding: u8, data: &[u8], min_time: i64, max_time: i64) -> Result<Decoded, String> {
+    // Both chunk families start with a 16-bit sample count.
+    let want = super::chunk::chunk_len(data);
+    fn ok<T>(samples: &[(i64, T)], want: usize, min_time: i64, max_time: i64) -> bool {
+        !samples.is_empty()
+            && samples.len() == want
+            && samples.first().is_some_and(|s| s.0 == min_time)
+            && samples.last().is_some_and(|s| s.0 == max_time)
+            && samples.windows(2).all(|w| w[0].0 < w[1].0)
+    }
+    let good = if encoding == chunks::ENCODING_XOR {
+        let samples: Vec<(i64, f64)> = ChunkIter::new(data).collect();
+        ok(&samples, want, min_time, max_time).then_some(Decoded::Floats(samples))
+    } else {
+        let samples = series_hist::decode_checked(encoding, data).map_err(|e| e.to_string())?;
+        ok(&samples, want, min_time, max_time).then_some(Decoded::Histograms(samples))
+    };
+    good.ok_or_else(|| format!(
+        "chunk does not decode to the {want} samples in increasing time from {min_time} to {max_time} its index entry names"
+    ))
 }
 
 /// A series to write: its labels and its chunks in time order.
@@ -252,11 +314,19 @@ fn write_into(
                 ));
             }
             prev_max = Some(c.max_time);
+            if !chunks::known_encoding(c.encoding) {
+                return Err(invalid(
+                    "chunks",
+                    format!("{:?}: unknown chunk encoding {}", s.labels, c.encoding),
+                ));
+            }
             if !opts.chunks_checked {
-                check_chunk(&c.data, c.min_time, c.max_time)
+                check_chunk(c.encoding, &c.data, c.min_time, c.max_time)
                     .map_err(|m| invalid("chunks", format!("{:?}: {m}", s.labels)))?;
             }
-            let r = w.write(&c.data).map_err(io_err(tmp, "chunks"))?;
+            let r = w
+                .write(c.encoding, &c.data)
+                .map_err(io_err(tmp, "chunks"))?;
             metas.push(ChunkMeta {
                 min_time: c.min_time,
                 max_time: c.max_time,
@@ -508,11 +578,11 @@ impl Block {
                     ));
                 }
                 last_ref = Some(c.r#ref);
-                let data = self
+                let (encoding, data) = self
                     .chunks
                     .chunk(c.r#ref)
                     .map_err(|e| chunk_corrupt(&self.dir, e))?;
-                self.decode(&data, c)?;
+                self.decode(encoding, &data, c)?;
             }
         }
         Ok(())
@@ -527,8 +597,8 @@ impl Block {
     }
 
     /// Decodes a chunk, checking its samples against its meta.
-    fn decode(&self, data: &[u8], c: &ChunkMeta) -> Result<Vec<(i64, f64)>, BlockError> {
-        check_chunk(data, c.min_time, c.max_time).map_err(|msg| BlockError::Corrupt {
+    fn decode(&self, encoding: u8, data: &[u8], c: &ChunkMeta) -> Result<Decoded, BlockError> {
+        check_chunk(encoding, data, c.min_time, c.max_time).map_err(|msg| BlockError::Corrupt {
             dir: self.dir.display().to_string(),
             file: format!("chunks/{:06}", (c.r#ref >> 32) + 1),
             offset: c.r#ref & 0xffff_ffff,
@@ -646,17 +716,17 @@ pub(crate) struct ChunkCursor<'a> {
 }
 
 impl ChunkCursor<'_> {
-    /// The chunk's bytes, checksum checked.
-    pub fn raw(&mut self, c: &ChunkMeta) -> Result<&[u8], BlockError> {
+    /// The chunk's encoding and bytes, checksum checked.
+    pub fn raw(&mut self, c: &ChunkMeta) -> Result<(u8, &[u8]), BlockError> {
         let dir = &self.b.dir;
         self.seq.chunk(c.r#ref).map_err(|e| chunk_corrupt(dir, e))
     }
 
     /// The chunk's samples, checked against its index entry.
-    pub fn samples(&mut self, c: &ChunkMeta) -> Result<Vec<(i64, f64)>, BlockError> {
+    pub fn samples(&mut self, c: &ChunkMeta) -> Result<Decoded, BlockError> {
         let b = self.b;
-        let data = self.raw(c)?;
-        b.decode(data, c)
+        let (encoding, data) = self.raw(c)?;
+        b.decode(encoding, data, c)
     }
 }
 
@@ -675,17 +745,20 @@ impl<B: std::ops::Deref<Target = Block>> Querier for BlockQuerier<B> {
         for (id, s) in b.matching(matchers, self.mint, self.maxt) {
             let stones = all_stones.get(&id).map(Vec::as_slice).unwrap_or(&[]);
             let mut samples = Vec::new();
+            let mut histograms = Vec::new();
             let mut failed = false;
+            let keep = |t: i64| t >= self.mint && t <= self.maxt && !tombstones::deleted(stones, t);
             for c in &s.chunks {
                 let decoded = b
                     .chunks
                     .chunk(c.r#ref)
                     .map_err(|e| chunk_corrupt(&b.dir, e))
-                    .and_then(|data| b.decode(&data, c));
+                    .and_then(|(encoding, data)| b.decode(encoding, &data, c));
                 match decoded {
-                    Ok(d) => samples.extend(d.into_iter().filter(|(t, _)| {
-                        *t >= self.mint && *t <= self.maxt && !tombstones::deleted(stones, *t)
-                    })),
+                    Ok(Decoded::Floats(d)) => samples.extend(d.into_iter().filter(|s| keep(s.0))),
+                    Ok(Decoded::Histograms(d)) => {
+                        histograms.extend(d.into_iter().filter(|s| keep(s.0)))
+                    }
                     Err(e) => {
                         b.report(&e);
                         failed = true;
@@ -693,8 +766,12 @@ impl<B: std::ops::Deref<Target = Block>> Querier for BlockQuerier<B> {
                     }
                 }
             }
-            if !failed && !samples.is_empty() {
-                out.push(SeriesData::floats(s.labels, samples));
+            if !failed && (!samples.is_empty() || !histograms.is_empty()) {
+                out.push(SeriesData {
+                    labels: s.labels,
+                    samples,
+                    histograms,
+                });
             }
         }
         out

@@ -7,9 +7,10 @@
 use super::SAMPLES_PER_CHUNK;
 use crate::model::Labels;
 use crate::tsdb::block::{
-    self, Block, BlockError, BlockSeries, ChunkCursor, ChunkMeta, EncodedChunk, IndexSeries,
+    self, Block, BlockError, BlockSeries, ChunkCursor, ChunkMeta, Decoded, EncodedChunk,
+    IndexSeries,
 };
-use crate::tsdb::storage::merge_samples;
+use crate::tsdb::storage::{merge_by_time, merge_samples};
 use std::sync::Arc;
 
 /// Chunks a merge copied and chunks it decoded to merge or trim.
@@ -108,8 +109,10 @@ pub(super) fn merge_blocks(
             i = j;
             if let [p] = run {
                 if p.whole {
-                    let data = cursors[p.parent].raw(&p.meta).map_err(damage(p.parent))?;
+                    let (encoding, data) =
+                        cursors[p.parent].raw(&p.meta).map_err(damage(p.parent))?;
                     chunks.push(EncodedChunk {
+                        encoding,
                         min_time: p.meta.min_time,
                         max_time: p.meta.max_time,
                         data: data.to_vec(),
@@ -119,20 +122,26 @@ pub(super) fn merge_blocks(
                 }
             }
             let mut merged = Vec::new();
+            let mut merged_hist = Vec::new();
             for (parent, cursor) in cursors.iter_mut().enumerate() {
                 let mut samples = Vec::new();
+                let mut hists = Vec::new();
                 for p in run.iter().filter(|p| p.parent == parent) {
-                    let decoded = cursor.samples(&p.meta).map_err(damage(parent))?;
-                    samples.extend(
-                        decoded
-                            .into_iter()
-                            .filter(|(t, _)| *t >= mint && *t < maxt && !block::deleted(p.ivs, *t)),
-                    );
+                    let keep = |t: i64| t >= mint && t < maxt && !block::deleted(p.ivs, t);
+                    match cursor.samples(&p.meta).map_err(damage(parent))? {
+                        Decoded::Floats(d) => samples.extend(d.into_iter().filter(|s| keep(s.0))),
+                        Decoded::Histograms(d) => hists.extend(d.into_iter().filter(|s| keep(s.0))),
+                    }
                 }
                 merged = merge_samples(merged, samples);
+                merged_hist = merge_by_time(merged_hist, hists);
             }
             stats.reencoded += run.len() as u64;
-            chunks.extend(block::encode_chunks(&merged, SAMPLES_PER_CHUNK));
+            chunks.extend(block::encode_series(
+                &merged,
+                &merged_hist,
+                SAMPLES_PER_CHUNK,
+            ));
         }
         if !chunks.is_empty() {
             out.push(BlockSeries { labels, chunks });

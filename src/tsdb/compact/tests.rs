@@ -564,3 +564,75 @@ fn a_query_reads_only_the_blocks_its_range_overlaps() {
     all.querier(0, 7 * H / 2).select(&m);
     assert_eq!(blocks.blocks_queried(), 3);
 }
+
+#[test]
+fn histograms_go_into_blocks_and_merges_and_come_back_once() {
+    use crate::tsdb::series_hist::testdata::{dump, float, int, nhcb};
+    let dir = tempfile::tempdir().unwrap();
+    let head = Arc::new(Head::default());
+    let name = |n: &str| Labels::from_pairs([("__name__", n)]);
+    let mut t = 0;
+    let mut i = 0u64;
+    while t < 5 * H {
+        let mut a = head.appender();
+        // A counter reset every 1000 samples.
+        a.append_histogram(&name("ints"), t, &int(i % 1000 + 1))
+            .unwrap();
+        a.append_histogram(&name("floats"), t, &float(i as f64))
+            .unwrap();
+        a.append_histogram(&name("custom"), t, &nhcb(i as f64))
+            .unwrap();
+        if (i / 100).is_multiple_of(2) {
+            a.append(&name("mixed"), t, i as f64).unwrap();
+        } else {
+            a.append_histogram(&name("mixed"), t, &int(i)).unwrap();
+        }
+        a.commit().unwrap();
+        t += 15_000;
+        i += 1;
+    }
+    let want = dump(&*head, i64::MIN, i64::MAX);
+    assert_eq!(want.len(), 4);
+    let c = compactor(dir.path(), &head, hourly(100 * H));
+    assert_eq!(c.run().unwrap(), 5);
+    // The blocks hold the histograms the head no longer has.
+    assert!(head.min_time() > 3 * H, "{}", head.min_time());
+    let in_blocks = dump(&*c.blocks().clone(), i64::MIN, i64::MAX);
+    assert!(
+        in_blocks.iter().all(|s| !s.2.is_empty()),
+        "{:?}",
+        in_blocks[0].0
+    );
+    let all = Fanout::new(head.clone()).with(c.blocks().clone());
+    assert_eq!(dump(&all, i64::MIN, i64::MAX), want);
+
+    // Overlapping blocks holding histograms merge with each sample once.
+    let dir2 = tempfile::tempdir().unwrap();
+    let s = |from: i64, to: i64| -> Vec<(i64, HistValue)> {
+        (from..to)
+            .step_by(10_000)
+            .map(|t| (t, float(t as f64 / 1e4)))
+            .collect()
+    };
+    for (from, to) in [(0, 50 * 60_000), (30 * 60_000, 90 * 60_000)] {
+        write_block(
+            dir2.path(),
+            vec![BlockSeries {
+                labels: name("h"),
+                chunks: block::encode_series(&[], &s(from, to), 120),
+            }],
+            WriteOptions::default(),
+        )
+        .unwrap();
+    }
+    let head2 = Arc::new(Head::default());
+    let c = compactor(dir2.path(), &head2, hourly(100 * H));
+    c.run().unwrap();
+    assert_eq!(c.blocks().len(), 1);
+    let got = dump(&*c.blocks().clone(), i64::MIN, i64::MAX);
+    let want: Vec<(i64, String)> = s(0, 90 * 60_000)
+        .iter()
+        .map(|(t, v)| (*t, crate::tsdb::series_hist::testdata::norm(v)))
+        .collect();
+    assert_eq!(got[0].2, want);
+}
