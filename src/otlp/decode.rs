@@ -35,6 +35,21 @@ pub struct DecodeError {
     pub problem: String,
 }
 
+impl DecodeError {
+    /// A body over [`super::MAX_REQUEST_BYTES`].
+    pub(super) fn too_large(format: &'static str, len: usize) -> DecodeError {
+        DecodeError {
+            format,
+            offset: super::MAX_REQUEST_BYTES,
+            field: "ExportMetricsServiceRequest".into(),
+            problem: format!(
+                "request of {len} bytes exceeds the limit of {}",
+                super::MAX_REQUEST_BYTES
+            ),
+        }
+    }
+}
+
 /// `ExportMetricsServiceRequest`.
 #[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -464,16 +479,7 @@ impl AnyValue {
 /// [`super::MAX_REQUEST_BYTES`].
 pub fn decode(buf: &[u8]) -> Result<ExportRequest, DecodeError> {
     if buf.len() > super::MAX_REQUEST_BYTES {
-        return Err(DecodeError {
-            format: "protobuf",
-            offset: super::MAX_REQUEST_BYTES,
-            field: "ExportMetricsServiceRequest".into(),
-            problem: format!(
-                "request of {} bytes exceeds the limit of {}",
-                buf.len(),
-                super::MAX_REQUEST_BYTES
-            ),
-        });
+        return Err(DecodeError::too_large("protobuf", buf.len()));
     }
     let mut rest = buf;
     ExportRequest::decode(&mut rest).map_err(|e| {

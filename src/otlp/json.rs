@@ -262,16 +262,7 @@ impl From<AnyValueJson> for AnyValue {
 /// serde_json's line and column) and the field path.
 pub fn decode_json(buf: &[u8]) -> Result<ExportRequest, DecodeError> {
     if buf.len() > super::MAX_REQUEST_BYTES {
-        return Err(DecodeError {
-            format: "json",
-            offset: super::MAX_REQUEST_BYTES,
-            field: "ExportMetricsServiceRequest".into(),
-            problem: format!(
-                "request of {} bytes exceeds the limit of {}",
-                buf.len(),
-                super::MAX_REQUEST_BYTES
-            ),
-        });
+        return Err(DecodeError::too_large("json", buf.len()));
     }
     let request = "ExportMetricsServiceRequest";
     let fail = |field: String, e: serde_json::Error| DecodeError {

@@ -369,17 +369,6 @@ impl Out<'_> {
         }
     }
 
-    /// The point's exemplars, or an error for the point.
-    fn exemplars(&mut self, list: &[Exemplar], t: i64) -> Option<Vec<PromExemplar>> {
-        match list.iter().map(|e| exemplar(e, t)).collect() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.out.errors.push(e);
-                None
-            }
-        }
-    }
-
     fn histogram(&mut self, base: &Builder, name: &str, t: i64, h: HistValue, ex: &[PromExemplar]) {
         if let HistValue::Int(i) = &h {
             if i.count == 0 && i.sum != 0.0 && !i.sum.is_nan() {
@@ -449,19 +438,12 @@ impl Out<'_> {
         let labels_of =
             |attrs: &[KeyValue]| point_labels(resource, attrs, &[], Some(scope), true, cfg);
         match data {
-            Data::Gauge(g) => self.numbers(&g.data_points, &name, labels_of),
-            Data::Sum(s) => self.numbers(&s.data_points, &name, labels_of),
+            Data::Gauge(g) => self.numbers(&g.data_points, &name, &labels_of),
+            Data::Sum(s) => self.numbers(&s.data_points, &name, &labels_of),
             Data::Histogram(h) => {
                 for p in &h.data_points {
-                    let base = match labels_of(&p.attributes) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            self.out.errors.push(e.0);
-                            continue;
-                        }
-                    };
-                    let t = millis(p.time_unix_nano);
-                    let Some(ex) = self.exemplars(&p.exemplars, t) else {
+                    let point = (&p.attributes[..], p.time_unix_nano, &p.exemplars[..]);
+                    let Some((base, t, ex)) = self.point(&labels_of, point) else {
                         continue;
                     };
                     if self.cfg.convert_histograms_to_nhcb {
@@ -476,15 +458,8 @@ impl Out<'_> {
             }
             Data::ExponentialHistogram(h) => {
                 for p in &h.data_points {
-                    let base = match labels_of(&p.attributes) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            self.out.errors.push(e.0);
-                            continue;
-                        }
-                    };
-                    let t = millis(p.time_unix_nano);
-                    let Some(ex) = self.exemplars(&p.exemplars, t) else {
+                    let point = (&p.attributes[..], p.time_unix_nano, &p.exemplars[..]);
+                    let Some((base, t, ex)) = self.point(&labels_of, point) else {
                         continue;
                     };
                     match exponential(p) {
@@ -495,14 +470,10 @@ impl Out<'_> {
             }
             Data::Summary(s) => {
                 for p in &s.data_points {
-                    let base = match labels_of(&p.attributes) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            self.out.errors.push(e.0);
-                            continue;
-                        }
+                    let point = (&p.attributes[..], p.time_unix_nano, &[][..]);
+                    let Some((base, t, _)) = self.point(&labels_of, point) else {
+                        continue;
                     };
-                    let t = millis(p.time_unix_nano);
                     let v = |x: f64| value_or_stale(x, p.flags);
                     self.push(&base, &format!("{name}_sum"), None, t, v(p.sum));
                     self.push(&base, &format!("{name}_count"), None, t, v(p.count as f64));
@@ -515,24 +486,44 @@ impl Out<'_> {
         }
     }
 
+    /// What every data point needs: its labels, its timestamp in
+    /// milliseconds and its exemplars; `None` (the reason recorded) when
+    /// the labels or an exemplar cannot be translated.
+    fn point(
+        &mut self,
+        labels_of: &impl Fn(&[KeyValue]) -> Result<Builder, NameError>,
+        (attrs, time_ns, exemplars): (&[KeyValue], u64, &[Exemplar]),
+    ) -> Option<(Builder, i64, Vec<PromExemplar>)> {
+        let base = match labels_of(attrs) {
+            Ok(b) => b,
+            Err(e) => {
+                self.out.errors.push(e.0);
+                return None;
+            }
+        };
+        let t = millis(time_ns);
+        match exemplars.iter().map(|e| exemplar(e, t)).collect() {
+            Ok(ex) => Some((base, t, ex)),
+            Err(e) => {
+                self.out.errors.push(e);
+                None
+            }
+        }
+    }
+
     fn numbers(
         &mut self,
         points: &[super::decode::NumberPoint],
         name: &str,
-        labels_of: impl Fn(&[KeyValue]) -> Result<Builder, NameError>,
+        labels_of: &impl Fn(&[KeyValue]) -> Result<Builder, NameError>,
     ) {
         for p in points {
-            match labels_of(&p.attributes) {
-                Ok(base) => {
-                    let t = millis(p.time_unix_nano);
-                    let Some(ex) = self.exemplars(&p.exemplars, t) else {
-                        continue;
-                    };
-                    let v = value_or_stale(p.value(), p.flags);
-                    self.push_with(&base, name, None, t, v, &ex)
-                }
-                Err(e) => self.out.errors.push(e.0),
-            }
+            let point = (&p.attributes[..], p.time_unix_nano, &p.exemplars[..]);
+            let Some((base, t, ex)) = self.point(labels_of, point) else {
+                continue;
+            };
+            let v = value_or_stale(p.value(), p.flags);
+            self.push_with(&base, name, None, t, v, &ex)
         }
     }
 

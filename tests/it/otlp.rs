@@ -69,13 +69,14 @@ async fn start(otlp: bool, extra: &str) -> Klaxon {
     Klaxon { app, base, dir }
 }
 
-/// Every series of the instant query `expr`: labels → value.
-async fn series(base: &str, expr: &str) -> BTreeMap<BTreeMap<String, String>, String> {
+/// The result of the instant query `expr`: each series' labels and its
+/// JSON (`value` or `histogram`).
+async fn query(base: &str, expr: &str) -> Vec<(BTreeMap<String, String>, serde_json::Value)> {
     let qs = form_urlencoded::Serializer::new(String::new())
         .append_pair("query", expr)
         .finish();
     let v = common::get_json(&format!("{base}/api/v1/query?{qs}")).await;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for r in v["data"]["result"].as_array().expect("vector result") {
         let labels: BTreeMap<String, String> = r["metric"]
             .as_object()
@@ -83,12 +84,18 @@ async fn series(base: &str, expr: &str) -> BTreeMap<BTreeMap<String, String>, St
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
-        out.insert(
-            labels,
-            r["value"][1].as_str().unwrap_or_default().to_string(),
-        );
+        out.push((labels, r.clone()));
     }
     out
+}
+
+/// Every series of the instant query `expr`: labels → value.
+async fn series(base: &str, expr: &str) -> BTreeMap<BTreeMap<String, String>, String> {
+    query(base, expr)
+        .await
+        .into_iter()
+        .map(|(l, r)| (l, r["value"][1].as_str().unwrap_or_default().to_string()))
+        .collect()
 }
 
 /// One native histogram of an instant query's answer: count, sum and the
@@ -101,23 +108,13 @@ struct Hist {
 }
 
 async fn histograms(base: &str, expr: &str) -> BTreeMap<BTreeMap<String, String>, Hist> {
-    let qs = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", expr)
-        .finish();
-    let v = common::get_json(&format!("{base}/api/v1/query?{qs}")).await;
     let num = |v: &serde_json::Value| -> f64 {
         v.as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("number string, got {v}"))
     };
     let mut out = BTreeMap::new();
-    for r in v["data"]["result"].as_array().expect("vector result") {
-        let labels: BTreeMap<String, String> = r["metric"]
-            .as_object()
-            .expect("metric")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect();
+    for (labels, r) in query(base, expr).await {
         let h = &r["histogram"][1];
         let buckets = h["buckets"]
             .as_array()
