@@ -1,7 +1,6 @@
 //! `POST /api/v1/otlp/v1/metrics`: the OTLP metrics receiver
 //! ([`crate::otlp::Receiver`]) when `--web.enable-otlp-receiver` is on,
-//! else Prometheus' 404. Protobuf bodies, plain or gzip; JSON is refused
-//! with 415.
+//! else Prometheus' 404. Protobuf or JSON bodies, plain or gzip.
 
 use super::remote_write::text;
 use crate::otlp::{gunzip, Receiver, MAX_REQUEST_BYTES};
@@ -39,14 +38,18 @@ async fn write(State(recv): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if !content_type.is_empty() && content_type != "application/x-protobuf" {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!(
-                "unsupported content type {content_type:?}: klaxon's OTLP receiver takes application/x-protobuf"
-            ),
-        );
-    }
+    let json = match content_type.as_str() {
+        "" | "application/x-protobuf" => false,
+        "application/json" => true,
+        _ => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "unsupported content type {content_type:?}: klaxon's OTLP receiver takes application/x-protobuf or application/json"
+                ),
+            )
+        }
+    };
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -63,14 +66,28 @@ async fn write(State(recv): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
     // Decoding and appending a large batch is CPU work: off the async
     // workers.
     let res = tokio::task::spawn_blocking(move || {
-        if gzip {
-            recv.receive(&gunzip(&body)?)
+        let plain;
+        let body: &[u8] = if gzip {
+            plain = gunzip(&body)?;
+            &plain
         } else {
-            recv.receive(&body)
+            &body
+        };
+        if json {
+            recv.receive_json(body)
+        } else {
+            recv.receive(body)
         }
     })
     .await;
     match res {
+        // An empty ExportMetricsServiceResponse, in the request's encoding.
+        Ok(Ok(_)) if json => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
         Ok(Ok(_)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/x-protobuf")],

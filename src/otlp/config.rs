@@ -69,6 +69,9 @@ pub struct OtlpConfig {
     pub keep_identifying_resource_attributes: bool,
     /// `otel_scope_name`, `otel_scope_version` on every series.
     pub promote_scope_metadata: bool,
+    /// Explicit-bucket histograms stored as native histograms with custom
+    /// buckets instead of classic `_bucket` series.
+    pub convert_histograms_to_nhcb: bool,
     /// `key` before an escaped label name starting with a single `_`.
     pub label_name_underscore_sanitization: bool,
     /// Runs of `_` in escaped label names kept.
@@ -84,6 +87,7 @@ impl Default for OtlpConfig {
             translation_strategy: TranslationStrategy::default(),
             keep_identifying_resource_attributes: false,
             promote_scope_metadata: false,
+            convert_histograms_to_nhcb: false,
             label_name_underscore_sanitization: true,
             label_name_preserve_multiple_underscores: true,
         }
@@ -109,7 +113,7 @@ pub(crate) struct RawOtlp {
     ignore_resource_attributes: Option<S<Vec<S<String>>>>,
     translation_strategy: Option<S<String>>,
     keep_identifying_resource_attributes: Option<bool>,
-    convert_histograms_to_nhcb: Option<S<bool>>,
+    convert_histograms_to_nhcb: Option<bool>,
     promote_scope_metadata: Option<bool>,
     label_name_underscore_sanitization: Option<bool>,
     label_name_preserve_multiple_underscores: Option<bool>,
@@ -189,12 +193,7 @@ pub(crate) fn resolve(raw: Option<S<RawOtlp>>, legacy: bool, sink: &mut Sink) ->
     cfg.keep_identifying_resource_attributes =
         raw.keep_identifying_resource_attributes.unwrap_or(false);
     cfg.promote_scope_metadata = raw.promote_scope_metadata.unwrap_or(false);
-    if let Some(b) = raw.convert_histograms_to_nhcb.as_ref().filter(|b| b.value) {
-        sink.push(
-            Pos::of(b),
-            "otlp convert_histograms_to_nhcb is not supported by klaxon (no native histogram storage yet)",
-        );
-    }
+    cfg.convert_histograms_to_nhcb = raw.convert_histograms_to_nhcb.unwrap_or(false);
     cfg.label_name_underscore_sanitization = raw.label_name_underscore_sanitization.unwrap_or(true);
     cfg.label_name_preserve_multiple_underscores =
         raw.label_name_preserve_multiple_underscores.unwrap_or(true);

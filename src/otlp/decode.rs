@@ -1,766 +1,657 @@
-//! Protobuf decoding of `ExportMetricsServiceRequest`: the subset of
-//! opentelemetry-proto's metrics messages the translation reads. Field
-//! numbers are those of `opentelemetry/proto/metrics/v1/metrics.proto`,
-//! `common/v1/common.proto` and `resource/v1/resource.proto`; unknown fields
-//! are skipped as protobuf requires.
+//! Protobuf decoding of `ExportMetricsServiceRequest` with `prost`: the
+//! structs below are the subset of opentelemetry-proto's messages the
+//! translation reads (`collector/metrics/v1/metrics_service.proto`,
+//! `metrics/v1/metrics.proto`, `common/v1/common.proto`,
+//! `resource/v1/resource.proto`), with their field numbers; fields not
+//! declared here (schema URLs, dropped-attribute counts, min/max, metric
+//! metadata) are skipped as protobuf requires.
 //!
-//! Errors name the byte offset and the field path
-//! (`resource_metrics[0].scope_metrics[1].metrics[2].sum.data_points[0]`).
-//! Nesting of attribute values (arrays and key-value lists inside attribute
-//! values) is bounded by [`MAX_VALUE_DEPTH`], so a hostile body cannot
-//! exhaust the stack.
+//! Bounds: a body is at most [`super::MAX_REQUEST_BYTES`]; nesting (of
+//! `AnyValue` arrays and maps inside attribute values) is limited by prost's
+//! recursion limit of 100 messages, so a hostile body cannot exhaust the
+//! stack.
+//!
+//! A body that does not decode is a [`DecodeError`] naming the byte offset
+//! where decoding stopped and the field path, with indices for repeated
+//! messages and the member's name for oneofs
+//! (`resource_metrics[0].scope_metrics[1].metrics[2].sum.data_points[0].as_int`):
+//! prost reports the fields it was in, and [`locate`] walks the body once
+//! more to the offset to count the repeated elements before it.
 
-use crate::remote::proto::{Err, Problem, Reader, FIXED64, LEN, VARINT};
-
-/// Deepest nesting of `AnyValue` arrays and maps accepted.
-pub const MAX_VALUE_DEPTH: usize = 16;
+use super::json;
+use prost::Message as _;
 
 /// Why a body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("protobuf: byte {offset}: {field}: {problem}")]
+#[error("{format}: byte {offset}: {field}: {problem}")]
 pub struct DecodeError {
+    /// `protobuf` or `json`.
+    pub format: &'static str,
+    /// Where decoding stopped (bytes from the start of the body).
     pub offset: usize,
+    /// The field path from the request down (`ExportMetricsServiceRequest`
+    /// for the request itself).
     pub field: String,
     pub problem: String,
 }
 
-impl From<Err> for DecodeError {
-    fn from(e: Err) -> Self {
-        let field = if e.path.is_empty() {
-            "ExportMetricsServiceRequest".to_string()
-        } else {
-            let mut parts = e.path;
-            parts.reverse();
-            parts.join(".")
-        };
+impl DecodeError {
+    /// A body over [`super::MAX_REQUEST_BYTES`].
+    pub(super) fn too_large(format: &'static str, len: usize) -> DecodeError {
         DecodeError {
-            offset: e.offset,
-            field,
-            problem: e.problem.to_string(),
+            format,
+            offset: super::MAX_REQUEST_BYTES,
+            field: "ExportMetricsServiceRequest".into(),
+            problem: format!(
+                "request of {len} bytes exceeds the limit of {}",
+                super::MAX_REQUEST_BYTES
+            ),
         }
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `ExportMetricsServiceRequest`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ExportRequest {
+    #[prost(message, repeated, tag = "1")]
     pub resource_metrics: Vec<ResourceMetrics>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ResourceMetrics {
-    /// `resource.attributes`.
-    pub resource: Vec<KeyValue>,
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
     pub scope_metrics: Vec<ScopeMetrics>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ScopeMetrics {
-    pub scope_name: String,
-    pub scope_version: String,
-    pub metrics: Vec<Metric>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Metric {
-    pub name: String,
-    pub description: String,
-    pub unit: String,
-    pub data: Option<Data>,
-}
-
-/// `AggregationTemporality`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Temporality {
-    #[default]
-    Unspecified,
-    Delta,
-    Cumulative,
-}
-
-impl Temporality {
-    fn from_wire(v: u64) -> Temporality {
-        match v {
-            1 => Temporality::Delta,
-            2 => Temporality::Cumulative,
-            _ => Temporality::Unspecified,
-        }
+impl ResourceMetrics {
+    /// The resource's attributes.
+    pub fn attributes(&self) -> &[KeyValue] {
+        self.resource.as_ref().map_or(&[], |r| &r.attributes)
     }
 }
 
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Resource {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ScopeMetrics {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<Scope>,
+    #[prost(message, repeated, tag = "2")]
+    pub metrics: Vec<Metric>,
+}
+
+/// `InstrumentationScope`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Scope {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub version: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(from = "json::MetricJson")]
+pub struct Metric {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
+    #[prost(string, tag = "3")]
+    pub unit: String,
+    #[prost(oneof = "Data", tags = "5, 7, 9, 10, 11")]
+    pub data: Option<Data>,
+}
+
 /// The metric's `data` oneof.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq, prost::Oneof)]
 pub enum Data {
-    Gauge(Vec<NumberPoint>),
-    Sum {
-        points: Vec<NumberPoint>,
-        temporality: Temporality,
-        monotonic: bool,
-    },
-    Histogram {
-        points: Vec<HistogramPoint>,
-        temporality: Temporality,
-    },
-    ExponentialHistogram {
-        points: Vec<ExpHistogramPoint>,
-        temporality: Temporality,
-    },
-    Summary(Vec<SummaryPoint>),
+    #[prost(message, tag = "5")]
+    Gauge(GaugeData),
+    #[prost(message, tag = "7")]
+    Sum(SumData),
+    #[prost(message, tag = "9")]
+    Histogram(HistogramData),
+    #[prost(message, tag = "10")]
+    ExponentialHistogram(ExpHistogramData),
+    #[prost(message, tag = "11")]
+    Summary(SummaryData),
+}
+
+/// `AggregationTemporality` values.
+pub mod temporality {
+    pub const UNSPECIFIED: i32 = 0;
+    pub const DELTA: i32 = 1;
+    pub const CUMULATIVE: i32 = 2;
+}
+
+/// `Gauge`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GaugeData {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberPoint>,
+}
+
+/// `Sum`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SumData {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<NumberPoint>,
+    /// See [`temporality`].
+    #[prost(int32, tag = "2")]
+    pub aggregation_temporality: i32,
+    #[prost(bool, tag = "3")]
+    pub is_monotonic: bool,
+}
+
+/// `Histogram`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HistogramData {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<HistogramPoint>,
+    #[prost(int32, tag = "2")]
+    pub aggregation_temporality: i32,
+}
+
+/// `ExponentialHistogram`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ExpHistogramData {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<ExpHistogramPoint>,
+    #[prost(int32, tag = "2")]
+    pub aggregation_temporality: i32,
+}
+
+/// `Summary`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SummaryData {
+    #[prost(message, repeated, tag = "1")]
+    pub data_points: Vec<SummaryPoint>,
 }
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks the series gone.
 pub const FLAG_NO_RECORDED_VALUE: u32 = 1;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `NumberDataPoint`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(from = "json::NumberPointJson")]
 pub struct NumberPoint {
+    #[prost(message, repeated, tag = "7")]
     pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
     pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
     pub time_unix_nano: u64,
-    /// `as_double`, or `as_int` converted.
-    pub value: f64,
+    #[prost(oneof = "NumberValue", tags = "4, 6")]
+    pub value: Option<NumberValue>,
+    #[prost(message, repeated, tag = "5")]
+    pub exemplars: Vec<Exemplar>,
+    #[prost(uint32, tag = "8")]
     pub flags: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `NumberDataPoint.value`.
+#[derive(Clone, Copy, PartialEq, prost::Oneof)]
+pub enum NumberValue {
+    #[prost(double, tag = "4")]
+    AsDouble(f64),
+    #[prost(sfixed64, tag = "6")]
+    AsInt(i64),
+}
+
+impl NumberPoint {
+    /// `as_double`, or `as_int` converted; 0 when unset.
+    pub fn value(&self) -> f64 {
+        match self.value {
+            Some(NumberValue::AsDouble(v)) => v,
+            Some(NumberValue::AsInt(v)) => v as f64,
+            None => 0.0,
+        }
+    }
+}
+
+/// `HistogramDataPoint`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct HistogramPoint {
+    #[prost(message, repeated, tag = "9")]
     pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    #[serde(deserialize_with = "json::opt_f64_any")]
     pub sum: Option<f64>,
+    #[prost(fixed64, repeated, tag = "6")]
+    #[serde(deserialize_with = "json::vec_u64_any")]
     pub bucket_counts: Vec<u64>,
+    #[prost(double, repeated, tag = "7")]
+    #[serde(deserialize_with = "json::vec_f64_any")]
     pub explicit_bounds: Vec<f64>,
+    #[prost(message, repeated, tag = "8")]
+    pub exemplars: Vec<Exemplar>,
+    #[prost(uint32, tag = "10")]
     pub flags: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Buckets {
-    pub offset: i32,
-    pub bucket_counts: Vec<u64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `ExponentialHistogramDataPoint` (`min` and `max` are not read: Prometheus
+/// drops them).
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ExpHistogramPoint {
+    #[prost(message, repeated, tag = "1")]
     pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub count: u64,
+    #[prost(double, optional, tag = "5")]
+    #[serde(deserialize_with = "json::opt_f64_any")]
     pub sum: Option<f64>,
+    #[prost(sint32, tag = "6")]
     pub scale: i32,
+    #[prost(fixed64, tag = "7")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub zero_count: u64,
-    pub positive: Buckets,
-    pub negative: Buckets,
+    #[prost(message, optional, tag = "8")]
+    pub positive: Option<Buckets>,
+    #[prost(message, optional, tag = "9")]
+    pub negative: Option<Buckets>,
+    #[prost(uint32, tag = "10")]
     pub flags: u32,
+    #[prost(message, repeated, tag = "11")]
+    pub exemplars: Vec<Exemplar>,
+    #[prost(double, tag = "14")]
+    #[serde(deserialize_with = "json::f64_any")]
     pub zero_threshold: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `ExponentialHistogramDataPoint.Buckets`: dense counts from `offset`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Buckets {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint64, repeated, tag = "2")]
+    #[serde(deserialize_with = "json::vec_u64_any")]
+    pub bucket_counts: Vec<u64>,
+}
+
+/// `SummaryDataPoint`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct SummaryPoint {
+    #[prost(message, repeated, tag = "7")]
     pub attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "3")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub time_unix_nano: u64,
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "json::u64_any")]
     pub count: u64,
+    #[prost(double, tag = "5")]
+    #[serde(deserialize_with = "json::f64_any")]
     pub sum: f64,
-    /// `(quantile, value)` pairs.
-    pub quantiles: Vec<(f64, f64)>,
+    #[prost(message, repeated, tag = "6")]
+    pub quantile_values: Vec<ValueAtQuantile>,
+    #[prost(uint32, tag = "8")]
     pub flags: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyValue {
-    pub key: String,
-    pub value: AnyValue,
+/// `SummaryDataPoint.ValueAtQuantile`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ValueAtQuantile {
+    #[prost(double, tag = "1")]
+    #[serde(deserialize_with = "json::f64_any")]
+    pub quantile: f64,
+    #[prost(double, tag = "2")]
+    #[serde(deserialize_with = "json::f64_any")]
+    pub value: f64,
 }
 
-/// `AnyValue`; an unset value is `Empty`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum AnyValue {
-    #[default]
-    Empty,
+/// `Exemplar`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(from = "json::ExemplarJson")]
+pub struct Exemplar {
+    #[prost(message, repeated, tag = "7")]
+    pub filtered_attributes: Vec<KeyValue>,
+    #[prost(fixed64, tag = "2")]
+    pub time_unix_nano: u64,
+    #[prost(oneof = "ExemplarValue", tags = "3, 6")]
+    pub value: Option<ExemplarValue>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub span_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    pub trace_id: Vec<u8>,
+}
+
+/// `Exemplar.value`.
+#[derive(Clone, Copy, PartialEq, prost::Oneof)]
+pub enum ExemplarValue {
+    #[prost(double, tag = "3")]
+    AsDouble(f64),
+    #[prost(sfixed64, tag = "6")]
+    AsInt(i64),
+}
+
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KeyValue {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<AnyValue>,
+}
+
+impl KeyValue {
+    /// The value as a label value (empty when unset).
+    pub fn value_string(&self) -> String {
+        self.value
+            .as_ref()
+            .map(AnyValue::as_label_value)
+            .unwrap_or_default()
+    }
+}
+
+/// `AnyValue`.
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(from = "json::AnyValueJson")]
+pub struct AnyValue {
+    #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub value: Option<Value>,
+}
+
+/// `AnyValue.value`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Value {
+    #[prost(string, tag = "1")]
     Str(String),
+    #[prost(bool, tag = "2")]
     Bool(bool),
+    #[prost(int64, tag = "3")]
     Int(i64),
+    #[prost(double, tag = "4")]
     Double(f64),
-    Array(Vec<AnyValue>),
-    KvList(Vec<KeyValue>),
+    #[prost(message, tag = "5")]
+    Array(ArrayValue),
+    #[prost(message, tag = "6")]
+    KvList(KeyValueList),
+    #[prost(bytes = "vec", tag = "7")]
     Bytes(Vec<u8>),
 }
 
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ArrayValue {
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<AnyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KeyValueList {
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<KeyValue>,
+}
+
 impl AnyValue {
+    /// A string value.
+    pub fn string(s: impl Into<String>) -> AnyValue {
+        AnyValue {
+            value: Some(Value::Str(s.into())),
+        }
+    }
+
     /// The value as a label value, as the collector's `AsString` renders it:
     /// strings as is, numbers in Go's shortest form, bytes in base64,
     /// arrays and maps as JSON.
     pub fn as_label_value(&self) -> String {
-        match self {
-            AnyValue::Empty => String::new(),
-            AnyValue::Str(s) => s.clone(),
-            AnyValue::Bool(b) => b.to_string(),
-            AnyValue::Int(i) => i.to_string(),
-            AnyValue::Double(d) => crate::model::gofmt::format_float(*d),
-            AnyValue::Bytes(b) => {
+        match &self.value {
+            None => String::new(),
+            Some(Value::Str(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Int(i)) => i.to_string(),
+            Some(Value::Double(d)) => crate::model::gofmt::format_float(*d),
+            Some(Value::Bytes(b)) => {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD.encode(b)
             }
-            AnyValue::Array(_) | AnyValue::KvList(_) => self.to_json().to_string(),
+            Some(Value::Array(_)) | Some(Value::KvList(_)) => self.to_json().to_string(),
         }
     }
 
     fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match self {
-            AnyValue::Empty => Value::Null,
-            AnyValue::Str(s) => Value::String(s.clone()),
-            AnyValue::Bool(b) => Value::Bool(*b),
-            AnyValue::Int(i) => Value::from(*i),
-            AnyValue::Double(d) => serde_json::Number::from_f64(*d)
-                .map(Value::Number)
-                .unwrap_or_else(|| Value::String(crate::model::gofmt::format_float(*d))),
-            AnyValue::Bytes(_) => Value::String(self.as_label_value()),
-            AnyValue::Array(a) => Value::Array(a.iter().map(AnyValue::to_json).collect()),
-            AnyValue::KvList(kv) => Value::Object(
-                kv.iter()
-                    .map(|e| (e.key.clone(), e.value.to_json()))
+        use serde_json::Value as J;
+        match &self.value {
+            None => J::Null,
+            Some(Value::Str(s)) => J::String(s.clone()),
+            Some(Value::Bool(b)) => J::Bool(*b),
+            Some(Value::Int(i)) => J::from(*i),
+            Some(Value::Double(d)) => serde_json::Number::from_f64(*d)
+                .map(J::Number)
+                .unwrap_or_else(|| J::String(crate::model::gofmt::format_float(*d))),
+            Some(Value::Bytes(_)) => J::String(self.as_label_value()),
+            Some(Value::Array(a)) => J::Array(a.values.iter().map(AnyValue::to_json).collect()),
+            Some(Value::KvList(kv)) => J::Object(
+                kv.values
+                    .iter()
+                    .map(|e| {
+                        let v = e.value.as_ref().map_or(J::Null, AnyValue::to_json);
+                        (e.key.clone(), v)
+                    })
                     .collect(),
             ),
         }
     }
 }
 
-impl ExportRequest {
-    /// Decodes a protobuf `ExportMetricsServiceRequest`.
-    pub fn decode(buf: &[u8]) -> Result<ExportRequest, DecodeError> {
-        let mut out = ExportRequest::default();
-        let mut r = Reader::new(buf, 0);
-        while !r.done() {
-            let at = r.offset();
-            let (field, wire) = r.tag()?;
-            if field == 1 {
-                let i = out.resource_metrics.len();
-                r.expect(at, wire, LEN)
-                    .map_err(|e| e.within(format!("resource_metrics[{i}]")))?;
-                let (b, base) = r
-                    .bytes()
-                    .map_err(|e| e.within(format!("resource_metrics[{i}]")))?;
-                let rm = resource_metrics(b, base)
-                    .map_err(|e| e.within(format!("resource_metrics[{i}]")))?;
-                out.resource_metrics.push(rm);
-            } else {
-                r.skip(wire)?;
+/// Decodes a protobuf `ExportMetricsServiceRequest` of at most
+/// [`super::MAX_REQUEST_BYTES`].
+pub fn decode(buf: &[u8]) -> Result<ExportRequest, DecodeError> {
+    if buf.len() > super::MAX_REQUEST_BYTES {
+        return Err(DecodeError::too_large("protobuf", buf.len()));
+    }
+    let mut rest = buf;
+    ExportRequest::decode(&mut rest).map_err(|e| {
+        let offset = buf.len() - rest.len();
+        let (stack, problem) = split_prost_error(&e.to_string());
+        DecodeError {
+            format: "protobuf",
+            offset,
+            field: locate(buf, offset, &stack),
+            problem,
+        }
+    })
+}
+
+/// prost's message, `failed to decode Protobuf message: Inner.field:
+/// Outer.field: problem`, as the (message, field) pairs outermost first
+/// and the problem. prost keeps the pairs private; its `Display` is the only
+/// way to them.
+fn split_prost_error(text: &str) -> (Vec<(String, String)>, String) {
+    let mut rest = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(text);
+    let mut stack = Vec::new();
+    while let Some((seg, tail)) = rest.split_once(": ") {
+        let Some((msg, field)) = seg.split_once('.') else {
+            break;
+        };
+        let ident =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident(msg) || !ident(field) {
+            break;
+        }
+        stack.push((msg.to_string(), field.to_string()));
+        rest = tail;
+    }
+    stack.reverse();
+    (stack, rest.to_string())
+}
+
+/// Repeated message fields: their path elements carry the element's index.
+const REPEATED: &[&str] = &[
+    "resource_metrics",
+    "scope_metrics",
+    "metrics",
+    "data_points",
+    "attributes",
+    "filtered_attributes",
+    "exemplars",
+    "quantile_values",
+    "values",
+];
+
+/// The member of a oneof (prost names the oneof) by its field number.
+fn oneof_member(message: &str, oneof: &str, number: u64) -> Option<&'static str> {
+    Some(match (message, oneof, number) {
+        ("Metric", "data", 5) => "gauge",
+        ("Metric", "data", 7) => "sum",
+        ("Metric", "data", 9) => "histogram",
+        ("Metric", "data", 10) => "exponential_histogram",
+        ("Metric", "data", 11) => "summary",
+        ("NumberPoint", "value", 4) | ("Exemplar", "value", 3) => "as_double",
+        ("NumberPoint", "value", 6) | ("Exemplar", "value", 6) => "as_int",
+        ("AnyValue", "value", 1) => "string_value",
+        ("AnyValue", "value", 2) => "bool_value",
+        ("AnyValue", "value", 3) => "int_value",
+        ("AnyValue", "value", 4) => "double_value",
+        ("AnyValue", "value", 5) => "array_value",
+        ("AnyValue", "value", 6) => "kvlist_value",
+        ("AnyValue", "value", 7) => "bytes_value",
+        _ => return None,
+    })
+}
+
+/// One field of a message as [`locate`] sees it.
+struct FieldAt {
+    number: u64,
+    /// How many fields with the same number came before it.
+    index: usize,
+    value: std::ops::Range<usize>,
+}
+
+/// The field of the message in `buf[range]` whose key starts before
+/// `offset` and whose value ends at or after it. A field running past the
+/// message's end (truncated) ends there.
+fn field_at(buf: &[u8], range: std::ops::Range<usize>, offset: usize) -> Option<FieldAt> {
+    let end = range.end.min(buf.len());
+    let mut pos = range.start;
+    let mut seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let varint = |pos: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            if *pos >= end {
+                return None;
+            }
+            let b = buf[*pos];
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
             }
         }
-        Ok(out)
-    }
-}
-
-/// Walks the fields of one message, giving `f` each field number, wire
-/// type, the field's start offset and the reader positioned on its value.
-fn fields<'a>(
-    buf: &'a [u8],
-    base: usize,
-    mut f: impl FnMut(u64, u8, usize, &mut Reader<'a>) -> Result<bool, Err>,
-) -> Result<(), Err> {
-    let mut r = Reader::new(buf, base);
-    while !r.done() {
-        let at = r.offset();
-        let (field, wire) = r.tag()?;
-        if !f(field, wire, at, &mut r)? {
-            r.skip(wire)?;
-        }
-    }
-    Ok(())
-}
-
-/// A length-delimited submessage decoded by `dec`, its errors placed under
-/// `name`.
-fn sub<'a, T>(
-    r: &mut Reader<'a>,
-    at: usize,
-    wire: u8,
-    name: impl Fn() -> String,
-    dec: impl FnOnce(&'a [u8], usize) -> Result<T, Err>,
-) -> Result<T, Err> {
-    r.expect(at, wire, LEN).map_err(|e| e.within(name()))?;
-    let (b, base) = r.bytes().map_err(|e| e.within(name()))?;
-    dec(b, base).map_err(|e| e.within(name()))
-}
-
-fn string_field(r: &mut Reader<'_>, at: usize, wire: u8, name: &str) -> Result<String, Err> {
-    r.expect(at, wire, LEN).map_err(|e| e.within(name))?;
-    r.string().map_err(|e| e.within(name))
-}
-
-fn varint_field(r: &mut Reader<'_>, at: usize, wire: u8, name: &str) -> Result<u64, Err> {
-    r.expect(at, wire, VARINT).map_err(|e| e.within(name))?;
-    r.varint().map_err(|e| e.within(name))
-}
-
-fn fixed64_field(r: &mut Reader<'_>, at: usize, wire: u8, name: &str) -> Result<u64, Err> {
-    r.expect(at, wire, FIXED64).map_err(|e| e.within(name))?;
-    r.fixed64().map_err(|e| e.within(name))
-}
-
-fn double_field(r: &mut Reader<'_>, at: usize, wire: u8, name: &str) -> Result<f64, Err> {
-    fixed64_field(r, at, wire, name).map(f64::from_bits)
-}
-
-/// A repeated 64-bit field, packed (one length-delimited run) or not; the
-/// element encoding is fixed64 or varint as `elem_wire` says.
-fn repeated_u64(
-    r: &mut Reader<'_>,
-    at: usize,
-    wire: u8,
-    elem_wire: u8,
-    name: &str,
-    out: &mut Vec<u64>,
-) -> Result<(), Err> {
-    let one = |r: &mut Reader<'_>| -> Result<u64, Err> {
-        if elem_wire == FIXED64 {
-            r.fixed64()
-        } else {
-            r.varint()
-        }
+        None
     };
-    if wire == LEN {
-        let (b, base) = r.bytes().map_err(|e| e.within(name))?;
-        let mut inner = Reader::new(b, base);
-        while !inner.done() {
-            out.push(one(&mut inner).map_err(|e| e.within(name))?);
+    while pos < end && pos < offset {
+        let key_start = pos;
+        let key = varint(&mut pos)?;
+        let number = key >> 3;
+        let value = match key & 7 {
+            0 => {
+                let start = pos;
+                varint(&mut pos);
+                start..pos
+            }
+            1 => pos..pos.saturating_add(8).min(end),
+            5 => pos..pos.saturating_add(4).min(end),
+            2 => match varint(&mut pos) {
+                Some(len) => {
+                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    pos..pos.saturating_add(len).min(end)
+                }
+                None => pos..end,
+            },
+            _ => return None,
+        };
+        let count = seen.entry(number).or_insert(0);
+        let index = *count;
+        *count += 1;
+        if key_start < offset && offset <= value.end {
+            return Some(FieldAt {
+                number,
+                index,
+                value,
+            });
         }
-        Ok(())
-    } else {
-        r.expect(at, wire, elem_wire).map_err(|e| e.within(name))?;
-        out.push(one(r).map_err(|e| e.within(name))?);
-        Ok(())
+        pos = value.end;
     }
+    None
 }
 
-fn resource_metrics(buf: &[u8], base: usize) -> Result<ResourceMetrics, Err> {
-    let mut out = ResourceMetrics::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => {
-                let attrs = sub(r, at, wire, || "resource".into(), resource)?;
-                out.resource.extend(attrs);
-            }
-            2 => {
-                let i = out.scope_metrics.len();
-                let sm = sub(r, at, wire, || format!("scope_metrics[{i}]"), scope_metrics)?;
-                out.scope_metrics.push(sm);
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
-fn resource(buf: &[u8], base: usize) -> Result<Vec<KeyValue>, Err> {
-    let mut out = Vec::new();
-    fields(buf, base, |field, wire, at, r| {
-        if field != 1 {
-            return Ok(false);
-        }
-        let i = out.len();
-        out.push(sub(
-            r,
-            at,
-            wire,
-            || format!("attributes[{i}]"),
-            |b, o| key_value(b, o, 0),
-        )?);
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
-fn scope_metrics(buf: &[u8], base: usize) -> Result<ScopeMetrics, Err> {
-    let mut out = ScopeMetrics::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => {
-                let (name, version) = sub(r, at, wire, || "scope".into(), scope)?;
-                out.scope_name = name;
-                out.scope_version = version;
-            }
-            2 => {
-                let i = out.metrics.len();
-                let m = sub(r, at, wire, || format!("metrics[{i}]"), metric)?;
-                out.metrics.push(m);
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
-fn scope(buf: &[u8], base: usize) -> Result<(String, String), Err> {
-    let (mut name, mut version) = (String::new(), String::new());
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => name = string_field(r, at, wire, "name")?,
-            2 => version = string_field(r, at, wire, "version")?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok((name, version))
-}
-
-fn metric(buf: &[u8], base: usize) -> Result<Metric, Err> {
-    let mut out = Metric::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => out.name = string_field(r, at, wire, "name")?,
-            2 => out.description = string_field(r, at, wire, "description")?,
-            3 => out.unit = string_field(r, at, wire, "unit")?,
-            5 => {
-                let (points, _, _) = sub(
-                    r,
-                    at,
-                    wire,
-                    || "gauge".into(),
-                    |b, o| number_data(b, o, false),
-                )?;
-                out.data = Some(Data::Gauge(points));
-            }
-            7 => {
-                let (points, temporality, monotonic) =
-                    sub(r, at, wire, || "sum".into(), |b, o| number_data(b, o, true))?;
-                out.data = Some(Data::Sum {
-                    points,
-                    temporality,
-                    monotonic,
-                });
-            }
-            9 => {
-                let (points, temporality) = sub(
-                    r,
-                    at,
-                    wire,
-                    || "histogram".into(),
-                    |b, o| points_with_temporality(b, o, histogram_point),
-                )?;
-                out.data = Some(Data::Histogram {
-                    points,
-                    temporality,
-                });
-            }
-            10 => {
-                let (points, temporality) = sub(
-                    r,
-                    at,
-                    wire,
-                    || "exponential_histogram".into(),
-                    |b, o| points_with_temporality(b, o, exp_histogram_point),
-                )?;
-                out.data = Some(Data::ExponentialHistogram {
-                    points,
-                    temporality,
-                });
-            }
-            11 => {
-                let (points, _) = sub(
-                    r,
-                    at,
-                    wire,
-                    || "summary".into(),
-                    |b, o| points_with_temporality(b, o, summary_point),
-                )?;
-                out.data = Some(Data::Summary(points));
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
-/// `Gauge` or `Sum`: points (1), and for a sum the temporality (2) and
-/// `is_monotonic` (3).
-fn number_data(
-    buf: &[u8],
-    base: usize,
-    is_sum: bool,
-) -> Result<(Vec<NumberPoint>, Temporality, bool), Err> {
-    let mut points = Vec::new();
-    let mut temporality = Temporality::Unspecified;
-    let mut monotonic = false;
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => {
-                let i = points.len();
-                points.push(sub(
-                    r,
-                    at,
-                    wire,
-                    || format!("data_points[{i}]"),
-                    number_point,
-                )?);
-            }
-            2 if is_sum => {
-                temporality =
-                    Temporality::from_wire(varint_field(r, at, wire, "aggregation_temporality")?)
-            }
-            3 if is_sum => monotonic = varint_field(r, at, wire, "is_monotonic")? != 0,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok((points, temporality, monotonic))
-}
-
-/// Histogram, exponential histogram and summary messages: points (1) and
-/// the temporality (2; absent from summaries, so left unspecified).
-fn points_with_temporality<T>(
-    buf: &[u8],
-    base: usize,
-    point: fn(&[u8], usize) -> Result<T, Err>,
-) -> Result<(Vec<T>, Temporality), Err> {
-    let mut points = Vec::new();
-    let mut temporality = Temporality::Unspecified;
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => {
-                let i = points.len();
-                points.push(sub(r, at, wire, || format!("data_points[{i}]"), point)?);
-            }
-            2 => {
-                temporality =
-                    Temporality::from_wire(varint_field(r, at, wire, "aggregation_temporality")?)
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok((points, temporality))
-}
-
-fn attribute(r: &mut Reader<'_>, at: usize, wire: u8, out: &mut Vec<KeyValue>) -> Result<(), Err> {
-    let i = out.len();
-    out.push(sub(
-        r,
-        at,
-        wire,
-        || format!("attributes[{i}]"),
-        |b, o| key_value(b, o, 0),
-    )?);
-    Ok(())
-}
-
-fn number_point(buf: &[u8], base: usize) -> Result<NumberPoint, Err> {
-    let mut p = NumberPoint::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            7 => attribute(r, at, wire, &mut p.attributes)?,
-            2 => p.start_time_unix_nano = fixed64_field(r, at, wire, "start_time_unix_nano")?,
-            3 => p.time_unix_nano = fixed64_field(r, at, wire, "time_unix_nano")?,
-            4 => p.value = double_field(r, at, wire, "as_double")?,
-            6 => p.value = fixed64_field(r, at, wire, "as_int")? as i64 as f64,
-            8 => p.flags = varint_field(r, at, wire, "flags")? as u32,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(p)
-}
-
-fn histogram_point(buf: &[u8], base: usize) -> Result<HistogramPoint, Err> {
-    let mut p = HistogramPoint::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            9 => attribute(r, at, wire, &mut p.attributes)?,
-            2 => p.start_time_unix_nano = fixed64_field(r, at, wire, "start_time_unix_nano")?,
-            3 => p.time_unix_nano = fixed64_field(r, at, wire, "time_unix_nano")?,
-            4 => p.count = fixed64_field(r, at, wire, "count")?,
-            5 => p.sum = Some(double_field(r, at, wire, "sum")?),
-            6 => repeated_u64(r, at, wire, FIXED64, "bucket_counts", &mut p.bucket_counts)?,
-            7 => {
-                let mut bits = Vec::new();
-                repeated_u64(r, at, wire, FIXED64, "explicit_bounds", &mut bits)?;
-                p.explicit_bounds
-                    .extend(bits.into_iter().map(f64::from_bits));
-            }
-            10 => p.flags = varint_field(r, at, wire, "flags")? as u32,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(p)
-}
-
-fn exp_histogram_point(buf: &[u8], base: usize) -> Result<ExpHistogramPoint, Err> {
-    let mut p = ExpHistogramPoint::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => attribute(r, at, wire, &mut p.attributes)?,
-            2 => p.start_time_unix_nano = fixed64_field(r, at, wire, "start_time_unix_nano")?,
-            3 => p.time_unix_nano = fixed64_field(r, at, wire, "time_unix_nano")?,
-            4 => p.count = fixed64_field(r, at, wire, "count")?,
-            5 => p.sum = Some(double_field(r, at, wire, "sum")?),
-            6 => p.scale = zigzag32(varint_field(r, at, wire, "scale")?),
-            7 => p.zero_count = fixed64_field(r, at, wire, "zero_count")?,
-            8 => p.positive = sub(r, at, wire, || "positive".into(), buckets)?,
-            9 => p.negative = sub(r, at, wire, || "negative".into(), buckets)?,
-            10 => p.flags = varint_field(r, at, wire, "flags")? as u32,
-            14 => p.zero_threshold = double_field(r, at, wire, "zero_threshold")?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(p)
-}
-
-fn zigzag32(v: u64) -> i32 {
-    let v = v as u32;
-    ((v >> 1) as i32) ^ -((v & 1) as i32)
-}
-
-fn buckets(buf: &[u8], base: usize) -> Result<Buckets, Err> {
-    let mut b = Buckets::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => b.offset = zigzag32(varint_field(r, at, wire, "offset")?),
-            2 => repeated_u64(r, at, wire, VARINT, "bucket_counts", &mut b.bucket_counts)?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(b)
-}
-
-fn summary_point(buf: &[u8], base: usize) -> Result<SummaryPoint, Err> {
-    let mut p = SummaryPoint::default();
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            7 => attribute(r, at, wire, &mut p.attributes)?,
-            2 => p.start_time_unix_nano = fixed64_field(r, at, wire, "start_time_unix_nano")?,
-            3 => p.time_unix_nano = fixed64_field(r, at, wire, "time_unix_nano")?,
-            4 => p.count = fixed64_field(r, at, wire, "count")?,
-            5 => p.sum = double_field(r, at, wire, "sum")?,
-            6 => {
-                let i = p.quantiles.len();
-                let q = sub(r, at, wire, || format!("quantile_values[{i}]"), quantile)?;
-                p.quantiles.push(q);
-            }
-            8 => p.flags = varint_field(r, at, wire, "flags")? as u32,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(p)
-}
-
-fn quantile(buf: &[u8], base: usize) -> Result<(f64, f64), Err> {
-    let (mut q, mut v) = (0.0, 0.0);
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => q = double_field(r, at, wire, "quantile")?,
-            2 => v = double_field(r, at, wire, "value")?,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok((q, v))
-}
-
-fn key_value(buf: &[u8], base: usize, depth: usize) -> Result<KeyValue, Err> {
-    let mut kv = KeyValue {
-        key: String::new(),
-        value: AnyValue::Empty,
-    };
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => kv.key = string_field(r, at, wire, "key")?,
-            2 => {
-                kv.value = sub(
-                    r,
-                    at,
-                    wire,
-                    || "value".into(),
-                    |b, o| any_value(b, o, depth + 1),
-                )?
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    Ok(kv)
-}
-
-fn any_value(buf: &[u8], base: usize, depth: usize) -> Result<AnyValue, Err> {
-    if depth > MAX_VALUE_DEPTH {
-        return Err(Err::at(base, Problem::NestedTooDeep(MAX_VALUE_DEPTH)));
+/// The field path of an error at `offset`: prost's (message, field) pairs,
+/// outermost first, with indices and oneof members found by walking `buf`.
+fn locate(buf: &[u8], offset: usize, stack: &[(String, String)]) -> String {
+    if stack.is_empty() {
+        return "ExportMetricsServiceRequest".into();
     }
-    let mut v = AnyValue::Empty;
-    fields(buf, base, |field, wire, at, r| {
-        match field {
-            1 => v = AnyValue::Str(string_field(r, at, wire, "string_value")?),
-            2 => v = AnyValue::Bool(varint_field(r, at, wire, "bool_value")? != 0),
-            3 => v = AnyValue::Int(varint_field(r, at, wire, "int_value")? as i64),
-            4 => v = AnyValue::Double(double_field(r, at, wire, "double_value")?),
-            5 => {
-                let items = sub(
-                    r,
-                    at,
-                    wire,
-                    || "array_value".into(),
-                    |b, o| {
-                        let mut items = Vec::new();
-                        fields(b, o, |f, w, a, r| {
-                            if f != 1 {
-                                return Ok(false);
-                            }
-                            let i = items.len();
-                            items.push(sub(
-                                r,
-                                a,
-                                w,
-                                || format!("values[{i}]"),
-                                |b, o| any_value(b, o, depth + 1),
-                            )?);
-                            Ok(true)
-                        })?;
-                        Ok(items)
-                    },
-                )?;
-                v = AnyValue::Array(items);
-            }
-            6 => {
-                let kvs = sub(
-                    r,
-                    at,
-                    wire,
-                    || "kvlist_value".into(),
-                    |b, o| {
-                        let mut kvs = Vec::new();
-                        fields(b, o, |f, w, a, r| {
-                            if f != 1 {
-                                return Ok(false);
-                            }
-                            let i = kvs.len();
-                            kvs.push(sub(
-                                r,
-                                a,
-                                w,
-                                || format!("values[{i}]"),
-                                |b, o| key_value(b, o, depth + 1),
-                            )?);
-                            Ok(true)
-                        })?;
-                        Ok(kvs)
-                    },
-                )?;
-                v = AnyValue::KvList(kvs);
-            }
-            7 => {
-                r.expect(at, wire, LEN)
-                    .map_err(|e| e.within("bytes_value"))?;
-                let (b, _) = r.bytes().map_err(|e| e.within("bytes_value"))?;
-                v = AnyValue::Bytes(b.to_vec());
-            }
-            _ => return Ok(false),
+    let mut parts = Vec::with_capacity(stack.len());
+    let mut range = Some(0..buf.len());
+    for (message, field) in stack {
+        let found = range.take().and_then(|r| field_at(buf, r, offset));
+        let Some(f) = found else {
+            parts.push(field.clone());
+            continue;
+        };
+        let mut name = oneof_member(message, field, f.number)
+            .unwrap_or(field)
+            .to_string();
+        if REPEATED.contains(&field.as_str()) {
+            name.push_str(&format!("[{}]", f.index));
         }
-        Ok(true)
-    })?;
-    Ok(v)
+        parts.push(name);
+        range = Some(f.value);
+    }
+    if parts.len() > MAX_PATH_PARTS {
+        // Deep nesting (up to prost's recursion limit): the start and the
+        // end of the path say where.
+        let tail = parts.split_off(parts.len() - MAX_PATH_PARTS / 2);
+        parts.truncate(MAX_PATH_PARTS / 2);
+        parts.push("…".into());
+        parts.extend(tail);
+    }
+    parts.join(".")
 }
+
+/// Longest field path printed in full.
+const MAX_PATH_PARTS: usize = 16;

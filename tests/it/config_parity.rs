@@ -23,7 +23,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("empty_rr_config", "remote_read is accepted and ignored with a warning (not implemented)"),
     ("tracing_", "tracing: is not supported"),
     ("scrape_config_files", "scrape_config_files / fallback_scrape_protocol are not supported"),
-    ("otlp_convert_histograms_to_nhcb", "no native histograms: otlp.convert_histograms_to_nhcb: true is refused"),
     ("remote_write_wrong_msg", "remote write 2.0 (protobuf_message) is not supported"),
     ("remote_write_retry_on_rate_limit.good.yml", "klaxon refuses a remote_write url without http(s):// (\"localhost:9090\"), which Prometheus accepts and then cannot send to; docs/compatibility.md"),
 ];

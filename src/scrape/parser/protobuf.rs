@@ -711,6 +711,17 @@ fn exemplar(at: usize, e: &Exemplar, field: &str) -> Result<ScrapedExemplar, Pro
     })
 }
 
+/// Whether the spans describe exactly `n` buckets. Compaction expands the
+/// spans bucket by bucket, and a span's length is 32 bits: a few bytes of
+/// payload must not make it allocate gigabytes. Histograms whose spans do
+/// not fit are left for the appender's validation to refuse.
+fn spans_fit(s: &[BucketSpan], n: usize) -> bool {
+    s.iter()
+        .map(|s| u64::from(s.length.unwrap_or(0)))
+        .sum::<u64>()
+        == n as u64
+}
+
 fn spans(s: &[BucketSpan]) -> Vec<Span> {
     s.iter()
         .map(|s| Span::new(s.offset.unwrap_or(0), s.length.unwrap_or(0)))
@@ -764,7 +775,11 @@ fn native_sample(
             negative_buckets: h.negative_count.clone(),
             custom_values: Vec::new(),
         };
-        fh.compact(0);
+        if spans_fit(&h.positive_span, fh.positive_buckets.len())
+            && spans_fit(&h.negative_span, fh.negative_buckets.len())
+        {
+            fh.compact(0);
+        }
         NativeValue::Float(fh)
     } else {
         let mut ih = Histogram {
@@ -780,7 +795,11 @@ fn native_sample(
             negative_buckets: h.negative_delta.clone(),
             custom_values: Vec::new(),
         };
-        ih.compact(0);
+        if spans_fit(&h.positive_span, ih.positive_buckets.len())
+            && spans_fit(&h.negative_span, ih.negative_buckets.len())
+        {
+            ih.compact(0);
+        }
         NativeValue::Int(ih)
     };
     // Prometheus keeps only exemplars with a timestamp for native
@@ -1039,6 +1058,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.samples, c.histograms.len()), (4, 1));
+    }
+
+    /// Spans claiming billions of buckets (a few payload bytes) are not
+    /// expanded: the histogram is handed on for validation to refuse.
+    #[test]
+    fn spans_longer_than_the_buckets_are_not_expanded() {
+        for float in [false, true] {
+            let h = ProtoHistogram {
+                sample_count: Some(1),
+                sample_count_float: float.then_some(1.0),
+                schema: Some(0),
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(u32::MAX),
+                }],
+                negative_span: vec![BucketSpan {
+                    offset: Some(i32::MIN),
+                    length: Some(u32::MAX),
+                }],
+                positive_delta: vec![1],
+                positive_count: vec![1.0],
+                ..ProtoHistogram::default()
+            };
+            let m = Metric {
+                histogram: Some(h),
+                ..Metric::default()
+            };
+            let buf = encode_delimited(&[fam("nh", 4, vec![m])]);
+            let on = Options {
+                native_histograms: true,
+                always_classic: false,
+            };
+            let c = convert(&buf, on).unwrap();
+            let invalid = match &c.histograms[0].value {
+                NativeValue::Int(h) => h.validate().is_err(),
+                NativeValue::Float(h) => h.validate().is_err(),
+            };
+            assert!(invalid);
+        }
     }
 
     #[test]
