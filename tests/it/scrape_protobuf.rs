@@ -448,15 +448,25 @@ fn hist_payload(k: u64, at: i64) -> Vec<u8> {
     ])
 }
 
-/// Serves phase 0, 1, 2 of [`hist_payload`] for `phase` each, at the
-/// timestamps `stamps`.
-async fn serve_phases(stamps: [i64; 3], phase: Duration) -> (String, tokio::task::JoinHandle<()>) {
+/// When the phases of [`serve_phases`] started (phase 0 until set).
+type PhaseClock = Arc<parking_lot::Mutex<Option<Instant>>>;
+
+/// Serves phase 0 of [`hist_payload`] until the clock is set, then phases
+/// 1 and 2 `phase` apart, at the timestamps `stamps`.
+async fn serve_phases(
+    stamps: [i64; 3],
+    phase: Duration,
+) -> (String, PhaseClock, tokio::task::JoinHandle<()>) {
     use axum::routing::get;
-    let started = Instant::now();
+    let clock: PhaseClock = Arc::new(parking_lot::Mutex::new(None));
+    let started = clock.clone();
     let app = axum::Router::new().route(
         "/metrics",
         get(move || async move {
-            let k = ((started.elapsed().as_millis() / phase.as_millis()) as usize).min(2);
+            let k = match *started.lock() {
+                None => 0,
+                Some(at) => (1 + (at.elapsed().as_millis() / phase.as_millis()) as usize).min(2),
+            };
             (
                 [(axum::http::header::CONTENT_TYPE, PROTO_CT)],
                 hist_payload(k as u64, stamps[k]),
@@ -468,7 +478,7 @@ async fn serve_phases(stamps: [i64; 3], phase: Duration) -> (String, tokio::task
     let h = tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
-    (addr, h)
+    (addr, clock, h)
 }
 
 /// `query` at `t` (ms): series (without instance) → the JSON of its value,
@@ -544,10 +554,11 @@ async fn native_histograms_match_prometheus() {
         eprintln!("SKIPPED: {PROMETHEUS} not installed");
         return;
     }
-    // Three samples 10 s apart, in the recent past; each served for 4 s.
+    // Three samples 10 s apart, in the recent past: the first until both
+    // have scraped it, the others for 4 s each.
     let base_t = (klaxon::model::now_millis() / 1000) * 1000 - 40_000;
     let stamps = [base_t, base_t + 10_000, base_t + 20_000];
-    let (addr, server) = serve_phases(stamps, Duration::from_secs(4)).await;
+    let (addr, clock, server) = serve_phases(stamps, Duration::from_secs(4)).await;
     let dir = common::tempdir();
     std::fs::write(
         dir.path().join("prometheus.yml"),
@@ -570,10 +581,24 @@ async fn native_histograms_match_prometheus() {
     ))
     .await;
 
-    // Wait until both hold all three samples of every series.
     let t = stamps[2];
-    let deadline = Instant::now() + Duration::from_secs(40);
     let sel = "{__name__=~\"demo_native_seconds|demo_size_bytes|demo_size_bytes_count\"}";
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let k = raw_samples(&kx.base, sel, "30s", t).await;
+        let p = raw_samples(&prom, sel, "30s", t).await;
+        if k.len() == 4 && p.len() == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "first samples not scraped in time"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    *clock.lock() = Some(Instant::now());
+    // Wait until both hold all three samples of every series.
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let k = raw_samples(&kx.base, sel, "30s", t).await;
         let p = raw_samples(&prom, sel, "30s", t).await;
