@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         let opts = Options {
             native_histograms,
             always_classic: native_histograms,
+            convert_to_nhcb: native_histograms,
         };
         match convert(data, opts) {
             Ok(c) => {

@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod client;
 pub mod config;
+pub mod histograms;
 pub mod local;
 pub mod manager;
 pub mod parser;
@@ -20,6 +21,7 @@ pub struct ScrapeMetrics {
     pub failures: Arc<CounterVec>,
     pub exceeded_sample_limit: Counter,
     pub exceeded_body_size_limit: Counter,
+    pub exceeded_bucket_limit: Counter,
     pub sample_out_of_order: Counter,
     pub sample_duplicate_timestamp: Counter,
     pub sample_out_of_bounds: Counter,
@@ -50,6 +52,10 @@ impl ScrapeMetrics {
             exceeded_body_size_limit: r.counter(
                 "klaxon_target_scrapes_exceeded_body_size_limit",
                 "Scrapes whose body was larger than body_size_limit.",
+            ),
+            exceeded_bucket_limit: r.counter(
+                "klaxon_target_scrapes_exceeded_native_histogram_bucket_limit",
+                "Scrapes that had a native histogram over native_histogram_bucket_limit and were rejected.",
             ),
             sample_out_of_order: r.counter(
                 "klaxon_target_scrapes_sample_out_of_order",

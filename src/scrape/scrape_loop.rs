@@ -9,12 +9,14 @@
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
 use crate::scrape::config::ScrapeConfig;
-use crate::scrape::parser::protobuf::{self, ScrapedExemplar};
+use crate::scrape::parser::protobuf::{self, NativeSample, ScrapedExemplar};
 use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
-use crate::tsdb::{AppendError, CommitError, Head, HeadAppender, SeriesHandle, SeriesRef};
+use crate::tsdb::{
+    AppendError, CommitError, Head, HeadAppender, HistValue, SeriesHandle, SeriesRef,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,10 @@ pub enum ScrapeError {
     Protobuf(crate::scrape::parser::protobuf::ProtoError),
     #[error("sample limit exceeded (limit: {0})")]
     SampleLimit(u64),
+    /// A native histogram over `native_histogram_bucket_limit` even at the
+    /// lowest resolution.
+    #[error("histogram bucket limit exceeded (limit: {limit}, series: {series})")]
+    BucketLimit { limit: u64, series: String },
     #[error("{0}")]
     LabelLimit(String),
     #[error("duplicate sample for timestamp in one scrape: {0}")]
@@ -50,6 +56,7 @@ impl ScrapeError {
             ScrapeError::Fetch(f) => f.reason(),
             ScrapeError::Parse(_) | ScrapeError::Protobuf(_) => "parse",
             ScrapeError::SampleLimit(_) => "sample_limit",
+            ScrapeError::BucketLimit { .. } => "bucket_limit",
             ScrapeError::LabelLimit(_) => "label_limit",
             ScrapeError::Duplicate(_) => "duplicate",
             ScrapeError::InvalidSeries { .. } => "invalid_series",
@@ -174,6 +181,19 @@ pub struct ScrapeLoop {
     proto_exemplars: Vec<(u32, ScrapedExemplar)>,
     /// Exemplars of the payload being appended, stored once it commits.
     ex_pending: Vec<(SeriesRef, ScrapedExemplar)>,
+    /// Native histograms of the payload (protobuf, or classic histograms
+    /// converted to NHCB), appended with its floats.
+    natives_in: Vec<NativeSample>,
+    /// Histogram series of the last successful scrape by the hash of their
+    /// scraped labels (histograms are few; a plain map is enough).
+    hist_cache: HashMap<u128, CacheEntry, foldhash::fast::RandomState>,
+}
+
+/// A native histogram checked and labelled, waiting for the payload.
+struct PendingHist {
+    handle: SeriesHandle,
+    t: i64,
+    v: HistValue,
 }
 
 impl ScrapeLoop {
@@ -200,6 +220,8 @@ impl ScrapeLoop {
             local: None,
             proto_exemplars: Vec::new(),
             ex_pending: Vec::new(),
+            natives_in: Vec::new(),
+            hist_cache: HashMap::default(),
         }
     }
 
@@ -290,6 +312,7 @@ impl ScrapeLoop {
             self.metrics.failures.with(&[job, e.reason()]).inc();
             match e {
                 ScrapeError::SampleLimit(_) => self.metrics.exceeded_sample_limit.inc(),
+                ScrapeError::BucketLimit { .. } => self.metrics.exceeded_bucket_limit.inc(),
                 ScrapeError::Fetch(FetchError::BodySizeLimit(_)) => {
                     self.metrics.exceeded_body_size_limit.inc()
                 }
@@ -374,6 +397,33 @@ impl ScrapeLoop {
         if format == Format::Protobuf {
             return self.append_protobuf(buf, ts);
         }
+        let h = self.cfg.histograms;
+        if h.convert_to_nhcb {
+            if let Some(n) = crate::scrape::histograms::text_to_nhcb(buf, format) {
+                if !n.lines.is_empty() {
+                    self.natives_in = n.histograms;
+                    let r = if h.always_classic {
+                        self.append_text(buf, format, ts)
+                    } else {
+                        let rest = crate::scrape::histograms::without_lines(buf, &n.lines);
+                        self.append_text(&rest, format, ts)
+                    };
+                    self.natives_in.clear();
+                    return r;
+                }
+            }
+        }
+        self.append_text(buf, format, ts)
+    }
+
+    /// [`Self::append_payload`] of a text payload, with the native
+    /// histograms in `natives_in` (protobuf, NHCB) in the same batch.
+    fn append_text(
+        &mut self,
+        buf: &[u8],
+        format: Format,
+        ts: i64,
+    ) -> Result<AppendStats, ScrapeError> {
         let proto_exemplars = std::mem::take(&mut self.proto_exemplars);
         let mut proto_ex = proto_exemplars.into_iter().peekable();
         self.ex_pending.clear();
@@ -499,7 +549,8 @@ impl ScrapeLoop {
                 return Err(ScrapeError::SampleLimit(sample_limit));
             }
         }
-        stats.post_relabel = self.pending.len() as u64;
+        let (hists, hist_refs, hist_cache) = self.check_histograms(&mut app, ts, &mut stats)?;
+        stats.post_relabel = self.pending.len() as u64 + hists.len() as u64;
         // Sorting by series (stable, so each series keeps its time order) puts
         // two spellings of one series side by side. Payload order is nearly
         // the creation order of the references, so this is close to linear.
@@ -525,7 +576,17 @@ impl ScrapeLoop {
                 .filter(|p| !p.explicit_ts)
                 .map(|p| p.series),
         );
+        if !hist_refs.is_empty() {
+            cur.extend(hist_refs);
+            cur.sort_unstable_by_key(|r| r.0);
+        }
         cur.dedup();
+        // Histograms first: the batch checks a float against the floats
+        // before it cheaply while their references ascend.
+        self.hist_cache = hist_cache;
+        if !hists.is_empty() {
+            self.commit_histograms(&mut app, hists);
+        }
         let complete = self.commit_pending(&mut app, &order);
         self.write_staleness(&mut app, &cur, ts);
         let (committed, samples) = app.commit_reuse();
@@ -548,6 +609,7 @@ impl ScrapeLoop {
         let opts = protobuf::Options {
             native_histograms: h.native,
             always_classic: h.always_classic,
+            convert_to_nhcb: h.convert_to_nhcb,
         };
         let conv = protobuf::convert(buf, opts).map_err(ScrapeError::Protobuf)?;
         for m in &conv.metadata {
@@ -560,7 +622,10 @@ impl ScrapeLoop {
             });
         }
         self.proto_exemplars = conv.exemplars;
-        self.append_payload(&conv.text, Format::PrometheusText, ts)
+        self.natives_in = conv.histograms;
+        let r = self.append_text(&conv.text, Format::PrometheusText, ts);
+        self.natives_in.clear();
+        r
     }
 
     /// Stores the exemplars of a committed payload (Prometheus' rules: no
@@ -598,16 +663,31 @@ impl ScrapeLoop {
     ) -> Result<Option<CacheEntry>, ScrapeError> {
         let mut b = LabelsBuilder::new();
         s.labels_into(&mut b);
+        let e = self.resolve_labels(app, b, s.series, stats)?;
+        if let Some(e) = &e {
+            self.cache.entries.insert(key, e.clone());
+        }
+        Ok(e)
+    }
+
+    /// Scraped labels to a head series: the target's labels attached,
+    /// metric relabeling, limits; `Dropped` when relabeling drops it.
+    fn resolve_labels(
+        &mut self,
+        app: &mut HeadAppender<'_>,
+        mut b: LabelsBuilder,
+        series: &[u8],
+        stats: &mut AppendStats,
+    ) -> Result<Option<CacheEntry>, ScrapeError> {
         merge_target_labels(&mut b, &self.target.labels, self.cfg.honor_labels);
         if !crate::config::relabel::process_builder(&mut b, &self.cfg.metric_relabel_configs) {
-            self.cache.entries.insert(key, CacheEntry::Dropped);
             return Ok(Some(CacheEntry::Dropped));
         }
         let labels = b.build();
         check_limits(&labels, &self.cfg)?;
         if labels.metric_name().is_empty() {
             return Err(ScrapeError::InvalidSeries {
-                series: String::from_utf8_lossy(s.series).into_owned(),
+                series: String::from_utf8_lossy(series).into_owned(),
                 reason: "metric name is empty after relabeling".into(),
             });
         }
@@ -622,12 +702,110 @@ impl ScrapeLoop {
         }
         // Retention may remove the series right after creation: then nothing
         // is cached and the next scrape retries.
-        let Some(h) = self.head.handle(r) else {
-            return Ok(None);
-        };
-        let e = CacheEntry::Series(h);
-        self.cache.entries.insert(key, e.clone());
-        Ok(Some(e))
+        Ok(self.head.handle(r).map(CacheEntry::Series))
+    }
+
+    /// The native histograms of the payload: labelled (through their own
+    /// cache), relabeled, limited and validated, counted against
+    /// `sample_limit` with the floats. Returns them with the series that get
+    /// a staleness marker when missing next time, and the cache to keep if
+    /// the payload commits. Nothing is appended yet.
+    #[allow(clippy::type_complexity)]
+    fn check_histograms(
+        &mut self,
+        app: &mut HeadAppender<'_>,
+        ts: i64,
+        stats: &mut AppendStats,
+    ) -> Result<
+        (
+            Vec<PendingHist>,
+            Vec<SeriesRef>,
+            HashMap<u128, CacheEntry, foldhash::fast::RandomState>,
+        ),
+        ScrapeError,
+    > {
+        let mut out = Vec::new();
+        let mut refs = Vec::new();
+        let mut next = HashMap::default();
+        let natives = std::mem::take(&mut self.natives_in);
+        if natives.is_empty() {
+            return Ok((out, refs, next));
+        }
+        let h = self.cfg.histograms;
+        let limits = crate::scrape::histograms::Limits::new(h.bucket_limit, h.min_bucket_factor);
+        let honor_ts = self.cfg.honor_timestamps;
+        let sample_limit = self.cfg.sample_limit;
+        for n in natives {
+            stats.scraped += 1;
+            let text = n.labels.to_string();
+            let key = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+            let entry = match self.hist_cache.get(&key) {
+                Some(e) => Some(e.clone()),
+                None => self.resolve_labels(app, n.labels.builder(), text.as_bytes(), stats)?,
+            };
+            let Some(entry) = entry else {
+                continue;
+            };
+            next.insert(key, entry.clone());
+            let CacheEntry::Series(handle) = entry else {
+                continue;
+            };
+            let mut v = n.value;
+            limits.apply(&mut v).map_err(|_| ScrapeError::BucketLimit {
+                limit: h.bucket_limit,
+                series: text.clone(),
+            })?;
+            if let Err(e) = v.validate() {
+                return Err(ScrapeError::InvalidSeries {
+                    series: text,
+                    reason: e.to_string(),
+                });
+            }
+            let t = match n.timestamp {
+                Some(t) if honor_ts => t,
+                _ => ts,
+            };
+            let r = handle.series_ref();
+            if !(honor_ts && n.timestamp.is_some()) {
+                refs.push(r);
+            }
+            // Oldest first, so that none of one scrape is refused as out
+            // of order by an earlier one of the same scrape (Prometheus
+            // sorts them too).
+            let mut exemplars = n.exemplars;
+            exemplars.sort_by_key(|e| e.timestamp);
+            self.ex_pending
+                .extend(exemplars.into_iter().map(|e| (r, e)));
+            out.push(PendingHist { handle, t, v });
+            if sample_limit > 0 && (self.pending.len() + out.len()) as u64 > sample_limit {
+                return Err(ScrapeError::SampleLimit(sample_limit));
+            }
+        }
+        Ok((out, refs, next))
+    }
+
+    /// Appends the payload's histograms to its batch; rejected ones are
+    /// counted as the floats are.
+    fn commit_histograms(&mut self, app: &mut HeadAppender<'_>, hists: Vec<PendingHist>) {
+        for p in hists {
+            match app.append_histogram_handle(&p.handle, p.t, &p.v) {
+                Ok(()) => {}
+                Err(AppendError::OutOfOrder) => self.metrics.sample_out_of_order.inc(),
+                Err(AppendError::DuplicateTimestamp) => {
+                    self.metrics.sample_duplicate_timestamp.inc()
+                }
+                Err(AppendError::OutOfBounds) => self.metrics.sample_out_of_bounds.inc(),
+                // Retention removed the series: the next scrape resolves it
+                // again. Validation ran before.
+                Err(_) => {
+                    let r = p.handle.series_ref();
+                    self.hist_cache.retain(|_, e| match e {
+                        CacheEntry::Series(h) => h.series_ref() != r,
+                        CacheEntry::Dropped => true,
+                    });
+                }
+            }
+        }
     }
 
     /// Appends the batch; returns false when a cached series turned out to

@@ -304,8 +304,13 @@ pub struct Options {
     /// `scrape_native_histograms`: native histograms are handed out as such.
     pub native_histograms: bool,
     /// `always_scrape_classic_histograms`: a histogram that is native and has
-    /// classic buckets also yields its classic series.
+    /// classic buckets also yields its classic series; with
+    /// `convert_to_nhcb`, a converted classic histogram keeps its series too.
     pub always_classic: bool,
+    /// `convert_classic_histograms_to_nhcb`: a classic histogram (or, with
+    /// native histograms off, the classic buckets of any histogram) becomes
+    /// one histogram with custom bounds.
+    pub convert_to_nhcb: bool,
 }
 
 /// An exemplar as scraped (labels sorted, timestamp in milliseconds if the
@@ -317,12 +322,8 @@ pub struct ScrapedExemplar {
     pub timestamp: Option<i64>,
 }
 
-/// A native histogram sample.
-#[derive(Clone, Debug, PartialEq)]
-pub enum NativeValue {
-    Int(Histogram),
-    Float(FloatHistogram),
-}
+/// A native histogram sample: integer or float counts, as stored.
+pub type NativeValue = crate::tsdb::HistValue;
 
 /// One native histogram of a payload.
 #[derive(Clone, Debug, PartialEq)]
@@ -420,13 +421,12 @@ fn family_kind(t: i32) -> Option<MetricType> {
 }
 
 /// Whether a protobuf histogram is a native one (Prometheus' rule: any span,
-/// a positive zero threshold or a zero count).
+/// a positive zero threshold or a positive integer zero count).
 fn is_native(h: &ProtoHistogram) -> bool {
     !h.positive_span.is_empty()
         || !h.negative_span.is_empty()
         || h.zero_threshold.unwrap_or(0.0) > 0.0
         || h.zero_count.unwrap_or(0) > 0
-        || h.zero_count_float.unwrap_or(0.0) > 0.0
 }
 
 fn convert_family(
@@ -575,8 +575,7 @@ fn convert_family(
             MetricType::Histogram | MetricType::GaugeHistogram => {
                 let d = ProtoHistogram::default();
                 let h = m.histogram.as_ref().unwrap_or(&d);
-                let native = is_native(h);
-                if native && opts.native_histograms {
+                if is_native(h) && opts.native_histograms {
                     out.histograms.push(native_sample(
                         at,
                         name,
@@ -589,12 +588,26 @@ fn convert_family(
                     if !opts.always_classic || h.bucket.is_empty() {
                         continue;
                     }
-                } else if native && h.bucket.is_empty() {
-                    // A native-only histogram with native histograms off:
-                    // nothing classic to hand out (Prometheus drops it too).
+                    classic(out, at, name, &labels, h, ts, &field("histogram"))?;
                     continue;
                 }
-                classic(out, at, name, &labels, h, ts, &field("histogram"))?;
+                // A classic histogram, or any histogram with native ones
+                // off (then one without classic buckets is count, sum and
+                // the +Inf bucket, as Prometheus 3).
+                if !opts.convert_to_nhcb || opts.always_classic {
+                    classic(out, at, name, &labels, h, ts, &field("histogram"))?;
+                }
+                if opts.convert_to_nhcb {
+                    out.histograms.push(nhcb_sample(
+                        at,
+                        name,
+                        m,
+                        h,
+                        kind,
+                        ts,
+                        &field("histogram"),
+                    )?);
+                }
             }
             MetricType::Info | MetricType::StateSet => {}
         }
@@ -655,10 +668,7 @@ fn classic(
     ts: Option<i64>,
     field: &str,
 ) -> Result<(), ProtoError> {
-    let count = match h.sample_count_float {
-        Some(f) if f != 0.0 => f,
-        _ => h.sample_count.unwrap_or(0) as f64,
-    };
+    let count = count_of(h);
     let n = format!("{name}_count");
     let idx = line(out, &n, labels, None, count, ts);
     if let Some(ct) = &h.created_timestamp {
@@ -670,10 +680,7 @@ fn classic(
     let mut inf = false;
     for (k, b) in h.bucket.iter().enumerate() {
         let ub = b.upper_bound.unwrap_or(0.0);
-        let v = match b.cumulative_count_float {
-            Some(f) if f != 0.0 => f,
-            _ => b.cumulative_count.unwrap_or(0) as f64,
-        };
+        let v = cumulative_of(b);
         let le = format_om_float(ub);
         let idx = line(out, &n, labels, Some(("le", &le)), v, ts);
         if let Some(e) = &b.exemplar {
@@ -711,17 +718,6 @@ fn exemplar(at: usize, e: &Exemplar, field: &str) -> Result<ScrapedExemplar, Pro
     })
 }
 
-/// Whether the spans describe exactly `n` buckets. Compaction expands the
-/// spans bucket by bucket, and a span's length is 32 bits: a few bytes of
-/// payload must not make it allocate gigabytes. Histograms whose spans do
-/// not fit are left for the appender's validation to refuse.
-fn spans_fit(s: &[BucketSpan], n: usize) -> bool {
-    s.iter()
-        .map(|s| u64::from(s.length.unwrap_or(0)))
-        .sum::<u64>()
-        == n as u64
-}
-
 fn spans(s: &[BucketSpan]) -> Vec<Span> {
     s.iter()
         .map(|s| Span::new(s.offset.unwrap_or(0), s.length.unwrap_or(0)))
@@ -738,21 +734,16 @@ fn native_sample(
     ts: Option<i64>,
     field: &str,
 ) -> Result<NativeSample, ProtoError> {
-    let mut b = crate::model::LabelsBuilder::new();
-    b.set(crate::model::labels::METRIC_NAME, name);
-    for lp in &m.label {
-        b.set(
-            lp.name.clone().unwrap_or_default(),
-            lp.value.clone().unwrap_or_default(),
-        );
-    }
     let hint = if kind == MetricType::GaugeHistogram {
         CounterResetHint::Gauge
     } else {
         CounterResetHint::Unknown
     };
     let schema = h.schema.unwrap_or(0);
-    if !crate::model::histogram::is_valid_schema(schema) {
+    // Schemas above 8 are reserved: accepted, and lowered before storing.
+    let reserved = schema > crate::model::histogram::EXPONENTIAL_SCHEMA_MAX
+        && schema <= crate::model::histogram::EXPONENTIAL_SCHEMA_MAX_RESERVED;
+    if !crate::model::histogram::is_valid_schema(schema) && !reserved {
         return Err(err(
             at,
             format!("{field}.schema"),
@@ -761,6 +752,26 @@ fn native_sample(
     }
     let is_float =
         h.sample_count_float.unwrap_or(0.0) > 0.0 || h.zero_count_float.unwrap_or(0.0) > 0.0;
+    // Spans must describe as many buckets as are given (else the
+    // histogram is malformed; Prometheus rejects the scrape).
+    let (np, nn) = if is_float {
+        (h.positive_count.len(), h.negative_count.len())
+    } else {
+        (h.positive_delta.len(), h.negative_delta.len())
+    };
+    for (side, sp, n) in [
+        ("positive", &h.positive_span, np),
+        ("negative", &h.negative_span, nn),
+    ] {
+        let want: u64 = sp.iter().map(|s| u64::from(s.length.unwrap_or(0))).sum();
+        if want != n as u64 {
+            return Err(err(
+                at,
+                format!("{field}.{side}_span"),
+                format!("histogram {name:?}: {side} side: spans require {want} buckets, have {n}"),
+            ));
+        }
+    }
     let value = if is_float {
         let mut fh = FloatHistogram {
             counter_reset_hint: hint,
@@ -775,11 +786,9 @@ fn native_sample(
             negative_buckets: h.negative_count.clone(),
             custom_values: Vec::new(),
         };
-        if spans_fit(&h.positive_span, fh.positive_buckets.len())
-            && spans_fit(&h.negative_span, fh.negative_buckets.len())
-        {
-            fh.compact(0);
-        }
+        // The spans were checked against the buckets above, so compaction
+        // never expands a span longer than the payload.
+        fh.compact(0);
         NativeValue::Float(fh)
     } else {
         let mut ih = Histogram {
@@ -795,46 +804,104 @@ fn native_sample(
             negative_buckets: h.negative_delta.clone(),
             custom_values: Vec::new(),
         };
-        if spans_fit(&h.positive_span, ih.positive_buckets.len())
-            && spans_fit(&h.negative_span, ih.negative_buckets.len())
-        {
-            ih.compact(0);
-        }
+        // The spans were checked against the buckets above, so compaction
+        // never expands a span longer than the payload.
+        ih.compact(0);
         NativeValue::Int(ih)
     };
-    // Prometheus keeps only exemplars with a timestamp for native
-    // histograms: those of the histogram itself, else the buckets'.
-    let mut exemplars = Vec::new();
-    let own: Vec<(String, &Exemplar)> = if h.exemplars.is_empty() {
-        h.bucket
-            .iter()
-            .enumerate()
-            .filter_map(|(k, b)| {
-                Some((
-                    format!("{field}.bucket[{k}].exemplar"),
-                    b.exemplar.as_ref()?,
-                ))
-            })
-            .collect()
-    } else {
-        h.exemplars
-            .iter()
-            .enumerate()
-            .map(|(k, e)| (format!("{field}.exemplars[{k}]"), e))
-            .collect()
-    };
-    for (f, e) in own {
-        if e.timestamp.is_some() {
-            exemplars.push(exemplar(at, e, &f)?);
-        }
-    }
+    let exemplars = native_exemplars(at, h, field)?;
     Ok(NativeSample {
-        labels: b.build(),
+        labels: metric_labels(name, m),
         timestamp: ts,
         value,
         exemplars,
         created: h.created_timestamp.as_ref().map(Timestamp::millis),
     })
+}
+
+/// A histogram's family name and the metric's labels (empty values
+/// dropped, as in the text lines).
+fn metric_labels(name: &str, m: &Metric) -> Labels {
+    let mut b = crate::model::LabelsBuilder::new();
+    b.set(crate::model::labels::METRIC_NAME, name);
+    for lp in &m.label {
+        let v = lp.value.as_deref().unwrap_or("");
+        if !v.is_empty() {
+            b.set(lp.name.clone().unwrap_or_default(), v);
+        }
+    }
+    b.build()
+}
+
+/// The exemplars Prometheus keeps for a native histogram (NHCB included):
+/// those of the histogram itself, else the buckets', and only the ones
+/// with a timestamp.
+fn native_exemplars(
+    at: usize,
+    h: &ProtoHistogram,
+    field: &str,
+) -> Result<Vec<ScrapedExemplar>, ProtoError> {
+    let mut out = Vec::new();
+    if h.exemplars.is_empty() {
+        for (k, b) in h.bucket.iter().enumerate() {
+            if let Some(e) = b.exemplar.as_ref().filter(|e| e.timestamp.is_some()) {
+                out.push(exemplar(at, e, &format!("{field}.bucket[{k}].exemplar"))?);
+            }
+        }
+    } else {
+        for (k, e) in h.exemplars.iter().enumerate() {
+            if e.timestamp.is_some() {
+                out.push(exemplar(at, e, &format!("{field}.exemplars[{k}]"))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The classic buckets, count and sum of a histogram as one histogram with
+/// custom bounds; a conversion error fails the payload, as in Prometheus'
+/// protobuf parser.
+fn nhcb_sample(
+    at: usize,
+    name: &str,
+    m: &Metric,
+    h: &ProtoHistogram,
+    kind: MetricType,
+    ts: Option<i64>,
+    field: &str,
+) -> Result<NativeSample, ProtoError> {
+    let mut c = crate::scrape::histograms::ClassicCollector::new();
+    c.set_count(count_of(h));
+    c.set_sum(h.sample_sum.unwrap_or(0.0));
+    for b in &h.bucket {
+        c.set_bucket(b.upper_bound.unwrap_or(0.0), cumulative_of(b));
+    }
+    let value = c
+        .convert(kind == MetricType::GaugeHistogram)
+        .map_err(|e| err(at, format!("{field}.bucket"), e.to_string()))?;
+    Ok(NativeSample {
+        labels: metric_labels(name, m),
+        timestamp: ts,
+        value,
+        exemplars: native_exemplars(at, h, field)?,
+        created: h.created_timestamp.as_ref().map(Timestamp::millis),
+    })
+}
+
+/// A classic histogram's count: the float one unless zero.
+fn count_of(h: &ProtoHistogram) -> f64 {
+    match h.sample_count_float {
+        Some(f) if f != 0.0 => f,
+        _ => h.sample_count.unwrap_or(0) as f64,
+    }
+}
+
+/// A classic bucket's cumulative count: the float one unless zero.
+fn cumulative_of(b: &Bucket) -> f64 {
+    match b.cumulative_count_float {
+        Some(f) if f != 0.0 => f,
+        _ => b.cumulative_count.unwrap_or(0) as f64,
+    }
 }
 
 /// Length-delimited encoding of families, for tests, fuzzing and benches.
@@ -1032,7 +1099,7 @@ mod tests {
         // Native on: only the histogram, with its timestamped exemplar.
         let on = Options {
             native_histograms: true,
-            always_classic: false,
+            ..Options::default()
         };
         let c = convert(&buf, on).unwrap();
         assert_eq!(c.samples, 0);
@@ -1061,7 +1128,7 @@ mod tests {
     }
 
     /// Spans claiming billions of buckets (a few payload bytes) are not
-    /// expanded: the histogram is handed on for validation to refuse.
+    /// expanded: the payload is refused before any compaction.
     #[test]
     fn spans_longer_than_the_buckets_are_not_expanded() {
         for float in [false, true] {
@@ -1088,15 +1155,176 @@ mod tests {
             let buf = encode_delimited(&[fam("nh", 4, vec![m])]);
             let on = Options {
                 native_histograms: true,
-                always_classic: false,
+                ..Options::default()
             };
-            let c = convert(&buf, on).unwrap();
-            let invalid = match &c.histograms[0].value {
-                NativeValue::Int(h) => h.validate().is_err(),
-                NativeValue::Float(h) => h.validate().is_err(),
-            };
-            assert!(invalid);
+            let e = convert(&buf, on).unwrap_err().to_string();
+            assert!(e.contains("spans require 4294967295 buckets"), "{e}");
         }
+    }
+
+    fn classic_hist(exemplar_ts: Option<i64>) -> ProtoHistogram {
+        ProtoHistogram {
+            sample_count: Some(4),
+            sample_sum: Some(6.0),
+            bucket: vec![
+                Bucket {
+                    cumulative_count: Some(1),
+                    upper_bound: Some(0.5),
+                    exemplar: Some(ex("b0", 0.3, exemplar_ts)),
+                    ..Bucket::default()
+                },
+                Bucket {
+                    cumulative_count: Some(3),
+                    upper_bound: Some(2.0),
+                    exemplar: Some(ex("b1", 1.5, None)),
+                    ..Bucket::default()
+                },
+            ],
+            ..ProtoHistogram::default()
+        }
+    }
+
+    #[test]
+    fn classic_histograms_become_nhcb() {
+        let m = Metric {
+            label: vec![lp("k", "v")],
+            histogram: Some(classic_hist(Some(5_000))),
+            ..Metric::default()
+        };
+        let buf = encode_delimited(&[fam("ch", 4, vec![m.clone()]), fam("gh", 5, vec![m])]);
+        let nhcb = Options {
+            convert_to_nhcb: true,
+            ..Options::default()
+        };
+        let c = convert(&buf, nhcb).unwrap();
+        // The classic series are replaced.
+        assert_eq!(c.samples, 0, "{:?}", lines(&c));
+        assert_eq!(c.histograms.len(), 2);
+        let n = &c.histograms[0];
+        assert_eq!(n.labels.to_string(), "ch{k=\"v\"}");
+        let NativeValue::Int(h) = &n.value else {
+            panic!("{:?}", n.value)
+        };
+        assert_eq!(h.schema, crate::model::histogram::CUSTOM_BUCKETS_SCHEMA);
+        assert_eq!(h.custom_values, vec![0.5, 2.0]);
+        // Bucket counts 1, 2, 1 (the +Inf bucket from the count).
+        assert_eq!(h.positive_buckets, vec![1, 1, -1]);
+        assert_eq!((h.count, h.sum), (4, 6.0));
+        h.validate().unwrap();
+        // Only the timestamped exemplar is kept.
+        assert_eq!(n.exemplars.len(), 1);
+        assert_eq!(n.exemplars[0].timestamp, Some(5_000));
+        // A gauge histogram converts with the gauge hint.
+        assert_eq!(
+            c.histograms[1].value.counter_reset_hint(),
+            CounterResetHint::Gauge
+        );
+        // With always_scrape_classic_histograms both are kept.
+        let both = Options {
+            always_classic: true,
+            ..nhcb
+        };
+        let c = convert(&buf, both).unwrap();
+        assert_eq!((c.samples, c.histograms.len()), (10, 2));
+        // A native histogram with native histograms on is not converted;
+        // with them off its classic buckets are.
+        let native = Metric {
+            histogram: Some(ProtoHistogram {
+                schema: Some(0),
+                zero_threshold: Some(0.01),
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(1),
+                }],
+                positive_delta: vec![4],
+                ..classic_hist(None)
+            }),
+            ..Metric::default()
+        };
+        let buf = encode_delimited(&[fam("nh", 4, vec![native])]);
+        let c = convert(
+            &buf,
+            Options {
+                native_histograms: true,
+                ..nhcb
+            },
+        )
+        .unwrap();
+        assert_eq!(c.histograms.len(), 1);
+        assert_eq!(c.histograms[0].value.to_float().schema, 0);
+        let c = convert(&buf, nhcb).unwrap();
+        assert_eq!(c.histograms.len(), 1);
+        assert_eq!(
+            c.histograms[0].value.to_float().custom_values,
+            vec![0.5, 2.0]
+        );
+        // Non-cumulative buckets fail the payload, naming the field.
+        let mut bad = classic_hist(None);
+        bad.bucket[1].cumulative_count = Some(0);
+        let m = Metric {
+            histogram: Some(bad),
+            ..Metric::default()
+        };
+        let e = convert(&encode_delimited(&[fam("bad", 4, vec![m])]), nhcb).unwrap_err();
+        assert_eq!(e.field, "MetricFamily \"bad\" metric[0].histogram.bucket");
+        assert!(e.message.contains("not cumulative"), "{e}");
+    }
+
+    #[test]
+    fn native_only_histogram_with_native_off_is_count_sum_and_inf() {
+        let m = Metric {
+            histogram: Some(ProtoHistogram {
+                sample_count: Some(2),
+                sample_sum: Some(3.0),
+                schema: Some(0),
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(1),
+                }],
+                positive_delta: vec![2],
+                ..ProtoHistogram::default()
+            }),
+            ..Metric::default()
+        };
+        let c = convert(
+            &encode_delimited(&[fam("n", 4, vec![m])]),
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&c),
+            vec!["n_count 2.0", "n_sum 3.0", "n_bucket{le=\"+Inf\"} 2.0"]
+        );
+    }
+
+    #[test]
+    fn spans_must_match_buckets() {
+        let m = Metric {
+            histogram: Some(ProtoHistogram {
+                sample_count: Some(2),
+                schema: Some(0),
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(3),
+                }],
+                positive_delta: vec![2],
+                ..ProtoHistogram::default()
+            }),
+            ..Metric::default()
+        };
+        let on = Options {
+            native_histograms: true,
+            ..Options::default()
+        };
+        let e = convert(&encode_delimited(&[fam("n", 4, vec![m])]), on).unwrap_err();
+        assert_eq!(
+            e.field,
+            "MetricFamily \"n\" metric[0].histogram.positive_span"
+        );
+        assert_eq!(
+            e.message,
+            "histogram \"n\": positive side: spans require 3 buckets, have 1"
+        );
     }
 
     #[test]
