@@ -368,11 +368,13 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
                 labels: ts("h_ints"),
                 samples: Vec::new(),
                 histograms: hs(&d.ints),
+                exemplars: Vec::new(),
             },
             TimeSeries {
                 labels: ts("h_floats"),
                 samples: Vec::new(),
                 histograms: hs(&d.floats),
+                exemplars: Vec::new(),
             },
             TimeSeries {
                 labels: ts("h_gauge"),
@@ -385,6 +387,7 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
                     })
                     .collect(),
                 histograms: Vec::new(),
+                exemplars: Vec::new(),
             },
         ],
         metadata: Vec::new(),

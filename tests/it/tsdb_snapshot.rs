@@ -226,6 +226,7 @@ async fn push_histograms(c: &reqwest::Client, k: &Klaxon, from_ms: i64, first: i
                 value: f(k),
             })
             .collect(),
+        exemplars: Vec::new(),
     };
     let req = WriteRequest {
         timeseries: vec![
