@@ -292,6 +292,7 @@ impl Head {
             samples: buf,
             newest: None,
             hists: Vec::new(),
+            hist_last: Default::default(),
         }
     }
 

@@ -319,4 +319,46 @@ mod tests {
         head.truncate(1000);
         assert_eq!(head.num_series(), 0);
     }
+
+    /// The batch's rules find a series' own pending histogram when other
+    /// series' histograms came after it (the lookup is by series, not the
+    /// batch's last entry).
+    #[test]
+    fn a_batch_checks_each_series_against_its_own_pending_histogram() {
+        let head = Head::default();
+        let mut a = head.appender();
+        let refs: Vec<SeriesRef> = (0..50)
+            .map(|i| {
+                let l = Labels::from_pairs([("__name__", "h".to_string()), ("i", i.to_string())]);
+                a.append_histogram(&l, 10, &fh("{{count:1 sum:1 buckets:[1]}}"))
+                    .unwrap()
+            })
+            .collect();
+        let first = refs[0];
+        assert_eq!(
+            a.append_histogram_ref(first, 10, &fh("{{count:1 sum:1 buckets:[1]}}")),
+            Ok(()),
+            "an equal histogram at the same time is a no-op"
+        );
+        assert_eq!(
+            a.append_histogram_ref(first, 10, &fh("{{count:2 sum:1 buckets:[2]}}")),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(
+            a.append_histogram_ref(first, 5, &fh("{{count:2 sum:1 buckets:[2]}}")),
+            Err(AppendError::OutOfOrder)
+        );
+        // A float staleness marker becomes a histogram one for every series.
+        for r in &refs {
+            a.append_ref(*r, 20, crate::model::STALE_NAN).unwrap();
+        }
+        a.commit().unwrap();
+        let got = head.querier(0, 100).select(&[]);
+        assert_eq!(got.len(), 50);
+        for s in &got {
+            assert!(s.samples.is_empty(), "{:?}", s.samples);
+            assert_eq!(s.histograms.len(), 2);
+            assert!(s.histograms[1].1.is_stale());
+        }
+    }
 }

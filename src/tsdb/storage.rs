@@ -296,6 +296,10 @@ pub struct HeadAppender<'h> {
     /// Pending histograms, in append order (empty for float-only batches,
     /// which commit through the float path alone).
     pub(crate) hists: Vec<PendingHist>,
+    /// Index in `hists` of each series' newest pending histogram: the
+    /// batch's append rules look it up instead of scanning the batch
+    /// (a scrape with n histograms would otherwise cost n² steps).
+    pub(crate) hist_last: IdMap<u64, usize>,
 }
 
 impl<'h> HeadAppender<'h> {
@@ -408,7 +412,7 @@ impl<'h> HeadAppender<'h> {
         let r = h.series_ref();
         // The rules hold within the batch, against both sample types.
         let last_float = self.newest_pending(r).map(|(t, _)| t);
-        let last_hist = self.hists.iter().rev().find(|p| p.r == r);
+        let last_hist = self.pending_histogram(r);
         let newest = match (last_hist.map(|p| p.t), last_float) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -420,6 +424,7 @@ impl<'h> HeadAppender<'h> {
             }
         }
         if self.head.check_append_histogram(h, t, v)? {
+            self.hist_last.insert(r.0, self.hists.len());
             self.hists.push(PendingHist {
                 series: h.series.clone(),
                 r,
@@ -436,7 +441,7 @@ impl<'h> HeadAppender<'h> {
     fn last_histogram_kind(&mut self, h: &SeriesHandle) -> Option<bool> {
         let r = h.series_ref();
         let float_t = self.newest_pending(r).map(|(t, _)| t);
-        if let Some(p) = self.hists.iter().rev().find(|p| p.r == r) {
+        if let Some(p) = self.pending_histogram(r) {
             if float_t.is_none_or(|ft| ft < p.t) {
                 return Some(matches!(p.v, HistValue::Float(_)));
             }
@@ -446,6 +451,11 @@ impl<'h> HeadAppender<'h> {
             return None;
         }
         h.series.data.lock().last_histogram_kind()
+    }
+
+    /// The newest histogram of `r` already in this batch.
+    fn pending_histogram(&self, r: SeriesRef) -> Option<&PendingHist> {
+        self.hist_last.get(&r.0).and_then(|&i| self.hists.get(i))
     }
 
     /// The newest sample of `r` already in this batch.

@@ -446,6 +446,10 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
     std::fs::create_dir_all(&kdir).unwrap();
     let (mut kp, kbase) = start_klaxon(&kdir, &kdata);
     wait_ready(&c, &kbase, &mut kp, "klaxon").await;
-    let from = bmin.max(d.ints[0].0) + 10 * 60_000;
-    compare(&kbase, &pbase, from, bmax - 1).await;
+    // Prometheus' first block ends at a 2 h boundary, which may fall
+    // minutes after the data starts: skip the first ten minutes only when
+    // the block holds more than twice that.
+    let first = bmin.max(d.ints[0].0);
+    let skip = if bmax - first > 20 * 60_000 { 10 * 60_000 } else { 0 };
+    compare(&kbase, &pbase, first + skip, bmax - 1).await;
 }
