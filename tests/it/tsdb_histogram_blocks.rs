@@ -450,6 +450,10 @@ async fn klaxon_serves_the_histogram_blocks_prometheus_writes() {
     // minutes after the data starts: skip the first ten minutes only when
     // the block holds more than twice that.
     let first = bmin.max(d.ints[0].0);
-    let skip = if bmax - first > 20 * 60_000 { 10 * 60_000 } else { 0 };
+    let skip = if bmax - first > 20 * 60_000 {
+        10 * 60_000
+    } else {
+        0
+    };
     compare(&kbase, &pbase, first + skip, bmax - 1).await;
 }
