@@ -101,7 +101,9 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Sn
 struct SnapSeries {
     closed: Vec<ClosedChunk>,
     open: Option<HeadChunk>,
-    hist: HistChunks,
+    /// Only for series that hold histograms: inline, this record was as big
+    /// again for every float series and slowed the snapshot's decode.
+    hist: Option<Box<HistChunks>>,
 }
 
 /// A snapshot read and checked, not applied yet.
@@ -455,13 +457,15 @@ fn decode_series(
     if open.is_none() && !closed.is_empty() {
         return super::block::enc::fail(at, "full chunks without an open one");
     }
-    let mut hist = HistChunks::default();
+    let mut hist: Option<Box<HistChunks>> = None;
     if !v1 {
         let n = d.uvarint()?;
         for _ in 0..n {
             let at = d.offset();
             let enc = d.byte()?;
-            hist.closed.push(decode_hist(d, enc, at)?);
+            hist.get_or_insert_with(Box::default)
+                .closed
+                .push(decode_hist(d, enc, at)?);
         }
         let at = d.offset();
         match d.byte()? {
@@ -469,7 +473,7 @@ fn decode_series(
             enc => {
                 let c = decode_hist(d, enc, at)?;
                 match HistChunks::reopen(c) {
-                    Ok(open) => hist.head = Some(open),
+                    Ok(open) => hist.get_or_insert_with(Box::default).head = Some(open),
                     Err(e) => {
                         return super::block::enc::fail(at, format!("open histogram chunk: {e}"))
                     }
@@ -592,8 +596,10 @@ impl Head {
                 if let Some(mut s) = chunks.remove(&r) {
                     let open = s.open.filter(|o| o.max_time() >= cutoff);
                     self.restore_memory(&h, s.closed, open);
-                    s.hist.truncate(cutoff);
-                    self.restore_hist(&h, s.hist);
+                    if let Some(mut hist) = s.hist {
+                        hist.truncate(cutoff);
+                        self.restore_hist(&h, *hist);
+                    }
                 }
                 out.push((r, h, floor));
             }
