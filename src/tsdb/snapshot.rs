@@ -593,7 +593,7 @@ impl Head {
                         floor.hist = f;
                     }
                 }
-                if let Some(mut s) = chunks.remove(&r) {
+                if let Some(s) = chunks.remove(&r) {
                     let open = s.open.filter(|o| o.max_time() >= cutoff);
                     self.restore_memory(&h, s.closed, open);
                     if let Some(mut hist) = s.hist {
