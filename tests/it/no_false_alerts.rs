@@ -46,7 +46,7 @@ async fn alerts_on_fresh_klaxon(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut last = String::new();
     for _ in 0..3 {
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = format!("127.0.0.1:{}", crate::common::free_port());
         let mut cfg = make(&listen, dir.path());
         fast(&mut cfg);
         cfg.storage.path = dir.path().join("data");
@@ -123,14 +123,6 @@ fn measures_this_machine(groups: &[Value], alert: &str) -> bool {
             .flatten()
             .any(|r| r["name"] == alert && r["duration"].as_f64().is_some_and(|d| d >= 600.0))
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,11 @@ impl Klaxon {
         loop {
             if let Ok(r) = c.get(format!("{}/-/ready", self.base)).send().await {
                 if r.status() == 200 {
+                    // Our child must be the one answering, not a server
+                    // left on the port by another test.
+                    if let Ok(Some(st)) = self.proc.0.try_wait() {
+                        panic!("{} answers but our child exited ({st})", self.base);
+                    }
                     return;
                 }
             }

@@ -65,13 +65,34 @@ impl Drop for Proc {
     }
 }
 
-/// A port free on 127.0.0.1 a moment ago (the listener is closed again).
+/// A port free on 127.0.0.1 a moment ago (the listener is closed again),
+/// never handed out twice in this test process.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on
+/// Linux), so no `bind(0)` and no outgoing connection of a concurrently
+/// running test can take the port between this call and the server's
+/// bind. A port given to one test and reused by another once it stopped
+/// once made a receiver test talk to the wrong server.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Start at a place that depends on the process id, so two test
+    // binaries run side by side on one machine start far apart.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7_919)) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {LOW}..{}", LOW + SPAN)
 }
 
 /// The peer binary `name` from `PATH`, or `None` (with a SKIPPED line)

@@ -26,11 +26,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 impl PgServer {
     /// Starts a server, or returns `None` (after a loud message) when
     /// PostgreSQL 15 is not installed outside CI. Under `CI=true` a missing
@@ -60,7 +55,7 @@ impl PgServer {
             assert!(ok, "chown of the temp dir to postgres failed");
         }
         let mut s = PgServer {
-            port: free_port(),
+            port: super::free_port(),
             dir,
             _tmp: tmp,
             as_postgres,

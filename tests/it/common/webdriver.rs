@@ -83,14 +83,6 @@ impl Element {
     }
 }
 
-fn free_port() -> WdResult<u16> {
-    let l =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| WdError::Setup(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| WdError::Setup(e.to_string()))
-}
-
 impl Browser {
     /// Starts chromedriver on a free 127.0.0.1 port and opens a headless
     /// Chromium session with the flags this container needs.
@@ -103,7 +95,7 @@ impl Browser {
         // binds it; try a few.
         let mut last = String::new();
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = super::free_port();
             let mut driver = Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
                 .arg("--allowed-ips=127.0.0.1")
