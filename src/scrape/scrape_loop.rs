@@ -14,6 +14,7 @@ use crate::scrape::parser::{Entry, Format, Parser, Validation};
 use crate::scrape::pool::Pool;
 use crate::scrape::target::{Health, ScrapeStatus, Target};
 use crate::scrape::ScrapeMetrics;
+use crate::tsdb::head::PREFETCH_AHEAD;
 use crate::tsdb::{
     AppendError, CommitError, Head, HeadAppender, HistValue, SeriesHandle, SeriesRef,
 };
@@ -813,8 +814,15 @@ impl ScrapeLoop {
     fn commit_pending(&mut self, app: &mut HeadAppender<'_>, order: &[Slot]) -> bool {
         let (mut ooo, mut dup, mut oob) = (0u64, 0u64, 0u64);
         let mut complete = true;
-        for p in &self.pending {
-            let Some((_, Some(CacheEntry::Series(h)))) = order.get(p.slot as usize) else {
+        let series = |p: &Pending| match order.get(p.slot as usize) {
+            Some((_, Some(CacheEntry::Series(h)))) => Some(h),
+            _ => None,
+        };
+        for (i, p) in self.pending.iter().enumerate() {
+            if let Some(ahead) = self.pending.get(i + PREFETCH_AHEAD).and_then(series) {
+                ahead.prefetch();
+            }
+            let Some(h) = series(p) else {
                 continue;
             };
             match app.append_handle(h, p.t, p.v) {

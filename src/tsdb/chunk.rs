@@ -392,6 +392,10 @@ impl HeadChunk {
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }
+    /// The address of the last byte (the one the next append writes into).
+    pub fn tail_address(&self) -> usize {
+        self.buf.as_ptr() as usize + self.buf.len().saturating_sub(1)
+    }
     /// Heap bytes held, including unused capacity.
     pub fn heap_bytes(&self) -> usize {
         self.buf.capacity()

@@ -125,6 +125,12 @@ impl SeriesChunks {
 
     /// The append rules without appending: `Ok(true)` when `(t, v)` would
     /// be stored, `Ok(false)` for an exact duplicate of the last sample.
+    /// The address of the open float chunk's last byte (0 without one):
+    /// the cache line the next append writes, for a prefetch.
+    pub fn tail_address(&self) -> usize {
+        self.head.as_ref().map_or(0, HeadChunk::tail_address)
+    }
+
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
         // Against the newest histogram in memory: the open histogram chunk
         // always holds it, except while a restart replays the WAL on top of

@@ -281,6 +281,9 @@ pub(crate) struct PendingSample {
     pub r: SeriesRef,
     pub t: i64,
     pub v: f64,
+    /// Where the series' open chunk ended when the sample was checked: a
+    /// prefetch hint for the commit, never dereferenced.
+    pub tail: usize,
 }
 
 /// The head's appender. Series are created in the head when first
@@ -339,12 +342,13 @@ impl<'h> HeadAppender<'h> {
                 return Ok(());
             }
         }
-        if self.head.check_append(h, t, v)? {
+        if let Some(tail) = self.head.check_append(h, t, v)? {
             self.samples.push(PendingSample {
                 series: h.series.clone(),
                 r,
                 t,
                 v,
+                tail,
             });
             if let Some(m) = &mut self.newest {
                 m.insert(r.0, (t, v.to_bits()));
