@@ -174,6 +174,16 @@ impl Fields<'_, '_> {
         Ok(out)
     }
 
+    /// A length-prefixed list of `field`, each read by `item`.
+    fn list<T>(
+        &mut self,
+        field: &str,
+        item: fn(&mut Self, &str) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let n = self.len(field)?;
+        (0..n).map(|_| item(self, field)).collect()
+    }
+
     fn custom(&mut self, schema: i32) -> Result<Vec<f64>, String> {
         if !is_custom_buckets_schema(schema) {
             return Ok(Vec::new());
@@ -212,14 +222,8 @@ pub(crate) fn decode(d: &mut Dec<'_>, float: bool) -> Result<Vec<(u64, i64, Hist
             let sum = f.f64("sum")?;
             let positive_spans = f.spans("positive_spans")?;
             let negative_spans = f.spans("negative_spans")?;
-            let n = f.len("positive_buckets")?;
-            let positive_buckets = (0..n)
-                .map(|_| f.f64("positive_buckets"))
-                .collect::<Result<_, _>>()?;
-            let n = f.len("negative_buckets")?;
-            let negative_buckets = (0..n)
-                .map(|_| f.f64("negative_buckets"))
-                .collect::<Result<_, _>>()?;
+            let positive_buckets = f.list("positive_buckets", Fields::f64)?;
+            let negative_buckets = f.list("negative_buckets", Fields::f64)?;
             HistValue::Float(FloatHistogram {
                 counter_reset_hint: hint,
                 schema,
@@ -239,14 +243,8 @@ pub(crate) fn decode(d: &mut Dec<'_>, float: bool) -> Result<Vec<(u64, i64, Hist
             let sum = f.f64("sum")?;
             let positive_spans = f.spans("positive_spans")?;
             let negative_spans = f.spans("negative_spans")?;
-            let n = f.len("positive_buckets")?;
-            let positive_buckets = (0..n)
-                .map(|_| f.varint("positive_buckets"))
-                .collect::<Result<_, _>>()?;
-            let n = f.len("negative_buckets")?;
-            let negative_buckets = (0..n)
-                .map(|_| f.varint("negative_buckets"))
-                .collect::<Result<_, _>>()?;
+            let positive_buckets = f.list("positive_buckets", Fields::varint)?;
+            let negative_buckets = f.list("negative_buckets", Fields::varint)?;
             HistValue::Int(Histogram {
                 counter_reset_hint: hint,
                 schema,
