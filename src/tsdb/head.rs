@@ -190,11 +190,9 @@ pub struct Head {
     max_time: AtomicI64,
     series_created: AtomicU64,
     series_removed: AtomicU64,
-    /// `series_created` when the last full truncation walk started, and
-    /// whether that walk left empty series for the next one: with neither
-    /// new series nor leftovers, and no sample older than the cutoff, a
+    /// Whether the last truncation walk left empty series for the next
+    /// one: without leftovers, and with no sample older than the cutoff, a
     /// truncation has nothing to do and skips the walk over every series.
-    walked_created: AtomicU64,
     empty_left: AtomicBool,
     /// Truncations since the last full walk (one in [`FULL_WALK_EVERY`]
     /// walks anyway, covering a `min_time` an append raced with).
@@ -268,7 +266,6 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
-            walked_created: AtomicU64::new(u64::MAX),
             empty_left: AtomicBool::new(false),
             skipped_walks: AtomicU32::new(0),
             observer: ObserverSlot::default(),
@@ -1063,9 +1060,11 @@ impl Head {
     pub fn truncate(&self, cutoff: i64) -> TruncateStats {
         self.cutoff.fetch_max(cutoff, Relaxed);
         let mut stats = TruncateStats::default();
-        let created = self.series_created.load(Relaxed);
+        // New series alone do not start a walk: one that never gets a
+        // sample (its batch failed) waits for the next full walk, as
+        // Prometheus keeps it until its next head GC. Walking 100k series
+        // because some were created cost a tenth of a minute's ingest CPU.
         if cutoff <= self.min_time.load(Relaxed)
-            && created == self.walked_created.load(Relaxed)
             && !self.empty_left.load(Relaxed)
             && self.skipped_walks.fetch_add(1, Relaxed) + 1 < FULL_WALK_EVERY
         {
@@ -1073,7 +1072,6 @@ impl Head {
             return stats;
         }
         self.skipped_walks.store(0, Relaxed);
-        self.walked_created.store(created, Relaxed);
         let mut empty_left = false;
         let gen = self.gen.load(Relaxed);
         let mut removed: Vec<(u64, Arc<Series>)> = Vec::new();
@@ -1394,6 +1392,15 @@ mod tests {
         assert_send_sync::<Head>();
     }
 
+    /// Truncates until a call walks the series (at most
+    /// [`FULL_WALK_EVERY`] calls).
+    fn walk(h: &Head, cutoff: i64) {
+        let calls = (0..FULL_WALK_EVERY)
+            .take_while(|_| h.truncate(cutoff).skipped)
+            .count();
+        assert!(calls < FULL_WALK_EVERY as usize, "no walk");
+    }
+
     #[test]
     fn refs_are_stable_and_never_reused() {
         let h = Head::default();
@@ -1402,9 +1409,9 @@ mod tests {
         assert!(created);
         assert_eq!(h.get_or_create(&a), (r1, false));
         assert_eq!(h.series_labels(r1), Some(a.clone()));
-        h.truncate(0); // never had a sample, created this generation: kept
+        walk(&h, 0); // never had a sample, created this generation: kept
         assert_eq!(h.num_series(), 1);
-        h.truncate(0); // still empty one truncation later: removed
+        walk(&h, 0); // still empty one walk later: removed
         assert_eq!(h.num_series(), 0);
         assert_eq!(h.append(r1, 10, 1.0), Err(AppendError::UnknownSeries));
         let (r2, created) = h.get_or_create(&a);
@@ -1423,17 +1430,23 @@ mod tests {
         for t in [100, 200, 300, 400] {
             h.append(r, t, 1.0).unwrap();
         }
-        assert!(!h.truncate(50).skipped, "a new series is walked");
         let st = h.truncate(60);
-        assert!(st.skipped && !st.freed(), "{st:?}");
+        assert!(st.skipped && !st.freed(), "nothing older than 100: {st:?}");
         // A cutoff past the oldest chunk: walked, the chunk dropped.
         let st = h.truncate(250);
         assert!(!st.skipped && st.chunks_removed == 1, "{st:?}");
-        // A new series, even below the old minimum, forces a walk.
+        // A new series does not: it is walked with the others later.
         let b = Labels::from_pairs([("__name__", "up"), ("job", "b")]);
         let (rb, _) = h.get_or_create(&b);
         h.append(rb, 260, 1.0).unwrap();
-        assert!(!h.truncate(255).skipped);
+        assert!(h.truncate(255).skipped);
+        // A series left empty by a walk is looked at again by the next call.
+        let c = Labels::from_pairs([("__name__", "up"), ("job", "c")]);
+        h.get_or_create(&c);
+        walk(&h, 255);
+        assert_eq!(h.num_series(), 3, "kept by its first walk");
+        assert!(!h.truncate(255).skipped, "the empty series is walked again");
+        assert_eq!(h.num_series(), 2);
         // Ten calls in a row never all skip.
         let walked = (0..FULL_WALK_EVERY)
             .filter(|_| !h.truncate(255).skipped)
