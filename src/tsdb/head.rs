@@ -326,6 +326,15 @@ impl Head {
         let shard = self.shard(h.r.0);
         let res = if t < self.cutoff.load(Relaxed) {
             Err(AppendError::OutOfBounds)
+        } else if t > h.series.newest.load(Relaxed) {
+            // After the newest sample: appendable, no lock needed (a locked
+            // instruction on a cold series would wait for its cache line,
+            // where a load lets the next samples' misses overlap). The
+            // commit checks again under the lock.
+            if h.series.removed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(AppendError::UnknownSeries);
+            }
+            return Ok(Some(h.series.tail.load(Relaxed)));
         } else {
             let data = h.series.data.lock();
             if h.series.removed.load(std::sync::atomic::Ordering::Acquire) {
@@ -396,7 +405,11 @@ impl Head {
                 if p.series.removed.load(std::sync::atomic::Ordering::Acquire) {
                     continue;
                 }
-                data.append(p.t, p.v, self.samples_per_chunk)
+                let res = data.append(p.t, p.v, self.samples_per_chunk);
+                if let Ok(Appended::Stored { .. }) = res {
+                    p.series.stored_float(p.t, &data);
+                }
+                res
             };
             match res {
                 Ok(Appended::Stored { cut }) => {
@@ -743,7 +756,11 @@ impl Head {
             if h.series.removed.load(std::sync::atomic::Ordering::Acquire) {
                 return Err(AppendError::UnknownSeries);
             }
-            data.append(t, v, self.samples_per_chunk)
+            let res = data.append(t, v, self.samples_per_chunk);
+            if let Ok(Appended::Stored { .. }) = res {
+                h.series.stored_float(t, &data);
+            }
+            res
         };
         self.account(shard, h.r, t, v, res)
     }
@@ -1215,6 +1232,7 @@ impl Head {
     pub(crate) fn restore_mapped(&self, r: u64, chunks: Vec<MappedChunk>) -> Option<i64> {
         let s = self.series(r)?;
         let mut data = s.data.lock();
+        s.changed();
         // Only chunks between the ones restored already and the samples
         // the WAL put in memory (a series logged twice comes here twice).
         let first_mem = data
@@ -1244,7 +1262,12 @@ impl Head {
         open: Option<HeadChunk>,
     ) -> bool {
         let has_closed = !closed.is_empty();
-        let Some((lo, hi)) = h.series.data.lock().restore_memory(closed, open) else {
+        let restored = {
+            let mut data = h.series.data.lock();
+            h.series.changed();
+            data.restore_memory(closed, open)
+        };
+        let Some((lo, hi)) = restored else {
             return false;
         };
         self.widen_bounds(lo, hi);
@@ -1258,7 +1281,12 @@ impl Head {
     /// [`SeriesChunks::restore_hist`]).
     pub(crate) fn restore_hist(&self, h: &SeriesHandle, chunks: HistChunks) {
         let full = !chunks.closed.is_empty();
-        if let Some((lo, hi)) = h.series.data.lock().restore_hist(chunks) {
+        let restored = {
+            let mut data = h.series.data.lock();
+            h.series.changed();
+            data.restore_hist(chunks)
+        };
+        if let Some((lo, hi)) = restored {
             self.widen_bounds(lo, hi);
             self.note_hist_cut(h.r, full);
         }
@@ -1582,8 +1610,10 @@ mod size_tests {
         // 120 before the WAL's per-series state (segment and value of the
         // last logged sample, which the next one is encoded against), 136
         // before the references to chunks in the head chunk files, 152
-        // before the (boxed, optional) native-histogram chunks.
-        assert!(size_of::<Series>() <= 160);
+        // before the (boxed, optional) native-histogram chunks, 160 before
+        // the newest float's time and chunk end that let the append check
+        // skip the lock.
+        assert!(size_of::<Series>() <= 176);
         assert_eq!(size_of::<super::MappedChunk>(), 24);
     }
 }

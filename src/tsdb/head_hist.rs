@@ -62,6 +62,7 @@ impl Head {
             if series.removed.load(Acquire) {
                 return false;
             }
+            series.changed();
             data.append_histogram(t, v)
         };
         match res {
@@ -100,6 +101,7 @@ impl Head {
     pub(crate) fn restore_mapped_hist(&self, r: u64, chunks: Vec<MappedChunk>) -> Option<i64> {
         let s = self.handle(SeriesRef(r))?;
         let mut data = s.series.data.lock();
+        s.series.changed();
         let hist = data.hist.get_or_insert_with(Default::default);
         let (newest, added) = hist.restore_mapped(chunks);
         if hist.is_empty() {
@@ -225,7 +227,11 @@ impl Head {
     ) -> Result<(), AppendError> {
         let r = h.series_ref();
         if self.check_append_histogram(h, t, v)? {
-            let res = h.series.data.lock().append_histogram(t, v);
+            let res = {
+                let mut data = h.series.data.lock();
+                h.series.changed();
+                data.append_histogram(t, v)
+            };
             match res {
                 Ok(Appended::Stored { cut }) => {
                     self.note_hist_cut(r, cut);
@@ -318,6 +324,41 @@ mod tests {
         // Retention drops histogram chunks and empty series like float ones.
         head.truncate(1000);
         assert_eq!(head.num_series(), 0);
+    }
+
+    /// The append check skips the lock for a float after the series'
+    /// newest float; a histogram stored since must end that shortcut.
+    #[test]
+    fn a_float_after_a_newer_histogram_is_out_of_order() {
+        let head = Head::default();
+        let l = Labels::from_pairs([("__name__", "m")]);
+        let mut a = head.appender();
+        let r = a.append(&l, 100, 1.0).unwrap();
+        a.commit().unwrap();
+        let mut a = head.appender();
+        a.append_histogram_ref(r, 200, &fh("{{count:1 sum:1 buckets:[1]}}"))
+            .unwrap();
+        a.commit().unwrap();
+        let mut a = head.appender();
+        assert_eq!(a.append_ref(r, 150, 2.0), Err(AppendError::OutOfOrder));
+        assert_eq!(
+            a.append_ref(r, 200, 2.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        a.append_ref(r, 300, 3.0).unwrap();
+        a.commit().unwrap();
+        // After a float again: the shortcut's bound is that float.
+        let mut a = head.appender();
+        assert_eq!(
+            a.append_ref(r, 300, 4.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(a.append_ref(r, 300, 3.0), Ok(()));
+        assert_eq!(a.append_ref(r, 250, 3.0), Err(AppendError::OutOfOrder));
+        a.append_ref(r, 400, 5.0).unwrap();
+        a.commit().unwrap();
+        let got = head.querier(0, 1000).select(&[]);
+        assert_eq!(got[0].samples, [(100, 1.0), (300, 3.0), (400, 5.0)]);
     }
 
     /// The batch's rules find a series' own pending histogram when other

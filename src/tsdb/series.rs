@@ -8,7 +8,7 @@ use super::mapped::MappedList;
 use super::series_hist::{ClosedHist, HistChunks, HistValue};
 use super::AppendError;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A series as the head stores it. Labels are symbol ids
 /// (`[name, value, name, value, ...]`, sorted by name like [`crate::model::Labels`]),
@@ -35,13 +35,35 @@ pub struct Series {
     /// written only under the WAL writer's lock.
     pub wal_segment: AtomicU64,
     pub wal_value: AtomicU64,
+    /// The time of the float sample the last float append stored, or
+    /// [`UNKNOWN_NEWEST`] after any other change (a histogram, a restore):
+    /// a sample after it is appendable, so the append check reads this
+    /// instead of taking the lock. Written under the lock, read without.
+    pub newest: AtomicI64,
+    /// Where that append left the open chunk's last byte: a prefetch hint.
+    pub tail: AtomicUsize,
     pub data: Mutex<SeriesChunks>,
 }
+
+/// [`Series::newest`] when the append check must look under the lock.
+pub const UNKNOWN_NEWEST: i64 = i64::MAX;
 
 /// [`Series::wal_segment`] when no logged sample of the series is known.
 pub const NOT_LOGGED: u64 = u64::MAX;
 
 impl Series {
+    /// Notes a stored float sample at `t` (called under the lock).
+    pub fn stored_float(&self, t: i64, data: &SeriesChunks) {
+        self.newest.store(t, Relaxed);
+        self.tail.store(data.tail_address(), Relaxed);
+    }
+
+    /// Notes any other change of the series' samples (called under the
+    /// lock): the next append check looks at the chunks.
+    pub fn changed(&self) {
+        self.newest.store(UNKNOWN_NEWEST, Relaxed);
+    }
+
     pub fn new(labels: Box<[Sym]>, hash: u64, created_gen: u32) -> Series {
         Series {
             labels,
@@ -51,6 +73,8 @@ impl Series {
             logged: AtomicBool::new(false),
             wal_segment: AtomicU64::new(NOT_LOGGED),
             wal_value: AtomicU64::new(0),
+            newest: AtomicI64::new(UNKNOWN_NEWEST),
+            tail: AtomicUsize::new(0),
             data: Default::default(),
         }
     }
