@@ -371,6 +371,44 @@ impl Browser {
         .map(drop)
     }
 
+    /// Scrolls `e` into view and moves the mouse onto its centre (W3C
+    /// actions), so the page sees real pointerover/pointerenter events.
+    pub async fn hover(&self, e: &Element) -> WdResult<()> {
+        self.execute_on("arguments[0].scrollIntoView({block: 'center'});", &[e])
+            .await?;
+        self.post(
+            "/actions",
+            json!({ "actions": [{
+                "type": "pointer",
+                "id": "mouse",
+                "parameters": { "pointerType": "mouse" },
+                "actions": [
+                    { "type": "pointerMove", "duration": 50, "origin": e.to_json(), "x": 0, "y": 0 },
+                ],
+            }] }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Presses and releases `key` (a character or a WebDriver key code such
+    /// as [`ENTER`]) on whatever has the focus, as a keyboard does.
+    pub async fn press(&self, key: &str) -> WdResult<()> {
+        self.post(
+            "/actions",
+            json!({ "actions": [{
+                "type": "key",
+                "id": "keyboard",
+                "actions": [
+                    { "type": "keyDown", "value": key },
+                    { "type": "keyUp", "value": key },
+                ],
+            }] }),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn set_window_size(&self, width: u32, height: u32) -> WdResult<()> {
         self.post("/window/rect", json!({ "width": width, "height": height }))
             .await
