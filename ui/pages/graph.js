@@ -260,7 +260,7 @@ function createPanel(state, n, page, ctx, src) {
           const exemplarData = ex && ex.data ? ex.data : null;
           found = drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked, onZoom, exemplars: exemplarData }).exemplars;
         } else replace(chart, h('p', { class: 'muted' }, 'Empty query result'));
-        info.textContent = `${series.length} series, step ${fmtDuration(st)}${found ? `, ${found} exemplar${found === 1 ? '' : 's'}` : ''}, ${Math.round(performance.now() - t0)} ms`;
+        info.textContent = `${series.length} series, step ${fmtDuration(st)}${found ? `, ${found.toLocaleString('en')} exemplar${found === 1 ? '' : 's'}` : ''}, ${Math.round(performance.now() - t0)} ms`;
         if (note) chart.prepend(h('p', { class: 'hint', id: id('graph-step-note') }, note));
         performance.mark('graph-drawn');
       } else {
