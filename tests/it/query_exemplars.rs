@@ -13,10 +13,8 @@ use crate::common;
 use common::{free_port, Klaxon};
 
 use klaxon::model::time::rfc3339_millis;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const OM_CT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The target's exposition; exemplar times (seconds) are `t` plus a
@@ -91,14 +89,9 @@ fn enc(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_exemplars_answers_like_prometheus() {
-    if !Path::new(PROMETHEUS).exists() {
-        assert!(
-            !common::is_ci(),
-            "prometheus missing under CI (../shared/tools/install-peers.sh)"
-        );
-        eprintln!("SKIPPED: {PROMETHEUS} not installed");
+    let Some(prometheus) = common::peer("prometheus") else {
         return;
-    }
+    };
     let t = klaxon::model::now_millis() / 1000 - 30;
     let (addr, server) = serve(t).await;
     let job = format!(
@@ -108,7 +101,7 @@ async fn query_exemplars_answers_like_prometheus() {
     std::fs::write(dir.path().join("prometheus.yml"), &job).expect("write prometheus.yml");
     let prom_port = free_port();
     let _prom = common::start_prometheus(
-        Path::new(PROMETHEUS),
+        &prometheus,
         dir.path(),
         prom_port,
         &["--enable-feature=exemplar-storage"],

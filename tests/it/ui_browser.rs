@@ -2039,15 +2039,11 @@ async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
     assert_eq!(quiet, serde_json::json!([0, true, true, false]));
 
     // The exemplar query failing is a warning; the chart is still drawn.
-    b.execute(
-        "const orig = window.fetch; window.fetch = async (u, init) => {\
-           if (!String(u).includes('query_exemplars')) return orig(u, init);\
-           return new Response(JSON.stringify({status: 'error', errorType: 'internal', error: 'exemplar store on fire'}), {status: 500, headers: {'content-type': 'application/json'}}); };",
-        vec![],
+    run_with_exemplars(
+        &b,
+        "return new Response(JSON.stringify({status: 'error', errorType: 'internal', error: 'exemplar store on fire'}), {status: 500, headers: {'content-type': 'application/json'}});",
     )
-    .await
-    .unwrap();
-    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    .await;
     let warned = b
         .wait_script(
             T,
@@ -2071,18 +2067,13 @@ async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
 
     // 100,000 exemplars (Prometheus' default store size) on one series:
     // 500 drawn, the highest among them, and the rest counted.
-    b.execute(
-        "const orig = window.fetch; window.fetch = async (u, init) => {\
-           if (!String(u).includes('query_exemplars')) return orig(u, init);\
-           const q = new URL(String(u), location.href).searchParams; const s = Number(q.get('start')), e = Number(q.get('end'));\
-           const exemplars = []; for (let k = 0; k < 100000; k++) exemplars.push({labels: {trace_id: 't' + k}, value: String(k === 77777 ? 5 : (k % 97) / 100), timestamp: s + (e - s) * k / 100000});\
-           return new Response(JSON.stringify({status: 'success', data: [{seriesLabels: {__name__: 'ui_fixture_switch', env: 'test', instance: 'x', job: 'fixture'}, exemplars}]}), {headers: {'content-type': 'application/json'}}); };\
-         performance.clearMarks();",
-        vec![],
+    run_with_exemplars(
+        &b,
+        "const q = new URL(String(u), location.href).searchParams; const s = Number(q.get('start')), e = Number(q.get('end'));\
+         const exemplars = []; for (let k = 0; k < 100000; k++) exemplars.push({labels: {trace_id: 't' + k}, value: String(k === 77777 ? 5 : (k % 97) / 100), timestamp: s + (e - s) * k / 100000});\
+         return new Response(JSON.stringify({status: 'success', data: [{seriesLabels: {__name__: 'ui_fixture_switch', env: 'test', instance: 'x', job: 'fixture'}, exemplars}]}), {headers: {'content-type': 'application/json'}});",
     )
-    .await
-    .unwrap();
-    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    .await;
     let capped = b
         .wait_script(
             T,
@@ -2149,6 +2140,23 @@ async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
     shot(&b, "phone-graph-exemplar").await;
     b.quit().await;
     fx.stop().await;
+}
+
+/// Runs panel 0 again with the page's `query_exemplars` requests answered
+/// by `answer` (the body of an async function of the request URL `u`);
+/// other requests go to klaxon.
+async fn run_with_exemplars(b: &Browser, answer: &str) {
+    b.execute(
+        &format!(
+            "const orig = window.fetch; window.fetch = async (u, init) => {{\
+               if (!String(u).includes('query_exemplars')) return orig(u, init); {answer} }};\
+             performance.clearMarks();"
+        ),
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
 }
 
 /// `markers` with the `instance` label taken out of their graph series.
