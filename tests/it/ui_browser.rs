@@ -1972,12 +1972,17 @@ async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
     let unnamed = b.execute(UNNAMED_CONTROLS, vec![]).await.unwrap();
     assert_eq!(unnamed, serde_json::json!([]), "{unnamed}");
 
-    // A reload keeps the toggle; stacked draws them at the same places.
-    open(
-        &b,
-        &fx.base,
-        &format!("{route}&g0.show_exemplars=1"),
-        "graph",
+    // A reload keeps the toggle (it is in the URL); stacked draws them at
+    // the same places.
+    b.execute(
+        "document.body.dataset.loaded = 'test-navigating'; location.reload();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.wait_script(
+        T,
+        "return document.body.dataset.page === 'graph' && document.body.dataset.loaded === 'true';",
     )
     .await
     .unwrap();
