@@ -1968,6 +1968,21 @@ async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
         b.execute(TIP_TRACE, vec![]).await.unwrap(),
         third_trace.as_str()
     );
+    // The pinned details take the pointer: a click selects the whole trace
+    // id, ready to copy.
+    b.click(
+        &b.one("#graph-chart .tooltip [data-testid=exemplar-trace-id]")
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute("return window.getSelection().toString();", vec![])
+            .await
+            .unwrap(),
+        third_trace.as_str()
+    );
     // Every marker has an accessible name.
     let unnamed = b.execute(UNNAMED_CONTROLS, vec![]).await.unwrap();
     assert_eq!(unnamed, serde_json::json!([]), "{unnamed}");
