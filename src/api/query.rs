@@ -5,7 +5,7 @@
 
 use super::params::{bad_data, invalid_param, limit_param, time_param, ApiError, Params};
 use super::query_json::{encode_success, encode_success_chunked};
-use super::{api_error, success, AppState, HttpState};
+use super::{api_error, AppState, HttpState};
 use crate::model::time::parse_time;
 use crate::promql::engine::{EngineOptions, ErrorKind, EvalError, Query, QueryResult, Value};
 use crate::promql::{Engine, Expr, ValueType};
@@ -530,8 +530,8 @@ pub async fn query_range(
 
 /// `GET|POST /api/v1/query_exemplars`: the stored exemplars of the series
 /// the query's selectors match (tenant-scoped like queries), in
-/// Prometheus' shape: `[{seriesLabels, exemplars: [{labels, value,
-/// timestamp}]}]`.
+/// Prometheus' shape and bytes: `[{seriesLabels, exemplars: [{labels,
+/// value, timestamp}]}]` (see [`super::query_json::encode_exemplars`]).
 pub async fn query_exemplars(
     State(s): State<HttpState>,
     ext: axum::http::Extensions,
@@ -560,25 +560,13 @@ pub async fn query_exemplars(
     }
     let mut selectors = Vec::new();
     collect_selectors(&expr, &mut selectors);
+    // No selector (`1 + 1`): Prometheus answers 204 with no body.
+    if selectors.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let found = s.head.exemplars().select(start, end, &selectors);
-    let data: Vec<serde_json::Value> = found
-        .into_iter()
-        .map(|se| {
-            let exemplars: Vec<serde_json::Value> = se
-                .exemplars
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "labels": e.labels.to_json(),
-                        "value": super::query_json::format_value(e.value),
-                        "timestamp": e.ts as f64 / 1000.0,
-                    })
-                })
-                .collect();
-            serde_json::json!({"seriesLabels": se.series.to_json(), "exemplars": exemplars})
-        })
-        .collect();
-    success(serde_json::Value::Array(data))
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    (json, super::query_json::encode_exemplars(&found)).into_response()
 }
 
 /// The matchers of every vector and matrix selector of `e`.

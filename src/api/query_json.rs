@@ -8,6 +8,7 @@
 use crate::model::histogram::FloatHistogram;
 use crate::model::Labels;
 use crate::promql::engine::{QueryResult, Value};
+use crate::tsdb::exemplars::SeriesExemplars;
 use std::fmt::Write;
 
 /// Appends `s` as a JSON string, escaping like Go's JSON encoders do for
@@ -185,6 +186,37 @@ fn write_str_array(out: &mut String, key: &str, items: &[String]) {
         write_str(out, w);
     }
     out.push(']');
+}
+
+/// The success body of `/api/v1/query_exemplars` as Prometheus writes it:
+/// per series `seriesLabels` then `exemplars`, each exemplar `labels`,
+/// `value` (a string, as sample values) and `timestamp` (seconds with a
+/// millisecond fraction, as sample times).
+pub fn encode_exemplars(found: &[SeriesExemplars]) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, se) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"seriesLabels\":");
+        write_labels(&mut out, &se.series);
+        out.push_str(",\"exemplars\":[");
+        for (k, e) in se.exemplars.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"labels\":");
+            write_labels(&mut out, &e.labels);
+            out.push_str(",\"value\":\"");
+            write_value_raw(&mut out, e.value);
+            out.push_str("\",\"timestamp\":");
+            write_ts(&mut out, e.ts);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    out
 }
 
 /// The whole success body of `/api/v1/query` or `/api/v1/query_range`:
@@ -391,6 +423,31 @@ mod tests {
             write_ts(&mut s, t);
             assert_eq!(s, want);
         }
+    }
+
+    #[test]
+    fn exemplars_in_prometheus_shape() {
+        use crate::tsdb::exemplars::Exemplar;
+        let se = SeriesExemplars {
+            series: Labels::from_pairs([("__name__", "a_bucket"), ("le", "0.5")]),
+            exemplars: vec![
+                Exemplar {
+                    labels: Labels::from_pairs([("trace_id", "t\"1")]),
+                    value: 0.25,
+                    ts: 1_700_000_000_100,
+                },
+                Exemplar {
+                    labels: Labels::empty(),
+                    value: 1e-7,
+                    ts: 1_700_000_001_000,
+                },
+            ],
+        };
+        assert_eq!(
+            encode_exemplars(&[se]),
+            r#"{"status":"success","data":[{"seriesLabels":{"__name__":"a_bucket","le":"0.5"},"exemplars":[{"labels":{"trace_id":"t\"1"},"value":"0.25","timestamp":1700000000.100},{"labels":{},"value":"1e-07","timestamp":1700000001}]}]}"#
+        );
+        assert_eq!(encode_exemplars(&[]), r#"{"status":"success","data":[]}"#);
     }
 
     fn hist(s: &str) -> FloatHistogram {

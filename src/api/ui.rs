@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("favicon.svg", SVG),
     asset!("lib/api.js", JS),
     asset!("lib/dom.js", JS),
+    asset!("lib/exemplars.js", JS),
     asset!("lib/chart.js", JS),
     asset!("lib/complete.js", JS),
     asset!("lib/matchers.js", JS),

@@ -58,6 +58,7 @@ mod promql_parser;
 mod promql_series_pass;
 mod promqltest;
 mod query_api;
+mod query_exemplars;
 mod query_lookback;
 mod remote_write_hist;
 mod remote_write_in;

@@ -334,10 +334,23 @@ fn dom_contract_names_are_present() {
                 "'graph-chart'",
                 "'graph-table'",
                 "'graph-error'",
+                "'graph-exemplars'",
+                "'graph-exemplars-warning'",
                 "'Expression'",
             ],
         ),
-        ("lib/chart.js", &["'series-line'", "'legend-item'"]),
+        (
+            "lib/chart.js",
+            &[
+                "'series-line'",
+                "'legend-item'",
+                "'data-testid': 'exemplar'",
+                "'exemplars-not-drawn'",
+                "'data-trace-id'",
+            ],
+        ),
+        ("lib/exemplars.js", &["'exemplar-trace-id'"]),
+        ("lib/panels.js", &["show_exemplars"]),
         (
             "pages/rules.js",
             &[

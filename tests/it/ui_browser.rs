@@ -30,7 +30,8 @@ const DASHBOARD: &str = "https://dashboards.example.org/d/ui-fixture";
 const T: Duration = Duration::from_secs(20);
 
 /// A klaxon running the fixture config, plus the fixture server it scrapes
-/// (`ui_fixture_switch`) and delivers to (`/hook`).
+/// (`ui_fixture_switch`; `/exemplars`, an OpenMetrics histogram with
+/// exemplars) and delivers to (`/hook`).
 struct Fixture {
     app: Option<klaxon::app::Running>,
     base: String,
@@ -46,6 +47,29 @@ impl Drop for Fixture {
     }
 }
 
+/// The fixture's `/exemplars` answer on its `n`-th scrape at `now` (ms): a
+/// histogram whose two lowest buckets carry a new exemplar each scrape
+/// (`fast-N` and `slow-N`, values below 0.1 and 0.5, timestamped `now`).
+fn exemplar_exposition(n: usize, now: i64) -> String {
+    let ts = format!("{}.{:03}", now / 1000, now % 1000);
+    let fast = (1 + n % 5) as f64 / 100.0;
+    let slow = (20 + 5 * (n % 4)) as f64 / 100.0;
+    format!(
+        "# TYPE ui_fixture_latency_seconds histogram\n\
+         # HELP ui_fixture_latency_seconds Latency of the fixture's requests.\n\
+         ui_fixture_latency_seconds_bucket{{le=\"0.1\"}} {n} # {{trace_id=\"fast-{n}\"}} {fast} {ts}\n\
+         ui_fixture_latency_seconds_bucket{{le=\"0.5\"}} {} # {{trace_id=\"slow-{n}\"}} {slow} {ts}\n\
+         ui_fixture_latency_seconds_bucket{{le=\"+Inf\"}} {}\n\
+         ui_fixture_latency_seconds_sum {}\n\
+         ui_fixture_latency_seconds_count {}\n\
+         # EOF\n",
+        2 * n,
+        3 * n,
+        0.6 * n as f64,
+        3 * n
+    )
+}
+
 fn fixture_dir() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/ui")
 }
@@ -55,7 +79,23 @@ impl Fixture {
         let switch = Arc::new(AtomicBool::new(false));
         let hooks = Arc::new(AtomicUsize::new(0));
         let (sw, hk) = (switch.clone(), hooks.clone());
+        let scrapes = Arc::new(AtomicUsize::new(0));
         let app = axum::Router::new()
+            .route(
+                "/exemplars",
+                get(move || {
+                    let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            exemplar_exposition(n, klaxon::model::now_millis()),
+                        )
+                    }
+                }),
+            )
             .route(
                 "/metrics",
                 get(move || {
@@ -1665,4 +1705,504 @@ async fn graph_bounds_points_per_series_and_refuses_over_ten_thousand_series() {
     );
     b.quit().await;
     fx.stop().await;
+}
+
+/// Panel 0's exemplar markers as the page drew them, each with how far (in
+/// px) it sits from where its time and value belong on the chart's axes
+/// (time from the plot's span, value from two labelled ticks), and the
+/// stroke of the graph series it is drawn on.
+const MARKERS: &str = r#"
+const svg = document.querySelector('[data-testid=panel][data-evaluated=graph] #graph-chart svg');
+if (!svg) return null;
+const o = svg.querySelector('[data-testid=chart-overlay]');
+const ox = Number(o.getAttribute('x')), ow = Number(o.getAttribute('width'));
+const s0 = Number(svg.dataset.start), s1 = Number(svg.dataset.end);
+const ticks = [...svg.querySelectorAll('.axis text')].filter(t => Number(t.getAttribute('x')) === ox - 6).map(t => [Number(t.textContent), Number(t.getAttribute('y')) - 4]);
+const a = ticks[0], b = ticks[ticks.length - 1];
+return [...svg.querySelectorAll('[data-testid=exemplar]')].map(m => {
+  const ts = Number(m.dataset.ts), v = Number(m.dataset.value);
+  const line = svg.querySelector(`path[data-testid=series-line][data-series="${CSS.escape(m.dataset.graphSeries)}"]`);
+  return {
+    trace: m.dataset.traceId, ts, value: m.dataset.value, graph: m.dataset.graphSeries,
+    fill: m.getAttribute('fill'), stroke: line ? line.getAttribute('stroke') : null,
+    dx: Math.abs(Number(m.dataset.x) - (ox + (ts - s0) / (s1 - s0) * ow)),
+    dy: Math.abs(Number(m.dataset.y) - (a[1] + (v - a[0]) * (b[1] - a[1]) / (b[0] - a[0]))),
+  };
+});
+"#;
+
+/// Waits until panel 0 shows `n` exemplar markers and returns them
+/// ([`MARKERS`]).
+async fn markers(b: &Browser, n: usize) -> Vec<Value> {
+    let got = b
+        .wait_script(
+            T,
+            &format!(
+                "const x = (() => {{ {MARKERS} }})(); return x && x.length === {n} ? x : null;"
+            ),
+        )
+        .await;
+    match got {
+        Ok(v) => v.as_array().cloned().unwrap_or_default(),
+        Err(e) => {
+            shot(b, "graph-exemplars-failed").await;
+            let now = b
+                .execute(&format!("return (() => {{ {MARKERS} }})();"), vec![])
+                .await
+                .unwrap_or_default();
+            panic!("{n} exemplar markers: {e}; drawn: {now}");
+        }
+    }
+}
+
+/// The trace id the visible exemplar tooltip shows ('' when none).
+const TIP_TRACE: &str = "const t = document.querySelector('#graph-chart .tooltip'); const c = t && !t.hidden && t.querySelector('[data-testid=exemplar-trace-id]'); return c ? c.textContent : '';";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_shows_exemplars_on_their_series_with_trace_ids() {
+    let Some((_one, b, fx)) =
+        graph_session("graph_shows_exemplars_on_their_series_with_trace_ids").await
+    else {
+        return;
+    };
+    let sel = "ui_fixture_latency_seconds_bucket";
+    fx.api_until(&format!("/api/v1/query_exemplars?query={sel}"), |v| {
+        v["data"].as_array().is_some_and(|a| {
+            a.len() == 2
+                && a.iter()
+                    .all(|s| s["exemplars"].as_array().is_some_and(|e| e.len() >= 6))
+        })
+    })
+    .await;
+    // A fixed range that has ended, so the page and this test see the same
+    // exemplars.
+    let end = klaxon::model::now_millis() / 1000 - 1;
+    let start = end - 60;
+    let api = fx
+        .api(
+            &format!("/api/v1/query_exemplars?query={sel}&start={start}&end={end}"),
+            VIEWER,
+        )
+        .await;
+    let mut want: Vec<(String, f64, String)> = Vec::new();
+    for s in api["data"].as_array().into_iter().flatten() {
+        for e in s["exemplars"].as_array().into_iter().flatten() {
+            want.push((
+                e["labels"]["trace_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["timestamp"].as_f64().unwrap_or(f64::NAN),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(want.len() >= 6, "{api}");
+    let got_set = |ms: &[Value]| {
+        let mut g: Vec<(String, f64, String)> = ms
+            .iter()
+            .map(|m| {
+                (
+                    m["trace"].as_str().unwrap_or_default().to_string(),
+                    m["ts"].as_f64().unwrap_or(f64::NAN),
+                    m["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        g
+    };
+    // Each marker where its time and value belong, in the colour of the
+    // series it was recorded on.
+    let placed = |ms: &[Value], graph: &dyn Fn(&str) -> String| {
+        for m in ms {
+            let trace = m["trace"].as_str().unwrap_or_default();
+            assert_eq!(m["graph"], graph(trace), "{m}");
+            assert!(m["fill"].is_string() && m["fill"] == m["stroke"], "{m}");
+            assert!(m["dx"].as_f64().is_some_and(|d| d <= 0.1), "{m}");
+            assert!(m["dy"].as_f64().is_some_and(|d| d <= 0.6), "{m}");
+        }
+    };
+    let expr = format!("rate({sel}[10s])");
+    let route = format!(
+        "graph?g0.expr={}&g0.tab=0&g0.range_input=1m&g0.end_input={end}",
+        urlencode(&expr)
+    );
+    open(&b, &fx.base, &route, "graph").await.unwrap();
+    b.wait_script(
+        T,
+        "return document.querySelector('[data-testid=panel]').dataset.evaluated === 'graph';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute(
+            "return document.querySelectorAll('[data-testid=exemplar]').length;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        0,
+        "no exemplars unless asked for"
+    );
+    // The toggle draws them and goes into the URL.
+    b.click(&b.one("#graph-exemplars").await.unwrap())
+        .await
+        .unwrap();
+    let ms = markers(&b, want.len()).await;
+    assert_eq!(got_set(&ms), want);
+    // rate() keeps every label but the name: each exemplar is on the
+    // series of its bucket (compared without the fixture's instance).
+    let graph_of = |trace: &str| {
+        let le = if trace.starts_with("fast-") {
+            "0.1"
+        } else {
+            "0.5"
+        };
+        format!("{{job=\"fixture-exemplars\", le=\"{le}\"}}")
+    };
+    placed(&without_instance(&ms), &graph_of);
+    assert!(
+        b.execute("return location.hash;", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .contains("g0.show_exemplars=1"),
+        "the toggle is in the URL"
+    );
+    let info = b
+        .execute(
+            "return document.getElementById('graph-info').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        info.as_str()
+            .unwrap_or_default()
+            .contains(&format!("{} exemplars", want.len())),
+        "{info}"
+    );
+    shot(&b, "graph-exemplars").await;
+
+    // Hover shows the exemplar's trace id and its series.
+    let third = b
+        .one("#graph-chart [data-testid=exemplar][data-k='2']")
+        .await
+        .unwrap();
+    let third_trace = b
+        .attr(&third, "data-trace-id")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    b.hover(&third).await.unwrap();
+    let shown = b
+        .wait_script(
+            T,
+            &format!("const x = (() => {{ {TIP_TRACE} }})(); return x || null;"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, third_trace.as_str());
+    let series = b
+        .execute(
+            "return document.querySelector('#graph-chart .tooltip [data-testid=exemplar-series]').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        series.as_str().unwrap_or_default().starts_with(sel),
+        "the series the exemplar was recorded on: {series}"
+    );
+    shot(&b, "graph-exemplar-hover").await;
+
+    // Keyboard: one tab stop, arrows move, Enter pins, Escape closes
+    // (the mouse away, so it shows nothing of its own).
+    b.hover(&b.one("#graph-info").await.unwrap()).await.unwrap();
+    b.execute(
+        "document.querySelector('#graph-chart [data-testid=exemplar][tabindex=\"0\"]').focus();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let first = marker_trace(&b, 0).await;
+    assert_eq!(b.execute(TIP_TRACE, vec![]).await.unwrap(), first.as_str());
+    b.press("\u{E014}").await.unwrap(); // ArrowRight
+    let second = marker_trace(&b, 1).await;
+    let focused = b
+        .execute(
+            "const a = document.activeElement; return [a.dataset.k, a.getAttribute('tabindex')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::json!(["1", "0"]));
+    assert_eq!(b.execute(TIP_TRACE, vec![]).await.unwrap(), second.as_str());
+    b.press(ENTER).await.unwrap();
+    b.wait_script(
+        T,
+        "const t = document.querySelector('#graph-chart .tooltip'); return t && !t.hidden && t.classList.contains('pinned') && !!t.querySelector('.tip-close');",
+    )
+    .await
+    .unwrap();
+    shot(&b, "graph-exemplar-pinned").await;
+    b.press("\u{E00C}").await.unwrap(); // Escape
+    b.wait_script(
+        T,
+        "return document.querySelector('#graph-chart .tooltip').hidden;",
+    )
+    .await
+    .unwrap();
+    // A click pins too.
+    b.click(&third).await.unwrap();
+    b.wait_script(
+        T,
+        "const t = document.querySelector('#graph-chart .tooltip'); return t && !t.hidden && t.classList.contains('pinned');",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute(TIP_TRACE, vec![]).await.unwrap(),
+        third_trace.as_str()
+    );
+    // The pinned details take the pointer: a click selects the whole trace
+    // id, ready to copy.
+    b.click(
+        &b.one("#graph-chart .tooltip [data-testid=exemplar-trace-id]")
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute("return window.getSelection().toString();", vec![])
+            .await
+            .unwrap(),
+        third_trace.as_str()
+    );
+    // Every marker has an accessible name.
+    let unnamed = b.execute(UNNAMED_CONTROLS, vec![]).await.unwrap();
+    assert_eq!(unnamed, serde_json::json!([]), "{unnamed}");
+
+    // A reload keeps the toggle (it is in the URL); stacked draws them at
+    // the same places.
+    b.execute(
+        "document.body.dataset.loaded = 'test-navigating'; location.reload();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.wait_script(
+        T,
+        "return document.body.dataset.page === 'graph' && document.body.dataset.loaded === 'true';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('graph-exemplars').checked;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        true
+    );
+    markers(&b, want.len()).await;
+    b.click(&b.one("#graph-stacked").await.unwrap())
+        .await
+        .unwrap();
+    b.wait_script(
+        T,
+        "const s = document.querySelector('[data-testid=panel][data-evaluated=graph] #graph-chart svg'); return s && s.dataset.stacked === 'true';",
+    )
+    .await
+    .unwrap();
+    let stacked = markers(&b, want.len()).await;
+    assert_eq!(got_set(&stacked), want);
+    placed(&without_instance(&stacked), &graph_of);
+    shot(&b, "graph-exemplars-stacked").await;
+
+    // An aggregate over the buckets: every exemplar is on its one series.
+    let q = format!("histogram_quantile(0.9, sum by (le) ({expr}))");
+    open(
+        &b,
+        &fx.base,
+        &format!(
+            "graph?g0.expr={}&g0.tab=0&g0.range_input=1m&g0.end_input={end}&g0.show_exemplars=1",
+            urlencode(&q)
+        ),
+        "graph",
+    )
+    .await
+    .unwrap();
+    let agg = markers(&b, want.len()).await;
+    placed(&agg, &|_| "{}".to_string());
+
+    // A graph without exemplars says nothing more.
+    b.fill("#expr-input", "ui_fixture_switch").await.unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+    let quiet = b
+        .wait_script(
+            T,
+            "const p = document.querySelector('[data-testid=panel]');\
+             if (p.dataset.evaluated !== 'graph' || !document.querySelector('#graph-chart path[data-testid=series-line]')) return null;\
+             return [document.querySelectorAll('[data-testid=exemplar]').length,\
+               document.querySelector('[data-testid=exemplars-not-drawn]').hidden,\
+               document.getElementById('graph-exemplars-warning').hidden,\
+               document.getElementById('graph-info').textContent.includes('exemplar')];",
+        )
+        .await
+        .unwrap();
+    assert_eq!(quiet, serde_json::json!([0, true, true, false]));
+
+    // The exemplar query failing is a warning; the chart is still drawn.
+    run_with_exemplars(
+        &b,
+        "return new Response(JSON.stringify({status: 'error', errorType: 'internal', error: 'exemplar store on fire'}), {status: 500, headers: {'content-type': 'application/json'}});",
+    )
+    .await;
+    let warned = b
+        .wait_script(
+            T,
+            "const w = document.getElementById('graph-exemplars-warning'); const p = document.querySelector('[data-testid=panel]');\
+             return p.dataset.evaluated === 'graph' && !w.hidden && document.querySelector('#graph-chart path[data-testid=series-line]') ? w.textContent : null;",
+        )
+        .await
+        .unwrap();
+    assert!(
+        warned
+            .as_str()
+            .unwrap_or_default()
+            .contains("exemplar store on fire"),
+        "{warned}"
+    );
+    assert!(b
+        .find("#graph-error:not([hidden])")
+        .await
+        .unwrap()
+        .is_none());
+
+    // 100,000 exemplars (Prometheus' default store size) on one series:
+    // 500 drawn, the highest among them, and the rest counted.
+    run_with_exemplars(
+        &b,
+        "const q = new URL(String(u), location.href).searchParams; const s = Number(q.get('start')), e = Number(q.get('end'));\
+         const exemplars = []; for (let k = 0; k < 100000; k++) exemplars.push({labels: {trace_id: 't' + k}, value: String(k === 77777 ? 5 : (k % 97) / 100), timestamp: s + (e - s) * k / 100000});\
+         return new Response(JSON.stringify({status: 'success', data: [{seriesLabels: {__name__: 'ui_fixture_switch', env: 'test', instance: 'x', job: 'fixture'}, exemplars}]}), {headers: {'content-type': 'application/json'}});",
+    )
+    .await;
+    let capped = b
+        .wait_script(
+            T,
+            "const n = document.querySelector('[data-testid=exemplars-not-drawn]'); const m = document.querySelectorAll('[data-testid=exemplar]');\
+             if (!n || n.hidden) return null;\
+             const a = performance.getEntriesByName('graph-answer').pop(), d = performance.getEntriesByName('graph-drawn').pop();\
+             return [m.length, n.textContent, [...m].some(x => x.dataset.traceId === 't77777'), d && a ? d.startTime - a.startTime : -1];",
+        )
+        .await
+        .unwrap();
+    assert_eq!(capped[0], 500, "{capped}");
+    assert!(
+        capped[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("99,500 more exemplars not drawn"),
+        "{capped}"
+    );
+    assert_eq!(capped[2], true, "the outlier is kept: {capped}");
+    eprintln!(
+        "100,000 exemplars: chart with 500 markers drawn in {} ms after the answer",
+        capped[3]
+    );
+    shot(&b, "graph-exemplars-capped").await;
+
+    // At phone width a pinned exemplar does not make the page scroll
+    // sideways.
+    b.set_window_size(375, 800).await.unwrap();
+    // A fresh page: the answers made up above are gone.
+    b.goto("about:blank").await.unwrap();
+    open(
+        &b,
+        &fx.base,
+        &format!("{route}&g0.show_exemplars=1"),
+        "graph",
+    )
+    .await
+    .unwrap();
+    markers(&b, want.len()).await;
+    let last = b
+        .one(&format!(
+            "#graph-chart [data-testid=exemplar][data-k='{}']",
+            want.len() - 1
+        ))
+        .await
+        .unwrap();
+    b.click(&last).await.unwrap();
+    let widths = b
+        .wait_script(
+            T,
+            "const t = document.querySelector('#graph-chart .tooltip'); if (!t || t.hidden) return null;\
+             return [document.scrollingElement.scrollWidth, window.innerWidth];",
+        )
+        .await
+        .unwrap();
+    let (sw, iw) = (
+        widths[0].as_f64().unwrap_or(f64::MAX),
+        widths[1].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        sw <= iw + 1.0,
+        "pinned exemplar at 375 px: scrollWidth {sw} > innerWidth {iw}"
+    );
+    shot(&b, "phone-graph-exemplar").await;
+    b.quit().await;
+    fx.stop().await;
+}
+
+/// Runs panel 0 again with the page's `query_exemplars` requests answered
+/// by `answer` (the body of an async function of the request URL `u`);
+/// other requests go to klaxon.
+async fn run_with_exemplars(b: &Browser, answer: &str) {
+    b.execute(
+        &format!(
+            "const orig = window.fetch; window.fetch = async (u, init) => {{\
+               if (!String(u).includes('query_exemplars')) return orig(u, init); {answer} }};\
+             performance.clearMarks();"
+        ),
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.click(&b.one("#graph-run").await.unwrap()).await.unwrap();
+}
+
+/// `markers` with the `instance` label taken out of their graph series.
+fn without_instance(ms: &[Value]) -> Vec<Value> {
+    let re = regex::Regex::new(r#"instance="[^"]*", "#).expect("regex");
+    ms.iter()
+        .map(|m| {
+            let mut m = m.clone();
+            let g = re
+                .replace(m["graph"].as_str().unwrap_or_default(), "")
+                .to_string();
+            m["graph"] = Value::String(g);
+            m
+        })
+        .collect()
+}
+
+/// The trace id of marker `k` of panel 0.
+async fn marker_trace(b: &Browser, k: usize) -> String {
+    b.execute(
+        &format!("return document.querySelector(\"#graph-chart [data-testid=exemplar][data-k='{k}']\").dataset.traceId;"),
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
 }

@@ -1,6 +1,8 @@
 // A small line chart: time axis, value axis, one line per series, a
 // legend by labels (click to isolate a series), stacked or not, drag to
-// select a time range, and a hover tooltip with the values at the pointer.
+// select a time range, a hover tooltip with the values at the pointer, and
+// exemplars as markers (lib/exemplars.js) that show their trace on hover,
+// focus or click.
 // Few series are SVG paths; many are drawn on a canvas in one raster pass
 // (the axes, hover and selection stay SVG on top of it) with a legend that
 // builds only the entries in sight. Our own code (no library), so it works
@@ -8,6 +10,7 @@
 
 import { h, s, replace } from './dom.js';
 import { fmtValue } from './time.js';
+import { EXEMPLAR_CAP, exemplarPoints, capExemplars, exemplarDetails, exemplarLabel, traceId } from './exemplars.js';
 
 /** Points drawn over all series at most; beyond, each series is thinned. */
 export const POINT_BUDGET = 1000000;
@@ -124,9 +127,12 @@ function px(v) {
  * Draws `series` ([{metric, values: [[t, "v"], ...]}]) for [start, end]
  * (Unix seconds) with `step` into `container`. `stacked` stacks the
  * visible series; `onZoom(t0, t1)` is called after a drag over the plot.
- * Returns `{thinned}`: whether points were dropped to stay drawable.
+ * `exemplars`, the answer of /api/v1/query_exemplars, adds a marker per
+ * exemplar at its time and value, in the colour of the series it belongs
+ * to (see lib/exemplars.js). Returns `{thinned, exemplars}`: whether points
+ * were dropped to stay drawable, and how many exemplars the range holds.
  */
-export function drawChart(container, allSeries, { start, end, step, stacked, onZoom }) {
+export function drawChart(container, allSeries, { start, end, step, stacked, onZoom, exemplars }) {
   const series = allSeries;
   const width = Math.max(320, Math.round(container.clientWidth || 900));
   const height = width < 600 ? 240 : 340;
@@ -147,6 +153,8 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     return t;
   });
   const names = series.map((sr) => seriesName(sr.metric));
+  const ex = exemplars ? exemplarPoints(exemplars, series.map((sr) => sr.metric), start, end) : null;
+  const exNote = h('p', { class: 'hint', 'data-testid': 'exemplars-not-drawn', hidden: true });
   const hidden = new Set();
   const gap = (step || 1) * 1.5;
   const x = (t) => m.left + ((t - start) / Math.max(1e-9, end - start)) * w;
@@ -154,6 +162,11 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
 
   const box = h('div', { class: 'chart-box' });
   const tip = h('div', { class: 'tooltip', role: 'status', hidden: true });
+  // Escape in a pinned tooltip closes it (set per paint).
+  let closeTip = () => {};
+  tip.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') closeTip();
+  });
   const useCanvas = series.length > CANVAS_SERIES;
   const legend = useCanvas
     ? h('div', { class: 'legend legend-virtual', 'aria-label': 'Legend', 'data-testid': 'legend' })
@@ -198,6 +211,19 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       }
       plotted.push({ i, ts, top, base });
     });
+    // Exemplars of the series in sight (and of none), capped; the value
+    // axis takes them in, so every marker is on the plot.
+    const exVisible = ex ? ex.points.filter((p) => p.i < 0 || !hidden.has(p.i)) : [];
+    const exShown = capExemplars(exVisible, EXEMPLAR_CAP, start, end);
+    for (const p of exShown) {
+      if (p.v < lo) lo = p.v;
+      if (p.v > hi) hi = p.v;
+    }
+    const notDrawn = exVisible.length - exShown.length + (ex ? ex.unplaced : 0);
+    exNote.hidden = notDrawn === 0;
+    exNote.textContent = exVisible.length > exShown.length
+      ? `${notDrawn.toLocaleString('en')} more exemplars not drawn: a graph draws at most ${EXEMPLAR_CAP}, the lowest and highest of each stretch of time. Narrow the range or the expression to see every one.`
+      : `${notDrawn.toLocaleString('en')} more exemplars not drawn: their value or time is not a number in range.`;
     if (!Number.isFinite(lo)) {
       lo = 0;
       hi = 1;
@@ -295,22 +321,31 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     const sel = s('rect', { class: 'zoom-select', y: m.top, height: ht, x: 0, width: 0, visibility: 'hidden' });
     const overlay = s('rect', { class: 'overlay', x: m.left, y: m.top, width: w, height: ht, fill: 'transparent', 'data-testid': 'chart-overlay' });
     svg.append(hover, dots, sel, overlay);
+    // A pinned tooltip (an exemplar clicked, or Enter on one) stays, and
+    // takes the pointer, until closed, Escape, or a press on the plot.
+    let pinned = false;
+    tip.hidden = true;
+    tip.classList.remove('pinned');
+    closeTip = () => hide(true);
     const toPx = (ev) => {
       const rect = svg.getBoundingClientRect();
       return Math.min(m.left + w, Math.max(m.left, ((ev.clientX - rect.left) / rect.width) * width));
     };
     const toTime = (px) => start + ((px - m.left) / w) * (end - start);
-    const hide = () => {
-      tip.hidden = true;
+    const hide = (unpin) => {
       hover.setAttribute('visibility', 'hidden');
       dots.replaceChildren();
+      if (pinned && !unpin) return;
+      pinned = false;
+      tip.classList.remove('pinned');
+      tip.hidden = true;
     };
     let dragFrom = null;
     overlay.addEventListener('pointerdown', (ev) => {
       if (ev.button !== 0 || !onZoom) return;
       dragFrom = toPx(ev);
       overlay.setPointerCapture(ev.pointerId);
-      hide();
+      hide(true);
     });
     overlay.addEventListener('pointerup', (ev) => {
       if (dragFrom === null) return;
@@ -330,6 +365,7 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
         sel.setAttribute('visibility', 'visible');
         return;
       }
+      if (pinned) return;
       const t = toTime(px);
       // Nearest point of every drawn series (a binary search per series).
       const rows = [];
@@ -364,6 +400,7 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
       tip.style.left = `${Math.min(left, Math.max(0, bx.width - 260))}px`;
       tip.style.top = `${ev.clientY - bx.top + 14}px`;
     });
+    if (exShown.length) svg.append(exemplarLayer(exShown, { x, y, names, box, tip, hide, pin: (on) => { pinned = on; } }));
     replace(box, canvas, svg, tip);
     legendView.refresh();
   };
@@ -395,8 +432,109 @@ export function drawChart(container, allSeries, { start, end, step, stacked, onZ
     ? h('p', { class: 'hint', 'data-testid': 'chart-thinned' },
       `Downsampled for drawing: ${total.toLocaleString('en')} points are more than a browser draws smoothly; each series shows about ${perSeries.toLocaleString('en')} (the lowest and highest of each stretch are kept). The table lists exact values.`)
     : null;
-  replace(container, note, box, legend);
-  return { thinned };
+  replace(container, note, box, exNote, legend);
+  return { thinned, exemplars: ex ? ex.points.length + ex.unplaced : 0 };
+}
+
+/**
+ * The markers of `shown` (sorted by time): a diamond each, in its series'
+ * colour, over everything else so the pointer reaches it. One tab stop for
+ * the lot; arrow keys, Home and End move between markers. Hover and focus
+ * show an exemplar's details in `tip`; a click, Enter or Space keeps them
+ * open (`pin`) so the trace id can be selected and copied; Escape closes.
+ */
+function exemplarLayer(shown, { x, y, names, box, tip, hide, pin }) {
+  const layer = s('g', {
+    class: 'exemplars',
+    role: 'group',
+    'aria-label': `${shown.length} exemplar${shown.length === 1 ? '' : 's'}: arrow keys move between them, Enter keeps the details open`,
+  });
+  shown.forEach((p, k) => {
+    const cx = px(x(p.t));
+    const cy = px(y(p.v));
+    layer.append(s('path', {
+      class: p.i < 0 ? 'exemplar unmatched' : 'exemplar',
+      d: `M${cx},${px(cy - 5)}l5,5l-5,5l-5,-5z`,
+      fill: p.i < 0 ? null : color(p.i),
+      tabindex: k === 0 ? 0 : -1,
+      role: 'button',
+      'aria-label': exemplarLabel(p),
+      'data-testid': 'exemplar',
+      'data-k': k,
+      'data-ts': p.t,
+      'data-value': p.value,
+      'data-x': cx,
+      'data-y': cy,
+      'data-series': seriesName(p.series),
+      'data-graph-series': p.i < 0 ? '' : names[p.i],
+      'data-trace-id': traceId(p.labels),
+    }));
+  });
+  const marker = (ev) => (ev.target instanceof Element ? ev.target.closest('[data-testid=exemplar]') : null);
+  const show = (el, keep) => {
+    const p = shown[Number(el.dataset.k)];
+    hide(true);
+    let close = null;
+    if (keep) {
+      close = h('button', { type: 'button', class: 'tip-close', 'aria-label': 'Close exemplar details' }, '×');
+      close.addEventListener('click', () => {
+        hide(true);
+        el.focus();
+      });
+    }
+    replace(tip, exemplarDetails(p, seriesName, p.i < 0 ? '' : names[p.i], close));
+    pin(keep);
+    tip.classList.toggle('pinned', keep);
+    tip.dataset.exemplar = String(el.dataset.k);
+    tip.hidden = false;
+    // Beside the marker, within the chart's width (phones included).
+    const r = el.getBoundingClientRect();
+    const bx = box.getBoundingClientRect();
+    tip.style.maxWidth = `${Math.max(160, Math.min(420, bx.width))}px`;
+    tip.style.left = '0px';
+    tip.style.left = `${Math.max(0, Math.min(r.right - bx.left + 8, bx.width - tip.offsetWidth))}px`;
+    tip.style.top = `${r.bottom - bx.top + 6}px`;
+  };
+  const shownFor = (el) => !tip.hidden && tip.dataset.exemplar === el.dataset.k;
+  const pinnedNow = () => tip.classList.contains('pinned');
+  layer.addEventListener('pointerover', (ev) => {
+    const el = marker(ev);
+    if (el && !pinnedNow()) show(el, false);
+  });
+  layer.addEventListener('pointerout', (ev) => {
+    if (marker(ev)) hide(false);
+  });
+  layer.addEventListener('focusin', (ev) => {
+    const el = marker(ev);
+    if (el && !shownFor(el)) show(el, false);
+  });
+  layer.addEventListener('focusout', (ev) => {
+    if (!tip.contains(ev.relatedTarget)) hide(false);
+  });
+  layer.addEventListener('click', (ev) => {
+    const el = marker(ev);
+    if (el) show(el, !(shownFor(el) && pinnedNow()));
+  });
+  layer.addEventListener('keydown', (ev) => {
+    const el = marker(ev);
+    if (!el) return;
+    const k = Number(el.dataset.k);
+    const last = shown.length - 1;
+    const to = { ArrowRight: k + 1, ArrowDown: k + 1, ArrowLeft: k - 1, ArrowUp: k - 1, Home: 0, End: last }[ev.key];
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      ev.preventDefault();
+      show(el, !(shownFor(el) && pinnedNow()));
+    } else if (ev.key === 'Escape') {
+      hide(true);
+    } else if (to !== undefined) {
+      ev.preventDefault();
+      const next = layer.children[Math.max(0, Math.min(last, to))];
+      el.setAttribute('tabindex', '-1');
+      next.setAttribute('tabindex', '0');
+      next.focus();
+    }
+  });
+  return layer;
 }
 
 /** A legend entry: a button with the series' colour and name. */

@@ -7,7 +7,7 @@ import { parseDuration } from './time.js';
 
 /** Prometheus' panel defaults: table tab, one hour, ending now. */
 export function defaultPanel() {
-  return { expr: '', tab: 'table', stacked: false, range: 3600, end: null, step: null };
+  return { expr: '', tab: 'table', stacked: false, exemplars: false, range: 3600, end: null, step: null };
 }
 
 /** Seconds → Prometheus' duration text (`1h`, `5m30s`, `90d`, `2w`). */
@@ -67,6 +67,9 @@ function applyOption(p, field, value) {
       break;
     case 'stacked':
       p.stacked = value === '1';
+      break;
+    case 'show_exemplars':
+      p.exemplars = value === '1';
       break;
     case 'range_input': {
       const r = parseDuration(value);
@@ -136,6 +139,7 @@ export function encodePanels(panels) {
     q.set(`${g}expr`, p.expr);
     q.set(`${g}tab`, p.tab === 'graph' ? '0' : '1');
     q.set(`${g}stacked`, p.stacked ? '1' : '0');
+    q.set(`${g}show_exemplars`, p.exemplars ? '1' : '0');
     q.set(`${g}range_input`, formatDuration(p.range));
     if (p.end !== null && p.end !== undefined) {
       q.set(`${g}end_input`, formatTime(p.end));

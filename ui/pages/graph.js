@@ -108,6 +108,8 @@ function createPanel(state, n, page, ctx, src) {
   const step = h('input', { id: id('graph-step'), type: 'text', value: state.step ? String(state.step) : '', size: 6, placeholder: 'auto' });
   const stacked = h('input', { id: id('graph-stacked'), type: 'checkbox' });
   stacked.checked = state.stacked;
+  const exemplars = h('input', { id: id('graph-exemplars'), type: 'checkbox' });
+  exemplars.checked = state.exemplars;
   const run = h('button', { id: id('graph-run'), type: 'button', class: 'primary' }, 'Run');
   const zoomBack = h('button', { id: id('graph-zoom-back'), type: 'button', disabled: true, title: 'The time range before the last zoom' }, '◀ Zoom back');
   const zoomFwd = h('button', { id: id('graph-zoom-forward'), type: 'button', disabled: true, title: 'The time range of the zoom undone' }, 'Zoom forward ▶');
@@ -117,6 +119,8 @@ function createPanel(state, n, page, ctx, src) {
   const tabChart = h('button', { id: id('graph-tab-chart'), type: 'button', role: 'tab', 'aria-controls': id('graph-chart') }, 'Graph');
   const tabTable = h('button', { id: id('graph-tab-table'), type: 'button', role: 'tab', 'aria-controls': id('graph-table-box') }, 'Table');
   const err = h('div', { id: id('graph-error'), class: 'error', role: 'alert', hidden: true });
+  // The exemplar query failing is a warning: the chart is still drawn.
+  const exWarn = h('p', { id: id('graph-exemplars-warning'), class: 'warning', role: 'status', hidden: true });
   const info = h('p', { class: 'summary-line', id: id('graph-info'), 'aria-live': 'polite' });
   const chart = h('div', { id: id('graph-chart'), role: 'tabpanel', 'aria-labelledby': id('graph-tab-chart') });
   const tableBox = h('div', { id: id('graph-table-box'), role: 'tabpanel', 'aria-labelledby': id('graph-tab-table') });
@@ -132,8 +136,9 @@ function createPanel(state, n, page, ctx, src) {
         h('div', { class: 'field' }, h('label', { for: id('graph-end') }, 'End (UTC)'), end),
         h('div', { class: 'field' }, h('label', { for: id('graph-step') }, 'Step'), step),
         h('div', { class: 'field check' }, h('label', { for: id('graph-stacked') }, 'Stacked'), stacked),
+        h('div', { class: 'field check' }, h('label', { for: id('graph-exemplars') }, 'Show exemplars'), exemplars),
         zoomBack, zoomFwd),
-      err,
+      err, exWarn,
       h('div', { class: 'tabs', role: 'tablist', 'aria-label': `Panel ${n + 1} view` }, tabChart, tabTable),
       info, chart, tableBox));
 
@@ -158,6 +163,7 @@ function createPanel(state, n, page, ctx, src) {
       state.step = null;
     }
     state.stacked = stacked.checked;
+    state.exemplars = exemplars.checked;
     return '';
   };
 
@@ -207,6 +213,7 @@ function createPanel(state, n, page, ctx, src) {
   const execute = async () => {
     const mine = ++seq;
     err.hidden = true;
+    exWarn.hidden = true;
     const bad = readInputs();
     page.sync();
     el.dataset.evaluated = '';
@@ -229,17 +236,31 @@ function createPanel(state, n, page, ctx, src) {
       if (tab === 'graph') {
         const start = endSec - state.range;
         const { step: st, note } = boundedStep(state.range, state.step);
+        // The exemplars of the expression's selectors over the same range,
+        // asked for alongside the range query; a failure is kept, not thrown.
+        const exAnswer = state.exemplars
+          ? apiData(`/api/v1/query_exemplars${qs({ query: q, start, end: endSec })}`, { signal: ctx.abort.signal })
+            .then((d) => ({ data: Array.isArray(d) ? d : [] }), (e) => ({ error: e }))
+          : null;
         const data = await apiData(`/api/v1/query_range${qs({ query: q, start, end: endSec, step: st })}`, { signal: ctx.abort.signal });
+        const ex = exAnswer ? await exAnswer : null;
         if (!ctx.live() || mine !== seq) return;
+        if (ex && ex.error) {
+          if (ex.error.name === 'AbortError') throw ex.error;
+          exWarn.textContent = `Exemplars not shown: ${ex.error.message || ex.error}`;
+          exWarn.hidden = false;
+        }
         // For benches/graph_render.py: answer parsed, then chart built.
         performance.mark('graph-answer');
         const series = data.resultType === 'matrix' ? data.result : [];
         const refuse = tooLarge(series.length);
-        info.textContent = `${series.length} series, step ${fmtDuration(st)}, ${Math.round(performance.now() - t0)} ms`;
+        let found = 0;
         if (refuse) replace(chart, h('p', { class: 'error', id: id('graph-refused') }, refuse));
         else if (series.length) {
-          drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked, onZoom });
+          const exemplarData = ex && ex.data ? ex.data : null;
+          found = drawChart(chart, series, { start, end: endSec, step: st, stacked: state.stacked, onZoom, exemplars: exemplarData }).exemplars;
         } else replace(chart, h('p', { class: 'muted' }, 'Empty query result'));
+        info.textContent = `${series.length} series, step ${fmtDuration(st)}${found ? `, ${found.toLocaleString('en')} exemplar${found === 1 ? '' : 's'}` : ''}, ${Math.round(performance.now() - t0)} ms`;
         if (note) chart.prepend(h('p', { class: 'hint', id: id('graph-step-note') }, note));
         performance.mark('graph-drawn');
       } else {
@@ -274,6 +295,7 @@ function createPanel(state, n, page, ctx, src) {
   tabTable.addEventListener('click', () => select('table'));
   run.addEventListener('click', () => { execute(); });
   stacked.addEventListener('change', () => { execute(); });
+  exemplars.addEventListener('change', () => { execute(); });
   if (remove) remove.addEventListener('click', () => page.remove(n));
   expr.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.defaultPrevented) {

@@ -346,29 +346,57 @@ impl Browser {
         std::fs::write(path, png).map_err(|e| WdError::Setup(format!("{}: {e}", path.display())))
     }
 
+    /// Performs one W3C input source's `actions` (`kind` "pointer" as a
+    /// mouse, or "key").
+    async fn actions(&self, kind: &str, actions: Value) -> WdResult<()> {
+        let mut source = json!({ "type": kind, "id": kind, "actions": actions });
+        if kind == "pointer" {
+            source["parameters"] = json!({ "pointerType": "mouse" });
+        }
+        self.post("/actions", json!({ "actions": [source] }))
+            .await
+            .map(drop)
+    }
+
     /// A mouse drag through W3C actions: press the left button at `from`,
     /// move to `to` in steps, release. Points are offsets from the centre of
     /// `e`, so the browser sees real pointer and mouse events.
     pub async fn drag(&self, e: &Element, from: (i64, i64), to: (i64, i64)) -> WdResult<()> {
         let origin = e.to_json();
         let mid = ((from.0 + to.0) / 2, (from.1 + to.1) / 2);
-        self.post(
-            "/actions",
-            json!({ "actions": [{
-                "type": "pointer",
-                "id": "mouse",
-                "parameters": { "pointerType": "mouse" },
-                "actions": [
-                    { "type": "pointerMove", "duration": 0, "origin": origin, "x": from.0, "y": from.1 },
-                    { "type": "pointerDown", "button": 0 },
-                    { "type": "pointerMove", "duration": 100, "origin": origin, "x": mid.0, "y": mid.1 },
-                    { "type": "pointerMove", "duration": 100, "origin": origin, "x": to.0, "y": to.1 },
-                    { "type": "pointerUp", "button": 0 },
-                ],
-            }] }),
+        self.actions(
+            "pointer",
+            json!([
+                { "type": "pointerMove", "duration": 0, "origin": origin, "x": from.0, "y": from.1 },
+                { "type": "pointerDown", "button": 0 },
+                { "type": "pointerMove", "duration": 100, "origin": origin, "x": mid.0, "y": mid.1 },
+                { "type": "pointerMove", "duration": 100, "origin": origin, "x": to.0, "y": to.1 },
+                { "type": "pointerUp", "button": 0 },
+            ]),
         )
         .await
-        .map(drop)
+    }
+
+    /// Scrolls `e` into view and moves the mouse onto its centre, so the
+    /// page sees real pointerover/pointerenter events.
+    pub async fn hover(&self, e: &Element) -> WdResult<()> {
+        self.execute_on("arguments[0].scrollIntoView({block: 'center'});", &[e])
+            .await?;
+        self.actions(
+            "pointer",
+            json!([{ "type": "pointerMove", "duration": 50, "origin": e.to_json(), "x": 0, "y": 0 }]),
+        )
+        .await
+    }
+
+    /// Presses and releases `key` (a character or a WebDriver key code such
+    /// as [`ENTER`]) on whatever has the focus, as a keyboard does.
+    pub async fn press(&self, key: &str) -> WdResult<()> {
+        self.actions(
+            "key",
+            json!([{ "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }]),
+        )
+        .await
     }
 
     pub async fn set_window_size(&self, width: u32, height: u32) -> WdResult<()> {
