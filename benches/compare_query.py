@@ -26,6 +26,16 @@ queries of a node-exporter-full style overview as 6 h range queries at a
 
   python3 benches/compare_query.py --klaxon /tmp/klaxon --dashboard
 
+With --histograms it writes --hist-series native-histogram series
+(benches/protobuf_target.py's: schema 3, 10 to 40 buckets, integer counts
+growing every sample) over the last --hist-minutes minutes at a 15 s
+interval into both servers by remote write (Prometheus started with
+`--enable-feature=native-histograms`), then times HISTOGRAM_QUERIES as
+range queries of 250 steps 15 s apart (off the sample grid) ending at the
+newest sample.
+
+  python3 benches/compare_query.py --klaxon /tmp/klaxon --histograms --reqs 5
+
 Needs /usr/bin/prometheus (bash ../shared/tools/install-peers.sh).
 """
 import argparse
@@ -54,6 +64,10 @@ INSTANT = [
     "histogram_quantile(0.99, sum by (le) (rate(synth_request_duration_seconds_bucket[1m])))",
     "avg_over_time(synth_queue_depth[1m])",
     "synth_queue_depth * on(instance) group_left() up",
+]
+HISTOGRAM_QUERIES = [
+    "histogram_quantile(0.9, rate(bench_native_h0_seconds[5m]))",
+    "histogram_quantile(0.9, sum by (job) (rate(bench_native_h0_seconds[5m])))",
 ]
 RANGE = "sum by (service) (rate(synth_http_requests_total[1m]))"
 GRAPH = [
@@ -194,6 +208,34 @@ def backfill(bases, hosts, end_ms, hours=6, interval_ms=15000, slice_samples=60)
     return len(series), total, start_ms
 
 
+def backfill_histograms(bases, nseries, end_ms, minutes, interval_ms=15000, slice_stamps=20, batch=1000):
+    """Writes the same native histograms to every server by remote write, in
+    time order (slices of `slice_stamps` samples per series); all series
+    under one metric name (the queries select them all)."""
+    import protobuf_target as pt
+    import rwload
+    data = pt.NativeSet(nseries)
+    data.family = [0] * nseries
+    senders = [rwload.Sender(int(b.rsplit(":", 1)[1])) for b in bases]
+    for s in senders:
+        s.start()
+    n = minutes * 60 * 1000 // interval_ms + 1
+    start_ms = end_ms - (n - 1) * interval_ms
+    stamps = [start_ms + k * interval_ms for k in range(n)]
+    for k in range(0, n, slice_stamps):
+        rows = pt.hist_rows(data, stamps[k:k + slice_stamps])
+        for lo in range(0, nseries, batch):
+            body = rwload.snappy_literal(pt.hist_write_request(data, rows, lo, min(nseries, lo + batch)))
+            for s in senders:
+                s.q.put(body)
+    for s in senders:
+        s.q.put(None)
+        s.join()
+        if s.errors:
+            raise RuntimeError(f"remote write to port {s.port}: {s.errors} errors, first: {s.first_error}")
+    return nseries * n, start_ms
+
+
 def proc_kib(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -267,6 +309,12 @@ def main():
     ap.add_argument("--dashboard", action="store_true",
                     help="the node-exporter dashboard set over remote-written data instead")
     ap.add_argument("--hosts", type=int, default=100, help="hosts for --dashboard")
+    ap.add_argument("--histograms", action="store_true",
+                    help="histogram_quantile over remote-written native histograms instead")
+    ap.add_argument("--hist-series", type=int, default=10000, help="native-histogram series for --histograms")
+    ap.add_argument("--hist-minutes", type=int, default=70, help="minutes of data for --histograms")
+    ap.add_argument("--prom-reqs", type=int, default=None,
+                    help="requests per expression to Prometheus (default --reqs; 0: time klaxon alone)")
     ap.add_argument("--mem-runs", type=int, default=5, help="requests for the peak-memory figure")
     ap.add_argument("--klaxon-log", default=os.devnull, help="klaxon's log (warnings) goes here")
     ap.add_argument("--klaxon-args", default="", help="more klaxon flags, space-separated")
@@ -275,13 +323,14 @@ def main():
                          "--alt-args=--query.parallelism=2) on --alt-listen, queried in the same rounds")
     ap.add_argument("--alt-listen", default="127.0.0.1:19471")
     args = ap.parse_args()
+    prom_reqs = args.reqs if args.prom_reqs is None else min(args.prom_reqs, args.reqs)
     if not os.path.exists("/usr/bin/prometheus"):
         sys.exit("needs /usr/bin/prometheus: bash ../shared/tools/install-peers.sh")
     tmp = tempfile.mkdtemp(prefix="klaxon-qbench-")
     targets = [f"127.0.0.1:{args.port + i}" for i in range(args.targets)]
     cfg = os.path.join(tmp, "bench.yml")
     with open(cfg, "w") as f:
-        if args.dashboard:
+        if args.dashboard or args.histograms:
             f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
         else:
             f.write("global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
@@ -292,8 +341,8 @@ def main():
     rows = []
     alt_base = f"http://{args.alt_listen}" if args.alt_args is not None else None
     try:
-        rw = ["--web.enable-remote-write-receiver"] if args.dashboard else []
-        if not args.dashboard:
+        rw = ["--web.enable-remote-write-receiver"] if args.dashboard or args.histograms else []
+        if not (args.dashboard or args.histograms):
             procs.append(subprocess.Popen(
                 [sys.executable, os.path.join(SHARED, "tools", "synth_target.py"),
                  "--port", str(args.port), "--targets", str(args.targets), "--series", str(args.series)],
@@ -301,7 +350,8 @@ def main():
             wait_http(f"http://{targets[0]}/metrics")
         procs.append(subprocess.Popen(
             ["/usr/bin/prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
-             f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw],
+             f"--web.listen-address={args.prom_listen}", "--log.level=warn", *rw,
+             *(["--enable-feature=native-histograms"] if args.histograms else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         prom_proc = procs[-1]
         # klaxon's storage in the run's temp dir, as Prometheus'. Left at
@@ -323,7 +373,26 @@ def main():
         wait_http(f"{klaxon_base}/-/ready")
         if alt_base:
             wait_http(f"{alt_base}/-/ready")
-        if args.dashboard:
+        if args.histograms:
+            end_ms = (math.floor(time.time()) - 60) * 1000
+            t0 = time.time()
+            nsamples, start_ms = backfill_histograms(
+                [prom_base, klaxon_base] + ([alt_base] if alt_base else []), args.hist_series, end_ms,
+                args.hist_minutes)
+            print(f"wrote {args.hist_series} native-histogram series, {nsamples} samples in "
+                  f"{time.time() - t0:.0f}s", flush=True)
+            time.sleep(args.wait)
+            # 250 points 15 s apart, each half way between two samples:
+            # Prometheus 2.42's windows are closed at the start, 3.x's
+            # open; off the sample grid both select the same samples.
+            end_s = end_ms / 1000 - 7.5
+            start_s = end_s - 249 * 15
+            if start_s - 300 < start_ms / 1000:
+                raise SystemExit("--hist-minutes too short for 250 steps of 15 s and a 5m window")
+            cases = [("graph 250 steps", q, "/api/v1/query_range",
+                      {"query": q, "start": start_s, "end": end_s, "step": 15})
+                     for q in HISTOGRAM_QUERIES]
+        elif args.dashboard:
             end_ms = (math.floor(time.time()) - 60) * 1000
             t0 = time.time()
             nseries, nsamples, start_ms = backfill([prom_base, klaxon_base] + ([alt_base] if alt_base else []), args.hosts, end_ms)
@@ -350,26 +419,27 @@ def main():
                               {"query": q, "start": t - span, "end": t, "step": span / 250}))
         for kind, q, path, params in cases:
             # One warm-up request each (first-touch effects are not the point).
-            _, pa = fetch(prom_base, path, params)
             _, ka = fetch(klaxon_base, path, params)
+            pa = fetch(prom_base, path, params)[1] if prom_reqs else ka
             if alt_base:
                 fetch(alt_base, path, params)
             pt, kt, at = [], [], []
-            for _ in range(args.reqs):
-                pt.append(fetch(prom_base, path, params)[0])
+            for i in range(args.reqs):
+                if i < prom_reqs:
+                    pt.append(fetch(prom_base, path, params)[0])
                 kt.append(fetch(klaxon_base, path, params)[0])
                 if alt_base:
                     at.append(fetch(alt_base, path, params)[0])
-            np_, nk, common, close, total = compare(pa, ka)
+            np_, nk, common, close, total = compare(pa, ka) if prom_reqs else (0, len(ka["data"]["result"]), 0, 0, 0)
             rows.append({
                 "kind": kind, "query": q,
-                "prom_ms": statistics.median(pt) * 1e3, "klaxon_ms": statistics.median(kt) * 1e3,
+                "prom_ms": statistics.median(pt) * 1e3 if pt else math.nan, "klaxon_ms": statistics.median(kt) * 1e3,
                 "prom_series": np_, "klaxon_series": nk, "common_series": common,
                 "values_within_1e-9": close, "values_compared": total,
                 "points": sum(len(x.get("values") or [1]) for x in pa["data"]["result"]),
             })
             r = rows[-1]
-            r["ratio"] = r["klaxon_ms"] / r["prom_ms"]
+            r["ratio"] = r["klaxon_ms"] / r["prom_ms"] if pt else math.nan
             alt_col = ""
             if at:
                 r["alt_ms"] = statistics.median(at) * 1e3
@@ -386,6 +456,8 @@ def main():
         mem = {"prom": [], "klaxon": []}
         for _ in range(args.mem_runs):
             for name, base, proc in (("prom", prom_base, prom_proc), ("klaxon", klaxon_base, procs[-1])):
+                if name == "prom" and not prom_reqs:
+                    continue
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}")
                 with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
@@ -393,7 +465,7 @@ def main():
                 before = proc_kib(proc.pid, "VmRSS")
                 fetch(base, big[2], big[3])
                 mem[name].append(proc_kib(proc.pid, "VmHWM") - before)
-        peak = {k: statistics.median(v) / 1024 for k, v in mem.items()}
+        peak = {k: statistics.median(v) / 1024 if v else math.nan for k, v in mem.items()}
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -404,7 +476,10 @@ def main():
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if args.dashboard:
+    if args.histograms:
+        print(f"\n{args.hist_series} native-histogram series, 15s interval over {args.hist_minutes} min, "
+              f"{args.reqs} requests each, medians")
+    elif args.dashboard:
         print(f"\n{args.hosts} hosts x 42 node series, 15s interval over 6h, {args.reqs} requests each, medians")
     else:
         print(f"\n{args.targets} targets x {args.series} series, 5s interval, {args.reqs} requests each, medians")

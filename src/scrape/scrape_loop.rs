@@ -738,11 +738,13 @@ impl ScrapeLoop {
         let sample_limit = self.cfg.sample_limit;
         for n in natives {
             stats.scraped += 1;
-            let text = n.labels.to_string();
-            let key = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
+            let key = hist_key(&n.labels);
             let entry = match self.hist_cache.get(&key) {
                 Some(e) => Some(e.clone()),
-                None => self.resolve_labels(app, n.labels.builder(), text.as_bytes(), stats)?,
+                None => {
+                    let text = n.labels.to_string();
+                    self.resolve_labels(app, n.labels.builder(), text.as_bytes(), stats)?
+                }
             };
             let Some(entry) = entry else {
                 continue;
@@ -754,11 +756,11 @@ impl ScrapeLoop {
             let mut v = n.value;
             limits.apply(&mut v).map_err(|_| ScrapeError::BucketLimit {
                 limit: h.bucket_limit,
-                series: text.clone(),
+                series: n.labels.to_string(),
             })?;
             if let Err(e) = v.validate() {
                 return Err(ScrapeError::InvalidSeries {
-                    series: text,
+                    series: n.labels.to_string(),
                     reason: e.to_string(),
                 });
             }
@@ -789,7 +791,7 @@ impl ScrapeLoop {
     /// counted as the floats are.
     fn commit_histograms(&mut self, app: &mut HeadAppender<'_>, hists: Vec<PendingHist>) {
         for p in hists {
-            match app.append_histogram_handle(&p.handle, p.t, &p.v) {
+            match app.append_histogram_owned(&p.handle, p.t, std::borrow::Cow::Owned(p.v)) {
                 Ok(()) => {}
                 Err(AppendError::OutOfOrder) => self.metrics.sample_out_of_order.inc(),
                 Err(AppendError::DuplicateTimestamp) => {
@@ -978,6 +980,19 @@ fn set_if_changed(field: &mut String, v: &str) -> bool {
     }
 }
 
+/// The histogram cache's key of a scraped label set: a 128-bit hash of
+/// its names and values (no text rendered per histogram and scrape).
+fn hist_key(labels: &Labels) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for l in labels {
+        h.update(l.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(l.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest128()
+}
+
 /// Attaches the target's labels to a scraped series. With `honor_labels` the
 /// scraped value wins; otherwise the target's wins and the scraped one is kept
 /// as `exported_<name>` (repeating the prefix until the name is free).
@@ -1049,6 +1064,19 @@ pub fn is_stale(v: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hist_key_tells_label_sets_apart() {
+        let a = Labels::from_pairs([("__name__", "h"), ("a", "bc")]);
+        let b = Labels::from_pairs([("__name__", "h"), ("ab", "c")]);
+        let c = Labels::from_pairs([("__name__", "h"), ("a", "b"), ("c", "")]);
+        assert_ne!(hist_key(&a), hist_key(&b));
+        assert_ne!(hist_key(&a), hist_key(&c));
+        assert_eq!(
+            hist_key(&a),
+            hist_key(&Labels::from_pairs([("a", "bc"), ("__name__", "h")]))
+        );
+    }
 
     #[test]
     fn exported_prefix_repeats_until_free() {

@@ -413,6 +413,17 @@ impl<'h> HeadAppender<'h> {
         t: i64,
         v: &HistValue,
     ) -> Result<(), AppendError> {
+        self.append_histogram_owned(h, t, std::borrow::Cow::Borrowed(v))
+    }
+
+    /// [`HeadAppender::append_histogram_handle`] keeping `v` without a copy
+    /// when it is owned (a scrape's histograms).
+    pub fn append_histogram_owned(
+        &mut self,
+        h: &SeriesHandle,
+        t: i64,
+        v: std::borrow::Cow<'_, HistValue>,
+    ) -> Result<(), AppendError> {
         let r = h.series_ref();
         // The rules hold within the batch, against both sample types.
         let last_float = self.newest_pending(r).map(|(t, _)| t);
@@ -422,18 +433,18 @@ impl<'h> HeadAppender<'h> {
             (a, b) => a.or(b),
         };
         if let Some(last_t) = newest {
-            let equal = || last_float != Some(t) && last_hist.is_some_and(|p| p.v.equals(v));
+            let equal = || last_float != Some(t) && last_hist.is_some_and(|p| p.v.equals(&v));
             if !self.batch_verdict(r, t, last_t, equal)? {
                 return Ok(());
             }
         }
-        if self.head.check_append_histogram(h, t, v)? {
+        if self.head.check_append_histogram(h, t, &v)? {
             self.hist_last.insert(r.0, self.hists.len());
             self.hists.push(PendingHist {
                 series: h.series.clone(),
                 r,
                 t,
-                v: v.clone(),
+                v: v.into_owned(),
                 after: self.samples.len(),
             });
         }

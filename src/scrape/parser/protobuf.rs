@@ -478,8 +478,19 @@ fn convert_family(
         help: mf.help.clone().unwrap_or_default(),
         unit: unit.to_string(),
     });
+    let histograms = matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram);
+    if histograms && (opts.native_histograms || opts.convert_to_nhcb) {
+        out.histograms.reserve(mf.metric.len());
+    }
     for (i, m) in mf.metric.iter().enumerate() {
         let field = |f: &str| format!("MetricFamily {name:?} metric[{i}].{f}");
+        // A native histogram whose classic series are not kept needs no
+        // text line: its labels are checked, not rendered.
+        let text = !(histograms
+            && opts.native_histograms
+            && m.histogram
+                .as_ref()
+                .is_some_and(|h| is_native(h) && (!opts.always_classic || h.bucket.is_empty())));
         let mut labels = String::new();
         let mut seen: Vec<&str> = Vec::with_capacity(m.label.len());
         for (j, lp) in m.label.iter().enumerate() {
@@ -500,7 +511,7 @@ fn convert_family(
             }
             seen.push(ln);
             let lv = lp.value.as_deref().unwrap_or("");
-            if lv.is_empty() {
+            if lv.is_empty() || !text {
                 continue;
             }
             if !labels.is_empty() {
@@ -576,15 +587,10 @@ fn convert_family(
                 let d = ProtoHistogram::default();
                 let h = m.histogram.as_ref().unwrap_or(&d);
                 if is_native(h) && opts.native_histograms {
-                    out.histograms.push(native_sample(
-                        at,
-                        name,
-                        m,
-                        h,
-                        kind,
-                        ts,
-                        &field("histogram"),
-                    )?);
+                    out.histograms
+                        .push(native_sample(at, name, m, h, kind, ts, &|| {
+                            field("histogram")
+                        })?);
                     if !opts.always_classic || h.bucket.is_empty() {
                         continue;
                     }
@@ -732,7 +738,7 @@ fn native_sample(
     h: &ProtoHistogram,
     kind: MetricType,
     ts: Option<i64>,
-    field: &str,
+    field: &dyn Fn() -> String,
 ) -> Result<NativeSample, ProtoError> {
     let hint = if kind == MetricType::GaugeHistogram {
         CounterResetHint::Gauge
@@ -746,7 +752,7 @@ fn native_sample(
     if !crate::model::histogram::is_valid_schema(schema) && !reserved {
         return Err(err(
             at,
-            format!("{field}.schema"),
+            format!("{}.schema", field()),
             format!("invalid native histogram schema {schema}"),
         ));
     }
@@ -767,7 +773,7 @@ fn native_sample(
         if want != n as u64 {
             return Err(err(
                 at,
-                format!("{field}.{side}_span"),
+                format!("{}.{side}_span", field()),
                 format!("histogram {name:?}: {side} side: spans require {want} buckets, have {n}"),
             ));
         }
@@ -839,19 +845,23 @@ fn metric_labels(name: &str, m: &Metric) -> Labels {
 fn native_exemplars(
     at: usize,
     h: &ProtoHistogram,
-    field: &str,
+    field: &dyn Fn() -> String,
 ) -> Result<Vec<ScrapedExemplar>, ProtoError> {
     let mut out = Vec::new();
     if h.exemplars.is_empty() {
         for (k, b) in h.bucket.iter().enumerate() {
             if let Some(e) = b.exemplar.as_ref().filter(|e| e.timestamp.is_some()) {
-                out.push(exemplar(at, e, &format!("{field}.bucket[{k}].exemplar"))?);
+                out.push(exemplar(
+                    at,
+                    e,
+                    &format!("{}.bucket[{k}].exemplar", field()),
+                )?);
             }
         }
     } else {
         for (k, e) in h.exemplars.iter().enumerate() {
             if e.timestamp.is_some() {
-                out.push(exemplar(at, e, &format!("{field}.exemplars[{k}]"))?);
+                out.push(exemplar(at, e, &format!("{}.exemplars[{k}]", field()))?);
             }
         }
     }
@@ -883,7 +893,7 @@ fn nhcb_sample(
         labels: metric_labels(name, m),
         timestamp: ts,
         value,
-        exemplars: native_exemplars(at, h, field)?,
+        exemplars: native_exemplars(at, h, &|| field.to_string())?,
         created: h.created_timestamp.as_ref().map(Timestamp::millis),
     })
 }
@@ -1125,6 +1135,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.samples, c.histograms.len()), (4, 1));
+        // The classic lines kept beside the histogram carry its labels.
+        let text = String::from_utf8_lossy(&c.text);
+        assert!(text.contains("nh_count{k=\"v\"} "), "{text}");
+        assert!(text.contains("nh_bucket{k=\"v\",le=\"10.0\"} "), "{text}");
+        assert_eq!(c.histograms[0].labels.get("k"), Some("v"));
     }
 
     /// Spans claiming billions of buckets (a few payload bytes) are not
