@@ -29,9 +29,51 @@ fn schemes_resolve_and_inherit() {
         e.contains("x.yml:2:34: unrecognized ValidationScheme: \"invalid_scheme\""),
         "{e}"
     );
-    let e = load("global:\n  metric_name_validation_scheme: legacy\n  metric_name_escaping_scheme: allow-utf-8\n").unwrap_err();
+    // Prometheus checks the pair per scrape config: one that inherits both
+    // fails (at the global value it inherits), one with its own validation
+    // scheme derives its escaping scheme from it, and without scrape
+    // configs the pair is never used.
+    let pair = "global:\n  metric_name_validation_scheme: legacy\n  metric_name_escaping_scheme: allow-utf-8\n";
+    let e = load(&format!(
+        "{pair}scrape_configs:\n  - job_name: a\n  - job_name: b\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e.matches("utf8 metric names requested").count(),
+        1,
+        "reported once: {e}"
+    );
     assert!(
-        e.contains("utf8 metric names requested but validation scheme is not set to UTF8"),
+        e.contains(
+            "x.yml:3:32: utf8 metric names requested but validation scheme is not set to UTF8"
+        ),
+        "{e}"
+    );
+    let c = load(&format!(
+        "{pair}scrape_configs:\n  - job_name: a\n    metric_name_validation_scheme: utf8\n  - job_name: b\n    metric_name_validation_scheme: legacy\n"
+    ))
+    .unwrap();
+    assert_eq!(c.scrape_configs[0].names.escaping, NameEscaping::AllowUtf8);
+    assert_eq!(
+        c.scrape_configs[1].names.escaping,
+        NameEscaping::Underscores
+    );
+    assert!(load(pair).is_ok());
+    // A scrape config's own validation scheme wins over the global
+    // escaping scheme.
+    let c = load("global:\n  metric_name_validation_scheme: legacy\n  metric_name_escaping_scheme: dots\nscrape_configs:\n  - job_name: a\n    metric_name_validation_scheme: utf8\n").unwrap();
+    assert_eq!(c.scrape_configs[0].names.escaping, NameEscaping::AllowUtf8);
+    let c = load("global:\n  metric_name_escaping_scheme: allow-utf-8\nscrape_configs:\n  - job_name: a\n    metric_name_validation_scheme: legacy\n").unwrap();
+    assert_eq!(
+        c.scrape_configs[0].names.escaping,
+        NameEscaping::Underscores
+    );
+    // Written in the scrape config itself: the error is there.
+    let e = load("global:\n  metric_name_validation_scheme: legacy\nscrape_configs:\n  - job_name: a\n    metric_name_escaping_scheme: allow-utf-8\n").unwrap_err();
+    assert!(
+        e.contains(
+            "x.yml:5:34: utf8 metric names requested but validation scheme is not set to UTF8"
+        ),
         "{e}"
     );
     let e = load("scrape_configs:\n  - job_name: a\n    metric_name_escaping_scheme: nope\n")
@@ -42,6 +84,61 @@ fn schemes_resolve_and_inherit() {
         e.contains(
             "OTLP translation strategy \"NoTranslation\" is not allowed when UTF8 is disabled"
         ),
+        "{e}"
+    );
+}
+
+/// Prometheus' TestScrapeConfigNameValidationSettings and
+/// TestScrapeConfigNameEscapingSettings on its own testdata files, and
+/// the conflicting pair of bad-config-errors.tsv.
+#[test]
+fn upstream_scheme_testdata() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/upstream/prometheus/config/testdata");
+    if !dir.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing",
+            dir.display()
+        );
+        return;
+    }
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("testdata file");
+    let cases = [
+        (
+            "scrape_config_default_validation_mode.yml",
+            NameValidation::Utf8,
+            NameEscaping::AllowUtf8,
+        ),
+        (
+            "scrape_config_global_validation_mode.yml",
+            NameValidation::Legacy,
+            NameEscaping::Dots,
+        ),
+        (
+            "scrape_config_local_validation_mode.yml",
+            NameValidation::Legacy,
+            NameEscaping::Values,
+        ),
+        (
+            "scrape_config_local_global_validation_mode.yml",
+            NameValidation::Utf8,
+            NameEscaping::Dots,
+        ),
+        (
+            "scrape_config_local_infer_escaping.yml",
+            NameValidation::Legacy,
+            NameEscaping::Underscores,
+        ),
+    ];
+    for (file, validation, escaping) in cases {
+        let c = load(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let n = c.scrape_configs[0].names;
+        assert_eq!((n.validation, n.escaping), (validation, escaping), "{file}");
+    }
+    let e = load(&read("scrape_config_utf8_conflicting.bad.yml")).unwrap_err();
+    assert!(
+        e.contains("utf8 metric names requested but validation scheme is not set to UTF8"),
         "{e}"
     );
 }
