@@ -142,3 +142,37 @@ fn upstream_scheme_testdata() {
         "{e}"
     );
 }
+
+/// `klaxon check config` checks rule files under the global validation
+/// scheme, as `klaxon run` (and Prometheus 3's server) will load them.
+#[test]
+fn check_config_reads_rule_files_under_the_global_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g\n  rules:\n  - record: job.up\n    expr: up\n    labels:\n      my.label: x\n",
+    )
+    .unwrap();
+    let check = |global: &str| {
+        let yaml = format!("{global}rule_files: ['{}']\n", rules.display());
+        let path = dir.path().join("klaxon.yml");
+        std::fs::write(&path, yaml).unwrap();
+        let cfg = crate::settings::load_file(&path).unwrap();
+        crate::settings::check::check(&cfg)
+            .rule_files
+            .remove(0)
+            .result
+    };
+    assert_eq!(check(""), Ok(1));
+    let errs = check("global:\n  metric_name_validation_scheme: legacy\n").unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].contains("invalid recording rule name: job.up"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].contains("invalid label name: my.label"),
+        "{errs:#?}"
+    );
+}
