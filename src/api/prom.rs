@@ -169,6 +169,14 @@ pub async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // As Prometheus 3: a name that is not a legacy label name can be given
+    // in the path escaped by the values scheme (`U__my_2e_label`).
+    let name = if name.starts_with("U__") {
+        use crate::config::names::{unescape_name, NameEscaping};
+        unescape_name(&name, NameEscaping::Values).into_owned()
+    } else {
+        name
+    };
     if name.is_empty() {
         return bad_data(format!("invalid label name: {name:?}")).into_response();
     }

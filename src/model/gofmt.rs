@@ -260,6 +260,16 @@ pub fn go_quote_truncated(s: &str) -> String {
 /// Prometheus' `strutil.Unquote` does. The lexer has already rejected bad
 /// escapes, so errors here only guard against misuse.
 pub fn unquote(s: &str) -> Result<String, String> {
+    Ok(match unquote_bytes(s)? {
+        Ok(v) => v,
+        Err(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// [`unquote`] keeping what Go keeps: a string whose byte escapes
+/// (`\xc5`, `\305`) make it invalid UTF-8 comes back as its raw bytes
+/// (`Err`), valid text as `Ok`.
+pub fn unquote_bytes(s: &str) -> Result<Result<String, Vec<u8>>, String> {
     let mut chars = s.chars();
     let quote = chars.next().ok_or("invalid syntax")?;
     if s.len() < 2 || !s.ends_with(quote) {
@@ -267,7 +277,7 @@ pub fn unquote(s: &str) -> Result<String, String> {
     }
     let body = &s[quote.len_utf8()..s.len() - quote.len_utf8()];
     if quote == '`' {
-        return Ok(body.to_string());
+        return Ok(Ok(body.to_string()));
     }
     if quote != '"' && quote != '\'' {
         return Err("invalid syntax".into());
@@ -320,8 +330,24 @@ pub fn unquote(s: &str) -> Result<String, String> {
             bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(bytes).map_err(|e| e.into_bytes()))
+}
+
+/// Go's `strconv.Quote` of a byte string that need not be UTF-8: the
+/// valid parts as [`go_quote`], each invalid byte as `\xNN`.
+pub fn go_quote_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
+    out.push('"');
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_escaped(&mut out, c, '"');
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Decimal digits of a finite, non-negative float: `digits` without
@@ -779,6 +805,13 @@ mod tests {
         assert_eq!(unquote("'a\\'b'").unwrap(), "a'b");
         assert_eq!(unquote("\"\\u00e9\\x41\\101\"").unwrap(), "éAA");
         assert_eq!(unquote("`a\\n`").unwrap(), "a\\n");
+        // Byte escapes that leave invalid UTF-8: the raw bytes, quoted back
+        // as Go's strconv.Quote does.
+        let raw = unquote_bytes("\"a\\xc5z\"").unwrap().unwrap_err();
+        assert_eq!(raw, b"a\xc5z");
+        assert_eq!(go_quote_bytes(&raw), "\"a\\xc5z\"");
+        assert_eq!(go_quote_bytes("é\n".as_bytes()), go_quote("é\n"));
+        assert_eq!(unquote("\"a\\xc5z\"").unwrap(), "a\u{fffd}z");
     }
 
     #[test]

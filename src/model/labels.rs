@@ -101,6 +101,28 @@ impl Labels {
         hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
+    /// Go's `labels.Labels.String()` as Prometheus 3 writes it: every
+    /// label in braces, `__name__` included, values Go-quoted and names
+    /// outside the legacy set quoted too: `{__name__="a.b", "my.l"="x"}`.
+    pub fn go_string(&self) -> String {
+        use crate::model::gofmt::{go_quote, is_legacy_label_name};
+        let mut out = String::from("{");
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if is_legacy_label_name(&l.name) {
+                out.push_str(&l.name);
+            } else {
+                out.push_str(&go_quote(&l.name));
+            }
+            out.push('=');
+            out.push_str(&go_quote(&l.value));
+        }
+        out.push('}');
+        out
+    }
+
     /// A builder seeded with these labels.
     pub fn builder(&self) -> LabelsBuilder {
         LabelsBuilder {
@@ -243,6 +265,20 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(l.get("a"), Some("3"));
         assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn go_string_quotes_names_outside_the_legacy_set() {
+        let l = Labels::from_pairs([
+            ("__name__", "my.metric"),
+            ("job", "a\"b"),
+            ("my.label", "x"),
+        ]);
+        assert_eq!(
+            l.go_string(),
+            r#"{__name__="my.metric", job="a\"b", "my.label"="x"}"#
+        );
+        assert_eq!(Labels::empty().go_string(), "{}");
     }
 
     #[test]

@@ -367,8 +367,9 @@ fn load_groups(cfg: RulesSection<'_>, external_url: &str) -> Result<Vec<GroupSta
     let mut groups = Vec::new();
     for f in files {
         // `klaxon run` takes current Prometheus files (query_offset,
-        // group labels); `check rules` stays with promtool 2.42's verdicts.
-        match load_rule_file_with(&f, Dialect::Prometheus3) {
+        // group labels; names under the global validation scheme);
+        // `check rules` stays with promtool 2.42's verdicts.
+        match load_rule_file_with(&f, Dialect::prometheus3(cfg.global.names.validation)) {
             Ok(rf) => add_groups(&mut groups, &f.display().to_string(), rf, cfg, external_url),
             Err(e) => errors.file(e),
         }
@@ -398,7 +399,11 @@ pub fn load_sources(
     chosen.sort_by_key(|(name, _)| *name);
     let mut groups = Vec::new();
     for (name, text) in chosen {
-        match parse_rule_file(name, text.as_bytes(), Dialect::Prometheus3) {
+        match parse_rule_file(
+            name,
+            text.as_bytes(),
+            Dialect::prometheus3(cfg.global.names.validation),
+        ) {
             Ok(rf) => add_groups(&mut groups, name, rf, cfg, external_url),
             Err(e) => errors.file(e),
         }

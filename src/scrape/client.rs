@@ -220,4 +220,35 @@ mod tests {
             Format::Protobuf
         );
     }
+
+    /// Prometheus' TestAcceptHeader table (scrape/scrape_test.go): its
+    /// default and proto-first protocol lists under each escaping scheme.
+    #[test]
+    fn accept_header_as_prometheus_test_table() {
+        use ScrapeProtocol::*;
+        let default = [
+            OpenMetricsText1_0_0,
+            OpenMetricsText0_0_1,
+            PrometheusText1_0_0,
+            PrometheusText0_0_4,
+        ];
+        let proto_first = [
+            PrometheusProto,
+            OpenMetricsText1_0_0,
+            OpenMetricsText0_0_1,
+            PrometheusText1_0_0,
+            PrometheusText0_0_4,
+        ];
+        let cases: [(&[ScrapeProtocol], NameEscaping, &str); 5] = [
+            (&default, NameEscaping::Underscores, "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+            (&proto_first, NameEscaping::Dots, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=dots;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=dots;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"),
+            (&default, NameEscaping::AllowUtf8, "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+            (&proto_first, NameEscaping::AllowUtf8, "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"),
+            // Not in upstream's table; the same rule for the fourth scheme.
+            (&default, NameEscaping::Values, "application/openmetrics-text;version=1.0.0;escaping=values;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=values;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+        ];
+        for (protocols, scheme, want) in cases {
+            assert_eq!(accept_header(protocols, scheme), want, "{scheme:?}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! decode no labels and allocate nothing per sample (Prometheus' scrape cache
 //! does the same).
 
+use crate::config::names::NameValidation;
 use crate::model::{is_stale_nan, Labels, LabelsBuilder, STALE_NAN};
 use crate::scrape::client::{FetchError, Scraper};
 use crate::scrape::config::ScrapeConfig;
@@ -45,6 +46,11 @@ pub enum ScrapeError {
     Duplicate(String),
     #[error("invalid series {series:?}: {reason}")]
     InvalidSeries { series: String, reason: String },
+    /// A series (after target labels and metric relabeling) with a metric
+    /// or label name outside `metric_name_validation_scheme: legacy`; the
+    /// labels as Go prints them.
+    #[error("invalid metric name or label names: {0}")]
+    InvalidNames(String),
     /// The batch could not be stored (WAL write failed: disk full,
     /// read-only file system...). Nothing of it is in the head.
     #[error("storing the scrape failed: {0}")]
@@ -61,6 +67,7 @@ impl ScrapeError {
             ScrapeError::LabelLimit(_) => "label_limit",
             ScrapeError::Duplicate(_) => "duplicate",
             ScrapeError::InvalidSeries { .. } => "invalid_series",
+            ScrapeError::InvalidNames(_) => "invalid_names",
             ScrapeError::Commit(_) => "storage",
         }
     }
@@ -685,13 +692,21 @@ impl ScrapeLoop {
             return Ok(Some(CacheEntry::Dropped));
         }
         let labels = b.build();
-        check_limits(&labels, &self.cfg)?;
         if labels.metric_name().is_empty() {
             return Err(ScrapeError::InvalidSeries {
                 series: String::from_utf8_lossy(series).into_owned(),
                 reason: "metric name is empty after relabeling".into(),
             });
         }
+        // As Prometheus, before the label limits: under legacy names every
+        // new series is checked once (a cached one is not resolved again);
+        // under utf8 the parsers' own checks are all there is.
+        if self.cfg.names.validation == NameValidation::Legacy
+            && !NameValidation::Legacy.labels_valid(&labels)
+        {
+            return Err(ScrapeError::InvalidNames(labels.go_string()));
+        }
+        check_limits(&labels, &self.cfg)?;
         let (r, created) = app
             .get_or_create(&labels)
             .map_err(|e| ScrapeError::InvalidSeries {
@@ -1091,6 +1106,95 @@ mod tests {
         assert_eq!(l.get("exported_job"), Some("x"));
         assert_eq!(l.get("exported_exported_job"), Some("scraped"));
         assert_eq!(l.get("instance"), Some("i"));
+    }
+
+    /// A loop over a fresh head for the only scrape config of `yaml`.
+    fn scrape_loop(yaml: &str) -> ScrapeLoop {
+        let cfg = crate::settings::load_str(yaml, "t.yml").unwrap();
+        let sc = cfg.scrape_configs.into_iter().next().unwrap();
+        let target =
+            crate::scrape::target::populate("127.0.0.1:9", &std::collections::BTreeMap::new(), &sc)
+                .unwrap()
+                .unwrap();
+        ScrapeLoop::new(
+            Arc::new(target),
+            Arc::new(sc),
+            Arc::new(Err("no client in tests".into())),
+            Arc::new(Head::new(crate::tsdb::HeadOptions::default())),
+            ScrapeMetrics::register(&crate::metrics::Registry::new(), None),
+            ScrapePools::new(),
+        )
+    }
+
+    fn names_in(head: &Head) -> Vec<String> {
+        let all =
+            [
+                crate::model::Matcher::new(crate::model::MatchType::RegexMatch, "__name__", ".+")
+                    .unwrap(),
+            ];
+        let mut v: Vec<String> = head
+            .select(&all, i64::MIN, i64::MAX)
+            .into_iter()
+            .map(|s| s.labels.metric_name().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    const UTF8_PAYLOAD: &[u8] = b"{\"my.metric\",\"my.label\"=\"a\"} 1\nplain 2\n";
+
+    #[test]
+    fn legacy_names_fail_the_scrape_utf8_names_are_stored() {
+        let job = "scrape_configs:\n  - job_name: j\n";
+        let mut utf8 = scrape_loop(job);
+        let s = utf8
+            .append_payload(UTF8_PAYLOAD, Format::PrometheusText, 1_000)
+            .unwrap();
+        assert_eq!(s.post_relabel, 2);
+        assert_eq!(names_in(&utf8.head), ["my.metric", "plain"]);
+
+        let mut legacy = scrape_loop(&format!("{job}    metric_name_validation_scheme: legacy\n"));
+        let e = legacy
+            .append_payload(UTF8_PAYLOAD, Format::PrometheusText, 1_000)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid metric name or label names: {__name__="my.metric", instance="127.0.0.1:9", job="j", "my.label"="a"}"#
+        );
+        assert_eq!(e.reason(), "invalid_names");
+        assert!(names_in(&legacy.head).is_empty(), "nothing stored");
+        // Legacy names pass.
+        legacy
+            .append_payload(b"plain 2\n", Format::PrometheusText, 2_000)
+            .unwrap();
+        assert_eq!(names_in(&legacy.head), ["plain"]);
+    }
+
+    /// The check runs when a series is resolved, not on the cached path:
+    /// a series cached before the scheme turned legacy is not checked
+    /// again (nor, under utf8, ever).
+    #[test]
+    fn cached_series_are_not_validated_again() {
+        let mut lp = scrape_loop("scrape_configs:\n  - job_name: j\n");
+        lp.append_payload(UTF8_PAYLOAD, Format::PrometheusText, 1_000)
+            .unwrap();
+        let legacy = crate::settings::load_str(
+            "scrape_configs:\n  - job_name: j\n    metric_name_validation_scheme: legacy\n",
+            "t.yml",
+        )
+        .unwrap();
+        lp.cfg = Arc::new(legacy.scrape_configs.into_iter().next().unwrap());
+        lp.append_payload(UTF8_PAYLOAD, Format::PrometheusText, 2_000)
+            .unwrap();
+        // A new series is checked.
+        let e = lp
+            .append_payload(
+                b"{\"other.metric\"} 1\nplain 2\n",
+                Format::PrometheusText,
+                3_000,
+            )
+            .unwrap_err();
+        assert!(matches!(e, ScrapeError::InvalidNames(_)), "{e}");
     }
 
     #[test]

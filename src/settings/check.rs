@@ -45,9 +45,12 @@ pub fn check(cfg: &Config) -> CheckReport {
         r.errors.push(at(&origin, cfg, "rule_files", None, e));
     }
     for path in files {
+        // As `klaxon run` will load them: under the global validation
+        // scheme (promtool 3 checks rule files as utf8 whatever the config
+        // says, and Prometheus then refuses at start what it passed).
         let result = crate::rules::file::load_rule_file_with(
             &path,
-            crate::rules::file::Dialect::Prometheus3,
+            crate::rules::file::Dialect::prometheus3(cfg.global.names.validation),
         )
         .map(|rf| rf.groups.iter().map(|g| g.rules.len()).sum())
         .map_err(|e| e.0.iter().map(|x| x.positioned()).collect());

@@ -90,5 +90,6 @@ mod tsdb_snapshot;
 mod tsdb_wal;
 mod ui_assets;
 mod ui_browser;
+mod utf8_names;
 mod web_config_tls;
 mod web_links;

@@ -602,3 +602,65 @@ fn positioned_errors_name_file_line_col_group_and_rule() {
         )
     );
 }
+
+/// Upstream rulefmt's TestParseFileFailure / TestParseFileSuccess table,
+/// each file under the validation scheme upstream parses it with (utf8
+/// unless named), through the dialect `klaxon run` loads rule files in.
+#[test]
+fn prometheus3_rulefmt_table_under_each_scheme() {
+    use klaxon::config::names::NameValidation::{Legacy, Utf8};
+    let Some(dir) = data_dir("upstream/prometheus/rulefmt") else {
+        return;
+    };
+    let bad = [
+        ("duplicate_grp.bad.yaml", Utf8, "groupname: \"yolo\" is repeated in the same file"),
+        ("bad_expr.bad.yaml", Utf8, "parse error"),
+        ("record_and_alert.bad.yaml", Utf8, "only one of 'record' and 'alert' must be set"),
+        ("no_rec_alert.bad.yaml", Utf8, "one of 'record' or 'alert' must be set"),
+        ("noexpr.bad.yaml", Utf8, "field 'expr' must be set in rule"),
+        (
+            "invalid_record_name.bad.yaml",
+            Utf8,
+            "braces present in the recording rule name; should it be in expr?: strawberry{flavor=\"sweet\"}",
+        ),
+        ("bad_field.bad.yaml", Utf8, "field annotation not found"),
+        ("invalid_label_name.bad.yaml", Utf8, "invalid label name"),
+        ("record_and_for.bad.yaml", Utf8, "invalid field 'for' in recording rule"),
+        (
+            "record_and_keep_firing_for.bad.yaml",
+            Utf8,
+            "invalid field 'keep_firing_for' in recording rule",
+        ),
+        (
+            "legacy_validation_annotation.bad.yaml",
+            Legacy,
+            "invalid annotation name: ins-tance",
+        ),
+    ];
+    for (name, scheme, want) in bad {
+        let errs = match load_rule_file_with(dir.join(name), Dialect::prometheus3(scheme)) {
+            Ok(_) => panic!("{name}: accepted, upstream says bad"),
+            Err(e) => e.to_string(),
+        };
+        assert!(errs.contains(want), "{name}: {errs:?} lacks {want:?}");
+    }
+    let good = [
+        ("test.yaml", Utf8),
+        ("utf-8_lname.good.yaml", Utf8),
+        ("utf-8_annotation.good.yaml", Utf8),
+        ("legacy_validation_annotation.good.yaml", Legacy),
+    ];
+    for (name, scheme) in good {
+        let f = load_rule_file_with(dir.join(name), Dialect::prometheus3(scheme))
+            .unwrap_or_else(|e| panic!("{name}: rejected: {e}"));
+        assert!(f.rule_count() > 0, "{name}");
+    }
+    // The UTF-8 files fail under legacy names, as they would in a
+    // Prometheus 3 with `metric_name_validation_scheme: legacy`.
+    for name in ["utf-8_lname.good.yaml", "utf-8_annotation.good.yaml"] {
+        assert!(
+            load_rule_file_with(dir.join(name), Dialect::prometheus3(Legacy)).is_err(),
+            "{name}"
+        );
+    }
+}

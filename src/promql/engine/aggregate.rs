@@ -172,6 +172,16 @@ fn group_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
     b.build()
 }
 
+/// The raw bytes of a (parenthesized) string literal that is not UTF-8.
+fn invalid_utf8_literal(e: &crate::promql::parser::Expr) -> Option<&[u8]> {
+    use crate::promql::parser::Expr;
+    match e {
+        Expr::StringLiteral(s) => s.invalid_utf8.as_deref(),
+        Expr::Paren(p) => invalid_utf8_literal(&p.expr),
+        _ => None,
+    }
+}
+
 impl Evaluator<'_> {
     pub(crate) fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> EvalResult<StepValue> {
         let mut param_f = f64::NAN;
@@ -229,8 +239,18 @@ impl Evaluator<'_> {
                     pos,
                 );
             }
-            AggregateOp::CountValues if !valid_label_name(&param_s) => {
-                return Err(EvalError::exec(format!("invalid label name {param_s:?}")));
+            AggregateOp::CountValues => {
+                // Prometheus' UTF8Validation: non-empty and valid UTF-8. A
+                // literal that byte escapes made invalid UTF-8 is printed
+                // with its raw bytes, as Go does.
+                let invalid = a.param.as_ref().and_then(invalid_utf8_literal);
+                if param_s.is_empty() || invalid.is_some() {
+                    let shown = match invalid {
+                        Some(b) => crate::model::gofmt::go_quote_bytes(b),
+                        None => crate::model::gofmt::go_quote(&param_s),
+                    };
+                    return Err(EvalError::exec(format!("invalid label name {shown}")));
+                }
             }
             _ => {}
         }
@@ -493,9 +513,4 @@ fn avg_add(g: &mut Acc, f: f64) {
 fn ratio_keeps(ratio: f64, l: &Labels) -> bool {
     let off = l.hash64() as f64 / u64::MAX as f64;
     (ratio >= 0.0 && off < ratio) || (ratio < 0.0 && off >= 1.0 + ratio)
-}
-
-/// UTF-8 label names are valid in Prometheus 3.x unless empty.
-fn valid_label_name(s: &str) -> bool {
-    !s.is_empty() && !s.contains('\u{fffd}')
 }

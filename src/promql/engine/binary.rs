@@ -83,11 +83,7 @@ pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> u64 {
 
 /// Go's `labels.Labels.String()`: every label in braces, name included.
 fn go_labels(l: &Labels) -> String {
-    let parts: Vec<String> = l
-        .iter()
-        .map(|x| format!("{}={}", x.name, crate::model::gofmt::go_quote(&x.value)))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
+    l.go_string()
 }
 
 fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {

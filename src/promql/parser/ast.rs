@@ -67,7 +67,11 @@ pub struct NumberLiteral {
 
 #[derive(Debug, Clone)]
 pub struct StringLiteral {
+    /// The text (an invalid byte replaced by U+FFFD).
     pub value: String,
+    /// The bytes as Go keeps them, when byte escapes (`"a\xc5z"`) made
+    /// the literal invalid UTF-8; `None` for every valid literal.
+    pub invalid_utf8: Option<Vec<u8>>,
     pub span: Span,
 }
 

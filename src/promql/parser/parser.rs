@@ -11,6 +11,7 @@ use super::matchers::new_matcher;
 use super::ParseError;
 use crate::model::gofmt::{
     go_quote, go_quote_truncated, is_legacy_label_name, parse_duration, parse_number, unquote,
+    unquote_bytes,
 };
 use crate::model::{MatchType, Matcher};
 
@@ -516,9 +517,13 @@ impl<'a> Parser<'a> {
             }
             Tok::Str => {
                 self.bump()?;
-                let value = self.unquote_tok(t)?;
+                let (value, invalid_utf8) = match self.unquote_tok_bytes(t)? {
+                    Ok(v) => (v, None),
+                    Err(b) => (String::from_utf8_lossy(&b).into_owned(), Some(b)),
+                };
                 Ok(Expr::StringLiteral(Box::new(StringLiteral {
                     value,
+                    invalid_utf8,
                     span: (t.start, t.end),
                 })))
             }
@@ -564,8 +569,17 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn unquote_tok(&self, t: Token) -> PResult<String> {
+        Ok(match self.unquote_tok_bytes(t)? {
+            Ok(v) => v,
+            Err(b) => String::from_utf8_lossy(&b).into_owned(),
+        })
+    }
+
+    /// The string token unquoted; `Err` holds the bytes of a string that
+    /// byte escapes made invalid UTF-8.
+    fn unquote_tok_bytes(&self, t: Token) -> PResult<Result<String, Vec<u8>>> {
         let raw = self.text(t);
-        unquote(raw).map_err(|e| {
+        unquote_bytes(raw).map_err(|e| {
             perr(
                 t.start,
                 format!("error unquoting string {}: {e}", go_quote(raw)),

@@ -103,7 +103,10 @@ impl Display for Expr {
                     f.write_str(&format_float(n.value))
                 }
             }
-            Expr::StringLiteral(s) => f.write_str(&go_quote(&s.value)),
+            Expr::StringLiteral(s) => match &s.invalid_utf8 {
+                Some(b) => f.write_str(&crate::model::gofmt::go_quote_bytes(b)),
+                None => f.write_str(&go_quote(&s.value)),
+            },
             Expr::VectorSelector(vs) => {
                 write_selector_base(f, vs)?;
                 write_at(f, vs.at)?;

@@ -282,7 +282,7 @@ impl Dec {
     fn group(&mut self, n: &Node) -> Result<Option<RawGroup>, Abort> {
         let known: &[&str] = match self.dialect {
             Dialect::Prometheus2_42 => &["name", "interval", "limit", "rules"],
-            Dialect::Prometheus3 => &[
+            Dialect::Prometheus3 | Dialect::Prometheus3Legacy => &[
                 "name",
                 "interval",
                 "limit",

@@ -30,9 +30,25 @@ pub enum Dialect {
     /// label and annotation names restricted to `[a-zA-Z_][a-zA-Z0-9_]*`.
     #[default]
     Prometheus2_42,
-    /// Prometheus 3.x: `query_offset` and group `labels` allowed, label and
-    /// annotation names may be any non-empty UTF-8 string.
+    /// Prometheus 3.x under `metric_name_validation_scheme: utf8` (the
+    /// default): `query_offset` and group `labels` allowed; record names,
+    /// label and annotation names may be any non-empty UTF-8 string (a
+    /// record name without braces).
     Prometheus3,
+    /// Prometheus 3.x under `metric_name_validation_scheme: legacy`: the
+    /// fields of 3.x, the names of 2.42.
+    Prometheus3Legacy,
+}
+
+impl Dialect {
+    /// The dialect Prometheus 3 loads rule files in under the global
+    /// `metric_name_validation_scheme`.
+    pub fn prometheus3(names: crate::config::names::NameValidation) -> Dialect {
+        match names {
+            crate::config::names::NameValidation::Utf8 => Dialect::Prometheus3,
+            crate::config::names::NameValidation::Legacy => Dialect::Prometheus3Legacy,
+        }
+    }
 }
 
 /// A loaded, validated rule file.

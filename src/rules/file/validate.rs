@@ -60,6 +60,17 @@ pub(crate) fn validate(
                 ),
             );
         }
+        // Prometheus 3's group labels: names under the validation scheme,
+        // never `__name__` (promtool prints no position for these).
+        if dialect != Dialect::Prometheus2_42 {
+            let mut labels: Vec<&Entry> = g.labels.iter().flatten().collect();
+            labels.sort_by(|a, b| a.key.cmp(&b.key));
+            for l in labels {
+                if !label_name_ok(&l.key, dialect) || l.key == "__name__" {
+                    push(l.line, l.column, format!("invalid label name: {}", l.key));
+                }
+            }
+        }
         let mut rules = Vec::with_capacity(g.rules.len());
         for (i, r) in g.rules.iter().enumerate() {
             let name = if !value(r.alert.as_ref()).is_empty() {
@@ -126,17 +137,20 @@ fn labels_of(entries: Option<&[Entry]>) -> Labels {
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, 2.42's (legacy) label name rule.
 use crate::config::relabel::is_valid_label_name as is_legacy_label_name;
 
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`; kept in 3.x too for record names, which must
-/// be usable as metric names in PromQL without quoting.
-pub(crate) fn is_metric_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
-}
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`: a record name under legacy names.
+use crate::config::names::is_legacy_metric_name as is_metric_name;
 
 fn label_name_ok(s: &str, dialect: Dialect) -> bool {
     match dialect {
-        Dialect::Prometheus2_42 => is_legacy_label_name(s),
+        Dialect::Prometheus2_42 | Dialect::Prometheus3Legacy => is_legacy_label_name(s),
+        Dialect::Prometheus3 => !s.is_empty(),
+    }
+}
+
+/// A record name as the dialect's validation scheme allows it.
+fn record_name_ok(s: &str, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Prometheus2_42 | Dialect::Prometheus3Legacy => is_metric_name(s),
         Dialect::Prometheus3 => !s.is_empty(),
     }
 }
@@ -197,8 +211,21 @@ fn check_rule(r: &RawRule, dialect: Dialect) -> (Vec<RuleProblem>, Option<Rule>)
                 "invalid field 'keep_firing_for' in recording rule".into(),
             );
         }
-        if !is_metric_name(record) {
-            problem(rec, format!("invalid recording rule name: {record}"));
+        if !record_name_ok(record, dialect) {
+            problem(
+                rec.clone(),
+                format!("invalid recording rule name: {record}"),
+            );
+        }
+        // Prometheus 3: a UTF-8 record name may hold anything but braces,
+        // the usual sign of an expression put in the wrong field.
+        if dialect != Dialect::Prometheus2_42 && record.contains(['{', '}']) {
+            problem(
+                rec,
+                format!(
+                    "braces present in the recording rule name; should it be in expr?: {record}"
+                ),
+            );
         }
     }
     // promtool walks Go maps (random order); sorted keeps output stable.
@@ -296,5 +323,45 @@ mod tests {
         assert!(!is_legacy_label_name("1a"));
         assert!(label_name_ok("ins-tance", Dialect::Prometheus3));
         assert!(!label_name_ok("", Dialect::Prometheus3));
+        assert!(!label_name_ok("ins-tance", Dialect::Prometheus3Legacy));
+    }
+
+    fn errors(text: &str, dialect: Dialect) -> Vec<String> {
+        match crate::rules::file::parse_rule_file("r.yml", text.as_bytes(), dialect) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    /// Prometheus 3's rulefmt under each validation scheme.
+    #[test]
+    fn names_follow_the_validation_scheme() {
+        use crate::config::names::NameValidation::{Legacy, Utf8};
+        let utf8 = Dialect::prometheus3(Utf8);
+        let legacy = Dialect::prometheus3(Legacy);
+        let file = "groups:\n- name: g\n  labels:\n    team.name: a\n  rules:\n  - record: job.up:sum\n    expr: up\n    labels:\n      my.label: x\n  - alert: A\n    expr: up\n    annotations:\n      run.book: y\n";
+        assert_eq!(errors(file, utf8), Vec::<String>::new());
+        let e = errors(file, legacy);
+        assert_eq!(
+            e,
+            [
+                "invalid label name: team.name",
+                "6:13: group \"g\", rule 1, \"job.up:sum\": invalid recording rule name: job.up:sum",
+                "group \"g\", rule 1, \"job.up:sum\": invalid label name: my.label",
+                "group \"g\", rule 2, \"A\": invalid annotation name: run.book",
+            ],
+            "{e:#?}"
+        );
+        // Braces in a record name: refused under both schemes of 3.x.
+        let braces = "groups:\n- name: g\n  rules:\n  - record: up{job=\"a\"}\n    expr: up\n";
+        let e = errors(braces, utf8);
+        assert_eq!(
+            e,
+            ["4:13: group \"g\", rule 1, \"up{job=\\\"a\\\"}\": braces present in the recording rule name; should it be in expr?: up{job=\"a\"}"],
+        );
+        assert_eq!(errors(braces, legacy).len(), 2);
+        // `__name__` is never a group label.
+        let name = "groups:\n- name: g\n  labels:\n    __name__: x\n  rules:\n  - record: r\n    expr: up\n";
+        assert_eq!(errors(name, utf8), ["invalid label name: __name__"]);
     }
 }

@@ -21,6 +21,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::config::names::is_legacy_metric_name;
+use crate::model::gofmt::is_legacy_label_name;
 use crate::model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
 use crate::model::labels::escape_label_value;
 use crate::model::Labels;
@@ -361,13 +363,10 @@ pub struct Converted {
     /// Created timestamps by the index of the first sample line of their
     /// metric (counters, summaries, classic histograms).
     pub created: Vec<(u32, i64)>,
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_valid_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    /// The family being converted has a name outside the legacy set: its
+    /// lines write it quoted inside the braces (decided once per family;
+    /// the suffixes `_count`, `_sum`, `_bucket` do not change it).
+    quote_name: bool,
 }
 
 /// Go's `%g`-like shortest form with `.0` added to integral values, as
@@ -436,7 +435,10 @@ fn convert_family(
     opts: Options,
 ) -> Result<(), ProtoError> {
     let name = mf.name.as_deref().unwrap_or("");
-    if !is_valid_metric_name(name) {
+    // As Prometheus 3: any UTF-8 name (prost has checked the UTF-8); the
+    // scrape config's validation scheme is applied to the finished series
+    // by the scrape loop.
+    if name.is_empty() {
         return Err(err(
             at,
             "MetricFamily.name",
@@ -472,6 +474,7 @@ fn convert_family(
         // Prometheus skips empty families, metadata included.
         return Ok(());
     }
+    out.quote_name = !is_legacy_metric_name(name);
     out.metadata.push(FamilyMeta {
         name: name.to_string(),
         kind,
@@ -495,7 +498,7 @@ fn convert_family(
         let mut seen: Vec<&str> = Vec::with_capacity(m.label.len());
         for (j, lp) in m.label.iter().enumerate() {
             let ln = lp.name.as_deref().unwrap_or("");
-            if !crate::config::relabel::is_valid_label_name(ln) {
+            if ln.is_empty() {
                 return Err(err(
                     at,
                     field(&format!("label[{j}].name")),
@@ -517,7 +520,13 @@ fn convert_family(
             if !labels.is_empty() {
                 labels.push(',');
             }
-            let _ = write!(labels, "{ln}=\"{}\"", escape_label_value(lv));
+            if is_legacy_label_name(ln) {
+                labels.push_str(ln);
+            } else {
+                // Prometheus 3 text syntax: a quoted label name.
+                let _ = write!(labels, "\"{}\"", escape_label_value(ln));
+            }
+            let _ = write!(labels, "=\"{}\"", escape_label_value(lv));
         }
         let ts = m.timestamp_ms.filter(|t| *t != 0);
         if ts.is_some_and(|t| t < 0) {
@@ -638,10 +647,23 @@ fn line(
     v: f64,
     ts: Option<i64>,
 ) -> u32 {
+    // A name outside the legacy set goes inside the braces, quoted
+    // (Prometheus 3 text syntax), which the text parser reads back.
+    let legacy = !out.quote_name;
     let t = &mut out.text;
-    t.extend_from_slice(name.as_bytes());
-    if !labels.is_empty() || extra.is_some() {
+    if legacy {
+        t.extend_from_slice(name.as_bytes());
+    }
+    if !legacy || !labels.is_empty() || extra.is_some() {
         t.push(b'{');
+        if !legacy {
+            t.push(b'"');
+            t.extend_from_slice(escape_label_value(name).as_bytes());
+            t.push(b'"');
+            if !labels.is_empty() || extra.is_some() {
+                t.push(b',');
+            }
+        }
         t.extend_from_slice(labels.as_bytes());
         if let Some((n, val)) = extra {
             if !labels.is_empty() {
@@ -708,7 +730,7 @@ fn exemplar(at: usize, e: &Exemplar, field: &str) -> Result<ScrapedExemplar, Pro
     let mut b = crate::model::LabelsBuilder::new();
     for (j, lp) in e.label.iter().enumerate() {
         let ln = lp.name.as_deref().unwrap_or("");
-        if !crate::config::relabel::is_valid_label_name(ln) {
+        if ln.is_empty() {
             return Err(err(
                 at,
                 format!("{field}.label[{j}].name"),
@@ -1342,11 +1364,71 @@ mod tests {
         );
     }
 
+    /// Prometheus 3 reads UTF-8 metric and label names from protobuf; the
+    /// converted text writes them in the quoted syntax the text parser
+    /// reads back to the same labels.
+    #[test]
+    fn utf8_names_become_quoted_text() {
+        let m = Metric {
+            label: vec![lp("my.label", "v\"1"), lp("ok", "2")],
+            gauge: Some(Gauge { value: Some(1.0) }),
+            ..Metric::default()
+        };
+        let bare = Metric {
+            gauge: Some(Gauge { value: Some(2.0) }),
+            ..Metric::default()
+        };
+        let sum = Metric {
+            summary: Some(Summary {
+                sample_count: Some(1),
+                sample_sum: Some(3.0),
+                ..Summary::default()
+            }),
+            ..Metric::default()
+        };
+        let buf = encode_delimited(&[
+            fam("my.gauge", 1, vec![m, bare]),
+            fam("req.latency", 2, vec![sum]),
+        ]);
+        let c = convert(&buf, Options::default()).unwrap();
+        let text = String::from_utf8(c.text.clone()).unwrap();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                r#"{"my.gauge","my.label"="v\"1",ok="2"} 1.0"#,
+                r#"{"my.gauge"} 2.0"#,
+                r#"{"req.latency_count"} 1.0"#,
+                r#"{"req.latency_sum"} 3.0"#,
+            ]
+        );
+        let mut p = crate::scrape::parser::Parser::new(
+            &c.text,
+            crate::scrape::parser::Format::PrometheusText,
+        );
+        let mut got = Vec::new();
+        while let Some(e) = p.next().unwrap() {
+            if let crate::scrape::parser::Entry::Sample(s) = e {
+                let mut b = crate::model::LabelsBuilder::new();
+                s.labels_into(&mut b);
+                got.push(b.build().go_string());
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                r#"{__name__="my.gauge", "my.label"="v\"1", ok="2"}"#,
+                r#"{__name__="my.gauge"}"#,
+                r#"{__name__="req.latency_count"}"#,
+                r#"{__name__="req.latency_sum"}"#,
+            ]
+        );
+    }
+
     #[test]
     fn errors_name_offset_and_field() {
         let good = encode_delimited(&[fam("a", 1, vec![Metric::default()])]);
         let mut buf = good.clone();
-        buf.extend_from_slice(&encode_delimited(&[fam("b-c", 1, vec![Metric::default()])]));
+        buf.extend_from_slice(&encode_delimited(&[fam("", 1, vec![Metric::default()])]));
         let e = convert(&buf, Options::default()).unwrap_err();
         assert_eq!(e.offset, good.len());
         assert_eq!(e.field, "MetricFamily.name");
@@ -1363,9 +1445,9 @@ mod tests {
         // Oversized length prefix.
         let e = convert(&[0xff, 0xff, 0xff, 0xff, 0x7f], Options::default()).unwrap_err();
         assert!(e.message.contains("exceeds the limit"), "{e}");
-        // Bad label name and unit.
+        // Bad (empty) label name and unit.
         let m = Metric {
-            label: vec![lp("0x", "v")],
+            label: vec![lp("", "v")],
             ..Metric::default()
         };
         let e = convert(
