@@ -282,3 +282,19 @@ fn resolve_one(
         histograms,
     }
 }
+
+/// The first scrape config of `yaml` (a file holding only
+/// `scrape_configs:`), resolved as the file loader does (global defaults,
+/// validation); for tests, which must not reach up to `settings`.
+#[cfg(test)]
+pub(crate) fn first_for_test(yaml: &str) -> ScrapeConfig {
+    #[derive(Default, serde::Deserialize)]
+    struct File {
+        scrape_configs: Vec<S<RawScrapeConfig>>,
+    }
+    let f: File = crate::config::parse_yaml(yaml, "t.yml").expect("test config parses");
+    let mut sink = crate::config::errors::Sink::new("t.yml");
+    let c = resolve_scrape_configs(&f.scrape_configs, &Default::default(), None, &mut sink);
+    let mut c = sink.into_result(c).expect("test config loads");
+    c.remove(0)
+}

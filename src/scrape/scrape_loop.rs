@@ -1110,8 +1110,7 @@ mod tests {
 
     /// A loop over a fresh head for the only scrape config of `yaml`.
     fn scrape_loop(yaml: &str) -> ScrapeLoop {
-        let cfg = crate::settings::load_str(yaml, "t.yml").unwrap();
-        let sc = cfg.scrape_configs.into_iter().next().unwrap();
+        let sc = crate::scrape::config::first_for_test(yaml);
         let target =
             crate::scrape::target::populate("127.0.0.1:9", &std::collections::BTreeMap::new(), &sc)
                 .unwrap()
@@ -1178,12 +1177,9 @@ mod tests {
         let mut lp = scrape_loop("scrape_configs:\n  - job_name: j\n");
         lp.append_payload(UTF8_PAYLOAD, Format::PrometheusText, 1_000)
             .unwrap();
-        let legacy = crate::settings::load_str(
+        lp.cfg = Arc::new(crate::scrape::config::first_for_test(
             "scrape_configs:\n  - job_name: j\n    metric_name_validation_scheme: legacy\n",
-            "t.yml",
-        )
-        .unwrap();
-        lp.cfg = Arc::new(legacy.scrape_configs.into_iter().next().unwrap());
+        ));
         lp.append_payload(UTF8_PAYLOAD, Format::PrometheusText, 2_000)
             .unwrap();
         // A new series is checked.

@@ -323,21 +323,7 @@ mod tests {
     /// The first job of `scrape_configs:` entries, resolved as the file
     /// loader does (global defaults, validation).
     fn scrape_config(yaml_job: &str) -> ScrapeConfig {
-        #[derive(Default, serde::Deserialize)]
-        struct File {
-            scrape_configs: Vec<crate::config::raw::S<crate::scrape::config::RawScrapeConfig>>,
-        }
-        let text = format!("scrape_configs:\n{yaml_job}");
-        let f: File = crate::config::parse_yaml(&text, "t.yml").expect("test config parses");
-        let mut sink = crate::config::errors::Sink::new("t.yml");
-        let c = crate::scrape::config::resolve_scrape_configs(
-            &f.scrape_configs,
-            &Default::default(),
-            None,
-            &mut sink,
-        );
-        let mut c = sink.into_result(c).expect("test config loads");
-        c.remove(0)
+        crate::scrape::config::first_for_test(&format!("scrape_configs:\n{yaml_job}"))
     }
 
     #[test]
