@@ -8,6 +8,9 @@
 //!
 //! `cargo bench --bench scrape_names`
 
+// A benchmark's fixed inputs: a failure is a broken bench, not input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use klaxon::scrape::parser::protobuf::{encode_delimited, Gauge, LabelPair, Metric, MetricFamily};
 use klaxon::scrape::parser::Format;
