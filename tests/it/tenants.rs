@@ -112,7 +112,7 @@ fn seen(v: &Value) -> Vec<String> {
 }
 
 fn remote_write(series: &[(&[(&str, &str)], f64)], t: i64) -> Vec<u8> {
-    use klaxon::remote::proto::{encode_snappy, Sample, TimeSeries, WriteRequest};
+    use klaxon::remote::proto::{encode_snappy, Exemplar, Sample, TimeSeries, WriteRequest};
     let ts = series
         .iter()
         .map(|(labels, v)| {
@@ -126,7 +126,16 @@ fn remote_write(series: &[(&[(&str, &str)], f64)], t: i64) -> Vec<u8> {
             l.sort_by(|a, b| a.name.cmp(&b.name));
             TimeSeries {
                 histograms: Vec::new(),
-                exemplars: Vec::new(),
+                // Every sample carries an exemplar, so the exemplar API's
+                // scoping is checked on the same series.
+                exemplars: vec![Exemplar {
+                    labels: vec![klaxon::model::Label {
+                        name: "trace_id".to_string(),
+                        value: format!("trace-{v}"),
+                    }],
+                    value: *v,
+                    timestamp: t,
+                }],
                 labels: l,
                 samples: vec![Sample {
                     value: *v,
@@ -300,6 +309,21 @@ async fn two_tenants_see_and_change_only_their_own() {
             .json(&format!("/api/v1/query?query=untenanted&time={t}"), tok)
             .await;
         assert_eq!(v["data"]["result"], serde_json::json!([]), "{v}");
+
+        // Exemplars: only this tenant's series carry any.
+        let v = api
+            .json(
+                &format!(
+                    "/api/v1/query_exemplars?query={}&start={}&end={}",
+                    q("{__name__=~\".+\"}"),
+                    t - 3600.0,
+                    t + 60.0
+                ),
+                tok,
+            )
+            .await;
+        assert!(v["data"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+        assert_eq!(seen(&v["data"]), [mine], "exemplars as {mine}: {v}");
 
         // Series and labels.
         let v = api
@@ -623,6 +647,7 @@ fn the_ui_calls_only_checked_apis() {
     let checked = [
         "/api/v1/query",
         "/api/v1/query_range",
+        "/api/v1/query_exemplars",
         "/api/v1/series",
         "/api/v1/labels",
         "/api/v1/label/",
