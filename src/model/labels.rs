@@ -101,6 +101,18 @@ impl Labels {
         hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
+    /// A 128-bit hash of the set over the same bytes as [`Self::hash64`]
+    /// (xxh3), for caches keyed by the hash alone, where 64 bits would
+    /// risk a collision among millions of sets.
+    pub fn hash128(&self) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        feed_pairs(
+            self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            |b| h.update(b),
+        );
+        h.digest128()
+    }
+
     /// Go's `labels.Labels.String()` as Prometheus 3 writes it: every
     /// label in braces, `__name__` included, values Go-quoted and names
     /// outside the legacy set quoted too: `{__name__="a.b", "my.l"="x"}`.
@@ -135,13 +147,19 @@ impl Labels {
 /// (a set held in another form hashes the same).
 pub fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-    for (name, value) in pairs {
-        h.update(name.as_bytes());
-        h.update(&[0xff]);
-        h.update(value.as_bytes());
-        h.update(&[0xff]);
-    }
+    feed_pairs(pairs, |b| h.update(b));
     h.digest()
+}
+
+/// The bytes both label-set hashes read: each name and value followed by
+/// 0xff, which no UTF-8 text contains, so `a="bc"` and `ab="c"` differ.
+fn feed_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, mut update: impl FnMut(&[u8])) {
+    for (name, value) in pairs {
+        update(name.as_bytes());
+        update(&[0xff]);
+        update(value.as_bytes());
+        update(&[0xff]);
+    }
 }
 
 impl<'a> IntoIterator for &'a Labels {

@@ -753,7 +753,7 @@ impl ScrapeLoop {
         let sample_limit = self.cfg.sample_limit;
         for n in natives {
             stats.scraped += 1;
-            let key = hist_key(&n.labels);
+            let key = n.labels.hash128();
             let entry = match self.hist_cache.get(&key) {
                 Some(e) => Some(e.clone()),
                 None => {
@@ -995,19 +995,6 @@ fn set_if_changed(field: &mut String, v: &str) -> bool {
     }
 }
 
-/// The histogram cache's key of a scraped label set: a 128-bit hash of
-/// its names and values (no text rendered per histogram and scrape).
-fn hist_key(labels: &Labels) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for l in labels {
-        h.update(l.name.as_bytes());
-        h.update(&[0xff]);
-        h.update(l.value.as_bytes());
-        h.update(&[0xff]);
-    }
-    h.digest128()
-}
-
 /// Attaches the target's labels to a scraped series. With `honor_labels` the
 /// scraped value wins; otherwise the target's wins and the scraped one is kept
 /// as `exported_<name>` (repeating the prefix until the name is free).
@@ -1081,15 +1068,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hist_key_tells_label_sets_apart() {
+    fn hash128_tells_label_sets_apart() {
         let a = Labels::from_pairs([("__name__", "h"), ("a", "bc")]);
         let b = Labels::from_pairs([("__name__", "h"), ("ab", "c")]);
         let c = Labels::from_pairs([("__name__", "h"), ("a", "b"), ("c", "")]);
-        assert_ne!(hist_key(&a), hist_key(&b));
-        assert_ne!(hist_key(&a), hist_key(&c));
+        assert_ne!(Labels::hash128(&a), Labels::hash128(&b));
+        assert_ne!(Labels::hash128(&a), Labels::hash128(&c));
         assert_eq!(
-            hist_key(&a),
-            hist_key(&Labels::from_pairs([("a", "bc"), ("__name__", "h")]))
+            Labels::hash128(&a),
+            Labels::hash128(&Labels::from_pairs([("a", "bc"), ("__name__", "h")]))
         );
     }
 
